@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every toolchain wasmesh's examples, tests and benchmarks need.
+# Idempotent: each step is skipped when its tool is already present.
+# Used by `make examples`, `make toolchains` and .ci/run.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '== toolchains: %s\n' "$*" >&2; }
+
+need_apt=()
+[ -x /usr/bin/rustc ] || need_apt+=(rustc)
+[ -d /usr/lib/rustlib/wasm32-wasi ] || need_apt+=(libstd-rust-dev-wasm32)
+command -v wat2wasm >/dev/null || need_apt+=(wabt)
+command -v clang >/dev/null || need_apt+=(clang)
+command -v llvm-strip >/dev/null || need_apt+=(llvm)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v bpftool >/dev/null || need_apt+=(bpftool)
+[ -e /usr/include/asm/types.h ] || [ -e /usr/include/x86_64-linux-gnu/asm/types.h ] || need_apt+=(linux-libc-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Zig from PyPI (the ziglang wheel ships a real Zig binary).
+if ! python3 -m ziglang version >/dev/null 2>&1; then
+  log "pip install ziglang"
+  python3 -m pip install -q --disable-pip-version-check 'ziglang==0.13.0.post1' 
+fi
+
+# AssemblyScript, pinned by examples/hello/typescript/package-lock.json.
+for d in "$here"/*/typescript; do
+  [ -f "$d/package.json" ] || continue
+  if [ ! -x "$d/node_modules/.bin/asc" ]; then
+    log "npm ci in ${d#$here/}"
+    (cd "$d" && npm ci --silent --no-audit --no-fund)
+  fi
+done
+log "ready"

@@ -1,0 +1,213 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newEngine(t testing.TB) *Engine {
+	t.Helper()
+	e, err := New(context.Background(), Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e
+}
+
+func compileFile(t testing.TB, e *Engine, path string) *Module {
+	t.Helper()
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.Compile(context.Background(), "", wasm)
+	if err != nil {
+		t.Fatalf("compile %s: %v", path, err)
+	}
+	return m
+}
+
+func TestCompileErrors(t *testing.T) {
+	e := newEngine(t)
+	badimport, _ := os.ReadFile("testdata/badimport.wasm")
+	tests := []struct {
+		name    string
+		wasm    []byte
+		wantErr string
+	}{
+		{"empty", nil, "not a WebAssembly binary"},
+		{"text", []byte("hello, this is not wasm"), "not a WebAssembly binary"},
+		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "invalid WebAssembly module"},
+		{"unknown imports", badimport, "unknown imports: env.launch_missiles, wasi_snapshot_preview1.no_such_call"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Compile(context.Background(), "", tc.wasm)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCompileOnceConcurrently(t *testing.T) {
+	e := newEngine(t)
+	wasm, _ := os.ReadFile("testdata/exit7.wasm")
+	var wg sync.WaitGroup
+	mods := make([]*Module, 16)
+	for i := range mods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := e.Compile(context.Background(), "", wasm)
+			if err != nil {
+				t.Error(err)
+			}
+			mods[i] = m
+		}()
+	}
+	wg.Wait()
+	for _, m := range mods[1:] {
+		if m != mods[0] {
+			t.Fatal("concurrent compiles of one digest returned different modules")
+		}
+	}
+	if want := Digest(wasm); mods[0].Digest != want {
+		t.Fatalf("digest = %s, want %s", mods[0].Digest, want)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	e := newEngine(t)
+	tests := []struct {
+		file      string
+		call      Call
+		wantErr   error
+		wantTrap  string
+		wantExit  uint32
+		wantInErr string
+	}{
+		{file: "trap_unreachable.wasm", wantTrap: "unreachable"},
+		{file: "trap_divzero.wasm", wantTrap: "integer divide by zero"},
+		{file: "trap_oob.wasm", wantTrap: "out of bounds memory access"},
+		{file: "trap_stack.wasm", wantTrap: "stack overflow"},
+		{file: "exit7.wasm", wantExit: 7},
+		{file: "nostart.wasm", wantErr: ErrNoStart},
+		{file: "loop.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline, wantInErr: "200ms timeout"},
+		{file: "bigmem.wasm", call: Call{MemoryLimit: 64 << 20}, wantErr: ErrMemoryLimit},
+		{file: "membomb.wasm", call: Call{MemoryLimit: 16 << 20}, wantExit: 3},
+		{file: "bigout.wasm", call: Call{MaxStdout: 1 << 20}, wantErr: ErrOutputLimit, wantInErr: "more than 1048576 bytes to stdout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			m := compileFile(t, e, filepath.Join("testdata", tc.file))
+			res, err := e.Run(context.Background(), m, tc.call)
+			switch {
+			case tc.wantTrap != "":
+				var trap *TrapError
+				if !errors.As(err, &trap) || trap.Cause != tc.wantTrap {
+					t.Fatalf("err = %v, want trap %q", err, tc.wantTrap)
+				}
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantInErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantInErr)
+				}
+			default:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.ExitCode != tc.wantExit {
+					t.Fatalf("exit code = %d, want %d", res.ExitCode, tc.wantExit)
+				}
+			}
+		})
+	}
+}
+
+func TestMemoryLimitHoldsInGuest(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/membomb.wasm")
+	res, err := e.Run(context.Background(), m, Call{MemoryLimit: 16<<20 + 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 3 {
+		t.Fatalf("exit code = %d, want 3 (memory.grow failed in the guest)", res.ExitCode)
+	}
+	if max := uint32(16 << 20 / pageSize); res.MemoryPages > max {
+		t.Fatalf("guest reached %d pages, limit is %d", res.MemoryPages, max)
+	}
+	// The host is fine: the same engine runs another guest.
+	if _, err := e.Run(context.Background(), compileFile(t, e, "testdata/exit7.wasm"), Call{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOutputCapKeepsPrefix(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/bigout.wasm")
+	var out bytes.Buffer
+	_, err := e.Run(context.Background(), m, Call{Stdout: &out, MaxStdout: 100_000})
+	if !errors.Is(err, ErrOutputLimit) {
+		t.Fatalf("err = %v, want ErrOutputLimit", err)
+	}
+	if out.Len() != 100_000 || strings.Trim(out.String(), "x") != "" {
+		t.Fatalf("collected %d bytes, want exactly the first 100000", out.Len())
+	}
+}
+
+func TestCallerCancel(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/loop.wasm")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := e.Run(ctx, m, Call{})
+	if !errors.Is(err, ErrCanceled) {
+		t.Fatalf("err = %v, want ErrCanceled", err)
+	}
+}
+
+// A guest that misbehaves fails only its own run: others on the same engine,
+// running at the same time, succeed.
+func TestBadGuestsDoNotDisturbOthers(t *testing.T) {
+	e := newEngine(t)
+	good := compileFile(t, e, "testdata/exit7.wasm")
+	bad := []struct {
+		m    *Module
+		call Call
+	}{
+		{compileFile(t, e, "testdata/loop.wasm"), Call{Timeout: 300 * time.Millisecond}},
+		{compileFile(t, e, "testdata/membomb.wasm"), Call{MemoryLimit: 32 << 20}},
+		{compileFile(t, e, "testdata/bigout.wasm"), Call{MaxStdout: 1 << 20}},
+		{compileFile(t, e, "testdata/trap_stack.wasm"), Call{}},
+		{compileFile(t, e, "testdata/trap_oob.wasm"), Call{}},
+	}
+	var wg sync.WaitGroup
+	for _, b := range bad {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				_, _ = e.Run(context.Background(), b.m, b.call)
+			}
+		}()
+	}
+	for range 50 {
+		res, err := e.Run(context.Background(), good, Call{})
+		if err != nil || res.ExitCode != 7 {
+			t.Fatalf("good guest: exit %d, err %v", res.ExitCode, err)
+		}
+	}
+	wg.Wait()
+}

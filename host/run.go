@@ -1,0 +1,180 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+// pageSize is the size of a WebAssembly memory page.
+const pageSize = 64 << 10
+
+// maxMemory is the whole 32-bit address space, the default memory limit.
+const maxMemory = 4 << 30
+
+// Call is one run of a module: what the guest sees and how far it may go.
+// The zero value runs a guest with no arguments, environment or files, empty
+// stdin, discarded output, 4 GiB of memory and no deadline beyond the context.
+type Call struct {
+	wasi.Capabilities
+
+	// Stdin is the guest's standard input. Default: empty.
+	Stdin io.Reader
+	// Stdout and Stderr receive the guest's output. Default: discarded.
+	Stdout, Stderr io.Writer
+	// MaxStdout and MaxStderr cap the bytes the guest may write to each
+	// stream; past the cap the guest is stopped and Run returns an error
+	// wrapping ErrOutputLimit. Default 0: unlimited.
+	MaxStdout, MaxStderr int64
+	// MemoryLimit caps the guest's linear memory in bytes, rounded down to
+	// whole 64 KiB pages: memory.grow past it fails inside the guest.
+	// Default 0: 4 GiB, the whole 32-bit address space.
+	MemoryLimit int64
+	// Timeout stops the guest wherever it is once elapsed, failing the run
+	// with ErrDeadline. Default 0: only the context's deadline applies.
+	Timeout time.Duration
+}
+
+// Result is what a finished guest left.
+type Result struct {
+	// ExitCode is the code the guest passed to proc_exit, 0 if it returned.
+	ExitCode uint32
+	// MemoryPages is the size of the guest's memory when it finished, in
+	// 64 KiB pages: its high-water mark, since memory never shrinks.
+	MemoryPages uint32
+}
+
+// Run runs m's _start in a fresh instance that no other run can observe, and
+// releases the instance before returning. See Call for the limits applied.
+func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
+	if !m.hasStart {
+		return Result{}, ErrNoStart
+	}
+	limit := uint64(maxMemory)
+	if c.MemoryLimit > 0 {
+		limit = uint64(c.MemoryLimit) &^ (pageSize - 1)
+	}
+	if need := uint64(m.minPages) * pageSize; need > limit {
+		return Result{}, fmt.Errorf("module needs %d bytes of memory at start, limit is %d: %w", need, limit, ErrMemoryLimit)
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if c.Timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, c.Timeout, fmt.Errorf("guest ran past its %s timeout: %w", c.Timeout, ErrDeadline))
+		defer stop()
+	}
+	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
+
+	inst, err := e.rt.InstantiateModule(ctx, m.compiled, e.moduleConfig(c, cancel))
+	if err != nil {
+		return Result{}, runError(ctx, err)
+	}
+	defer inst.Close(ctx)
+
+	_, err = inst.ExportedFunction("_start").Call(ctx)
+	res := Result{}
+	if mem := inst.Memory(); mem != nil {
+		res.MemoryPages = mem.Size() / pageSize
+	}
+	var exit *sys.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded:
+		res.ExitCode = exit.ExitCode()
+	default:
+		return res, runError(ctx, err)
+	}
+	return res, nil
+}
+
+func (e *Engine) moduleConfig(c Call, stop context.CancelCauseFunc) wazero.ModuleConfig {
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // called by Run, so instantiation and run are told apart
+		WithArgs(c.Args...).
+		WithStdout(capWriter(c.Stdout, "stdout", c.MaxStdout, stop)).
+		WithStderr(capWriter(c.Stderr, "stderr", c.MaxStderr, stop)).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader)
+	if c.Stdin != nil {
+		mc = mc.WithStdin(c.Stdin)
+	}
+	for _, kv := range c.Env {
+		k, v, _ := wasi.ParseEnv(kv)
+		mc = mc.WithEnv(k, v)
+	}
+	if len(c.Mounts) > 0 {
+		fs := wazero.NewFSConfig()
+		for _, mnt := range c.Mounts {
+			if mnt.ReadOnly {
+				fs = fs.WithReadOnlyDirMount(mnt.HostPath, mnt.GuestPath)
+			} else {
+				fs = fs.WithDirMount(mnt.HostPath, mnt.GuestPath)
+			}
+		}
+		mc = mc.WithFSConfig(fs)
+	}
+	return mc
+}
+
+// runError says why a guest stopped: the context's cause when the context
+// stopped it (deadline, output cap, caller gone), else the trap.
+func runError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		switch {
+		case errors.Is(cause, ErrDeadline), errors.Is(cause, ErrOutputLimit):
+			return cause
+		case errors.Is(cause, context.DeadlineExceeded):
+			return fmt.Errorf("guest stopped at the caller's deadline: %w", ErrDeadline)
+		default:
+			return fmt.Errorf("guest stopped: %w (%v)", ErrCanceled, cause)
+		}
+	}
+	return trapFrom(err)
+}
+
+// capWriter counts what the guest writes to a stream and stops the guest,
+// through stop, on the first write past max.
+func capWriter(w io.Writer, stream string, max int64, stop context.CancelCauseFunc) io.Writer {
+	if w == nil {
+		w = io.Discard
+	}
+	if max <= 0 {
+		return w
+	}
+	return &cappedWriter{w: w, stream: stream, left: max, max: max, stop: stop}
+}
+
+type cappedWriter struct {
+	w      io.Writer
+	stream string
+	left   int64
+	max    int64
+	stop   context.CancelCauseFunc
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= c.left {
+		c.left -= int64(len(p))
+		return c.w.Write(p)
+	}
+	err := &outputError{stream: c.stream, limit: c.max}
+	c.stop(err)
+	n, _ := c.w.Write(p[:c.left])
+	c.left = 0
+	return n, err
+}

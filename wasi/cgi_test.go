@@ -1,0 +1,168 @@
+package wasi
+
+import (
+	"errors"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRequestEnv(t *testing.T) {
+	r := httptest.NewRequest("POST", "http://api.example.com:8080/hello/x?a=1&b=2", strings.NewReader("12345"))
+	r.Header.Set("Content-Type", "text/plain")
+	r.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	r.Header.Add("X-Multi", "a")
+	r.Header.Add("X-Multi", "b")
+	r.Header["X_Shadow"] = []string{"evil"}
+	env := RequestEnv(r, Meta{PathInfo: "/x", ScriptName: "/hello", Route: "r1", Version: "sha256:abc", RequestID: "rid", PeerID: "spiffe://example.org/a"})
+
+	want := []string{
+		"REQUEST_METHOD=POST", "PATH_INFO=/x", "SCRIPT_NAME=/hello", "QUERY_STRING=a=1&b=2",
+		"SERVER_NAME=api.example.com", "SERVER_PORT=8080", "CONTENT_TYPE=text/plain", "CONTENT_LENGTH=5",
+		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"HTTP_X_MULTI=a, b", "HTTP_HOST=api.example.com:8080", "X_MATCHED_ROUTE=r1",
+		"X_WASMESH_VERSION=sha256:abc", "X_REQUEST_ID=rid", "X_SPIFFE_PEER_ID=spiffe://example.org/a",
+	}
+	for _, w := range want {
+		if !slices.Contains(env, w) {
+			t.Errorf("env lacks %q; got %q", w, env)
+		}
+	}
+	for _, e := range env {
+		if strings.HasPrefix(e, "HTTP_X_SHADOW") {
+			t.Errorf("header with an underscore reached the guest: %q", e)
+		}
+	}
+	if !slices.IsSorted(env) {
+		t.Errorf("env is not sorted: %q", env)
+	}
+}
+
+func TestRequestEnvNoPeer(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	for _, e := range RequestEnv(r, Meta{PathInfo: "/"}) {
+		if strings.HasPrefix(e, "X_SPIFFE_PEER_ID=") {
+			t.Fatalf("X_SPIFFE_PEER_ID set without a peer: %q", e)
+		}
+	}
+}
+
+func TestParseResponse(t *testing.T) {
+	tests := []struct {
+		name       string
+		out        string
+		wantStatus int
+		wantHeader map[string]string
+		wantBody   string
+		wantErr    string
+	}{
+		{name: "plain", out: "Content-Type: text/plain\n\nhello\n", wantStatus: 200,
+			wantHeader: map[string]string{"Content-Type": "text/plain"}, wantBody: "hello\n"},
+		{name: "crlf", out: "Content-Type: text/plain\r\n\r\nhi", wantStatus: 200, wantBody: "hi"},
+		{name: "status", out: "Status: 201 Created\nContent-Type: a/b\n\n", wantStatus: 201,
+			wantHeader: map[string]string{"Content-Type": "a/b"}},
+		{name: "status bare", out: "status: 404\n\nnope", wantStatus: 404, wantBody: "nope"},
+		{name: "location gives 302", out: "Location: /there\n\n", wantStatus: 302,
+			wantHeader: map[string]string{"Location": "/there"}},
+		{name: "location with status", out: "Location: /there\nStatus: 301\n\n", wantStatus: 301},
+		{name: "header canonicalised", out: "x-thing:  v \n\n", wantStatus: 200, wantHeader: map[string]string{"X-Thing": "v"}},
+		{name: "body keeps blank lines", out: "A: b\n\n\nx\n\n", wantStatus: 200, wantBody: "\nx\n\n"},
+		{name: "empty", out: "", wantErr: "no blank line"},
+		{name: "no blank line", out: "Content-Type: text/plain\nhello", wantErr: "no blank line"},
+		{name: "no headers", out: "\nbody", wantErr: "no headers"},
+		{name: "not a header", out: "hello world\n\n", wantErr: "line 1: \"hello world\" is not a header"},
+		{name: "garbage bytes", out: "\x00\x01 junk\n", wantErr: "line 1: \"\\x00\\x01 junk\" is not a header"},
+		{name: "bad name", out: "Bad Name: x\n\n", wantErr: "invalid header name"},
+		{name: "bad status", out: "Status: abc\n\n", wantErr: `line 1: invalid Status "abc"`},
+		{name: "status out of range", out: "Status: 999\n\n", wantErr: "invalid Status"},
+		{name: "huge headers", out: "A: " + strings.Repeat("x", MaxHeaderBytes) + "\n\n", wantErr: "headers exceed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := ParseResponse([]byte(tc.out))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				if !errors.Is(err, ErrMalformedResponse) {
+					t.Fatalf("err %v does not wrap ErrMalformedResponse", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != tc.wantStatus {
+				t.Errorf("status = %d, want %d", resp.Status, tc.wantStatus)
+			}
+			for k, v := range tc.wantHeader {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			if _, ok := resp.Header["Status"]; ok {
+				t.Errorf("Status leaked into headers: %v", resp.Header)
+			}
+			if tc.wantBody != "" && string(resp.Body) != tc.wantBody {
+				t.Errorf("body = %q, want %q", resp.Body, tc.wantBody)
+			}
+		})
+	}
+}
+
+func FuzzParseResponse(f *testing.F) {
+	for _, seed := range []string{
+		"Content-Type: text/plain\n\nhello", "Status: 201\r\n\r\n", "Location: /x\n\n", "\n", "a:b\n\nc",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, out []byte) {
+		resp, err := ParseResponse(out)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedResponse) {
+				t.Fatalf("error %v does not wrap ErrMalformedResponse", err)
+			}
+			return
+		}
+		if resp.Status < 100 || resp.Status > 599 {
+			t.Fatalf("status %d out of range", resp.Status)
+		}
+		// The response must be writable by net/http without panicking.
+		w := httptest.NewRecorder()
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				w.Header().Add(k, v)
+			}
+		}
+		w.WriteHeader(resp.Status)
+		_, _ = w.Write(resp.Body)
+	})
+}
+
+func TestParseMount(t *testing.T) {
+	tests := []struct {
+		spec    string
+		want    Mount
+		wantErr bool
+	}{
+		{spec: "/data", want: Mount{HostPath: "/data", GuestPath: "/data"}},
+		{spec: "/data:/d", want: Mount{HostPath: "/data", GuestPath: "/d"}},
+		{spec: "/data:/d:ro", want: Mount{HostPath: "/data", GuestPath: "/d", ReadOnly: true}},
+		{spec: "/data:ro", want: Mount{HostPath: "/data", GuestPath: "/data", ReadOnly: true}},
+		{spec: "a:b:c:d", wantErr: true},
+		{spec: ":/x", wantErr: true},
+		{spec: "", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			got, err := ParseMount(tc.spec)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -8,4 +8,9 @@ require (
 	golang.org/x/sync v0.24.0
 )
 
-require golang.org/x/sys v0.49.0 // indirect
+require (
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

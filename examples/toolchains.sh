@@ -10,6 +10,7 @@ log() { printf '== toolchains: %s\n' "$*" >&2; }
 need_apt=()
 [ -x /usr/bin/rustc ] || need_apt+=(rustc)
 [ -d /usr/lib/rustlib/wasm32-wasi ] || need_apt+=(libstd-rust-dev-wasm32)
+command -v wasm-ld-14 >/dev/null || command -v rust-lld >/dev/null || need_apt+=(lld-14)  # rustc links wasm32 with it
 command -v wat2wasm >/dev/null || need_apt+=(wabt)
 command -v clang >/dev/null || need_apt+=(clang)
 command -v llvm-strip >/dev/null || need_apt+=(llvm)
@@ -26,7 +27,7 @@ fi
 # Zig from PyPI (the ziglang wheel ships a real Zig binary).
 if ! python3 -m ziglang version >/dev/null 2>&1; then
   log "pip install ziglang"
-  python3 -m pip install -q --disable-pip-version-check 'ziglang==0.13.0.post1' 
+  python3 -m pip install -q --disable-pip-version-check 'ziglang==0.13.0.post1'
 fi
 
 # AssemblyScript, pinned by examples/hello/typescript/package-lock.json.

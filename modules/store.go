@@ -1,0 +1,364 @@
+package modules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
+)
+
+// MaxModuleSize is the largest module Put accepts: 256 MiB.
+const MaxModuleSize = 256 << 20
+
+// ErrNotFound is wrapped by errors for a digest that is not in the store.
+var ErrNotFound = errors.New("artifact not found")
+
+// Options configure a Store.
+type Options struct {
+	// Validate checks a module before it is stored, typically by compiling it
+	// (host.Engine.Validate). Default nil: only the binary's header and
+	// sections are checked.
+	Validate func(ctx context.Context, wasm []byte) error
+}
+
+// Store is a content-addressed store rooted at a directory. It is safe for
+// concurrent use by goroutines and by processes.
+type Store struct {
+	root string
+	opts Options
+}
+
+// DefaultDir is the store used when none is named: $WASMESH_HOME/store when
+// WASMESH_HOME is set, else ".wasmesh/store".
+func DefaultDir() string {
+	if home := os.Getenv("WASMESH_HOME"); home != "" {
+		return filepath.Join(home, "store")
+	}
+	return filepath.Join(".wasmesh", "store")
+}
+
+// Open opens the store at dir, creating it if needed.
+func Open(dir string, opts Options) (*Store, error) {
+	for _, sub := range []string{"blobs/sha256", "tmp", "signatures", "refs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+	}
+	return &Store{root: dir, opts: opts}, nil
+}
+
+// Dir returns the store's root directory.
+func (s *Store) Dir() string { return s.root }
+
+func (s *Store) blobPath(hexDigest string) string {
+	return filepath.Join(s.root, "blobs", "sha256", hexDigest[:2], hexDigest)
+}
+
+// Put reads a module from r, validates it, and stores it under its digest,
+// which it returns. Storing bytes already present is a no-op. Nothing is left
+// in the store when validation or the policy refuses the module.
+func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
+	wasm, err := io.ReadAll(io.LimitReader(r, MaxModuleSize+1))
+	if err != nil {
+		return "", fmt.Errorf("read module: %w", err)
+	}
+	if len(wasm) > MaxModuleSize {
+		return "", fmt.Errorf("module is larger than %d bytes", MaxModuleSize)
+	}
+	if _, err := wasmbin.Parse(wasm); err != nil {
+		return "", err
+	}
+	if s.opts.Validate != nil {
+		if err := s.opts.Validate(ctx, wasm); err != nil {
+			return "", err
+		}
+	}
+	digest := DigestOf(wasm)
+	if err := s.checkPolicy(digest); err != nil {
+		return "", err
+	}
+	h := strings.TrimPrefix(digest, Prefix)
+	dst := s.blobPath(h)
+	if _, err := os.Stat(dst); err == nil {
+		return digest, nil
+	}
+	if err := writeAtomic(filepath.Join(s.root, "tmp"), dst, wasm, 0o444); err != nil {
+		return "", fmt.Errorf("store %s: %w", digest, err)
+	}
+	return digest, nil
+}
+
+// writeAtomic writes data to dst through a temporary file in tmpDir: write,
+// fsync, rename, fsync the directory. Readers see the whole file or none.
+func writeAtomic(tmpDir, dst string, data []byte, perm fs.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(tmpDir, filepath.Base(dst)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Resolve turns a reference — "sha256:<hex>" or bare hex, full or a prefix of
+// at least MinPrefix digits — into the full digest of a stored module. An
+// ambiguous prefix is an error that lists the candidates.
+func (s *Store) Resolve(ref string) (string, error) {
+	h, err := parseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	if len(h) == 64 {
+		if _, err := os.Stat(s.blobPath(h)); err != nil {
+			return "", fmt.Errorf("%w: %s%s in %s", ErrNotFound, Prefix, h, s.root)
+		}
+		return Prefix + h, nil
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, "blobs", "sha256", h[:2]))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var matches []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), h) && len(e.Name()) == 64 {
+			matches = append(matches, Prefix+e.Name())
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("%w: no artifact matches %s in %s", ErrNotFound, ref, s.root)
+	case 1:
+		return matches[0], nil
+	}
+	return "", fmt.Errorf("ambiguous digest %s: matches %s", ref, strings.Join(matches, ", "))
+}
+
+// Get returns the bytes of the module ref resolves to, checking that they
+// still hash to its digest and, when the policy requires it, that the module
+// is signed by a trusted key.
+func (s *Store) Get(ref string) (digest string, wasm []byte, err error) {
+	digest, err = s.Resolve(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	wasm, err = os.ReadFile(s.blobPath(strings.TrimPrefix(digest, Prefix)))
+	if err != nil {
+		return "", nil, fmt.Errorf("read %s: %w", digest, err)
+	}
+	if got := DigestOf(wasm); got != digest {
+		return "", nil, fmt.Errorf("artifact %s is corrupt: its bytes hash to %s", digest, got)
+	}
+	if err := s.checkPolicy(digest); err != nil {
+		return "", nil, err
+	}
+	return digest, wasm, nil
+}
+
+// Entry describes a stored module.
+type Entry struct {
+	Digest   string    `json:"digest"`
+	Size     int64     `json:"size"`
+	PushedAt time.Time `json:"pushed_at"`
+	// Language is the source language, from the producers section where present.
+	Language string `json:"language,omitempty"`
+	// WASI is the WASI version the module imports ("preview1"), "" for none.
+	WASI string `json:"wasi,omitempty"`
+	// Imports lists the modules it imports functions from.
+	Imports []string `json:"imports"`
+	Signed  bool     `json:"signed"`
+}
+
+// List describes every stored module, oldest push first.
+func (s *Store) List() ([]Entry, error) {
+	var out []Entry
+	err := filepath.WalkDir(filepath.Join(s.root, "blobs", "sha256"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || len(d.Name()) != 64 {
+			return err
+		}
+		e, err := s.entry(d.Name())
+		if err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].PushedAt.Equal(out[j].PushedAt) {
+			return out[i].PushedAt.Before(out[j].PushedAt)
+		}
+		return out[i].Digest < out[j].Digest
+	})
+	return out, err
+}
+
+func (s *Store) entry(h string) (Entry, error) {
+	path := s.blobPath(h)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Digest: Prefix + h, Size: fi.Size(), PushedAt: fi.ModTime().UTC(), Imports: []string{}}
+	if wasm, err := os.ReadFile(path); err == nil {
+		if info, err := wasmbin.Parse(wasm); err == nil {
+			e.Language, e.WASI, e.Imports = info.Language(), info.WASI(), info.ImportModules()
+		}
+	}
+	sigs, _ := os.ReadDir(filepath.Join(s.root, "signatures", h))
+	e.Signed = len(sigs) > 0
+	return e, nil
+}
+
+// Inspection is what Inspect reports of a module.
+type Inspection struct {
+	Entry
+	Module *wasmbin.Info `json:"module"`
+}
+
+// Inspect describes the module ref resolves to: its imports, exports, memory
+// limits, custom sections and producers.
+func (s *Store) Inspect(ref string) (*Inspection, error) {
+	digest, err := s.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	h := strings.TrimPrefix(digest, Prefix)
+	e, err := s.entry(h)
+	if err != nil {
+		return nil, err
+	}
+	wasm, err := os.ReadFile(s.blobPath(h))
+	if err != nil {
+		return nil, err
+	}
+	info, err := wasmbin.Parse(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", digest, err)
+	}
+	return &Inspection{Entry: e, Module: info}, nil
+}
+
+// Remove deletes the module ref resolves to, and its signatures. It refuses
+// while a ref file (see SetRefs) names the module, unless force is set.
+func (s *Store) Remove(ref string, force bool) (string, error) {
+	digest, err := s.Resolve(ref)
+	if err != nil {
+		return "", err
+	}
+	if owners := s.referrers(digest); len(owners) > 0 && !force {
+		return "", fmt.Errorf("artifact %s is in use by %s", digest, strings.Join(owners, ", "))
+	}
+	h := strings.TrimPrefix(digest, Prefix)
+	if err := os.Remove(s.blobPath(h)); err != nil {
+		return "", err
+	}
+	return digest, os.RemoveAll(filepath.Join(s.root, "signatures", h))
+}
+
+// SetRefs records that owner (for example a gateway's config file) uses the
+// given digests, so that Remove refuses to delete them. An empty list clears
+// owner's references.
+func (s *Store) SetRefs(owner string, digests []string) error {
+	path := filepath.Join(s.root, "refs", refName(owner))
+	if len(digests) == 0 {
+		err := os.Remove(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	data := owner + "\n" + strings.Join(digests, "\n") + "\n"
+	return writeAtomic(filepath.Join(s.root, "tmp"), path, []byte(data), 0o644)
+}
+
+// refName makes a file name of an owner such as a config path.
+func refName(owner string) string {
+	return strings.TrimPrefix(DigestOf([]byte(owner)), Prefix)[:16]
+}
+
+func (s *Store) referrers(digest string) []string {
+	entries, _ := os.ReadDir(filepath.Join(s.root, "refs"))
+	var owners []string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(s.root, "refs", e.Name()))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		for _, l := range lines[1:] {
+			if l == digest {
+				owners = append(owners, lines[0])
+				break
+			}
+		}
+	}
+	sort.Strings(owners)
+	return owners
+}
+
+// Problem is something Verify found wrong.
+type Problem struct {
+	Digest string `json:"digest"`
+	Err    string `json:"error"`
+}
+
+// Verify re-hashes every stored module and, when the policy requires
+// signatures, checks them. It returns what it found wrong, or nothing.
+func (s *Store) Verify() ([]Problem, error) {
+	entries, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var problems []Problem
+	for _, e := range entries {
+		wasm, err := os.ReadFile(s.blobPath(strings.TrimPrefix(e.Digest, Prefix)))
+		if err == nil {
+			if got := DigestOf(wasm); got != e.Digest {
+				err = fmt.Errorf("corrupt: bytes hash to %s", got)
+			} else {
+				err = s.checkPolicy(e.Digest)
+			}
+		}
+		if err != nil {
+			problems = append(problems, Problem{Digest: e.Digest, Err: err.Error()})
+		}
+	}
+	return problems, nil
+}
+

@@ -1,0 +1,291 @@
+package modules
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// blobs lists every file under the store's blobs and tmp directories.
+func blobs(t *testing.T, s *Store) []string {
+	t.Helper()
+	var files []string
+	for _, sub := range []string{"blobs", "tmp"} {
+		filepath.WalkDir(filepath.Join(s.Dir(), sub), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+	}
+	return files
+}
+
+func TestPutDigestIsSha256(t *testing.T) {
+	s := openStore(t)
+	wasm := readFile(t, "a.wasm")
+	digest, err := s.Put(context.Background(), bytes.NewReader(wasm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(wasm)
+	if want := "sha256:" + hex.EncodeToString(sum[:]); digest != want {
+		t.Fatalf("digest = %s, want %s", digest, want)
+	}
+	again, err := s.Put(context.Background(), bytes.NewReader(wasm))
+	if err != nil || again != digest {
+		t.Fatalf("second put = %s, %v", again, err)
+	}
+	if n := len(blobs(t, s)); n != 1 {
+		t.Fatalf("%d files after pushing the same bytes twice, want 1", n)
+	}
+	_, got, err := s.Get(digest)
+	if err != nil || !bytes.Equal(got, wasm) {
+		t.Fatalf("get: %v", err)
+	}
+}
+
+func TestPutRefusesInvalidAndLeavesNothing(t *testing.T) {
+	validateErr := errors.New("compile failed: boom")
+	s, err := Open(t.TempDir(), Options{Validate: func(_ context.Context, wasm []byte) error {
+		if bytes.Equal(wasm, readFile(t, "c.wasm")) {
+			return validateErr
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr string
+	}{
+		{"text", []byte("#!/bin/sh\necho hi\n"), "not a WebAssembly binary"},
+		{"bad version", []byte("\x00asm\x02\x00\x00\x00"), "unsupported WebAssembly version"},
+		{"truncated section", []byte("\x00asm\x01\x00\x00\x00\x01\x7f"), "truncated"},
+		{"validator refuses", readFile(t, "c.wasm"), "compile failed: boom"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Put(context.Background(), bytes.NewReader(tc.data))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if files := blobs(t, s); len(files) != 0 {
+				t.Fatalf("store holds %v after a refused push", files)
+			}
+		})
+	}
+}
+
+func TestConcurrentPutsGoroutines(t *testing.T) {
+	s := openStore(t)
+	mods := [][]byte{readFile(t, "a.wasm"), readFile(t, "b.wasm"), readFile(t, "c.wasm")}
+	var wg sync.WaitGroup
+	errs := make(chan error, 60)
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wasm := mods[i%len(mods)]
+			d, err := s.Put(context.Background(), bytes.NewReader(wasm))
+			if err == nil && d != DigestOf(wasm) {
+				err = fmt.Errorf("digest %s for module %d", d, i%len(mods))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertIntact(t, s, 3)
+}
+
+func assertIntact(t *testing.T, s *Store, want int) {
+	t.Helper()
+	entries, err := s.List()
+	if err != nil || len(entries) != want {
+		t.Fatalf("list: %d entries, %v; want %d", len(entries), err, want)
+	}
+	problems, err := s.Verify()
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("verify: %v %v", problems, err)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(s.Dir(), "tmp")); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
+}
+
+// TestConcurrentPutsProcesses pushes from two processes into one store: this
+// test binary re-run with WASMESH_TEST_PUSH_STORE set.
+func TestConcurrentPutsProcesses(t *testing.T) {
+	if dir := os.Getenv("WASMESH_TEST_PUSH_STORE"); dir != "" {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			for _, name := range []string{"a.wasm", "b.wasm", "c.wasm"} {
+				if _, err := s.Put(context.Background(), bytes.NewReader(readFile(t, name))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return
+	}
+	s := openStore(t)
+	var cmds []*exec.Cmd
+	for range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestConcurrentPutsProcesses$")
+		cmd.Env = append(os.Environ(), "WASMESH_TEST_PUSH_STORE="+s.Dir())
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Log(out.String())
+			}
+		})
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("pushing process: %v", err)
+		}
+	}
+	assertIntact(t, s, 3)
+}
+
+func TestResolvePrefix(t *testing.T) {
+	s := openStore(t)
+	d, _ := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm")))
+	h := strings.TrimPrefix(d, Prefix)
+	// Plant a second blob sharing the first 9 hex digits, to make a prefix ambiguous.
+	twin := h[:9] + strings.Repeat("0", 55)
+	if twin == h {
+		twin = h[:9] + strings.Repeat("1", 55)
+	}
+	os.WriteFile(s.blobPath(twin), []byte("x"), 0o444)
+
+	tests := []struct {
+		ref, want, wantErr string
+	}{
+		{ref: d, want: d},
+		{ref: h, want: d},
+		{ref: "sha256:" + h[:12], want: d},
+		{ref: strings.ToUpper(h[:12]), want: d},
+		{ref: h[:9], wantErr: "ambiguous digest " + h[:9] + ": matches "},
+		{ref: h[:7], wantErr: "want sha256:<hex> with 8 to 64 hex digits"},
+		{ref: "sha256:zzzzzzzzzz", wantErr: "not hexadecimal"},
+		{ref: "ffffffffff", wantErr: "no artifact matches ffffffffff"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ref, func(t *testing.T) {
+			got, err := s.Resolve(tc.ref)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if strings.HasPrefix(tc.wantErr, "ambiguous") && (!strings.Contains(err.Error(), h) || !strings.Contains(err.Error(), twin)) {
+					t.Fatalf("ambiguity error does not list both candidates: %v", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyFindsCorruption(t *testing.T) {
+	s := openStore(t)
+	d, _ := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm")))
+	s.Put(context.Background(), bytes.NewReader(readFile(t, "b.wasm")))
+	path := s.blobPath(strings.TrimPrefix(d, Prefix))
+	os.Chmod(path, 0o644)
+	data, _ := os.ReadFile(path)
+	data[len(data)-1] ^= 0xff
+	os.WriteFile(path, data, 0o644)
+
+	problems, err := s.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || problems[0].Digest != d || !strings.Contains(problems[0].Err, "corrupt") {
+		t.Fatalf("problems = %+v, want one for %s", problems, d)
+	}
+	if _, _, err := s.Get(d); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("get of a corrupt blob: %v", err)
+	}
+}
+
+func TestRemoveRefusedWhileReferenced(t *testing.T) {
+	s := openStore(t)
+	d, _ := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm")))
+	if err := s.SetRefs("/etc/wasmesh/wasmesh.yaml", []string{d}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove(d, false); err == nil || !strings.Contains(err.Error(), "in use by /etc/wasmesh/wasmesh.yaml") {
+		t.Fatalf("remove of a referenced artifact: %v", err)
+	}
+	s.SetRefs("/etc/wasmesh/wasmesh.yaml", nil)
+	if _, err := s.Remove(d[:15], false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(d); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after remove: %v", err)
+	}
+}
+
+func TestInspectAndList(t *testing.T) {
+	s := openStore(t)
+	d, _ := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm")))
+	in, err := s.Inspect(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.WASI != "preview1" || len(in.Module.Imports) != 1 || in.Module.Imports[0].Name != "proc_exit" {
+		t.Fatalf("inspect: %+v", in)
+	}
+	if m := in.Module.Memories; len(m) != 1 || m[0].Min != 1 || m[0].Max != -1 {
+		t.Fatalf("memories: %+v", m)
+	}
+	if len(in.Module.Exports) != 2 {
+		t.Fatalf("exports: %+v", in.Module.Exports)
+	}
+}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strings"
 	"os"
+	"strings"
 	"testing"
 )
 

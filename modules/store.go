@@ -361,4 +361,3 @@ func (s *Store) Verify() ([]Problem, error) {
 	}
 	return problems, nil
 }
-

@@ -1,0 +1,101 @@
+// Command wasmesh runs polyglot WebAssembly (WASI preview 1) microservices.
+//
+// Exit status: 0 on success; for `run`, the guest's own exit code; 1 when an
+// operation fails or a guest fails at run time (trap, output cap); 2 for a
+// usage error or a module that cannot be loaded (missing, not WebAssembly,
+// invalid, no _start, unknown imports); 124 when a guest hits its --timeout;
+// 130 when interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// exitError carries an exit status out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is a command-line mistake: exit status 2.
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// exitWith wraps err with an exit status; a nil err stays nil.
+func exitWith(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "[flags] MODULE.wasm|DIGEST [ARGS...]", "run a WASI command module", runCmd},
+		{"artifact", "push|ls|inspect|rm|verify|sign|policy ...", "manage the content-addressed store", artifactCmd},
+		{"key", "gen --out NAME", "generate an ed25519 signing key pair", keyCmd},
+		{"version", "", "print the versions of wasmesh and wazero", versionCmd},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: wasmesh COMMAND [ARGS]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %-46s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'wasmesh COMMAND -h' for a command's flags.")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout)
+		var exit *exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &exit):
+			if exit.err != nil && exit.err.Error() != "" {
+				fmt.Fprintf(stderr, "wasmesh %s: %v\n", c.name, exit.err)
+			}
+			return exit.code
+		default:
+			fmt.Fprintf(stderr, "wasmesh %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "wasmesh: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+func runCmd(ctx context.Context, args []string, _ io.Writer) error {
+	fs := newFlags("run", "[flags] MODULE.wasm|DIGEST [ARGS...]")
+	var envs, dirs listFlag
+	fs.Var(&envs, "env", "set a guest environment variable KEY=VALUE (repeatable)")
+	inherit := fs.Bool("env-inherit", false, "pass the host's environment to the guest (default: none)")
+	fs.Var(&dirs, "dir", "preopen HOST[:GUEST][:ro] for the guest; :ro refuses writes (repeatable)")
+	timeout := fs.Duration("timeout", 0, "stop the guest after this long, exit status 124 (default: no limit)")
+	memory := fs.String("memory", "", "cap the guest's memory, e.g. 64MiB (default: 4GiB)")
+	cacheDir := fs.String("cache-dir", defaultCacheDir(), "wazero compilation cache directory")
+	store := storeFlag(fs)
+	rest, err := parseUntilPositional(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	if len(rest) == 0 {
+		return usageError("no module given: wasmesh run [flags] MODULE.wasm|DIGEST [ARGS...]")
+	}
+
+	call := host.Call{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Timeout: *timeout}
+	call.Args = append([]string{filepath.Base(rest[0])}, rest[1:]...)
+	if *inherit {
+		call.Env = os.Environ()
+	}
+	for _, kv := range envs {
+		if _, _, err := wasi.ParseEnv(kv); err != nil {
+			return usageError("--env: %v", err)
+		}
+		call.Env = append(call.Env, kv)
+	}
+	for _, d := range dirs {
+		m, err := wasi.ParseMount(d)
+		if err != nil {
+			return usageError("--dir: %v", err)
+		}
+		if fi, err := os.Stat(m.HostPath); err != nil || !fi.IsDir() {
+			return usageError("--dir %s: %s is not a directory", d, m.HostPath)
+		}
+		call.Mounts = append(call.Mounts, m)
+	}
+	if *memory != "" {
+		if call.MemoryLimit, err = router.ParseSize(*memory); err != nil {
+			return usageError("--memory: %v", err)
+		}
+	}
+
+	eng, err := host.New(ctx, host.Options{CacheDir: *cacheDir})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
+	mod, err := loadModule(ctx, eng, *store, rest[0])
+	if err != nil {
+		return exitWith(2, err)
+	}
+	start := time.Now()
+	res, err := eng.Run(ctx, mod, call)
+	if err := runExit(res, err, time.Since(start)); err != nil {
+		var exit *exitError
+		if errors.As(err, &exit) && exit.err.Error() != "" {
+			exit.err = fmt.Errorf("%s: %w", rest[0], exit.err)
+		}
+		return err
+	}
+	return nil
+}
+
+// loadModule compiles a module named by a file path or, when no such file
+// exists, by a digest (or prefix) in the store.
+func loadModule(ctx context.Context, eng *host.Engine, storeDir, ref string) (*host.Module, error) {
+	wasm, err := os.ReadFile(ref)
+	digest := ""
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist) && modules.IsDigest(ref):
+		s, err := modules.Open(storeDir, modules.Options{})
+		if err != nil {
+			return nil, err
+		}
+		if digest, wasm, err = s.Get(ref); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%s: %w", ref, unwrapPath(err))
+	}
+	mod, err := eng.Compile(ctx, digest, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return mod, nil
+}
+
+// unwrapPath drops the "open X:" prefix of a path error, already named.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func runExit(res host.Result, err error, elapsed time.Duration) error {
+	switch {
+	case err == nil:
+		if res.ExitCode != 0 {
+			return &exitError{code: int(res.ExitCode & 0xff), err: errors.New("")}
+		}
+		return nil
+	case errors.Is(err, host.ErrNoStart), errors.Is(err, host.ErrMemoryLimit):
+		return exitWith(2, err)
+	case errors.Is(err, host.ErrDeadline):
+		return exitWith(124, fmt.Errorf("timed out after %s: %w", elapsed.Round(time.Millisecond), err))
+	case errors.Is(err, host.ErrCanceled):
+		return exitWith(130, errors.New("interrupted"))
+	}
+	return exitWith(1, err)
+}

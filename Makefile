@@ -1,0 +1,62 @@
+# wasmesh — see README.md. Every target works on a fresh machine of this kind:
+# `make toolchains` installs what the examples, eBPF and benchmarks need.
+
+GO      ?= go
+BIN     := bin/wasmesh
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+LANGS   := rust zig typescript go
+
+.PHONY: all build test run smoke examples examples-force toolchains bench check clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wasmesh
+
+# go vet, then every test with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# The main job on the bundled examples: each hello guest through `wasmesh run`.
+run: build
+	@for l in $(LANGS); do \
+	  printf '== %s: ' $$l; \
+	  printf 'hello' | ./$(BIN) run --env REQUEST_METHOD=POST --env PATH_INFO=/hello examples/hello/$$l/hello.wasm | tail -n 1; \
+	done
+
+# Like run, but fails unless every guest answers exactly as expected.
+smoke: build
+	@set -e; for l in $(LANGS); do \
+	  got=$$(printf 'hello' | ./$(BIN) run --env REQUEST_METHOD=POST --env PATH_INFO=/hello examples/hello/$$l/hello.wasm); \
+	  want=$$(printf 'Content-Type: text/plain\n\nhello from %s: POST /hello 5 bytes' $$l); \
+	  if [ "$$got" != "$$want" ]; then echo "smoke: $$l: got '$$got'"; exit 1; fi; \
+	  echo "smoke: $$l ok"; \
+	done
+
+# Rebuild the guests whose sources changed (examples/ and host/testdata/).
+examples:
+	$(MAKE) -C examples
+	$(MAKE) -C host/testdata
+
+# Rebuild every guest from source, whatever the timestamps say.
+examples-force:
+	$(MAKE) -C examples clean all
+	$(MAKE) -C host/testdata -B
+
+toolchains:
+	bash examples/toolchains.sh
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
+
+# Formatting, tidy modules, and a clean tree.
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) mod tidy
+	$(GO) vet ./...
+	@git diff --exit-code --stat || { echo 'check: the tree is dirty (go mod tidy or generated files changed)'; exit 1; }
+
+clean:
+	rm -rf bin

@@ -1,0 +1,247 @@
+package router
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Defaults for fields a config file leaves out.
+const (
+	DefaultListen       = ":8080"
+	DefaultAdmin        = "127.0.0.1:9901"
+	DefaultStore        = ".wasmesh/store" // used when $WASMESH_HOME is unset
+	DefaultDrainDelay   = 5 * time.Second
+	DefaultDrainTimeout = 30 * time.Second
+
+	DefaultMemory  = 64 << 20 // bytes
+	DefaultTimeout = 10 * time.Second
+	DefaultMaxBody = 4 << 20 // bytes
+)
+
+// Config is a parsed, validated config file. Treat it as read-only once it
+// is passed to NewTable.
+type Config struct {
+	// Listen is the address of the gateway. Default ":8080".
+	Listen string
+	// Admin is the address of the admin API. Default "127.0.0.1:9901";
+	// "" when the file says admin: off.
+	Admin string
+	// Store is the module store directory. Default $WASMESH_HOME/store when
+	// WASMESH_HOME is set (as for the CLI), else ".wasmesh/store". A relative
+	// path in the file (or the default ".wasmesh/store") is joined to Dir.
+	Store string
+	// DrainDelay is how long to keep serving after a shutdown signal before
+	// draining. Default 5s; 0 is allowed.
+	DrainDelay time.Duration
+	// DrainTimeout bounds the wait for in-flight requests. Default 30s; 0 is
+	// allowed.
+	DrainTimeout time.Duration
+	// Services by name.
+	Services map[string]*Service
+	// Routes in file order (see Table.Routes for precedence order).
+	Routes []*Route
+	// Dir is the directory of the config file: filepath.Dir(name) for Parse,
+	// the absolute directory for Load.
+	Dir string
+	// Raw is a copy of the bytes parsed.
+	Raw []byte
+}
+
+// Service is one microservice: a set of weighted versions of a module.
+type Service struct {
+	Name     string
+	Versions []*Version
+	// Sticky, when set, keeps requests with the same key on the same version.
+	// The zero value means no stickiness.
+	Sticky Sticky
+	// PinHeader allows the X-Wasmesh-Version request header to pin a version.
+	// Default true.
+	PinHeader bool
+	Limits    Limits
+	// Env is passed to the module as environment variables. Values may be
+	// written as any YAML scalar (GREETING: hi, RETRIES: 3).
+	Env map[string]string
+	// Line is where the service's name is in the file.
+	Line int
+
+	col int
+}
+
+// Sticky selects the request attribute that keeps a client on one version,
+// written "header:<name>" or "cookie:<name>".
+type Sticky struct {
+	Kind string // "header", "cookie" or "" (none)
+	Name string // header or cookie name, as written
+}
+
+// Limits bounds what one service may use.
+type Limits struct {
+	// Memory is the most linear memory one instance may grow to, in bytes,
+	// between 64KiB and 4GiB. Default 64MiB.
+	Memory int64
+	// MaxBody is the largest request body accepted, in bytes, > 0.
+	// Default 4MiB.
+	MaxBody int64
+	// Timeout bounds one request, > 0. Default 10s.
+	Timeout time.Duration
+	// MaxConcurrency is the most requests served at once; 0, the default,
+	// means unlimited.
+	MaxConcurrency int
+	// MaxQueue is how many requests may wait for a slot when MaxConcurrency
+	// is reached. Default 2*MaxConcurrency (so 0 when unlimited); setting it
+	// requires MaxConcurrency.
+	MaxQueue int
+}
+
+// Version is one deployable version of a service: a module in the store, or
+// a .wasm file during development.
+type Version struct {
+	// Module is a store digest as written: "sha256:" and 8 to 64 lowercase
+	// hex digits. Exactly one of Module and Path is set.
+	Module string
+	// Path is a .wasm file as written; see AbsPath.
+	Path string
+	// Name is an optional label, unique within the service, that can also
+	// pin the version.
+	Name string
+	// Weight is the percentage of unpinned traffic, 0..100. Weights of a
+	// service sum to 100; a lone version may omit it (100).
+	Weight int
+	// Digest is the full "sha256:<64 hex>", filled in by NewTable.
+	Digest string
+	// Line is where Module or Path is in the file.
+	Line int
+
+	file  string // config file name, for errors
+	col   int
+	field string // e.g. "services.hello.versions[1].module"
+	dir   string // Config.Dir
+}
+
+// AbsPath returns Path joined to the config file's directory (unchanged if
+// absolute), or "" when the version has no Path.
+func (v *Version) AbsPath() string {
+	if v.Path == "" || filepath.IsAbs(v.Path) {
+		return v.Path
+	}
+	return filepath.Join(v.dir, v.Path)
+}
+
+// Route sends matching requests to a service.
+type Route struct {
+	// Name defaults to "<index>:<service>", e.g. "0:hello".
+	Name    string
+	Match   Match
+	Service string
+	// StripPrefix removes Match.PathPrefix before the service sees the path;
+	// see Rewrite.
+	StripPrefix bool
+	// Index is the route's position in the file's routes list.
+	Index int
+	// Line is where the route starts in the file.
+	Line int
+
+	col           int
+	name, service pos // of the values, for errors
+}
+
+type pos struct{ line, col int }
+
+func posOf(n *yaml.Node) pos {
+	if n == nil {
+		return pos{}
+	}
+	return pos{n.Line, n.Column}
+}
+
+// Match is what a request must have for a route to apply. Empty fields match
+// anything.
+type Match struct {
+	// Host is an exact host ("api.example.com") or a wildcard
+	// ("*.example.com", any host ending in ".example.com" but not
+	// "example.com" itself), lowercased.
+	Host string
+	// Path matches the request path exactly.
+	Path string
+	// PathPrefix matches whole path segments: "/api" matches "/api", "/api/"
+	// and "/api/x" but not "/apix". Stored without a trailing slash ("/"
+	// stays "/").
+	PathPrefix string
+	// Method is an HTTP method, uppercased.
+	Method string
+	// Headers maps lowercased header names to values that one of the
+	// request's values for that header must equal exactly.
+	Headers map[string]string
+}
+
+// Load reads and parses the config file at path. Config.Dir is made absolute.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, dir, data)
+}
+
+// Parse decodes and validates a config. name is used in error messages
+// (usually the file path) and its directory becomes Config.Dir.
+//
+// Decoding is strict: unknown fields, values of the wrong type and duplicate
+// keys are errors. All problems are reported at once, each an *Error, joined
+// and sorted by line.
+func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, filepath.Dir(name), data)
+}
+
+func parse(name, dir string, data []byte) (*Config, error) {
+	root, err := decodeYAML(name, data)
+	if err != nil {
+		return nil, err
+	}
+	d := &decoder{file: name, dir: dir}
+	cfg := d.config(root)
+	if err := joinErrors(d.errs); err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
+	cfg.Raw = bytes.Clone(data)
+	return cfg, nil
+}
+
+// decodeYAML parses the single YAML document in data into a node tree; nil
+// for an empty document.
+func decodeYAML(name string, data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		// yaml.v3 should not panic on any input; be defensive anyway.
+		if r := recover(); r != nil {
+			err = &Error{File: name, Msg: fmt.Sprintf("invalid YAML: %v", r)}
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, syntaxError(name, err)
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, &Error{File: name, Line: next.Line, Column: next.Column, Msg: "only one YAML document is allowed"}
+	case !errors.Is(err, io.EOF):
+		return nil, syntaxError(name, err)
+	}
+	return &doc, nil
+}

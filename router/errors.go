@@ -1,0 +1,122 @@
+package router
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ErrUnknownVersion is returned (wrapped) by [Service.Select] when the
+// X-Wasmesh-Version header pins a version the service does not have, or pins
+// it ambiguously.
+var ErrUnknownVersion = errors.New("unknown version")
+
+// Error is one problem in a config file. Parse, Load and NewTable return
+// these joined with [errors.Join], sorted by position.
+//
+// Its text is "file:line:col: field: msg"; parts that are unknown are left
+// out (YAML syntax errors carry no column, top-level unknown fields no field).
+type Error struct {
+	File   string
+	Line   int
+	Column int
+	Field  string // e.g. "services.hello.versions[1].weight"
+	Msg    string
+	err    error // cause, e.g. from a Resolve func
+}
+
+func (e *Error) Error() string {
+	var parts []string
+	for _, p := range []string{e.File, itoa(e.Line), itoa(e.Column)} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	var loc []string
+	if len(parts) > 0 {
+		loc = append(loc, strings.Join(parts, ":"))
+	}
+	if e.Field != "" {
+		loc = append(loc, e.Field)
+	}
+	return strings.Join(append(loc, e.Msg), ": ")
+}
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.err }
+
+func itoa(i int) string {
+	if i <= 0 {
+		return ""
+	}
+	return strconv.Itoa(i)
+}
+
+// joinErrors sorts errs by position and joins them; nil when errs is empty.
+func joinErrors(errs []*Error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 parse error into an *Error naming file and line.
+func syntaxError(file string, err error) *Error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Msg: m[2]}
+	}
+	return &Error{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// suggest returns ` (did you mean "x"?)` for the known name closest to s, or "".
+func suggest(s string, known []string) string {
+	best, bestDist := "", len(s)/2+1
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return max(len(a), len(b))
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, sub)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

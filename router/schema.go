@@ -1,0 +1,427 @@
+package router
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// This file maps the YAML schema onto the Config types, field by field.
+
+var (
+	configFields  = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "services", "routes"}
+	serviceFields = []string{"versions", "sticky", "pin_header", "limits", "env"}
+	versionFields = []string{"module", "path", "name", "weight"}
+	limitsFields  = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
+	routeFields   = []string{"name", "match", "service", "strip_prefix"}
+	matchFields   = []string{"host", "path", "path_prefix", "method", "headers"}
+)
+
+func (d *decoder) config(root *yaml.Node) *Config {
+	c := &Config{
+		Listen:       DefaultListen,
+		Admin:        DefaultAdmin,
+		DrainDelay:   DefaultDrainDelay,
+		DrainTimeout: DefaultDrainTimeout,
+		Services:     map[string]*Service{},
+	}
+	store := ""
+	d.fields(root, "", configFields, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "listen":
+			c.Listen = d.addr(v, key, c.Listen)
+		case "admin":
+			c.Admin = d.addr(v, key, c.Admin)
+		case "store":
+			store, _ = d.str(v, key)
+			d.check(store == "", v, key, "must not be empty")
+		case "drain_delay":
+			c.DrainDelay, _ = d.duration(v, key)
+		case "drain_timeout":
+			c.DrainTimeout, _ = d.duration(v, key)
+		case "services":
+			d.pairs(v, key, func(name string, k, v *yaml.Node) {
+				c.Services[name] = d.service(name, k, v)
+			})
+		case "routes":
+			items, _ := d.list(v, key)
+			for i, n := range items {
+				if r := d.route(i, n); r != nil {
+					c.Routes = append(c.Routes, r)
+				}
+			}
+		}
+	})
+	c.Store = d.store(store)
+	d.crossCheck(c)
+	return c
+}
+
+// store resolves the store directory from the file's value (may be "").
+func (d *decoder) store(s string) string {
+	if s == "" {
+		if home := os.Getenv("WASMESH_HOME"); home != "" {
+			return filepath.Join(home, "store")
+		}
+		s = DefaultStore
+	}
+	if filepath.IsAbs(s) {
+		return filepath.Clean(s)
+	}
+	return filepath.Join(d.dir, s)
+}
+
+// addr decodes a listen address "host:port"; "off" gives "".
+func (d *decoder) addr(n *yaml.Node, path, def string) string {
+	s, ok := d.str(n, path)
+	if !ok {
+		return def
+	}
+	if s == "off" && path == "admin" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	_, perr := strconv.ParseUint(port, 10, 16)
+	if err != nil || perr != nil || strings.ContainsAny(host, " /") {
+		hint := ""
+		if path == "admin" {
+			hint = ` or "off"`
+		}
+		d.errorf(deref(n), path, `must be an address like ":8080" or "127.0.0.1:9901"%s, got %q`, hint, s)
+	}
+	return s
+}
+
+func (d *decoder) service(name string, k, v *yaml.Node) *Service {
+	path := "services." + name
+	s := &Service{Name: name, PinHeader: true, Line: k.Line, col: k.Column, Limits: defaultLimits(), Env: map[string]string{}}
+	d.check(!validName(name), k, "services", "invalid service name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", name)
+	hasVersions := false
+	d.fields(v, path, serviceFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "versions":
+			hasVersions = true
+			s.Versions = d.versions(v, f)
+		case "sticky":
+			if spec, ok := d.str(v, f); ok {
+				s.Sticky = d.sticky(v, f, spec)
+			}
+		case "pin_header":
+			if b, ok := d.boolean(v, f); ok {
+				s.PinHeader = b
+			}
+		case "limits":
+			s.Limits = d.limits(v, f)
+		case "env":
+			s.Env = d.stringMap(v, f, identity)
+			for k := range s.Env {
+				d.check(k == "" || strings.ContainsAny(k, "=\x00"), v, f, "invalid variable name %q", k)
+			}
+		}
+	})
+	if !hasVersions {
+		d.errorf(k, path, `missing field "versions"`)
+	}
+	d.weights(s, k)
+	return s
+}
+
+// sticky parses "header:<name>" or "cookie:<name>".
+func (d *decoder) sticky(n *yaml.Node, path, spec string) Sticky {
+	kind, name, _ := strings.Cut(spec, ":")
+	if (kind != "header" && kind != "cookie") || !isToken(name) {
+		d.errorf(deref(n), path, `must be "header:<name>" or "cookie:<name>", got %q`, spec)
+		return Sticky{}
+	}
+	return Sticky{Kind: kind, Name: name}
+}
+
+func defaultLimits() Limits {
+	return Limits{Memory: DefaultMemory, Timeout: DefaultTimeout, MaxBody: DefaultMaxBody}
+}
+
+func (d *decoder) limits(n *yaml.Node, path string) Limits {
+	l, queue := defaultLimits(), -1
+	d.fields(n, path, limitsFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		var ok bool
+		switch key {
+		case "memory":
+			if m, ok := d.size(v, f); ok && d.check(m < 64<<10 || m > 4<<30, v, f, "must be between 64KiB and 4GiB, got %s", deref(v).Value) {
+				l.Memory = m
+			}
+		case "max_body":
+			if m, ok := d.size(v, f); ok && d.check(m == 0, v, f, "must be greater than 0") {
+				l.MaxBody = m
+			}
+		case "timeout":
+			if t, ok := d.duration(v, f); ok && d.check(t == 0, v, f, "must be greater than 0") {
+				l.Timeout = t
+			}
+		case "max_concurrency":
+			l.MaxConcurrency, ok = d.integer(v, f)
+			d.check(ok && l.MaxConcurrency < 0, v, f, "must not be negative, got %d", l.MaxConcurrency)
+		case "max_queue":
+			queue, ok = d.integer(v, f)
+			if d.check(ok && queue < 0, v, f, "must not be negative, got %d", queue) && ok {
+				l.MaxQueue = queue
+			}
+		}
+	})
+	if queue < 0 {
+		l.MaxQueue = 2 * max(l.MaxConcurrency, 0)
+	} else if l.MaxConcurrency == 0 && queue > 0 {
+		d.errorf(d.key(n, "max_queue"), join(path, "max_queue"), "needs max_concurrency to be set")
+	}
+	return l
+}
+
+// key returns the key node named key in mapping n, or n.
+func (d *decoder) key(n *yaml.Node, key string) *yaml.Node {
+	if m := deref(n); m != nil && m.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i]
+			}
+		}
+	}
+	return n
+}
+
+func (d *decoder) versions(n *yaml.Node, path string) []*Version {
+	var vs []*Version
+	items, ok := d.list(n, path)
+	for i, item := range items {
+		vs = append(vs, d.version(item, fmt.Sprintf("%s[%d]", path, i)))
+	}
+	if ok && len(vs) == 0 {
+		d.errorf(deref(n), path, "must list at least one version")
+	}
+	return vs
+}
+
+// version decodes one item of a versions list. Problems in it are reported;
+// its Weight is then -2 so the service-wide checks skip it.
+func (d *decoder) version(n *yaml.Node, path string) *Version {
+	v := &Version{Weight: -1, file: d.file, dir: d.dir, field: path}
+	m := deref(n)
+	if m == nil || m.Kind != yaml.MappingNode {
+		d.errorf(n, path, `must be a mapping with "module" or "path", got %s`, describe(m))
+		v.Weight = -2
+		return v
+	}
+	v.Line, v.col = m.Line, m.Column
+	sources := 0
+	d.fields(m, path, versionFields, func(key string, _, val *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "module":
+			v.Module, _ = d.str(val, f)
+			d.check(!validModule(v.Module), val, f, "must be sha256: and 8 to 64 lowercase hex digits, got %q", v.Module)
+		case "path":
+			v.Path, _ = d.str(val, f)
+			d.check(v.Path == "", val, f, "must not be empty")
+		case "name":
+			v.Name, _ = d.str(val, f)
+			d.check(!validName(v.Name), val, f, "invalid name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", v.Name)
+		case "weight":
+			v.Weight = -2
+			if w, ok := d.integer(val, f); ok && d.check(w < 0 || w > 100, val, f, "must be between 0 and 100, got %d", w) {
+				v.Weight = w
+			}
+		}
+		if key == "module" || key == "path" {
+			sources++
+			v.Line, v.col, v.field = posOf(deref(val)).line, posOf(deref(val)).col, f
+		}
+	})
+	switch sources {
+	case 0:
+		d.errorf(m, path, `missing field "module" or "path"`)
+	case 2:
+		d.errorf(m, path, "set only one of module or path")
+	}
+	return v
+}
+
+func validModule(m string) bool {
+	hex, ok := strings.CutPrefix(m, "sha256:")
+	return ok && len(hex) >= 8 && len(hex) <= 64 && isHex(hex)
+}
+
+// weights checks the versions of s as a whole and fills in a lone version's
+// omitted weight.
+func (d *decoder) weights(s *Service, k *yaml.Node) {
+	if len(s.Versions) == 1 && s.Versions[0].Weight == -1 {
+		s.Versions[0].Weight = 100
+	}
+	sum, valid := 0, true
+	names, sources := map[string]bool{}, map[string]bool{}
+	for i, v := range s.Versions {
+		at := fmt.Sprintf("services.%s.versions[%d]", s.Name, i)
+		if v.Weight == -1 {
+			d.errorAt(v.Line, v.col, at, `missing field "weight" (required when a service has more than one version)`)
+		}
+		valid = valid && v.Weight >= 0
+		sum += max(v.Weight, 0)
+		if v.Name != "" && names[v.Name] {
+			d.errorAt(v.Line, v.col, at+".name", "duplicate version name %q", v.Name)
+		}
+		names[v.Name] = true
+		if src := v.Module + v.Path; src != "" && sources[src] {
+			d.errorAt(v.Line, v.col, v.field, "%q is listed twice", src)
+		}
+		sources[v.Module+v.Path] = true
+	}
+	if valid && len(s.Versions) > 0 && sum != 100 {
+		d.errorf(k, "services."+s.Name, "weights sum to %d, want 100", sum)
+	}
+}
+
+// route decodes routes[i]; nil if it is not a mapping.
+func (d *decoder) route(i int, n *yaml.Node) *Route {
+	path := fmt.Sprintf("routes[%d]", i)
+	m := deref(n)
+	if m == nil || m.Kind != yaml.MappingNode {
+		d.errorf(n, path, "must be a mapping, got %s", describe(m))
+		return nil
+	}
+	r := &Route{Index: i, Line: m.Line, col: m.Column, name: posOf(m)}
+	var named, service bool
+	var strip *yaml.Node
+	d.fields(m, path, routeFields, func(key string, k, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "name":
+			r.Name, named = d.str(v, f)
+			r.name = posOf(deref(v))
+			d.check(named && (r.Name == "" || strings.ContainsFunc(r.Name, isSpace)), v, f, "must be non-empty without spaces, got %q", r.Name)
+		case "match":
+			r.Match = d.match(v, f)
+		case "service":
+			service = true
+			r.Service, _ = d.str(v, f)
+			r.service = posOf(deref(v))
+			d.check(r.Service == "", v, f, "must not be empty")
+		case "strip_prefix":
+			r.StripPrefix, _ = d.boolean(v, f)
+			strip = k
+		}
+	})
+	if !service {
+		d.errorf(m, path, `missing field "service"`)
+	}
+	d.check(r.StripPrefix && r.Match.PathPrefix == "", strip, join(path, "strip_prefix"), "needs match.path_prefix")
+	if !named {
+		r.Name = fmt.Sprintf("%d:%s", i, r.Service)
+	}
+	return r
+}
+
+func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
+
+func (d *decoder) match(n *yaml.Node, path string) Match {
+	var m Match
+	d.fields(n, path, matchFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		s, ok := "", false
+		if key != "headers" {
+			if s, ok = d.str(v, f); !ok {
+				return
+			}
+		}
+		switch key {
+		case "host":
+			m.Host = strings.ToLower(s)
+			d.check(!validHost(m.Host), v, f, `invalid host pattern %q: want a host name like "api.example.com" or "*.example.com", without port`, s)
+		case "path":
+			m.Path = s
+			d.check(!validPath(s), v, f, `must start with "/" and have no query, got %q`, s)
+		case "path_prefix":
+			m.PathPrefix = cleanPrefix(s)
+			d.check(!validPath(s), v, f, `must start with "/" and have no query, got %q`, s)
+		case "method":
+			m.Method = strings.ToUpper(s)
+			d.check(!isToken(s), v, f, "invalid method %q", s)
+		case "headers":
+			m.Headers = d.stringMap(v, f, strings.ToLower)
+			for h := range m.Headers {
+				d.check(!isToken(h), v, f, "invalid header name %q", h)
+			}
+		}
+	})
+	if m.Path != "" && m.PathPrefix != "" {
+		d.errorf(d.key(n, "path_prefix"), path, "set only one of path or path_prefix")
+	}
+	return m
+}
+
+func validPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?#")
+}
+
+// cleanPrefix drops trailing slashes from a path prefix, keeping "/".
+func cleanPrefix(p string) string {
+	if t := strings.TrimRight(p, "/"); t != "" || p == "" {
+		return t
+	}
+	return "/"
+}
+
+// validHost reports whether h is a lowercase host name, optionally with a
+// "*." wildcard first label.
+func validHost(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// crossCheck validates references between parts of c.
+func (d *decoder) crossCheck(c *Config) {
+	names := map[string]*Route{}
+	matches := map[string]*Route{}
+	for _, r := range c.Routes {
+		if r.Service != "" && c.Services[r.Service] == nil {
+			d.errorAt(r.service.line, r.service.col, fmt.Sprintf("routes[%d].service", r.Index), "unknown service %q%s", r.Service, suggest(r.Service, serviceNames(c)))
+		}
+		if prev := names[r.Name]; prev != nil {
+			d.errorAt(r.name.line, r.name.col, fmt.Sprintf("routes[%d].name", r.Index), "duplicate route name %q (also routes[%d])", r.Name, prev.Index)
+		} else {
+			names[r.Name] = r
+		}
+		key := r.Match.key()
+		if prev := matches[key]; prev != nil {
+			d.errorAt(r.Line, r.col, fmt.Sprintf("routes[%d].match", r.Index), "same match as routes[%d] (%s), so it can never be chosen", prev.Index, key)
+		} else {
+			matches[key] = r
+		}
+	}
+}
+
+func serviceNames(c *Config) []string {
+	var names []string
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

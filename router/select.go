@@ -1,0 +1,137 @@
+package router
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+)
+
+// VersionHeader is the request header that pins a version; see Service.Select.
+const VersionHeader = "X-Wasmesh-Version"
+
+// Select picks the version of s that serves r, in this order:
+//
+//  1. A pin: when s.PinHeader is set and r has an X-Wasmesh-Version header,
+//     the version it names. See the package documentation for the forms.
+//     A pin that names no version of s, or more than one, is an error
+//     wrapping ErrUnknownVersion.
+//  2. Sticky: when s.Sticky is set and r carries a non-empty key, weighted
+//     rendezvous hashing of the key, the same on every replica and restart.
+//  3. Otherwise at random, in proportion to the weights.
+//
+// Versions of weight 0 are chosen only by a pin.
+func (s *Service) Select(r *http.Request) (*Version, error) {
+	if pin := strings.TrimSpace(r.Header.Get(VersionHeader)); s.PinHeader && pin != "" {
+		return s.pinned(pin)
+	}
+	if key := s.stickyKey(r); key != "" {
+		if v := s.rendezvous(key); v != nil {
+			return v, nil
+		}
+	}
+	total := 0
+	for _, v := range s.Versions {
+		total += max(v.Weight, 0)
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("service %q has no version with weight above 0", s.Name)
+	}
+	n := rand.IntN(total)
+	for _, v := range s.Versions {
+		if n -= max(v.Weight, 0); n < 0 {
+			return v, nil
+		}
+	}
+	panic("unreachable")
+}
+
+// pinned returns the version named by pin: "sha256:<hex>" or bare hex (8 or
+// more digits, case-insensitive) is a digest prefix, anything else a Name;
+// a bare value that equals a Name is taken as the name.
+func (s *Service) pinned(pin string) (*Version, error) {
+	for _, v := range s.Versions {
+		if v.Name != "" && v.Name == pin {
+			return v, nil
+		}
+	}
+	hex := strings.ToLower(strings.TrimPrefix(pin, "sha256:"))
+	if len(hex) < 8 || len(hex) > 64 || !isHex(hex) {
+		return nil, fmt.Errorf("%w %q for service %q: want a version name, or sha256: and at least 8 hex digits", ErrUnknownVersion, pin, s.Name)
+	}
+	var found *Version
+	for _, v := range s.Versions {
+		if !strings.HasPrefix(v.Digest, "sha256:"+hex) {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("%w %q for service %q: ambiguous, matches %s and %s", ErrUnknownVersion, pin, s.Name, short(found.Digest), short(v.Digest))
+		}
+		found = v
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w %q for service %q", ErrUnknownVersion, pin, s.Name)
+	}
+	return found, nil
+}
+
+func (s *Service) stickyKey(r *http.Request) string {
+	switch s.Sticky.Kind {
+	case "header":
+		return r.Header.Get(s.Sticky.Name)
+	case "cookie":
+		if c, err := r.Cookie(s.Sticky.Name); err == nil {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// rendezvous picks, among versions with weight above 0, the one with the
+// lowest score -ln(u)/weight, where u in (0,1) is a stable hash of key and
+// the version's digest. Raising one weight lowers only that version's score,
+// so keys move only to it. nil if no version has weight.
+func (s *Service) rendezvous(key string) *Version {
+	var best *Version
+	bestScore := math.Inf(1)
+	for _, v := range s.Versions {
+		if v.Weight <= 0 {
+			continue
+		}
+		h := splitmix64(fnv1a(fnv1a(fnv1a(fnvOffset, key), "\x00"), v.id()))
+		u := (float64(h>>11) + 0.5) / (1 << 53)
+		if score := -math.Log(u) / float64(v.Weight); score < bestScore {
+			best, bestScore = v, score
+		}
+	}
+	return best
+}
+
+// id identifies v for hashing: its digest, or Module/Path before resolution.
+func (v *Version) id() string {
+	return or(v.Digest, v.Module+v.Path)
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// fnv1a continues a 64-bit FNV-1a hash h over s.
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// splitmix64 is the finalizer of SplitMix64: it spreads every input bit over
+// the whole output, which FNV alone does poorly for the high bits.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}

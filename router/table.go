@@ -1,0 +1,166 @@
+package router
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Resolve is called once per version to turn Module/Path into a full digest
+// "sha256:<64 hex>". An error is reported with the version's file:line and
+// field, and stays reachable through errors.Is/As.
+type Resolve func(v *Version) (digest string, err error)
+
+// Table is an immutable routing table, safe for concurrent use.
+type Table struct {
+	cfg    *Config
+	routes []*Route   // in precedence order
+	svcs   []*Service // svcs[i] serves routes[i]
+}
+
+// NewTable resolves every version of cfg (collecting all errors), sets each
+// Version.Digest, and builds the routing table. A resolved digest must be
+// well-formed, start with the version's Module, and differ from the other
+// versions' of the service. With a nil resolve, the Digest fields already set
+// are used. cfg must not be changed afterwards.
+func NewTable(cfg *Config, resolve Resolve) (*Table, error) {
+	digests := map[*Version]string{}
+	var errs []*Error
+	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
+		seen := map[string]string{}
+		for _, v := range cfg.Services[name].Versions {
+			d, err := resolveVersion(v, resolve)
+			if err == nil && seen[d] != "" {
+				err = fmt.Errorf("resolves to the same module as %s (%s)", seen[d], short(d))
+			}
+			if err != nil {
+				errs = append(errs, &Error{File: v.file, Line: v.Line, Column: v.col, Field: v.field, Msg: err.Error(), err: err})
+				continue
+			}
+			seen[d], digests[v] = v.field, d
+		}
+	}
+	t := &Table{cfg: cfg, routes: slices.Clone(cfg.Routes)}
+	slices.SortStableFunc(t.routes, compareRoutes)
+	for _, r := range t.routes {
+		s := cfg.Services[r.Service]
+		if s == nil {
+			errs = append(errs, &Error{Line: r.service.line, Column: r.service.col, Field: fmt.Sprintf("routes[%d].service", r.Index), Msg: fmt.Sprintf("unknown service %q", r.Service)})
+		}
+		t.svcs = append(t.svcs, s)
+	}
+	if err := joinErrors(errs); err != nil {
+		return nil, err
+	}
+	for v, d := range digests {
+		v.Digest = d
+	}
+	return t, nil
+}
+
+func resolveVersion(v *Version, resolve Resolve) (string, error) {
+	d := v.Digest
+	if resolve != nil {
+		var err error
+		if d, err = resolve(v); err != nil {
+			return "", err
+		}
+	}
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	switch {
+	case !ok || len(hex) != 64 || !isHex(hex):
+		return "", fmt.Errorf(`resolved to %q, want "sha256:" and 64 lowercase hex digits`, d)
+	case !strings.HasPrefix(d, v.Module):
+		return "", fmt.Errorf("resolved to %s, which does not start with %s", d, v.Module)
+	}
+	return d, nil
+}
+
+// Config returns the config the table was built from.
+func (t *Table) Config() *Config { return t.cfg }
+
+// Routes returns the routes in precedence order.
+func (t *Table) Routes() []*Route { return slices.Clone(t.routes) }
+
+// Match finds the route for r, the first in precedence order whose match r
+// satisfies, and the service it sends to. The host is r.Host (r.URL.Host if
+// empty) without port or trailing dot, compared case-insensitively; the path
+// is r.URL.Path as is ("" counts as "/"), so callers should clean it first.
+func (t *Table) Match(r *http.Request) (*Route, *Service, bool) {
+	host := requestHost(r)
+	for i, rt := range t.routes {
+		if rt.Match.matches(host, r) {
+			return rt, t.svcs[i], true
+		}
+	}
+	return nil, nil, false
+}
+
+// Format writes the table as aligned text, one route per line in precedence
+// order: precedence, name, host, path match ("/x" exact, "/api/*" prefix
+// "/api", "strip" when StripPrefix), method, headers, service and versions with
+// weights and short digests. "*" means any.
+func (t *Table) Format(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tROUTE\tHOST\tPATH\tMETHOD\tHEADERS\tSERVICE\tVERSIONS")
+	for i, r := range t.routes {
+		m := &r.Match
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Name, or(m.Host, "*"), formatPath(r),
+			or(m.Method, "*"), formatHeaders(m.Headers), r.Service, formatVersions(t.svcs[i]))
+	}
+	tw.Flush()
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func formatPath(r *Route) string {
+	switch {
+	case r.Match.Path != "":
+		return r.Match.Path
+	case r.Match.PathPrefix == "":
+		return "*"
+	}
+	p := strings.TrimSuffix(r.Match.PathPrefix, "/") + "/*"
+	if r.StripPrefix {
+		p += " strip"
+	}
+	return p
+}
+
+func formatHeaders(h map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		parts = append(parts, k+"="+h[k])
+	}
+	return or(strings.Join(parts, ","), "*")
+}
+
+// formatVersions renders "90% stable sha256:4f9c0a1b2c3d, 10% sha256:…".
+func formatVersions(s *Service) string {
+	var parts []string
+	for _, v := range s.Versions {
+		p := fmt.Sprintf("%d%%", v.Weight)
+		if v.Name != "" {
+			p += " " + v.Name
+		}
+		parts = append(parts, p+" "+short(v.Digest))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// short abbreviates a digest to "sha256:" and 12 hex digits.
+func short(digest string) string {
+	if len(digest) > len("sha256:")+12 {
+		return digest[:len("sha256:")+12]
+	}
+	return digest
+}

@@ -1,0 +1,118 @@
+package router
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watch watches the config file at path and calls onChange with its new
+// content after it changes.
+//
+// It watches the file's directory, so that an editor's write-and-rename and
+// a Kubernetes ConfigMap update (an atomic swap of the "..data" symlink) are
+// seen; events for other files are ignored. Events are debounced: onChange is
+// called once per burst, after debounce (default 100ms when 0) without
+// further events, and only if the content's sha256 differs from the last
+// content passed to onChange, or from the content Watch read at the start.
+// Changes made between the caller's own read and the call to Watch are
+// therefore not reported.
+//
+// Watch returns once watching has started (or failed to: the file must be
+// readable and its directory watchable); the work goes on in a goroutine
+// until ctx is done. onChange and onError (which may be nil) are called from
+// that goroutine, one at a time. onError receives fsnotify's errors and
+// failures to read the file after a burst (say, it was removed).
+func Watch(ctx context.Context, path string, debounce time.Duration, onChange func(data []byte), onError func(error)) error {
+	return watch(ctx, path, debounce, onChange, onError, nil)
+}
+
+// watch is Watch with a hook called after each settled burst, for tests.
+func watch(ctx context.Context, path string, debounce time.Duration, onChange func([]byte), onError func(error), settled func()) error {
+	if debounce <= 0 {
+		debounce = 100 * time.Millisecond
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return err
+	}
+	fw := &fileWatcher{path: path, last: sha256.Sum256(data), onChange: onChange, onError: onError, settled: settled}
+	go fw.run(ctx, w, debounce)
+	return nil
+}
+
+type fileWatcher struct {
+	path     string
+	last     [sha256.Size]byte
+	onChange func([]byte)
+	onError  func(error)
+	settled  func()
+}
+
+func (fw *fileWatcher) run(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration) {
+	defer w.Close()
+	timer := time.NewTimer(debounce)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if fw.relevant(ev) {
+				timer.Reset(debounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			fw.report(err)
+		case <-timer.C:
+			fw.check()
+		}
+	}
+}
+
+// relevant reports whether ev may change the file's content: an event for
+// the file itself, or for a "..data" symlink it may point through.
+func (fw *fileWatcher) relevant(ev fsnotify.Event) bool {
+	base := filepath.Base(ev.Name)
+	return base == filepath.Base(fw.path) || base == "..data"
+}
+
+// check reads the file and calls onChange if its content changed.
+func (fw *fileWatcher) check() {
+	if fw.settled != nil {
+		defer fw.settled()
+	}
+	data, err := os.ReadFile(fw.path)
+	if err != nil {
+		fw.report(err)
+		return
+	}
+	if sum := sha256.Sum256(data); sum != fw.last {
+		fw.last = sum
+		fw.onChange(data)
+	}
+}
+
+func (fw *fileWatcher) report(err error) {
+	if fw.onError != nil {
+		fw.onError(err)
+	}
+}

@@ -1,0 +1,220 @@
+package router
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// watcher runs watch on path and records what it reports.
+type watcher struct {
+	changes chan string
+	settled chan struct{}
+	errs    chan error
+}
+
+func startWatch(t *testing.T, path string) *watcher {
+	t.Helper()
+	w := &watcher{changes: make(chan string, 10), settled: make(chan struct{}, 100), errs: make(chan error, 10)}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	err := watch(ctx, path, 50*time.Millisecond,
+		func(b []byte) { w.changes <- string(b) },
+		func(err error) { w.errs <- err },
+		func() { w.settled <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// expectChange waits for exactly one onChange with want, then for the burst
+// to settle with no second call.
+func (w *watcher) expectChange(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got := <-w.changes:
+		if got != want {
+			t.Fatalf("onChange(%q), want %q", got, want)
+		}
+	case err := <-w.errs:
+		t.Fatalf("onError(%v), want onChange(%q)", err, want)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no onChange(%q) within 5s", want)
+	}
+	w.expectQuiet(t)
+}
+
+// expectQuiet asserts that no onChange or onError happens for a grace
+// period, in which late events of the same burst are evaluated.
+func (w *watcher) expectQuiet(t *testing.T) {
+	t.Helper()
+	grace := time.After(250 * time.Millisecond)
+	for {
+		select {
+		case got := <-w.changes:
+			t.Fatalf("unexpected onChange(%q)", got)
+		case err := <-w.errs:
+			t.Fatalf("unexpected onError(%v)", err)
+		case <-w.settled:
+		case <-grace:
+			return
+		}
+	}
+}
+
+// waitSettled waits until the burst caused by an action has been evaluated
+// (onChange would come first), then expects quiet.
+func (w *watcher) waitSettled(t *testing.T) {
+	t.Helper()
+	select {
+	case <-w.settled:
+	case got := <-w.changes:
+		t.Fatalf("unexpected onChange(%q)", got)
+	case err := <-w.errs:
+		t.Fatalf("unexpected onError(%v)", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s")
+	}
+	w.expectQuiet(t)
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	write(t, path, "v1")
+	w := startWatch(t, path)
+
+	write(t, path, "v1") // unchanged content: no call
+	w.waitSettled(t)
+
+	write(t, path, "v2")
+	w.expectChange(t, "v2")
+
+	write(t, filepath.Join(filepath.Dir(path), "other.yaml"), "x") // other files are ignored
+	write(t, path, "v2")
+	w.waitSettled(t)
+}
+
+func TestWatchRenameOver(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wasmesh.yaml")
+	write(t, path, "v1")
+	w := startWatch(t, path)
+
+	// What editors do: write a temporary file, then rename it over.
+	tmp := filepath.Join(dir, ".wasmesh.yaml.swp")
+	write(t, tmp, "v2")
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	w.expectChange(t, "v2")
+
+	write(t, tmp, "v2")
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	w.waitSettled(t)
+}
+
+func TestWatchConfigMapSwap(t *testing.T) {
+	// A Kubernetes ConfigMap volume: wasmesh.yaml -> ..data/wasmesh.yaml,
+	// ..data -> ..2026_01; an update writes ..2026_02 and swaps ..data.
+	dir := t.TempDir()
+	version := func(name, content string) {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, name, "wasmesh.yaml"), content)
+	}
+	swap := func(target string) {
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_01", "v1")
+	if err := os.Symlink("..2026_01", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.Symlink(filepath.Join("..data", "wasmesh.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, path)
+
+	version("..2026_02", "v2")
+	swap("..2026_02")
+	if err := os.RemoveAll(filepath.Join(dir, "..2026_01")); err != nil {
+		t.Fatal(err)
+	}
+	w.expectChange(t, "v2")
+
+	version("..2026_03", "v2") // same content, new directory
+	swap("..2026_03")
+	w.waitSettled(t)
+}
+
+func TestWatchStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	write(t, path, "v1")
+	changes := make(chan string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := Watch(ctx, path, 0, func(b []byte) { changes <- string(b) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, "v2")
+	select {
+	case got := <-changes:
+		if got != "v2" {
+			t.Fatalf("onChange(%q)", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no onChange within 5s (default debounce)")
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond) // let the goroutine see ctx.Done
+	write(t, path, "v3")
+	select {
+	case got := <-changes:
+		t.Fatalf("onChange(%q) after ctx was done", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestWatchRemovedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	write(t, path, "v1")
+	w := startWatch(t, path)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w.errs:
+		if !os.IsNotExist(err) {
+			t.Errorf("onError(%v), want not-exist", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no onError within 5s")
+	}
+	write(t, path, "v1") // back with the same content: no change
+	w.waitSettled(t)
+}
+
+func TestWatchSetupErrors(t *testing.T) {
+	ctx := context.Background()
+	if err := Watch(ctx, filepath.Join(t.TempDir(), "missing.yaml"), 0, func([]byte) {}, nil); err == nil {
+		t.Error("Watch of a missing file succeeded")
+	}
+}

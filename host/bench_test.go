@@ -1,0 +1,129 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+var langs = []string{"rust", "zig", "typescript", "go"}
+
+func helloWasm(tb testing.TB, lang string) []byte {
+	tb.Helper()
+	wasm, err := os.ReadFile(filepath.Join("..", "examples", "hello", lang, "hello.wasm"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return wasm
+}
+
+// helloCall is a CGI request as the gateway makes it.
+func helloCall(out *bytes.Buffer) Call {
+	return Call{
+		Capabilities: wasi.Capabilities{
+			Args: []string{"hello.wasm"},
+			Env:  []string{"REQUEST_METHOD=POST", "PATH_INFO=/hello", "QUERY_STRING=", "CONTENT_LENGTH=5"},
+		},
+		Stdin:       strings.NewReader("hello"),
+		Stdout:      out,
+		MaxStdout:   1 << 20,
+		MemoryLimit: 64 << 20,
+	}
+}
+
+// TestHelloExamples runs every language's hello through the engine, as the
+// gateway does: a GET with no body and a POST with one.
+func TestHelloExamples(t *testing.T) {
+	e := newEngine(t)
+	for _, lang := range langs {
+		t.Run(lang, func(t *testing.T) {
+			m, err := e.Compile(context.Background(), "", helloWasm(t, lang))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct{ method, body, want string }{
+				{"GET", "", "GET /hello 0 bytes"},
+				{"POST", "12345", "POST /hello 5 bytes"},
+			} {
+				var out bytes.Buffer
+				call := helloCall(&out)
+				call.Env = []string{"REQUEST_METHOD=" + tc.method, "PATH_INFO=/hello"}
+				call.Stdin = strings.NewReader(tc.body)
+				if _, err := e.Run(context.Background(), m, call); err != nil {
+					t.Fatal(err)
+				}
+				want := "Content-Type: text/plain\n\nhello from " + lang + ": " + tc.want + "\n"
+				if out.String() != want {
+					t.Fatalf("%s: got %q, want %q", tc.method, out.String(), want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCompile measures compiling each hello: cold (no cache), and with
+// wazero's file cache warm, as a restarted gateway sees it.
+func BenchmarkCompile(b *testing.B) {
+	ctx := context.Background()
+	for _, lang := range langs {
+		wasm := helloWasm(b, lang)
+		b.Run(lang+"/cold", func(b *testing.B) {
+			for b.Loop() {
+				e, err := New(ctx, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.Compile(ctx, "", wasm); err != nil {
+					b.Fatal(err)
+				}
+				e.Close(ctx)
+			}
+		})
+		b.Run(lang+"/filecache", func(b *testing.B) {
+			dir := b.TempDir()
+			warm, _ := New(ctx, Options{CacheDir: dir})
+			if _, err := warm.Compile(ctx, "", wasm); err != nil {
+				b.Fatal(err)
+			}
+			warm.Close(ctx)
+			for b.Loop() {
+				e, err := New(ctx, Options{CacheDir: dir})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.Compile(ctx, "", wasm); err != nil {
+					b.Fatal(err)
+				}
+				e.Close(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkRun measures one CGI request in a fresh instance: instantiate,
+// run _start, collect stdout, close.
+func BenchmarkRun(b *testing.B) {
+	ctx := context.Background()
+	e := newEngine(b)
+	for _, lang := range langs {
+		m, err := e.Compile(ctx, "", helloWasm(b, lang))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(lang, func(b *testing.B) {
+			var out bytes.Buffer
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				if _, err := e.Run(ctx, m, helloCall(&out)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

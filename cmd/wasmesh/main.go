@@ -47,6 +47,12 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "[flags] MODULE.wasm|DIGEST [ARGS...]", "run a WASI command module", runCmd},
+		{"serve", "--config FILE", "serve the services of a config file (the gateway)", serveCmd},
+		{"routes", "--config FILE", "print the resolved route table of a config file", routesCmd},
+		{"deploy", "SERVICE FILE.wasm|DIGEST --weight N", "add a version to a running gateway's service", deployCmd},
+		{"promote", "SERVICE DIGEST", "send all of a service's traffic to one version", promoteCmd},
+		{"rollback", "SERVICE", "restore a service's previous split", rollbackCmd},
+		{"status", "", "show a running gateway's services, versions and traffic", statusCmd},
 		{"artifact", "push|ls|inspect|rm|verify|sign|policy ...", "manage the content-addressed store", artifactCmd},
 		{"key", "gen --out NAME", "generate an ed25519 signing key pair", keyCmd},
 		{"version", "", "print the versions of wasmesh and wazero", versionCmd},

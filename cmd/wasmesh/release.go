@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wasmesh/wasmesh/mesh"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// adminFlag registers --admin, the address of a running gateway's admin API.
+func adminFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("WASMESH_ADMIN")
+	if def == "" {
+		def = router.DefaultAdmin
+	}
+	return fs.String("admin", def, "admin API of the running gateway (default $WASMESH_ADMIN or "+router.DefaultAdmin+")")
+}
+
+type adminClient struct {
+	base string
+	http *http.Client
+}
+
+func newAdminClient(addr string) *adminClient {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return &adminClient{base: strings.TrimSuffix(addr, "/"), http: &http.Client{Timeout: 5 * time.Minute}}
+}
+
+// do sends a request and decodes a JSON answer into out, turning an error
+// answer into an error.
+func (c *adminClient) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("gateway admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func (c *adminClient) release(ctx context.Context, service, op string, req any, stdout io.Writer) error {
+	var body io.Reader = http.NoBody
+	if req != nil {
+		b, _ := json.Marshal(req)
+		body = bytes.NewReader(b)
+	}
+	var st mesh.ServiceStatus
+	if err := c.do(ctx, "POST", "/v1/services/"+service+"/"+op, "application/json", body, &st); err != nil {
+		return err
+	}
+	printServices(stdout, []mesh.ServiceStatus{st})
+	return nil
+}
+
+// deployCmd uploads a file (or names a stored digest) and gives it a weight.
+func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST --weight N")
+	admin := adminFlag(fs)
+	weight := fs.Int("weight", 10, "percentage of the service's traffic for the new version; the others scale down")
+	name := fs.String("name", "", "label for the version (can pin it)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST --weight N")
+	}
+	c := newAdminClient(*admin)
+	ref := pos[1]
+	if wasm, err := os.ReadFile(ref); err == nil {
+		var up struct{ Digest string }
+		if err := c.do(ctx, "POST", "/v1/artifacts", "application/wasm", bytes.NewReader(wasm), &up); err != nil {
+			return fmt.Errorf("upload %s: %w", ref, err)
+		}
+		ref = up.Digest
+		fmt.Fprintf(stdout, "pushed %s\n", ref)
+	} else if !modules.IsDigest(ref) {
+		return exitWith(2, unwrapOpen(ref, err))
+	}
+	return c.release(ctx, pos[0], "deploy", mesh.ReleaseRequest{Module: ref, Weight: *weight, Name: *name}, stdout)
+}
+
+func promoteCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("promote", "SERVICE DIGEST")
+	admin := adminFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("want: wasmesh promote SERVICE DIGEST")
+	}
+	return newAdminClient(*admin).release(ctx, pos[0], "promote", mesh.ReleaseRequest{Module: pos[1]}, stdout)
+}
+
+func rollbackCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("rollback", "SERVICE")
+	admin := adminFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("want: wasmesh rollback SERVICE")
+	}
+	return newAdminClient(*admin).release(ctx, pos[0], "rollback", nil, stdout)
+}
+
+func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("status", "[-o json]")
+	admin := adminFlag(fs)
+	output := fs.String("o", "table", "output format: table or json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c := newAdminClient(*admin)
+	var cfg mesh.ConfigStatus
+	if err := c.do(ctx, "GET", "/v1/config", "", nil, &cfg); err != nil {
+		return err
+	}
+	var services []mesh.ServiceStatus
+	if err := c.do(ctx, "GET", "/v1/services", "", nil, &services); err != nil {
+		return err
+	}
+	if *output == "json" {
+		return writeJSON(stdout, map[string]any{"config": cfg, "services": services})
+	}
+	fmt.Fprintf(stdout, "config %s, generation %d", cfg.File, cfg.Generation)
+	if cfg.Draining {
+		fmt.Fprint(stdout, ", DRAINING")
+	}
+	fmt.Fprintln(stdout)
+	if cfg.LastError != "" {
+		fmt.Fprintf(stdout, "last reload FAILED at %s (the previous config is serving):\n  %s\n",
+			cfg.LastErrAt.Local().Format(time.DateTime), strings.ReplaceAll(cfg.LastError, "\n", "\n  "))
+	}
+	printServices(stdout, services)
+	return nil
+}
+
+func printServices(w io.Writer, services []mesh.ServiceStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tVERSION\tNAME\tWEIGHT\tREQUESTS\tERRORS")
+	for _, s := range services {
+		for _, v := range s.Versions {
+			fmt.Fprintf(tw, "%s\tsha256:%s\t%s\t%d%%\t%d\t%d\n", s.Name, modules.Short(v.Digest), dash(v.Name), v.Weight, v.Requests, v.Errors)
+		}
+	}
+	tw.Flush()
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/mesh"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("serve", "--config FILE")
+	config := fs.String("config", "wasmesh.yaml", "config file (watched and reloaded on change)")
+	listen := fs.String("listen", "", "gateway address, overriding the config's listen")
+	admin := fs.String("admin", "", "admin API address, overriding the config's admin; \"off\" disables it")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cacheDir := fs.String("cache-dir", defaultCacheDir(), "wazero compilation cache directory")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logFormat, *logLevel)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	path, err := filepath.Abs(*config)
+	if err != nil {
+		return err
+	}
+	eng, err := host.New(ctx, host.Options{CacheDir: *cacheDir})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
+	g, err := mesh.New(mesh.Options{ConfigPath: path, Engine: eng, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := g.LoadFile(ctx); err != nil {
+		return exitWith(1, err)
+	}
+	cfg := g.Config()
+	ln, err := net.Listen("tcp", firstNonEmpty(*listen, cfg.Listen))
+	if err != nil {
+		return err
+	}
+	var adminLn net.Listener
+	if a := firstNonEmpty(*admin, cfg.Admin); a != "" && a != "off" {
+		if adminLn, err = net.Listen("tcp", a); err != nil {
+			return err
+		}
+	}
+
+	// ctx is done at the first SIGINT or SIGTERM, which starts the drain; a
+	// second signal exits at once.
+	go func() {
+		<-ctx.Done()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		log.Warn("second signal: exiting without draining")
+		os.Exit(1)
+	}()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if err := g.Watch(watchCtx); err != nil {
+		log.Warn("config hot reload is off", "error", err)
+	}
+	printURLs(stdout, ln.Addr(), adminLn, cfg)
+	log.Info("serving", "listen", ln.Addr().String(), "admin", addrString(adminLn), "generation", g.Generation())
+	return g.Serve(ctx, ln, adminLn)
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
+}
+
+func addrString(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+// printURLs shows what to try: one curl per route.
+func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *router.Config) {
+	base := "http://" + hostPort(addr)
+	fmt.Fprintf(w, "wasmesh gateway on %s", base)
+	if admin != nil {
+		fmt.Fprintf(w, ", admin API on http://%s", hostPort(admin.Addr()))
+	}
+	fmt.Fprintln(w, "\ntry:")
+	var lines []string
+	for _, r := range cfg.Routes {
+		p := firstNonEmpty(r.Match.Path, r.Match.PathPrefix)
+		if p == "" {
+			p = "/"
+		}
+		line := "  curl " + base + p
+		if h := r.Match.Host; h != "" && !strings.HasPrefix(h, "*") {
+			line = "  curl -H 'Host: " + h + "' " + base + p
+		}
+		lines = append(lines, fmt.Sprintf("%-60s # %s", line, r.Service))
+	}
+	sort.Strings(lines)
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+func hostPort(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return a.String()
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// routesCmd prints the resolved route table without compiling anything.
+func routesCmd(_ context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("routes", "--config FILE")
+	config := fs.String("config", "wasmesh.yaml", "config file")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := router.Load(*config)
+	if err != nil {
+		return exitWith(2, err)
+	}
+	store, err := modules.Open(cfg.Store, modules.Options{})
+	if err != nil {
+		return err
+	}
+	table, err := router.NewTable(cfg, func(v *router.Version) (string, error) {
+		if v.Path == "" {
+			return store.Resolve(v.Module)
+		}
+		wasm, err := os.ReadFile(v.AbsPath())
+		if err != nil {
+			return "", errors.Unwrap(err)
+		}
+		return modules.DigestOf(wasm), nil
+	})
+	if err != nil {
+		return exitWith(2, err)
+	}
+	table.Format(stdout)
+	return nil
+}

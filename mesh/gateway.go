@@ -1,0 +1,257 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// ConfigPath is the config file; deploy, promote and rollback rewrite it.
+	ConfigPath string
+	// Engine runs the guests. Required.
+	Engine *host.Engine
+	// Logger receives the access log and events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Gateway routes requests to guests. Create it with New, then Reload a config.
+type Gateway struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+
+	state    atomic.Pointer[state]
+	draining atomic.Bool
+
+	reloadMu sync.Mutex // serialises Reload and the release operations
+	lastErr  atomic.Pointer[reloadError]
+	history  map[string][][]*router.Version // per service: earlier version lists, for rollback
+
+	stats    sync.Map // statsKey → *versionStats
+	limiters sync.Map // service name → *limiter
+}
+
+// state is one generation of config: immutable once published.
+type state struct {
+	gen      int64
+	hash     string
+	loadedAt time.Time
+	cfg      *router.Config
+	table    *router.Table
+	modules  map[string]*host.Module // by digest
+}
+
+type reloadError struct {
+	err error
+	at  time.Time
+}
+
+// New returns a gateway with no config: it answers 503 until Reload succeeds.
+func New(opts Options) (*Gateway, error) {
+	if opts.Engine == nil {
+		return nil, errors.New("mesh: Options.Engine is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	g := &Gateway{opts: opts, log: opts.Logger, history: map[string][][]*router.Version{}}
+	g.metrics = newMetrics(g)
+	return g, nil
+}
+
+// Registry is the gateway's Prometheus registry.
+func (g *Gateway) Registry() *prometheus.Registry { return g.metrics.reg }
+
+// Generation is the number of the active config, 0 before the first load.
+func (g *Gateway) Generation() int64 {
+	if st := g.state.Load(); st != nil {
+		return st.gen
+	}
+	return 0
+}
+
+// Config returns the active config, nil before the first load.
+func (g *Gateway) Config() *router.Config {
+	if st := g.state.Load(); st != nil {
+		return st.cfg
+	}
+	return nil
+}
+
+// LoadFile reads the config file and reloads it.
+func (g *Gateway) LoadFile(ctx context.Context) error {
+	data, err := os.ReadFile(g.opts.ConfigPath)
+	if err != nil {
+		return g.failReload(err)
+	}
+	return g.Reload(ctx, data)
+}
+
+// Reload applies config bytes: parse and validate, put `path:` modules into
+// the store, resolve and compile every version's module, and only then swap
+// the routing table. On any error the active config keeps serving and the
+// error is kept for /v1/config. Bytes equal to the active config's are a no-op.
+func (g *Gateway) Reload(ctx context.Context, data []byte) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	return g.reloadLocked(ctx, data)
+}
+
+func (g *Gateway) reloadLocked(ctx context.Context, data []byte) error {
+	hash := contentHash(data)
+	old := g.state.Load()
+	if old != nil && old.hash == hash {
+		return nil
+	}
+	st, err := g.provision(ctx, data)
+	if err != nil {
+		return g.failReload(err)
+	}
+	st.hash = hash
+	st.gen = 1
+	if old != nil {
+		st.gen = old.gen + 1
+	}
+	g.state.Store(st)
+	g.lastErr.Store(nil)
+	g.metrics.reloads.WithLabelValues("success").Inc()
+	g.metrics.generation.Set(float64(st.gen))
+	g.log.Info("config loaded", "generation", st.gen, "file", g.opts.ConfigPath,
+		"services", len(st.cfg.Services), "routes", len(st.cfg.Routes))
+	if old != nil {
+		g.checkRestartOnly(old.cfg, st.cfg)
+		g.releaseUnused(old, st)
+	}
+	return nil
+}
+
+func (g *Gateway) failReload(err error) error {
+	g.lastErr.Store(&reloadError{err: err, at: time.Now()})
+	g.metrics.reloads.WithLabelValues("error").Inc()
+	g.log.Error("config rejected; the previous config keeps serving", "file", g.opts.ConfigPath,
+		"generation", g.Generation(), "error", err)
+	return err
+}
+
+// provision builds a state from config bytes without publishing it.
+func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
+	cfg, err := router.Parse(g.opts.ConfigPath, data)
+	if err != nil {
+		return nil, err
+	}
+	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.opts.Engine.Validate})
+	if err != nil {
+		return nil, err
+	}
+	st := &state{cfg: cfg, loadedAt: time.Now(), modules: map[string]*host.Module{}}
+	resolve := func(v *router.Version) (string, error) {
+		wasm, err := g.moduleBytes(ctx, store, v)
+		if err != nil {
+			return "", err
+		}
+		digest := modules.DigestOf(wasm)
+		mod, err := g.opts.Engine.Compile(ctx, digest, wasm)
+		if err != nil {
+			return "", err
+		}
+		st.modules[digest] = mod
+		return digest, nil
+	}
+	if st.table, err = router.NewTable(cfg, resolve); err != nil {
+		return nil, err
+	}
+	digests := make([]string, 0, len(st.modules))
+	for d := range st.modules {
+		digests = append(digests, d)
+	}
+	if err := store.SetRefs(g.opts.ConfigPath, digests); err != nil {
+		g.log.Warn("could not record the config's artifacts in the store", "error", err)
+	}
+	return st, nil
+}
+
+// moduleBytes returns a version's module: a `path:` file is put into the
+// store first (so it can be pinned and rolled back to by digest).
+func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, v *router.Version) ([]byte, error) {
+	if v.Path == "" {
+		_, wasm, err := store.Get(v.Module)
+		return wasm, err
+	}
+	wasm, err := os.ReadFile(v.AbsPath())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Put(ctx, bytes.NewReader(wasm)); err != nil {
+		return nil, fmt.Errorf("%s: %w", v.Path, err)
+	}
+	return wasm, nil
+}
+
+// checkRestartOnly warns about settings a reload cannot change.
+func (g *Gateway) checkRestartOnly(old, cur *router.Config) {
+	if old.Listen != cur.Listen || old.Admin != cur.Admin {
+		g.log.Warn("listen and admin addresses change only on restart",
+			"listen", old.Listen, "admin", old.Admin)
+	}
+}
+
+// releaseUnused frees the compiled code of modules the new state no longer
+// uses, once every request that may still run them has hit its deadline.
+func (g *Gateway) releaseUnused(old, cur *state) {
+	var unused []string
+	for d := range old.modules {
+		if _, ok := cur.modules[d]; !ok {
+			unused = append(unused, d)
+		}
+	}
+	if len(unused) == 0 {
+		return
+	}
+	var longest time.Duration
+	for _, s := range old.cfg.Services {
+		longest = max(longest, s.Limits.Timeout)
+	}
+	time.AfterFunc(longest+time.Second, func() {
+		for _, d := range unused {
+			if st := g.state.Load(); st != nil && st.modules[d] != nil {
+				continue // back in use
+			}
+			g.opts.Engine.Release(context.Background(), d)
+		}
+	})
+}
+
+func contentHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// versionStats counts what one version served.
+type versionStats struct {
+	requests, errors atomic.Int64
+}
+
+func (g *Gateway) statsFor(service, digest string) *versionStats {
+	key := service + "\x00" + digest
+	if s, ok := g.stats.Load(key); ok {
+		return s.(*versionStats)
+	}
+	s, _ := g.stats.LoadOrStore(key, &versionStats{})
+	return s.(*versionStats)
+}

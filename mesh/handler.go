@@ -1,0 +1,310 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+const (
+	// RequestIDHeader carries the request id, propagated or generated.
+	RequestIDHeader = "X-Request-Id"
+	// MaxResponse is the most a guest may write to stdout for one response.
+	MaxResponse = 32 << 20
+	// maxStderr is how much of a guest's stderr is kept for the log.
+	maxStderr = 16 << 10
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 { // do not keep huge buffers alive
+		b.Reset()
+		bufPool.Put(b)
+	}
+}
+
+// exchange is one request on its way through the gateway.
+type exchange struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	id      string
+	start   time.Time
+	route   *router.Route
+	service *router.Service
+	version *router.Version
+	status  int
+	bytes   int
+	err     error // why the request failed, for the log
+}
+
+// ServeHTTP routes r to a service version and runs its guest.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{w: w, r: r, id: requestID(r), start: time.Now()}
+	w.Header().Set(RequestIDHeader, x.id)
+	g.serve(x)
+	g.metrics.observe(x)
+	g.accessLog(x)
+}
+
+func (g *Gateway) serve(x *exchange) {
+	st := g.state.Load()
+	if st == nil {
+		g.fail(x, http.StatusServiceUnavailable, errors.New("no config loaded yet"))
+		return
+	}
+	r := x.r
+	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = clean, ""
+	}
+	route, svc, ok := st.table.Match(r)
+	if !ok {
+		g.fail(x, http.StatusNotFound, fmt.Errorf("no route for %s%s", r.Host, r.URL.Path))
+		return
+	}
+	x.route, x.service = route, svc
+	v, err := svc.Select(r)
+	if err != nil {
+		g.fail(x, http.StatusNotFound, err)
+		return
+	}
+	x.version = v
+	x.w.Header().Set(router.VersionHeader, v.Digest)
+	stats := g.statsFor(svc.Name, v.Digest)
+	stats.requests.Add(1)
+	defer func() {
+		if x.status >= 500 {
+			stats.errors.Add(1)
+		}
+	}()
+
+	release, err := g.limiterFor(svc).acquire(r.Context(), svc.Limits.Timeout)
+	if err != nil {
+		x.w.Header().Set("Retry-After", "1")
+		g.fail(x, statusOf(err), err)
+		return
+	}
+	defer release()
+
+	body := getBuf()
+	defer putBuf(body)
+	if err := readBody(body, r, svc.Limits.MaxBody); err != nil {
+		g.fail(x, statusOf(err), err)
+		return
+	}
+	g.runGuest(x, st.modules[v.Digest], body)
+}
+
+// runGuest runs the version's module on the request and writes its response.
+func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
+	out, errOut := getBuf(), getBuf()
+	defer putBuf(out)
+	defer putBuf(errOut)
+	svc, r := x.service, x.r
+	pathInfo, script := r.URL.Path, ""
+	if x.route.StripPrefix {
+		pathInfo = x.route.Rewrite(r.URL.Path)
+		script = strings.TrimSuffix(r.URL.Path, strings.TrimPrefix(pathInfo, "/"))
+		script = strings.TrimSuffix(script, "/")
+	}
+	env := wasi.RequestEnv(r, wasi.Meta{
+		PathInfo: pathInfo, ScriptName: script, Route: x.route.Name, Version: x.version.Digest, RequestID: x.id,
+	})
+	call := host.Call{
+		Capabilities: wasi.Capabilities{Args: []string{svc.Name}, Env: withServiceEnv(svc.Env, env)},
+		Stdin:        bytes.NewReader(body.Bytes()),
+		Stdout:       out,
+		Stderr:       errOut,
+		MaxStdout:    MaxResponse,
+		MaxStderr:    maxStderr,
+		MemoryLimit:  svc.Limits.Memory,
+		Timeout:      svc.Limits.Timeout,
+	}
+	res, err := g.opts.Engine.Run(r.Context(), mod, call)
+	if errOut.Len() > 0 {
+		g.log.Debug("guest stderr", "request_id", x.id, "service", svc.Name, "stderr", truncate(errOut.String(), 2048))
+	}
+	if err == nil && res.ExitCode != 0 && out.Len() == 0 {
+		err = fmt.Errorf("guest exited with code %d and no response", res.ExitCode)
+	}
+	if err != nil {
+		g.fail(x, statusOf(err), err)
+		return
+	}
+	resp, err := wasi.ParseResponse(out.Bytes())
+	if err != nil {
+		g.fail(x, http.StatusBadGateway, err)
+		return
+	}
+	h := x.w.Header()
+	for k, vs := range resp.Header {
+		if hopByHop[k] {
+			continue
+		}
+		h[k] = vs
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	x.status = resp.Status
+	x.w.WriteHeader(resp.Status)
+	n, _ := x.w.Write(resp.Body)
+	x.bytes = n
+}
+
+// hopByHop headers describe one connection, not the response: a guest may not set them.
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Te": true, "Trailer": true, "Proxy-Authenticate": true, "Content-Length": true,
+	"X-Wasmesh-Version": true, "X-Request-Id": true,
+}
+
+// withServiceEnv puts the service's environment before the CGI variables,
+// which win on a clash.
+func withServiceEnv(svcEnv map[string]string, cgi []string) []string {
+	if len(svcEnv) == 0 {
+		return cgi
+	}
+	taken := make(map[string]bool, len(cgi))
+	for _, kv := range cgi {
+		k, _, _ := strings.Cut(kv, "=")
+		taken[k] = true
+	}
+	env := make([]string, 0, len(svcEnv)+len(cgi))
+	for k, v := range svcEnv {
+		if !taken[k] {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, cgi...)
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the whole body into buf, refusing more than max bytes.
+func readBody(buf *bytes.Buffer, r *http.Request, max int64) error {
+	if r.ContentLength > max {
+		return fmt.Errorf("%w: %d bytes, limit is %d", errBodyTooLarge, r.ContentLength, max)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return fmt.Errorf("read request body: %w", err)
+	}
+	if n > max {
+		return fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
+	}
+	return nil
+}
+
+// statusOf maps a failure to the status the client sees.
+func statusOf(err error) int {
+	var trap *host.TrapError
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, host.ErrDeadline):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errOverloaded):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, host.ErrCanceled), errors.Is(err, context.Canceled):
+		return 499 // the client went away; nobody reads this status
+	case errors.As(err, &trap), errors.Is(err, host.ErrOutputLimit), errors.Is(err, host.ErrMemoryLimit):
+		return http.StatusBadGateway
+	}
+	return http.StatusBadGateway
+}
+
+// fail answers with a short error naming the request id.
+func (g *Gateway) fail(x *exchange, status int, err error) {
+	x.status, x.err = status, err
+	h := x.w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	msg := http.StatusText(status)
+	if status < 500 || status == http.StatusServiceUnavailable {
+		msg += ": " + err.Error() // the client's own mistake, or overload: safe to say
+	}
+	body := fmt.Sprintf("wasmesh: %s\nrequest id: %s\n", msg, x.id)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	x.w.WriteHeader(status)
+	n, _ := io.WriteString(x.w, body)
+	x.bytes = n
+}
+
+func (g *Gateway) accessLog(x *exchange) {
+	level := slog.LevelInfo
+	if x.status >= 500 {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", x.id),
+		slog.String("method", x.r.Method),
+		slog.String("host", x.r.Host),
+		slog.String("path", x.r.URL.Path),
+		slog.Int("status", x.status),
+		slog.Int("bytes", x.bytes),
+		slog.Duration("duration", time.Since(x.start)),
+	}
+	if x.route != nil {
+		attrs = append(attrs, slog.String("route", x.route.Name), slog.String("service", x.service.Name))
+	}
+	if x.version != nil {
+		attrs = append(attrs, slog.String("version", modules.Short(x.version.Digest)))
+	}
+	if x.err != nil {
+		attrs = append(attrs, slog.String("error", x.err.Error()))
+	}
+	g.log.LogAttrs(x.r.Context(), level, "request", attrs...)
+}
+
+// requestID propagates a sane incoming X-Request-Id, or makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(RequestIDHeader); id != "" && len(id) <= 128 && printable(id) {
+		return id
+	}
+	return strconv.FormatUint(rand.Uint64(), 16)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanPath resolves "." and ".." so that routes see the path the guest will,
+// keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,235 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// ErrNotFound is wrapped by release errors for an unknown service or version.
+var ErrNotFound = errors.New("not found")
+
+// maxHistory is how many earlier splits per service rollback remembers.
+const maxHistory = 32
+
+// Deploy adds the module ref names (a digest or prefix in the store) to a
+// service at weight percent, scaling the other versions down in proportion;
+// if it already is a version, its weight changes. The config file is
+// rewritten and reloaded; it returns the service's new versions.
+func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*router.Version, error) {
+	if weight < 0 || weight > 100 {
+		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
+	}
+	return g.release(ctx, service, func(cur []*router.Version, digest string) ([]*router.Version, error) {
+		var others []*router.Version
+		target := &router.Version{Module: digest, Digest: digest, Name: name}
+		for _, v := range cur {
+			if v.Digest == digest {
+				target.Name = firstNonEmpty(name, v.Name)
+				continue
+			}
+			others = append(others, v)
+		}
+		if err := scaleWeights(others, 100-weight); err != nil {
+			return nil, err
+		}
+		target.Weight = weight
+		return append(others, target), nil
+	}, ref)
+}
+
+// Promote sends all of a service's traffic to the version ref names,
+// removing the others from the config (rollback brings them back).
+func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*router.Version, error) {
+	return g.release(ctx, service, func(cur []*router.Version, digest string) ([]*router.Version, error) {
+		for _, v := range cur {
+			if v.Digest == digest {
+				return []*router.Version{{Module: digest, Digest: digest, Name: v.Name, Weight: 100}}, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)
+	}, ref)
+}
+
+// Rollback restores the service's split from before its last deploy or
+// promote made by this gateway process; repeated, it goes further back.
+func (g *Gateway) Rollback(ctx context.Context, service string) ([]*router.Version, error) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	hist := g.history[service]
+	if len(hist) == 0 {
+		return nil, fmt.Errorf("%w: no earlier split of service %q recorded since this gateway started", ErrNotFound, service)
+	}
+	vs, err := g.applyLocked(ctx, service, hist[len(hist)-1], false)
+	if err != nil {
+		return nil, err
+	}
+	g.history[service] = hist[:len(hist)-1]
+	return vs, nil
+}
+
+// release resolves ref and applies change to a service's versions.
+func (g *Gateway) release(ctx context.Context, service string, change func([]*router.Version, string) ([]*router.Version, error), ref string) ([]*router.Version, error) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	st := g.state.Load()
+	if st == nil {
+		return nil, errors.New("no config loaded")
+	}
+	svc, ok := st.cfg.Services[service]
+	if !ok {
+		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
+	}
+	store, err := modules.Open(st.cfg.Store, modules.Options{})
+	if err != nil {
+		return nil, err
+	}
+	digest, err := store.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	next, err := change(svc.Versions, digest)
+	if err != nil {
+		return nil, err
+	}
+	return g.applyLocked(ctx, service, next, true)
+}
+
+// applyLocked writes versions into the service's part of the config file,
+// reloads, and when record is set remembers the split it replaced for
+// rollback. On failure neither the running config nor the file changes.
+func (g *Gateway) applyLocked(ctx context.Context, service string, versions []*router.Version, record bool) ([]*router.Version, error) {
+	st := g.state.Load()
+	prev := st.cfg.Services[service].Versions
+	data, err := router.SetVersions(st.cfg.Raw, service, forFile(versions))
+	if err != nil {
+		return nil, err
+	}
+	if err := g.reloadLocked(ctx, data); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(g.opts.ConfigPath, data); err != nil {
+		// Put the old config back in service so that file and gateway agree.
+		if rerr := g.reloadLocked(ctx, st.cfg.Raw); rerr != nil {
+			g.log.Error("could not restore the previous config", "error", rerr)
+		}
+		return nil, fmt.Errorf("write %s: %w", g.opts.ConfigPath, err)
+	}
+	if record {
+		hist := append(g.history[service], prev)
+		if len(hist) > maxHistory {
+			hist = hist[1:]
+		}
+		g.history[service] = hist
+	}
+	cur := g.state.Load().cfg.Services[service].Versions
+	g.log.Info("service versions changed", "service", service, "generation", g.Generation(), "versions", describe(cur))
+	return cur, nil
+}
+
+// forFile copies versions for SetVersions, keeping development `path:`
+// versions as paths (re-read on every reload) rather than pinning them.
+func forFile(vs []*router.Version) []*router.Version {
+	out := make([]*router.Version, len(vs))
+	for i, v := range vs {
+		c := *v
+		if c.Path != "" {
+			c.Digest = ""
+		}
+		out[i] = &c
+	}
+	return out
+}
+
+// scaleWeights sets the weights of vs to sum to total, in proportion to
+// their current weights (largest remainders get the rounding).
+func scaleWeights(vs []*router.Version, total int) error {
+	sum := 0
+	for _, v := range vs {
+		sum += v.Weight
+	}
+	if len(vs) == 0 {
+		if total != 0 {
+			return fmt.Errorf("the new version is the only one: its weight must be 100, not %d", 100-total)
+		}
+		return nil
+	}
+	if sum == 0 {
+		if total != 0 {
+			return fmt.Errorf("the other versions all have weight 0: nothing to scale to %d%%", total)
+		}
+		return nil
+	}
+	given, rems := 0, make([]int, len(vs))
+	scaled := make([]*router.Version, len(vs))
+	for i, v := range vs {
+		c := *v
+		c.Weight = v.Weight * total / sum
+		rems[i] = v.Weight * total % sum
+		given += c.Weight
+		scaled[i] = &c
+	}
+	for given < total {
+		best := 0
+		for i := range rems {
+			if rems[i] > rems[best] {
+				best = i
+			}
+		}
+		scaled[best].Weight++
+		rems[best] = -1
+		given++
+	}
+	copy(vs, scaled)
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func describe(vs []*router.Version) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprintf("%s=%d%%", modules.Short(v.Digest), v.Weight)
+	}
+	return out
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the
+// same directory, keeping the file's mode.
+func writeFileAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -62,4 +63,11 @@ func (m *metrics) observe(x *exchange) {
 	}
 	m.requests.WithLabelValues(service, version, strconv.Itoa(x.status)).Inc()
 	m.duration.WithLabelValues(service).Observe(time.Since(x.start).Seconds())
+}
+
+// reloadCount reads wasmesh_config_reload_total for result.
+func (m *metrics) reloadCount(result string) float64 {
+	var out dto.Metric
+	_ = m.reloads.WithLabelValues(result).Write(&out)
+	return out.GetCounter().GetValue()
 }

@@ -1,0 +1,292 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+)
+
+// examples is the directory of the example guests, absolute.
+var examples, _ = filepath.Abs("../examples")
+
+// fixture is a gateway on a config file in a temp dir, served by httptest.
+type fixture struct {
+	t    *testing.T
+	g    *Gateway
+	srv  *httptest.Server
+	path string
+}
+
+func newFixture(t *testing.T, config string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.WriteFile(path, []byte(expand(config)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := host.New(context.Background(), host.Options{CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	g, err := New(Options{ConfigPath: path, Engine: eng, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.LoadFile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, g: g, path: path, srv: httptest.NewServer(g)}
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// expand replaces $EX with the examples directory and adds a store.
+func expand(config string) string {
+	return "store: store\n" + strings.ReplaceAll(config, "$EX", examples)
+}
+
+type response struct {
+	status  int
+	body    string
+	version string
+	header  http.Header
+}
+
+func (f *fixture) do(method, path string, body io.Reader, header ...string) response {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, body)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	client := *f.srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: string(b), version: resp.Header.Get("X-Wasmesh-Version"), header: resp.Header}
+}
+
+func (f *fixture) get(path string, header ...string) response {
+	return f.do("GET", path, nil, header...)
+}
+
+const helloConfig = `
+services:
+  rust: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+  zig: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+  typescript: { versions: [ { path: $EX/hello/typescript/hello.wasm } ] }
+  go: { versions: [ { path: $EX/hello/go/hello.wasm } ], limits: { memory: 128MiB } }
+  split:
+    versions:
+      - { path: $EX/hello/rust/hello.wasm, name: stable, weight: 90 }
+      - { path: $EX/hello/zig/hello.wasm, name: canary, weight: 10 }
+  bad:
+    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
+    limits: { memory: 16MiB, timeout: 1s, max_body: 1KiB }
+routes:
+  - { match: { path_prefix: /rust }, service: rust, strip_prefix: true }
+  - { match: { path_prefix: /zig }, service: zig, strip_prefix: true }
+  - { match: { path_prefix: /typescript }, service: typescript, strip_prefix: true }
+  - { match: { path_prefix: /go }, service: go, strip_prefix: true }
+  - { match: { path_prefix: /split }, service: split }
+  - { match: { path_prefix: /bad }, service: bad, strip_prefix: true }
+`
+
+func TestServeEveryLanguage(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	for _, lang := range []string{"rust", "zig", "typescript", "go"} {
+		t.Run(lang, func(t *testing.T) {
+			r := f.do("POST", "/"+lang+"/hi", strings.NewReader("12345"))
+			want := fmt.Sprintf("hello from %s: POST /hi 5 bytes\n", lang)
+			if r.status != 200 || r.body != want {
+				t.Fatalf("got %d %q, want 200 %q", r.status, r.body, want)
+			}
+			if !strings.HasPrefix(r.version, "sha256:") || len(r.version) != 71 {
+				t.Fatalf("X-Wasmesh-Version = %q, want a full digest", r.version)
+			}
+			if r.header.Get("X-Request-Id") == "" {
+				t.Fatal("no X-Request-Id")
+			}
+		})
+	}
+}
+
+func TestRequestHandling(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		header     []string
+		wantStatus int
+		wantBody   string
+		wantHeader map[string]string
+	}{
+		{name: "no route", path: "/nowhere", wantStatus: 404, wantBody: "no route for"},
+		{name: "segment-aware prefix", path: "/rustacean", wantStatus: 404},
+		{name: "status header", path: "/bad/?do=status&arg=201", wantStatus: 201, wantBody: "status 201"},
+		{name: "location gives 302", path: "/bad/?do=redirect&arg=/elsewhere", wantStatus: 302,
+			wantHeader: map[string]string{"Location": "/elsewhere"}},
+		{name: "trap is 502", path: "/bad/?do=trap", wantStatus: 502, wantBody: "request id:"},
+		{name: "garbage is 502", path: "/bad/?do=garbage", wantStatus: 502},
+		{name: "endless loop is 504", path: "/bad/?do=loop", wantStatus: 504},
+		{name: "memory bomb is 502", path: "/bad/?do=oom", wantStatus: 502},
+		{name: "exit without output is 502", path: "/bad/?do=exit&arg=3", wantStatus: 502},
+		{name: "body over max_body is 413", method: "POST", path: "/bad/?do=echo", body: strings.Repeat("x", 2000), wantStatus: 413},
+		{name: "body at max_body passes", method: "POST", path: "/bad/?do=echo", body: strings.Repeat("x", 1024), wantStatus: 200},
+		{name: "request id propagated", path: "/rust/", header: []string{"X-Request-Id", "abc-123"}, wantStatus: 200,
+			wantHeader: map[string]string{"X-Request-Id": "abc-123"}},
+		{name: "dot-dot cleaned before routing", path: "/zig/../rust/x", wantStatus: 200, wantBody: "hello from rust: GET /x"},
+		{name: "guest cannot set hop-by-hop or version headers", path: "/bad/?do=env", wantStatus: 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = "GET"
+			}
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			r := f.do(method, tc.path, body, tc.header...)
+			if r.status != tc.wantStatus || !strings.Contains(r.body, tc.wantBody) {
+				t.Fatalf("got %d %q, want %d containing %q", r.status, r.body, tc.wantStatus, tc.wantBody)
+			}
+			for k, v := range tc.wantHeader {
+				if got := r.header.Get(k); got != v {
+					t.Fatalf("header %s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+func TestCGIEnvironment(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	r := f.do("POST", "/bad/path?do=env", strings.NewReader("hi"), "Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "Content-Type", "text/plain")
+	for _, want := range []string{
+		"REQUEST_METHOD=POST", "PATH_INFO=/path", "SCRIPT_NAME=/bad", "QUERY_STRING=do=env", "CONTENT_LENGTH=2",
+		"CONTENT_TYPE=text/plain", "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"X_MATCHED_ROUTE=5:bad", "X_WASMESH_VERSION=" + r.version, "X_REQUEST_ID=" + r.header.Get("X-Request-Id"), "body=hi",
+	} {
+		if !strings.Contains(r.body, want+"\n") {
+			t.Errorf("guest environment lacks %q:\n%s", want, r.body)
+		}
+	}
+}
+
+func TestPinning(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	canary := ""
+	for _, v := range f.g.Config().Services["split"].Versions {
+		if v.Name == "canary" {
+			canary = v.Digest
+		}
+	}
+	for _, pin := range []string{canary, canary[:15], "canary"} {
+		for range 50 {
+			if r := f.get("/split", "X-Wasmesh-Version", pin); r.status != 200 || r.version != canary {
+				t.Fatalf("pin %s: got %d from %s", pin, r.status, r.version)
+			}
+		}
+	}
+	if r := f.get("/split", "X-Wasmesh-Version", "sha256:00000000"); r.status != 404 || !strings.Contains(r.body, "unknown version") {
+		t.Fatalf("unknown pin: got %d %q, want 404 naming the unknown version", r.status, r.body)
+	}
+}
+
+// TestWeightsThroughGateway checks the split end to end (the router's tests
+// cover the distribution in depth).
+func TestWeightsThroughGateway(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	counts := map[string]int{}
+	const n = 2000
+	for range n {
+		r := f.get("/split")
+		if r.status != 200 {
+			t.Fatalf("status %d", r.status)
+		}
+		counts[strings.SplitN(r.body, ":", 2)[0]]++
+	}
+	rust := float64(counts["hello from rust"]) / n * 100
+	if rust < 87 || rust > 93 {
+		t.Fatalf("stable got %.1f%% of requests, want 90±3 (%v)", rust, counts)
+	}
+}
+
+// A guest that traps, loops forever, exhausts its memory or writes garbage
+// fails only its own request: others served at the same time succeed.
+func TestBadGuestsFailAlone(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for _, action := range []string{"trap", "loop", "oom", "garbage", "stack", "big&arg=100000000"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := f.srv.Client().Get(f.srv.URL + "/bad/?do=" + action)
+				if err != nil {
+					t.Errorf("%s: %v", action, err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode < 500 && !strings.HasPrefix(action, "big") {
+					t.Errorf("%s: status %d, want a 5xx", action, resp.StatusCode)
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	good := 0
+	for time.Now().Before(deadline) {
+		for _, lang := range []string{"rust", "zig"} {
+			if r := f.get("/" + lang + "/"); r.status != 200 {
+				t.Fatalf("%s failed beside bad guests: %d %q", lang, r.status, r.body)
+			}
+			good++
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if good < 10 {
+		t.Fatalf("only %d good requests completed", good)
+	}
+}
+
+func newTestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

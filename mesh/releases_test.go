@@ -1,0 +1,188 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+func (f *fixture) push(lang string) string {
+	f.t.Helper()
+	s, err := modules.Open(f.g.Config().Store, modules.Options{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	wasm, _ := os.ReadFile(examples + "/hello/" + lang + "/hello.wasm")
+	d, err := s.Put(context.Background(), bytes.NewReader(wasm))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+func weights(vs []*router.Version) map[string]int {
+	m := map[string]int{}
+	for _, v := range vs {
+		m[v.Digest] = v.Weight
+	}
+	return m
+}
+
+func fileVersions(t *testing.T, f *fixture) map[string]int {
+	t.Helper()
+	cfg, err := router.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int{}
+	for _, v := range cfg.Services["svc"].Versions {
+		digest := v.Module
+		if v.Path != "" {
+			digest = digestOfFile(t, v.AbsPath())
+		}
+		m[digest] = v.Weight
+	}
+	return m
+}
+
+func TestDeployPromoteRollback(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx := context.Background()
+	rust := digestOfFile(t, examples+"/hello/rust/hello.wasm")
+	zig, ts := f.push("zig"), f.push("typescript")
+
+	steps := []struct {
+		name string
+		do   func() ([]*router.Version, error)
+		want map[string]int
+	}{
+		{"deploy zig at 10", func() ([]*router.Version, error) { return f.g.Deploy(ctx, "svc", zig[:20], 10, "canary") },
+			map[string]int{rust: 90, zig: 10}},
+		{"deploy typescript at 20", func() ([]*router.Version, error) { return f.g.Deploy(ctx, "svc", ts, 20, "") },
+			map[string]int{rust: 72, zig: 8, ts: 20}},
+		{"raise zig to 50", func() ([]*router.Version, error) { return f.g.Deploy(ctx, "svc", zig, 50, "") },
+			map[string]int{rust: 39, ts: 11, zig: 50}},
+		{"promote zig", func() ([]*router.Version, error) { return f.g.Promote(ctx, "svc", zig) },
+			map[string]int{zig: 100}},
+		{"rollback", func() ([]*router.Version, error) { return f.g.Rollback(ctx, "svc") },
+			map[string]int{rust: 39, ts: 11, zig: 50}},
+		{"rollback again", func() ([]*router.Version, error) { return f.g.Rollback(ctx, "svc") },
+			map[string]int{rust: 72, zig: 8, ts: 20}},
+	}
+	gen := f.g.Generation()
+	for _, step := range steps {
+		vs, err := step.do()
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := weights(vs); !equalMaps(got, step.want) {
+			t.Fatalf("%s: versions %v, want %v", step.name, got, step.want)
+		}
+		if got := fileVersions(t, f); !equalMaps(got, step.want) {
+			t.Fatalf("%s: the config file says %v, want %v", step.name, got, step.want)
+		}
+		if f.g.Generation() != gen+1 {
+			t.Fatalf("%s: generation %d, want %d", step.name, f.g.Generation(), gen+1)
+		}
+		gen++
+	}
+	// The file keeps the rest of its content.
+	data, _ := os.ReadFile(f.path)
+	if !strings.Contains(string(data), "path_prefix: /") {
+		t.Fatalf("the routes were lost from the file:\n%s", data)
+	}
+}
+
+func TestReleaseErrors(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx := context.Background()
+	zig := f.push("zig")
+	before, _ := os.ReadFile(f.path)
+	tests := []struct {
+		name    string
+		do      func() error
+		wantErr string
+		notFnd  bool
+	}{
+		{"unknown service", func() error { _, err := f.g.Deploy(ctx, "nope", zig, 10, ""); return err }, `service "nope"`, true},
+		{"unknown digest", func() error { _, err := f.g.Deploy(ctx, "svc", "sha256:0000000000", 10, ""); return err }, "no artifact matches", true},
+		{"weight out of range", func() error { _, err := f.g.Deploy(ctx, "svc", zig, 140, ""); return err }, "between 0 and 100", false},
+		{"promote a non-version", func() error { _, err := f.g.Promote(ctx, "svc", zig); return err }, "not a version", true},
+		{"rollback without history", func() error { _, err := f.g.Rollback(ctx, "svc"); return err }, "no earlier split", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if tc.notFnd && !errors.Is(err, ErrNotFound) && !errors.Is(err, modules.ErrNotFound) {
+				t.Fatalf("err = %v, want a not-found error", err)
+			}
+			if after, _ := os.ReadFile(f.path); !bytes.Equal(after, before) {
+				t.Fatal("a failed release changed the config file")
+			}
+		})
+	}
+}
+
+func TestOverloadIs503(t *testing.T) {
+	f := newFixture(t, `
+services:
+  slow:
+    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
+    limits: { max_concurrency: 1, max_queue: 1, timeout: 5s }
+routes:
+  - { match: { path_prefix: / }, service: slow }
+`)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 6)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(f.srv.URL + "/?do=sleep&arg=500")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	// One runs, one waits in the queue, the rest are refused at once.
+	if count[200] != 2 || count[503] != 4 {
+		t.Fatalf("statuses %v, want 2×200 and 4×503", count)
+	}
+}
+
+func equalMaps(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,190 @@
+package mesh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/modules"
+)
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func oneVersion(lang string) string {
+	return fmt.Sprintf(`
+services:
+  svc: { versions: [ { path: $EX/hello/%s/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: svc }
+`, lang)
+}
+
+func digestOfFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return modules.DigestOf(b)
+}
+
+// TestHotReloadUnderLoad changes the config 20 times, valid and invalid in
+// turn, while clients keep sending requests: none may fail, every response
+// comes from a version that was valid, and the last config wins.
+func TestHotReloadUnderLoad(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := f.g.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	notWasm := f.path + ".txt"
+	os.WriteFile(notWasm, []byte("not wasm"), 0o644)
+	valid := map[string]bool{digestOfFile(t, examples+"/hello/rust/hello.wasm"): true}
+	var validMu sync.Mutex
+	invalid := []string{
+		"services: [oops",                       // YAML syntax
+		oneVersion("rust") + "  - { match: { path: /x }, service: nope }\n", // unknown service
+		strings.Replace(oneVersion("go"), "$EX/hello/go/hello.wasm", notWasm, 1), // not a module
+		strings.Replace(oneVersion("zig"), "versions:", "versionz:", 1), // unknown field
+	}
+
+	var failures, served atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var badVersion atomic.Value
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := f.srv.Client().Get(f.srv.URL + "/x")
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				v := resp.Header.Get("X-Wasmesh-Version")
+				validMu.Lock()
+				ok := valid[v]
+				validMu.Unlock()
+				if resp.StatusCode != 200 {
+					failures.Add(1)
+				} else if !ok {
+					badVersion.Store(v)
+				}
+				served.Add(1)
+			}
+		}()
+	}
+
+	langs := []string{"zig", "typescript", "rust", "zig", "typescript", "rust", "zig", "typescript", "rust", "zig"}
+	for i := range 20 {
+		before := f.g.Generation()
+		var config string
+		if i%2 == 0 {
+			lang := langs[i/2]
+			validMu.Lock()
+			valid[digestOfFile(t, examples+"/hello/"+lang+"/hello.wasm")] = true
+			validMu.Unlock()
+			config = oneVersion(lang)
+		} else {
+			config = invalid[(i/2)%len(invalid)]
+		}
+		errsBefore := f.g.metrics.reloadCount("error")
+		if err := os.WriteFile(f.path, []byte(expand(config)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			waitFor(t, fmt.Sprintf("change %d to load", i), func() bool { return f.g.Generation() == before+1 })
+		} else {
+			waitFor(t, fmt.Sprintf("change %d to be rejected", i), func() bool { return f.g.metrics.reloadCount("error") > errsBefore })
+			if f.g.Generation() != before {
+				t.Fatalf("an invalid config changed the generation")
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed during reloads", n, served.Load())
+	}
+	if v := badVersion.Load(); v != nil {
+		t.Fatalf("a response came from %v, which no valid config named", v)
+	}
+	if g := f.g.Generation(); g != 11 {
+		t.Fatalf("generation %d after 10 valid changes, want 11", g)
+	}
+	if r := f.get("/x"); r.body != "hello from zig: GET /x 0 bytes\n" {
+		t.Fatalf("final config not serving: %q", r.body)
+	}
+	t.Logf("%d requests served during 20 config changes", served.Load())
+}
+
+func TestRejectedReloadIsVisible(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	err := f.g.Reload(context.Background(), []byte(expand(oneVersion("rust")+"bogus: 1\n")))
+	if err == nil || !strings.Contains(err.Error(), "wasmesh.yaml:") || !strings.Contains(err.Error(), `unknown field "bogus"`) {
+		t.Fatalf("err = %v, want file:line and the field", err)
+	}
+	admin := httptestAdmin(t, f)
+	var cs ConfigStatus
+	getJSON(t, admin+"/v1/config", &cs)
+	if cs.Generation != 1 || !strings.Contains(cs.LastError, "bogus") {
+		t.Fatalf("/v1/config = %+v", cs)
+	}
+	resp, _ := http.Get(admin + "/metrics")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wasmesh_config_reload_total{result="error"} 1`, `wasmesh_config_generation 1`} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+	if r := f.get("/"); r.status != 200 {
+		t.Fatalf("old config stopped serving: %d", r.status)
+	}
+}
+
+func httptestAdmin(t *testing.T, f *fixture) string {
+	t.Helper()
+	srv := newTestServer(t, f.g.AdminHandler())
+	return srv
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}

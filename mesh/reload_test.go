@@ -61,10 +61,10 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	valid := map[string]bool{digestOfFile(t, examples+"/hello/rust/hello.wasm"): true}
 	var validMu sync.Mutex
 	invalid := []string{
-		"services: [oops",                       // YAML syntax
-		oneVersion("rust") + "  - { match: { path: /x }, service: nope }\n", // unknown service
+		"services: [oops", // YAML syntax
+		oneVersion("rust") + "  - { match: { path: /x }, service: nope }\n",      // unknown service
 		strings.Replace(oneVersion("go"), "$EX/hello/go/hello.wasm", notWasm, 1), // not a module
-		strings.Replace(oneVersion("zig"), "versions:", "versionz:", 1), // unknown field
+		strings.Replace(oneVersion("zig"), "versions:", "versionz:", 1),          // unknown field
 	}
 
 	var failures, served atomic.Int64

@@ -46,8 +46,11 @@ examples-force:
 toolchains:
 	bash examples/toolchains.sh
 
+# Engine microbenchmarks (compile, instantiate+run per language), then the
+# end-to-end HTTP benchmark: native net/http vs the gateway, with wrk.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
+	bash bench/http.sh 10s 32
 
 # Formatting, tidy modules, and a clean tree.
 check:

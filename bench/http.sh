@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End-to-end HTTP benchmark on loopback, in one run: a native Go net/http
+# handler against the gateway serving each hello example.
+#   bench/http.sh [DURATION] [CONNECTIONS]     (defaults 5s, 32)
+# Prints one line per target: req/s, p50 and p99 latency (wrk --latency),
+# and the ratio of req/s to the native handler's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-5s}
+conns=${2:-32}
+command -v wrk >/dev/null || { echo "bench/http.sh: wrk is not installed (make toolchains)" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/wasmesh" ./cmd/wasmesh
+go build -o "$work/native" ./bench/native
+sed -e 's|^listen:.*|listen: "127.0.0.1:18080"|' -e 's|^admin:.*|admin: "127.0.0.1:19901"|' \
+    -e "s|path: |path: $PWD/examples/|" examples/wasmesh.yaml > "$work/wasmesh.yaml"
+echo "store: $work/store" >> "$work/wasmesh.yaml"
+
+"$work/native" -listen 127.0.0.1:18081 & pids+=($!)
+"$work/wasmesh" serve --config "$work/wasmesh.yaml" --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
+for _ in $(seq 100); do
+  curl -sf -o /dev/null http://127.0.0.1:18080/rust/ && curl -sf -o /dev/null http://127.0.0.1:18081/ && break
+  sleep 0.1
+done
+
+# run NAME URL: prints "NAME req/s p50 p99"
+run() {
+  local out rps p50 p99
+  out=$(wrk -t2 -c"$conns" -d"$dur" --latency "$2")
+  if echo "$out" | grep -q "Non-2xx"; then echo "bench: $1 had non-2xx responses:" >&2; echo "$out" >&2; exit 1; fi
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  echo "$1 $rps $p50 $p99"
+}
+
+echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t2 -c$conns -d$dur, GET with keep-alive"
+results=$(
+  run native http://127.0.0.1:18081/hi
+  for l in rust zig typescript go; do run "$l" "http://127.0.0.1:18080/$l/hi"; done
+)
+native=$(echo "$results" | awk '$1=="native" {print $2}')
+printf '%-12s %12s %10s %10s %9s\n' target req/s p50 p99 "vs native"
+echo "$results" | while read -r name rps p50 p99; do
+  printf '%-12s %12s %10s %10s %8.1f%%\n' "$name" "$rps" "$p50" "$p99" "$(echo "$rps $native" | awk '{print 100*$1/$2}')"
+done

@@ -1,0 +1,26 @@
+// Command native is the yardstick for wasmesh's HTTP benchmark: a plain Go
+// net/http handler that answers exactly what the hello guests answer.
+//
+//	go run ./bench/native -listen 127.0.0.1:8081
+package main
+
+import (
+	"flag"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8081", "address to serve on")
+	flag.Parse()
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		body := "hello from native: " + r.Method + " " + r.URL.Path + " " + strconv.FormatInt(n, 10) + " bytes\n"
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(w, body)
+	})
+	log.Fatal(http.ListenAndServe(*listen, handler))
+}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmesh/wasmesh/wasi"
@@ -76,7 +78,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
 
-	inst, err := e.rt.InstantiateModule(ctx, m.compiled, e.moduleConfig(c, cancel))
+	inst, err := e.rt.InstantiateModule(ctx, m.compiled, e.moduleConfig(ctx, c, cancel))
 	if err != nil {
 		return Result{}, runError(ctx, err)
 	}
@@ -98,7 +100,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	return res, nil
 }
 
-func (e *Engine) moduleConfig(c Call, stop context.CancelCauseFunc) wazero.ModuleConfig {
+// moduleConfig gives the guest what c grants. Sleeps and reads from a
+// blocking stdin end when ctx does, so that a deadline stops a guest even
+// while it waits in a host call.
+func (e *Engine) moduleConfig(ctx context.Context, c Call, stop context.CancelCauseFunc) wazero.ModuleConfig {
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // called by Run, so instantiation and run are told apart
@@ -107,10 +112,14 @@ func (e *Engine) moduleConfig(c Call, stop context.CancelCauseFunc) wazero.Modul
 		WithStderr(capWriter(c.Stderr, "stderr", c.MaxStderr, stop)).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
+		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) }).
 		WithRandSource(rand.Reader)
-	if c.Stdin != nil {
-		mc = mc.WithStdin(c.Stdin)
+	switch stdin := c.Stdin.(type) {
+	case nil:
+	case *os.File: // a terminal or pipe may block for ever
+		mc = mc.WithStdin(&ctxReader{ctx: ctx, r: stdin})
+	default:
+		mc = mc.WithStdin(stdin)
 	}
 	for _, kv := range c.Env {
 		k, v, _ := wasi.ParseEnv(kv)
@@ -119,11 +128,7 @@ func (e *Engine) moduleConfig(c Call, stop context.CancelCauseFunc) wazero.Modul
 	if len(c.Mounts) > 0 {
 		fs := wazero.NewFSConfig()
 		for _, mnt := range c.Mounts {
-			if mnt.ReadOnly {
-				fs = fs.WithReadOnlyDirMount(mnt.HostPath, mnt.GuestPath)
-			} else {
-				fs = fs.WithDirMount(mnt.HostPath, mnt.GuestPath)
-			}
+			fs = fs.(sysfs.FSConfig).WithSysFSMount(newMountFS(mnt.HostPath, mnt.ReadOnly), mnt.GuestPath)
 		}
 		mc = mc.WithFSConfig(fs)
 	}
@@ -145,6 +150,42 @@ func runError(ctx context.Context, err error) error {
 		}
 	}
 	return trapFrom(err)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// ctxReader is a reader whose Read returns when ctx is done, even if the
+// underlying Read blocks (which is then abandoned: its data is lost, which
+// does not matter to a guest being stopped).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	buf := make([]byte, len(p))
+	done := make(chan result, 1)
+	go func() {
+		n, err := c.r.Read(buf)
+		done <- result{n, err}
+	}()
+	select {
+	case r := <-done:
+		return copy(p, buf[:r.n]), r.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
 }
 
 // capWriter counts what the guest writes to a stream and stops the guest,

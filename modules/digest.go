@@ -3,6 +3,7 @@ package modules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -28,15 +29,18 @@ func Short(digest string) string {
 	return h
 }
 
+// ErrInvalidDigest is wrapped by errors for a reference that is not a digest.
+var ErrInvalidDigest = errors.New("invalid digest")
+
 // parseRef turns "sha256:<hex>" or "<hex>" (at least MinPrefix digits) into
 // lowercase hex.
 func parseRef(ref string) (string, error) {
 	h := strings.ToLower(strings.TrimPrefix(ref, Prefix))
 	if len(h) < MinPrefix || len(h) > 64 {
-		return "", fmt.Errorf("invalid digest %q: want sha256:<hex> with %d to 64 hex digits", ref, MinPrefix)
+		return "", fmt.Errorf("%w %q: want sha256:<hex> with %d to 64 hex digits", ErrInvalidDigest, ref, MinPrefix)
 	}
 	if strings.Trim(h, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("invalid digest %q: not hexadecimal", ref)
+		return "", fmt.Errorf("%w %q: not hexadecimal", ErrInvalidDigest, ref)
 	}
 	return h, nil
 }

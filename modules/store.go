@@ -207,7 +207,7 @@ type Entry struct {
 
 // List describes every stored module, oldest push first.
 func (s *Store) List() ([]Entry, error) {
-	var out []Entry
+	out := []Entry{}
 	err := filepath.WalkDir(filepath.Join(s.root, "blobs", "sha256"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || len(d.Name()) != 64 {
 			return err

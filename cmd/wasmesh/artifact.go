@@ -23,7 +23,10 @@ func artifactCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || subs[args[0]] == nil {
 		return usageError("want a subcommand: push, ls, inspect, rm, verify, sign or policy")
 	}
-	return subs[args[0]](ctx, args[1:], stdout)
+	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
+		return fmt.Errorf("%s: %w", args[0], err)
+	}
+	return nil
 }
 
 // openStore opens the store, validating pushes by compiling them.
@@ -75,7 +78,7 @@ func unwrapOpen(name string, err error) error { return fmt.Errorf("%s: %w", name
 func artifactList(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("artifact ls", "[-o json]")
 	store := storeFlag(fs)
-	output := fs.String("o", "table", "output format: table or json")
+	output := outputFlag(fs, "table", "json")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -125,7 +128,7 @@ func writeJSON(w io.Writer, v any) error {
 func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("artifact inspect", "DIGEST [-o json]")
 	store := storeFlag(fs)
-	output := fs.String("o", "text", "output format: text or json")
+	output := outputFlag(fs, "text", "json")
 	refs, err := parse(fs, args)
 	if err != nil {
 		return err

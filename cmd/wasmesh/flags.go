@@ -61,8 +61,7 @@ func parseUntilPositional(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func flagError(fs *flag.FlagSet, err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
+	if errors.Is(err, flag.ErrHelp) { // the flag package has printed the usage
 		return &exitError{code: 0, err: errors.New("")}
 	}
 	return usageError("%v (see 'wasmesh %s -h')", err, strings.TrimPrefix(fs.Name(), "wasmesh "))
@@ -70,7 +69,22 @@ func flagError(fs *flag.FlagSet, err error) error {
 
 // storeFlag registers --store.
 func storeFlag(fs *flag.FlagSet) *string {
-	return fs.String("store", modules.DefaultDir(), "content-addressed store directory (default $WASMESH_HOME/store or .wasmesh/store)")
+	return fs.String("store", modules.DefaultDir(), "content-addressed store directory: $WASMESH_HOME/store when WASMESH_HOME is set, else .wasmesh/store")
+}
+
+// outputFlag registers -o with the formats allowed, the first the default.
+func outputFlag(fs *flag.FlagSet, formats ...string) *string {
+	out := formats[0]
+	fs.Func("o", "output format: "+strings.Join(formats, " or ")+" (default "+formats[0]+")", func(v string) error {
+		for _, f := range formats {
+			if v == f {
+				out = v
+				return nil
+			}
+		}
+		return fmt.Errorf("want %s, got %q", strings.Join(formats, " or "), v)
+	})
+	return &out
 }
 
 // defaultCacheDir is where wazero's compilation cache lives by default.

@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wasmesh/wasmesh/modules"
 )
 
 // exitError carries an exit status out of a command.
@@ -93,9 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.As(err, &exit):
 			if exit.err != nil && exit.err.Error() != "" {
-				fmt.Fprintf(stderr, "wasmesh %s: %v\n", c.name, exit.err)
+				fmt.Fprintf(stderr, "wasmesh %s: %v\n", c.name, err)
 			}
 			return exit.code
+		case errors.Is(err, modules.ErrInvalidDigest):
+			fmt.Fprintf(stderr, "wasmesh %s: %v\n", c.name, err)
+			return 2
 		default:
 			fmt.Fprintf(stderr, "wasmesh %s: %v\n", c.name, err)
 			return 1

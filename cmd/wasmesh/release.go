@@ -142,7 +142,7 @@ func rollbackCmd(ctx context.Context, args []string, stdout io.Writer) error {
 func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("status", "[-o json]")
 	admin := adminFlag(fs)
-	output := fs.String("o", "table", "output format: table or json")
+	output := outputFlag(fs, "table", "json")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

@@ -1,0 +1,269 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// gateway is a `wasmesh serve` process on loopback ports of its own choosing.
+type gateway struct {
+	p           *proc
+	url, admin  string // http://127.0.0.1:PORT
+	config, dir string
+}
+
+var servingLine = regexp.MustCompile(`wasmesh gateway on (http://\S+), admin API on (http://\S+)`)
+
+// serve writes config (with $EX replaced by the examples directory) to a temp
+// dir and starts the gateway on it, waiting until it prints its addresses.
+func serve(t *testing.T, config string) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wasmesh.yaml")
+	config = "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n" + strings.ReplaceAll(config, "$EX", repoPath("examples"))
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	g := &gateway{config: path, dir: dir}
+	g.p = start(t, opts{stdout: pw}, "serve", "--config", path)
+	t.Cleanup(func() {
+		if g.p.cmd.ProcessState == nil {
+			g.p.cmd.Process.Kill()
+			g.p.cmd.Wait()
+		}
+	})
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+			}
+		}
+	}()
+	select {
+	case m := <-found:
+		g.url, g.admin = m[1], m[2]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gateway did not start; stderr:\n%s", g.p.stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	return g
+}
+
+// get sends one request on a fresh connection and returns status and body.
+func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func metric(t *testing.T, g *gateway, name string) string {
+	t.Helper()
+	_, body, _ := get(t, g.admin+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestGracefulShutdown: with requests in flight, SIGTERM turns /readyz to 503
+// at once, the listener stops accepting after drain_delay, every request
+// accepted before the signal completes with 200, and the exit status is 0.
+func TestGracefulShutdown(t *testing.T) {
+	g := serve(t, `
+drain_delay: 1s
+drain_timeout: 20s
+services:
+  slow: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { timeout: 30s } }
+routes:
+  - { match: { path_prefix: / }, service: slow }
+`)
+	const inflight = 6
+	var wg sync.WaitGroup
+	statuses := make(chan string, inflight)
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body, _ := get(t, g.url+"/?do=sleep&arg=3000")
+			statuses <- fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
+		}()
+	}
+	poll(t, "requests in flight", func() bool { return metric(t, g, "wasmesh_inflight_requests") == fmt.Sprint(inflight) })
+	if code, _, _ := get(t, g.admin+"/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d before the signal", code)
+	}
+
+	signalled := time.Now()
+	g.p.cmd.Process.Signal(syscall.SIGTERM)
+	poll(t, "/readyz to turn 503", func() bool { code, _, _ := get(t, g.admin+"/readyz"); return code == 503 })
+	if time.Since(signalled) < time.Second {
+		// Still inside drain_delay: new connections are served.
+		if code, body, _ := get(t, g.url+"/?do=status&arg=200"); code != 200 {
+			t.Fatalf("request during drain_delay: %d %s", code, body)
+		}
+	}
+	addr := strings.TrimPrefix(g.url, "http://")
+	poll(t, "the listener to close", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if d := time.Since(signalled); d < 900*time.Millisecond {
+		t.Fatalf("listener closed %s after the signal, before drain_delay", d)
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != "200 slept 3000" {
+			t.Errorf("in-flight request ended with %q, want 200", s)
+		}
+	}
+	if r := g.p.wait(t); r.code != 0 {
+		t.Fatalf("exit status %d after drain, want 0\n%s", r.code, r.stderr)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second signal does not wait for the drain.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	g := serve(t, `
+drain_delay: 20s
+services:
+  slow: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: slow }
+`)
+	g.p.cmd.Process.Signal(syscall.SIGTERM)
+	poll(t, "/readyz to turn 503", func() bool { code, _, _ := get(t, g.admin+"/readyz"); return code == 503 })
+	g.p.cmd.Process.Signal(syscall.SIGTERM)
+	start := time.Now()
+	r := g.p.wait(t)
+	if r.code == 0 || time.Since(start) > 10*time.Second {
+		t.Fatalf("second signal: exit %d after %s, want a quick non-zero exit", r.code, time.Since(start))
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	os.WriteFile(path, []byte("services:\n  a:\n    versions:\n      - path: nope.wasm\n        wieght: 5\n"), 0o644)
+	r := wasmesh(t, opts{}, "serve", "--config", path)
+	if r.code != 1 || !strings.Contains(r.stderr, "wasmesh.yaml:5:9") || !strings.Contains(r.stderr, `unknown field "wieght"`) {
+		t.Fatalf("exit %d, stderr %q: want 1 and file:line:col naming the field", r.code, r.stderr)
+	}
+}
+
+// versionsInFile reads the weights a config file gives service hello, as
+// "file-or-digest=weight" in file order.
+func versionsInFile(t *testing.T, path string) string {
+	t.Helper()
+	cfg, err := router.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, v := range cfg.Services["hello"].Versions {
+		parts = append(parts, fmt.Sprintf("%s=%d", strings.TrimPrefix(filepath.Base(v.Path), ".")+v.Module, v.Weight))
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestReleaseThroughCLI: deploy a canary, promote it, roll back, all through
+// the CLI against a running gateway; the config file follows each step and a
+// restarted gateway serves the same.
+func TestReleaseThroughCLI(t *testing.T) {
+	g := serve(t, `
+services:
+  hello: { versions: [ { path: $EX/hello/rust/hello.wasm, weight: 100 } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	zig := push(t, hello("zig"))
+	rust := push(t, hello("rust"))
+	short := func(d string) string { return strings.TrimPrefix(d, "sha256:")[:12] }
+
+	r := ok(t, opts{}, "deploy", "hello", hello("zig"), "--weight", "10", "--name", "canary", admin)
+	if !strings.Contains(r.stdout, short(zig)) || !strings.Contains(r.stdout, "10%") {
+		t.Fatalf("deploy output:\n%s", r.stdout)
+	}
+	if got, want := versionsInFile(t, g.config), fmt.Sprintf("hello.wasm=90 %s=10", zig); got != want {
+		t.Fatalf("after deploy the file says %q, want %q", got, want)
+	}
+	if _, body, h := get(t, g.url+"/", "X-Wasmesh-Version", "canary"); h.Get("X-Wasmesh-Version") != zig || !strings.Contains(body, "zig") {
+		t.Fatalf("pinned canary answered %q from %s", body, h.Get("X-Wasmesh-Version"))
+	}
+
+	ok(t, opts{}, "promote", "hello", short(zig), admin)
+	if got, want := versionsInFile(t, g.config), zig+"=100"; got != want {
+		t.Fatalf("after promote the file says %q, want %q", got, want)
+	}
+	for range 20 {
+		if _, body, _ := get(t, g.url+"/x"); body != "hello from zig: GET /x 0 bytes\n" {
+			t.Fatalf("after promote: %q", body)
+		}
+	}
+
+	ok(t, opts{}, "rollback", "hello", admin)
+	if got, want := versionsInFile(t, g.config), fmt.Sprintf("hello.wasm=90 %s=10", zig); got != want {
+		t.Fatalf("after rollback the file says %q, want %q", got, want)
+	}
+	st := ok(t, opts{}, "status", admin)
+	for _, want := range []string{"generation 4", short(rust), short(zig), "90%", "10%", "canary"} {
+		if !strings.Contains(st.stdout, want) {
+			t.Fatalf("status lacks %q:\n%s", want, st.stdout)
+		}
+	}
+	if r := wasmesh(t, opts{}, "promote", "hello", "sha256:00000000", admin); r.code == 0 || !strings.Contains(r.stderr, "no artifact matches") {
+		t.Fatalf("promote of an unknown digest: exit %d, %q", r.code, r.stderr)
+	}
+
+	// A restart serves what the file now says.
+	g.p.cmd.Process.Signal(syscall.SIGKILL)
+	g.p.cmd.Wait()
+	data, _ := os.ReadFile(g.config)
+	g2 := serve(t, strings.TrimPrefix(string(data), "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n"))
+	_, body, h := get(t, g2.url+"/", "X-Wasmesh-Version", "canary")
+	if h.Get("X-Wasmesh-Version") != zig || !strings.Contains(body, "zig") {
+		t.Fatalf("restarted gateway: canary pin answered %q from %s", body, h.Get("X-Wasmesh-Version"))
+	}
+}

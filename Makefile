@@ -37,11 +37,13 @@ smoke: build
 examples:
 	$(MAKE) -C examples
 	$(MAKE) -C host/testdata
+	$(MAKE) -C tests/testdata
 
 # Rebuild every guest from source, whatever the timestamps say.
 examples-force:
 	$(MAKE) -C examples clean all
 	$(MAKE) -C host/testdata -B
+	$(MAKE) -C tests/testdata -B
 
 toolchains:
 	bash examples/toolchains.sh

@@ -57,6 +57,8 @@ type exchange struct {
 
 // ServeHTTP routes r to a service version and runs its guest.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.metrics.inflight.Inc()
+	defer g.metrics.inflight.Dec()
 	x := &exchange{w: w, r: r, id: requestID(r), start: time.Now()}
 	w.Header().Set(RequestIDHeader, x.id)
 	g.serve(x)

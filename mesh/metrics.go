@@ -19,6 +19,7 @@ type metrics struct {
 	reloads    *prometheus.CounterVec
 	generation prometheus.Gauge
 	draining   prometheus.Gauge
+	inflight   prometheus.Gauge
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -45,10 +46,14 @@ func newMetrics(g *Gateway) *metrics {
 			Name: "wasmesh_draining",
 			Help: "1 while the gateway drains for shutdown.",
 		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wasmesh_inflight_requests",
+			Help: "Requests being served now.",
+		}),
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("error")
-	m.reg.MustRegister(m.requests, m.duration, m.reloads, m.generation, m.draining,
+	m.reg.MustRegister(m.requests, m.duration, m.reloads, m.generation, m.draining, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -91,6 +91,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	}
 	var exit *sys.ExitError
 	switch {
+	case ctx.Err() != nil:
+		// Stopped by the deadline, the output cap or the caller, even if the
+		// guest then managed to finish (a sleep cut short returns normally).
+		return res, runError(ctx, err)
 	case err == nil:
 	case errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded:
 		res.ExitCode = exit.ExitCode()
@@ -139,6 +143,7 @@ func (e *Engine) moduleConfig(ctx context.Context, c Call, stop context.CancelCa
 // stopped it (deadline, output cap, caller gone), else the trap.
 func runError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
+		// err may be nil: the guest finished after being told to stop.
 		cause := context.Cause(ctx)
 		switch {
 		case errors.Is(cause, ErrDeadline), errors.Is(cause, ErrOutputLimit):

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,6 +94,7 @@ func (f *fixture) get(path string, header ...string) response {
 }
 
 const helloConfig = `
+drain_delay: 0s
 services:
   rust: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
   zig: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
@@ -289,4 +291,31 @@ func newTestServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestH2C serves HTTP/2 over cleartext (prior knowledge), as Serve configures.
+func TestH2C(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.g.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	resp, err := (&http.Client{Transport: tr}).Get("http://" + ln.Addr().String() + "/zig/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 || string(body) != "hello from zig: GET /h2 0 bytes\n" {
+		t.Fatalf("got %s %q, want HTTP/2 and the zig hello", resp.Proto, body)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -23,6 +24,9 @@ type Options struct {
 	// CacheDir holds wazero's compilation cache, so that a module compiled once
 	// is loaded, not compiled, by later processes. Default "": no file cache.
 	CacheDir string
+	// Imports implements the "wasmesh" host functions. Default: no trace
+	// context, logs to slog.Default, every http_call refused.
+	Imports Imports
 }
 
 // Engine compiles and runs guests. It is safe for concurrent use.
@@ -35,6 +39,22 @@ type Engine struct {
 	group    singleflight.Group
 	mu       sync.Mutex
 	compiled map[string]*Module
+
+	hits, misses, active atomic.Int64
+}
+
+// Stats are counters of an engine's work since it started.
+type Stats struct {
+	// CompileHits counts Compile calls answered by a module already compiled,
+	// CompileMisses those that compiled (or loaded from the file cache).
+	CompileHits, CompileMisses int64
+	// Active is the number of instances running now.
+	Active int64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{CompileHits: e.hits.Load(), CompileMisses: e.misses.Load(), Active: e.active.Load()}
 }
 
 // New starts an engine: a wazero runtime with the optimizing compiler where the
@@ -58,10 +78,18 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
 	}
+	if opts.Imports == nil {
+		opts.Imports = noImports{}
+	}
+	if err := instantiateImports(ctx, rt, opts.Imports); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate the %s host module: %w", ImportModule, err)
+	}
 	return &Engine{
 		rt: rt,
 		hostFuncs: map[string]map[string]api.FunctionDefinition{
 			wasi_snapshot_preview1.ModuleName: rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions(),
+			ImportModule:                      rt.Module(ImportModule).ExportedFunctionDefinitions(),
 		},
 		compiled: map[string]*Module{},
 	}, nil
@@ -99,9 +127,11 @@ func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Modu
 	m, ok := e.compiled[digest]
 	e.mu.Unlock()
 	if ok {
+		e.hits.Add(1)
 		return m, nil
 	}
 	v, err, _ := e.group.Do(digest, func() (any, error) {
+		e.misses.Add(1)
 		m, err := e.compile(ctx, digest, wasm)
 		if err != nil {
 			return nil, err

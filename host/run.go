@@ -53,6 +53,9 @@ type Result struct {
 	// MemoryPages is the size of the guest's memory when it finished, in
 	// 64 KiB pages: its high-water mark, since memory never shrinks.
 	MemoryPages uint32
+	// Instantiate is the time taken to create the instance, Run the time in
+	// _start.
+	Instantiate, Run time.Duration
 }
 
 // Run runs m's _start in a fresh instance that no other run can observe, and
@@ -78,14 +81,19 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
 
+	start := time.Now()
 	inst, err := e.rt.InstantiateModule(ctx, m.compiled, e.moduleConfig(ctx, c, cancel))
+	res := Result{Instantiate: time.Since(start)}
 	if err != nil {
-		return Result{}, runError(ctx, err)
+		return res, runError(ctx, err)
 	}
+	e.active.Add(1)
+	defer e.active.Add(-1)
 	defer inst.Close(ctx)
 
+	start = time.Now()
 	_, err = inst.ExportedFunction("_start").Call(ctx)
-	res := Result{}
+	res.Run = time.Since(start)
 	if mem := inst.Memory(); mem != nil {
 		res.MemoryPages = mem.Size() / pageSize
 	}

@@ -134,7 +134,7 @@ func (g *Gateway) postArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, errors.New("no config loaded"))
 		return
 	}
-	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.opts.Engine.Validate})
+	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return

@@ -5,15 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
@@ -24,17 +27,27 @@ import (
 type Options struct {
 	// ConfigPath is the config file; deploy, promote and rollback rewrite it.
 	ConfigPath string
-	// Engine runs the guests. Required.
-	Engine *host.Engine
+	// CacheDir is wazero's compilation cache. Default "": none.
+	CacheDir string
 	// Logger receives the access log and events. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the gateway's spans. Default: an SDK provider that
+	// exports nothing but still gives every request a trace id and carries
+	// inbound trace context through guests to their outbound calls.
+	TracerProvider trace.TracerProvider
+	// HTTPClient sends guests' outbound calls to http(s) targets. Default: a
+	// client with a pooled transport.
+	HTTPClient *http.Client
 }
 
 // Gateway routes requests to guests. Create it with New, then Reload a config.
 type Gateway struct {
 	opts    Options
+	engine  *host.Engine
 	log     *slog.Logger
 	metrics *metrics
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
 
 	state    atomic.Pointer[state]
 	draining atomic.Bool
@@ -63,17 +76,40 @@ type reloadError struct {
 }
 
 // New returns a gateway with no config: it answers 503 until Reload succeeds.
-func New(opts Options) (*Gateway, error) {
-	if opts.Engine == nil {
-		return nil, errors.New("mesh: Options.Engine is required")
-	}
+// Close releases it.
+func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, history: map[string][][]*router.Version{}}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		}}
+	}
+	g := &Gateway{
+		opts:    opts,
+		log:     opts.Logger,
+		history: map[string][][]*router.Version{},
+		tracer:  opts.TracerProvider.Tracer("github.com/wasmesh/wasmesh/mesh"),
+		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
+	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{g}})
+	if err != nil {
+		return nil, err
+	}
+	g.engine = eng
 	g.metrics = newMetrics(g)
 	return g, nil
 }
+
+// Close releases the gateway's engine and compiled modules.
+func (g *Gateway) Close(ctx context.Context) error { return g.engine.Close(ctx) }
 
 // Registry is the gateway's Prometheus registry.
 func (g *Gateway) Registry() *prometheus.Registry { return g.metrics.reg }
@@ -155,7 +191,7 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.opts.Engine.Validate})
+	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +202,7 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 			return "", err
 		}
 		digest := modules.DigestOf(wasm)
-		mod, err := g.opts.Engine.Compile(ctx, digest, wasm)
+		mod, err := g.engine.Compile(ctx, digest, wasm)
 		if err != nil {
 			return "", err
 		}
@@ -232,7 +268,7 @@ func (g *Gateway) releaseUnused(old, cur *state) {
 			if st := g.state.Load(); st != nil && st.modules[d] != nil {
 				continue // back in use
 			}
-			g.opts.Engine.Release(context.Background(), d)
+			g.engine.Release(context.Background(), d)
 		}
 	})
 }

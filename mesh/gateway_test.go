@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
 )
 
 // examples is the directory of the example guests, absolute.
@@ -31,24 +30,28 @@ type fixture struct {
 
 func newFixture(t *testing.T, config string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, config, Options{})
+}
+
+// newFixtureWith is newFixture with gateway options (a tracer provider, an HTTP client).
+func newFixtureWith(t *testing.T, config string, opts Options) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wasmesh.yaml")
 	if err := os.WriteFile(path, []byte(expand(config)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := host.New(context.Background(), host.Options{CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(context.Background()) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	g, err := New(Options{ConfigPath: path, Engine: eng, Logger: log})
+	opts.ConfigPath, opts.Logger = path, log
+	opts.CacheDir = filepath.Join(os.TempDir(), "wasmesh-test-cache")
+	g, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { g.Close(context.Background()) })
 	if err := g.LoadFile(context.Background()); err != nil {
 		t.Fatal(err)
 	}

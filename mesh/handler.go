@@ -15,6 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -53,20 +58,47 @@ type exchange struct {
 	status  int
 	bytes   int
 	err     error // why the request failed, for the log
+	depth   int   // how many http_call hops led here
+	span    trace.Span
 }
 
 // ServeHTTP routes r to a service version and runs its guest.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.handle(w, r, nil, 0)
+}
+
+// handle serves one request: by route, or, for a guest's wasmesh:// call,
+// straight to service with the call's depth.
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, service *string, depth int) {
 	g.metrics.inflight.Inc()
 	defer g.metrics.inflight.Dec()
-	x := &exchange{w: w, r: r, id: requestID(r), start: time.Now()}
+	ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := g.tracer.Start(ctx, "wasmesh.request", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+	x := &exchange{w: w, r: r.WithContext(ctx), id: requestID(r), start: time.Now(), depth: depth, span: span}
 	w.Header().Set(RequestIDHeader, x.id)
-	g.serve(x)
+	g.serve(x, service)
+	g.endSpan(x)
 	g.metrics.observe(x)
 	g.accessLog(x)
 }
 
-func (g *Gateway) serve(x *exchange) {
+func (g *Gateway) endSpan(x *exchange) {
+	attrs := []attribute.KeyValue{attribute.Int("http.response.status_code", x.status), attribute.String("wasmesh.request_id", x.id)}
+	if x.route != nil {
+		attrs = append(attrs, attribute.String("http.route", x.route.Name), attribute.String("wasmesh.service", x.service.Name))
+	}
+	if x.version != nil {
+		attrs = append(attrs, attribute.String("wasmesh.version", x.version.Digest))
+	}
+	x.span.SetAttributes(attrs...)
+	if x.status >= 500 && x.err != nil {
+		x.span.SetStatus(codes.Error, x.err.Error())
+	}
+	x.span.End()
+}
+
+func (g *Gateway) serve(x *exchange, service *string) {
 	st := g.state.Load()
 	if st == nil {
 		g.fail(x, http.StatusServiceUnavailable, errors.New("no config loaded yet"))
@@ -76,12 +108,22 @@ func (g *Gateway) serve(x *exchange) {
 	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = clean, ""
 	}
-	route, svc, ok := st.table.Match(r)
-	if !ok {
-		g.fail(x, http.StatusNotFound, fmt.Errorf("no route for %s%s", r.Host, r.URL.Path))
-		return
+	if service != nil {
+		svc, ok := st.cfg.Services[*service]
+		if !ok {
+			g.fail(x, http.StatusNotFound, fmt.Errorf("no service %q", *service))
+			return
+		}
+		x.route, x.service = &router.Route{Name: "wasmesh://" + svc.Name, Service: svc.Name}, svc
+	} else {
+		route, svc, ok := st.table.Match(r)
+		if !ok {
+			g.fail(x, http.StatusNotFound, fmt.Errorf("no route for %s%s", r.Host, r.URL.Path))
+			return
+		}
+		x.route, x.service = route, svc
 	}
-	x.route, x.service = route, svc
+	svc := x.service
 	v, err := svc.Select(r)
 	if err != nil {
 		g.fail(x, http.StatusNotFound, err)
@@ -99,6 +141,7 @@ func (g *Gateway) serve(x *exchange) {
 
 	release, err := g.limiterFor(svc).acquire(r.Context(), svc.Limits.Timeout)
 	if err != nil {
+		g.metrics.rejections.WithLabelValues(svc.Name).Inc()
 		x.w.Header().Set("Retry-After", "1")
 		g.fail(x, statusOf(err), err)
 		return
@@ -139,7 +182,20 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 		MemoryLimit:  svc.Limits.Memory,
 		Timeout:      svc.Limits.Timeout,
 	}
-	res, err := g.opts.Engine.Run(r.Context(), mod, call)
+	ctx, span := g.tracer.Start(r.Context(), "wasmesh.guest")
+	ctx = context.WithValue(ctx, guestKey{}, &guest{g: g, x: x})
+	res, err := g.engine.Run(ctx, mod, call)
+	g.metrics.guestTimes(svc.Name, res)
+	span.SetAttributes(
+		attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
+		attribute.Float64("wasmesh.guest.run_ms", float64(res.Run.Microseconds())/1000),
+		attribute.Int("wasmesh.guest.memory_pages", int(res.MemoryPages)),
+		attribute.Int("wasmesh.guest.exit_code", int(res.ExitCode)))
+	if err != nil {
+		span.SetAttributes(attribute.String("wasmesh.guest.stop_cause", err.Error()))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	if errOut.Len() > 0 {
 		g.log.Debug("guest stderr", "request_id", x.id, "service", svc.Name, "stderr", truncate(errOut.String(), 2048))
 	}
@@ -267,6 +323,12 @@ func (g *Gateway) accessLog(x *exchange) {
 	}
 	if x.version != nil {
 		attrs = append(attrs, slog.String("version", modules.Short(x.version.Digest)))
+	}
+	if sc := x.span.SpanContext(); sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	if x.depth > 0 {
+		attrs = append(attrs, slog.Int("hop", x.depth))
 	}
 	if x.err != nil {
 		attrs = append(attrs, slog.String("error", x.err.Error()))

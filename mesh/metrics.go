@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
@@ -20,19 +21,43 @@ type metrics struct {
 	generation prometheus.Gauge
 	draining   prometheus.Gauge
 	inflight   prometheus.Gauge
+	rejections *prometheus.CounterVec
+	outbound   *prometheus.CounterVec
+	instTime   *prometheus.HistogramVec
+	runTime    *prometheus.HistogramVec
 }
+
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 func newMetrics(g *Gateway) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_requests_total",
-			Help: "Requests served, by service, version (short digest) and status code.",
-		}, []string{"service", "version", "code"}),
+			Help: "Requests served, by route, service, version (short digest) and status class (2xx…).",
+		}, []string{"route", "service", "version", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmesh_request_duration_seconds",
-			Help:    "Time from request to response, by service.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Help:    "Time from request to response, by route, service, version and status class.",
+			Buckets: latencyBuckets,
+		}, []string{"route", "service", "version", "status"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_rejections_total",
+			Help: "Requests refused by a service's max_concurrency and queue (503).",
+		}, []string{"service"}),
+		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_outbound_calls_total",
+			Help: "Guests' http_call calls, by calling service, target (scheme://host) and result.",
+		}, []string{"service", "target", "result"}),
+		instTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmesh_guest_instantiate_seconds",
+			Help:    "Time to create a guest instance, by service.",
+			Buckets: latencyBuckets,
+		}, []string{"service"}),
+		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmesh_guest_run_seconds",
+			Help:    "Time a guest ran, by service.",
+			Buckets: latencyBuckets,
 		}, []string{"service"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_config_reload_total",
@@ -54,20 +79,59 @@ func newMetrics(g *Gateway) *metrics {
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("error")
 	m.reg.MustRegister(m.requests, m.duration, m.reloads, m.generation, m.draining, m.inflight,
+		m.rejections, m.outbound, m.instTime, m.runTime,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wasmesh_guest_instances",
+			Help: "Guest instances running now.",
+		}, func() float64 { return float64(g.engine.Stats().Active) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "wasmesh_compile_total",
+			Help:        "Module compilations asked of the engine, by result: hit (already compiled) or miss.",
+			ConstLabels: prometheus.Labels{"result": "hit"},
+		}, func() float64 { return float64(g.engine.Stats().CompileHits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "wasmesh_compile_total",
+			Help:        "Module compilations asked of the engine, by result: hit (already compiled) or miss.",
+			ConstLabels: prometheus.Labels{"result": "miss"},
+		}, func() float64 { return float64(g.engine.Stats().CompileMisses) }),
+		&queueCollector{g: g, desc: prometheus.NewDesc("wasmesh_queue_depth",
+			"Requests waiting for a slot of a service's max_concurrency.", []string{"service"}, nil)},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
+// queueCollector reports each limited service's queue.
+type queueCollector struct {
+	g    *Gateway
+	desc *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.g.limiters.Range(func(name, l any) bool {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l.(*limiter).queued.Load()), name.(string))
+		return true
+	})
+}
+
+func (m *metrics) guestTimes(service string, res host.Result) {
+	m.instTime.WithLabelValues(service).Observe(res.Instantiate.Seconds())
+	if res.Run > 0 {
+		m.runTime.WithLabelValues(service).Observe(res.Run.Seconds())
+	}
+}
+
 func (m *metrics) observe(x *exchange) {
-	service, version := "", ""
-	if x.service != nil {
-		service = x.service.Name
+	route, service, version := "", "", ""
+	if x.route != nil {
+		route, service = x.route.Name, x.service.Name
 	}
 	if x.version != nil {
 		version = modules.Short(x.version.Digest)
 	}
-	m.requests.WithLabelValues(service, version, strconv.Itoa(x.status)).Inc()
-	m.duration.WithLabelValues(service).Observe(time.Since(x.start).Seconds())
+	class := strconv.Itoa(x.status/100) + "xx"
+	m.requests.WithLabelValues(route, service, version, class).Inc()
+	m.duration.WithLabelValues(route, service, version, class).Observe(time.Since(x.start).Seconds())
 }
 
 // reloadCount reads wasmesh_config_reload_total for result.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -68,6 +69,11 @@ type Service struct {
 	// Env is passed to the module as environment variables. Values may be
 	// written as any YAML scalar (GREETING: hi, RETRIES: 3).
 	Env map[string]string
+	// Outbound lists what the service's guests may call with http_call:
+	// "wasmesh://SERVICE" (another service of this config) or an
+	// "http(s)://host[:port]" origin, optionally with a path prefix. Default
+	// none: every call is refused. See AllowsOutbound.
+	Outbound []*url.URL
 	// Line is where the service's name is in the file.
 	Line int
 

@@ -16,7 +16,7 @@ import (
 
 var (
 	configFields  = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "services", "routes"}
-	serviceFields = []string{"versions", "sticky", "pin_header", "limits", "env"}
+	serviceFields = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound"}
 	versionFields = []string{"module", "path", "name", "weight"}
 	limitsFields  = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
 	routeFields   = []string{"name", "match", "service", "strip_prefix"}
@@ -123,6 +123,17 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 			s.Env = d.stringMap(v, f, identity)
 			for k := range s.Env {
 				d.check(k == "" || strings.ContainsAny(k, "=\x00"), v, f, "invalid variable name %q", k)
+			}
+		case "outbound":
+			items, _ := d.list(v, f)
+			for i, item := range items {
+				fi := fmt.Sprintf("%s[%d]", f, i)
+				if target, ok := d.str(item, fi); ok {
+					u, err := parseOutbound(target)
+					if d.check(err != nil, item, fi, "%v", err) {
+						s.Outbound = append(s.Outbound, u)
+					}
+				}
 			}
 		}
 	})
@@ -399,6 +410,13 @@ func validHost(h string) bool {
 func (d *decoder) crossCheck(c *Config) {
 	names := map[string]*Route{}
 	matches := map[string]*Route{}
+	for _, s := range c.Services {
+		for i, u := range s.Outbound {
+			if u.Scheme == "wasmesh" && c.Services[u.Host] == nil {
+				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, serviceNames(c)))
+			}
+		}
+	}
 	for _, r := range c.Routes {
 		if r.Service != "" && c.Services[r.Service] == nil {
 			d.errorAt(r.service.line, r.service.col, fmt.Sprintf("routes[%d].service", r.Index), "unknown service %q%s", r.Service, suggest(r.Service, serviceNames(c)))

@@ -13,8 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
-	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -28,6 +28,8 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "wazero compilation cache directory")
+	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
+	sampleRatio := fs.Float64("trace-sample-ratio", -1, "fraction of new traces recorded; sampled parents are always followed (default 1 with an exporter)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -39,15 +41,22 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	eng, err := host.New(ctx, host.Options{CacheDir: *cacheDir})
+	tp, err := mesh.NewTracerProvider(ctx, mesh.TracingOptions{Exporter: *traceExporter, SampleRatio: *sampleRatio})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	defer func() { // flush the spans of the drain too
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(flushCtx); err != nil {
+			log.Warn("flushing spans", "error", err)
+		}
+	}()
+	g, err := mesh.New(ctx, mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
-	defer eng.Close(context.Background())
-	g, err := mesh.New(mesh.Options{ConfigPath: path, Engine: eng, Logger: log})
-	if err != nil {
-		return err
-	}
+	defer g.Close(context.Background())
 	if err := g.LoadFile(ctx); err != nil {
 		return exitWith(1, err)
 	}

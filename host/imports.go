@@ -1,0 +1,110 @@
+package host
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// ImportModule is the name of the host module guests import wasmesh's
+// functions from. docs/abi.md describes each function.
+const ImportModule = "wasmesh"
+
+// Result codes of the wasmesh host functions, as the guest sees them.
+const (
+	CodeOK          = 0 // success
+	CodeTooSmall    = 1 // the output did not fit the guest's buffer; the size needed was written
+	CodeDenied      = 2 // the target is not in the service's outbound allow-list
+	CodeInvalid     = 3 // a malformed argument, or a pointer outside the guest's memory
+	CodeUnavailable = 4 // the target could not be reached
+	CodeTimeout     = 5 // the call's deadline passed
+	CodeInternal    = 6 // anything else
+)
+
+// Imports implements the wasmesh host functions. The engine calls them with
+// the context given to Run, so an implementation finds the request it serves
+// there.
+type Imports interface {
+	// TraceContext returns the W3C traceparent and tracestate of the span
+	// running the guest; "" outside a trace.
+	TraceContext(ctx context.Context) (traceparent, tracestate string)
+	// Log records a guest's log line; level is 0 debug, 1 info, 2 warn, 3 error.
+	Log(ctx context.Context, level int, msg string)
+	// HTTPCall performs a guest's outbound request, encoded as
+	// wasi.ParseOutboundRequest reads it, and returns the response encoded by
+	// wasi.EncodeOutboundResponse with CodeOK, or another code.
+	HTTPCall(ctx context.Context, req []byte) (resp []byte, code int)
+}
+
+// noImports serves guests run outside a gateway: no trace, logs to slog,
+// no outbound calls.
+type noImports struct{}
+
+func (noImports) TraceContext(context.Context) (string, string) { return "", "" }
+func (noImports) Log(ctx context.Context, level int, msg string) {
+	slog.Log(ctx, slog.Level((level-1)*4), msg, "guest", true)
+}
+func (noImports) HTTPCall(context.Context, []byte) ([]byte, int) { return nil, CodeDenied }
+
+var i32 = api.ValueTypeI32
+
+// instantiateImports builds the "wasmesh" host module over imp.
+func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) error {
+	b := rt.NewHostModuleBuilder(ImportModule)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			tp, ts := imp.TraceContext(ctx)
+			stack[0] = uint64(writeOut(m, []byte(tp+"\n"+ts), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])))
+		}), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("buf", "cap", "len_out").
+		Export("trace_context")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			level := int(api.DecodeI32(stack[0]))
+			msg, ok := m.Memory().Read(api.DecodeU32(stack[1]), api.DecodeU32(stack[2]))
+			if !ok || level < 0 || level > 3 {
+				stack[0] = CodeInvalid
+				return
+			}
+			imp.Log(ctx, level, string(msg))
+			stack[0] = CodeOK
+		}), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("level", "msg", "msg_len").
+		Export("log")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			req, ok := m.Memory().Read(api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
+			if !ok {
+				stack[0] = CodeInvalid
+				return
+			}
+			resp, code := imp.HTTPCall(ctx, append([]byte(nil), req...)) // the guest's memory may move while we wait
+			if code != CodeOK {
+				stack[0] = uint64(code)
+				return
+			}
+			stack[0] = uint64(writeOut(m, resp, api.DecodeU32(stack[2]), api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
+		}), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("req", "req_len", "resp", "resp_cap", "resp_len_out").
+		Export("http_call")
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// writeOut writes data to the guest's buf of cap bytes and its length to
+// lenOut: CodeTooSmall (with the length) when it does not fit.
+func writeOut(m api.Module, data []byte, buf, cap, lenOut uint32) int {
+	mem := m.Memory()
+	if !mem.WriteUint32Le(lenOut, uint32(len(data))) {
+		return CodeInvalid
+	}
+	if uint32(len(data)) > cap {
+		return CodeTooSmall
+	}
+	if !mem.Write(buf, data) {
+		return CodeInvalid
+	}
+	return CodeOK
+}

@@ -1,0 +1,103 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+)
+
+// TracingOptions choose where the gateway's spans go.
+type TracingOptions struct {
+	// Exporter is "none", "otlp" (the protocol from
+	// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL:
+	// "grpc" or "http/protobuf", the default), "otlp-http", "otlp-grpc" or
+	// "stdout". Default "": $OTEL_TRACES_EXPORTER ("console" meaning stdout),
+	// else "none". The OTLP exporters read their endpoint, headers and TLS
+	// settings from the standard OTEL_EXPORTER_OTLP_* variables.
+	Exporter string
+	// SampleRatio is the fraction of new traces (requests arriving without a
+	// sampled parent) that are recorded; a sampled parent is always followed.
+	// Default -1: 1 with an exporter, 0 without.
+	SampleRatio float64
+	// Stdout receives the "stdout" exporter's spans. Default os.Stdout.
+	Stdout io.Writer
+}
+
+// NewTracerProvider builds the tracer provider TracingOptions describe.
+// Shut it down to flush the exporter.
+func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.TracerProvider, error) {
+	exp, err := newExporter(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	ratio := opts.SampleRatio
+	if ratio < 0 {
+		ratio = 0
+		if exp != nil {
+			ratio = 1
+		}
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("wasmesh")))
+	if err != nil {
+		res = resource.Default()
+	}
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithResource(res),
+	}
+	if exp != nil {
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+	}
+	return sdktrace.NewTracerProvider(tpOpts...), nil
+}
+
+func newExporter(ctx context.Context, opts TracingOptions) (sdktrace.SpanExporter, error) {
+	name := opts.Exporter
+	if name == "" {
+		name = os.Getenv("OTEL_TRACES_EXPORTER")
+	}
+	if name == "otlp" {
+		proto := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+		switch proto {
+		case "", "http/protobuf":
+			name = "otlp-http"
+		case "grpc":
+			name = "otlp-grpc"
+		default:
+			return nil, fmt.Errorf("OTLP protocol %q: want grpc or http/protobuf", proto)
+		}
+	}
+	switch strings.ToLower(name) {
+	case "", "none":
+		return nil, nil
+	case "otlp-http":
+		return otlptracehttp.New(ctx)
+	case "otlp-grpc":
+		return otlptracegrpc.New(ctx)
+	case "stdout", "console":
+		w := opts.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		return stdouttrace.New(stdouttrace.WithWriter(w))
+	}
+	return nil, fmt.Errorf("trace exporter %q: want none, otlp, otlp-http, otlp-grpc or stdout", name)
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -81,6 +81,10 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 				return
 			}
 			resp, code := imp.HTTPCall(ctx, append([]byte(nil), req...)) // the guest's memory may move while we wait
+			if code == CodeTooSmall && resp == nil {
+				// Larger than the host accepts: no buffer would do.
+				m.Memory().WriteUint32Le(api.DecodeU32(stack[4]), 0xffffffff)
+			}
 			if code != CodeOK {
 				stack[0] = uint64(code)
 				return

@@ -138,6 +138,9 @@ func (g *Gateway) callService(ctx context.Context, gc *guest, u *url.URL, req *w
 	if ctx.Err() != nil {
 		return 0, nil, host.CodeTimeout
 	}
+	if rec.status == 0 { // the handler always answers; never hand a guest status 0
+		rec.status = http.StatusBadGateway
+	}
 	return rec.status, wasi.EncodeOutboundResponse(rec.status, rec.header, rec.body.Bytes()), host.CodeOK
 }
 

@@ -23,8 +23,14 @@ echo "store: $work/store" >> "$work/wasmesh.yaml"
 
 "$work/native" -listen 127.0.0.1:18081 & pids+=($!)
 "$work/wasmesh" serve --config "$work/wasmesh.yaml" --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
+# A second gateway records every span and exports it over OTLP/HTTP (to the
+# native server, which accepts and drops them): the cost of tracing.
+sed -e 's|18080|18082|' -e 's|19901|19902|' "$work/wasmesh.yaml" > "$work/traced.yaml"
+OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:18081 "$work/wasmesh" serve --config "$work/traced.yaml" \
+  --trace-exporter otlp-http --trace-sample-ratio 1 --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
 for _ in $(seq 100); do
-  curl -sf -o /dev/null http://127.0.0.1:18080/rust/ && curl -sf -o /dev/null http://127.0.0.1:18081/ && break
+  curl -sf -o /dev/null http://127.0.0.1:18080/rust/ && curl -sf -o /dev/null http://127.0.0.1:18082/rust/ &&
+    curl -sf -o /dev/null http://127.0.0.1:18081/ && break
   sleep 0.1
 done
 
@@ -43,6 +49,8 @@ echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t2 -c$conns -d$du
 results=$(
   run native http://127.0.0.1:18081/hi
   for l in rust zig typescript go; do run "$l" "http://127.0.0.1:18080/$l/hi"; done
+  run rust+otlp http://127.0.0.1:18082/rust/hi
+  run frontend http://127.0.0.1:18080/frontend/hi
 )
 native=$(echo "$results" | awk '$1=="native" {print $2}')
 printf '%-12s %12s %10s %10s %9s\n' target req/s p50 p99 "vs native"

@@ -38,6 +38,7 @@ func compileFile(t testing.TB, e *Engine, path string) *Module {
 func TestCompileErrors(t *testing.T) {
 	e := newEngine(t)
 	badimport, _ := os.ReadFile("testdata/badimport.wasm")
+	badwasmesh, _ := os.ReadFile("testdata/badwasmesh.wasm")
 	tests := []struct {
 		name    string
 		wasm    []byte
@@ -47,6 +48,7 @@ func TestCompileErrors(t *testing.T) {
 		{"text", []byte("hello, this is not wasm"), "not a WebAssembly binary"},
 		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "invalid WebAssembly module"},
 		{"unknown imports", badimport, "unknown imports: env.launch_missiles, wasi_snapshot_preview1.no_such_call"},
+		{"unknown wasmesh imports", badwasmesh, "unknown imports: wasmesh.http_call (signature (i32,i32)->(i32), want (i32,i32,i32,i32,i32)->(i32)), wasmesh.teleport"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,8 +28,9 @@ type gateway struct {
 var servingLine = regexp.MustCompile(`wasmesh gateway on (http://\S+), admin API on (http://\S+)`)
 
 // serve writes config (with $EX replaced by the examples directory) to a temp
-// dir and starts the gateway on it, waiting until it prints its addresses.
-func serve(t *testing.T, config string) *gateway {
+// dir and starts the gateway on it, with env added to its environment,
+// waiting until it prints its addresses.
+func serve(t *testing.T, config string, env ...string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wasmesh.yaml")
@@ -39,7 +40,7 @@ func serve(t *testing.T, config string) *gateway {
 	}
 	pr, pw := io.Pipe()
 	g := &gateway{config: path, dir: dir}
-	g.p = start(t, opts{stdout: pw}, "serve", "--config", path)
+	g.p = start(t, opts{stdout: pw, env: env}, "serve", "--config", path)
 	t.Cleanup(func() {
 		if g.p.cmd.ProcessState == nil {
 			g.p.cmd.Process.Kill()

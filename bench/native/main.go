@@ -17,6 +17,10 @@ func main() {
 	flag.Parse()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/v1/traces" { // an OTLP/HTTP sink for the tracing-overhead run
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			return
+		}
 		body := "hello from native: " + r.Method + " " + r.URL.Path + " " + strconv.FormatInt(n, 10) + " bytes\n"
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -161,21 +161,24 @@ pub fn http_call(
     req.push(b'\n');
     req.extend_from_slice(body);
 
-    let mut resp = vec![0u8; MAX_RESPONSE];
+    // Reserved, not zeroed: the host writes only the bytes of the response,
+    // so a small response touches (and costs) only a few pages.
+    let mut resp: Vec<u8> = Vec::with_capacity(MAX_RESPONSE);
     let mut len: u32 = 0;
     let rc = unsafe {
         sys::http_call(
             req.as_ptr(),
             req.len() as u32,
             resp.as_mut_ptr(),
-            resp.len() as u32,
+            MAX_RESPONSE as u32,
             &mut len,
         )
     };
     if rc != 0 {
         return Err(Error(rc));
     }
-    resp.truncate((len as usize).min(MAX_RESPONSE));
+    // Safe: on success the host initialised exactly len <= MAX_RESPONSE bytes.
+    unsafe { resp.set_len((len as usize).min(MAX_RESPONSE)) };
     parse_response(resp).ok_or(Error::INTERNAL)
 }
 

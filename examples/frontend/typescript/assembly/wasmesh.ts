@@ -139,12 +139,20 @@ export function httpCall(method: string, url: string, headers: Array<Header>, bo
   req.set(headBytes, 0);
   if (bodyLen > 0) req.set(body!, headBytes.length);
 
-  const resp = new Uint8Array(MAX_RESPONSE);
+  // Unmanaged and not zeroed: the host writes only the response's bytes, so
+  // a small response touches (and costs) only a few pages.
+  const buf = heap.alloc(<usize>MAX_RESPONSE);
   const lenOut = new ArrayBuffer(4);
-  const rc = _http_call(req.dataStart, <u32>req.length, resp.dataStart, <u32>resp.length, changetype<usize>(lenOut));
-  if (rc != OK) return new HttpResult(rc, null);
-  const len = min<i32>(<i32>load<u32>(changetype<usize>(lenOut)), resp.length);
-  const r = parseResponse(resp.subarray(0, len));
+  const rc = _http_call(req.dataStart, <u32>req.length, buf, <u32>MAX_RESPONSE, changetype<usize>(lenOut));
+  if (rc != OK) {
+    heap.free(buf);
+    return new HttpResult(rc, null);
+  }
+  const len = min<i32>(<i32>load<u32>(changetype<usize>(lenOut)), MAX_RESPONSE);
+  const resp = new Uint8Array(len);
+  memory.copy(resp.dataStart, buf, <usize>len);
+  heap.free(buf);
+  const r = parseResponse(resp);
   if (!r) return new HttpResult(INTERNAL, null);
   return new HttpResult(OK, r);
 }

@@ -1,0 +1,184 @@
+package tests
+
+import (
+	"compress/gzip"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// span is what the test keeps of an exported span.
+type span struct {
+	name, traceID, spanID, parentID, service string
+}
+
+// otlpReceiver is a real OTLP/HTTP trace receiver: it decodes the protobuf
+// export requests that gateways send it.
+type otlpReceiver struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	spans []span
+}
+
+func newOTLPReceiver(t *testing.T) *otlpReceiver {
+	r := &otlpReceiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/v1/traces" {
+			http.NotFound(w, req)
+			return
+		}
+		var body io.Reader = req.Body
+		if req.Header.Get("Content-Encoding") == "gzip" {
+			gz, err := gzip.NewReader(req.Body)
+			if err != nil {
+				http.Error(w, err.Error(), 400)
+				return
+			}
+			body = gz
+		}
+		data, _ := io.ReadAll(body)
+		var export coltrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(data, &export); err != nil {
+			t.Errorf("OTLP receiver: %v", err)
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		r.mu.Lock()
+		for _, rs := range export.ResourceSpans {
+			service := ""
+			for _, a := range rs.GetResource().GetAttributes() {
+				if a.Key == "service.name" {
+					service = a.GetValue().GetStringValue()
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					r.spans = append(r.spans, span{name: s.Name, traceID: hex.EncodeToString(s.TraceId),
+						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId), service: service})
+				}
+			}
+		}
+		r.mu.Unlock()
+		resp, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(resp)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *otlpReceiver) trace(id string) []span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []span
+	for _, s := range r.spans {
+		if s.traceID == id {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *otlpReceiver) env() []string {
+	return []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + r.srv.URL, "OTEL_BSP_SCHEDULE_DELAY=50"}
+}
+
+// chain checks spans form one trace with a single root and every other span
+// the child of another, each having one child, and returns their names from
+// the root down.
+func chain(t *testing.T, spans []span) []string {
+	t.Helper()
+	byParent := map[string][]span{}
+	for _, s := range spans {
+		byParent[s.parentID] = append(byParent[s.parentID], s)
+	}
+	roots := byParent[""]
+	if len(roots) != 1 {
+		t.Fatalf("%d root spans, want 1: %+v", len(roots), spans)
+	}
+	var names []string
+	for cur := roots; len(cur) > 0; cur = byParent[cur[0].spanID] {
+		if len(cur) != 1 {
+			t.Fatalf("span %s has %d children, want 1: %+v", cur[0].parentID, len(cur), spans)
+		}
+		names = append(names, cur[0].name)
+	}
+	if len(names) != len(spans) {
+		t.Fatalf("%d spans but a chain of %d: orphans in %+v", len(spans), len(names), spans)
+	}
+	return names
+}
+
+var traceIDIn = regexp.MustCompile(`traceparent 00-([0-9a-f]{32})-`)
+
+// TestTraceAcrossHops: client → gateway A → Rust frontend → http_call
+// wasmesh://users → Zig hello; and client → gateway A → Rust frontend →
+// http_call over HTTP → gateway B → AssemblyScript hello. Each chain is one
+// trace in which every span's parent is the span before it.
+func TestTraceAcrossHops(t *testing.T) {
+	recv := newOTLPReceiver(t)
+	b := serve(t, `
+drain_delay: 0s
+services:
+  ts: { versions: [ { path: $EX/hello/typescript/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: ts }
+`, recv.env()...)
+	a := serve(t, `
+drain_delay: 0s
+services:
+  users: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+  local:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    outbound: [ "wasmesh://users" ]
+  remote:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "`+b.url+`" }
+    outbound: [ "`+b.url+`" ]
+routes:
+  - { match: { path_prefix: /local }, service: local, strip_prefix: true }
+  - { match: { path_prefix: /remote }, service: remote, strip_prefix: true }
+`, recv.env()...)
+
+	tests := []struct {
+		path, wantBody string
+		wantChain      string
+	}{
+		{"/local/x", "-> 200 hello from zig: GET /x 0 bytes\n",
+			"wasmesh.request wasmesh.guest wasmesh.http_call wasmesh.request wasmesh.guest"},
+		{"/remote/y", "-> 200 hello from typescript: GET /y 0 bytes\n",
+			"wasmesh.request wasmesh.guest wasmesh.http_call wasmesh.request wasmesh.guest"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			code, body, _ := get(t, a.url+tc.path)
+			m := traceIDIn.FindStringSubmatch(body)
+			if code != 200 || !strings.HasSuffix(body, tc.wantBody) || m == nil {
+				t.Fatalf("got %d %q", code, body)
+			}
+			id := m[1]
+			poll(t, "5 spans of trace "+id, func() bool { return len(recv.trace(id)) >= 5 })
+			spans := recv.trace(id)
+			if got := strings.Join(chain(t, spans), " "); got != tc.wantChain {
+				t.Fatalf("chain %q, want %q", got, tc.wantChain)
+			}
+		})
+	}
+	// The exporter is flushed at shutdown: nothing is lost after the drain.
+	for _, g := range []*gateway{a, b} {
+		g.p.cmd.Process.Signal(syscall.SIGTERM)
+		if r := g.p.wait(t); r.code != 0 {
+			t.Fatalf("gateway exit %d: %s", r.code, r.stderr)
+		}
+	}
+}

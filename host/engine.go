@@ -74,7 +74,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		cfg = cfg.WithCompilationCache(cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
 	}
@@ -93,6 +93,23 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		},
 		compiled: map[string]*Module{},
 	}, nil
+}
+
+// instantiateWASI instantiates wazero's WASI preview 1 with the environment
+// functions replaced by ones that read the run's context (see environ.go).
+func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(environSizesGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("result.environc", "result.environv_len").
+		Export("environ_sizes_get")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(environGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("environ", "environ_buf").
+		Export("environ_get")
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
 // Close releases every compiled module and the runtime.

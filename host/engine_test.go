@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,4 +213,34 @@ func TestBadGuestsDoNotDisturbOthers(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// TestIsolationBetweenRuns: a run never sees memory, globals or environment
+// left by an earlier run of the same module, however instances and their
+// memory are recycled.
+func TestIsolationBetweenRuns(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../examples/misbehave/rust/misbehave.wasm")
+	run := func(env []string, args ...string) string {
+		var out bytes.Buffer
+		call := Call{Stdout: &out, MemoryLimit: 16 << 20}
+		call.Args, call.Env = append([]string{"misbehave"}, args...), env
+		if _, err := e.Run(context.Background(), m, call); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	for i := range 20 {
+		secret := run([]string{"TOKEN=hunter2"}, "secret", fmt.Sprintf("s%d", i))
+		if !strings.Contains(secret, "counter=1") {
+			t.Fatalf("secret run: %q", secret)
+		}
+		peek := run(nil, "peek")
+		if !strings.Contains(peek, "secret=\n") || !strings.Contains(peek, "counter=0") {
+			t.Fatalf("run %d saw what an earlier run left: %q", i, peek)
+		}
+		if env := run(nil, "env"); strings.Contains(env, "TOKEN") {
+			t.Fatalf("run %d saw an earlier run's environment: %q", i, env)
+		}
+	}
 }

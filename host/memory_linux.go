@@ -1,6 +1,7 @@
 package host
 
 import (
+	"sync"
 	"syscall"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -10,12 +11,36 @@ import (
 // mapping. Pages cost nothing until touched, come zeroed from the kernel, live
 // outside the Go heap (so the garbage collector never scans or zeroes them),
 // and the memory never moves when it grows.
-type mmapMemory struct{ buf []byte }
+//
+// Freed mappings are kept for the next instance of the same ceiling: the
+// pages the guest touched are returned to the kernel with MADV_DONTNEED (so
+// the next guest reads zeros, as in a fresh mapping), which is cheaper than
+// unmapping and mapping again.
+type mmapMemory struct {
+	buf  []byte
+	used uint64
+}
+
+// spare holds freed mappings by ceiling, at most maxSpare of each.
+var spare = struct {
+	sync.Mutex
+	m map[uint64][][]byte
+}{m: map[uint64][][]byte{}}
+
+const maxSpare = 64
 
 func newLinearMemory(_, ceiling uint64) experimental.LinearMemory {
 	if ceiling == 0 {
 		return &mmapMemory{}
 	}
+	spare.Lock()
+	if free := spare.m[ceiling]; len(free) > 0 {
+		buf := free[len(free)-1]
+		spare.m[ceiling] = free[:len(free)-1]
+		spare.Unlock()
+		return &mmapMemory{buf: buf}
+	}
+	spare.Unlock()
 	buf, err := syscall.Mmap(-1, 0, int(ceiling), syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
 	if err != nil {
@@ -28,12 +53,28 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 	if size > uint64(len(m.buf)) {
 		return nil
 	}
+	m.used = max(m.used, size)
 	return m.buf[:size]
 }
 
 func (m *mmapMemory) Free() {
-	if m.buf != nil {
-		_ = syscall.Munmap(m.buf)
-		m.buf = nil
+	buf := m.buf
+	if buf == nil {
+		return
+	}
+	m.buf = nil
+	if m.used > 0 && syscall.Madvise(buf[:m.used], syscall.MADV_DONTNEED) != nil {
+		_ = syscall.Munmap(buf)
+		return
+	}
+	ceiling := uint64(len(buf))
+	spare.Lock()
+	if len(spare.m[ceiling]) < maxSpare {
+		spare.m[ceiling] = append(spare.m[ceiling], buf)
+		buf = nil
+	}
+	spare.Unlock()
+	if buf != nil {
+		_ = syscall.Munmap(buf)
 	}
 }

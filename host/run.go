@@ -80,6 +80,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 		defer stop()
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
+	ctx = withEnv(ctx, c.Env)
 
 	start := time.Now()
 	inst, err := e.rt.InstantiateModule(ctx, m.compiled, e.moduleConfig(ctx, c, cancel))
@@ -112,30 +113,30 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	return res, nil
 }
 
+// baseConfig is what every run shares; each With… call clones a config, so
+// the fewer per run the better.
+var baseConfig = wazero.NewModuleConfig().
+	WithName("").
+	WithStartFunctions(). // called by Run, so instantiation and run are told apart
+	WithSysWalltime().
+	WithSysNanotime().
+	WithRandSource(rand.Reader)
+
 // moduleConfig gives the guest what c grants. Sleeps and reads from a
 // blocking stdin end when ctx does, so that a deadline stops a guest even
 // while it waits in a host call.
 func (e *Engine) moduleConfig(ctx context.Context, c Call, stop context.CancelCauseFunc) wazero.ModuleConfig {
-	mc := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions(). // called by Run, so instantiation and run are told apart
+	mc := baseConfig.
 		WithArgs(c.Args...).
 		WithStdout(capWriter(c.Stdout, "stdout", c.MaxStdout, stop)).
 		WithStderr(capWriter(c.Stderr, "stderr", c.MaxStderr, stop)).
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) }).
-		WithRandSource(rand.Reader)
+		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) })
 	switch stdin := c.Stdin.(type) {
 	case nil:
 	case *os.File: // a terminal or pipe may block for ever
 		mc = mc.WithStdin(&ctxReader{ctx: ctx, r: stdin})
 	default:
 		mc = mc.WithStdin(stdin)
-	}
-	for _, kv := range c.Env {
-		k, v, _ := wasi.ParseEnv(kv)
-		mc = mc.WithEnv(k, v)
 	}
 	if len(c.Mounts) > 0 {
 		fs := wazero.NewFSConfig()

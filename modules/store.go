@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
@@ -96,45 +97,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
 	return digest, nil
 }
 
-// writeAtomic writes data to dst through a temporary file in tmpDir: write,
-// fsync, rename, fsync the directory. Readers see the whole file or none.
+// writeAtomic writes data to dst through a temporary file in tmpDir.
 func writeAtomic(tmpDir, dst string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(tmpDir, filepath.Base(dst)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dst))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(dst, data, perm, tmpDir)
 }
 
 // Resolve turns a reference — "sha256:<hex>" or bare hex, full or a prefix of

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -78,7 +79,8 @@ func (imp imports) HTTPCall(ctx context.Context, raw []byte) ([]byte, int) {
 		return nil, host.CodeInvalid
 	}
 	target := u.Scheme + "://" + u.Host
-	if !gc.x.service.AllowsOutbound(u) {
+	entry, allowed := gc.x.service.AllowsOutbound(u)
+	if !allowed {
 		g.log.Warn("http_call refused: target not in the service's outbound list",
 			"service", gc.x.service.Name, "request_id", gc.x.id, "url", req.URL)
 		g.metrics.outbound.WithLabelValues(gc.x.service.Name, target, "denied").Inc()
@@ -100,7 +102,7 @@ func (imp imports) HTTPCall(ctx context.Context, raw []byte) ([]byte, int) {
 	if u.Scheme == "wasmesh" {
 		status, resp, code = g.callService(ctx, gc, u, req, header)
 	} else {
-		status, resp, code = g.callExternal(ctx, u, req, header)
+		status, resp, code = g.callExternal(ctx, u, req, header, entry)
 	}
 	result := codeName(code)
 	if code == host.CodeOK {
@@ -145,7 +147,8 @@ func (g *Gateway) callService(ctx context.Context, gc *guest, u *url.URL, req *w
 }
 
 // callExternal sends a call to an http(s) URL.
-func (g *Gateway) callExternal(ctx context.Context, u *url.URL, req *wasi.OutboundRequest, header http.Header) (int, []byte, int) {
+func (g *Gateway) callExternal(ctx context.Context, u *url.URL, req *wasi.OutboundRequest, header http.Header, entry router.Outbound) (int, []byte, int) {
+	_ = entry // the mTLS client uses entry.ExpectID
 	r, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
 	if err != nil {
 		return 0, nil, host.CodeInvalid

@@ -48,11 +48,33 @@ type Config struct {
 	Services map[string]*Service
 	// Routes in file order (see Table.Routes for precedence order).
 	Routes []*Route
+	// TLS, when set, makes the gateway's listener and its outbound calls
+	// mutually authenticated with SPIFFE X.509 identities.
+	TLS *TLS
 	// Dir is the directory of the config file: filepath.Dir(name) for Parse,
 	// the absolute directory for Load.
 	Dir string
 	// Raw is a copy of the bytes parsed.
 	Raw []byte
+}
+
+// TLS is where the gateway's SPIFFE identity comes from: the Workload API
+// (SpiffeSocket, default $SPIFFE_ENDPOINT_SOCKET) or PEM files (SVID, Key
+// and Bundle together, watched for changes).
+type TLS struct {
+	SpiffeSocket      string
+	SVID, Key, Bundle string // absolute, or joined to the config's directory
+	// ClientAuth is "require" (the default: clients must present an SVID
+	// from the bundle), "request" (verified when presented) or "none".
+	ClientAuth string
+}
+
+// Outbound is one entry of a service's outbound allow-list.
+type Outbound struct {
+	URL *url.URL
+	// ExpectID is the SPIFFE ID an https server must present; "" accepts
+	// any SVID from the trust bundle.
+	ExpectID string
 }
 
 // Service is one microservice: a set of weighted versions of a module.
@@ -71,9 +93,15 @@ type Service struct {
 	Env map[string]string
 	// Outbound lists what the service's guests may call with http_call:
 	// "wasmesh://SERVICE" (another service of this config) or an
-	// "http(s)://host[:port]" origin, optionally with a path prefix. Default
-	// none: every call is refused. See AllowsOutbound.
-	Outbound []*url.URL
+	// "http(s)://host[:port]" origin, optionally with a path prefix, and for
+	// https the SPIFFE ID the server must present. Default none: every call
+	// is refused. See AllowsOutbound.
+	Outbound []Outbound
+	// AllowPeers lists the mTLS peers that may call the service: SPIFFE IDs
+	// ("spiffe://example.org/ns/web/sa/frontend") or whole trust domains
+	// ("spiffe://example.org/*"). Default none: any peer the listener
+	// accepted. Only meaningful with tls.
+	AllowPeers []string
 	// Line is where the service's name is in the file.
 	Line int
 

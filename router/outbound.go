@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // parseOutbound checks an outbound allow-list entry.
@@ -22,18 +24,38 @@ func parseOutbound(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// AllowsOutbound reports whether the service's allow-list admits target: an
-// entry with the same scheme and host (and port), whose path, if any, is a
-// segment-aware prefix of target's ("https://api.example.com/v1" admits
-// "/v1" and "/v1/users", not "/v10").
-func (s *Service) AllowsOutbound(target *url.URL) bool {
+// AllowsOutbound returns the entry of the service's allow-list that admits
+// target: the same scheme and host (and port), and a path, if the entry has
+// one, that is a segment-aware prefix of target's
+// ("https://api.example.com/v1" admits "/v1" and "/v1/users", not "/v10").
+func (s *Service) AllowsOutbound(target *url.URL) (Outbound, bool) {
 	host := strings.ToLower(target.Host)
-	for _, u := range s.Outbound {
-		if u.Scheme == target.Scheme && u.Host == host && pathHasPrefix(target.Path, u.Path) {
-			return true
+	for _, o := range s.Outbound {
+		if u := o.URL; u.Scheme == target.Scheme && u.Host == host && pathHasPrefix(target.Path, u.Path) {
+			return o, true
 		}
 	}
-	return false
+	return Outbound{}, false
+}
+
+// checkSpiffeID checks an exact SPIFFE ID.
+func checkSpiffeID(id string) error {
+	if _, err := spiffeid.FromString(id); err != nil {
+		return fmt.Errorf("invalid SPIFFE ID %q: %v", id, err)
+	}
+	return nil
+}
+
+// checkPeerPattern checks an allow_peers entry: a SPIFFE ID, or
+// "spiffe://<trust domain>/*" for every member of a trust domain.
+func checkPeerPattern(p string) error {
+	if td, ok := strings.CutSuffix(p, "/*"); ok {
+		if _, err := spiffeid.TrustDomainFromString(td); err != nil {
+			return fmt.Errorf("invalid trust domain in %q: %v", p, err)
+		}
+		return nil
+	}
+	return checkSpiffeID(p)
 }
 
 func pathHasPrefix(path, prefix string) bool {

@@ -36,11 +36,11 @@ services:
 	}
 	for _, tc := range tests {
 		u, _ := url.Parse(tc.target)
-		if got := web.AllowsOutbound(u); got != tc.want {
+		if _, got := web.AllowsOutbound(u); got != tc.want {
 			t.Errorf("AllowsOutbound(%s) = %v, want %v", tc.target, got, tc.want)
 		}
 	}
-	if cfg.Services["users"].AllowsOutbound(&url.URL{Scheme: "wasmesh", Host: "web"}) {
+	if _, ok := cfg.Services["users"].AllowsOutbound(&url.URL{Scheme: "wasmesh", Host: "web"}); ok {
 		t.Error("a service without outbound entries allowed a call")
 	}
 }
@@ -60,6 +60,56 @@ func TestOutboundErrors(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("outbound %s: err = %v, want %q", tc.entry, err, tc.want)
+		}
+	}
+}
+
+func TestTLSAndPeersConfig(t *testing.T) {
+	cfg, err := Parse("/etc/w/w.yaml", []byte(`
+tls:
+  svid: certs/svid.pem
+  key: certs/svid.key
+  bundle: /etc/bundle.pem
+services:
+  users:
+    versions: [ { path: u.wasm } ]
+    allow_peers: [ "spiffe://example.org/ns/web/sa/frontend", "spiffe://partner.example/*" ]
+    outbound:
+      - wasmesh://users
+      - { url: "https://peer.example:8443", expect_id: "spiffe://example.org/ns/b/sa/gateway" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl := cfg.TLS; tl.SVID != "/etc/w/certs/svid.pem" || tl.Bundle != "/etc/bundle.pem" || tl.ClientAuth != "require" {
+		t.Fatalf("tls = %+v", tl)
+	}
+	s := cfg.Services["users"]
+	if len(s.AllowPeers) != 2 || len(s.Outbound) != 2 || s.Outbound[1].ExpectID != "spiffe://example.org/ns/b/sa/gateway" {
+		t.Fatalf("service = %+v", s)
+	}
+	u, _ := url.Parse("https://peer.example:8443/x")
+	if o, ok := s.AllowsOutbound(u); !ok || o.ExpectID == "" {
+		t.Fatalf("AllowsOutbound(%s) = %+v, %v", u, o, ok)
+	}
+}
+
+func TestTLSAndPeersErrors(t *testing.T) {
+	tests := []struct{ config, want string }{
+		{"tls: { svid: a.pem }\n", "tls: svid, key and bundle go together"},
+		{"tls: { svid: a, key: b, bundle: c, spiffe_socket: unix:///s }\n", "exclude each other"},
+		{"tls: { client_auth: maybe }\n", `must be "require", "request" or "none"`},
+		{"tls: { cert: x }\n", `unknown field "cert"`},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    allow_peers: [ \"http://x\" ]\n", "services.a.allow_peers[0]: invalid SPIFFE ID"},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    allow_peers: [ \"spiffe://Bad Domain/*\" ]\n", "invalid trust domain"},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    outbound: [ { url: \"http://x\", expect_id: \"spiffe://e.org/a\" } ]\n", "expect_id needs an https:// target"},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    outbound: [ { expect_id: \"spiffe://e.org/a\" } ]\n", `missing field "url"`},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    outbound: [ { url: \"https://x\", expect_id: \"nope\" } ]\n", "invalid SPIFFE ID"},
+	}
+	for _, tc := range tests {
+		_, err := Parse("w.yaml", []byte(tc.config))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.config, err, tc.want)
 		}
 	}
 }

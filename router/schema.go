@@ -15,12 +15,14 @@ import (
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields  = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "services", "routes"}
-	serviceFields = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound"}
-	versionFields = []string{"module", "path", "name", "weight"}
-	limitsFields  = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
-	routeFields   = []string{"name", "match", "service", "strip_prefix"}
-	matchFields   = []string{"host", "path", "path_prefix", "method", "headers"}
+	configFields   = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "tls", "services", "routes"}
+	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
+	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers"}
+	outboundFields = []string{"url", "expect_id"}
+	versionFields  = []string{"module", "path", "name", "weight"}
+	limitsFields   = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
+	routeFields    = []string{"name", "match", "service", "strip_prefix"}
+	matchFields    = []string{"host", "path", "path_prefix", "method", "headers"}
 )
 
 func (d *decoder) config(root *yaml.Node) *Config {
@@ -45,6 +47,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			c.DrainDelay, _ = d.duration(v, key)
 		case "drain_timeout":
 			c.DrainTimeout, _ = d.duration(v, key)
+		case "tls":
+			c.TLS = d.tls(v, key)
 		case "services":
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
 				c.Services[name] = d.service(name, k, v)
@@ -127,12 +131,17 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 		case "outbound":
 			items, _ := d.list(v, f)
 			for i, item := range items {
+				if o, ok := d.outbound(item, fmt.Sprintf("%s[%d]", f, i)); ok {
+					s.Outbound = append(s.Outbound, o)
+				}
+			}
+		case "allow_peers":
+			items, _ := d.list(v, f)
+			for i, item := range items {
 				fi := fmt.Sprintf("%s[%d]", f, i)
-				if target, ok := d.str(item, fi); ok {
-					u, err := parseOutbound(target)
-					if d.check(err != nil, item, fi, "%v", err) {
-						s.Outbound = append(s.Outbound, u)
-					}
+				if p, ok := d.str(item, fi); ok {
+					d.check(checkPeerPattern(p) != nil, item, fi, "%v", checkPeerPattern(p))
+					s.AllowPeers = append(s.AllowPeers, p)
 				}
 			}
 		}
@@ -142,6 +151,78 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 	}
 	d.weights(s, k)
 	return s
+}
+
+// outbound decodes an allow-list entry: a URL, or {url, expect_id}.
+func (d *decoder) outbound(n *yaml.Node, path string) (Outbound, bool) {
+	var o Outbound
+	raw, rawNode := "", n
+	if deref(n).Kind == yaml.MappingNode {
+		d.fields(n, path, outboundFields, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "url":
+				raw, _ = d.str(v, join(path, key))
+				rawNode = v
+			case "expect_id":
+				if id, ok := d.str(v, join(path, key)); ok {
+					err := checkSpiffeID(id)
+					d.check(err != nil, v, join(path, key), "%v", err)
+					o.ExpectID = id
+				}
+			}
+		})
+		if raw == "" {
+			d.errorf(n, path, `missing field "url"`)
+			return o, false
+		}
+	} else if s, ok := d.str(n, path); ok {
+		raw = s
+	} else {
+		return o, false
+	}
+	u, err := parseOutbound(raw)
+	if !d.check(err != nil, rawNode, path, "%v", err) {
+		return o, false
+	}
+	d.check(o.ExpectID != "" && u.Scheme != "https", n, path, "expect_id needs an https:// target, got %s", raw)
+	o.URL = u
+	return o, true
+}
+
+// tls decodes the gateway's identity settings.
+func (d *decoder) tls(n *yaml.Node, path string) *TLS {
+	t := &TLS{ClientAuth: "require"}
+	d.fields(n, path, tlsFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		s, ok := d.str(v, f)
+		if !ok {
+			return
+		}
+		switch key {
+		case "spiffe_socket":
+			t.SpiffeSocket = s
+		case "svid":
+			t.SVID = d.relPath(s)
+		case "key":
+			t.Key = d.relPath(s)
+		case "bundle":
+			t.Bundle = d.relPath(s)
+		case "client_auth":
+			d.check(s != "require" && s != "request" && s != "none", v, f, `must be "require", "request" or "none", got %q`, s)
+			t.ClientAuth = s
+		}
+	})
+	files := t.SVID != "" || t.Key != "" || t.Bundle != ""
+	d.check(files && (t.SVID == "" || t.Key == "" || t.Bundle == ""), n, path, "svid, key and bundle go together")
+	d.check(files && t.SpiffeSocket != "", n, path, "spiffe_socket and files (svid, key, bundle) exclude each other")
+	return t
+}
+
+func (d *decoder) relPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(d.dir, p)
 }
 
 // sticky parses "header:<name>" or "cookie:<name>".
@@ -411,8 +492,8 @@ func (d *decoder) crossCheck(c *Config) {
 	names := map[string]*Route{}
 	matches := map[string]*Route{}
 	for _, s := range c.Services {
-		for i, u := range s.Outbound {
-			if u.Scheme == "wasmesh" && c.Services[u.Host] == nil {
+		for i, o := range s.Outbound {
+			if u := o.URL; u.Scheme == "wasmesh" && c.Services[u.Host] == nil {
 				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, serviceNames(c)))
 			}
 		}

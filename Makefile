@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 LANGS   := rust zig typescript go
 
-.PHONY: all build test run smoke examples examples-force toolchains bench check clean
+.PHONY: all build test run smoke examples examples-force toolchains bench check clean generate
 
 all: build
 
@@ -47,6 +47,11 @@ examples-force:
 
 toolchains:
 	bash examples/toolchains.sh
+
+# Regenerate the eBPF objects and their Go bindings (bpf2go, Debian clang);
+# the output is committed and byte-identical when regenerated.
+generate:
+	$(GO) generate ./bpf/
 
 # Engine microbenchmarks (compile, instantiate+run per language), then the
 # end-to-end HTTP benchmark: native net/http vs the gateway, with wrk.

@@ -16,6 +16,7 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v llvm-strip >/dev/null || need_apt+=(llvm)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v bpftool >/dev/null || need_apt+=(bpftool)
+command -v nft >/dev/null || need_apt+=(nftables)  # bpf tests count marked packets with it
 [ -e /usr/include/asm/types.h ] || [ -e /usr/include/x86_64-linux-gnu/asm/types.h ] || need_apt+=(linux-libc-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"

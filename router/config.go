@@ -48,6 +48,11 @@ type Config struct {
 	Services map[string]*Service
 	// Routes in file order (see Table.Routes for precedence order).
 	Routes []*Route
+	// BPF chooses how versions' packets are coloured: Mode "auto" (the
+	// default: eBPF if the kernel allows it, else setsockopt), "require" or
+	// "off"; MarkMask the skb->mark bits used (default 0xff000000). Read at
+	// start only.
+	BPF BPF
 	// TLS, when set, makes the gateway's listener and its outbound calls
 	// mutually authenticated with SPIFFE X.509 identities.
 	TLS *TLS
@@ -67,6 +72,12 @@ type TLS struct {
 	// ClientAuth is "require" (the default: clients must present an SVID
 	// from the bundle), "request" (verified when presented) or "none".
 	ClientAuth string
+}
+
+// BPF configures packet colouring; see Config.BPF.
+type BPF struct {
+	Mode     string
+	MarkMask uint32
 }
 
 // Outbound is one entry of a service's outbound allow-list.
@@ -148,6 +159,9 @@ type Version struct {
 	// Weight is the percentage of unpinned traffic, 0..100. Weights of a
 	// service sum to 100; a lone version may omit it (100).
 	Weight int
+	// DSCP, 1..63, is set on the packets of this version's connections, e.g.
+	// to give a canary its own QoS class. Default 0: left alone.
+	DSCP int
 	// Digest is the full "sha256:<64 hex>", filled in by NewTable.
 	Digest string
 	// Line is where Module or Path is in the file.

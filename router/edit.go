@@ -106,5 +106,8 @@ func versionNode(v *Version) (*yaml.Node, error) {
 	if v.Name != "" {
 		m.Content = append(m.Content, str("name"), str(v.Name))
 	}
+	if v.DSCP > 0 {
+		m.Content = append(m.Content, str("dscp"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v.DSCP)})
+	}
 	return m, nil
 }

@@ -113,3 +113,34 @@ func TestTLSAndPeersErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestBPFAndDSCPConfig(t *testing.T) {
+	cfg, err := Parse("w.yaml", []byte("bpf: { mode: require, mark_mask: 0x00ff0000 }\nservices:\n  a:\n    versions:\n      - { path: a.wasm, weight: 90 }\n      - { path: b.wasm, weight: 10, dscp: 10 }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BPF.Mode != "require" || cfg.BPF.MarkMask != 0x00ff0000 || cfg.Services["a"].Versions[1].DSCP != 10 || cfg.Services["a"].Versions[0].DSCP != 0 {
+		t.Fatalf("bpf %+v, versions %+v", cfg.BPF, cfg.Services["a"].Versions)
+	}
+	if cfg, _ := Parse("w.yaml", []byte("bpf: off\n")); cfg.BPF.Mode != "off" {
+		t.Fatalf("bpf: off gave %+v", cfg.BPF)
+	}
+	if cfg, _ := Parse("w.yaml", []byte("listen: :1\n")); cfg.BPF.Mode != "auto" {
+		t.Fatalf("default bpf %+v", cfg.BPF)
+	}
+	edited, err := SetVersions(cfg.Raw, "a", cfg.Services["a"].Versions)
+	if err != nil || !strings.Contains(string(edited), "dscp: 10") {
+		t.Fatalf("SetVersions lost the dscp: %v\n%s", err, edited)
+	}
+	for config, want := range map[string]string{
+		"bpf: maybe\n":                 `must be "auto", "require" or "off"`,
+		"bpf: { mark_mask: 0x0f0f }\n": "contiguous run of bits",
+		"bpf: { mark_mask: 0 }\n":      "contiguous run of bits",
+		"bpf: { mark: 1 }\n":           `unknown field "mark"`,
+		"services:\n  a:\n    versions: [ { path: a.wasm, dscp: 64 } ]\n": "must be between 0 and 63",
+	} {
+		if _, err := Parse("w.yaml", []byte(config)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", config, err, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"math/bits"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,11 +16,12 @@ import (
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields   = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "tls", "services", "routes"}
+	configFields   = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "tls", "bpf", "services", "routes"}
+	bpfFields      = []string{"mode", "mark_mask"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
 	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers"}
 	outboundFields = []string{"url", "expect_id"}
-	versionFields  = []string{"module", "path", "name", "weight"}
+	versionFields  = []string{"module", "path", "name", "weight", "dscp"}
 	limitsFields   = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
 	routeFields    = []string{"name", "match", "service", "strip_prefix"}
 	matchFields    = []string{"host", "path", "path_prefix", "method", "headers"}
@@ -31,6 +33,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		Admin:        DefaultAdmin,
 		DrainDelay:   DefaultDrainDelay,
 		DrainTimeout: DefaultDrainTimeout,
+		BPF:          BPF{Mode: "auto"},
 		Services:     map[string]*Service{},
 	}
 	store := ""
@@ -49,6 +52,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			c.DrainTimeout, _ = d.duration(v, key)
 		case "tls":
 			c.TLS = d.tls(v, key)
+		case "bpf":
+			c.BPF = d.bpf(v, key)
 		case "services":
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
 				c.Services[name] = d.service(name, k, v)
@@ -189,6 +194,35 @@ func (d *decoder) outbound(n *yaml.Node, path string) (Outbound, bool) {
 	return o, true
 }
 
+// bpf decodes "bpf: auto|require|off" or "bpf: {mode: …, mark_mask: 0x…}".
+func (d *decoder) bpf(n *yaml.Node, path string) BPF {
+	b := BPF{Mode: "auto"}
+	mode := func(v *yaml.Node, f string) {
+		if s, ok := d.str(v, f); ok && d.check(s != "auto" && s != "require" && s != "off", v, f, `must be "auto", "require" or "off", got %q`, s) {
+			b.Mode = s
+		}
+	}
+	if deref(n).Kind != yaml.MappingNode {
+		mode(n, path)
+		return b
+	}
+	d.fields(n, path, bpfFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "mode":
+			mode(v, f)
+		case "mark_mask":
+			s, _ := d.str(v, f)
+			m, err := strconv.ParseUint(s, 0, 32)
+			ok := err == nil && m != 0 && bits.OnesCount32(uint32(m)) == 32-bits.LeadingZeros32(uint32(m))-bits.TrailingZeros32(uint32(m))
+			if d.check(!ok, v, f, "must be a non-zero contiguous run of bits such as 0xff000000, got %q", s) {
+				b.MarkMask = uint32(m)
+			}
+		}
+	})
+	return b
+}
+
 // tls decodes the gateway's identity settings.
 func (d *decoder) tls(n *yaml.Node, path string) *TLS {
 	t := &TLS{ClientAuth: "require"}
@@ -327,6 +361,10 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 			v.Weight = -2
 			if w, ok := d.integer(val, f); ok && d.check(w < 0 || w > 100, val, f, "must be between 0 and 100, got %d", w) {
 				v.Weight = w
+			}
+		case "dscp":
+			if x, ok := d.integer(val, f); ok && d.check(x < 0 || x > 63, val, f, "must be between 0 and 63, got %d", x) {
+				v.DSCP = x
 			}
 		}
 		if key == "module" || key == "path" {

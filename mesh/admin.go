@@ -25,6 +25,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/config", g.getConfig)
 	mux.HandleFunc("POST /v1/config/reload", g.postReload)
 	mux.HandleFunc("GET /v1/services", g.getServices)
+	mux.HandleFunc("GET /v1/colours", g.getColours)
 	mux.HandleFunc("POST /v1/artifacts", g.postArtifact)
 	mux.HandleFunc("POST /v1/services/{name}/deploy", g.postDeploy)
 	mux.HandleFunc("POST /v1/services/{name}/promote", g.postPromote)
@@ -124,6 +125,22 @@ func versionStatuses(g *Gateway, s *router.Service) []VersionStatus {
 
 func (g *Gateway) getServices(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, g.Services())
+}
+
+// ColoursStatus is the body of GET /v1/colours.
+type ColoursStatus struct {
+	Mode    string         `json:"mode"`
+	Reason  string         `json:"reason"`
+	Colours []ColourStatus `json:"colours"`
+}
+
+func (g *Gateway) getColours(w http.ResponseWriter, _ *http.Request) {
+	mode, reason, colours, err := g.Colours()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ColoursStatus{Mode: mode, Reason: reason, Colours: colours})
 }
 
 // postArtifact stores an uploaded module: POST /v1/artifacts with the .wasm

@@ -18,6 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -35,9 +36,15 @@ type Options struct {
 	// exports nothing but still gives every request a trace id and carries
 	// inbound trace context through guests to their outbound calls.
 	TracerProvider trace.TracerProvider
-	// HTTPClient sends guests' outbound calls to http(s) targets. Default: a
-	// client with a pooled transport.
+	// HTTPClient sends guests' outbound calls to http(s) targets when their
+	// connections are not coloured. Default: a client with a pooled transport.
 	HTTPClient *http.Client
+	// Colourer colours the sockets of each version's traffic. Default nil:
+	// none. Colours are kept in the store's colours.json.
+	Colourer bpf.Colourer
+	// MarkMask is the Colourer's mark mask, which bounds the colours. Default
+	// bpf.DefaultMarkMask.
+	MarkMask uint32
 }
 
 // Gateway routes requests to guests. Create it with New, then Reload a config.
@@ -58,6 +65,9 @@ type Gateway struct {
 
 	stats    sync.Map // statsKey → *versionStats
 	limiters sync.Map // service name → *limiter
+
+	maxColour bpf.Colour
+	outbound  outboundClients
 }
 
 // state is one generation of config: immutable once published.
@@ -68,6 +78,7 @@ type state struct {
 	cfg      *router.Config
 	table    *router.Table
 	modules  map[string]*host.Module // by digest
+	colours  map[string]bpf.Colour   // by colourKey
 }
 
 type reloadError struct {
@@ -85,12 +96,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		opts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-		}}
+		opts.HTTPClient = &http.Client{Transport: newTransport()}
 	}
 	g := &Gateway{
 		opts:    opts,
@@ -104,8 +110,19 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.engine = eng
+	g.maxColour = bpf.Options{MarkMask: opts.MarkMask}.MaxColour()
 	g.metrics = newMetrics(g)
 	return g, nil
+}
+
+// newTransport is the transport of outbound calls.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
 }
 
 // Close releases the gateway's engine and compiled modules.
@@ -211,6 +228,11 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 	}
 	if st.table, err = router.NewTable(cfg, resolve); err != nil {
 		return nil, err
+	}
+	if g.opts.Colourer != nil {
+		if st.colours, err = g.assignColours(cfg); err != nil {
+			return nil, fmt.Errorf("colours: %w", err)
+		}
 	}
 	digests := make([]string, 0, len(st.modules))
 	for d := range st.modules {

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -60,6 +61,8 @@ type exchange struct {
 	err     error // why the request failed, for the log
 	depth   int   // how many http_call hops led here
 	span    trace.Span
+	colour  bpf.Colour
+	bodyLen int
 }
 
 // ServeHTTP routes r to a service version and runs its guest.
@@ -130,6 +133,8 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		return
 	}
 	x.version = v
+	x.colour = g.colourConn(st, r, svc, v)
+	defer func() { g.count(x.colour, x.bodyLen, x.bytes) }()
 	x.w.Header().Set(router.VersionHeader, v.Digest)
 	stats := g.statsFor(svc.Name, v.Digest)
 	stats.requests.Add(1)
@@ -150,7 +155,9 @@ func (g *Gateway) serve(x *exchange, service *string) {
 
 	body := getBuf()
 	defer putBuf(body)
-	if err := readBody(body, r, svc.Limits.MaxBody); err != nil {
+	err = readBody(body, r, svc.Limits.MaxBody)
+	x.bodyLen = body.Len()
+	if err != nil {
 		g.fail(x, statusOf(err), err)
 		return
 	}

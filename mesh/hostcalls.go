@@ -102,7 +102,7 @@ func (imp imports) HTTPCall(ctx context.Context, raw []byte) ([]byte, int) {
 	if u.Scheme == "wasmesh" {
 		status, resp, code = g.callService(ctx, gc, u, req, header)
 	} else {
-		status, resp, code = g.callExternal(ctx, u, req, header, entry)
+		status, resp, code = g.callExternal(ctx, gc, u, req, header, entry)
 	}
 	result := codeName(code)
 	if code == host.CodeOK {
@@ -147,14 +147,14 @@ func (g *Gateway) callService(ctx context.Context, gc *guest, u *url.URL, req *w
 }
 
 // callExternal sends a call to an http(s) URL.
-func (g *Gateway) callExternal(ctx context.Context, u *url.URL, req *wasi.OutboundRequest, header http.Header, entry router.Outbound) (int, []byte, int) {
+func (g *Gateway) callExternal(ctx context.Context, gc *guest, u *url.URL, req *wasi.OutboundRequest, header http.Header, entry router.Outbound) (int, []byte, int) {
 	_ = entry // the mTLS client uses entry.ExpectID
 	r, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
 	if err != nil {
 		return 0, nil, host.CodeInvalid
 	}
 	r.Header = header
-	resp, err := g.opts.HTTPClient.Do(r)
+	resp, err := g.clientFor(gc.x.colour, gc.x.version.DSCP).Do(r)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return 0, nil, host.CodeTimeout
@@ -171,6 +171,7 @@ func (g *Gateway) callExternal(ctx context.Context, u *url.URL, req *wasi.Outbou
 	case len(body) > MaxResponse:
 		return 0, nil, host.CodeTooSmall
 	}
+	g.count(gc.x.colour, len(body), len(req.Body))
 	return resp.StatusCode, wasi.EncodeOutboundResponse(resp.StatusCode, resp.Header, body), host.CodeOK
 }
 

@@ -96,6 +96,7 @@ func newMetrics(g *Gateway) *metrics {
 		}, func() float64 { return float64(g.engine.Stats().CompileMisses) }),
 		&queueCollector{g: g, desc: prometheus.NewDesc("wasmesh_queue_depth",
 			"Requests waiting for a slot of a service's max_concurrency.", []string{"service"}, nil)},
+		newColourCollector(g),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -39,6 +39,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
+		ConnContext:       withConn,
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)

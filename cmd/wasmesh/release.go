@@ -181,3 +181,28 @@ func printServices(w io.Writer, services []mesh.ServiceStatus) {
 	}
 	tw.Flush()
 }
+
+// coloursCmd prints a running gateway's colour table with live counters.
+func coloursCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("colours", "[-o json]")
+	admin := adminFlag(fs)
+	output := outputFlag(fs, "table", "json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var cs mesh.ColoursStatus
+	if err := newAdminClient(*admin).do(ctx, "GET", "/v1/colours", "", nil, &cs); err != nil {
+		return err
+	}
+	if *output == "json" {
+		return writeJSON(stdout, cs)
+	}
+	fmt.Fprintf(stdout, "mode %s: %s\n", cs.Mode, cs.Reason)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COLOUR\tSERVICE\tVERSION\tDSCP\tOUT PKTS\tOUT BYTES\tIN PKTS\tIN BYTES")
+	for _, c := range cs.Colours {
+		fmt.Fprintf(tw, "%d\t%s\tsha256:%s\t%d\t%d\t%d\t%d\t%d\n", c.Colour, c.Service, modules.Short(c.Version), c.DSCP,
+			c.EgressPackets, c.EgressBytes, c.IngressPackets, c.IngressBytes)
+	}
+	return tw.Flush()
+}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -52,7 +53,14 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			log.Warn("flushing spans", "error", err)
 		}
 	}()
-	g, err := mesh.New(ctx, mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp})
+	colourer, err := newColourer(path, log)
+	if err != nil {
+		return err
+	}
+	if colourer != nil {
+		defer colourer.Close()
+	}
+	g, err := mesh.New(ctx, mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer})
 	if err != nil {
 		return err
 	}
@@ -90,6 +98,22 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	printURLs(stdout, ln.Addr(), adminLn, cfg)
 	log.Info("serving", "listen", ln.Addr().String(), "admin", addrString(adminLn), "generation", g.Generation())
 	return g.Serve(ctx, ln, adminLn)
+}
+
+// newColourer starts packet colouring as the config's bpf setting asks:
+// "require" makes an eBPF failure fatal, "off" uses setsockopt only, "auto"
+// falls back and says why.
+func newColourer(configPath string, log *slog.Logger) (bpf.Colourer, error) {
+	cfg, err := router.Load(configPath)
+	if err != nil {
+		return nil, exitWith(1, err)
+	}
+	c, err := bpf.New(bpf.Options{Mode: cfg.BPF.Mode, MarkMask: cfg.BPF.MarkMask})
+	if err != nil {
+		return nil, exitWith(1, fmt.Errorf("bpf: %s: %w", cfg.BPF.Mode, err))
+	}
+	log.Info("packet colouring", "mode", c.Mode(), "reason", c.Reason())
+	return c, nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

@@ -1,0 +1,158 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/bpf"
+)
+
+// newColourer makes a colourer in mode; the eBPF mode is skipped only where
+// the kernel refuses it, and never under WASMESH_REQUIRE_BPF=1.
+func newColourer(t *testing.T, mode string) bpf.Colourer {
+	t.Helper()
+	c, err := bpf.New(bpf.Options{Mode: mode})
+	if err != nil {
+		if os.Getenv("WASMESH_REQUIRE_BPF") == "1" || !(errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "not permitted") || strings.Contains(err.Error(), "not supported")) {
+			t.Fatalf("bpf.New(%s): %v", mode, err)
+		}
+		t.Skipf("the kernel refuses eBPF here: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// serveFixture serves f's gateway on a loopback listener through Serve, so
+// that connections are seen (and coloured) as in production.
+func serveFixture(t *testing.T, f *fixture) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.g.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func TestColours(t *testing.T) {
+	payload := strings.Repeat("u", 10000)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, payload) }))
+	defer upstream.Close()
+	config := `
+drain_delay: 0s
+services:
+  split:
+    versions:
+      - { path: $EX/hello/rust/hello.wasm, name: stable, weight: 100 }
+      - { path: $EX/hello/zig/hello.wasm, name: canary, weight: 0, dscp: 10 }
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm, dscp: 20 } ]
+    env: { USERS_URL: "` + upstream.URL + `" }
+    outbound: [ "` + upstream.URL + `" ]
+routes:
+  - { match: { path_prefix: /split }, service: split }
+  - { match: { path_prefix: /fe }, service: frontend }
+`
+	for _, mode := range []string{bpf.ModeOff, bpf.ModeRequire} {
+		t.Run(mode, func(t *testing.T) {
+			colourer := newColourer(t, mode)
+			f := newFixtureWith(t, config, Options{Colourer: colourer})
+			base := serveFixture(t, f)
+			colour := func(service, name string) bpf.Colour {
+				for _, v := range f.g.Config().Services[service].Versions {
+					if v.Name == name || name == "" {
+						return f.g.state.Load().colours[colourKey(service, v.Digest)]
+					}
+				}
+				return 0
+			}
+			stable, canary, fe := colour("split", "stable"), colour("split", "canary"), colour("frontend", "")
+			if stable == 0 || canary == 0 || fe == 0 || stable == canary || canary == fe {
+				t.Fatalf("colours stable %d, canary %d, frontend %d: want three distinct", stable, canary, fe)
+			}
+			// One keep-alive connection carries both versions in turn.
+			client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+			var conns int
+			for i, pin := range []string{"canary", "stable", "canary", "stable"} {
+				req, _ := http.NewRequest("GET", base+"/split/", nil)
+				req.Header.Set("X-Wasmesh-Version", pin)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("request %d: %d", i, resp.StatusCode)
+				}
+				conns++
+			}
+			before := counters(t, colourer)
+			resp, err := http.Get(base + "/fe/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), payload) {
+				t.Fatalf("frontend: %d %.100q", resp.StatusCode, body)
+			}
+			after := counters(t, colourer)
+			if after[stable].EgressBytes == 0 || after[canary].EgressBytes == 0 {
+				t.Fatalf("counters %+v: want egress bytes for both versions of the keep-alive connection", after)
+			}
+			if in := after[fe].IngressBytes - before[fe].IngressBytes; in < uint64(len(payload)) {
+				t.Fatalf("frontend's colour received %d bytes, want at least the %d of its http_call's response", in, len(payload))
+			}
+			mode, reason, table, err := f.g.Colours()
+			if err != nil || len(table) != 3 || (mode != bpf.ModeEBPF && mode != bpf.ModeFallback) || reason == "" {
+				t.Fatalf("Colours() = %s, %q, %+v, %v", mode, reason, table, err)
+			}
+
+			// A restart (a new gateway on the same config and store) keeps
+			// the colours, even with versions listed in another order.
+			data, _ := os.ReadFile(f.path)
+			swapped := strings.Replace(strings.Replace(string(data), "name: stable", "name: STABLE", 1), "name: canary", "name: stable", 1)
+			os.WriteFile(f.path, []byte(strings.Replace(swapped, "name: STABLE", "name: canary", 1)), 0o644)
+			g2, err := New(context.Background(), Options{ConfigPath: f.path, Colourer: colourer, Logger: f.g.log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g2.Close(context.Background())
+			if err := g2.LoadFile(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for k, c := range f.g.state.Load().colours {
+				if c2 := g2.state.Load().colours[k]; c2 != c {
+					t.Fatalf("after a restart %s has colour %d, was %d", k, c2, c)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(f.g.Config().Store, colourFile)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func counters(t *testing.T, c bpf.Colourer) map[bpf.Colour]bpf.Counter {
+	t.Helper()
+	m, err := c.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

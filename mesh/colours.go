@@ -15,8 +15,10 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -126,40 +128,64 @@ func (g *Gateway) count(c bpf.Colour, in, out int) {
 	g.opts.Colourer.Count(c, bpf.Egress, out)
 }
 
-// outboundClients holds one HTTP client per colour, so that pooled
-// connections never carry another version's colour.
+// outboundClients holds one HTTP client per (colour, expected peer), so that
+// pooled connections never carry another version's colour nor another
+// target's identity check.
 type outboundClients struct {
 	mu      sync.Mutex
-	clients map[bpf.Colour]*http.Client
+	clients map[clientKey]*http.Client
 }
 
-// clientFor returns the client for the http_calls of a version.
-func (g *Gateway) clientFor(c bpf.Colour, dscp int) *http.Client {
-	if g.opts.Colourer == nil || c == 0 {
-		return g.opts.HTTPClient
+type clientKey struct {
+	colour   bpf.Colour
+	expectID string
+}
+
+// clientFor returns the client for the http_calls of a version with colour c
+// and dscp to a target that must present expectID ("" for ordinary TLS).
+func (g *Gateway) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client, error) {
+	if g.opts.Colourer == nil {
+		c = 0
 	}
+	if c == 0 && expectID == "" {
+		return g.opts.HTTPClient, nil
+	}
+	key := clientKey{c, expectID}
 	g.outbound.mu.Lock()
 	defer g.outbound.mu.Unlock()
-	if cl, ok := g.outbound.clients[c]; ok {
-		return cl
+	if cl, ok := g.outbound.clients[key]; ok {
+		return cl, nil
 	}
 	tr := newTransport()
-	dialer := &net.Dialer{}
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err == nil {
-			if sc := syscallConn(conn); sc != nil {
-				_ = g.opts.Colourer.SetColour(sc, c, dscp)
-			}
+	if expectID != "" {
+		if g.opts.Identity == nil {
+			return nil, fmt.Errorf("expect_id %s needs the gateway's tls identity", expectID)
 		}
-		return conn, err
+		id, err := spiffeid.FromString(expectID)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = identity.ClientConfig(g.opts.Identity, id)
+		tr.ForceAttemptHTTP2 = true
+	}
+	if c != 0 {
+		dialer := &net.Dialer{}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				if sc := syscallConn(conn); sc != nil {
+					_ = g.opts.Colourer.SetColour(sc, c, dscp)
+				}
+			}
+			return conn, err
+		}
 	}
 	cl := &http.Client{Transport: tr}
 	if g.outbound.clients == nil {
-		g.outbound.clients = map[bpf.Colour]*http.Client{}
+		g.outbound.clients = map[clientKey]*http.Client{}
 	}
-	g.outbound.clients[c] = cl
-	return cl
+	g.outbound.clients[key] = cl
+	return cl, nil
 }
 
 // ColourStatus is one colour in GET /v1/colours.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 )
@@ -45,6 +46,10 @@ type Options struct {
 	// MarkMask is the Colourer's mark mask, which bounds the colours. Default
 	// bpf.DefaultMarkMask.
 	MarkMask uint32
+	// Identity, when set, is the gateway's SPIFFE identity: Serve then speaks
+	// mTLS (as the config's tls.client_auth says), services' allow_peers are
+	// enforced, and http_calls to outbound entries with expect_id use it.
+	Identity identity.X509Source
 }
 
 // Gateway routes requests to guests. Create it with New, then Reload a config.
@@ -77,8 +82,9 @@ type state struct {
 	loadedAt time.Time
 	cfg      *router.Config
 	table    *router.Table
-	modules  map[string]*host.Module // by digest
-	colours  map[string]bpf.Colour   // by colourKey
+	modules  map[string]*host.Module        // by digest
+	colours  map[string]bpf.Colour          // by colourKey
+	peers    map[string]*identity.AllowList // by service, for those with allow_peers
 }
 
 type reloadError struct {
@@ -212,7 +218,14 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &state{cfg: cfg, loadedAt: time.Now(), modules: map[string]*host.Module{}}
+	st := &state{cfg: cfg, loadedAt: time.Now(), modules: map[string]*host.Module{}, peers: map[string]*identity.AllowList{}}
+	for name, s := range cfg.Services {
+		if len(s.AllowPeers) > 0 {
+			if st.peers[name], err = identity.ParseAllowPeers(s.AllowPeers); err != nil {
+				return nil, fmt.Errorf("services.%s: %w", name, err)
+			}
+		}
+	}
 	resolve := func(v *router.Version) (string, error) {
 		wasm, err := g.moduleBytes(ctx, store, v)
 		if err != nil {
@@ -312,4 +325,16 @@ func (g *Gateway) statsFor(service, digest string) *versionStats {
 	}
 	s, _ := g.stats.LoadOrStore(key, &versionStats{})
 	return s.(*versionStats)
+}
+
+// ObserveIdentity records the gateway's current SVID: its expiry as a metric,
+// and a warning once less than a third of its lifetime remains without a
+// rotation. identity.Source.Watch calls it at each change.
+func (g *Gateway) ObserveIdentity(st identity.Status) {
+	g.metrics.svidExpiry.Set(float64(st.NotAfter.Unix()))
+	if st.Expiring(time.Now()) {
+		g.log.Warn("SVID expiring and not rotated", "svid", st.String())
+		return
+	}
+	g.log.Info("SVID in use", "svid", st.String())
 }

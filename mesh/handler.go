@@ -22,6 +22,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
@@ -127,6 +128,18 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		x.route, x.service = route, svc
 	}
 	svc := x.service
+	if peers := st.peers[svc.Name]; peers != nil {
+		id, ok := identity.PeerID(r.TLS)
+		if !ok || !peers.Allows(id) {
+			peer := "none (no client SVID)"
+			if ok {
+				peer = id.String()
+			}
+			g.log.Warn("peer not allowed", "service", svc.Name, "peer_id", peer, "request_id", x.id)
+			g.fail(x, http.StatusForbidden, fmt.Errorf("peer %s may not call service %q", peer, svc.Name))
+			return
+		}
+	}
 	v, err := svc.Select(r)
 	if err != nil {
 		g.fail(x, http.StatusNotFound, err)
@@ -176,9 +189,11 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 		script = strings.TrimSuffix(r.URL.Path, strings.TrimPrefix(pathInfo, "/"))
 		script = strings.TrimSuffix(script, "/")
 	}
-	env := wasi.RequestEnv(r, wasi.Meta{
-		PathInfo: pathInfo, ScriptName: script, Route: x.route.Name, Version: x.version.Digest, RequestID: x.id,
-	})
+	meta := wasi.Meta{PathInfo: pathInfo, ScriptName: script, Route: x.route.Name, Version: x.version.Digest, RequestID: x.id}
+	if id, ok := identity.PeerID(r.TLS); ok {
+		meta.PeerID = id.String()
+	}
+	env := wasi.RequestEnv(r, meta)
 	call := host.Call{
 		Capabilities: wasi.Capabilities{Args: []string{svc.Name}, Env: withServiceEnv(svc.Env, env)},
 		Stdin:        bytes.NewReader(body.Bytes()),
@@ -336,6 +351,9 @@ func (g *Gateway) accessLog(x *exchange) {
 	}
 	if x.depth > 0 {
 		attrs = append(attrs, slog.Int("hop", x.depth))
+	}
+	if id, ok := identity.PeerID(x.r.TLS); ok {
+		attrs = append(attrs, slog.String("peer_id", id.String()))
 	}
 	if x.err != nil {
 		attrs = append(attrs, slog.String("error", x.err.Error()))

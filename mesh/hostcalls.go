@@ -148,14 +148,19 @@ func (g *Gateway) callService(ctx context.Context, gc *guest, u *url.URL, req *w
 
 // callExternal sends a call to an http(s) URL.
 func (g *Gateway) callExternal(ctx context.Context, gc *guest, u *url.URL, req *wasi.OutboundRequest, header http.Header, entry router.Outbound) (int, []byte, int) {
-	_ = entry // the mTLS client uses entry.ExpectID
+	client, err := g.clientFor(gc.x.colour, gc.x.version.DSCP, entry.ExpectID)
+	if err != nil {
+		g.log.Warn("http_call: no client for the target", "url", u.String(), "error", err, "request_id", gc.x.id)
+		return 0, nil, host.CodeUnavailable
+	}
 	r, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
 	if err != nil {
 		return 0, nil, host.CodeInvalid
 	}
 	r.Header = header
-	resp, err := g.clientFor(gc.x.colour, gc.x.version.DSCP).Do(r)
+	resp, err := client.Do(r)
 	if err != nil {
+		g.log.Warn("http_call failed", "url", u.String(), "error", err, "request_id", gc.x.id)
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return 0, nil, host.CodeTimeout
 		}

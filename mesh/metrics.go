@@ -25,6 +25,7 @@ type metrics struct {
 	outbound   *prometheus.CounterVec
 	instTime   *prometheus.HistogramVec
 	runTime    *prometheus.HistogramVec
+	svidExpiry prometheus.Gauge
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -49,6 +50,10 @@ func newMetrics(g *Gateway) *metrics {
 			Name: "wasmesh_outbound_calls_total",
 			Help: "Guests' http_call calls, by calling service, target (scheme://host) and result.",
 		}, []string{"service", "target", "result"}),
+		svidExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wasmesh_svid_expiry_timestamp_seconds",
+			Help: "When the gateway's current SVID expires (Unix time); alert well before it.",
+		}),
 		instTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmesh_guest_instantiate_seconds",
 			Help:    "Time to create a guest instance, by service.",
@@ -79,7 +84,7 @@ func newMetrics(g *Gateway) *metrics {
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("error")
 	m.reg.MustRegister(m.requests, m.duration, m.reloads, m.generation, m.draining, m.inflight,
-		m.rejections, m.outbound, m.instTime, m.runTime,
+		m.rejections, m.outbound, m.instTime, m.runTime, m.svidExpiry,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wasmesh_guest_instances",
 			Help: "Guest instances running now.",

@@ -2,11 +2,13 @@ package mesh
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -43,9 +45,19 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC-style clients and benchmarks
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	if g.opts.Identity != nil {
+		tlsCfg, err := g.serverTLS()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tlsCfg
+		srv.Protocols.SetHTTP2(true)
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC-style clients and benchmarks
+		go func() { errc <- srv.Serve(ln) }()
+	}
 
 	var adminSrv *http.Server
 	if admin != nil {
@@ -67,6 +79,21 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		adminSrv.Close()
 	}
 	return err
+}
+
+// serverTLS is the listener's mTLS config: any peer with an SVID the bundle
+// verifies gets through the handshake (as tls.client_auth says); which peer
+// may call which service is allow_peers' business, answered with a 403.
+func (g *Gateway) serverTLS() (*tls.Config, error) {
+	mode := "require"
+	if cfg := g.Config(); cfg != nil && cfg.TLS != nil {
+		mode = cfg.TLS.ClientAuth
+	}
+	auth, err := identity.ParseClientAuth(mode)
+	if err != nil {
+		return nil, err
+	}
+	return identity.ServerConfig(g.opts.Identity, nil, identity.WithClientAuth(auth)), nil
 }
 
 func (g *Gateway) drain(srv *http.Server, stopGuests context.CancelFunc) error {

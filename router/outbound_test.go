@@ -101,6 +101,8 @@ func TestTLSAndPeersErrors(t *testing.T) {
 		{"tls: { client_auth: maybe }\n", `must be "require", "request" or "none"`},
 		{"tls: { cert: x }\n", `unknown field "cert"`},
 		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    allow_peers: [ \"http://x\" ]\n", "services.a.allow_peers[0]: invalid SPIFFE ID"},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    allow_peers: [ \"spiffe://e.org/a\" ]\n", "allow_peers: needs a tls block"},
+		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    outbound: [ { url: \"https://x\", expect_id: \"spiffe://e.org/a\" } ]\n", "expect_id: needs a tls block"},
 		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    allow_peers: [ \"spiffe://Bad Domain/*\" ]\n", "invalid trust domain"},
 		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    outbound: [ { url: \"http://x\", expect_id: \"spiffe://e.org/a\" } ]\n", "expect_id needs an https:// target"},
 		{"services:\n  a:\n    versions: [ { path: a.wasm } ]\n    outbound: [ { expect_id: \"spiffe://e.org/a\" } ]\n", `missing field "url"`},

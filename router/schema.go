@@ -534,6 +534,12 @@ func (d *decoder) crossCheck(c *Config) {
 			if u := o.URL; u.Scheme == "wasmesh" && c.Services[u.Host] == nil {
 				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, serviceNames(c)))
 			}
+			if o.ExpectID != "" && c.TLS == nil {
+				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d].expect_id", s.Name, i), "needs a tls block: the gateway presents its own SVID to that peer")
+			}
+		}
+		if len(s.AllowPeers) > 0 && c.TLS == nil {
+			d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.allow_peers", s.Name), "needs a tls block: without mTLS no peer has an identity")
 		}
 	}
 	for _, r := range c.Routes {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -60,11 +61,23 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if colourer != nil {
 		defer colourer.Close()
 	}
-	g, err := mesh.New(ctx, mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer})
+	id, err := newIdentity(ctx, path, log)
+	if err != nil {
+		return err
+	}
+	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer}
+	if id != nil {
+		defer id.Close()
+		opts.Identity = id
+	}
+	g, err := mesh.New(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer g.Close(context.Background())
+	if id != nil {
+		go id.Watch(ctx, g.ObserveIdentity)
+	}
 	if err := g.LoadFile(ctx); err != nil {
 		return exitWith(1, err)
 	}
@@ -98,6 +111,34 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	printURLs(stdout, ln.Addr(), adminLn, cfg)
 	log.Info("serving", "listen", ln.Addr().String(), "admin", addrString(adminLn), "generation", g.Generation())
 	return g.Serve(ctx, ln, adminLn)
+}
+
+// newIdentity opens the SPIFFE identity the config's tls block names, nil
+// without one.
+func newIdentity(ctx context.Context, configPath string, log *slog.Logger) (*identity.Source, error) {
+	cfg, err := router.Load(configPath)
+	if err != nil {
+		return nil, exitWith(1, err)
+	}
+	t := cfg.TLS
+	if t == nil {
+		return nil, nil
+	}
+	var src *identity.Source
+	if t.SVID != "" {
+		src, err = identity.NewFileSource(identity.FileOptions{CertFile: t.SVID, KeyFile: t.Key, BundleFile: t.Bundle, Logger: log})
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		src, err = identity.NewWorkloadSource(wctx, identity.WorkloadOptions{Addr: t.SpiffeSocket, Logger: log})
+	}
+	if err != nil {
+		return nil, exitWith(1, fmt.Errorf("tls identity: %w", err))
+	}
+	if st, err := src.Status(); err == nil {
+		log.Info("mTLS identity", "spiffe_id", st.ID.String(), "expires", st.NotAfter, "client_auth", t.ClientAuth)
+	}
+	return src, nil
 }
 
 // newColourer starts packet colouring as the config's bpf setting asks:

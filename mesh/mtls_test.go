@@ -1,0 +1,149 @@
+package mesh
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/wasmesh/wasmesh/identity"
+)
+
+// testCA is an in-memory development CA for example.org.
+func testCA(t *testing.T) *identity.CA {
+	t.Helper()
+	ca, err := identity.NewCA(spiffeid.RequireTrustDomainFromString("example.org"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func source(t *testing.T, ca *identity.CA, id string) *identity.Source {
+	t.Helper()
+	src, err := ca.NewSource(spiffeid.RequireFromString(id), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// mtlsGateway serves config with an SVID for id, through Serve (TLS).
+func mtlsGateway(t *testing.T, ca *identity.CA, id, config string) (*fixture, string) {
+	t.Helper()
+	f := newFixtureWith(t, "tls: { spiffe_socket: unix:///unused }\n"+config, Options{Identity: source(t, ca, id)})
+	return f, strings.Replace(serveFixture(t, f), "http://", "https://", 1)
+}
+
+// mtlsClient is an HTTP client presenting id's SVID and expecting serverID.
+func mtlsClient(t *testing.T, ca *identity.CA, id, serverID string) *http.Client {
+	t.Helper()
+	cfg := identity.ClientConfig(source(t, ca, id), spiffeid.RequireFromString(serverID))
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+}
+
+func fetch(t *testing.T, c *http.Client, url string) (int, string, error) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestMTLSAllowPeers(t *testing.T) {
+	ca := testCA(t)
+	_, url := mtlsGateway(t, ca, "spiffe://example.org/gw/a", `
+drain_delay: 0s
+services:
+  env:
+    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
+    allow_peers: [ "spiffe://example.org/ns/web/*" ]
+  open: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /env }, service: env, strip_prefix: true }
+  - { match: { path_prefix: /open }, service: open, strip_prefix: true }
+`)
+	allowed := mtlsClient(t, ca, "spiffe://example.org/ns/web/frontend", "spiffe://example.org/gw/a")
+	code, body, err := fetch(t, allowed, url+"/env/?do=env")
+	if err != nil || code != 200 || !strings.Contains(body, "X_SPIFFE_PEER_ID=spiffe://example.org/ns/web/frontend\n") {
+		t.Fatalf("allowed peer: %d %v\n%s", code, err, body)
+	}
+	other := mtlsClient(t, ca, "spiffe://example.org/ns/batch/job", "spiffe://example.org/gw/a")
+	code, body, err = fetch(t, other, url+"/env/?do=env")
+	if err != nil || code != 403 || !strings.Contains(body, `peer spiffe://example.org/ns/batch/job may not call service "env"`) {
+		t.Fatalf("other peer: %d %v %q, want 403 naming the peer and the service", code, err, body)
+	}
+	// A service without allow_peers takes any authenticated peer.
+	if code, body, err := fetch(t, other, url+"/open/x"); err != nil || code != 200 || body != "hello from rust: GET /x 0 bytes\n" {
+		t.Fatalf("open service: %d %v %q", code, err, body)
+	}
+	// No client certificate: the handshake fails (client_auth: require).
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if _, _, err := fetch(t, noCert, url+"/open/x"); err == nil {
+		t.Fatal("a client without an SVID got through")
+	}
+	// A client that expects another server identity refuses the gateway.
+	wrong := mtlsClient(t, ca, "spiffe://example.org/ns/web/frontend", "spiffe://example.org/gw/b")
+	if _, _, err := fetch(t, wrong, url+"/open/x"); err == nil {
+		t.Fatal("a client expecting gw/b accepted gw/a")
+	}
+}
+
+// TestMTLSBetweenGateways: a request into A reaches a guest whose http_call
+// goes to B over mTLS; B's guest sees A's SPIFFE ID and the same trace.
+func TestMTLSBetweenGateways(t *testing.T) {
+	ca := testCA(t)
+	_, b := mtlsGateway(t, ca, "spiffe://example.org/gw/b", `
+drain_delay: 0s
+services:
+  env:
+    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
+    allow_peers: [ "spiffe://example.org/gw/a" ]
+routes:
+  - { match: { path_prefix: / }, service: env }
+`)
+	bHost := strings.TrimPrefix(b, "https://")
+	config := func(expect string) string {
+		return `
+drain_delay: 0s
+services:
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "` + b + `/" }
+    outbound: [ { url: "https://` + bHost + `", expect_id: "` + expect + `" } ]
+routes:
+  - { match: { path_prefix: / }, service: frontend }
+`
+	}
+	_, a := mtlsGateway(t, ca, "spiffe://example.org/gw/a", config("spiffe://example.org/gw/b"))
+	client := mtlsClient(t, ca, "spiffe://example.org/ns/web/user", "spiffe://example.org/gw/a")
+	req, _ := http.NewRequest("GET", a+"/?do=env", nil)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"-> 200 ", "X_SPIFFE_PEER_ID=spiffe://example.org/gw/a\n", "HTTP_TRACEPARENT=00-" + traceID + "-"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("response lacks %q:\n%s", want, body)
+		}
+	}
+
+	// An outbound entry expecting another identity refuses B.
+	_, a2 := mtlsGateway(t, ca, "spiffe://example.org/gw/a", config("spiffe://example.org/gw/c"))
+	code, body2, err := fetch(t, client, a2+"/?do=env")
+	if err != nil || code != 502 || !strings.Contains(body2, "UNAVAILABLE (4)") {
+		t.Fatalf("wrong expect_id: %d %v %q, want the guest to get UNAVAILABLE", code, err, body2)
+	}
+}

@@ -104,4 +104,3 @@ func TestMTLSRotationFromWorkloadAPI(t *testing.T) {
 		t.Fatal("no request saw the first SVID")
 	}
 }
-

@@ -17,6 +17,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 // Options configure an Engine. The zero value is valid.
@@ -199,8 +201,14 @@ func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Modu
 	}
 	m := &Module{Digest: digest, compiled: compiled}
 	_, m.hasStart = compiled.ExportedFunctions()["_start"]
-	for _, mem := range compiled.ExportedMemories() {
-		m.minPages = mem.Min()
+	// The initial memory, exported or not, so that Run can refuse a module
+	// whose start alone exceeds the memory limit.
+	if info, err := wasmbin.Parse(wasm); err == nil {
+		for _, mem := range info.Memories {
+			if !mem.Imported {
+				m.minPages = uint32(mem.Min)
+			}
+		}
 	}
 	return m, nil
 }

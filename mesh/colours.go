@@ -180,7 +180,7 @@ func (g *Gateway) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Clie
 			return conn, err
 		}
 	}
-	cl := &http.Client{Transport: tr}
+	cl := newClient(tr)
 	if g.outbound.clients == nil {
 		g.outbound.clients = map[clientKey]*http.Client{}
 	}

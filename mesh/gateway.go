@@ -102,7 +102,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		opts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Transport: newTransport()}
+		opts.HTTPClient = newClient(newTransport())
 	}
 	g := &Gateway{
 		opts:    opts,
@@ -119,6 +119,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	g.maxColour = bpf.Options{MarkMask: opts.MarkMask}.MaxColour()
 	g.metrics = newMetrics(g)
 	return g, nil
+}
+
+// newClient is a client for guests' outbound calls. It does not follow
+// redirects: a redirect could lead outside the service's outbound list, so
+// the guest gets the 3xx and decides.
+func newClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // newTransport is the transport of outbound calls.
@@ -298,7 +305,9 @@ func (g *Gateway) releaseUnused(old, cur *state) {
 	for _, s := range old.cfg.Services {
 		longest = max(longest, s.Limits.Timeout)
 	}
-	time.AfterFunc(longest+time.Second, func() {
+	// A request may wait for a slot, read its body and run, each up to the
+	// service's timeout.
+	time.AfterFunc(3*longest+time.Second, func() {
 		for _, d := range unused {
 			if st := g.state.Load(); st != nil && st.modules[d] != nil {
 				continue // back in use

@@ -33,7 +33,8 @@ const (
 	RequestIDHeader = "X-Request-Id"
 	// MaxResponse is the most a guest may write to stdout for one response.
 	MaxResponse = 32 << 20
-	// maxStderr is how much of a guest's stderr is kept for the log.
+	// maxStderr is how much of a guest's stderr is kept for the log; the
+	// rest is dropped, without failing the request.
 	maxStderr = 16 << 10
 )
 
@@ -128,7 +129,9 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		x.route, x.service = route, svc
 	}
 	svc := x.service
-	if peers := st.peers[svc.Name]; peers != nil {
+	// allow_peers governs mTLS peers; a wasmesh:// call from a guest of this
+	// gateway is governed by the caller's outbound list instead.
+	if peers := st.peers[svc.Name]; peers != nil && x.depth == 0 {
 		id, ok := identity.PeerID(r.TLS)
 		if !ok || !peers.Allows(id) {
 			peer := "none (no client SVID)"
@@ -157,6 +160,25 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		}
 	}()
 
+	// The body is read before a concurrency slot is taken, within the
+	// service's timeout, so that slow uploads cannot hold the slots.
+	body := getBuf()
+	defer putBuf(body)
+	rc := http.NewResponseController(x.w)
+	if x.depth == 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(svc.Limits.Timeout))
+	}
+	err = readBody(body, r, svc.Limits.MaxBody)
+	if x.depth == 0 {
+		_ = rc.SetReadDeadline(time.Time{}) // lifted once read: net/http would take it for a client gone
+	}
+	x.bodyLen = body.Len()
+	if err != nil {
+		g.fail(x, statusOf(err), err)
+		return
+	}
+	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
+
 	release, err := g.limiterFor(svc).acquire(r.Context(), svc.Limits.Timeout)
 	if err != nil {
 		g.metrics.rejections.WithLabelValues(svc.Name).Inc()
@@ -165,15 +187,6 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		return
 	}
 	defer release()
-
-	body := getBuf()
-	defer putBuf(body)
-	err = readBody(body, r, svc.Limits.MaxBody)
-	x.bodyLen = body.Len()
-	if err != nil {
-		g.fail(x, statusOf(err), err)
-		return
-	}
 	g.runGuest(x, st.modules[v.Digest], body)
 }
 
@@ -198,9 +211,8 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 		Capabilities: wasi.Capabilities{Args: []string{svc.Name}, Env: withServiceEnv(svc.Env, env)},
 		Stdin:        bytes.NewReader(body.Bytes()),
 		Stdout:       out,
-		Stderr:       errOut,
+		Stderr:       &headWriter{buf: errOut, max: maxStderr},
 		MaxStdout:    MaxResponse,
-		MaxStderr:    maxStderr,
 		MemoryLimit:  svc.Limits.Memory,
 		Timeout:      svc.Limits.Timeout,
 	}
@@ -225,7 +237,11 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 		err = fmt.Errorf("guest exited with code %d and no response", res.ExitCode)
 	}
 	if err != nil {
-		g.fail(x, statusOf(err), err)
+		status := statusOf(err)
+		if status == statusClientClosed && g.draining.Load() {
+			status = http.StatusServiceUnavailable // stopped by the drain deadline, not by the client
+		}
+		g.fail(x, status, err)
 		return
 	}
 	resp, err := wasi.ParseResponse(out.Bytes())
@@ -276,6 +292,9 @@ func withServiceEnv(svcEnv map[string]string, cgi []string) []string {
 
 var errBodyTooLarge = errors.New("request body too large")
 
+// statusClientClosed is nginx's 499: the client went away before the answer.
+const statusClientClosed = 499
+
 // readBody reads the whole body into buf, refusing more than max bytes.
 func readBody(buf *bytes.Buffer, r *http.Request, max int64) error {
 	if r.ContentLength > max {
@@ -302,7 +321,7 @@ func statusOf(err error) int {
 	case errors.Is(err, errOverloaded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, host.ErrCanceled), errors.Is(err, context.Canceled):
-		return 499 // the client went away; nobody reads this status
+		return statusClientClosed
 	case errors.As(err, &trap), errors.Is(err, host.ErrOutputLimit), errors.Is(err, host.ErrMemoryLimit):
 		return http.StatusBadGateway
 	}
@@ -316,6 +335,9 @@ func (g *Gateway) fail(x *exchange, status int, err error) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	msg := http.StatusText(status)
+	if status == statusClientClosed {
+		msg = "Client Closed Request"
+	}
 	if status < 500 || status == http.StatusServiceUnavailable {
 		msg += ": " + err.Error() // the client's own mistake, or overload: safe to say
 	}
@@ -396,4 +418,17 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// headWriter keeps the first max bytes written to it and drops the rest.
+type headWriter struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	if room := h.max - h.buf.Len(); room > 0 {
+		h.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }

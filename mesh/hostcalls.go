@@ -129,7 +129,8 @@ func (g *Gateway) callService(ctx context.Context, gc *guest, u *url.URL, req *w
 	if st == nil || st.cfg.Services[u.Host] == nil {
 		return 0, nil, host.CodeUnavailable
 	}
-	r, err := http.NewRequestWithContext(ctx, req.Method, "http://"+u.Host+u.RequestURI(), bytes.NewReader(req.Body))
+	// No client connection: the callee must not colour the caller's.
+	r, err := http.NewRequestWithContext(withConn(ctx, nil), req.Method, "http://"+u.Host+u.RequestURI(), bytes.NewReader(req.Body))
 	if err != nil {
 		return 0, nil, host.CodeInvalid
 	}

@@ -30,7 +30,7 @@ func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, n
 		target := &router.Version{Module: digest, Digest: digest, Name: name}
 		for _, v := range cur {
 			if v.Digest == digest {
-				target.Name = firstNonEmpty(name, v.Name)
+				target.Name, target.DSCP = firstNonEmpty(name, v.Name), v.DSCP
 				continue
 			}
 			others = append(others, v)
@@ -49,7 +49,7 @@ func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*router.V
 	return g.release(ctx, service, func(cur []*router.Version, digest string) ([]*router.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
-				return []*router.Version{{Module: digest, Digest: digest, Name: v.Name, Weight: 100}}, nil
+				return []*router.Version{{Module: digest, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100}}, nil
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)
@@ -85,13 +85,20 @@ func (g *Gateway) release(ctx context.Context, service string, change func([]*ro
 	if !ok {
 		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
 	}
-	store, err := modules.Open(st.cfg.Store, modules.Options{})
-	if err != nil {
-		return nil, err
+	digest := ""
+	for _, v := range svc.Versions { // a version's name works as well as its digest
+		if v.Name != "" && v.Name == ref {
+			digest = v.Digest
+		}
 	}
-	digest, err := store.Resolve(ref)
-	if err != nil {
-		return nil, err
+	if digest == "" {
+		store, err := modules.Open(st.cfg.Store, modules.Options{})
+		if err != nil {
+			return nil, err
+		}
+		if digest, err = store.Resolve(ref); err != nil {
+			return nil, err
+		}
 	}
 	next, err := change(svc.Versions, digest)
 	if err != nil {

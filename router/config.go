@@ -159,8 +159,10 @@ type Version struct {
 	// Weight is the percentage of unpinned traffic, 0..100. Weights of a
 	// service sum to 100; a lone version may omit it (100).
 	Weight int
-	// DSCP, 1..63, is set on the packets of this version's connections, e.g.
-	// to give a canary its own QoS class. Default 0: left alone.
+	// DSCP, 0..63, is set on the packets of this version's connections, e.g.
+	// to give a canary its own QoS class. Default 0 (best effort): a
+	// keep-alive connection that served a canary with DSCP 10 goes back to 0
+	// for the next request to a version without one.
 	DSCP int
 	// Digest is the full "sha256:<64 hex>", filled in by NewTable.
 	Digest string

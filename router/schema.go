@@ -132,6 +132,7 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 			s.Env = d.stringMap(v, f, identity)
 			for k := range s.Env {
 				d.check(k == "" || strings.ContainsAny(k, "=\x00"), v, f, "invalid variable name %q", k)
+				d.check(strings.HasPrefix(k, "HTTP_") || cgiNames[k], v, f, "%q is set by the gateway for each request (CGI); choose another name", k)
 			}
 		case "outbound":
 			items, _ := d.list(v, f)
@@ -156,6 +157,14 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 	}
 	d.weights(s, k)
 	return s
+}
+
+// cgiNames are the variables the gateway sets per request (see wasi.RequestEnv).
+var cgiNames = map[string]bool{
+	"GATEWAY_INTERFACE": true, "REQUEST_METHOD": true, "PATH_INFO": true, "SCRIPT_NAME": true, "QUERY_STRING": true,
+	"REQUEST_URI": true, "SERVER_NAME": true, "SERVER_PORT": true, "SERVER_PROTOCOL": true, "SERVER_SOFTWARE": true,
+	"REMOTE_ADDR": true, "CONTENT_TYPE": true, "CONTENT_LENGTH": true, "X_MATCHED_ROUTE": true,
+	"X_WASMESH_VERSION": true, "X_REQUEST_ID": true, "X_SPIFFE_PEER_ID": true,
 }
 
 // outbound decodes an allow-list entry: a URL, or {url, expect_id}.

@@ -27,7 +27,8 @@ type Mount struct {
 }
 
 // ParseMount parses the command-line form HOST[:GUEST][:ro]. GUEST defaults to
-// HOST. A HOST that does not exist or is not a directory is an error.
+// HOST. It checks the form only; whether HOST is a directory is the caller's
+// to check.
 func ParseMount(spec string) (Mount, error) {
 	parts := strings.Split(spec, ":")
 	var m Mount

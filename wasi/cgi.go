@@ -31,7 +31,8 @@ type Meta struct {
 // RequestEnv returns the CGI environment ("KEY=VALUE") for r, in the spirit of
 // RFC 3875 and WAGI: REQUEST_METHOD, PATH_INFO, QUERY_STRING, SERVER_NAME,
 // CONTENT_TYPE, CONTENT_LENGTH and friends, one HTTP_<NAME> per request header
-// (values of a repeated header joined by ", "), and the wasmesh variables
+// (values of a repeated header joined by ", "; not for Content-Type,
+// Content-Length and Proxy, see skipHeaderVar), and the wasmesh variables
 // X_MATCHED_ROUTE, X_WASMESH_VERSION, X_REQUEST_ID and X_SPIFFE_PEER_ID.
 //
 // Headers whose names contain anything but letters, digits and '-' are dropped:
@@ -67,13 +68,19 @@ func RequestEnv(r *http.Request, m Meta) []string {
 		env = append(env, "X_SPIFFE_PEER_ID="+m.PeerID)
 	}
 	for name, values := range r.Header {
-		if v, ok := headerVar(name); ok && v != "HTTP_HOST" {
+		if v, ok := headerVar(name); ok && !skipHeaderVar[v] {
 			env = append(env, v+"="+strings.Join(values, ", "))
 		}
 	}
 	sort.Strings(env)
 	return env
 }
+
+// skipHeaderVar are header variables not passed: HTTP_HOST is set from
+// r.Host, Content-Type and Content-Length have their own variables, and a
+// "Proxy:" header would become HTTP_PROXY, which HTTP libraries take for
+// their proxy setting (httpoxy).
+var skipHeaderVar = map[string]bool{"HTTP_HOST": true, "HTTP_CONTENT_TYPE": true, "HTTP_CONTENT_LENGTH": true, "HTTP_PROXY": true}
 
 // headerVar maps a header name to its CGI variable, refusing names that are
 // not plain tokens of letters, digits and '-'.
@@ -188,12 +195,13 @@ func (r *Response) addHeader(line []byte) (isStatus bool, err error) {
 	return true, nil
 }
 
-// parseStatus accepts "201" or "201 Created".
+// parseStatus accepts "201" or "201 Created". A 1xx is not a final answer,
+// so it is refused.
 func parseStatus(v string) (int, error) {
 	digits, _, _ := strings.Cut(v, " ")
 	code, err := strconv.Atoi(digits)
-	if err != nil || len(digits) != 3 || code < 100 || code > 599 {
-		return 0, fmt.Errorf("invalid Status %q: want a 3-digit code from 100 to 599", v)
+	if err != nil || len(digits) != 3 || code < 200 || code > 599 {
+		return 0, fmt.Errorf("invalid Status %q: want a 3-digit code from 200 to 599", v)
 	}
 	return code, nil
 }

@@ -15,6 +15,7 @@ func TestRequestEnv(t *testing.T) {
 	r.Header.Add("X-Multi", "a")
 	r.Header.Add("X-Multi", "b")
 	r.Header["X_Shadow"] = []string{"evil"}
+	r.Header.Set("Proxy", "http://evil.example:3128")
 	env := RequestEnv(r, Meta{PathInfo: "/x", ScriptName: "/hello", Route: "r1", Version: "sha256:abc", RequestID: "rid", PeerID: "spiffe://example.org/a"})
 
 	want := []string{
@@ -30,8 +31,10 @@ func TestRequestEnv(t *testing.T) {
 		}
 	}
 	for _, e := range env {
-		if strings.HasPrefix(e, "HTTP_X_SHADOW") {
-			t.Errorf("header with an underscore reached the guest: %q", e)
+		for _, banned := range []string{"HTTP_X_SHADOW", "HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"} {
+			if strings.HasPrefix(e, banned+"=") {
+				t.Errorf("%s reached the guest: %q", banned, e)
+			}
 		}
 	}
 	if !slices.IsSorted(env) {
@@ -76,6 +79,7 @@ func TestParseResponse(t *testing.T) {
 		{name: "bad name", out: "Bad Name: x\n\n", wantErr: "invalid header name"},
 		{name: "bad status", out: "Status: abc\n\n", wantErr: `line 1: invalid Status "abc"`},
 		{name: "status out of range", out: "Status: 999\n\n", wantErr: "invalid Status"},
+		{name: "informational status", out: "Status: 101\n\n", wantErr: "from 200 to 599"},
 		{name: "huge headers", out: "A: " + strings.Repeat("x", MaxHeaderBytes) + "\n\n", wantErr: "headers exceed"},
 	}
 	for _, tc := range tests {

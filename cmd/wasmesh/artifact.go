@@ -331,11 +331,14 @@ func artifactPolicy(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	if require.set || len(trust) > 0 {
 		for _, path := range trust {
-			if _, err := readPublicKey(path); err != nil {
+			pub, err := readPublicKey(path)
+			if err != nil {
 				return err
 			}
-			data, _ := os.ReadFile(path)
-			p.TrustedKeys = append(p.TrustedKeys, string(data))
+			if !trusted(p, pub) {
+				data, _ := os.ReadFile(path)
+				p.TrustedKeys = append(p.TrustedKeys, string(data))
+			}
 		}
 		if require.set {
 			p.RequireSigned = require.value
@@ -371,4 +374,14 @@ func (b *optionalBool) Set(s string) error {
 	}
 	b.set = true
 	return nil
+}
+
+// trusted reports whether p already trusts pub.
+func trusted(p modules.Policy, pub ed25519PublicKey) bool {
+	for _, k := range p.TrustedKeys {
+		if have, err := modules.ParsePublicKey([]byte(k)); err == nil && have.Equal(pub) {
+			return true
+		}
+	}
+	return false
 }

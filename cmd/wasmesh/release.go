@@ -24,7 +24,7 @@ func adminFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = router.DefaultAdmin
 	}
-	return fs.String("admin", def, "admin API of the running gateway (default $WASMESH_ADMIN or "+router.DefaultAdmin+")")
+	return fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+router.DefaultAdmin)
 }
 
 type adminClient struct {

@@ -14,6 +14,18 @@ import (
 	"github.com/wasmesh/wasmesh/router"
 )
 
+// HealthHandler serves /healthz, /readyz and /metrics only: safe to expose
+// to probes and scrapers on a pod's address.
+func (g *Gateway) HealthHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", g.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
 // AdminHandler serves the admin API; docs/admin-api.md describes it.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()

@@ -188,3 +188,26 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatal(err)
 	}
 }
+
+func TestHealthHandler(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	health := newTestServer(t, f.g.HealthHandler())
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/config": 404, "/v1/services": 404} {
+		resp, err := http.Get(health + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, _ := http.Post(health+"/v1/services/svc/rollback", "application/json", nil)
+	if resp.StatusCode != 404 && resp.StatusCode != 405 {
+		t.Errorf("a release operation answered %d on the health listener", resp.StatusCode)
+	}
+	f.g.draining.Store(true)
+	if resp, _ := http.Get(health + "/readyz"); resp.StatusCode != 503 {
+		t.Errorf("/readyz while draining = %d, want 503", resp.StatusCode)
+	}
+}

@@ -34,6 +34,11 @@ type Config struct {
 	// Admin is the address of the admin API. Default "127.0.0.1:9901";
 	// "" when the file says admin: off.
 	Admin string
+	// Health, when set, is an address serving only /healthz, /readyz and
+	// /metrics, with nothing that changes the gateway: for probes and
+	// scrapers on the pod IP while the admin API stays on loopback. Default
+	// "": none.
+	Health string
 	// Store is the module store directory. Default $WASMESH_HOME/store when
 	// WASMESH_HOME is set (as for the CLI), else ".wasmesh/store". A relative
 	// path in the file (or the default ".wasmesh/store") is joined to Dir.

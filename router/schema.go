@@ -16,7 +16,7 @@ import (
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields   = []string{"listen", "admin", "store", "drain_delay", "drain_timeout", "tls", "bpf", "services", "routes"}
+	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "services", "routes"}
 	bpfFields      = []string{"mode", "mark_mask"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
 	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers"}
@@ -43,6 +43,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			c.Listen = d.addr(v, key, c.Listen)
 		case "admin":
 			c.Admin = d.addr(v, key, c.Admin)
+		case "health":
+			c.Health = d.addr(v, key, "")
 		case "store":
 			store, _ = d.str(v, key)
 			d.check(store == "", v, key, "must not be empty")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -91,6 +92,17 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if adminLn, err = net.Listen("tcp", a); err != nil {
 			return err
 		}
+	}
+
+	if cfg.Health != "" {
+		hl, err := net.Listen("tcp", cfg.Health)
+		if err != nil {
+			return err
+		}
+		health := &http.Server{Handler: g.HealthHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go health.Serve(hl)
+		defer health.Close()
+		log.Info("health endpoints", "addr", hl.Addr().String())
 	}
 
 	// ctx is done at the first SIGINT or SIGTERM, which starts the drain; a

@@ -22,6 +22,20 @@ func ownCgroup() (string, error) {
 	return cgroupDir(string(cg), string(mi))
 }
 
+// inRootCgroup reports whether the process is in the root cgroup v2.
+func inRootCgroup() bool {
+	cg, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(cg)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			return p == "/"
+		}
+	}
+	return false
+}
+
 // cgroupDir finds the cgroup v2 named by procCgroup (/proc/PID/cgroup) under
 // the cgroup2 mounts listed in mountinfo (/proc/PID/mountinfo), whether the
 // mount is /sys/fs/cgroup (unified), /sys/fs/cgroup/unified (hybrid) or a

@@ -147,7 +147,9 @@ var ErrClosed = errors.New("bpf: colourer closed")
 
 // New returns a Colourer in the mode opts ask for. In ModeAuto, a kernel that
 // refuses eBPF gives the fallback, with the refusal in Reason; in
-// ModeRequire, it gives an error that wraps the refusal.
+// ModeRequire, it gives an error that wraps the refusal. ModeAuto also falls
+// back when the process is in the root cgroup and no CgroupPath is given:
+// attaching there would colour every socket of the host.
 func New(opts Options) (Colourer, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err

@@ -35,6 +35,10 @@ type ebpfColourer struct {
 func newEBPF(opts Options) (Colourer, error) {
 	cgroup := opts.CgroupPath
 	if cgroup == "" {
+		if opts.Mode != ModeRequire && inRootCgroup() {
+			return nil, errors.New("the process is in the root cgroup, where the programs would colour every socket of the host; " +
+				"run it in a cgroup of its own (a systemd unit, a container) or name one in Options.CgroupPath")
+		}
 		var err error
 		if cgroup, err = ownCgroup(); err != nil {
 			return nil, fmt.Errorf("finding the process's cgroup: %w", err)

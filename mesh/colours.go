@@ -103,10 +103,22 @@ func (g *Gateway) colourConn(st *state, r *http.Request, s *router.Service, v *r
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	if sc := syscallConn(conn); sc != nil {
 		if err := g.opts.Colourer.SetColour(sc, c, v.DSCP); err != nil {
-			g.log.Debug("colouring a connection", "error", err)
+			g.log.Warn("colouring a connection", "service", s.Name, "version", modules.Short(v.Digest), "error", err)
 		}
 	}
 	return c
+}
+
+// uncolourConn removes any colour (and DSCP) the connection r arrived on
+// carries from an earlier request.
+func (g *Gateway) uncolourConn(r *http.Request) {
+	if g.opts.Colourer == nil {
+		return
+	}
+	conn, _ := r.Context().Value(connKey{}).(net.Conn)
+	if sc := syscallConn(conn); sc != nil {
+		_ = g.opts.Colourer.SetColour(sc, 0, 0)
+	}
 }
 
 // syscallConn finds the socket under c (through TLS).

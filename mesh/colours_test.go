@@ -101,6 +101,18 @@ routes:
 				}
 				conns++
 			}
+			// An unrouted request on the same connection is not charged to
+			// the version the connection last served (a pre-routing ACK aside).
+			mid := counters(t, colourer)
+			nf, err := client.Get(base + "/nowhere/" + strings.Repeat("n", 4000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, nf.Body)
+			nf.Body.Close()
+			if grew := counters(t, colourer)[stable].EgressBytes - mid[stable].EgressBytes; nf.StatusCode != 404 || grew > 100 {
+				t.Fatalf("a 404 on a connection that last served stable: status %d, stable's egress grew by %d bytes", nf.StatusCode, grew)
+			}
 			before := counters(t, colourer)
 			resp, err := http.Get(base + "/fe/x")
 			if err != nil {

@@ -149,8 +149,12 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		return
 	}
 	x.version = v
-	x.colour = g.colourConn(st, r, svc, v)
-	defer func() { g.count(x.colour, x.bodyLen, x.bytes) }()
+	if x.depth == 0 {
+		x.colour = g.colourConn(st, r, svc, v)
+		defer func() { g.count(x.colour, x.bodyLen, x.bytes) }()
+	} else { // an in-process call has no socket to colour or count, but its http_calls do
+		x.colour = st.colours[colourKey(svc.Name, v.Digest)]
+	}
 	x.w.Header().Set(router.VersionHeader, v.Digest)
 	stats := g.statsFor(svc.Name, v.Digest)
 	stats.requests.Add(1)
@@ -331,6 +335,9 @@ func statusOf(err error) int {
 // fail answers with a short error naming the request id.
 func (g *Gateway) fail(x *exchange, status int, err error) {
 	x.status, x.err = status, err
+	if x.version == nil && x.depth == 0 {
+		g.uncolourConn(x.r) // not a version's traffic: drop the last request's colour
+	}
 	h := x.w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -83,6 +83,9 @@ type TLS struct {
 type BPF struct {
 	Mode     string
 	MarkMask uint32
+	// Cgroup is the cgroup v2 directory the programs attach to. Default: the
+	// gateway's own (in auto mode, not the root cgroup).
+	Cgroup string
 }
 
 // Outbound is one entry of a service's outbound allow-list.

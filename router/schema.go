@@ -17,7 +17,7 @@ import (
 
 var (
 	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "services", "routes"}
-	bpfFields      = []string{"mode", "mark_mask"}
+	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
 	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers"}
 	outboundFields = []string{"url", "expect_id"}
@@ -222,6 +222,10 @@ func (d *decoder) bpf(n *yaml.Node, path string) BPF {
 		switch key {
 		case "mode":
 			mode(v, f)
+		case "cgroup":
+			if p, ok := d.str(v, f); ok {
+				b.Cgroup = d.relPath(p)
+			}
 		case "mark_mask":
 			s, _ := d.str(v, f)
 			m, err := strconv.ParseUint(s, 0, 32)

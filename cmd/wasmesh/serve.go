@@ -55,7 +55,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			log.Warn("flushing spans", "error", err)
 		}
 	}()
-	colourer, err := newColourer(path, log)
+	colourer, markMask, err := newColourer(path, log)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer}
+	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer, MarkMask: markMask}
 	if id != nil {
 		defer id.Close()
 		opts.Identity = id
@@ -156,17 +156,17 @@ func newIdentity(ctx context.Context, configPath string, log *slog.Logger) (*ide
 // newColourer starts packet colouring as the config's bpf setting asks:
 // "require" makes an eBPF failure fatal, "off" uses setsockopt only, "auto"
 // falls back and says why.
-func newColourer(configPath string, log *slog.Logger) (bpf.Colourer, error) {
+func newColourer(configPath string, log *slog.Logger) (bpf.Colourer, uint32, error) {
 	cfg, err := router.Load(configPath)
 	if err != nil {
-		return nil, exitWith(1, err)
+		return nil, 0, exitWith(1, err)
 	}
-	c, err := bpf.New(bpf.Options{Mode: cfg.BPF.Mode, MarkMask: cfg.BPF.MarkMask})
+	c, err := bpf.New(bpf.Options{Mode: cfg.BPF.Mode, MarkMask: cfg.BPF.MarkMask, CgroupPath: cfg.BPF.Cgroup})
 	if err != nil {
-		return nil, exitWith(1, fmt.Errorf("bpf: %s: %w", cfg.BPF.Mode, err))
+		return nil, 0, exitWith(1, fmt.Errorf("bpf: %s: %w", cfg.BPF.Mode, err))
 	}
 	log.Info("packet colouring", "mode", c.Mode(), "reason", c.Reason())
-	return c, nil
+	return c, cfg.BPF.MarkMask, nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

@@ -11,9 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // examples is the directory of the example guests, absolute.
@@ -246,30 +247,21 @@ func TestWeightsThroughGateway(t *testing.T) {
 // fails only its own request: others served at the same time succeed.
 func TestBadGuestsFailAlone(t *testing.T) {
 	f := newFixture(t, helloConfig)
-	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	var waits []func()
 	for _, action := range []string{"trap", "loop", "oom", "garbage", "stack", "big&arg=100000000"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := f.srv.Client().Get(f.srv.URL + "/bad/?do=" + action)
-				if err != nil {
-					t.Errorf("%s: %v", action, err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode < 500 && !strings.HasPrefix(action, "big") {
-					t.Errorf("%s: status %d, want a 5xx", action, resp.StatusCode)
-				}
+		waits = append(waits, testutil.Load(1, stop, func() {
+			resp, err := f.srv.Client().Get(f.srv.URL + "/bad/?do=" + action)
+			if err != nil {
+				t.Errorf("%s: %v", action, err)
+				return
 			}
-		}()
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 500 && !strings.HasPrefix(action, "big") {
+				t.Errorf("%s: status %d, want a 5xx", action, resp.StatusCode)
+			}
+		}))
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	good := 0
@@ -282,7 +274,9 @@ func TestBadGuestsFailAlone(t *testing.T) {
 		}
 	}
 	close(stop)
-	wg.Wait()
+	for _, wait := range waits {
+		wait()
+	}
 	if good < 10 {
 		t.Fatalf("only %d good requests completed", good)
 	}

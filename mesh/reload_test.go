@@ -13,20 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitFor = testutil.WaitFor
 
 func oneVersion(lang string) string {
 	return fmt.Sprintf(`
@@ -68,39 +60,27 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	}
 
 	var failures, served atomic.Int64
-	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var badVersion atomic.Value
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := f.srv.Client().Get(f.srv.URL + "/x")
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				v := resp.Header.Get("X-Wasmesh-Version")
-				validMu.Lock()
-				ok := valid[v]
-				validMu.Unlock()
-				if resp.StatusCode != 200 {
-					failures.Add(1)
-				} else if !ok {
-					badVersion.Store(v)
-				}
-				served.Add(1)
-			}
-		}()
-	}
+	wait := testutil.Load(4, stop, func() {
+		resp, err := f.srv.Client().Get(f.srv.URL + "/x")
+		if err != nil {
+			failures.Add(1)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		v := resp.Header.Get("X-Wasmesh-Version")
+		validMu.Lock()
+		ok := valid[v]
+		validMu.Unlock()
+		if resp.StatusCode != 200 {
+			failures.Add(1)
+		} else if !ok {
+			badVersion.Store(v)
+		}
+		served.Add(1)
+	})
 
 	langs := []string{"zig", "typescript", "rust", "zig", "typescript", "rust", "zig", "typescript", "rust", "zig"}
 	for i := range 20 {
@@ -130,7 +110,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
-	wg.Wait()
+	wait()
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d of %d requests failed during reloads", n, served.Load())
 	}

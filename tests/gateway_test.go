@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -83,16 +84,8 @@ func get(t *testing.T, url string, header ...string) (int, string, http.Header) 
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// poll waits for cond, polling with a deadline.
+var poll = testutil.WaitFor
 
 func metric(t *testing.T, g *gateway, name string) string {
 	t.Helper()

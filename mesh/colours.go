@@ -101,23 +101,51 @@ func (g *Gateway) colourConn(st *state, r *http.Request, s *router.Service, v *r
 		return 0
 	}
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
-	if sc := syscallConn(conn); sc != nil {
-		if err := g.opts.Colourer.SetColour(sc, c, v.DSCP); err != nil {
-			g.log.Warn("colouring a connection", "service", s.Name, "version", modules.Short(v.Digest), "error", err)
-		}
+	if err := g.setConnColour(conn, connColour{c, v.DSCP}); err != nil {
+		g.log.Warn("colouring a connection", "service", s.Name, "version", modules.Short(v.Digest), "error", err)
 	}
 	return c
+}
+
+// connColour is what a client connection was last coloured with.
+type connColour struct {
+	colour bpf.Colour
+	dscp   int
+}
+
+// setConnColour colours conn unless it already has that colour: a
+// keep-alive connection serving one version skips the syscalls.
+func (g *Gateway) setConnColour(conn net.Conn, want connColour) error {
+	sc := syscallConn(conn)
+	if sc == nil {
+		return nil
+	}
+	if have, ok := g.connColours.Load(conn); ok && have.(connColour) == want {
+		return nil
+	}
+	if err := g.opts.Colourer.SetColour(sc, want.colour, want.dscp); err != nil {
+		return err
+	}
+	g.connColours.Store(conn, want)
+	return nil
+}
+
+// forgetConn drops what setConnColour remembers of a closed connection.
+func (g *Gateway) forgetConn(c net.Conn, state http.ConnState) {
+	if state == http.StateClosed || state == http.StateHijacked {
+		g.connColours.Delete(c)
+	}
 }
 
 // uncolourConn removes any colour (and DSCP) the connection r arrived on
 // carries from an earlier request.
 func (g *Gateway) uncolourConn(r *http.Request) {
-	if g.opts.Colourer == nil {
+	if g.opts.Colourer == nil || r == nil {
 		return
 	}
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
-	if sc := syscallConn(conn); sc != nil {
-		_ = g.opts.Colourer.SetColour(sc, 0, 0)
+	if _, coloured := g.connColours.Load(conn); coloured {
+		_ = g.setConnColour(conn, connColour{0, 0})
 	}
 }
 

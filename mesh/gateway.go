@@ -71,8 +71,9 @@ type Gateway struct {
 	stats    sync.Map // statsKey → *versionStats
 	limiters sync.Map // service name → *limiter
 
-	maxColour bpf.Colour
-	outbound  outboundClients
+	maxColour   bpf.Colour
+	outbound    outboundClients
+	connColours sync.Map // net.Conn → connColour, for client connections
 }
 
 // state is one generation of config: immutable once published.

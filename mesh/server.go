@@ -42,6 +42,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
 		ConnContext:       withConn,
+		ConnState:         g.forgetConn,
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)

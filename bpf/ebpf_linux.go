@@ -37,7 +37,7 @@ func newEBPF(opts Options) (Colourer, error) {
 	if cgroup == "" {
 		if opts.Mode != ModeRequire && inRootCgroup() {
 			return nil, errors.New("the process is in the root cgroup, where the programs would colour every socket of the host; " +
-				"run it in a cgroup of its own (a systemd unit, a container) or name one in Options.CgroupPath")
+				"run it in a cgroup of its own (a systemd unit, a container) or name one (bpf.cgroup in wasmesh.yaml)")
 		}
 		var err error
 		if cgroup, err = ownCgroup(); err != nil {

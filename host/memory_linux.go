@@ -12,10 +12,11 @@ import (
 // outside the Go heap (so the garbage collector never scans or zeroes them),
 // and the memory never moves when it grows.
 //
-// Freed mappings are kept for the next instance of the same ceiling: the
-// pages the guest touched are returned to the kernel with MADV_DONTNEED (so
-// the next guest reads zeros, as in a fresh mapping), which is cheaper than
-// unmapping and mapping again.
+// Freed mappings are kept for the next instance of the same ceiling, zeroed
+// so that the next guest reads zeros, as in a fresh mapping: up to
+// clearInPlace bytes by clearing them (the pages stay mapped, so the next
+// guest takes no page faults), beyond by returning the pages to the kernel
+// with MADV_DONTNEED. Both are cheaper than unmapping and mapping again.
 type mmapMemory struct {
 	buf  []byte
 	used uint64
@@ -28,6 +29,10 @@ var spare = struct {
 }{m: map[uint64][][]byte{}}
 
 const maxSpare = 64
+
+// clearInPlace is the most memory a freed instance zeroes itself; beyond it
+// the pages go back to the kernel.
+const clearInPlace = 1 << 20
 
 func newLinearMemory(_, ceiling uint64) experimental.LinearMemory {
 	if ceiling == 0 {
@@ -63,7 +68,13 @@ func (m *mmapMemory) Free() {
 		return
 	}
 	m.buf = nil
-	if m.used > 0 && syscall.Madvise(buf[:m.used], syscall.MADV_DONTNEED) != nil {
+	switch {
+	case m.used == 0:
+	case m.used <= clearInPlace:
+		// Zeroing a small memory here is cheaper than dropping its pages and
+		// taking a page fault on each of them in the next guest.
+		clear(buf[:m.used])
+	case syscall.Madvise(buf[:m.used], syscall.MADV_DONTNEED) != nil:
 		_ = syscall.Munmap(buf)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"time"
 
@@ -42,6 +43,12 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/services/{name}/deploy", g.postDeploy)
 	mux.HandleFunc("POST /v1/services/{name}/promote", g.postPromote)
 	mux.HandleFunc("POST /v1/services/{name}/rollback", g.postRollback)
+	// Go's profiler, as Caddy and most Go servers expose it on their admin
+	// listener (loopback by default).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	return mux
 }
 

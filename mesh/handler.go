@@ -360,6 +360,9 @@ func (g *Gateway) accessLog(x *exchange) {
 	if x.status >= 500 {
 		level = slog.LevelWarn
 	}
+	if !g.log.Enabled(x.r.Context(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", x.id),
 		slog.String("method", x.r.Method),

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wasmesh/wasmesh/internal/netlab"
 )
 
 // otherMark is another user's bit in the mark, which colouring must keep.
@@ -32,8 +34,8 @@ func TestColourOnTheWire(t *testing.T) {
 		{"fallback/ipv6", ModeOff, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			requireRoot(t)
-			cgroup2Mount(t) // the default CgroupPath needs one
+			netlab.RequireRoot(t)
+			netlab.Cgroup2Mount(t) // the default CgroupPath needs one
 			opts := Options{Mode: tc.mode, MarkMask: tc.mask}
 			col, err := New(opts)
 			requireBPF(t, err)
@@ -44,7 +46,7 @@ func TestColourOnTheWire(t *testing.T) {
 				t.Fatalf("Mode() = %q, want %q", col.Mode(), want)
 			}
 			if strings.Contains(col.Reason(), "marks off") {
-				skipRefusal(t, "the fallback may not set SO_MARK here: "+col.Reason())
+				netlab.SkipRefusal(t, "the fallback may not set SO_MARK here: "+col.Reason())
 			}
 			testColourOnTheWire(t, col, opts, tc.ipv6, ebpfMode)
 		})
@@ -52,10 +54,12 @@ func TestColourOnTheWire(t *testing.T) {
 }
 
 func testColourOnTheWire(t *testing.T, col Colourer, opts Options, ipv6, ebpfMode bool) {
-	p := newNetPair(t, ipv6)
+	p := netlab.NewPair(t, ipv6)
 	var ln net.Listener
-	var err error
-	inNS(t, p.srvNS, func() { ln, err = net.Listen("tcp", netip.AddrPortFrom(p.srvAddr, 0).String()) })
+	err := netlab.InNS(p.SrvNS, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(p.SrvAddr, 0).String())
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,13 +68,16 @@ func testColourOnTheWire(t *testing.T, col Colourer, opts Options, ipv6, ebpfMod
 
 	mark5, mask := opts.Mark(5)
 	mark7, _ := opts.Mark(7)
-	nftCounters(t, p.srvNS, p.srvIf, port, mask, map[string]uint32{
-		"c5": mark5 | otherMark, "c7": mark7 | otherMark, "plain": otherMark,
+	netlab.NFTCounters(t, p.SrvNS, p.SrvIf, port, mask, map[string]netlab.Mark{
+		"c5": {Value: mark5 | otherMark}, "c7": {Value: mark7 | otherMark}, "plain": {Value: otherMark},
 	})
-	capt := startCapture(t, p.cliNS, p.cliIf, port)
+	capt := netlab.StartCapture(t, p.CliNS, p.CliIf, port)
 
 	var cli net.Conn
-	inNS(t, p.cliNS, func() { cli, err = net.Dial("tcp", ln.Addr().String()) })
+	err = netlab.InNS(p.CliNS, func() (err error) {
+		cli, err = net.Dial("tcp", ln.Addr().String())
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +104,11 @@ func testColourOnTheWire(t *testing.T, col Colourer, opts Options, ipv6, ebpfMod
 	if err := col.SetColour(tcp, 5, 10); err != nil {
 		t.Fatal(err)
 	}
-	nft0 := readNFT(t, p.srvNS)
+	nft0 := netlab.ReadNFT(t, p.SrvNS)
 	x.upload(5, upA)
 	x.download(5, downA)
-	checkDSCP(t, "phase A", capt.take(t, downA), 10)
-	nftA := readNFT(t, p.srvNS)
+	checkDSCP(t, "phase A", capt.Take(t, downA, 0), 10)
+	nftA := netlab.ReadNFT(t, p.SrvNS)
 	cntA := counters(t, col)
 	t.Logf("phase A: nft %+v, counters %+v", nftA, cntA)
 	if d := nftA["c5"].Packets - nft0["c5"].Packets; d == 0 {
@@ -131,8 +138,8 @@ func testColourOnTheWire(t *testing.T, col Colourer, opts Options, ipv6, ebpfMod
 	}
 	x.writes, x.reads = 0, 0
 	x.download(7, downB)
-	checkDSCP(t, "phase B", capt.take(t, downB), 46)
-	nftB := readNFT(t, p.srvNS)
+	checkDSCP(t, "phase B", capt.Take(t, downB, 0), 46)
+	nftB := netlab.ReadNFT(t, p.SrvNS)
 	cntB := counters(t, col)
 	t.Logf("phase B: nft %+v, counters %+v", nftB, cntB)
 	if nftB["c7"].Packets == nftA["c7"].Packets {
@@ -162,8 +169,8 @@ func testColourOnTheWire(t *testing.T, col Colourer, opts Options, ipv6, ebpfMod
 		t.Fatal(err)
 	}
 	x.download(0, downC)
-	checkDSCP(t, "phase C", capt.take(t, downC), 46)
-	nftC := readNFT(t, p.srvNS)
+	checkDSCP(t, "phase C", capt.Take(t, downC, 0), 46)
+	nftC := netlab.ReadNFT(t, p.SrvNS)
 	cntC := counters(t, col)
 	if nftC["plain"].Packets == nftB["plain"].Packets {
 		t.Errorf("phase C: nftables saw no packet with mark %#x alone", otherMark)
@@ -191,11 +198,11 @@ func checkKernelCount(t *testing.T, what string, packets, bytes uint64, payload 
 	}
 }
 
-func checkDSCP(t *testing.T, what string, pkts []seen, want uint8) {
+func checkDSCP(t *testing.T, what string, pkts []netlab.Packet, want uint8) {
 	t.Helper()
 	bad := 0
 	for _, p := range pkts {
-		if p.dscp != want {
+		if p.DSCP != want {
 			bad++
 		}
 	}

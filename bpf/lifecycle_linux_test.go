@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/wasmesh/wasmesh/internal/netlab"
 )
 
 // holderEnv makes the test binary a helper process that attaches to the
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 func holdAttached(cgroup string) {
 	col, err := New(Options{Mode: ModeRequire, CgroupPath: cgroup})
 	switch {
-	case err != nil && refused(err):
+	case err != nil && netlab.Refused(err):
 		fmt.Printf("refused %v\n", err)
 	case err != nil:
 		fmt.Printf("error %v\n", err)
@@ -39,20 +41,14 @@ func holdAttached(cgroup string) {
 }
 
 func TestCloseDetaches(t *testing.T) {
-	cg := testCgroup(t)
+	cg := netlab.Cgroup(t)
 	col, err := New(Options{Mode: ModeRequire, CgroupPath: cg})
 	requireBPF(t, err)
 	t.Log(col.Reason())
 	if !strings.Contains(col.Reason(), cg) {
 		t.Errorf("Reason() = %q, want it to name %s", col.Reason(), cg)
 	}
-	progs := checkAttached(t, cg)
-	out := bpftoolCgroup(t, cg)
-	for _, name := range []string{"colour_egress", "colour_ingress"} {
-		if !strings.Contains(out, name) {
-			t.Errorf("bpftool cgroup show %s does not list %s:\n%s", cg, name, out)
-		}
-	}
+	progs := netlab.CheckAttached(t, cg)
 	maps := []ebpf.MapID{mapID(t, col.(*ebpfColourer).objs.SockColours), mapID(t, col.(*ebpfColourer).objs.Counters)}
 
 	if err := col.Close(); err != nil {
@@ -61,7 +57,7 @@ func TestCloseDetaches(t *testing.T) {
 	if err := col.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	checkNothingLeft(t, cg, progs, maps)
+	netlab.CheckNothingLeft(t, cg, progs, maps)
 	if _, err := col.Counters(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Counters after Close: %v, want ErrClosed", err)
 	}
@@ -70,7 +66,7 @@ func TestCloseDetaches(t *testing.T) {
 // TestKilledHolderDetaches attaches from a helper process, SIGKILLs it and
 // checks that the kernel detached everything: bpf_link, no pins.
 func TestKilledHolderDetaches(t *testing.T) {
-	cg := testCgroup(t)
+	cg := netlab.Cgroup(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), holderEnv+"="+cg)
 	cmd.Stderr = os.Stderr
@@ -97,71 +93,17 @@ func TestKilledHolderDetaches(t *testing.T) {
 	case "attached":
 		t.Logf("helper: %s", rest)
 	case "refused":
-		skipRefusal(t, "the kernel refuses eBPF here: "+rest)
+		netlab.SkipRefusal(t, "the kernel refuses eBPF here: "+rest)
 	default:
 		t.Fatalf("helper: %q", line)
 	}
-	progs := checkAttached(t, cg)
+	progs := netlab.CheckAttached(t, cg)
 
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	checkNothingLeft(t, cg, progs, nil)
-}
-
-// checkAttached checks that exactly our two programs are attached to the
-// cgroup and returns their IDs.
-func checkAttached(t *testing.T, cg string) []ebpf.ProgramID {
-	t.Helper()
-	var ids []ebpf.ProgramID
-	got := attached(t, cg)
-	for dir := range attachTypes {
-		if len(got[dir]) != 1 {
-			t.Fatalf("%s programs on %s: %v, want one", dir, cg, got[dir])
-		}
-		if name, err := programName(got[dir][0]); err != nil || name != "colour_"+dir {
-			t.Errorf("%s program %d is %q (%v), want %q", dir, got[dir][0], name, err, "colour_"+dir)
-		}
-		ids = append(ids, got[dir][0])
-	}
-	return ids
-}
-
-// checkNothingLeft waits for the cgroup to have no program and for the
-// programs and maps to be freed.
-func checkNothingLeft(t *testing.T, cg string, progs []ebpf.ProgramID, maps []ebpf.MapID) {
-	t.Helper()
-	eventually(t, "programs attached to "+cg, func() error {
-		if got := attached(t, cg); len(got) > 0 {
-			return fmt.Errorf("%v", got)
-		}
-		return nil
-	})
-	if out := bpftoolCgroup(t, cg); strings.Contains(out, "colour_") {
-		t.Errorf("bpftool cgroup show %s still lists:\n%s", cg, out)
-	}
-	for _, id := range progs {
-		eventually(t, fmt.Sprintf("program %d", id), func() error {
-			if _, err := programName(id); !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("exists (%v)", err)
-			}
-			return nil
-		})
-	}
-	for _, id := range maps {
-		eventually(t, fmt.Sprintf("map %d", id), func() error {
-			m, err := ebpf.NewMapFromID(id)
-			if err == nil {
-				m.Close()
-				return errors.New("exists")
-			}
-			if !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			return nil
-		})
-	}
+	netlab.CheckNothingLeft(t, cg, progs, nil)
 }
 
 func mapID(t *testing.T, m *ebpf.Map) ebpf.MapID {
@@ -200,7 +142,7 @@ func TestAutoFallsBack(t *testing.T) {
 }
 
 func TestOwnCgroup(t *testing.T) {
-	cgroup2Mount(t)
+	netlab.Cgroup2Mount(t)
 	dir, err := ownCgroup()
 	if err != nil {
 		t.Fatal(err)

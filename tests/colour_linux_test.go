@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,20 +15,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/internal/netlab"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -75,15 +71,15 @@ const (
 )
 
 func testColourOnTheWire(t *testing.T, mode string) {
-	cwRequireRoot(t)
+	netlab.RequireRoot(t)
 	for _, tool := range []string{"ip", "nft", "nsenter", "bpftool"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (bash examples/toolchains.sh)", tool)
 		}
 	}
 	ebpfMode := mode == bpf.ModeRequire
-	n := cwNewNet(t)
-	cg := cwCgroup(t)
+	n := netlab.NewPair(t, false)
+	cg := netlab.Cgroup(t)
 	config := cwConfig(t, n, mode)
 
 	g := cwStartGateway(t, n, cg, config)
@@ -94,7 +90,7 @@ func testColourOnTheWire(t *testing.T, mode string) {
 		t.Fatalf("/v1/colours mode %q (%s), want %q", tab.Mode, tab.Reason, wantMode)
 	}
 	if !ebpfMode && strings.Contains(tab.Reason, "marks off") {
-		cwSkip(t, "the fallback may not set SO_MARK here: "+tab.Reason)
+		netlab.SkipRefusal(t, "the fallback may not set SO_MARK here: "+tab.Reason)
 	}
 	if ebpfMode && !strings.Contains(tab.Reason, cg) {
 		t.Errorf("reason %q does not name the gateway's cgroup %s", tab.Reason, cg)
@@ -112,13 +108,15 @@ func testColourOnTheWire(t *testing.T, mode string) {
 
 	progs := g.checkAttached(t, ebpfMode)
 
-	cwNFT(t, n.srvNS, n.srvIf, mask, map[string]uint32{cwCanary: canaryMark, cwStable: stableMark})
-	capt := cwStartCapture(t, n)
+	netlab.NFTCounters(t, n.SrvNS, n.SrvIf, cwPort, mask, map[string]netlab.Mark{
+		cwCanary: {Value: canaryMark, Mask: mask}, cwStable: {Value: stableMark, Mask: mask},
+	})
+	capt := netlab.StartCapture(t, n.CliNS, n.CliIf, cwPort)
 
 	// Phase 1: a keep-alive connection per version; the canary gets more
 	// traffic, so its counters must come out larger.
 	var bodies [2]int // response body bytes read: canary, stable
-	sep := map[string]*cwClient{cwCanary: newCWClient(n.cliNS), cwStable: newCWClient(n.cliNS)}
+	sep := map[string]*cwClient{cwCanary: newCWClient(n.CliNS), cwStable: newCWClient(n.CliNS)}
 	for i, pin := range []string{cwCanary, cwStable, cwCanary, cwCanary, cwStable, cwCanary, cwCanary, cwStable, cwCanary} {
 		bodies[cwIndex(pin)] += sep[pin].get(t, g.url, pin, i)
 	}
@@ -128,27 +126,27 @@ func testColourOnTheWire(t *testing.T, mode string) {
 			t.Errorf("%s client: %d connections, want 1", pin, len(c.ports()))
 		}
 	}
-	nft1 := cwReadNFT(t, n.srvNS)
+	nft1 := netlab.ReadNFT(t, n.SrvNS)
 	t.Logf("phase 1 (one connection per version): nftables %+v", nft1)
 	for _, v := range []string{cwCanary, cwStable} {
 		if nft1[v].Packets == 0 {
 			t.Errorf("phase 1: nftables saw no %s packet", v)
 		}
 	}
-	pkts := capt.wait(t, bodies[0]+bodies[1])
+	pkts := cwTag(capt.Take(t, bodies[0]+bodies[1], 200*time.Millisecond))
 	checkConnDSCP(t, "phase 1 canary", pkts, sep[cwCanary].ports()[0], cwDSCP, "zig")
 	checkConnDSCP(t, "phase 1 stable", pkts, sep[cwStable].ports()[0], 0, "rust")
 
 	// Phase 2: one keep-alive connection alternates between the versions;
 	// its colour, mark and DSCP follow each request.
-	ka := newCWClient(n.cliNS)
+	ka := newCWClient(n.CliNS)
 	before, phase1 := nft1, bodies
 	for i, pin := range []string{cwCanary, cwStable, cwCanary, cwStable} {
 		body := ka.get(t, g.url, pin, 20+i)
 		bodies[cwIndex(pin)] += body
-		after := cwReadNFT(t, n.srvNS)
+		after := netlab.ReadNFT(t, n.SrvNS)
 		other := map[string]string{cwCanary: cwStable, cwStable: cwCanary}[pin]
-		grew, otherGrew := after[pin].sub(before[pin]), after[other].sub(before[other])
+		grew, otherGrew := after[pin].Sub(before[pin]), after[other].Sub(before[other])
 		t.Logf("phase 2 request %d (%s, %d body bytes): nftables %s +%+v, %s +%+v", i, pin, body, pin, grew, other, otherGrew)
 		if grew.Bytes < uint64(body) {
 			t.Errorf("phase 2 request %d (%s): nftables counted %d bytes with its mark, less than the %d-byte body", i, pin, grew.Bytes, body)
@@ -165,17 +163,17 @@ func testColourOnTheWire(t *testing.T, mode string) {
 	if len(ka.ports()) != 1 {
 		t.Fatalf("phase 2: %d connections, want one keep-alive connection", len(ka.ports()))
 	}
-	pkts = capt.wait(t, bodies[0]+bodies[1]-phase1[0]-phase1[1])
+	pkts = cwTag(capt.Take(t, bodies[0]+bodies[1]-phase1[0]-phase1[1], 200*time.Millisecond))
 	checkSwitching(t, pkts, ka.ports()[0], []string{cwCanary, cwStable, cwCanary, cwStable})
 
 	// Counters, once the connections are closed and the traffic settled.
-	var nftEnd map[string]cwCount
+	var nftEnd map[string]netlab.Count
 	var canaryC, stableC mesh.ColourStatus
-	cwEventually(t, "counters to settle", func() error {
-		a := cwReadNFT(t, n.srvNS)
+	netlab.Eventually(t, "counters to settle", func() error {
+		a := netlab.ReadNFT(t, n.SrvNS)
 		tab := g.colours(t)
 		time.Sleep(200 * time.Millisecond)
-		b := cwReadNFT(t, n.srvNS)
+		b := netlab.ReadNFT(t, n.SrvNS)
 		tab2 := g.colours(t)
 		if fmt.Sprint(a) != fmt.Sprint(b) || fmt.Sprint(tab.Colours) != fmt.Sprint(tab2.Colours) {
 			return errors.New("still moving")
@@ -236,14 +234,14 @@ func testColourOnTheWire(t *testing.T, mode string) {
 	if code := g.wait(t); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0\nstderr:\n%s", code, g.stderr.String())
 	}
-	cwCheckNothingLeft(t, cg, progs, maps)
+	netlab.CheckNothingLeft(t, cg, progs, maps)
 
 	// Crash: SIGKILL, with a coloured connection open, leaves nothing
 	// attached either.
 	g2 := cwStartGateway(t, n, cg, config)
 	progs2 := g2.checkAttached(t, ebpfMode)
 	maps2 := cwProgramMaps(t, progs2)
-	open := newCWClient(n.cliNS)
+	open := newCWClient(n.CliNS)
 	defer open.close()
 	open.get(t, g2.url, cwCanary, 0)
 	if tab := g2.colours(t); tab.find(t, hello("zig")).EgressBytes == 0 {
@@ -253,7 +251,7 @@ func testColourOnTheWire(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	g2.wait(t)
-	cwCheckNothingLeft(t, cg, progs2, maps2)
+	netlab.CheckNothingLeft(t, cg, progs2, maps2)
 }
 
 // checkMetrics checks that the gateway's wasmesh_colour_* metrics say what
@@ -317,7 +315,7 @@ func cwIndex(pin string) int {
 	return 1
 }
 
-func cwConfig(t *testing.T, n *cwNet, mode string) string {
+func cwConfig(t *testing.T, n *netlab.Pair, mode string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
 	config := fmt.Sprintf(`listen: %s:%d
@@ -333,7 +331,7 @@ services:
       - { path: %s, name: %s, weight: 0, dscp: %d }
 routes:
   - { match: { path_prefix: / }, service: hello }
-`, n.srvAddr, cwPort, n.srvAddr, cwAdminPort, mode, hello("rust"), cwStable, hello("zig"), cwCanary, cwDSCP)
+`, n.SrvAddr, cwPort, n.SrvAddr, cwAdminPort, mode, hello("rust"), cwStable, hello("zig"), cwCanary, cwDSCP)
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -348,10 +346,10 @@ func checkConnDSCP(t *testing.T, what string, pkts []cwPacket, port uint16, dscp
 	var data, after, bad, early, tagged int
 	seenData := false
 	for _, p := range pkts {
-		if p.dport != port {
+		if p.DstPort != port {
 			continue
 		}
-		if p.payload > 0 {
+		if p.Payload > 0 {
 			seenData = true
 			data++
 		}
@@ -360,7 +358,7 @@ func checkConnDSCP(t *testing.T, what string, pkts []cwPacket, port uint16, dscp
 			continue
 		}
 		after++
-		if p.dscp != dscp {
+		if p.DSCP != dscp {
 			bad++
 		}
 		if p.tag == lang {
@@ -384,20 +382,20 @@ func checkSwitching(t *testing.T, pkts []cwPacket, port uint16, pins []string) {
 	want := map[string]uint8{"zig": cwDSCP, "rust": 0}
 	var last *cwPacket
 	for _, p := range pkts {
-		if p.dport != port || p.payload == 0 {
+		if p.DstPort != port || p.Payload == 0 {
 			continue
 		}
 		switch {
 		case p.tag != "":
-			seq = append(seq, fmt.Sprintf("%s/dscp%d", p.tag, p.dscp))
-			if p.dscp != want[p.tag] {
-				t.Errorf("keep-alive connection: a response of %s with DSCP %d, want %d", p.tag, p.dscp, want[p.tag])
+			seq = append(seq, fmt.Sprintf("%s/dscp%d", p.tag, p.DSCP))
+			if p.DSCP != want[p.tag] {
+				t.Errorf("keep-alive connection: a response of %s with DSCP %d, want %d", p.tag, p.DSCP, want[p.tag])
 			}
 			last = &p
 		case last == nil:
-			t.Errorf("keep-alive connection: data with DSCP %d before the first response", p.dscp)
-		case p.dscp != last.dscp:
-			t.Errorf("keep-alive connection: the rest of a response of %s with DSCP %d", last.tag, p.dscp)
+			t.Errorf("keep-alive connection: data with DSCP %d before the first response", p.DSCP)
+		case p.DSCP != last.DSCP:
+			t.Errorf("keep-alive connection: the rest of a response of %s with DSCP %d", last.tag, p.DSCP)
 		}
 	}
 	t.Logf("keep-alive connection (client port %d): responses on the wire %v", port, seq)
@@ -415,7 +413,7 @@ func checkSwitching(t *testing.T, pkts []cwPacket, port uint16, pins []string) {
 type cwGateway struct {
 	cmd           *exec.Cmd
 	cancel        context.CancelFunc
-	stderr        cwBuf
+	stderr        lockedBuffer
 	url, admin    string
 	cgroup        string
 	adminClient   *cwClient
@@ -428,7 +426,7 @@ type cwGateway struct {
 // cwStartGateway starts `wasmesh serve` in the server namespace (nsenter
 // --net) and, from its first instruction, in cgroup cg (clone3 with
 // CLONE_INTO_CGROUP): its own cgroup is exactly cg.
-func cwStartGateway(t *testing.T, n *cwNet, cg, config string) *cwGateway {
+func cwStartGateway(t *testing.T, n *netlab.Pair, cg, config string) *cwGateway {
 	t.Helper()
 	dir, err := os.Open(cg)
 	if err != nil {
@@ -436,8 +434,8 @@ func cwStartGateway(t *testing.T, n *cwNet, cg, config string) *cwGateway {
 	}
 	defer dir.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	g := &cwGateway{cancel: cancel, cgroup: cg, exited: make(chan struct{}), adminClient: newCWClient(n.cliNS)}
-	g.cmd = exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+n.srvNS, "--", bin, "serve", "--config", config, "--log-level", "debug")
+	g := &cwGateway{cancel: cancel, cgroup: cg, exited: make(chan struct{}), adminClient: newCWClient(n.CliNS)}
+	g.cmd = exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+n.SrvNS, "--", bin, "serve", "--config", config, "--log-level", "debug")
 	g.cmd.Env = append(os.Environ(), "WASMESH_HOME="+home(t), "XDG_CACHE_HOME="+cacheDir)
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
 	g.cmd.Stderr = &g.stderr
@@ -446,8 +444,8 @@ func cwStartGateway(t *testing.T, n *cwNet, cg, config string) *cwGateway {
 	g.cmd.Stdout = pw
 	if err := g.cmd.Start(); err != nil {
 		cancel()
-		if cwRefused(err) {
-			cwSkip(t, "starting a process in a cgroup (CLONE_INTO_CGROUP): "+err.Error())
+		if netlab.Refused(err) {
+			netlab.SkipRefusal(t, "starting a process in a cgroup (CLONE_INTO_CGROUP): "+err.Error())
 		}
 		t.Fatalf("start wasmesh serve: %v", err)
 	}
@@ -478,7 +476,7 @@ func cwStartGateway(t *testing.T, n *cwNet, cg, config string) *cwGateway {
 	case <-g.exited:
 		msg := g.stderr.String()
 		if strings.Contains(msg, "eBPF required") && (strings.Contains(msg, "operation not permitted") || strings.Contains(msg, "not supported")) {
-			cwSkip(t, "the kernel refuses eBPF here: "+strings.TrimSpace(msg))
+			netlab.SkipRefusal(t, "the kernel refuses eBPF here: "+strings.TrimSpace(msg))
 		}
 		t.Fatalf("wasmesh serve exited (%v) before serving; stderr:\n%s", g.waitErr, msg)
 	case <-time.After(60 * time.Second):
@@ -568,111 +566,13 @@ func (tab cwTable) find(t *testing.T, file string) mesh.ColourStatus {
 // bpftool), in the fallback nothing. It returns the programs' IDs.
 func (g *cwGateway) checkAttached(t *testing.T, ebpfMode bool) []ebpf.ProgramID {
 	t.Helper()
-	got := cwAttached(t, g.cgroup)
-	out := cwBpftool(t, g.cgroup)
-	t.Logf("bpftool cgroup show %s:\n%s", g.cgroup, out)
 	if !ebpfMode {
-		if len(got) > 0 {
+		if got := netlab.Attached(t, g.cgroup); len(got) > 0 {
 			t.Errorf("fallback mode, yet programs are attached to %s: %v", g.cgroup, got)
 		}
 		return nil
 	}
-	var ids []ebpf.ProgramID
-	for dir := range cwAttachTypes {
-		if len(got[dir]) != 1 {
-			t.Fatalf("%s programs on %s: %v, want one", dir, g.cgroup, got[dir])
-		}
-		if name, err := cwProgramName(got[dir][0]); err != nil || name != "colour_"+dir {
-			t.Errorf("%s program %d is %q (%v), want colour_%s", dir, got[dir][0], name, err, dir)
-		}
-		if !strings.Contains(out, "colour_"+dir) {
-			t.Errorf("bpftool cgroup show %s does not list colour_%s", g.cgroup, dir)
-		}
-		ids = append(ids, got[dir][0])
-	}
-	return ids
-}
-
-// cwCheckNothingLeft waits until no program is attached to cg and the
-// programs and maps are freed.
-func cwCheckNothingLeft(t *testing.T, cg string, progs []ebpf.ProgramID, maps []ebpf.MapID) {
-	t.Helper()
-	cwEventually(t, "programs attached to "+cg, func() error {
-		if got := cwAttached(t, cg); len(got) > 0 {
-			return fmt.Errorf("%v", got)
-		}
-		return nil
-	})
-	if out := cwBpftool(t, cg); strings.Contains(out, "colour_") {
-		t.Errorf("bpftool cgroup show %s still lists:\n%s", cg, out)
-	}
-	for _, id := range progs {
-		cwEventually(t, fmt.Sprintf("program %d to be freed", id), func() error {
-			if _, err := cwProgramName(id); !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("exists (%v)", err)
-			}
-			return nil
-		})
-	}
-	for _, id := range maps {
-		cwEventually(t, fmt.Sprintf("map %d to be freed", id), func() error {
-			m, err := ebpf.NewMapFromID(id)
-			if err == nil {
-				m.Close()
-				return errors.New("exists")
-			}
-			if !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			return nil
-		})
-	}
-}
-
-var cwAttachTypes = map[string]ebpf.AttachType{
-	"egress":  ebpf.AttachCGroupInetEgress,
-	"ingress": ebpf.AttachCGroupInetIngress,
-}
-
-func cwAttached(t *testing.T, cg string) map[string][]ebpf.ProgramID {
-	t.Helper()
-	dir, err := os.Open(cg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
-	m := make(map[string][]ebpf.ProgramID)
-	for name, at := range cwAttachTypes {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: int(dir.Fd()), Attach: at})
-		if err != nil {
-			if cwRefused(err) {
-				cwSkip(t, "BPF_PROG_QUERY refused: "+err.Error())
-			}
-			t.Fatalf("query %s programs of %s: %v", name, cg, err)
-		}
-		for _, p := range res.Programs {
-			m[name] = append(m[name], p.ID)
-		}
-	}
-	return m
-}
-
-func cwBpftool(t *testing.T, cg string) string {
-	t.Helper()
-	return strings.TrimSpace(cwRun(t, "bpftool", "cgroup", "show", cg))
-}
-
-func cwProgramName(id ebpf.ProgramID) (string, error) {
-	p, err := ebpf.NewProgramFromID(id)
-	if err != nil {
-		return "", err
-	}
-	defer p.Close()
-	info, err := p.Info()
-	if err != nil {
-		return "", err
-	}
-	return info.Name, nil
+	return netlab.CheckAttached(t, g.cgroup)
 }
 
 // --- the client ---
@@ -693,7 +593,7 @@ func newCWClient(ns string) *cwClient {
 		MaxConnsPerHost: 1,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var conn net.Conn
-			err := cwInNS(ns, func() (err error) {
+			err := netlab.InNS(ns, func() (err error) {
 				conn, err = dialer.DialContext(ctx, network, addr)
 				return err
 			})
@@ -738,392 +638,25 @@ func (cl *cwClient) get(t *testing.T, base, pin string, i int) int {
 	return len(b)
 }
 
-// cwInNS runs fn on an OS thread inside the named network namespace;
-// sockets it creates stay in that namespace.
-func cwInNS(ns string, fn func() error) error {
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	defer func() {
-		// On failure the thread stays locked, and dies with the goroutine.
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	return fn()
-}
-
-// --- namespaces, cgroups, nftables ---
-
-const cwRequireEnv = "WASMESH_REQUIRE_BPF"
-
-// cwSkip skips with why, or fails when WASMESH_REQUIRE_BPF=1 (CI sets it).
-func cwSkip(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv(cwRequireEnv) == "1" {
-		t.Fatalf("%s (and %s=1, so this is a failure, not a skip)", why, cwRequireEnv)
-	}
-	t.Skip(why)
-}
-
-func cwRefused(err error) bool {
-	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) ||
-		errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, errors.ErrUnsupported)
-}
-
-func cwRequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		cwSkip(t, "needs root for network namespaces, nftables, cgroups and eBPF")
-	}
-}
-
-func cwRun(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if errors.Is(err, exec.ErrNotFound) {
-		t.Fatalf("%s is not installed (bash examples/toolchains.sh)", name)
-	}
-	if err != nil && bytes.Contains(out, []byte("Operation not permitted")) {
-		cwSkip(t, fmt.Sprintf("%s %s: %s", name, strings.Join(args, " "), bytes.TrimSpace(out)))
-	}
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-var cwSeq atomic.Int32
-
-// cwNet is two network namespaces joined by a veth pair: the gateway's
-// ("srv") and the client's ("cli").
-type cwNet struct {
-	srvNS, cliNS     string
-	srvIf, cliIf     string
-	srvAddr, cliAddr string
-}
-
-func cwNewNet(t *testing.T) *cwNet {
-	t.Helper()
-	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, cwSeq.Add(1))
-	n := &cwNet{
-		srvNS: "wme2e-srv-" + id, cliNS: "wme2e-cli-" + id,
-		srvIf: "wes" + id, cliIf: "wec" + id,
-		srvAddr: "10.58.0.1", cliAddr: "10.58.0.2",
-	}
-	if len(n.srvIf) > 15 {
-		n.srvIf, n.cliIf = n.srvIf[:15], n.cliIf[:15]
-	}
-	for _, ns := range []string{n.srvNS, n.cliNS} {
-		cwRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v %s", ns, err, out)
-			}
-		})
-		cwRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	cwRun(t, "ip", "link", "add", n.srvIf, "netns", n.srvNS, "type", "veth", "peer", "name", n.cliIf, "netns", n.cliNS)
-	for _, side := range [][3]string{{n.srvNS, n.srvIf, n.srvAddr}, {n.cliNS, n.cliIf, n.cliAddr}} {
-		cwRun(t, "ip", "-n", side[0], "addr", "add", side[2]+"/24", "dev", side[1])
-		cwRun(t, "ip", "-n", side[0], "link", "set", side[1], "up")
-	}
-	return n
-}
-
-// cwCgroup creates an empty cgroup v2 for the gateway (mounting cgroup2 if
-// nothing has) and removes it when the test ends, once its processes exited.
-func cwCgroup(t *testing.T) string {
-	t.Helper()
-	root := cwCgroup2Mount(t)
-	dir := filepath.Join(root, fmt.Sprintf("wasmesh-e2e-%d-%d", os.Getpid(), cwSeq.Add(1)))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if cwRefused(err) {
-			cwSkip(t, "creating a cgroup: "+err.Error())
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var err error
-		for range 100 {
-			if err = os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Errorf("removing the test cgroup: %v", err)
-	})
-	return dir
-}
-
-func cwCgroup2Mount(t *testing.T) string {
-	t.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(mi)) {
-		before, after, _ := strings.Cut(line, " - ")
-		if f := strings.Fields(before); len(f) >= 5 && f[3] == "/" && strings.HasPrefix(after, "cgroup2 ") {
-			return strings.ReplaceAll(f[4], `\040`, " ")
-		}
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("none", dir, "cgroup2", 0, ""); err != nil {
-		cwSkip(t, "no cgroup2 mounted and mounting one failed: "+err.Error())
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
-const cwNFTTable = "wasmesh_e2e"
-
-// cwNFT installs, in ns, counters on the egress hook of dev (where a real
-// mark consumer sees packets, after every cgroup_skb program) for TCP
-// packets from the gateway's port: one per colour, matched as
-// `meta mark & mask == value`, and "unmarked" for those with no colour.
-func cwNFT(t *testing.T, ns, dev string, mask uint32, marks map[string]uint32) {
-	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "table netdev %s {\n", cwNFTTable)
-	for name := range marks {
-		fmt.Fprintf(&b, "counter %s {}\n", name)
-	}
-	fmt.Fprintf(&b, "counter unmarked {}\n")
-	fmt.Fprintf(&b, "chain out { type filter hook egress device %q priority 0; policy accept;\n", dev)
-	for name, mark := range marks {
-		fmt.Fprintf(&b, "tcp sport %d meta mark & %#08x == %#08x counter name %q\n", cwPort, mask, mark, name)
-	}
-	fmt.Fprintf(&b, "tcp sport %d meta mark & %#08x == 0 counter name \"unmarked\"\n}\n}\n", cwPort, mask)
-	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(b.String())
-	if out, err := cmd.CombinedOutput(); err != nil && bytes.Contains(out, []byte("Operation not permitted")) {
-		cwSkip(t, "nft: "+string(bytes.TrimSpace(out)))
-	} else if err != nil {
-		t.Fatalf("nft: %v\n%s\n%s", err, out, b.String())
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "netdev", cwNFTTable).CombinedOutput(); err != nil {
-			t.Errorf("nft delete table: %v %s", err, out)
-		}
-	})
-}
-
-type cwCount struct{ Packets, Bytes uint64 }
-
-func (a cwCount) sub(b cwCount) cwCount { return cwCount{a.Packets - b.Packets, a.Bytes - b.Bytes} }
-
-func cwReadNFT(t *testing.T, ns string) map[string]cwCount {
-	t.Helper()
-	out := cwRun(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "counters", "table", "netdev", cwNFTTable)
-	var doc struct {
-		Nftables []struct {
-			Counter *struct {
-				Name    string
-				Packets uint64
-				Bytes   uint64
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatalf("nft json: %v\n%s", err, out)
-	}
-	m := make(map[string]cwCount)
-	for _, o := range doc.Nftables {
-		if o.Counter != nil {
-			m[o.Counter.Name] = cwCount{o.Counter.Packets, o.Counter.Bytes}
-		}
-	}
-	return m
-}
-
 // --- the capture ---
 
 // cwPacket is one TCP packet from the gateway's port, as the client's
 // interface received it.
 type cwPacket struct {
-	dport   uint16 // the client's port: which connection
-	dscp    uint8
-	payload int
-	tag     string // "zig" or "rust" when it carries "hello from …"
+	netlab.Packet
+	tag string // "zig" or "rust" when it carries "hello from …"
 }
 
-// cwCapture records, with an AF_PACKET socket on the client's veth, the
-// packets the gateway sent from its port, SYN-ACKs excepted.
-type cwCapture struct {
-	fd   int
-	stop atomic.Bool
-	done chan struct{}
-
-	mu      sync.Mutex
-	pkts    []cwPacket
-	payload int
-}
-
-func cwStartCapture(t *testing.T, n *cwNet) *cwCapture {
-	t.Helper()
-	c := &cwCapture{done: make(chan struct{})}
-	err := cwInNS(n.cliNS, func() error {
-		ifi, err := net.InterfaceByName(n.cliIf)
-		if err != nil {
-			return err
-		}
-		proto := int(cwHtons(unix.ETH_P_ALL))
-		if c.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto); err != nil {
-			return fmt.Errorf("AF_PACKET socket: %w", err)
-		}
-		if err := unix.Bind(c.fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err != nil {
-			return fmt.Errorf("bind AF_PACKET to %s: %w", n.cliIf, err)
-		}
-		if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20); err != nil {
-			return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
-		}
-		tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
-		return unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go c.loop()
-	t.Cleanup(func() {
-		c.stop.Store(true)
-		<-c.done
-		unix.Close(c.fd)
-	})
-	return c
-}
-
-func cwHtons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (c *cwCapture) loop() {
-	defer close(c.done)
-	buf := make([]byte, 2048) // headers and the start of the response
-	for !c.stop.Load() {
-		n, _, err := unix.Recvfrom(c.fd, buf, 0)
-		if err != nil {
-			continue // timeout or EINTR: look at stop again
-		}
-		if p, ok := cwParse(buf[:n]); ok {
-			c.mu.Lock()
-			c.pkts = append(c.pkts, p)
-			c.payload += p.payload
-			c.mu.Unlock()
-		}
-	}
-}
-
-// cwParse reads an Ethernet frame carrying IPv4 and TCP from the gateway's
-// port, other than a SYN-ACK (sent before any colour can be set).
-func cwParse(b []byte) (cwPacket, bool) {
-	if len(b) < 14+20 || binary.BigEndian.Uint16(b[12:]) != unix.ETH_P_IP {
-		return cwPacket{}, false
-	}
-	ip := b[14:]
-	if ip[9] != unix.IPPROTO_TCP {
-		return cwPacket{}, false
-	}
-	hdrLen := int(ip[0]&0x0f) * 4
-	if len(ip) < hdrLen+20 {
-		return cwPacket{}, false
-	}
-	tcp := ip[hdrLen:]
-	if binary.BigEndian.Uint16(tcp) != cwPort || tcp[13]&0x02 != 0 {
-		return cwPacket{}, false
-	}
-	tcpLen := int(tcp[12]>>4) * 4
-	p := cwPacket{
-		dport:   binary.BigEndian.Uint16(tcp[2:]),
-		dscp:    ip[1] >> 2,
-		payload: int(binary.BigEndian.Uint16(ip[2:])) - hdrLen - tcpLen,
-	}
-	if len(tcp) > tcpLen {
-		data := tcp[tcpLen:]
+// cwTag tags the packets that carry the start of a response.
+func cwTag(pkts []netlab.Packet) []cwPacket {
+	out := make([]cwPacket, len(pkts))
+	for i, p := range pkts {
+		out[i].Packet = p
 		for _, lang := range []string{"zig", "rust"} {
-			if bytes.Contains(data, []byte("hello from "+lang)) {
-				p.tag = lang
+			if bytes.Contains(p.Data, []byte("hello from "+lang)) {
+				out[i].tag = lang
 			}
 		}
 	}
-	return p, true
-}
-
-// wait waits until at least payload bytes of data were captured since the
-// last call, lets the connections' last packets arrive, and returns what was
-// captured, forgetting it.
-func (c *cwCapture) wait(t *testing.T, payload int) []cwPacket {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		got := c.payload
-		c.mu.Unlock()
-		if got >= payload {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("capture: %d payload bytes after 10s, want %d", got, payload)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // FINs and last ACKs
-	st, err := unix.GetsockoptTpacketStats(c.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Drops > 0 {
-		t.Fatalf("capture: dropped %d packets", st.Drops)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pkts := c.pkts
-	c.pkts, c.payload = nil, 0
-	return pkts
-}
-
-// --- small things ---
-
-// cwBuf is a bytes.Buffer safe for a process to write while a test reads.
-type cwBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *cwBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *cwBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func cwEventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %v after 10s", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return out
 }

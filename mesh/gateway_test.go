@@ -292,20 +292,10 @@ func newTestServer(t *testing.T, h http.Handler) string {
 // TestH2C serves HTTP/2 over cleartext (prior knowledge), as Serve configures.
 func TestH2C(t *testing.T) {
 	f := newFixture(t, helloConfig)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.g.Serve(ctx, ln, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	base := serveFixture(t, f)
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
-	resp, err := (&http.Client{Transport: tr}).Get("http://" + ln.Addr().String() + "/zig/h2")
+	resp, err := (&http.Client{Transport: tr}).Get(base + "/zig/h2")
 	if err != nil {
 		t.Fatal(err)
 	}

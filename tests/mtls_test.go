@@ -26,6 +26,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // The SPIFFE IDs of the mTLS tests.
@@ -406,50 +407,38 @@ routes:
 		stopOnce  sync.Once
 	)
 	deadline := time.Now().Add(maxTime)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				r := result{start: time.Now()}
-				code, body, cs, err := getTLS(client, g.url+"/x")
-				r.end = time.Now()
-				switch {
-				case err != nil:
-					r.err = err
-				case code != 200 || body != "hello from rust: GET /x 0 bytes\n":
-					r.err = fmt.Errorf("%d %q", code, body)
-				default:
-					r.serial = cs.PeerCertificates[0].SerialNumber
-				}
-				mu.Lock()
-				results = append(results, r)
-				n := len(results)
-				if newSerial != nil && r.serial != nil && r.serial.Cmp(newSerial) == 0 {
-					seenNew++
-				}
-				done := seenNew >= after || n >= maxRequests || time.Now().After(deadline)
-				mu.Unlock()
-				if n == before {
-					close(swap)
-				}
-				if done {
-					stopOnce.Do(func() { close(stop) })
-				}
-			}
-		}()
-	}
+	wait := testutil.Load(workers, stop, func() {
+		r := result{start: time.Now()}
+		code, body, cs, err := getTLS(client, g.url+"/x")
+		r.end = time.Now()
+		switch {
+		case err != nil:
+			r.err = err
+		case code != 200 || body != "hello from rust: GET /x 0 bytes\n":
+			r.err = fmt.Errorf("%d %q", code, body)
+		default:
+			r.serial = cs.PeerCertificates[0].SerialNumber
+		}
+		mu.Lock()
+		results = append(results, r)
+		n := len(results)
+		if newSerial != nil && r.serial != nil && r.serial.Cmp(newSerial) == 0 {
+			seenNew++
+		}
+		done := seenNew >= after || n >= maxRequests || time.Now().After(deadline)
+		mu.Unlock()
+		if n == before {
+			close(swap)
+		}
+		if done {
+			stopOnce.Do(func() { close(stop) })
+		}
+	})
 
 	select {
 	case <-swap:
 	case <-stop:
-		wg.Wait()
+		wait()
 		t.Fatalf("the loop stopped before the swap: %d requests", len(results))
 	}
 	// Issue the next SVID beside A's files (same file system), then move the
@@ -465,7 +454,7 @@ routes:
 		}
 	}
 	swapped := time.Now()
-	wg.Wait()
+	wait()
 
 	var failed, sawOld, sawNew int
 	var firstNew time.Time // when the first request that saw the new SVID ended

@@ -109,21 +109,41 @@ func BenchmarkCompile(b *testing.B) {
 // run _start, collect stdout, close.
 func BenchmarkRun(b *testing.B) {
 	ctx := context.Background()
-	e := newEngine(b)
-	for _, lang := range langs {
-		m, err := e.Compile(ctx, "", helloWasm(b, lang))
+	for _, mode := range []struct {
+		name string
+		opts Options
+	}{
+		{"reused", Options{}},
+		{"fresh", Options{FreshInstances: true}},
+	} {
+		e, err := New(ctx, mode.opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(lang, func(b *testing.B) {
-			var out bytes.Buffer
-			b.ReportAllocs()
-			for b.Loop() {
-				out.Reset()
-				if _, err := e.Run(ctx, m, helloCall(&out)); err != nil {
-					b.Fatal(err)
-				}
+		b.Cleanup(func() { e.Close(ctx) })
+		for _, lang := range langs {
+			m, err := e.Compile(ctx, "", helloWasm(b, lang))
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+			if err := e.Warm(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+			b.Run(mode.name+"/"+lang, func(b *testing.B) {
+				var out bytes.Buffer
+				b.ReportAllocs()
+				before := e.Stats()
+				for b.Loop() {
+					out.Reset()
+					if _, err := e.Run(ctx, m, helloCall(&out)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				after := e.Stats()
+				if runs := after.InstancesCreated - before.InstancesCreated + after.InstancesReused - before.InstancesReused; runs > 0 {
+					b.ReportMetric(float64(after.InstancesReused-before.InstancesReused)/float64(runs), "reused/op")
+				}
+			})
+		}
 	}
 }

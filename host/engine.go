@@ -29,11 +29,21 @@ type Options struct {
 	// Imports implements the "wasmesh" host functions. Default: no trace
 	// context, logs to slog.Default, every http_call refused.
 	Imports Imports
+	// FreshInstances turns off reused instances (see reuse.go): every run
+	// then creates an instance and closes it. Default false: a module whose
+	// state can be reset runs in instances reset after each run.
+	FreshInstances bool
+	// MaxIdle is how many reset instances a module keeps ready per memory
+	// limit and arguments. Default 0: DefaultMaxIdle.
+	MaxIdle int
 }
 
 // Engine compiles and runs guests. It is safe for concurrent use.
 type Engine struct {
-	rt wazero.Runtime
+	rt      wazero.Runtime // fresh instances
+	reuseRT wazero.Runtime // reused instances, with its own WASI (reuse.go)
+	fresh   bool
+	maxIdle int
 
 	// hostFuncs are the functions guests may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
@@ -42,7 +52,8 @@ type Engine struct {
 	mu       sync.Mutex
 	compiled map[string]*Module
 
-	hits, misses, active atomic.Int64
+	hits, misses, active       atomic.Int64
+	created, reused, discarded atomic.Int64
 }
 
 // Stats are counters of an engine's work since it started.
@@ -52,11 +63,19 @@ type Stats struct {
 	CompileHits, CompileMisses int64
 	// Active is the number of instances running now.
 	Active int64
+	// InstancesCreated counts reusable instances created, InstancesReused
+	// runs served by an instance reset after an earlier run, and
+	// InstancesDiscarded instances closed after a run that could not be
+	// reset (a trap, a deadline, grown memory) or found the pool full.
+	InstancesCreated, InstancesReused, InstancesDiscarded int64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	return Stats{CompileHits: e.hits.Load(), CompileMisses: e.misses.Load(), Active: e.active.Load()}
+	return Stats{
+		CompileHits: e.hits.Load(), CompileMisses: e.misses.Load(), Active: e.active.Load(),
+		InstancesCreated: e.created.Load(), InstancesReused: e.reused.Load(), InstancesDiscarded: e.discarded.Load(),
+	}
 }
 
 // New starts an engine: a wazero runtime with the optimizing compiler where the
@@ -75,26 +94,41 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		}
 		cfg = cfg.WithCompilationCache(cache)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if err := instantiateWASI(ctx, rt); err != nil {
-		_ = rt.Close(ctx)
-		return nil, fmt.Errorf("instantiate WASI: %w", err)
-	}
 	if opts.Imports == nil {
 		opts.Imports = noImports{}
 	}
-	if err := instantiateImports(ctx, rt, opts.Imports); err != nil {
+	e := &Engine{fresh: opts.FreshInstances, maxIdle: opts.MaxIdle, compiled: map[string]*Module{}}
+	if e.maxIdle <= 0 {
+		e.maxIdle = DefaultMaxIdle
+	}
+	var err error
+	if e.rt, err = newRuntime(ctx, cfg, instantiateWASI, opts.Imports); err != nil {
+		return nil, err
+	}
+	if e.reuseRT, err = newRuntime(ctx, cfg, instantiateReuseWASI, opts.Imports); err != nil {
+		_ = e.rt.Close(ctx)
+		return nil, err
+	}
+	e.hostFuncs = map[string]map[string]api.FunctionDefinition{
+		wasi_snapshot_preview1.ModuleName: e.rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions(),
+		ImportModule:                      e.rt.Module(ImportModule).ExportedFunctionDefinitions(),
+	}
+	return e, nil
+}
+
+// newRuntime makes a runtime with WASI (as wasi instantiates it) and the
+// wasmesh host module.
+func newRuntime(ctx context.Context, cfg wazero.RuntimeConfig, wasi func(context.Context, wazero.Runtime) error, imp Imports) (wazero.Runtime, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if err := wasi(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	if err := instantiateImports(ctx, rt, imp); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate the %s host module: %w", ImportModule, err)
 	}
-	return &Engine{
-		rt: rt,
-		hostFuncs: map[string]map[string]api.FunctionDefinition{
-			wasi_snapshot_preview1.ModuleName: rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions(),
-			ImportModule:                      rt.Module(ImportModule).ExportedFunctionDefinitions(),
-		},
-		compiled: map[string]*Module{},
-	}, nil
+	return rt, nil
 }
 
 // instantiateWASI instantiates wazero's WASI preview 1 with the environment
@@ -102,31 +136,69 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(environSizesGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
-		WithParameterNames("result.environc", "result.environv_len").
-		Export("environ_sizes_get")
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(environGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
-		WithParameterNames("environ", "environ_buf").
-		Export("environ_get")
+	exportEnviron(b)
 	_, err := b.Instantiate(ctx)
 	return err
 }
 
-// Close releases every compiled module and the runtime.
+// Close releases every compiled module and both runtimes.
 func (e *Engine) Close(ctx context.Context) error {
-	return e.rt.Close(ctx)
+	e.mu.Lock()
+	mods := e.compiled
+	e.compiled = map[string]*Module{}
+	e.mu.Unlock()
+	for _, m := range mods {
+		m.close(ctx)
+	}
+	return errors.Join(e.reuseRT.Close(ctx), e.rt.Close(ctx))
 }
 
 // Module is a compiled guest, ready to run any number of times concurrently.
 type Module struct {
 	// Digest is "sha256:<64 hex>" of the module's bytes.
 	Digest string
+	// Reusable says whether runs are served by reset instances; when not,
+	// NotReusable says why.
+	Reusable    bool
+	NotReusable string
 
-	compiled wazero.CompiledModule
 	minPages uint32
 	hasStart bool
+
+	// reusable is the module prepared for reused instances, nil when its
+	// instances cannot be reset or the engine creates fresh ones.
+	reusable *reusable
+	// compiled is the module as given, for fresh instances. For a reusable
+	// module it is compiled on its first fresh run (one with mounts, or a
+	// terminal's stdin), from wasm.
+	freshMu  sync.Mutex
+	compiled wazero.CompiledModule
+	wasm     []byte
+}
+
+// freshCompiled returns the module compiled for fresh instances.
+func (m *Module) freshCompiled(ctx context.Context, e *Engine) (wazero.CompiledModule, error) {
+	m.freshMu.Lock()
+	defer m.freshMu.Unlock()
+	if m.compiled == nil {
+		c, err := e.compileFresh(ctx, m.wasm)
+		if err != nil {
+			return nil, err
+		}
+		m.compiled = c
+	}
+	return m.compiled, nil
+}
+
+func (m *Module) close(ctx context.Context) {
+	if m.reusable != nil {
+		m.reusable.close(ctx)
+	}
+	m.freshMu.Lock()
+	defer m.freshMu.Unlock()
+	if m.compiled != nil {
+		_ = m.compiled.Close(ctx)
+	}
 }
 
 // Digest returns "sha256:<64 hex>" of wasm.
@@ -168,26 +240,63 @@ func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Modu
 
 // Validate compiles wasm and checks its imports without keeping the result.
 func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
-	m, err := e.compile(ctx, "", wasm)
+	c, err := e.compileFresh(ctx, wasm)
 	if err != nil {
 		return err
 	}
-	return m.compiled.Close(ctx)
+	return c.Close(ctx)
 }
 
-// Release forgets the module compiled under digest, freeing its code once no
-// instance uses it.
+// Release forgets the module compiled under digest, freeing its code and
+// idle instances once no run uses them.
 func (e *Engine) Release(ctx context.Context, digest string) {
 	e.mu.Lock()
 	m, ok := e.compiled[digest]
 	delete(e.compiled, digest)
 	e.mu.Unlock()
 	if ok {
-		_ = m.compiled.Close(ctx)
+		m.close(ctx)
 	}
 }
 
 func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
+	m := &Module{Digest: digest}
+	// The initial memory, exported or not, so that Run can refuse a module
+	// whose start alone exceeds the memory limit.
+	if info, err := wasmbin.Parse(wasm); err == nil {
+		for _, mem := range info.Memories {
+			if !mem.Imported {
+				m.minPages = uint32(mem.Min)
+			}
+		}
+	}
+	if !e.fresh {
+		if p, err := wasmbin.Prepare(wasm); err != nil {
+			m.NotReusable = err.Error()
+		} else if r, err := e.prepareReusable(ctx, p); err != nil {
+			m.NotReusable = err.Error()
+		} else if err := e.checkImports(r.compiled); err != nil {
+			r.close(ctx)
+			return nil, err
+		} else {
+			_, m.hasStart = r.compiled.ExportedFunctions()["_start"]
+			m.reusable, m.Reusable, m.wasm = r, true, wasm
+			return m, nil
+		}
+	} else {
+		m.NotReusable = "the engine creates fresh instances"
+	}
+	compiled, err := e.compileFresh(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	m.compiled = compiled
+	_, m.hasStart = compiled.ExportedFunctions()["_start"]
+	return m, nil
+}
+
+// compileFresh compiles wasm as given, for fresh instances.
+func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly binary (no \\0asm magic)")
 	}
@@ -199,18 +308,7 @@ func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Modu
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	m := &Module{Digest: digest, compiled: compiled}
-	_, m.hasStart = compiled.ExportedFunctions()["_start"]
-	// The initial memory, exported or not, so that Run can refuse a module
-	// whose start alone exceeds the memory limit.
-	if info, err := wasmbin.Parse(wasm); err == nil {
-		for _, mem := range info.Memories {
-			if !mem.Imported {
-				m.minPages = uint32(mem.Min)
-			}
-		}
-	}
-	return m, nil
+	return compiled, nil
 }
 
 // checkImports refuses a module that imports anything the engine does not

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -11,34 +12,50 @@ import (
 // variable, which cost more than the guest's own work for a CGI request's
 // twenty variables.
 
-type envKey struct{}
+type runKey struct{}
 
-// runEnv is a run's environment, as "KEY=VALUE" strings.
-type runEnv struct {
+// run is what the host functions need of the run they serve: its
+// environment, as "KEY=VALUE" strings, and the reused instance running it.
+type run struct {
 	vars []string
 	size uint32 // bytes with a NUL after each variable
+	inst *instance
+	warm bool // Engine.Warm's run
 }
 
-func withEnv(ctx context.Context, vars []string) context.Context {
-	e := &runEnv{vars: vars}
+func withRun(ctx context.Context, vars []string, inst *instance) context.Context {
+	e := &run{vars: vars, inst: inst}
 	for _, v := range vars {
 		e.size += uint32(len(v)) + 1
 	}
-	return context.WithValue(ctx, envKey{}, e)
+	return context.WithValue(ctx, runKey{}, e)
 }
 
-func envOf(ctx context.Context) *runEnv {
-	if e, ok := ctx.Value(envKey{}).(*runEnv); ok {
+func runOf(ctx context.Context) *run {
+	if e, ok := ctx.Value(runKey{}).(*run); ok {
 		return e
 	}
-	return &runEnv{}
+	return &run{}
+}
+
+// exportEnviron replaces WASI's environment functions in b by ones that
+// read the run's context.
+func exportEnviron(b wazero.HostModuleBuilder) {
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(environSizesGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("result.environc", "result.environv_len").
+		Export("environ_sizes_get")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(environGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("environ", "environ_buf").
+		Export("environ_get")
 }
 
 const errnoFault = 21 // WASI EFAULT
 
 // environSizesGet implements WASI environ_sizes_get(count_ptr, size_ptr).
 func environSizesGet(ctx context.Context, m api.Module, stack []uint64) {
-	e, mem := envOf(ctx), m.Memory()
+	e, mem := runOf(ctx), m.Memory()
 	if !mem.WriteUint32Le(api.DecodeU32(stack[0]), uint32(len(e.vars))) || !mem.WriteUint32Le(api.DecodeU32(stack[1]), e.size) {
 		stack[0] = errnoFault
 		return
@@ -49,7 +66,7 @@ func environSizesGet(ctx context.Context, m api.Module, stack []uint64) {
 // environGet implements WASI environ_get(environ_ptr, environ_buf_ptr): the
 // offsets of the variables, then the NUL-terminated variables.
 func environGet(ctx context.Context, m api.Module, stack []uint64) {
-	e, mem := envOf(ctx), m.Memory()
+	e, mem := runOf(ctx), m.Memory()
 	offsets, buf := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
 	offsetsBuf, ok1 := mem.Read(offsets, uint32(len(e.vars))*4)
 	bytesBuf, ok2 := mem.Read(buf, e.size)

@@ -50,8 +50,33 @@ func (noImports) HTTPCall(context.Context, []byte) ([]byte, int) { return nil, C
 
 var i32 = api.ValueTypeI32
 
+// warmGuard keeps Engine.Warm's synthetic run away from imp: no trace, no
+// log, every call refused.
+type warmGuard struct{ imp Imports }
+
+func (w warmGuard) TraceContext(ctx context.Context) (string, string) {
+	if runOf(ctx).warm {
+		return "", ""
+	}
+	return w.imp.TraceContext(ctx)
+}
+
+func (w warmGuard) Log(ctx context.Context, level int, msg string) {
+	if !runOf(ctx).warm {
+		w.imp.Log(ctx, level, msg)
+	}
+}
+
+func (w warmGuard) HTTPCall(ctx context.Context, req []byte) ([]byte, int) {
+	if runOf(ctx).warm {
+		return nil, CodeDenied
+	}
+	return w.imp.HTTPCall(ctx, req)
+}
+
 // instantiateImports builds the "wasmesh" host module over imp.
 func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) error {
+	imp = warmGuard{imp}
 	b := rt.NewHostModuleBuilder(ImportModule)
 	b.NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -53,13 +54,17 @@ type Result struct {
 	// MemoryPages is the size of the guest's memory when it finished, in
 	// 64 KiB pages: its high-water mark, since memory never shrinks.
 	MemoryPages uint32
-	// Instantiate is the time taken to create the instance, Run the time in
-	// _start.
+	// Instantiate is the time taken to create the instance (or take a reset
+	// one), Run the time in _start.
 	Instantiate, Run time.Duration
+	// Reused says the run was served by an instance reset after an earlier
+	// run rather than one created for it.
+	Reused bool
 }
 
-// Run runs m's _start in a fresh instance that no other run can observe, and
-// releases the instance before returning. See Call for the limits applied.
+// Run runs m's _start in an instance that no other run can observe: a reset
+// one when m is Reusable and c has no mounts and no *os.File stdin, else a
+// fresh one, released before returning. See Call for the limits applied.
 func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	if !m.hasStart {
 		return Result{}, ErrNoStart
@@ -71,6 +76,13 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	if need := uint64(m.minPages) * pageSize; need > limit {
 		return Result{}, fmt.Errorf("module needs %d bytes of memory at start, limit is %d: %w", need, limit, ErrMemoryLimit)
 	}
+	if _, isFile := c.Stdin.(*os.File); m.reusable != nil && len(c.Mounts) == 0 && !isFile {
+		return e.runReused(ctx, m, c, limit)
+	}
+	compiled, err := m.freshCompiled(ctx, e)
+	if err != nil {
+		return Result{}, err
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -80,10 +92,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 		defer stop()
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
-	ctx = withEnv(ctx, c.Env)
+	ctx = withRun(ctx, c.Env, nil)
 
 	start := time.Now()
-	inst, err := e.rt.InstantiateModule(ctx, m.compiled, e.moduleConfig(ctx, c, cancel))
+	inst, err := e.rt.InstantiateModule(ctx, compiled, e.moduleConfig(ctx, c, cancel))
 	res := Result{Instantiate: time.Since(start)}
 	if err != nil {
 		return res, runError(ctx, err)
@@ -95,22 +107,10 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	start = time.Now()
 	_, err = inst.ExportedFunction("_start").Call(ctx)
 	res.Run = time.Since(start)
-	if mem := inst.Memory(); mem != nil {
+	if mem := memoryOf(inst); mem != nil {
 		res.MemoryPages = mem.Size() / pageSize
 	}
-	var exit *sys.ExitError
-	switch {
-	case ctx.Err() != nil:
-		// Stopped by the deadline, the output cap or the caller, even if the
-		// guest then managed to finish (a sleep cut short returns normally).
-		return res, runError(ctx, err)
-	case err == nil:
-	case errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded:
-		res.ExitCode = exit.ExitCode()
-	default:
-		return res, runError(ctx, err)
-	}
-	return res, nil
+	return finish(ctx, res, err)
 }
 
 // baseConfig is what every run shares; each With… call clones a config, so
@@ -232,4 +232,13 @@ func (c *cappedWriter) Write(p []byte) (int, error) {
 	n, _ := c.w.Write(p[:c.left])
 	c.left = 0
 	return n, err
+}
+
+// memoryOf returns m's memory, nil when it has none (wazero returns a typed
+// nil then).
+func memoryOf(m api.Module) api.Memory {
+	if mem := m.Memory(); mem != nil && !reflect.ValueOf(mem).IsNil() {
+		return mem
+	}
+	return nil
 }

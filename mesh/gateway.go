@@ -50,6 +50,10 @@ type Options struct {
 	// mTLS (as the config's tls.client_auth says), services' allow_peers are
 	// enforced, and http_calls to outbound entries with expect_id use it.
 	Identity identity.X509Source
+	// FreshInstances creates an instance for every request instead of
+	// resetting and reusing them (host.Options.FreshInstances). Default
+	// false: reused where the module allows it.
+	FreshInstances bool
 }
 
 // Gateway routes requests to guests. Create it with New, then Reload a config.
@@ -112,7 +116,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		tracer:  opts.TracerProvider.Tracer("github.com/wasmesh/wasmesh/mesh"),
 		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
-	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{g}})
+	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{g}, FreshInstances: opts.FreshInstances})
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +247,11 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 		mod, err := g.engine.Compile(ctx, digest, wasm)
 		if err != nil {
 			return "", err
+		}
+		// Before the version takes traffic: one synthetic run sizes the
+		// memory its reused instances start with.
+		if err := g.engine.Warm(ctx, mod); err != nil {
+			g.log.Warn("warm-up run failed: instances start with the module's initial memory", "module", digest, "error", err)
 		}
 		st.modules[digest] = mod
 		return digest, nil

@@ -99,6 +99,9 @@ func newMetrics(g *Gateway) *metrics {
 			Help:        "Module compilations asked of the engine, by result: hit (already compiled) or miss.",
 			ConstLabels: prometheus.Labels{"result": "miss"},
 		}, func() float64 { return float64(g.engine.Stats().CompileMisses) }),
+		instanceCounter(g, "created", func(s host.Stats) int64 { return s.InstancesCreated }),
+		instanceCounter(g, "reused", func(s host.Stats) int64 { return s.InstancesReused }),
+		instanceCounter(g, "discarded", func(s host.Stats) int64 { return s.InstancesDiscarded }),
 		&queueCollector{g: g, desc: prometheus.NewDesc("wasmesh_queue_depth",
 			"Requests waiting for a slot of a service's max_concurrency.", []string{"service"}, nil)},
 		newColourCollector(g),
@@ -145,4 +148,12 @@ func (m *metrics) reloadCount(result string) float64 {
 	var out dto.Metric
 	_ = m.reloads.WithLabelValues(result).Write(&out)
 	return out.GetCounter().GetValue()
+}
+
+func instanceCounter(g *Gateway, event string, stat func(host.Stats) int64) prometheus.CounterFunc {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "wasmesh_instances_total",
+		Help:        "Guest instances of reusable modules, by event: created, reused, discarded.",
+		ConstLabels: prometheus.Labels{"event": event},
+	}, func() float64 { return float64(stat(g.engine.Stats())) })
 }

@@ -1,0 +1,231 @@
+package host
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A memory image is a module's linear memory as instantiation leaves it,
+// kept in a memfd. Each reusable instance maps it copy-on-write
+// (MAP_PRIVATE), so an instance starts with the image at no copying cost and
+// the pages it writes become private copies. The kernel's page map says
+// which pages those are (present, and no longer the file's), and a reset
+// copies just those back from the image: a request costs what it dirtied,
+// not the size of the memory.
+
+const osPage = 4096
+
+type image struct {
+	fd   int
+	view []byte // read-only shared mapping of the memfd: the pristine bytes
+	refs atomic.Int32
+
+	// spare are memories of closed instances, reset, for the next ones.
+	mu     sync.Mutex
+	spare  []*cowMemory
+	closed bool
+}
+
+// maxSpareMemories is how many reset memories an image keeps.
+const maxSpareMemories = 64
+
+func newImage(content []byte) (*image, error) {
+	if len(content) == 0 {
+		img := &image{fd: -1}
+		img.refs.Store(1)
+		return img, nil
+	}
+	fd, err := unix.MemfdCreate("wasmesh-image", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memory image: memfd_create: %w", err)
+	}
+	fail := func(what string, err error) (*image, error) {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("memory image of %d bytes: %s: %w", len(content), what, err)
+	}
+	if err := unix.Ftruncate(fd, int64(len(content))); err != nil {
+		return fail("ftruncate", err)
+	}
+	for off := 0; off < len(content); {
+		n, err := unix.Pwrite(fd, content[off:], int64(off))
+		if err != nil {
+			return fail("write", err)
+		}
+		off += n
+	}
+	view, err := unix.Mmap(fd, 0, len(content), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return fail("mmap", err)
+	}
+	img := &image{fd: fd, view: view}
+	img.refs.Store(1)
+	return img, nil
+}
+
+func (img *image) size() uint64 { return uint64(len(img.view)) }
+
+func (img *image) ref() { img.refs.Add(1) }
+
+// close unmaps the spare memories and drops the owner's reference.
+func (img *image) close() {
+	img.mu.Lock()
+	spare := img.spare
+	img.spare, img.closed = nil, true
+	img.mu.Unlock()
+	for _, m := range spare {
+		m.unmap()
+	}
+	img.unref()
+}
+
+// unref releases one reference; the last closes the memfd.
+func (img *image) unref() {
+	if img.refs.Add(-1) != 0 || img.fd < 0 {
+		return
+	}
+	_ = unix.Munmap(img.view)
+	_ = unix.Close(img.fd)
+}
+
+// cowMemory is a reusable instance's linear memory: the whole ceiling
+// reserved, its first image.size() bytes mapped privately from the image,
+// the rest anonymous.
+type cowMemory struct {
+	buf  []byte
+	img  *image
+	size uint64 // the guest's current memory size
+	// pm is the page map entries of the image's pages, reused by reset.
+	pm []byte
+}
+
+func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
+	ceiling = max(ceiling, img.size())
+	img.mu.Lock()
+	for i := len(img.spare) - 1; i >= 0; i-- {
+		if m := img.spare[i]; uint64(len(m.buf)) == ceiling {
+			img.spare = append(img.spare[:i], img.spare[i+1:]...)
+			img.mu.Unlock()
+			return m, nil
+		}
+	}
+	img.mu.Unlock()
+	buf, err := unix.Mmap(-1, 0, int(ceiling), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("reserve %d bytes of memory: %w", ceiling, err)
+	}
+	if n := img.size(); n > 0 {
+		_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(&buf[0])), uintptr(n),
+			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(img.fd), 0)
+		if errno != 0 {
+			_ = unix.Munmap(buf)
+			return nil, fmt.Errorf("map the memory image: %w", errno)
+		}
+	}
+	img.ref()
+	return &cowMemory{buf: buf, img: img}, nil
+}
+
+func (m *cowMemory) Reallocate(size uint64) []byte {
+	if size > uint64(len(m.buf)) {
+		return nil
+	}
+	m.size = size
+	return m.buf[:size]
+}
+
+// Free resets the memory and keeps it for the image's next instance, or
+// unmaps it when the image has enough spares or is closed.
+func (m *cowMemory) Free() {
+	if m.buf == nil {
+		return
+	}
+	m.reset(m.size)
+	m.size = 0
+	img := m.img
+	img.mu.Lock()
+	if !img.closed && len(img.spare) < maxSpareMemories {
+		img.spare = append(img.spare, m)
+		m = nil
+	}
+	img.mu.Unlock()
+	if m != nil {
+		m.unmap()
+	}
+}
+
+func (m *cowMemory) unmap() {
+	_ = unix.Munmap(m.buf)
+	m.buf = nil
+	m.img.unref()
+}
+
+var pagemap = sync.OnceValues(func() (*os.File, error) { return os.Open("/proc/self/pagemap") })
+
+// Page map entry bits (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	pmPresent = 1 << 63
+	pmSwapped = 1 << 62
+	pmFile    = 1 << 61 // a file page or shared anonymous: still the image's
+)
+
+// reset makes the first size bytes of the memory equal to the image again
+// (zeros past its end), copying back the pages the guest wrote. It returns
+// the number of pages restored.
+func (m *cowMemory) reset(size uint64) int {
+	pages := int(size / osPage)
+	if pages == 0 {
+		return 0
+	}
+	if cap(m.pm) < pages*8 {
+		m.pm = make([]byte, pages*8)
+	}
+	pmBuf := m.pm[:pages*8]
+	pm, err := pagemap()
+	if err == nil {
+		_, err = pm.ReadAt(pmBuf, int64(uintptr(unsafe.Pointer(&m.buf[0]))/osPage*8))
+	}
+	if err != nil {
+		m.restore(0, pages)
+		return pages
+	}
+	restored := 0
+	for i := 0; i < pages; {
+		if !dirty(pmBuf[i*8:]) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < pages && dirty(pmBuf[j*8:]) {
+			j++
+		}
+		m.restore(i, j)
+		restored += j - i
+		i = j
+	}
+	return restored
+}
+
+// restore copies pages [from, to) back from the image, zeroing those past it.
+func (m *cowMemory) restore(from, to int) {
+	imgPages := len(m.img.view) / osPage
+	if from < imgPages {
+		end := min(to, imgPages)
+		copy(m.buf[from*osPage:end*osPage], m.img.view[from*osPage:end*osPage])
+		from = end
+	}
+	if from < to {
+		clear(m.buf[from*osPage : to*osPage])
+	}
+}
+
+func dirty(entry []byte) bool {
+	e := binary.LittleEndian.Uint64(entry)
+	return e&pmSwapped != 0 || (e&pmPresent != 0 && e&pmFile == 0)
+}

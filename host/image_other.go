@@ -1,0 +1,46 @@
+//go:build !linux
+
+package host
+
+// Without memfd and a page map, an image is a byte slice and a reset copies
+// all of it back.
+
+type image struct{ view []byte }
+
+func newImage(content []byte) (*image, error) { return &image{view: content}, nil }
+
+func (img *image) size() uint64 { return uint64(len(img.view)) }
+func (img *image) ref()         {}
+func (img *image) unref()       {}
+func (img *image) close()       {}
+
+type cowMemory struct {
+	img     *image
+	buf     []byte
+	size    uint64
+	ceiling uint64
+}
+
+func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
+	m := &cowMemory{img: img, buf: append([]byte(nil), img.view...), ceiling: max(ceiling, img.size())}
+	return m, nil
+}
+
+func (m *cowMemory) Reallocate(size uint64) []byte {
+	if size > m.ceiling {
+		return nil
+	}
+	if size > uint64(len(m.buf)) {
+		m.buf = append(m.buf, make([]byte, size-uint64(len(m.buf)))...)
+	}
+	m.size = size
+	return m.buf[:size]
+}
+
+func (m *cowMemory) Free() { m.buf = nil }
+
+func (m *cowMemory) reset(size uint64) int {
+	n := copy(m.buf[:size], m.img.view)
+	clear(m.buf[n:size])
+	return int(size / 4096)
+}

@@ -1,0 +1,428 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
+)
+
+// Reused instances.
+//
+// Creating an instance costs more than most guests' whole request: wazero
+// allocates the module instance, builds its tables and applies its data
+// segments. A module whose state can only live in linear memory and mutable
+// globals (wasmbin.Prepare checks this: no table writes, no segment drops, no
+// start function) is instead run in instances that are reset after each run
+// to exactly the state instantiation gave them:
+//
+//   - memory: mapped copy-on-write from the image of the initial memory, and
+//     the pages a run wrote copied back from it (image_linux.go);
+//   - mutable globals: exported by the rewritten module and set back;
+//   - WASI: the instance's stdio are slots that each run fills and empties,
+//     its environment is read from the run's context (environ.go), and it
+//     has no preopened directories, so its only descriptors are 0, 1 and 2.
+//     proc_exit unwinds without closing the instance; closing or renumbering
+//     a standard descriptor marks the instance to be discarded.
+//
+// An instance that trapped, was stopped, grew its memory or was marked is
+// closed instead of reused, so a misbehaving run costs at most a fresh
+// instance for the next one.
+
+// DefaultMaxIdle is how many reset instances a module keeps per memory limit
+// and arguments when Options.MaxIdle is 0.
+const DefaultMaxIdle = 32
+
+// reusable is a module prepared for reused instances, compiled into the
+// engine's reuse runtime.
+type reusable struct {
+	compiled wazero.CompiledModule
+	img      *image
+	globals  []string
+	minPages uint32
+	// startPages is the memory size every instance starts its runs with:
+	// the module's initial size, or what Warm saw a run grow it to.
+	startPages atomic.Uint32
+	warmed     atomic.Bool
+
+	mu     sync.Mutex
+	pools  map[poolKey]*pool
+	closed bool
+}
+
+type poolKey struct {
+	ceiling uint64
+	args    string
+}
+
+type pool struct {
+	r       *reusable
+	e       *Engine
+	ceiling uint64
+	args    []string
+
+	mu   sync.Mutex
+	idle []*instance
+}
+
+// instance is one reusable instance and the slots its WASI streams read.
+type instance struct {
+	mod     api.Module
+	start   api.Function
+	mem     *cowMemory
+	globals []api.MutableGlobal
+	initial []uint64
+
+	ctx          context.Context // the run's, for sleeps
+	stdin        slotReader
+	stdout       slotWriter
+	stderr       slotWriter
+	tainted      bool // the guest closed or renumbered a standard descriptor
+	dirtyPages   int  // pages the last reset copied back
+	createdIn    time.Duration
+	reusedBefore bool
+}
+
+type slotReader struct{ r io.Reader }
+
+func (s *slotReader) Read(p []byte) (int, error) {
+	if s.r == nil {
+		return 0, io.EOF
+	}
+	return s.r.Read(p)
+}
+
+type slotWriter struct{ w io.Writer }
+
+func (s *slotWriter) Write(p []byte) (int, error) {
+	if s.w == nil {
+		return len(p), nil
+	}
+	return s.w.Write(p)
+}
+
+// prepareReusable compiles p into the reuse runtime.
+func (e *Engine) prepareReusable(ctx context.Context, p *wasmbin.Pristine) (*reusable, error) {
+	compiled, err := e.reuseRT.CompileModule(ctx, p.Module)
+	if err != nil {
+		return nil, err
+	}
+	img, err := newImage(p.Image)
+	if err != nil {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	r := &reusable{compiled: compiled, img: img, globals: p.Globals, minPages: p.MinPages, pools: map[poolKey]*pool{}}
+	r.startPages.Store(p.MinPages)
+	return r, nil
+}
+
+// pages is the memory size, in pages, that the pool's instances start with.
+func (p *pool) pages() uint32 {
+	return max(p.r.minPages, min(p.r.startPages.Load(), uint32(p.ceiling/pageSize)))
+}
+
+func (r *reusable) pool(e *Engine, ceiling uint64, args []string) *pool {
+	key := poolKey{ceiling: ceiling, args: strings.Join(args, "\x00")}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pools[key]
+	if p == nil {
+		p = &pool{r: r, e: e, ceiling: ceiling, args: args}
+		r.pools[key] = p
+	}
+	return p
+}
+
+// close closes the idle instances and the compiled module; instances still
+// running are closed when they finish.
+func (r *reusable) close(ctx context.Context) {
+	r.mu.Lock()
+	r.closed = true
+	pools := r.pools
+	r.pools = nil
+	r.mu.Unlock()
+	for _, p := range pools {
+		p.mu.Lock()
+		idle := p.idle
+		p.idle = nil
+		p.mu.Unlock()
+		for _, inst := range idle {
+			_ = inst.mod.Close(ctx)
+		}
+	}
+	_ = r.compiled.Close(ctx)
+	r.img.close()
+}
+
+func (r *reusable) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// get returns an idle instance, or a new one.
+func (p *pool) get(ctx context.Context) (*instance, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		inst := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		inst.reusedBefore = true
+		p.e.reused.Add(1)
+		return inst, nil
+	}
+	p.mu.Unlock()
+	p.e.created.Add(1)
+	return p.instantiate(ctx)
+}
+
+func (p *pool) instantiate(ctx context.Context) (*instance, error) {
+	start := time.Now()
+	inst := &instance{}
+	var memErr error
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
+		inst.mem, memErr = newCowMemory(p.r.img, min(max, p.ceiling))
+		if memErr != nil {
+			return &sliceMemory{} // fails the instantiation
+		}
+		return inst.mem
+	}))
+	mc := baseConfig.
+		WithArgs(p.args...).
+		WithStdin(&inst.stdin).
+		WithStdout(&inst.stdout).
+		WithStderr(&inst.stderr).
+		WithNanosleep(func(ns int64) { sleep(inst.ctx, time.Duration(ns)) })
+	mod, err := p.e.reuseRT.InstantiateModule(ctx, p.r.compiled, mc)
+	if err != nil {
+		if inst.mem != nil {
+			inst.mem.Free()
+		}
+		if memErr != nil {
+			return nil, memErr
+		}
+		return nil, err
+	}
+	inst.mod = mod
+	inst.start = mod.ExportedFunction("_start")
+	if mem := memoryOf(mod); mem != nil {
+		if want, have := p.pages(), mem.Size()/pageSize; want > have {
+			if _, ok := mem.Grow(want - have); !ok {
+				_ = mod.Close(ctx)
+				return nil, fmt.Errorf("grow memory to %d pages: %w", want, ErrMemoryLimit)
+			}
+		}
+	}
+	for _, name := range p.r.globals {
+		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
+		if !ok {
+			_ = mod.Close(ctx)
+			return nil, fmt.Errorf("rewritten module does not export the mutable global %s", name)
+		}
+		inst.globals = append(inst.globals, g)
+		inst.initial = append(inst.initial, g.Get())
+	}
+	inst.createdIn = time.Since(start)
+	return inst, nil
+}
+
+// put takes back an instance after a run: reset and kept if the run ended
+// cleanly, else closed.
+func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
+	inst.ctx = nil
+	inst.stdin.r, inst.stdout.w, inst.stderr.w = nil, nil, nil
+	if !clean || inst.tainted || p.r.isClosed() || !inst.reset(p.pages()) {
+		p.e.discarded.Add(1)
+		_ = inst.mod.Close(context.WithoutCancel(ctx))
+		return
+	}
+	max := p.e.maxIdle
+	p.mu.Lock()
+	if len(p.idle) < max {
+		p.idle = append(p.idle, inst)
+		inst = nil
+	}
+	p.mu.Unlock()
+	if inst != nil {
+		_ = inst.mod.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// reset returns the instance to the state it started its first run in. It
+// reports false when that cannot be done: the memory grew past its start.
+func (inst *instance) reset(pages uint32) bool {
+	if inst.mem != nil {
+		if inst.mem.size != uint64(pages)*pageSize {
+			return false
+		}
+		inst.dirtyPages = inst.mem.reset(inst.mem.size)
+	}
+	for i, g := range inst.globals {
+		g.Set(inst.initial[i])
+	}
+	return true
+}
+
+// runReused is Run for a module with reusable instances.
+func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64) (Result, error) {
+	p := m.reusable.pool(e, limit, c.Args)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if c.Timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, c.Timeout, fmt.Errorf("guest ran past its %s timeout: %w", c.Timeout, ErrDeadline))
+		defer stop()
+	}
+
+	start := time.Now()
+	inst, err := p.get(ctx)
+	res := Result{Instantiate: time.Since(start)}
+	if err != nil {
+		return res, runError(ctx, err)
+	}
+	res.Reused = inst.reusedBefore
+	e.active.Add(1)
+	defer e.active.Add(-1)
+
+	inst.ctx = ctx
+	inst.stdin.r = c.Stdin
+	inst.stdout.w = capWriter(c.Stdout, "stdout", c.MaxStdout, cancel)
+	inst.stderr.w = capWriter(c.Stderr, "stderr", c.MaxStderr, cancel)
+	ctx = withRun(ctx, c.Env, inst)
+
+	start = time.Now()
+	_, err = inst.start.Call(ctx)
+	res.Run = time.Since(start)
+	if mem := memoryOf(inst.mod); mem != nil {
+		res.MemoryPages = mem.Size() / pageSize
+	}
+	res, err = finish(ctx, res, err)
+	p.put(ctx, inst, err == nil && ctx.Err() == nil)
+	return res, err
+}
+
+// warmTimeout bounds Warm's run.
+const warmTimeout = time.Second
+
+// warmEnv is the request Warm's run sees.
+var warmEnv = []string{"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "PATH_INFO=/", "QUERY_STRING=", "SERVER_PROTOCOL=HTTP/1.1", "CONTENT_LENGTH=0"}
+
+// Warm runs a reusable module once on a synthetic request (a CGI GET of /
+// with no body, output discarded, every wasmesh host call refused, at most
+// a second) and makes the memory size that run ended with the size every
+// instance of the module starts its runs with. Without it, a guest that
+// grows its memory on every run (most language runtimes do, at start) grows
+// each instance past its start and so is never reused. A gateway calls it
+// before a version takes traffic. It returns the run's error, if any, after
+// which the module keeps its initial size; it does nothing for a module
+// that is not Reusable, and nothing after its first call for a module.
+func (e *Engine) Warm(ctx context.Context, m *Module) error {
+	if m.reusable == nil || !m.hasStart || m.reusable.warmed.Swap(true) {
+		return nil
+	}
+	p := &pool{r: m.reusable, e: e, ceiling: maxMemory}
+	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
+	defer cancel()
+	inst, err := p.instantiate(ctx)
+	if err != nil {
+		return err
+	}
+	defer inst.mod.Close(context.WithoutCancel(ctx))
+	inst.ctx = ctx
+	ctx = withRun(ctx, warmEnv, inst)
+	runOf(ctx).warm = true
+	_, err = inst.start.Call(ctx)
+	if _, err = finish(ctx, Result{}, err); err != nil {
+		return fmt.Errorf("warm-up run: %w", err)
+	}
+	if mem := memoryOf(inst.mod); mem != nil {
+		m.reusable.startPages.Store(max(m.reusable.minPages, mem.Size()/pageSize))
+	}
+	return nil
+}
+
+// finish reads how a call of _start ended.
+func finish(ctx context.Context, res Result, err error) (Result, error) {
+	var exit *sys.ExitError
+	switch {
+	case ctx.Err() != nil:
+		// Stopped by the deadline, the output cap or the caller, even if the
+		// guest then managed to finish (a sleep cut short returns normally).
+		return res, runError(ctx, err)
+	case err == nil:
+	case errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded:
+		res.ExitCode = exit.ExitCode()
+	default:
+		return res, runError(ctx, err)
+	}
+	return res, nil
+}
+
+// WASI errno values the reuse runtime's own functions return.
+const (
+	errnoBadf    = 8
+	errnoNotsup  = 58
+	maxStdioDesc = 2
+)
+
+// instantiateReuseWASI instantiates the WASI preview 1 of the reuse runtime:
+// wazero's, with the environment read from the run (as in the fresh
+// runtime), and proc_exit, fd_close and fd_renumber of its own.
+func instantiateReuseWASI(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	exportEnviron(b)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			// Unwind like wazero's proc_exit, without closing the instance.
+			panic(sys.NewExitError(api.DecodeU32(stack[0])))
+		}), []api.ValueType{i32}, nil).
+		WithParameterNames("rval").
+		Export("proc_exit")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			if api.DecodeU32(stack[0]) > maxStdioDesc {
+				stack[0] = errnoBadf
+				return
+			}
+			// The stream stays open for the rest of this run; the
+			// instance is not reused.
+			taint(ctx)
+			stack[0] = 0
+		}), []api.ValueType{i32}, []api.ValueType{i32}).
+		WithParameterNames("fd").
+		Export("fd_close")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			if api.DecodeU32(stack[0]) > maxStdioDesc || api.DecodeU32(stack[1]) > maxStdioDesc {
+				stack[0] = errnoBadf
+				return
+			}
+			taint(ctx)
+			stack[0] = errnoNotsup
+		}), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("fd", "to").
+		Export("fd_renumber")
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+func taint(ctx context.Context) {
+	if inst := runOf(ctx).inst; inst != nil {
+		inst.tainted = true
+	}
+}

@@ -1,0 +1,134 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+// isolationReport is what testdata/isolation.wasm prints when it starts in
+// the state a new instance has.
+func isolationReport(envc, envSize uint32) []byte {
+	b := []byte("pristine-memory!")
+	for _, v := range []uint32{7, envc, envSize, 0} {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	return b
+}
+
+// TestReusedInstanceStartsPristine proves that a run served by a reused
+// instance sees nothing an earlier run left: not its writes to memory (a
+// data segment's bytes and a page far from them), not its mutable global,
+// not its environment, and not a closed standard descriptor.
+func TestReusedInstanceStartsPristine(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/isolation.wasm")
+	if !m.Reusable {
+		t.Fatalf("isolation.wasm is not reusable: %s", m.NotReusable)
+	}
+	run := func(env ...string) (Result, []byte) {
+		t.Helper()
+		var out bytes.Buffer
+		res, err := e.Run(context.Background(), m, Call{Stdout: &out, MemoryLimit: 1 << 20, Capabilities: capsEnv(env)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, out.Bytes()
+	}
+	steps := []struct {
+		name       string
+		env        []string
+		wantReused bool
+		want       []byte
+	}{
+		{"first run, new instance", nil, false, isolationReport(0, 0)},
+		{"second run, reused after the first left secrets", nil, true, isolationReport(0, 0)},
+		{"a run with an environment, which closes stdout", []string{"TOKEN=hunter2"}, true, isolationReport(1, 14)},
+		{"after a closed stdout, a new instance", nil, false, isolationReport(0, 0)},
+		{"and that one is reused again", nil, true, isolationReport(0, 0)},
+	}
+	for _, st := range steps {
+		res, out := run(st.env...)
+		if res.Reused != st.wantReused {
+			t.Errorf("%s: reused = %v, want %v", st.name, res.Reused, st.wantReused)
+		}
+		if !bytes.Equal(out, st.want) {
+			t.Fatalf("%s: the guest started in\n%q\nwant\n%q", st.name, out, st.want)
+		}
+	}
+	if s := e.Stats(); s.InstancesCreated != 2 || s.InstancesReused != 3 || s.InstancesDiscarded != 1 {
+		t.Errorf("stats = %+v, want 2 created, 3 reused, 1 discarded", s)
+	}
+}
+
+func capsEnv(env []string) wasi.Capabilities { return wasi.Capabilities{Env: env} }
+
+// TestReuseEveryLanguage runs each hello many times in reused instances,
+// alternating requests, and checks every answer: a reset that missed a page
+// or a global would show as a wrong or failed answer.
+func TestReuseEveryLanguage(t *testing.T) {
+	e := newEngine(t)
+	for _, lang := range langs {
+		t.Run(lang, func(t *testing.T) {
+			m, err := e.Compile(context.Background(), "", helloWasm(t, lang))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Reusable {
+				t.Fatalf("not reusable: %s", m.NotReusable)
+			}
+			if err := e.Warm(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			before := e.Stats()
+			for i := range 40 {
+				body := strings.Repeat("x", i*37)
+				var out bytes.Buffer
+				call := helloCall(&out)
+				call.Env = []string{"REQUEST_METHOD=POST", "PATH_INFO=/r" + strings.Repeat("/p", i%5)}
+				call.Stdin = strings.NewReader(body)
+				if _, err := e.Run(context.Background(), m, call); err != nil {
+					t.Fatalf("run %d: %v", i, err)
+				}
+				want := "hello from " + lang + ": POST /r" + strings.Repeat("/p", i%5) + " " + strconv.Itoa(len(body)) + " bytes\n"
+				if !strings.HasSuffix(out.String(), want) {
+					t.Fatalf("run %d: got %q, want …%q", i, out.String(), want)
+				}
+			}
+			after := e.Stats()
+			t.Logf("%s: %d created, %d reused, %d discarded", lang,
+				after.InstancesCreated-before.InstancesCreated, after.InstancesReused-before.InstancesReused,
+				after.InstancesDiscarded-before.InstancesDiscarded)
+		})
+	}
+}
+
+// TestNotReusable checks that modules that keep state outside memory and
+// globals run in fresh instances, and say why.
+func TestNotReusable(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct{ file, why string }{
+		{"testdata/reuse_tableset.wasm", "table.set"},
+		{"testdata/reuse_datadrop.wasm", "data.drop"},
+		{"testdata/reuse_start.wasm", "start function"},
+	} {
+		m := compileFile(t, e, tc.file)
+		if m.Reusable || !strings.Contains(m.NotReusable, tc.why) {
+			t.Errorf("%s: reusable %v (%q), want not reusable because of %s", tc.file, m.Reusable, m.NotReusable, tc.why)
+		}
+		for range 2 {
+			res, err := e.Run(context.Background(), m, Call{})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.file, err)
+			}
+			if res.Reused {
+				t.Fatalf("%s: a run was served by a reused instance", tc.file)
+			}
+		}
+	}
+}

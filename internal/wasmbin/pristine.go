@@ -1,0 +1,377 @@
+package wasmbin
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// PageSize is the size of a WebAssembly memory page.
+const PageSize = 64 << 10
+
+// Pristine is a module prepared for instances that are reset and reused
+// rather than created for every run: everything that an instance can change
+// is either in linear memory, whose initial content is Image, or in a
+// mutable global, which Module exports so that the host can read and reset
+// it. Prepare refuses a module that could keep state anywhere else (a
+// table, a dropped segment, a start function).
+type Pristine struct {
+	// Module is the module rewritten: its active data segments are no longer
+	// applied at instantiation (their bytes are in Image), and each mutable
+	// global is also exported, under Globals[i]. Nothing else changes: code,
+	// imports, exports, tables and custom sections are kept byte for byte.
+	Module []byte
+	// Image is the content of memory 0 after instantiation, MinPages whole
+	// pages long; nil for a module without memory.
+	Image []byte
+	// MinPages is memory 0's initial size in pages.
+	MinPages uint32
+	// Globals are the export names given to the mutable globals.
+	Globals []string
+}
+
+// ErrNotReusable is wrapped by Prepare's errors for modules that can keep
+// state outside memory and mutable globals.
+var ErrNotReusable = errors.New("instances cannot be reset")
+
+// Prepare reads a valid module (one that compiles) and returns its pristine
+// form, or an error wrapping ErrNotReusable that says what stands in the way.
+func Prepare(b []byte) (*Pristine, error) {
+	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
+		return nil, errors.New("not a WebAssembly 1.0 binary")
+	}
+	p := &preparer{}
+	if err := p.read(b); err != nil {
+		return nil, err
+	}
+	return p.build(b)
+}
+
+type section struct {
+	id         byte
+	start, end int // the whole section, header included
+	body       int // where its content starts
+}
+
+type dataSegment struct {
+	passive bool
+	raw     []byte // the segment as encoded, for passive ones
+}
+
+type preparer struct {
+	sections    []section
+	memories    int
+	minPages    uint32
+	globals     []global
+	exports     [][]byte // each export entry as encoded
+	exportNames map[string]bool
+	dataCount   bool
+	segments    []dataSegment
+	image       []byte
+}
+
+type global struct {
+	mutable bool
+	i32     int64 // the value, for an i32 initialised by i32.const
+	isConst bool
+}
+
+func notReusable(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrNotReusable)
+}
+
+func (p *preparer) read(b []byte) error {
+	r := &reader{b: b, off: 8}
+	for r.off < len(b) {
+		start := r.off
+		id := r.byte()
+		size := r.u32()
+		body := r.off
+		if r.err != nil || body+int(size) > len(b) {
+			return fmt.Errorf("section at offset %d: truncated", start)
+		}
+		end := body + int(size)
+		p.sections = append(p.sections, section{id: id, start: start, end: end, body: body})
+		sec := &reader{b: b[:end], off: body}
+		var err error
+		switch id {
+		case 2:
+			err = p.readImports(sec)
+		case 4:
+			if n := sec.u32(); n > 1 {
+				err = notReusable("%d tables", n)
+			}
+		case 5:
+			p.memories = int(sec.u32())
+			if p.memories > 1 {
+				err = notReusable("%d memories", p.memories)
+			} else if p.memories == 1 {
+				m := sec.limits()
+				if m.Shared {
+					err = notReusable("shared memory")
+				}
+				if m.Min > 1<<16 {
+					err = fmt.Errorf("memory of %d pages", m.Min)
+				}
+				p.minPages = uint32(m.Min)
+			}
+		case 6:
+			err = p.readGlobals(sec)
+		case 7:
+			p.readExports(sec)
+		case 8:
+			err = notReusable("a start function runs at instantiation")
+		case 10:
+			err = scanCode(sec)
+		case 11:
+			err = p.readData(sec)
+		case 12:
+			p.dataCount = true
+		}
+		if err == nil {
+			err = sec.err
+		}
+		if err != nil {
+			return fmt.Errorf("section %d at offset %d: %w", id, start, err)
+		}
+		r.off = end
+	}
+	return nil
+}
+
+func (p *preparer) readImports(r *reader) error {
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		mod, name := r.name(), r.name()
+		switch kind := r.byte(); kind {
+		case 0:
+			r.u32()
+		default:
+			return notReusable("imports %s.%s, a %s", mod, name, kindName(kind))
+		}
+	}
+	return nil
+}
+
+func (p *preparer) readGlobals(r *reader) error {
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		t := r.byte()
+		g := global{mutable: r.byte() == 1}
+		if t == 0x63 || t == 0x64 {
+			return notReusable("a global of a typed reference type")
+		}
+		if t == 0x7f && r.off < len(r.b) && r.b[r.off] == 0x41 {
+			r.off++
+			g.i32, g.isConst = r.s64(), true
+		}
+		if err := scanUntilEnd(r); err != nil {
+			return err
+		}
+		p.globals = append(p.globals, g)
+	}
+	return nil
+}
+
+func (p *preparer) readExports(r *reader) {
+	p.exportNames = map[string]bool{}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		start := r.off
+		name := r.name()
+		r.byte()
+		r.u32()
+		p.exportNames[name] = true
+		p.exports = append(p.exports, r.b[start:r.off])
+	}
+}
+
+func (p *preparer) readData(r *reader) error {
+	if p.memories == 1 {
+		p.image = make([]byte, uint64(p.minPages)*PageSize)
+	}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		start := r.off
+		switch flag := r.u32(); flag {
+		case 1:
+			size := int(r.u32())
+			if r.err == nil && size > len(r.b)-r.off {
+				return fmt.Errorf("data segment at offset %d runs past the section", start)
+			}
+			r.off += size
+			p.segments = append(p.segments, dataSegment{passive: true, raw: r.b[start:r.off]})
+		case 0, 2:
+			if flag == 2 && r.u32() != 0 {
+				return fmt.Errorf("data segment at offset %d: memory index is not 0", start)
+			}
+			offset, err := p.constOffset(r)
+			if err != nil {
+				return fmt.Errorf("data segment at offset %d: %w", start, err)
+			}
+			size := int(r.u32())
+			if r.err != nil {
+				return r.err
+			}
+			if size > len(r.b)-r.off || offset+uint64(size) > uint64(len(p.image)) {
+				return fmt.Errorf("data segment at offset %d: %d bytes at %d do not fit the initial memory of %d bytes", start, size, offset, len(p.image))
+			}
+			copy(p.image[offset:], r.b[r.off:r.off+size])
+			r.off += size
+			p.segments = append(p.segments, dataSegment{})
+		default:
+			return fmt.Errorf("data segment at offset %d: unknown flag %d", start, flag)
+		}
+	}
+	return nil
+}
+
+// constOffset evaluates an active data segment's offset: i32.const, or
+// global.get of an immutable global initialised by one.
+func (p *preparer) constOffset(r *reader) (uint64, error) {
+	var v int64
+	switch op := r.byte(); op {
+	case 0x41:
+		v = r.s64()
+	case 0x23:
+		i := int(r.u32())
+		if i >= len(p.globals) || p.globals[i].mutable || !p.globals[i].isConst {
+			return 0, notReusable("offset from global %d, not a constant", i)
+		}
+		v = p.globals[i].i32
+	default:
+		return 0, notReusable("offset expression with opcode 0x%02x", op)
+	}
+	if r.byte() != 0x0b {
+		return 0, notReusable("offset expression of more than one instruction")
+	}
+	return uint64(uint32(v)), r.err
+}
+
+// build writes the rewritten module.
+func (p *preparer) build(b []byte) (*Pristine, error) {
+	out := &Pristine{MinPages: p.minPages, Image: p.image}
+	if p.memories == 1 && out.Image == nil {
+		out.Image = make([]byte, uint64(p.minPages)*PageSize)
+	}
+	exports := append([][]byte(nil), p.exports...)
+	for i, g := range p.globals {
+		if !g.mutable {
+			continue
+		}
+		name := GlobalExport(i)
+		if p.exportNames[name] {
+			return nil, notReusable("the module already exports %q", name)
+		}
+		out.Globals = append(out.Globals, name)
+		e := appendName(nil, name)
+		e = append(e, 3)
+		exports = append(exports, appendU32(e, uint32(i)))
+	}
+	exportSection := encodeSection(7, exports)
+
+	var w bytes.Buffer
+	w.Write(b[:8])
+	wroteExports := false
+	writeExports := func() {
+		if !wroteExports {
+			w.Write(exportSection)
+			wroteExports = true
+		}
+	}
+	for _, s := range p.sections {
+		switch {
+		case s.id == 7:
+			writeExports()
+			continue
+		case s.id != 0 && order(s.id) > order(7):
+			writeExports()
+		}
+		if s.id == 11 {
+			if p.dataCount {
+				// Keep the segment count that memory.init indices and the
+				// data count section rely on: an active segment becomes an
+				// empty passive one, as it is after instantiation anyway.
+				segs := make([][]byte, len(p.segments))
+				for i, seg := range p.segments {
+					segs[i] = seg.raw
+					if !seg.passive {
+						segs[i] = []byte{1, 0}
+					}
+				}
+				w.Write(encodeSection(11, segs))
+			}
+			continue
+		}
+		w.Write(b[s.start:s.end])
+	}
+	writeExports()
+	out.Module = w.Bytes()
+	return out, nil
+}
+
+// GlobalExport is the name under which Prepare exports global i.
+func GlobalExport(i int) string { return "wasmesh.global." + strconv.Itoa(i) }
+
+// order is a section's place in the sequence the binary format requires.
+func order(id byte) int {
+	switch id {
+	case 13: // tag, between memory and global
+		return 55
+	case 12: // data count, between element and code
+		return 95
+	default:
+		return int(id) * 10
+	}
+}
+
+func encodeSection(id byte, entries [][]byte) []byte {
+	content := appendU32(nil, uint32(len(entries)))
+	for _, e := range entries {
+		content = append(content, e...)
+	}
+	s := append([]byte{id}, appendU32(nil, uint32(len(content)))...)
+	return append(s, content...)
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func appendName(b []byte, s string) []byte {
+	return append(appendU32(b, uint32(len(s))), s...)
+}
+
+// s64 reads a signed LEB128 of at most 10 bytes.
+func (r *reader) s64() int64 {
+	var v int64
+	var shift uint
+	for shift < 70 {
+		c := r.byte()
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if shift < 64 && c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return v
+		}
+	}
+	r.fail(fmt.Errorf("LEB128 too long at offset %d", r.off))
+	return 0
+}
+
+// skip reads and discards a LEB128 of at most 10 bytes.
+func (r *reader) skip() { r.s64() }
+
+func (r *reader) bytes(n int) {
+	if n > len(r.b)-r.off {
+		r.fail(fmt.Errorf("unexpected end at offset %d", r.off))
+		return
+	}
+	r.off += n
+}

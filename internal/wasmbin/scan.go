@@ -1,0 +1,158 @@
+package wasmbin
+
+import "fmt"
+
+// scanCode reads every function body of a code section and refuses the
+// instructions that change an instance's state outside linear memory and
+// globals: those that write a table or drop a segment. It also refuses
+// opcodes it does not know, so that a new proposal is never let through
+// unread.
+func scanCode(r *reader) error {
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		size := int(r.u32())
+		if r.err != nil || size > len(r.b)-r.off {
+			return fmt.Errorf("function body at offset %d runs past the section", r.off)
+		}
+		body := &reader{b: r.b[:r.off+size], off: r.off}
+		r.off += size
+		for groups := body.u32(); groups > 0 && body.err == nil; groups-- {
+			body.u32()
+			if t := body.byte(); t == 0x63 || t == 0x64 {
+				body.skip()
+			}
+		}
+		for body.off < len(body.b) && body.err == nil {
+			if err := scanInstr(body); err != nil {
+				return err
+			}
+		}
+		if body.err != nil {
+			return body.err
+		}
+	}
+	return nil
+}
+
+// scanUntilEnd reads a constant expression up to and including its end.
+func scanUntilEnd(r *reader) error {
+	for r.err == nil {
+		if r.off < len(r.b) && r.b[r.off] == 0x0b {
+			r.off++
+			return nil
+		}
+		if err := scanInstr(r); err != nil {
+			return err
+		}
+	}
+	return r.err
+}
+
+func (r *reader) memarg() {
+	if align := r.u32(); align&0x40 != 0 {
+		r.u32() // memory index (multi-memory)
+	}
+	r.skip() // offset, u64 for memory64
+}
+
+func (r *reader) blockType() {
+	if r.off < len(r.b) {
+		if c := r.b[r.off]; c == 0x40 || (c >= 0x6f && c <= 0x7f) {
+			r.off++
+			return
+		}
+	}
+	r.skip() // a type index as s33
+}
+
+// scanInstr reads one instruction.
+func scanInstr(r *reader) error {
+	at := r.off
+	op := r.byte()
+	switch {
+	case op <= 0x01, op == 0x05, op == 0x0b, op == 0x0f, op == 0x19, op == 0x1a, op == 0x1b,
+		op >= 0x45 && op <= 0xc4, op == 0xd1, op == 0xd3:
+	case op >= 0x02 && op <= 0x04, op == 0x06:
+		r.blockType()
+	case op >= 0x07 && op <= 0x09, op == 0x0c, op == 0x0d, op == 0x10, op == 0x12, op == 0x14, op == 0x15,
+		op == 0x18, op >= 0x20 && op <= 0x25, op == 0xd2, op == 0xd4, op == 0xd6, op == 0x3f, op == 0x40:
+		r.u32()
+	case op == 0x0e:
+		for n := r.u32(); n > 0 && r.err == nil; n-- {
+			r.u32()
+		}
+		r.u32()
+	case op == 0x11, op == 0x13:
+		r.u32()
+		r.u32()
+	case op == 0x1c:
+		for n := r.u32(); n > 0 && r.err == nil; n-- {
+			if t := r.byte(); t == 0x63 || t == 0x64 {
+				r.skip()
+			}
+		}
+	case op == 0x1f: // try_table
+		r.blockType()
+		for n := r.u32(); n > 0 && r.err == nil; n-- {
+			if kind := r.byte(); kind < 2 {
+				r.u32() // tag
+			}
+			r.u32() // label
+		}
+	case op == 0x26:
+		return notReusable("table.set at offset %d", at)
+	case op >= 0x28 && op <= 0x3e:
+		r.memarg()
+	case op == 0x41, op == 0x42, op == 0xd0:
+		r.skip()
+	case op == 0x43:
+		r.bytes(4)
+	case op == 0x44:
+		r.bytes(8)
+	case op == 0xfc:
+		return scanFC(r, at)
+	case op == 0xfd:
+		scanSIMD(r)
+	case op == 0xfe:
+		if sub := r.u32(); sub == 0x03 {
+			r.byte() // atomic.fence
+		} else {
+			r.memarg()
+		}
+	default:
+		return notReusable("unknown opcode 0x%02x at offset %d", op, at)
+	}
+	return nil
+}
+
+var fcNames = map[uint32]string{9: "data.drop", 12: "table.init", 13: "elem.drop", 14: "table.copy", 15: "table.grow", 17: "table.fill"}
+
+func scanFC(r *reader, at int) error {
+	sub := r.u32()
+	switch {
+	case sub <= 7:
+	case sub == 8, sub == 10:
+		r.u32()
+		r.u32()
+	case sub == 11, sub == 16:
+		r.u32()
+	case fcNames[sub] != "":
+		return notReusable("%s at offset %d", fcNames[sub], at)
+	default:
+		return notReusable("unknown opcode 0xfc %d at offset %d", sub, at)
+	}
+	return nil
+}
+
+func scanSIMD(r *reader) {
+	switch sub := r.u32(); {
+	case sub <= 11, sub == 92, sub == 93:
+		r.memarg()
+	case sub == 12, sub == 13:
+		r.bytes(16)
+	case sub >= 21 && sub <= 34:
+		r.byte()
+	case sub >= 84 && sub <= 91:
+		r.memarg()
+		r.byte()
+	}
+}

@@ -150,7 +150,8 @@ type (
 		}
 	}
 	podSpec struct {
-		TerminationGracePeriodSeconds *int `yaml:"terminationGracePeriodSeconds"`
+		TerminationGracePeriodSeconds *int   `yaml:"terminationGracePeriodSeconds"`
+		ServiceAccountName            string `yaml:"serviceAccountName"`
 		SecurityContext               struct {
 			RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 		} `yaml:"securityContext"`
@@ -446,6 +447,14 @@ func TestConfigMatchesDeployment(t *testing.T) {
 			if mount == "" || vol.EmptyDir == nil || ro {
 				t.Errorf("%s %s is not on a writable emptyDir (the root file system is read-only)", what, dir)
 			}
+		}
+	})
+
+	t.Run("service account", func(t *testing.T) {
+		var sa configMap // only its name is read
+		decodeFile(t, "base/serviceaccount.yaml", &sa)
+		if pod.ServiceAccountName != sa.Metadata.Name {
+			t.Fatalf("the pods run as service account %q, base/serviceaccount.yaml defines %q", pod.ServiceAccountName, sa.Metadata.Name)
 		}
 	})
 

@@ -33,7 +33,7 @@ fi
 
 # kubernetes-validate from PyPI (it bundles the Kubernetes JSON schemas, no
 # network at run time): deploy/kubernetes's tests check the manifests with it.
-if ! command -v kubernetes-validate >/dev/null; then
+if ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then
   log "pip install kubernetes-validate"
   python3 -m pip install -q --disable-pip-version-check 'kubernetes-validate==1.37.0'
 fi

@@ -48,12 +48,25 @@ func need(t *testing.T, tool, install string) string {
 // errors) over files.
 func kubeValidate(t *testing.T, files ...string) {
 	t.Helper()
-	tool := need(t, "kubernetes-validate", "pip install kubernetes-validate, or make toolchains")
+	cmd := kubeValidateCommand(t)
 	args := append([]string{"--strict", "--kubernetes-version", kubeVersion, "--quiet"}, files...)
-	out, err := exec.Command(tool, args...).CombinedOutput()
+	out, err := exec.Command(cmd[0], append(cmd[1:], args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubernetes-validate %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// kubeValidateCommand is the kubernetes-validate command, or python3 -m
+// kubernetes_validate when pip put the package where PATH does not lead.
+func kubeValidateCommand(t *testing.T) []string {
+	t.Helper()
+	if p, err := exec.LookPath("kubernetes-validate"); err == nil {
+		return []string{p}
+	}
+	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-m", "kubernetes_validate", "--version").Run() == nil {
+		return []string{py, "-m", "kubernetes_validate"}
+	}
+	return []string{need(t, "kubernetes-validate", "pip install kubernetes-validate, or make toolchains")}
 }
 
 // kustomize renders a kustomization directory with kubectl's built-in

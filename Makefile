@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 LANGS   := rust zig typescript go
 
-.PHONY: all build test run smoke examples examples-force toolchains bench check clean generate
+.PHONY: all build test run smoke examples examples-force toolchains bench check clean generate k8s-validate
 
 all: build
 
@@ -47,6 +47,13 @@ examples-force:
 
 toolchains:
 	bash examples/toolchains.sh
+
+# The Kubernetes manifests (deploy/kubernetes): the schemas of Kubernetes,
+# strictly (kubernetes-validate, from make toolchains), and their agreement
+# with the wasmesh config they carry. CI=true fails instead of skipping
+# when a tool is missing.
+k8s-validate:
+	CI=$${CI:-true} $(GO) test -count=1 ./deploy/kubernetes/
 
 # Regenerate the eBPF objects and their Go bindings (bpf2go, Debian clang);
 # the output is committed and byte-identical when regenerated.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every toolchain wasmesh's examples, tests and benchmarks need.
+# Installs every toolchain wasmesh's examples, tests, manifests and benchmarks need.
 # Idempotent: each step is skipped when its tool is already present.
 # Used by `make examples`, `make toolchains` and .ci/run.
 set -euo pipefail
@@ -29,6 +29,13 @@ fi
 if ! python3 -m ziglang version >/dev/null 2>&1; then
   log "pip install ziglang"
   python3 -m pip install -q --disable-pip-version-check 'ziglang==0.13.0.post1'
+fi
+
+# kubernetes-validate from PyPI (it bundles the Kubernetes JSON schemas, no
+# network at run time): deploy/kubernetes's tests check the manifests with it.
+if ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then
+  log "pip install kubernetes-validate"
+  python3 -m pip install -q --disable-pip-version-check 'kubernetes-validate==1.37.0'
 fi
 
 # AssemblyScript, pinned by examples/hello/typescript/package-lock.json.

@@ -35,12 +35,24 @@ func serve(t *testing.T, config string, env ...string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wasmesh.yaml")
-	config = "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n" + strings.ReplaceAll(config, "$EX", repoPath("examples"))
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(loopbackConfig(config)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return serveFile(t, path, env...)
+}
+
+// loopbackConfig is config on loopback ports of the gateway's choosing, with
+// $EX replaced by the examples directory.
+func loopbackConfig(config string) string {
+	return "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n" + strings.ReplaceAll(config, "$EX", repoPath("examples"))
+}
+
+// serveFile starts the gateway on the config file at path, with env added
+// to its environment, waiting until it prints its addresses.
+func serveFile(t *testing.T, path string, env ...string) *gateway {
+	t.Helper()
 	pr, pw := io.Pipe()
-	g := &gateway{config: path, dir: dir}
+	g := &gateway{config: path, dir: filepath.Dir(path)}
 	g.p = start(t, opts{stdout: pw, env: env}, "serve", "--config", path)
 	t.Cleanup(func() {
 		if g.p.cmd.ProcessState == nil {

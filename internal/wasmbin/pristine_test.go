@@ -1,0 +1,94 @@
+package wasmbin
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPrepare(t *testing.T) {
+	for _, tc := range []struct {
+		file        string
+		globals     int    // mutable globals exported
+		pages       uint32 // initial memory
+		imageAt     int    // an offset in the image, and what is there
+		imageBytes  string
+		notReusable string // the error, when the module is refused
+	}{
+		{file: "../../host/testdata/isolation.wasm", globals: 1, pages: 1, imageAt: 1024, imageBytes: "pristine-memory!"},
+		{file: "../../examples/hello/rust/hello.wasm", globals: 1, pages: 2},
+		{file: "../../examples/hello/typescript/hello.wasm", pages: 1},
+		{file: "../../host/testdata/reuse_tableset.wasm", notReusable: "table.set at offset"},
+		{file: "../../host/testdata/reuse_datadrop.wasm", notReusable: "data.drop at offset"},
+		{file: "../../host/testdata/reuse_start.wasm", notReusable: "a start function"},
+	} {
+		t.Run(filepath.Base(filepath.Dir(tc.file))+"/"+filepath.Base(tc.file), func(t *testing.T) {
+			wasm, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Prepare(wasm)
+			if tc.notReusable != "" {
+				if !errors.Is(err, ErrNotReusable) || !strings.Contains(err.Error(), tc.notReusable) {
+					t.Fatalf("err = %v, want ErrNotReusable with %q", err, tc.notReusable)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.MinPages != tc.pages || len(p.Image) != int(tc.pages)*PageSize {
+				t.Errorf("pages %d, image %d bytes; want %d pages", p.MinPages, len(p.Image), tc.pages)
+			}
+			if tc.globals > 0 && len(p.Globals) != tc.globals {
+				t.Errorf("exported globals %v, want %d", p.Globals, tc.globals)
+			}
+			if tc.imageBytes != "" && !bytes.HasPrefix(p.Image[tc.imageAt:], []byte(tc.imageBytes)) {
+				t.Errorf("image at %d: %q, want %q", tc.imageAt, p.Image[tc.imageAt:tc.imageAt+len(tc.imageBytes)], tc.imageBytes)
+			}
+			// The rewritten module still reads as the same module, with the
+			// globals added to its exports and nothing else changed.
+			before, err := Parse(wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := Parse(p.Module)
+			if err != nil {
+				t.Fatalf("rewritten module: %v", err)
+			}
+			if len(after.Exports) != len(before.Exports)+len(p.Globals) || len(after.Imports) != len(before.Imports) {
+				t.Errorf("exports %d -> %d, imports %d -> %d", len(before.Exports), len(after.Exports), len(before.Imports), len(after.Imports))
+			}
+			for i, name := range p.Globals {
+				if got := after.Exports[len(before.Exports)+i]; got.Name != name || got.Kind != "global" {
+					t.Errorf("export %d = %+v, want global %s", i, got, name)
+				}
+			}
+		})
+	}
+}
+
+// FuzzPrepare: whatever the bytes, Prepare returns a module or an error and
+// never panics, and it never makes a module that Parse reads unreadable.
+func FuzzPrepare(f *testing.F) {
+	for _, file := range []string{"../../host/testdata/isolation.wasm", "../../host/testdata/reuse_tableset.wasm"} {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Prepare(b)
+		if err != nil {
+			return
+		}
+		if _, err := Parse(b); err != nil {
+			return
+		}
+		if _, err := Parse(p.Module); err != nil {
+			t.Fatalf("Prepare returned a module Parse refuses: %v", err)
+		}
+	})
+}

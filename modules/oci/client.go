@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -164,6 +165,9 @@ func (c *Client) Pull(ctx context.Context, store *modules.Store, ref Reference) 
 func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) (Pulled, error) {
 	repo := c.repository(ref)
 	desc, rc, err := repo.Manifests().FetchReference(ctx, ref.reference())
+	if errors.Is(err, errdef.ErrNotFound) {
+		err = errdef.ErrNotFound // without the reference, which the caller's error names
+	}
 	if err != nil {
 		return Pulled{}, fmt.Errorf("fetch manifest: %w", err)
 	}

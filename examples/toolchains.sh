@@ -17,12 +17,20 @@ command -v llvm-strip >/dev/null || need_apt+=(llvm)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v bpftool >/dev/null || need_apt+=(bpftool)
 command -v nft >/dev/null || need_apt+=(nftables)  # bpf tests count marked packets with it
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)  # the OCI tests start their own registries
 [ -e /usr/include/asm/types.h ] || [ -e /usr/include/x86_64-linux-gnu/asm/types.h ] || need_apt+=(linux-libc-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The docker-registry package enables a daemon on :5000; the tests start
+# their own registries on free loopback ports and need none running.
+if command -v systemctl >/dev/null && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+  log "systemctl disable --now docker-registry"
+  systemctl disable --now docker-registry >/dev/null 2>&1 || systemctl disable docker-registry >/dev/null 2>&1 || true
 fi
 
 # Zig from PyPI (the ziglang wheel ships a real Zig binary).

@@ -22,6 +22,7 @@ import (
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -238,8 +239,14 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 			}
 		}
 	}
+	var registry *oci.Client // made at the first oci:// version
 	resolve := func(v *router.Version) (string, error) {
-		wasm, err := g.moduleBytes(ctx, store, v)
+		if v.IsOCI() && registry == nil {
+			if registry, err = newRegistryClient(cfg); err != nil {
+				return "", err
+			}
+		}
+		wasm, err := g.moduleBytes(ctx, store, registry, v)
 		if err != nil {
 			return "", err
 		}
@@ -274,9 +281,38 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 	return st, nil
 }
 
+// PullTimeout bounds the pull of one oci:// version during a load.
+const PullTimeout = time.Minute
+
+// newRegistryClient is the client that pulls a config's oci:// versions,
+// with its registries' settings. Credentials come from the Docker config
+// file, read again at each load.
+func newRegistryClient(cfg *router.Config) (*oci.Client, error) {
+	return oci.New(oci.Options{PlainHTTP: cfg.PlainHTTPRegistries()})
+}
+
 // moduleBytes returns a version's module: a `path:` file is put into the
-// store first (so it can be pinned and rolled back to by digest).
-func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, v *router.Version) ([]byte, error) {
+// store first (so it can be pinned and rolled back to by digest); an
+// `oci://` module is pulled into the store unless the store's index shows
+// that its manifest was pulled before.
+func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *router.Version) ([]byte, error) {
+	if v.IsOCI() {
+		ref, err := oci.ParseReference(v.Module)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, PullTimeout)
+		defer cancel()
+		got, err := registry.Pull(ctx, store, ref)
+		if err != nil {
+			return nil, err
+		}
+		if !got.Cached {
+			g.log.Info("pulled module", "ref", got.Ref.String(), "module", got.Module, "signatures", got.Signatures)
+		}
+		_, wasm, err := store.Get(got.Module)
+		return wasm, err
+	}
 	if v.Path == "" {
 		_, wasm, err := store.Get(v.Module)
 		return wasm, err

@@ -8,7 +8,9 @@
 //
 //	blobs/sha256/<first 2 hex>/<64 hex>     module bytes (read-only files)
 //	signatures/<64 hex>/<key id>.sig        ed25519 signatures of the digest
+//	signatures/<64 hex>/<key id>.pub        the signer's public key (PEM)
 //	refs/<owner>                            digests an owner (a gateway config) uses
+//	oci/sha256/<64 hex>                     module digest a pulled OCI manifest holds (package oci)
 //	policy.json                             require_signed and trusted keys
 //	tmp/                                    pushes in progress
 //

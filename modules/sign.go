@@ -120,8 +120,77 @@ func (s *Store) AddSignature(digest string, pub ed25519.PublicKey, sig []byte) e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// The public key goes next to the signature, so that the signature can
+	// travel with the module (to an OCI registry) and be checked elsewhere.
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	if err := writeAtomic(filepath.Join(s.root, "tmp"), filepath.Join(dir, KeyID(pub)+".pub"), pubPEM, 0o644); err != nil {
+		return err
+	}
 	data := []byte(base64.StdEncoding.EncodeToString(sig) + "\n")
 	return writeAtomic(filepath.Join(s.root, "tmp"), filepath.Join(dir, KeyID(pub)+".sig"), data, 0o644)
+}
+
+// Signature is one stored signature of a module.
+type Signature struct {
+	KeyID string
+	// PublicKey is the signer's key: the one recorded with the signature, or
+	// a trusted key of the policy with that id. Nil when neither is known
+	// (signatures stored before keys were recorded, by an untrusted key).
+	PublicKey ed25519.PublicKey
+	Sig       []byte
+}
+
+// Signatures returns the stored signatures of digest (a full
+// "sha256:<64 hex>"), ordered by key id. They are returned as stored: check
+// them with VerifySignature or let the policy do it.
+func (s *Store) Signatures(digest string) ([]Signature, error) {
+	h, err := fullHex(digest)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.root, "signatures", h)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	trusted := map[string]ed25519.PublicKey{}
+	if p, err := s.Policy(); err == nil {
+		for _, k := range p.TrustedKeys {
+			if pub, err := ParsePublicKey([]byte(k)); err == nil {
+				trusted[KeyID(pub)] = pub
+			}
+		}
+	}
+	var out []Signature
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".sig")
+		if !ok {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil {
+			return nil, fmt.Errorf("signature %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+		pub := trusted[id]
+		if pemData, err := os.ReadFile(filepath.Join(dir, id+".pub")); err == nil {
+			if k, err := ParsePublicKey(pemData); err == nil && KeyID(k) == id {
+				pub = k
+			}
+		}
+		out = append(out, Signature{KeyID: id, PublicKey: pub, Sig: sig})
+	}
+	return out, nil
 }
 
 // VerifySignature checks the stored signature of ref by the key pub.

@@ -128,3 +128,30 @@ func copyFile(t *testing.T, s *Store, from, to string, pub []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestSignaturesListed: AddSignature keeps the public key next to the
+// signature, so Signatures can hand both out even without a policy.
+func TestSignaturesListed(t *testing.T) {
+	s := openStore(t)
+	d, _ := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm")))
+	if sigs, err := s.Signatures(d); err != nil || len(sigs) != 0 {
+		t.Fatalf("Signatures of an unsigned module = %v, %v; want none", sigs, err)
+	}
+	pubPEM, privPEM := newKey(t)
+	priv, _ := ParsePrivateKey(privPEM)
+	pub, _ := ParsePublicKey(pubPEM)
+	sig, _ := Sign(priv, d)
+	if err := s.AddSignature(d, pub, sig); err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := s.Signatures(d)
+	if err != nil || len(sigs) != 1 {
+		t.Fatalf("Signatures = %v, %v; want one", sigs, err)
+	}
+	if got := sigs[0]; got.KeyID != KeyID(pub) || !got.PublicKey.Equal(pub) || !bytes.Equal(got.Sig, sig) {
+		t.Errorf("Signatures()[0] = %+v, want key %s and the signature", got, KeyID(pub))
+	}
+	if _, err := s.Signatures("sha256:1234abcd"); err == nil {
+		t.Error("Signatures of an abbreviated digest: no error")
+	}
+}

@@ -8,9 +8,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/wasmesh/wasmesh/modules/oci"
 )
 
 // Defaults for fields a config file leaves out.
@@ -61,6 +64,10 @@ type Config struct {
 	// TLS, when set, makes the gateway's listener and its outbound calls
 	// mutually authenticated with SPIFFE X.509 identities.
 	TLS *TLS
+	// Registries holds per-registry settings for oci:// modules, by
+	// registry as written in references (host[:port]). Default none: every
+	// registry over HTTPS, with the Docker config file's credentials.
+	Registries map[string]Registry
 	// Dir is the directory of the config file: filepath.Dir(name) for Parse,
 	// the absolute directory for Load.
 	Dir string
@@ -77,6 +84,27 @@ type TLS struct {
 	// ClientAuth is "require" (the default: clients must present an SVID
 	// from the bundle), "request" (verified when presented) or "none".
 	ClientAuth string
+}
+
+// Registry is how the gateway reaches one OCI registry.
+type Registry struct {
+	// PlainHTTP reaches the registry over plain HTTP instead of HTTPS.
+	// Default false. For registries on loopback or a trusted network only:
+	// nothing then protects the credentials sent, and only the digests
+	// protect the content.
+	PlainHTTP bool
+}
+
+// PlainHTTPRegistries lists the registries with plain_http, sorted.
+func (c *Config) PlainHTTPRegistries() []string {
+	var names []string
+	for name, r := range c.Registries {
+		if r.PlainHTTP {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // BPF configures packet colouring; see Config.BPF.
@@ -156,8 +184,10 @@ type Limits struct {
 // Version is one deployable version of a service: a module in the store, or
 // a .wasm file during development.
 type Version struct {
-	// Module is a store digest as written: "sha256:" and 8 to 64 lowercase
-	// hex digits. Exactly one of Module and Path is set.
+	// Module is a store digest as written, "sha256:" and 8 to 64 lowercase
+	// hex digits, or an OCI reference pinned to a manifest digest,
+	// "oci://registry/repository@sha256:<64 hex>" (see IsOCI). Exactly one
+	// of Module and Path is set.
 	Module string
 	// Path is a .wasm file as written; see AbsPath.
 	Path string
@@ -182,6 +212,11 @@ type Version struct {
 	field string // e.g. "services.hello.versions[1].module"
 	dir   string // Config.Dir
 }
+
+// IsOCI reports whether Module is an OCI reference: the module is pulled
+// from a registry into the store, and Digest is the sha256 of the wasm, not
+// the manifest's digest.
+func (v *Version) IsOCI() bool { return oci.IsReference(v.Module) }
 
 // AbsPath returns Path joined to the config file's directory (unchanged if
 // absolute), or "" when the version has no Path.

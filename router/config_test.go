@@ -81,7 +81,19 @@ func TestParseErrors(t *testing.T) {
 		{"version not a mapping", "services:\n  hello:\n    versions:\n      - hello.wasm\n",
 			[]string{`wasmesh.yaml:4:9: services.hello.versions[0]: must be a mapping with "module" or "path", got "hello.wasm"`}},
 		{"bad module", "services:\n  hello:\n    versions:\n      - module: sha256:4F9C\n",
-			[]string{`wasmesh.yaml:4:17: services.hello.versions[0].module: must be sha256: and 8 to 64 lowercase hex digits, got "sha256:4F9C"`}},
+			[]string{`wasmesh.yaml:4:17: services.hello.versions[0].module: must be sha256: and 8 to 64 lowercase hex digits, or oci://registry/repository@sha256:<64 hex>, got "sha256:4F9C"`}},
+		{"oci module with a tag", "services:\n  hello:\n    versions:\n      - module: oci://ghcr.io/acme/hello:v1\n",
+			[]string{`wasmesh.yaml:4:17: services.hello.versions[0].module: oci://ghcr.io/acme/hello:v1 names no digest: a config must pin content, so write oci://ghcr.io/acme/hello@sha256:<64 hex> (wasmesh artifact push prints it)`}},
+		{"oci module without a reference", "services:\n  hello:\n    versions:\n      - module: oci://ghcr.io/acme/hello\n",
+			[]string{`wasmesh.yaml:4:17: services.hello.versions[0].module: oci://ghcr.io/acme/hello names no digest`}},
+		{"oci module malformed", "services:\n  hello:\n    versions:\n      - module: oci://ghcr.io/Acme@sha256:12\n",
+			[]string{`wasmesh.yaml:4:17: services.hello.versions[0].module: invalid OCI reference "oci://ghcr.io/Acme@sha256:12"`}},
+		{"registry name", "registries:\n  https://ghcr.io: { plain_http: true }\n",
+			[]string{`wasmesh.yaml:2:3: registries: invalid registry "https://ghcr.io": want a host with an optional port`}},
+		{"registry field", "registries:\n  127.0.0.1:5000: { plain_htp: true }\n",
+			[]string{`wasmesh.yaml:2:21: registries.127.0.0.1:5000: unknown field "plain_htp" (did you mean "plain_http"?)`}},
+		{"registry plain_http type", "registries:\n  127.0.0.1:5000: { plain_http: yes please }\n",
+			[]string{`wasmesh.yaml:2:33: registries.127.0.0.1:5000.plain_http: must be`}},
 		{"no versions", "services:\n  hello:\n    versions: []\n",
 			[]string{`wasmesh.yaml:3:15: services.hello.versions: must list at least one version`}},
 		{"missing versions", "services:\n  hello: {}\n",
@@ -284,6 +296,15 @@ func TestParseValues(t *testing.T) {
 			v := c.Services["hello"].Versions[0]
 			return v.AbsPath() == filepath.Join("conf", "hello.wasm") && v.Line == 4
 		}},
+		{"oci module", "services:\n  hello:\n    versions:\n      - module: oci://127.0.0.1:5000/hello@sha256:" + strings.Repeat("0a", 32) + "\n",
+			func(c *Config) bool {
+				v := c.Services["hello"].Versions[0]
+				return v.IsOCI() && v.Module == "oci://127.0.0.1:5000/hello@sha256:"+strings.Repeat("0a", 32)
+			}},
+		{"registries", "registries:\n  127.0.0.1:5000: { plain_http: true }\n  ghcr.io: {}\n", func(c *Config) bool {
+			return len(c.Registries) == 2 && c.Registries["127.0.0.1:5000"].PlainHTTP && !c.Registries["ghcr.io"].PlainHTTP
+		}},
+		{"no registries", "", func(c *Config) bool { return c.Registries != nil && len(c.Registries) == 0 }},
 		{"empty file", "", func(c *Config) bool { return len(c.Services) == 0 && c.Listen == ":8080" }},
 		{"comments only", "# nothing\n", func(c *Config) bool { return len(c.Routes) == 0 }},
 	}

@@ -10,8 +10,9 @@ import (
 
 // SetVersions returns data with services.<service>.versions replaced by
 // versions, keeping the meaning of everything else, the comments outside
-// that list, and key order. Each version is written as "module: <Digest>"
-// when Digest is set, else "module: <Module>" or "path: <Path>" as written,
+// that list, and key order. Each version is written as "module: <Module>"
+// when Module is an OCI reference, else "module: <Digest>" when Digest is
+// set, else "module: <Module>" or "path: <Path>" as written,
 // then weight and, if set, name. The output is re-encoded with 2-space
 // indentation, so blank lines and some spacing are not kept.
 //
@@ -92,6 +93,8 @@ func str(s string) *yaml.Node {
 func versionNode(v *Version) (*yaml.Node, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	switch {
+	case v.IsOCI(): // keep the reference: other replicas pull it from there
+		m.Content = append(m.Content, str("module"), str(v.Module))
 	case v.Digest != "":
 		m.Content = append(m.Content, str("module"), str(v.Digest))
 	case v.Module != "":

@@ -124,3 +124,18 @@ func TestSetVersionsAddsMissingKey(t *testing.T) {
 		t.Errorf("got %s", out)
 	}
 }
+
+// TestSetVersionsKeepsOCI: a version pulled from a registry keeps its
+// reference when a release rewrites the list, not the wasm digest.
+func TestSetVersionsKeepsOCI(t *testing.T) {
+	ref := "oci://127.0.0.1:5000/hello@sha256:" + strings.Repeat("0a", 32)
+	wasm := "sha256:" + strings.Repeat("1b", 32)
+	in := []byte("services:\n  hello:\n    versions:\n      - module: " + ref + "\n")
+	out, err := SetVersions(in, "hello", []*Version{{Module: ref, Digest: wasm, Weight: 90}, {Module: "sha256:4f9c0a1b", Digest: "sha256:4f9c0a1b" + strings.Repeat("0", 56), Weight: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "module: "+ref) || strings.Contains(string(out), wasm) {
+		t.Errorf("SetVersions wrote\n%s\nwant the OCI reference kept, not the wasm digest", out)
+	}
+}

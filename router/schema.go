@@ -11,12 +11,15 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/wasmesh/wasmesh/modules/oci"
 )
 
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "services", "routes"}
+	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "registries", "services", "routes"}
+	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
 	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers"}
@@ -34,6 +37,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		DrainDelay:   DefaultDrainDelay,
 		DrainTimeout: DefaultDrainTimeout,
 		BPF:          BPF{Mode: "auto"},
+		Registries:   map[string]Registry{},
 		Services:     map[string]*Service{},
 	}
 	store := ""
@@ -56,6 +60,10 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			c.TLS = d.tls(v, key)
 		case "bpf":
 			c.BPF = d.bpf(v, key)
+		case "registries":
+			d.pairs(v, key, func(name string, k, v *yaml.Node) {
+				c.Registries[name] = d.registry(name, k, v)
+			})
 		case "services":
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
 				c.Services[name] = d.service(name, k, v)
@@ -238,6 +246,22 @@ func (d *decoder) bpf(n *yaml.Node, path string) BPF {
 	return b
 }
 
+// registry decodes the settings of one OCI registry, named host[:port] as
+// in references.
+func (d *decoder) registry(name string, k, v *yaml.Node) Registry {
+	path := "registries." + name
+	ref, err := oci.ParseReference(oci.Scheme + name + "/x")
+	d.check(err != nil || ref.Registry != name, k, "registries", `invalid registry %q: want a host with an optional port, as in references ("ghcr.io", "127.0.0.1:5000")`, name)
+	var r Registry
+	d.fields(v, path, registryFields, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "plain_http":
+			r.PlainHTTP, _ = d.boolean(v, join(path, key))
+		}
+	})
+	return r
+}
+
 // tls decodes the gateway's identity settings.
 func (d *decoder) tls(n *yaml.Node, path string) *TLS {
 	t := &TLS{ClientAuth: "require"}
@@ -365,7 +389,11 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 		switch key {
 		case "module":
 			v.Module, _ = d.str(val, f)
-			d.check(!validModule(v.Module), val, f, "must be sha256: and 8 to 64 lowercase hex digits, got %q", v.Module)
+			if oci.IsReference(v.Module) {
+				d.ociModule(val, f, v.Module)
+			} else {
+				d.check(!validModule(v.Module), val, f, `must be sha256: and 8 to 64 lowercase hex digits, or oci://registry/repository@sha256:<64 hex>, got %q`, v.Module)
+			}
 		case "path":
 			v.Path, _ = d.str(val, f)
 			d.check(v.Path == "", val, f, "must not be empty")
@@ -394,6 +422,18 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 		d.errorf(m, path, "set only one of module or path")
 	}
 	return v
+}
+
+// ociModule checks an OCI reference in a version: it must pin a manifest
+// digest, so that the config names content, not a tag that can move.
+func (d *decoder) ociModule(n *yaml.Node, path, s string) {
+	ref, err := oci.ParseReference(s)
+	switch {
+	case err != nil:
+		d.errorf(deref(n), path, "%v", err)
+	case !ref.Pinned():
+		d.errorf(deref(n), path, "%s names no digest: a config must pin content, so write %s@sha256:<64 hex> (wasmesh artifact push prints it)", s, ref.WithDigest("").String())
+	}
 }
 
 func validModule(m string) bool {

@@ -74,7 +74,7 @@ func resolveVersion(v *Version, resolve Resolve) (string, error) {
 	switch {
 	case !ok || len(hex) != 64 || !isHex(hex):
 		return "", fmt.Errorf(`resolved to %q, want "sha256:" and 64 lowercase hex digits`, d)
-	case !strings.HasPrefix(d, v.Module):
+	case !v.IsOCI() && !strings.HasPrefix(d, v.Module):
 		return "", fmt.Errorf("resolved to %s, which does not start with %s", d, v.Module)
 	}
 	return d, nil

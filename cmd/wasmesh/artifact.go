@@ -7,21 +7,23 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
 )
 
 func artifactCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	subs := map[string]func(context.Context, []string, io.Writer) error{
 		"push": artifactPush, "ls": artifactList, "inspect": artifactInspect, "rm": artifactRemove,
-		"verify": artifactVerify, "sign": artifactSign, "policy": artifactPolicy,
+		"verify": artifactVerify, "sign": artifactSign, "policy": artifactPolicy, "pull": artifactPull,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		return usageError("want a subcommand: push, ls, inspect, rm, verify, sign or policy")
+		return usageError("want a subcommand: push, pull, ls, inspect, rm, verify, sign or policy")
 	}
 	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
 		return fmt.Errorf("%s: %w", args[0], err)
@@ -44,8 +46,9 @@ func openStore(ctx context.Context, dir string) (*modules.Store, func(), error) 
 }
 
 func artifactPush(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("artifact push", "FILE.wasm...")
+	fs := newFlags("artifact push", "FILE.wasm... | FILE.wasm|DIGEST oci://REGISTRY/REPOSITORY[:TAG]")
 	store := storeFlag(fs)
+	plainHTTP := fs.Bool("plain-http", false, "reach the registry over plain HTTP instead of HTTPS")
 	files, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -53,11 +56,21 @@ func artifactPush(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(files) == 0 {
 		return usageError("no file given: wasmesh artifact push FILE.wasm...")
 	}
+	toRegistry := slices.ContainsFunc(files, oci.IsReference)
+	if toRegistry && (len(files) != 2 || !oci.IsReference(files[1])) {
+		return usageError("want one module and one registry reference: wasmesh artifact push FILE.wasm|DIGEST oci://REGISTRY/REPOSITORY:TAG")
+	}
+	if *plainHTTP && !toRegistry {
+		return usageError("--plain-http needs an oci:// reference")
+	}
 	s, done, err := openStore(ctx, *store)
 	if err != nil {
 		return err
 	}
 	defer done()
+	if toRegistry {
+		return pushToRegistry(ctx, s, files[0], files[1], *plainHTTP, stdout)
+	}
 	for _, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
@@ -70,6 +83,97 @@ func artifactPush(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintln(stdout, digest)
 	}
+	return nil
+}
+
+// pushToRegistry puts a file into the local store (or resolves a digest in
+// it), then pushes the module and its signatures to the registry, printing
+// the manifest's pinned reference.
+func pushToRegistry(ctx context.Context, s *modules.Store, src, dst string, plainHTTP bool, stdout io.Writer) error {
+	ref, err := oci.ParseReference(dst)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	digest, err := putOrResolve(ctx, s, src)
+	if err != nil {
+		return err
+	}
+	c, err := ociClient(ref, plainHTTP)
+	if err != nil {
+		return err
+	}
+	pinned, err := c.Push(ctx, s, digest, ref)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, pinned)
+	return nil
+}
+
+// putOrResolve returns the digest of a module named by a file (put into the
+// store first) or by a digest in the store.
+func putOrResolve(ctx context.Context, s *modules.Store, src string) (string, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		if !modules.IsDigest(src) {
+			return "", exitWith(2, unwrapOpen(src, err))
+		}
+		d, err := s.Resolve(src)
+		if err != nil {
+			return "", exitWith(2, err)
+		}
+		return d, nil
+	}
+	defer f.Close()
+	d, err := s.Put(ctx, f)
+	if err != nil {
+		return "", exitWith(2, fmt.Errorf("%s: %w", src, err))
+	}
+	return d, nil
+}
+
+func ociClient(ref oci.Reference, plainHTTP bool) (*oci.Client, error) {
+	var opts oci.Options
+	if plainHTTP {
+		opts.PlainHTTP = []string{ref.Registry}
+	}
+	return oci.New(opts)
+}
+
+// artifactPull pulls a module from a registry into the store and prints its
+// digest.
+func artifactPull(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("artifact pull", "oci://REGISTRY/REPOSITORY@sha256:DIGEST|:TAG")
+	store := storeFlag(fs)
+	plainHTTP := fs.Bool("plain-http", false, "reach the registry over plain HTTP instead of HTTPS")
+	refs, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(refs) != 1 {
+		return usageError("want one reference: wasmesh artifact pull oci://REGISTRY/REPOSITORY@sha256:DIGEST")
+	}
+	ref, err := oci.ParseReference(refs[0])
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if ref.Tag == "" && ref.Digest == "" {
+		return usageError("%s: name a tag or a digest", ref)
+	}
+	s, done, err := openStore(ctx, *store)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, err := ociClient(ref, *plainHTTP)
+	if err != nil {
+		return err
+	}
+	got, err := c.Pull(ctx, s, ref)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, got.Module)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -230,8 +231,9 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// routesCmd prints the resolved route table without compiling anything.
-func routesCmd(_ context.Context, args []string, stdout io.Writer) error {
+// routesCmd prints the resolved route table without compiling anything
+// but the oci:// modules it has to pull.
+func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("routes", "--config FILE")
 	config := fs.String("config", "wasmesh.yaml", "config file")
 	if _, err := parse(fs, args); err != nil {
@@ -246,6 +248,9 @@ func routesCmd(_ context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	table, err := router.NewTable(cfg, func(v *router.Version) (string, error) {
+		if v.IsOCI() {
+			return pullForRoutes(ctx, cfg, v.Module)
+		}
 		if v.Path == "" {
 			return store.Resolve(v.Module)
 		}
@@ -260,4 +265,30 @@ func routesCmd(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	table.Format(stdout)
 	return nil
+}
+
+// pullForRoutes resolves an oci:// version to its module's digest: from the
+// store's index when its manifest was pulled before, else by pulling it
+// into the store (validated by compiling, as every put is), as serve would.
+func pullForRoutes(ctx context.Context, cfg *router.Config, module string) (string, error) {
+	ref, err := oci.ParseReference(module)
+	if err != nil {
+		return "", err
+	}
+	store, done, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if d, ok := oci.Cached(store, ref.Digest); ok {
+		return d, nil
+	}
+	c, err := oci.New(oci.Options{PlainHTTP: cfg.PlainHTTPRegistries()})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, mesh.PullTimeout)
+	defer cancel()
+	got, err := c.Pull(ctx, store, ref)
+	return got.Module, err
 }

@@ -1,5 +1,7 @@
 // Package testutil holds helpers shared by wasmesh's tests: waits that poll
-// for a condition with a deadline instead of sleeping, and load loops.
+// for a condition with a deadline instead of sleeping, load loops, and a
+// real OCI registry (with a counting, tampering proxy) for the tests of OCI
+// distribution.
 package testutil
 
 import (

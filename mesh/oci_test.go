@@ -1,0 +1,175 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
+)
+
+// pushExample pushes an example guest to the registry at addr and returns
+// the pinned reference, with its registry replaced by via (a proxy).
+func pushExample(t *testing.T, addr, via, lang string) string {
+	t.Helper()
+	store, err := modules.Open(t.TempDir(), modules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile(filepath.Join(examples, "hello", lang, "hello.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := store.Put(context.Background(), bytes.NewReader(wasm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := oci.New(oci.Options{PlainHTTP: []string{addr}, DockerConfig: filepath.Join(t.TempDir(), "none.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := c.Push(context.Background(), store, digest, oci.Reference{Registry: addr, Repository: "wasmesh/hello", Tag: lang})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Registry = via
+	return ref.String()
+}
+
+func ociConfig(registry, module string) string {
+	return `
+registries:
+  ` + registry + `: { plain_http: true }
+services:
+  svc: { versions: [ { module: "` + module + `" } ] }
+routes:
+  - { match: { path_prefix: / }, service: svc }
+`
+}
+
+// TestOCIVersions serves a module pulled from a real registry, refuses
+// configs whose pull fails while the old config keeps serving, and pulls a
+// manifest only once.
+func TestOCIVersions(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testutil.StartRegistry(t)
+	proxy := testutil.StartProxy(t, reg.Addr, nil)
+	rust := pushExample(t, reg.Addr, proxy.Addr, "rust")
+	zig := pushExample(t, reg.Addr, proxy.Addr, "zig")
+	rustDigest := digestOfFile(t, examples+"/hello/rust/hello.wasm")
+	ctx := context.Background()
+
+	f := newFixture(t, oneVersion("go"))
+	reload := func(config string) error { return f.g.Reload(ctx, []byte(expand(config))) }
+	serving := func(want string) {
+		t.Helper()
+		r := f.get("/x")
+		if r.status != 200 || !strings.Contains(r.body, "hello from "+want) {
+			t.Fatalf("GET /x = %d %q, want hello from %s", r.status, r.body, want)
+		}
+	}
+	if err := reload(ociConfig(proxy.Addr, rust)); err != nil {
+		t.Fatal(err)
+	}
+	serving("rust")
+	if r := f.get("/x"); r.version != rustDigest {
+		t.Errorf("X-Wasmesh-Version = %s, want the wasm's digest %s", r.version, rustDigest)
+	}
+	if f.g.Config().Services["svc"].Versions[0].Digest != rustDigest {
+		t.Errorf("version digest %s, want %s", f.g.Config().Services["svc"].Versions[0].Digest, rustDigest)
+	}
+	pulls := proxy.Requests.Load()
+	if pulls == 0 {
+		t.Fatal("the proxy saw no request")
+	}
+
+	t.Run("reload pulls nothing again", func(t *testing.T) {
+		gen := f.g.Generation()
+		if err := reload("# changed\n" + ociConfig(proxy.Addr, rust)); err != nil {
+			t.Fatal(err)
+		}
+		if f.g.Generation() != gen+1 {
+			t.Fatalf("generation %d, want %d", f.g.Generation(), gen+1)
+		}
+		serving("rust")
+		// A new gateway on the same store (a restart) finds it in the index too.
+		g, err := New(ctx, Options{ConfigPath: f.path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close(ctx)
+		if err := g.Reload(ctx, []byte(expand(ociConfig(proxy.Addr, rust)))); err != nil {
+			t.Fatal(err)
+		}
+		if n := proxy.Requests.Load(); n != pulls {
+			t.Errorf("the registry got %d more requests, want none", n-pulls)
+		}
+	})
+
+	refused := func(t *testing.T, config string, want ...string) {
+		t.Helper()
+		gen := f.g.Generation()
+		err := reload(config)
+		if err == nil {
+			t.Fatal("Reload succeeded, want refused")
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Reload error %q, want it to contain %q", err, w)
+			}
+		}
+		if f.g.Generation() != gen {
+			t.Errorf("generation %d after a refused reload, want %d", f.g.Generation(), gen)
+		}
+		serving("rust")
+	}
+	t.Run("missing digest", func(t *testing.T) {
+		missing := strings.Split(rust, "@")[0] + "@sha256:" + strings.Repeat("0", 64)
+		refused(t, ociConfig(proxy.Addr, missing), "wasmesh.yaml:6:32:", "services.svc.versions[0].module: pull "+missing+": fetch manifest: not found")
+	})
+	t.Run("unreachable registry", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := ln.Addr().String()
+		ln.Close()
+		elsewhere := strings.Replace(zig, proxy.Addr, closed, 1)
+		refused(t, ociConfig(closed, elsewhere), "pull "+elsewhere, "connection refused")
+	})
+	t.Run("tag", func(t *testing.T) {
+		refused(t, ociConfig(proxy.Addr, "oci://"+proxy.Addr+"/wasmesh/hello:zig"), "wasmesh.yaml:6:32:", "names no digest")
+	})
+	t.Run("unsigned under require_signed", func(t *testing.T) {
+		store, err := modules.Open(filepath.Join(filepath.Dir(f.path), "store"), modules.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _, err := modules.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetPolicy(modules.Policy{RequireSigned: true, TrustedKeys: []string{string(pub)}}); err != nil {
+			t.Fatal(err)
+		}
+		defer store.SetPolicy(modules.Policy{})
+		refused(t, ociConfig(proxy.Addr, zig), "pull "+zig, modules.ErrUnsigned.Error())
+		if list, _ := store.List(); len(list) != 2 { // the go and rust guests
+			t.Errorf("store holds %d modules after the refused pull, want 2", len(list))
+		}
+	})
+	t.Run("switch to another manifest", func(t *testing.T) {
+		if err := reload(ociConfig(proxy.Addr, zig)); err != nil {
+			t.Fatal(err)
+		}
+		serving("zig")
+	})
+}

@@ -16,11 +16,16 @@ var langs = []string{"rust", "zig", "typescript", "go"}
 
 func helloWasm(tb testing.TB, lang string) []byte {
 	tb.Helper()
-	wasm, err := os.ReadFile(filepath.Join("..", "examples", "hello", lang, "hello.wasm"))
+	return readFile(tb, filepath.Join("..", "examples", "hello", lang, "hello.wasm"))
+}
+
+func readFile(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return wasm
+	return b
 }
 
 // helloCall is a CGI request as the gateway makes it.
@@ -109,7 +114,8 @@ func BenchmarkCompile(b *testing.B) {
 // BenchmarkRun measures one CGI request as the gateway runs it, after
 // Engine.Warm: "reused", in an instance reset after the previous run (or a
 // new one where the module grows its memory on every run, see reused/op);
-// "fresh", in an instance created and closed for it. setup-ns/op is the
+// "fresh", in an instance created and closed for it. go-reactor is the Go
+// hello as a reactor (examples/reactor/go), served from its snapshot. setup-ns/op is the
 // time from Run to the guest's first instruction.
 func BenchmarkRun(b *testing.B) {
 	ctx := context.Background()
@@ -125,8 +131,14 @@ func BenchmarkRun(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { e.Close(ctx) })
-		for _, lang := range langs {
-			m, err := e.Compile(ctx, "", helloWasm(b, lang))
+		for _, lang := range append(langs, "go-reactor") {
+			var wasm []byte
+			if lang == "go-reactor" {
+				wasm = readFile(b, "../examples/reactor/go/hello.wasm")
+			} else {
+				wasm = helloWasm(b, lang)
+			}
+			m, err := e.Compile(ctx, "", wasm)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -163,7 +163,11 @@ type Module struct {
 	NotReusable string
 
 	minPages uint32
-	hasStart bool
+	// entry is the export each run calls: "_start" for a command, or
+	// ReactorEntry for a reactor, which initialize says to prepare by
+	// calling "_initialize" first. "" when the module has neither.
+	entry      string
+	initialize bool
 
 	// reusable is the module prepared for reused instances, nil when its
 	// instances cannot be reset or the engine creates fresh ones.
@@ -279,7 +283,14 @@ func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Modu
 			r.close(ctx)
 			return nil, err
 		} else {
-			_, m.hasStart = r.compiled.ExportedFunctions()["_start"]
+			m.entry, m.initialize = entryOf(r.compiled)
+			if m.initialize {
+				if err := e.snapshot(ctx, r); err != nil {
+					r.close(ctx)
+					return nil, err
+				}
+				m.minPages = r.minPages
+			}
 			m.reusable, m.Reusable, m.wasm = r, true, wasm
 			return m, nil
 		}
@@ -291,8 +302,27 @@ func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Modu
 		return nil, err
 	}
 	m.compiled = compiled
-	_, m.hasStart = compiled.ExportedFunctions()["_start"]
+	m.entry, m.initialize = entryOf(compiled)
 	return m, nil
+}
+
+// ReactorEntry is the export a reactor module's runs call; see
+// docs/abi.md.
+const ReactorEntry = "wasmesh_handle"
+
+// entryOf returns the export each run calls: ReactorEntry when the module
+// exports it (with initialize set when it also exports "_initialize"),
+// else "_start" when it exports that.
+func entryOf(m wazero.CompiledModule) (entry string, initialize bool) {
+	exports := m.ExportedFunctions()
+	if _, ok := exports[ReactorEntry]; ok {
+		_, initialize = exports["_initialize"]
+		return ReactorEntry, initialize
+	}
+	if _, ok := exports["_start"]; ok {
+		return "_start", false
+	}
+	return "", false
 }
 
 // compileFresh compiles wasm as given, for fresh instances.

@@ -16,8 +16,9 @@ var (
 	// ErrMemoryLimit is wrapped by the error of a module whose initial memory
 	// exceeds the memory limit.
 	ErrMemoryLimit = errors.New("memory limit exceeded")
-	// ErrNoStart is wrapped by the error of running a module without a _start export.
-	ErrNoStart = errors.New("module has no _start export")
+	// ErrNoStart is wrapped by the error of running a module that exports
+	// neither _start nor ReactorEntry.
+	ErrNoStart = errors.New("module exports neither _start nor " + ReactorEntry)
 )
 
 // TrapError is a guest that trapped: the WebAssembly program executed an

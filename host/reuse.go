@@ -56,6 +56,10 @@ type reusable struct {
 	// the module's initial size, or what Warm saw a run grow it to.
 	startPages atomic.Uint32
 	warmed     atomic.Bool
+	entry      string
+	// snapGlobals are the globals of a reactor after _initialize, which
+	// every instance starts with; nil for a command.
+	snapGlobals []uint64
 
 	mu     sync.Mutex
 	pools  map[poolKey]*pool
@@ -125,6 +129,7 @@ func (e *Engine) prepareReusable(ctx context.Context, p *wasmbin.Pristine) (*reu
 		return nil, err
 	}
 	r := &reusable{compiled: compiled, img: img, globals: p.Globals, minPages: p.MinPages, pools: map[poolKey]*pool{}}
+	r.entry, _ = entryOf(compiled)
 	r.startPages.Store(p.MinPages)
 	return r, nil
 }
@@ -217,7 +222,7 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	inst.mod = mod
-	inst.start = mod.ExportedFunction("_start")
+	inst.start = mod.ExportedFunction(p.r.entry)
 	if mem := memoryOf(mod); mem != nil {
 		if want, have := p.pages(), mem.Size()/pageSize; want > have {
 			if _, ok := mem.Grow(want - have); !ok {
@@ -233,6 +238,9 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("rewritten module does not export the mutable global %s", name)
 		}
 		inst.globals = append(inst.globals, g)
+		if p.r.snapGlobals != nil {
+			g.Set(p.r.snapGlobals[len(inst.initial)])
+		}
 		inst.initial = append(inst.initial, g.Get())
 	}
 	inst.createdIn = time.Since(start)
@@ -331,7 +339,7 @@ var warmEnv = []string{"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "PATH_
 // which the module keeps its initial size; it does nothing for a module
 // that is not Reusable, and nothing after its first call for a module.
 func (e *Engine) Warm(ctx context.Context, m *Module) error {
-	if m.reusable == nil || !m.hasStart || m.reusable.warmed.Swap(true) {
+	if m.reusable == nil || m.entry == "" || m.reusable.warmed.Swap(true) {
 		return nil
 	}
 	p := &pool{r: m.reusable, e: e, ceiling: maxMemory}
@@ -352,6 +360,46 @@ func (e *Engine) Warm(ctx context.Context, m *Module) error {
 	if mem := memoryOf(inst.mod); mem != nil {
 		m.reusable.startPages.Store(max(m.reusable.minPages, mem.Size()/pageSize))
 	}
+	return nil
+}
+
+// snapshot initialises a reactor once and makes the state _initialize left
+// (memory and globals) the state every instance starts its runs in, so that
+// no request pays for the language runtime's start-up. _initialize runs as
+// Warm's run does: no request, every wasmesh host call refused, at most
+// warmTimeout.
+func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
+	p := &pool{r: r, e: e, ceiling: maxMemory}
+	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
+	defer cancel()
+	inst, err := p.instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("initialise the reactor: %w", err)
+	}
+	defer inst.mod.Close(context.WithoutCancel(ctx))
+	inst.ctx = ctx
+	ctx = withRun(ctx, nil, inst)
+	runOf(ctx).warm = true
+	_, err = inst.mod.ExportedFunction("_initialize").Call(ctx)
+	if _, err = finish(ctx, Result{}, err); err != nil {
+		return fmt.Errorf("initialise the reactor: _initialize: %w", err)
+	}
+	globals := make([]uint64, len(inst.globals))
+	for i, g := range inst.globals {
+		globals[i] = g.Get()
+	}
+	if mem := memoryOf(inst.mod); mem != nil {
+		content, _ := mem.Read(0, mem.Size())
+		img, err := newImage(content)
+		if err != nil {
+			return err
+		}
+		r.img.close()
+		r.img = img
+		r.minPages = mem.Size() / pageSize
+		r.startPages.Store(r.minPages)
+	}
+	r.snapGlobals = globals
 	return nil
 }
 

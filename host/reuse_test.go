@@ -132,3 +132,44 @@ func TestNotReusable(t *testing.T) {
 		}
 	}
 }
+
+// TestReactor runs the Go reactor example: initialised once, snapshotted,
+// and each request served from the snapshot by wasmesh_handle, reading the
+// request's own environment. With fresh instances, each run initialises its
+// instance first.
+func TestReactor(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		t.Run("fresh="+strconv.FormatBool(fresh), func(t *testing.T) {
+			e, err := New(context.Background(), Options{FreshInstances: fresh})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Close(context.Background()) })
+			m := compileFile(t, e, "../examples/reactor/go/hello.wasm")
+			if m.Reusable == fresh {
+				t.Fatalf("reusable = %v (%s)", m.Reusable, m.NotReusable)
+			}
+			if err := e.Warm(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 6 {
+				var out bytes.Buffer
+				body := strings.Repeat("b", i*100)
+				res, err := e.Run(context.Background(), m, Call{
+					Capabilities: capsEnv([]string{"REQUEST_METHOD=PUT", "PATH_INFO=/req/" + strconv.Itoa(i)}),
+					Stdin:        strings.NewReader(body), Stdout: &out, MemoryLimit: 64 << 20,
+				})
+				if err != nil {
+					t.Fatalf("run %d: %v", i, err)
+				}
+				want := "Content-Type: text/plain\n\nhello from go reactor: PUT /req/" + strconv.Itoa(i) + " " + strconv.Itoa(len(body)) + " bytes\n"
+				if out.String() != want {
+					t.Fatalf("run %d: got %q, want %q", i, out.String(), want)
+				}
+				if wantReused := !fresh && i > 0; res.Reused != wantReused {
+					t.Errorf("run %d: reused = %v, want %v", i, res.Reused, wantReused)
+				}
+			}
+		})
+	}
+}

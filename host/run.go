@@ -62,11 +62,12 @@ type Result struct {
 	Reused bool
 }
 
-// Run runs m's _start in an instance that no other run can observe: a reset
-// one when m is Reusable and c has no mounts and no *os.File stdin, else a
-// fresh one, released before returning. See Call for the limits applied.
+// Run runs m's _start (or, for a reactor, its ReactorEntry) in an instance
+// that no other run can observe: a reset one when m is Reusable and c has no
+// mounts and no *os.File stdin, else a fresh one (a reactor's initialised
+// first), released before returning. See Call for the limits applied.
 func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
-	if !m.hasStart {
+	if m.entry == "" {
 		return Result{}, ErrNoStart
 	}
 	limit := uint64(maxMemory)
@@ -96,6 +97,11 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 
 	start := time.Now()
 	inst, err := e.rt.InstantiateModule(ctx, compiled, e.moduleConfig(ctx, c, cancel))
+	if err == nil && m.initialize {
+		if _, err = inst.ExportedFunction("_initialize").Call(ctx); err != nil {
+			_ = inst.Close(ctx)
+		}
+	}
 	res := Result{Instantiate: time.Since(start)}
 	if err != nil {
 		return res, runError(ctx, err)
@@ -105,7 +111,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	defer inst.Close(ctx)
 
 	start = time.Now()
-	_, err = inst.ExportedFunction("_start").Call(ctx)
+	_, err = inst.ExportedFunction(m.entry).Call(ctx)
 	res.Run = time.Since(start)
 	if mem := memoryOf(inst); mem != nil {
 		res.MemoryPages = mem.Size() / pageSize

@@ -329,7 +329,7 @@ func TestRunErrors(t *testing.T) {
 		{"missing file", []string{filepath.Join(dir, "nope.wasm")}, 2, []string{"nope.wasm", "no such file"}},
 		{"not wasm", []string{notWasm}, 2, []string{"notwasm.wasm", "not a WebAssembly binary"}},
 		{"invalid wasm", []string{truncated}, 2, []string{"truncated.wasm", "invalid WebAssembly module"}},
-		{"no _start", []string{hostTestdata("nostart.wasm")}, 2, []string{"no _start"}},
+		{"no _start", []string{hostTestdata("nostart.wasm")}, 2, []string{"exports neither _start nor wasmesh_handle"}},
 		{"unknown imports", []string{hostTestdata("badimport.wasm")}, 2,
 			[]string{"env.launch_missiles", "wasi_snapshot_preview1.no_such_call"}},
 		{"initial memory over --memory", []string{"--memory", "16MiB", hostTestdata("bigmem.wasm")}, 2,

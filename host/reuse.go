@@ -363,11 +363,13 @@ func (e *Engine) Warm(ctx context.Context, m *Module) error {
 	return nil
 }
 
-// snapshot initialises a reactor once and makes the state _initialize left
+// snapshot initialises a reactor once and makes the state it is then in
 // (memory and globals) the state every instance starts its runs in, so that
-// no request pays for the language runtime's start-up. _initialize runs as
-// Warm's run does: no request, every wasmesh host call refused, at most
-// warmTimeout.
+// no request pays for the language runtime's start-up. The state is taken
+// after _initialize and one synthetic request (Warm's), so that caches the
+// runtime fills on first use (allocator spans, for Go) are filled once; if
+// that request fails, after _initialize alone. Both run as Warm's run does:
+// every wasmesh host call refused, at most warmTimeout.
 func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
 	p := &pool{r: r, e: e, ceiling: maxMemory}
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
@@ -378,29 +380,44 @@ func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
 	}
 	defer inst.mod.Close(context.WithoutCancel(ctx))
 	inst.ctx = ctx
-	ctx = withRun(ctx, nil, inst)
-	runOf(ctx).warm = true
-	_, err = inst.mod.ExportedFunction("_initialize").Call(ctx)
-	if _, err = finish(ctx, Result{}, err); err != nil {
+	initCtx := withRun(ctx, nil, inst)
+	runOf(initCtx).warm = true
+	_, err = inst.mod.ExportedFunction("_initialize").Call(initCtx)
+	if _, err = finish(initCtx, Result{}, err); err != nil {
 		return fmt.Errorf("initialise the reactor: _initialize: %w", err)
 	}
-	globals := make([]uint64, len(inst.globals))
-	for i, g := range inst.globals {
-		globals[i] = g.Get()
+	content, globals := capture(inst)
+	warmCtx := withRun(ctx, warmEnv, inst)
+	runOf(warmCtx).warm = true
+	_, err = inst.start.Call(warmCtx)
+	if _, err = finish(warmCtx, Result{}, err); err == nil {
+		content, globals = capture(inst)
 	}
-	if mem := memoryOf(inst.mod); mem != nil {
-		content, _ := mem.Read(0, mem.Size())
+	if content != nil {
 		img, err := newImage(content)
 		if err != nil {
 			return err
 		}
 		r.img.close()
 		r.img = img
-		r.minPages = mem.Size() / pageSize
+		r.minPages = uint32(len(content) / pageSize)
 		r.startPages.Store(r.minPages)
 	}
 	r.snapGlobals = globals
 	return nil
+}
+
+// capture copies an instance's memory and globals.
+func capture(inst *instance) (memory []byte, globals []uint64) {
+	globals = make([]uint64, len(inst.globals))
+	for i, g := range inst.globals {
+		globals[i] = g.Get()
+	}
+	if mem := memoryOf(inst.mod); mem != nil {
+		b, _ := mem.Read(0, mem.Size())
+		memory = append([]byte(nil), b...)
+	}
+	return memory, globals
 }
 
 // finish reads how a call of _start ended.

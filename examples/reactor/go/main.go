@@ -24,7 +24,7 @@ func handle() {
 	n, _ := io.Copy(io.Discard, os.Stdin)
 	// strconv rather than fmt: fmt pulls in reflect and ~350 KB more.
 	os.Stdout.WriteString("Content-Type: text/plain\n\nhello from go reactor: " +
-		env["REQUEST_METHOD"] + " " + env["PATH_INFO"] + " " + strconv.FormatInt(n, 10) + " bytes\n")
+		getenv(env, "REQUEST_METHOD") + " " + getenv(env, "PATH_INFO") + " " + strconv.FormatInt(n, 10) + " bytes\n")
 }
 
 // main is not called in a reactor (-buildmode=c-shared); Go requires it.

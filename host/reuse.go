@@ -288,13 +288,8 @@ func (inst *instance) reset(pages uint32) bool {
 func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64) (Result, error) {
 	p := m.reusable.pool(e, limit, c.Args)
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	if c.Timeout > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithTimeoutCause(ctx, c.Timeout, fmt.Errorf("guest ran past its %s timeout: %w", c.Timeout, ErrDeadline))
-		defer stop()
-	}
+	ctx, cancel, stop := runContext(ctx, c.Timeout)
+	defer stop()
 
 	start := time.Now()
 	inst, err := p.get(ctx)

@@ -85,13 +85,8 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 		return Result{}, err
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	if c.Timeout > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithTimeoutCause(ctx, c.Timeout, fmt.Errorf("guest ran past its %s timeout: %w", c.Timeout, ErrDeadline))
-		defer stop()
-	}
+	ctx, cancel, stop := runContext(ctx, c.Timeout)
+	defer stop()
 	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
 	ctx = withRun(ctx, c.Env, nil)
 
@@ -247,4 +242,16 @@ func memoryOf(m api.Module) api.Memory {
 		return mem
 	}
 	return nil
+}
+
+// runContext is the context of one run: cancel stops the guest with a cause
+// (the output cap uses it), and the timeout, when set, with ErrDeadline. stop
+// releases both.
+func runContext(ctx context.Context, timeout time.Duration) (_ context.Context, cancel context.CancelCauseFunc, stop func()) {
+	ctx, cancel = context.WithCancelCause(ctx)
+	if timeout <= 0 {
+		return ctx, cancel, func() { cancel(nil) }
+	}
+	ctx, stopTimer := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("guest ran past its %s timeout: %w", timeout, ErrDeadline))
+	return ctx, cancel, func() { stopTimer(); cancel(nil) }
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/internal/netlab"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -413,7 +414,7 @@ func checkSwitching(t *testing.T, pkts []cwPacket, port uint16, pins []string) {
 type cwGateway struct {
 	cmd           *exec.Cmd
 	cancel        context.CancelFunc
-	stderr        lockedBuffer
+	stderr        testutil.LockedBuffer
 	url, admin    string
 	cgroup        string
 	adminClient   *cwClient

@@ -6,9 +6,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // TestRunHello runs each language's hello guest with an empty and a small body.
@@ -452,7 +453,7 @@ func TestRunInterrupt(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGINT on Windows")
 	}
-	var out lockedBuffer
+	var out testutil.LockedBuffer
 	p := start(t, opts{stdout: &out}, "run", testdata("ready_loop.wasm"))
 	for deadline := time.Now().Add(30 * time.Second); out.String() != "ready\n"; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -471,22 +472,4 @@ func TestRunInterrupt(t *testing.T) {
 	if elapsed := time.Since(begin); elapsed > 10*time.Second {
 		t.Errorf("wasmesh took %s to stop after SIGINT", elapsed)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe to read while a process writes to it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

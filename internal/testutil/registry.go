@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +26,7 @@ type Registry struct {
 	// Addr is "127.0.0.1:<port>", the registry part of references to it.
 	Addr string
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *LockedBuffer
 }
 
 // StartRegistry starts docker-registry on a free loopback port, waits until
@@ -82,7 +80,7 @@ http:
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	r := &Registry{Addr: addr, log: &lockedBuffer{}}
+	r := &Registry{Addr: addr, log: &LockedBuffer{}}
 	r.cmd = exec.Command(bin, "serve", configPath)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
@@ -142,22 +140,4 @@ func StartProxy(tb testing.TB, target string, modify func(*http.Response) error)
 	tb.Cleanup(srv.Close)
 	p.Addr = srv.Listener.Addr().String()
 	return p
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process's output and a reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

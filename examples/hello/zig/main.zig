@@ -6,8 +6,17 @@
 // line and the body on stdout.
 const std = @import("std");
 
+// Small requests are served from a fixed buffer, larger ones from pages.
+// page_allocator grows the memory on every allocation, whatever the memory
+// already has; a run that grows memory costs the gateway a new instance for
+// the next request (docs/abi.md, "Reused instances"), so the common case
+// should not.
+// (undefined, so the buffer is zeroed memory, not a 64 KiB data segment).
+var small: std.heap.StackFallbackAllocator(64 << 10) = undefined;
+
 pub fn main() !void {
-    var arena = std.heap.ArenaAllocator.init(std.heap.page_allocator);
+    small.fallback_allocator = std.heap.page_allocator;
+    var arena = std.heap.ArenaAllocator.init(small.get());
     defer arena.deinit();
     const allocator = arena.allocator();
 

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -173,6 +175,65 @@ func TestReactor(t *testing.T) {
 					t.Errorf("run %d: reused = %v, want %v", i, res.Reused, wantReused)
 				}
 			}
+		})
+	}
+}
+
+// TestBadRunsDiscardTheirInstance runs, in one pool, a request that leaves a
+// secret, a misbehaving request of each kind, and a "peek": the bad run
+// fails alone with its own error, its instance is closed rather than reset
+// and reused, and the next run is served, pristine, by another.
+func TestBadRunsDiscardTheirInstance(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../examples/misbehave/rust/misbehave.wasm")
+	if !m.Reusable {
+		t.Fatalf("misbehave is not reusable: %s", m.NotReusable)
+	}
+	run := func(query string, timeout time.Duration) (Result, string, error) {
+		var out bytes.Buffer
+		res, err := e.Run(context.Background(), m, Call{
+			Capabilities: wasi.Capabilities{Args: []string{"misbehave"}, Env: []string{"QUERY_STRING=" + query}},
+			Stdout:       &out, MaxStdout: 1 << 20, MemoryLimit: 16 << 20, Timeout: timeout,
+		})
+		return res, out.String(), err
+	}
+	peek := func(t *testing.T) Result {
+		t.Helper()
+		res, out, err := run("do=peek", 0)
+		if err != nil || !strings.Contains(out, "secret=\n") || !strings.Contains(out, "counter=0") {
+			t.Fatalf("peek after a bad run: %q, %v", out, err)
+		}
+		return res
+	}
+	peek(t)
+	for _, tc := range []struct {
+		query string
+		err   error // the bad run's, by errors.Is; nil: a *TrapError
+	}{
+		{"do=trap", nil},
+		{"do=stack", nil},
+		{"do=divzero", nil},
+		{"do=loop", ErrDeadline},
+		{"do=oom", nil},
+		{"do=big&arg=2000000", ErrOutputLimit},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			if _, _, err := run("do=secret&arg=leak", 0); err != nil {
+				t.Fatal(err)
+			}
+			before := e.Stats()
+			_, _, err := run(tc.query, 300*time.Millisecond)
+			var trap *TrapError
+			switch {
+			case err == nil:
+				t.Fatal("the bad run succeeded")
+			case tc.err != nil && !errors.Is(err, tc.err), tc.err == nil && !errors.As(err, &trap):
+				t.Fatalf("bad run: %v, want %v", err, tc.err)
+			}
+			if d := e.Stats().InstancesDiscarded - before.InstancesDiscarded; d != 1 {
+				t.Errorf("%d instances discarded after the bad run, want 1", d)
+			}
+			peek(t)
 		})
 	}
 }

@@ -252,6 +252,16 @@ func runContext(ctx context.Context, timeout time.Duration) (_ context.Context, 
 	if timeout <= 0 {
 		return ctx, cancel, func() { cancel(nil) }
 	}
-	ctx, stopTimer := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("guest ran past its %s timeout: %w", timeout, ErrDeadline))
+	ctx, stopTimer := context.WithTimeoutCause(ctx, timeout, timeoutError(timeout))
 	return ctx, cancel, func() { stopTimer(); cancel(nil) }
 }
+
+// timeoutError is the cause of a run stopped by its timeout; a type rather
+// than fmt.Errorf, which would format the message on every run.
+type timeoutError time.Duration
+
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("guest ran past its %s timeout: %s", time.Duration(e), ErrDeadline)
+}
+
+func (e timeoutError) Unwrap() error { return ErrDeadline }

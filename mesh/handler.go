@@ -89,6 +89,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, service *string
 }
 
 func (g *Gateway) endSpan(x *exchange) {
+	if !x.span.IsRecording() { // unsampled: its attributes would be dropped
+		x.span.End()
+		return
+	}
 	attrs := []attribute.KeyValue{attribute.Int("http.response.status_code", x.status), attribute.String("wasmesh.request_id", x.id)}
 	if x.route != nil {
 		attrs = append(attrs, attribute.String("http.route", x.route.Name), attribute.String("wasmesh.service", x.service.Name))
@@ -224,11 +228,14 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 	ctx = context.WithValue(ctx, guestKey{}, &guest{g: g, x: x})
 	res, err := g.engine.Run(ctx, mod, call)
 	g.metrics.guestTimes(svc.Name, res)
-	span.SetAttributes(
-		attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
-		attribute.Float64("wasmesh.guest.run_ms", float64(res.Run.Microseconds())/1000),
-		attribute.Int("wasmesh.guest.memory_pages", int(res.MemoryPages)),
-		attribute.Int("wasmesh.guest.exit_code", int(res.ExitCode)))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
+			attribute.Float64("wasmesh.guest.run_ms", float64(res.Run.Microseconds())/1000),
+			attribute.Int("wasmesh.guest.memory_pages", int(res.MemoryPages)),
+			attribute.Int("wasmesh.guest.exit_code", int(res.ExitCode)),
+			attribute.Bool("wasmesh.guest.reused", res.Reused))
+	}
 	if err != nil {
 		span.SetAttributes(attribute.String("wasmesh.guest.stop_cause", err.Error()))
 		span.SetStatus(codes.Error, err.Error())

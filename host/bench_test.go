@@ -114,8 +114,9 @@ func BenchmarkCompile(b *testing.B) {
 // BenchmarkRun measures one CGI request as the gateway runs it, after
 // Engine.Warm: "reused", in an instance reset after the previous run (or a
 // new one where the module grows its memory on every run, see reused/op);
-// "fresh", in an instance created and closed for it. go-reactor is the Go
-// hello as a reactor (examples/reactor/go), served from its snapshot. setup-ns/op is the
+// "fresh", in an instance created and closed for it. go-reactor and
+// typescript-reactor are those hellos as reactors (examples/reactor/),
+// served from their snapshots. setup-ns/op is the
 // time from Run to the guest's first instruction.
 func BenchmarkRun(b *testing.B) {
 	ctx := context.Background()
@@ -131,10 +132,10 @@ func BenchmarkRun(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { e.Close(ctx) })
-		for _, lang := range append(langs, "go-reactor") {
+		for _, lang := range append(langs, "go-reactor", "typescript-reactor") {
 			var wasm []byte
-			if lang == "go-reactor" {
-				wasm = readFile(b, "../examples/reactor/go/hello.wasm")
+			if l, ok := strings.CutSuffix(lang, "-reactor"); ok {
+				wasm = readFile(b, "../examples/reactor/"+l+"/hello.wasm")
 			} else {
 				wasm = helloWasm(b, lang)
 			}

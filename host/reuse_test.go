@@ -138,19 +138,23 @@ func TestNotReusable(t *testing.T) {
 	}
 }
 
-// TestReactor runs the Go reactor example: initialised once, snapshotted,
-// and each request served from the snapshot by wasmesh_handle, reading the
+// TestReactor runs the reactor examples: initialised once, snapshotted, and
+// each request served from the snapshot by wasmesh_handle, reading the
 // request's own environment. With fresh instances, each run initialises its
 // instance first.
 func TestReactor(t *testing.T) {
-	for _, fresh := range []bool{false, true} {
-		t.Run("fresh="+strconv.FormatBool(fresh), func(t *testing.T) {
+	for _, tc := range []struct {
+		lang  string
+		fresh bool
+	}{{"go", false}, {"go", true}, {"typescript", false}, {"typescript", true}} {
+		lang, fresh := tc.lang, tc.fresh
+		t.Run(lang+"/fresh="+strconv.FormatBool(fresh), func(t *testing.T) {
 			e, err := New(context.Background(), Options{FreshInstances: fresh})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { e.Close(context.Background()) })
-			m := compileFile(t, e, "../examples/reactor/go/hello.wasm")
+			m := compileFile(t, e, "../examples/reactor/"+lang+"/hello.wasm")
 			if m.Reusable == fresh {
 				t.Fatalf("reusable = %v (%s)", m.Reusable, m.NotReusable)
 			}
@@ -167,7 +171,7 @@ func TestReactor(t *testing.T) {
 				if err != nil {
 					t.Fatalf("run %d: %v", i, err)
 				}
-				want := "Content-Type: text/plain\n\nhello from go reactor: PUT /req/" + strconv.Itoa(i) + " " + strconv.Itoa(len(body)) + " bytes\n"
+				want := "Content-Type: text/plain\n\nhello from " + lang + " reactor: PUT /req/" + strconv.Itoa(i) + " " + strconv.Itoa(len(body)) + " bytes\n"
 				if out.String() != want {
 					t.Fatalf("run %d: got %q, want %q", i, out.String(), want)
 				}

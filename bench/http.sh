@@ -53,7 +53,7 @@ results=$(
   run frontend http://127.0.0.1:18080/frontend/hi
 )
 native=$(echo "$results" | awk '$1=="native" {print $2}')
-printf '%-12s %12s %10s %10s %9s\n' target req/s p50 p99 "vs native"
+printf '%-18s %12s %10s %10s %9s\n' target req/s p50 p99 "vs native"
 echo "$results" | while read -r name rps p50 p99; do
-  printf '%-12s %12s %10s %10s %8.1f%%\n' "$name" "$rps" "$p50" "$p99" "$(echo "$rps $native" | awk '{print 100*$1/$2}')"
+  printf '%-18s %12s %10s %10s %8.1f%%\n' "$name" "$rps" "$p50" "$p99" "$(echo "$rps $native" | awk '{print 100*$1/$2}')"
 done

@@ -185,7 +185,8 @@ func (g *Gateway) postArtifact(w http.ResponseWriter, r *http.Request) {
 
 // ReleaseRequest is the body of the deploy and promote operations.
 type ReleaseRequest struct {
-	// Module is a digest, or a prefix of at least 8 hex digits, in the store.
+	// Module is a digest, or a prefix of at least 8 hex digits, in the store;
+	// for deploy also an oci:// reference, pulled first.
 	Module string `json:"module"`
 	// Weight is the new version's percentage (deploy only).
 	Weight int    `json:"weight"`

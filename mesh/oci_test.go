@@ -172,4 +172,32 @@ func TestOCIVersions(t *testing.T) {
 		}
 		serving("zig")
 	})
+	t.Run("deploy and promote by reference", func(t *testing.T) {
+		// By tag: pulled, and written to the config pinned to its manifest.
+		vs, err := f.g.Deploy(ctx, "svc", "oci://"+proxy.Addr+"/wasmesh/hello:rust", 10, "canary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != 2 || vs[1].Module != rust || vs[1].Digest != rustDigest || vs[1].Weight != 10 || vs[0].Module != zig || vs[0].Weight != 90 {
+			t.Fatalf("versions after deploy: %+v %+v, want %s at 90 and %s at 10", *vs[0], *vs[1], zig, rust)
+		}
+		if r := f.get("/x", "X-Wasmesh-Version", "canary"); !strings.Contains(r.body, "hello from rust") {
+			t.Errorf("pinned to the canary: %q", r.body)
+		}
+		file, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(file), rust) {
+			t.Errorf("config file does not name %s:\n%s", rust, file)
+		}
+		vs, err = f.g.Promote(ctx, "svc", "canary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != 1 || vs[0].Module != rust {
+			t.Fatalf("versions after promote: %+v, want only %s", vs, rust)
+		}
+		serving("rust")
+	})
 }

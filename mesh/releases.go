@@ -8,6 +8,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -17,20 +18,25 @@ var ErrNotFound = errors.New("not found")
 // maxHistory is how many earlier splits per service rollback remembers.
 const maxHistory = 32
 
-// Deploy adds the module ref names (a digest or prefix in the store) to a
-// service at weight percent, scaling the other versions down in proportion;
-// if it already is a version, its weight changes. The config file is
-// rewritten and reloaded; it returns the service's new versions.
+// Deploy adds the module ref names (a digest or prefix in the store, or an
+// oci:// reference, which is pulled into the store first and written to the
+// config pinned to its manifest digest) to a service at weight percent,
+// scaling the other versions down in proportion; if it already is a
+// version, its weight changes. The config file is rewritten and reloaded;
+// it returns the service's new versions.
 func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*router.Version, error) {
 	if weight < 0 || weight > 100 {
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
-	return g.release(ctx, service, func(cur []*router.Version, digest string) ([]*router.Version, error) {
+	return g.release(ctx, service, func(cur []*router.Version, digest, module string) ([]*router.Version, error) {
 		var others []*router.Version
-		target := &router.Version{Module: digest, Digest: digest, Name: name}
+		target := &router.Version{Module: module, Digest: digest, Name: name}
 		for _, v := range cur {
 			if v.Digest == digest {
 				target.Name, target.DSCP = firstNonEmpty(name, v.Name), v.DSCP
+				if v.IsOCI() && !target.IsOCI() {
+					target.Module = v.Module // keep where the replicas pull it from
+				}
 				continue
 			}
 			others = append(others, v)
@@ -46,10 +52,14 @@ func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, n
 // Promote sends all of a service's traffic to the version ref names,
 // removing the others from the config (rollback brings them back).
 func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*router.Version, error) {
-	return g.release(ctx, service, func(cur []*router.Version, digest string) ([]*router.Version, error) {
+	return g.release(ctx, service, func(cur []*router.Version, digest, _ string) ([]*router.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
-				return []*router.Version{{Module: digest, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100}}, nil
+				module := digest
+				if v.IsOCI() {
+					module = v.Module
+				}
+				return []*router.Version{{Module: module, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100}}, nil
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)
@@ -73,8 +83,10 @@ func (g *Gateway) Rollback(ctx context.Context, service string) ([]*router.Versi
 	return vs, nil
 }
 
-// release resolves ref and applies change to a service's versions.
-func (g *Gateway) release(ctx context.Context, service string, change func([]*router.Version, string) ([]*router.Version, error), ref string) ([]*router.Version, error) {
+// release resolves ref and applies change to a service's versions, with the
+// module's digest and what the config should say of it: the digest, or
+// for an oci:// ref, the reference pinned to its manifest.
+func (g *Gateway) release(ctx context.Context, service string, change func(cur []*router.Version, digest, module string) ([]*router.Version, error), ref string) ([]*router.Version, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	st := g.state.Load()
@@ -85,10 +97,16 @@ func (g *Gateway) release(ctx context.Context, service string, change func([]*ro
 	if !ok {
 		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
 	}
-	digest := ""
+	digest, module := "", ""
 	for _, v := range svc.Versions { // a version's name works as well as its digest
 		if v.Name != "" && v.Name == ref {
 			digest = v.Digest
+		}
+	}
+	if digest == "" && oci.IsReference(ref) {
+		var err error
+		if digest, module, err = g.pullForRelease(ctx, st.cfg, ref); err != nil {
+			return nil, err
 		}
 	}
 	if digest == "" {
@@ -100,7 +118,10 @@ func (g *Gateway) release(ctx context.Context, service string, change func([]*ro
 			return nil, err
 		}
 	}
-	next, err := change(svc.Versions, digest)
+	if module == "" {
+		module = digest
+	}
+	next, err := change(svc.Versions, digest, module)
 	if err != nil {
 		return nil, err
 	}
@@ -218,4 +239,29 @@ func writeFileAtomic(path string, data []byte) error {
 		mode = fi.Mode().Perm()
 	}
 	return atomicfile.WriteFile(path, data, mode, "")
+}
+
+// pullForRelease pulls an oci:// reference into the config's store, as a
+// load would, and returns the module's digest and the reference pinned to
+// the manifest it got (a tag is resolved once, here).
+func (g *Gateway) pullForRelease(ctx context.Context, cfg *router.Config, ref string) (digest, pinned string, err error) {
+	r, err := oci.ParseReference(ref)
+	if err != nil {
+		return "", "", err
+	}
+	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
+	if err != nil {
+		return "", "", err
+	}
+	registry, err := newRegistryClient(cfg)
+	if err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, PullTimeout)
+	defer cancel()
+	got, err := registry.Pull(ctx, store, r)
+	if err != nil {
+		return "", "", err
+	}
+	return got.Module, got.Ref.String(), nil
 }

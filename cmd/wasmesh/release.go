@@ -15,6 +15,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -85,9 +86,10 @@ func (c *adminClient) release(ctx context.Context, service, op string, req any, 
 	return nil
 }
 
-// deployCmd uploads a file (or names a stored digest) and gives it a weight.
+// deployCmd uploads a file (or names a stored digest or an oci:// artifact,
+// which the gateway pulls) and gives it a weight.
 func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST --weight N")
+	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST|oci://REF --weight N")
 	admin := adminFlag(fs)
 	weight := fs.Int("weight", 10, "percentage of the service's traffic for the new version; the others scale down")
 	name := fs.String("name", "", "label for the version (can pin it)")
@@ -96,7 +98,7 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST --weight N")
+		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST|oci://REF --weight N")
 	}
 	c := newAdminClient(*admin)
 	ref := pos[1]
@@ -107,7 +109,7 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		ref = up.Digest
 		fmt.Fprintf(stdout, "pushed %s\n", ref)
-	} else if !modules.IsDigest(ref) {
+	} else if !modules.IsDigest(ref) && !oci.IsReference(ref) {
 		return exitWith(2, unwrapOpen(ref, err))
 	}
 	return c.release(ctx, pos[0], "deploy", mesh.ReleaseRequest{Module: ref, Weight: *weight, Name: *name}, stdout)

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -36,14 +38,25 @@ type Options struct {
 	// MaxIdle is how many reset instances a module keeps ready per memory
 	// limit and arguments. Default 0: DefaultMaxIdle.
 	MaxIdle int
+	// IdleTimeout is how long a reset instance (or a freed memory mapping)
+	// is kept unused before it is closed, so that a version nobody calls
+	// costs only its compiled code and memory image. Default 0:
+	// DefaultIdleTimeout; negative: kept until the module is released.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is Options.IdleTimeout's default.
+const DefaultIdleTimeout = 30 * time.Second
 
 // Engine compiles and runs guests. It is safe for concurrent use.
 type Engine struct {
-	rt      wazero.Runtime // fresh instances
-	reuseRT wazero.Runtime // reused instances, with its own WASI (reuse.go)
-	fresh   bool
-	maxIdle int
+	rt       wazero.Runtime // fresh instances
+	reuseRT  wazero.Runtime // reused instances, with its own WASI (reuse.go)
+	fresh    bool
+	maxIdle  int
+	stop     chan struct{} // closed by Close: ends the idle trimmer
+	stopOnce sync.Once
+	trimmed  sync.WaitGroup
 
 	// hostFuncs are the functions guests may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
@@ -54,6 +67,7 @@ type Engine struct {
 
 	hits, misses, active       atomic.Int64
 	created, reused, discarded atomic.Int64
+	expired                    atomic.Int64
 }
 
 // Stats are counters of an engine's work since it started.
@@ -66,8 +80,9 @@ type Stats struct {
 	// InstancesCreated counts reusable instances created, InstancesReused
 	// runs served by an instance reset after an earlier run, and
 	// InstancesDiscarded instances closed after a run that could not be
-	// reset (a trap, a deadline, grown memory) or found the pool full.
-	InstancesCreated, InstancesReused, InstancesDiscarded int64
+	// reset (a trap, a deadline, grown memory) or found the pool full;
+	// InstancesExpired idle instances closed after Options.IdleTimeout.
+	InstancesCreated, InstancesReused, InstancesDiscarded, InstancesExpired int64
 }
 
 // Stats returns the engine's counters.
@@ -75,6 +90,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		CompileHits: e.hits.Load(), CompileMisses: e.misses.Load(), Active: e.active.Load(),
 		InstancesCreated: e.created.Load(), InstancesReused: e.reused.Load(), InstancesDiscarded: e.discarded.Load(),
+		InstancesExpired: e.expired.Load(),
 	}
 }
 
@@ -113,7 +129,38 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		wasi_snapshot_preview1.ModuleName: e.rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions(),
 		ImportModule:                      e.rt.Module(ImportModule).ExportedFunctionDefinitions(),
 	}
+	e.stop = make(chan struct{})
+	if idle := cmp.Or(opts.IdleTimeout, DefaultIdleTimeout); idle > 0 && !e.fresh {
+		e.trimmed.Add(1)
+		go e.trimIdle(idle)
+	}
 	return e, nil
+}
+
+// trimIdle closes, every half timeout, what has been idle longer than
+// timeout, until the engine closes.
+func (e *Engine) trimIdle(timeout time.Duration) {
+	defer e.trimmed.Done()
+	t := time.NewTicker(timeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-t.C:
+			e.mu.Lock()
+			var rs []*reusable
+			for _, m := range e.compiled {
+				if m.reusable != nil {
+					rs = append(rs, m.reusable)
+				}
+			}
+			e.mu.Unlock()
+			for _, r := range rs {
+				e.expired.Add(int64(r.trim(context.Background(), now.Add(-timeout))))
+			}
+		}
+	}
 }
 
 // newRuntime makes a runtime with WASI (as wasi instantiates it) and the
@@ -143,6 +190,8 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 
 // Close releases every compiled module and both runtimes.
 func (e *Engine) Close(ctx context.Context) error {
+	e.stopOnce.Do(func() { close(e.stop) })
+	e.trimmed.Wait()
 	e.mu.Lock()
 	mods := e.compiled
 	e.compiled = map[string]*Module{}

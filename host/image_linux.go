@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -72,6 +73,26 @@ func (img *image) size() uint64 { return uint64(len(img.view)) }
 
 func (img *image) ref() { img.refs.Add(1) }
 
+// trim unmaps the spare memories freed before cutoff.
+func (img *image) trim(cutoff time.Time) {
+	img.mu.Lock()
+	var old []*cowMemory
+	kept := img.spare[:0]
+	for _, m := range img.spare {
+		if m.freedAt.Before(cutoff) {
+			old = append(old, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	clear(img.spare[len(kept):])
+	img.spare = kept
+	img.mu.Unlock()
+	for _, m := range old {
+		m.unmap()
+	}
+}
+
 // close unmaps the spare memories and drops the owner's reference.
 func (img *image) close() {
 	img.mu.Lock()
@@ -102,6 +123,8 @@ type cowMemory struct {
 	size uint64 // the guest's current memory size
 	// pm is the page map entries of the image's pages, reused by reset.
 	pm []byte
+	// freedAt is when it became a spare.
+	freedAt time.Time
 }
 
 func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
@@ -148,6 +171,7 @@ func (m *cowMemory) Free() {
 	}
 	m.reset(m.size)
 	m.size = 0
+	m.freedAt = time.Now()
 	img := m.img
 	img.mu.Lock()
 	if !img.closed && len(img.spare) < maxSpareMemories {

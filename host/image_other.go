@@ -2,6 +2,8 @@
 
 package host
 
+import "time"
+
 // Without memfd and a page map, an image is a byte slice and a reset copies
 // all of it back.
 
@@ -13,6 +15,8 @@ func (img *image) size() uint64 { return uint64(len(img.view)) }
 func (img *image) ref()         {}
 func (img *image) unref()       {}
 func (img *image) close()       {}
+
+func (img *image) trim(time.Time) {}
 
 type cowMemory struct {
 	img     *image

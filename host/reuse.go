@@ -93,8 +93,9 @@ type instance struct {
 	stdin        slotReader
 	stdout       slotWriter
 	stderr       slotWriter
-	tainted      bool // the guest closed or renumbered a standard descriptor
-	dirtyPages   int  // pages the last reset copied back
+	tainted      bool      // the guest closed or renumbered a standard descriptor
+	idleSince    time.Time // when it was put back
+	dirtyPages   int       // pages the last reset copied back
 	createdIn    time.Duration
 	reusedBefore bool
 }
@@ -170,6 +171,40 @@ func (r *reusable) close(ctx context.Context) {
 	}
 	_ = r.compiled.Close(ctx)
 	r.img.close()
+}
+
+// trim closes the instances idle since before cutoff, and unmaps the spare
+// memories freed before it: an unused version keeps only its compiled code
+// and its image. It returns how many instances it closed.
+func (r *reusable) trim(ctx context.Context, cutoff time.Time) int {
+	r.mu.Lock()
+	pools := make([]*pool, 0, len(r.pools))
+	for _, p := range r.pools {
+		pools = append(pools, p)
+	}
+	r.mu.Unlock()
+	closed := 0
+	for _, p := range pools {
+		p.mu.Lock()
+		var expired []*instance
+		kept := p.idle[:0]
+		for _, inst := range p.idle {
+			if inst.idleSince.Before(cutoff) {
+				expired = append(expired, inst)
+			} else {
+				kept = append(kept, inst)
+			}
+		}
+		clear(p.idle[len(kept):])
+		p.idle = kept
+		p.mu.Unlock()
+		for _, inst := range expired {
+			_ = inst.mod.Close(ctx)
+		}
+		closed += len(expired)
+	}
+	r.img.trim(cutoff)
+	return closed
 }
 
 func (r *reusable) isClosed() bool {
@@ -258,6 +293,7 @@ func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 		return
 	}
 	max := p.e.maxIdle
+	inst.idleSince = time.Now()
 	p.mu.Lock()
 	if len(p.idle) < max {
 		p.idle = append(p.idle, inst)

@@ -241,3 +241,52 @@ func TestBadRunsDiscardTheirInstance(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleInstancesExpire: instances and memory mappings left unused past
+// the idle timeout are closed, so an unused version keeps only its compiled
+// code and image; the next run gets a new instance and is served as usual.
+func TestIdleInstancesExpire(t *testing.T) {
+	e, err := New(context.Background(), Options{IdleTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	m := compileFile(t, e, "testdata/isolation.wasm")
+	run := func() Result {
+		t.Helper()
+		var out bytes.Buffer
+		res, err := e.Run(context.Background(), m, Call{Stdout: &out, MemoryLimit: 1 << 20})
+		if err != nil || !bytes.Equal(out.Bytes(), isolationReport(0, 0)) {
+			t.Fatalf("run: %q, %v", out.Bytes(), err)
+		}
+		return res
+	}
+	run()
+	idle := func() (instances, spares int) {
+		for _, p := range m.reusable.pools {
+			p.mu.Lock()
+			instances += len(p.idle)
+			p.mu.Unlock()
+		}
+		m.reusable.img.mu.Lock()
+		defer m.reusable.img.mu.Unlock()
+		return instances, len(m.reusable.img.spare)
+	}
+	if n, _ := idle(); n != 1 {
+		t.Fatalf("%d idle instances after a run, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, spares := idle()
+		if n == 0 && spares == 0 && e.Stats().InstancesExpired == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d idle instances, %d spare memories, %d expired; want 0, 0, 1", n, spares, e.Stats().InstancesExpired)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if res := run(); res.Reused {
+		t.Error("the run after expiry was served by a reused instance")
+	}
+}

@@ -102,6 +102,7 @@ func newMetrics(g *Gateway) *metrics {
 		instanceCounter(g, "created", func(s host.Stats) int64 { return s.InstancesCreated }),
 		instanceCounter(g, "reused", func(s host.Stats) int64 { return s.InstancesReused }),
 		instanceCounter(g, "discarded", func(s host.Stats) int64 { return s.InstancesDiscarded }),
+		instanceCounter(g, "expired", func(s host.Stats) int64 { return s.InstancesExpired }),
 		&queueCollector{g: g, desc: prometheus.NewDesc("wasmesh_queue_depth",
 			"Requests waiting for a slot of a service's max_concurrency.", []string{"service"}, nil)},
 		newColourCollector(g),
@@ -153,7 +154,7 @@ func (m *metrics) reloadCount(result string) float64 {
 func instanceCounter(g *Gateway, event string, stat func(host.Stats) int64) prometheus.CounterFunc {
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        "wasmesh_instances_total",
-		Help:        "Guest instances of reusable modules, by event: created, reused, discarded.",
+		Help:        "Guest instances of reusable modules, by event: created, reused, discarded, expired (closed after the idle timeout).",
 		ConstLabels: prometheus.Labels{"event": event},
 	}, func() float64 { return float64(stat(g.engine.Stats())) })
 }

@@ -214,6 +214,10 @@ func (s *Store) entry(h string) (Entry, error) {
 type Inspection struct {
 	Entry
 	Module *wasmbin.Info `json:"module"`
+	// Reusable says whether a gateway can reset and reuse the module's
+	// instances (wasmbin.Prepare); NotReusable says why not.
+	Reusable    bool   `json:"reusable"`
+	NotReusable string `json:"not_reusable,omitempty"`
 }
 
 // Inspect describes the module ref resolves to: its imports, exports, memory
@@ -236,7 +240,11 @@ func (s *Store) Inspect(ref string) (*Inspection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", digest, err)
 	}
-	return &Inspection{Entry: e, Module: info}, nil
+	in := &Inspection{Entry: e, Module: info, Reusable: true}
+	if _, err := wasmbin.Prepare(wasm); err != nil {
+		in.Reusable, in.NotReusable = false, err.Error()
+	}
+	return in, nil
 }
 
 // Remove deletes the module ref resolves to, and its signatures. It refuses

@@ -173,7 +173,7 @@ func TestArtifactInspect(t *testing.T) {
 
 	for _, ref := range []string{prefix, "sha256:" + prefix, digest, strings.ToUpper(prefix)} {
 		r := ok(t, opts{}, "artifact", "inspect", ref)
-		for _, w := range []string{"digest:    " + digest, "wasi:      preview1", "imports (",
+		for _, w := range []string{"digest:    " + digest, "wasi:      preview1", "reusable:  yes", "imports (",
 			"wasi_snapshot_preview1.fd_write", "exports (", "_start"} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("artifact inspect %s: output lacks %q:\n%s", ref, w, r.stdout)

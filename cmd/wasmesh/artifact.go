@@ -254,6 +254,11 @@ func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 	m := in.Module
 	fmt.Fprintf(stdout, "digest:    %s\nsize:      %d bytes\nlanguage:  %s\nwasi:      %s\nsigned:    %v\npushed:    %s\n",
 		in.Digest, in.Size, dash(in.Language), dash(in.WASI), in.Signed, in.PushedAt.Format(time.RFC3339))
+	if in.Reusable {
+		fmt.Fprintf(stdout, "reusable:  yes (instances are reset and reused)\n")
+	} else {
+		fmt.Fprintf(stdout, "reusable:  no: %s\n", in.NotReusable)
+	}
 	for _, mem := range m.Memories {
 		max := "unbounded"
 		if mem.Max >= 0 {

@@ -255,6 +255,9 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 		if err != nil {
 			return "", err
 		}
+		if !mod.Reusable && !g.opts.FreshInstances {
+			g.log.Info("module's instances cannot be reset: every request creates one", "module", digest, "why", mod.NotReusable)
+		}
 		// Before the version takes traffic: one synthetic run sizes the
 		// memory its reused instances start with.
 		if err := g.engine.Warm(ctx, mod); err != nil {

@@ -147,7 +147,9 @@ func (r *reusable) pool(e *Engine, ceiling uint64, args []string) *pool {
 	p := r.pools[key]
 	if p == nil {
 		p = &pool{r: r, e: e, ceiling: ceiling, args: args}
-		r.pools[key] = p
+		if !r.closed { // a run after Release: its instance is closed after it
+			r.pools[key] = p
+		}
 	}
 	return p
 }

@@ -290,3 +290,22 @@ func TestIdleInstancesExpire(t *testing.T) {
 		t.Error("the run after expiry was served by a reused instance")
 	}
 }
+
+// TestRunAfterRelease: a run that starts after its module was released (a
+// request that outlived a reload) fails with an error, not a panic, and
+// does not disturb other modules.
+func TestRunAfterRelease(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/isolation.wasm")
+	other := compileFile(t, e, "testdata/exit7.wasm")
+	if _, err := e.Run(context.Background(), m, Call{MemoryLimit: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	e.Release(context.Background(), m.Digest)
+	if _, err := e.Run(context.Background(), m, Call{MemoryLimit: 2 << 20}); err == nil {
+		t.Error("a run of a released module succeeded")
+	}
+	if res, err := e.Run(context.Background(), other, Call{}); err != nil || res.ExitCode != 7 {
+		t.Errorf("another module after the release: exit %d, %v", res.ExitCode, err)
+	}
+}

@@ -143,6 +143,9 @@ func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reserve %d bytes of memory: %w", ceiling, err)
 	}
+	// With transparent huge pages on "always", one write would make 512
+	// pages dirty for the next reset to copy back.
+	_ = unix.Madvise(buf, unix.MADV_NOHUGEPAGE)
 	if n := img.size(); n > 0 {
 		_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(&buf[0])), uintptr(n),
 			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(img.fd), 0)

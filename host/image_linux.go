@@ -73,20 +73,17 @@ func (img *image) size() uint64 { return uint64(len(img.view)) }
 
 func (img *image) ref() { img.refs.Add(1) }
 
+// spares is how many reset memories the image keeps.
+func (img *image) spares() int {
+	img.mu.Lock()
+	defer img.mu.Unlock()
+	return len(img.spare)
+}
+
 // trim unmaps the spare memories freed before cutoff.
 func (img *image) trim(cutoff time.Time) {
 	img.mu.Lock()
-	var old []*cowMemory
-	kept := img.spare[:0]
-	for _, m := range img.spare {
-		if m.freedAt.Before(cutoff) {
-			old = append(old, m)
-		} else {
-			kept = append(kept, m)
-		}
-	}
-	clear(img.spare[len(kept):])
-	img.spare = kept
+	old := expire(&img.spare, cutoff, func(m *cowMemory) time.Time { return m.freedAt })
 	img.mu.Unlock()
 	for _, m := range old {
 		m.unmap()

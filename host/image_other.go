@@ -18,6 +18,8 @@ func (img *image) close()       {}
 
 func (img *image) trim(time.Time) {}
 
+func (img *image) spares() int { return 0 }
+
 type cowMemory struct {
 	img     *image
 	buf     []byte

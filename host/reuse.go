@@ -188,17 +188,7 @@ func (r *reusable) trim(ctx context.Context, cutoff time.Time) int {
 	closed := 0
 	for _, p := range pools {
 		p.mu.Lock()
-		var expired []*instance
-		kept := p.idle[:0]
-		for _, inst := range p.idle {
-			if inst.idleSince.Before(cutoff) {
-				expired = append(expired, inst)
-			} else {
-				kept = append(kept, inst)
-			}
-		}
-		clear(p.idle[len(kept):])
-		p.idle = kept
+		expired := expire(&p.idle, cutoff, func(inst *instance) time.Time { return inst.idleSince })
 		p.mu.Unlock()
 		for _, inst := range expired {
 			_ = inst.mod.Close(ctx)

@@ -268,9 +268,7 @@ func TestIdleInstancesExpire(t *testing.T) {
 			instances += len(p.idle)
 			p.mu.Unlock()
 		}
-		m.reusable.img.mu.Lock()
-		defer m.reusable.img.mu.Unlock()
-		return instances, len(m.reusable.img.spare)
+		return instances, m.reusable.img.spares()
 	}
 	if n, _ := idle(); n != 1 {
 		t.Fatalf("%d idle instances after a run, want 1", n)

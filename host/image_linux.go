@@ -120,8 +120,10 @@ type cowMemory struct {
 	size uint64 // the guest's current memory size
 	// pm is the page map entries of the image's pages, reused by reset.
 	pm []byte
-	// freedAt is when it became a spare.
+	// freedAt is when it became a spare; freed says it is one, so that a
+	// second Free cannot put it among the spares twice.
 	freedAt time.Time
+	freed   bool
 }
 
 func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
@@ -131,6 +133,7 @@ func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
 		if m := img.spare[i]; uint64(len(m.buf)) == ceiling {
 			img.spare = append(img.spare[:i], img.spare[i+1:]...)
 			img.mu.Unlock()
+			m.freed = false
 			return m, nil
 		}
 	}
@@ -166,9 +169,10 @@ func (m *cowMemory) Reallocate(size uint64) []byte {
 // Free resets the memory and keeps it for the image's next instance, or
 // unmaps it when the image has enough spares or is closed.
 func (m *cowMemory) Free() {
-	if m.buf == nil {
+	if m.buf == nil || m.freed {
 		return
 	}
+	m.freed = true
 	m.reset(m.size)
 	m.size = 0
 	m.freedAt = time.Now()
@@ -200,12 +204,11 @@ const (
 )
 
 // reset makes the first size bytes of the memory equal to the image again
-// (zeros past its end), copying back the pages the guest wrote. It returns
-// the number of pages restored.
-func (m *cowMemory) reset(size uint64) int {
+// (zeros past its end), copying back the pages the guest wrote.
+func (m *cowMemory) reset(size uint64) {
 	pages := int(size / osPage)
 	if pages == 0 {
-		return 0
+		return
 	}
 	if cap(m.pm) < pages*8 {
 		m.pm = make([]byte, pages*8)
@@ -217,9 +220,8 @@ func (m *cowMemory) reset(size uint64) int {
 	}
 	if err != nil {
 		m.restore(0, pages)
-		return pages
+		return
 	}
-	restored := 0
 	for i := 0; i < pages; {
 		if !dirty(pmBuf[i*8:]) {
 			i++
@@ -230,10 +232,8 @@ func (m *cowMemory) reset(size uint64) int {
 			j++
 		}
 		m.restore(i, j)
-		restored += j - i
 		i = j
 	}
-	return restored
 }
 
 // restore copies pages [from, to) back from the image, zeroing those past it.

@@ -95,8 +95,6 @@ type instance struct {
 	stderr       slotWriter
 	tainted      bool      // the guest closed or renumbered a standard descriptor
 	idleSince    time.Time // when it was put back
-	dirtyPages   int       // pages the last reset copied back
-	createdIn    time.Duration
 	reusedBefore bool
 }
 
@@ -222,7 +220,6 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 }
 
 func (p *pool) instantiate(ctx context.Context) (*instance, error) {
-	start := time.Now()
 	inst := &instance{}
 	var memErr error
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
@@ -270,7 +267,6 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		}
 		inst.initial = append(inst.initial, g.Get())
 	}
-	inst.createdIn = time.Since(start)
 	return inst, nil
 }
 
@@ -304,7 +300,7 @@ func (inst *instance) reset(pages uint32) bool {
 		if inst.mem.size != uint64(pages)*pageSize {
 			return false
 		}
-		inst.dirtyPages = inst.mem.reset(inst.mem.size)
+		inst.mem.reset(inst.mem.size)
 	}
 	for i, g := range inst.globals {
 		g.Set(inst.initial[i])
@@ -365,19 +361,14 @@ func (e *Engine) Warm(ctx context.Context, m *Module) error {
 	if m.reusable == nil || m.entry == "" || m.reusable.warmed.Swap(true) {
 		return nil
 	}
-	p := &pool{r: m.reusable, e: e, ceiling: maxMemory}
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
-	inst, err := p.instantiate(ctx)
+	inst, err := e.syntheticInstance(ctx, m.reusable)
 	if err != nil {
 		return err
 	}
 	defer inst.mod.Close(context.WithoutCancel(ctx))
-	inst.ctx = ctx
-	ctx = withRun(ctx, warmEnv, inst)
-	runOf(ctx).warm = true
-	_, err = inst.start.Call(ctx)
-	if _, err = finish(ctx, Result{}, err); err != nil {
+	if err := inst.syntheticCall(ctx, inst.start, warmEnv); err != nil {
 		return fmt.Errorf("warm-up run: %w", err)
 	}
 	if mem := memoryOf(inst.mod); mem != nil {
@@ -394,26 +385,18 @@ func (e *Engine) Warm(ctx context.Context, m *Module) error {
 // that request fails, after _initialize alone. Both run as Warm's run does:
 // every wasmesh host call refused, at most warmTimeout.
 func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
-	p := &pool{r: r, e: e, ceiling: maxMemory}
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
-	inst, err := p.instantiate(ctx)
+	inst, err := e.syntheticInstance(ctx, r)
 	if err != nil {
 		return fmt.Errorf("initialise the reactor: %w", err)
 	}
 	defer inst.mod.Close(context.WithoutCancel(ctx))
-	inst.ctx = ctx
-	initCtx := withRun(ctx, nil, inst)
-	runOf(initCtx).warm = true
-	_, err = inst.mod.ExportedFunction("_initialize").Call(initCtx)
-	if _, err = finish(initCtx, Result{}, err); err != nil {
+	if err := inst.syntheticCall(ctx, inst.mod.ExportedFunction("_initialize"), nil); err != nil {
 		return fmt.Errorf("initialise the reactor: _initialize: %w", err)
 	}
 	content, globals := capture(inst)
-	warmCtx := withRun(ctx, warmEnv, inst)
-	runOf(warmCtx).warm = true
-	_, err = inst.start.Call(warmCtx)
-	if _, err = finish(warmCtx, Result{}, err); err == nil {
+	if inst.syntheticCall(ctx, inst.start, warmEnv) == nil {
 		content, globals = capture(inst)
 	}
 	if content != nil {
@@ -428,6 +411,23 @@ func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
 	}
 	r.snapGlobals = globals
 	return nil
+}
+
+// syntheticInstance makes an instance of r outside any pool, with no memory
+// limit, for Warm and snapshot.
+func (e *Engine) syntheticInstance(ctx context.Context, r *reusable) (*instance, error) {
+	return (&pool{r: r, e: e, ceiling: maxMemory}).instantiate(ctx)
+}
+
+// syntheticCall calls fn with env as its environment, no stdin, output
+// discarded and every wasmesh host call refused (warmGuard).
+func (inst *instance) syntheticCall(ctx context.Context, fn api.Function, env []string) error {
+	inst.ctx = ctx
+	ctx = withRun(ctx, env, inst)
+	runOf(ctx).warm = true
+	_, err := fn.Call(ctx)
+	_, err = finish(ctx, Result{}, err)
+	return err
 }
 
 // capture copies an instance's memory and globals.

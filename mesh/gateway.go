@@ -294,24 +294,31 @@ func newRegistryClient(cfg *router.Config) (*oci.Client, error) {
 	return oci.New(oci.Options{PlainHTTP: cfg.PlainHTTPRegistries()})
 }
 
+// pull brings the oci:// reference ref into store, within PullTimeout, and
+// logs what a registry sent.
+func (g *Gateway) pull(ctx context.Context, store *modules.Store, registry *oci.Client, ref string) (oci.Pulled, error) {
+	r, err := oci.ParseReference(ref)
+	if err != nil {
+		return oci.Pulled{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, PullTimeout)
+	defer cancel()
+	got, err := registry.Pull(ctx, store, r)
+	if err == nil && !got.Cached {
+		g.log.Info("pulled module", "ref", got.Ref.String(), "module", got.Module, "signatures", got.Signatures)
+	}
+	return got, err
+}
+
 // moduleBytes returns a version's module: a `path:` file is put into the
 // store first (so it can be pinned and rolled back to by digest); an
 // `oci://` module is pulled into the store unless the store's index shows
 // that its manifest was pulled before.
 func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *router.Version) ([]byte, error) {
 	if v.IsOCI() {
-		ref, err := oci.ParseReference(v.Module)
+		got, err := g.pull(ctx, store, registry, v.Module)
 		if err != nil {
 			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(ctx, PullTimeout)
-		defer cancel()
-		got, err := registry.Pull(ctx, store, ref)
-		if err != nil {
-			return nil, err
-		}
-		if !got.Cached {
-			g.log.Info("pulled module", "ref", got.Ref.String(), "module", got.Module, "signatures", got.Signatures)
 		}
 		_, wasm, err := store.Get(got.Module)
 		return wasm, err

@@ -245,10 +245,6 @@ func writeFileAtomic(path string, data []byte) error {
 // load would, and returns the module's digest and the reference pinned to
 // the manifest it got (a tag is resolved once, here).
 func (g *Gateway) pullForRelease(ctx context.Context, cfg *router.Config, ref string) (digest, pinned string, err error) {
-	r, err := oci.ParseReference(ref)
-	if err != nil {
-		return "", "", err
-	}
 	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
 	if err != nil {
 		return "", "", err
@@ -257,9 +253,7 @@ func (g *Gateway) pullForRelease(ctx context.Context, cfg *router.Config, ref st
 	if err != nil {
 		return "", "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, PullTimeout)
-	defer cancel()
-	got, err := registry.Pull(ctx, store, r)
+	got, err := g.pull(ctx, store, registry, ref)
 	if err != nil {
 		return "", "", err
 	}

@@ -247,9 +247,20 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var puller *routesPuller // made at the first oci:// version
+	defer func() {
+		if puller != nil {
+			puller.close()
+		}
+	}()
 	table, err := router.NewTable(cfg, func(v *router.Version) (string, error) {
 		if v.IsOCI() {
-			return pullForRoutes(ctx, cfg, v.Module)
+			if puller == nil {
+				if puller, err = newRoutesPuller(ctx, cfg); err != nil {
+					return "", err
+				}
+			}
+			return puller.pull(ctx, v.Module)
 		}
 		if v.Path == "" {
 			return store.Resolve(v.Module)
@@ -267,28 +278,36 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// pullForRoutes resolves an oci:// version to its module's digest: from the
-// store's index when its manifest was pulled before, else by pulling it
-// into the store (validated by compiling, as every put is), as serve would.
-func pullForRoutes(ctx context.Context, cfg *router.Config, module string) (string, error) {
-	ref, err := oci.ParseReference(module)
-	if err != nil {
-		return "", err
-	}
+// routesPuller resolves oci:// versions to their modules' digests as serve
+// would: from the store's index when a manifest was pulled before, else by
+// pulling it into the store (validated by compiling, as every put is). One
+// store and one registry client serve every version.
+type routesPuller struct {
+	store  *modules.Store
+	client *oci.Client
+	close  func()
+}
+
+func newRoutesPuller(ctx context.Context, cfg *router.Config) (*routesPuller, error) {
 	store, done, err := openStore(ctx, cfg.Store)
 	if err != nil {
-		return "", err
-	}
-	defer done()
-	if d, ok := oci.Cached(store, ref.Digest); ok {
-		return d, nil
+		return nil, err
 	}
 	c, err := oci.New(oci.Options{PlainHTTP: cfg.PlainHTTPRegistries()})
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return &routesPuller{store: store, client: c, close: done}, nil
+}
+
+func (p *routesPuller) pull(ctx context.Context, module string) (string, error) {
+	ref, err := oci.ParseReference(module)
 	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, mesh.PullTimeout)
 	defer cancel()
-	got, err := c.Pull(ctx, store, ref)
+	got, err := p.client.Pull(ctx, p.store, ref) // answered by the index when pulled before
 	return got.Module, err
 }

@@ -334,8 +334,8 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 	start = time.Now()
 	_, err = inst.start.Call(ctx)
 	res.Run = time.Since(start)
-	if mem := memoryOf(inst.mod); mem != nil {
-		res.MemoryPages = mem.Size() / pageSize
+	if inst.mem != nil {
+		res.MemoryPages = uint32(inst.mem.size / pageSize)
 	}
 	res, err = finish(ctx, res, err)
 	p.put(ctx, inst, err == nil && ctx.Err() == nil)

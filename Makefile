@@ -33,16 +33,18 @@ smoke: build
 	  echo "smoke: $$l ok"; \
 	done
 
-# Rebuild the guests whose sources changed (examples/ and host/testdata/).
+# Rebuild the guests whose sources changed (examples/ and the testdata/ dirs).
 examples:
 	$(MAKE) -C examples
 	$(MAKE) -C host/testdata
+	$(MAKE) -C internal/wasmbin/testdata
 	$(MAKE) -C tests/testdata
 
 # Rebuild every guest from source, whatever the timestamps say.
 examples-force:
 	$(MAKE) -C examples clean all
 	$(MAKE) -C host/testdata -B
+	$(MAKE) -C internal/wasmbin/testdata -B
 	$(MAKE) -C tests/testdata -B
 
 toolchains:

@@ -121,7 +121,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if e.rt, err = newRuntime(ctx, cfg, instantiateWASI, opts.Imports); err != nil {
 		return nil, err
 	}
-	if e.reuseRT, err = newRuntime(ctx, cfg, instantiateReuseWASI, opts.Imports); err != nil {
+	// Prepared modules stop themselves (reuse.go): no closing on context.
+	if e.reuseRT, err = newRuntime(ctx, cfg.WithCloseOnContextDone(false), instantiateReuseWASI, opts.Imports); err != nil {
 		_ = e.rt.Close(ctx)
 		return nil, err
 	}

@@ -40,6 +40,13 @@ import (
 // An instance that trapped, was stopped, grew its memory or was marked is
 // closed instead of reused, so a misbehaving run costs at most a fresh
 // instance for the next one.
+//
+// The reuse runtime does not close instances when their context is done
+// (wazero's WithCloseOnContextDone: a goroutine per call and an exit to Go
+// at every loop iteration, which cost more than a hello request's own
+// work). The rewritten module checks a stop global every
+// wasmbin.YieldEvery loop iterations instead, and instance.call sets it
+// when the run's context is done.
 
 // DefaultMaxIdle is how many reset instances a module keeps per memory limit
 // and arguments when Options.MaxIdle is 0.
@@ -51,6 +58,7 @@ type reusable struct {
 	compiled wazero.CompiledModule
 	img      *image
 	globals  []string
+	stop     string // of globals, the one that stops the guest
 	minPages uint32
 	// startPages is the memory size every instance starts its runs with:
 	// the module's initial size, or what Warm saw a run grow it to.
@@ -88,6 +96,11 @@ type instance struct {
 	mem     *cowMemory
 	globals []api.MutableGlobal
 	initial []uint64
+	stop    api.MutableGlobal
+	// stopped receives once stop has been set, so that a call does not end
+	// while the setting is under way.
+	stopped chan struct{}
+	setStop func()
 
 	ctx          context.Context // the run's, for sleeps
 	stdin        slotReader
@@ -127,7 +140,7 @@ func (e *Engine) prepareReusable(ctx context.Context, p *wasmbin.Pristine) (*reu
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	r := &reusable{compiled: compiled, img: img, globals: p.Globals, minPages: p.MinPages, pools: map[poolKey]*pool{}}
+	r := &reusable{compiled: compiled, img: img, globals: p.Globals, stop: p.Stop, minPages: p.MinPages, pools: map[poolKey]*pool{}}
 	r.entry, _ = entryOf(compiled)
 	r.startPages.Store(p.MinPages)
 	return r, nil
@@ -220,7 +233,11 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 }
 
 func (p *pool) instantiate(ctx context.Context) (*instance, error) {
-	inst := &instance{}
+	inst := &instance{stopped: make(chan struct{}, 1)}
+	inst.setStop = func() {
+		inst.stop.Set(1)
+		inst.stopped <- struct{}{}
+	}
 	var memErr error
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
 		inst.mem, memErr = newCowMemory(p.r.img, min(max, p.ceiling))
@@ -262,12 +279,33 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("rewritten module does not export the mutable global %s", name)
 		}
 		inst.globals = append(inst.globals, g)
+		if name == p.r.stop {
+			inst.stop = g
+		}
 		if p.r.snapGlobals != nil {
 			g.Set(p.r.snapGlobals[len(inst.initial)])
 		}
 		inst.initial = append(inst.initial, g.Get())
 	}
+	if inst.stop == nil {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("rewritten module does not export its stop global %s", p.r.stop)
+	}
 	return inst, nil
+}
+
+// call calls fn in the instance, stopped when ctx is done: the stop global
+// is set, and the guest traps at its next yield check.
+func (inst *instance) call(ctx context.Context, fn api.Function) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	disarm := context.AfterFunc(ctx, inst.setStop)
+	_, err := fn.Call(ctx)
+	if !disarm() {
+		<-inst.stopped // set, or being set: the instance is not reused
+	}
+	return err
 }
 
 // put takes back an instance after a run: reset and kept if the run ended
@@ -332,7 +370,7 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 	ctx = withRun(ctx, c.Env, inst)
 
 	start = time.Now()
-	_, err = inst.start.Call(ctx)
+	err = inst.call(ctx, inst.start)
 	res.Run = time.Since(start)
 	if inst.mem != nil {
 		res.MemoryPages = uint32(inst.mem.size / pageSize)
@@ -425,7 +463,7 @@ func (inst *instance) syntheticCall(ctx context.Context, fn api.Function, env []
 	inst.ctx = ctx
 	ctx = withRun(ctx, env, inst)
 	runOf(ctx).warm = true
-	_, err := fn.Call(ctx)
+	err := inst.call(ctx, fn)
 	_, err = finish(ctx, Result{}, err)
 	return err
 }

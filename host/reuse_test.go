@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,5 +306,52 @@ func TestRunAfterRelease(t *testing.T) {
 	}
 	if res, err := e.Run(context.Background(), other, Call{}); err != nil || res.ExitCode != 7 {
 		t.Errorf("another module after the release: exit %d, %v", res.ExitCode, err)
+	}
+}
+
+// TestLoopingGuestYields: a reused guest spinning in an endless loop yields
+// to the host every wasmbin.YieldEvery iterations, so a garbage collection
+// (which stops the world, and so waits for every goroutine, the guest's
+// too) finishes while the guest still runs, and cancelling its context
+// stops it.
+func TestLoopingGuestYields(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/loop.wasm")
+	if !m.Reusable {
+		t.Fatalf("loop.wasm is not reusable: %s", m.NotReusable)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Run(ctx, m, Call{})
+		done <- err
+	}()
+	for e.Stats().Active == 0 {
+		runtime.Gosched()
+	}
+	gc := make(chan struct{})
+	go func() {
+		runtime.GC()
+		close(gc)
+	}()
+	select {
+	case <-gc:
+	case err := <-done:
+		t.Fatalf("the guest returned before it was stopped: %v", err)
+	}
+	// (A guest that does not yield holds up the collection for ever, and
+	// the world with it: the test then fails by timing out.)
+	select {
+	case err := <-done:
+		t.Fatalf("the guest returned before it was stopped: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, ErrCanceled) {
+		t.Fatalf("cancelled guest: %v, want ErrCanceled", err)
+	}
+	if s := e.Stats(); s.InstancesDiscarded != 1 {
+		t.Errorf("%d instances discarded, want the stopped one", s.InstancesDiscarded)
 	}
 }

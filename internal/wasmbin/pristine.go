@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // PageSize is the size of a WebAssembly memory page.
@@ -16,20 +17,39 @@ const PageSize = 64 << 10
 // mutable global, which Module exports so that the host can read and reset
 // it. Prepare refuses a module that could keep state anywhere else (a
 // table, a dropped segment, a start function).
+//
+// The rewritten module also stops itself when told to, without the host
+// having to check at every loop iteration (yield.go): each loop counts down
+// a fuel global and, every YieldEvery iterations, calls into the host
+// (memory.grow 0, a point where the Go scheduler can preempt it) and traps
+// if the host has set the Stop global.
 type Pristine struct {
 	// Module is the module rewritten: its active data segments are no longer
-	// applied at instantiation (their bytes are in Image), and each mutable
-	// global is also exported, under Globals[i]. Nothing else changes: code,
-	// imports, exports, tables and custom sections are kept byte for byte.
+	// applied at instantiation (their bytes are in Image), each mutable
+	// global is also exported, under Globals[i], two globals are added (fuel
+	// and Stop) and the yield check is put at the head of every loop and at
+	// the entry of every function that makes tail calls. DWARF sections are
+	// dropped (their code offsets would be wrong); function indices, imports,
+	// exports, tables and the other custom sections are kept.
 	Module []byte
 	// Image is the content of memory 0 after instantiation, MinPages whole
 	// pages long; nil for a module without memory.
 	Image []byte
 	// MinPages is memory 0's initial size in pages.
 	MinPages uint32
-	// Globals are the export names given to the mutable globals.
+	// Globals are the export names given to the mutable globals, the two
+	// added ones included.
 	Globals []string
+	// Stop is the export name of the global that, once set to 1, makes the
+	// guest trap at its next yield check.
+	Stop string
 }
+
+// YieldEvery is how many loop iterations a rewritten module runs between
+// two yields to the host: small enough that a guest in an endless loop is
+// stopped, and lets the garbage collector stop the world, within
+// microseconds; large enough that the yield costs nothing measurable.
+const YieldEvery = 1000
 
 // ErrNotReusable is wrapped by Prepare's errors for modules that can keep
 // state outside memory and mutable globals.
@@ -50,8 +70,9 @@ func Prepare(b []byte) (*Pristine, error) {
 
 type section struct {
 	id         byte
-	start, end int // the whole section, header included
-	body       int // where its content starts
+	start, end int    // the whole section, header included
+	body       int    // where its content starts
+	name       string // of a custom section
 }
 
 type dataSegment struct {
@@ -64,6 +85,7 @@ type preparer struct {
 	memories    int
 	minPages    uint32
 	globals     []global
+	bodies      []funcBody
 	exports     [][]byte // each export entry as encoded
 	exportNames map[string]bool
 	dataCount   bool
@@ -72,6 +94,7 @@ type preparer struct {
 }
 
 type global struct {
+	raw     []byte // the entry as encoded
 	mutable bool
 	i32     int64 // the value, for an i32 initialised by i32.const
 	isConst bool
@@ -96,6 +119,8 @@ func (p *preparer) read(b []byte) error {
 		sec := &reader{b: b[:end], off: body}
 		var err error
 		switch id {
+		case 0:
+			p.sections[len(p.sections)-1].name = sec.name()
 		case 2:
 			err = p.readImports(sec)
 		case 4:
@@ -123,7 +148,7 @@ func (p *preparer) read(b []byte) error {
 		case 8:
 			err = notReusable("a start function runs at instantiation")
 		case 10:
-			err = scanCode(sec)
+			p.bodies, err = scanCode(sec)
 		case 11:
 			err = p.readData(sec)
 		case 12:
@@ -136,6 +161,9 @@ func (p *preparer) read(b []byte) error {
 			return fmt.Errorf("section %d at offset %d: %w", id, start, err)
 		}
 		r.off = end
+	}
+	if p.memories == 0 {
+		return notReusable("no linear memory (the yield check needs memory.grow)")
 	}
 	return nil
 }
@@ -155,6 +183,7 @@ func (p *preparer) readImports(r *reader) error {
 
 func (p *preparer) readGlobals(r *reader) error {
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		start := r.off
 		t := r.byte()
 		g := global{mutable: r.byte() == 1}
 		if t == 0x63 || t == 0x64 {
@@ -167,6 +196,7 @@ func (p *preparer) readGlobals(r *reader) error {
 		if err := scanUntilEnd(r); err != nil {
 			return err
 		}
+		g.raw = r.b[start:r.off]
 		p.globals = append(p.globals, g)
 	}
 	return nil
@@ -248,11 +278,19 @@ func (p *preparer) constOffset(r *reader) (uint64, error) {
 // build writes the rewritten module.
 func (p *preparer) build(b []byte) (*Pristine, error) {
 	out := &Pristine{MinPages: p.minPages, Image: p.image}
-	if p.memories == 1 && out.Image == nil {
+	if out.Image == nil {
 		out.Image = make([]byte, uint64(p.minPages)*PageSize)
 	}
+	fuel, stop := uint32(len(p.globals)), uint32(len(p.globals)+1)
+	p.globals = append(p.globals,
+		global{mutable: true, raw: appendS32([]byte{0x7f, 1, 0x41}, YieldEvery, 0x0b)},
+		global{mutable: true, raw: []byte{0x7f, 1, 0x41, 0, 0x0b}})
+	out.Stop = GlobalExport(int(stop))
+
 	exports := append([][]byte(nil), p.exports...)
+	globals := make([][]byte, len(p.globals))
 	for i, g := range p.globals {
+		globals[i] = g.raw
 		if !g.mutable {
 			continue
 		}
@@ -265,24 +303,34 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 		e = append(e, 3)
 		exports = append(exports, appendU32(e, uint32(i)))
 	}
-	exportSection := encodeSection(7, exports)
+	// Sections rewritten, or added where the module has none.
+	replaced := map[byte][]byte{6: encodeSection(6, globals), 7: encodeSection(7, exports)}
+	if p.bodies != nil {
+		replaced[10] = encodeSection(10, p.instrument(b, fuel, stop))
+	}
 
 	var w bytes.Buffer
 	w.Write(b[:8])
-	wroteExports := false
-	writeExports := func() {
-		if !wroteExports {
-			w.Write(exportSection)
-			wroteExports = true
+	flush := func(before int) { // writes the replacements that go before this place
+		for _, id := range []byte{6, 7, 10} {
+			if s, ok := replaced[id]; ok && order(id) < before {
+				w.Write(s)
+				delete(replaced, id)
+			}
 		}
 	}
 	for _, s := range p.sections {
-		switch {
-		case s.id == 7:
-			writeExports()
+		if s.id == 0 {
+			if !strings.HasPrefix(s.name, ".debug_") {
+				w.Write(b[s.start:s.end])
+			}
 			continue
-		case s.id != 0 && order(s.id) > order(7):
-			writeExports()
+		}
+		flush(order(s.id))
+		if r, ok := replaced[s.id]; ok {
+			w.Write(r)
+			delete(replaced, s.id)
+			continue
 		}
 		if s.id == 11 {
 			if p.dataCount {
@@ -302,7 +350,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 		}
 		w.Write(b[s.start:s.end])
 	}
-	writeExports()
+	flush(1 << 30)
 	out.Module = w.Bytes()
 	return out, nil
 }

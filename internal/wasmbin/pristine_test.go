@@ -2,17 +2,20 @@ package wasmbin
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tetratelabs/wazero"
 )
 
 func TestPrepare(t *testing.T) {
 	for _, tc := range []struct {
 		file        string
-		globals     int    // mutable globals exported
+		globals     int    // mutable globals of the module
 		pages       uint32 // initial memory
 		imageAt     int    // an offset in the image, and what is there
 		imageBytes  string
@@ -20,7 +23,7 @@ func TestPrepare(t *testing.T) {
 	}{
 		{file: "../../host/testdata/isolation.wasm", globals: 1, pages: 1, imageAt: 1024, imageBytes: "pristine-memory!"},
 		{file: "../../examples/hello/rust/hello.wasm", globals: 1, pages: 2},
-		{file: "../../examples/hello/typescript/hello.wasm", pages: 1},
+		{file: "../../examples/hello/typescript/hello.wasm", pages: 1, globals: -1},
 		{file: "../../host/testdata/reuse_tableset.wasm", notReusable: "table.set at offset"},
 		{file: "../../host/testdata/reuse_datadrop.wasm", notReusable: "data.drop at offset"},
 		{file: "../../host/testdata/reuse_start.wasm", notReusable: "a start function"},
@@ -43,8 +46,18 @@ func TestPrepare(t *testing.T) {
 			if p.MinPages != tc.pages || len(p.Image) != int(tc.pages)*PageSize {
 				t.Errorf("pages %d, image %d bytes; want %d pages", p.MinPages, len(p.Image), tc.pages)
 			}
-			if tc.globals > 0 && len(p.Globals) != tc.globals {
-				t.Errorf("exported globals %v, want %d", p.Globals, tc.globals)
+			// Plus fuel and stop, the last two.
+			if tc.globals >= 0 && len(p.Globals) != tc.globals+2 {
+				t.Errorf("exported globals %v, want %d", p.Globals, tc.globals+2)
+			}
+			if n := len(p.Globals); n < 2 || p.Stop != p.Globals[n-1] {
+				t.Errorf("stop global %q, want the last of %v", p.Stop, p.Globals)
+			}
+			// The rewritten code is valid WebAssembly.
+			rt := wazero.NewRuntime(context.Background())
+			defer rt.Close(context.Background())
+			if _, err := rt.CompileModule(context.Background(), p.Module); err != nil {
+				t.Fatalf("rewritten module does not compile: %v", err)
 			}
 			if tc.imageBytes != "" && !bytes.HasPrefix(p.Image[tc.imageAt:], []byte(tc.imageBytes)) {
 				t.Errorf("image at %d: %q, want %q", tc.imageAt, p.Image[tc.imageAt:tc.imageAt+len(tc.imageBytes)], tc.imageBytes)

@@ -2,18 +2,32 @@ package wasmbin
 
 import "fmt"
 
+// funcBody is where a function body's parts are in the binary, and where
+// yield checks go (yield.go).
+type funcBody struct {
+	start, code, end int // locals, instructions, end of the body
+	// loops are the offsets just past each loop's block type: the head of
+	// the loop, which every iteration runs.
+	loops []int
+	// tailCalls says the body has return_call or return_call_indirect,
+	// which can loop without a loop instruction.
+	tailCalls bool
+}
+
 // scanCode reads every function body of a code section and refuses the
 // instructions that change an instance's state outside linear memory and
 // globals: those that write a table or drop a segment. It also refuses
 // opcodes it does not know, so that a new proposal is never let through
-// unread.
-func scanCode(r *reader) error {
+// unread. It returns where each body's loops are.
+func scanCode(r *reader) ([]funcBody, error) {
+	var bodies []funcBody
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		size := int(r.u32())
 		if r.err != nil || size > len(r.b)-r.off {
-			return fmt.Errorf("function body at offset %d runs past the section", r.off)
+			return nil, fmt.Errorf("function body at offset %d runs past the section", r.off)
 		}
 		body := &reader{b: r.b[:r.off+size], off: r.off}
+		fb := funcBody{start: r.off, end: r.off + size}
 		r.off += size
 		for groups := body.u32(); groups > 0 && body.err == nil; groups-- {
 			body.u32()
@@ -21,16 +35,25 @@ func scanCode(r *reader) error {
 				body.skip()
 			}
 		}
+		fb.code = body.off
 		for body.off < len(body.b) && body.err == nil {
+			op := body.b[body.off]
 			if err := scanInstr(body); err != nil {
-				return err
+				return nil, err
+			}
+			switch op {
+			case 0x03:
+				fb.loops = append(fb.loops, body.off)
+			case 0x12, 0x13:
+				fb.tailCalls = true
 			}
 		}
 		if body.err != nil {
-			return body.err
+			return nil, body.err
 		}
+		bodies = append(bodies, fb)
 	}
-	return nil
+	return bodies, nil
 }
 
 // scanUntilEnd reads a constant expression up to and including its end.

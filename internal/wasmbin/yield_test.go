@@ -1,0 +1,110 @@
+package wasmbin
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// yieldRun is what testdata/yield.wat's run(n) computes.
+func yieldRun(n int32) int32 {
+	var acc int32
+	for i := int32(0); i < n; i++ {
+		for j := int32(0); j < i%7; j++ {
+			acc += (i * j) % 1000
+		}
+	}
+	return acc + n*(n+1) // two sums of 1..n
+}
+
+func TestYieldCheck(t *testing.T) {
+	ctx := context.Background()
+	orig, err := os.ReadFile("testdata/yield.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Prepare(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// yield.wat has one global of its own: fuel is global 1, stop global 2.
+	if got := bytes.Count(p.Module, yieldCheck(1, 2)); got != 4 {
+		t.Errorf("%d yield checks, want one per loop (4)", got)
+	}
+	if p.Stop != GlobalExport(2) {
+		t.Errorf("Stop = %q, want %q", p.Stop, GlobalExport(2))
+	}
+
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	instantiate := func(name string, b []byte) api.Module {
+		m, err := rt.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithName(name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return m
+	}
+	before, after := instantiate("original", orig), instantiate("prepared", p.Module)
+	// The same results, across many yields (YieldEvery iterations each).
+	for _, n := range []int32{1, 2, 10, 999, 1000, 1001, 5000} {
+		want := yieldRun(n)
+		for _, m := range []api.Module{before, after} {
+			res, err := m.ExportedFunction("run").Call(ctx, uint64(n))
+			if err != nil {
+				t.Fatalf("%s: run(%d): %v", m.Name(), n, err)
+			}
+			if got := int32(res[0]); got != want {
+				t.Errorf("%s: run(%d) = %d, want %d", m.Name(), n, got, want)
+			}
+		}
+	}
+
+	// With stop set, a run of fewer iterations than the fuel left finishes;
+	// a longer one traps at the next yield.
+	stopped := instantiate("stopped", p.Module)
+	stopped.ExportedGlobal(p.Stop).(api.MutableGlobal).Set(1)
+	if _, err := stopped.ExportedFunction("run").Call(ctx, 1); err != nil {
+		t.Errorf("run(1) with stop set and fuel left: %v", err)
+	}
+	if _, err := stopped.ExportedFunction("run").Call(ctx, 5000); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("run(5000) with stop set: err = %v, want the unreachable trap", err)
+	}
+}
+
+// TestYieldCheckTailCalls: a function that makes tail calls gets the check
+// at its entry, since it can loop without a loop instruction.
+func TestYieldCheckTailCalls(t *testing.T) {
+	b, err := os.ReadFile("testdata/tailcall.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Prepare(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := yieldCheck(0, 1) // no globals of its own
+	if got := bytes.Count(p.Module, check); got != 1 {
+		t.Fatalf("%d yield checks, want 1", got)
+	}
+	// Right after the (empty) locals of the only function body.
+	if i := bytes.Index(p.Module, check); i < 1 || p.Module[i-1] != 0 {
+		t.Errorf("yield check at %d, not at the function's entry", i)
+	}
+}
+
+func TestAppendS32(t *testing.T) {
+	for _, tc := range []struct {
+		v    int32
+		want string
+	}{{0, "00"}, {1, "01"}, {63, "3f"}, {64, "c000"}, {-1, "7f"}, {-64, "40"}, {-65, "bf7f"}, {1000, "e807"}, {-1 << 31, "8080808078"}} {
+		if got := fmt.Sprintf("%x", appendS32(nil, tc.v)); got != tc.want {
+			t.Errorf("appendS32(%d) = %s, want %s", tc.v, got, tc.want)
+		}
+	}
+}

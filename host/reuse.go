@@ -101,6 +101,10 @@ type instance struct {
 	// while the setting is under way.
 	stopped chan struct{}
 	setStop func()
+	// stopCause is why the host stopped the run from inside it (the
+	// output cap), nil when it did not; stopFor records it.
+	stopCause error
+	stopFor   func(error)
 
 	ctx          context.Context // the run's, for sleeps
 	stdin        slotReader
@@ -238,6 +242,13 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		inst.stop.Set(1)
 		inst.stopped <- struct{}{}
 	}
+	// Called by a host function, so on the guest's own goroutine.
+	inst.stopFor = func(err error) {
+		if inst.stopCause == nil {
+			inst.stopCause = err
+		}
+		inst.stop.Set(1)
+	}
 	var memErr error
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
 		inst.mem, memErr = newCowMemory(p.r.img, min(max, p.ceiling))
@@ -311,7 +322,7 @@ func (inst *instance) call(ctx context.Context, fn api.Function) error {
 // put takes back an instance after a run: reset and kept if the run ended
 // cleanly, else closed.
 func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
-	inst.ctx = nil
+	inst.ctx, inst.stopCause = nil, nil
 	inst.stdin.r, inst.stdout.w, inst.stderr.w = nil, nil, nil
 	if !clean || inst.tainted || p.r.isClosed() || !inst.reset(p.pages()) {
 		p.e.discarded.Add(1)
@@ -350,8 +361,13 @@ func (inst *instance) reset(pages uint32) bool {
 func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64) (Result, error) {
 	p := m.reusable.pool(e, limit, c.Args)
 
-	ctx, cancel, stop := runContext(ctx, c.Timeout)
-	defer stop()
+	// One context layer, for the timeout: the output cap stops the guest
+	// from inside (stopFor), with no cancel of its own.
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout, timeoutError(c.Timeout))
+		defer cancel()
+	}
 
 	start := time.Now()
 	inst, err := p.get(ctx)
@@ -365,8 +381,8 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 
 	inst.ctx = ctx
 	inst.stdin.r = c.Stdin
-	inst.stdout.w = capWriter(c.Stdout, "stdout", c.MaxStdout, cancel)
-	inst.stderr.w = capWriter(c.Stderr, "stderr", c.MaxStderr, cancel)
+	inst.stdout.w = capWriter(c.Stdout, "stdout", c.MaxStdout, inst.stopFor)
+	inst.stderr.w = capWriter(c.Stderr, "stderr", c.MaxStderr, inst.stopFor)
 	ctx = withRun(ctx, c.Env, inst)
 
 	start = time.Now()
@@ -375,7 +391,11 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 	if inst.mem != nil {
 		res.MemoryPages = uint32(inst.mem.size / pageSize)
 	}
-	res, err = finish(ctx, res, err)
+	if inst.stopCause != nil {
+		err = inst.stopCause
+	} else {
+		res, err = finish(ctx, res, err)
+	}
 	p.put(ctx, inst, err == nil && ctx.Err() == nil)
 	return res, err
 }

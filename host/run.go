@@ -129,8 +129,8 @@ var baseConfig = wazero.NewModuleConfig().
 func (e *Engine) moduleConfig(ctx context.Context, c Call, stop context.CancelCauseFunc) wazero.ModuleConfig {
 	mc := baseConfig.
 		WithArgs(c.Args...).
-		WithStdout(capWriter(c.Stdout, "stdout", c.MaxStdout, stop)).
-		WithStderr(capWriter(c.Stderr, "stderr", c.MaxStderr, stop)).
+		WithStdout(capWriter(c.Stdout, "stdout", c.MaxStdout, func(err error) { stop(err) })).
+		WithStderr(capWriter(c.Stderr, "stderr", c.MaxStderr, func(err error) { stop(err) })).
 		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) })
 	switch stdin := c.Stdin.(type) {
 	case nil:
@@ -205,7 +205,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 
 // capWriter counts what the guest writes to a stream and stops the guest,
 // through stop, on the first write past max.
-func capWriter(w io.Writer, stream string, max int64, stop context.CancelCauseFunc) io.Writer {
+func capWriter(w io.Writer, stream string, max int64, stop func(error)) io.Writer {
 	if w == nil {
 		w = io.Discard
 	}
@@ -220,7 +220,7 @@ type cappedWriter struct {
 	stream string
 	left   int64
 	max    int64
-	stop   context.CancelCauseFunc
+	stop   func(error)
 }
 
 func (c *cappedWriter) Write(p []byte) (int, error) {

@@ -172,18 +172,20 @@ func (g *Gateway) serve(x *exchange, service *string) {
 	// service's timeout, so that slow uploads cannot hold the slots.
 	body := getBuf()
 	defer putBuf(body)
-	rc := http.NewResponseController(x.w)
-	if x.depth == 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(svc.Limits.Timeout))
-	}
-	err = readBody(body, r, svc.Limits.MaxBody)
-	if x.depth == 0 {
-		_ = rc.SetReadDeadline(time.Time{}) // lifted once read: net/http would take it for a client gone
-	}
-	x.bodyLen = body.Len()
-	if err != nil {
-		g.fail(x, statusOf(err), err)
-		return
+	if r.Body != nil && r.Body != http.NoBody { // net/http's for a request without one
+		rc := http.NewResponseController(x.w)
+		if x.depth == 0 {
+			_ = rc.SetReadDeadline(time.Now().Add(svc.Limits.Timeout))
+		}
+		err = readBody(body, r, svc.Limits.MaxBody)
+		if x.depth == 0 {
+			_ = rc.SetReadDeadline(time.Time{}) // lifted once read: net/http would take it for a client gone
+		}
+		x.bodyLen = body.Len()
+		if err != nil {
+			g.fail(x, statusOf(err), err)
+			return
+		}
 	}
 	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
 
@@ -224,23 +226,28 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 		MemoryLimit:  svc.Limits.Memory,
 		Timeout:      svc.Limits.Timeout,
 	}
-	ctx, span := g.tracer.Start(r.Context(), "wasmesh.guest")
+	// The guest's span only when the request's is recorded: unsampled, it
+	// would only be the parent of the (as unsampled) http_call spans.
+	ctx, span := r.Context(), trace.Span(nil)
+	if x.span.IsRecording() {
+		ctx, span = g.tracer.Start(ctx, "wasmesh.guest")
+	}
 	ctx = context.WithValue(ctx, guestKey{}, &guest{g: g, x: x})
 	res, err := g.engine.Run(ctx, mod, call)
 	g.metrics.guestTimes(svc.Name, res)
-	if span.IsRecording() {
+	if span != nil {
 		span.SetAttributes(
 			attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
 			attribute.Float64("wasmesh.guest.run_ms", float64(res.Run.Microseconds())/1000),
 			attribute.Int("wasmesh.guest.memory_pages", int(res.MemoryPages)),
 			attribute.Int("wasmesh.guest.exit_code", int(res.ExitCode)),
 			attribute.Bool("wasmesh.guest.reused", res.Reused))
+		if err != nil {
+			span.SetAttributes(attribute.String("wasmesh.guest.stop_cause", err.Error()))
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 	}
-	if err != nil {
-		span.SetAttributes(attribute.String("wasmesh.guest.stop_cause", err.Error()))
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 	if errOut.Len() > 0 {
 		g.log.Debug("guest stderr", "request_id", x.id, "service", svc.Name, "stderr", truncate(errOut.String(), 2048))
 	}

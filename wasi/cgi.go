@@ -7,9 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Meta is what the gateway knows about a request beyond the request itself.
@@ -40,39 +41,119 @@ type Meta struct {
 // client shadow a header set by a trusted proxy (nginx does the same).
 // The result is sorted by name so that guests see a deterministic environment.
 func RequestEnv(r *http.Request, m Meta) []string {
+	// One buffer holds every variable and the strings are slices of it:
+	// two allocations for the whole environment instead of one per
+	// variable. A request's environment is built on every request.
 	host, port := splitHostPort(r.Host)
-	env := []string{
-		"GATEWAY_INTERFACE=CGI/1.1",
-		"REQUEST_METHOD=" + r.Method,
-		"PATH_INFO=" + m.PathInfo,
-		"SCRIPT_NAME=" + m.ScriptName,
-		"QUERY_STRING=" + r.URL.RawQuery,
-		"REQUEST_URI=" + r.URL.RequestURI(),
-		"SERVER_NAME=" + host,
-		"SERVER_PORT=" + port,
-		"SERVER_PROTOCOL=" + r.Proto,
-		"SERVER_SOFTWARE=wasmesh",
-		"REMOTE_ADDR=" + remoteIP(r.RemoteAddr),
-		"HTTP_HOST=" + r.Host,
-		"X_MATCHED_ROUTE=" + m.Route,
-		"X_WASMESH_VERSION=" + m.Version,
-		"X_REQUEST_ID=" + m.RequestID,
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		env = append(env, "CONTENT_TYPE="+ct)
-	}
-	if r.ContentLength >= 0 {
-		env = append(env, "CONTENT_LENGTH="+strconv.FormatInt(r.ContentLength, 10))
-	}
-	if m.PeerID != "" {
-		env = append(env, "X_SPIFFE_PEER_ID="+m.PeerID)
-	}
+	size := 256 + len(m.PathInfo) + len(m.ScriptName) + 2*len(r.URL.RawQuery) + len(r.URL.Path) + 2*len(r.Host) +
+		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(r.RemoteAddr)
 	for name, values := range r.Header {
-		if v, ok := headerVar(name); ok && !skipHeaderVar[v] {
-			env = append(env, v+"="+strings.Join(values, ", "))
+		size += len("HTTP_=") + len(name)
+		for _, v := range values {
+			size += len(v) + len(", ")
 		}
 	}
-	sort.Strings(env)
+	var ends [32]int
+	e := envBuilder{buf: make([]byte, 0, size), ends: ends[:0]}
+	e.add("GATEWAY_INTERFACE=", "CGI/1.1")
+	e.add("REQUEST_METHOD=", r.Method)
+	e.add("PATH_INFO=", m.PathInfo)
+	e.add("SCRIPT_NAME=", m.ScriptName)
+	e.add("QUERY_STRING=", r.URL.RawQuery)
+	e.add("REQUEST_URI=", r.URL.RequestURI())
+	e.add("SERVER_NAME=", host)
+	e.add("SERVER_PORT=", port)
+	e.add("SERVER_PROTOCOL=", r.Proto)
+	e.add("SERVER_SOFTWARE=", "wasmesh")
+	e.add("REMOTE_ADDR=", remoteIP(r.RemoteAddr))
+	e.add("HTTP_HOST=", r.Host)
+	e.add("X_MATCHED_ROUTE=", m.Route)
+	e.add("X_WASMESH_VERSION=", m.Version)
+	e.add("X_REQUEST_ID=", m.RequestID)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		e.add("CONTENT_TYPE=", ct)
+	}
+	if r.ContentLength >= 0 {
+		e.start()
+		e.buf = append(e.buf, "CONTENT_LENGTH="...)
+		e.buf = strconv.AppendInt(e.buf, r.ContentLength, 10)
+		e.end()
+	}
+	if m.PeerID != "" {
+		e.add("X_SPIFFE_PEER_ID=", m.PeerID)
+	}
+	for name, values := range r.Header {
+		e.start()
+		if !e.headerVar(name) {
+			e.drop()
+			continue
+		}
+		for i, v := range values {
+			if i > 0 {
+				e.buf = append(e.buf, ", "...)
+			}
+			e.buf = append(e.buf, v...)
+		}
+		e.end()
+	}
+	env := e.strings()
+	slices.Sort(env)
+	return env
+}
+
+// envBuilder appends variables to one buffer, remembering where each ends.
+type envBuilder struct {
+	buf   []byte
+	ends  []int
+	begin int
+}
+
+func (e *envBuilder) start() { e.begin = len(e.buf) }
+func (e *envBuilder) end()   { e.ends = append(e.ends, len(e.buf)) }
+func (e *envBuilder) drop()  { e.buf = e.buf[:e.begin] }
+
+func (e *envBuilder) add(key, value string) {
+	e.buf = append(append(e.buf, key...), value...)
+	e.end()
+}
+
+// headerVar appends the CGI variable for a header name and "=", reporting
+// false for names that are not plain tokens of letters, digits and '-' and
+// for those in skipHeaderVar.
+func (e *envBuilder) headerVar(name string) bool {
+	if len(name) == 0 {
+		return false
+	}
+	e.buf = append(e.buf, "HTTP_"...)
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z':
+			e.buf = append(e.buf, c-'a'+'A')
+		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			e.buf = append(e.buf, c)
+		case c == '-':
+			e.buf = append(e.buf, '_')
+		default:
+			return false
+		}
+	}
+	if skipHeaderVar[string(e.buf[e.begin:])] { // no allocation: the compiler looks up without one
+		return false
+	}
+	e.buf = append(e.buf, '=')
+	return true
+}
+
+// strings returns the variables, as slices of the buffer, which is not
+// written again (so no copy is needed to make it a string).
+func (e *envBuilder) strings() []string {
+	all := unsafe.String(unsafe.SliceData(e.buf), len(e.buf))
+	env := make([]string, len(e.ends))
+	from := 0
+	for i, to := range e.ends {
+		env[i] = all[from:to]
+		from = to
+	}
 	return env
 }
 
@@ -81,26 +162,6 @@ func RequestEnv(r *http.Request, m Meta) []string {
 // "Proxy:" header would become HTTP_PROXY, which HTTP libraries take for
 // their proxy setting (httpoxy).
 var skipHeaderVar = map[string]bool{"HTTP_HOST": true, "HTTP_CONTENT_TYPE": true, "HTTP_CONTENT_LENGTH": true, "HTTP_PROXY": true}
-
-// headerVar maps a header name to its CGI variable, refusing names that are
-// not plain tokens of letters, digits and '-'.
-func headerVar(name string) (string, bool) {
-	b := make([]byte, 0, len("HTTP_")+len(name))
-	b = append(b, "HTTP_"...)
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case c >= 'a' && c <= 'z':
-			b = append(b, c-'a'+'A')
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			b = append(b, c)
-		case c == '-':
-			b = append(b, '_')
-		default:
-			return "", false
-		}
-	}
-	return string(b), len(name) > 0
-}
 
 func splitHostPort(hostport string) (host, port string) {
 	host, port, err := net.SplitHostPort(hostport)

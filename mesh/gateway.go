@@ -91,6 +91,7 @@ type state struct {
 	modules  map[string]*host.Module        // by digest
 	colours  map[string]bpf.Colour          // by colourKey
 	peers    map[string]*identity.AllowList // by service, for those with allow_peers
+	series   sync.Map                       // seriesKey → *series, made as requests come
 }
 
 type reloadError struct {

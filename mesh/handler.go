@@ -54,6 +54,7 @@ func putBuf(b *bytes.Buffer) {
 type exchange struct {
 	w       http.ResponseWriter
 	r       *http.Request
+	ctx     context.Context // r's, with the request's span: r is not copied to carry it
 	id      string
 	start   time.Time
 	route   *router.Route
@@ -64,6 +65,7 @@ type exchange struct {
 	err     error // why the request failed, for the log
 	depth   int   // how many http_call hops led here
 	span    trace.Span
+	series  *series // the route's and version's metrics; nil for in-process calls
 	colour  bpf.Colour
 	bodyLen int
 }
@@ -93,7 +95,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, service *string
 	ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := g.tracer.Start(ctx, "wasmesh.request", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
-	x := &exchange{w: w, r: r.WithContext(ctx), id: requestID(r), start: time.Now(), depth: depth, span: span}
+	x := &exchange{w: w, r: r, ctx: ctx, id: requestID(r), start: time.Now(), depth: depth, span: span}
 	w.Header().Set(RequestIDHeader, x.id)
 	g.serve(x, service)
 	g.endSpan(x)
@@ -173,7 +175,13 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		x.colour = st.colours[colourKey(svc.Name, v.Digest)]
 	}
 	x.w.Header().Set(router.VersionHeader, v.Digest)
-	stats := g.statsFor(svc.Name, v.Digest)
+	var stats *versionStats
+	if x.depth == 0 { // an in-process call's route is made for it: not worth keeping
+		x.series = g.seriesFor(st, x.route, svc, v)
+		stats = x.series.stats
+	} else {
+		stats = g.statsFor(svc.Name, v.Digest)
+	}
 	stats.requests.Add(1)
 	defer func() {
 		if x.status >= 500 {
@@ -202,7 +210,7 @@ func (g *Gateway) serve(x *exchange, service *string) {
 	}
 	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
 
-	release, err := g.limiterFor(svc).acquire(r.Context(), svc.Limits.Timeout)
+	release, err := g.limiterFor(svc).acquire(x.ctx, svc.Limits.Timeout)
 	if err != nil {
 		g.metrics.rejections.WithLabelValues(svc.Name).Inc()
 		x.w.Header().Set("Retry-After", "1")
@@ -241,13 +249,13 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 	}
 	// The guest's span only when the request's is recorded: unsampled, it
 	// would only be the parent of the (as unsampled) http_call spans.
-	ctx, span := r.Context(), trace.Span(nil)
+	ctx, span := x.ctx, trace.Span(nil)
 	if x.span.IsRecording() {
 		ctx, span = g.tracer.Start(ctx, "wasmesh.guest")
 	}
 	ctx = context.WithValue(ctx, guestKey{}, &guest{g: g, x: x})
 	res, err := g.engine.Run(ctx, mod, call)
-	g.metrics.guestTimes(svc.Name, res)
+	g.metrics.guestTimes(x, res)
 	if span != nil {
 		span.SetAttributes(
 			attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
@@ -387,7 +395,7 @@ func (g *Gateway) accessLog(x *exchange) {
 	if x.status >= 500 {
 		level = slog.LevelWarn
 	}
-	if !g.log.Enabled(x.r.Context(), level) {
+	if !g.log.Enabled(x.ctx, level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -417,7 +425,7 @@ func (g *Gateway) accessLog(x *exchange) {
 	if x.err != nil {
 		attrs = append(attrs, slog.String("error", x.err.Error()))
 	}
-	g.log.LogAttrs(x.r.Context(), level, "request", attrs...)
+	g.log.LogAttrs(x.ctx, level, "request", attrs...)
 }
 
 // requestID propagates a sane incoming X-Request-Id, or makes one.

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
 )
 
 // metrics are the gateway's Prometheus series, in a registry of its own.
@@ -124,14 +126,34 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
-func (m *metrics) guestTimes(service string, res host.Result) {
-	m.instTime.WithLabelValues(service).Observe(res.Instantiate.Seconds())
+func (m *metrics) guestTimes(x *exchange, res host.Result) {
+	var inst, run prometheus.Observer
+	if s := x.series; s != nil {
+		inst, run = s.instTime, s.runTime
+	} else {
+		inst, run = m.instTime.WithLabelValues(x.service.Name), m.runTime.WithLabelValues(x.service.Name)
+	}
+	inst.Observe(res.Instantiate.Seconds())
 	if res.Run > 0 {
-		m.runTime.WithLabelValues(service).Observe(res.Run.Seconds())
+		run.Observe(res.Run.Seconds())
 	}
 }
 
 func (m *metrics) observe(x *exchange) {
+	class := x.status / 100
+	if s := x.series; s != nil && class >= 1 && class <= 5 {
+		c := s.classes[class].Load()
+		if c == nil {
+			c = &classSeries{
+				requests: m.requests.WithLabelValues(s.route, s.service, s.version, classNames[class]),
+				duration: m.duration.WithLabelValues(s.route, s.service, s.version, classNames[class]),
+			}
+			s.classes[class].Store(c)
+		}
+		c.requests.Inc()
+		c.duration.Observe(time.Since(x.start).Seconds())
+		return
+	}
 	route, service, version := "", "", ""
 	if x.route != nil {
 		route, service = x.route.Name, x.service.Name
@@ -139,9 +161,49 @@ func (m *metrics) observe(x *exchange) {
 	if x.version != nil {
 		version = modules.Short(x.version.Digest)
 	}
-	class := strconv.Itoa(x.status/100) + "xx"
-	m.requests.WithLabelValues(route, service, version, class).Inc()
-	m.duration.WithLabelValues(route, service, version, class).Observe(time.Since(x.start).Seconds())
+	name := strconv.Itoa(class) + "xx"
+	m.requests.WithLabelValues(route, service, version, name).Inc()
+	m.duration.WithLabelValues(route, service, version, name).Observe(time.Since(x.start).Seconds())
+}
+
+var classNames = [6]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// seriesKey names the requests of one route and version of a config.
+type seriesKey struct {
+	route   *router.Route
+	version *router.Version
+}
+
+// series are the metrics of one route and version, resolved once per
+// config rather than on every request: WithLabelValues hashes every label
+// value and takes a lock. A status class's are resolved when first seen,
+// so that no series appears before it has a request.
+type series struct {
+	route, service, version string
+	instTime, runTime       prometheus.Observer
+	stats                   *versionStats
+	classes                 [6]atomic.Pointer[classSeries]
+}
+
+type classSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesFor returns the series of route r and version v in st, made on
+// first use. They live as long as st, the config they belong to.
+func (g *Gateway) seriesFor(st *state, r *router.Route, s *router.Service, v *router.Version) *series {
+	key := seriesKey{r, v}
+	if got, ok := st.series.Load(key); ok {
+		return got.(*series)
+	}
+	got, _ := st.series.LoadOrStore(key, &series{
+		route: r.Name, service: s.Name, version: modules.Short(v.Digest),
+		instTime: g.metrics.instTime.WithLabelValues(s.Name),
+		runTime:  g.metrics.runTime.WithLabelValues(s.Name),
+		stats:    g.statsFor(s.Name, v.Digest),
+	})
+	return got.(*series)
 }
 
 // reloadCount reads wasmesh_config_reload_total for result.

@@ -32,3 +32,62 @@ func TestCowMemoryFreeTwice(t *testing.T) {
 	a.Free()
 	b.Free()
 }
+
+// TestCowMemoryReset: whatever pages a run wrote (in the image or past it,
+// alone or in runs), and whatever it only read, reset makes the memory the
+// image again, zeros past it.
+func TestCowMemoryReset(t *testing.T) {
+	const imgPages, memPages = 3 * pageSize / osPage, 12 * pageSize / osPage
+	content := make([]byte, imgPages*osPage)
+	for i := range content {
+		content[i] = byte(i*7 + 1)
+	}
+	img, err := newImage(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.close()
+	every := func(step int) (pages []int) {
+		for p := 0; p < memPages; p += step {
+			pages = append(pages, p)
+		}
+		return pages
+	}
+	for _, tc := range []struct {
+		name  string
+		pages []int // written; the others are read
+	}{
+		{"none", nil},
+		{"first and last", []int{0, memPages - 1}},
+		{"in and past the image", []int{1, 2, imgPages - 1, imgPages, imgPages + 3}},
+		{"every other page", every(2)},
+		{"all", every(1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := newCowMemory(img, memPages*osPage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.unmap()
+			buf := m.Reallocate(memPages * osPage)
+			var sum byte
+			for i := 0; i < len(buf); i += osPage {
+				sum += buf[i] // read every page: reads must not count as writes
+			}
+			_ = sum
+			for _, p := range tc.pages {
+				buf[p*osPage+5] ^= 0xff
+			}
+			m.reset(memPages * osPage)
+			for i, b := range buf {
+				want := byte(0)
+				if i < len(content) {
+					want = content[i]
+				}
+				if b != want {
+					t.Fatalf("byte %d (page %d) = %d after reset, want %d", i, i/osPage, b, want)
+				}
+			}
+		})
+	}
+}

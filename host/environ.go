@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -21,6 +22,28 @@ type run struct {
 	size uint32 // bytes with a NUL after each variable
 	inst *instance
 	warm bool // Engine.Warm's run
+
+	// A reused run has no context of its own (instance.call stops it);
+	// a host call that blocks gets one ending at the run's deadline,
+	// made when first asked for: most runs make no such call.
+	ctx      context.Context // the run's context, with this run in it
+	timeout  time.Duration
+	deadline time.Time // when the timeout passes: the same for host calls
+	hostCtx  context.Context
+	stopHost context.CancelFunc
+}
+
+// hostContext is the context a blocking host call of the run waits in,
+// given the call's ctx: for a fresh run ctx, which has the deadline; for a
+// reused one, ctx with the run's deadline added.
+func (r *run) hostContext(ctx context.Context) context.Context {
+	if r.inst == nil || r.timeout <= 0 {
+		return ctx
+	}
+	if r.hostCtx == nil {
+		r.hostCtx, r.stopHost = context.WithDeadlineCause(ctx, r.deadline, timeoutError(r.timeout))
+	}
+	return r.hostCtx
 }
 
 func withRun(ctx context.Context, vars []string, inst *instance) context.Context {
@@ -28,7 +51,8 @@ func withRun(ctx context.Context, vars []string, inst *instance) context.Context
 	for _, v := range vars {
 		e.size += uint32(len(v)) + 1
 	}
-	return context.WithValue(ctx, runKey{}, e)
+	e.ctx = context.WithValue(ctx, runKey{}, e)
+	return e.ctx
 }
 
 func runOf(ctx context.Context) *run {

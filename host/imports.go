@@ -105,7 +105,7 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 				stack[0] = CodeInvalid
 				return
 			}
-			resp, code := imp.HTTPCall(ctx, append([]byte(nil), req...)) // the guest's memory may move while we wait
+			resp, code := imp.HTTPCall(runOf(ctx).hostContext(ctx), append([]byte(nil), req...)) // the guest's memory may move while we wait
 			if code == CodeTooSmall && resp == nil {
 				// Larger than the host accepts: no buffer would do.
 				m.Memory().WriteUint32Le(api.DecodeU32(stack[4]), 0xffffffff)

@@ -100,13 +100,19 @@ type instance struct {
 	// stopped receives once stop has been set, so that a call does not end
 	// while the setting is under way.
 	stopped chan struct{}
-	setStop func()
+	// stopping is set by the first of the stops below, which alone sets
+	// the global (two at once would race on it).
+	stopping atomic.Bool
+	// setStop stops the run because its caller's context is done;
+	// stopAtDeadline, because its timeout passed (deadlineHit says so).
+	setStop, stopAtDeadline func()
+	deadlineHit             atomic.Bool
 	// stopCause is why the host stopped the run from inside it (the
 	// output cap), nil when it did not; stopFor records it.
 	stopCause error
 	stopFor   func(error)
 
-	ctx          context.Context // the run's, for sleeps
+	run          *run // the run under way, for its sleeps
 	stdin        slotReader
 	stdout       slotWriter
 	stderr       slotWriter
@@ -239,15 +245,19 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{stopped: make(chan struct{}, 1)}
 	inst.setStop = func() {
-		inst.stop.Set(1)
+		inst.raiseStop()
 		inst.stopped <- struct{}{}
+	}
+	inst.stopAtDeadline = func() {
+		inst.deadlineHit.Store(true)
+		inst.setStop()
 	}
 	// Called by a host function, so on the guest's own goroutine.
 	inst.stopFor = func(err error) {
 		if inst.stopCause == nil {
 			inst.stopCause = err
 		}
-		inst.stop.Set(1)
+		inst.raiseStop()
 	}
 	var memErr error
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
@@ -262,7 +272,7 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		WithStdin(&inst.stdin).
 		WithStdout(&inst.stdout).
 		WithStderr(&inst.stderr).
-		WithNanosleep(func(ns int64) { sleep(inst.ctx, time.Duration(ns)) })
+		WithNanosleep(func(ns int64) { sleep(inst.run.hostContext(inst.run.ctx), time.Duration(ns)) })
 	mod, err := p.e.reuseRT.InstantiateModule(ctx, p.r.compiled, mc)
 	if err != nil {
 		if inst.mem != nil {
@@ -305,24 +315,52 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// call calls fn in the instance, stopped when ctx is done: the stop global
-// is set, and the guest traps at its next yield check.
-func (inst *instance) call(ctx context.Context, fn api.Function) error {
+// call calls fn in the instance, with ctx from withRun, stopped when ctx
+// is done or the timeout (if any) passes: the stop global is set, and the
+// guest traps at its next yield check. No context is derived for it (a
+// timeout context and an AfterFunc on it cost more than this whole
+// function); a blocking host call gets one (run.hostContext).
+func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	r := runOf(ctx)
+	inst.run, r.timeout = r, timeout
 	disarm := context.AfterFunc(ctx, inst.setStop)
+	var timer *time.Timer
+	if timeout > 0 {
+		r.deadline = time.Now().Add(timeout)
+		timer = time.AfterFunc(timeout, inst.stopAtDeadline)
+	}
 	_, err := fn.Call(ctx)
+	fired := 0
 	if !disarm() {
+		fired++
+	}
+	if timer != nil && !timer.Stop() {
+		fired++
+	}
+	for ; fired > 0; fired-- {
 		<-inst.stopped // set, or being set: the instance is not reused
 	}
+	if r.stopHost != nil {
+		r.stopHost()
+	}
+	inst.run = nil
 	return err
+}
+
+// raiseStop sets the stop global, once per run.
+func (inst *instance) raiseStop() {
+	if inst.stopping.CompareAndSwap(false, true) {
+		inst.stop.Set(1)
+	}
 }
 
 // put takes back an instance after a run: reset and kept if the run ended
 // cleanly, else closed.
 func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
-	inst.ctx, inst.stopCause = nil, nil
+	inst.stopCause = nil
 	inst.stdin.r, inst.stdout.w, inst.stderr.w = nil, nil, nil
 	if !clean || inst.tainted || p.r.isClosed() || !inst.reset(p.pages()) {
 		p.e.discarded.Add(1)
@@ -361,14 +399,6 @@ func (inst *instance) reset(pages uint32) bool {
 func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64) (Result, error) {
 	p := m.reusable.pool(e, limit, c.Args)
 
-	// One context layer, for the timeout: the output cap stops the guest
-	// from inside (stopFor), with no cancel of its own.
-	if c.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout, timeoutError(c.Timeout))
-		defer cancel()
-	}
-
 	start := time.Now()
 	inst, err := p.get(ctx)
 	res := Result{Instantiate: time.Since(start)}
@@ -379,24 +409,29 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 	e.active.Add(1)
 	defer e.active.Add(-1)
 
-	inst.ctx = ctx
 	inst.stdin.r = c.Stdin
 	inst.stdout.w = capWriter(c.Stdout, "stdout", c.MaxStdout, inst.stopFor)
 	inst.stderr.w = capWriter(c.Stderr, "stderr", c.MaxStderr, inst.stopFor)
 	ctx = withRun(ctx, c.Env, inst)
 
 	start = time.Now()
-	err = inst.call(ctx, inst.start)
+	err = inst.call(ctx, inst.start, c.Timeout)
 	res.Run = time.Since(start)
 	if inst.mem != nil {
 		res.MemoryPages = uint32(inst.mem.size / pageSize)
 	}
-	if inst.stopCause != nil {
+	// Stopped, even if the guest then managed to finish (a sleep cut short
+	// returns normally): by what stopped it.
+	stopped := inst.stopping.Load()
+	switch {
+	case inst.stopCause != nil:
 		err = inst.stopCause
-	} else {
+	case inst.deadlineHit.Load():
+		err = timeoutError(c.Timeout)
+	default:
 		res, err = finish(ctx, res, err)
 	}
-	p.put(ctx, inst, err == nil && ctx.Err() == nil)
+	p.put(ctx, inst, err == nil && !stopped && ctx.Err() == nil)
 	return res, err
 }
 
@@ -480,10 +515,9 @@ func (e *Engine) syntheticInstance(ctx context.Context, r *reusable) (*instance,
 // syntheticCall calls fn with env as its environment, no stdin, output
 // discarded and every wasmesh host call refused (warmGuard).
 func (inst *instance) syntheticCall(ctx context.Context, fn api.Function, env []string) error {
-	inst.ctx = ctx
 	ctx = withRun(ctx, env, inst)
 	runOf(ctx).warm = true
-	err := inst.call(ctx, fn)
+	err := inst.call(ctx, fn, 0)
 	_, err = finish(ctx, Result{}, err)
 	return err
 }

@@ -219,6 +219,7 @@ func TestBadRunsDiscardTheirInstance(t *testing.T) {
 		{"do=stack", nil},
 		{"do=divzero", nil},
 		{"do=loop", ErrDeadline},
+		{"do=sleep&arg=60000", ErrDeadline}, // in a host call, not at a yield
 		{"do=oom", nil},
 		{"do=big&arg=2000000", ErrOutputLimit},
 	} {
@@ -227,7 +228,10 @@ func TestBadRunsDiscardTheirInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := e.Stats()
-			_, _, err := run(tc.query, 300*time.Millisecond)
+			res, _, err := run(tc.query, 300*time.Millisecond)
+			if res.Run >= 30*time.Second { // do=sleep asks for 60 s
+				t.Errorf("the bad run took %s: its deadline did not cut it short", res.Run)
+			}
 			var trap *TrapError
 			switch {
 			case err == nil:

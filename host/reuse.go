@@ -272,7 +272,7 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		WithStdin(&inst.stdin).
 		WithStdout(&inst.stdout).
 		WithStderr(&inst.stderr).
-		WithNanosleep(func(ns int64) { sleep(inst.run.hostContext(inst.run.ctx), time.Duration(ns)) })
+		WithNanosleep(func(ns int64) { sleep(inst.sleepContext(), time.Duration(ns)) })
 	mod, err := p.e.reuseRT.InstantiateModule(ctx, p.r.compiled, mc)
 	if err != nil {
 		if inst.mem != nil {
@@ -348,6 +348,14 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	}
 	inst.run = nil
 	return err
+}
+
+// sleepContext is what a sleep of the run under way waits on.
+func (inst *instance) sleepContext() context.Context {
+	if r := inst.run; r != nil {
+		return r.hostContext(r.ctx)
+	}
+	return context.Background() // no run: nothing to cut it short
 }
 
 // raiseStop sets the stop global, once per run.

@@ -314,6 +314,11 @@ func (e *Engine) Release(ctx context.Context, digest string) {
 }
 
 func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
+	if len(wasm) >= 8 && string(wasm[:4]) == "\x00asm" { // else compileFresh says what it is
+		if err := wasmbin.CheckLimits(wasm); err != nil {
+			return nil, fmt.Errorf("invalid WebAssembly module: %w", err)
+		}
+	}
 	m := &Module{Digest: digest}
 	// The initial memory, exported or not, so that Run can refuse a module
 	// whose start alone exceeds the memory limit.
@@ -380,7 +385,7 @@ func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (wazero.Compiled
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly binary (no \\0asm magic)")
 	}
-	compiled, err := e.rt.CompileModule(ctx, wasm)
+	compiled, err := compileModule(ctx, e.rt, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("invalid WebAssembly module: %w", err)
 	}
@@ -389,6 +394,19 @@ func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (wazero.Compiled
 		return nil, err
 	}
 	return compiled, nil
+}
+
+// compileModule is rt.CompileModule, with a panic of wazero's turned into
+// an error: its validator has panicked on malformed modules (a load's
+// alignment read as a memory index, found by FuzzPrepare), and a module
+// must never bring the process down.
+func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (m wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("the WebAssembly runtime failed on it: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
 }
 
 // checkImports refuses a module that imports anything the engine does not

@@ -141,7 +141,7 @@ func (s *slotWriter) Write(p []byte) (int, error) {
 
 // prepareReusable compiles p into the reuse runtime.
 func (e *Engine) prepareReusable(ctx context.Context, p *wasmbin.Pristine) (*reusable, error) {
-	compiled, err := e.reuseRT.CompileModule(ctx, p.Module)
+	compiled, err := compileModule(ctx, e.reuseRT, p.Module)
 	if err != nil {
 		return nil, err
 	}

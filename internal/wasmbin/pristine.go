@@ -223,7 +223,10 @@ func (p *preparer) readData(r *reader) error {
 		switch flag := r.u32(); flag {
 		case 1:
 			size := int(r.u32())
-			if r.err == nil && size > len(r.b)-r.off {
+			if r.err != nil {
+				return r.err
+			}
+			if size > len(r.b)-r.off {
 				return fmt.Errorf("data segment at offset %d runs past the section", start)
 			}
 			r.off += size

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,14 +86,20 @@ func TestPrepare(t *testing.T) {
 }
 
 // FuzzPrepare: whatever the bytes, Prepare returns a module or an error and
-// never panics, and it never makes a module that Parse reads unreadable.
+// never panics, never makes a module that Parse reads unreadable, and never
+// makes one wazero refuses out of one it compiles (the yield checks and
+// the added globals keep the module valid).
 func FuzzPrepare(f *testing.F) {
-	for _, file := range []string{"../../host/testdata/isolation.wasm", "../../host/testdata/reuse_tableset.wasm"} {
+	for _, file := range []string{"../../host/testdata/isolation.wasm", "../../host/testdata/reuse_tableset.wasm",
+		"../../host/testdata/loop.wasm", "testdata/yield.wasm", "testdata/tailcall.wasm"} {
 		if b, err := os.ReadFile(file); err == nil {
 			f.Add(b)
 		}
 	}
+	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, b []byte) {
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter()) // validates without compiling
+		defer rt.Close(ctx)
 		p, err := Prepare(b)
 		if err != nil {
 			return
@@ -103,5 +110,28 @@ func FuzzPrepare(f *testing.F) {
 		if _, err := Parse(p.Module); err != nil {
 			t.Fatalf("Prepare returned a module Parse refuses: %v", err)
 		}
+		if CheckLimits(b) != nil {
+			return // not given to wazero (host.Engine checks first)
+		}
+		if err := compiles(ctx, rt, b); err != nil {
+			return // invalid, or wazero fails on it (host.compileModule turns that into an error)
+		}
+		if err := compiles(ctx, rt, p.Module); err != nil {
+			t.Fatalf("Prepare made an invalid module of a valid one: %v", err)
+		}
 	})
+}
+
+// compiles says why rt does not compile b, a panic included.
+func compiles(ctx context.Context, rt wazero.Runtime, b []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wazero panicked: %v", r)
+		}
+	}()
+	m, err := rt.CompileModule(ctx, b)
+	if err == nil {
+		_ = m.Close(ctx)
+	}
+	return err
 }

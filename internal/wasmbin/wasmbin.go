@@ -228,11 +228,15 @@ func (r *reader) byte() byte {
 	return c
 }
 
-// u32 reads an unsigned LEB128 of at most 5 bytes.
+// u32 reads an unsigned LEB128 of at most 5 bytes; 0 once reading failed,
+// so that a truncated number is never taken for a size.
 func (r *reader) u32() uint32 {
 	var v uint32
 	for shift := 0; shift < 35; shift += 7 {
 		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
 		v |= uint32(c&0x7f) << shift
 		if c&0x80 == 0 {
 			return v

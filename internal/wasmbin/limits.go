@@ -218,7 +218,7 @@ func checkNames(r *reader) error {
 		}
 		n, err := sub.count("names")
 		for ; n > 0 && err == nil && sub.err == nil; n-- {
-			sub.u32() // index
+			sub.u32()                           // index
 			if id != 2 && id != 3 && id != 10 { // a name map, not an indirect one
 				sub.name()
 				continue

@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/wasmesh
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X main.version=$(VERSION)
-LANGS   := rust zig typescript go
+LANGS   := rust zig c typescript go
 
 .PHONY: all build test run smoke examples examples-force toolchains bench check clean generate k8s-validate
 

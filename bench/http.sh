@@ -48,7 +48,7 @@ run() {
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t2 -c$conns -d$dur, GET with keep-alive"
 results=$(
   run native http://127.0.0.1:18081/hi
-  for l in rust zig typescript go go-reactor typescript-reactor; do run "$l" "http://127.0.0.1:18080/$l/hi"; done
+  for l in rust zig c typescript go go-reactor typescript-reactor; do run "$l" "http://127.0.0.1:18080/$l/hi"; done
   run rust+otlp http://127.0.0.1:18082/rust/hi
   run frontend http://127.0.0.1:18080/frontend/hi
 )

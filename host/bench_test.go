@@ -12,7 +12,7 @@ import (
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
-var langs = []string{"rust", "zig", "typescript", "go"}
+var langs = []string{"rust", "zig", "c", "typescript", "go"}
 
 func helloWasm(tb testing.TB, lang string) []byte {
 	tb.Helper()

@@ -100,6 +100,7 @@ drain_delay: 0s
 services:
   rust: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
   zig: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+  c: { versions: [ { path: $EX/hello/c/hello.wasm } ] }
   typescript: { versions: [ { path: $EX/hello/typescript/hello.wasm } ] }
   go: { versions: [ { path: $EX/hello/go/hello.wasm } ], limits: { memory: 128MiB } }
   split:
@@ -112,6 +113,7 @@ services:
 routes:
   - { match: { path_prefix: /rust }, service: rust, strip_prefix: true }
   - { match: { path_prefix: /zig }, service: zig, strip_prefix: true }
+  - { match: { path_prefix: /c }, service: c, strip_prefix: true }
   - { match: { path_prefix: /typescript }, service: typescript, strip_prefix: true }
   - { match: { path_prefix: /go }, service: go, strip_prefix: true }
   - { match: { path_prefix: /split }, service: split }
@@ -120,7 +122,7 @@ routes:
 
 func TestServeEveryLanguage(t *testing.T) {
 	f := newFixture(t, helloConfig)
-	for _, lang := range []string{"rust", "zig", "typescript", "go"} {
+	for _, lang := range []string{"rust", "zig", "c", "typescript", "go"} {
 		t.Run(lang, func(t *testing.T) {
 			r := f.do("POST", "/"+lang+"/hi", strings.NewReader("12345"))
 			want := fmt.Sprintf("hello from %s: POST /hi 5 bytes\n", lang)
@@ -195,7 +197,7 @@ func TestCGIEnvironment(t *testing.T) {
 	for _, want := range []string{
 		"REQUEST_METHOD=POST", "PATH_INFO=/path", "SCRIPT_NAME=/bad", "QUERY_STRING=do=env", "CONTENT_LENGTH=2",
 		"CONTENT_TYPE=text/plain", "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		"X_MATCHED_ROUTE=5:bad", "X_WASMESH_VERSION=" + r.version, "X_REQUEST_ID=" + r.header.Get("X-Request-Id"), "body=hi",
+		"X_MATCHED_ROUTE=6:bad", "X_WASMESH_VERSION=" + r.version, "X_REQUEST_ID=" + r.header.Get("X-Request-Id"), "body=hi",
 	} {
 		if !strings.Contains(r.body, want+"\n") {
 			t.Errorf("guest environment lacks %q:\n%s", want, r.body)

@@ -96,7 +96,7 @@ func repoPath(elem ...string) string {
 }
 
 // langs are the languages of the hello guests, as each names itself.
-var langs = []string{"rust", "zig", "typescript", "go"}
+var langs = []string{"rust", "zig", "c", "typescript", "go"}
 
 // misbehave is the guest that does one bad thing on demand (set by TestMain).
 var misbehave string

@@ -50,7 +50,8 @@ const DefaultIdleTimeout = 30 * time.Second
 
 // Engine compiles and runs guests. It is safe for concurrent use.
 type Engine struct {
-	rt       wazero.Runtime // fresh instances
+	rt       wazero.Runtime // fresh instances of modules as given
+	stopRT   wazero.Runtime // fresh instances of instrumented modules
 	reuseRT  wazero.Runtime // reused instances, with its own WASI (reuse.go)
 	fresh    bool
 	maxIdle  int
@@ -121,9 +122,15 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if e.rt, err = newRuntime(ctx, cfg, instantiateWASI, opts.Imports); err != nil {
 		return nil, err
 	}
-	// Prepared modules stop themselves (reuse.go): no closing on context.
+	// Prepared and instrumented modules stop themselves (reuse.go,
+	// wasmbin.Instrument): no closing on context.
 	if e.reuseRT, err = newRuntime(ctx, cfg.WithCloseOnContextDone(false), instantiateReuseWASI, opts.Imports); err != nil {
 		_ = e.rt.Close(ctx)
+		return nil, err
+	}
+	if e.stopRT, err = newRuntime(ctx, cfg.WithCloseOnContextDone(false), instantiateWASI, opts.Imports); err != nil {
+		_ = e.rt.Close(ctx)
+		_ = e.reuseRT.Close(ctx)
 		return nil, err
 	}
 	e.hostFuncs = map[string]map[string]api.FunctionDefinition{
@@ -189,7 +196,7 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	return err
 }
 
-// Close releases every compiled module and both runtimes.
+// Close releases every compiled module and the runtimes.
 func (e *Engine) Close(ctx context.Context) error {
 	e.stopOnce.Do(func() { close(e.stop) })
 	e.trimmed.Wait()
@@ -200,7 +207,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	for _, m := range mods {
 		m.close(ctx)
 	}
-	return errors.Join(e.reuseRT.Close(ctx), e.rt.Close(ctx))
+	return errors.Join(e.reuseRT.Close(ctx), e.stopRT.Close(ctx), e.rt.Close(ctx))
 }
 
 // Module is a compiled guest, ready to run any number of times concurrently.
@@ -222,26 +229,36 @@ type Module struct {
 	// reusable is the module prepared for reused instances, nil when its
 	// instances cannot be reset or the engine creates fresh ones.
 	reusable *reusable
-	// compiled is the module as given, for fresh instances. For a reusable
+	// fresh is the module compiled for fresh instances. For a reusable
 	// module it is compiled on its first fresh run (one with mounts, or a
 	// terminal's stdin), from wasm.
-	freshMu  sync.Mutex
+	freshMu sync.Mutex
+	fresh   *freshModule
+	wasm    []byte
+}
+
+// freshModule is a module compiled for fresh instances: instrumented
+// (wasmbin.Instrument) in the engine's stopRT when it can be, so that it
+// stops itself through its stop global, else as given in rt, which closes
+// instances when their context is done.
+type freshModule struct {
 	compiled wazero.CompiledModule
-	wasm     []byte
+	rt       wazero.Runtime
+	stop     string // the stop global's export, "" in rt
 }
 
 // freshCompiled returns the module compiled for fresh instances.
-func (m *Module) freshCompiled(ctx context.Context, e *Engine) (wazero.CompiledModule, error) {
+func (m *Module) freshCompiled(ctx context.Context, e *Engine) (*freshModule, error) {
 	m.freshMu.Lock()
 	defer m.freshMu.Unlock()
-	if m.compiled == nil {
-		c, err := e.compileFresh(ctx, m.wasm)
+	if m.fresh == nil {
+		f, err := e.compileFresh(ctx, m.wasm)
 		if err != nil {
 			return nil, err
 		}
-		m.compiled = c
+		m.fresh = f
 	}
-	return m.compiled, nil
+	return m.fresh, nil
 }
 
 func (m *Module) close(ctx context.Context) {
@@ -250,8 +267,8 @@ func (m *Module) close(ctx context.Context) {
 	}
 	m.freshMu.Lock()
 	defer m.freshMu.Unlock()
-	if m.compiled != nil {
-		_ = m.compiled.Close(ctx)
+	if m.fresh != nil {
+		_ = m.fresh.compiled.Close(ctx)
 	}
 }
 
@@ -294,11 +311,25 @@ func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Modu
 
 // Validate compiles wasm and checks its imports without keeping the result.
 func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
-	c, err := e.compileFresh(ctx, wasm)
+	if err := checkLimits(wasm); err != nil {
+		return err
+	}
+	f, err := e.compileFresh(ctx, wasm)
 	if err != nil {
 		return err
 	}
-	return c.Close(ctx)
+	return f.compiled.Close(ctx)
+}
+
+// checkLimits is wasmbin.CheckLimits for a module that has the magic (what
+// has not, compileFresh names).
+func checkLimits(wasm []byte) error {
+	if len(wasm) >= 8 && string(wasm[:4]) == "\x00asm" {
+		if err := wasmbin.CheckLimits(wasm); err != nil {
+			return fmt.Errorf("invalid WebAssembly module: %w", err)
+		}
+	}
+	return nil
 }
 
 // Release forgets the module compiled under digest, freeing its code and
@@ -314,10 +345,8 @@ func (e *Engine) Release(ctx context.Context, digest string) {
 }
 
 func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
-	if len(wasm) >= 8 && string(wasm[:4]) == "\x00asm" { // else compileFresh says what it is
-		if err := wasmbin.CheckLimits(wasm); err != nil {
-			return nil, fmt.Errorf("invalid WebAssembly module: %w", err)
-		}
+	if err := checkLimits(wasm); err != nil {
+		return nil, err
 	}
 	m := &Module{Digest: digest}
 	// The initial memory, exported or not, so that Run can refuse a module
@@ -352,12 +381,12 @@ func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Modu
 	} else {
 		m.NotReusable = "the engine creates fresh instances"
 	}
-	compiled, err := e.compileFresh(ctx, wasm)
+	fresh, err := e.compileFresh(ctx, wasm)
 	if err != nil {
 		return nil, err
 	}
-	m.compiled = compiled
-	m.entry, m.initialize = entryOf(compiled)
+	m.fresh = fresh
+	m.entry, m.initialize = entryOf(fresh.compiled)
 	return m, nil
 }
 
@@ -381,19 +410,31 @@ func entryOf(m wazero.CompiledModule) (entry string, initialize bool) {
 }
 
 // compileFresh compiles wasm as given, for fresh instances.
-func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
+func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (*freshModule, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly binary (no \\0asm magic)")
 	}
-	compiled, err := compileModule(ctx, e.rt, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("invalid WebAssembly module: %w", err)
+	// Instrumented, it stops itself; as given (when it cannot be, or does
+	// not compile so: then the error is the original's), wazero stops it.
+	f := &freshModule{}
+	if code, stop, err := wasmbin.Instrument(wasm); err == nil {
+		if c, err := compileModule(ctx, e.stopRT, code); err == nil {
+			f.compiled, f.rt, f.stop = c, e.stopRT, stop
+		}
 	}
+	if f.compiled == nil {
+		c, err := compileModule(ctx, e.rt, wasm)
+		if err != nil {
+			return nil, fmt.Errorf("invalid WebAssembly module: %w", err)
+		}
+		f.compiled, f.rt = c, e.rt
+	}
+	compiled := f.compiled
 	if err := e.checkImports(compiled); err != nil {
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return compiled, nil
+	return f, nil
 }
 
 // compileModule is rt.CompileModule, with a panic of wazero's turned into

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -313,49 +315,86 @@ func TestRunAfterRelease(t *testing.T) {
 	}
 }
 
-// TestLoopingGuestYields: a reused guest spinning in an endless loop yields
-// to the host every wasmbin.YieldEvery iterations, so a garbage collection
-// (which stops the world, and so waits for every goroutine, the guest's
-// too) finishes while the guest still runs, and cancelling its context
-// stops it.
+// TestLoopingGuestYields: a guest spinning in an endless loop yields to
+// the host every wasmbin.YieldEvery iterations, reused or fresh (both run
+// the module instrumented), so a garbage collection (which stops the world,
+// and so waits for every goroutine, the guest's too) finishes while the
+// guest still runs, and cancelling its context stops it.
 func TestLoopingGuestYields(t *testing.T) {
-	e := newEngine(t)
-	m := compileFile(t, e, "testdata/loop.wasm")
-	if !m.Reusable {
-		t.Fatalf("loop.wasm is not reusable: %s", m.NotReusable)
+	for _, fresh := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fresh=%v", fresh), func(t *testing.T) {
+			e, err := New(context.Background(), Options{FreshInstances: fresh})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close(context.Background())
+			m := compileFile(t, e, "testdata/loop.wasm")
+			if m.Reusable == fresh {
+				t.Fatalf("Reusable = %v (%s)", m.Reusable, m.NotReusable)
+			}
+			if fresh && m.fresh.stop == "" {
+				t.Fatal("the fresh module was not instrumented")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.Run(ctx, m, Call{})
+				done <- err
+			}()
+			for e.Stats().Active == 0 {
+				runtime.Gosched()
+			}
+			gc := make(chan struct{})
+			go func() {
+				runtime.GC()
+				close(gc)
+			}()
+			select {
+			case <-gc:
+			case err := <-done:
+				t.Fatalf("the guest returned before it was stopped: %v", err)
+			}
+			// (A guest that does not yield holds up the collection for ever, and
+			// the world with it: the test then fails by timing out.)
+			select {
+			case err := <-done:
+				t.Fatalf("the guest returned before it was stopped: %v", err)
+			default:
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, ErrCanceled) {
+				t.Fatalf("cancelled guest: %v, want ErrCanceled", err)
+			}
+			if s := e.Stats(); !fresh && s.InstancesDiscarded != 1 {
+				t.Errorf("%d instances discarded, want the stopped one", s.InstancesDiscarded)
+			}
+		})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.Run(ctx, m, Call{})
-		done <- err
-	}()
-	for e.Stats().Active == 0 {
-		runtime.Gosched()
+}
+
+// TestFreshDeadlines: a fresh run is stopped at its deadline whether its
+// module could be instrumented (loop.wasm) or not (loop_nomem.wasm, no
+// memory: wazero's own check stops it).
+func TestFreshDeadlines(t *testing.T) {
+	e, err := New(context.Background(), Options{FreshInstances: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	gc := make(chan struct{})
-	go func() {
-		runtime.GC()
-		close(gc)
-	}()
-	select {
-	case <-gc:
-	case err := <-done:
-		t.Fatalf("the guest returned before it was stopped: %v", err)
-	}
-	// (A guest that does not yield holds up the collection for ever, and
-	// the world with it: the test then fails by timing out.)
-	select {
-	case err := <-done:
-		t.Fatalf("the guest returned before it was stopped: %v", err)
-	default:
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, ErrCanceled) {
-		t.Fatalf("cancelled guest: %v, want ErrCanceled", err)
-	}
-	if s := e.Stats(); s.InstancesDiscarded != 1 {
-		t.Errorf("%d instances discarded, want the stopped one", s.InstancesDiscarded)
+	defer e.Close(context.Background())
+	for _, tc := range []struct {
+		file         string
+		instrumented bool
+	}{{"testdata/loop.wasm", true}, {"testdata/loop_nomem.wasm", false}} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			m := compileFile(t, e, tc.file)
+			if got := m.fresh.stop != ""; got != tc.instrumented {
+				t.Fatalf("instrumented = %v, want %v", got, tc.instrumented)
+			}
+			_, err := e.Run(context.Background(), m, Call{Timeout: 100 * time.Millisecond})
+			if !errors.Is(err, ErrDeadline) {
+				t.Fatalf("err = %v, want ErrDeadline", err)
+			}
+		})
 	}
 }

@@ -80,7 +80,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	if _, isFile := c.Stdin.(*os.File); m.reusable != nil && len(c.Mounts) == 0 && !isFile {
 		return e.runReused(ctx, m, c, limit)
 	}
-	compiled, err := m.freshCompiled(ctx, e)
+	fresh, err := m.freshCompiled(ctx, e)
 	if err != nil {
 		return Result{}, err
 	}
@@ -91,7 +91,21 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	ctx = withRun(ctx, c.Env, nil)
 
 	start := time.Now()
-	inst, err := e.rt.InstantiateModule(ctx, compiled, e.moduleConfig(ctx, c, cancel))
+	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c, cancel))
+	if err == nil && fresh.stop != "" {
+		// An instrumented module: it stops when its stop global is set.
+		stopGlobal := inst.ExportedGlobal(fresh.stop).(api.MutableGlobal)
+		set := make(chan struct{})
+		disarm := context.AfterFunc(ctx, func() {
+			stopGlobal.Set(1)
+			close(set)
+		})
+		defer func() {
+			if !disarm() {
+				<-set
+			}
+		}()
+	}
 	if err == nil && m.initialize {
 		if _, err = inst.ExportedFunction("_initialize").Call(ctx); err != nil {
 			_ = inst.Close(ctx)

@@ -61,11 +61,32 @@ func Prepare(b []byte) (*Pristine, error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, errors.New("not a WebAssembly 1.0 binary")
 	}
-	p := &preparer{}
+	p := &preparer{reuse: true}
 	if err := p.read(b); err != nil {
 		return nil, err
 	}
 	return p.build(b)
+}
+
+// Instrument returns b with the yield check of Prepare (yield.go) and
+// nothing else changed, and the export name of its stop global: for
+// modules whose instances are not reused but should still stop without
+// wazero's per-iteration check. It needs a memory (defined or imported),
+// refuses a start function (it would run at instantiation, before the
+// host can reach the stop global) and opcodes it does not know.
+func Instrument(b []byte) (module []byte, stop string, err error) {
+	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
+		return nil, "", errors.New("not a WebAssembly 1.0 binary")
+	}
+	p := &preparer{}
+	if err := p.read(b); err != nil {
+		return nil, "", err
+	}
+	out, err := p.build(b)
+	if err != nil {
+		return nil, "", err
+	}
+	return out.Module, out.Stop, nil
 }
 
 type section struct {
@@ -81,16 +102,21 @@ type dataSegment struct {
 }
 
 type preparer struct {
-	sections    []section
-	memories    int
-	minPages    uint32
-	globals     []global
-	bodies      []funcBody
-	exports     [][]byte // each export entry as encoded
-	exportNames map[string]bool
-	dataCount   bool
-	segments    []dataSegment
-	image       []byte
+	// reuse is Prepare's: refuse what keeps state outside memory and
+	// mutable globals, move the data into an image, export the globals.
+	// Without it (Instrument) only the yield check is added.
+	reuse           bool
+	sections        []section
+	memories        int // defined and imported
+	importedGlobals int
+	minPages        uint32
+	globals         []global
+	bodies          []funcBody
+	exports         [][]byte // each export entry as encoded
+	exportNames     map[string]bool
+	dataCount       bool
+	segments        []dataSegment
+	image           []byte
 }
 
 type global struct {
@@ -124,10 +150,14 @@ func (p *preparer) read(b []byte) error {
 		case 2:
 			err = p.readImports(sec)
 		case 4:
-			if n := sec.u32(); n > 1 {
+			if n := sec.u32(); n > 1 && p.reuse {
 				err = notReusable("%d tables", n)
 			}
 		case 5:
+			if !p.reuse {
+				p.memories += int(sec.u32())
+				break
+			}
 			p.memories = int(sec.u32())
 			if p.memories > 1 {
 				err = notReusable("%d memories", p.memories)
@@ -148,9 +178,11 @@ func (p *preparer) read(b []byte) error {
 		case 8:
 			err = notReusable("a start function runs at instantiation")
 		case 10:
-			p.bodies, err = scanCode(sec)
+			p.bodies, err = scanCode(sec, p.reuse)
 		case 11:
-			err = p.readData(sec)
+			if p.reuse {
+				err = p.readData(sec)
+			}
 		case 12:
 			p.dataCount = true
 		}
@@ -168,14 +200,39 @@ func (p *preparer) read(b []byte) error {
 	return nil
 }
 
+// skipImport reads an import's descriptor, of any kind.
+func (p *preparer) skipImport(r *reader, kind byte) error {
+	switch kind {
+	case 0: // function: its type
+		r.u32()
+	case 1: // table: reference type, limits
+		r.valType()
+		r.limits()
+	case 2:
+		r.limits()
+		p.memories++
+	case 3: // global: value type, mutability
+		r.valType()
+		r.byte()
+		p.importedGlobals++
+	case 4: // tag: attribute, type
+		r.byte()
+		r.u32()
+	default:
+		return fmt.Errorf("import of unknown kind %d", kind)
+	}
+	return nil
+}
+
 func (p *preparer) readImports(r *reader) error {
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		mod, name := r.name(), r.name()
-		switch kind := r.byte(); kind {
-		case 0:
-			r.u32()
-		default:
+		kind := r.byte()
+		if p.reuse && kind != 0 {
 			return notReusable("imports %s.%s, a %s", mod, name, kindName(kind))
+		}
+		if err := p.skipImport(r, kind); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -187,7 +244,10 @@ func (p *preparer) readGlobals(r *reader) error {
 		t := r.byte()
 		g := global{mutable: r.byte() == 1}
 		if t == 0x63 || t == 0x64 {
-			return notReusable("a global of a typed reference type")
+			if p.reuse {
+				return notReusable("a global of a typed reference type")
+			}
+			r.skip() // heap type
 		}
 		if t == 0x7f && r.off < len(r.b) && r.b[r.off] == 0x41 {
 			r.off++
@@ -284,7 +344,8 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	if out.Image == nil {
 		out.Image = make([]byte, uint64(p.minPages)*PageSize)
 	}
-	fuel, stop := uint32(len(p.globals)), uint32(len(p.globals)+1)
+	fuel := uint32(p.importedGlobals + len(p.globals))
+	stop := fuel + 1
 	p.globals = append(p.globals,
 		global{mutable: true, raw: appendS32([]byte{0x7f, 1, 0x41}, YieldEvery, 0x0b)},
 		global{mutable: true, raw: []byte{0x7f, 1, 0x41, 0, 0x0b}})
@@ -294,17 +355,18 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	globals := make([][]byte, len(p.globals))
 	for i, g := range p.globals {
 		globals[i] = g.raw
-		if !g.mutable {
+		index := p.importedGlobals + i
+		if !g.mutable || (!p.reuse && uint32(index) != stop) {
 			continue
 		}
-		name := GlobalExport(i)
+		name := GlobalExport(index)
 		if p.exportNames[name] {
 			return nil, notReusable("the module already exports %q", name)
 		}
 		out.Globals = append(out.Globals, name)
 		e := appendName(nil, name)
 		e = append(e, 3)
-		exports = append(exports, appendU32(e, uint32(i)))
+		exports = append(exports, appendU32(e, uint32(index)))
 	}
 	// Sections rewritten, or added where the module has none.
 	replaced := map[byte][]byte{6: encodeSection(6, globals), 7: encodeSection(7, exports)}
@@ -335,7 +397,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 			delete(replaced, s.id)
 			continue
 		}
-		if s.id == 11 {
+		if s.id == 11 && p.reuse {
 			if p.dataCount {
 				// Keep the segment count that memory.init indices and the
 				// data count section rely on: an active segment becomes an

@@ -18,8 +18,9 @@ type funcBody struct {
 // instructions that change an instance's state outside linear memory and
 // globals: those that write a table or drop a segment. It also refuses
 // opcodes it does not know, so that a new proposal is never let through
-// unread. It returns where each body's loops are.
-func scanCode(r *reader) ([]funcBody, error) {
+// unread. It returns where each body's loops are. Not strict, it lets the
+// table and segment instructions through (Instrument's walk).
+func scanCode(r *reader, strict bool) ([]funcBody, error) {
 	var bodies []funcBody
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		size := int(r.u32())
@@ -38,7 +39,7 @@ func scanCode(r *reader) ([]funcBody, error) {
 		fb.code = body.off
 		for body.off < len(body.b) && body.err == nil {
 			op := body.b[body.off]
-			if err := scanInstr(body); err != nil {
+			if err := scanInstrMode(body, strict); err != nil {
 				return nil, err
 			}
 			switch op {
@@ -87,8 +88,11 @@ func (r *reader) blockType() {
 	r.skip() // a type index as s33
 }
 
-// scanInstr reads one instruction.
-func scanInstr(r *reader) error {
+// scanInstr reads one instruction, refusing those that write tables or
+// drop segments.
+func scanInstr(r *reader) error { return scanInstrMode(r, true) }
+
+func scanInstrMode(r *reader, strict bool) error {
 	at := r.off
 	op := r.byte()
 	switch {
@@ -122,6 +126,10 @@ func scanInstr(r *reader) error {
 			r.u32() // label
 		}
 	case op == 0x26:
+		if !strict {
+			r.u32()
+			return nil
+		}
 		return notReusable("table.set at offset %d", at)
 	case op >= 0x28 && op <= 0x3e:
 		r.memarg()
@@ -132,7 +140,7 @@ func scanInstr(r *reader) error {
 	case op == 0x44:
 		r.bytes(8)
 	case op == 0xfc:
-		return scanFC(r, at)
+		return scanFC(r, at, strict)
 	case op == 0xfd:
 		scanSIMD(r)
 	case op == 0xfe:
@@ -149,14 +157,14 @@ func scanInstr(r *reader) error {
 
 var fcNames = map[uint32]string{9: "data.drop", 12: "table.init", 13: "elem.drop", 14: "table.copy", 15: "table.grow", 17: "table.fill"}
 
-func scanFC(r *reader, at int) error {
+func scanFC(r *reader, at int, strict bool) error {
 	sub := r.u32()
 	switch {
 	case sub <= 7:
-	case sub == 8, sub == 10:
+	case sub == 8, sub == 10, !strict && (sub == 12 || sub == 14):
 		r.u32()
 		r.u32()
-	case sub == 11, sub == 16:
+	case sub == 11, sub == 16, !strict && (sub == 9 || sub == 13 || sub == 15 || sub == 17):
 		r.u32()
 	case fcNames[sub] != "":
 		return notReusable("%s at offset %d", fcNames[sub], at)

@@ -108,3 +108,75 @@ func TestAppendS32(t *testing.T) {
 		}
 	}
 }
+
+// TestInstrument: a module Prepare refuses (imported global, table write)
+// gets the yield check alone, its stop global after
+// the imported one, and computes what the original does; with stop set, a
+// long loop traps.
+func TestInstrument(t *testing.T) {
+	ctx := context.Background()
+	orig, err := os.ReadFile("testdata/instrument.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Prepare(orig); err == nil {
+		t.Fatal("Prepare took instrument.wasm; the test needs a module it refuses")
+	}
+	mod, stop, err := Instrument(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One imported and one defined global: fuel is 2, stop 3.
+	if stop != GlobalExport(3) {
+		t.Errorf("stop = %q, want %q", stop, GlobalExport(3))
+	}
+	if got := bytes.Count(mod, yieldCheck(2, 3)); got != 1 {
+		t.Errorf("%d yield checks, want 1 (one loop)", got)
+	}
+	env, err := os.ReadFile("testdata/env.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	if _, err := rt.InstantiateWithConfig(ctx, env, wazero.NewModuleConfig().WithName("env")); err != nil {
+		t.Fatal(err)
+	}
+	instantiate := func(name string, b []byte) api.Module {
+		m, err := rt.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithName(name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return m
+	}
+	for _, m := range []api.Module{instantiate("original", orig), instantiate("instrumented", mod)} {
+		if _, err := m.ExportedFunction("init").Call(ctx); err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.ExportedFunction("sum").Call(ctx, 5000)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Name(), err)
+		}
+		if want := uint64(5000*5001/2 + 7); res[0] != want {
+			t.Errorf("%s: sum(5000) = %d, want %d", m.Name(), res[0], want)
+		}
+	}
+	stopped := instantiate("stopped", mod)
+	stopped.ExportedGlobal(stop).(api.MutableGlobal).Set(1)
+	// Start functions are refused: they run before the stop can be set.
+	if _, _, err := Instrument(mustRead(t, "../../host/testdata/reuse_start.wasm")); err == nil || !strings.Contains(err.Error(), "start function") {
+		t.Errorf("Instrument of a module with a start function: %v", err)
+	}
+	if _, err := stopped.ExportedFunction("sum").Call(ctx, 5000); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("sum(5000) with stop set: %v, want the unreachable trap", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

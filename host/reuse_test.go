@@ -374,8 +374,9 @@ func TestLoopingGuestYields(t *testing.T) {
 }
 
 // TestFreshDeadlines: a fresh run is stopped at its deadline whether its
-// module could be instrumented (loop.wasm) or not (loop_nomem.wasm, no
-// memory: wazero's own check stops it).
+// module was instrumented (loop.wasm) or not (loop_nomem.wasm, no memory;
+// loop.wasm with DWARF, kept as is for its traps' source lines): wazero's
+// own check stops those.
 func TestFreshDeadlines(t *testing.T) {
 	e, err := New(context.Background(), Options{FreshInstances: true})
 	if err != nil {
@@ -385,14 +386,22 @@ func TestFreshDeadlines(t *testing.T) {
 	for _, tc := range []struct {
 		file         string
 		instrumented bool
-	}{{"testdata/loop.wasm", true}, {"testdata/loop_nomem.wasm", false}} {
-		t.Run(filepath.Base(tc.file), func(t *testing.T) {
-			m := compileFile(t, e, tc.file)
+		dwarf        bool // with a .debug_line section added: run as given
+	}{{"testdata/loop.wasm", true, false}, {"testdata/loop_nomem.wasm", false, false}, {"testdata/loop.wasm", false, true}} {
+		t.Run(fmt.Sprintf("%s/dwarf=%v", filepath.Base(tc.file), tc.dwarf), func(t *testing.T) {
+			wasm := readFile(t, tc.file)
+			if tc.dwarf {
+				wasm = append(wasm, 0, 15, 11) // custom section, 15 bytes, an 11-byte name
+				wasm = append(wasm, ".debug_line\x00\x00\x00"...)
+			}
+			m, err := e.Compile(context.Background(), "", wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got := m.fresh.stop != ""; got != tc.instrumented {
 				t.Fatalf("instrumented = %v, want %v", got, tc.instrumented)
 			}
-			_, err := e.Run(context.Background(), m, Call{Timeout: 100 * time.Millisecond})
-			if !errors.Is(err, ErrDeadline) {
+			if _, err := e.Run(context.Background(), m, Call{Timeout: 100 * time.Millisecond}); !errors.Is(err, ErrDeadline) {
 				t.Fatalf("err = %v, want ErrDeadline", err)
 			}
 		})

@@ -118,8 +118,10 @@ type cowMemory struct {
 	buf  []byte
 	img  *image
 	size uint64 // the guest's current memory size
-	// pm is the page map entries of the image's pages, reused by reset.
-	pm []byte
+	// pm is the page map entries of the image's pages, and regions the
+	// written ranges PAGEMAP_SCAN returns: buffers reused by reset.
+	pm      []byte
+	regions []pageRegion
 	// freedAt is when it became a spare; freed says it is one, so that a
 	// second Free cannot put it among the spares twice.
 	freedAt time.Time
@@ -210,6 +212,12 @@ func (m *cowMemory) reset(size uint64) {
 	if pages == 0 {
 		return
 	}
+	if !noPagemapScan.Load() {
+		if m.resetScanned(pages) {
+			return
+		}
+		noPagemapScan.Store(true) // a kernel before 6.7: the page map it is
+	}
 	if cap(m.pm) < pages*8 {
 		m.pm = make([]byte, pages*8)
 	}
@@ -247,6 +255,68 @@ func (m *cowMemory) restore(from, to int) {
 	if from < to {
 		clear(m.buf[from*osPage : to*osPage])
 	}
+}
+
+// PAGEMAP_SCAN (Linux 6.7, Documentation/admin-guide/mm/pagemap.rst): the
+// kernel walks the range and returns the runs of pages in the wanted
+// categories, instead of an 8-byte entry per page for us to read. Its cost
+// hardly grows with the memory's size (1.8 µs for 272 pages, 3.3 µs for
+// 4,096, against 2.0 and 14.5 µs reading the page map).
+const (
+	pagemapScan     = 0xc0606610 // _IOWR('f', 16, struct pm_scan_arg)
+	pageIsFile      = 1 << 2
+	pageIsPresent   = 1 << 3
+	pageIsSwapped   = 1 << 4
+	pageIsPFNZero   = 1 << 5
+	maxScanRegions  = 64
+	pmScanArgLength = 96
+)
+
+// pmScanArg is struct pm_scan_arg.
+type pmScanArg struct {
+	size, flags, start, end, walkEnd, vec, vecLen, maxPages       uint64
+	categoryInverted, categoryMask, categoryAnyofMask, returnMask uint64
+}
+
+// pageRegion is struct page_region.
+type pageRegion struct{ start, end, categories uint64 }
+
+// noPagemapScan is set once the kernel refuses PAGEMAP_SCAN.
+var noPagemapScan atomic.Bool
+
+// resetScanned is reset with PAGEMAP_SCAN: the pages the guest wrote are
+// those present (or swapped) that are no longer the file's, nor the shared
+// zero page (a read past the image). It reports false when the kernel has
+// no PAGEMAP_SCAN.
+func (m *cowMemory) resetScanned(pages int) bool {
+	pm, err := pagemap()
+	if err != nil {
+		return false
+	}
+	if m.regions == nil {
+		m.regions = make([]pageRegion, maxScanRegions)
+	}
+	base := uint64(uintptr(unsafe.Pointer(&m.buf[0])))
+	arg := pmScanArg{
+		size: pmScanArgLength, start: base, end: base + uint64(pages)*osPage,
+		vec: uint64(uintptr(unsafe.Pointer(&m.regions[0]))), vecLen: maxScanRegions,
+		categoryInverted: pageIsFile | pageIsPFNZero, categoryMask: pageIsFile | pageIsPFNZero,
+		categoryAnyofMask: pageIsPresent | pageIsSwapped, returnMask: pageIsPresent | pageIsSwapped,
+	}
+	for arg.start < arg.end {
+		n, _, errno := unix.Syscall(unix.SYS_IOCTL, pm.Fd(), pagemapScan, uintptr(unsafe.Pointer(&arg)))
+		if errno != 0 {
+			return false
+		}
+		for _, r := range m.regions[:n] {
+			m.restore(int((r.start-base)/osPage), int((r.end-base)/osPage))
+		}
+		if arg.walkEnd <= arg.start { // no progress: do not trust it
+			return false
+		}
+		arg.start = arg.walkEnd // past the last region when the vector filled up
+	}
+	return true
 }
 
 func dirty(entry []byte) bool {

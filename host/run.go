@@ -92,22 +92,13 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 
 	start := time.Now()
 	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c, cancel))
+	release := func() {}
 	if err == nil && fresh.stop != "" {
-		// An instrumented module: it stops when its stop global is set.
-		stopGlobal := inst.ExportedGlobal(fresh.stop).(api.MutableGlobal)
-		set := make(chan struct{})
-		disarm := context.AfterFunc(ctx, func() {
-			stopGlobal.Set(1)
-			close(set)
-		})
-		defer func() {
-			if !disarm() {
-				<-set
-			}
-		}()
+		release = armStop(ctx, inst.ExportedGlobal(fresh.stop).(api.MutableGlobal))
 	}
 	if err == nil && m.initialize {
 		if _, err = inst.ExportedFunction("_initialize").Call(ctx); err != nil {
+			release()
 			_ = inst.Close(ctx)
 		}
 	}
@@ -118,6 +109,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	e.active.Add(1)
 	defer e.active.Add(-1)
 	defer inst.Close(ctx)
+	defer release() // before Close: the stop is never set on a closed instance
 
 	start = time.Now()
 	_, err = inst.ExportedFunction(m.entry).Call(ctx)
@@ -126,6 +118,24 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 		res.MemoryPages = mem.Size() / pageSize
 	}
 	return finish(ctx, res, err)
+}
+
+// armStop sets an instrumented fresh instance's stop global when ctx is
+// done (its deadline, its output cap, its caller gone); the returned func
+// disarms it, waiting for a setting under way.
+func armStop(ctx context.Context, stop api.MutableGlobal) (release func()) {
+	set := make(chan struct{})
+	disarm := context.AfterFunc(ctx, func() {
+		stop.Set(1)
+		close(set)
+	})
+	released := false
+	return func() { // once: a second disarm would report false and wait for ever
+		if !released && !disarm() {
+			<-set
+		}
+		released = true
+	}
 }
 
 // baseConfig is what every run shares; each With… call clones a config, so

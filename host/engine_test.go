@@ -41,6 +41,7 @@ func TestCompileErrors(t *testing.T) {
 	badimport, _ := os.ReadFile("testdata/badimport.wasm")
 	badwasmesh, _ := os.ReadFile("testdata/badwasmesh.wasm")
 	validatorPanic, _ := os.ReadFile("testdata/validator_panic.wasm")
+	evil, _ := os.ReadFile("../internal/wasmbin/testdata/evil.wasm")
 	tests := []struct {
 		name    string
 		wasm    []byte
@@ -52,6 +53,9 @@ func TestCompileErrors(t *testing.T) {
 		{"unknown imports", badimport, "unknown imports: env.launch_missiles, wasi_snapshot_preview1.no_such_call"},
 		// 20 bytes declaring 10^8 element segments: wazero would allocate 7 GB.
 		{"declared sizes", []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x000\t\x05\xe2\x9e\x9e0\x9e"), "invalid WebAssembly module: section 9 at offset 13: element segments at offset 15: 101158754 entries declared, 1 bytes left"},
+		// Sets globals it does not have: valid once the yield check's globals
+		// are added, and then never stopped. Refused as the invalid module it is.
+		{"foreign globals", evil, "invalid WebAssembly module: invalid function[0] export[\"_start\"]: invalid global index"},
 		// A load with alignment 48, on which wazero's validator panics.
 		{"validator panic", validatorPanic, "invalid WebAssembly module: the WebAssembly runtime failed on it: runtime error: index out of range"},
 		{"unknown wasmesh imports", badwasmesh, "unknown imports: wasmesh.http_call (signature (i32,i32)->(i32), want (i32,i32,i32,i32,i32)->(i32)), wasmesh.teleport"},

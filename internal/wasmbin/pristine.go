@@ -178,7 +178,7 @@ func (p *preparer) read(b []byte) error {
 		case 8:
 			err = notReusable("a start function runs at instantiation")
 		case 10:
-			p.bodies, err = scanCode(sec, p.reuse)
+			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)))
 		case 11:
 			if p.reuse {
 				err = p.readData(sec)

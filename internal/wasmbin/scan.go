@@ -20,7 +20,12 @@ type funcBody struct {
 // opcodes it does not know, so that a new proposal is never let through
 // unread. It returns where each body's loops are. Not strict, it lets the
 // table and segment instructions through (Instrument's walk).
-func scanCode(r *reader, strict bool) ([]funcBody, error) {
+//
+// It also refuses global.get and global.set of a global the module does
+// not have (globals is how many it has, imported ones included): invalid
+// as it is, such a module would be valid once the fuel and stop globals
+// are added, and could then set them and never stop.
+func scanCode(r *reader, strict bool, globals uint32) ([]funcBody, error) {
 	var bodies []funcBody
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		size := int(r.u32())
@@ -39,6 +44,12 @@ func scanCode(r *reader, strict bool) ([]funcBody, error) {
 		fb.code = body.off
 		for body.off < len(body.b) && body.err == nil {
 			op := body.b[body.off]
+			if op == 0x23 || op == 0x24 {
+				at := body.off
+				if i := (&reader{b: body.b, off: at + 1}).u32(); i >= globals {
+					return nil, fmt.Errorf("global %d at offset %d: the module has %d globals", i, at, globals)
+				}
+			}
 			if err := scanInstrMode(body, strict); err != nil {
 				return nil, err
 			}

@@ -180,3 +180,17 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestForeignGlobals: a module that sets globals it does not have is
+// invalid, but would be valid once the fuel and stop globals are added,
+// and could then keep itself from ever stopping: refused by both.
+func TestForeignGlobals(t *testing.T) {
+	b := mustRead(t, "testdata/evil.wasm")
+	const want = "section 10 at offset 43: global 2 at offset 52: the module has 1 globals"
+	if _, err := Prepare(b); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Prepare: %v, want %q", err, want)
+	}
+	if _, _, err := Instrument(b); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Instrument: %v, want %q", err, want)
+	}
+}

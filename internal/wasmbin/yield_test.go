@@ -194,3 +194,35 @@ func TestForeignGlobals(t *testing.T) {
 		t.Errorf("Instrument: %v, want %q", err, want)
 	}
 }
+
+// FuzzInstrument: whatever the bytes, Instrument never panics and never
+// makes a module wazero refuses out of one it compiles.
+func FuzzInstrument(f *testing.F) {
+	for _, file := range []string{"testdata/instrument.wasm", "testdata/yield.wasm", "testdata/evil.wasm",
+		"../../host/testdata/reuse_tableset.wasm", "../../host/testdata/loop.wasm"} {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mod, stop, err := Instrument(b)
+		if err != nil {
+			return
+		}
+		if stop == "" {
+			t.Fatal("no stop global")
+		}
+		if CheckLimits(b) != nil {
+			return // not given to wazero (host.Engine checks first)
+		}
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+		defer rt.Close(ctx)
+		if compiles(ctx, rt, b) != nil {
+			return
+		}
+		if err := compiles(ctx, rt, mod); err != nil {
+			t.Fatalf("Instrument made an invalid module of a valid one: %v", err)
+		}
+	})
+}

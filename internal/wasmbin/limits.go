@@ -51,27 +51,55 @@ func (r *reader) count(what string) (uint32, error) {
 	return n, nil
 }
 
+// errUnchecked ends a check early where wazero refuses what follows.
+var errUnchecked = errors.New("not checked further")
+
+// each reads a vector: its count, checked, then each entry with entry.
+func (r *reader) each(what string, entry func() error) error {
+	n, err := r.count(what)
+	for ; n > 0 && err == nil && r.err == nil; n-- {
+		err = entry()
+	}
+	if err == nil {
+		err = r.err
+	}
+	return err
+}
+
 func checkSection(id byte, r *reader) error {
+	var err error
 	switch id {
 	case 0:
 		if r.name() == "name" && r.err == nil {
-			return checkNames(r)
+			err = checkNames(r)
 		}
-		return nil
 	case 1:
-		return checkTypes(r)
+		err = r.each("types", func() error {
+			if r.byte() != 0x60 {
+				return errUnchecked // not a function type (GC)
+			}
+			for range 2 { // params, results
+				if err := r.each("value types", func() error { r.valType(); return nil }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	case 2, 3, 4, 5, 6, 7, 13:
 		// wazero sizes these by their count; their entries are small.
-		_, err := r.count("vector")
-		return err
+		_, err = r.count("vector")
 	case 9:
-		return checkElements(r)
+		err = r.each("element segments", r.checkElement)
 	case 10:
-		return checkCode(r)
+		i := 0
+		err = r.each("function bodies", func() error { i++; return r.checkBody(i - 1) })
 	case 11:
-		return checkData(r)
+		err = r.each("data segments", r.checkDataSegment)
 	}
-	return nil
+	if err == errUnchecked {
+		return nil
+	}
+	return err
 }
 
 func (r *reader) valType() {
@@ -80,130 +108,87 @@ func (r *reader) valType() {
 	}
 }
 
-func checkTypes(r *reader) error {
-	n, err := r.count("types")
-	for ; n > 0 && err == nil && r.err == nil; n-- {
-		if r.byte() != 0x60 {
-			return nil // not a function type (GC): wazero refuses it
-		}
-		for range 2 { // params, results
-			var k uint32
-			if k, err = r.count("value types"); err != nil {
-				return err
-			}
-			for ; k > 0 && r.err == nil; k-- {
-				r.valType()
-			}
-		}
+func (r *reader) checkElement() error {
+	flags := r.u32()
+	if flags > 7 {
+		return errUnchecked
 	}
-	if err == nil {
-		err = r.err
+	if flags&3 == 2 {
+		r.u32() // table index
 	}
-	return err
-}
-
-func checkElements(r *reader) error {
-	n, err := r.count("element segments")
-	for ; n > 0 && err == nil && r.err == nil; n-- {
-		flags := r.u32()
-		if flags > 7 {
-			return nil // wazero refuses it
-		}
-		if flags&3 == 2 {
-			r.u32() // table index
-		}
-		if flags&1 == 0 {
-			if err = scanUntilEnd(r); err != nil { // offset
-				return err
-			}
-		}
-		if flags&3 != 0 {
-			if flags&4 != 0 {
-				r.valType() // reference type
-			} else {
-				r.byte() // element kind
-			}
-		}
-		var k uint32
-		if k, err = r.count("element segment entries"); err != nil {
+	if flags&1 == 0 {
+		if err := scanUntilEnd(r); err != nil { // offset
 			return err
 		}
-		for ; k > 0 && r.err == nil && err == nil; k-- {
-			if flags&4 != 0 {
-				err = scanUntilEnd(r)
-			} else {
-				r.u32()
-			}
+	}
+	if flags&3 != 0 {
+		if flags&4 != 0 {
+			r.valType() // reference type
+		} else {
+			r.byte() // element kind
 		}
 	}
-	if err == nil {
-		err = r.err
-	}
-	return err
+	return r.each("element segment entries", func() error {
+		if flags&4 != 0 {
+			return scanUntilEnd(r)
+		}
+		r.u32()
+		return nil
+	})
 }
 
-func checkCode(r *reader) error {
-	n, err := r.count("function bodies")
-	for i := 0; n > 0 && err == nil && r.err == nil; n, i = n-1, i+1 {
-		size := int(r.u32())
-		if r.err != nil || size > len(r.b)-r.off {
-			return fmt.Errorf("function body %d at offset %d runs past the section", i, r.off)
-		}
-		body := &reader{b: r.b[:r.off+size], off: r.off}
-		r.off += size
-		groups, err := body.count("local declarations")
-		if err != nil {
-			return fmt.Errorf("function body %d: %w", i, err)
-		}
-		var locals uint64
-		for ; groups > 0 && body.err == nil; groups-- {
-			locals += uint64(body.u32())
-			body.valType()
-		}
-		if locals > MaxLocals {
-			return fmt.Errorf("function body %d declares %d locals, more than %d", i, locals, MaxLocals)
-		}
+func (r *reader) checkBody(i int) error {
+	size := int(r.u32())
+	if r.err != nil || size > len(r.b)-r.off {
+		return fmt.Errorf("function body %d at offset %d runs past the section", i, r.off)
 	}
-	if err == nil {
-		err = r.err
+	body := &reader{b: r.b[:r.off+size], off: r.off}
+	r.off += size
+	var locals uint64
+	err := body.each("local declarations", func() error {
+		locals += uint64(body.u32())
+		body.valType()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("function body %d: %w", i, err)
 	}
-	return err
+	if locals > MaxLocals {
+		return fmt.Errorf("function body %d declares %d locals, more than %d", i, locals, MaxLocals)
+	}
+	return nil
 }
 
-func checkData(r *reader) error {
-	n, err := r.count("data segments")
-	for ; n > 0 && err == nil && r.err == nil; n-- {
-		switch flags := r.u32(); flags {
-		case 0:
-			err = scanUntilEnd(r)
-		case 1:
-		case 2:
-			r.u32()
-			err = scanUntilEnd(r)
-		default:
-			return nil // wazero refuses it
-		}
-		if err != nil {
+func (r *reader) checkDataSegment() error {
+	switch flags := r.u32(); flags {
+	case 0:
+		if err := scanUntilEnd(r); err != nil {
 			return err
 		}
-		at := r.off
-		size := r.u32()
-		if r.err != nil {
-			return r.err
+	case 1:
+	case 2:
+		r.u32()
+		if err := scanUntilEnd(r); err != nil {
+			return err
 		}
-		if int64(size) > int64(len(r.b)-r.off) {
-			return fmt.Errorf("data segment at offset %d: %d bytes declared, %d left", at, size, len(r.b)-r.off)
-		}
-		r.off += int(size)
+	default:
+		return errUnchecked
 	}
-	if err == nil {
-		err = r.err
+	at := r.off
+	size := r.u32()
+	if r.err != nil {
+		return r.err
 	}
-	return err
+	if int64(size) > int64(len(r.b)-r.off) {
+		return fmt.Errorf("data segment at offset %d: %d bytes declared, %d left", at, size, len(r.b)-r.off)
+	}
+	r.off += int(size)
+	return nil
 }
 
 // checkNames checks the name section's maps (function names, local names
 // and the others of the extended name section, all of the same shape).
+// A malformed name section is otherwise wazero's to ignore.
 func checkNames(r *reader) error {
 	for r.off < len(r.b) && r.err == nil {
 		id := r.byte()
@@ -216,25 +201,18 @@ func checkNames(r *reader) error {
 		if id == 0 { // the module's name
 			continue
 		}
-		n, err := sub.count("names")
-		for ; n > 0 && err == nil && sub.err == nil; n-- {
-			sub.u32()                           // index
-			if id != 2 && id != 3 && id != 10 { // a name map, not an indirect one
+		indirect := id == 2 || id == 3 || id == 10 // local names and the like
+		err := sub.each("names", func() error {
+			sub.u32() // index
+			if !indirect {
 				sub.name()
-				continue
+				return nil
 			}
-			var k uint32 // an indirect map: local names and the like
-			if k, err = sub.count("names"); err != nil {
-				return err
-			}
-			for ; k > 0 && sub.err == nil; k-- {
-				sub.u32()
-				sub.name()
-			}
-		}
-		if err != nil {
+			return sub.each("names", func() error { sub.u32(); sub.name(); return nil })
+		})
+		if err != nil && sub.err == nil {
 			return err
 		}
 	}
-	return nil // a malformed name section is wazero's to ignore
+	return nil
 }

@@ -321,20 +321,6 @@ func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
 	return f.compiled.Close(ctx)
 }
 
-// hasDWARF says whether wasm carries DWARF debugging sections.
-func hasDWARF(wasm []byte) bool {
-	info, err := wasmbin.Parse(wasm)
-	if err != nil {
-		return false
-	}
-	for _, c := range info.CustomSections {
-		if strings.HasPrefix(c.Name, ".debug_") {
-			return true
-		}
-	}
-	return false
-}
-
 // checkLimits is wasmbin.CheckLimits for a module that has the magic (what
 // has not, compileFresh names).
 func checkLimits(wasm []byte) error {
@@ -430,11 +416,9 @@ func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (*freshModule, e
 	}
 	// Instrumented, it stops itself; as given (when it cannot be, or does
 	// not compile so: then the error is the original's), wazero stops it.
-	// A module with DWARF is run as given: instrumenting shifts its code,
-	// so its traps would lose their source lines (debug builds are for
-	// debugging).
+	// (A module with DWARF is run as given: wasmbin.Instrument says why.)
 	f := &freshModule{}
-	if code, stop, err := wasmbin.Instrument(wasm); err == nil && !hasDWARF(wasm) {
+	if code, stop, err := wasmbin.Instrument(wasm); err == nil {
 		if c, err := compileModule(ctx, e.stopRT, code); err == nil {
 			f.compiled, f.rt, f.stop = c, e.stopRT, stop
 		}

@@ -73,7 +73,9 @@ func Prepare(b []byte) (*Pristine, error) {
 // modules whose instances are not reused but should still stop without
 // wazero's per-iteration check. It needs a memory (defined or imported),
 // refuses a start function (it would run at instantiation, before the
-// host can reach the stop global) and opcodes it does not know.
+// host can reach the stop global), DWARF sections (instrumenting shifts the
+// code their line tables point into, and a debug build is for debugging:
+// its traps should keep their source lines) and opcodes it does not know.
 func Instrument(b []byte) (module []byte, stop string, err error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, "", errors.New("not a WebAssembly 1.0 binary")
@@ -81,6 +83,11 @@ func Instrument(b []byte) (module []byte, stop string, err error) {
 	p := &preparer{}
 	if err := p.read(b); err != nil {
 		return nil, "", err
+	}
+	for _, s := range p.sections {
+		if s.id == 0 && strings.HasPrefix(s.name, ".debug_") {
+			return nil, "", fmt.Errorf("custom section %s at offset %d: DWARF, kept exact by not instrumenting", s.name, s.start)
+		}
 	}
 	out, err := p.build(b)
 	if err != nil {

@@ -163,6 +163,12 @@ func TestInstrument(t *testing.T) {
 	}
 	stopped := instantiate("stopped", mod)
 	stopped.ExportedGlobal(stop).(api.MutableGlobal).Set(1)
+	// DWARF is refused: its line tables would point at shifted code.
+	withDWARF := append(append([]byte(nil), orig...), 0, 12, 11)
+	withDWARF = append(withDWARF, ".debug_line"...)
+	if _, _, err := Instrument(withDWARF); err == nil || !strings.Contains(err.Error(), "custom section .debug_line") {
+		t.Errorf("Instrument of a module with DWARF: %v", err)
+	}
 	// Start functions are refused: they run before the stop can be set.
 	if _, _, err := Instrument(mustRead(t, "../../host/testdata/reuse_start.wasm")); err == nil || !strings.Contains(err.Error(), "start function") {
 		t.Errorf("Instrument of a module with a start function: %v", err)

@@ -93,18 +93,16 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// colourConn colours the connection r arrived on for version v of service s,
-// and returns the colour (0: none).
-func (g *Gateway) colourConn(st *state, r *http.Request, s *router.Service, v *router.Version) bpf.Colour {
-	c := st.colours[colourKey(s.Name, v.Digest)]
+// colourConn colours the connection r arrived on with c, version v of
+// service s's colour (0: none, nothing done).
+func (g *Gateway) colourConn(r *http.Request, s *router.Service, v *router.Version, c bpf.Colour) {
 	if g.opts.Colourer == nil || c == 0 {
-		return 0
+		return
 	}
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	if err := g.setConnColour(conn, connColour{c, v.DSCP}); err != nil {
 		g.log.Warn("colouring a connection", "service", s.Name, "version", modules.Short(v.Digest), "error", err)
 	}
-	return c
 }
 
 // connColour is what a client connection was last coloured with.

@@ -168,20 +168,18 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		return
 	}
 	x.version = v
+	var stats *versionStats
 	if x.depth == 0 {
-		x.colour = g.colourConn(st, r, svc, v)
+		x.series = g.seriesFor(st, x.route, svc, v)
+		stats, x.colour = x.series.stats, x.series.colour
+		g.colourConn(r, svc, v, x.colour)
 		defer func() { g.count(x.colour, x.bodyLen, x.bytes) }()
-	} else { // an in-process call has no socket to colour or count, but its http_calls do
-		x.colour = st.colours[colourKey(svc.Name, v.Digest)]
+	} else {
+		// An in-process call's route is made for it (no series kept); it
+		// has no socket to colour or count, but its http_calls do.
+		stats, x.colour = g.statsFor(svc.Name, v.Digest), st.colours[colourKey(svc.Name, v.Digest)]
 	}
 	x.w.Header().Set(router.VersionHeader, v.Digest)
-	var stats *versionStats
-	if x.depth == 0 { // an in-process call's route is made for it: not worth keeping
-		x.series = g.seriesFor(st, x.route, svc, v)
-		stats = x.series.stats
-	} else {
-		stats = g.statsFor(svc.Name, v.Digest)
-	}
 	stats.requests.Add(1)
 	defer func() {
 		if x.status >= 500 {

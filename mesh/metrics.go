@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -182,6 +183,7 @@ type series struct {
 	route, service, version string
 	instTime, runTime       prometheus.Observer
 	stats                   *versionStats
+	colour                  bpf.Colour // 0: none
 	classes                 [6]atomic.Pointer[classSeries]
 }
 
@@ -202,6 +204,7 @@ func (g *Gateway) seriesFor(st *state, r *router.Route, s *router.Service, v *ro
 		instTime: g.metrics.instTime.WithLabelValues(s.Name),
 		runTime:  g.metrics.runTime.WithLabelValues(s.Name),
 		stats:    g.statsFor(s.Name, v.Digest),
+		colour:   st.colours[colourKey(s.Name, v.Digest)],
 	})
 	return got.(*series)
 }

@@ -8,7 +8,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 var (
@@ -145,7 +146,7 @@ type proc struct {
 	args           []string
 	cmd            *exec.Cmd
 	cancel         context.CancelFunc
-	stdout, stderr bytes.Buffer
+	stdout, stderr testutil.LockedBuffer // read by tests while the process writes
 }
 
 // start starts wasmesh with args, its WASMESH_HOME set to t's home.

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -65,30 +64,12 @@ func tlsBlock(dir string) string {
 	return fmt.Sprintf("tls: { svid: %q, key: %q, bundle: %q }\n", f.CertFile, f.KeyFile, f.BundleFile)
 }
 
-// lockedWriter lets a test read a process's stderr while the process writes it.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
-}
-
 // mtlsGateway is a `wasmesh serve` process with a tls block.
 type mtlsGateway struct {
 	p      *proc
 	url    string // https://127.0.0.1:PORT
 	admin  string // http://127.0.0.1:PORT
-	stderr *lockedWriter
+	stderr *testutil.LockedBuffer
 }
 
 // serveMTLS is serve for configs with a tls block: the gateway prints an
@@ -105,7 +86,7 @@ func serveMTLS(t *testing.T, config string) *mtlsGateway {
 	args := []string{"serve", "--config", path}
 	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
 	p := &proc{args: args, cancel: cancel}
-	g := &mtlsGateway{p: p, stderr: &lockedWriter{w: &p.stderr}}
+	g := &mtlsGateway{p: p, stderr: &p.stderr}
 	pr, pw := io.Pipe()
 	p.cmd = exec.CommandContext(ctx, bin, args...)
 	p.cmd.Env = append(os.Environ(), "WASMESH_HOME="+home(t), "XDG_CACHE_HOME="+cacheDir)

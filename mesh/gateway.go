@@ -55,6 +55,10 @@ type Options struct {
 	// resetting and reusing them (host.Options.FreshInstances). Default
 	// false: reused where the module allows it.
 	FreshInstances bool
+	// NetHTTP serves plaintext HTTP/1 with net/http's server instead of
+	// internal/http1's (see its package doc). Default false. A TLS
+	// listener is always net/http's.
+	NetHTTP bool
 }
 
 // Gateway routes requests to guests. Create it with New, then Reload a config.
@@ -68,6 +72,7 @@ type Gateway struct {
 
 	state    atomic.Pointer[state]
 	draining atomic.Bool
+	http1    atomic.Bool // internal/http1 serves the listener
 
 	reloadMu sync.Mutex // serialises Reload and the release operations
 	lastErr  atomic.Pointer[reloadError]

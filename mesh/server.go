@@ -6,9 +6,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -46,7 +48,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	servers := []server{srv}
 	if g.opts.Identity != nil {
 		tlsCfg, err := g.serverTLS()
 		if err != nil {
@@ -57,7 +60,27 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC-style clients and benchmarks
-		go func() { errc <- srv.Serve(ln) }()
+		if g.opts.NetHTTP {
+			go func() { errc <- srv.Serve(ln) }()
+		} else {
+			// HTTP/1 is served by http1, h2c connections (prior knowledge)
+			// are handed over to net/http's server on the same port.
+			h2 := newHandoff(ln.Addr())
+			fast := &http1.Server{
+				Handler:           g,
+				ReadHeaderTimeout: srv.ReadHeaderTimeout,
+				IdleTimeout:       srv.IdleTimeout,
+				BaseContext:       srv.BaseContext,
+				ConnContext:       withConn,
+				ConnState:         g.forgetConn,
+				HTTP2:             h2.hand,
+				Logger:            g.log,
+			}
+			g.http1.Store(true)
+			go func() { errc <- fast.Serve(ln) }()
+			go func() { errc <- srv.Serve(h2) }()
+			servers = append(servers, fast)
+		}
 	}
 
 	var adminSrv *http.Server
@@ -68,14 +91,16 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 
 	select {
 	case err := <-errc:
-		srv.Close()
+		for _, s := range servers {
+			s.Close()
+		}
 		if adminSrv != nil {
 			adminSrv.Close()
 		}
 		return err
 	case <-ctx.Done():
 	}
-	err := g.drain(srv, stopGuests)
+	err := g.drain(servers, stopGuests)
 	if adminSrv != nil {
 		adminSrv.Close()
 	}
@@ -97,7 +122,7 @@ func (g *Gateway) serverTLS() (*tls.Config, error) {
 	return identity.ServerConfig(g.opts.Identity, nil, identity.WithClientAuth(auth)), nil
 }
 
-func (g *Gateway) drain(srv *http.Server, stopGuests context.CancelFunc) error {
+func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 	delay, timeout := router.DefaultDrainDelay, router.DefaultDrainTimeout
 	if cfg := g.Config(); cfg != nil {
 		delay, timeout = cfg.DrainDelay, cfg.DrainTimeout
@@ -110,18 +135,78 @@ func (g *Gateway) drain(srv *http.Server, stopGuests context.CancelFunc) error {
 	g.log.Info("draining: no longer accepting connections")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := srv.Shutdown(ctx)
+	err := shutdown(ctx, servers)
 	if errors.Is(err, context.DeadlineExceeded) {
 		g.log.Warn("drain timeout: stopping the guests still running", "drain_timeout", timeout)
 		stopGuests()
 		// Give handlers a moment to answer after their guests stop.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if srv.Shutdown(ctx) != nil {
-			srv.Close()
+		if shutdown(ctx, servers) != nil {
+			for _, s := range servers {
+				s.Close()
+			}
 		}
 		err = nil
 	}
 	g.log.Info("drained")
 	return err
 }
+
+// server is what drain needs of net/http's and http1's servers.
+type server interface {
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// shutdown shuts the servers down together and returns the first error.
+func shutdown(ctx context.Context, servers []server) error {
+	errs := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errs <- s.Shutdown(ctx) }()
+	}
+	var first error
+	for range servers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// handoff is a listener of the connections http1 hands over (h2c), for
+// net/http's server.
+type handoff struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (h *handoff) hand(c net.Conn) {
+	select {
+	case h.ch <- c:
+	case <-h.done:
+		c.Close()
+	}
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.ch:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }

@@ -1,0 +1,330 @@
+package http1
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// maxBuffered is how much of a response body is kept to be written with
+// its headers in one write; past it the response is streamed.
+const maxBuffered = 64 << 10
+
+// response is the connection's http.ResponseWriter, reused from request
+// to request.
+type response struct {
+	c           *conn
+	req         *http.Request
+	header      http.Header
+	status      int
+	wroteHeader bool
+	streaming   bool // headers are out; the body goes straight to the writer
+	chunked     bool
+	closeAfter  bool
+	body        []byte
+	written     int64
+	declared    int64 // the handler's Content-Length; -1: none
+	keys        []string
+	scratch     []byte
+	failed      bool
+}
+
+func (w *response) reset(req *http.Request) {
+	w.req = req
+	w.header = make(http.Header, 4)
+	w.status = 0
+	w.wroteHeader, w.streaming, w.chunked, w.closeAfter, w.failed = false, false, false, false, false
+	w.body = w.body[:0]
+	w.written = 0
+	w.declared = -1
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(status int) {
+	if w.wroteHeader {
+		return
+	}
+	if status < 100 || status > 999 {
+		panic("http1: invalid WriteHeader code " + strconv.Itoa(status))
+	}
+	if status < 200 && status != http.StatusSwitchingProtocols {
+		// An informational response (103 Early Hints): written now, with the
+		// headers as they are.
+		if status == http.StatusContinue {
+			return
+		}
+		w.writeHead(status, false)
+		w.flush()
+		return
+	}
+	w.wroteHeader = true
+	w.status = status
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.declared = n
+		} else {
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.failed {
+		return 0, errWriteFailed
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if !w.streaming && len(w.body)+len(p) <= maxBuffered {
+		w.body = append(w.body, p...)
+		return len(p), nil
+	}
+	if !w.streaming {
+		w.startStream()
+	}
+	return w.writeBody(p)
+}
+
+func (w *response) WriteString(s string) (int, error) {
+	if !w.streaming && len(w.body)+len(s) <= maxBuffered && w.wroteHeader && !w.failed &&
+		bodyAllowed(w.status) && w.req.Method != http.MethodHead &&
+		(w.declared < 0 || w.written+int64(len(s)) <= w.declared) {
+		w.body = append(w.body, s...)
+		w.written += int64(len(s))
+		return len(s), nil
+	}
+	return w.Write([]byte(s))
+}
+
+var errWriteFailed = &writeError{}
+
+type writeError struct{}
+
+func (*writeError) Error() string { return "http1: the connection failed while writing the response" }
+
+// Flush sends what is buffered, as http.Flusher: the response is streamed
+// from then on.
+func (w *response) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.streaming {
+		w.startStream()
+	}
+	w.flush()
+}
+
+// startStream writes the headers and the buffered body: with the
+// declared length, or chunked.
+func (w *response) startStream() {
+	w.streaming = true
+	w.chunked = w.declared < 0 && bodyAllowed(w.status) && w.req.Method != http.MethodHead && w.req.ProtoAtLeast(1, 1)
+	if w.declared < 0 && !w.chunked && bodyAllowed(w.status) && w.req.Method != http.MethodHead {
+		w.closeAfter = true // HTTP/1.0 without a length: the end of the body is the end of the connection
+	}
+	w.writeHead(w.status, true)
+	if len(w.body) > 0 {
+		body := w.body
+		w.body = w.body[:0]
+		_, _ = w.writeBody(body)
+	}
+}
+
+func (w *response) writeBody(p []byte) (int, error) {
+	bw := w.c.bw
+	if w.chunked && len(p) > 0 {
+		w.scratch = strconv.AppendInt(w.scratch[:0], int64(len(p)), 16)
+		w.scratch = append(w.scratch, '\r', '\n')
+		_, _ = bw.Write(w.scratch)
+	}
+	n, err := bw.Write(p)
+	if w.chunked && len(p) > 0 {
+		_, err = bw.WriteString("\r\n")
+	}
+	if err != nil {
+		w.failed = true
+		return n, errWriteFailed
+	}
+	return len(p), nil
+}
+
+func (w *response) flush() {
+	if w.c.bw.Flush() != nil {
+		w.failed = true
+	}
+}
+
+// finish ends the response after the handler returned, and says whether
+// the connection is still good.
+func (w *response) finish() bool {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.streaming {
+		if w.chunked {
+			_, _ = w.c.bw.WriteString("0\r\n\r\n")
+		} else if w.declared >= 0 && w.written < w.declared && w.req.Method != http.MethodHead {
+			w.closeAfter = true // short of what it declared: the client cannot find the next response
+		}
+	} else {
+		if w.declared >= 0 && w.written != w.declared && w.req.Method != http.MethodHead && bodyAllowed(w.status) {
+			w.header.Del("Content-Length") // a wrong length is not sent; the real one is
+			w.declared = -1
+		}
+		w.writeHead(w.status, false)
+		if w.req.Method != http.MethodHead {
+			_, _ = w.c.bw.Write(w.body)
+		}
+	}
+	w.flush()
+	if cap(w.body) > maxBuffered {
+		w.body = nil
+	}
+	return !w.failed
+}
+
+// writeHead writes the status line and headers, adding Date, the
+// length of a buffered body and the connection's fate.
+func (w *response) writeHead(status int, streaming bool) {
+	bw := w.c.bw
+	b := w.scratch[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\n"...)
+	final := status >= 200 || status == http.StatusSwitchingProtocols
+	if final {
+		h := w.header
+		if h.Get("Connection") == "close" || w.req.Close || w.c.s.closing.Load() {
+			w.closeAfter = true
+		}
+		switch {
+		case !bodyAllowed(status):
+			h.Del("Content-Length")
+			h.Del("Transfer-Encoding")
+		case streaming && w.chunked:
+			h.Del("Content-Length")
+			h["Transfer-Encoding"] = []string{"chunked"}
+		case !streaming && w.declared < 0:
+			n := len(w.body)
+			if w.req.Method == http.MethodHead {
+				n = int(w.written)
+			}
+			if w.req.Method != http.MethodHead || n > 0 {
+				b = append(b, "Content-Length: "...)
+				b = strconv.AppendInt(b, int64(n), 10)
+				b = append(b, "\r\n"...)
+			}
+		}
+		if _, ok := h["Content-Type"]; !ok && bodyAllowed(status) && len(w.body) > 0 {
+			b = append(b, "Content-Type: "...)
+			b = append(b, http.DetectContentType(w.body)...)
+			b = append(b, "\r\n"...)
+		}
+		if _, ok := h["Date"]; !ok {
+			b = append(b, "Date: "...)
+			b = append(b, httpDate()...)
+			b = append(b, "\r\n"...)
+		}
+		if w.closeAfter {
+			h.Del("Connection")
+			b = append(b, "Connection: close\r\n"...)
+		} else if w.req.ProtoMajor == 1 && w.req.ProtoMinor == 0 {
+			h.Del("Connection")
+			b = append(b, "Connection: keep-alive\r\n"...)
+		}
+	}
+	w.keys = w.keys[:0]
+	for k := range w.header {
+		w.keys = append(w.keys, k)
+	}
+	slices.Sort(w.keys)
+	for _, k := range w.keys {
+		if !validFieldName(k) {
+			continue
+		}
+		for _, v := range w.header[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendFieldValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	w.scratch = b
+	if _, err := bw.Write(b); err != nil {
+		w.failed = true
+	}
+}
+
+// appendFieldValue appends v with the bytes a header value may not hold
+// (CR, LF, NUL) replaced by spaces, as net/http does, and trimmed.
+func appendFieldValue(b []byte, v string) []byte {
+	v = strings.TrimSpace(v)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' || c == 0 {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// validFieldName is RFC 9110's token.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= 0x80 || !tokenByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenByte = func() (t [128]bool) {
+	for _, c := range []byte("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		t[c] = true
+	}
+	return t
+}()
+
+func bodyAllowed(status int) bool {
+	return !(status >= 100 && status <= 199 || status == http.StatusNoContent || status == http.StatusNotModified)
+}
+
+// httpDate is the Date header's value, formatted once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := date.Load(); d != nil && d.unix == now {
+		return d.text
+	}
+	d := &dated{unix: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	date.Store(d)
+	return d.text
+}
+
+type dated struct {
+	unix int64
+	text string
+}
+
+var date atomic.Pointer[dated]

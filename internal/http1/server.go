@@ -1,0 +1,751 @@
+// Package http1 is a lean HTTP/1.1 server for an http.Handler: the
+// gateway's plaintext listener.
+//
+// It parses requests with net/http's own parser (http.ReadRequest) and
+// hands the handler an ordinary *http.Request and http.ResponseWriter, but
+// leaves out the per-request machinery of net/http's server that a gateway
+// answering in microseconds pays for on every request: a goroutine reading
+// ahead on the connection, a context per request, the chunking writer.
+// Measured with the hello guests, net/http's server alone cost more than
+// the guest and the gateway together (docs/PERFORMANCE.md).
+//
+// What it does, as net/http does: keep-alive and pipelining, HTTP/1.0
+// keep-alive, Expect: 100-continue, request bodies of either framing,
+// limits on header size and on the time to read headers and to wait
+// between requests, a missing or repeated Host refused, graceful Shutdown.
+// A response is buffered up to 64 KiB and written with one write, with its
+// Content-Length; a larger one is streamed (chunked without a length).
+// The client going away cancels the request's context, as with net/http,
+// but it is looked for only once a request has run for WatchAfter: a
+// request answered before that never costs a read-ahead.
+//
+// Before each request after a connection's first, its goroutine yields
+// the processor (runtime.Gosched), so that under saturation requests take
+// turns: a connection whose next request is always there already would
+// otherwise be served on and on while others wait for the scheduler to
+// poll the network, tens of milliseconds (golang/go#51651). It costs
+// throughput at saturation and makes p99 latency about the native
+// handler's (docs/PERFORMANCE.md).
+//
+// Connections that open with the HTTP/2 preface (h2c with prior
+// knowledge) go to HTTP2, typically a net/http server, so one port serves
+// both. Hijacking and trailers are not supported.
+package http1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for a Server's zero fields.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultWatchAfter        = 10 * time.Millisecond
+)
+
+// ErrServerClosed is what Serve returns after Shutdown or Close.
+var ErrServerClosed = http.ErrServerClosed
+
+// Server serves HTTP/1.x on the listeners given to Serve. Its fields must
+// not change once Serve is called.
+type Server struct {
+	// Handler answers every request.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds reading a request's line and headers.
+	// Default DefaultReadHeaderTimeout (10 s).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for a keep-alive connection's next
+	// request. Default DefaultIdleTimeout (120 s).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers. Default
+	// http.DefaultMaxHeaderBytes (1 MiB).
+	MaxHeaderBytes int
+	// WatchAfter is how long a request runs before its connection is
+	// watched for the client going away. Default DefaultWatchAfter (10 ms).
+	WatchAfter time.Duration
+	// BaseContext gives the context of the listener's connections. Default
+	// context.Background().
+	BaseContext func(net.Listener) context.Context
+	// ConnContext may derive a connection's context. Default nil.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ConnState is told of connections' states as net/http's is:
+	// StateNew, StateActive, StateIdle, StateClosed, and StateHijacked for
+	// connections handed to HTTP2. Default nil.
+	ConnState func(net.Conn, http.ConnState)
+	// HTTP2 takes over connections that open with the HTTP/2 client
+	// preface; it owns them from then on. Default nil: they are closed.
+	HTTP2 func(net.Conn)
+	// Logger receives handler panics and write errors. Default
+	// slog.Default().
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+}
+
+// Serve accepts connections on ln until it fails or the server is shut
+// down; it then returns ErrServerClosed. ln is closed on return.
+func (s *Server) Serve(ln net.Listener) error {
+	defer ln.Close()
+	if !s.track(ln, true) {
+		return ErrServerClosed
+	}
+	defer s.track(ln, false)
+	base := context.Background()
+	if s.BaseContext != nil {
+		base = s.BaseContext(ln)
+	}
+	var backoff time.Duration
+	for {
+		rwc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(rwc)
+		if c == nil {
+			rwc.Close()
+			return ErrServerClosed
+		}
+		go c.serve(base)
+	}
+}
+
+// errTemporary matches accept errors worth retrying (EMFILE and the like
+// report Temporary on their syscall error).
+var errTemporary = temporary{}
+
+type temporary struct{}
+
+func (temporary) Error() string { return "temporary" }
+func (temporary) Is(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+func (s *Server) track(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		if s.listeners == nil {
+			s.listeners = map[net.Listener]struct{}{}
+		}
+		s.listeners[ln] = struct{}{}
+	} else {
+		delete(s.listeners, ln)
+	}
+	return true
+}
+
+func (s *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{s: s, rwc: rwc, accepted: time.Now()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	c.state = http.StateNew
+	if s.ConnState != nil {
+		s.ConnState(rwc, http.StateNew)
+	}
+	return c
+}
+
+// Shutdown stops accepting connections, closes idle ones (and new ones
+// that sent nothing for 5 s), lets each
+// request in flight finish (its response then closes its connection) and
+// returns once no connection is left, or with ctx's error when it is done
+// first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	tick := time.Millisecond
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(tick):
+		}
+		tick = min(2*tick, 100*time.Millisecond)
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// closeIdle closes the connections waiting for a request and says how
+// many connections are left.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.mu.Lock()
+		if c.state == http.StateIdle || c.state == http.StateNew && time.Since(c.accepted) > 5*time.Second {
+			c.rwc.Close()
+		}
+		c.mu.Unlock()
+	}
+	return len(s.conns)
+}
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	remote string
+	cr     connReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	res    response
+
+	mu       sync.Mutex // state and the watch
+	state    http.ConnState
+	accepted time.Time // a new connection counts as idle 5 s after (as net/http's)
+
+	watch    *time.Timer
+	watching bool // a read-ahead was started for this request
+	running  bool // a request is in the handler
+	bodyDone atomic.Bool
+	cancel   context.CancelFunc
+}
+
+func (c *conn) setState(st http.ConnState) {
+	c.mu.Lock()
+	c.state = st
+	c.mu.Unlock()
+	if c.s.ConnState != nil {
+		c.s.ConnState(c.rwc, st)
+	}
+}
+
+func (c *conn) close(st http.ConnState) {
+	if st == http.StateClosed {
+		c.rwc.Close()
+	}
+	c.setState(st)
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+}
+
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+func (c *conn) serve(base context.Context) {
+	s := c.s
+	closeAs := http.StateClosed
+	defer func() {
+		if v := recover(); v != nil {
+			c.logger().Error("http1: panic serving a connection", "remote", c.remote, "panic", v)
+		}
+		if c.watch != nil {
+			c.watch.Stop()
+		}
+		c.close(closeAs)
+	}()
+	ctx, cancel := context.WithCancel(base)
+	defer cancel()
+	c.cancel = cancel
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, c.rwc)
+	}
+	c.remote = c.rwc.RemoteAddr().String()
+	c.cr = connReader{c: c}
+	c.cr.cond.L = &c.cr.mu
+	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
+	c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
+	c.res.c = c
+
+	idle := or(s.IdleTimeout, DefaultIdleTimeout)
+	headerTimeout := or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	maxHeader := int64(or(s.MaxHeaderBytes, http.DefaultMaxHeaderBytes)) + 4096 // as net/http: room for the bufio
+	for first := true; ; first = false {
+		c.cr.limit = maxHeader
+		if c.br.Buffered() == 0 {
+			wait := idle
+			if first {
+				wait = headerTimeout
+			}
+			_ = c.rwc.SetReadDeadline(time.Now().Add(wait))
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if !first {
+			runtime.Gosched() // requests take turns; see the package doc
+		}
+		if first && c.isHTTP2() {
+			if s.HTTP2 == nil {
+				return
+			}
+			closeAs = http.StateHijacked
+			s.HTTP2(c.handOver())
+			return
+		}
+		c.setState(http.StateActive)
+		_ = c.rwc.SetReadDeadline(time.Now().Add(headerTimeout))
+		req, err := http.ReadRequest(c.br)
+		c.cr.limit = -1
+		_ = c.rwc.SetReadDeadline(time.Time{})
+		if err != nil {
+			c.refuse(err)
+			return
+		}
+		if status, why := checkRequest(req); status != 0 {
+			c.writeError(status, why, "")
+			return
+		}
+		keep := c.serveRequest(ctx, req)
+		if !keep || s.closing.Load() {
+			return
+		}
+		c.setState(http.StateIdle)
+		if s.closing.Load() { // Shutdown may have missed us between the two
+			return
+		}
+	}
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func (c *conn) logger() *slog.Logger {
+	if c.s.Logger != nil {
+		return c.s.Logger
+	}
+	return slog.Default()
+}
+
+// isHTTP2 says whether the connection opens with the HTTP/2 preface,
+// peeking no further than the bytes that could still be one.
+func (c *conn) isHTTP2() bool {
+	for i := 1; i <= len(h2Preface); i++ {
+		b, err := c.br.Peek(i)
+		if err != nil || b[i-1] != h2Preface[i-1] {
+			return false
+		}
+	}
+	return true
+}
+
+// handOver gives the connection away with what was read of it.
+func (c *conn) handOver() net.Conn {
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	return &replayConn{Conn: c.rwc, r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), c.rwc)}
+}
+
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// checkRequest refuses what net/http's server refuses beyond the parser
+// (which refuses a repeated Host itself): a status and why.
+func checkRequest(req *http.Request) (int, string) {
+	switch {
+	case req.ProtoMajor != 1:
+		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
+	case req.ProtoAtLeast(1, 1) && req.Host == "":
+		// ReadRequest moved the Host header to req.Host (a request for an
+		// absolute URL gets the URL's host, as net/http has it).
+		return http.StatusBadRequest, "missing required Host header"
+	case !validHost(req.Host):
+		return http.StatusBadRequest, "malformed Host header"
+	}
+	for k, vs := range req.Header {
+		if !validFieldName(k) {
+			return http.StatusBadRequest, "invalid header name"
+		}
+		for _, v := range vs {
+			if !validFieldValue(v) {
+				return http.StatusBadRequest, "invalid header value"
+			}
+		}
+	}
+	return 0, ""
+}
+
+// validFieldValue is httpguts.ValidHeaderFieldValue's rule: no control
+// bytes but tab.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost is httpguts.ValidHostHeader's rule: the bytes a host (with
+// port, brackets or an IPv6 zone) may hold.
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		b := h[i]
+		if b >= 0x80 || !validHostByte[b] {
+			return false
+		}
+	}
+	return true
+}
+
+var validHostByte = func() (t [128]bool) {
+	for _, b := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~") {
+		t[b] = true
+	}
+	return t
+}()
+
+// refuse answers a request that could not be read, when there is one to
+// answer: a timeout or a closed connection gets nothing.
+func (c *conn) refuse(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne) && ne.Timeout():
+		return
+	case errors.Is(err, errHeaderTooLarge):
+		c.writeError(http.StatusRequestHeaderFieldsTooLarge, "", "")
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+		c.writeError(http.StatusNotImplemented, "", "Unsupported transfer encoding")
+	default:
+		c.writeError(http.StatusBadRequest, "", "") // as net/http: the parser's words stay here
+	}
+}
+
+// writeError answers a request that is not served as net/http's server
+// does: "400 Bad Request: why", or body when given.
+func (c *conn) writeError(status int, why, body string) {
+	if body == "" {
+		body = strconv.Itoa(status) + " " + http.StatusText(status)
+		if why != "" {
+			body += ": " + why
+		}
+	}
+	c.writeFinal(status, body)
+}
+
+// writeFinal writes a response with body and closes the connection after
+// giving the client time to read it: the rest of what it sent is read, for
+// up to half a second, so that closing with unread data does not reset the
+// connection before the answer is read.
+func (c *conn) writeFinal(status int, body string) {
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+	if c.bw.Flush() != nil {
+		return
+	}
+	if tc, ok := c.rwc.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.CopyN(io.Discard, c.rwc, maxDrain)
+	}
+}
+
+// serveRequest runs the handler for req and says whether the connection
+// may serve another request.
+func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) {
+	req = req.WithContext(ctx)
+	req.RemoteAddr = c.remote
+	keep = !req.Close
+	if ex := req.Header.Get("Expect"); ex != "" {
+		if !req.ProtoAtLeast(1, 1) || !asciiEqualFold(ex, "100-continue") {
+			c.writeFinal(http.StatusExpectationFailed, "")
+			return false
+		}
+		if req.Body != http.NoBody {
+			req.Body = &continueReader{c: c, body: req.Body}
+		}
+		req.Header.Del("Expect")
+	}
+	body := req.Body
+	c.bodyDone.Store(body == http.NoBody)
+	if body != http.NoBody {
+		req.Body = &bodyReader{c: c, body: body}
+	}
+	w := &c.res
+	w.reset(req)
+	c.startWatch()
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				c.logger().Error("http1: handler panic", "method", req.Method, "path", req.URL.Path, "panic", v)
+				if !w.wroteHeader {
+					w.header = http.Header{}
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+				keep = false
+			}
+		}()
+		c.s.Handler.ServeHTTP(w, req)
+	}()
+	c.stopWatch()
+	if !w.finish() || ctx.Err() != nil { // a failed write, or the client went away
+		return false
+	}
+	if !keep || w.closeAfter {
+		return false
+	}
+	// What is left of the body is read (up to a bound) so the next request
+	// can be; a client still sending much more gets the connection closed.
+	if body != http.NoBody {
+		if n, _ := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain {
+			return false
+		}
+		if body.Close() != nil {
+			return false
+		}
+	}
+	return !c.s.closing.Load()
+}
+
+// maxDrain is how much of an unread request body is read past to keep the
+// connection (net/http's is 256 KiB).
+const maxDrain = 256 << 10
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyReader notes when the handler has read all of the body: from then
+// on the connection may be read ahead to see the client go away.
+type bodyReader struct {
+	c    *conn
+	body io.ReadCloser
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.c.bodyDone.Store(true)
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return nil } // the server drains and closes it
+
+// continueReader sends "100 Continue" before the first read of the body.
+type continueReader struct {
+	c    *conn
+	body io.ReadCloser
+	sent bool
+}
+
+func (r *continueReader) Read(p []byte) (int, error) {
+	if !r.sent {
+		r.sent = true
+		if !r.c.res.wroteHeader {
+			_, _ = r.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := r.c.bw.Flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return r.body.Read(p)
+}
+
+func (r *continueReader) Close() error { return r.body.Close() }
+
+// startWatch arms the watch for the client going away, which starts once
+// the request has run for WatchAfter.
+func (c *conn) startWatch() {
+	c.mu.Lock()
+	c.running, c.watching = true, false
+	c.mu.Unlock()
+	after := or(c.s.WatchAfter, DefaultWatchAfter)
+	if c.watch == nil {
+		c.watch = time.AfterFunc(after, c.watchNow)
+	} else {
+		c.watch.Reset(after)
+	}
+}
+
+// watchNow starts reading ahead, when the request still runs and has
+// read its body: a read that fails means the client went away, and
+// cancels the connection's context; a byte read is kept for the next
+// (pipelined) request.
+func (c *conn) watchNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running || c.watching || !c.bodyDone.Load() || c.br.Buffered() > 0 {
+		return
+	}
+	c.watching = true
+	c.cr.startBackgroundRead()
+}
+
+func (c *conn) stopWatch() {
+	c.watch.Stop()
+	c.mu.Lock()
+	c.running = false
+	watching := c.watching
+	c.mu.Unlock()
+	if watching {
+		c.cr.abortPendingRead()
+	}
+}
+
+// connReader reads the connection for the bufio.Reader, with a limit while
+// headers are read, and a read ahead in the background while a long
+// request runs.
+type connReader struct {
+	c     *conn
+	limit int64 // bytes left for the headers; -1: no limit
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	inRead  bool
+	aborted bool
+	hasByte bool
+	byteBuf [1]byte
+}
+
+var errHeaderTooLarge = errors.New("http1: request header too large")
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	if cr.limit == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if cr.limit > 0 && int64(len(p)) > cr.limit {
+		p = p[:cr.limit]
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	cr.mu.Lock()
+	if cr.inRead {
+		cr.mu.Unlock()
+		return 0, errors.New("http1: read during the background read")
+	}
+	if cr.hasByte {
+		p[0] = cr.byteBuf[0]
+		cr.hasByte = false
+		cr.mu.Unlock()
+		cr.count(1)
+		return 1, nil
+	}
+	cr.mu.Unlock()
+	n, err := cr.c.rwc.Read(p)
+	cr.count(n)
+	return n, err
+}
+
+func (cr *connReader) count(n int) {
+	if cr.limit > 0 {
+		cr.limit -= int64(n)
+	}
+}
+
+func (cr *connReader) startBackgroundRead() {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.inRead || cr.hasByte {
+		return
+	}
+	cr.inRead = true
+	_ = cr.c.rwc.SetReadDeadline(time.Time{})
+	go cr.backgroundRead()
+}
+
+func (cr *connReader) backgroundRead() {
+	n, err := cr.c.rwc.Read(cr.byteBuf[:])
+	cr.mu.Lock()
+	if n == 1 {
+		cr.hasByte = true // the next request, pipelined
+	}
+	var ne net.Error
+	if err != nil && !(cr.aborted && errors.As(err, &ne) && ne.Timeout()) {
+		cr.c.cancel() // the client went away (or the connection broke)
+	}
+	cr.aborted, cr.inRead = false, false
+	cr.mu.Unlock()
+	cr.cond.Broadcast()
+}
+
+// abortPendingRead stops the read ahead and waits for it to return.
+func (cr *connReader) abortPendingRead() {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if !cr.inRead {
+		return
+	}
+	cr.aborted = true
+	_ = cr.c.rwc.SetReadDeadline(time.Unix(1, 0))
+	for cr.inRead {
+		cr.cond.Wait()
+	}
+	_ = cr.c.rwc.SetReadDeadline(time.Time{})
+}

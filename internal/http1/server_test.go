@@ -1,0 +1,553 @@
+package http1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echo answers with what it was asked, for the tests: method, path, body
+// length and body, and a few behaviours chosen by path.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch r.URL.Path {
+	case "/nocontent":
+		w.WriteHeader(http.StatusNoContent)
+		fmt.Fprint(w, "dropped")
+		return
+	case "/notmodified":
+		w.WriteHeader(http.StatusNotModified)
+		return
+	case "/big": // past the buffer, no length: chunked on HTTP/1.1
+		w.Header().Set("Content-Type", "text/plain")
+		for i := 0; i < 100; i++ {
+			fmt.Fprintf(w, "%04d%s\n", i, strings.Repeat("x", 1000))
+		}
+		return
+	case "/biglength": // past the buffer, with its length: streamed as it is
+		w.Header().Set("Content-Length", "200000")
+		for i := 0; i < 200; i++ {
+			w.Write([]byte(strings.Repeat("y", 1000)))
+		}
+		return
+	case "/inject":
+		w.Header().Set("X-Evil", "a\r\nInjected: yes")
+	case "/close":
+		w.Header().Set("Connection", "close")
+	case "/panic":
+		panic("test panic")
+	case "/host":
+		fmt.Fprint(w, r.Host)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "%s %s %d %s", r.Method, r.URL.RequestURI(), len(body), body)
+})
+
+// serve starts s (echo unless it has a handler) on loopback and returns
+// its address.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	if s.Handler == nil {
+		s.Handler = echo
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// exchange writes raw to a new connection and reads the responses to the
+// requests in it, until the server closes the connection or want
+// responses arrived; it says whether the connection was closed.
+func exchange(t *testing.T, addr, raw string, want int) (resps []*http.Response, bodies []string, closed bool) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	reqs := readRequests(t, raw)
+	for i := 0; i < want; i++ {
+		var req *http.Request
+		if i < len(reqs) {
+			req = reqs[i]
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("response %d: %v", i+1, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("response %d body: %v", i+1, err)
+		}
+		resps, bodies = append(resps, resp), append(bodies, string(b))
+	}
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // closed: EOF at once; open: nothing more comes
+	_, err = br.ReadByte()
+	return resps, bodies, err == io.EOF
+}
+
+// readRequests parses raw as the requests it holds (for the methods the
+// responses answer), as far as it parses.
+func readRequests(t *testing.T, raw string) []*http.Request {
+	var reqs []*http.Request
+	br := bufio.NewReader(strings.NewReader(raw))
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return reqs
+		}
+		io.Copy(io.Discard, req.Body)
+		reqs = append(reqs, req)
+	}
+}
+
+func TestServer(t *testing.T) {
+	addr := serve(t, &Server{MaxHeaderBytes: 4 << 10})
+	for _, tc := range []struct {
+		name   string
+		raw    string
+		n      int      // responses expected
+		status []int    // their statuses
+		body   []string // and bodies ("" not checked when status says so)
+		header map[string]string
+		closed bool // the server closes the connection after them
+	}{
+		{name: "keep-alive", raw: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", n: 2,
+			status: []int{200, 200}, body: []string{"GET /a 0 ", "GET /b?q=1 0 "}, header: map[string]string{"Content-Length": "9", "Content-Type": "text/plain"}},
+		{name: "post with length", raw: "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: x\r\n\r\n", n: 2,
+			status: []int{200, 200}, body: []string{"POST /p 5 hello", "GET /after 0 "}},
+		{name: "chunked body", raw: "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", n: 1,
+			status: []int{200}, body: []string{"POST /c 5 abcde"}},
+		{name: "HTTP/1.0 closes", raw: "GET /old HTTP/1.0\r\n\r\n", n: 1, status: []int{200}, body: []string{"GET /old 0 "}, closed: true},
+		{name: "HTTP/1.0 keep-alive", raw: "GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /k2 HTTP/1.0\r\n\r\n", n: 2,
+			status: []int{200, 200}, body: []string{"GET /k 0 ", "GET /k2 0 "}, closed: true},
+		{name: "client asks to close", raw: "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", n: 1,
+			status: []int{200}, closed: true},
+		{name: "handler asks to close", raw: "GET /close HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n", n: 1,
+			status: []int{200}, closed: true},
+		{name: "missing host", raw: "GET / HTTP/1.1\r\n\r\n", n: 1, status: []int{400}, body: []string{"400 Bad Request: missing required Host header"}, closed: true},
+		{name: "two hosts", raw: "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", n: 1, status: []int{400}, body: []string{"400 Bad Request"}, closed: true},
+		{name: "bad host", raw: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", n: 1, status: []int{400}, closed: true},
+		{name: "host", raw: "GET /host HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", n: 1, status: []int{200}, body: []string{"example.com:8080"}},
+		{name: "garbage", raw: "HELLO\r\n\r\n", n: 1, status: []int{400}, closed: true},
+		{name: "header too large", raw: "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 10<<10) + "\r\n\r\n", n: 1,
+			status: []int{431}, closed: true},
+		{name: "unknown expect", raw: "POST / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\nContent-Length: 1\r\n\r\na", n: 1, status: []int{417}, closed: true},
+		{name: "head", raw: "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n", n: 2,
+			status: []int{200, 200}, body: []string{"", "GET /g 0 "}, header: map[string]string{"Content-Length": "10"}},
+		{name: "no content", raw: "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\nGET /z HTTP/1.1\r\nHost: x\r\n\r\n", n: 2,
+			status: []int{204, 200}, body: []string{"", "GET /z 0 "}},
+		{name: "not modified", raw: "GET /notmodified HTTP/1.1\r\nHost: x\r\n\r\n", n: 1, status: []int{304}, body: []string{""}},
+		{name: "big chunked", raw: "GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /z HTTP/1.1\r\nHost: x\r\n\r\n", n: 2, status: []int{200, 200}},
+		{name: "big with length", raw: "GET /biglength HTTP/1.1\r\nHost: x\r\n\r\nGET /z HTTP/1.1\r\nHost: x\r\n\r\n", n: 2,
+			status: []int{200, 200}, body: []string{strings.Repeat("y", 200000), "GET /z 0 "}},
+		{name: "header injection", raw: "GET /inject HTTP/1.1\r\nHost: x\r\n\r\n", n: 1, status: []int{200},
+			header: map[string]string{"X-Evil": "a  Injected: yes", "Injected": ""}},
+		{name: "panic", raw: "GET /panic HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n", n: 1, status: []int{500}, closed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resps, bodies, closed := exchange(t, addr, tc.raw, tc.n)
+			for i, resp := range resps {
+				if resp.StatusCode != tc.status[i] {
+					t.Errorf("response %d: status %d, want %d (body %q)", i+1, resp.StatusCode, tc.status[i], bodies[i])
+				}
+				if i < len(tc.body) && tc.body[i] != "" && bodies[i] != tc.body[i] {
+					t.Errorf("response %d: body %q, want %q", i+1, bodies[i], tc.body[i])
+				}
+				if i < len(tc.body) && tc.body[i] == "" && bodies[i] != "" {
+					t.Errorf("response %d: body %q, want none", i+1, bodies[i])
+				}
+				if resp.StatusCode < 300 && resp.Header.Get("Date") == "" {
+					t.Errorf("response %d: no Date header", i+1)
+				}
+			}
+			for k, v := range tc.header {
+				if got := resps[0].Header.Get(k); got != v {
+					t.Errorf("header %s: %q, want %q", k, got, v)
+				}
+			}
+			if tc.name == "big chunked" {
+				if te := resps[0].TransferEncoding; len(te) != 1 || te[0] != "chunked" {
+					t.Errorf("big response: transfer encoding %v, want chunked", te)
+				}
+				if len(bodies[0]) != 100*1005 || !strings.HasPrefix(bodies[0], "0000x") || !strings.HasSuffix(bodies[0], "x\n") {
+					t.Errorf("big response: %d bytes, want %d", len(bodies[0]), 100*1005)
+				}
+			}
+			if closed != tc.closed {
+				t.Errorf("connection closed: %v, want %v", closed, tc.closed)
+			}
+		})
+	}
+}
+
+// TestSplitHeaders sends a request's headers in pieces, so that they are
+// not all buffered when the request is read: the repeated Host is still
+// found.
+func TestSplitHeaders(t *testing.T) {
+	addr := serve(t, &Server{})
+	for _, tc := range []struct {
+		parts  []string
+		status int
+	}{
+		{[]string{"GET /s HTTP/1.1\r\nHo", "st: a\r\nX-A: 1\r\n", "\r\n"}, 200},
+		{[]string{"GET /s HTTP/1.1\r\nHost: a\r\n", "Host: b\r\n", "\r\n"}, 400},
+		{[]string{"GET /s HTTP/1.1\r\nX: " + strings.Repeat("p", 8000) + "\r\n", "Host: a\r\nHost: b\r\n\r\n"}, 400},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		for _, p := range tc.parts {
+			io.WriteString(c, p)
+			time.Sleep(20 * time.Millisecond)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.status {
+			t.Errorf("%q: status %d, want %d", tc.parts, resp.StatusCode, tc.status)
+		}
+		c.Close()
+	}
+}
+
+// TestExpectContinue: the client waits for 100 Continue before it sends
+// the body, as curl and Go's client do.
+func TestExpectContinue(t *testing.T) {
+	addr := serve(t, &Server{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("got %q, %v; want 100 Continue", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "data")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "PUT /e 4 data" {
+		t.Fatalf("body %q", b)
+	}
+}
+
+// TestClientGoesAway: a request that runs past WatchAfter has its context
+// cancelled when the client closes the connection.
+func TestClientGoesAway(t *testing.T) {
+	cancelled := make(chan error, 1)
+	addr := serve(t, &Server{WatchAfter: time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			cancelled <- r.Context().Err()
+		case <-time.After(10 * time.Second):
+			cancelled <- errors.New("not cancelled in 10 s")
+		}
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("request context: %v, want canceled", err)
+	}
+}
+
+// TestPipelinedDuringWatch: a request sent while the previous one runs
+// (and the connection is watched) is read whole, not lost to the watch.
+func TestPipelinedDuringWatch(t *testing.T) {
+	addr := serve(t, &Server{WatchAfter: time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err := r.Context().Err(); err != nil {
+			t.Errorf("%s: context %v", r.URL.Path, err)
+		}
+		fmt.Fprint(w, r.URL.Path)
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(30 * time.Millisecond) // the watch has started
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/slow", "/next"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != want {
+			t.Fatalf("body %q, want %q", b, want)
+		}
+	}
+}
+
+// TestShutdown: idle connections are closed at once, a request in flight
+// finishes and closes its connection, and Serve returns ErrServerClosed.
+func TestShutdown(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var (
+		mu     sync.Mutex
+		states = map[string][]http.ConnState{}
+	)
+	stateOf := func(key string) []http.ConnState {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]http.ConnState(nil), states[key]...)
+	}
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		fmt.Fprint(w, "done")
+	}), ConnState: func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		k := c.LocalAddr().String() + c.RemoteAddr().String()
+		states[k] = append(states[k], st)
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	addr := ln.Addr().String()
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+	idleR := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(idleR, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		io.ReadAll(resp.Body)
+	}
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	idleKey := idle.RemoteAddr().String() + idle.LocalAddr().String()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if l := stateOf(idleKey); len(l) > 0 && l[len(l)-1] == http.StateIdle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection never went idle")
+		}
+	}
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idleR.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	default:
+	}
+	close(release)
+	busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(busy)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Close {
+		t.Error("the response in flight at shutdown does not close its connection")
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("still accepting connections after Shutdown")
+	}
+	want := []http.ConnState{http.StateNew, http.StateActive, http.StateIdle, http.StateClosed}
+	if got := stateOf(idleKey); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("idle connection's states %v, want %v", got, want)
+	}
+}
+
+// TestShutdownTimeout: Shutdown gives up when its context is done.
+func TestShutdownTimeout(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+	})}
+	addr := serve(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the deadline", err)
+	}
+}
+
+// TestTimeouts: a connection idle past IdleTimeout, or slow to send its
+// headers past ReadHeaderTimeout, is closed.
+func TestTimeouts(t *testing.T) {
+	addr := serve(t, &Server{IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: 50 * time.Millisecond})
+	for _, first := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost:"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, first)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("%q: not closed by the server: %v", first, err)
+		}
+		if strings.HasSuffix(first, "\r\n\r\n") != strings.HasPrefix(string(b), "HTTP/1.1 200") {
+			t.Errorf("%q: got %q", first, b)
+		}
+		c.Close()
+	}
+}
+
+// TestHTTP2Handover: a connection opening with the HTTP/2 preface goes to
+// HTTP2 with every byte the client sent.
+func TestHTTP2Handover(t *testing.T) {
+	got := make(chan string, 1)
+	addr := serve(t, &Server{HTTP2: func(c net.Conn) {
+		defer c.Close()
+		b := make([]byte, len(h2Preface)+5)
+		_, err := io.ReadFull(c, b)
+		got <- fmt.Sprint(string(b), err)
+	}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, h2Preface[:10])
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, h2Preface[10:]+"frame")
+	if g := <-got; g != h2Preface+"frame<nil>" {
+		t.Fatalf("HTTP2 read %q", g)
+	}
+}
+
+// TestLikeNetHTTP sends the same requests to this server and to net/http's
+// with the same handler: statuses, bodies and the headers a client acts on
+// agree.
+func TestLikeNetHTTP(t *testing.T) {
+	ours := serve(t, &Server{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	std := &http.Server{Handler: echo}
+	go std.Serve(ln)
+	t.Cleanup(func() { std.Close() })
+	for _, raw := range []string{
+		"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+		"GET http://other/abs HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /notmodified HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /big HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /old HTTP/1.0\r\n\r\n",
+		"GET /host HTTP/1.1\r\nHost: h.example\r\n\r\n",
+		"GET / HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+		"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n Folded: 1\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("h", 2<<20) + "\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX: \x7f\r\n\r\n",
+	} {
+		a, ab, ac := exchange(t, ours, raw, 1)
+		b, bb, bc := exchange(t, ln.Addr().String(), raw, 1)
+		name := raw
+		if len(name) > 80 {
+			name = name[:80] + "..."
+		}
+		if a[0].StatusCode != b[0].StatusCode || ab[0] != bb[0] || ac != bc {
+			t.Errorf("%q:\n ours:     %d %q closed %v\n net/http: %d %q closed %v", name, a[0].StatusCode, ab[0], ac, b[0].StatusCode, bb[0], bc)
+			continue
+		}
+		if a[0].StatusCode >= 400 { // net/http's errors end with the connection, ours have a length
+			continue
+		}
+		for _, h := range []string{"Content-Length", "Content-Type", "Transfer-Encoding"} {
+			if a[0].Header.Get(h) != b[0].Header.Get(h) {
+				t.Errorf("%q: %s %q, net/http %q", name, h, a[0].Header.Get(h), b[0].Header.Get(h))
+			}
+		}
+	}
+}

@@ -107,6 +107,7 @@ type instance struct {
 	// stopAtDeadline, because its timeout passed (deadlineHit says so).
 	setStop, stopAtDeadline func()
 	deadlineHit             atomic.Bool
+	timer                   *time.Timer // stopAtDeadline's, reused from call to call
 	// stopCause is why the host stopped the run from inside it (the
 	// output cap), nil when it did not; stopFor records it.
 	stopCause error
@@ -330,7 +331,12 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	var timer *time.Timer
 	if timeout > 0 {
 		r.deadline = time.Now().Add(timeout)
-		timer = time.AfterFunc(timeout, inst.stopAtDeadline)
+		if inst.timer == nil {
+			inst.timer = time.AfterFunc(timeout, inst.stopAtDeadline)
+		} else {
+			inst.timer.Reset(timeout) // stopped, or fired and waited for, at the end of the last call
+		}
+		timer = inst.timer
 	}
 	_, err := fn.Call(ctx)
 	fired := 0

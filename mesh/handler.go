@@ -39,7 +39,10 @@ const (
 	maxStderr = 16 << 10
 )
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var (
+	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	envPool = sync.Pool{New: func() any { return new(wasi.EnvBuffer) }}
+)
 
 func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
 
@@ -68,6 +71,7 @@ type exchange struct {
 	series  *series // the route's and version's metrics; nil for in-process calls
 	colour  bpf.Colour
 	bodyLen int
+	guest   guest // what host functions find in the guest's context
 }
 
 // ServeHTTP routes r to a service version and runs its guest.
@@ -91,14 +95,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.handle(w, r, nil, 0)
 }
 
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
 // handle serves one request: by route, or, for a guest's wasmesh:// call,
 // straight to service with the call's depth.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, service *string, depth int) {
 	g.metrics.inflight.Inc()
 	defer g.metrics.inflight.Dec()
 	ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := g.tracer.Start(ctx, "wasmesh.request", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+	ctx, span := g.tracer.Start(ctx, "wasmesh.request", serverSpan)
+	if span.IsRecording() { // unsampled, attributes would be built to be dropped
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+	}
 	x := &exchange{w: w, r: r, ctx: ctx, id: requestID(r), start: time.Now(), depth: depth, span: span}
 	w.Header().Set(RequestIDHeader, x.id)
 	g.serve(x, service)
@@ -239,7 +247,9 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 	if id, ok := identity.PeerID(r.TLS); ok {
 		meta.PeerID = id.String()
 	}
-	env := wasi.RequestEnv(r, meta)
+	eb := envPool.Get().(*wasi.EnvBuffer)
+	defer envPool.Put(eb) // after the run: nothing keeps the environment past it
+	env := eb.RequestEnv(r, meta)
 	call := host.Call{
 		Capabilities: wasi.Capabilities{Args: []string{svc.Name}, Env: withServiceEnv(svc.Env, env)},
 		Stdin:        bytes.NewReader(body.Bytes()),
@@ -255,7 +265,8 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 	if x.span.IsRecording() {
 		ctx, span = g.tracer.Start(ctx, "wasmesh.guest")
 	}
-	ctx = context.WithValue(ctx, guestKey{}, &guest{g: g, x: x})
+	x.guest = guest{g: g, x: x}
+	ctx = context.WithValue(ctx, guestKey{}, &x.guest)
 	res, err := g.engine.Run(ctx, mod, call)
 	g.metrics.guestTimes(x, res)
 	if span != nil {

@@ -41,9 +41,23 @@ type Meta struct {
 // client shadow a header set by a trusted proxy (nginx does the same).
 // The result is sorted by name so that guests see a deterministic environment.
 func RequestEnv(r *http.Request, m Meta) []string {
+	return new(EnvBuffer).RequestEnv(r, m)
+}
+
+// EnvBuffer holds request environments for reuse: the strings its
+// RequestEnv returns are slices of its buffer, valid until its next call.
+// The zero value is ready to use.
+type EnvBuffer struct {
+	buf  []byte
+	vars []string
+	ends []int
+}
+
+// RequestEnv is the package's RequestEnv, built in b.
+func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 	// One buffer holds every variable and the strings are slices of it:
-	// two allocations for the whole environment instead of one per
-	// variable. A request's environment is built on every request.
+	// no allocation once b has grown to the requests it serves, instead of
+	// one per variable. A request's environment is built on every request.
 	host, port := splitHostPort(r.Host)
 	size := 256 + len(m.PathInfo) + len(m.ScriptName) + 2*len(r.URL.RawQuery) + len(r.URL.Path) + 2*len(r.Host) +
 		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(r.RemoteAddr)
@@ -53,8 +67,10 @@ func RequestEnv(r *http.Request, m Meta) []string {
 			size += len(v) + len(", ")
 		}
 	}
-	var ends [32]int
-	e := envBuilder{buf: make([]byte, 0, size), ends: ends[:0]}
+	if cap(b.buf) < size {
+		b.buf = make([]byte, 0, size)
+	}
+	e := envBuilder{buf: b.buf[:0], ends: b.ends[:0]}
 	e.add("GATEWAY_INTERFACE=", "CGI/1.1")
 	e.add("REQUEST_METHOD=", r.Method)
 	e.add("PATH_INFO=", m.PathInfo)
@@ -96,9 +112,10 @@ func RequestEnv(r *http.Request, m Meta) []string {
 		}
 		e.end()
 	}
-	env := e.strings()
-	slices.Sort(env)
-	return env
+	b.buf, b.ends = e.buf, e.ends
+	b.vars = e.strings(b.vars[:0])
+	slices.Sort(b.vars)
+	return b.vars
 }
 
 // envBuilder appends variables to one buffer, remembering where each ends.
@@ -146,12 +163,11 @@ func (e *envBuilder) headerVar(name string) bool {
 
 // strings returns the variables, as slices of the buffer, which is not
 // written again (so no copy is needed to make it a string).
-func (e *envBuilder) strings() []string {
+func (e *envBuilder) strings(env []string) []string {
 	all := unsafe.String(unsafe.SliceData(e.buf), len(e.buf))
-	env := make([]string, len(e.ends))
 	from := 0
-	for i, to := range e.ends {
-		env[i] = all[from:to]
+	for _, to := range e.ends {
+		env = append(env, all[from:to])
 		from = to
 	}
 	return env
@@ -201,16 +217,28 @@ var ErrMalformedResponse = errors.New("malformed CGI response")
 func ParseResponse(out []byte) (*Response, error) {
 	resp := &Response{Status: http.StatusOK, Header: http.Header{}}
 	explicitStatus := false
-	rest := out
-	for lineNo := 1; ; lineNo++ {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			return nil, malformed("no blank line after the headers (%d bytes of output)", len(out))
+	// The header block becomes one string, of which names and values are
+	// substrings: one allocation for all of them.
+	end := headerBlockEnd(out)
+	if end < 0 {
+		// Say what is wrong with the first bad line, if one is.
+		rest := string(out[:min(len(out), MaxHeaderBytes)])
+		for lineNo := 1; strings.Contains(rest, "\n"); lineNo++ {
+			var line string
+			line, rest, _ = strings.Cut(rest, "\n")
+			if _, err := resp.addHeader(strings.TrimSuffix(line, "\r")); err != nil {
+				return nil, malformed("line %d: %v", lineNo, err)
+			}
 		}
-		if consumed := len(out) - len(rest) + i; consumed > MaxHeaderBytes {
+		if len(out) > MaxHeaderBytes {
 			return nil, malformed("headers exceed %d bytes", MaxHeaderBytes)
 		}
-		line := bytes.TrimSuffix(rest[:i], []byte("\r"))
+		return nil, malformed("no blank line after the headers (%d bytes of output)", len(out))
+	}
+	rest := string(out[:end])
+	for lineNo := 1; ; lineNo++ {
+		i := strings.IndexByte(rest, '\n')
+		line := strings.TrimSuffix(rest[:i], "\r")
 		rest = rest[i+1:]
 		if len(line) == 0 {
 			if lineNo == 1 {
@@ -224,30 +252,47 @@ func ParseResponse(out []byte) (*Response, error) {
 		}
 		explicitStatus = explicitStatus || isStatus
 	}
-	resp.Body = rest
+	resp.Body = out[end:]
 	if _, ok := resp.Header["Location"]; ok && !explicitStatus {
 		resp.Status = http.StatusFound
 	}
 	return resp, nil
 }
 
+// headerBlockEnd is the index just past the blank line ending the headers
+// at the start of out, or -1 when there is none in the first
+// MaxHeaderBytes.
+func headerBlockEnd(out []byte) int {
+	for start := 0; start <= MaxHeaderBytes; {
+		i := bytes.IndexByte(out[start:], '\n')
+		if i < 0 || start+i > MaxHeaderBytes {
+			return -1
+		}
+		line := out[start : start+i]
+		start += i + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return start
+		}
+	}
+	return -1
+}
+
 // addHeader adds one header line, reporting whether it was Status.
-func (r *Response) addHeader(line []byte) (isStatus bool, err error) {
-	name, value, ok := bytes.Cut(line, []byte(":"))
+func (r *Response) addHeader(line string) (isStatus bool, err error) {
+	key, value, ok := strings.Cut(line, ":")
 	if !ok {
 		return false, fmt.Errorf("%q is not a header (want Name: value)", truncate(line))
 	}
-	key := string(name)
 	if !validHeaderName(key) {
-		return false, fmt.Errorf("invalid header name %q", truncate(name))
+		return false, fmt.Errorf("invalid header name %q", truncate(key))
 	}
-	val := strings.TrimSpace(string(value))
+	val := strings.TrimSpace(value)
 	if strings.ContainsAny(val, "\r\x00") {
 		return false, fmt.Errorf("invalid value for header %q", key)
 	}
 	key = textproto.CanonicalMIMEHeaderKey(key)
 	if key != "Status" {
-		r.Header.Add(key, val)
+		r.Header[key] = append(r.Header[key], val)
 		return false, nil
 	}
 	if r.Status, err = parseStatus(val); err != nil {
@@ -280,11 +325,11 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func truncate(b []byte) string {
-	if len(b) > 40 {
-		return string(b[:40]) + "…"
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
 	}
-	return string(b)
+	return s
 }
 
 func malformed(format string, args ...any) error {

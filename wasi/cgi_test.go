@@ -170,3 +170,22 @@ func TestParseMount(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvBufferReuse builds environments of different sizes in one
+// EnvBuffer: each is what RequestEnv builds on its own.
+func TestEnvBufferReuse(t *testing.T) {
+	var b EnvBuffer
+	for _, tc := range []struct{ target, header string }{
+		{"/a", ""}, {"/much/longer/path?with=a&query=string", strings.Repeat("v", 3000)}, {"/b", "x"}, {"/", ""},
+	} {
+		r := httptest.NewRequest("GET", tc.target, nil)
+		if tc.header != "" {
+			r.Header.Set("X-Long", tc.header)
+		}
+		m := Meta{PathInfo: r.URL.Path, RequestID: "id" + tc.target}
+		got, want := b.RequestEnv(r, m), RequestEnv(r, m)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: reused buffer gave %q, want %q", tc.target, got, want)
+		}
+	}
+}

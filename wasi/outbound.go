@@ -36,7 +36,7 @@ func ParseOutboundRequest(b []byte) (*OutboundRequest, error) {
 	}
 	method, url, ok := strings.Cut(strings.TrimSuffix(string(line), "\r"), " ")
 	if !ok || !validHeaderName(method) || url == "" || strings.ContainsAny(url, " \x00") {
-		return nil, fmt.Errorf("%w: request line %q: want \"METHOD URL\"", ErrMalformedRequest, truncate(line))
+		return nil, fmt.Errorf("%w: request line %q: want \"METHOD URL\"", ErrMalformedRequest, truncate(string(line)))
 	}
 	req := &OutboundRequest{Method: method, URL: url, Header: http.Header{}}
 	for n := 2; ; n++ {
@@ -50,7 +50,7 @@ func ParseOutboundRequest(b []byte) (*OutboundRequest, error) {
 		}
 		name, value, found := bytes.Cut(line, []byte(":"))
 		if !found || !validHeaderName(string(name)) {
-			return nil, fmt.Errorf("%w: line %d: %q is not a header", ErrMalformedRequest, n, truncate(line))
+			return nil, fmt.Errorf("%w: line %d: %q is not a header", ErrMalformedRequest, n, truncate(string(line)))
 		}
 		req.Header.Add(textproto.CanonicalMIMEHeaderKey(string(name)), strings.TrimSpace(string(value)))
 	}

@@ -34,7 +34,11 @@ type response struct {
 
 func (w *response) reset(req *http.Request) {
 	w.req = req
-	w.header = make(http.Header, 4)
+	if w.header == nil {
+		w.header = make(http.Header, 8)
+	} else {
+		clear(w.header) // reused: a handler must not keep its response's Header past its return
+	}
 	w.status = 0
 	w.wroteHeader, w.streaming, w.chunked, w.closeAfter, w.failed = false, false, false, false, false
 	w.body = w.body[:0]

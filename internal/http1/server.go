@@ -29,7 +29,8 @@
 //
 // Connections that open with the HTTP/2 preface (h2c with prior
 // knowledge) go to HTTP2, typically a net/http server, so one port serves
-// both. Hijacking and trailers are not supported.
+// both. Hijacking and trailers are not supported, and a handler must not
+// keep its response's Header map past its return: it is reused.
 package http1
 
 import (
@@ -529,7 +530,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 				}
 				c.logger().Error("http1: handler panic", "method", req.Method, "path", req.URL.Path, "panic", v)
 				if !w.wroteHeader {
-					w.header = http.Header{}
+					clear(w.header)
 					w.WriteHeader(http.StatusInternalServerError)
 				}
 				keep = false

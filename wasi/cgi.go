@@ -71,33 +71,21 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 		b.buf = make([]byte, 0, size)
 	}
 	e := envBuilder{buf: b.buf[:0], ends: b.ends[:0]}
-	e.add("GATEWAY_INTERFACE=", "CGI/1.1")
-	e.add("REQUEST_METHOD=", r.Method)
-	e.add("PATH_INFO=", m.PathInfo)
-	e.add("SCRIPT_NAME=", m.ScriptName)
-	e.add("QUERY_STRING=", r.URL.RawQuery)
-	e.add("REQUEST_URI=", r.URL.RequestURI())
-	e.add("SERVER_NAME=", host)
-	e.add("SERVER_PORT=", port)
-	e.add("SERVER_PROTOCOL=", r.Proto)
-	e.add("SERVER_SOFTWARE=", "wasmesh")
-	e.add("REMOTE_ADDR=", remoteIP(r.RemoteAddr))
-	e.add("HTTP_HOST=", r.Host)
-	e.add("X_MATCHED_ROUTE=", m.Route)
-	e.add("X_WASMESH_VERSION=", m.Version)
-	e.add("X_REQUEST_ID=", m.RequestID)
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		e.add("CONTENT_TYPE=", ct)
-	}
+	// In sorted order as they are added, but for the HTTP_ group (the
+	// headers' variables and HTTP_HOST), which is sorted on its own: it
+	// falls between GATEWAY_INTERFACE and PATH_INFO.
 	if r.ContentLength >= 0 {
 		e.start()
 		e.buf = append(e.buf, "CONTENT_LENGTH="...)
 		e.buf = strconv.AppendInt(e.buf, r.ContentLength, 10)
 		e.end()
 	}
-	if m.PeerID != "" {
-		e.add("X_SPIFFE_PEER_ID=", m.PeerID)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		e.add("CONTENT_TYPE=", ct)
 	}
+	e.add("GATEWAY_INTERFACE=", "CGI/1.1")
+	httpFrom := len(e.ends)
+	e.add("HTTP_HOST=", r.Host)
 	for name, values := range r.Header {
 		e.start()
 		if !e.headerVar(name) {
@@ -112,9 +100,26 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 		}
 		e.end()
 	}
+	httpTo := len(e.ends)
+	e.add("PATH_INFO=", m.PathInfo)
+	e.add("QUERY_STRING=", r.URL.RawQuery)
+	e.add("REMOTE_ADDR=", remoteIP(r.RemoteAddr))
+	e.add("REQUEST_METHOD=", r.Method)
+	e.add("REQUEST_URI=", r.URL.RequestURI())
+	e.add("SCRIPT_NAME=", m.ScriptName)
+	e.add("SERVER_NAME=", host)
+	e.add("SERVER_PORT=", port)
+	e.add("SERVER_PROTOCOL=", r.Proto)
+	e.add("SERVER_SOFTWARE=", "wasmesh")
+	e.add("X_MATCHED_ROUTE=", m.Route)
+	e.add("X_REQUEST_ID=", m.RequestID)
+	if m.PeerID != "" {
+		e.add("X_SPIFFE_PEER_ID=", m.PeerID)
+	}
+	e.add("X_WASMESH_VERSION=", m.Version)
 	b.buf, b.ends = e.buf, e.ends
 	b.vars = e.strings(b.vars[:0])
-	slices.Sort(b.vars)
+	slices.Sort(b.vars[httpFrom:httpTo])
 	return b.vars
 }
 

@@ -2,6 +2,7 @@ package wasi
 
 import (
 	"errors"
+	"io"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -186,6 +187,33 @@ func TestEnvBufferReuse(t *testing.T) {
 		got, want := b.RequestEnv(r, m), RequestEnv(r, m)
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: reused buffer gave %q, want %q", tc.target, got, want)
+		}
+	}
+}
+
+// TestRequestEnvSorted: the environment is sorted whatever the request
+// has (it is built in order, the HTTP_ group sorted on its own).
+func TestRequestEnvSorted(t *testing.T) {
+	for _, tc := range []struct {
+		method, target string
+		headers        []string
+		meta           Meta
+	}{
+		{"GET", "/", nil, Meta{}},
+		{"POST", "/p?q=1", []string{"Content-Type", "a/b", "Accept", "*/*", "Zz-Last", "z", "A", "first", "Host-Like", "h"}, Meta{PeerID: "spiffe://x/y", Route: "r"}},
+		{"GET", "http://h:1/abs", []string{"Hosta", "x", "Ho", "y", "X-Forwarded-For", "1.2.3.4"}, Meta{RequestID: "id", Version: "v"}},
+	} {
+		var body io.Reader
+		if tc.method == "POST" {
+			body = strings.NewReader("abc")
+		}
+		r := httptest.NewRequest(tc.method, tc.target, body)
+		for i := 0; i+1 < len(tc.headers); i += 2 {
+			r.Header.Add(tc.headers[i], tc.headers[i+1])
+		}
+		env := RequestEnv(r, tc.meta)
+		if !slices.IsSorted(env) {
+			t.Errorf("%s %s: not sorted: %q", tc.method, tc.target, env)
 		}
 	}
 }

@@ -337,7 +337,13 @@ func (c *conn) serve(base context.Context) {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(headerTimeout))
 		req, err := http.ReadRequest(c.br)
 		c.cr.limit = -1
-		_ = c.rwc.SetReadDeadline(time.Time{})
+		if err == nil && req.Body != http.NoBody {
+			// The body is read without a deadline, as net/http does
+			// without a ReadTimeout. A bodiless request keeps the header
+			// deadline: nothing reads until the next request sets its own
+			// (or the watch, which clears it).
+			_ = c.rwc.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			c.refuse(err)
 			return

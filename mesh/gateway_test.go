@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -304,5 +305,64 @@ func TestH2C(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.ProtoMajor != 2 || string(body) != "hello from zig: GET /h2 0 bytes\n" {
 		t.Fatalf("got %s %q, want HTTP/2 and the zig hello", resp.Proto, body)
+	}
+}
+
+// TestClientGoneStopsGuest: served by Serve (internal/http1), a guest whose
+// client went away is stopped for it: its request ends as 499, before its
+// 1 s deadline would make it a 504.
+func TestClientGoneStopsGuest(t *testing.T) {
+	f := newFixture(t, helloConfig)
+	base := serveFixture(t, f)
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /bad/?do=loop HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond) // running, and watched
+	c.Close()
+	admin := httptest.NewServer(f.g.AdminHandler())
+	defer admin.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(admin.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, "wasmesh_requests_total{") || !strings.Contains(line, `service="bad"`) {
+				continue
+			}
+			if !strings.Contains(line, `status="4xx"`) {
+				t.Fatalf("the guest was not stopped for its client: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatal("the request was never counted")
+}
+
+// TestServeNetHTTP: with Options.NetHTTP, Serve answers plain HTTP/1.1 and
+// h2c with net/http's server alone, and a request is served as with http1.
+func TestServeNetHTTP(t *testing.T) {
+	for _, netHTTP := range []bool{false, true} {
+		f := newFixtureWith(t, helloConfig, Options{NetHTTP: netHTTP})
+		base := serveFixture(t, f)
+		for _, h2 := range []bool{false, true} {
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetHTTP1(!h2)
+			tr.Protocols.SetUnencryptedHTTP2(h2)
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr}).Post(base+"/c/x", "text/plain", strings.NewReader("abc"))
+			if err != nil {
+				t.Fatalf("net/http %v, h2c %v: %v", netHTTP, h2, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := "hello from c: POST /x 3 bytes\n"; resp.StatusCode != 200 || string(body) != want || (resp.ProtoMajor == 2) != h2 {
+				t.Errorf("net/http %v, h2c %v: %s %d %q, want %q", netHTTP, h2, resp.Proto, resp.StatusCode, body, want)
+			}
+		}
 	}
 }

@@ -58,7 +58,7 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 // serve starts s (echo unless it has a handler) on loopback and returns
 // its address.
-func serve(t *testing.T, s *Server) string {
+func serve(t testing.TB, s *Server) string {
 	t.Helper()
 	if s.Handler == nil {
 		s.Handler = echo

@@ -217,10 +217,12 @@ func (w *response) writeHead(status int, streaming bool) {
 		if h.Get("Connection") == "close" || w.req.Close || w.c.s.closing.Load() {
 			w.closeAfter = true
 		}
+		// The framing is the server's: a handler's Transfer-Encoding would
+		// contradict the length or chunking written here.
+		h.Del("Transfer-Encoding")
 		switch {
 		case !bodyAllowed(status):
 			h.Del("Content-Length")
-			h.Del("Transfer-Encoding")
 		case streaming && w.chunked:
 			h.Del("Content-Length")
 			h["Transfer-Encoding"] = []string{"chunked"}

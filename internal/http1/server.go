@@ -119,8 +119,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+			var te interface{ Temporary() bool } // EMFILE, ENFILE, ECONNABORTED…, as net/http retries
+			if errors.As(err, &te) && te.Temporary() {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff)
 				continue
@@ -135,18 +135,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go c.serve(base)
 	}
-}
-
-// errTemporary matches accept errors worth retrying (EMFILE and the like
-// report Temporary on their syscall error).
-var errTemporary = temporary{}
-
-type temporary struct{}
-
-func (temporary) Error() string { return "temporary" }
-func (temporary) Is(err error) bool {
-	t, ok := err.(interface{ Temporary() bool })
-	return ok && t.Temporary()
 }
 
 func (s *Server) track(ln net.Listener, add bool) bool {
@@ -286,7 +274,7 @@ func (c *conn) serve(base context.Context) {
 	s := c.s
 	closeAs := http.StateClosed
 	defer func() {
-		if v := recover(); v != nil {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			c.logger().Error("http1: panic serving a connection", "remote", c.remote, "panic", v)
 		}
 		if c.watch != nil {
@@ -554,6 +542,9 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	// What is left of the body is read (up to a bound) so the next request
 	// can be; a client still sending much more gets the connection closed.
 	if body != http.NoBody {
+		if !c.bodyDone.Load() { // a client that stops sending does not hold the connection for ever
+			_ = c.rwc.SetReadDeadline(time.Now().Add(or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
+		}
 		if n, _ := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain {
 			return false
 		}

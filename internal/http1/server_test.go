@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,6 +45,7 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/inject":
 		w.Header().Set("X-Evil", "a\r\nInjected: yes")
+		w.Header().Set("Transfer-Encoding", "chunked") // not the server's framing: dropped
 	case "/close":
 		w.Header().Set("Connection", "close")
 	case "/panic":
@@ -170,7 +172,7 @@ func TestServer(t *testing.T) {
 		{name: "big with length", raw: "GET /biglength HTTP/1.1\r\nHost: x\r\n\r\nGET /z HTTP/1.1\r\nHost: x\r\n\r\n", n: 2,
 			status: []int{200, 200}, body: []string{strings.Repeat("y", 200000), "GET /z 0 "}},
 		{name: "header injection", raw: "GET /inject HTTP/1.1\r\nHost: x\r\n\r\n", n: 1, status: []int{200},
-			header: map[string]string{"X-Evil": "a  Injected: yes", "Injected": ""}},
+			header: map[string]string{"X-Evil": "a  Injected: yes", "Injected": "", "Content-Length": "14"}},
 		{name: "panic", raw: "GET /panic HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n", n: 1, status: []int{500}, closed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -549,5 +551,67 @@ func TestLikeNetHTTP(t *testing.T) {
 				t.Errorf("%q: %s %q, net/http %q", name, h, a[0].Header.Get(h), b[0].Header.Get(h))
 			}
 		}
+	}
+}
+
+// TestUnreadBodyStalls: a client that stops sending a body the handler did
+// not read gets its answer, then the connection closed after
+// ReadHeaderTimeout, instead of holding it for ever.
+func TestUnreadBodyStalls(t *testing.T) {
+	addr := serve(t, &Server{ReadHeaderTimeout: 100 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly ten b")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("connection not closed: %v (read %q)", err, b)
+	}
+	if !strings.Contains(string(b), "\r\n\r\nok") {
+		t.Fatalf("got %q, want the answer", b)
+	}
+}
+
+// flakyListener fails its first Accept with a temporary error (EMFILE).
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptRetries: a temporary accept error (out of file descriptors) is
+// waited out, not the end of Serve.
+func TestAcceptRetries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: echo}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(&flakyListener{Listener: ln}) }()
+	defer func() {
+		s.Close()
+		<-done
+	}()
+	resps, _, _ := exchange(t, ln.Addr().String(), "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+	if resps[0].StatusCode != 200 {
+		t.Fatalf("status %d", resps[0].StatusCode)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Serve returned %v on a temporary error", err)
+	default:
 	}
 }

@@ -2,34 +2,16 @@ package http1
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
-
-// lockedLog collects a server's log lines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // FuzzServer sends arbitrary bytes as a connection's whole input: the
 // server never panics (a recovered panic is logged, and fails the test) and
@@ -48,16 +30,12 @@ func FuzzServer(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	var log lockedLog
+	var log testutil.LockedBuffer
 	s := &Server{MaxHeaderBytes: 8 << 10, ReadHeaderTimeout: time.Second, IdleTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(&log, nil)), HTTP2: func(c net.Conn) { c.Close() }}
 	addr := serve(f, s)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dial(t, addr)
 		c.Write(in)
 		c.(*net.TCPConn).CloseWrite()
 		if _, err := io.Copy(io.Discard, c); err != nil && !isReset(err) {
@@ -67,12 +45,7 @@ func FuzzServer(f *testing.F) {
 		if l := log.String(); strings.Contains(l, "panic") && !strings.Contains(l, "test panic") {
 			t.Fatalf("server panicked: %s", l)
 		}
-		good, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer good.Close()
-		good.SetDeadline(time.Now().Add(5 * time.Second))
+		good := dial(t, addr)
 		io.WriteString(good, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(good), nil)
 		if err != nil || resp.StatusCode != 200 {

@@ -293,25 +293,9 @@ func appendFieldValue(b []byte, v string) []byte {
 }
 
 // validFieldName is RFC 9110's token.
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= 0x80 || !tokenByte[c] {
-			return false
-		}
-	}
-	return true
-}
+func validFieldName(k string) bool { return k != "" && allIn(k, &tokenBytes) }
 
-var tokenByte = func() (t [128]bool) {
-	for _, c := range []byte("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-		t[c] = true
-	}
-	return t
-}()
+var tokenBytes = byteSet("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == http.StatusNoContent || status == http.StatusNotModified)

@@ -431,22 +431,26 @@ func validFieldValue(v string) bool {
 
 // validHost is httpguts.ValidHostHeader's rule: the bytes a host (with
 // port, brackets or an IPv6 zone) may hold.
-func validHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		b := h[i]
-		if b >= 0x80 || !validHostByte[b] {
+func validHost(h string) bool { return allIn(h, &hostBytes) }
+
+var hostBytes = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~")
+
+// allIn says whether every byte of s is in set.
+func allIn(s string, set *[128]bool) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b >= 0x80 || !set[b] {
 			return false
 		}
 	}
 	return true
 }
 
-var validHostByte = func() (t [128]bool) {
-	for _, b := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~") {
-		t[b] = true
+func byteSet(chars string) (set [128]bool) {
+	for i := 0; i < len(chars); i++ {
+		set[chars[i]] = true
 	}
-	return t
-}()
+	return set
+}
 
 // refuse answers a request that could not be read, when there is one to
 // answer: a timeout or a closed connection gets nothing.

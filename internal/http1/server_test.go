@@ -80,17 +80,24 @@ func serve(t testing.TB, s *Server) string {
 	return ln.Addr().String()
 }
 
-// exchange writes raw to a new connection and reads the responses to the
-// requests in it, until the server closes the connection or want
-// responses arrived; it says whether the connection was closed.
-func exchange(t *testing.T, addr, raw string, want int) (resps []*http.Response, bodies []string, closed bool) {
+// dial connects to addr, for at most 10 s, closed when the test ends.
+func dial(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// exchange writes raw to a new connection and reads the responses to the
+// requests in it, until the server closes the connection or want
+// responses arrived; it says whether the connection was closed.
+func exchange(t *testing.T, addr, raw string, want int) (resps []*http.Response, bodies []string, closed bool) {
+	t.Helper()
+	c := dial(t, addr)
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +119,7 @@ func exchange(t *testing.T, addr, raw string, want int) (resps []*http.Response,
 		resps, bodies = append(resps, resp), append(bodies, string(b))
 	}
 	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // closed: EOF at once; open: nothing more comes
-	_, err = br.ReadByte()
+	_, err := br.ReadByte()
 	return resps, bodies, err == io.EOF
 }
 
@@ -248,12 +255,7 @@ func TestSplitHeaders(t *testing.T) {
 // the body, as curl and Go's client do.
 func TestExpectContinue(t *testing.T) {
 	addr := serve(t, &Server{})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, "PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
@@ -307,12 +309,7 @@ func TestPipelinedDuringWatch(t *testing.T) {
 		}
 		fmt.Fprint(w, r.URL.Path)
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	time.Sleep(30 * time.Millisecond) // the watch has started
 	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -435,11 +432,7 @@ func TestShutdownTimeout(t *testing.T) {
 		<-release
 	})}
 	addr := serve(t, s)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -481,11 +474,7 @@ func TestHTTP2Handover(t *testing.T) {
 		_, err := io.ReadFull(c, b)
 		got <- fmt.Sprint(string(b), err)
 	}})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, h2Preface[:10])
 	time.Sleep(20 * time.Millisecond)
 	io.WriteString(c, h2Preface[10:]+"frame")
@@ -561,11 +550,7 @@ func TestUnreadBodyStalls(t *testing.T) {
 	addr := serve(t, &Server{ReadHeaderTimeout: 100 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "ok")
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly ten b")
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	b, err := io.ReadAll(c)

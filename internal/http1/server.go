@@ -392,6 +392,10 @@ type replayConn struct {
 
 func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// NetConn is the connection underneath, as tls.Conn's: what the gateway
+// colours.
+func (c *replayConn) NetConn() net.Conn { return c.Conn }
+
 // checkRequest refuses what net/http's server refuses beyond the parser
 // (which refuses a repeated Host itself): a status and why.
 func checkRequest(req *http.Request) (int, string) {

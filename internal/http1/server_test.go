@@ -470,6 +470,11 @@ func TestHTTP2Handover(t *testing.T) {
 	got := make(chan string, 1)
 	addr := serve(t, &Server{HTTP2: func(c net.Conn) {
 		defer c.Close()
+		if nc, ok := c.(interface{ NetConn() net.Conn }); !ok {
+			t.Error("the handed-over connection does not give its NetConn")
+		} else if _, ok := nc.NetConn().(*net.TCPConn); !ok {
+			t.Errorf("NetConn is a %T, want the *net.TCPConn", nc.NetConn())
+		}
 		b := make([]byte, len(h2Preface)+5)
 		_, err := io.ReadFull(c, b)
 		got <- fmt.Sprint(string(b), err)

@@ -5,13 +5,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // maxBuffered is how much of a response body is kept to be written with
-// its headers in one write; past it the response is streamed.
-const maxBuffered = 64 << 10
+// its headers in one write; past it the response is streamed. A
+// connection keeps a buffer of up to keptBody between requests; larger
+// ones go back to bodyPool.
+const (
+	maxBuffered = 64 << 10
+	keptBody    = 4 << 10
+)
+
+var bodyPool = sync.Pool{New: func() any { return make([]byte, 0, maxBuffered) }}
 
 // response is the connection's http.ResponseWriter, reused from request
 // to request.
@@ -94,6 +102,9 @@ func (w *response) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if !w.streaming && len(w.body)+len(p) <= maxBuffered {
+		if len(w.body)+len(p) > cap(w.body) && cap(w.body) <= keptBody {
+			w.body = append(bodyPool.Get().([]byte)[:0], w.body...)
+		}
 		w.body = append(w.body, p...)
 		return len(p), nil
 	}
@@ -195,7 +206,12 @@ func (w *response) finish() bool {
 		}
 	}
 	w.flush()
-	if cap(w.body) > maxBuffered {
+	if cap(w.body) > keptBody {
+		// An idle connection keeps no large buffer: the next large
+		// response takes one from the pool.
+		if cap(w.body) <= 2*maxBuffered {
+			bodyPool.Put(w.body[:0])
+		}
 		w.body = nil
 	}
 	return !w.failed

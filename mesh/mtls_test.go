@@ -147,3 +147,39 @@ routes:
 		t.Fatalf("wrong expect_id: %d %v %q, want the guest to get UNAVAILABLE", code, err, body2)
 	}
 }
+
+// TestMTLSProtocols: over mTLS, HTTP/1.1 (served by http1, or by net/http
+// with NetHTTP) and h2 (by ALPN, net/http's) both reach the guest with the
+// caller's SPIFFE ID.
+func TestMTLSProtocols(t *testing.T) {
+	ca := testCA(t)
+	config := "tls: { spiffe_socket: unix:///unused }\n" + `
+drain_delay: 0s
+services:
+  env:
+    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
+    allow_peers: [ "spiffe://example.org/ns/web/*" ]
+routes:
+  - { match: { path_prefix: / }, service: env }
+`
+	for _, netHTTP := range []bool{false, true} {
+		f := newFixtureWith(t, config, Options{Identity: source(t, ca, "spiffe://example.org/gw/a"), NetHTTP: netHTTP})
+		url := strings.Replace(serveFixture(t, f), "http://", "https://", 1)
+		for _, h2 := range []bool{false, true} {
+			cfg := identity.ClientConfig(source(t, ca, "spiffe://example.org/ns/web/frontend"), spiffeid.RequireFromString("spiffe://example.org/gw/a"))
+			tr := &http.Transport{TLSClientConfig: cfg, Protocols: new(http.Protocols)}
+			tr.Protocols.SetHTTP1(!h2)
+			tr.Protocols.SetHTTP2(h2)
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: tr}).Get(url + "/?do=env")
+			if err != nil {
+				t.Fatalf("net/http %v, h2 %v: %v", netHTTP, h2, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || (resp.ProtoMajor == 2) != h2 || !strings.Contains(string(body), "X_SPIFFE_PEER_ID=spiffe://example.org/ns/web/frontend\n") {
+				t.Errorf("net/http %v, h2 %v: %s %d\n%s", netHTTP, h2, resp.Proto, resp.StatusCode, body)
+			}
+		}
+	}
+}

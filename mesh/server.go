@@ -55,31 +55,25 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		if err != nil {
 			return err
 		}
-		srv.TLSConfig = tlsCfg
 		srv.Protocols.SetHTTP2(true)
-		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+		if g.opts.NetHTTP {
+			srv.TLSConfig = tlsCfg
+			go func() { errc <- srv.ServeTLS(ln, "", "") }()
+		} else {
+			// The handshake and HTTP/1.1 in http1; h2 (by ALPN) in
+			// net/http, which sets up h2 for connections handed to it only
+			// when its TLSConfig offers "h2".
+			tlsCfg = tlsCfg.Clone()
+			tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+			srv.TLSConfig = tlsCfg
+			servers = append(servers, g.serveHTTP1(tls.NewListener(ln, tlsCfg), srv, errc))
+		}
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC-style clients and benchmarks
 		if g.opts.NetHTTP {
 			go func() { errc <- srv.Serve(ln) }()
 		} else {
-			// HTTP/1 is served by http1, h2c connections (prior knowledge)
-			// are handed over to net/http's server on the same port.
-			h2 := newHandoff(ln.Addr())
-			fast := &http1.Server{
-				Handler:           g,
-				ReadHeaderTimeout: srv.ReadHeaderTimeout,
-				IdleTimeout:       srv.IdleTimeout,
-				BaseContext:       srv.BaseContext,
-				ConnContext:       withConn,
-				ConnState:         g.forgetConn,
-				HTTP2:             h2.hand,
-				Logger:            g.log,
-			}
-			g.http1.Store(true)
-			go func() { errc <- fast.Serve(ln) }()
-			go func() { errc <- srv.Serve(h2) }()
-			servers = append(servers, fast)
+			servers = append(servers, g.serveHTTP1(ln, srv, errc))
 		}
 	}
 
@@ -151,6 +145,27 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 	}
 	g.log.Info("drained")
 	return err
+}
+
+// serveHTTP1 serves ln's HTTP/1 with http1 and hands h2 connections (h2c
+// prior knowledge, or h2 by ALPN on TLS) to srv, which serves them on the
+// same port; both report to errc.
+func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- error) *http1.Server {
+	h2 := newHandoff(ln.Addr())
+	fast := &http1.Server{
+		Handler:           g,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		BaseContext:       srv.BaseContext,
+		ConnContext:       withConn,
+		ConnState:         g.forgetConn,
+		HTTP2:             h2.hand,
+		Logger:            g.log,
+	}
+	g.http1.Store(true)
+	go func() { errc <- fast.Serve(ln) }()
+	go func() { errc <- srv.Serve(h2) }()
+	return fast
 }
 
 // server is what drain needs of net/http's and http1's servers.

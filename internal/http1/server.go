@@ -29,7 +29,10 @@
 //
 // Connections that open with the HTTP/2 preface (h2c with prior
 // knowledge) go to HTTP2, typically a net/http server, so one port serves
-// both. Hijacking and trailers are not supported, and a handler must not
+// both. On a TLS listener (tls.NewListener) the handshake is done within
+// ReadHeaderTimeout, a connection that negotiated h2 by ALPN goes to
+// HTTP2 (its NextProtos must offer "h2" and "http/1.1"), and requests
+// carry the connection state in Request.TLS. Hijacking and trailers are not supported, and a handler must not
 // keep its response's Header map past its return: it is reused.
 package http1
 
@@ -37,6 +40,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +94,8 @@ type Server struct {
 	// HTTP2 takes over connections that open with the HTTP/2 client
 	// preface; it owns them from then on. Default nil: they are closed.
 	HTTP2 func(net.Conn)
-	// Logger receives handler panics and write errors. Default
+	// Logger receives handler panics and failed TLS handshakes (at Warn,
+	// as net/http logs them). Default
 	// slog.Default().
 	Logger *slog.Logger
 
@@ -233,6 +238,7 @@ type conn struct {
 	s      *Server
 	rwc    net.Conn
 	remote string
+	tls    *tls.ConnectionState // nil on a plain connection
 	cr     connReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -298,6 +304,26 @@ func (c *conn) serve(base context.Context) {
 	idle := or(s.IdleTimeout, DefaultIdleTimeout)
 	headerTimeout := or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	maxHeader := int64(or(s.MaxHeaderBytes, http.DefaultMaxHeaderBytes)) + 4096 // as net/http: room for the bufio
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		// The handshake within the header timeout; ALPN's h2 goes to HTTP2.
+		_ = tc.SetDeadline(time.Now().Add(headerTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.logger().Warn("TLS handshake error", "remote", c.remote, "error", err)
+			return
+		}
+		_ = tc.SetWriteDeadline(time.Time{})
+		st := tc.ConnectionState()
+		c.tls = &st
+		if st.NegotiatedProtocol == "h2" {
+			if s.HTTP2 == nil {
+				return
+			}
+			_ = tc.SetReadDeadline(time.Time{})
+			closeAs = http.StateHijacked
+			s.HTTP2(tc)
+			return
+		}
+	}
 	for first := true; ; first = false {
 		c.cr.limit = maxHeader
 		if c.br.Buffered() == 0 {
@@ -313,7 +339,7 @@ func (c *conn) serve(base context.Context) {
 		if !first {
 			runtime.Gosched() // requests take turns; see the package doc
 		}
-		if first && c.isHTTP2() {
+		if first && c.tls == nil && c.isHTTP2() {
 			if s.HTTP2 == nil {
 				return
 			}
@@ -504,7 +530,7 @@ func (c *conn) writeFinal(status int, body string) {
 // may serve another request.
 func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) {
 	req = req.WithContext(ctx)
-	req.RemoteAddr = c.remote
+	req.RemoteAddr, req.TLS = c.remote, c.tls
 	keep = !req.Close
 	if ex := req.Header.Get("Expect"); ex != "" {
 		if !req.ProtoAtLeast(1, 1) || !asciiEqualFold(ex, "100-continue") {

@@ -55,9 +55,9 @@ type Options struct {
 	// resetting and reusing them (host.Options.FreshInstances). Default
 	// false: reused where the module allows it.
 	FreshInstances bool
-	// NetHTTP serves plaintext HTTP/1 with net/http's server instead of
-	// internal/http1's (see its package doc). Default false. A TLS
-	// listener is always net/http's.
+	// NetHTTP serves HTTP/1 (plain, or over the mTLS listener) with
+	// net/http's server instead of internal/http1's (see its package doc).
+	// Default false. HTTP/2 (h2c, or h2 by ALPN) is net/http's either way.
 	NetHTTP bool
 }
 

@@ -308,7 +308,7 @@ func (c *conn) serve(base context.Context) {
 		// The handshake within the header timeout; ALPN's h2 goes to HTTP2.
 		_ = tc.SetDeadline(time.Now().Add(headerTimeout))
 		if err := tc.HandshakeContext(ctx); err != nil {
-			c.logger().Warn("TLS handshake error", "remote", c.remote, "error", err)
+			c.handshakeFailed(err)
 			return
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
@@ -375,6 +375,31 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 	}
+}
+
+// handshakeFailed answers a plain HTTP request sent to the TLS port with
+// a 400 that says so, and logs the failure, as net/http does (a client
+// that closed without a handshake, as a TCP probe does, at Debug only).
+func (c *conn) handshakeFailed(err error) {
+	var re tls.RecordHeaderError
+	reason := err.Error()
+	if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+		_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		reason = "client sent an HTTP request to an HTTPS server"
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, io.EOF) {
+		level = slog.LevelDebug
+	}
+	c.logger().Log(context.Background(), level, "TLS handshake error", "remote", c.remote, "error", reason)
+}
+
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 func or[T comparable](v, def T) T {

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,6 +82,13 @@ func TestTLS(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if want := fmt.Sprintf("TLS %x %q", tls.VersionTLS13, "http/1.1"); string(body) != want {
 		t.Errorf("HTTP/1.1 over TLS: %q, want %q", body, want)
+	}
+
+	// Plain HTTP to the TLS port: told so, as net/http does.
+	plain := dial(t, ln.Addr().String())
+	io.WriteString(plain, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if b, _ := io.ReadAll(plain); !strings.Contains(string(b), "400 Bad Request") || !strings.Contains(string(b), "HTTP request to an HTTPS server") {
+		t.Errorf("plain HTTP to the TLS port: %q", b)
 	}
 
 	c2, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})

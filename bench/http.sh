@@ -28,8 +28,12 @@ echo "store: $work/store" >> "$work/wasmesh.yaml"
 sed -e 's|18080|18082|' -e 's|19901|19902|' "$work/wasmesh.yaml" > "$work/traced.yaml"
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:18081 "$work/wasmesh" serve --config "$work/traced.yaml" \
   --trace-exporter otlp-http --trace-sample-ratio 1 --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
+# A third serves HTTP/1 with net/http's server instead of internal/http1's.
+sed -e 's|18080|18083|' -e 's|19901|19903|' "$work/wasmesh.yaml" > "$work/nethttp.yaml"
+"$work/wasmesh" serve --config "$work/nethttp.yaml" --net-http --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
 for _ in $(seq 100); do
   curl -sf -o /dev/null http://127.0.0.1:18080/rust/ && curl -sf -o /dev/null http://127.0.0.1:18082/rust/ &&
+    curl -sf -o /dev/null http://127.0.0.1:18083/rust/ &&
     curl -sf -o /dev/null http://127.0.0.1:18081/ && break
   sleep 0.1
 done
@@ -50,6 +54,7 @@ results=$(
   run native http://127.0.0.1:18081/hi
   for l in rust zig c typescript go go-reactor typescript-reactor; do run "$l" "http://127.0.0.1:18080/$l/hi"; done
   run rust+otlp http://127.0.0.1:18082/rust/hi
+  run rust+net/http http://127.0.0.1:18083/rust/hi
   run frontend http://127.0.0.1:18080/frontend/hi
 )
 native=$(echo "$results" | awk '$1=="native" {print $2}')

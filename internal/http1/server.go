@@ -1,5 +1,5 @@
 // Package http1 is a lean HTTP/1.1 server for an http.Handler: the
-// gateway's plaintext listener.
+// gateway's listener, plain or over TLS.
 //
 // It parses requests with net/http's own parser (http.ReadRequest) and
 // hands the handler an ordinary *http.Request and http.ResponseWriter, but
@@ -32,8 +32,10 @@
 // both. On a TLS listener (tls.NewListener) the handshake is done within
 // ReadHeaderTimeout, a connection that negotiated h2 by ALPN goes to
 // HTTP2 (its NextProtos must offer "h2" and "http/1.1"), and requests
-// carry the connection state in Request.TLS. Hijacking and trailers are not supported, and a handler must not
-// keep its response's Header map past its return: it is reused.
+// carry the connection state in Request.TLS.
+//
+// Hijacking and trailers are not supported, and a handler must not keep
+// its response's Header map past its return: it is reused.
 package http1
 
 import (

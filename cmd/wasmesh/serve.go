@@ -33,7 +33,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "wazero compilation cache directory")
 	fresh := fs.Bool("fresh-instances", false, "create an instance for every request instead of resetting and reusing instances")
-	netHTTP := fs.Bool("net-http", false, "serve plaintext HTTP/1 with Go's net/http server instead of wasmesh's leaner one")
+	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
 	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
 	sampleRatio := fs.Float64("trace-sample-ratio", -1, "fraction of new traces recorded; sampled parents are always followed (default 1 with an exporter)")
 	if _, err := parse(fs, args); err != nil {

@@ -1,5 +1,10 @@
 // Build (from this directory, after `npm ci`):
-//   ./node_modules/.bin/asc assembly/index.ts --config ./node_modules/@assemblyscript/wasi-shim/asconfig.json -O3 --noAssert -o hello.wasm
+//   ./node_modules/.bin/asc assembly/index.ts --config ./node_modules/@assemblyscript/wasi-shim/asconfig.json --runtime stub -O3 --noAssert -o hello.wasm
+//
+// --runtime stub: allocation without a garbage collector. wasmesh resets
+// the instance after every request, so no garbage outlives one; a guest
+// whose single request allocates without bound needs the default
+// (incremental) runtime instead.
 //
 // A wasmesh guest: the request arrives CGI-style (RFC 3875) as environment
 // variables plus the body on stdin; the response is CGI headers, a blank

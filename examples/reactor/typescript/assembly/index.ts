@@ -1,5 +1,8 @@
 // Build (from this directory, after `npm ci`):
-//   ./node_modules/.bin/asc assembly/index.ts --config ./node_modules/@assemblyscript/wasi-shim/asconfig.json --exportStart _initialize -O3 --noAssert -o hello.wasm
+//   ./node_modules/.bin/asc assembly/index.ts --config ./node_modules/@assemblyscript/wasi-shim/asconfig.json --exportStart _initialize --runtime stub -O3 --noAssert -o hello.wasm
+//
+// --runtime stub, as for the command hello: each request starts from the
+// snapshot, so nothing it allocates outlives it.
 //
 // The AssemblyScript hello as a reactor (docs/abi.md, "Reactors"): the
 // module's start (the runtime's set-up and the top-level statements) is

@@ -72,7 +72,6 @@ type Gateway struct {
 
 	state    atomic.Pointer[state]
 	draining atomic.Bool
-	http1    atomic.Bool // internal/http1 serves the listener
 
 	reloadMu sync.Mutex // serialises Reload and the release operations
 	lastErr  atomic.Pointer[reloadError]

@@ -75,24 +75,28 @@ type exchange struct {
 }
 
 // ServeHTTP routes r to a service version and runs its guest.
-//
-// Served by net/http's HTTP/1 server, it first yields the processor
-// (runtime.Gosched), which sends the goroutine through the scheduler's
-// global queue, so that under saturation requests take turns in arrival
-// order. Without it the scheduler keeps serving the goroutines of its
-// local queues and rarely polls the network; connections whose next
-// request has arrived are found by sysmon, every 10 ms, and put in the
-// global queue, where they wait for tens of ms (golang/go#51651).
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.handle(w, r, nil, 0)
+}
+
+// takingTurns is h for net/http's server: an HTTP/1 request first yields
+// the processor (runtime.Gosched), which sends the goroutine through the
+// scheduler's global queue, so that under saturation requests take turns
+// in arrival order. Without it the scheduler keeps serving the goroutines
+// of its local queues and rarely polls the network; connections whose
+// next request has arrived are found by sysmon, every 10 ms, and put in
+// the global queue, where they wait for tens of ms (golang/go#51651).
 // Measured with the hello guests at saturation (docs/PERFORMANCE.md): p99
 // from 3-5x the native handler's to about 1x, for 10-15% fewer requests
-// per second. Below saturation the yield returns at once. internal/http1
-// yields between requests itself, and HTTP/2 runs each stream in a
-// goroutine of its own.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 && !g.http1.Load() {
-		runtime.Gosched()
-	}
-	g.handle(w, r, nil, 0)
+// per second. internal/http1 yields between requests itself, and HTTP/2
+// runs each stream in a goroutine of its own.
+func takingTurns(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 {
+			runtime.Gosched()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)

@@ -39,7 +39,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 	guests, stopGuests := context.WithCancel(context.Background())
 	defer stopGuests()
 	srv := &http.Server{
-		Handler:           g,
+		Handler:           takingTurns(g), // HTTP/1 reaches it only with --net-http
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
@@ -162,7 +162,6 @@ func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- erro
 		HTTP2:             h2.hand,
 		Logger:            g.log,
 	}
-	g.http1.Store(true)
 	go func() { errc <- fast.Serve(ln) }()
 	go func() { errc <- srv.Serve(h2) }()
 	return fast

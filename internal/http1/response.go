@@ -84,7 +84,13 @@ func (w *response) WriteHeader(status int) {
 	}
 }
 
-func (w *response) Write(p []byte) (int, error) {
+func (w *response) Write(p []byte) (int, error) { return write(w, p) }
+
+// WriteString is Write without copying s to a []byte first when it is
+// buffered (io.WriteString and fmt use it).
+func (w *response) WriteString(s string) (int, error) { return write(w, s) }
+
+func write[T string | []byte](w *response, p T) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -111,18 +117,7 @@ func (w *response) Write(p []byte) (int, error) {
 	if !w.streaming {
 		w.startStream()
 	}
-	return w.writeBody(p)
-}
-
-func (w *response) WriteString(s string) (int, error) {
-	if !w.streaming && len(w.body)+len(s) <= maxBuffered && w.wroteHeader && !w.failed &&
-		bodyAllowed(w.status) && w.req.Method != http.MethodHead &&
-		(w.declared < 0 || w.written+int64(len(s)) <= w.declared) {
-		w.body = append(w.body, s...)
-		w.written += int64(len(s))
-		return len(s), nil
-	}
-	return w.Write([]byte(s))
+	return w.writeBody([]byte(p))
 }
 
 var errWriteFailed = &writeError{}

@@ -36,15 +36,29 @@ func source(t *testing.T, ca *identity.CA, id string) *identity.Source {
 // mtlsGateway serves config with an SVID for id, through Serve (TLS).
 func mtlsGateway(t *testing.T, ca *identity.CA, id, config string) (*fixture, string) {
 	t.Helper()
-	f := newFixtureWith(t, "tls: { spiffe_socket: unix:///unused }\n"+config, Options{Identity: source(t, ca, id)})
+	return mtlsGatewayWith(t, ca, id, config, Options{})
+}
+
+// mtlsGatewayWith is mtlsGateway with gateway options.
+func mtlsGatewayWith(t *testing.T, ca *identity.CA, id, config string, opts Options) (*fixture, string) {
+	t.Helper()
+	opts.Identity = source(t, ca, id)
+	f := newFixtureWith(t, "tls: { spiffe_socket: unix:///unused }\n"+config, opts)
 	return f, strings.Replace(serveFixture(t, f), "http://", "https://", 1)
 }
 
 // mtlsClient is an HTTP client presenting id's SVID and expecting serverID.
 func mtlsClient(t *testing.T, ca *identity.CA, id, serverID string) *http.Client {
 	t.Helper()
-	cfg := identity.ClientConfig(source(t, ca, id), spiffeid.RequireFromString(serverID))
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+	tr := mtlsTransport(t, ca, id, serverID)
+	tr.ForceAttemptHTTP2 = true
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+}
+
+// mtlsTransport presents id's SVID and expects serverID.
+func mtlsTransport(t *testing.T, ca *identity.CA, id, serverID string) *http.Transport {
+	t.Helper()
+	return &http.Transport{TLSClientConfig: identity.ClientConfig(source(t, ca, id), spiffeid.RequireFromString(serverID))}
 }
 
 func fetch(t *testing.T, c *http.Client, url string) (int, string, error) {
@@ -153,7 +167,7 @@ routes:
 // caller's SPIFFE ID.
 func TestMTLSProtocols(t *testing.T) {
 	ca := testCA(t)
-	config := "tls: { spiffe_socket: unix:///unused }\n" + `
+	config := `
 drain_delay: 0s
 services:
   env:
@@ -163,11 +177,10 @@ routes:
   - { match: { path_prefix: / }, service: env }
 `
 	for _, netHTTP := range []bool{false, true} {
-		f := newFixtureWith(t, config, Options{Identity: source(t, ca, "spiffe://example.org/gw/a"), NetHTTP: netHTTP})
-		url := strings.Replace(serveFixture(t, f), "http://", "https://", 1)
+		_, url := mtlsGatewayWith(t, ca, "spiffe://example.org/gw/a", config, Options{NetHTTP: netHTTP})
 		for _, h2 := range []bool{false, true} {
-			cfg := identity.ClientConfig(source(t, ca, "spiffe://example.org/ns/web/frontend"), spiffeid.RequireFromString("spiffe://example.org/gw/a"))
-			tr := &http.Transport{TLSClientConfig: cfg, Protocols: new(http.Protocols)}
+			tr := mtlsTransport(t, ca, "spiffe://example.org/ns/web/frontend", "spiffe://example.org/gw/a")
+			tr.Protocols = new(http.Protocols)
 			tr.Protocols.SetHTTP1(!h2)
 			tr.Protocols.SetHTTP2(h2)
 			defer tr.CloseIdleConnections()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxBuffered is how much of a response body is kept to be written with
@@ -272,7 +274,7 @@ func (w *response) writeHead(status int, streaming bool) {
 	}
 	slices.Sort(w.keys)
 	for _, k := range w.keys {
-		if !validFieldName(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range w.header[k] {
@@ -302,11 +304,6 @@ func appendFieldValue(b []byte, v string) []byte {
 	}
 	return b
 }
-
-// validFieldName is RFC 9110's token.
-func validFieldName(k string) bool { return k != "" && allIn(k, &tokenBytes) }
-
-var tokenBytes = byteSet("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == http.StatusNoContent || status == http.StatusNotModified)

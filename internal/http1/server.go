@@ -41,6 +41,7 @@ package http1
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -55,6 +56,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults for a Server's zero fields.
@@ -303,9 +306,9 @@ func (c *conn) serve(base context.Context) {
 	c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
 	c.res.c = c
 
-	idle := or(s.IdleTimeout, DefaultIdleTimeout)
-	headerTimeout := or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	maxHeader := int64(or(s.MaxHeaderBytes, http.DefaultMaxHeaderBytes)) + 4096 // as net/http: room for the bufio
+	idle := cmp.Or(s.IdleTimeout, DefaultIdleTimeout)
+	headerTimeout := cmp.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	maxHeader := int64(cmp.Or(s.MaxHeaderBytes, http.DefaultMaxHeaderBytes)) + 4096 // as net/http: room for the bufio
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		// The handshake within the header timeout; ALPN's h2 goes to HTTP2.
 		_ = tc.SetDeadline(time.Now().Add(headerTimeout))
@@ -404,14 +407,6 @@ func looksLikeHTTP(hdr [5]byte) bool {
 	return false
 }
 
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 func (c *conn) logger() *slog.Logger {
 	if c.s.Logger != nil {
 		return c.s.Logger
@@ -459,54 +454,20 @@ func checkRequest(req *http.Request) (int, string) {
 		// ReadRequest moved the Host header to req.Host (a request for an
 		// absolute URL gets the URL's host, as net/http has it).
 		return http.StatusBadRequest, "missing required Host header"
-	case !validHost(req.Host):
+	case !httpguts.ValidHostHeader(req.Host):
 		return http.StatusBadRequest, "malformed Host header"
 	}
 	for k, vs := range req.Header {
-		if !validFieldName(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			return http.StatusBadRequest, "invalid header name"
 		}
 		for _, v := range vs {
-			if !validFieldValue(v) {
+			if !httpguts.ValidHeaderFieldValue(v) {
 				return http.StatusBadRequest, "invalid header value"
 			}
 		}
 	}
 	return 0, ""
-}
-
-// validFieldValue is httpguts.ValidHeaderFieldValue's rule: no control
-// bytes but tab.
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validHost is httpguts.ValidHostHeader's rule: the bytes a host (with
-// port, brackets or an IPv6 zone) may hold.
-func validHost(h string) bool { return allIn(h, &hostBytes) }
-
-var hostBytes = byteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~")
-
-// allIn says whether every byte of s is in set.
-func allIn(s string, set *[128]bool) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b >= 0x80 || !set[b] {
-			return false
-		}
-	}
-	return true
-}
-
-func byteSet(chars string) (set [128]bool) {
-	for i := 0; i < len(chars); i++ {
-		set[chars[i]] = true
-	}
-	return set
 }
 
 // refuse answers a request that could not be read, when there is one to
@@ -560,7 +521,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	req.RemoteAddr, req.TLS = c.remote, c.tls
 	keep = !req.Close
 	if ex := req.Header.Get("Expect"); ex != "" {
-		if !req.ProtoAtLeast(1, 1) || !asciiEqualFold(ex, "100-continue") {
+		if !req.ProtoAtLeast(1, 1) || !strings.EqualFold(ex, "100-continue") {
 			c.writeFinal(http.StatusExpectationFailed, "")
 			return false
 		}
@@ -604,7 +565,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	// can be; a client still sending much more gets the connection closed.
 	if body != http.NoBody {
 		if !c.bodyDone.Load() { // a client that stops sending does not hold the connection for ever
-			_ = c.rwc.SetReadDeadline(time.Now().Add(or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
+			_ = c.rwc.SetReadDeadline(time.Now().Add(cmp.Or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
 		}
 		if n, _ := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain {
 			return false
@@ -619,25 +580,6 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 // maxDrain is how much of an unread request body is read past to keep the
 // connection (net/http's is 256 KiB).
 const maxDrain = 256 << 10
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
 
 // bodyReader notes when the handler has read all of the body: from then
 // on the connection may be read ahead to see the client go away.
@@ -684,7 +626,7 @@ func (c *conn) startWatch() {
 	c.mu.Lock()
 	c.running, c.watching = true, false
 	c.mu.Unlock()
-	after := or(c.s.WatchAfter, DefaultWatchAfter)
+	after := cmp.Or(c.s.WatchAfter, DefaultWatchAfter)
 	if c.watch == nil {
 		c.watch = time.AfterFunc(after, c.watchNow)
 	} else {

@@ -19,13 +19,13 @@
 // but it is looked for only once a request has run for WatchAfter: a
 // request answered before that never costs a read-ahead.
 //
-// Before each request after a connection's first, its goroutine yields
-// the processor (runtime.Gosched), so that under saturation requests take
-// turns: a connection whose next request is always there already would
-// otherwise be served on and on while others wait for the scheduler to
-// poll the network, tens of milliseconds (golang/go#51651). It costs
-// throughput at saturation and makes p99 latency about the native
-// handler's (docs/PERFORMANCE.md).
+// Before a request, a connection's goroutine yields the processor
+// (runtime.Gosched) if it has not for turnLength (1 ms), so that under
+// saturation connections take turns: one whose next request is always
+// there already would otherwise be served on and on while the others wait
+// for the scheduler to poll the network, up to 10 ms (golang/go#51651).
+// Yielding before every request gave the same p99 latency for 8% less
+// throughput (docs/PERFORMANCE.md).
 //
 // Connections that open with the HTTP/2 preface (h2c with prior
 // knowledge) go to HTTP2, typically a net/http server, so one port serves
@@ -66,6 +66,11 @@ const (
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultWatchAfter        = 10 * time.Millisecond
 )
+
+// turnLength is how long a connection's goroutine may serve requests
+// before it yields the processor to others (see the package doc): a tenth
+// of the 10 ms after which the scheduler's monitor polls the network.
+const turnLength = time.Millisecond
 
 // ErrServerClosed is what Serve returns after Shutdown or Close.
 var ErrServerClosed = http.ErrServerClosed
@@ -329,6 +334,7 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 	}
+	var turn time.Time // when the goroutine last yielded the processor
 	for first := true; ; first = false {
 		c.cr.limit = maxHeader
 		if c.br.Buffered() == 0 {
@@ -341,8 +347,10 @@ func (c *conn) serve(base context.Context) {
 				return
 			}
 		}
-		if !first {
+		now := time.Now()
+		if !first && now.Sub(turn) >= turnLength {
 			runtime.Gosched() // requests take turns; see the package doc
+			turn = now
 		}
 		if first && c.tls == nil && c.isHTTP2() {
 			if s.HTTP2 == nil {
@@ -353,7 +361,7 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		c.setState(http.StateActive)
-		_ = c.rwc.SetReadDeadline(time.Now().Add(headerTimeout))
+		_ = c.rwc.SetReadDeadline(now.Add(headerTimeout))
 		req, err := http.ReadRequest(c.br)
 		c.cr.limit = -1
 		if err == nil && req.Body != http.NoBody {

@@ -366,3 +366,31 @@ func TestServeNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanPath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "/"},
+		{"/", "/"},
+		{"rust", "/rust"},
+		{"/rust/hi", "/rust/hi"},
+		{"/rust/hi/", "/rust/hi/"},
+		{"//rust//hi", "/rust/hi"},
+		{"/rust/./hi/", "/rust/hi/"},
+		{"/rust/../zig", "/zig"},
+		{"/../../etc/passwd", "/etc/passwd"},
+		{"/a/b/..", "/a"},
+		{"/a/b/../", "/a/"},
+		{"/./", "/"},
+		{"/..", "/"},
+	} {
+		if got := cleanPath(tc.in); got != tc.want {
+			t.Errorf("cleanPath(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// A clean path, the common case, is returned as it is.
+	for _, p := range []string{"/rust/hi", "/rust/hi/", "/"} {
+		if n := testing.AllocsPerRun(100, func() { _ = cleanPath(p) }); n != 0 {
+			t.Errorf("cleanPath(%q) allocates %.0f times, want 0", p, n)
+		}
+	}
+}

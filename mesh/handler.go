@@ -465,11 +465,14 @@ func printable(s string) bool {
 // cleanPath resolves "." and ".." so that routes see the path the guest will,
 // keeping a trailing slash.
 func cleanPath(p string) string {
-	if p == "" {
-		return "/"
+	if p == "" || p[0] != '/' {
+		p = "/" + p
 	}
-	c := path.Clean("/" + p)
+	c := path.Clean(p) // p itself, not a copy, when it is clean already
 	if strings.HasSuffix(p, "/") && c != "/" {
+		if c == p[:len(p)-1] { // clean but for the trailing slash: keep p
+			return p
+		}
 		c += "/"
 	}
 	return c

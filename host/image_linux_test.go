@@ -1,8 +1,12 @@
 package host
 
 import (
+	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCowMemoryFreeTwice: a memory freed twice is a spare once, so two new
@@ -85,7 +89,7 @@ func TestCowMemoryReset(t *testing.T) {
 				for _, p := range tc.pages {
 					buf[p*osPage+5] ^= 0xff
 				}
-				m.reset(memPages * osPage)
+				m.reset()
 				for i, b := range buf {
 					want := byte(0)
 					if i < len(content) {
@@ -100,5 +104,125 @@ func TestCowMemoryReset(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCowMemoryResetAfterReset: a reset that finds the process has taken no
+// page fault since the page map was last read copies back the pages found
+// written then, without reading it again; any write to a page that was not
+// yet written since the memory was made is a fault, so it reads the page
+// map again. Each step writes somewhere, resets, and checks every byte.
+func TestCowMemoryResetAfterReset(t *testing.T) {
+	const imgPages, small, big = 4, 8, 16 // OS pages: the image, then two memory sizes
+	content := make([]byte, imgPages*osPage)
+	for i := range content {
+		content[i] = byte(i*5 + 3)
+	}
+	img, err := newImage(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.close()
+	m, err := newCowMemory(img, big*osPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.unmap()
+	if _, ok := pageFaults(); !ok {
+		t.Skip("getrusage refused: every reset reads the page map")
+	}
+	check := func(step string) {
+		t.Helper()
+		for i, b := range m.buf[:big*osPage] {
+			want := byte(0)
+			if i < len(content) {
+				want = content[i]
+			}
+			if b != want {
+				t.Fatalf("%s: byte %d (page %d) = %d after reset, want %d", step, i, i/osPage, b, want)
+			}
+		}
+	}
+	// faultElsewhere takes a page fault outside the memory, as the Go heap
+	// growing would.
+	faultElsewhere := func() {
+		other, err := unix.Mmap(-1, 0, osPage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other[0] = 1
+		_ = unix.Munmap(other)
+	}
+	buf := m.Reallocate(small * osPage)
+	buf[1*osPage] = 0xee // in the image
+	buf[6*osPage] = 0xee // past it
+	m.reset()
+	check("first writes")
+
+	// The same pages again: no fault, so most of these resets do not look
+	// (a fault anywhere in the test process makes one look again).
+	looks := m.looks
+	for range 20 {
+		buf[1*osPage+9] = 0xdd
+		buf[6*osPage+9] = 0xdd
+		m.reset()
+		check("the same pages again")
+	}
+	if m.looks-looks > 10 {
+		t.Errorf("%d of 20 resets of pages written before read the page map", m.looks-looks)
+	}
+
+	// A goroutine on a thread of its own writes for the step "from another
+	// thread", the test's goroutine being locked to its own.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	writeFrom, written := make(chan int), make(chan struct{})
+	defer close(writeFrom)
+	go func() {
+		runtime.LockOSThread()
+		for off := range writeFrom {
+			buf[off] = 0xcc
+			written <- struct{}{}
+		}
+	}()
+	steps := []struct {
+		name  string
+		write func()
+	}{
+		{"a page not written before", func() { buf[2*osPage] = 0xcc }},
+		{"a page only read before", func() { _ = buf[3*osPage]; m.reset(); buf[3*osPage] = 0xcc }},
+		{"from another thread", func() { writeFrom <- 5*osPage + 1; <-written }},
+		{"by the kernel, read(2) into the memory", func() {
+			var p [2]int
+			if err := unix.Pipe(p[:]); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(p[0])
+			defer unix.Close(p[1])
+			_, _ = unix.Write(p[1], bytes.Repeat([]byte{0xcc}, 100))
+			if n, err := unix.Read(p[0], buf[7*osPage:7*osPage+100]); n != 100 || err != nil {
+				t.Fatalf("read(2) = %d, %v", n, err)
+			}
+		}},
+		{"past the memory's size, after it grew", func() {
+			buf = m.Reallocate(big * osPage)
+			buf[12*osPage] = 0xcc
+		}},
+		// The grown memory's pages stay its own: a reset after a fault
+		// elsewhere must still look past the current size, or a later
+		// growth could write them again unnoticed.
+		{"shrunk back, a fault elsewhere", func() {
+			buf = m.Reallocate(small * osPage)
+			faultElsewhere()
+		}},
+		{"grown again, the page written before", func() {
+			buf = m.Reallocate(big * osPage)
+			buf[12*osPage+1] = 0xcc
+		}},
+	}
+	for _, st := range steps {
+		st.write()
+		m.reset()
+		check(st.name)
 	}
 }

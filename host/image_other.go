@@ -45,7 +45,7 @@ func (m *cowMemory) Reallocate(size uint64) []byte {
 
 func (m *cowMemory) Free() { m.buf = nil }
 
-func (m *cowMemory) reset(size uint64) {
-	n := copy(m.buf[:size], m.img.view)
-	clear(m.buf[n:size])
+func (m *cowMemory) reset() {
+	n := copy(m.buf, m.img.view)
+	clear(m.buf[n:])
 }

@@ -401,7 +401,7 @@ func (inst *instance) reset(pages uint32) bool {
 		if inst.mem.size != uint64(pages)*pageSize {
 			return false
 		}
-		inst.mem.reset(inst.mem.size)
+		inst.mem.reset()
 	}
 	for i, g := range inst.globals {
 		g.Set(inst.initial[i])

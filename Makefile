@@ -66,7 +66,8 @@ generate:
 # end-to-end HTTP benchmark: native net/http vs the gateway, with wrk.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
-	bash bench/http.sh 10s 32
+	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/
+	bash bench/http.sh 4s 32 3
 
 # Formatting, tidy modules, and a clean tree.
 check:

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # End-to-end HTTP benchmark on loopback, in one run: a native Go net/http
 # handler against the gateway serving each hello example.
-#   bench/http.sh [DURATION] [CONNECTIONS]     (defaults 5s, 32)
-# Prints one line per target: req/s, p50 and p99 latency (wrk --latency),
-# and the ratio of req/s to the native handler's (the mean of its runs
-# first and last).
+#   bench/http.sh [DURATION] [CONNECTIONS] [ROUNDS]     (defaults 5s, 32, 3)
+# Each round runs wrk against the native handler, then against every
+# target, for DURATION each; a last native run closes the last round.
+# Prints one line per target: the medians over the rounds of req/s, p50
+# and p99 latency (wrk --latency), and of the ratios of its req/s and p99
+# to the native handler's in the same round (the mean of the native runs
+# before and after it), with their range: on a shared machine the native
+# handler alone moves 10-20% from one run to the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-5s}
 conns=${2:-32}
+rounds=${3:-3}
 command -v wrk >/dev/null || { echo "bench/http.sh: wrk is not installed (make toolchains)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -38,31 +43,66 @@ for _ in $(seq 100); do
     curl -sf -o /dev/null http://127.0.0.1:18081/ && break
   sleep 0.1
 done
+for p in "${pids[@]}"; do
+  kill -0 "$p" 2>/dev/null || { echo "bench/http.sh: a server did not start (are ports 18080-18083 free?)" >&2; exit 1; }
+done
 
-# run NAME URL: prints "NAME req/s p50 p99"
+# run NAME URL: prints "NAME req/s p50 p99", latencies in ms
 run() {
-  local out rps p50 p99
+  local out
   out=$(wrk -t2 -c"$conns" -d"$dur" --latency "$2")
   if echo "$out" | grep -q "Non-2xx"; then echo "bench: $1 had non-2xx responses:" >&2; echo "$out" >&2; exit 1; fi
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  echo "$1 $rps $p50 $p99"
+  echo "$out" | awk -v name="$1" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ {rps = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+    END {print name, rps, p50, p99}'
 }
 
-echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t2 -c$conns -d$dur, GET with keep-alive"
-# The native handler runs first and last: the ratios are to the mean of the
-# two, so that a machine that drifts during the run moves them less.
+targets=(rust zig c typescript go go-reactor typescript-reactor rust+otlp rust+net/http frontend)
+url() {
+  case $1 in
+    rust+otlp) echo http://127.0.0.1:18082/rust/hi ;;
+    rust+net/http) echo http://127.0.0.1:18083/rust/hi ;;
+    *) echo "http://127.0.0.1:18080/$1/hi" ;;
+  esac
+}
+
+echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t2 -c$conns -d$dur, GET with keep-alive, $rounds rounds"
 results=$(
-  run native http://127.0.0.1:18081/hi
-  for l in rust zig c typescript go go-reactor typescript-reactor; do run "$l" "http://127.0.0.1:18080/$l/hi"; done
-  run rust+otlp http://127.0.0.1:18082/rust/hi
-  run rust+net/http http://127.0.0.1:18083/rust/hi
-  run frontend http://127.0.0.1:18080/frontend/hi
-  run native-again http://127.0.0.1:18081/hi
+  for r in $(seq "$rounds"); do
+    echo "$r $(run native http://127.0.0.1:18081/hi)"
+    for t in "${targets[@]}"; do echo "$r $(run "$t" "$(url "$t")")"; done
+  done
+  echo "$((rounds + 1)) $(run native http://127.0.0.1:18081/hi)"
 )
-native=$(echo "$results" | awk '$1=="native" || $1=="native-again" {s+=$2; n++} END {print s/n}')
-printf '%-18s %12s %10s %10s %9s\n' target req/s p50 p99 "vs native"
-echo "$results" | while read -r name rps p50 p99; do
-  printf '%-18s %12s %10s %10s %8.1f%%\n' "$name" "$rps" "$p50" "$p99" "$(echo "$rps $native" | awk '{print 100*$1/$2}')"
-done
+echo "$results" | sed 's/^/# round /' >&2
+echo "$results" | awk -v rounds="$rounds" '
+  function median(a, n,   i, j, t) {
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  { round[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $5 }
+  $2 == "native" { nrps[$1] = $3; np99[$1] = $5 }
+  $2 != "native" && !($2 in seen) { seen[$2] = 1; order[++nt] = $2 }
+  END {
+    order[0] = "native"
+    printf "%-20s %9s %8s %8s %17s %15s\n", "target", "req/s", "p50 ms", "p99 ms", "req/s vs native", "p99 vs native"
+    for (k = 0; k <= nt; k++) {
+      t = order[k]; n = 0
+      for (i = 1; i <= NR; i++) {
+        if (name[i] != t) continue
+        n++; a[n] = rps[i]; b[n] = p50[i]; c[n] = p99[i]
+        if (t != "native") {
+          rr = round[i]
+          nr = (nrps[rr] + nrps[rr + 1]) / 2; np = (np99[rr] + np99[rr + 1]) / 2
+          x[n] = 100 * rps[i] / nr; y[n] = p99[i] / np
+        }
+      }
+      mr = median(a, n); m50 = median(b, n); m99 = median(c, n)
+      if (t == "native") { printf "%-20s %9.0f %8.2f %8.2f\n", t, mr, m50, m99; continue }
+      lo = hi = x[1]; plo = phi = y[1]
+      for (i = 2; i <= n; i++) { if (x[i] < lo) lo = x[i]; if (x[i] > hi) hi = x[i]; if (y[i] < plo) plo = y[i]; if (y[i] > phi) phi = y[i] }
+      mx = median(x, n); my = median(y, n)
+      printf "%-20s %9.0f %8.2f %8.2f %5.1f%% [%2.0f-%2.0f] %5.2fx [%.2f-%.2f]\n", t, mr, m50, m99, mx, lo, hi, my, plo, phi
+    }
+  }'

@@ -185,6 +185,9 @@ func (e *envBuilder) strings(env []string) []string {
 var skipHeaderVar = map[string]bool{"HTTP_HOST": true, "HTTP_CONTENT_TYPE": true, "HTTP_CONTENT_LENGTH": true, "HTTP_PROXY": true}
 
 func splitHostPort(hostport string) (host, port string) {
+	if !strings.Contains(hostport, ":") { // the usual Host: no port, and no error to make
+		return hostport, ""
+	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return hostport, ""

@@ -217,3 +217,20 @@ func TestRequestEnvSorted(t *testing.T) {
 		}
 	}
 }
+
+func TestServerNameAndPort(t *testing.T) {
+	for _, tc := range []struct{ host, name, port string }{
+		{"api.example.com", "api.example.com", ""},
+		{"api.example.com:8080", "api.example.com", "8080"},
+		{"[::1]:8443", "::1", "8443"},
+		{"[::1]", "[::1]", ""},
+		{"", "", ""},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = tc.host
+		env := strings.Join(RequestEnv(r, Meta{PathInfo: "/"}), "\n") + "\n"
+		if !strings.Contains(env, "\nSERVER_NAME="+tc.name+"\n") || !strings.Contains(env, "\nSERVER_PORT="+tc.port+"\n") {
+			t.Errorf("Host %q: want SERVER_NAME=%q SERVER_PORT=%q in\n%s", tc.host, tc.name, tc.port, env)
+		}
+	}
+}

@@ -103,11 +103,13 @@ type instance struct {
 	// stopping is set by the first of the stops below, which alone sets
 	// the global (two at once would race on it).
 	stopping atomic.Bool
-	// setStop stops the run because its caller's context is done;
-	// stopAtDeadline, because its timeout passed (deadlineHit says so).
-	setStop, stopAtDeadline func()
-	deadlineHit             atomic.Bool
-	timer                   *time.Timer // stopAtDeadline's, reused from call to call
+	// checkCall, on timer, looks at the running call (watch) every
+	// checkEvery and at its deadline, and stops it when its context is
+	// done or the deadline passed (deadlineHit says which).
+	timer       *time.Timer // checkCall's, reused from call to call
+	watchMu     sync.Mutex
+	watch       callWatch
+	deadlineHit atomic.Bool
 	// stopCause is why the host stopped the run from inside it (the
 	// output cap), nil when it did not; stopFor records it.
 	stopCause error
@@ -245,14 +247,8 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 
 func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{stopped: make(chan struct{}, 1)}
-	inst.setStop = func() {
-		inst.raiseStop()
-		inst.stopped <- struct{}{}
-	}
-	inst.stopAtDeadline = func() {
-		inst.deadlineHit.Store(true)
-		inst.setStop()
-	}
+	inst.timer = time.AfterFunc(time.Hour, inst.checkCall)
+	inst.timer.Stop() // armed by each call
 	// Called by a host function, so on the guest's own goroutine.
 	inst.stopFor = func(err error) {
 		if inst.stopCause == nil {
@@ -316,44 +312,92 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
+// checkEvery is how often a running call looks at its caller's context:
+// a guest whose client went away, or whose drain deadline passed, is
+// stopped within it.
+const checkEvery = 10 * time.Millisecond
+
+// callWatch is what a call's checks look at: its context and deadline
+// (zero for none), nil ctx when no call runs; stopping says a check has
+// decided to stop it.
+type callWatch struct {
+	ctx      context.Context
+	deadline time.Time
+	stopping bool
+}
+
 // call calls fn in the instance, with ctx from withRun, stopped when ctx
 // is done or the timeout (if any) passes: the stop global is set, and the
-// guest traps at its next yield check. No context is derived for it (a
-// timeout context and an AfterFunc on it cost more than this whole
-// function); a blocking host call gets one (run.hostContext).
+// guest traps at its next yield check. Nothing is registered on ctx for
+// it: the instance's one timer looks at ctx every checkEvery, and at the
+// deadline (a context.AfterFunc on the request's context, registered and
+// removed on every call, cost more than the rest of this function); a
+// blocking host call gets a context of its own (run.hostContext).
 func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r := runOf(ctx)
 	inst.run, r.timeout = r, timeout
-	disarm := context.AfterFunc(ctx, inst.setStop)
-	var timer *time.Timer
+	w, first := callWatch{ctx: ctx}, checkEvery
 	if timeout > 0 {
-		r.deadline = time.Now().Add(timeout)
-		if inst.timer == nil {
-			inst.timer = time.AfterFunc(timeout, inst.stopAtDeadline)
-		} else {
-			inst.timer.Reset(timeout) // stopped, or fired and waited for, at the end of the last call
-		}
-		timer = inst.timer
+		w.deadline = time.Now().Add(timeout)
+		r.deadline, first = w.deadline, min(first, timeout)
 	}
+	inst.watchMu.Lock()
+	inst.watch = w
+	inst.watchMu.Unlock()
+	inst.timer.Reset(first)
 	_, err := fn.Call(ctx)
-	fired := 0
-	if !disarm() {
-		fired++
-	}
-	if timer != nil && !timer.Stop() {
-		fired++
-	}
-	for ; fired > 0; fired-- {
-		<-inst.stopped // set, or being set: the instance is not reused
+	inst.watchMu.Lock()
+	stopping := inst.watch.stopping
+	inst.watch = callWatch{}
+	inst.watchMu.Unlock()
+	// A check that runs from here on finds no call; one that decided to
+	// stop this one is setting the global: wait for it.
+	inst.timer.Stop()
+	if stopping {
+		<-inst.stopped // the instance is not reused
+	} else if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		// Past the deadline before a check saw it: stopped at it, even
+		// if the guest then finished (a sleep cut short returns normally).
+		inst.deadlineHit.Store(true)
+		inst.stopping.Store(true) // the instance is not reused
 	}
 	if r.stopHost != nil {
 		r.stopHost()
 	}
 	inst.run = nil
 	return err
+}
+
+// checkCall is the timer's: it stops the running call if its context is
+// done or its deadline passed, else looks again in checkEvery (or at the
+// deadline, if sooner).
+func (inst *instance) checkCall() {
+	inst.watchMu.Lock()
+	w := inst.watch
+	if w.ctx == nil || w.stopping {
+		inst.watchMu.Unlock()
+		return
+	}
+	hit := !w.deadline.IsZero() && !time.Now().Before(w.deadline)
+	if !hit && w.ctx.Err() == nil {
+		next := checkEvery
+		if !w.deadline.IsZero() {
+			next = min(next, time.Until(w.deadline))
+		}
+		inst.timer.Reset(next)
+		inst.watchMu.Unlock()
+		return
+	}
+	inst.watch.stopping = true
+	inst.watchMu.Unlock()
+	if hit {
+		inst.deadlineHit.Store(true)
+	}
+	inst.raiseStop()
+	inst.stopped <- struct{}{}
 }
 
 // sleepContext is what a sleep of the run under way waits on.

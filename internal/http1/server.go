@@ -361,7 +361,9 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		c.setState(http.StateActive)
-		_ = c.rwc.SetReadDeadline(now.Add(headerTimeout))
+		if !c.headerBuffered() {
+			_ = c.rwc.SetReadDeadline(now.Add(headerTimeout))
+		}
 		req, err := http.ReadRequest(c.br)
 		c.cr.limit = -1
 		if err == nil && req.Body != http.NoBody {
@@ -388,6 +390,15 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 	}
+}
+
+// headerBuffered says whether the next request's header block is all in
+// the buffer already, as it usually is: reading it then reads nothing from
+// the connection, so it needs no deadline (what follows sets its own, or
+// clears it). A deadline costs a timer update in the network poller.
+func (c *conn) headerBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // handshakeFailed answers a plain HTTP request sent to the TLS port with

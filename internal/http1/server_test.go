@@ -464,6 +464,30 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+// TestHeaderTimeoutAfterIdle: a request after a connection's first whose
+// headers stop short is cut off at the header timeout, not the (longer)
+// idle one that governed the wait for its first byte.
+func TestHeaderTimeoutAfterIdle(t *testing.T) {
+	addr := serve(t, &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: 50 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost:")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(br); err != nil {
+		t.Fatalf("not closed at the header timeout: %v (read %q)", err, b)
+	}
+}
+
 // TestHTTP2Handover: a connection opening with the HTTP/2 preface goes to
 // HTTP2 with every byte the client sent.
 func TestHTTP2Handover(t *testing.T) {

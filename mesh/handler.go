@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"path"
 	"runtime"
@@ -24,6 +25,7 @@ import (
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
@@ -79,24 +81,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.handle(w, r, nil, 0)
 }
 
-// takingTurns is h for net/http's server: an HTTP/1 request first yields
-// the processor (runtime.Gosched), which sends the goroutine through the
-// scheduler's global queue, so that under saturation requests take turns
-// in arrival order. Without it the scheduler keeps serving the goroutines
-// of its local queues and rarely polls the network; connections whose
-// next request has arrived are found by sysmon, every 10 ms, and put in
-// the global queue, where they wait for tens of ms (golang/go#51651).
-// Measured with the hello guests at saturation (docs/PERFORMANCE.md): p99
-// from 3-5x the native handler's to about 1x, for 10-15% fewer requests
-// per second. internal/http1 yields between requests itself, and HTTP/2
-// runs each stream in a goroutine of its own.
+// takingTurns is h for net/http's server: before an HTTP/1 request, the
+// connection's goroutine yields the processor (runtime.Gosched) if it has
+// not for http1.TurnLength, as internal/http1 does between requests, so that
+// under saturation connections take turns. Without it the scheduler keeps
+// serving the goroutines of its local queues and rarely polls the
+// network; connections whose next request has arrived are found by
+// sysmon, every 10 ms, and put in the global queue, where they wait for
+// tens of ms (golang/go#51651). Measured with the hello guests at
+// saturation (docs/PERFORMANCE.md): p99 from 3-5x the native handler's to
+// about 1x. HTTP/2 runs each stream in a goroutine of its own. The
+// connection's last turn is in its context (withTurns).
 func takingTurns(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 1 {
-			runtime.Gosched()
+		if t, ok := r.Context().Value(turnKey{}).(*time.Time); ok && r.ProtoMajor == 1 {
+			if now := time.Now(); now.Sub(*t) >= http1.TurnLength {
+				runtime.Gosched()
+				*t = now
+			}
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+type turnKey struct{}
+
+// withTurns is withConn with the connection's last turn, for takingTurns:
+// net/http's server runs an HTTP/1 connection's requests one after the
+// other on its goroutine, so the record needs no lock.
+func withTurns(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(withConn(ctx, c), turnKey{}, new(time.Time))
 }
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)

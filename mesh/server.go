@@ -43,7 +43,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
-		ConnContext:       withConn,
+		ConnContext:       withTurns,
 		ConnState:         g.forgetConn,
 		Protocols:         new(http.Protocols),
 	}

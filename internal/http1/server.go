@@ -20,7 +20,7 @@
 // request answered before that never costs a read-ahead.
 //
 // Before a request, a connection's goroutine yields the processor
-// (runtime.Gosched) if it has not for turnLength (1 ms), so that under
+// (runtime.Gosched) if it has not for TurnLength (1 ms), so that under
 // saturation connections take turns: one whose next request is always
 // there already would otherwise be served on and on while the others wait
 // for the scheduler to poll the network, up to 10 ms (golang/go#51651).
@@ -67,10 +67,10 @@ const (
 	DefaultWatchAfter        = 10 * time.Millisecond
 )
 
-// turnLength is how long a connection's goroutine may serve requests
+// TurnLength is how long a connection's goroutine may serve requests
 // before it yields the processor to others (see the package doc): a tenth
 // of the 10 ms after which the scheduler's monitor polls the network.
-const turnLength = time.Millisecond
+const TurnLength = time.Millisecond
 
 // ErrServerClosed is what Serve returns after Shutdown or Close.
 var ErrServerClosed = http.ErrServerClosed
@@ -348,7 +348,7 @@ func (c *conn) serve(base context.Context) {
 			}
 		}
 		now := time.Now()
-		if !first && now.Sub(turn) >= turnLength {
+		if !first && now.Sub(turn) >= TurnLength {
 			runtime.Gosched() // requests take turns; see the package doc
 			turn = now
 		}

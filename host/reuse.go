@@ -59,6 +59,7 @@ type reusable struct {
 	img      *image
 	globals  []string
 	stop     string // of globals, the one that stops the guest
+	exit     string // of globals, _start's exit code (wasmbin.Pristine.Exit), or ""
 	minPages uint32
 	// startPages is the memory size every instance starts its runs with:
 	// the module's initial size, or what Warm saw a run grow it to.
@@ -97,6 +98,7 @@ type instance struct {
 	globals []api.MutableGlobal
 	initial []uint64
 	stop    api.MutableGlobal
+	exit    api.Global // _start's exit code when it exited from its own body, else -1; nil: no such exit
 	// stopped receives once stop has been set, so that a call does not end
 	// while the setting is under way.
 	stopped chan struct{}
@@ -153,7 +155,7 @@ func (e *Engine) prepareReusable(ctx context.Context, p *wasmbin.Pristine) (*reu
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	r := &reusable{compiled: compiled, img: img, globals: p.Globals, stop: p.Stop, minPages: p.MinPages, pools: map[poolKey]*pool{}}
+	r := &reusable{compiled: compiled, img: img, globals: p.Globals, stop: p.Stop, exit: p.Exit, minPages: p.MinPages, pools: map[poolKey]*pool{}}
 	r.entry, _ = entryOf(compiled)
 	r.startPages.Store(p.MinPages)
 	return r, nil
@@ -297,8 +299,11 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("rewritten module does not export the mutable global %s", name)
 		}
 		inst.globals = append(inst.globals, g)
-		if name == p.r.stop {
+		switch name {
+		case p.r.stop:
 			inst.stop = g
+		case p.r.exit:
+			inst.exit = g
 		}
 		if p.r.snapGlobals != nil {
 			g.Set(p.r.snapGlobals[len(inst.initial)])
@@ -488,6 +493,11 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 		err = timeoutError(c.Timeout)
 	default:
 		res, err = finish(ctx, res, err)
+		if err == nil && inst.exit != nil {
+			if code := int64(inst.exit.Get()); code >= 0 { // proc_exit from _start's body, rewritten to return
+				res.ExitCode = uint32(code)
+			}
+		}
 	}
 	p.put(ctx, inst, err == nil && !stopped && ctx.Err() == nil)
 	return res, err

@@ -407,3 +407,31 @@ func TestFreshDeadlines(t *testing.T) {
 		})
 	}
 }
+
+// TestReusedExitCodes: a guest whose _start exits from its own body (Zig's
+// does; wasmbin rewrites such an exit to a return) reports each run's exit
+// code, the code of one run never reaches the next (the code's global is
+// reset with the others), and its instance is reused.
+func TestReusedExitCodes(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../internal/wasmbin/testdata/exit_direct.wasm")
+	if !m.Reusable {
+		t.Fatalf("exit_direct.wasm is not reusable: %s", m.NotReusable)
+	}
+	for i, env := range [][]string{{"A=1"}, nil, {"A=1", "B=2"}, nil, strings.Split("a b c d e f g h i j", " ")} {
+		want := uint32(len(env))
+		if want > 9 {
+			want = 3 // from the loop
+		}
+		res, err := e.Run(context.Background(), m, Call{Capabilities: capsEnv(env)})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if res.ExitCode != want {
+			t.Errorf("run %d, %d variables: exit code %d, want %d", i, len(env), res.ExitCode, want)
+		}
+		if i > 0 && !res.Reused {
+			t.Errorf("run %d: not served by a reused instance", i)
+		}
+	}
+}

@@ -27,8 +27,9 @@ type Pristine struct {
 	// Module is the module rewritten: its active data segments are no longer
 	// applied at instantiation (their bytes are in Image), each mutable
 	// global is also exported, under Globals[i], two globals are added (fuel
-	// and Stop) and the yield check is put at the head of every loop and at
-	// the entry of every function that makes tail calls. DWARF sections are
+	// and Stop, and a third, Exit, when _start exits from its own body) and
+	// the yield check is put at the head of every loop and at the entry of
+	// every function that makes tail calls. DWARF sections are
 	// dropped (their code offsets would be wrong); function indices, imports,
 	// exports, tables and the other custom sections are kept.
 	Module []byte
@@ -37,12 +38,21 @@ type Pristine struct {
 	Image []byte
 	// MinPages is memory 0's initial size in pages.
 	MinPages uint32
-	// Globals are the export names given to the mutable globals, the two
+	// Globals are the export names given to the mutable globals, the
 	// added ones included.
 	Globals []string
 	// Stop is the export name of the global that, once set to 1, makes the
 	// guest trap at its next yield check.
 	Stop string
+	// Exit is the export name of a global (i64) that holds the code a run
+	// of _start passed to proc_exit from _start's own body, -1 if it did
+	// not; "" when there is no such call to rewrite. Such a call (Zig's
+	// _start ends with one) becomes "store the code, return": an exit
+	// from _start needs no unwinding, which in wazero is a Go panic through
+	// its error builder, a microsecond. Only done when nothing but the
+	// export refers to _start (no call, table entry or ref.func): a return
+	// then ends the run as proc_exit would.
+	Exit string
 }
 
 // YieldEvery is how many loop iterations a rewritten module runs between
@@ -61,7 +71,7 @@ func Prepare(b []byte) (*Pristine, error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, errors.New("not a WebAssembly 1.0 binary")
 	}
-	p := &preparer{reuse: true}
+	p := &preparer{reuse: true, procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
 		return nil, err
 	}
@@ -80,7 +90,7 @@ func Instrument(b []byte) (module []byte, stop string, err error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, "", errors.New("not a WebAssembly 1.0 binary")
 	}
-	p := &preparer{}
+	p := &preparer{procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
 		return nil, "", err
 	}
@@ -121,6 +131,15 @@ type preparer struct {
 	bodies          []funcBody
 	exports         [][]byte // each export entry as encoded
 	exportNames     map[string]bool
+	// importedFuncs counts the imported functions; procExit is the index
+	// of wasi_snapshot_preview1.proc_exit among them, start that of the
+	// function exported as _start, -1 for none; startReferenced says
+	// something other than its export refers to it.
+	importedFuncs   int
+	procExit, start int
+	startReferenced bool
+	funcs           *funcWatch // scanCode's findings
+	globalRefs      []int      // functions named by global initialisers
 	dataCount       bool
 	segments        []dataSegment
 	image           []byte
@@ -184,8 +203,10 @@ func (p *preparer) read(b []byte) error {
 			p.readExports(sec)
 		case 8:
 			err = notReusable("a start function runs at instantiation")
+		case 9:
+			err = p.readElements(sec)
 		case 10:
-			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)))
+			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), p.watch())
 		case 11:
 			if p.reuse {
 				err = p.readData(sec)
@@ -212,6 +233,7 @@ func (p *preparer) skipImport(r *reader, kind byte) error {
 	switch kind {
 	case 0: // function: its type
 		r.u32()
+		p.importedFuncs++
 	case 1: // table: reference type, limits
 		r.valType()
 		r.limits()
@@ -238,6 +260,9 @@ func (p *preparer) readImports(r *reader) error {
 		if p.reuse && kind != 0 {
 			return notReusable("imports %s.%s, a %s", mod, name, kindName(kind))
 		}
+		if kind == 0 && mod == "wasi_snapshot_preview1" && name == "proc_exit" {
+			p.procExit = p.importedFuncs
+		}
 		if err := p.skipImport(r, kind); err != nil {
 			return err
 		}
@@ -260,7 +285,7 @@ func (p *preparer) readGlobals(r *reader) error {
 			r.off++
 			g.i32, g.isConst = r.s64(), true
 		}
-		if err := scanUntilEnd(r); err != nil {
+		if err := p.scanConstExpr(r); err != nil {
 			return err
 		}
 		g.raw = r.b[start:r.off]
@@ -274,8 +299,11 @@ func (p *preparer) readExports(r *reader) {
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		start := r.off
 		name := r.name()
-		r.byte()
-		r.u32()
+		kind := r.byte()
+		index := r.u32()
+		if kind == 0 && name == "_start" {
+			p.start = int(index)
+		}
 		p.exportNames[name] = true
 		p.exports = append(p.exports, r.b[start:r.off])
 	}
@@ -357,6 +385,12 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 		global{mutable: true, raw: appendS32([]byte{0x7f, 1, 0x41}, YieldEvery, 0x0b)},
 		global{mutable: true, raw: []byte{0x7f, 1, 0x41, 0, 0x0b}})
 	out.Stop = GlobalExport(int(stop))
+	exitBody, exit := -1, uint32(0)
+	if body, ok := p.exitRewrite(); ok {
+		exitBody, exit = body, stop+1
+		p.globals = append(p.globals, global{mutable: true, raw: []byte{0x7e, 1, 0x42, 0x7f, 0x0b}}) // i64, -1
+		out.Exit = GlobalExport(int(exit))
+	}
 
 	exports := append([][]byte(nil), p.exports...)
 	globals := make([][]byte, len(p.globals))
@@ -378,7 +412,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	// Sections rewritten, or added where the module has none.
 	replaced := map[byte][]byte{6: encodeSection(6, globals), 7: encodeSection(7, exports)}
 	if p.bodies != nil {
-		replaced[10] = encodeSection(10, p.instrument(b, fuel, stop))
+		replaced[10] = encodeSection(10, p.instrument(b, fuel, stop, exitBody, exit))
 	}
 
 	var w bytes.Buffer

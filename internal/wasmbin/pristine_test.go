@@ -91,7 +91,8 @@ func TestPrepare(t *testing.T) {
 // the added globals keep the module valid).
 func FuzzPrepare(f *testing.F) {
 	for _, file := range []string{"../../host/testdata/isolation.wasm", "../../host/testdata/reuse_tableset.wasm",
-		"../../host/testdata/loop.wasm", "testdata/yield.wasm", "testdata/tailcall.wasm"} {
+		"../../host/testdata/loop.wasm", "testdata/yield.wasm", "testdata/tailcall.wasm",
+		"testdata/exit_direct.wasm", "testdata/exit_table.wasm", "testdata/exit_reffunc.wasm"} {
 		if b, err := os.ReadFile(file); err == nil {
 			f.Add(b)
 		}

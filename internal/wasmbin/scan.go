@@ -12,6 +12,15 @@ type funcBody struct {
 	// tailCalls says the body has return_call or return_call_indirect,
 	// which can loop without a loop instruction.
 	tailCalls bool
+	// exits are the calls of proc_exit in it: where each starts and ends.
+	exits [][2]int
+}
+
+// funcWatch is what scanCode looks for besides: calls of function procExit,
+// and any call or ref.func of function start (referenced, then).
+type funcWatch struct {
+	procExit, start int
+	referenced      bool
 }
 
 // scanCode reads every function body of a code section and refuses the
@@ -25,7 +34,7 @@ type funcBody struct {
 // not have (globals is how many it has, imported ones included): invalid
 // as it is, such a module would be valid once the fuel and stop globals
 // are added, and could then set them and never stop.
-func scanCode(r *reader, strict bool, globals uint32) ([]funcBody, error) {
+func scanCode(r *reader, strict bool, globals uint32, w *funcWatch) ([]funcBody, error) {
 	var bodies []funcBody
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		size := int(r.u32())
@@ -50,8 +59,20 @@ func scanCode(r *reader, strict bool, globals uint32) ([]funcBody, error) {
 					return nil, fmt.Errorf("global %d at offset %d: the module has %d globals", i, at, globals)
 				}
 			}
+			at, exit := body.off, false
+			if op == 0x10 || op == 0x12 || op == 0xd2 { // call, return_call, ref.func
+				switch f := int((&reader{b: body.b, off: at + 1}).u32()); {
+				case f == w.start:
+					w.referenced = true
+				case f == w.procExit && op == 0x10:
+					exit = true
+				}
+			}
 			if err := scanInstrMode(body, strict); err != nil {
 				return nil, err
+			}
+			if exit {
+				fb.exits = append(fb.exits, [2]int{at, body.off})
 			}
 			switch op {
 			case 0x03:

@@ -43,8 +43,9 @@ func yieldCheck(fuel, stop uint32) []byte {
 }
 
 // instrument returns the code section's function bodies with the yield
-// check inserted, each with its new size.
-func (p *preparer) instrument(b []byte, fuel, stop uint32) [][]byte {
+// check inserted, each with its new size, and in body exitBody (-1: none)
+// each call of proc_exit replaced by exitCall(exit) (exit.go).
+func (p *preparer) instrument(b []byte, fuel, stop uint32, exitBody int, exit uint32) [][]byte {
 	check := yieldCheck(fuel, stop)
 	entries := make([][]byte, len(p.bodies))
 	for i, fb := range p.bodies {
@@ -53,11 +54,21 @@ func (p *preparer) instrument(b []byte, fuel, stop uint32) [][]byte {
 		if fb.tailCalls {
 			body = append(body, check...)
 		}
-		at := fb.code
-		for _, loop := range fb.loops {
-			body = append(body, b[at:loop]...)
-			body = append(body, check...)
-			at = loop
+		var exits [][2]int
+		if i == exitBody {
+			exits = fb.exits
+		}
+		at, loops := fb.code, fb.loops
+		for len(loops) > 0 || len(exits) > 0 {
+			if len(exits) == 0 || len(loops) > 0 && loops[0] <= exits[0][0] {
+				body = append(body, b[at:loops[0]]...)
+				body = append(body, check...)
+				at, loops = loops[0], loops[1:]
+				continue
+			}
+			body = append(body, b[at:exits[0][0]]...)
+			body = append(body, exitCall(exit)...)
+			at, exits = exits[0][1], exits[1:]
 		}
 		body = append(body, b[at:fb.end]...)
 		entries[i] = append(appendU32(nil, uint32(len(body))), body...)

@@ -46,15 +46,7 @@ func TestCowMemoryFreeTwice(t *testing.T) {
 // it: by PAGEMAP_SCAN and by reading the page map.
 func TestCowMemoryReset(t *testing.T) {
 	const imgPages, memPages = 3 * pageSize / osPage, 12 * pageSize / osPage
-	content := make([]byte, imgPages*osPage)
-	for i := range content {
-		content[i] = byte(i*7 + 1)
-	}
-	img, err := newImage(content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.close()
+	img := testImage(t, imgPages)
 	every := func(step int) (pages []int) {
 		for p := 0; p < memPages; p += step {
 			pages = append(pages, p)
@@ -90,15 +82,7 @@ func TestCowMemoryReset(t *testing.T) {
 					buf[p*osPage+5] ^= 0xff
 				}
 				m.reset()
-				for i, b := range buf {
-					want := byte(0)
-					if i < len(content) {
-						want = content[i]
-					}
-					if b != want {
-						t.Fatalf("byte %d (page %d) = %d after reset, want %d", i, i/osPage, b, want)
-					}
-				}
+				checkImage(t, "reset", buf, img)
 				if scan && noPagemapScan.Load() {
 					t.Skip("the kernel refused PAGEMAP_SCAN (before Linux 6.7): the page map was read instead")
 				}
@@ -114,15 +98,7 @@ func TestCowMemoryReset(t *testing.T) {
 // map again. Each step writes somewhere, resets, and checks every byte.
 func TestCowMemoryResetAfterReset(t *testing.T) {
 	const imgPages, small, big = 4, 8, 16 // OS pages: the image, then two memory sizes
-	content := make([]byte, imgPages*osPage)
-	for i := range content {
-		content[i] = byte(i*5 + 3)
-	}
-	img, err := newImage(content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.close()
+	img := testImage(t, imgPages)
 	m, err := newCowMemory(img, big*osPage)
 	if err != nil {
 		t.Fatal(err)
@@ -133,15 +109,7 @@ func TestCowMemoryResetAfterReset(t *testing.T) {
 	}
 	check := func(step string) {
 		t.Helper()
-		for i, b := range m.buf[:big*osPage] {
-			want := byte(0)
-			if i < len(content) {
-				want = content[i]
-			}
-			if b != want {
-				t.Fatalf("%s: byte %d (page %d) = %d after reset, want %d", step, i, i/osPage, b, want)
-			}
-		}
+		checkImage(t, step, m.buf[:big*osPage], img)
 	}
 	// faultElsewhere takes a page fault outside the memory, as the Go heap
 	// growing would.
@@ -224,5 +192,34 @@ func TestCowMemoryResetAfterReset(t *testing.T) {
 		st.write()
 		m.reset()
 		check(st.name)
+	}
+}
+
+// testImage is an image of pages OS pages, no two bytes in a row alike.
+func testImage(t *testing.T, pages int) *image {
+	t.Helper()
+	content := make([]byte, pages*osPage)
+	for i := range content {
+		content[i] = byte(i*7 + 1)
+	}
+	img, err := newImage(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(img.close)
+	return img
+}
+
+// checkImage fails unless buf is img's content, zeros past it.
+func checkImage(t *testing.T, step string, buf []byte, img *image) {
+	t.Helper()
+	for i, b := range buf {
+		want := byte(0)
+		if i < len(img.view) {
+			want = img.view[i]
+		}
+		if b != want {
+			t.Fatalf("%s: byte %d (page %d) = %d after reset, want %d", step, i, i/osPage, b, want)
+		}
 	}
 }

@@ -227,8 +227,9 @@ const (
 // page fault: a write to a page that is not yet the instance's own (not
 // present, or the image's, or the zero page) is one, and the kernel counts
 // it in the process's fault count whichever thread takes it, the guest's
-// stores or the kernel's own (a read(2) into guest memory), as it counts the
-// faults it takes to populate a page for get_user_pages. So when the
+// stores or the kernel's own (a read(2) into guest memory), as it counts
+// (since Linux 5.9) the faults it takes to populate a page for
+// get_user_pages, which nothing in wasmesh does to guest memory. So when the
 // process has taken no page fault since the page map was last read, the
 // pages it found written are all the pages written since, and reset copies
 // them back without asking again. Under load a process takes a few faults a

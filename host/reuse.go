@@ -605,19 +605,20 @@ func capture(inst *instance) (memory []byte, globals []uint64) {
 
 // finish reads how a call of _start ended.
 func finish(ctx context.Context, res Result, err error) (Result, error) {
-	var exit *sys.ExitError
 	switch {
 	case ctx.Err() != nil:
 		// Stopped by the deadline, the output cap or the caller, even if the
 		// guest then managed to finish (a sleep cut short returns normally).
 		return res, runError(ctx, err)
 	case err == nil:
-	case errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded:
-		res.ExitCode = exit.ExitCode()
-	default:
-		return res, runError(ctx, err)
+		return res, nil
 	}
-	return res, nil
+	var exit *sys.ExitError // escapes (errors.As): not made for a clean return
+	if errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded {
+		res.ExitCode = exit.ExitCode()
+		return res, nil
+	}
+	return res, runError(ctx, err)
 }
 
 // WASI errno values the reuse runtime's own functions return.

@@ -74,6 +74,22 @@ type exchange struct {
 	colour  bpf.Colour
 	bodyLen int
 	guest   guest // what host functions find in the guest's context
+	// hv holds the values of the headers the gateway sets (setHeader):
+	// allocated with the exchange, not one slice each.
+	hv  [3]string
+	nhv int
+}
+
+// setHeader sets response header k, canonical, to v.
+func (x *exchange) setHeader(k, v string) {
+	h := x.w.Header()
+	if x.nhv == len(x.hv) {
+		h.Set(k, v)
+		return
+	}
+	x.hv[x.nhv] = v
+	h[k] = x.hv[x.nhv : x.nhv+1 : x.nhv+1]
+	x.nhv++
 }
 
 // ServeHTTP routes r to a service version and runs its guest.
@@ -115,18 +131,45 @@ func withTurns(ctx context.Context, c net.Conn) context.Context {
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
+// requestCarrier is propagation.HeaderCarrier for extracting: the
+// propagators ask for "traceparent", "tracestate" and "baggage", which
+// http.Header.Get would canonicalise into a new string on every request.
+type requestCarrier http.Header
+
+var canonicalKeys = map[string]string{"traceparent": "Traceparent", "tracestate": "Tracestate", "baggage": "Baggage"}
+
+func (c requestCarrier) key(k string) string {
+	if ck, ok := canonicalKeys[k]; ok {
+		return ck
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+func (c requestCarrier) Get(k string) string {
+	if vs := c[c.key(k)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+func (c requestCarrier) Values(k string) []string { return c[c.key(k)] }
+
+func (c requestCarrier) Set(k, v string) { http.Header(c).Set(k, v) }
+
+func (c requestCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
+
 // handle serves one request: by route, or, for a guest's wasmesh:// call,
 // straight to service with the call's depth.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, service *string, depth int) {
 	g.metrics.inflight.Inc()
 	defer g.metrics.inflight.Dec()
-	ctx := g.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := g.prop.Extract(r.Context(), requestCarrier(r.Header))
 	ctx, span := g.tracer.Start(ctx, "wasmesh.request", serverSpan)
 	if span.IsRecording() { // unsampled, attributes would be built to be dropped
 		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
 	}
 	x := &exchange{w: w, r: r, ctx: ctx, id: requestID(r), start: time.Now(), depth: depth, span: span}
-	w.Header().Set(RequestIDHeader, x.id)
+	x.setHeader(RequestIDHeader, x.id)
 	g.serve(x, service)
 	g.endSpan(x)
 	g.metrics.observe(x)
@@ -209,7 +252,7 @@ func (g *Gateway) serve(x *exchange, service *string) {
 		// has no socket to colour or count, but its http_calls do.
 		stats, x.colour = g.statsFor(svc.Name, v.Digest), st.colours[colourKey(svc.Name, v.Digest)]
 	}
-	x.w.Header().Set(router.VersionHeader, v.Digest)
+	x.setHeader(router.VersionHeader, v.Digest)
 	stats.requests.Add(1)
 	defer func() {
 		if x.status >= 500 {
@@ -326,7 +369,7 @@ func (g *Gateway) runGuest(x *exchange, mod *host.Module, body *bytes.Buffer) {
 		}
 		h[k] = vs
 	}
-	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	x.setHeader("Content-Length", strconv.Itoa(len(resp.Body)))
 	x.status = resp.Status
 	x.w.WriteHeader(resp.Status)
 	n, _ := x.w.Write(resp.Body)

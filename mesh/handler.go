@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"path"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,8 +97,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // takingTurns is h for net/http's server: before an HTTP/1 request, the
-// connection's goroutine yields the processor (runtime.Gosched) if it has
-// not for http1.TurnLength, as internal/http1 does between requests, so that
+// connection's goroutine takes its http1.Turn, as internal/http1 does
+// between requests: it yields the processor if it has not for
+// http1.TurnLength, so that
 // under saturation connections take turns. Without it the scheduler keeps
 // serving the goroutines of its local queues and rarely polls the
 // network; connections whose next request has arrived are found by
@@ -110,11 +110,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // connection's last turn is in its context (withTurns).
 func takingTurns(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t, ok := r.Context().Value(turnKey{}).(*time.Time); ok && r.ProtoMajor == 1 {
-			if now := time.Now(); now.Sub(*t) >= http1.TurnLength {
-				runtime.Gosched()
-				*t = now
-			}
+		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
+			t.Take(time.Now())
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -126,7 +123,7 @@ type turnKey struct{}
 // net/http's server runs an HTTP/1 connection's requests one after the
 // other on its goroutine, so the record needs no lock.
 func withTurns(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(withConn(ctx, c), turnKey{}, new(time.Time))
+	return context.WithValue(withConn(ctx, c), turnKey{}, new(http1.Turn))
 }
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)

@@ -72,6 +72,20 @@ const (
 // of the 10 ms after which the scheduler's monitor polls the network.
 const TurnLength = time.Millisecond
 
+// Turn is a connection's turn at the processor, for a server that runs a
+// connection's requests one after the other on one goroutine (this one,
+// or net/http's for HTTP/1). The zero Turn has had no turn yet.
+type Turn struct{ last time.Time }
+
+// Take is called before a request, at now: it yields the processor
+// (runtime.Gosched) if the connection has not for TurnLength.
+func (t *Turn) Take(now time.Time) {
+	if now.Sub(t.last) >= TurnLength {
+		runtime.Gosched()
+		t.last = now
+	}
+}
+
 // ErrServerClosed is what Serve returns after Shutdown or Close.
 var ErrServerClosed = http.ErrServerClosed
 
@@ -334,7 +348,7 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 	}
-	var turn time.Time // when the goroutine last yielded the processor
+	var turn Turn
 	for first := true; ; first = false {
 		c.cr.limit = maxHeader
 		if c.br.Buffered() == 0 {
@@ -348,9 +362,8 @@ func (c *conn) serve(base context.Context) {
 			}
 		}
 		now := time.Now()
-		if !first && now.Sub(turn) >= TurnLength {
-			runtime.Gosched() // requests take turns; see the package doc
-			turn = now
+		if !first {
+			turn.Take(now) // requests take turns; see the package doc
 		}
 		if first && c.tls == nil && c.isHTTP2() {
 			if s.HTTP2 == nil {

@@ -629,3 +629,27 @@ func TestAcceptRetries(t *testing.T) {
 	default:
 	}
 }
+
+// TestTurn: a connection yields at its first request and then only once
+// TurnLength has passed since it last did.
+func TestTurn(t *testing.T) {
+	var turn Turn
+	t0 := time.Unix(1000, 0)
+	for _, st := range []struct {
+		at    time.Duration
+		yield bool
+	}{
+		{0, true},
+		{TurnLength / 2, false},
+		{TurnLength - 1, false},
+		{TurnLength, true},
+		{TurnLength + TurnLength/2, false},
+		{3 * TurnLength, true},
+	} {
+		before := turn.last
+		turn.Take(t0.Add(st.at))
+		if yielded := turn.last != before; yielded != st.yield {
+			t.Errorf("at %v: yielded %v, want %v", st.at, yielded, st.yield)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package wasmbin
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // An exit from _start. A WASI command's _start that calls proc_exit in its
 // own body (Zig's ends with proc_exit(main's code)) can return instead: the
@@ -22,12 +25,6 @@ func exitCall(exit uint32) []byte {
 	return append(b, 0x0f)                                   // return
 }
 
-// watch is what scanCode looks for in the code.
-func (p *preparer) watch() *funcWatch {
-	p.funcs = &funcWatch{procExit: p.procExit, start: p.start}
-	return p.funcs
-}
-
 // exitRewrite says whether _start's exits can be rewritten, and which body
 // is _start's.
 func (p *preparer) exitRewrite() (body int, ok bool) {
@@ -35,13 +32,8 @@ func (p *preparer) exitRewrite() (body int, ok bool) {
 	if !p.reuse || p.procExit < 0 || body < 0 || body >= len(p.bodies) || len(p.bodies[body].exits) == 0 {
 		return 0, false
 	}
-	if p.startReferenced || p.funcs == nil || p.funcs.referenced {
+	if p.startReferenced || slices.Contains(p.globalRefs, p.start) {
 		return 0, false
-	}
-	for _, f := range p.globalRefs {
-		if f == p.start {
-			return 0, false
-		}
 	}
 	return body, true
 }

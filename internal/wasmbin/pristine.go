@@ -138,8 +138,7 @@ type preparer struct {
 	importedFuncs   int
 	procExit, start int
 	startReferenced bool
-	funcs           *funcWatch // scanCode's findings
-	globalRefs      []int      // functions named by global initialisers
+	globalRefs      []int // functions named by global initialisers
 	dataCount       bool
 	segments        []dataSegment
 	image           []byte
@@ -206,7 +205,9 @@ func (p *preparer) read(b []byte) error {
 		case 9:
 			err = p.readElements(sec)
 		case 10:
-			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), p.watch())
+			w := &funcWatch{procExit: p.procExit, start: p.start}
+			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), w)
+			p.startReferenced = p.startReferenced || w.referenced
 		case 11:
 			if p.reuse {
 				err = p.readData(sec)

@@ -115,15 +115,7 @@ routes:
 // goes to B over mTLS; B's guest sees A's SPIFFE ID and the same trace.
 func TestMTLSBetweenGateways(t *testing.T) {
 	ca := testCA(t)
-	_, b := mtlsGateway(t, ca, "spiffe://example.org/gw/b", `
-drain_delay: 0s
-services:
-  env:
-    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
-    allow_peers: [ "spiffe://example.org/gw/a" ]
-routes:
-  - { match: { path_prefix: / }, service: env }
-`)
+	_, b := mtlsGateway(t, ca, "spiffe://example.org/gw/b", envFor("spiffe://example.org/gw/a"))
 	bHost := strings.TrimPrefix(b, "https://")
 	config := func(expect string) string {
 		return `
@@ -167,15 +159,7 @@ routes:
 // caller's SPIFFE ID.
 func TestMTLSProtocols(t *testing.T) {
 	ca := testCA(t)
-	config := `
-drain_delay: 0s
-services:
-  env:
-    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
-    allow_peers: [ "spiffe://example.org/ns/web/*" ]
-routes:
-  - { match: { path_prefix: / }, service: env }
-`
+	config := envFor("spiffe://example.org/ns/web/*")
 	for _, netHTTP := range []bool{false, true} {
 		_, url := mtlsGatewayWith(t, ca, "spiffe://example.org/gw/a", config, Options{NetHTTP: netHTTP})
 		for _, h2 := range []bool{false, true} {
@@ -195,4 +179,18 @@ routes:
 			}
 		}
 	}
+}
+
+// envFor is a config serving only misbehave's env dump, at /, to the peers
+// that match allow.
+func envFor(allow string) string {
+	return `
+drain_delay: 0s
+services:
+  env:
+    versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
+    allow_peers: [ "` + allow + `" ]
+routes:
+  - { match: { path_prefix: / }, service: env }
+`
 }

@@ -13,7 +13,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/wasmesh/wasmesh/modules/oci"
+	"github.com/wasmesh/wasmesh/internal/ociref"
 )
 
 // Defaults for fields a config file leaves out.
@@ -216,7 +216,7 @@ type Version struct {
 // IsOCI reports whether Module is an OCI reference: the module is pulled
 // from a registry into the store, and Digest is the sha256 of the wasm, not
 // the manifest's digest.
-func (v *Version) IsOCI() bool { return oci.IsReference(v.Module) }
+func (v *Version) IsOCI() bool { return ociref.IsReference(v.Module) }
 
 // AbsPath returns Path joined to the config file's directory (unchanged if
 // absolute), or "" when the version has no Path.

@@ -12,7 +12,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/wasmesh/wasmesh/modules/oci"
+	"github.com/wasmesh/wasmesh/internal/ociref"
 )
 
 // This file maps the YAML schema onto the Config types, field by field.
@@ -250,7 +250,7 @@ func (d *decoder) bpf(n *yaml.Node, path string) BPF {
 // in references.
 func (d *decoder) registry(name string, k, v *yaml.Node) Registry {
 	path := "registries." + name
-	ref, err := oci.ParseReference(oci.Scheme + name + "/x")
+	ref, err := ociref.Parse(ociref.Scheme + name + "/x")
 	d.check(err != nil || ref.Registry != name, k, "registries", `invalid registry %q: want a host with an optional port, as in references ("ghcr.io", "127.0.0.1:5000")`, name)
 	var r Registry
 	d.fields(v, path, registryFields, func(key string, _, v *yaml.Node) {
@@ -389,7 +389,7 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 		switch key {
 		case "module":
 			v.Module, _ = d.str(val, f)
-			if oci.IsReference(v.Module) {
+			if ociref.IsReference(v.Module) {
 				d.ociModule(val, f, v.Module)
 			} else {
 				d.check(!validModule(v.Module), val, f, `must be sha256: and 8 to 64 lowercase hex digits, or oci://registry/repository@sha256:<64 hex>, got %q`, v.Module)
@@ -427,7 +427,7 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 // ociModule checks an OCI reference in a version: it must pin a manifest
 // digest, so that the config names content, not a tag that can move.
 func (d *decoder) ociModule(n *yaml.Node, path, s string) {
-	ref, err := oci.ParseReference(s)
+	ref, err := ociref.Parse(s)
 	switch {
 	case err != nil:
 		d.errorf(deref(n), path, "%v", err)

@@ -152,7 +152,7 @@ func (c *Client) Pull(ctx context.Context, store *modules.Store, ref Reference) 
 			}
 		}
 	}
-	if ref.reference() == "" {
+	if ref.Target() == "" {
 		return Pulled{}, fmt.Errorf("pull %s: name a tag or a digest", ref)
 	}
 	p, err := c.pull(ctx, store, ref)
@@ -164,7 +164,7 @@ func (c *Client) Pull(ctx context.Context, store *modules.Store, ref Reference) 
 
 func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) (Pulled, error) {
 	repo := c.repository(ref)
-	desc, rc, err := repo.Manifests().FetchReference(ctx, ref.reference())
+	desc, rc, err := repo.Manifests().FetchReference(ctx, ref.Target())
 	if errors.Is(err, errdef.ErrNotFound) {
 		err = errdef.ErrNotFound // without the reference, which the caller's error names
 	}

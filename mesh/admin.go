@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // HealthHandler serves /healthz, /readyz and /metrics only: safe to expose
@@ -132,7 +132,7 @@ func (g *Gateway) Services() []ServiceStatus {
 	return out
 }
 
-func versionStatuses(g *Gateway, s *router.Service) []VersionStatus {
+func versionStatuses(g *Gateway, s *config.Service) []VersionStatus {
 	vs := make([]VersionStatus, len(s.Versions))
 	for i, v := range s.Versions {
 		stats := g.statsFor(s.Name, v.Digest)
@@ -216,14 +216,14 @@ func (g *Gateway) postRollback(w http.ResponseWriter, r *http.Request) {
 	g.writeRelease(w, r.PathValue("name"), vs, err)
 }
 
-func (g *Gateway) writeRelease(w http.ResponseWriter, service string, vs []*router.Version, err error) {
+func (g *Gateway) writeRelease(w http.ResponseWriter, service string, vs []*config.Version, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, modules.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)
 	default:
-		writeJSON(w, http.StatusOK, ServiceStatus{Name: service, Versions: versionStatuses(g, &router.Service{Name: service, Versions: vs})})
+		writeJSON(w, http.StatusOK, ServiceStatus{Name: service, Versions: versionStatuses(g, &config.Service{Name: service, Versions: vs})})
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // Colours: each (service, version) gets the lowest free colour when it first
@@ -40,7 +40,7 @@ func colourKey(service, digest string) string { return service + "@" + digest }
 // assignColours gives every version of cfg a colour, keeping those already
 // assigned, and saves the table. Versions beyond the colourer's range get
 // none (0), with a warning.
-func (g *Gateway) assignColours(cfg *router.Config) (map[string]bpf.Colour, error) {
+func (g *Gateway) assignColours(cfg *config.Config) (map[string]bpf.Colour, error) {
 	path := filepath.Join(cfg.Store, colourFile)
 	old := map[string]bpf.Colour{}
 	data, err := os.ReadFile(path)
@@ -95,7 +95,7 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 
 // colourConn colours the connection r arrived on with c, version v of
 // service s's colour (0: none, nothing done).
-func (g *Gateway) colourConn(r *http.Request, s *router.Service, v *router.Version, c bpf.Colour) {
+func (g *Gateway) colourConn(r *http.Request, s *config.Service, v *config.Version, c bpf.Colour) {
 	if g.opts.Colourer == nil || c == 0 {
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -75,7 +76,7 @@ type Gateway struct {
 
 	reloadMu sync.Mutex // serialises Reload and the release operations
 	lastErr  atomic.Pointer[reloadError]
-	history  map[string][][]*router.Version // per service: earlier version lists, for rollback
+	history  map[string][][]*config.Version // per service: earlier version lists, for rollback
 
 	stats    sync.Map // statsKey → *versionStats
 	limiters sync.Map // service name → *limiter
@@ -90,7 +91,7 @@ type state struct {
 	gen      int64
 	hash     string
 	loadedAt time.Time
-	cfg      *router.Config
+	cfg      *config.Config
 	table    *router.Table
 	modules  map[string]*host.Module        // by digest
 	colours  map[string]bpf.Colour          // by colourKey
@@ -118,7 +119,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	g := &Gateway{
 		opts:    opts,
 		log:     opts.Logger,
-		history: map[string][][]*router.Version{},
+		history: map[string][][]*config.Version{},
 		tracer:  opts.TracerProvider.Tracer("github.com/wasmesh/wasmesh/mesh"),
 		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
@@ -164,7 +165,7 @@ func (g *Gateway) Generation() int64 {
 }
 
 // Config returns the active config, nil before the first load.
-func (g *Gateway) Config() *router.Config {
+func (g *Gateway) Config() *config.Config {
 	if st := g.state.Load(); st != nil {
 		return st.cfg
 	}
@@ -228,7 +229,7 @@ func (g *Gateway) failReload(err error) error {
 
 // provision builds a state from config bytes without publishing it.
 func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
-	cfg, err := router.Parse(g.opts.ConfigPath, data)
+	cfg, err := config.Parse(g.opts.ConfigPath, data)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +246,7 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 		}
 	}
 	var registry *oci.Client // made at the first oci:// version
-	resolve := func(v *router.Version) (string, error) {
+	resolve := func(v *config.Version) (string, error) {
 		if v.IsOCI() && registry == nil {
 			if registry, err = newRegistryClient(cfg); err != nil {
 				return "", err
@@ -274,8 +275,9 @@ func (g *Gateway) provision(ctx context.Context, data []byte) (*state, error) {
 	if st.table, err = router.NewTable(cfg, resolve); err != nil {
 		return nil, err
 	}
+	st.cfg = st.table.Config() // with every version's digest
 	if g.opts.Colourer != nil {
-		if st.colours, err = g.assignColours(cfg); err != nil {
+		if st.colours, err = g.assignColours(st.cfg); err != nil {
 			return nil, fmt.Errorf("colours: %w", err)
 		}
 	}
@@ -295,7 +297,7 @@ const PullTimeout = time.Minute
 // newRegistryClient is the client that pulls a config's oci:// versions,
 // with its registries' settings. Credentials come from the Docker config
 // file, read again at each load.
-func newRegistryClient(cfg *router.Config) (*oci.Client, error) {
+func newRegistryClient(cfg *config.Config) (*oci.Client, error) {
 	return oci.New(oci.Options{PlainHTTP: cfg.PlainHTTPRegistries()})
 }
 
@@ -319,7 +321,7 @@ func (g *Gateway) pull(ctx context.Context, store *modules.Store, registry *oci.
 // store first (so it can be pinned and rolled back to by digest); an
 // `oci://` module is pulled into the store unless the store's index shows
 // that its manifest was pulled before.
-func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *router.Version) ([]byte, error) {
+func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *config.Version) ([]byte, error) {
 	if v.IsOCI() {
 		got, err := g.pull(ctx, store, registry, v.Module)
 		if err != nil {
@@ -343,7 +345,7 @@ func (g *Gateway) moduleBytes(ctx context.Context, store *modules.Store, registr
 }
 
 // checkRestartOnly warns about settings a reload cannot change.
-func (g *Gateway) checkRestartOnly(old, cur *router.Config) {
+func (g *Gateway) checkRestartOnly(old, cur *config.Config) {
 	if old.Listen != cur.Listen || old.Admin != cur.Admin {
 		g.log.Warn("listen and admin addresses change only on restart",
 			"listen", old.Listen, "admin", old.Admin)

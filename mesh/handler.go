@@ -26,6 +26,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -61,9 +62,9 @@ type exchange struct {
 	ctx     context.Context // r's, with the request's span: r is not copied to carry it
 	id      string
 	start   time.Time
-	route   *router.Route
-	service *router.Service
-	version *router.Version
+	route   *config.Route
+	service *config.Service
+	version *config.Version
 	status  int
 	bytes   int
 	err     error // why the request failed, for the log
@@ -208,7 +209,7 @@ func (g *Gateway) serve(x *exchange, service *string) {
 			g.fail(x, http.StatusNotFound, fmt.Errorf("no service %q", *service))
 			return
 		}
-		x.route, x.service = &router.Route{Name: "wasmesh://" + svc.Name, Service: svc.Name}, svc
+		x.route, x.service = &config.Route{Name: "wasmesh://" + svc.Name, Service: svc.Name}, svc
 	} else {
 		route, svc, ok := st.table.Match(r)
 		if !ok {
@@ -232,7 +233,7 @@ func (g *Gateway) serve(x *exchange, service *string) {
 			return
 		}
 	}
-	v, err := svc.Select(r)
+	v, err := router.Select(svc, r)
 	if err != nil {
 		g.fail(x, http.StatusNotFound, err)
 		return

@@ -16,7 +16,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -148,7 +148,7 @@ func (g *Gateway) callService(ctx context.Context, gc *guest, u *url.URL, req *w
 }
 
 // callExternal sends a call to an http(s) URL.
-func (g *Gateway) callExternal(ctx context.Context, gc *guest, u *url.URL, req *wasi.OutboundRequest, header http.Header, entry router.Outbound) (int, []byte, int) {
+func (g *Gateway) callExternal(ctx context.Context, gc *guest, u *url.URL, req *wasi.OutboundRequest, header http.Header, entry config.Outbound) (int, []byte, int) {
 	client, err := g.clientFor(gc.x.colour, gc.x.version.DSCP, entry.ExpectID)
 	if err != nil {
 		g.log.Warn("http_call: no client for the target", "url", u.String(), "error", err, "request_id", gc.x.id)

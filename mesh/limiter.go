@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 var errOverloaded = errors.New("overloaded")
@@ -22,7 +22,7 @@ type limiter struct {
 
 // limiterFor returns the service's limiter, kept across reloads while the
 // service's limits stay the same.
-func (g *Gateway) limiterFor(s *router.Service) *limiter {
+func (g *Gateway) limiterFor(s *config.Service) *limiter {
 	if s.Limits.MaxConcurrency <= 0 {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // metrics are the gateway's Prometheus series, in a registry of its own.
@@ -171,8 +171,8 @@ var classNames = [6]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // seriesKey names the requests of one route and version of a config.
 type seriesKey struct {
-	route   *router.Route
-	version *router.Version
+	route   *config.Route
+	version *config.Version
 }
 
 // series are the metrics of one route and version, resolved once per
@@ -194,7 +194,7 @@ type classSeries struct {
 
 // seriesFor returns the series of route r and version v in st, made on
 // first use. They live as long as st, the config they belong to.
-func (g *Gateway) seriesFor(st *state, r *router.Route, s *router.Service, v *router.Version) *series {
+func (g *Gateway) seriesFor(st *state, r *config.Route, s *config.Service, v *config.Version) *series {
 	key := seriesKey{r, v}
 	if got, ok := st.series.Load(key); ok {
 		return got.(*series)

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // ErrNotFound is wrapped by release errors for an unknown service or version.
@@ -24,16 +25,16 @@ const maxHistory = 32
 // scaling the other versions down in proportion; if it already is a
 // version, its weight changes. The config file is rewritten and reloaded;
 // it returns the service's new versions.
-func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*router.Version, error) {
+func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
 	if weight < 0 || weight > 100 {
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
-	return g.release(ctx, service, func(cur []*router.Version, digest, module string) ([]*router.Version, error) {
-		var others []*router.Version
-		target := &router.Version{Module: module, Digest: digest, Name: name}
+	return g.release(ctx, service, func(cur []*config.Version, digest, module string) ([]*config.Version, error) {
+		var others []*config.Version
+		target := &config.Version{Module: module, Digest: digest, Name: name}
 		for _, v := range cur {
 			if v.Digest == digest {
-				target.Name, target.DSCP = firstNonEmpty(name, v.Name), v.DSCP
+				target.Name, target.DSCP = cmp.Or(name, v.Name), v.DSCP
 				if v.IsOCI() && !target.IsOCI() {
 					target.Module = v.Module // keep where the replicas pull it from
 				}
@@ -51,15 +52,15 @@ func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, n
 
 // Promote sends all of a service's traffic to the version ref names,
 // removing the others from the config (rollback brings them back).
-func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*router.Version, error) {
-	return g.release(ctx, service, func(cur []*router.Version, digest, _ string) ([]*router.Version, error) {
+func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*config.Version, error) {
+	return g.release(ctx, service, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
 				module := digest
 				if v.IsOCI() {
 					module = v.Module
 				}
-				return []*router.Version{{Module: module, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100}}, nil
+				return []*config.Version{{Module: module, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100}}, nil
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)
@@ -68,7 +69,7 @@ func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*router.V
 
 // Rollback restores the service's split from before its last deploy or
 // promote made by this gateway process; repeated, it goes further back.
-func (g *Gateway) Rollback(ctx context.Context, service string) ([]*router.Version, error) {
+func (g *Gateway) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	hist := g.history[service]
@@ -86,7 +87,7 @@ func (g *Gateway) Rollback(ctx context.Context, service string) ([]*router.Versi
 // release resolves ref and applies change to a service's versions, with the
 // module's digest and what the config should say of it: the digest, or
 // for an oci:// ref, the reference pinned to its manifest.
-func (g *Gateway) release(ctx context.Context, service string, change func(cur []*router.Version, digest, module string) ([]*router.Version, error), ref string) ([]*router.Version, error) {
+func (g *Gateway) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	st := g.state.Load()
@@ -131,10 +132,10 @@ func (g *Gateway) release(ctx context.Context, service string, change func(cur [
 // applyLocked writes versions into the service's part of the config file,
 // reloads, and when record is set remembers the split it replaced for
 // rollback. On failure neither the running config nor the file changes.
-func (g *Gateway) applyLocked(ctx context.Context, service string, versions []*router.Version, record bool) ([]*router.Version, error) {
+func (g *Gateway) applyLocked(ctx context.Context, service string, versions []*config.Version, record bool) ([]*config.Version, error) {
 	st := g.state.Load()
 	prev := st.cfg.Services[service].Versions
-	data, err := router.SetVersions(st.cfg.Raw, service, forFile(versions))
+	data, err := config.SetVersions(st.cfg.Raw, service, forFile(versions))
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +163,8 @@ func (g *Gateway) applyLocked(ctx context.Context, service string, versions []*r
 
 // forFile copies versions for SetVersions, keeping development `path:`
 // versions as paths (re-read on every reload) rather than pinning them.
-func forFile(vs []*router.Version) []*router.Version {
-	out := make([]*router.Version, len(vs))
+func forFile(vs []*config.Version) []*config.Version {
+	out := make([]*config.Version, len(vs))
 	for i, v := range vs {
 		c := *v
 		if c.Path != "" {
@@ -176,7 +177,7 @@ func forFile(vs []*router.Version) []*router.Version {
 
 // scaleWeights sets the weights of vs to sum to total, in proportion to
 // their current weights (largest remainders get the rounding).
-func scaleWeights(vs []*router.Version, total int) error {
+func scaleWeights(vs []*config.Version, total int) error {
 	sum := 0
 	for _, v := range vs {
 		sum += v.Weight
@@ -194,7 +195,7 @@ func scaleWeights(vs []*router.Version, total int) error {
 		return nil
 	}
 	given, rems := 0, make([]int, len(vs))
-	scaled := make([]*router.Version, len(vs))
+	scaled := make([]*config.Version, len(vs))
 	for i, v := range vs {
 		c := *v
 		c.Weight = v.Weight * total / sum
@@ -217,14 +218,7 @@ func scaleWeights(vs []*router.Version, total int) error {
 	return nil
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func describe(vs []*router.Version) []string {
+func describe(vs []*config.Version) []string {
 	out := make([]string, len(vs))
 	for i, v := range vs {
 		out[i] = fmt.Sprintf("%s=%d%%", modules.Short(v.Digest), v.Weight)
@@ -244,7 +238,7 @@ func writeFileAtomic(path string, data []byte) error {
 // pullForRelease pulls an oci:// reference into the config's store, as a
 // load would, and returns the module's digest and the reference pinned to
 // the manifest it got (a tag is resolved once, here).
-func (g *Gateway) pullForRelease(ctx context.Context, cfg *router.Config, ref string) (digest, pinned string, err error) {
+func (g *Gateway) pullForRelease(ctx context.Context, cfg *config.Config, ref string) (digest, pinned string, err error) {
 	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
 	if err != nil {
 		return "", "", err

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 func (f *fixture) push(lang string) string {
@@ -29,7 +29,7 @@ func (f *fixture) push(lang string) string {
 	return d
 }
 
-func weights(vs []*router.Version) map[string]int {
+func weights(vs []*config.Version) map[string]int {
 	m := map[string]int{}
 	for _, v := range vs {
 		m[v.Digest] = v.Weight
@@ -39,7 +39,7 @@ func weights(vs []*router.Version) map[string]int {
 
 func fileVersions(t *testing.T, f *fixture) map[string]int {
 	t.Helper()
-	cfg, err := router.Load(f.path)
+	cfg, err := config.Load(f.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,20 +62,20 @@ func TestDeployPromoteRollback(t *testing.T) {
 
 	steps := []struct {
 		name string
-		do   func() ([]*router.Version, error)
+		do   func() ([]*config.Version, error)
 		want map[string]int
 	}{
-		{"deploy zig at 10", func() ([]*router.Version, error) { return f.g.Deploy(ctx, "svc", zig[:20], 10, "canary") },
+		{"deploy zig at 10", func() ([]*config.Version, error) { return f.g.Deploy(ctx, "svc", zig[:20], 10, "canary") },
 			map[string]int{rust: 90, zig: 10}},
-		{"deploy typescript at 20", func() ([]*router.Version, error) { return f.g.Deploy(ctx, "svc", ts, 20, "") },
+		{"deploy typescript at 20", func() ([]*config.Version, error) { return f.g.Deploy(ctx, "svc", ts, 20, "") },
 			map[string]int{rust: 72, zig: 8, ts: 20}},
-		{"raise zig to 50", func() ([]*router.Version, error) { return f.g.Deploy(ctx, "svc", zig, 50, "") },
+		{"raise zig to 50", func() ([]*config.Version, error) { return f.g.Deploy(ctx, "svc", zig, 50, "") },
 			map[string]int{rust: 39, ts: 11, zig: 50}},
-		{"promote zig", func() ([]*router.Version, error) { return f.g.Promote(ctx, "svc", zig) },
+		{"promote zig", func() ([]*config.Version, error) { return f.g.Promote(ctx, "svc", zig) },
 			map[string]int{zig: 100}},
-		{"rollback", func() ([]*router.Version, error) { return f.g.Rollback(ctx, "svc") },
+		{"rollback", func() ([]*config.Version, error) { return f.g.Rollback(ctx, "svc") },
 			map[string]int{rust: 39, ts: 11, zig: 50}},
-		{"rollback again", func() ([]*router.Version, error) { return f.g.Rollback(ctx, "svc") },
+		{"rollback again", func() ([]*config.Version, error) { return f.g.Rollback(ctx, "svc") },
 			map[string]int{rust: 72, zig: 8, ts: 20}},
 	}
 	gen := f.g.Generation()

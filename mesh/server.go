@@ -11,13 +11,13 @@ import (
 
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/http1"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // Watch reloads the config whenever its file changes, until ctx is done.
-// See router.Watch for what counts as a change.
+// See config.Watch for what counts as a change.
 func (g *Gateway) Watch(ctx context.Context) error {
-	return router.Watch(ctx, g.opts.ConfigPath, 0, func(data []byte) {
+	return config.Watch(ctx, g.opts.ConfigPath, 0, func(data []byte) {
 		_ = g.Reload(ctx, data) // failures are logged and kept for /v1/config
 	}, func(err error) {
 		g.log.Warn("watching the config file", "file", g.opts.ConfigPath, "error", err)
@@ -117,7 +117,7 @@ func (g *Gateway) serverTLS() (*tls.Config, error) {
 }
 
 func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
-	delay, timeout := router.DefaultDrainDelay, router.DefaultDrainTimeout
+	delay, timeout := config.DefaultDrainDelay, config.DefaultDrainTimeout
 	if cfg := g.Config(); cfg != nil {
 		delay, timeout = cfg.DrainDelay, cfg.DrainTimeout
 	}

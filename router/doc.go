@@ -1,34 +1,9 @@
-// Package router holds wasmesh's configuration and decides, per request,
-// which route, service and version serve it.
+// Package router decides, per request, which route, service and version of
+// a config (package config) serve it.
 //
-// # Config files
-//
-// [Parse] and [Load] read a YAML file such as
-//
-//	listen: ":8080"
-//	services:
-//	  hello:
-//	    versions:
-//	      - module: sha256:4f9c0a1b   # a module in the store (digest prefix)
-//	        weight: 90
-//	      - path: hello.wasm          # development: a file
-//	        weight: 10
-//	        name: canary
-//	    sticky: header:x-user-id
-//	    limits: { memory: 32MiB, timeout: 2s }
-//	routes:
-//	  - match: { host: api.example.com, path_prefix: /hello }
-//	    service: hello
-//	    strip_prefix: true
-//
-// Decoding is strict: unknown fields, values of the wrong type and duplicate
-// keys are errors. Every problem is reported, not just the first, as an
-// [*Error] naming file, line, column and field, e.g.
-//
-//	wasmesh.yaml:14:17: services.hello.versions[1].weight: must be between 0 and 100, got 140
-//
-// The defaults are documented on [Config], [Service], [Limits] and [Version].
-// Sizes use [ParseSize]; durations use Go's syntax ("2s", "150ms").
+// [NewTable] builds an immutable [Table] from a parsed config and the digest
+// of every version's module; [Table.Match] finds a request's route and
+// service, and [Select] the service's version.
 //
 // # Route precedence
 //
@@ -51,7 +26,7 @@
 //
 // # Version selection
 //
-// [Service.Select] picks the version of a service for a request:
+// [Select] picks the version of a service for a request:
 //
 //  1. Pin. Unless the service sets pin_header: false, an X-Wasmesh-Version
 //     header names the version to use: its Name, or a digest prefix of at
@@ -69,9 +44,4 @@
 //     version's weight (the others keeping their ratios, as they always do
 //     with two versions) only moves keys to it, never between the others.
 //  3. Otherwise at random, in proportion to the weights.
-//
-// # Editing and watching
-//
-// [SetVersions] rewrites one service's versions in the file's bytes for
-// deploy, promote and rollback; [Watch] reports changes to the file.
 package router

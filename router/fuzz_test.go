@@ -2,12 +2,13 @@ package router
 
 import (
 	"bytes"
+	"github.com/wasmesh/wasmesh/config"
 	"net/http/httptest"
 	"os"
 	"testing"
 )
 
-// FuzzParse checks that no input makes Parse, NewTable, Match, Select,
+// FuzzParse checks that no input makes Parse, NewTable, config.Match, Select,
 // Format or SetVersions panic, and that SetVersions with a service's own
 // versions gives a config that parses.
 func FuzzParse(f *testing.F) {
@@ -17,7 +18,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("fuzz.yaml", data)
+		cfg, err := config.Parse("fuzz.yaml", data)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error")
@@ -33,14 +34,14 @@ func FuzzParse(f *testing.F) {
 		r.Header.Set("X-User-Id", "u1")
 		r.Header.Set(VersionHeader, "canary")
 		if _, s, ok := tab.Match(r); ok {
-			s.Select(r)
+			Select(s, r)
 		}
 		for name, s := range cfg.Services {
-			out, err := SetVersions(data, name, s.Versions)
+			out, err := config.SetVersions(data, name, s.Versions)
 			if err != nil {
 				continue // e.g. a service shared through an anchor
 			}
-			if _, err := Parse("fuzz.yaml", out); err != nil {
+			if _, err := config.Parse("fuzz.yaml", out); err != nil {
 				t.Fatalf("SetVersions(%q) output does not parse: %v\n%s", name, err, out)
 			}
 		}

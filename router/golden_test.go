@@ -2,8 +2,8 @@ package router
 
 import (
 	"bytes"
-	"flag"
-	"os"
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,9 +11,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-// TestGolden checks, for every testdata/*.yaml, Format and the parsed Config
+// TestGolden checks, for every testdata/*.yaml, Format and the parsed config.Config
 // (with defaults filled in) against its .golden file.
 func TestGolden(t *testing.T) {
 	t.Setenv("WASMESH_HOME", "")
@@ -23,7 +21,7 @@ func TestGolden(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			cfg, err := Load(file)
+			cfg, err := config.Load(file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -34,15 +32,15 @@ func TestGolden(t *testing.T) {
 			var got bytes.Buffer
 			tab.Format(&got)
 			got.WriteString("\n")
-			dumpConfig(t, &got, cfg)
-			compareGolden(t, strings.TrimSuffix(file, ".yaml")+".golden", got.Bytes())
+			dumpConfig(t, &got, tab.Config())
+			testutil.CompareGolden(t, strings.TrimSuffix(file, ".yaml")+".golden", got.Bytes())
 		})
 	}
 }
 
 // dumpConfig writes cfg as YAML (durations as text), without Raw and with
 // Dir shown as "<dir>".
-func dumpConfig(t *testing.T, w *bytes.Buffer, cfg *Config) {
+func dumpConfig(t *testing.T, w *bytes.Buffer, cfg *config.Config) {
 	c := *cfg
 	c.Raw = nil
 	c.Store = strings.Replace(c.Store, c.Dir, "<dir>", 1)
@@ -53,21 +51,4 @@ func dumpConfig(t *testing.T, w *bytes.Buffer, cfg *Config) {
 		t.Fatal(err)
 	}
 	enc.Close()
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
-	}
 }

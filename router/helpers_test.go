@@ -3,24 +3,32 @@ package router
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/wasmesh/wasmesh/config"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 )
 
+// svc is a valid service block for building configs around.
+const svc = `services:
+  hello:
+    versions:
+      - path: hello.wasm
+`
+
 // fakeDigest maps a module or path to a deterministic digest: the sha256 of
 // the string, with a module's prefix kept so it still matches.
-func fakeDigest(v *Version) (string, error) {
+func fakeDigest(v *config.Version) (string, error) {
 	sum := sha256.Sum256([]byte(v.Module + v.Path))
 	h := hex.EncodeToString(sum[:])
 	prefix := strings.TrimPrefix(v.Module, "sha256:")
 	return "sha256:" + prefix + h[len(prefix):], nil
 }
 
-func mustParse(t testing.TB, src string) *Config {
+func mustParse(t testing.TB, src string) *config.Config {
 	t.Helper()
-	cfg, err := Parse("wasmesh.yaml", []byte(src))
+	cfg, err := config.Parse("wasmesh.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}

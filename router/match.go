@@ -2,27 +2,28 @@ package router
 
 import (
 	"cmp"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // matches reports whether r satisfies m. host is r's host, lowercased and
 // without port.
-func (m *Match) matches(host string, r *http.Request) bool {
-	return m.matchHost(host) && m.matchPath(requestPath(r)) &&
-		(m.Method == "" || m.Method == r.Method) && m.matchHeaders(r.Header)
+func matches(m *config.Match, host string, r *http.Request) bool {
+	return matchHost(m, host) && matchPath(m, requestPath(r)) &&
+		(m.Method == "" || m.Method == r.Method) && matchHeaders(m, r.Header)
 }
 
-func (m *Match) matchHost(host string) bool {
+func matchHost(m *config.Match, host string) bool {
 	if suffix, ok := strings.CutPrefix(m.Host, "*"); ok {
 		return strings.HasSuffix(host, suffix)
 	}
 	return m.Host == "" || m.Host == host
 }
 
-func (m *Match) matchPath(p string) bool {
+func matchPath(m *config.Match, p string) bool {
 	switch {
 	case m.Path != "":
 		return p == m.Path
@@ -33,41 +34,13 @@ func (m *Match) matchPath(p string) bool {
 	return ok && (rest == "" || rest[0] == '/')
 }
 
-func (m *Match) matchHeaders(h http.Header) bool {
+func matchHeaders(m *config.Match, h http.Header) bool {
 	for name, want := range m.Headers {
 		if !slices.Contains(h.Values(name), want) {
 			return false
 		}
 	}
 	return true
-}
-
-// key is a canonical text of m: equal matches have equal keys.
-func (m *Match) key() string {
-	var b strings.Builder
-	b.WriteString("host=" + m.Host + " path=" + m.Path + " path_prefix=" + m.PathPrefix + " method=" + m.Method)
-	for _, h := range slices.Sorted(maps.Keys(m.Headers)) {
-		b.WriteString(" " + h + "=" + m.Headers[h])
-	}
-	return b.String()
-}
-
-// Rewrite returns path with the route's path prefix removed when StripPrefix
-// is set; otherwise, or if path lacks the prefix, path unchanged. The result
-// always starts with "/": stripping "/hello" gives "/" for "/hello" and
-// "/hello/", and "/x" for "/hello/x".
-func (r *Route) Rewrite(path string) string {
-	if !r.StripPrefix || r.Match.PathPrefix == "" || r.Match.PathPrefix == "/" {
-		return path
-	}
-	rest, ok := strings.CutPrefix(path, r.Match.PathPrefix)
-	switch {
-	case !ok || (rest != "" && rest[0] != '/'):
-		return path
-	case rest == "":
-		return "/"
-	}
-	return rest
 }
 
 // requestHost returns r's host lowercased, without port or trailing dot.
@@ -94,7 +67,7 @@ func requestPath(r *http.Request) string {
 }
 
 // compareRoutes orders routes by precedence; see the package documentation.
-func compareRoutes(a, b *Route) int {
+func compareRoutes(a, b *config.Route) int {
 	x, y := &a.Match, &b.Match
 	return cmp.Or(
 		-cmp.Compare(hostRank(x.Host), hostRank(y.Host)),
@@ -124,7 +97,7 @@ func wildcardLen(h string) int {
 	return 0
 }
 
-func pathRank(m *Match) int {
+func pathRank(m *config.Match) int {
 	switch {
 	case m.Path != "":
 		return 2

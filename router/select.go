@@ -1,15 +1,24 @@
 package router
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"strings"
+
+	"github.com/wasmesh/wasmesh/config"
 )
 
-// VersionHeader is the request header that pins a version; see Service.Select.
+// VersionHeader is the request header that pins a version; see Select.
 const VersionHeader = "X-Wasmesh-Version"
+
+// ErrUnknownVersion is returned (wrapped) by [Select] when the
+// X-Wasmesh-Version header pins a version the service does not have, or pins
+// it ambiguously.
+var ErrUnknownVersion = errors.New("unknown version")
 
 // Select picks the version of s that serves r, in this order:
 //
@@ -22,12 +31,12 @@ const VersionHeader = "X-Wasmesh-Version"
 //  3. Otherwise at random, in proportion to the weights.
 //
 // Versions of weight 0 are chosen only by a pin.
-func (s *Service) Select(r *http.Request) (*Version, error) {
+func Select(s *config.Service, r *http.Request) (*config.Version, error) {
 	if pin := strings.TrimSpace(r.Header.Get(VersionHeader)); s.PinHeader && pin != "" {
-		return s.pinned(pin)
+		return pinned(s, pin)
 	}
-	if key := s.stickyKey(r); key != "" {
-		if v := s.rendezvous(key); v != nil {
+	if key := stickyKey(s, r); key != "" {
+		if v := rendezvous(s, key); v != nil {
 			return v, nil
 		}
 	}
@@ -50,7 +59,7 @@ func (s *Service) Select(r *http.Request) (*Version, error) {
 // pinned returns the version named by pin: "sha256:<hex>" or bare hex (8 or
 // more digits, case-insensitive) is a digest prefix, anything else a Name;
 // a bare value that equals a Name is taken as the name.
-func (s *Service) pinned(pin string) (*Version, error) {
+func pinned(s *config.Service, pin string) (*config.Version, error) {
 	for _, v := range s.Versions {
 		if v.Name != "" && v.Name == pin {
 			return v, nil
@@ -60,7 +69,7 @@ func (s *Service) pinned(pin string) (*Version, error) {
 	if len(hex) < 8 || len(hex) > 64 || !isHex(hex) {
 		return nil, fmt.Errorf("%w %q for service %q: want a version name, or sha256: and at least 8 hex digits", ErrUnknownVersion, pin, s.Name)
 	}
-	var found *Version
+	var found *config.Version
 	for _, v := range s.Versions {
 		if !strings.HasPrefix(v.Digest, "sha256:"+hex) {
 			continue
@@ -76,7 +85,7 @@ func (s *Service) pinned(pin string) (*Version, error) {
 	return found, nil
 }
 
-func (s *Service) stickyKey(r *http.Request) string {
+func stickyKey(s *config.Service, r *http.Request) string {
 	switch s.Sticky.Kind {
 	case "header":
 		return r.Header.Get(s.Sticky.Name)
@@ -92,14 +101,14 @@ func (s *Service) stickyKey(r *http.Request) string {
 // lowest score -ln(u)/weight, where u in (0,1) is a stable hash of key and
 // the version's digest. Raising one weight lowers only that version's score,
 // so keys move only to it. nil if no version has weight.
-func (s *Service) rendezvous(key string) *Version {
-	var best *Version
+func rendezvous(s *config.Service, key string) *config.Version {
+	var best *config.Version
 	bestScore := math.Inf(1)
 	for _, v := range s.Versions {
 		if v.Weight <= 0 {
 			continue
 		}
-		h := splitmix64(fnv1a(fnv1a(fnv1a(fnvOffset, key), "\x00"), v.id()))
+		h := splitmix64(fnv1a(fnv1a(fnv1a(fnvOffset, key), "\x00"), versionID(v)))
 		u := (float64(h>>11) + 0.5) / (1 << 53)
 		if score := -math.Log(u) / float64(v.Weight); score < bestScore {
 			best, bestScore = v, score
@@ -109,8 +118,8 @@ func (s *Service) rendezvous(key string) *Version {
 }
 
 // id identifies v for hashing: its digest, or Module/Path before resolution.
-func (v *Version) id() string {
-	return or(v.Digest, v.Module+v.Path)
+func versionID(v *config.Version) string {
+	return cmp.Or(v.Digest, v.Module+v.Path)
 }
 
 const (
@@ -135,3 +144,6 @@ func splitmix64(x uint64) uint64 {
 	x = (x ^ x>>27) * 0x94d049bb133111eb
 	return x ^ x>>31
 }
+
+// isHex reports whether s has only lowercase hex digits.
+func isHex(s string) bool { return strings.Trim(s, "0123456789abcdef") == "" }

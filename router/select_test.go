@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/config"
 	"math"
 	"net/http"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 // service parses a single service "s" with the given versions (YAML list
 // items) and extra fields, and resolves it with fakeDigest.
-func service(t *testing.T, versions, extra string) *Service {
+func service(t *testing.T, versions, extra string) *config.Service {
 	t.Helper()
 	tab := mustTable(t, "services:\n  s:\n    versions:"+versions+"\n"+extra)
 	return tab.Config().Services["s"]
@@ -26,7 +27,7 @@ func TestSelectWeights(t *testing.T) {
 	const n = 2000
 	counts := map[string]int{}
 	for range n {
-		v, err := s.Select(request("GET", "/"))
+		v, err := Select(s, request("GET", "/"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,22 +44,22 @@ func TestSelectZeroWeightOnlyByPin(t *testing.T) {
       - {module: sha256:4f9c0a1b, weight: 100, name: stable}
       - {path: next.wasm, weight: 0, name: next}`, "    sticky: header:x-user\n")
 	for i := range 500 {
-		v, err := s.Select(request("GET", "/", fmt.Sprintf("X-User: %d", i)))
+		v, err := Select(s, request("GET", "/", fmt.Sprintf("X-User: %d", i)))
 		if err != nil || v.Name != "stable" {
 			t.Fatalf("Select = %v, %v; want stable", v, err)
 		}
 	}
-	if v, err := s.Select(request("GET", "/", "X-Wasmesh-Version: next")); err != nil || v.Name != "next" {
+	if v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: next")); err != nil || v.Name != "next" {
 		t.Fatalf("pinned Select = %v, %v; want next", v, err)
 	}
 }
 
 // stickyShares maps n keys through s and returns the version name per key.
-func stickyShares(t *testing.T, s *Service, n int) []string {
+func stickyShares(t *testing.T, s *config.Service, n int) []string {
 	t.Helper()
 	got := make([]string, n)
 	for i := range got {
-		v, err := s.Select(request("GET", "/", fmt.Sprintf("X-User-Id: user-%d", i)))
+		v, err := Select(s, request("GET", "/", fmt.Sprintf("X-User-Id: user-%d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,16 +157,16 @@ func TestSelectStickyCookie(t *testing.T) {
 	s := service(t, stableCanary, "    sticky: cookie:session\n")
 	r := request("GET", "/")
 	r.AddCookie(&http.Cookie{Name: "session", Value: "abc"})
-	first, err := s.Select(r)
+	first, err := Select(s, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 100 {
-		if v, _ := s.Select(r); v != first {
+		if v, _ := Select(s, r); v != first {
 			t.Fatalf("cookie key went to %s, then %s", first.Name, v.Name)
 		}
 	}
-	if want := s.rendezvous("abc"); first != want {
+	if want := rendezvous(s, "abc"); first != want {
 		t.Errorf("cookie chose %s, rendezvous(abc) is %s", first.Name, want.Name)
 	}
 }
@@ -174,7 +175,7 @@ func TestSelectStickyWithoutKeyIsRandom(t *testing.T) {
 	s := service(t, stableCanary, "    sticky: header:x-user-id\n")
 	seen := map[string]bool{}
 	for range 500 {
-		v, _ := s.Select(request("GET", "/"))
+		v, _ := Select(s, request("GET", "/"))
 		seen[v.Name] = true
 	}
 	if !seen["canary"] || !seen["stable"] {
@@ -187,7 +188,7 @@ func TestSelectPin(t *testing.T) {
 	stable, canary := s.Versions[0], s.Versions[1]
 	tests := []struct {
 		pin  string
-		want *Version
+		want *config.Version
 		err  string
 	}{
 		{stable.Digest, stable, ""},
@@ -205,7 +206,7 @@ func TestSelectPin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pin, func(t *testing.T) {
-			v, err := s.Select(request("GET", "/", "X-Wasmesh-Version: "+tt.pin))
+			v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: "+tt.pin))
 			if tt.err != "" {
 				if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("Select = %v, %v; want ErrUnknownVersion with %q", v, err, tt.err)
@@ -220,15 +221,15 @@ func TestSelectPin(t *testing.T) {
 }
 
 func TestSelectPinAmbiguous(t *testing.T) {
-	s := &Service{Name: "s", PinHeader: true, Versions: []*Version{
+	s := &config.Service{Name: "s", PinHeader: true, Versions: []*config.Version{
 		{Weight: 50, Digest: "sha256:abcdef01" + strings.Repeat("1", 56)},
 		{Weight: 50, Digest: "sha256:abcdef01" + strings.Repeat("2", 56)},
 	}}
-	_, err := s.Select(request("GET", "/", "X-Wasmesh-Version: abcdef01"))
+	_, err := Select(s, request("GET", "/", "X-Wasmesh-Version: abcdef01"))
 	if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), "ambiguous") {
 		t.Errorf("Select = %v, want an ambiguous ErrUnknownVersion", err)
 	}
-	if v, err := s.Select(request("GET", "/", "X-Wasmesh-Version: abcdef012")); err != nil || v != s.Versions[1] {
+	if v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: abcdef012")); err != nil || v != s.Versions[1] {
 		t.Errorf("longer pin: %v, %v", v, err)
 	}
 }
@@ -238,7 +239,7 @@ func TestSelectPinHeaderOff(t *testing.T) {
       - {module: sha256:4f9c0a1b, weight: 100, name: stable}
       - {path: canary.wasm, weight: 0, name: canary}`, "    pin_header: false\n")
 	for _, pin := range []string{"canary", "nightly"} {
-		v, err := s.Select(request("GET", "/", "X-Wasmesh-Version: "+pin))
+		v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: "+pin))
 		if err != nil || v.Name != "stable" {
 			t.Errorf("pin %q with pin_header: false: Select = %v, %v; want stable", pin, v, err)
 		}
@@ -246,8 +247,8 @@ func TestSelectPinHeaderOff(t *testing.T) {
 }
 
 func TestSelectNoWeight(t *testing.T) {
-	s := &Service{Name: "s", Versions: []*Version{{Weight: 0}}}
-	if _, err := s.Select(request("GET", "/")); err == nil {
+	s := &config.Service{Name: "s", Versions: []*config.Version{{Weight: 0}}}
+	if _, err := Select(s, request("GET", "/")); err == nil {
 		t.Error("Select succeeded with no weighted version")
 	}
 }

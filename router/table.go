@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -8,28 +9,31 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // Resolve is called once per version to turn Module/Path into a full digest
 // "sha256:<64 hex>". An error is reported with the version's file:line and
 // field, and stays reachable through errors.Is/As.
-type Resolve func(v *Version) (digest string, err error)
+type Resolve func(v *config.Version) (digest string, err error)
 
 // Table is an immutable routing table, safe for concurrent use.
 type Table struct {
-	cfg    *Config
-	routes []*Route   // in precedence order
-	svcs   []*Service // svcs[i] serves routes[i]
+	cfg    *config.Config
+	routes []*config.Route   // in precedence order
+	svcs   []*config.Service // svcs[i] serves routes[i]
 }
 
-// NewTable resolves every version of cfg (collecting all errors), sets each
-// Version.Digest, and builds the routing table. A resolved digest must be
-// well-formed, start with the version's Module, and differ from the other
-// versions' of the service. With a nil resolve, the Digest fields already set
-// are used. cfg must not be changed afterwards.
-func NewTable(cfg *Config, resolve Resolve) (*Table, error) {
-	digests := map[*Version]string{}
-	var errs []*Error
+// NewTable resolves every version of cfg (collecting all errors) and builds
+// the routing table over a copy of cfg whose versions carry their digests
+// (see Config). A resolved digest must be well-formed, start with the
+// version's Module, and differ from the other versions' of the service.
+// With a nil resolve, the Digest fields already set are used. cfg itself is
+// not changed.
+func NewTable(cfg *config.Config, resolve Resolve) (*Table, error) {
+	digests := map[*config.Version]string{}
+	var errs []*config.Error
 	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
 		seen := map[string]string{}
 		for _, v := range cfg.Services[name].Versions {
@@ -38,31 +42,29 @@ func NewTable(cfg *Config, resolve Resolve) (*Table, error) {
 				err = fmt.Errorf("resolves to the same module as %s (%s)", seen[d], short(d))
 			}
 			if err != nil {
-				errs = append(errs, &Error{File: v.file, Line: v.Line, Column: v.col, Field: v.field, Msg: err.Error(), err: err})
+				errs = append(errs, v.ErrorAt(err))
 				continue
 			}
-			seen[d], digests[v] = v.field, d
+			seen[d], digests[v] = v.Field(), d
 		}
 	}
-	t := &Table{cfg: cfg, routes: slices.Clone(cfg.Routes)}
-	slices.SortStableFunc(t.routes, compareRoutes)
-	for _, r := range t.routes {
-		s := cfg.Services[r.Service]
-		if s == nil {
-			errs = append(errs, &Error{Line: r.service.line, Column: r.service.col, Field: fmt.Sprintf("routes[%d].service", r.Index), Msg: fmt.Sprintf("unknown service %q", r.Service)})
-		}
-		t.svcs = append(t.svcs, s)
-	}
-	if err := joinErrors(errs); err != nil {
+	if err := config.JoinErrors(errs); err != nil {
 		return nil, err
 	}
-	for v, d := range digests {
-		v.Digest = d
+	resolved := cfg.WithDigests(digests)
+	t := &Table{cfg: resolved, routes: slices.Clone(resolved.Routes)}
+	slices.SortStableFunc(t.routes, compareRoutes)
+	for _, r := range t.routes {
+		s := resolved.Services[r.Service]
+		if s == nil {
+			return nil, fmt.Errorf("routes[%d].service: unknown service %q", r.Index, r.Service)
+		}
+		t.svcs = append(t.svcs, s)
 	}
 	return t, nil
 }
 
-func resolveVersion(v *Version, resolve Resolve) (string, error) {
+func resolveVersion(v *config.Version, resolve Resolve) (string, error) {
 	d := v.Digest
 	if resolve != nil {
 		var err error
@@ -80,20 +82,21 @@ func resolveVersion(v *Version, resolve Resolve) (string, error) {
 	return d, nil
 }
 
-// Config returns the config the table was built from.
-func (t *Table) Config() *Config { return t.cfg }
+// Config returns the config the table routes by: the one given to
+// NewTable, with every version's Digest set.
+func (t *Table) Config() *config.Config { return t.cfg }
 
 // Routes returns the routes in precedence order.
-func (t *Table) Routes() []*Route { return slices.Clone(t.routes) }
+func (t *Table) Routes() []*config.Route { return slices.Clone(t.routes) }
 
 // Match finds the route for r, the first in precedence order whose match r
 // satisfies, and the service it sends to. The host is r.Host (r.URL.Host if
 // empty) without port or trailing dot, compared case-insensitively; the path
 // is r.URL.Path as is ("" counts as "/"), so callers should clean it first.
-func (t *Table) Match(r *http.Request) (*Route, *Service, bool) {
+func (t *Table) Match(r *http.Request) (*config.Route, *config.Service, bool) {
 	host := requestHost(r)
 	for i, rt := range t.routes {
-		if rt.Match.matches(host, r) {
+		if matches(&rt.Match, host, r) {
 			return rt, t.svcs[i], true
 		}
 	}
@@ -109,20 +112,13 @@ func (t *Table) Format(w io.Writer) {
 	fmt.Fprintln(tw, "#\tROUTE\tHOST\tPATH\tMETHOD\tHEADERS\tSERVICE\tVERSIONS")
 	for i, r := range t.routes {
 		m := &r.Match
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Name, or(m.Host, "*"), formatPath(r),
-			or(m.Method, "*"), formatHeaders(m.Headers), r.Service, formatVersions(t.svcs[i]))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, r.Name, cmp.Or(m.Host, "*"), formatPath(r),
+			cmp.Or(m.Method, "*"), formatHeaders(m.Headers), r.Service, formatVersions(t.svcs[i]))
 	}
 	tw.Flush()
 }
 
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func formatPath(r *Route) string {
+func formatPath(r *config.Route) string {
 	switch {
 	case r.Match.Path != "":
 		return r.Match.Path
@@ -141,11 +137,11 @@ func formatHeaders(h map[string]string) string {
 	for _, k := range slices.Sorted(maps.Keys(h)) {
 		parts = append(parts, k+"="+h[k])
 	}
-	return or(strings.Join(parts, ","), "*")
+	return cmp.Or(strings.Join(parts, ","), "*")
 }
 
 // formatVersions renders "90% stable sha256:4f9c0a1b2c3d, 10% sha256:…".
-func formatVersions(s *Service) string {
+func formatVersions(s *config.Service) string {
 	var parts []string
 	for _, v := range s.Versions {
 		p := fmt.Sprintf("%d%%", v.Weight)

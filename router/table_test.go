@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/config"
 	"strings"
 	"testing"
 )
@@ -180,7 +181,7 @@ func TestRewrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s,%v,%s", tt.prefix, tt.strip, tt.path), func(t *testing.T) {
-			r := &Route{StripPrefix: tt.strip, Match: Match{PathPrefix: tt.prefix}}
+			r := &config.Route{StripPrefix: tt.strip, Match: config.Match{PathPrefix: tt.prefix}}
 			if got := r.Rewrite(tt.path); got != tt.want {
 				t.Errorf("Rewrite(%q) = %q, want %q", tt.path, got, tt.want)
 			}
@@ -204,7 +205,7 @@ func TestNewTableErrors(t *testing.T) {
         weight: 50
 `)
 	errMissing := errors.New("no such file")
-	resolve := func(v *Version) (string, error) {
+	resolve := func(v *config.Version) (string, error) {
 		switch v.Path {
 		case "missing.wasm":
 			return "", errMissing
@@ -229,9 +230,30 @@ func TestNewTableErrors(t *testing.T) {
 		t.Errorf("Digest set despite errors: %q", v.Digest)
 	}
 
-	bad := func(*Version) (string, error) { return "sha256:ABC", nil }
+	bad := func(*config.Version) (string, error) { return "sha256:ABC", nil }
 	if _, err := NewTable(mustParse(t, svc), bad); err == nil || !strings.Contains(err.Error(), `resolved to "sha256:ABC", want "sha256:" and 64 lowercase hex digits`) {
 		t.Errorf("bad digest: %v", err)
+	}
+}
+
+// TestNewTableKeepsConfig checks that NewTable leaves the config it is given
+// as it was and routes by a copy whose versions carry their digests.
+func TestNewTableKeepsConfig(t *testing.T) {
+	cfg := mustParse(t, svc+"routes:\n  - service: hello\n")
+	tab, err := NewTable(cfg, fakeDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Services["hello"].Versions[0].Digest; d != "" {
+		t.Errorf("NewTable set the given config's Digest to %q", d)
+	}
+	want, _ := fakeDigest(cfg.Services["hello"].Versions[0])
+	if d := tab.Config().Services["hello"].Versions[0].Digest; d != want {
+		t.Errorf("table's config has Digest %q, want %q", d, want)
+	}
+	_, s, ok := tab.Match(request("GET", "/"))
+	if !ok || s != tab.Config().Services["hello"] {
+		t.Errorf("Match returned %p, want the table's own service %p", s, tab.Config().Services["hello"])
 	}
 }
 

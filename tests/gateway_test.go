@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/testutil"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // gateway is a `wasmesh serve` process on loopback ports of its own choosing.
@@ -202,7 +202,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 // "file-or-digest=weight" in file order.
 func versionsInFile(t *testing.T, path string) string {
 	t.Helper()
-	cfg, err := router.Load(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,16 +16,16 @@ import (
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // adminFlag registers --admin, the address of a running gateway's admin API.
 func adminFlag(fs *flag.FlagSet) *string {
 	def := os.Getenv("WASMESH_ADMIN")
 	if def == "" {
-		def = router.DefaultAdmin
+		def = config.DefaultAdmin
 	}
-	return fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+router.DefaultAdmin)
+	return fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+config.DefaultAdmin)
 }
 
 type adminClient struct {

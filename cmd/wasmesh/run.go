@@ -12,7 +12,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -59,7 +59,7 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 		call.Mounts = append(call.Mounts, m)
 	}
 	if *memory != "" {
-		if call.MemoryLimit, err = router.ParseSize(*memory); err != nil {
+		if call.MemoryLimit, err = config.ParseSize(*memory); err != nil {
 			return usageError("--memory: %v", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,12 +22,13 @@ import (
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/router"
 )
 
 func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("serve", "--config FILE")
-	config := fs.String("config", "wasmesh.yaml", "config file (watched and reloaded on change)")
+	configFile := fs.String("config", "wasmesh.yaml", "config file (watched and reloaded on change)")
 	listen := fs.String("listen", "", "gateway address, overriding the config's listen")
 	admin := fs.String("admin", "", "admin API address, overriding the config's admin; \"off\" disables it")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -43,7 +45,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	path, err := filepath.Abs(*config)
+	path, err := filepath.Abs(*configFile)
 	if err != nil {
 		return err
 	}
@@ -86,12 +88,12 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitWith(1, err)
 	}
 	cfg := g.Config()
-	ln, err := net.Listen("tcp", firstNonEmpty(*listen, cfg.Listen))
+	ln, err := net.Listen("tcp", cmp.Or(*listen, cfg.Listen))
 	if err != nil {
 		return err
 	}
 	var adminLn net.Listener
-	if a := firstNonEmpty(*admin, cfg.Admin); a != "" && a != "off" {
+	if a := cmp.Or(*admin, cfg.Admin); a != "" && a != "off" {
 		if adminLn, err = net.Listen("tcp", a); err != nil {
 			return err
 		}
@@ -131,7 +133,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // newIdentity opens the SPIFFE identity the config's tls block names, nil
 // without one.
 func newIdentity(ctx context.Context, configPath string, log *slog.Logger) (*identity.Source, error) {
-	cfg, err := router.Load(configPath)
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		return nil, exitWith(1, err)
 	}
@@ -160,7 +162,7 @@ func newIdentity(ctx context.Context, configPath string, log *slog.Logger) (*ide
 // "require" makes an eBPF failure fatal, "off" uses setsockopt only, "auto"
 // falls back and says why.
 func newColourer(configPath string, log *slog.Logger) (bpf.Colourer, uint32, error) {
-	cfg, err := router.Load(configPath)
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		return nil, 0, exitWith(1, err)
 	}
@@ -195,7 +197,7 @@ func addrString(ln net.Listener) string {
 }
 
 // printURLs shows what to try: one curl per route.
-func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *router.Config) {
+func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *config.Config) {
 	base := "http://" + hostPort(addr)
 	fmt.Fprintf(w, "wasmesh gateway on %s", base)
 	if admin != nil {
@@ -204,7 +206,7 @@ func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *router.Confi
 	fmt.Fprintln(w, "\ntry:")
 	var lines []string
 	for _, r := range cfg.Routes {
-		p := firstNonEmpty(r.Match.Path, r.Match.PathPrefix)
+		p := cmp.Or(r.Match.Path, r.Match.PathPrefix)
 		if p == "" {
 			p = "/"
 		}
@@ -225,22 +227,15 @@ func hostPort(a net.Addr) string {
 	return a.String()
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // routesCmd prints the resolved route table without compiling anything
 // but the oci:// modules it has to pull.
 func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("routes", "--config FILE")
-	config := fs.String("config", "wasmesh.yaml", "config file")
+	configFile := fs.String("config", "wasmesh.yaml", "config file")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := router.Load(*config)
+	cfg, err := config.Load(*configFile)
 	if err != nil {
 		return exitWith(2, err)
 	}
@@ -254,7 +249,7 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			puller.close()
 		}
 	}()
-	table, err := router.NewTable(cfg, func(v *router.Version) (string, error) {
+	table, err := router.NewTable(cfg, func(v *config.Version) (string, error) {
 		if v.IsOCI() {
 			if puller == nil {
 				if puller, err = newRoutesPuller(ctx, cfg); err != nil {
@@ -289,7 +284,7 @@ type routesPuller struct {
 	close  func()
 }
 
-func newRoutesPuller(ctx context.Context, cfg *router.Config) (*routesPuller, error) {
+func newRoutesPuller(ctx context.Context, cfg *config.Config) (*routesPuller, error) {
 	store, done, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/config"
 )
 
 // kubeVersion is the Kubernetes version the manifests are validated
@@ -310,20 +310,20 @@ func (c container) containerPort(t *testing.T, what string, port any) int {
 var ociModule = regexp.MustCompile(`oci://[^\s@]+@(sha256:[0-9a-f]{64})`)
 
 // parseConfig parses the config the ConfigMap holds, as the gateway would
-// at path. When router.Parse refuses only the oci:// module references
+// at path. When config.Parse refuses only the oci:// module references
 // (a branch without the OCI registry support), it parses the same config
 // with each reference replaced by its digest, so the other checks still
 // run, and reports ociRefused.
-func parseConfig(t *testing.T, path, data string) (cfg *router.Config, ociRefused error) {
+func parseConfig(t *testing.T, path, data string) (cfg *config.Config, ociRefused error) {
 	t.Helper()
-	cfg, err := router.Parse(path, []byte(data))
+	cfg, err := config.Parse(path, []byte(data))
 	if err == nil {
 		return cfg, nil
 	}
 	if !onlyOCIRefused(err) {
 		t.Fatalf("the ConfigMap's config does not parse:\n%v", err)
 	}
-	cfg, err2 := router.Parse(path, []byte(ociModule.ReplaceAllString(data, "$1")))
+	cfg, err2 := config.Parse(path, []byte(ociModule.ReplaceAllString(data, "$1")))
 	if err2 != nil {
 		t.Fatalf("the ConfigMap's config, oci:// references replaced by their digests, does not parse:\n%v", err2)
 	}
@@ -347,7 +347,7 @@ func TestConfigParses(t *testing.T) {
 	m := readBase(t)
 	path := m.c.configFlag(t)
 	if _, refused := parseConfig(t, path, m.cm.Data[filepath.Base(path)]); refused != nil {
-		t.Skipf("router.Parse on this branch refuses the oci:// module references (the OCI registry support is not merged yet); everything else parses:\n%v", refused)
+		t.Skipf("config.Parse on this branch refuses the oci:// module references (the OCI registry support is not merged yet); everything else parses:\n%v", refused)
 	}
 }
 

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -186,7 +187,7 @@ func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) 
 		return Pulled{}, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 	}
 	if got := digest.FromBytes(data); got != desc.Digest || (ref.Pinned() && got.String() != ref.Digest) {
-		return Pulled{}, fmt.Errorf("manifest: its bytes hash to %s, want %s", got, or(ref.Digest, desc.Digest.String()))
+		return Pulled{}, fmt.Errorf("manifest: its bytes hash to %s, want %s", got, cmp.Or(ref.Digest, desc.Digest.String()))
 	}
 	m, err := parseManifest(data)
 	if err != nil {
@@ -241,11 +242,4 @@ func fetch(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor
 		return nil, fmt.Errorf("%s %s: %w", what, desc.Digest, err)
 	}
 	return data, nil
-}
-
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -1,4 +1,4 @@
-package router
+package config
 
 import (
 	"cmp"
@@ -10,13 +10,9 @@ import (
 	"strings"
 )
 
-// ErrUnknownVersion is returned (wrapped) by [Service.Select] when the
-// X-Wasmesh-Version header pins a version the service does not have, or pins
-// it ambiguously.
-var ErrUnknownVersion = errors.New("unknown version")
-
-// Error is one problem in a config file. Parse, Load and NewTable return
-// these joined with [errors.Join], sorted by position.
+// Error is one problem in a config file. Parse and Load (and
+// router.NewTable, for versions whose module cannot be resolved) return
+// these joined with [errors.Join] by [JoinErrors].
 //
 // Its text is "file:line:col: field: msg"; parts that are unknown are left
 // out (YAML syntax errors carry no column, top-level unknown fields no field).
@@ -56,8 +52,8 @@ func itoa(i int) string {
 	return strconv.Itoa(i)
 }
 
-// joinErrors sorts errs by position and joins them; nil when errs is empty.
-func joinErrors(errs []*Error) error {
+// JoinErrors sorts errs by position and joins them; nil when errs is empty.
+func JoinErrors(errs []*Error) error {
 	if len(errs) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package router
+package config
 
 import (
 	"bytes"
@@ -29,8 +29,8 @@ const (
 	DefaultMaxBody = 4 << 20 // bytes
 )
 
-// Config is a parsed, validated config file. Treat it as read-only once it
-// is passed to NewTable.
+// Config is a parsed, validated config file. Treat it as read-only: it is
+// shared by every request of the generation it belongs to.
 type Config struct {
 	// Listen is the address of the gateway. Default ":8080".
 	Listen string
@@ -54,7 +54,7 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Services by name.
 	Services map[string]*Service
-	// Routes in file order (see Table.Routes for precedence order).
+	// Routes in file order (router.Table orders them by precedence).
 	Routes []*Route
 	// BPF chooses how versions' packets are coloured: Mode "auto" (the
 	// default: eBPF if the kernel allows it, else setsockopt), "require" or
@@ -202,7 +202,9 @@ type Version struct {
 	// keep-alive connection that served a canary with DSCP 10 goes back to 0
 	// for the next request to a version without one.
 	DSCP int
-	// Digest is the full "sha256:<64 hex>", filled in by NewTable.
+	// Digest is the full "sha256:<64 hex>": "" in a parsed config for a
+	// version given by a digest prefix, Path or OCI reference; set in the
+	// copy that WithDigests makes (router.NewTable does so).
 	Digest string
 	// Line is where Module or Path is in the file.
 	Line int
@@ -217,6 +219,37 @@ type Version struct {
 // from a registry into the store, and Digest is the sha256 of the wasm, not
 // the manifest's digest.
 func (v *Version) IsOCI() bool { return ociref.IsReference(v.Module) }
+
+// ErrorAt returns err as an *Error at the version's module or path in the
+// config file.
+func (v *Version) ErrorAt(err error) *Error {
+	return &Error{File: v.file, Line: v.Line, Column: v.col, Field: v.field, Msg: err.Error(), err: err}
+}
+
+// Field is the version's place in the config, e.g.
+// "services.hello.versions[1].module".
+func (v *Version) Field() string { return v.field }
+
+// WithDigests returns a copy of c in which each version that digests has a
+// digest for carries it in Digest. c itself is not changed; the copy shares
+// c's routes and everything else that WithDigests does not set.
+func (c *Config) WithDigests(digests map[*Version]string) *Config {
+	out := *c
+	out.Services = make(map[string]*Service, len(c.Services))
+	for name, s := range c.Services {
+		sc := *s
+		sc.Versions = make([]*Version, len(s.Versions))
+		for i, v := range s.Versions {
+			vc := *v
+			if d, ok := digests[v]; ok {
+				vc.Digest = d
+			}
+			sc.Versions[i] = &vc
+		}
+		out.Services[name] = &sc
+	}
+	return &out
+}
 
 // AbsPath returns Path joined to the config file's directory (unchanged if
 // absolute), or "" when the version has no Path.
@@ -304,7 +337,7 @@ func parse(name, dir string, data []byte) (*Config, error) {
 	}
 	d := &decoder{file: name, dir: dir}
 	cfg := d.config(root)
-	if err := joinErrors(d.errs); err != nil {
+	if err := JoinErrors(d.errs); err != nil {
 		return nil, err
 	}
 	cfg.Dir = dir

@@ -1,6 +1,7 @@
-package router
+package config
 
 import (
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"os"
 	"reflect"
 	"strings"
@@ -34,7 +35,7 @@ func TestSetVersions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, "testdata/edit/"+tt.name+".golden", out)
+			testutil.CompareGolden(t, "testdata/edit/"+tt.name+".golden", out)
 
 			// Every comment outside the replaced list survives.
 			for _, c := range []string{"# wasmesh config for the demo cluster.", "# public port", "# The greeting service.",

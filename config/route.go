@@ -33,4 +33,3 @@ func (r *Route) Rewrite(path string) string {
 	}
 	return rest
 }
-

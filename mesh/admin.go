@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/modules"
 )
 
 // HealthHandler serves /healthz, /readyz and /metrics only: safe to expose

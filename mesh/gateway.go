@@ -19,11 +19,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
-	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/router"
 )
 

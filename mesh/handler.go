@@ -22,11 +22,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
 )

@@ -14,9 +14,9 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 

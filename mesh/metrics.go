@@ -10,9 +10,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/config"
 )
 
 // metrics are the gateway's Prometheus series, in a registry of its own.

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
-	"github.com/wasmesh/wasmesh/config"
 )
 
 // ErrNotFound is wrapped by release errors for an unknown service or version.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/modules"
 )
 
 func (f *fixture) push(lang string) string {

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/http1"
-	"github.com/wasmesh/wasmesh/config"
 )
 
 // Watch reloads the config whenever its file changes, until ctx is done.

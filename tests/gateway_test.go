@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // gateway is a `wasmesh serve` process on loopback ports of its own choosing.

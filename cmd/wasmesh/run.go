@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
-	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 

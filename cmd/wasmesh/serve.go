@@ -18,11 +18,11 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
-	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/router"
 )
 

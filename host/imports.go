@@ -6,6 +6,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // ImportModule is the name of the host module guests import wasmesh's
@@ -32,10 +34,13 @@ type Imports interface {
 	TraceContext(ctx context.Context) (traceparent, tracestate string)
 	// Log records a guest's log line; level is 0 debug, 1 info, 2 warn, 3 error.
 	Log(ctx context.Context, level int, msg string)
-	// HTTPCall performs a guest's outbound request, encoded as
-	// wasi.ParseOutboundRequest reads it, and returns the response encoded by
-	// wasi.EncodeOutboundResponse with CodeOK, or another code.
-	HTTPCall(ctx context.Context, req []byte) (resp []byte, code int)
+	// HTTPCall performs a guest's outbound request and returns the response
+	// with CodeOK, or another code (CodeTooSmall with a nil response: larger
+	// than the host accepts). The engine decodes the request from the
+	// guest's memory (wasi.ParseOutboundRequest; a malformed one is
+	// CodeInvalid, logged through Log) and encodes the response for it
+	// (wasi.EncodeOutboundResponse).
+	HTTPCall(ctx context.Context, req *wasi.OutboundRequest) (resp *wasi.OutboundResponse, code int)
 }
 
 // noImports serves guests run outside a gateway: no trace, logs to slog,
@@ -46,7 +51,9 @@ func (noImports) TraceContext(context.Context) (string, string) { return "", "" 
 func (noImports) Log(ctx context.Context, level int, msg string) {
 	slog.Log(ctx, slog.Level((level-1)*4), msg, "guest", true)
 }
-func (noImports) HTTPCall(context.Context, []byte) ([]byte, int) { return nil, CodeDenied }
+func (noImports) HTTPCall(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+	return nil, CodeDenied
+}
 
 var i32 = api.ValueTypeI32
 
@@ -67,7 +74,7 @@ func (w warmGuard) Log(ctx context.Context, level int, msg string) {
 	}
 }
 
-func (w warmGuard) HTTPCall(ctx context.Context, req []byte) ([]byte, int) {
+func (w warmGuard) HTTPCall(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
 	if runOf(ctx).warm {
 		return nil, CodeDenied
 	}
@@ -100,12 +107,19 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 		Export("log")
 	b.NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-			req, ok := m.Memory().Read(api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
+			raw, ok := m.Memory().Read(api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
 			if !ok {
 				stack[0] = CodeInvalid
 				return
 			}
-			resp, code := imp.HTTPCall(runOf(ctx).hostContext(ctx), append([]byte(nil), req...)) // the guest's memory may move while we wait
+			// A copy: the guest's memory may move while the call waits.
+			req, err := wasi.ParseOutboundRequest(append([]byte(nil), raw...))
+			if err != nil {
+				imp.Log(ctx, 2, "http_call: "+err.Error())
+				stack[0] = CodeInvalid
+				return
+			}
+			resp, code := imp.HTTPCall(runOf(ctx).hostContext(ctx), req)
 			if code == CodeTooSmall && resp == nil {
 				// Larger than the host accepts: no buffer would do.
 				m.Memory().WriteUint32Le(api.DecodeU32(stack[4]), 0xffffffff)
@@ -114,7 +128,8 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 				stack[0] = uint64(code)
 				return
 			}
-			stack[0] = uint64(writeOut(m, resp, api.DecodeU32(stack[2]), api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
+			out := wasi.EncodeOutboundResponse(resp.Status, resp.Header, resp.Body)
+			stack[0] = uint64(writeOut(m, out, api.DecodeU32(stack[2]), api.DecodeU32(stack[3]), api.DecodeU32(stack[4])))
 		}), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("req", "req_len", "resp", "resp_cap", "resp_len_out").
 		Export("http_call")

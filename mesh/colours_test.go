@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 )
 
 // newColourer makes a colourer in mode; the eBPF mode is skipped only where
@@ -75,7 +77,7 @@ routes:
 			colour := func(service, name string) bpf.Colour {
 				for _, v := range f.g.Config().Services[service].Versions {
 					if v.Name == name || name == "" {
-						return f.g.state.Load().colours[colourKey(service, v.Digest)]
+						return f.g.plane.Snapshot().Colours[dataplane.ColourKey(service, v.Digest)]
 					}
 				}
 				return 0
@@ -130,7 +132,7 @@ routes:
 			if in := after[fe].IngressBytes - before[fe].IngressBytes; in < uint64(len(payload)) {
 				t.Fatalf("frontend's colour received %d bytes, want at least the %d of its http_call's response", in, len(payload))
 			}
-			mode, reason, table, err := f.g.Colours()
+			mode, reason, table, err := f.g.plane.Colours()
 			if err != nil || len(table) != 3 || (mode != bpf.ModeEBPF && mode != bpf.ModeFallback) || reason == "" {
 				t.Fatalf("Colours() = %s, %q, %+v, %v", mode, reason, table, err)
 			}
@@ -148,12 +150,12 @@ routes:
 			if err := g2.LoadFile(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			for k, c := range f.g.state.Load().colours {
-				if c2 := g2.state.Load().colours[k]; c2 != c {
+			for k, c := range f.g.plane.Snapshot().Colours {
+				if c2 := g2.plane.Snapshot().Colours[k]; c2 != c {
 					t.Fatalf("after a restart %s has colour %d, was %d", k, c2, c)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(f.g.Config().Store, colourFile)); err != nil {
+			if _, err := os.Stat(filepath.Join(f.g.Config().Store, control.ColourFile)); err != nil {
 				t.Fatal(err)
 			}
 		})

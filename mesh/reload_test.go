@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	adminapi "github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -95,14 +96,14 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		} else {
 			config = invalid[(i/2)%len(invalid)]
 		}
-		errsBefore := f.g.metrics.reloadCount("error")
+		errsBefore := f.g.plane.Metrics().ReloadCount("error")
 		if err := os.WriteFile(f.path, []byte(expand(config)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
 			waitFor(t, fmt.Sprintf("change %d to load", i), func() bool { return f.g.Generation() == before+1 })
 		} else {
-			waitFor(t, fmt.Sprintf("change %d to be rejected", i), func() bool { return f.g.metrics.reloadCount("error") > errsBefore })
+			waitFor(t, fmt.Sprintf("change %d to be rejected", i), func() bool { return f.g.plane.Metrics().ReloadCount("error") > errsBefore })
 			if f.g.Generation() != before {
 				t.Fatalf("an invalid config changed the generation")
 			}
@@ -133,7 +134,7 @@ func TestRejectedReloadIsVisible(t *testing.T) {
 		t.Fatalf("err = %v, want file:line and the field", err)
 	}
 	admin := httptestAdmin(t, f)
-	var cs ConfigStatus
+	var cs adminapi.ConfigStatus
 	getJSON(t, admin+"/v1/config", &cs)
 	if cs.Generation != 1 || !strings.Contains(cs.LastError, "bogus") {
 		t.Fatalf("/v1/config = %+v", cs)
@@ -186,7 +187,7 @@ func TestHealthHandler(t *testing.T) {
 	if resp.StatusCode != 404 && resp.StatusCode != 405 {
 		t.Errorf("a release operation answered %d on the health listener", resp.StatusCode)
 	}
-	f.g.draining.Store(true)
+	f.g.plane.Drain()
 	if resp, _ := http.Get(health + "/readyz"); resp.StatusCode != 503 {
 		t.Errorf("/readyz while draining = %d, want 503", resp.StatusCode)
 	}

@@ -11,18 +11,9 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/internal/http1"
 )
-
-// Watch reloads the config whenever its file changes, until ctx is done.
-// See config.Watch for what counts as a change.
-func (g *Gateway) Watch(ctx context.Context) error {
-	return config.Watch(ctx, g.opts.ConfigPath, 0, func(data []byte) {
-		_ = g.Reload(ctx, data) // failures are logged and kept for /v1/config
-	}, func(err error) {
-		g.log.Warn("watching the config file", "file", g.opts.ConfigPath, "error", err)
-	})
-}
 
 // Serve serves the gateway on ln and, when admin is not nil, the admin API
 // on admin, until ctx is done. Then it drains, as a load balancer expects:
@@ -39,12 +30,12 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 	guests, stopGuests := context.WithCancel(context.Background())
 	defer stopGuests()
 	srv := &http.Server{
-		Handler:           takingTurns(g), // HTTP/1 reaches it only with --net-http
+		Handler:           takingTurns(g.plane), // HTTP/1 reaches it only with --net-http
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
 		ConnContext:       withTurns,
-		ConnState:         g.forgetConn,
+		ConnState:         g.plane.ForgetConn,
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
@@ -79,7 +70,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 
 	var adminSrv *http.Server
 	if admin != nil {
-		adminSrv = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		adminSrv = &http.Server{Handler: g.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- adminSrv.Serve(admin) }()
 	}
 
@@ -121,8 +112,7 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 	if cfg := g.Config(); cfg != nil {
 		delay, timeout = cfg.DrainDelay, cfg.DrainTimeout
 	}
-	g.draining.Store(true)
-	g.metrics.draining.Set(1)
+	g.plane.Drain()
 	g.log.Info("draining: /readyz now answers 503", "drain_delay", delay, "drain_timeout", timeout)
 	time.Sleep(delay)
 
@@ -153,12 +143,12 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- error) *http1.Server {
 	h2 := newHandoff(ln.Addr())
 	fast := &http1.Server{
-		Handler:           g,
+		Handler:           g.plane,
 		ReadHeaderTimeout: srv.ReadHeaderTimeout,
 		IdleTimeout:       srv.IdleTimeout,
 		BaseContext:       srv.BaseContext,
-		ConnContext:       withConn,
-		ConnState:         g.forgetConn,
+		ConnContext:       dataplane.WithConn,
+		ConnState:         g.plane.ForgetConn,
 		HTTP2:             h2.hand,
 		Logger:            g.log,
 	}
@@ -224,3 +214,31 @@ func (h *handoff) Close() error {
 }
 
 func (h *handoff) Addr() net.Addr { return h.addr }
+
+// takingTurns is h for net/http's server: before an HTTP/1 request, the
+// connection's goroutine takes its http1.Turn, as internal/http1 does
+// between requests: it yields the processor if it has not for
+// http1.TurnLength, so that under saturation connections take turns.
+// Without it the scheduler keeps serving the goroutines of its local
+// queues and rarely polls the network; connections whose next request has
+// arrived are found by sysmon, every 10 ms, and put in the global queue,
+// where they wait for tens of ms (golang/go#51651). HTTP/2 runs each
+// stream in a goroutine of its own. The connection's last turn is in its
+// context (withTurns).
+func takingTurns(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
+			t.Take(time.Now())
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type turnKey struct{}
+
+// withTurns is dataplane.WithConn with the connection's last turn, for
+// takingTurns: net/http's server runs an HTTP/1 connection's requests one
+// after the other on its goroutine, so the record needs no lock.
+func withTurns(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(dataplane.WithConn(ctx, c), turnKey{}, new(http1.Turn))
+}

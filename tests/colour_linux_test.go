@@ -25,9 +25,10 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/internal/admin"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/internal/netlab"
 	"github.com/wasmesh/wasmesh/internal/testutil"
-	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
@@ -169,7 +170,7 @@ func testColourOnTheWire(t *testing.T, mode string) {
 
 	// Counters, once the connections are closed and the traffic settled.
 	var nftEnd map[string]netlab.Count
-	var canaryC, stableC mesh.ColourStatus
+	var canaryC, stableC dataplane.ColourStatus
 	netlab.Eventually(t, "counters to settle", func() error {
 		a := netlab.ReadNFT(t, n.SrvNS)
 		tab := g.colours(t)
@@ -188,7 +189,7 @@ func testColourOnTheWire(t *testing.T, mode string) {
 	t.Logf("response bodies read: canary %d bytes, stable %d bytes", bodies[0], bodies[1])
 	for _, c := range []struct {
 		name string
-		cs   mesh.ColourStatus
+		cs   dataplane.ColourStatus
 		body int
 	}{{cwCanary, canaryC, bodies[0]}, {cwStable, stableC, bodies[1]}} {
 		wire := nftEnd[c.name]
@@ -257,7 +258,7 @@ func testColourOnTheWire(t *testing.T, mode string) {
 
 // checkMetrics checks that the gateway's wasmesh_colour_* metrics say what
 // /v1/colours said.
-func (g *cwGateway) checkMetrics(t *testing.T, mode string, colours ...mesh.ColourStatus) {
+func (g *cwGateway) checkMetrics(t *testing.T, mode string, colours ...dataplane.ColourStatus) {
 	t.Helper()
 	resp, err := g.adminClient.c.Get(g.admin + "/metrics")
 	if err != nil {
@@ -527,7 +528,7 @@ func cwGrep(s, what string) string {
 }
 
 type cwTable struct {
-	mesh.ColoursStatus
+	admin.ColoursStatus
 }
 
 // colours reads /v1/colours, from the client namespace.
@@ -546,7 +547,7 @@ func (g *cwGateway) colours(t *testing.T) cwTable {
 }
 
 // find returns the colour of the version whose module is file.
-func (tab cwTable) find(t *testing.T, file string) mesh.ColourStatus {
+func (tab cwTable) find(t *testing.T, file string) dataplane.ColourStatus {
 	t.Helper()
 	wasm, err := os.ReadFile(file)
 	if err != nil {
@@ -559,7 +560,7 @@ func (tab cwTable) find(t *testing.T, file string) mesh.ColourStatus {
 		}
 	}
 	t.Fatalf("/v1/colours has no colour for %s (%s): %+v", file, digest, tab.Colours)
-	return mesh.ColourStatus{}
+	return dataplane.ColourStatus{}
 }
 
 // checkAttached checks what is attached to the gateway's cgroup: in eBPF

@@ -25,6 +25,14 @@ type OutboundRequest struct {
 	Body   []byte
 }
 
+// OutboundResponse is the answer to an http_call, for
+// EncodeOutboundResponse.
+type OutboundResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
 // ErrMalformedRequest is wrapped by every error of ParseOutboundRequest.
 var ErrMalformedRequest = errors.New("malformed http_call request")
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/config"
-	"github.com/wasmesh/wasmesh/mesh"
+	adminapi "github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
 )
@@ -78,11 +78,11 @@ func (c *adminClient) release(ctx context.Context, service, op string, req any, 
 		b, _ := json.Marshal(req)
 		body = bytes.NewReader(b)
 	}
-	var st mesh.ServiceStatus
+	var st adminapi.ServiceStatus
 	if err := c.do(ctx, "POST", "/v1/services/"+service+"/"+op, "application/json", body, &st); err != nil {
 		return err
 	}
-	printServices(stdout, []mesh.ServiceStatus{st})
+	printServices(stdout, []adminapi.ServiceStatus{st})
 	return nil
 }
 
@@ -112,7 +112,7 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	} else if !modules.IsDigest(ref) && !oci.IsReference(ref) {
 		return exitWith(2, unwrapOpen(ref, err))
 	}
-	return c.release(ctx, pos[0], "deploy", mesh.ReleaseRequest{Module: ref, Weight: *weight, Name: *name}, stdout)
+	return c.release(ctx, pos[0], "deploy", adminapi.ReleaseRequest{Module: ref, Weight: *weight, Name: *name}, stdout)
 }
 
 func promoteCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -125,7 +125,7 @@ func promoteCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh promote SERVICE DIGEST")
 	}
-	return newAdminClient(*admin).release(ctx, pos[0], "promote", mesh.ReleaseRequest{Module: pos[1]}, stdout)
+	return newAdminClient(*admin).release(ctx, pos[0], "promote", adminapi.ReleaseRequest{Module: pos[1]}, stdout)
 }
 
 func rollbackCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -149,11 +149,11 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	c := newAdminClient(*admin)
-	var cfg mesh.ConfigStatus
+	var cfg adminapi.ConfigStatus
 	if err := c.do(ctx, "GET", "/v1/config", "", nil, &cfg); err != nil {
 		return err
 	}
-	var services []mesh.ServiceStatus
+	var services []adminapi.ServiceStatus
 	if err := c.do(ctx, "GET", "/v1/services", "", nil, &services); err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-func printServices(w io.Writer, services []mesh.ServiceStatus) {
+func printServices(w io.Writer, services []adminapi.ServiceStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tVERSION\tNAME\tWEIGHT\tREQUESTS\tERRORS")
 	for _, s := range services {
@@ -192,7 +192,7 @@ func coloursCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	var cs mesh.ColoursStatus
+	var cs adminapi.ColoursStatus
 	if err := newAdminClient(*admin).do(ctx, "GET", "/v1/colours", "", nil, &cs); err != nil {
 		return err
 	}

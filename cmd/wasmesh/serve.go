@@ -20,6 +20,8 @@ import (
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/telemetry"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
@@ -49,7 +51,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tp, err := mesh.NewTracerProvider(ctx, mesh.TracingOptions{Exporter: *traceExporter, SampleRatio: *sampleRatio})
+	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Exporter: *traceExporter, SampleRatio: *sampleRatio})
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -302,7 +304,7 @@ func (p *routesPuller) pull(ctx context.Context, module string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, mesh.PullTimeout)
+	ctx, cancel := context.WithTimeout(ctx, control.PullTimeout)
 	defer cancel()
 	got, err := p.client.Pull(ctx, p.store, ref) // answered by the index when pulled before
 	return got.Module, err

@@ -1,4 +1,4 @@
-package mesh
+package dataplane
 
 import (
 	"context"
@@ -22,17 +22,17 @@ type limiter struct {
 
 // limiterFor returns the service's limiter, kept across reloads while the
 // service's limits stay the same.
-func (g *Gateway) limiterFor(s *config.Service) *limiter {
+func (p *Plane) limiterFor(s *config.Service) *limiter {
 	if s.Limits.MaxConcurrency <= 0 {
 		return nil
 	}
-	if l, ok := g.limiters.Load(s.Name); ok {
+	if l, ok := p.limiters.Load(s.Name); ok {
 		if l := l.(*limiter); l.max == s.Limits.MaxConcurrency && l.maxQueue == s.Limits.MaxQueue {
 			return l
 		}
 	}
 	l := &limiter{max: s.Limits.MaxConcurrency, maxQueue: s.Limits.MaxQueue, slots: make(chan struct{}, s.Limits.MaxConcurrency)}
-	g.limiters.Store(s.Name, l)
+	p.limiters.Store(s.Name, l)
 	return l
 }
 

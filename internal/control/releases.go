@@ -1,4 +1,4 @@
-package mesh
+package control
 
 import (
 	"cmp"
@@ -25,11 +25,11 @@ const maxHistory = 32
 // scaling the other versions down in proportion; if it already is a
 // version, its weight changes. The config file is rewritten and reloaded;
 // it returns the service's new versions.
-func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
+func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
 	if weight < 0 || weight > 100 {
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
-	return g.release(ctx, service, func(cur []*config.Version, digest, module string) ([]*config.Version, error) {
+	return c.release(ctx, service, func(cur []*config.Version, digest, module string) ([]*config.Version, error) {
 		var others []*config.Version
 		target := &config.Version{Module: module, Digest: digest, Name: name}
 		for _, v := range cur {
@@ -52,8 +52,8 @@ func (g *Gateway) Deploy(ctx context.Context, service, ref string, weight int, n
 
 // Promote sends all of a service's traffic to the version ref names,
 // removing the others from the config (rollback brings them back).
-func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*config.Version, error) {
-	return g.release(ctx, service, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
+func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*config.Version, error) {
+	return c.release(ctx, service, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
 				module := digest
@@ -69,32 +69,32 @@ func (g *Gateway) Promote(ctx context.Context, service, ref string) ([]*config.V
 
 // Rollback restores the service's split from before its last deploy or
 // promote made by this gateway process; repeated, it goes further back.
-func (g *Gateway) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
-	g.reloadMu.Lock()
-	defer g.reloadMu.Unlock()
-	hist := g.history[service]
+func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hist := c.history[service]
 	if len(hist) == 0 {
 		return nil, fmt.Errorf("%w: no earlier split of service %q recorded since this gateway started", ErrNotFound, service)
 	}
-	vs, err := g.applyLocked(ctx, service, hist[len(hist)-1], false)
+	vs, err := c.applyLocked(ctx, service, hist[len(hist)-1], false)
 	if err != nil {
 		return nil, err
 	}
-	g.history[service] = hist[:len(hist)-1]
+	c.history[service] = hist[:len(hist)-1]
 	return vs, nil
 }
 
 // release resolves ref and applies change to a service's versions, with the
 // module's digest and what the config should say of it: the digest, or
 // for an oci:// ref, the reference pinned to its manifest.
-func (g *Gateway) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
-	g.reloadMu.Lock()
-	defer g.reloadMu.Unlock()
-	st := g.state.Load()
+func (c *Controller) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.plane.Snapshot()
 	if st == nil {
 		return nil, errors.New("no config loaded")
 	}
-	svc, ok := st.cfg.Services[service]
+	svc, ok := st.Config.Services[service]
 	if !ok {
 		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
 	}
@@ -106,12 +106,12 @@ func (g *Gateway) release(ctx context.Context, service string, change func(cur [
 	}
 	if digest == "" && oci.IsReference(ref) {
 		var err error
-		if digest, module, err = g.pullForRelease(ctx, st.cfg, ref); err != nil {
+		if digest, module, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
 			return nil, err
 		}
 	}
 	if digest == "" {
-		store, err := modules.Open(st.cfg.Store, modules.Options{})
+		store, err := modules.Open(st.Config.Store, modules.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -126,38 +126,38 @@ func (g *Gateway) release(ctx context.Context, service string, change func(cur [
 	if err != nil {
 		return nil, err
 	}
-	return g.applyLocked(ctx, service, next, true)
+	return c.applyLocked(ctx, service, next, true)
 }
 
 // applyLocked writes versions into the service's part of the config file,
 // reloads, and when record is set remembers the split it replaced for
 // rollback. On failure neither the running config nor the file changes.
-func (g *Gateway) applyLocked(ctx context.Context, service string, versions []*config.Version, record bool) ([]*config.Version, error) {
-	st := g.state.Load()
-	prev := st.cfg.Services[service].Versions
-	data, err := config.SetVersions(st.cfg.Raw, service, forFile(versions))
+func (c *Controller) applyLocked(ctx context.Context, service string, versions []*config.Version, record bool) ([]*config.Version, error) {
+	st := c.plane.Snapshot()
+	prev := st.Config.Services[service].Versions
+	data, err := config.SetVersions(st.Config.Raw, service, forFile(versions))
 	if err != nil {
 		return nil, err
 	}
-	if err := g.reloadLocked(ctx, data); err != nil {
+	if err := c.loadLocked(ctx, data); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(g.opts.ConfigPath, data); err != nil {
+	if err := writeFileAtomic(c.opts.ConfigPath, data); err != nil {
 		// Put the old config back in service so that file and gateway agree.
-		if rerr := g.reloadLocked(ctx, st.cfg.Raw); rerr != nil {
-			g.log.Error("could not restore the previous config", "error", rerr)
+		if rerr := c.loadLocked(ctx, st.Config.Raw); rerr != nil {
+			c.log.Error("could not restore the previous config", "error", rerr)
 		}
-		return nil, fmt.Errorf("write %s: %w", g.opts.ConfigPath, err)
+		return nil, fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
 	}
 	if record {
-		hist := append(g.history[service], prev)
+		hist := append(c.history[service], prev)
 		if len(hist) > maxHistory {
 			hist = hist[1:]
 		}
-		g.history[service] = hist
+		c.history[service] = hist
 	}
-	cur := g.state.Load().cfg.Services[service].Versions
-	g.log.Info("service versions changed", "service", service, "generation", g.Generation(), "versions", describe(cur))
+	cur := c.plane.Snapshot().Config.Services[service].Versions
+	c.log.Info("service versions changed", "service", service, "generation", c.plane.Snapshot().Gen, "versions", describe(cur))
 	return cur, nil
 }
 
@@ -238,8 +238,8 @@ func writeFileAtomic(path string, data []byte) error {
 // pullForRelease pulls an oci:// reference into the config's store, as a
 // load would, and returns the module's digest and the reference pinned to
 // the manifest it got (a tag is resolved once, here).
-func (g *Gateway) pullForRelease(ctx context.Context, cfg *config.Config, ref string) (digest, pinned string, err error) {
-	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
+func (c *Controller) pullForRelease(ctx context.Context, cfg *config.Config, ref string) (digest, pinned string, err error) {
+	store, err := modules.Open(cfg.Store, modules.Options{Validate: c.plane.Engine().Validate})
 	if err != nil {
 		return "", "", err
 	}
@@ -247,7 +247,7 @@ func (g *Gateway) pullForRelease(ctx context.Context, cfg *config.Config, ref st
 	if err != nil {
 		return "", "", err
 	}
-	got, err := g.pull(ctx, store, registry, ref)
+	got, err := c.pull(ctx, store, registry, ref)
 	if err != nil {
 		return "", "", err
 	}

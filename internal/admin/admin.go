@@ -1,4 +1,8 @@
-package mesh
+// Package admin serves the gateway's admin API (docs/admin-api.md) and the
+// health listener: health, readiness, metrics, the active config, the
+// services with their counts, the colours, artifact uploads, and the
+// release operations of the control plane.
+package admin
 
 import (
 	"encoding/json"
@@ -12,37 +16,45 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
+// API is the admin API over a data plane and its controller.
+type API struct {
+	Plane   *dataplane.Plane
+	Control *control.Controller
+}
+
 // HealthHandler serves /healthz, /readyz and /metrics only: safe to expose
 // to probes and scrapers on a pod's address.
-func (g *Gateway) HealthHandler() http.Handler {
+func (a API) HealthHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", g.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	a.health(mux)
 	return mux
 }
 
-// AdminHandler serves the admin API; docs/admin-api.md describes it.
-func (g *Gateway) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
+func (a API) health(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", g.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /v1/config", g.getConfig)
-	mux.HandleFunc("POST /v1/config/reload", g.postReload)
-	mux.HandleFunc("GET /v1/services", g.getServices)
-	mux.HandleFunc("GET /v1/colours", g.getColours)
-	mux.HandleFunc("POST /v1/artifacts", g.postArtifact)
-	mux.HandleFunc("POST /v1/services/{name}/deploy", g.postDeploy)
-	mux.HandleFunc("POST /v1/services/{name}/promote", g.postPromote)
-	mux.HandleFunc("POST /v1/services/{name}/rollback", g.postRollback)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Plane.Metrics().Registry, promhttp.HandlerOpts{}))
+}
+
+// Handler serves the whole admin API.
+func (a API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.health(mux)
+	mux.HandleFunc("GET /v1/config", a.getConfig)
+	mux.HandleFunc("POST /v1/config/reload", a.postReload)
+	mux.HandleFunc("GET /v1/services", a.getServices)
+	mux.HandleFunc("GET /v1/colours", a.getColours)
+	mux.HandleFunc("POST /v1/artifacts", a.postArtifact)
+	mux.HandleFunc("POST /v1/services/{name}/deploy", a.postDeploy)
+	mux.HandleFunc("POST /v1/services/{name}/promote", a.postPromote)
+	mux.HandleFunc("POST /v1/services/{name}/rollback", a.postRollback)
 	// Go's profiler, as Caddy and most Go servers expose it on their admin
 	// listener (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -52,11 +64,11 @@ func (g *Gateway) AdminHandler() http.Handler {
 	return mux
 }
 
-func (g *Gateway) readyz(w http.ResponseWriter, _ *http.Request) {
+func (a API) readyz(w http.ResponseWriter, _ *http.Request) {
 	switch {
-	case g.draining.Load():
+	case a.Plane.Draining():
 		http.Error(w, "draining", http.StatusServiceUnavailable)
-	case g.state.Load() == nil:
+	case a.Plane.Snapshot() == nil:
 		http.Error(w, "no config loaded", http.StatusServiceUnavailable)
 	default:
 		io.WriteString(w, "ready\n")
@@ -74,27 +86,28 @@ type ConfigStatus struct {
 	Draining   bool      `json:"draining"`
 }
 
-func (g *Gateway) configStatus() ConfigStatus {
-	cs := ConfigStatus{File: g.opts.ConfigPath, Draining: g.draining.Load()}
-	if st := g.state.Load(); st != nil {
-		cs.Generation, cs.Hash, cs.LoadedAt = st.gen, st.hash, st.loadedAt
+// ConfigStatus describes the active config and the last failed load.
+func (a API) ConfigStatus() ConfigStatus {
+	cs := ConfigStatus{File: a.Control.ConfigPath(), Draining: a.Plane.Draining()}
+	if st := a.Plane.Snapshot(); st != nil {
+		cs.Generation, cs.Hash, cs.LoadedAt = st.Gen, st.Hash, st.LoadedAt
 	}
-	if e := g.lastErr.Load(); e != nil {
-		cs.LastError, cs.LastErrAt = e.err.Error(), e.at
+	if e := a.Control.LastError(); e != nil {
+		cs.LastError, cs.LastErrAt = e.Err.Error(), e.At
 	}
 	return cs
 }
 
-func (g *Gateway) getConfig(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, g.configStatus())
+func (a API) getConfig(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.ConfigStatus())
 }
 
-func (g *Gateway) postReload(w http.ResponseWriter, r *http.Request) {
-	if err := g.LoadFile(r.Context()); err != nil {
+func (a API) postReload(w http.ResponseWriter, r *http.Request) {
+	if err := a.Control.LoadFile(r.Context()); err != nil {
 		writeError(w, http.StatusUnprocessableEntity, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.configStatus())
+	writeJSON(w, http.StatusOK, a.ConfigStatus())
 }
 
 // ServiceStatus is one service in GET /v1/services.
@@ -115,14 +128,14 @@ type VersionStatus struct {
 }
 
 // Services describes the active config's services.
-func (g *Gateway) Services() []ServiceStatus {
-	st := g.state.Load()
+func (a API) Services() []ServiceStatus {
+	st := a.Plane.Snapshot()
 	if st == nil {
 		return nil
 	}
-	out := make([]ServiceStatus, 0, len(st.cfg.Services))
-	for _, s := range st.cfg.Services {
-		ss := ServiceStatus{Name: s.Name, Versions: versionStatuses(g, s)}
+	out := make([]ServiceStatus, 0, len(st.Config.Services))
+	for _, s := range st.Config.Services {
+		ss := ServiceStatus{Name: s.Name, Versions: a.versionStatuses(s)}
 		if s.Sticky.Kind != "" {
 			ss.Sticky = s.Sticky.Kind + ":" + s.Sticky.Name
 		}
@@ -132,29 +145,29 @@ func (g *Gateway) Services() []ServiceStatus {
 	return out
 }
 
-func versionStatuses(g *Gateway, s *config.Service) []VersionStatus {
+func (a API) versionStatuses(s *config.Service) []VersionStatus {
 	vs := make([]VersionStatus, len(s.Versions))
 	for i, v := range s.Versions {
-		stats := g.statsFor(s.Name, v.Digest)
+		stats := a.Plane.Stats(s.Name, v.Digest)
 		vs[i] = VersionStatus{Digest: v.Digest, Name: v.Name, Weight: v.Weight,
-			Requests: stats.requests.Load(), Errors: stats.errors.Load()}
+			Requests: stats.Requests.Load(), Errors: stats.Errors.Load()}
 	}
 	return vs
 }
 
-func (g *Gateway) getServices(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, g.Services())
+func (a API) getServices(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.Services())
 }
 
 // ColoursStatus is the body of GET /v1/colours.
 type ColoursStatus struct {
 	Mode    string         `json:"mode"`
 	Reason  string         `json:"reason"`
-	Colours []ColourStatus `json:"colours"`
+	Colours []dataplane.ColourStatus `json:"colours"`
 }
 
-func (g *Gateway) getColours(w http.ResponseWriter, _ *http.Request) {
-	mode, reason, colours, err := g.Colours()
+func (a API) getColours(w http.ResponseWriter, _ *http.Request) {
+	mode, reason, colours, err := a.Plane.Colours()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -164,13 +177,13 @@ func (g *Gateway) getColours(w http.ResponseWriter, _ *http.Request) {
 
 // postArtifact stores an uploaded module: POST /v1/artifacts with the .wasm
 // as the body answers 201 {"digest": "sha256:…"}.
-func (g *Gateway) postArtifact(w http.ResponseWriter, r *http.Request) {
-	cfg := g.Config()
-	if cfg == nil {
+func (a API) postArtifact(w http.ResponseWriter, r *http.Request) {
+	st := a.Plane.Snapshot()
+	if st == nil {
 		writeError(w, http.StatusServiceUnavailable, errors.New("no config loaded"))
 		return
 	}
-	store, err := modules.Open(cfg.Store, modules.Options{Validate: g.engine.Validate})
+	store, err := modules.Open(st.Config.Store, modules.Options{Validate: a.Plane.Engine().Validate})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -193,37 +206,37 @@ type ReleaseRequest struct {
 	Name   string `json:"name,omitempty"`
 }
 
-func (g *Gateway) postDeploy(w http.ResponseWriter, r *http.Request) {
+func (a API) postDeploy(w http.ResponseWriter, r *http.Request) {
 	var req ReleaseRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
-	vs, err := g.Deploy(r.Context(), r.PathValue("name"), req.Module, req.Weight, req.Name)
-	g.writeRelease(w, r.PathValue("name"), vs, err)
+	vs, err := a.Control.Deploy(r.Context(), r.PathValue("name"), req.Module, req.Weight, req.Name)
+	a.writeRelease(w, r.PathValue("name"), vs, err)
 }
 
-func (g *Gateway) postPromote(w http.ResponseWriter, r *http.Request) {
+func (a API) postPromote(w http.ResponseWriter, r *http.Request) {
 	var req ReleaseRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
-	vs, err := g.Promote(r.Context(), r.PathValue("name"), req.Module)
-	g.writeRelease(w, r.PathValue("name"), vs, err)
+	vs, err := a.Control.Promote(r.Context(), r.PathValue("name"), req.Module)
+	a.writeRelease(w, r.PathValue("name"), vs, err)
 }
 
-func (g *Gateway) postRollback(w http.ResponseWriter, r *http.Request) {
-	vs, err := g.Rollback(r.Context(), r.PathValue("name"))
-	g.writeRelease(w, r.PathValue("name"), vs, err)
+func (a API) postRollback(w http.ResponseWriter, r *http.Request) {
+	vs, err := a.Control.Rollback(r.Context(), r.PathValue("name"))
+	a.writeRelease(w, r.PathValue("name"), vs, err)
 }
 
-func (g *Gateway) writeRelease(w http.ResponseWriter, service string, vs []*config.Version, err error) {
+func (a API) writeRelease(w http.ResponseWriter, service string, vs []*config.Version, err error) {
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, modules.ErrNotFound):
+	case errors.Is(err, control.ErrNotFound), errors.Is(err, modules.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)
 	default:
-		writeJSON(w, http.StatusOK, ServiceStatus{Name: service, Versions: versionStatuses(g, &config.Service{Name: service, Versions: vs})})
+		writeJSON(w, http.StatusOK, ServiceStatus{Name: service, Versions: a.versionStatuses(&config.Service{Name: service, Versions: vs})})
 	}
 }
 

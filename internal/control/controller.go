@@ -1,0 +1,182 @@
+// Package control is the gateway's control plane: it turns config bytes
+// into a data plane snapshot and swaps it in, and it changes a service's
+// versions (deploy, promote, rollback) by rewriting the config file.
+//
+// A load follows Caddy's order: decode strictly and validate (package
+// config); provision — put `path:` modules into the store, pull `oci://`
+// ones, compile every module into the plane's engine, warm it, assign the
+// versions' colours; build the routing table; and only then swap. A config
+// that fails any step leaves the old one serving, and the error is kept
+// for GET /v1/config.
+package control
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// ConfigPath is the config file; deploy, promote and rollback rewrite it.
+	ConfigPath string
+	// Logger receives the control plane's events. Default slog.Default().
+	Logger *slog.Logger
+	// Colours, when set, makes every load give each version a colour, kept
+	// in the store's colours.json; MaxColour bounds them. Default false.
+	Colours   bool
+	MaxColour bpf.Colour
+	// FreshInstances is the plane's setting, for the log: a module whose
+	// instances cannot be reset is reported only when it matters.
+	FreshInstances bool
+}
+
+// Controller loads configs into a data plane and edits the config file.
+type Controller struct {
+	opts  Options
+	plane *dataplane.Plane
+	log   *slog.Logger
+
+	mu      sync.Mutex                       // serialises loads and the release operations
+	history map[string][][]*config.Version // per service: earlier version lists, for rollback
+	lastErr atomic.Pointer[LoadError]
+}
+
+// LoadError is the last load that failed, and when.
+type LoadError struct {
+	Err error
+	At  time.Time
+}
+
+// New returns a controller of plane's snapshots.
+func New(plane *dataplane.Plane, opts Options) *Controller {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Controller{opts: opts, plane: plane, log: opts.Logger, history: map[string][][]*config.Version{}}
+}
+
+// ConfigPath is the config file the controller loads and rewrites.
+func (c *Controller) ConfigPath() string { return c.opts.ConfigPath }
+
+// LastError is the last failed load since the last good one, nil if none.
+func (c *Controller) LastError() *LoadError { return c.lastErr.Load() }
+
+// LoadFile reads the config file and loads it.
+func (c *Controller) LoadFile(ctx context.Context) error {
+	data, err := os.ReadFile(c.opts.ConfigPath)
+	if err != nil {
+		return c.failLoad(err)
+	}
+	return c.Load(ctx, data)
+}
+
+// Load applies config bytes (see the package documentation). Bytes equal
+// to the active config's are a no-op.
+func (c *Controller) Load(ctx context.Context, data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loadLocked(ctx, data)
+}
+
+// Watch loads the config file whenever it changes, until ctx is done. See
+// config.Watch for what counts as a change.
+func (c *Controller) Watch(ctx context.Context) error {
+	return config.Watch(ctx, c.opts.ConfigPath, 0, func(data []byte) {
+		_ = c.Load(ctx, data) // failures are logged and kept for /v1/config
+	}, func(err error) {
+		c.log.Warn("watching the config file", "file", c.opts.ConfigPath, "error", err)
+	})
+}
+
+func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
+	hash := contentHash(data)
+	old := c.plane.Snapshot()
+	if old != nil && old.Hash == hash {
+		return nil
+	}
+	st, err := c.provision(ctx, data)
+	if err != nil {
+		return c.failLoad(err)
+	}
+	st.Hash, st.Gen = hash, 1
+	if old != nil {
+		st.Gen = old.Gen + 1
+	}
+	c.plane.Swap(st)
+	c.lastErr.Store(nil)
+	m := c.plane.Metrics()
+	m.Reloads.WithLabelValues("success").Inc()
+	m.Generation.Set(float64(st.Gen))
+	c.log.Info("config loaded", "generation", st.Gen, "file", c.opts.ConfigPath,
+		"services", len(st.Config.Services), "routes", len(st.Config.Routes))
+	if old != nil {
+		c.checkRestartOnly(old.Config, st.Config)
+		c.releaseUnused(old)
+	}
+	return nil
+}
+
+func (c *Controller) failLoad(err error) error {
+	c.lastErr.Store(&LoadError{Err: err, At: time.Now()})
+	c.plane.Metrics().Reloads.WithLabelValues("error").Inc()
+	gen := int64(0)
+	if st := c.plane.Snapshot(); st != nil {
+		gen = st.Gen
+	}
+	c.log.Error("config rejected; the previous config keeps serving", "file", c.opts.ConfigPath,
+		"generation", gen, "error", err)
+	return err
+}
+
+// checkRestartOnly warns about settings a load cannot change.
+func (c *Controller) checkRestartOnly(old, cur *config.Config) {
+	if old.Listen != cur.Listen || old.Admin != cur.Admin {
+		c.log.Warn("listen and admin addresses change only on restart",
+			"listen", old.Listen, "admin", old.Admin)
+	}
+}
+
+// releaseUnused frees the compiled code of old's modules that the served
+// snapshot no longer uses, once every request that may still run them has
+// hit its deadline.
+func (c *Controller) releaseUnused(old *dataplane.Snapshot) {
+	cur := c.plane.Snapshot()
+	var unused []string
+	for d := range old.Modules {
+		if _, ok := cur.Modules[d]; !ok {
+			unused = append(unused, d)
+		}
+	}
+	if len(unused) == 0 {
+		return
+	}
+	var longest time.Duration
+	for _, s := range old.Config.Services {
+		longest = max(longest, s.Limits.Timeout)
+	}
+	// A request may wait for a slot, read its body and run, each up to the
+	// service's timeout.
+	time.AfterFunc(3*longest+time.Second, func() {
+		for _, d := range unused {
+			if st := c.plane.Snapshot(); st != nil && st.Modules[d] != nil {
+				continue // back in use
+			}
+			c.plane.Engine().Release(context.Background(), d)
+		}
+	})
+}
+
+func contentHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}

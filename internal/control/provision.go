@@ -1,0 +1,135 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/modules/oci"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// PullTimeout bounds the pull of one oci:// version during a load.
+const PullTimeout = time.Minute
+
+// provision builds a snapshot from config bytes without publishing it.
+func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Snapshot, error) {
+	cfg, err := config.Parse(c.opts.ConfigPath, data)
+	if err != nil {
+		return nil, err
+	}
+	engine := c.plane.Engine()
+	store, err := modules.Open(cfg.Store, modules.Options{Validate: engine.Validate})
+	if err != nil {
+		return nil, err
+	}
+	st := &dataplane.Snapshot{LoadedAt: time.Now(), Modules: map[string]*host.Module{}, Peers: map[string]*identity.AllowList{}}
+	for name, s := range cfg.Services {
+		if len(s.AllowPeers) > 0 {
+			if st.Peers[name], err = identity.ParseAllowPeers(s.AllowPeers); err != nil {
+				return nil, fmt.Errorf("services.%s: %w", name, err)
+			}
+		}
+	}
+	var registry *oci.Client // made at the first oci:// version
+	resolve := func(v *config.Version) (string, error) {
+		if v.IsOCI() && registry == nil {
+			if registry, err = newRegistryClient(cfg); err != nil {
+				return "", err
+			}
+		}
+		wasm, err := c.moduleBytes(ctx, store, registry, v)
+		if err != nil {
+			return "", err
+		}
+		digest := modules.DigestOf(wasm)
+		mod, err := engine.Compile(ctx, digest, wasm)
+		if err != nil {
+			return "", err
+		}
+		if !mod.Reusable && !c.opts.FreshInstances {
+			c.log.Info("module's instances cannot be reset: every request creates one", "module", digest, "why", mod.NotReusable)
+		}
+		// Before the version takes traffic: one synthetic run sizes the
+		// memory its reused instances start with.
+		if err := engine.Warm(ctx, mod); err != nil {
+			c.log.Warn("warm-up run failed: instances start with the module's initial memory", "module", digest, "error", err)
+		}
+		st.Modules[digest] = mod
+		return digest, nil
+	}
+	if st.Table, err = router.NewTable(cfg, resolve); err != nil {
+		return nil, err
+	}
+	st.Config = st.Table.Config() // with every version's digest
+	if c.opts.Colours {
+		if st.Colours, err = c.assignColours(st.Config); err != nil {
+			return nil, fmt.Errorf("colours: %w", err)
+		}
+	}
+	digests := make([]string, 0, len(st.Modules))
+	for d := range st.Modules {
+		digests = append(digests, d)
+	}
+	if err := store.SetRefs(c.opts.ConfigPath, digests); err != nil {
+		c.log.Warn("could not record the config's artifacts in the store", "error", err)
+	}
+	return st, nil
+}
+
+// newRegistryClient is the client that pulls a config's oci:// versions,
+// with its registries' settings. Credentials come from the Docker config
+// file, read again at each load.
+func newRegistryClient(cfg *config.Config) (*oci.Client, error) {
+	return oci.New(oci.Options{PlainHTTP: cfg.PlainHTTPRegistries()})
+}
+
+// pull brings the oci:// reference ref into store, within PullTimeout, and
+// logs what a registry sent.
+func (c *Controller) pull(ctx context.Context, store *modules.Store, registry *oci.Client, ref string) (oci.Pulled, error) {
+	r, err := oci.ParseReference(ref)
+	if err != nil {
+		return oci.Pulled{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, PullTimeout)
+	defer cancel()
+	got, err := registry.Pull(ctx, store, r)
+	if err == nil && !got.Cached {
+		c.log.Info("pulled module", "ref", got.Ref.String(), "module", got.Module, "signatures", got.Signatures)
+	}
+	return got, err
+}
+
+// moduleBytes returns a version's module: a `path:` file is put into the
+// store first (so it can be pinned and rolled back to by digest); an
+// `oci://` module is pulled into the store unless the store's index shows
+// that its manifest was pulled before.
+func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *config.Version) ([]byte, error) {
+	if v.IsOCI() {
+		got, err := c.pull(ctx, store, registry, v.Module)
+		if err != nil {
+			return nil, err
+		}
+		_, wasm, err := store.Get(got.Module)
+		return wasm, err
+	}
+	if v.Path == "" {
+		_, wasm, err := store.Get(v.Module)
+		return wasm, err
+	}
+	wasm, err := os.ReadFile(v.AbsPath())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Put(ctx, bytes.NewReader(wasm)); err != nil {
+		return nil, fmt.Errorf("%s: %w", v.Path, err)
+	}
+	return wasm, nil
+}

@@ -1,0 +1,216 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+// MaxHops bounds chains of wasmesh:// calls (a service calling itself, or
+// two calling each other, would otherwise recurse until their deadlines).
+const MaxHops = 8
+
+// imports are the wasmesh host functions (host.Imports) of the plane's
+// guests. Each finds the Request its guest serves in its context.
+type imports struct{ p *Plane }
+
+func (imports) TraceContext(ctx context.Context) (string, string) {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"], c["tracestate"]
+}
+
+func (imp imports) Log(ctx context.Context, level int, msg string) {
+	attrs := []slog.Attr{slog.Bool("guest", true)}
+	if req := requestFrom(ctx); req != nil {
+		attrs = append(attrs, slog.String("service", req.Service.Name), slog.String("version", modules.Short(req.Version.Digest)),
+			slog.String("request_id", req.ID))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	imp.p.log.LogAttrs(ctx, slog.Level((level-1)*4), msg, attrs...)
+}
+
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+
+// HTTPCall sends a guest's outbound request — to another service of this
+// gateway in-process, or over the network — if the service's outbound list
+// allows it, in a client span whose context is injected into the request
+// whatever trace headers the guest set.
+func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+	p, caller := imp.p, requestFrom(ctx)
+	if caller == nil {
+		return nil, host.CodeDenied
+	}
+	svc := caller.Service.Name
+	u, err := url.Parse(out.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "wasmesh" && u.Scheme != "http" && u.Scheme != "https") {
+		p.log.Warn("http_call: bad URL", "service", svc, "request_id", caller.ID, "url", out.URL)
+		return nil, host.CodeInvalid
+	}
+	target := u.Scheme + "://" + u.Host
+	entry, allowed := caller.Service.AllowsOutbound(u)
+	if !allowed {
+		p.log.Warn("http_call refused: target not in the service's outbound list", "service", svc, "request_id", caller.ID, "url", out.URL)
+		p.metrics.Outbound.WithLabelValues(svc, target, "denied").Inc()
+		return nil, host.CodeDenied
+	}
+	ctx, span := p.tracer.Start(ctx, "wasmesh.http_call", clientSpan,
+		trace.WithAttributes(attribute.String("http.request.method", out.Method), attribute.String("url.full", out.URL),
+			attribute.String("wasmesh.target", target)))
+	defer span.End()
+	header := out.Header.Clone()
+	for _, h := range []string{"Traceparent", "Tracestate", "Baggage"} {
+		header.Del(h)
+	}
+	p.prop.Inject(ctx, propagation.HeaderCarrier(header))
+
+	var resp *wasi.OutboundResponse
+	var code int
+	if u.Scheme == "wasmesh" {
+		resp, code = p.callService(ctx, caller, u, out, header)
+	} else {
+		resp, code = p.callExternal(ctx, caller, u, out, header, entry)
+	}
+	result := codeName(code)
+	if code == host.CodeOK {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
+		if resp.Status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(resp.Status))
+		}
+	} else {
+		span.SetStatus(codes.Error, result)
+	}
+	p.metrics.Outbound.WithLabelValues(svc, target, result).Inc()
+	return resp, code
+}
+
+// callService serves a wasmesh://SERVICE/path call in-process: a Request
+// for the named service, made here, goes down the same path as a client's
+// (version selection, limits, the guest's run, metrics, access log), in a
+// server span under the call's client span.
+func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, out *wasi.OutboundRequest, header http.Header) (*wasi.OutboundResponse, int) {
+	if caller.Hop+1 > MaxHops {
+		p.log.Warn("http_call refused: too many wasmesh:// hops", "max", MaxHops, "request_id", caller.ID)
+		return nil, host.CodeUnavailable
+	}
+	if st := p.snap.Load(); st == nil || st.Config.Services[u.Host] == nil {
+		return nil, host.CodeUnavailable
+	}
+	req := &Request{HTTP: callMessage(u, out, header), Start: time.Now(), Caller: caller, Hop: caller.Hop + 1, service: u.Host}
+	req.ID = requestID(req.HTTP)
+	w := &callResponse{header: http.Header{}}
+	p.serve(ctx, req, w)
+	if ctx.Err() != nil {
+		return nil, host.CodeTimeout
+	}
+	if w.status == 0 { // serve always answers; never hand a guest status 0
+		w.status = http.StatusBadGateway
+	}
+	return &wasi.OutboundResponse{Status: w.status, Header: w.header, Body: w.body.Bytes()}, host.CodeOK
+}
+
+// callMessage is the HTTP message of an in-process call to u: what a client
+// would have sent for it, without a connection (RemoteAddr "wasmesh").
+func callMessage(u *url.URL, out *wasi.OutboundRequest, header http.Header) *http.Request {
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	r := &http.Request{
+		Method: out.Method, URL: &url.URL{Scheme: "http", Host: u.Host, Path: path, RawPath: u.RawPath, RawQuery: u.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: header, Host: u.Host, RemoteAddr: "wasmesh",
+		Body: http.NoBody, ContentLength: int64(len(out.Body)),
+	}
+	if len(out.Body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(out.Body))
+	}
+	return r
+}
+
+// callResponse is where an in-process call's answer is written.
+type callResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *callResponse) Header() http.Header { return r.header }
+func (r *callResponse) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *callResponse) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
+}
+
+// callExternal sends a call to an http(s) URL, on a connection coloured for
+// the calling version and checked against entry's expected SPIFFE ID.
+func (p *Plane) callExternal(ctx context.Context, caller *Request, u *url.URL, out *wasi.OutboundRequest, header http.Header, entry config.Outbound) (*wasi.OutboundResponse, int) {
+	client, err := p.clientFor(caller.colour, caller.Version.DSCP, entry.ExpectID)
+	if err != nil {
+		p.log.Warn("http_call: no client for the target", "url", u.String(), "error", err, "request_id", caller.ID)
+		return nil, host.CodeUnavailable
+	}
+	r, err := http.NewRequestWithContext(ctx, out.Method, u.String(), bytes.NewReader(out.Body))
+	if err != nil {
+		return nil, host.CodeInvalid
+	}
+	r.Header = header
+	resp, err := client.Do(r)
+	if err != nil {
+		p.log.Warn("http_call failed", "url", u.String(), "error", err, "request_id", caller.ID)
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			return nil, host.CodeTimeout
+		}
+		return nil, host.CodeUnavailable
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
+	switch {
+	case ctx.Err() != nil:
+		return nil, host.CodeTimeout
+	case err != nil:
+		return nil, host.CodeUnavailable
+	case len(body) > MaxResponse:
+		return nil, host.CodeTooSmall
+	}
+	p.count(caller.colour, len(body), len(out.Body))
+	return &wasi.OutboundResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}, host.CodeOK
+}
+
+func codeName(code int) string {
+	switch code {
+	case host.CodeOK:
+		return "ok"
+	case host.CodeTooSmall:
+		return "too_small"
+	case host.CodeDenied:
+		return "denied"
+	case host.CodeInvalid:
+		return "invalid"
+	case host.CodeUnavailable:
+		return "unavailable"
+	case host.CodeTimeout:
+		return "timeout"
+	}
+	return "internal"
+}

@@ -1,0 +1,251 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/modules"
+)
+
+// The sockets that carry a version's traffic are coloured through the
+// bpf.Colourer: the client connection while it answers one of the version's
+// requests, and the connections of the version's http_calls. An in-process
+// call has no socket: it colours nothing, but the callee's own http_calls
+// carry the callee's colour. The control plane assigns the colours
+// (Snapshot.Colours).
+
+// connKey finds the client connection of a request in its context.
+type connKey struct{}
+
+// WithConn records c as the client connection of the requests served with
+// ctx: the ConnContext of the gateway's servers.
+func WithConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+func connFrom(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	return c
+}
+
+// connColour is what a client connection was last coloured with.
+type connColour struct {
+	colour bpf.Colour
+	dscp   int
+}
+
+// colourConn colours req's client connection with its version's colour
+// (none: nothing done).
+func (p *Plane) colourConn(req *Request) {
+	if p.opts.Colourer == nil || req.colour == 0 || req.Conn == nil {
+		return
+	}
+	if err := p.setConnColour(req.Conn, connColour{req.colour, req.Version.DSCP}); err != nil {
+		p.log.Warn("colouring a connection", "service", req.Service.Name, "version", modules.Short(req.Version.Digest), "error", err)
+	}
+}
+
+// countConn records req's traffic on its client connection for the
+// fallback's userspace counters.
+func (p *Plane) countConn(req *Request) {
+	if req.Conn != nil {
+		p.count(req.colour, req.BodyLen, req.Bytes)
+	}
+}
+
+// setConnColour colours conn unless it already has that colour: a
+// keep-alive connection serving one version skips the syscalls.
+func (p *Plane) setConnColour(conn net.Conn, want connColour) error {
+	sc := syscallConn(conn)
+	if sc == nil {
+		return nil
+	}
+	if have, ok := p.conns.Load(conn); ok && have.(connColour) == want {
+		return nil
+	}
+	if err := p.opts.Colourer.SetColour(sc, want.colour, want.dscp); err != nil {
+		return err
+	}
+	p.conns.Store(conn, want)
+	return nil
+}
+
+// ForgetConn drops what the plane remembers of a closed connection: the
+// ConnState of the gateway's servers.
+func (p *Plane) ForgetConn(c net.Conn, state http.ConnState) {
+	if state == http.StateClosed || state == http.StateHijacked {
+		p.conns.Delete(c)
+	}
+}
+
+// uncolourConn removes any colour (and DSCP) req's client connection
+// carries from an earlier request.
+func (p *Plane) uncolourConn(req *Request) {
+	if p.opts.Colourer == nil || req.Conn == nil {
+		return
+	}
+	if _, coloured := p.conns.Load(req.Conn); coloured {
+		_ = p.setConnColour(req.Conn, connColour{0, 0})
+	}
+}
+
+// syscallConn finds the socket under c (through TLS).
+func syscallConn(c net.Conn) syscall.Conn {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	sc, _ := c.(syscall.Conn)
+	return sc
+}
+
+// count records traffic for the fallback's userspace counters; the eBPF
+// colourer counts in the kernel and ignores it.
+func (p *Plane) count(c bpf.Colour, in, out int) {
+	if p.opts.Colourer == nil || c == 0 {
+		return
+	}
+	p.opts.Colourer.Count(c, bpf.Ingress, in)
+	p.opts.Colourer.Count(c, bpf.Egress, out)
+}
+
+// outboundClients holds one HTTP client per (colour, expected peer), so that
+// pooled connections never carry another version's colour nor another
+// target's identity check.
+type outboundClients struct {
+	mu      sync.Mutex
+	clients map[clientKey]*http.Client
+}
+
+type clientKey struct {
+	colour   bpf.Colour
+	expectID string
+}
+
+// clientFor returns the client for the http_calls of a version with colour c
+// and dscp to a target that must present expectID ("" for ordinary TLS).
+func (p *Plane) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client, error) {
+	if p.opts.Colourer == nil {
+		c = 0
+	}
+	if c == 0 && expectID == "" {
+		return p.opts.HTTPClient, nil
+	}
+	key := clientKey{c, expectID}
+	p.outbound.mu.Lock()
+	defer p.outbound.mu.Unlock()
+	if cl, ok := p.outbound.clients[key]; ok {
+		return cl, nil
+	}
+	tr := newTransport()
+	if expectID != "" {
+		if p.opts.Identity == nil {
+			return nil, fmt.Errorf("expect_id %s needs the gateway's tls identity", expectID)
+		}
+		id, err := spiffeid.FromString(expectID)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = identity.ClientConfig(p.opts.Identity, id)
+		tr.ForceAttemptHTTP2 = true
+	}
+	if c != 0 {
+		dialer := &net.Dialer{}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				if sc := syscallConn(conn); sc != nil {
+					_ = p.opts.Colourer.SetColour(sc, c, dscp)
+				}
+			}
+			return conn, err
+		}
+	}
+	cl := newClient(tr)
+	if p.outbound.clients == nil {
+		p.outbound.clients = map[clientKey]*http.Client{}
+	}
+	p.outbound.clients[key] = cl
+	return cl, nil
+}
+
+// ColourStatus is one colour with its live counters.
+type ColourStatus struct {
+	Colour  bpf.Colour `json:"colour"`
+	Service string     `json:"service"`
+	Version string     `json:"version"`
+	DSCP    int        `json:"dscp,omitempty"`
+	bpf.Counter
+}
+
+// Colours describes the colours of the snapshot being served, with live
+// counters: mode and reason are the Colourer's ("off" without one).
+func (p *Plane) Colours() (mode, reason string, out []ColourStatus, err error) {
+	if p.opts.Colourer == nil {
+		return "off", "no colourer", nil, nil
+	}
+	counters, err := p.opts.Colourer.Counters()
+	if err != nil {
+		return "", "", nil, err
+	}
+	if st := p.snap.Load(); st != nil {
+		for _, s := range st.Config.Services {
+			for _, v := range s.Versions {
+				if c := st.Colours[ColourKey(s.Name, v.Digest)]; c != 0 {
+					out = append(out, ColourStatus{Colour: c, Service: s.Name, Version: v.Digest, DSCP: v.DSCP, Counter: counters[c]})
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Colour < out[j].Colour })
+	return p.opts.Colourer.Mode(), p.opts.Colourer.Reason(), out, nil
+}
+
+// colourCollector exports the colour counters to Prometheus.
+type colourCollector struct {
+	p              *Plane
+	packets, bytes *prometheus.Desc
+	mode           *prometheus.Desc
+}
+
+func newColourCollector(p *Plane) *colourCollector {
+	labels := []string{"service", "version", "direction"}
+	return &colourCollector{p: p,
+		packets: prometheus.NewDesc("wasmesh_colour_packets_total", "Packets of a version's connections (in fallback mode: reads and writes).", labels, nil),
+		bytes:   prometheus.NewDesc("wasmesh_colour_bytes_total", "Bytes of a version's connections.", labels, nil),
+		mode:    prometheus.NewDesc("wasmesh_colour_mode", "1 for the colouring mode in use: ebpf, fallback or off.", []string{"mode"}, nil),
+	}
+}
+
+func (c *colourCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.packets
+	ch <- c.bytes
+	ch <- c.mode
+}
+
+func (c *colourCollector) Collect(ch chan<- prometheus.Metric) {
+	mode, _, colours, err := c.p.Colours()
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.mode, prometheus.GaugeValue, 1, mode)
+	for _, s := range colours {
+		v := modules.Short(s.Version)
+		for _, m := range []struct {
+			dir            string
+			packets, bytes uint64
+		}{{"egress", s.EgressPackets, s.EgressBytes}, {"ingress", s.IngressPackets, s.IngressBytes}} {
+			ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(m.packets), s.Service, v, m.dir)
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(m.bytes), s.Service, v, m.dir)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+const (
+	// MaxResponse is the most a guest may write to stdout for one response,
+	// and the largest response body an http_call hands back to a guest.
+	MaxResponse = 32 << 20
+	// maxStderr is how much of a guest's stderr is kept for the log; the
+	// rest is dropped, without failing the request.
+	maxStderr = 16 << 10
+)
+
+var envPool = sync.Pool{New: func() any { return new(wasi.EnvBuffer) }}
+
+// requestKey finds, in a guest's context, the Request it serves.
+type requestKey struct{}
+
+// requestFrom returns the Request whose guest runs with ctx, nil outside a
+// guest's run.
+func requestFrom(ctx context.Context) *Request {
+	req, _ := ctx.Value(requestKey{}).(*Request)
+	return req
+}
+
+// runGuest runs the version's module on the request through the CGI codec
+// (docs/abi.md) and writes its response.
+func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, body *bytes.Buffer) {
+	out, errOut := getBuf(), getBuf()
+	defer putBuf(out)
+	defer putBuf(errOut)
+	svc, r := req.Service, req.HTTP
+	pathInfo, script := r.URL.Path, ""
+	if req.Route.StripPrefix {
+		pathInfo = req.Route.Rewrite(r.URL.Path)
+		script = strings.TrimSuffix(r.URL.Path, strings.TrimPrefix(pathInfo, "/"))
+		script = strings.TrimSuffix(script, "/")
+	}
+	meta := wasi.Meta{PathInfo: pathInfo, ScriptName: script, Route: req.Route.Name, Version: req.Version.Digest,
+		RequestID: req.ID, PeerID: req.PeerID}
+	eb := envPool.Get().(*wasi.EnvBuffer)
+	defer envPool.Put(eb) // after the run: nothing keeps the environment past it
+	env := eb.RequestEnv(r, meta)
+	call := host.Call{
+		Capabilities: wasi.Capabilities{Args: []string{svc.Name}, Env: withServiceEnv(svc.Env, env)},
+		Stdin:        bytes.NewReader(body.Bytes()),
+		Stdout:       out,
+		Stderr:       &headWriter{buf: errOut, max: maxStderr},
+		MaxStdout:    MaxResponse,
+		MemoryLimit:  svc.Limits.Memory,
+		Timeout:      svc.Limits.Timeout,
+	}
+	// The guest's span only when the request's is recorded: unsampled, it
+	// would only be the parent of the (as unsampled) http_call spans.
+	ctx, span := req.ctx, trace.Span(nil)
+	if req.span.IsRecording() {
+		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
+	}
+	ctx = context.WithValue(ctx, requestKey{}, req)
+	res, err := p.engine.Run(ctx, mod, call)
+	req.series.instTime.Observe(res.Instantiate.Seconds())
+	if res.Run > 0 {
+		req.series.runTime.Observe(res.Run.Seconds())
+	}
+	if span != nil {
+		endGuestSpan(span, res, err)
+	}
+	if errOut.Len() > 0 {
+		p.log.Debug("guest stderr", "request_id", req.ID, "service", svc.Name, "stderr", truncate(errOut.String(), 2048))
+	}
+	if err == nil && res.ExitCode != 0 && out.Len() == 0 {
+		err = fmt.Errorf("guest exited with code %d and no response", res.ExitCode)
+	}
+	if err != nil {
+		status := statusOf(err)
+		if status == statusClientClosed && p.draining.Load() {
+			status = http.StatusServiceUnavailable // stopped by the drain deadline, not by the client
+		}
+		p.fail(req, w, status, err)
+		return
+	}
+	resp, err := wasi.ParseResponse(out.Bytes())
+	if err != nil {
+		p.fail(req, w, http.StatusBadGateway, err)
+		return
+	}
+	h := w.Header()
+	for k, vs := range resp.Header {
+		if hopByHop[k] {
+			continue
+		}
+		h[k] = vs
+	}
+	req.setHeader(h, "Content-Length", strconv.Itoa(len(resp.Body)))
+	req.Status = resp.Status
+	w.WriteHeader(resp.Status)
+	n, _ := w.Write(resp.Body)
+	req.Bytes = n
+}
+
+func endGuestSpan(span trace.Span, res host.Result, err error) {
+	span.SetAttributes(
+		attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
+		attribute.Float64("wasmesh.guest.run_ms", float64(res.Run.Microseconds())/1000),
+		attribute.Int("wasmesh.guest.memory_pages", int(res.MemoryPages)),
+		attribute.Int("wasmesh.guest.exit_code", int(res.ExitCode)),
+		attribute.Bool("wasmesh.guest.reused", res.Reused))
+	if err != nil {
+		span.SetAttributes(attribute.String("wasmesh.guest.stop_cause", err.Error()))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// hopByHop headers describe one connection, not the response: a guest may not set them.
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Te": true, "Trailer": true, "Proxy-Authenticate": true, "Content-Length": true,
+	"X-Wasmesh-Version": true, "X-Request-Id": true,
+}
+
+// withServiceEnv puts the service's environment before the CGI variables,
+// which win on a clash.
+func withServiceEnv(svcEnv map[string]string, cgi []string) []string {
+	if len(svcEnv) == 0 {
+		return cgi
+	}
+	taken := make(map[string]bool, len(cgi))
+	for _, kv := range cgi {
+		k, _, _ := strings.Cut(kv, "=")
+		taken[k] = true
+	}
+	env := make([]string, 0, len(svcEnv)+len(cgi))
+	for k, v := range svcEnv {
+		if !taken[k] {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, cgi...)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// headWriter keeps the first max bytes written to it and drops the rest.
+type headWriter struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	if room := h.max - h.buf.Len(); room > 0 {
+		h.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}

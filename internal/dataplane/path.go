@@ -1,0 +1,300 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// RequestIDHeader carries the request id, propagated or generated.
+const RequestIDHeader = "X-Request-Id"
+
+// statusClientClosed is nginx's 499: the client went away before the answer.
+const statusClientClosed = 499
+
+var errBodyTooLarge = errors.New("request body too large")
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 { // do not keep huge buffers alive
+		b.Reset()
+		bufPool.Put(b)
+	}
+}
+
+// ServeHTTP is the HTTP edge: it makes the Request of a client's request,
+// continuing the trace its headers carry, and serves it.
+func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := &Request{HTTP: r, ID: requestID(r), Start: time.Now(), Conn: connFrom(r.Context())}
+	if id, ok := identity.PeerID(r.TLS); ok {
+		req.Peer, req.PeerID = id, id.String()
+	}
+	if r.Body != nil && r.Body != http.NoBody { // net/http's for a request without one
+		req.body = http.NewResponseController(w)
+	}
+	p.serve(p.prop.Extract(r.Context(), requestCarrier(r.Header)), req, w)
+}
+
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
+// serve is the request path, for a client's request and an in-process call
+// alike: a server span; the route (a call names its service); allow_peers;
+// the version; the body, read within the limits; a concurrency slot; the
+// guest's run; the answer on w; then the span's end, the metrics and the
+// access log.
+func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) {
+	p.metrics.Inflight.Inc()
+	defer p.metrics.Inflight.Dec()
+	r := req.HTTP
+	req.ctx, req.span = p.tracer.Start(ctx, "wasmesh.request", serverSpan)
+	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped
+		req.span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+	}
+	req.setHeader(w.Header(), RequestIDHeader, req.ID)
+	p.route(req, w)
+	p.endSpan(req)
+	p.observe(req)
+	p.accessLog(req)
+}
+
+// route takes req from its route to its answer.
+func (p *Plane) route(req *Request, w http.ResponseWriter) {
+	st := p.snap.Load()
+	if st == nil {
+		p.fail(req, w, http.StatusServiceUnavailable, errors.New("no config loaded yet"))
+		return
+	}
+	r := req.HTTP
+	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = clean, ""
+	}
+	if req.Caller != nil { // a call names its service
+		svc, ok := st.Config.Services[req.service]
+		if !ok {
+			p.fail(req, w, http.StatusNotFound, fmt.Errorf("no service %q", req.service))
+			return
+		}
+		req.Route, req.Service = st.calls[svc.Name], svc
+	} else {
+		route, svc, ok := st.Table.Match(r)
+		if !ok {
+			p.fail(req, w, http.StatusNotFound, fmt.Errorf("no route for %s%s", r.Host, r.URL.Path))
+			return
+		}
+		req.Route, req.Service = route, svc
+	}
+	svc := req.Service
+	if peers := st.Peers[svc.Name]; peers != nil && req.Caller == nil {
+		if req.PeerID == "" || !peers.Allows(req.Peer) {
+			peer := "none (no client SVID)"
+			if req.PeerID != "" {
+				peer = req.PeerID
+			}
+			p.log.Warn("peer not allowed", "service", svc.Name, "peer_id", peer, "request_id", req.ID)
+			p.fail(req, w, http.StatusForbidden, fmt.Errorf("peer %s may not call service %q", peer, svc.Name))
+			return
+		}
+	}
+	v, err := router.Select(svc, r)
+	if err != nil {
+		p.fail(req, w, http.StatusNotFound, err)
+		return
+	}
+	req.Version = v
+	req.series = p.seriesFor(st, req.Route, svc, v)
+	req.colour = req.series.colour
+	p.colourConn(req)
+	defer p.countConn(req)
+	req.setHeader(w.Header(), router.VersionHeader, v.Digest)
+	stats := req.series.stats
+	stats.Requests.Add(1)
+	defer func() {
+		if req.Status >= 500 {
+			stats.Errors.Add(1)
+		}
+	}()
+
+	// The body is read before a concurrency slot is taken, within the
+	// service's timeout, so that slow uploads cannot hold the slots.
+	body := getBuf()
+	defer putBuf(body)
+	if err := readBody(body, req, svc.Limits.MaxBody, svc.Limits.Timeout); err != nil {
+		p.fail(req, w, statusOf(err), err)
+		return
+	}
+	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
+
+	release, err := p.limiterFor(svc).acquire(req.ctx, svc.Limits.Timeout)
+	if err != nil {
+		p.metrics.Rejections.WithLabelValues(svc.Name).Inc()
+		w.Header().Set("Retry-After", "1")
+		p.fail(req, w, statusOf(err), err)
+		return
+	}
+	defer release()
+	p.runGuest(req, w, st.Modules[v.Digest], body)
+}
+
+// readBody reads req's whole body into buf, refusing more than max bytes.
+// A client's body is read under a read deadline of timeout on its
+// connection, lifted once read (net/http would take it for a client gone).
+func readBody(buf *bytes.Buffer, req *Request, max int64, timeout time.Duration) error {
+	r := req.HTTP
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > max {
+		return fmt.Errorf("%w: %d bytes, limit is %d", errBodyTooLarge, r.ContentLength, max)
+	}
+	if req.body != nil {
+		_ = req.body.SetReadDeadline(time.Now().Add(timeout))
+		defer func() { _ = req.body.SetReadDeadline(time.Time{}) }()
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	req.BodyLen = buf.Len()
+	if err != nil {
+		return fmt.Errorf("read request body: %w", err)
+	}
+	if n > max {
+		return fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
+	}
+	return nil
+}
+
+// statusOf maps a failure to the status the client sees.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, host.ErrDeadline):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errOverloaded):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, host.ErrCanceled), errors.Is(err, context.Canceled):
+		return statusClientClosed
+	}
+	return http.StatusBadGateway // traps, output and memory limits, bad responses
+}
+
+// fail answers with a short error naming the request id.
+func (p *Plane) fail(req *Request, w http.ResponseWriter, status int, err error) {
+	req.Status, req.Err = status, err
+	if req.Version == nil {
+		p.uncolourConn(req) // not a version's traffic: drop the last request's colour
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	msg := http.StatusText(status)
+	if status == statusClientClosed {
+		msg = "Client Closed Request"
+	}
+	if status < 500 || status == http.StatusServiceUnavailable {
+		msg += ": " + err.Error() // the client's own mistake, or overload: safe to say
+	}
+	body := fmt.Sprintf("wasmesh: %s\nrequest id: %s\n", msg, req.ID)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	n, _ := io.WriteString(w, body)
+	req.Bytes = n
+}
+
+func (p *Plane) endSpan(req *Request) {
+	if !req.span.IsRecording() { // unsampled: its attributes would be dropped
+		req.span.End()
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.Int("http.response.status_code", req.Status), attribute.String("wasmesh.request_id", req.ID)}
+	if req.Route != nil {
+		attrs = append(attrs, attribute.String("http.route", req.Route.Name), attribute.String("wasmesh.service", req.Service.Name))
+	}
+	if req.Version != nil {
+		attrs = append(attrs, attribute.String("wasmesh.version", req.Version.Digest))
+	}
+	req.span.SetAttributes(attrs...)
+	if req.Status >= 500 && req.Err != nil {
+		req.span.SetStatus(codes.Error, req.Err.Error())
+	}
+	req.span.End()
+}
+
+// requestCarrier is propagation.HeaderCarrier for extracting: the
+// propagators ask for "traceparent", "tracestate" and "baggage", which
+// http.Header.Get would canonicalise into a new string on every request.
+type requestCarrier http.Header
+
+var canonicalKeys = map[string]string{"traceparent": "Traceparent", "tracestate": "Tracestate", "baggage": "Baggage"}
+
+func (c requestCarrier) key(k string) string {
+	if ck, ok := canonicalKeys[k]; ok {
+		return ck
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+func (c requestCarrier) Get(k string) string {
+	if vs := c[c.key(k)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+func (c requestCarrier) Values(k string) []string { return c[c.key(k)] }
+
+func (c requestCarrier) Set(k, v string) { http.Header(c).Set(k, v) }
+
+func (c requestCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
+
+// requestID propagates a sane incoming X-Request-Id, or makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(RequestIDHeader); id != "" && len(id) <= 128 && printable(id) {
+		return id
+	}
+	return strconv.FormatUint(rand.Uint64(), 16)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanPath resolves "." and ".." so that routes see the path the guest will,
+// keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p) // p itself, not a copy, when it is clean already
+	if strings.HasSuffix(p, "/") && c != "/" {
+		if c == p[:len(p)-1] { // clean but for the trailing slash: keep p
+			return p
+		}
+		c += "/"
+	}
+	return c
+}

@@ -1,0 +1,54 @@
+package dataplane
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestCleanPath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "/"},
+		{"/", "/"},
+		{"rust", "/rust"},
+		{"/rust/hi", "/rust/hi"},
+		{"/rust/hi/", "/rust/hi/"},
+		{"//rust//hi", "/rust/hi"},
+		{"/rust/./hi/", "/rust/hi/"},
+		{"/rust/../zig", "/zig"},
+		{"/../../etc/passwd", "/etc/passwd"},
+		{"/a/b/..", "/a"},
+		{"/a/b/../", "/a/"},
+		{"/./", "/"},
+		{"/..", "/"},
+	} {
+		if got := cleanPath(tc.in); got != tc.want {
+			t.Errorf("cleanPath(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// A clean path, the common case, is returned as it is.
+	for _, p := range []string{"/rust/hi", "/rust/hi/", "/"} {
+		if n := testing.AllocsPerRun(100, func() { _ = cleanPath(p) }); n != 0 {
+			t.Errorf("cleanPath(%q) allocates %.0f times, want 0", p, n)
+		}
+	}
+}
+
+func TestRequestCarrier(t *testing.T) {
+	h := http.Header{}
+	h.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	h.Add("Baggage", "a=1")
+	h.Add("Baggage", "b=2")
+	h.Set("X-B3-Traceid", "abc")
+	c := requestCarrier(h)
+	for _, k := range []string{"traceparent", "Traceparent", "tracestate", "x-b3-traceid"} {
+		if got, want := c.Get(k), h.Get(k); got != want {
+			t.Errorf("Get(%q) = %q, want %q", k, got, want)
+		}
+	}
+	if got := c.Values("baggage"); len(got) != 2 || got[0] != "a=1" || got[1] != "b=2" {
+		t.Errorf("Values(baggage) = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = c.Get("traceparent"); _ = c.Values("baggage") }); n != 0 {
+		t.Errorf("Get and Values of the propagators' keys allocate %.0f times, want 0", n)
+	}
+}

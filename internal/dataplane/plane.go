@@ -1,0 +1,199 @@
+package dataplane
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/telemetry"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// Options configure a Plane.
+type Options struct {
+	// CacheDir is wazero's compilation cache. Default "": none.
+	CacheDir string
+	// FreshInstances creates an instance for every request instead of
+	// resetting and reusing them (host.Options.FreshInstances). Default false.
+	FreshInstances bool
+	// Logger receives the access log and events. Default slog.Default().
+	Logger *slog.Logger
+	// TracerProvider makes the request path's spans. Default: an SDK
+	// provider that exports nothing but still gives every request a trace id
+	// and carries inbound trace context through guests to their calls.
+	TracerProvider trace.TracerProvider
+	// HTTPClient sends guests' calls to http(s) targets when their
+	// connections are not coloured. Default: a client with a pooled
+	// transport that does not follow redirects.
+	HTTPClient *http.Client
+	// Colourer colours the sockets of each version's traffic. Default nil:
+	// none.
+	Colourer bpf.Colourer
+	// Identity is the gateway's SPIFFE identity, for calls to outbound
+	// entries with expect_id. Default nil.
+	Identity identity.X509Source
+}
+
+// Snapshot is one generation of config as the request path serves it:
+// immutable once published with Swap, and shared by every request that
+// started on it.
+type Snapshot struct {
+	Gen      int64
+	Hash     string // sha256 of the config's bytes
+	LoadedAt time.Time
+	Config   *config.Config // with every version's digest (router.Table.Config)
+	Table    *router.Table
+	Modules  map[string]*host.Module        // by digest
+	Colours  map[string]bpf.Colour          // by ColourKey
+	Peers    map[string]*identity.AllowList // by service, for those with allow_peers
+
+	calls  map[string]*config.Route // by service: the route of in-process calls to it
+	series sync.Map                 // seriesKey → *series, made as requests come
+}
+
+// ColourKey names a version of a service in Snapshot.Colours.
+func ColourKey(service, digest string) string { return service + "@" + digest }
+
+// Plane is the request path: it serves requests by the current Snapshot,
+// runs their guests in its engine, and makes their outbound calls.
+type Plane struct {
+	opts    Options
+	engine  *host.Engine
+	log     *slog.Logger
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	metrics *telemetry.Metrics
+
+	snap     atomic.Pointer[Snapshot]
+	draining atomic.Bool
+
+	stats    sync.Map // service+"\x00"+digest → *VersionStats
+	limiters sync.Map // service name → *limiter
+
+	conns    sync.Map // net.Conn → connColour, the client connections coloured
+	outbound outboundClients
+}
+
+// New returns a plane with no snapshot: it answers 503 until Swap. Its
+// engine holds the compiled modules; Close releases it.
+func New(ctx context.Context, opts Options) (*Plane, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = newClient(newTransport())
+	}
+	p := &Plane{
+		opts:   opts,
+		log:    opts.Logger,
+		tracer: opts.TracerProvider.Tracer("github.com/wasmesh/wasmesh/mesh"),
+		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
+	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{p}, FreshInstances: opts.FreshInstances})
+	if err != nil {
+		return nil, err
+	}
+	p.engine = eng
+	p.metrics = telemetry.NewMetrics(p.collectors()...)
+	return p, nil
+}
+
+// Close releases the engine and the compiled modules.
+func (p *Plane) Close(ctx context.Context) error { return p.engine.Close(ctx) }
+
+// Engine is the engine that runs the plane's guests: the control plane
+// compiles modules into it.
+func (p *Plane) Engine() *host.Engine { return p.engine }
+
+// Metrics are the gateway's Prometheus series.
+func (p *Plane) Metrics() *telemetry.Metrics { return p.metrics }
+
+// Snapshot returns the snapshot being served, nil before the first Swap.
+func (p *Plane) Snapshot() *Snapshot { return p.snap.Load() }
+
+// Swap makes s the snapshot that requests from now on are served by and
+// returns the one it replaces. Requests in flight finish on theirs.
+func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
+	s.calls = make(map[string]*config.Route, len(s.Config.Services))
+	for name := range s.Config.Services {
+		s.calls[name] = &config.Route{Name: "wasmesh://" + name, Service: name}
+	}
+	return p.snap.Swap(s)
+}
+
+// Drain marks the plane as draining: /readyz fails, and a guest stopped by
+// the drain deadline answers 503 rather than 499.
+func (p *Plane) Drain() {
+	p.draining.Store(true)
+	p.metrics.Draining.Set(1)
+}
+
+// Draining reports whether Drain was called.
+func (p *Plane) Draining() bool { return p.draining.Load() }
+
+// VersionStats counts what one version of a service served since the
+// process started.
+type VersionStats struct {
+	Requests, Errors atomic.Int64
+}
+
+// Stats returns the counts of version digest of service.
+func (p *Plane) Stats(service, digest string) *VersionStats {
+	key := service + "\x00" + digest
+	if s, ok := p.stats.Load(key); ok {
+		return s.(*VersionStats)
+	}
+	s, _ := p.stats.LoadOrStore(key, &VersionStats{})
+	return s.(*VersionStats)
+}
+
+// collectors read the plane's live state for Prometheus.
+func (p *Plane) collectors() []prometheus.Collector {
+	engineStat := func(stat func(host.Stats) int64) func() float64 {
+		return func() float64 { return float64(stat(p.engine.Stats())) }
+	}
+	instances := func(event string, stat func(host.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "wasmesh_instances_total",
+			Help:        "Guest instances of reusable modules, by event: created, reused, discarded, expired (closed after the idle timeout).",
+			ConstLabels: prometheus.Labels{"event": event},
+		}, engineStat(stat))
+	}
+	compiles := func(result string, stat func(host.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "wasmesh_compile_total",
+			Help:        "Module compilations asked of the engine, by result: hit (already compiled) or miss.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, engineStat(stat))
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wasmesh_guest_instances",
+			Help: "Guest instances running now.",
+		}, engineStat(func(s host.Stats) int64 { return s.Active })),
+		compiles("hit", func(s host.Stats) int64 { return s.CompileHits }),
+		compiles("miss", func(s host.Stats) int64 { return s.CompileMisses }),
+		instances("created", func(s host.Stats) int64 { return s.InstancesCreated }),
+		instances("reused", func(s host.Stats) int64 { return s.InstancesReused }),
+		instances("discarded", func(s host.Stats) int64 { return s.InstancesDiscarded }),
+		instances("expired", func(s host.Stats) int64 { return s.InstancesExpired }),
+		&queueCollector{p: p, desc: prometheus.NewDesc("wasmesh_queue_depth",
+			"Requests waiting for a slot of a service's max_concurrency.", []string{"service"}, nil)},
+		newColourCollector(p),
+	}
+}

@@ -1,0 +1,90 @@
+package dataplane
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
+)
+
+// Request is one request on the request path. It is made once, where the
+// request enters — by the HTTP edge (ServeHTTP) for a client's request, by
+// a guest's call for an in-process one — and the one path (serve) reads and
+// fills it: route, service, version, limits, then what came of it. Nothing
+// about a request lives anywhere else; host functions find the request
+// their guest serves through the context (requestFrom).
+type Request struct {
+	// What is asked. Its URL.Path is cleaned before routing; its body is
+	// read by serve within the service's limits.
+	HTTP *http.Request
+	// ID is the request id: a sane incoming X-Request-Id, else a new one.
+	ID string
+	// Start is when the request entered.
+	Start time.Time
+
+	// Where it came from.
+
+	// Conn is the client connection, coloured for the version that
+	// answers; nil for an in-process call.
+	Conn net.Conn
+	// Peer is the mTLS client's SPIFFE ID, read once from its certificate;
+	// zero without one. PeerID is its text, "" without one.
+	Peer   spiffeid.ID
+	PeerID string
+	// Caller is the request whose guest made this in-process call; nil for
+	// a request from a client. allow_peers governs clients; a call is
+	// governed by its caller's outbound list.
+	Caller *Request
+	// service is the service an in-process call names.
+	service string
+	// Hop counts the in-process calls that led here: 0 for a client's
+	// request.
+	Hop int
+	// ctx carries the request's span (and, for a call, the caller's
+	// deadline); span is the request's server span.
+	ctx  context.Context
+	span trace.Span
+	// body sets the client connection's read deadline while the body is
+	// read; nil for in-process calls, whose body is in memory.
+	body *http.ResponseController
+
+	// Where it goes: set by serve.
+
+	Route   *config.Route
+	Service *config.Service
+	Version *config.Version
+	series  *series    // the route's and version's metrics
+	colour  bpf.Colour // the version's colour, 0 for none
+
+	// What came of it.
+
+	Status  int
+	Bytes   int   // response body bytes written
+	BodyLen int   // request body bytes read
+	Err     error // why the request failed, for the log and the span
+
+	// hv holds the values of the headers the path sets (setHeader):
+	// allocated with the request, not one slice each.
+	hv  [3]string
+	nhv int
+}
+
+// Context is the request's context, with its span.
+func (r *Request) Context() context.Context { return r.ctx }
+
+// setHeader sets response header k, canonical, to v.
+func (r *Request) setHeader(h http.Header, k, v string) {
+	if r.nhv == len(r.hv) {
+		h.Set(k, v)
+		return
+	}
+	r.hv[r.nhv] = v
+	h[k] = r.hv[r.nhv : r.nhv+1 : r.nhv+1]
+	r.nhv++
+}

@@ -1,0 +1,156 @@
+package dataplane
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/modules"
+)
+
+// seriesKey names the requests of one route and version of a snapshot.
+type seriesKey struct {
+	route   *config.Route
+	version *config.Version
+}
+
+// series are the metrics of one route and version, resolved once per
+// snapshot rather than on every request: WithLabelValues hashes every
+// label value and takes a lock. A status class's are resolved when first
+// seen, so that no series appears before it has a request.
+type series struct {
+	route, service, version string
+	instTime, runTime       prometheus.Observer
+	stats                   *VersionStats
+	colour                  bpf.Colour // 0: none
+	classes                 [6]atomic.Pointer[classSeries]
+}
+
+type classSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesFor returns the series of route r and version v in st, made on
+// first use. They live as long as st.
+func (p *Plane) seriesFor(st *Snapshot, r *config.Route, s *config.Service, v *config.Version) *series {
+	key := seriesKey{r, v}
+	if got, ok := st.series.Load(key); ok {
+		return got.(*series)
+	}
+	got, _ := st.series.LoadOrStore(key, &series{
+		route: r.Name, service: s.Name, version: modules.Short(v.Digest),
+		instTime: p.metrics.InstTime.WithLabelValues(s.Name),
+		runTime:  p.metrics.RunTime.WithLabelValues(s.Name),
+		stats:    p.Stats(s.Name, v.Digest),
+		colour:   st.Colours[ColourKey(s.Name, v.Digest)],
+	})
+	return got.(*series)
+}
+
+var classNames = [6]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// observe counts req in wasmesh_requests_total and its duration.
+func (p *Plane) observe(req *Request) {
+	class := req.Status / 100
+	if s := req.series; s != nil && class >= 1 && class <= 5 {
+		c := s.classes[class].Load()
+		if c == nil {
+			c = &classSeries{
+				requests: p.metrics.Requests.WithLabelValues(s.route, s.service, s.version, classNames[class]),
+				duration: p.metrics.Duration.WithLabelValues(s.route, s.service, s.version, classNames[class]),
+			}
+			s.classes[class].Store(c)
+		}
+		c.requests.Inc()
+		c.duration.Observe(time.Since(req.Start).Seconds())
+		return
+	}
+	route, service, version := "", "", ""
+	if req.Route != nil {
+		route, service = req.Route.Name, req.Service.Name
+	}
+	if req.Version != nil {
+		version = modules.Short(req.Version.Digest)
+	}
+	name := strconv.Itoa(class) + "xx"
+	p.metrics.Requests.WithLabelValues(route, service, version, name).Inc()
+	p.metrics.Duration.WithLabelValues(route, service, version, name).Observe(time.Since(req.Start).Seconds())
+}
+
+// accessLog writes req's line: info, or warn for a 5xx.
+func (p *Plane) accessLog(req *Request) {
+	level := slog.LevelInfo
+	if req.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !p.log.Enabled(req.ctx, level) {
+		return
+	}
+	r := req.HTTP
+	attrs := []slog.Attr{
+		slog.String("request_id", req.ID),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", req.Status),
+		slog.Int("bytes", req.Bytes),
+		slog.Duration("duration", time.Since(req.Start)),
+	}
+	if req.Route != nil {
+		attrs = append(attrs, slog.String("route", req.Route.Name), slog.String("service", req.Service.Name))
+	}
+	if req.Version != nil {
+		attrs = append(attrs, slog.String("version", modules.Short(req.Version.Digest)))
+	}
+	if sc := req.span.SpanContext(); sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	if req.Hop > 0 {
+		attrs = append(attrs, slog.Int("hop", req.Hop))
+	}
+	if req.PeerID != "" {
+		attrs = append(attrs, slog.String("peer_id", req.PeerID))
+	}
+	if req.Err != nil {
+		attrs = append(attrs, slog.String("error", req.Err.Error()))
+	}
+	p.log.LogAttrs(req.ctx, level, "request", attrs...)
+}
+
+// queueCollector reports each limited service's queue.
+type queueCollector struct {
+	p    *Plane
+	desc *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.p.limiters.Range(func(name, l any) bool {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l.(*limiter).queued.Load()), name.(string))
+		return true
+	})
+}
+
+// newClient is a client for guests' outbound calls. It does not follow
+// redirects: a redirect could lead outside the service's outbound list, so
+// the guest gets the 3xx and decides.
+func newClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// newTransport is the transport of outbound calls.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+}

@@ -161,8 +161,8 @@ func (a API) getServices(w http.ResponseWriter, _ *http.Request) {
 
 // ColoursStatus is the body of GET /v1/colours.
 type ColoursStatus struct {
-	Mode    string         `json:"mode"`
-	Reason  string         `json:"reason"`
+	Mode    string                   `json:"mode"`
+	Reason  string                   `json:"reason"`
 	Colours []dataplane.ColourStatus `json:"colours"`
 }
 

@@ -46,7 +46,7 @@ type Controller struct {
 	plane *dataplane.Plane
 	log   *slog.Logger
 
-	mu      sync.Mutex                       // serialises loads and the release operations
+	mu      sync.Mutex                     // serialises loads and the release operations
 	history map[string][][]*config.Version // per service: earlier version lists, for rollback
 	lastErr atomic.Pointer[LoadError]
 }

@@ -3,8 +3,6 @@ package host
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
+	"github.com/wasmesh/wasmesh/modules"
 )
 
 // Options configure an Engine. The zero value is valid.
@@ -272,18 +271,12 @@ func (m *Module) close(ctx context.Context) {
 	}
 }
 
-// Digest returns "sha256:<64 hex>" of wasm.
-func Digest(wasm []byte) string {
-	sum := sha256.Sum256(wasm)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // Compile compiles wasm, whose digest is digest, or returns the module compiled
 // earlier under that digest. Concurrent calls for one digest compile once.
-// An empty digest is computed from wasm.
+// An empty digest is computed from wasm (modules.DigestOf).
 func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
 	if digest == "" {
-		digest = Digest(wasm)
+		digest = modules.DigestOf(wasm)
 	}
 	e.mu.Lock()
 	m, ok := e.compiled[digest]

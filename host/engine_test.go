@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/modules"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,7 +93,7 @@ func TestCompileOnceConcurrently(t *testing.T) {
 			t.Fatal("concurrent compiles of one digest returned different modules")
 		}
 	}
-	if want := Digest(wasm); mods[0].Digest != want {
+	if want := modules.DigestOf(wasm); mods[0].Digest != want {
 		t.Fatalf("digest = %s, want %s", mods[0].Digest, want)
 	}
 }

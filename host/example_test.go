@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -27,7 +28,7 @@ func ExampleEngine() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	mod, err := engine.Compile(ctx, host.Digest(wasm), wasm)
+	mod, err := engine.Compile(ctx, modules.DigestOf(wasm), wasm)
 	if err != nil {
 		log.Fatal(err)
 	}

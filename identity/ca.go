@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"io/fs"
 	"net/url"
 	"os"
@@ -118,7 +119,7 @@ func InitCA(dir string, td spiffeid.TrustDomain) (*CA, error) {
 		return nil, fmt.Errorf("writing %s: %w", keyPath, err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
-	if err := writeFileAtomic(filepath.Join(dir, CACertFile), certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, CACertFile), certPEM, 0o644, ""); err != nil {
 		os.Remove(keyPath)
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -201,7 +202,7 @@ func TestFileSourceKeepsIdentityOnBadUpdate(t *testing.T) {
 			svid1 := ca.SVID(serverID)
 			f := newFileFixture(t, ca, FilesIn(t.TempDir()), svid1)
 			for name, data := range tc.files() {
-				if err := writeFileAtomic(filepath.Join(f.dir, name), data, 0o600); err != nil {
+				if err := atomicfile.WriteFile(filepath.Join(f.dir, name), data, 0o600, ""); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -36,38 +37,11 @@ func WriteFiles(dir string, svid *x509svid.SVID, bundle *x509bundle.Bundle) erro
 		data []byte
 		mode os.FileMode
 	}{{KeyFile, keyPEM, 0o600}, {SVIDFile, certPEM, 0o644}, {BundleFile, bundlePEM, 0o644}} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.mode, ""); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames it
-// over path.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // Fingerprint is "sha256:" and the hex SHA-256 of cert's DER, as printed by

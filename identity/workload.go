@@ -45,6 +45,7 @@ func NewWorkloadSource(ctx context.Context, opts WorkloadOptions) (*Source, erro
 		addr = "unix://" + addr
 	}
 	if err := workloadapi.ValidateAddress(addr); err != nil {
+		//lint:ignore ST1005 "Workload API" is the name the SPIFFE specification gives it
 		return nil, fmt.Errorf("Workload API address %q: %w", addr, err)
 	}
 	s := newSource(opts.Logger, opts.OnError)

@@ -167,19 +167,18 @@ func (p *Plane) collectors() []prometheus.Collector {
 	engineStat := func(stat func(host.Stats) int64) func() float64 {
 		return func() float64 { return float64(stat(p.engine.Stats())) }
 	}
+	counter := func(name, help, label, value string, stat func(host.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{label: value}}, engineStat(stat))
+	}
+	const (
+		instancesHelp = "Guest instances of reusable modules, by event: created, reused, discarded, expired (closed after the idle timeout)."
+		compilesHelp  = "Module compilations asked of the engine, by result: hit (already compiled) or miss."
+	)
 	instances := func(event string, stat func(host.Stats) int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "wasmesh_instances_total",
-			Help:        "Guest instances of reusable modules, by event: created, reused, discarded, expired (closed after the idle timeout).",
-			ConstLabels: prometheus.Labels{"event": event},
-		}, engineStat(stat))
+		return counter("wasmesh_instances_total", instancesHelp, "event", event, stat)
 	}
 	compiles := func(result string, stat func(host.Stats) int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "wasmesh_compile_total",
-			Help:        "Module compilations asked of the engine, by result: hit (already compiled) or miss.",
-			ConstLabels: prometheus.Labels{"result": result},
-		}, engineStat(stat))
+		return counter("wasmesh_compile_total", compilesHelp, "result", result, stat)
 	}
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -69,12 +69,17 @@ bench:
 	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/
 	bash bench/http.sh 4s 32 3
 
-# Formatting, tidy modules, and a clean tree.
+# gofmt, tidy modules, go vet, staticcheck (pinned, from the Go module
+# proxy), no new duplicated code (.ci/duplicates.sh), and a tree that these
+# leave clean. .ci/run runs it.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) mod tidy
 	$(GO) vet ./...
-	@git diff --exit-code --stat || { echo 'check: the tree is dirty (go mod tidy or generated files changed)'; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
+	bash .ci/duplicates.sh
+	@git diff --exit-code --stat -- go.mod go.sum || { echo 'check: go mod tidy changed go.mod or go.sum'; exit 1; }
 
 clean:
 	rm -rf bin

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fails when the `duplicates` tool finds a pair of files sharing six or more
+# lines that .ci/duplicates-allowed does not list: each listed pair was
+# looked at and kept on purpose (generated code, import blocks, test tables
+# and fixtures of the same shape). A new pair means a helper written again:
+# use the one that exists, or, if the repetition is right, add the pair with
+# its reason.
+#
+# `duplicates` is a tool of the machines this project is developed on, not a
+# package: where it is missing this check says so and passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v duplicates >/dev/null; then
+  echo "duplicates: not installed on this machine; check skipped"
+  exit 0
+fi
+allowed=.ci/duplicates-allowed
+out=$(duplicates --most 200 --seconds 300)
+if grep -q '^incomplete:' <<<"$out"; then
+  echo "duplicates: $(grep '^incomplete:' <<<"$out")" >&2
+  exit 1
+fi
+new=$(grep '^D[0-9]' <<<"$out" | while read -r _ a _ b _; do
+  pair="${a%%:*} ~ ${b%%:*}" swapped="${b%%:*} ~ ${a%%:*}"
+  sed 's/[[:space:]]*#.*//' "$allowed" | grep -qxF -e "$pair" -e "$swapped" || echo "$pair   ($a ~ $b)"
+done)
+if [ -n "$new" ]; then
+  echo "duplicates: pairs of places not in $allowed:" >&2
+  echo "$new" >&2
+  exit 1
+fi
+echo "duplicates: $(head -1 <<<"$out" | cut -d'(' -f1)- all reviewed in $allowed"

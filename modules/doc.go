@@ -19,5 +19,5 @@
 //
 //	s, err := modules.Open(dir, modules.Options{Validate: engine.Validate})
 //	digest, err := s.Put(ctx, file)
-//	wasm, err := s.Get(digest)
+//	digest, wasm, err := s.Get("sha256:4f9c0a1b") // a digest, or a prefix of 8 or more hex digits
 package modules

@@ -194,3 +194,31 @@ routes:
   - { match: { path_prefix: / }, service: env }
 `
 }
+
+// TestMTLSAllowPeersAndInProcessCalls: allow_peers governs the gateway's
+// clients; a guest's wasmesh:// call to such a service is admitted by the
+// caller's outbound list, not refused for want of a client certificate.
+func TestMTLSAllowPeersAndInProcessCalls(t *testing.T) {
+	ca := testCA(t)
+	_, url := mtlsGateway(t, ca, "spiffe://example.org/gw/a", `
+drain_delay: 0s
+services:
+  users:
+    versions: [ { path: $EX/hello/zig/hello.wasm } ]
+    allow_peers: [ "spiffe://example.org/ns/ops/*" ]
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    outbound: [ "wasmesh://users" ]
+routes:
+  - { match: { path_prefix: /users }, service: users }
+  - { match: { path_prefix: /frontend }, service: frontend }
+`)
+	web := mtlsClient(t, ca, "spiffe://example.org/ns/web/frontend", "spiffe://example.org/gw/a")
+	if code, body, err := fetch(t, web, url+"/users"); err != nil || code != 403 {
+		t.Fatalf("web peer to users directly: %d %v %q, want 403", code, err, body)
+	}
+	code, body, err := fetch(t, web, url+"/frontend")
+	if err != nil || code != 200 || !strings.Contains(body, "-> 200 hello from zig") {
+		t.Fatalf("web peer through frontend: %d %v %q, want the frontend's call to users answered 200", code, err, body)
+	}
+}

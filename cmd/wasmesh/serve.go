@@ -51,6 +51,16 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The file is read once: the colourer, the identity and the first load
+	// all see the same bytes.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return exitWith(1, err)
+	}
+	cfg, err := config.Parse(path, data)
+	if err != nil {
+		return exitWith(1, err)
+	}
 	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Exporter: *traceExporter, SampleRatio: *sampleRatio})
 	if err != nil {
 		return usageError("%v", err)
@@ -62,14 +72,14 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			log.Warn("flushing spans", "error", err)
 		}
 	}()
-	colourer, markMask, err := newColourer(path, log)
+	colourer, markMask, err := newColourer(cfg, log)
 	if err != nil {
 		return err
 	}
 	if colourer != nil {
 		defer colourer.Close()
 	}
-	id, err := newIdentity(ctx, path, log)
+	id, err := newIdentity(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -86,10 +96,10 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if id != nil {
 		go id.Watch(ctx, g.ObserveIdentity)
 	}
-	if err := g.LoadFile(ctx); err != nil {
+	if err := g.Reload(ctx, data); err != nil {
 		return exitWith(1, err)
 	}
-	cfg := g.Config()
+	cfg = g.Config()
 	ln, err := net.Listen("tcp", cmp.Or(*listen, cfg.Listen))
 	if err != nil {
 		return err
@@ -134,16 +144,13 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 // newIdentity opens the SPIFFE identity the config's tls block names, nil
 // without one.
-func newIdentity(ctx context.Context, configPath string, log *slog.Logger) (*identity.Source, error) {
-	cfg, err := config.Load(configPath)
-	if err != nil {
-		return nil, exitWith(1, err)
-	}
+func newIdentity(ctx context.Context, cfg *config.Config, log *slog.Logger) (*identity.Source, error) {
 	t := cfg.TLS
 	if t == nil {
 		return nil, nil
 	}
 	var src *identity.Source
+	var err error
 	if t.SVID != "" {
 		src, err = identity.NewFileSource(identity.FileOptions{CertFile: t.SVID, KeyFile: t.Key, BundleFile: t.Bundle, Logger: log})
 	} else {
@@ -163,11 +170,7 @@ func newIdentity(ctx context.Context, configPath string, log *slog.Logger) (*ide
 // newColourer starts packet colouring as the config's bpf setting asks:
 // "require" makes an eBPF failure fatal, "off" uses setsockopt only, "auto"
 // falls back and says why.
-func newColourer(configPath string, log *slog.Logger) (bpf.Colourer, uint32, error) {
-	cfg, err := config.Load(configPath)
-	if err != nil {
-		return nil, 0, exitWith(1, err)
-	}
+func newColourer(cfg *config.Config, log *slog.Logger) (bpf.Colourer, uint32, error) {
 	c, err := bpf.New(bpf.Options{Mode: cfg.BPF.Mode, MarkMask: cfg.BPF.MarkMask, CgroupPath: cfg.BPF.Cgroup})
 	if err != nil {
 		return nil, 0, exitWith(1, fmt.Errorf("bpf: %s: %w", cfg.BPF.Mode, err))

@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -315,8 +316,13 @@ func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
 }
 
 // checkLimits is wasmbin.CheckLimits for a module that has the magic (what
-// has not, compileFresh names).
+// has not, compileFresh names). A component is refused here, with what it
+// imports and exports, rather than by wazero's decoder at its first
+// component section.
 func checkLimits(wasm []byte) error {
+	if component.IsComponent(wasm) {
+		return component.Unsupported(wasm)
+	}
 	if len(wasm) >= 8 && string(wasm[:4]) == "\x00asm" {
 		if err := wasmbin.CheckLimits(wasm); err != nil {
 			return fmt.Errorf("invalid WebAssembly module: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
 )
@@ -259,6 +260,13 @@ func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "reusable:  no: %s\n", in.NotReusable)
 	}
+	printModule(stdout, m)
+	return nil
+}
+
+// printModule writes a core module's memories, imports, exports, custom
+// sections and producers.
+func printModule(stdout io.Writer, m *wasmbin.Info) {
 	for _, mem := range m.Memories {
 		max := "unbounded"
 		if mem.Max >= 0 {
@@ -281,7 +289,6 @@ func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 	for field, tools := range m.Producers {
 		fmt.Fprintf(stdout, "producers.%s: %s\n", field, strings.Join(tools, ", "))
 	}
-	return nil
 }
 
 func artifactRemove(_ context.Context, args []string, stdout io.Writer) error {

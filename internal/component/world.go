@@ -1,0 +1,424 @@
+package component
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// World is what a component imports and exports: its interfaces (instances),
+// functions and types by name, with the functions' signatures in WIT
+// syntax. It is what `wasmesh inspect` prints.
+type World struct {
+	Imports, Exports []Item
+}
+
+// Item is one import or export of a World.
+type Item struct {
+	Name  string
+	Sort  Sort
+	Funcs []Func   // an instance's functions, or the function itself
+	Types []string // an instance's types: "resource fields", "record foo", …
+}
+
+// Func is a function's name and signature.
+type Func struct {
+	Name, Signature string
+}
+
+// WriteTo writes w as text: one import or export a line, an instance's
+// functions and types indented under it.
+func (w *World) WriteTo(out io.Writer) (int64, error) {
+	var b strings.Builder
+	for _, group := range []struct {
+		what  string
+		items []Item
+	}{{"import", w.Imports}, {"export", w.Exports}} {
+		for _, it := range group.items {
+			fmt.Fprintf(&b, "%s %s %s\n", group.what, it.Sort, it.Name)
+			for _, t := range it.Types {
+				fmt.Fprintf(&b, "  %s\n", t)
+			}
+			for _, f := range it.Funcs {
+				fmt.Fprintf(&b, "  %s: %s\n", f.Name, f.Signature)
+			}
+		}
+	}
+	n, err := io.WriteString(out, b.String())
+	return int64(n), err
+}
+
+// World describes c's imports and exports. Types it cannot resolve are
+// printed by index ("type 7"), never an error: a component that decodes
+// has a world to show.
+func (c *Component) World() *World {
+	s := newScope(c, nil)
+	w := &World{}
+	for _, im := range c.Imports {
+		w.Imports = append(w.Imports, s.item(im.Name, im.Type))
+	}
+	for _, ex := range c.Exports {
+		w.Exports = append(w.Exports, s.exportItem(ex))
+	}
+	return w
+}
+
+// typeEntry is one index of a type index space, resolved.
+type typeEntry struct {
+	def      *TypeDef
+	name     string // the name it was imported or exported under, if any
+	resource bool   // an abstract or defined resource
+	scope    *scope // where def's own type indices resolve
+}
+
+// scope is a type index space, with the scope around it for outer aliases.
+type scope struct {
+	types  []typeEntry
+	parent *scope
+	comp   *Component // the component whose space this is; nil for a type's
+}
+
+func newScope(c *Component, parent *scope) *scope {
+	s := &scope{parent: parent, comp: c}
+	for _, d := range c.Space[Sort{Kind: SortType}] {
+		s.types = append(s.types, s.componentType(d))
+	}
+	return s
+}
+
+func (s *scope) componentType(d Def) typeEntry {
+	c := s.comp
+	switch d.From {
+	case FromDefinition:
+		t := c.Types[d.N]
+		return typeEntry{def: t, resource: t.Resource != nil, scope: s}
+	case FromImport:
+		im := c.Imports[d.N]
+		return s.bound(im.Name, im.Type)
+	case FromExport:
+		ex := c.Exports[d.N]
+		e := s.at(ex.Idx)
+		e.name = ex.Name
+		return e
+	case FromAlias:
+		a := c.Aliases[d.N]
+		switch a.Kind {
+		case AliasOuter:
+			return s.outer(a.Count, a.Idx)
+		case AliasExport:
+			return s.instanceExport(a.Instance, a.Name)
+		}
+	}
+	return typeEntry{}
+}
+
+// bound is the type a type import or export declares: a fresh resource, or
+// the type it equals.
+func (s *scope) bound(name string, et ExternType) typeEntry {
+	if et.SubResource {
+		return typeEntry{name: name, resource: true}
+	}
+	e := s.at(et.Idx)
+	e.name = name
+	return e
+}
+
+func (s *scope) at(i uint32) typeEntry {
+	if int(i) < len(s.types) {
+		return s.types[i]
+	}
+	return typeEntry{name: "type " + strconv.Itoa(int(i))}
+}
+
+func (s *scope) outer(count, i uint32) typeEntry {
+	o := s
+	for ; count > 0 && o != nil; count-- {
+		o = o.parent
+	}
+	if o == nil {
+		return typeEntry{name: "outer type " + strconv.Itoa(int(i))}
+	}
+	return o.at(i)
+}
+
+// instanceExport is the type an instance of the component exports as name.
+func (s *scope) instanceExport(inst uint32, name string) typeEntry {
+	it := s.instanceType(inst)
+	if it == nil {
+		return typeEntry{name: name}
+	}
+	for _, e := range it.exports {
+		if e.name == name {
+			return e.entry
+		}
+	}
+	return typeEntry{name: name}
+}
+
+// declScope is an instance or component type's declarators resolved.
+type declScope struct {
+	*scope
+	exports []namedEntry
+	funcs   []Func
+}
+
+type namedEntry struct {
+	name  string
+	sort  Sort
+	entry typeEntry
+}
+
+// instanceType resolves the type of instance inst of the component, for an
+// imported instance; nil for instances made here.
+func (s *scope) instanceType(inst uint32) *declScope {
+	c := s.comp
+	if c == nil {
+		return nil
+	}
+	defs := c.Space[Sort{Kind: SortInstance}]
+	if int(inst) >= len(defs) || defs[inst].From != FromImport {
+		return nil
+	}
+	e := s.at(c.Imports[defs[inst].N].Type.Idx)
+	if e.def == nil || e.def.Instance == nil {
+		return nil
+	}
+	return e.scope.decls(e.def.Instance.Decls)
+}
+
+// decls resolves the declarators of an instance or component type in a new
+// scope inside s.
+func (s *scope) decls(decls []Decl) *declScope {
+	ds := &declScope{scope: &scope{parent: s}}
+	for _, d := range decls {
+		switch d.Kind {
+		case DeclType:
+			ds.types = append(ds.types, typeEntry{def: d.Type, resource: d.Type.Resource != nil, scope: ds.scope})
+		case DeclAlias:
+			a := d.Alias
+			if a.Sort == (Sort{Kind: SortType}) && a.Kind == AliasOuter {
+				ds.types = append(ds.types, ds.outer(a.Count, a.Idx))
+			} else if a.Sort == (Sort{Kind: SortType}) {
+				ds.types = append(ds.types, typeEntry{name: a.Name})
+			}
+		case DeclExport, DeclImport:
+			et := *d.Extern
+			switch et.Sort {
+			case Sort{Kind: SortType}:
+				e := ds.bound(d.Name, et)
+				ds.types = append(ds.types, e)
+				if d.Kind == DeclExport {
+					ds.exports = append(ds.exports, namedEntry{name: d.Name, sort: et.Sort, entry: e})
+				}
+			case Sort{Kind: SortFunc}:
+				if d.Kind == DeclExport {
+					ds.funcs = append(ds.funcs, Func{Name: d.Name, Signature: ds.funcSig(et.Idx)})
+				}
+			}
+		}
+	}
+	return ds
+}
+
+func (s *scope) item(name string, et ExternType) Item {
+	it := Item{Name: name, Sort: et.Sort}
+	switch et.Sort {
+	case Sort{Kind: SortInstance}:
+		e := s.at(et.Idx)
+		if e.def != nil && e.def.Instance != nil {
+			ds := e.scope.decls(e.def.Instance.Decls)
+			it.Types, it.Funcs = ds.typeLines(), ds.funcs
+		}
+	case Sort{Kind: SortFunc}:
+		it.Funcs = []Func{{Name: name, Signature: s.funcSig(et.Idx)}}
+	}
+	return it
+}
+
+// exportItem describes an export: by its ascribed type when it has one,
+// else by what the exported definition is.
+func (s *scope) exportItem(ex Export) Item {
+	if ex.Type != nil {
+		return s.item(ex.Name, *ex.Type)
+	}
+	it := Item{Name: ex.Name, Sort: ex.Sort}
+	c := s.comp
+	switch ex.Sort {
+	case Sort{Kind: SortFunc}:
+		it.Funcs = []Func{{Name: ex.Name, Signature: s.liftedSig(ex.Idx)}}
+	case Sort{Kind: SortInstance}:
+		defs := c.Space[ex.Sort]
+		if int(ex.Idx) >= len(defs) || defs[ex.Idx].From != FromDefinition {
+			break
+		}
+		in := c.Instances[defs[ex.Idx].N]
+		switch {
+		case in.Component != nil: // the shim wit-component makes: its exports are typed
+			it.Types, it.Funcs = s.nestedExports(*in.Component)
+		default:
+			for _, a := range in.Exports {
+				if a.Sort == (Sort{Kind: SortFunc}) {
+					it.Funcs = append(it.Funcs, Func{Name: a.Name, Signature: s.liftedSig(a.Idx)})
+				}
+			}
+		}
+	}
+	return it
+}
+
+// nestedExports lists the typed exports of nested component ci.
+func (s *scope) nestedExports(ci uint32) (types []string, funcs []Func) {
+	defs := s.comp.Space[Sort{Kind: SortComponent}]
+	if int(ci) >= len(defs) || defs[ci].From != FromDefinition {
+		return nil, nil
+	}
+	inner := s.comp.Components[defs[ci].N]
+	is := newScope(inner, s)
+	for _, ex := range inner.Exports {
+		switch ex.Sort {
+		case Sort{Kind: SortType}:
+			e := is.at(ex.Idx)
+			types = append(types, kindOf(e)+" "+ex.Name)
+		case Sort{Kind: SortFunc}:
+			if ex.Type != nil {
+				funcs = append(funcs, Func{Name: ex.Name, Signature: is.funcSig(ex.Type.Idx)})
+			} else {
+				funcs = append(funcs, Func{Name: ex.Name, Signature: is.liftedSig(ex.Idx)})
+			}
+		}
+	}
+	return types, funcs
+}
+
+// liftedSig is the signature of func index i, when a canon lift made it.
+func (s *scope) liftedSig(i uint32) string {
+	defs := s.comp.Space[Sort{Kind: SortFunc}]
+	if int(i) < len(defs) && defs[i].From == FromCanon {
+		return s.funcSig(s.comp.Canons[defs[i].N].Type)
+	}
+	return "func"
+}
+
+func (ds *declScope) typeLines() []string {
+	var out []string
+	for _, e := range ds.exports {
+		out = append(out, kindOf(e.entry)+" "+e.name)
+	}
+	return out
+}
+
+func kindOf(e typeEntry) string {
+	switch {
+	case e.resource:
+		return "resource"
+	case e.def == nil:
+		return "type"
+	case e.def.Val != nil:
+		switch e.def.Val.Kind {
+		case KindRecord:
+			return "record"
+		case KindVariant:
+			return "variant"
+		case KindEnum:
+			return "enum"
+		case KindFlags:
+			return "flags"
+		}
+	}
+	return "type"
+}
+
+// funcSig prints the function type at index i in WIT syntax.
+func (s *scope) funcSig(i uint32) string {
+	e := s.at(i)
+	if e.def == nil || e.def.Func == nil {
+		return "func"
+	}
+	ft, ts := e.def.Func, e.scope
+	var b strings.Builder
+	if ft.Async {
+		b.WriteString("async ")
+	}
+	b.WriteString("func(")
+	for i, p := range ft.Params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Name + ": " + ts.valType(p.Type, 0))
+	}
+	b.WriteString(")")
+	if ft.Result != nil {
+		b.WriteString(" -> " + ts.valType(*ft.Result, 0))
+	}
+	return b.String()
+}
+
+var primNames = map[byte]string{
+	Bool: "bool", S8: "s8", U8: "u8", S16: "s16", U16: "u16", S32: "s32", U32: "u32", S64: "s64", U64: "u64",
+	F32: "f32", F64: "f64", Char: "char", String: "string", ErrorContext: "error-context",
+}
+
+// valType prints v in WIT syntax: by name where the type has one.
+func (s *scope) valType(v ValType, depth int) string {
+	if v.Prim != 0 {
+		return primNames[v.Prim]
+	}
+	e := s.at(v.Idx)
+	if e.name != "" || depth > maxNesting {
+		return e.name
+	}
+	if e.def == nil || e.def.Val == nil {
+		return "type " + strconv.Itoa(int(v.Idx))
+	}
+	return e.scope.defValType(e.def.Val, depth+1)
+}
+
+func (s *scope) defValType(t *DefValType, depth int) string {
+	opt := func(v *ValType) string {
+		if v == nil {
+			return "_"
+		}
+		return s.valType(*v, depth)
+	}
+	switch t.Kind {
+	case KindPrim:
+		return primNames[t.Prim]
+	case KindList:
+		return "list<" + s.valType(t.Elem, depth) + ">"
+	case KindFixed:
+		return "list<" + s.valType(t.Elem, depth) + ", " + strconv.Itoa(int(t.Len)) + ">"
+	case KindOption:
+		return "option<" + s.valType(t.Elem, depth) + ">"
+	case KindResult:
+		if t.Ok == nil && t.Err == nil {
+			return "result"
+		}
+		return "result<" + opt(t.Ok) + ", " + opt(t.Err) + ">"
+	case KindTuple:
+		parts := make([]string, len(t.Types))
+		for i, v := range t.Types {
+			parts[i] = s.valType(v, depth)
+		}
+		return "tuple<" + strings.Join(parts, ", ") + ">"
+	case KindOwn:
+		return "own<" + s.at(t.Resource).name + ">"
+	case KindBorrow:
+		return "borrow<" + s.at(t.Resource).name + ">"
+	case KindStream:
+		return "stream<" + opt(t.Ok) + ">"
+	case KindFuture:
+		return "future<" + opt(t.Ok) + ">"
+	case KindMap:
+		return "map<" + s.valType(t.Key, depth) + ", " + s.valType(t.Elem, depth) + ">"
+	case KindRecord:
+		return "record { … }"
+	case KindVariant:
+		return "variant { … }"
+	case KindEnum:
+		return "enum { " + strings.Join(t.Labels, ", ") + " }"
+	case KindFlags:
+		return "flags { " + strings.Join(t.Labels, ", ") + " }"
+	}
+	return "type"
+}

@@ -39,6 +39,7 @@ examples:
 	$(MAKE) -C host/testdata
 	$(MAKE) -C internal/wasmbin/testdata
 	$(MAKE) -C tests/testdata
+	$(MAKE) -C internal/component/testdata
 
 # Rebuild every guest from source, whatever the timestamps say.
 examples-force:
@@ -46,6 +47,7 @@ examples-force:
 	$(MAKE) -C host/testdata -B
 	$(MAKE) -C internal/wasmbin/testdata -B
 	$(MAKE) -C tests/testdata -B
+	$(MAKE) -C internal/component/testdata -B
 
 toolchains:
 	bash examples/toolchains.sh

@@ -54,4 +54,14 @@ for d in "$here"/*/typescript; do
     (cd "$d" && npm ci --silent --no-audit --no-fund)
   fi
 done
+# wasm-tools, pinned, built with the machine's cargo (about 5 minutes on 2
+# cores): it makes the component test data from WIT and is the reference the
+# component decoder's world is compared with.
+WASM_TOOLS_VERSION=1.263.0
+export PATH="$PATH:$HOME/.cargo/bin"
+if ! wasm-tools --version 2>/dev/null | grep -qx "wasm-tools $WASM_TOOLS_VERSION.*"; then
+  command -v cargo >/dev/null || { log "cargo is missing: install Rust with rustup to build wasm-tools"; exit 1; }
+  log "cargo install wasm-tools@$WASM_TOOLS_VERSION (found: $(wasm-tools --version 2>/dev/null || echo none))"
+  cargo install --quiet --locked "wasm-tools@$WASM_TOOLS_VERSION"
+fi
 log "ready"

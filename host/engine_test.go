@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/modules"
 	"os"
 	"path/filepath"
@@ -251,6 +252,25 @@ func TestIsolationBetweenRuns(t *testing.T) {
 		}
 		if env := run(nil, "env"); strings.Contains(env, "TOKEN") {
 			t.Fatalf("run %d saw an earlier run's environment: %q", i, env)
+		}
+	}
+}
+
+// TestComponentRefused: a component is refused before wazero's decoder,
+// with what it imports and exports, by Validate (the store's check) and
+// Compile.
+func TestComponentRefused(t *testing.T) {
+	wasm, err := os.ReadFile("../internal/component/testdata/types.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t)
+	for name, err := range map[string]error{
+		"Validate": e.Validate(context.Background(), wasm),
+		"Compile":  func() error { _, err := e.Compile(context.Background(), "", wasm); return err }(),
+	} {
+		if !errors.Is(err, component.ErrComponent) || !strings.Contains(err.Error(), "exports run, wasmesh:test/shapes@0.1.0") {
+			t.Errorf("%s: %v, want component.ErrComponent naming the exports", name, err)
 		}
 	}
 }

@@ -346,6 +346,8 @@ func TestRunErrors(t *testing.T) {
 		{"trap out of bounds", []string{hostTestdata("trap_oob.wasm")}, 1, []string{"out of bounds memory access"}},
 		{"trap stack overflow", []string{hostTestdata("trap_stack.wasm")}, 1, []string{"stack overflow"}},
 		{"rust trap", []string{misbehave, "trap"}, 1, []string{"unreachable"}},
+		{"a component", []string{repoPath("internal/component/testdata/types.wasm")}, 2,
+			[]string{"a WebAssembly component", "imports wasmesh:test/shapes@0.1.0, log and exports run"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,5 +473,39 @@ func TestRunInterrupt(t *testing.T) {
 	oneLine(t, "stderr", r.stderr)
 	if elapsed := time.Since(begin); elapsed > 10*time.Second {
 		t.Errorf("wasmesh took %s to stop after SIGINT", elapsed)
+	}
+}
+
+// TestInspect: `wasmesh inspect` tells a module from a component and shows
+// what each imports and exports.
+func TestInspect(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"module", repoPath("examples/hello/zig/hello.wasm"), []string{
+			"kind:      module (WASI preview1)", "func   wasi_snapshot_preview1.fd_write", "func   _start"}},
+		{"component", repoPath("internal/component/testdata/types.wasm"), []string{
+			"kind:      component (WASI 0.2 component model)",
+			"import instance wasmesh:test/shapes@0.1.0",
+			"  [method]canvas.draw: func(self: borrow<canvas>, s: shape, c: colour, st: style) -> result<u64, string>",
+			"export func run\n  run: func(args: list<string>) -> result<_, u32>"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := wasmesh(t, opts{}, "inspect", tc.file)
+			if r.code != 0 {
+				t.Fatalf("exit status %d; stderr: %s", r.code, r.stderr)
+			}
+			for _, w := range tc.want {
+				if w = strings.ReplaceAll(w, "\\n", "\n"); !strings.Contains(r.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, r.stdout)
+				}
+			}
+		})
+	}
+	r := wasmesh(t, opts{}, "inspect", "-o", "json", repoPath("internal/component/testdata/types.wasm"))
+	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "component"`) || !strings.Contains(r.stdout, `"name": "wasmesh:test/shapes@0.1.0"`) {
+		t.Errorf("inspect -o json: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }

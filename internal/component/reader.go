@@ -22,8 +22,9 @@ func (r *reader) offset() int { return r.base + r.pos }
 
 func (r *reader) done() bool { return r.pos >= len(r.b) }
 
+// errorf is an error about the byte just read (a tag, a kind).
 func (r *reader) errorf(format string, args ...any) error {
-	return &FormatError{Offset: r.offset(), Msg: fmt.Sprintf(format, args...)}
+	return &FormatError{Offset: max(r.offset()-1, r.base), Msg: fmt.Sprintf(format, args...)}
 }
 
 func (r *reader) byte() (byte, error) {
@@ -50,6 +51,7 @@ func (r *reader) bytes(n int) ([]byte, error) {
 
 // u32 reads an unsigned LEB128 of at most 32 bits.
 func (r *reader) u32() (uint32, error) {
+	at := r.offset()
 	var v uint32
 	for shift := 0; ; shift += 7 {
 		c, err := r.byte()
@@ -57,7 +59,7 @@ func (r *reader) u32() (uint32, error) {
 			return 0, err
 		}
 		if shift == 28 && c > 0x0f {
-			return 0, r.errorf("integer representation too long or too large")
+			return 0, &FormatError{Offset: at, Msg: "integer representation too long or too large"}
 		}
 		v |= uint32(c&0x7f) << shift
 		if c&0x80 == 0 {
@@ -69,12 +71,13 @@ func (r *reader) u32() (uint32, error) {
 // count reads a vector length, refusing one that the bytes left could not
 // hold (each element takes at least a byte).
 func (r *reader) count() (int, error) {
+	at := r.offset()
 	n, err := r.u32()
 	if err != nil {
 		return 0, err
 	}
 	if int(n) > len(r.b)-r.pos {
-		return 0, r.errorf("vector of %d elements, but only %d bytes left", n, len(r.b)-r.pos)
+		return 0, &FormatError{Offset: at, Msg: fmt.Sprintf("vector of %d elements, but only %d bytes left", n, len(r.b)-r.pos)}
 	}
 	return int(n), nil
 }

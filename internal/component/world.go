@@ -11,20 +11,23 @@ import (
 // functions and types by name, with the functions' signatures in WIT
 // syntax. It is what `wasmesh inspect` prints.
 type World struct {
-	Imports, Exports []Item
+	Imports []Item `json:"imports"`
+	Exports []Item `json:"exports"`
 }
 
 // Item is one import or export of a World.
 type Item struct {
-	Name  string
-	Sort  Sort
-	Funcs []Func   // an instance's functions, or the function itself
-	Types []string // an instance's types: "resource fields", "record foo", …
+	Name  string   `json:"name"`
+	Sort  Sort     `json:"-"`
+	Kind  string   `json:"kind"`            // Sort, as text: "instance", "func", …
+	Funcs []Func   `json:"funcs,omitempty"` // an instance's functions, or the function itself
+	Types []string `json:"types,omitempty"` // an instance's types: "resource fields", "record foo", …
 }
 
 // Func is a function's name and signature.
 type Func struct {
-	Name, Signature string
+	Name      string `json:"name"`
+	Signature string `json:"signature"`
 }
 
 // WriteTo writes w as text: one import or export a line, an instance's
@@ -222,7 +225,7 @@ func (s *scope) decls(decls []Decl) *declScope {
 }
 
 func (s *scope) item(name string, et ExternType) Item {
-	it := Item{Name: name, Sort: et.Sort}
+	it := Item{Name: name, Sort: et.Sort, Kind: et.Sort.String()}
 	switch et.Sort {
 	case Sort{Kind: SortInstance}:
 		e := s.at(et.Idx)
@@ -242,7 +245,7 @@ func (s *scope) exportItem(ex Export) Item {
 	if ex.Type != nil {
 		return s.item(ex.Name, *ex.Type)
 	}
-	it := Item{Name: ex.Name, Sort: ex.Sort}
+	it := Item{Name: ex.Name, Sort: ex.Sort, Kind: ex.Sort.String()}
 	c := s.comp
 	switch ex.Sort {
 	case Sort{Kind: SortFunc}:
@@ -402,7 +405,7 @@ func (s *scope) defValType(t *DefValType, depth int) string {
 		}
 		return "tuple<" + strings.Join(parts, ", ") + ">"
 	case KindOwn:
-		return "own<" + s.at(t.Resource).name + ">"
+		return s.at(t.Resource).name // WIT writes own<T> as T
 	case KindBorrow:
 		return "borrow<" + s.at(t.Resource).name + ">"
 	case KindStream:

@@ -11,6 +11,13 @@ import (
 	"github.com/wasmesh/wasmesh/modules"
 )
 
+// inspected is what inspect says of any file, first.
+type inspected struct {
+	Kind   string `json:"kind"` // "module" or "component"
+	Digest string `json:"digest"`
+	Size   int    `json:"size"`
+}
+
 // inspectCmd says what a .wasm file is: a core module (its imports,
 // exports, memories) or a component (its world: the interfaces it imports
 // and exports, with their functions).
@@ -28,7 +35,9 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return exitWith(1, err)
 	}
+	head := inspected{Kind: "module", Digest: modules.DigestOf(b), Size: len(b)}
 	if component.IsComponent(b) {
+		head.Kind = "component"
 		c, err := component.Decode(b)
 		if err != nil {
 			return exitWith(1, fmt.Errorf("%s: %w", files[0], err))
@@ -36,13 +45,11 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 		w := c.World()
 		if *output == "json" {
 			return writeJSON(stdout, struct {
-				Kind   string `json:"kind"`
-				Digest string `json:"digest"`
-				Size   int    `json:"size"`
+				inspected
 				*component.World
-			}{"component", modules.DigestOf(b), len(b), w})
+			}{head, w})
 		}
-		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\ndigest:    %s\nsize:      %d bytes\n", modules.DigestOf(b), len(b))
+		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\ndigest:    %s\nsize:      %d bytes\n", head.Digest, head.Size)
 		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\n",
 			len(c.Modules), len(c.CoreInstances), len(c.Components))
 		_, err = w.WriteTo(stdout)
@@ -54,14 +61,12 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	if *output == "json" {
 		return writeJSON(stdout, struct {
-			Kind   string `json:"kind"`
-			Digest string `json:"digest"`
-			Size   int    `json:"size"`
+			inspected
 			*wasmbin.Info
-		}{"module", modules.DigestOf(b), len(b), m})
+		}{head, m})
 	}
 	fmt.Fprintf(stdout, "kind:      module (WASI %s)\ndigest:    %s\nsize:      %d bytes\nlanguage:  %s\n",
-		dash(m.WASI()), modules.DigestOf(b), len(b), dash(m.Language()))
+		dash(m.WASI()), head.Digest, head.Size, dash(m.Language()))
 	printModule(stdout, m)
 	return nil
 }

@@ -1,0 +1,128 @@
+package cabi
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Memory is a guest's linear memory. wazero's api.Memory is one.
+type Memory interface {
+	// Read returns a view of n bytes at offset, false when out of range.
+	Read(offset, n uint32) ([]byte, bool)
+	// Write copies b to offset, false when out of range.
+	Write(offset uint32, b []byte) bool
+	// Size is the memory's size in bytes.
+	Size() uint32
+}
+
+// Encoding is a string encoding of the canonical ABI.
+type Encoding uint8
+
+// String encodings; UTF8 is the default.
+const (
+	UTF8 Encoding = iota
+	UTF16
+	Latin1UTF16
+)
+
+// Limits of the canonical ABI.
+const (
+	MaxStringByteLength = 1<<28 - 1
+	MaxListByteLength   = 1<<28 - 1
+	utf16Tag            = 1 << 31
+)
+
+// Context is what a lift or lower needs of the guest: its memory, its
+// realloc, its string encoding and its resources.
+type Context struct {
+	Memory   Memory
+	Encoding Encoding
+	// Realloc is the guest's cabi_realloc: (old pointer, old size,
+	// alignment, new size) → pointer. nil: lowering anything that needs
+	// memory traps.
+	Realloc func(oldPtr, oldSize, align, newSize uint32) (uint32, error)
+	// Resources turns own and borrow handles into representations and
+	// back; nil: any handle traps.
+	Resources Resources
+}
+
+// Resources is a component instance's handle table, as lifting and
+// lowering see it (CanonicalABI.md, lift_own, lift_borrow, lower_own,
+// lower_borrow).
+type Resources interface {
+	LiftOwn(handle uint32, resource int) (rep uint32, err error)
+	LiftBorrow(handle uint32, resource int) (rep uint32, err error)
+	LowerOwn(rep uint32, resource int) (handle uint32, err error)
+	LowerBorrow(rep uint32, resource int) (handle uint32, err error)
+}
+
+// Trap is a guest's violation of the canonical ABI: the call that met it
+// fails.
+type Trap struct{ Msg string }
+
+func (t *Trap) Error() string { return "canonical ABI: " + t.Msg }
+
+func trapf(format string, args ...any) error { return &Trap{Msg: fmt.Sprintf(format, args...)} }
+
+func (cx *Context) read(ptr, n uint32) ([]byte, error) {
+	if cx.Memory == nil {
+		return nil, trapf("no memory to read %d bytes at %d from", n, ptr)
+	}
+	b, ok := cx.Memory.Read(ptr, n)
+	if !ok {
+		return nil, trapf("%d bytes at %d are outside the memory of %d bytes", n, ptr, cx.Memory.Size())
+	}
+	return b, nil
+}
+
+func (cx *Context) write(ptr uint32, b []byte) error {
+	if cx.Memory == nil || !cx.Memory.Write(ptr, b) {
+		return trapf("%d bytes at %d are outside the memory", len(b), ptr)
+	}
+	return nil
+}
+
+func (cx *Context) loadInt(ptr, n uint32) (uint64, error) {
+	b, err := cx.read(ptr, n)
+	if err != nil {
+		return 0, err
+	}
+	switch n {
+	case 1:
+		return uint64(b[0]), nil
+	case 2:
+		return uint64(binary.LittleEndian.Uint16(b)), nil
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(b)), nil
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+func (cx *Context) storeInt(ptr, n uint32, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	return cx.write(ptr, b[:n])
+}
+
+// allocate calls the guest's realloc for a new block, and checks what it
+// returns.
+func (cx *Context) allocate(align, size uint32) (uint32, error) {
+	return cx.reallocate(0, 0, align, size)
+}
+
+func (cx *Context) reallocate(old, oldSize, align, size uint32) (uint32, error) {
+	if cx.Realloc == nil {
+		return 0, trapf("the guest has no realloc to allocate %d bytes with", size)
+	}
+	p, err := cx.Realloc(old, oldSize, align, size)
+	if err != nil {
+		return 0, err
+	}
+	if p != alignTo(p, align) {
+		return 0, trapf("realloc returned %d, not aligned to %d", p, align)
+	}
+	if cx.Memory == nil || uint64(p)+uint64(size) > uint64(cx.Memory.Size()) {
+		return 0, trapf("realloc returned %d bytes at %d, outside the memory", size, p)
+	}
+	return p, nil
+}

@@ -26,7 +26,7 @@ type Component struct {
 	Modules       []Module     // core modules defined here
 	Components    []*Component // nested components
 	CoreInstances []CoreInstanceDef
-	Instances     []Instance
+	Instances     []InstanceDef
 	CoreTypes     []*CoreTypeDef
 	Types         []*TypeDef
 	Aliases       []Alias
@@ -95,9 +95,9 @@ type CoreExport struct {
 	Idx  uint32
 }
 
-// Instance is a component instance definition: an instantiation of a
+// InstanceDef is a component instance definition: an instantiation of a
 // component, or a bundle of exports.
-type Instance struct {
+type InstanceDef struct {
 	Component *uint32
 	Args      []Arg
 	Exports   []Arg // a bundle: Name, Sort and Idx of each export
@@ -370,7 +370,7 @@ func (d *decoder) instance(c *Component, r *reader) error {
 	if err != nil {
 		return err
 	}
-	var in Instance
+	var in InstanceDef
 	switch tag {
 	case 0x00:
 		ci, err := r.u32()

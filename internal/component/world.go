@@ -72,6 +72,7 @@ type typeEntry struct {
 	def      *TypeDef
 	name     string // the name it was imported or exported under, if any
 	resource bool   // an abstract or defined resource
+	id       string // a resource's identity: "<instance import>#<name>", or "local#<n>"
 	scope    *scope // where def's own type indices resolve
 }
 
@@ -80,22 +81,27 @@ type scope struct {
 	types  []typeEntry
 	parent *scope
 	comp   *Component // the component whose space this is; nil for a type's
+	owner  string     // the import an instance type's scope describes
 }
 
 func newScope(c *Component, parent *scope) *scope {
 	s := &scope{parent: parent, comp: c}
-	for _, d := range c.Space[Sort{Kind: SortType}] {
-		s.types = append(s.types, s.componentType(d))
+	for i, d := range c.Space[Sort{Kind: SortType}] {
+		s.types = append(s.types, s.componentType(i, d))
 	}
 	return s
 }
 
-func (s *scope) componentType(d Def) typeEntry {
+func (s *scope) componentType(i int, d Def) typeEntry {
 	c := s.comp
 	switch d.From {
 	case FromDefinition:
 		t := c.Types[d.N]
-		return typeEntry{def: t, resource: t.Resource != nil, scope: s}
+		e := typeEntry{def: t, resource: t.Resource != nil, scope: s}
+		if e.resource {
+			e.id = "local#" + strconv.Itoa(i)
+		}
+		return e
 	case FromImport:
 		im := c.Imports[d.N]
 		return s.bound(im.Name, im.Type)
@@ -120,7 +126,7 @@ func (s *scope) componentType(d Def) typeEntry {
 // the type it equals.
 func (s *scope) bound(name string, et ExternType) typeEntry {
 	if et.SubResource {
-		return typeEntry{name: name, resource: true}
+		return typeEntry{name: name, resource: true, id: s.owner + "#" + name}
 	}
 	e := s.at(et.Idx)
 	e.name = name
@@ -162,8 +168,9 @@ func (s *scope) instanceExport(inst uint32, name string) typeEntry {
 // declScope is an instance or component type's declarators resolved.
 type declScope struct {
 	*scope
-	exports []namedEntry
-	funcs   []Func
+	exports   []namedEntry
+	funcs     []Func
+	funcTypes map[string]uint32 // exported function → its type index in the scope
 }
 
 type namedEntry struct {
@@ -187,13 +194,14 @@ func (s *scope) instanceType(inst uint32) *declScope {
 	if e.def == nil || e.def.Instance == nil {
 		return nil
 	}
-	return e.scope.decls(e.def.Instance.Decls)
+	return e.scope.decls(e.def.Instance.Decls, c.Imports[defs[inst].N].Name)
 }
 
 // decls resolves the declarators of an instance or component type in a new
-// scope inside s.
-func (s *scope) decls(decls []Decl) *declScope {
-	ds := &declScope{scope: &scope{parent: s}}
+// scope inside s; owner is the import the type describes, which names its
+// resources.
+func (s *scope) decls(decls []Decl, owner string) *declScope {
+	ds := &declScope{scope: &scope{parent: s, owner: owner}, funcTypes: map[string]uint32{}}
 	for _, d := range decls {
 		switch d.Kind {
 		case DeclType:
@@ -217,6 +225,7 @@ func (s *scope) decls(decls []Decl) *declScope {
 			case Sort{Kind: SortFunc}:
 				if d.Kind == DeclExport {
 					ds.funcs = append(ds.funcs, Func{Name: d.Name, Signature: ds.funcSig(et.Idx)})
+					ds.funcTypes[d.Name] = et.Idx
 				}
 			}
 		}
@@ -230,7 +239,7 @@ func (s *scope) item(name string, et ExternType) Item {
 	case Sort{Kind: SortInstance}:
 		e := s.at(et.Idx)
 		if e.def != nil && e.def.Instance != nil {
-			ds := e.scope.decls(e.def.Instance.Decls)
+			ds := e.scope.decls(e.def.Instance.Decls, name)
 			it.Types, it.Funcs = ds.typeLines(), ds.funcs
 		}
 	case Sort{Kind: SortFunc}:

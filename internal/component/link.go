@@ -1,0 +1,643 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/wasmesh/wasmesh/internal/cabi"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
+)
+
+// HostFunc implements a function a component imports. Its arguments and
+// results are cabi values; the Instance is the calling instance, for its
+// host objects. An error traps the guest's call.
+type HostFunc func(ctx context.Context, inst *Instance, args []any) ([]any, error)
+
+// Host is what a host provides for components to import.
+type Host struct {
+	// Funcs by "<interface>#<function>" with the interface as Interface
+	// gives it ("wasi:io/streams@0.2#[method]output-stream.write"), or by
+	// the bare name for a function the world imports itself ("log").
+	Funcs map[string]HostFunc
+	// Fallback, when set, is asked for a function Funcs lacks: given its
+	// key and result types, it returns an implementation (a WASI host
+	// denies what it does not grant with the interface's own error), or
+	// nil for a missing import.
+	Fallback func(key string, results []*cabi.Type) HostFunc
+	// Drops release the host objects behind resources the host provides, by
+	// "<interface>#<resource>" ("wasi:io/streams@0.2#output-stream"), when
+	// the guest drops its handle. A resource without one is dropped by
+	// forgetting its object.
+	Drops map[string]func(inst *Instance, rep uint32)
+}
+
+// ErrMissingImport is wrapped by Link's errors for an import the host does
+// not provide.
+var ErrMissingImport = errors.New("the host does not provide an import")
+
+// Linked is a component made ready to instantiate on a wazero runtime: its
+// core modules compiled with their imports pointed at the instances that
+// provide them, and its imports bound to the host's functions.
+type Linked struct {
+	c       *Component
+	top     *scope
+	rt      wazero.Runtime
+	host    *Host
+	modules []wazero.CompiledModule // by core instance; nil for bundles
+	canons  []*canonFunc            // by canon definition; nil for lifts
+	hostMod api.Module
+	ids     resourceIDs
+}
+
+// canonFunc is a core function the component's canon definitions make: a
+// lowered import, or a resource built-in.
+type canonFunc struct {
+	op       byte
+	name     string // what it lowers, for errors
+	fn       HostFunc
+	ft       *funcType
+	opts     CanonOpts
+	resource int
+	drop     func(inst *Instance, rep uint32)
+}
+
+var linked atomic.Int64 // numbers the host modules in a runtime
+
+// Link prepares component c for runtime rt, with host's functions as its
+// imports. An import the host lacks is an error wrapping ErrMissingImport
+// that names it: refused at deploy, not at the first call.
+func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Linked, error) {
+	l := &Linked{c: c, top: newScope(c, nil), rt: rt, host: host}
+	l.canons = make([]*canonFunc, len(c.Canons))
+	for i, cn := range c.Canons {
+		if cn.Op == CanonLift {
+			continue
+		}
+		cf, err := l.canonFunc(cn)
+		if err != nil {
+			return nil, fmt.Errorf("canon definition %d: %w", i, err)
+		}
+		l.canons[i] = cf
+	}
+	if err := l.instantiateHost(ctx); err != nil {
+		return nil, err
+	}
+	instances := c.Space[Sort{Core: true, Kind: CoreInstance}]
+	l.modules = make([]wazero.CompiledModule, len(instances))
+	for i, d := range instances {
+		if d.From != FromDefinition {
+			return nil, fmt.Errorf("core instance %d: only instances defined in the component are supported", i)
+		}
+		ci := c.CoreInstances[d.N]
+		if ci.Module == nil {
+			continue
+		}
+		cm, err := l.compile(ctx, i, ci)
+		if err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("core instance %d: %w", i, err)
+		}
+		l.modules[i] = cm
+	}
+	return l, nil
+}
+
+// Close releases the compiled modules and the host module.
+func (l *Linked) Close(ctx context.Context) error {
+	for _, m := range l.modules {
+		if m != nil {
+			m.Close(ctx)
+		}
+	}
+	if l.hostMod != nil {
+		return l.hostMod.Close(ctx)
+	}
+	return nil
+}
+
+// target is where a core definition lives: an export of an instantiated
+// core instance, or a function of the host module.
+type target struct {
+	inst  int    // core instance index, or -1 for the host module
+	name  string // its export name
+	canon int    // for the host module: the canon definition
+}
+
+func (t target) module() string {
+	if t.inst < 0 {
+		return "host"
+	}
+	return "ci:" + strconv.Itoa(t.inst)
+}
+
+// coreExport resolves export name of core instance i to where it lives.
+func (l *Linked) coreExport(i uint32, name string, depth int) (target, error) {
+	if depth > maxNesting {
+		return target{}, fmt.Errorf("aliases nested more than %d deep", maxNesting)
+	}
+	defs := l.c.Space[Sort{Core: true, Kind: CoreInstance}]
+	if int(i) >= len(defs) || defs[i].From != FromDefinition {
+		return target{}, fmt.Errorf("core instance %d does not exist", i)
+	}
+	ci := l.c.CoreInstances[defs[i].N]
+	if ci.Module != nil {
+		return target{inst: int(i), name: name}, nil
+	}
+	for _, e := range ci.Exports {
+		if e.Name == name {
+			return l.coreIndex(e.Sort, e.Idx, depth+1)
+		}
+	}
+	return target{}, fmt.Errorf("core instance %d exports no %q", i, name)
+}
+
+// coreIndex resolves index idx of core sort s.
+func (l *Linked) coreIndex(s byte, idx uint32, depth int) (target, error) {
+	defs := l.c.Space[Sort{Core: true, Kind: s}]
+	if int(idx) >= len(defs) {
+		return target{}, fmt.Errorf("%s %d does not exist", Sort{Core: true, Kind: s}, idx)
+	}
+	switch d := defs[idx]; d.From {
+	case FromAlias:
+		a := l.c.Aliases[d.N]
+		if a.Kind != AliasCoreExport {
+			return target{}, fmt.Errorf("%s %d: an outer alias", Sort{Core: true, Kind: s}, idx)
+		}
+		return l.coreExport(a.Instance, a.Name, depth+1)
+	case FromCanon:
+		return target{inst: -1, name: "canon:" + strconv.Itoa(d.N), canon: d.N}, nil
+	}
+	return target{}, fmt.Errorf("%s %d is neither an alias nor a canon definition", Sort{Core: true, Kind: s}, idx)
+}
+
+// compile compiles the module core instance i instantiates, its imports
+// renamed to "ci:<instance>" or "host" and the name of the export there.
+func (l *Linked) compile(ctx context.Context, i int, ci CoreInstanceDef) (wazero.CompiledModule, error) {
+	mods := l.c.Space[Sort{Core: true, Kind: CoreModule}]
+	if int(*ci.Module) >= len(mods) || mods[*ci.Module].From != FromDefinition {
+		return nil, fmt.Errorf("module %d: only modules defined in the component are supported", *ci.Module)
+	}
+	m := l.c.Modules[mods[*ci.Module].N]
+	args := map[string]uint32{}
+	for _, a := range ci.Args {
+		args[a.Name] = a.Instance
+	}
+	renamed, err := wasmbin.RenameImports(m.Bytes, func(mod, name string, _ byte) (string, string, error) {
+		inst, ok := args[mod]
+		if !ok {
+			return "", "", fmt.Errorf("module %d imports %s.%s, and the instantiation has no %q argument", *ci.Module, mod, name, mod)
+		}
+		t, err := l.coreExport(inst, name, 0)
+		if err != nil {
+			return "", "", fmt.Errorf("import %s.%s: %w", mod, name, err)
+		}
+		return t.module(), t.name, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l.rt.CompileModule(ctx, renamed)
+}
+
+// canonFunc binds a lower or a resource built-in to what it calls.
+func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
+	cf := &canonFunc{op: cn.Op, opts: cn.Opts}
+	switch cn.Op {
+	case CanonLower:
+		key, sc, ti, err := l.importedFunc(cn.Func)
+		if err != nil {
+			return nil, err
+		}
+		if cf.ft, err = sc.cabiFunc(ti, &l.ids); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		fn, ok := l.host.Funcs[key]
+		if !ok && l.host.Fallback != nil {
+			fn = l.host.Fallback(key, cf.ft.results)
+		}
+		if fn == nil {
+			return nil, fmt.Errorf("%w: %s", ErrMissingImport, key)
+		}
+		cf.fn, cf.name = fn, key
+		return cf, nil
+	case CanonResourceNew, CanonResourceDrop, CanonResourceRep:
+		e := l.top.at(cn.Type)
+		if !e.resource || e.id == "" {
+			return nil, fmt.Errorf("resource built-in on type %d, which is not a resource", cn.Type)
+		}
+		cf.resource, cf.name = l.ids.of(e.id), e.id
+		if cn.Op == CanonResourceDrop && !strings.HasPrefix(e.id, "local#") {
+			iface, res, _ := strings.Cut(e.id, "#")
+			cf.drop = l.host.Drops[Interface(iface)+"#"+res]
+		}
+		return cf, nil
+	}
+	return nil, fmt.Errorf("canonical built-in 0x%02x is not supported", cn.Op)
+}
+
+// importedFunc finds the component function f imports: its host key, and
+// its type (index ti in scope sc).
+func (l *Linked) importedFunc(f uint32) (key string, sc *scope, ti uint32, err error) {
+	c := l.c
+	defs := c.Space[Sort{Kind: SortFunc}]
+	if int(f) >= len(defs) {
+		return "", nil, 0, fmt.Errorf("func %d does not exist", f)
+	}
+	switch d := defs[f]; d.From {
+	case FromImport:
+		im := c.Imports[d.N]
+		return im.Name, l.top, im.Type.Idx, nil
+	case FromAlias:
+		a := c.Aliases[d.N]
+		if a.Kind != AliasExport {
+			break
+		}
+		idefs := c.Space[Sort{Kind: SortInstance}]
+		if int(a.Instance) >= len(idefs) || idefs[a.Instance].From != FromImport {
+			return "", nil, 0, fmt.Errorf("func %d: %q of an instance the component makes (calls between its own components are not supported)", f, a.Name)
+		}
+		name := c.Imports[idefs[a.Instance].N].Name
+		ds := l.top.instanceType(a.Instance)
+		if ds == nil {
+			return "", nil, 0, fmt.Errorf("import %s: its type is not an instance type", name)
+		}
+		ti, ok := ds.funcTypes[a.Name]
+		if !ok {
+			return "", nil, 0, fmt.Errorf("import %s has no function %q", name, a.Name)
+		}
+		return Interface(name) + "#" + a.Name, ds.scope, ti, nil
+	}
+	return "", nil, 0, fmt.Errorf("func %d is not an imported function (lowering the component's own functions is not supported)", f)
+}
+
+// instantiateHost defines the host module: one function per canon
+// definition that makes a core function.
+func (l *Linked) instantiateHost(ctx context.Context) error {
+	b := l.rt.NewHostModuleBuilder("wasmesh-component-" + strconv.FormatInt(linked.Add(1), 10))
+	for i, cf := range l.canons {
+		if cf == nil {
+			continue
+		}
+		var params, results []api.ValueType
+		switch cf.op {
+		case CanonLower:
+			ps, rs := cabi.FlattenFunc(cf.ft.params, cf.ft.results, false)
+			params, results = valueTypes(ps), valueTypes(rs)
+		case CanonResourceNew, CanonResourceRep:
+			params, results = []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}
+		case CanonResourceDrop:
+			params = []api.ValueType{api.ValueTypeI32}
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+			inst := instanceFrom(ctx)
+			if inst == nil {
+				panic(fmt.Errorf("component: %s called outside its instance", cf.name))
+			}
+			if err := inst.canon(ctx, cf, stack); err != nil {
+				panic(err)
+			}
+		}), params, results).Export("canon:" + strconv.Itoa(i))
+	}
+	var err error
+	l.hostMod, err = b.Instantiate(ctx)
+	return err
+}
+
+func valueTypes(cs []cabi.CoreType) []api.ValueType {
+	out := make([]api.ValueType, len(cs))
+	for i, c := range cs {
+		switch c {
+		case cabi.I32:
+			out[i] = api.ValueTypeI32
+		case cabi.I64:
+			out[i] = api.ValueTypeI64
+		case cabi.F32Core:
+			out[i] = api.ValueTypeF32
+		case cabi.F64Core:
+			out[i] = api.ValueTypeF64
+		}
+	}
+	return out
+}
+
+// instanceKey finds the Instance a host function serves in its context.
+type instanceKey struct{}
+
+func instanceFrom(ctx context.Context) *Instance {
+	inst, _ := ctx.Value(instanceKey{}).(*Instance)
+	return inst
+}
+
+// Instance is an instance of a linked component: its core instances, its
+// handle table and the host objects behind its handles.
+type Instance struct {
+	l       *Linked
+	mods    []api.Module
+	handles handleTable
+	objects map[uint32]any
+	nextRep uint32
+	// State is the host's, for its functions (a WASI context).
+	State any
+}
+
+// Instantiate makes an instance: every core instance in order, each
+// import resolved to the instance or host function that provides it.
+func (l *Linked) Instantiate(ctx context.Context, state any) (*Instance, error) {
+	inst := &Instance{l: l, mods: make([]api.Module, len(l.modules)), objects: map[uint32]any{}, State: state}
+	ctx = inst.context(ctx)
+	for i, cm := range l.modules {
+		if cm == nil {
+			continue
+		}
+		m, err := l.rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+		if err != nil {
+			inst.Close(context.Background())
+			return nil, fmt.Errorf("core instance %d: %w", i, err)
+		}
+		inst.mods[i] = m
+	}
+	return inst, nil
+}
+
+// context is ctx with the instance, for its host functions, and the
+// resolver of its core modules' imports.
+func (inst *Instance) context(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
+	return experimental.WithImportResolver(ctx, func(name string) api.Module {
+		if name == "host" {
+			return inst.l.hostMod
+		}
+		if n, ok := strings.CutPrefix(name, "ci:"); ok {
+			if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < len(inst.mods) {
+				return inst.mods[i]
+			}
+		}
+		return nil
+	})
+}
+
+// Close closes the instance's core instances.
+func (inst *Instance) Close(ctx context.Context) error {
+	for i := len(inst.mods) - 1; i >= 0; i-- {
+		if m := inst.mods[i]; m != nil {
+			m.Close(ctx)
+		}
+	}
+	return nil
+}
+
+// NewObject keeps a host object for a resource handle and returns its rep.
+func (inst *Instance) NewObject(v any) uint32 {
+	inst.nextRep++
+	inst.objects[inst.nextRep] = v
+	return inst.nextRep
+}
+
+// Object returns the host object of rep, nil if none.
+func (inst *Instance) Object(rep uint32) any { return inst.objects[rep] }
+
+// DropObject forgets the host object of rep.
+func (inst *Instance) DropObject(rep uint32) { delete(inst.objects, rep) }
+
+// exported resolves a function core target of the instance.
+func (inst *Instance) function(t target) (api.Function, error) {
+	if t.inst < 0 || t.inst >= len(inst.mods) || inst.mods[t.inst] == nil {
+		return nil, fmt.Errorf("function %s.%s: not an instantiated module's", t.module(), t.name)
+	}
+	f := inst.mods[t.inst].ExportedFunction(t.name)
+	if f == nil {
+		return nil, fmt.Errorf("core instance %d exports no function %q", t.inst, t.name)
+	}
+	return f, nil
+}
+
+// cabiContext is the canonical ABI context of canon options.
+func (inst *Instance) cabiContext(ctx context.Context, opts CanonOpts) (*cabi.Context, error) {
+	cx := &cabi.Context{Resources: &inst.handles}
+	switch opts.Encoding {
+	case EncodingUTF16:
+		cx.Encoding = cabi.UTF16
+	case EncodingLatin1UTF16:
+		cx.Encoding = cabi.Latin1UTF16
+	}
+	if opts.Memory != nil {
+		t, err := inst.l.coreIndex(CoreMemory, *opts.Memory, 0)
+		if err != nil {
+			return nil, err
+		}
+		if t.inst < 0 || inst.mods[t.inst] == nil || inst.mods[t.inst].ExportedMemory(t.name) == nil {
+			return nil, fmt.Errorf("memory %s.%s is not an instantiated module's", t.module(), t.name)
+		}
+		cx.Memory = inst.mods[t.inst].ExportedMemory(t.name)
+	}
+	if opts.Realloc != nil {
+		t, err := inst.l.coreIndex(CoreFunc, *opts.Realloc, 0)
+		if err != nil {
+			return nil, err
+		}
+		f, err := inst.function(t)
+		if err != nil {
+			return nil, err
+		}
+		cx.Realloc = func(old, oldSize, align, size uint32) (uint32, error) {
+			r, err := f.Call(ctx, uint64(old), uint64(oldSize), uint64(align), uint64(size))
+			if err != nil {
+				return 0, err
+			}
+			return uint32(r[0]), nil
+		}
+	}
+	return cx, nil
+}
+
+// canon runs a canon-made core function called by the guest: a lowered
+// import (lift the arguments, call the host, lower the results) or a
+// resource built-in.
+func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) error {
+	switch cf.op {
+	case CanonResourceNew:
+		h, err := inst.handles.LowerOwn(uint32(stack[0]), cf.resource)
+		stack[0] = uint64(h)
+		return err
+	case CanonResourceRep:
+		rep, err := inst.handles.rep(uint32(stack[0]), cf.resource)
+		stack[0] = uint64(rep)
+		return err
+	case CanonResourceDrop:
+		rep, own, err := inst.handles.drop(uint32(stack[0]), cf.resource)
+		if err == nil && own && !strings.HasPrefix(cf.name, "local#") {
+			if cf.drop != nil {
+				cf.drop(inst, rep)
+			}
+			inst.DropObject(rep)
+		}
+		return err
+	}
+	cx, err := inst.cabiContext(ctx, cf.opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cf.name, err)
+	}
+	ps, _ := cabi.FlattenFunc(cf.ft.params, cf.ft.results, false)
+	nparams := len(ps)
+	var outPtr uint32
+	hasOut := false
+	if flatResults, _ := cabi.FlattenFunc(nil, cf.ft.results, true); len(cf.ft.results) > 0 && len(flatResults) > 0 {
+		var n int
+		for _, t := range cf.ft.results {
+			n += len(cabi.Flatten(t))
+		}
+		if n > cabi.MaxFlatResults {
+			outPtr, hasOut = uint32(stack[nparams-1]), true
+			nparams--
+		}
+	}
+	args, err := cx.LiftFlatValues(stack[:nparams], cabi.MaxFlatParams, cf.ft.params)
+	if err != nil {
+		return fmt.Errorf("%s: arguments: %w", cf.name, err)
+	}
+	results, err := cf.fn(ctx, inst, args)
+	if err != nil {
+		return err
+	}
+	if len(results) != len(cf.ft.results) {
+		return fmt.Errorf("%s: the host returned %d results, want %d", cf.name, len(results), len(cf.ft.results))
+	}
+	flat, err := cx.LowerFlatValues(results, cabi.MaxFlatResults, cf.ft.results, outPtr, hasOut)
+	if err != nil {
+		return fmt.Errorf("%s: results: %w", cf.name, err)
+	}
+	copy(stack, flat)
+	return nil
+}
+
+// Call calls function fn of the instance's export named export (an
+// interface such as "wasi:cli/run@0.2.0", or "" for a function the
+// component exports itself), with args as cabi values, and returns its
+// results.
+func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) ([]any, error) {
+	lift, err := inst.l.exportedLift(export, fn)
+	if err != nil {
+		return nil, err
+	}
+	cn := inst.l.c.Canons[lift]
+	ft, err := inst.l.top.cabiFunc(cn.Type, &inst.l.ids)
+	if err != nil {
+		return nil, fmt.Errorf("%s#%s: %w", export, fn, err)
+	}
+	t, err := inst.l.coreIndex(CoreFunc, cn.Func, 0)
+	if err != nil {
+		return nil, err
+	}
+	f, err := inst.function(t)
+	if err != nil {
+		return nil, err
+	}
+	ctx = inst.context(ctx)
+	cx, err := inst.cabiContext(ctx, cn.Opts)
+	if err != nil {
+		return nil, err
+	}
+	flat, err := cx.LowerFlatValues(args, cabi.MaxFlatParams, ft.params, 0, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s#%s: arguments: %w", export, fn, err)
+	}
+	res, err := f.Call(ctx, flat...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := cx.LiftFlatValues(res, cabi.MaxFlatResults, ft.results)
+	if err != nil {
+		return nil, fmt.Errorf("%s#%s: results: %w", export, fn, err)
+	}
+	if cn.Opts.PostReturn != nil {
+		pt, err := inst.l.coreIndex(CoreFunc, *cn.Opts.PostReturn, 0)
+		if err != nil {
+			return nil, err
+		}
+		pf, err := inst.function(pt)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := pf.Call(ctx, res...); err != nil {
+			return nil, fmt.Errorf("%s#%s: post-return: %w", export, fn, err)
+		}
+	}
+	return out, nil
+}
+
+// exportedLift finds the canon lift behind function fn of export: directly
+// exported, or through the instance wit-component makes by instantiating a
+// small component with the lifted functions as arguments.
+func (l *Linked) exportedLift(export, fn string) (int, error) {
+	c := l.c
+	for _, ex := range c.Exports {
+		if export == "" && ex.Name == fn && ex.Sort == (Sort{Kind: SortFunc}) {
+			return l.liftOf(c, ex.Idx)
+		}
+		if export == "" || Interface(ex.Name) != Interface(export) || ex.Sort != (Sort{Kind: SortInstance}) {
+			continue
+		}
+		defs := c.Space[ex.Sort]
+		if int(ex.Idx) >= len(defs) || defs[ex.Idx].From != FromDefinition {
+			break
+		}
+		in := c.Instances[defs[ex.Idx].N]
+		if in.Component == nil {
+			for _, e := range in.Exports {
+				if e.Name == fn && e.Sort == (Sort{Kind: SortFunc}) {
+					return l.liftOf(c, e.Idx)
+				}
+			}
+			break
+		}
+		return l.throughShim(in, fn)
+	}
+	return 0, fmt.Errorf("the component exports no function %q in %q", fn, export)
+}
+
+// throughShim follows an exported function of an instantiated nested
+// component back to the argument it was given.
+func (l *Linked) throughShim(in InstanceDef, fn string) (int, error) {
+	cdefs := l.c.Space[Sort{Kind: SortComponent}]
+	if int(*in.Component) >= len(cdefs) || cdefs[*in.Component].From != FromDefinition {
+		return 0, fmt.Errorf("export through component %d: not defined here", *in.Component)
+	}
+	inner := l.c.Components[cdefs[*in.Component].N]
+	for _, ex := range inner.Exports {
+		if ex.Name != fn || ex.Sort != (Sort{Kind: SortFunc}) {
+			continue
+		}
+		fdefs := inner.Space[ex.Sort]
+		if int(ex.Idx) >= len(fdefs) || fdefs[ex.Idx].From != FromImport {
+			break
+		}
+		arg := inner.Imports[fdefs[ex.Idx].N].Name
+		for _, a := range in.Args {
+			if a.Name == arg && a.Sort == (Sort{Kind: SortFunc}) {
+				return l.liftOf(l.c, a.Idx)
+			}
+		}
+	}
+	return 0, fmt.Errorf("function %q is not a lifted function the component passes through", fn)
+}
+
+// liftOf is the canon definition that made func f of c, which must be a
+// lift.
+func (l *Linked) liftOf(c *Component, f uint32) (int, error) {
+	defs := c.Space[Sort{Kind: SortFunc}]
+	if int(f) < len(defs) && defs[f].From == FromCanon && c.Canons[defs[f].N].Op == CanonLift {
+		return defs[f].N, nil
+	}
+	if int(f) < len(defs) && defs[f].From == FromExport {
+		return l.liftOf(c, c.Exports[defs[f].N].Idx)
+	}
+	return 0, fmt.Errorf("func %d is not lifted from a core function", f)
+}

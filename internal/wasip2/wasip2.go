@@ -1,0 +1,273 @@
+// Package wasip2 implements the WASI 0.2 interfaces a command component
+// imports, for the component runtime (package component): wasi:cli
+// (environment, exit, stdin, stdout, stderr, terminal-*), wasi:io (error,
+// streams, poll), wasi:clocks (wall-clock, monotonic-clock) and
+// wasi:random (random, insecure, insecure-seed). Every other function of a
+// WASI interface — the filesystem without preopens, sockets, HTTP — is
+// denied: it returns its interface's own error (access denied), so that a
+// component that imports it still links and runs.
+package wasip2
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/wasmesh/wasmesh/internal/cabi"
+	"github.com/wasmesh/wasmesh/internal/component"
+)
+
+// Context is one component instance's view of the outside world.
+type Context struct {
+	Args   []string
+	Env    [][2]string
+	Stdin  io.Reader // nil: empty
+	Stdout io.Writer // nil: discarded
+	Stderr io.Writer // nil: discarded
+	// Now is the wall clock. Default time.Now.
+	Now func() time.Time
+}
+
+// ExitError is wasi:cli/exit's exit: the run ends with Code.
+type ExitError struct{ Code uint32 }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+func wctx(inst *component.Instance) *Context {
+	if c, ok := inst.State.(*Context); ok {
+		return c
+	}
+	return &Context{}
+}
+
+// The host objects behind WASI resources.
+type (
+	inputStream  struct{ r io.Reader }
+	outputStream struct{ w io.Writer }
+	ioError      struct{ msg string }
+	pollable     struct{}
+)
+
+// Host returns the WASI 0.2 host functions.
+func Host() *component.Host {
+	h := &component.Host{Funcs: map[string]component.HostFunc{}, Fallback: deny}
+	add := func(iface, fn string, f component.HostFunc) { h.Funcs[iface+"#"+fn] = f }
+	const (
+		env     = "wasi:cli/environment@0.2"
+		streams = "wasi:io/streams@0.2"
+	)
+	add(env, "get-environment", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		out := make([]any, 0, len(wctx(inst).Env))
+		for _, kv := range wctx(inst).Env {
+			out = append(out, []any{kv[0], kv[1]})
+		}
+		return []any{out}, nil
+	})
+	add(env, "get-arguments", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		out := make([]any, len(wctx(inst).Args))
+		for i, a := range wctx(inst).Args {
+			out[i] = a
+		}
+		return []any{out}, nil
+	})
+	add(env, "initial-cwd", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{cabi.VariantValue{Case: 0}}, nil // none
+	})
+	add("wasi:cli/exit@0.2", "exit", func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
+		return nil, &ExitError{Code: args[0].(cabi.VariantValue).Case} // ok → 0, error → 1
+	})
+	add("wasi:cli/stdin@0.2", "get-stdin", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		r := wctx(inst).Stdin
+		if r == nil {
+			r = strings.NewReader("")
+		}
+		return []any{inst.NewObject(&inputStream{r: r})}, nil
+	})
+	output := func(w func(*Context) io.Writer) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+			out := w(wctx(inst))
+			if out == nil {
+				out = io.Discard
+			}
+			return []any{inst.NewObject(&outputStream{w: out})}, nil
+		}
+	}
+	add("wasi:cli/stdout@0.2", "get-stdout", output(func(c *Context) io.Writer { return c.Stdout }))
+	add("wasi:cli/stderr@0.2", "get-stderr", output(func(c *Context) io.Writer { return c.Stderr }))
+	for _, t := range []string{"stdin", "stdout", "stderr"} {
+		add("wasi:cli/terminal-"+t+"@0.2", "get-terminal-"+t, func(context.Context, *component.Instance, []any) ([]any, error) {
+			return []any{cabi.VariantValue{Case: 0}}, nil // not a terminal
+		})
+	}
+	add("wasi:io/error@0.2", "[method]error.to-debug-string", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		if e, ok := inst.Object(args[0].(uint32)).(*ioError); ok {
+			return []any{e.msg}, nil
+		}
+		return []any{"error"}, nil
+	})
+	read := func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		s, ok := inst.Object(args[0].(uint32)).(*inputStream)
+		if !ok {
+			return nil, errors.New("wasi:io/streams: not an input stream")
+		}
+		buf := make([]byte, min(args[1].(uint64), 64<<10))
+		n, err := s.r.Read(buf)
+		if n == 0 && err != nil {
+			return []any{streamError(inst, err)}, nil
+		}
+		return []any{cabi.VariantValue{Case: 0, Value: buf[:n]}}, nil
+	}
+	add(streams, "[method]input-stream.read", read)
+	add(streams, "[method]input-stream.blocking-read", read)
+	add(streams, "[method]output-stream.check-write", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{cabi.VariantValue{Case: 0, Value: uint64(1 << 20)}}, nil
+	})
+	write := func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		s, ok := inst.Object(args[0].(uint32)).(*outputStream)
+		if !ok {
+			return nil, errors.New("wasi:io/streams: not an output stream")
+		}
+		if _, err := s.w.Write(args[1].([]byte)); err != nil {
+			return []any{streamError(inst, err)}, nil
+		}
+		return []any{cabi.VariantValue{Case: 0}}, nil
+	}
+	add(streams, "[method]output-stream.write", write)
+	add(streams, "[method]output-stream.blocking-write-and-flush", write)
+	flush := func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{cabi.VariantValue{Case: 0}}, nil
+	}
+	add(streams, "[method]output-stream.flush", flush)
+	add(streams, "[method]output-stream.blocking-flush", flush)
+	subscribe := func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return []any{inst.NewObject(&pollable{})}, nil // streams never block here
+	}
+	add(streams, "[method]input-stream.subscribe", subscribe)
+	add(streams, "[method]output-stream.subscribe", subscribe)
+	add("wasi:io/poll@0.2", "[method]pollable.ready", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{true}, nil
+	})
+	add("wasi:io/poll@0.2", "[method]pollable.block", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return nil, nil
+	})
+	add("wasi:io/poll@0.2", "poll", func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
+		ready := make([]any, len(args[0].([]any)))
+		for i := range ready {
+			ready[i] = uint32(i)
+		}
+		return []any{ready}, nil
+	})
+	add("wasi:clocks/wall-clock@0.2", "now", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		now := time.Now
+		if wctx(inst).Now != nil {
+			now = wctx(inst).Now
+		}
+		t := now()
+		return []any{[]any{uint64(t.Unix()), uint32(t.Nanosecond())}}, nil
+	})
+	add("wasi:clocks/wall-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{[]any{uint64(0), uint32(1)}}, nil
+	})
+	start := time.Now()
+	add("wasi:clocks/monotonic-clock@0.2", "now", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{uint64(time.Since(start))}, nil
+	})
+	add("wasi:clocks/monotonic-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{uint64(1)}, nil
+	})
+	for _, fn := range []string{"subscribe-instant", "subscribe-duration"} {
+		add("wasi:clocks/monotonic-clock@0.2", fn, subscribe)
+	}
+	randomBytes := func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
+		n := args[0].(uint64)
+		if n > 1<<20 {
+			return nil, fmt.Errorf("wasi:random: %d random bytes asked, at most %d", n, 1<<20)
+		}
+		b := make([]byte, n)
+		rand.Read(b)
+		return []any{b}, nil
+	}
+	randomU64 := func(context.Context, *component.Instance, []any) ([]any, error) {
+		var b [8]byte
+		rand.Read(b[:])
+		return []any{uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56}, nil
+	}
+	add("wasi:random/random@0.2", "get-random-bytes", randomBytes)
+	add("wasi:random/random@0.2", "get-random-u64", randomU64)
+	add("wasi:random/insecure@0.2", "get-insecure-random-bytes", randomBytes)
+	add("wasi:random/insecure@0.2", "get-insecure-random-u64", randomU64)
+	add("wasi:random/insecure-seed@0.2", "insecure-seed", func(ctx context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		a, _ := randomU64(ctx, inst, nil)
+		b, _ := randomU64(ctx, inst, nil)
+		return []any{[]any{a[0], b[0]}}, nil
+	})
+	add("wasi:filesystem/preopens@0.2", "get-directories", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{[]any{}}, nil // no preopened directories
+	})
+	return h
+}
+
+// streamError is wasi:io/streams' stream-error for err: closed at the end
+// of the stream, else last-operation-failed with an error resource.
+func streamError(inst *component.Instance, err error) cabi.VariantValue {
+	if errors.Is(err, io.EOF) {
+		return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}} // err(closed)
+	}
+	return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 0, Value: inst.NewObject(&ioError{msg: err.Error()})}}
+}
+
+// deniedCodes are the error cases, in order of preference, that a denied
+// WASI function returns.
+var deniedCodes = []string{"access-denied", "access", "not-permitted", "not-supported", "unsupported"}
+
+// deny implements a WASI function the host does not grant: a result's
+// error case of the interface's own "access denied" code, none for an
+// option, nothing for no result; any other function of a wasi: interface
+// traps when called. Other interfaces are not the host's: nil.
+func deny(key string, results []*cabi.Type) component.HostFunc {
+	if !strings.HasPrefix(key, "wasi:") {
+		return nil
+	}
+	fail := func(context.Context, *component.Instance, []any) ([]any, error) {
+		return nil, fmt.Errorf("%s is not available", key)
+	}
+	switch {
+	case len(results) == 0:
+		return func(context.Context, *component.Instance, []any) ([]any, error) { return nil, nil }
+	case results[0].Kind == cabi.Option:
+		return func(context.Context, *component.Instance, []any) ([]any, error) {
+			return []any{cabi.VariantValue{Case: 0}}, nil
+		}
+	case results[0].Kind != cabi.Result || results[0].Err == nil:
+		return fail
+	}
+	e := results[0].Err
+	var labels []string
+	switch e.Kind {
+	case cabi.Enum:
+		labels = e.Labels
+	case cabi.Variant:
+		for _, c := range e.Cases {
+			if c.Type == nil {
+				labels = append(labels, c.Name)
+			} else {
+				labels = append(labels, "")
+			}
+		}
+	}
+	for _, want := range deniedCodes {
+		for i, l := range labels {
+			if l == want {
+				return func(context.Context, *component.Instance, []any) ([]any, error) {
+					return []any{cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: uint32(i)}}}, nil
+				}
+			}
+		}
+	}
+	return fail
+}

@@ -71,9 +71,9 @@ bench:
 	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/
 	bash bench/http.sh 4s 32 3
 
-# gofmt, tidy modules, go vet, staticcheck (pinned, from the Go module
-# proxy), no new duplicated code (.ci/duplicates.sh), and a tree that these
-# leave clean. .ci/run runs it.
+# gofmt, go vet, staticcheck (pinned, from the Go module proxy), no new
+# duplicated code (.ci/duplicates.sh), and go.mod/go.sum as go mod tidy
+# leaves them. .ci/run runs it.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }

@@ -1,7 +1,7 @@
 // Package config reads, validates, edits and watches wasmesh's config file:
 // the listeners, the module store, the services with their versions,
-// limits and outbound allow-lists, and the routes that lead to them.
-// Package router turns a config into a routing table.
+// limits and outbound allow-lists, and the routes that lead to them (a
+// routing table is made from a config by package router).
 //
 // # Config files
 //

@@ -37,10 +37,10 @@ type Imports interface {
 	// HTTPCall performs a guest's outbound request and returns the response
 	// with CodeOK, or another code (CodeTooSmall with a nil response: larger
 	// than the host accepts). The engine decodes the request from the
-	// guest's memory (wasi.ParseOutboundRequest; a malformed one is
-	// CodeInvalid, logged through Log) and encodes the response for it
-	// (wasi.EncodeOutboundResponse).
-	HTTPCall(ctx context.Context, req *wasi.OutboundRequest) (resp *wasi.OutboundResponse, code int)
+	// guest's memory (wasi.ParseOutboundRequest) and encodes the response
+	// for it (wasi.EncodeOutboundResponse); when the guest's bytes do not
+	// decode, req is nil and malformed says why.
+	HTTPCall(ctx context.Context, req *wasi.OutboundRequest, malformed error) (resp *wasi.OutboundResponse, code int)
 }
 
 // noImports serves guests run outside a gateway: no trace, logs to slog,
@@ -51,7 +51,7 @@ func (noImports) TraceContext(context.Context) (string, string) { return "", "" 
 func (noImports) Log(ctx context.Context, level int, msg string) {
 	slog.Log(ctx, slog.Level((level-1)*4), msg, "guest", true)
 }
-func (noImports) HTTPCall(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+func (noImports) HTTPCall(context.Context, *wasi.OutboundRequest, error) (*wasi.OutboundResponse, int) {
 	return nil, CodeDenied
 }
 
@@ -74,11 +74,11 @@ func (w warmGuard) Log(ctx context.Context, level int, msg string) {
 	}
 }
 
-func (w warmGuard) HTTPCall(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+func (w warmGuard) HTTPCall(ctx context.Context, req *wasi.OutboundRequest, malformed error) (*wasi.OutboundResponse, int) {
 	if runOf(ctx).warm {
 		return nil, CodeDenied
 	}
-	return w.imp.HTTPCall(ctx, req)
+	return w.imp.HTTPCall(ctx, req, malformed)
 }
 
 // instantiateImports builds the "wasmesh" host module over imp.
@@ -113,13 +113,8 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 				return
 			}
 			// A copy: the guest's memory may move while the call waits.
-			req, err := wasi.ParseOutboundRequest(append([]byte(nil), raw...))
-			if err != nil {
-				imp.Log(ctx, 2, "http_call: "+err.Error())
-				stack[0] = CodeInvalid
-				return
-			}
-			resp, code := imp.HTTPCall(runOf(ctx).hostContext(ctx), req)
+			req, malformed := wasi.ParseOutboundRequest(append([]byte(nil), raw...))
+			resp, code := imp.HTTPCall(runOf(ctx).hostContext(ctx), req, malformed)
 			if code == CodeTooSmall && resp == nil {
 				// Larger than the host accepts: no buffer would do.
 				m.Memory().WriteUint32Le(api.DecodeU32(stack[4]), 0xffffffff)

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"io/fs"
 	"net/url"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 )
 
 // Names of the files of a CA directory.

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/internal/testca"
 )
 

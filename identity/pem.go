@@ -7,12 +7,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"os"
 	"path/filepath"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 )
 
 // WriteFiles writes svid and bundle into dir (created 0700 if missing) as

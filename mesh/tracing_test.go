@@ -59,6 +59,12 @@ func TestTraceThroughHTTPCall(t *testing.T) {
 		if s.SpanContext.TraceID().String() != traceID {
 			t.Fatalf("span %s has trace %s, want %s", s.Name, s.SpanContext.TraceID(), traceID)
 		}
+		// Each server span continues a context that came over the wire (or,
+		// in-process, as if it had): its parent is remote, as a sampler
+		// sees it.
+		if s.Name == "wasmesh.request" && !s.Parent.IsRemote() {
+			t.Errorf("a %s span's parent is not remote", s.Name)
+		}
 	}
 }
 

@@ -82,8 +82,8 @@ func resolveVersion(v *config.Version, resolve Resolve) (string, error) {
 	return d, nil
 }
 
-// Config returns the config the table routes by: the one given to
-// NewTable, with every version's Digest set.
+// Config returns the config the table routes by: a copy of the one given
+// to NewTable in which every version's Digest is set.
 func (t *Table) Config() *config.Config { return t.cfg }
 
 // Routes returns the routes in precedence order.

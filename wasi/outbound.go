@@ -25,8 +25,8 @@ type OutboundRequest struct {
 	Body   []byte
 }
 
-// OutboundResponse is the answer to an http_call, for
-// EncodeOutboundResponse.
+// OutboundResponse is the answer to an http_call: what
+// EncodeOutboundResponse encodes.
 type OutboundResponse struct {
 	Status int
 	Header http.Header

@@ -134,6 +134,9 @@ func (c *Controller) release(ctx context.Context, service string, change func(cu
 // rollback. On failure neither the running config nor the file changes.
 func (c *Controller) applyLocked(ctx context.Context, service string, versions []*config.Version, record bool) ([]*config.Version, error) {
 	st := c.plane.Snapshot()
+	if st == nil || st.Config.Services[service] == nil {
+		return nil, fmt.Errorf("%w: service %q is not in the active config", ErrNotFound, service)
+	}
 	prev := st.Config.Services[service].Versions
 	data, err := config.SetVersions(st.Config.Raw, service, forFile(versions))
 	if err != nil {

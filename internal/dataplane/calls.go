@@ -53,12 +53,16 @@ var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
 // gateway in-process, or over the network — if the service's outbound list
 // allows it, in a client span whose context is injected into the request
 // whatever trace headers the guest set.
-func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malformed error) (*wasi.OutboundResponse, int) {
 	p, caller := imp.p, requestFrom(ctx)
 	if caller == nil {
 		return nil, host.CodeDenied
 	}
 	svc := caller.Service.Name
+	if malformed != nil {
+		p.log.Warn("http_call: bad request", "service", svc, "request_id", caller.ID, "error", malformed)
+		return nil, host.CodeInvalid
+	}
 	u, err := url.Parse(out.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "wasmesh" && u.Scheme != "http" && u.Scheme != "https") {
 		p.log.Warn("http_call: bad URL", "service", svc, "request_id", caller.ID, "url", out.URL)
@@ -110,13 +114,16 @@ func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, ou
 		p.log.Warn("http_call refused: too many wasmesh:// hops", "max", MaxHops, "request_id", caller.ID)
 		return nil, host.CodeUnavailable
 	}
-	if st := p.snap.Load(); st == nil || st.Config.Services[u.Host] == nil {
+	if caller.snap.Config.Services[u.Host] == nil {
 		return nil, host.CodeUnavailable
 	}
-	req := &Request{HTTP: callMessage(u, out, header), Start: time.Now(), Caller: caller, Hop: caller.Hop + 1, service: u.Host}
+	req := &Request{HTTP: callMessage(u, out, header), Start: time.Now(), Caller: caller, Hop: caller.Hop + 1,
+		service: u.Host, snap: caller.snap}
 	req.ID = requestID(req.HTTP)
 	w := &callResponse{header: http.Header{}}
-	p.serve(ctx, req, w)
+	// The callee continues the call's span as a server continues a
+	// traceparent it received: a remote parent, as samplers see it.
+	p.serve(trace.ContextWithRemoteSpanContext(ctx, trace.SpanContextFromContext(ctx)), req, w)
 	if ctx.Err() != nil {
 		return nil, host.CodeTimeout
 	}

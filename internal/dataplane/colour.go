@@ -55,10 +55,10 @@ func (p *Plane) colourConn(req *Request) {
 	}
 }
 
-// countConn records req's traffic on its client connection for the
-// fallback's userspace counters.
+// countConn records a client's request's traffic for the fallback's
+// userspace counters; an in-process call has no socket to count.
 func (p *Plane) countConn(req *Request) {
-	if req.Conn != nil {
+	if req.Caller == nil {
 		p.count(req.colour, req.BodyLen, req.Bytes)
 	}
 }

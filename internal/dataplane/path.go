@@ -80,7 +80,10 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 
 // route takes req from its route to its answer.
 func (p *Plane) route(req *Request, w http.ResponseWriter) {
-	st := p.snap.Load()
+	if req.snap == nil {
+		req.snap = p.snap.Load()
+	}
+	st := req.snap
 	if st == nil {
 		p.fail(req, w, http.StatusServiceUnavailable, errors.New("no config loaded yet"))
 		return

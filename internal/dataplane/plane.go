@@ -129,9 +129,11 @@ func (p *Plane) Snapshot() *Snapshot { return p.snap.Load() }
 // Swap makes s the snapshot that requests from now on are served by and
 // returns the one it replaces. Requests in flight finish on theirs.
 func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
-	s.calls = make(map[string]*config.Route, len(s.Config.Services))
-	for name := range s.Config.Services {
-		s.calls[name] = &config.Route{Name: "wasmesh://" + name, Service: name}
+	if s.calls == nil { // not yet published: nothing reads it
+		s.calls = make(map[string]*config.Route, len(s.Config.Services))
+		for name := range s.Config.Services {
+			s.calls[name] = &config.Route{Name: "wasmesh://" + name, Service: name}
+		}
 	}
 	return p.snap.Swap(s)
 }

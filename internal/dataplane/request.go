@@ -56,6 +56,9 @@ type Request struct {
 
 	// Where it goes: set by serve.
 
+	// snap is the config generation the request is served by, to its end;
+	// an in-process call is served by its caller's.
+	snap    *Snapshot
 	Route   *config.Route
 	Service *config.Service
 	Version *config.Version

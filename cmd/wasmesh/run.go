@@ -12,6 +12,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -69,12 +70,22 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	defer eng.Close(context.Background())
-	mod, err := loadModule(ctx, eng, *store, rest[0])
+	digest, wasm, err := readArtifact(*store, rest[0])
 	if err != nil {
 		return exitWith(2, err)
 	}
 	start := time.Now()
-	res, err := eng.Run(ctx, mod, call)
+	var res host.Result
+	if component.IsComponent(wasm) {
+		// A wasi:cli/command component: its wasi:cli/run export.
+		res, err = eng.RunComponent(ctx, wasm, call)
+	} else {
+		mod, cerr := eng.Compile(ctx, digest, wasm)
+		if cerr != nil {
+			return exitWith(2, fmt.Errorf("%s: %w", rest[0], cerr))
+		}
+		res, err = eng.Run(ctx, mod, call)
+	}
 	if err := runExit(res, err, time.Since(start)); err != nil {
 		var exit *exitError
 		if errors.As(err, &exit) && exit.err.Error() != "" {
@@ -85,29 +96,21 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 	return nil
 }
 
-// loadModule compiles a module named by a file path or, when no such file
-// exists, by a digest (or prefix) in the store.
-func loadModule(ctx context.Context, eng *host.Engine, storeDir, ref string) (*host.Module, error) {
-	wasm, err := os.ReadFile(ref)
-	digest := ""
+// readArtifact reads a module or component named by a file path or, when
+// no such file exists, by a digest (or prefix) in the store.
+func readArtifact(storeDir, ref string) (digest string, wasm []byte, err error) {
+	wasm, err = os.ReadFile(ref)
 	switch {
 	case err == nil:
+		return "", wasm, nil
 	case errors.Is(err, fs.ErrNotExist) && modules.IsDigest(ref):
 		s, err := modules.Open(storeDir, modules.Options{})
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		if digest, wasm, err = s.Get(ref); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("%s: %w", ref, unwrapPath(err))
+		return s.Get(ref)
 	}
-	mod, err := eng.Compile(ctx, digest, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	return mod, nil
+	return "", nil, fmt.Errorf("%s: %w", ref, unwrapPath(err))
 }
 
 // unwrapPath drops the "open X:" prefix of a path error, already named.

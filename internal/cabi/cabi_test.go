@@ -463,3 +463,26 @@ func FuzzLift(f *testing.F) {
 		}
 	})
 }
+
+// TestUpperBitsIgnored: an i32 flat value's upper 32 bits, which wazero
+// does not clear, change nothing.
+func TestUpperBitsIgnored(t *testing.T) {
+	cx, _ := context(UTF8)
+	const junk = 0x3e_0000_0000
+	for _, tc := range []struct {
+		t    *Type
+		flat []uint64
+		want any
+	}{
+		{TBool, []uint64{junk}, false},
+		{TU32, []uint64{junk | 7}, uint32(7)},
+		{OptionOf(TU8), []uint64{junk | 1, junk | 9}, VariantValue{Case: 1, Value: uint8(9)}},
+		{ResultOf(nil, nil), []uint64{junk}, VariantValue{Case: 0}},
+		{EnumOf("a", "b"), []uint64{junk | 1}, VariantValue{Case: 1}},
+	} {
+		got, err := cx.LiftFlat(tc.flat, tc.t)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("LiftFlat(%x, %s) = %#v, %v; want %#v", tc.flat, tc.t.Kind, got, err, tc.want)
+		}
+	}
+}

@@ -6,7 +6,8 @@ import (
 )
 
 // Core values are passed as uint64s, as wazero passes them: an i32 in the
-// low 32 bits, floats as their bits.
+// low 32 bits (the upper bits of a value from the guest are not its own,
+// and are ignored), floats as their bits.
 
 // flatIter reads flat values in order (CoreValueIter).
 type flatIter struct {
@@ -109,12 +110,13 @@ func toBytes(vs []any) []byte {
 // liftFlatVariant reads the case, then the payload from the joined flat
 // types, coercing each to what the case's type wants.
 func (cx *Context) liftFlatVariant(it *flatIter, cases []Case) (any, error) {
-	c, err := it.next()
+	c64, err := it.next()
 	if err != nil {
 		return nil, err
 	}
-	if uint32(c) >= uint32(len(cases)) {
-		return nil, trapf("variant case %d: it has %d cases", uint32(c), len(cases))
+	c := uint32(c64) // an i32: the upper bits are not the guest's
+	if c >= uint32(len(cases)) {
+		return nil, trapf("variant case %d: it has %d cases", c, len(cases))
 	}
 	joined := variantPayload(cases)
 	payload := make([]uint64, len(joined))
@@ -123,7 +125,7 @@ func (cx *Context) liftFlatVariant(it *flatIter, cases []Case) (any, error) {
 			return nil, err
 		}
 	}
-	v := VariantValue{Case: uint32(c)}
+	v := VariantValue{Case: c}
 	ct := cases[c].Type
 	if ct == nil {
 		return v, nil

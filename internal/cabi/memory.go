@@ -94,7 +94,7 @@ func (cx *Context) load(ptr uint32, t *Type) (any, error) {
 func (cx *Context) liftScalar(i uint64, t *Type) (any, error) {
 	switch t.Kind {
 	case Bool:
-		return i != 0, nil
+		return uint32(i) != 0, nil
 	case U8:
 		return uint8(i), nil
 	case U16:

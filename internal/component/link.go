@@ -47,14 +47,15 @@ var ErrMissingImport = errors.New("the host does not provide an import")
 // core modules compiled with their imports pointed at the instances that
 // provide them, and its imports bound to the host's functions.
 type Linked struct {
-	c       *Component
-	top     *scope
-	rt      wazero.Runtime
-	host    *Host
-	modules []wazero.CompiledModule // by core instance; nil for bundles
-	canons  []*canonFunc            // by canon definition; nil for lifts
-	hostMod api.Module
-	ids     resourceIDs
+	c        *Component
+	top      *scope
+	rt       wazero.Runtime
+	host     *Host
+	modules  []wazero.CompiledModule // by core instance; nil for bundles
+	canons   []*canonFunc            // by canon definition; nil for lifts
+	hostMod  api.Module              // registered in the runtime under its own name
+	hostName string
+	ids      resourceIDs
 }
 
 // canonFunc is a core function the component's canon definitions make: a
@@ -199,6 +200,9 @@ func (l *Linked) compile(ctx context.Context, i int, ci CoreInstanceDef) (wazero
 		if err != nil {
 			return "", "", fmt.Errorf("import %s.%s: %w", mod, name, err)
 		}
+		if t.inst < 0 {
+			return l.hostName, t.name, nil
+		}
 		return t.module(), t.name, nil
 	})
 	if err != nil {
@@ -281,7 +285,8 @@ func (l *Linked) importedFunc(f uint32) (key string, sc *scope, ti uint32, err e
 // instantiateHost defines the host module: one function per canon
 // definition that makes a core function.
 func (l *Linked) instantiateHost(ctx context.Context) error {
-	b := l.rt.NewHostModuleBuilder("wasmesh-component-" + strconv.FormatInt(linked.Add(1), 10))
+	l.hostName = "wasmesh-component-" + strconv.FormatInt(linked.Add(1), 10)
+	b := l.rt.NewHostModuleBuilder(l.hostName)
 	for i, cf := range l.canons {
 		if cf == nil {
 			continue
@@ -372,9 +377,6 @@ func (l *Linked) Instantiate(ctx context.Context, state any) (*Instance, error) 
 func (inst *Instance) context(ctx context.Context) context.Context {
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
 	return experimental.WithImportResolver(ctx, func(name string) api.Module {
-		if name == "host" {
-			return inst.l.hostMod
-		}
 		if n, ok := strings.CutPrefix(name, "ci:"); ok {
 			if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < len(inst.mods) {
 				return inst.mods[i]
@@ -485,19 +487,19 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if err != nil {
 		return fmt.Errorf("%s: %w", cf.name, err)
 	}
+	// Results that flatten to more than MaxFlatResults values are written
+	// where the last parameter points.
 	ps, _ := cabi.FlattenFunc(cf.ft.params, cf.ft.results, false)
 	nparams := len(ps)
 	var outPtr uint32
 	hasOut := false
-	if flatResults, _ := cabi.FlattenFunc(nil, cf.ft.results, true); len(cf.ft.results) > 0 && len(flatResults) > 0 {
-		var n int
-		for _, t := range cf.ft.results {
-			n += len(cabi.Flatten(t))
-		}
-		if n > cabi.MaxFlatResults {
-			outPtr, hasOut = uint32(stack[nparams-1]), true
-			nparams--
-		}
+	var nresults int
+	for _, t := range cf.ft.results {
+		nresults += len(cabi.Flatten(t))
+	}
+	if nresults > cabi.MaxFlatResults {
+		outPtr, hasOut = uint32(stack[nparams-1]), true
+		nparams--
 	}
 	args, err := cx.LiftFlatValues(stack[:nparams], cabi.MaxFlatParams, cf.ft.params)
 	if err != nil {

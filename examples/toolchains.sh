@@ -46,10 +46,11 @@ if ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check 'kubernetes-validate==1.37.0'
 fi
 
-# AssemblyScript, pinned by examples/hello/typescript/package-lock.json.
-for d in "$here"/*/typescript; do
+# AssemblyScript, pinned by examples/hello/typescript/package-lock.json; jco
+# and componentize-js, pinned by examples/components/package-lock.json.
+for d in "$here"/*/typescript "$here"/components; do
   [ -f "$d/package.json" ] || continue
-  if [ ! -x "$d/node_modules/.bin/asc" ]; then
+  if [ ! -d "$d/node_modules" ] || ! (cd "$d" && npm ls --silent >/dev/null 2>&1); then
     log "npm ci in ${d#$here/}"
     (cd "$d" && npm ci --silent --no-audit --no-fund)
   fi

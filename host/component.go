@@ -11,6 +11,11 @@ import (
 	"github.com/wasmesh/wasmesh/internal/wasip2"
 )
 
+// ErrNotCommand is wrapped by RunComponent's errors for a component that
+// cannot run as a command: it exports no wasi:cli/run, or imports what the
+// host does not provide.
+var ErrNotCommand = errors.New("not a command")
+
 // RunComponent runs a wasi:cli/command component once: its wasi:cli/run
 // export, with c's arguments, environment and standard streams, within c's
 // Timeout. The result's ExitCode is 0 when run returns ok, 1 when it
@@ -29,11 +34,11 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 		}
 	}
 	if run == "" {
-		return Result{}, fmt.Errorf("the component exports no wasi:cli/run@0.2: not a command (it exports %s)", exportNames(comp))
+		return Result{}, fmt.Errorf("the component exports no wasi:cli/run@0.2: %w (it exports %s)", ErrNotCommand, exportNames(comp))
 	}
 	l, err := component.Link(ctx, e.rt, comp, wasip2.Host())
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("%w: %w", ErrNotCommand, err)
 	}
 	defer l.Close(context.Background())
 	if c.Timeout > 0 {

@@ -32,6 +32,27 @@ func TestRunHello(t *testing.T) {
 	}
 }
 
+// TestRunCommandComponents runs each hello made a wasi:cli/command
+// component (the preview-1 command adapter): it answers as the module does.
+func TestRunCommandComponents(t *testing.T) {
+	t.Parallel()
+	for _, lang := range []string{"rust", "zig", "c", "typescript"} {
+		t.Run(lang, func(t *testing.T) {
+			t.Parallel()
+			file := repoPath("internal/component/testdata/command-" + lang + ".wasm")
+			r := ok(t, opts{stdin: strings.NewReader("hello")},
+				"run", "--env", "REQUEST_METHOD=POST", "--env", "PATH_INFO=/hi", file)
+			if want := helloOutput(lang, "POST", "/hi", 5); r.stdout != want || r.stderr != "" {
+				t.Errorf("stdout = %q, stderr %q; want %q", r.stdout, r.stderr, want)
+			}
+		})
+	}
+	r := wasmesh(t, opts{}, "run", repoPath("internal/component/testdata/types.wasm"))
+	if r.code != 2 || !strings.Contains(r.stderr, "exports no wasi:cli/run@0.2: not a command") {
+		t.Errorf("run of a component that is not a command: %d %q", r.code, r.stderr)
+	}
+}
+
 // TestRunByDigest runs each hello from the store, by a digest prefix and by
 // its full digest.
 func TestRunByDigest(t *testing.T) {
@@ -346,8 +367,8 @@ func TestRunErrors(t *testing.T) {
 		{"trap out of bounds", []string{hostTestdata("trap_oob.wasm")}, 1, []string{"out of bounds memory access"}},
 		{"trap stack overflow", []string{hostTestdata("trap_stack.wasm")}, 1, []string{"stack overflow"}},
 		{"rust trap", []string{misbehave, "trap"}, 1, []string{"unreachable"}},
-		{"a component", []string{repoPath("internal/component/testdata/types.wasm")}, 2,
-			[]string{"a WebAssembly component", "imports wasmesh:test/shapes@0.1.0, log and exports run"}},
+		{"a component that is not a command", []string{repoPath("internal/component/testdata/types.wasm")}, 2,
+			[]string{"exports no wasi:cli/run@0.2: not a command (it exports run, wasmesh:test/shapes@0.1.0)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -129,7 +129,7 @@ func runExit(res host.Result, err error, elapsed time.Duration) error {
 			return &exitError{code: int(res.ExitCode & 0xff), err: errors.New("")}
 		}
 		return nil
-	case errors.Is(err, host.ErrNoStart), errors.Is(err, host.ErrMemoryLimit):
+	case errors.Is(err, host.ErrNoStart), errors.Is(err, host.ErrNotCommand), errors.Is(err, host.ErrMemoryLimit):
 		return exitWith(2, err)
 	case errors.Is(err, host.ErrDeadline):
 		return exitWith(124, fmt.Errorf("timed out after %s: %w", elapsed.Round(time.Millisecond), err))

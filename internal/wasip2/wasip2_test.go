@@ -1,0 +1,50 @@
+package wasip2
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/internal/cabi"
+)
+
+// TestDeny: a WASI function the host does not grant answers with its
+// interface's own error, not a failure to link.
+func TestDeny(t *testing.T) {
+	fsCode := cabi.EnumOf("access", "would-block", "already")
+	sockCode := cabi.EnumOf("unknown", "access-denied", "not-supported")
+	tests := []struct {
+		name    string
+		key     string
+		results []*cabi.Type
+		want    []any // nil: the function traps
+	}{
+		{"filesystem: access", "wasi:filesystem/types@0.2#[method]descriptor.stat", []*cabi.Type{cabi.ResultOf(cabi.TU64, fsCode)},
+			[]any{cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 0}}}},
+		{"sockets: access-denied", "wasi:sockets/tcp@0.2#[method]tcp-socket.start-bind", []*cabi.Type{cabi.ResultOf(nil, sockCode)},
+			[]any{cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}}}},
+		{"option: none", "wasi:filesystem/types@0.2#filesystem-error-code", []*cabi.Type{cabi.OptionOf(fsCode)},
+			[]any{cabi.VariantValue{Case: 0}}},
+		{"no result", "wasi:sockets/network@0.2#drop", nil, []any{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := deny(tc.key, tc.results)
+			if f == nil {
+				t.Fatal("deny returned nil")
+			}
+			got, err := f(context.Background(), nil, nil)
+			if err != nil || len(got) != len(tc.want) || len(got) > 0 && !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("%v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	if f := deny("wasi:clocks/timezone@0.2#display", []*cabi.Type{cabi.TString}); f == nil {
+		t.Error("a WASI function with no error to return: nil, want one that traps")
+	} else if _, err := f(context.Background(), nil, nil); err == nil {
+		t.Error("a WASI function with no error to return did not trap")
+	}
+	if f := deny("example:crypto/hash@1#sha256", nil); f != nil {
+		t.Error("deny of a non-WASI interface is not nil: the import would link to nothing")
+	}
+}

@@ -62,8 +62,8 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		Stdout:       out,
 		Stderr:       &headWriter{buf: errOut, max: maxStderr},
 		MaxStdout:    MaxResponse,
-		MemoryLimit:  svc.Limits.Memory,
-		Timeout:      svc.Limits.Timeout,
+		MemoryLimit:  req.Limits.Memory,
+		Timeout:      req.Limits.Timeout,
 	}
 	// The guest's span only when the request's is recorded: unsampled, it
 	// would only be the parent of the (as unsampled) http_call spans.

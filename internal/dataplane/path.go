@@ -108,6 +108,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		req.Route, req.Service = route, svc
 	}
 	svc := req.Service
+	req.Limits = svc.Limits
 	if peers := st.Peers[svc.Name]; peers != nil && req.Caller == nil {
 		if req.PeerID == "" || !peers.Allows(req.Peer) {
 			peer := "none (no client SVID)"
@@ -142,13 +143,13 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	// service's timeout, so that slow uploads cannot hold the slots.
 	body := getBuf()
 	defer putBuf(body)
-	if err := readBody(body, req, svc.Limits.MaxBody, svc.Limits.Timeout); err != nil {
+	if err := readBody(body, req); err != nil {
 		p.fail(req, w, statusOf(err), err)
 		return
 	}
 	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
 
-	release, err := p.limiterFor(svc).acquire(req.ctx, svc.Limits.Timeout)
+	release, err := p.limiterFor(svc).acquire(req.ctx, req.Limits.Timeout)
 	if err != nil {
 		p.metrics.Rejections.WithLabelValues(svc.Name).Inc()
 		w.Header().Set("Retry-After", "1")
@@ -159,11 +160,12 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	p.runGuest(req, w, st.Modules[v.Digest], body)
 }
 
-// readBody reads req's whole body into buf, refusing more than max bytes.
-// A client's body is read under a read deadline of timeout on its
-// connection, lifted once read (net/http would take it for a client gone).
-func readBody(buf *bytes.Buffer, req *Request, max int64, timeout time.Duration) error {
-	r := req.HTTP
+// readBody reads req's whole body into buf, refusing more than
+// Limits.MaxBody bytes. A client's body is read under a read deadline of
+// Limits.Timeout on its connection, lifted once read (net/http would take
+// it for a client gone).
+func readBody(buf *bytes.Buffer, req *Request) error {
+	r, max, timeout := req.HTTP, req.Limits.MaxBody, req.Limits.Timeout
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}

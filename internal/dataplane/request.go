@@ -62,6 +62,9 @@ type Request struct {
 	Route   *config.Route
 	Service *config.Service
 	Version *config.Version
+	// Limits are the service's: the body read, the wait for a slot and the
+	// guest's run are each bounded by Limits.Timeout.
+	Limits config.Limits
 	series  *series    // the route's and version's metrics
 	colour  bpf.Colour // the version's colour, 0 for none
 

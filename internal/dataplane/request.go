@@ -65,8 +65,8 @@ type Request struct {
 	// Limits are the service's: the body read, the wait for a slot and the
 	// guest's run are each bounded by Limits.Timeout.
 	Limits config.Limits
-	series  *series    // the route's and version's metrics
-	colour  bpf.Colour // the version's colour, 0 for none
+	series *series    // the route's and version's metrics
+	colour bpf.Colour // the version's colour, 0 for none
 
 	// What came of it.
 

@@ -184,6 +184,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"name not UTF-8", with(0x0a, 0x06, 0x01, 0x00, 0x02, 0xff, 0xfe, 0x01), "import section at offset 13: name is not valid UTF-8"},
 		{"unknown extern type", with(0x0a, 0x05, 0x01, 0x00, 0x01, 'f', 0x09), "import section at offset 14: unknown extern type 0x09"},
 		{"value type neither", with(0x07, 0x03, 0x01, 0x70, 0x50), "type section at offset 12: value type 0x50 is neither a primitive nor a type index"},
+		{"type index of two bytes", with(0x07, 0x04, 0x01, 0x70, 0xc2, 0x01), ""},
 		{"empty record", with(0x07, 0x03, 0x01, 0x72, 0x00), "type section at offset 11: a record without fields"},
 		{"too many flags", append(with(0x07, 0x24, 0x01, 0x6e, 0x21), bytes.Repeat([]byte{0x01, 'a'}, 0x21)...), "flags need 1 to 32 labels"},
 		{"async canon", with(0x08, 0x02, 0x01, 0x24), "canon section at offset 11: canonical built-in 0x24 is not supported"},
@@ -193,6 +194,12 @@ func TestDecodeErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.in)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Decode: %v", err)
+				}
+				return
+			}
 			var fe *FormatError
 			if !errors.As(err, &fe) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Decode error %v, want a *FormatError containing %q", err, tc.want)

@@ -316,10 +316,12 @@ func (d *decoder) valType(r *reader) (ValType, error) {
 	if err != nil {
 		return ValType{}, err
 	}
-	if isPrim(b) {
-		return ValType{Prim: b}, nil
-	}
-	if b >= 0x40 { // a negative SLEB128 that is no primitive
+	// An s33: one byte of 0x40 to 0x7f is negative, a primitive; anything
+	// else is a non-negative type index, of one byte or more.
+	if b >= 0x40 && b < 0x80 {
+		if isPrim(b) {
+			return ValType{Prim: b}, nil
+		}
 		return ValType{}, &FormatError{Offset: at, Msg: "value type 0x" + hex2(b) + " is neither a primitive nor a type index"}
 	}
 	r.pos--

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
@@ -77,4 +80,86 @@ func exportNames(c *component.Component) string {
 		return "nothing"
 	}
 	return strings.Join(names, ", ")
+}
+
+// ErrNotHTTP is wrapped by the errors of Compile and Validate for a
+// component that a gateway cannot serve: it exports no
+// wasi:http/incoming-handler, or imports what the host does not provide.
+var ErrNotHTTP = errors.New("not a wasi:http/proxy component")
+
+// compileComponent decodes a component and links it in the engine's
+// runtime with the WASI 0.2 host, for HandleHTTP.
+func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byte) (*Module, error) {
+	comp, err := component.Decode(wasm)
+	if err != nil {
+		return nil, err
+	}
+	m := &Module{Digest: digest}
+	for _, ex := range comp.Exports {
+		if component.Interface(ex.Name) == "wasi:http/incoming-handler@0.2" {
+			m.handler = ex.Name
+		}
+	}
+	if m.handler == "" {
+		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2", ErrNotHTTP, exportNames(comp))
+	}
+	if m.component, err = component.Link(ctx, e.rt, comp, wasip2.Host()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
+	}
+	return m, nil
+}
+
+// HTTPRequest is a request for HandleHTTP.
+type HTTPRequest struct {
+	Method        string
+	PathWithQuery string // "/x?y=1"
+	Scheme        string // "http" or "https"
+	Authority     string // the Host
+	Header        http.Header
+	Body          io.Reader
+}
+
+// HTTPResponse is a component's answer.
+type HTTPResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// ErrNoResponse is HandleHTTP's error when the handler returns without
+// setting a response.
+var ErrNoResponse = errors.New("the handler returned without setting a response")
+
+// HandleHTTP serves r with component module m: a new instance calls its
+// wasi:http/incoming-handler with the request, within timeout (0: none),
+// and the response it set is returned. A trap, the deadline, a response
+// never set or set with an error are errors.
+func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration) (*HTTPResponse, error) {
+	if m.component == nil {
+		return nil, fmt.Errorf("module %s is not a component", m.Digest)
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
+		defer cancel()
+	}
+	inst, err := m.component.Instantiate(ctx, &wasip2.Context{})
+	if err != nil {
+		return nil, runError(ctx, err)
+	}
+	defer inst.Close(context.Background())
+	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
+		Authority: r.Authority, Header: r.Header, Body: r.Body}
+	out := &wasip2.ResponseOutparam{}
+	if _, err := inst.Call(ctx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
+		return nil, runError(ctx, err)
+	}
+	switch {
+	case !out.Set():
+		return nil, ErrNoResponse
+	case out.Err != nil:
+		return nil, out.Err
+	}
+	resp := out.Response
+	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body()}, nil
 }

@@ -235,7 +235,17 @@ type Module struct {
 	freshMu sync.Mutex
 	fresh   *freshModule
 	wasm    []byte
+
+	// component is a wasi:http/proxy component linked in the engine (nil
+	// for a core module), served by HandleHTTP; handler is its
+	// wasi:http/incoming-handler export.
+	component *component.Linked
+	handler   string
 }
+
+// IsComponent reports whether m is a component, served by HandleHTTP
+// rather than Run.
+func (m *Module) IsComponent() bool { return m.component != nil }
 
 // freshModule is a module compiled for fresh instances: instrumented
 // (wasmbin.Instrument) in the engine's stopRT when it can be, so that it
@@ -262,6 +272,9 @@ func (m *Module) freshCompiled(ctx context.Context, e *Engine) (*freshModule, er
 }
 
 func (m *Module) close(ctx context.Context) {
+	if m.component != nil {
+		_ = m.component.Close(ctx)
+	}
 	if m.reusable != nil {
 		m.reusable.close(ctx)
 	}
@@ -305,6 +318,13 @@ func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Modu
 
 // Validate compiles wasm and checks its imports without keeping the result.
 func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
+	if component.IsComponent(wasm) {
+		m, err := e.compileComponent(ctx, "", wasm)
+		if err == nil {
+			m.close(ctx)
+		}
+		return err
+	}
 	if err := checkLimits(wasm); err != nil {
 		return err
 	}
@@ -316,13 +336,8 @@ func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
 }
 
 // checkLimits is wasmbin.CheckLimits for a module that has the magic (what
-// has not, compileFresh names). A component is refused here, with what it
-// imports and exports, rather than by wazero's decoder at its first
-// component section.
+// has not, compileFresh names).
 func checkLimits(wasm []byte) error {
-	if component.IsComponent(wasm) {
-		return component.Unsupported(wasm)
-	}
 	if len(wasm) >= 8 && string(wasm[:4]) == "\x00asm" {
 		if err := wasmbin.CheckLimits(wasm); err != nil {
 			return fmt.Errorf("invalid WebAssembly module: %w", err)
@@ -344,6 +359,9 @@ func (e *Engine) Release(ctx context.Context, digest string) {
 }
 
 func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
+	if component.IsComponent(wasm) {
+		return e.compileComponent(ctx, digest, wasm)
+	}
 	if err := checkLimits(wasm); err != nil {
 		return nil, err
 	}

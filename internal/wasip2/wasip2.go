@@ -54,7 +54,8 @@ type (
 
 // Host returns the WASI 0.2 host functions.
 func Host() *component.Host {
-	h := &component.Host{Funcs: map[string]component.HostFunc{}, Fallback: deny}
+	h := &component.Host{Funcs: map[string]component.HostFunc{}, Fallback: deny,
+		Drops: map[string]func(*component.Instance, uint32){}}
 	add := func(iface, fn string, f component.HostFunc) { h.Funcs[iface+"#"+fn] = f }
 	const (
 		env     = "wasi:cli/environment@0.2"
@@ -206,6 +207,7 @@ func Host() *component.Host {
 		b, _ := randomU64(ctx, inst, nil)
 		return []any{[]any{a[0], b[0]}}, nil
 	})
+	addHTTP(h)
 	add("wasi:filesystem/preopens@0.2", "get-directories", func(context.Context, *component.Instance, []any) ([]any, error) {
 		return []any{[]any{}}, nil // no preopened directories
 	})
@@ -223,7 +225,7 @@ func streamError(inst *component.Instance, err error) cabi.VariantValue {
 
 // deniedCodes are the error cases, in order of preference, that a denied
 // WASI function returns.
-var deniedCodes = []string{"access-denied", "access", "not-permitted", "not-supported", "unsupported"}
+var deniedCodes = []string{"access-denied", "access", "not-permitted", "HTTP-request-denied", "not-supported", "unsupported"}
 
 // deny implements a WASI function the host does not grant: a result's
 // error case of the interface's own "access denied" code, none for an

@@ -1,0 +1,397 @@
+package wasip2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/wasmesh/wasmesh/internal/cabi"
+	"github.com/wasmesh/wasmesh/internal/component"
+)
+
+// The host objects of wasi:http/types.
+type (
+	// fields are headers or trailers: names lowercased, values as sent.
+	fields struct {
+		names    []string
+		values   [][]byte
+		readOnly bool
+	}
+	// IncomingRequest is a request a component's handler is given.
+	IncomingRequest struct {
+		Method, PathWithQuery, Scheme, Authority string
+		Header                                   http.Header
+		Body                                     io.Reader
+		consumed                                 bool
+	}
+	incomingBody struct {
+		r      io.Reader
+		stream bool // its stream was taken
+	}
+	futureTrailers struct{}
+	// OutgoingResponse is what a handler answers.
+	OutgoingResponse struct {
+		Status  int
+		headers *fields
+		body    *outgoingBody
+	}
+	outgoingBody struct {
+		buf      bytes.Buffer
+		max      int64
+		finished bool
+		taken    bool
+	}
+	// ResponseOutparam receives the handler's response.
+	ResponseOutparam struct {
+		Response *OutgoingResponse
+		Err      error
+		set      bool
+	}
+)
+
+// Header is the response's header, hop-by-hop fields included.
+func (r *OutgoingResponse) Header() http.Header {
+	h := http.Header{}
+	for i, n := range r.headers.names {
+		h.Add(n, string(r.headers.values[i]))
+	}
+	return h
+}
+
+// Body is the response's body, as written.
+func (r *OutgoingResponse) Body() []byte {
+	if r.body == nil {
+		return nil
+	}
+	return r.body.buf.Bytes()
+}
+
+// Finished reports whether the handler finished the body (outgoing-body.finish).
+func (r *OutgoingResponse) Finished() bool { return r.body != nil && r.body.finished }
+
+// Set reports whether the handler called response-outparam.set.
+func (o *ResponseOutparam) Set() bool { return o.set }
+
+// MaxResponseBody bounds a handler's response body.
+const MaxResponseBody = 32 << 20
+
+var methods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+
+func methodValue(m string) cabi.VariantValue {
+	for i, name := range methods {
+		if m == name {
+			return cabi.VariantValue{Case: uint32(i)}
+		}
+	}
+	return cabi.VariantValue{Case: uint32(len(methods)), Value: m}
+}
+
+func some(v any) cabi.VariantValue { return cabi.VariantValue{Case: 1, Value: v} }
+
+var none = cabi.VariantValue{Case: 0}
+
+func ok(v any) cabi.VariantValue { return cabi.VariantValue{Case: 0, Value: v} }
+
+var errUnit = cabi.VariantValue{Case: 1}
+
+// header-error cases.
+const (
+	headerInvalidSyntax = 0
+	headerForbidden     = 1
+	headerImmutable     = 2
+)
+
+func headerErr(c uint32) cabi.VariantValue {
+	return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: c}}
+}
+
+func object[T any](inst *component.Instance, rep any) (T, error) {
+	v, ok := inst.Object(rep.(uint32)).(T)
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("wasi:http: handle of rep %d is not a %T", rep, zero)
+	}
+	return v, nil
+}
+
+func (f *fields) clone() *fields {
+	return &fields{names: append([]string(nil), f.names...), values: append([][]byte(nil), f.values...)}
+}
+
+func (f *fields) del(name string) {
+	n := 0
+	for i := range f.names {
+		if f.names[i] != name {
+			f.names[n], f.values[n] = f.names[i], f.values[i]
+			n++
+		}
+	}
+	f.names, f.values = f.names[:n], f.values[:n]
+}
+
+func validField(name string, value []byte) bool {
+	return httpguts.ValidHeaderFieldName(name) && httpguts.ValidHeaderFieldValue(string(value))
+}
+
+// addHTTP adds wasi:http/types to h: requests in, responses out; outgoing
+// requests are denied (outgoing-handler) until the mesh's outbound path
+// carries them.
+func addHTTP(h *component.Host) {
+	const types = "wasi:http/types@0.2"
+	add := func(fn string, f component.HostFunc) { h.Funcs[types+"#"+fn] = f }
+	add("[constructor]fields", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return []any{inst.NewObject(&fields{})}, nil
+	})
+	add("[static]fields.from-list", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		f := &fields{}
+		for _, e := range args[0].([]any) {
+			kv := e.([]any)
+			name, value := strings.ToLower(kv[0].(string)), kv[1].([]byte)
+			if !validField(name, value) {
+				return []any{headerErr(headerInvalidSyntax)}, nil
+			}
+			f.names, f.values = append(f.names, name), append(f.values, value)
+		}
+		return []any{ok(inst.NewObject(f))}, nil
+	})
+	add("[method]fields.get", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		f, err := object[*fields](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		name, out := strings.ToLower(args[1].(string)), []any{}
+		for i, n := range f.names {
+			if n == name {
+				out = append(out, f.values[i])
+			}
+		}
+		return []any{out}, nil
+	})
+	add("[method]fields.has", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		f, err := object[*fields](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		name := strings.ToLower(args[1].(string))
+		for _, n := range f.names {
+			if n == name {
+				return []any{true}, nil
+			}
+		}
+		return []any{false}, nil
+	})
+	mutate := func(fn func(f *fields, name string, args []any) (cabi.VariantValue, bool)) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+			f, err := object[*fields](inst, args[0])
+			if err != nil {
+				return nil, err
+			}
+			if f.readOnly {
+				return []any{headerErr(headerImmutable)}, nil
+			}
+			name := strings.ToLower(args[1].(string))
+			if !httpguts.ValidHeaderFieldName(name) {
+				return []any{headerErr(headerInvalidSyntax)}, nil
+			}
+			if v, done := fn(f, name, args); done {
+				return []any{v}, nil
+			}
+			return []any{ok(nil)}, nil
+		}
+	}
+	add("[method]fields.set", mutate(func(f *fields, name string, args []any) (cabi.VariantValue, bool) {
+		for _, v := range args[2].([]any) {
+			if !validField(name, v.([]byte)) {
+				return headerErr(headerInvalidSyntax), true
+			}
+		}
+		f.del(name)
+		for _, v := range args[2].([]any) {
+			f.names, f.values = append(f.names, name), append(f.values, v.([]byte))
+		}
+		return cabi.VariantValue{}, false
+	}))
+	add("[method]fields.delete", mutate(func(f *fields, name string, _ []any) (cabi.VariantValue, bool) {
+		f.del(name)
+		return cabi.VariantValue{}, false
+	}))
+	add("[method]fields.append", mutate(func(f *fields, name string, args []any) (cabi.VariantValue, bool) {
+		if !validField(name, args[2].([]byte)) {
+			return headerErr(headerInvalidSyntax), true
+		}
+		f.names, f.values = append(f.names, name), append(f.values, args[2].([]byte))
+		return cabi.VariantValue{}, false
+	}))
+	add("[method]fields.entries", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		f, err := object[*fields](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		out := make([]any, len(f.names))
+		for i := range f.names {
+			out[i] = []any{f.names[i], f.values[i]}
+		}
+		return []any{out}, nil
+	})
+	add("[method]fields.clone", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		f, err := object[*fields](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		return []any{inst.NewObject(f.clone())}, nil
+	})
+	request := func(fn func(r *IncomingRequest, inst *component.Instance) any) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+			r, err := object[*IncomingRequest](inst, args[0])
+			if err != nil {
+				return nil, err
+			}
+			return []any{fn(r, inst)}, nil
+		}
+	}
+	add("[method]incoming-request.method", request(func(r *IncomingRequest, _ *component.Instance) any { return methodValue(r.Method) }))
+	add("[method]incoming-request.path-with-query", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.PathWithQuery) }))
+	add("[method]incoming-request.scheme", request(func(r *IncomingRequest, _ *component.Instance) any {
+		switch r.Scheme {
+		case "http":
+			return some(cabi.VariantValue{Case: 0})
+		case "https":
+			return some(cabi.VariantValue{Case: 1})
+		}
+		return some(cabi.VariantValue{Case: 2, Value: r.Scheme})
+	}))
+	add("[method]incoming-request.authority", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.Authority) }))
+	add("[method]incoming-request.headers", request(func(r *IncomingRequest, inst *component.Instance) any {
+		f := &fields{readOnly: true}
+		for name, vs := range r.Header {
+			for _, v := range vs {
+				f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, []byte(v))
+			}
+		}
+		return inst.NewObject(f)
+	}))
+	add("[method]incoming-request.consume", request(func(r *IncomingRequest, inst *component.Instance) any {
+		if r.consumed {
+			return errUnit
+		}
+		r.consumed = true
+		body := r.Body
+		if body == nil {
+			body = strings.NewReader("")
+		}
+		return ok(inst.NewObject(&incomingBody{r: body}))
+	}))
+	add("[method]incoming-body.stream", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		b, err := object[*incomingBody](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		if b.stream {
+			return []any{errUnit}, nil
+		}
+		b.stream = true
+		return []any{ok(inst.NewObject(&inputStream{r: b.r}))}, nil
+	})
+	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return []any{inst.NewObject(&futureTrailers{})}, nil
+	})
+	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return []any{inst.NewObject(&pollable{})}, nil
+	})
+	add("[method]future-trailers.get", func(context.Context, *component.Instance, []any) ([]any, error) {
+		return []any{some(ok(ok(none)))}, nil // ready: no trailers
+	})
+	add("[constructor]outgoing-response", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		h, err := object[*fields](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		inst.DropObject(args[0].(uint32)) // the response owns the headers now
+		h.readOnly = false
+		return []any{inst.NewObject(&OutgoingResponse{Status: 200, headers: h})}, nil
+	})
+	response := func(fn func(r *OutgoingResponse, inst *component.Instance, args []any) any) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+			r, err := object[*OutgoingResponse](inst, args[0])
+			if err != nil {
+				return nil, err
+			}
+			return []any{fn(r, inst, args)}, nil
+		}
+	}
+	add("[method]outgoing-response.status-code", response(func(r *OutgoingResponse, _ *component.Instance, _ []any) any { return uint16(r.Status) }))
+	add("[method]outgoing-response.set-status-code", response(func(r *OutgoingResponse, _ *component.Instance, args []any) any {
+		s := args[1].(uint16)
+		if s < 100 || s > 999 {
+			return errUnit
+		}
+		r.Status = int(s)
+		return ok(nil)
+	}))
+	add("[method]outgoing-response.headers", response(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
+		return inst.NewObject(r.headers) // a child handle onto the response's own headers
+	}))
+	add("[method]outgoing-response.body", response(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
+		if r.body != nil {
+			return errUnit
+		}
+		r.body = &outgoingBody{max: MaxResponseBody}
+		return ok(inst.NewObject(r.body))
+	}))
+	add("[method]outgoing-body.write", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		b, err := object[*outgoingBody](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		if b.taken {
+			return []any{errUnit}, nil
+		}
+		b.taken = true
+		return []any{ok(inst.NewObject(&outputStream{w: &limitedWriter{b: &b.buf, max: b.max}}))}, nil
+	})
+	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		b, err := object[*outgoingBody](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		b.finished = true
+		return []any{ok(nil)}, nil
+	})
+	add("[static]response-outparam.set", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		o, err := object[*ResponseOutparam](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		if o.set {
+			return nil, errors.New("wasi:http: response-outparam.set called twice")
+		}
+		o.set = true
+		v := args[1].(cabi.VariantValue)
+		if v.Case == 0 {
+			o.Response, err = object[*OutgoingResponse](inst, v.Value)
+			return nil, err
+		}
+		o.Err = fmt.Errorf("the handler answered with error-code case %d", v.Value.(cabi.VariantValue).Case)
+		return nil, nil
+	})
+	h.Drops[types+"#outgoing-body"] = func(*component.Instance, uint32) {}
+}
+
+// limitedWriter keeps at most max bytes and then fails.
+type limitedWriter struct {
+	b   *bytes.Buffer
+	max int64
+}
+
+func (w *limitedWriter) Write(p []byte) (int, error) {
+	if int64(w.b.Len()+len(p)) > w.max {
+		return 0, fmt.Errorf("response body over %d bytes", w.max)
+	}
+	return w.b.Write(p)
+}

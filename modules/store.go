@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
+	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
@@ -74,7 +75,11 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
 	if len(wasm) > MaxModuleSize {
 		return "", fmt.Errorf("module is larger than %d bytes", MaxModuleSize)
 	}
-	if _, err := wasmbin.Parse(wasm); err != nil {
+	if component.IsComponent(wasm) {
+		if _, err := component.Decode(wasm); err != nil {
+			return "", err
+		}
+	} else if _, err := wasmbin.Parse(wasm); err != nil {
 		return "", err
 	}
 	if s.opts.Validate != nil {
@@ -210,10 +215,13 @@ func (s *Store) entry(h string) (Entry, error) {
 	return e, nil
 }
 
-// Inspection is what Inspect reports of a module.
+// Inspection is what Inspect reports of a module or component.
 type Inspection struct {
 	Entry
+	// Module describes a core module; nil for a component.
 	Module *wasmbin.Info `json:"module"`
+	// Component is a component's world; nil for a core module.
+	Component *component.World `json:"component,omitempty"`
 	// Reusable says whether a gateway can reset and reuse the module's
 	// instances (wasmbin.Prepare); NotReusable says why not.
 	Reusable    bool   `json:"reusable"`
@@ -235,6 +243,13 @@ func (s *Store) Inspect(ref string) (*Inspection, error) {
 	wasm, err := os.ReadFile(s.blobPath(h))
 	if err != nil {
 		return nil, err
+	}
+	if component.IsComponent(wasm) {
+		c, err := component.Decode(wasm)
+		if err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", digest, err)
+		}
+		return &Inspection{Entry: e, Component: c.World(), NotReusable: "a component: a new instance serves each request"}, nil
 	}
 	info, err := wasmbin.Parse(wasm)
 	if err != nil {

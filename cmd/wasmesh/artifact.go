@@ -260,6 +260,11 @@ func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "reusable:  no: %s\n", in.NotReusable)
 	}
+	if in.Component != nil {
+		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\n")
+		_, err := in.Component.WriteTo(stdout)
+		return err
+	}
 	printModule(stdout, m)
 	return nil
 }

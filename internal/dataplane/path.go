@@ -157,7 +157,11 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		return
 	}
 	defer release()
-	p.runGuest(req, w, st.Modules[v.Digest], body)
+	if mod := st.Modules[v.Digest]; mod.IsComponent() {
+		p.runComponent(req, w, mod, body)
+	} else {
+		p.runGuest(req, w, mod, body)
+	}
 }
 
 // readBody reads req's whole body into buf, refusing more than

@@ -1,0 +1,86 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+// PeerIDHeader carries, to a component, the SPIFFE ID of the mTLS client
+// that sent the request; the gateway removes any the client sent itself.
+const PeerIDHeader = "X-Spiffe-Peer-Id"
+
+// runComponent serves the request with a wasi:http/proxy component: its
+// incoming-handler gets the request — the path after strip_prefix, the
+// client's headers with the gateway's own (version, request id, peer ID,
+// and a traceparent naming the guest's span) — and its response is
+// written.
+func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Module, body *bytes.Buffer) {
+	r := req.HTTP
+	path := r.URL.Path
+	if req.Route.StripPrefix {
+		path = req.Route.Rewrite(path)
+	}
+	if r.URL.RawQuery != "" {
+		path += "?" + r.URL.RawQuery
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	header := r.Header.Clone()
+	header.Del(PeerIDHeader)
+	if req.PeerID != "" {
+		header.Set(PeerIDHeader, req.PeerID)
+	}
+	header.Set(router.VersionHeader, req.Version.Digest)
+	header.Set(RequestIDHeader, req.ID)
+	ctx, span := req.ctx, trace.Span(nil)
+	if req.span.IsRecording() {
+		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
+	}
+	for _, h := range []string{"Traceparent", "Tracestate"} {
+		header.Del(h)
+	}
+	p.prop.Inject(ctx, propagation.HeaderCarrier(header))
+	start := time.Now()
+	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
+		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
+		Body: bytes.NewReader(body.Bytes()),
+	}, req.Limits.Timeout)
+	req.series.runTime.Observe(time.Since(start).Seconds())
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	if err != nil {
+		status := statusOf(err)
+		if status == statusClientClosed && p.draining.Load() {
+			status = http.StatusServiceUnavailable
+		}
+		p.fail(req, w, status, err)
+		return
+	}
+	h := w.Header()
+	for k, vs := range resp.Header {
+		if !hopByHop[k] {
+			h[k] = vs
+		}
+	}
+	req.setHeader(h, "Content-Length", strconv.Itoa(len(resp.Body)))
+	req.Status = resp.Status
+	w.WriteHeader(resp.Status)
+	n, _ := w.Write(resp.Body)
+	req.Bytes = n
+}

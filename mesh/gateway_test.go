@@ -366,3 +366,20 @@ func TestServeNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestServeComponent: a wasi:http/proxy component built by componentize-js
+// is served like a module version: routed with strip_prefix, its body read,
+// the version header set, its response passed on.
+func TestServeComponent(t *testing.T) {
+	f := newFixture(t, `
+services:
+  js:
+    versions: [ { path: $EX/components/javascript/hello.wasm } ]
+routes:
+  - { match: { path_prefix: /js }, service: js, strip_prefix: true }
+`)
+	r := f.do("POST", "/js/hi?x=1", strings.NewReader("hello"))
+	if r.status != 200 || r.body != "hello from javascript: POST /hi 5 bytes" || r.version == "" || r.header.Get("Content-Type") != "text/plain" {
+		t.Fatalf("got %d %q (version %q, content type %q)", r.status, r.body, r.version, r.header.Get("Content-Type"))
+	}
+}

@@ -33,10 +33,13 @@ if command -v systemctl >/dev/null && systemctl is-enabled --quiet docker-regist
   systemctl disable --now docker-registry >/dev/null 2>&1 || systemctl disable docker-registry >/dev/null 2>&1 || true
 fi
 
-# Zig from PyPI (the ziglang wheel ships a real Zig binary).
-if ! python3 -m ziglang version >/dev/null 2>&1; then
-  log "pip install ziglang"
-  python3 -m pip install -q --disable-pip-version-check 'ziglang==0.13.0.post1'
+# Zig from PyPI (the ziglang wheel ships a real Zig binary), pinned: the
+# examples use std APIs that later Zig versions removed, so a Zig of another
+# version is replaced, not used.
+ZIG_VERSION=0.13.0
+if [ "$(python3 -m ziglang version 2>/dev/null)" != "$ZIG_VERSION" ]; then
+  log "pip install ziglang==$ZIG_VERSION (found: $(python3 -m ziglang version 2>/dev/null || echo none))"
+  python3 -m pip install -q --disable-pip-version-check "ziglang==$ZIG_VERSION.post1"
 fi
 
 # kubernetes-validate from PyPI (it bundles the Kubernetes JSON schemas, no

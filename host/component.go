@@ -12,6 +12,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // ErrNotCommand is wrapped by RunComponent's errors for a component that
@@ -117,6 +118,10 @@ type HTTPRequest struct {
 	Authority     string // the Host
 	Header        http.Header
 	Body          io.Reader
+	// Outbound sends the component's outgoing requests
+	// (wasi:http/outgoing-handler) and returns the response, or a failure as
+	// a Code*. Default nil: each is denied.
+	Outbound func(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
 }
 
 // HTTPResponse is a component's answer.
@@ -143,7 +148,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
 		defer cancel()
 	}
-	inst, err := m.component.Instantiate(ctx, &wasip2.Context{})
+	inst, err := m.component.Instantiate(ctx, &wasip2.Context{Outbound: r.Outbound})
 	if err != nil {
 		return nil, runError(ctx, err)
 	}

@@ -345,3 +345,35 @@ func value(m map[string][]sample, name string, want map[string]string) float64 {
 	}
 	return total
 }
+
+// TestComponentFetchesInProcess: a componentize-js component's fetch() of
+// http://users/… goes in-process to the users service, through the
+// outbound list and with the trace carried on.
+func TestComponentFetchesInProcess(t *testing.T) {
+	f, exp := recordingFixture(t, `
+services:
+  users:
+    versions: [ { path: $EX/hello/zig/hello.wasm } ]
+  frontend:
+    versions: [ { path: $EX/components/javascript-frontend/frontend.wasm } ]
+    outbound: [ "wasmesh://users" ]
+  closed:
+    versions: [ { path: $EX/components/javascript-frontend/frontend.wasm } ]
+routes:
+  - { match: { path_prefix: /frontend }, service: frontend, strip_prefix: true }
+  - { match: { path_prefix: /closed }, service: closed, strip_prefix: true }
+`)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := f.get("/frontend/x", "Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	if r.status != 200 || !strings.Contains(r.body, "(traceparent 00-"+traceID+"-") || !strings.HasSuffix(r.body, "-> 200 hello from zig: GET /x 0 bytes\n") {
+		t.Fatalf("got %d %q", r.status, r.body)
+	}
+	want := []string{"wasmesh.request", "wasmesh.guest", "wasmesh.http_call", "wasmesh.request", "wasmesh.guest"}
+	if chain := spanChain(t, exp.GetSpans(), "00f067aa0ba902b7"); strings.Join(chain, " ") != strings.Join(want, " ") {
+		t.Fatalf("span chain %v, want %v", chain, want)
+	}
+	// Without users in its outbound list, the fetch is refused.
+	if r := f.get("/closed/x"); r.status == 200 && strings.Contains(r.body, "hello from zig") {
+		t.Fatalf("a component without the outbound entry reached users: %d %q", r.status, r.body)
+	}
+}

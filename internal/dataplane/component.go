@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // PeerIDHeader carries, to a component, the SPIFFE ID of the mTLS client
@@ -55,7 +57,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	start := time.Now()
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: bytes.NewReader(body.Bytes()),
+		Body: bytes.NewReader(body.Bytes()), Outbound: p.componentOutbound,
 	}, req.Limits.Timeout)
 	req.series.runTime.Observe(time.Since(start).Seconds())
 	if span != nil {
@@ -83,4 +85,18 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	w.WriteHeader(resp.Status)
 	n, _ := w.Write(resp.Body)
 	req.Bytes = n
+}
+
+// componentOutbound sends a component's outgoing request by the path of
+// http_call (outbound list, client span, trace injection, colour, mTLS): a
+// request to http://SERVICE/…, SERVICE the name of a service of the
+// config, is an in-process call, as wasmesh://SERVICE/… is.
+func (p *Plane) componentOutbound(ctx context.Context, out *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+	if req := requestFrom(ctx); req != nil {
+		if u, err := url.Parse(out.URL); err == nil && u.Scheme == "http" && u.Port() == "" && req.snap.Config.Services[u.Hostname()] != nil {
+			u.Scheme = "wasmesh"
+			out.URL = u.String()
+		}
+	}
+	return imports{p}.HTTPCall(ctx, out, nil)
 }

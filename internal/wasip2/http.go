@@ -139,9 +139,7 @@ func validField(name string, value []byte) bool {
 	return httpguts.ValidHeaderFieldName(name) && httpguts.ValidHeaderFieldValue(string(value))
 }
 
-// addHTTP adds wasi:http/types to h: requests in, responses out; outgoing
-// requests are denied (outgoing-handler) until the mesh's outbound path
-// carries them.
+// addHTTP adds wasi:http/types to h: requests in, responses out.
 func addHTTP(h *component.Host) {
 	const types = "wasi:http/types@0.2"
 	add := func(fn string, f component.HostFunc) { h.Funcs[types+"#"+fn] = f }
@@ -258,13 +256,7 @@ func addHTTP(h *component.Host) {
 	add("[method]incoming-request.method", request(func(r *IncomingRequest, _ *component.Instance) any { return methodValue(r.Method) }))
 	add("[method]incoming-request.path-with-query", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.PathWithQuery) }))
 	add("[method]incoming-request.scheme", request(func(r *IncomingRequest, _ *component.Instance) any {
-		switch r.Scheme {
-		case "http":
-			return some(cabi.VariantValue{Case: 0})
-		case "https":
-			return some(cabi.VariantValue{Case: 1})
-		}
-		return some(cabi.VariantValue{Case: 2, Value: r.Scheme})
+		return some(methodOrScheme(r.Scheme))
 	}))
 	add("[method]incoming-request.authority", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.Authority) }))
 	add("[method]incoming-request.headers", request(func(r *IncomingRequest, inst *component.Instance) any {

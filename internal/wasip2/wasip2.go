@@ -30,6 +30,9 @@ type Context struct {
 	Stderr io.Writer // nil: discarded
 	// Now is the wall clock. Default time.Now.
 	Now func() time.Time
+	// Outbound sends outgoing HTTP requests (wasi:http/outgoing-handler).
+	// Default nil: every one is denied (HTTP-request-denied).
+	Outbound Outbound
 }
 
 // ExitError is wasi:cli/exit's exit: the run ends with Code.
@@ -208,6 +211,7 @@ func Host() *component.Host {
 		return []any{[]any{a[0], b[0]}}, nil
 	})
 	addHTTP(h)
+	addOutgoing(h)
 	add("wasi:filesystem/preopens@0.2", "get-directories", func(context.Context, *component.Instance, []any) ([]any, error) {
 		return []any{[]any{}}, nil // no preopened directories
 	})

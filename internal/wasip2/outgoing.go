@@ -1,0 +1,245 @@
+package wasip2
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/wasmesh/wasmesh/internal/cabi"
+	"github.com/wasmesh/wasmesh/internal/component"
+	"github.com/wasmesh/wasmesh/wasi"
+)
+
+// Outbound sends a component's outgoing request through the gateway's
+// outbound path and returns the response, or a failure as one of the
+// wasmesh host functions' result codes (host.Code*): the same path, with
+// the same allow-list, trace and identity, as a module's http_call.
+type Outbound func(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
+
+// Result codes of Outbound (host.CodeOK and its siblings).
+const (
+	codeOK          = 0
+	codeTooSmall    = 1
+	codeDenied      = 2
+	codeInvalid     = 3
+	codeUnavailable = 4
+	codeTimeout     = 5
+)
+
+// Cases of wasi:http/types' error-code.
+const (
+	errConnectionRefused = 6
+	errConnectionTimeout = 8
+	errRequestDenied     = 15
+	errRequestURIInvalid = 19
+	errResponseBodySize  = 28
+	errInternal          = 38
+)
+
+func errorCode(code int) cabi.VariantValue {
+	switch code {
+	case codeDenied:
+		return cabi.VariantValue{Case: errRequestDenied}
+	case codeInvalid:
+		return cabi.VariantValue{Case: errRequestURIInvalid}
+	case codeUnavailable:
+		return cabi.VariantValue{Case: errConnectionRefused}
+	case codeTimeout:
+		return cabi.VariantValue{Case: errConnectionTimeout}
+	case codeTooSmall:
+		return cabi.VariantValue{Case: errResponseBodySize, Value: none}
+	}
+	return cabi.VariantValue{Case: errInternal, Value: none}
+}
+
+type (
+	outgoingRequest struct {
+		method, path, scheme, authority string
+		headers                         *fields
+		body                            *outgoingBody
+	}
+	requestOptions         struct{}
+	futureIncomingResponse struct {
+		resp  *wasi.OutboundResponse
+		code  int
+		taken bool
+	}
+	incomingResponse struct {
+		resp     *wasi.OutboundResponse
+		consumed bool
+	}
+)
+
+func methodName(v cabi.VariantValue) string {
+	if int(v.Case) < len(methods) {
+		return methods[v.Case]
+	}
+	return v.Value.(string)
+}
+
+func schemeName(v cabi.VariantValue) string {
+	switch v.Case {
+	case 0:
+		return "http"
+	case 1:
+		return "https"
+	}
+	return v.Value.(string)
+}
+
+// addOutgoing adds outgoing requests (wasi:http/types' outgoing-request,
+// request-options, future-incoming-response, incoming-response and
+// wasi:http/outgoing-handler) to h, sent through the instance's Outbound.
+func addOutgoing(h *component.Host) {
+	const types = "wasi:http/types@0.2"
+	add := func(fn string, f component.HostFunc) { h.Funcs[types+"#"+fn] = f }
+	add("[constructor]outgoing-request", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		hs, err := object[*fields](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		inst.DropObject(args[0].(uint32))
+		return []any{inst.NewObject(&outgoingRequest{method: "GET", scheme: "http", headers: hs})}, nil
+	})
+	req := func(fn func(r *outgoingRequest, inst *component.Instance, args []any) any) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+			r, err := object[*outgoingRequest](inst, args[0])
+			if err != nil {
+				return nil, err
+			}
+			return []any{fn(r, inst, args)}, nil
+		}
+	}
+	optString := func(s string) cabi.VariantValue {
+		if s == "" {
+			return none
+		}
+		return some(s)
+	}
+	add("[method]outgoing-request.body", req(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
+		if r.body != nil {
+			return errUnit
+		}
+		r.body = &outgoingBody{max: MaxResponseBody}
+		return ok(inst.NewObject(r.body))
+	}))
+	add("[method]outgoing-request.method", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return methodValue(r.method) }))
+	add("[method]outgoing-request.set-method", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+		r.method = methodName(args[1].(cabi.VariantValue))
+		return ok(nil)
+	}))
+	add("[method]outgoing-request.path-with-query", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return optString(r.path) }))
+	add("[method]outgoing-request.set-path-with-query", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+		r.path = ""
+		if v := args[1].(cabi.VariantValue); v.Case == 1 {
+			r.path = v.Value.(string)
+		}
+		return ok(nil)
+	}))
+	add("[method]outgoing-request.scheme", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any {
+		return some(methodOrScheme(r.scheme))
+	}))
+	add("[method]outgoing-request.set-scheme", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+		r.scheme = "http"
+		if v := args[1].(cabi.VariantValue); v.Case == 1 {
+			r.scheme = schemeName(v.Value.(cabi.VariantValue))
+		}
+		return ok(nil)
+	}))
+	add("[method]outgoing-request.authority", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return optString(r.authority) }))
+	add("[method]outgoing-request.set-authority", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+		r.authority = ""
+		if v := args[1].(cabi.VariantValue); v.Case == 1 {
+			r.authority = v.Value.(string)
+		}
+		return ok(nil)
+	}))
+	add("[method]outgoing-request.headers", req(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
+		return inst.NewObject(r.headers)
+	}))
+	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return []any{inst.NewObject(&requestOptions{})}, nil
+	})
+	for _, t := range []string{"connect-timeout", "first-byte-timeout", "between-bytes-timeout"} {
+		add("[method]request-options."+t, func(context.Context, *component.Instance, []any) ([]any, error) {
+			return []any{none}, nil // the service's own timeout applies
+		})
+		add("[method]request-options.set-"+t, func(context.Context, *component.Instance, []any) ([]any, error) {
+			return []any{ok(nil)}, nil
+		})
+	}
+	h.Funcs["wasi:http/outgoing-handler@0.2#handle"] = func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+		r, err := object[*outgoingRequest](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		send := wctx(inst).Outbound
+		if send == nil {
+			return []any{cabi.VariantValue{Case: 1, Value: errorCode(codeDenied)}}, nil
+		}
+		out := &wasi.OutboundRequest{Method: r.method, URL: r.scheme + "://" + r.authority + r.path, Header: http.Header{}}
+		for i, n := range r.headers.names {
+			out.Header.Add(n, string(r.headers.values[i]))
+		}
+		if r.body != nil {
+			out.Body = bytes.Clone(r.body.buf.Bytes())
+		}
+		resp, code := send(ctx, out)
+		if code != codeOK {
+			return []any{cabi.VariantValue{Case: 1, Value: errorCode(code)}}, nil
+		}
+		return []any{ok(inst.NewObject(&futureIncomingResponse{resp: resp}))}, nil
+	}
+	add("[method]future-incoming-response.subscribe", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return []any{inst.NewObject(&pollable{})}, nil
+	})
+	add("[method]future-incoming-response.get", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		f, err := object[*futureIncomingResponse](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		if f.taken {
+			return []any{some(errUnit)}, nil
+		}
+		f.taken = true
+		return []any{some(ok(ok(inst.NewObject(&incomingResponse{resp: f.resp}))))}, nil
+	})
+	resp := func(fn func(r *incomingResponse, inst *component.Instance) any) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+			r, err := object[*incomingResponse](inst, args[0])
+			if err != nil {
+				return nil, err
+			}
+			return []any{fn(r, inst)}, nil
+		}
+	}
+	add("[method]incoming-response.status", resp(func(r *incomingResponse, _ *component.Instance) any { return uint16(r.resp.Status) }))
+	add("[method]incoming-response.headers", resp(func(r *incomingResponse, inst *component.Instance) any {
+		f := &fields{readOnly: true}
+		for name, vs := range r.resp.Header {
+			for _, v := range vs {
+				f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, []byte(v))
+			}
+		}
+		return inst.NewObject(f)
+	}))
+	add("[method]incoming-response.consume", resp(func(r *incomingResponse, inst *component.Instance) any {
+		if r.consumed {
+			return errUnit
+		}
+		r.consumed = true
+		return ok(inst.NewObject(&incomingBody{r: bytes.NewReader(r.resp.Body)}))
+	}))
+}
+
+// methodOrScheme is the scheme variant of s.
+func methodOrScheme(s string) cabi.VariantValue {
+	switch s {
+	case "http":
+		return cabi.VariantValue{Case: 0}
+	case "https":
+		return cabi.VariantValue{Case: 1}
+	}
+	return cabi.VariantValue{Case: 2, Value: s}
+}

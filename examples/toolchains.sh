@@ -42,6 +42,13 @@ if [ "$(python3 -m ziglang version 2>/dev/null)" != "$ZIG_VERSION" ]; then
   python3 -m pip install -q --disable-pip-version-check "ziglang==$ZIG_VERSION.post1"
 fi
 
+# componentize-py from PyPI, pinned: it builds the Python component.
+COMPONENTIZE_PY_VERSION=0.25.1
+if [ "$(componentize-py --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+  log "pip install componentize-py==$COMPONENTIZE_PY_VERSION (found: $(componentize-py --version 2>/dev/null || echo none))"
+  python3 -m pip install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+
 # kubernetes-validate from PyPI (it bundles the Kubernetes JSON schemas, no
 # network at run time): deploy/kubernetes's tests check the manifests with it.
 if ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then

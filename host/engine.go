@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"golang.org/x/sync/singleflight"
 
@@ -100,7 +101,10 @@ func (e *Engine) Stats() Stats {
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	cfg := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(true).
-		WithCustomSections(true)
+		WithCustomSections(true).
+		// Extended constant expressions (i32.add in an initialiser), which
+		// componentize-py's output uses; wazero keeps them experimental.
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExtendedConst)
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 			return nil, fmt.Errorf("compilation cache %s: %w", opts.CacheDir, err)

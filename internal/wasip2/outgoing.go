@@ -62,7 +62,6 @@ type (
 	requestOptions         struct{}
 	futureIncomingResponse struct {
 		resp  *wasi.OutboundResponse
-		code  int
 		taken bool
 	}
 	incomingResponse struct {

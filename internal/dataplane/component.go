@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -67,24 +66,10 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		span.End()
 	}
 	if err != nil {
-		status := statusOf(err)
-		if status == statusClientClosed && p.draining.Load() {
-			status = http.StatusServiceUnavailable
-		}
-		p.fail(req, w, status, err)
+		p.failGuest(req, w, err)
 		return
 	}
-	h := w.Header()
-	for k, vs := range resp.Header {
-		if !hopByHop[k] {
-			h[k] = vs
-		}
-	}
-	req.setHeader(h, "Content-Length", strconv.Itoa(len(resp.Body)))
-	req.Status = resp.Status
-	w.WriteHeader(resp.Status)
-	n, _ := w.Write(resp.Body)
-	req.Bytes = n
+	req.answer(w, resp.Status, resp.Header, resp.Body)
 }
 
 // componentOutbound sends a component's outgoing request by the path of

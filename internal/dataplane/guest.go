@@ -87,11 +87,7 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		err = fmt.Errorf("guest exited with code %d and no response", res.ExitCode)
 	}
 	if err != nil {
-		status := statusOf(err)
-		if status == statusClientClosed && p.draining.Load() {
-			status = http.StatusServiceUnavailable // stopped by the drain deadline, not by the client
-		}
-		p.fail(req, w, status, err)
+		p.failGuest(req, w, err)
 		return
 	}
 	resp, err := wasi.ParseResponse(out.Bytes())
@@ -99,17 +95,32 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		p.fail(req, w, http.StatusBadGateway, err)
 		return
 	}
-	h := w.Header()
-	for k, vs := range resp.Header {
-		if hopByHop[k] {
-			continue
-		}
-		h[k] = vs
+	req.answer(w, resp.Status, resp.Header, resp.Body)
+}
+
+// failGuest answers for a guest's run that failed: 504 at the deadline, 499
+// for a client gone (503 when the drain's deadline stopped it), 502 else.
+func (p *Plane) failGuest(req *Request, w http.ResponseWriter, err error) {
+	status := statusOf(err)
+	if status == statusClientClosed && p.draining.Load() {
+		status = http.StatusServiceUnavailable // stopped by the drain deadline, not by the client
 	}
-	req.setHeader(h, "Content-Length", strconv.Itoa(len(resp.Body)))
-	req.Status = resp.Status
-	w.WriteHeader(resp.Status)
-	n, _ := w.Write(resp.Body)
+	p.fail(req, w, status, err)
+}
+
+// answer writes a guest's response: its header but for hop-by-hop fields,
+// the length, the status and the body.
+func (req *Request) answer(w http.ResponseWriter, status int, header http.Header, body []byte) {
+	h := w.Header()
+	for k, vs := range header {
+		if !hopByHop[k] {
+			h[k] = vs
+		}
+	}
+	req.setHeader(h, "Content-Length", strconv.Itoa(len(body)))
+	req.Status = status
+	w.WriteHeader(status)
+	n, _ := w.Write(body)
 	req.Bytes = n
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetratelabs/wazero/experimental"
+
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
@@ -22,10 +24,11 @@ var ErrNotCommand = errors.New("not a command")
 
 // RunComponent runs a wasi:cli/command component once: its wasi:cli/run
 // export, with c's arguments, environment and standard streams, within c's
-// Timeout. The result's ExitCode is 0 when run returns ok, 1 when it
-// returns an error, or the code the guest gave wasi:cli/exit. c's memory
-// limit, output caps and mounts do not apply to components yet; WASI
-// interfaces other than cli, io, clocks and random answer access denied.
+// Timeout and MemoryLimit (each memory of the component). The result's
+// ExitCode is 0 when run returns ok, 1 when it returns an error, or the code
+// the guest gave wasi:cli/exit. c's output caps and mounts do not apply to
+// components yet; WASI interfaces other than cli, io, clocks, random and
+// http answer access denied.
 func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result, error) {
 	comp, err := component.Decode(wasm)
 	if err != nil {
@@ -50,6 +53,7 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 		ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout, ErrDeadline)
 		defer cancel()
 	}
+	ctx = withMemoryLimit(ctx, c.MemoryLimit)
 	wc := &wasip2.Context{Args: c.Args, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr}
 	for _, kv := range c.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -137,12 +141,14 @@ var ErrNoResponse = errors.New("the handler returned without setting a response"
 
 // HandleHTTP serves r with component module m: a new instance calls its
 // wasi:http/incoming-handler with the request, within timeout (0: none),
-// and the response it set is returned. A trap, the deadline, a response
-// never set or set with an error are errors.
-func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration) (*HTTPResponse, error) {
+// each of its memories capped at memoryLimit bytes (0: 4 GiB), and the
+// response it set is returned. A trap, the deadline, a response never set
+// or set with an error are errors.
+func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration, memoryLimit int64) (*HTTPResponse, error) {
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
 	}
+	ctx = withMemoryLimit(ctx, memoryLimit)
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
@@ -167,4 +173,14 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	}
 	resp := out.Response
 	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body()}, nil
+}
+
+// withMemoryLimit gives the instances made with ctx memories outside the Go
+// heap, each capped at limit bytes (0: 4 GiB), as Run's.
+func withMemoryLimit(ctx context.Context, limit int64) context.Context {
+	l := uint64(maxMemory)
+	if limit > 0 {
+		l = uint64(limit) &^ (pageSize - 1)
+	}
+	return experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: l})
 }

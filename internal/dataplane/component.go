@@ -57,7 +57,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
 		Body: bytes.NewReader(body.Bytes()), Outbound: p.componentOutbound,
-	}, req.Limits.Timeout)
+	}, req.Limits.Timeout, req.Limits.Memory)
 	req.series.runTime.Observe(time.Since(start).Seconds())
 	if span != nil {
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/modules"
 	"os"
 	"path/filepath"
@@ -256,9 +255,8 @@ func TestIsolationBetweenRuns(t *testing.T) {
 	}
 }
 
-// TestComponentRefused: a component is refused before wazero's decoder,
-// with what it imports and exports, by Validate (the store's check) and
-// Compile.
+// TestComponentRefused: a component that is no wasi:http/proxy is refused
+// by Validate (the store's check) and Compile, naming what it exports.
 func TestComponentRefused(t *testing.T) {
 	wasm, err := os.ReadFile("../internal/component/testdata/types.wasm")
 	if err != nil {
@@ -269,8 +267,8 @@ func TestComponentRefused(t *testing.T) {
 		"Validate": e.Validate(context.Background(), wasm),
 		"Compile":  func() error { _, err := e.Compile(context.Background(), "", wasm); return err }(),
 	} {
-		if !errors.Is(err, component.ErrComponent) || !strings.Contains(err.Error(), "exports run, wasmesh:test/shapes@0.1.0") {
-			t.Errorf("%s: %v, want component.ErrComponent naming the exports", name, err)
+		if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), "exports run, wasmesh:test/shapes@0.1.0, not wasi:http/incoming-handler@0.2") {
+			t.Errorf("%s: %v, want ErrNotHTTP naming the exports", name, err)
 		}
 	}
 }

@@ -241,19 +241,3 @@ func FuzzDecode(f *testing.F) {
 		c.World().WriteTo(&out)
 	})
 }
-
-func TestUnsupported(t *testing.T) {
-	b, err := os.ReadFile("testdata/types.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Unsupported(b)
-	if !errors.Is(err, ErrComponent) || !strings.Contains(err.Error(), "imports wasmesh:test/shapes@0.1.0, log and exports run, wasmesh:test/shapes@0.1.0") {
-		t.Errorf("Unsupported = %v", err)
-	}
-	err = Unsupported(b[:100])
-	var fe *FormatError
-	if !errors.Is(err, ErrComponent) || !errors.As(err, &fe) {
-		t.Errorf("Unsupported of a truncated component = %v, want ErrComponent and a *FormatError", err)
-	}
-}

@@ -92,6 +92,9 @@ func worldSummary(w *World) []string {
 		items []Item
 	}{{"import", w.Imports}, {"export", w.Exports}} {
 		for _, it := range g.items {
+			if it.Sort == (Sort{Kind: SortType}) {
+				continue // wasm-tools writes a world's types as definitions, not imports
+			}
 			out = append(out, g.what+" "+it.Name)
 			for _, f := range it.Funcs {
 				if !strings.HasPrefix(f.Name, "[") {

@@ -575,6 +575,20 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 	return out, nil
 }
 
+// FuncType returns the parameter and result types of function fn of export
+// (as Call names them), in the canonical ABI's terms.
+func (l *Linked) FuncType(export, fn string) (params, results []*cabi.Type, err error) {
+	lift, err := l.exportedLift(export, fn)
+	if err != nil {
+		return nil, nil, err
+	}
+	ft, err := l.top.cabiFunc(l.c.Canons[lift].Type, &l.ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ft.params, ft.results, nil
+}
+
 // exportedLift finds the canon lift behind function fn of export: directly
 // exported, or through the instance wit-component makes by instantiating a
 // small component with the lifted functions as arguments.

@@ -283,16 +283,23 @@ func TestServeComponents(t *testing.T) {
 services:
   js: { versions: [ { path: $EX/components/javascript/hello.wasm } ] }
   py: { versions: [ { path: $EX/components/python/hello.wasm } ] }
+  ts: { versions: [ { path: $EX/components/typescript/hello.wasm } ] }
   rust: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
 routes:
   - { match: { path_prefix: /js }, service: js, strip_prefix: true }
   - { match: { path_prefix: /py }, service: py, strip_prefix: true }
+  - { match: { path_prefix: /ts }, service: ts, strip_prefix: true }
   - { match: { path_prefix: /rust }, service: rust, strip_prefix: true }
 `)
 	for _, tc := range []struct{ path, want string }{
 		{"/js/a", "hello from javascript: GET /a 0 bytes"},
 		{"/py/b?x=1", "hello from python: GET /b 0 bytes"},
 		{"/rust/c", "hello from rust: GET /c 0 bytes\n"},
+		// Module state of the TypeScript component: a new instance serves
+		// each request, so the counter is 1 however many came before.
+		{"/ts/d", "hello from typescript: GET /d (request 1 of this instance)"},
+		{"/ts/e", "hello from typescript: GET /e (request 1 of this instance)"},
+		{"/ts/f", "hello from typescript: GET /f (request 1 of this instance)"},
 	} {
 		status, body, h := get(t, g.url+tc.path, "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 		if status != 200 || body != tc.want || h.Get("X-Wasmesh-Version") == "" {

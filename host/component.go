@@ -122,6 +122,11 @@ type HTTPRequest struct {
 	Authority     string // the Host
 	Header        http.Header
 	Body          io.Reader
+	// Respond, when set, streams the response: it is called when the
+	// component sets its response, with the status and header, and returns
+	// where the body goes as the component writes it; HandleHTTP's
+	// HTTPResponse then has no Body. Default nil: the body is returned.
+	Respond func(status int, header http.Header) io.Writer
 	// Outbound sends the component's outgoing requests
 	// (wasi:http/outgoing-handler) and returns the response, or a failure as
 	// a Code*. Default nil: each is denied.
@@ -161,7 +166,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	defer inst.Close(context.Background())
 	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body}
-	out := &wasip2.ResponseOutparam{}
+	out := &wasip2.ResponseOutparam{Send: r.Respond}
 	if _, err := inst.Call(ctx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
 		return nil, runError(ctx, err)
 	}

@@ -369,7 +369,7 @@ func TestServeNetHTTP(t *testing.T) {
 
 // TestServeComponent: a wasi:http/proxy component built by componentize-js
 // is served like a module version: routed with strip_prefix, its body read,
-// the version header set, its response passed on.
+// the version header set, its response streamed on.
 func TestServeComponent(t *testing.T) {
 	f := newFixture(t, `
 services:
@@ -381,5 +381,9 @@ routes:
 	r := f.do("POST", "/js/hi?x=1", strings.NewReader("hello"))
 	if r.status != 200 || r.body != "hello from javascript: POST /hi 5 bytes" || r.version == "" || r.header.Get("Content-Type") != "text/plain" {
 		t.Fatalf("got %d %q (version %q, content type %q)", r.status, r.body, r.version, r.header.Get("Content-Type"))
+	}
+	// The body is streamed as the component writes it: no length up front.
+	if cl := r.header.Get("Content-Length"); cl != "" {
+		t.Errorf("Content-Length %s: the response was buffered, not streamed", cl)
 	}
 }

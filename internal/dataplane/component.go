@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -57,6 +58,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
 		Body: bytes.NewReader(body.Bytes()), Outbound: p.componentOutbound,
+		Respond: func(status int, header http.Header) io.Writer { return req.stream(w, status, header) },
 	}, req.Limits.Timeout, req.Limits.Memory)
 	req.series.runTime.Observe(time.Since(start).Seconds())
 	if span != nil {
@@ -65,11 +67,47 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		}
 		span.End()
 	}
-	if err != nil {
+	switch {
+	case req.Status != 0: // streamed: the status is the client's already
+		if err != nil {
+			req.Err = err // for the log and the span; the response is cut short
+		}
+	case err != nil:
 		p.failGuest(req, w, err)
-		return
+	default:
+		req.answer(w, resp.Status, resp.Header, resp.Body)
 	}
-	req.answer(w, resp.Status, resp.Header, resp.Body)
+}
+
+// stream sends a streamed response's status and header (but hop-by-hop
+// fields) and returns where its body goes: to the client, flushed at each
+// write, counted.
+func (req *Request) stream(w http.ResponseWriter, status int, header http.Header) io.Writer {
+	h := w.Header()
+	for k, vs := range header {
+		if !hopByHop[k] {
+			h[k] = vs
+		}
+	}
+	req.Status = status
+	w.WriteHeader(status)
+	return &streamWriter{w: w, rc: http.NewResponseController(w), n: &req.Bytes}
+}
+
+// streamWriter writes a streamed body to the client as it comes.
+type streamWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	n  *int
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	*s.n += n
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	return n, err
 }
 
 // componentOutbound sends a component's outgoing request by the path of

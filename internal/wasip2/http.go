@@ -40,9 +40,12 @@ type (
 		Status  int
 		headers *fields
 		body    *outgoingBody
+		sent    io.Writer // where a streamed response's body goes, once sent
 	}
 	outgoingBody struct {
-		buf      bytes.Buffer
+		buf      bytes.Buffer // what was written before the response was sent
+		sent     io.Writer    // once the response was sent: where writes go
+		written  int64
 		max      int64
 		finished bool
 		taken    bool
@@ -51,7 +54,11 @@ type (
 	ResponseOutparam struct {
 		Response *OutgoingResponse
 		Err      error
-		set      bool
+		// Send, when set, streams the response: called when the handler sets
+		// it, with its status and header, it returns where the body goes,
+		// as the handler writes it. Default nil: the body is kept (Body).
+		Send func(status int, header http.Header) io.Writer
+		set  bool
 	}
 )
 
@@ -64,12 +71,38 @@ func (r *OutgoingResponse) Header() http.Header {
 	return h
 }
 
-// Body is the response's body, as written.
+// Body is the response's body as written, when it was not streamed.
 func (r *OutgoingResponse) Body() []byte {
 	if r.body == nil {
 		return nil
 	}
 	return r.body.buf.Bytes()
+}
+
+// Write appends to the body: to the buffer until the response is sent,
+// then to where it was sent; at most max bytes in all.
+func (b *outgoingBody) Write(p []byte) (int, error) {
+	if b.written+int64(len(p)) > b.max {
+		return 0, fmt.Errorf("response body over %d bytes", b.max)
+	}
+	b.written += int64(len(p))
+	if b.sent != nil {
+		return b.sent.Write(p)
+	}
+	return b.buf.Write(p)
+}
+
+// send streams r: its status and header now, the body written so far, and
+// the rest as it comes.
+func (r *OutgoingResponse) send(to func(int, http.Header) io.Writer) error {
+	r.sent = to(r.Status, r.Header())
+	if r.body == nil {
+		return nil // the body, when the handler takes it, writes there
+	}
+	r.body.sent = r.sent
+	_, err := r.sent.Write(r.body.buf.Bytes())
+	r.body.buf = bytes.Buffer{}
+	return err
 }
 
 // Finished reports whether the handler finished the body (outgoing-body.finish).
@@ -333,7 +366,7 @@ func addHTTP(h *component.Host) {
 		if r.body != nil {
 			return errUnit
 		}
-		r.body = &outgoingBody{max: MaxResponseBody}
+		r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
 		return ok(inst.NewObject(r.body))
 	}))
 	add("[method]outgoing-body.write", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
@@ -345,7 +378,7 @@ func addHTTP(h *component.Host) {
 			return []any{errUnit}, nil
 		}
 		b.taken = true
-		return []any{ok(inst.NewObject(&outputStream{w: &limitedWriter{b: &b.buf, max: b.max}}))}, nil
+		return []any{ok(inst.NewObject(&outputStream{w: b}))}, nil
 	})
 	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
 		b, err := object[*outgoingBody](inst, args[0])
@@ -366,24 +399,18 @@ func addHTTP(h *component.Host) {
 		o.set = true
 		v := args[1].(cabi.VariantValue)
 		if v.Case == 0 {
-			o.Response, err = object[*OutgoingResponse](inst, v.Value)
-			return nil, err
+			if o.Response, err = object[*OutgoingResponse](inst, v.Value); err != nil {
+				return nil, err
+			}
+			if o.Send != nil {
+				if err := o.Response.send(o.Send); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
 		}
 		o.Err = fmt.Errorf("the handler answered with error-code case %d", v.Value.(cabi.VariantValue).Case)
 		return nil, nil
 	})
 	h.Drops[types+"#outgoing-body"] = func(*component.Instance, uint32) {}
-}
-
-// limitedWriter keeps at most max bytes and then fails.
-type limitedWriter struct {
-	b   *bytes.Buffer
-	max int64
-}
-
-func (w *limitedWriter) Write(p []byte) (int, error) {
-	if int64(w.b.Len()+len(p)) > w.max {
-		return 0, fmt.Errorf("response body over %d bytes", w.max)
-	}
-	return w.b.Write(p)
 }

@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 LANGS   := rust zig c typescript go
 
-.PHONY: all build test run smoke examples examples-force toolchains bench check clean generate k8s-validate
+.PHONY: all build test run smoke examples examples-force toolchains peers bench check clean generate k8s-validate
 
 all: build
 
@@ -51,6 +51,14 @@ examples-force:
 
 toolchains:
 	bash examples/toolchains.sh
+
+# The reference hosts the differential tests compare with, outside the
+# repository and outside CI (a long build): wasmtime serve, for components
+# (tests/peers_test.go runs where it is installed).
+WASMTIME_VERSION ?= 48.0.8
+peers:
+	@wasmtime --version 2>/dev/null | grep -q "^wasmtime $(WASMTIME_VERSION) " || \
+	  cargo install --locked wasmtime-cli@$(WASMTIME_VERSION)
 
 # The Kubernetes manifests (deploy/kubernetes): the schemas of Kubernetes,
 # strictly (kubernetes-validate, from make toolchains), and their agreement

@@ -387,3 +387,34 @@ routes:
 		t.Errorf("Content-Length %s: the response was buffered, not streamed", cl)
 	}
 }
+
+// TestMisbehavingComponents: a component's handler that never sets a
+// response, traps, or runs past the timeout fails only its own request,
+// each with its status and a message that says why.
+func TestMisbehavingComponents(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+services:
+  never: { versions: [ { path: $TD/misbehave-never.wasm } ] }
+  trap: { versions: [ { path: $TD/misbehave-trap.wasm } ] }
+  loop: { versions: [ { path: $TD/misbehave-loop.wasm } ], limits: { timeout: 300ms } }
+  ok: { versions: [ { path: $EX/hello/c/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /never }, service: never }
+  - { match: { path_prefix: /trap }, service: trap }
+  - { match: { path_prefix: /loop }, service: loop }
+  - { match: { path_prefix: /ok }, service: ok }
+`, "$TD", testdata))
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{{"/never", 502}, {"/trap", 502}, {"/loop", 504}} {
+		r := f.get(tc.path)
+		if r.status != tc.status || !strings.Contains(r.body, "request id:") {
+			t.Errorf("GET %s: %d %q, want %d", tc.path, r.status, r.body, tc.status)
+		}
+		if r := f.get("/ok"); r.status != 200 {
+			t.Errorf("after %s, a module's request: %d %q", tc.path, r.status, r.body)
+		}
+	}
+}

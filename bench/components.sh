@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Components in one run: wasmesh serve and, where it is installed (make
+# peers), wasmtime serve, on the same example wasi:http components, with wrk
+# against each in turn; and the CGI module of the same language's hello
+# where there is one, for the ratio a component costs against a module.
+#   bench/components.sh [DURATION] [CONNECTIONS]     (defaults 5s, 16)
+# Prints "target req/s p50 p99" (ms); ratios by hand from the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-5s}
+conns=${2:-16}
+command -v wrk >/dev/null || { echo "bench/components.sh: wrk is not installed (make toolchains)" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+components=(javascript typescript python)
+go build -o "$work/wasmesh" ./cmd/wasmesh
+{
+  echo 'listen: "127.0.0.1:18180"'
+  echo 'admin: off'
+  echo "store: $work/store"
+  echo 'services:'
+  for c in "${components[@]}"; do echo "  $c: { versions: [ { path: $PWD/examples/components/$c/hello.wasm } ] }"; done
+  echo "  rust: { versions: [ { path: $PWD/examples/hello/rust/hello.wasm } ] }"
+  echo 'routes:'
+  for c in "${components[@]}" rust; do echo "  - { match: { path_prefix: /$c }, service: $c, strip_prefix: true }"; done
+} > "$work/wasmesh.yaml"
+"$work/wasmesh" serve --config "$work/wasmesh.yaml" --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
+for _ in $(seq 600); do curl -sf -o /dev/null http://127.0.0.1:18180/rust/ && break; sleep 0.1; done
+
+port=18190
+declare -A ref
+if command -v wasmtime >/dev/null; then
+  for c in "${components[@]}"; do
+    wasmtime serve -Scli --addr "127.0.0.1:$port" "examples/components/$c/hello.wasm" >/dev/null 2>&1 & pids+=($!)
+    ref[$c]=$port
+    port=$((port + 1))
+  done
+  for c in "${components[@]}"; do
+    for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:${ref[$c]}/" && break; sleep 0.1; done
+  done
+fi
+
+run() {
+  wrk -t1 -c"$conns" -d"$dur" --latency "$2" | awk -v name="$1" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ {rps = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+    END {printf "%-24s %9.0f %8.2f %8.2f\n", name, rps, p50, p99}'
+}
+
+echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t1 -c$conns -d$dur; wasmtime: $(wasmtime --version 2>/dev/null || echo 'not installed')"
+printf "%-24s %9s %8s %8s\n" target req/s "p50 ms" "p99 ms"
+run "rust (module)" http://127.0.0.1:18180/rust/
+for c in "${components[@]}"; do
+  run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
+  if [ -n "${ref[$c]:-}" ]; then run "$c (wasmtime serve)" "http://127.0.0.1:${ref[$c]}/"; fi
+done

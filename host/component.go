@@ -30,6 +30,9 @@ var ErrNotCommand = errors.New("not a command")
 // components yet; WASI interfaces other than cli, io, clocks, random and
 // http answer access denied.
 func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result, error) {
+	if len(c.Mounts) > 0 {
+		return Result{}, fmt.Errorf("%w: preopened directories are not supported for components yet (wasi:filesystem answers access denied)", ErrNotCommand)
+	}
 	comp, err := component.Decode(wasm)
 	if err != nil {
 		return Result{}, err

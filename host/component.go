@@ -20,7 +20,7 @@ import (
 // ErrNotCommand is wrapped by RunComponent's errors for a component that
 // cannot run as a command: it exports no wasi:cli/run, or imports what the
 // host does not provide.
-var ErrNotCommand = errors.New("not a command")
+var ErrNotCommand = errors.New("cannot run as a command")
 
 // RunComponent runs a wasi:cli/command component once: its wasi:cli/run
 // export, with c's arguments, environment and standard streams, within c's

@@ -48,7 +48,7 @@ func TestRunCommandComponents(t *testing.T) {
 		})
 	}
 	r := wasmesh(t, opts{}, "run", repoPath("internal/component/testdata/types.wasm"))
-	if r.code != 2 || !strings.Contains(r.stderr, "exports no wasi:cli/run@0.2: not a command") {
+	if r.code != 2 || !strings.Contains(r.stderr, "exports no wasi:cli/run@0.2: cannot run as a command") {
 		t.Errorf("run of a component that is not a command: %d %q", r.code, r.stderr)
 	}
 }
@@ -368,7 +368,7 @@ func TestRunErrors(t *testing.T) {
 		{"trap stack overflow", []string{hostTestdata("trap_stack.wasm")}, 1, []string{"stack overflow"}},
 		{"rust trap", []string{misbehave, "trap"}, 1, []string{"unreachable"}},
 		{"a component that is not a command", []string{repoPath("internal/component/testdata/types.wasm")}, 2,
-			[]string{"exports no wasi:cli/run@0.2: not a command (it exports run, wasmesh:test/shapes@0.1.0)"}},
+			[]string{"exports no wasi:cli/run@0.2: cannot run as a command (it exports run, wasmesh:test/shapes@0.1.0)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -215,6 +215,16 @@ func (c *Component) add(s Sort, from byte, n int) {
 	c.Space[s] = append(c.Space[s], Def{From: from, N: n})
 }
 
+// defined checks that index i of sort s is defined by what came before: a
+// definition refers only backwards, so nothing that follows references can
+// loop.
+func (c *Component) defined(r *reader, s Sort, i uint32, what string) error {
+	if int(i) >= len(c.Space[s]) {
+		return r.errorf("%s: %s %d is not defined before it", what, s, i)
+	}
+	return nil
+}
+
 func (d *decoder) section(c *Component, id byte, r *reader) error {
 	switch id {
 	case 0: // custom: skipped
@@ -317,6 +327,9 @@ func (d *decoder) coreInstance(c *Component, r *reader) error {
 			return err
 		}
 		ci.Module = &m
+		if err := c.defined(r, Sort{Core: true, Kind: CoreModule}, m, "core instance"); err != nil {
+			return err
+		}
 		n, err := r.count()
 		if err != nil {
 			return err
@@ -333,6 +346,9 @@ func (d *decoder) coreInstance(c *Component, r *reader) error {
 			}
 			i, err := r.u32()
 			if err != nil {
+				return err
+			}
+			if err := c.defined(r, Sort{Core: true, Kind: CoreInstance}, i, "core instantiation argument "+name); err != nil {
 				return err
 			}
 			ci.Args = append(ci.Args, CoreArg{Name: name, Instance: i})
@@ -353,6 +369,9 @@ func (d *decoder) coreInstance(c *Component, r *reader) error {
 			}
 			i, err := r.u32()
 			if err != nil {
+				return err
+			}
+			if err := c.defined(r, Sort{Core: true, Kind: s}, i, "core export "+name); err != nil {
 				return err
 			}
 			ci.Exports = append(ci.Exports, CoreExport{Name: name, Sort: s, Idx: i})
@@ -378,11 +397,14 @@ func (d *decoder) instance(c *Component, r *reader) error {
 			return err
 		}
 		in.Component = &ci
-		if in.Args, err = d.args(r, false); err != nil {
+		if err := c.defined(r, Sort{Kind: SortComponent}, ci, "instance"); err != nil {
+			return err
+		}
+		if in.Args, err = d.args(c, r, false); err != nil {
 			return err
 		}
 	case 0x01:
-		if in.Exports, err = d.args(r, true); err != nil {
+		if in.Exports, err = d.args(c, r, true); err != nil {
 			return err
 		}
 	default:
@@ -395,12 +417,12 @@ func (d *decoder) instance(c *Component, r *reader) error {
 
 // args reads instantiation arguments, or a bundle's exports (whose names
 // carry name attributes).
-func (d *decoder) args(r *reader, exports bool) ([]Arg, error) {
+func (d *decoder) args(c *Component, r *reader, exports bool) ([]Arg, error) {
 	n, err := r.count()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Arg, 0, n)
+	out := make([]Arg, 0, min(n, 64))
 	for range n {
 		var name string
 		if exports {
@@ -417,6 +439,9 @@ func (d *decoder) args(r *reader, exports bool) ([]Arg, error) {
 		}
 		i, err := r.u32()
 		if err != nil {
+			return nil, err
+		}
+		if err := c.defined(r, s, i, name); err != nil {
 			return nil, err
 		}
 		out = append(out, Arg{Name: name, Sort: s, Idx: i})
@@ -461,6 +486,15 @@ func (d *decoder) aliasDef(c *Component, r *reader) error {
 	if err != nil {
 		return err
 	}
+	switch a.Kind {
+	case AliasExport:
+		err = c.defined(r, Sort{Kind: SortInstance}, a.Instance, "alias of "+a.Name)
+	case AliasCoreExport:
+		err = c.defined(r, Sort{Core: true, Kind: CoreInstance}, a.Instance, "alias of "+a.Name)
+	}
+	if err != nil {
+		return err
+	}
 	c.Aliases = append(c.Aliases, a)
 	c.add(a.Sort, FromAlias, len(c.Aliases)-1)
 	return nil
@@ -502,6 +536,11 @@ func (d *decoder) importDef(c *Component, r *reader) error {
 	if err != nil {
 		return err
 	}
+	if !et.SubResource && et.Sort != (Sort{Core: true, Kind: CoreModule}) {
+		if err := c.defined(r, Sort{Kind: SortType}, et.Idx, "import "+name); err != nil {
+			return err
+		}
+	}
 	c.Imports = append(c.Imports, Import{Name: name, Type: et, Offset: at})
 	c.add(et.Sort, FromImport, len(c.Imports)-1)
 	return nil
@@ -519,6 +558,9 @@ func (d *decoder) exportDef(c *Component, r *reader) error {
 	}
 	i, err := r.u32()
 	if err != nil {
+		return err
+	}
+	if err := c.defined(r, s, i, "export "+name); err != nil {
 		return err
 	}
 	e := Export{Name: name, Sort: s, Idx: i, Offset: at}
@@ -600,6 +642,9 @@ func (d *decoder) canon(c *Component, r *reader) error {
 		if cn.Type, err = r.u32(); err != nil {
 			return err
 		}
+		if err := c.checkCanon(r, cn); err != nil {
+			return err
+		}
 		c.Canons = append(c.Canons, cn)
 		c.add(Sort{Kind: SortFunc}, FromCanon, len(c.Canons)-1)
 		return nil
@@ -620,9 +665,36 @@ func (d *decoder) canon(c *Component, r *reader) error {
 	default:
 		return r.errorf("canonical built-in 0x%02x is not supported (WASI 0.3 async, streams, futures and threads are not yet)", op)
 	}
+	if err := c.checkCanon(r, cn); err != nil {
+		return err
+	}
 	c.Canons = append(c.Canons, cn)
 	c.add(Sort{Core: true, Kind: CoreFunc}, FromCanon, len(c.Canons)-1)
 	return nil
+}
+
+// checkCanon checks that what a canon definition names is defined.
+func (c *Component) checkCanon(r *reader, cn Canon) error {
+	var err error
+	switch cn.Op {
+	case CanonLift:
+		if err = c.defined(r, Sort{Core: true, Kind: CoreFunc}, cn.Func, "canon lift"); err == nil {
+			err = c.defined(r, Sort{Kind: SortType}, cn.Type, "canon lift")
+		}
+	case CanonLower:
+		err = c.defined(r, Sort{Kind: SortFunc}, cn.Func, "canon lower")
+	default:
+		err = c.defined(r, Sort{Kind: SortType}, cn.Type, "resource built-in")
+	}
+	for _, o := range []struct {
+		idx  *uint32
+		sort byte
+	}{{cn.Opts.Memory, CoreMemory}, {cn.Opts.Realloc, CoreFunc}, {cn.Opts.PostReturn, CoreFunc}, {cn.Opts.Callback, CoreFunc}} {
+		if err == nil && o.idx != nil {
+			err = c.defined(r, Sort{Core: true, Kind: o.sort}, *o.idx, "canon option")
+		}
+	}
+	return err
 }
 
 func (d *decoder) zero(r *reader, what string) error {

@@ -50,8 +50,10 @@ func (d *decoder) coreValTypes(r *reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, n)
-	for i := range out {
+	out := make([]byte, 0, min(n, 64))
+	for range n {
+		out = append(out, 0)
+		i := len(out) - 1
 		if out[i], err = r.byte(); err != nil {
 			return nil, err
 		}
@@ -81,10 +83,10 @@ func (d *decoder) moduleDecl(r *reader) error {
 		}
 		return d.coreExternType(r)
 	case 0x01:
-		t, err := d.coreType(r)
-		if err == nil && t.Module != nil {
-			return r.errorf("a module type inside a module type")
+		if r.pos < len(r.b) && r.b[r.pos] == 0x50 {
+			return &FormatError{Offset: r.offset(), Msg: "a module type inside a module type"}
 		}
+		_, err := d.coreType(r)
 		return err
 	case 0x02: // outer alias of a type
 		for _, want := range []byte{0x10, 0x01} {
@@ -251,9 +253,11 @@ func (d *decoder) labelled(r *reader) ([]Field, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Field, n)
-	seen := make(map[string]bool, n)
-	for i := range out {
+	out := make([]Field, 0, min(n, 64))
+	seen := map[string]bool{}
+	for range n {
+		out = append(out, Field{})
+		i := len(out) - 1
 		if out[i].Name, err = r.name(); err != nil {
 			return nil, err
 		}
@@ -273,7 +277,7 @@ func (d *decoder) decls(r *reader, component bool) ([]Decl, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Decl, 0, n)
+	out := make([]Decl, 0, min(n, 64))
 	for range n {
 		tag, err := r.byte()
 		if err != nil {
@@ -372,12 +376,7 @@ func (d *decoder) defValType(r *reader) (*DefValType, error) {
 	case KindList, KindOption:
 		t.Elem, err = d.valType(r)
 	case KindFixed:
-		if t.Elem, err = d.valType(r); err == nil {
-			t.Len, err = r.u32()
-		}
-		if err == nil && t.Len == 0 {
-			err = &FormatError{Offset: at, Msg: "a fixed-length list of length 0"}
-		}
+		err = &FormatError{Offset: at, Msg: "fixed-length lists (a gated feature of the component model) are not supported"}
 	case KindTuple:
 		var n int
 		if n, err = r.count(); err != nil {

@@ -76,7 +76,12 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 		return Result{}, runError(ctx, err)
 	}
 	// run returns result: ok (case 0) or error (case 1), the exit status.
-	return Result{ExitCode: out[0].(cabi.VariantValue).Case}, nil
+	if len(out) == 1 {
+		if v, ok := out[0].(cabi.VariantValue); ok {
+			return Result{ExitCode: v.Case}, nil
+		}
+	}
+	return Result{}, fmt.Errorf("%w: its run returns %v, not a result", ErrNotCommand, out)
 }
 
 func exportNames(c *component.Component) string {
@@ -141,6 +146,9 @@ type HTTPResponse struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Finished says the component finished the body (outgoing-body.finish):
+	// a body not finished is incomplete.
+	Finished bool
 }
 
 // ErrNoResponse is HandleHTTP's error when the handler returns without
@@ -180,7 +188,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		return nil, out.Err
 	}
 	resp := out.Response
-	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body()}, nil
+	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body(), Finished: resp.Finished()}, nil
 }
 
 // withMemoryLimit gives the instances made with ctx memories outside the Go

@@ -486,3 +486,21 @@ func TestUpperBitsIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestLiftBudget: a list whose elements all point at one region costs the
+// host what it copies, and a call may copy at most MaxLift.
+func TestLiftBudget(t *testing.T) {
+	cx, m := context(UTF8)
+	cx.MaxLift = 1 << 16
+	// 1,000 strings, each the same 1 KiB at offset 4096.
+	const n = 1000
+	for i := range n {
+		binary := []byte{0, 16, 0, 0, 0, 4, 0, 0} // ptr 4096, len 1024
+		copy(m.b[64+8*i:], binary)
+	}
+	_, err := cx.LiftFlat([]uint64{64, n}, ListOf(TString, 0))
+	var trap *Trap
+	if !errors.As(err, &trap) || !strings.Contains(err.Error(), "lifting more than 65536 bytes") {
+		t.Fatalf("LiftFlat = %v, want the budget's trap", err)
+	}
+}

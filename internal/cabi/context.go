@@ -44,6 +44,28 @@ type Context struct {
 	// Resources turns own and borrow handles into representations and
 	// back; nil: any handle traps.
 	Resources Resources
+	// MaxLift bounds what lifting may copy out of the guest in one call:
+	// string and list bytes, plus 16 for each element made. Default 0:
+	// DefaultMaxLift. (Lists whose elements all point at one region would
+	// otherwise cost the host far more than the guest's memory.)
+	MaxLift int64
+	lifted  int64
+}
+
+// DefaultMaxLift is Context.MaxLift's default.
+const DefaultMaxLift = 64 << 20
+
+// charge counts n bytes against the lift budget.
+func (cx *Context) charge(n int64) error {
+	cx.lifted += n
+	limit := cx.MaxLift
+	if limit == 0 {
+		limit = DefaultMaxLift
+	}
+	if cx.lifted > limit {
+		return trapf("lifting more than %d bytes in one call", limit)
+	}
+	return nil
 }
 
 // Resources is a component instance's handle table, as lifting and

@@ -90,7 +90,7 @@ func (cx *Context) liftFlat(it *flatIter, t *Type) (any, error) {
 		return canonicalizeNaN64(math.Float64frombits(v)), err
 	case Flags:
 		v, err := it.next()
-		return uint32(v), err
+		return uint32(v) & flagsMask(len(t.Labels)), err
 	}
 	v, err := it.next()
 	if err != nil {

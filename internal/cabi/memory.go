@@ -80,7 +80,7 @@ func (cx *Context) load(ptr uint32, t *Type) (any, error) {
 		return v, nil
 	case Flags:
 		i, err := cx.loadInt(ptr, flagsSize(len(t.Labels)))
-		return uint32(i), err
+		return uint32(i) & flagsMask(len(t.Labels)), err
 	}
 	i, err := cx.loadInt(ptr, Size(t))
 	if err != nil {
@@ -168,6 +168,9 @@ func (cx *Context) loadString(ptr, taggedUnits uint32) (string, error) {
 	if ptr != alignTo(ptr, align) {
 		return "", trapf("string at %d is not aligned to %d", ptr, align)
 	}
+	if err := cx.charge(int64(n)); err != nil {
+		return "", err
+	}
 	b, err := cx.read(ptr, uint32(n))
 	if err != nil {
 		return "", err
@@ -219,6 +222,13 @@ func (cx *Context) loadList(ptr, n uint32, elem *Type) (any, error) {
 }
 
 func (cx *Context) loadListRange(ptr, n uint32, elem *Type) (any, error) {
+	cost := int64(n)
+	if elem.Kind != U8 {
+		cost *= 16
+	}
+	if err := cx.charge(cost); err != nil {
+		return nil, err
+	}
 	if elem.Kind == U8 {
 		b, err := cx.read(ptr, n)
 		if err != nil {
@@ -236,4 +246,12 @@ func (cx *Context) loadListRange(ptr, n uint32, elem *Type) (any, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// flagsMask keeps the bits of n flags: the spec's unpacking ignores the rest.
+func flagsMask(n int) uint32 {
+	if n >= 32 {
+		return ^uint32(0)
+	}
+	return 1<<n - 1
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Store writes v, of type t, at ptr (store). ptr must be aligned; strings
@@ -177,6 +178,9 @@ func (cx *Context) lowerScalar(v any, t *Type) (uint64, error) {
 func (cx *Context) storeString(s string) (ptr, units uint32, err error) {
 	if len(s) > MaxStringByteLength {
 		return 0, 0, fmt.Errorf("cabi: a string of %d bytes: longer than %d", len(s), MaxStringByteLength)
+	}
+	if !utf8.ValidString(s) {
+		return 0, 0, fmt.Errorf("cabi: a string that is not valid UTF-8 (%.40q)", s)
 	}
 	switch cx.Encoding {
 	case UTF8:

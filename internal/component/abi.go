@@ -13,7 +13,14 @@ import (
 type resourceIDs struct {
 	byID  map[string]int
 	names []string
+	// budget is what is left of the types one function type may spell
+	// out (maxTypeNodes each): nested anonymous types can describe a tree
+	// far larger than the binary.
+	budget int
 }
+
+// maxTypeNodes bounds the types one function's signature may expand to.
+const maxTypeNodes = 4096
 
 func (r *resourceIDs) of(id string) int {
 	if n, ok := r.byID[id]; ok {
@@ -44,6 +51,7 @@ func (s *scope) cabiFunc(i uint32, ids *resourceIDs) (*funcType, error) {
 	if ft.Async {
 		return nil, fmt.Errorf("async functions (WASI 0.3) are not supported")
 	}
+	ids.budget = maxTypeNodes
 	out := &funcType{}
 	for _, p := range ft.Params {
 		t, err := ts.cabiType(p.Type, ids, 0)
@@ -70,6 +78,9 @@ var primKinds = map[byte]cabi.Kind{
 func (s *scope) cabiType(v ValType, ids *resourceIDs, depth int) (*cabi.Type, error) {
 	if depth > maxNesting {
 		return nil, fmt.Errorf("types nested more than %d deep", maxNesting)
+	}
+	if ids.budget--; ids.budget < 0 {
+		return nil, fmt.Errorf("a signature of more than %d types", maxTypeNodes)
 	}
 	if v.Prim != 0 {
 		k, ok := primKinds[v.Prim]
@@ -170,12 +181,13 @@ func kindName(k byte) string {
 // Interface is an import's or export's name without the patch (and
 // prerelease) part of its version for 0.x versions, and with only the major
 // part for later ones: the key that semver-compatible names share, as
-// wasmtime matches them. "wasi:io/streams@0.2.12" → "wasi:io/streams@0.2".
+// wasmtime matches them. "wasi:io/streams@0.2.12" → "wasi:io/streams@0.2";
+// a pre-release version stays whole.
 func Interface(name string) string {
 	base, version, ok := strings.Cut(name, "@")
-	core := strings.FieldsFunc(version, func(r rune) bool { return r == '-' || r == '+' })
-	if !ok || len(core) == 0 {
-		return name
+	core := strings.FieldsFunc(version, func(r rune) bool { return r == '+' })
+	if !ok || len(core) == 0 || strings.Contains(core[0], "-") {
+		return name // a pre-release matches only itself
 	}
 	parts := strings.SplitN(core[0], ".", 3)
 	if major, err := strconv.Atoi(parts[0]); err == nil && major > 0 {

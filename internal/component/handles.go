@@ -17,19 +17,25 @@ type handle struct {
 	rep      uint32
 }
 
-func (t *handleTable) add(h handle) uint32 {
+// maxHandles bounds an instance's handle table.
+const maxHandles = 1 << 20
+
+func (t *handleTable) add(h handle) (uint32, error) {
 	h.live = true
 	if n := len(t.free); n > 0 {
 		i := t.free[n-1]
 		t.free = t.free[:n-1]
 		t.entries[i] = h
-		return i
+		return i, nil
+	}
+	if len(t.entries) > maxHandles {
+		return 0, fmt.Errorf("canonical ABI: more than %d handles", maxHandles)
 	}
 	if len(t.entries) == 0 {
 		t.entries = append(t.entries, handle{}) // index 0
 	}
 	t.entries = append(t.entries, h)
-	return uint32(len(t.entries) - 1)
+	return uint32(len(t.entries) - 1), nil
 }
 
 func (t *handleTable) get(i uint32, resource int) (*handle, error) {
@@ -73,12 +79,12 @@ func (t *handleTable) LiftBorrow(i uint32, resource int) (uint32, error) {
 
 // LowerOwn gives the guest a new owned handle to rep.
 func (t *handleTable) LowerOwn(rep uint32, resource int) (uint32, error) {
-	return t.add(handle{own: true, resource: resource, rep: rep}), nil
+	return t.add(handle{own: true, resource: resource, rep: rep})
 }
 
 // LowerBorrow gives the guest a borrowed handle to rep.
 func (t *handleTable) LowerBorrow(rep uint32, resource int) (uint32, error) {
-	return t.add(handle{resource: resource, rep: rep}), nil
+	return t.add(handle{resource: resource, rep: rep})
 }
 
 // rep is resource.rep: the representation behind handle i.

@@ -53,6 +53,7 @@ type Linked struct {
 	host     *Host
 	modules  []wazero.CompiledModule // by core instance; nil for bundles
 	canons   []*canonFunc            // by canon definition; nil for lifts
+	lifts    map[int]*funcType       // the types of the canon lifts, by canon definition
 	hostMod  api.Module              // registered in the runtime under its own name
 	hostName string
 	ids      resourceIDs
@@ -76,10 +77,17 @@ var linked atomic.Int64 // numbers the host modules in a runtime
 // imports. An import the host lacks is an error wrapping ErrMissingImport
 // that names it: refused at deploy, not at the first call.
 func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Linked, error) {
-	l := &Linked{c: c, top: newScope(c, nil), rt: rt, host: host}
+	l := &Linked{c: c, top: newScope(c, nil), rt: rt, host: host, lifts: map[int]*funcType{}}
 	l.canons = make([]*canonFunc, len(c.Canons))
 	for i, cn := range c.Canons {
 		if cn.Op == CanonLift {
+			// Every type is converted here, once: Call and FuncType only
+			// read them, from any goroutine.
+			ft, err := l.top.cabiFunc(cn.Type, &l.ids)
+			if err != nil {
+				return nil, fmt.Errorf("canon lift %d: %w", i, err)
+			}
+			l.lifts[i] = ft
 			continue
 		}
 		cf, err := l.canonFunc(cn)
@@ -238,6 +246,9 @@ func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
 			return nil, fmt.Errorf("resource built-in on type %d, which is not a resource", cn.Type)
 		}
 		cf.resource, cf.name = l.ids.of(e.id), e.id
+		if cn.Op != CanonResourceDrop && !strings.HasPrefix(e.id, "local#") {
+			return nil, fmt.Errorf("resource.new or resource.rep of %s, a resource the component imports (only its own resources)", e.id)
+		}
 		if cn.Op == CanonResourceDrop && !strings.HasPrefix(e.id, "local#") {
 			iface, res, _ := strings.Cut(e.id, "#")
 			cf.drop = l.host.Drops[Interface(iface)+"#"+res]
@@ -396,8 +407,16 @@ func (inst *Instance) Close(ctx context.Context) error {
 	return nil
 }
 
+// maxObjects bounds the host objects an instance may hold.
+const maxObjects = 1 << 16
+
 // NewObject keeps a host object for a resource handle and returns its rep.
+// Past maxObjects it panics with an error, which traps the guest's call
+// that asked for it.
 func (inst *Instance) NewObject(v any) uint32 {
+	if len(inst.objects) >= maxObjects {
+		panic(fmt.Errorf("component: more than %d host objects in one instance", maxObjects))
+	}
 	inst.nextRep++
 	inst.objects[inst.nextRep] = v
 	return inst.nextRep
@@ -529,10 +548,9 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	cn := inst.l.c.Canons[lift]
-	ft, err := inst.l.top.cabiFunc(cn.Type, &inst.l.ids)
-	if err != nil {
-		return nil, fmt.Errorf("%s#%s: %w", export, fn, err)
+	cn, ft := inst.l.c.Canons[lift], inst.l.lifts[lift]
+	if len(args) != len(ft.params) {
+		return nil, fmt.Errorf("%s#%s takes %d arguments, %d given", export, fn, len(ft.params), len(args))
 	}
 	t, err := inst.l.coreIndex(CoreFunc, cn.Func, 0)
 	if err != nil {
@@ -582,10 +600,7 @@ func (l *Linked) FuncType(export, fn string) (params, results []*cabi.Type, err 
 	if err != nil {
 		return nil, nil, err
 	}
-	ft, err := l.top.cabiFunc(l.c.Canons[lift].Type, &l.ids)
-	if err != nil {
-		return nil, nil, err
-	}
+	ft := l.lifts[lift]
 	return ft.params, ft.results, nil
 }
 

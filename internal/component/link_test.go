@@ -95,7 +95,7 @@ func TestLinkMissingImport(t *testing.T) {
 func TestInterface(t *testing.T) {
 	for in, want := range map[string]string{
 		"wasi:io/streams@0.2.12":           "wasi:io/streams@0.2",
-		"wasi:http/types@0.2.0-rc-2023-11": "wasi:http/types@0.2",
+		"wasi:http/types@0.2.0-rc-2023-11": "wasi:http/types@0.2.0-rc-2023-11",
 		"example:crypto/hash@1.4.2":        "example:crypto/hash@1",
 		"log":                              "log",
 		"wasi:io/streams@":                 "wasi:io/streams@",

@@ -348,6 +348,7 @@ func (s *scope) funcSig(i uint32) string {
 		return "func"
 	}
 	ft, ts := e.def.Func, e.scope
+	budget := maxPrinted
 	var b strings.Builder
 	if ft.Async {
 		b.WriteString("async ")
@@ -357,11 +358,11 @@ func (s *scope) funcSig(i uint32) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(p.Name + ": " + ts.valType(p.Type, 0))
+		b.WriteString(p.Name + ": " + ts.valType(p.Type, 0, &budget))
 	}
 	b.WriteString(")")
 	if ft.Result != nil {
-		b.WriteString(" -> " + ts.valType(*ft.Result, 0))
+		b.WriteString(" -> " + ts.valType(*ft.Result, 0, &budget))
 	}
 	return b.String()
 }
@@ -371,8 +372,16 @@ var primNames = map[byte]string{
 	F32: "f32", F64: "f64", Char: "char", String: "string", ErrorContext: "error-context",
 }
 
-// valType prints v in WIT syntax: by name where the type has one.
-func (s *scope) valType(v ValType, depth int) string {
+// maxPrinted bounds the types a signature spells out: anonymous types
+// nested in one another can describe a tree far larger than the binary.
+const maxPrinted = 512
+
+// valType prints v in WIT syntax: by name where the type has one; "…" once
+// budget types have been spelled out.
+func (s *scope) valType(v ValType, depth int, budget *int) string {
+	if *budget--; *budget < 0 {
+		return "…"
+	}
 	if v.Prim != 0 {
 		return primNames[v.Prim]
 	}
@@ -383,25 +392,25 @@ func (s *scope) valType(v ValType, depth int) string {
 	if e.def == nil || e.def.Val == nil {
 		return "type " + strconv.Itoa(int(v.Idx))
 	}
-	return e.scope.defValType(e.def.Val, depth+1)
+	return e.scope.defValType(e.def.Val, depth+1, budget)
 }
 
-func (s *scope) defValType(t *DefValType, depth int) string {
+func (s *scope) defValType(t *DefValType, depth int, budget *int) string {
 	opt := func(v *ValType) string {
 		if v == nil {
 			return "_"
 		}
-		return s.valType(*v, depth)
+		return s.valType(*v, depth, budget)
 	}
 	switch t.Kind {
 	case KindPrim:
 		return primNames[t.Prim]
 	case KindList:
-		return "list<" + s.valType(t.Elem, depth) + ">"
+		return "list<" + s.valType(t.Elem, depth, budget) + ">"
 	case KindFixed:
-		return "list<" + s.valType(t.Elem, depth) + ", " + strconv.Itoa(int(t.Len)) + ">"
+		return "list<" + s.valType(t.Elem, depth, budget) + ", " + strconv.Itoa(int(t.Len)) + ">"
 	case KindOption:
-		return "option<" + s.valType(t.Elem, depth) + ">"
+		return "option<" + s.valType(t.Elem, depth, budget) + ">"
 	case KindResult:
 		if t.Ok == nil && t.Err == nil {
 			return "result"
@@ -410,7 +419,7 @@ func (s *scope) defValType(t *DefValType, depth int) string {
 	case KindTuple:
 		parts := make([]string, len(t.Types))
 		for i, v := range t.Types {
-			parts[i] = s.valType(v, depth)
+			parts[i] = s.valType(v, depth, budget)
 		}
 		return "tuple<" + strings.Join(parts, ", ") + ">"
 	case KindOwn:
@@ -422,7 +431,7 @@ func (s *scope) defValType(t *DefValType, depth int) string {
 	case KindFuture:
 		return "future<" + opt(t.Ok) + ">"
 	case KindMap:
-		return "map<" + s.valType(t.Key, depth) + ", " + s.valType(t.Elem, depth) + ">"
+		return "map<" + s.valType(t.Key, depth, budget) + ", " + s.valType(t.Elem, depth, budget) + ">"
 	case KindRecord:
 		return "record { … }"
 	case KindVariant:

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -28,7 +29,7 @@ const PeerIDHeader = "X-Spiffe-Peer-Id"
 // written.
 func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Module, body *bytes.Buffer) {
 	r := req.HTTP
-	path := r.URL.Path
+	path := r.URL.EscapedPath() // as sent: %2F stays a byte of a segment, not a separator
 	if req.Route.StripPrefix {
 		path = req.Route.Rewrite(path)
 	}
@@ -69,8 +70,11 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	}
 	switch {
 	case req.Status != 0: // streamed: the status is the client's already
+		if err == nil && !resp.Finished {
+			err = errUnfinished
+		}
 		if err != nil {
-			req.Err = err // for the log and the span; the response is cut short
+			req.Err, req.abort = err, true // for the log and the span; the response is cut short
 		}
 	case err != nil:
 		p.failGuest(req, w, err)
@@ -78,6 +82,8 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		req.answer(w, resp.Status, resp.Header, resp.Body)
 	}
 }
+
+var errUnfinished = errors.New("the handler returned without finishing the response body")
 
 // stream sends a streamed response's status and header (but hop-by-hop
 // fields) and returns where its body goes: to the client, flushed at each

@@ -54,6 +54,9 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.body = http.NewResponseController(w)
 	}
 	p.serve(p.prop.Extract(r.Context(), requestCarrier(r.Header)), req, w)
+	if req.abort {
+		panic(http.ErrAbortHandler) // the client must not take a cut body for a whole one
+	}
 }
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)

@@ -70,6 +70,11 @@ type Request struct {
 
 	// What came of it.
 
+	// abort says the response went out in part only (a streamed response
+	// whose guest failed or did not finish its body): the edge breaks the
+	// connection rather than end the response cleanly.
+	abort bool
+
 	Status  int
 	Bytes   int   // response body bytes written
 	BodyLen int   // request body bytes read

@@ -188,7 +188,11 @@ func (cx *Context) storeString(s string) (ptr, units uint32, err error) {
 			err = cx.write(ptr, []byte(s))
 		}
 		return ptr, uint32(len(s)), err
-	case UTF16:
+	}
+	if 2*len(s) > MaxStringByteLength { // the worst case of both encodings
+		return 0, 0, fmt.Errorf("cabi: a string of %d bytes may take %d in UTF-16: longer than %d", len(s), 2*len(s), MaxStringByteLength)
+	}
+	if cx.Encoding == UTF16 {
 		return cx.storeUTF16(s, uint32(len(s)))
 	}
 	return cx.storeLatin1OrUTF16(s)

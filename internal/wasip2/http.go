@@ -33,6 +33,7 @@ type (
 	incomingBody struct {
 		r      io.Reader
 		stream bool // its stream was taken
+		child  bool // its stream lives
 	}
 	futureTrailers struct{}
 	// OutgoingResponse is what a handler answers.
@@ -49,6 +50,7 @@ type (
 		max      int64
 		finished bool
 		taken    bool
+		child    bool // its stream lives
 	}
 	// ResponseOutparam receives the handler's response.
 	ResponseOutparam struct {
@@ -320,10 +322,15 @@ func addHTTP(h *component.Host) {
 		if b.stream {
 			return []any{errUnit}, nil
 		}
-		b.stream = true
-		return []any{ok(inst.NewObject(&inputStream{r: b.r}))}, nil
+		b.stream, b.child = true, true
+		return []any{ok(inst.NewObject(&inputStream{r: b.r, parent: b}))}, nil
 	})
-	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		if b, err := object[*incomingBody](inst, args[0]); err != nil {
+			return nil, err
+		} else if b.child {
+			return nil, errors.New("wasi:http: incoming-body.finish: resource has children (drop its stream first)")
+		}
 		return []any{inst.NewObject(&futureTrailers{})}, nil
 	})
 	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
@@ -377,13 +384,16 @@ func addHTTP(h *component.Host) {
 		if b.taken {
 			return []any{errUnit}, nil
 		}
-		b.taken = true
-		return []any{ok(inst.NewObject(&outputStream{w: b}))}, nil
+		b.taken, b.child = true, true
+		return []any{ok(inst.NewObject(&outputStream{w: b, parent: b}))}, nil
 	})
 	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
 		b, err := object[*outgoingBody](inst, args[0])
 		if err != nil {
 			return nil, err
+		}
+		if b.child {
+			return nil, errors.New("wasi:http: outgoing-body.finish: resource has children (drop its stream first)")
 		}
 		b.finished = true
 		return []any{ok(nil)}, nil

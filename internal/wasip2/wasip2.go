@@ -49,10 +49,18 @@ func wctx(inst *component.Instance) *Context {
 
 // The host objects behind WASI resources.
 type (
-	inputStream  struct{ r io.Reader }
-	outputStream struct{ w io.Writer }
-	ioError      struct{ msg string }
-	pollable     struct{}
+	// A stream may be a body's child (wasi:http): the body cannot be
+	// finished while its stream lives.
+	inputStream struct {
+		r      io.Reader
+		parent *incomingBody
+	}
+	outputStream struct {
+		w      io.Writer
+		parent *outgoingBody
+	}
+	ioError  struct{ msg string }
+	pollable struct{}
 )
 
 // Host returns the WASI 0.2 host functions.
@@ -212,6 +220,17 @@ func Host() *component.Host {
 	})
 	addHTTP(h)
 	addOutgoing(h)
+	// A body's stream, dropped, frees the body to be finished.
+	h.Drops["wasi:io/streams@0.2#input-stream"] = func(inst *component.Instance, rep uint32) {
+		if s, ok := inst.Object(rep).(*inputStream); ok && s.parent != nil {
+			s.parent.child = false
+		}
+	}
+	h.Drops["wasi:io/streams@0.2#output-stream"] = func(inst *component.Instance, rep uint32) {
+		if s, ok := inst.Object(rep).(*outputStream); ok && s.parent != nil {
+			s.parent.child = false
+		}
+	}
 	add("wasi:filesystem/preopens@0.2", "get-directories", func(context.Context, *component.Instance, []any) ([]any, error) {
 		return []any{[]any{}}, nil // no preopened directories
 	})

@@ -170,6 +170,26 @@ func (f *fields) del(name string) {
 	f.names, f.values = f.names[:n], f.values[:n]
 }
 
+// forbidden are the fields a component may not set, as wasmtime's
+// DEFAULT_FORBIDDEN_HEADERS: the host frames the message and owns the
+// connection, so framing and hop-by-hop fields are its own.
+var forbidden = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
+	"proxy-connection": true, "transfer-encoding": true, "upgrade": true, "host": true, "http2-settings": true,
+}
+
+// checkField is the header-error for a field a component gives (name in
+// lower case), or ok.
+func checkField(name string, value []byte) (cabi.VariantValue, bool) {
+	switch {
+	case !validField(name, value):
+		return headerErr(headerInvalidSyntax), false
+	case forbidden[name]:
+		return headerErr(headerForbidden), false
+	}
+	return cabi.VariantValue{}, true
+}
+
 func validField(name string, value []byte) bool {
 	return httpguts.ValidHeaderFieldName(name) && httpguts.ValidHeaderFieldValue(string(value))
 }
@@ -186,8 +206,8 @@ func addHTTP(h *component.Host) {
 		for _, e := range args[0].([]any) {
 			kv := e.([]any)
 			name, value := strings.ToLower(kv[0].(string)), kv[1].([]byte)
-			if !validField(name, value) {
-				return []any{headerErr(headerInvalidSyntax)}, nil
+			if e, good := checkField(name, value); !good {
+				return []any{e}, nil
 			}
 			f.names, f.values = append(f.names, name), append(f.values, value)
 		}
@@ -229,8 +249,8 @@ func addHTTP(h *component.Host) {
 				return []any{headerErr(headerImmutable)}, nil
 			}
 			name := strings.ToLower(args[1].(string))
-			if !httpguts.ValidHeaderFieldName(name) {
-				return []any{headerErr(headerInvalidSyntax)}, nil
+			if e, good := checkField(name, nil); !good {
+				return []any{e}, nil
 			}
 			if v, done := fn(f, name, args); done {
 				return []any{v}, nil
@@ -240,8 +260,8 @@ func addHTTP(h *component.Host) {
 	}
 	add("[method]fields.set", mutate(func(f *fields, name string, args []any) (cabi.VariantValue, bool) {
 		for _, v := range args[2].([]any) {
-			if !validField(name, v.([]byte)) {
-				return headerErr(headerInvalidSyntax), true
+			if e, good := checkField(name, v.([]byte)); !good {
+				return e, true
 			}
 		}
 		f.del(name)
@@ -255,8 +275,8 @@ func addHTTP(h *component.Host) {
 		return cabi.VariantValue{}, false
 	}))
 	add("[method]fields.append", mutate(func(f *fields, name string, args []any) (cabi.VariantValue, bool) {
-		if !validField(name, args[2].([]byte)) {
-			return headerErr(headerInvalidSyntax), true
+		if e, good := checkField(name, args[2].([]byte)); !good {
+			return e, true
 		}
 		f.names, f.values = append(f.names, name), append(f.values, args[2].([]byte))
 		return cabi.VariantValue{}, false

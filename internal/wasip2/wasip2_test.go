@@ -48,3 +48,33 @@ func TestDeny(t *testing.T) {
 		t.Error("deny of a non-WASI interface is not nil: the import would link to nothing")
 	}
 }
+
+// TestCheckField: a field a component sets is refused for its syntax, or
+// because the host frames the message (wasmtime's forbidden fields).
+func TestCheckField(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        int // -1: ok; else the header-error case
+	}{
+		{"content-type", "text/plain", -1},
+		{"x-custom", "", -1},
+		{"bad name", "v", headerInvalidSyntax},
+		{"x-custom", "a\nb", headerInvalidSyntax},
+		{"", "v", headerInvalidSyntax},
+		{"connection", "close", headerForbidden},
+		{"transfer-encoding", "chunked", headerForbidden},
+		{"host", "example.com", headerForbidden},
+		{"keep-alive", "5", headerForbidden},
+		{"upgrade", "websocket", headerForbidden},
+		{"http2-settings", "", headerForbidden},
+	}
+	for _, tc := range tests {
+		e, good := checkField(tc.name, []byte(tc.value))
+		switch {
+		case tc.want < 0 && !good:
+			t.Errorf("%q: %q refused (%v), want ok", tc.name, tc.value, e)
+		case tc.want >= 0 && (good || e.Value.(cabi.VariantValue).Case != uint32(tc.want)):
+			t.Errorf("%q: %q = %v, %v; want header-error case %d", tc.name, tc.value, e, good, tc.want)
+		}
+	}
+}

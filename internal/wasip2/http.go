@@ -155,6 +155,30 @@ func object[T any](inst *component.Instance, rep any) (T, error) {
 	return v, nil
 }
 
+// method adapts fn, a method of the host object T, to a HostFunc whose
+// first argument is the object's handle.
+func method[T any](fn func(T, *component.Instance) any) component.HostFunc {
+	return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		v, err := object[T](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		return []any{fn(v, inst)}, nil
+	}
+}
+
+// readOnlyFields are h's fields, names in lower case, immutable to the
+// component (a request's or a response's headers).
+func readOnlyFields(h http.Header) *fields {
+	f := &fields{readOnly: true}
+	for name, vs := range h {
+		for _, v := range vs {
+			f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, []byte(v))
+		}
+	}
+	return f
+}
+
 func (f *fields) clone() *fields {
 	return &fields{names: append([]string(nil), f.names...), values: append([][]byte(nil), f.values...)}
 }
@@ -299,15 +323,7 @@ func addHTTP(h *component.Host) {
 		}
 		return []any{inst.NewObject(f.clone())}, nil
 	})
-	request := func(fn func(r *IncomingRequest, inst *component.Instance) any) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
-			r, err := object[*IncomingRequest](inst, args[0])
-			if err != nil {
-				return nil, err
-			}
-			return []any{fn(r, inst)}, nil
-		}
-	}
+	request := method[*IncomingRequest]
 	add("[method]incoming-request.method", request(func(r *IncomingRequest, _ *component.Instance) any { return methodValue(r.Method) }))
 	add("[method]incoming-request.path-with-query", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.PathWithQuery) }))
 	add("[method]incoming-request.scheme", request(func(r *IncomingRequest, _ *component.Instance) any {
@@ -315,13 +331,7 @@ func addHTTP(h *component.Host) {
 	}))
 	add("[method]incoming-request.authority", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.Authority) }))
 	add("[method]incoming-request.headers", request(func(r *IncomingRequest, inst *component.Instance) any {
-		f := &fields{readOnly: true}
-		for name, vs := range r.Header {
-			for _, v := range vs {
-				f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, []byte(v))
-			}
-		}
-		return inst.NewObject(f)
+		return inst.NewObject(readOnlyFields(r.Header))
 	}))
 	add("[method]incoming-request.consume", request(func(r *IncomingRequest, inst *component.Instance) any {
 		if r.consumed {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
@@ -204,24 +203,10 @@ func addOutgoing(h *component.Host) {
 		f.taken = true
 		return []any{some(ok(ok(inst.NewObject(&incomingResponse{resp: f.resp}))))}, nil
 	})
-	resp := func(fn func(r *incomingResponse, inst *component.Instance) any) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
-			r, err := object[*incomingResponse](inst, args[0])
-			if err != nil {
-				return nil, err
-			}
-			return []any{fn(r, inst)}, nil
-		}
-	}
+	resp := method[*incomingResponse]
 	add("[method]incoming-response.status", resp(func(r *incomingResponse, _ *component.Instance) any { return uint16(r.resp.Status) }))
 	add("[method]incoming-response.headers", resp(func(r *incomingResponse, inst *component.Instance) any {
-		f := &fields{readOnly: true}
-		for name, vs := range r.resp.Header {
-			for _, v := range vs {
-				f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, []byte(v))
-			}
-		}
-		return inst.NewObject(f)
+		return inst.NewObject(readOnlyFields(r.resp.Header))
 	}))
 	add("[method]incoming-response.consume", resp(func(r *incomingResponse, inst *component.Instance) any {
 		if r.consumed {

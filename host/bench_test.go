@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,33 @@ func readFile(tb testing.TB, path string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// engineMode is an engine that runs guests in one of the two ways.
+type engineMode struct {
+	name string
+	e    *Engine
+}
+
+// engineModes are an engine with reset and reused instances ("reused")
+// and one with a new instance for every run ("fresh"), closed when tb ends.
+func engineModes(tb testing.TB) []engineMode {
+	var modes []engineMode
+	for _, m := range []struct {
+		name string
+		opts Options
+	}{
+		{"reused", Options{}},
+		{"fresh", Options{FreshInstances: true}},
+	} {
+		e, err := New(context.Background(), m.opts)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { e.Close(context.Background()) })
+		modes = append(modes, engineMode{m.name, e})
+	}
+	return modes
 }
 
 // helloCall is a CGI request as the gateway makes it.
@@ -120,18 +148,8 @@ func BenchmarkCompile(b *testing.B) {
 // time from Run to the guest's first instruction.
 func BenchmarkRun(b *testing.B) {
 	ctx := context.Background()
-	for _, mode := range []struct {
-		name string
-		opts Options
-	}{
-		{"reused", Options{}},
-		{"fresh", Options{FreshInstances: true}},
-	} {
-		e, err := New(ctx, mode.opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { e.Close(ctx) })
+	for _, mode := range engineModes(b) {
+		e := mode.e
 		for _, lang := range append(langs, "go-reactor", "typescript-reactor") {
 			var wasm []byte
 			if l, ok := strings.CutSuffix(lang, "-reactor"); ok {
@@ -161,6 +179,41 @@ func BenchmarkRun(b *testing.B) {
 				}
 				after := e.Stats()
 				b.ReportMetric(float64(setup.Nanoseconds())/float64(b.N), "setup-ns/op")
+				if runs := after.InstancesCreated - before.InstancesCreated + after.InstancesReused - before.InstancesReused; runs > 0 {
+					b.ReportMetric(float64(after.InstancesReused-before.InstancesReused)/float64(runs), "reused/op")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkHandleHTTP serves a GET with each example wasi:http hello
+// component: "reused", in an instance reset after the previous request
+// (component_pool.go); "fresh", in an instance made and closed for it.
+// reused/op is the share of requests served by a reset instance.
+func BenchmarkHandleHTTP(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range engineModes(b) {
+		e := mode.e
+		for _, lang := range []string{"javascript", "python"} {
+			m, err := e.Compile(ctx, "", readFile(b, "../examples/components/"+lang+"/hello.wasm"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(mode.name+"/"+lang, func(b *testing.B) {
+				b.ReportAllocs()
+				before := e.Stats()
+				for b.Loop() {
+					resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http",
+						Authority: "bench", Header: http.Header{}}, 0, 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if resp.Status != http.StatusOK {
+						b.Fatalf("status %d", resp.Status)
+					}
+				}
+				after := e.Stats()
 				if runs := after.InstancesCreated - before.InstancesCreated + after.InstancesReused - before.InstancesReused; runs > 0 {
 					b.ReportMetric(float64(after.InstancesReused-before.InstancesReused)/float64(runs), "reused/op")
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -119,6 +120,18 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	if m.component, err = component.Link(ctx, e.rt, comp, wasip2.Host()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
+	switch err := m.component.Resettable(); {
+	case e.fresh:
+		m.NotReusable = "the engine creates fresh instances"
+	case err != nil:
+		m.NotReusable = err.Error()
+	default:
+		if m.components, err = newComponents(e, m.component); err != nil {
+			_ = m.component.Close(ctx)
+			return nil, err
+		}
+		m.Reusable = true
+	}
 	return m, nil
 }
 
@@ -155,11 +168,13 @@ type HTTPResponse struct {
 // setting a response.
 var ErrNoResponse = errors.New("the handler returned without setting a response")
 
-// HandleHTTP serves r with component module m: a new instance calls its
+// HandleHTTP serves r with component module m: an instance calls its
 // wasi:http/incoming-handler with the request, within timeout (0: none),
 // each of its memories capped at memoryLimit bytes (0: 4 GiB), and the
 // response it set is returned. A trap, the deadline, a response never set
-// or set with an error are errors.
+// or set with an error are errors. The instance is one reset to the state
+// instantiation left it in when m.Reusable (component_pool.go), else a
+// new one.
 func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration, memoryLimit int64) (*HTTPResponse, error) {
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
@@ -170,15 +185,34 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
 		defer cancel()
 	}
-	inst, err := m.component.Instantiate(ctx, &wasip2.Context{Outbound: r.Outbound})
-	if err != nil {
-		return nil, runError(ctx, err)
+	wc := &wasip2.Context{Outbound: r.Outbound}
+	var (
+		inst *component.Instance
+		err  error
+	)
+	if p := m.pool(ctx, memoryLimit); p != nil {
+		pc, perr := p.get(ctx)
+		switch {
+		case errors.Is(perr, errNondeterministic), errors.Is(perr, wasmbin.ErrNotReusable):
+			m.components.disable(perr)
+		case perr != nil:
+			return nil, runError(ctx, perr)
+		default:
+			inst = pc.inst
+			inst.State = wc
+			defer func() { p.put(pc, err == nil && ctx.Err() == nil) }()
+		}
 	}
-	defer inst.Close(context.Background())
+	if inst == nil {
+		if inst, err = m.component.Instantiate(ctx, wc); err != nil {
+			return nil, runError(ctx, err)
+		}
+		defer inst.Close(context.Background())
+	}
 	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body}
 	out := &wasip2.ResponseOutparam{Send: r.Respond}
-	if _, err := inst.Call(ctx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
+	if _, err = inst.Call(ctx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
 		return nil, runError(ctx, err)
 	}
 	switch {
@@ -189,6 +223,19 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	}
 	resp := out.Response
 	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body(), Finished: resp.Finished()}, nil
+}
+
+// pool is the pool of reset instances for memoryLimit, nil when m's
+// instances are not reused.
+func (m *Module) pool(_ context.Context, memoryLimit int64) *componentPool {
+	if m.components == nil {
+		return nil
+	}
+	ceiling := uint64(maxMemory)
+	if memoryLimit > 0 {
+		ceiling = uint64(memoryLimit) &^ (pageSize - 1)
+	}
+	return m.components.pool(ceiling)
 }
 
 // withMemoryLimit gives the instances made with ctx memories outside the Go

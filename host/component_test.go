@@ -42,3 +42,48 @@ func TestHandleHTTPErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestComponentIsolation: a request served by a reset instance finds it
+// as instantiation left it, whatever the requests before it did: counted
+// in memory and a global (GET), trapped (POST), grew the memory (PUT), or
+// left a handle behind (DELETE). isolation.wasm answers 211 from a pristine
+// instance and more from one that kept state (its probe.wat says how).
+func TestComponentIsolation(t *testing.T) {
+	for _, mode := range engineModes(t) {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx, e := context.Background(), mode.e
+			m := compileFile(t, e, "../internal/component/testdata/isolation.wasm")
+			if m.Reusable == (mode.name == "fresh") {
+				t.Fatalf("Reusable = %v (%s)", m.Reusable, m.NotReusable)
+			}
+			before := e.Stats()
+			methods := []string{"GET", "GET", "POST", "GET", "PUT", "GET", "DELETE", "GET", "GET"}
+			for i, method := range methods {
+				resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: method, PathWithQuery: "/", Scheme: "http", Authority: "x"}, 0, 0)
+				if method == "POST" {
+					if err == nil || !strings.Contains(err.Error(), "unreachable") {
+						t.Fatalf("request %d (POST): err = %v, want the trap", i, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("request %d (%s): %v", i, method, err)
+				}
+				if resp.Status != 211 {
+					t.Errorf("request %d (%s): status %d, want 211 (state of an earlier request seen)", i, method, resp.Status)
+				}
+			}
+			after := e.Stats()
+			if mode.name == "reused" {
+				// The first GET creates; the trap and the grown memory
+				// each cost a new instance.
+				if created := after.InstancesCreated - before.InstancesCreated; created != 3 {
+					t.Errorf("%d instances created, want 3", created)
+				}
+				if reused := after.InstancesReused - before.InstancesReused; reused != int64(len(methods)-3) {
+					t.Errorf("%d requests served by a reset instance, want %d", reused, len(methods)-3)
+				}
+			}
+		})
+	}
+}

@@ -162,14 +162,21 @@ func (e *Engine) trimIdle(timeout time.Duration) {
 		case now := <-t.C:
 			e.mu.Lock()
 			var rs []*reusable
+			var cs []*components
 			for _, m := range e.compiled {
 				if m.reusable != nil {
 					rs = append(rs, m.reusable)
+				}
+				if m.components != nil {
+					cs = append(cs, m.components)
 				}
 			}
 			e.mu.Unlock()
 			for _, r := range rs {
 				e.expired.Add(int64(r.trim(context.Background(), now.Add(-timeout))))
+			}
+			for _, c := range cs {
+				e.expired.Add(int64(c.trim(now.Add(-timeout))))
 			}
 		}
 	}
@@ -245,6 +252,8 @@ type Module struct {
 	// wasi:http/incoming-handler export.
 	component *component.Linked
 	handler   string
+	// components are its reset instances, nil when they are not reused.
+	components *components
 }
 
 // IsComponent reports whether m is a component, served by HandleHTTP
@@ -276,6 +285,9 @@ func (m *Module) freshCompiled(ctx context.Context, e *Engine) (*freshModule, er
 }
 
 func (m *Module) close(ctx context.Context) {
+	if m.components != nil {
+		m.components.close()
+	}
 	if m.component != nil {
 		_ = m.component.Close(ctx)
 	}

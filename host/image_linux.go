@@ -56,12 +56,24 @@ func newImage(content []byte) (*image, error) {
 	if err := unix.Ftruncate(fd, int64(len(content))); err != nil {
 		return fail("ftruncate", err)
 	}
+	// Runs of zero pages are left holes: they read as zeros and take no
+	// memory (a component's memory is mostly zeros past its heap).
 	for off := 0; off < len(content); {
-		n, err := unix.Pwrite(fd, content[off:], int64(off))
-		if err != nil {
-			return fail("write", err)
+		for off < len(content) && zeroPage(content[off:min(off+osPage, len(content))]) {
+			off += osPage
 		}
-		off += n
+		end := off
+		for end < len(content) && !zeroPage(content[end:min(end+osPage, len(content))]) {
+			end += osPage
+		}
+		end = min(end, len(content))
+		for off < end {
+			n, err := unix.Pwrite(fd, content[off:end], int64(off))
+			if err != nil {
+				return fail("write", err)
+			}
+			off += n
+		}
 	}
 	view, err := unix.Mmap(fd, 0, len(content), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
@@ -70,6 +82,15 @@ func newImage(content []byte) (*image, error) {
 	img := &image{fd: fd, view: view}
 	img.refs.Store(1)
 	return img, nil
+}
+
+func zeroPage(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (img *image) size() uint64 { return uint64(len(img.view)) }
@@ -169,6 +190,28 @@ func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
 	}
 	img.ref()
 	return &cowMemory{buf: buf, img: img}, nil
+}
+
+// rebase makes img the memory's image, mapping it copy-on-write over the
+// memory's first img.size() bytes, which must hold img's content already:
+// the pages the memory had written there become the image's again.
+func (m *cowMemory) rebase(img *image) error {
+	n := img.size()
+	if n > uint64(len(m.buf)) {
+		return fmt.Errorf("an image of %d bytes does not fit a memory of %d", n, len(m.buf))
+	}
+	if n > 0 {
+		_, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(unsafe.Pointer(&m.buf[0])), uintptr(n),
+			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(img.fd), 0)
+		if errno != 0 {
+			return fmt.Errorf("map the memory image: %w", errno)
+		}
+	}
+	img.ref()
+	m.img.unref()
+	m.img = img
+	m.written, m.known = m.written[:0], false
+	return nil
 }
 
 func (m *cowMemory) Reallocate(size uint64) []byte {

@@ -43,6 +43,11 @@ func (m *cowMemory) Reallocate(size uint64) []byte {
 	return m.buf[:size]
 }
 
+func (m *cowMemory) rebase(img *image) error {
+	m.img = img
+	return nil
+}
+
 func (m *cowMemory) Free() { m.buf = nil }
 
 func (m *cowMemory) reset() {

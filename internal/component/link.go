@@ -57,6 +57,11 @@ type Linked struct {
 	hostMod  api.Module              // registered in the runtime under its own name
 	hostName string
 	ids      resourceIDs
+	// globals are the export names of each core instance's mutable
+	// globals (wasmbin.Resettable), and notResettable why the instances
+	// cannot be reset, nil when they can.
+	globals       [][]string
+	notResettable error
 }
 
 // canonFunc is a core function the component's canon definitions make: a
@@ -101,6 +106,7 @@ func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Li
 	}
 	instances := c.Space[Sort{Core: true, Kind: CoreInstance}]
 	l.modules = make([]wazero.CompiledModule, len(instances))
+	l.globals = make([][]string, len(instances))
 	for i, d := range instances {
 		if d.From != FromDefinition {
 			return nil, fmt.Errorf("core instance %d: only instances defined in the component are supported", i)
@@ -216,8 +222,23 @@ func (l *Linked) compile(ctx context.Context, i int, ci CoreInstanceDef) (wazero
 	if err != nil {
 		return nil, err
 	}
+	if l.notResettable == nil {
+		mod, globals, err := wasmbin.Resettable(renamed)
+		if err != nil {
+			l.notResettable = fmt.Errorf("core instance %d: %w", i, err)
+		} else {
+			renamed, l.globals[i] = mod, globals
+		}
+	}
 	return l.rt.CompileModule(ctx, renamed)
 }
+
+// Resettable says whether the component's instances can be reset to the
+// state instantiation left them in (Instance.Snapshot, Instance.Reset):
+// nil when every core module keeps its state in linear memory and mutable
+// globals, else what stands in the way (an error wrapping
+// wasmbin.ErrNotReusable).
+func (l *Linked) Resettable() error { return l.notResettable }
 
 // canonFunc binds a lower or a resource built-in to what it calls.
 func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
@@ -362,6 +383,10 @@ type Instance struct {
 	nextRep uint32
 	// State is the host's, for its functions (a WASI context).
 	State any
+	// globals are the mutable globals of the core instances and initial
+	// their values when Snapshot was called.
+	globals []api.MutableGlobal
+	initial []uint64
 }
 
 // Instantiate makes an instance: every core instance in order, each
@@ -395,6 +420,49 @@ func (inst *Instance) context(ctx context.Context) context.Context {
 		}
 		return nil
 	})
+}
+
+// Snapshot records the instance's state for Reset: the values of its core
+// instances' mutable globals. Its linear memories are the caller's to
+// record (they are allocated through the context's
+// experimental.MemoryAllocator). It fails when the component is not
+// Resettable, or when instantiation left handles or host objects in the
+// instance (a start function that called the host): those would outlive
+// a reset.
+func (inst *Instance) Snapshot() error {
+	if err := inst.l.notResettable; err != nil {
+		return err
+	}
+	if len(inst.objects) > 0 || len(inst.handles.entries) > 0 {
+		return fmt.Errorf("instantiation left %d handles and %d host objects: %w", len(inst.handles.entries), len(inst.objects), wasmbin.ErrNotReusable)
+	}
+	inst.globals, inst.initial = inst.globals[:0], inst.initial[:0]
+	for i, names := range inst.l.globals {
+		for _, name := range names {
+			g, ok := inst.mods[i].ExportedGlobal(name).(api.MutableGlobal)
+			if !ok {
+				return fmt.Errorf("core instance %d: global %s is not exported mutable", i, name)
+			}
+			inst.globals = append(inst.globals, g)
+			inst.initial = append(inst.initial, g.Get())
+		}
+	}
+	return nil
+}
+
+// Reset sets the instance's globals back to their values at Snapshot and
+// empties its handle table and host objects, with State set to nil: with
+// its memories reset by the caller, the instance is as instantiation left
+// it. It is for an instance whose last call returned; one that trapped may
+// be anywhere in its code and must be closed instead.
+func (inst *Instance) Reset() {
+	for i, g := range inst.globals {
+		g.Set(inst.initial[i])
+	}
+	inst.handles.entries, inst.handles.free = inst.handles.entries[:0], inst.handles.free[:0]
+	clear(inst.objects)
+	inst.nextRep = 0
+	inst.State = nil
 }
 
 // Close closes the instance's core instances.

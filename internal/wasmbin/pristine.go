@@ -78,6 +78,32 @@ func Prepare(b []byte) (*Pristine, error) {
 	return p.build(b)
 }
 
+// Resettable reads a valid module that is one of the core instances of a
+// component, and returns it with each mutable global it defines also
+// exported, under the names in globals (GlobalExport), so that the host can
+// read and set them back; nothing else is changed. It refuses, with an error
+// wrapping ErrNotReusable, a module that could keep state outside its linear
+// memories and mutable globals: one whose code writes a table or drops a
+// segment, or that has a shared memory. Unlike Prepare it accepts imported
+// memories, tables and globals (another core instance of the component owns
+// them), several memories, a start function and any data segments: the
+// component's instances are reset to a snapshot taken after instantiation,
+// not to the module's own initial state.
+func Resettable(b []byte) (module []byte, globals []string, err error) {
+	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
+		return nil, nil, errors.New("not a WebAssembly 1.0 binary")
+	}
+	p := &preparer{reuse: true, snapshot: true, procExit: -1, start: -1}
+	if err := p.read(b); err != nil {
+		return nil, nil, err
+	}
+	out, err := p.build(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out.Module, out.Globals, nil
+}
+
 // Instrument returns b with the yield check of Prepare (yield.go) and
 // nothing else changed, and the export name of its stop global: for
 // modules whose instances are not reused but should still stop without
@@ -122,7 +148,12 @@ type preparer struct {
 	// reuse is Prepare's: refuse what keeps state outside memory and
 	// mutable globals, move the data into an image, export the globals.
 	// Without it (Instrument) only the yield check is added.
-	reuse           bool
+	reuse bool
+	// snapshot is Resettable's: reuse's refusals of code that writes
+	// tables or drops segments, and its exported globals, but imports of
+	// any kind, several tables and memories, a start function and the data
+	// segments are kept, and no yield check is added.
+	snapshot        bool
 	sections        []section
 	memories        int // defined and imported
 	importedGlobals int
@@ -175,10 +206,14 @@ func (p *preparer) read(b []byte) error {
 		case 2:
 			err = p.readImports(sec)
 		case 4:
-			if n := sec.u32(); n > 1 && p.reuse {
+			if n := sec.u32(); n > 1 && p.reuse && !p.snapshot {
 				err = notReusable("%d tables", n)
 			}
 		case 5:
+			if p.snapshot {
+				err = p.readSnapshotMemories(sec)
+				break
+			}
 			if !p.reuse {
 				p.memories += int(sec.u32())
 				break
@@ -201,7 +236,9 @@ func (p *preparer) read(b []byte) error {
 		case 7:
 			p.readExports(sec)
 		case 8:
-			err = notReusable("a start function runs at instantiation")
+			if !p.snapshot {
+				err = notReusable("a start function runs at instantiation")
+			}
 		case 9:
 			err = p.readElements(sec)
 		case 10:
@@ -209,7 +246,7 @@ func (p *preparer) read(b []byte) error {
 			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), w)
 			p.startReferenced = p.startReferenced || w.referenced
 		case 11:
-			if p.reuse {
+			if p.reuse && !p.snapshot {
 				err = p.readData(sec)
 			}
 		case 12:
@@ -223,8 +260,20 @@ func (p *preparer) read(b []byte) error {
 		}
 		r.off = end
 	}
-	if p.memories == 0 {
+	if p.memories == 0 && !p.snapshot {
 		return notReusable("no linear memory (the yield check needs memory.grow)")
+	}
+	return nil
+}
+
+// readSnapshotMemories reads the memory section for Resettable: a shared
+// memory is refused (other threads could write it while it is reset).
+func (p *preparer) readSnapshotMemories(r *reader) error {
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		if r.limits().Shared {
+			return notReusable("shared memory")
+		}
+		p.memories++
 	}
 	return nil
 }
@@ -258,7 +307,7 @@ func (p *preparer) readImports(r *reader) error {
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		mod, name := r.name(), r.name()
 		kind := r.byte()
-		if p.reuse && kind != 0 {
+		if p.reuse && !p.snapshot && kind != 0 {
 			return notReusable("imports %s.%s, a %s", mod, name, kindName(kind))
 		}
 		if kind == 0 && mod == "wasi_snapshot_preview1" && name == "proc_exit" {
@@ -382,12 +431,14 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	}
 	fuel := uint32(p.importedGlobals + len(p.globals))
 	stop := fuel + 1
-	p.globals = append(p.globals,
-		global{mutable: true, raw: appendS32([]byte{0x7f, 1, 0x41}, YieldEvery, 0x0b)},
-		global{mutable: true, raw: []byte{0x7f, 1, 0x41, 0, 0x0b}})
-	out.Stop = GlobalExport(int(stop))
+	if !p.snapshot {
+		p.globals = append(p.globals,
+			global{mutable: true, raw: appendS32([]byte{0x7f, 1, 0x41}, YieldEvery, 0x0b)},
+			global{mutable: true, raw: []byte{0x7f, 1, 0x41, 0, 0x0b}})
+		out.Stop = GlobalExport(int(stop))
+	}
 	exitBody, exit := -1, uint32(0)
-	if body, ok := p.exitRewrite(); ok {
+	if body, ok := p.exitRewrite(); ok && !p.snapshot {
 		exitBody, exit = body, stop+1
 		p.globals = append(p.globals, global{mutable: true, raw: []byte{0x7e, 1, 0x42, 0x7f, 0x0b}}) // i64, -1
 		out.Exit = GlobalExport(int(exit))
@@ -412,7 +463,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	}
 	// Sections rewritten, or added where the module has none.
 	replaced := map[byte][]byte{6: encodeSection(6, globals), 7: encodeSection(7, exports)}
-	if p.bodies != nil {
+	if p.bodies != nil && !p.snapshot {
 		replaced[10] = encodeSection(10, p.instrument(b, fuel, stop, exitBody, exit))
 	}
 
@@ -439,7 +490,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 			delete(replaced, s.id)
 			continue
 		}
-		if s.id == 11 && p.reuse {
+		if s.id == 11 && p.reuse && !p.snapshot {
 			if p.dataCount {
 				// Keep the segment count that memory.init indices and the
 				// data count section rely on: an active segment becomes an

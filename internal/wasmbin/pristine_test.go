@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,14 +36,8 @@ func TestPrepare(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, err := Prepare(wasm)
-			if tc.notReusable != "" {
-				if !errors.Is(err, ErrNotReusable) || !strings.Contains(err.Error(), tc.notReusable) {
-					t.Fatalf("err = %v, want ErrNotReusable with %q", err, tc.notReusable)
-				}
+			if refused(t, err, tc.notReusable) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if p.MinPages != tc.pages || len(p.Image) != int(tc.pages)*PageSize {
 				t.Errorf("pages %d, image %d bytes; want %d pages", p.MinPages, len(p.Image), tc.pages)
@@ -135,4 +130,71 @@ func compiles(ctx context.Context, rt wazero.Runtime, b []byte) (err error) {
 		_ = m.Close(ctx)
 	}
 	return err
+}
+
+// refused checks err against the refusal a case expects (none when want
+// is ""), and reports whether there was one.
+func refused(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if !errors.Is(err, ErrNotReusable) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want ErrNotReusable with %q", err, want)
+	}
+	return true
+}
+
+func TestResettable(t *testing.T) {
+	for _, tc := range []struct {
+		file        string
+		globals     []string
+		notReusable string
+	}{
+		{file: "testdata/resettable.wasm", globals: []string{GlobalExport(1), GlobalExport(2)}},
+		{file: "../../examples/hello/rust/hello.wasm", globals: []string{GlobalExport(0)}},
+		{file: "testdata/resettable_shared.wasm", notReusable: "shared memory"},
+		{file: "../../host/testdata/reuse_tableset.wasm", notReusable: "table.set at offset"},
+		{file: "../../host/testdata/reuse_datadrop.wasm", notReusable: "data.drop at offset"},
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			wasm, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod, globals, err := Resettable(wasm)
+			if refused(t, err, tc.notReusable) {
+				return
+			}
+			if fmt.Sprint(globals) != fmt.Sprint(tc.globals) {
+				t.Errorf("exported globals %v, want %v", globals, tc.globals)
+			}
+			ctx := context.Background()
+			rt := wazero.NewRuntime(ctx)
+			defer rt.Close(ctx)
+			if _, err := rt.CompileModule(ctx, mod); err != nil {
+				t.Fatalf("the rewritten module does not compile: %v", err)
+			}
+			info, err := Parse(mod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var exported []string
+			for _, e := range info.Exports {
+				exported = append(exported, e.Name)
+			}
+			for _, g := range tc.globals {
+				if !slices.Contains(exported, g) {
+					t.Errorf("%s is not exported (exports %v)", g, exported)
+				}
+			}
+			// Nothing else changed: the code and data are the original's.
+			if !bytes.Contains(mod, wasm[len(wasm)/2:]) && len(wasm) > 1000 {
+				t.Errorf("the second half of the module was rewritten")
+			}
+		})
+	}
 }

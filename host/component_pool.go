@@ -1,0 +1,286 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/wasmesh/wasmesh/internal/component"
+)
+
+// Reused component instances.
+//
+// Instantiating a component costs more than serving most requests: the
+// 13 MB JavaScript engine of a componentize-js component spends about 3 ms
+// applying its data segments and element tables. A component whose core
+// modules keep their state only in linear memories and mutable globals
+// (component.Linked.Resettable) is instead served by instances that are
+// reset after each request to the state instantiation left them in:
+//
+//   - memories: after the first instantiation, each memory's content
+//     becomes an image (image_linux.go) that every instance's memory is
+//     remapped onto, copy-on-write; a reset copies back the pages a request
+//     wrote. A later instance's memories must come out of instantiation
+//     equal to the images (a component whose instantiation is not
+//     deterministic is served by fresh instances from then on);
+//   - mutable globals: exported by the rewritten core modules and set back
+//     (component.Instance.Reset);
+//   - handles and host objects: emptied; the next request's handles are
+//     numbered as in a fresh instance.
+//
+// An instance whose call failed (a trap, the deadline, a host error) or
+// whose memory grew is closed instead, so a guest can never observe what
+// an earlier request left, and a misbehaving request costs at most one
+// instantiation.
+
+// components keeps a component's reset instances, per memory ceiling, and
+// the images of its memories.
+type components struct {
+	linked *component.Linked
+	e      *Engine
+
+	mu     sync.Mutex
+	pools  map[uint64]*componentPool
+	images []*image // by the order in which instantiation allocates memories
+	empty  *image   // what a memory maps before its image exists
+	closed bool
+	// disabled is why instances are no longer reused, nil while they are.
+	disabled error
+}
+
+type componentPool struct {
+	c       *components
+	ceiling uint64
+
+	mu   sync.Mutex
+	idle []*pooledComponent
+}
+
+// pooledComponent is one reusable instance and its memories as
+// instantiation left them.
+type pooledComponent struct {
+	inst      *component.Instance
+	mems      []*cowMemory
+	sizes     []uint64
+	idleSince time.Time
+}
+
+func newComponents(e *Engine, l *component.Linked) (*components, error) {
+	empty, err := newImage(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &components{linked: l, e: e, pools: map[uint64]*componentPool{}, empty: empty}, nil
+}
+
+// pool returns the pool of ceiling, or nil when instances are not reused.
+func (c *components) pool(ceiling uint64) *componentPool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.disabled != nil || c.closed {
+		return nil
+	}
+	p := c.pools[ceiling]
+	if p == nil {
+		p = &componentPool{c: c, ceiling: ceiling}
+		c.pools[ceiling] = p
+	}
+	return p
+}
+
+// disable stops reusing instances, for why.
+func (c *components) disable(why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.disabled == nil {
+		c.disabled = why
+	}
+}
+
+// image returns memory k's image, or the empty one before it exists.
+func (c *components) image(k int) *image {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k < len(c.images) && c.images[k] != nil {
+		return c.images[k]
+	}
+	return c.empty
+}
+
+// errNondeterministic says that two instances of a component came out of
+// instantiation with different memories.
+var errNondeterministic = errors.New("instantiation is not deterministic")
+
+// imageOf returns memory k's image, made from content by the first
+// instance; a later instance's content must be equal to it.
+func (c *components) imageOf(k int, content []byte) (*image, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("the component was released")
+	}
+	for len(c.images) <= k {
+		c.images = append(c.images, nil)
+	}
+	if img := c.images[k]; img != nil {
+		if !bytes.Equal(img.view, content) {
+			return nil, fmt.Errorf("memory %d: %w: two instances differ", k, errNondeterministic)
+		}
+		return img, nil
+	}
+	img, err := newImage(content)
+	if err != nil {
+		return nil, err
+	}
+	c.images[k] = img
+	return img, nil
+}
+
+// get returns an idle instance, or a new one.
+func (p *componentPool) get(ctx context.Context) (*pooledComponent, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		pc := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		p.c.e.reused.Add(1)
+		return pc, nil
+	}
+	p.mu.Unlock()
+	p.c.e.created.Add(1)
+	return p.instantiate(ctx)
+}
+
+func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, error) {
+	pc := &pooledComponent{}
+	var memErr error
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
+		m, err := newCowMemory(p.c.image(len(pc.mems)), min(max, p.ceiling))
+		if err != nil {
+			memErr = err
+			return &sliceMemory{} // fails the instantiation
+		}
+		pc.mems = append(pc.mems, m)
+		return m
+	}))
+	inst, err := p.c.linked.Instantiate(ctx, nil)
+	if err != nil {
+		return nil, errors.Join(err, memErr)
+	}
+	pc.inst = inst
+	if err := inst.Snapshot(); err != nil {
+		_ = inst.Close(context.Background())
+		return nil, err
+	}
+	for k, m := range pc.mems {
+		img, err := p.c.imageOf(k, m.buf[:m.size])
+		if err == nil {
+			err = m.rebase(img)
+		}
+		if err != nil {
+			_ = inst.Close(context.Background())
+			return nil, err
+		}
+		pc.sizes = append(pc.sizes, m.size)
+	}
+	return pc, nil
+}
+
+// put takes back an instance after a request: reset and kept if the
+// request ended cleanly, else closed.
+func (p *componentPool) put(pc *pooledComponent, clean bool) {
+	if !clean || !pc.reset() || p.c.isClosed() {
+		p.c.e.discarded.Add(1)
+		_ = pc.inst.Close(context.Background())
+		return
+	}
+	pc.idleSince = time.Now()
+	p.mu.Lock()
+	if len(p.idle) < p.c.e.maxIdle {
+		p.idle = append(p.idle, pc)
+		pc = nil
+	}
+	p.mu.Unlock()
+	if pc != nil {
+		_ = pc.inst.Close(context.Background())
+	}
+}
+
+// reset returns the instance to the state instantiation left it in, or
+// reports false when a memory grew.
+func (pc *pooledComponent) reset() bool {
+	for k, m := range pc.mems {
+		if m.size != pc.sizes[k] {
+			return false
+		}
+	}
+	for _, m := range pc.mems {
+		m.reset()
+	}
+	pc.inst.Reset()
+	return true
+}
+
+func (c *components) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// trim closes the instances idle since before cutoff, and unmaps the spare
+// memories freed before it. It returns how many instances it closed.
+func (c *components) trim(cutoff time.Time) int {
+	c.mu.Lock()
+	pools := make([]*componentPool, 0, len(c.pools))
+	for _, p := range c.pools {
+		pools = append(pools, p)
+	}
+	images := append([]*image(nil), c.images...)
+	c.mu.Unlock()
+	closed := 0
+	for _, p := range pools {
+		p.mu.Lock()
+		expired := expire(&p.idle, cutoff, func(pc *pooledComponent) time.Time { return pc.idleSince })
+		p.mu.Unlock()
+		for _, pc := range expired {
+			_ = pc.inst.Close(context.Background())
+		}
+		closed += len(expired)
+	}
+	for _, img := range images {
+		if img != nil {
+			img.trim(cutoff)
+		}
+	}
+	return closed
+}
+
+// close closes the idle instances and drops the images; instances still
+// serving are closed when they finish.
+func (c *components) close() {
+	c.mu.Lock()
+	c.closed = true
+	pools, images := c.pools, c.images
+	c.pools, c.images = nil, nil
+	c.mu.Unlock()
+	for _, p := range pools {
+		p.mu.Lock()
+		idle := p.idle
+		p.idle = nil
+		p.mu.Unlock()
+		for _, pc := range idle {
+			_ = pc.inst.Close(context.Background())
+		}
+	}
+	for _, img := range images {
+		if img != nil {
+			img.close()
+		}
+	}
+	c.empty.close()
+}

@@ -1,0 +1,2 @@
+;; A shared memory: refused by Resettable.
+(module (memory 1 1 shared))

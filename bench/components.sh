@@ -16,7 +16,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-components=(javascript typescript python)
+components=(javascript typescript python c zig rust)
+modules=(c zig rust) # the CGI hellos of the languages that have both
 go build -o "$work/wasmesh" ./cmd/wasmesh
 {
   echo 'listen: "127.0.0.1:18180"'
@@ -24,12 +25,13 @@ go build -o "$work/wasmesh" ./cmd/wasmesh
   echo "store: $work/store"
   echo 'services:'
   for c in "${components[@]}"; do echo "  $c: { versions: [ { path: $PWD/examples/components/$c/hello.wasm } ] }"; done
-  echo "  rust: { versions: [ { path: $PWD/examples/hello/rust/hello.wasm } ] }"
+  for m in "${modules[@]}"; do echo "  $m-module: { versions: [ { path: $PWD/examples/hello/$m/hello.wasm } ] }"; done
   echo 'routes:'
-  for c in "${components[@]}" rust; do echo "  - { match: { path_prefix: /$c }, service: $c, strip_prefix: true }"; done
+  for c in "${components[@]}"; do echo "  - { match: { path_prefix: /$c/ }, service: $c, strip_prefix: true }"; done
+  for m in "${modules[@]}"; do echo "  - { match: { path_prefix: /$m-module/ }, service: $m-module, strip_prefix: true }"; done
 } > "$work/wasmesh.yaml"
 "$work/wasmesh" serve --config "$work/wasmesh.yaml" --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
-for _ in $(seq 600); do curl -sf -o /dev/null http://127.0.0.1:18180/rust/ && break; sleep 0.1; done
+for _ in $(seq 600); do curl -sf -o /dev/null http://127.0.0.1:18180/rust-module/ && break; sleep 0.1; done
 
 port=18190
 declare -A ref
@@ -53,7 +55,7 @@ run() {
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t1 -c$conns -d$dur; wasmtime: $(wasmtime --version 2>/dev/null || echo 'not installed')"
 printf "%-24s %9s %8s %8s\n" target req/s "p50 ms" "p99 ms"
-run "rust (module)" http://127.0.0.1:18180/rust/
+for m in "${modules[@]}"; do run "$m (module)" "http://127.0.0.1:18180/$m-module/"; done
 for c in "${components[@]}"; do
   run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
   if [ -n "${ref[$c]:-}" ]; then run "$c (wasmtime serve)" "http://127.0.0.1:${ref[$c]}/"; fi

@@ -75,4 +75,12 @@ if ! wasm-tools --version 2>/dev/null | grep -qx "wasm-tools $WASM_TOOLS_VERSION
   log "cargo install wasm-tools@$WASM_TOOLS_VERSION (found: $(wasm-tools --version 2>/dev/null || echo none))"
   cargo install --quiet --locked "wasm-tools@$WASM_TOOLS_VERSION"
 fi
+# wit-bindgen, pinned, built with cargo (about 3 minutes): the C bindings of
+# the world the C, Zig and Rust wasi:http components implement.
+WIT_BINDGEN_VERSION=0.63.0
+if ! wit-bindgen --version 2>/dev/null | grep -qx "wit-bindgen-cli $WIT_BINDGEN_VERSION.*"; then
+  command -v cargo >/dev/null || { log "cargo is missing: install Rust with rustup to build wit-bindgen"; exit 1; }
+  log "cargo install wit-bindgen-cli@$WIT_BINDGEN_VERSION (found: $(wit-bindgen --version 2>/dev/null || echo none))"
+  cargo install --quiet --locked "wit-bindgen-cli@$WIT_BINDGEN_VERSION"
+fi
 log "ready"

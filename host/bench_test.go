@@ -195,7 +195,7 @@ func BenchmarkHandleHTTP(b *testing.B) {
 	ctx := context.Background()
 	for _, mode := range engineModes(b) {
 		e := mode.e
-		for _, lang := range []string{"javascript", "python"} {
+		for _, lang := range []string{"javascript", "python", "c", "zig", "rust"} {
 			m, err := e.Compile(ctx, "", readFile(b, "../examples/components/"+lang+"/hello.wasm"))
 			if err != nil {
 				b.Fatal(err)
@@ -205,7 +205,7 @@ func BenchmarkHandleHTTP(b *testing.B) {
 				before := e.Stats()
 				for b.Loop() {
 					resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http",
-						Authority: "bench", Header: http.Header{}}, 0, 0)
+						Authority: "bench", Header: http.Header{"User-Agent": {"wrk"}}}, 30*time.Second, 64<<20)
 					if err != nil {
 						b.Fatal(err)
 					}

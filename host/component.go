@@ -193,7 +193,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	if p := m.pool(ctx, memoryLimit); p != nil {
 		pc, perr := p.get(ctx)
 		switch {
-		case errors.Is(perr, errNondeterministic), errors.Is(perr, wasmbin.ErrNotReusable):
+		case errors.Is(perr, wasmbin.ErrNotReusable):
 			m.components.disable(perr)
 		case perr != nil:
 			return nil, runError(ctx, perr)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -23,11 +22,13 @@ import (
 // reset after each request to the state instantiation left them in:
 //
 //   - memories: after the first instantiation, each memory's content
-//     becomes an image (image_linux.go) that every instance's memory is
+//     becomes an image (image_linux.go) that the instance's memory is
 //     remapped onto, copy-on-write; a reset copies back the pages a request
-//     wrote. A later instance's memories must come out of instantiation
-//     equal to the images (a component whose instantiation is not
-//     deterministic is served by fresh instances from then on);
+//     wrote. A later instance whose memory comes out of instantiation
+//     equal to the image shares it; one that differs (wasi-libc seeds its
+//     stack protector or allocator from wasi:random at start) gets an
+//     image of its own, so that each instance is reset to what its own
+//     instantiation made, as a fresh instance would be;
 //   - mutable globals: exported by the rewritten core modules and set back
 //     (component.Instance.Reset);
 //   - handles and host objects: emptied; the next request's handles are
@@ -47,7 +48,10 @@ type components struct {
 	mu     sync.Mutex
 	pools  map[uint64]*componentPool
 	images []*image // by the order in which instantiation allocates memories
-	empty  *image   // what a memory maps before its image exists
+	// empty is what every memory starts instantiation with: zeros, as
+	// start functions expect (wasi-libc's _initialize traps when its
+	// "initialized" flag, in memory, is set already).
+	empty  *image
 	closed bool
 	// disabled is why instances are no longer reused, nil while they are.
 	disabled error
@@ -102,43 +106,31 @@ func (c *components) disable(why error) {
 	}
 }
 
-// image returns memory k's image, or the empty one before it exists.
-func (c *components) image(k int) *image {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if k < len(c.images) && c.images[k] != nil {
-		return c.images[k]
-	}
-	return c.empty
-}
-
-// errNondeterministic says that two instances of a component came out of
-// instantiation with different memories.
-var errNondeterministic = errors.New("instantiation is not deterministic")
-
-// imageOf returns memory k's image, made from content by the first
-// instance; a later instance's content must be equal to it.
-func (c *components) imageOf(k int, content []byte) (*image, error) {
+// imageOf returns an image of content, memory k of an instance after
+// instantiation: the component's shared image of memory k when content
+// equals it (or there is none yet, and it becomes one), else one of its
+// own, which the caller closes once its memory maps it (shared false).
+func (c *components) imageOf(k int, content []byte) (img *image, shared bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errors.New("the component was released")
+		return nil, false, errors.New("the component was released")
 	}
 	for len(c.images) <= k {
 		c.images = append(c.images, nil)
 	}
 	if img := c.images[k]; img != nil {
-		if !bytes.Equal(img.view, content) {
-			return nil, fmt.Errorf("memory %d: %w: two instances differ", k, errNondeterministic)
+		if bytes.Equal(img.view, content) {
+			return img, true, nil
 		}
-		return img, nil
+		img, err := newImage(content)
+		return img, false, err
 	}
-	img, err := newImage(content)
-	if err != nil {
-		return nil, err
+	if img, err = newImage(content); err != nil {
+		return nil, false, err
 	}
 	c.images[k] = img
-	return img, nil
+	return img, true, nil
 }
 
 // get returns an idle instance, or a new one.
@@ -160,7 +152,7 @@ func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, erro
 	pc := &pooledComponent{}
 	var memErr error
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
-		m, err := newCowMemory(p.c.image(len(pc.mems)), min(max, p.ceiling))
+		m, err := newCowMemory(p.c.empty, min(max, p.ceiling))
 		if err != nil {
 			memErr = err
 			return &sliceMemory{} // fails the instantiation
@@ -178,9 +170,12 @@ func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, erro
 		return nil, err
 	}
 	for k, m := range pc.mems {
-		img, err := p.c.imageOf(k, m.buf[:m.size])
+		img, shared, err := p.c.imageOf(k, m.buf[:m.size])
 		if err == nil {
 			err = m.rebase(img)
+			if !shared {
+				img.close() // the memory's reference keeps it
+			}
 		}
 		if err != nil {
 			_ = inst.Close(context.Background())

@@ -275,8 +275,9 @@ routes:
 }
 
 // TestServeComponents: wasi:http/proxy components built by componentize-js
-// and componentize-py, from sources written for no particular host, are
-// served by the gateway beside a module (TestComponentFetchesInProcess, in
+// and componentize-py, from sources written for no particular host, and by
+// wit-bindgen's C bindings from C, Zig and Rust, are served by the gateway
+// beside a module (TestComponentFetchesInProcess, in
 // package mesh, follows the trace into a component and out of it).
 func TestServeComponents(t *testing.T) {
 	g := serve(t, `
@@ -285,7 +286,13 @@ services:
   py: { versions: [ { path: $EX/components/python/hello.wasm } ] }
   ts: { versions: [ { path: $EX/components/typescript/hello.wasm } ] }
   rust: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+  c-component: { versions: [ { path: $EX/components/c/hello.wasm } ] }
+  zig-component: { versions: [ { path: $EX/components/zig/hello.wasm } ] }
+  rust-component: { versions: [ { path: $EX/components/rust/hello.wasm } ] }
 routes:
+  - { match: { path_prefix: /c-component }, service: c-component, strip_prefix: true }
+  - { match: { path_prefix: /zig-component }, service: zig-component, strip_prefix: true }
+  - { match: { path_prefix: /rust-component }, service: rust-component, strip_prefix: true }
   - { match: { path_prefix: /js }, service: js, strip_prefix: true }
   - { match: { path_prefix: /py }, service: py, strip_prefix: true }
   - { match: { path_prefix: /ts }, service: ts, strip_prefix: true }
@@ -295,6 +302,9 @@ routes:
 		{"/js/a", "hello from javascript: GET /a 0 bytes"},
 		{"/py/b?x=1", "hello from python: GET /b 0 bytes"},
 		{"/rust/c", "hello from rust: GET /c 0 bytes\n"},
+		{"/c-component/g?q", "hello from c: GET /g 0 bytes\n"},
+		{"/zig-component/h", "hello from zig: GET /h 0 bytes\n"},
+		{"/rust-component/i", "hello from rust: GET /i 0 bytes\n"},
 		// Module state of the TypeScript component: a new instance serves
 		// each request, so the counter is 1 however many came before.
 		{"/ts/d", "hello from typescript: GET /d (request 1 of this instance)"},

@@ -24,7 +24,8 @@ func TestLikeWasmtimeServe(t *testing.T) {
 	if err != nil {
 		t.Skip("wasmtime is not installed: `make peers` builds it (not part of CI)")
 	}
-	components := []string{"javascript/hello.wasm", "typescript/hello.wasm", "python/hello.wasm"}
+	components := []string{"javascript/hello.wasm", "typescript/hello.wasm", "python/hello.wasm",
+		"c/hello.wasm", "zig/hello.wasm", "rust/hello.wasm"}
 	var config strings.Builder
 	config.WriteString("services:\n")
 	for i, c := range components {

@@ -37,7 +37,14 @@ func Alignment(t *Type) uint32 {
 	if s := scalarSize[t.Kind]; s != 0 {
 		return s
 	}
-	t = Despecialize(t)
+	return t.lay().align
+}
+
+// alignment is Alignment of a despecialized type.
+func alignment(t *Type) uint32 {
+	if s := scalarSize[t.Kind]; s != 0 {
+		return s
+	}
 	switch t.Kind {
 	case String:
 		return ptrSize
@@ -100,7 +107,14 @@ func Size(t *Type) uint32 {
 	if s := scalarSize[t.Kind]; s != 0 {
 		return s
 	}
-	t = Despecialize(t)
+	return t.lay().size
+}
+
+// size is Size of a despecialized type.
+func size(t *Type) uint32 {
+	if s := scalarSize[t.Kind]; s != 0 {
+		return s
+	}
 	switch t.Kind {
 	case String:
 		return 2 * ptrSize
@@ -114,7 +128,7 @@ func Size(t *Type) uint32 {
 		for _, f := range t.Fields {
 			s = alignTo(s, Alignment(f.Type)) + Size(f.Type)
 		}
-		return alignTo(s, Alignment(t))
+		return alignTo(s, alignment(t))
 	case Variant:
 		s := alignTo(discriminantSize(len(t.Cases)), maxCaseAlignment(t.Cases))
 		var cs uint32
@@ -123,18 +137,20 @@ func Size(t *Type) uint32 {
 				cs = max(cs, Size(c.Type))
 			}
 		}
-		return alignTo(s+cs, Alignment(t))
+		return alignTo(s+cs, alignment(t))
 	case Flags:
 		return flagsSize(len(t.Labels))
 	}
 	panic("cabi: size of " + t.Kind.String())
 }
 
-// Flatten is the core value types that t is passed as (flatten_type).
-func Flatten(t *Type) []CoreType { return flatten(nil, t) }
+// Flatten is the core value types that t is passed as (flatten_type). The
+// slice is shared: the caller must not change it.
+func Flatten(t *Type) []CoreType { return t.lay().flat }
 
+// flatten appends the flat types of despecialized type t to out; a part of
+// t is flattened by Flatten.
 func flatten(out []CoreType, t *Type) []CoreType {
-	t = Despecialize(t)
 	switch t.Kind {
 	case Bool, S8, U8, S16, U16, S32, U32, Char, Flags, Own, Borrow:
 		return append(out, I32)
@@ -149,14 +165,14 @@ func flatten(out []CoreType, t *Type) []CoreType {
 	case List:
 		if t.Len > 0 {
 			for range t.Len {
-				out = flatten(out, t.Elem)
+				out = append(out, Flatten(t.Elem)...)
 			}
 			return out
 		}
 		return append(out, I32, I32)
 	case Record:
 		for _, f := range t.Fields {
-			out = flatten(out, f.Type)
+			out = append(out, Flatten(f.Type)...)
 		}
 		return out
 	case Variant:
@@ -217,10 +233,10 @@ const (
 // lowered one (lower).
 func FlattenFunc(params, results []*Type, lift bool) (ps, rs []CoreType) {
 	for _, t := range params {
-		ps = flatten(ps, t)
+		ps = append(ps, Flatten(t)...)
 	}
 	for _, t := range results {
-		rs = flatten(rs, t)
+		rs = append(rs, Flatten(t)...)
 	}
 	if len(ps) > MaxFlatParams {
 		ps = []CoreType{I32}

@@ -24,7 +24,10 @@
 // out of its memory, a variant case it does not have — is a *Trap.
 package cabi
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Kind is the kind of a Type.
 type Kind uint8
@@ -86,6 +89,29 @@ type Type struct {
 	Ok, Err *Type
 	// Resource identifies an own's or borrow's resource type.
 	Resource int
+
+	// layout is what Despecialize, Alignment, Size and Flatten compute,
+	// computed once: a type is immutable once it is first used.
+	layoutOnce sync.Once
+	layout     layout
+}
+
+type layout struct {
+	despecialized *Type
+	align, size   uint32
+	flat          []CoreType
+}
+
+// lay returns t's layout, computing it on first use.
+func (t *Type) lay() *layout {
+	t.layoutOnce.Do(func() {
+		d := despecialize(t)
+		t.layout.despecialized = d
+		t.layout.align = alignment(d)
+		t.layout.size = size(d)
+		t.layout.flat = flatten(nil, d)
+	})
+	return &t.layout
 }
 
 // Field is a record field.
@@ -161,7 +187,9 @@ func BorrowOf(r int) *Type { return &Type{Kind: Borrow, Resource: r} }
 // Despecialize turns a tuple into a record, an enum, option or result into
 // a variant (CanonicalABI.md, despecialize); other types are returned as
 // they are.
-func Despecialize(t *Type) *Type {
+func Despecialize(t *Type) *Type { return t.lay().despecialized }
+
+func despecialize(t *Type) *Type {
 	switch t.Kind {
 	case Tuple:
 		return &Type{Kind: Record, Fields: t.Fields}

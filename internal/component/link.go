@@ -74,6 +74,11 @@ type canonFunc struct {
 	opts     CanonOpts
 	resource int
 	drop     func(inst *Instance, rep uint32)
+	// nparams is how many core parameters carry a lowered import's
+	// arguments; outParam says a last one points where its results go
+	// (they flatten to more than cabi.MaxFlatResults values).
+	nparams  int
+	outParam bool
 }
 
 var linked atomic.Int64 // numbers the host modules in a runtime
@@ -260,6 +265,15 @@ func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
 			return nil, fmt.Errorf("%w: %s", ErrMissingImport, key)
 		}
 		cf.fn, cf.name = fn, key
+		ps, _ := cabi.FlattenFunc(cf.ft.params, cf.ft.results, false)
+		var nresults int
+		for _, t := range cf.ft.results {
+			nresults += len(cabi.Flatten(t))
+		}
+		cf.nparams, cf.outParam = len(ps), nresults > cabi.MaxFlatResults
+		if cf.outParam {
+			cf.nparams--
+		}
 		return cf, nil
 	case CanonResourceNew, CanonResourceDrop, CanonResourceRep:
 		e := l.top.at(cn.Type)
@@ -387,6 +401,10 @@ type Instance struct {
 	// their values when Snapshot was called.
 	globals []api.MutableGlobal
 	initial []uint64
+	// funcs are the core functions the instance has called, by target:
+	// wazero makes a new call engine (and its stack) for every
+	// ExportedFunction, so each is made once.
+	funcs map[target]api.Function
 }
 
 // Instantiate makes an instance: every core instance in order, each
@@ -501,10 +519,17 @@ func (inst *Instance) function(t target) (api.Function, error) {
 	if t.inst < 0 || t.inst >= len(inst.mods) || inst.mods[t.inst] == nil {
 		return nil, fmt.Errorf("function %s.%s: not an instantiated module's", t.module(), t.name)
 	}
+	if f, ok := inst.funcs[t]; ok {
+		return f, nil
+	}
 	f := inst.mods[t.inst].ExportedFunction(t.name)
 	if f == nil {
 		return nil, fmt.Errorf("core instance %d exports no function %q", t.inst, t.name)
 	}
+	if inst.funcs == nil {
+		inst.funcs = map[target]api.Function{}
+	}
+	inst.funcs[t] = f
 	return f, nil
 }
 
@@ -576,19 +601,11 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	}
 	// Results that flatten to more than MaxFlatResults values are written
 	// where the last parameter points.
-	ps, _ := cabi.FlattenFunc(cf.ft.params, cf.ft.results, false)
-	nparams := len(ps)
 	var outPtr uint32
-	hasOut := false
-	var nresults int
-	for _, t := range cf.ft.results {
-		nresults += len(cabi.Flatten(t))
+	if cf.outParam {
+		outPtr = uint32(stack[cf.nparams])
 	}
-	if nresults > cabi.MaxFlatResults {
-		outPtr, hasOut = uint32(stack[nparams-1]), true
-		nparams--
-	}
-	args, err := cx.LiftFlatValues(stack[:nparams], cabi.MaxFlatParams, cf.ft.params)
+	args, err := cx.LiftFlatValues(stack[:cf.nparams], cabi.MaxFlatParams, cf.ft.params)
 	if err != nil {
 		return fmt.Errorf("%s: arguments: %w", cf.name, err)
 	}
@@ -599,7 +616,7 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if len(results) != len(cf.ft.results) {
 		return fmt.Errorf("%s: the host returned %d results, want %d", cf.name, len(results), len(cf.ft.results))
 	}
-	flat, err := cx.LowerFlatValues(results, cabi.MaxFlatResults, cf.ft.results, outPtr, hasOut)
+	flat, err := cx.LowerFlatValues(results, cabi.MaxFlatResults, cf.ft.results, outPtr, cf.outParam)
 	if err != nil {
 		return fmt.Errorf("%s: results: %w", cf.name, err)
 	}

@@ -54,6 +54,11 @@ type (
 	inputStream struct {
 		r      io.Reader
 		parent *incomingBody
+		// buf is what reads read into, reused: a read's bytes are copied
+		// into the guest before its next call. It starts small and
+		// doubles while reads fill it, up to maxRead.
+		buf    []byte
+		filled bool // the last read filled buf
 	}
 	outputStream struct {
 		w      io.Writer
@@ -62,6 +67,19 @@ type (
 	ioError  struct{ msg string }
 	pollable struct{}
 )
+
+// maxRead is the most one read of an input stream returns.
+const maxRead = 64 << 10
+
+// readBuffer returns s's buffer for a read of at most n bytes: the last
+// read's if it is large enough, or one twice as large when the last read
+// filled it.
+func (s *inputStream) readBuffer(n int) []byte {
+	if len(s.buf) < n && (s.buf == nil || s.filled) {
+		s.buf = make([]byte, min(n, max(4096, 2*len(s.buf))))
+	}
+	return s.buf[:min(n, len(s.buf))]
+}
 
 // Host returns the WASI 0.2 host functions.
 func Host() *component.Host {
@@ -126,8 +144,9 @@ func Host() *component.Host {
 		if !ok {
 			return nil, errors.New("wasi:io/streams: not an input stream")
 		}
-		buf := make([]byte, min(args[1].(uint64), 64<<10))
+		buf := s.readBuffer(int(min(args[1].(uint64), maxRead)))
 		n, err := s.r.Read(buf)
+		s.filled = n == len(buf)
 		if n == 0 && err != nil {
 			return []any{streamError(inst, err)}, nil
 		}

@@ -196,11 +196,11 @@ func BenchmarkHandleHTTP(b *testing.B) {
 	for _, mode := range engineModes(b) {
 		e := mode.e
 		for _, lang := range []string{"javascript", "python", "c", "zig", "rust"} {
-			m, err := e.Compile(ctx, "", readFile(b, "../examples/components/"+lang+"/hello.wasm"))
-			if err != nil {
-				b.Fatal(err)
-			}
 			b.Run(mode.name+"/"+lang, func(b *testing.B) {
+				m, err := e.Compile(ctx, "", readFile(b, "../examples/components/"+lang+"/hello.wasm"))
+				if err != nil {
+					b.Fatal(err)
+				}
 				b.ReportAllocs()
 				before := e.Stats()
 				for b.Loop() {

@@ -292,11 +292,11 @@ func TestRoundTrip(t *testing.T) {
 			}
 			for _, maxFlat := range []int{0, MaxFlatParams} {
 				ts, vs := []*Type{typ, TU8}, []any{v, uint8(7)}
-				flat, err := cx.LowerFlatValues(vs, maxFlat, ts, 0, false)
+				flat, err := cx.LowerFlatValues(vs, maxFlat, TupleOf(ts...), 0, false)
 				if err != nil {
 					t.Fatalf("#%d LowerFlatValues: %v", i, err)
 				}
-				got, err := cx.LiftFlatValues(flat, maxFlat, ts)
+				got, err := cx.LiftFlatValues(flat, maxFlat, TupleOf(ts...))
 				if err != nil || !reflect.DeepEqual(got, vs) {
 					t.Fatalf("#%d values (max %d): %#v, %v; want %#v", i, maxFlat, got, err, vs)
 				}

@@ -240,28 +240,25 @@ func (cx *Context) lowerFlatVariant(out []uint64, v any, t *Type) ([]uint64, err
 	return out, nil
 }
 
-// LiftFlatValues lifts a function's parameters or results (lift_flat_values):
-// from their flat values, or, when they flatten to more than maxFlat,
-// from a tuple in memory at the one pointer given.
-func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, ts []*Type) ([]any, error) {
-	var n int
-	for _, t := range ts {
-		n += len(Flatten(t))
-	}
-	if n > maxFlat {
+// LiftFlatValues lifts a function's parameters or results (lift_flat_values),
+// whose types are tuple's fields: from their flat values, or, when they
+// flatten to more than maxFlat, from a tuple in memory at the one pointer
+// given.
+func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, tuple *Type) ([]any, error) {
+	if len(Flatten(tuple)) > maxFlat {
 		if len(vals) != 1 {
 			return nil, fmt.Errorf("cabi: %d values given for a tuple passed by pointer", len(vals))
 		}
-		v, err := cx.Load(uint32(vals[0]), TupleOf(ts...))
+		v, err := cx.Load(uint32(vals[0]), tuple)
 		if err != nil {
 			return nil, err
 		}
 		return v.([]any), nil
 	}
 	it := &flatIter{vals: vals}
-	out := make([]any, len(ts))
-	for i, t := range ts {
-		v, err := cx.liftFlat(it, t)
+	out := make([]any, len(tuple.Fields))
+	for i, f := range tuple.Fields {
+		v, err := cx.liftFlat(it, f.Type)
 		if err != nil {
 			return nil, err
 		}
@@ -274,31 +271,29 @@ func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, ts []*Type) ([]any
 }
 
 // LowerFlatValues lowers a function's parameters or results
-// (lower_flat_values): to flat values, or, when they flatten to more than
-// maxFlat, into a tuple in memory — at outPtr when the caller provides
-// one (hasOut: a lowered function's results), else allocated, its pointer
-// the one flat value.
-func (cx *Context) LowerFlatValues(vs []any, maxFlat int, ts []*Type, outPtr uint32, hasOut bool) ([]uint64, error) {
-	var n int
-	for _, t := range ts {
-		n += len(Flatten(t))
+// (lower_flat_values), whose types are tuple's fields: to flat values, or,
+// when they flatten to more than maxFlat, into a tuple in memory — at
+// outPtr when the caller provides one (hasOut: a lowered function's
+// results), else allocated, its pointer the one flat value.
+func (cx *Context) LowerFlatValues(vs []any, maxFlat int, tuple *Type, outPtr uint32, hasOut bool) ([]uint64, error) {
+	if len(vs) != len(tuple.Fields) {
+		return nil, fmt.Errorf("cabi: %d values for %d types", len(vs), len(tuple.Fields))
 	}
-	if n > maxFlat {
-		tt := TupleOf(ts...)
+	if len(Flatten(tuple)) > maxFlat {
 		ptr, flat := outPtr, []uint64(nil)
 		if !hasOut {
 			var err error
-			if ptr, err = cx.allocate(Alignment(tt), Size(tt)); err != nil {
+			if ptr, err = cx.allocate(Alignment(tuple), Size(tuple)); err != nil {
 				return nil, err
 			}
 			flat = []uint64{uint64(ptr)}
 		}
-		return flat, cx.Store(vs, tt, ptr)
+		return flat, cx.Store(vs, tuple, ptr)
 	}
 	var out []uint64
-	for i, t := range ts {
+	for i, f := range tuple.Fields {
 		var err error
-		if out, err = cx.lowerFlat(out, vs[i], t); err != nil {
+		if out, err = cx.lowerFlat(out, vs[i], f.Type); err != nil {
 			return nil, err
 		}
 	}

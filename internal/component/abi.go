@@ -39,6 +39,9 @@ type funcType struct {
 	params  []*cabi.Type
 	results []*cabi.Type
 	names   []string // the parameters' names
+	// paramTuple and resultTuple are tuples of params and results, for
+	// cabi.LiftFlatValues and cabi.LowerFlatValues.
+	paramTuple, resultTuple *cabi.Type
 }
 
 // cabiFunc converts the function type at index i of scope s.
@@ -67,6 +70,7 @@ func (s *scope) cabiFunc(i uint32, ids *resourceIDs) (*funcType, error) {
 		}
 		out.results = []*cabi.Type{t}
 	}
+	out.paramTuple, out.resultTuple = cabi.TupleOf(out.params...), cabi.TupleOf(out.results...)
 	return out, nil
 }
 

@@ -79,6 +79,7 @@ type canonFunc struct {
 	// (they flatten to more than cabi.MaxFlatResults values).
 	nparams  int
 	outParam bool
+	index    int // of the canon definition
 }
 
 var linked atomic.Int64 // numbers the host modules in a runtime
@@ -104,6 +105,7 @@ func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Li
 		if err != nil {
 			return nil, fmt.Errorf("canon definition %d: %w", i, err)
 		}
+		cf.index = i
 		l.canons[i] = cf
 	}
 	if err := l.instantiateHost(ctx); err != nil {
@@ -405,6 +407,19 @@ type Instance struct {
 	// wazero makes a new call engine (and its stack) for every
 	// ExportedFunction, so each is made once.
 	funcs map[target]api.Function
+	// opts are the canon definitions' options resolved in this instance,
+	// by definition index, made on first use; callCtx is the context of
+	// the call under way, which their reallocs run in.
+	opts    []*resolvedOpts
+	callCtx context.Context
+}
+
+// resolvedOpts are canon options resolved to the instance's memory and
+// realloc.
+type resolvedOpts struct {
+	memory   api.Memory
+	encoding cabi.Encoding
+	realloc  func(old, oldSize, align, size uint32) (uint32, error)
 }
 
 // Instantiate makes an instance: every core instance in order, each
@@ -533,14 +548,35 @@ func (inst *Instance) function(t target) (api.Function, error) {
 	return f, nil
 }
 
-// cabiContext is the canonical ABI context of canon options.
-func (inst *Instance) cabiContext(ctx context.Context, opts CanonOpts) (*cabi.Context, error) {
-	cx := &cabi.Context{Resources: &inst.handles}
+// cabiContext is the canonical ABI context of the options of canon
+// definition index.
+func (inst *Instance) cabiContext(index int, opts CanonOpts) (*cabi.Context, error) {
+	if inst.opts == nil {
+		inst.opts = make([]*resolvedOpts, len(inst.l.c.Canons))
+	}
+	ro := inst.opts[index]
+	if ro == nil {
+		var err error
+		if ro, err = inst.resolve(opts); err != nil {
+			return nil, err
+		}
+		inst.opts[index] = ro
+	}
+	cx := &cabi.Context{Resources: &inst.handles, Encoding: ro.encoding, Realloc: ro.realloc}
+	if ro.memory != nil { // a nil api.Memory in the interface would not be nil
+		cx.Memory = ro.memory
+	}
+	return cx, nil
+}
+
+// resolve finds the memory and realloc that canon options name.
+func (inst *Instance) resolve(opts CanonOpts) (*resolvedOpts, error) {
+	cx := &resolvedOpts{}
 	switch opts.Encoding {
 	case EncodingUTF16:
-		cx.Encoding = cabi.UTF16
+		cx.encoding = cabi.UTF16
 	case EncodingLatin1UTF16:
-		cx.Encoding = cabi.Latin1UTF16
+		cx.encoding = cabi.Latin1UTF16
 	}
 	if opts.Memory != nil {
 		t, err := inst.l.coreIndex(CoreMemory, *opts.Memory, 0)
@@ -550,7 +586,7 @@ func (inst *Instance) cabiContext(ctx context.Context, opts CanonOpts) (*cabi.Co
 		if t.inst < 0 || inst.mods[t.inst] == nil || inst.mods[t.inst].ExportedMemory(t.name) == nil {
 			return nil, fmt.Errorf("memory %s.%s is not an instantiated module's", t.module(), t.name)
 		}
-		cx.Memory = inst.mods[t.inst].ExportedMemory(t.name)
+		cx.memory = inst.mods[t.inst].ExportedMemory(t.name)
 	}
 	if opts.Realloc != nil {
 		t, err := inst.l.coreIndex(CoreFunc, *opts.Realloc, 0)
@@ -561,8 +597,8 @@ func (inst *Instance) cabiContext(ctx context.Context, opts CanonOpts) (*cabi.Co
 		if err != nil {
 			return nil, err
 		}
-		cx.Realloc = func(old, oldSize, align, size uint32) (uint32, error) {
-			r, err := f.Call(ctx, uint64(old), uint64(oldSize), uint64(align), uint64(size))
+		cx.realloc = func(old, oldSize, align, size uint32) (uint32, error) {
+			r, err := f.Call(inst.callCtx, uint64(old), uint64(oldSize), uint64(align), uint64(size))
 			if err != nil {
 				return 0, err
 			}
@@ -595,7 +631,8 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 		}
 		return err
 	}
-	cx, err := inst.cabiContext(ctx, cf.opts)
+	inst.callCtx = ctx // for the guest's realloc, called while lowering
+	cx, err := inst.cabiContext(cf.index, cf.opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cf.name, err)
 	}
@@ -605,7 +642,7 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if cf.outParam {
 		outPtr = uint32(stack[cf.nparams])
 	}
-	args, err := cx.LiftFlatValues(stack[:cf.nparams], cabi.MaxFlatParams, cf.ft.params)
+	args, err := cx.LiftFlatValues(stack[:cf.nparams], cabi.MaxFlatParams, cf.ft.paramTuple)
 	if err != nil {
 		return fmt.Errorf("%s: arguments: %w", cf.name, err)
 	}
@@ -616,7 +653,7 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if len(results) != len(cf.ft.results) {
 		return fmt.Errorf("%s: the host returned %d results, want %d", cf.name, len(results), len(cf.ft.results))
 	}
-	flat, err := cx.LowerFlatValues(results, cabi.MaxFlatResults, cf.ft.results, outPtr, cf.outParam)
+	flat, err := cx.LowerFlatValues(results, cabi.MaxFlatResults, cf.ft.resultTuple, outPtr, cf.outParam)
 	if err != nil {
 		return fmt.Errorf("%s: results: %w", cf.name, err)
 	}
@@ -646,11 +683,12 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 		return nil, err
 	}
 	ctx = inst.context(ctx)
-	cx, err := inst.cabiContext(ctx, cn.Opts)
+	inst.callCtx = ctx
+	cx, err := inst.cabiContext(lift, cn.Opts)
 	if err != nil {
 		return nil, err
 	}
-	flat, err := cx.LowerFlatValues(args, cabi.MaxFlatParams, ft.params, 0, false)
+	flat, err := cx.LowerFlatValues(args, cabi.MaxFlatParams, ft.paramTuple, 0, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s#%s: arguments: %w", export, fn, err)
 	}
@@ -658,7 +696,7 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	out, err := cx.LiftFlatValues(res, cabi.MaxFlatResults, ft.results)
+	out, err := cx.LiftFlatValues(res, cabi.MaxFlatResults, ft.resultTuple)
 	if err != nil {
 		return nil, fmt.Errorf("%s#%s: results: %w", export, fn, err)
 	}

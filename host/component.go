@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -24,15 +25,21 @@ import (
 var ErrNotCommand = errors.New("cannot run as a command")
 
 // RunComponent runs a wasi:cli/command component once: its wasi:cli/run
-// export, with c's arguments, environment and standard streams, within c's
-// Timeout and MemoryLimit (each memory of the component). The result's
+// export, with c's arguments, environment, standard streams and mounts
+// (wasi:filesystem's preopens, read-only where the mount says so), within
+// c's Timeout and MemoryLimit (each memory of the component). The result's
 // ExitCode is 0 when run returns ok, 1 when it returns an error, or the code
-// the guest gave wasi:cli/exit. c's output caps and mounts do not apply to
-// components yet; WASI interfaces other than cli, io, clocks, random and
-// http answer access denied.
+// the guest gave wasi:cli/exit. c's output caps do not apply to components
+// yet; wasi:sockets answers access denied.
 func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result, error) {
-	if len(c.Mounts) > 0 {
-		return Result{}, fmt.Errorf("%w: preopened directories are not supported for components yet (wasi:filesystem answers access denied)", ErrNotCommand)
+	var dirs []wasip2.Dir
+	for _, m := range c.Mounts {
+		root, err := os.OpenRoot(m.HostPath)
+		if err != nil {
+			return Result{}, fmt.Errorf("mount %s: %w", m.HostPath, err)
+		}
+		defer root.Close()
+		dirs = append(dirs, wasip2.Dir{Path: m.GuestPath, Root: root, ReadOnly: m.ReadOnly})
 	}
 	comp, err := component.Decode(wasm)
 	if err != nil {
@@ -58,7 +65,7 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 		defer cancel()
 	}
 	ctx = withMemoryLimit(ctx, c.MemoryLimit)
-	wc := &wasip2.Context{Args: c.Args, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr}
+	wc := &wasip2.Context{Args: c.Args, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, Dirs: dirs}
 	for _, kv := range c.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		wc.Env = append(wc.Env, [2]string{k, v})

@@ -1,14 +1,18 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // TestHandleHTTPErrors: a wasi:http handler that breaks the rules fails its
@@ -128,6 +132,98 @@ func TestHandleHTTPConcurrent(t *testing.T) {
 			created, reused := after.InstancesCreated-before.InstancesCreated, after.InstancesReused-before.InstancesReused
 			if created > workers || created+reused != workers*each {
 				t.Errorf("%d instances created and %d reused for %d requests from %d workers", created, reused, workers*each, workers)
+			}
+		})
+	}
+}
+
+// filesOutput is what testdata/files prints, as a module and as a
+// component, run on filesDirs' directories.
+const filesOutput = `read /in/greeting.txt: hello, files
+list /in: greeting.txt
+list /in: sub/
+stat /in/greeting.txt: 13 bytes, file
+stat /in/sub: 4096 bytes, directory
+read /in/missing.txt: No such file or directory
+read /in/../outside.txt: Operation not permitted
+create /in/new.txt: Read-only file system
+create /out/result.txt: ok
+read /out/result.txt: written by arg1
+appended
+mkdir /out/sub: ok
+mkdir /out/sub again: File exists
+rename: ok
+list /out/sub: moved.txt
+stat /out/sub/moved.txt: 25 bytes, file
+rmdir /out/sub (not empty): Directory not empty
+unlink: ok
+rmdir /out/sub: ok
+`
+
+// filesDirs makes the directories testdata/files runs on: in (read-only
+// to the guest: greeting.txt, sub/), out (empty, writable), and a file
+// beside them that the guest must not reach.
+func filesDirs(t *testing.T) []wasi.Mount {
+	t.Helper()
+	base := t.TempDir()
+	for _, d := range []string{"in/sub", "out"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range map[string]string{"in/greeting.txt": "hello, files\n", "outside.txt": "secret\n"} {
+		if err := os.WriteFile(filepath.Join(base, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []wasi.Mount{
+		{HostPath: filepath.Join(base, "in"), GuestPath: "/in", ReadOnly: true},
+		{HostPath: filepath.Join(base, "out"), GuestPath: "/out"},
+	}
+}
+
+// TestRunComponentFiles: a C program's file system calls (read, list,
+// stat, create, append, mkdir, rename, unlink, rmdir, and the refusals of
+// a read-only mount and of a path out of its mount) give the same results
+// as a wasi:cli/command component (wasi:filesystem, through the preview-1
+// adapter) as they give as a preview-1 module. A component's exit status is
+// 0 or 1: WASI 0.2's exit says only success or failure.
+func TestRunComponentFiles(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct {
+		file string
+		exit uint32
+	}{
+		{"testdata/files.wasm", 3},
+		{"testdata/files-component.wasm", 1},
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			mounts := filesDirs(t)
+			var out, errOut bytes.Buffer
+			c := Call{Capabilities: wasi.Capabilities{Args: []string{"files", "arg1"}, Mounts: mounts},
+				Stdout: &out, Stderr: &errOut, Timeout: 10 * time.Second}
+			var res Result
+			var err error
+			if strings.Contains(tc.file, "component") {
+				res, err = e.RunComponent(context.Background(), readFile(t, tc.file), c)
+			} else {
+				res, err = e.Run(context.Background(), compileFile(t, e, tc.file), c)
+			}
+			if err != nil {
+				t.Fatalf("%v (stderr %q)", err, errOut.String())
+			}
+			if out.String() != filesOutput {
+				t.Errorf("output:\n%s\nwant:\n%s", out.String(), filesOutput)
+			}
+			if res.ExitCode != tc.exit {
+				t.Errorf("exit code %d, want %d", res.ExitCode, tc.exit)
+			}
+			left, _ := os.ReadDir(mounts[1].HostPath)
+			if len(left) != 0 {
+				t.Errorf("the program left %v in its output directory", left)
+			}
+			if _, err := os.Stat(filepath.Join(mounts[0].HostPath, "new.txt")); err == nil {
+				t.Errorf("the program created a file in its read-only mount")
 			}
 		})
 	}

@@ -1,9 +1,10 @@
-// Package wasip2 implements the WASI 0.2 interfaces a command component
-// imports, for the component runtime (package component): wasi:cli
-// (environment, exit, stdin, stdout, stderr, terminal-*), wasi:io (error,
-// streams, poll), wasi:clocks (wall-clock, monotonic-clock) and
-// wasi:random (random, insecure, insecure-seed). Every other function of a
-// WASI interface — the filesystem without preopens, sockets, HTTP — is
+// Package wasip2 implements the WASI 0.2 interfaces components import, for
+// the component runtime (package component): wasi:cli (environment, exit,
+// stdin, stdout, stderr, terminal-*), wasi:io (error, streams, poll),
+// wasi:clocks (wall-clock, monotonic-clock), wasi:random (random,
+// insecure, insecure-seed), wasi:filesystem (types, preopens: the
+// Context's Dirs) and wasi:http (types, outgoing-handler). Every other
+// function of a WASI interface — sockets, file system locks and links — is
 // denied: it returns its interface's own error (access denied), so that a
 // component that imports it still links and runs.
 package wasip2
@@ -33,6 +34,9 @@ type Context struct {
 	// Outbound sends outgoing HTTP requests (wasi:http/outgoing-handler).
 	// Default nil: every one is denied (HTTP-request-denied).
 	Outbound Outbound
+	// Dirs are the preopened directories (wasi:filesystem/preopens).
+	// Default none: the component sees no files.
+	Dirs []Dir
 }
 
 // ExitError is wasi:cli/exit's exit: the run ends with Code.
@@ -250,9 +254,7 @@ func Host() *component.Host {
 			s.parent.child = false
 		}
 	}
-	add("wasi:filesystem/preopens@0.2", "get-directories", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{[]any{}}, nil // no preopened directories
-	})
+	addFilesystem(h)
 	return h
 }
 

@@ -1,13 +1,16 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +100,47 @@ func send(t *testing.T, base, method, path, body string, header ...string) strin
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return fmt.Sprintf("%d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+}
+
+// TestLikeWasmtimeRun: a wasi:cli/command component using the file system
+// (host/testdata/files-component.wasm) prints the same, and exits the
+// same, under `wasmesh run` as under `wasmtime run`, with the same two
+// directories mounted (writable both: wasmtime's --dir has no read-only
+// form). Where wasmtime is installed.
+func TestLikeWasmtimeRun(t *testing.T) {
+	wasmtime, err := exec.LookPath("wasmtime")
+	if err != nil {
+		t.Skip("wasmtime is not installed: `make peers` builds it (not part of CI)")
+	}
+	file := repoPath("host", "testdata", "files-component.wasm")
+	dirs := func() (in, out string) {
+		base := t.TempDir()
+		in, out = filepath.Join(base, "in"), filepath.Join(base, "out")
+		for _, d := range []string{filepath.Join(in, "sub"), out} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(in, "greeting.txt"), []byte("hello, files\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return in, out
+	}
+	in, out := dirs()
+	got := wasmesh(t, opts{}, "run", "--dir", in+":/in", "--dir", out+":/out", file, "arg1")
+	in, out = dirs()
+	cmd := exec.Command(wasmtime, "run", "--dir", in+"::/in", "--dir", out+"::/out", file, "arg1")
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		code = exit.ExitCode()
+	}
+	if got.stdout != stdout.String() || got.code != code {
+		t.Errorf("wasmesh run: exit %d\n%s\nwasmtime run: exit %d\n%s", got.code, got.stdout, code, stdout.String())
+	}
 }

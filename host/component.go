@@ -150,6 +150,8 @@ type HTTPRequest struct {
 	Authority     string // the Host
 	Header        http.Header
 	Body          io.Reader
+	// Trailer are the request's trailers, read with Body (nil for none).
+	Trailer http.Header
 	// Respond, when set, streams the response: it is called when the
 	// component sets its response, with the status and header, and returns
 	// where the body goes as the component writes it; HandleHTTP's
@@ -169,6 +171,8 @@ type HTTPResponse struct {
 	// Finished says the component finished the body (outgoing-body.finish):
 	// a body not finished is incomplete.
 	Finished bool
+	// Trailer are the trailers it finished the body with (nil for none).
+	Trailer http.Header
 }
 
 // ErrNoResponse is HandleHTTP's error when the handler returns without
@@ -217,7 +221,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		defer inst.Close(context.Background())
 	}
 	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
-		Authority: r.Authority, Header: r.Header, Body: r.Body}
+		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
 	out := &wasip2.ResponseOutparam{Send: r.Respond}
 	if _, err = inst.Call(ctx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
 		return nil, runError(ctx, err)
@@ -229,7 +233,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		return nil, out.Err
 	}
 	resp := out.Response
-	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body(), Finished: resp.Finished()}, nil
+	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
 }
 
 // pool is the pool of reset instances for memoryLimit, nil when m's

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -226,5 +228,23 @@ func TestRunComponentFiles(t *testing.T) {
 				t.Errorf("the program created a file in its read-only mount")
 			}
 		})
+	}
+}
+
+// TestHandleHTTPTrailers: a request's trailers reach the component
+// (future-trailers.get) and the trailers it finishes its body with come
+// back; testdata/trailers.wasm answers with the request's.
+func TestHandleHTTPTrailers(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../internal/component/testdata/trailers.wasm")
+	for _, trailer := range []http.Header{{"X-Checksum": {"abc"}, "X-Count": {"1", "2"}}, nil} {
+		resp, err := e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "POST", PathWithQuery: "/", Scheme: "http",
+			Authority: "x", Body: strings.NewReader("body"), Trailer: trailer}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !resp.Finished || !reflect.DeepEqual(resp.Trailer, trailer) {
+			t.Errorf("trailers %v (finished %v), want %v", resp.Trailer, resp.Finished, trailer)
+		}
 	}
 }

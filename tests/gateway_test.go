@@ -317,3 +317,36 @@ routes:
 		}
 	}
 }
+
+// TestServeComponentTrailers: through the gateway, a client's request
+// trailers reach a component and the trailers it finishes its response
+// with reach the client, over HTTP/1.1 (chunked) and h2c.
+func TestServeComponentTrailers(t *testing.T) {
+	g := serve(t, `
+services:
+  trailers: { versions: [ { path: `+repoPath("internal", "component", "testdata", "trailers.wasm")+` } ] }
+routes:
+  - { match: { path_prefix: / }, service: trailers }
+`)
+	for _, h2 := range []bool{false, true} {
+		client := &http.Client{Timeout: 30 * time.Second}
+		if h2 {
+			client.Transport = &http.Transport{Protocols: new(http.Protocols)}
+			client.Transport.(*http.Transport).Protocols.SetUnencryptedHTTP2(true)
+		}
+		req, err := http.NewRequest("POST", g.url+"/", io.MultiReader(strings.NewReader("body")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Trailer = http.Header{"X-Checksum": {"abc"}}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Errorf("h2 %v: %s, trailers %v; want 200 with X-Checksum: abc", h2, resp.Status, resp.Trailer)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	start := time.Now()
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: bytes.NewReader(body.Bytes()), Outbound: p.componentOutbound,
+		Body: bytes.NewReader(body.Bytes()), Trailer: r.Trailer, Outbound: p.componentOutbound,
 		Respond: func(status int, header http.Header) io.Writer { return req.stream(w, status, header) },
 	}, req.Limits.Timeout, req.Limits.Memory)
 	req.series.runTime.Observe(time.Since(start).Seconds())
@@ -72,6 +72,11 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	case req.Status != 0: // streamed: the status is the client's already
 		if err == nil && !resp.Finished {
 			err = errUnfinished
+		}
+		if err == nil {
+			for k, vs := range resp.Trailer {
+				w.Header()[http.TrailerPrefix+k] = vs // sent after the body
+			}
 		}
 		if err != nil {
 			req.Err, req.abort = err, true // for the log and the span; the response is cut short

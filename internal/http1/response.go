@@ -186,9 +186,14 @@ func (w *response) finish() bool {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if !w.streaming && w.declared < 0 && w.hasTrailers() && w.req.ProtoAtLeast(1, 1) {
+		w.startStream() // trailers need the chunked framing
+	}
 	if w.streaming {
 		if w.chunked {
-			_, _ = w.c.bw.WriteString("0\r\n\r\n")
+			_, _ = w.c.bw.WriteString("0\r\n")
+			w.writeTrailers()
+			_, _ = w.c.bw.WriteString("\r\n")
 		} else if w.declared >= 0 && w.written < w.declared && w.req.Method != http.MethodHead {
 			w.closeAfter = true // short of what it declared: the client cannot find the next response
 		}
@@ -213,6 +218,41 @@ func (w *response) finish() bool {
 		w.body = nil
 	}
 	return !w.failed
+}
+
+// hasTrailers says the handler set trailers: header keys with
+// http.TrailerPrefix, as with net/http.
+func (w *response) hasTrailers() bool {
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeTrailers writes the trailers after a chunked body's last chunk;
+// the fields that frame the message are not sent.
+func (w *response) writeTrailers() {
+	b := w.scratch[:0]
+	for k, vs := range w.header {
+		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
+		if !ok || !httpguts.ValidHeaderFieldName(name) {
+			continue
+		}
+		switch http.CanonicalHeaderKey(name) {
+		case "Content-Length", "Transfer-Encoding", "Trailer", "Host", "Connection":
+			continue
+		}
+		for _, v := range vs {
+			b = append(b, name...)
+			b = append(b, ": "...)
+			b = appendFieldValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	w.scratch = b
+	_, _ = w.c.bw.Write(b)
 }
 
 // writeHead writes the status line and headers, adding Date, the

@@ -34,8 +34,11 @@
 // HTTP2 (its NextProtos must offer "h2" and "http/1.1"), and requests
 // carry the connection state in Request.TLS.
 //
-// Hijacking and trailers are not supported, and a handler must not keep
-// its response's Header map past its return: it is reused.
+// Request trailers are read as net/http reads them (Request.Trailer, once
+// the body is at its end); response trailers, set as with net/http (header
+// keys with http.TrailerPrefix), follow a chunked body. Hijacking is not
+// supported, and a handler must not keep its response's Header map past
+// its return: it is reused.
 package http1
 
 import (

@@ -653,3 +653,38 @@ func TestTurn(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailers: a request's trailers reach the handler once its body is
+// read, and the trailers a handler sets (http.TrailerPrefix) follow its
+// chunked body, streamed or not; framing fields are not sent as trailers.
+func TestTrailers(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/stream" {
+			w.Write(b)
+			http.NewResponseController(w).Flush()
+		}
+		w.Header().Set(http.TrailerPrefix+"X-Echo", r.Trailer.Get("X-Sum"))
+		w.Header().Set(http.TrailerPrefix+"Content-Length", "99")
+	})})
+	for _, path := range []string{"/stream", "/empty"} {
+		req, err := http.NewRequest("POST", "http://"+addr+path, io.MultiReader(strings.NewReader("body")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Trailer = http.Header{"X-Sum": {"42"}}
+		req.ContentLength = -1 // chunked, with trailers
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.Trailer.Get("X-Echo"); got != "42" {
+			t.Errorf("%s: trailer X-Echo %q, want 42 (trailers %v)", path, got, resp.Trailer)
+		}
+		if _, ok := resp.Trailer["Content-Length"]; ok {
+			t.Errorf("%s: Content-Length sent as a trailer", path)
+		}
+	}
+}

@@ -28,14 +28,18 @@ type (
 		Method, PathWithQuery, Scheme, Authority string
 		Header                                   http.Header
 		Body                                     io.Reader
-		consumed                                 bool
+		// Trailer, read when Body is at its end, are the request's
+		// trailers (future-trailers.get), nil for none.
+		Trailer  http.Header
+		consumed bool
 	}
 	incomingBody struct {
-		r      io.Reader
-		stream bool // its stream was taken
-		child  bool // its stream lives
+		r       io.Reader
+		trailer http.Header
+		stream  bool // its stream was taken
+		child   bool // its stream lives
 	}
-	futureTrailers struct{}
+	futureTrailers struct{ trailer http.Header }
 	// OutgoingResponse is what a handler answers.
 	OutgoingResponse struct {
 		Status  int
@@ -50,7 +54,8 @@ type (
 		max      int64
 		finished bool
 		taken    bool
-		child    bool // its stream lives
+		child    bool    // its stream lives
+		trailers *fields // given to finish
 	}
 	// ResponseOutparam receives the handler's response.
 	ResponseOutparam struct {
@@ -109,6 +114,19 @@ func (r *OutgoingResponse) send(to func(int, http.Header) io.Writer) error {
 
 // Finished reports whether the handler finished the body (outgoing-body.finish).
 func (r *OutgoingResponse) Finished() bool { return r.body != nil && r.body.finished }
+
+// Trailer are the trailers the handler finished the body with, nil for
+// none.
+func (r *OutgoingResponse) Trailer() http.Header {
+	if r.body == nil || r.body.trailers == nil || len(r.body.trailers.names) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for i, n := range r.body.trailers.names {
+		h.Add(n, string(r.body.trailers.values[i]))
+	}
+	return h
+}
 
 // Set reports whether the handler called response-outparam.set.
 func (o *ResponseOutparam) Set() bool { return o.set }
@@ -342,7 +360,7 @@ func addHTTP(h *component.Host) {
 		if body == nil {
 			body = strings.NewReader("")
 		}
-		return ok(inst.NewObject(&incomingBody{r: body}))
+		return ok(inst.NewObject(&incomingBody{r: body, trailer: r.Trailer}))
 	}))
 	add("[method]incoming-body.stream", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
 		b, err := object[*incomingBody](inst, args[0])
@@ -360,15 +378,21 @@ func addHTTP(h *component.Host) {
 			return nil, err
 		} else if b.child {
 			return nil, errors.New("wasi:http: incoming-body.finish: resource has children (drop its stream first)")
+		} else {
+			return []any{inst.NewObject(&futureTrailers{trailer: b.trailer})}, nil
 		}
-		return []any{inst.NewObject(&futureTrailers{})}, nil
 	})
 	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
 		return []any{inst.NewObject(&pollable{})}, nil
 	})
-	add("[method]future-trailers.get", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{some(ok(ok(none)))}, nil // ready: no trailers
-	})
+	// The body was read whole before the handler ran: its trailers are
+	// ready.
+	add("[method]future-trailers.get", method(func(f *futureTrailers, inst *component.Instance) any {
+		if len(f.trailer) == 0 {
+			return some(ok(ok(none)))
+		}
+		return some(ok(ok(some(inst.NewObject(readOnlyFields(f.trailer))))))
+	}))
 	add("[constructor]outgoing-response", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
 		h, err := object[*fields](inst, args[0])
 		if err != nil {
@@ -424,6 +448,12 @@ func addHTTP(h *component.Host) {
 		}
 		if b.child {
 			return nil, errors.New("wasi:http: outgoing-body.finish: resource has children (drop its stream first)")
+		}
+		if t := args[1].(cabi.VariantValue); t.Case == 1 {
+			if b.trailers, err = object[*fields](inst, t.Value); err != nil {
+				return nil, err
+			}
+			inst.DropObject(t.Value.(uint32)) // the body owns the trailers now
 		}
 		b.finished = true
 		return []any{ok(nil)}, nil

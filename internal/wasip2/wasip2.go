@@ -72,8 +72,12 @@ type (
 	pollable struct{}
 )
 
-// maxRead is the most one read of an input stream returns.
-const maxRead = 64 << 10
+// maxRead is the most one read of an input stream returns; checkWrite
+// what check-write permits a write.
+const (
+	maxRead    = 64 << 10
+	checkWrite = 1 << 20
+)
 
 // readBuffer returns s's buffer for a read of at most n bytes: the last
 // read's if it is large enough, or one twice as large when the last read
@@ -158,8 +162,41 @@ func Host() *component.Host {
 	}
 	add(streams, "[method]input-stream.read", read)
 	add(streams, "[method]input-stream.blocking-read", read)
+	// skip and splice read as read does, then discard what they read or
+	// write it to the output stream.
+	transfer := func(from int, to func(inst *component.Instance, args []any, b []byte) error) component.HostFunc {
+		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+			s, ok := inst.Object(args[from].(uint32)).(*inputStream)
+			if !ok {
+				return nil, errors.New("wasi:io/streams: not an input stream")
+			}
+			buf := s.readBuffer(int(min(args[from+1].(uint64), maxRead)))
+			n, err := s.r.Read(buf)
+			s.filled = n == len(buf)
+			if n == 0 && err != nil {
+				return []any{streamError(inst, err)}, nil
+			}
+			if err := to(inst, args, buf[:n]); err != nil {
+				return []any{streamError(inst, err)}, nil
+			}
+			return []any{cabi.VariantValue{Case: 0, Value: uint64(n)}}, nil
+		}
+	}
+	skip := transfer(0, func(*component.Instance, []any, []byte) error { return nil })
+	add(streams, "[method]input-stream.skip", skip)
+	add(streams, "[method]input-stream.blocking-skip", skip)
+	splice := transfer(1, func(inst *component.Instance, args []any, b []byte) error {
+		out, ok := inst.Object(args[0].(uint32)).(*outputStream)
+		if !ok {
+			return errors.New("not an output stream")
+		}
+		_, err := out.w.Write(b)
+		return err
+	})
+	add(streams, "[method]output-stream.splice", splice)
+	add(streams, "[method]output-stream.blocking-splice", splice)
 	add(streams, "[method]output-stream.check-write", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{cabi.VariantValue{Case: 0, Value: uint64(1 << 20)}}, nil
+		return []any{cabi.VariantValue{Case: 0, Value: uint64(checkWrite)}}, nil
 	})
 	write := func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
 		s, ok := inst.Object(args[0].(uint32)).(*outputStream)
@@ -173,6 +210,15 @@ func Host() *component.Host {
 	}
 	add(streams, "[method]output-stream.write", write)
 	add(streams, "[method]output-stream.blocking-write-and-flush", write)
+	writeZeroes := func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+		n := args[1].(uint64)
+		if n > checkWrite {
+			return nil, fmt.Errorf("wasi:io/streams: write-zeroes of %d bytes, more than check-write permits (%d)", n, checkWrite)
+		}
+		return write(ctx, inst, []any{args[0], make([]byte, n)})
+	}
+	add(streams, "[method]output-stream.write-zeroes", writeZeroes)
+	add(streams, "[method]output-stream.blocking-write-zeroes-and-flush", writeZeroes)
 	flush := func(context.Context, *component.Instance, []any) ([]any, error) {
 		return []any{cabi.VariantValue{Case: 0}}, nil
 	}

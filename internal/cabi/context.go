@@ -44,9 +44,10 @@ type Context struct {
 	// Resources turns own and borrow handles into representations and
 	// back; nil: any handle traps.
 	Resources Resources
-	// MaxLift bounds what lifting may copy out of the guest in one call:
-	// string and list bytes, plus 16 for each element made. Default 0:
-	// DefaultMaxLift. (Lists whose elements all point at one region would
+	// MaxLift bounds what lifting may copy out of the guest in one call
+	// (one LiftFlatValues, which starts the count again; the Context's
+	// whole life for the other lifts): string and list bytes, plus 16 for
+	// each element made. Default 0: DefaultMaxLift. (Lists whose elements all point at one region would
 	// otherwise cost the host far more than the guest's memory.)
 	MaxLift int64
 	lifted  int64

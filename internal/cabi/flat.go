@@ -245,6 +245,7 @@ func (cx *Context) lowerFlatVariant(out []uint64, v any, t *Type) ([]uint64, err
 // flatten to more than maxFlat, from a tuple in memory at the one pointer
 // given.
 func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, tuple *Type) ([]any, error) {
+	cx.lifted = 0
 	if len(Flatten(tuple)) > maxFlat {
 		if len(vals) != 1 {
 			return nil, fmt.Errorf("cabi: %d values given for a tuple passed by pointer", len(vals))

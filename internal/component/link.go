@@ -415,11 +415,12 @@ type Instance struct {
 }
 
 // resolvedOpts are canon options resolved to the instance's memory and
-// realloc.
+// realloc, and the canonical ABI context made of them.
 type resolvedOpts struct {
 	memory   api.Memory
 	encoding cabi.Encoding
 	realloc  func(old, oldSize, align, size uint32) (uint32, error)
+	cx       *cabi.Context
 }
 
 // Instantiate makes an instance: every core instance in order, each
@@ -560,13 +561,13 @@ func (inst *Instance) cabiContext(index int, opts CanonOpts) (*cabi.Context, err
 		if ro, err = inst.resolve(opts); err != nil {
 			return nil, err
 		}
+		ro.cx = &cabi.Context{Resources: &inst.handles, Encoding: ro.encoding, Realloc: ro.realloc}
+		if ro.memory != nil { // a nil api.Memory in the interface would not be nil
+			ro.cx.Memory = ro.memory
+		}
 		inst.opts[index] = ro
 	}
-	cx := &cabi.Context{Resources: &inst.handles, Encoding: ro.encoding, Realloc: ro.realloc}
-	if ro.memory != nil { // a nil api.Memory in the interface would not be nil
-		cx.Memory = ro.memory
-	}
-	return cx, nil
+	return ro.cx, nil
 }
 
 // resolve finds the memory and realloc that canon options name.

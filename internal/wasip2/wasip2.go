@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
@@ -83,10 +84,27 @@ const (
 // read's if it is large enough, or one twice as large when the last read
 // filled it.
 func (s *inputStream) readBuffer(n int) []byte {
-	if len(s.buf) < n && (s.buf == nil || s.filled) {
-		s.buf = make([]byte, min(n, max(4096, 2*len(s.buf))))
+	switch {
+	case s.buf == nil && n >= firstRead:
+		s.buf = (*firstReads.Get().(*[firstRead]byte))[:]
+	case len(s.buf) < n && (s.buf == nil || s.filled):
+		s.buf = make([]byte, min(n, max(firstRead, 2*len(s.buf))))
 	}
 	return s.buf[:min(n, len(s.buf))]
+}
+
+// firstRead is the size of a stream's first buffer; firstReads keeps those
+// of dropped streams for the next ones.
+const firstRead = 4096
+
+var firstReads = sync.Pool{New: func() any { return new([firstRead]byte) }}
+
+// release gives back the stream's first buffer, if it still has it.
+func (s *inputStream) release() {
+	if len(s.buf) == firstRead {
+		firstReads.Put((*[firstRead]byte)(s.buf))
+	}
+	s.buf = nil
 }
 
 // Host returns the WASI 0.2 host functions.
@@ -291,8 +309,11 @@ func Host() *component.Host {
 	addOutgoing(h)
 	// A body's stream, dropped, frees the body to be finished.
 	h.Drops["wasi:io/streams@0.2#input-stream"] = func(inst *component.Instance, rep uint32) {
-		if s, ok := inst.Object(rep).(*inputStream); ok && s.parent != nil {
-			s.parent.child = false
+		if s, ok := inst.Object(rep).(*inputStream); ok {
+			if s.parent != nil {
+				s.parent.child = false
+			}
+			s.release()
 		}
 	}
 	h.Drops["wasi:io/streams@0.2#output-stream"] = func(inst *component.Instance, rep uint32) {

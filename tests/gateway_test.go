@@ -59,6 +59,9 @@ func serveFile(t *testing.T, path string, env ...string) *gateway {
 			g.p.cmd.Process.Kill()
 			g.p.cmd.Wait()
 		}
+		if t.Failed() {
+			t.Logf("the gateway (killed after %s at most) exited %v; stderr:\n%.4000s", runLimit, g.p.cmd.ProcessState, g.p.stderr.String())
+		}
 	})
 	found := make(chan []string, 1)
 	go func() {

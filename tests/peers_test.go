@@ -29,6 +29,12 @@ func TestLikeWasmtimeServe(t *testing.T) {
 	}
 	components := []string{"javascript/hello.wasm", "typescript/hello.wasm", "python/hello.wasm",
 		"c/hello.wasm", "zig/hello.wasm", "rust/hello.wasm"}
+	// The references first: wasmtime compiles each for seconds, and the
+	// gateway's process lives at most runLimit.
+	refs := make([]string, len(components))
+	for i, c := range components {
+		refs[i] = wasmtimeServe(t, wasmtime, repoPath("examples", "components", c))
+	}
 	var config strings.Builder
 	config.WriteString("services:\n")
 	for i, c := range components {
@@ -44,7 +50,7 @@ func TestLikeWasmtimeServe(t *testing.T) {
 	}
 	for i, c := range components {
 		t.Run(c, func(t *testing.T) {
-			ref := wasmtimeServe(t, wasmtime, repoPath("examples", "components", c))
+			ref := refs[i]
 			for _, rq := range requests {
 				want := send(t, ref, rq.method, rq.path, rq.body)
 				got := send(t, g.url, rq.method, rq.path, rq.body, "X-Component", fmt.Sprint(i))

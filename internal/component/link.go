@@ -74,6 +74,7 @@ type canonFunc struct {
 	opts     CanonOpts
 	resource int
 	drop     func(inst *Instance, rep uint32)
+	dtor     *uint32 // a local resource's destructor: a core function index
 	// nparams is how many core parameters carry a lowered import's
 	// arguments; outParam says a last one points where its results go
 	// (they flatten to more than cabi.MaxFlatResults values).
@@ -289,6 +290,12 @@ func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
 		if cn.Op == CanonResourceDrop && !strings.HasPrefix(e.id, "local#") {
 			iface, res, _ := strings.Cut(e.id, "#")
 			cf.drop = l.host.Drops[Interface(iface)+"#"+res]
+		}
+		if cn.Op == CanonResourceDrop && strings.HasPrefix(e.id, "local#") && e.def.Resource.Dtor != nil {
+			if e.scope == nil || e.scope.comp != l.c {
+				return nil, fmt.Errorf("the destructor of %s, a resource of a nested component, is not supported", e.id)
+			}
+			cf.dtor = e.def.Resource.Dtor
 		}
 		return cf, nil
 	}
@@ -624,7 +631,20 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 		return err
 	case CanonResourceDrop:
 		rep, own, err := inst.handles.drop(uint32(stack[0]), cf.resource)
-		if err == nil && own && !strings.HasPrefix(cf.name, "local#") {
+		switch {
+		case err != nil || !own:
+		case cf.dtor != nil: // the component's own resource: its destructor
+			t, err := inst.l.coreIndex(CoreFunc, *cf.dtor, 0)
+			if err != nil {
+				return fmt.Errorf("the destructor of %s: %w", cf.name, err)
+			}
+			f, err := inst.function(t)
+			if err != nil {
+				return fmt.Errorf("the destructor of %s: %w", cf.name, err)
+			}
+			_, err = f.Call(ctx, uint64(rep))
+			return err
+		case !strings.HasPrefix(cf.name, "local#"):
 			if cf.drop != nil {
 				cf.drop(inst, rep)
 			}

@@ -105,3 +105,27 @@ func TestInterface(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceDestructor: dropping an own handle of the component's own
+// resource calls the destructor its type names, with the resource's rep
+// (testdata/dtor.wat).
+func TestResourceDestructor(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	l, err := component.Link(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := l.Instantiate(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := inst.Call(ctx, "", "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0] != uint32(42) {
+		t.Errorf("run = %v, want [42]: the destructor got the rep", out)
+	}
+}

@@ -152,6 +152,10 @@ type HTTPRequest struct {
 	Body          io.Reader
 	// Trailer are the request's trailers, read with Body (nil for none).
 	Trailer http.Header
+	// Args and Env are what wasi:cli/environment gives the component
+	// (get-arguments, get-environment: name and value pairs). Default none.
+	Args []string
+	Env  [][2]string
 	// Respond, when set, streams the response: it is called when the
 	// component sets its response, with the status and header, and returns
 	// where the body goes as the component writes it; HandleHTTP's
@@ -196,12 +200,12 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
 		defer cancel()
 	}
-	wc := &wasip2.Context{Outbound: r.Outbound}
+	wc := &wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env}
 	var (
 		inst *component.Instance
 		err  error
 	)
-	if p := m.pool(ctx, memoryLimit); p != nil {
+	if p := m.pool(memoryLimit, r.Args, r.Env); p != nil {
 		pc, perr := p.get(ctx)
 		switch {
 		case errors.Is(perr, wasmbin.ErrNotReusable):
@@ -236,9 +240,9 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
 }
 
-// pool is the pool of reset instances for memoryLimit, nil when m's
-// instances are not reused.
-func (m *Module) pool(_ context.Context, memoryLimit int64) *componentPool {
+// pool is the pool of reset instances for memoryLimit, args and env, nil
+// when m's instances are not reused.
+func (m *Module) pool(memoryLimit int64, args []string, env [][2]string) *componentPool {
 	if m.components == nil {
 		return nil
 	}
@@ -246,7 +250,7 @@ func (m *Module) pool(_ context.Context, memoryLimit int64) *componentPool {
 	if memoryLimit > 0 {
 		ceiling = uint64(memoryLimit) &^ (pageSize - 1)
 	}
-	return m.components.pool(ceiling)
+	return m.components.pool(ceiling, args, env)
 }
 
 // withMemoryLimit gives the instances made with ctx memories outside the Go

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmesh/wasmesh/internal/component"
+	"github.com/wasmesh/wasmesh/internal/wasip2"
 )
 
 // Reused component instances.
@@ -46,7 +48,7 @@ type components struct {
 	e      *Engine
 
 	mu     sync.Mutex
-	pools  map[uint64]*componentPool
+	pools  map[componentPoolKey]*componentPool
 	images []*image // by the order in which instantiation allocates memories
 	// empty is what every memory starts instantiation with: zeros, as
 	// start functions expect (wasi-libc's _initialize traps when its
@@ -57,9 +59,19 @@ type components struct {
 	disabled error
 }
 
+// componentPoolKey tells pools apart: by memory ceiling, and by the
+// arguments and environment instances are made with (a start function may
+// read them, as wasi-libc's reactor start does).
+type componentPoolKey struct {
+	ceiling uint64
+	env     string
+}
+
 type componentPool struct {
 	c       *components
 	ceiling uint64
+	args    []string
+	env     [][2]string
 
 	mu   sync.Mutex
 	idle []*pooledComponent
@@ -79,20 +91,34 @@ func newComponents(e *Engine, l *component.Linked) (*components, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &components{linked: l, e: e, pools: map[uint64]*componentPool{}, empty: empty}, nil
+	return &components{linked: l, e: e, pools: map[componentPoolKey]*componentPool{}, empty: empty}, nil
 }
 
-// pool returns the pool of ceiling, or nil when instances are not reused.
-func (c *components) pool(ceiling uint64) *componentPool {
+// pool returns the pool of ceiling, args and env, or nil when instances
+// are not reused.
+func (c *components) pool(ceiling uint64, args []string, env [][2]string) *componentPool {
+	var key strings.Builder
+	for _, a := range args {
+		key.WriteString(a)
+		key.WriteByte(0)
+	}
+	key.WriteByte(0)
+	for _, kv := range env {
+		key.WriteString(kv[0])
+		key.WriteByte('=')
+		key.WriteString(kv[1])
+		key.WriteByte(0)
+	}
+	k := componentPoolKey{ceiling, key.String()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.disabled != nil || c.closed {
 		return nil
 	}
-	p := c.pools[ceiling]
+	p := c.pools[k]
 	if p == nil {
-		p = &componentPool{c: c, ceiling: ceiling}
-		c.pools[ceiling] = p
+		p = &componentPool{c: c, ceiling: ceiling, args: args, env: env}
+		c.pools[k] = p
 	}
 	return p
 }
@@ -160,7 +186,9 @@ func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, erro
 		pc.mems = append(pc.mems, m)
 		return m
 	}))
-	inst, err := p.c.linked.Instantiate(ctx, nil)
+	// Start functions see the arguments and environment; nothing else of
+	// a request exists yet.
+	inst, err := p.c.linked.Instantiate(ctx, &wasip2.Context{Args: p.args, Env: p.env})
 	if err != nil {
 		return nil, errors.Join(err, memErr)
 	}

@@ -248,3 +248,26 @@ func TestHandleHTTPTrailers(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleHTTPEnvironment: a component's wasi:cli/environment is the
+// request's Env, read by wasi-libc when the instance starts: instances
+// made with one environment never serve another.
+func TestHandleHTTPEnvironment(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../examples/components/c/hello.wasm")
+	for _, greeting := range []string{"hi", "hey", "hi", ""} {
+		var env [][2]string
+		want := "hello from c: GET / 0 bytes\n"
+		if greeting != "" {
+			env, want = [][2]string{{"GREETING", greeting}}, greeting+" from c: GET / 0 bytes\n"
+		}
+		resp, err := e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http",
+			Authority: "x", Env: env}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(resp.Body) != want {
+			t.Errorf("GREETING=%q: %q, want %q", greeting, resp.Body, want)
+		}
+	}
+}

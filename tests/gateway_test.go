@@ -289,7 +289,7 @@ services:
   py: { versions: [ { path: $EX/components/python/hello.wasm } ] }
   ts: { versions: [ { path: $EX/components/typescript/hello.wasm } ] }
   rust: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
-  c-component: { versions: [ { path: $EX/components/c/hello.wasm } ] }
+  c-component: { versions: [ { path: $EX/components/c/hello.wasm } ], env: { GREETING: hi } }
   zig-component: { versions: [ { path: $EX/components/zig/hello.wasm } ] }
   rust-component: { versions: [ { path: $EX/components/rust/hello.wasm } ] }
 routes:
@@ -305,7 +305,8 @@ routes:
 		{"/js/a", "hello from javascript: GET /a 0 bytes"},
 		{"/py/b?x=1", "hello from python: GET /b 0 bytes"},
 		{"/rust/c", "hello from rust: GET /c 0 bytes\n"},
-		{"/c-component/g?q", "hello from c: GET /g 0 bytes\n"},
+		// The service's env is the component's wasi:cli/environment.
+		{"/c-component/g?q", "hi from c: GET /g 0 bytes\n"},
 		{"/zig-component/h", "hello from zig: GET /h 0 bytes\n"},
 		{"/rust-component/i", "hello from rust: GET /i 0 bytes\n"},
 		// Module state of the TypeScript component: a new instance serves

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -59,6 +61,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
 		Body: bytes.NewReader(body.Bytes()), Trailer: r.Trailer, Outbound: p.componentOutbound,
+		Args: []string{req.Service.Name}, Env: componentEnv(req.Service.Env),
 		Respond: func(status int, header http.Header) io.Writer { return req.stream(w, status, header) },
 	}, req.Limits.Timeout, req.Limits.Memory)
 	req.series.runTime.Observe(time.Since(start).Seconds())
@@ -89,6 +92,20 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 }
 
 var errUnfinished = errors.New("the handler returned without finishing the response body")
+
+// componentEnv is a service's env, sorted by name, for wasi:cli/environment:
+// a component's request is in its incoming-request, not in variables.
+func componentEnv(env map[string]string) [][2]string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make([][2]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, [2]string{k, v})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return out
+}
 
 // stream sends a streamed response's status and header (but hop-by-hop
 // fields) and returns where its body goes: to the client, flushed at each

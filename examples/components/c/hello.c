@@ -6,6 +6,7 @@
 // examples/Makefile builds it: zig cc as a preview-1 reactor, then
 // `wasm-tools component new` with the preview-1 reactor adapter.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hello.h"
@@ -74,8 +75,14 @@ void exports_wasi_http_incoming_handler_handle(request_t request,
 	size_t n = body_length(request);
 	wasi_http_types_incoming_request_drop_own(request);
 
+	// The greeting is the service's env GREETING (wasi:cli/environment),
+	// "hello" without one.
+	const char *greeting = getenv("GREETING");
+	if (greeting == NULL) {
+		greeting = "hello";
+	}
 	static char text[1200];
-	int len = snprintf(text, sizeof text, "hello from c: %s %s %zu bytes\n", method, p, n);
+	int len = snprintf(text, sizeof text, "%s from c: %s %s %zu bytes\n", greeting, method, p, n);
 	if (len > (int)sizeof text - 1) {
 		len = sizeof text - 1;
 	}

@@ -42,7 +42,7 @@ run_wasmtime() { # CACHE-STATE FLAGS...
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r); $(basename "$(dirname "$comp")")/$(basename "$comp") ($(stat -c %s "$comp") bytes); wasmtime: $(wasmtime --version 2>/dev/null || echo 'not installed')"
 rm -rf "$work/cache" "$work/store"
 run_wasmesh cold
-for _ in $(seq "$runs"); do rm -rf "$work/store"; run_wasmesh warm; done
+for _ in $(seq "$runs"); do run_wasmesh warm; done
 if command -v wasmtime >/dev/null; then
   printf '[cache]\ndirectory = "%s/wasmtime-cache"\n' "$work" > "$work/wasmtime-cache.toml"
   run_wasmtime cold -C cache=n

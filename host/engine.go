@@ -332,8 +332,15 @@ func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Modu
 	return v.(*Module), nil
 }
 
-// Validate compiles wasm and checks its imports without keeping the result.
+// Validate compiles wasm and checks its imports without keeping the result;
+// bytes the engine has compiled already are valid.
 func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
+	e.mu.Lock()
+	_, compiled := e.compiled[modules.DigestOf(wasm)]
+	e.mu.Unlock()
+	if compiled {
+		return nil
+	}
 	if component.IsComponent(wasm) {
 		m, err := e.compileComponent(ctx, "", wasm)
 		if err == nil {

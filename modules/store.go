@@ -65,8 +65,9 @@ func (s *Store) blobPath(hexDigest string) string {
 }
 
 // Put reads a module from r, validates it, and stores it under its digest,
-// which it returns. Storing bytes already present is a no-op. Nothing is left
-// in the store when validation or the policy refuses the module.
+// which it returns. Storing bytes already present is a no-op (they were
+// validated when first stored). Nothing is left in the store when
+// validation or the policy refuses the module.
 func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
 	wasm, err := io.ReadAll(io.LimitReader(r, MaxModuleSize+1))
 	if err != nil {
@@ -74,6 +75,15 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
 	}
 	if len(wasm) > MaxModuleSize {
 		return "", fmt.Errorf("module is larger than %d bytes", MaxModuleSize)
+	}
+	digest := DigestOf(wasm)
+	if err := s.checkPolicy(digest); err != nil {
+		return "", err
+	}
+	h := strings.TrimPrefix(digest, Prefix)
+	dst := s.blobPath(h)
+	if _, err := os.Stat(dst); err == nil {
+		return digest, nil // stored, so checked, before: the same bytes
 	}
 	if component.IsComponent(wasm) {
 		if _, err := component.Decode(wasm); err != nil {
@@ -86,15 +96,6 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
 		if err := s.opts.Validate(ctx, wasm); err != nil {
 			return "", err
 		}
-	}
-	digest := DigestOf(wasm)
-	if err := s.checkPolicy(digest); err != nil {
-		return "", err
-	}
-	h := strings.TrimPrefix(digest, Prefix)
-	dst := s.blobPath(h)
-	if _, err := os.Stat(dst); err == nil {
-		return digest, nil
 	}
 	if err := writeAtomic(filepath.Join(s.root, "tmp"), dst, wasm, 0o444); err != nil {
 		return "", fmt.Errorf("store %s: %w", digest, err)

@@ -2,11 +2,13 @@ package component
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -47,16 +49,16 @@ var ErrMissingImport = errors.New("the host does not provide an import")
 // core modules compiled with their imports pointed at the instances that
 // provide them, and its imports bound to the host's functions.
 type Linked struct {
-	c        *Component
-	top      *scope
-	rt       wazero.Runtime
-	host     *Host
-	modules  []wazero.CompiledModule // by core instance; nil for bundles
-	canons   []*canonFunc            // by canon definition; nil for lifts
-	lifts    map[int]*funcType       // the types of the canon lifts, by canon definition
-	hostMod  api.Module              // registered in the runtime under its own name
-	hostName string
-	ids      resourceIDs
+	c          *Component
+	top        *scope
+	rt         wazero.Runtime
+	host       *Host
+	modules    []wazero.CompiledModule // by core instance; nil for bundles
+	canons     []*canonFunc            // by canon definition; nil for lifts
+	lifts      map[int]*funcType       // the types of the canon lifts, by canon definition
+	hostModule *sharedHost             // the host module its core modules import from
+	hostName   string
+	ids        resourceIDs
 	// globals are the export names of each core instance's mutable
 	// globals (wasmbin.Resettable), and notResettable why the instances
 	// cannot be reset, nil when they can.
@@ -82,8 +84,6 @@ type canonFunc struct {
 	outParam bool
 	index    int // of the canon definition
 }
-
-var linked atomic.Int64 // numbers the host modules in a runtime
 
 // Link prepares component c for runtime rt, with host's functions as its
 // imports. An import the host lacks is an error wrapping ErrMissingImport
@@ -140,8 +140,8 @@ func (l *Linked) Close(ctx context.Context) error {
 			m.Close(ctx)
 		}
 	}
-	if l.hostMod != nil {
-		return l.hostMod.Close(ctx)
+	if l.hostModule != nil {
+		return l.hostModule.release(ctx)
 	}
 	return nil
 }
@@ -337,11 +337,47 @@ func (l *Linked) importedFunc(f uint32) (key string, sc *scope, ti uint32, err e
 	return "", nil, 0, fmt.Errorf("func %d is not an imported function (lowering the component's own functions is not supported)", f)
 }
 
-// instantiateHost defines the host module: one function per canon
-// definition that makes a core function.
+// The host module a component's core modules import their canon-made
+// functions from ("canon:<definition index>") exports one function per
+// canon definition, each of which calls the calling instance's definition.
+// It depends only on those functions' core signatures, so links of
+// components with the same signatures share one, named after them: the
+// rewritten core modules of a component are then the same bytes in every
+// link and every process, and the compilation cache finds them again.
+type sharedHost struct {
+	rt   wazero.Runtime
+	name string
+	mod  api.Module
+	refs int
+}
+
+var sharedHosts = struct {
+	sync.Mutex
+	m map[wazero.Runtime]map[string]*sharedHost
+}{m: map[wazero.Runtime]map[string]*sharedHost{}}
+
+func (h *sharedHost) release(ctx context.Context) error {
+	sharedHosts.Lock()
+	defer sharedHosts.Unlock()
+	if h.refs--; h.refs > 0 {
+		return nil
+	}
+	delete(sharedHosts.m[h.rt], h.name)
+	if len(sharedHosts.m[h.rt]) == 0 {
+		delete(sharedHosts.m, h.rt)
+	}
+	return h.mod.Close(ctx)
+}
+
+// instantiateHost finds or defines the host module for the component's
+// canon definitions.
 func (l *Linked) instantiateHost(ctx context.Context) error {
-	l.hostName = "wasmesh-component-" + strconv.FormatInt(linked.Add(1), 10)
-	b := l.rt.NewHostModuleBuilder(l.hostName)
+	type hostFunc struct {
+		index           int
+		params, results []api.ValueType
+	}
+	var funcs []hostFunc
+	shape := sha256.New()
 	for i, cf := range l.canons {
 		if cf == nil {
 			continue
@@ -356,19 +392,40 @@ func (l *Linked) instantiateHost(ctx context.Context) error {
 		case CanonResourceDrop:
 			params = []api.ValueType{api.ValueTypeI32}
 		}
+		funcs = append(funcs, hostFunc{i, params, results})
+		fmt.Fprintf(shape, "%d:%v>%v;", i, params, results)
+	}
+	l.hostName = "wasmesh-canon-" + hex.EncodeToString(shape.Sum(nil)[:12])
+	sharedHosts.Lock()
+	defer sharedHosts.Unlock()
+	if h := sharedHosts.m[l.rt][l.hostName]; h != nil {
+		h.refs++
+		l.hostModule = h
+		return nil
+	}
+	b := l.rt.NewHostModuleBuilder(l.hostName)
+	for _, f := range funcs {
+		i := f.index
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 			inst := instanceFrom(ctx)
 			if inst == nil {
-				panic(fmt.Errorf("component: %s called outside its instance", cf.name))
+				panic(fmt.Errorf("component: canon definition %d called outside an instance", i))
 			}
-			if err := inst.canon(ctx, cf, stack); err != nil {
+			if err := inst.canon(ctx, inst.l.canons[i], stack); err != nil {
 				panic(err)
 			}
-		}), params, results).Export("canon:" + strconv.Itoa(i))
+		}), f.params, f.results).Export("canon:" + strconv.Itoa(i))
 	}
-	var err error
-	l.hostMod, err = b.Instantiate(ctx)
-	return err
+	mod, err := b.Instantiate(ctx)
+	if err != nil {
+		return err
+	}
+	l.hostModule = &sharedHost{rt: l.rt, name: l.hostName, mod: mod, refs: 1}
+	if sharedHosts.m[l.rt] == nil {
+		sharedHosts.m[l.rt] = map[string]*sharedHost{}
+	}
+	sharedHosts.m[l.rt][l.hostName] = l.hostModule
+	return nil
 }
 
 func valueTypes(cs []cabi.CoreType) []api.ValueType {

@@ -55,8 +55,14 @@ run() {
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t1 -c$conns -d$dur; wasmtime: $(wasmtime --version 2>/dev/null || echo 'not installed')"
 printf "%-24s %9s %8s %8s\n" target req/s "p50 ms" "p99 ms"
-for m in "${modules[@]}"; do run "$m (module)" "http://127.0.0.1:18180/$m-module/"; done
+# Each wasmesh target is warmed for a second first, its pool of instances
+# made (the first requests of a component instantiate it per connection:
+# with 16 connections at once, up to 100 ms each); wasmtime serve
+# instantiates every request anyway.
+warm() { wrk -t1 -c"$conns" -d1s "$1" >/dev/null; }
+for m in "${modules[@]}"; do warm "http://127.0.0.1:18180/$m-module/"; run "$m (module)" "http://127.0.0.1:18180/$m-module/"; done
 for c in "${components[@]}"; do
+  warm "http://127.0.0.1:18180/$c/"
   run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
   if [ -n "${ref[$c]:-}" ]; then run "$c (wasmtime serve)" "http://127.0.0.1:${ref[$c]}/"; fi
 done

@@ -53,8 +53,9 @@ func TestHandleHTTPErrors(t *testing.T) {
 
 // TestComponentIsolation: a request served by a reset instance finds it
 // as instantiation left it, whatever the requests before it did: counted
-// in memory and a global (GET), trapped (POST), grew the memory (PUT), or
-// left a handle behind (DELETE). isolation.wasm answers 211 from a pristine
+// in memory and a global (GET), trapped (POST), grew the memory (PUT),
+// left a handle behind (DELETE), or answered with a handle it does not
+// have (PATCH, an error naming it). isolation.wasm answers 211 from a pristine
 // instance and more from one that kept state (its probe.wat says how).
 func TestComponentIsolation(t *testing.T) {
 	for _, mode := range engineModes(t) {
@@ -65,12 +66,12 @@ func TestComponentIsolation(t *testing.T) {
 				t.Fatalf("Reusable = %v (%s)", m.Reusable, m.NotReusable)
 			}
 			before := e.Stats()
-			methods := []string{"GET", "GET", "POST", "GET", "PUT", "GET", "DELETE", "GET", "GET"}
+			methods := []string{"GET", "GET", "POST", "GET", "PUT", "GET", "DELETE", "GET", "PATCH", "GET"}
 			for i, method := range methods {
 				resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: method, PathWithQuery: "/", Scheme: "http", Authority: "x"}, 0, 0)
-				if method == "POST" {
-					if err == nil || !strings.Contains(err.Error(), "unreachable") {
-						t.Fatalf("request %d (POST): err = %v, want the trap", i, err)
+				if wantErr := map[string]string{"POST": "unreachable", "PATCH": "handle 99 is not in the table"}[method]; wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), wantErr) {
+						t.Fatalf("request %d (%s): err = %v, want %q", i, method, err, wantErr)
 					}
 					continue
 				}
@@ -83,13 +84,13 @@ func TestComponentIsolation(t *testing.T) {
 			}
 			after := e.Stats()
 			if mode.name == "reused" {
-				// The first GET creates; the trap and the grown memory
-				// each cost a new instance.
-				if created := after.InstancesCreated - before.InstancesCreated; created != 3 {
-					t.Errorf("%d instances created, want 3", created)
+				// The first GET creates; the trap, the grown memory and
+				// the bad handle each cost a new instance.
+				if created := after.InstancesCreated - before.InstancesCreated; created != 4 {
+					t.Errorf("%d instances created, want 4", created)
 				}
-				if reused := after.InstancesReused - before.InstancesReused; reused != int64(len(methods)-3) {
-					t.Errorf("%d requests served by a reset instance, want %d", reused, len(methods)-3)
+				if reused := after.InstancesReused - before.InstancesReused; reused != int64(len(methods)-4) {
+					t.Errorf("%d requests served by a reset instance, want %d", reused, len(methods)-4)
 				}
 			}
 		})

@@ -8,7 +8,8 @@
 ;; left it, every request answers 211: 1 in memory, 1 in the global, and the
 ;; new fields gets handle 3 (after the request's 1 and the outparam's 2).
 ;; By method: GET answers; POST traps after counting; PUT grows the memory
-;; and answers; DELETE leaks a fields handle and answers.
+;; and answers; DELETE leaks a fields handle and answers; PATCH answers
+;; with a response handle it does not have (99).
 (module
   (import "cm32p2|wasi:http/types@0.2" "[method]incoming-request.method"
     (func $method (param i32 i32)))
@@ -47,6 +48,8 @@
         (i32.add (i32.load (i32.const 1024))
           (i32.add (i32.mul (global.get $count) (i32.const 10))
                    (i32.mul (i32.sub (local.get $h) (i32.const 3)) (i32.const 100)))))))
+    (if (i32.eq (local.get $m) (i32.const 8))
+      (then (local.set $resp (i32.const 99))))
     (call $set (local.get $out) (i32.const 0) (local.get $resp) (i32.const 0) (i64.const 0)
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
 )

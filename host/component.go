@@ -124,7 +124,7 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	if m.handler == "" {
 		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2", ErrNotHTTP, exportNames(comp))
 	}
-	if m.component, err = component.Link(ctx, e.rt, comp, wasip2.Host()); err != nil {
+	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.Host(), component.LinkOptions{Checked: e.checked}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
 	switch err := m.component.Resettable(); {

@@ -62,6 +62,8 @@ type Engine struct {
 
 	// hostFuncs are the functions guests may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
+	// checked are the components' core modules found resettable before.
+	checked *checkedModules
 
 	group    singleflight.Group
 	mu       sync.Mutex
@@ -118,7 +120,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Imports == nil {
 		opts.Imports = noImports{}
 	}
-	e := &Engine{fresh: opts.FreshInstances, maxIdle: opts.MaxIdle, compiled: map[string]*Module{}}
+	e := &Engine{fresh: opts.FreshInstances, maxIdle: opts.MaxIdle, compiled: map[string]*Module{},
+		checked: newCheckedModules(opts.CacheDir)}
 	if e.maxIdle <= 0 {
 		e.maxIdle = DefaultMaxIdle
 	}

@@ -64,6 +64,7 @@ type Linked struct {
 	// cannot be reset, nil when they can.
 	globals       [][]string
 	notResettable error
+	opts          LinkOptions
 }
 
 // canonFunc is a core function the component's canon definitions make: a
@@ -89,7 +90,25 @@ type canonFunc struct {
 // imports. An import the host lacks is an error wrapping ErrMissingImport
 // that names it: refused at deploy, not at the first call.
 func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Linked, error) {
-	l := &Linked{c: c, top: newScope(c, nil), rt: rt, host: host, lifts: map[int]*funcType{}}
+	return LinkWith(ctx, rt, c, host, LinkOptions{})
+}
+
+// LinkOptions are Link's optional settings.
+type LinkOptions struct {
+	// Checked records the core modules found resettable
+	// (wasmbin.Resettable), by the sha256 of their bytes as linked, so
+	// that a later link of the same bytes skips reading their code:
+	// Known reports whether sum was recorded, Record records it. Default
+	// nil: every link reads every module's code.
+	Checked interface {
+		Known(sum [sha256.Size]byte) bool
+		Record(sum [sha256.Size]byte)
+	}
+}
+
+// LinkWith is Link with options.
+func LinkWith(ctx context.Context, rt wazero.Runtime, c *Component, host *Host, opts LinkOptions) (*Linked, error) {
+	l := &Linked{c: c, top: newScope(c, nil), rt: rt, host: host, lifts: map[int]*funcType{}, opts: opts}
 	l.canons = make([]*canonFunc, len(c.Canons))
 	for i, cn := range c.Canons {
 		if cn.Op == CanonLift {
@@ -231,10 +250,20 @@ func (l *Linked) compile(ctx context.Context, i int, ci CoreInstanceDef) (wazero
 		return nil, err
 	}
 	if l.notResettable == nil {
-		mod, globals, err := wasmbin.Resettable(renamed)
-		if err != nil {
+		prepare, sum := wasmbin.Resettable, [sha256.Size]byte{}
+		if l.opts.Checked != nil {
+			if sum = sha256.Sum256(renamed); l.opts.Checked.Known(sum) {
+				prepare = wasmbin.ResettableChecked
+			}
+		}
+		mod, globals, err := prepare(renamed)
+		switch {
+		case err != nil:
 			l.notResettable = fmt.Errorf("core instance %d: %w", i, err)
-		} else {
+		default:
+			if l.opts.Checked != nil {
+				l.opts.Checked.Record(sum)
+			}
 			renamed, l.globals[i] = mod, globals
 		}
 	}

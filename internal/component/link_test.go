@@ -129,3 +129,42 @@ func TestResourceDestructor(t *testing.T) {
 		t.Errorf("run = %v, want [42]: the destructor got the rep", out)
 	}
 }
+
+// checkedSet is a LinkOptions.Checked that counts its calls.
+type checkedSet struct {
+	m             map[[32]byte]bool
+	known, record int
+}
+
+func (c *checkedSet) Known(sum [32]byte) bool { c.known++; return c.m[sum] }
+func (c *checkedSet) Record(sum [32]byte)     { c.record++; c.m[sum] = true }
+
+// TestLinkChecked: the core modules found resettable are recorded, and a
+// second link of the same component finds them known; both links'
+// instances run.
+func TestLinkChecked(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	checked := &checkedSet{m: map[[32]byte]bool{}}
+	for round := range 2 {
+		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Checked: checked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Resettable(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		inst, err := l.Instantiate(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := inst.Call(ctx, "", "run"); err != nil || out[0] != uint32(42) {
+			t.Fatalf("round %d: run = %v, %v", round, out, err)
+		}
+		l.Close(ctx)
+	}
+	if len(checked.m) != 2 || checked.known != 4 || checked.record != 4 {
+		t.Errorf("%d modules recorded, %d Known and %d Record calls; want 2, 4, 4", len(checked.m), checked.known, checked.record)
+	}
+}

@@ -90,10 +90,21 @@ func Prepare(b []byte) (*Pristine, error) {
 // component's instances are reset to a snapshot taken after instantiation,
 // not to the module's own initial state.
 func Resettable(b []byte) (module []byte, globals []string, err error) {
+	return resettable(b, false)
+}
+
+// ResettableChecked is Resettable for a module whose code Resettable has
+// accepted before (the same bytes): it does not read the code again, the
+// slow part for a module of megabytes.
+func ResettableChecked(b []byte) (module []byte, globals []string, err error) {
+	return resettable(b, true)
+}
+
+func resettable(b []byte, checked bool) (module []byte, globals []string, err error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, nil, errors.New("not a WebAssembly 1.0 binary")
 	}
-	p := &preparer{reuse: true, snapshot: true, procExit: -1, start: -1}
+	p := &preparer{reuse: true, snapshot: true, checked: checked, procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
 		return nil, nil, err
 	}
@@ -154,6 +165,7 @@ type preparer struct {
 	// any kind, several tables and memories, a start function and the data
 	// segments are kept, and no yield check is added.
 	snapshot        bool
+	checked         bool // snapshot's code was read before: skip it
 	sections        []section
 	memories        int // defined and imported
 	importedGlobals int
@@ -242,6 +254,9 @@ func (p *preparer) read(b []byte) error {
 		case 9:
 			err = p.readElements(sec)
 		case 10:
+			if p.checked {
+				break
+			}
 			w := &funcWatch{procExit: p.procExit, start: p.start}
 			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), w)
 			p.startReferenced = p.startReferenced || w.referenced

@@ -172,6 +172,11 @@ func TestResettable(t *testing.T) {
 			if fmt.Sprint(globals) != fmt.Sprint(tc.globals) {
 				t.Errorf("exported globals %v, want %v", globals, tc.globals)
 			}
+			// Once accepted, the same bytes rewritten without reading the
+			// code again come out the same.
+			if again, g, err := ResettableChecked(wasm); err != nil || !bytes.Equal(again, mod) || fmt.Sprint(g) != fmt.Sprint(globals) {
+				t.Errorf("ResettableChecked differs from Resettable (%v)", err)
+			}
 			ctx := context.Background()
 			rt := wazero.NewRuntime(ctx)
 			defer rt.Close(ctx)

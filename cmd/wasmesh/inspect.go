@@ -16,6 +16,20 @@ type inspected struct {
 	Kind   string `json:"kind"` // "module" or "component"
 	Digest string `json:"digest"`
 	Size   int    `json:"size"`
+	// Instances says how a gateway serves a component's requests: by
+	// instances reset after each, or by a new one each and why.
+	Instances string `json:"instances,omitempty"`
+}
+
+// componentInstances is inspected.Instances of c: whether its core modules
+// keep their state where a reset reaches (wasmbin.Resettable).
+func componentInstances(c *component.Component) string {
+	for i, m := range c.Modules {
+		if _, _, err := wasmbin.Resettable(m.Bytes); err != nil {
+			return fmt.Sprintf("a new one for every request (core module %d: %v)", i, err)
+		}
+	}
+	return "reset after each request"
 }
 
 // inspectCmd says what a .wasm file is: a core module (its imports,
@@ -43,6 +57,7 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 			return exitWith(1, fmt.Errorf("%s: %w", files[0], err))
 		}
 		w := c.World()
+		head.Instances = componentInstances(c)
 		if *output == "json" {
 			return writeJSON(stdout, struct {
 				inspected
@@ -50,8 +65,8 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 			}{head, w})
 		}
 		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\ndigest:    %s\nsize:      %d bytes\n", head.Digest, head.Size)
-		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\n",
-			len(c.Modules), len(c.CoreInstances), len(c.Components))
+		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\ninstances: %s\n",
+			len(c.Modules), len(c.CoreInstances), len(c.Components), head.Instances)
 		_, err = w.WriteTo(stdout)
 		return err
 	}

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -84,14 +85,10 @@ func newImage(content []byte) (*image, error) {
 	return img, nil
 }
 
-func zeroPage(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+// zeroPage says b (at most a page) is all zeros.
+func zeroPage(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }
+
+var zeros [osPage]byte
 
 func (img *image) size() uint64 { return uint64(len(img.view)) }
 

@@ -73,17 +73,15 @@ type componentPool struct {
 	args    []string
 	env     [][2]string
 
-	mu   sync.Mutex
-	idle []*pooledComponent
+	idle idleSet[*pooledComponent]
 }
 
 // pooledComponent is one reusable instance and its memories as
 // instantiation left them.
 type pooledComponent struct {
-	inst      *component.Instance
-	mems      []*cowMemory
-	sizes     []uint64
-	idleSince time.Time
+	inst  *component.Instance
+	mems  []*cowMemory
+	sizes []uint64
 }
 
 func newComponents(e *Engine, l *component.Linked) (*components, error) {
@@ -161,15 +159,10 @@ func (c *components) imageOf(k int, content []byte) (img *image, shared bool, er
 
 // get returns an idle instance, or a new one.
 func (p *componentPool) get(ctx context.Context) (*pooledComponent, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		pc := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
+	if pc, ok := p.idle.take(); ok {
 		p.c.e.reused.Add(1)
 		return pc, nil
 	}
-	p.mu.Unlock()
 	p.c.e.created.Add(1)
 	return p.instantiate(ctx)
 }
@@ -222,14 +215,7 @@ func (p *componentPool) put(pc *pooledComponent, clean bool) {
 		_ = pc.inst.Close(context.Background())
 		return
 	}
-	pc.idleSince = time.Now()
-	p.mu.Lock()
-	if len(p.idle) < p.c.e.maxIdle {
-		p.idle = append(p.idle, pc)
-		pc = nil
-	}
-	p.mu.Unlock()
-	if pc != nil {
+	if !p.idle.put(pc, p.c.e.maxIdle) {
 		_ = pc.inst.Close(context.Background())
 	}
 }
@@ -267,9 +253,7 @@ func (c *components) trim(cutoff time.Time) int {
 	c.mu.Unlock()
 	closed := 0
 	for _, p := range pools {
-		p.mu.Lock()
-		expired := expire(&p.idle, cutoff, func(pc *pooledComponent) time.Time { return pc.idleSince })
-		p.mu.Unlock()
+		expired := p.idle.expire(cutoff)
 		for _, pc := range expired {
 			_ = pc.inst.Close(context.Background())
 		}
@@ -292,11 +276,7 @@ func (c *components) close() {
 	c.pools, c.images = nil, nil
 	c.mu.Unlock()
 	for _, p := range pools {
-		p.mu.Lock()
-		idle := p.idle
-		p.idle = nil
-		p.mu.Unlock()
-		for _, pc := range idle {
+		for _, pc := range p.idle.drain() {
 			_ = pc.inst.Close(context.Background())
 		}
 	}

@@ -1,6 +1,9 @@
 package host
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // expire removes from *list, in place, the items whose time (as since says)
 // is before cutoff, and returns them.
@@ -16,4 +19,74 @@ func expire[T any](list *[]T, cutoff time.Time, since func(T) time.Time) (old []
 	clear((*list)[len(kept):])
 	*list = kept
 	return old
+}
+
+// idleSet holds the idle instances of a pool for reuse, the most recently
+// put back last. Safe for concurrent use.
+type idleSet[T any] struct {
+	mu    sync.Mutex
+	items []idleItem[T]
+}
+
+type idleItem[T any] struct {
+	v     T
+	since time.Time // when it was put back
+}
+
+// take removes and returns the most recently put back, false when none.
+func (s *idleSet[T]) take() (v T, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.items)
+	if n == 0 {
+		return v, false
+	}
+	v = s.items[n-1].v
+	s.items[n-1] = idleItem[T]{}
+	s.items = s.items[:n-1]
+	return v, true
+}
+
+// put keeps v, reporting false (v not kept) when max are idle already.
+func (s *idleSet[T]) put(v T, max int) bool {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.items) >= max {
+		return false
+	}
+	s.items = append(s.items, idleItem[T]{v, now})
+	return true
+}
+
+// expire removes and returns those put back before cutoff.
+func (s *idleSet[T]) expire(cutoff time.Time) []T {
+	s.mu.Lock()
+	old := expire(&s.items, cutoff, func(it idleItem[T]) time.Time { return it.since })
+	s.mu.Unlock()
+	return values(old)
+}
+
+// drain removes and returns them all.
+func (s *idleSet[T]) drain() []T {
+	s.mu.Lock()
+	all := s.items
+	s.items = nil
+	s.mu.Unlock()
+	return values(all)
+}
+
+func values[T any](items []idleItem[T]) []T {
+	out := make([]T, len(items))
+	for i, it := range items {
+		out[i] = it.v
+	}
+	return out
+}
+
+// len is how many are idle.
+func (s *idleSet[T]) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.items)
 }

@@ -86,8 +86,7 @@ type pool struct {
 	ceiling uint64
 	args    []string
 
-	mu   sync.Mutex
-	idle []*instance
+	idle idleSet[*instance]
 }
 
 // instance is one reusable instance and the slots its WASI streams read.
@@ -121,8 +120,7 @@ type instance struct {
 	stdin        slotReader
 	stdout       slotWriter
 	stderr       slotWriter
-	tainted      bool      // the guest closed or renumbered a standard descriptor
-	idleSince    time.Time // when it was put back
+	tainted      bool // the guest closed or renumbered a standard descriptor
 	reusedBefore bool
 }
 
@@ -189,11 +187,7 @@ func (r *reusable) close(ctx context.Context) {
 	r.pools = nil
 	r.mu.Unlock()
 	for _, p := range pools {
-		p.mu.Lock()
-		idle := p.idle
-		p.idle = nil
-		p.mu.Unlock()
-		for _, inst := range idle {
+		for _, inst := range p.idle.drain() {
 			_ = inst.mod.Close(ctx)
 		}
 	}
@@ -213,9 +207,7 @@ func (r *reusable) trim(ctx context.Context, cutoff time.Time) int {
 	r.mu.Unlock()
 	closed := 0
 	for _, p := range pools {
-		p.mu.Lock()
-		expired := expire(&p.idle, cutoff, func(inst *instance) time.Time { return inst.idleSince })
-		p.mu.Unlock()
+		expired := p.idle.expire(cutoff)
 		for _, inst := range expired {
 			_ = inst.mod.Close(ctx)
 		}
@@ -233,16 +225,11 @@ func (r *reusable) isClosed() bool {
 
 // get returns an idle instance, or a new one.
 func (p *pool) get(ctx context.Context) (*instance, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		inst := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
+	if inst, ok := p.idle.take(); ok {
 		inst.reusedBefore = true
 		p.e.reused.Add(1)
 		return inst, nil
 	}
-	p.mu.Unlock()
 	p.e.created.Add(1)
 	return p.instantiate(ctx)
 }
@@ -430,15 +417,7 @@ func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
 		return
 	}
-	max := p.e.maxIdle
-	inst.idleSince = time.Now()
-	p.mu.Lock()
-	if len(p.idle) < max {
-		p.idle = append(p.idle, inst)
-		inst = nil
-	}
-	p.mu.Unlock()
-	if inst != nil {
+	if !p.idle.put(inst, p.e.maxIdle) {
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
 	}
 }

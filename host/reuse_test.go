@@ -271,9 +271,7 @@ func TestIdleInstancesExpire(t *testing.T) {
 	run()
 	idle := func() (instances, spares int) {
 		for _, p := range m.reusable.pools {
-			p.mu.Lock()
-			instances += len(p.idle)
-			p.mu.Unlock()
+			instances += p.idle.len()
 		}
 		return instances, m.reusable.img.spares()
 	}

@@ -413,7 +413,7 @@ func addFilesystem(h *component.Host) {
 		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 		return ok(inst.NewObject(&entryStream{entries: entries}))
 	})
-	add("[method]directory-entry-stream.read-directory-entry", method(func(s *entryStream, _ *component.Instance) any {
+	add("[method]directory-entry-stream.read-directory-entry", method(func(s *entryStream, _ *component.Instance, _ []any) any {
 		if len(s.entries) == 0 {
 			return ok(none)
 		}

@@ -174,15 +174,24 @@ func object[T any](inst *component.Instance, rep any) (T, error) {
 }
 
 // method adapts fn, a method of the host object T, to a HostFunc whose
-// first argument is the object's handle.
-func method[T any](fn func(T, *component.Instance) any) component.HostFunc {
+// first argument is the object's handle; fn gets all the arguments, that
+// handle first, and returns the one result.
+func method[T any](fn func(T, *component.Instance, []any) any) component.HostFunc {
 	return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
 		v, err := object[T](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
-		return []any{fn(v, inst)}, nil
+		return []any{fn(v, inst, args)}, nil
 	}
+}
+
+// optionString is the Go value of an option<string>: "" for none.
+func optionString(v any) string {
+	if o := v.(cabi.VariantValue); o.Case == 1 {
+		return o.Value.(string)
+	}
+	return ""
 }
 
 // readOnlyFields are h's fields, names in lower case, immutable to the
@@ -342,16 +351,16 @@ func addHTTP(h *component.Host) {
 		return []any{inst.NewObject(f.clone())}, nil
 	})
 	request := method[*IncomingRequest]
-	add("[method]incoming-request.method", request(func(r *IncomingRequest, _ *component.Instance) any { return methodValue(r.Method) }))
-	add("[method]incoming-request.path-with-query", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.PathWithQuery) }))
-	add("[method]incoming-request.scheme", request(func(r *IncomingRequest, _ *component.Instance) any {
+	add("[method]incoming-request.method", request(func(r *IncomingRequest, _ *component.Instance, _ []any) any { return methodValue(r.Method) }))
+	add("[method]incoming-request.path-with-query", request(func(r *IncomingRequest, _ *component.Instance, _ []any) any { return some(r.PathWithQuery) }))
+	add("[method]incoming-request.scheme", request(func(r *IncomingRequest, _ *component.Instance, _ []any) any {
 		return some(methodOrScheme(r.Scheme))
 	}))
-	add("[method]incoming-request.authority", request(func(r *IncomingRequest, _ *component.Instance) any { return some(r.Authority) }))
-	add("[method]incoming-request.headers", request(func(r *IncomingRequest, inst *component.Instance) any {
+	add("[method]incoming-request.authority", request(func(r *IncomingRequest, _ *component.Instance, _ []any) any { return some(r.Authority) }))
+	add("[method]incoming-request.headers", request(func(r *IncomingRequest, inst *component.Instance, _ []any) any {
 		return inst.NewObject(readOnlyFields(r.Header))
 	}))
-	add("[method]incoming-request.consume", request(func(r *IncomingRequest, inst *component.Instance) any {
+	add("[method]incoming-request.consume", request(func(r *IncomingRequest, inst *component.Instance, _ []any) any {
 		if r.consumed {
 			return errUnit
 		}
@@ -387,7 +396,7 @@ func addHTTP(h *component.Host) {
 	})
 	// The body was read whole before the handler ran: its trailers are
 	// ready.
-	add("[method]future-trailers.get", method(func(f *futureTrailers, inst *component.Instance) any {
+	add("[method]future-trailers.get", method(func(f *futureTrailers, inst *component.Instance, _ []any) any {
 		if len(f.trailer) == 0 {
 			return some(ok(ok(none)))
 		}
@@ -402,17 +411,8 @@ func addHTTP(h *component.Host) {
 		h.readOnly = false
 		return []any{inst.NewObject(&OutgoingResponse{Status: 200, headers: h})}, nil
 	})
-	response := func(fn func(r *OutgoingResponse, inst *component.Instance, args []any) any) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
-			r, err := object[*OutgoingResponse](inst, args[0])
-			if err != nil {
-				return nil, err
-			}
-			return []any{fn(r, inst, args)}, nil
-		}
-	}
-	add("[method]outgoing-response.status-code", response(func(r *OutgoingResponse, _ *component.Instance, _ []any) any { return uint16(r.Status) }))
-	add("[method]outgoing-response.set-status-code", response(func(r *OutgoingResponse, _ *component.Instance, args []any) any {
+	add("[method]outgoing-response.status-code", method(func(r *OutgoingResponse, _ *component.Instance, _ []any) any { return uint16(r.Status) }))
+	add("[method]outgoing-response.set-status-code", method(func(r *OutgoingResponse, _ *component.Instance, args []any) any {
 		s := args[1].(uint16)
 		if s < 100 || s > 999 {
 			return errUnit
@@ -420,10 +420,10 @@ func addHTTP(h *component.Host) {
 		r.Status = int(s)
 		return ok(nil)
 	}))
-	add("[method]outgoing-response.headers", response(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
+	add("[method]outgoing-response.headers", method(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
 		return inst.NewObject(r.headers) // a child handle onto the response's own headers
 	}))
-	add("[method]outgoing-response.body", response(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
+	add("[method]outgoing-response.body", method(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
 		if r.body != nil {
 			return errUnit
 		}

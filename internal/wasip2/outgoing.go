@@ -100,60 +100,45 @@ func addOutgoing(h *component.Host) {
 		inst.DropObject(args[0].(uint32))
 		return []any{inst.NewObject(&outgoingRequest{method: "GET", scheme: "http", headers: hs})}, nil
 	})
-	req := func(fn func(r *outgoingRequest, inst *component.Instance, args []any) any) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
-			r, err := object[*outgoingRequest](inst, args[0])
-			if err != nil {
-				return nil, err
-			}
-			return []any{fn(r, inst, args)}, nil
-		}
-	}
 	optString := func(s string) cabi.VariantValue {
 		if s == "" {
 			return none
 		}
 		return some(s)
 	}
-	add("[method]outgoing-request.body", req(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
+	add("[method]outgoing-request.body", method(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
 		if r.body != nil {
 			return errUnit
 		}
 		r.body = &outgoingBody{max: MaxResponseBody}
 		return ok(inst.NewObject(r.body))
 	}))
-	add("[method]outgoing-request.method", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return methodValue(r.method) }))
-	add("[method]outgoing-request.set-method", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+	add("[method]outgoing-request.method", method(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return methodValue(r.method) }))
+	add("[method]outgoing-request.set-method", method(func(r *outgoingRequest, _ *component.Instance, args []any) any {
 		r.method = methodName(args[1].(cabi.VariantValue))
 		return ok(nil)
 	}))
-	add("[method]outgoing-request.path-with-query", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return optString(r.path) }))
-	add("[method]outgoing-request.set-path-with-query", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
-		r.path = ""
-		if v := args[1].(cabi.VariantValue); v.Case == 1 {
-			r.path = v.Value.(string)
-		}
+	add("[method]outgoing-request.path-with-query", method(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return optString(r.path) }))
+	add("[method]outgoing-request.set-path-with-query", method(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+		r.path = optionString(args[1])
 		return ok(nil)
 	}))
-	add("[method]outgoing-request.scheme", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any {
+	add("[method]outgoing-request.scheme", method(func(r *outgoingRequest, _ *component.Instance, _ []any) any {
 		return some(methodOrScheme(r.scheme))
 	}))
-	add("[method]outgoing-request.set-scheme", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+	add("[method]outgoing-request.set-scheme", method(func(r *outgoingRequest, _ *component.Instance, args []any) any {
 		r.scheme = "http"
 		if v := args[1].(cabi.VariantValue); v.Case == 1 {
 			r.scheme = schemeName(v.Value.(cabi.VariantValue))
 		}
 		return ok(nil)
 	}))
-	add("[method]outgoing-request.authority", req(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return optString(r.authority) }))
-	add("[method]outgoing-request.set-authority", req(func(r *outgoingRequest, _ *component.Instance, args []any) any {
-		r.authority = ""
-		if v := args[1].(cabi.VariantValue); v.Case == 1 {
-			r.authority = v.Value.(string)
-		}
+	add("[method]outgoing-request.authority", method(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return optString(r.authority) }))
+	add("[method]outgoing-request.set-authority", method(func(r *outgoingRequest, _ *component.Instance, args []any) any {
+		r.authority = optionString(args[1])
 		return ok(nil)
 	}))
-	add("[method]outgoing-request.headers", req(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
+	add("[method]outgoing-request.headers", method(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
 		return inst.NewObject(r.headers)
 	}))
 	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
@@ -204,11 +189,11 @@ func addOutgoing(h *component.Host) {
 		return []any{some(ok(ok(inst.NewObject(&incomingResponse{resp: f.resp}))))}, nil
 	})
 	resp := method[*incomingResponse]
-	add("[method]incoming-response.status", resp(func(r *incomingResponse, _ *component.Instance) any { return uint16(r.resp.Status) }))
-	add("[method]incoming-response.headers", resp(func(r *incomingResponse, inst *component.Instance) any {
+	add("[method]incoming-response.status", resp(func(r *incomingResponse, _ *component.Instance, _ []any) any { return uint16(r.resp.Status) }))
+	add("[method]incoming-response.headers", resp(func(r *incomingResponse, inst *component.Instance, _ []any) any {
 		return inst.NewObject(readOnlyFields(r.resp.Header))
 	}))
-	add("[method]incoming-response.consume", resp(func(r *incomingResponse, inst *component.Instance) any {
+	add("[method]incoming-response.consume", resp(func(r *incomingResponse, inst *component.Instance, _ []any) any {
 		if r.consumed {
 			return errUnit
 		}

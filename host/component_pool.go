@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,8 +47,11 @@ type components struct {
 	linked *component.Linked
 	e      *Engine
 
-	mu     sync.Mutex
-	pools  map[componentPoolKey]*componentPool
+	mu sync.Mutex
+	// pools are told apart by memory ceiling, and by the arguments and
+	// environment instances are made with (a start function may read
+	// them, as wasi-libc's reactor start does); a version has one or two.
+	pools  []*componentPool
 	images []*image // by the order in which instantiation allocates memories
 	// empty is what every memory starts instantiation with: zeros, as
 	// start functions expect (wasi-libc's _initialize traps when its
@@ -57,14 +60,6 @@ type components struct {
 	closed bool
 	// disabled is why instances are no longer reused, nil while they are.
 	disabled error
-}
-
-// componentPoolKey tells pools apart: by memory ceiling, and by the
-// arguments and environment instances are made with (a start function may
-// read them, as wasi-libc's reactor start does).
-type componentPoolKey struct {
-	ceiling uint64
-	env     string
 }
 
 type componentPool struct {
@@ -89,35 +84,24 @@ func newComponents(e *Engine, l *component.Linked) (*components, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &components{linked: l, e: e, pools: map[componentPoolKey]*componentPool{}, empty: empty}, nil
+	return &components{linked: l, e: e, empty: empty}, nil
 }
 
 // pool returns the pool of ceiling, args and env, or nil when instances
 // are not reused.
 func (c *components) pool(ceiling uint64, args []string, env [][2]string) *componentPool {
-	var key strings.Builder
-	for _, a := range args {
-		key.WriteString(a)
-		key.WriteByte(0)
-	}
-	key.WriteByte(0)
-	for _, kv := range env {
-		key.WriteString(kv[0])
-		key.WriteByte('=')
-		key.WriteString(kv[1])
-		key.WriteByte(0)
-	}
-	k := componentPoolKey{ceiling, key.String()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.disabled != nil || c.closed {
 		return nil
 	}
-	p := c.pools[k]
-	if p == nil {
-		p = &componentPool{c: c, ceiling: ceiling, args: args, env: env}
-		c.pools[k] = p
+	for _, p := range c.pools {
+		if p.ceiling == ceiling && slices.Equal(p.args, args) && slices.Equal(p.env, env) {
+			return p
+		}
 	}
+	p := &componentPool{c: c, ceiling: ceiling, args: slices.Clone(args), env: slices.Clone(env)}
+	c.pools = append(c.pools, p)
 	return p
 }
 
@@ -245,10 +229,7 @@ func (c *components) isClosed() bool {
 // memories freed before it. It returns how many instances it closed.
 func (c *components) trim(cutoff time.Time) int {
 	c.mu.Lock()
-	pools := make([]*componentPool, 0, len(c.pools))
-	for _, p := range c.pools {
-		pools = append(pools, p)
-	}
+	pools := slices.Clone(c.pools)
 	images := append([]*image(nil), c.images...)
 	c.mu.Unlock()
 	closed := 0

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
@@ -61,7 +62,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
 		Body: bytes.NewReader(body.Bytes()), Trailer: r.Trailer, Outbound: p.componentOutbound,
-		Args: []string{req.Service.Name}, Env: componentEnv(req.Service.Env),
+		Args: []string{req.Service.Name}, Env: req.snap.componentEnv(req.Service),
 		Respond: func(status int, header http.Header) io.Writer { return req.stream(w, status, header) },
 	}, req.Limits.Timeout, req.Limits.Memory)
 	req.series.runTime.Observe(time.Since(start).Seconds())
@@ -93,18 +94,23 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 
 var errUnfinished = errors.New("the handler returned without finishing the response body")
 
-// componentEnv is a service's env, sorted by name, for wasi:cli/environment:
-// a component's request is in its incoming-request, not in variables.
-func componentEnv(env map[string]string) [][2]string {
-	if len(env) == 0 {
+// componentEnv is a service's env, sorted by name, for wasi:cli/environment
+// (a component's request is in its incoming-request, not in variables):
+// made once per service and snapshot.
+func (st *Snapshot) componentEnv(svc *config.Service) [][2]string {
+	if len(svc.Env) == 0 {
 		return nil
 	}
-	out := make([][2]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, [2]string{k, v})
+	if env, ok := st.envs.Load(svc.Name); ok {
+		return env.([][2]string)
 	}
-	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-	return out
+	env := make([][2]string, 0, len(svc.Env))
+	for k, v := range svc.Env {
+		env = append(env, [2]string{k, v})
+	}
+	slices.SortFunc(env, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	st.envs.Store(svc.Name, env)
+	return env
 }
 
 // stream sends a streamed response's status and header (but hop-by-hop

@@ -61,6 +61,7 @@ type Snapshot struct {
 
 	calls  map[string]*config.Route // by service: the route of in-process calls to it
 	series sync.Map                 // seriesKey → *series, made as requests come
+	envs   sync.Map                 // service → its env for components ([][2]string), made at first use
 }
 
 // ColourKey names a version of a service in Snapshot.Colours.

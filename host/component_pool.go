@@ -225,12 +225,11 @@ func (c *components) isClosed() bool {
 	return c.closed
 }
 
-// trim closes the instances idle since before cutoff, and unmaps the spare
-// memories freed before it. It returns how many instances it closed.
+// trim closes the instances idle since before cutoff (their memories are
+// unmapped, not kept: see cowMemory.rebased), and returns how many.
 func (c *components) trim(cutoff time.Time) int {
 	c.mu.Lock()
 	pools := slices.Clone(c.pools)
-	images := append([]*image(nil), c.images...)
 	c.mu.Unlock()
 	closed := 0
 	for _, p := range pools {
@@ -239,11 +238,6 @@ func (c *components) trim(cutoff time.Time) int {
 			_ = pc.inst.Close(context.Background())
 		}
 		closed += len(expired)
-	}
-	for _, img := range images {
-		if img != nil {
-			img.trim(cutoff)
-		}
 	}
 	return closed
 }

@@ -155,6 +155,10 @@ type cowMemory struct {
 	// second Free cannot put it among the spares twice.
 	freedAt time.Time
 	freed   bool
+	// rebased says the memory was mapped onto its image after
+	// instantiation (rebase): freed, it is unmapped, not kept as a spare,
+	// since such instances start instantiation from zeros.
+	rebased bool
 }
 
 func newCowMemory(img *image, ceiling uint64) (*cowMemory, error) {
@@ -208,6 +212,7 @@ func (m *cowMemory) rebase(img *image) error {
 	m.img.unref()
 	m.img = img
 	m.written, m.known = m.written[:0], false
+	m.rebased = true
 	return nil
 }
 
@@ -227,6 +232,10 @@ func (m *cowMemory) Free() {
 		return
 	}
 	m.freed = true
+	if m.rebased {
+		m.unmap()
+		return
+	}
 	m.reset()
 	m.size = 0
 	m.freedAt = time.Now()

@@ -54,7 +54,7 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 	if run == "" {
 		return Result{}, fmt.Errorf("the component exports no wasi:cli/run@0.2: %w (it exports %s)", ErrNotCommand, exportNames(comp))
 	}
-	l, err := component.Link(ctx, e.rt, comp, wasip2.Host())
+	l, err := component.LinkWith(ctx, e.rt, comp, wasip2.Host(), e.linkOptions())
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrNotCommand, err)
 	}
@@ -124,7 +124,7 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	if m.handler == "" {
 		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2", ErrNotHTTP, exportNames(comp))
 	}
-	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.Host(), component.LinkOptions{Checked: e.checked}); err != nil {
+	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.Host(), e.linkOptions()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
 	switch err := m.component.Resettable(); {
@@ -140,6 +140,16 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 		m.Reusable = true
 	}
 	return m, nil
+}
+
+// linkOptions are the options of the engine's component links: the
+// snapshot cache, and the runtime where components stop themselves.
+func (e *Engine) linkOptions() component.LinkOptions {
+	opts := component.LinkOptions{Stoppable: e.stopRT}
+	if e.snapshots != nil {
+		opts.Cache = e.snapshots
+	}
+	return opts
 }
 
 // HTTPRequest is a request for HandleHTTP.

@@ -30,6 +30,8 @@ func TestHandleHTTPErrors(t *testing.T) {
 		{file: "misbehave-never.wasm", wantErr: ErrNoResponse},
 		{file: "misbehave-trap.wasm", wantInErr: "unreachable"},
 		{file: "misbehave-loop.wasm", timeout: 200 * time.Millisecond, wantErr: ErrDeadline},
+		// Stopped by its stop global, not by wazero (component.Linked.Stoppable).
+		{file: "misbehave-spin.wasm", timeout: 200 * time.Millisecond, wantErr: ErrDeadline},
 		// The body finished while its stream lives.
 		{file: "misbehave-children.wasm", wantInErr: "incoming-body.finish: resource has children"},
 	}
@@ -270,5 +272,51 @@ func TestHandleHTTPEnvironment(t *testing.T) {
 		if string(resp.Body) != want {
 			t.Errorf("GREETING=%q: %q, want %q", greeting, resp.Body, want)
 		}
+	}
+}
+
+// TestSnapshotCache: an engine stores the rewritten core modules of a
+// component in its cache directory, and a second engine on the same
+// directory (a restart) serves the component from them; an entry that is
+// not one of ours is rewritten over, not trusted.
+func TestSnapshotCache(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	serve := func() {
+		t.Helper()
+		e, err := New(ctx, Options{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(ctx)
+		m := compileFile(t, e, "../examples/components/c/hello.wasm")
+		resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x"}, 10*time.Second, 0)
+		if err != nil || resp.Status != http.StatusOK {
+			t.Fatalf("GET: %v, %+v", err, resp)
+		}
+		if !m.component.Stoppable() {
+			t.Error("the C component is not linked where it stops itself")
+		}
+	}
+	serve()
+	entries, err := os.ReadDir(filepath.Join(dir, snapshotDir))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("no snapshots stored in %s (%v)", snapshotDir, err)
+	}
+	before, _ := entries[0].Info()
+	serve() // from the entries: none rewritten
+	after, err := os.Stat(filepath.Join(dir, snapshotDir, entries[0].Name()))
+	if err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("entry %s rewritten by the second engine (%v)", entries[0].Name(), err)
+	}
+	// Garbage in an entry: rewritten, and the component still served.
+	for _, en := range entries {
+		if err := os.WriteFile(filepath.Join(dir, snapshotDir, en.Name()), []byte("garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve()
+	b, err := os.ReadFile(filepath.Join(dir, snapshotDir, entries[0].Name()))
+	if err != nil || bytes.Equal(b, []byte("garbage")) {
+		t.Errorf("a garbage entry was not rewritten (%v)", err)
 	}
 }

@@ -62,8 +62,9 @@ type Engine struct {
 
 	// hostFuncs are the functions guests may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
-	// checked are the components' core modules found resettable before.
-	checked *checkedModules
+	// snapshots are the components' core modules as rewritten before,
+	// nil without a cache directory.
+	snapshots *snapshotCache
 
 	group    singleflight.Group
 	mu       sync.Mutex
@@ -121,7 +122,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		opts.Imports = noImports{}
 	}
 	e := &Engine{fresh: opts.FreshInstances, maxIdle: opts.MaxIdle, compiled: map[string]*Module{},
-		checked: newCheckedModules(opts.CacheDir)}
+		snapshots: newSnapshotCache(opts.CacheDir)}
 	if e.maxIdle <= 0 {
 		e.maxIdle = DefaultMaxIdle
 	}

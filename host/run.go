@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -94,7 +95,8 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c, cancel))
 	release := func() {}
 	if err == nil && fresh.stop != "" {
-		release = armStop(ctx, inst.ExportedGlobal(fresh.stop).(api.MutableGlobal))
+		stop := inst.ExportedGlobal(fresh.stop).(api.MutableGlobal)
+		release = wasmbin.ArmStop(ctx, func() { stop.Set(1) })
 	}
 	if err == nil && m.initialize {
 		if _, err = inst.ExportedFunction("_initialize").Call(ctx); err != nil {
@@ -118,24 +120,6 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 		res.MemoryPages = mem.Size() / pageSize
 	}
 	return finish(ctx, res, err)
-}
-
-// armStop sets an instrumented fresh instance's stop global when ctx is
-// done (its deadline, its output cap, its caller gone); the returned func
-// disarms it, waiting for a setting under way.
-func armStop(ctx context.Context, stop api.MutableGlobal) (release func()) {
-	set := make(chan struct{})
-	disarm := context.AfterFunc(ctx, func() {
-		stop.Set(1)
-		close(set)
-	})
-	released := false
-	return func() { // once: a second disarm would report false and wait for ever
-		if !released && !disarm() {
-			<-set
-		}
-		released = true
-	}
 }
 
 // baseConfig is what every run shares; each With… call clones a config, so

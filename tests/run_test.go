@@ -509,11 +509,14 @@ func TestInspect(t *testing.T) {
 		{"component", repoPath("internal/component/testdata/types.wasm"), []string{
 			"kind:      component (WASI 0.2 component model)",
 			"instances: reset after each request",
+			"stopped:   by a check every 1000 loop iterations",
 			"import instance wasmesh:test/shapes@0.1.0",
 			"  [method]canvas.draw: func(self: borrow<canvas>, s: shape, c: colour, st: style) -> result<u64, string>",
 			"export func run\n  run: func(args: list<string>) -> result<_, u32>"}},
 		{"component whose instances cannot be reset", repoPath("internal/component/testdata/tableset.wasm"), []string{
 			"instances: a new one for every request (core module 0: section 10 at offset 33: table.set at offset 42: instances cannot be reset)"}},
+		{"component with a loop it cannot check", repoPath("internal/component/testdata/misbehave-loop.wasm"), []string{
+			"stopped:   by the runtime at every loop iteration (core module 0: its code loops, and it has no memory"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,17 +19,26 @@ type inspected struct {
 	// Instances says how a gateway serves a component's requests: by
 	// instances reset after each, or by a new one each and why.
 	Instances string `json:"instances,omitempty"`
+	// Stops says how a component's guest is stopped at its deadline.
+	Stops string `json:"stops,omitempty"`
 }
 
-// componentInstances is inspected.Instances of c: whether its core modules
-// keep their state where a reset reaches (wasmbin.Resettable).
-func componentInstances(c *component.Component) string {
+// componentInstances sets head.Instances and head.Stops for c: whether its
+// core modules keep their state where a reset reaches, and whether each
+// that loops can be given the yield check (wasmbin.Resettable).
+func componentInstances(head *inspected, c *component.Component) {
+	head.Instances, head.Stops = "reset after each request", fmt.Sprintf("by a check every %d loop iterations", wasmbin.YieldEvery)
 	for i, m := range c.Modules {
-		if _, _, err := wasmbin.Resettable(m.Bytes); err != nil {
-			return fmt.Sprintf("a new one for every request (core module %d: %v)", i, err)
+		s, err := wasmbin.Resettable(m.Bytes)
+		if err != nil {
+			head.Instances = fmt.Sprintf("a new one for every request (core module %d: %v)", i, err)
+			head.Stops = "by the runtime at every loop iteration"
+			return
+		}
+		if s.Unstoppable != "" {
+			head.Stops = fmt.Sprintf("by the runtime at every loop iteration (core module %d: %s)", i, s.Unstoppable)
 		}
 	}
-	return "reset after each request"
 }
 
 // inspectCmd says what a .wasm file is: a core module (its imports,
@@ -57,7 +66,7 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 			return exitWith(1, fmt.Errorf("%s: %w", files[0], err))
 		}
 		w := c.World()
-		head.Instances = componentInstances(c)
+		componentInstances(&head, c)
 		if *output == "json" {
 			return writeJSON(stdout, struct {
 				inspected
@@ -65,8 +74,8 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 			}{head, w})
 		}
 		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\ndigest:    %s\nsize:      %d bytes\n", head.Digest, head.Size)
-		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\ninstances: %s\n",
-			len(c.Modules), len(c.CoreInstances), len(c.Components), head.Instances)
+		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\ninstances: %s\nstopped:   %s\n",
+			len(c.Modules), len(c.CoreInstances), len(c.Components), head.Instances, head.Stops)
 		_, err = w.WriteTo(stdout)
 		return err
 	}

@@ -58,11 +58,15 @@ type Linked struct {
 	lifts      map[int]*funcType       // the types of the canon lifts, by canon definition
 	hostModule *sharedHost             // the host module its core modules import from
 	hostName   string
+	hostFuncs  []hostFunc
 	ids        resourceIDs
 	// globals are the export names of each core instance's mutable
 	// globals (wasmbin.Resettable), and notResettable why the instances
-	// cannot be reset, nil when they can.
+	// cannot be reset, nil when they can. stops are the export names of
+	// their stop globals ("" for a module without loops), nil when the
+	// component is not linked in LinkOptions.Stoppable.
 	globals       [][]string
+	stops         []string
 	notResettable error
 	opts          LinkOptions
 }
@@ -95,15 +99,24 @@ func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Li
 
 // LinkOptions are Link's optional settings.
 type LinkOptions struct {
-	// Checked records the core modules found resettable
-	// (wasmbin.Resettable), by the sha256 of their bytes as linked, so
-	// that a later link of the same bytes skips reading their code:
-	// Known reports whether sum was recorded, Record records it. Default
-	// nil: every link reads every module's code.
-	Checked interface {
-		Known(sum [sha256.Size]byte) bool
-		Record(sum [sha256.Size]byte)
+	// Cache keeps the core modules as wasmbin.Resettable rewrote them, by
+	// the sha256 of their bytes as linked, so that a later link of the
+	// same bytes (a restart, a reload, a validation) does not read
+	// megabytes of code again. Default nil: every link rewrites every
+	// module.
+	Cache interface {
+		Load(sum [sha256.Size]byte) (*wasmbin.Snapshot, bool)
+		Store(sum [sha256.Size]byte, s *wasmbin.Snapshot)
 	}
+	// Stoppable is a runtime that does not close instances when their
+	// context is done (wazero's WithCloseOnContextDone(false): no exit to
+	// Go at every loop iteration, no goroutine per call). The component is
+	// linked in it when every core module that loops could be given the
+	// yield check (wasmbin.Snapshot.Stop): a call then stops when its
+	// context is done by setting the modules' stop globals. Default nil:
+	// the runtime given to LinkWith, which must close instances when their
+	// context is done.
+	Stoppable wazero.Runtime
 }
 
 // LinkWith is Link with options.
@@ -128,12 +141,14 @@ func LinkWith(ctx context.Context, rt wazero.Runtime, c *Component, host *Host, 
 		cf.index = i
 		l.canons[i] = cf
 	}
-	if err := l.instantiateHost(ctx); err != nil {
-		return nil, err
-	}
+	l.hostShape()
+	// Rewritten first: which runtime the modules go to depends on all of
+	// them, and the host module lives in that runtime.
 	instances := c.Space[Sort{Core: true, Kind: CoreInstance}]
-	l.modules = make([]wazero.CompiledModule, len(instances))
+	code := make([][]byte, len(instances))
 	l.globals = make([][]string, len(instances))
+	l.stops = make([]string, len(instances))
+	unstoppable := opts.Stoppable == nil
 	for i, d := range instances {
 		if d.From != FromDefinition {
 			return nil, fmt.Errorf("core instance %d: only instances defined in the component are supported", i)
@@ -142,7 +157,28 @@ func LinkWith(ctx context.Context, rt wazero.Runtime, c *Component, host *Host, 
 		if ci.Module == nil {
 			continue
 		}
-		cm, err := l.compile(ctx, i, ci)
+		s, err := l.rewrite(i, ci)
+		if err != nil {
+			return nil, fmt.Errorf("core instance %d: %w", i, err)
+		}
+		code[i] = s.Module
+		l.globals[i], l.stops[i] = s.Globals, s.Stop
+		unstoppable = unstoppable || l.notResettable != nil || s.Unstoppable != ""
+	}
+	if !unstoppable {
+		l.rt = opts.Stoppable
+	} else {
+		l.stops = nil
+	}
+	if err := l.instantiateHost(ctx); err != nil {
+		return nil, err
+	}
+	l.modules = make([]wazero.CompiledModule, len(instances))
+	for i, b := range code {
+		if b == nil {
+			continue
+		}
+		cm, err := l.rt.CompileModule(ctx, b)
 		if err != nil {
 			l.Close(ctx)
 			return nil, fmt.Errorf("core instance %d: %w", i, err)
@@ -220,9 +256,11 @@ func (l *Linked) coreIndex(s byte, idx uint32, depth int) (target, error) {
 	return target{}, fmt.Errorf("%s %d is neither an alias nor a canon definition", Sort{Core: true, Kind: s}, idx)
 }
 
-// compile compiles the module core instance i instantiates, its imports
-// renamed to "ci:<instance>" or "host" and the name of the export there.
-func (l *Linked) compile(ctx context.Context, i int, ci CoreInstanceDef) (wazero.CompiledModule, error) {
+// rewrite returns the module core instance i instantiates, its imports
+// renamed to "ci:<instance>" or "host" and the name of the export there,
+// and rewritten by wasmbin.Resettable while every module so far could be
+// (else as it is, with l.notResettable saying why).
+func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
 	mods := l.c.Space[Sort{Core: true, Kind: CoreModule}]
 	if int(*ci.Module) >= len(mods) || mods[*ci.Module].From != FromDefinition {
 		return nil, fmt.Errorf("module %d: only modules defined in the component are supported", *ci.Module)
@@ -249,25 +287,25 @@ func (l *Linked) compile(ctx context.Context, i int, ci CoreInstanceDef) (wazero
 	if err != nil {
 		return nil, err
 	}
-	if l.notResettable == nil {
-		prepare, sum := wasmbin.Resettable, [sha256.Size]byte{}
-		if l.opts.Checked != nil {
-			if sum = sha256.Sum256(renamed); l.opts.Checked.Known(sum) {
-				prepare = wasmbin.ResettableChecked
-			}
-		}
-		mod, globals, err := prepare(renamed)
-		switch {
-		case err != nil:
-			l.notResettable = fmt.Errorf("core instance %d: %w", i, err)
-		default:
-			if l.opts.Checked != nil {
-				l.opts.Checked.Record(sum)
-			}
-			renamed, l.globals[i] = mod, globals
+	if l.notResettable != nil {
+		return &wasmbin.Snapshot{Module: renamed}, nil
+	}
+	var sum [sha256.Size]byte
+	if l.opts.Cache != nil {
+		sum = sha256.Sum256(renamed)
+		if s, ok := l.opts.Cache.Load(sum); ok {
+			return s, nil
 		}
 	}
-	return l.rt.CompileModule(ctx, renamed)
+	s, err := wasmbin.Resettable(renamed)
+	if err != nil {
+		l.notResettable = fmt.Errorf("core instance %d: %w", i, err)
+		return &wasmbin.Snapshot{Module: renamed}, nil
+	}
+	if l.opts.Cache != nil {
+		l.opts.Cache.Store(sum, s)
+	}
+	return s, nil
 }
 
 // Resettable says whether the component's instances can be reset to the
@@ -398,14 +436,16 @@ func (h *sharedHost) release(ctx context.Context) error {
 	return h.mod.Close(ctx)
 }
 
-// instantiateHost finds or defines the host module for the component's
-// canon definitions.
-func (l *Linked) instantiateHost(ctx context.Context) error {
-	type hostFunc struct {
-		index           int
-		params, results []api.ValueType
-	}
-	var funcs []hostFunc
+// hostFunc is a function of the host module: the canon definition it
+// runs, and its core signature.
+type hostFunc struct {
+	index           int
+	params, results []api.ValueType
+}
+
+// hostShape lists the host module's functions and names the module after
+// their signatures.
+func (l *Linked) hostShape() {
 	shape := sha256.New()
 	for i, cf := range l.canons {
 		if cf == nil {
@@ -421,10 +461,15 @@ func (l *Linked) instantiateHost(ctx context.Context) error {
 		case CanonResourceDrop:
 			params = []api.ValueType{api.ValueTypeI32}
 		}
-		funcs = append(funcs, hostFunc{i, params, results})
+		l.hostFuncs = append(l.hostFuncs, hostFunc{i, params, results})
 		fmt.Fprintf(shape, "%d:%v>%v;", i, params, results)
 	}
 	l.hostName = "wasmesh-canon-" + hex.EncodeToString(shape.Sum(nil)[:12])
+}
+
+// instantiateHost finds or defines the host module for the component's
+// canon definitions (hostShape), in its runtime.
+func (l *Linked) instantiateHost(ctx context.Context) error {
 	sharedHosts.Lock()
 	defer sharedHosts.Unlock()
 	if h := sharedHosts.m[l.rt][l.hostName]; h != nil {
@@ -433,7 +478,7 @@ func (l *Linked) instantiateHost(ctx context.Context) error {
 		return nil
 	}
 	b := l.rt.NewHostModuleBuilder(l.hostName)
-	for _, f := range funcs {
+	for _, f := range l.hostFuncs {
 		i := f.index
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 			inst := instanceFrom(ctx)
@@ -505,6 +550,10 @@ type Instance struct {
 	// the call under way, which their reallocs run in.
 	opts    []*resolvedOpts
 	callCtx context.Context
+	// stops are the core instances' stop globals when the component is
+	// linked in LinkOptions.Stoppable: Call sets them when its context is
+	// done.
+	stops []api.MutableGlobal
 }
 
 // resolvedOpts are canon options resolved to the instance's memory and
@@ -531,8 +580,27 @@ func (l *Linked) Instantiate(ctx context.Context, state any) (*Instance, error) 
 			return nil, fmt.Errorf("core instance %d: %w", i, err)
 		}
 		inst.mods[i] = m
+		if len(l.stops) > i && l.stops[i] != "" {
+			g, ok := m.ExportedGlobal(l.stops[i]).(api.MutableGlobal)
+			if !ok {
+				inst.Close(context.Background())
+				return nil, fmt.Errorf("core instance %d: its stop global %s is not exported mutable", i, l.stops[i])
+			}
+			inst.stops = append(inst.stops, g)
+		}
 	}
 	return inst, nil
+}
+
+// Stoppable says whether the component is linked in LinkOptions.Stoppable,
+// where its calls stop themselves when their context is done.
+func (l *Linked) Stoppable() bool { return l.stops != nil }
+
+// stop sets the stop globals: the guest traps at its next yield check.
+func (inst *Instance) stop() {
+	for _, g := range inst.stops {
+		g.Set(1)
+	}
 }
 
 // context is ctx with the instance, for its host functions, and the
@@ -791,6 +859,11 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 	}
 	ctx = inst.context(ctx)
 	inst.callCtx = ctx
+	if inst.stops != nil {
+		// Set before the call returns or not at all: the instance may be
+		// reset as soon as it has.
+		defer wasmbin.ArmStop(ctx, inst.stop)()
+	}
 	cx, err := inst.cabiContext(lift, cn.Opts)
 	if err != nil {
 		return nil, err

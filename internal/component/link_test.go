@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 func decode(t *testing.T, file string) *component.Component {
@@ -130,25 +132,30 @@ func TestResourceDestructor(t *testing.T) {
 	}
 }
 
-// checkedSet is a LinkOptions.Checked that counts its calls.
-type checkedSet struct {
-	m             map[[32]byte]bool
-	known, record int
+// snapshotMap is a LinkOptions.Cache that counts its calls.
+type snapshotMap struct {
+	m           map[[32]byte]*wasmbin.Snapshot
+	load, store int
 }
 
-func (c *checkedSet) Known(sum [32]byte) bool { c.known++; return c.m[sum] }
-func (c *checkedSet) Record(sum [32]byte)     { c.record++; c.m[sum] = true }
+func (c *snapshotMap) Load(sum [32]byte) (*wasmbin.Snapshot, bool) {
+	c.load++
+	s, ok := c.m[sum]
+	return s, ok
+}
 
-// TestLinkChecked: the core modules found resettable are recorded, and a
-// second link of the same component finds them known; both links'
+func (c *snapshotMap) Store(sum [32]byte, s *wasmbin.Snapshot) { c.store++; c.m[sum] = s }
+
+// TestLinkCache: the core modules rewritten are stored, and a second link
+// of the same component loads them instead of rewriting them; both links'
 // instances run.
-func TestLinkChecked(t *testing.T) {
+func TestLinkCache(t *testing.T) {
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
-	checked := &checkedSet{m: map[[32]byte]bool{}}
+	cache := &snapshotMap{m: map[[32]byte]*wasmbin.Snapshot{}}
 	for round := range 2 {
-		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Checked: checked})
+		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Cache: cache})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +171,64 @@ func TestLinkChecked(t *testing.T) {
 		}
 		l.Close(ctx)
 	}
-	if len(checked.m) != 2 || checked.known != 4 || checked.record != 4 {
-		t.Errorf("%d modules recorded, %d Known and %d Record calls; want 2, 4, 4", len(checked.m), checked.known, checked.record)
+	if len(cache.m) != 2 || cache.load != 4 || cache.store != 2 {
+		t.Errorf("%d modules stored, %d Load and %d Store calls; want 2, 4, 2", len(cache.m), cache.load, cache.store)
+	}
+}
+
+// TestLinkStoppable: a component whose looping core modules all have a
+// memory is linked in the Stoppable runtime, which does not close instances
+// on context done, and a call that loops for ever still ends at its
+// context's deadline (the stop globals set); one with a loop in a module
+// without memory (misbehave-loop) stays in the runtime that closes them, and
+// ends there.
+func TestLinkStoppable(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+	defer rt.Close(ctx)
+	stoppable := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	defer stoppable.Close(ctx)
+	host := &component.Host{Funcs: map[string]component.HostFunc{}}
+	for _, tc := range []struct {
+		file      string
+		stoppable bool
+	}{
+		{"testdata/misbehave-spin.wasm", true},
+		{"testdata/misbehave-loop.wasm", false},
+		{"testdata/dtor.wasm", true}, // no loop: nothing to stop
+	} {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			l, err := component.LinkWith(ctx, rt, decode(t, tc.file), host, component.LinkOptions{Stoppable: stoppable})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close(ctx)
+			if l.Stoppable() != tc.stoppable {
+				t.Fatalf("Stoppable = %v, want %v", l.Stoppable(), tc.stoppable)
+			}
+			if !strings.HasPrefix(tc.file, "testdata/misbehave") {
+				return
+			}
+			inst, err := l.Instantiate(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close(ctx)
+			cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := inst.Call(cctx, "wasi:http/incoming-handler@0.2.0", "handle", inst.NewObject(nil), inst.NewObject(nil))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Error("a call that loops for ever returned no error")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the call was not stopped 10 s after its deadline")
+			}
+		})
 	}
 }

@@ -78,41 +78,51 @@ func Prepare(b []byte) (*Pristine, error) {
 	return p.build(b)
 }
 
+// Snapshot is a core module of a component as Resettable rewrote it.
+type Snapshot struct {
+	// Module is the module with each mutable global it defines also
+	// exported, under Globals[i] (GlobalExport), and, when Stop is set, the
+	// yield check of Prepare (yield.go) at the head of every loop and the
+	// entry of every function that makes tail calls.
+	Module  []byte
+	Globals []string
+	// Stop is the export name of the global that, once set to 1, makes
+	// the guest trap at its next yield check; "" when the module has no
+	// check: its code has no loop and no tail call (so it cannot run for
+	// ever), or Unstoppable says why it could not be given one.
+	Stop string
+	// Unstoppable is why the module has no yield check although its code
+	// loops: it has no memory (the check needs memory.grow), or a start
+	// function, which runs at instantiation, before the host can reach
+	// the stop global. "" otherwise.
+	Unstoppable string
+}
+
 // Resettable reads a valid module that is one of the core instances of a
 // component, and returns it with each mutable global it defines also
-// exported, under the names in globals (GlobalExport), so that the host can
-// read and set them back; nothing else is changed. It refuses, with an error
-// wrapping ErrNotReusable, a module that could keep state outside its linear
-// memories and mutable globals: one whose code writes a table or drops a
-// segment, or that has a shared memory. Unlike Prepare it accepts imported
-// memories, tables and globals (another core instance of the component owns
-// them), several memories, a start function and any data segments: the
-// component's instances are reset to a snapshot taken after instantiation,
-// not to the module's own initial state.
-func Resettable(b []byte) (module []byte, globals []string, err error) {
-	return resettable(b, false)
-}
-
-// ResettableChecked is Resettable for a module whose code Resettable has
-// accepted before (the same bytes): it does not read the code again, the
-// slow part for a module of megabytes.
-func ResettableChecked(b []byte) (module []byte, globals []string, err error) {
-	return resettable(b, true)
-}
-
-func resettable(b []byte, checked bool) (module []byte, globals []string, err error) {
+// exported, so that the host can read and set them back, and with the
+// yield check where it can be added (Snapshot.Stop); nothing else is
+// changed. It refuses, with an error wrapping ErrNotReusable, a module that
+// could keep state outside its linear memories and mutable globals: one
+// whose code writes a table or drops a segment, or that has a shared
+// memory. Unlike Prepare it accepts imported memories, tables and globals
+// (another core instance of the component owns them), several memories, a
+// start function and any data segments: the component's instances are
+// reset to a snapshot taken after instantiation, not to the module's own
+// initial state.
+func Resettable(b []byte) (*Snapshot, error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
-		return nil, nil, errors.New("not a WebAssembly 1.0 binary")
+		return nil, errors.New("not a WebAssembly 1.0 binary")
 	}
-	p := &preparer{reuse: true, snapshot: true, checked: checked, procExit: -1, start: -1}
+	p := &preparer{reuse: true, snapshot: true, procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out, err := p.build(b)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return out.Module, out.Globals, nil
+	return &Snapshot{Module: out.Module, Globals: out.Globals, Stop: out.Stop, Unstoppable: p.unstoppable}, nil
 }
 
 // Instrument returns b with the yield check of Prepare (yield.go) and
@@ -161,11 +171,14 @@ type preparer struct {
 	// Without it (Instrument) only the yield check is added.
 	reuse bool
 	// snapshot is Resettable's: reuse's refusals of code that writes
-	// tables or drops segments, and its exported globals, but imports of
-	// any kind, several tables and memories, a start function and the data
-	// segments are kept, and no yield check is added.
+	// tables or drops segments, its exported globals and its yield check
+	// (where the code loops and a memory and no start function allow it:
+	// else unstoppable says why not), but imports of any kind, several
+	// tables and memories, a start function and the data segments are
+	// kept.
 	snapshot        bool
-	checked         bool // snapshot's code was read before: skip it
+	unstoppable     string
+	hasStart        bool
 	sections        []section
 	memories        int // defined and imported
 	importedGlobals int
@@ -248,15 +261,13 @@ func (p *preparer) read(b []byte) error {
 		case 7:
 			p.readExports(sec)
 		case 8:
+			p.hasStart = true
 			if !p.snapshot {
 				err = notReusable("a start function runs at instantiation")
 			}
 		case 9:
 			err = p.readElements(sec)
 		case 10:
-			if p.checked {
-				break
-			}
 			w := &funcWatch{procExit: p.procExit, start: p.start}
 			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), w)
 			p.startReferenced = p.startReferenced || w.referenced
@@ -446,7 +457,18 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	}
 	fuel := uint32(p.importedGlobals + len(p.globals))
 	stop := fuel + 1
-	if !p.snapshot {
+	yield := !p.snapshot
+	if p.snapshot && p.loops() {
+		switch {
+		case p.memories == 0:
+			p.unstoppable = "its code loops, and it has no memory for the yield check's memory.grow"
+		case p.hasStart:
+			p.unstoppable = "its code loops, and its start function runs at instantiation, before the host can reach a stop global"
+		default:
+			yield = true
+		}
+	}
+	if yield {
 		p.globals = append(p.globals,
 			global{mutable: true, raw: appendS32([]byte{0x7f, 1, 0x41}, YieldEvery, 0x0b)},
 			global{mutable: true, raw: []byte{0x7f, 1, 0x41, 0, 0x0b}})
@@ -478,7 +500,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	}
 	// Sections rewritten, or added where the module has none.
 	replaced := map[byte][]byte{6: encodeSection(6, globals), 7: encodeSection(7, exports)}
-	if p.bodies != nil && !p.snapshot {
+	if p.bodies != nil && yield {
 		replaced[10] = encodeSection(10, p.instrument(b, fuel, stop, exitBody, exit))
 	}
 
@@ -526,6 +548,16 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	flush(1 << 30)
 	out.Module = w.Bytes()
 	return out, nil
+}
+
+// loops says whether some function body has a loop or a tail call.
+func (p *preparer) loops() bool {
+	for _, fb := range p.bodies {
+		if len(fb.loops) > 0 || fb.tailCalls {
+			return true
+		}
+	}
+	return false
 }
 
 // GlobalExport is the name under which Prepare exports global i.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
 func TestPrepare(t *testing.T) {
@@ -152,10 +153,19 @@ func TestResettable(t *testing.T) {
 	for _, tc := range []struct {
 		file        string
 		globals     []string
+		stop        string // the stop global; "" for no yield check
+		unstoppable string // why there is none, if the code loops
+		loop        string // an export that loops YieldEvery times or more: stopped by Stop
 		notReusable string
 	}{
+		// No loop: nothing to stop, and the code is the original's.
 		{file: "testdata/resettable.wasm", globals: []string{GlobalExport(1), GlobalExport(2)}},
-		{file: "../../examples/hello/rust/hello.wasm", globals: []string{GlobalExport(0)}},
+		{file: "testdata/yield.wasm", globals: []string{GlobalExport(0), GlobalExport(1), GlobalExport(2)},
+			stop: GlobalExport(2), loop: "run"},
+		{file: "../../examples/hello/rust/hello.wasm", globals: []string{GlobalExport(0), GlobalExport(3), GlobalExport(4)},
+			stop: GlobalExport(4)},
+		{file: "testdata/resettable_loops.wasm", globals: []string{GlobalExport(0)}, unstoppable: "no memory"},
+		{file: "testdata/resettable_start.wasm", globals: []string{GlobalExport(0)}, unstoppable: "start function"},
 		{file: "testdata/resettable_shared.wasm", notReusable: "shared memory"},
 		{file: "../../host/testdata/reuse_tableset.wasm", notReusable: "table.set at offset"},
 		{file: "../../host/testdata/reuse_datadrop.wasm", notReusable: "data.drop at offset"},
@@ -165,25 +175,26 @@ func TestResettable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mod, globals, err := Resettable(wasm)
+			s, err := Resettable(wasm)
 			if refused(t, err, tc.notReusable) {
 				return
 			}
-			if fmt.Sprint(globals) != fmt.Sprint(tc.globals) {
-				t.Errorf("exported globals %v, want %v", globals, tc.globals)
+			if fmt.Sprint(s.Globals) != fmt.Sprint(tc.globals) {
+				t.Errorf("exported globals %v, want %v", s.Globals, tc.globals)
 			}
-			// Once accepted, the same bytes rewritten without reading the
-			// code again come out the same.
-			if again, g, err := ResettableChecked(wasm); err != nil || !bytes.Equal(again, mod) || fmt.Sprint(g) != fmt.Sprint(globals) {
-				t.Errorf("ResettableChecked differs from Resettable (%v)", err)
+			if s.Stop != tc.stop {
+				t.Errorf("Stop = %q, want %q", s.Stop, tc.stop)
+			}
+			if !strings.Contains(s.Unstoppable, tc.unstoppable) || (tc.unstoppable == "") != (s.Unstoppable == "") {
+				t.Errorf("Unstoppable = %q, want it to say %q", s.Unstoppable, tc.unstoppable)
 			}
 			ctx := context.Background()
 			rt := wazero.NewRuntime(ctx)
 			defer rt.Close(ctx)
-			if _, err := rt.CompileModule(ctx, mod); err != nil {
+			if _, err := rt.CompileModule(ctx, s.Module); err != nil {
 				t.Fatalf("the rewritten module does not compile: %v", err)
 			}
-			info, err := Parse(mod)
+			info, err := Parse(s.Module)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,9 +207,23 @@ func TestResettable(t *testing.T) {
 					t.Errorf("%s is not exported (exports %v)", g, exported)
 				}
 			}
-			// Nothing else changed: the code and data are the original's.
-			if !bytes.Contains(mod, wasm[len(wasm)/2:]) && len(wasm) > 1000 {
-				t.Errorf("the second half of the module was rewritten")
+			if s.Stop == "" && len(wasm) > 1000 && !bytes.Contains(s.Module, wasm[len(wasm)/2:]) {
+				t.Errorf("the second half of a module without yield checks was rewritten")
+			}
+			if tc.loop == "" {
+				return
+			}
+			// Told to stop, the guest traps at its next check.
+			m, err := rt.Instantiate(ctx, s.Module)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.ExportedFunction(tc.loop).Call(ctx, 3*YieldEvery); err != nil {
+				t.Fatalf("%s before stop: %v", tc.loop, err)
+			}
+			m.ExportedGlobal(s.Stop).(api.MutableGlobal).Set(1)
+			if _, err := m.ExportedFunction(tc.loop).Call(ctx, 3*YieldEvery); err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Errorf("%s after stop: err = %v, want the check's trap", tc.loop, err)
 			}
 		})
 	}

@@ -292,7 +292,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 			for _, maxFlat := range []int{0, MaxFlatParams} {
 				ts, vs := []*Type{typ, TU8}, []any{v, uint8(7)}
-				flat, err := cx.LowerFlatValues(vs, maxFlat, TupleOf(ts...), 0, false)
+				flat, err := cx.LowerFlatValues(nil, vs, maxFlat, TupleOf(ts...), 0, false)
 				if err != nil {
 					t.Fatalf("#%d LowerFlatValues: %v", i, err)
 				}

@@ -7,7 +7,8 @@ import (
 
 // Memory is a guest's linear memory. wazero's api.Memory is one.
 type Memory interface {
-	// Read returns a view of n bytes at offset, false when out of range.
+	// Read returns a view of n bytes at offset, false when out of range:
+	// writing to it writes the memory.
 	Read(offset, n uint32) ([]byte, bool)
 	// Write copies b to offset, false when out of range.
 	Write(offset uint32, b []byte) bool
@@ -89,7 +90,7 @@ func trapf(format string, args ...any) error { return &Trap{Msg: fmt.Sprintf(for
 
 func (cx *Context) read(ptr, n uint32) ([]byte, error) {
 	if cx.Memory == nil {
-		return nil, trapf("no memory to read %d bytes at %d from", n, ptr)
+		return nil, trapf("no memory for %d bytes at %d", n, ptr)
 	}
 	b, ok := cx.Memory.Read(ptr, n)
 	if !ok {
@@ -121,10 +122,24 @@ func (cx *Context) loadInt(ptr, n uint32) (uint64, error) {
 	return binary.LittleEndian.Uint64(b), nil
 }
 
+// storeInt writes v's low n bytes through a view of the memory (a byte
+// array passed to Memory.Write would escape to the heap).
 func (cx *Context) storeInt(ptr, n uint32, v uint64) error {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	return cx.write(ptr, b[:n])
+	b, err := cx.read(ptr, n)
+	if err != nil {
+		return err
+	}
+	switch n {
+	case 1:
+		b[0] = byte(v)
+	case 2:
+		binary.LittleEndian.PutUint16(b, uint16(v))
+	case 4:
+		binary.LittleEndian.PutUint32(b, uint32(v))
+	default:
+		binary.LittleEndian.PutUint64(b, v)
+	}
+	return nil
 }
 
 // allocate calls the guest's realloc for a new block, and checks what it

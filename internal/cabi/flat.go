@@ -275,23 +275,24 @@ func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, tuple *Type) ([]an
 // (lower_flat_values), whose types are tuple's fields: to flat values, or,
 // when they flatten to more than maxFlat, into a tuple in memory — at
 // outPtr when the caller provides one (hasOut: a lowered function's
-// results), else allocated, its pointer the one flat value.
-func (cx *Context) LowerFlatValues(vs []any, maxFlat int, tuple *Type, outPtr uint32, hasOut bool) ([]uint64, error) {
+// results), else allocated, its pointer the one flat value. The flat
+// values are appended to dst (which may be nil), as append does.
+func (cx *Context) LowerFlatValues(dst []uint64, vs []any, maxFlat int, tuple *Type, outPtr uint32, hasOut bool) ([]uint64, error) {
 	if len(vs) != len(tuple.Fields) {
 		return nil, fmt.Errorf("cabi: %d values for %d types", len(vs), len(tuple.Fields))
 	}
 	if len(Flatten(tuple)) > maxFlat {
-		ptr, flat := outPtr, []uint64(nil)
+		ptr, flat := outPtr, dst
 		if !hasOut {
 			var err error
 			if ptr, err = cx.allocate(Alignment(tuple), Size(tuple)); err != nil {
 				return nil, err
 			}
-			flat = []uint64{uint64(ptr)}
+			flat = append(flat, uint64(ptr))
 		}
 		return flat, cx.Store(vs, tuple, ptr)
 	}
-	var out []uint64
+	out := dst
 	for i, f := range tuple.Fields {
 		var err error
 		if out, err = cx.lowerFlat(out, vs[i], f.Type); err != nil {

@@ -545,6 +545,8 @@ type Instance struct {
 	// wazero makes a new call engine (and its stack) for every
 	// ExportedFunction, so each is made once.
 	funcs map[target]api.Function
+	// calls are the export functions Call has called, resolved.
+	calls map[[2]string]*callTarget
 	// opts are the canon definitions' options resolved in this instance,
 	// by definition index, made on first use; callCtx is the context of
 	// the call under way, which their reallocs run in.
@@ -828,11 +830,11 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if len(results) != len(cf.ft.results) {
 		return fmt.Errorf("%s: the host returned %d results, want %d", cf.name, len(results), len(cf.ft.results))
 	}
-	flat, err := cx.LowerFlatValues(results, cabi.MaxFlatResults, cf.ft.resultTuple, outPtr, cf.outParam)
-	if err != nil {
+	// Into the stack, which wazero sized for the parameters or the
+	// results, whichever are more.
+	if _, err := cx.LowerFlatValues(stack[:0], results, cabi.MaxFlatResults, cf.ft.resultTuple, outPtr, cf.outParam); err != nil {
 		return fmt.Errorf("%s: results: %w", cf.name, err)
 	}
-	copy(stack, flat)
 	return nil
 }
 
@@ -841,21 +843,12 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 // component exports itself), with args as cabi values, and returns its
 // results.
 func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) ([]any, error) {
-	lift, err := inst.l.exportedLift(export, fn)
+	ct, err := inst.callTarget(export, fn)
 	if err != nil {
 		return nil, err
 	}
-	cn, ft := inst.l.c.Canons[lift], inst.l.lifts[lift]
-	if len(args) != len(ft.params) {
-		return nil, fmt.Errorf("%s#%s takes %d arguments, %d given", export, fn, len(ft.params), len(args))
-	}
-	t, err := inst.l.coreIndex(CoreFunc, cn.Func, 0)
-	if err != nil {
-		return nil, err
-	}
-	f, err := inst.function(t)
-	if err != nil {
-		return nil, err
+	if len(args) != len(ct.ft.params) {
+		return nil, fmt.Errorf("%s#%s takes %d arguments, %d given", export, fn, len(ct.ft.params), len(args))
 	}
 	ctx = inst.context(ctx)
 	inst.callCtx = ctx
@@ -864,36 +857,87 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 		// reset as soon as it has.
 		defer wasmbin.ArmStop(ctx, inst.stop)()
 	}
-	cx, err := inst.cabiContext(lift, cn.Opts)
+	cx, err := inst.cabiContext(ct.lift, ct.opts)
 	if err != nil {
 		return nil, err
 	}
-	flat, err := cx.LowerFlatValues(args, cabi.MaxFlatParams, ft.paramTuple, 0, false)
+	// One stack for the core parameters and then the results (each call
+	// makes its own: a host function may call into the instance again).
+	stack, err := cx.LowerFlatValues(make([]uint64, 0, ct.stack), args, cabi.MaxFlatParams, ct.ft.paramTuple, 0, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s#%s: arguments: %w", export, fn, err)
 	}
-	res, err := f.Call(ctx, flat...)
-	if err != nil {
+	if len(stack) != ct.params {
+		return nil, fmt.Errorf("%s#%s: the arguments flatten to %d core values, the core function takes %d", export, fn, len(stack), ct.params)
+	}
+	stack = stack[:ct.stack]
+	if err := ct.f.CallWithStack(ctx, stack); err != nil {
 		return nil, err
 	}
-	out, err := cx.LiftFlatValues(res, cabi.MaxFlatResults, ft.resultTuple)
+	res := stack[:ct.results]
+	out, err := cx.LiftFlatValues(res, cabi.MaxFlatResults, ct.ft.resultTuple)
 	if err != nil {
 		return nil, fmt.Errorf("%s#%s: results: %w", export, fn, err)
 	}
+	if ct.postReturn != nil {
+		if err := ct.postReturn.CallWithStack(ctx, res); err != nil {
+			return nil, fmt.Errorf("%s#%s: post-return: %w", export, fn, err)
+		}
+	}
+	return out, nil
+}
+
+// callTarget is what Call calls for an export's function, resolved in an
+// instance once.
+type callTarget struct {
+	lift          int // the canon lift
+	opts          CanonOpts
+	ft            *funcType
+	f, postReturn api.Function
+	// params and results are how many core parameters and results f
+	// has, stack the length of the stack its call needs.
+	params, results, stack int
+}
+
+// callTarget resolves function fn of export, once per instance.
+func (inst *Instance) callTarget(export, fn string) (*callTarget, error) {
+	key := [2]string{export, fn}
+	if ct, ok := inst.calls[key]; ok {
+		return ct, nil
+	}
+	lift, err := inst.l.exportedLift(export, fn)
+	if err != nil {
+		return nil, err
+	}
+	cn := inst.l.c.Canons[lift]
+	ct := &callTarget{lift: lift, opts: cn.Opts, ft: inst.l.lifts[lift]}
+	t, err := inst.l.coreIndex(CoreFunc, cn.Func, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ct.f, err = inst.function(t); err != nil {
+		return nil, err
+	}
+	def := ct.f.Definition()
+	ct.params, ct.results = len(def.ParamTypes()), len(def.ResultTypes())
+	ct.stack = max(ct.params, ct.results)
 	if cn.Opts.PostReturn != nil {
 		pt, err := inst.l.coreIndex(CoreFunc, *cn.Opts.PostReturn, 0)
 		if err != nil {
 			return nil, err
 		}
-		pf, err := inst.function(pt)
-		if err != nil {
+		if ct.postReturn, err = inst.function(pt); err != nil {
 			return nil, err
 		}
-		if _, err := pf.Call(ctx, res...); err != nil {
-			return nil, fmt.Errorf("%s#%s: post-return: %w", export, fn, err)
+		if n := len(ct.postReturn.Definition().ParamTypes()); n != ct.results {
+			return nil, fmt.Errorf("%s#%s: post-return takes %d parameters, the function has %d results", export, fn, n, ct.results)
 		}
 	}
-	return out, nil
+	if inst.calls == nil {
+		inst.calls = map[[2]string]*callTarget{}
+	}
+	inst.calls[key] = ct
+	return ct, nil
 }
 
 // FuncType returns the parameter and result types of function fn of export

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -369,7 +371,7 @@ func TestServeNetHTTP(t *testing.T) {
 
 // TestServeComponent: a wasi:http/proxy component built by componentize-js
 // is served like a module version: routed with strip_prefix, its body read,
-// the version header set, its response streamed on.
+// the version header set.
 func TestServeComponent(t *testing.T) {
 	f := newFixture(t, `
 services:
@@ -382,9 +384,44 @@ routes:
 	if r.status != 200 || r.body != "hello from javascript: POST /hi 5 bytes" || r.version == "" || r.header.Get("Content-Type") != "text/plain" {
 		t.Fatalf("got %d %q (version %q, content type %q)", r.status, r.body, r.version, r.header.Get("Content-Type"))
 	}
-	// The body is streamed as the component writes it: no length up front.
-	if cl := r.header.Get("Content-Length"); cl != "" {
-		t.Errorf("Content-Length %s: the response was buffered, not streamed", cl)
+}
+
+// TestServeComponentStreams: what a component writes reaches the client
+// while the component goes on (stream.wasm writes "first", waits 300 ms,
+// writes "second"), and a component that writes its whole body and returns
+// at once has it sent in one piece, with its length.
+func TestServeComponentStreams(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+services:
+  stream: { versions: [ { path: $TD/stream.wasm } ] }
+  c: { versions: [ { path: $EX/components/c/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /stream }, service: stream }
+  - { match: { path_prefix: /c }, service: c, strip_prefix: true }
+`, "$TD", testdata))
+	start := time.Now()
+	resp, err := f.srv.Client().Get(f.srv.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	firstAt := time.Since(start)
+	if err != nil || first != "first\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	rest, err := io.ReadAll(br)
+	total := time.Since(start)
+	if err != nil || string(rest) != "second\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	if total < 300*time.Millisecond || firstAt > total-250*time.Millisecond {
+		t.Errorf("first line after %s, the whole body after %s: the first line waited for the component's wait", firstAt, total)
+	}
+	if r := f.get("/c/"); r.status != 200 || r.header.Get("Content-Length") != strconv.Itoa(len(r.body)) {
+		t.Errorf("C hello: %d %q, Content-Length %q", r.status, r.body, r.header.Get("Content-Length"))
 	}
 }
 

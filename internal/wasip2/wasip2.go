@@ -69,9 +69,47 @@ type (
 		w      io.Writer
 		parent *outgoingBody
 	}
-	ioError  struct{ msg string }
-	pollable struct{}
+	ioError struct{ msg string }
+	// pollable is ready from at on; the zero at, always (the streams and
+	// futures of this host have their data before the guest asks).
+	pollable struct{ at time.Time }
 )
+
+func (p *pollable) ready(now time.Time) bool { return !now.Before(p.at) }
+
+// pollables returns the objects of a list of pollable handles' reps.
+func pollables(inst *component.Instance, reps []any) ([]*pollable, error) {
+	ps := make([]*pollable, len(reps))
+	for i, rep := range reps {
+		p, ok := inst.Object(rep.(uint32)).(*pollable)
+		if !ok {
+			return nil, fmt.Errorf("wasi:io/poll: handle of rep %d is not a pollable", rep)
+		}
+		ps[i] = p
+	}
+	return ps, nil
+}
+
+// duration is ns as a time.Duration, at most a century (a guest's "for
+// ever" would overflow it).
+func duration(ns uint64) time.Duration {
+	return time.Duration(min(ns, uint64(100*365*24*time.Hour)))
+}
+
+// waitUntil waits for t or for ctx to be done (the call is then being
+// stopped: what the guest does next does not matter).
+func waitUntil(ctx context.Context, t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
 
 // maxRead is the most one read of an input stream returns; checkWrite
 // what check-write permits a write.
@@ -247,16 +285,40 @@ func Host() *component.Host {
 	}
 	add(streams, "[method]input-stream.subscribe", subscribe)
 	add(streams, "[method]output-stream.subscribe", subscribe)
-	add("wasi:io/poll@0.2", "[method]pollable.ready", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{true}, nil
-	})
-	add("wasi:io/poll@0.2", "[method]pollable.block", func(context.Context, *component.Instance, []any) ([]any, error) {
+	add("wasi:io/poll@0.2", "[method]pollable.ready", method(func(p *pollable, _ *component.Instance, _ []any) any {
+		return p.ready(time.Now())
+	}))
+	add("wasi:io/poll@0.2", "[method]pollable.block", func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+		p, err := object[*pollable](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		waitUntil(ctx, p.at)
 		return nil, nil
 	})
-	add("wasi:io/poll@0.2", "poll", func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
-		ready := make([]any, len(args[0].([]any)))
-		for i := range ready {
-			ready[i] = uint32(i)
+	// poll waits for the first of the pollables to be ready and returns
+	// the indices of those that are.
+	add("wasi:io/poll@0.2", "poll", func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+		ps, err := pollables(inst, args[0].([]any))
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) == 0 {
+			return nil, errors.New("wasi:io/poll: poll of an empty list")
+		}
+		first := ps[0].at
+		for _, p := range ps[1:] {
+			if p.at.Before(first) {
+				first = p.at
+			}
+		}
+		waitUntil(ctx, first)
+		now := time.Now()
+		var ready []any
+		for i, p := range ps {
+			if p.ready(now) || ctx.Err() != nil {
+				ready = append(ready, uint32(i))
+			}
 		}
 		return []any{ready}, nil
 	})
@@ -278,9 +340,13 @@ func Host() *component.Host {
 	add("wasi:clocks/monotonic-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) ([]any, error) {
 		return []any{uint64(1)}, nil
 	})
-	for _, fn := range []string{"subscribe-instant", "subscribe-duration"} {
-		add("wasi:clocks/monotonic-clock@0.2", fn, subscribe)
-	}
+	// Instants are nanoseconds since start, as now gives them.
+	add("wasi:clocks/monotonic-clock@0.2", "subscribe-instant", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		return []any{inst.NewObject(&pollable{at: start.Add(duration(args[0].(uint64)))})}, nil
+	})
+	add("wasi:clocks/monotonic-clock@0.2", "subscribe-duration", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		return []any{inst.NewObject(&pollable{at: time.Now().Add(duration(args[0].(uint64)))})}, nil
+	})
 	randomBytes := func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
 		n := args[0].(uint64)
 		if n > 1<<20 {

@@ -296,7 +296,7 @@ func TestRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("#%d LowerFlatValues: %v", i, err)
 				}
-				got, err := cx.LiftFlatValues(flat, maxFlat, TupleOf(ts...))
+				got, err := cx.LiftFlatValues(nil, flat, maxFlat, TupleOf(ts...))
 				if err != nil || !reflect.DeepEqual(got, vs) {
 					t.Fatalf("#%d values (max %d): %#v, %v; want %#v", i, maxFlat, got, err, vs)
 				}

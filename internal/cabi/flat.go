@@ -243,8 +243,8 @@ func (cx *Context) lowerFlatVariant(out []uint64, v any, t *Type) ([]uint64, err
 // LiftFlatValues lifts a function's parameters or results (lift_flat_values),
 // whose types are tuple's fields: from their flat values, or, when they
 // flatten to more than maxFlat, from a tuple in memory at the one pointer
-// given.
-func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, tuple *Type) ([]any, error) {
+// given. The values are appended to dst (which may be nil), as append does.
+func (cx *Context) LiftFlatValues(dst []any, vals []uint64, maxFlat int, tuple *Type) ([]any, error) {
 	cx.lifted = 0
 	if len(Flatten(tuple)) > maxFlat {
 		if len(vals) != 1 {
@@ -254,16 +254,16 @@ func (cx *Context) LiftFlatValues(vals []uint64, maxFlat int, tuple *Type) ([]an
 		if err != nil {
 			return nil, err
 		}
-		return v.([]any), nil
+		return append(dst, v.([]any)...), nil
 	}
-	it := &flatIter{vals: vals}
-	out := make([]any, len(tuple.Fields))
-	for i, f := range tuple.Fields {
-		v, err := cx.liftFlat(it, f.Type)
+	it := flatIter{vals: vals}
+	out := dst
+	for _, f := range tuple.Fields {
+		v, err := cx.liftFlat(&it, f.Type)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = v
+		out = append(out, v)
 	}
 	if it.i != len(vals) {
 		return nil, fmt.Errorf("cabi: %d flat values, %d used", len(vals), it.i)
@@ -290,7 +290,10 @@ func (cx *Context) LowerFlatValues(dst []uint64, vs []any, maxFlat int, tuple *T
 			}
 			flat = append(flat, uint64(ptr))
 		}
-		return flat, cx.Store(vs, tuple, ptr)
+		if err := cx.checkStore(tuple, ptr); err != nil {
+			return nil, err
+		}
+		return flat, cx.storeFields(vs, tuple, ptr) // vs as they are: boxed in an any, they would be copied to the heap
 	}
 	out := dst
 	for i, f := range tuple.Fields {

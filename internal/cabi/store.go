@@ -10,13 +10,33 @@ import (
 // Store writes v, of type t, at ptr (store). ptr must be aligned; strings
 // and lists are allocated with the guest's realloc.
 func (cx *Context) Store(v any, t *Type, ptr uint32) error {
+	if err := cx.checkStore(t, ptr); err != nil {
+		return err
+	}
+	return cx.store(v, t, ptr)
+}
+
+// checkStore checks that a value of type t fits at ptr.
+func (cx *Context) checkStore(t *Type, ptr uint32) error {
 	if ptr != alignTo(ptr, Alignment(t)) {
 		return trapf("%s at %d is not aligned to %d", t.Kind, ptr, Alignment(t))
 	}
 	if uint64(ptr)+uint64(Size(t)) > uint64(cx.memSize()) {
 		return trapf("%s of %d bytes at %d is outside the memory", t.Kind, Size(t), ptr)
 	}
-	return cx.store(v, t, ptr)
+	return nil
+}
+
+// storeFields stores the fields of a record or tuple of type t.
+func (cx *Context) storeFields(fs []any, t *Type, ptr uint32) error {
+	for i, f := range t.Fields {
+		ptr = alignTo(ptr, Alignment(f.Type))
+		if err := cx.store(fs[i], f.Type, ptr); err != nil {
+			return err
+		}
+		ptr += Size(f.Type)
+	}
+	return nil
 }
 
 // valueError is a host's mistake: a Go value that is not of its type.
@@ -50,14 +70,7 @@ func (cx *Context) store(v any, t *Type, ptr uint32) error {
 		if !ok || len(fs) != len(t.Fields) {
 			return valueError(v, t)
 		}
-		for i, f := range t.Fields {
-			ptr = alignTo(ptr, Alignment(f.Type))
-			if err := cx.store(fs[i], f.Type, ptr); err != nil {
-				return err
-			}
-			ptr += Size(f.Type)
-		}
-		return nil
+		return cx.storeFields(fs, t, ptr)
 	case Variant, Enum, Option, Result:
 		cases := Despecialize(t).Cases
 		vv, ok := v.(VariantValue)

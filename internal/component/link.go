@@ -547,6 +547,10 @@ type Instance struct {
 	funcs map[target]api.Function
 	// calls are the export functions Call has called, resolved.
 	calls map[[2]string]*callTarget
+	// args is the buffer canon lifts a host function's arguments into,
+	// argsTaken while they are in it.
+	args      []any
+	argsTaken bool
 	// opts are the canon definitions' options resolved in this instance,
 	// by definition index, made on first use; callCtx is the context of
 	// the call under way, which their reallocs run in.
@@ -819,9 +823,21 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if cf.outParam {
 		outPtr = uint32(stack[cf.nparams])
 	}
-	args, err := cx.LiftFlatValues(stack[:cf.nparams], cabi.MaxFlatParams, cf.ft.paramTuple)
+	// The arguments in the instance's buffer, when no other call's are:
+	// they are dead once the host function returns, before anything
+	// (a realloc while lowering its results) can call back in.
+	var buf []any
+	if !inst.argsTaken {
+		inst.argsTaken, buf = true, inst.args[:0]
+		defer func() { inst.argsTaken = false }()
+	}
+	args, err := cx.LiftFlatValues(buf, stack[:cf.nparams], cabi.MaxFlatParams, cf.ft.paramTuple)
 	if err != nil {
 		return fmt.Errorf("%s: arguments: %w", cf.name, err)
+	}
+	if buf != nil {
+		inst.args = args[:cap(args)]
+		defer clear(args) // no host object kept alive by the buffer
 	}
 	results, err := cf.fn(ctx, inst, args)
 	if err != nil {
@@ -875,7 +891,7 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 		return nil, err
 	}
 	res := stack[:ct.results]
-	out, err := cx.LiftFlatValues(res, cabi.MaxFlatResults, ct.ft.resultTuple)
+	out, err := cx.LiftFlatValues(nil, res, cabi.MaxFlatResults, ct.ft.resultTuple)
 	if err != nil {
 		return nil, fmt.Errorf("%s#%s: results: %w", export, fn, err)
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	// TLS, when set, makes the gateway's listener and its outbound calls
 	// mutually authenticated with SPIFFE X.509 identities.
 	TLS *TLS
+	// HTTP are the limits of the gateway's HTTP/1 listener on a request's
+	// head. Read at start only.
+	HTTP HTTP
 	// Registries holds per-registry settings for oci:// modules, by
 	// registry as written in references (host[:port]). Default none: every
 	// registry over HTTPS, with the Docker config file's credentials.
@@ -105,6 +108,24 @@ func (c *Config) PlainHTTPRegistries() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// HTTP bounds what the gateway's HTTP/1 listener reads of a request's
+// head; past a limit the request is answered with 414 or 431, the
+// connection closed, and counted as a client error. Zero fields take the
+// defaults.
+type HTTP struct {
+	// MaxRequestLine bounds the request line. Default 8 KiB.
+	MaxRequestLine int64
+	// MaxHeaderBytes bounds the header fields (and a body's trailers).
+	// Default 64 KiB.
+	MaxHeaderBytes int64
+	// MaxHeaders bounds the number of header fields (and of trailer
+	// fields). Default 100.
+	MaxHeaders int
+	// MaxHeadMemory bounds what all connections together hold for request
+	// heads beyond 4 KiB each. Default 64 MiB.
+	MaxHeadMemory int64
 }
 
 // BPF configures packet colouring; see Config.BPF.

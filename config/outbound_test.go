@@ -146,3 +146,29 @@ func TestBPFAndDSCPConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPConfig: the listener's limits on request heads, read with their
+// units, and refused out of range with the field's place.
+func TestHTTPConfig(t *testing.T) {
+	cfg, err := Parse("w.yaml", []byte("http: { max_request_line: 4KiB, max_header_bytes: 32KiB, max_headers: 50, max_head_memory: 16MiB }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (HTTP{MaxRequestLine: 4 << 10, MaxHeaderBytes: 32 << 10, MaxHeaders: 50, MaxHeadMemory: 16 << 20}); cfg.HTTP != want {
+		t.Fatalf("http %+v, want %+v", cfg.HTTP, want)
+	}
+	if cfg, _ := Parse("w.yaml", []byte("listen: :1\n")); cfg.HTTP != (HTTP{}) {
+		t.Fatalf("default http %+v, want zero (the listener's defaults)", cfg.HTTP)
+	}
+	for config, want := range map[string]string{
+		"http: { max_headers: 0 }\n":         "w.yaml:1:22: http.max_headers: must be from 1 to 10000, got 0",
+		"http: { max_header_bytes: 10 }\n":   "http.max_header_bytes: must be from 256 to 16777216 bytes, got 10",
+		"http: { max_head_memory: 1KiB }\n":  "http.max_head_memory: must be from 65536",
+		"http: { max_request_line: lots }\n": "http.max_request_line:",
+		"http: { max_header_count: 10 }\n":   `unknown field "max_header_count"`,
+	} {
+		if _, err := Parse("w.yaml", []byte(config)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", config, err, want)
+		}
+	}
+}

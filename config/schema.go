@@ -18,7 +18,8 @@ import (
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "registries", "services", "routes"}
+	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes"}
+	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory"}
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
@@ -60,6 +61,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			c.TLS = d.tls(v, key)
 		case "bpf":
 			c.BPF = d.bpf(v, key)
+		case "http":
+			c.HTTP = d.http(v, key)
 		case "registries":
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
 				c.Registries[name] = d.registry(name, k, v)
@@ -214,6 +217,43 @@ func (d *decoder) outbound(n *yaml.Node, path string) (Outbound, bool) {
 }
 
 // bpf decodes "bpf: auto|require|off" or "bpf: {mode: …, mark_mask: 0x…}".
+// http decodes the listener's limits on request heads: each a positive
+// size (count for max_headers), within what a head can sensibly be.
+func (d *decoder) http(n *yaml.Node, path string) HTTP {
+	var h HTTP
+	d.fields(n, path, httpFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "max_headers":
+			n, ok := d.integer(v, f)
+			if d.check(ok && (n < 1 || n > 10000), v, f, "must be from 1 to 10000, got %d", n) && ok {
+				h.MaxHeaders = n
+			}
+			return
+		}
+		size, ok := d.size(v, f)
+		if !ok {
+			return
+		}
+		lo, hi := int64(256), int64(16<<20)
+		if key == "max_head_memory" {
+			lo, hi = 64<<10, 64<<30
+		}
+		if !d.check(size < lo || size > hi, v, f, "must be from %d to %d bytes, got %d", lo, hi, size) {
+			return
+		}
+		switch key {
+		case "max_request_line":
+			h.MaxRequestLine = size
+		case "max_header_bytes":
+			h.MaxHeaderBytes = size
+		case "max_head_memory":
+			h.MaxHeadMemory = size
+		}
+	})
+	return h
+}
+
 func (d *decoder) bpf(n *yaml.Node, path string) BPF {
 	b := BPF{Mode: "auto"}
 	mode := func(v *yaml.Node, f string) {

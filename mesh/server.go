@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,6 +40,12 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
+	// net/http (h2, --net-http) bounds the head as a whole, at what
+	// http1 allows its line and fields together.
+	srv.MaxHeaderBytes = http1.DefaultMaxRequestLine + http1.DefaultMaxHeaderBytes
+	if c := g.Config(); c != nil {
+		srv.MaxHeaderBytes = int(cmp.Or(c.HTTP.MaxRequestLine, http1.DefaultMaxRequestLine) + cmp.Or(c.HTTP.MaxHeaderBytes, http1.DefaultMaxHeaderBytes))
+	}
 	errc := make(chan error, 3)
 	servers := []server{srv}
 	if g.opts.Identity != nil {
@@ -151,6 +158,11 @@ func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- erro
 		ConnState:         g.plane.ForgetConn,
 		HTTP2:             h2.hand,
 		Logger:            g.log,
+		Refused:           g.plane.Refused,
+	}
+	if c := g.Config(); c != nil {
+		lim := c.HTTP
+		fast.MaxRequestLine, fast.MaxHeaderBytes, fast.MaxHeaders, fast.MaxHeadMemory = int(lim.MaxRequestLine), int(lim.MaxHeaderBytes), lim.MaxHeaders, int(lim.MaxHeadMemory)
 	}
 	go func() { errc <- fast.Serve(ln) }()
 	go func() { errc <- srv.Serve(h2) }()

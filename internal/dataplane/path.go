@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -147,7 +149,12 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	body := getBuf()
 	defer putBuf(body)
 	if err := readBody(body, req); err != nil {
-		p.fail(req, w, statusOf(err), err)
+		status, fault := bodyFault(err)
+		if r.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
+			status, fault = statusClientClosed, faultClientAbort // the server saw it go (h2: the stream reset)
+		}
+		req.ClientFault = fault
+		p.fail(req, w, status, err)
 		return
 	}
 	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
@@ -194,6 +201,32 @@ func readBody(buf *bytes.Buffer, req *Request) error {
 	return nil
 }
 
+// The client faults: reasons a request fails by its client's doing, the
+// label of wasmesh_client_errors_total. The HTTP/1 listener adds its own
+// for requests it refuses before they are routed (http1.Server.Refused).
+const (
+	faultBodyTooLarge = "body_too_large" // 413: over the service's max_body
+	faultBodyTimeout  = "body_timeout"   // 408: not sent within the service's timeout
+	faultBadBody      = "bad_body"       // 400: malformed framing (chunks, trailers)
+	faultClientAbort  = "client_abort"   // 499: gone before the answer
+)
+
+// bodyFault is the status and client fault of a failure to read a
+// request's body: whatever it is, the client's (the body is in memory, or
+// on the client's connection).
+func bodyFault(err error) (int, string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return http.StatusRequestEntityTooLarge, faultBodyTooLarge
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, faultBodyTimeout
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.As(err, &ne), errors.Is(err, context.Canceled):
+		return statusClientClosed, faultClientAbort
+	}
+	return http.StatusBadRequest, faultBadBody // http1.ErrMalformedBody, net/http's and h2's framing errors
+}
+
 // statusOf maps a failure to the status the client sees.
 func statusOf(err error) int {
 	switch {
@@ -212,6 +245,9 @@ func statusOf(err error) int {
 // fail answers with a short error naming the request id.
 func (p *Plane) fail(req *Request, w http.ResponseWriter, status int, err error) {
 	req.Status, req.Err = status, err
+	if status == statusClientClosed && req.ClientFault == "" {
+		req.ClientFault = faultClientAbort
+	}
 	if req.Version == nil {
 		p.uncolourConn(req) // not a version's traffic: drop the last request's colour
 	}

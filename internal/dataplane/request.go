@@ -79,6 +79,10 @@ type Request struct {
 	Bytes   int   // response body bytes written
 	BodyLen int   // request body bytes read
 	Err     error // why the request failed, for the log and the span
+	// ClientFault is why the request failed by its client's doing
+	// (ClientFaults), "" when it did not: counted apart, never as its
+	// version's error.
+	ClientFault string
 
 	// hv holds the values of the headers the path sets (setHeader):
 	// allocated with the request, not one slice each.

@@ -58,6 +58,13 @@ var classNames = [6]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // observe counts req in wasmesh_requests_total and its duration.
 func (p *Plane) observe(req *Request) {
+	if req.ClientFault != "" {
+		service := ""
+		if req.Service != nil {
+			service = req.Service.Name
+		}
+		p.metrics.ClientErrors.WithLabelValues(service, req.ClientFault).Inc()
+	}
 	class := req.Status / 100
 	if s := req.series; s != nil && class >= 1 && class <= 5 {
 		c := s.classes[class].Load()
@@ -82,6 +89,13 @@ func (p *Plane) observe(req *Request) {
 	name := strconv.Itoa(class) + "xx"
 	p.metrics.Requests.WithLabelValues(route, service, version, name).Inc()
 	p.metrics.Duration.WithLabelValues(route, service, version, name).Observe(time.Since(req.Start).Seconds())
+}
+
+// Refused counts a request the HTTP/1 listener answered itself, before
+// routing (http1.Server.Refused): a client error, with its reason.
+func (p *Plane) Refused(status int, reason string) {
+	p.metrics.ClientErrors.WithLabelValues("", reason).Inc()
+	p.log.Debug("request refused", "status", status, "reason", reason)
 }
 
 // accessLog writes req's line: info, or warn for a 5xx.
@@ -120,6 +134,9 @@ func (p *Plane) accessLog(req *Request) {
 	}
 	if req.Err != nil {
 		attrs = append(attrs, slog.String("error", req.Err.Error()))
+	}
+	if req.ClientFault != "" {
+		attrs = append(attrs, slog.String("client_error", req.ClientFault))
 	}
 	p.log.LogAttrs(req.ctx, level, "request", attrs...)
 }

@@ -140,6 +140,12 @@ func (w *response) Flush() {
 	w.flush()
 }
 
+// SetReadDeadline sets the connection's read deadline, for reading the
+// request's body (http.ResponseController): a body not read by then fails
+// with a timeout. The server sets its own deadlines again before it reads
+// the next request.
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+
 // startStream writes the headers and the buffered body: with the
 // declared length, or chunked.
 func (w *response) startStream() {

@@ -1,8 +1,10 @@
 // Package http1 is a lean HTTP/1.1 server for an http.Handler: the
 // gateway's listener, plain or over TLS.
 //
-// It parses requests with net/http's own parser (http.ReadRequest) and
-// hands the handler an ordinary *http.Request and http.ResponseWriter, but
+// It reads a request's head itself, refusing what RFC 9112 says a server
+// must or ought to refuse and what net/http lets through (head.go), parses
+// it with net/http's own parser (http.ReadRequest) and hands the handler
+// an ordinary *http.Request and http.ResponseWriter, but
 // leaves out the per-request machinery of net/http's server that a gateway
 // answering in microseconds pays for on every request: a goroutine reading
 // ahead on the connection, a context per request, the chunking writer.
@@ -103,9 +105,28 @@ type Server struct {
 	// IdleTimeout bounds the wait for a keep-alive connection's next
 	// request. Default DefaultIdleTimeout (120 s).
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's line and headers. Default
-	// http.DefaultMaxHeaderBytes (1 MiB).
+	// MaxRequestLine bounds a request's line: past it, 414. Default
+	// DefaultMaxRequestLine (8 KiB).
+	MaxRequestLine int
+	// MaxHeaderBytes bounds a request's header fields, and its trailers:
+	// past it, 431. Default DefaultMaxHeaderBytes (64 KiB).
 	MaxHeaderBytes int
+	// MaxHeaders bounds the number of a request's header fields, and of
+	// its trailer fields: past it, 431. Default DefaultMaxHeaders (100).
+	MaxHeaders int
+	// MaxHeadMemory bounds the memory that all connections together hold
+	// for request heads beyond 4 KiB each (a connection's read buffer):
+	// a request whose head would take more is answered 431 and its
+	// connection closed, so that many slow clients sending large headers
+	// cannot take the process's memory. Default DefaultMaxHeadMemory
+	// (64 MiB).
+	MaxHeadMemory int
+	// Refused, when set, is told of each request answered by the server
+	// itself, before the handler: its status and a reason, such as
+	// "header_too_large", "obs_fold", "bad_content_length",
+	// "content_length_and_transfer_encoding", "bad_request" (for metrics:
+	// a client's fault, no handler's). Default nil.
+	Refused func(status int, reason string)
 	// WatchAfter is how long a request runs before its connection is
 	// watched for the client going away. Default DefaultWatchAfter (10 ms).
 	WatchAfter time.Duration
@@ -126,10 +147,11 @@ type Server struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	closing   atomic.Bool
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{}
+	conns      map[*conn]struct{}
+	closing    atomic.Bool
+	headMemory atomic.Int64 // held by heads past headBuffered (MaxHeadMemory)
 }
 
 // Serve accepts connections on ln until it fails or the server is shut
@@ -280,6 +302,14 @@ type conn struct {
 	running  bool // a request is in the handler
 	bodyDone atomic.Bool
 	cancel   context.CancelFunc
+
+	// head holds a request's line and header fields (then its trailers)
+	// as read (head.go); headHeld is its share of MaxHeadMemory. headR and
+	// headBR give it to http.ReadRequest.
+	head     []byte
+	headHeld int64
+	headR    bytes.Reader
+	headBR   *bufio.Reader
 }
 
 func (c *conn) setState(st http.ConnState) {
@@ -313,6 +343,7 @@ func (c *conn) serve(base context.Context) {
 		if c.watch != nil {
 			c.watch.Stop()
 		}
+		c.releaseHead()
 		c.close(closeAs)
 	}()
 	ctx, cancel := context.WithCancel(base)
@@ -330,7 +361,9 @@ func (c *conn) serve(base context.Context) {
 
 	idle := cmp.Or(s.IdleTimeout, DefaultIdleTimeout)
 	headerTimeout := cmp.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	maxHeader := int64(cmp.Or(s.MaxHeaderBytes, http.DefaultMaxHeaderBytes)) + 4096 // as net/http: room for the bufio
+	// What the head may read from the connection, beyond which readHead
+	// refuses it anyway: room for the read buffer's read-ahead.
+	maxHeader := int64(cmp.Or(s.MaxRequestLine, DefaultMaxRequestLine)+cmp.Or(s.MaxHeaderBytes, DefaultMaxHeaderBytes)) + 4096
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		// The handshake within the header timeout; ALPN's h2 goes to HTTP2.
 		_ = tc.SetDeadline(time.Now().Add(headerTimeout))
@@ -380,7 +413,11 @@ func (c *conn) serve(base context.Context) {
 		if !c.headerBuffered() {
 			_ = c.rwc.SetReadDeadline(now.Add(headerTimeout))
 		}
-		req, err := http.ReadRequest(c.br)
+		err := c.readHead()
+		var req *http.Request
+		if err == nil {
+			req, err = c.parseHead()
+		}
 		c.cr.limit = -1
 		if err == nil && req.Body != http.NoBody {
 			// The body is read without a deadline, as net/http does
@@ -394,10 +431,12 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		if status, why := checkRequest(req); status != 0 {
+			c.refused(status, "bad_request")
 			c.writeError(status, why, "")
 			return
 		}
 		keep := c.serveRequest(ctx, req)
+		c.releaseHead()
 		if !keep || s.closing.Load() {
 			return
 		}
@@ -509,15 +548,26 @@ func checkRequest(req *http.Request) (int, string) {
 // answer: a timeout or a closed connection gets nothing.
 func (c *conn) refuse(err error) {
 	var ne net.Error
+	var he *headError
 	switch {
+	case errors.As(err, &he):
+		c.refused(he.status, he.reason)
+		c.writeError(he.status, he.why, "")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne) && ne.Timeout():
 		return
-	case errors.Is(err, errHeaderTooLarge):
-		c.writeError(http.StatusRequestHeaderFieldsTooLarge, "", "")
 	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+		c.refused(http.StatusNotImplemented, "bad_transfer_encoding")
 		c.writeError(http.StatusNotImplemented, "", "Unsupported transfer encoding")
 	default:
+		c.refused(http.StatusBadRequest, "bad_request")
 		c.writeError(http.StatusBadRequest, "", "") // as net/http: the parser's words stay here
+	}
+}
+
+// refused tells Server.Refused of a request the server answered itself.
+func (c *conn) refused(status int, reason string) {
+	if c.s.Refused != nil {
+		c.s.Refused(status, reason)
 	}
 }
 
@@ -602,11 +652,8 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 		if !c.bodyDone.Load() { // a client that stops sending does not hold the connection for ever
 			_ = c.rwc.SetReadDeadline(time.Now().Add(cmp.Or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
 		}
-		if n, _ := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain {
-			return false
-		}
-		if body.Close() != nil {
-			return false
+		if n, err := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain || err != io.EOF {
+			return false // more than we read past, or the body failed (cut, malformed, timed out)
 		}
 	}
 	return !c.s.closing.Load()

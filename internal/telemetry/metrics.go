@@ -19,9 +19,12 @@ type Metrics struct {
 	Duration   *prometheus.HistogramVec // route, service, version, status class
 	Inflight   prometheus.Gauge
 	Rejections *prometheus.CounterVec // service
-	Outbound   *prometheus.CounterVec // service, target, result
-	InstTime   *prometheus.HistogramVec
-	RunTime    *prometheus.HistogramVec
+	// ClientErrors counts requests failed by their client: malformed,
+	// over a limit, too slow, gone. Never a version's error.
+	ClientErrors *prometheus.CounterVec // service ("" before routing), reason
+	Outbound     *prometheus.CounterVec // service, target, result
+	InstTime     *prometheus.HistogramVec
+	RunTime      *prometheus.HistogramVec
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
@@ -52,6 +55,10 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_rejections_total",
 			Help: "Requests refused by a service's max_concurrency and queue (503).",
 		}, []string{"service"}),
+		ClientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_client_errors_total",
+			Help: "Requests failed by their client (malformed, over a limit, too slow, gone), by service (\"\" when refused before routing) and reason; never counted as a version's error.",
+		}, []string{"service", "reason"}),
 		Outbound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_outbound_calls_total",
 			Help: "Guests' http_call calls, by calling service, target (scheme://host) and result.",
@@ -90,7 +97,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Reloads.WithLabelValues("success")
 	m.Reloads.WithLabelValues("error")
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
-		m.Rejections, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
+		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(extra...)
 	return m

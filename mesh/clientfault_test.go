@@ -1,0 +1,101 @@
+package mesh
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClientFaults: requests that fail by their client's doing — a head
+// the listener refuses, a malformed chunked body, a body cut short, one
+// over max_body, one too slow — are answered with a 4xx (or 499) and
+// counted in wasmesh_client_errors_total by reason, and none of them is
+// counted as the version's error: its 5xx stay at zero, while a guest that
+// fails is still counted (5xx).
+func TestClientFaults(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+drain_delay: 0s
+http: { max_headers: 20 }
+services:
+  hello:
+    versions: [ { path: $EX/hello/zig/hello.wasm } ]
+    limits: { max_body: 1KiB, timeout: 500ms }
+  trap: { versions: [ { path: $TD/misbehave-trap.wasm } ] }
+routes:
+  - { match: { path_prefix: /hello }, service: hello }
+  - { match: { path_prefix: /trap }, service: trap }
+`, "$TD", testdata))
+	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
+	admin := newTestServer(t, f.g.AdminHandler())
+	raw := func(req string, closeWrite bool) string {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, req)
+		if closeWrite {
+			c.(*net.TCPConn).CloseWrite()
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return "" // no answer: the client is gone
+		}
+		resp.Body.Close()
+		return resp.Status
+	}
+	head := "POST /hello/x HTTP/1.1\r\nHost: x\r\n"
+	for _, tc := range []struct {
+		name, req  string
+		closeWrite bool
+		status     string // "" for no answer (the client is gone)
+	}{
+		{"smuggling", head + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false, "400"},
+		{"too many headers", "GET /hello/x HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: 1\r\n", 25) + "\r\n", false, "431"},
+		{"malformed chunk", head + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", false, "400"},
+		{"body cut short", head + "Content-Length: 100\r\n\r\nabc", true, "499"},
+		{"body too large", head + "Content-Length: 5000\r\n\r\n" + strings.Repeat("b", 5000), false, "413"},
+		{"body too slow", head + "Content-Length: 100\r\n\r\nabc", false, "408"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := raw(tc.req, tc.closeWrite)
+			if !strings.HasPrefix(got, tc.status) {
+				t.Errorf("answer %.80q, want %s", got, tc.status)
+			}
+		})
+	}
+	if got := raw("GET /trap HTTP/1.1\r\nHost: x\r\n\r\n", false); !strings.HasPrefix(got, "502") {
+		t.Errorf("a guest that traps: %s, want 502", got)
+	}
+	// The listener counts before the scrape: what it answered is already
+	// counted when the client reads it.
+	after := scrape(t, admin)
+	for reason, want := range map[string]float64{"content_length_and_transfer_encoding": 1, "too_many_headers": 1} {
+		if got := value(after, "wasmesh_client_errors_total", map[string]string{"service": "", "reason": reason}); got != want {
+			t.Errorf("client errors %q before routing: %v, want %v", reason, got, want)
+		}
+	}
+	for reason, want := range map[string]float64{"bad_body": 1, "client_abort": 1, "body_too_large": 1, "body_timeout": 1} {
+		if got := value(after, "wasmesh_client_errors_total", map[string]string{"service": "hello", "reason": reason}); got != want {
+			t.Errorf("client errors %q of hello: %v, want %v", reason, got, want)
+		}
+	}
+	if got := value(after, "wasmesh_requests_total", map[string]string{"service": "hello", "status": "5xx"}); got != 0 {
+		t.Errorf("hello's 5xx: %v, want 0 (client faults counted as the version's)", got)
+	}
+	if got := value(after, "wasmesh_requests_total", map[string]string{"service": "trap", "status": "5xx"}); got != 1 {
+		t.Errorf("trap's 5xx: %v, want 1", got)
+	}
+	// A request that was fine is served after all this.
+	if got := raw("GET /hello/ok HTTP/1.1\r\nHost: x\r\n\r\n", false); !strings.HasPrefix(got, "200") {
+		t.Errorf("GET after the faults: %s", got)
+	}
+}

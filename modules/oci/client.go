@@ -201,7 +201,8 @@ func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) 
 	if err != nil {
 		return Pulled{}, err
 	}
-	if err := checkConfig(cfg, m.Layers[0]); err != nil {
+	layerOS, err := checkConfig(cfg, m.Layers[0])
+	if err != nil {
 		return Pulled{}, err
 	}
 	wasm, err := fetch(ctx, repo, m.Layers[0])
@@ -211,6 +212,9 @@ func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) 
 	module := modules.DigestOf(wasm)
 	if module != m.Layers[0].Digest.String() {
 		return Pulled{}, fmt.Errorf("layer: its bytes hash to %s, want %s", module, m.Layers[0].Digest)
+	}
+	if got := osOf(wasm); got != layerOS {
+		return Pulled{}, fmt.Errorf("config: os %q, but the layer is for %q", layerOS, got)
 	}
 	// Signatures first: Put applies the policy, which may need them.
 	for _, s := range sigs {

@@ -72,7 +72,7 @@ func newBlob(mediaType string, data []byte) blob {
 // the manifest.
 func artifact(wasm []byte, sigs []modules.Signature) (config, layer, manifest blob, err error) {
 	layer = newBlob(LayerMediaType, wasm)
-	cfg, err := json.Marshal(wasmConfig{Created: time.Unix(0, 0).UTC(), Architecture: "wasm", OS: "wasip1", LayerDigests: []string{layer.desc.Digest.String()}})
+	cfg, err := json.Marshal(wasmConfig{Created: time.Unix(0, 0).UTC(), Architecture: "wasm", OS: osOf(wasm), LayerDigests: []string{layer.desc.Digest.String()}})
 	if err != nil {
 		return
 	}
@@ -140,21 +140,32 @@ func parseManifest(data []byte) (*ocispec.Manifest, error) {
 	return &m, nil
 }
 
-// checkConfig checks the config blob against the layer.
-func checkConfig(data []byte, layer ocispec.Descriptor) error {
+// osOf is the config's os for a layer (the Wasm OCI artifact layout):
+// "wasip2" for a component (its preamble's layer field is 1), "wasip1"
+// for a core module.
+func osOf(wasm []byte) string {
+	if len(wasm) >= 8 && string(wasm[:4]) == "\x00asm" && wasm[6] == 1 && wasm[7] == 0 {
+		return "wasip2"
+	}
+	return "wasip1"
+}
+
+// checkConfig checks the config blob against the layer, and returns the
+// os it says the layer is for.
+func checkConfig(data []byte, layer ocispec.Descriptor) (string, error) {
 	var c wasmConfig
 	if err := json.Unmarshal(data, &c); err != nil {
-		return fmt.Errorf("config: %w", err)
+		return "", fmt.Errorf("config: %w", err)
 	}
 	switch {
 	case c.Architecture != "wasm":
-		return fmt.Errorf("config: architecture %q, want \"wasm\"", c.Architecture)
-	case c.OS != "wasip1":
-		return fmt.Errorf("config: os %q, want \"wasip1\" (wasmesh runs WASI preview 1 modules)", c.OS)
+		return "", fmt.Errorf("config: architecture %q, want \"wasm\"", c.Architecture)
+	case c.OS != "wasip1" && c.OS != "wasip2":
+		return "", fmt.Errorf("config: os %q, want \"wasip1\" (a WASI preview 1 module) or \"wasip2\" (a WASI 0.2 component)", c.OS)
 	case len(c.LayerDigests) > 0 && (len(c.LayerDigests) != 1 || c.LayerDigests[0] != layer.Digest.String()):
-		return fmt.Errorf("config: layerDigests %v do not match the layer %s", c.LayerDigests, layer.Digest)
+		return "", fmt.Errorf("config: layerDigests %v do not match the layer %s", c.LayerDigests, layer.Digest)
 	}
-	return nil
+	return c.OS, nil
 }
 
 // signatures reads the signature annotations of a manifest, in key id order.

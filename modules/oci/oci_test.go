@@ -187,20 +187,37 @@ func TestPushPull(t *testing.T) {
 // TestManifestLayout reads what Push wrote with oras-go as a plain client.
 func TestManifestLayout(t *testing.T) {
 	reg := testutil.StartRegistry(t)
+	component, err := os.ReadFile("../../examples/components/c/hello.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tag, os string
+		wasm    []byte
+	}{
+		{"zig", "wasip1", example(t, "zig")},
+		{"c-component", "wasip2", component},
+	} {
+		t.Run(tc.tag, func(t *testing.T) { testManifestLayout(t, reg.Addr, tc.tag, tc.os, tc.wasm) })
+	}
+}
+
+// testManifestLayout pushes wasm as hello:tag and checks what the registry
+// holds: the Wasm OCI artifact layout, with os in the config.
+func testManifestLayout(t *testing.T, addr, tag, wantOS string, wasm []byte) {
 	ctx := context.Background()
 	src := openStore(t)
-	wasm := example(t, "zig")
-	pinned, err := client(t, reg.Addr).Push(ctx, src, put(t, src, wasm), mustParse(t, "oci://"+reg.Addr+"/hello:zig"))
+	pinned, err := client(t, addr).Push(ctx, src, put(t, src, wasm), mustParse(t, "oci://"+addr+"/hello:"+tag))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	repo, err := remote.NewRepository(reg.Addr + "/hello")
+	repo, err := remote.NewRepository(addr + "/hello")
 	if err != nil {
 		t.Fatal(err)
 	}
 	repo.PlainHTTP = true
-	desc, rc, err := repo.FetchReference(ctx, "zig")
+	desc, rc, err := repo.FetchReference(ctx, tag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +251,8 @@ func TestManifestLayout(t *testing.T) {
 	if err := json.Unmarshal(cfg, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c["architecture"] != "wasm" || c["os"] != "wasip1" || c["created"] != "1970-01-01T00:00:00Z" {
-		t.Errorf("config %s: want architecture wasm, os wasip1, created at the epoch", cfg)
+	if c["architecture"] != "wasm" || c["os"] != wantOS || c["created"] != "1970-01-01T00:00:00Z" {
+		t.Errorf("config %s: want architecture wasm, os %s, created at the epoch", cfg, wantOS)
 	}
 	if ld, _ := c["layerDigests"].([]any); len(ld) != 1 || ld[0] != modules.DigestOf(wasm) {
 		t.Errorf("config layerDigests %v, want [%s]", c["layerDigests"], modules.DigestOf(wasm))
@@ -243,6 +260,12 @@ func TestManifestLayout(t *testing.T) {
 	layer, err := content.FetchAll(ctx, repo.Blobs(), m.Layers[0])
 	if err != nil || !bytes.Equal(layer, wasm) {
 		t.Errorf("layer blob: %v, equal to the module: %v", err, bytes.Equal(layer, wasm))
+	}
+	// And back: pulled into another store, the same bytes.
+	dst := openStore(t)
+	got, err := client(t, addr).Pull(ctx, dst, mustParse(t, "oci://"+addr+"/hello:"+tag))
+	if err != nil || got.Module != modules.DigestOf(wasm) {
+		t.Errorf("Pull: %v, module %s, want %s", err, got.Module, modules.DigestOf(wasm))
 	}
 }
 
@@ -390,7 +413,12 @@ func TestNotWasm(t *testing.T) {
 	repo.PlainHTTP = true
 	wasm := example(t, "zig")
 	config, layer, _, _ := artifact(wasm, nil)
-	for _, b := range []blob{config, layer} {
+	configFor := func(os string) blob {
+		b, _ := json.Marshal(wasmConfig{Architecture: "wasm", OS: os, LayerDigests: []string{layer.desc.Digest.String()}})
+		return newBlob(ConfigMediaType, b)
+	}
+	wasip2, linux := configFor("wasip2"), configFor("linux")
+	for _, b := range []blob{config, layer, wasip2, linux} {
 		if err := repo.Push(ctx, b.desc, bytes.NewReader(b.data)); err != nil {
 			t.Fatal(err)
 		}
@@ -403,6 +431,8 @@ func TestNotWasm(t *testing.T) {
 		{"layer type", func(m *ocispec.Manifest) { m.Layers[0].MediaType = "application/octet-stream" }, `layer media type "application/octet-stream", want "application/wasm"`},
 		{"config type", func(m *ocispec.Manifest) { m.Config.MediaType = ocispec.MediaTypeImageConfig }, "not a Wasm artifact"},
 		{"two layers", func(m *ocispec.Manifest) { m.Layers = append(m.Layers, m.Layers[0]) }, "has 2 layers"},
+		{"os of a component for a module", func(m *ocispec.Manifest) { m.Config = wasip2.desc }, `config: os "wasip2", but the layer is for "wasip1"`},
+		{"other os", func(m *ocispec.Manifest) { m.Config = linux.desc }, `config: os "linux", want "wasip1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config.desc, Layers: []ocispec.Descriptor{layer.desc}}

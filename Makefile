@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 LANGS   := rust zig c typescript go
 
-.PHONY: all build test run smoke examples examples-force toolchains peers bench check clean generate k8s-validate
+.PHONY: all build test run smoke examples examples-force toolchains peers bench check clean generate k8s-validate fuzz
 
 all: build
 
@@ -74,6 +74,11 @@ generate:
 
 # Engine microbenchmarks (compile, instantiate+run per language), then the
 # end-to-end HTTP benchmark: native net/http vs the gateway, with wrk.
+# Every fuzz target, each for FUZZTIME (default 30s; docs/operations.md says
+# how long each has run).
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash .ci/fuzz.sh
+
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
 	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/

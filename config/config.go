@@ -37,6 +37,9 @@ type Config struct {
 	// Admin is the address of the admin API. Default "127.0.0.1:9901";
 	// "" when the file says admin: off.
 	Admin string
+	// AdminAuth is how the admin API authenticates its callers. Read at
+	// start only.
+	AdminAuth AdminAuth
 	// Health, when set, is an address serving only /healthz, /readyz and
 	// /metrics, with nothing that changes the gateway: for probes and
 	// scrapers on the pod IP while the admin API stays on loopback. Default
@@ -108,6 +111,41 @@ func (c *Config) PlainHTTPRegistries() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// AdminAuth is how the admin API authenticates a call: a bearer token
+// (TokenFile) and/or an mTLS client certificate whose SPIFFE ID is in
+// AllowIDs; either suffices. With neither, and not Insecure, the gateway
+// makes a random token at start and writes it to DefaultAdminTokenFile.
+// /healthz, /readyz and /metrics need no authentication.
+type AdminAuth struct {
+	// TokenFile holds the bearer token (surrounding space trimmed), re-read
+	// when the file changes, so that a token is rotated by rewriting it.
+	TokenFile string
+	// AllowIDs are the SPIFFE IDs (or "spiffe://domain/*" patterns) whose
+	// mTLS client certificates are let in: the admin listener then serves
+	// TLS with the gateway's SVID, which needs a tls block.
+	AllowIDs []string
+	// Insecure lets every call in, unauthenticated: for a laptop, and only
+	// when said.
+	Insecure bool
+	// Generated says the token is the one made at start (neither TokenFile
+	// nor AllowIDs nor Insecure set); TokenFile is then where it is
+	// written (DefaultAdminTokenFile).
+	Generated bool
+}
+
+// DefaultAdminTokenFile is where the gateway writes the admin token it
+// makes when the config sets no authentication, and where the CLI looks
+// for it: $WASMESH_HOME/admin-token when WASMESH_HOME is set, else
+// admin-token beside the store directory (.wasmesh/admin-token with the
+// default store; /var/lib/wasmesh/admin-token for store:
+// /var/lib/wasmesh/store).
+func DefaultAdminTokenFile(store string) string {
+	if home := os.Getenv("WASMESH_HOME"); home != "" {
+		return filepath.Join(home, "admin-token")
+	}
+	return filepath.Join(filepath.Dir(store), "admin-token")
 }
 
 // HTTP bounds what the gateway's HTTP/1 listener reads of a request's

@@ -15,6 +15,8 @@ type decoder struct {
 	file string
 	dir  string
 	errs []*Error
+	// allowIDs is admin.allow_ids, for crossCheck (it needs tls).
+	allowIDs *yaml.Node
 }
 
 // errorf reports a problem at n (which may be nil).

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -166,6 +168,42 @@ func TestHTTPConfig(t *testing.T) {
 		"http: { max_head_memory: 1KiB }\n":  "http.max_head_memory: must be from 65536",
 		"http: { max_request_line: lots }\n": "http.max_request_line:",
 		"http: { max_header_count: 10 }\n":   `unknown field "max_header_count"`,
+	} {
+		if _, err := Parse("w.yaml", []byte(config)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", config, err, want)
+		}
+	}
+}
+
+// TestAdminConfig: admin as an address or a mapping with its
+// authentication; with none set, the token the gateway makes, in
+// $WASMESH_HOME or beside the config; the mistakes refused with their place.
+func TestAdminConfig(t *testing.T) {
+	t.Setenv("WASMESH_HOME", "")
+	for config, want := range map[string]AdminAuth{
+		"admin: 127.0.0.1:9901\n":                                                       {Generated: true, TokenFile: filepath.Join("conf", ".wasmesh", "admin-token")},
+		"admin: { listen: 127.0.0.1:1, token_file: tok }\n":                             {TokenFile: filepath.Join("conf", "tok")},
+		"admin: { insecure: true }\n":                                                   {Insecure: true},
+		"tls: { spiffe_socket: unix:///x }\nadmin: { allow_ids: [ spiffe://d/ops ] }\n": {AllowIDs: []string{"spiffe://d/ops"}},
+	} {
+		cfg, err := Parse(filepath.Join("conf", "w.yaml"), []byte(config))
+		if err != nil {
+			t.Fatalf("%q: %v", config, err)
+		}
+		if fmt.Sprint(cfg.AdminAuth) != fmt.Sprint(want) {
+			t.Errorf("%q: %+v, want %+v", config, cfg.AdminAuth, want)
+		}
+	}
+	t.Setenv("WASMESH_HOME", "/home/w")
+	if cfg, _ := Parse("w.yaml", []byte("listen: :1\n")); cfg.AdminAuth.TokenFile != "/home/w/admin-token" || cfg.Admin != DefaultAdmin {
+		t.Errorf("with WASMESH_HOME: %+v at %s", cfg.AdminAuth, cfg.Admin)
+	}
+	for config, want := range map[string]string{
+		"admin: { allow_ids: [ spiffe://d/ops ] }\n":                         "admin.allow_ids: needs a tls block",
+		"admin: { insecure: true, token_file: t }\n":                         "insecure with token_file or allow_ids",
+		"tls: { spiffe_socket: unix:///x }\nadmin: { allow_ids: [ web ] }\n": "admin.allow_ids[0]:",
+		"admin: { token: abc }\n":                                            `unknown field "token"`,
+		"admin: { listen: nowhere }\n":                                       "must be an address",
 	} {
 		if _, err := Parse("w.yaml", []byte(config)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want %q", config, err, want)

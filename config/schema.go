@@ -19,6 +19,7 @@ import (
 
 var (
 	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes"}
+	adminFields    = []string{"listen", "token_file", "allow_ids", "insecure"}
 	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory"}
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
@@ -47,7 +48,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		case "listen":
 			c.Listen = d.addr(v, key, c.Listen)
 		case "admin":
-			c.Admin = d.addr(v, key, c.Admin)
+			c.Admin, c.AdminAuth = d.admin(v, key)
 		case "health":
 			c.Health = d.addr(v, key, "")
 		case "store":
@@ -81,6 +82,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		}
 	})
 	c.Store = d.store(store)
+	if a := &c.AdminAuth; a.TokenFile == "" && len(a.AllowIDs) == 0 && !a.Insecure {
+		a.Generated, a.TokenFile = true, DefaultAdminTokenFile(c.Store)
+	}
 	d.crossCheck(c)
 	return c
 }
@@ -118,6 +122,44 @@ func (d *decoder) addr(n *yaml.Node, path, def string) string {
 		d.errorf(deref(n), path, `must be an address like ":8080" or "127.0.0.1:9901"%s, got %q`, hint, s)
 	}
 	return s
+}
+
+// admin decodes the admin API's address ("off" for none) and its
+// authentication, either as an address or as a mapping.
+func (d *decoder) admin(n *yaml.Node, path string) (string, AdminAuth) {
+	var auth AdminAuth
+	addr := DefaultAdmin
+	if deref(n).Kind != yaml.MappingNode {
+		addr = d.addr(n, path, addr)
+	} else {
+		d.fields(n, path, adminFields, func(key string, _, v *yaml.Node) {
+			f := join(path, key)
+			switch key {
+			case "listen":
+				addr = d.addr(v, path, addr)
+			case "token_file":
+				if p, ok := d.str(v, f); ok && d.check(p == "", v, f, "must not be empty") {
+					auth.TokenFile = d.relPath(p)
+				}
+			case "allow_ids":
+				d.allowIDs = v
+				items, _ := d.list(v, f)
+				for i, item := range items {
+					fi := fmt.Sprintf("%s[%d]", f, i)
+					if p, ok := d.str(item, fi); ok {
+						d.check(checkPeerPattern(p) != nil, item, fi, "%v", checkPeerPattern(p))
+						auth.AllowIDs = append(auth.AllowIDs, p)
+					}
+				}
+			case "insecure":
+				auth.Insecure, _ = d.boolean(v, f)
+			}
+		})
+		if auth.Insecure && (auth.TokenFile != "" || len(auth.AllowIDs) > 0) {
+			d.errorf(deref(n), path, "insecure with token_file or allow_ids: choose one (insecure lets every call in)")
+		}
+	}
+	return addr, auth
 }
 
 func (d *decoder) service(name string, k, v *yaml.Node) *Service {
@@ -622,6 +664,9 @@ func validHost(h string) bool {
 
 // crossCheck validates references between parts of c.
 func (d *decoder) crossCheck(c *Config) {
+	if len(c.AdminAuth.AllowIDs) > 0 && c.TLS == nil {
+		d.errorf(deref(d.allowIDs), "admin.allow_ids", "needs a tls block: the admin listener serves TLS with the gateway's SVID to see its callers' certificates")
+	}
 	names := map[string]*Route{}
 	matches := map[string]*Route{}
 	for _, s := range c.Services {

@@ -67,6 +67,10 @@ type Gateway struct {
 	plane   *dataplane.Plane
 	control *control.Controller
 	api     admin.API
+	// adminAuth authenticates the admin listener's calls (PrepareAdmin);
+	// adminAllowIDs says it takes mTLS callers.
+	adminAuth     *admin.Auth
+	adminAllowIDs bool
 }
 
 // New returns a gateway with no config. Close releases it.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/internal/http1"
 )
@@ -28,6 +29,13 @@ import (
 // Serve returns nil after a complete drain, or the error that stopped a
 // listener.
 func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
+	var adminHandler http.Handler
+	if admin != nil {
+		var err error
+		if admin, adminHandler, err = g.adminListener(admin); err != nil {
+			return err
+		}
+	}
 	guests, stopGuests := context.WithCancel(context.Background())
 	defer stopGuests()
 	srv := &http.Server{
@@ -77,7 +85,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 
 	var adminSrv *http.Server
 	if admin != nil {
-		adminSrv = &http.Server{Handler: g.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		adminSrv = &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- adminSrv.Serve(admin) }()
 	}
 
@@ -97,6 +105,51 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		adminSrv.Close()
 	}
 	return err
+}
+
+// PrepareAdmin makes the admin API's authentication as the active config
+// says (admin.NewAuth), writing the token it makes, if any: Serve calls it
+// when the caller has not, a caller that announces the admin API calls it
+// first, so that the token file is there once announced.
+func (g *Gateway) PrepareAdmin() error {
+	if g.adminAuth != nil {
+		return nil
+	}
+	var cfg config.AdminAuth
+	if c := g.Config(); c != nil {
+		cfg = c.AdminAuth
+	}
+	auth, err := admin.NewAuth(cfg, g.log)
+	if err != nil {
+		return err
+	}
+	g.adminAuth, g.adminAllowIDs = auth, len(cfg.AllowIDs) > 0
+	return nil
+}
+
+// adminListener authenticates the admin API (PrepareAdmin): with
+// allow_ids, ln serves TLS with the gateway's SVID, asking callers for
+// their certificates.
+func (g *Gateway) adminListener(ln net.Listener) (net.Listener, http.Handler, error) {
+	if err := g.PrepareAdmin(); err != nil {
+		return nil, nil, err
+	}
+	if g.adminAllowIDs {
+		if g.opts.Identity == nil {
+			return nil, nil, errors.New("admin allow_ids: the gateway has no identity (tls) to serve the admin API over TLS with")
+		}
+		ln = tls.NewListener(ln, identity.ServerConfig(g.opts.Identity, nil, identity.WithClientAuth(identity.RequestClientCert)))
+	}
+	return ln, g.adminAuth.Wrap(g.api.Handler()), nil
+}
+
+// AdminTokenFile is the file of the admin API's bearer token once
+// PrepareAdmin has run, "" when it has none.
+func (g *Gateway) AdminTokenFile() string {
+	if g.adminAuth == nil {
+		return ""
+	}
+	return g.adminAuth.TokenFile()
 }
 
 // serverTLS is the listener's mTLS config: any peer with an SVID the bundle

@@ -534,7 +534,9 @@ type cwTable struct {
 // colours reads /v1/colours, from the client namespace.
 func (g *cwGateway) colours(t *testing.T) cwTable {
 	t.Helper()
-	resp, err := g.adminClient.c.Get(g.admin + "/v1/colours")
+	req, _ := http.NewRequest("GET", g.admin+"/v1/colours", nil)
+	req.Header.Set(adminAuth(t))
+	resp, err := g.adminClient.c.Do(req)
 	if err != nil {
 		t.Fatalf("GET /v1/colours: %v", err)
 	}

@@ -99,6 +99,18 @@ func get(t *testing.T, url string, header ...string) (int, string, http.Header) 
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// adminAuth is the Authorization header that t's gateways want: their
+// token, which a gateway writes to $WASMESH_HOME/admin-token when its config
+// sets no authentication.
+func adminAuth(t *testing.T) (string, string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(home(t), "admin-token"))
+	if err != nil {
+		t.Fatalf("the gateway's admin token: %v", err)
+	}
+	return "Authorization", "Bearer " + strings.TrimSpace(string(b))
+}
+
 // poll waits for cond, polling with a deadline.
 var poll = testutil.WaitFor
 
@@ -264,6 +276,12 @@ routes:
 	}
 	if r := wasmesh(t, opts{}, "promote", "hello", "sha256:00000000", admin); r.code == 0 || !strings.Contains(r.stderr, "no artifact matches") {
 		t.Fatalf("promote of an unknown digest: exit %d, %q", r.code, r.stderr)
+	}
+	// The admin API wants the token the gateway wrote: a wrong one is
+	// refused, saying where the token is looked for.
+	if r := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=not-the-token-0123456789"}}, "rollback", "hello", admin); r.code == 0 ||
+		!strings.Contains(r.stderr, "wrong token") || !strings.Contains(r.stderr, "admin-token") {
+		t.Fatalf("rollback with a wrong token: exit %d, %q", r.code, r.stderr)
 	}
 
 	// A restart serves what the file now says.

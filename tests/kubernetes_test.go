@@ -224,7 +224,8 @@ type reloads struct {
 
 func readReloads(t *testing.T, g *gateway) reloads {
 	t.Helper()
-	_, body, _ := get(t, g.admin+"/v1/config")
+	k, v := adminAuth(t)
+	_, body, _ := get(t, g.admin+"/v1/config", k, v)
 	var st struct {
 		Generation int    `json:"generation"`
 		LastError  string `json:"last_error"`

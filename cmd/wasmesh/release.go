@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,31 +14,86 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/identity"
 	adminapi "github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
 )
 
-// adminFlag registers --admin, the address of a running gateway's admin API.
-func adminFlag(fs *flag.FlagSet) *string {
+// adminFlags are the flags that reach a running gateway's admin API.
+type adminFlags struct {
+	addr, tokenFile, svid, expectID *string
+}
+
+// adminFlag registers --admin, the address of a running gateway's admin
+// API, and how to authenticate to it: a bearer token ($WASMESH_ADMIN_TOKEN,
+// else --admin-token-file) and/or an SVID for mTLS (--admin-svid).
+func adminFlag(fs *flag.FlagSet) *adminFlags {
 	def := os.Getenv("WASMESH_ADMIN")
 	if def == "" {
 		def = config.DefaultAdmin
 	}
-	return fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+config.DefaultAdmin)
+	tokenFile := os.Getenv("WASMESH_ADMIN_TOKEN_FILE")
+	if tokenFile == "" {
+		tokenFile = config.DefaultAdminTokenFile(modules.DefaultDir())
+	}
+	return &adminFlags{
+		addr: fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+config.DefaultAdmin),
+		tokenFile: fs.String("admin-token-file", tokenFile, "file holding the admin API's bearer token (unless $WASMESH_ADMIN_TOKEN holds it): "+
+			"$WASMESH_ADMIN_TOKEN_FILE, else $WASMESH_HOME/admin-token, else .wasmesh/admin-token: where a gateway writes the token it makes (beside its store)"),
+		svid:     fs.String("admin-svid", "", "directory with an SVID (svid.pem, key.pem, bundle.pem, as wasmesh ca issue writes) for mTLS to the admin API"),
+		expectID: fs.String("admin-id", "", "with --admin-svid: the SPIFFE ID the gateway must present"),
+	}
 }
 
 type adminClient struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string
+	// tokenFile is where the token was looked for, for the error of a 401.
+	tokenFile string
 }
 
-func newAdminClient(addr string) *adminClient {
+// client returns the client the flags describe: https with --admin-svid,
+// with the token when there is one (a gateway without authentication
+// needs none).
+func (f *adminFlags) client() (*adminClient, error) {
+	addr := *f.addr
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
+		if *f.svid != "" {
+			addr = "https://" + *f.addr
+		}
 	}
-	return &adminClient{base: strings.TrimSuffix(addr, "/"), http: &http.Client{Timeout: 5 * time.Minute}}
+	c := &adminClient{base: strings.TrimSuffix(addr, "/"), http: &http.Client{Timeout: 5 * time.Minute}, tokenFile: *f.tokenFile}
+	if t := os.Getenv("WASMESH_ADMIN_TOKEN"); t != "" {
+		c.token = strings.TrimSpace(t)
+	} else if b, err := os.ReadFile(*f.tokenFile); err == nil {
+		c.token = strings.TrimSpace(string(b))
+	}
+	if *f.svid != "" {
+		src, err := identity.NewFileSource(identity.FilesIn(*f.svid))
+		if err != nil {
+			return nil, fmt.Errorf("--admin-svid: %w", err)
+		}
+		var expect spiffeid.ID
+		if *f.expectID != "" {
+			if expect, err = spiffeid.FromString(*f.expectID); err != nil {
+				return nil, fmt.Errorf("--admin-id: %w", err)
+			}
+		}
+		var cfg *tls.Config
+		if expect.IsZero() {
+			cfg = identity.ClientConfigAuthorized(src, nil) // any gateway of the bundle's trust domain
+		} else {
+			cfg = identity.ClientConfig(src, expect)
+		}
+		c.http.Transport = &http.Transport{TLSClientConfig: cfg}
+	}
+	return c, nil
 }
 
 // do sends a request and decodes a JSON answer into out, turning an error
@@ -49,6 +105,9 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -62,6 +121,9 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusUnauthorized {
+				return fmt.Errorf("admin API: %s (token looked for in $WASMESH_ADMIN_TOKEN and %s; a gateway that makes its own writes it to $WASMESH_HOME/admin-token, else .wasmesh/admin-token beside its config)", e.Error, c.tokenFile)
+			}
 			return fmt.Errorf("%s", e.Error)
 		}
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
@@ -100,7 +162,10 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST|oci://REF --weight N")
 	}
-	c := newAdminClient(*admin)
+	c, err := admin.client()
+	if err != nil {
+		return err
+	}
 	ref := pos[1]
 	if wasm, err := os.ReadFile(ref); err == nil {
 		var up struct{ Digest string }
@@ -125,7 +190,11 @@ func promoteCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh promote SERVICE DIGEST")
 	}
-	return newAdminClient(*admin).release(ctx, pos[0], "promote", adminapi.ReleaseRequest{Module: pos[1]}, stdout)
+	c, err := admin.client()
+	if err != nil {
+		return err
+	}
+	return c.release(ctx, pos[0], "promote", adminapi.ReleaseRequest{Module: pos[1]}, stdout)
 }
 
 func rollbackCmd(ctx context.Context, args []string, stdout io.Writer) error {
@@ -138,17 +207,31 @@ func rollbackCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usageError("want: wasmesh rollback SERVICE")
 	}
-	return newAdminClient(*admin).release(ctx, pos[0], "rollback", nil, stdout)
+	c, err := admin.client()
+	if err != nil {
+		return err
+	}
+	return c.release(ctx, pos[0], "rollback", nil, stdout)
 }
 
-func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("status", "[-o json]")
+// readerCmd parses the flags of a command that reads the admin API and
+// prints a table or JSON (-o), and returns its client and output format.
+func readerCmd(name string, args []string) (*adminClient, string, error) {
+	fs := newFlags(name, "[-o json]")
 	admin := adminFlag(fs)
 	output := outputFlag(fs, "table", "json")
 	if _, err := parse(fs, args); err != nil {
+		return nil, "", err
+	}
+	c, err := admin.client()
+	return c, *output, err
+}
+
+func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	c, output, err := readerCmd("status", args)
+	if err != nil {
 		return err
 	}
-	c := newAdminClient(*admin)
 	var cfg adminapi.ConfigStatus
 	if err := c.do(ctx, "GET", "/v1/config", "", nil, &cfg); err != nil {
 		return err
@@ -157,7 +240,7 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := c.do(ctx, "GET", "/v1/services", "", nil, &services); err != nil {
 		return err
 	}
-	if *output == "json" {
+	if output == "json" {
 		return writeJSON(stdout, map[string]any{"config": cfg, "services": services})
 	}
 	fmt.Fprintf(stdout, "config %s, generation %d", cfg.File, cfg.Generation)
@@ -186,17 +269,15 @@ func printServices(w io.Writer, services []adminapi.ServiceStatus) {
 
 // coloursCmd prints a running gateway's colour table with live counters.
 func coloursCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("colours", "[-o json]")
-	admin := adminFlag(fs)
-	output := outputFlag(fs, "table", "json")
-	if _, err := parse(fs, args); err != nil {
+	c, output, err := readerCmd("colours", args)
+	if err != nil {
 		return err
 	}
 	var cs adminapi.ColoursStatus
-	if err := newAdminClient(*admin).do(ctx, "GET", "/v1/colours", "", nil, &cs); err != nil {
+	if err := c.do(ctx, "GET", "/v1/colours", "", nil, &cs); err != nil {
 		return err
 	}
-	if *output == "json" {
+	if output == "json" {
 		return writeJSON(stdout, cs)
 	}
 	fmt.Fprintf(stdout, "mode %s: %s\n", cs.Mode, cs.Reason)

@@ -137,6 +137,11 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := g.Watch(watchCtx); err != nil {
 		log.Warn("config hot reload is off", "error", err)
 	}
+	if adminLn != nil {
+		if err := g.PrepareAdmin(); err != nil { // the token file written before it is announced
+			return err
+		}
+	}
 	printURLs(stdout, ln.Addr(), adminLn, cfg)
 	log.Info("serving", "listen", ln.Addr().String(), "admin", addrString(adminLn), "generation", g.Generation())
 	return g.Serve(ctx, ln, adminLn)
@@ -206,7 +211,18 @@ func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *config.Confi
 	base := "http://" + hostPort(addr)
 	fmt.Fprintf(w, "wasmesh gateway on %s", base)
 	if admin != nil {
-		fmt.Fprintf(w, ", admin API on http://%s", hostPort(admin.Addr()))
+		a := cfg.AdminAuth
+		scheme := "http"
+		if len(a.AllowIDs) > 0 {
+			scheme = "https"
+		}
+		fmt.Fprintf(w, ", admin API on %s://%s", scheme, hostPort(admin.Addr()))
+		switch {
+		case a.Insecure:
+			fmt.Fprint(w, " (no authentication)")
+		case a.TokenFile != "":
+			fmt.Fprintf(w, " (token in %s)", a.TokenFile)
+		}
 	}
 	fmt.Fprintln(w, "\ntry:")
 	var lines []string

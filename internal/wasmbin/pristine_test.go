@@ -86,6 +86,34 @@ func TestPrepare(t *testing.T) {
 // makes one wazero refuses out of one it compiles (the yield checks and
 // the added globals keep the module valid).
 func FuzzPrepare(f *testing.F) {
+	fuzzRewrite(f, "Prepare", func(b []byte) ([]byte, error) {
+		p, err := Prepare(b)
+		if err != nil {
+			return nil, err
+		}
+		return p.Module, nil
+	})
+}
+
+// FuzzResettable is FuzzPrepare for Resettable, the rewrite of a
+// component's core modules (exported globals, yield checks).
+func FuzzResettable(f *testing.F) {
+	f.Add(mustRead(f, "testdata/resettable.wasm"))
+	f.Add(mustRead(f, "testdata/resettable_loops.wasm"))
+	f.Add(mustRead(f, "testdata/resettable_start.wasm"))
+	fuzzRewrite(f, "Resettable", func(b []byte) ([]byte, error) {
+		s, err := Resettable(b)
+		if err != nil {
+			return nil, err
+		}
+		return s.Module, nil
+	})
+}
+
+// fuzzRewrite checks that rewrite, given the module corpus and what the
+// fuzzer makes of it, never panics, never makes a module that Parse reads
+// unreadable, and never makes one wazero refuses out of one it compiles.
+func fuzzRewrite(f *testing.F, name string, rewrite func([]byte) ([]byte, error)) {
 	for _, file := range []string{"../../host/testdata/isolation.wasm", "../../host/testdata/reuse_tableset.wasm",
 		"../../host/testdata/loop.wasm", "testdata/yield.wasm", "testdata/tailcall.wasm",
 		"testdata/exit_direct.wasm", "testdata/exit_table.wasm", "testdata/exit_reffunc.wasm"} {
@@ -97,15 +125,15 @@ func FuzzPrepare(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter()) // validates without compiling
 		defer rt.Close(ctx)
-		p, err := Prepare(b)
+		out, err := rewrite(b)
 		if err != nil {
 			return
 		}
 		if _, err := Parse(b); err != nil {
 			return
 		}
-		if _, err := Parse(p.Module); err != nil {
-			t.Fatalf("Prepare returned a module Parse refuses: %v", err)
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("%s returned a module Parse refuses: %v", name, err)
 		}
 		if CheckLimits(b) != nil {
 			return // not given to wazero (host.Engine checks first)
@@ -113,8 +141,8 @@ func FuzzPrepare(f *testing.F) {
 		if err := compiles(ctx, rt, b); err != nil {
 			return // invalid, or wazero fails on it (host.compileModule turns that into an error)
 		}
-		if err := compiles(ctx, rt, p.Module); err != nil {
-			t.Fatalf("Prepare made an invalid module of a valid one: %v", err)
+		if err := compiles(ctx, rt, out); err != nil {
+			t.Fatalf("%s made an invalid module of a valid one: %v", name, err)
 		}
 	})
 }

@@ -518,3 +518,33 @@ func TestHTTPSByDefault(t *testing.T) {
 		t.Fatalf("pull without plain HTTP: %v, want an HTTPS request that fails", err)
 	}
 }
+
+// FuzzManifest: whatever a registry sends as a manifest or a config, the
+// checks return an answer or an error and never panic; a manifest they
+// accept has one application/wasm layer and sha256 digests.
+func FuzzManifest(f *testing.F) {
+	for _, lang := range []string{"zig", "rust"} {
+		wasm, err := os.ReadFile(filepath.Join("..", "..", "examples", "hello", lang, "hello.wasm"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		config, _, manifest, err := artifact(wasm, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(manifest.data, config.data)
+	}
+	f.Fuzz(func(t *testing.T, manifest, config []byte) {
+		m, err := parseManifest(manifest)
+		if err != nil {
+			return
+		}
+		if len(m.Layers) != 1 || m.Layers[0].MediaType != LayerMediaType || m.Layers[0].Digest.Algorithm() != "sha256" || m.Config.Digest.Algorithm() != "sha256" {
+			t.Fatalf("accepted %+v", m)
+		}
+		_, _ = signatures(m.Annotations)
+		if os, err := checkConfig(config, m.Layers[0]); err == nil && os != "wasip1" && os != "wasip2" {
+			t.Fatalf("config accepted with os %q", os)
+		}
+	})
+}

@@ -1,0 +1,194 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
+)
+
+// Auth authenticates the admin API's callers (config.AdminAuth): by a
+// bearer token read from a file, re-read when the file changes; by the
+// SPIFFE ID of an mTLS client certificate in an allow-list; or not at all
+// when the config says insecure. Probes and scrapers (GET /healthz,
+// /readyz, /metrics) need nothing. Every call that changes something (not
+// GET or HEAD) is logged with its caller, as are refused calls.
+type Auth struct {
+	cfg   config.AdminAuth
+	allow *identity.AllowList // nil without allow_ids
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	token []byte
+	seen  fileStamp // of the token file when token was read
+}
+
+// fileStamp tells a changed file from the one read.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// minToken is the shortest token accepted from a file: 16 bytes of text.
+const minToken = 16
+
+// NewAuth returns the authentication cfg asks for. A Generated token is
+// made now (32 random bytes, in hex) and written to cfg.TokenFile with mode
+// 0600; a token file must exist and hold at least 16 bytes.
+func NewAuth(cfg config.AdminAuth, log *slog.Logger) (*Auth, error) {
+	a := &Auth{cfg: cfg, log: log}
+	if len(cfg.AllowIDs) > 0 {
+		allow, err := identity.ParseAllowPeers(cfg.AllowIDs)
+		if err != nil {
+			return nil, fmt.Errorf("admin allow_ids: %w", err)
+		}
+		a.allow = allow
+	}
+	if cfg.Generated {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		token := []byte(hex.EncodeToString(b) + "\n")
+		if err := os.MkdirAll(filepath.Dir(cfg.TokenFile), 0o700); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+		if err := atomicfile.WriteFile(cfg.TokenFile, token, 0o600, ""); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+	}
+	if cfg.TokenFile != "" {
+		if err := a.reload(true); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// TokenFile is the file the token is read from, "" for none.
+func (a *Auth) TokenFile() string { return a.cfg.TokenFile }
+
+// reload reads the token file when it changed since last read (always
+// when force); a file that cannot be read, or holds too short a token,
+// keeps the last token (and is an error).
+func (a *Auth) reload(force bool) error {
+	fi, err := os.Stat(a.cfg.TokenFile)
+	if err != nil {
+		return fmt.Errorf("admin token_file: %w", err)
+	}
+	stamp := fileStamp{fi.ModTime(), fi.Size()}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !force && stamp == a.seen {
+		return nil
+	}
+	b, err := os.ReadFile(a.cfg.TokenFile)
+	if err != nil {
+		return fmt.Errorf("admin token_file: %w", err)
+	}
+	token := bytes.TrimSpace(b)
+	if len(token) < minToken {
+		return fmt.Errorf("admin token_file %s: %d bytes of token, want at least %d", a.cfg.TokenFile, len(token), minToken)
+	}
+	a.token, a.seen = token, stamp
+	return nil
+}
+
+// caller authenticates r: who it is, or the status and reason it is
+// refused with.
+func (a *Auth) caller(r *http.Request) (who string, status int, why string) {
+	if a.cfg.Insecure {
+		return "insecure", 0, ""
+	}
+	id, hasID := identity.PeerID(r.TLS)
+	if hasID && a.allow != nil && a.allow.Allows(id) {
+		return id.String(), 0, ""
+	}
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && a.cfg.TokenFile != "" {
+		if err := a.reload(false); err != nil {
+			a.log.Warn("admin token file unreadable: the last token stays", "error", err)
+		}
+		a.mu.Lock()
+		token := a.token
+		a.mu.Unlock()
+		if len(token) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(bearer)), token) == 1 {
+			sum := sha256.Sum256(token)
+			return "token:" + hex.EncodeToString(sum[:4]), 0, ""
+		}
+		return "", http.StatusUnauthorized, "wrong token"
+	}
+	if hasID {
+		return "", http.StatusForbidden, fmt.Sprintf("peer %s is not in admin.allow_ids", id)
+	}
+	return "", http.StatusUnauthorized, "no credentials: send Authorization: Bearer <token>"
+}
+
+// open says whether a request needs no authentication: the probes' and
+// the scraper's.
+func open(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return false
+}
+
+// Wrap authenticates the calls to h.
+func (a *Auth) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if open(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		who, status, why := a.caller(r)
+		if status != 0 {
+			a.log.Warn("admin call refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status, "reason", why)
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="wasmesh admin"`)
+			}
+			writeError(w, status, errors.New(why))
+			return
+		}
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		a.log.Info("admin call", "method", r.Method, "path", r.URL.Path, "caller", who, "remote", r.RemoteAddr, "status", sw.status)
+	})
+}
+
+// statusWriter records the status a handler answers with, for the audit
+// log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.status, w.wrote = status, true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

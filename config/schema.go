@@ -136,7 +136,7 @@ func (d *decoder) admin(n *yaml.Node, path string) (string, AdminAuth) {
 			f := join(path, key)
 			switch key {
 			case "listen":
-				addr = d.addr(v, path, addr)
+				addr = d.addr(v, f, addr)
 			case "token_file":
 				if p, ok := d.str(v, f); ok && d.check(p == "", v, f, "must not be empty") {
 					auth.TokenFile = d.relPath(p)
@@ -258,7 +258,6 @@ func (d *decoder) outbound(n *yaml.Node, path string) (Outbound, bool) {
 	return o, true
 }
 
-// bpf decodes "bpf: auto|require|off" or "bpf: {mode: …, mark_mask: 0x…}".
 // http decodes the listener's limits on request heads: each a positive
 // size (count for max_headers), within what a head can sensibly be.
 func (d *decoder) http(n *yaml.Node, path string) HTTP {
@@ -296,6 +295,7 @@ func (d *decoder) http(n *yaml.Node, path string) HTTP {
 	return h
 }
 
+// bpf decodes "bpf: auto|require|off" or "bpf: {mode: …, mark_mask: 0x…}".
 func (d *decoder) bpf(n *yaml.Node, path string) BPF {
 	b := BPF{Mode: "auto"}
 	mode := func(v *yaml.Node, f string) {

@@ -44,6 +44,7 @@ func dumpConfig(t *testing.T, w *bytes.Buffer, cfg *config.Config) {
 	c := *cfg
 	c.Raw = nil
 	c.Store = strings.Replace(c.Store, c.Dir, "<dir>", 1)
+	c.AdminAuth.TokenFile = strings.Replace(c.AdminAuth.TokenFile, c.Dir, "<dir>", 1)
 	c.Dir = "<dir>"
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)

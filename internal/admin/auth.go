@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
@@ -32,15 +31,8 @@ type Auth struct {
 	allow *identity.AllowList // nil without allow_ids
 	log   *slog.Logger
 
-	mu    sync.Mutex
-	token []byte
-	seen  fileStamp // of the token file when token was read
-}
-
-// fileStamp tells a changed file from the one read.
-type fileStamp struct {
-	mod  time.Time
-	size int64
+	mu  sync.Mutex
+	sum []byte // sha256 of the token; nil: none (no file, or it was removed)
 }
 
 // minToken is the shortest token accepted from a file: 16 bytes of text.
@@ -82,21 +74,20 @@ func NewAuth(cfg config.AdminAuth, log *slog.Logger) (*Auth, error) {
 // TokenFile is the file the token is read from, "" for none.
 func (a *Auth) TokenFile() string { return a.cfg.TokenFile }
 
-// reload reads the token file when it changed since last read (always
-// when force); a file that cannot be read, or holds too short a token,
-// keeps the last token (and is an error).
-func (a *Auth) reload(force bool) error {
-	fi, err := os.Stat(a.cfg.TokenFile)
-	if err != nil {
-		return fmt.Errorf("admin token_file: %w", err)
-	}
-	stamp := fileStamp{fi.ModTime(), fi.Size()}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !force && stamp == a.seen {
-		return nil
-	}
+// reload reads the token file, at start (where any failure is an error)
+// and at each call that brings a token (the admin API is not a hot path,
+// and a stamp of the file could miss a rewrite of the same size within
+// one tick of its clock). A file removed revokes the token; one that
+// cannot be read, or holds too short a token, keeps the last (and is an
+// error).
+func (a *Auth) reload(start bool) error {
 	b, err := os.ReadFile(a.cfg.TokenFile)
+	if errors.Is(err, os.ErrNotExist) && !start {
+		a.mu.Lock()
+		a.sum = nil
+		a.mu.Unlock()
+		return fmt.Errorf("admin token_file %s is gone: no token is accepted until it is back", a.cfg.TokenFile)
+	}
 	if err != nil {
 		return fmt.Errorf("admin token_file: %w", err)
 	}
@@ -104,7 +95,10 @@ func (a *Auth) reload(force bool) error {
 	if len(token) < minToken {
 		return fmt.Errorf("admin token_file %s: %d bytes of token, want at least %d", a.cfg.TokenFile, len(token), minToken)
 	}
-	a.token, a.seen = token, stamp
+	sum := sha256.Sum256(token)
+	a.mu.Lock()
+	a.sum = sum[:]
+	a.mu.Unlock()
 	return nil
 }
 
@@ -118,16 +112,19 @@ func (a *Auth) caller(r *http.Request) (who string, status int, why string) {
 	if hasID && a.allow != nil && a.allow.Allows(id) {
 		return id.String(), 0, ""
 	}
-	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && a.cfg.TokenFile != "" {
+	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") && a.cfg.TokenFile != "" {
 		if err := a.reload(false); err != nil {
-			a.log.Warn("admin token file unreadable: the last token stays", "error", err)
+			a.log.Warn("admin token file", "error", err)
 		}
 		a.mu.Lock()
-		token := a.token
+		want := a.sum
 		a.mu.Unlock()
-		if len(token) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(bearer)), token) == 1 {
-			sum := sha256.Sum256(token)
-			return "token:" + hex.EncodeToString(sum[:4]), 0, ""
+		// Hashes compared, so that the comparison takes the same time
+		// whatever the length of the token sent.
+		got := sha256.Sum256([]byte(strings.TrimSpace(bearer)))
+		if want != nil && subtle.ConstantTimeCompare(got[:], want) == 1 {
+			return "token:" + hex.EncodeToString(want[:4]), 0, ""
 		}
 		return "", http.StatusUnauthorized, "wrong token"
 	}

@@ -107,6 +107,14 @@ func TestAuthToken(t *testing.T) {
 	if got := call(a, "GET", "/v1/config", "Bearer short", nil); got != 401 {
 		t.Errorf("a too short token was taken: %d", got)
 	}
+	if got := call(a, "GET", "/v1/config", "bearer "+second, nil); got != 200 {
+		t.Errorf("the scheme in lower case: %d", got)
+	}
+	// Removed: revoked.
+	os.Remove(file)
+	if got := call(a, "GET", "/v1/config", "Bearer "+second, nil); got != 401 {
+		t.Errorf("the token of a removed file: %d, want 401", got)
+	}
 }
 
 // TestAuthSetup: a made token is written 0600, 64 hex digits; a missing or

@@ -165,6 +165,9 @@ type streamWriter struct {
 func (s *streamWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errStreamClosed
+	}
 	if s.err != nil {
 		return 0, s.err
 	}
@@ -180,6 +183,8 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+var errStreamClosed = errors.New("the response is over: a write after the handler returned")
 
 // flush sends what is pending, unless the response is over.
 func (s *streamWriter) flush() {

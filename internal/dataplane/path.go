@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -219,7 +218,7 @@ func bodyFault(err error) (int, string) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, faultBodyTooLarge
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.As(err, &ne) && ne.Timeout(): // os.ErrDeadlineExceeded is one
 		return http.StatusRequestTimeout, faultBodyTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.As(err, &ne), errors.Is(err, context.Canceled):
 		return statusClientClosed, faultClientAbort

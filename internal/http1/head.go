@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
-	"strconv"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -58,11 +58,14 @@ func refuseHead(status int, reason, format string, args ...any) *headError {
 const headBuffered = 4 << 10
 
 // readHead reads a request's line and header fields, up to the blank line
-// that ends them, into c.head, and checks them. An error that is not a
+// that ends them, into c.hb.b, and checks them. An error that is not a
 // *headError is the connection's (closed, timed out): nothing to answer.
 func (c *conn) readHead() error {
 	s := c.s
-	c.head = c.head[:0]
+	if c.hb == nil {
+		c.hb = headPool.Get().(*headBuf)
+	}
+	c.hb.b = c.hb.b[:0]
 	line, err := c.readLine(cmp.Or(s.MaxRequestLine, DefaultMaxRequestLine), func(n int) *headError {
 		return refuseHead(http.StatusRequestURITooLong, "request_line_too_long", "request line over %d bytes", n)
 	})
@@ -71,38 +74,22 @@ func (c *conn) readHead() error {
 	}
 	http10 := bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte(" HTTP/1.0"))
 	var contentLengths, transferEncodings int
-	fields, fieldBytes := 0, 0
-	maxBytes, maxFields := cmp.Or(s.MaxHeaderBytes, DefaultMaxHeaderBytes), cmp.Or(s.MaxHeaders, DefaultMaxHeaders)
-	for {
-		start := len(c.head)
-		line, err := c.readLine(maxBytes-fieldBytes, func(int) *headError {
-			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, "header_too_large", "header fields over %d bytes", maxBytes)
-		})
-		if err != nil {
-			return err
-		}
-		fieldBytes += len(c.head) - start
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return refuseHead(http.StatusBadRequest, "obs_fold", "a header field continued on the next line (obs-fold)")
-		}
-		if fields++; fields > maxFields {
-			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "more than %d header fields", maxFields)
-		}
-		name, value, _ := bytes.Cut(line, []byte(":"))
+	err = c.readFields("header", func(name, value []byte) *headError {
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
 			if contentLengths++; contentLengths > 1 {
 				return refuseHead(http.StatusBadRequest, "bad_content_length", "Content-Length given more than once")
 			}
-			if !validLength(bytes.TrimSpace(value)) {
-				return refuseHead(http.StatusBadRequest, "bad_content_length", "invalid Content-Length %q", bytes.TrimSpace(value))
+			if !validLength(value) {
+				return refuseHead(http.StatusBadRequest, "bad_content_length", "invalid Content-Length %q", value)
 			}
 		case asciiEqualFold(name, "Transfer-Encoding"):
 			transferEncodings++
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	switch {
 	case contentLengths > 0 && transferEncodings > 0:
@@ -113,24 +100,62 @@ func (c *conn) readHead() error {
 	return nil
 }
 
-// readLine reads one line (up to its '\n') onto c.head and returns it, or
+// readFields reads field lines onto c.hb.b up to the blank line that ends
+// them: at most MaxHeaderBytes of them (the blank line included) and
+// MaxHeaders lines, each a name (a token: no space before the colon), a
+// colon and a value, none continuing the line before (obs-fold). what
+// ("header" or "trailer") names them in errors; each is given each
+// field's name and value (trimmed), and may refuse it.
+func (c *conn) readFields(what string, each func(name, value []byte) *headError) error {
+	maxBytes, maxFields := cmp.Or(c.s.MaxHeaderBytes, DefaultMaxHeaderBytes), cmp.Or(c.s.MaxHeaders, DefaultMaxHeaders)
+	total, fields := 0, 0
+	for {
+		start := len(c.hb.b)
+		line, err := c.readLine(maxBytes-total, func(int) *headError {
+			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, what+"_too_large", "%s fields over %d bytes", what, maxBytes)
+		})
+		if err != nil {
+			return err
+		}
+		total += len(c.hb.b) - start
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return nil
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return refuseHead(http.StatusBadRequest, "obs_fold", "a %s field continued on the next line (obs-fold)", what)
+		}
+		if fields++; fields > maxFields {
+			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too_many_"+what+"s", "more than %d %s fields", maxFields, what)
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !validFieldName(name) { // "Transfer-Encoding : chunked" included
+			return refuseHead(http.StatusBadRequest, "bad_request", "malformed %s field %.40q", what, line)
+		}
+		if err := each(name, bytes.TrimSpace(value)); err != nil {
+			return err
+		}
+	}
+}
+
+// readLine reads one line (up to its '\n') onto c.hb.b and returns it, or
 // the error of tooLong(max) once it would be longer than max bytes. A line
 // longer than the read buffer is gathered piece by piece, each growth of
-// c.head past headBuffered taken from the server's MaxHeadMemory.
+// c.hb.b past headBuffered taken from the server's MaxHeadMemory.
 func (c *conn) readLine(max int, tooLong func(int) *headError) ([]byte, error) {
-	start := len(c.head)
+	start := len(c.hb.b)
 	for {
 		piece, err := c.br.ReadSlice('\n')
-		if len(c.head)-start+len(piece) > max {
+		if len(c.hb.b)-start+len(piece) > max {
 			return nil, tooLong(max)
 		}
 		if err := c.grow(len(piece)); err != nil {
 			return nil, err
 		}
-		c.head = append(c.head, piece...)
+		c.hb.b = append(c.hb.b, piece...)
 		switch {
 		case err == nil:
-			return c.head[start:], nil
+			return c.hb.b[start:], nil
 		case errors.Is(err, errHeaderTooLarge):
 			return nil, tooLong(max)
 		case !errors.Is(err, bufio.ErrBufferFull):
@@ -142,12 +167,12 @@ func (c *conn) readLine(max int, tooLong func(int) *headError) ([]byte, error) {
 // grow makes room for n more bytes of head, refused when the connections'
 // heads together would hold more than MaxHeadMemory.
 func (c *conn) grow(n int) error {
-	need := len(c.head) + n
-	if need <= cap(c.head) {
+	need := len(c.hb.b) + n
+	if need <= cap(c.hb.b) {
 		return nil
 	}
-	size := max(2*cap(c.head), need, headBuffered)
-	extra := int64(max(size, headBuffered) - max(cap(c.head), headBuffered))
+	size := max(2*cap(c.hb.b), need, headBuffered)
+	extra := int64(size - max(cap(c.hb.b), headBuffered))
 	if extra > 0 {
 		limit := int64(cmp.Or(c.s.MaxHeadMemory, DefaultMaxHeadMemory))
 		if c.s.headMemory.Add(extra) > limit {
@@ -156,31 +181,50 @@ func (c *conn) grow(n int) error {
 		}
 		c.headHeld += extra
 	}
-	head := make([]byte, len(c.head), size)
-	copy(head, c.head)
-	c.head = head
+	head := make([]byte, len(c.hb.b), size)
+	copy(head, c.hb.b)
+	c.hb.b = head
 	return nil
 }
 
-// releaseHead gives back a head buffer larger than headBuffered.
+// headBuf is a request head's bytes and the reader net/http's parser reads
+// them with: taken from headPool for a request, given back after it, so
+// that an idle connection holds none.
+type headBuf struct {
+	b  []byte
+	r  bytes.Reader
+	br *bufio.Reader
+}
+
+var headPool = sync.Pool{New: func() any {
+	h := &headBuf{b: make([]byte, 0, headBuffered)}
+	h.br = bufio.NewReaderSize(&h.r, headBuffered)
+	return h
+}}
+
+// releaseHead gives the head buffer back to the pool, and what it held
+// past headBuffered back to MaxHeadMemory (that memory itself to the
+// garbage collector).
 func (c *conn) releaseHead() {
+	if c.hb == nil {
+		return
+	}
 	if c.headHeld > 0 {
 		c.s.headMemory.Add(-c.headHeld)
 		c.headHeld = 0
-		c.head = nil
+		c.hb.b = make([]byte, 0, headBuffered)
 	}
+	c.hb.r.Reset(nil)
+	headPool.Put(c.hb)
+	c.hb = nil
 }
 
-// parseHead parses c.head with net/http's parser and sets the request's
+// parseHead parses c.hb.b with net/http's parser and sets the request's
 // body to read from the connection.
 func (c *conn) parseHead() (*http.Request, error) {
-	c.headR.Reset(c.head)
-	if c.headBR == nil {
-		c.headBR = bufio.NewReaderSize(&c.headR, headBuffered)
-	} else {
-		c.headBR.Reset(&c.headR)
-	}
-	req, err := http.ReadRequest(c.headBR)
+	c.hb.r.Reset(c.hb.b)
+	c.hb.br.Reset(&c.hb.r)
+	req, err := http.ReadRequest(c.hb.br)
 	if err != nil {
 		return nil, err
 	}
@@ -270,49 +314,28 @@ func (b *chunkedBody) Close() error { return nil }
 
 // readTrailers reads the trailer section after the last chunk.
 func (b *chunkedBody) readTrailers() error {
-	c := b.c
-	maxBytes, maxFields := cmp.Or(c.s.MaxHeaderBytes, DefaultMaxHeaderBytes), cmp.Or(c.s.MaxHeaders, DefaultMaxHeaders)
-	c.head = c.head[:0]
-	total, fields := 0, 0
-	var lines [][]byte
-	for {
-		start := len(c.head)
-		line, err := c.readLine(maxBytes-total, func(int) *headError {
-			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, "trailer_too_large", "trailer fields over %d bytes", maxBytes)
-		})
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return io.ErrUnexpectedEOF
-			}
-			if he, ok := err.(*headError); ok {
-				return fmt.Errorf("%w: %s", ErrMalformedBody, he.why)
-			}
-			return err
-		}
-		total += len(c.head) - start
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return fmt.Errorf("%w: a trailer field continued on the next line (obs-fold)", ErrMalformedBody)
-		}
-		if fields++; fields > maxFields {
-			return fmt.Errorf("%w: more than %d trailer fields", ErrMalformedBody, maxFields)
-		}
-		lines = append(lines, line)
-	}
-	for _, line := range lines {
-		name, value, ok := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(":"))
-		k, v := string(name), string(bytes.TrimSpace(value))
-		if !ok || !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
-			return fmt.Errorf("%w: trailer field %q", ErrMalformedBody, bytes.TrimRight(line, "\r\n"))
+	b.c.hb.b = b.c.hb.b[:0]
+	err := b.c.readFields("trailer", func(name, value []byte) *headError {
+		v := string(value)
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return refuseHead(http.StatusBadRequest, "bad_body", "trailer field %s: invalid value", name)
 		}
 		if b.req.Trailer == nil {
 			b.req.Trailer = http.Header{}
 		}
-		b.req.Trailer.Add(textproto.CanonicalMIMEHeaderKey(k), v)
+		b.req.Trailer.Add(textproto.CanonicalMIMEHeaderKey(string(name)), v)
+		return nil
+	})
+	var he *headError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF):
+		return io.ErrUnexpectedEOF
+	case errors.As(err, &he):
+		return fmt.Errorf("%w: %s", ErrMalformedBody, he.why)
 	}
-	return nil
+	return err
 }
 
 // validLength says whether v is a Content-Length: digits only, at most 18
@@ -326,8 +349,21 @@ func validLength(v []byte) bool {
 			return false
 		}
 	}
-	_, err := strconv.ParseInt(string(v), 10, 64)
-	return err == nil
+	return true
+}
+
+// validFieldName says whether name is a field name: a token (RFC 9110
+// §5.1), no space before the colon.
+func validFieldName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, b := range name {
+		if !httpguts.IsTokenRune(rune(b)) {
+			return false
+		}
+	}
+	return true
 }
 
 // asciiEqualFold compares a field name with a canonical one, ignoring

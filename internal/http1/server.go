@@ -105,17 +105,18 @@ type Server struct {
 	// IdleTimeout bounds the wait for a keep-alive connection's next
 	// request. Default DefaultIdleTimeout (120 s).
 	IdleTimeout time.Duration
-	// MaxRequestLine bounds a request's line: past it, 414. Default
-	// DefaultMaxRequestLine (8 KiB).
+	// MaxRequestLine bounds a request's line, its line end included: past
+	// it, 414. Default DefaultMaxRequestLine (8 KiB).
 	MaxRequestLine int
-	// MaxHeaderBytes bounds a request's header fields, and its trailers:
-	// past it, 431. Default DefaultMaxHeaderBytes (64 KiB).
+	// MaxHeaderBytes bounds a request's header fields, and its trailers,
+	// line ends and the blank line included: past it, 431. Default
+	// DefaultMaxHeaderBytes (64 KiB).
 	MaxHeaderBytes int
 	// MaxHeaders bounds the number of a request's header fields, and of
 	// its trailer fields: past it, 431. Default DefaultMaxHeaders (100).
 	MaxHeaders int
 	// MaxHeadMemory bounds the memory that all connections together hold
-	// for request heads beyond 4 KiB each (a connection's read buffer):
+	// for request heads beyond the 4 KiB each has while a request is read:
 	// a request whose head would take more is answered 431 and its
 	// connection closed, so that many slow clients sending large headers
 	// cannot take the process's memory. Default DefaultMaxHeadMemory
@@ -303,13 +304,11 @@ type conn struct {
 	bodyDone atomic.Bool
 	cancel   context.CancelFunc
 
-	// head holds a request's line and header fields (then its trailers)
-	// as read (head.go); headHeld is its share of MaxHeadMemory. headR and
-	// headBR give it to http.ReadRequest.
-	head     []byte
+	// hb holds a request's line and header fields (then its trailers) as
+	// read, while a request is read and served (head.go); headHeld is its
+	// share of MaxHeadMemory.
+	hb       *headBuf
 	headHeld int64
-	headR    bytes.Reader
-	headBR   *bufio.Reader
 }
 
 func (c *conn) setState(st http.ConnState) {
@@ -617,8 +616,11 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	}
 	body := req.Body
 	c.bodyDone.Store(body == http.NoBody)
+	var rb *bodyReader
 	if body != http.NoBody {
-		req.Body = &bodyReader{c: c, body: body}
+		rb = &bodyReader{c: c, body: body}
+		req.Body = rb
+		defer rb.shut() // a reader the handler left behind reads nothing more
 	}
 	w := &c.res
 	w.reset(req)
@@ -652,7 +654,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 		if !c.bodyDone.Load() { // a client that stops sending does not hold the connection for ever
 			_ = c.rwc.SetReadDeadline(time.Now().Add(cmp.Or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
 		}
-		if n, err := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain || err != io.EOF {
+		if n, err := rb.drain(maxDrain + 1); n > maxDrain || err != io.EOF {
 			return false // more than we read past, or the body failed (cut, malformed, timed out)
 		}
 	}
@@ -664,18 +666,43 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 const maxDrain = 256 << 10
 
 // bodyReader notes when the handler has read all of the body: from then
-// on the connection may be read ahead to see the client go away.
+// on the connection may be read ahead to see the client go away. Once the
+// handler has returned it is shut: a goroutine the handler left reading
+// gets http.ErrBodyReadAfterClose, and never reads the next request.
 type bodyReader struct {
 	c    *conn
 	body io.ReadCloser
+
+	mu     sync.Mutex
+	closed bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		b.c.bodyDone.Store(true)
 	}
 	return n, err
+}
+
+// shut ends the handler's reads.
+func (b *bodyReader) shut() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
+// drain shuts the body and reads past up to n bytes of what is left.
+func (b *bodyReader) drain(n int64) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return io.CopyN(io.Discard, b.body, n)
 }
 
 func (b *bodyReader) Close() error { return nil } // the server drains and closes it

@@ -738,6 +738,8 @@ func TestStrictHead(t *testing.T) {
 		{"header bytes", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 2<<10) + "\r\n\r\n", 431, "header_too_large"},
 		{"header count", "GET / HTTP/1.1\r\nHost: x\r\n" + fields(10) + "\r\n", 431, "too_many_headers"},
 		{"unterminated line", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("c", 8<<10), 431, "header_too_large"},
+		{"space before the colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + smuggled,
+			400, "bad_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mu.Lock()
@@ -797,6 +799,44 @@ func TestMalformedBody(t *testing.T) {
 	c.(*net.TCPConn).CloseWrite()
 	if err := <-errs; !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("body cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// TestBodyAfterReturn: a handler that leaves a goroutine reading its
+// request's body has it read http.ErrBodyReadAfterClose once the handler
+// returned, not the connection's next request.
+func TestBodyAfterReturn(t *testing.T) {
+	late := make(chan error, 1)
+	release := make(chan struct{})
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/leave" {
+			go func() {
+				<-release
+				_, err := io.ReadAll(r.Body)
+				late <- err
+			}()
+		}
+		fmt.Fprint(w, r.URL.Path)
+	})})
+	c := dial(t, addr)
+	io.WriteString(c, "POST /leave HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first: %v %v", resp, err)
+	} else {
+		io.ReadAll(resp.Body)
+	}
+	close(release)
+	if err := <-late; !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Errorf("a read after the handler returned: %v, want http.ErrBodyReadAfterClose", err)
+	}
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "/next" {
+		t.Errorf("the next request answered %q", b)
 	}
 }
 

@@ -213,7 +213,9 @@ func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) 
 	if module != m.Layers[0].Digest.String() {
 		return Pulled{}, fmt.Errorf("layer: its bytes hash to %s, want %s", module, m.Layers[0].Digest)
 	}
-	if got := osOf(wasm); got != layerOS {
+	// A core module said to be a component is refused; a component said
+	// to be wasip1 is what wasmesh pushed before it wrote wasip2.
+	if got := osOf(wasm); got != layerOS && got != "wasip2" {
 		return Pulled{}, fmt.Errorf("config: os %q, but the layer is for %q", layerOS, got)
 	}
 	// Signatures first: Put applies the policy, which may need them.

@@ -548,3 +548,35 @@ func FuzzManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestOldComponentArtifact: a component pushed by a wasmesh that wrote
+// os wasip1 for every layer is still pulled.
+func TestOldComponentArtifact(t *testing.T) {
+	reg := testutil.StartRegistry(t)
+	ctx := context.Background()
+	repo, _ := remote.NewRepository(reg.Addr + "/old")
+	repo.PlainHTTP = true
+	wasm, err := os.ReadFile("../../examples/components/c/hello.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layer, _, _ := artifact(wasm, nil)
+	cfg, _ := json.Marshal(wasmConfig{Architecture: "wasm", OS: "wasip1", LayerDigests: []string{layer.desc.Digest.String()}})
+	config := newBlob(ConfigMediaType, cfg)
+	for _, b := range []blob{config, layer} {
+		if err := repo.Push(ctx, b.desc, bytes.NewReader(b.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config.desc, Layers: []ocispec.Descriptor{layer.desc}}
+	m.SchemaVersion = 2
+	data, _ := json.Marshal(m)
+	mb := newBlob(ocispec.MediaTypeImageManifest, data)
+	if err := repo.PushReference(ctx, mb.desc, bytes.NewReader(mb.data), "c"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client(t, reg.Addr).Pull(ctx, openStore(t), mustParse(t, "oci://"+reg.Addr+"/old:c"))
+	if err != nil || got.Module != modules.DigestOf(wasm) {
+		t.Fatalf("Pull: %v, %s", err, got.Module)
+	}
+}

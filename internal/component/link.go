@@ -168,6 +168,25 @@ func LinkWith(ctx context.Context, rt wazero.Runtime, c *Component, host *Host, 
 	if !unstoppable {
 		l.rt = opts.Stoppable
 	} else {
+		// wazero's check stops them: the modules given ours are rewritten
+		// again without it (rare: a module that loops without a memory, or
+		// with a start function).
+		for i, stop := range l.stops {
+			if stop == "" || l.notResettable != nil {
+				continue
+			}
+			ci := c.CoreInstances[instances[i].N]
+			renamed, err := l.rename(ci)
+			if err == nil {
+				var s *wasmbin.Snapshot
+				if s, err = wasmbin.ResettableUnchecked(renamed); err == nil {
+					code[i], l.globals[i] = s.Module, s.Globals
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("core instance %d: %w", i, err)
+			}
+		}
 		l.stops = nil
 	}
 	if err := l.instantiateHost(ctx); err != nil {
@@ -256,11 +275,9 @@ func (l *Linked) coreIndex(s byte, idx uint32, depth int) (target, error) {
 	return target{}, fmt.Errorf("%s %d is neither an alias nor a canon definition", Sort{Core: true, Kind: s}, idx)
 }
 
-// rewrite returns the module core instance i instantiates, its imports
-// renamed to "ci:<instance>" or "host" and the name of the export there,
-// and rewritten by wasmbin.Resettable while every module so far could be
-// (else as it is, with l.notResettable saying why).
-func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
+// rename returns the module core instance ci instantiates, its imports
+// renamed to "ci:<instance>" or "host" and the name of the export there.
+func (l *Linked) rename(ci CoreInstanceDef) ([]byte, error) {
 	mods := l.c.Space[Sort{Core: true, Kind: CoreModule}]
 	if int(*ci.Module) >= len(mods) || mods[*ci.Module].From != FromDefinition {
 		return nil, fmt.Errorf("module %d: only modules defined in the component are supported", *ci.Module)
@@ -270,7 +287,7 @@ func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
 	for _, a := range ci.Args {
 		args[a.Name] = a.Instance
 	}
-	renamed, err := wasmbin.RenameImports(m.Bytes, func(mod, name string, _ byte) (string, string, error) {
+	return wasmbin.RenameImports(m.Bytes, func(mod, name string, _ byte) (string, string, error) {
 		inst, ok := args[mod]
 		if !ok {
 			return "", "", fmt.Errorf("module %d imports %s.%s, and the instantiation has no %q argument", *ci.Module, mod, name, mod)
@@ -284,26 +301,39 @@ func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
 		}
 		return t.module(), t.name, nil
 	})
+}
+
+// rewrite returns the module core instance i instantiates (rename),
+// rewritten by wasmbin.Resettable while every module so far could be
+// (else as it is, with l.notResettable saying why).
+func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
+	renamed, err := l.rename(ci)
 	if err != nil {
 		return nil, err
 	}
 	if l.notResettable != nil {
 		return &wasmbin.Snapshot{Module: renamed}, nil
 	}
+	// Without a runtime where guests stop themselves, no yield check:
+	// wazero's stops them (and the cache holds checked rewrites only).
+	prepare, cache := wasmbin.Resettable, l.opts.Cache
+	if l.opts.Stoppable == nil {
+		prepare, cache = wasmbin.ResettableUnchecked, nil
+	}
 	var sum [sha256.Size]byte
-	if l.opts.Cache != nil {
+	if cache != nil {
 		sum = sha256.Sum256(renamed)
-		if s, ok := l.opts.Cache.Load(sum); ok {
+		if s, ok := cache.Load(sum); ok {
 			return s, nil
 		}
 	}
-	s, err := wasmbin.Resettable(renamed)
+	s, err := prepare(renamed)
 	if err != nil {
 		l.notResettable = fmt.Errorf("core instance %d: %w", i, err)
 		return &wasmbin.Snapshot{Module: renamed}, nil
 	}
-	if l.opts.Cache != nil {
-		l.opts.Cache.Store(sum, s)
+	if cache != nil {
+		cache.Store(sum, s)
 	}
 	return s, nil
 }

@@ -153,9 +153,11 @@ func TestLinkCache(t *testing.T) {
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
+	stoppable := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	defer stoppable.Close(ctx)
 	cache := &snapshotMap{m: map[[32]byte]*wasmbin.Snapshot{}}
 	for round := range 2 {
-		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Cache: cache})
+		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Cache: cache, Stoppable: stoppable})
 		if err != nil {
 			t.Fatal(err)
 		}

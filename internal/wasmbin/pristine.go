@@ -110,11 +110,19 @@ type Snapshot struct {
 // start function and any data segments: the component's instances are
 // reset to a snapshot taken after instantiation, not to the module's own
 // initial state.
-func Resettable(b []byte) (*Snapshot, error) {
+func Resettable(b []byte) (*Snapshot, error) { return resettable(b, false) }
+
+// ResettableUnchecked is Resettable without the yield check: for a module
+// of a component that the runtime stops by its own check at every loop
+// iteration (another of its modules could not be given one), where ours
+// would only add to that cost.
+func ResettableUnchecked(b []byte) (*Snapshot, error) { return resettable(b, true) }
+
+func resettable(b []byte, unchecked bool) (*Snapshot, error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, errors.New("not a WebAssembly 1.0 binary")
 	}
-	p := &preparer{reuse: true, snapshot: true, procExit: -1, start: -1}
+	p := &preparer{reuse: true, snapshot: true, unchecked: unchecked, procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
 		return nil, err
 	}
@@ -177,6 +185,7 @@ type preparer struct {
 	// tables and memories, a start function and the data segments are
 	// kept.
 	snapshot        bool
+	unchecked       bool // snapshot without the yield check (ResettableUnchecked)
 	unstoppable     string
 	hasStart        bool
 	sections        []section
@@ -458,7 +467,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	fuel := uint32(p.importedGlobals + len(p.globals))
 	stop := fuel + 1
 	yield := !p.snapshot
-	if p.snapshot && p.loops() {
+	if p.snapshot && !p.unchecked && p.loops() {
 		switch {
 		case p.memories == 0:
 			p.unstoppable = "its code loops, and it has no memory for the yield check's memory.grow"

@@ -81,6 +81,13 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // FuzzPrepare: whatever the bytes, Prepare returns a module or an error and
 // never panics, never makes a module that Parse reads unreadable, and never
 // makes one wazero refuses out of one it compiles (the yield checks and
@@ -237,6 +244,14 @@ func TestResettable(t *testing.T) {
 			}
 			if s.Stop == "" && len(wasm) > 1000 && !bytes.Contains(s.Module, wasm[len(wasm)/2:]) {
 				t.Errorf("the second half of a module without yield checks was rewritten")
+			}
+			// Unchecked: the same globals but fuel and stop, and no check.
+			u, err := ResettableUnchecked(wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tc.globals[:len(tc.globals)-2*boolInt(tc.stop != "")]; u.Stop != "" || fmt.Sprint(u.Globals) != fmt.Sprint(want) {
+				t.Errorf("ResettableUnchecked: stop %q, globals %v; want none and %v", u.Stop, u.Globals, want)
 			}
 			if tc.loop == "" {
 				return

@@ -140,17 +140,20 @@ func TestOverloadIs503(t *testing.T) {
 services:
   slow:
     versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
-    limits: { max_concurrency: 1, max_queue: 1, timeout: 5s }
+    limits: { max_concurrency: 1, max_queue: 1, timeout: 10s }
 routes:
   - { match: { path_prefix: / }, service: slow }
 `)
+	// Each request sleeps 2 s in the guest: long enough that all six are in
+	// flight together even on a loaded machine (at 500 ms, a CI run saw a
+	// straggler arrive after the first had finished).
 	var wg sync.WaitGroup
 	statuses := make(chan int, 6)
 	for range 6 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := http.Get(f.srv.URL + "/?do=sleep&arg=500")
+			resp, err := http.Get(f.srv.URL + "/?do=sleep&arg=2000")
 			if err != nil {
 				t.Error(err)
 				return

@@ -124,6 +124,21 @@ func (d *decoder) addr(n *yaml.Node, path, def string) string {
 	return s
 }
 
+// peerPatterns decodes a list of SPIFFE IDs and "spiffe://domain/*"
+// patterns (allow_peers, admin.allow_ids).
+func (d *decoder) peerPatterns(v *yaml.Node, path string) []string {
+	var out []string
+	items, _ := d.list(v, path)
+	for i, item := range items {
+		fi := fmt.Sprintf("%s[%d]", path, i)
+		if p, ok := d.str(item, fi); ok {
+			d.check(checkPeerPattern(p) != nil, item, fi, "%v", checkPeerPattern(p))
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // admin decodes the admin API's address ("off" for none) and its
 // authentication, either as an address or as a mapping.
 func (d *decoder) admin(n *yaml.Node, path string) (string, AdminAuth) {
@@ -143,14 +158,7 @@ func (d *decoder) admin(n *yaml.Node, path string) (string, AdminAuth) {
 				}
 			case "allow_ids":
 				d.allowIDs = v
-				items, _ := d.list(v, f)
-				for i, item := range items {
-					fi := fmt.Sprintf("%s[%d]", f, i)
-					if p, ok := d.str(item, fi); ok {
-						d.check(checkPeerPattern(p) != nil, item, fi, "%v", checkPeerPattern(p))
-						auth.AllowIDs = append(auth.AllowIDs, p)
-					}
-				}
+				auth.AllowIDs = d.peerPatterns(v, f)
 			case "insecure":
 				auth.Insecure, _ = d.boolean(v, f)
 			}
@@ -197,14 +205,7 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 				}
 			}
 		case "allow_peers":
-			items, _ := d.list(v, f)
-			for i, item := range items {
-				fi := fmt.Sprintf("%s[%d]", f, i)
-				if p, ok := d.str(item, fi); ok {
-					d.check(checkPeerPattern(p) != nil, item, fi, "%v", checkPeerPattern(p))
-					s.AllowPeers = append(s.AllowPeers, p)
-				}
-			}
+			s.AllowPeers = d.peerPatterns(v, f)
 		}
 	})
 	if !hasVersions {

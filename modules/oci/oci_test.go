@@ -405,6 +405,23 @@ func TestSignaturesTravel(t *testing.T) {
 	}
 }
 
+// configFor is a Wasm config blob for layer with os.
+func configFor(layer blob, os string) blob {
+	b, _ := json.Marshal(wasmConfig{Architecture: "wasm", OS: os, LayerDigests: []string{layer.desc.Digest.String()}})
+	return newBlob(ConfigMediaType, b)
+}
+
+// pushManifest pushes m (schema version 2) to repo as tag.
+func pushManifest(t *testing.T, repo *remote.Repository, tag string, m ocispec.Manifest) {
+	t.Helper()
+	m.SchemaVersion = 2
+	data, _ := json.Marshal(m)
+	b := newBlob(ocispec.MediaTypeImageManifest, data)
+	if err := repo.PushReference(context.Background(), b.desc, bytes.NewReader(b.data), tag); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestNotWasm refuses manifests of other artifact types.
 func TestNotWasm(t *testing.T) {
 	reg := testutil.StartRegistry(t)
@@ -413,11 +430,7 @@ func TestNotWasm(t *testing.T) {
 	repo.PlainHTTP = true
 	wasm := example(t, "zig")
 	config, layer, _, _ := artifact(wasm, nil)
-	configFor := func(os string) blob {
-		b, _ := json.Marshal(wasmConfig{Architecture: "wasm", OS: os, LayerDigests: []string{layer.desc.Digest.String()}})
-		return newBlob(ConfigMediaType, b)
-	}
-	wasip2, linux := configFor("wasip2"), configFor("linux")
+	wasip2, linux := configFor(layer, "wasip2"), configFor(layer, "linux")
 	for _, b := range []blob{config, layer, wasip2, linux} {
 		if err := repo.Push(ctx, b.desc, bytes.NewReader(b.data)); err != nil {
 			t.Fatal(err)
@@ -436,14 +449,9 @@ func TestNotWasm(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config.desc, Layers: []ocispec.Descriptor{layer.desc}}
-			m.SchemaVersion = 2
 			tc.change(&m)
-			data, _ := json.Marshal(m)
-			b := newBlob(ocispec.MediaTypeImageManifest, data)
 			tag := strings.ReplaceAll(tc.name, " ", "-")
-			if err := repo.PushReference(ctx, b.desc, bytes.NewReader(b.data), tag); err != nil {
-				t.Fatal(err)
-			}
+			pushManifest(t, repo, tag, m)
 			dst := openStore(t)
 			_, err := client(t, reg.Addr).Pull(ctx, dst, mustParse(t, "oci://"+reg.Addr+"/other:"+tag))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -561,20 +569,14 @@ func TestOldComponentArtifact(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, layer, _, _ := artifact(wasm, nil)
-	cfg, _ := json.Marshal(wasmConfig{Architecture: "wasm", OS: "wasip1", LayerDigests: []string{layer.desc.Digest.String()}})
-	config := newBlob(ConfigMediaType, cfg)
+	config := configFor(layer, "wasip1")
 	for _, b := range []blob{config, layer} {
 		if err := repo.Push(ctx, b.desc, bytes.NewReader(b.data)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config.desc, Layers: []ocispec.Descriptor{layer.desc}}
-	m.SchemaVersion = 2
-	data, _ := json.Marshal(m)
-	mb := newBlob(ocispec.MediaTypeImageManifest, data)
-	if err := repo.PushReference(ctx, mb.desc, bytes.NewReader(mb.data), "c"); err != nil {
-		t.Fatal(err)
-	}
+	pushManifest(t, repo, "c", m)
 	got, err := client(t, reg.Addr).Pull(ctx, openStore(t), mustParse(t, "oci://"+reg.Addr+"/old:c"))
 	if err != nil || got.Module != modules.DigestOf(wasm) {
 		t.Fatalf("Pull: %v, %s", err, got.Module)

@@ -208,7 +208,7 @@ func TestCowMemoryResetAfterReset(t *testing.T) {
 }
 
 // testImage is an image of pages OS pages, no two bytes in a row alike.
-func testImage(t *testing.T, pages int) *image {
+func testImage(t testing.TB, pages int) *image {
 	t.Helper()
 	content := make([]byte, pages*osPage)
 	for i := range content {

@@ -19,9 +19,10 @@ import (
 )
 
 // HostFunc implements a function a component imports. Its arguments and
-// results are cabi values; the Instance is the calling instance, for its
-// host objects. An error traps the guest's call.
-type HostFunc func(ctx context.Context, inst *Instance, args []any) ([]any, error)
+// its result are cabi values (a function has at most one result; the value
+// returned for a function without one is ignored); the Instance is the
+// calling instance, for its host objects. An error traps the guest's call.
+type HostFunc func(ctx context.Context, inst *Instance, args []any) (any, error)
 
 // Host is what a host provides for components to import.
 type Host struct {
@@ -588,8 +589,9 @@ type Instance struct {
 	callCtx context.Context
 	// stops are the core instances' stop globals when the component is
 	// linked in LinkOptions.Stoppable: Call sets them when its context is
-	// done.
+	// done (watch).
 	stops []api.MutableGlobal
+	watch watch
 }
 
 // resolvedOpts are canon options resolved to the instance's memory and
@@ -640,7 +642,7 @@ func (inst *Instance) stop() {
 }
 
 // context is ctx with the instance, for its host functions, and the
-// resolver of its core modules' imports.
+// resolver of its core modules' imports (Call needs only the first).
 func (inst *Instance) context(ctx context.Context) context.Context {
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
 	return experimental.WithImportResolver(ctx, func(name string) api.Module {
@@ -856,26 +858,28 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	// The arguments in the instance's buffer, when no other call's are:
 	// they are dead once the host function returns, before anything
 	// (a realloc while lowering its results) can call back in.
+	own := !inst.argsTaken
 	var buf []any
-	if !inst.argsTaken {
+	if own {
 		inst.argsTaken, buf = true, inst.args[:0]
-		defer func() { inst.argsTaken = false }()
 	}
 	args, err := cx.LiftFlatValues(buf, stack[:cf.nparams], cabi.MaxFlatParams, cf.ft.paramTuple)
 	if err != nil {
+		if own {
+			inst.argsTaken = false
+		}
 		return fmt.Errorf("%s: arguments: %w", cf.name, err)
 	}
-	if buf != nil {
-		inst.args = args[:cap(args)]
-		defer clear(args) // no host object kept alive by the buffer
+	result, err := cf.fn(ctx, inst, args)
+	if own {
+		clear(args) // no host object kept alive by the buffer
+		inst.args, inst.argsTaken = args[:0], false
 	}
-	results, err := cf.fn(ctx, inst, args)
 	if err != nil {
 		return err
 	}
-	if len(results) != len(cf.ft.results) {
-		return fmt.Errorf("%s: the host returned %d results, want %d", cf.name, len(results), len(cf.ft.results))
-	}
+	one := [1]any{result}
+	results := one[:len(cf.ft.results)] // at most one: named results are refused by the decoder
 	// Into the stack, which wazero sized for the parameters or the
 	// results, whichever are more.
 	if _, err := cx.LowerFlatValues(stack[:0], results, cabi.MaxFlatResults, cf.ft.resultTuple, outPtr, cf.outParam); err != nil {
@@ -896,12 +900,12 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 	if len(args) != len(ct.ft.params) {
 		return nil, fmt.Errorf("%s#%s takes %d arguments, %d given", export, fn, len(ct.ft.params), len(args))
 	}
-	ctx = inst.context(ctx)
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
 	inst.callCtx = ctx
-	if inst.stops != nil {
+	if inst.stops != nil && inst.arm(ctx) {
 		// Set before the call returns or not at all: the instance may be
 		// reset as soon as it has.
-		defer wasmbin.ArmStop(ctx, inst.stop)()
+		defer inst.disarm()
 	}
 	cx, err := inst.cabiContext(ct.lift, ct.opts)
 	if err != nil {

@@ -216,20 +216,38 @@ func TestLinkStoppable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer inst.Close(ctx)
-			cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() {
-				_, err := inst.Call(cctx, "wasi:http/incoming-handler@0.2.0", "handle", inst.NewObject(nil), inst.NewObject(nil))
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Error("a call that loops for ever returned no error")
+			// Stopped by its deadline, then (reset: its stop global clear
+			// again) by its caller going away without one.
+			if tc.stoppable {
+				if err := inst.Snapshot(); err != nil {
+					t.Fatal(err)
 				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the call was not stopped 10 s after its deadline")
+			}
+			for _, deadline := range []bool{true, false} {
+				cctx, cancel := context.WithCancel(ctx)
+				if deadline {
+					cctx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+				} else {
+					time.AfterFunc(100*time.Millisecond, cancel)
+				}
+				done := make(chan error, 1)
+				go func() {
+					_, err := inst.Call(cctx, "wasi:http/incoming-handler@0.2.0", "handle", inst.NewObject(nil), inst.NewObject(nil))
+					done <- err
+				}()
+				select {
+				case err := <-done:
+					if err == nil {
+						t.Errorf("deadline %v: a call that loops for ever returned no error", deadline)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("deadline %v: the call was not stopped 10 s after its context was done", deadline)
+				}
+				cancel()
+				if !tc.stoppable {
+					break // the runtime closed the instance
+				}
+				inst.Reset()
 			}
 		})
 	}

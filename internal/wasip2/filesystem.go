@@ -208,21 +208,21 @@ func addFilesystem(h *component.Host) {
 	// desc adds a descriptor method: fn gets the descriptor and the
 	// arguments after it, and returns the result.
 	desc := func(name string, fn func(inst *component.Instance, d *descriptor, args []any) any) {
-		add("[method]descriptor."+name, func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		add("[method]descriptor."+name, func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 			d, err := object[*descriptor](inst, args[0])
 			if err != nil {
 				return nil, err
 			}
-			return []any{fn(inst, d, args[1:])}, nil
+			return fn(inst, d, args[1:]), nil
 		})
 	}
-	h.Funcs["wasi:filesystem/preopens@0.2#get-directories"] = func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	h.Funcs["wasi:filesystem/preopens@0.2#get-directories"] = func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		dirs := wctx(inst).Dirs
 		out := make([]any, len(dirs))
 		for i := range dirs {
 			out[i] = []any{inst.NewObject(&descriptor{dir: &dirs[i], path: ".", isDir: true}), dirs[i].Path}
 		}
-		return []any{out}, nil
+		return out, nil
 	}
 	h.Drops[types+"#descriptor"] = func(inst *component.Instance, rep uint32) {
 		if d, ok := inst.Object(rep).(*descriptor); ok && d.file != nil {
@@ -491,7 +491,7 @@ func addFilesystem(h *component.Host) {
 		}
 		return fsErr(syscall.EPERM) // a link could lead out of the directory
 	})
-	add("[method]descriptor.is-same-object", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]descriptor.is-same-object", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		a, err := object[*descriptor](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -500,9 +500,9 @@ func addFilesystem(h *component.Host) {
 		if err != nil {
 			return nil, err
 		}
-		return []any{a.dir == b.dir && a.path == b.path}, nil
+		return a.dir == b.dir && a.path == b.path, nil
 	})
-	h.Funcs["wasi:filesystem/types@0.2#filesystem-error-code"] = func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{none}, nil
+	h.Funcs["wasi:filesystem/types@0.2#filesystem-error-code"] = func(context.Context, *component.Instance, []any) (any, error) {
+		return none, nil
 	}
 }

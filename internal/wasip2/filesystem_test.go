@@ -38,7 +38,7 @@ func TestFilesystemPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", fn, err)
 		}
-		return out[0].(cabi.VariantValue)
+		return out.(cabi.VariantValue)
 	}
 	code := func(v cabi.VariantValue) int {
 		if v.Case == 0 {

@@ -177,12 +177,12 @@ func object[T any](inst *component.Instance, rep any) (T, error) {
 // first argument is the object's handle; fn gets all the arguments, that
 // handle first, and returns the one result.
 func method[T any](fn func(T, *component.Instance, []any) any) component.HostFunc {
-	return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	return func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		v, err := object[T](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
-		return []any{fn(v, inst, args)}, nil
+		return fn(v, inst, args), nil
 	}
 }
 
@@ -249,22 +249,22 @@ func validField(name string, value []byte) bool {
 func addHTTP(h *component.Host) {
 	const types = "wasi:http/types@0.2"
 	add := func(fn string, f component.HostFunc) { h.Funcs[types+"#"+fn] = f }
-	add("[constructor]fields", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
-		return []any{inst.NewObject(&fields{})}, nil
+	add("[constructor]fields", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
+		return inst.NewObject(&fields{}), nil
 	})
-	add("[static]fields.from-list", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[static]fields.from-list", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f := &fields{}
 		for _, e := range args[0].([]any) {
 			kv := e.([]any)
 			name, value := strings.ToLower(kv[0].(string)), kv[1].([]byte)
 			if e, good := checkField(name, value); !good {
-				return []any{e}, nil
+				return e, nil
 			}
 			f.names, f.values = append(f.names, name), append(f.values, value)
 		}
-		return []any{ok(inst.NewObject(f))}, nil
+		return ok(inst.NewObject(f)), nil
 	})
-	add("[method]fields.get", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]fields.get", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*fields](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -275,9 +275,9 @@ func addHTTP(h *component.Host) {
 				out = append(out, f.values[i])
 			}
 		}
-		return []any{out}, nil
+		return out, nil
 	})
-	add("[method]fields.has", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]fields.has", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*fields](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -285,28 +285,28 @@ func addHTTP(h *component.Host) {
 		name := strings.ToLower(args[1].(string))
 		for _, n := range f.names {
 			if n == name {
-				return []any{true}, nil
+				return true, nil
 			}
 		}
-		return []any{false}, nil
+		return false, nil
 	})
 	mutate := func(fn func(f *fields, name string, args []any) (cabi.VariantValue, bool)) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		return func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 			f, err := object[*fields](inst, args[0])
 			if err != nil {
 				return nil, err
 			}
 			if f.readOnly {
-				return []any{headerErr(headerImmutable)}, nil
+				return headerErr(headerImmutable), nil
 			}
 			name := strings.ToLower(args[1].(string))
 			if e, good := checkField(name, nil); !good {
-				return []any{e}, nil
+				return e, nil
 			}
 			if v, done := fn(f, name, args); done {
-				return []any{v}, nil
+				return v, nil
 			}
-			return []any{ok(nil)}, nil
+			return ok(nil), nil
 		}
 	}
 	add("[method]fields.set", mutate(func(f *fields, name string, args []any) (cabi.VariantValue, bool) {
@@ -332,7 +332,7 @@ func addHTTP(h *component.Host) {
 		f.names, f.values = append(f.names, name), append(f.values, args[2].([]byte))
 		return cabi.VariantValue{}, false
 	}))
-	add("[method]fields.entries", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]fields.entries", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*fields](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -341,14 +341,14 @@ func addHTTP(h *component.Host) {
 		for i := range f.names {
 			out[i] = []any{f.names[i], f.values[i]}
 		}
-		return []any{out}, nil
+		return out, nil
 	})
-	add("[method]fields.clone", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]fields.clone", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*fields](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
-		return []any{inst.NewObject(f.clone())}, nil
+		return inst.NewObject(f.clone()), nil
 	})
 	request := method[*IncomingRequest]
 	add("[method]incoming-request.method", request(func(r *IncomingRequest, _ *component.Instance, _ []any) any { return methodValue(r.Method) }))
@@ -371,28 +371,28 @@ func addHTTP(h *component.Host) {
 		}
 		return ok(inst.NewObject(&incomingBody{r: body, trailer: r.Trailer}))
 	}))
-	add("[method]incoming-body.stream", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]incoming-body.stream", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		b, err := object[*incomingBody](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
 		if b.stream {
-			return []any{errUnit}, nil
+			return errUnit, nil
 		}
 		b.stream, b.child = true, true
-		return []any{ok(inst.NewObject(&inputStream{r: b.r, parent: b}))}, nil
+		return ok(inst.NewObject(&inputStream{r: b.r, parent: b})), nil
 	})
-	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		if b, err := object[*incomingBody](inst, args[0]); err != nil {
 			return nil, err
 		} else if b.child {
 			return nil, errors.New("wasi:http: incoming-body.finish: resource has children (drop its stream first)")
 		} else {
-			return []any{inst.NewObject(&futureTrailers{trailer: b.trailer})}, nil
+			return inst.NewObject(&futureTrailers{trailer: b.trailer}), nil
 		}
 	})
-	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
-		return []any{inst.NewObject(&pollable{})}, nil
+	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
+		return inst.NewObject(&pollable{}), nil
 	})
 	// The body was read whole before the handler ran: its trailers are
 	// ready.
@@ -402,14 +402,14 @@ func addHTTP(h *component.Host) {
 		}
 		return some(ok(ok(some(inst.NewObject(readOnlyFields(f.trailer))))))
 	}))
-	add("[constructor]outgoing-response", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[constructor]outgoing-response", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		h, err := object[*fields](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
 		inst.DropObject(args[0].(uint32)) // the response owns the headers now
 		h.readOnly = false
-		return []any{inst.NewObject(&OutgoingResponse{Status: 200, headers: h})}, nil
+		return inst.NewObject(&OutgoingResponse{Status: 200, headers: h}), nil
 	})
 	add("[method]outgoing-response.status-code", method(func(r *OutgoingResponse, _ *component.Instance, _ []any) any { return uint16(r.Status) }))
 	add("[method]outgoing-response.set-status-code", method(func(r *OutgoingResponse, _ *component.Instance, args []any) any {
@@ -430,18 +430,18 @@ func addHTTP(h *component.Host) {
 		r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
 		return ok(inst.NewObject(r.body))
 	}))
-	add("[method]outgoing-body.write", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]outgoing-body.write", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		b, err := object[*outgoingBody](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
 		if b.taken {
-			return []any{errUnit}, nil
+			return errUnit, nil
 		}
 		b.taken, b.child = true, true
-		return []any{ok(inst.NewObject(&outputStream{w: b, parent: b}))}, nil
+		return ok(inst.NewObject(&outputStream{w: b, parent: b})), nil
 	})
-	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		b, err := object[*outgoingBody](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -456,9 +456,9 @@ func addHTTP(h *component.Host) {
 			inst.DropObject(t.Value.(uint32)) // the body owns the trailers now
 		}
 		b.finished = true
-		return []any{ok(nil)}, nil
+		return ok(nil), nil
 	})
-	add("[static]response-outparam.set", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[static]response-outparam.set", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		o, err := object[*ResponseOutparam](inst, args[0])
 		if err != nil {
 			return nil, err

@@ -92,13 +92,13 @@ func schemeName(v cabi.VariantValue) string {
 func addOutgoing(h *component.Host) {
 	const types = "wasi:http/types@0.2"
 	add := func(fn string, f component.HostFunc) { h.Funcs[types+"#"+fn] = f }
-	add("[constructor]outgoing-request", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[constructor]outgoing-request", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		hs, err := object[*fields](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
 		inst.DropObject(args[0].(uint32))
-		return []any{inst.NewObject(&outgoingRequest{method: "GET", scheme: "http", headers: hs})}, nil
+		return inst.NewObject(&outgoingRequest{method: "GET", scheme: "http", headers: hs}), nil
 	})
 	optString := func(s string) cabi.VariantValue {
 		if s == "" {
@@ -141,25 +141,25 @@ func addOutgoing(h *component.Host) {
 	add("[method]outgoing-request.headers", method(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
 		return inst.NewObject(r.headers)
 	}))
-	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
-		return []any{inst.NewObject(&requestOptions{})}, nil
+	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
+		return inst.NewObject(&requestOptions{}), nil
 	})
 	for _, t := range []string{"connect-timeout", "first-byte-timeout", "between-bytes-timeout"} {
-		add("[method]request-options."+t, func(context.Context, *component.Instance, []any) ([]any, error) {
-			return []any{none}, nil // the service's own timeout applies
+		add("[method]request-options."+t, func(context.Context, *component.Instance, []any) (any, error) {
+			return none, nil // the service's own timeout applies
 		})
-		add("[method]request-options.set-"+t, func(context.Context, *component.Instance, []any) ([]any, error) {
-			return []any{ok(nil)}, nil
+		add("[method]request-options.set-"+t, func(context.Context, *component.Instance, []any) (any, error) {
+			return ok(nil), nil
 		})
 	}
-	h.Funcs["wasi:http/outgoing-handler@0.2#handle"] = func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+	h.Funcs["wasi:http/outgoing-handler@0.2#handle"] = func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		r, err := object[*outgoingRequest](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
 		send := wctx(inst).Outbound
 		if send == nil {
-			return []any{cabi.VariantValue{Case: 1, Value: errorCode(codeDenied)}}, nil
+			return cabi.VariantValue{Case: 1, Value: errorCode(codeDenied)}, nil
 		}
 		out := &wasi.OutboundRequest{Method: r.method, URL: r.scheme + "://" + r.authority + r.path, Header: http.Header{}}
 		for i, n := range r.headers.names {
@@ -170,23 +170,23 @@ func addOutgoing(h *component.Host) {
 		}
 		resp, code := send(ctx, out)
 		if code != codeOK {
-			return []any{cabi.VariantValue{Case: 1, Value: errorCode(code)}}, nil
+			return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
 		}
-		return []any{ok(inst.NewObject(&futureIncomingResponse{resp: resp}))}, nil
+		return ok(inst.NewObject(&futureIncomingResponse{resp: resp})), nil
 	}
-	add("[method]future-incoming-response.subscribe", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
-		return []any{inst.NewObject(&pollable{})}, nil
+	add("[method]future-incoming-response.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
+		return inst.NewObject(&pollable{}), nil
 	})
-	add("[method]future-incoming-response.get", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("[method]future-incoming-response.get", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*futureIncomingResponse](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
 		if f.taken {
-			return []any{some(errUnit)}, nil
+			return some(errUnit), nil
 		}
 		f.taken = true
-		return []any{some(ok(ok(inst.NewObject(&incomingResponse{resp: f.resp}))))}, nil
+		return some(ok(ok(inst.NewObject(&incomingResponse{resp: f.resp})))), nil
 	})
 	resp := method[*incomingResponse]
 	add("[method]incoming-response.status", resp(func(r *incomingResponse, _ *component.Instance, _ []any) any { return uint16(r.resp.Status) }))

@@ -50,7 +50,7 @@ func TestStreams(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", fn, err)
 		}
-		return out[0]
+		return out
 	}
 	ok := func(n uint64) cabi.VariantValue { return cabi.VariantValue{Case: 0, Value: n} }
 	closed := cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}}

@@ -154,56 +154,56 @@ func Host() *component.Host {
 		env     = "wasi:cli/environment@0.2"
 		streams = "wasi:io/streams@0.2"
 	)
-	add(env, "get-environment", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	add(env, "get-environment", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		out := make([]any, 0, len(wctx(inst).Env))
 		for _, kv := range wctx(inst).Env {
 			out = append(out, []any{kv[0], kv[1]})
 		}
-		return []any{out}, nil
+		return out, nil
 	})
-	add(env, "get-arguments", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	add(env, "get-arguments", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		out := make([]any, len(wctx(inst).Args))
 		for i, a := range wctx(inst).Args {
 			out[i] = a
 		}
-		return []any{out}, nil
+		return out, nil
 	})
-	add(env, "initial-cwd", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{cabi.VariantValue{Case: 0}}, nil // none
+	add(env, "initial-cwd", func(context.Context, *component.Instance, []any) (any, error) {
+		return cabi.VariantValue{Case: 0}, nil // none
 	})
-	add("wasi:cli/exit@0.2", "exit", func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
+	add("wasi:cli/exit@0.2", "exit", func(_ context.Context, _ *component.Instance, args []any) (any, error) {
 		return nil, &ExitError{Code: args[0].(cabi.VariantValue).Case} // ok → 0, error → 1
 	})
-	add("wasi:cli/stdin@0.2", "get-stdin", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	add("wasi:cli/stdin@0.2", "get-stdin", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		r := wctx(inst).Stdin
 		if r == nil {
 			r = strings.NewReader("")
 		}
-		return []any{inst.NewObject(&inputStream{r: r})}, nil
+		return inst.NewObject(&inputStream{r: r}), nil
 	})
 	output := func(w func(*Context) io.Writer) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+		return func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 			out := w(wctx(inst))
 			if out == nil {
 				out = io.Discard
 			}
-			return []any{inst.NewObject(&outputStream{w: out})}, nil
+			return inst.NewObject(&outputStream{w: out}), nil
 		}
 	}
 	add("wasi:cli/stdout@0.2", "get-stdout", output(func(c *Context) io.Writer { return c.Stdout }))
 	add("wasi:cli/stderr@0.2", "get-stderr", output(func(c *Context) io.Writer { return c.Stderr }))
 	for _, t := range []string{"stdin", "stdout", "stderr"} {
-		add("wasi:cli/terminal-"+t+"@0.2", "get-terminal-"+t, func(context.Context, *component.Instance, []any) ([]any, error) {
-			return []any{cabi.VariantValue{Case: 0}}, nil // not a terminal
+		add("wasi:cli/terminal-"+t+"@0.2", "get-terminal-"+t, func(context.Context, *component.Instance, []any) (any, error) {
+			return cabi.VariantValue{Case: 0}, nil // not a terminal
 		})
 	}
-	add("wasi:io/error@0.2", "[method]error.to-debug-string", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("wasi:io/error@0.2", "[method]error.to-debug-string", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		if e, ok := inst.Object(args[0].(uint32)).(*ioError); ok {
-			return []any{e.msg}, nil
+			return e.msg, nil
 		}
-		return []any{"error"}, nil
+		return "error", nil
 	})
-	read := func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	read := func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		s, ok := inst.Object(args[0].(uint32)).(*inputStream)
 		if !ok {
 			return nil, errors.New("wasi:io/streams: not an input stream")
@@ -212,16 +212,16 @@ func Host() *component.Host {
 		n, err := s.r.Read(buf)
 		s.filled = n == len(buf)
 		if n == 0 && err != nil {
-			return []any{streamError(inst, err)}, nil
+			return streamError(inst, err), nil
 		}
-		return []any{cabi.VariantValue{Case: 0, Value: buf[:n]}}, nil
+		return cabi.VariantValue{Case: 0, Value: buf[:n]}, nil
 	}
 	add(streams, "[method]input-stream.read", read)
 	add(streams, "[method]input-stream.blocking-read", read)
 	// skip and splice read as read does, then discard what they read or
 	// write it to the output stream.
 	transfer := func(from int, to func(inst *component.Instance, args []any, b []byte) error) component.HostFunc {
-		return func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+		return func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 			s, ok := inst.Object(args[from].(uint32)).(*inputStream)
 			if !ok {
 				return nil, errors.New("wasi:io/streams: not an input stream")
@@ -230,12 +230,12 @@ func Host() *component.Host {
 			n, err := s.r.Read(buf)
 			s.filled = n == len(buf)
 			if n == 0 && err != nil {
-				return []any{streamError(inst, err)}, nil
+				return streamError(inst, err), nil
 			}
 			if err := to(inst, args, buf[:n]); err != nil {
-				return []any{streamError(inst, err)}, nil
+				return streamError(inst, err), nil
 			}
-			return []any{cabi.VariantValue{Case: 0, Value: uint64(n)}}, nil
+			return cabi.VariantValue{Case: 0, Value: uint64(n)}, nil
 		}
 	}
 	skip := transfer(0, func(*component.Instance, []any, []byte) error { return nil })
@@ -251,22 +251,22 @@ func Host() *component.Host {
 	})
 	add(streams, "[method]output-stream.splice", splice)
 	add(streams, "[method]output-stream.blocking-splice", splice)
-	add(streams, "[method]output-stream.check-write", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{cabi.VariantValue{Case: 0, Value: uint64(checkWrite)}}, nil
+	add(streams, "[method]output-stream.check-write", func(context.Context, *component.Instance, []any) (any, error) {
+		return cabi.VariantValue{Case: 0, Value: uint64(checkWrite)}, nil
 	})
-	write := func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
+	write := func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		s, ok := inst.Object(args[0].(uint32)).(*outputStream)
 		if !ok {
 			return nil, errors.New("wasi:io/streams: not an output stream")
 		}
 		if _, err := s.w.Write(args[1].([]byte)); err != nil {
-			return []any{streamError(inst, err)}, nil
+			return streamError(inst, err), nil
 		}
-		return []any{cabi.VariantValue{Case: 0}}, nil
+		return cabi.VariantValue{Case: 0}, nil
 	}
 	add(streams, "[method]output-stream.write", write)
 	add(streams, "[method]output-stream.blocking-write-and-flush", write)
-	writeZeroes := func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+	writeZeroes := func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		n := args[1].(uint64)
 		if n > checkWrite {
 			return nil, fmt.Errorf("wasi:io/streams: write-zeroes of %d bytes, more than check-write permits (%d)", n, checkWrite)
@@ -275,20 +275,20 @@ func Host() *component.Host {
 	}
 	add(streams, "[method]output-stream.write-zeroes", writeZeroes)
 	add(streams, "[method]output-stream.blocking-write-zeroes-and-flush", writeZeroes)
-	flush := func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{cabi.VariantValue{Case: 0}}, nil
+	flush := func(context.Context, *component.Instance, []any) (any, error) {
+		return cabi.VariantValue{Case: 0}, nil
 	}
 	add(streams, "[method]output-stream.flush", flush)
 	add(streams, "[method]output-stream.blocking-flush", flush)
-	subscribe := func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
-		return []any{inst.NewObject(&pollable{})}, nil // streams never block here
+	subscribe := func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
+		return inst.NewObject(&pollable{}), nil // streams never block here
 	}
 	add(streams, "[method]input-stream.subscribe", subscribe)
 	add(streams, "[method]output-stream.subscribe", subscribe)
 	add("wasi:io/poll@0.2", "[method]pollable.ready", method(func(p *pollable, _ *component.Instance, _ []any) any {
 		return p.ready(time.Now())
 	}))
-	add("wasi:io/poll@0.2", "[method]pollable.block", func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("wasi:io/poll@0.2", "[method]pollable.block", func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		p, err := object[*pollable](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -298,7 +298,7 @@ func Host() *component.Host {
 	})
 	// poll waits for the first of the pollables to be ready and returns
 	// the indices of those that are.
-	add("wasi:io/poll@0.2", "poll", func(ctx context.Context, inst *component.Instance, args []any) ([]any, error) {
+	add("wasi:io/poll@0.2", "poll", func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		ps, err := pollables(inst, args[0].([]any))
 		if err != nil {
 			return nil, err
@@ -320,56 +320,56 @@ func Host() *component.Host {
 				ready = append(ready, uint32(i))
 			}
 		}
-		return []any{ready}, nil
+		return ready, nil
 	})
-	add("wasi:clocks/wall-clock@0.2", "now", func(_ context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	add("wasi:clocks/wall-clock@0.2", "now", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		now := time.Now
 		if wctx(inst).Now != nil {
 			now = wctx(inst).Now
 		}
 		t := now()
-		return []any{[]any{uint64(t.Unix()), uint32(t.Nanosecond())}}, nil
+		return []any{uint64(t.Unix()), uint32(t.Nanosecond())}, nil
 	})
-	add("wasi:clocks/wall-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{[]any{uint64(0), uint32(1)}}, nil
+	add("wasi:clocks/wall-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) (any, error) {
+		return []any{uint64(0), uint32(1)}, nil
 	})
 	start := time.Now()
-	add("wasi:clocks/monotonic-clock@0.2", "now", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{uint64(time.Since(start))}, nil
+	add("wasi:clocks/monotonic-clock@0.2", "now", func(context.Context, *component.Instance, []any) (any, error) {
+		return uint64(time.Since(start)), nil
 	})
-	add("wasi:clocks/monotonic-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) ([]any, error) {
-		return []any{uint64(1)}, nil
+	add("wasi:clocks/monotonic-clock@0.2", "resolution", func(context.Context, *component.Instance, []any) (any, error) {
+		return uint64(1), nil
 	})
 	// Instants are nanoseconds since start, as now gives them.
-	add("wasi:clocks/monotonic-clock@0.2", "subscribe-instant", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
-		return []any{inst.NewObject(&pollable{at: start.Add(duration(args[0].(uint64)))})}, nil
+	add("wasi:clocks/monotonic-clock@0.2", "subscribe-instant", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
+		return inst.NewObject(&pollable{at: start.Add(duration(args[0].(uint64)))}), nil
 	})
-	add("wasi:clocks/monotonic-clock@0.2", "subscribe-duration", func(_ context.Context, inst *component.Instance, args []any) ([]any, error) {
-		return []any{inst.NewObject(&pollable{at: time.Now().Add(duration(args[0].(uint64)))})}, nil
+	add("wasi:clocks/monotonic-clock@0.2", "subscribe-duration", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
+		return inst.NewObject(&pollable{at: time.Now().Add(duration(args[0].(uint64)))}), nil
 	})
-	randomBytes := func(_ context.Context, _ *component.Instance, args []any) ([]any, error) {
+	randomBytes := func(_ context.Context, _ *component.Instance, args []any) (any, error) {
 		n := args[0].(uint64)
 		if n > 1<<20 {
 			return nil, fmt.Errorf("wasi:random: %d random bytes asked, at most %d", n, 1<<20)
 		}
 		b := make([]byte, n)
 		rand.Read(b)
-		return []any{b}, nil
+		return b, nil
 	}
-	randomU64 := func(context.Context, *component.Instance, []any) ([]any, error) {
+	randomU64 := func(context.Context, *component.Instance, []any) (any, error) {
 		var b [8]byte
 		rand.Read(b[:])
-		return []any{uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56}, nil
+		return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56, nil
 	}
 	add("wasi:random/random@0.2", "get-random-bytes", randomBytes)
 	add("wasi:random/random@0.2", "get-random-u64", randomU64)
 	add("wasi:random/insecure@0.2", "get-insecure-random-bytes", randomBytes)
 	add("wasi:random/insecure@0.2", "get-insecure-random-u64", randomU64)
-	add("wasi:random/insecure-seed@0.2", "insecure-seed", func(ctx context.Context, inst *component.Instance, _ []any) ([]any, error) {
+	add("wasi:random/insecure-seed@0.2", "insecure-seed", func(ctx context.Context, inst *component.Instance, _ []any) (any, error) {
 		a, _ := randomU64(ctx, inst, nil)
 		b, _ := randomU64(ctx, inst, nil)
-		return []any{[]any{a[0], b[0]}}, nil
+		return []any{a, b}, nil // tuple<u64, u64>
 	})
 	addHTTP(h)
 	addOutgoing(h)
@@ -412,15 +412,15 @@ func deny(key string, results []*cabi.Type) component.HostFunc {
 	if !strings.HasPrefix(key, "wasi:") {
 		return nil
 	}
-	fail := func(context.Context, *component.Instance, []any) ([]any, error) {
+	fail := func(context.Context, *component.Instance, []any) (any, error) {
 		return nil, fmt.Errorf("%s is not available", key)
 	}
 	switch {
 	case len(results) == 0:
-		return func(context.Context, *component.Instance, []any) ([]any, error) { return nil, nil }
+		return func(context.Context, *component.Instance, []any) (any, error) { return nil, nil }
 	case results[0].Kind == cabi.Option:
-		return func(context.Context, *component.Instance, []any) ([]any, error) {
-			return []any{cabi.VariantValue{Case: 0}}, nil
+		return func(context.Context, *component.Instance, []any) (any, error) {
+			return cabi.VariantValue{Case: 0}, nil
 		}
 	case results[0].Kind != cabi.Result || results[0].Err == nil:
 		return fail
@@ -442,8 +442,8 @@ func deny(key string, results []*cabi.Type) component.HostFunc {
 	for _, want := range deniedCodes {
 		for i, l := range labels {
 			if l == want {
-				return func(context.Context, *component.Instance, []any) ([]any, error) {
-					return []any{cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: uint32(i)}}}, nil
+				return func(context.Context, *component.Instance, []any) (any, error) {
+					return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: uint32(i)}}, nil
 				}
 			}
 		}

@@ -17,15 +17,15 @@ func TestDeny(t *testing.T) {
 		name    string
 		key     string
 		results []*cabi.Type
-		want    []any // nil: the function traps
+		want    any // nil: no result
 	}{
 		{"filesystem: access", "wasi:filesystem/types@0.2#[method]descriptor.stat", []*cabi.Type{cabi.ResultOf(cabi.TU64, fsCode)},
-			[]any{cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 0}}}},
+			cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 0}}},
 		{"sockets: access-denied", "wasi:sockets/tcp@0.2#[method]tcp-socket.start-bind", []*cabi.Type{cabi.ResultOf(nil, sockCode)},
-			[]any{cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}}}},
+			cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}}},
 		{"option: none", "wasi:filesystem/types@0.2#filesystem-error-code", []*cabi.Type{cabi.OptionOf(fsCode)},
-			[]any{cabi.VariantValue{Case: 0}}},
-		{"no result", "wasi:sockets/network@0.2#drop", nil, []any{}},
+			cabi.VariantValue{Case: 0}},
+		{"no result", "wasi:sockets/network@0.2#drop", nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -34,7 +34,7 @@ func TestDeny(t *testing.T) {
 				t.Fatal("deny returned nil")
 			}
 			got, err := f(context.Background(), nil, nil)
-			if err != nil || len(got) != len(tc.want) || len(got) > 0 && !reflect.DeepEqual(got, tc.want) {
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("%v, %v; want %v", got, err, tc.want)
 			}
 		})

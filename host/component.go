@@ -204,7 +204,6 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
 	}
-	ctx = withMemoryLimit(ctx, memoryLimit)
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
@@ -229,7 +228,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		}
 	}
 	if inst == nil {
-		if inst, err = m.component.Instantiate(ctx, wc); err != nil {
+		if inst, err = m.component.Instantiate(withMemoryLimit(ctx, memoryLimit), wc); err != nil {
 			return nil, runError(ctx, err)
 		}
 		defer inst.Close(context.Background())

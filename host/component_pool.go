@@ -212,8 +212,9 @@ func (pc *pooledComponent) reset() bool {
 			return false
 		}
 	}
+	faults, counted := pageFaults()
 	for _, m := range pc.mems {
-		m.reset()
+		m.resetAt(faults, counted)
 	}
 	pc.inst.Reset()
 	return true

@@ -286,8 +286,13 @@ const (
 // memory read the page map again. Another process writing this one's
 // memory (a debugger, process_vm_writev) is counted as its faults, not ours:
 // it is not a guest, and it could read all memory anyway.
-func (m *cowMemory) reset() {
-	faults, counted := pageFaults()
+func (m *cowMemory) reset() { m.resetAt(pageFaults()) }
+
+// resetAt is reset given the process's page faults, read before it (one
+// read serves all the memories of an instance: no guest runs between their
+// resets, and a fault a reset takes itself only makes the next one look
+// again).
+func (m *cowMemory) resetAt(faults int64, counted bool) {
 	if m.known && counted && faults == m.faults {
 		for _, r := range m.written {
 			m.restore(r.from, r.to)

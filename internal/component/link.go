@@ -797,12 +797,26 @@ func (inst *Instance) resolve(opts CanonOpts) (*resolvedOpts, error) {
 		if err != nil {
 			return nil, err
 		}
+		// One stack for its parameters and result, unless a realloc calls
+		// back into the host, which reallocates again: that one makes its
+		// own.
+		var (
+			stack [4]uint64
+			busy  bool
+		)
 		cx.realloc = func(old, oldSize, align, size uint32) (uint32, error) {
-			r, err := f.Call(inst.callCtx, uint64(old), uint64(oldSize), uint64(align), uint64(size))
-			if err != nil {
+			s := stack[:]
+			if busy {
+				s = make([]uint64, 4)
+			} else {
+				busy = true
+				defer func() { busy = false }()
+			}
+			s[0], s[1], s[2], s[3] = uint64(old), uint64(oldSize), uint64(align), uint64(size)
+			if err := f.CallWithStack(inst.callCtx, s); err != nil {
 				return 0, err
 			}
-			return uint32(r[0]), nil
+			return uint32(s[0]), nil
 		}
 	}
 	return cx, nil

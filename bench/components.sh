@@ -4,7 +4,8 @@
 # against each in turn; and the CGI module of the same language's hello
 # where there is one, for the ratio a component costs against a module.
 #   bench/components.sh [DURATION] [CONNECTIONS]     (defaults 5s, 16)
-# Prints "target req/s p50 p99" (ms); ratios by hand from the same run.
+# Prints "target req/s p50 p99" (ms), then the ratios: each component's
+# req/s against wasmtime serve's and against its language's module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-5s}
@@ -50,19 +51,39 @@ run() {
   wrk -t1 -c"$conns" -d"$dur" --latency "$2" | awk -v name="$1" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ {rps = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
-    END {printf "%-24s %9.0f %8.2f %8.2f\n", name, rps, p50, p99}'
+    END {printf "%-24s %9.0f %8.2f %8.2f\n", name, rps, p50, p99}' | tee -a "$work/results"
 }
+# rps NAME: the mean req/s of the runs of target NAME.
+rps() { awk -v name="$1" '{t = substr($0, 1, 24); sub(/ +$/, "", t)} t == name {sum += $2; n++} END {printf "%.0f", n ? sum / n : 0}' "$work/results"; }
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t1 -c$conns -d$dur; wasmtime: $(wasmtime --version 2>/dev/null || echo 'not installed')"
 printf "%-24s %9s %8s %8s\n" target req/s "p50 ms" "p99 ms"
 # Each wasmesh target is warmed for a second first, its pool of instances
 # made (the first requests of a component instantiate it per connection:
 # with 16 connections at once, up to 100 ms each); wasmtime serve
-# instantiates every request anyway.
+# instantiates every request anyway. A module and the component of the
+# same language run in turn, twice, so that a drift of the machine's speed
+# during the run (±15% here) falls on both; their ratio is of the means.
 warm() { wrk -t1 -c"$conns" -d1s "$1" >/dev/null; }
-for m in "${modules[@]}"; do warm "http://127.0.0.1:18180/$m-module/"; run "$m (module)" "http://127.0.0.1:18180/$m-module/"; done
+: > "$work/results"
 for c in "${components[@]}"; do
   warm "http://127.0.0.1:18180/$c/"
-  run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
+  if [[ " ${modules[*]} " == *" $c "* ]]; then
+    warm "http://127.0.0.1:18180/$c-module/"
+    for _ in 1 2; do
+      run "$c (module)" "http://127.0.0.1:18180/$c-module/"
+      run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
+    done
+  else
+    run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
+  fi
   if [ -n "${ref[$c]:-}" ]; then run "$c (wasmtime serve)" "http://127.0.0.1:${ref[$c]}/"; fi
+done
+echo "# ratios of mean req/s"
+for c in "${components[@]}"; do
+  line="$c:"
+  w=$(rps "$c (wasmesh)")
+  if [ -n "${ref[$c]:-}" ]; then line+=" $(awk -v a="$w" -v b="$(rps "$c (wasmtime serve)")" 'BEGIN {printf "%.2f", a / b}')× wasmtime serve"; fi
+  if [[ " ${modules[*]} " == *" $c "* ]]; then line+=" $(awk -v a="$w" -v b="$(rps "$c (module)")" 'BEGIN {printf "%.2f", a / b}')× its module"; fi
+  echo "$line"
 done

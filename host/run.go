@@ -85,6 +85,13 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	mounts := make([]*mountFS, len(c.Mounts))
+	for i, mnt := range c.Mounts {
+		if mounts[i], err = newMountFS(mnt.HostPath, mnt.ReadOnly); err != nil {
+			return Result{}, fmt.Errorf("mount %s: %w", mnt.HostPath, err)
+		}
+		defer mounts[i].close() // after the instance's own close, deferred below
+	}
 
 	ctx, cancel, stop := runContext(ctx, c.Timeout)
 	defer stop()
@@ -92,7 +99,7 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	ctx = withRun(ctx, c.Env, nil)
 
 	start := time.Now()
-	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c, cancel))
+	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c, mounts, cancel))
 	release := func() {}
 	if err == nil && fresh.stop != "" {
 		stop := inst.ExportedGlobal(fresh.stop).(api.MutableGlobal)
@@ -134,7 +141,7 @@ var baseConfig = wazero.NewModuleConfig().
 // moduleConfig gives the guest what c grants. Sleeps and reads from a
 // blocking stdin end when ctx does, so that a deadline stops a guest even
 // while it waits in a host call.
-func (e *Engine) moduleConfig(ctx context.Context, c Call, stop context.CancelCauseFunc) wazero.ModuleConfig {
+func (e *Engine) moduleConfig(ctx context.Context, c Call, mounts []*mountFS, stop context.CancelCauseFunc) wazero.ModuleConfig {
 	mc := baseConfig.
 		WithArgs(c.Args...).
 		WithStdout(capWriter(c.Stdout, "stdout", c.MaxStdout, func(err error) { stop(err) })).
@@ -149,8 +156,8 @@ func (e *Engine) moduleConfig(ctx context.Context, c Call, stop context.CancelCa
 	}
 	if len(c.Mounts) > 0 {
 		fs := wazero.NewFSConfig()
-		for _, mnt := range c.Mounts {
-			fs = fs.(sysfs.FSConfig).WithSysFSMount(newMountFS(mnt.HostPath, mnt.ReadOnly), mnt.GuestPath)
+		for i, mnt := range c.Mounts {
+			fs = fs.(sysfs.FSConfig).WithSysFSMount(mounts[i], mnt.GuestPath)
 		}
 		mc = mc.WithFSConfig(fs)
 	}

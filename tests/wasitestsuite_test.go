@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -24,44 +23,67 @@ type wasiSpec struct {
 	Stdout   *string           `json:"stdout"`
 }
 
+// wasiKnownFailures are the suite's tests wasmesh run fails today, each
+// for a limit of wazero's WASI preview 1 functions that the mount (the
+// part wasmesh implements, host/fs.go) cannot mend: docs/operations.md.
+var wasiKnownFailures = map[string]string{
+	"c/testsuite/wasm32-wasip1/sock_shutdown-not_sock.wasm":  "sock_shutdown on a file answers ENOSYS, not ENOTSOCK",
+	"rust/testsuite/wasm32-wasip1/dir_fd_op_failures.wasm":   "fd_prestat_dir_name into an empty buffer succeeds",
+	"rust/testsuite/wasm32-wasip1/fd_fdstat_set_rights.wasm": "rights are not kept per descriptor",
+	"rust/testsuite/wasm32-wasip1/path_open_read_write.wasm": "rights are not kept per descriptor",
+	"rust/testsuite/wasm32-wasip1/truncation_rights.wasm":    "rights are not kept per descriptor",
+	"rust/testsuite/wasm32-wasip1/overwrite_preopen.wasm":    "fd_renumber onto a preopen",
+	"rust/testsuite/wasm32-wasip1/renumber.wasm":             "fd_renumber keeps the source descriptor open",
+	"rust/testsuite/wasm32-wasip1/stdio.wasm":                "fd_renumber of standard descriptors",
+	"rust/testsuite/wasm32-wasip1/path_filestat.wasm":        "fd_fdstat_get does not report FDFLAGS_SYNC",
+	"rust/testsuite/wasm32-wasip1/path_link.wasm":            "path_link ignores LOOKUPFLAGS_SYMLINK_FOLLOW",
+	"rust/testsuite/wasm32-wasip1/poll_oneoff_stdio.wasm":    "poll_oneoff on standard descriptors",
+	"rust/testsuite/wasm32-wasip1/readlink.wasm":             "path_readlink into a short buffer answers ERANGE, not a truncated link",
+	"rust/testsuite/wasm32-wasip1/symlink_filestat.wasm":     "path_filestat_set_times without SYMLINK_FOLLOW sets the target's times",
+}
+
 // TestWASITestsuite runs the wasm32-wasip1 tests of WebAssembly's
 // wasi-testsuite through `wasmesh run`, as its wazero adapter runs them
-// (a test's root directory preopened at /, its args and env given), and
-// reports how many pass. It runs where WASI_TESTSUITE names a checkout of
-// the suite's prebuilt tests (its tests/*/testsuite/wasm32-wasip1
-// directories, branch prod/testsuite-base); they are not vendored yet
-// (101 MB). WASI_TESTSUITE_WANT, when set, is the number that must pass.
+// (a test's root directory preopened at /, its args and env given), each
+// in a copy of its root directory. The tests are vendored, stripped of
+// their debug sections, in testdata/wasi-testsuite (README.md there says
+// from where); WASI_TESTSUITE may name another checkout of the suite's
+// prebuilt tests (its tests/*/testsuite/wasm32-wasip1 directories). A test
+// that fails is an error unless wasiKnownFailures names it; one named
+// there that passes is reported, to be taken off the list.
 func TestWASITestsuite(t *testing.T) {
+	t.Parallel()
 	root := os.Getenv("WASI_TESTSUITE")
 	if root == "" {
-		t.Skip("WASI_TESTSUITE is not set: no wasi-testsuite checkout to run")
+		root = filepath.Join("testdata", "wasi-testsuite")
+	}
+	root, err := filepath.Abs(root) // the tests run in their own directories
+	if err != nil {
+		t.Fatal(err)
 	}
 	files, err := filepath.Glob(filepath.Join(root, "tests", "*", "testsuite", "wasm32-wasip1", "*.wasm"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no wasm32-wasip1 tests under %s (%v)", root, err)
 	}
 	sort.Strings(files)
-	var failed []string
+	passed := 0
 	for _, file := range files {
-		name := strings.TrimPrefix(file, root+"/tests/")
-		if why := runWASITest(t, file); why != "" {
-			failed = append(failed, name+": "+why)
+		name := filepath.ToSlash(strings.TrimPrefix(file, filepath.Join(root, "tests")+string(filepath.Separator)))
+		why := runWASITest(t, file)
+		known, isKnown := wasiKnownFailures[name]
+		switch {
+		case why == "":
+			passed++
+			if isKnown {
+				t.Logf("%s passes now: take it off wasiKnownFailures (%s)", name, known)
+			}
+		case isKnown:
+			t.Logf("known failure %s (%s): %s", name, known, why)
+		default:
+			t.Errorf("%s: %s", name, why)
 		}
 	}
-	passed := len(files) - len(failed)
 	t.Logf("wasi-testsuite wasm32-wasip1: %d/%d pass", passed, len(files))
-	for _, f := range failed {
-		t.Log("  FAIL " + f)
-	}
-	if want := os.Getenv("WASI_TESTSUITE_WANT"); want != "" {
-		n, err := strconv.Atoi(want)
-		if err != nil {
-			t.Fatalf("WASI_TESTSUITE_WANT %q: %v", want, err)
-		}
-		if passed < n {
-			t.Errorf("%d pass, want at least %d", passed, n)
-		}
-	}
 }
 
 // runWASITest runs one test and says why it failed, "" when it passed.
@@ -74,11 +96,6 @@ func runWASITest(t *testing.T, file string) string {
 			return "spec: " + err.Error()
 		}
 	}
-	// The suite's executor removes what earlier runs left (*.cleanup).
-	cleanups, _ := filepath.Glob(filepath.Join(dir, "*", "*.cleanup"))
-	for _, c := range cleanups {
-		os.RemoveAll(c)
-	}
 	args := []string{"run", "--timeout", "30s"}
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
@@ -89,7 +106,12 @@ func runWASITest(t *testing.T, file string) string {
 		args = append(args, "--env", k+"="+spec.Env[k])
 	}
 	if spec.Root != "" {
-		args = append(args, "--dir", filepath.Join(dir, spec.Root)+":/")
+		// A copy: the tests write beneath their root.
+		tmp := filepath.Join(t.TempDir(), "root")
+		if err := os.CopyFS(tmp, os.DirFS(filepath.Join(dir, spec.Root))); err != nil {
+			return "copying its root: " + err.Error()
+		}
+		args = append(args, "--dir", tmp+":/")
 	}
 	args = append(append(args, file), spec.Args...)
 	cmd := exec.Command(bin, args...)

@@ -19,8 +19,8 @@ import (
 // Dir is a host directory preopened for a component (wasi:filesystem's
 // preopens), under the same policy as preview 1's mounts: nothing outside
 // it can be reached (paths are resolved in an os.Root, so neither ".."
-// nor a symbolic link leads out), a component cannot create symbolic
-// links, and a read-only one refuses every change (read-only).
+// nor a symbolic link leads out: a component may make links, to relative
+// targets), and a read-only one refuses every change (read-only).
 type Dir struct {
 	// Path is where the component sees it ("/data").
 	Path     string
@@ -485,11 +485,25 @@ func addFilesystem(h *component.Host) {
 		}
 		return ok(target)
 	})
-	desc("symlink-at", func(_ *component.Instance, d *descriptor, _ []any) any {
+	// A link to any relative target: following one out of the directory
+	// fails, as resolving it is the Root's. No host path is the guest's to
+	// name: an absolute target is refused.
+	desc("symlink-at", func(_ *component.Instance, d *descriptor, args []any) any {
 		if d.dir.ReadOnly {
 			return fsErr(errReadOnly)
 		}
-		return fsErr(syscall.EPERM) // a link could lead out of the directory
+		target := args[0].(string)
+		if path.IsAbs(target) {
+			return fsErr(syscall.EPERM)
+		}
+		p, err := d.at(args[1].(string))
+		if err != nil {
+			return fsErr(err)
+		}
+		if err := d.dir.Root.Symlink(target, p); err != nil {
+			return fsErr(err)
+		}
+		return ok(nil)
 	})
 	add("[method]descriptor.is-same-object", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		a, err := object[*descriptor](inst, args[0])

@@ -61,7 +61,11 @@ func TestFilesystemPolicy(t *testing.T) {
 			{"open /etc/passwd", call("open-at", d, uint32(0), "/etc/passwd", uint32(0), uint32(read)), fsNotPermitted},
 			{"open link to ../secret", call("open-at", d, uint32(symlinkFollow), "link", uint32(0), uint32(read)), fsNotPermitted},
 			{"stat missing", call("stat-at", d, uint32(0), "missing"), fsNoEntry},
-			{"symlink", call("symlink-at", d, "x", "y"), map[bool]int{false: fsNotPermitted, true: fsReadOnly}[ro]},
+			{"symlink", call("symlink-at", d, "file", "y"), map[bool]int{false: -1, true: fsReadOnly}[ro]},
+			{"symlink to /etc", call("symlink-at", d, "/etc", "abs"), map[bool]int{false: fsNotPermitted, true: fsReadOnly}[ro]},
+			{"symlink out", call("symlink-at", d, "../secret", "esc"), map[bool]int{false: -1, true: fsReadOnly}[ro]},
+			{"open the link out", call("open-at", d, uint32(symlinkFollow), "esc", uint32(0), uint32(read)), fsNotPermitted},
+			{"open the link in", call("open-at", d, uint32(symlinkFollow), "y", uint32(0), uint32(read)), -1},
 		}
 		if ro {
 			cases = append(cases,

@@ -54,7 +54,7 @@ run() {
     END {printf "%-24s %9.0f %8.2f %8.2f\n", name, rps, p50, p99}' | tee -a "$work/results"
 }
 # rps NAME: the mean req/s of the runs of target NAME.
-rps() { awk -v name="$1" '{t = substr($0, 1, 24); sub(/ +$/, "", t)} t == name {sum += $(NF - 2); n++} END {printf "%.0f", n ? sum / n : 0}' "$work/results"; }
+rps() { awk -v name="$1" '{t = $1; for (i = 2; i <= NF - 3; i++) t = t " " $i} t == name {sum += $(NF - 2); n++} END {printf "%.0f", n ? sum / n : 0}' "$work/results"; }
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t1 -c$conns -d$dur; wasmtime: $(wasmtime --version 2>/dev/null || echo 'not installed')"
 printf "%-24s %9s %8s %8s\n" target req/s "p50 ms" "p99 ms"

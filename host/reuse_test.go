@@ -372,9 +372,8 @@ func TestLoopingGuestYields(t *testing.T) {
 }
 
 // TestFreshDeadlines: a fresh run is stopped at its deadline whether its
-// module was instrumented (loop.wasm) or not (loop_nomem.wasm, no memory;
-// loop.wasm with DWARF, kept as is for its traps' source lines): wazero's
-// own check stops those.
+// module was instrumented (loop.wasm, also with DWARF, which is dropped) or
+// not (loop_nomem.wasm, no memory): wazero's own check stops those.
 func TestFreshDeadlines(t *testing.T) {
 	e, err := New(context.Background(), Options{FreshInstances: true})
 	if err != nil {
@@ -384,8 +383,8 @@ func TestFreshDeadlines(t *testing.T) {
 	for _, tc := range []struct {
 		file         string
 		instrumented bool
-		dwarf        bool // with a .debug_line section added: run as given
-	}{{"testdata/loop.wasm", true, false}, {"testdata/loop_nomem.wasm", false, false}, {"testdata/loop.wasm", false, true}} {
+		dwarf        bool // with a .debug_line section added
+	}{{"testdata/loop.wasm", true, false}, {"testdata/loop_nomem.wasm", false, false}, {"testdata/loop.wasm", true, true}} {
 		t.Run(fmt.Sprintf("%s/dwarf=%v", filepath.Base(tc.file), tc.dwarf), func(t *testing.T) {
 			wasm := readFile(t, tc.file)
 			if tc.dwarf {

@@ -133,14 +133,15 @@ func resettable(b []byte, unchecked bool) (*Snapshot, error) {
 	return &Snapshot{Module: out.Module, Globals: out.Globals, Stop: out.Stop, Unstoppable: p.unstoppable}, nil
 }
 
-// Instrument returns b with the yield check of Prepare (yield.go) and
-// nothing else changed, and the export name of its stop global: for
-// modules whose instances are not reused but should still stop without
-// wazero's per-iteration check. It needs a memory (defined or imported),
-// refuses a start function (it would run at instantiation, before the
-// host can reach the stop global), DWARF sections (instrumenting shifts the
-// code their line tables point into, and a debug build is for debugging:
-// its traps should keep their source lines) and opcodes it does not know.
+// Instrument returns b with the yield check of Prepare (yield.go), its
+// DWARF sections dropped as Prepare drops them (their code offsets would be
+// wrong: a trap's stack trace keeps the name section's function names, not
+// source lines) and nothing else changed, and the export name of its stop
+// global: for modules whose instances are not reused but should still
+// stop without wazero's per-iteration check (which makes a loop-heavy
+// guest 4–5× slower). It needs a memory (defined or imported), and refuses
+// a start function (it would run at instantiation, before the host can
+// reach the stop global) and opcodes it does not know.
 func Instrument(b []byte) (module []byte, stop string, err error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
 		return nil, "", errors.New("not a WebAssembly 1.0 binary")
@@ -148,11 +149,6 @@ func Instrument(b []byte) (module []byte, stop string, err error) {
 	p := &preparer{procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
 		return nil, "", err
-	}
-	for _, s := range p.sections {
-		if s.id == 0 && strings.HasPrefix(s.name, ".debug_") {
-			return nil, "", fmt.Errorf("custom section %s at offset %d: DWARF, kept exact by not instrumenting", s.name, s.start)
-		}
 	}
 	out, err := p.build(b)
 	if err != nil {

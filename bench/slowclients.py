@@ -3,15 +3,18 @@
 start of a request whose header never ends (a field of SIZE bytes, no end
 of line), and hold. Prints the gateway's RSS (from /proc/PID/status) before,
 with all of them holding, and after they closed, and how many were answered
-(431: the head memory budget refused them) rather than held.
+(431: the head memory budget refused them) rather than held. With SIZE
+"idle", each connection instead sends one whole GET, reads its answer and
+holds the connection open, idle (keep-alive).
 
-    bench/slowclients.py PID HOST:PORT [N=10000] [SIZE=61440]
+    bench/slowclients.py PID HOST:PORT [N=10000] [SIZE=61440|idle]
 """
 import socket, sys, time
 
 pid, addr = sys.argv[1], sys.argv[2]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
-size = int(sys.argv[4]) if len(sys.argv) > 4 else 60 << 10
+idle = len(sys.argv) > 4 and sys.argv[4] == "idle"
+size = 0 if idle else int(sys.argv[4]) if len(sys.argv) > 4 else 60 << 10
 host, port = addr.rsplit(":", 1)
 
 
@@ -25,6 +28,8 @@ def rss_mib():
 
 before = rss_mib()
 head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size
+if idle:
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 socks, refused = [], 0
 start = time.time()
 for i in range(n):
@@ -35,7 +40,16 @@ for i in range(n):
     except BlockingIOError:
         pass
     socks.append(s)
-time.sleep(2)  # let the gateway read what was sent
+time.sleep(2)  # let the gateway read what was sent (and answer)
+answered = 0
+if idle:
+    for s in socks:
+        try:
+            if s.recv(4096).startswith(b"HTTP/1.1 "):
+                answered += 1
+        except BlockingIOError:
+            pass
+    time.sleep(1)  # past the gateway's idle hold of its read buffers
 held = rss_mib()
 for s in socks:
     try:
@@ -47,6 +61,10 @@ for s in socks:
     s.close()
 time.sleep(3)
 after = rss_mib()
+if idle:
+    print(f"{n} idle keep-alive clients ({answered} answered first) in {time.time() - start:.1f} s: "
+          f"RSS {before:.0f} MiB before, {held:.0f} MiB holding, {after:.0f} MiB after")
+    sys.exit(0)
 print(f"{n} clients x {size} B unterminated header in {time.time() - start:.1f} s: "
       f"RSS {before:.0f} MiB before, {held:.0f} MiB holding, {after:.0f} MiB after; "
       f"{refused} answered 431 at once")

@@ -354,9 +354,8 @@ func (c *conn) serve(base context.Context) {
 	c.remote = c.rwc.RemoteAddr().String()
 	c.cr = connReader{c: c}
 	c.cr.cond.L = &c.cr.mu
-	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
-	c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
 	c.res.c = c
+	defer c.releaseBuffers()
 
 	idle := cmp.Or(s.IdleTimeout, DefaultIdleTimeout)
 	headerTimeout := cmp.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
@@ -386,13 +385,12 @@ func (c *conn) serve(base context.Context) {
 	var turn Turn
 	for first := true; ; first = false {
 		c.cr.limit = maxHeader
-		if c.br.Buffered() == 0 {
+		if c.br == nil || c.br.Buffered() == 0 {
 			wait := idle
 			if first {
 				wait = headerTimeout
 			}
-			_ = c.rwc.SetReadDeadline(time.Now().Add(wait))
-			if _, err := c.br.Peek(1); err != nil {
+			if !c.waitRequest(time.Now().Add(wait)) {
 				return
 			}
 		}
@@ -443,6 +441,96 @@ func (c *conn) serve(base context.Context) {
 		if s.closing.Load() { // Shutdown may have missed us between the two
 			return
 		}
+	}
+}
+
+// idleHold is how long a connection waiting for its next request keeps
+// its read buffer: a client that sends within it is read with one read(2);
+// past it, the buffers go back to their pools until the request's first
+// byte arrives, so that an idle connection holds no buffer.
+const idleHold = 200 * time.Millisecond
+
+// bufSize is the size of a connection's read and write buffers.
+const bufSize = 4 << 10
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+)
+
+// waitRequest waits until deadline for the next request's first byte, and
+// reports whether it came. The connection has its buffers when it returns
+// true. The write buffer is released while waiting (a response has
+// flushed it); the read buffer too, once the wait passes idleHold.
+func (c *conn) waitRequest(deadline time.Time) bool {
+	if c.bw != nil && c.bw.Buffered() == 0 {
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+		c.bw = nil
+	}
+	if c.br != nil {
+		hold := time.Now().Add(idleHold)
+		_ = c.rwc.SetReadDeadline(earliest(hold, deadline))
+		_, err := c.br.Peek(1)
+		var ne net.Error
+		switch {
+		case err == nil:
+			c.acquireBuffers()
+			return true
+		case !hold.Before(deadline) || !errors.As(err, &ne) || !ne.Timeout():
+			return false
+		}
+		c.br.Reset(nil) // nothing buffered: Peek read nothing
+		readers.Put(c.br)
+		c.br = nil
+	}
+	_ = c.rwc.SetReadDeadline(deadline)
+	c.cr.mu.Lock()
+	pending := c.cr.hasByte || c.cr.inRead
+	c.cr.mu.Unlock()
+	if !pending {
+		if n, _ := c.rwc.Read(c.cr.byteBuf[:]); n == 0 {
+			return false // an error, or the deadline
+		}
+		c.cr.mu.Lock()
+		c.cr.hasByte = true // the connection reader gives it first
+		c.cr.mu.Unlock()
+	}
+	c.acquireBuffers()
+	return true
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// acquireBuffers gives the connection its read and write buffers.
+func (c *conn) acquireBuffers() {
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(&c.cr)
+	}
+	if c.bw == nil {
+		c.bw = writers.Get().(*bufio.Writer)
+		c.bw.Reset(c.rwc)
+	}
+}
+
+// releaseBuffers returns the connection's buffers to their pools, when it
+// is done with them.
+func (c *conn) releaseBuffers() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writers.Put(c.bw)
+		c.bw = nil
 	}
 }
 

@@ -160,8 +160,9 @@ type HTTPRequest struct {
 	Authority     string // the Host
 	Header        http.Header
 	Body          io.Reader
-	// Trailer are the request's trailers, read with Body (nil for none).
-	Trailer http.Header
+	// Trailer gives the request's trailers, once Body has been read to its
+	// end (nil, or nil returned: none).
+	Trailer func() http.Header
 	// Args and Env are what wasi:cli/environment gives the component
 	// (get-arguments, get-environment: name and value pairs). Default none.
 	Args []string

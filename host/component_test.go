@@ -242,7 +242,7 @@ func TestHandleHTTPTrailers(t *testing.T) {
 	m := compileFile(t, e, "../internal/component/testdata/trailers.wasm")
 	for _, trailer := range []http.Header{{"X-Checksum": {"abc"}, "X-Count": {"1", "2"}}, nil} {
 		resp, err := e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "POST", PathWithQuery: "/", Scheme: "http",
-			Authority: "x", Body: strings.NewReader("body"), Trailer: trailer}, 0, 0)
+			Authority: "x", Body: strings.NewReader("body"), Trailer: func() http.Header { return trailer }}, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,12 +36,8 @@ routes:
 	admin := newTestServer(t, f.g.AdminHandler())
 	raw := func(req string, closeWrite bool) string {
 		t.Helper()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialRaw(t, addr)
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, req)
 		if closeWrite {
 			c.(*net.TCPConn).CloseWrite()
@@ -98,4 +95,103 @@ routes:
 	if got := raw("GET /hello/ok HTTP/1.1\r\nHost: x\r\n\r\n", false); !strings.HasPrefix(got, "200") {
 		t.Errorf("GET after the faults: %s", got)
 	}
+}
+
+// TestServeComponentRequestStreams: a component reads a request body past
+// the gateway's first 64 KiB as the client sends it (echobody.wasm echoes
+// what it reads: the client reads its first 70 KiB back before it sends
+// the rest), and a streamed body that goes wrong midway — over max_body,
+// cut short, too slow — is the client's fault, counted as such, not the
+// version's, whatever the component answered.
+func TestServeComponentRequestStreams(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+drain_delay: 0s
+services:
+  echo:
+    versions: [ { path: $TD/echobody.wasm } ]
+    limits: { max_body: 200KiB, timeout: 2s }
+routes:
+  - { match: { path_prefix: /echo }, service: echo }
+`, "$TD", testdata))
+	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
+	admin := newTestServer(t, f.g.AdminHandler())
+
+	first := strings.Repeat("a", 70<<10)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/echo", pr)
+	done := make(chan struct{})
+	var got []byte
+	var status int
+	go func() {
+		defer close(done)
+		go io.WriteString(pw, first)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		status = resp.StatusCode
+		head := make([]byte, len(first))
+		if _, err := io.ReadFull(resp.Body, head); err != nil {
+			t.Errorf("reading the first %d bytes back: %v", len(first), err)
+			return
+		}
+		// Only now the rest: the component echoed what came before it.
+		io.WriteString(pw, "the rest")
+		pw.Close()
+		tail, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		got = append(head, tail...)
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+		t.Fatal("the first bytes never came back before the rest was sent: the body was not streamed")
+	}
+	if status != 200 || string(got) != first+"the rest" {
+		t.Fatalf("status %d, %d bytes back (want %d)", status, len(got), len(first)+len("the rest"))
+	}
+
+	// Faults past the first 64 KiB, on raw connections.
+	raw := func(body string, closeWrite bool) {
+		t.Helper()
+		c := dialRaw(t, addr)
+		defer c.Close()
+		io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+		io.WriteString(c, body)
+		if closeWrite {
+			c.(*net.TCPConn).CloseWrite()
+		}
+		io.Copy(io.Discard, c) // whatever the answer, until the gateway closes
+	}
+	chunk := func(n int) string { return strconv.FormatInt(int64(n), 16) + "\r\n" + strings.Repeat("b", n) + "\r\n" }
+	raw(chunk(70<<10)+chunk(70<<10)+chunk(70<<10)+"0\r\n\r\n", false) // 210 KiB: over max_body
+	raw(chunk(70<<10)+"10\r\nabc", true)                              // cut short
+	raw(chunk(70<<10), false)                                         // then nothing: too slow
+	after := scrape(t, admin)
+	for reason, want := range map[string]float64{"body_too_large": 1, "client_abort": 1, "body_timeout": 1} {
+		if got := value(after, "wasmesh_client_errors_total", map[string]string{"service": "echo", "reason": reason}); got != want {
+			t.Errorf("client errors %q of echo: %v, want %v", reason, got, want)
+		}
+	}
+	if got := value(after, "wasmesh_requests_total", map[string]string{"service": "echo", "status": "5xx"}); got != 0 {
+		t.Errorf("echo's 5xx: %v, want 0 (client faults counted as the version's)", got)
+	}
+}
+
+// dialRaw connects to addr for a test that writes its own bytes, within
+// 10 s.
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
 }

@@ -31,7 +31,7 @@ const PeerIDHeader = "X-Spiffe-Peer-Id"
 // client's headers with the gateway's own (version, request id, peer ID,
 // and a traceparent naming the guest's span) — and its response is
 // written.
-func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Module, body *bytes.Buffer) {
+func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Module, body *bytes.Buffer, rest *restBody) {
 	r := req.HTTP
 	path := r.URL.EscapedPath() // as sent: %2F stays a byte of a segment, not a separator
 	if req.Route.StripPrefix {
@@ -61,9 +61,13 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	p.prop.Inject(ctx, propagation.HeaderCarrier(header))
 	start := time.Now()
 	var sw *streamWriter
+	var in io.Reader = bytes.NewReader(body.Bytes())
+	if rest != nil {
+		in = io.MultiReader(in, rest)
+	}
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: bytes.NewReader(body.Bytes()), Trailer: r.Trailer, Outbound: p.componentOutbound,
+		Body: in, Trailer: func() http.Header { return r.Trailer }, Outbound: p.componentOutbound,
 		Args: []string{req.Service.Name}, Env: req.snap.componentEnv(req.Service),
 		Respond: func(status int, header http.Header) io.Writer {
 			sw = req.stream(w, status, header)
@@ -83,6 +87,19 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
+	}
+	if rest != nil && rest.err != nil {
+		// The client's failure, whatever the component made of it.
+		status, fault := bodyFault(rest.err)
+		if r.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
+			status, fault = statusClientClosed, faultClientAbort
+		}
+		req.ClientFault = fault
+		if req.Status == 0 {
+			p.fail(req, w, status, rest.err)
+			return
+		}
+		err = rest.err
 	}
 	switch {
 	case req.Status != 0: // streamed: the status is the client's already

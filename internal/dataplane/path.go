@@ -144,10 +144,21 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	}()
 
 	// The body is read before a concurrency slot is taken, within the
-	// service's timeout, so that slow uploads cannot hold the slots.
+	// service's timeout, so that slow uploads cannot hold the slots: a
+	// module's whole, a component's first streamAfter bytes, the rest
+	// streamed to it as it reads (rest).
+	mod := st.Modules[v.Digest]
+	upTo := int64(0)
+	if mod.IsComponent() {
+		upTo = streamAfter
+	}
 	body := getBuf()
 	defer putBuf(body)
-	if err := readBody(body, req); err != nil {
+	rest, err := readBody(body, req, upTo)
+	if rest != nil {
+		defer rest.end()
+	}
+	if err != nil {
 		status, fault := bodyFault(err)
 		if r.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
 			status, fault = statusClientClosed, faultClientAbort // the server saw it go (h2: the stream reset)
@@ -156,7 +167,9 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		p.fail(req, w, status, err)
 		return
 	}
-	r.ContentLength = int64(body.Len()) // known now, even for a chunked body
+	if rest == nil {
+		r.ContentLength = int64(body.Len()) // known now, even for a chunked body
+	}
 
 	release, err := p.limiterFor(svc).acquire(req.ctx, req.Limits.Timeout)
 	if err != nil {
@@ -166,39 +179,94 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		return
 	}
 	defer release()
-	if mod := st.Modules[v.Digest]; mod.IsComponent() {
-		p.runComponent(req, w, mod, body)
+	if mod.IsComponent() {
+		p.runComponent(req, w, mod, body, rest)
 	} else {
 		p.runGuest(req, w, mod, body)
 	}
 }
 
-// readBody reads req's whole body into buf, refusing more than
-// Limits.MaxBody bytes. A client's body is read under a read deadline of
-// Limits.Timeout on its connection, lifted once read (net/http would take
-// it for a client gone).
-func readBody(buf *bytes.Buffer, req *Request) error {
+// streamAfter is how much of a component's request body is read before
+// its handler runs; the rest is streamed to it (incoming-body).
+const streamAfter = 64 << 10
+
+// readBody reads req's body into buf, refusing more than Limits.MaxBody
+// bytes: all of it when upTo is 0, else at most upTo bytes, and then,
+// when the body goes on, returns the rest (nil: buf has it all). A
+// client's body is read under a read deadline of Limits.Timeout on its
+// connection, lifted once read (net/http would take it for a client
+// gone), or, for a body with a rest, once the rest ends.
+func readBody(buf *bytes.Buffer, req *Request, upTo int64) (*restBody, error) {
 	r, max, timeout := req.HTTP, req.Limits.MaxBody, req.Limits.Timeout
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil
+		return nil, nil
 	}
 	if r.ContentLength > max {
-		return fmt.Errorf("%w: %d bytes, limit is %d", errBodyTooLarge, r.ContentLength, max)
+		return nil, fmt.Errorf("%w: %d bytes, limit is %d", errBodyTooLarge, r.ContentLength, max)
 	}
+	lift := func() {}
 	if req.body != nil {
 		_ = req.body.SetReadDeadline(time.Now().Add(timeout))
-		defer func() { _ = req.body.SetReadDeadline(time.Time{}) }()
+		lift = func() { _ = req.body.SetReadDeadline(time.Time{}) }
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	read := max + 1
+	if upTo > 0 && upTo < max {
+		read = upTo + 1
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, read))
 	req.BodyLen = buf.Len()
-	if err != nil {
-		return fmt.Errorf("read request body: %w", err)
+	switch {
+	case err != nil:
+		lift()
+		return nil, fmt.Errorf("read request body: %w", err)
+	case n > max:
+		lift()
+		return nil, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
+	case n == read: // more to come: the component reads it
+		return &restBody{req: req, r: r.Body, left: max - n, max: max, lift: lift}, nil
 	}
-	if n > max {
-		return fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, max)
-	}
-	return nil
+	lift()
+	return nil, nil
 }
+
+// restBody is the rest of a component's request body, read as the
+// component reads it, at most left bytes more; err keeps the client's
+// failure (a body too large, malformed, cut off or too slow), which makes
+// the request the client's fault whatever the component answered.
+type restBody struct {
+	req  *Request
+	r    io.Reader
+	left int64
+	max  int64
+	lift func() // the read deadline
+	err  error
+}
+
+func (b *restBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		n, err = int(b.left), fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, b.max)
+	}
+	b.left -= int64(n)
+	b.req.BodyLen += n
+	switch {
+	case err == io.EOF:
+		return n, err
+	case err != nil && !errors.Is(err, errBodyTooLarge):
+		err = fmt.Errorf("read request body: %w", err)
+	}
+	b.err = err
+	return n, err
+}
+
+// end lifts the read deadline, once the handler is done with the body.
+func (b *restBody) end() { b.lift() }
 
 // The client faults: reasons a request fails by its client's doing, the
 // label of wasmesh_client_errors_total. The HTTP/1 listener adds its own

@@ -28,18 +28,25 @@ type (
 		Method, PathWithQuery, Scheme, Authority string
 		Header                                   http.Header
 		Body                                     io.Reader
-		// Trailer, read when Body is at its end, are the request's
-		// trailers (future-trailers.get), nil for none.
-		Trailer  http.Header
+		// Trailer, called when Body is at its end, gives the request's
+		// trailers (future-trailers.get); nil, or nil returned: none.
+		Trailer  func() http.Header
 		consumed bool
 	}
 	incomingBody struct {
 		r       io.Reader
-		trailer http.Header
+		trailer func() http.Header
 		stream  bool // its stream was taken
 		child   bool // its stream lives
 	}
-	futureTrailers struct{ trailer http.Header }
+	// futureTrailers are a finished body's trailers, which come once what
+	// the handler left unread of the body has been read (get).
+	futureTrailers struct {
+		body    io.Reader
+		trailer func() http.Header
+		err     error
+		done    bool
+	}
 	// OutgoingResponse is what a handler answers.
 	OutgoingResponse struct {
 		Status  int
@@ -388,19 +395,33 @@ func addHTTP(h *component.Host) {
 		} else if b.child {
 			return nil, errors.New("wasi:http: incoming-body.finish: resource has children (drop its stream first)")
 		} else {
-			return inst.NewObject(&futureTrailers{trailer: b.trailer}), nil
+			return inst.NewObject(&futureTrailers{body: b.r, trailer: b.trailer}), nil
 		}
 	})
 	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&pollable{}), nil
 	})
-	// The body was read whole before the handler ran: its trailers are
-	// ready.
+	// The trailers come after the body: what the handler left unread of
+	// it is read first (within the request's limits, as the handler's
+	// reads are), so get answers once it is.
 	add("[method]future-trailers.get", method(func(f *futureTrailers, inst *component.Instance, _ []any) any {
-		if len(f.trailer) == 0 {
+		if !f.done {
+			f.done = true
+			if _, err := io.Copy(io.Discard, f.body); err != nil {
+				f.err = err
+			}
+		}
+		if f.err != nil {
+			return some(ok(cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: errInternal, Value: some(f.err.Error())}}))
+		}
+		var trailer http.Header
+		if f.trailer != nil {
+			trailer = f.trailer()
+		}
+		if len(trailer) == 0 {
 			return some(ok(ok(none)))
 		}
-		return some(ok(ok(some(inst.NewObject(readOnlyFields(f.trailer))))))
+		return some(ok(ok(some(inst.NewObject(readOnlyFields(trailer))))))
 	}))
 	add("[constructor]outgoing-response", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		h, err := object[*fields](inst, args[0])

@@ -80,7 +80,7 @@ generate:
 # Every fuzz target, each for FUZZTIME (default 30s; docs/operations.md says
 # how long each has run).
 fuzz:
-	FUZZTIME=$(FUZZTIME) bash .ci/fuzz.sh
+	FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) bash .ci/fuzz.sh
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/

@@ -34,6 +34,8 @@ func TestHandleHTTPErrors(t *testing.T) {
 		{file: "misbehave-spin.wasm", timeout: 200 * time.Millisecond, wantErr: ErrDeadline},
 		// The body finished while its stream lives.
 		{file: "misbehave-children.wasm", wantInErr: "incoming-body.finish: resource has children"},
+		// Its realloc calls the host (the canonical ABI's may_leave).
+		{file: "reenter.wasm", wantInErr: "[constructor]fields: called from a realloc or post-return function"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

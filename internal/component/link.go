@@ -592,6 +592,9 @@ type Instance struct {
 	// done (watch).
 	stops []api.MutableGlobal
 	watch watch
+	// noLeave is the canonical ABI's may_leave, negated: set while the
+	// guest's realloc or post-return runs, which may not call the host.
+	noLeave bool
 }
 
 // resolvedOpts are canon options resolved to the instance's memory and
@@ -689,6 +692,7 @@ func (inst *Instance) Snapshot() error {
 // it. It is for an instance whose last call returned; one that trapped may
 // be anywhere in its code and must be closed instead.
 func (inst *Instance) Reset() {
+	inst.noLeave = false
 	for i, g := range inst.globals {
 		g.Set(inst.initial[i])
 	}
@@ -813,7 +817,11 @@ func (inst *Instance) resolve(opts CanonOpts) (*resolvedOpts, error) {
 				defer func() { busy = false }()
 			}
 			s[0], s[1], s[2], s[3] = uint64(old), uint64(oldSize), uint64(align), uint64(size)
-			if err := f.CallWithStack(inst.callCtx, s); err != nil {
+			leave := inst.noLeave
+			inst.noLeave = true
+			err := f.CallWithStack(inst.callCtx, s)
+			inst.noLeave = leave
+			if err != nil {
 				return 0, err
 			}
 			return uint32(s[0]), nil
@@ -826,6 +834,11 @@ func (inst *Instance) resolve(opts CanonOpts) (*resolvedOpts, error) {
 // import (lift the arguments, call the host, lower the results) or a
 // resource built-in.
 func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) error {
+	if inst.noLeave && cf.op != CanonResourceRep {
+		// The canonical ABI's may_leave: a realloc or post-return may not
+		// call out of its instance, nor make or drop handles.
+		return fmt.Errorf("%s: called from a realloc or post-return function, which may not leave the instance", cf.name)
+	}
 	switch cf.op {
 	case CanonResourceNew:
 		h, err := inst.handles.LowerOwn(uint32(stack[0]), cf.resource)
@@ -944,7 +957,10 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 		return nil, fmt.Errorf("%s#%s: results: %w", export, fn, err)
 	}
 	if ct.postReturn != nil {
-		if err := ct.postReturn.CallWithStack(ctx, res); err != nil {
+		inst.noLeave = true
+		err := ct.postReturn.CallWithStack(ctx, res)
+		inst.noLeave = false
+		if err != nil {
 			return nil, fmt.Errorf("%s#%s: post-return: %w", export, fn, err)
 		}
 	}

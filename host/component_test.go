@@ -243,8 +243,16 @@ func TestHandleHTTPTrailers(t *testing.T) {
 	e := newEngine(t)
 	m := compileFile(t, e, "../internal/component/testdata/trailers.wasm")
 	for _, trailer := range []http.Header{{"X-Checksum": {"abc"}, "X-Count": {"1", "2"}}, nil} {
+		// The trailers come after the body: what the handler did not
+		// read of it is read before they are asked for.
+		body := strings.NewReader("body")
 		resp, err := e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "POST", PathWithQuery: "/", Scheme: "http",
-			Authority: "x", Body: strings.NewReader("body"), Trailer: func() http.Header { return trailer }}, 0, 0)
+			Authority: "x", Body: body, Trailer: func() http.Header {
+				if body.Len() != 0 {
+					t.Errorf("trailers asked for with %d bytes of the body unread", body.Len())
+				}
+				return trailer
+			}}, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -460,7 +460,6 @@ func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (*freshModule, e
 	}
 	// Instrumented, it stops itself; as given (when it cannot be, or does
 	// not compile so: then the error is the original's), wazero stops it.
-	// (A module with DWARF is run as given: wasmbin.Instrument says why.)
 	f := &freshModule{}
 	if code, stop, err := wasmbin.Instrument(wasm); err == nil {
 		if c, err := compileModule(ctx, e.stopRT, code); err == nil {

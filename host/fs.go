@@ -17,9 +17,9 @@ import (
 // resolved beneath it by an os.Root, which follows a symbolic link only
 // while it stays inside (openat with O_NOFOLLOW, component by component,
 // or openat2 with RESOLVE_BENEATH). A guest may create links, to any
-// target: "esc -> ../../etc" is made, and opening through it fails with
-// EPERM, as does a path with ".." above the mount. A read-only mount
-// refuses every change with EROFS.
+// relative target: "esc -> ../../etc" is made, and opening through it
+// fails with EPERM, as does a path with ".." above the mount. A read-only
+// mount refuses every change with EROFS, through a path or a descriptor.
 type mountFS struct {
 	experimentalsys.UnimplementedFS
 	root     *os.Root
@@ -121,28 +121,40 @@ func (m *mountFS) Chmod(p string, perm fs.FileMode) experimentalsys.Errno {
 }
 
 // Rename renames as rename(2) does: a directory may replace an empty
-// directory (os.Root's Rename refuses any, as os.Rename does).
+// directory (os.Root's Rename refuses any, as os.Rename does, with EEXIST:
+// then the empty target is removed and the rename made again, the target
+// made again if that fails).
 func (m *mountFS) Rename(from, to string) experimentalsys.Errno {
 	return m.change(func() experimentalsys.Errno {
 		from, to := rel(from), rel(to)
 		if from == to {
 			return 0
 		}
-		if tfi, err := m.root.Lstat(to); err == nil && tfi.IsDir() {
-			ffi, err := m.root.Lstat(from)
-			switch {
-			case err != nil:
-				return errno(err)
-			case os.SameFile(ffi, tfi):
-				return 0
-			case !ffi.IsDir():
-				return experimentalsys.EISDIR
-			}
-			if err := m.root.Remove(to); err != nil { // only if empty
-				return experimentalsys.ENOTEMPTY
-			}
+		err := m.root.Rename(from, to)
+		if e := errno(err); e != experimentalsys.EEXIST {
+			return e
 		}
-		return errno(m.root.Rename(from, to))
+		tfi, terr := m.root.Lstat(to)
+		ffi, ferr := m.root.Lstat(from)
+		switch {
+		case terr != nil || ferr != nil || !tfi.IsDir():
+			return errno(err)
+		case !ffi.IsDir():
+			return experimentalsys.EISDIR
+		case strings.HasPrefix(path.Clean(to)+"/", path.Clean(from)+"/"):
+			return experimentalsys.EINVAL // into itself
+		}
+		if err := m.root.Remove(to); err != nil { // only if empty
+			if e := errno(err); e != experimentalsys.EEXIST && e != experimentalsys.ENOTEMPTY {
+				return e
+			}
+			return experimentalsys.ENOTEMPTY
+		}
+		if err := m.root.Rename(from, to); err != nil {
+			_ = m.root.Mkdir(to, tfi.Mode().Perm())
+			return errno(err)
+		}
+		return 0
 	})
 }
 
@@ -179,8 +191,8 @@ func (m *mountFS) Link(oldPath, newPath string) experimentalsys.Errno {
 	return m.change(func() experimentalsys.Errno { return errno(m.root.Link(rel(oldPath), rel(newPath))) })
 }
 
-// Symlink makes a link to any target: resolving it later is what stays
-// beneath the mount. An absolute target is refused (EPERM): no guest path
+// Symlink makes a link to any relative target: resolving it later is what
+// stays beneath the mount. An absolute target is refused (EPERM): no guest path
 // is absolute on the host.
 func (m *mountFS) Symlink(target, link string) experimentalsys.Errno {
 	return m.change(func() experimentalsys.Errno {

@@ -233,9 +233,14 @@ func (f *mountFile) Sync() experimentalsys.Errno { return f.fault(errno(f.file.S
 
 func (f *mountFile) Datasync() experimentalsys.Errno { return f.fault(datasync(f.file)) }
 
+// Utimens sets the file's times, unless its mount is read-only (EROFS: a
+// descriptor opened to read could set them otherwise).
 func (f *mountFile) Utimens(atim, mtim int64) experimentalsys.Errno {
-	if f.closed {
+	switch {
+	case f.closed:
 		return experimentalsys.EBADF
+	case f.mount.readOnly:
+		return experimentalsys.EROFS
 	}
 	return f.fault(futimens(f.file, atim, mtim))
 }

@@ -118,7 +118,10 @@ func TestMountFSChanges(t *testing.T) {
 		{"unlink a directory", func() experimentalsys.Errno { return m.Unlink("e") }, experimentalsys.EISDIR},
 		{"rename a file onto a directory", func() experimentalsys.Errno { return m.Rename("f", "e") }, experimentalsys.EISDIR},
 		{"rename a directory onto a full one", func() experimentalsys.Errno { return m.Rename("e", "d") }, experimentalsys.ENOTEMPTY},
-		{"rename a directory onto an empty one", func() experimentalsys.Errno { return m.Rename("d", "e") }, 0},
+		{"rename a directory into itself", func() experimentalsys.Errno {
+			return m.Mkdir("d/sub", 0o755) | m.Rename("d", "d/sub")
+		}, experimentalsys.EINVAL},
+		{"rename a directory onto an empty one", func() experimentalsys.Errno { return m.Rmdir("d/sub") | m.Rename("d", "e") }, 0},
 		{"mkdir beneath a file", func() experimentalsys.Errno { return m.Mkdir("f/sub", 0o755) }, experimentalsys.ENOENT},
 		{"rmdir an empty directory", func() experimentalsys.Errno { return m.Mkdir("n", 0o755) | m.Rmdir("n") }, 0},
 	}
@@ -160,6 +163,14 @@ func TestMountFSChanges(t *testing.T) {
 		"open to write": func() experimentalsys.Errno {
 			_, e := ro.OpenFile("f", experimentalsys.O_WRONLY, 0)
 			return e
+		},
+		"utimens by a descriptor opened to read": func() experimentalsys.Errno {
+			f, e := ro.OpenFile("f", experimentalsys.O_RDONLY, 0)
+			if e != 0 {
+				return e
+			}
+			defer f.Close()
+			return f.Utimens(0, 0)
 		},
 	} {
 		if e := do(); e != experimentalsys.EROFS {

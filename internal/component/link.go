@@ -905,6 +905,9 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	if err != nil {
 		return err
 	}
+	if result == nil && len(cf.ft.results) == 1 {
+		return fmt.Errorf("%s: the host returned no result", cf.name)
+	}
 	one := [1]any{result}
 	results := one[:len(cf.ft.results)] // at most one: named results are refused by the decoder
 	// Into the stack, which wazero sized for the parameters or the

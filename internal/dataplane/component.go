@@ -63,6 +63,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	var sw *streamWriter
 	var in io.Reader = bytes.NewReader(body.Bytes())
 	if rest != nil {
+		rest.start()
 		in = io.MultiReader(in, rest)
 	}
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{

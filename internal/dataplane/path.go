@@ -195,7 +195,8 @@ const streamAfter = 64 << 10
 // when the body goes on, returns the rest (nil: buf has it all). A
 // client's body is read under a read deadline of Limits.Timeout on its
 // connection, lifted once read (net/http would take it for a client
-// gone), or, for a body with a rest, once the rest ends.
+// gone); for a body with a rest, set again when the handler starts
+// (restBody.start) and lifted when it is done (restBody.end).
 func readBody(buf *bytes.Buffer, req *Request, upTo int64) (*restBody, error) {
 	r, max, timeout := req.HTTP, req.Limits.MaxBody, req.Limits.Timeout
 	if r.Body == nil || r.Body == http.NoBody {
@@ -263,6 +264,14 @@ func (b *restBody) Read(p []byte) (int, error) {
 	}
 	b.err = err
 	return n, err
+}
+
+// start gives the rest the service's timeout from now, when the handler
+// starts: the wait for a concurrency slot is not the client's.
+func (b *restBody) start() {
+	if b.req.body != nil {
+		_ = b.req.body.SetReadDeadline(time.Now().Add(b.req.Limits.Timeout))
+	}
 }
 
 // end lifts the read deadline, once the handler is done with the body.

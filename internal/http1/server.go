@@ -342,6 +342,12 @@ func (c *conn) serve(base context.Context) {
 		if c.watch != nil {
 			c.watch.Stop()
 		}
+		// No watch may look at the buffers now (a handler's panic skips
+		// stopWatch).
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+		c.releaseBuffers()
 		c.releaseHead()
 		c.close(closeAs)
 	}()
@@ -355,7 +361,6 @@ func (c *conn) serve(base context.Context) {
 	c.cr = connReader{c: c}
 	c.cr.cond.L = &c.cr.mu
 	c.res.c = c
-	defer c.releaseBuffers()
 
 	idle := cmp.Or(s.IdleTimeout, DefaultIdleTimeout)
 	headerTimeout := cmp.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)

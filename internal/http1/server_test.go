@@ -876,3 +876,42 @@ func TestHeadMemory(t *testing.T) {
 		t.Errorf("a large head once the others closed: %d, want 200", resps[0].StatusCode)
 	}
 }
+
+// TestIdleBuffers: a connection idle past idleHold gives its buffers back
+// and takes them again for its next request — whole, or sent in pieces
+// across the hold — and one that becomes idle while a request is pipelined
+// behind another keeps serving both; every answer is whole.
+func TestIdleBuffers(t *testing.T) {
+	addr := serve(t, &Server{})
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	ask := func(step, raw string, parts ...string) {
+		t.Helper()
+		io.WriteString(c, raw)
+		for _, p := range parts {
+			time.Sleep(idleHold + 50*time.Millisecond)
+			io.WriteString(c, p)
+		}
+	}
+	answer := func(step, want string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("%s: %d %q, want %q", step, resp.StatusCode, b, want)
+		}
+	}
+	ask("first", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+	answer("first", "POST /a 3 abc")
+	time.Sleep(idleHold + 100*time.Millisecond) // buffers back in the pools
+	ask("after idle", "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	answer("after idle", "GET /b 0 ")
+	ask("in pieces", "P", "OST /c HTTP/1.1\r\nHost: x\r\nContent-", "Length: 2\r\n\r\nhi")
+	answer("in pieces", "POST /c 2 hi")
+	ask("pipelined", "GET /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n")
+	answer("pipelined 1", "GET /d 0 ")
+	answer("pipelined 2", "GET /e 0 ")
+}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tetratelabs/wazero/sys"
+
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
 )
@@ -160,21 +162,21 @@ func datetime(t time.Time) cabi.VariantValue {
 	return some([]any{uint64(t.Unix()), uint32(t.Nanosecond())})
 }
 
-// stat is a descriptor-stat of fi.
+// stat is a descriptor-stat of fi: its type, links, size, and access,
+// modification and status change times (wazero's portable Stat_t: where
+// the system has no link count or times of its own, 1 and the
+// modification time).
 func stat(fi fs.FileInfo) []any {
-	links, ctime := uint64(1), fi.ModTime()
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		links = uint64(st.Nlink)
-		ctime = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	}
-	return []any{cabi.VariantValue{Case: fileType(fi.Mode())}, links, uint64(fi.Size()),
-		datetime(fi.ModTime()), datetime(fi.ModTime()), datetime(ctime)}
+	st := sys.NewStat_t(fi)
+	return []any{cabi.VariantValue{Case: fileType(fi.Mode())}, st.Nlink, uint64(st.Size),
+		datetime(time.Unix(0, st.Atim)), datetime(time.Unix(0, st.Mtim)), datetime(time.Unix(0, st.Ctim))}
 }
 
-// metadataHash is a metadata-hash-value of fi: its device and inode.
+// metadataHash is a metadata-hash-value of fi: its inode and device, or
+// where the system has none, its modification time and size.
 func metadataHash(fi fs.FileInfo) []any {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return []any{uint64(st.Ino), uint64(st.Dev)}
+	if st := sys.NewStat_t(fi); st.Ino != 0 {
+		return []any{st.Ino, st.Dev}
 	}
 	return []any{uint64(fi.ModTime().UnixNano()), uint64(fi.Size())}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
 )
@@ -82,5 +83,22 @@ func TestFilesystemPolicy(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "file")); string(b) != "f" {
 		t.Errorf("the read-only preopen's file was changed: %q", b)
+	}
+	// stat-at gives the file's own access and modification times.
+	atime, mtime := time.Unix(1000, 5), time.Unix(2000, 7)
+	if err := os.Chtimes(filepath.Join(dir, "file"), atime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	d := inst.NewObject(&descriptor{dir: &Dir{Path: "/d", Root: root}, path: ".", isDir: true})
+	st := call("stat-at", d, uint32(0), "file")
+	if st.Case != 0 {
+		t.Fatalf("stat-at: error-code %d", code(st))
+	}
+	at := func(i int) time.Time {
+		ts := st.Value.([]any)[i].(cabi.VariantValue).Value.([]any)
+		return time.Unix(int64(ts[0].(uint64)), int64(ts[1].(uint32)))
+	}
+	if fields := st.Value.([]any); fields[2].(uint64) != 1 || !at(3).Equal(atime) || !at(4).Equal(mtime) {
+		t.Errorf("stat-at: size %v, access %v, modification %v; want 1, %v, %v", fields[2], at(3), at(4), atime, mtime)
 	}
 }

@@ -941,9 +941,17 @@ func (inst *Instance) Call(ctx context.Context, export, fn string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	// One stack for the core parameters and then the results (each call
-	// makes its own: a host function may call into the instance again).
-	stack, err := cx.LowerFlatValues(make([]uint64, 0, ct.stack), args, cabi.MaxFlatParams, ct.ft.paramTuple, 0, false)
+	// One stack for the core parameters and then the results: the
+	// target's own, unless a call of it is under way (a host function
+	// calling into the instance again), which makes its own.
+	buf := ct.buf
+	if ct.busy {
+		buf = make([]uint64, 0, ct.stack)
+	} else {
+		ct.busy = true
+		defer func() { ct.busy = false }()
+	}
+	stack, err := cx.LowerFlatValues(buf[:0], args, cabi.MaxFlatParams, ct.ft.paramTuple, 0, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s#%s: arguments: %w", export, fn, err)
 	}
@@ -978,8 +986,11 @@ type callTarget struct {
 	ft            *funcType
 	f, postReturn api.Function
 	// params and results are how many core parameters and results f
-	// has, stack the length of the stack its call needs.
+	// has, stack the length of the stack its call needs, buf that stack
+	// for a call when no other of this target is under way (busy).
 	params, results, stack int
+	buf                    []uint64
+	busy                   bool
 }
 
 // callTarget resolves function fn of export, once per instance.
@@ -1004,6 +1015,7 @@ func (inst *Instance) callTarget(export, fn string) (*callTarget, error) {
 	def := ct.f.Definition()
 	ct.params, ct.results = len(def.ParamTypes()), len(def.ResultTypes())
 	ct.stack = max(ct.params, ct.results)
+	ct.buf = make([]uint64, 0, ct.stack)
 	if cn.Opts.PostReturn != nil {
 		pt, err := inst.l.coreIndex(CoreFunc, *cn.Opts.PostReturn, 0)
 		if err != nil {

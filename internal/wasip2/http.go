@@ -78,7 +78,7 @@ type (
 
 // Header is the response's header, hop-by-hop fields included.
 func (r *OutgoingResponse) Header() http.Header {
-	h := http.Header{}
+	h := make(http.Header, len(r.headers.names))
 	for i, n := range r.headers.names {
 		h.Add(n, string(r.headers.values[i]))
 	}
@@ -154,11 +154,19 @@ func methodValue(m string) cabi.VariantValue {
 
 func some(v any) cabi.VariantValue { return cabi.VariantValue{Case: 1, Value: v} }
 
-var none = cabi.VariantValue{Case: 0}
+var none any = cabi.VariantValue{Case: 0} // boxed once, as okUnit
 
-func ok(v any) cabi.VariantValue { return cabi.VariantValue{Case: 0, Value: v} }
+func ok(v any) any {
+	if v == nil {
+		return okUnit
+	}
+	return cabi.VariantValue{Case: 0, Value: v}
+}
 
-var errUnit = cabi.VariantValue{Case: 1}
+// okUnit is ok(nil), boxed once: a host function's common answer.
+var okUnit any = cabi.VariantValue{Case: 0}
+
+var errUnit any = cabi.VariantValue{Case: 1} // boxed once, as okUnit
 
 // header-error cases.
 const (

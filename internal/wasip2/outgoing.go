@@ -100,7 +100,7 @@ func addOutgoing(h *component.Host) {
 		inst.DropObject(args[0].(uint32))
 		return inst.NewObject(&outgoingRequest{method: "GET", scheme: "http", headers: hs}), nil
 	})
-	optString := func(s string) cabi.VariantValue {
+	optString := func(s string) any {
 		if s == "" {
 			return none
 		}

@@ -26,9 +26,12 @@ go build -o "$work/wasmesh" ./cmd/wasmesh
   echo "store: $work/store"
   echo 'services:'
   for c in "${components[@]}"; do echo "  $c: { versions: [ { path: $PWD/examples/components/$c/hello.wasm } ] }"; done
+  # Python again, its instances warmed by one GET (docs/config.md, warmup).
+  echo "  python-warm: { versions: [ { path: $PWD/examples/components/python/hello.wasm } ], warmup: / }"
   for m in "${modules[@]}"; do echo "  $m-module: { versions: [ { path: $PWD/examples/hello/$m/hello.wasm } ] }"; done
   echo 'routes:'
   for c in "${components[@]}"; do echo "  - { match: { path_prefix: /$c/ }, service: $c, strip_prefix: true }"; done
+  echo "  - { match: { path_prefix: /python-warm/ }, service: python-warm, strip_prefix: true }"
   for m in "${modules[@]}"; do echo "  - { match: { path_prefix: /$m-module/ }, service: $m-module, strip_prefix: true }"; done
 } > "$work/wasmesh.yaml"
 "$work/wasmesh" serve --config "$work/wasmesh.yaml" --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
@@ -78,6 +81,10 @@ for c in "${components[@]}"; do
     run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
   fi
   if [ -n "${ref[$c]:-}" ]; then run "$c (wasmtime serve)" "http://127.0.0.1:${ref[$c]}/"; fi
+  if [ "$c" = python ]; then
+    warm "http://127.0.0.1:18180/python-warm/"
+    run "python (wasmesh, warmup)" "http://127.0.0.1:18180/python-warm/"
+  fi
 done
 echo "# ratios of mean req/s"
 for c in "${components[@]}"; do
@@ -87,3 +94,6 @@ for c in "${components[@]}"; do
   if [[ " ${modules[*]} " == *" $c "* ]]; then line+=" $(awk -v a="$w" -v b="$(rps "$c (module)")" 'BEGIN {printf "%.2f", a / b}')× its module"; fi
   echo "$line"
 done
+if [ -n "${ref[python]:-}" ]; then
+  echo "python with warmup: $(awk -v a="$(rps "python (wasmesh, warmup)")" -v b="$(rps "python (wasmtime serve)")" 'BEGIN {printf "%.2f", a / b}')× wasmtime serve"
+fi

@@ -208,6 +208,12 @@ type Service struct {
 	// ("spiffe://example.org/*"). Default none: any peer the listener
 	// accepted. Only meaningful with tls.
 	AllowPeers []string
+	// Warmup, when set, is the path of a GET that each new instance of a
+	// component version serves once, before its state is kept for reuse:
+	// every request then starts from the state that GET left (an
+	// interpreter warmed up) instead of instantiation's. Module versions
+	// ignore it. Default "": none.
+	Warmup string
 	// Line is where the service's name is in the file.
 	Line int
 

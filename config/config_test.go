@@ -134,6 +134,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`wasmesh.yaml:5:32: services.hello.limits.max_concurrency: must not be negative, got -1`}},
 		{"queue without concurrency", svc + "    limits: { max_queue: 5 }\n",
 			[]string{`wasmesh.yaml:5:15: services.hello.limits.max_queue: needs max_concurrency to be set`}},
+		{"warmup not a path", svc + "    warmup: healthz\n",
+			[]string{`wasmesh.yaml:5:13: services.hello.warmup: must be a path starting with /, got "healthz"`}},
 		{"unknown limit", svc + "    limits: { cpu: 1 }\n",
 			[]string{`wasmesh.yaml:5:15: services.hello.limits: unknown field "cpu"`}},
 		{"env value not scalar", svc + "    env: { A: [1] }\n",
@@ -281,6 +283,7 @@ func TestParseValues(t *testing.T) {
 			return c.Services["hello"].Sticky == Sticky{"cookie", "session"}
 		}},
 		{"pin header off", svc + "    pin_header: false\n", func(c *Config) bool { return !c.Services["hello"].PinHeader }},
+		{"warmup", svc + "    warmup: /healthz?deep=1\n", func(c *Config) bool { return c.Services["hello"].Warmup == "/healthz?deep=1" }},
 		{"aliases", "x: &v [{path: a.wasm}]\n", nil},
 		{"aliases resolved", "services:\n  a: {versions: &v [{path: a.wasm}]}\n  b: {versions: *v}\n", func(c *Config) bool {
 			return c.Services["b"].Versions[0].Path == "a.wasm"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +25,7 @@ var (
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
-	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers"}
+	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers", "warmup"}
 	outboundFields = []string{"url", "expect_id"}
 	versionFields  = []string{"module", "path", "name", "weight", "dscp"}
 	limitsFields   = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
@@ -206,6 +207,12 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 			}
 		case "allow_peers":
 			s.AllowPeers = d.peerPatterns(v, f)
+		case "warmup":
+			if p, ok := d.str(v, f); ok {
+				_, err := url.ParseRequestURI(p)
+				d.check(err != nil || !strings.HasPrefix(p, "/"), v, f, "must be a path starting with /, got %q", p)
+				s.Warmup = p
+			}
 		}
 	})
 	if !hasVersions {

@@ -189,14 +189,21 @@ func BenchmarkRun(b *testing.B) {
 
 // BenchmarkHandleHTTP serves a GET with each example wasi:http hello
 // component: "reused", in an instance reset after the previous request
-// (component_pool.go); "fresh", in an instance made and closed for it.
-// reused/op is the share of requests served by a reset instance.
+// (component_pool.go); "fresh", in an instance made and closed for it; a
+// "-warm" language, reset to the state a first GET left
+// (HTTPRequest.Warmup). reused/op is the share of requests served by a
+// reset instance.
 func BenchmarkHandleHTTP(b *testing.B) {
 	ctx := context.Background()
 	for _, mode := range engineModes(b) {
 		e := mode.e
-		for _, lang := range []string{"javascript", "python", "c", "zig", "rust"} {
+		for _, lang := range []string{"javascript", "python", "c", "zig", "rust", "python-warm", "c-warm"} {
 			b.Run(mode.name+"/"+lang, func(b *testing.B) {
+				lang, warm := strings.CutSuffix(lang, "-warm")
+				warmup := ""
+				if warm {
+					warmup = "/"
+				}
 				m, err := e.Compile(ctx, "", readFile(b, "../examples/components/"+lang+"/hello.wasm"))
 				if err != nil {
 					b.Fatal(err)
@@ -205,7 +212,7 @@ func BenchmarkHandleHTTP(b *testing.B) {
 				before := e.Stats()
 				for b.Loop() {
 					resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http",
-						Authority: "bench", Header: http.Header{"User-Agent": {"wrk"}}}, 30*time.Second, 64<<20)
+						Authority: "bench", Header: http.Header{"User-Agent": {"wrk"}}, Warmup: warmup}, 30*time.Second, 64<<20)
 					if err != nil {
 						b.Fatal(err)
 					}

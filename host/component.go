@@ -133,7 +133,7 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	case err != nil:
 		m.NotReusable = err.Error()
 	default:
-		if m.components, err = newComponents(e, m.component); err != nil {
+		if m.components, err = newComponents(e, m.component, m.handler); err != nil {
 			_ = m.component.Close(ctx)
 			return nil, err
 		}
@@ -172,6 +172,13 @@ type HTTPRequest struct {
 	// where the body goes as the component writes it; HandleHTTP's
 	// HTTPResponse then has no Body. Default nil: the body is returned.
 	Respond func(status int, header http.Header) io.Writer
+	// Warmup, when set, is the path of a GET that each new instance of the
+	// pool serves once, before its state is kept: every request then
+	// starts from the state that request left (its interpreter warm, its
+	// lazy imports done) instead of instantiation's. Requests stay
+	// isolated from each other. Instances are pooled apart by it. Default
+	// "": none.
+	Warmup string
 	// Outbound sends the component's outgoing requests
 	// (wasi:http/outgoing-handler) and returns the response, or a failure as
 	// a Code*. Default nil: each is denied.
@@ -215,7 +222,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		inst *component.Instance
 		err  error
 	)
-	if p := m.pool(memoryLimit, r.Args, r.Env); p != nil {
+	if p := m.pool(memoryLimit, r.Args, r.Env, r.Warmup); p != nil {
 		pc, perr := p.get(ctx)
 		switch {
 		case errors.Is(perr, wasmbin.ErrNotReusable):
@@ -252,7 +259,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 
 // pool is the pool of reset instances for memoryLimit, args and env, nil
 // when m's instances are not reused.
-func (m *Module) pool(memoryLimit int64, args []string, env [][2]string) *componentPool {
+func (m *Module) pool(memoryLimit int64, args []string, env [][2]string, warmup string) *componentPool {
 	if m.components == nil {
 		return nil
 	}
@@ -260,7 +267,7 @@ func (m *Module) pool(memoryLimit int64, args []string, env [][2]string) *compon
 	if memoryLimit > 0 {
 		ceiling = uint64(memoryLimit) &^ (pageSize - 1)
 	}
-	return m.components.pool(ceiling, args, env)
+	return m.components.pool(ceiling, args, env, warmup)
 }
 
 // withMemoryLimit gives the instances made with ctx memories outside the Go

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 // Reused component instances.
@@ -44,8 +47,9 @@ import (
 // components keeps a component's reset instances, per memory ceiling, and
 // the images of its memories.
 type components struct {
-	linked *component.Linked
-	e      *Engine
+	linked  *component.Linked
+	e       *Engine
+	handler string // the wasi:http/incoming-handler export, for warm-ups
 
 	mu sync.Mutex
 	// pools are told apart by memory ceiling, and by the arguments and
@@ -67,6 +71,9 @@ type componentPool struct {
 	ceiling uint64
 	args    []string
 	env     [][2]string
+	// warmup is the path of the GET each new instance serves before its
+	// state is kept (HTTPRequest.Warmup), "" for none.
+	warmup string
 
 	idle idleSet[*pooledComponent]
 }
@@ -79,28 +86,28 @@ type pooledComponent struct {
 	sizes []uint64
 }
 
-func newComponents(e *Engine, l *component.Linked) (*components, error) {
+func newComponents(e *Engine, l *component.Linked, handler string) (*components, error) {
 	empty, err := newImage(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &components{linked: l, e: e, empty: empty}, nil
+	return &components{linked: l, e: e, empty: empty, handler: handler}, nil
 }
 
 // pool returns the pool of ceiling, args and env, or nil when instances
 // are not reused.
-func (c *components) pool(ceiling uint64, args []string, env [][2]string) *componentPool {
+func (c *components) pool(ceiling uint64, args []string, env [][2]string, warmup string) *componentPool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.disabled != nil || c.closed {
 		return nil
 	}
 	for _, p := range c.pools {
-		if p.ceiling == ceiling && slices.Equal(p.args, args) && slices.Equal(p.env, env) {
+		if p.ceiling == ceiling && slices.Equal(p.args, args) && slices.Equal(p.env, env) && p.warmup == warmup {
 			return p
 		}
 	}
-	p := &componentPool{c: c, ceiling: ceiling, args: slices.Clone(args), env: slices.Clone(env)}
+	p := &componentPool{c: c, ceiling: ceiling, args: slices.Clone(args), env: slices.Clone(env), warmup: warmup}
 	c.pools = append(c.pools, p)
 	return p
 }
@@ -170,6 +177,12 @@ func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, erro
 		return nil, errors.Join(err, memErr)
 	}
 	pc.inst = inst
+	if p.warmup != "" {
+		if err := p.warm(ctx, inst); err != nil {
+			_ = inst.Close(context.Background())
+			return nil, err
+		}
+	}
 	if err := inst.Snapshot(); err != nil {
 		_ = inst.Close(context.Background())
 		return nil, err
@@ -189,6 +202,33 @@ func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, erro
 		pc.sizes = append(pc.sizes, m.size)
 	}
 	return pc, nil
+}
+
+// WarmupHeader is set on the request a component serves to warm up
+// (HTTPRequest.Warmup), so that it can tell.
+const WarmupHeader = "X-Wasmesh-Warmup"
+
+// warm has a new instance serve a GET of p.warmup, with no body and no
+// outbound calls, its response dropped, and then forget that request's
+// host objects and handles, as a reset after any request does (a handle
+// the guest kept in its memory is gone); the state it leaves is the one
+// every request starts from. A warm-up that traps or sets no response is
+// an error wrapping wasmbin.ErrNotReusable: the version is then served by
+// fresh instances, as a module that cannot be reset is.
+func (p *componentPool) warm(ctx context.Context, inst *component.Instance) error {
+	req := &wasip2.IncomingRequest{Method: "GET", PathWithQuery: p.warmup, Scheme: "http", Authority: "localhost",
+		Header: http.Header{WarmupHeader: {"1"}}}
+	out := &wasip2.ResponseOutparam{}
+	inst.State = &wasip2.Context{Args: p.args, Env: p.env}
+	_, err := inst.Call(ctx, p.c.handler, "handle", inst.NewObject(req), inst.NewObject(out))
+	if err == nil && !out.Set() {
+		err = ErrNoResponse
+	}
+	if err != nil {
+		return fmt.Errorf("warm-up GET %s: %w: %w", p.warmup, err, wasmbin.ErrNotReusable)
+	}
+	inst.Settle()
+	return nil
 }
 
 // put takes back an instance after a request: reset and kept if the

@@ -101,6 +101,44 @@ func TestComponentIsolation(t *testing.T) {
 	}
 }
 
+// TestComponentWarmup: with HTTPRequest.Warmup, each new instance serves a
+// GET before its state is kept, and every request starts from the state
+// that GET left, never from another request's: isolation.wasm answers 222
+// (its counts at 1 before each request) to every one, across resets, a
+// trap and a grown memory. A warm-up that fails (a handler that traps)
+// makes the version's instances fresh ones, saying why.
+func TestComponentWarmup(t *testing.T) {
+	ctx, e := context.Background(), newEngine(t)
+	m := compileFile(t, e, "../internal/component/testdata/isolation.wasm")
+	for i, method := range []string{"GET", "GET", "POST", "GET", "PUT", "GET", "GET"} {
+		resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: method, PathWithQuery: "/", Scheme: "http", Authority: "x", Warmup: "/warm"}, 0, 0)
+		if method == "POST" {
+			if err == nil {
+				t.Fatalf("request %d (POST): no trap", i)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("request %d (%s): %v", i, method, err)
+		}
+		if resp.Status != 222 {
+			t.Errorf("request %d (%s): status %d, want 222 (the warm-up's state, and only it)", i, method, resp.Status)
+		}
+	}
+	// Without a warm-up, the same version's other pool starts pristine.
+	if resp, err := e.HandleHTTP(ctx, m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x"}, 0, 0); err != nil || resp.Status != 211 {
+		t.Errorf("without warm-up: %v, %v; want 211", resp, err)
+	}
+
+	trap := compileFile(t, e, "../internal/component/testdata/misbehave-trap.wasm")
+	if _, err := e.HandleHTTP(ctx, trap, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x", Warmup: "/warm"}, 0, 0); err == nil {
+		t.Fatal("misbehave-trap.wasm answered")
+	}
+	if why := trap.components.disabled; why == nil || !strings.Contains(why.Error(), "warm-up GET /warm") {
+		t.Errorf("after a failed warm-up, reuse disabled by %v, want the warm-up named", why)
+	}
+}
+
 // TestHandleHTTPConcurrent: concurrent requests to components whose
 // instantiation differs from instance to instance (wasi-libc's reactor
 // start seeds its stack protector from wasi:random; a second _initialize

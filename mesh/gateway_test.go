@@ -455,3 +455,27 @@ routes:
 		}
 	}
 }
+
+// TestServeComponentWarmup: a service's warmup path is served once by each
+// new instance of its component, and every request starts from the state
+// it left: isolation.wasm answers 222 (counts of 1 before each request),
+// where a service without warmup answers 211 (instantiation's state).
+func TestServeComponentWarmup(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+services:
+  warm: { versions: [ { path: $TD/isolation.wasm } ], warmup: /warm }
+  cold: { versions: [ { path: $TD/isolation.wasm } ] }
+routes:
+  - { match: { path_prefix: /warm }, service: warm }
+  - { match: { path_prefix: /cold }, service: cold }
+`, "$TD", testdata))
+	for i := 0; i < 3; i++ {
+		if r := f.get("/warm"); r.status != 222 {
+			t.Errorf("warm request %d: status %d, want 222", i, r.status)
+		}
+		if r := f.get("/cold"); r.status != 211 {
+			t.Errorf("cold request %d: status %d, want 211", i, r.status)
+		}
+	}
+}

@@ -686,6 +686,17 @@ func (inst *Instance) Snapshot() error {
 	return nil
 }
 
+// Settle, after a call, empties the handle table and forgets the host
+// objects, as Reset does, without touching globals or memories: what the
+// call left in them becomes the state Snapshot records. A handle the
+// guest kept in its memory is gone, as after any reset.
+func (inst *Instance) Settle() {
+	inst.handles.entries, inst.handles.free = inst.handles.entries[:0], inst.handles.free[:0]
+	clear(inst.objects)
+	inst.nextRep = 0
+	inst.State = nil
+}
+
 // Reset sets the instance's globals back to their values at Snapshot and
 // empties its handle table and host objects, with State set to nil: with
 // its memories reset by the caller, the instance is as instantiation left

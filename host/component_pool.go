@@ -212,9 +212,11 @@ const WarmupHeader = "X-Wasmesh-Warmup"
 // outbound calls, its response dropped, and then forget that request's
 // host objects and handles, as a reset after any request does (a handle
 // the guest kept in its memory is gone); the state it leaves is the one
-// every request starts from. A warm-up that traps or sets no response is
+// every request starts from. It runs within the context of the request
+// that needed the instance. A warm-up that traps or sets no response is
 // an error wrapping wasmbin.ErrNotReusable: the version is then served by
-// fresh instances, as a module that cannot be reset is.
+// fresh instances, as a module that cannot be reset is; one cut short by
+// that request's deadline or caller is that request's failure alone.
 func (p *componentPool) warm(ctx context.Context, inst *component.Instance) error {
 	req := &wasip2.IncomingRequest{Method: "GET", PathWithQuery: p.warmup, Scheme: "http", Authority: "localhost",
 		Header: http.Header{WarmupHeader: {"1"}}}
@@ -224,7 +226,12 @@ func (p *componentPool) warm(ctx context.Context, inst *component.Instance) erro
 	if err == nil && !out.Set() {
 		err = ErrNoResponse
 	}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Cut short by the request it serves: that request's failure,
+		// not the warm-up's.
+		return fmt.Errorf("warm-up GET %s: %w", p.warmup, err)
+	case err != nil:
 		return fmt.Errorf("warm-up GET %s: %w: %w", p.warmup, err, wasmbin.ErrNotReusable)
 	}
 	inst.Settle()

@@ -130,6 +130,16 @@ func TestComponentWarmup(t *testing.T) {
 		t.Errorf("without warm-up: %v, %v; want 211", resp, err)
 	}
 
+	// A warm-up cut short by its request's deadline fails that request
+	// only: the next instance warms up again.
+	loop := compileFile(t, e, "../internal/component/testdata/misbehave-spin.wasm")
+	if _, err := e.HandleHTTP(ctx, loop, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x", Warmup: "/warm"}, 100*time.Millisecond, 0); !errors.Is(err, ErrDeadline) {
+		t.Errorf("a warm-up past the deadline: %v, want ErrDeadline", err)
+	}
+	if why := loop.components.disabled; why != nil {
+		t.Errorf("a warm-up past its request's deadline disabled reuse: %v", why)
+	}
+
 	trap := compileFile(t, e, "../internal/component/testdata/misbehave-trap.wasm")
 	if _, err := e.HandleHTTP(ctx, trap, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x", Warmup: "/warm"}, 0, 0); err == nil {
 		t.Fatal("misbehave-trap.wasm answered")

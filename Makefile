@@ -14,12 +14,9 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wasmesh
 
-# go vet, then every test with the race detector. VET vets host without
-# its stdmethods check: host's WASI files implement wazero's File, whose
-# Seek returns a sys.Errno, not an error.
-VET = $(GO) vet $$($(GO) list ./... | grep -v '/host$$') && $(GO) vet -stdmethods=false ./host/
+# go vet, then every test with the race detector.
 test:
-	$(VET)
+	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
 # The main job on the bundled examples: the gateway serving every hello guest
@@ -75,13 +72,13 @@ k8s-validate:
 generate:
 	$(GO) generate ./bpf/
 
-# Engine microbenchmarks (compile, instantiate+run per language), then the
-# end-to-end HTTP benchmark: native net/http vs the gateway, with wrk.
 # Every fuzz target, each for FUZZTIME (default 30s; docs/operations.md says
-# how long each has run).
+# how long each has run) with FUZZPARALLEL workers (default one per CPU).
 fuzz:
 	FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) bash .ci/fuzz.sh
 
+# Engine microbenchmarks (compile, instantiate+run per language), then the
+# end-to-end HTTP benchmark: native net/http vs the gateway, with wrk.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
 	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/
@@ -94,7 +91,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) mod tidy
-	$(VET)
+	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	bash .ci/duplicates.sh
 	@git diff --exit-code --stat -- go.mod go.sum || { echo 'check: go mod tidy changed go.mod or go.sum'; exit 1; }

@@ -87,7 +87,7 @@ func (m *mountFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMod
 	if err != nil {
 		return nil, errno(err)
 	}
-	return &mountFile{mount: m, path: p, flag: flag, perm: perm, file: f, reopenDir: true}, 0
+	return openMountFile(f, flag, perm, m.readOnly)
 }
 
 func (m *mountFS) Lstat(p string) (sys.Stat_t, experimentalsys.Errno) {

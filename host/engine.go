@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/wasmesh/wasmesh/internal/component"
+	"github.com/wasmesh/wasmesh/internal/wasip1"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -202,11 +203,13 @@ func newRuntime(ctx context.Context, cfg wazero.RuntimeConfig, wasi func(context
 }
 
 // instantiateWASI instantiates wazero's WASI preview 1 with the environment
-// functions replaced by ones that read the run's context (see environ.go).
+// functions replaced by ones that read the run's context (see environ.go),
+// and the descriptor functions by wasip1's, over the run's own table.
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	exportEnviron(b)
+	wasip1.Export(b, wasip1Host)
 	_, err := b.Instantiate(ctx)
 	return err
 }

@@ -6,7 +6,16 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmesh/wasmesh/internal/wasip1"
 )
+
+// wasip1Host gives the WASI descriptor functions the run's table, and
+// their waits the run's deadline.
+var wasip1Host = &wasip1.Host{
+	Table: func(ctx context.Context) *wasip1.Table { return runOf(ctx).table },
+	Wait:  func(ctx context.Context) context.Context { return runOf(ctx).hostContext(ctx) },
+}
 
 // The environment of a run is read from its context rather than set with
 // wazero's ModuleConfig.WithEnv: that clones the whole config on every
@@ -22,6 +31,8 @@ type run struct {
 	size uint32 // bytes with a NUL after each variable
 	inst *instance
 	warm bool // Engine.Warm's run
+	// table is the run's WASI descriptors (wasip1).
+	table *wasip1.Table
 
 	// A reused run has no context of its own (instance.call stops it);
 	// a host call that blocks gets one ending at the run's deadline,
@@ -46,8 +57,8 @@ func (r *run) hostContext(ctx context.Context) context.Context {
 	return r.hostCtx
 }
 
-func withRun(ctx context.Context, vars []string, inst *instance) context.Context {
-	e := &run{vars: vars, inst: inst}
+func withRun(ctx context.Context, vars []string, inst *instance, table *wasip1.Table) context.Context {
+	e := &run{vars: vars, inst: inst, table: table}
 	for _, v := range vars {
 		e.size += uint32(len(v)) + 1
 	}

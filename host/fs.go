@@ -216,6 +216,26 @@ func (m *mountFS) Utimens(p string, atim, mtim int64) experimentalsys.Errno {
 	})
 }
 
+// Lutimens sets the times of p itself, a symbolic link not followed
+// (wasip1.Lutimenser: path_filestat_set_times without SYMLINK_FOLLOW).
+func (m *mountFS) Lutimens(p string, atim, mtim int64) experimentalsys.Errno {
+	return m.change(func() experimentalsys.Errno {
+		dir, base := path.Split(rel(p))
+		if base == "" || base == "." || base == ".." {
+			return errno(m.root.Chtimes(rel(p), utime(atim), utime(mtim))) // a directory
+		}
+		if dir == "" {
+			dir = "."
+		}
+		d, err := m.root.Open(dir)
+		if err != nil {
+			return errno(err)
+		}
+		defer d.Close()
+		return errno(lutimes(d, base, atim, mtim))
+	})
+}
+
 // utime is a time for Chtimes, whose zero time leaves the file's as it is.
 func utime(ns int64) time.Time {
 	if ns == experimentalsys.UTIME_OMIT {

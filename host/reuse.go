@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/wasmesh/wasmesh/internal/wasip1"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
@@ -120,7 +121,7 @@ type instance struct {
 	stdin        slotReader
 	stdout       slotWriter
 	stderr       slotWriter
-	tainted      bool // the guest closed or renumbered a standard descriptor
+	table        *wasip1.Table // its runs' descriptors: the streams above, reset for each run
 	reusedBefore bool
 }
 
@@ -253,11 +254,9 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		}
 		return inst.mem
 	}))
+	inst.table = wasip1.NewTable(&inst.stdin, &inst.stdout, &inst.stderr, 0)
 	mc := baseConfig.
 		WithArgs(p.args...).
-		WithStdin(&inst.stdin).
-		WithStdout(&inst.stdout).
-		WithStderr(&inst.stderr).
 		WithNanosleep(func(ns int64) { sleep(inst.sleepContext(), time.Duration(ns)) })
 	mod, err := p.e.reuseRT.InstantiateModule(ctx, p.r.compiled, mc)
 	if err != nil {
@@ -412,7 +411,7 @@ func (inst *instance) raiseStop() {
 func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	inst.stopCause = nil
 	inst.stdin.r, inst.stdout.w, inst.stderr.w = nil, nil, nil
-	if !clean || inst.tainted || p.r.isClosed() || !inst.reset(p.pages()) {
+	if !clean || p.r.isClosed() || !inst.reset(p.pages()) {
 		p.e.discarded.Add(1)
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
 		return
@@ -454,7 +453,8 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 	inst.stdin.r = c.Stdin
 	inst.stdout.w = capWriter(c.Stdout, "stdout", c.MaxStdout, inst.stopFor)
 	inst.stderr.w = capWriter(c.Stderr, "stderr", c.MaxStderr, inst.stopFor)
-	ctx = withRun(ctx, c.Env, inst)
+	inst.table.Reset(&inst.stdin, &inst.stdout, &inst.stderr)
+	ctx = withRun(ctx, c.Env, inst, inst.table)
 
 	start = time.Now()
 	err = inst.call(ctx, inst.start, c.Timeout)
@@ -562,7 +562,8 @@ func (e *Engine) syntheticInstance(ctx context.Context, r *reusable) (*instance,
 // syntheticCall calls fn with env as its environment, no stdin, output
 // discarded and every wasmesh host call refused (warmGuard).
 func (inst *instance) syntheticCall(ctx context.Context, fn api.Function, env []string) error {
-	ctx = withRun(ctx, env, inst)
+	inst.table.Reset(&inst.stdin, &inst.stdout, &inst.stderr)
+	ctx = withRun(ctx, env, inst, inst.table)
 	runOf(ctx).warm = true
 	err := inst.call(ctx, fn, 0)
 	_, err = finish(ctx, Result{}, err)
@@ -600,16 +601,10 @@ func finish(ctx context.Context, res Result, err error) (Result, error) {
 	return res, runError(ctx, err)
 }
 
-// WASI errno values the reuse runtime's own functions return.
-const (
-	errnoBadf    = 8
-	errnoNotsup  = 58
-	maxStdioDesc = 2
-)
-
 // instantiateReuseWASI instantiates the WASI preview 1 of the reuse runtime:
-// wazero's, with the environment read from the run (as in the fresh
-// runtime), and proc_exit, fd_close and fd_renumber of its own.
+// as the fresh runtime's (wazero's, with the environment and descriptors
+// of the run: each run of an instance has a table of its own, so what one
+// closes or renumbers the next has again), with a proc_exit of its own.
 func instantiateReuseWASI(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
@@ -621,36 +616,7 @@ func instantiateReuseWASI(ctx context.Context, rt wazero.Runtime) error {
 		}), []api.ValueType{i32}, nil).
 		WithParameterNames("rval").
 		Export("proc_exit")
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-			if api.DecodeU32(stack[0]) > maxStdioDesc {
-				stack[0] = errnoBadf
-				return
-			}
-			// The stream stays open for the rest of this run; the
-			// instance is not reused.
-			taint(ctx)
-			stack[0] = 0
-		}), []api.ValueType{i32}, []api.ValueType{i32}).
-		WithParameterNames("fd").
-		Export("fd_close")
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-			if api.DecodeU32(stack[0]) > maxStdioDesc || api.DecodeU32(stack[1]) > maxStdioDesc {
-				stack[0] = errnoBadf
-				return
-			}
-			taint(ctx)
-			stack[0] = errnoNotsup
-		}), []api.ValueType{i32, i32}, []api.ValueType{i32}).
-		WithParameterNames("fd", "to").
-		Export("fd_renumber")
+	wasip1.Export(b, wasip1Host)
 	_, err := b.Instantiate(ctx)
 	return err
-}
-
-func taint(ctx context.Context) {
-	if inst := runOf(ctx).inst; inst != nil {
-		inst.tainted = true
-	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
 
+	"github.com/wasmesh/wasmesh/internal/wasip1"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -96,10 +96,19 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 	ctx, cancel, stop := runContext(ctx, c.Timeout)
 	defer stop()
 	ctx = experimental.WithMemoryAllocator(ctx, limitedAllocator{limit: limit})
-	ctx = withRun(ctx, c.Env, nil)
+	table := wasip1.NewTable(stdinOf(ctx, c.Stdin),
+		capWriter(c.Stdout, "stdout", c.MaxStdout, func(err error) { cancel(err) }),
+		capWriter(c.Stderr, "stderr", c.MaxStderr, func(err error) { cancel(err) }), 0)
+	defer table.Close() // after the instance's own close, deferred below; before the mounts'
+	for i, mnt := range c.Mounts {
+		if err := table.Preopen(mounts[i], mnt.GuestPath); err != nil {
+			return Result{}, fmt.Errorf("mount %s: %w", mnt.HostPath, err)
+		}
+	}
+	ctx = withRun(ctx, c.Env, nil, table)
 
 	start := time.Now()
-	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c, mounts, cancel))
+	inst, err := fresh.rt.InstantiateModule(ctx, fresh.compiled, e.moduleConfig(ctx, c))
 	release := func() {}
 	if err == nil && fresh.stop != "" {
 		stop := inst.ExportedGlobal(fresh.stop).(api.MutableGlobal)
@@ -138,30 +147,22 @@ var baseConfig = wazero.NewModuleConfig().
 	WithSysNanotime().
 	WithRandSource(rand.Reader)
 
-// moduleConfig gives the guest what c grants. Sleeps and reads from a
-// blocking stdin end when ctx does, so that a deadline stops a guest even
-// while it waits in a host call.
-func (e *Engine) moduleConfig(ctx context.Context, c Call, mounts []*mountFS, stop context.CancelCauseFunc) wazero.ModuleConfig {
-	mc := baseConfig.
+// moduleConfig gives the guest its arguments; its descriptors are the run's
+// table (wasip1). Sleeps end when ctx does, so that a deadline stops a
+// guest even while it waits in a host call.
+func (e *Engine) moduleConfig(ctx context.Context, c Call) wazero.ModuleConfig {
+	return baseConfig.
 		WithArgs(c.Args...).
-		WithStdout(capWriter(c.Stdout, "stdout", c.MaxStdout, func(err error) { stop(err) })).
-		WithStderr(capWriter(c.Stderr, "stderr", c.MaxStderr, func(err error) { stop(err) })).
 		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) })
-	switch stdin := c.Stdin.(type) {
-	case nil:
-	case *os.File: // a terminal or pipe may block for ever
-		mc = mc.WithStdin(&ctxReader{ctx: ctx, r: stdin})
-	default:
-		mc = mc.WithStdin(stdin)
+}
+
+// stdinOf is what a run's stdin reads: an *os.File (a terminal or pipe,
+// which may block for ever) through a reader that returns when ctx ends.
+func stdinOf(ctx context.Context, r io.Reader) io.Reader {
+	if f, ok := r.(*os.File); ok {
+		return &ctxReader{ctx: ctx, r: f}
 	}
-	if len(c.Mounts) > 0 {
-		fs := wazero.NewFSConfig()
-		for i, mnt := range c.Mounts {
-			fs = fs.(sysfs.FSConfig).WithSysFSMount(mounts[i], mnt.GuestPath)
-		}
-		mc = mc.WithFSConfig(fs)
-	}
-	return mc
+	return r
 }
 
 // runError says why a guest stopped: the context's cause when the context

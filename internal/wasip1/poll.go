@@ -1,0 +1,174 @@
+package wasip1
+
+import (
+	"context"
+	"math"
+	"time"
+)
+
+// Subscription and event layout and values (witx: subscription, event).
+const (
+	subscriptionSize = 48
+	eventSize        = 32
+
+	eventClock   = 0
+	eventFdRead  = 1
+	eventFdWrite = 2
+
+	clockRealtime  = 0
+	clockMonotonic = 1
+
+	subclockAbstime = 1
+)
+
+// pollOneoff answers at once for the descriptors subscribed to (files and
+// the standard streams are always ready, as poll(2) says of regular files;
+// an unknown descriptor is an event with EBADF), and otherwise waits for
+// the earliest clock, within the run's deadline.
+func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
+	in, out, n := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	if n == 0 {
+		return errnoInval
+	}
+	if uint64(n)*subscriptionSize > math.MaxUint32 {
+		return errnoFault
+	}
+	subs, en := c.read(in, n*subscriptionSize)
+	if en != 0 {
+		return en
+	}
+	events, en := c.read(out, n*eventSize)
+	if en != 0 {
+		return en
+	}
+	// The subscriptions are read before any event is written: in and out
+	// may overlap.
+	subs = append([]byte(nil), subs...)
+	clear(events)
+	nevents := uint32(0)
+	emit := func(sub []byte, typ uint8, e errno, nbytes uint64) {
+		ev := events[nevents*eventSize:]
+		copy(ev[0:8], sub[0:8]) // userdata
+		le.PutUint16(ev[8:], uint16(e))
+		ev[10] = typ
+		if typ != eventClock {
+			le.PutUint64(ev[16:], nbytes)
+		}
+		nevents++
+	}
+	wait := time.Duration(math.MaxInt64)
+	clocks := false
+	for i := range n {
+		sub := subs[i*subscriptionSize : (i+1)*subscriptionSize]
+		switch typ := sub[8]; typ {
+		case eventClock:
+			d, en := c.clockTimeout(sub[16:])
+			if en != 0 {
+				emit(sub, typ, en, 0)
+				continue
+			}
+			clocks = true
+			wait = min(wait, d)
+		case eventFdRead, eventFdWrite:
+			e, en := c.t.getRights(le.Uint32(sub[16:]), rightPollFdReadwrite)
+			if en != 0 {
+				emit(sub, typ, en, 0)
+				continue
+			}
+			emit(sub, typ, 0, e.pending(typ))
+		default:
+			return errnoInval
+		}
+	}
+	if nevents == 0 && clocks {
+		if wait > 0 {
+			if c.host.Wait != nil {
+				ctx = c.host.Wait(ctx)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return errnoIntr
+			}
+		}
+		// Every clock subscription that has passed by now.
+		for i := range n {
+			sub := subs[i*subscriptionSize : (i+1)*subscriptionSize]
+			if sub[8] != eventClock {
+				continue
+			}
+			if d, en := c.clockTimeout(sub[16:]); en == 0 && d <= wait {
+				emit(sub, eventClock, 0, 0)
+			}
+		}
+	}
+	return c.u32(uint32(p[3]), nevents)
+}
+
+// clockTimeout is how long a clock subscription waits from now.
+func (c *call) clockTimeout(b []byte) (time.Duration, errno) {
+	id, timeout, flags := le.Uint32(b[0:]), le.Uint64(b[8:]), le.Uint16(b[24:])
+	if flags&^subclockAbstime != 0 {
+		return 0, errnoInval
+	}
+	if flags&subclockAbstime == 0 {
+		if id != clockRealtime && id != clockMonotonic {
+			return 0, errnoInval
+		}
+		return time.Duration(min(timeout, math.MaxInt64)), 0
+	}
+	if id != clockRealtime {
+		// The guest's monotonic clock counts from an origin only wazero
+		// knows.
+		return 0, errnoNotsup
+	}
+	now := time.Now().UnixNano()
+	if c.host.Walltime != nil {
+		now = c.host.Walltime()
+	}
+	return time.Duration(int64(min(timeout, math.MaxInt64)) - now), 0
+}
+
+// pending is the nbytes of a ready event: for reading a regular file, the
+// bytes after its offset; else 0.
+func (e *entry) pending(typ uint8) uint64 {
+	if typ != eventFdRead || e.ftype != filetypeRegularFile {
+		return 0
+	}
+	st, serr := e.file.Stat()
+	if serr != 0 {
+		return 0
+	}
+	pos, serr := e.file.Seek(0, 1)
+	if serr != 0 || pos > st.Size {
+		return 0
+	}
+	return uint64(st.Size - pos)
+}
+
+// The sockets: none are given to guests (wasmesh preopens none), so every
+// descriptor is either unknown or not a socket.
+func notSocket(c *call, fd uint32) errno {
+	if _, en := c.t.get(fd); en != 0 {
+		return en
+	}
+	return errnoNotsock
+}
+
+func sockAccept(_ context.Context, c *call, p []uint64) errno {
+	return notSocket(c, uint32(p[0]))
+}
+
+func sockRecv(_ context.Context, c *call, p []uint64) errno {
+	return notSocket(c, uint32(p[0]))
+}
+
+func sockSend(_ context.Context, c *call, p []uint64) errno {
+	return notSocket(c, uint32(p[0]))
+}
+
+func sockShutdown(_ context.Context, c *call, p []uint64) errno {
+	return notSocket(c, uint32(p[0]))
+}

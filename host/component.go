@@ -170,7 +170,8 @@ type HTTPRequest struct {
 	// Respond, when set, streams the response: it is called when the
 	// component sets its response, with the status and header, and returns
 	// where the body goes as the component writes it; HandleHTTP's
-	// HTTPResponse then has no Body. Default nil: the body is returned.
+	// HTTPResponse then has no Header and no Body. Default nil: both are
+	// returned.
 	Respond func(status int, header http.Header) io.Writer
 	// Warmup, when set, is the path of a GET that each new instance of the
 	// pool serves once, before its state is kept: every request then
@@ -254,7 +255,11 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		return nil, out.Err
 	}
 	resp := out.Response
-	return &HTTPResponse{Status: resp.Status, Header: resp.Header(), Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
+	var h http.Header
+	if r.Respond == nil { // else given to Respond already
+		h = resp.Header()
+	}
+	return &HTTPResponse{Status: resp.Status, Header: h, Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
 }
 
 // pool is the pool of reset instances for memoryLimit, args and env, nil

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // TestLikeWasmtimeServe is the differential test of components: every
@@ -79,7 +81,9 @@ func wasmtimeServe(t *testing.T, wasmtime, file string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
-	poll(t, "wasmtime serve to listen on "+addr, func() bool {
+	// wasmtime compiles a component before it listens: 8 s for the
+	// JavaScript one here with the machine idle, far more when it is not.
+	testutil.WaitWithin(t, 2*time.Minute, "wasmtime serve to listen on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()

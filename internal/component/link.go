@@ -35,6 +35,10 @@ type Host struct {
 	// denies what it does not grant with the interface's own error), or
 	// nil for a missing import.
 	Fallback func(key string, results []*cabi.Type) HostFunc
+	// Flat are functions written on core values, by the keys of Funcs:
+	// one serves an import whose type is its own (FlatFunc.Type), Funcs'
+	// the others.
+	Flat map[string]FlatFunc
 	// Drops release the host objects behind resources the host provides, by
 	// "<interface>#<resource>" ("wasi:io/streams@0.2#output-stream"), when
 	// the guest drops its handle. A resource without one is dropped by
@@ -78,6 +82,7 @@ type canonFunc struct {
 	op       byte
 	name     string // what it lowers, for errors
 	fn       HostFunc
+	plan     *flatPlan // set when a FlatFunc serves it
 	ft       *funcType
 	opts     CanonOpts
 	resource int
@@ -375,6 +380,9 @@ func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
 		if cf.outParam {
 			cf.nparams--
 		}
+		if ff, ok := l.host.Flat[key]; ok {
+			cf.plan = planFlat(cf, ff, l.ids.names)
+		}
 		return cf, nil
 	case CanonResourceNew, CanonResourceDrop, CanonResourceRep:
 		e := l.top.at(cn.Type)
@@ -582,6 +590,8 @@ type Instance struct {
 	// argsTaken while they are in it.
 	args      []any
 	argsTaken bool
+	flatCall  FlatCall // FlatFunc's calls'
+
 	// opts are the canon definitions' options resolved in this instance,
 	// by definition index, made on first use; callCtx is the context of
 	// the call under way, which their reallocs run in.
@@ -883,6 +893,9 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 		return err
 	}
 	inst.callCtx = ctx // for the guest's realloc, called while lowering
+	if cf.plan != nil {
+		return inst.flat(ctx, cf, stack)
+	}
 	cx, err := inst.cabiContext(cf.index, cf.opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cf.name, err)

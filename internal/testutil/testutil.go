@@ -17,10 +17,17 @@ const WaitTimeout = 15 * time.Second
 // with what it was waiting for.
 func WaitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(WaitTimeout)
+	WaitWithin(tb, WaitTimeout, what, cond)
+}
+
+// WaitWithin is WaitFor with a deadline of d, for what is slow by nature
+// (a peer compiling megabytes of code on a loaded machine).
+func WaitWithin(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", WaitTimeout, what)
+			tb.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -80,10 +81,26 @@ type (
 func (r *OutgoingResponse) Header() http.Header {
 	h := make(http.Header, len(r.headers.names))
 	for i, n := range r.headers.names {
-		h.Add(n, string(r.headers.values[i]))
+		k, ok := canonicalNames[n]
+		if !ok {
+			k = textproto.CanonicalMIMEHeaderKey(n)
+		}
+		h[k] = append(h[k], string(r.headers.values[i]))
 	}
 	return h
 }
+
+// canonicalNames are common response fields' names, lowercase as fields
+// keep them, in their canonical form: made once rather than per response.
+var canonicalNames = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Content-Type", "Content-Length", "Cache-Control", "Content-Encoding",
+		"Etag", "Last-Modified", "Location", "Set-Cookie", "Vary", "Server", "Date", "Expires",
+		"Access-Control-Allow-Origin", "X-Content-Type-Options", "Content-Language", "Content-Disposition"} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
 
 // Body is the response's body as written, when it was not streamed.
 func (r *OutgoingResponse) Body() []byte {

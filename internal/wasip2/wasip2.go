@@ -149,6 +149,7 @@ func (s *inputStream) release() {
 func Host() *component.Host {
 	h := &component.Host{Funcs: map[string]component.HostFunc{}, Fallback: deny,
 		Drops: map[string]func(*component.Instance, uint32){}}
+	addFlat(h)
 	add := func(iface, fn string, f component.HostFunc) { h.Funcs[iface+"#"+fn] = f }
 	const (
 		env     = "wasi:cli/environment@0.2"

@@ -1,0 +1,54 @@
+package component_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/wasmesh/wasmesh/internal/component"
+	"github.com/wasmesh/wasmesh/internal/wasip2"
+)
+
+// TestFlatImports: the functions every hello handler calls on each request
+// are served on core values (wasip2's FlatFuncs), not through cabi values,
+// whichever toolchain made the component; a FlatFunc whose type were
+// spelt wrong would serve none.
+// (componentize-js's and componentize-py's components match too; they take
+// seconds to compile, so they are not linked here.)
+func TestFlatImports(t *testing.T) {
+	hot := []string{
+		"wasi:http/types@0.2#[constructor]outgoing-response",
+		"wasi:http/types@0.2#[method]incoming-body.stream",
+		"wasi:http/types@0.2#[method]incoming-request.consume",
+		"wasi:http/types@0.2#[method]incoming-request.path-with-query",
+		"wasi:http/types@0.2#[static]fields.from-list",
+		"wasi:http/types@0.2#[static]incoming-body.finish",
+		"wasi:io/streams@0.2#[method]input-stream.blocking-read",
+		"wasi:io/streams@0.2#[method]output-stream.blocking-write-and-flush",
+		"wasi:http/types@0.2#[method]incoming-request.method",
+		"wasi:http/types@0.2#[method]outgoing-body.write",
+		"wasi:http/types@0.2#[method]outgoing-response.body",
+		"wasi:http/types@0.2#[static]outgoing-body.finish",
+		"wasi:http/types@0.2#[static]response-outparam.set",
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	for _, lang := range []string{"c", "zig", "rust"} {
+		t.Run(lang, func(t *testing.T) {
+			l, err := component.Link(ctx, rt, decode(t, "../../examples/components/"+lang+"/hello.wasm"), wasip2.Host())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close(ctx)
+			got := l.FlatImports()
+			for _, k := range hot {
+				if !slices.Contains(got, k) {
+					t.Errorf("%s is not served flat; flat: %q", k, got)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,317 @@
+package wasip2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/wasmesh/wasmesh/internal/cabi"
+	"github.com/wasmesh/wasmesh/internal/component"
+)
+
+// The functions a wasi:http handler calls on every request, written on
+// core values (component.FlatFunc): the same semantics as their HostFuncs
+// in http.go and wasip2.go, which serve an import of any other type, and
+// the rare cases (an unknown method, a stream's error) through Set.
+
+// Types as component.Signature spells them.
+const (
+	sigTypes     = "wasi:http/types@0.2#"
+	sigStreams   = "wasi:io/streams@0.2#"
+	streamErrSig = "variant{last-operation-failed(own<wasi:io/error@0.2#error>), closed}"
+	errorCodeSig = "variant{DNS-timeout, DNS-error(record{rcode: option<string>, info-code: option<u16>}), destination-not-found, destination-unavailable, destination-IP-prohibited, destination-IP-unroutable, connection-refused, connection-terminated, connection-timeout, connection-read-timeout, connection-write-timeout, connection-limit-reached, TLS-protocol-error, TLS-certificate-error, TLS-alert-received(record{alert-id: option<u8>, alert-message: option<string>}), HTTP-request-denied, HTTP-request-length-required, HTTP-request-body-size(option<u64>), HTTP-request-method-invalid, HTTP-request-URI-invalid, HTTP-request-URI-too-long, HTTP-request-header-section-size(option<u32>), HTTP-request-header-size(option<record{field-name: option<string>, field-size: option<u32>}>), HTTP-request-trailer-section-size(option<u32>), HTTP-request-trailer-size(record{field-name: option<string>, field-size: option<u32>}), HTTP-response-incomplete, HTTP-response-header-section-size(option<u32>), HTTP-response-header-size(record{field-name: option<string>, field-size: option<u32>}), HTTP-response-body-size(option<u64>), HTTP-response-trailer-section-size(option<u32>), HTTP-response-trailer-size(record{field-name: option<string>, field-size: option<u32>}), HTTP-response-transfer-coding(option<string>), HTTP-response-content-coding(option<string>), HTTP-response-timeout, HTTP-upgrade-failed, HTTP-protocol-error, loop-detected, configuration-error, internal-error(option<string>)}"
+	// errorCodeCases is how many cases error-code has.
+	errorCodeCases = 39
+)
+
+func own(resource string) string    { return "own<" + resource + ">" }
+func borrow(resource string) string { return "borrow<" + resource + ">" }
+
+// flatObject is the host object behind core argument i, a borrowed handle.
+func flatObject[T any](c *component.FlatCall, i int) (T, error) {
+	v, err := c.Borrow(i)
+	t, ok := v.(T)
+	if err == nil && !ok {
+		err = fmt.Errorf("handle of a %T, not a %T", v, t)
+	}
+	return t, err
+}
+
+// flatOwned is the host object behind core argument i, an owned handle
+// the call takes, and its representation.
+func flatOwned[T any](c *component.FlatCall, i int) (T, uint32, error) {
+	v, rep, err := c.Own(i)
+	t, ok := v.(T)
+	if err == nil && !ok {
+		err = fmt.Errorf("handle of a %T, not a %T", v, t)
+	}
+	return t, rep, err
+}
+
+// setString sets an option<string> result to some(s).
+func setString(c *component.FlatCall, s string) error {
+	ptr, n, err := c.Context().LowerString(s)
+	if err != nil {
+		return err
+	}
+	return c.SetCase(1, func(payload uint32) error {
+		if err := c.Context().StoreU32(payload, ptr); err != nil {
+			return err
+		}
+		return c.Context().StoreU32(payload+4, n)
+	})
+}
+
+func addFlat(h *component.Host) {
+	h.Flat = map[string]component.FlatFunc{}
+	add := func(key, sig string, f func(context.Context, *component.FlatCall) error) {
+		h.Flat[key] = component.FlatFunc{Type: sig, Func: f}
+	}
+	const (
+		request  = sigTypes + "incoming-request"
+		inBody   = sigTypes + "incoming-body"
+		trailers = sigTypes + "future-trailers"
+		fieldsR  = sigTypes + "fields"
+		response = sigTypes + "outgoing-response"
+		outBody  = sigTypes + "outgoing-body"
+		outparam = sigTypes + "response-outparam"
+		input    = sigStreams + "input-stream"
+		output   = sigStreams + "output-stream"
+	)
+	add(sigTypes+"[method]incoming-request.method",
+		"func("+borrow(request)+") -> variant{get, head, post, put, delete, connect, options, trace, patch, other(string)}",
+		func(_ context.Context, c *component.FlatCall) error {
+			r, err := flatObject[*IncomingRequest](c, 0)
+			if err != nil {
+				return err
+			}
+			m := methodValue(r.Method)
+			if m.Value != nil {
+				return c.Set(m)
+			}
+			return c.SetCase(m.Case, nil)
+		})
+	add(sigTypes+"[method]incoming-request.path-with-query", "func("+borrow(request)+") -> option<string>",
+		func(_ context.Context, c *component.FlatCall) error {
+			r, err := flatObject[*IncomingRequest](c, 0)
+			if err != nil {
+				return err
+			}
+			return setString(c, r.PathWithQuery)
+		})
+	add(sigTypes+"[method]incoming-request.consume", "func("+borrow(request)+") -> result<"+own(inBody)+">",
+		func(_ context.Context, c *component.FlatCall) error {
+			r, err := flatObject[*IncomingRequest](c, 0)
+			if err != nil {
+				return err
+			}
+			if r.consumed {
+				return c.SetCase(1, nil)
+			}
+			r.consumed = true
+			body := r.Body
+			if body == nil {
+				body = strings.NewReader("")
+			}
+			return c.SetOwn(&incomingBody{r: body, trailer: r.Trailer})
+		})
+	add(sigTypes+"[method]incoming-body.stream", "func("+borrow(inBody)+") -> result<"+own(input)+">",
+		func(_ context.Context, c *component.FlatCall) error {
+			b, err := flatObject[*incomingBody](c, 0)
+			if err != nil {
+				return err
+			}
+			if b.stream {
+				return c.SetCase(1, nil)
+			}
+			b.stream, b.child = true, true
+			return c.SetOwn(&inputStream{r: b.r, parent: b})
+		})
+	add(sigTypes+"[static]incoming-body.finish", "func("+own(inBody)+") -> "+own(trailers),
+		func(_ context.Context, c *component.FlatCall) error {
+			b, _, err := flatOwned[*incomingBody](c, 0)
+			if err != nil {
+				return err
+			}
+			if b.child {
+				return errors.New("resource has children (drop its stream first)")
+			}
+			return c.SetOwn(&futureTrailers{body: b.r, trailer: b.trailer})
+		})
+	add(sigTypes+"[static]fields.from-list",
+		"func(list<tuple<string, list<u8>>>) -> result<"+own(fieldsR)+", variant{invalid-syntax, forbidden, immutable}>",
+		func(_ context.Context, c *component.FlatCall) error {
+			cx := c.Context()
+			if uint64(c.U32(1))*16 > cabi.MaxListByteLength {
+				return fmt.Errorf("a list of %d fields", c.U32(1))
+			}
+			entries, err := cx.ViewBytes(c.U32(0), c.U32(1)*16)
+			if err != nil {
+				return err
+			}
+			f := &fields{}
+			// What the fields copy out of the guest, within the budget
+			// lifting has (cabi.DefaultMaxLift): entries may all point at
+			// one large value.
+			lifted := int64(len(entries))
+			for i := 0; i < len(entries); i += 16 {
+				e := entries[i:]
+				name, err := cx.LiftString(le32(e[0:]), le32(e[4:]))
+				if err != nil {
+					return err
+				}
+				value, err := cx.ViewBytes(le32(e[8:]), le32(e[12:]))
+				if err != nil {
+					return err
+				}
+				if lifted += int64(len(name) + len(value)); lifted > cabi.DefaultMaxLift {
+					return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
+				}
+				name = strings.ToLower(name)
+				if e, good := checkField(name, value); !good {
+					return c.Set(e)
+				}
+				f.names, f.values = append(f.names, name), append(f.values, append([]byte(nil), value...))
+			}
+			return c.SetOwn(f)
+		})
+	add(sigTypes+"[constructor]outgoing-response", "func("+own(fieldsR)+") -> "+own(response),
+		func(_ context.Context, c *component.FlatCall) error {
+			h, rep, err := flatOwned[*fields](c, 0)
+			if err != nil {
+				return err
+			}
+			c.Inst.DropObject(rep) // the response owns the headers now
+			h.readOnly = false
+			return c.SetOwn(&OutgoingResponse{Status: 200, headers: h})
+		})
+	add(sigTypes+"[method]outgoing-response.body", "func("+borrow(response)+") -> result<"+own(outBody)+">",
+		func(_ context.Context, c *component.FlatCall) error {
+			r, err := flatObject[*OutgoingResponse](c, 0)
+			if err != nil {
+				return err
+			}
+			if r.body != nil {
+				return c.SetCase(1, nil)
+			}
+			r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
+			return c.SetOwn(r.body)
+		})
+	add(sigTypes+"[method]outgoing-body.write", "func("+borrow(outBody)+") -> result<"+own(output)+">",
+		func(_ context.Context, c *component.FlatCall) error {
+			b, err := flatObject[*outgoingBody](c, 0)
+			if err != nil {
+				return err
+			}
+			if b.taken {
+				return c.SetCase(1, nil)
+			}
+			b.taken, b.child = true, true
+			return c.SetOwn(&outputStream{w: b, parent: b})
+		})
+	add(sigTypes+"[static]outgoing-body.finish",
+		"func("+own(outBody)+", option<"+own(fieldsR)+">) -> result<_, "+errorCodeSig+">",
+		func(_ context.Context, c *component.FlatCall) error {
+			b, _, err := flatOwned[*outgoingBody](c, 0)
+			if err != nil {
+				return err
+			}
+			if b.child {
+				return errors.New("resource has children (drop its stream first)")
+			}
+			switch c.U32(1) {
+			case 0:
+			case 1:
+				t, rep, err := flatOwned[*fields](c, 2)
+				if err != nil {
+					return err
+				}
+				c.Inst.DropObject(rep) // the body owns the trailers now
+				b.trailers = t
+			default:
+				return fmt.Errorf("option case %d", c.U32(1))
+			}
+			b.finished = true
+			return c.SetCase(0, nil)
+		})
+	add(sigTypes+"[static]response-outparam.set",
+		"func("+own(outparam)+", result<"+own(response)+", "+errorCodeSig+">)",
+		func(_ context.Context, c *component.FlatCall) error {
+			o, _, err := flatOwned[*ResponseOutparam](c, 0)
+			if err != nil {
+				return err
+			}
+			if o.set {
+				return errors.New("called twice")
+			}
+			o.set = true
+			switch c.U32(1) {
+			case 0:
+				if o.Response, _, err = flatOwned[*OutgoingResponse](c, 2); err != nil {
+					return err
+				}
+				if o.Send != nil {
+					return o.Response.send(o.Send)
+				}
+			case 1:
+				if code := c.U32(2); code >= errorCodeCases {
+					return fmt.Errorf("error-code case %d", code)
+				}
+				o.Err = fmt.Errorf("the handler answered with error-code case %d", c.U32(2))
+			default:
+				return fmt.Errorf("result case %d", c.U32(1))
+			}
+			return nil
+		})
+	add(sigStreams+"[method]input-stream.blocking-read",
+		"func("+borrow(input)+", u64) -> result<list<u8>, "+streamErrSig+">", flatRead)
+	add(sigStreams+"[method]input-stream.read",
+		"func("+borrow(input)+", u64) -> result<list<u8>, "+streamErrSig+">", flatRead)
+	add(sigStreams+"[method]output-stream.blocking-write-and-flush",
+		"func("+borrow(output)+", list<u8>) -> result<_, "+streamErrSig+">", flatWrite)
+	add(sigStreams+"[method]output-stream.write",
+		"func("+borrow(output)+", list<u8>) -> result<_, "+streamErrSig+">", flatWrite)
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func flatRead(_ context.Context, c *component.FlatCall) error {
+	s, err := flatObject[*inputStream](c, 0)
+	if err != nil {
+		return err
+	}
+	buf := s.readBuffer(int(min(c.U64(1), maxRead)))
+	n, rerr := s.r.Read(buf)
+	s.filled = n == len(buf)
+	if n == 0 && rerr != nil {
+		return c.Set(streamError(c.Inst, rerr))
+	}
+	ptr, m, err := c.Context().LowerBytes(buf[:n])
+	if err != nil {
+		return err
+	}
+	return c.SetCase(0, func(payload uint32) error {
+		if err := c.Context().StoreU32(payload, ptr); err != nil {
+			return err
+		}
+		return c.Context().StoreU32(payload+4, m)
+	})
+}
+
+func flatWrite(_ context.Context, c *component.FlatCall) error {
+	s, err := flatObject[*outputStream](c, 0)
+	if err != nil {
+		return err
+	}
+	b, err := c.Bytes(1)
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return c.Set(streamError(c.Inst, err))
+	}
+	return c.SetCase(0, nil)
+}

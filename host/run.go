@@ -205,7 +205,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		n   int
 		err error
 	}
-	buf := make([]byte, len(p))
+	buf := make([]byte, min(len(p), 64<<10)) // a read may return less than asked
 	done := make(chan result, 1)
 	go func() {
 		n, err := c.r.Read(buf)

@@ -101,7 +101,7 @@ func fdFdstatSetFlags(_ context.Context, c *call, p []uint64) errno {
 		return en
 	}
 	flags := uint16(p[1])
-	if flags&^(fdflagAppend|fdflagDsync|fdflagNonblock|fdflagRsync|fdflagSync) != 0 {
+	if uint32(p[1]) > math.MaxUint16 || flags&^(fdflagAppend|fdflagDsync|fdflagNonblock|fdflagRsync|fdflagSync) != 0 {
 		return errnoInval
 	}
 	if e.stdio {
@@ -216,7 +216,7 @@ const (
 
 // times are the access and modification times fstflags ask for, with
 // experimentalsys.UTIME_OMIT for one left as it is.
-func (c *call) times(atim, mtim int64, flags uint16) (int64, int64, errno) {
+func (c *call) times(atim, mtim int64, flags uint64) (int64, int64, errno) {
 	if flags&^(fstAtim|fstAtimNow|fstMtim|fstMtimNow) != 0 ||
 		flags&(fstAtim|fstAtimNow) == fstAtim|fstAtimNow || flags&(fstMtim|fstMtimNow) == fstMtim|fstMtimNow {
 		return 0, 0, errnoInval
@@ -248,19 +248,25 @@ func fdFilestatSetTimes(_ context.Context, c *call, p []uint64) errno {
 	if en != 0 {
 		return en
 	}
-	a, m, en := c.times(int64(p[1]), int64(p[2]), uint16(p[3]))
+	a, m, en := c.times(int64(p[1]), int64(p[2]), uint64(uint32(p[3])))
 	if en != 0 {
 		return en
 	}
 	return fromSys(e.file.Utimens(a, m))
 }
 
+// maxIovecs bounds an iovec array, as IOV_MAX does readv(2)'s.
+const maxIovecs = 1024
+
 // iovecs calls f with each buffer of the iovec array at iovs (count
 // entries) until f says to stop, and returns the bytes f took in all.
 func (c *call) iovecs(iovs, count uint32, f func(b []byte) (n int, more bool, en errno)) (uint32, errno) {
+	if count > maxIovecs {
+		return 0, errnoInval
+	}
 	vecs, en := c.read(iovs, count*8)
-	if en != 0 || uint64(count)*8 > math.MaxUint32 {
-		return 0, errnoFault
+	if en != 0 {
+		return 0, en
 	}
 	var total uint32
 	for i := uint32(0); i < count; i++ {
@@ -294,7 +300,9 @@ func fdRead(_ context.Context, c *call, p []uint64) errno {
 	}
 	n, en := c.iovecs(uint32(p[1]), uint32(p[2]), func(b []byte) (int, bool, errno) {
 		n, serr := e.file.Read(b)
-		return n, true, fromSys(serr)
+		// A stream (stdin, a device) answers with what it has: the next
+		// buffer would wait for more, as readv(2) does not.
+		return n, e.ftype == filetypeRegularFile || n == 0, fromSys(serr)
 	})
 	if en != 0 {
 		return en
@@ -313,12 +321,12 @@ func (c *call) positioned(p []uint64, write bool) errno {
 	if write {
 		need, onDir = rightFdWrite|rightFdSeek, errnoBadf
 	}
+	if e, en := c.t.get(uint32(p[0])); en == 0 && e.stdio {
+		return errnoSpipe
+	}
 	e, en := c.t.getRights(uint32(p[0]), need)
 	if en != 0 {
 		return en
-	}
-	if e.stdio {
-		return errnoSpipe
 	}
 	if e.ftype == filetypeDirectory {
 		return onDir
@@ -412,15 +420,15 @@ func fdSeek(_ context.Context, c *call, p []uint64) errno {
 	if off == 0 && whence == 1 {
 		need = rightFdTell // only asks where it is
 	}
+	if e, en := c.t.get(uint32(p[0])); en == 0 && e.stdio {
+		return errnoSpipe
+	}
 	e, en := c.t.getRights(uint32(p[0]), need)
 	if en != 0 {
 		return en
 	}
 	if whence > 2 {
 		return errnoInval
-	}
-	if e.stdio {
-		return errnoSpipe
 	}
 	if e.ftype == filetypeDirectory {
 		return errnoBadf
@@ -433,12 +441,12 @@ func fdSeek(_ context.Context, c *call, p []uint64) errno {
 }
 
 func fdTell(_ context.Context, c *call, p []uint64) errno {
+	if e, en := c.t.get(uint32(p[0])); en == 0 && e.stdio {
+		return errnoSpipe
+	}
 	e, en := c.t.getRights(uint32(p[0]), rightFdTell)
 	if en != 0 {
 		return en
-	}
-	if e.stdio {
-		return errnoSpipe
 	}
 	if e.ftype == filetypeDirectory {
 		return errnoBadf
@@ -462,44 +470,69 @@ func fdReaddir(_ context.Context, c *call, p []uint64) errno {
 		return errnoNotdir
 	}
 	buf, size, cookie := uint32(p[1]), uint32(p[2]), p[3]
-	if cookie == 0 || e.dirents == nil {
-		if en := e.list(); en != 0 {
-			return en
-		}
-	}
 	out, en := c.read(buf, size)
 	if en != 0 {
 		return en
 	}
-	// Entries from the cookie on, as many as fit; the last one cut short
-	// if it does not (bufused == buf_len tells the guest to read again with
-	// a bigger buffer).
+	// As many entries as the buffer can hold (each takes more than a
+	// header), from the cookie on; the last one cut short if it does not
+	// fit (bufused == buf_len tells the guest to read again with a
+	// bigger buffer).
+	want := uint64(size/direntSize) + 1
+	if en := e.window(cookie, want); en != 0 {
+		return en
+	}
 	used := uint32(0)
-	for i := cookie; i < uint64(len(e.dirents)) && used < size; i++ {
-		d := e.dirents[i]
+	for i := cookie; i < e.dirStart+uint64(len(e.dirents)) && used < size; i++ {
+		d := e.dirents[i-e.dirStart]
 		var ent [direntSize]byte
 		le.PutUint64(ent[0:], i+1)
 		le.PutUint64(ent[8:], d.Ino)
 		le.PutUint32(ent[16:], uint32(len(d.Name)))
 		ent[20] = filetype(d.Type)
-		n := copy(out[used:], ent[:])
-		used += uint32(n)
-		n = copy(out[used:], d.Name)
-		used += uint32(n)
+		used += uint32(copy(out[used:], ent[:]))
+		used += uint32(copy(out[used:], d.Name))
 	}
 	return c.u32(uint32(p[4]), used)
 }
 
-// list reads directory e's entries, "." and ".." first.
-func (e *entry) list() errno {
-	if _, serr := e.file.Seek(0, 0); serr != 0 && serr != experimentalsys.ENOSYS {
-		return fromSys(serr)
+// maxDirWindow bounds the entries a directory descriptor holds at once.
+const maxDirWindow = 4096
+
+// window makes e.dirents hold directory e's entries cookie to cookie+n
+// (fewer at its end): "." and ".." first, then what the file lists, read
+// as far as needed. Cookie 0, or one before the window, lists the directory again
+// from its start; entries before the cookie are let go, so a descriptor
+// holds at most maxDirWindow of them whatever the directory's size.
+func (e *entry) window(cookie, n uint64) errno {
+	n = min(n, maxDirWindow)
+	if e.dirents == nil || cookie == 0 || cookie < e.dirStart {
+		if _, serr := e.file.Seek(0, 0); serr != 0 && serr != experimentalsys.ENOSYS {
+			return fromSys(serr)
+		}
+		ino, _ := e.file.Ino()
+		e.dirents = append(e.dirents[:0], experimentalsys.Dirent{Name: ".", Type: fs.ModeDir, Ino: ino}, experimentalsys.Dirent{Name: "..", Type: fs.ModeDir})
+		e.dirStart, e.dirEOF = 0, false
 	}
-	ds, serr := e.file.Readdir(-1)
-	if serr != 0 {
-		return fromSys(serr)
+	e.forget(cookie)
+	for !e.dirEOF && e.dirStart+uint64(len(e.dirents)) < cookie+n {
+		ds, serr := e.file.Readdir(int(min(cookie+n-e.dirStart-uint64(len(e.dirents)), maxDirWindow)))
+		if serr != 0 {
+			return fromSys(serr)
+		}
+		if len(ds) == 0 {
+			e.dirEOF = true
+		}
+		e.dirents = append(e.dirents, ds...)
+		e.forget(cookie)
 	}
-	ino, _ := e.file.Ino()
-	e.dirents = append([]experimentalsys.Dirent{{Name: ".", Type: fs.ModeDir, Ino: ino}, {Name: "..", Type: fs.ModeDir}}, ds...)
 	return 0
+}
+
+// forget lets go of the entries before cookie.
+func (e *entry) forget(cookie uint64) {
+	if drop := min(cookie-e.dirStart, uint64(len(e.dirents))); drop > 0 {
+		e.dirents = append(e.dirents[:0], e.dirents[drop:]...)
+		e.dirStart += drop
+	}
 }

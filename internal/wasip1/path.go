@@ -3,6 +3,7 @@ package wasip1
 import (
 	"context"
 	"io/fs"
+	"math"
 	"path"
 	"strings"
 
@@ -67,7 +68,7 @@ func pathFilestatSetTimes(_ context.Context, c *call, p []uint64) errno {
 	if en != 0 {
 		return en
 	}
-	a, m, en := c.times(int64(p[4]), int64(p[5]), uint16(p[6]))
+	a, m, en := c.times(int64(p[4]), int64(p[5]), uint64(uint32(p[6])))
 	if en != 0 {
 		return en
 	}
@@ -135,6 +136,9 @@ func pathLink(_ context.Context, c *call, p []uint64) errno {
 }
 
 func pathOpen(_ context.Context, c *call, p []uint64) errno {
+	if uint32(p[4]) > math.MaxUint16 || uint32(p[7]) > math.MaxUint16 { // i32s: the high half of a slot is not theirs
+		return errnoInval
+	}
 	dirflags, oflags, fdflags := uint32(p[1]), uint16(p[4]), uint16(p[7])
 	need := uint64(rightPathOpen)
 	if oflags&oflagCreat != 0 {
@@ -228,8 +232,10 @@ func openFlags(dirflags uint32, oflags, fdflags uint16, rights uint64) experimen
 	if fdflags&fdflagSync != 0 {
 		flag |= experimentalsys.O_SYNC
 	}
-	const write = rightFdWrite | rightFdAllocate | rightFdFilestatSetSize
-	r, w := rights&(rightFdRead|rightFdReaddir) != 0, rights&write != 0
+	// Written only with FD_WRITE: the other rights that change a file
+	// (FD_ALLOCATE, FD_FILESTAT_SET_SIZE) fail on their own when it is not
+	// open for writing, and Go's os.Open asks for them with every file.
+	r, w := rights&(rightFdRead|rightFdReaddir) != 0, rights&rightFdWrite != 0
 	if !r && !w && (flag&(experimentalsys.O_TRUNC|experimentalsys.O_APPEND) != 0) {
 		w = true // a file truncated or appended to is written
 	}

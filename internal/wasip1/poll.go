@@ -21,17 +21,18 @@ const (
 	subclockAbstime = 1
 )
 
+// maxSubscriptions bounds a poll_oneoff's subscriptions (EINVAL beyond):
+// a run has at most a few hundred descriptors to subscribe to.
+const maxSubscriptions = 4096
+
 // pollOneoff answers at once for the descriptors subscribed to (files and
 // the standard streams are always ready, as poll(2) says of regular files;
 // an unknown descriptor is an event with EBADF), and otherwise waits for
 // the earliest clock, within the run's deadline.
 func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 	in, out, n := uint32(p[0]), uint32(p[1]), uint32(p[2])
-	if n == 0 {
+	if n == 0 || n > maxSubscriptions {
 		return errnoInval
-	}
-	if uint64(n)*subscriptionSize > math.MaxUint32 {
-		return errnoFault
 	}
 	subs, en := c.read(in, n*subscriptionSize)
 	if en != 0 {
@@ -56,8 +57,11 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 		}
 		nevents++
 	}
-	wait := time.Duration(math.MaxInt64)
-	clocks := false
+	now := time.Now()
+	// When each clock subscription is due, by subscription (zero: not a
+	// clock, or one answered with an error).
+	due := make([]time.Time, n)
+	first := time.Time{}
 	for i := range n {
 		sub := subs[i*subscriptionSize : (i+1)*subscriptionSize]
 		switch typ := sub[8]; typ {
@@ -67,8 +71,10 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 				emit(sub, typ, en, 0)
 				continue
 			}
-			clocks = true
-			wait = min(wait, d)
+			due[i] = now.Add(d)
+			if first.IsZero() || due[i].Before(first) {
+				first = due[i]
+			}
 		case eventFdRead, eventFdWrite:
 			e, en := c.t.getRights(le.Uint32(sub[16:]), rightPollFdReadwrite)
 			if en != 0 {
@@ -80,8 +86,8 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 			return errnoInval
 		}
 	}
-	if nevents == 0 && clocks {
-		if wait > 0 {
+	if nevents == 0 && !first.IsZero() {
+		if wait := time.Until(first); wait > 0 {
 			if c.host.Wait != nil {
 				ctx = c.host.Wait(ctx)
 			}
@@ -93,14 +99,11 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 				return errnoIntr
 			}
 		}
-		// Every clock subscription that has passed by now.
+		// Every clock subscription that is due by now.
+		now := time.Now()
 		for i := range n {
-			sub := subs[i*subscriptionSize : (i+1)*subscriptionSize]
-			if sub[8] != eventClock {
-				continue
-			}
-			if d, en := c.clockTimeout(sub[16:]); en == 0 && d <= wait {
-				emit(sub, eventClock, 0, 0)
+			if !due[i].IsZero() && !due[i].After(now) {
+				emit(subs[i*subscriptionSize:], eventClock, 0, 0)
 			}
 		}
 	}

@@ -35,14 +35,17 @@ type entry struct {
 	base   uint64             // the rights of the descriptor
 	inh    uint64             // the rights of what is opened through it
 	fdflag uint16             // fdflags the file system does not keep (SYNC, DSYNC, RSYNC)
-	// dirents is a directory's listing, "." and ".." first, read when
-	// fd_readdir asks from cookie 0 (or for the first time).
-	dirents []experimentalsys.Dirent
+	// dirents are entries of a directory's listing ("." and ".." first)
+	// from cookie dirStart on, as fd_readdir last needed them; dirEOF says
+	// the listing has no more.
+	dirents  []experimentalsys.Dirent
+	dirStart uint64
+	dirEOF   bool
 }
 
-// DefaultMaxFiles is a Table's bound on open descriptors, unless
-// NewTable is given another.
-const DefaultMaxFiles = 1024
+// DefaultMaxFiles is a Table's bound on open descriptors, unless NewTable
+// is given another. (A file of a mount holds two of the host's.)
+const DefaultMaxFiles = 256
 
 // NewTable makes a table with the standard streams: stdin reads from in
 // (nil: at its end), stdout and stderr write to out and errOut (nil:
@@ -210,6 +213,11 @@ type (
 		w io.Writer
 	}
 )
+
+// The standard streams go one way: the other answers EBADF, as a
+// descriptor open for reading only (or writing only) does.
+func (*stdin) Write([]byte) (int, experimentalsys.Errno) { return 0, experimentalsys.EBADF }
+func (*stdout) Read([]byte) (int, experimentalsys.Errno) { return 0, experimentalsys.EBADF }
 
 func (s *stdin) Read(p []byte) (int, experimentalsys.Errno) {
 	if s.r == nil || len(p) == 0 {

@@ -273,6 +273,9 @@ var functions = []function{
 
 // read is n bytes of the guest's memory at off (a view), or EFAULT.
 func (c *call) read(off, n uint32) ([]byte, errno) {
+	if c.mem == nil { // a guest without memory
+		return nil, errnoFault
+	}
 	b, ok := c.mem.Read(off, n)
 	if !ok {
 		return nil, errnoFault
@@ -280,21 +283,27 @@ func (c *call) read(off, n uint32) ([]byte, errno) {
 	return b, 0
 }
 
+// maxPath bounds a path's length, as wasi-libc's PATH_MAX.
+const maxPath = 4096
+
 // path is the string of n bytes at off.
 func (c *call) path(off, n uint32) (string, errno) {
+	if n > maxPath {
+		return "", errnoNametoolong
+	}
 	b, en := c.read(off, n)
 	return string(b), en
 }
 
 func (c *call) u32(off, v uint32) errno {
-	if !c.mem.WriteUint32Le(off, v) {
+	if c.mem == nil || !c.mem.WriteUint32Le(off, v) {
 		return errnoFault
 	}
 	return 0
 }
 
 func (c *call) u64(off uint32, v uint64) errno {
-	if !c.mem.WriteUint64Le(off, v) {
+	if c.mem == nil || !c.mem.WriteUint64Le(off, v) {
 		return errnoFault
 	}
 	return 0

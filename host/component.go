@@ -213,40 +213,61 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
 	}
+	// The deadline: the instance of a Stoppable component is stopped at it
+	// by its own watch (SetDeadline), and a context with it (a timer each)
+	// is made only for what waits: an instantiation, a blocking host call.
+	dl := &lazyDeadline{parent: ctx}
 	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrDeadline)
-		defer cancel()
+		dl.at = time.Now().Add(timeout)
 	}
-	wc := &wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env}
+	defer dl.cancel()
+	callCtx := ctx
+	if !m.component.Stoppable() {
+		callCtx = dl.get() // stopped by wazero when its context is done
+	}
+	fail := func(err error) error {
+		if dl.passed() {
+			return ErrDeadline
+		}
+		return runError(callCtx, err)
+	}
+	wc := &wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Wait: dl.wait}
 	var (
 		inst *component.Instance
 		err  error
 	)
 	if p := m.pool(memoryLimit, r.Args, r.Env, r.Warmup); p != nil {
-		pc, perr := p.get(ctx)
+		pc, perr := p.get(dl.get)
 		switch {
 		case errors.Is(perr, wasmbin.ErrNotReusable):
 			m.components.disable(perr)
 		case perr != nil:
-			return nil, runError(ctx, perr)
+			return nil, fail(perr)
 		default:
 			inst = pc.inst
 			inst.State = wc
-			defer func() { p.put(pc, err == nil && ctx.Err() == nil) }()
+			defer func() { p.put(pc, err == nil && callCtx.Err() == nil && !dl.passed()) }()
 		}
 	}
 	if inst == nil {
-		if inst, err = m.component.Instantiate(withMemoryLimit(ctx, memoryLimit), wc); err != nil {
-			return nil, runError(ctx, err)
+		if inst, err = m.component.Instantiate(withMemoryLimit(dl.get(), memoryLimit), wc); err != nil {
+			return nil, fail(err)
 		}
 		defer inst.Close(context.Background())
 	}
+	inst.SetDeadline(dl.at)
 	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
 	out := &wasip2.ResponseOutparam{Send: r.Respond}
-	if _, err = inst.Call(ctx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
-		return nil, runError(ctx, err)
+	if _, err = inst.Call(callCtx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
+		return nil, fail(err)
+	}
+	if dl.ended() {
+		// Stopped (at the deadline, or with its caller), even if the
+		// handler then managed to return: a wait cut short returns
+		// normally.
+		err = runError(dl.ctx, nil)
+		return nil, err
 	}
 	switch {
 	case !out.Set():
@@ -260,6 +281,40 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		h = resp.Header()
 	}
 	return &HTTPResponse{Status: resp.Status, Header: h, Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
+}
+
+// lazyDeadline is a context ending at a request's deadline, made when first
+// asked for: most requests need none.
+type lazyDeadline struct {
+	parent context.Context
+	at     time.Time // zero: no deadline
+	ctx    context.Context
+	stop   context.CancelFunc
+}
+
+func (d *lazyDeadline) get() context.Context {
+	if d.at.IsZero() {
+		return d.parent
+	}
+	if d.ctx == nil {
+		d.ctx, d.stop = context.WithDeadlineCause(d.parent, d.at, ErrDeadline)
+	}
+	return d.ctx
+}
+
+func (d *lazyDeadline) wait(context.Context) context.Context { return d.get() }
+
+// ended says a context made by get has ended: at the deadline, or with
+// its parent.
+func (d *lazyDeadline) ended() bool { return d.ctx != nil && d.ctx.Err() != nil }
+
+// passed says the deadline has passed.
+func (d *lazyDeadline) passed() bool { return !d.at.IsZero() && !time.Now().Before(d.at) }
+
+func (d *lazyDeadline) cancel() {
+	if d.stop != nil {
+		d.stop()
+	}
 }
 
 // pool is the pool of reset instances for memoryLimit, args and env, nil

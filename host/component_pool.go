@@ -148,14 +148,15 @@ func (c *components) imageOf(k int, content []byte) (img *image, shared bool, er
 	return img, true, nil
 }
 
-// get returns an idle instance, or a new one.
-func (p *componentPool) get(ctx context.Context) (*pooledComponent, error) {
+// get returns an idle instance, or a new one made in the context ctx
+// gives (asked for only then).
+func (p *componentPool) get(ctx func() context.Context) (*pooledComponent, error) {
 	if pc, ok := p.idle.take(); ok {
 		p.c.e.reused.Add(1)
 		return pc, nil
 	}
 	p.c.e.created.Add(1)
-	return p.instantiate(ctx)
+	return p.instantiate(ctx())
 }
 
 func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, error) {

@@ -55,6 +55,25 @@ func TestHandleHTTPErrors(t *testing.T) {
 	}
 }
 
+// TestComponentWaitDeadline: a handler waiting in a host call (stream.wasm
+// blocks on a 300 ms pollable between two writes) is cut off at its
+// request's deadline, in its reused instance and in a new one.
+func TestComponentWaitDeadline(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		e, err := New(context.Background(), Options{CacheDir: t.TempDir(), FreshInstances: fresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(context.Background())
+		m := compileFile(t, e, "../internal/component/testdata/stream.wasm")
+		start := time.Now()
+		_, err = e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x"}, 50*time.Millisecond, 0)
+		if took := time.Since(start); !errors.Is(err, ErrDeadline) || took >= 250*time.Millisecond {
+			t.Errorf("fresh instances %v: %v after %v, want ErrDeadline at about 50ms (not after the 300 ms wait)", fresh, err, took)
+		}
+	}
+}
+
 // TestComponentIsolation: a request served by a reset instance finds it
 // as instantiation left it, whatever the requests before it did: counted
 // in memory and a global (GET), trapped (POST), grew the memory (PUT),

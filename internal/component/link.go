@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -600,8 +601,9 @@ type Instance struct {
 	// stops are the core instances' stop globals when the component is
 	// linked in LinkOptions.Stoppable: Call sets them when its context is
 	// done (watch).
-	stops []api.MutableGlobal
-	watch watch
+	stops    []api.MutableGlobal
+	watch    watch
+	deadline time.Time // SetDeadline's
 	// noLeave is the canonical ABI's may_leave, negated: set while the
 	// guest's realloc or post-return runs, which may not call the host.
 	noLeave bool
@@ -646,6 +648,12 @@ func (l *Linked) Instantiate(ctx context.Context, state any) (*Instance, error) 
 // Stoppable says whether the component is linked in LinkOptions.Stoppable,
 // where its calls stop themselves when their context is done.
 func (l *Linked) Stoppable() bool { return l.stops != nil }
+
+// SetDeadline makes the calls of a Stoppable component's instance that
+// follow stop at t as well as when their context is done: a caller with a
+// deadline need not make a context with it (a timer each). Zero: only when
+// their context is done.
+func (inst *Instance) SetDeadline(t time.Time) { inst.deadline = t }
 
 // stop sets the stop globals: the guest traps at its next yield check.
 func (inst *Instance) stop() {

@@ -34,6 +34,9 @@ func (inst *Instance) arm(ctx context.Context) bool {
 	}
 	w.ctx = ctx
 	w.deadline, _ = ctx.Deadline()
+	if d := inst.deadline; !d.IsZero() && (w.deadline.IsZero() || d.Before(w.deadline)) {
+		w.deadline = d
+	}
 	if w.timer == nil {
 		w.timer = time.AfterFunc(time.Hour, inst.check)
 	}

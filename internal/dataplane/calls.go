@@ -83,7 +83,7 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	for _, h := range []string{"Traceparent", "Tracestate", "Baggage"} {
 		header.Del(h)
 	}
-	p.prop.Inject(ctx, propagation.HeaderCarrier(header))
+	p.prop.Inject(ctx, requestCarrier(header))
 
 	var resp *wasi.OutboundResponse
 	var code int

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/config"
@@ -44,21 +43,22 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	// The names are canonical already: set in the map, not through
+	// Header's methods, which canonicalise each name again.
 	header := r.Header.Clone()
-	header.Del(PeerIDHeader)
+	delete(header, PeerIDHeader)
 	if req.PeerID != "" {
-		header.Set(PeerIDHeader, req.PeerID)
+		header[PeerIDHeader] = []string{req.PeerID}
 	}
-	header.Set(router.VersionHeader, req.Version.Digest)
-	header.Set(RequestIDHeader, req.ID)
+	header[router.VersionHeader] = []string{req.Version.Digest}
+	header[RequestIDHeader] = []string{req.ID}
 	ctx, span := req.ctx, trace.Span(nil)
 	if req.span.IsRecording() {
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
-	for _, h := range []string{"Traceparent", "Tracestate"} {
-		header.Del(h)
-	}
-	p.prop.Inject(ctx, propagation.HeaderCarrier(header))
+	delete(header, "Traceparent")
+	delete(header, "Tracestate")
+	p.prop.Inject(ctx, requestCarrier(header))
 	start := time.Now()
 	var sw *streamWriter
 	var in io.Reader = bytes.NewReader(body.Bytes())

@@ -363,9 +363,10 @@ func (p *Plane) endSpan(req *Request) {
 	req.span.End()
 }
 
-// requestCarrier is propagation.HeaderCarrier for extracting: the
-// propagators ask for "traceparent", "tracestate" and "baggage", which
-// http.Header.Get would canonicalise into a new string on every request.
+// requestCarrier is propagation.HeaderCarrier, for extracting and
+// injecting: the propagators ask for and set "traceparent", "tracestate"
+// and "baggage", which http.Header's methods would canonicalise into a new
+// string on every request.
 type requestCarrier http.Header
 
 var canonicalKeys = map[string]string{"traceparent": "Traceparent", "tracestate": "Tracestate", "baggage": "Baggage"}
@@ -386,7 +387,7 @@ func (c requestCarrier) Get(k string) string {
 
 func (c requestCarrier) Values(k string) []string { return c[c.key(k)] }
 
-func (c requestCarrier) Set(k, v string) { http.Header(c).Set(k, v) }
+func (c requestCarrier) Set(k, v string) { c[c.key(k)] = []string{v} }
 
 func (c requestCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 

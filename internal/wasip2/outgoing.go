@@ -168,7 +168,7 @@ func addOutgoing(h *component.Host) {
 		if r.body != nil {
 			out.Body = bytes.Clone(r.body.buf.Bytes())
 		}
-		resp, code := send(ctx, out)
+		resp, code := send(wait(ctx, inst), out)
 		if code != codeOK {
 			return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
 		}

@@ -38,6 +38,18 @@ type Context struct {
 	// Dirs are the preopened directories (wasi:filesystem/preopens).
 	// Default none: the component sees no files.
 	Dirs []Dir
+	// Wait, when set, gives the context a host call that may block (a
+	// pollable's wait, an outgoing request) waits in, given the call's:
+	// one ending at the request's deadline. Default: the call's own.
+	Wait func(ctx context.Context) context.Context
+}
+
+// wait is the context a blocking host call of inst waits in.
+func wait(ctx context.Context, inst *component.Instance) context.Context {
+	if w := wctx(inst).Wait; w != nil {
+		return w(ctx)
+	}
+	return ctx
 }
 
 // ExitError is wasi:cli/exit's exit: the run ends with Code.
@@ -294,7 +306,7 @@ func Host() *component.Host {
 		if err != nil {
 			return nil, err
 		}
-		waitUntil(ctx, p.at)
+		waitUntil(wait(ctx, inst), p.at)
 		return nil, nil
 	})
 	// poll waits for the first of the pollables to be ready and returns
@@ -313,6 +325,7 @@ func Host() *component.Host {
 				first = p.at
 			}
 		}
+		ctx = wait(ctx, inst)
 		waitUntil(ctx, first)
 		now := time.Now()
 		var ready []any

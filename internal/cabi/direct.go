@@ -27,6 +27,10 @@ func (cx *Context) StoreCase(t *Type, ptr, c uint32) error {
 	return cx.storeInt(ptr, size, uint64(c))
 }
 
+// Allocate calls the guest's realloc for size bytes aligned to align, and
+// checks what it returns.
+func (cx *Context) Allocate(align, size uint32) (uint32, error) { return cx.allocate(align, size) }
+
 // StoreU32 writes v at ptr.
 func (cx *Context) StoreU32(ptr, v uint32) error { return cx.storeInt(ptr, 4, uint64(v)) }
 

@@ -264,6 +264,37 @@ func addFlat(h *component.Host) {
 			}
 			return nil
 		})
+	// wasi-libc's first getenv asks for the environment: in a reset
+	// instance, once a request.
+	add("wasi:cli/environment@0.2#get-environment", "func() -> list<tuple<string, string>>",
+		func(_ context.Context, c *component.FlatCall) error {
+			env := wctx(c.Inst).Env
+			cx := c.Context()
+			list, err := cx.Allocate(4, uint32(16*len(env)))
+			if err != nil {
+				return err
+			}
+			for i, kv := range env {
+				for j, s := range kv {
+					ptr, n, err := cx.LowerString(s)
+					if err != nil {
+						return err
+					}
+					at := list + uint32(16*i+8*j)
+					if err := cx.StoreU32(at, ptr); err != nil {
+						return err
+					}
+					if err := cx.StoreU32(at+4, n); err != nil {
+						return err
+					}
+				}
+			}
+			out, _ := c.Out()
+			if err := cx.StoreU32(out, list); err != nil {
+				return err
+			}
+			return cx.StoreU32(out+4, uint32(len(env)))
+		})
 	add(sigStreams+"[method]input-stream.blocking-read",
 		"func("+borrow(input)+", u64) -> result<list<u8>, "+streamErrSig+">", flatRead)
 	add(sigStreams+"[method]input-stream.read",

@@ -17,15 +17,9 @@ func CaseLayout(t *Type) (size, payload uint32, ok bool) {
 	return size, alignTo(size, maxCaseAlignment(d.Cases)), true
 }
 
-// StoreCase writes case c's discriminant of variant-like type t at ptr
-// (its payload is the caller's to write).
-func (cx *Context) StoreCase(t *Type, ptr, c uint32) error {
-	size, _, ok := CaseLayout(t)
-	if !ok || int(c) >= len(Despecialize(t).Cases) {
-		return trapf("case %d of a %s", c, t.Kind)
-	}
-	return cx.storeInt(ptr, size, uint64(c))
-}
+// StoreUint writes v at ptr as an unsigned integer of size bytes (1, 2, 4
+// or 8): a discriminant, say, of the size CaseLayout gives.
+func (cx *Context) StoreUint(ptr, size uint32, v uint64) error { return cx.storeInt(ptr, size, v) }
 
 // Allocate calls the guest's realloc for size bytes aligned to align, and
 // checks what it returns.

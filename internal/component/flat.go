@@ -41,6 +41,10 @@ type flatPlan struct {
 	argRes []int // by core argument; -1: not a handle
 	result *cabi.Type
 	resRes int // -1: no own handle in the result
+	// The result's discriminant size, payload offset and case count, when
+	// it is a variant, enum, option or result kept in memory.
+	caseSize, payload uint32
+	cases             int
 }
 
 // planFlat returns the plan of cf's calls by ff, nil when its type is not
@@ -72,6 +76,9 @@ func planFlat(cf *canonFunc, ff FlatFunc, names []string) *flatPlan {
 	}
 	if len(cf.ft.results) == 1 {
 		p.result = cf.ft.results[0]
+		if size, payload, ok := cabi.CaseLayout(p.result); ok {
+			p.caseSize, p.payload, p.cases = size, payload, len(cabi.Despecialize(p.result).Cases)
+		}
 		switch r := p.result; {
 		case r.Kind == cabi.Own:
 			p.resRes = r.Resource
@@ -262,14 +269,17 @@ func (c *FlatCall) setCase(n uint32, store func(payload uint32) error) error {
 		c.stack[0] = uint64(n)
 		return nil
 	}
-	if err := c.cx.StoreCase(c.cf.plan.result, c.out, n); err != nil {
+	p := c.cf.plan
+	if int(n) >= p.cases {
+		return fmt.Errorf("case %d of a result with %d", n, p.cases)
+	}
+	if err := c.cx.StoreUint(c.out, p.caseSize, uint64(n)); err != nil {
 		return err
 	}
 	if store == nil {
 		return nil
 	}
-	_, off, _ := cabi.CaseLayout(c.cf.plan.result)
-	return store(c.out + off)
+	return store(c.out + p.payload)
 }
 
 // Set sets the result to v, a cabi value, lowered as a HostFunc's is.

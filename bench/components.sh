@@ -36,6 +36,12 @@ go build -o "$work/wasmesh" ./cmd/wasmesh
 } > "$work/wasmesh.yaml"
 "$work/wasmesh" serve --config "$work/wasmesh.yaml" --log-level error --cache-dir "$work/cache" >/dev/null & pids+=($!)
 for _ in $(seq 600); do curl -sf -o /dev/null http://127.0.0.1:18180/rust-module/ && break; sleep 0.1; done
+# Every target answers 200 before anything is measured: a gateway that did
+# not start (its port taken) would otherwise be measured by its 404s.
+kill -0 "${pids[0]}" 2>/dev/null || { echo "bench/components.sh: wasmesh serve did not start" >&2; exit 1; }
+for t in "${components[@]}" python-warm "${modules[@]/%/-module}"; do
+  curl -sf -o /dev/null "http://127.0.0.1:18180/$t/" || { echo "bench/components.sh: /$t/ does not answer 200" >&2; exit 1; }
+done
 
 port=18190
 declare -A ref

@@ -5,13 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/modules"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/modules"
 )
 
 func newEngine(t testing.TB) *Engine {
@@ -270,5 +272,40 @@ func TestComponentRefused(t *testing.T) {
 		if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), "exports run, wasmesh:test/shapes@0.1.0, not wasi:http/incoming-handler@0.2") {
 			t.Errorf("%s: %v, want ErrNotHTTP naming the exports", name, err)
 		}
+	}
+}
+
+// TestPollStdin: poll_oneoff on a stdin that has nothing to read yet (a
+// pipe) waits with the clock and answers with the clock's event; with
+// bytes in the pipe, with stdin's. A stdin read from memory is always
+// ready.
+func TestPollStdin(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/pollstdin.wasm")
+	run := func(stdin io.Reader) string {
+		t.Helper()
+		var out bytes.Buffer
+		if _, err := e.Run(context.Background(), m, Call{Stdin: stdin, Stdout: &out, Timeout: 10 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if got := run(r); got != "0" {
+		t.Errorf("an empty pipe: first event %q, want the clock's (0)", got)
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(r); got != "1" {
+		t.Errorf("a pipe with a byte in it: first event %q, want stdin's (1)", got)
+	}
+	if got := run(strings.NewReader("")); got != "1" {
+		t.Errorf("stdin from memory: first event %q, want stdin's (1)", got)
 	}
 }

@@ -194,10 +194,11 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // ctxReader is a reader whose Read returns when ctx is done, even if the
 // underlying Read blocks (which is then abandoned: its data is lost, which
-// does not matter to a guest being stopped).
+// does not matter to a guest being stopped). poll_oneoff asks its Poll
+// (poll_unix.go) whether a read would block.
 type ctxReader struct {
 	ctx context.Context
-	r   io.Reader
+	r   *os.File
 }
 
 func (c *ctxReader) Read(p []byte) (int, error) {

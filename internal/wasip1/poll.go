@@ -62,6 +62,10 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 	// clock, or one answered with an error).
 	due := make([]time.Time, n)
 	first := time.Time{}
+	// The reads of a stdin that may have nothing yet (a terminal, a
+	// pipe), which wait with the clocks.
+	var poller Poller
+	var waiting []uint32
 	for i := range n {
 		sub := subs[i*subscriptionSize : (i+1)*subscriptionSize]
 		switch typ := sub[8]; typ {
@@ -81,16 +85,40 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 				emit(sub, typ, en, 0)
 				continue
 			}
+			if p := e.poller(); typ == eventFdRead && p != nil {
+				if poller == nil || poller == p {
+					poller, waiting = p, append(waiting, i)
+					continue
+				}
+			}
 			emit(sub, typ, 0, e.pending(typ))
 		default:
 			return errnoInval
 		}
 	}
+	if c.host.Wait != nil {
+		ctx = c.host.Wait(ctx)
+	}
+	if poller != nil {
+		wait := time.Duration(0) // others are ready: stdin is asked, not waited for
+		if nevents == 0 {
+			wait = time.Duration(math.MaxInt64)
+			if !first.IsZero() {
+				wait = max(time.Until(first), 0)
+			}
+		}
+		if poller.Poll(ctx, wait) {
+			for _, i := range waiting {
+				emit(subs[i*subscriptionSize:], eventFdRead, 0, 0)
+			}
+			return c.u32(uint32(p[3]), nevents)
+		}
+		if ctx.Err() != nil {
+			return errnoIntr
+		}
+	}
 	if nevents == 0 && !first.IsZero() {
 		if wait := time.Until(first); wait > 0 {
-			if c.host.Wait != nil {
-				ctx = c.host.Wait(ctx)
-			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -132,6 +160,24 @@ func (c *call) clockTimeout(b []byte) (time.Duration, errno) {
 		now = c.host.Walltime()
 	}
 	return time.Duration(int64(min(timeout, math.MaxInt64)) - now), 0
+}
+
+// Poller is a standard input that may have nothing to read yet (a
+// terminal, a pipe): poll_oneoff asks it rather than finding it ready.
+// Poll reports whether a read would return at once, waiting up to timeout
+// (0: not at all) or until ctx is done. A stdin without it is always
+// ready, as a file is.
+type Poller interface {
+	Poll(ctx context.Context, timeout time.Duration) bool
+}
+
+// poller is e's Poller, if it is a standard input that has one.
+func (e *entry) poller() Poller {
+	if in, ok := e.file.(*stdin); ok {
+		p, _ := in.r.(Poller)
+		return p
+	}
+	return nil
 }
 
 // pending is the nbytes of a ready event: for reading a regular file, the

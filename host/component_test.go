@@ -32,6 +32,9 @@ func TestHandleHTTPErrors(t *testing.T) {
 		{file: "misbehave-loop.wasm", timeout: 200 * time.Millisecond, wantErr: ErrDeadline},
 		// Stopped by its stop global, not by wazero (component.Linked.Stoppable).
 		{file: "misbehave-spin.wasm", timeout: 200 * time.Millisecond, wantErr: ErrDeadline},
+		// 2^62 calls without a loop: stopped at its recursive function's
+		// start (wasmbin's entry checks).
+		{file: "misbehave-recurse.wasm", timeout: 200 * time.Millisecond, wantErr: ErrDeadline},
 		// The body finished while its stream lives.
 		{file: "misbehave-children.wasm", wantInErr: "incoming-body.finish: resource has children"},
 		// Its realloc calls the host (the canonical ABI's may_leave).

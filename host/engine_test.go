@@ -117,6 +117,8 @@ func TestRunErrors(t *testing.T) {
 		{file: "exit7.wasm", wantExit: 7},
 		{file: "nostart.wasm", wantErr: ErrNoStart},
 		{file: "loop.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline, wantInErr: "200ms timeout"},
+		// 2^62 calls, no loop: the yield check at its start stops it.
+		{file: "recurse.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
 		{file: "bigmem.wasm", call: Call{MemoryLimit: 64 << 20}, wantErr: ErrMemoryLimit},
 		{file: "membomb.wasm", call: Call{MemoryLimit: 16 << 20}, wantExit: 3},
 		{file: "bigout.wasm", call: Call{MaxStdout: 1 << 20}, wantErr: ErrOutputLimit, wantInErr: "more than 1048576 bytes to stdout"},
@@ -307,5 +309,19 @@ func TestPollStdin(t *testing.T) {
 	}
 	if got := run(strings.NewReader("")); got != "1" {
 		t.Errorf("stdin from memory: first event %q, want stdin's (1)", got)
+	}
+}
+
+// TestRecursionStopsFresh: a guest that runs for ever by recursing, without
+// a loop, is stopped at its deadline in a fresh instance too.
+func TestRecursionStopsFresh(t *testing.T) {
+	e, err := New(context.Background(), Options{CacheDir: t.TempDir(), FreshInstances: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	m := compileFile(t, e, "testdata/recurse.wasm")
+	if _, err := e.Run(context.Background(), m, Call{Timeout: 200 * time.Millisecond}); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("err = %v, want ErrDeadline", err)
 	}
 }

@@ -88,13 +88,15 @@ type Snapshot struct {
 	Globals []string
 	// Stop is the export name of the global that, once set to 1, makes
 	// the guest trap at its next yield check; "" when the module has no
-	// check: its code has no loop and no tail call (so it cannot run for
-	// ever), or Unstoppable says why it could not be given one.
+	// check: its code has no loop and no function that can be entered
+	// again and again without one (recursion, calls through a table or
+	// an import, tail calls: so it cannot run for ever), or Unstoppable
+	// says why it could not be given one. A module without a memory gets
+	// a check of the stop global alone (no memory.grow to yield with).
 	Stop string
 	// Unstoppable is why the module has no yield check although its code
-	// loops: it has no memory (the check needs memory.grow), or a start
-	// function, which runs at instantiation, before the host can reach
-	// the stop global. "" otherwise.
+	// loops: it has a start function, which runs at instantiation, before
+	// the host can reach the stop global. "" otherwise.
 	Unstoppable string
 }
 
@@ -275,6 +277,7 @@ func (p *preparer) read(b []byte) error {
 		case 10:
 			w := &funcWatch{procExit: p.procExit, start: p.start}
 			p.bodies, err = scanCode(sec, p.reuse, uint32(p.importedGlobals+len(p.globals)), w)
+			recursionChecks(p.bodies, p.importedFuncs)
 			p.startReferenced = p.startReferenced || w.referenced
 		case 11:
 			if p.reuse && !p.snapshot {
@@ -465,8 +468,6 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	yield := !p.snapshot
 	if p.snapshot && !p.unchecked && p.loops() {
 		switch {
-		case p.memories == 0:
-			p.unstoppable = "its code loops, and it has no memory for the yield check's memory.grow"
 		case p.hasStart:
 			p.unstoppable = "its code loops, and its start function runs at instantiation, before the host can reach a stop global"
 		default:
@@ -555,10 +556,11 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	return out, nil
 }
 
-// loops says whether some function body has a loop or a tail call.
+// loops says whether some function body has a loop, or may be entered
+// again and again without one (entryChecks).
 func (p *preparer) loops() bool {
 	for _, fb := range p.bodies {
-		if len(fb.loops) > 0 || fb.tailCalls {
+		if len(fb.loops) > 0 || len(fb.sites) > 0 || fb.tailCalls {
 			return true
 		}
 	}

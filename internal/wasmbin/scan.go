@@ -1,6 +1,9 @@
 package wasmbin
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // funcBody is where a function body's parts are in the binary, and where
 // yield checks go (yield.go).
@@ -12,6 +15,12 @@ type funcBody struct {
 	// tailCalls says the body has return_call or return_call_indirect,
 	// which can loop without a loop instruction.
 	tailCalls bool
+	// calls are its direct calls (call) and indirect its call_indirects,
+	// by offset. From them, recursionChecks finds sites: the calls before
+	// which a check of the stop global goes, so that recursion stops too.
+	calls    []callSite
+	indirect []int
+	sites    []int
 	// exits are the calls of proc_exit in it: where each starts and ends.
 	exits [][2]int
 }
@@ -77,6 +86,12 @@ func scanCode(r *reader, strict bool, globals uint32, w *funcWatch) ([]funcBody,
 			switch op {
 			case 0x03:
 				fb.loops = append(fb.loops, body.off)
+			case 0x10:
+				if !exit { // proc_exit does not return: no cycle goes through it
+					fb.calls = append(fb.calls, callSite{at, (&reader{b: body.b, off: at + 1}).u32()})
+				}
+			case 0x11:
+				fb.indirect = append(fb.indirect, at)
 			case 0x12, 0x13:
 				fb.tailCalls = true
 			}
@@ -217,5 +232,89 @@ func scanSIMD(r *reader) {
 	case sub >= 84 && sub <= 91:
 		r.memarg()
 		r.byte()
+	}
+}
+
+// callSite is a call instruction: where it is, and the function it calls.
+type callSite struct {
+	at     int
+	target uint32
+}
+
+// recursionChecks sets the sites of the bodies: the calls before which the
+// stop global is checked. A guest can run for ever without a loop by
+// recursing (a function calling itself twice, 62 deep, makes 2^62 calls),
+// so every cycle of calls must pass a check. A cycle of direct calls among
+// the module's own functions has a call from one function of a strongly
+// connected component of the call graph to another (Tarjan's algorithm
+// finds them); one through another module or the host has a call of an
+// import; one through a table, a call_indirect. The check goes before
+// those calls only, not at every function's start: a guest pays for it
+// when it recurses or calls through a table or out of the module, each of
+// which costs more than the check. imported is how many of the module's
+// functions are imported.
+func recursionChecks(bodies []funcBody, imported int) {
+	n := len(bodies)
+	index := make([]int, n) // 0: not visited; else visit order + 1
+	low := make([]int, n)
+	comp := make([]int, n) // the strongly connected component of each; -1: in none that cycles
+	onStack := make([]bool, n)
+	var stack []int
+	next, comps := 1, 0
+	var visit func(v int)
+	visit = func(v int) {
+		index[v], low[v] = next, next
+		next++
+		stack = append(stack, v)
+		onStack[v] = true
+		self := false
+		for _, c := range bodies[v].calls {
+			w := int(c.target) - imported
+			if w < 0 || w >= n {
+				continue
+			}
+			self = self || w == v
+			if index[w] == 0 {
+				visit(w)
+				low[v] = min(low[v], low[w])
+			} else if onStack[w] {
+				low[v] = min(low[v], index[w])
+			}
+		}
+		if low[v] != index[v] {
+			return
+		}
+		top := len(stack) - 1
+		for stack[top] != v {
+			top--
+		}
+		id := -1
+		if len(stack)-top > 1 || self {
+			id = comps
+			comps++
+		}
+		for _, w := range stack[top:] {
+			onStack[w] = false
+			comp[w] = id
+		}
+		stack = stack[:top]
+	}
+	for v := range n {
+		if index[v] == 0 {
+			visit(v)
+		}
+	}
+	for v := range bodies {
+		fb := &bodies[v]
+		var sites []int
+		for _, c := range fb.calls {
+			w := int(c.target) - imported
+			if w < 0 || w < n && comp[v] >= 0 && comp[w] == comp[v] {
+				sites = append(sites, c.at)
+			}
+		}
+		sites = append(sites, fb.indirect...)
+		slices.Sort(sites)
+		fb.sites, fb.calls, fb.indirect = sites, nil, nil
 	}
 }

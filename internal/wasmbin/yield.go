@@ -1,11 +1,13 @@
 package wasmbin
 
+import "math"
+
 // The yield check. wazero stops a guest whose context is done by exiting
 // to Go at the head of every loop iteration (and starting a goroutine per
 // call to watch the context), which doubles or triples the cost of a
 // loop-heavy request. A prepared module checks for itself instead, at the
 // head of every loop and at the entry of every function that makes tail
-// calls (the other ways to run for ever), in a handful of instructions:
+// calls, in a handful of instructions:
 //
 //	global.get $fuel
 //	i32.eqz
@@ -28,6 +30,20 @@ package wasmbin
 // holds up a garbage collection for more than YieldEvery iterations. The
 // sequence leaves the operand stack as it found it, so it is valid at the
 // head of any loop, whatever the loop's parameters.
+//
+// The other way to run for ever is to call without end: wazero's own check
+// is at loops only, and a function that calls itself twice, 62 deep, makes
+// 2^62 calls. Before each call a cycle of calls can go through (recursion,
+// a call through a table or out of the module: recursionChecks) goes the
+// stop global's check alone, global.get $stop; if unreachable end, which
+// leaves the call's operands where they are.
+
+// stopCheck is the yield check of a module without a memory: global.get
+// stop; if; unreachable; end.
+func stopCheck(stop uint32) []byte {
+	b := append([]byte{0x23}, appendU32(nil, stop)...)
+	return append(b, 0x04, 0x40, 0x00, 0x0b)
+}
 
 func yieldCheck(fuel, stop uint32) []byte {
 	b := append([]byte{0x23}, appendU32(nil, fuel)...)
@@ -47,33 +63,63 @@ func yieldCheck(fuel, stop uint32) []byte {
 // each call of proc_exit replaced by exitCall(exit) (exit.go).
 func (p *preparer) instrument(b []byte, fuel, stop uint32, exitBody int, exit uint32) [][]byte {
 	check := yieldCheck(fuel, stop)
+	if p.memories == 0 {
+		// No memory.grow to yield with: the stop global alone, checked
+		// every time (wit-component's shim modules, say, whose functions
+		// call through a table).
+		check = stopCheck(stop)
+	}
+	halt := stopCheck(stop)
 	entries := make([][]byte, len(p.bodies))
 	for i, fb := range p.bodies {
-		body := make([]byte, 0, fb.end-fb.start+len(check)*(len(fb.loops)+1))
+		body := make([]byte, 0, fb.end-fb.start+len(check)*(len(fb.loops)+1)+len(halt)*len(fb.sites))
 		body = append(body, b[fb.start:fb.code]...)
-		if fb.tailCalls {
+		if fb.tailCalls { // a loop of tail calls
 			body = append(body, check...)
 		}
 		var exits [][2]int
 		if i == exitBody {
 			exits = fb.exits
 		}
-		at, loops := fb.code, fb.loops
-		for len(loops) > 0 || len(exits) > 0 {
-			if len(exits) == 0 || len(loops) > 0 && loops[0] <= exits[0][0] {
-				body = append(body, b[at:loops[0]]...)
+		// What goes where, in order of offset: a check after each loop's
+		// block type, the stop global's check before each call a cycle can
+		// go through (recursionChecks), proc_exit's calls replaced.
+		at, loops, sites := fb.code, fb.loops, fb.sites
+		for len(loops) > 0 || len(sites) > 0 || len(exits) > 0 {
+			switch next := nextOffset(loops, sites, exits); {
+			case len(loops) > 0 && loops[0] == next:
+				body = append(body, b[at:next]...)
 				body = append(body, check...)
-				at, loops = loops[0], loops[1:]
-				continue
+				at, loops = next, loops[1:]
+			case len(sites) > 0 && sites[0] == next:
+				body = append(body, b[at:next]...)
+				body = append(body, halt...)
+				at, sites = next, sites[1:]
+			default:
+				body = append(body, b[at:next]...)
+				body = append(body, exitCall(exit)...)
+				at, exits = exits[0][1], exits[1:]
 			}
-			body = append(body, b[at:exits[0][0]]...)
-			body = append(body, exitCall(exit)...)
-			at, exits = exits[0][1], exits[1:]
 		}
 		body = append(body, b[at:fb.end]...)
 		entries[i] = append(appendU32(nil, uint32(len(body))), body...)
 	}
 	return entries
+}
+
+// nextOffset is the lowest offset at the head of the three lists.
+func nextOffset(loops, sites []int, exits [][2]int) int {
+	next := math.MaxInt
+	if len(loops) > 0 {
+		next = loops[0]
+	}
+	if len(sites) > 0 {
+		next = min(next, sites[0])
+	}
+	if len(exits) > 0 {
+		next = min(next, exits[0][0])
+	}
+	return next
 }
 
 // appendS32 appends v as a signed LEB128, then the bytes of then.

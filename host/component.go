@@ -226,7 +226,10 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		callCtx = dl.get() // stopped by wazero when its context is done
 	}
 	fail := func(err error) error {
-		if dl.passed() {
+		switch {
+		case ctx.Err() != nil: // the caller went first
+			return runError(ctx, err)
+		case dl.passed():
 			return ErrDeadline
 		}
 		return runError(callCtx, err)

@@ -228,7 +228,7 @@ func (p *componentPool) warm(ctx context.Context, inst *component.Instance) erro
 		err = ErrNoResponse
 	}
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case err != nil && (ctx.Err() != nil || pastDeadline(ctx)):
 		// Cut short by the request it serves: that request's failure,
 		// not the warm-up's.
 		return fmt.Errorf("warm-up GET %s: %w", p.warmup, err)
@@ -237,6 +237,13 @@ func (p *componentPool) warm(ctx context.Context, inst *component.Instance) erro
 	}
 	inst.Settle()
 	return nil
+}
+
+// pastDeadline says ctx's deadline has passed, which the instance's watch
+// may have acted on before ctx's own timer did.
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // put takes back an instance after a request: reset and kept if the

@@ -17,6 +17,10 @@ func CaseLayout(t *Type) (size, payload uint32, ok bool) {
 	return size, alignTo(size, maxCaseAlignment(d.Cases)), true
 }
 
+// CheckStore reports a trap unless a value of type t fits at ptr: aligned,
+// and within the memory (what lowering checks before it writes).
+func (cx *Context) CheckStore(t *Type, ptr uint32) error { return cx.checkStore(t, ptr) }
+
 // StoreUint writes v at ptr as an unsigned integer of size bytes (1, 2, 4
 // or 8): a discriminant, say, of the size CaseLayout gives.
 func (cx *Context) StoreUint(ptr, size uint32, v uint64) error { return cx.storeInt(ptr, size, v) }

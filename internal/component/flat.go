@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
@@ -53,6 +54,9 @@ func planFlat(cf *canonFunc, ff FlatFunc, names []string) *flatPlan {
 	if Signature(cf.ft.params, cf.ft.results, names) != ff.Type {
 		return nil
 	}
+	if flat, _ := cabi.FlattenFunc(cf.ft.params, nil, false); len(flat) > cabi.MaxFlatParams {
+		return nil // the arguments are in memory: not what a FlatFunc reads
+	}
 	p := &flatPlan{fn: ff.Func, argRes: make([]int, 0, cf.nparams), resRes: -1}
 	handle := func(t *cabi.Type) int {
 		if t != nil && (t.Kind == cabi.Own || t.Kind == cabi.Borrow) {
@@ -65,12 +69,12 @@ func planFlat(cf *canonFunc, ff FlatFunc, names []string) *flatPlan {
 		for range cabi.Flatten(t) {
 			p.argRes = append(p.argRes, -1)
 		}
-		switch t.Kind {
-		case cabi.Own, cabi.Borrow:
+		switch {
+		case t.Kind == cabi.Own || t.Kind == cabi.Borrow:
 			p.argRes[start] = t.Resource
-		case cabi.Option:
+		case t.Kind == cabi.Option && len(p.argRes) > start+1:
 			p.argRes[start+1] = handle(t.Elem)
-		case cabi.Result:
+		case t.Kind == cabi.Result && len(p.argRes) > start+1:
 			p.argRes[start+1] = handle(t.Ok)
 		}
 	}
@@ -108,6 +112,16 @@ func Signature(params, results []*cabi.Type, names []string) string {
 		writeType(&b, results[0], names)
 	}
 	return b.String()
+}
+
+// label is a field's, case's or flag's name as Signature spells it: as it
+// is when it is a plain kebab-case label, quoted otherwise, so that no
+// name can spell out a different type's text.
+func label(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == "" {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func writeType(b *strings.Builder, t *cabi.Type, names []string) {
@@ -149,12 +163,12 @@ func writeType(b *strings.Builder, t *cabi.Type, names []string) {
 		list("tuple<", len(t.Fields), func(i int) { writeType(b, t.Fields[i].Type, names) })
 	case cabi.Record:
 		list("record{", len(t.Fields), func(i int) {
-			b.WriteString(t.Fields[i].Name + ": ")
+			b.WriteString(label(t.Fields[i].Name) + ": ")
 			writeType(b, t.Fields[i].Type, names)
 		})
 	case cabi.Variant:
 		list("variant{", len(t.Cases), func(i int) {
-			b.WriteString(t.Cases[i].Name)
+			b.WriteString(label(t.Cases[i].Name))
 			if t.Cases[i].Type != nil {
 				b.WriteString("(")
 				writeType(b, t.Cases[i].Type, names)
@@ -162,12 +176,14 @@ func writeType(b *strings.Builder, t *cabi.Type, names []string) {
 			}
 		})
 	case cabi.Enum, cabi.Flags:
-		list(t.Kind.String()+"{", len(t.Labels), func(i int) { b.WriteString(t.Labels[i]) })
+		list(t.Kind.String()+"{", len(t.Labels), func(i int) { b.WriteString(label(t.Labels[i])) })
 	case cabi.Own, cabi.Borrow:
 		name := "?"
 		if t.Resource >= 0 && t.Resource < len(names) {
 			iface, res, _ := strings.Cut(names[t.Resource], "#")
-			name = Interface(iface) + "#" + res
+			if name = Interface(iface) + "#" + res; strings.ContainsAny(name, " ,<>(){}\"") {
+				name = strconv.Quote(name)
+			}
 		}
 		b.WriteString(t.Kind.String() + "<" + name + ">")
 	default:
@@ -185,6 +201,20 @@ func (l *Linked) FlatImports() []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// Arg is parameter k (not core argument: a parameter may take several),
+// lifted as a HostFunc's arguments are: for a FlatFunc's rare cases.
+func (c *FlatCall) Arg(k int) (any, error) {
+	params := c.cf.ft.params
+	if k < 0 || k >= len(params) {
+		return nil, fmt.Errorf("no parameter %d", k)
+	}
+	at := 0
+	for _, t := range params[:k] {
+		at += len(cabi.Flatten(t))
+	}
+	return c.cx.LiftFlat(c.stack[at:at+len(cabi.Flatten(params[k]))], params[k])
 }
 
 // U32 is core argument i as a u32 (or any 32-bit value).
@@ -300,7 +330,11 @@ func (inst *Instance) flat(ctx context.Context, cf *canonFunc, stack []uint64) e
 	c := &inst.flatCall
 	*c = FlatCall{Inst: inst, cf: cf, cx: cx, stack: stack}
 	if cf.outParam {
+		// As lowering does, before anything is written or allocated.
 		c.out = uint32(stack[cf.nparams])
+		if err := cx.CheckStore(cf.ft.resultTuple, c.out); err != nil {
+			return fmt.Errorf("%s: results: %w", cf.name, err)
+		}
 	}
 	err = cf.plan.fn(ctx, c)
 	c.stack = nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
 )
@@ -56,5 +57,27 @@ func TestFlatImports(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSignatureQuotes: a name that is not a plain label is quoted, so that
+// no type can spell out another's signature (a FlatFunc would read its
+// arguments as the other type's).
+func TestSignatureQuotes(t *testing.T) {
+	tests := []struct {
+		t    *cabi.Type
+		want string
+	}{
+		{cabi.VariantOf(cabi.Case{Name: "get"}, cabi.Case{Name: "other", Type: cabi.TString}), "func(variant{get, other(string)})"},
+		{cabi.VariantOf(cabi.Case{Name: "get, head"}), `func(variant{"get, head"})`},
+		{cabi.RecordOf(cabi.Field{Name: "a: u32}, b", Type: cabi.TU32}), `func(record{"a: u32}, b": u32})`},
+		{cabi.EnumOf("x-y", "z)"), `func(enum{x-y, "z)"})`},
+		{cabi.OwnOf(0), `func(own<"wasi:http/types@0.2#a>, own<b">)`},
+	}
+	names := []string{"wasi:http/types@0.2.3#a>, own<b"}
+	for _, tt := range tests {
+		if got := component.Signature([]*cabi.Type{tt.t}, nil, names); got != tt.want {
+			t.Errorf("Signature = %s, want %s", got, tt.want)
+		}
 	}
 }

@@ -21,8 +21,6 @@ const (
 	sigStreams   = "wasi:io/streams@0.2#"
 	streamErrSig = "variant{last-operation-failed(own<wasi:io/error@0.2#error>), closed}"
 	errorCodeSig = "variant{DNS-timeout, DNS-error(record{rcode: option<string>, info-code: option<u16>}), destination-not-found, destination-unavailable, destination-IP-prohibited, destination-IP-unroutable, connection-refused, connection-terminated, connection-timeout, connection-read-timeout, connection-write-timeout, connection-limit-reached, TLS-protocol-error, TLS-certificate-error, TLS-alert-received(record{alert-id: option<u8>, alert-message: option<string>}), HTTP-request-denied, HTTP-request-length-required, HTTP-request-body-size(option<u64>), HTTP-request-method-invalid, HTTP-request-URI-invalid, HTTP-request-URI-too-long, HTTP-request-header-section-size(option<u32>), HTTP-request-header-size(option<record{field-name: option<string>, field-size: option<u32>}>), HTTP-request-trailer-section-size(option<u32>), HTTP-request-trailer-size(record{field-name: option<string>, field-size: option<u32>}), HTTP-response-incomplete, HTTP-response-header-section-size(option<u32>), HTTP-response-header-size(record{field-name: option<string>, field-size: option<u32>}), HTTP-response-body-size(option<u64>), HTTP-response-trailer-section-size(option<u32>), HTTP-response-trailer-size(record{field-name: option<string>, field-size: option<u32>}), HTTP-response-transfer-coding(option<string>), HTTP-response-content-coding(option<string>), HTTP-response-timeout, HTTP-upgrade-failed, HTTP-protocol-error, loop-detected, configuration-error, internal-error(option<string>)}"
-	// errorCodeCases is how many cases error-code has.
-	errorCodeCases = 39
 )
 
 func own(resource string) string    { return "own<" + resource + ">" }
@@ -146,6 +144,9 @@ func addFlat(h *component.Host) {
 			if uint64(c.U32(1))*16 > cabi.MaxListByteLength {
 				return fmt.Errorf("a list of %d fields", c.U32(1))
 			}
+			if c.U32(0)%4 != 0 {
+				return fmt.Errorf("a list of fields at %d, not aligned to 4", c.U32(0))
+			}
 			entries, err := cx.ViewBytes(c.U32(0), c.U32(1)*16)
 			if err != nil {
 				return err
@@ -168,11 +169,14 @@ func addFlat(h *component.Host) {
 				if lifted += int64(len(name) + len(value)); lifted > cabi.DefaultMaxLift {
 					return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 				}
-				name = strings.ToLower(name)
-				if e, good := checkField(name, value); !good {
+				f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, append([]byte(nil), value...))
+			}
+			// Checked once all are lifted, as the HostFunc gets them: a
+			// list that cannot be lifted traps before any field is judged.
+			for i, name := range f.names {
+				if e, good := checkField(name, f.values[i]); !good {
 					return c.Set(e)
 				}
-				f.names, f.values = append(f.names, name), append(f.values, append([]byte(nil), value...))
 			}
 			return c.SetOwn(f)
 		})
@@ -255,8 +259,10 @@ func addFlat(h *component.Host) {
 					return o.Response.send(o.Send)
 				}
 			case 1:
-				if code := c.U32(2); code >= errorCodeCases {
-					return fmt.Errorf("error-code case %d", code)
+				// Lifted whole, as the HostFunc's argument is: a bad
+				// payload traps.
+				if _, err := c.Arg(1); err != nil {
+					return err
 				}
 				o.Err = fmt.Errorf("the handler answered with error-code case %d", c.U32(2))
 			default:
@@ -340,6 +346,9 @@ func flatWrite(_ context.Context, c *component.FlatCall) error {
 	b, err := c.Bytes(1)
 	if err != nil {
 		return err
+	}
+	if len(b) > cabi.DefaultMaxLift { // what lifting it would refuse
+		return fmt.Errorf("a write of %d bytes, more than %d", len(b), cabi.DefaultMaxLift)
 	}
 	if _, err := s.w.Write(b); err != nil {
 		return c.Set(streamError(c.Inst, err))

@@ -519,8 +519,13 @@ func TestInspect(t *testing.T) {
 			"export func run\n  run: func(args: list<string>) -> result<_, u32>"}},
 		{"component whose instances cannot be reset", repoPath("internal/component/testdata/tableset.wasm"), []string{
 			"instances: a new one for every request (core module 0: section 10 at offset 33: table.set at offset 42: instances cannot be reset)"}},
-		{"component with a loop it cannot check", repoPath("internal/component/testdata/misbehave-loop.wasm"), []string{
-			"stopped:   by the runtime at every loop iteration (core module 0: its code loops, and it has no memory"}},
+		// The preview-1 command adapter's module loops and has a start
+		// function, which runs before a stop global can be reached.
+		{"component with a loop it cannot check", repoPath("internal/component/testdata/command-c.wasm"), []string{
+			"stopped:   by the runtime at every loop iteration (core module 1: its code loops, and its start function runs at instantiation"}},
+		// A module without a memory: the stop global's check alone.
+		{"component with a loop in a module without memory", repoPath("internal/component/testdata/misbehave-loop.wasm"), []string{
+			"stopped:   by a check every 1000 loop iterations"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -290,39 +290,31 @@ func (c *call) iovecs(iovs, count uint32, f func(b []byte) (n int, more bool, en
 	return total, 0
 }
 
-func fdRead(_ context.Context, c *call, p []uint64) errno {
-	e, en := c.t.getRights(uint32(p[0]), rightFdRead)
-	if en != 0 {
-		return en
-	}
-	if e.ftype == filetypeDirectory {
-		return errnoIsdir
-	}
-	n, en := c.iovecs(uint32(p[1]), uint32(p[2]), func(b []byte) (int, bool, errno) {
-		n, serr := e.file.Read(b)
-		// A stream (stdin, a device) answers with what it has: the next
-		// buffer would wait for more, as readv(2) does not.
-		return n, e.ftype == filetypeRegularFile || n == 0, fromSys(serr)
-	})
-	if en != 0 {
-		return en
-	}
-	return c.u32(uint32(p[3]), n)
-}
+func fdRead(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, false, false) }
 
-func fdPread(_ context.Context, c *call, p []uint64) errno { return c.positioned(p, false) }
+func fdWrite(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, true, false) }
 
-func fdPwrite(_ context.Context, c *call, p []uint64) errno { return c.positioned(p, true) }
+func fdPread(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, false, true) }
 
-// positioned is fd_pread, or fd_pwrite when write is set: at an offset,
-// which the file's own does not move.
-func (c *call) positioned(p []uint64, write bool) errno {
-	need, onDir := uint64(rightFdRead|rightFdSeek), errnoIsdir
+func fdPwrite(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, true, true) }
+
+// transfer is fd_read, or fd_write when write is set; with at, fd_pread
+// or fd_pwrite: at an offset, which the file's own does not move.
+func (c *call) transfer(p []uint64, write, at bool) errno {
+	need, onDir := uint64(rightFdRead), errnoIsdir
 	if write {
-		need, onDir = rightFdWrite|rightFdSeek, errnoBadf
+		need, onDir = rightFdWrite, errnoBadf
 	}
-	if e, en := c.t.get(uint32(p[0])); en == 0 && e.stdio {
-		return errnoSpipe
+	result, off := uint32(p[3]), int64(0)
+	if at {
+		if e, en := c.t.get(uint32(p[0])); en == 0 && e.stdio {
+			return errnoSpipe
+		}
+		need |= rightFdSeek
+		result, off = uint32(p[4]), int64(p[3])
+		if off < 0 {
+			return errnoInval
+		}
 	}
 	e, en := c.t.getRights(uint32(p[0]), need)
 	if en != 0 {
@@ -331,47 +323,31 @@ func (c *call) positioned(p []uint64, write bool) errno {
 	if e.ftype == filetypeDirectory {
 		return onDir
 	}
-	off := int64(p[3])
-	if off < 0 {
-		return errnoInval
-	}
-	at := e.file.Pread
-	if write {
-		at = e.file.Pwrite
-	}
 	n, en := c.iovecs(uint32(p[1]), uint32(p[2]), func(b []byte) (int, bool, errno) {
-		if len(b) == 0 {
+		var n int
+		var serr experimentalsys.Errno
+		switch {
+		case write && len(b) == 0:
 			return 0, true, 0
+		case write && at:
+			n, serr = e.file.Pwrite(b, off)
+		case write:
+			n, serr = e.file.Write(b)
+		case at:
+			n, serr = e.file.Pread(b, off)
+		default:
+			n, serr = e.file.Read(b)
 		}
-		n, serr := at(b, off)
 		off += int64(n)
-		return n, true, fromSys(serr)
+		// A stream (stdin, a device) answers a read with what it has:
+		// the next buffer would wait for more, as readv(2) does not.
+		more := write || at || e.ftype == filetypeRegularFile || n == 0
+		return n, more, fromSys(serr)
 	})
 	if en != 0 {
 		return en
 	}
-	return c.u32(uint32(p[4]), n)
-}
-
-func fdWrite(_ context.Context, c *call, p []uint64) errno {
-	e, en := c.t.getRights(uint32(p[0]), rightFdWrite)
-	if en != 0 {
-		return en
-	}
-	if e.ftype == filetypeDirectory {
-		return errnoBadf
-	}
-	n, en := c.iovecs(uint32(p[1]), uint32(p[2]), func(b []byte) (int, bool, errno) {
-		if len(b) == 0 {
-			return 0, true, 0
-		}
-		n, serr := e.file.Write(b)
-		return n, true, fromSys(serr)
-	})
-	if en != 0 {
-		return en
-	}
-	return c.u32(uint32(p[3]), n)
+	return c.u32(result, n)
 }
 
 func fdPrestatGet(_ context.Context, c *call, p []uint64) errno {

@@ -198,6 +198,19 @@ func pathOpen(_ context.Context, c *call, p []uint64) errno {
 	return 0
 }
 
+// openBits are the oflags (low half) and fdflags (high half) path_open
+// passes on as open flags.
+var openBits = []struct {
+	bit  uint32
+	flag experimentalsys.Oflag
+}{
+	{oflagDirectory, experimentalsys.O_DIRECTORY}, {oflagCreat, experimentalsys.O_CREAT},
+	{oflagExcl, experimentalsys.O_EXCL}, {oflagTrunc, experimentalsys.O_TRUNC},
+	{fdflagAppend << 16, experimentalsys.O_APPEND}, {fdflagNonblock << 16, experimentalsys.O_NONBLOCK},
+	{fdflagDsync << 16, experimentalsys.O_DSYNC}, {fdflagRsync << 16, experimentalsys.O_RSYNC},
+	{fdflagSync << 16, experimentalsys.O_SYNC},
+}
+
 // openFlags are the flags a path_open opens with: for reading, writing or
 // both as its rights say, else as its oflags need.
 func openFlags(dirflags uint32, oflags, fdflags uint16, rights uint64) experimentalsys.Oflag {
@@ -205,32 +218,12 @@ func openFlags(dirflags uint32, oflags, fdflags uint16, rights uint64) experimen
 	if dirflags&lookupSymlinkFollow == 0 {
 		flag |= experimentalsys.O_NOFOLLOW
 	}
-	if oflags&oflagDirectory != 0 {
-		flag |= experimentalsys.O_DIRECTORY // opened for writing too when asked: EISDIR, as open(2) says
-	}
-	if oflags&oflagCreat != 0 {
-		flag |= experimentalsys.O_CREAT
-	}
-	if oflags&oflagExcl != 0 {
-		flag |= experimentalsys.O_EXCL
-	}
-	if oflags&oflagTrunc != 0 {
-		flag |= experimentalsys.O_TRUNC
-	}
-	if fdflags&fdflagAppend != 0 {
-		flag |= experimentalsys.O_APPEND
-	}
-	if fdflags&fdflagNonblock != 0 {
-		flag |= experimentalsys.O_NONBLOCK
-	}
-	if fdflags&fdflagDsync != 0 {
-		flag |= experimentalsys.O_DSYNC
-	}
-	if fdflags&fdflagRsync != 0 {
-		flag |= experimentalsys.O_RSYNC
-	}
-	if fdflags&fdflagSync != 0 {
-		flag |= experimentalsys.O_SYNC
+	// O_DIRECTORY with write rights opens for writing too: EISDIR, as
+	// open(2) says.
+	for _, f := range openBits {
+		if (uint32(oflags)|uint32(fdflags)<<16)&f.bit != 0 {
+			flag |= f.flag
+		}
 	}
 	// Written only with FD_WRITE: the other rights that change a file
 	// (FD_ALLOCATE, FD_FILESTAT_SET_SIZE) fail on their own when it is not

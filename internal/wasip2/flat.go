@@ -2,7 +2,6 @@ package wasip2
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -104,15 +103,10 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if r.consumed {
-				return c.SetCase(1, nil)
+			if b, got := r.consume(); got {
+				return c.SetOwn(b)
 			}
-			r.consumed = true
-			body := r.Body
-			if body == nil {
-				body = strings.NewReader("")
-			}
-			return c.SetOwn(&incomingBody{r: body, trailer: r.Trailer})
+			return c.SetCase(1, nil)
 		})
 	add(sigTypes+"[method]incoming-body.stream", "func("+borrow(inBody)+") -> result<"+own(input)+">",
 		func(_ context.Context, c *component.FlatCall) error {
@@ -120,11 +114,10 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if b.stream {
-				return c.SetCase(1, nil)
+			if s, got := b.takeStream(); got {
+				return c.SetOwn(s)
 			}
-			b.stream, b.child = true, true
-			return c.SetOwn(&inputStream{r: b.r, parent: b})
+			return c.SetCase(1, nil)
 		})
 	add(sigTypes+"[static]incoming-body.finish", "func("+own(inBody)+") -> "+own(trailers),
 		func(_ context.Context, c *component.FlatCall) error {
@@ -132,10 +125,11 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if b.child {
-				return errors.New("resource has children (drop its stream first)")
+			f, err := b.finish()
+			if err != nil {
+				return err
 			}
-			return c.SetOwn(&futureTrailers{body: b.r, trailer: b.trailer})
+			return c.SetOwn(f)
 		})
 	add(sigTypes+"[static]fields.from-list",
 		"func(list<tuple<string, list<u8>>>) -> result<"+own(fieldsR)+", variant{invalid-syntax, forbidden, immutable}>",
@@ -187,8 +181,7 @@ func addFlat(h *component.Host) {
 				return err
 			}
 			c.Inst.DropObject(rep) // the response owns the headers now
-			h.readOnly = false
-			return c.SetOwn(&OutgoingResponse{Status: 200, headers: h})
+			return c.SetOwn(newResponse(h))
 		})
 	add(sigTypes+"[method]outgoing-response.body", "func("+borrow(response)+") -> result<"+own(outBody)+">",
 		func(_ context.Context, c *component.FlatCall) error {
@@ -196,11 +189,10 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if r.body != nil {
-				return c.SetCase(1, nil)
+			if b, got := r.takeBody(); got {
+				return c.SetOwn(b)
 			}
-			r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
-			return c.SetOwn(r.body)
+			return c.SetCase(1, nil)
 		})
 	add(sigTypes+"[method]outgoing-body.write", "func("+borrow(outBody)+") -> result<"+own(output)+">",
 		func(_ context.Context, c *component.FlatCall) error {
@@ -208,11 +200,10 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if b.taken {
-				return c.SetCase(1, nil)
+			if s, got := b.takeStream(); got {
+				return c.SetOwn(s)
 			}
-			b.taken, b.child = true, true
-			return c.SetOwn(&outputStream{w: b, parent: b})
+			return c.SetCase(1, nil)
 		})
 	add(sigTypes+"[static]outgoing-body.finish",
 		"func("+own(outBody)+", option<"+own(fieldsR)+">) -> result<_, "+errorCodeSig+">",
@@ -221,9 +212,7 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if b.child {
-				return errors.New("resource has children (drop its stream first)")
-			}
+			var trailers *fields
 			switch c.U32(1) {
 			case 0:
 			case 1:
@@ -232,11 +221,13 @@ func addFlat(h *component.Host) {
 					return err
 				}
 				c.Inst.DropObject(rep) // the body owns the trailers now
-				b.trailers = t
+				trailers = t
 			default:
 				return fmt.Errorf("option case %d", c.U32(1))
 			}
-			b.finished = true
+			if err := b.finish(trailers); err != nil {
+				return err
+			}
 			return c.SetCase(0, nil)
 		})
 	add(sigTypes+"[static]response-outparam.set",
@@ -246,29 +237,22 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
-			if o.set {
-				return errors.New("called twice")
-			}
-			o.set = true
 			switch c.U32(1) {
 			case 0:
-				if o.Response, _, err = flatOwned[*OutgoingResponse](c, 2); err != nil {
+				r, _, err := flatOwned[*OutgoingResponse](c, 2)
+				if err != nil {
 					return err
 				}
-				if o.Send != nil {
-					return o.Response.send(o.Send)
-				}
+				return o.setResponse(r)
 			case 1:
 				// Lifted whole, as the HostFunc's argument is: a bad
 				// payload traps.
 				if _, err := c.Arg(1); err != nil {
 					return err
 				}
-				o.Err = fmt.Errorf("the handler answered with error-code case %d", c.U32(2))
-			default:
-				return fmt.Errorf("result case %d", c.U32(1))
+				return o.setError(c.U32(2))
 			}
-			return nil
+			return fmt.Errorf("result case %d", c.U32(1))
 		})
 	// wasi-libc's first getenv asks for the environment: in a reset
 	// instance, once a request.
@@ -320,13 +304,11 @@ func flatRead(_ context.Context, c *component.FlatCall) error {
 	if err != nil {
 		return err
 	}
-	buf := s.readBuffer(int(min(c.U64(1), maxRead)))
-	n, rerr := s.r.Read(buf)
-	s.filled = n == len(buf)
-	if n == 0 && rerr != nil {
+	b, rerr := s.read(c.U64(1))
+	if rerr != nil {
 		return c.Set(streamError(c.Inst, rerr))
 	}
-	ptr, m, err := c.Context().LowerBytes(buf[:n])
+	ptr, m, err := c.Context().LowerBytes(b)
 	if err != nil {
 		return err
 	}

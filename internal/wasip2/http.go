@@ -152,6 +152,105 @@ func (r *OutgoingResponse) Trailer() http.Header {
 	return h
 }
 
+// The operations of the handler's resources, which the HostFuncs below and
+// the FlatFuncs of flat.go both do.
+
+// errChildren is the error of finishing a body whose stream lives.
+var errChildren = errors.New("resource has children (drop its stream first)")
+
+// consume is incoming-request.consume: the body, once.
+func (r *IncomingRequest) consume() (*incomingBody, bool) {
+	if r.consumed {
+		return nil, false
+	}
+	r.consumed = true
+	body := r.Body
+	if body == nil {
+		body = strings.NewReader("")
+	}
+	return &incomingBody{r: body, trailer: r.Trailer}, true
+}
+
+// takeStream is incoming-body.stream: the body's stream, once.
+func (b *incomingBody) takeStream() (*inputStream, bool) {
+	if b.stream {
+		return nil, false
+	}
+	b.stream, b.child = true, true
+	return &inputStream{r: b.r, parent: b}, true
+}
+
+// finish is incoming-body.finish: the trailers to come.
+func (b *incomingBody) finish() (*futureTrailers, error) {
+	if b.child {
+		return nil, errChildren
+	}
+	return &futureTrailers{body: b.r, trailer: b.trailer}, nil
+}
+
+// newResponse is the outgoing-response constructor: it owns h now.
+func newResponse(h *fields) *OutgoingResponse {
+	h.readOnly = false
+	return &OutgoingResponse{Status: 200, headers: h}
+}
+
+// takeBody is outgoing-response.body: the body, once.
+func (r *OutgoingResponse) takeBody() (*outgoingBody, bool) {
+	if r.body != nil {
+		return nil, false
+	}
+	r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
+	return r.body, true
+}
+
+// takeStream is outgoing-body.write: the body's stream, once.
+func (b *outgoingBody) takeStream() (*outputStream, bool) {
+	if b.taken {
+		return nil, false
+	}
+	b.taken, b.child = true, true
+	return &outputStream{w: b, parent: b}, true
+}
+
+// finish is outgoing-body.finish, with trailers (nil: none).
+func (b *outgoingBody) finish(trailers *fields) error {
+	if b.child {
+		return errChildren
+	}
+	b.trailers, b.finished = trailers, true
+	return nil
+}
+
+// setResponse is response-outparam.set with a response: streamed at once
+// when the outparam says where.
+func (o *ResponseOutparam) setResponse(r *OutgoingResponse) error {
+	if err := o.setOnce(); err != nil {
+		return err
+	}
+	o.Response = r
+	if o.Send != nil {
+		return r.send(o.Send)
+	}
+	return nil
+}
+
+// setError is response-outparam.set with error-code case code.
+func (o *ResponseOutparam) setError(code uint32) error {
+	if err := o.setOnce(); err != nil {
+		return err
+	}
+	o.Err = fmt.Errorf("the handler answered with error-code case %d", code)
+	return nil
+}
+
+func (o *ResponseOutparam) setOnce() error {
+	if o.set {
+		return errors.New("response-outparam.set called twice")
+	}
+	o.set = true
+	return nil
+}
+
 // Set reports whether the handler called response-outparam.set.
 func (o *ResponseOutparam) Set() bool { return o.set }
 
@@ -393,35 +492,27 @@ func addHTTP(h *component.Host) {
 		return inst.NewObject(readOnlyFields(r.Header))
 	}))
 	add("[method]incoming-request.consume", request(func(r *IncomingRequest, inst *component.Instance, _ []any) any {
-		if r.consumed {
-			return errUnit
+		if b, got := r.consume(); got {
+			return ok(inst.NewObject(b))
 		}
-		r.consumed = true
-		body := r.Body
-		if body == nil {
-			body = strings.NewReader("")
-		}
-		return ok(inst.NewObject(&incomingBody{r: body, trailer: r.Trailer}))
+		return errUnit
 	}))
-	add("[method]incoming-body.stream", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
+	add("[method]incoming-body.stream", method(func(b *incomingBody, inst *component.Instance, _ []any) any {
+		if s, got := b.takeStream(); got {
+			return ok(inst.NewObject(s))
+		}
+		return errUnit
+	}))
+	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		b, err := object[*incomingBody](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
-		if b.stream {
-			return errUnit, nil
+		f, err := b.finish()
+		if err != nil {
+			return nil, fmt.Errorf("wasi:http: incoming-body.finish: %w", err)
 		}
-		b.stream, b.child = true, true
-		return ok(inst.NewObject(&inputStream{r: b.r, parent: b})), nil
-	})
-	add("[static]incoming-body.finish", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
-		if b, err := object[*incomingBody](inst, args[0]); err != nil {
-			return nil, err
-		} else if b.child {
-			return nil, errors.New("wasi:http: incoming-body.finish: resource has children (drop its stream first)")
-		} else {
-			return inst.NewObject(&futureTrailers{body: b.r, trailer: b.trailer}), nil
-		}
+		return inst.NewObject(f), nil
 	})
 	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&pollable{}), nil
@@ -454,8 +545,7 @@ func addHTTP(h *component.Host) {
 			return nil, err
 		}
 		inst.DropObject(args[0].(uint32)) // the response owns the headers now
-		h.readOnly = false
-		return inst.NewObject(&OutgoingResponse{Status: 200, headers: h}), nil
+		return inst.NewObject(newResponse(h)), nil
 	})
 	add("[method]outgoing-response.status-code", method(func(r *OutgoingResponse, _ *component.Instance, _ []any) any { return uint16(r.Status) }))
 	add("[method]outgoing-response.set-status-code", method(func(r *OutgoingResponse, _ *component.Instance, args []any) any {
@@ -470,38 +560,32 @@ func addHTTP(h *component.Host) {
 		return inst.NewObject(r.headers) // a child handle onto the response's own headers
 	}))
 	add("[method]outgoing-response.body", method(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
-		if r.body != nil {
-			return errUnit
+		if b, got := r.takeBody(); got {
+			return ok(inst.NewObject(b))
 		}
-		r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
-		return ok(inst.NewObject(r.body))
+		return errUnit
 	}))
-	add("[method]outgoing-body.write", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
-		b, err := object[*outgoingBody](inst, args[0])
-		if err != nil {
-			return nil, err
+	add("[method]outgoing-body.write", method(func(b *outgoingBody, inst *component.Instance, _ []any) any {
+		if s, got := b.takeStream(); got {
+			return ok(inst.NewObject(s))
 		}
-		if b.taken {
-			return errUnit, nil
-		}
-		b.taken, b.child = true, true
-		return ok(inst.NewObject(&outputStream{w: b, parent: b})), nil
-	})
+		return errUnit
+	}))
 	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		b, err := object[*outgoingBody](inst, args[0])
 		if err != nil {
 			return nil, err
 		}
-		if b.child {
-			return nil, errors.New("wasi:http: outgoing-body.finish: resource has children (drop its stream first)")
-		}
+		var trailers *fields
 		if t := args[1].(cabi.VariantValue); t.Case == 1 {
-			if b.trailers, err = object[*fields](inst, t.Value); err != nil {
+			if trailers, err = object[*fields](inst, t.Value); err != nil {
 				return nil, err
 			}
 			inst.DropObject(t.Value.(uint32)) // the body owns the trailers now
 		}
-		b.finished = true
+		if err := b.finish(trailers); err != nil {
+			return nil, fmt.Errorf("wasi:http: outgoing-body.finish: %w", err)
+		}
 		return ok(nil), nil
 	})
 	add("[static]response-outparam.set", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
@@ -509,23 +593,16 @@ func addHTTP(h *component.Host) {
 		if err != nil {
 			return nil, err
 		}
-		if o.set {
-			return nil, errors.New("wasi:http: response-outparam.set called twice")
+		if v := args[1].(cabi.VariantValue); v.Case == 1 {
+			err = o.setError(v.Value.(cabi.VariantValue).Case)
+		} else if r, rerr := object[*OutgoingResponse](inst, v.Value); rerr != nil {
+			err = rerr
+		} else {
+			err = o.setResponse(r)
 		}
-		o.set = true
-		v := args[1].(cabi.VariantValue)
-		if v.Case == 0 {
-			if o.Response, err = object[*OutgoingResponse](inst, v.Value); err != nil {
-				return nil, err
-			}
-			if o.Send != nil {
-				if err := o.Response.send(o.Send); err != nil {
-					return nil, err
-				}
-			}
-			return nil, nil
+		if err != nil {
+			return nil, fmt.Errorf("wasi:http: %w", err)
 		}
-		o.Err = fmt.Errorf("the handler answered with error-code case %d", v.Value.(cabi.VariantValue).Case)
 		return nil, nil
 	})
 	h.Drops[types+"#outgoing-body"] = func(*component.Instance, uint32) {}

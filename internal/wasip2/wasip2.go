@@ -143,6 +143,18 @@ func (s *inputStream) readBuffer(n int) []byte {
 	return s.buf[:min(n, len(s.buf))]
 }
 
+// read is a read of at most n bytes (and maxRead): a view of the
+// stream's buffer, valid until its next read.
+func (s *inputStream) read(n uint64) ([]byte, error) {
+	buf := s.readBuffer(int(min(n, maxRead)))
+	got, err := s.r.Read(buf)
+	s.filled = got == len(buf)
+	if got == 0 && err != nil {
+		return nil, err
+	}
+	return buf[:got], nil
+}
+
 // firstRead is the size of a stream's first buffer; firstReads keeps those
 // of dropped streams for the next ones.
 const firstRead = 4096
@@ -221,13 +233,11 @@ func Host() *component.Host {
 		if !ok {
 			return nil, errors.New("wasi:io/streams: not an input stream")
 		}
-		buf := s.readBuffer(int(min(args[1].(uint64), maxRead)))
-		n, err := s.r.Read(buf)
-		s.filled = n == len(buf)
-		if n == 0 && err != nil {
+		b, err := s.read(args[1].(uint64))
+		if err != nil {
 			return streamError(inst, err), nil
 		}
-		return cabi.VariantValue{Case: 0, Value: buf[:n]}, nil
+		return cabi.VariantValue{Case: 0, Value: b}, nil
 	}
 	add(streams, "[method]input-stream.read", read)
 	add(streams, "[method]input-stream.blocking-read", read)
@@ -239,16 +249,14 @@ func Host() *component.Host {
 			if !ok {
 				return nil, errors.New("wasi:io/streams: not an input stream")
 			}
-			buf := s.readBuffer(int(min(args[from+1].(uint64), maxRead)))
-			n, err := s.r.Read(buf)
-			s.filled = n == len(buf)
-			if n == 0 && err != nil {
+			b, err := s.read(args[from+1].(uint64))
+			if err != nil {
 				return streamError(inst, err), nil
 			}
-			if err := to(inst, args, buf[:n]); err != nil {
+			if err := to(inst, args, b); err != nil {
 				return streamError(inst, err), nil
 			}
-			return cabi.VariantValue{Case: 0, Value: uint64(n)}, nil
+			return cabi.VariantValue{Case: 0, Value: uint64(len(b))}, nil
 		}
 	}
 	skip := transfer(0, func(*component.Instance, []any, []byte) error { return nil })

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -90,21 +89,7 @@ func FuzzWASIP1(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := t.TempDir()
-		inside, outside := filepath.Join(base, "inside"), filepath.Join(base, "outside")
-		for _, d := range []string{inside, outside} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		secret := filepath.Join(outside, "secret")
-		if err := os.WriteFile(secret, []byte("TOPSECRET"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mount, err := newMountFS(inside, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mount, check := secretBeside(t)
 		defer mount.close()
 		table := wasip1.NewTable(bytes.NewReader([]byte("stdin")), &bytes.Buffer{}, &bytes.Buffer{}, 16)
 		defer table.Close()
@@ -144,13 +129,6 @@ func FuzzWASIP1(f *testing.F) {
 				t.Fatalf("call %d %v read the secret outside the preopen", i/11, args)
 			}
 		}
-		entries, _ := os.ReadDir(outside)
-		got, err := os.ReadFile(secret)
-		if len(entries) != 1 || err != nil || string(got) != "TOPSECRET" {
-			t.Fatalf("outside the preopen changed: %d entries, secret %q (%v)", len(entries), got, err)
-		}
-		if entries, _ := os.ReadDir(base); len(entries) != 2 {
-			t.Fatalf("%d entries beside the preopen, want inside and outside", len(entries))
-		}
+		check()
 	})
 }

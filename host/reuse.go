@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,30 +116,9 @@ type instance struct {
 	stopCause error
 	stopFor   func(error)
 
-	run          *run // the run under way, for its sleeps
-	stdin        slotReader
-	stdout       slotWriter
-	stderr       slotWriter
-	table        *wasip1.Table // its runs' descriptors: the streams above, reset for each run
+	run          *run          // the run under way, for its sleeps
+	table        *wasip1.Table // its runs' descriptors, reset for each run with the run's streams
 	reusedBefore bool
-}
-
-type slotReader struct{ r io.Reader }
-
-func (s *slotReader) Read(p []byte) (int, error) {
-	if s.r == nil {
-		return 0, io.EOF
-	}
-	return s.r.Read(p)
-}
-
-type slotWriter struct{ w io.Writer }
-
-func (s *slotWriter) Write(p []byte) (int, error) {
-	if s.w == nil {
-		return len(p), nil
-	}
-	return s.w.Write(p)
 }
 
 // prepareReusable compiles p into the reuse runtime.
@@ -254,7 +232,7 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 		}
 		return inst.mem
 	}))
-	inst.table = wasip1.NewTable(&inst.stdin, &inst.stdout, &inst.stderr, 0)
+	inst.table = wasip1.NewTable(nil, nil, nil, 0)
 	mc := baseConfig.
 		WithArgs(p.args...).
 		WithNanosleep(func(ns int64) { sleep(inst.sleepContext(), time.Duration(ns)) })
@@ -410,7 +388,7 @@ func (inst *instance) raiseStop() {
 // cleanly, else closed.
 func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	inst.stopCause = nil
-	inst.stdin.r, inst.stdout.w, inst.stderr.w = nil, nil, nil
+	inst.table.Reset(nil, nil, nil) // nothing of the run kept: its streams, what it opened
 	if !clean || p.r.isClosed() || !inst.reset(p.pages()) {
 		p.e.discarded.Add(1)
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
@@ -450,10 +428,8 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 	e.active.Add(1)
 	defer e.active.Add(-1)
 
-	inst.stdin.r = c.Stdin
-	inst.stdout.w = capWriter(c.Stdout, "stdout", c.MaxStdout, inst.stopFor)
-	inst.stderr.w = capWriter(c.Stderr, "stderr", c.MaxStderr, inst.stopFor)
-	inst.table.Reset(&inst.stdin, &inst.stdout, &inst.stderr)
+	inst.table.Reset(c.Stdin, capWriter(c.Stdout, "stdout", c.MaxStdout, inst.stopFor),
+		capWriter(c.Stderr, "stderr", c.MaxStderr, inst.stopFor))
 	ctx = withRun(ctx, c.Env, inst, inst.table)
 
 	start = time.Now()
@@ -562,7 +538,7 @@ func (e *Engine) syntheticInstance(ctx context.Context, r *reusable) (*instance,
 // syntheticCall calls fn with env as its environment, no stdin, output
 // discarded and every wasmesh host call refused (warmGuard).
 func (inst *instance) syntheticCall(ctx context.Context, fn api.Function, env []string) error {
-	inst.table.Reset(&inst.stdin, &inst.stdout, &inst.stderr)
+	inst.table.Reset(nil, nil, nil) // no stdin, output discarded
 	ctx = withRun(ctx, env, inst, inst.table)
 	runOf(ctx).warm = true
 	err := inst.call(ctx, fn, 0)

@@ -59,6 +59,14 @@ type Config struct {
 	Services map[string]*Service
 	// Routes in file order (router.Table orders them by precedence).
 	Routes []*Route
+	// Lanes by name: traffic lanes, which keep a request on the lane's
+	// versions of every service on its path. Default none.
+	Lanes map[string]*Lane
+	// LanePeers lists the mTLS peers (SPIFFE IDs or "spiffe://domain/*")
+	// whose requests' lane (the baggage member LaneBaggageKey) is honoured:
+	// other gateways of the mesh. A lane from any other client is ignored
+	// and counted. Default none. Needs tls.
+	LanePeers []string
 	// BPF chooses how versions' packets are coloured: Mode "auto" (the
 	// default: eBPF if the kernel allows it, else setsockopt), "require" or
 	// "off"; MarkMask the skb->mark bits used (default 0xff000000). Read at

@@ -17,6 +17,8 @@ type decoder struct {
 	errs []*Error
 	// allowIDs is admin.allow_ids, for crossCheck (it needs tls).
 	allowIDs *yaml.Node
+	// lanePeers is where lane_peers is, for checkLanes (it needs tls).
+	lanePeers pos
 }
 
 // errorf reports a problem at n (which may be nil).

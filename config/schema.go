@@ -19,7 +19,7 @@ import (
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes"}
+	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes", "lanes", "lane_peers"}
 	adminFields    = []string{"listen", "token_file", "allow_ids", "insecure"}
 	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory"}
 	registryFields = []string{"plain_http"}
@@ -42,6 +42,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		BPF:          BPF{Mode: "auto"},
 		Registries:   map[string]Registry{},
 		Services:     map[string]*Service{},
+		Lanes:        map[string]*Lane{},
 	}
 	store := ""
 	d.fields(root, "", configFields, func(key string, k, v *yaml.Node) {
@@ -73,6 +74,13 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
 				c.Services[name] = d.service(name, k, v)
 			})
+		case "lanes":
+			d.pairs(v, key, func(name string, k, v *yaml.Node) {
+				c.Lanes[name] = d.lane(name, k, v)
+			})
+		case "lane_peers":
+			d.lanePeers = posOf(deref(v))
+			c.LanePeers = d.peerPatterns(v, key)
 		case "routes":
 			items, _ := d.list(v, key)
 			for i, n := range items {
@@ -87,6 +95,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		a.Generated, a.TokenFile = true, DefaultAdminTokenFile(c.Store)
 	}
 	d.crossCheck(c)
+	d.checkLanes(c)
 	return c
 }
 
@@ -227,7 +236,7 @@ var cgiNames = map[string]bool{
 	"GATEWAY_INTERFACE": true, "REQUEST_METHOD": true, "PATH_INFO": true, "SCRIPT_NAME": true, "QUERY_STRING": true,
 	"REQUEST_URI": true, "SERVER_NAME": true, "SERVER_PORT": true, "SERVER_PROTOCOL": true, "SERVER_SOFTWARE": true,
 	"REMOTE_ADDR": true, "CONTENT_TYPE": true, "CONTENT_LENGTH": true, "X_MATCHED_ROUTE": true,
-	"X_WASMESH_VERSION": true, "X_REQUEST_ID": true, "X_SPIFFE_PEER_ID": true,
+	"X_WASMESH_VERSION": true, "X_REQUEST_ID": true, "X_SPIFFE_PEER_ID": true, "X_WASMESH_LANE": true,
 }
 
 // outbound decodes an allow-list entry: a URL, or {url, expect_id}.

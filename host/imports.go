@@ -30,8 +30,9 @@ const (
 // there.
 type Imports interface {
 	// TraceContext returns the W3C traceparent and tracestate of the span
-	// running the guest; "" outside a trace.
-	TraceContext(ctx context.Context) (traceparent, tracestate string)
+	// running the guest, "" outside a trace, and the W3C baggage its calls
+	// carry (the request's lane is a member of it), "" for none.
+	TraceContext(ctx context.Context) (traceparent, tracestate, baggage string)
 	// Log records a guest's log line; level is 0 debug, 1 info, 2 warn, 3 error.
 	Log(ctx context.Context, level int, msg string)
 	// HTTPCall performs a guest's outbound request and returns the response
@@ -47,7 +48,7 @@ type Imports interface {
 // no outbound calls.
 type noImports struct{}
 
-func (noImports) TraceContext(context.Context) (string, string) { return "", "" }
+func (noImports) TraceContext(context.Context) (string, string, string) { return "", "", "" }
 func (noImports) Log(ctx context.Context, level int, msg string) {
 	slog.Log(ctx, slog.Level((level-1)*4), msg, "guest", true)
 }
@@ -61,9 +62,9 @@ var i32 = api.ValueTypeI32
 // log, every call refused.
 type warmGuard struct{ imp Imports }
 
-func (w warmGuard) TraceContext(ctx context.Context) (string, string) {
+func (w warmGuard) TraceContext(ctx context.Context) (string, string, string) {
 	if runOf(ctx).warm {
-		return "", ""
+		return "", "", ""
 	}
 	return w.imp.TraceContext(ctx)
 }
@@ -87,8 +88,12 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 	b := rt.NewHostModuleBuilder(ImportModule)
 	b.NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-			tp, ts := imp.TraceContext(ctx)
-			stack[0] = uint64(writeOut(m, []byte(tp+"\n"+ts), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])))
+			tp, ts, bg := imp.TraceContext(ctx)
+			out := tp + "\n" + ts
+			if bg != "" { // a third line only then: two-line readers are unaffected otherwise
+				out += "\n" + bg
+			}
+			stack[0] = uint64(writeOut(m, []byte(out), api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])))
 		}), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("buf", "cap", "len_out").
 		Export("trace_context")

@@ -51,11 +51,11 @@ routes:
 
 	r = httptest.NewRequest("GET", "http://example.com/hello/x", nil)
 	_, svc, _ = table.Match(r)
-	v, _ := router.Select(svc, r)
+	v, _ := router.Select(svc, r, nil)
 	fmt.Println(svc.Name, v.Name, strings.HasPrefix(v.Digest, "sha256:"))
 
 	r.Header.Set(router.VersionHeader, "canary") // a pin reaches weight 0
-	v, _ = router.Select(svc, r)
+	v, _ = router.Select(svc, r, nil)
 	fmt.Println(v.Name)
 	// Output:
 	// 1:api api

@@ -34,7 +34,7 @@ func FuzzParse(f *testing.F) {
 		r.Header.Set("X-User-Id", "u1")
 		r.Header.Set(VersionHeader, "canary")
 		if _, s, ok := tab.Match(r); ok {
-			Select(s, r)
+			Select(s, r, nil)
 		}
 		for name, s := range cfg.Services {
 			out, err := config.SetVersions(data, name, s.Versions)

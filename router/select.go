@@ -20,22 +20,38 @@ const VersionHeader = "X-Wasmesh-Version"
 // it ambiguously.
 var ErrUnknownVersion = errors.New("unknown version")
 
-// Select picks the version of s that serves r, in this order:
+// Select picks the version of s that serves r, in lane (nil: none), in
+// this order:
 //
 //  1. A pin: when s.PinHeader is set and r has an X-Wasmesh-Version header,
 //     the version it names. See the package documentation for the forms.
 //     A pin that names no version of s, or more than one, is an error
 //     wrapping ErrUnknownVersion.
-//  2. Sticky: when s.Sticky is set and r carries a non-empty key, weighted
+//  2. The lane: its version of s, unless evicted. When it has none (or it
+//     is evicted), a strict lane refuses, with an error wrapping
+//     ErrLaneRefused, and a permissive one goes on as if r had no lane.
+//  3. Sticky: when s.Sticky is set and r carries a non-empty key, weighted
 //     rendezvous hashing of the key, the same on every replica and restart.
-//  3. Otherwise at random, in proportion to the weights.
+//  4. Otherwise at random, in proportion to the weights.
 //
-// Versions of weight 0 are chosen only by a pin.
-func Select(s *config.Service, r *http.Request) (*config.Version, error) {
+// Versions of weight 0 are chosen only by a pin or a lane.
+func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, error) {
 	if pin := strings.TrimSpace(r.Header.Get(VersionHeader)); s.PinHeader && pin != "" {
 		return pinned(s, pin)
 	}
-	if key := stickyKey(s, r); key != "" {
+	if lane != nil {
+		v := lane.Version(s.Name)
+		evicted := v != nil && lane.Evicted(s.Name)
+		switch {
+		case v != nil && !evicted:
+			return v, nil
+		case lane.Strict && evicted:
+			return nil, fmt.Errorf("%w: lane %q's version of service %q is evicted", ErrLaneRefused, lane.Name, s.Name)
+		case lane.Strict:
+			return nil, fmt.Errorf("%w: lane %q has no version of service %q", ErrLaneRefused, lane.Name, s.Name)
+		}
+	}
+	if key := keyOf(s.Sticky, r); key != "" {
 		if v := rendezvous(s, key); v != nil {
 			return v, nil
 		}
@@ -85,12 +101,13 @@ func pinned(s *config.Service, pin string) (*config.Version, error) {
 	return found, nil
 }
 
-func stickyKey(s *config.Service, r *http.Request) string {
-	switch s.Sticky.Kind {
+// keyOf is the value of the header or cookie k names in r, "" if none.
+func keyOf(k config.Sticky, r *http.Request) string {
+	switch k.Kind {
 	case "header":
-		return r.Header.Get(s.Sticky.Name)
+		return r.Header.Get(k.Name)
 	case "cookie":
-		if c, err := r.Cookie(s.Sticky.Name); err == nil {
+		if c, err := r.Cookie(k.Name); err == nil {
 			return c.Value
 		}
 	}

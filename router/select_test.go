@@ -27,7 +27,7 @@ func TestSelectWeights(t *testing.T) {
 	const n = 2000
 	counts := map[string]int{}
 	for range n {
-		v, err := Select(s, request("GET", "/"))
+		v, err := Select(s, request("GET", "/"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,12 +44,12 @@ func TestSelectZeroWeightOnlyByPin(t *testing.T) {
       - {module: sha256:4f9c0a1b, weight: 100, name: stable}
       - {path: next.wasm, weight: 0, name: next}`, "    sticky: header:x-user\n")
 	for i := range 500 {
-		v, err := Select(s, request("GET", "/", fmt.Sprintf("X-User: %d", i)))
+		v, err := Select(s, request("GET", "/", fmt.Sprintf("X-User: %d", i)), nil)
 		if err != nil || v.Name != "stable" {
 			t.Fatalf("Select = %v, %v; want stable", v, err)
 		}
 	}
-	if v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: next")); err != nil || v.Name != "next" {
+	if v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: next"), nil); err != nil || v.Name != "next" {
 		t.Fatalf("pinned Select = %v, %v; want next", v, err)
 	}
 }
@@ -59,7 +59,7 @@ func stickyShares(t *testing.T, s *config.Service, n int) []string {
 	t.Helper()
 	got := make([]string, n)
 	for i := range got {
-		v, err := Select(s, request("GET", "/", fmt.Sprintf("X-User-Id: user-%d", i)))
+		v, err := Select(s, request("GET", "/", fmt.Sprintf("X-User-Id: user-%d", i)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,12 +157,12 @@ func TestSelectStickyCookie(t *testing.T) {
 	s := service(t, stableCanary, "    sticky: cookie:session\n")
 	r := request("GET", "/")
 	r.AddCookie(&http.Cookie{Name: "session", Value: "abc"})
-	first, err := Select(s, r)
+	first, err := Select(s, r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 100 {
-		if v, _ := Select(s, r); v != first {
+		if v, _ := Select(s, r, nil); v != first {
 			t.Fatalf("cookie key went to %s, then %s", first.Name, v.Name)
 		}
 	}
@@ -175,7 +175,7 @@ func TestSelectStickyWithoutKeyIsRandom(t *testing.T) {
 	s := service(t, stableCanary, "    sticky: header:x-user-id\n")
 	seen := map[string]bool{}
 	for range 500 {
-		v, _ := Select(s, request("GET", "/"))
+		v, _ := Select(s, request("GET", "/"), nil)
 		seen[v.Name] = true
 	}
 	if !seen["canary"] || !seen["stable"] {
@@ -206,7 +206,7 @@ func TestSelectPin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pin, func(t *testing.T) {
-			v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: "+tt.pin))
+			v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: "+tt.pin), nil)
 			if tt.err != "" {
 				if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("Select = %v, %v; want ErrUnknownVersion with %q", v, err, tt.err)
@@ -225,11 +225,11 @@ func TestSelectPinAmbiguous(t *testing.T) {
 		{Weight: 50, Digest: "sha256:abcdef01" + strings.Repeat("1", 56)},
 		{Weight: 50, Digest: "sha256:abcdef01" + strings.Repeat("2", 56)},
 	}}
-	_, err := Select(s, request("GET", "/", "X-Wasmesh-Version: abcdef01"))
+	_, err := Select(s, request("GET", "/", "X-Wasmesh-Version: abcdef01"), nil)
 	if !errors.Is(err, ErrUnknownVersion) || !strings.Contains(err.Error(), "ambiguous") {
 		t.Errorf("Select = %v, want an ambiguous ErrUnknownVersion", err)
 	}
-	if v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: abcdef012")); err != nil || v != s.Versions[1] {
+	if v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: abcdef012"), nil); err != nil || v != s.Versions[1] {
 		t.Errorf("longer pin: %v, %v", v, err)
 	}
 }
@@ -239,7 +239,7 @@ func TestSelectPinHeaderOff(t *testing.T) {
       - {module: sha256:4f9c0a1b, weight: 100, name: stable}
       - {path: canary.wasm, weight: 0, name: canary}`, "    pin_header: false\n")
 	for _, pin := range []string{"canary", "nightly"} {
-		v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: "+pin))
+		v, err := Select(s, request("GET", "/", "X-Wasmesh-Version: "+pin), nil)
 		if err != nil || v.Name != "stable" {
 			t.Errorf("pin %q with pin_header: false: Select = %v, %v; want stable", pin, v, err)
 		}
@@ -248,7 +248,7 @@ func TestSelectPinHeaderOff(t *testing.T) {
 
 func TestSelectNoWeight(t *testing.T) {
 	s := &config.Service{Name: "s", Versions: []*config.Version{{Weight: 0}}}
-	if _, err := Select(s, request("GET", "/")); err == nil {
+	if _, err := Select(s, request("GET", "/"), nil); err == nil {
 		t.Error("Select succeeded with no weighted version")
 	}
 }

@@ -23,6 +23,8 @@ type Table struct {
 	cfg    *config.Config
 	routes []*config.Route   // in precedence order
 	svcs   []*config.Service // svcs[i] serves routes[i]
+	lanes  map[string]*Lane
+	sorted []*Lane // lanes by name
 }
 
 // NewTable resolves every version of cfg (collecting all errors) and builds
@@ -60,6 +62,10 @@ func NewTable(cfg *config.Config, resolve Resolve) (*Table, error) {
 			return nil, fmt.Errorf("routes[%d].service: unknown service %q", r.Index, r.Service)
 		}
 		t.svcs = append(t.svcs, s)
+	}
+	var err error
+	if t.lanes, t.sorted, err = newLanes(resolved); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -27,6 +27,8 @@ type Meta struct {
 	RequestID string
 	// PeerID is the SPIFFE ID of an mTLS peer (X_SPIFFE_PEER_ID), "" without mTLS.
 	PeerID string
+	// Lane is the request's traffic lane (X_WASMESH_LANE), "" for none.
+	Lane string
 }
 
 // RequestEnv returns the CGI environment ("KEY=VALUE") for r, in the spirit of
@@ -34,7 +36,8 @@ type Meta struct {
 // CONTENT_TYPE, CONTENT_LENGTH and friends, one HTTP_<NAME> per request header
 // (values of a repeated header joined by ", "; not for Content-Type,
 // Content-Length and Proxy, see skipHeaderVar), and the wasmesh variables
-// X_MATCHED_ROUTE, X_WASMESH_VERSION, X_REQUEST_ID and X_SPIFFE_PEER_ID.
+// X_MATCHED_ROUTE, X_WASMESH_VERSION, X_REQUEST_ID, X_SPIFFE_PEER_ID and
+// X_WASMESH_LANE.
 //
 // Headers whose names contain anything but letters, digits and '-' are dropped:
 // "X-User" and "X_User" would otherwise both become HTTP_X_USER, letting a
@@ -60,7 +63,7 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 	// one per variable. A request's environment is built on every request.
 	host, port := splitHostPort(r.Host)
 	size := 256 + len(m.PathInfo) + len(m.ScriptName) + 2*len(r.URL.RawQuery) + len(r.URL.Path) + 2*len(r.Host) +
-		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(r.RemoteAddr)
+		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(m.Lane) + len(r.RemoteAddr)
 	for name, values := range r.Header {
 		size += len("HTTP_=") + len(name)
 		for _, v := range values {
@@ -115,6 +118,9 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 	e.add("X_REQUEST_ID=", m.RequestID)
 	if m.PeerID != "" {
 		e.add("X_SPIFFE_PEER_ID=", m.PeerID)
+	}
+	if m.Lane != "" {
+		e.add("X_WASMESH_LANE=", m.Lane)
 	}
 	e.add("X_WASMESH_VERSION=", m.Version)
 	b.buf, b.ends = e.buf, e.ends

@@ -38,6 +38,11 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 			}
 		}
 	}
+	if len(cfg.LanePeers) > 0 {
+		if st.LanePeers, err = identity.ParseAllowPeers(cfg.LanePeers); err != nil {
+			return nil, fmt.Errorf("lane_peers: %w", err)
+		}
+	}
 	var registry *oci.Client // made at the first oci:// version
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsOCI() && registry == nil {

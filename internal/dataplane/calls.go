@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -29,10 +30,10 @@ const MaxHops = 8
 // guests. Each finds the Request its guest serves in its context.
 type imports struct{ p *Plane }
 
-func (imports) TraceContext(ctx context.Context) (string, string) {
+func (imports) TraceContext(ctx context.Context) (string, string, string) {
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
-	return c["traceparent"], c["tracestate"]
+	return c["traceparent"], c["tracestate"], baggage.FromContext(ctx).String()
 }
 
 func (imp imports) Log(ctx context.Context, level int, msg string) {

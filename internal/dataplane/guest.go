@@ -53,6 +53,9 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 	}
 	meta := wasi.Meta{PathInfo: pathInfo, ScriptName: script, Route: req.Route.Name, Version: req.Version.Digest,
 		RequestID: req.ID, PeerID: req.PeerID}
+	if req.Lane != nil {
+		meta.Lane = req.Lane.Name
+	}
 	eb := envPool.Get().(*wasi.EnvBuffer)
 	defer envPool.Put(eb) // after the run: nothing keeps the environment past it
 	env := eb.RequestEnv(r, meta)

@@ -96,7 +96,8 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = clean, ""
 	}
-	if req.Caller != nil { // a call names its service
+	if req.Caller != nil { // a call names its service, and goes in its caller's lane
+		req.Lane = req.Caller.Lane
 		svc, ok := st.Config.Services[req.service]
 		if !ok {
 			p.fail(req, w, http.StatusNotFound, fmt.Errorf("no service %q", req.service))
@@ -110,6 +111,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 			return
 		}
 		req.Route, req.Service = route, svc
+		p.enterLane(req, st)
 	}
 	svc := req.Service
 	req.Limits = svc.Limits
@@ -124,13 +126,21 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 			return
 		}
 	}
-	v, err := router.Select(svc, r)
+	v, err := router.Select(svc, r, req.Lane)
+	inLane := false
+	if req.Lane != nil && (err == nil || errors.Is(err, router.ErrLaneRefused)) {
+		inLane = p.laneResult(req, v) == laneServed
+	}
 	if err != nil {
-		p.fail(req, w, http.StatusNotFound, err)
+		status := http.StatusNotFound
+		if errors.Is(err, router.ErrLaneRefused) {
+			status = http.StatusServiceUnavailable
+		}
+		p.fail(req, w, status, err)
 		return
 	}
 	req.Version = v
-	req.series = p.seriesFor(st, req.Route, svc, v)
+	req.series = p.seriesFor(st, req.Route, svc, v, req.Lane)
 	req.colour = req.series.colour
 	p.colourConn(req)
 	defer p.countConn(req)
@@ -140,6 +150,9 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	defer func() {
 		if req.Status >= 500 {
 			stats.Errors.Add(1)
+		}
+		if inLane {
+			p.watchLane(req)
 		}
 	}()
 
@@ -355,6 +368,9 @@ func (p *Plane) endSpan(req *Request) {
 	}
 	if req.Version != nil {
 		attrs = append(attrs, attribute.String("wasmesh.version", req.Version.Digest))
+	}
+	if req.Lane != nil {
+		attrs = append(attrs, attribute.String("wasmesh.lane", req.Lane.Name))
 	}
 	req.span.SetAttributes(attrs...)
 	if req.Status >= 500 && req.Err != nil {

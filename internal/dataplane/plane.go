@@ -58,6 +58,9 @@ type Snapshot struct {
 	Modules  map[string]*host.Module        // by digest
 	Colours  map[string]bpf.Colour          // by ColourKey
 	Peers    map[string]*identity.AllowList // by service, for those with allow_peers
+	// LanePeers are the peers whose requests' lane is honoured (lane_peers);
+	// nil for none.
+	LanePeers *identity.AllowList
 
 	calls  map[string]*config.Route // by service: the route of in-process calls to it
 	series sync.Map                 // seriesKey → *series, made as requests come
@@ -80,8 +83,9 @@ type Plane struct {
 	snap     atomic.Pointer[Snapshot]
 	draining atomic.Bool
 
-	stats    sync.Map // service+"\x00"+digest → *VersionStats
-	limiters sync.Map // service name → *limiter
+	stats      sync.Map // service+"\x00"+digest → *VersionStats
+	laneHealth sync.Map // laneHealthKey → *laneHealth
+	limiters   sync.Map // service name → *limiter
 
 	conns    sync.Map // net.Conn → connColour, the client connections coloured
 	outbound outboundClients
@@ -135,6 +139,9 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 		for name := range s.Config.Services {
 			s.calls[name] = &config.Route{Name: "wasmesh://" + name, Service: name}
 		}
+	}
+	if old := p.snap.Load(); old != nil {
+		s.Table.KeepEvictions(old.Table)
 	}
 	return p.snap.Swap(s)
 }

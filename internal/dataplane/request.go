@@ -11,6 +11,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/router"
 )
 
 // Request is one request on the request path. It is made once, where the
@@ -65,6 +66,9 @@ type Request struct {
 	// Limits are the service's: the body read, the wait for a slot and the
 	// guest's run are each bounded by Limits.Timeout.
 	Limits config.Limits
+	// Lane is the request's lane, nil for none: set where a client's
+	// request enters (enterLane), a call's is its caller's.
+	Lane   *router.Lane
 	series *series    // the route's and version's metrics
 	colour bpf.Colour // the version's colour, 0 for none
 

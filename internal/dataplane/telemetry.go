@@ -12,12 +12,14 @@ import (
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
 )
 
 // seriesKey names the requests of one route and version of a snapshot.
 type seriesKey struct {
 	route   *config.Route
 	version *config.Version
+	lane    string
 }
 
 // series are the metrics of one route and version, resolved once per
@@ -26,6 +28,7 @@ type seriesKey struct {
 // seen, so that no series appears before it has a request.
 type series struct {
 	route, service, version string
+	lane                    string // "" for none
 	instTime, runTime       prometheus.Observer
 	stats                   *VersionStats
 	colour                  bpf.Colour // 0: none
@@ -39,13 +42,16 @@ type classSeries struct {
 
 // seriesFor returns the series of route r and version v in st, made on
 // first use. They live as long as st.
-func (p *Plane) seriesFor(st *Snapshot, r *config.Route, s *config.Service, v *config.Version) *series {
-	key := seriesKey{r, v}
+func (p *Plane) seriesFor(st *Snapshot, r *config.Route, s *config.Service, v *config.Version, lane *router.Lane) *series {
+	key := seriesKey{r, v, ""}
+	if lane != nil {
+		key.lane = lane.Name
+	}
 	if got, ok := st.series.Load(key); ok {
 		return got.(*series)
 	}
 	got, _ := st.series.LoadOrStore(key, &series{
-		route: r.Name, service: s.Name, version: modules.Short(v.Digest),
+		route: r.Name, service: s.Name, version: modules.Short(v.Digest), lane: key.lane,
 		instTime: p.metrics.InstTime.WithLabelValues(s.Name),
 		runTime:  p.metrics.RunTime.WithLabelValues(s.Name),
 		stats:    p.Stats(s.Name, v.Digest),
@@ -70,8 +76,8 @@ func (p *Plane) observe(req *Request) {
 		c := s.classes[class].Load()
 		if c == nil {
 			c = &classSeries{
-				requests: p.metrics.Requests.WithLabelValues(s.route, s.service, s.version, classNames[class]),
-				duration: p.metrics.Duration.WithLabelValues(s.route, s.service, s.version, classNames[class]),
+				requests: p.metrics.Requests.WithLabelValues(s.route, s.service, s.version, classNames[class], s.lane),
+				duration: p.metrics.Duration.WithLabelValues(s.route, s.service, s.version, classNames[class], s.lane),
 			}
 			s.classes[class].Store(c)
 		}
@@ -86,9 +92,13 @@ func (p *Plane) observe(req *Request) {
 	if req.Version != nil {
 		version = modules.Short(req.Version.Digest)
 	}
+	lane := ""
+	if req.Lane != nil {
+		lane = req.Lane.Name
+	}
 	name := strconv.Itoa(class) + "xx"
-	p.metrics.Requests.WithLabelValues(route, service, version, name).Inc()
-	p.metrics.Duration.WithLabelValues(route, service, version, name).Observe(time.Since(req.Start).Seconds())
+	p.metrics.Requests.WithLabelValues(route, service, version, name, lane).Inc()
+	p.metrics.Duration.WithLabelValues(route, service, version, name, lane).Observe(time.Since(req.Start).Seconds())
 }
 
 // Refused counts a request the HTTP/1 listener answered itself, before
@@ -125,6 +135,9 @@ func (p *Plane) accessLog(req *Request) {
 	}
 	if sc := req.span.SpanContext(); sc.HasTraceID() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	if req.Lane != nil {
+		attrs = append(attrs, slog.String("lane", req.Lane.Name))
 	}
 	if req.Hop > 0 {
 		attrs = append(attrs, slog.Int("hop", req.Hop))

@@ -15,8 +15,8 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// The request path's.
-	Requests   *prometheus.CounterVec   // route, service, version, status class
-	Duration   *prometheus.HistogramVec // route, service, version, status class
+	Requests   *prometheus.CounterVec   // route, service, version, status class, lane
+	Duration   *prometheus.HistogramVec // route, service, version, status class, lane
 	Inflight   prometheus.Gauge
 	Rejections *prometheus.CounterVec // service
 	// ClientErrors counts requests failed by their client: malformed,
@@ -25,6 +25,13 @@ type Metrics struct {
 	Outbound     *prometheus.CounterVec // service, target, result
 	InstTime     *prometheus.HistogramVec
 	RunTime      *prometheus.HistogramVec
+	// LaneRequests counts the requests in a lane by how each service
+	// served them: by the lane's version ("lane"), by its baseline
+	// ("baseline"), or refused by a strict lane ("refused").
+	LaneRequests  *prometheus.CounterVec // lane, service, result
+	LaneUntrusted prometheus.Counter
+	LaneEvictions *prometheus.CounterVec // lane, service
+	LaneEvicted   *prometheus.GaugeVec   // lane, service
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
@@ -44,13 +51,13 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 		Registry: prometheus.NewRegistry(),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_requests_total",
-			Help: "Requests served, by route, service, version (short digest) and status class (2xx…).",
-		}, []string{"route", "service", "version", "status"}),
+			Help: "Requests served, by route, service, version (short digest), status class (2xx…) and lane (\"\" for none).",
+		}, []string{"route", "service", "version", "status", "lane"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmesh_request_duration_seconds",
-			Help:    "Time from request to response, by route, service, version and status class.",
+			Help:    "Time from request to response, by route, service, version, status class and lane.",
 			Buckets: LatencyBuckets,
-		}, []string{"route", "service", "version", "status"}),
+		}, []string{"route", "service", "version", "status", "lane"}),
 		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_rejections_total",
 			Help: "Requests refused by a service's max_concurrency and queue (503).",
@@ -77,6 +84,22 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Help:    "Time a guest ran, by service.",
 			Buckets: LatencyBuckets,
 		}, []string{"service"}),
+		LaneRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_lane_requests_total",
+			Help: "Requests in a lane, by lane, service and result: served by the lane's version (lane), fallen back to the baseline (baseline), or refused by a strict lane (refused).",
+		}, []string{"lane", "service", "result"}),
+		LaneUntrusted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wasmesh_lane_untrusted_total",
+			Help: "Requests that carried a lane (baggage wasmesh-lane) from a client not in lane_peers: the lane was ignored.",
+		}),
+		LaneEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_lane_evictions_total",
+			Help: "Lane versions taken out of their lane for failing, by lane and service.",
+		}, []string{"lane", "service"}),
+		LaneEvicted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wasmesh_lane_evicted",
+			Help: "1 while a lane's version of a service is evicted, until admitted again.",
+		}, []string{"lane", "service"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_config_reload_total",
 			Help: "Config loads, by result (success or error).",
@@ -98,6 +121,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Reloads.WithLabelValues("error")
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
+		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(extra...)
 	return m

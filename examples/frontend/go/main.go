@@ -43,8 +43,12 @@ func main() {
 		out.WriteString("Status: 502\nContent-Type: text/plain\n\nfrontend go: http_call failed: " +
 			c.Name() + " (" + strconv.Itoa(int(c)) + ")\n")
 	} else {
+		version := r.Get("X-Wasmesh-Version")
+		if version == "" {
+			version = "-"
+		}
 		out.WriteString("Content-Type: text/plain\n\nfrontend go (traceparent " + tp + ") -> " +
-			strconv.Itoa(r.Status) + " ")
+			strconv.Itoa(r.Status) + " " + version + " ")
 		out.Write(r.Body)
 		if len(r.Body) == 0 || r.Body[len(r.Body)-1] != '\n' {
 			out.WriteByte('\n')

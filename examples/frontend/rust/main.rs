@@ -30,7 +30,8 @@ fn main() {
     match wasmesh::http_call("GET", &url, &[("X-From", "frontend-rust")], &[]) {
         Ok(r) => {
             out.extend_from_slice(b"Content-Type: text/plain\n\n");
-            out.extend_from_slice(format!("frontend rust (traceparent {}) -> {} ", tp, r.status).as_bytes());
+            let version = r.header("X-Wasmesh-Version").unwrap_or("-").to_string();
+            out.extend_from_slice(format!("frontend rust (traceparent {}) -> {} {} ", tp, r.status, version).as_bytes());
             out.extend_from_slice(&r.body);
             if !r.body.ends_with(b"\n") {
                 out.push(b'\n');

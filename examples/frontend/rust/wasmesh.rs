@@ -80,6 +80,19 @@ impl std::error::Error for Error {}
 /// The current request's W3C trace context: (traceparent, tracestate).
 /// Both are empty outside a request (e.g. when run from the CLI).
 pub fn trace_context() -> (String, String) {
+    let mut lines = trace_lines().into_iter();
+    (lines.next().unwrap_or_default(), lines.next().unwrap_or_default())
+}
+
+/// The W3C baggage the host sends with this request's calls, "" for none.
+/// Its member wasmesh-lane is the request's traffic lane.
+pub fn baggage() -> String {
+    trace_lines().into_iter().nth(2).unwrap_or_default()
+}
+
+/// trace_context's output: traceparent, tracestate and, when the request
+/// has any, its baggage, one per line.
+fn trace_lines() -> Vec<String> {
     // traceparent is 55 bytes; tracestate is at most 512 by the W3C spec, but
     // retry with whatever size the host asks for.
     let mut buf = vec![0u8; 256];
@@ -90,13 +103,10 @@ pub fn trace_context() -> (String, String) {
             0 => {
                 let len = (len as usize).min(buf.len());
                 let s = String::from_utf8_lossy(&buf[..len]);
-                return match s.split_once('\n') {
-                    Some((tp, ts)) => (tp.to_string(), ts.to_string()),
-                    None => (s.into_owned(), String::new()),
-                };
+                return s.splitn(3, '\n').map(|l| l.to_string()).collect();
             }
             1 if (len as usize) > buf.len() => buf.resize(len as usize, 0),
-            _ => return (String::new(), String::new()),
+            _ => return Vec::new(),
         }
     }
 }

@@ -30,7 +30,8 @@ pub fn main() !void {
     var out = std.io.bufferedWriter(std.io.getStdOut().writer());
     const w = out.writer();
     if (wasmesh.httpCall(allocator, "GET", url, &.{.{ .name = "X-From", .value = "frontend-zig" }}, "")) |r| {
-        try w.print("Content-Type: text/plain\n\nfrontend zig (traceparent {s}) -> {d} ", .{ tc.traceparent, r.status });
+        const version = r.header("X-Wasmesh-Version") orelse "-";
+        try w.print("Content-Type: text/plain\n\nfrontend zig (traceparent {s}) -> {d} {s} ", .{ tc.traceparent, r.status, version });
         try w.writeAll(r.body);
         if (!std.mem.endsWith(u8, r.body, "\n")) try w.writeAll("\n");
     } else |err| {

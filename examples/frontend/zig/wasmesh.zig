@@ -82,6 +82,9 @@ pub fn log(level: Level, msg: []const u8) HostError!void {
 pub const TraceContext = struct {
     traceparent: []const u8,
     tracestate: []const u8,
+    /// The W3C baggage the host sends with this request's calls, "" for
+    /// none; its member wasmesh-lane is the request's traffic lane.
+    baggage: []const u8 = "",
     raw: []u8,
 
     pub fn deinit(self: TraceContext, allocator: std.mem.Allocator) void {
@@ -104,10 +107,12 @@ pub fn traceContext(allocator: std.mem.Allocator) Error!TraceContext {
         }
         if (rc != 0) return errorFromCode(rc);
         const s = buf[0..@min(len, buf.len)];
-        if (std.mem.indexOfScalar(u8, s, '\n')) |nl| {
-            return .{ .traceparent = s[0..nl], .tracestate = s[nl + 1 ..], .raw = buf };
-        }
-        return .{ .traceparent = s, .tracestate = "", .raw = buf };
+        // traceparent, tracestate and, when the request has any, baggage,
+        // one per line.
+        var it = std.mem.splitScalar(u8, s, '\n');
+        const tp = it.next() orelse "";
+        const ts = it.next() orelse "";
+        return .{ .traceparent = tp, .tracestate = ts, .baggage = it.rest(), .raw = buf };
     }
 }
 

@@ -67,6 +67,18 @@ func (c Code) Error() string { return c.Name() + " (" + strconv.Itoa(int(c)) + "
 // TraceContext returns the current request's W3C trace context. Both are
 // empty outside a request (e.g. when run from the CLI).
 func TraceContext() (traceparent, tracestate string) {
+	lines := traceLines()
+	return lines[0], lines[1]
+}
+
+// Baggage returns the W3C baggage the host sends with this request's calls,
+// "" for none. Its member wasmesh-lane is the request's traffic lane.
+func Baggage() string { return traceLines()[2] }
+
+// traceLines is trace_context's output: traceparent, tracestate and, when
+// the request has any, its baggage, one per line.
+func traceLines() [3]string {
+	var lines [3]string
 	// traceparent is 55 bytes, tracestate at most 512 by the W3C spec; retry
 	// with whatever size the host asks for.
 	buf := make([]byte, 256)
@@ -78,11 +90,10 @@ func TraceContext() (traceparent, tracestate string) {
 			continue
 		}
 		if rc != 0 {
-			return "", ""
+			return lines
 		}
-		s := string(buf[:min(int(n), len(buf))])
-		traceparent, tracestate, _ = strings.Cut(s, "\n")
-		return traceparent, tracestate
+		copy(lines[:], strings.SplitN(string(buf[:min(int(n), len(buf))]), "\n", 3))
+		return lines
 	}
 }
 

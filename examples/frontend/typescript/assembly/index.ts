@@ -25,8 +25,10 @@ function main(): void {
   const r = httpCall("GET", url, [new Header("X-From", "frontend-typescript")]);
   const resp = r.response;
   if (resp) {
+    const v = resp.header("X-Wasmesh-Version");
+    const version = v ? v : "-";
     const head = Uint8Array.wrap(String.UTF8.encode(
-      "Content-Type: text/plain\n\nfrontend typescript (traceparent " + tp + ") -> " + resp.status.toString() + " "));
+      "Content-Type: text/plain\n\nfrontend typescript (traceparent " + tp + ") -> " + resp.status.toString() + " " + version + " "));
     const body = resp.body;
     const nl: i32 = body.length > 0 && body[body.length - 1] == 0x0a ? 0 : 1;
     const out = new Uint8Array(head.length + body.length + nl);

@@ -55,9 +55,13 @@ export function log(level: i32, msg: string): i32 {
   return _log(level, changetype<usize>(b), <u32>b.byteLength);
 }
 
-/** The current request's W3C trace context; both empty outside a request. */
+/**
+ * The current request's W3C trace context, both empty outside a request, and
+ * the W3C baggage the host sends with its calls ("" for none; its member
+ * wasmesh-lane is the request's traffic lane).
+ */
 export class TraceContext {
-  constructor(public traceparent: string, public tracestate: string) {}
+  constructor(public traceparent: string, public tracestate: string, public baggage: string = "") {}
 }
 
 export function traceContext(): TraceContext {
@@ -75,9 +79,13 @@ export function traceContext(): TraceContext {
     }
     if (rc != OK) return new TraceContext("", "");
     const s = String.UTF8.decodeUnsafe(changetype<usize>(buf), min<usize>(len, buf.byteLength));
+    // traceparent, tracestate and, when the request has any, baggage, one
+    // per line.
     const nl = s.indexOf("\n");
     if (nl < 0) return new TraceContext(s, "");
-    return new TraceContext(s.substring(0, nl), s.substring(nl + 1));
+    const nl2 = s.indexOf("\n", nl + 1);
+    if (nl2 < 0) return new TraceContext(s.substring(0, nl), s.substring(nl + 1));
+    return new TraceContext(s.substring(0, nl), s.substring(nl + 1, nl2), s.substring(nl2 + 1));
   }
 }
 

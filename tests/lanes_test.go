@@ -1,0 +1,380 @@
+package tests
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// variant copies the wasm module at path with a custom section appended:
+// the same guest under another digest, for a second version of a service.
+func variant(t *testing.T, path, name string) string {
+	t.Helper()
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := append(append(binary.AppendUvarint(nil, uint64(len(name))), name...), "variant"...)
+	section := append([]byte{0}, binary.AppendUvarint(nil, uint64(len(payload)))...)
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	if err := os.WriteFile(out, append(append(wasm, section...), payload...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// laneChain is the three-service chain of the lane tests: frontend (Rust)
+// calls users (Go, or Zig for v2), which calls orders (the Rust misbehave
+// guest, printing its environment, or a copy of it for v2).
+type laneChain struct {
+	g                 *gateway
+	digests           map[string]string // digest → "service/version"
+	ordersV2, config  string
+	frontend, usersV2 string
+}
+
+const laneChainConfig = `
+services:
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm, name: stable } ]
+    outbound: [ "wasmesh://users" ]
+  users:
+    versions:
+      - { path: $EX/frontend/go/frontend.wasm, name: stable, weight: 100 }
+      - { path: $EX/frontend/zig/frontend.wasm, name: v2, weight: 0 }
+    env: { USERS_URL: "wasmesh://orders" }
+    outbound: [ "wasmesh://orders" ]
+  orders:
+    versions:
+      - { path: $MISBEHAVE, name: stable, weight: 100 }
+      - { path: $ORDERS_V2, name: v2, weight: 0 }
+  forger:
+    versions: [ { path: $FORGER } ]
+    outbound: [ "wasmesh://orders" ]
+lanes:
+  v2:
+    versions: { users: v2, orders: v2 }
+    entry: [ { header: X-Lane=v2 }, { cookie: lane=v2 } ]
+    evict: { error_rate: 20%, window: 20s, min_requests: 10 }
+  users-only:
+    versions: { users: v2 }
+    entry: [ { header: X-Lane=users-only } ]
+  strict:
+    mode: strict
+    versions: { frontend: stable, users: v2 }
+    entry: [ { header: X-Lane=strict } ]
+routes:
+  - { match: { path_prefix: /forge }, service: forger }
+  - { match: { path_prefix: /orders }, service: orders, strip_prefix: true }
+  - { match: { path_prefix: / }, service: frontend }
+`
+
+func newLaneChain(t *testing.T) *laneChain {
+	t.Helper()
+	c := &laneChain{ordersV2: variant(t, misbehave, "orders-v2")}
+	c.config = strings.NewReplacer("$MISBEHAVE", misbehave, "$ORDERS_V2", c.ordersV2, "$FORGER", testdata("forgelane.wasm")).Replace(laneChainConfig)
+	c.g = serve(t, c.config)
+	c.digests = map[string]string{
+		fileDigest(t, repoPath("examples", "frontend", "rust", "frontend.wasm")): "frontend/stable",
+		fileDigest(t, repoPath("examples", "frontend", "go", "frontend.wasm")):   "users/stable",
+		fileDigest(t, repoPath("examples", "frontend", "zig", "frontend.wasm")):  "users/v2",
+		fileDigest(t, misbehave):  "orders/stable",
+		fileDigest(t, c.ordersV2): "orders/v2",
+	}
+	return c
+}
+
+// hops matches what each frontend reports of its call: the status and the
+// version (X-Wasmesh-Version) that answered.
+var hops = regexp.MustCompile(`-> (\d+) (\S+) `)
+
+// get sends GET path with header (name, value pairs) through the chain and
+// returns the versions of frontend, users and orders as the chain reports
+// them ("-" for one that did not answer), orders' status, and the body.
+func (c *laneChain) get(t *testing.T, path string, header ...string) (versions [3]string, ordersStatus string, body string) {
+	t.Helper()
+	status, body, h := get(t, c.g.url+path, header...)
+	if status != 200 {
+		t.Fatalf("GET %s %q: %d\n%s", path, header, status, body)
+	}
+	name := func(d string) string {
+		if v, ok := c.digests[d]; ok {
+			return v
+		}
+		return d
+	}
+	versions[0] = name(h.Get("X-Wasmesh-Version"))
+	m := hops.FindAllStringSubmatch(body, -1)
+	if len(m) != 2 {
+		t.Fatalf("GET %s %q: want two hops reported, got %d:\n%s", path, header, len(m), body)
+	}
+	versions[1], versions[2], ordersStatus = name(m[0][2]), name(m[1][2]), m[1][1]
+	return versions, ordersStatus, body
+}
+
+// TestLaneChain: a request entering a lane is served by the lane's version
+// of each service on its path and by the baseline of the others; a service
+// without a version in the lane serves its baseline (permissive) or 503
+// (strict); a request without a lane never reaches a lane version; the
+// guests read their lane; a lane a client sends without a trusted identity
+// is ignored and counted. Checked from the versions the chain reports and
+// from the metrics.
+func TestLaneChain(t *testing.T) {
+	c := newLaneChain(t)
+	for i := range 30 {
+		v, _, body := c.get(t, fmt.Sprintf("/?do=env&i=%d", i))
+		if v != [3]string{"frontend/stable", "users/stable", "orders/stable"} {
+			t.Fatalf("without a lane: %v\n%s", v, body)
+		}
+		if strings.Contains(body, "X_WASMESH_LANE") || strings.Contains(body, "wasmesh-lane") {
+			t.Fatalf("without a lane, orders saw one:\n%s", body)
+		}
+	}
+
+	tests := []struct {
+		name   string
+		header []string
+		want   [3]string
+		lane   string // what orders sees
+	}{
+		{"header", []string{"X-Lane", "v2"}, [3]string{"frontend/stable", "users/v2", "orders/v2"}, "v2"},
+		{"cookie", []string{"Cookie", "lane=v2"}, [3]string{"frontend/stable", "users/v2", "orders/v2"}, "v2"},
+		{"permissive fallback", []string{"X-Lane", "users-only"}, [3]string{"frontend/stable", "users/v2", "orders/stable"}, "users-only"},
+		{"untrusted baggage", []string{"Baggage", "wasmesh-lane=v2,team=a"}, [3]string{"frontend/stable", "users/stable", "orders/stable"}, ""},
+		{"entry beats a client's baggage", []string{"X-Lane", "users-only", "Baggage", "wasmesh-lane=v2"}, [3]string{"frontend/stable", "users/v2", "orders/stable"}, "users-only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 5 {
+				v, status, body := c.get(t, "/?do=env", tt.header...)
+				if v != tt.want || status != "200" {
+					t.Fatalf("versions %v (orders %s), want %v\n%s", v, status, tt.want, body)
+				}
+				wantEnv := "\nX_WASMESH_LANE=" + tt.lane + "\n"
+				if got := strings.Contains(body, wantEnv); got != (tt.lane != "") || (tt.lane == "" && strings.Contains(body, "X_WASMESH_LANE")) {
+					t.Fatalf("orders' environment: want lane %q\n%s", tt.lane, body)
+				}
+				if tt.lane != "" && !regexp.MustCompile(`\nHTTP_BAGGAGE=[^\n]*wasmesh-lane=`+regexp.QuoteMeta(tt.lane)+`\b`).MatchString(body) {
+					t.Fatalf("orders' baggage lacks the lane:\n%s", body)
+				}
+				if strings.Contains(tt.name, "baggage") && !strings.Contains(body, "team=a") && tt.lane == "" {
+					t.Fatalf("the client's other baggage was not kept:\n%s", body)
+				}
+			}
+		})
+	}
+
+	// Strict: frontend and users have versions in the lane, orders none.
+	v, status, body := c.get(t, "/?do=env", "X-Lane", "strict")
+	if v != [3]string{"frontend/stable", "users/v2", "-"} || status != "503" ||
+		!strings.Contains(body, `lane "strict" has no version of service "orders"`) {
+		t.Fatalf("strict lane: versions %v, orders %s\n%s", v, status, body)
+	}
+
+	_, metrics, _ := get(t, c.g.admin+"/metrics")
+	for _, want := range []string{
+		`wasmesh_lane_requests_total{lane="v2",result="lane",service="users"} 10`,
+		`wasmesh_lane_requests_total{lane="v2",result="lane",service="orders"} 10`,
+		`wasmesh_lane_requests_total{lane="v2",result="baseline",service="frontend"} 10`,
+		`wasmesh_lane_requests_total{lane="users-only",result="baseline",service="orders"} 10`,
+		`wasmesh_lane_requests_total{lane="strict",result="refused",service="orders"} 1`,
+		`wasmesh_lane_untrusted_total 10`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !regexp.MustCompile(`wasmesh_requests_total\{lane="v2",route="wasmesh://orders",service="orders",status="2xx",version="[0-9a-f]{12}"\} 10\n`).MatchString(metrics) {
+		t.Errorf("wasmesh_requests_total has no lane series for orders:\n%s", grepLines(metrics, "wasmesh_requests_total"))
+	}
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestLaneCannotBeForged: a guest that sets its own baggage (another lane)
+// and an entry rule's header on its call changes nothing: the host carries
+// the request's lane, and only the edge applies entry rules.
+func TestLaneCannotBeForged(t *testing.T) {
+	c := newLaneChain(t)
+	for _, tt := range []struct {
+		header []string
+		want   string // orders' version
+		lane   string
+	}{
+		{nil, "orders/stable", ""},
+		{[]string{"X-Lane", "v2"}, "orders/v2", "v2"},
+		{[]string{"X-Lane", "users-only"}, "orders/stable", "users-only"},
+	} {
+		status, body, _ := get(t, c.g.url+"/forge", tt.header...)
+		m := regexp.MustCompile(`(?i)\nX-Wasmesh-Version: (\S+)\n`).FindStringSubmatch(body)
+		if status != 200 || m == nil || c.digests[m[1]] != tt.want {
+			t.Fatalf("lane %q: %d, orders answered from %v, want %s\n%s", tt.lane, status, m, tt.want, body)
+		}
+		if strings.Contains(body, "forged") {
+			t.Errorf("lane %q: the guest's baggage reached orders:\n%s", tt.lane, body)
+		}
+		if got := strings.Contains(body, "\nX_WASMESH_LANE="+tt.lane+"\n"); got != (tt.lane != "") {
+			t.Errorf("lane %q: orders' environment:\n%s", tt.lane, body)
+		}
+	}
+}
+
+// TestLaneEviction: a lane version failing 30% of its requests is evicted
+// within the window (error rate 20%, at least 10 requests); from then on no
+// request of the lane reaches it, until it is admitted again.
+func TestLaneEviction(t *testing.T) {
+	c := newLaneChain(t)
+	v2 := fileDigest(t, c.ordersV2)
+	evictedAt := -1
+	for i := range 100 {
+		path := "/orders/?do=env"
+		if i%10 < 3 {
+			path = "/orders/?do=status&arg=500"
+		}
+		status, _, h := get(t, c.g.url+path, "X-Lane", "v2")
+		if h.Get("X-Wasmesh-Version") != v2 {
+			evictedAt = i
+			break
+		}
+		if want := 200; i%10 < 3 {
+			if status != 500 {
+				t.Fatalf("request %d: %d, want 500", i, status)
+			}
+		} else if status != want {
+			t.Fatalf("request %d: %d", i, status)
+		}
+	}
+	if evictedAt < 0 || evictedAt > 40 {
+		t.Fatalf("orders v2 evicted after %d requests, want within the first 40", evictedAt)
+	}
+	for i := range 20 {
+		if _, _, h := get(t, c.g.url+"/orders/?do=env", "X-Lane", "v2"); h.Get("X-Wasmesh-Version") == v2 {
+			t.Fatalf("request %d after the eviction reached the evicted version", i)
+		}
+	}
+	if got := metric(t, c.g, `wasmesh_lane_evicted{lane="v2",service="orders"}`); got != "1" {
+		t.Errorf("wasmesh_lane_evicted = %q, want 1", got)
+	}
+	if got := metric(t, c.g, `wasmesh_lane_evictions_total{lane="v2",service="orders"}`); got != "1" {
+		t.Errorf("wasmesh_lane_evictions_total = %q, want 1", got)
+	}
+	if s := c.g.p.stderr.String(); !strings.Contains(s, "lane version evicted") || !strings.Contains(s, "over the error rate 20%") {
+		t.Errorf("no eviction log line with its reason:\n%s", s)
+	}
+	// users v2 (the other service of the lane) is not evicted.
+	if v, _, body := c.get(t, "/?do=env", "X-Lane", "v2"); v[1] != "users/v2" || v[2] != "orders/stable" {
+		t.Errorf("after orders' eviction: %v\n%s", v, body)
+	}
+
+	ok(t, opts{}, "lane", "admit", "v2", "orders", "--admin="+strings.TrimPrefix(c.g.admin, "http://"))
+	if _, _, h := get(t, c.g.url+"/orders/?do=env", "X-Lane", "v2"); h.Get("X-Wasmesh-Version") != v2 {
+		t.Errorf("after admit: answered from %s", h.Get("X-Wasmesh-Version"))
+	}
+}
+
+// TestLaneReloadUnderLoad: rewriting the lanes of the config while requests
+// in lanes go on loses none of them, and the new lanes apply.
+func TestLaneReloadUnderLoad(t *testing.T) {
+	c := newLaneChain(t)
+	var stop atomic.Bool
+	var failed atomic.Int64
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	client := &http.Client{Timeout: 20 * time.Second}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lane := []string{"v2", "users-only", "", "v2"}[w]
+			for !stop.Load() {
+				req, _ := http.NewRequest("GET", c.g.url+"/?do=env", nil)
+				if lane != "" {
+					req.Header.Set("X-Lane", lane)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, resp.Status)
+					mu.Unlock()
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	// Alternate orders' lane version between v2 and stable, and drop and
+	// restore the lane users-only, five times each.
+	data, err := os.ReadFile(c.g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	original := string(data)
+	changed := strings.Replace(original, "versions: { users: v2, orders: v2 }", "versions: { users: v2, orders: stable }", 1)
+	changed = strings.Replace(changed, "  users-only:\n    versions: { users: v2 }\n    entry: [ { header: X-Lane=users-only } ]\n", "", 1)
+	if changed == original || strings.Count(changed, "users-only") != 0 {
+		t.Fatal("the test's config edit did not apply")
+	}
+	before := metric(t, c.g, `wasmesh_config_reload_total{result="success"}`)
+	for i := range 10 {
+		next := changed
+		if i%2 == 1 {
+			next = original
+		}
+		writeAtomic(t, c.g.config, next)
+		time.Sleep(300 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed during reloads: %q", failed.Load(), served.Load(), failures[:min(len(failures), 5)])
+	}
+	after := metric(t, c.g, `wasmesh_config_reload_total{result="success"}`)
+	if before == after {
+		t.Fatalf("no reload happened (%s → %s)", before, after)
+	}
+	// The last config written is the original: orders v2 is back in lane v2.
+	poll(t, "orders v2 back in lane v2 after the last reload", func() bool {
+		v, _, _ := c.get(t, "/?do=env", "X-Lane", "v2")
+		return v[2] == "orders/v2"
+	})
+	t.Logf("%d requests during 10 reloads (%s → %s successful reloads)", served.Load(), before, after)
+}
+
+// writeAtomic replaces the file at path with data by a rename, as editors
+// and config management do.
+func writeAtomic(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

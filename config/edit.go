@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -20,28 +22,128 @@ import (
 // alias or anchor, or if the result is not a valid config (it is parsed
 // before being returned).
 func SetVersions(data []byte, service string, versions []*Version) ([]byte, error) {
+	return edit(data, func(root *yaml.Node) error {
+		svc := lookup(lookup(deref(root), "services"), service)
+		switch {
+		case svc == nil:
+			return fmt.Errorf("unknown service %q", service)
+		case svc.Kind == yaml.AliasNode || svc.Anchor != "":
+			return fmt.Errorf("service %q is shared through a YAML anchor; edit it by hand", service)
+		case svc.Kind != yaml.MappingNode:
+			return fmt.Errorf("service %q is not a mapping", service)
+		}
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for i, v := range versions {
+			n, err := versionNode(v)
+			if err != nil {
+				return fmt.Errorf("versions[%d]: %w", i, err)
+			}
+			seq.Content = append(seq.Content, n)
+		}
+		setValue(svc, "versions", seq)
+		return nil
+	})
+}
+
+// SetLane returns data with lanes.<l.Name> set to l (added when the config
+// has no such lane), like SetVersions: mode only when strict, evict only
+// when not the default. It is an error if the result is not a valid
+// config, for instance if l names an unknown service or version.
+func SetLane(data []byte, l *Lane) ([]byte, error) {
+	return edit(data, func(root *yaml.Node) error {
+		lanes, err := lanesNode(root)
+		if err != nil {
+			return err
+		}
+		setValue(lanes, l.Name, laneNode(l))
+		return nil
+	})
+}
+
+// DeleteLane returns data without lanes.<name>; an error if it has none.
+func DeleteLane(data []byte, name string) ([]byte, error) {
+	return edit(data, func(root *yaml.Node) error {
+		lanes, err := lanesNode(root)
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(lanes.Content); i += 2 {
+			if lanes.Content[i].Value == name {
+				lanes.Content = append(lanes.Content[:i], lanes.Content[i+2:]...)
+				return nil
+			}
+		}
+		return fmt.Errorf("no lane %q", name)
+	})
+}
+
+// lanesNode is the config's lanes mapping, made empty when absent.
+func lanesNode(root *yaml.Node) (*yaml.Node, error) {
+	top := deref(root)
+	if top == nil || top.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("the config is not a mapping")
+	}
+	lanes := lookup(top, "lanes")
+	switch {
+	case lanes == nil || isNull(lanes):
+		lanes = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		setValue(top, "lanes", lanes)
+	case lanes.Kind == yaml.AliasNode || lanes.Anchor != "":
+		return nil, fmt.Errorf("lanes are shared through a YAML anchor; edit them by hand")
+	case lanes.Kind != yaml.MappingNode:
+		return nil, fmt.Errorf("lanes is not a mapping")
+	}
+	return lanes, nil
+}
+
+func laneNode(l *Lane) *yaml.Node {
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	if l.Strict {
+		m.Content = append(m.Content, str("mode"), str("strict"))
+	}
+	vs := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+	for _, svc := range slices.Sorted(maps.Keys(l.Versions)) {
+		vs.Content = append(vs.Content, str(svc), str(l.Versions[svc]))
+	}
+	m.Content = append(m.Content, str("versions"), vs)
+	if len(l.Entry) > 0 {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, e := range l.Entry {
+			en := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+			if e.Kind == "share" {
+				en.Content = append(en.Content, str("share"), number(strconv.FormatFloat(e.Share, 'f', -1, 64)), str("key"), str(e.Key.Kind+":"+e.Key.Name))
+			} else {
+				en.Content = append(en.Content, str(e.Kind), str(e.Name+"="+e.Value))
+			}
+			seq.Content = append(seq.Content, en)
+		}
+		m.Content = append(m.Content, str("entry"), seq)
+	}
+	switch ev := l.Evict; {
+	case ev.Off:
+		m.Content = append(m.Content, str("evict"), str("off"))
+	case ev != defaultEvict() && ev != Evict{}:
+		en := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+		en.Content = append(en.Content, str("error_rate"), number(strconv.FormatFloat(ev.ErrorRate, 'f', -1, 64)),
+			str("window"), str(ev.Window.String()), str("min_requests"), number(strconv.Itoa(ev.MinRequests)))
+		m.Content = append(m.Content, str("evict"), en)
+	}
+	return m
+}
+
+// edit applies change to the node tree of data and returns it re-encoded
+// with 2-space indentation, once parsed as a valid config.
+func edit(data []byte, change func(root *yaml.Node) error) ([]byte, error) {
 	root, err := decodeYAML("config", data)
 	if err != nil {
 		return nil, err
 	}
-	svc := lookup(lookup(deref(root), "services"), service)
-	switch {
-	case svc == nil:
-		return nil, fmt.Errorf("unknown service %q", service)
-	case svc.Kind == yaml.AliasNode || svc.Anchor != "":
-		return nil, fmt.Errorf("service %q is shared through a YAML anchor; edit it by hand", service)
-	case svc.Kind != yaml.MappingNode:
-		return nil, fmt.Errorf("service %q is not a mapping", service)
+	if root == nil {
+		root = &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
 	}
-	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	for i, v := range versions {
-		n, err := versionNode(v)
-		if err != nil {
-			return nil, fmt.Errorf("versions[%d]: %w", i, err)
-		}
-		seq.Content = append(seq.Content, n)
+	if err := change(root); err != nil {
+		return nil, err
 	}
-	setValue(svc, "versions", seq)
 	var out bytes.Buffer
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
@@ -90,6 +192,15 @@ func str(s string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
 }
 
+// number is a scalar node of the number s, an integer or a float.
+func number(s string) *yaml.Node {
+	tag := "!!float"
+	if _, err := strconv.Atoi(s); err == nil {
+		tag = "!!int"
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: s}
+}
+
 func versionNode(v *Version) (*yaml.Node, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	switch {
@@ -104,13 +215,13 @@ func versionNode(v *Version) (*yaml.Node, error) {
 	default:
 		return nil, fmt.Errorf("no digest, module or path")
 	}
-	weight := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v.Weight)}
+	weight := number(strconv.Itoa(v.Weight))
 	m.Content = append(m.Content, str("weight"), weight)
 	if v.Name != "" {
 		m.Content = append(m.Content, str("name"), str(v.Name))
 	}
 	if v.DSCP > 0 {
-		m.Content = append(m.Content, str("dscp"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v.DSCP)})
+		m.Content = append(m.Content, str("dscp"), number(strconv.Itoa(v.DSCP)))
 	}
 	return m, nil
 }

@@ -120,3 +120,45 @@ func TestLaneErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSetLane: a lane written by SetLane parses back to the same lane, an
+// update replaces it, DeleteLane removes it, and an edit that would make
+// the config invalid is refused with the reason.
+func TestSetLane(t *testing.T) {
+	src := []byte(laneServices + "# the routes\nroutes:\n  - { match: { path_prefix: / }, service: users }\n")
+	lane := &Lane{Name: "v2", Strict: true, Versions: map[string]string{"users": "v2", "orders": "sha256:01234567"},
+		Entry: []LaneEntry{{Kind: "header", Name: "X-Lane", Value: "v2"}, {Kind: "share", Share: 2.5, Key: Sticky{Kind: "cookie", Name: "uid"}}},
+		Evict: Evict{ErrorRate: 0.3, Window: time.Minute, MinRequests: 50}}
+	out, err := SetLane(src, lane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mustParse(t, string(out)).Lanes["v2"]
+	if got == nil || !got.Strict || len(got.Versions) != 2 || got.Versions["orders"] != "sha256:01234567" ||
+		len(got.Entry) != 2 || got.Entry[1] != lane.Entry[1] || got.Evict != lane.Evict {
+		t.Fatalf("parsed back: %+v\n%s", got, out)
+	}
+	if !strings.Contains(string(out), "# the routes") {
+		t.Errorf("the comment was lost:\n%s", out)
+	}
+	update := &Lane{Name: "v2", Versions: map[string]string{"users": "v2"}, Evict: Evict{Off: true}}
+	if out, err = SetLane(out, update); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustParse(t, string(out)).Lanes["v2"]; got.Strict || len(got.Versions) != 1 || len(got.Entry) != 0 || !got.Evict.Off {
+		t.Fatalf("after the update: %+v\n%s", got, out)
+	}
+	if _, err := SetLane(out, &Lane{Name: "bad", Versions: map[string]string{"users": "v9"}}); err == nil ||
+		!strings.Contains(err.Error(), `lanes.bad.versions.users: service "users" has no version "v9"`) {
+		t.Errorf("an unknown version: %v", err)
+	}
+	if out, err = DeleteLane(out, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := mustParse(t, string(out)); len(cfg.Lanes) != 0 {
+		t.Errorf("after DeleteLane: %v", cfg.LaneNames())
+	}
+	if _, err := DeleteLane(out, "v2"); err == nil || !strings.Contains(err.Error(), `no lane "v2"`) {
+		t.Errorf("deleting a lane twice: %v", err)
+	}
+}

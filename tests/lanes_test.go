@@ -378,3 +378,58 @@ func writeAtomic(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// TestLaneCLI: lanes are created, listed, shown, updated and deleted with
+// `wasmesh lane` through the admin API; each change is written back to the
+// config file and serves at once; a lane the config would refuse is
+// refused with the reason, and nothing changes.
+func TestLaneCLI(t *testing.T) {
+	c := newLaneChain(t)
+	admin := "--admin=" + strings.TrimPrefix(c.g.admin, "http://")
+	r := ok(t, opts{}, "lane", "create", "beta", "--version", "orders=v2", "--header", "X-Lane=beta", "--mode", "strict", "--evict", "off", admin)
+	if !strings.Contains(r.stdout, "beta") || !strings.Contains(r.stdout, "orders") || !strings.Contains(r.stdout, "strict") {
+		t.Fatalf("lane create printed:\n%s", r.stdout)
+	}
+	data, _ := os.ReadFile(c.g.config)
+	if !strings.Contains(string(data), "beta:") || !strings.Contains(string(data), "X-Lane=beta") {
+		t.Fatalf("the config file lacks lane beta:\n%s", data)
+	}
+	// Strict, and frontend has no version in it: 503.
+	if status, body, _ := get(t, c.g.url+"/?do=env", "X-Lane", "beta"); status != 503 || !strings.Contains(body, `lane "beta" has no version of service "frontend"`) {
+		t.Fatalf("strict lane beta: %d %q", status, body)
+	}
+	ok(t, opts{}, "lane", "update", "beta", "--mode", "permissive", admin)
+	if v, _, body := c.get(t, "/?do=env", "X-Lane", "beta"); v != [3]string{"frontend/stable", "users/stable", "orders/v2"} {
+		t.Fatalf("after the update: %v\n%s", v, body)
+	}
+	r = ok(t, opts{}, "lane", "list", admin)
+	for _, want := range []string{"beta", "permissive", "v2", "users-only", "strict", "header X-Lane=beta"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("lane list lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = ok(t, opts{}, "lane", "show", "beta", "-o", "json", admin)
+	if !strings.Contains(r.stdout, `"mode": "permissive"`) || !strings.Contains(r.stdout, `"off": true`) {
+		t.Errorf("lane show -o json:\n%s", r.stdout)
+	}
+	if r := wasmesh(t, opts{}, "lane", "update", "beta", "--version", "orders=v9", admin); r.code == 0 ||
+		!strings.Contains(r.stderr, `service "orders" has no version "v9"`) {
+		t.Fatalf("an update to an unknown version: exit %d, %q", r.code, r.stderr)
+	}
+	if r := wasmesh(t, opts{}, "lane", "create", "beta", "--version", "orders=v2", admin); r.code == 0 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("creating lane beta twice: exit %d, %q", r.code, r.stderr)
+	}
+	if v, _, _ := c.get(t, "/?do=env", "X-Lane", "beta"); v[2] != "orders/v2" {
+		t.Fatalf("a refused update changed the lane: %v", v)
+	}
+	ok(t, opts{}, "lane", "delete", "beta", admin)
+	if data, _ := os.ReadFile(c.g.config); strings.Contains(string(data), "beta") {
+		t.Fatalf("the config file still has lane beta:\n%s", data)
+	}
+	if v, _, _ := c.get(t, "/?do=env", "X-Lane", "beta"); v != [3]string{"frontend/stable", "users/stable", "orders/stable"} {
+		t.Fatalf("after the delete: %v", v)
+	}
+	if r := wasmesh(t, opts{}, "lane", "admit", "beta", "orders", admin); r.code == 0 || !strings.Contains(r.stderr, `no lane "beta"`) {
+		t.Fatalf("admit into a deleted lane: exit %d, %q", r.code, r.stderr)
+	}
+}

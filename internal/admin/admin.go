@@ -55,6 +55,12 @@ func (a API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/services/{name}/deploy", a.postDeploy)
 	mux.HandleFunc("POST /v1/services/{name}/promote", a.postPromote)
 	mux.HandleFunc("POST /v1/services/{name}/rollback", a.postRollback)
+	mux.HandleFunc("GET /v1/lanes", a.getLanes)
+	mux.HandleFunc("POST /v1/lanes", a.postLanes)
+	mux.HandleFunc("GET /v1/lanes/{name}", a.getLane)
+	mux.HandleFunc("PUT /v1/lanes/{name}", a.putLane)
+	mux.HandleFunc("DELETE /v1/lanes/{name}", a.deleteLane)
+	mux.HandleFunc("POST /v1/lanes/{name}/admit", a.postAdmit)
 	// Go's profiler, as Caddy and most Go servers expose it on their admin
 	// listener (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -9,12 +9,17 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
 )
 
-// ErrNotFound is wrapped by release errors for an unknown service or version.
+// ErrNotFound is wrapped by release errors for an unknown service or version,
+// and by lane edits for an unknown lane.
 var ErrNotFound = errors.New("not found")
+
+// ErrExists is wrapped by the error of creating a lane that exists.
+var ErrExists = errors.New("already exists")
 
 // maxHistory is how many earlier splits per service rollback remembers.
 const maxHistory = 32
@@ -142,15 +147,8 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 	if err != nil {
 		return nil, err
 	}
-	if err := c.loadLocked(ctx, data); err != nil {
+	if err := c.commitLocked(ctx, st, data); err != nil {
 		return nil, err
-	}
-	if err := writeFileAtomic(c.opts.ConfigPath, data); err != nil {
-		// Put the old config back in service so that file and gateway agree.
-		if rerr := c.loadLocked(ctx, st.Config.Raw); rerr != nil {
-			c.log.Error("could not restore the previous config", "error", rerr)
-		}
-		return nil, fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
 	}
 	if record {
 		hist := append(c.history[service], prev)
@@ -162,6 +160,22 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 	cur := c.plane.Snapshot().Config.Services[service].Versions
 	c.log.Info("service versions changed", "service", service, "generation", c.plane.Snapshot().Gen, "versions", describe(cur))
 	return cur, nil
+}
+
+// commitLocked loads data, an edit of st's config, and writes it to the
+// config file. On failure neither the running config nor the file changes.
+func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, data []byte) error {
+	if err := c.loadLocked(ctx, data); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(c.opts.ConfigPath, data); err != nil {
+		// Put the old config back in service so that file and gateway agree.
+		if rerr := c.loadLocked(ctx, st.Config.Raw); rerr != nil {
+			c.log.Error("could not restore the previous config", "error", rerr)
+		}
+		return fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
+	}
+	return nil
 }
 
 // forFile copies versions for SetVersions, keeping development `path:`

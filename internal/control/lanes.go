@@ -1,0 +1,61 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/wasmesh/wasmesh/config"
+)
+
+// SetLane writes lane into the config file, adding it (create) or
+// replacing the lane of that name (not create), and reloads: the change
+// swaps atomically with the rest of the config. An unknown lane for an
+// update, or a lane that exists for a create, is an error wrapping
+// ErrNotFound or ErrExists.
+func (c *Controller) SetLane(ctx context.Context, lane *config.Lane, create bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.plane.Snapshot()
+	if st == nil {
+		return errors.New("no config loaded")
+	}
+	_, exists := st.Config.Lanes[lane.Name]
+	switch {
+	case create && exists:
+		return fmt.Errorf("%w: lane %q (update it instead)", ErrExists, lane.Name)
+	case !create && !exists:
+		return fmt.Errorf("%w: lane %q", ErrNotFound, lane.Name)
+	}
+	data, err := config.SetLane(st.Config.Raw, lane)
+	if err != nil {
+		return err
+	}
+	if err := c.commitLocked(ctx, st, data); err != nil {
+		return err
+	}
+	c.log.Info("lane set", "lane", lane.Name, "versions", lane.Versions, "generation", c.plane.Snapshot().Gen)
+	return nil
+}
+
+// DeleteLane removes a lane from the config file and reloads.
+func (c *Controller) DeleteLane(ctx context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.plane.Snapshot()
+	if st == nil {
+		return errors.New("no config loaded")
+	}
+	if _, ok := st.Config.Lanes[name]; !ok {
+		return fmt.Errorf("%w: lane %q", ErrNotFound, name)
+	}
+	data, err := config.DeleteLane(st.Config.Raw, name)
+	if err != nil {
+		return err
+	}
+	if err := c.commitLocked(ctx, st, data); err != nil {
+		return err
+	}
+	c.log.Info("lane deleted", "lane", name, "generation", c.plane.Snapshot().Gen)
+	return nil
+}

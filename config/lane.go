@@ -30,7 +30,9 @@ type Lane struct {
 	Strict bool
 	// Versions names, by service, the lane's version of that service: the
 	// version's name, or a digest prefix of a version given by module
-	// ("sha256:" and at least 8 hex digits), as written.
+	// ("sha256:" and at least 8 hex digits), as written. Default none: an
+	// edge gateway puts requests in a lane that only the gateways it calls
+	// have versions in.
 	Versions map[string]string
 	// Entry are the rules by which a request without a lane enters this
 	// one at the edge; any rule suffices. Default none: only a lane carried
@@ -122,9 +124,6 @@ func (d *decoder) lane(name string, k, v *yaml.Node) *Lane {
 			l.Evict = d.evict(v, f)
 		}
 	})
-	if len(l.Versions) == 0 {
-		d.errorf(k, path, "names no version (versions: {SERVICE: VERSION, …})")
-	}
 	return l
 }
 

@@ -73,8 +73,6 @@ func TestLaneErrors(t *testing.T) {
 			[]string{`wasmesh.yaml:9:28: lanes.v2.versions.users: service "users" has no version "v3": a lane names a version by its name or a digest prefix of its module (did you mean "v2"?)`}},
 		{"unknown digest", "lanes:\n  v2: { versions: { orders: \"sha256:ffffffff\" } }\n",
 			[]string{`lanes.v2.versions.orders: service "orders" has no version "sha256:ffffffff"`}},
-		{"no versions", "lanes:\n  v2: { mode: strict }\n",
-			[]string{`wasmesh.yaml:9:3: lanes.v2: names no version`}},
 		{"bad mode", "lanes:\n  v2: { mode: lax, versions: { users: v2 } }\n",
 			[]string{`wasmesh.yaml:9:15: lanes.v2.mode: must be "permissive" or "strict", got "lax"`}},
 		{"bad name", "lanes:\n  \"v 2\": { versions: { users: v2 } }\n",

@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -432,4 +433,84 @@ func TestLaneCLI(t *testing.T) {
 	if r := wasmesh(t, opts{}, "lane", "admit", "beta", "orders", admin); r.code == 0 || !strings.Contains(r.stderr, `no lane "beta"`) {
 		t.Fatalf("admit into a deleted lane: exit %d, %q", r.code, r.stderr)
 	}
+}
+
+// TestLaneAcrossGateways: a lane entered at gateway A crosses to gateway B
+// over mTLS in the baggage A's host sets, and B honours it because A is in
+// its lane_peers; the same baggage sent to B by a client with an SVID that
+// is not there is ignored and counted.
+func TestLaneAcrossGateways(t *testing.T) {
+	ca := newPKI(t, "example.org")
+	a, b, alice := ca.issue(t, idA, "a"), ca.issue(t, idB, "b"), ca.issue(t, idAlice, "alice")
+	envV2 := variant(t, misbehave, "env-v2")
+	gb := serveMTLS(t, tlsBlock(b)+`
+services:
+  env:
+    versions:
+      - { path: `+misbehave+`, name: stable, weight: 100 }
+      - { path: `+envV2+`, name: v2, weight: 0 }
+    allow_peers: [ "`+idA+`", "`+idAlice+`" ]
+lane_peers: [ "`+idA+`" ]
+lanes:
+  v2: { versions: { env: v2 } }
+routes:
+  - { match: { path_prefix: / }, service: env }
+`)
+	ga := serveMTLS(t, tlsBlock(a)+`
+services:
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "`+gb.url+`" }
+    outbound: [ { url: "`+gb.url+`", expect_id: "`+idB+`" } ]
+lanes:
+  v2: { entry: [ { header: X-Lane=v2 } ] }
+routes:
+  - { match: { path_prefix: / }, service: frontend }
+`)
+	stable, v2 := fileDigest(t, misbehave), fileDigest(t, envV2)
+	toA := svidClient(t, alice, idA, false)
+	for _, tt := range []struct {
+		header  []string
+		version string
+		lane    string
+	}{{nil, stable, ""}, {[]string{"X-Lane", "v2"}, v2, "v2"}} {
+		status, body := getWith(t, toA, ga.url+"/?do=env", tt.header...)
+		if status != 200 || !strings.Contains(body, "-> 200 "+tt.version+" ") {
+			t.Fatalf("lane %q through A: %d, want B's env %s\n%s\nA:\n%s\nB:\n%s", tt.lane, status, tt.version, body, ga.stderr, gb.stderr)
+		}
+		if got := strings.Contains(body, "\nX_WASMESH_LANE="+tt.lane+"\n"); got != (tt.lane != "") {
+			t.Errorf("lane %q: B's guest environment:\n%s", tt.lane, body)
+		}
+	}
+	gb.logged(t, "service=env", "lane=v2", "peer_id="+idA)
+
+	// alice is allowed to call B, not to steer it into a lane.
+	status, body := getWith(t, svidClient(t, alice, idB, false), gb.url+"/?do=env", "Baggage", "wasmesh-lane=v2")
+	if status != 200 || strings.Contains(body, "X_WASMESH_LANE") || strings.Contains(body, "wasmesh-lane") {
+		t.Fatalf("alice's lane was honoured by B: %d\n%s", status, body)
+	}
+	_, metrics, _ := get(t, gb.admin+"/metrics")
+	if !strings.Contains(metrics, "\nwasmesh_lane_untrusted_total 1\n") {
+		t.Errorf("B did not count alice's lane: %s", grepLines(metrics, "wasmesh_lane"))
+	}
+	if !strings.Contains(metrics, `wasmesh_lane_requests_total{lane="v2",result="lane",service="env"} 1`+"\n") {
+		t.Errorf("B's lane metrics: %s", grepLines(metrics, "wasmesh_lane"))
+	}
+}
+
+// getWith sends GET url with c and header (name, value pairs) and returns
+// the status and body.
+func getWith(t *testing.T, c *http.Client, url string, header ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

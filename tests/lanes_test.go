@@ -63,7 +63,7 @@ services:
 lanes:
   v2:
     versions: { users: v2, orders: v2 }
-    entry: [ { header: X-Lane=v2 }, { cookie: lane=v2 } ]
+    entry: [ { header: X-Lane=v2 }, { cookie: lane=v2 }, { share: 20, key: "header:X-User" } ]
     evict: { error_rate: 20%, window: 20s, min_requests: 10 }
   users-only:
     versions: { users: v2 }
@@ -513,4 +513,36 @@ func getWith(t *testing.T, c *http.Client, url string, header ...string) (int, s
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestLaneShareOnReplicas: of 600 users, about 20% enter lane v2 by the
+// share rule, each the same on two replicas of the gateway (two processes
+// of the same config), and a user in the lane is on its version of every
+// service of the chain.
+func TestLaneShareOnReplicas(t *testing.T) {
+	c := newLaneChain(t)
+	other := &laneChain{g: serve(t, c.config), digests: c.digests}
+	const n = 600
+	in := 0
+	for i := range n {
+		user := fmt.Sprintf("user-%d", i)
+		a, _, body := c.get(t, "/?do=env", "X-User", user)
+		b, _, _ := other.get(t, "/?do=env", "X-User", user)
+		if a != b {
+			t.Fatalf("%s: %v on one replica, %v on the other", user, a, b)
+		}
+		switch a {
+		case [3]string{"frontend/stable", "users/v2", "orders/v2"}:
+			in++
+			if !strings.Contains(body, "\nX_WASMESH_LANE=v2\n") {
+				t.Fatalf("%s is in the lane, but orders does not say so:\n%s", user, body)
+			}
+		case [3]string{"frontend/stable", "users/stable", "orders/stable"}:
+		default:
+			t.Fatalf("%s: versions %v: half in the lane", user, a)
+		}
+	}
+	if share := 100 * float64(in) / n; share < 15 || share > 25 {
+		t.Errorf("%.1f%% of users entered the lane, want about 20%%", share)
+	}
 }

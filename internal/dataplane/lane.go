@@ -78,19 +78,6 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// laneResult counts how svc served req, which is in a lane, and returns it.
-func (p *Plane) laneResult(req *Request, v *config.Version) string {
-	result := laneBaseline
-	switch {
-	case v == nil:
-		result = laneRefused
-	case v == req.Lane.Version(req.Service.Name):
-		result = laneServed
-	}
-	p.metrics.LaneRequests.WithLabelValues(req.Lane.Name, req.Service.Name, result).Inc()
-	return result
-}
-
 // laneHealthKey names what eviction watches: one lane's version of one
 // service.
 type laneHealthKey struct{ lane, service, digest string }
@@ -131,28 +118,33 @@ func (h *laneHealth) record(now time.Time, window time.Duration, failed bool) (r
 	return requests, failures
 }
 
+// laneHealthOf is the health of one lane version, made at first use: it
+// outlives the snapshots that see it, so that a reload forgets nothing.
+func (p *Plane) laneHealthOf(key laneHealthKey) *laneHealth {
+	if h, ok := p.laneHealth.Load(key); ok {
+		return h.(*laneHealth)
+	}
+	h, _ := p.laneHealth.LoadOrStore(key, new(laneHealth))
+	return h.(*laneHealth)
+}
+
 func (h *laneHealth) clear() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	clear(h.buckets[:])
 }
 
-// watchLane counts the answer of req, served by its lane's version, towards
-// that version's eviction, and evicts it when the failures of the window
-// pass the lane's error rate. A client's fault is no failure of the
-// version, and is not counted at all.
+// watchLane counts the answer of req, served by its lane's version (its
+// series has the version's health), towards that version's eviction, and
+// evicts it when the failures of the window pass the lane's error rate. A
+// client's fault is no failure of the version, and is not counted at all.
 func (p *Plane) watchLane(req *Request) {
 	l, svc := req.Lane, req.Service.Name
 	ev := l.Evict
 	if ev.Off || req.ClientFault != "" || l.Evicted(svc) {
 		return
 	}
-	key := laneHealthKey{l.Name, svc, req.Version.Digest}
-	hv, ok := p.laneHealth.Load(key)
-	if !ok {
-		hv, _ = p.laneHealth.LoadOrStore(key, new(laneHealth))
-	}
-	n, failed := hv.(*laneHealth).record(time.Now(), ev.Window, req.Status >= 500)
+	n, failed := req.series.laneHealth.record(time.Now(), ev.Window, req.Status >= 500)
 	if n < ev.MinRequests || float64(failed) <= ev.ErrorRate*float64(n) {
 		return
 	}

@@ -127,20 +127,20 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		}
 	}
 	v, err := router.Select(svc, r, req.Lane)
-	inLane := false
-	if req.Lane != nil && (err == nil || errors.Is(err, router.ErrLaneRefused)) {
-		inLane = p.laneResult(req, v) == laneServed
-	}
 	if err != nil {
 		status := http.StatusNotFound
 		if errors.Is(err, router.ErrLaneRefused) {
 			status = http.StatusServiceUnavailable
+			p.metrics.LaneRequests.WithLabelValues(req.Lane.Name, svc.Name, laneRefused).Inc()
 		}
 		p.fail(req, w, status, err)
 		return
 	}
 	req.Version = v
 	req.series = p.seriesFor(st, req.Route, svc, v, req.Lane)
+	if c := req.series.laneRequests; c != nil {
+		c.Inc()
+	}
 	req.colour = req.series.colour
 	p.colourConn(req)
 	defer p.countConn(req)
@@ -151,7 +151,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		if req.Status >= 500 {
 			stats.Errors.Add(1)
 		}
-		if inLane {
+		if req.series.laneHealth != nil {
 			p.watchLane(req)
 		}
 	}()

@@ -32,7 +32,12 @@ type series struct {
 	instTime, runTime       prometheus.Observer
 	stats                   *VersionStats
 	colour                  bpf.Colour // 0: none
-	classes                 [6]atomic.Pointer[classSeries]
+	// In a lane: how the service serves the lane (laneServed or
+	// laneBaseline), counted, and when by the lane's version and eviction
+	// is on, that version's health.
+	laneRequests prometheus.Counter
+	laneHealth   *laneHealth
+	classes      [6]atomic.Pointer[classSeries]
 }
 
 type classSeries struct {
@@ -50,13 +55,24 @@ func (p *Plane) seriesFor(st *Snapshot, r *config.Route, s *config.Service, v *c
 	if got, ok := st.series.Load(key); ok {
 		return got.(*series)
 	}
-	got, _ := st.series.LoadOrStore(key, &series{
+	sr := &series{
 		route: r.Name, service: s.Name, version: modules.Short(v.Digest), lane: key.lane,
 		instTime: p.metrics.InstTime.WithLabelValues(s.Name),
 		runTime:  p.metrics.RunTime.WithLabelValues(s.Name),
 		stats:    p.Stats(s.Name, v.Digest),
 		colour:   st.Colours[ColourKey(s.Name, v.Digest)],
-	})
+	}
+	if lane != nil {
+		result := laneBaseline
+		if v == lane.Version(s.Name) {
+			result = laneServed
+			if !lane.Evict.Off {
+				sr.laneHealth = p.laneHealthOf(laneHealthKey{lane.Name, s.Name, v.Digest})
+			}
+		}
+		sr.laneRequests = p.metrics.LaneRequests.WithLabelValues(lane.Name, s.Name, result)
+	}
+	got, _ := st.series.LoadOrStore(key, sr)
 	return got.(*series)
 }
 

@@ -154,16 +154,16 @@ routes:
 		path, wantBody string
 		wantChain      string
 	}{
-		{"/local/x", "-> 200 hello from zig: GET /x 0 bytes\n",
+		{"/local/x", " hello from zig: GET /x 0 bytes\n",
 			"wasmesh.request wasmesh.guest wasmesh.http_call wasmesh.request wasmesh.guest"},
-		{"/remote/y", "-> 200 hello from typescript: GET /y 0 bytes\n",
+		{"/remote/y", " hello from typescript: GET /y 0 bytes\n",
 			"wasmesh.request wasmesh.guest wasmesh.http_call wasmesh.request wasmesh.guest"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			code, body, _ := get(t, a.url+tc.path)
 			m := traceIDIn.FindStringSubmatch(body)
-			if code != 200 || !strings.HasSuffix(body, tc.wantBody) || m == nil {
+			if code != 200 || !strings.HasSuffix(body, tc.wantBody) || !strings.Contains(body, "-> 200 sha256:") || m == nil {
 				t.Fatalf("got %d %q", code, body)
 			}
 			id := m[1]

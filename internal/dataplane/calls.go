@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -33,7 +32,11 @@ type imports struct{ p *Plane }
 func (imports) TraceContext(ctx context.Context) (string, string, string) {
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
-	return c["traceparent"], c["tracestate"], baggage.FromContext(ctx).String()
+	bag := ""
+	if req := requestFrom(ctx); req != nil {
+		bag = req.bag
+	}
+	return c["traceparent"], c["tracestate"], bag
 }
 
 func (imp imports) Log(ctx context.Context, level int, msg string) {
@@ -81,10 +84,7 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 			attribute.String("wasmesh.target", target)))
 	defer span.End()
 	header := out.Header.Clone()
-	for _, h := range []string{"Traceparent", "Tracestate", "Baggage"} {
-		header.Del(h)
-	}
-	p.prop.Inject(ctx, requestCarrier(header))
+	injectTrace(ctx, caller, header)
 
 	var resp *wasi.OutboundResponse
 	var code int
@@ -119,7 +119,7 @@ func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, ou
 		return nil, host.CodeUnavailable
 	}
 	req := &Request{HTTP: callMessage(u, out, header), Start: time.Now(), Caller: caller, Hop: caller.Hop + 1,
-		service: u.Host, snap: caller.snap}
+		service: u.Host, snap: caller.snap, bag: caller.bag}
 	req.ID = requestID(req.HTTP)
 	w := &callResponse{header: http.Header{}}
 	// The callee continues the call's span as a server continues a

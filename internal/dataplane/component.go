@@ -56,9 +56,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	if req.span.IsRecording() {
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
-	delete(header, "Traceparent")
-	delete(header, "Tracestate")
-	p.prop.Inject(ctx, requestCarrier(header))
+	injectTrace(ctx, req, header)
 	start := time.Now()
 	var sw *streamWriter
 	var in io.Reader = bytes.NewReader(body.Bytes())

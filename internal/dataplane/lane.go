@@ -54,8 +54,8 @@ func (p *Plane) enterLane(req *Request, st *Snapshot) {
 		return // nothing changed
 	}
 	req.ctx = baggage.ContextWithBaggage(req.ctx, bag)
-	if s := bag.String(); s != "" {
-		req.HTTP.Header["Baggage"] = []string{s}
+	if req.bag = bag.String(); req.bag != "" {
+		req.HTTP.Header["Baggage"] = []string{req.bag}
 	} else {
 		delete(req.HTTP.Header, "Baggage")
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -54,7 +55,11 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody { // net/http's for a request without one
 		req.body = http.NewResponseController(w)
 	}
-	p.serve(p.prop.Extract(r.Context(), requestCarrier(r.Header)), req, w)
+	ctx := p.prop.Extract(r.Context(), requestCarrier(r.Header))
+	if len(r.Header["Baggage"]) > 0 {
+		req.bag = baggage.FromContext(ctx).String()
+	}
+	p.serve(ctx, req, w)
 	if req.abort {
 		panic(http.ErrAbortHandler) // the client must not take a cut body for a whole one
 	}
@@ -377,6 +382,19 @@ func (p *Plane) endSpan(req *Request) {
 		req.span.SetStatus(codes.Error, req.Err.Error())
 	}
 	req.span.End()
+}
+
+// injectTrace sets the trace context of ctx and the baggage of req (its
+// calls') on header, replacing what header had of them.
+func injectTrace(ctx context.Context, req *Request, header http.Header) {
+	delete(header, "Traceparent")
+	delete(header, "Tracestate")
+	propagation.TraceContext{}.Inject(ctx, requestCarrier(header))
+	if req.bag != "" {
+		header["Baggage"] = []string{req.bag}
+	} else {
+		delete(header, "Baggage")
+	}
 }
 
 // requestCarrier is propagation.HeaderCarrier, for extracting and

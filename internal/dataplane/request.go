@@ -47,6 +47,10 @@ type Request struct {
 	// Hop counts the in-process calls that led here: 0 for a client's
 	// request.
 	Hop int
+	// bag is the W3C baggage header the request's calls carry, "" for
+	// none: a client's (with the lane member the host decided, enterLane),
+	// or a call's caller's. Guests cannot change it.
+	bag string
 	// ctx carries the request's span (and, for a call, the caller's
 	// deadline); span is the request's server span.
 	ctx  context.Context

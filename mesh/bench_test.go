@@ -25,6 +25,23 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
+// benchGateway is a gateway on the config file at path, loaded, closed
+// when b ends; it logs errors only.
+func benchGateway(b *testing.B, path string) *Gateway {
+	g, err := New(context.Background(), Options{
+		ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})),
+		CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { g.Close(context.Background()) })
+	if err := g.LoadFile(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
 // BenchmarkServeHTTP is the gateway's own cost per request, from a parsed
 // request to a written response, with the guest's run: no sockets.
 func BenchmarkServeHTTP(b *testing.B) {
@@ -33,17 +50,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if err := os.WriteFile(path, []byte(expand(helloConfig)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	g, err := New(context.Background(), Options{
-		ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})),
-		CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache"),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close(context.Background())
-	if err := g.LoadFile(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	g := benchGateway(b, path)
 	for _, lang := range []string{"rust", "zig", "c", "typescript"} {
 		b.Run(lang, func(b *testing.B) {
 			w := &discardWriter{h: http.Header{}}
@@ -132,18 +139,7 @@ func BenchmarkLanes(b *testing.B) {
 		if err := os.WriteFile(path, []byte(expand(configs[name])), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		g, err := New(context.Background(), Options{
-			ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})),
-			CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache"),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer g.Close(context.Background())
-		if err := g.LoadFile(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		gateways[name] = g
+		gateways[name] = benchGateway(b, path)
 	}
 	gateways["off"], gateways["carry"], gateways["on"] = gateways["lanes"], gateways["lanes"], gateways["lanes"]
 	for _, mode := range modes {

@@ -36,10 +36,9 @@ func variant(t *testing.T, path, name string) string {
 // calls users (Go, or Zig for v2), which calls orders (the Rust misbehave
 // guest, printing its environment, or a copy of it for v2).
 type laneChain struct {
-	g                 *gateway
-	digests           map[string]string // digest → "service/version"
-	ordersV2, config  string
-	frontend, usersV2 string
+	g                *gateway
+	digests          map[string]string // digest → "service/version"
+	ordersV2, config string
 }
 
 const laneChainConfig = `
@@ -456,12 +455,7 @@ lanes:
 routes:
   - { match: { path_prefix: / }, service: env }
 `)
-	ga := serveMTLS(t, tlsBlock(a)+`
-services:
-  frontend:
-    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
-    env: { USERS_URL: "`+gb.url+`" }
-    outbound: [ { url: "`+gb.url+`", expect_id: "`+idB+`" } ]
+	ga := serveMTLS(t, tlsBlock(a)+frontendCalling(gb.url)+`
 lanes:
   v2: { entry: [ { header: X-Lane=v2 } ] }
 routes:

@@ -232,6 +232,17 @@ func serialOf(t *testing.T, file string) *big.Int {
 	return cert.SerialNumber
 }
 
+// frontendCalling is a config's services block with service frontend, the
+// Rust frontend, calling gateway B at url over mTLS (B must present idB).
+func frontendCalling(url string) string {
+	return `
+services:
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "` + url + `" }
+    outbound: [ { url: "` + url + `", expect_id: "` + idB + `" } ]`
+}
+
 // TestMTLSTwoGateways: a client with an SVID calls gateway A, whose frontend
 // guest calls gateway B over mTLS (outbound expect_id); B's guest sees A's
 // SPIFFE ID. Every identity is made with the wasmesh CLI.
@@ -247,12 +258,7 @@ services:
 routes:
   - { match: { path_prefix: / }, service: env }
 `)
-	ga := serveMTLS(t, tlsBlock(a)+`
-services:
-  frontend:
-    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
-    env: { USERS_URL: "`+gb.url+`" }
-    outbound: [ { url: "`+gb.url+`", expect_id: "`+idB+`" } ]
+	ga := serveMTLS(t, tlsBlock(a)+frontendCalling(gb.url)+`
     allow_peers: [ "`+idAlice+`" ]
 routes:
   - { match: { path_prefix: / }, service: frontend }

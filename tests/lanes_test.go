@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -477,6 +478,30 @@ routes:
 		}
 	}
 	gb.logged(t, "service=env", "lane=v2", "peer_id="+idA)
+
+	// The lane's version has its own colour on B, and its counters moved.
+	h, hv := adminAuth(t)
+	_, cbody, _ := get(t, gb.admin+"/v1/colours", h, hv)
+	var colours struct {
+		Mode    string
+		Colours []struct {
+			Service, Version string
+			Colour           int
+			EgressBytes      uint64
+		}
+	}
+	if err := json.Unmarshal([]byte(cbody), &colours); err != nil {
+		t.Fatalf("/v1/colours: %v\n%s", err, cbody)
+	}
+	found := false
+	for _, c := range colours.Colours {
+		if c.Service == "env" && c.Version == v2 {
+			found = c.Colour != 0 && c.EgressBytes > 0
+		}
+	}
+	if !found {
+		t.Errorf("B's colours (mode %s) have no coloured, counted entry for env's lane version %s:\n%s", colours.Mode, v2, cbody)
+	}
 
 	// alice is allowed to call B, not to steer it into a lane.
 	status, body := getWith(t, svidClient(t, alice, idB, false), gb.url+"/?do=env", "Baggage", "wasmesh-lane=v2")

@@ -88,24 +88,16 @@ func (t *Table) Lane(name string) *Lane { return t.lanes[name] }
 // Lanes returns the lanes of the table's config, sorted by name.
 func (t *Table) Lanes() []*Lane { return slices.Clone(t.sorted) }
 
-// KeepEvictions carries the evictions of old's lanes over to t's: a lane's
-// version of a service stays evicted while the lane keeps the same version
-// (by digest) of that service.
-func (t *Table) KeepEvictions(old *Table) {
-	if old == nil {
-		return
+// UseEviction makes the lane keep whether its version of service is
+// evicted in flag, which may be shared with the same lane version in other
+// tables (a gateway shares it across reloads). Call it before the table is
+// in use. It reports whether the lane has a version of service.
+func (l *Lane) UseEviction(service string, flag *atomic.Bool) bool {
+	if l.evicted[service] == nil {
+		return false
 	}
-	for name, l := range t.lanes {
-		ol := old.lanes[name]
-		if ol == nil {
-			continue
-		}
-		for svc, v := range l.versions {
-			if ov := ol.versions[svc]; ov != nil && ov.Digest == v.Digest && ol.Evicted(svc) {
-				l.evicted[svc].Store(true)
-			}
-		}
-	}
+	l.evicted[service] = flag
+	return true
 }
 
 // Enter is the lane a request without one enters by the lanes' entry

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -99,11 +100,15 @@ func TestSelectLane(t *testing.T) {
 		t.Error("SetEvicted of a service the lane has no version of reported true")
 	}
 
-	// A new table keeps the evictions of the same versions.
+	// A table that shares the flag of a lane version sees its eviction.
 	next := mustTable(t, laneConfig)
-	next.KeepEvictions(tab)
+	var flag atomic.Bool
+	if !next.Lane("v2").UseEviction("users", &flag) || next.Lane("v2").UseEviction("billing", &flag) {
+		t.Fatal("UseEviction: the lane has a version of users, and none of billing")
+	}
+	flag.Store(true)
 	if !next.Lane("v2").Evicted("users") || next.Lane("v2").Evicted("orders") {
-		t.Errorf("KeepEvictions: users %v, orders %v", next.Lane("v2").Evicted("users"), next.Lane("v2").Evicted("orders"))
+		t.Errorf("shared flag: users %v, orders %v", next.Lane("v2").Evicted("users"), next.Lane("v2").Evicted("orders"))
 	}
 	v2.SetEvicted("users", false)
 	if v, _ := Select(users, request("GET", "/"), v2); v.Name != "v2" {

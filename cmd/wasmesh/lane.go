@@ -54,6 +54,9 @@ func printLanes(w io.Writer, lanes []adminapi.LaneStatus) error {
 	fmt.Fprintln(tw, "LANE\tMODE\tSERVICE\tVERSION\tSTATE\tENTRY")
 	for _, l := range lanes {
 		entry := dash(describeEntry(l.Entry))
+		if len(l.Services) == 0 { // a lane only entered here, its versions elsewhere
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s\n", l.Name, l.Mode, entry)
+		}
 		for _, s := range l.Services {
 			state := "in"
 			if s.Evicted {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 )
 
 // LaneSpec is a lane as the admin API reads and writes it: the fields of
@@ -235,7 +236,11 @@ func (a API) postAdmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.Plane.AdmitLane(r.PathValue("name"), req.Service); err != nil {
-		writeError(w, http.StatusNotFound, err)
+		status := http.StatusNotFound
+		if errors.Is(err, dataplane.ErrNoConfig) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, err)
 		return
 	}
 	a.getLane(w, r)

@@ -1,8 +1,11 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,35 +26,53 @@ const (
 )
 
 // enterLane sets the lane of req, a client's request, and puts it in the
-// baggage of the request's context, which its calls carry: the lane its
-// baggage carries when it comes from a peer of lane_peers, else the lane
-// it enters by the lanes' entry rules, else none. A lane carried by anyone
-// else is dropped from the baggage, and counted. The request's Baggage
-// header, which its guest sees, is made to say the same.
+// baggage of the request's context, which its calls carry.
+//
+// A request from a peer of lane_peers (another gateway of the mesh) is in
+// the lane its baggage carries, or in none: the gateway it comes from
+// decided, and entry rules do not apply to it (a guest there could
+// otherwise steer its calls into a lane with a header). Any other request
+// enters a lane by the lanes' entry rules, or none; a lane its baggage
+// carries is dropped, and counted. The request's Baggage header, which its
+// guest sees, is made to say what its calls will carry: the baggage as
+// parsed (a malformed or oversized header parses to nothing), with the
+// host's lane member.
 func (p *Plane) enterLane(req *Request, st *Snapshot) {
+	raw, hadRaw := req.HTTP.Header["Baggage"]
 	bag := baggage.FromContext(req.ctx)
 	carried := bag.Member(config.LaneBaggageKey).Value()
-	if carried != "" {
-		if st.LanePeers != nil && req.PeerID != "" && st.LanePeers.Allows(req.Peer) && validLane(carried) {
-			if req.Lane = st.Table.Lane(carried); req.Lane == nil {
-				req.Lane = router.CarriedLane(carried)
-			}
-			return
+	if st.LanePeers != nil && req.PeerID != "" && st.LanePeers.Allows(req.Peer) {
+		switch {
+		case carried == "":
+		case !validLane(carried):
+			p.ignoreLane(req, carried, "not a lane name")
+		case st.Table.Lane(carried) != nil:
+			req.Lane = st.Table.Lane(carried)
+		default:
+			req.Lane = router.CarriedLane(carried)
 		}
-		p.metrics.LaneUntrusted.Inc()
-		p.log.Debug("lane ignored: not from a peer of lane_peers", "lane", carried, "peer_id", req.PeerID, "request_id", req.ID)
+		if req.Lane != nil {
+			return // the baggage carries it already
+		}
+	} else {
+		if carried != "" || (hadRaw && mentionsLane(raw)) {
+			p.ignoreLane(req, carried, "not from a peer of lane_peers")
+		}
+		if req.Lane = st.Table.Enter(req.HTTP); req.Lane != nil {
+			m, err := baggage.NewMemberRaw(config.LaneBaggageKey, req.Lane.Name)
+			if err == nil {
+				bag, err = bag.SetMember(m)
+			}
+			if err != nil { // a lane name is a valid baggage value: never
+				p.log.Warn("lane not carried", "lane", req.Lane.Name, "error", err)
+			}
+		}
+	}
+	if carried != "" && req.Lane == nil {
 		bag = bag.DeleteMember(config.LaneBaggageKey)
 	}
-	if req.Lane = st.Table.Enter(req.HTTP); req.Lane != nil {
-		m, err := baggage.NewMemberRaw(config.LaneBaggageKey, req.Lane.Name)
-		if err == nil {
-			bag, err = bag.SetMember(m)
-		}
-		if err != nil { // a lane name is a valid baggage value: never
-			p.log.Warn("lane not carried", "lane", req.Lane.Name, "error", err)
-		}
-	} else if carried == "" {
-		return // nothing changed
+	if carried == "" && req.Lane == nil && !hadRaw {
+		return // nothing to say
 	}
 	req.ctx = baggage.ContextWithBaggage(req.ctx, bag)
 	if req.bag = bag.String(); req.bag != "" {
@@ -59,6 +80,24 @@ func (p *Plane) enterLane(req *Request, st *Snapshot) {
 	} else {
 		delete(req.HTTP.Header, "Baggage")
 	}
+}
+
+// ignoreLane counts and logs a lane a request's baggage carried that is
+// not honoured, and why.
+func (p *Plane) ignoreLane(req *Request, lane, why string) {
+	p.metrics.LaneUntrusted.Inc()
+	p.log.Debug("lane ignored: "+why, "lane", lane, "peer_id", req.PeerID, "request_id", req.ID)
+}
+
+// mentionsLane reports whether raw Baggage header values name the lane
+// member, parsed or not.
+func mentionsLane(raw []string) bool {
+	for _, v := range raw {
+		if strings.Contains(strings.ToLower(v), config.LaneBaggageKey) {
+			return true
+		}
+	}
+	return false
 }
 
 // validLane reports whether a carried lane name is one a config could have.
@@ -85,23 +124,36 @@ type laneHealthKey struct{ lane, service, digest string }
 // laneBuckets is how many parts a lane's eviction window is counted in.
 const laneBuckets = 10
 
-// laneHealth counts the recent requests of a lane's version, and their
-// failures, in laneBuckets buckets over the window of its eviction.
+// laneHealth is the state of one lane version: whether it is evicted, and
+// its recent requests and their failures, in laneBuckets buckets over the
+// window of its eviction. It lives in the plane, not in a snapshot, so that
+// every snapshot that has the version shares it (router.Lane.UseEviction).
 type laneHealth struct {
+	evicted atomic.Bool
+
 	mu      sync.Mutex
+	width   int64 // of a bucket, in ns: what the slots were counted in
 	buckets [laneBuckets]struct {
-		slot           int64 // time / bucket width, of the requests counted
+		slot           int64 // time / width, of the requests counted
 		requests, fail int
 	}
 }
+
+// epoch is what lane health times are measured from: monotonic, so that a
+// change of the wall clock moves no request between buckets.
+var epoch = time.Now()
 
 // record counts one request at now and reports the window's requests and
 // failures.
 func (h *laneHealth) record(now time.Time, window time.Duration, failed bool) (requests, failures int) {
 	width := max(int64(window)/laneBuckets, 1)
-	slot := now.UnixNano() / width
+	slot := int64(now.Sub(epoch)) / width
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.width != width { // the window changed with a reload: start over
+		h.width = width
+		clear(h.buckets[:])
+	}
 	b := &h.buckets[slot%laneBuckets]
 	if b.slot != slot {
 		b.slot, b.requests, b.fail = slot, 0, 0
@@ -111,8 +163,8 @@ func (h *laneHealth) record(now time.Time, window time.Duration, failed bool) (r
 		b.fail++
 	}
 	for i := range h.buckets {
-		if b := &h.buckets[i]; slot-b.slot < laneBuckets {
-			requests, failures = requests+b.requests, failures+b.fail
+		if d := slot - h.buckets[i].slot; d >= 0 && d < laneBuckets {
+			requests, failures = requests+h.buckets[i].requests, failures+h.buckets[i].fail
 		}
 	}
 	return requests, failures
@@ -134,22 +186,41 @@ func (h *laneHealth) clear() {
 	clear(h.buckets[:])
 }
 
+// shareEvictions makes the lanes of st, not yet published, read and set
+// the eviction of each lane version in the plane's state of it, which the
+// snapshots before it share: an eviction or an admission on any of them
+// holds on all. The evicted gauge is set again from them, so that a
+// version a reload took out of a lane, or a lane deleted, leaves no series
+// at 1.
+func (p *Plane) shareEvictions(st *Snapshot) {
+	p.metrics.LaneEvicted.Reset()
+	for _, l := range st.Table.Lanes() {
+		for _, svc := range l.Services() {
+			h := p.laneHealthOf(laneHealthKey{l.Name, svc, l.Version(svc).Digest})
+			l.UseEviction(svc, &h.evicted)
+			if h.evicted.Load() {
+				p.metrics.LaneEvicted.WithLabelValues(l.Name, svc).Set(1)
+			}
+		}
+	}
+}
+
 // watchLane counts the answer of req, served by its lane's version (its
 // series has the version's health), towards that version's eviction, and
 // evicts it when the failures of the window pass the lane's error rate. A
 // client's fault is no failure of the version, and is not counted at all.
 func (p *Plane) watchLane(req *Request) {
-	l, svc := req.Lane, req.Service.Name
+	l, svc, h := req.Lane, req.Service.Name, req.series.laneHealth
 	ev := l.Evict
-	if ev.Off || req.ClientFault != "" || l.Evicted(svc) {
+	if ev.Off || req.ClientFault != "" || h.evicted.Load() {
 		return
 	}
-	n, failed := req.series.laneHealth.record(time.Now(), ev.Window, req.Status >= 500)
+	n, failed := h.record(time.Now(), ev.Window, req.Status >= 500)
 	if n < ev.MinRequests || float64(failed) <= ev.ErrorRate*float64(n) {
 		return
 	}
-	if !l.SetEvicted(svc, true) {
-		return
+	if !h.evicted.CompareAndSwap(false, true) {
+		return // another request evicted it
 	}
 	reason := fmt.Sprintf("%d of the last %d requests failed (%.0f%%) within %s, over the error rate %.0f%%",
 		failed, n, 100*float64(failed)/float64(n), ev.Window, 100*ev.ErrorRate)
@@ -195,7 +266,7 @@ func (p *Plane) Lanes() []LaneState {
 func (p *Plane) AdmitLane(lane, service string) error {
 	st := p.snap.Load()
 	if st == nil {
-		return fmt.Errorf("no config loaded yet")
+		return ErrNoConfig
 	}
 	l := st.Table.Lane(lane)
 	if l == nil {
@@ -205,11 +276,13 @@ func (p *Plane) AdmitLane(lane, service string) error {
 	if v == nil {
 		return fmt.Errorf("lane %q has no version of service %q", lane, service)
 	}
-	if hv, ok := p.laneHealth.Load(laneHealthKey{lane, service, v.Digest}); ok {
-		hv.(*laneHealth).clear()
-	}
-	l.SetEvicted(service, false)
+	h := p.laneHealthOf(laneHealthKey{lane, service, v.Digest})
+	h.clear()
+	h.evicted.Store(false)
 	p.metrics.LaneEvicted.WithLabelValues(lane, service).Set(0)
 	p.log.Info("lane version admitted", "lane", lane, "service", service, "version", modules.Short(v.Digest))
 	return nil
 }
+
+// ErrNoConfig is the error of what needs a config before one is loaded.
+var ErrNoConfig = errors.New("no config loaded yet")

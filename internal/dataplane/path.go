@@ -143,8 +143,13 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	}
 	req.Version = v
 	req.series = p.seriesFor(st, req.Route, svc, v, req.Lane)
-	if c := req.series.laneRequests; c != nil {
-		c.Inc()
+	inLane := false // served by the lane's version: its health counts it
+	if sr := req.series; sr.laneBaseline != nil {
+		if inLane = sr.laneServed != nil && !req.Lane.Evicted(svc.Name); inLane {
+			sr.laneServed.Inc()
+		} else {
+			sr.laneBaseline.Inc()
+		}
 	}
 	req.colour = req.series.colour
 	p.colourConn(req)
@@ -156,7 +161,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		if req.Status >= 500 {
 			stats.Errors.Add(1)
 		}
-		if req.series.laneHealth != nil {
+		if inLane {
 			p.watchLane(req)
 		}
 	}()

@@ -140,9 +140,7 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 			s.calls[name] = &config.Route{Name: "wasmesh://" + name, Service: name}
 		}
 	}
-	if old := p.snap.Load(); old != nil {
-		s.Table.KeepEvictions(old.Table)
-	}
+	p.shareEvictions(s)
 	return p.snap.Swap(s)
 }
 

@@ -32,12 +32,12 @@ type series struct {
 	instTime, runTime       prometheus.Observer
 	stats                   *VersionStats
 	colour                  bpf.Colour // 0: none
-	// In a lane: how the service serves the lane (laneServed or
-	// laneBaseline), counted, and when by the lane's version and eviction
-	// is on, that version's health.
-	laneRequests prometheus.Counter
-	laneHealth   *laneHealth
-	classes      [6]atomic.Pointer[classSeries]
+	// In a lane: its requests counted as served by the lane's version
+	// (laneServed, nil when this is not it) or by the baseline, and the
+	// lane version's health, nil when this is not it.
+	laneServed, laneBaseline prometheus.Counter
+	laneHealth               *laneHealth
+	classes                  [6]atomic.Pointer[classSeries]
 }
 
 type classSeries struct {
@@ -63,14 +63,11 @@ func (p *Plane) seriesFor(st *Snapshot, r *config.Route, s *config.Service, v *c
 		colour:   st.Colours[ColourKey(s.Name, v.Digest)],
 	}
 	if lane != nil {
-		result := laneBaseline
+		sr.laneBaseline = p.metrics.LaneRequests.WithLabelValues(lane.Name, s.Name, laneBaseline)
 		if v == lane.Version(s.Name) {
-			result = laneServed
-			if !lane.Evict.Off {
-				sr.laneHealth = p.laneHealthOf(laneHealthKey{lane.Name, s.Name, v.Digest})
-			}
+			sr.laneServed = p.metrics.LaneRequests.WithLabelValues(lane.Name, s.Name, laneServed)
+			sr.laneHealth = p.laneHealthOf(laneHealthKey{lane.Name, s.Name, v.Digest})
 		}
-		sr.laneRequests = p.metrics.LaneRequests.WithLabelValues(lane.Name, s.Name, result)
 	}
 	got, _ := st.series.LoadOrStore(key, sr)
 	return got.(*series)

@@ -177,6 +177,18 @@ func TestLaneChain(t *testing.T) {
 		})
 	}
 
+	// A client's lane hidden in baggage the parser refuses (malformed, or
+	// past its 8 KiB) reaches the first guest no more than a valid one.
+	for name, value := range map[string]string{
+		"malformed": "team=a, wasmesh-lane=v2;;;=x",
+		"oversized": strings.Repeat("k=v,", 2100) + "wasmesh-lane=v2",
+	} {
+		status, body, h := get(t, c.g.url+"/orders/?do=env", "Baggage", value)
+		if status != 200 || strings.Contains(body, "wasmesh-lane") || c.digests[h.Get("X-Wasmesh-Version")] != "orders/stable" {
+			t.Fatalf("%s baggage: %d from %s\n%.2000s", name, status, h.Get("X-Wasmesh-Version"), body)
+		}
+	}
+
 	// Strict: frontend and users have versions in the lane, orders none.
 	v, status, body := c.get(t, "/?do=env", "X-Lane", "strict")
 	if v != [3]string{"frontend/stable", "users/v2", "-"} || status != "503" ||
@@ -191,7 +203,7 @@ func TestLaneChain(t *testing.T) {
 		`wasmesh_lane_requests_total{lane="v2",result="baseline",service="frontend"} 10`,
 		`wasmesh_lane_requests_total{lane="users-only",result="baseline",service="orders"} 10`,
 		`wasmesh_lane_requests_total{lane="strict",result="refused",service="orders"} 1`,
-		`wasmesh_lane_untrusted_total 15`,
+		`wasmesh_lane_untrusted_total 17`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("metrics lack %s", want)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -248,6 +249,54 @@ func TestLinkStoppable(t *testing.T) {
 					break // the runtime closed the instance
 				}
 				inst.Reset()
+			}
+		})
+	}
+}
+
+// TestSpinningGuestLetsGCThrough: a garbage collection completes while a
+// guest spins in a loop, in a core module with a memory (misbehave-spin)
+// or without one (misbehave-loop, which the rewrite gives a memory for the
+// yield check): the guest enters Go every YieldEvery iterations, where the
+// scheduler can preempt it. A guest that never did would hold the
+// collection until its deadline, and with as few processors as spinning
+// guests, for ever (the deadline's timer waits for the collection): when
+// this test fails, it hangs until go test's timeout, whose goroutine dump
+// shows runtime.GC waiting here.
+func TestSpinningGuestLetsGCThrough(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3)) // a processor for the deadline's timer: a hold, not a hang, when this fails
+	ctx := context.Background()
+	stoppable := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	defer stoppable.Close(ctx)
+	host := &component.Host{Funcs: map[string]component.HostFunc{}}
+	for _, file := range []string{"testdata/misbehave-spin.wasm", "testdata/misbehave-loop.wasm"} {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			l, err := component.LinkWith(ctx, stoppable, decode(t, file), host, component.LinkOptions{Stoppable: stoppable})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close(ctx)
+			inst, err := l.Instantiate(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close(ctx)
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := inst.Call(cctx, "wasi:http/incoming-handler@0.2.0", "handle", inst.NewObject(nil), inst.NewObject(nil))
+				done <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // the guest spinning
+			start := time.Now()
+			runtime.GC()
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("a garbage collection took %s while the guest spun: it waited for the guest", took)
+			}
+			cancel()
+			if err := <-done; err == nil {
+				t.Error("the spinning call returned no error")
 			}
 		})
 	}

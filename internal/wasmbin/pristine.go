@@ -91,8 +91,8 @@ type Snapshot struct {
 	// check: its code has no loop and no function that can be entered
 	// again and again without one (recursion, calls through a table or
 	// an import, tail calls: so it cannot run for ever), or Unstoppable
-	// says why it could not be given one. A module without a memory gets
-	// a check of the stop global alone (no memory.grow to yield with).
+	// says why it could not be given one. A module without a memory is
+	// given one of 0 pages for the check's memory.grow 0.
 	Stop string
 	// Unstoppable is why the module has no yield check although its code
 	// loops: it has a start function, which runs at instantiation, before
@@ -506,6 +506,16 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	}
 	// Sections rewritten, or added where the module has none.
 	replaced := map[byte][]byte{6: encodeSection(6, globals), 7: encodeSection(7, exports)}
+	if yield && p.memories == 0 {
+		// A memory of its own, 0 pages and at most 0, for the yield
+		// check's memory.grow 0 alone: the way into Go where the scheduler
+		// can preempt a guest spinning in this module. Without one, a
+		// garbage collection waits for the guest, and with as few
+		// processors as guests spinning, the timer that would set the stop
+		// global waits for the collection: the whole process stops.
+		replaced[5] = encodeSection(5, [][]byte{{0x01, 0x00, 0x00}})
+		p.memories = 1
+	}
 	if p.bodies != nil && yield {
 		replaced[10] = encodeSection(10, p.instrument(b, fuel, stop, exitBody, exit))
 	}
@@ -513,7 +523,7 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	var w bytes.Buffer
 	w.Write(b[:8])
 	flush := func(before int) { // writes the replacements that go before this place
-		for _, id := range []byte{6, 7, 10} {
+		for _, id := range []byte{5, 6, 7, 10} {
 			if s, ok := replaced[id]; ok && order(id) < before {
 				w.Write(s)
 				delete(replaced, id)

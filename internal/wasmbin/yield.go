@@ -35,15 +35,7 @@ import "math"
 // is at loops only, and a function that calls itself twice, 62 deep, makes
 // 2^62 calls. Before each call a cycle of calls can go through (recursion,
 // a call through a table or out of the module: recursionChecks) goes the
-// stop global's check alone, global.get $stop; if unreachable end, which
-// leaves the call's operands where they are.
-
-// stopCheck is the yield check of a module without a memory: global.get
-// stop; if; unreachable; end.
-func stopCheck(stop uint32) []byte {
-	b := append([]byte{0x23}, appendU32(nil, stop)...)
-	return append(b, 0x04, 0x40, 0x00, 0x0b)
-}
+// same check, which leaves the call's operands where they are.
 
 func yieldCheck(fuel, stop uint32) []byte {
 	b := append([]byte{0x23}, appendU32(nil, fuel)...)
@@ -62,14 +54,12 @@ func yieldCheck(fuel, stop uint32) []byte {
 // check inserted, each with its new size, and in body exitBody (-1: none)
 // each call of proc_exit replaced by exitCall(exit) (exit.go).
 func (p *preparer) instrument(b []byte, fuel, stop uint32, exitBody int, exit uint32) [][]byte {
+	// At the head of loops and before the calls a cycle can go through
+	// alike: a guest that recurses without end must let a garbage
+	// collection through as one that loops does. (build gives a module
+	// without a memory one for the check.)
 	check := yieldCheck(fuel, stop)
-	if p.memories == 0 {
-		// No memory.grow to yield with: the stop global alone, checked
-		// every time (wit-component's shim modules, say, whose functions
-		// call through a table).
-		check = stopCheck(stop)
-	}
-	halt := stopCheck(stop)
+	halt := check
 	entries := make([][]byte, len(p.bodies))
 	for i, fb := range p.bodies {
 		body := make([]byte, 0, fb.end-fb.start+len(check)*(len(fb.loops)+1)+len(halt)*len(fb.sites))

@@ -42,10 +42,15 @@ type laneChain struct {
 	ordersV2, config string
 }
 
+// The chain's services each have a baseline and a new version: frontend's
+// (a copy of the Rust frontend) is in no lane.
+
 const laneChainConfig = `
 services:
   frontend:
-    versions: [ { path: $EX/frontend/rust/frontend.wasm, name: stable } ]
+    versions:
+      - { path: $EX/frontend/rust/frontend.wasm, name: stable, weight: 100 }
+      - { path: $FRONTEND_V2, name: v2, weight: 0 }
     outbound: [ "wasmesh://users" ]
   users:
     versions:
@@ -81,7 +86,9 @@ routes:
 func newLaneChain(t *testing.T) *laneChain {
 	t.Helper()
 	c := &laneChain{ordersV2: variant(t, misbehave, "orders-v2")}
-	c.config = strings.NewReplacer("$MISBEHAVE", misbehave, "$ORDERS_V2", c.ordersV2, "$FORGER", testdata("forgelane.wasm")).Replace(laneChainConfig)
+	frontendV2 := variant(t, repoPath("examples", "frontend", "rust", "frontend.wasm"), "frontend-v2")
+	c.config = strings.NewReplacer("$MISBEHAVE", misbehave, "$ORDERS_V2", c.ordersV2, "$FRONTEND_V2", frontendV2,
+		"$FORGER", testdata("forgelane.wasm")).Replace(laneChainConfig)
 	c.g = serve(t, c.config)
 	c.digests = map[string]string{
 		fileDigest(t, repoPath("examples", "frontend", "rust", "frontend.wasm")): "frontend/stable",
@@ -89,6 +96,7 @@ func newLaneChain(t *testing.T) *laneChain {
 		fileDigest(t, repoPath("examples", "frontend", "zig", "frontend.wasm")):  "users/v2",
 		fileDigest(t, misbehave):  "orders/stable",
 		fileDigest(t, c.ordersV2): "orders/v2",
+		fileDigest(t, frontendV2): "frontend/v2",
 	}
 	return c
 }
@@ -583,25 +591,86 @@ func getWith(t *testing.T, c *http.Client, url string, header ...string) (int, s
 	return resp.StatusCode, string(b)
 }
 
-// TestLaneShareOnReplicas: of 600 users, about 20% enter lane v2 by the
+// TestLaneShareOnReplicas: of 10,000 users, 20% ± 1% enter lane v2 by the
 // share rule, each the same on two replicas of the gateway (two processes
-// of the same config), and a user in the lane is on its version of every
-// service of the chain.
+// of the same config); and a user in the lane is on its version of every
+// service of the chain (checked for 300 of them).
 func TestLaneShareOnReplicas(t *testing.T) {
 	c := newLaneChain(t)
 	other := &laneChain{g: serve(t, c.config), digests: c.digests}
-	const n = 600
-	in := 0
+	const n = 10000
+	var in atomic.Int64
+	keys := make(chan int)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	lane := func(base, user string) (bool, error) {
+		req, _ := http.NewRequest("GET", base+"/orders/?do=env", nil)
+		req.Header.Set("X-User", user)
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			return false, fmt.Errorf("%s: %d %v", base, resp.StatusCode, err)
+		}
+		inLane := strings.Contains(string(b), "\nX_WASMESH_LANE=v2\n")
+		if inLane != (c.digests[resp.Header.Get("X-Wasmesh-Version")] == "orders/v2") {
+			return false, fmt.Errorf("%s: %s in lane %v but answered by %s", base, user, inLane, resp.Header.Get("X-Wasmesh-Version"))
+		}
+		return inLane, nil
+	}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range keys {
+				user := fmt.Sprintf("user-%d", i)
+				a, err := lane(c.g.url, user)
+				b, err2 := lane(other.g.url, user)
+				if err == nil {
+					err = err2
+				}
+				if err == nil && a != b {
+					err = fmt.Errorf("%s: in the lane %v on one replica, %v on the other", user, a, b)
+				}
+				if err != nil {
+					select {
+					case errs <- err.Error():
+					default:
+					}
+					return
+				}
+				if a {
+					in.Add(1)
+				}
+			}
+		}()
+	}
 	for i := range n {
+		keys <- i
+		if len(errs) > 0 {
+			break
+		}
+	}
+	close(keys)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	share := 100 * float64(in.Load()) / n
+	if share < 19 || share > 21 {
+		t.Errorf("%.2f%% of users entered the lane, want 20%% ± 1%%", share)
+	}
+	t.Logf("%.2f%% of %d users in the lane, each the same on both replicas", share, n)
+	for i := range 300 {
 		user := fmt.Sprintf("user-%d", i)
 		a, _, body := c.get(t, "/?do=env", "X-User", user)
-		b, _, _ := other.get(t, "/?do=env", "X-User", user)
-		if a != b {
-			t.Fatalf("%s: %v on one replica, %v on the other", user, a, b)
-		}
 		switch a {
 		case [3]string{"frontend/stable", "users/v2", "orders/v2"}:
-			in++
 			if !strings.Contains(body, "\nX_WASMESH_LANE=v2\n") {
 				t.Fatalf("%s is in the lane, but orders does not say so:\n%s", user, body)
 			}
@@ -609,8 +678,5 @@ func TestLaneShareOnReplicas(t *testing.T) {
 		default:
 			t.Fatalf("%s: versions %v: half in the lane", user, a)
 		}
-	}
-	if share := 100 * float64(in) / n; share < 15 || share > 25 {
-		t.Errorf("%.1f%% of users entered the lane, want about 20%%", share)
 	}
 }

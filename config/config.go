@@ -264,6 +264,9 @@ type Version struct {
 	Module string
 	// Path is a .wasm file as written; see AbsPath.
 	Path string
+	// Upstream, when set, makes the version a proxy to native HTTP
+	// endpoints instead of a module (docs/config.md, upstream versions).
+	Upstream *Upstream
 	// Name is an optional label, unique within the service, that can also
 	// pin the version.
 	Name string
@@ -286,6 +289,15 @@ type Version struct {
 	col   int
 	field string // e.g. "services.hello.versions[1].module"
 	dir   string // Config.Dir
+}
+
+// source is what the version runs, for duplicate checks: its module,
+// path, or upstream's address.
+func (v *Version) source() string {
+	if v.Upstream != nil {
+		return v.Upstream.UpstreamDigest()
+	}
+	return v.Module + v.Path
 }
 
 // IsOCI reports whether Module is an OCI reference: the module is pulled

@@ -75,9 +75,9 @@ func TestParseErrors(t *testing.T) {
         weight: 100
 `, []string{`wasmesh.yaml:4:17: services.hello.versions[0]: missing field "weight" (required when a service has more than one version)`}},
 		{"module and path", svc + "        module: sha256:4f9c0a1b\n",
-			[]string{`wasmesh.yaml:4:9: services.hello.versions[0]: set only one of module or path`}},
+			[]string{`wasmesh.yaml:4:9: services.hello.versions[0]: set only one of module, path or upstream`}},
 		{"neither module nor path", "services:\n  hello:\n    versions:\n      - name: x\n",
-			[]string{`wasmesh.yaml:4:9: services.hello.versions[0]: missing field "module" or "path"`}},
+			[]string{`wasmesh.yaml:4:9: services.hello.versions[0]: missing field "module", "path" or "upstream"`}},
 		{"version not a mapping", "services:\n  hello:\n    versions:\n      - hello.wasm\n",
 			[]string{`wasmesh.yaml:4:9: services.hello.versions[0]: must be a mapping with "module" or "path", got "hello.wasm"`}},
 		{"bad module", "services:\n  hello:\n    versions:\n      - module: sha256:4F9C\n",

@@ -204,6 +204,14 @@ func number(s string) *yaml.Node {
 func versionNode(v *Version) (*yaml.Node, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	switch {
+	case v.Upstream != nil:
+		u := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		eps := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for _, e := range v.Upstream.Endpoints {
+			eps.Content = append(eps.Content, str(e.String()))
+		}
+		u.Content = append(u.Content, str("endpoints"), eps, str("lb"), str(v.Upstream.LB))
+		m.Content = append(m.Content, str("upstream"), u)
 	case v.IsOCI(): // keep the reference: other replicas pull it from there
 		m.Content = append(m.Content, str("module"), str(v.Module))
 	case v.Digest != "":

@@ -27,7 +27,7 @@ var (
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
 	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers", "warmup"}
 	outboundFields = []string{"url", "expect_id"}
-	versionFields  = []string{"module", "path", "name", "weight", "dscp"}
+	versionFields  = []string{"module", "path", "upstream", "name", "weight", "dscp"}
 	limitsFields   = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
 	routeFields    = []string{"name", "match", "service", "strip_prefix"}
 	matchFields    = []string{"host", "path", "path_prefix", "method", "headers"}
@@ -496,6 +496,8 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 		case "path":
 			v.Path, _ = d.str(val, f)
 			d.check(v.Path == "", val, f, "must not be empty")
+		case "upstream":
+			v.Upstream = d.upstream(val, f)
 		case "name":
 			v.Name, _ = d.str(val, f)
 			d.check(!validName(v.Name), val, f, "invalid name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", v.Name)
@@ -509,16 +511,16 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 				v.DSCP = x
 			}
 		}
-		if key == "module" || key == "path" {
+		if key == "module" || key == "path" || key == "upstream" {
 			sources++
 			v.Line, v.col, v.field = posOf(deref(val)).line, posOf(deref(val)).col, f
 		}
 	})
-	switch sources {
-	case 0:
-		d.errorf(m, path, `missing field "module" or "path"`)
-	case 2:
-		d.errorf(m, path, "set only one of module or path")
+	switch {
+	case sources == 0:
+		d.errorf(m, path, `missing field "module", "path" or "upstream"`)
+	case sources > 1:
+		d.errorf(m, path, "set only one of module, path or upstream")
 	}
 	return v
 }
@@ -559,10 +561,10 @@ func (d *decoder) weights(s *Service, k *yaml.Node) {
 			d.errorAt(v.Line, v.col, at+".name", "duplicate version name %q", v.Name)
 		}
 		names[v.Name] = true
-		if src := v.Module + v.Path; src != "" && sources[src] {
+		if src := v.source(); src != "" && sources[src] {
 			d.errorAt(v.Line, v.col, v.field, "%q is listed twice", src)
 		}
-		sources[v.Module+v.Path] = true
+		sources[v.source()] = true
 	}
 	if valid && len(s.Versions) > 0 && sum != 100 {
 		d.errorf(k, "services."+s.Name, "weights sum to %d, want 100", sum)

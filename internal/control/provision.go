@@ -45,6 +45,9 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 	}
 	var registry *oci.Client // made at the first oci:// version
 	resolve := func(v *config.Version) (string, error) {
+		if v.IsUpstream() { // no module: addressed by its endpoints
+			return v.Upstream.UpstreamDigest(), nil
+		}
 		if v.IsOCI() && registry == nil {
 			if registry, err = newRegistryClient(cfg); err != nil {
 				return "", err

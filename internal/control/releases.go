@@ -39,7 +39,7 @@ func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int
 		target := &config.Version{Module: module, Digest: digest, Name: name}
 		for _, v := range cur {
 			if v.Digest == digest {
-				target.Name, target.DSCP = cmp.Or(name, v.Name), v.DSCP
+				target.Name, target.DSCP, target.Upstream = cmp.Or(name, v.Name), v.DSCP, v.Upstream
 				if v.IsOCI() && !target.IsOCI() {
 					target.Module = v.Module // keep where the replicas pull it from
 				}
@@ -65,7 +65,7 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 				if v.IsOCI() {
 					module = v.Module
 				}
-				return []*config.Version{{Module: module, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100}}, nil
+				return []*config.Version{{Module: module, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100, Upstream: v.Upstream}}, nil
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)

@@ -166,6 +166,14 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		}
 	}()
 
+	if v.IsUpstream() { // the body streams to the upstream as it comes
+		if release, ok := p.acquire(req, w); ok {
+			defer release()
+			p.proxy(req, w, v)
+		}
+		return
+	}
+
 	// The body is read before a concurrency slot is taken, within the
 	// service's timeout, so that slow uploads cannot hold the slots: a
 	// module's whole, a component's first streamAfter bytes, the rest
@@ -194,11 +202,8 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		r.ContentLength = int64(body.Len()) // known now, even for a chunked body
 	}
 
-	release, err := p.limiterFor(svc).acquire(req.ctx, req.Limits.Timeout)
-	if err != nil {
-		p.metrics.Rejections.WithLabelValues(svc.Name).Inc()
-		w.Header().Set("Retry-After", "1")
-		p.fail(req, w, statusOf(err), err)
+	release, ok := p.acquire(req, w)
+	if !ok {
 		return
 	}
 	defer release()
@@ -207,6 +212,20 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	} else {
 		p.runGuest(req, w, mod, body)
 	}
+}
+
+// acquire takes one of the service's concurrency slots for req, waiting
+// in its queue within the timeout; when it cannot, it answers (503, or the
+// client's failure) and reports false.
+func (p *Plane) acquire(req *Request, w http.ResponseWriter) (release func(), ok bool) {
+	release, err := p.limiterFor(req.Service).acquire(req.ctx, req.Limits.Timeout)
+	if err != nil {
+		p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
+		w.Header().Set("Retry-After", "1")
+		p.fail(req, w, statusOf(err), err)
+		return nil, false
+	}
+	return release, true
 }
 
 // streamAfter is how much of a component's request body is read before

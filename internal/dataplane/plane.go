@@ -85,6 +85,7 @@ type Plane struct {
 
 	stats      sync.Map // service+"\x00"+digest → *VersionStats
 	laneHealth sync.Map // laneHealthKey → *laneHealth
+	upstreams  sync.Map // digest → *upstreamPool, of upstream versions
 	limiters   sync.Map // service name → *limiter
 
 	conns    sync.Map // net.Conn → connColour, the client connections coloured

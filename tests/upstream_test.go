@@ -1,0 +1,225 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/config"
+)
+
+// nativeUpstream is a native HTTP service on loopback: it answers "native
+// <name>" with the headers it got as JSON, after a delay when the path
+// says /slow, and tries to spoof the gateway's headers.
+func nativeUpstream(t *testing.T, name string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			time.Sleep(2 * time.Second)
+		}
+		w.Header().Set("X-Wasmesh-Version", "sha256:spoofed")
+		w.Header().Set("X-Native", name)
+		got := map[string]any{"path": r.URL.Path, "host": r.Host, "header": r.Header}
+		b, _ := json.Marshal(got)
+		fmt.Fprintf(w, "native %s %s", name, b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// nativeAndWasm is a services block: users, the native upstream at url as
+// v1 (90%) and the Zig hello as v2 (10%).
+func nativeAndWasm(url string) string {
+	return `
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "` + url + `" ] }, name: v1, weight: 90 }
+      - { path: $EX/hello/zig/hello.wasm, name: v2, weight: 10 }`
+}
+
+// upstreamDigest is the digest a config gives an upstream version of the
+// endpoint at url (config.Upstream.UpstreamDigest).
+func upstreamDigest(t *testing.T, url string) string {
+	t.Helper()
+	cfg, err := config.Parse("x.yaml", []byte("services:\n  s: { versions: [ { upstream: { endpoints: [ \""+url+"\" ] } } ] }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Services["s"].Versions[0].Upstream.UpstreamDigest()
+}
+
+// TestUpstreamVersion: a version can be a native upstream: it is selected
+// by weight, pin and lane like a module version and named by
+// X-Wasmesh-Version; the request reaches it with its path (after
+// strip_prefix), Host, X-Forwarded-For (appended), -Host, -Proto, Via,
+// X-Request-Id, traceparent and the lane's baggage, without hop-by-hop
+// headers; the upstream cannot speak for the gateway's headers.
+func TestUpstreamVersion(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	g := serve(t, nativeAndWasm(native.URL)+`
+lanes:
+  native: { versions: { users: v1 }, entry: [ { header: X-Lane=native } ] }
+routes:
+  - { match: { path_prefix: /users }, service: users, strip_prefix: true }
+`)
+	v1, v2 := upstreamDigest(t, native.URL), fileDigest(t, hello("zig"))
+	counts := map[string]int{}
+	for i := range 200 {
+		status, body, h := get(t, g.url+fmt.Sprintf("/users/x%d", i))
+		counts[h.Get("X-Wasmesh-Version")]++
+		switch h.Get("X-Wasmesh-Version") {
+		case v1:
+			if status != 200 || !strings.HasPrefix(body, "native v1 ") || h.Get("X-Native") != "v1" {
+				t.Fatalf("v1 answered %d %q", status, body)
+			}
+		case v2:
+			if status != 200 || !strings.HasPrefix(body, "hello from zig") {
+				t.Fatalf("v2 answered %d %q", status, body)
+			}
+		default:
+			t.Fatalf("answered by %q (v1 %s, v2 %s): %d %q", h.Get("X-Wasmesh-Version"), v1, v2, status, body)
+		}
+	}
+	if counts[v1] < 150 || counts[v2] < 5 {
+		t.Errorf("200 requests: %d to v1 (90%%), %d to v2 (10%%)", counts[v1], counts[v2])
+	}
+
+	// What the upstream got.
+	status, body, h := get(t, g.url+"/users/who?q=1", "X-Wasmesh-Version", "v1", "X-Forwarded-For", "203.0.113.7",
+		"Connection", "X-Secret", "X-Secret", "hop", "X-Lane", "native", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if status != 200 || h.Get("X-Wasmesh-Version") != v1 || len(h.Values("X-Wasmesh-Version")) != 1 {
+		t.Fatalf("pinned v1: %d %q, X-Wasmesh-Version %q", status, body, h.Values("X-Wasmesh-Version"))
+	}
+	var got struct {
+		Path, Host string
+		Header     http.Header
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "native v1 ")), &got); err != nil {
+		t.Fatalf("%v: %q", err, body)
+	}
+	host := strings.TrimPrefix(g.url, "http://")
+	for _, c := range []struct{ what, got, want string }{
+		{"path", got.Path, "/who"},
+		{"Host", got.Host, host},
+		{"X-Forwarded-For", got.Header.Get("X-Forwarded-For"), "203.0.113.7, 127.0.0.1"},
+		{"X-Forwarded-Host", got.Header.Get("X-Forwarded-Host"), host},
+		{"X-Forwarded-Proto", got.Header.Get("X-Forwarded-Proto"), "http"},
+		{"Via", got.Header.Get("Via"), "1.1 wasmesh"},
+		{"X-Request-Id", got.Header.Get("X-Request-Id"), h.Get("X-Request-Id")},
+		{"X-Secret (hop-by-hop)", got.Header.Get("X-Secret"), ""},
+		{"Baggage", got.Header.Get("Baggage"), "wasmesh-lane=native"},
+	} {
+		if c.got != c.want {
+			t.Errorf("the upstream got %s %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if tp := got.Header.Get("Traceparent"); !strings.HasPrefix(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || strings.HasSuffix(tp, "00f067aa0ba902b7-01") {
+		t.Errorf("the upstream got traceparent %q: want the client's trace, from the gateway's span", tp)
+	}
+	if h.Get("X-Request-Id") == "" || len(h.Values("X-Request-Id")) != 1 {
+		t.Errorf("X-Request-Id %q", h.Values("X-Request-Id"))
+	}
+}
+
+// TestUpstreamFaults: an endpoint that refuses connections gives 502 with
+// the reason at once, a slow one 504 at the service's timeout, and neither
+// is counted as the client's fault; the other services are unaffected.
+func TestUpstreamFaults(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	native := nativeUpstream(t, "v1")
+	g := serve(t, `
+services:
+  refused: { versions: [ { upstream: { endpoints: [ "`+closed+`" ] } } ] }
+  slow: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ], limits: { timeout: 300ms } }
+  hello: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /refused }, service: refused }
+  - { match: { path_prefix: /slow }, service: slow }
+  - { match: { path_prefix: /hello }, service: hello }
+`)
+	start := time.Now()
+	status, body, _ := get(t, g.url+"/refused/x")
+	if status != 502 || time.Since(start) > 5*time.Second || !strings.Contains(body, "request id:") {
+		t.Errorf("refused endpoint: %d after %s: %q", status, time.Since(start), body)
+	}
+	start = time.Now()
+	status, body, _ = get(t, g.url+"/slow/slow")
+	if took := time.Since(start); status != 504 || took > 1900*time.Millisecond {
+		t.Errorf("slow endpoint: %d after %s: %q", status, took, body)
+	}
+	if status, _, _ := get(t, g.url+"/hello/x"); status != 200 {
+		t.Errorf("hello after the faults: %d", status)
+	}
+	if m := metric(t, g, `wasmesh_client_errors_total{reason="client_abort",service="refused"}`); m != "" {
+		t.Errorf("a refused upstream counted as the client's fault: %s", m)
+	}
+}
+
+// TestUpstreamMigration: a native v1 and a wasm v2 behind one service;
+// promoting v2 under load (90/10 → 0/100) fails no request, and every
+// answer names the version that served it.
+func TestUpstreamMigration(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	g := serve(t, nativeAndWasm(native.URL)+`
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	v1, v2 := upstreamDigest(t, native.URL), fileDigest(t, hello("zig"))
+	var stop atomic.Bool
+	var served, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	client := &http.Client{Timeout: 20 * time.Second}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				resp, err := client.Get(g.url + "/x")
+				if err == nil {
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 200 || (resp.Header.Get("X-Wasmesh-Version") != v1 && resp.Header.Get("X-Wasmesh-Version") != v2) {
+					failed.Add(1)
+					mu.Lock()
+					failures = append(failures, fmt.Sprint(err, resp))
+					mu.Unlock()
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	ok(t, opts{}, "promote", "users", "v2", "--admin="+strings.TrimPrefix(g.admin, "http://"))
+	time.Sleep(300 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed: %q", failed.Load(), served.Load(), failures[:min(len(failures), 3)])
+	}
+	for range 20 {
+		if _, _, h := get(t, g.url+"/x"); h.Get("X-Wasmesh-Version") != v2 {
+			t.Fatalf("after promote: answered by %s", h.Get("X-Wasmesh-Version"))
+		}
+	}
+	// Rolled back, the native version serves again, from the file's config.
+	ok(t, opts{}, "rollback", "users", "--admin="+strings.TrimPrefix(g.admin, "http://"))
+	if _, body, h := get(t, g.url+"/x", "X-Wasmesh-Version", "v1"); h.Get("X-Wasmesh-Version") != v1 || !strings.HasPrefix(body, "native v1") {
+		t.Fatalf("after rollback, pinned v1: %s %q", h.Get("X-Wasmesh-Version"), body)
+	}
+	t.Logf("%d requests during the promotion", served.Load())
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,17 @@ services:
     versions:
       - { upstream: { endpoints: [ "` + url + `" ] }, name: v1, weight: 90 }
       - { path: $EX/hello/zig/hello.wasm, name: v2, weight: 10 }`
+}
+
+// upstreamDigestOf is the short digest of an upstream of endpoints, as
+// metrics show it.
+func upstreamDigestOf(t *testing.T, endpoints ...string) string {
+	t.Helper()
+	cfg, err := config.Parse("x.yaml", []byte("services:\n  s: { versions: [ { upstream: { endpoints: [ \""+strings.Join(endpoints, "\", \"")+"\" ] } } ] }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(cfg.Services["s"].Versions[0].Upstream.UpstreamDigest(), "sha256:")[:12]
 }
 
 // upstreamDigest is the digest a config gives an upstream version of the
@@ -178,39 +190,14 @@ routes:
   - { match: { path_prefix: / }, service: users }
 `)
 	v1, v2 := upstreamDigest(t, native.URL), fileDigest(t, hello("zig"))
-	var stop atomic.Bool
-	var served, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	client := &http.Client{Timeout: 20 * time.Second}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				resp, err := client.Get(g.url + "/x")
-				if err == nil {
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 || (resp.Header.Get("X-Wasmesh-Version") != v1 && resp.Header.Get("X-Wasmesh-Version") != v2) {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, fmt.Sprint(err, resp))
-					mu.Unlock()
-				}
-				served.Add(1)
-			}
-		}()
-	}
+	load := startLoad(g.url+"/x", func(resp *http.Response) bool {
+		v := resp.Header.Get("X-Wasmesh-Version")
+		return v == v1 || v == v2
+	})
 	time.Sleep(300 * time.Millisecond)
 	ok(t, opts{}, "promote", "users", "v2", "--admin="+strings.TrimPrefix(g.admin, "http://"))
 	time.Sleep(300 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed: %q", failed.Load(), served.Load(), failures[:min(len(failures), 3)])
-	}
+	load.stop(t)
 	for range 20 {
 		if _, _, h := get(t, g.url+"/x"); h.Get("X-Wasmesh-Version") != v2 {
 			t.Fatalf("after promote: answered by %s", h.Get("X-Wasmesh-Version"))
@@ -221,5 +208,89 @@ routes:
 	if _, body, h := get(t, g.url+"/x", "X-Wasmesh-Version", "v1"); h.Get("X-Wasmesh-Version") != v1 || !strings.HasPrefix(body, "native v1") {
 		t.Fatalf("after rollback, pinned v1: %s %q", h.Get("X-Wasmesh-Version"), body)
 	}
-	t.Logf("%d requests during the promotion", served.Load())
+	t.Logf("%d requests during the promotion", load.served.Load())
+}
+
+// TestUpstreamEndpointDown: one of three endpoints goes away under load:
+// idempotent GETs see no failure (tried again on another endpoint), and
+// the endpoint, failing every try, is ejected: it is no longer tried.
+func TestUpstreamEndpointDown(t *testing.T) {
+	a, b, c := nativeUpstream(t, "a"), nativeUpstream(t, "b"), nativeUpstream(t, "c")
+	var tries atomic.Int64
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tries.Add(1)
+		c.Config.Handler.ServeHTTP(w, r)
+	}))
+	g := serve(t, `
+services:
+  users:
+    versions: [ { upstream: { endpoints: [ "`+a.URL+`", "`+b.URL+`", "`+counting.URL+`" ] } } ]
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	load := startLoad(g.url+"/x", nil)
+	time.Sleep(300 * time.Millisecond)
+	if tries.Load() == 0 {
+		t.Fatal("the third endpoint got no request before it went away")
+	}
+	counting.Close() // refuses connections from now on
+	time.Sleep(700 * time.Millisecond)
+	before := load.served.Load()
+	time.Sleep(500 * time.Millisecond)
+	load.stop(t)
+	// Ejected after 5 failures in a row: a handful of retries, not a third
+	// of the requests.
+	version := upstreamDigestOf(t, a.URL, b.URL, counting.URL)
+	retries, ejections := metric(t, g, `wasmesh_upstream_retries_total{version="`+version+`"}`),
+		metric(t, g, `wasmesh_upstream_ejections_total{endpoint="`+strings.TrimPrefix(counting.URL, "http://")+`",version="`+version+`"}`)
+	if n, _ := strconv.Atoi(retries); n == 0 || n > 20 || ejections != "1" {
+		t.Errorf("%s retries, %s ejections of the endpoint that went away", retries, ejections)
+	}
+	t.Logf("%d requests, %d of them after the endpoint had gone away", load.served.Load(), load.served.Load()-before)
+}
+
+// load is four clients sending GETs in a loop, each answer checked.
+type load struct {
+	done           atomic.Bool
+	served, failed atomic.Int64
+	wg             sync.WaitGroup
+	mu             sync.Mutex
+	failures       []string
+}
+
+// startLoad starts GETs of url until stop; an answer fails unless its
+// status is 200 and, with check, check approves it.
+func startLoad(url string, check func(*http.Response) bool) *load {
+	l := &load{}
+	client := &http.Client{Timeout: 20 * time.Second}
+	for range 4 {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for !l.done.Load() {
+				resp, err := client.Get(url)
+				if err == nil {
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 200 || (check != nil && !check(resp)) {
+					l.failed.Add(1)
+					l.mu.Lock()
+					l.failures = append(l.failures, fmt.Sprint(err, resp))
+					l.mu.Unlock()
+				}
+				l.served.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and fails t if any request failed.
+func (l *load) stop(t *testing.T) {
+	t.Helper()
+	l.done.Store(true)
+	l.wg.Wait()
+	if l.failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed: %q", l.failed.Load(), l.served.Load(), l.failures[:min(len(l.failures), 3)])
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -27,9 +28,13 @@ import (
 // with its own connection pool. It is kept by the version's digest across
 // reloads, so that a reload keeps the connections.
 type upstreamPool struct {
+	version   string // short digest, for metrics and logs
+	p         *Plane
 	lb        string
 	endpoints []*endpoint
 	next      atomic.Uint64 // round robin's
+	// requests and retries, for the retry budget.
+	requests, retries atomic.Int64
 }
 
 // endpoint is one upstream endpoint and its connections.
@@ -37,6 +42,55 @@ type endpoint struct {
 	url       *url.URL
 	inflight  atomic.Int64
 	transport *http.Transport
+	// Passive outlier ejection: failures in a row (5xx answers, failures
+	// to answer), until when the endpoint is ejected (ns since epoch), and
+	// how many times it has been.
+	failures     atomic.Int32
+	ejectedUntil atomic.Int64
+	ejections    atomic.Int32
+}
+
+// Outlier ejection: an endpoint that fails ejectAfter times in a row is
+// left out for ejectBase, doubled at each ejection up to ejectMax, unless
+// that would leave out more than half of the endpoints.
+const (
+	ejectAfter = 5
+	ejectBase  = 10 * time.Second
+	ejectMax   = 5 * time.Minute
+)
+
+// outcome counts an answer (or the failure to give one) of ep towards its
+// ejection.
+func (u *upstreamPool) outcome(ep *endpoint, failed bool) {
+	if !failed {
+		ep.failures.Store(0)
+		return
+	}
+	if ep.failures.Add(1) < ejectAfter {
+		return
+	}
+	now := int64(time.Since(epoch))
+	ejected := 0
+	for _, e := range u.endpoints {
+		if e.ejectedUntil.Load() > now {
+			ejected++
+		}
+	}
+	if 2*(ejected+1) > len(u.endpoints) {
+		return // keep more than half of them in
+	}
+	d := min(ejectBase<<min(ep.ejections.Add(1)-1, 10), ejectMax)
+	ep.ejectedUntil.Store(now + int64(d))
+	ep.failures.Store(0)
+	u.p.metrics.UpstreamEjections.WithLabelValues(u.version, ep.url.Host).Inc()
+	u.p.log.Warn("upstream endpoint ejected", "version", u.version, "endpoint", ep.url.String(), "for", d, "failures", ejectAfter)
+}
+
+// retryAllowed is the retry budget: retries at most a fifth of the
+// requests, and a few more, so that retries cannot multiply the load of
+// an upstream that is failing.
+func (u *upstreamPool) retryAllowed() bool {
+	return u.retries.Load() < u.requests.Load()/5+3
 }
 
 // Defaults of an upstream's connections.
@@ -51,7 +105,7 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 	if u, ok := p.upstreams.Load(v.Digest); ok {
 		return u.(*upstreamPool)
 	}
-	u := &upstreamPool{lb: v.Upstream.LB}
+	u := &upstreamPool{lb: v.Upstream.LB, version: modules.Short(v.Digest), p: p}
 	for _, e := range v.Upstream.Endpoints {
 		dialer := &net.Dialer{Timeout: upstreamConnectTimeout, KeepAlive: 30 * time.Second}
 		u.endpoints = append(u.endpoints, &endpoint{url: e, transport: &http.Transport{
@@ -66,24 +120,45 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 	return got.(*upstreamPool)
 }
 
-// pick chooses the endpoint of a request: round robin, or of two chosen at
-// random the one with fewer requests in flight (least request).
-func (u *upstreamPool) pick() *endpoint {
+// pick chooses the endpoint of a request, not tried if it can (the
+// endpoint a retry leaves), among those not ejected if there are any:
+// round robin, or of two chosen at random the one with fewer requests in
+// flight (least request).
+func (u *upstreamPool) pick(tried *endpoint) *endpoint {
 	n := len(u.endpoints)
-	switch {
-	case n == 1:
+	if n == 1 {
 		return u.endpoints[0]
-	case u.lb == "round_robin":
-		return u.endpoints[(u.next.Add(1)-1)%uint64(n)]
 	}
-	a, b := rand.IntN(n), rand.IntN(n-1)
+	now := int64(time.Since(epoch))
+	var buf [16]*endpoint
+	cands := buf[:0]
+	for _, e := range u.endpoints {
+		if e != tried && e.ejectedUntil.Load() <= now {
+			cands = append(cands, e)
+		}
+	}
+	if len(cands) == 0 {
+		for _, e := range u.endpoints {
+			if e != tried {
+				cands = append(cands, e)
+			}
+		}
+	}
+	m := len(cands)
+	switch {
+	case m == 1:
+		return cands[0]
+	case u.lb == "round_robin":
+		return cands[(u.next.Add(1)-1)%uint64(m)]
+	}
+	a, b := rand.IntN(m), rand.IntN(m-1)
 	if b >= a {
 		b++
 	}
-	if u.endpoints[b].inflight.Load() < u.endpoints[a].inflight.Load() {
+	if cands[b].inflight.Load() < cands[a].inflight.Load() {
 		a = b
 	}
-	return u.endpoints[a]
+	return cands[a]
 }
 
 var upstreamBuffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
@@ -103,12 +178,12 @@ var discardLog = log.New(io.Discard, "", 0)
 // streamed, to one endpoint, and the answer, streamed, back; hop-by-hop
 // headers dropped, X-Forwarded-For (appended), -Host, -Proto and Via set,
 // the request id, trace context and baggage (the lane) carried, in a
-// client span; the whole within the service's timeout.
+// client span per try; the whole within the service's timeout. An
+// idempotent request without a body whose endpoint failed before
+// answering (refused, reset, closed) is tried again on another endpoint,
+// at most twice, within the pool's retry budget.
 func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	u := p.upstreamFor(v)
-	ep := u.pick()
-	ep.inflight.Add(1)
-	defer ep.inflight.Add(-1)
 	r := req.HTTP
 	if r.ContentLength > req.Limits.MaxBody {
 		req.ClientFault = faultBodyTooLarge
@@ -117,13 +192,52 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	}
 	ctx, cancel := context.WithTimeout(req.ctx, req.Limits.Timeout)
 	defer cancel()
-	ctx, span := p.tracer.Start(ctx, "wasmesh.upstream", clientSpan,
-		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
-	defer span.End()
 	in := r.WithContext(ctx)
 	if r.Body != nil && r.Body != http.NoBody {
 		in.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
 	}
+	u.requests.Add(1)
+	retryable := idempotent[r.Method] && (r.Body == nil || r.Body == http.NoBody)
+	var tried *endpoint
+	for try := 0; ; try++ {
+		ep := u.pick(tried)
+		again := retryable && try < maxRetries && ep != tried
+		if !p.proxyOnce(ctx, req, w, in, u, ep, again) {
+			return
+		}
+		if !u.retryAllowed() {
+			p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream %s: %w (retry budget spent)", ep.url.Host, req.Err))
+			return
+		}
+		u.retries.Add(1)
+		p.metrics.UpstreamRetries.WithLabelValues(u.version).Inc()
+		tried = ep
+		select { // a jittered pause, not a storm
+		case <-time.After(time.Duration(1+rand.IntN(10*(try+1))) * time.Millisecond):
+		case <-ctx.Done():
+			p.fail(req, w, http.StatusGatewayTimeout, fmt.Errorf("upstream: %w", ctx.Err()))
+			return
+		}
+	}
+}
+
+// maxRetries is how many times a request is tried again on another
+// endpoint.
+const maxRetries = 2
+
+// idempotent are the methods whose requests may be sent twice (RFC 9110
+// §9.2.2).
+var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
+
+// proxyOnce is one try of req on ep. It reports true when the endpoint
+// failed before answering, nothing was written, and again allows another
+// try: req.Err says why.
+func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, in *http.Request, u *upstreamPool, ep *endpoint, again bool) (retry bool) {
+	ep.inflight.Add(1)
+	defer ep.inflight.Add(-1)
+	ctx, span := p.tracer.Start(ctx, "wasmesh.upstream", clientSpan,
+		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
+	defer span.End()
 	var upstreamErr error
 	cw := &countingWriter{ResponseWriter: w, n: &req.Bytes}
 	rp := &httputil.ReverseProxy{
@@ -148,6 +262,7 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 			delete(resp.Header, router.VersionHeader)
 			delete(resp.Header, RequestIDHeader)
 			req.Status = resp.StatusCode
+			u.outcome(ep, resp.StatusCode >= 500)
 			resp.Body = &watchedBody{ReadCloser: resp.Body, err: &upstreamErr}
 			return nil
 		},
@@ -157,10 +272,16 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 			switch {
 			case errors.Is(err, errBodyTooLarge):
 				status, req.ClientFault = http.StatusRequestEntityTooLarge, faultBodyTooLarge
-			case r.Context().Err() != nil:
+			case req.HTTP.Context().Err() != nil:
 				status = statusClientClosed
 			case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 				status = http.StatusGatewayTimeout
+			default:
+				u.outcome(ep, true)
+				if again {
+					req.Err, retry = fmt.Errorf("upstream %s: %w", ep.url.Host, err), true
+					return // nothing written: the next try answers
+				}
 			}
 			p.fail(req, w, status, fmt.Errorf("upstream %s: %w", ep.url.Host, err))
 		},
@@ -171,9 +292,10 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		if req.Err == nil { // failed after the response began: cut, not ended
 			req.Err, req.abort = fmt.Errorf("upstream %s: %w", ep.url.Host, upstreamErr), true
 		}
-		return
+		return retry
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", req.Status))
+	return false
 }
 
 // limitedBody is a request body read by the proxy, refused past left bytes.

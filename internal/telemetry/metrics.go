@@ -32,6 +32,9 @@ type Metrics struct {
 	LaneUntrusted prometheus.Counter
 	LaneEvictions *prometheus.CounterVec // lane, service
 	LaneEvicted   *prometheus.GaugeVec   // lane, service
+	// Upstream versions': tries again, and endpoints ejected.
+	UpstreamRetries   *prometheus.CounterVec // version
+	UpstreamEjections *prometheus.CounterVec // version, endpoint
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
@@ -100,6 +103,14 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_lane_evicted",
 			Help: "1 while a lane's version of a service is evicted, until admitted again.",
 		}, []string{"lane", "service"}),
+		UpstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_retries_total",
+			Help: "Requests to an upstream version tried again on another endpoint after one failed before answering, by version.",
+		}, []string{"version"}),
+		UpstreamEjections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_ejections_total",
+			Help: "Endpoints of an upstream version left out for failing 5 times in a row, by version and endpoint.",
+		}, []string{"version", "endpoint"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_config_reload_total",
 			Help: "Config loads, by result (success or error).",
@@ -121,7 +132,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Reloads.WithLabelValues("error")
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
-		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted,
+		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(extra...)
 	return m

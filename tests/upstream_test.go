@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,16 +184,59 @@ routes:
 	}
 }
 
-// TestUpstreamMigration: a native v1 and a wasm v2 behind one service;
-// promoting v2 under load (90/10 → 0/100) fails no request, and every
-// answer names the version that served it.
+// nativeUsers builds examples/native/users (once per run) and starts it
+// on a loopback port of its choosing; it returns its URL.
+func nativeUsers(t *testing.T) string {
+	t.Helper()
+	nativeBuild.Do(func() {
+		nativeBin = filepath.Join(filepath.Dir(cacheDir), "native-users") // beside the cache: removed after the run
+		cmd := exec.Command("go", "build", "-o", nativeBin, ".")
+		cmd.Dir, cmd.Env = repoPath("examples", "native", "users"), append(os.Environ(), "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			nativeErr = fmt.Errorf("build examples/native/users: %v\n%s", err, out)
+		}
+	})
+	if nativeErr != nil {
+		t.Fatal(nativeErr)
+	}
+	cmd := exec.Command(nativeBin, "-listen", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "users native on ")
+	if err != nil || !ok {
+		t.Fatalf("examples/native/users said %q, %v", line, err)
+	}
+	return url
+}
+
+var (
+	nativeBuild sync.Once
+	nativeBin   string
+	nativeErr   error
+)
+
+// TestUpstreamMigration: the native users service (examples/native/users,
+// a process of its own) as v1 and a wasm v2 behind one service; promoting
+// v2 under load (90/10 → 0/100) fails no request, every answer names the
+// version that served it, and a rollback brings v1 back.
 func TestUpstreamMigration(t *testing.T) {
-	native := nativeUpstream(t, "v1")
-	g := serve(t, nativeAndWasm(native.URL)+`
+	native := nativeUsers(t)
+	g := serve(t, nativeAndWasm(native)+`
 routes:
   - { match: { path_prefix: / }, service: users }
 `)
-	v1, v2 := upstreamDigest(t, native.URL), fileDigest(t, hello("zig"))
+	v1, v2 := upstreamDigest(t, native), fileDigest(t, hello("zig"))
+	if _, body, h := get(t, g.url+"/x", "X-Wasmesh-Version", "v1"); h.Get("X-Wasmesh-Version") != v1 ||
+		!strings.HasPrefix(body, "users native: GET /x 0 bytes\nrequest id "+h.Get("X-Request-Id")+", traceparent 00-") {
+		t.Fatalf("v1, the native service: %s %q", h.Get("X-Wasmesh-Version"), body)
+	}
 	load := startLoad(g.url+"/x", func(resp *http.Response) bool {
 		v := resp.Header.Get("X-Wasmesh-Version")
 		return v == v1 || v == v2
@@ -205,7 +252,7 @@ routes:
 	}
 	// Rolled back, the native version serves again, from the file's config.
 	ok(t, opts{}, "rollback", "users", "--admin="+strings.TrimPrefix(g.admin, "http://"))
-	if _, body, h := get(t, g.url+"/x", "X-Wasmesh-Version", "v1"); h.Get("X-Wasmesh-Version") != v1 || !strings.HasPrefix(body, "native v1") {
+	if _, body, h := get(t, g.url+"/x", "X-Wasmesh-Version", "v1"); h.Get("X-Wasmesh-Version") != v1 || !strings.HasPrefix(body, "users native:") {
 		t.Fatalf("after rollback, pinned v1: %s %q", h.Get("X-Wasmesh-Version"), body)
 	}
 	t.Logf("%d requests during the promotion", load.served.Load())

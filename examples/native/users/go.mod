@@ -1,0 +1,3 @@
+module example.com/native-users
+
+go 1.24

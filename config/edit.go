@@ -211,6 +211,13 @@ func versionNode(v *Version) (*yaml.Node, error) {
 			eps.Content = append(eps.Content, str(e.String()))
 		}
 		u.Content = append(u.Content, str("endpoints"), eps, str("lb"), str(v.Upstream.LB))
+		if h := v.Upstream.Health; h != nil {
+			hn := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+			hn.Content = append(hn.Content, str("path"), str(h.Path), str("interval"), str(h.Interval.String()),
+				str("timeout"), str(h.Timeout.String()), str("status"), number(strconv.Itoa(h.Status)),
+				str("healthy"), number(strconv.Itoa(h.Healthy)), str("unhealthy"), number(strconv.Itoa(h.Unhealthy)))
+			u.Content = append(u.Content, str("health"), hn)
+		}
 		m.Content = append(m.Content, str("upstream"), u)
 	case v.IsOCI(): // keep the reference: other replicas pull it from there
 		m.Content = append(m.Content, str("module"), str(v.Module))

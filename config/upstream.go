@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -21,9 +22,32 @@ type Upstream struct {
 	// fewer requests in flight of two chosen at random, as Envoy does) or
 	// "round_robin".
 	LB string
+	// Health, when set, checks each endpoint actively: an endpoint is left
+	// out while unhealthy. Default nil: no active checks.
+	Health *HealthCheck
 }
 
-var upstreamFields = []string{"endpoints", "lb"}
+// HealthCheck is an upstream's active health check: a GET of Path on every
+// endpoint each Interval, answered within Timeout with Status; Unhealthy
+// failures in a row take an endpoint out, Healthy successes in a row put
+// it back.
+type HealthCheck struct {
+	// Path is what is asked for. Required, starting with "/".
+	Path string
+	// Interval between checks of an endpoint. Default 5s, at least 100ms.
+	Interval time.Duration
+	// Timeout of one check. Default 2s; at most Interval.
+	Timeout time.Duration
+	// Status is the status a healthy endpoint answers. Default 200.
+	Status int
+	// Healthy and Unhealthy are the thresholds. Defaults 2 and 3.
+	Healthy, Unhealthy int
+}
+
+var (
+	upstreamFields = []string{"endpoints", "lb", "health"}
+	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
+)
 
 // IsUpstream reports whether the version proxies to an upstream.
 func (v *Version) IsUpstream() bool { return v.Upstream != nil }
@@ -34,6 +58,9 @@ func (v *Version) IsUpstream() bool { return v.Upstream != nil }
 func (u *Upstream) UpstreamDigest() string {
 	var b strings.Builder
 	b.WriteString("wasmesh-upstream\nlb " + u.LB + "\n")
+	if h := u.Health; h != nil {
+		fmt.Fprintf(&b, "health %s %s %s %d %d %d\n", h.Path, h.Interval, h.Timeout, h.Status, h.Healthy, h.Unhealthy)
+	}
 	for _, e := range u.Endpoints {
 		b.WriteString(e.String() + "\n")
 	}
@@ -62,12 +89,53 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 			if s, ok := d.str(v, f); ok && d.check(s != "least_request" && s != "round_robin", v, f, `must be "least_request" or "round_robin", got %q`, s) {
 				u.LB = s
 			}
+		case "health":
+			u.Health = d.health(v, f)
 		}
 	})
 	if len(u.Endpoints) == 0 {
 		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …])")
 	}
 	return u
+}
+
+// health decodes an upstream's health check.
+func (d *decoder) health(n *yaml.Node, path string) *HealthCheck {
+	h := &HealthCheck{Interval: 5 * time.Second, Timeout: 2 * time.Second, Status: 200, Healthy: 2, Unhealthy: 3}
+	d.fields(n, path, healthFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "path":
+			if p, ok := d.str(v, f); ok && d.check(!strings.HasPrefix(p, "/"), v, f, `must start with "/", got %q`, p) {
+				h.Path = p
+			}
+		case "interval":
+			if t, ok := d.duration(v, f); ok && d.check(t < 100*time.Millisecond, v, f, "must be at least 100ms, got %s", t) {
+				h.Interval = t
+			}
+		case "timeout":
+			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
+				h.Timeout = t
+			}
+		case "status":
+			if s, ok := d.integer(v, f); ok && d.check(s < 100 || s > 599, v, f, "must be an HTTP status, got %d", s) {
+				h.Status = s
+			}
+		case "healthy", "unhealthy":
+			if c, ok := d.integer(v, f); ok && d.check(c < 1, v, f, "must be at least 1, got %d", c) {
+				if key == "healthy" {
+					h.Healthy = c
+				} else {
+					h.Unhealthy = c
+				}
+			}
+		}
+	})
+	if h.Path == "" {
+		d.errorf(n, path, `missing field "path"`)
+	}
+	h.Timeout = min(h.Timeout, h.Interval)
+	return h
 }
 
 // parseEndpoint checks an upstream endpoint: an http(s) origin.

@@ -25,6 +25,10 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { endpoints: [] } }`, `needs at least one endpoint`},
 		{`{ upstream: { endpoints: [ "http://x" ], lb: random } }`, `must be "least_request" or "round_robin", got "random"`},
 		{`{ upstream: { endpoints: [ "http://x" ] }, path: x.wasm }`, `set only one of module, path or upstream`},
+		{`{ upstream: { endpoints: [ "http://x" ], health: { interval: 1s } } }`, `health: missing field "path"`},
+		{`{ upstream: { endpoints: [ "http://x" ], health: { path: healthz } } }`, `health.path: must start with "/", got "healthz"`},
+		{`{ upstream: { endpoints: [ "http://x" ], health: { path: /h, interval: 10ms } } }`, `health.interval: must be at least 100ms, got 10ms`},
+		{`{ upstream: { endpoints: [ "http://x" ], health: { path: /h, status: 9 } } }`, `health.status: must be an HTTP status, got 9`},
 	} {
 		_, err := Parse("wasmesh.yaml", []byte("services:\n  s:\n    versions:\n      - "+tt.src+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

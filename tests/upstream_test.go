@@ -341,3 +341,68 @@ func (l *load) stop(t *testing.T) {
 		t.Fatalf("%d of %d requests failed: %q", l.failed.Load(), l.served.Load(), l.failures[:min(len(l.failures), 3)])
 	}
 }
+
+// TestUpstreamHealthCheck: an endpoint that fails its health checks is
+// left out before any request fails on it, and put back once it passes
+// them again; wasmesh_upstream_healthy follows it.
+func TestUpstreamHealthCheck(t *testing.T) {
+	a := nativeUpstream(t, "a")
+	var tries atomic.Int64
+	var sick atomic.Bool
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			if sick.Load() {
+				http.Error(w, "sick", http.StatusServiceUnavailable)
+			}
+			return
+		}
+		tries.Add(1)
+		fmt.Fprint(w, "native b")
+	}))
+	t.Cleanup(b.Close)
+	g := serve(t, `
+services:
+  users:
+    versions:
+      - upstream:
+          endpoints: [ "`+a.URL+`", "`+b.URL+`" ]
+          lb: round_robin
+          health: { path: /healthz, interval: 100ms, healthy: 2, unhealthy: 2 }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	for range 10 {
+		get(t, g.url+"/x")
+	}
+	_, _, h := get(t, g.url+"/x")
+	version := strings.TrimPrefix(h.Get("X-Wasmesh-Version"), "sha256:")[:12]
+	gauge := `wasmesh_upstream_healthy{endpoint="` + strings.TrimPrefix(b.URL, "http://") + `",version="` + version + `"}`
+	if tries.Load() == 0 {
+		t.Fatal("b got no request while healthy")
+	}
+	sick.Store(true)
+	poll(t, "b unhealthy", func() bool { return metric(t, g, gauge) == "0" })
+	before := tries.Load()
+	for range 20 {
+		if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.HasPrefix(body, "native a") {
+			t.Fatalf("with b unhealthy: %d %q", status, body)
+		}
+	}
+	if tries.Load() != before {
+		t.Errorf("b got %d requests while unhealthy", tries.Load()-before)
+	}
+
+	sick.Store(false)
+	poll(t, "b healthy again", func() bool { return metric(t, g, gauge) == "1" })
+	for range 10 {
+		get(t, g.url+"/x")
+	}
+	if tries.Load() == before {
+		t.Error("b got no request once healthy again")
+	}
+	for _, want := range []string{"upstream endpoint unhealthy", "upstream endpoint healthy"} {
+		if !strings.Contains(g.p.stderr.String(), want) {
+			t.Errorf("no log line %q", want)
+		}
+	}
+}

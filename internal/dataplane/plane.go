@@ -119,8 +119,15 @@ func New(ctx context.Context, opts Options) (*Plane, error) {
 	return p, nil
 }
 
-// Close releases the engine and the compiled modules.
-func (p *Plane) Close(ctx context.Context) error { return p.engine.Close(ctx) }
+// Close stops the upstreams' health checks and releases the engine and
+// the compiled modules.
+func (p *Plane) Close(ctx context.Context) error {
+	p.upstreams.Range(func(_, u any) bool {
+		u.(*upstreamPool).close()
+		return true
+	})
+	return p.engine.Close(ctx)
+}
 
 // Engine is the engine that runs the plane's guests: the control plane
 // compiles modules into it.
@@ -142,6 +149,7 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 		}
 	}
 	p.shareEvictions(s)
+	p.syncUpstreams(s)
 	return p.snap.Swap(s)
 }
 

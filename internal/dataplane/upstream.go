@@ -35,6 +35,9 @@ type upstreamPool struct {
 	next      atomic.Uint64 // round robin's
 	// requests and retries, for the retry budget.
 	requests, retries atomic.Int64
+	// stop ends its health checks, once started (watchOnce).
+	watchOnce sync.Once
+	stop      context.CancelFunc
 }
 
 // endpoint is one upstream endpoint and its connections.
@@ -48,6 +51,8 @@ type endpoint struct {
 	failures     atomic.Int32
 	ejectedUntil atomic.Int64
 	ejections    atomic.Int32
+	// unhealthy is the active health check's verdict.
+	unhealthy atomic.Bool
 }
 
 // Outlier ejection: an endpoint that fails ejectAfter times in a row is
@@ -121,7 +126,8 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 }
 
 // pick chooses the endpoint of a request, not tried if it can (the
-// endpoint a retry leaves), among those not ejected if there are any:
+// endpoint a retry leaves), among those neither ejected nor unhealthy if
+// there are any:
 // round robin, or of two chosen at random the one with fewer requests in
 // flight (least request).
 func (u *upstreamPool) pick(tried *endpoint) *endpoint {
@@ -133,7 +139,7 @@ func (u *upstreamPool) pick(tried *endpoint) *endpoint {
 	var buf [16]*endpoint
 	cands := buf[:0]
 	for _, e := range u.endpoints {
-		if e != tried && e.ejectedUntil.Load() <= now {
+		if e != tried && e.ejectedUntil.Load() <= now && !e.unhealthy.Load() {
 			cands = append(cands, e)
 		}
 	}
@@ -159,6 +165,105 @@ func (u *upstreamPool) pick(tried *endpoint) *endpoint {
 		a = b
 	}
 	return cands[a]
+}
+
+// syncUpstreams makes the pools of st's upstream versions, not yet
+// published, and starts their health checks; the pools of versions st no
+// longer has stop theirs and close their idle connections (requests in
+// flight on them finish).
+func (p *Plane) syncUpstreams(st *Snapshot) {
+	keep := map[string]bool{}
+	for _, svc := range st.Config.Services {
+		for _, v := range svc.Versions {
+			if v.IsUpstream() {
+				keep[v.Digest] = true
+				p.upstreamFor(v).watch(p, v.Upstream.Health)
+			}
+		}
+	}
+	p.upstreams.Range(func(d, u any) bool {
+		if !keep[d.(string)] {
+			p.upstreams.Delete(d)
+			u.(*upstreamPool).close()
+		}
+		return true
+	})
+}
+
+// watch starts the pool's health checks, once, when it has any.
+func (u *upstreamPool) watch(p *Plane, h *config.HealthCheck) {
+	u.watchOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		u.stop = cancel
+		if h == nil {
+			return
+		}
+		for _, ep := range u.endpoints {
+			p.metrics.UpstreamHealthy.WithLabelValues(u.version, ep.url.Host).Set(1)
+			go u.check(ctx, p, ep, h)
+		}
+	})
+}
+
+func (u *upstreamPool) close() {
+	if u.stop != nil {
+		u.stop()
+	}
+	for _, ep := range u.endpoints {
+		ep.transport.CloseIdleConnections()
+		u.p.metrics.UpstreamHealthy.DeleteLabelValues(u.version, ep.url.Host)
+	}
+}
+
+// check is the active health check of ep, until ctx is done: a GET of the
+// check's path every interval; Unhealthy failures in a row take the
+// endpoint out, Healthy successes put it back (and end an ejection).
+func (u *upstreamPool) check(ctx context.Context, p *Plane, ep *endpoint, h *config.HealthCheck) {
+	client := &http.Client{Transport: ep.transport, Timeout: h.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	target := ep.url.String() + h.Path
+	gauge := p.metrics.UpstreamHealthy.WithLabelValues(u.version, ep.url.Host)
+	tick := time.NewTicker(h.Interval)
+	defer tick.Stop()
+	good, bad := 0, 0
+	for {
+		why := ""
+		req, _ := http.NewRequestWithContext(ctx, "GET", target, nil)
+		req.Header.Set("User-Agent", "wasmesh-health-check")
+		resp, err := client.Do(req)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			why = err.Error()
+		default:
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode != h.Status {
+				why = fmt.Sprintf("status %d, want %d", resp.StatusCode, h.Status)
+			}
+		}
+		if why == "" {
+			good, bad = good+1, 0
+			if good >= h.Healthy && ep.unhealthy.CompareAndSwap(true, false) {
+				ep.ejectedUntil.Store(0)
+				ep.failures.Store(0)
+				gauge.Set(1)
+				p.log.Info("upstream endpoint healthy", "version", u.version, "endpoint", ep.url.String())
+			}
+		} else {
+			good, bad = 0, bad+1
+			if bad >= h.Unhealthy && ep.unhealthy.CompareAndSwap(false, true) {
+				gauge.Set(0)
+				p.log.Warn("upstream endpoint unhealthy", "version", u.version, "endpoint", ep.url.String(), "check", target, "reason", why)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 var upstreamBuffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}

@@ -35,6 +35,7 @@ type Metrics struct {
 	// Upstream versions': tries again, and endpoints ejected.
 	UpstreamRetries   *prometheus.CounterVec // version
 	UpstreamEjections *prometheus.CounterVec // version, endpoint
+	UpstreamHealthy   *prometheus.GaugeVec   // version, endpoint
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
@@ -111,6 +112,10 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_upstream_ejections_total",
 			Help: "Endpoints of an upstream version left out for failing 5 times in a row, by version and endpoint.",
 		}, []string{"version", "endpoint"}),
+		UpstreamHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wasmesh_upstream_healthy",
+			Help: "1 while an endpoint of an upstream version with health checks passes them, 0 while it fails them.",
+		}, []string{"version", "endpoint"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_config_reload_total",
 			Help: "Config loads, by result (success or error).",
@@ -132,7 +137,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Reloads.WithLabelValues("error")
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
-		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections,
+		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(extra...)
 	return m

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -403,6 +404,99 @@ routes:
 	for _, want := range []string{"upstream endpoint unhealthy", "upstream endpoint healthy"} {
 		if !strings.Contains(g.p.stderr.String(), want) {
 			t.Errorf("no log line %q", want)
+		}
+	}
+}
+
+// rawUpstream is a TCP server on loopback that does what serve does with
+// each connection.
+func rawUpstream(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
+
+// TestUpstreamFaultyEndpoints: an endpoint that accepts and never
+// answers gives 504 at the timeout, one that answers garbage 502, one that
+// dies in the middle of its body a cut response (the client sees the
+// failure, not a short body passed for whole); the gateway goes on.
+func TestUpstreamFaultyEndpoints(t *testing.T) {
+	var held []net.Conn
+	var mu sync.Mutex
+	blackHole := rawUpstream(t, func(c net.Conn) { mu.Lock(); held = append(held, c); mu.Unlock() })
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	garbage := rawUpstream(t, func(c net.Conn) {
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("SPDY/9 what\r\n\x00\x01\r\n\r\n"))
+	})
+	cut := rawUpstream(t, func(c net.Conn) {
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b"))
+	})
+	g := serve(t, `
+services:
+  hole: { versions: [ { upstream: { endpoints: [ "`+blackHole+`" ] } } ], limits: { timeout: 300ms } }
+  garbage: { versions: [ { upstream: { endpoints: [ "`+garbage+`" ] } } ] }
+  cut: { versions: [ { upstream: { endpoints: [ "`+cut+`" ] } } ] }
+  hello: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /hole }, service: hole }
+  - { match: { path_prefix: /garbage }, service: garbage }
+  - { match: { path_prefix: /cut }, service: cut }
+  - { match: { path_prefix: /hello }, service: hello }
+`)
+	start := time.Now()
+	if status, body, _ := get(t, g.url+"/hole/x"); status != 504 || time.Since(start) > 3*time.Second {
+		t.Errorf("black hole: %d after %s: %q", status, time.Since(start), body)
+	}
+	if status, body, _ := get(t, g.url+"/garbage/x"); status != 502 || !strings.Contains(body, "request id:") {
+		t.Errorf("garbage: %d %q", status, body)
+	}
+	resp, err := http.Get(g.url + "/cut/x")
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Errorf("an upstream that died mid-body: the client got %d and a whole body %q", resp.StatusCode, b)
+		}
+	}
+	if status, _, _ := get(t, g.url+"/hello/x"); status != 200 {
+		t.Errorf("hello after the faults: %d", status)
+	}
+	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=cut", "error=\"upstream "}} {
+		found := false
+		for _, line := range strings.Split(g.p.stderr.String(), "\n") {
+			found = found || (strings.Contains(line, want[0]) && strings.Contains(line, want[1]))
+		}
+		if !found {
+			t.Errorf("no access log line with %q and %q:\n%s", want[0], want[1], g.p.stderr.String())
 		}
 	}
 }

@@ -71,13 +71,17 @@ func (c *Controller) ConfigPath() string { return c.opts.ConfigPath }
 // LastError is the last failed load since the last good one, nil if none.
 func (c *Controller) LastError() *LoadError { return c.lastErr.Load() }
 
-// LoadFile reads the config file and loads it.
+// LoadFile reads the config file and loads it. The file is read under the
+// lock that edits (deploy, lanes) hold while they write it: what is loaded
+// is never older than an edit already applied.
 func (c *Controller) LoadFile(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	data, err := os.ReadFile(c.opts.ConfigPath)
 	if err != nil {
 		return c.failLoad(err)
 	}
-	return c.Load(ctx, data)
+	return c.loadLocked(ctx, data)
 }
 
 // Load applies config bytes (see the package documentation). Bytes equal
@@ -91,8 +95,11 @@ func (c *Controller) Load(ctx context.Context, data []byte) error {
 // Watch loads the config file whenever it changes, until ctx is done. See
 // config.Watch for what counts as a change.
 func (c *Controller) Watch(ctx context.Context) error {
-	return config.Watch(ctx, c.opts.ConfigPath, 0, func(data []byte) {
-		_ = c.Load(ctx, data) // failures are logged and kept for /v1/config
+	return config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) {
+		// Read again under the lock rather than load what the watcher read:
+		// an edit applied between its read and now wrote a newer file, and
+		// loading the older bytes would undo it.
+		_ = c.LoadFile(ctx) // failures are logged and kept for /v1/config
 	}, func(err error) {
 		c.log.Warn("watching the config file", "file", c.opts.ConfigPath, "error", err)
 	})

@@ -211,6 +211,9 @@ func versionNode(v *Version) (*yaml.Node, error) {
 			eps.Content = append(eps.Content, str(e.String()))
 		}
 		u.Content = append(u.Content, str("endpoints"), eps, str("lb"), str(v.Upstream.LB))
+		if m := v.Upstream.MaxRequests; m > 0 {
+			u.Content = append(u.Content, str("max_requests"), number(strconv.Itoa(m)))
+		}
 		if h := v.Upstream.Health; h != nil {
 			hn := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
 			hn.Content = append(hn.Content, str("path"), str(h.Path), str("interval"), str(h.Interval.String()),

@@ -25,6 +25,11 @@ type Upstream struct {
 	// Health, when set, checks each endpoint actively: an endpoint is left
 	// out while unhealthy. Default nil: no active checks.
 	Health *HealthCheck
+	// MaxRequests is the circuit breaker: the most requests in flight to
+	// the upstream, all endpoints together; past it a request is answered
+	// 503 at once rather than queued on a struggling service. Default 0:
+	// no limit.
+	MaxRequests int
 }
 
 // HealthCheck is an upstream's active health check: a GET of Path on every
@@ -45,7 +50,7 @@ type HealthCheck struct {
 }
 
 var (
-	upstreamFields = []string{"endpoints", "lb", "health"}
+	upstreamFields = []string{"endpoints", "lb", "health", "max_requests"}
 	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
 )
 
@@ -58,6 +63,9 @@ func (v *Version) IsUpstream() bool { return v.Upstream != nil }
 func (u *Upstream) UpstreamDigest() string {
 	var b strings.Builder
 	b.WriteString("wasmesh-upstream\nlb " + u.LB + "\n")
+	if u.MaxRequests > 0 {
+		fmt.Fprintf(&b, "max_requests %d\n", u.MaxRequests)
+	}
 	if h := u.Health; h != nil {
 		fmt.Fprintf(&b, "health %s %s %s %d %d %d\n", h.Path, h.Interval, h.Timeout, h.Status, h.Healthy, h.Unhealthy)
 	}
@@ -91,6 +99,10 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 			}
 		case "health":
 			u.Health = d.health(v, f)
+		case "max_requests":
+			if m, ok := d.integer(v, f); ok && d.check(m < 1, v, f, "must be at least 1, got %d", m) {
+				u.MaxRequests = m
+			}
 		}
 	})
 	if len(u.Endpoints) == 0 {

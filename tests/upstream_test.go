@@ -144,6 +144,53 @@ routes:
 	if h.Get("X-Request-Id") == "" || len(h.Values("X-Request-Id")) != 1 {
 		t.Errorf("X-Request-Id %q", h.Values("X-Request-Id"))
 	}
+	endpoint, short := strings.TrimPrefix(native.URL, "http://"), strings.TrimPrefix(v1, "sha256:")[:12]
+	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_requests_total{code="200",endpoint="`+endpoint+`",version="`+short+`"}`)); n < counts[v1] {
+		t.Errorf("wasmesh_upstream_requests_total counts %d tries, want at least %d", n, counts[v1])
+	}
+	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_duration_seconds_count{endpoint="`+endpoint+`",version="`+short+`"}`)); n < counts[v1] {
+		t.Errorf("wasmesh_upstream_duration_seconds counts %d, want at least %d", n, counts[v1])
+	}
+}
+
+// TestUpstreamCircuitBreaker: with max_requests in flight, the next
+// request is answered 503 at once, saying why, and counted; the gateway
+// serves it again once one is done.
+func TestUpstreamCircuitBreaker(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ], max_requests: 1 } } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	slow := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(g.url + "/slow")
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // the slow request in flight
+	start := time.Now()
+	status, body, h := get(t, g.url+"/x")
+	if status != 503 || time.Since(start) > time.Second || !strings.Contains(body, "max_requests") || h.Get("Retry-After") == "" {
+		t.Errorf("over max_requests: %d after %s, Retry-After %q: %q", status, time.Since(start), h.Get("Retry-After"), body)
+	}
+	if got := <-slow; got != 200 {
+		t.Errorf("the slow request: %d", got)
+	}
+	if status, _, _ := get(t, g.url+"/x"); status != 200 {
+		t.Errorf("after the slow request: %d", status)
+	}
+	_, _, vh := get(t, g.url+"/x")
+	short := strings.TrimPrefix(vh.Get("X-Wasmesh-Version"), "sha256:")[:12]
+	if m := metric(t, g, `wasmesh_upstream_overflow_total{version="`+short+`"}`); m != "1" {
+		t.Errorf("wasmesh_upstream_overflow_total = %q, want 1", m)
+	}
 }
 
 // TestUpstreamFaults: an endpoint that refuses connections gives 502 with

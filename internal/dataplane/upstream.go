@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -28,9 +30,12 @@ import (
 // with its own connection pool. It is kept by the version's digest across
 // reloads, so that a reload keeps the connections.
 type upstreamPool struct {
-	version   string // short digest, for metrics and logs
-	p         *Plane
-	lb        string
+	version  string // short digest, for metrics and logs
+	p        *Plane
+	lb       string
+	max      int64        // MaxRequests, 0 for no limit
+	inflight atomic.Int64 // all endpoints'
+
 	endpoints []*endpoint
 	next      atomic.Uint64 // round robin's
 	// requests and retries, for the retry budget.
@@ -45,6 +50,7 @@ type endpoint struct {
 	url       *url.URL
 	inflight  atomic.Int64
 	transport *http.Transport
+	duration  prometheus.Observer
 	// Passive outlier ejection: failures in a row (5xx answers, failures
 	// to answer), until when the endpoint is ejected (ns since epoch), and
 	// how many times it has been.
@@ -110,16 +116,18 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 	if u, ok := p.upstreams.Load(v.Digest); ok {
 		return u.(*upstreamPool)
 	}
-	u := &upstreamPool{lb: v.Upstream.LB, version: modules.Short(v.Digest), p: p}
+	u := &upstreamPool{lb: v.Upstream.LB, version: modules.Short(v.Digest), p: p, max: int64(v.Upstream.MaxRequests)}
 	for _, e := range v.Upstream.Endpoints {
 		dialer := &net.Dialer{Timeout: upstreamConnectTimeout, KeepAlive: 30 * time.Second}
-		u.endpoints = append(u.endpoints, &endpoint{url: e, transport: &http.Transport{
-			DialContext:         dialer.DialContext,
-			MaxIdleConnsPerHost: upstreamMaxIdle,
-			IdleConnTimeout:     upstreamIdleTimeout,
-			TLSHandshakeTimeout: upstreamConnectTimeout,
-			ForceAttemptHTTP2:   true,
-		}})
+		u.endpoints = append(u.endpoints, &endpoint{url: e,
+			duration: p.metrics.UpstreamDuration.WithLabelValues(modules.Short(v.Digest), e.Host),
+			transport: &http.Transport{
+				DialContext:         dialer.DialContext,
+				MaxIdleConnsPerHost: upstreamMaxIdle,
+				IdleConnTimeout:     upstreamIdleTimeout,
+				TLSHandshakeTimeout: upstreamConnectTimeout,
+				ForceAttemptHTTP2:   true,
+			}})
 	}
 	got, _ := p.upstreams.LoadOrStore(v.Digest, u)
 	return got.(*upstreamPool)
@@ -301,6 +309,14 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	if r.Body != nil && r.Body != http.NoBody {
 		in.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
 	}
+	if n := u.inflight.Add(1); u.max > 0 && n > u.max {
+		u.inflight.Add(-1)
+		p.metrics.UpstreamOverflow.WithLabelValues(u.version).Inc()
+		w.Header().Set("Retry-After", "1")
+		p.fail(req, w, http.StatusServiceUnavailable, fmt.Errorf("%w: upstream %s has %d requests in flight (max_requests)", errOverloaded, u.version, u.max))
+		return
+	}
+	defer u.inflight.Add(-1)
 	u.requests.Add(1)
 	retryable := idempotent[r.Method] && (r.Body == nil || r.Body == http.NoBody)
 	var tried *endpoint
@@ -344,6 +360,8 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
 	defer span.End()
 	var upstreamErr error
+	code, sent := "", time.Now()
+	defer func() { p.metrics.UpstreamRequests.WithLabelValues(u.version, ep.url.Host, code).Inc() }()
 	cw := &countingWriter{ResponseWriter: w, n: &req.Bytes}
 	rp := &httputil.ReverseProxy{
 		Transport:  ep.transport,
@@ -367,6 +385,8 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 			delete(resp.Header, router.VersionHeader)
 			delete(resp.Header, RequestIDHeader)
 			req.Status = resp.StatusCode
+			code = strconv.Itoa(resp.StatusCode)
+			ep.duration.Observe(time.Since(sent).Seconds())
 			u.outcome(ep, resp.StatusCode >= 500)
 			resp.Body = &watchedBody{ReadCloser: resp.Body, err: &upstreamErr}
 			return nil

@@ -36,6 +36,11 @@ type Metrics struct {
 	UpstreamRetries   *prometheus.CounterVec // version
 	UpstreamEjections *prometheus.CounterVec // version, endpoint
 	UpstreamHealthy   *prometheus.GaugeVec   // version, endpoint
+	// Every try of a request on an endpoint: its status code ("" when it
+	// got no answer) and its time to the response's head.
+	UpstreamRequests *prometheus.CounterVec   // version, endpoint, code
+	UpstreamDuration *prometheus.HistogramVec // version, endpoint
+	UpstreamOverflow *prometheus.CounterVec   // version
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
@@ -112,6 +117,19 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_upstream_ejections_total",
 			Help: "Endpoints of an upstream version left out for failing 5 times in a row, by version and endpoint.",
 		}, []string{"version", "endpoint"}),
+		UpstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_requests_total",
+			Help: "Tries of requests on an endpoint of an upstream version, by version, endpoint and status code (\"\" when the endpoint gave no answer).",
+		}, []string{"version", "endpoint", "code"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmesh_upstream_duration_seconds",
+			Help:    "Time from sending a try to an endpoint of an upstream version to its response's head, by version and endpoint.",
+			Buckets: LatencyBuckets,
+		}, []string{"version", "endpoint"}),
+		UpstreamOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_overflow_total",
+			Help: "Requests to an upstream version refused (503) because its max_requests were in flight, by version.",
+		}, []string{"version"}),
 		UpstreamHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wasmesh_upstream_healthy",
 			Help: "1 while an endpoint of an upstream version with health checks passes them, 0 while it fails them.",
@@ -138,6 +156,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
 		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
+		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(extra...)
 	return m

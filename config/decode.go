@@ -19,6 +19,15 @@ type decoder struct {
 	allowIDs *yaml.Node
 	// lanePeers is where lane_peers is, for checkLanes (it needs tls).
 	lanePeers pos
+	// expectIDs are where upstreams' expect_id are, for crossCheck (they
+	// need tls).
+	expectIDs []fieldPos
+}
+
+// fieldPos is a field's place in the file.
+type fieldPos struct {
+	pos
+	field string
 }
 
 // errorf reports a problem at n (which may be nil).

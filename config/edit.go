@@ -211,6 +211,9 @@ func versionNode(v *Version) (*yaml.Node, error) {
 			eps.Content = append(eps.Content, str(e.String()))
 		}
 		u.Content = append(u.Content, str("endpoints"), eps, str("lb"), str(v.Upstream.LB))
+		if id := v.Upstream.ExpectID; id != "" {
+			u.Content = append(u.Content, str("expect_id"), str(id))
+		}
 		if m := v.Upstream.MaxRequests; m > 0 {
 			u.Content = append(u.Content, str("max_requests"), number(strconv.Itoa(m)))
 		}

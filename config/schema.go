@@ -686,6 +686,11 @@ func (d *decoder) crossCheck(c *Config) {
 	if len(c.AdminAuth.AllowIDs) > 0 && c.TLS == nil {
 		d.errorf(deref(d.allowIDs), "admin.allow_ids", "needs a tls block: the admin listener serves TLS with the gateway's SVID to see its callers' certificates")
 	}
+	for _, at := range d.expectIDs {
+		if c.TLS == nil {
+			d.errorAt(at.line, at.col, at.field, "needs a tls block: the gateway presents its own SVID to the upstream")
+		}
+	}
 	names := map[string]*Route{}
 	matches := map[string]*Route{}
 	for _, s := range c.Services {

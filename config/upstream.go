@@ -25,6 +25,10 @@ type Upstream struct {
 	// Health, when set, checks each endpoint actively: an endpoint is left
 	// out while unhealthy. Default nil: no active checks.
 	Health *HealthCheck
+	// ExpectID, when set, makes the calls to https endpoints mTLS: the
+	// gateway presents its SVID and accepts only this SPIFFE ID. Needs tls.
+	// Default "": https verified against the system roots.
+	ExpectID string
 	// MaxRequests is the circuit breaker: the most requests in flight to
 	// the upstream, all endpoints together; past it a request is answered
 	// 503 at once rather than queued on a struggling service. Default 0:
@@ -50,7 +54,7 @@ type HealthCheck struct {
 }
 
 var (
-	upstreamFields = []string{"endpoints", "lb", "health", "max_requests"}
+	upstreamFields = []string{"endpoints", "lb", "health", "max_requests", "expect_id"}
 	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
 )
 
@@ -65,6 +69,9 @@ func (u *Upstream) UpstreamDigest() string {
 	b.WriteString("wasmesh-upstream\nlb " + u.LB + "\n")
 	if u.MaxRequests > 0 {
 		fmt.Fprintf(&b, "max_requests %d\n", u.MaxRequests)
+	}
+	if u.ExpectID != "" {
+		b.WriteString("expect_id " + u.ExpectID + "\n")
 	}
 	if h := u.Health; h != nil {
 		fmt.Fprintf(&b, "health %s %s %s %d %d %d\n", h.Path, h.Interval, h.Timeout, h.Status, h.Healthy, h.Unhealthy)
@@ -99,6 +106,13 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 			}
 		case "health":
 			u.Health = d.health(v, f)
+		case "expect_id":
+			if id, ok := d.str(v, f); ok {
+				err := checkSpiffeID(id)
+				d.check(err != nil, v, f, "%v", err)
+				u.ExpectID = id
+				d.expectIDs = append(d.expectIDs, fieldPos{posOf(deref(v)), f})
+			}
 		case "max_requests":
 			if m, ok := d.integer(v, f); ok && d.check(m < 1, v, f, "must be at least 1, got %d", m) {
 				u.MaxRequests = m
@@ -107,6 +121,9 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 	})
 	if len(u.Endpoints) == 0 {
 		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …])")
+	}
+	for i, e := range u.Endpoints {
+		d.check(u.ExpectID != "" && e.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs https:// endpoints, endpoints[%d] is %s", i, e)
 	}
 	return u
 }

@@ -30,6 +30,9 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { endpoints: [ "http://x" ], health: { path: /h, interval: 10ms } } }`, `health.interval: must be at least 100ms, got 10ms`},
 		{`{ upstream: { endpoints: [ "http://x" ], health: { path: /h, status: 9 } } }`, `health.status: must be an HTTP status, got 9`},
 		{`{ upstream: { endpoints: [ "http://x" ], max_requests: 0 } }`, `max_requests: must be at least 1, got 0`},
+		{`{ upstream: { endpoints: [ "http://x" ], expect_id: "spiffe://example.org/b" } }`, `expect_id: needs https:// endpoints, endpoints[0] is http://x`},
+		{`{ upstream: { endpoints: [ "https://x" ], expect_id: "spiffe://example.org/b" } }`, `services.s.versions[0].upstream.expect_id: needs a tls block`},
+		{`{ upstream: { endpoints: [ "https://x" ], expect_id: "http://nope" } }`, `expect_id:`},
 	} {
 		_, err := Parse("wasmesh.yaml", []byte("services:\n  s:\n    versions:\n      - "+tt.src+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

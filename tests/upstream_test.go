@@ -547,3 +547,33 @@ routes:
 		}
 	}
 }
+
+// TestUpstreamMTLS: an upstream with expect_id is called over mTLS: the
+// gateway presents its SVID (the upstream, here gateway B, sees A's SPIFFE
+// ID) and accepts only the expected server (another ID: 502).
+func TestUpstreamMTLS(t *testing.T) {
+	ca := newPKI(t, "example.org")
+	a, b, alice := ca.issue(t, idA, "a"), ca.issue(t, idB, "b"), ca.issue(t, idAlice, "alice")
+	gb := serveMTLS(t, tlsBlock(b)+`
+services:
+  env: { versions: [ { path: `+misbehave+` } ], allow_peers: [ "`+idA+`" ] }
+routes:
+  - { match: { path_prefix: / }, service: env }
+`)
+	ga := serveMTLS(t, tlsBlock(a)+`
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+gb.url+`" ], expect_id: "`+idB+`" } } ] }
+  wrong: { versions: [ { upstream: { endpoints: [ "`+gb.url+`" ], expect_id: "`+idAlice+`" } } ] }
+routes:
+  - { match: { path_prefix: /wrong }, service: wrong, strip_prefix: true }
+  - { match: { path_prefix: / }, service: users }
+`)
+	client := svidClient(t, alice, idA, false)
+	status, body := getWith(t, client, ga.url+"/?do=env")
+	if status != 200 || !strings.Contains(body, "\nX_SPIFFE_PEER_ID="+idA+"\n") {
+		t.Fatalf("through A's mTLS upstream: %d\n%s\nA:\n%s", status, body, ga.stderr)
+	}
+	if status, body := getWith(t, client, ga.url+"/wrong/?do=env"); status != 502 {
+		t.Errorf("an upstream presenting another ID than expect_id: %d %q", status, body)
+	}
+}

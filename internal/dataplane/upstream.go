@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +18,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 )
@@ -117,6 +120,10 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 		return u.(*upstreamPool)
 	}
 	u := &upstreamPool{lb: v.Upstream.LB, version: modules.Short(v.Digest), p: p, max: int64(v.Upstream.MaxRequests)}
+	var tlsConfig *tls.Config
+	if id, err := spiffeid.FromString(v.Upstream.ExpectID); err == nil && p.opts.Identity != nil {
+		tlsConfig = identity.ClientConfig(p.opts.Identity, id) // the config checked expect_id and that tls is set
+	}
 	for _, e := range v.Upstream.Endpoints {
 		dialer := &net.Dialer{Timeout: upstreamConnectTimeout, KeepAlive: 30 * time.Second}
 		u.endpoints = append(u.endpoints, &endpoint{url: e,
@@ -126,6 +133,7 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 				MaxIdleConnsPerHost: upstreamMaxIdle,
 				IdleConnTimeout:     upstreamIdleTimeout,
 				TLSHandshakeTimeout: upstreamConnectTimeout,
+				TLSClientConfig:     tlsConfig,
 				ForceAttemptHTTP2:   true,
 			}})
 	}

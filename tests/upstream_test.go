@@ -577,3 +577,81 @@ routes:
 		t.Errorf("an upstream presenting another ID than expect_id: %d %q", status, body)
 	}
 }
+
+// TestUpstreamStreaming: 1 GiB up and 1 GiB down through an upstream
+// version, with the gateway's peak RSS growing by less than 64 MiB: the
+// bodies stream, never read whole.
+func TestUpstreamStreaming(t *testing.T) {
+	const size = 1 << 30
+	var got atomic.Int64
+	native := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			n, _ := io.Copy(io.Discard, r.Body)
+			got.Store(n)
+			fmt.Fprintf(w, "%d", n)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		buf := make([]byte, 1<<20)
+		for i := 0; i < size/len(buf); i++ {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(native.Close)
+	g := serve(t, `
+services:
+  big: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ], limits: { max_body: 2GiB, timeout: 2m } }
+routes:
+  - { match: { path_prefix: / }, service: big }
+`)
+	peak := func() int64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.p.cmd.Process.Pid))
+		if err != nil {
+			t.Skipf("no /proc: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				return kb << 10
+			}
+		}
+		t.Fatal("no VmHWM")
+		return 0
+	}
+	get(t, g.url+"/warm") // a first request: the gateway's steady state
+	before := peak()
+	client := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := client.Post(g.url+"/up", "application/octet-stream", io.LimitReader(zeros{}, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || got.Load() != size {
+		t.Fatalf("1 GiB up: %d %q, the upstream got %d bytes", resp.StatusCode, body, got.Load())
+	}
+	resp, err = client.Get(g.url + "/down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size {
+		t.Fatalf("1 GiB down: %d bytes, %v", n, err)
+	}
+	if grew := peak() - before; grew >= 64<<20 {
+		t.Errorf("the gateway's peak RSS grew by %d MiB for 1 GiB each way", grew>>20)
+	} else {
+		t.Logf("peak RSS grew by %.1f MiB for 1 GiB each way", float64(grew)/(1<<20))
+	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -247,7 +247,10 @@ func (d *decoder) stringMap(n *yaml.Node, path string, key func(string) string) 
 func identity(s string) string { return s }
 
 // validName reports whether s is a usable service or version name.
-func validName(s string) bool {
+// ValidName reports whether s is a valid name of a service, version or
+// lane: 1 to 63 letters, digits, '-', '_' or '.', starting with a letter
+// or digit.
+func ValidName(s string) bool {
 	if s == "" || len(s) > 63 || !isAlnum(s[0]) {
 		return false
 	}

@@ -99,7 +99,7 @@ func defaultEvict() Evict {
 func (d *decoder) lane(name string, k, v *yaml.Node) *Lane {
 	path := "lanes." + name
 	l := &Lane{Name: name, Versions: map[string]string{}, Evict: defaultEvict(), Line: k.Line, col: k.Column, versions: map[string]pos{}}
-	d.check(!validName(name), k, "lanes", "invalid lane name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", name)
+	d.check(!ValidName(name), k, "lanes", "invalid lane name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", name)
 	d.fields(v, path, laneFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
 		switch key {

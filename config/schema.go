@@ -183,7 +183,7 @@ func (d *decoder) admin(n *yaml.Node, path string) (string, AdminAuth) {
 func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 	path := "services." + name
 	s := &Service{Name: name, PinHeader: true, Line: k.Line, col: k.Column, Limits: defaultLimits(), Env: map[string]string{}}
-	d.check(!validName(name), k, "services", "invalid service name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", name)
+	d.check(!ValidName(name), k, "services", "invalid service name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", name)
 	hasVersions := false
 	d.fields(v, path, serviceFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
@@ -500,7 +500,7 @@ func (d *decoder) version(n *yaml.Node, path string) *Version {
 			v.Upstream = d.upstream(val, f)
 		case "name":
 			v.Name, _ = d.str(val, f)
-			d.check(!validName(v.Name), val, f, "invalid name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", v.Name)
+			d.check(!ValidName(v.Name), val, f, "invalid name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", v.Name)
 		case "weight":
 			v.Weight = -2
 			if w, ok := d.integer(val, f); ok && d.check(w < 0 || w > 100, val, f, "must be between 0 and 100, got %d", w) {

@@ -241,7 +241,6 @@ routes:
 	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
 	zig := push(t, hello("zig"))
 	rust := push(t, hello("rust"))
-	short := func(d string) string { return strings.TrimPrefix(d, "sha256:")[:12] }
 
 	r := ok(t, opts{}, "deploy", "hello", hello("zig"), "--weight", "10", "--name", "canary", admin)
 	if !strings.Contains(r.stdout, short(zig)) || !strings.Contains(r.stdout, "10%") {

@@ -51,27 +51,19 @@ services:
       - { path: $EX/hello/zig/hello.wasm, name: v2, weight: 10 }`
 }
 
-// upstreamDigestOf is the short digest of an upstream of endpoints, as
-// metrics show it.
-func upstreamDigestOf(t *testing.T, endpoints ...string) string {
+// upstreamDigest is the digest a config gives an upstream version of
+// endpoints with the defaults (config.Upstream.UpstreamDigest).
+func upstreamDigest(t *testing.T, endpoints ...string) string {
 	t.Helper()
 	cfg, err := config.Parse("x.yaml", []byte("services:\n  s: { versions: [ { upstream: { endpoints: [ \""+strings.Join(endpoints, "\", \"")+"\" ] } } ] }\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimPrefix(cfg.Services["s"].Versions[0].Upstream.UpstreamDigest(), "sha256:")[:12]
-}
-
-// upstreamDigest is the digest a config gives an upstream version of the
-// endpoint at url (config.Upstream.UpstreamDigest).
-func upstreamDigest(t *testing.T, url string) string {
-	t.Helper()
-	cfg, err := config.Parse("x.yaml", []byte("services:\n  s: { versions: [ { upstream: { endpoints: [ \""+url+"\" ] } } ] }\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	return cfg.Services["s"].Versions[0].Upstream.UpstreamDigest()
 }
+
+// short is a digest as metrics label it: its first 12 hex digits.
+func short(digest string) string { return strings.TrimPrefix(digest, "sha256:")[:12] }
 
 // TestUpstreamVersion: a version can be a native upstream: it is selected
 // by weight, pin and lane like a module version and named by
@@ -144,11 +136,11 @@ routes:
 	if h.Get("X-Request-Id") == "" || len(h.Values("X-Request-Id")) != 1 {
 		t.Errorf("X-Request-Id %q", h.Values("X-Request-Id"))
 	}
-	endpoint, short := strings.TrimPrefix(native.URL, "http://"), strings.TrimPrefix(v1, "sha256:")[:12]
-	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_requests_total{code="200",endpoint="`+endpoint+`",version="`+short+`"}`)); n < counts[v1] {
+	endpoint := strings.TrimPrefix(native.URL, "http://")
+	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_requests_total{code="200",endpoint="`+endpoint+`",version="`+short(v1)+`"}`)); n < counts[v1] {
 		t.Errorf("wasmesh_upstream_requests_total counts %d tries, want at least %d", n, counts[v1])
 	}
-	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_duration_seconds_count{endpoint="`+endpoint+`",version="`+short+`"}`)); n < counts[v1] {
+	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_duration_seconds_count{endpoint="`+endpoint+`",version="`+short(v1)+`"}`)); n < counts[v1] {
 		t.Errorf("wasmesh_upstream_duration_seconds counts %d, want at least %d", n, counts[v1])
 	}
 }
@@ -187,8 +179,7 @@ routes:
 		t.Errorf("after the slow request: %d", status)
 	}
 	_, _, vh := get(t, g.url+"/x")
-	short := strings.TrimPrefix(vh.Get("X-Wasmesh-Version"), "sha256:")[:12]
-	if m := metric(t, g, `wasmesh_upstream_overflow_total{version="`+short+`"}`); m != "1" {
+	if m := metric(t, g, `wasmesh_upstream_overflow_total{version="`+short(vh.Get("X-Wasmesh-Version"))+`"}`); m != "1" {
 		t.Errorf("wasmesh_upstream_overflow_total = %q, want 1", m)
 	}
 }
@@ -335,7 +326,7 @@ routes:
 	load.stop(t)
 	// Ejected after 5 failures in a row: a handful of retries, not a third
 	// of the requests.
-	version := upstreamDigestOf(t, a.URL, b.URL, counting.URL)
+	version := short(upstreamDigest(t, a.URL, b.URL, counting.URL))
 	retries, ejections := metric(t, g, `wasmesh_upstream_retries_total{version="`+version+`"}`),
 		metric(t, g, `wasmesh_upstream_ejections_total{endpoint="`+strings.TrimPrefix(counting.URL, "http://")+`",version="`+version+`"}`)
 	if n, _ := strconv.Atoi(retries); n == 0 || n > 20 || ejections != "1" {
@@ -423,7 +414,7 @@ routes:
 		get(t, g.url+"/x")
 	}
 	_, _, h := get(t, g.url+"/x")
-	version := strings.TrimPrefix(h.Get("X-Wasmesh-Version"), "sha256:")[:12]
+	version := short(h.Get("X-Wasmesh-Version"))
 	gauge := `wasmesh_upstream_healthy{endpoint="` + strings.TrimPrefix(b.URL, "http://") + `",version="` + version + `"}`
 	if tries.Load() == 0 {
 		t.Fatal("b got no request while healthy")

@@ -66,13 +66,10 @@ func (a API) Lanes() []LaneStatus {
 		return nil
 	}
 	out := []LaneStatus{}
-	states := a.Plane.Lanes()
-	for _, name := range st.Config.LaneNames() {
-		ls := LaneStatus{LaneSpec: specOf(st.Config.Lanes[name]), Services: []LaneServiceStatus{}}
-		for _, s := range states {
-			if s.Lane == name {
-				ls.Services = append(ls.Services, LaneServiceStatus{Service: s.Service, Version: s.Version, Evicted: s.Evicted})
-			}
+	for _, l := range st.Table.Lanes() {
+		ls := LaneStatus{LaneSpec: specOf(l.Lane), Services: []LaneServiceStatus{}}
+		for _, svc := range l.Services() {
+			ls.Services = append(ls.Services, LaneServiceStatus{Service: svc, Version: l.Version(svc).Digest, Evicted: l.Evicted(svc)})
 		}
 		out = append(out, ls)
 	}

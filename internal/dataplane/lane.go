@@ -44,7 +44,7 @@ func (p *Plane) enterLane(req *Request, st *Snapshot) {
 	if st.LanePeers != nil && req.PeerID != "" && st.LanePeers.Allows(req.Peer) {
 		switch {
 		case carried == "":
-		case !validLane(carried):
+		case !config.ValidName(carried):
 			p.ignoreLane(req, carried, "not a lane name")
 		case st.Table.Lane(carried) != nil:
 			req.Lane = st.Table.Lane(carried)
@@ -98,23 +98,6 @@ func mentionsLane(raw []string) bool {
 		}
 	}
 	return false
-}
-
-// validLane reports whether a carried lane name is one a config could have.
-func validLane(name string) bool {
-	if len(name) > 63 || !isAlnum(name[0]) {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !isAlnum(c) && c != '-' && c != '_' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // laneHealthKey names what eviction watches: one lane's version of one
@@ -235,30 +218,6 @@ func (p *Plane) watchLane(req *Request) {
 	req.span.AddEvent("wasmesh.lane.evicted", trace.WithAttributes(attribute.String("wasmesh.lane", l.Name),
 		attribute.String("wasmesh.service", svc), attribute.String("wasmesh.version", req.Version.Digest),
 		attribute.String("wasmesh.reason", reason)))
-}
-
-// LaneState is one lane's version of one service, as the admin API shows it.
-type LaneState struct {
-	Lane    string `json:"lane"`
-	Service string `json:"service"`
-	Version string `json:"version"` // digest
-	Evicted bool   `json:"evicted"`
-}
-
-// Lanes lists the lanes' versions of the snapshot served now, sorted by
-// lane and service.
-func (p *Plane) Lanes() []LaneState {
-	st := p.snap.Load()
-	if st == nil {
-		return nil
-	}
-	var out []LaneState
-	for _, l := range st.Table.Lanes() {
-		for _, svc := range l.Services() {
-			out = append(out, LaneState{Lane: l.Name, Service: svc, Version: l.Version(svc).Digest, Evicted: l.Evicted(svc)})
-		}
-	}
-	return out
 }
 
 // AdmitLane puts lane's version of service back in the lane after an

@@ -103,7 +103,7 @@ routes:
 // the host on both calls), and in a lane with versions of both inner
 // services ("on": carried and selected), one request of each in turn,
 // timed apart: what carrying and selecting a lane costs
-// (docs/PERFORMANCE.md), with the machine's drift shared by all three.
+// (docs/PERFORMANCE.md), with the machine's drift shared by all four.
 func BenchmarkLanes(b *testing.B) {
 	dir := b.TempDir()
 	copyWith := func(src, name string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -67,6 +68,12 @@ type Config struct {
 	// other gateways of the mesh. A lane from any other client is ignored
 	// and counted. Default none. Needs tls.
 	LanePeers []string
+	// TrustedProxies are the clients (IP addresses or CIDR prefixes) whose
+	// X-Forwarded-For, -Host and -Proto an upstream version gets as they
+	// sent them, with the client appended to X-Forwarded-For: proxies in
+	// front of the gateway (a load balancer). Any other client's are
+	// replaced by what the gateway sees. Default none.
+	TrustedProxies []netip.Prefix
 	// BPF chooses how versions' packets are coloured: Mode "auto" (the
 	// default: eBPF if the kernel allows it, else setsockopt), "require" or
 	// "off"; MarkMask the skb->mark bits used (default 0xff000000). Read at

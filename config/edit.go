@@ -217,6 +217,9 @@ func versionNode(v *Version) (*yaml.Node, error) {
 		if m := v.Upstream.MaxRequests; m > 0 {
 			u.Content = append(u.Content, str("max_requests"), number(strconv.Itoa(m)))
 		}
+		if v.Upstream.HTTP2 {
+			u.Content = append(u.Content, str("http2"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+		}
 		if h := v.Upstream.Health; h != nil {
 			hn := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
 			hn.Content = append(hn.Content, str("path"), str(h.Path), str("interval"), str(h.Interval.String()),

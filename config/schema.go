@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 // This file maps the YAML schema onto the Config types, field by field.
 
 var (
-	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes", "lanes", "lane_peers"}
+	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes", "lanes", "lane_peers", "trusted_proxies"}
 	adminFields    = []string{"listen", "token_file", "allow_ids", "insecure"}
 	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory"}
 	registryFields = []string{"plain_http"}
@@ -81,6 +82,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		case "lane_peers":
 			d.lanePeers = posOf(deref(v))
 			c.LanePeers = d.peerPatterns(v, key)
+		case "trusted_proxies":
+			c.TrustedProxies = d.prefixes(v, key)
 		case "routes":
 			items, _ := d.list(v, key)
 			for i, n := range items {
@@ -144,6 +147,28 @@ func (d *decoder) peerPatterns(v *yaml.Node, path string) []string {
 		if p, ok := d.str(item, fi); ok {
 			d.check(checkPeerPattern(p) != nil, item, fi, "%v", checkPeerPattern(p))
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// prefixes decodes a list of IP addresses and CIDR prefixes.
+func (d *decoder) prefixes(v *yaml.Node, path string) []netip.Prefix {
+	var out []netip.Prefix
+	items, _ := d.list(v, path)
+	for i, item := range items {
+		fi := fmt.Sprintf("%s[%d]", path, i)
+		s, ok := d.str(item, fi)
+		if !ok {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pfx, err := netip.ParsePrefix(s)
+		if d.check(err != nil, item, fi, "want an IP address or a CIDR prefix (10.0.0.0/8), got %q", s) {
+			out = append(out, pfx.Masked())
 		}
 	}
 	return out

@@ -34,6 +34,10 @@ type Upstream struct {
 	// 503 at once rather than queued on a struggling service. Default 0:
 	// no limit.
 	MaxRequests int
+	// HTTP2 makes the calls h2: over TLS for https endpoints, h2c with
+	// prior knowledge for http ones. Default false: HTTP/1.1, the
+	// gateway's own client (internal/http1), kept-alive connections.
+	HTTP2 bool
 }
 
 // HealthCheck is an upstream's active health check: a GET of Path on every
@@ -54,7 +58,7 @@ type HealthCheck struct {
 }
 
 var (
-	upstreamFields = []string{"endpoints", "lb", "health", "max_requests", "expect_id"}
+	upstreamFields = []string{"endpoints", "lb", "health", "max_requests", "expect_id", "http2"}
 	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
 )
 
@@ -72,6 +76,9 @@ func (u *Upstream) UpstreamDigest() string {
 	}
 	if u.ExpectID != "" {
 		b.WriteString("expect_id " + u.ExpectID + "\n")
+	}
+	if u.HTTP2 {
+		b.WriteString("http2\n")
 	}
 	if h := u.Health; h != nil {
 		fmt.Fprintf(&b, "health %s %s %s %d %d %d\n", h.Path, h.Interval, h.Timeout, h.Status, h.Healthy, h.Unhealthy)
@@ -113,6 +120,8 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 				u.ExpectID = id
 				d.expectIDs = append(d.expectIDs, fieldPos{posOf(deref(v)), f})
 			}
+		case "http2":
+			u.HTTP2, _ = d.boolean(v, f)
 		case "max_requests":
 			if m, ok := d.integer(v, f); ok && d.check(m < 1, v, f, "must be at least 1, got %d", m) {
 				u.MaxRequests = m

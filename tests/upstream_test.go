@@ -68,12 +68,14 @@ func short(digest string) string { return strings.TrimPrefix(digest, "sha256:")[
 // TestUpstreamVersion: a version can be a native upstream: it is selected
 // by weight, pin and lane like a module version and named by
 // X-Wasmesh-Version; the request reaches it with its path (after
-// strip_prefix), Host, X-Forwarded-For (appended), -Host, -Proto, Via,
+// strip_prefix), Host, X-Forwarded-For (appended: the client is a trusted
+// proxy), -Host, -Proto, Via,
 // X-Request-Id, traceparent and the lane's baggage, without hop-by-hop
 // headers; the upstream cannot speak for the gateway's headers.
 func TestUpstreamVersion(t *testing.T) {
 	native := nativeUpstream(t, "v1")
 	g := serve(t, nativeAndWasm(native.URL)+`
+trusted_proxies: [ 127.0.0.0/8 ]
 lanes:
   native: { versions: { users: v1 }, entry: [ { header: X-Lane=native } ] }
 routes:
@@ -142,6 +144,34 @@ routes:
 	}
 	if n, _ := strconv.Atoi(metric(t, g, `wasmesh_upstream_duration_seconds_count{endpoint="`+endpoint+`",version="`+short(v1)+`"}`)); n < counts[v1] {
 		t.Errorf("wasmesh_upstream_duration_seconds counts %d, want at least %d", n, counts[v1])
+	}
+}
+
+// TestUpstreamForwardedUntrusted: a client that is not a trusted proxy
+// cannot make the upstream believe it is someone else: X-Forwarded-For,
+// -Host and -Proto are the gateway's own.
+func TestUpstreamForwardedUntrusted(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	g := serve(t, `
+trusted_proxies: [ 10.0.0.0/8, 192.0.2.1 ]
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	status, body, _ := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https")
+	var got struct{ Header http.Header }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "native v1 ")), &got); status != 200 || err != nil {
+		t.Fatalf("%d %q: %v", status, body, err)
+	}
+	for _, c := range []struct{ name, want string }{
+		{"X-Forwarded-For", "127.0.0.1"},
+		{"X-Forwarded-Host", strings.TrimPrefix(g.url, "http://")},
+		{"X-Forwarded-Proto", "http"},
+	} {
+		if vs := got.Header.Values(c.name); len(vs) != 1 || vs[0] != c.want {
+			t.Errorf("the upstream got %s %q, want %q", c.name, vs, c.want)
+		}
 	}
 }
 

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httputil"
+	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,9 +23,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 )
@@ -52,8 +55,11 @@ type upstreamPool struct {
 type endpoint struct {
 	url       *url.URL
 	inflight  atomic.Int64
-	transport *http.Transport
-	duration  prometheus.Observer
+	transport http.RoundTripper
+	// pool is the endpoint's HTTP/1.1 client, transport unless the
+	// upstream speaks h2 (then an http.Transport).
+	pool     *http1.Client
+	duration prometheus.Observer
 	// Passive outlier ejection: failures in a row (5xx answers, failures
 	// to answer), until when the endpoint is ejected (ns since epoch), and
 	// how many times it has been.
@@ -62,6 +68,8 @@ type endpoint struct {
 	ejections    atomic.Int32
 	// unhealthy is the active health check's verdict.
 	unhealthy atomic.Bool
+	// codes are its tries' counters, by code or failure reason.
+	codes sync.Map
 }
 
 // Outlier ejection: an endpoint that fails ejectAfter times in a row is
@@ -126,19 +134,44 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 	}
 	for _, e := range v.Upstream.Endpoints {
 		dialer := &net.Dialer{Timeout: upstreamConnectTimeout, KeepAlive: 30 * time.Second}
-		u.endpoints = append(u.endpoints, &endpoint{url: e,
-			duration: p.metrics.UpstreamDuration.WithLabelValues(modules.Short(v.Digest), e.Host),
-			transport: &http.Transport{
+		ep := &endpoint{url: e, duration: p.metrics.UpstreamDuration.WithLabelValues(modules.Short(v.Digest), e.Host)}
+		if v.Upstream.HTTP2 {
+			t := &http.Transport{
 				DialContext:         dialer.DialContext,
 				MaxIdleConnsPerHost: upstreamMaxIdle,
 				IdleConnTimeout:     upstreamIdleTimeout,
 				TLSHandshakeTimeout: upstreamConnectTimeout,
 				TLSClientConfig:     tlsConfig,
-				ForceAttemptHTTP2:   true,
-			}})
+				Protocols:           new(http.Protocols),
+			}
+			t.Protocols.SetHTTP2(true)
+			t.Protocols.SetUnencryptedHTTP2(true)
+			ep.transport = t
+		} else {
+			ep.pool = &http1.Client{Addr: hostPort(e), Dialer: dialer, MaxIdle: upstreamMaxIdle, IdleTimeout: upstreamIdleTimeout}
+			if e.Scheme == "https" {
+				ep.pool.TLS = tlsConfig
+				if tlsConfig == nil {
+					ep.pool.TLS = &tls.Config{}
+				}
+			}
+			ep.transport = ep.pool
+		}
+		u.endpoints = append(u.endpoints, ep)
 	}
 	got, _ := p.upstreams.LoadOrStore(v.Digest, u)
 	return got.(*upstreamPool)
+}
+
+// hostPort is an endpoint's host:port, its scheme's port if it names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 // pick chooses the endpoint of a request, not tried if it can (the
@@ -226,7 +259,7 @@ func (u *upstreamPool) close() {
 		u.stop()
 	}
 	for _, ep := range u.endpoints {
-		ep.transport.CloseIdleConnections()
+		ep.transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 		u.p.metrics.UpstreamHealthy.DeleteLabelValues(u.version, ep.url.Host)
 	}
 }
@@ -282,18 +315,9 @@ func (u *upstreamPool) check(ctx context.Context, p *Plane, ep *endpoint, h *con
 	}
 }
 
-var upstreamBuffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
-
-type bufferPool struct{}
-
-func (bufferPool) Get() []byte { return upstreamBuffers.Get().([]byte) }
-
-//lint:ignore SA6002 httputil.BufferPool hands back a slice; its header's allocation is small against a 32 KiB buffer
-func (bufferPool) Put(b []byte) { upstreamBuffers.Put(b) }
+var upstreamBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 var errUpstreamBody = errors.New("the upstream's response body failed")
-
-var discardLog = log.New(io.Discard, "", 0)
 
 // proxy serves req by its upstream version v: the request, its body
 // streamed, to one endpoint, and the answer, streamed, back; hop-by-hop
@@ -313,10 +337,6 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	}
 	ctx, cancel := context.WithTimeout(req.ctx, req.Limits.Timeout)
 	defer cancel()
-	in := r.WithContext(ctx)
-	if r.Body != nil && r.Body != http.NoBody {
-		in.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
-	}
 	if n := u.inflight.Add(1); u.max > 0 && n > u.max {
 		u.inflight.Add(-1)
 		p.metrics.UpstreamOverflow.WithLabelValues(u.version).Inc()
@@ -326,12 +346,13 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	}
 	defer u.inflight.Add(-1)
 	u.requests.Add(1)
-	retryable := idempotent[r.Method] && (r.Body == nil || r.Body == http.NoBody)
+	out := p.outRequest(ctx, req)
+	retryable := idempotent[r.Method] && out.Body == nil
 	var tried *endpoint
 	for try := 0; ; try++ {
 		ep := u.pick(tried)
 		again := retryable && try < maxRetries && ep != tried
-		if !p.proxyOnce(ctx, req, w, in, u, ep, again) {
+		if !p.proxyOnce(ctx, req, w, out, u, ep, again) {
 			return
 		}
 		if !u.retryAllowed() {
@@ -358,77 +379,295 @@ const maxRetries = 2
 // §9.2.2).
 var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
 
-// proxyOnce is one try of req on ep. It reports true when the endpoint
+// hopByHopFields are the header fields that concern one connection, not the
+// request (RFC 9110 §7.6.1), with those of the old RFC 2616 that proxies
+// still send.
+var hopByHopFields = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// outRequest is req as the endpoints get it: the client's end-to-end
+// header fields (not copied: their values are shared), the forwarding
+// fields, the request id; the trace context is set per try.
+func (p *Plane) outRequest(ctx context.Context, req *Request) *http.Request {
+	r := req.HTTP
+	h := make(http.Header, len(r.Header)+6)
+	for k, vs := range r.Header {
+		h[k] = vs
+	}
+	dropHopByHop(h)
+	if te := r.Header["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
+		h["Te"] = []string{"trailers"} // a client that takes trailers (gRPC) says so end to end
+	}
+	if up := r.Header.Get("Upgrade"); up != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+		h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{up}
+	}
+	// X-Forwarded-For gets the client appended when the client is a
+	// trusted proxy, and starts anew with it otherwise.
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	trusted := err == nil && p.trustedProxy(ip)
+	if err == nil {
+		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && trusted {
+			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		} else {
+			h["X-Forwarded-For"] = []string{ip}
+		}
+	}
+	if !trusted || h["X-Forwarded-Host"] == nil {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if !trusted || h["X-Forwarded-Proto"] == nil {
+		proto := "http"
+		if r.TLS != nil {
+			proto = "https"
+		}
+		h["X-Forwarded-Proto"] = []string{proto}
+	}
+	via := "1.1 wasmesh"
+	if r.ProtoMajor == 2 {
+		via = "2 wasmesh"
+	} else if r.ProtoMinor == 0 {
+		via = "1.0 wasmesh"
+	}
+	h["Via"] = append(r.Header["Via"][:len(r.Header["Via"]):len(r.Header["Via"])], via)
+	h[RequestIDHeader] = []string{req.ID}
+	out := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}
+	if req.Route.StripPrefix {
+		u := *r.URL
+		u.Path, u.RawPath = req.Route.Rewrite(r.URL.Path), ""
+		out.URL = &u
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
+	}
+	return out.WithContext(ctx)
+}
+
+// trustedProxy reports whether the client at ip is one of the config's
+// trusted_proxies.
+func (p *Plane) trustedProxy(ip string) bool {
+	st := p.snap.Load()
+	if st == nil || len(st.Config.TrustedProxies) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, pfx := range st.Config.TrustedProxies {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropHopByHop deletes the hop-by-hop fields of h, and those its
+// Connection field names.
+func dropHopByHop(h http.Header) {
+	for _, c := range h["Connection"] {
+		for _, name := range strings.Split(c, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopByHopFields {
+		delete(h, k)
+	}
+}
+
+// proxyOnce is one try of out on ep. It reports true when the endpoint
 // failed before answering, nothing was written, and again allows another
 // try: req.Err says why.
-func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, in *http.Request, u *upstreamPool, ep *endpoint, again bool) (retry bool) {
+func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, out *http.Request, u *upstreamPool, ep *endpoint, again bool) (retry bool) {
 	ep.inflight.Add(1)
 	defer ep.inflight.Add(-1)
 	ctx, span := p.tracer.Start(ctx, "wasmesh.upstream", clientSpan,
 		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
 	defer span.End()
-	var upstreamErr error
-	code, sent := "", time.Now()
-	defer func() { p.metrics.UpstreamRequests.WithLabelValues(u.version, ep.url.Host, code).Inc() }()
-	cw := &countingWriter{ResponseWriter: w, n: &req.Bytes}
-	rp := &httputil.ReverseProxy{
-		Transport:  ep.transport,
-		BufferPool: bufferPool{},
-		ErrorLog:   discardLog, // its errors are the request's (req.Err, the access log)
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(ep.url)
-			pr.Out.Host = pr.In.Host // the client's, as an Ingress keeps it
-			if req.Route.StripPrefix {
-				pr.Out.URL.Path, pr.Out.URL.RawPath = req.Route.Rewrite(pr.In.URL.Path), ""
-			}
-			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"] // SetXForwarded appends the client
-			pr.SetXForwarded()
-			pr.Out.Header.Add("Via", fmt.Sprintf("%d.%d wasmesh", pr.In.ProtoMajor, pr.In.ProtoMinor))
-			pr.Out.Header[RequestIDHeader] = []string{req.ID}
-			injectTrace(ctx, req, pr.Out.Header)
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			// The gateway says which version answered, and the request's
-			// id: not the upstream.
-			delete(resp.Header, router.VersionHeader)
-			delete(resp.Header, RequestIDHeader)
-			req.Status = resp.StatusCode
-			code = strconv.Itoa(resp.StatusCode)
-			ep.duration.Observe(time.Since(sent).Seconds())
-			u.outcome(ep, resp.StatusCode >= 500)
-			resp.Body = &watchedBody{ReadCloser: resp.Body, err: &upstreamErr}
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			upstreamErr = err
-			status := http.StatusBadGateway
-			switch {
-			case errors.Is(err, errBodyTooLarge):
-				status, req.ClientFault = http.StatusRequestEntityTooLarge, faultBodyTooLarge
-			case req.HTTP.Context().Err() != nil:
-				status = statusClientClosed
-			case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-				status = http.StatusGatewayTimeout
-			default:
-				u.outcome(ep, true)
-				if again {
-					req.Err, retry = fmt.Errorf("upstream %s: %w", ep.url.Host, err), true
-					return // nothing written: the next try answers
-				}
-			}
-			p.fail(req, w, status, fmt.Errorf("upstream %s: %w", ep.url.Host, err))
-		},
+	try := out.WithContext(ctx)
+	if ep.pool == nil { // http.Transport wants the endpoint in the URL
+		target := *out.URL
+		target.Scheme, target.Host = ep.url.Scheme, ep.url.Host
+		try.URL = &target
 	}
-	rp.ServeHTTP(cw, in)
-	if upstreamErr != nil {
-		span.SetStatus(codes.Error, upstreamErr.Error())
-		if req.Err == nil { // failed after the response began: cut, not ended
-			req.Err, req.abort = fmt.Errorf("upstream %s: %w", ep.url.Host, upstreamErr), true
+	try.Header = out.Header
+	injectTrace(ctx, req, try.Header)
+	sent := time.Now()
+	resp, err := ep.transport.RoundTrip(try)
+	if err != nil {
+		status, reason := p.upstreamFailure(req, err, ctx)
+		ep.count(u, reason)
+		span.SetStatus(codes.Error, err.Error())
+		if status == http.StatusBadGateway {
+			u.outcome(ep, true)
+			if again {
+				req.Err = fmt.Errorf("upstream %s: %w", ep.url.Host, err)
+				return true // nothing written: the next try answers
+			}
 		}
-		return retry
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		p.fail(req, w, status, fmt.Errorf("upstream %s: %w", ep.url.Host, err))
+		return false
 	}
-	span.SetAttributes(attribute.Int("http.response.status_code", req.Status))
+	ep.duration.Observe(time.Since(sent).Seconds())
+	ep.count(u, strconv.Itoa(resp.StatusCode))
+	u.outcome(ep, resp.StatusCode >= 500)
+	req.Status = resp.StatusCode
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		p.tunnel(req, w, resp)
+		return false
+	}
+	if err := p.copyResponse(req, w, resp); err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		req.Err, req.abort = fmt.Errorf("upstream %s: %w", ep.url.Host, err), true
+	}
 	return false
+}
+
+// upstreamFailure is the status of a try that got no answer, and the
+// reason it is counted under.
+func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (int, string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		req.ClientFault = faultBodyTooLarge
+		return http.StatusRequestEntityTooLarge, "client"
+	case req.HTTP.Context().Err() != nil:
+		return statusClientClosed, "client"
+	case errors.Is(err, http1.ErrPoolFull):
+		return http.StatusServiceUnavailable, "pool_full"
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout, "timeout"
+	case errors.Is(err, http1.ErrResponseHeaderTooLarge):
+		return http.StatusBadGateway, "header_too_large"
+	case strings.Contains(err.Error(), "TLS handshake"):
+		return http.StatusBadGateway, "tls"
+	case strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "dial "):
+		return http.StatusBadGateway, "connect"
+	case strings.Contains(err.Error(), "malformed") || strings.Contains(err.Error(), "invalid"):
+		return http.StatusBadGateway, "invalid_response"
+	}
+	return http.StatusBadGateway, "reset"
+}
+
+// count counts a try of ep by its status code, or the reason it got none.
+func (ep *endpoint) count(u *upstreamPool, code string) {
+	c, ok := ep.codes.Load(code)
+	if !ok {
+		c, _ = ep.codes.LoadOrStore(code, u.p.metrics.UpstreamRequests.WithLabelValues(u.version, ep.url.Host, code))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// copyResponse writes resp to w: its end-to-end header fields, its body
+// streamed (flushed as it comes when its length is unknown, as for server
+// events), its trailers.
+func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Response) error {
+	defer resp.Body.Close()
+	h := w.Header()
+	dropHopByHop(resp.Header)
+	// The gateway says which version answered, and the request's id: not
+	// the upstream.
+	delete(resp.Header, router.VersionHeader)
+	delete(resp.Header, RequestIDHeader)
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	flush := resp.ContentLength < 0
+	rc := http.NewResponseController(w)
+	buf := upstreamBuffers.Get().(*[]byte)
+	defer upstreamBuffers.Put(buf)
+	for {
+		n, rerr := resp.Body.Read(*buf)
+		if n > 0 {
+			m, werr := w.Write((*buf)[:n])
+			req.Bytes += m
+			if werr != nil {
+				return nil // the client went away: the server saw it
+			}
+			if flush {
+				_ = rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if errors.Is(rerr, errBodyTooLarge) {
+				return rerr
+			}
+			return fmt.Errorf("%w: %w", errUpstreamBody, rerr)
+		}
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	return nil
+}
+
+// tunnel joins the client and the endpoint after the endpoint switched
+// protocols (a WebSocket): the client's connection is taken over, the
+// 101 forwarded, and bytes copied both ways until either side closes.
+func (p *Plane) tunnel(req *Request, w http.ResponseWriter, resp *http.Response) {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		p.fail(req, w, http.StatusBadGateway, errors.New("upstream switched protocols, and its connection cannot be tunnelled"))
+		return
+	}
+	defer up.Close()
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), req.HTTP.Header.Get("Upgrade")) {
+		p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream switched to protocol %q, the client asked for %q", resp.Header.Get("Upgrade"), req.HTTP.Header.Get("Upgrade")))
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		p.fail(req, w, http.StatusInternalServerError, fmt.Errorf("upgrading the client's connection: %w", err))
+		return
+	}
+	defer conn.Close()
+	upgrade := resp.Header.Get("Upgrade")
+	dropHopByHop(resp.Header)
+	delete(resp.Header, router.VersionHeader)
+	resp.Header["Connection"], resp.Header["Upgrade"] = []string{"Upgrade"}, []string{upgrade}
+	resp.Header[router.VersionHeader] = w.Header()[router.VersionHeader]
+	resp.Header[RequestIDHeader] = w.Header()[RequestIDHeader]
+	fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
+	if err := resp.Header.Write(brw); err != nil {
+		return
+	}
+	brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { // client → upstream; what the server had read ahead first
+		if n := brw.Reader.Buffered(); n > 0 {
+			b, _ := brw.Reader.Peek(n)
+			up.Write(b)
+		}
+		io.Copy(up, conn)
+		if cw, ok := up.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	go func() { // upstream → client
+		n, _ := io.Copy(conn, up)
+		req.Bytes += int(n)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
 }
 
 // limitedBody is a request body read by the proxy, refused past left bytes.
@@ -450,32 +689,3 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.r.Close() }
-
-// watchedBody records a read error of an upstream's response body, which
-// httputil.ReverseProxy only logs: the response is then cut short.
-type watchedBody struct {
-	io.ReadCloser
-	err *error
-}
-
-func (b *watchedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		*b.err = fmt.Errorf("%w: %w", errUpstreamBody, err)
-	}
-	return n, err
-}
-
-// countingWriter counts the body bytes written through it.
-type countingWriter struct {
-	http.ResponseWriter
-	n *int
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	*c.n += n
-	return n, err
-}
-
-func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -1,5 +1,7 @@
 // Package http1 is a lean HTTP/1.1 server for an http.Handler: the
-// gateway's listener, plain or over TLS.
+// gateway's listener, plain or over TLS; and a lean HTTP/1.1 client for
+// one origin (Client, client.go): the gateway's connections to upstream
+// endpoints.
 //
 // It reads a request's head itself, refusing what RFC 9112 says a server
 // must or ought to refuse and what net/http lets through (head.go), parses

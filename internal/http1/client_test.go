@@ -1,0 +1,346 @@
+package http1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serveClient starts a net/http server of h on loopback, and returns it,
+// a Client of it and the number of connections the server has accepted.
+func serveClient(t *testing.T, h http.HandlerFunc) (*httptest.Server, *Client, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := &Client{Addr: strings.TrimPrefix(srv.URL, "http://")}
+	t.Cleanup(c.Close)
+	return srv, c, &conns
+}
+
+func newRequest(t *testing.T, ctx context.Context, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func roundTrip(t *testing.T, c *Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
+	}
+	return resp, string(b)
+}
+
+// TestClientKeepAlive: requests of every kind reuse one connection, one
+// after the other; bodies arrive whole in both framings, trailers both
+// ways.
+func TestClientKeepAlive(t *testing.T) {
+	srv, c, conns := serveClient(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Sum")
+		fmt.Fprintf(w, "%s %s len=%d te=%v body=%q trailer=%q host=%s", r.Method, r.URL.RequestURI(), r.ContentLength, r.TransferEncoding, b, r.Trailer.Get("X-Req"), r.Host)
+		w.Header().Set("X-Sum", fmt.Sprint(len(b)))
+	})
+	ctx := context.Background()
+	for i, tc := range []struct {
+		method, body string
+		chunked      bool
+		want         string
+	}{
+		{"GET", "", false, `GET /x?q=1 len=0 te=[] body="" trailer=""`},
+		{"POST", "hello", false, `POST /x?q=1 len=5 te=[] body="hello" trailer=""`},
+		{"POST", "streamed", true, `POST /x?q=1 len=-1 te=[chunked] body="streamed" trailer="t"`},
+		{"HEAD", "", false, ``},
+		{"PUT", "", false, `PUT /x?q=1 len=0 te=[] body="" trailer=""`},
+	} {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+			if tc.chunked {
+				body = io.MultiReader(body) // no length known
+			}
+		}
+		req := newRequest(t, ctx, tc.method, srv.URL+"/x?q=1", body)
+		req.Host = "users.example"
+		if tc.chunked {
+			req.Trailer = http.Header{"X-Req": {"t"}}
+		}
+		resp, got := roundTrip(t, c, req)
+		if tc.method != "HEAD" && got != tc.want+" host=users.example" {
+			t.Errorf("%d: got %q, want %q", i, got, tc.want+" host=users.example")
+		}
+		if tc.method != "HEAD" && resp.Trailer.Get("X-Sum") != fmt.Sprint(len(tc.body)) {
+			t.Errorf("%d: trailer X-Sum %q, want %d", i, resp.Trailer.Get("X-Sum"), len(tc.body))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 5 requests in turn, want 1", n)
+	}
+	if active, idle := c.Conns(); active != 0 || idle != 1 {
+		t.Errorf("Conns() = %d active, %d idle; want 0, 1", active, idle)
+	}
+}
+
+// TestClientStaleConnection: a kept connection the server closed while
+// idle is found out and a request without a body is sent again on a new
+// one, never failed.
+func TestClientStaleConnection(t *testing.T) {
+	srv, c, conns := serveClient(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	for i := range 3 {
+		_, got := roundTrip(t, c, newRequest(t, context.Background(), "GET", srv.URL, nil))
+		if got != "ok" {
+			t.Fatalf("%d: %q", i, got)
+		}
+		srv.CloseClientConnections()
+		if i == 1 {
+			time.Sleep(2 * peekAfter) // found by the check before use
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3 (each closed after its request)", n)
+	}
+}
+
+// TestClientLimits: MaxConns makes a request wait for a connection,
+// MaxPending refuses one past it, and a waiting request's context ends its
+// wait.
+func TestClientLimits(t *testing.T) {
+	release := make(chan struct{})
+	srv, c, conns := serveClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	c.MaxConns, c.MaxPending = 1, 1
+	held := make(chan error, 1)
+	go func() {
+		resp, err := c.RoundTrip(newRequest(t, context.Background(), "GET", srv.URL+"/hold", nil))
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		held <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if active, _ := c.Conns(); active == 1 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("the held request never took its connection")
+		}
+	}
+	waited := make(chan string, 1)
+	go func() {
+		resp, err := c.RoundTrip(newRequest(t, context.Background(), "GET", srv.URL+"/after", nil))
+		if err != nil {
+			waited <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		waited <- string(b)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		n := len(c.waiting)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("the second request is not waiting")
+		}
+	}
+	if _, err := c.RoundTrip(newRequest(t, context.Background(), "GET", srv.URL, nil)); !errors.Is(err, ErrPoolFull) {
+		t.Errorf("a third request: %v, want ErrPoolFull", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	c.MaxPending = 2
+	if _, err := c.RoundTrip(newRequest(t, ctx, "GET", srv.URL, nil)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a request waiting past its deadline: %v", err)
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if got := <-waited; got != "ok" {
+		t.Errorf("the waiting request: %q", got)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (MaxConns)", n)
+	}
+}
+
+// TestClientExpectContinue: a request with Expect: 100-continue sends its
+// body once the server says 100, and not at all when the server answers
+// first.
+func TestClientExpectContinue(t *testing.T) {
+	srv, c, _ := serveClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %q", b)
+	})
+	c.ExpectContinueTimeout = time.Minute // the server's 100 is what sends the body
+	var got1xx []int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { got1xx = append(got1xx, code); return nil },
+	})
+	req := newRequest(t, ctx, "PUT", srv.URL, strings.NewReader("payload"))
+	req.Header.Set("Expect", "100-continue")
+	start := time.Now()
+	if _, got := roundTrip(t, c, req); got != `got "payload"` || time.Since(start) > 10*time.Second {
+		t.Errorf("after 100-continue: %q in %s", got, time.Since(start))
+	}
+	read := &countingReader{r: strings.NewReader("payload")}
+	req = newRequest(t, context.Background(), "PUT", srv.URL+"/refuse", read)
+	req.ContentLength = 7
+	req.Header.Set("Expect", "100-continue")
+	resp, _ := roundTrip(t, c, req)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || read.n.Load() != 0 {
+		t.Errorf("refused before the body: %d, %d bytes of the body read", resp.StatusCode, read.n.Load())
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestClientBadResponses: a response head over MaxHeaderBytes, a
+// malformed one, a connection that never answers (the context's deadline
+// ends the request) fail the request, each with its error.
+func TestClientBadResponses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				switch req.URL.Path {
+				case "/huge":
+					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 100<<10))
+				case "/garbage":
+					io.WriteString(conn, "SMTP ready\r\n\r\n")
+				case "/silent":
+					io.Copy(io.Discard, conn)
+				}
+			}()
+		}
+	}()
+	c := &Client{Addr: ln.Addr().String()}
+	defer c.Close()
+	for _, tc := range []struct {
+		path string
+		want func(error) bool
+	}{
+		{"/huge", func(err error) bool { return errors.Is(err, ErrResponseHeaderTooLarge) }},
+		{"/garbage", func(err error) bool { return err != nil && strings.Contains(err.Error(), "malformed") }},
+		{"/silent", func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		resp, err := c.RoundTrip(newRequest(t, ctx, "GET", "http://"+c.Addr+tc.path, nil))
+		cancel()
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if !tc.want(err) {
+			t.Errorf("%s: %v", tc.path, err)
+		}
+	}
+	if active, idle := c.Conns(); active != 0 || idle != 0 {
+		t.Errorf("after failures: %d active, %d idle connections; want none", active, idle)
+	}
+}
+
+// TestClientUpgrade: a 101 response's body is the connection, both ways.
+func TestClientUpgrade(t *testing.T) {
+	srv, c, _ := serveClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "want Upgrade: echo", 400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := newRequest(t, ctx, "GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := c.RoundTrip(req)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatalf("the body of a 101 is a %T", resp.Body)
+	}
+	defer rw.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.WriteString(rw, "ping")
+		rw.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	b, err := io.ReadAll(rw)
+	wg.Wait()
+	if string(b) != "ping" || err != nil {
+		t.Errorf("echoed %q, %v", b, err)
+	}
+}

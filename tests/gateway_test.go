@@ -41,6 +41,17 @@ func serve(t *testing.T, config string, env ...string) *gateway {
 	return serveFile(t, path, env...)
 }
 
+// exited reports whether the process pid has exited (a zombie until it is
+// waited for).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(after, "Z")
+}
+
 // loopbackConfig is config on loopback ports of the gateway's choosing, with
 // $EX replaced by the examples directory.
 func loopbackConfig(config string) string {
@@ -72,11 +83,22 @@ func serveFile(t *testing.T, path string, env ...string) *gateway {
 			}
 		}
 	}()
-	select {
-	case m := <-found:
-		g.url, g.admin = m[1], m[2]
-	case <-time.After(2 * time.Minute): // compiling a component of tens of MB, uncached, takes seconds
-		t.Fatalf("gateway did not start; stderr:\n%s", g.p.stderr.String())
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(2 * time.Minute) // compiling a component of tens of MB, uncached, takes seconds
+wait:
+	for {
+		select {
+		case m := <-found:
+			g.url, g.admin = m[1], m[2]
+			break wait
+		case <-tick.C:
+			if exited(g.p.cmd.Process.Pid) {
+				t.Fatalf("gateway exited before serving; stderr:\n%s", g.p.stderr.String())
+			}
+		case <-timeout:
+			t.Fatalf("gateway did not start; stderr:\n%s", g.p.stderr.String())
+		}
 	}
 	go io.Copy(io.Discard, pr)
 	return g

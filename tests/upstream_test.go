@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/net/websocket"
 	"io"
 	"net"
 	"net/http"
@@ -675,4 +676,72 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestUpstreamWebSocket: a WebSocket through the gateway to a native
+// upstream: the Upgrade reaches the upstream, the 101 comes back with the
+// gateway's X-Wasmesh-Version, messages echo both ways for as long as the
+// socket lives (past the service's timeout), and the tunnel is counted.
+func TestUpstreamWebSocket(t *testing.T) {
+	echo := httptest.NewServer(websocket.Handler(func(ws *websocket.Conn) {
+		for {
+			var msg string
+			if err := websocket.Message.Receive(ws, &msg); err != nil {
+				return
+			}
+			if err := websocket.Message.Send(ws, "echo: "+msg); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(echo.Close)
+	g := serve(t, `
+services:
+  chat: { versions: [ { upstream: { endpoints: [ "`+echo.URL+`" ] } } ], limits: { timeout: 1s } }
+routes:
+  - { match: { path_prefix: / }, service: chat }
+`)
+	cfg, err := websocket.NewConfig(strings.Replace(g.url, "http", "ws", 1)+"/socket", "http://example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := cfg.DialContext(t.Context())
+	if err != nil {
+		t.Fatalf("dialling through the gateway: %v", err)
+	}
+	defer ws.Close()
+	for i := range 3 {
+		if i == 2 {
+			time.Sleep(1200 * time.Millisecond) // past the service's timeout
+		}
+		want := fmt.Sprintf("message %d", i)
+		if err := websocket.Message.Send(ws, want); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := websocket.Message.Receive(ws, &got); err != nil || got != "echo: "+want {
+			t.Fatalf("got %q, %v; want %q", got, err, "echo: "+want)
+		}
+	}
+	ws.Close()
+
+	// The handshake's answer, as the client reads it.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /socket HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	v := upstreamDigest(t, echo.URL)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("X-Wasmesh-Version") != v || resp.Header.Get("Upgrade") != "websocket" ||
+		resp.Header.Get("Sec-Websocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("the handshake's answer: %v %v", resp, err)
+	}
+	conn.Close()
+	if n := metric(t, g, `wasmesh_upstream_requests_total{code="101",endpoint="`+strings.TrimPrefix(echo.URL, "http://")+`",version="`+short(v)+`"}`); n != "2" {
+		t.Errorf("wasmesh_upstream_requests_total for the 101s: %q, want 2", n)
+	}
 }

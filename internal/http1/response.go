@@ -1,6 +1,11 @@
 package http1
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -57,6 +62,37 @@ func (w *response) reset(req *http.Request) {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// Hijack takes the connection over, as http.Hijacker: the server neither
+// writes the response nor reads the connection again, nor closes it; what
+// it had read ahead comes first from the returned connection. Not once
+// the response has begun.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c := w.c
+	switch {
+	case c.hijacked:
+		return nil, nil, errors.New("http1: the connection was hijacked already")
+	case w.wroteHeader:
+		return nil, nil, errors.New("http1: Hijack after the response began")
+	}
+	c.stopWatch() // no read ahead from now on
+	var ahead []byte
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		ahead = bytes.Clone(b)
+	}
+	if c.cr.hasByte { // read after what the buffer holds
+		ahead = append(ahead, c.cr.byteBuf[0])
+		c.cr.hasByte = false
+	}
+	c.hijacked = true
+	_ = c.rwc.SetDeadline(time.Time{})
+	conn := c.rwc
+	if len(ahead) > 0 {
+		conn = &replayConn{Conn: c.rwc, r: io.MultiReader(bytes.NewReader(ahead), c.rwc)}
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn)), nil
+}
 
 func (w *response) WriteHeader(status int) {
 	if w.wroteHeader {

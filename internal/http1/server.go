@@ -40,9 +40,9 @@
 //
 // Request trailers are read as net/http reads them (Request.Trailer, once
 // the body is at its end); response trailers, set as with net/http (header
-// keys with http.TrailerPrefix), follow a chunked body. Hijacking is not
-// supported, and a handler must not keep its response's Header map past
-// its return: it is reused.
+// keys with http.TrailerPrefix), follow a chunked body. A handler may take
+// the connection over before it writes (http.Hijacker: a WebSocket); it
+// must not keep its response's Header map past its return: it is reused.
 package http1
 
 import (
@@ -311,6 +311,9 @@ type conn struct {
 	// share of MaxHeadMemory.
 	hb       *headBuf
 	headHeld int64
+
+	// hijacked: the handler took the connection over (Hijack).
+	hijacked bool
 }
 
 func (c *conn) setState(st http.ConnState) {
@@ -440,6 +443,10 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		keep := c.serveRequest(ctx, req)
+		if c.hijacked {
+			closeAs = http.StateHijacked
+			return
+		}
 		c.releaseHead()
 		if !keep || s.closing.Load() {
 			return
@@ -737,6 +744,9 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 		c.s.Handler.ServeHTTP(w, req)
 	}()
 	c.stopWatch()
+	if c.hijacked {
+		return false
+	}
 	if !w.finish() || ctx.Err() != nil { // a failed write, or the client went away
 		return false
 	}

@@ -915,3 +915,61 @@ func TestIdleBuffers(t *testing.T) {
 	answer("pipelined 1", "GET /d 0 ")
 	answer("pipelined 2", "GET /e 0 ")
 }
+
+// TestHijack: a handler takes the connection over, with what the client
+// sent after the request's head (read ahead into the server's buffer, and
+// the byte the watch read) coming first; the server writes nothing of its
+// own, and a second Hijack or one after the response began fails.
+func TestHijack(t *testing.T) {
+	errs := make(chan error, 3)
+	addr := serve(t, &Server{WatchAfter: time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			io.WriteString(w, "x")
+			w.(http.Flusher).Flush()
+			_, _, err := http.NewResponseController(w).Hijack()
+			errs <- err
+			return
+		}
+		if r.URL.Path == "/watched" {
+			time.Sleep(50 * time.Millisecond) // the watch reads the first byte ahead
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			errs <- err
+			return
+		}
+		_, _, again := http.NewResponseController(w).Hijack()
+		errs <- again
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(brw, io.LimitReader(brw, 10))
+		brw.Flush()
+	})})
+	for _, path := range []string{"/now", "/watched"} {
+		c := dial(t, addr)
+		head := "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+		if path == "/now" { // the request and the start of the tunnel's bytes in one write
+			io.WriteString(c, head+"hello")
+		} else { // the tunnel's first byte read by the watch
+			io.WriteString(c, head)
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(c, "hello")
+		}
+		time.Sleep(100 * time.Millisecond)
+		io.WriteString(c, "world")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		if want := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhelloworld"; string(got) != want || err != nil {
+			t.Errorf("%s: got %q, %v; want %q", path, got, err, want)
+		}
+		if err := <-errs; err == nil {
+			t.Errorf("%s: a second Hijack succeeded", path)
+		}
+	}
+	c := dial(t, addr)
+	io.WriteString(c, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err := <-errs; err == nil {
+		t.Error("Hijack after the response began succeeded")
+	}
+}

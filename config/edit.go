@@ -205,29 +205,8 @@ func versionNode(v *Version) (*yaml.Node, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	switch {
 	case v.Upstream != nil:
-		u := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		eps := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
-		for _, e := range v.Upstream.Endpoints {
-			eps.Content = append(eps.Content, str(e.String()))
-		}
-		u.Content = append(u.Content, str("endpoints"), eps, str("lb"), str(v.Upstream.LB))
-		if id := v.Upstream.ExpectID; id != "" {
-			u.Content = append(u.Content, str("expect_id"), str(id))
-		}
-		if m := v.Upstream.MaxRequests; m > 0 {
-			u.Content = append(u.Content, str("max_requests"), number(strconv.Itoa(m)))
-		}
-		if v.Upstream.HTTP2 {
-			u.Content = append(u.Content, str("http2"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
-		}
-		if h := v.Upstream.Health; h != nil {
-			hn := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
-			hn.Content = append(hn.Content, str("path"), str(h.Path), str("interval"), str(h.Interval.String()),
-				str("timeout"), str(h.Timeout.String()), str("status"), number(strconv.Itoa(h.Status)),
-				str("healthy"), number(strconv.Itoa(h.Healthy)), str("unhealthy"), number(strconv.Itoa(h.Unhealthy)))
-			u.Content = append(u.Content, str("health"), hn)
-		}
-		m.Content = append(m.Content, str("upstream"), u)
+		// As the config wrote it: an upstream only comes from a config.
+		m.Content = append(m.Content, str("upstream"), v.Upstream.node)
 	case v.IsOCI(): // keep the reference: other replicas pull it from there
 		m.Content = append(m.Content, str("module"), str(v.Module))
 	case v.Digest != "":

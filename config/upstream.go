@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +41,68 @@ type Upstream struct {
 	// prior knowledge for http ones. Default false: HTTP/1.1, the
 	// gateway's own client (internal/http1), kept-alive connections.
 	HTTP2 bool
+	// DNS, when set, takes the endpoints from a name's addresses instead
+	// of Endpoints: every address is an endpoint, the name re-resolved
+	// each DNSInterval (a Kubernetes headless Service). An
+	// http(s)://name:port origin.
+	DNS *url.URL
+	// DNSInterval is how often DNS is resolved again. Default 5s.
+	DNSInterval time.Duration
+	// ConnectTimeout bounds a connection's TCP and TLS handshakes.
+	// Default 5s.
+	ConnectTimeout time.Duration
+	// Retries says when a request is tried again on another endpoint.
+	Retries Retries
+	// Pool sizes each endpoint's connection pool.
+	Pool Pool
+
+	node *yaml.Node // as decoded, written back by config edits
+}
+
+// Retries is an upstream's retry policy. Only idempotent requests without
+// a body are tried again, within a budget: retries at most Budget of the
+// requests (and 3 more), so that retries cannot storm a failing upstream.
+type Retries struct {
+	// Attempts is how many times a request may be tried again. Default 2;
+	// 0 turns retries off.
+	Attempts int
+	// On are the failures tried again: "connect_failure" (refused,
+	// unreachable, TLS handshake failed), "reset" (the connection closed
+	// or reset before an answer), "timeout" (the try's PerTryTimeout
+	// passed) and HTTP status codes (such as 503). Default
+	// [connect_failure, reset].
+	On []string
+	// PerTryTimeout bounds one try, within the service's timeout. Default
+	// 0: none but the service's.
+	PerTryTimeout time.Duration
+	// Budget is the fraction of requests that may be retries. Default 0.2.
+	Budget float64
+}
+
+// RetriesOn reports whether failure (a reason above or a status code) is
+// tried again.
+func (r *Retries) RetriesOn(failure string) bool {
+	for _, on := range r.On {
+		if on == failure {
+			return true
+		}
+	}
+	return false
+}
+
+// Pool sizes an endpoint's connection pool.
+type Pool struct {
+	// MaxConnections is the most connections to an endpoint; past it a
+	// request waits for one. Default 0: no limit.
+	MaxConnections int
+	// MaxPending is how many requests may wait for a connection to an
+	// endpoint at MaxConnections; past it a request is answered 503.
+	// Default 0: no limit.
+	MaxPending int
+	// MaxIdle is the most idle connections kept. Default 64.
+	MaxIdle int
+	// IdleTimeout closes a connection idle that long. Default 90s.
+	IdleTimeout time.Duration
 }
 
 // HealthCheck is an upstream's active health check: a GET of Path on every
@@ -58,7 +123,9 @@ type HealthCheck struct {
 }
 
 var (
-	upstreamFields = []string{"endpoints", "lb", "health", "max_requests", "expect_id", "http2"}
+	upstreamFields = []string{"endpoints", "dns", "dns_interval", "lb", "health", "max_requests", "expect_id", "http2", "connect_timeout", "retries", "pool"}
+	retryFields    = []string{"attempts", "on", "per_try_timeout", "budget"}
+	poolFields     = []string{"max_connections", "max_pending", "max_idle", "idle_timeout"}
 	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
 )
 
@@ -80,6 +147,18 @@ func (u *Upstream) UpstreamDigest() string {
 	if u.HTTP2 {
 		b.WriteString("http2\n")
 	}
+	if u.DNS != nil {
+		fmt.Fprintf(&b, "dns %s %s\n", u.DNS, u.DNSInterval)
+	}
+	if u.ConnectTimeout != DefaultConnectTimeout {
+		fmt.Fprintf(&b, "connect_timeout %s\n", u.ConnectTimeout)
+	}
+	if r := u.Retries; !reflect.DeepEqual(r, DefaultRetries()) {
+		fmt.Fprintf(&b, "retries %d %q %s %g\n", r.Attempts, r.On, r.PerTryTimeout, r.Budget)
+	}
+	if p := u.Pool; p != DefaultPool {
+		fmt.Fprintf(&b, "pool %d %d %d %s\n", p.MaxConnections, p.MaxPending, p.MaxIdle, p.IdleTimeout)
+	}
 	if h := u.Health; h != nil {
 		fmt.Fprintf(&b, "health %s %s %s %d %d %d\n", h.Path, h.Interval, h.Timeout, h.Status, h.Healthy, h.Unhealthy)
 	}
@@ -90,9 +169,24 @@ func (u *Upstream) UpstreamDigest() string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// Defaults of an upstream.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultDNSInterval    = 5 * time.Second
+)
+
+// DefaultPool is an endpoint's connection pool unless the config says.
+var DefaultPool = Pool{MaxIdle: 64, IdleTimeout: 90 * time.Second}
+
+// DefaultRetries is an upstream's retry policy unless the config says.
+func DefaultRetries() Retries {
+	return Retries{Attempts: 2, On: []string{"connect_failure", "reset"}, Budget: 0.2}
+}
+
 // upstream decodes a version's upstream block.
 func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
-	u := &Upstream{LB: "least_request"}
+	u := &Upstream{LB: "least_request", ConnectTimeout: DefaultConnectTimeout, DNSInterval: DefaultDNSInterval,
+		Retries: DefaultRetries(), Pool: DefaultPool, node: deref(n)}
 	d.fields(n, path, upstreamFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
 		switch key {
@@ -122,19 +216,119 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 			}
 		case "http2":
 			u.HTTP2, _ = d.boolean(v, f)
+		case "dns":
+			if s, ok := d.str(v, f); ok {
+				e, err := parseEndpoint(s)
+				if d.check(err != nil, v, f, "%v", err) {
+					_, isIP := netip.ParseAddr(e.Hostname())
+					if d.check(isIP == nil, v, f, "names an address, %s: list it in endpoints", e.Hostname()) {
+						u.DNS = e
+					}
+				}
+			}
+		case "dns_interval":
+			if t, ok := d.duration(v, f); ok && d.check(t < 100*time.Millisecond, v, f, "must be at least 100ms, got %s", t) {
+				u.DNSInterval = t
+			}
+		case "connect_timeout":
+			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
+				u.ConnectTimeout = t
+			}
+		case "retries":
+			u.Retries = d.retries(v, f)
+		case "pool":
+			u.Pool = d.pool(v, f)
 		case "max_requests":
 			if m, ok := d.integer(v, f); ok && d.check(m < 1, v, f, "must be at least 1, got %d", m) {
 				u.MaxRequests = m
 			}
 		}
 	})
-	if len(u.Endpoints) == 0 {
-		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …])")
+	switch {
+	case u.DNS != nil && len(u.Endpoints) > 0:
+		d.errorf(n, path, "has both endpoints and dns: one or the other")
+	case u.DNS == nil && len(u.Endpoints) == 0:
+		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …]) or a name to resolve (dns: http://name:port)")
+	}
+	if u.DNS != nil {
+		d.check(u.ExpectID != "" && u.DNS.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs an https:// dns name, dns is %s", u.DNS)
 	}
 	for i, e := range u.Endpoints {
 		d.check(u.ExpectID != "" && e.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs https:// endpoints, endpoints[%d] is %s", i, e)
 	}
 	return u
+}
+
+// retries decodes an upstream's retry policy.
+func (d *decoder) retries(n *yaml.Node, path string) Retries {
+	r := DefaultRetries()
+	d.fields(n, path, retryFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "attempts":
+			if a, ok := d.integer(v, f); ok && d.check(a < 0 || a > 10, v, f, "must be 0 to 10, got %d", a) {
+				r.Attempts = a
+			}
+		case "on":
+			items, _ := d.list(v, f)
+			r.On = nil
+			for i, item := range items {
+				fi := fmt.Sprintf("%s[%d]", f, i)
+				s, ok := d.str(item, fi)
+				if !ok {
+					continue
+				}
+				code, err := strconv.Atoi(s)
+				switch {
+				case s == "connect_failure" || s == "reset" || s == "timeout":
+				case err == nil && code >= 500 && code <= 599:
+				default:
+					d.errorf(item, fi, `must be "connect_failure", "reset", "timeout" or a 5xx status code, got %q`, s)
+					continue
+				}
+				r.On = append(r.On, s)
+			}
+		case "per_try_timeout":
+			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
+				r.PerTryTimeout = t
+			}
+		case "budget":
+			if s, ok := d.str(v, f); ok {
+				b, err := parseFraction(s)
+				if d.check(err != nil || b < 0 || b > 1, v, f, `must be a fraction in [0, 1] or a percentage ("20%%"), got %q`, s) {
+					r.Budget = b
+				}
+			}
+		}
+	})
+	return r
+}
+
+// pool decodes an upstream's connection pool.
+func (d *decoder) pool(n *yaml.Node, path string) Pool {
+	p := DefaultPool
+	d.fields(n, path, poolFields, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "max_connections", "max_pending", "max_idle":
+			if m, ok := d.integer(v, f); ok && d.check(m < 0, v, f, "must be 0 or more, got %d", m) {
+				switch key {
+				case "max_connections":
+					p.MaxConnections = m
+				case "max_pending":
+					p.MaxPending = m
+				default:
+					p.MaxIdle = m
+				}
+			}
+		case "idle_timeout":
+			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
+				p.IdleTimeout = t
+			}
+		}
+	})
+	d.check(p.MaxPending > 0 && p.MaxConnections == 0, d.key(n, "max_pending"), join(path, "max_pending"), "needs max_connections")
+	return p
 }
 
 // health decodes an upstream's health check.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUpstreamVersions(t *testing.T) {
@@ -33,12 +35,50 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { endpoints: [ "http://x" ], expect_id: "spiffe://example.org/b" } }`, `expect_id: needs https:// endpoints, endpoints[0] is http://x`},
 		{`{ upstream: { endpoints: [ "https://x" ], expect_id: "spiffe://example.org/b" } }`, `services.s.versions[0].upstream.expect_id: needs a tls block`},
 		{`{ upstream: { endpoints: [ "https://x" ], expect_id: "http://nope" } }`, `expect_id:`},
+		{`{ upstream: { dns: "http://users:80", endpoints: [ "http://x" ] } }`, `has both endpoints and dns: one or the other`},
+		{`{ upstream: { dns: "http://10.0.0.1:80" } }`, `dns: names an address, 10.0.0.1: list it in endpoints`},
+		{`{ upstream: { dns: "users:80" } }`, `dns: endpoint "users:80": want http:// or https://`},
+		{`{ upstream: { dns: "http://users", dns_interval: 1ms } }`, `dns_interval: must be at least 100ms, got 1ms`},
+		{`{ upstream: { endpoints: [ "http://x" ], retries: { on: [ "502", "oops" ] } } }`, `retries.on[1]: must be "connect_failure", "reset", "timeout" or a 5xx status code, got "oops"`},
+		{`{ upstream: { endpoints: [ "http://x" ], retries: { on: [ "404" ] } } }`, `retries.on[0]: must be`},
+		{`{ upstream: { endpoints: [ "http://x" ], retries: { attempts: 11 } } }`, `retries.attempts: must be 0 to 10, got 11`},
+		{`{ upstream: { endpoints: [ "http://x" ], retries: { budget: 120% } } }`, `retries.budget: must be a fraction in [0, 1] or a percentage ("20%"), got "120%"`},
+		{`{ upstream: { endpoints: [ "http://x" ], retries: { per_try_timeout: 0s } } }`, `retries.per_try_timeout: must be greater than 0`},
+		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_pending: 4 } } }`, `pool.max_pending: needs max_connections`},
+		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_idle: -1 } } }`, `pool.max_idle: must be 0 or more, got -1`},
+		{`{ upstream: { endpoints: [ "http://x" ], connect_timeout: 0s } }`, `connect_timeout: must be greater than 0`},
+		{`{ upstream: { endpoints: [ "http://x" ], retry: {} } }`, `unknown field "retry"`},
 	} {
 		_, err := Parse("wasmesh.yaml", []byte("services:\n  s:\n    versions:\n      - "+tt.src+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.src, err, tt.want)
 		}
 	}
+	// The settings, and their defaults.
+	full := mustParse(t, `services:
+  users:
+    versions:
+      - upstream:
+          dns: "https://users.default.svc:8443"
+          dns_interval: 2s
+          connect_timeout: 1s
+          http2: true
+          retries: { attempts: 3, on: [ reset, "503" ], per_try_timeout: 250ms, budget: 10% }
+          pool: { max_connections: 8, max_pending: 16, max_idle: 4, idle_timeout: 30s }
+`).Services["users"].Versions[0].Upstream
+	if full.DNS.Host != "users.default.svc:8443" || full.DNSInterval != 2*time.Second || full.ConnectTimeout != time.Second || !full.HTTP2 ||
+		full.Retries.Attempts != 3 || !full.Retries.RetriesOn("503") || full.Retries.RetriesOn("connect_failure") ||
+		full.Retries.PerTryTimeout != 250*time.Millisecond || full.Retries.Budget != 0.1 ||
+		full.Pool != (Pool{MaxConnections: 8, MaxPending: 16, MaxIdle: 4, IdleTimeout: 30 * time.Second}) {
+		t.Errorf("upstream settings: %+v", full)
+	}
+	if u.ConnectTimeout != DefaultConnectTimeout || !reflect.DeepEqual(u.Retries, DefaultRetries()) || u.Pool != DefaultPool || u.DNS != nil {
+		t.Errorf("upstream defaults: %+v", u)
+	}
+	if full.UpstreamDigest() == u.UpstreamDigest() {
+		t.Error("two upstreams of other settings have one digest")
+	}
+
 	// An edit of the service keeps the upstream.
 	out, err := SetVersions([]byte("services:\n  users:\n    versions:\n      - { upstream: { endpoints: [ \"http://10.0.0.1:8080\" ] }, name: v1 }\n"), "users",
 		[]*Version{{Upstream: u, Name: "v1", Weight: 100, Digest: u.UpstreamDigest()}})

@@ -56,7 +56,13 @@ services:
 // endpoints with the defaults (config.Upstream.UpstreamDigest).
 func upstreamDigest(t *testing.T, endpoints ...string) string {
 	t.Helper()
-	cfg, err := config.Parse("x.yaml", []byte("services:\n  s: { versions: [ { upstream: { endpoints: [ \""+strings.Join(endpoints, "\", \"")+"\" ] } } ] }\n"))
+	return upstreamDigestOf(t, `{ endpoints: [ "`+strings.Join(endpoints, `", "`)+`" ] }`)
+}
+
+// upstreamDigestOf is the digest a config gives the upstream block spec.
+func upstreamDigestOf(t *testing.T, spec string) string {
+	t.Helper()
+	cfg, err := config.Parse("x.yaml", []byte("services:\n  s: { versions: [ { upstream: "+spec+" } ] }\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +244,7 @@ routes:
 `)
 	start := time.Now()
 	status, body, _ := get(t, g.url+"/refused/x")
-	if status != 502 || time.Since(start) > 5*time.Second || !strings.Contains(body, "request id:") {
+	if status != 502 || time.Since(start) > 5*time.Second || !strings.Contains(body, "request id:") || !strings.Contains(body, "upstream connect_failure") {
 		t.Errorf("refused endpoint: %d after %s: %q", status, time.Since(start), body)
 	}
 	start = time.Now()
@@ -518,6 +524,11 @@ func TestUpstreamFaultyEndpoints(t *testing.T) {
 		bufio.NewReader(c).ReadString('\n')
 		c.Write([]byte("SPDY/9 what\r\n\x00\x01\r\n\r\n"))
 	})
+	huge := rawUpstream(t, func(c net.Conn) {
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 200<<10))
+	})
 	cut := rawUpstream(t, func(c net.Conn) {
 		defer c.Close()
 		r := bufio.NewReader(c)
@@ -533,11 +544,13 @@ func TestUpstreamFaultyEndpoints(t *testing.T) {
 services:
   hole: { versions: [ { upstream: { endpoints: [ "`+blackHole+`" ] } } ], limits: { timeout: 300ms } }
   garbage: { versions: [ { upstream: { endpoints: [ "`+garbage+`" ] } } ] }
+  huge: { versions: [ { upstream: { endpoints: [ "`+huge+`" ] } } ] }
   cut: { versions: [ { upstream: { endpoints: [ "`+cut+`" ] } } ] }
   hello: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
 routes:
   - { match: { path_prefix: /hole }, service: hole }
   - { match: { path_prefix: /garbage }, service: garbage }
+  - { match: { path_prefix: /huge }, service: huge }
   - { match: { path_prefix: /cut }, service: cut }
   - { match: { path_prefix: /hello }, service: hello }
 `)
@@ -547,6 +560,14 @@ routes:
 	}
 	if status, body, _ := get(t, g.url+"/garbage/x"); status != 502 || !strings.Contains(body, "request id:") {
 		t.Errorf("garbage: %d %q", status, body)
+	}
+	if status, body, _ := get(t, g.url+"/huge/x"); status != 502 || !strings.Contains(body, "upstream invalid_response") {
+		t.Errorf("a 200 KiB response header: %d %q", status, body)
+	}
+	for _, ep := range []string{garbage, huge} {
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+strings.TrimPrefix(ep, "http://")+`",reason="invalid_response",version="`+short(upstreamDigest(t, ep))+`"}`); n != "1" {
+			t.Errorf("%s: wasmesh_upstream_failures_total{reason=\"invalid_response\"} = %q, want 1", ep, n)
+		}
 	}
 	resp, err := http.Get(g.url + "/cut/x")
 	if err == nil {
@@ -559,7 +580,7 @@ routes:
 	if status, _, _ := get(t, g.url+"/hello/x"); status != 200 {
 		t.Errorf("hello after the faults: %d", status)
 	}
-	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=cut", "error=\"upstream "}} {
+	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=huge", "status=502"}, {"service=cut", "error=\"upstream "}} {
 		found := false
 		for _, line := range strings.Split(g.p.stderr.String(), "\n") {
 			found = found || (strings.Contains(line, want[0]) && strings.Contains(line, want[1]))
@@ -743,5 +764,144 @@ routes:
 	conn.Close()
 	if n := metric(t, g, `wasmesh_upstream_requests_total{code="101",endpoint="`+strings.TrimPrefix(echo.URL, "http://")+`",version="`+short(v)+`"}`); n != "2" {
 		t.Errorf("wasmesh_upstream_requests_total for the 101s: %q, want 2", n)
+	}
+}
+
+// TestUpstreamRetryPolicy: retries as an upstream's policy says: a 503
+// of one endpoint is tried again on the other when the policy names 503
+// (no client sees one), a try that outlives per_try_timeout (a black
+// hole) is tried again on the other endpoint long before the service's
+// timeout, and a POST with a body is never sent twice.
+func TestUpstreamRetryPolicy(t *testing.T) {
+	var unavailable atomic.Int64
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		unavailable.Add(1)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	good := nativeUpstream(t, "good")
+	hole := rawUpstream(t, func(c net.Conn) { time.Sleep(20 * time.Second); c.Close() })
+	g := serve(t, `
+services:
+  busy:
+    versions: [ { upstream: { endpoints: [ "`+busy.URL+`", "`+good.URL+`" ], lb: round_robin, retries: { on: [ "503" ] } } } ]
+  only:
+    versions: [ { upstream: { endpoints: [ "`+busy.URL+`" ], retries: { on: [ "503" ] } } } ]
+  hole:
+    versions: [ { upstream: { endpoints: [ "`+hole+`", "`+good.URL+`" ], lb: round_robin, retries: { on: [ timeout ], per_try_timeout: 200ms } } } ]
+    limits: { timeout: 10s }
+routes:
+  - { match: { path_prefix: /busy }, service: busy }
+  - { match: { path_prefix: /only }, service: only }
+  - { match: { path_prefix: /hole }, service: hole }
+`)
+	for i := range 20 {
+		if status, body, _ := get(t, g.url+"/busy/x"); status != 200 || !strings.HasPrefix(body, "native good") {
+			t.Fatalf("GET %d: %d %q", i, status, body)
+		}
+	}
+	if unavailable.Load() == 0 {
+		t.Error("the busy endpoint got no request: nothing was retried")
+	}
+	// Its only endpoint busy: a GET is tried 1 + 2 times, a POST once.
+	before := unavailable.Load()
+	if status, _, _ := get(t, g.url+"/only/x"); status != 503 || unavailable.Load()-before != 3 {
+		t.Errorf("GET on a busy endpoint: %d after %d tries, want 503 after 3", status, unavailable.Load()-before)
+	}
+	before = unavailable.Load()
+	resp, err := http.Post(g.url+"/only/x", "text/plain", strings.NewReader("once"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || unavailable.Load()-before != 1 {
+		t.Errorf("POST on a busy endpoint: %d after %d tries, want 503 after 1", resp.StatusCode, unavailable.Load()-before)
+	}
+	for i := range 6 {
+		start := time.Now()
+		status, body, _ := get(t, g.url+"/hole/x")
+		if status != 200 || time.Since(start) > 3*time.Second {
+			t.Fatalf("GET %d past a black hole: %d after %s: %q", i, status, time.Since(start), body)
+		}
+	}
+	if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+strings.TrimPrefix(hole, "http://")+`",reason="timeout",version="`+
+		short(upstreamDigestOf(t, `{ endpoints: [ "`+hole+`", "`+good.URL+`" ], lb: round_robin, retries: { on: [ timeout ], per_try_timeout: 200ms } }`))+`"}`); n == "" || n == "0" {
+		t.Errorf("the black hole's timeouts: wasmesh_upstream_failures_total = %q", n)
+	}
+}
+
+// TestUpstreamPoolLimits: with max_connections 1 and max_pending 1 per
+// endpoint, a request past them is answered 503 at once and counted;
+// the connections are reported, and reused.
+func TestUpstreamPoolLimits(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	spec := `{ endpoints: [ "` + native.URL + `" ], pool: { max_connections: 1, max_pending: 1 } }`
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: `+spec+` } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	codes := make(chan int, 2)
+	for range 2 { // one on the connection, one waiting for it
+		go func() {
+			status, _, _ := get(t, g.url+"/slow")
+			codes <- status
+		}()
+		time.Sleep(200 * time.Millisecond)
+	}
+	start := time.Now()
+	status, body, _ := get(t, g.url+"/x")
+	if status != 503 || time.Since(start) > time.Second || !strings.Contains(body, "waiting for a connection") {
+		t.Errorf("past max_pending: %d after %s: %q", status, time.Since(start), body)
+	}
+	for range 2 {
+		if c := <-codes; c != 200 {
+			t.Errorf("a request within the pool's limits: %d", c)
+		}
+	}
+	for range 5 {
+		get(t, g.url+"/x")
+	}
+	v, ep := short(upstreamDigestOf(t, spec)), strings.TrimPrefix(native.URL, "http://")
+	for name, want := range map[string]string{
+		`wasmesh_upstream_failures_total{endpoint="` + ep + `",reason="pool_full",version="` + v + `"}`: "1",
+		`wasmesh_upstream_connections{endpoint="` + ep + `",state="idle",version="` + v + `"}`:          "1",
+		`wasmesh_upstream_connections{endpoint="` + ep + `",state="active",version="` + v + `"}`:        "0",
+		`wasmesh_upstream_connects_total{endpoint="` + ep + `",result="ok",version="` + v + `"}`:        "1",
+	} {
+		if got := metric(t, g, name); got != want {
+			t.Errorf("%s = %q, want %s", name, got, want)
+		}
+	}
+}
+
+// TestUpstreamDNS: an upstream named by dns is served from the name's
+// addresses; one whose name does not resolve starts anyway, answers 503
+// with the reason and counts it, without dropping the rest of the config.
+func TestUpstreamDNS(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(native.URL, "http://"))
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: { dns: "http://localhost:`+port+`", dns_interval: 200ms } } ] }
+  lost: { versions: [ { upstream: { dns: "http://nowhere.invalid:80" } } ] }
+routes:
+  - { match: { path_prefix: /lost }, service: lost }
+  - { match: { path_prefix: / }, service: users }
+`)
+	for i := range 10 {
+		if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.HasPrefix(body, "native v1") {
+			t.Fatalf("GET %d: %d %q", i, status, body)
+		}
+	}
+	status, body, _ := get(t, g.url+"/lost/x")
+	if status != 503 || !strings.Contains(body, "nowhere.invalid") {
+		t.Errorf("an unresolved name: %d %q", status, body)
+	}
+	lost := short(upstreamDigestOf(t, `{ dns: "http://nowhere.invalid:80" }`))
+	if n := metric(t, g, `wasmesh_upstream_dns_failures_total{version="`+lost+`"}`); n == "" || n == "0" {
+		t.Errorf("wasmesh_upstream_dns_failures_total = %q", n)
 	}
 }

@@ -376,8 +376,12 @@ func (p *Plane) fail(req *Request, w http.ResponseWriter, status int, err error)
 	if status == statusClientClosed {
 		msg = "Client Closed Request"
 	}
-	if status < 500 || status == http.StatusServiceUnavailable {
+	var pub interface{ Public() string }
+	switch {
+	case status < 500 || status == http.StatusServiceUnavailable:
 		msg += ": " + err.Error() // the client's own mistake, or overload: safe to say
+	case errors.As(err, &pub):
+		msg += ": " + pub.Public()
 	}
 	body := fmt.Sprintf("wasmesh: %s\nrequest id: %s\n", msg, req.ID)
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -3,7 +3,9 @@ package dataplane
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +88,11 @@ type Plane struct {
 	stats      sync.Map // service+"\x00"+digest → *VersionStats
 	laneHealth sync.Map // laneHealthKey → *laneHealth
 	upstreams  sync.Map // digest → *upstreamPool, of upstream versions
-	limiters   sync.Map // service name → *limiter
+	// resolver resolves upstreams' dns names: net.DefaultResolver but in tests.
+	resolver interface {
+		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+	}
+	limiters sync.Map // service name → *limiter
 
 	conns    sync.Map // net.Conn → connColour, the client connections coloured
 	outbound outboundClients
@@ -110,6 +116,7 @@ func New(ctx context.Context, opts Options) (*Plane, error) {
 		tracer: opts.TracerProvider.Tracer("github.com/wasmesh/wasmesh/mesh"),
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
+	p.resolver = net.DefaultResolver
 	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{p}, FreshInstances: opts.FreshInstances})
 	if err != nil {
 		return nil, err
@@ -211,5 +218,6 @@ func (p *Plane) collectors() []prometheus.Collector {
 		&queueCollector{p: p, desc: prometheus.NewDesc("wasmesh_queue_depth",
 			"Requests waiting for a slot of a service's max_concurrency.", []string{"service"}, nil)},
 		newColourCollector(p),
+		newUpstreamCollector(p),
 	}
 }

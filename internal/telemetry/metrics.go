@@ -41,6 +41,11 @@ type Metrics struct {
 	UpstreamRequests *prometheus.CounterVec   // version, endpoint, code
 	UpstreamDuration *prometheus.HistogramVec // version, endpoint
 	UpstreamOverflow *prometheus.CounterVec   // version
+	// Upstream tries that got no answer, by version, endpoint and reason;
+	// requests not retried for the retry budget; names not resolved.
+	UpstreamFailures    *prometheus.CounterVec // version, endpoint, reason
+	UpstreamRetryBudget *prometheus.CounterVec // version
+	UpstreamDNSFailures *prometheus.CounterVec // version
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
@@ -130,6 +135,18 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_upstream_overflow_total",
 			Help: "Requests to an upstream version refused (503) because its max_requests were in flight, by version.",
 		}, []string{"version"}),
+		UpstreamFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_failures_total",
+			Help: "Tries on an endpoint of an upstream version that got no answer, by version, endpoint and reason (connect_failure, reset, timeout, invalid_response, pool_full, client).",
+		}, []string{"version", "endpoint", "reason"}),
+		UpstreamRetryBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_retry_budget_exhausted_total",
+			Help: "Requests to an upstream version not tried again because the retries in flight were at the retry budget, by version.",
+		}, []string{"version"}),
+		UpstreamDNSFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_upstream_dns_failures_total",
+			Help: "Resolutions of an upstream version's dns name that failed (its endpoints kept as they were), by version.",
+		}, []string{"version"}),
 		UpstreamHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wasmesh_upstream_healthy",
 			Help: "1 while an endpoint of an upstream version with health checks passes them, 0 while it fails them.",
@@ -156,7 +173,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
 		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
-		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow,
+		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow, m.UpstreamFailures, m.UpstreamRetryBudget, m.UpstreamDNSFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(extra...)
 	return m

@@ -1,0 +1,456 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/http1"
+	"github.com/wasmesh/wasmesh/router"
+)
+
+var upstreamBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+var errUpstreamBody = errors.New("the upstream's response body failed")
+
+// proxy serves req by its upstream version v: the request, its body
+// streamed, to one endpoint, and the answer, streamed, back; hop-by-hop
+// headers dropped, X-Forwarded-For (appended), -Host, -Proto and Via set,
+// the request id, trace context and baggage (the lane) carried, in a
+// client span per try; the whole within the service's timeout. An
+// idempotent request without a body whose try failed as the upstream's
+// retry policy says (by default: the endpoint refused or closed the
+// connection before answering) is tried again on another endpoint, after
+// a jittered pause, within the retry budget.
+func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
+	u := p.upstreamFor(v)
+	r := req.HTTP
+	if r.ContentLength > req.Limits.MaxBody {
+		req.ClientFault = faultBodyTooLarge
+		p.fail(req, w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit is %d", errBodyTooLarge, r.ContentLength, req.Limits.MaxBody))
+		return
+	}
+	ctx, cancel := context.WithTimeout(req.ctx, req.Limits.Timeout)
+	defer cancel()
+	if n := u.inflight.Add(1); u.max > 0 && n > u.max {
+		u.inflight.Add(-1)
+		p.metrics.UpstreamOverflow.WithLabelValues(u.version).Inc()
+		w.Header().Set("Retry-After", "1")
+		p.fail(req, w, http.StatusServiceUnavailable, fmt.Errorf("%w: upstream %s has %d requests in flight (max_requests)", errOverloaded, u.version, u.max))
+		return
+	}
+	defer u.inflight.Add(-1)
+	out := p.outRequest(ctx, req)
+	policy := &u.spec.Retries
+	retryable := idempotent[r.Method] && out.Body == nil
+	var tried *endpoint
+	for try := 0; ; try++ {
+		ep := u.pick(tried)
+		if ep == nil {
+			why := "it has no endpoints"
+			if s := u.noEndpoints.Load(); s != nil {
+				why = *s
+			}
+			w.Header().Set("Retry-After", "1")
+			p.fail(req, w, http.StatusServiceUnavailable, fmt.Errorf("upstream %s: %s", u.version, why))
+			return
+		}
+		again := retryable && try < policy.Attempts
+		if try > 0 {
+			u.retrying.Add(1)
+		}
+		retry := p.proxyOnce(ctx, req, w, out, u, ep, again)
+		if try > 0 {
+			u.retrying.Add(-1)
+		}
+		if !retry {
+			return
+		}
+		if !u.retryAllowed() {
+			p.metrics.UpstreamRetryBudget.WithLabelValues(u.version).Inc()
+			p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream %s: %w (retry budget spent)", ep.url.Host, req.Err))
+			return
+		}
+		p.metrics.UpstreamRetries.WithLabelValues(u.version).Inc()
+		tried = ep
+		select { // a jittered pause, not a storm
+		case <-time.After(time.Duration(1+rand.IntN(10*(try+1))) * time.Millisecond):
+		case <-ctx.Done():
+			p.fail(req, w, http.StatusGatewayTimeout, fmt.Errorf("upstream: %w", ctx.Err()))
+			return
+		}
+	}
+}
+
+// idempotent are the methods whose requests may be sent twice (RFC 9110
+// §9.2.2).
+var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
+
+// hopByHopFields are the header fields that concern one connection, not the
+// request (RFC 9110 §7.6.1), with those of the old RFC 2616 that proxies
+// still send.
+var hopByHopFields = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// outRequest is req as the endpoints get it: the client's end-to-end
+// header fields (not copied: their values are shared), the forwarding
+// fields, the request id; the trace context is set per try.
+func (p *Plane) outRequest(ctx context.Context, req *Request) *http.Request {
+	r := req.HTTP
+	h := make(http.Header, len(r.Header)+6)
+	for k, vs := range r.Header {
+		h[k] = vs
+	}
+	dropHopByHop(h)
+	if te := r.Header["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
+		h["Te"] = []string{"trailers"} // a client that takes trailers (gRPC) says so end to end
+	}
+	if up := r.Header.Get("Upgrade"); up != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+		h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{up}
+	}
+	// X-Forwarded-For gets the client appended when the client is a
+	// trusted proxy, and starts anew with it otherwise.
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	trusted := err == nil && p.trustedProxy(ip)
+	if err == nil {
+		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && trusted {
+			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		} else {
+			h["X-Forwarded-For"] = []string{ip}
+		}
+	}
+	if !trusted || h["X-Forwarded-Host"] == nil {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if !trusted || h["X-Forwarded-Proto"] == nil {
+		proto := "http"
+		if r.TLS != nil {
+			proto = "https"
+		}
+		h["X-Forwarded-Proto"] = []string{proto}
+	}
+	via := "1.1 wasmesh"
+	if r.ProtoMajor == 2 {
+		via = "2 wasmesh"
+	} else if r.ProtoMinor == 0 {
+		via = "1.0 wasmesh"
+	}
+	h["Via"] = append(r.Header["Via"][:len(r.Header["Via"]):len(r.Header["Via"])], via)
+	h[RequestIDHeader] = []string{req.ID}
+	out := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}
+	if req.Route.StripPrefix {
+		u := *r.URL
+		u.Path, u.RawPath = req.Route.Rewrite(r.URL.Path), ""
+		out.URL = &u
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
+	}
+	return out.WithContext(ctx)
+}
+
+// trustedProxy reports whether the client at ip is one of the config's
+// trusted_proxies.
+func (p *Plane) trustedProxy(ip string) bool {
+	st := p.snap.Load()
+	if st == nil || len(st.Config.TrustedProxies) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, pfx := range st.Config.TrustedProxies {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropHopByHop deletes the hop-by-hop fields of h, and those its
+// Connection field names.
+func dropHopByHop(h http.Header) {
+	for _, c := range h["Connection"] {
+		for _, name := range strings.Split(c, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopByHopFields {
+		delete(h, k)
+	}
+}
+
+// proxyOnce is one try of out on ep. It reports true when the try failed
+// as the retry policy says is tried again, nothing was written, and again
+// allows another try: req.Err says why.
+func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, out *http.Request, u *upstreamPool, ep *endpoint, again bool) (retry bool) {
+	ep.inflight.Add(1)
+	defer ep.inflight.Add(-1)
+	ctx, span := p.tracer.Start(ctx, "wasmesh.upstream", clientSpan,
+		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
+	defer span.End()
+	// The try's own timeout runs until the response's head.
+	tryCtx, cancelTry := context.WithCancel(ctx)
+	defer cancelTry()
+	var perTry *time.Timer
+	if d := u.spec.Retries.PerTryTimeout; d > 0 {
+		perTry = time.AfterFunc(d, cancelTry)
+	}
+	try := out.WithContext(tryCtx)
+	if ep.pool == nil { // http.Transport wants the endpoint in the URL
+		target := *out.URL
+		target.Scheme, target.Host = ep.url.Scheme, ep.url.Host
+		try.URL = &target
+	}
+	injectTrace(ctx, req, try.Header)
+	sent := time.Now()
+	resp, err := ep.transport.RoundTrip(try)
+	if perTry != nil && !perTry.Stop() && err == nil {
+		// The head came as the try's time ran out: the body is cut.
+		resp.Body.Close()
+		resp, err = nil, fmt.Errorf("%w: per_try_timeout %s", context.DeadlineExceeded, u.spec.Retries.PerTryTimeout)
+	}
+	if err != nil {
+		status, reason := p.upstreamFailure(req, err, ctx)
+		ep.count(u, "")
+		p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
+		span.SetStatus(codes.Error, err.Error())
+		if reason == "connect_failure" || reason == "reset" || reason == "timeout" {
+			u.outcome(ep, true)
+		}
+		if again && u.spec.Retries.RetriesOn(reason) {
+			req.Err = fmt.Errorf("upstream %s: %w", ep.url.Host, err)
+			return true // nothing written: the next try answers
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		p.fail(req, w, status, &upstreamError{endpoint: ep.url.Host, reason: reason, err: err})
+		return false
+	}
+	ep.duration.Observe(time.Since(sent).Seconds())
+	code := strconv.Itoa(resp.StatusCode)
+	ep.count(u, code)
+	u.outcome(ep, resp.StatusCode >= 500)
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if again && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) {
+		resp.Body.Close()
+		req.Err = fmt.Errorf("upstream %s answered %d", ep.url.Host, resp.StatusCode)
+		return true
+	}
+	req.Status = resp.StatusCode
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		p.tunnel(req, w, resp)
+		return false
+	}
+	if err := p.copyResponse(req, w, resp); err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		req.Err, req.abort = fmt.Errorf("upstream %s: %w", ep.url.Host, err), true
+	}
+	return false
+}
+
+// upstreamError is a try that got no answer: the client is told its
+// reason, not the endpoint's address or the error's details.
+type upstreamError struct {
+	endpoint, reason string
+	err              error
+}
+
+func (e *upstreamError) Error() string { return "upstream " + e.endpoint + ": " + e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// Public is what the client is told.
+func (e *upstreamError) Public() string {
+	return "upstream " + e.reason + map[string]string{
+		"connect_failure":  " (the endpoint refused the connection or could not be reached)",
+		"reset":            " (the connection closed before an answer)",
+		"invalid_response": " (a malformed or oversized response head)",
+	}[e.reason]
+}
+
+// upstreamFailure is the status of a try that got no answer, and the
+// reason it is counted under: "client" (the client's fault: its body too
+// large, or it went away), "pool_full" (max_pending requests wait for a
+// connection), "timeout", "connect_failure" (refused, unreachable, TLS
+// handshake failed), "invalid_response" (a malformed or oversized
+// response head), "reset" (the connection closed before an answer).
+func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (int, string) {
+	var ne net.Error
+	var op *net.OpError
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		req.ClientFault = faultBodyTooLarge
+		return http.StatusRequestEntityTooLarge, "client"
+	case req.HTTP.Context().Err() != nil:
+		return statusClientClosed, "client"
+	case errors.Is(err, http1.ErrPoolFull):
+		return http.StatusServiceUnavailable, "pool_full"
+	case ctx.Err() != nil:
+		return http.StatusGatewayTimeout, "timeout" // the service's timeout
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout, "timeout" // the try's
+	case errors.As(err, &op) && op.Op == "dial", strings.Contains(err.Error(), "TLS handshake"):
+		return http.StatusBadGateway, "connect_failure"
+	case errors.Is(err, http1.ErrResponseHeaderTooLarge), strings.Contains(err.Error(), "malformed"),
+		strings.Contains(err.Error(), "invalid"), strings.Contains(err.Error(), "bad "):
+		return http.StatusBadGateway, "invalid_response"
+	}
+	return http.StatusBadGateway, "reset"
+}
+
+// count counts a try of ep by its status code ("" when it got none).
+func (ep *endpoint) count(u *upstreamPool, code string) {
+	c, ok := ep.codes.Load(code)
+	if !ok {
+		c, _ = ep.codes.LoadOrStore(code, u.p.metrics.UpstreamRequests.WithLabelValues(u.version, ep.url.Host, code))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// copyResponse writes resp to w: its end-to-end header fields, its body
+// streamed (flushed as it comes when its length is unknown, as for server
+// events), its trailers.
+func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Response) error {
+	defer resp.Body.Close()
+	h := w.Header()
+	dropHopByHop(resp.Header)
+	// The gateway says which version answered, and the request's id: not
+	// the upstream.
+	delete(resp.Header, router.VersionHeader)
+	delete(resp.Header, RequestIDHeader)
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	flush := resp.ContentLength < 0
+	rc := http.NewResponseController(w)
+	buf := upstreamBuffers.Get().(*[]byte)
+	defer upstreamBuffers.Put(buf)
+	for {
+		n, rerr := resp.Body.Read(*buf)
+		if n > 0 {
+			m, werr := w.Write((*buf)[:n])
+			req.Bytes += m
+			if werr != nil {
+				return nil // the client went away: the server saw it
+			}
+			if flush {
+				_ = rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if errors.Is(rerr, errBodyTooLarge) {
+				return rerr
+			}
+			return fmt.Errorf("%w: %w", errUpstreamBody, rerr)
+		}
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	return nil
+}
+
+// tunnel joins the client and the endpoint after the endpoint switched
+// protocols (a WebSocket): the client's connection is taken over, the
+// 101 forwarded, and bytes copied both ways until either side closes.
+func (p *Plane) tunnel(req *Request, w http.ResponseWriter, resp *http.Response) {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		p.fail(req, w, http.StatusBadGateway, errors.New("upstream switched protocols, and its connection cannot be tunnelled"))
+		return
+	}
+	defer up.Close()
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), req.HTTP.Header.Get("Upgrade")) {
+		p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream switched to protocol %q, the client asked for %q", resp.Header.Get("Upgrade"), req.HTTP.Header.Get("Upgrade")))
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		p.fail(req, w, http.StatusInternalServerError, fmt.Errorf("upgrading the client's connection: %w", err))
+		return
+	}
+	defer conn.Close()
+	upgrade := resp.Header.Get("Upgrade")
+	dropHopByHop(resp.Header)
+	delete(resp.Header, router.VersionHeader)
+	resp.Header["Connection"], resp.Header["Upgrade"] = []string{"Upgrade"}, []string{upgrade}
+	resp.Header[router.VersionHeader] = w.Header()[router.VersionHeader]
+	resp.Header[RequestIDHeader] = w.Header()[RequestIDHeader]
+	fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
+	if err := resp.Header.Write(brw); err != nil {
+		return
+	}
+	brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { // client → upstream; what the server had read ahead first
+		if n := brw.Reader.Buffered(); n > 0 {
+			b, _ := brw.Reader.Peek(n)
+			up.Write(b)
+		}
+		io.Copy(up, conn)
+		if cw, ok := up.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	go func() { // upstream → client
+		n, _ := io.Copy(conn, up)
+		req.Bytes += int(n)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+}
+
+// limitedBody is a request body read by the proxy, refused past left bytes.
+type limitedBody struct {
+	r    io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		return int(b.left), errBodyTooLarge
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.r.Close() }

@@ -22,9 +22,14 @@ type Upstream struct {
 	// path, query or user).
 	Endpoints []*url.URL
 	// LB is how an endpoint is chosen: "least_request" (the default: the
-	// fewer requests in flight of two chosen at random, as Envoy does) or
-	// "round_robin".
+	// fewer requests in flight of two chosen at random, as Envoy does),
+	// "round_robin", or "consistent_hash" (by HashOn: a key keeps its
+	// endpoint while it is up, and only the keys of an endpoint that goes
+	// or comes move).
 	LB string
+	// HashOn is the key of consistent_hash: "header:NAME" or
+	// "cookie:NAME". A request without it is balanced by least request.
+	HashOn Sticky
 	// Health, when set, checks each endpoint actively: an endpoint is left
 	// out while unhealthy. Default nil: no active checks.
 	Health *HealthCheck
@@ -123,7 +128,7 @@ type HealthCheck struct {
 }
 
 var (
-	upstreamFields = []string{"endpoints", "dns", "dns_interval", "lb", "health", "max_requests", "expect_id", "http2", "connect_timeout", "retries", "pool"}
+	upstreamFields = []string{"endpoints", "dns", "dns_interval", "lb", "hash_on", "health", "max_requests", "expect_id", "http2", "connect_timeout", "retries", "pool"}
 	retryFields    = []string{"attempts", "on", "per_try_timeout", "budget"}
 	poolFields     = []string{"max_connections", "max_pending", "max_idle", "idle_timeout"}
 	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
@@ -146,6 +151,9 @@ func (u *Upstream) UpstreamDigest() string {
 	}
 	if u.HTTP2 {
 		b.WriteString("http2\n")
+	}
+	if u.HashOn.Kind != "" {
+		fmt.Fprintf(&b, "hash_on %s:%s\n", u.HashOn.Kind, u.HashOn.Name)
 	}
 	if u.DNS != nil {
 		fmt.Fprintf(&b, "dns %s %s\n", u.DNS, u.DNSInterval)
@@ -202,8 +210,13 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 				}
 			}
 		case "lb":
-			if s, ok := d.str(v, f); ok && d.check(s != "least_request" && s != "round_robin", v, f, `must be "least_request" or "round_robin", got %q`, s) {
+			if s, ok := d.str(v, f); ok && d.check(s != "least_request" && s != "round_robin" && s != "consistent_hash", v, f,
+				`must be "least_request", "round_robin" or "consistent_hash", got %q`, s) {
 				u.LB = s
+			}
+		case "hash_on":
+			if s, ok := d.str(v, f); ok {
+				u.HashOn = d.sticky(v, f, s)
 			}
 		case "health":
 			u.Health = d.health(v, f)
@@ -244,6 +257,8 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 			}
 		}
 	})
+	d.check(u.LB == "consistent_hash" && u.HashOn.Kind == "", d.key(n, "lb"), join(path, "lb"), `consistent_hash needs hash_on ("header:NAME" or "cookie:NAME")`)
+	d.check(u.LB != "consistent_hash" && u.HashOn.Kind != "", d.key(n, "hash_on"), join(path, "hash_on"), `needs lb: consistent_hash`)
 	switch {
 	case u.DNS != nil && len(u.Endpoints) > 0:
 		d.errorf(n, path, "has both endpoints and dns: one or the other")

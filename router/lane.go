@@ -124,7 +124,7 @@ func (t *Table) Enter(r *http.Request) *Lane {
 			if e.Kind != "share" {
 				continue
 			}
-			key := keyOf(e.Key, r)
+			key := KeyOf(e.Key, r)
 			if key == "" {
 				continue
 			}

@@ -51,7 +51,7 @@ func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, er
 			return nil, fmt.Errorf("%w: lane %q has no version of service %q", ErrLaneRefused, lane.Name, s.Name)
 		}
 	}
-	if key := keyOf(s.Sticky, r); key != "" {
+	if key := KeyOf(s.Sticky, r); key != "" {
 		if v := rendezvous(s, key); v != nil {
 			return v, nil
 		}
@@ -101,8 +101,8 @@ func pinned(s *config.Service, pin string) (*config.Version, error) {
 	return found, nil
 }
 
-// keyOf is the value of the header or cookie k names in r, "" if none.
-func keyOf(k config.Sticky, r *http.Request) string {
+// KeyOf is the value of the header or cookie k names in r, "" if none.
+func KeyOf(k config.Sticky, r *http.Request) string {
 	switch k.Kind {
 	case "header":
 		return r.Header.Get(k.Name)
@@ -125,13 +125,21 @@ func rendezvous(s *config.Service, key string) *config.Version {
 		if v.Weight <= 0 {
 			continue
 		}
-		h := splitmix64(fnv1a(fnv1a(fnv1a(fnvOffset, key), "\x00"), versionID(v)))
+		h := KeyHash(key, versionID(v))
 		u := (float64(h>>11) + 0.5) / (1 << 53)
 		if score := -math.Log(u) / float64(v.Weight); score < bestScore {
 			best, bestScore = v, score
 		}
 	}
 	return best
+}
+
+// KeyHash is the stable hash of a sticky key and the id of what it may
+// stick to (a version, an endpoint): the same in every process, and well
+// spread for rendezvous hashing, where the highest (or lowest) score of
+// the ids takes the key.
+func KeyHash(key, id string) uint64 {
+	return splitmix64(fnv1a(fnv1a(fnv1a(fnvOffset, key), "\x00"), id))
 }
 
 // id identifies v for hashing: its digest, or Module/Path before resolution.

@@ -60,9 +60,13 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	out := p.outRequest(ctx, req)
 	policy := &u.spec.Retries
 	retryable := idempotent[r.Method] && out.Body == nil
+	var key string
+	if u.spec.LB == "consistent_hash" {
+		key = router.KeyOf(u.spec.HashOn, r)
+	}
 	var tried *endpoint
 	for try := 0; ; try++ {
-		ep := u.pick(tried)
+		ep := u.pick(tried, key)
 		if ep == nil {
 			why := "it has no endpoints"
 			if s := u.noEndpoints.Load(); s != nil {

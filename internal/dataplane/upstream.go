@@ -22,6 +22,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
 )
 
 // upstreamPool is what an upstream version proxies to: its endpoints, each
@@ -189,9 +190,10 @@ func hostPort(u *url.URL) string {
 
 // pick chooses the endpoint of a request, not tried if it can (the
 // endpoint a retry leaves), among those neither ejected nor unhealthy if
-// there are any: round robin, or of two chosen at random the one with
-// fewer requests in flight (least request). Nil when there are none.
-func (u *upstreamPool) pick(tried *endpoint) *endpoint {
+// there are any: by the key's rendezvous hash (consistent_hash, key not
+// ""), round robin, or of two chosen at random the one with fewer requests
+// in flight (least request). Nil when there are none.
+func (u *upstreamPool) pick(tried *endpoint, key string) *endpoint {
 	eps := u.eps()
 	switch len(eps) {
 	case 0:
@@ -218,6 +220,14 @@ func (u *upstreamPool) pick(tried *endpoint) *endpoint {
 	switch {
 	case m == 1:
 		return cands[0]
+	case key != "":
+		best, score := cands[0], uint64(0)
+		for _, e := range cands {
+			if h := router.KeyHash(key, e.url.Host); h >= score {
+				best, score = e, h
+			}
+		}
+		return best
 	case u.spec.LB == "round_robin":
 		return cands[(u.next.Add(1)-1)%uint64(m)]
 	}

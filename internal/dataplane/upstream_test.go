@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -65,7 +66,7 @@ func TestUpstreamResolve(t *testing.T) {
 		return h
 	}
 	u.resolve()
-	if len(u.eps()) != 0 || u.pick(nil) != nil || u.noEndpoints.Load() == nil {
+	if len(u.eps()) != 0 || u.pick(nil, "") != nil || u.noEndpoints.Load() == nil {
 		t.Fatalf("an unresolved name: endpoints %v, reason %v", hosts(), u.noEndpoints.Load())
 	}
 	r.set("users.default.svc", "10.0.0.2", "10.0.0.1", "10.0.0.1")
@@ -83,5 +84,52 @@ func TestUpstreamResolve(t *testing.T) {
 	u.resolve()
 	if got := hosts(); len(got) != 2 {
 		t.Fatalf("after a failed resolution: endpoints %v, want the two it had", got)
+	}
+}
+
+// TestConsistentHash: a key keeps its endpoint; when an endpoint is left
+// out (unhealthy) only its keys move, and they come back with it.
+func TestConsistentHash(t *testing.T) {
+	p, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	var eps []*url.URL
+	for _, h := range []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"} {
+		eps = append(eps, &url.URL{Scheme: "http", Host: h})
+	}
+	spec := &config.Upstream{Endpoints: eps, LB: "consistent_hash", HashOn: config.Sticky{Kind: "header", Name: "X-User"},
+		ConnectTimeout: time.Second, Retries: config.DefaultRetries(), Pool: config.DefaultPool}
+	u := p.upstreamFor(&config.Version{Digest: "sha256:fedcba9876543210fedc", Upstream: spec})
+	before := map[string]*endpoint{}
+	per := map[*endpoint]int{}
+	for i := range 4000 {
+		key := fmt.Sprintf("user-%d", i)
+		ep := u.pick(nil, key)
+		if again := u.pick(nil, key); again != ep {
+			t.Fatalf("%s: %s, then %s", key, ep.url.Host, again.url.Host)
+		}
+		before[key] = ep
+		per[ep]++
+	}
+	for _, ep := range u.eps() {
+		if per[ep] < 800 || per[ep] > 1200 {
+			t.Errorf("%s has %d of 4000 keys, want about 1000", ep.url.Host, per[ep])
+		}
+	}
+	down := u.eps()[2]
+	down.unhealthy.Store(true)
+	for key, was := range before {
+		now := u.pick(nil, key)
+		if (was == down) == (now == was) {
+			t.Fatalf("%s: on %s, then %s with %s down", key, was.url.Host, now.url.Host, down.url.Host)
+		}
+	}
+	down.unhealthy.Store(false)
+	for key, was := range before {
+		if now := u.pick(nil, key); now != was {
+			t.Fatalf("%s: on %s, then %s once all are back", key, was.url.Host, now.url.Host)
+		}
 	}
 }

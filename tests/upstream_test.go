@@ -905,3 +905,44 @@ routes:
 		t.Errorf("wasmesh_upstream_dns_failures_total = %q", n)
 	}
 }
+
+// TestHTTPCallPooled: a guest's calls to an http target go through the
+// upstream versions' client: twenty calls in turn over one kept-alive
+// connection, and an answer with a 100 KiB head refused (the guest gets
+// an error, 502 from this one) as a proxied one is.
+func TestHTTPCallPooled(t *testing.T) {
+	var conns atomic.Int64
+	target := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/huge" {
+			w.Header().Set("X-Big", strings.Repeat("a", 100<<10))
+		}
+		fmt.Fprintf(w, "target: %s %s", r.Method, r.URL.Path)
+	}))
+	target.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	target.Start()
+	t.Cleanup(target.Close)
+	g := serve(t, `
+services:
+  front:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "`+target.URL+`" }
+    outbound: [ "`+target.URL+`" ]
+routes:
+  - { match: { path_prefix: / }, service: front }
+`)
+	for i := range 20 {
+		if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.Contains(body, "target: GET /x") {
+			t.Fatalf("call %d: %d %q", i, status, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("20 calls in turn took %d connections at the target, want 1", n)
+	}
+	if status, body, _ := get(t, g.url+"/huge"); status != 502 || strings.Contains(body, "target:") {
+		t.Errorf("a call answered with a 100 KiB head: %d %q", status, body)
+	}
+}

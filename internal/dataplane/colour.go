@@ -8,11 +8,13 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/wasmesh/wasmesh/bpf"
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -155,12 +157,12 @@ func (p *Plane) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client
 		if err != nil {
 			return nil, err
 		}
-		tr.TLSClientConfig = identity.ClientConfig(p.opts.Identity, id)
-		tr.ForceAttemptHTTP2 = true
+		tr.tls = identity.ClientConfig(p.opts.Identity, id)
+		tr.fallback.TLSClientConfig = tr.tls
 	}
 	if c != 0 {
-		dialer := &net.Dialer{}
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialer := &net.Dialer{Timeout: config.DefaultConnectTimeout, KeepAlive: 30 * time.Second}
+		tr.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dialer.DialContext(ctx, network, addr)
 			if err == nil {
 				if sc := syscallConn(conn); sc != nil {
@@ -169,6 +171,7 @@ func (p *Plane) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client
 			}
 			return conn, err
 		}
+		tr.fallback.DialContext = tr.dial
 	}
 	cl := newClient(tr)
 	if p.outbound.clients == nil {

@@ -48,6 +48,9 @@ type Client struct {
 	// Dialer dials the connections. Default: 5 s to connect, TCP
 	// keep-alive every 30 s.
 	Dialer *net.Dialer
+	// DialContext, when set, dials instead of Dialer (whose Timeout still
+	// bounds the TLS handshake).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxIdle is the most idle connections kept. Default 64.
 	MaxIdle int
 	// IdleTimeout closes a connection idle that long. Default 90 s.
@@ -254,7 +257,11 @@ func (c *Client) dialConn(ctx context.Context) (*clientConn, bool, error) {
 	if d == nil {
 		d = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	}
-	raw, err := d.DialContext(ctx, "tcp", c.Addr)
+	dial := d.DialContext
+	if c.DialContext != nil {
+		dial = c.DialContext
+	}
+	raw, err := dial(ctx, "tcp", c.Addr)
 	if err != nil {
 		c.DialErrors.Add(1)
 		c.release()

@@ -946,3 +946,68 @@ routes:
 		t.Errorf("a call answered with a 100 KiB head: %d %q", status, body)
 	}
 }
+
+// TestUpstreamProtocol: through the proxy, Expect: 100-continue (the
+// client's body waits for the upstream's 100), trailers both ways, and h2
+// to an upstream that speaks it (h2c here) with http2: true.
+func TestUpstreamProtocol(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %q trailer=%q", r.Proto, b, r.Trailer.Get("X-Req"))
+		w.Header().Set("X-Sum", strconv.Itoa(len(b)))
+	})
+	h1 := httptest.NewServer(handler)
+	t.Cleanup(h1.Close)
+	h2c := httptest.NewUnstartedServer(handler)
+	h2c.Config.Protocols = new(http.Protocols)
+	h2c.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2c.Start()
+	t.Cleanup(h2c.Close)
+	g := serve(t, `
+services:
+  h1: { versions: [ { upstream: { endpoints: [ "`+h1.URL+`" ] } } ] }
+  h2: { versions: [ { upstream: { endpoints: [ "`+h2c.URL+`" ], http2: true } } ] }
+routes:
+  - { match: { path_prefix: /h2 }, service: h2 }
+  - { match: { path_prefix: / }, service: h1 }
+`)
+	// Expect: 100-continue, on the wire.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("before the body: %q, %v; want 100 Continue", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(conn, "hello")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != `HTTP/1.1 "hello" trailer=""` || resp.Trailer.Get("X-Sum") != "5" {
+		t.Errorf("after 100-continue: %d %q, trailer X-Sum %q", resp.StatusCode, b, resp.Trailer.Get("X-Sum"))
+	}
+
+	// Trailers both ways, over h1 and h2.
+	for _, path := range []string{"/x", "/h2/x"} {
+		req, _ := http.NewRequest("POST", g.url+path, io.MultiReader(strings.NewReader("streamed")))
+		req.Trailer = http.Header{"X-Req": {"t1"}}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		proto := map[string]string{"/x": "HTTP/1.1", "/h2/x": "HTTP/2.0"}[path]
+		if want := proto + ` "streamed" trailer="t1"`; resp.StatusCode != 200 || string(b) != want || resp.Trailer.Get("X-Sum") != "8" {
+			t.Errorf("%s: %d %q (want %q), trailer X-Sum %q", path, resp.StatusCode, b, want, resp.Trailer.Get("X-Sum"))
+		}
+	}
+}

@@ -347,8 +347,12 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
-	w.WriteHeader(resp.StatusCode)
 	flush := resp.ContentLength < 0
+	if len(resp.Trailer) > 0 { // trailers need the chunked framing
+		delete(h, "Content-Length")
+		flush = true
+	}
+	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	buf := upstreamBuffers.Get().(*[]byte)
 	defer upstreamBuffers.Put(buf)

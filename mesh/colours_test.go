@@ -65,7 +65,10 @@ services:
     versions: [ { path: $EX/frontend/rust/frontend.wasm, dscp: 20 } ]
     env: { USERS_URL: "` + upstream.URL + `" }
     outbound: [ "` + upstream.URL + `" ]
+  native:
+    versions: [ { upstream: { endpoints: [ "` + upstream.URL + `" ] }, dscp: 30 } ]
 routes:
+  - { match: { path_prefix: /native }, service: native }
   - { match: { path_prefix: /split }, service: split }
   - { match: { path_prefix: /fe }, service: frontend }
 `
@@ -82,9 +85,9 @@ routes:
 				}
 				return 0
 			}
-			stable, canary, fe := colour("split", "stable"), colour("split", "canary"), colour("frontend", "")
-			if stable == 0 || canary == 0 || fe == 0 || stable == canary || canary == fe {
-				t.Fatalf("colours stable %d, canary %d, frontend %d: want three distinct", stable, canary, fe)
+			stable, canary, fe, native := colour("split", "stable"), colour("split", "canary"), colour("frontend", ""), colour("native", "")
+			if stable == 0 || canary == 0 || fe == 0 || native == 0 || stable == canary || canary == fe || fe == native {
+				t.Fatalf("colours stable %d, canary %d, frontend %d, native %d: want four distinct", stable, canary, fe, native)
 			}
 			// One keep-alive connection carries both versions in turn.
 			client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
@@ -132,8 +135,23 @@ routes:
 			if in := after[fe].IngressBytes - before[fe].IngressBytes; in < uint64(len(payload)) {
 				t.Fatalf("frontend's colour received %d bytes, want at least the %d of its http_call's response", in, len(payload))
 			}
+			// An upstream version's connections to its endpoints carry its
+			// colour.
+			before = counters(t, colourer)
+			resp, err = http.Get(base + "/native/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != payload {
+				t.Fatalf("native: %d %.100q", resp.StatusCode, body)
+			}
+			if in := counters(t, colourer)[native].IngressBytes - before[native].IngressBytes; in < uint64(len(payload)) {
+				t.Fatalf("the upstream version's colour received %d bytes, want at least the %d of its endpoint's answer", in, len(payload))
+			}
 			mode, reason, table, err := f.g.plane.Colours()
-			if err != nil || len(table) != 3 || (mode != bpf.ModeEBPF && mode != bpf.ModeFallback) || reason == "" {
+			if err != nil || len(table) != 4 || (mode != bpf.ModeEBPF && mode != bpf.ModeFallback) || reason == "" {
 				t.Fatalf("Colours() = %s, %q, %+v, %v", mode, reason, table, err)
 			}
 

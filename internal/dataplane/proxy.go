@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,9 @@ var errUpstreamBody = errors.New("the upstream's response body failed")
 // a jittered pause, within the retry budget.
 func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	u := p.upstreamFor(v)
+	if c := uint32(req.colour); c != 0 && u.colour.Load() != c {
+		u.colour.Store(c) // the connections dialled from now on carry it
+	}
 	r := req.HTTP
 	if r.ContentLength > req.Limits.MaxBody {
 		req.ClientFault = faultBodyTooLarge
@@ -57,7 +61,15 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		return
 	}
 	defer u.inflight.Add(-1)
+	// The connection to the endpoint carries the answer in and the
+	// request's body out (the fallback colourer counts them here).
 	out := p.outRequest(ctx, req)
+	defer func() {
+		if b, ok := out.Body.(*limitedBody); ok {
+			req.BodyLen = int(b.n.Load())
+		}
+		p.count(req.colour, req.Bytes, req.BodyLen)
+	}()
 	policy := &u.spec.Retries
 	retryable := idempotent[r.Method] && out.Body == nil
 	var key string
@@ -447,6 +459,7 @@ func (p *Plane) tunnel(req *Request, w http.ResponseWriter, resp *http.Response)
 type limitedBody struct {
 	r    io.ReadCloser
 	left int64
+	n    atomic.Int64 // bytes read (by the transport's goroutine, for h2)
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -458,6 +471,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		return int(b.left), errBodyTooLarge
 	}
 	b.left -= int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/http1"
@@ -36,6 +37,10 @@ type upstreamPool struct {
 	max      int64        // MaxRequests, 0 for no limit
 	inflight atomic.Int64 // all endpoints'
 	retrying atomic.Int64 // retries in flight, for the retry budget
+	// colour is the version's (set by its requests), which the
+	// connections to its endpoints carry, with its dscp.
+	colour atomic.Uint32
+	dscp   int
 
 	endpoints atomic.Pointer[[]*endpoint]
 	next      atomic.Uint64 // round robin's
@@ -123,7 +128,7 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 	if u, ok := p.upstreams.Load(v.Digest); ok {
 		return u.(*upstreamPool)
 	}
-	u := &upstreamPool{version: modules.Short(v.Digest), p: p, spec: v.Upstream, max: int64(v.Upstream.MaxRequests)}
+	u := &upstreamPool{version: modules.Short(v.Digest), p: p, spec: v.Upstream, max: int64(v.Upstream.MaxRequests), dscp: v.DSCP}
 	if id, err := spiffeid.FromString(v.Upstream.ExpectID); err == nil && p.opts.Identity != nil {
 		u.tls = identity.ClientConfig(p.opts.Identity, id) // the config checked expect_id and that tls is set
 	} else {
@@ -152,10 +157,19 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	spec, p := u.spec, u.p
 	dialer := &net.Dialer{Timeout: spec.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if c := bpf.Colour(u.colour.Load()); err == nil && c != 0 && p.opts.Colourer != nil {
+			if sc := syscallConn(conn); sc != nil {
+				_ = p.opts.Colourer.SetColour(sc, c, u.dscp)
+			}
+		}
+		return conn, err
+	}
 	ep := &endpoint{url: e, duration: p.metrics.UpstreamDuration.WithLabelValues(u.version, e.Host)}
 	if spec.HTTP2 {
 		t := &http.Transport{
-			DialContext:         dialer.DialContext,
+			DialContext:         dial,
 			MaxIdleConnsPerHost: spec.Pool.MaxIdle,
 			MaxConnsPerHost:     spec.Pool.MaxConnections,
 			IdleConnTimeout:     spec.Pool.IdleTimeout,
@@ -168,7 +182,7 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 		ep.transport = t
 		return ep
 	}
-	ep.pool = &http1.Client{Addr: hostPort(e), Dialer: dialer, MaxIdle: spec.Pool.MaxIdle, IdleTimeout: spec.Pool.IdleTimeout,
+	ep.pool = &http1.Client{Addr: hostPort(e), Dialer: dialer, DialContext: dial, MaxIdle: spec.Pool.MaxIdle, IdleTimeout: spec.Pool.IdleTimeout,
 		MaxConns: spec.Pool.MaxConnections, MaxPending: spec.Pool.MaxPending}
 	if e.Scheme == "https" {
 		ep.pool.TLS = u.tls

@@ -19,6 +19,9 @@ for t in wrk nginx; do
   command -v $t >/dev/null || { echo "bench/upstream.sh: $t is not installed (make toolchains)" >&2; exit 1; }
 done
 
+for port in 18380 18381 18382 18383; do
+  if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "bench/upstream.sh: port $port is in use" >&2; exit 1; fi
+done
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -82,7 +85,9 @@ curl -sf http://127.0.0.1:18383/slow/hi | grep -q "hello from native" || { echo 
 run() {
   local out
   out=$(wrk -t2 -c"$conns" -d"$dur" --latency "$2")
-  if echo "$out" | grep -q "Non-2xx\|Socket errors"; then echo "bench: $1 had errors:" >&2; echo "$out" >&2; exit 1; fi
+  if ! echo "$out" | grep -q "Requests/sec" || echo "$out" | grep -q "Non-2xx\|Socket errors"; then
+    echo "bench/upstream.sh: $1 had errors:" >&2; echo "$out" >&2; exit 1
+  fi
   echo "$out" | awk -v name="$1" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ {rps = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
@@ -92,6 +97,7 @@ run() {
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), $(nginx -v 2>&1 | cut -d' ' -f3), wrk -t2 -c$conns -d$dur, GET with keep-alive, $rounds rounds; slow = backend waits $delay"
 orders=("direct wasmesh nginx" "wasmesh nginx direct" "nginx direct wasmesh") # each first in turn
 results=$(
+  set -e
   for r in $(seq "$rounds"); do
     for b in fast slow; do
       path=/hi; [ $b = slow ] && path=/slow/hi
@@ -102,7 +108,8 @@ results=$(
           wasmesh) url=http://127.0.0.1:18380$path ;;
           nginx) url=http://127.0.0.1:18383$path ;;
         esac
-        echo "$r $(run "$b/$via" "$url")"
+        line=$(run "$b/$via" "$url") || exit 1
+        echo "$r $line"
       done
     done
   done

@@ -63,7 +63,7 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	defer u.inflight.Add(-1)
 	// The connection to the endpoint carries the answer in and the
 	// request's body out (the fallback colourer counts them here).
-	out := p.outRequest(ctx, req)
+	out := p.outRequest(req)
 	defer func() {
 		if b, ok := out.Body.(*limitedBody); ok {
 			req.BodyLen = int(b.n.Load())
@@ -127,7 +127,7 @@ var hopByHopFields = []string{"Connection", "Proxy-Connection", "Keep-Alive", "P
 // outRequest is req as the endpoints get it: the client's end-to-end
 // header fields (not copied: their values are shared), the forwarding
 // fields, the request id; the trace context is set per try.
-func (p *Plane) outRequest(ctx context.Context, req *Request) *http.Request {
+func (p *Plane) outRequest(req *Request) *http.Request {
 	r := req.HTTP
 	h := make(http.Header, len(r.Header)+6)
 	for k, vs := range r.Header {
@@ -179,7 +179,7 @@ func (p *Plane) outRequest(ctx context.Context, req *Request) *http.Request {
 	if r.Body != nil && r.Body != http.NoBody {
 		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
 	}
-	return out.WithContext(ctx)
+	return out
 }
 
 // trustedProxy reports whether the client at ip is one of the config's
@@ -227,21 +227,27 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
 	defer span.End()
 	// The try's own timeout runs until the response's head.
-	tryCtx, cancelTry := context.WithCancel(ctx)
-	defer cancelTry()
+	tryCtx := ctx
 	var perTry *time.Timer
 	if d := u.spec.Retries.PerTryTimeout; d > 0 {
+		var cancelTry context.CancelFunc
+		tryCtx, cancelTry = context.WithCancel(ctx)
+		defer cancelTry()
 		perTry = time.AfterFunc(d, cancelTry)
 	}
-	try := out.WithContext(tryCtx)
-	if ep.pool == nil { // http.Transport wants the endpoint in the URL
+	injectTrace(ctx, req, out.Header)
+	sent := time.Now()
+	var resp *http.Response
+	var err error
+	if ep.pool != nil {
+		resp, err = ep.pool.Do(tryCtx, out)
+	} else { // http.Transport wants the endpoint in the URL, and the context in the request
+		try := out.WithContext(tryCtx)
 		target := *out.URL
 		target.Scheme, target.Host = ep.url.Scheme, ep.url.Host
 		try.URL = &target
+		resp, err = ep.transport.RoundTrip(try)
 	}
-	injectTrace(ctx, req, try.Header)
-	sent := time.Now()
-	resp, err := ep.transport.RoundTrip(try)
 	if perTry != nil && !perTry.Stop() && err == nil {
 		// The head came as the try's time ran out: the body is cut.
 		resp.Body.Close()

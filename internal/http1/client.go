@@ -174,12 +174,29 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*http.Response, err
 		}
 		cc.close()
 		// A kept connection the endpoint closed while it was idle fails
-		// before any answer; a request without a body is sent again.
+		// before any answer; a request that may be sent twice (idempotent,
+		// no body) is sent again.
 		var stale *staleError
-		if !reused || !errors.As(err, &stale) || (req.Body != nil && req.Body != http.NoBody) || ctx.Err() != nil {
+		if !reused || !errors.As(err, &stale) || !replayable(req) || ctx.Err() != nil {
 			return nil, err
 		}
 	}
+}
+
+// replayable reports whether req may be sent twice, as http.Transport
+// says: a GET, HEAD, OPTIONS or TRACE, or a request with an idempotency
+// key, without a body.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // staleError is a failure on a kept connection before any byte of the
@@ -303,7 +320,7 @@ func (c *Client) dialConn(ctx context.Context) (*clientConn, bool, error) {
 func (c *Client) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.waiting) > 0 && !c.closed {
+	if len(c.waiting) > 0 { // after Close too: the waiter dials, and its connection is closed when put
 		ch := c.waiting[0]
 		c.waiting = c.waiting[1:]
 		ch <- nil // its room, still counted in open
@@ -409,7 +426,10 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 			// The endpoint may have answered, and stopped reading: its
 			// answer, if it sent one, is the request's.
 			_ = cc.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			if resp, rerr := cc.readResponse(ctx, req); rerr == nil {
+			resp, rerr := cc.readResponse(ctx, req)
+			dl, _ := ctx.Deadline()
+			_ = cc.conn.SetReadDeadline(dl)
+			if rerr == nil && ctx.Err() == nil {
 				resp.Close = true
 				return cc.wrap(req, resp, false), nil
 			}
@@ -509,6 +529,11 @@ func (cc *clientConn) writeHead(req *http.Request) error {
 		bw.WriteString("\r\n")
 	default:
 		if len(req.Trailer) > 0 {
+			for k := range req.Trailer {
+				if !httpguts.ValidHeaderFieldName(k) {
+					return fmt.Errorf("http1: invalid trailer field name %q", k)
+				}
+			}
 			bw.WriteString("Trailer: ")
 			first := true
 			for k := range req.Trailer {
@@ -585,17 +610,18 @@ func (cc *clientConn) awaitContinue(ctx context.Context, req *http.Request) (*ht
 		_ = cc.conn.SetReadDeadline(wait)
 	}
 	_, err := cc.br.Peek(1)
+	dl, _ := ctx.Deadline()
+	_ = cc.conn.SetReadDeadline(dl)
+	if ctx.Err() != nil { // ended while the deadline was ours: the context's cut is undone
+		return nil, ctx.Err()
+	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-		dl, _ := ctx.Deadline()
-		_ = cc.conn.SetReadDeadline(dl)
+	if errors.As(err, &ne) && ne.Timeout() {
 		return nil, nil // no answer: the body goes
 	}
 	if err != nil {
 		return nil, err
 	}
-	dl, _ := ctx.Deadline()
-	_ = cc.conn.SetReadDeadline(dl)
 	resp, err := cc.readResponse(ctx, req, http.StatusContinue)
 	if err != nil || resp.StatusCode == http.StatusContinue {
 		return nil, err
@@ -604,12 +630,19 @@ func (cc *clientConn) awaitContinue(ctx context.Context, req *http.Request) (*ht
 	return resp, nil
 }
 
+// max1xx is how many informational responses a request may get before its
+// answer (net/http's Transport takes 5).
+const max1xx = 5
+
 // readResponse reads the response's head: 1xx responses go to the
 // request's ClientTrace and the next is read, but for 101 and those in
 // stopAt.
 func (cc *clientConn) readResponse(ctx context.Context, req *http.Request, stopAt ...int) (*http.Response, error) {
 	trace := httptrace.ContextClientTrace(ctx)
-	for {
+	for n1xx := 0; ; n1xx++ {
+		if n1xx > max1xx {
+			return nil, fmt.Errorf("http1: more than %d informational responses", max1xx)
+		}
 		cc.lr.left, cc.lr.inHead = cmp.Or(cc.c.MaxHeaderBytes, DefaultMaxHeaderBytes)+cc.br.Size(), true
 		resp, err := http.ReadResponse(cc.br, req)
 		cc.lr.inHead = false
@@ -661,7 +694,11 @@ func (cc *clientConn) wrap(req *http.Request, resp *http.Response, bodySent bool
 func (cc *clientConn) end(reuse bool) {
 	ok := cc.stop()
 	cc.stop = nil
-	if reuse && ok {
+	// Bytes past the response (a body sent after a HEAD, or past its
+	// length) would be the next request's answer: such a connection is
+	// closed.
+	if reuse && ok && cc.br.Buffered() == 0 {
+		_ = cc.conn.SetDeadline(time.Time{}) // the request's, which the idle check would meet
 		cc.c.put(cc)
 		return
 	}

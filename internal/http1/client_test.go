@@ -344,3 +344,111 @@ func TestClientUpgrade(t *testing.T) {
 		t.Errorf("echoed %q, %v", b, err)
 	}
 }
+
+// TestClientPoisonedConnection: bytes an endpoint sends past a response
+// (a body after a HEAD) never become the next request's answer: that
+// connection is not reused.
+func TestClientPoisonedConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Method == "HEAD" { // a body it must not send: a whole forged response
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+						continue
+					}
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+				}
+			}()
+		}
+	}()
+	c := &Client{Addr: ln.Addr().String()}
+	defer c.Close()
+	roundTrip(t, c, newRequest(t, context.Background(), "HEAD", "http://"+c.Addr, nil))
+	if _, got := roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr, nil)); got != "real" {
+		t.Errorf("the GET after a HEAD answered with a body got %q", got)
+	}
+}
+
+// TestClientNotReplayed: a POST without a body on a kept connection that
+// the endpoint closes after reading it is not sent again (it may have been
+// done); a GET is.
+func TestClientNotReplayed(t *testing.T) {
+	var posts, gets atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for first := true; ; first = false {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					switch {
+					case first:
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					case req.Method == "POST":
+						posts.Add(1)
+						return // closed without an answer
+					default:
+						gets.Add(1)
+						return
+					}
+				}
+			}()
+		}
+	}()
+	c := &Client{Addr: ln.Addr().String()}
+	defer c.Close()
+	roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr, nil))
+	if _, err := c.RoundTrip(newRequest(t, context.Background(), "POST", "http://"+c.Addr, nil)); err == nil || posts.Load() != 1 {
+		t.Errorf("a POST on a connection closed after it: %v, sent %d times; want an error after once", err, posts.Load())
+	}
+	roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr, nil))
+	resp, err := c.RoundTrip(newRequest(t, context.Background(), "GET", "http://"+c.Addr, nil))
+	if err != nil || gets.Load() != 1 {
+		t.Errorf("a GET on a connection closed after it: %v, %v; want it answered on a new one", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// TestClientKeepAliveAfterDeadline: a connection whose request had a
+// short deadline is reused after that deadline has passed.
+func TestClientKeepAliveAfterDeadline(t *testing.T) {
+	_, c, conns := serveClient(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		roundTrip(t, c, newRequest(t, ctx, "GET", "http://"+c.Addr, nil))
+		cancel()
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 requests 300 ms apart, want 1", n)
+	}
+}

@@ -65,8 +65,8 @@ type Upstream struct {
 }
 
 // Retries is an upstream's retry policy. Only idempotent requests without
-// a body are tried again, within a budget: retries at most Budget of the
-// requests (and 3 more), so that retries cannot storm a failing upstream.
+// a body are tried again, within a budget: retries in flight at most Budget
+// of the requests in flight (and 10 more), so that retries cannot storm.
 type Retries struct {
 	// Attempts is how many times a request may be tried again. Default 2;
 	// 0 turns retries off.
@@ -104,7 +104,7 @@ type Pool struct {
 	// endpoint at MaxConnections; past it a request is answered 503.
 	// Default 0: no limit.
 	MaxPending int
-	// MaxIdle is the most idle connections kept. Default 64.
+	// MaxIdle is the most idle connections kept, at least 1. Default 64.
 	MaxIdle int
 	// IdleTimeout closes a connection idle that long. Default 90s.
 	IdleTimeout time.Duration
@@ -326,7 +326,8 @@ func (d *decoder) pool(n *yaml.Node, path string) Pool {
 		f := join(path, key)
 		switch key {
 		case "max_connections", "max_pending", "max_idle":
-			if m, ok := d.integer(v, f); ok && d.check(m < 0, v, f, "must be 0 or more, got %d", m) {
+			least := map[string]int{"max_idle": 1}[key]
+			if m, ok := d.integer(v, f); ok && d.check(m < least, v, f, "must be %d or more, got %d", least, m) {
 				switch key {
 				case "max_connections":
 					p.MaxConnections = m

@@ -48,7 +48,8 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { endpoints: [ "http://x" ], retries: { budget: 120% } } }`, `retries.budget: must be a fraction in [0, 1] or a percentage ("20%"), got "120%"`},
 		{`{ upstream: { endpoints: [ "http://x" ], retries: { per_try_timeout: 0s } } }`, `retries.per_try_timeout: must be greater than 0`},
 		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_pending: 4 } } }`, `pool.max_pending: needs max_connections`},
-		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_idle: -1 } } }`, `pool.max_idle: must be 0 or more, got -1`},
+		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_idle: -1 } } }`, `pool.max_idle: must be 1 or more, got -1`},
+		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_connections: -2 } } }`, `pool.max_connections: must be 0 or more, got -2`},
 		{`{ upstream: { endpoints: [ "http://x" ], connect_timeout: 0s } }`, `connect_timeout: must be greater than 0`},
 		{`{ upstream: { endpoints: [ "http://x" ], retry: {} } }`, `unknown field "retry"`},
 	} {

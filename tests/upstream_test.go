@@ -156,7 +156,8 @@ routes:
 
 // TestUpstreamForwardedUntrusted: a client that is not a trusted proxy
 // cannot make the upstream believe it is someone else: X-Forwarded-For,
-// -Host and -Proto are the gateway's own.
+// -Host and -Proto are the gateway's own, its Forwarded and X-Real-Ip are
+// dropped; and an Upgrade other than to WebSocket is not passed on.
 func TestUpstreamForwardedUntrusted(t *testing.T) {
 	native := nativeUpstream(t, "v1")
 	g := serve(t, `
@@ -166,7 +167,8 @@ services:
 routes:
   - { match: { path_prefix: / }, service: users }
 `)
-	status, body, _ := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https")
+	status, body, _ := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https",
+		"Forwarded", "for=203.0.113.7", "X-Real-Ip", "203.0.113.7", "Connection", "Upgrade", "Upgrade", "h2c")
 	var got struct{ Header http.Header }
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "native v1 ")), &got); status != 200 || err != nil {
 		t.Fatalf("%d %q: %v", status, body, err)
@@ -178,6 +180,11 @@ routes:
 	} {
 		if vs := got.Header.Values(c.name); len(vs) != 1 || vs[0] != c.want {
 			t.Errorf("the upstream got %s %q, want %q", c.name, vs, c.want)
+		}
+	}
+	for _, name := range []string{"Forwarded", "X-Real-Ip", "Upgrade"} { // forged, and an h2c upgrade (smuggling)
+		if vs := got.Header.Values(name); len(vs) != 0 {
+			t.Errorf("the upstream got %s %q, want none", name, vs)
 		}
 	}
 }
@@ -1008,6 +1015,41 @@ routes:
 		proto := map[string]string{"/x": "HTTP/1.1", "/h2/x": "HTTP/2.0"}[path]
 		if want := proto + ` "streamed" trailer="t1"`; resp.StatusCode != 200 || string(b) != want || resp.Trailer.Get("X-Sum") != "8" {
 			t.Errorf("%s: %d %q (want %q), trailer X-Sum %q", path, resp.StatusCode, b, want, resp.Trailer.Get("X-Sum"))
+		}
+	}
+}
+
+// TestUpstreamClientAbortNotCounted: clients that abort their uploads are
+// the clients' fault: counted as such, never against the endpoint, which
+// is not ejected for them.
+func TestUpstreamClientAbortNotCounted(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	for range 8 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nonly a little")
+		time.Sleep(50 * time.Millisecond)
+		conn.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.HasPrefix(body, "native v1") {
+		t.Errorf("after aborted uploads: %d %q", status, body)
+	}
+	v, ep := short(upstreamDigest(t, native.URL)), strings.TrimPrefix(native.URL, "http://")
+	if n := metric(t, g, `wasmesh_upstream_ejections_total{endpoint="`+ep+`",version="`+v+`"}`); n != "" && n != "0" {
+		t.Errorf("the endpoint was ejected for the clients' aborts: %s", n)
+	}
+	for _, reason := range []string{"reset", "timeout", "connect_failure"} {
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+reason+`",version="`+v+`"}`); n != "" && n != "0" {
+			t.Errorf("the clients' aborts counted against the endpoint as %s: %s", reason, n)
 		}
 	}
 }

@@ -87,7 +87,7 @@ type Plane struct {
 
 	stats      sync.Map // service+"\x00"+digest → *VersionStats
 	laneHealth sync.Map // laneHealthKey → *laneHealth
-	upstreams  sync.Map // digest → *upstreamPool, of upstream versions
+	upstreams  sync.Map // ColourKey(service, digest) → *upstreamPool, of upstream versions
 	// resolver resolves upstreams' dns names: net.DefaultResolver but in tests.
 	resolver interface {
 		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
@@ -156,8 +156,10 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 		}
 	}
 	p.shareEvictions(s)
-	p.syncUpstreams(s)
-	return p.snap.Swap(s)
+	p.startUpstreams(s)
+	old = p.snap.Swap(s)
+	p.dropUpstreams(s)
+	return old
 }
 
 // Drain marks the plane as draining: /readyz fails, and a guest stopped by

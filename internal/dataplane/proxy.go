@@ -41,7 +41,7 @@ var errUpstreamBody = errors.New("the upstream's response body failed")
 // connection before answering) is tried again on another endpoint, after
 // a jittered pause, within the retry budget.
 func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
-	u := p.upstreamFor(v)
+	u := p.upstreamFor(req.Service.Name, v)
 	if c := uint32(req.colour); c != 0 && u.colour.Load() != c {
 		u.colour.Store(c) // the connections dialled from now on carry it
 	}
@@ -89,19 +89,11 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 			return
 		}
 		again := retryable && try < policy.Attempts
-		if try > 0 {
-			u.retrying.Add(1)
-		}
 		retry := p.proxyOnce(ctx, req, w, out, u, ep, again)
 		if try > 0 {
-			u.retrying.Add(-1)
+			u.retrying.Add(-1) // this retry's share of the budget, reserved by proxyOnce
 		}
 		if !retry {
-			return
-		}
-		if !u.retryAllowed() {
-			p.metrics.UpstreamRetryBudget.WithLabelValues(u.version).Inc()
-			p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream %s: %w (retry budget spent)", ep.url.Host, req.Err))
 			return
 		}
 		p.metrics.UpstreamRetries.WithLabelValues(u.version).Inc()
@@ -137,19 +129,27 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	if te := r.Header["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
 		h["Te"] = []string{"trailers"} // a client that takes trailers (gRPC) says so end to end
 	}
-	if up := r.Header.Get("Upgrade"); up != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+	// An Upgrade to WebSocket is passed on, none other: an h2c upgrade
+	// through a proxy lets a client past the proxy's routing (h2c
+	// smuggling).
+	if up := r.Header.Get("Upgrade"); strings.EqualFold(up, "websocket") && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
 		h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{up}
 	}
 	// X-Forwarded-For gets the client appended when the client is a
 	// trusted proxy, and starts anew with it otherwise.
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	trusted := err == nil && p.trustedProxy(ip)
-	if err == nil {
-		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && trusted {
-			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
-		} else {
-			h["X-Forwarded-For"] = []string{ip}
-		}
+	switch {
+	case err != nil: // no address (a guest's in-process call): nothing to say, and nothing forged passed on
+		delete(h, "X-Forwarded-For")
+	case trusted && len(r.Header["X-Forwarded-For"]) > 0:
+		h["X-Forwarded-For"] = []string{strings.Join(r.Header["X-Forwarded-For"], ", ") + ", " + ip}
+	default:
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	if !trusted { // the other forwarding fields a client could forge
+		delete(h, "Forwarded")
+		delete(h, "X-Real-Ip")
 	}
 	if !trusted || h["X-Forwarded-Host"] == nil {
 		h["X-Forwarded-Host"] = []string{r.Host}
@@ -259,9 +259,9 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
 		span.SetStatus(codes.Error, err.Error())
 		if reason == "connect_failure" || reason == "reset" || reason == "timeout" {
-			u.outcome(ep, true)
+			u.outcome(ep, true) // the endpoint's failure, not the client's
 		}
-		if again && u.spec.Retries.RetriesOn(reason) {
+		if again && u.spec.Retries.RetriesOn(reason) && u.reserveRetry() {
 			req.Err = fmt.Errorf("upstream %s: %w", ep.url.Host, err)
 			return true // nothing written: the next try answers
 		}
@@ -276,7 +276,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	ep.count(u, code)
 	u.outcome(ep, resp.StatusCode >= 500)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-	if again && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) {
+	if again && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) && u.reserveRetry() {
 		resp.Body.Close()
 		req.Err = fmt.Errorf("upstream %s answered %d", ep.url.Host, resp.StatusCode)
 		return true
@@ -321,12 +321,16 @@ func (e *upstreamError) Public() string {
 func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (int, string) {
 	var ne net.Error
 	var op *net.OpError
+	var body *clientBodyError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		req.ClientFault = faultBodyTooLarge
 		return http.StatusRequestEntityTooLarge, "client"
 	case req.HTTP.Context().Err() != nil:
 		return statusClientClosed, "client"
+	case errors.As(err, &body): // the client's body failed: cut, malformed, or too slow
+		req.ClientFault = faultBadBody
+		return http.StatusBadRequest, "client"
 	case errors.Is(err, http1.ErrPoolFull):
 		return http.StatusServiceUnavailable, "pool_full"
 	case ctx.Err() != nil:
@@ -437,29 +441,39 @@ func (p *Plane) tunnel(req *Request, w http.ResponseWriter, resp *http.Response)
 	if err := brw.Flush(); err != nil {
 		return
 	}
+	// Bytes go both ways until either side ends its half: then both
+	// connections close (as httputil.ReverseProxy does), so that a side
+	// that half-closes never holds the tunnel open.
 	done := make(chan struct{}, 2)
+	var sent atomic.Int64
 	go func() { // client → upstream; what the server had read ahead first
 		if n := brw.Reader.Buffered(); n > 0 {
 			b, _ := brw.Reader.Peek(n)
 			up.Write(b)
 		}
 		io.Copy(up, conn)
-		if cw, ok := up.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
 		done <- struct{}{}
 	}()
 	go func() { // upstream → client
 		n, _ := io.Copy(conn, up)
-		req.Bytes += int(n)
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
+		sent.Store(n)
 		done <- struct{}{}
 	}()
 	<-done
+	conn.Close()
+	up.Close()
 	<-done
+	req.Bytes += int(sent.Load())
 }
+
+// clientBodyError is the client's request body failing while the proxy
+// sends it: the client's fault, not the endpoint's.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string {
+	return "reading the client's request body: " + e.err.Error()
+}
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 // limitedBody is a request body read by the proxy, refused past left bytes.
 type limitedBody struct {
@@ -475,6 +489,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if int64(n) > b.left {
 		return int(b.left), errBodyTooLarge
+	}
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err}
 	}
 	b.left -= int64(n)
 	b.n.Add(int64(n))

@@ -46,6 +46,7 @@ type upstreamPool struct {
 	next      atomic.Uint64 // round robin's
 	// noEndpoints says why there are none (a name that did not resolve).
 	noEndpoints atomic.Pointer[string]
+	ejectMu     sync.Mutex
 
 	// ctx ends its health checks and resolving, once started (startOnce).
 	startOnce sync.Once
@@ -59,9 +60,10 @@ type endpoint struct {
 	inflight  atomic.Int64
 	transport http.RoundTripper
 	// pool is the endpoint's HTTP/1.1 client, transport unless the
-	// upstream speaks h2 (then an http.Transport).
-	pool     *http1.Client
-	duration prometheus.Observer
+	// upstream speaks h2 (then an http.Transport); health is its health
+	// checks'.
+	pool, health *http1.Client
+	duration     prometheus.Observer
 	// Passive outlier ejection: failures in a row (5xx answers, failures
 	// to answer), until when the endpoint is ejected (ns since epoch), and
 	// how many times it has been.
@@ -98,7 +100,12 @@ func (u *upstreamPool) outcome(ep *endpoint, failed bool) {
 	if ep.failures.Add(1) < ejectAfter {
 		return
 	}
+	u.ejectMu.Lock() // one ejection decided at a time: at most half of them out
+	defer u.ejectMu.Unlock()
 	now := int64(time.Since(epoch))
+	if ep.ejectedUntil.Load() > now {
+		return
+	}
 	ejected := 0
 	eps := u.eps()
 	for _, e := range eps {
@@ -116,16 +123,29 @@ func (u *upstreamPool) outcome(ep *endpoint, failed bool) {
 	u.p.log.Warn("upstream endpoint ejected", "version", u.version, "endpoint", ep.url.String(), "for", d, "failures", ejectAfter)
 }
 
-// retryAllowed is the retry budget: the retries in flight at most Budget
-// of the requests in flight, and 3 more, so that retries cannot multiply
-// the load of an upstream that is failing.
-func (u *upstreamPool) retryAllowed() bool {
-	return float64(u.retrying.Load()) < u.spec.Retries.Budget*float64(u.inflight.Load())+3
+// reserveRetry takes a retry from the budget, which allows as retries in
+// flight at most Budget of the requests in flight, and minRetries more
+// (an endpoint that dies fails every request in flight on it at once), so
+// that retries cannot multiply the load of an upstream that is failing;
+// false (and counted) when it is spent. The retry gives it back when done.
+func (u *upstreamPool) reserveRetry() bool {
+	if float64(u.retrying.Add(1)) <= u.spec.Retries.Budget*float64(u.inflight.Load())+minRetries {
+		return true
+	}
+	u.retrying.Add(-1)
+	u.p.metrics.UpstreamRetryBudget.WithLabelValues(u.version).Inc()
+	return false
 }
 
-// upstreamFor returns the pool of upstream version v, made at first use.
-func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
-	if u, ok := p.upstreams.Load(v.Digest); ok {
+// minRetries is how many retries may be in flight whatever the budget.
+const minRetries = 10
+
+// upstreamFor returns the pool of upstream version v of service, made and
+// started at first use. A pool is the version's in one service (its
+// colour), kept across reloads, so that a reload keeps the connections.
+func (p *Plane) upstreamFor(service string, v *config.Version) *upstreamPool {
+	key := ColourKey(service, v.Digest)
+	if u, ok := p.upstreams.Load(key); ok {
 		return u.(*upstreamPool)
 	}
 	u := &upstreamPool{version: modules.Short(v.Digest), p: p, spec: v.Upstream, max: int64(v.Upstream.MaxRequests), dscp: v.DSCP}
@@ -146,11 +166,13 @@ func (p *Plane) upstreamFor(v *config.Version) *upstreamPool {
 		why := fmt.Sprintf("%s is not resolved yet", v.Upstream.DNS.Hostname())
 		u.noEndpoints.Store(&why)
 	}
-	got, loaded := p.upstreams.LoadOrStore(v.Digest, u)
+	got, loaded := p.upstreams.LoadOrStore(key, u)
 	if loaded {
 		u.closeEndpoints(eps)
 	}
-	return got.(*upstreamPool)
+	pool := got.(*upstreamPool)
+	pool.start()
+	return pool
 }
 
 // newEndpoint makes the endpoint at e, with its connection pool.
@@ -184,8 +206,11 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	}
 	ep.pool = &http1.Client{Addr: hostPort(e), Dialer: dialer, DialContext: dial, MaxIdle: spec.Pool.MaxIdle, IdleTimeout: spec.Pool.IdleTimeout,
 		MaxConns: spec.Pool.MaxConnections, MaxPending: spec.Pool.MaxPending}
+	// Health checks have a connection of their own: a busy endpoint at its
+	// pool's limits is not failed for it.
+	ep.health = &http1.Client{Addr: ep.pool.Addr, Dialer: dialer, MaxIdle: 1}
 	if e.Scheme == "https" {
-		ep.pool.TLS = u.tls
+		ep.pool.TLS, ep.health.TLS = u.tls, u.tls
 	}
 	ep.transport = ep.pool
 	return ep
@@ -255,23 +280,35 @@ func (u *upstreamPool) pick(tried *endpoint, key string) *endpoint {
 	return cands[a]
 }
 
-// syncUpstreams makes the pools of st's upstream versions, not yet
-// published, and starts their health checks and resolving; the pools of
-// versions st no longer has stop theirs and close their idle connections
-// (requests in flight on them finish).
-func (p *Plane) syncUpstreams(st *Snapshot) {
-	keep := map[string]bool{}
-	for _, svc := range st.Config.Services {
+// startUpstreams makes and starts the pools of st's upstream versions
+// before st is published: health checks running, names resolved.
+func (p *Plane) startUpstreams(st *Snapshot) {
+	for name, svc := range st.Config.Services {
 		for _, v := range svc.Versions {
 			if v.IsUpstream() {
-				keep[v.Digest] = true
-				p.upstreamFor(v).start()
+				p.upstreamFor(name, v)
 			}
 		}
 	}
-	p.upstreams.Range(func(d, u any) bool {
-		if !keep[d.(string)] {
-			p.upstreams.Delete(d)
+}
+
+// dropUpstreams closes, once st is published, the pools of the versions st
+// no longer has: their health checks and resolving stop, their idle
+// connections close, and those in use close when their requests end. A
+// request still on an older snapshot makes its pool again if it needs it
+// (and the next reload drops it).
+func (p *Plane) dropUpstreams(st *Snapshot) {
+	keep := map[string]bool{}
+	for name, svc := range st.Config.Services {
+		for _, v := range svc.Versions {
+			if v.IsUpstream() {
+				keep[ColourKey(name, v.Digest)] = true
+			}
+		}
+	}
+	p.upstreams.Range(func(k, u any) bool {
+		if !keep[k.(string)] {
+			p.upstreams.Delete(k)
 			u.(*upstreamPool).close()
 		}
 		return true
@@ -302,12 +339,23 @@ func (u *upstreamPool) close() {
 // closeEndpoints ends eps' health checks, metrics and idle connections
 // (requests in flight on them finish).
 func (u *upstreamPool) closeEndpoints(eps []*endpoint) {
+	m := u.p.metrics
 	for _, ep := range eps {
 		if ep.stop != nil {
 			ep.stop()
 		}
-		ep.transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-		u.p.metrics.UpstreamHealthy.DeleteLabelValues(u.version, ep.url.Host)
+		if ep.pool != nil {
+			ep.pool.Close()
+			ep.health.Close()
+		} else {
+			ep.transport.(*http.Transport).CloseIdleConnections()
+		}
+		series := prometheus.Labels{"version": u.version, "endpoint": ep.url.Host}
+		m.UpstreamHealthy.Delete(series)
+		m.UpstreamDuration.Delete(series)
+		m.UpstreamEjections.Delete(series)
+		m.UpstreamRequests.DeletePartialMatch(series)
+		m.UpstreamFailures.DeletePartialMatch(series)
 	}
 }
 
@@ -403,7 +451,11 @@ func (u *upstreamPool) check(ep *endpoint) {
 	gauge := p.metrics.UpstreamHealthy.WithLabelValues(u.version, ep.url.Host)
 	gauge.Set(1)
 	go func() {
-		client := &http.Client{Transport: ep.transport, Timeout: h.Timeout,
+		var tr http.RoundTripper = ep.transport
+		if ep.health != nil {
+			tr = ep.health
+		}
+		client := &http.Client{Transport: tr, Timeout: h.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		target := ep.url.String() + h.Path
 		tick := time.NewTicker(h.Interval)

@@ -54,9 +54,8 @@ func TestUpstreamResolve(t *testing.T) {
 	name, _ := url.Parse("http://users.default.svc:8080")
 	spec := &config.Upstream{DNS: name, DNSInterval: time.Hour, LB: "round_robin", ConnectTimeout: time.Second,
 		Retries: config.DefaultRetries(), Pool: config.DefaultPool}
-	u := p.upstreamFor(&config.Version{Digest: "sha256:0123456789abcdef0123", Upstream: spec})
-	u.ctx, u.stop = context.WithCancel(context.Background())
-	defer u.stop()
+	u := p.upstreamFor("users", &config.Version{Digest: "sha256:0123456789abcdef0123", Upstream: spec})
+	defer u.close()
 
 	hosts := func() []string {
 		var h []string
@@ -101,7 +100,7 @@ func TestConsistentHash(t *testing.T) {
 	}
 	spec := &config.Upstream{Endpoints: eps, LB: "consistent_hash", HashOn: config.Sticky{Kind: "header", Name: "X-User"},
 		ConnectTimeout: time.Second, Retries: config.DefaultRetries(), Pool: config.DefaultPool}
-	u := p.upstreamFor(&config.Version{Digest: "sha256:fedcba9876543210fedc", Upstream: spec})
+	u := p.upstreamFor("users", &config.Version{Digest: "sha256:fedcba9876543210fedc", Upstream: spec})
 	before := map[string]*endpoint{}
 	per := map[*endpoint]int{}
 	for i := range 4000 {

@@ -247,36 +247,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // malformed one, a connection that never answers (the context's deadline
 // ends the request) fail the request, each with its error.
 func TestClientBadResponses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				switch req.URL.Path {
-				case "/huge":
-					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 100<<10))
-				case "/garbage":
-					io.WriteString(conn, "SMTP ready\r\n\r\n")
-				case "/silent":
-					io.Copy(io.Discard, conn)
-				}
-			}()
+	addr := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	c := &Client{Addr: ln.Addr().String()}
+		switch req.URL.Path {
+		case "/huge":
+			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 100<<10))
+		case "/garbage":
+			io.WriteString(conn, "SMTP ready\r\n\r\n")
+		case "/silent":
+			io.Copy(io.Discard, conn)
+		}
+	})
+	c := &Client{Addr: addr}
 	defer c.Close()
 	for _, tc := range []struct {
 		path string
@@ -349,35 +334,20 @@ func TestClientUpgrade(t *testing.T) {
 // (a body after a HEAD) never become the next request's answer: that
 // connection is not reused.
 func TestClientPoisonedConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	addr := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
 		for {
-			conn, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.Method == "HEAD" { // a body it must not send: a whole forged response
-						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
-						continue
-					}
-					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
-				}
-			}()
+			if req.Method == "HEAD" { // a body it must not send: a whole forged response
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+				continue
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
 		}
-	}()
-	c := &Client{Addr: ln.Addr().String()}
+	})
+	c := &Client{Addr: addr}
 	defer c.Close()
 	roundTrip(t, c, newRequest(t, context.Background(), "HEAD", "http://"+c.Addr, nil))
 	if _, got := roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr, nil)); got != "real" {
@@ -390,40 +360,25 @@ func TestClientPoisonedConnection(t *testing.T) {
 // done); a GET is.
 func TestClientNotReplayed(t *testing.T) {
 	var posts, gets atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
+	addr := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		for first := true; ; first = false {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for first := true; ; first = false {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					switch {
-					case first:
-						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					case req.Method == "POST":
-						posts.Add(1)
-						return // closed without an answer
-					default:
-						gets.Add(1)
-						return
-					}
-				}
-			}()
+			switch {
+			case first:
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			case req.Method == "POST":
+				posts.Add(1)
+				return // closed without an answer
+			default:
+				gets.Add(1)
+				return
+			}
 		}
-	}()
-	c := &Client{Addr: ln.Addr().String()}
+	})
+	c := &Client{Addr: addr}
 	defer c.Close()
 	roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr, nil))
 	if _, err := c.RoundTrip(newRequest(t, context.Background(), "POST", "http://"+c.Addr, nil)); err == nil || posts.Load() != 1 {
@@ -451,4 +406,28 @@ func TestClientKeepAliveAfterDeadline(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 3 requests 300 ms apart, want 1", n)
 	}
+}
+
+// rawServer serves each connection accepted on loopback with handle, on
+// the connection and its reader; it returns the address.
+func rawServer(t *testing.T, handle func(conn net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				handle(conn, bufio.NewReader(conn))
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -527,21 +527,41 @@ func newUpstreamCollector(p *Plane) *upstreamCollector {
 func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.conns; ch <- c.dials }
 
 func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	// One series per version and endpoint, summed over the services whose
+	// pools share them.
+	type key struct{ version, endpoint string }
+	type counts struct{ active, idle, ok, connectErr, tlsErr int64 }
+	sums := map[key]*counts{}
+	var order []key
 	c.p.upstreams.Range(func(_, v any) bool {
 		u := v.(*upstreamPool)
 		for _, ep := range u.eps() {
 			if ep.pool == nil {
 				continue
 			}
+			k := key{u.version, ep.url.Host}
+			n := sums[k]
+			if n == nil {
+				n = &counts{}
+				sums[k] = n
+				order = append(order, k)
+			}
 			active, idle := ep.pool.Conns()
-			host := ep.url.Host
-			ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(active), u.version, host, "active")
-			ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(idle), u.version, host, "idle")
 			dialErrs, tlsErrs := ep.pool.DialErrors.Load(), ep.pool.HandshakeErrors.Load()
-			ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(ep.pool.Dials.Load()-dialErrs-tlsErrs), u.version, host, "ok")
-			ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(dialErrs), u.version, host, "connect_error")
-			ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(tlsErrs), u.version, host, "tls_error")
+			n.active += int64(active)
+			n.idle += int64(idle)
+			n.ok += ep.pool.Dials.Load() - dialErrs - tlsErrs
+			n.connectErr += dialErrs
+			n.tlsErr += tlsErrs
 		}
 		return true
 	})
+	for _, k := range order {
+		n := sums[k]
+		ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(n.active), k.version, k.endpoint, "active")
+		ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(n.idle), k.version, k.endpoint, "idle")
+		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(n.ok), k.version, k.endpoint, "ok")
+		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(n.connectErr), k.version, k.endpoint, "connect_error")
+		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(n.tlsErr), k.version, k.endpoint, "tls_error")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/internal/control"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/internal/rollout"
 )
 
 // ErrNotFound is wrapped by the errors of Deploy, Promote and Rollback for
@@ -66,7 +67,9 @@ type Gateway struct {
 	log     *slog.Logger
 	plane   *dataplane.Plane
 	control *control.Controller
-	api     admin.API
+	// releases runs progressive releases (Serve drives them).
+	releases *rollout.Controller
+	api      admin.API
 	// adminAuth authenticates the admin listener's calls (PrepareAdmin);
 	// adminAllowIDs says it takes mTLS callers.
 	adminAuth     *admin.Auth
@@ -90,7 +93,10 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances,
 		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
-	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, api: admin.API{Plane: plane, Control: ctrl}}, nil
+	releases := rollout.New(plane, ctrl, opts.Logger)
+	ctrl.Guard(releases.Busy)
+	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, releases: releases,
+		api: admin.API{Plane: plane, Control: ctrl, Releases: releases}}, nil
 }
 
 // Close releases the gateway's engine and compiled modules.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -38,6 +39,14 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 	}
 	guests, stopGuests := context.WithCancel(context.Background())
 	defer stopGuests()
+	// Progressive releases: those of an earlier run go on, and are judged
+	// every second while the gateway serves.
+	if err := g.releases.LoadState(); err != nil {
+		return fmt.Errorf("releases: %w", err)
+	}
+	releaseCtx, stopReleases := context.WithCancel(ctx)
+	defer stopReleases()
+	go g.releases.Run(releaseCtx, time.Second)
 	srv := &http.Server{
 		Handler:           takingTurns(g.plane), // HTTP/1 reaches it only with --net-http
 		ReadHeaderTimeout: 10 * time.Second,

@@ -57,6 +57,7 @@ func commands() []command {
 		{"status", "", "show a running gateway's services, versions and traffic", statusCmd},
 		{"colours", "", "show a running gateway's packet colours and counters", coloursCmd},
 		{"lane", "list|show|create|update|delete|admit", "manage a running gateway's traffic lanes", laneCmd},
+		{"release", "start|status|pause|resume|abort|promote", "run a progressive release of a service on a running gateway", releaseCmd},
 		{"inspect", "FILE.wasm [-o json]", "say whether a file is a module or a component, and what it imports and exports", inspectCmd},
 		{"artifact", "push|pull|ls|inspect|rm|verify|sign|policy", "manage the content-addressed store, OCI registries", artifactCmd},
 		{"key", "gen --out NAME", "generate an ed25519 signing key pair", keyCmd},

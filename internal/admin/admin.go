@@ -18,13 +18,15 @@ import (
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/control"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
 // API is the admin API over a data plane and its controller.
 type API struct {
-	Plane   *dataplane.Plane
-	Control *control.Controller
+	Plane    *dataplane.Plane
+	Control  *control.Controller
+	Releases *rollout.Controller
 }
 
 // HealthHandler serves /healthz, /readyz and /metrics only: safe to expose
@@ -61,6 +63,7 @@ func (a API) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/lanes/{name}", a.putLane)
 	mux.HandleFunc("DELETE /v1/lanes/{name}", a.deleteLane)
 	mux.HandleFunc("POST /v1/lanes/{name}/admit", a.postAdmit)
+	a.releases(mux)
 	// Go's profiler, as Caddy and most Go servers expose it on their admin
 	// listener (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -239,6 +242,8 @@ func (a API) writeRelease(w http.ResponseWriter, service string, vs []*config.Ve
 	switch {
 	case errors.Is(err, control.ErrNotFound), errors.Is(err, modules.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
+	case errors.Is(err, rollout.ErrConflict):
+		writeError(w, http.StatusConflict, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)
 	default:

@@ -48,6 +48,7 @@ type Controller struct {
 
 	mu      sync.Mutex                     // serialises loads and the release operations
 	history map[string][][]*config.Version // per service: earlier version lists, for rollback
+	guard   func(service string) error     // refuses release operations (Guard)
 	lastErr atomic.Pointer[LoadError]
 }
 

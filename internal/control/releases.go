@@ -31,6 +31,37 @@ const maxHistory = 32
 // version, its weight changes. The config file is rewritten and reloaded;
 // it returns the service's new versions.
 func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
+	if err := c.guarded(service); err != nil {
+		return nil, err
+	}
+	return c.deploy(ctx, service, ref, weight, name)
+}
+
+// Shift sets the weight of the version ref names as Deploy does, for the
+// release controller: the guard does not refuse it.
+func (c *Controller) Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error) {
+	return c.deploy(ctx, service, ref, weight, "")
+}
+
+// Guard makes Deploy, Promote and Rollback of a service fail with the
+// error guard returns for it (a release in progress); nil lets them all.
+func (c *Controller) Guard(guard func(service string) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.guard = guard
+}
+
+func (c *Controller) guarded(service string) error {
+	c.mu.Lock()
+	guard := c.guard
+	c.mu.Unlock()
+	if guard == nil {
+		return nil
+	}
+	return guard(service)
+}
+
+func (c *Controller) deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
 	if weight < 0 || weight > 100 {
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
@@ -58,6 +89,9 @@ func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int
 // Promote sends all of a service's traffic to the version ref names,
 // removing the others from the config (rollback brings them back).
 func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*config.Version, error) {
+	if err := c.guarded(service); err != nil {
+		return nil, err
+	}
 	return c.release(ctx, service, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
@@ -75,6 +109,9 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 // Rollback restores the service's split from before its last deploy or
 // promote made by this gateway process; repeated, it goes further back.
 func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
+	if err := c.guarded(service); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	hist := c.history[service]
@@ -104,8 +141,8 @@ func (c *Controller) release(ctx context.Context, service string, change func(cu
 		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
 	}
 	digest, module := "", ""
-	for _, v := range svc.Versions { // a version's name works as well as its digest
-		if v.Name != "" && v.Name == ref {
+	for _, v := range svc.Versions { // a version's name works as well as its digest (an upstream's is in no store)
+		if (v.Name != "" && v.Name == ref) || v.Digest == ref {
 			digest = v.Digest
 		}
 	}

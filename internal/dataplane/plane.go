@@ -3,9 +3,11 @@ package dataplane
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,9 +175,74 @@ func (p *Plane) Drain() {
 func (p *Plane) Draining() bool { return p.draining.Load() }
 
 // VersionStats counts what one version of a service served since the
-// process started.
+// process started: requests, those answered 500 or more, and their
+// latencies.
 type VersionStats struct {
 	Requests, Errors atomic.Int64
+	Latency          Latencies
+}
+
+// Latencies is a histogram of request durations: bucket i counts those up
+// to latencyBase × latencyGrowth^i (50 µs growing by a quarter: about a
+// minute at the last), the last bucket those above.
+type Latencies struct {
+	buckets [latencyBuckets + 1]atomic.Int64
+}
+
+const (
+	latencyBuckets = 64
+	latencyBase    = 50 * time.Microsecond
+	latencyGrowth  = 1.25
+)
+
+var latencyBounds = func() (b [latencyBuckets]time.Duration) {
+	f := float64(latencyBase)
+	for i := range b {
+		b[i] = time.Duration(f)
+		f *= latencyGrowth
+	}
+	return b
+}()
+
+// Observe counts a request that took d.
+func (l *Latencies) Observe(d time.Duration) {
+	i, _ := slices.BinarySearch(latencyBounds[:], d)
+	l.buckets[i].Add(1)
+}
+
+// LatencySnapshot is what a Latencies had counted at one time.
+type LatencySnapshot [latencyBuckets + 1]int64
+
+// Snapshot reads the counts.
+func (l *Latencies) Snapshot() (s LatencySnapshot) {
+	for i := range l.buckets {
+		s[i] = l.buckets[i].Load()
+	}
+	return s
+}
+
+// Quantile is the q quantile (0.99 for p99) of the requests counted
+// between snapshots from and to: the upper bound of the bucket it falls
+// in; 0 when there were none.
+func Quantile(from, to LatencySnapshot, q float64) time.Duration {
+	var total int64
+	for i := range to {
+		total += to[i] - from[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(q * float64(total)))
+	var seen int64
+	for i := range to {
+		if seen += to[i] - from[i]; seen >= rank {
+			if i == latencyBuckets {
+				return latencyBounds[latencyBuckets-1] * 2
+			}
+			return latencyBounds[i]
+		}
+	}
+	return latencyBounds[latencyBuckets-1] * 2
 }
 
 // Stats returns the counts of version digest of service.

@@ -85,6 +85,9 @@ func (p *Plane) observe(req *Request) {
 		p.metrics.ClientErrors.WithLabelValues(service, req.ClientFault).Inc()
 	}
 	class := req.Status / 100
+	if s := req.series; s != nil && req.ClientFault == "" {
+		s.stats.Latency.Observe(time.Since(req.Start))
+	}
 	if s := req.series; s != nil && class >= 1 && class <= 5 {
 		c := s.classes[class].Load()
 		if c == nil {

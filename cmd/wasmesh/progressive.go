@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wasmesh/wasmesh/internal/rollout"
+	"github.com/wasmesh/wasmesh/modules"
+)
+
+// releaseCmd runs progressive releases on a running gateway: the candidate
+// raised in steps, judged on live traffic against its baseline, promoted
+// or rolled back by the gateway itself.
+func releaseCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	subs := map[string]func(context.Context, []string, io.Writer) error{
+		"start": releaseStart, "status": releaseStatus,
+		"pause": releaseAction("pause"), "resume": releaseAction("resume"),
+		"abort": releaseAction("abort"), "promote": releaseAction("promote"),
+	}
+	if len(args) == 0 || subs[args[0]] == nil {
+		return usageError("want a subcommand: start, status, pause, resume, abort or promote")
+	}
+	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
+		return fmt.Errorf("release %s: %w", args[0], err)
+	}
+	return nil
+}
+
+func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("release start", "SERVICE VERSION [flags]")
+	admin := adminFlag(fs)
+	steps := fs.String("steps", "5,25,50,100", "the candidate's weights, step by step, increasing, the last 100")
+	hold := fs.Duration("hold", 30*time.Second, "how long each step runs before it is judged")
+	minRequests := fs.Int64("min-requests", 100, "requests the candidate must serve in a step before it is judged")
+	maxErrorRate := fs.String("max-error-rate", "5%", "the candidate's highest error rate (answers of 500 or more) in a step")
+	maxErrorAbove := fs.String("max-error-rate-above", "1%", "how far the candidate's error rate may be above the baseline's")
+	maxP99 := fs.Float64("max-p99-ratio", 2, "the candidate's highest p99 latency, as a multiple of the baseline's")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("want: wasmesh release start SERVICE VERSION")
+	}
+	spec := rollout.Spec{Service: pos[0], Version: pos[1], Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99}
+	for _, s := range strings.Split(*steps, ",") {
+		w, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return usageError("--steps: %q is not a weight", s)
+		}
+		spec.Steps = append(spec.Steps, w)
+	}
+	for flag, v := range map[string]struct {
+		s   string
+		out **float64
+	}{"--max-error-rate": {*maxErrorRate, &spec.MaxErrorRate}, "--max-error-rate-above": {*maxErrorAbove, &spec.MaxErrorRateAbove}} {
+		f, err := fraction(v.s)
+		if err != nil {
+			return usageError("%s: %v", flag, err)
+		}
+		*v.out = &f
+	}
+	c, err := admin.client()
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(spec)
+	var rel rollout.Release
+	if err := c.do(ctx, "POST", "/v1/releases", "application/json", bytes.NewReader(body), &rel); err != nil {
+		return err
+	}
+	return printRelease(stdout, &rel)
+}
+
+// fraction parses "5%" or "0.05".
+func fraction(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	f, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither a fraction (0.05) nor a percentage (5%%)", s)
+	}
+	if strings.HasSuffix(t, "%") {
+		f /= 100
+	}
+	return f, nil
+}
+
+func releaseStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("release status", "[SERVICE] [-o json]")
+	admin := adminFlag(fs)
+	output := outputFlag(fs, "table", "json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := admin.client()
+	if err != nil {
+		return err
+	}
+	var rels []*rollout.Release
+	if len(pos) == 1 {
+		var rel rollout.Release
+		if err := c.do(ctx, "GET", "/v1/releases/"+pos[0], "", nil, &rel); err != nil {
+			return err
+		}
+		rels = append(rels, &rel)
+	} else if err := c.do(ctx, "GET", "/v1/releases", "", nil, &rels); err != nil {
+		return err
+	}
+	if *output == "json" {
+		return writeJSON(stdout, rels)
+	}
+	for _, r := range rels {
+		if err := printRelease(stdout, r); err != nil {
+			return err
+		}
+	}
+	if len(rels) == 0 {
+		fmt.Fprintln(stdout, "no releases")
+	}
+	return nil
+}
+
+func releaseAction(action string) func(context.Context, []string, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		fs := newFlags("release "+action, "SERVICE")
+		admin := adminFlag(fs)
+		pos, err := parse(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("want: wasmesh release %s SERVICE", action)
+		}
+		c, err := admin.client()
+		if err != nil {
+			return err
+		}
+		var rel rollout.Release
+		if err := c.do(ctx, "POST", "/v1/releases/"+pos[0]+"/"+action, "application/json", nil, &rel); err != nil {
+			return err
+		}
+		return printRelease(stdout, &rel)
+	}
+}
+
+// printRelease writes a release: its versions, phase and step, the step's
+// figures, and its history.
+func printRelease(w io.Writer, r *rollout.Release) error {
+	fmt.Fprintf(w, "release of %s: %s, step %d of %d (candidate at %d%%)\n", r.Service, r.Phase, r.Step+1, len(r.Steps), r.Steps[r.Step])
+	fmt.Fprintf(w, "  candidate sha256:%s, baseline sha256:%s, steps %v, hold %s, min requests %d\n",
+		modules.Short(r.Candidate), modules.Short(r.Baseline), r.Steps, time.Duration(r.Hold), r.MinRequests)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if f := r.Figures; f != nil {
+		fmt.Fprintln(tw, "  \tREQUESTS\tERRORS\tERROR RATE\tP99")
+		for _, row := range []struct {
+			name string
+			f    rollout.Figures
+		}{{"baseline", f.Baseline}, {"candidate", f.Candidate}} {
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%.2f%%\t%s\n", row.name, row.f.Requests, row.f.Errors, 100*row.f.ErrorRate, row.f.P99)
+		}
+	}
+	for _, e := range r.History {
+		fmt.Fprintf(tw, "  %s\t%s\tstep %d\t%d%%\t%s\n", e.At.Format(time.TimeOnly), e.Kind, e.Step+1, e.Weight, e.Reason)
+	}
+	return tw.Flush()
+}

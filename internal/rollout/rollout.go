@@ -1,0 +1,625 @@
+// Package rollout runs progressive releases of services: a candidate
+// version's weight raised in steps against its baseline, each step held
+// and checked on the live traffic the data plane measures (error rate, p99
+// latency, against fixed bounds and against the baseline over the same
+// interval), promoted at the last step, rolled back at once when a check
+// fails. Its state is written atomically beside the store, so that a
+// release survives a restart of the gateway and resumes at its step.
+package rollout
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/modules"
+)
+
+// Spec is what a release is asked to do.
+type Spec struct {
+	// Service is released; Version is its candidate (a version's name or
+	// digest prefix, already in the service, typically at weight 0).
+	Service string `json:"service"`
+	Version string `json:"version"`
+	// Steps are the candidate's weights, increasing, the last 100. Default
+	// [5, 25, 50, 100].
+	Steps []int `json:"steps,omitempty"`
+	// Hold is how long each step runs before it is judged. Default 30s.
+	Hold Duration `json:"hold,omitempty"`
+	// MinRequests is how many requests the candidate must serve in a step
+	// before it is judged; a step with fewer holds on. Default 100.
+	MinRequests int64 `json:"min_requests,omitempty"`
+	// MaxErrorRate bounds the candidate's error rate (answers of 500 or
+	// more, client faults apart) in a step. Default 0.05.
+	MaxErrorRate *float64 `json:"max_error_rate,omitempty"`
+	// MaxErrorRateAbove bounds how far the candidate's error rate may be
+	// above the baseline's over the same interval. Default 0.01.
+	MaxErrorRateAbove *float64 `json:"max_error_rate_above,omitempty"`
+	// MaxP99Ratio bounds the candidate's p99 latency against the
+	// baseline's over the same interval. Default 2.
+	MaxP99Ratio float64 `json:"max_p99_ratio,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// withDefaults checks s and fills in its defaults.
+func (s Spec) withDefaults() (Spec, error) {
+	if len(s.Steps) == 0 {
+		s.Steps = []int{5, 25, 50, 100}
+	}
+	for i, w := range s.Steps {
+		switch {
+		case w < 1 || w > 100:
+			return s, fmt.Errorf("steps[%d] is %d: a step is a weight from 1 to 100", i, w)
+		case i > 0 && w <= s.Steps[i-1]:
+			return s, fmt.Errorf("steps must increase: steps[%d] is %d after %d", i, w, s.Steps[i-1])
+		}
+	}
+	if s.Steps[len(s.Steps)-1] != 100 {
+		return s, fmt.Errorf("the last step must be 100, got %d", s.Steps[len(s.Steps)-1])
+	}
+	s.Hold = cmp.Or(s.Hold, Duration(30*time.Second))
+	s.MinRequests = cmp.Or(s.MinRequests, 100)
+	if s.MaxErrorRate == nil {
+		s.MaxErrorRate = ptr(0.05)
+	}
+	if s.MaxErrorRateAbove == nil {
+		s.MaxErrorRateAbove = ptr(0.01)
+	}
+	s.MaxP99Ratio = cmp.Or(s.MaxP99Ratio, 2)
+	switch {
+	case s.Hold < Duration(100*time.Millisecond):
+		return s, fmt.Errorf("hold must be at least 100ms, got %s", time.Duration(s.Hold))
+	case s.MinRequests < 1:
+		return s, fmt.Errorf("min_requests must be at least 1, got %d", s.MinRequests)
+	case *s.MaxErrorRate < 0 || *s.MaxErrorRate > 1:
+		return s, fmt.Errorf("max_error_rate must be a fraction from 0 to 1, got %g", *s.MaxErrorRate)
+	case *s.MaxErrorRateAbove < 0 || *s.MaxErrorRateAbove > 1:
+		return s, fmt.Errorf("max_error_rate_above must be a fraction from 0 to 1, got %g", *s.MaxErrorRateAbove)
+	case s.MaxP99Ratio < 1:
+		return s, fmt.Errorf("max_p99_ratio must be at least 1, got %g", s.MaxP99Ratio)
+	}
+	return s, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Phases of a release.
+const (
+	Running    = "running"
+	Paused     = "paused"
+	Promoted   = "promoted"
+	RolledBack = "rolled_back"
+	Aborted    = "aborted"
+)
+
+// Release is a release's state.
+type Release struct {
+	Spec
+	// Baseline and Candidate are the versions' digests.
+	Baseline  string `json:"baseline"`
+	Candidate string `json:"candidate"`
+	// Step is the index in Steps of the step it is at.
+	Step  int    `json:"step"`
+	Phase string `json:"phase"`
+	// StepStarted is when the step began (again, after a restart or a
+	// resume); Started when the release did.
+	Started     time.Time `json:"started"`
+	StepStarted time.Time `json:"step_started"`
+	// Figures are the step's so far, when it runs.
+	Figures *Comparison `json:"figures,omitempty"`
+	History []Event     `json:"history"`
+
+	// The versions' counts when the step began.
+	from [2]mark
+}
+
+// mark is a version's counts at one time.
+type mark struct {
+	requests, errors int64
+	latency          dataplane.LatencySnapshot
+}
+
+// Figures are what one version served in a step.
+type Figures struct {
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	P99       string  `json:"p99"`
+	p99       time.Duration
+}
+
+// Comparison is a step's figures, baseline and candidate.
+type Comparison struct {
+	Baseline  Figures `json:"baseline"`
+	Candidate Figures `json:"candidate"`
+}
+
+// Event is one entry of a release's history.
+type Event struct {
+	At     time.Time   `json:"at"`
+	Kind   string      `json:"kind"` // started, step, promoted, rolled_back, paused, resumed, aborted
+	Step   int         `json:"step"`
+	Weight int         `json:"weight"`
+	Reason string      `json:"reason,omitempty"`
+	Figure *Comparison `json:"figures,omitempty"`
+}
+
+// Weights applies a candidate's weight to a service; the control plane's
+// Shift.
+type Weights interface {
+	Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error)
+}
+
+// Controller runs the releases.
+type Controller struct {
+	plane   *dataplane.Plane
+	weights Weights
+	log     *slog.Logger
+
+	step   *prometheus.GaugeVec
+	events *prometheus.CounterVec
+
+	mu       sync.Mutex
+	releases map[string]*Release // by service
+}
+
+// StateFile is the releases' state file, in the store's directory.
+const StateFile = "releases.json"
+
+// New returns a controller of the releases of plane's services, which
+// changes weights through w and keeps its state in the store's directory
+// (LoadState reads it).
+func New(plane *dataplane.Plane, w Weights, log *slog.Logger) *Controller {
+	c := &Controller{plane: plane, weights: w, log: log, releases: map[string]*Release{},
+		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wasmesh_release_weight",
+			Help: "The weight of a running release's candidate, by service.",
+		}, []string{"service"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_release_events_total",
+			Help: "Release events by service and kind: started, step, promoted, rolled_back, paused, resumed, aborted.",
+		}, []string{"service", "kind"}),
+	}
+	plane.Metrics().Registry.MustRegister(c.step, c.events)
+	return c
+}
+
+// file is the state file: StateFile beside the store of the config being
+// served.
+func (c *Controller) file() (string, error) {
+	st := c.plane.Snapshot()
+	if st == nil {
+		return "", errors.New("no config loaded")
+	}
+	return filepath.Join(filepath.Dir(filepath.Clean(st.Config.Store)), StateFile), nil
+}
+
+// LoadState reads the releases' state, once a config is loaded: a release
+// that was running or paused goes on at the step it was at (its weights
+// are in the config file already), the step held again from now.
+func (c *Controller) LoadState() error {
+	if c.plane.Snapshot() == nil {
+		return nil // no store yet: nothing to resume
+	}
+	file, err := c.file()
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	var saved []*Release
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for _, r := range saved {
+		if r.Service == "" || len(r.Steps) == 0 || r.Step < 0 || r.Step >= len(r.Steps) {
+			return fmt.Errorf("%s: a release without a service or with step %d of %d", file, r.Step, len(r.Steps))
+		}
+		c.releases[r.Service] = r
+		if r.Phase == Running || r.Phase == Paused {
+			r.StepStarted = now
+			c.markStep(r)
+			c.step.WithLabelValues(r.Service).Set(float64(r.Steps[r.Step]))
+			c.log.Info("release resumed", "service", r.Service, "step", r.Step, "weight", r.Steps[r.Step], "phase", r.Phase)
+		}
+	}
+	return nil
+}
+
+// Busy is the control plane's guard: a service with a release running or
+// paused refuses other release operations.
+func (c *Controller) Busy(service string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.releases[service]; r != nil && (r.Phase == Running || r.Phase == Paused) {
+		return fmt.Errorf("%w: service %q has a release %s (candidate %s, step %d of %d); abort it first",
+			ErrConflict, service, r.Phase, modules.Short(r.Candidate), r.Step+1, len(r.Steps))
+	}
+	return nil
+}
+
+// Errors of the release operations.
+var (
+	ErrConflict = errors.New("conflict")
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Start starts a release of spec: the candidate goes to the first step's
+// weight at once.
+func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
+	spec, err := spec.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := c.Busy(spec.Service); err != nil {
+		return nil, err
+	}
+	st := c.plane.Snapshot()
+	if st == nil {
+		return nil, errors.New("no config loaded")
+	}
+	svc, ok := st.Config.Services[spec.Service]
+	if !ok {
+		return nil, fmt.Errorf("%w: service %q", ErrNotFound, spec.Service)
+	}
+	cand := findVersion(svc, spec.Version)
+	if cand == nil {
+		return nil, fmt.Errorf("%w: %q is not a version of service %q (by name or digest prefix; deploy it at weight 0 first)", ErrNotFound, spec.Version, spec.Service)
+	}
+	var base *config.Version
+	for _, v := range svc.Versions {
+		if v != cand && v.Weight > 0 && (base == nil || v.Weight > base.Weight) {
+			base = v
+		}
+	}
+	if base == nil {
+		return nil, fmt.Errorf("%w: service %q has no other version serving to compare %s with", ErrInvalid, spec.Service, spec.Version)
+	}
+	now := time.Now()
+	r := &Release{Spec: spec, Baseline: base.Digest, Candidate: cand.Digest, Phase: Running, Started: now, StepStarted: now}
+	if _, err := c.weights.Shift(ctx, spec.Service, cand.Digest, spec.Steps[0]); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.releases[spec.Service] = r
+	c.markStep(r)
+	c.event(r, "started", "")
+	return r.clone(), c.saveLocked()
+}
+
+func findVersion(svc *config.Service, ref string) *config.Version {
+	for _, v := range svc.Versions {
+		if v.Name != "" && v.Name == ref {
+			return v
+		}
+	}
+	hex := strings.ToLower(strings.TrimPrefix(ref, "sha256:"))
+	var found *config.Version
+	for _, v := range svc.Versions {
+		if len(hex) >= 8 && strings.HasPrefix(v.Digest, "sha256:"+hex) {
+			if found != nil {
+				return nil // ambiguous
+			}
+			found = v
+		}
+	}
+	return found
+}
+
+// markStep notes the versions' counts at the step's start.
+func (c *Controller) markStep(r *Release) {
+	for i, d := range []string{r.Baseline, r.Candidate} {
+		s := c.plane.Stats(r.Service, d)
+		r.from[i] = mark{requests: s.Requests.Load(), errors: s.Errors.Load(), latency: s.Latency.Snapshot()}
+	}
+	r.Figures = nil
+}
+
+// figures are the versions' figures since the step began.
+func (c *Controller) figures(r *Release) *Comparison {
+	var out [2]Figures
+	for i, d := range []string{r.Baseline, r.Candidate} {
+		s := c.plane.Stats(r.Service, d)
+		f := Figures{Requests: s.Requests.Load() - r.from[i].requests, Errors: s.Errors.Load() - r.from[i].errors}
+		if f.Requests > 0 {
+			f.ErrorRate = float64(f.Errors) / float64(f.Requests)
+		}
+		f.p99 = dataplane.Quantile(r.from[i].latency, s.Latency.Snapshot(), 0.99)
+		f.P99 = f.p99.String()
+		out[i] = f
+	}
+	return &Comparison{Baseline: out[0], Candidate: out[1]}
+}
+
+// check judges a step's figures: "" when they pass, else the failed check
+// with its figures.
+func (r *Release) check(f *Comparison) string {
+	b, cand := f.Baseline, f.Candidate
+	switch {
+	case cand.ErrorRate > *r.MaxErrorRate:
+		return fmt.Sprintf("error rate %.2f%% over max_error_rate %.2f%% (%d of %d requests)", 100*cand.ErrorRate, 100**r.MaxErrorRate, cand.Errors, cand.Requests)
+	case b.Requests > 0 && cand.ErrorRate > b.ErrorRate+*r.MaxErrorRateAbove:
+		return fmt.Sprintf("error rate %.2f%% over the baseline's %.2f%% by more than max_error_rate_above %.2f points", 100*cand.ErrorRate, 100*b.ErrorRate, 100**r.MaxErrorRateAbove)
+	case b.Requests > 0 && b.p99 > 0 && float64(cand.p99) > r.MaxP99Ratio*float64(b.p99):
+		return fmt.Sprintf("p99 %s over %g× the baseline's %s (max_p99_ratio)", cand.p99, r.MaxP99Ratio, b.p99)
+	}
+	return ""
+}
+
+// Run drives the releases every interval until ctx ends.
+func (c *Controller) Run(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			c.tick(ctx)
+		}
+	}
+}
+
+// tick judges every running release: a failed check rolls it back at
+// once; a step held long enough, with enough requests, whose checks pass,
+// moves to the next; the last step promotes.
+func (c *Controller) tick(ctx context.Context) {
+	c.mu.Lock()
+	var running []*Release
+	for _, r := range c.releases {
+		if r.Phase == Running {
+			running = append(running, r)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range running {
+		c.judge(ctx, r)
+	}
+}
+
+func (c *Controller) judge(ctx context.Context, r *Release) {
+	c.mu.Lock()
+	if r.Phase != Running {
+		c.mu.Unlock()
+		return
+	}
+	f := c.figures(r)
+	r.Figures = f
+	enough := f.Candidate.Requests >= r.MinRequests
+	failed := ""
+	if enough {
+		failed = r.check(f)
+	}
+	held := time.Since(r.StepStarted) >= time.Duration(r.Hold)
+	c.mu.Unlock()
+	switch {
+	case failed != "":
+		c.finish(ctx, r, RolledBack, 0, "check failed: "+failed, f)
+	case !enough || !held:
+	case r.Step+1 == len(r.Steps)-1 || r.Steps[r.Step] == 100:
+		c.finish(ctx, r, Promoted, 100, "every step passed", f)
+	default:
+		c.advance(ctx, r, f)
+	}
+}
+
+// advance moves r to its next step.
+func (c *Controller) advance(ctx context.Context, r *Release, f *Comparison) {
+	next := r.Steps[r.Step+1]
+	if _, err := c.weights.Shift(ctx, r.Service, r.Candidate, next); err != nil {
+		c.log.Error("release: the next step's weight could not be set; held at this step", "service", r.Service, "weight", next, "error", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.Step++
+	c.markStep(r)
+	r.StepStarted = time.Now()
+	c.event(r, "step", "", f)
+	c.saveLocked()
+}
+
+// finish ends r: the candidate at weight (100 promoted, 0 rolled back or
+// aborted).
+func (c *Controller) finish(ctx context.Context, r *Release, phase string, weight int, reason string, f *Comparison) error {
+	if _, err := c.weights.Shift(ctx, r.Service, r.Candidate, weight); err != nil {
+		c.log.Error("release: the candidate's weight could not be set", "service", r.Service, "weight", weight, "phase", phase, "error", err)
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.Phase = phase
+	if phase == Promoted {
+		r.Step = len(r.Steps) - 1
+	}
+	c.event(r, phase, reason, f)
+	c.step.DeleteLabelValues(r.Service)
+	return c.saveLocked()
+}
+
+// event records an event of r: its history, the log, the metric.
+func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
+	e := Event{At: time.Now(), Kind: kind, Step: r.Step, Weight: r.Steps[r.Step], Reason: reason}
+	if kind == RolledBack || kind == Aborted {
+		e.Weight = 0
+	}
+	if len(f) > 0 {
+		e.Figure = f[0]
+	}
+	r.History = append(r.History, e)
+	c.events.WithLabelValues(r.Service, kind).Inc()
+	if r.Phase == Running || r.Phase == Paused {
+		c.step.WithLabelValues(r.Service).Set(float64(e.Weight))
+	}
+	args := []any{"service", r.Service, "candidate", modules.Short(r.Candidate), "baseline", modules.Short(r.Baseline), "step", r.Step, "weight", e.Weight}
+	if reason != "" {
+		args = append(args, "reason", reason)
+	}
+	if e.Figure != nil {
+		args = append(args, "candidate_requests", e.Figure.Candidate.Requests, "candidate_error_rate", e.Figure.Candidate.ErrorRate,
+			"candidate_p99", e.Figure.Candidate.P99, "baseline_error_rate", e.Figure.Baseline.ErrorRate, "baseline_p99", e.Figure.Baseline.P99)
+	}
+	if kind == RolledBack {
+		c.log.Warn("release "+kind, args...)
+	} else {
+		c.log.Info("release "+kind, args...)
+	}
+}
+
+// Pause holds a running release at its step; Resume lets it go on, its
+// step held again from then.
+func (c *Controller) Pause(service string) (*Release, error) {
+	return c.setPhase(service, Running, Paused, "paused")
+}
+
+// Resume lets a paused release go on.
+func (c *Controller) Resume(service string) (*Release, error) {
+	return c.setPhase(service, Paused, Running, "resumed")
+}
+
+func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.releases[service]
+	if r == nil {
+		return nil, fmt.Errorf("%w: no release of service %q", ErrNotFound, service)
+	}
+	if r.Phase != from {
+		return nil, fmt.Errorf("%w: the release of service %q is %s, not %s", ErrConflict, service, r.Phase, from)
+	}
+	r.Phase = to
+	if to == Running {
+		r.StepStarted = time.Now()
+		c.markStep(r)
+	}
+	c.event(r, kind, "")
+	return r.clone(), c.saveLocked()
+}
+
+// Abort ends a running or paused release, the candidate back to weight 0.
+func (c *Controller) Abort(ctx context.Context, service string) (*Release, error) {
+	return c.end(ctx, service, Aborted, 0, "aborted by the operator")
+}
+
+// Promote ends a running or paused release at once, the candidate at 100.
+func (c *Controller) Promote(ctx context.Context, service string) (*Release, error) {
+	return c.end(ctx, service, Promoted, 100, "promoted by the operator")
+}
+
+func (c *Controller) end(ctx context.Context, service, phase string, weight int, reason string) (*Release, error) {
+	c.mu.Lock()
+	r := c.releases[service]
+	c.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("%w: no release of service %q", ErrNotFound, service)
+	}
+	if r.Phase != Running && r.Phase != Paused {
+		return nil, fmt.Errorf("%w: the release of service %q is over (%s)", ErrConflict, service, r.Phase)
+	}
+	if err := c.finish(ctx, r, phase, weight, reason, nil); err != nil {
+		return nil, err
+	}
+	return c.Get(service)
+}
+
+// Get returns the release of service, with its figures so far.
+func (c *Controller) Get(service string) (*Release, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.releases[service]
+	if r == nil {
+		return nil, fmt.Errorf("%w: no release of service %q", ErrNotFound, service)
+	}
+	if r.Phase == Running || r.Phase == Paused {
+		r.Figures = c.figures(r)
+	}
+	return r.clone(), nil
+}
+
+// List returns every release, by service.
+func (c *Controller) List() []*Release {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.releases))
+	for n := range c.releases {
+		names = append(names, n)
+	}
+	c.mu.Unlock()
+	sort.Strings(names)
+	out := make([]*Release, 0, len(names))
+	for _, n := range names {
+		if r, err := c.Get(n); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (r *Release) clone() *Release {
+	cp := *r
+	cp.Steps = slices.Clone(r.Steps)
+	cp.History = slices.Clone(r.History)
+	return &cp
+}
+
+// saveLocked writes the releases' state atomically.
+func (c *Controller) saveLocked() error {
+	list := make([]*Release, 0, len(c.releases))
+	for _, r := range c.releases {
+		list = append(list, r)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Service < list[j].Service })
+	data, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	file, err := c.file()
+	if err == nil {
+		err = atomicfile.WriteFile(file, data, 0o644, "")
+	}
+	if err != nil {
+		c.log.Error("release: state not saved", "file", file, "error", err)
+	}
+	return err
+}

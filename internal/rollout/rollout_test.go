@@ -1,0 +1,55 @@
+package rollout
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSpecDefaults(t *testing.T) {
+	s, err := Spec{Service: "s", Version: "v2"}.withDefaults()
+	if err != nil || len(s.Steps) != 4 || s.Hold != Duration(30*time.Second) || s.MinRequests != 100 ||
+		*s.MaxErrorRate != 0.05 || *s.MaxErrorRateAbove != 0.01 || s.MaxP99Ratio != 2 {
+		t.Fatalf("defaults: %+v, %v", s, err)
+	}
+	zero := 0.0
+	if s, err := (Spec{MaxErrorRate: &zero}).withDefaults(); err != nil || *s.MaxErrorRate != 0 {
+		t.Errorf("max_error_rate 0 is a bound, not a default: %v, %v", s.MaxErrorRate, err)
+	}
+	for _, c := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{Steps: []int{10, 10, 100}}, "steps must increase: steps[1] is 10 after 10"},
+		{Spec{Steps: []int{0, 100}}, "steps[0] is 0: a step is a weight from 1 to 100"},
+		{Spec{Steps: []int{10, 50}}, "the last step must be 100, got 50"},
+		{Spec{Hold: Duration(time.Millisecond)}, "hold must be at least 100ms"},
+		{Spec{MaxP99Ratio: 0.5}, "max_p99_ratio must be at least 1"},
+		{Spec{MaxErrorRate: ptr(2.0)}, "max_error_rate must be a fraction from 0 to 1"},
+	} {
+		if _, err := c.spec.withDefaults(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.spec, err, c.want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	s, _ := Spec{}.withDefaults()
+	r := &Release{Spec: s}
+	fig := func(req, errs int64, p99 time.Duration) Figures {
+		return Figures{Requests: req, Errors: errs, ErrorRate: float64(errs) / float64(req), p99: p99}
+	}
+	for _, c := range []struct {
+		base, cand Figures
+		want       string
+	}{
+		{fig(1000, 10, 2*time.Millisecond), fig(200, 2, 3*time.Millisecond), ""},
+		{fig(1000, 0, 2*time.Millisecond), fig(200, 40, 2*time.Millisecond), "error rate 20.00% over max_error_rate 5.00%"},
+		{fig(1000, 0, 2*time.Millisecond), fig(200, 4, 2*time.Millisecond), "over the baseline's 0.00% by more than max_error_rate_above 1.00 points"},
+		{fig(1000, 0, 2*time.Millisecond), fig(200, 0, 10*time.Millisecond), "p99 10ms over 2× the baseline's 2ms"},
+	} {
+		if got := r.check(&Comparison{Baseline: c.base, Candidate: c.cand}); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("check(%+v, %+v) = %q, want %q", c.base, c.cand, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/rollout"
+)
+
+// countingUpstream is a native upstream that counts its requests, fails
+// failPct percent of them with 500, and takes delay to answer each.
+func countingUpstream(t *testing.T, name string, failPct int, delay time.Duration) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(delay)
+		if rand.IntN(100) < failPct {
+			http.Error(w, name+" failed", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "%s ok", name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// releaseOf reads the release of service through the CLI.
+func releaseOf(t *testing.T, g *gateway, service string) rollout.Release {
+	t.Helper()
+	r := ok(t, opts{}, "release", "status", service, "-o", "json", "--admin="+strings.TrimPrefix(g.admin, "http://"))
+	var rels []rollout.Release
+	if err := json.Unmarshal([]byte(r.stdout), &rels); err != nil || len(rels) != 1 {
+		t.Fatalf("release status %s: %v\n%s", service, err, r.stdout)
+	}
+	return rels[0]
+}
+
+// waitRelease waits until the release of service is in phase, and returns
+// it.
+func waitRelease(t *testing.T, g *gateway, service, phase string, within time.Duration) rollout.Release {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		rel := releaseOf(t, g, service)
+		if rel.Phase == phase {
+			return rel
+		}
+		if time.Now().After(deadline) || (rel.Phase != rollout.Running && rel.Phase != rollout.Paused) {
+			t.Fatalf("release of %s: %s at step %d after %s, want %s; history %+v", service, rel.Phase, rel.Step, within, phase, rel.History)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestReleases: three releases under load, each candidate an upstream
+// version against the same kind of baseline: a good candidate reaches 100%
+// on its own; one that fails 20% of its requests and one 5× slower (here
+// far more) are rolled back, saying which check failed, and get no request
+// after; while a release runs, a deploy to its service and a second
+// release are refused with the reason, as are bad releases.
+func TestReleases(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, time.Millisecond)
+	good, _ := countingUpstream(t, "good", 0, time.Millisecond)
+	bad, badHits := countingUpstream(t, "bad", 20, time.Millisecond)
+	slow, slowHits := countingUpstream(t, "slow", 0, 25*time.Millisecond)
+	services := ""
+	for _, s := range []struct{ name, candidate string }{{"good", good.URL}, {"bad", bad.URL}, {"slow", slow.URL}} {
+		services += fmt.Sprintf(`
+  %s:
+    versions:
+      - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "%s" ], retries: { attempts: 0 } }, name: v2, weight: 0 }`, s.name, base.URL, s.candidate)
+	}
+	g := serve(t, "services:"+services+`
+routes:
+  - { match: { path_prefix: /good }, service: good }
+  - { match: { path_prefix: /bad }, service: bad }
+  - { match: { path_prefix: /slow }, service: slow }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, path := range []string{"/good", "/bad", "/slow"} {
+		for range 2 {
+			go func() {
+				client := &http.Client{Timeout: 10 * time.Second}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if resp, err := client.Get(g.url + path + "/x"); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}()
+		}
+	}
+
+	// Bad input, refused with the reason.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"release", "start", "good", "v9"}, `"v9" is not a version of service "good"`},
+		{[]string{"release", "start", "nowhere", "v2"}, `service "nowhere"`},
+		{[]string{"release", "start", "good", "v2", "--steps", "50,20,100"}, "steps must increase"},
+		{[]string{"release", "start", "good", "v2", "--steps", "10,50"}, "the last step must be 100"},
+		{[]string{"release", "start", "good", "v2", "--max-error-rate", "lots"}, "neither a fraction"},
+	} {
+		r := wasmesh(t, opts{}, append(c.args, admin)...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("wasmesh %s: exit %d, stderr %q; want it refused with %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+
+	for _, s := range []string{"good", "bad", "slow"} {
+		ok(t, opts{}, "release", "start", s, "v2", "--steps", "20,50,100", "--hold", "1s", "--min-requests", "40",
+			"--max-error-rate", "5%", "--max-error-rate-above", "2%", "--max-p99-ratio", "3", admin)
+	}
+	// A release in progress owns its service.
+	if r := wasmesh(t, opts{}, "rollback", "good", admin); r.code == 0 || !strings.Contains(r.stderr, "has a release running") {
+		t.Errorf("rollback during a release: exit %d, %q", r.code, r.stderr)
+	}
+	if r := wasmesh(t, opts{}, "release", "start", "good", "v2", admin); r.code == 0 || !strings.Contains(r.stderr, "has a release running") {
+		t.Errorf("a second release: exit %d, %q", r.code, r.stderr)
+	}
+
+	rel := waitRelease(t, g, "good", rollout.Promoted, 60*time.Second)
+	if last := rel.History[len(rel.History)-1]; last.Kind != rollout.Promoted || last.Weight != 100 {
+		t.Errorf("good: last event %+v", last)
+	}
+	for _, c := range []struct {
+		service, check string
+		hits           *atomic.Int64
+	}{{"bad", "error rate", badHits}, {"slow", "p99", slowHits}} {
+		rel := waitRelease(t, g, c.service, rollout.RolledBack, 60*time.Second)
+		last := rel.History[len(rel.History)-1]
+		if last.Weight != 0 || !strings.Contains(last.Reason, c.check) || last.Figure == nil {
+			t.Errorf("%s: rolled back with %+v, want the %s check named with its figures", c.service, last, c.check)
+		}
+		time.Sleep(300 * time.Millisecond) // requests in flight at the rollback end
+		before := c.hits.Load()
+		time.Sleep(time.Second)
+		if after := c.hits.Load(); after != before {
+			t.Errorf("%s: the candidate got %d requests after its rollback", c.service, after-before)
+		}
+	}
+	if n := metric(t, g, `wasmesh_release_events_total{kind="rolled_back",service="bad"}`); n != "1" {
+		t.Errorf("wasmesh_release_events_total for bad's rollback: %q", n)
+	}
+	// Over, the service takes release operations again.
+	ok(t, opts{}, "rollback", "bad", admin)
+}
+
+// TestReleaseSurvivesKill: a release paused at its second step, the
+// gateway killed (SIGKILL) and started again on the same config and store:
+// the release is at the same step with the same weights, and goes on when
+// resumed.
+func TestReleaseSurvivesKill(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, candHits := countingUpstream(t, "cand", 0, 0)
+	g := serve(t, `
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "`+cand.URL+`" ] }, name: v2, weight: 0 }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "10,40,100", "--hold", "300ms", "--min-requests", "5", admin)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		get(t, g.url+"/x")
+		if rel := releaseOf(t, g, "users"); rel.Step == 1 {
+			ok(t, opts{}, "release", "pause", "users", admin)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the release never reached its second step: %+v", releaseOf(t, g, "users"))
+		}
+	}
+	before := releaseOf(t, g, "users")
+	if before.Phase != rollout.Paused || before.Step != 1 {
+		t.Fatalf("paused: %s at step %d", before.Phase, before.Step)
+	}
+	weights := weightsInFile(t, g.config, "users")
+	g.p.cmd.Process.Kill()
+	g.p.cmd.Wait()
+
+	g2 := serveFile(t, g.config)
+	admin = "--admin=" + strings.TrimPrefix(g2.admin, "http://")
+	after := releaseOf(t, g2, "users")
+	if after.Phase != rollout.Paused || after.Step != 1 || after.Candidate != before.Candidate || len(after.History) != len(before.History) {
+		t.Fatalf("after the restart: %s at step %d (history of %d), want paused at step 1 (history of %d)", after.Phase, after.Step, len(after.History), len(before.History))
+	}
+	if got := weightsInFile(t, g2.config, "users"); got != weights || got != "v1=60 v2=40" {
+		t.Errorf("the config's weights after the restart: %s, before %s, want v1=60 v2=40", got, weights)
+	}
+	// 40% of the traffic to the candidate.
+	hits := candHits.Load()
+	for range 100 {
+		get(t, g2.url+"/x")
+	}
+	if n := candHits.Load() - hits; n < 20 || n > 60 {
+		t.Errorf("the candidate got %d of 100 requests at the 40%% step", n)
+	}
+	ok(t, opts{}, "release", "resume", "users", admin)
+	for deadline := time.Now().Add(30 * time.Second); releaseOf(t, g2, "users").Phase != rollout.Promoted; {
+		get(t, g2.url+"/x")
+		if time.Now().After(deadline) {
+			t.Fatalf("not promoted after the resume: %+v", releaseOf(t, g2, "users"))
+		}
+	}
+}
+
+// weightsInFile is the weights of service's versions in the config file at
+// path, "name=weight" each.
+func weightsInFile(t *testing.T, path, service string) string {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, v := range cfg.Services[service].Versions {
+		parts = append(parts, fmt.Sprintf("%s=%d", v.Name, v.Weight))
+	}
+	return strings.Join(parts, " ")
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,6 +118,7 @@ routes:
 		{[]string{"release", "start", "good", "v2", "--steps", "50,20,100"}, "steps must increase"},
 		{[]string{"release", "start", "good", "v2", "--steps", "10,50"}, "the last step must be 100"},
 		{[]string{"release", "start", "good", "v2", "--max-error-rate", "lots"}, "neither a fraction"},
+		{[]string{"release", "start", "good", "v2", "--webhook", "ftp://hooks"}, `webhook must be an http(s) URL, got "ftp://hooks"`},
 	} {
 		r := wasmesh(t, opts{}, append(c.args, admin)...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
@@ -124,9 +126,32 @@ routes:
 		}
 	}
 
+	// The good release's events go to a webhook, which fails its first
+	// call (tried again).
+	var hookMu sync.Mutex
+	var hooked []string
+	var hookCalls atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hookCalls.Add(1) == 1 {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		var ev rollout.WebhookEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || ev.Service != "good" {
+			t.Errorf("webhook got %+v, %v", ev, err)
+		}
+		hookMu.Lock()
+		hooked = append(hooked, fmt.Sprintf("%s@%d", ev.Kind, ev.Weight))
+		hookMu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
 	for _, s := range []string{"good", "bad", "slow"} {
-		ok(t, opts{}, "release", "start", s, "v2", "--steps", "20,50,100", "--hold", "1s", "--min-requests", "40",
-			"--max-error-rate", "5%", "--max-error-rate-above", "2%", "--max-p99-ratio", "3", admin)
+		args := []string{"release", "start", s, "v2", "--steps", "20,50,100", "--hold", "1s", "--min-requests", "40",
+			"--max-error-rate", "5%", "--max-error-rate-above", "2%", "--max-p99-ratio", "3", admin}
+		if s == "good" {
+			args = append(args, "--webhook", hook.URL)
+		}
+		ok(t, opts{}, args...)
 	}
 	// A release in progress owns its service.
 	if r := wasmesh(t, opts{}, "rollback", "good", admin); r.code == 0 || !strings.Contains(r.stderr, "has a release running") {
@@ -139,6 +164,18 @@ routes:
 	rel := waitRelease(t, g, "good", rollout.Promoted, 60*time.Second)
 	if last := rel.History[len(rel.History)-1]; last.Kind != rollout.Promoted || last.Weight != 100 {
 		t.Errorf("good: last event %+v", last)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		hookMu.Lock()
+		got := strings.Join(hooked, " ")
+		hookMu.Unlock()
+		if strings.Contains(got, "started@20") && strings.Contains(got, "step@50") && strings.Contains(got, "promoted@100") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the webhook got %q, want started@20, step@50 and promoted@100", got)
+			break
+		}
 	}
 	for _, c := range []struct {
 		service, check string

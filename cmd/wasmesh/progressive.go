@@ -42,6 +42,7 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	maxErrorRate := fs.String("max-error-rate", "5%", "the candidate's highest error rate (answers of 500 or more) in a step")
 	maxErrorAbove := fs.String("max-error-rate-above", "1%", "how far the candidate's error rate may be above the baseline's")
 	maxP99 := fs.Float64("max-p99-ratio", 2, "the candidate's highest p99 latency, as a multiple of the baseline's")
+	webhook := fs.String("webhook", "", "an http(s) URL each event of the release is POSTed to, as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -49,7 +50,7 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh release start SERVICE VERSION")
 	}
-	spec := rollout.Spec{Service: pos[0], Version: pos[1], Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99}
+	spec := rollout.Spec{Service: pos[0], Version: pos[1], Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99, Webhook: *webhook}
 	for _, s := range strings.Split(*steps, ",") {
 		w, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {

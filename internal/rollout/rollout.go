@@ -8,12 +8,16 @@
 package rollout
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +57,18 @@ type Spec struct {
 	// MaxP99Ratio bounds the candidate's p99 latency against the
 	// baseline's over the same interval. Default 2.
 	MaxP99Ratio float64 `json:"max_p99_ratio,omitempty"`
+	// Webhook, when set, is an http(s) URL every event of the release is
+	// POSTed to as JSON (a WebhookEvent), tried up to 3 times, 5 s each.
+	Webhook string `json:"webhook,omitempty"`
+}
+
+// WebhookEvent is what a release's webhook gets for each event.
+type WebhookEvent struct {
+	Service   string `json:"service"`
+	Baseline  string `json:"baseline"`
+	Candidate string `json:"candidate"`
+	Phase     string `json:"phase"`
+	Event
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -109,6 +125,11 @@ func (s Spec) withDefaults() (Spec, error) {
 		return s, fmt.Errorf("max_error_rate_above must be a fraction from 0 to 1, got %g", *s.MaxErrorRateAbove)
 	case s.MaxP99Ratio < 1:
 		return s, fmt.Errorf("max_p99_ratio must be at least 1, got %g", s.MaxP99Ratio)
+	}
+	if s.Webhook != "" {
+		if u, err := url.Parse(s.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return s, fmt.Errorf("webhook must be an http(s) URL, got %q", s.Webhook)
+		}
 	}
 	return s, nil
 }
@@ -506,7 +527,39 @@ func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 	} else {
 		c.log.Info("release "+kind, args...)
 	}
+	if r.Webhook != "" {
+		go c.notify(r.Webhook, WebhookEvent{Service: r.Service, Baseline: r.Baseline, Candidate: r.Candidate, Phase: r.Phase, Event: e})
+	}
 }
+
+// notify POSTs ev to url, trying again twice after a failure (a pause of
+// 1 s, then 2 s), each try within 5 s; a failure is logged.
+func (c *Controller) notify(url string, ev WebhookEvent) {
+	body, _ := json.Marshal(ev)
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		var resp *http.Response
+		if resp, err = webhookClient.Do(req); err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				cancel()
+				return
+			}
+			err = fmt.Errorf("answered %s", resp.Status)
+		}
+		cancel()
+	}
+	c.log.Warn("release: webhook not notified", "service", ev.Service, "event", ev.Kind, "webhook", url, "error", err)
+}
+
+var webhookClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // Pause holds a running release at its step; Resume lets it go on, its
 // step held again from then.

@@ -196,8 +196,19 @@ routes:
 	if n := metric(t, g, `wasmesh_release_events_total{kind="rolled_back",service="bad"}`); n != "1" {
 		t.Errorf("wasmesh_release_events_total for bad's rollback: %q", n)
 	}
-	// Over, the service takes release operations again.
-	ok(t, opts{}, "rollback", "bad", admin)
+	// Rolled back, the split from before the release is back; over, the
+	// service takes a release again, and an abort puts the split back too.
+	if w := weightsInFile(t, g.config, "bad"); w != "v1=100 v2=0" {
+		t.Errorf("bad's weights after its rollback: %s, want v1=100 v2=0", w)
+	}
+	ok(t, opts{}, "release", "start", "bad", "v2", "--steps", "30,100", "--hold", "1h", "--min-requests", "100000", admin)
+	if w := weightsInFile(t, g.config, "bad"); w != "v1=70 v2=30" {
+		t.Errorf("bad's weights in a new release: %s, want v1=70 v2=30", w)
+	}
+	ok(t, opts{}, "release", "abort", "bad", admin)
+	if w := weightsInFile(t, g.config, "bad"); w != "v1=100 v2=0" {
+		t.Errorf("bad's weights after an abort: %s, want v1=100 v2=0", w)
+	}
 }
 
 // TestReleaseSurvivesKill: a release paused at its second step, the

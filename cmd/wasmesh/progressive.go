@@ -155,7 +155,11 @@ func releaseAction(action string) func(context.Context, []string, io.Writer) err
 // printRelease writes a release: its versions, phase and step, the step's
 // figures, and its history.
 func printRelease(w io.Writer, r *rollout.Release) error {
-	fmt.Fprintf(w, "release of %s: %s, step %d of %d (candidate at %d%%)\n", r.Service, r.Phase, r.Step+1, len(r.Steps), r.Steps[r.Step])
+	weight := r.Steps[r.Step]
+	if n := len(r.History); n > 0 && r.Phase != rollout.Running && r.Phase != rollout.Paused {
+		weight = r.History[n-1].Weight // where it ended
+	}
+	fmt.Fprintf(w, "release of %s: %s, step %d of %d (candidate at %d%%)\n", r.Service, r.Phase, r.Step+1, len(r.Steps), weight)
 	fmt.Fprintf(w, "  candidate sha256:%s, baseline sha256:%s, steps %v, hold %s, min requests %d\n",
 		modules.Short(r.Candidate), modules.Short(r.Baseline), r.Steps, time.Duration(r.Hold), r.MinRequests)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

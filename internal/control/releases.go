@@ -38,9 +38,36 @@ func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int
 }
 
 // Shift sets the weight of the version ref names as Deploy does, for the
-// release controller: the guard does not refuse it.
+// release controller: the guard does not refuse it, and rollback does not
+// remember the split it replaces (a release's steps are not splits to go
+// back to).
 func (c *Controller) Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error) {
-	return c.deploy(ctx, service, ref, weight, "")
+	return c.deployRecord(ctx, service, ref, weight, "", false)
+}
+
+// SetWeights gives each version of service the weight weights has for its
+// digest (those it has not keep theirs), as a release ending restores the
+// split it started from; the guard does not refuse it.
+func (c *Controller) SetWeights(ctx context.Context, service string, weights map[string]int) ([]*config.Version, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.plane.Snapshot()
+	if st == nil {
+		return nil, errors.New("no config loaded")
+	}
+	svc, ok := st.Config.Services[service]
+	if !ok {
+		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
+	}
+	next := make([]*config.Version, len(svc.Versions))
+	for i, v := range svc.Versions {
+		cp := *v
+		if w, ok := weights[v.Digest]; ok {
+			cp.Weight = w
+		}
+		next[i] = &cp
+	}
+	return c.applyLocked(ctx, service, next, false)
 }
 
 // Guard makes Deploy, Promote and Rollback of a service fail with the
@@ -62,6 +89,10 @@ func (c *Controller) guarded(service string) error {
 }
 
 func (c *Controller) deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
+	return c.deployRecord(ctx, service, ref, weight, name, true)
+}
+
+func (c *Controller) deployRecord(ctx context.Context, service, ref string, weight int, name string, record bool) ([]*config.Version, error) {
 	if weight < 0 || weight > 100 {
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
@@ -83,7 +114,7 @@ func (c *Controller) deploy(ctx context.Context, service, ref string, weight int
 		}
 		target.Weight = weight
 		return append(others, target), nil
-	}, ref)
+	}, ref, record)
 }
 
 // Promote sends all of a service's traffic to the version ref names,
@@ -103,7 +134,7 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)
-	}, ref)
+	}, ref, true)
 }
 
 // Rollback restores the service's split from before its last deploy or
@@ -128,8 +159,9 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 
 // release resolves ref and applies change to a service's versions, with the
 // module's digest and what the config should say of it: the digest, or
-// for an oci:// ref, the reference pinned to its manifest.
-func (c *Controller) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
+// for an oci:// ref, the reference pinned to its manifest; record keeps
+// the split it replaces for rollback.
+func (c *Controller) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string, record bool) ([]*config.Version, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.plane.Snapshot()
@@ -168,7 +200,7 @@ func (c *Controller) release(ctx context.Context, service string, change func(cu
 	if err != nil {
 		return nil, err
 	}
-	return c.applyLocked(ctx, service, next, true)
+	return c.applyLocked(ctx, service, next, record)
 }
 
 // applyLocked writes versions into the service's part of the config file,

@@ -221,14 +221,20 @@ func (l *Latencies) Snapshot() (s LatencySnapshot) {
 	return s
 }
 
+// Count is how many requests were counted between snapshots from and to.
+func Count(from, to LatencySnapshot) int64 {
+	var n int64
+	for i := range to {
+		n += to[i] - from[i]
+	}
+	return n
+}
+
 // Quantile is the q quantile (0.99 for p99) of the requests counted
 // between snapshots from and to: the upper bound of the bucket it falls
 // in; 0 when there were none.
 func Quantile(from, to LatencySnapshot, q float64) time.Duration {
-	var total int64
-	for i := range to {
-		total += to[i] - from[i]
-	}
+	total := Count(from, to)
 	if total == 0 {
 		return 0
 	}

@@ -148,9 +148,12 @@ const (
 // Release is a release's state.
 type Release struct {
 	Spec
-	// Baseline and Candidate are the versions' digests.
-	Baseline  string `json:"baseline"`
-	Candidate string `json:"candidate"`
+	// Baseline and Candidate are the versions' digests; Before is the
+	// service's split when the release started (weights by digest), put
+	// back by a rollback or an abort.
+	Baseline  string         `json:"baseline"`
+	Candidate string         `json:"candidate"`
+	Before    map[string]int `json:"before"`
 	// Step is the index in Steps of the step it is at.
 	Step  int    `json:"step"`
 	Phase string `json:"phase"`
@@ -168,8 +171,8 @@ type Release struct {
 
 // mark is a version's counts at one time.
 type mark struct {
-	requests, errors int64
-	latency          dataplane.LatencySnapshot
+	errors  int64
+	latency dataplane.LatencySnapshot
 }
 
 // Figures are what one version served in a step.
@@ -197,10 +200,12 @@ type Event struct {
 	Figure *Comparison `json:"figures,omitempty"`
 }
 
-// Weights applies a candidate's weight to a service; the control plane's
-// Shift.
+// Weights changes a service's weights; the control plane's Shift (one
+// version's weight, the others scaled) and SetWeights (a whole split put
+// back).
 type Weights interface {
 	Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error)
+	SetWeights(ctx context.Context, service string, weights map[string]int) ([]*config.Version, error)
 }
 
 // Controller runs the releases.
@@ -212,8 +217,13 @@ type Controller struct {
 	step   *prometheus.GaugeVec
 	events *prometheus.CounterVec
 
-	mu       sync.Mutex
-	releases map[string]*Release // by service
+	// move is held across a change of a release: its decision, the weights
+	// it sets and the state it records, so that an operator's pause or
+	// abort and the judging of a step happen one after the other. Busy
+	// does not take it.
+	move     sync.Mutex
+	mu       sync.Mutex // the releases and their fields
+	releases map[string]*Release
 }
 
 // StateFile is the releases' state file, in the store's directory.
@@ -249,9 +259,13 @@ func (c *Controller) file() (string, error) {
 
 // LoadState reads the releases' state, once a config is loaded: a release
 // that was running or paused goes on at the step it was at (its weights
-// are in the config file already), the step held again from now.
+// are in the config file already), the step held again from now. A
+// release whose candidate's weight in the config is not its step's (the
+// gateway stopped between the two) is paused, saying so. An entry that
+// does not make sense is left out, and logged.
 func (c *Controller) LoadState() error {
-	if c.plane.Snapshot() == nil {
+	st := c.plane.Snapshot()
+	if st == nil {
 		return nil // no store yet: nothing to resume
 	}
 	file, err := c.file()
@@ -267,24 +281,47 @@ func (c *Controller) LoadState() error {
 	}
 	var saved []*Release
 	if err := json.Unmarshal(data, &saved); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		c.log.Error("release: the state file is unreadable; no release resumed", "file", file, "error", err)
+		return nil
 	}
+	c.move.Lock()
+	defer c.move.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
 	for _, r := range saved {
-		if r.Service == "" || len(r.Steps) == 0 || r.Step < 0 || r.Step >= len(r.Steps) {
-			return fmt.Errorf("%s: a release without a service or with step %d of %d", file, r.Step, len(r.Steps))
+		spec, err := r.Spec.withDefaults()
+		if err != nil || r.Step < 0 || r.Step >= len(spec.Steps) {
+			c.log.Error("release: an entry of the state file left out", "file", file, "service", r.Service, "step", r.Step, "error", err)
+			continue
 		}
+		r.Spec = spec
 		c.releases[r.Service] = r
-		if r.Phase == Running || r.Phase == Paused {
-			r.StepStarted = now
-			c.markStep(r)
-			c.step.WithLabelValues(r.Service).Set(float64(r.Steps[r.Step]))
-			c.log.Info("release resumed", "service", r.Service, "step", r.Step, "weight", r.Steps[r.Step], "phase", r.Phase)
+		if r.Phase != Running && r.Phase != Paused {
+			continue
 		}
+		r.StepStarted = now
+		c.markStep(r)
+		if w := candidateWeight(st, r); w != r.Steps[r.Step] && r.Phase == Running {
+			r.Phase = Paused
+			c.event(r, "paused", fmt.Sprintf("the candidate's weight in the config is %d, its step's %d: the gateway stopped while changing it", w, r.Steps[r.Step]))
+		}
+		c.step.WithLabelValues(r.Service).Set(float64(r.Steps[r.Step]))
+		c.log.Info("release resumed", "service", r.Service, "step", r.Step, "weight", r.Steps[r.Step], "phase", r.Phase)
 	}
 	return nil
+}
+
+// candidateWeight is r's candidate's weight in st, -1 when it is not there.
+func candidateWeight(st *dataplane.Snapshot, r *Release) int {
+	if svc := st.Config.Services[r.Service]; svc != nil {
+		for _, v := range svc.Versions {
+			if v.Digest == r.Candidate {
+				return v.Weight
+			}
+		}
+	}
+	return -1
 }
 
 // Busy is the control plane's guard: a service with a release running or
@@ -313,6 +350,8 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	c.move.Lock()
+	defer c.move.Unlock()
 	if err := c.Busy(spec.Service); err != nil {
 		return nil, err
 	}
@@ -329,7 +368,9 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 		return nil, fmt.Errorf("%w: %q is not a version of service %q (by name or digest prefix; deploy it at weight 0 first)", ErrNotFound, spec.Version, spec.Service)
 	}
 	var base *config.Version
+	before := map[string]int{}
 	for _, v := range svc.Versions {
+		before[v.Digest] = v.Weight
 		if v != cand && v.Weight > 0 && (base == nil || v.Weight > base.Weight) {
 			base = v
 		}
@@ -338,7 +379,7 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 		return nil, fmt.Errorf("%w: service %q has no other version serving to compare %s with", ErrInvalid, spec.Service, spec.Version)
 	}
 	now := time.Now()
-	r := &Release{Spec: spec, Baseline: base.Digest, Candidate: cand.Digest, Phase: Running, Started: now, StepStarted: now}
+	r := &Release{Spec: spec, Baseline: base.Digest, Candidate: cand.Digest, Before: before, Phase: Running, Started: now, StepStarted: now}
 	if _, err := c.weights.Shift(ctx, spec.Service, cand.Digest, spec.Steps[0]); err != nil {
 		return nil, err
 	}
@@ -347,7 +388,8 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	c.releases[spec.Service] = r
 	c.markStep(r)
 	c.event(r, "started", "")
-	return r.clone(), c.saveLocked()
+	c.saveLocked()
+	return r.clone(), nil
 }
 
 func findVersion(svc *config.Service, ref string) *config.Version {
@@ -373,21 +415,24 @@ func findVersion(svc *config.Service, ref string) *config.Version {
 func (c *Controller) markStep(r *Release) {
 	for i, d := range []string{r.Baseline, r.Candidate} {
 		s := c.plane.Stats(r.Service, d)
-		r.from[i] = mark{requests: s.Requests.Load(), errors: s.Errors.Load(), latency: s.Latency.Snapshot()}
+		r.from[i] = mark{errors: s.Errors.Load(), latency: s.Latency.Snapshot()}
 	}
 	r.Figures = nil
 }
 
-// figures are the versions' figures since the step began.
+// figures are the versions' figures since the step began, of the requests
+// they have answered (those still in flight are not counted, so that a
+// candidate that hangs shows as slow and failing, not as fine).
 func (c *Controller) figures(r *Release) *Comparison {
 	var out [2]Figures
 	for i, d := range []string{r.Baseline, r.Candidate} {
 		s := c.plane.Stats(r.Service, d)
-		f := Figures{Requests: s.Requests.Load() - r.from[i].requests, Errors: s.Errors.Load() - r.from[i].errors}
+		to := s.Latency.Snapshot()
+		f := Figures{Requests: dataplane.Count(r.from[i].latency, to), Errors: s.Errors.Load() - r.from[i].errors}
 		if f.Requests > 0 {
-			f.ErrorRate = float64(f.Errors) / float64(f.Requests)
+			f.ErrorRate = min(1, float64(f.Errors)/float64(f.Requests))
 		}
-		f.p99 = dataplane.Quantile(r.from[i].latency, s.Latency.Snapshot(), 0.99)
+		f.p99 = dataplane.Quantile(r.from[i].latency, to, 0.99)
 		f.P99 = f.p99.String()
 		out[i] = f
 	}
@@ -395,15 +440,19 @@ func (c *Controller) figures(r *Release) *Comparison {
 }
 
 // check judges a step's figures: "" when they pass, else the failed check
-// with its figures.
-func (r *Release) check(f *Comparison) string {
+// with its figures. The error checks judge once the candidate has served
+// MinRequests (or has already failed more than MaxErrorRate of them);
+// the latency check only at the end of the step's hold, on enough
+// requests of both for a p99 (100 each).
+func (r *Release) check(f *Comparison, held bool) string {
 	b, cand := f.Baseline, f.Candidate
+	enough := cand.Requests >= r.MinRequests
 	switch {
-	case cand.ErrorRate > *r.MaxErrorRate:
+	case (enough || float64(cand.Errors) > *r.MaxErrorRate*float64(r.MinRequests)) && cand.ErrorRate > *r.MaxErrorRate:
 		return fmt.Sprintf("error rate %.2f%% over max_error_rate %.2f%% (%d of %d requests)", 100*cand.ErrorRate, 100**r.MaxErrorRate, cand.Errors, cand.Requests)
-	case b.Requests > 0 && cand.ErrorRate > b.ErrorRate+*r.MaxErrorRateAbove:
+	case enough && b.Requests > 0 && cand.ErrorRate > b.ErrorRate+*r.MaxErrorRateAbove:
 		return fmt.Sprintf("error rate %.2f%% over the baseline's %.2f%% by more than max_error_rate_above %.2f points", 100*cand.ErrorRate, 100*b.ErrorRate, 100**r.MaxErrorRateAbove)
-	case b.Requests > 0 && b.p99 > 0 && float64(cand.p99) > r.MaxP99Ratio*float64(b.p99):
+	case held && enough && cand.Requests >= 100 && b.Requests >= 100 && b.p99 > 0 && float64(cand.p99) > r.MaxP99Ratio*float64(b.p99):
 		return fmt.Sprintf("p99 %s over %g× the baseline's %s (max_p99_ratio)", cand.p99, r.MaxP99Ratio, b.p99)
 	}
 	return ""
@@ -425,48 +474,68 @@ func (c *Controller) Run(ctx context.Context, interval time.Duration) {
 
 // tick judges every running release: a failed check rolls it back at
 // once; a step held long enough, with enough requests, whose checks pass,
-// moves to the next; the last step promotes.
+// moves to the next; passing the step before the last promotes.
 func (c *Controller) tick(ctx context.Context) {
 	c.mu.Lock()
-	var running []*Release
-	for _, r := range c.releases {
+	var running []string
+	for name, r := range c.releases {
 		if r.Phase == Running {
-			running = append(running, r)
+			running = append(running, name)
 		}
 	}
 	c.mu.Unlock()
-	for _, r := range running {
-		c.judge(ctx, r)
+	for _, name := range running {
+		c.judge(ctx, name)
 	}
 }
 
-func (c *Controller) judge(ctx context.Context, r *Release) {
+func (c *Controller) judge(ctx context.Context, service string) {
+	c.move.Lock()
+	defer c.move.Unlock()
 	c.mu.Lock()
-	if r.Phase != Running {
+	r := c.releases[service]
+	if r == nil || r.Phase != Running {
+		c.mu.Unlock()
+		return
+	}
+	// A reload that took out either version leaves nothing to judge.
+	if st := c.plane.Snapshot(); candidateWeight(st, r) < 0 || !hasVersion(st, r.Service, r.Baseline) {
+		r.Phase = Paused
+		c.event(r, "paused", "the candidate or the baseline is no longer a version of the service (the config changed)")
+		c.saveLocked()
 		c.mu.Unlock()
 		return
 	}
 	f := c.figures(r)
 	r.Figures = f
-	enough := f.Candidate.Requests >= r.MinRequests
-	failed := ""
-	if enough {
-		failed = r.check(f)
-	}
 	held := time.Since(r.StepStarted) >= time.Duration(r.Hold)
+	failed := r.check(f, held)
+	enough := f.Candidate.Requests >= r.MinRequests
+	last := r.Step+1 == len(r.Steps)-1 || r.Steps[r.Step] == 100
 	c.mu.Unlock()
 	switch {
 	case failed != "":
-		c.finish(ctx, r, RolledBack, 0, "check failed: "+failed, f)
+		c.finish(ctx, r, RolledBack, "check failed: "+failed, f)
 	case !enough || !held:
-	case r.Step+1 == len(r.Steps)-1 || r.Steps[r.Step] == 100:
-		c.finish(ctx, r, Promoted, 100, "every step passed", f)
+	case last:
+		c.finish(ctx, r, Promoted, "every step passed", f)
 	default:
 		c.advance(ctx, r, f)
 	}
 }
 
-// advance moves r to its next step.
+func hasVersion(st *dataplane.Snapshot, service, digest string) bool {
+	if svc := st.Config.Services[service]; svc != nil {
+		for _, v := range svc.Versions {
+			if v.Digest == digest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// advance moves r to its next step; c.move is held.
 func (c *Controller) advance(ctx context.Context, r *Release, f *Comparison) {
 	next := r.Steps[r.Step+1]
 	if _, err := c.weights.Shift(ctx, r.Service, r.Candidate, next); err != nil {
@@ -482,11 +551,21 @@ func (c *Controller) advance(ctx context.Context, r *Release, f *Comparison) {
 	c.saveLocked()
 }
 
-// finish ends r: the candidate at weight (100 promoted, 0 rolled back or
-// aborted).
-func (c *Controller) finish(ctx context.Context, r *Release, phase string, weight int, reason string, f *Comparison) error {
-	if _, err := c.weights.Shift(ctx, r.Service, r.Candidate, weight); err != nil {
-		c.log.Error("release: the candidate's weight could not be set", "service", r.Service, "weight", weight, "phase", phase, "error", err)
+// finish ends r, c.move held: promoted, the candidate at 100 (the others
+// at 0); rolled back or aborted, the split it started from put back.
+func (c *Controller) finish(ctx context.Context, r *Release, phase string, reason string, f *Comparison) error {
+	var err error
+	if phase == Promoted {
+		_, err = c.weights.Shift(ctx, r.Service, r.Candidate, 100)
+	} else {
+		before := r.Before
+		if len(before) == 0 { // a state file from before Before was kept
+			before = map[string]int{r.Candidate: 0}
+		}
+		_, err = c.weights.SetWeights(ctx, r.Service, before)
+	}
+	if err != nil {
+		c.log.Error("release: the weights could not be set", "service", r.Service, "phase", phase, "error", err)
 		return err
 	}
 	c.mu.Lock()
@@ -497,14 +576,16 @@ func (c *Controller) finish(ctx context.Context, r *Release, phase string, weigh
 	}
 	c.event(r, phase, reason, f)
 	c.step.DeleteLabelValues(r.Service)
-	return c.saveLocked()
+	c.saveLocked()
+	return nil
 }
 
-// event records an event of r: its history, the log, the metric.
+// event records an event of r, c.mu held: its history, the log, the
+// metric, the webhook.
 func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 	e := Event{At: time.Now(), Kind: kind, Step: r.Step, Weight: r.Steps[r.Step], Reason: reason}
 	if kind == RolledBack || kind == Aborted {
-		e.Weight = 0
+		e.Weight = r.Before[r.Candidate]
 	}
 	if len(f) > 0 {
 		e.Figure = f[0]
@@ -561,18 +642,19 @@ func (c *Controller) notify(url string, ev WebhookEvent) {
 
 var webhookClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-// Pause holds a running release at its step; Resume lets it go on, its
-// step held again from then.
+// Pause holds a running release at its step.
 func (c *Controller) Pause(service string) (*Release, error) {
 	return c.setPhase(service, Running, Paused, "paused")
 }
 
-// Resume lets a paused release go on.
+// Resume lets a paused release go on, its step held again from then.
 func (c *Controller) Resume(service string) (*Release, error) {
 	return c.setPhase(service, Paused, Running, "resumed")
 }
 
 func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) {
+	c.move.Lock()
+	defer c.move.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.releases[service]
@@ -588,30 +670,35 @@ func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) 
 		c.markStep(r)
 	}
 	c.event(r, kind, "")
-	return r.clone(), c.saveLocked()
+	c.saveLocked()
+	return r.clone(), nil
 }
 
-// Abort ends a running or paused release, the candidate back to weight 0.
+// Abort ends a running or paused release, the split it started from put
+// back.
 func (c *Controller) Abort(ctx context.Context, service string) (*Release, error) {
-	return c.end(ctx, service, Aborted, 0, "aborted by the operator")
+	return c.end(ctx, service, Aborted, "aborted by the operator")
 }
 
 // Promote ends a running or paused release at once, the candidate at 100.
 func (c *Controller) Promote(ctx context.Context, service string) (*Release, error) {
-	return c.end(ctx, service, Promoted, 100, "promoted by the operator")
+	return c.end(ctx, service, Promoted, "promoted by the operator")
 }
 
-func (c *Controller) end(ctx context.Context, service, phase string, weight int, reason string) (*Release, error) {
+func (c *Controller) end(ctx context.Context, service, phase, reason string) (*Release, error) {
+	c.move.Lock()
+	defer c.move.Unlock()
 	c.mu.Lock()
 	r := c.releases[service]
+	over := r != nil && r.Phase != Running && r.Phase != Paused
 	c.mu.Unlock()
-	if r == nil {
+	switch {
+	case r == nil:
 		return nil, fmt.Errorf("%w: no release of service %q", ErrNotFound, service)
-	}
-	if r.Phase != Running && r.Phase != Paused {
+	case over:
 		return nil, fmt.Errorf("%w: the release of service %q is over (%s)", ErrConflict, service, r.Phase)
 	}
-	if err := c.finish(ctx, r, phase, weight, reason, nil); err != nil {
+	if err := c.finish(ctx, r, phase, reason, nil); err != nil {
 		return nil, err
 	}
 	return c.Get(service)
@@ -656,23 +743,23 @@ func (r *Release) clone() *Release {
 	return &cp
 }
 
-// saveLocked writes the releases' state atomically.
-func (c *Controller) saveLocked() error {
+// saveLocked writes the releases' state atomically; a failure is logged
+// (what it records has happened: the operation stands).
+func (c *Controller) saveLocked() {
 	list := make([]*Release, 0, len(c.releases))
 	for _, r := range c.releases {
 		list = append(list, r)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Service < list[j].Service })
 	data, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return err
+	file := ""
+	if err == nil {
+		file, err = c.file()
 	}
-	file, err := c.file()
 	if err == nil {
 		err = atomicfile.WriteFile(file, data, 0o644, "")
 	}
 	if err != nil {
 		c.log.Error("release: state not saved", "file", file, "error", err)
 	}
-	return err
 }

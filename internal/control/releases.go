@@ -51,13 +51,9 @@ func (c *Controller) Shift(ctx context.Context, service, ref string, weight int)
 func (c *Controller) SetWeights(ctx context.Context, service string, weights map[string]int) ([]*config.Version, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.plane.Snapshot()
-	if st == nil {
-		return nil, errors.New("no config loaded")
-	}
-	svc, ok := st.Config.Services[service]
-	if !ok {
-		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
+	_, svc, err := c.serviceLocked(service)
+	if err != nil {
+		return nil, err
 	}
 	next := make([]*config.Version, len(svc.Versions))
 	for i, v := range svc.Versions {
@@ -157,6 +153,19 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 	return vs, nil
 }
 
+// serviceLocked is the snapshot being served and its service.
+func (c *Controller) serviceLocked(service string) (*dataplane.Snapshot, *config.Service, error) {
+	st := c.plane.Snapshot()
+	if st == nil {
+		return nil, nil, errors.New("no config loaded")
+	}
+	svc, ok := st.Config.Services[service]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
+	}
+	return st, svc, nil
+}
+
 // release resolves ref and applies change to a service's versions, with the
 // module's digest and what the config should say of it: the digest, or
 // for an oci:// ref, the reference pinned to its manifest; record keeps
@@ -164,13 +173,9 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 func (c *Controller) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string, record bool) ([]*config.Version, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.plane.Snapshot()
-	if st == nil {
-		return nil, errors.New("no config loaded")
-	}
-	svc, ok := st.Config.Services[service]
-	if !ok {
-		return nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
+	st, svc, err := c.serviceLocked(service)
+	if err != nil {
+		return nil, err
 	}
 	digest, module := "", ""
 	for _, v := range svc.Versions { // a version's name works as well as its digest (an upstream's is in no store)
@@ -179,7 +184,6 @@ func (c *Controller) release(ctx context.Context, service string, change func(cu
 		}
 	}
 	if digest == "" && oci.IsReference(ref) {
-		var err error
 		if digest, module, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v llvm-strip >/dev/null || need_apt+=(llvm)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v nginx >/dev/null || need_apt+=(nginx)  # bench/upstream.sh compares the proxy with it
+command -v chromium >/dev/null || need_apt+=(chromium)  # tests/ui_test.go drives the dashboard in it
 command -v bpftool >/dev/null || need_apt+=(bpftool)
 command -v nft >/dev/null || need_apt+=(nftables)  # bpf tests count marked packets with it
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)  # the OCI tests start their own registries

@@ -64,6 +64,7 @@ func (a API) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/lanes/{name}", a.deleteLane)
 	mux.HandleFunc("POST /v1/lanes/{name}/admit", a.postAdmit)
 	a.releases(mux)
+	a.ui(mux)
 	// Go's profiler, as Caddy and most Go servers expose it on their admin
 	// listener (loopback by default).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -134,6 +135,10 @@ type VersionStatus struct {
 	Weight   int    `json:"weight"`
 	Requests int64  `json:"requests"`
 	Errors   int64  `json:"errors"`
+	// Latency, with ?latency=1, is the version's latency histogram since
+	// the gateway started: bucket i counts the requests that took up to
+	// 50 µs × 1.25^i, the last those above (the dashboard's p50 and p99).
+	Latency []int64 `json:"latency,omitempty"`
 }
 
 // Services describes the active config's services.
@@ -164,8 +169,18 @@ func (a API) versionStatuses(s *config.Service) []VersionStatus {
 	return vs
 }
 
-func (a API) getServices(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.Services())
+func (a API) getServices(w http.ResponseWriter, r *http.Request) {
+	services := a.Services()
+	if r.URL.Query().Get("latency") == "1" {
+		for i := range services {
+			for j := range services[i].Versions {
+				v := &services[i].Versions[j]
+				snap := a.Plane.Stats(services[i].Name, v.Digest).Latency.Snapshot()
+				v.Latency = snap[:]
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, services)
 }
 
 // ColoursStatus is the body of GET /v1/colours.

@@ -24,7 +24,7 @@ import (
 // bearer token read from a file, re-read when the file changes; by the
 // SPIFFE ID of an mTLS client certificate in an allow-list; or not at all
 // when the config says insecure. Probes and scrapers (GET /healthz,
-// /readyz, /metrics) need nothing. Every call that changes something (not
+// /readyz, /metrics) and the dashboard's page (GET /ui) need nothing. Every call that changes something (not
 // GET or HEAD) is logged with its caller, as are refused calls.
 type Auth struct {
 	cfg   config.AdminAuth
@@ -135,13 +135,14 @@ func (a *Auth) caller(r *http.Request) (who string, status int, why string) {
 }
 
 // open says whether a request needs no authentication: the probes' and
-// the scraper's.
+// the scraper's, and the dashboard's page (which holds no data: its calls
+// to the API carry the token).
 func open(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
 	switch r.URL.Path {
-	case "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz", "/metrics", "/ui", "/ui/":
 		return true
 	}
 	return false

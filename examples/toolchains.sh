@@ -17,6 +17,7 @@ command -v llvm-strip >/dev/null || need_apt+=(llvm)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v nginx >/dev/null || need_apt+=(nginx)  # bench/upstream.sh compares the proxy with it
 command -v chromium >/dev/null || need_apt+=(chromium)  # tests/ui_test.go drives the dashboard in it
+command -v prometheus >/dev/null || need_apt+=(prometheus)  # tests/release_test.go: releases judged on a fleet's figures
 command -v bpftool >/dev/null || need_apt+=(bpftool)
 command -v nft >/dev/null || need_apt+=(nftables)  # bpf tests count marked packets with it
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)  # the OCI tests start their own registries

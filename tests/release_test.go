@@ -3,9 +3,14 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,4 +291,125 @@ func weightsInFile(t *testing.T, path, service string) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", v.Name, v.Weight))
 	}
 	return strings.Join(parts, " ")
+}
+
+// startPrometheus starts Debian's prometheus on a loopback port, scraping
+// the admin listeners of gateways every 500 ms, and returns its URL. CI
+// fails without it; elsewhere the test is skipped.
+func startPrometheus(t *testing.T, gateways ...*gateway) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("prometheus is not installed (make toolchains installs it)")
+		}
+		t.Skip("prometheus is not installed (make toolchains installs it)")
+	}
+	var targets []string
+	for _, g := range gateways {
+		targets = append(targets, `"`+strings.TrimPrefix(g.admin, "http://")+`"`)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfg, []byte("global: { scrape_interval: 500ms, evaluation_interval: 500ms }\n"+
+		"scrape_configs:\n  - { job_name: wasmesh, static_configs: [ { targets: [ "+strings.Join(targets, ", ")+" ] } ] }\n"), 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus did not get ready:\n%s", out.String())
+		}
+	}
+}
+
+// TestReleasePromQL: two gateway replicas scraped by a real Prometheus;
+// the candidate fails only on replica B, so replica A's own figures are
+// fine, and the release on A is rolled back by its custom check on the
+// fleet's figures. A query Prometheus refuses is refused before any
+// traffic moves.
+func TestReleasePromQL(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	// The candidate fails the requests that came through replica B (their
+	// X-Forwarded-Host), and only those.
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Forwarded-Host") == "b.example" {
+			http.Error(w, "failing on b", http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(flaky.Close)
+	replica := func(candidateWeight int) *gateway {
+		return serve(t, fmt.Sprintf(`
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: %d }
+      - { upstream: { endpoints: [ "%s" ], retries: { attempts: 0 } }, name: v2, weight: %d }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`, base.URL, 100-candidateWeight, flaky.URL, candidateWeight))
+	}
+	a, b := replica(0), replica(50)
+	prom := startPrometheus(t, a, b)
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, target := range []struct {
+		g    *gateway
+		host string
+	}{{a, "a.example"}, {b, "b.example"}} {
+		go func() {
+			client := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				req, _ := http.NewRequest("GET", target.g.url+"/x", nil)
+				req.Host = target.host
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	admin := "--admin=" + strings.TrimPrefix(a.admin, "http://")
+	before := weightsInFile(t, a.config, "users")
+	r := wasmesh(t, opts{}, "release", "start", "users", "v2", "--prometheus", prom, "--check", "broken<=1:sum(rate(", admin)
+	if r.code == 0 || !strings.Contains(r.stderr, "check broken: prometheus:") {
+		t.Errorf("a release with a query Prometheus refuses: exit %d, %q", r.code, r.stderr)
+	}
+	if got := weightsInFile(t, a.config, "users"); got != before {
+		t.Errorf("a refused release moved the weights: %s, were %s", got, before)
+	}
+	fleetErrors := `sum(rate(wasmesh_requests_total{service="$service",version="$candidate",status="5xx"}[3s])) / sum(rate(wasmesh_requests_total{service="$service",version="$candidate"}[3s]))`
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "10,20,30,40,50,60,70,80,90,100", "--hold", "1s", "--min-requests", "5",
+		"--prometheus", prom, "--check", "fleet_errors<=0.05:"+fleetErrors, admin)
+	rel := waitRelease(t, a, "users", rollout.RolledBack, 60*time.Second)
+	last := rel.History[len(rel.History)-1]
+	if !strings.Contains(last.Reason, "check fleet_errors:") || last.Figure == nil || last.Figure.Candidate.Errors != 0 {
+		t.Errorf("rolled back with %+v: want the fleet_errors check, replica A's own candidate without an error", last)
+	}
+	if got := weightsInFile(t, a.config, "users"); got != before {
+		t.Errorf("after the rollback A's weights are %s, want %s", got, before)
+	}
 }

@@ -43,6 +43,19 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	maxErrorAbove := fs.String("max-error-rate-above", "1%", "how far the candidate's error rate may be above the baseline's")
 	maxP99 := fs.Float64("max-p99-ratio", 2, "the candidate's highest p99 latency, as a multiple of the baseline's")
 	webhook := fs.String("webhook", "", "an http(s) URL each event of the release is POSTed to, as JSON")
+	prometheus := fs.String("prometheus", "", "the URL of the Prometheus server that scrapes the gateways, which --check queries ask")
+	var checks []rollout.PromCheck
+	fs.Func("check", "a custom check, NAME<=MAX:QUERY (repeatable): fails when the PromQL query's value is above MAX; "+
+		"$service, $candidate and $baseline in it are the service and the versions' short digests", func(v string) error {
+		name, rest, ok1 := strings.Cut(v, "<=")
+		max, query, ok2 := strings.Cut(rest, ":")
+		m, err := strconv.ParseFloat(strings.TrimSpace(max), 64)
+		if !ok1 || !ok2 || err != nil || strings.TrimSpace(name) == "" || strings.TrimSpace(query) == "" {
+			return fmt.Errorf("want NAME<=MAX:QUERY, got %q", v)
+		}
+		checks = append(checks, rollout.PromCheck{Name: strings.TrimSpace(name), Max: m, Query: strings.TrimSpace(query)})
+		return nil
+	})
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -50,7 +63,8 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh release start SERVICE VERSION")
 	}
-	spec := rollout.Spec{Service: pos[0], Version: pos[1], Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99, Webhook: *webhook}
+	spec := rollout.Spec{Service: pos[0], Version: pos[1], Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99, Webhook: *webhook,
+		Prometheus: *prometheus, Checks: checks}
 	for _, s := range strings.Split(*steps, ",") {
 		w, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {

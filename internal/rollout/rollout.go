@@ -60,6 +60,10 @@ type Spec struct {
 	// Webhook, when set, is an http(s) URL every event of the release is
 	// POSTed to as JSON (a WebhookEvent), tried up to 3 times, 5 s each.
 	Webhook string `json:"webhook,omitempty"`
+	// Prometheus is the URL of the Prometheus server that Checks are asked
+	// of; needed by Checks.
+	Prometheus string      `json:"prometheus,omitempty"`
+	Checks     []PromCheck `json:"checks,omitempty"`
 }
 
 // WebhookEvent is what a release's webhook gets for each event.
@@ -126,9 +130,17 @@ func (s Spec) withDefaults() (Spec, error) {
 	case s.MaxP99Ratio < 1:
 		return s, fmt.Errorf("max_p99_ratio must be at least 1, got %g", s.MaxP99Ratio)
 	}
-	if s.Webhook != "" {
-		if u, err := url.Parse(s.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return s, fmt.Errorf("webhook must be an http(s) URL, got %q", s.Webhook)
+	for name, v := range map[string]string{"webhook": s.Webhook, "prometheus": s.Prometheus} {
+		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			return s, fmt.Errorf("%s must be an http(s) URL, got %q", name, v)
+		}
+	}
+	for i, c := range s.Checks {
+		switch {
+		case s.Prometheus == "":
+			return s, fmt.Errorf("checks need prometheus (the URL of the server that scrapes the gateways)")
+		case c.Name == "" || c.Query == "":
+			return s, fmt.Errorf("checks[%d] needs a name and a query", i)
 		}
 	}
 	return s, nil
@@ -380,6 +392,11 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	}
 	now := time.Now()
 	r := &Release{Spec: spec, Baseline: base.Digest, Candidate: cand.Digest, Before: before, Phase: Running, Started: now, StepStarted: now}
+	for _, check := range spec.Checks { // a query that Prometheus refuses is refused before any traffic moves
+		if _, _, err := promQuery(ctx, spec.Prometheus, check.query(r)); err != nil {
+			return nil, fmt.Errorf("%w: check %s: %v", ErrInvalid, check.Name, err)
+		}
+	}
 	if _, err := c.weights.Shift(ctx, spec.Service, cand.Digest, spec.Steps[0]); err != nil {
 		return nil, err
 	}
@@ -513,6 +530,17 @@ func (c *Controller) judge(ctx context.Context, service string) {
 	enough := f.Candidate.Requests >= r.MinRequests
 	last := r.Step+1 == len(r.Steps)-1 || r.Steps[r.Step] == 100
 	c.mu.Unlock()
+	if failed == "" && len(r.Checks) > 0 {
+		var err error
+		if failed, err = promChecks(ctx, r); err != nil {
+			c.mu.Lock()
+			r.Phase = Paused
+			c.event(r, "paused", "a custom check could not be asked: "+err.Error())
+			c.saveLocked()
+			c.mu.Unlock()
+			return
+		}
+	}
 	switch {
 	case failed != "":
 		c.finish(ctx, r, RolledBack, "check failed: "+failed, f)

@@ -39,6 +39,32 @@ func countingUpstream(t *testing.T, name string, failPct int, delay time.Duratio
 	return srv, &hits
 }
 
+// steady sends GETs to url (with Host host, unless ""), one after the
+// other 2 ms apart, until the test ends.
+func steady(t *testing.T, url, host string) {
+	t.Helper()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		client := &http.Client{Timeout: 10 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			req, _ := http.NewRequest("GET", url, nil)
+			if host != "" {
+				req.Host = host
+			}
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
 // releaseOf reads the release of service through the CLI.
 func releaseOf(t *testing.T, g *gateway, service string) rollout.Release {
 	t.Helper()
@@ -93,24 +119,9 @@ routes:
   - { match: { path_prefix: /slow }, service: slow }
 `)
 	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
-	stop := make(chan struct{})
-	defer close(stop)
 	for _, path := range []string{"/good", "/bad", "/slow"} {
-		for range 2 {
-			go func() {
-				client := &http.Client{Timeout: 10 * time.Second}
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if resp, err := client.Get(g.url + path + "/x"); err == nil {
-						resp.Body.Close()
-					}
-				}
-			}()
-		}
+		steady(t, g.url+path+"/x", "")
+		steady(t, g.url+path+"/x", "")
 	}
 
 	// Bad input, refused with the reason.
@@ -370,28 +381,8 @@ routes:
 	}
 	a, b := replica(0), replica(50)
 	prom := startPrometheus(t, a, b)
-	stop := make(chan struct{})
-	defer close(stop)
-	for _, target := range []struct {
-		g    *gateway
-		host string
-	}{{a, "a.example"}, {b, "b.example"}} {
-		go func() {
-			client := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-				}
-				req, _ := http.NewRequest("GET", target.g.url+"/x", nil)
-				req.Host = target.host
-				if resp, err := client.Do(req); err == nil {
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
+	steady(t, a.url+"/x", "a.example")
+	steady(t, b.url+"/x", "b.example")
 	admin := "--admin=" + strings.TrimPrefix(a.admin, "http://")
 	before := weightsInFile(t, a.config, "users")
 	r := wasmesh(t, opts{}, "release", "start", "users", "v2", "--prometheus", prom, "--check", "broken<=1:sum(rate(", admin)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -61,26 +60,8 @@ routes:
 	_, bearer := adminAuth(t)
 	token := strings.TrimPrefix(bearer, "Bearer ")
 	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() { close(stop); wg.Wait() }()
-	for _, path := range []string{"/x", "/users/x"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-				}
-				if resp, err := client.Get(g.url + path); err == nil {
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
+	steady(t, g.url+"/x", "")
+	steady(t, g.url+"/users/x", "")
 	ok(t, opts{}, "release", "start", "users", "wasm", "--steps", "10,20,30,40,50,60,70,80,90,100", "--hold", "2s", "--min-requests", "5", admin)
 
 	ctx, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],

@@ -93,7 +93,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances,
 		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
-	releases := rollout.New(plane, ctrl, opts.Logger)
+	releases := rollout.New(plane, ctrl, opts.Logger, opts.TracerProvider)
 	ctrl.Guard(releases.Busy)
 	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, releases: releases,
 		api: admin.API{Plane: plane, Control: ctrl, Releases: releases}}, nil

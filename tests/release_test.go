@@ -112,12 +112,13 @@ func TestReleases(t *testing.T) {
       - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: 100 }
       - { upstream: { endpoints: [ "%s" ], retries: { attempts: 0 } }, name: v2, weight: 0 }`, s.name, base.URL, s.candidate)
 	}
+	recv := newOTLPReceiver(t)
 	g := serve(t, "services:"+services+`
 routes:
   - { match: { path_prefix: /good }, service: good }
   - { match: { path_prefix: /bad }, service: bad }
   - { match: { path_prefix: /slow }, service: slow }
-`)
+`, recv.env()...)
 	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
 	for _, path := range []string{"/good", "/bad", "/slow"} {
 		steady(t, g.url+path+"/x", "")
@@ -209,6 +210,18 @@ routes:
 			t.Errorf("%s: the candidate got %d requests after its rollback", c.service, after-before)
 		}
 	}
+	// Every event is a span too (exported over OTLP).
+	poll(t, "a span per release event", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		n := 0
+		for _, s := range recv.spans {
+			if s.name == "wasmesh.release" {
+				n++
+			}
+		}
+		return n >= 7 // good: started, step, promoted; bad and slow: started, rolled back
+	})
 	if n := metric(t, g, `wasmesh_release_events_total{kind="rolled_back",service="bad"}`); n != "1" {
 		t.Errorf("wasmesh_release_events_total for bad's rollback: %q", n)
 	}

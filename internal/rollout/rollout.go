@@ -27,6 +27,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
@@ -228,6 +231,7 @@ type Controller struct {
 
 	step   *prometheus.GaugeVec
 	events *prometheus.CounterVec
+	tracer trace.Tracer
 
 	// move is held across a change of a release: its decision, the weights
 	// it sets and the state it records, so that an operator's pause or
@@ -244,8 +248,12 @@ const StateFile = "releases.json"
 // New returns a controller of the releases of plane's services, which
 // changes weights through w and keeps its state in the store's directory
 // (LoadState reads it).
-func New(plane *dataplane.Plane, w Weights, log *slog.Logger) *Controller {
+func New(plane *dataplane.Plane, w Weights, log *slog.Logger, tp trace.TracerProvider) *Controller {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
 	c := &Controller{plane: plane, weights: w, log: log, releases: map[string]*Release{},
+		tracer: tp.Tracer("github.com/wasmesh/wasmesh/rollout"),
 		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wasmesh_release_weight",
 			Help: "The weight of a running release's candidate, by service.",
@@ -609,7 +617,7 @@ func (c *Controller) finish(ctx context.Context, r *Release, phase string, reaso
 }
 
 // event records an event of r, c.mu held: its history, the log, the
-// metric, the webhook.
+// metric, a span, the webhook.
 func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 	e := Event{At: time.Now(), Kind: kind, Step: r.Step, Weight: r.Steps[r.Step], Reason: reason}
 	if kind == RolledBack || kind == Aborted {
@@ -636,6 +644,13 @@ func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 	} else {
 		c.log.Info("release "+kind, args...)
 	}
+	// A span of its own: a release's events are no request's.
+	_, span := c.tracer.Start(context.Background(), "wasmesh.release", trace.WithAttributes(
+		attribute.String("wasmesh.service", r.Service), attribute.String("wasmesh.release.candidate", r.Candidate),
+		attribute.String("wasmesh.release.baseline", r.Baseline)))
+	span.AddEvent(kind, trace.WithAttributes(attribute.Int("wasmesh.release.step", e.Step),
+		attribute.Int("wasmesh.release.weight", e.Weight), attribute.String("wasmesh.release.reason", reason)))
+	span.End()
 	if r.Webhook != "" {
 		go c.notify(r.Webhook, WebhookEvent{Service: r.Service, Baseline: r.Baseline, Candidate: r.Candidate, Phase: r.Phase, Event: e})
 	}

@@ -229,6 +229,9 @@ type Service struct {
 	// interpreter warmed up) instead of instantiation's. Module versions
 	// ignore it. Default "": none.
 	Warmup string
+	// Release, when set, declares a progressive release of the service,
+	// started when the config is loaded. Default nil.
+	Release *Release
 	// Line is where the service's name is in the file.
 	Line int
 

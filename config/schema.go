@@ -26,7 +26,7 @@ var (
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
-	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers", "warmup"}
+	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers", "warmup", "release"}
 	outboundFields = []string{"url", "expect_id"}
 	versionFields  = []string{"module", "path", "upstream", "name", "weight", "dscp"}
 	limitsFields   = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
@@ -210,6 +210,7 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 	s := &Service{Name: name, PinHeader: true, Line: k.Line, col: k.Column, Limits: defaultLimits(), Env: map[string]string{}}
 	d.check(!ValidName(name), k, "services", "invalid service name %q: want letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63 long", name)
 	hasVersions := false
+	var releaseNode *yaml.Node
 	d.fields(v, path, serviceFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
 		switch key {
@@ -241,6 +242,9 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 			}
 		case "allow_peers":
 			s.AllowPeers = d.peerPatterns(v, f)
+		case "release":
+			s.Release = d.release(v, f)
+			releaseNode = v
 		case "warmup":
 			if p, ok := d.str(v, f); ok {
 				_, err := url.ParseRequestURI(p)
@@ -253,6 +257,9 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 		d.errorf(k, path, `missing field "versions"`)
 	}
 	d.weights(s, k)
+	if releaseNode != nil {
+		d.releaseVersion(s, releaseNode, join(path, "release"))
+	}
 	return s
 }
 

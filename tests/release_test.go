@@ -68,12 +68,26 @@ func steady(t *testing.T, url, host string) {
 // releaseOf reads the release of service through the CLI.
 func releaseOf(t *testing.T, g *gateway, service string) rollout.Release {
 	t.Helper()
-	r := ok(t, opts{}, "release", "status", service, "-o", "json", "--admin="+strings.TrimPrefix(g.admin, "http://"))
+	rel, found := findRelease(t, g, service)
+	if !found {
+		t.Fatalf("no release of %s", service)
+	}
+	return rel
+}
+
+// findRelease reads the release of service through the CLI, if it has
+// one.
+func findRelease(t *testing.T, g *gateway, service string) (rollout.Release, bool) {
+	t.Helper()
+	r := wasmesh(t, opts{}, "release", "status", service, "-o", "json", "--admin="+strings.TrimPrefix(g.admin, "http://"))
+	if r.code != 0 && strings.Contains(r.stderr, "no release of service") {
+		return rollout.Release{}, false
+	}
 	var rels []rollout.Release
 	if err := json.Unmarshal([]byte(r.stdout), &rels); err != nil || len(rels) != 1 {
-		t.Fatalf("release status %s: %v\n%s", service, err, r.stdout)
+		t.Fatalf("release status %s: exit %d, %v\n%s%s", service, r.code, err, r.stdout, r.stderr)
 	}
-	return rels[0]
+	return rels[0], true
 }
 
 // waitRelease waits until the release of service is in phase, and returns
@@ -82,7 +96,11 @@ func waitRelease(t *testing.T, g *gateway, service, phase string, within time.Du
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		rel := releaseOf(t, g, service)
+		rel, found := findRelease(t, g, service)
+		if !found && time.Now().Before(deadline) { // not started yet (a release the config declares)
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
 		if rel.Phase == phase {
 			return rel
 		}
@@ -244,6 +262,21 @@ routes:
 	}
 }
 
+// usersRelease is a config of one service, users: the upstreams at base
+// (v1, weight 100) and cand (v2, weight 0), with service fields extra.
+func usersRelease(base, cand, extra string) string {
+	return `
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "` + base + `" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "` + cand + `" ] }, name: v2, weight: 0 }
+    ` + extra + `
+routes:
+  - { match: { path_prefix: / }, service: users }
+`
+}
+
 // TestReleaseSurvivesKill: a release paused at its second step, the
 // gateway killed (SIGKILL) and started again on the same config and store:
 // the release is at the same step with the same weights, and goes on when
@@ -251,15 +284,7 @@ routes:
 func TestReleaseSurvivesKill(t *testing.T) {
 	base, _ := countingUpstream(t, "base", 0, 0)
 	cand, candHits := countingUpstream(t, "cand", 0, 0)
-	g := serve(t, `
-services:
-  users:
-    versions:
-      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
-      - { upstream: { endpoints: [ "`+cand.URL+`" ] }, name: v2, weight: 0 }
-routes:
-  - { match: { path_prefix: / }, service: users }
-`)
+	g := serve(t, usersRelease(base.URL, cand.URL, ""))
 	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
 	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "10,40,100", "--hold", "300ms", "--min-requests", "5", admin)
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -419,5 +444,29 @@ routes:
 	}
 	if got := weightsInFile(t, a.config, "users"); got != before {
 		t.Errorf("after the rollback A's weights are %s, want %s", got, before)
+	}
+}
+
+// TestReleaseDeclared: a release declared in the config starts when the
+// gateway loads it and runs to its end on its own; once over it is not
+// started again, by a reload or a restart.
+func TestReleaseDeclared(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	g := serve(t, usersRelease(base.URL, cand.URL, "release: { version: v2, steps: [ 25, 100 ], hold: 500ms, min_requests: 5, max_error_rate: 1% }"))
+	steady(t, g.url+"/x", "")
+	rel := waitRelease(t, g, "users", rollout.Promoted, 30*time.Second)
+	if rel.Steps[0] != 25 || *rel.MaxErrorRate != 0.01 || time.Duration(rel.Hold) != 500*time.Millisecond {
+		t.Errorf("the declared release ran as %+v", rel.Spec)
+	}
+	if w := weightsInFile(t, g.config, "users"); w != "v1=0 v2=100" {
+		t.Errorf("after the declared release: %s", w)
+	}
+	g.p.cmd.Process.Kill()
+	g.p.cmd.Wait()
+	g2 := serveFile(t, g.config)
+	time.Sleep(1500 * time.Millisecond) // a tick or more
+	if again := releaseOf(t, g2, "users"); again.Phase != rollout.Promoted || len(again.History) != len(rel.History) {
+		t.Errorf("after a restart the declared release is %s with %d events, was promoted with %d", again.Phase, len(again.History), len(rel.History))
 	}
 }

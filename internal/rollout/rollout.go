@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,16 +102,8 @@ func (s Spec) withDefaults() (Spec, error) {
 	if len(s.Steps) == 0 {
 		s.Steps = []int{5, 25, 50, 100}
 	}
-	for i, w := range s.Steps {
-		switch {
-		case w < 1 || w > 100:
-			return s, fmt.Errorf("steps[%d] is %d: a step is a weight from 1 to 100", i, w)
-		case i > 0 && w <= s.Steps[i-1]:
-			return s, fmt.Errorf("steps must increase: steps[%d] is %d after %d", i, w, s.Steps[i-1])
-		}
-	}
-	if s.Steps[len(s.Steps)-1] != 100 {
-		return s, fmt.Errorf("the last step must be 100, got %d", s.Steps[len(s.Steps)-1])
+	if err := config.CheckSteps(s.Steps); err != nil {
+		return s, err
 	}
 	s.Hold = cmp.Or(s.Hold, Duration(30*time.Second))
 	s.MinRequests = cmp.Or(s.MinRequests, 100)
@@ -240,6 +233,9 @@ type Controller struct {
 	move     sync.Mutex
 	mu       sync.Mutex // the releases and their fields
 	releases map[string]*Release
+	// declaredGen is the config generation whose declared releases were
+	// started.
+	declaredGen atomic.Int64
 }
 
 // StateFile is the releases' state file, in the store's directory.
@@ -501,6 +497,7 @@ func (c *Controller) Run(ctx context.Context, interval time.Duration) {
 // once; a step held long enough, with enough requests, whose checks pass,
 // moves to the next; passing the step before the last promotes.
 func (c *Controller) tick(ctx context.Context) {
+	c.declared(ctx)
 	c.mu.Lock()
 	var running []string
 	for name, r := range c.releases {
@@ -511,6 +508,40 @@ func (c *Controller) tick(ctx context.Context) {
 	c.mu.Unlock()
 	for _, name := range running {
 		c.judge(ctx, name)
+	}
+}
+
+// declared starts the releases the config declares (a service's release
+// block), each once per candidate: a service whose release of that
+// candidate ran already, or that has another release running, is left
+// alone.
+func (c *Controller) declared(ctx context.Context) {
+	st := c.plane.Snapshot()
+	if st == nil || st.Gen == c.declaredGen.Load() {
+		return
+	}
+	c.declaredGen.Store(st.Gen)
+	for name, svc := range st.Config.Services {
+		d := svc.Release
+		if d == nil {
+			continue
+		}
+		cand := findVersion(svc, d.Version)
+		if cand == nil {
+			c.log.Error("release: the config's release names no version of the service", "service", name, "version", d.Version)
+			continue
+		}
+		c.mu.Lock()
+		r := c.releases[name]
+		c.mu.Unlock()
+		if r != nil && (r.Candidate == cand.Digest || r.Phase == Running || r.Phase == Paused) {
+			continue
+		}
+		spec := Spec{Service: name, Version: cand.Digest, Steps: d.Steps, Hold: Duration(d.Hold), MinRequests: d.MinRequests,
+			MaxErrorRate: d.MaxErrorRate, MaxErrorRateAbove: d.MaxErrorRateAbove, MaxP99Ratio: d.MaxP99Ratio}
+		if _, err := c.Start(ctx, spec); err != nil {
+			c.log.Error("release: the config's release could not start", "service", name, "version", d.Version, "error", err)
+		}
 	}
 }
 

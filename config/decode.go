@@ -285,3 +285,20 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// durationAtLeast decodes a duration of at least least into *into; least 0
+// means "greater than 0".
+func (d *decoder) durationAtLeast(n *yaml.Node, path string, least time.Duration, into *time.Duration) {
+	t, ok := d.duration(n, path)
+	switch {
+	case !ok:
+	case least == 0:
+		if d.check(t <= 0, n, path, "must be greater than 0") {
+			*into = t
+		}
+	default:
+		if d.check(t < least, n, path, "must be at least %s, got %s", least, t) {
+			*into = t
+		}
+	}
+}

@@ -193,9 +193,7 @@ func (d *decoder) evict(n *yaml.Node, path string) Evict {
 				e.ErrorRate = r
 			}
 		case "window":
-			if w, ok := d.duration(v, f); ok && d.check(w < time.Second, v, f, "must be at least 1s, got %s", w) {
-				e.Window = w
-			}
+			d.durationAtLeast(v, f, time.Second, &e.Window)
 		case "min_requests":
 			if m, ok := d.integer(v, f); ok && d.check(m < 1, v, f, "must be at least 1, got %d", m) {
 				e.MinRequests = m

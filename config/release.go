@@ -62,9 +62,7 @@ func (d *decoder) release(n *yaml.Node, path string) *Release {
 			err := CheckSteps(r.Steps)
 			d.check(err != nil, v, f, "%v", err)
 		case "hold":
-			if t, ok := d.duration(v, f); ok && d.check(t < 100*time.Millisecond, v, f, "must be at least 100ms, got %s", t) {
-				r.Hold = t
-			}
+			d.durationAtLeast(v, f, 100*time.Millisecond, &r.Hold)
 		case "min_requests":
 			if m, ok := d.integer(v, f); ok && d.check(m < 1, v, f, "must be at least 1, got %d", m) {
 				r.MinRequests = int64(m)

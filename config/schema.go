@@ -458,9 +458,7 @@ func (d *decoder) limits(n *yaml.Node, path string) Limits {
 				l.MaxBody = m
 			}
 		case "timeout":
-			if t, ok := d.duration(v, f); ok && d.check(t == 0, v, f, "must be greater than 0") {
-				l.Timeout = t
-			}
+			d.durationAtLeast(v, f, 0, &l.Timeout)
 		case "max_concurrency":
 			l.MaxConcurrency, ok = d.integer(v, f)
 			d.check(ok && l.MaxConcurrency < 0, v, f, "must not be negative, got %d", l.MaxConcurrency)

@@ -240,13 +240,9 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 				}
 			}
 		case "dns_interval":
-			if t, ok := d.duration(v, f); ok && d.check(t < 100*time.Millisecond, v, f, "must be at least 100ms, got %s", t) {
-				u.DNSInterval = t
-			}
+			d.durationAtLeast(v, f, 100*time.Millisecond, &u.DNSInterval)
 		case "connect_timeout":
-			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
-				u.ConnectTimeout = t
-			}
+			d.durationAtLeast(v, f, 0, &u.ConnectTimeout)
 		case "retries":
 			u.Retries = d.retries(v, f)
 		case "pool":
@@ -304,9 +300,7 @@ func (d *decoder) retries(n *yaml.Node, path string) Retries {
 				r.On = append(r.On, s)
 			}
 		case "per_try_timeout":
-			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
-				r.PerTryTimeout = t
-			}
+			d.durationAtLeast(v, f, 0, &r.PerTryTimeout)
 		case "budget":
 			if s, ok := d.str(v, f); ok {
 				b, err := parseFraction(s)
@@ -338,9 +332,7 @@ func (d *decoder) pool(n *yaml.Node, path string) Pool {
 				}
 			}
 		case "idle_timeout":
-			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
-				p.IdleTimeout = t
-			}
+			d.durationAtLeast(v, f, 0, &p.IdleTimeout)
 		}
 	})
 	d.check(p.MaxPending > 0 && p.MaxConnections == 0, d.key(n, "max_pending"), join(path, "max_pending"), "needs max_connections")
@@ -358,13 +350,9 @@ func (d *decoder) health(n *yaml.Node, path string) *HealthCheck {
 				h.Path = p
 			}
 		case "interval":
-			if t, ok := d.duration(v, f); ok && d.check(t < 100*time.Millisecond, v, f, "must be at least 100ms, got %s", t) {
-				h.Interval = t
-			}
+			d.durationAtLeast(v, f, 100*time.Millisecond, &h.Interval)
 		case "timeout":
-			if t, ok := d.duration(v, f); ok && d.check(t <= 0, v, f, "must be greater than 0") {
-				h.Timeout = t
-			}
+			d.durationAtLeast(v, f, 0, &h.Timeout)
 		case "status":
 			if s, ok := d.integer(v, f); ok && d.check(s < 100 || s > 599, v, f, "must be an HTTP status, got %d", s) {
 				h.Status = s

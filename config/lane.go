@@ -188,7 +188,7 @@ func (d *decoder) evict(n *yaml.Node, path string) Evict {
 		switch key {
 		case "error_rate":
 			s, _ := d.str(v, f)
-			r, err := parseFraction(s)
+			r, err := ParseFraction(s)
 			if d.check(err != nil || !(r > 0 && r <= 1), v, f, `must be a fraction in (0, 1] or a percentage ("20%%"), got %q`, s) {
 				e.ErrorRate = r
 			}
@@ -258,8 +258,8 @@ func (s *Service) LaneVersion(ref string) (*Version, error) {
 	return nil, fmt.Errorf("service %q has no version %q: a lane names a version by its name or a digest prefix of its module%s", s.Name, ref, suggest(ref, names))
 }
 
-// parseFraction parses a fraction ("0.2") or a percentage ("20%").
-func parseFraction(s string) (float64, error) {
+// ParseFraction parses a fraction ("0.2") or a percentage ("20%").
+func ParseFraction(s string) (float64, error) {
 	t := strings.TrimSpace(s)
 	r, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
 	if strings.HasSuffix(t, "%") {

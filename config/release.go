@@ -69,7 +69,7 @@ func (d *decoder) release(n *yaml.Node, path string) *Release {
 			}
 		case "max_error_rate", "max_error_rate_above":
 			if s, ok := d.str(v, f); ok {
-				x, err := parseFraction(s)
+				x, err := ParseFraction(s)
 				if d.check(err != nil || x < 0 || x > 1, v, f, `must be a fraction from 0 to 1 or a percentage ("5%%"), got %q`, s) {
 					if key == "max_error_rate" {
 						r.MaxErrorRate = &x

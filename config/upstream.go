@@ -303,7 +303,7 @@ func (d *decoder) retries(n *yaml.Node, path string) Retries {
 			d.durationAtLeast(v, f, 0, &r.PerTryTimeout)
 		case "budget":
 			if s, ok := d.str(v, f); ok {
-				b, err := parseFraction(s)
+				b, err := ParseFraction(s)
 				if d.check(err != nil || b < 0 || b > 1, v, f, `must be a fraction in [0, 1] or a percentage ("20%%"), got %q`, s) {
 					r.Budget = b
 				}

@@ -37,7 +37,7 @@ var ErrUnknownVersion = errors.New("unknown version")
 // Versions of weight 0 are chosen only by a pin or a lane.
 func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, error) {
 	if pin := strings.TrimSpace(r.Header.Get(VersionHeader)); s.PinHeader && pin != "" {
-		return pinned(s, pin)
+		return Pinned(s, pin)
 	}
 	if lane != nil {
 		v := lane.Version(s.Name)
@@ -72,10 +72,11 @@ func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, er
 	panic("unreachable")
 }
 
-// pinned returns the version named by pin: "sha256:<hex>" or bare hex (8 or
+// Pinned returns the version of s named by pin (a pin header's value, a
+// release's candidate): "sha256:<hex>" or bare hex (8 or
 // more digits, case-insensitive) is a digest prefix, anything else a Name;
 // a bare value that equals a Name is taken as the name.
-func pinned(s *config.Service, pin string) (*config.Version, error) {
+func Pinned(s *config.Service, pin string) (*config.Version, error) {
 	for _, v := range s.Versions {
 		if v.Name != "" && v.Name == pin {
 			return v, nil

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -76,9 +77,9 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 		s   string
 		out **float64
 	}{"--max-error-rate": {*maxErrorRate, &spec.MaxErrorRate}, "--max-error-rate-above": {*maxErrorAbove, &spec.MaxErrorRateAbove}} {
-		f, err := fraction(v.s)
+		f, err := config.ParseFraction(v.s)
 		if err != nil {
-			return usageError("%s: %v", flag, err)
+			return usageError("%s: %q is neither a fraction (0.05) nor a percentage (5%%)", flag, v.s)
 		}
 		*v.out = &f
 	}
@@ -92,19 +93,6 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return printRelease(stdout, &rel)
-}
-
-// fraction parses "5%" or "0.05".
-func fraction(s string) (float64, error) {
-	t := strings.TrimSpace(s)
-	f, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is neither a fraction (0.05) nor a percentage (5%%)", s)
-	}
-	if strings.HasSuffix(t, "%") {
-		f /= 100
-	}
-	return f, nil
 }
 
 func releaseStatus(ctx context.Context, args []string, stdout io.Writer) error {

@@ -141,12 +141,16 @@ func endGuestSpan(span trace.Span, res host.Result, err error) {
 	span.End()
 }
 
-// hopByHop headers describe one connection, not the response: a guest may not set them.
-var hopByHop = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Upgrade": true,
-	"Te": true, "Trailer": true, "Proxy-Authenticate": true, "Content-Length": true,
-	"X-Wasmesh-Version": true, "X-Request-Id": true,
-}
+// hopByHop are the response fields a guest may not set: those that
+// describe one connection (hopByHopFields), the length (the gateway's)
+// and the gateway's own.
+var hopByHop = func() map[string]bool {
+	m := map[string]bool{"Content-Length": true, "X-Wasmesh-Version": true, "X-Request-Id": true}
+	for _, k := range hopByHopFields {
+		m[k] = true
+	}
+	return m
+}()
 
 // withServiceEnv puts the service's environment before the CGI variables,
 // which win on a clash.

@@ -339,8 +339,8 @@ func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (i
 		return http.StatusGatewayTimeout, "timeout" // the try's
 	case errors.As(err, &op) && op.Op == "dial", strings.Contains(err.Error(), "TLS handshake"):
 		return http.StatusBadGateway, "connect_failure"
-	case errors.Is(err, http1.ErrResponseHeaderTooLarge), strings.Contains(err.Error(), "malformed"),
-		strings.Contains(err.Error(), "invalid"), strings.Contains(err.Error(), "bad "):
+	case errors.Is(err, http1.ErrResponseHeaderTooLarge), errors.Is(err, http1.ErrMalformedResponse),
+		strings.Contains(err.Error(), "malformed"): // net/http's Transport, for http2 upstreams
 		return http.StatusBadGateway, "invalid_response"
 	}
 	return http.StatusBadGateway, "reset"

@@ -85,8 +85,9 @@ func (p *Plane) observe(req *Request) {
 		p.metrics.ClientErrors.WithLabelValues(service, req.ClientFault).Inc()
 	}
 	class := req.Status / 100
+	took := time.Since(req.Start)
 	if s := req.series; s != nil && req.ClientFault == "" {
-		s.stats.Latency.Observe(time.Since(req.Start))
+		s.stats.Latency.Observe(took)
 	}
 	if s := req.series; s != nil && class >= 1 && class <= 5 {
 		c := s.classes[class].Load()
@@ -98,7 +99,7 @@ func (p *Plane) observe(req *Request) {
 			s.classes[class].Store(c)
 		}
 		c.requests.Inc()
-		c.duration.Observe(time.Since(req.Start).Seconds())
+		c.duration.Observe(took.Seconds())
 		return
 	}
 	route, service, version := "", "", ""
@@ -114,7 +115,7 @@ func (p *Plane) observe(req *Request) {
 	}
 	name := strconv.Itoa(class) + "xx"
 	p.metrics.Requests.WithLabelValues(route, service, version, name, lane).Inc()
-	p.metrics.Duration.WithLabelValues(route, service, version, name, lane).Observe(time.Since(req.Start).Seconds())
+	p.metrics.Duration.WithLabelValues(route, service, version, name, lane).Observe(took.Seconds())
 }
 
 // Refused counts a request the HTTP/1 listener answered itself, before

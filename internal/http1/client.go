@@ -84,6 +84,10 @@ type Client struct {
 // when MaxPending requests already do.
 var ErrPoolFull = errors.New("http1: too many requests waiting for a connection")
 
+// ErrMalformedResponse is the error of a response whose head is not
+// HTTP/1.1.
+var ErrMalformedResponse = errors.New("http1: malformed response")
+
 // ErrResponseHeaderTooLarge is the error of a response whose head is over
 // MaxHeaderBytes.
 var ErrResponseHeaderTooLarge = errors.New("http1: response header too large")
@@ -647,10 +651,14 @@ func (cc *clientConn) readResponse(ctx context.Context, req *http.Request, stopA
 		resp, err := http.ReadResponse(cc.br, req)
 		cc.lr.inHead = false
 		if err != nil {
-			if errors.Is(err, ErrResponseHeaderTooLarge) {
+			var ne net.Error
+			switch {
+			case errors.Is(err, ErrResponseHeaderTooLarge):
 				return nil, fmt.Errorf("%w (over %d bytes)", ErrResponseHeaderTooLarge, cmp.Or(cc.c.MaxHeaderBytes, DefaultMaxHeaderBytes))
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
+				return nil, err // the connection's: closed, reset, timed out
 			}
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 		}
 		code := resp.StatusCode
 		if code >= 200 || code == http.StatusSwitchingProtocols {

@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +35,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/modules"
+	"github.com/wasmesh/wasmesh/router"
 )
 
 // Spec is what a release is asked to do.
@@ -379,9 +379,9 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: service %q", ErrNotFound, spec.Service)
 	}
-	cand := findVersion(svc, spec.Version)
-	if cand == nil {
-		return nil, fmt.Errorf("%w: %q is not a version of service %q (by name or digest prefix; deploy it at weight 0 first)", ErrNotFound, spec.Version, spec.Service)
+	cand, err := router.Pinned(svc, spec.Version)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q is not a version of service %q (by name or digest prefix; deploy it at weight 0 first): %v", ErrNotFound, spec.Version, spec.Service, err)
 	}
 	var base *config.Version
 	before := map[string]int{}
@@ -411,25 +411,6 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	c.event(r, "started", "")
 	c.saveLocked()
 	return r.clone(), nil
-}
-
-func findVersion(svc *config.Service, ref string) *config.Version {
-	for _, v := range svc.Versions {
-		if v.Name != "" && v.Name == ref {
-			return v
-		}
-	}
-	hex := strings.ToLower(strings.TrimPrefix(ref, "sha256:"))
-	var found *config.Version
-	for _, v := range svc.Versions {
-		if len(hex) >= 8 && strings.HasPrefix(v.Digest, "sha256:"+hex) {
-			if found != nil {
-				return nil // ambiguous
-			}
-			found = v
-		}
-	}
-	return found
 }
 
 // markStep notes the versions' counts at the step's start.
@@ -526,9 +507,9 @@ func (c *Controller) declared(ctx context.Context) {
 		if d == nil {
 			continue
 		}
-		cand := findVersion(svc, d.Version)
-		if cand == nil {
-			c.log.Error("release: the config's release names no version of the service", "service", name, "version", d.Version)
+		cand, err := router.Pinned(svc, d.Version)
+		if err != nil {
+			c.log.Error("release: the config's release names no version of the service", "service", name, "version", d.Version, "error", err)
 			continue
 		}
 		c.mu.Lock()

@@ -144,16 +144,16 @@ services:
 routes:
   - { match: { path_prefix: / }, service: slow }
 `)
-	// Each request sleeps 2 s in the guest: long enough that all six are in
-	// flight together even on a loaded machine (at 500 ms, a CI run saw a
-	// straggler arrive after the first had finished).
+	// Each request sleeps 3 s in the guest. The first two go first, and
+	// the other four only once one of them waits in the queue: so that on
+	// a loaded machine none of the four comes after the first has finished.
 	var wg sync.WaitGroup
 	statuses := make(chan int, 6)
-	for range 6 {
+	send := func() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := http.Get(f.srv.URL + "/?do=sleep&arg=2000")
+			resp, err := http.Get(f.srv.URL + "/?do=sleep&arg=3000")
 			if err != nil {
 				t.Error(err)
 				return
@@ -165,6 +165,12 @@ routes:
 			}
 			statuses <- resp.StatusCode
 		}()
+	}
+	send()
+	send()
+	waitFor(t, "a request waiting in the queue", func() bool { return queueDepth(t, f.g, "slow") == 1 })
+	for range 4 {
+		send()
 	}
 	wg.Wait()
 	close(statuses)
@@ -188,4 +194,26 @@ func equalMaps(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// queueDepth reads wasmesh_queue_depth of service from g's registry.
+func queueDepth(t *testing.T, g *Gateway, service string) float64 {
+	t.Helper()
+	mfs, err := g.plane.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "wasmesh_queue_depth" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "service" && l.GetValue() == service {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -111,29 +111,36 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 // §9.2.2).
 var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
 
+// forwardedProto is X-Forwarded-Proto's value by whether the client came
+// over TLS (shared: the client writes header values, never changes them).
+var forwardedProto = map[bool][]string{false: {"http"}, true: {"https"}}
+
 // hopByHopFields are the header fields that concern one connection, not the
 // request (RFC 9110 §7.6.1), with those of the old RFC 2616 that proxies
 // still send.
 var hopByHopFields = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // outRequest is req as the endpoints get it: the client's end-to-end
-// header fields (not copied: their values are shared), the forwarding
+// header fields (its header map, changed in place), the forwarding
 // fields, the request id; the trace context is set per try.
 func (p *Plane) outRequest(req *Request) *http.Request {
 	r := req.HTTP
-	h := make(http.Header, len(r.Header)+6)
-	for k, vs := range r.Header {
-		h[k] = vs
-	}
-	dropHopByHop(h)
-	if te := r.Header["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
-		h["Te"] = []string{"trailers"} // a client that takes trailers (gRPC) says so end to end
-	}
+	// The client's header becomes the outbound one, changed in place: the
+	// request is the gateway's, and nothing reads the client's hop-by-hop
+	// fields after this.
+	h := r.Header
+	trailers := len(h["Te"]) > 0 && httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
 	// An Upgrade to WebSocket is passed on, none other: an h2c upgrade
 	// through a proxy lets a client past the proxy's routing (h2c
 	// smuggling).
-	if up := r.Header.Get("Upgrade"); strings.EqualFold(up, "websocket") && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
-		h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{up}
+	upgrade := h.Get("Upgrade")
+	websocket := strings.EqualFold(upgrade, "websocket") && httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade")
+	dropHopByHop(h)
+	if trailers {
+		h["Te"] = []string{"trailers"} // a client that takes trailers (gRPC) says so end to end
+	}
+	if websocket {
+		h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{upgrade}
 	}
 	// X-Forwarded-For gets the client appended when the client is a
 	// trusted proxy, and starts anew with it otherwise.
@@ -142,8 +149,8 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	switch {
 	case err != nil: // no address (a guest's in-process call): nothing to say, and nothing forged passed on
 		delete(h, "X-Forwarded-For")
-	case trusted && len(r.Header["X-Forwarded-For"]) > 0:
-		h["X-Forwarded-For"] = []string{strings.Join(r.Header["X-Forwarded-For"], ", ") + ", " + ip}
+	case trusted && len(h["X-Forwarded-For"]) > 0:
+		h["X-Forwarded-For"] = []string{strings.Join(h["X-Forwarded-For"], ", ") + ", " + ip}
 	default:
 		h["X-Forwarded-For"] = []string{ip}
 	}
@@ -155,19 +162,16 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 		h["X-Forwarded-Host"] = []string{r.Host}
 	}
 	if !trusted || h["X-Forwarded-Proto"] == nil {
-		proto := "http"
-		if r.TLS != nil {
-			proto = "https"
-		}
-		h["X-Forwarded-Proto"] = []string{proto}
+		h["X-Forwarded-Proto"] = forwardedProto[r.TLS != nil]
 	}
-	via := "1.1 wasmesh"
-	if r.ProtoMajor == 2 {
-		via = "2 wasmesh"
-	} else if r.ProtoMinor == 0 {
-		via = "1.0 wasmesh"
+	switch {
+	case r.ProtoMajor == 2:
+		h["Via"] = append(h["Via"], "2 wasmesh")
+	case r.ProtoMinor == 0:
+		h["Via"] = append(h["Via"], "1.0 wasmesh")
+	default:
+		h["Via"] = append(h["Via"], "1.1 wasmesh")
 	}
-	h["Via"] = append(r.Header["Via"][:len(r.Header["Via"]):len(r.Header["Via"])], via)
 	h[RequestIDHeader] = []string{req.ID}
 	out := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}

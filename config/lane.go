@@ -209,6 +209,11 @@ func (d *decoder) checkLanes(c *Config) {
 	if len(c.LanePeers) > 0 && c.TLS == nil {
 		d.errorAt(d.lanePeers.line, d.lanePeers.col, "lane_peers", "needs a tls block: without mTLS no peer has an identity")
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
+		if r := c.Services[name].Release; r != nil && r.Lane != "" && c.Lanes[r.Lane] == nil {
+			d.errorAt(r.lane.line, r.lane.col, "services."+name+".release.lane", "unknown lane %q%s", r.Lane, suggest(r.Lane, c.LaneNames()))
+		}
+	}
 	for _, name := range c.LaneNames() {
 		l := c.Lanes[name]
 		for _, svcName := range slices.Sorted(maps.Keys(l.Versions)) {

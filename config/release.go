@@ -22,9 +22,14 @@ type Release struct {
 	MaxErrorRate      *float64
 	MaxErrorRateAbove *float64
 	MaxP99Ratio       float64
+	// Lane, when set, is the lane (of the config's lanes) whose requests
+	// the candidate serves first, before any weight. Default none.
+	Lane string
+
+	lane pos // where Lane is, for checkLanes
 }
 
-var releaseFields = []string{"version", "steps", "hold", "min_requests", "max_error_rate", "max_error_rate_above", "max_p99_ratio"}
+var releaseFields = []string{"version", "lane", "steps", "hold", "min_requests", "max_error_rate", "max_error_rate_above", "max_p99_ratio"}
 
 // CheckSteps checks a release's steps: weights from 1 to 100, increasing,
 // the last 100.
@@ -52,6 +57,10 @@ func (d *decoder) release(n *yaml.Node, path string) *Release {
 		switch key {
 		case "version":
 			r.Version, _ = d.str(v, f)
+		case "lane":
+			if l, ok := d.str(v, f); ok && d.check(!ValidName(l), v, f, "%q is not a lane name", l) {
+				r.Lane, r.lane = l, posOf(v)
+			}
 		case "steps":
 			items, _ := d.list(v, f)
 			for i, item := range items {

@@ -39,9 +39,10 @@ func countingUpstream(t *testing.T, name string, failPct int, delay time.Duratio
 	return srv, &hits
 }
 
-// steady sends GETs to url (with Host host, unless ""), one after the
-// other 2 ms apart, until the test ends.
-func steady(t *testing.T, url, host string) {
+// steady sends GETs to url (with Host host, unless "", and the header
+// fields given as name, value pairs), one after the other 2 ms apart,
+// until the test ends.
+func steady(t *testing.T, url, host string, header ...string) {
 	t.Helper()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -56,6 +57,9 @@ func steady(t *testing.T, url, host string) {
 			req, _ := http.NewRequest("GET", url, nil)
 			if host != "" {
 				req.Host = host
+			}
+			for i := 0; i+1 < len(header); i += 2 {
+				req.Header.Set(header[i], header[i+1])
 			}
 			if resp, err := client.Do(req); err == nil {
 				resp.Body.Close()
@@ -468,5 +472,99 @@ func TestReleaseDeclared(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // a tick or more
 	if again := releaseOf(t, g2, "users"); again.Phase != rollout.Promoted || len(again.History) != len(rel.History) {
 		t.Errorf("after a restart the declared release is %s with %d events, was promoted with %d", again.Phase, len(again.History), len(rel.History))
+	}
+}
+
+// TestReleaseLaneFirst: a release whose first step is a lane. At that
+// step only the lane's requests reach the candidate (at weight 0); then
+// the weights follow, and at the end the lane is as it was. A candidate
+// failing in its lane step is rolled back from there, having served no
+// request outside the lane. An unknown lane is refused.
+func TestReleaseLaneFirst(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, candHits := countingUpstream(t, "cand", 0, 0)
+	bad, badHits := countingUpstream(t, "bad", 50, 0)
+	g := serve(t, `
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "`+cand.URL+`" ] }, name: v2, weight: 0 }
+  orders:
+    versions:
+      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "`+bad.URL+`" ], retries: { attempts: 0 } }, name: v2, weight: 0 }
+routes:
+  - { match: { path_prefix: /orders }, service: orders }
+  - { match: { path_prefix: / }, service: users }
+lanes:
+  testers: { entry: [ { header: X-Lane=testers } ] }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	if r := wasmesh(t, opts{}, "release", "start", "users", "v2", "--lane", "tester", admin); r.code == 0 || !strings.Contains(r.stderr, `lane "tester"`) {
+		t.Errorf("a release into an unknown lane: exit %d, %q", r.code, r.stderr)
+	}
+	laneOf := func(service string) string {
+		cfg, err := config.Load(g.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Lanes["testers"].Versions[service]
+	}
+
+	ok(t, opts{}, "release", "start", "users", "v2", "--lane", "testers", "--steps", "50,100", "--hold", "3s", "--min-requests", "20", admin)
+	rel := releaseOf(t, g, "users")
+	if rel.Step != 0 || fmt.Sprint(rel.Steps) != "[0 50 100]" || rel.History[0].Lane != "testers" {
+		t.Fatalf("started: step %d of %v, first event %+v", rel.Step, rel.Steps, rel.History[0])
+	}
+	if w, l := weightsInFile(t, g.config, "users"), laneOf("users"); w != "v1=100 v2=0" || l != "v2" {
+		t.Fatalf("at the lane's step: weights %s, the lane's version of users %q; want v1=100 v2=0 and v2", w, l)
+	}
+	hits := candHits.Load()
+	for range 30 {
+		if _, _, h := get(t, g.url+"/x"); h.Get("X-Wasmesh-Version") != rel.Baseline {
+			t.Fatalf("a request outside the lane served by %q at the lane's step", h.Get("X-Wasmesh-Version"))
+		}
+	}
+	if n := candHits.Load() - hits; n != 0 {
+		t.Fatalf("the candidate got %d requests from outside the lane", n)
+	}
+	for range 30 {
+		if _, _, h := get(t, g.url+"/x", "X-Lane", "testers"); h.Get("X-Wasmesh-Version") != rel.Candidate {
+			t.Fatalf("a request in the lane served by %q at the lane's step", h.Get("X-Wasmesh-Version"))
+		}
+	}
+	steady(t, g.url+"/x", "")
+	steady(t, g.url+"/x", "", "X-Lane", "testers")
+	rel = waitRelease(t, g, "users", rollout.Promoted, 60*time.Second)
+	var kinds []string
+	for _, e := range rel.History {
+		kinds = append(kinds, fmt.Sprintf("%s@%d%s", e.Kind, e.Weight, e.Lane))
+	}
+	if got := strings.Join(kinds, " "); got != "started@0testers step@50 promoted@100" {
+		t.Errorf("history %s, want started@0testers step@50 promoted@100", got)
+	}
+	if w, l := weightsInFile(t, g.config, "users"), laneOf("users"); w != "v1=0 v2=100" || l != "" {
+		t.Errorf("promoted: weights %s, the lane's version of users %q; want v1=0 v2=100 and none", w, l)
+	}
+
+	// A candidate that fails in its lane is rolled back from the lane's
+	// step: nobody outside the lane met it.
+	ok(t, opts{}, "release", "start", "orders", "v2", "--lane", "testers", "--hold", "1s", "--min-requests", "20", admin)
+	steady(t, g.url+"/orders/x", "", "X-Lane", "testers")
+	rel = waitRelease(t, g, "orders", rollout.RolledBack, 60*time.Second)
+	if last := rel.History[len(rel.History)-1]; last.Step != 0 || last.Lane != "testers" || !strings.Contains(last.Reason, "error rate") {
+		t.Errorf("rolled back with %+v, want at the lane's step, on the error rate", last)
+	}
+	if w, l := weightsInFile(t, g.config, "orders"), laneOf("orders"); w != "v1=100 v2=0" || l != "" {
+		t.Errorf("rolled back: weights %s, the lane's version of orders %q; want v1=100 v2=0 and none", w, l)
+	}
+	time.Sleep(300 * time.Millisecond) // requests in flight at the rollback end
+	before := badHits.Load()
+	for range 20 {
+		get(t, g.url+"/orders/x", "X-Lane", "testers")
+	}
+	if n := badHits.Load() - before; n != 0 {
+		t.Errorf("the rolled-back candidate got %d lane requests after the rollback", n)
 	}
 }

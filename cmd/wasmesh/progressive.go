@@ -38,6 +38,7 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("release start", "SERVICE VERSION [flags]")
 	admin := adminFlag(fs)
 	steps := fs.String("steps", "5,25,50,100", "the candidate's weights, step by step, increasing, the last 100")
+	lane := fs.String("lane", "", "a lane whose requests the candidate serves first, before any weight (a step of its own)")
 	hold := fs.Duration("hold", 30*time.Second, "how long each step runs before it is judged")
 	minRequests := fs.Int64("min-requests", 100, "requests the candidate must serve in a step before it is judged")
 	maxErrorRate := fs.String("max-error-rate", "5%", "the candidate's highest error rate (answers of 500 or more) in a step")
@@ -64,7 +65,7 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh release start SERVICE VERSION")
 	}
-	spec := rollout.Spec{Service: pos[0], Version: pos[1], Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99, Webhook: *webhook,
+	spec := rollout.Spec{Service: pos[0], Version: pos[1], Lane: *lane, Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99, Webhook: *webhook,
 		Prometheus: *prometheus, Checks: checks}
 	for _, s := range strings.Split(*steps, ",") {
 		w, err := strconv.Atoi(strings.TrimSpace(s))
@@ -161,9 +162,17 @@ func printRelease(w io.Writer, r *rollout.Release) error {
 	if n := len(r.History); n > 0 && r.Phase != rollout.Running && r.Phase != rollout.Paused {
 		weight = r.History[n-1].Weight // where it ended
 	}
-	fmt.Fprintf(w, "release of %s: %s, step %d of %d (candidate at %d%%)\n", r.Service, r.Phase, r.Step+1, len(r.Steps), weight)
-	fmt.Fprintf(w, "  candidate sha256:%s, baseline sha256:%s, steps %v, hold %s, min requests %d\n",
-		modules.Short(r.Candidate), modules.Short(r.Baseline), r.Steps, time.Duration(r.Hold), r.MinRequests)
+	at := fmt.Sprintf("candidate at %d%%", weight)
+	if r.Lane != "" && weight == 0 && (r.Phase == rollout.Running || r.Phase == rollout.Paused) {
+		at = "candidate in lane " + r.Lane + ", at 0%"
+	}
+	fmt.Fprintf(w, "release of %s: %s, step %d of %d (%s)\n", r.Service, r.Phase, r.Step+1, len(r.Steps), at)
+	steps := fmt.Sprint(r.Steps)
+	if r.Lane != "" {
+		steps = fmt.Sprintf("lane %s, then %v", r.Lane, r.Steps[1:])
+	}
+	fmt.Fprintf(w, "  candidate sha256:%s, baseline sha256:%s, steps %s, hold %s, min requests %d\n",
+		modules.Short(r.Candidate), modules.Short(r.Baseline), steps, time.Duration(r.Hold), r.MinRequests)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if f := r.Figures; f != nil {
 		fmt.Fprintln(tw, "  \tREQUESTS\tERRORS\tERROR RATE\tP99")
@@ -175,7 +184,11 @@ func printRelease(w io.Writer, r *rollout.Release) error {
 		}
 	}
 	for _, e := range r.History {
-		fmt.Fprintf(tw, "  %s\t%s\tstep %d\t%d%%\t%s\n", e.At.Format(time.TimeOnly), e.Kind, e.Step+1, e.Weight, e.Reason)
+		weight := fmt.Sprintf("%d%%", e.Weight)
+		if e.Lane != "" {
+			weight = "lane " + e.Lane
+		}
+		fmt.Fprintf(tw, "  %s\t%s\tstep %d\t%s\t%s\n", e.At.Format(time.TimeOnly), e.Kind, e.Step+1, weight, e.Reason)
 	}
 	return tw.Flush()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/wasmesh/wasmesh/config"
 )
@@ -57,5 +58,44 @@ func (c *Controller) DeleteLane(ctx context.Context, name string) error {
 		return err
 	}
 	c.log.Info("lane deleted", "lane", name, "generation", c.plane.Snapshot().Gen)
+	return nil
+}
+
+// SetLaneVersion makes ref (a version's name or digest prefix) the lane's
+// version of service, or takes the service out of the lane when ref is
+// "", and reloads; the rest of the lane is kept. An unknown lane is an
+// error wrapping ErrNotFound.
+func (c *Controller) SetLaneVersion(ctx context.Context, lane, service, ref string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.plane.Snapshot()
+	if st == nil {
+		return errors.New("no config loaded")
+	}
+	cur := st.Config.Lanes[lane]
+	if cur == nil {
+		return fmt.Errorf("%w: lane %q", ErrNotFound, lane)
+	}
+	if cur.Versions[service] == ref {
+		return nil
+	}
+	l := *cur
+	l.Versions = maps.Clone(cur.Versions)
+	if l.Versions == nil {
+		l.Versions = map[string]string{}
+	}
+	if ref == "" {
+		delete(l.Versions, service)
+	} else {
+		l.Versions[service] = ref
+	}
+	data, err := config.SetLane(st.Config.Raw, &l)
+	if err != nil {
+		return err
+	}
+	if err := c.commitLocked(ctx, st, data); err != nil {
+		return err
+	}
+	c.log.Info("lane set", "lane", lane, "service", service, "version", ref, "generation", c.plane.Snapshot().Gen)
 	return nil
 }

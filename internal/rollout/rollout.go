@@ -45,8 +45,16 @@ type Spec struct {
 	Service string `json:"service"`
 	Version string `json:"version"`
 	// Steps are the candidate's weights, increasing, the last 100. Default
-	// [5, 25, 50, 100].
+	// [5, 25, 50, 100]. With a Lane, a step of weight 0 comes first: the
+	// lane's step.
 	Steps []int `json:"steps,omitempty"`
+	// Lane, when set, is the lane (of the config's lanes) whose requests
+	// the candidate serves first, before any weight: the release's first
+	// step makes the candidate the lane's version of the service, at
+	// weight 0, and is held and checked as any other. The candidate stays
+	// the lane's version until the release ends, when the lane's version
+	// of the service is put back as it was. Default none.
+	Lane string `json:"lane,omitempty"`
 	// Hold is how long each step runs before it is judged. Default 30s.
 	Hold Duration `json:"hold,omitempty"`
 	// MinRequests is how many requests the candidate must serve in a step
@@ -99,11 +107,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // withDefaults checks s and fills in its defaults.
 func (s Spec) withDefaults() (Spec, error) {
-	if len(s.Steps) == 0 {
-		s.Steps = []int{5, 25, 50, 100}
+	steps := s.Steps
+	if s.Lane != "" && len(steps) > 0 && steps[0] == 0 {
+		steps = steps[1:] // the lane's step, of a spec given its defaults already
 	}
-	if err := config.CheckSteps(s.Steps); err != nil {
+	if len(steps) == 0 {
+		steps = []int{5, 25, 50, 100}
+	}
+	if err := config.CheckSteps(steps); err != nil {
 		return s, err
+	}
+	s.Steps = steps
+	if s.Lane != "" {
+		if !config.ValidName(s.Lane) {
+			return s, fmt.Errorf("%q is not a lane name", s.Lane)
+		}
+		s.Steps = append([]int{0}, steps...)
 	}
 	s.Hold = cmp.Or(s.Hold, Duration(30*time.Second))
 	s.MinRequests = cmp.Or(s.MinRequests, 100)
@@ -162,6 +181,9 @@ type Release struct {
 	Baseline  string         `json:"baseline"`
 	Candidate string         `json:"candidate"`
 	Before    map[string]int `json:"before"`
+	// LaneBefore is the lane's version of the service when the release
+	// started ("" for none), put back when it ends.
+	LaneBefore string `json:"lane_before,omitempty"`
 	// Step is the index in Steps of the step it is at.
 	Step  int    `json:"step"`
 	Phase string `json:"phase"`
@@ -204,22 +226,25 @@ type Event struct {
 	Kind   string      `json:"kind"` // started, step, promoted, rolled_back, paused, resumed, aborted
 	Step   int         `json:"step"`
 	Weight int         `json:"weight"`
+	Lane   string      `json:"lane,omitempty"` // at the lane's step
 	Reason string      `json:"reason,omitempty"`
 	Figure *Comparison `json:"figures,omitempty"`
 }
 
-// Weights changes a service's weights; the control plane's Shift (one
-// version's weight, the others scaled) and SetWeights (a whole split put
-// back).
-type Weights interface {
+// Traffic changes where a service's requests go, through the control
+// plane: Shift sets one version's weight (the others scaled), SetWeights
+// puts a whole split back, SetLaneVersion makes a version the lane's
+// version of the service ("" takes the service out of the lane).
+type Traffic interface {
 	Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error)
 	SetWeights(ctx context.Context, service string, weights map[string]int) ([]*config.Version, error)
+	SetLaneVersion(ctx context.Context, lane, service, ref string) error
 }
 
 // Controller runs the releases.
 type Controller struct {
 	plane   *dataplane.Plane
-	weights Weights
+	traffic Traffic
 	log     *slog.Logger
 
 	step   *prometheus.GaugeVec
@@ -242,13 +267,13 @@ type Controller struct {
 const StateFile = "releases.json"
 
 // New returns a controller of the releases of plane's services, which
-// changes weights through w and keeps its state in the store's directory
+// moves traffic through t and keeps its state in the store's directory
 // (LoadState reads it).
-func New(plane *dataplane.Plane, w Weights, log *slog.Logger, tp trace.TracerProvider) *Controller {
+func New(plane *dataplane.Plane, t Traffic, log *slog.Logger, tp trace.TracerProvider) *Controller {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	c := &Controller{plane: plane, weights: w, log: log, releases: map[string]*Release{},
+	c := &Controller{plane: plane, traffic: t, log: log, releases: map[string]*Release{},
 		tracer: tp.Tracer("github.com/wasmesh/wasmesh/rollout"),
 		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wasmesh_release_weight",
@@ -396,12 +421,27 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	}
 	now := time.Now()
 	r := &Release{Spec: spec, Baseline: base.Digest, Candidate: cand.Digest, Before: before, Phase: Running, Started: now, StepStarted: now}
+	if spec.Lane != "" {
+		l := st.Config.Lanes[spec.Lane]
+		if l == nil {
+			return nil, fmt.Errorf("%w: lane %q (create it first, with the entry rules that lead into it)", ErrNotFound, spec.Lane)
+		}
+		r.LaneBefore = l.Versions[spec.Service]
+	}
 	for _, check := range spec.Checks { // a query that Prometheus refuses is refused before any traffic moves
 		if _, _, err := promQuery(ctx, spec.Prometheus, check.query(r)); err != nil {
 			return nil, fmt.Errorf("%w: check %s: %v", ErrInvalid, check.Name, err)
 		}
 	}
-	if _, err := c.weights.Shift(ctx, spec.Service, cand.Digest, spec.Steps[0]); err != nil {
+	if spec.Lane != "" {
+		if err := c.traffic.SetLaneVersion(ctx, spec.Lane, spec.Service, cmp.Or(cand.Name, cand.Digest)); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := c.traffic.Shift(ctx, spec.Service, cand.Digest, spec.Steps[0]); err != nil {
+		if spec.Lane != "" {
+			c.putLaneBack(ctx, r)
+		}
 		return nil, err
 	}
 	c.mu.Lock()
@@ -518,7 +558,7 @@ func (c *Controller) declared(ctx context.Context) {
 		if r != nil && (r.Candidate == cand.Digest || r.Phase == Running || r.Phase == Paused) {
 			continue
 		}
-		spec := Spec{Service: name, Version: cand.Digest, Steps: d.Steps, Hold: Duration(d.Hold), MinRequests: d.MinRequests,
+		spec := Spec{Service: name, Version: cand.Digest, Lane: d.Lane, Steps: d.Steps, Hold: Duration(d.Hold), MinRequests: d.MinRequests,
 			MaxErrorRate: d.MaxErrorRate, MaxErrorRateAbove: d.MaxErrorRateAbove, MaxP99Ratio: d.MaxP99Ratio}
 		if _, err := c.Start(ctx, spec); err != nil {
 			c.log.Error("release: the config's release could not start", "service", name, "version", d.Version, "error", err)
@@ -586,7 +626,7 @@ func hasVersion(st *dataplane.Snapshot, service, digest string) bool {
 // advance moves r to its next step; c.move is held.
 func (c *Controller) advance(ctx context.Context, r *Release, f *Comparison) {
 	next := r.Steps[r.Step+1]
-	if _, err := c.weights.Shift(ctx, r.Service, r.Candidate, next); err != nil {
+	if _, err := c.traffic.Shift(ctx, r.Service, r.Candidate, next); err != nil {
 		c.log.Error("release: the next step's weight could not be set; held at this step", "service", r.Service, "weight", next, "error", err)
 		return
 	}
@@ -604,17 +644,20 @@ func (c *Controller) advance(ctx context.Context, r *Release, f *Comparison) {
 func (c *Controller) finish(ctx context.Context, r *Release, phase string, reason string, f *Comparison) error {
 	var err error
 	if phase == Promoted {
-		_, err = c.weights.Shift(ctx, r.Service, r.Candidate, 100)
+		_, err = c.traffic.Shift(ctx, r.Service, r.Candidate, 100)
 	} else {
 		before := r.Before
 		if len(before) == 0 { // a state file from before Before was kept
 			before = map[string]int{r.Candidate: 0}
 		}
-		_, err = c.weights.SetWeights(ctx, r.Service, before)
+		_, err = c.traffic.SetWeights(ctx, r.Service, before)
 	}
 	if err != nil {
 		c.log.Error("release: the weights could not be set", "service", r.Service, "phase", phase, "error", err)
 		return err
+	}
+	if r.Lane != "" {
+		c.putLaneBack(ctx, r)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -628,10 +671,21 @@ func (c *Controller) finish(ctx context.Context, r *Release, phase string, reaso
 	return nil
 }
 
+// putLaneBack makes the lane's version of r's service what it was when r
+// started; a failure (the lane deleted since) is logged.
+func (c *Controller) putLaneBack(ctx context.Context, r *Release) {
+	if err := c.traffic.SetLaneVersion(ctx, r.Lane, r.Service, r.LaneBefore); err != nil {
+		c.log.Warn("release: the lane's version of the service not put back", "service", r.Service, "lane", r.Lane, "version", r.LaneBefore, "error", err)
+	}
+}
+
 // event records an event of r, c.mu held: its history, the log, the
 // metric, a span, the webhook.
 func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 	e := Event{At: time.Now(), Kind: kind, Step: r.Step, Weight: r.Steps[r.Step], Reason: reason}
+	if r.Lane != "" && r.Steps[r.Step] == 0 {
+		e.Lane = r.Lane
+	}
 	if kind == RolledBack || kind == Aborted {
 		e.Weight = r.Before[r.Candidate]
 	}
@@ -644,6 +698,9 @@ func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 		c.step.WithLabelValues(r.Service).Set(float64(e.Weight))
 	}
 	args := []any{"service", r.Service, "candidate", modules.Short(r.Candidate), "baseline", modules.Short(r.Baseline), "step", r.Step, "weight", e.Weight}
+	if e.Lane != "" {
+		args = append(args, "lane", e.Lane)
+	}
 	if reason != "" {
 		args = append(args, "reason", reason)
 	}

@@ -156,9 +156,11 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	defer p.countConn(req)
 	req.setHeader(w.Header(), router.VersionHeader, v.Digest)
 	stats := req.series.stats
-	stats.Requests.Add(1)
+	if !p.noFigures {
+		stats.Requests.Add(1)
+	}
 	defer func() {
-		if req.Status >= 500 {
+		if req.Status >= 500 && !p.noFigures {
 			stats.Errors.Add(1)
 		}
 		if inLane {

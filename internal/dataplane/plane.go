@@ -86,6 +86,9 @@ type Plane struct {
 
 	snap     atomic.Pointer[Snapshot]
 	draining atomic.Bool
+	// noFigures leaves the versions' figures (VersionStats) uncounted:
+	// only the benchmark that measures what they cost sets it.
+	noFigures bool
 
 	stats      sync.Map // service+"\x00"+digest → *VersionStats
 	laneHealth sync.Map // laneHealthKey → *laneHealth

@@ -86,7 +86,7 @@ func (p *Plane) observe(req *Request) {
 	}
 	class := req.Status / 100
 	took := time.Since(req.Start)
-	if s := req.series; s != nil && req.ClientFault == "" {
+	if s := req.series; s != nil && req.ClientFault == "" && !p.noFigures {
 		s.stats.Latency.Observe(took)
 	}
 	if s := req.series; s != nil && class >= 1 && class <= 5 {

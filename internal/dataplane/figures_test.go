@@ -1,0 +1,99 @@
+package dataplane_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/dataplane"
+)
+
+// discardWriter is a ResponseWriter that keeps nothing but the status.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkReleaseFigures is what collecting the per-version figures that
+// release checks need costs the request path: the same gateway serves the
+// Rust and Zig hello guests with the figures on and off, request after
+// request, each first in turn; reported as ns per request of each and
+// their ratio (docs/PERFORMANCE.md; the bar is on/off ≤ 1.02).
+func BenchmarkReleaseFigures(b *testing.B) {
+	examples, _ := filepath.Abs("../../examples")
+	for _, guest := range []string{"hello/rust/hello.wasm", "hello/zig/hello.wasm"} {
+		if _, err := os.Stat(filepath.Join(examples, guest)); err != nil {
+			b.Skipf("%s is not built (make examples): %v", guest, err)
+		}
+	}
+	dir := b.TempDir()
+	path := filepath.Join(dir, "wasmesh.yaml")
+	cfg := "drain_delay: 0s\nstore: " + filepath.Join(dir, "store") + `
+services:
+  hello:
+    versions:
+      - { path: ` + filepath.Join(examples, "hello/rust/hello.wasm") + `, name: v1, weight: 50 }
+      - { path: ` + filepath.Join(examples, "hello/zig/hello.wasm") + `, name: v2, weight: 50 }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	plane, err := dataplane.New(ctx, dataplane.Options{Logger: log, CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plane.Close(ctx) })
+	if err := control.New(plane, control.Options{ConfigPath: path, Logger: log}).LoadFile(ctx); err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://bench/hi", nil)
+	req.Header.Set("User-Agent", "wrk")
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := &discardWriter{h: http.Header{}}
+	serve := func() {
+		r := *req
+		u := *req.URL
+		r.URL = &u
+		r.Header = req.Header.Clone()
+		clear(w.h)
+		plane.ServeHTTP(w, &r)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+	var spent [2]time.Duration // off, on
+	b.ReportAllocs()
+	turn := 0
+	for b.Loop() {
+		turn++
+		for k := range 2 {
+			on := (turn+k)%2 == 1
+			dataplane.SetFigures(plane, on)
+			start := time.Now()
+			serve()
+			if on {
+				spent[1] += time.Since(start)
+			} else {
+				spent[0] += time.Since(start)
+			}
+		}
+	}
+	dataplane.SetFigures(plane, true)
+	b.ReportMetric(float64(spent[0].Nanoseconds())/float64(b.N), "off-ns/req")
+	b.ReportMetric(float64(spent[1].Nanoseconds())/float64(b.N), "on-ns/req")
+	b.ReportMetric(float64(spent[1])/float64(spent[0]), "on/off")
+}

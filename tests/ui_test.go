@@ -128,6 +128,11 @@ routes:
 			t.Fatalf("the release shown did not advance from %q", firstStep)
 		}
 	}
+	// Its checks, with how the step's figures stand on each.
+	checks, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.release[data-service="users"] .checks`)))
+	if err != nil || !strings.Contains(checks, "error rate") || !strings.Contains(checks, "p99") {
+		t.Errorf("the release's checks shown: %q (%v), want the error rate and p99 checks", checks, err)
+	}
 	time.Sleep(1500 * time.Millisecond) // a few points on the charts
 	if *updateScreenshot {
 		time.Sleep(10 * time.Second) // more of them

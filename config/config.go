@@ -232,6 +232,14 @@ type Service struct {
 	// Release, when set, declares a progressive release of the service,
 	// started when the config is loaded. Default nil.
 	Release *Release
+	// Links name, by WIT interface ("example:crypto/hash", or with a
+	// version: "example:crypto/hash@0.1.0", which matches the versions
+	// semver-compatible with it), the service whose components export
+	// what this service's components import: their calls of it are typed
+	// calls to a version of that service, chosen as for any request to
+	// it. Default none: a component that imports an interface other than
+	// WASI's is refused.
+	Links map[string]string
 	// Line is where the service's name is in the file.
 	Line int
 

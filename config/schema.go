@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math/bits"
 	"net"
 	"net/netip"
@@ -26,7 +27,7 @@ var (
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
-	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers", "warmup", "release"}
+	serviceFields  = []string{"versions", "sticky", "pin_header", "limits", "env", "outbound", "allow_peers", "warmup", "release", "links"}
 	outboundFields = []string{"url", "expect_id"}
 	versionFields  = []string{"module", "path", "upstream", "name", "weight", "dscp"}
 	limitsFields   = []string{"memory", "timeout", "max_body", "max_concurrency", "max_queue"}
@@ -242,6 +243,8 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 			}
 		case "allow_peers":
 			s.AllowPeers = d.peerPatterns(v, f)
+		case "links":
+			s.Links = d.links(v, f)
 		case "release":
 			s.Release = d.release(v, f)
 			releaseNode = v
@@ -730,6 +733,11 @@ func (d *decoder) crossCheck(c *Config) {
 			}
 			if o.ExpectID != "" && c.TLS == nil {
 				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d].expect_id", s.Name, i), "needs a tls block: the gateway presents its own SVID to that peer")
+			}
+		}
+		for _, iface := range slices.Sorted(maps.Keys(s.Links)) {
+			if to := s.Links[iface]; c.Services[to] == nil {
+				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.links[%q]", s.Name, iface), "unknown service %q%s", to, suggest(to, serviceNames(c)))
 			}
 		}
 		if len(s.AllowPeers) > 0 && c.TLS == nil {

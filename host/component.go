@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,27 +106,34 @@ func exportNames(c *component.Component) string {
 }
 
 // ErrNotHTTP is wrapped by the errors of Compile and Validate for a
-// component that a gateway cannot serve: it exports no
-// wasi:http/incoming-handler, or imports what the host does not provide.
+// component that a gateway cannot serve: it exports neither
+// wasi:http/incoming-handler nor an interface of its own (a library that
+// other services link to), or imports what the host does not provide.
 var ErrNotHTTP = errors.New("not a wasi:http/proxy component")
 
 // compileComponent decodes a component and links it in the engine's
-// runtime with the WASI 0.2 host, for HandleHTTP.
+// runtime with the WASI 0.2 host, for HandleHTTP, and, for its exports of
+// interfaces that are not WASI's, CallExport. Its imports of such
+// interfaces are typed calls to another service (Link).
 func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byte) (*Module, error) {
 	comp, err := component.Decode(wasm)
 	if err != nil {
 		return nil, err
 	}
-	m := &Module{Digest: digest}
+	m := &Module{Digest: digest, exports: map[string]string{}}
 	for _, ex := range comp.Exports {
-		if component.Interface(ex.Name) == "wasi:http/incoming-handler@0.2" {
+		iface := component.Interface(ex.Name)
+		switch {
+		case iface == "wasi:http/incoming-handler@0.2":
 			m.handler = ex.Name
+		case !strings.HasPrefix(iface, "wasi:") && ex.Sort == (component.Sort{Kind: component.SortInstance}):
+			m.exports[iface] = ex.Name
 		}
 	}
-	if m.handler == "" {
-		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2", ErrNotHTTP, exportNames(comp))
+	if m.handler == "" && len(m.exports) == 0 {
+		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2 nor an interface of its own", ErrNotHTTP, exportNames(comp))
 	}
-	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.Host(), e.linkOptions()); err != nil {
+	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.LinkHost(), e.linkOptions()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
 	switch err := m.component.Resettable(); {
@@ -184,6 +193,9 @@ type HTTPRequest struct {
 	// (wasi:http/outgoing-handler) and returns the response, or a failure as
 	// a Code*. Default nil: each is denied.
 	Outbound func(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
+	// Link serves the component's typed calls of the interfaces it
+	// imports that are not WASI's (host/link.go). Default nil: each traps.
+	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
 }
 
 // HTTPResponse is a component's answer.
@@ -209,56 +221,20 @@ var ErrNoResponse = errors.New("the handler returned without setting a response"
 // or set with an error are errors. The instance is one reset to the state
 // instantiation left it in when m.Reusable (component_pool.go), else a
 // new one.
-func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration, memoryLimit int64) (*HTTPResponse, error) {
+func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration, memoryLimit int64) (_ *HTTPResponse, err error) {
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
 	}
-	// The deadline: the instance of a Stoppable component is stopped at it
-	// by its own watch (SetDeadline), and a context with it (a timer each)
-	// is made only for what waits: an instantiation, a blocking host call.
-	dl := &lazyDeadline{parent: ctx}
-	if timeout > 0 {
-		dl.at = time.Now().Add(timeout)
+	if m.handler == "" {
+		return nil, fmt.Errorf("%w: component %s is a library (it exports %s): link to it", ErrNotHTTP, m.Digest, strings.Join(slices.Sorted(maps.Keys(m.exports)), ", "))
 	}
-	defer dl.cancel()
-	callCtx := ctx
-	if !m.component.Stoppable() {
-		callCtx = dl.get() // stopped by wazero when its context is done
+	wc := &wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link}
+	c, err := e.startCall(ctx, m, timeout, memoryLimit, wc, r.Warmup)
+	if err != nil {
+		return nil, err
 	}
-	fail := func(err error) error {
-		switch {
-		case ctx.Err() != nil: // the caller went first
-			return runError(ctx, err)
-		case dl.passed():
-			return ErrDeadline
-		}
-		return runError(callCtx, err)
-	}
-	wc := &wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Wait: dl.wait}
-	var (
-		inst *component.Instance
-		err  error
-	)
-	if p := m.pool(memoryLimit, r.Args, r.Env, r.Warmup); p != nil {
-		pc, perr := p.get(dl.get)
-		switch {
-		case errors.Is(perr, wasmbin.ErrNotReusable):
-			m.components.disable(perr)
-		case perr != nil:
-			return nil, fail(perr)
-		default:
-			inst = pc.inst
-			inst.State = wc
-			defer func() { p.put(pc, err == nil && callCtx.Err() == nil && !dl.passed()) }()
-		}
-	}
-	if inst == nil {
-		if inst, err = m.component.Instantiate(withMemoryLimit(dl.get(), memoryLimit), wc); err != nil {
-			return nil, fail(err)
-		}
-		defer inst.Close(context.Background())
-	}
-	inst.SetDeadline(dl.at)
+	defer func() { c.end(err) }()
+	dl, inst, callCtx, fail := c.dl, c.inst, c.callCtx, c.fail
 	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
 	out := &wasip2.ResponseOutparam{Send: r.Respond}
@@ -284,6 +260,80 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		h = resp.Header()
 	}
 	return &HTTPResponse{Status: resp.Status, Header: h, Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
+}
+
+// componentCall is one call into an instance of a component: its
+// deadline, the context it runs in, and the instance (reset, or new).
+type componentCall struct {
+	ctx     context.Context // the caller's
+	callCtx context.Context // the call's: stopped at the deadline unless the component stops itself
+	dl      *lazyDeadline
+	inst    *component.Instance
+	pool    *componentPool
+	pc      *pooledComponent
+}
+
+// startCall gets an instance of m for one call within timeout (0: none),
+// each memory capped at memoryLimit bytes, with wc as its WASI state:
+// from m's pool of reset instances when it has one, else new. End it.
+func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration, memoryLimit int64, wc *wasip2.Context, warmup string) (*componentCall, error) {
+	// The deadline: the instance of a Stoppable component is stopped at it
+	// by its own watch (SetDeadline), and a context with it (a timer each)
+	// is made only for what waits: an instantiation, a blocking host call.
+	c := &componentCall{ctx: ctx, callCtx: ctx, dl: &lazyDeadline{parent: ctx}}
+	if timeout > 0 {
+		c.dl.at = time.Now().Add(timeout)
+	}
+	if !m.component.Stoppable() {
+		c.callCtx = c.dl.get() // stopped by wazero when its context is done
+	}
+	wc.Wait = c.dl.wait
+	if p := m.pool(memoryLimit, wc.Args, wc.Env, warmup); p != nil {
+		pc, err := p.get(c.dl.get)
+		switch {
+		case errors.Is(err, wasmbin.ErrNotReusable):
+			m.components.disable(err)
+		case err != nil:
+			c.dl.cancel()
+			return nil, c.fail(err)
+		default:
+			c.inst, c.pool, c.pc = pc.inst, p, pc
+			c.inst.State = wc
+		}
+	}
+	if c.inst == nil {
+		inst, err := m.component.Instantiate(withMemoryLimit(c.dl.get(), memoryLimit), wc)
+		if err != nil {
+			c.dl.cancel()
+			return nil, c.fail(err)
+		}
+		c.inst = inst
+	}
+	c.inst.SetDeadline(c.dl.at)
+	return c, nil
+}
+
+// fail is the error of a call that failed with err: the caller's end, the
+// deadline, or the guest's trap.
+func (c *componentCall) fail(err error) error {
+	switch {
+	case c.ctx.Err() != nil: // the caller went first
+		return runError(c.ctx, err)
+	case c.dl.passed():
+		return ErrDeadline
+	}
+	return runError(c.callCtx, err)
+}
+
+// end ends the call: a reset instance goes back to its pool when the call
+// succeeded in time (err nil), else it is closed, as a new one is.
+func (c *componentCall) end(err error) {
+	if c.pc != nil {
+		c.pool.put(c.pc, err == nil && c.callCtx.Err() == nil && !c.dl.passed())
+	} else {
+		c.inst.Close(context.Background())
+	}
+	c.dl.cancel()
 }
 
 // lazyDeadline is a context ending at a request's deadline, made when first

@@ -259,6 +259,9 @@ type Module struct {
 	// wasi:http/incoming-handler export.
 	component *component.Linked
 	handler   string
+	// exports are its exported interfaces that are not WASI's, by
+	// interface (as component.Interface gives it): their export names.
+	exports map[string]string
 	// components are its reset instances, nil when they are not reused.
 	components *components
 }

@@ -259,8 +259,9 @@ func TestIsolationBetweenRuns(t *testing.T) {
 	}
 }
 
-// TestComponentRefused: a component that is no wasi:http/proxy is refused
-// by Validate (the store's check) and Compile, naming what it exports.
+// TestComponentRefused: a component that is no wasi:http/proxy, and no
+// library a link can serve (it imports a bare function, log), is refused by
+// Validate (the store's check) and Compile, naming what it lacks.
 func TestComponentRefused(t *testing.T) {
 	wasm, err := os.ReadFile("../internal/component/testdata/types.wasm")
 	if err != nil {
@@ -271,8 +272,8 @@ func TestComponentRefused(t *testing.T) {
 		"Validate": e.Validate(context.Background(), wasm),
 		"Compile":  func() error { _, err := e.Compile(context.Background(), "", wasm); return err }(),
 	} {
-		if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), "exports run, wasmesh:test/shapes@0.1.0, not wasi:http/incoming-handler@0.2") {
-			t.Errorf("%s: %v, want ErrNotHTTP naming the exports", name, err)
+		if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), "the host does not provide an import: log") {
+			t.Errorf("%s: %v, want ErrNotHTTP naming the import", name, err)
 		}
 	}
 }

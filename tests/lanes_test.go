@@ -578,13 +578,20 @@ routes:
 // the status and body.
 func getWith(t *testing.T, c *http.Client, url string, header ...string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	return sendWith(t, c, "GET", url, "", header...)
+}
+
+// sendWith sends a request with c, body and header (name, value pairs) and
+// returns the status and body.
+func sendWith(t *testing.T, c *http.Client, method, url, body string, header ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -77,6 +77,9 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 		return nil, err
 	}
 	st.Config = st.Table.Config() // with every version's digest
+	if err := resolveLinks(st); err != nil {
+		return nil, err
+	}
 	if c.opts.Colours {
 		if st.Colours, err = c.assignColours(st.Config); err != nil {
 			return nil, fmt.Errorf("colours: %w", err)

@@ -66,7 +66,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	}
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: in, Trailer: func() http.Header { return r.Trailer }, Outbound: p.componentOutbound,
+		Body: in, Trailer: func() http.Header { return r.Trailer }, Outbound: p.componentOutbound, Link: p.link(req),
 		Args: []string{req.Service.Name}, Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
 		Respond: func(status int, header http.Header) io.Writer {
 			sw = req.stream(w, status, header)

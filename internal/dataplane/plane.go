@@ -65,6 +65,11 @@ type Snapshot struct {
 	// LanePeers are the peers whose requests' lane is honoured (lane_peers);
 	// nil for none.
 	LanePeers *identity.AllowList
+	// Links are, by service and by the interface its components import
+	// (as component.Interface gives it), the service that serves their
+	// typed calls: checked at load (control), the types of both sides the
+	// same.
+	Links map[string]map[string]string
 
 	calls  map[string]*config.Route // by service: the route of in-process calls to it
 	series sync.Map                 // seriesKey → *series, made as requests come

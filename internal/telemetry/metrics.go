@@ -23,6 +23,10 @@ type Metrics struct {
 	// over a limit, too slow, gone. Never a version's error.
 	ClientErrors *prometheus.CounterVec // service ("" before routing), reason
 	Outbound     *prometheus.CounterVec // service, target, result
+	// Typed calls over links, by calling service, interface, the service
+	// and version that served them, and result; and their durations.
+	LinkCalls    *prometheus.CounterVec   // service, interface, target, version, result
+	LinkDuration *prometheus.HistogramVec // interface, target, version
 	InstTime     *prometheus.HistogramVec
 	RunTime      *prometheus.HistogramVec
 	// LaneRequests counts the requests in a lane by how each service
@@ -84,6 +88,15 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_outbound_calls_total",
 			Help: "Guests' http_call calls, by calling service, target (scheme://host) and result.",
 		}, []string{"service", "target", "result"}),
+		LinkCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmesh_link_calls_total",
+			Help: "Typed calls of a linked interface, by calling service, interface, target service, the version that served them (short digest; \"\" when none was chosen) and result: ok, trap, timeout or unavailable.",
+		}, []string{"service", "interface", "target", "version", "result"}),
+		LinkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wasmesh_link_call_duration_seconds",
+			Help:    "Time of typed calls of a linked interface, by interface, target service and version.",
+			Buckets: LatencyBuckets,
+		}, []string{"interface", "target", "version"}),
 		SVIDExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wasmesh_svid_expiry_timestamp_seconds",
 			Help: "When the gateway's current SVID expires (Unix time); alert well before it.",
@@ -171,7 +184,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	m.Reloads.WithLabelValues("success")
 	m.Reloads.WithLabelValues("error")
 	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
-		m.Rejections, m.ClientErrors, m.Outbound, m.InstTime, m.RunTime, m.SVIDExpiry,
+		m.Rejections, m.ClientErrors, m.Outbound, m.LinkCalls, m.LinkDuration, m.InstTime, m.RunTime, m.SVIDExpiry,
 		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
 		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow, m.UpstreamFailures, m.UpstreamRetryBudget, m.UpstreamDNSFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

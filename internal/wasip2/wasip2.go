@@ -42,6 +42,12 @@ type Context struct {
 	// pollable's wait, an outgoing request) waits in, given the call's:
 	// one ending at the request's deadline. Default: the call's own.
 	Wait func(ctx context.Context) context.Context
+	// Link serves the component's imports of interfaces that are not
+	// WASI's (LinkHost): a typed call of function fn of interface iface
+	// (as component.Interface gives it), with the arguments lifted from
+	// the caller, whose result is lowered back. Default nil: each such
+	// call traps.
+	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
 }
 
 // wait is the context a blocking host call of inst waits in.
@@ -430,6 +436,39 @@ var deniedCodes = []string{"access-denied", "access", "not-permitted", "HTTP-req
 // error case of the interface's own "access denied" code, none for an
 // option, nothing for no result; any other function of a wasi: interface
 // traps when called. Other interfaces are not the host's: nil.
+// LinkHost is Host with the imports of interfaces that are not WASI's
+// served by the instance's Context.Link: a component that imports another
+// service's interface links, and its calls go where the Link says. A call
+// that fails (the callee trapped, ran out of time or memory, or none could
+// serve it) returns the function's error when the function returns
+// result<_, string> — the message says what failed — and traps the caller
+// otherwise.
+func LinkHost() *component.Host {
+	h := Host()
+	h.Fallback = func(key string, results []*cabi.Type) component.HostFunc {
+		if strings.HasPrefix(key, "wasi:") {
+			return deny(key, results)
+		}
+		iface, fn, ok := strings.Cut(key, "#")
+		if !ok || iface == "" {
+			return nil // a function the world imports itself: no interface to link
+		}
+		stringErr := len(results) == 1 && results[0].Kind == cabi.Result && results[0].Err != nil && results[0].Err.Kind == cabi.String
+		return func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
+			link := wctx(inst).Link
+			if link == nil {
+				return nil, fmt.Errorf("%s: no service is linked for %s", key, iface)
+			}
+			out, err := link(ctx, iface, fn, args)
+			if err != nil && stringErr && ctx.Err() == nil {
+				return cabi.VariantValue{Case: 1, Value: "wasmesh: " + err.Error()}, nil
+			}
+			return out, err
+		}
+	}
+	return h
+}
+
 func deny(key string, results []*cabi.Type) component.HostFunc {
 	if !strings.HasPrefix(key, "wasi:") {
 		return nil

@@ -1,0 +1,21 @@
+package config
+
+import (
+	"regexp"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// linkInterface is a WIT interface as links name it: namespace:package/
+// interface, with an optional @version.
+var linkInterface = regexp.MustCompile(`^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)+(@[0-9][0-9A-Za-z.+-]*)?$`)
+
+// links decodes a service's links: WIT interface to service name.
+func (d *decoder) links(n *yaml.Node, path string) map[string]string {
+	m := d.stringMap(n, path, identity)
+	for iface, to := range m {
+		d.check(!linkInterface.MatchString(iface), n, path, "%q is not a WIT interface (namespace:package/interface, optionally @version)", iface)
+		d.check(!ValidName(to), n, join(path, iface), "%q is not a service name", to)
+	}
+	return m
+}

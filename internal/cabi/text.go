@@ -1,0 +1,116 @@
+package cabi
+
+import (
+	"strconv"
+	"strings"
+)
+
+// String writes t in WIT's syntax, structurally: a record, variant, enum
+// or flags type is spelled out with its fields, cases or labels (WIT names
+// them; their names are not part of the type), a resource as
+// own<resource N> or borrow<resource N>. Two types with the same text
+// have the same values and the same canonical ABI.
+func (t *Type) String() string {
+	var b strings.Builder
+	t.write(&b)
+	return b.String()
+}
+
+func (t *Type) write(b *strings.Builder) {
+	if t == nil {
+		b.WriteString("_")
+		return
+	}
+	switch t.Kind {
+	case List:
+		b.WriteString("list<")
+		t.Elem.write(b)
+		if t.Len > 0 {
+			b.WriteString(", ")
+			b.WriteString(strconv.FormatUint(uint64(t.Len), 10))
+		}
+		b.WriteString(">")
+	case Option:
+		b.WriteString("option<")
+		t.Elem.write(b)
+		b.WriteString(">")
+	case Result:
+		b.WriteString("result<")
+		t.Ok.write(b)
+		b.WriteString(", ")
+		t.Err.write(b)
+		b.WriteString(">")
+	case Tuple:
+		b.WriteString("tuple<")
+		for i, f := range t.Fields {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			f.Type.write(b)
+		}
+		b.WriteString(">")
+	case Record:
+		b.WriteString("record { ")
+		for i, f := range t.Fields {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(f.Name)
+			b.WriteString(": ")
+			f.Type.write(b)
+		}
+		b.WriteString(" }")
+	case Variant:
+		b.WriteString("variant { ")
+		for i, c := range t.Cases {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(c.Name)
+			if c.Type != nil {
+				b.WriteString("(")
+				c.Type.write(b)
+				b.WriteString(")")
+			}
+		}
+		b.WriteString(" }")
+	case Enum, Flags:
+		b.WriteString(t.Kind.String())
+		b.WriteString(" { ")
+		b.WriteString(strings.Join(t.Labels, ", "))
+		b.WriteString(" }")
+	case Own, Borrow:
+		b.WriteString(t.Kind.String())
+		b.WriteString("<resource ")
+		b.WriteString(strconv.Itoa(t.Resource))
+		b.WriteString(">")
+	default:
+		b.WriteString(t.Kind.String())
+	}
+}
+
+// HasResource reports whether a value of t holds a resource handle.
+func (t *Type) HasResource() bool {
+	if t == nil {
+		return false
+	}
+	switch t.Kind {
+	case Own, Borrow:
+		return true
+	case List, Option:
+		return t.Elem.HasResource()
+	case Result:
+		return t.Ok.HasResource() || t.Err.HasResource()
+	}
+	for _, f := range t.Fields {
+		if f.Type.HasResource() {
+			return true
+		}
+	}
+	for _, c := range t.Cases {
+		if c.Type.HasResource() {
+			return true
+		}
+	}
+	return false
+}

@@ -39,6 +39,7 @@ examples:
 	$(MAKE) -C host/testdata
 	$(MAKE) -C internal/wasmbin/testdata
 	$(MAKE) -C tests/testdata
+	$(MAKE) -C tests/testdata/links
 	$(MAKE) -C internal/component/testdata
 
 # Rebuild every guest from source, whatever the timestamps say.
@@ -47,6 +48,7 @@ examples-force:
 	$(MAKE) -C host/testdata -B
 	$(MAKE) -C internal/wasmbin/testdata -B
 	$(MAKE) -C tests/testdata -B
+	$(MAKE) -C tests/testdata/links -B
 	$(MAKE) -C internal/component/testdata -B
 
 toolchains:

@@ -25,12 +25,17 @@ services:
     pin_header: false # the pin is the linked service's
     versions: [ { path: $EX/links/c/client.wasm } ]
     links: { "example:crypto/hash": crypto }
+  front-ts:
+    pin_header: false
+    versions: [ { path: $EX/links/typescript/client.wasm } ]
+    links: { "example:crypto/hash@0.1.0": crypto }
   crypto:
     pin_header: true
     limits: { memory: 64MiB, timeout: 2s }
     versions:
 $CRYPTO
 routes:
+  - { match: { path_prefix: /ts/ }, service: front-ts }
   - { match: { path_prefix: / }, service: front }
 `
 
@@ -88,15 +93,19 @@ func linkCalls(t *testing.T, g *gateway, labels ...string) int {
 	return total
 }
 
-// TestLinks: a C component's typed calls of example:crypto/hash served by
-// a Zig component, in-process: the digest is right; a 90/10 split of the
+// TestLinks: a C component's and a TypeScript component's typed calls of
+// example:crypto/hash served by a Zig component, in-process: the digest is
+// right; a 90/10 split of the
 // exporter splits the link calls 90/10 (±3% over 2,000), a pin reaches the
-// canary; a callee that traps, loops or eats memory fails only its
+// canary, and so does a lane whose version of the exporter it is; a callee that traps, loops or eats memory fails only its
 // caller's request, and is counted against its own version.
 func TestLinks(t *testing.T) {
 	zig := repoPath("examples", "links", "zig", "hasher.wasm")
 	canary := withSection(t, zig, "canary")
-	g := serve(t, linksWith("{ path: "+zig+", name: stable, weight: 90 }", "{ path: "+canary+", name: canary, weight: 10 }"))
+	g := serve(t, linksWith("{ path: "+zig+", name: stable, weight: 90 }", "{ path: "+canary+", name: canary, weight: 10 }")+`
+lanes:
+  hashing: { versions: { crypto: canary }, entry: [ { header: X-Lane=hashing } ] }
+`)
 	client := &http.Client{Timeout: 20 * time.Second}
 
 	for _, body := range []string{"hello", strings.Repeat("wasmesh ", 4096)} {
@@ -106,6 +115,10 @@ func TestLinks(t *testing.T) {
 	}
 	if code, got, _ := get(t, g.url+"/some/path?q=1"); code != 200 || got != sha256Hex("/some/path?q=1")+"\n" {
 		t.Fatalf("GET: %d %q", code, got)
+	}
+	// A TypeScript component (componentize-js) calls the same Zig hasher.
+	if code, got := post(t, client, g.url+"/ts/", "hello"); code != 200 || got != "ts "+sha256Hex("hello")+"\n" {
+		t.Fatalf("POST to the TypeScript client: %d %q", code, got)
 	}
 
 	stable, canaryShort := shortDigest(t, zig), shortDigest(t, canary)
@@ -143,6 +156,15 @@ func TestLinks(t *testing.T) {
 	}
 	if got := linkCalls(t, g, `version="`+canaryShort+`"`) - before[1]; got != 40 {
 		t.Errorf("pinned to the canary: %d of its link calls, want 40", got)
+	}
+	before[1] = linkCalls(t, g, `version="`+canaryShort+`"`)
+	for i := range 20 {
+		if code, _ := post(t, client, g.url+"/", fmt.Sprint("in the lane ", i), "X-Lane", "hashing"); code != 200 {
+			t.Fatalf("in the lane: %d", code)
+		}
+	}
+	if got := linkCalls(t, g, `version="`+canaryShort+`"`) - before[1]; got != 40 {
+		t.Errorf("in the lane whose version of crypto is the canary: %d of its link calls, want 40", got)
 	}
 }
 

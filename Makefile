@@ -84,7 +84,7 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
 	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/
-	$(GO) test -run='^$$' -bench=ReleaseFigures -benchmem -benchtime=3s ./internal/dataplane/
+	$(GO) test -run='^$$' -bench='ReleaseFigures|LinkCall' -benchmem -benchtime=3s ./internal/dataplane/
 	bash bench/http.sh 4s 32 3
 
 # gofmt, go vet, staticcheck (pinned, from the Go module proxy), no new

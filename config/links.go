@@ -1,7 +1,10 @@
 package config
 
 import (
+	"maps"
 	"regexp"
+	"slices"
+	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -13,9 +16,15 @@ var linkInterface = regexp.MustCompile(`^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*(/[a-z][
 // links decodes a service's links: WIT interface to service name.
 func (d *decoder) links(n *yaml.Node, path string) map[string]string {
 	m := d.stringMap(n, path, identity)
-	for iface, to := range m {
+	bases := map[string]string{}
+	for _, iface := range slices.Sorted(maps.Keys(m)) {
 		d.check(!linkInterface.MatchString(iface), n, path, "%q is not a WIT interface (namespace:package/interface, optionally @version)", iface)
-		d.check(!ValidName(to), n, join(path, iface), "%q is not a service name", to)
+		d.check(!ValidName(m[iface]), n, join(path, iface), "%q is not a service name", m[iface])
+		base, _, _ := strings.Cut(iface, "@")
+		if other, dup := bases[base]; dup {
+			d.errorf(n, path, "%q and %q both name %s: give one link per interface", other, iface, base)
+		}
+		bases[base] = iface
 	}
 	return m
 }

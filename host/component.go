@@ -221,7 +221,7 @@ var ErrNoResponse = errors.New("the handler returned without setting a response"
 // or set with an error are errors. The instance is one reset to the state
 // instantiation left it in when m.Reusable (component_pool.go), else a
 // new one.
-func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration, memoryLimit int64) (_ *HTTPResponse, err error) {
+func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, timeout time.Duration, memoryLimit int64) (*HTTPResponse, error) {
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
 	}
@@ -233,7 +233,9 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.end(err) }()
+	// A response never set, or set with an error, is the guest's answer:
+	// its instance ran cleanly, and is reused.
+	defer func() { c.end(err == nil) }()
 	dl, inst, callCtx, fail := c.dl, c.inst, c.callCtx, c.fail
 	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
@@ -294,8 +296,9 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 		case errors.Is(err, wasmbin.ErrNotReusable):
 			m.components.disable(err)
 		case err != nil:
+			err = c.fail(err)
 			c.dl.cancel()
-			return nil, c.fail(err)
+			return nil, err
 		default:
 			c.inst, c.pool, c.pc = pc.inst, p, pc
 			c.inst.State = wc
@@ -304,8 +307,9 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 	if c.inst == nil {
 		inst, err := m.component.Instantiate(withMemoryLimit(c.dl.get(), memoryLimit), wc)
 		if err != nil {
+			err = c.fail(err)
 			c.dl.cancel()
-			return nil, c.fail(err)
+			return nil, err
 		}
 		c.inst = inst
 	}
@@ -325,11 +329,12 @@ func (c *componentCall) fail(err error) error {
 	return runError(c.callCtx, err)
 }
 
-// end ends the call: a reset instance goes back to its pool when the call
-// succeeded in time (err nil), else it is closed, as a new one is.
-func (c *componentCall) end(err error) {
+// end ends the call: a reset instance goes back to its pool when the
+// guest's run ended cleanly (no trap, no host error) in time, else it is
+// closed, as a new one is.
+func (c *componentCall) end(clean bool) {
 	if c.pc != nil {
-		c.pool.put(c.pc, err == nil && c.callCtx.Err() == nil && !c.dl.passed())
+		c.pool.put(c.pc, clean && c.callCtx.Err() == nil && !c.dl.passed())
 	} else {
 		c.inst.Close(context.Background())
 	}

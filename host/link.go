@@ -117,7 +117,7 @@ type LinkCall struct {
 // result as a cabi value (nil for a function without one). A trap, the
 // deadline or the memory limit in the callee is an error (a *Trap, or
 // ErrDeadline); the caller's instance is not touched.
-func (e *Engine) CallExport(ctx context.Context, m *Module, c *LinkCall) (_ any, err error) {
+func (e *Engine) CallExport(ctx context.Context, m *Module, c *LinkCall) (any, error) {
 	if m.component == nil {
 		return nil, fmt.Errorf("module %s is not a component", m.Digest)
 	}
@@ -130,13 +130,15 @@ func (e *Engine) CallExport(ctx context.Context, m *Module, c *LinkCall) (_ any,
 	if err != nil {
 		return nil, err
 	}
-	defer func() { call.end(err) }()
 	out, err := call.inst.Call(call.callCtx, export, c.Func, c.Args...)
-	if err != nil {
-		return nil, call.fail(err)
-	}
-	if call.dl.ended() {
+	switch {
+	case err != nil:
+		err = call.fail(err)
+	case call.dl.ended():
 		err = runError(call.dl.ctx, nil)
+	}
+	call.end(err == nil) // after fail: ending the call ends its deadline's context
+	if err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {

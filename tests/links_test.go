@@ -186,7 +186,10 @@ func TestLinkCalleeFaults(t *testing.T) {
 	g := serve(t, linksWith("{ path: "+bad+", name: bad }"))
 	client := &http.Client{Timeout: 20 * time.Second}
 	zeros := strings.Repeat("00", 32) + "\n"
-	for _, c := range []struct{ name, body string }{{"trap", "t"}, {"endless loop", "l"}, {"memory bomb", "m"}} {
+	for _, c := range []struct {
+		name, body string
+		status     int
+	}{{"trap", "t", 502}, {"endless loop", "l", 504}, {"memory bomb", "m", 502}} {
 		done := make(chan struct{})
 		go func() { // a request beside the faulty one
 			defer close(done)
@@ -195,8 +198,8 @@ func TestLinkCalleeFaults(t *testing.T) {
 			}
 		}()
 		start := time.Now()
-		if code, got := post(t, client, g.url+"/", c.body); code < 500 {
-			t.Errorf("%s in the callee: the caller's request got %d %q, want it failed", c.name, code, got)
+		if code, got := post(t, client, g.url+"/", c.body); code != c.status {
+			t.Errorf("%s in the callee: the caller's request got %d %q, want %d", c.name, code, got, c.status)
 		}
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("%s: the failed request took %s", c.name, took)
@@ -232,6 +235,10 @@ func TestLinkTypesChecked(t *testing.T) {
 			`imports example:crypto/hash@0.1, which the service's links do not name (links: { "example:crypto/hash": SERVICE })`},
 		{linksWith("{ path: " + repoPath("examples", "components", "zig", "hello.wasm") + ", name: hello }"),
 			"linked to service crypto: its version hello does not export example:crypto/hash@0.1"},
+		{strings.Replace(linksWith("{ path: "+zig+", name: zig }"), "service: front }", "service: crypto }", 1),
+			"leads to service crypto, whose version zig is a library (it exports example:crypto/hash@0.1, no wasi:http/incoming-handler): only links reach it"},
+		{strings.Replace(linksWith("{ path: "+zig+", name: zig }"), `"example:crypto/hash": crypto`, `"example:crypto/hash@0.2": crypto`, 1),
+			"imports example:crypto/hash@0.1, which the service's links do not name"},
 	} {
 		if err := os.WriteFile(g.config, []byte(loopbackConfig(c.config)), 0o644); err != nil {
 			t.Fatal(err)

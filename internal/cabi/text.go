@@ -55,7 +55,7 @@ func (t *Type) write(b *strings.Builder) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(f.Name)
+			b.WriteString(label(f.Name))
 			b.WriteString(": ")
 			f.Type.write(b)
 		}
@@ -66,7 +66,7 @@ func (t *Type) write(b *strings.Builder) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(c.Name)
+			b.WriteString(label(c.Name))
 			if c.Type != nil {
 				b.WriteString("(")
 				c.Type.write(b)
@@ -77,7 +77,12 @@ func (t *Type) write(b *strings.Builder) {
 	case Enum, Flags:
 		b.WriteString(t.Kind.String())
 		b.WriteString(" { ")
-		b.WriteString(strings.Join(t.Labels, ", "))
+		for i, l := range t.Labels {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(label(l))
+		}
 		b.WriteString(" }")
 	case Own, Borrow:
 		b.WriteString(t.Kind.String())
@@ -87,6 +92,21 @@ func (t *Type) write(b *strings.Builder) {
 	default:
 		b.WriteString(t.Kind.String())
 	}
+}
+
+// label is a field's, case's or label's name as String writes it: bare
+// when it is a WIT identifier (words of letters and digits joined by '-'),
+// quoted otherwise, so that no name can pass for punctuation.
+func label(name string) string {
+	plain := name != ""
+	for i := 0; i < len(name) && plain; i++ {
+		c := name[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+	}
+	if plain {
+		return name
+	}
+	return strconv.Quote(name)
 }
 
 // HasResource reports whether a value of t holds a resource handle.

@@ -186,7 +186,7 @@ func kindName(k byte) string {
 // prerelease) part of its version for 0.x versions, and with only the major
 // part for later ones: the key that semver-compatible names share, as
 // wasmtime matches them. "wasi:io/streams@0.2.12" → "wasi:io/streams@0.2";
-// a pre-release version stays whole.
+// a 0.0.x version, or a pre-release, stays whole (it matches only itself).
 func Interface(name string) string {
 	base, version, ok := strings.Cut(name, "@")
 	core := strings.FieldsFunc(version, func(r rune) bool { return r == '+' })
@@ -197,8 +197,8 @@ func Interface(name string) string {
 	if major, err := strconv.Atoi(parts[0]); err == nil && major > 0 {
 		return base + "@" + parts[0]
 	}
-	if len(parts) >= 2 {
+	if len(parts) >= 2 && parts[1] != "0" {
 		return base + "@" + parts[0] + "." + parts[1]
 	}
-	return name
+	return base + "@" + core[0]
 }

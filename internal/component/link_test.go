@@ -100,6 +100,9 @@ func TestInterface(t *testing.T) {
 		"wasi:io/streams@0.2.12":           "wasi:io/streams@0.2",
 		"wasi:http/types@0.2.0-rc-2023-11": "wasi:http/types@0.2.0-rc-2023-11",
 		"example:crypto/hash@1.4.2":        "example:crypto/hash@1",
+		"example:crypto/hash@0.1.3":        "example:crypto/hash@0.1",
+		"example:crypto/hash@0.0.3":        "example:crypto/hash@0.0.3",
+		"example:crypto/hash@0.0.3+build":  "example:crypto/hash@0.0.3",
 		"log":                              "log",
 		"wasi:io/streams@":                 "wasi:io/streams@",
 	} {

@@ -21,6 +21,15 @@ import (
 // resources. A config that fails is refused, saying both sides' types.
 func resolveLinks(st *dataplane.Snapshot) error {
 	cfg := st.Config
+	// A library serves links only: nothing routes a request to it.
+	for _, r := range cfg.Routes {
+		for _, v := range cfg.Services[r.Service].Versions {
+			if mod := st.Modules[v.Digest]; mod != nil && mod.IsLibrary() {
+				return fmt.Errorf("routes[%d] leads to service %s, whose version %s is a library (it exports %s, no wasi:http/incoming-handler): only links reach it",
+					r.Index, r.Service, versionName(v), strings.Join(slices.Sorted(maps.Keys(mod.LinkExports())), ", "))
+			}
+		}
+	}
 	st.Links = map[string]map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
 		s := cfg.Services[name]

@@ -27,30 +27,12 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// BenchmarkReleaseFigures is what collecting the per-version figures that
-// release checks need costs the request path: the same gateway serves the
-// Rust and Zig hello guests with the figures on and off, request after
-// request, each first in turn; reported as ns per request of each and
-// their ratio (docs/PERFORMANCE.md; the bar is on/off ≤ 1.02).
-func BenchmarkReleaseFigures(b *testing.B) {
-	examples, _ := filepath.Abs("../../examples")
-	for _, guest := range []string{"hello/rust/hello.wasm", "hello/zig/hello.wasm"} {
-		if _, err := os.Stat(filepath.Join(examples, guest)); err != nil {
-			b.Skipf("%s is not built (make examples): %v", guest, err)
-		}
-	}
+// benchPlane is a data plane serving cfg (a config without its store,
+// which goes in a temp dir), loaded, closed when b ends.
+func benchPlane(b *testing.B, cfg string) *dataplane.Plane {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "wasmesh.yaml")
-	cfg := "drain_delay: 0s\nstore: " + filepath.Join(dir, "store") + `
-services:
-  hello:
-    versions:
-      - { path: ` + filepath.Join(examples, "hello/rust/hello.wasm") + `, name: v1, weight: 50 }
-      - { path: ` + filepath.Join(examples, "hello/zig/hello.wasm") + `, name: v2, weight: 50 }
-routes:
-  - { match: { path_prefix: / }, service: hello }
-`
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte("drain_delay: 0s\nstore: "+filepath.Join(dir, "store")+cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
@@ -63,6 +45,30 @@ routes:
 	if err := control.New(plane, control.Options{ConfigPath: path, Logger: log}).LoadFile(ctx); err != nil {
 		b.Fatal(err)
 	}
+	return plane
+}
+
+// BenchmarkReleaseFigures is what collecting the per-version figures that
+// release checks need costs the request path: the same gateway serves the
+// Rust and Zig hello guests with the figures on and off, request after
+// request, each first in turn; reported as ns per request of each and
+// their ratio (docs/PERFORMANCE.md; the bar is on/off ≤ 1.02).
+func BenchmarkReleaseFigures(b *testing.B) {
+	examples, _ := filepath.Abs("../../examples")
+	for _, guest := range []string{"hello/rust/hello.wasm", "hello/zig/hello.wasm"} {
+		if _, err := os.Stat(filepath.Join(examples, guest)); err != nil {
+			b.Skipf("%s is not built (make examples): %v", guest, err)
+		}
+	}
+	plane := benchPlane(b, `
+services:
+  hello:
+    versions:
+      - { path: `+filepath.Join(examples, "hello/rust/hello.wasm")+`, name: v1, weight: 50 }
+      - { path: `+filepath.Join(examples, "hello/zig/hello.wasm")+`, name: v2, weight: 50 }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
 	req, _ := http.NewRequest("GET", "http://bench/hi", nil)
 	req.Header.Set("User-Agent", "wrk")
 	req.RemoteAddr = "127.0.0.1:40000"
@@ -116,31 +122,16 @@ func BenchmarkLinkCall(b *testing.B) {
 			b.Skipf("%s is not built (make examples): %v", f, err)
 		}
 	}
-	dir := b.TempDir()
-	path := filepath.Join(dir, "wasmesh.yaml")
-	cfg := "drain_delay: 0s\nstore: " + filepath.Join(dir, "store") + `
+	plane := benchPlane(b, `
 services:
   front:
-    versions: [ { path: ` + client + ` } ]
+    versions: [ { path: `+client+` } ]
     links: { "example:crypto/hash": crypto }
   crypto:
-    versions: [ { path: ` + hasher + ` } ]
+    versions: [ { path: `+hasher+` } ]
 routes:
   - { match: { path_prefix: / }, service: front }
-`
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
-	plane, err := dataplane.New(ctx, dataplane.Options{Logger: log, CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { plane.Close(ctx) })
-	if err := control.New(plane, control.Options{ConfigPath: path, Logger: log}).LoadFile(ctx); err != nil {
-		b.Fatal(err)
-	}
+`)
 	data := bytes.Repeat([]byte("wasmesh!"), 128) // 1 KiB
 	want := sha256.Sum256(data)
 	const iface = "example:crypto/hash@0.1"

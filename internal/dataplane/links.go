@@ -52,15 +52,24 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 		return nil, fmt.Errorf("link %s to service %s: %w", iface, to, err)
 	}
 	version := modules.Short(v.Digest)
-	timeout := svc.Limits.Timeout
+	// The callee's timeout, cut to what is left of the caller's (its own
+	// limit, and its context's deadline: a link's callee calling on).
+	timeout, clipped := svc.Limits.Timeout, false
+	ends := []time.Time{}
 	if caller.Limits.Timeout > 0 {
-		left := time.Until(caller.Start.Add(caller.Limits.Timeout))
+		ends = append(ends, caller.Start.Add(caller.Limits.Timeout))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		ends = append(ends, dl)
+	}
+	for _, end := range ends {
+		left := time.Until(end)
 		if left <= 0 {
-			p.metrics.LinkCalls.WithLabelValues(from, iface, to, version, "timeout").Inc()
+			p.metrics.LinkCalls.WithLabelValues(from, iface, to, version, "caller_timeout").Inc()
 			return nil, fmt.Errorf("link %s to service %s: %w (the caller's)", iface, to, host.ErrDeadline)
 		}
 		if timeout <= 0 || left < timeout {
-			timeout = left
+			timeout, clipped = left, true
 		}
 	}
 	ctx, span := p.tracer.Start(ctx, "wasmesh.link", clientSpan, trace.WithAttributes(
@@ -71,17 +80,27 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 		attribute.String("wasmesh.service", to), attribute.String("wasmesh.version", version)))
 	callee := &Request{HTTP: caller.HTTP, ID: caller.ID, Start: time.Now(), Caller: caller, Hop: caller.Hop + 1, service: to,
 		snap: st, Service: svc, Version: v, Limits: svc.Limits, Lane: caller.Lane, bag: caller.bag, ctx: sctx, span: served}
+	callee.Limits.Timeout = timeout // its own links are cut to it in turn
 	out, err := p.engine.CallExport(context.WithValue(sctx, requestKey{}, callee), st.Modules[v.Digest], &host.LinkCall{
 		Interface: iface, Func: fn, Args: args, Timeout: timeout, MemoryLimit: svc.Limits.Memory,
 		Argv: []string{to}, Env: st.componentEnv(svc), Link: p.link(callee), Outbound: p.componentOutbound,
 	})
 	took := time.Since(callee.Start)
-	result := "ok"
+	// A failure is the callee's, counted against its version, unless the
+	// caller caused it: its client gone, or its own time up.
+	result, callees := "ok", false
+	switch {
+	case err == nil:
+	case errors.Is(err, host.ErrDeadline) && clipped:
+		result = "caller_timeout"
+	case ctx.Err() != nil || errors.Is(err, host.ErrCanceled):
+		result = "canceled"
+	case errors.Is(err, host.ErrDeadline):
+		result, callees = "timeout", true
+	default:
+		result, callees = "trap", true
+	}
 	if err != nil {
-		result = "trap"
-		if errors.Is(err, host.ErrDeadline) {
-			result = "timeout"
-		}
 		span.SetStatus(codes.Error, err.Error())
 		served.SetStatus(codes.Error, err.Error())
 		p.log.Warn("link call failed", "service", from, "interface", iface, "function", fn, "target", to, "version", version,
@@ -89,10 +108,10 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 		err = fmt.Errorf("link %s to service %s (version %s): %w", iface, to, version, err)
 	}
 	served.End()
-	if !p.noFigures {
+	if !p.noFigures && (err == nil || callees) { // the caller's faults are not the version's figures
 		stats := p.Stats(to, v.Digest)
 		stats.Requests.Add(1)
-		if err != nil {
+		if callees {
 			stats.Errors.Add(1)
 		}
 		stats.Latency.Observe(took)

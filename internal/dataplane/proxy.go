@@ -63,6 +63,10 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	defer u.inflight.Add(-1)
 	// The connection to the endpoint carries the answer in and the
 	// request's body out (the fallback colourer counts them here).
+	var key string // read before outRequest changes the header
+	if u.spec.LB == "consistent_hash" {
+		key = router.KeyOf(u.spec.HashOn, r)
+	}
 	out := p.outRequest(req)
 	defer func() {
 		if b, ok := out.Body.(*limitedBody); ok {
@@ -72,10 +76,6 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	}()
 	policy := &u.spec.Retries
 	retryable := idempotent[r.Method] && out.Body == nil
-	var key string
-	if u.spec.LB == "consistent_hash" {
-		key = router.KeyOf(u.spec.HashOn, r)
-	}
 	var tried *endpoint
 	for try := 0; ; try++ {
 		ep := u.pick(tried, key)

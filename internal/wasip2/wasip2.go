@@ -432,10 +432,6 @@ func streamError(inst *component.Instance, err error) cabi.VariantValue {
 // WASI function returns.
 var deniedCodes = []string{"access-denied", "access", "not-permitted", "HTTP-request-denied", "not-supported", "unsupported"}
 
-// deny implements a WASI function the host does not grant: a result's
-// error case of the interface's own "access denied" code, none for an
-// option, nothing for no result; any other function of a wasi: interface
-// traps when called. Other interfaces are not the host's: nil.
 // LinkHost is Host with the imports of interfaces that are not WASI's
 // served by the instance's Context.Link: a component that imports another
 // service's interface links, and its calls go where the Link says. A call
@@ -459,6 +455,9 @@ func LinkHost() *component.Host {
 			if link == nil {
 				return nil, fmt.Errorf("%s: no service is linked for %s", key, iface)
 			}
+			// The call waits as a blocking host call does: within the
+			// caller's deadline.
+			ctx = wait(ctx, inst)
 			out, err := link(ctx, iface, fn, args)
 			if err != nil && stringErr && ctx.Err() == nil {
 				return cabi.VariantValue{Case: 1, Value: "wasmesh: " + err.Error()}, nil
@@ -469,6 +468,10 @@ func LinkHost() *component.Host {
 	return h
 }
 
+// deny implements a WASI function the host does not grant: a result's
+// error case of the interface's own "access denied" code, none for an
+// option, nothing for no result; any other function of a wasi: interface
+// traps when called. Other interfaces are not the host's: nil.
 func deny(key string, results []*cabi.Type) component.HostFunc {
 	if !strings.HasPrefix(key, "wasi:") {
 		return nil

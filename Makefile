@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 LANGS   := rust zig c typescript go
 
-.PHONY: all build test run smoke examples examples-force toolchains peers bench check clean generate k8s-validate fuzz
+.PHONY: all build test run smoke examples examples-force toolchains controlplane peers bench check clean generate k8s-validate fuzz
 
 all: build
 
@@ -53,6 +53,12 @@ examples-force:
 
 toolchains:
 	bash examples/toolchains.sh
+
+# etcd and kube-apiserver for the Kubernetes tests (tests/kubernetes_api_test.go),
+# built from the Go module proxy once into ~/.cache/wasmesh/k8s (4-5 minutes on
+# 2 cores; tools/controlplane/build.sh).
+controlplane:
+	bash tools/controlplane/build.sh
 
 # The reference hosts the differential tests compare with, outside the
 # repository and outside CI (a long build): wasmtime serve, for components

@@ -57,6 +57,14 @@ type Options struct {
 	// net/http's server instead of wasmesh's own (internal/http1). Default
 	// false. HTTP/2 (h2c, or h2 by ALPN) is net/http's either way.
 	NetHTTP bool
+	// External, when set, says where the config comes from instead of the
+	// file (the cluster: internal/kube), given to Reload: edits through the
+	// admin API and the file's reloads are refused, naming it. Default "".
+	External string
+	// AdminAuth is the admin API's authentication when PrepareAdmin runs
+	// before a config is loaded (the cluster mode: the file's settings).
+	// Default: the loaded config's.
+	AdminAuth *config.AdminAuth
 }
 
 // Gateway routes requests to guests: the data plane (the request path) and
@@ -90,7 +98,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	ctrl := control.New(plane, control.Options{
-		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances,
+		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances, External: opts.External,
 		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
 	releases := rollout.New(plane, ctrl, opts.Logger, opts.TracerProvider)

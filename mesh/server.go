@@ -127,6 +127,8 @@ func (g *Gateway) PrepareAdmin() error {
 	var cfg config.AdminAuth
 	if c := g.Config(); c != nil {
 		cfg = c.AdminAuth
+	} else if g.opts.AdminAuth != nil {
+		cfg = *g.opts.AdminAuth
 	}
 	auth, err := admin.NewAuth(cfg, g.log)
 	if err != nil {

@@ -62,9 +62,15 @@ func loopbackConfig(config string) string {
 // to its environment, waiting until it prints its addresses.
 func serveFile(t *testing.T, path string, env ...string) *gateway {
 	t.Helper()
+	return serveArgs(t, path, nil, env...)
+}
+
+// serveArgs is serveFile with more arguments to wasmesh serve.
+func serveArgs(t *testing.T, path string, args []string, env ...string) *gateway {
+	t.Helper()
 	pr, pw := io.Pipe()
 	g := &gateway{config: path, dir: filepath.Dir(path)}
-	g.p = start(t, opts{stdout: pw, env: env}, "serve", "--config", path)
+	g.p = start(t, opts{stdout: pw, env: env}, append([]string{"serve", "--config", path}, args...)...)
 	t.Cleanup(func() {
 		if g.p.cmd.ProcessState == nil {
 			g.p.cmd.Process.Kill()

@@ -75,7 +75,20 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	atExit.mu.Lock()
+	for i := len(atExit.fns) - 1; i >= 0; i-- {
+		atExit.fns[i]()
+	}
+	atExit.mu.Unlock()
+	return code
+}
+
+// atExit are what the run shares between tests (a Kubernetes control
+// plane) and stops at its end, last first.
+var atExit struct {
+	mu  sync.Mutex
+	fns []func()
 }
 
 // findRepoRoot returns the parent of the directory holding this file.

@@ -40,6 +40,8 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
 	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
 	sampleRatio := fs.Float64("trace-sample-ratio", -1, "fraction of new traces recorded; sampled parents are always followed (default 1 with an exporter)")
+	kubeNamespace := fs.String("kubernetes", "", "take services and routes from this namespace's WasmeshService and WasmeshRoute objects (the config file keeps the gateway's own settings)")
+	kubeconfig := fs.String("kubeconfig", "", "with --kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the pod's service account)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -84,6 +86,10 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer, MarkMask: markMask, FreshInstances: *fresh, NetHTTP: *netHTTP}
+	if *kubeNamespace != "" {
+		opts.External = "Kubernetes namespace " + *kubeNamespace
+		opts.AdminAuth = &cfg.AdminAuth
+	}
 	if id != nil {
 		defer id.Close()
 		opts.Identity = id
@@ -96,10 +102,24 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if id != nil {
 		go id.Watch(ctx, g.ObserveIdentity)
 	}
-	if err := g.Reload(ctx, data); err != nil {
-		return exitWith(1, err)
+	if *kubeNamespace != "" {
+		// The cluster gives services and routes once its objects are
+		// listed; until then /readyz says no config is loaded.
+		src, err := newKubeSource(*kubeconfig, *kubeNamespace, path, data, g, log)
+		if err != nil {
+			return exitWith(1, err)
+		}
+		go func() {
+			if err := src.Run(ctx); err != nil {
+				log.Error("kubernetes: the config source stopped", "error", err)
+			}
+		}()
+	} else {
+		if err := g.Reload(ctx, data); err != nil {
+			return exitWith(1, err)
+		}
+		cfg = g.Config()
 	}
-	cfg = g.Config()
 	ln, err := net.Listen("tcp", cmp.Or(*listen, cfg.Listen))
 	if err != nil {
 		return err
@@ -134,8 +154,10 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
-	if err := g.Watch(watchCtx); err != nil {
-		log.Warn("config hot reload is off", "error", err)
+	if *kubeNamespace == "" {
+		if err := g.Watch(watchCtx); err != nil {
+			log.Warn("config hot reload is off", "error", err)
+		}
 	}
 	if adminLn != nil {
 		if err := g.PrepareAdmin(); err != nil { // the token file written before it is announced

@@ -113,7 +113,10 @@ func (a API) getConfig(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a API) postReload(w http.ResponseWriter, r *http.Request) {
-	if err := a.Control.LoadFile(r.Context()); err != nil {
+	if err := a.Control.LoadFile(r.Context()); errors.Is(err, control.ErrExternal) {
+		writeError(w, http.StatusConflict, err)
+		return
+	} else if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, err)
 		return
 	}
@@ -257,7 +260,7 @@ func (a API) writeRelease(w http.ResponseWriter, service string, vs []*config.Ve
 	switch {
 	case errors.Is(err, control.ErrNotFound), errors.Is(err, modules.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
-	case errors.Is(err, rollout.ErrConflict):
+	case errors.Is(err, rollout.ErrConflict), errors.Is(err, control.ErrExternal):
 		writeError(w, http.StatusConflict, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)

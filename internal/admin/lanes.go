@@ -247,7 +247,7 @@ func laneStatus(err error) int {
 	switch {
 	case errors.Is(err, control.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, control.ErrExists):
+	case errors.Is(err, control.ErrExists), errors.Is(err, control.ErrExternal):
 		return http.StatusConflict
 	}
 	return http.StatusUnprocessableEntity

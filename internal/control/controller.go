@@ -38,6 +38,12 @@ type Options struct {
 	// FreshInstances is the plane's setting, for the log: a module whose
 	// instances cannot be reset is reported only when it matters.
 	FreshInstances bool
+	// External, when set, says where the config comes from instead of the
+	// file ("Kubernetes namespace prod"): Load takes it from there, and
+	// the file's edits (deploy, promote, rollback, lanes, releases) and
+	// reloads are refused with an error wrapping ErrExternal that names
+	// it. Default "": the file is the config.
+	External string
 }
 
 // Controller loads configs into a data plane and edits the config file.
@@ -76,6 +82,9 @@ func (c *Controller) LastError() *LoadError { return c.lastErr.Load() }
 // lock that edits (deploy, lanes) hold while they write it: what is loaded
 // is never older than an edit already applied.
 func (c *Controller) LoadFile(ctx context.Context) error {
+	if err := c.external(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	data, err := os.ReadFile(c.opts.ConfigPath)
@@ -96,6 +105,9 @@ func (c *Controller) Load(ctx context.Context, data []byte) error {
 // Watch loads the config file whenever it changes, until ctx is done. See
 // config.Watch for what counts as a change.
 func (c *Controller) Watch(ctx context.Context) error {
+	if err := c.external(); err != nil {
+		return err
+	}
 	return config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) {
 		// Read again under the lock rather than load what the watcher read:
 		// an edit applied between its read and now wrote a newer file, and

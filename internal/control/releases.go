@@ -21,6 +21,19 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is wrapped by the error of creating a lane that exists.
 var ErrExists = errors.New("already exists")
 
+// ErrExternal is wrapped by the errors of edits and reloads of the file
+// when the config comes from elsewhere (Options.External).
+var ErrExternal = errors.New("the config is not the file's")
+
+// external is the error of an edit of the file when the config comes from
+// elsewhere, nil when it does not.
+func (c *Controller) external() error {
+	if c.opts.External == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: it comes from %s; change it there", ErrExternal, c.opts.External)
+}
+
 // maxHistory is how many earlier splits per service rollback remembers.
 const maxHistory = 32
 
@@ -238,6 +251,9 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 // commitLocked loads data, an edit of st's config, and writes it to the
 // config file. On failure neither the running config nor the file changes.
 func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, data []byte) error {
+	if err := c.external(); err != nil {
+		return err
+	}
 	if err := c.loadLocked(ctx, data); err != nil {
 		return err
 	}

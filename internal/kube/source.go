@@ -1,0 +1,306 @@
+// Package kube makes a Kubernetes cluster the gateway's config source: the
+// services and routes of a namespace, as WasmeshService and WasmeshRoute
+// objects (deploy/kubernetes/crds), watched through client-go's informers.
+// Every change is assembled with the gateway's own settings (its config
+// file, without services or routes) into a config, which goes through the
+// same decode, validate, provision and swap as a file; whether it was
+// taken is written back to each object's status (condition Accepted), as
+// Gateway API and Istio controllers do.
+package kube
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+)
+
+// The resources the gateway reads.
+var (
+	Services = schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshservices"}
+	Routes   = schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshroutes"}
+)
+
+// Options configure a Source.
+type Options struct {
+	// Namespace is where the objects are read. Required.
+	Namespace string
+	// Base is the gateway's config file: its own settings (listen, admin,
+	// store, tls, …), with no services or routes, which the cluster gives;
+	// BasePath names it in errors.
+	Base     []byte
+	BasePath string
+	// Load takes an assembled config: decoded, provisioned and swapped in,
+	// or refused with an error that names what was wrong where (the
+	// control plane's Load). Required.
+	Load func(ctx context.Context, data []byte) error
+	// Resync is the informers' resync period. Default 10 minutes.
+	Resync time.Duration
+	// Logger receives what the source does. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Source loads the gateway's config from a namespace's objects.
+type Source struct {
+	opts    Options
+	client  dynamic.Interface
+	log     *slog.Logger
+	changed chan struct{}
+	synced  atomic.Bool
+	listed  map[schema.GroupVersionResource]cache.GenericLister // set by Run before its first sync
+}
+
+// New returns a source reading opts.Namespace through the API server rc
+// points at. It refuses a base config that has services or routes.
+func New(rc *rest.Config, opts Options) (*Source, error) {
+	if opts.Namespace == "" {
+		return nil, errors.New("kubernetes: a namespace is required")
+	}
+	var top map[string]any
+	if err := yaml.Unmarshal(opts.Base, &top); err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.BasePath, err)
+	}
+	for _, k := range []string{"services", "routes"} {
+		if _, ok := top[k]; ok {
+			return nil, fmt.Errorf("%s: %s come from the cluster (WasmeshService and WasmeshRoute objects in namespace %s): remove them from the file", opts.BasePath, k, opts.Namespace)
+		}
+	}
+	client, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	if opts.Resync == 0 {
+		opts.Resync = 10 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Source{opts: opts, client: client, log: opts.Logger, changed: make(chan struct{}, 1),
+		listed: map[schema.GroupVersionResource]cache.GenericLister{}}, nil
+}
+
+// Synced reports whether the informers have listed the namespace once
+// (and the first config was offered to Load).
+func (s *Source) Synced() bool { return s.synced.Load() }
+
+// Run watches the namespace until ctx ends: after the informers' first
+// list, and after every change (a burst of them taken together), the
+// config is assembled and loaded, and the objects' status written.
+func (s *Source) Run(ctx context.Context) error {
+	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.client, s.opts.Resync, s.opts.Namespace, nil)
+	poke := func() {
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
+	}
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(old, cur any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	}
+	for _, gvr := range []schema.GroupVersionResource{Services, Routes} {
+		inf := f.ForResource(gvr)
+		if _, err := inf.Informer().AddEventHandler(handler); err != nil {
+			return err
+		}
+		s.listed[gvr] = inf.Lister()
+	}
+	f.Start(ctx.Done())
+	defer f.Shutdown()
+	for gvr, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("kubernetes: %s in namespace %s never listed: %w", gvr.Resource, s.opts.Namespace, context.Cause(ctx))
+		}
+	}
+	s.log.Info("kubernetes: objects listed", "namespace", s.opts.Namespace)
+	poke()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.changed:
+		}
+		// Changes arriving together (kubectl apply of several objects)
+		// make one load.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+		s.sync(ctx)
+		s.synced.Store(true)
+	}
+}
+
+// sync loads the namespace's objects as they are now, and writes their
+// status.
+func (s *Source) sync(ctx context.Context) {
+	services, routes, err := s.objects()
+	if err != nil {
+		s.log.Error("kubernetes: listing the objects", "error", err)
+		return
+	}
+	data, lines := Assemble(s.opts.Base, services, routes)
+	err = s.opts.Load(ctx, data)
+	all := append(slices.Clone(services), routes...)
+	if err == nil {
+		for _, o := range all {
+			s.setAccepted(ctx, o, true, "Accepted", "loaded by the gateway")
+		}
+		return
+	}
+	// The objects the error names are refused; the others keep their
+	// status: the config before keeps serving.
+	blamed := Blame(err, lines, services, routes)
+	if len(blamed) == 0 {
+		s.log.Error("kubernetes: config refused, and no object named in the error", "error", err)
+	}
+	for _, o := range blamed {
+		s.setAccepted(ctx, o, false, "Invalid", err.Error())
+	}
+}
+
+func (s *Source) objects() (services, routes []*unstructured.Unstructured, err error) {
+	for _, c := range []struct {
+		gvr schema.GroupVersionResource
+		out *[]*unstructured.Unstructured
+	}{{Services, &services}, {Routes, &routes}} {
+		objs, err := s.listed[c.gvr].List(everything)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, o := range objs {
+			if u, ok := o.(*unstructured.Unstructured); ok && u.GetDeletionTimestamp() == nil {
+				*c.out = append(*c.out, u)
+			}
+		}
+		slices.SortFunc(*c.out, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
+	}
+	return services, routes, nil
+}
+
+// Assemble is the config of base with services and routes: each object's
+// spec one line (JSON, which is YAML), so that an error's line names its
+// object; lines maps a line of the result to the object on it.
+func Assemble(base []byte, services, routes []*unstructured.Unstructured) (data []byte, lines map[int]*unstructured.Unstructured) {
+	var b bytes.Buffer
+	b.Write(base)
+	if len(base) > 0 && base[len(base)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	line := bytes.Count(b.Bytes(), []byte("\n")) + 1
+	lines = map[int]*unstructured.Unstructured{}
+	write := func(prefix string, o *unstructured.Unstructured, spec map[string]any) {
+		j, err := json.Marshal(spec)
+		if err != nil || spec == nil {
+			j = []byte("null")
+		}
+		b.WriteString(prefix)
+		b.Write(j)
+		b.WriteByte('\n')
+		lines[line] = o
+		line++
+	}
+	b.WriteString("services:\n")
+	line++
+	for _, o := range services {
+		spec, _, _ := unstructured.NestedMap(o.Object, "spec")
+		write("  "+strconv.Quote(o.GetName())+": ", o, spec)
+	}
+	b.WriteString("routes:\n")
+	line++
+	for _, o := range routes {
+		spec, _, _ := unstructured.NestedMap(o.Object, "spec")
+		if spec != nil {
+			if _, named := spec["name"]; !named {
+				spec["name"] = o.GetName()
+			}
+		}
+		write("  - ", o, spec)
+	}
+	return b.Bytes(), lines
+}
+
+// errorLine is the line a config error names: "FILE:LINE:COL: …".
+var errorLine = regexp.MustCompile(`(?m):(\d+):\d+: `)
+
+// Blame returns the objects err names: by the lines of the assembled
+// config its messages point at, else by the service ("services.NAME") or
+// route ("routes[i]") they name.
+func Blame(err error, lines map[int]*unstructured.Unstructured, services, routes []*unstructured.Unstructured) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	add := func(o *unstructured.Unstructured) {
+		if o != nil && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	msg := err.Error()
+	for _, m := range errorLine.FindAllStringSubmatch(msg, -1) {
+		n, _ := strconv.Atoi(m[1])
+		add(lines[n])
+	}
+	for _, o := range services {
+		if strings.Contains(msg, "services."+o.GetName()+":") || strings.Contains(msg, "services."+o.GetName()+".") ||
+			strings.Contains(msg, "service "+o.GetName()+",") || strings.Contains(msg, "service \""+o.GetName()+"\"") {
+			add(o)
+		}
+	}
+	for i, o := range routes {
+		if strings.Contains(msg, fmt.Sprintf("routes[%d]", i)) {
+			add(o)
+		}
+	}
+	return out
+}
+
+// setAccepted writes o's Accepted condition when it changed (a write of
+// the same status would wake every informer for nothing).
+func (s *Source) setAccepted(ctx context.Context, o *unstructured.Unstructured, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	const maxMessage = 32 << 10
+	if len(message) > maxMessage {
+		message = message[:maxMessage]
+	}
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Accepted" && m["status"] == string(status) && m["reason"] == reason && m["message"] == message &&
+			fmt.Sprint(m["observedGeneration"]) == strconv.FormatInt(o.GetGeneration(), 10) {
+			return
+		}
+	}
+	cp := o.DeepCopy()
+	cond := map[string]any{"type": "Accepted", "status": string(status), "reason": reason, "message": message,
+		"observedGeneration": o.GetGeneration(), "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}
+	if err := unstructured.SetNestedSlice(cp.Object, []any{cond}, "status", "conditions"); err != nil {
+		return
+	}
+	gvr := Services
+	if cp.GetKind() == "WasmeshRoute" {
+		gvr = Routes
+	}
+	if _, err := s.client.Resource(gvr).Namespace(cp.GetNamespace()).UpdateStatus(ctx, cp, metav1.UpdateOptions{FieldManager: "wasmesh"}); err != nil {
+		s.log.Debug("kubernetes: status not written (the next change writes it)", "object", cp.GetName(), "error", err)
+	}
+}

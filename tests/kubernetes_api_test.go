@@ -1,0 +1,249 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// kubeObject is a wasmesh.dev/v1alpha1 object of kind in the default
+// namespace.
+func kubeObject(kind, name string, spec map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "wasmesh.dev/v1alpha1", "kind": kind,
+		"metadata": map[string]any{"name": name, "namespace": "default"},
+		"spec":     spec,
+	}}
+}
+
+// kubeReplica is a gateway that runs from the cluster's default namespace.
+type kubeReplica struct {
+	*gateway
+	token string
+}
+
+func startKubeReplica(t *testing.T, api *apiServer, token string) *kubeReplica {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "wasmesh.yaml")
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0, token_file: %s }\nstore: %s\ndrain_delay: 0s\n", tokenFile, filepath.Join(dir, "store"))
+	if err := os.WriteFile(base, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := serveArgs(t, base, []string{"--kubernetes", "default", "--kubeconfig", api.kubeconfig})
+	return &kubeReplica{gateway: g, token: token}
+}
+
+// weights are the replica's weights of service, "name=weight" each, ""
+// before it has a config.
+func (r *kubeReplica) weights(t *testing.T, service string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", r.admin+"/v1/services", nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var services []struct {
+		Name     string
+		Versions []struct {
+			Name   string
+			Weight int
+		}
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/services: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&services); err != nil {
+		t.Fatalf("GET /v1/services: %v", err)
+	}
+	for _, s := range services {
+		if s.Name == service {
+			var parts []string
+			for _, v := range s.Versions {
+				parts = append(parts, fmt.Sprintf("%s=%d", v.Name, v.Weight))
+			}
+			return strings.Join(parts, " ")
+		}
+	}
+	return ""
+}
+
+// share is the share of n requests to the replica served by digest.
+func (r *kubeReplica) share(t *testing.T, n int, digest string) float64 {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	hits := 0
+	for range n {
+		resp, err := client.Get(r.url + "/hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /hi: %d", resp.StatusCode)
+		}
+		if resp.Header.Get("X-Wasmesh-Version") == digest {
+			hits++
+		}
+	}
+	return float64(hits) / float64(n)
+}
+
+// accepted is the Accepted condition of the object: its status, reason
+// and message, "" when it has none yet.
+func accepted(t *testing.T, api *apiServer, gvr schema.GroupVersionResource, name string) (status, reason, message string) {
+	t.Helper()
+	o, err := api.client.Resource(gvr).Namespace("default").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, _ := c.(map[string]any); m["type"] == "Accepted" {
+			return fmt.Sprint(m["status"]), fmt.Sprint(m["reason"]), fmt.Sprint(m["message"])
+		}
+	}
+	return "", "", ""
+}
+
+// TestKubernetesReplicas: three gateways take their services and routes
+// from a real API server's WasmeshService and WasmeshRoute objects: each
+// serves the declared 90/10 split (±3% over 3,000 requests); a patch of
+// the weights reaches all three within 2 s (the slowest of 20 patches); an
+// object the gateways refuse says why in its status, and traffic goes on
+// as before on every replica; edits through a replica's admin API are
+// refused, naming the cluster.
+func TestKubernetesReplicas(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
+	canary := fileDigest(t, zig)
+	split := func(stable, canary int) []any {
+		return []any{
+			map[string]any{"path": rust, "name": "stable", "weight": int64(stable)},
+			map[string]any{"path": zig, "name": "canary", "weight": int64(canary)},
+		}
+	}
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "hello", map[string]any{"versions": split(90, 10)}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { services.Delete(ctx, "hello", metav1.DeleteOptions{}) })
+	routes := api.client.Resource(wasmeshRoutes).Namespace("default")
+	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", "hello", map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": "hello"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { routes.Delete(ctx, "hello", metav1.DeleteOptions{}) })
+
+	var replicas []*kubeReplica
+	for range 3 {
+		replicas = append(replicas, startKubeReplica(t, api, "kube-test-admin-token"))
+	}
+	for i, r := range replicas {
+		if err := waitHTTP(r.admin+"/readyz", nil, 60*time.Second); err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	poll(t, "hello accepted", func() bool { s, _, _ := accepted(t, api, wasmeshServices, "hello"); return s == "True" })
+	for i, r := range replicas {
+		if got := r.share(t, 3000, canary); got < 0.07 || got > 0.13 {
+			t.Errorf("replica %d: the canary served %.1f%% of 3,000 requests, want 10%% ± 3%%", i, 100*got)
+		}
+	}
+
+	// Patches of the weights, each waited for on every replica.
+	var took []time.Duration
+	for i := range 20 {
+		s, c := 50, 50
+		if i%2 == 1 {
+			s, c = 90, 10
+		}
+		if i == 19 {
+			s, c = 50, 50
+		}
+		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"versions": split(s, c)}})
+		start := time.Now()
+		if _, err := services.Patch(ctx, "hello", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("stable=%d canary=%d", s, c)
+		for _, r := range replicas {
+			for r.weights(t, "hello") != want {
+				if time.Since(start) > 30*time.Second {
+					t.Fatalf("patch %d: a replica serves %q, want %q", i, r.weights(t, "hello"), want)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		took = append(took, time.Since(start))
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	t.Logf("a patch reached all three replicas in %s (median), %s (slowest of %d)", took[len(took)/2], took[len(took)-1], len(took))
+	if slowest := took[len(took)-1]; slowest > 2*time.Second {
+		t.Errorf("the slowest of %d patches reached the replicas in %s, want within 2s", len(took), slowest)
+	}
+	for i, r := range replicas {
+		if got := r.share(t, 3000, canary); got < 0.47 || got > 0.53 {
+			t.Errorf("replica %d after the patches: the canary served %.1f%% of 3,000 requests, want 50%% ± 3%%", i, 100*got)
+		}
+	}
+
+	// An object the gateways refuse: its status says why, and nothing
+	// changes on any replica.
+	missing := filepath.Join(t.TempDir(), "missing.wasm")
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "broken", map[string]any{
+		"versions": []any{map[string]any{"path": missing}}}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { services.Delete(ctx, "broken", metav1.DeleteOptions{}) })
+	var reason, message string
+	poll(t, "broken refused", func() bool {
+		var status string
+		status, reason, message = accepted(t, api, wasmeshServices, "broken")
+		return status == "False"
+	})
+	if reason != "Invalid" || !strings.Contains(message, "missing.wasm") {
+		t.Errorf("the refused object's condition: %s: %s", reason, message)
+	}
+	for i, r := range replicas {
+		if w := r.weights(t, "hello"); w != "stable=50 canary=50" {
+			t.Errorf("replica %d after the refused object: %q", i, w)
+		}
+		if got := r.share(t, 300, canary); got < 0.35 || got > 0.65 {
+			t.Errorf("replica %d after the refused object: the canary served %.1f%%", i, 100*got)
+		}
+	}
+	// The schema catches what it can before a gateway sees it.
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "heavy", map[string]any{
+		"versions": []any{map[string]any{"path": rust, "weight": int64(150)}}}), metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "150") {
+		t.Errorf("a weight of 150: %v, want the API server to refuse it", err)
+	}
+
+	// Edits go to the cluster, not to one replica's file.
+	res := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}}, "promote", "hello", "canary", "--admin="+strings.TrimPrefix(replicas[0].admin, "http://"))
+	if res.code == 0 || !strings.Contains(res.stderr, "comes from Kubernetes namespace default") {
+		t.Errorf("promote through a replica: exit %d, %q; want it refused, naming the cluster", res.code, res.stderr)
+	}
+	if !slices.Contains([]string{"stable=50 canary=50"}, replicas[0].weights(t, "hello")) {
+		t.Errorf("after the refused promote: %q", replicas[0].weights(t, "hello"))
+	}
+}

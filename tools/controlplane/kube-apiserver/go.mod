@@ -1,0 +1,5 @@
+module wasmesh.test/kube-apiserver
+
+go 1.26
+
+// build.sh builds this in a copy, with its requirements.

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -65,6 +66,9 @@ type Options struct {
 	// before a config is loaded (the cluster mode: the file's settings).
 	// Default: the loaded config's.
 	AdminAuth *config.AdminAuth
+	// Write, with External, takes the admin API's edits to where the
+	// config comes from (control.Options.Write). Default nil: refused.
+	Write func(ctx context.Context, data []byte) error
 }
 
 // Gateway routes requests to guests: the data plane (the request path) and
@@ -84,6 +88,24 @@ type Gateway struct {
 	adminAllowIDs bool
 }
 
+// noReleases refuses releases when the config comes from elsewhere (the
+// cluster): every replica would drive them at once.
+type noReleases string
+
+func (n noReleases) refuse() error {
+	return fmt.Errorf("%w: the config comes from %s, where releases need one replica leading them (not built yet): move the weights with the objects", rollout.ErrConflict, string(n))
+}
+
+func (n noReleases) Shift(context.Context, string, string, int) ([]*config.Version, error) {
+	return nil, n.refuse()
+}
+
+func (n noReleases) SetWeights(context.Context, string, map[string]int) ([]*config.Version, error) {
+	return nil, n.refuse()
+}
+
+func (n noReleases) SetLaneVersion(context.Context, string, string, string) error { return n.refuse() }
+
 // New returns a gateway with no config. Close releases it.
 func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
@@ -98,10 +120,14 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	ctrl := control.New(plane, control.Options{
-		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances, External: opts.External,
+		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances, External: opts.External, Write: opts.Write,
 		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
-	releases := rollout.New(plane, ctrl, opts.Logger, opts.TracerProvider)
+	var traffic rollout.Traffic = ctrl
+	if opts.External != "" {
+		traffic = noReleases(opts.External)
+	}
+	releases := rollout.New(plane, traffic, opts.Logger, opts.TracerProvider)
 	ctrl.Guard(releases.Busy)
 	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, releases: releases,
 		api: admin.API{Plane: plane, Control: ctrl, Releases: releases}}, nil

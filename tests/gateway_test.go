@@ -77,7 +77,11 @@ func serveArgs(t *testing.T, path string, args []string, env ...string) *gateway
 			g.p.cmd.Wait()
 		}
 		if t.Failed() {
-			t.Logf("the gateway (killed after %s at most) exited %v; stderr:\n%.4000s", runLimit, g.p.cmd.ProcessState, g.p.stderr.String())
+			out := g.p.stderr.String()
+			if len(out) > 6000 { // the end says most of what failed
+				out = "…" + out[len(out)-6000:]
+			}
+			t.Logf("the gateway (killed after %s at most) exited %v; stderr:\n%s", runLimit, g.p.cmd.ProcessState, out)
 		}
 	})
 	found := make(chan []string, 1)

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,8 +130,9 @@ func accepted(t *testing.T, api *apiServer, gvr schema.GroupVersionResource, nam
 // serves the declared 90/10 split (±3% over 3,000 requests); a patch of
 // the weights reaches all three within 2 s (the slowest of 20 patches); an
 // object the gateways refuse says why in its status, and traffic goes on
-// as before on every replica; edits through a replica's admin API are
-// refused, naming the cluster.
+// as before on every replica; an edit through a replica's admin API
+// (promote, deploy) changes the object and every replica converges, and of
+// two made at once one wins and the other is told it conflicted.
 func TestKubernetesReplicas(t *testing.T) {
 	api := startAPIServer(t)
 	ctx := context.Background()
@@ -238,12 +239,68 @@ func TestKubernetesReplicas(t *testing.T) {
 		t.Errorf("a weight of 150: %v, want the API server to refuse it", err)
 	}
 
-	// Edits go to the cluster, not to one replica's file.
-	res := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}}, "promote", "hello", "canary", "--admin="+strings.TrimPrefix(replicas[0].admin, "http://"))
-	if res.code == 0 || !strings.Contains(res.stderr, "comes from Kubernetes namespace default") {
-		t.Errorf("promote through a replica: exit %d, %q; want it refused, naming the cluster", res.code, res.stderr)
+	// Edits through a replica go to the cluster, and every replica
+	// converges; two made at once from the same state: one wins, the other
+	// is told it conflicted.
+	admin := func(r *kubeReplica, args ...string) result {
+		return wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}},
+			append(args, "--admin="+strings.TrimPrefix(r.admin, "http://"))...)
 	}
-	if !slices.Contains([]string{"stable=50 canary=50"}, replicas[0].weights(t, "hello")) {
-		t.Errorf("after the refused promote: %q", replicas[0].weights(t, "hello"))
+	// converged waits until every replica serves what the object says,
+	// and returns it.
+	converged := func() string {
+		t.Helper()
+		o, err := services.Get(ctx, "hello", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+		var parts []string
+		for _, v := range vs {
+			m := v.(map[string]any)
+			parts = append(parts, fmt.Sprintf("%v=%v", m["name"], m["weight"]))
+		}
+		want := strings.Join(parts, " ")
+		for _, r := range replicas {
+			poll(t, "replica at "+want, func() bool { return r.weights(t, "hello") == want })
+		}
+		return want
+	}
+	if res := admin(replicas[0], "promote", "hello", "canary"); res.code != 0 {
+		t.Fatalf("promote through a replica: exit %d, %s", res.code, res.stderr)
+	}
+	if got := converged(); got != "canary=100" {
+		t.Errorf("after promote through a replica, the object says %s", got)
+	}
+	conflicted := false
+	for round := 0; round < 5 && !conflicted; round++ {
+		var wg sync.WaitGroup
+		var results [2]result
+		for i, weight := range []string{fmt.Sprint(20 + round), fmt.Sprint(40 + round)} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = admin(replicas[1+i], "deploy", "hello", rust, "--weight", weight, "--name", "stable")
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, r := range results {
+			switch {
+			case r.code == 0:
+				ok++
+			case strings.Contains(r.stderr, "changed in the cluster since this gateway loaded it"):
+				conflicted = true
+			default:
+				t.Fatalf("a deploy at the same time as another: exit %d, %s", r.code, r.stderr)
+			}
+		}
+		if ok == 0 {
+			t.Fatalf("both deploys failed: %s / %s", results[0].stderr, results[1].stderr)
+		}
+		t.Logf("round %d: %d of 2 deploys won; every replica serves %s", round, ok, converged())
+	}
+	if !conflicted {
+		t.Errorf("five rounds of two deploys at once, and never a conflict")
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/kube"
 	"github.com/wasmesh/wasmesh/internal/telemetry"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
@@ -86,9 +87,11 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer, MarkMask: markMask, FreshInstances: *fresh, NetHTTP: *netHTTP}
+	var kubeSource *kube.Source // made once the gateway is; its edits go to the cluster
 	if *kubeNamespace != "" {
 		opts.External = "Kubernetes namespace " + *kubeNamespace
 		opts.AdminAuth = &cfg.AdminAuth
+		opts.Write = func(ctx context.Context, data []byte) error { return kubeSource.Write(ctx, data) }
 	}
 	if id != nil {
 		defer id.Close()
@@ -105,12 +108,11 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if *kubeNamespace != "" {
 		// The cluster gives services and routes once its objects are
 		// listed; until then /readyz says no config is loaded.
-		src, err := newKubeSource(*kubeconfig, *kubeNamespace, path, data, g, log)
-		if err != nil {
+		if kubeSource, err = newKubeSource(*kubeconfig, *kubeNamespace, path, data, g, log); err != nil {
 			return exitWith(1, err)
 		}
 		go func() {
-			if err := src.Run(ctx); err != nil {
+			if err := kubeSource.Run(ctx); err != nil {
 				log.Error("kubernetes: the config source stopped", "error", err)
 			}
 		}()

@@ -260,7 +260,7 @@ func (a API) writeRelease(w http.ResponseWriter, service string, vs []*config.Ve
 	switch {
 	case errors.Is(err, control.ErrNotFound), errors.Is(err, modules.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
-	case errors.Is(err, rollout.ErrConflict), errors.Is(err, control.ErrExternal):
+	case errors.Is(err, rollout.ErrConflict), errors.Is(err, control.ErrExternal), errors.Is(err, control.ErrConflict):
 		writeError(w, http.StatusConflict, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)

@@ -247,7 +247,7 @@ func laneStatus(err error) int {
 	switch {
 	case errors.Is(err, control.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, control.ErrExists), errors.Is(err, control.ErrExternal):
+	case errors.Is(err, control.ErrExists), errors.Is(err, control.ErrExternal), errors.Is(err, control.ErrConflict):
 		return http.StatusConflict
 	}
 	return http.StatusUnprocessableEntity

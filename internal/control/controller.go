@@ -42,8 +42,14 @@ type Options struct {
 	// file ("Kubernetes namespace prod"): Load takes it from there, and
 	// the file's edits (deploy, promote, rollback, lanes, releases) and
 	// reloads are refused with an error wrapping ErrExternal that names
-	// it. Default "": the file is the config.
+	// it, unless Write takes the edits. Default "": the file is the config.
 	External string
+	// Write, with External, takes an edit of the config (deploy, promote,
+	// rollback, weights) to where it comes from: the edited config is
+	// written there, then loaded here; the other replicas take it from
+	// there. An edit it cannot write (the file's settings) is its error.
+	// Default nil: edits are refused.
+	Write func(ctx context.Context, data []byte) error
 }
 
 // Controller loads configs into a data plane and edits the config file.

@@ -21,6 +21,10 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is wrapped by the error of creating a lane that exists.
 var ErrExists = errors.New("already exists")
 
+// ErrConflict is wrapped by the error of an edit that lost to another
+// made meanwhile where the config comes from (Options.Write).
+var ErrConflict = errors.New("conflict")
+
 // ErrExternal is wrapped by the errors of edits and reloads of the file
 // when the config comes from elsewhere (Options.External).
 var ErrExternal = errors.New("the config is not the file's")
@@ -251,6 +255,17 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 // commitLocked loads data, an edit of st's config, and writes it to the
 // config file. On failure neither the running config nor the file changes.
 func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, data []byte) error {
+	if c.opts.External != "" && c.opts.Write != nil {
+		// Checked here first (nothing is written that would be refused),
+		// then written where the config comes from, then loaded.
+		if _, err := config.Parse(c.opts.ConfigPath, data); err != nil {
+			return err
+		}
+		if err := c.opts.Write(ctx, data); err != nil {
+			return err
+		}
+		return c.loadLocked(ctx, data)
+	}
 	if err := c.external(); err != nil {
 		return err
 	}

@@ -19,12 +19,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -65,6 +67,18 @@ type Source struct {
 	changed chan struct{}
 	synced  atomic.Bool
 	listed  map[schema.GroupVersionResource]cache.GenericLister // set by Run before its first sync
+
+	mu sync.Mutex
+	// loaded is the config last loaded from the cluster, and the service
+	// objects it was assembled from: what Write compares an edit with,
+	// and the resourceVersions it writes against.
+	loaded         []byte
+	loadedServices map[string]*unstructured.Unstructured
+	// lastGood are the specs of the objects last loaded, by key: what a
+	// refused object's place is taken by; refused are the generations of
+	// the objects refused at the last sync.
+	lastGood map[string]map[string]any
+	refused  map[string]int64
 }
 
 // New returns a source reading opts.Namespace through the API server rc
@@ -151,31 +165,125 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // sync loads the namespace's objects as they are now, and writes their
-// status.
+// status. An object that the config is refused for is taken out of it —
+// or, when an earlier spec of it was loaded, that spec put back in its
+// place — and the rest loaded without it: one bad object holds no other
+// change back. It says why in its status.
 func (s *Source) sync(ctx context.Context) {
 	services, routes, err := s.objects()
 	if err != nil {
 		s.log.Error("kubernetes: listing the objects", "error", err)
 		return
 	}
-	data, lines := Assemble(s.opts.Base, services, routes)
-	err = s.opts.Load(ctx, data)
-	all := append(slices.Clone(services), routes...)
-	if err == nil {
-		for _, o := range all {
-			s.setAccepted(ctx, o, true, "Accepted", "loaded by the gateway")
+	refused := map[*unstructured.Unstructured]string{} // by the object as listed: why
+	stand := map[*unstructured.Unstructured]*unstructured.Unstructured{}
+	// An object refused before, and not changed since, is left out (or
+	// its last good spec put in) at once: it would be refused again.
+	s.mu.Lock()
+	before := s.refused
+	s.mu.Unlock()
+	for _, o := range append(slices.Clone(services), routes...) {
+		if gen, ok := before[key(o)]; ok && gen == o.GetGeneration() {
+			refused[o] = ""
+			services, routes = s.withoutOrLastGood(o, o, services, routes, stand)
 		}
-		return
 	}
-	// The objects the error names are refused; the others keep their
-	// status: the config before keeps serving.
-	blamed := Blame(err, lines, services, routes)
-	if len(blamed) == 0 {
-		s.log.Error("kubernetes: config refused, and no object named in the error", "error", err)
+	for attempt := 0; ; attempt++ {
+		data, lines := Assemble(s.opts.Base, services, routes)
+		err := s.opts.Load(ctx, data)
+		if err == nil {
+			s.loadedAs(data, services, routes, stand)
+			for _, o := range append(slices.Clone(services), routes...) {
+				if _, standIn := stand[o]; !standIn {
+					s.setAccepted(ctx, o, true, "Accepted", "loaded by the gateway")
+				}
+			}
+			break
+		}
+		blamed := Blame(err, lines, services, routes)
+		if len(blamed) == 0 || attempt == 8 {
+			s.log.Error("kubernetes: config refused; the last one loaded keeps serving", "namespace", s.opts.Namespace, "error", err)
+			break
+		}
+		for _, o := range blamed {
+			orig := o
+			if listed, ok := stand[o]; ok {
+				orig = listed // its last good spec was refused too: out with it
+			}
+			refused[orig] = errorAt.ReplaceAllString(err.Error(), "")
+			services, routes = s.withoutOrLastGood(o, orig, services, routes, stand)
+		}
 	}
-	for _, o := range blamed {
-		s.setAccepted(ctx, o, false, "Invalid", err.Error())
+	s.mu.Lock()
+	s.refused = map[string]int64{}
+	for o := range refused {
+		s.refused[key(o)] = o.GetGeneration()
 	}
+	s.mu.Unlock()
+	for o, why := range refused {
+		if why != "" { // "": refused before, its status says why already
+			s.setAccepted(ctx, o, false, "Invalid", why)
+		}
+	}
+}
+
+// errorAt is the place a config error names in the assembled config
+// ("FILE:LINE:COL: "), which its reader never sees: the status says the
+// rest, the same on every replica.
+var errorAt = regexp.MustCompile(`(?m)^\S*?:\d+:\d+: `)
+
+// withoutOrLastGood takes o (orig as listed) out of services or routes, or
+// puts in its place a copy with the spec last loaded for it, when there is
+// one and o is not that copy already.
+func (s *Source) withoutOrLastGood(o, orig *unstructured.Unstructured, services, routes []*unstructured.Unstructured,
+	stand map[*unstructured.Unstructured]*unstructured.Unstructured) ([]*unstructured.Unstructured, []*unstructured.Unstructured) {
+	replace := func(list []*unstructured.Unstructured) []*unstructured.Unstructured {
+		i := slices.Index(list, o)
+		if i < 0 {
+			return list
+		}
+		s.mu.Lock()
+		spec, ok := s.lastGood[key(orig)]
+		s.mu.Unlock()
+		if _, isStandIn := stand[o]; ok && !isStandIn {
+			cp := orig.DeepCopy()
+			cp.Object["spec"] = runtimeCopy(spec)
+			stand[cp] = orig
+			list = slices.Clone(list)
+			list[i] = cp
+			return list
+		}
+		return slices.Delete(slices.Clone(list), i, i+1)
+	}
+	return replace(services), replace(routes)
+}
+
+// loadedAs records a load that succeeded: its config, the service objects
+// Write may update (those loaded as listed, not stand-ins), and each loaded
+// object's spec as its last good one.
+func (s *Source) loadedAs(data []byte, services, routes []*unstructured.Unstructured, stand map[*unstructured.Unstructured]*unstructured.Unstructured) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = data
+	s.loadedServices = map[string]*unstructured.Unstructured{}
+	for _, o := range services {
+		if _, standIn := stand[o]; !standIn {
+			s.loadedServices[o.GetName()] = o
+		}
+	}
+	s.lastGood = map[string]map[string]any{}
+	for _, o := range append(slices.Clone(services), routes...) {
+		if spec, ok := o.Object["spec"].(map[string]any); ok {
+			s.lastGood[key(o)] = spec
+		}
+	}
+}
+
+// key names an object among both kinds.
+func key(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
+
+func runtimeCopy(spec map[string]any) map[string]any {
+	return runtime.DeepCopyJSONValue(spec).(map[string]any)
 }
 
 func (s *Source) objects() (services, routes []*unstructured.Unstructured, err error) {

@@ -31,6 +31,9 @@ import (
 type apiServer struct {
 	kubeconfig string
 	client     dynamic.Interface
+	// restart stops kube-apiserver and, after down, starts it again on the
+	// same port, certificates and etcd, and waits until it is ready.
+	restart func(down time.Duration) error
 }
 
 var controlPlane struct {
@@ -98,7 +101,7 @@ func bootAPIServer() (*apiServer, error) {
 	atExit.mu.Unlock()
 	run := func(name string, args ...string) error {
 		cmd := exec.Command(filepath.Join(binDir, name), args...)
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return err
 		}
@@ -137,16 +140,23 @@ func bootAPIServer() (*apiServer, error) {
 	if err := os.WriteFile(tokens, []byte(token+`,admin,uid-admin,"system:masters"`+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := run("kube-apiserver", "--etcd-servers="+etcdURL, fmt.Sprintf("--secure-port=%d", secure),
+	apiArgs := []string{"--etcd-servers=" + etcdURL, fmt.Sprintf("--secure-port=%d", secure),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(dir, "certs"), "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+saPub, "--service-account-signing-key-file="+saKey,
-		"--token-auth-file="+tokens, "--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16"); err != nil {
-		return nil, err
-	}
+		"--cert-dir=" + filepath.Join(dir, "certs"), "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + saPub, "--service-account-signing-key-file=" + saKey,
+		"--token-auth-file=" + tokens, "--authorization-mode=RBAC", "--service-cluster-ip-range=10.96.0.0/16"}
 	server := fmt.Sprintf("https://127.0.0.1:%d", secure)
-	if err := waitHTTP(server+"/readyz", map[string]string{"Authorization": "Bearer " + token}, 90*time.Second); err != nil {
-		return nil, fmt.Errorf("kube-apiserver: %w (log %s)", err, filepath.Join(dir, "kube-apiserver.log"))
+	startAPI := func() error {
+		if err := run("kube-apiserver", apiArgs...); err != nil {
+			return err
+		}
+		if err := waitHTTP(server+"/readyz", map[string]string{"Authorization": "Bearer " + token}, 90*time.Second); err != nil {
+			return fmt.Errorf("kube-apiserver: %w (log %s)", err, filepath.Join(dir, "kube-apiserver.log"))
+		}
+		return nil
+	}
+	if err := startAPI(); err != nil {
+		return nil, err
 	}
 	kc := map[string]any{
 		"apiVersion": "v1", "kind": "Config", "current-context": "test",
@@ -156,6 +166,14 @@ func bootAPIServer() (*apiServer, error) {
 	}
 	b, _ := yaml.Marshal(kc)
 	api := &apiServer{kubeconfig: filepath.Join(dir, "kubeconfig")}
+	api.restart = func(down time.Duration) error {
+		i := len(procs) - 1 // kube-apiserver, started last
+		procs[i].Process.Signal(os.Interrupt)
+		procs[i].Wait()
+		procs = procs[:i]
+		time.Sleep(down)
+		return startAPI()
+	}
 	if err := os.WriteFile(api.kubeconfig, b, 0o600); err != nil {
 		return nil, err
 	}

@@ -304,3 +304,57 @@ func TestKubernetesReplicas(t *testing.T) {
 		t.Errorf("five rounds of two deploys at once, and never a conflict")
 	}
 }
+
+// TestKubernetesAPIOutage: with the API server stopped for 30 s, the
+// replicas keep serving the config they have; once it is back, they take
+// the changes made since (their watches resume on their own).
+func TestKubernetesAPIOutage(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	routes := api.client.Resource(wasmeshRoutes).Namespace("default")
+	versions := func(stable, canary int64) []any {
+		return []any{map[string]any{"path": rust, "name": "stable", "weight": stable}, map[string]any{"path": zig, "name": "canary", "weight": canary}}
+	}
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "outage", map[string]any{"versions": versions(100, 0)}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { services.Delete(ctx, "outage", metav1.DeleteOptions{}) })
+	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", "outage", map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": "outage"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { routes.Delete(ctx, "outage", metav1.DeleteOptions{}) })
+	replicas := []*kubeReplica{startKubeReplica(t, api, "kube-test-admin-token"), startKubeReplica(t, api, "kube-test-admin-token")}
+	for _, r := range replicas {
+		poll(t, "replica serving", func() bool { return r.weights(t, "outage") == "stable=100 canary=0" })
+	}
+
+	down := make(chan error, 1)
+	go func() { down <- api.restart(30 * time.Second) }()
+	time.Sleep(time.Second)
+	for deadline := time.Now().Add(25 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Second) {
+		for i, r := range replicas {
+			if code, _, _ := get(t, r.url+"/hi"); code != 200 {
+				t.Fatalf("replica %d with the API server down: %d", i, code)
+			}
+		}
+	}
+	if err := <-down; err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"versions": versions(0, 100)}})
+	if _, err := services.Patch(ctx, "outage", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range replicas {
+		for r.weights(t, "outage") != "stable=0 canary=100" {
+			if time.Since(back) > 90*time.Second {
+				t.Fatalf("replica %d never took the change made after the outage: %q", i, r.weights(t, "outage"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Logf("the replicas took a change made after a 30 s outage %s after the API server was back", time.Since(back).Round(time.Millisecond))
+}

@@ -181,6 +181,7 @@ func bootAPIServer() (*apiServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	rc.QPS, rc.Burst = 500, 1000 // client-go's 5 a second would make 1,000 objects take minutes
 	if api.client, err = dynamic.NewForConfig(rc); err != nil {
 		return nil, err
 	}

@@ -358,3 +358,97 @@ func TestKubernetesAPIOutage(t *testing.T) {
 	}
 	t.Logf("the replicas took a change made after a 30 s outage %s after the API server was back", time.Since(back).Round(time.Millisecond))
 }
+
+// rss is the resident memory of the process pid, in bytes (VmRSS).
+func rss(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestKubernetes1000Services: a replica starts on a namespace of 1,000
+// services (each its own WasmeshService, the same small module) and is
+// ready within 60 s; each service costs it at most 1 MiB of memory over a
+// replica of 10 services. The figures go to docs/PERFORMANCE.md.
+func TestKubernetes1000Services(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	routes := api.client.Resource(wasmeshRoutes).Namespace("default")
+	zig := repoPath("examples", "hello", "zig", "hello.wasm")
+	label := metav1.ListOptions{LabelSelector: "wasmesh-test=scale"}
+	t.Cleanup(func() {
+		began := time.Now()
+		services.DeleteCollection(ctx, metav1.DeleteOptions{}, label)
+		routes.DeleteCollection(ctx, metav1.DeleteOptions{}, label)
+		t.Logf("deleted in %s", time.Since(began).Round(time.Millisecond))
+	})
+	create := func(from, to int) { // 16 at a time: etcd's writes take a while each here
+		var wg sync.WaitGroup
+		errs := make(chan error, to-from)
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := from + w; i < to; i += 16 {
+					o := kubeObject("WasmeshService", fmt.Sprintf("scale-%d", i), map[string]any{"versions": []any{map[string]any{"path": zig}}})
+					o.SetLabels(map[string]string{"wasmesh-test": "scale"})
+					if _, err := services.Create(ctx, o, metav1.CreateOptions{}); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	route := kubeObject("WasmeshRoute", "scale", map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": "scale-0"})
+	route.SetLabels(map[string]string{"wasmesh-test": "scale"})
+	if _, err := routes.Create(ctx, route, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// ready starts a replica and returns how long it took to serve the
+	// last service, and its memory then (after a GC's worth of settling).
+	ready := func(last string) (time.Duration, int64) {
+		start := time.Now()
+		r := startKubeReplica(t, api, "kube-test-admin-token")
+		for r.weights(t, last) == "" {
+			if time.Since(start) > 2*time.Minute {
+				t.Fatalf("a replica of %s not ready after 2 minutes", last)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		took := time.Since(start)
+		time.Sleep(2 * time.Second)
+		return took, rss(t, r.p.cmd.Process.Pid)
+	}
+	create(0, 10)
+	t10, m10 := ready("scale-9")
+	began := time.Now()
+	create(10, 1000)
+	t.Logf("990 objects created in %s", time.Since(began).Round(time.Millisecond))
+	t1000, m1000 := ready("scale-999")
+	perService := float64(m1000-m10) / 990
+	t.Logf("10 services: ready in %s, RSS %.1f MiB; 1,000: ready in %s, RSS %.1f MiB; %.0f KiB per service",
+		t10.Round(time.Millisecond), float64(m10)/(1<<20), t1000.Round(time.Millisecond), float64(m1000)/(1<<20), perService/1024)
+	if t1000 > time.Minute {
+		t.Errorf("ready on 1,000 services after %s, want within a minute", t1000)
+	}
+	if perService > 1<<20 {
+		t.Errorf("%.0f KiB per service, want at most 1 MiB", perService/1024)
+	}
+}

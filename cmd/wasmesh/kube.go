@@ -22,5 +22,8 @@ func newKubeSource(kubeconfig, namespace, path string, data []byte, g *mesh.Gate
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	rc.UserAgent = "wasmesh"
+	// client-go's default of 5 requests a second would take minutes to
+	// write the status of a thousand objects.
+	rc.QPS, rc.Burst = 50, 100
 	return kube.New(rc, kube.Options{Namespace: namespace, Base: data, BasePath: path, Load: g.Reload, Logger: log})
 }

@@ -12,6 +12,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/wasmesh/wasmesh/internal/control"
 )
@@ -19,9 +20,10 @@ import (
 // Write makes the cluster say what data says, data being an edit of the
 // config the source last loaded (a deploy, promote, rollback or weight
 // change through the admin API): each WasmeshService whose spec the edit
-// changed is updated, with the resourceVersion it had when it was loaded,
-// so that an edit made meanwhile elsewhere makes this one fail with an
-// error wrapping control.ErrConflict rather than be undone by it. Every
+// changed is updated, provided its spec is still the one loaded (its
+// status, which the gateways write, may have changed), so that an edit made
+// meanwhile elsewhere makes this one fail with an error wrapping
+// control.ErrConflict rather than be undone by it. Every
 // replica then loads the change from the cluster. An edit of anything else
 // (routes, the file's settings, a service added or removed) is refused:
 // those are edited where they live.
@@ -78,16 +80,39 @@ func (s *Source) Write(ctx context.Context, data []byte) error {
 		if err := json.Unmarshal(b, &next); err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
-		o := objects[name].DeepCopy()
-		o.Object["spec"] = next
-		_, err = s.client.Resource(Services).Namespace(o.GetNamespace()).Update(ctx, o, metav1.UpdateOptions{FieldManager: "wasmesh"})
-		switch {
-		case apierrors.IsConflict(err):
-			return fmt.Errorf("%w: WasmeshService %s changed in the cluster since this gateway loaded it (resourceVersion %s); try again",
-				control.ErrConflict, name, o.GetResourceVersion())
-		case err != nil:
-			return fmt.Errorf("kubernetes: updating WasmeshService %s: %w", name, err)
+		if err := s.update(ctx, objects[name], next); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// update sets loaded's spec to next, provided the object's spec is still
+// the one loaded: a change of its status or metadata since (the gateways
+// write status) is no conflict, a change of its spec is.
+func (s *Source) update(ctx context.Context, loaded *unstructured.Unstructured, next map[string]any) error {
+	client := s.client.Resource(Services).Namespace(loaded.GetNamespace())
+	name := loaded.GetName()
+	for try := 0; ; try++ {
+		cur, err := client.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("kubernetes: reading WasmeshService %s: %w", name, err)
+		}
+		if !reflect.DeepEqual(cur.Object["spec"], loaded.Object["spec"]) {
+			return fmt.Errorf("%w: WasmeshService %s changed in the cluster since this gateway loaded it (generation %d, loaded %d); try again",
+				control.ErrConflict, name, cur.GetGeneration(), loaded.GetGeneration())
+		}
+		cur.Object["spec"] = next
+		_, err = client.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "wasmesh"})
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err) && try < 4: // changed between the read and the write: read again
+			continue
+		case apierrors.IsConflict(err):
+			return fmt.Errorf("%w: WasmeshService %s keeps changing in the cluster; try again", control.ErrConflict, name)
+		default:
+			return fmt.Errorf("kubernetes: updating WasmeshService %s: %w", name, err)
+		}
+	}
 }

@@ -439,8 +439,11 @@ routes:
 		t.Errorf("a refused release moved the weights: %s, were %s", got, before)
 	}
 	fleetErrors := `sum(rate(wasmesh_requests_total{service="$service",version="$candidate",status="5xx"}[3s])) / sum(rate(wasmesh_requests_total{service="$service",version="$candidate"}[3s]))`
+	// Only the fleet's check is to fail: the p99 bound is set out of reach
+	// (a p99 of a few hundred requests on a loaded machine can be 2× the
+	// baseline's by chance).
 	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "10,20,30,40,50,60,70,80,90,100", "--hold", "1s", "--min-requests", "5",
-		"--prometheus", prom, "--check", "fleet_errors<=0.05:"+fleetErrors, admin)
+		"--max-p99-ratio", "1000", "--prometheus", prom, "--check", "fleet_errors<=0.05:"+fleetErrors, admin)
 	rel := waitRelease(t, a, "users", rollout.RolledBack, 60*time.Second)
 	last := rel.History[len(rel.History)-1]
 	if !strings.Contains(last.Reason, "check fleet_errors:") || last.Figure == nil || last.Figure.Candidate.Errors != 0 {

@@ -41,49 +41,23 @@ func (t *Type) write(b *strings.Builder) {
 		t.Err.write(b)
 		b.WriteString(">")
 	case Tuple:
-		b.WriteString("tuple<")
-		for i, f := range t.Fields {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			f.Type.write(b)
-		}
-		b.WriteString(">")
+		list(b, "tuple<", ">", len(t.Fields), func(i int) { t.Fields[i].Type.write(b) })
 	case Record:
-		b.WriteString("record { ")
-		for i, f := range t.Fields {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(label(f.Name))
-			b.WriteString(": ")
-			f.Type.write(b)
-		}
-		b.WriteString(" }")
+		list(b, "record { ", " }", len(t.Fields), func(i int) {
+			b.WriteString(label(t.Fields[i].Name) + ": ")
+			t.Fields[i].Type.write(b)
+		})
 	case Variant:
-		b.WriteString("variant { ")
-		for i, c := range t.Cases {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(label(c.Name))
-			if c.Type != nil {
+		list(b, "variant { ", " }", len(t.Cases), func(i int) {
+			b.WriteString(label(t.Cases[i].Name))
+			if c := t.Cases[i]; c.Type != nil {
 				b.WriteString("(")
 				c.Type.write(b)
 				b.WriteString(")")
 			}
-		}
-		b.WriteString(" }")
+		})
 	case Enum, Flags:
-		b.WriteString(t.Kind.String())
-		b.WriteString(" { ")
-		for i, l := range t.Labels {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(label(l))
-		}
-		b.WriteString(" }")
+		list(b, t.Kind.String()+" { ", " }", len(t.Labels), func(i int) { b.WriteString(label(t.Labels[i])) })
 	case Own, Borrow:
 		b.WriteString(t.Kind.String())
 		b.WriteString("<resource ")
@@ -92,6 +66,19 @@ func (t *Type) write(b *strings.Builder) {
 	default:
 		b.WriteString(t.Kind.String())
 	}
+}
+
+// list writes open, n items written by item and separated by commas,
+// then close.
+func list(b *strings.Builder, open, close string, n int, item func(i int)) {
+	b.WriteString(open)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		item(i)
+	}
+	b.WriteString(close)
 }
 
 // label is a field's, case's or label's name as String writes it: bare

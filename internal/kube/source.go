@@ -26,6 +26,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -291,7 +292,7 @@ func (s *Source) objects() (services, routes []*unstructured.Unstructured, err e
 		gvr schema.GroupVersionResource
 		out *[]*unstructured.Unstructured
 	}{{Services, &services}, {Routes, &routes}} {
-		objs, err := s.listed[c.gvr].List(everything)
+		objs, err := s.listed[c.gvr].List(labels.Everything())
 		if err != nil {
 			return nil, nil, err
 		}

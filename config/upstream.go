@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,11 @@ type Upstream struct {
 	DNS *url.URL
 	// DNSInterval is how often DNS is resolved again. Default 5s.
 	DNSInterval time.Duration
+	// Kubernetes, when set, takes the endpoints from a Kubernetes
+	// Service's EndpointSlices instead of Endpoints, following their
+	// changes; the gateway must run from the cluster (wasmesh serve
+	// --kubernetes).
+	Kubernetes *KubernetesService
 	// ConnectTimeout bounds a connection's TCP and TLS handshakes.
 	// Default 5s.
 	ConnectTimeout time.Duration
@@ -62,6 +68,21 @@ type Upstream struct {
 	Pool Pool
 
 	node *yaml.Node // as decoded, written back by config edits
+}
+
+// KubernetesService names a Kubernetes Service whose endpoints an upstream
+// version proxies to: those its EndpointSlices say are ready (when none is,
+// those serving while terminating), at the port Port names.
+type KubernetesService struct {
+	// Service is the Service's name, in the gateway's namespace.
+	// Required.
+	Service string
+	// Port is the Service's port, by name or number. Default: its only
+	// port.
+	Port string
+	// Scheme is how the endpoints are spoken to: "http" (the default) or
+	// "https".
+	Scheme string
 }
 
 // Retries is an upstream's retry policy. Only idempotent requests without
@@ -128,7 +149,7 @@ type HealthCheck struct {
 }
 
 var (
-	upstreamFields = []string{"endpoints", "dns", "dns_interval", "lb", "hash_on", "health", "max_requests", "expect_id", "http2", "connect_timeout", "retries", "pool"}
+	upstreamFields = []string{"endpoints", "dns", "dns_interval", "kubernetes", "lb", "hash_on", "health", "max_requests", "expect_id", "http2", "connect_timeout", "retries", "pool"}
 	retryFields    = []string{"attempts", "on", "per_try_timeout", "budget"}
 	poolFields     = []string{"max_connections", "max_pending", "max_idle", "idle_timeout"}
 	healthFields   = []string{"path", "interval", "timeout", "status", "healthy", "unhealthy"}
@@ -157,6 +178,9 @@ func (u *Upstream) UpstreamDigest() string {
 	}
 	if u.DNS != nil {
 		fmt.Fprintf(&b, "dns %s %s\n", u.DNS, u.DNSInterval)
+	}
+	if k := u.Kubernetes; k != nil {
+		fmt.Fprintf(&b, "kubernetes %s %q %s\n", k.Service, k.Port, k.Scheme)
 	}
 	if u.ConnectTimeout != DefaultConnectTimeout {
 		fmt.Fprintf(&b, "connect_timeout %s\n", u.ConnectTimeout)
@@ -241,6 +265,8 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 			}
 		case "dns_interval":
 			d.durationAtLeast(v, f, 100*time.Millisecond, &u.DNSInterval)
+		case "kubernetes":
+			u.Kubernetes = d.kubernetesService(v, f)
 		case "connect_timeout":
 			d.durationAtLeast(v, f, 0, &u.ConnectTimeout)
 		case "retries":
@@ -255,20 +281,59 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 	})
 	d.check(u.LB == "consistent_hash" && u.HashOn.Kind == "", d.key(n, "lb"), join(path, "lb"), `consistent_hash needs hash_on ("header:NAME" or "cookie:NAME")`)
 	d.check(u.LB != "consistent_hash" && u.HashOn.Kind != "", d.key(n, "hash_on"), join(path, "hash_on"), `needs lb: consistent_hash`)
+	sources := 0
+	for _, set := range []bool{len(u.Endpoints) > 0, u.DNS != nil, u.Kubernetes != nil} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case u.DNS != nil && len(u.Endpoints) > 0:
-		d.errorf(n, path, "has both endpoints and dns: one or the other")
-	case u.DNS == nil && len(u.Endpoints) == 0:
-		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …]) or a name to resolve (dns: http://name:port)")
+	case sources > 1:
+		d.errorf(n, path, "has more than one of endpoints, dns and kubernetes: one of them")
+	case sources == 0:
+		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …]), a name to resolve (dns: http://name:port) or a Kubernetes Service (kubernetes: { service: NAME })")
 	}
 	if u.DNS != nil {
 		d.check(u.ExpectID != "" && u.DNS.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs an https:// dns name, dns is %s", u.DNS)
+	}
+	if k := u.Kubernetes; k != nil {
+		d.check(u.ExpectID != "" && k.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs kubernetes' scheme: https")
 	}
 	for i, e := range u.Endpoints {
 		d.check(u.ExpectID != "" && e.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs https:// endpoints, endpoints[%d] is %s", i, e)
 	}
 	return u
 }
+
+// kubernetesService decodes an upstream's kubernetes block.
+func (d *decoder) kubernetesService(n *yaml.Node, path string) *KubernetesService {
+	k := &KubernetesService{Scheme: "http"}
+	d.fields(n, path, []string{"service", "port", "scheme"}, func(key string, _, v *yaml.Node) {
+		f := join(path, key)
+		switch key {
+		case "service":
+			if s, ok := d.str(v, f); ok && d.check(!dnsLabel.MatchString(s), v, f, "must be a Service's name (a DNS label: a-z, 0-9 and '-', at most 63), got %q", s) {
+				k.Service = s
+			}
+		case "port":
+			s := deref(v).Value
+			if num, err := strconv.Atoi(s); err == nil {
+				d.check(num < 1 || num > 65535, v, f, "must be a port's name or a number from 1 to 65535, got %d", num)
+			} else {
+				d.check(!dnsLabel.MatchString(s) || len(s) > 15, v, f, "must be a port's name (a DNS label of at most 15 characters) or number, got %q", s)
+			}
+			k.Port = s
+		case "scheme":
+			if s, ok := d.str(v, f); ok && d.check(s != "http" && s != "https", v, f, `must be "http" or "https", got %q`, s) {
+				k.Scheme = s
+			}
+		}
+	})
+	d.check(k.Service == "" && deref(n).Kind == yaml.MappingNode, n, path, "needs service: the name of a Kubernetes Service in the gateway's namespace")
+	return k
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // retries decodes an upstream's retry policy.
 func (d *decoder) retries(n *yaml.Node, path string) Retries {

@@ -69,6 +69,14 @@ type Options struct {
 	// Write, with External, takes the admin API's edits to where the
 	// config comes from (control.Options.Write). Default nil: refused.
 	Write func(ctx context.Context, data []byte) error
+	// Fleet, with External, makes the gateway one of several replicas
+	// whose releases one leads (LeadReleases), their state kept where
+	// Fleet.State says. Default nil: releases are refused with External.
+	Fleet *rollout.Fleet
+	// Discovery follows the endpoints of the Kubernetes Services that
+	// upstream versions name (dataplane.Options.Discovery). Default nil:
+	// such versions have no endpoints, and say why.
+	Discovery dataplane.Discovery
 }
 
 // Gateway routes requests to guests: the data plane (the request path) and
@@ -93,7 +101,7 @@ type Gateway struct {
 type noReleases string
 
 func (n noReleases) refuse() error {
-	return fmt.Errorf("%w: the config comes from %s, where releases need one replica leading them (not built yet): move the weights with the objects", rollout.ErrConflict, string(n))
+	return fmt.Errorf("%w: the config comes from %s, where releases need a fleet with one replica leading them (Options.Fleet): move the weights with the objects", rollout.ErrConflict, string(n))
 }
 
 func (n noReleases) Shift(context.Context, string, string, int) ([]*config.Version, error) {
@@ -114,7 +122,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	plane, err := dataplane.New(ctx, dataplane.Options{
 		CacheDir: opts.CacheDir, FreshInstances: opts.FreshInstances, Logger: opts.Logger,
 		TracerProvider: opts.TracerProvider, HTTPClient: opts.HTTPClient,
-		Colourer: opts.Colourer, Identity: opts.Identity,
+		Colourer: opts.Colourer, Identity: opts.Identity, Discovery: opts.Discovery,
 	})
 	if err != nil {
 		return nil, err
@@ -124,13 +132,28 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
 	var traffic rollout.Traffic = ctrl
-	if opts.External != "" {
+	if opts.External != "" && opts.Fleet == nil {
 		traffic = noReleases(opts.External)
 	}
 	releases := rollout.New(plane, traffic, opts.Logger, opts.TracerProvider)
+	if opts.Fleet != nil {
+		releases.JoinFleet(*opts.Fleet)
+	}
 	ctrl.Guard(releases.Busy)
 	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, releases: releases,
 		api: admin.API{Plane: plane, Control: ctrl, Releases: releases}}, nil
+}
+
+// LeadReleases drives the releases as the fleet's leader (Options.Fleet)
+// until ctx ends: those recorded go on at their step, then every running
+// one is judged each second.
+func (g *Gateway) LeadReleases(ctx context.Context) { g.releases.Lead(ctx, time.Second) }
+
+// VersionCount is what this gateway has served of a service's version
+// since it started: its errors and latency histogram, which a fleet's
+// replicas publish to the one leading releases.
+func (g *Gateway) VersionCount(service, digest string) rollout.Count {
+	return g.releases.Count(service, digest)
 }
 
 // Close releases the gateway's engine and compiled modules.

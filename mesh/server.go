@@ -40,13 +40,16 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 	guests, stopGuests := context.WithCancel(context.Background())
 	defer stopGuests()
 	// Progressive releases: those of an earlier run go on, and are judged
-	// every second while the gateway serves.
-	if err := g.releases.LoadState(); err != nil {
-		return fmt.Errorf("releases: %w", err)
-	}
+	// every second while the gateway serves (in a fleet, by its leader
+	// alone: LeadReleases).
 	releaseCtx, stopReleases := context.WithCancel(ctx)
 	defer stopReleases()
-	go g.releases.Run(releaseCtx, time.Second)
+	if g.opts.Fleet == nil {
+		if err := g.releases.LoadState(ctx); err != nil {
+			return fmt.Errorf("releases: %w", err)
+		}
+		go g.releases.Run(releaseCtx, time.Second)
+	}
 	srv := &http.Server{
 		Handler:           takingTurns(g.plane), // HTTP/1 reaches it only with --net-http
 		ReadHeaderTimeout: 10 * time.Second,

@@ -41,7 +41,7 @@ type kubeReplica struct {
 	token string
 }
 
-func startKubeReplica(t *testing.T, api *apiServer, token string) *kubeReplica {
+func startKubeReplica(t *testing.T, api *apiServer, token string, args ...string) *kubeReplica {
 	t.Helper()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin-token")
@@ -53,7 +53,7 @@ func startKubeReplica(t *testing.T, api *apiServer, token string) *kubeReplica {
 	if err := os.WriteFile(base, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := serveArgs(t, base, []string{"--kubernetes", "default", "--kubeconfig", api.kubeconfig})
+	g := serveArgs(t, base, append([]string{"--kubernetes", "default", "--kubeconfig", api.kubeconfig}, args...))
 	return &kubeReplica{gateway: g, token: token}
 }
 

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -308,12 +309,25 @@ func TestReleaseSurvivesKill(t *testing.T) {
 	weights := weightsInFile(t, g.config, "users")
 	g.p.cmd.Process.Kill()
 	g.p.cmd.Wait()
+	// As if the gateway had died between setting the second step's weights
+	// and recording the step: the state says step 0.
+	stateFile := filepath.Join(home(t), rollout.StateFile)
+	state, err := os.ReadFile(stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stateFile, bytes.Replace(state, []byte(`"step": 1,`), []byte(`"step": 0,`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	g2 := serveFile(t, g.config)
 	admin = "--admin=" + strings.TrimPrefix(g2.admin, "http://")
 	after := releaseOf(t, g2, "users")
-	if after.Phase != rollout.Paused || after.Step != 1 || after.Candidate != before.Candidate || len(after.History) != len(before.History) {
-		t.Fatalf("after the restart: %s at step %d (history of %d), want paused at step 1 (history of %d)", after.Phase, after.Step, len(after.History), len(before.History))
+	if after.Phase != rollout.Paused || after.Step != 1 || after.Candidate != before.Candidate || len(after.History) != len(before.History)+1 {
+		t.Fatalf("after the restart: %s at step %d (history of %d), want paused at step 1 (history of %d)", after.Phase, after.Step, len(after.History), len(before.History)+1)
+	}
+	if e := after.History[len(after.History)-1]; e.Kind != "step" || e.Step != 1 || !strings.Contains(e.Reason, "before the state recorded it") {
+		t.Errorf("the step found set on restart recorded as %+v", e)
 	}
 	if got := weightsInFile(t, g2.config, "users"); got != weights || got != "v1=60 v2=40" {
 		t.Errorf("the config's weights after the restart: %s, before %s, want v1=60 v2=40", got, weights)

@@ -1,29 +1,56 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wasmesh/wasmesh/internal/kube"
-	"github.com/wasmesh/wasmesh/mesh"
 )
 
-// newKubeSource is the cluster as the config source of g: the objects of
-// namespace, through the API server kubeconfig (or $KUBECONFIG,
-// ~/.kube/config, or the pod's service account, as kubectl resolves them)
-// points at; the file at path, data, keeps the gateway's own settings.
-func newKubeSource(kubeconfig, namespace, path string, data []byte, g *mesh.Gateway, log *slog.Logger) (*kube.Source, error) {
+// kubeFlags are serve's flags of the cluster mode.
+type kubeFlags struct {
+	namespace, kubeconfig, replica string
+	leaseDuration                  time.Duration
+}
+
+// newKubeSource is the cluster as a config source, and the fleet of
+// replicas reading it: the objects of the namespace, through the API
+// server the kubeconfig (or $KUBECONFIG, ~/.kube/config, or the pod's
+// service account, as kubectl resolves them) points at; the file at path,
+// data, keeps the gateway's own settings; load takes each config
+// assembled.
+func newKubeSource(kf kubeFlags, path string, data []byte, load func(context.Context, []byte) error, log *slog.Logger) (*kube.Source, *kube.Fleet, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
+	rules.ExplicitPath = kf.kubeconfig
 	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	rc.UserAgent = "wasmesh"
 	// client-go's default of 5 requests a second would take minutes to
 	// write the status of a thousand objects.
 	rc.QPS, rc.Burst = 50, 100
-	return kube.New(rc, kube.Options{Namespace: namespace, Base: data, BasePath: path, Load: g.Reload, Logger: log})
+	src, err := kube.New(rc, kube.Options{Namespace: kf.namespace, Base: data, BasePath: path, Load: load, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	replica := kf.replica
+	if replica == "" {
+		replica = os.Getenv("POD_NAME")
+	}
+	if replica == "" {
+		host, _ := os.Hostname()
+		replica = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	fleet, err := src.NewFleet(rc, kube.FleetOptions{Identity: replica, LeaseDuration: kf.leaseDuration})
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, fleet, nil
 }

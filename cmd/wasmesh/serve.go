@@ -22,6 +22,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/control"
 	"github.com/wasmesh/wasmesh/internal/kube"
+	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/internal/telemetry"
 	"github.com/wasmesh/wasmesh/mesh"
 	"github.com/wasmesh/wasmesh/modules"
@@ -41,8 +42,11 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
 	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
 	sampleRatio := fs.Float64("trace-sample-ratio", -1, "fraction of new traces recorded; sampled parents are always followed (default 1 with an exporter)")
-	kubeNamespace := fs.String("kubernetes", "", "take services and routes from this namespace's WasmeshService and WasmeshRoute objects (the config file keeps the gateway's own settings)")
-	kubeconfig := fs.String("kubeconfig", "", "with --kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the pod's service account)")
+	var kf kubeFlags
+	fs.StringVar(&kf.namespace, "kubernetes", "", "take services and routes from this namespace's WasmeshService and WasmeshRoute objects (the config file keeps the gateway's own settings)")
+	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "with --kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the pod's service account)")
+	fs.StringVar(&kf.replica, "replica", "", "with --kubernetes: this replica's name among the others (default $POD_NAME, else HOST-PID)")
+	fs.DurationVar(&kf.leaseDuration, "lease-duration", 15*time.Second, "with --kubernetes: how long the releases' leader holds its Lease without renewing it (how soon another replica takes over)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -87,17 +91,27 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer, MarkMask: markMask, FreshInstances: *fresh, NetHTTP: *netHTTP}
-	var kubeSource *kube.Source // made once the gateway is; its edits go to the cluster
-	if *kubeNamespace != "" {
-		opts.External = "Kubernetes namespace " + *kubeNamespace
+	var g *mesh.Gateway
+	var kubeSource *kube.Source
+	var fleet *kube.Fleet
+	if kf.namespace != "" {
+		load := func(ctx context.Context, data []byte) error { return g.Reload(ctx, data) }
+		if kubeSource, fleet, err = newKubeSource(kf, path, data, load, log); err != nil {
+			return exitWith(1, err)
+		}
+		fleet.SetLocal(func(service, digest string) rollout.Count { return g.VersionCount(service, digest) })
+		opts.External = "Kubernetes namespace " + kf.namespace
 		opts.AdminAuth = &cfg.AdminAuth
-		opts.Write = func(ctx context.Context, data []byte) error { return kubeSource.Write(ctx, data) }
+		opts.Write = kubeSource.Write
+		opts.Discovery = kubeSource
+		f := fleet.Rollout()
+		opts.Fleet = &f
 	}
 	if id != nil {
 		defer id.Close()
 		opts.Identity = id
 	}
-	g, err := mesh.New(ctx, opts)
+	g, err = mesh.New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -105,15 +119,18 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if id != nil {
 		go id.Watch(ctx, g.ObserveIdentity)
 	}
-	if *kubeNamespace != "" {
+	if kf.namespace != "" {
 		// The cluster gives services and routes once its objects are
-		// listed; until then /readyz says no config is loaded.
-		if kubeSource, err = newKubeSource(*kubeconfig, *kubeNamespace, path, data, g, log); err != nil {
-			return exitWith(1, err)
-		}
+		// listed; until then /readyz says no config is loaded. The fleet
+		// stands for the lead of releases once that config is loaded.
 		go func() {
 			if err := kubeSource.Run(ctx); err != nil {
 				log.Error("kubernetes: the config source stopped", "error", err)
+			}
+		}()
+		go func() {
+			if err := fleet.Run(ctx, g.LeadReleases); err != nil {
+				log.Error("kubernetes: the fleet stopped", "error", err)
 			}
 		}()
 	} else {
@@ -156,7 +173,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
-	if *kubeNamespace == "" {
+	if kf.namespace == "" {
 		if err := g.Watch(watchCtx); err != nil {
 			log.Warn("config hot reload is off", "error", err)
 		}

@@ -48,6 +48,19 @@ type Options struct {
 	// Identity is the gateway's SPIFFE identity, for calls to outbound
 	// entries with expect_id. Default nil.
 	Identity identity.X509Source
+	// Discovery follows the endpoints of the Kubernetes Services that
+	// upstream versions name. Default nil: such versions have no
+	// endpoints, and say why.
+	Discovery Discovery
+}
+
+// Discovery follows Kubernetes Services' endpoints (internal/kube).
+type Discovery interface {
+	// Follow calls update with svc's endpoints, "host:port" each, at once
+	// and whenever they change, until ctx ends: those ready, or, when
+	// none is, those still serving while they terminate. With none, why
+	// says why.
+	Follow(ctx context.Context, svc config.KubernetesService, update func(hosts []string, why string))
 }
 
 // Snapshot is one generation of config as the request path serves it:

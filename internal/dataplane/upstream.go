@@ -166,6 +166,11 @@ func (p *Plane) upstreamFor(service string, v *config.Version) *upstreamPool {
 		why := fmt.Sprintf("%s is not resolved yet", v.Upstream.DNS.Hostname())
 		u.noEndpoints.Store(&why)
 	}
+	if k := v.Upstream.Kubernetes; k != nil {
+		u.tls.ServerName = k.Service
+		why := fmt.Sprintf("the endpoints of Kubernetes Service %s are not known yet", k.Service)
+		u.noEndpoints.Store(&why)
+	}
 	got, loaded := p.upstreams.LoadOrStore(key, u)
 	if loaded {
 		u.closeEndpoints(eps)
@@ -326,7 +331,36 @@ func (u *upstreamPool) start() {
 			u.resolve() // the first, before the config serves
 			go u.resolveEvery(u.spec.DNSInterval)
 		}
+		if k := u.spec.Kubernetes; k != nil {
+			if u.p.opts.Discovery == nil {
+				why := fmt.Sprintf("upstream kubernetes service %s: the gateway does not run from a cluster (wasmesh serve --kubernetes NAMESPACE)", k.Service)
+				u.noEndpoints.Store(&why)
+				u.p.log.Error("upstream has no endpoints", "version", u.version, "reason", why)
+				return
+			}
+			go u.p.opts.Discovery.Follow(u.ctx, *k, u.discovered)
+		}
 	})
+}
+
+// discovered makes the pool's endpoints those of its Kubernetes Service;
+// none, the endpoints are left as they were, and why logged.
+func (u *upstreamPool) discovered(hosts []string, why string) {
+	if u.ctx.Err() != nil {
+		return
+	}
+	k := u.spec.Kubernetes
+	if len(hosts) == 0 {
+		why = fmt.Sprintf("Kubernetes Service %s: %s", k.Service, why)
+		u.noEndpoints.Store(&why)
+		empty := []*endpoint{}
+		old := u.eps()
+		u.endpoints.Store(&empty)
+		u.closeEndpoints(old)
+		u.p.log.Warn("upstream has no endpoints", "version", u.version, "reason", why)
+		return
+	}
+	u.setEndpoints(k.Scheme, hosts, "kubernetes_service", k.Service)
 }
 
 func (u *upstreamPool) close() {
@@ -402,24 +436,36 @@ func (u *upstreamPool) resolve() {
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[name.Scheme]
 	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	var hosts []string
+	for _, a := range slices.Compact(addrs) {
+		hosts = append(hosts, net.JoinHostPort(a.Unmap().String(), port))
+	}
+	u.setEndpoints(name.Scheme, hosts, "dns", name.String())
+}
+
+// setEndpoints makes the pool's endpoints scheme://host for hosts: one
+// still there keeps its endpoint (connections, health, ejection), a new
+// one gets one, a gone one's closes (its requests in flight finish).
+// source and name say where they came from, in the log.
+func (u *upstreamPool) setEndpoints(scheme string, hosts []string, source, name string) {
 	old := u.eps()
 	byHost := make(map[string]*endpoint, len(old))
 	for _, ep := range old {
 		byHost[ep.url.Host] = ep
 	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
 	var eps []*endpoint
 	var added []*endpoint
-	for _, a := range slices.Compact(addrs) {
-		host := net.JoinHostPort(a.Unmap().String(), port)
+	for _, host := range hosts {
 		if ep := byHost[host]; ep != nil {
 			eps = append(eps, ep)
 			delete(byHost, host)
 			continue
 		}
-		ep := u.newEndpoint(&url.URL{Scheme: name.Scheme, Host: host})
+		ep := u.newEndpoint(&url.URL{Scheme: scheme, Host: host})
 		eps, added = append(eps, ep), append(added, ep)
 	}
+	u.noEndpoints.Store(nil)
 	if len(added) == 0 && len(byHost) == 0 {
 		return
 	}
@@ -427,13 +473,12 @@ func (u *upstreamPool) resolve() {
 		u.check(ep)
 	}
 	u.endpoints.Store(&eps)
-	u.noEndpoints.Store(nil)
 	gone := make([]*endpoint, 0, len(byHost))
 	for _, ep := range byHost {
 		gone = append(gone, ep)
 	}
 	u.closeEndpoints(gone)
-	u.p.log.Info("upstream endpoints resolved", "version", u.version, "dns", name.String(), "endpoints", len(eps), "added", len(added), "removed", len(gone))
+	u.p.log.Info("upstream endpoints changed", "version", u.version, source, name, "endpoints", len(eps), "added", len(added), "removed", len(gone))
 }
 
 // check starts the active health check of ep, if the upstream has one,

@@ -80,6 +80,9 @@ type Source struct {
 	// the objects refused at the last sync.
 	lastGood map[string]map[string]any
 	refused  map[string]int64
+
+	// discovery follows EndpointSlices for upstream versions (Follow).
+	discovery discovery
 }
 
 // New returns a source reading opts.Namespace through the API server rc

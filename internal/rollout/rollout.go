@@ -16,10 +16,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -32,7 +31,6 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wasmesh/wasmesh/config"
-	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -195,14 +193,9 @@ type Release struct {
 	Figures *Comparison `json:"figures,omitempty"`
 	History []Event     `json:"history"`
 
-	// The versions' counts when the step began.
-	from [2]mark
-}
-
-// mark is a version's counts at one time.
-type mark struct {
-	errors  int64
-	latency dataplane.LatencySnapshot
+	// The versions' counts when the step began (baseline, candidate), by
+	// replica.
+	from [2]map[string]Count
 }
 
 // Figures are what one version served in a step.
@@ -261,6 +254,13 @@ type Controller struct {
 	// declaredGen is the config generation whose declared releases were
 	// started.
 	declaredGen atomic.Int64
+
+	// Where the state is kept, what the figures are summed from, and
+	// whether this replica leads (JoinFleet); one gateway always leads.
+	state   State
+	counts  func(service, digest string) map[string]Count
+	leader  func() string
+	leading atomic.Bool
 }
 
 // StateFile is the releases' state file, in the store's directory.
@@ -284,45 +284,32 @@ func New(plane *dataplane.Plane, t Traffic, log *slog.Logger, tp trace.TracerPro
 			Help: "Release events by service and kind: started, step, promoted, rolled_back, paused, resumed, aborted.",
 		}, []string{"service", "kind"}),
 	}
+	c.state = fileState{plane}
+	c.counts = c.localCounts
+	c.leading.Store(true)
 	plane.Metrics().Registry.MustRegister(c.step, c.events)
 	return c
 }
 
-// file is the state file: StateFile beside the store of the config being
-// served.
-func (c *Controller) file() (string, error) {
-	st := c.plane.Snapshot()
-	if st == nil {
-		return "", errors.New("no config loaded")
-	}
-	return filepath.Join(filepath.Dir(filepath.Clean(st.Config.Store)), StateFile), nil
-}
-
 // LoadState reads the releases' state, once a config is loaded: a release
 // that was running or paused goes on at the step it was at (its weights
-// are in the config file already), the step held again from now. A
-// release whose candidate's weight in the config is not its step's (the
-// gateway stopped between the two) is paused, saying so. An entry that
-// does not make sense is left out, and logged.
-func (c *Controller) LoadState() error {
+// are in the config already), the step held again from now. A release
+// whose candidate has its next step's weight in the config (the gateway
+// stopped after setting it, before recording it) goes on at that step; one
+// whose candidate has any other weight than its step's is paused, saying
+// so. An entry that does not make sense is left out, and logged.
+func (c *Controller) LoadState(ctx context.Context) error { return c.load(ctx, "") }
+
+// load is LoadState; a why, when given, is recorded as a "resumed" event
+// of each release that goes on.
+func (c *Controller) load(ctx context.Context, why string) error {
 	st := c.plane.Snapshot()
 	if st == nil {
-		return nil // no store yet: nothing to resume
+		return nil // no config yet: nothing to resume
 	}
-	file, err := c.file()
+	saved, err := c.state.Load(ctx)
 	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(file)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	}
-	var saved []*Release
-	if err := json.Unmarshal(data, &saved); err != nil {
-		c.log.Error("release: the state file is unreadable; no release resumed", "file", file, "error", err)
+		c.log.Error("release: the state is unreadable; no release resumed", "state", c.state.Where(), "error", err)
 		return nil
 	}
 	c.move.Lock()
@@ -330,10 +317,11 @@ func (c *Controller) LoadState() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
+	c.releases = map[string]*Release{}
 	for _, r := range saved {
 		spec, err := r.Spec.withDefaults()
 		if err != nil || r.Step < 0 || r.Step >= len(spec.Steps) {
-			c.log.Error("release: an entry of the state file left out", "file", file, "service", r.Service, "step", r.Step, "error", err)
+			c.log.Error("release: an entry of the state left out", "state", c.state.Where(), "service", r.Service, "step", r.Step, "error", err)
 			continue
 		}
 		r.Spec = spec
@@ -343,12 +331,24 @@ func (c *Controller) LoadState() error {
 		}
 		r.StepStarted = now
 		c.markStep(r)
-		if w := candidateWeight(st, r); w != r.Steps[r.Step] && r.Phase == Running {
+		w := candidateWeight(st, r)
+		switch {
+		case w == r.Steps[r.Step]:
+		case r.Step+1 < len(r.Steps) && w == r.Steps[r.Step+1]:
+			r.Step++
+			c.event(r, "step", "the step's weight was set before the state recorded it (the leader stopped between the two)")
+		case r.Phase == Running:
 			r.Phase = Paused
 			c.event(r, "paused", fmt.Sprintf("the candidate's weight in the config is %d, its step's %d: the gateway stopped while changing it", w, r.Steps[r.Step]))
 		}
+		if why != "" {
+			c.event(r, "resumed", why)
+		}
 		c.step.WithLabelValues(r.Service).Set(float64(r.Steps[r.Step]))
 		c.log.Info("release resumed", "service", r.Service, "step", r.Step, "weight", r.Steps[r.Step], "phase", r.Phase)
+	}
+	if why != "" {
+		c.saveLocked()
 	}
 	return nil
 }
@@ -368,9 +368,15 @@ func candidateWeight(st *dataplane.Snapshot, r *Release) int {
 // Busy is the control plane's guard: a service with a release running or
 // paused refuses other release operations.
 func (c *Controller) Busy(service string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r := c.releases[service]; r != nil && (r.Phase == Running || r.Phase == Paused) {
+	var r *Release
+	if c.leading.Load() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		r = c.releases[service]
+	} else {
+		r = c.recorded()[service]
+	}
+	if r != nil && (r.Phase == Running || r.Phase == Paused) {
 		return fmt.Errorf("%w: service %q has a release %s (candidate %s, step %d of %d); abort it first",
 			ErrConflict, service, r.Phase, modules.Short(r.Candidate), r.Step+1, len(r.Steps))
 	}
@@ -390,6 +396,9 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	spec, err := spec.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := c.follower(); err != nil {
+		return nil, err
 	}
 	c.move.Lock()
 	defer c.move.Unlock()
@@ -453,32 +462,67 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	return r.clone(), nil
 }
 
-// markStep notes the versions' counts at the step's start.
+// markStep notes the versions' counts at the step's start, c.mu held.
 func (c *Controller) markStep(r *Release) {
 	for i, d := range []string{r.Baseline, r.Candidate} {
-		s := c.plane.Stats(r.Service, d)
-		r.from[i] = mark{errors: s.Errors.Load(), latency: s.Latency.Snapshot()}
+		r.from[i] = c.counts(r.Service, d)
 	}
 	r.Figures = nil
 }
 
 // figures are the versions' figures since the step began, of the requests
 // they have answered (those still in flight are not counted, so that a
-// candidate that hangs shows as slow and failing, not as fine).
+// candidate that hangs shows as slow and failing, not as fine), summed
+// over the replicas, c.mu held. A replica first seen during the step is
+// counted from when it was seen; one whose counts went down (it
+// restarted) from zero.
 func (c *Controller) figures(r *Release) *Comparison {
 	var out [2]Figures
 	for i, d := range []string{r.Baseline, r.Candidate} {
-		s := c.plane.Stats(r.Service, d)
-		to := s.Latency.Snapshot()
-		f := Figures{Requests: dataplane.Count(r.from[i].latency, to), Errors: s.Errors.Load() - r.from[i].errors}
+		if r.from[i] == nil {
+			r.from[i] = map[string]Count{}
+		}
+		var f Figures
+		var from, to dataplane.LatencySnapshot
+		for replica, now := range c.counts(r.Service, d) {
+			was, seen := r.from[i][replica]
+			switch {
+			case !seen:
+				was = now
+				r.from[i][replica] = now
+			case now.below(was):
+				was = Count{}
+				r.from[i][replica] = was
+			}
+			f.Errors += now.Errors - was.Errors
+			for b := range to {
+				from[b] += was.Latency[b]
+				to[b] += now.Latency[b]
+			}
+		}
+		f.Requests = dataplane.Count(from, to)
 		if f.Requests > 0 {
 			f.ErrorRate = min(1, float64(f.Errors)/float64(f.Requests))
 		}
-		f.p99 = dataplane.Quantile(r.from[i].latency, to, 0.99)
+		f.p99 = dataplane.Quantile(from, to, 0.99)
 		f.P99 = f.p99.String()
 		out[i] = f
 	}
 	return &Comparison{Baseline: out[0], Candidate: out[1]}
+}
+
+// below reports whether any of n's counts is below was's: the replica
+// counting them started again since was.
+func (n Count) below(was Count) bool {
+	if n.Errors < was.Errors {
+		return true
+	}
+	for b := range n.Latency {
+		if n.Latency[b] < was.Latency[b] {
+			return true
+		}
+	}
+	return false
 }
 
 // check judges a step's figures: "" when they pass, else the failed check
@@ -765,6 +809,9 @@ func (c *Controller) Resume(service string) (*Release, error) {
 }
 
 func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) {
+	if err := c.follower(); err != nil {
+		return nil, err
+	}
 	c.move.Lock()
 	defer c.move.Unlock()
 	c.mu.Lock()
@@ -798,6 +845,9 @@ func (c *Controller) Promote(ctx context.Context, service string) (*Release, err
 }
 
 func (c *Controller) end(ctx context.Context, service, phase, reason string) (*Release, error) {
+	if err := c.follower(); err != nil {
+		return nil, err
+	}
 	c.move.Lock()
 	defer c.move.Unlock()
 	c.mu.Lock()
@@ -816,8 +866,15 @@ func (c *Controller) end(ctx context.Context, service, phase, reason string) (*R
 	return c.Get(service)
 }
 
-// Get returns the release of service, with its figures so far.
+// Get returns the release of service, with its figures so far (as last
+// recorded, on a replica that does not lead releases).
 func (c *Controller) Get(service string) (*Release, error) {
+	if !c.leading.Load() {
+		if r := c.recorded()[service]; r != nil {
+			return r, nil
+		}
+		return nil, fmt.Errorf("%w: no release of service %q", ErrNotFound, service)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.releases[service]
@@ -832,6 +889,14 @@ func (c *Controller) Get(service string) (*Release, error) {
 
 // List returns every release, by service.
 func (c *Controller) List() []*Release {
+	if !c.leading.Load() {
+		rec := c.recorded()
+		out := make([]*Release, 0, len(rec))
+		for _, n := range slices.Sorted(maps.Keys(rec)) {
+			out = append(out, rec[n])
+		}
+		return out
+	}
 	c.mu.Lock()
 	names := make([]string, 0, len(c.releases))
 	for n := range c.releases {
@@ -855,23 +920,17 @@ func (r *Release) clone() *Release {
 	return &cp
 }
 
-// saveLocked writes the releases' state atomically; a failure is logged
-// (what it records has happened: the operation stands).
+// saveLocked records the releases' state (atomically, in a file); a
+// failure is logged (what it records has happened: the operation stands).
 func (c *Controller) saveLocked() {
 	list := make([]*Release, 0, len(c.releases))
 	for _, r := range c.releases {
 		list = append(list, r)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Service < list[j].Service })
-	data, err := json.MarshalIndent(list, "", "  ")
-	file := ""
-	if err == nil {
-		file, err = c.file()
-	}
-	if err == nil {
-		err = atomicfile.WriteFile(file, data, 0o644, "")
-	}
-	if err != nil {
-		c.log.Error("release: state not saved", "file", file, "error", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.state.Save(ctx, list); err != nil {
+		c.log.Error("release: state not saved", "state", c.state.Where(), "error", err)
 	}
 }

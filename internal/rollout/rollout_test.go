@@ -55,3 +55,51 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestFiguresAcrossReplicas: a step's figures are the sum of what each
+// replica served since the step began; a replica first seen during the
+// step counts from then, one that restarted (its counts went down) from
+// zero.
+func TestFiguresAcrossReplicas(t *testing.T) {
+	count := func(requests, errs int64) Count {
+		c := Count{Errors: errs}
+		c.Latency[3] = requests
+		return c
+	}
+	type counts = map[string]Count
+	for _, c := range []struct {
+		name         string
+		atMark, now  counts
+		wantRequests int64
+		wantErrors   int64
+	}{
+		{"one replica", counts{"": count(100, 1)}, counts{"": count(150, 3)}, 50, 2},
+		{"three summed", counts{"": count(100, 0), "b": count(10, 0), "c": count(0, 0)},
+			counts{"": count(110, 1), "b": count(40, 2), "c": count(5, 0)}, 10 + 30 + 5, 3},
+		{"first seen during the step", counts{"": count(100, 0)}, counts{"": count(120, 0), "new": count(500, 9)}, 20, 0},
+		{"restarted", counts{"": count(100, 0), "b": count(400, 4)}, counts{"": count(100, 0), "b": count(30, 1)}, 30, 1},
+		{"died (its last counts stay)", counts{"": count(0, 0), "b": count(10, 0)}, counts{"": count(0, 0), "b": count(25, 0)}, 15, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := c.atMark
+			ctl := &Controller{counts: func(service, digest string) map[string]Count {
+				if digest != "cand" {
+					return counts{"": {}}
+				}
+				return now
+			}}
+			r := &Release{Spec: Spec{Service: "s"}, Baseline: "base", Candidate: "cand"}
+			ctl.markStep(r)
+			now = c.now
+			f := ctl.figures(r).Candidate
+			if f.Requests != c.wantRequests || f.Errors != c.wantErrors {
+				t.Errorf("candidate %d requests, %d errors; want %d, %d", f.Requests, f.Errors, c.wantRequests, c.wantErrors)
+			}
+			// The next look starts where this one left the replicas it
+			// first saw or saw restart.
+			if again := ctl.figures(r).Candidate; again.Requests != c.wantRequests {
+				t.Errorf("looked at again: %d requests, want %d", again.Requests, c.wantRequests)
+			}
+		})
+	}
+}

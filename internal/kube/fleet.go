@@ -1,0 +1,411 @@
+package kube
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/wasmesh/wasmesh/internal/rollout"
+)
+
+// Leases is the resource the replicas coordinate through.
+var Leases = schema.GroupVersionResource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}
+
+// The Lease the replica leading releases holds, and the label and
+// annotation of the Lease each replica publishes its counts in.
+const (
+	LeaderLease      = "wasmesh-releases"
+	replicaLabel     = "wasmesh.dev/replica"
+	countsAnnotation = "wasmesh.dev/counts"
+)
+
+// FleetOptions configure a Fleet.
+type FleetOptions struct {
+	// Identity names this replica among the others (the pod's name).
+	// Required.
+	Identity string
+	// LeaseDuration is how long a leader's Lease holds without renewal:
+	// the longest the releases wait for another replica to lead after
+	// the leader dies. Default 15s (client-go's); it renews within two
+	// thirds of it and others try every tenth of it.
+	LeaseDuration time.Duration
+	// PublishEvery is how often the replica publishes its counts of the
+	// versions under release. Default 1s.
+	PublishEvery time.Duration
+	// Local gives this replica's own counts of a version (the data
+	// plane's). Required before Run (SetLocal).
+	Local func(service, digest string) rollout.Count
+}
+
+// Fleet makes the gateways reading one namespace a fleet: one leads the
+// releases, holding the Lease LeaderLease; each publishes what it served
+// of the versions under release in a Lease of its own
+// ("wasmesh-replica-NAME", annotation wasmesh.dev/counts), which the
+// leader sums; a release's state is kept in its WasmeshService's
+// status.release, where every replica reads it.
+type Fleet struct {
+	src    *Source
+	opts   FleetOptions
+	leases coordinationclient.LeasesGetter
+
+	mu      sync.Mutex
+	leader  string
+	lister  cache.GenericLister
+	saved   map[string]string // the status.release last written, by service
+	started time.Time
+}
+
+// NewFleet returns the fleet of s's namespace, seen from this replica.
+func (s *Source) NewFleet(rc *rest.Config, opts FleetOptions) (*Fleet, error) {
+	if opts.Identity == "" {
+		return nil, errors.New("kubernetes: a replica needs a name (--replica, or $POD_NAME)")
+	}
+	opts.LeaseDuration = cmp.Or(opts.LeaseDuration, 15*time.Second)
+	opts.PublishEvery = cmp.Or(opts.PublishEvery, time.Second)
+	if opts.LeaseDuration < time.Second {
+		return nil, fmt.Errorf("kubernetes: the lease duration must be at least 1s, got %s", opts.LeaseDuration)
+	}
+	cc, err := coordinationclient.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	return &Fleet{src: s, opts: opts, leases: cc, saved: map[string]string{}, started: time.Now()}, nil
+}
+
+// SetLocal sets FleetOptions.Local, for a replica whose data plane is
+// made after its fleet.
+func (f *Fleet) SetLocal(local func(service, digest string) rollout.Count) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opts.Local = local
+}
+
+func (f *Fleet) local(service, digest string) rollout.Count {
+	f.mu.Lock()
+	local := f.opts.Local
+	f.mu.Unlock()
+	return local(service, digest)
+}
+
+// Rollout is what the release controller needs of the fleet.
+func (f *Fleet) Rollout() rollout.Fleet {
+	return rollout.Fleet{State: releaseState{f}, Counts: f.counts, Leader: f.Leader}
+}
+
+// Leader names the replica that holds the leader's Lease, as last seen.
+func (f *Fleet) Leader() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leader
+}
+
+// Run takes part in the fleet until ctx ends: once the source has loaded
+// its first config, this replica publishes its counts and stands for the
+// lead; while it holds the Lease, lead runs (and is stopped, through its
+// context, when the lease is lost).
+func (f *Fleet) Run(ctx context.Context, lead func(ctx context.Context)) error {
+	inf := dynamicinformer.NewFilteredDynamicSharedInformerFactory(f.src.client, f.src.opts.Resync, f.src.opts.Namespace,
+		func(o *metav1.ListOptions) { o.LabelSelector = replicaLabel })
+	lf := inf.ForResource(Leases)
+	if _, err := lf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.lister = lf.Lister()
+	f.mu.Unlock()
+	inf.Start(ctx.Done())
+	defer inf.Shutdown()
+	for !f.src.Synced() { // a leader needs the config to resume releases against
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	go f.publish(ctx)
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: LeaderLease, Namespace: f.src.opts.Namespace},
+		Client:     f.leases,
+		LockConfig: resourcelock.ResourceLockConfig{Identity: f.opts.Identity},
+		Labels:     map[string]string{"app.kubernetes.io/managed-by": "wasmesh"},
+	}
+	d := f.opts.LeaseDuration
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, Name: LeaderLease, ReleaseOnCancel: true,
+		LeaseDuration: d, RenewDeadline: d * 2 / 3, RetryPeriod: d / 10,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				f.src.log.Info("kubernetes: leading releases", "replica", f.opts.Identity, "lease", LeaderLease)
+				lead(ctx)
+			},
+			OnStoppedLeading: func() {},
+			OnNewLeader: func(id string) {
+				f.mu.Lock()
+				f.leader = id
+				f.mu.Unlock()
+				f.src.log.Info("kubernetes: the releases' leader", "replica", id, "lease", LeaderLease)
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	for ctx.Err() == nil {
+		le.Run(ctx) // returns when the lease is lost: stand again
+	}
+	return nil
+}
+
+// replicaLease is the name of the Lease a replica publishes its counts in.
+func replicaLease(identity string) string {
+	name := "wasmesh-replica-" + strings.Trim(notName.ReplaceAllString(strings.ToLower(identity), "-"), "-")
+	return name[:min(len(name), 253)]
+}
+
+var notName = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// publish writes, every PublishEvery while a release runs in the
+// namespace, this replica's counts of the versions under release in its
+// Lease, and deletes the Lease when ctx ends.
+func (f *Fleet) publish(ctx context.Context) {
+	name := replicaLease(f.opts.Identity)
+	client := f.leases.Leases(f.src.opts.Namespace)
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		client.Delete(dctx, name, metav1.DeleteOptions{})
+	}()
+	tick := time.NewTicker(f.opts.PublishEvery)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		counts := map[string]map[string]rollout.Count{}
+		for service, digests := range f.src.releasing() {
+			counts[service] = map[string]rollout.Count{}
+			for _, d := range digests {
+				counts[service][d] = f.local(service, d)
+			}
+		}
+		data, _ := json.Marshal(counts)
+		if string(data) == last {
+			continue
+		}
+		if err := f.writeLease(ctx, client, name, string(data)); err != nil {
+			f.src.log.Debug("kubernetes: counts not published", "lease", name, "error", err)
+			continue
+		}
+		last = string(data)
+	}
+}
+
+func (f *Fleet) writeLease(ctx context.Context, client coordinationclient.LeaseInterface, name, counts string) error {
+	now := metav1.NewMicroTime(time.Now())
+	secs := int32(math.Ceil(3 * f.opts.PublishEvery.Seconds()))
+	lease, err := client.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.src.opts.Namespace,
+			Labels: map[string]string{replicaLabel: "true", "app.kubernetes.io/managed-by": "wasmesh"}}}
+		lease.Spec.HolderIdentity = &f.opts.Identity
+		lease.Spec.AcquireTime = &metav1.MicroTime{Time: f.started}
+		lease.Spec.LeaseDurationSeconds = &secs
+		lease.Spec.RenewTime = &now
+		lease.Annotations = map[string]string{countsAnnotation: counts}
+		_, err = client.Create(ctx, lease, metav1.CreateOptions{FieldManager: "wasmesh"})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[countsAnnotation] = counts
+	lease.Spec.HolderIdentity = &f.opts.Identity
+	lease.Spec.LeaseDurationSeconds = &secs
+	lease.Spec.RenewTime = &now
+	_, err = client.Update(ctx, lease, metav1.UpdateOptions{FieldManager: "wasmesh"})
+	return err
+}
+
+// counts are every replica's counts of a version: this one's, live, under
+// ""; the others' as they last published them (a replica that has died
+// keeps what it served).
+func (f *Fleet) counts(service, digest string) map[string]rollout.Count {
+	out := map[string]rollout.Count{"": f.local(service, digest)}
+	f.mu.Lock()
+	lister := f.lister
+	f.mu.Unlock()
+	if lister == nil {
+		return out
+	}
+	objs, err := lister.List(labels.Everything())
+	if err != nil {
+		return out
+	}
+	for _, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		holder, _, _ := unstructured.NestedString(u.Object, "spec", "holderIdentity")
+		raw := u.GetAnnotations()[countsAnnotation]
+		if holder == "" || holder == f.opts.Identity || raw == "" {
+			continue
+		}
+		var published map[string]map[string]rollout.Count
+		if json.Unmarshal([]byte(raw), &published) != nil {
+			continue
+		}
+		if c, ok := published[service][digest]; ok {
+			out[holder] = c
+		}
+	}
+	return out
+}
+
+// releasing gives the services with a release running or paused, as their
+// status says, each with its baseline's and candidate's digests.
+func (s *Source) releasing() map[string][]string {
+	out := map[string][]string{}
+	lister := s.listed[Services]
+	if lister == nil {
+		return out
+	}
+	objs, err := lister.List(labels.Everything())
+	if err != nil {
+		return out
+	}
+	for _, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		rel, _, _ := unstructured.NestedMap(u.Object, "status", "release")
+		if phase := rel["phase"]; phase != rollout.Running && phase != rollout.Paused {
+			continue
+		}
+		var digests []string
+		for _, k := range []string{"baseline", "candidate"} {
+			if d, ok := rel[k].(string); ok && d != "" {
+				digests = append(digests, d)
+			}
+		}
+		out[u.GetName()] = digests
+	}
+	return out
+}
+
+// releaseState keeps each release in its WasmeshService's status.release.
+type releaseState struct{ f *Fleet }
+
+func (r releaseState) Where() string {
+	return "the status.release of the WasmeshServices in namespace " + r.f.src.opts.Namespace
+}
+
+// Load reads the releases from the cluster itself (not a cache): a
+// replica taking the lead resumes from what the last leader wrote.
+func (r releaseState) Load(ctx context.Context) ([]*rollout.Release, error) {
+	list, err := r.f.src.client.Resource(Services).Namespace(r.f.src.opts.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: listing WasmeshServices: %w", err)
+	}
+	var out []*rollout.Release
+	for _, o := range list.Items {
+		rel, ok, _ := unstructured.NestedMap(o.Object, "status", "release")
+		if !ok {
+			continue
+		}
+		data, _ := json.Marshal(rel)
+		var x rollout.Release
+		if err := json.Unmarshal(data, &x); err != nil || x.Service != o.GetName() {
+			r.f.src.log.Error("kubernetes: a WasmeshService's status.release is unreadable; left out", "service", o.GetName(), "error", err)
+			continue
+		}
+		r.f.mu.Lock()
+		r.f.saved[x.Service] = string(data)
+		r.f.mu.Unlock()
+		out = append(out, &x)
+	}
+	return out, nil
+}
+
+// Save writes the status.release of each service whose release changed
+// since it was last written (read again and written back on a conflict
+// with another write of the status).
+func (r releaseState) Save(ctx context.Context, releases []*rollout.Release) error {
+	var errs []error
+	for _, rel := range releases {
+		data, err := json.Marshal(rel)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.f.mu.Lock()
+		same := r.f.saved[rel.Service] == string(data)
+		r.f.mu.Unlock()
+		if same {
+			continue
+		}
+		var value map[string]any
+		json.Unmarshal(data, &value)
+		if err := r.write(ctx, rel.Service, value); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.f.mu.Lock()
+		r.f.saved[rel.Service] = string(data)
+		r.f.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func (r releaseState) write(ctx context.Context, service string, value map[string]any) error {
+	client := r.f.src.client.Resource(Services).Namespace(r.f.src.opts.Namespace)
+	for try := 0; ; try++ {
+		cur, err := client.Get(ctx, service, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil // the service is gone, and its release with it
+		}
+		if err != nil {
+			return fmt.Errorf("kubernetes: reading WasmeshService %s: %w", service, err)
+		}
+		if err := unstructured.SetNestedField(cur.Object, runtime.DeepCopyJSONValue(value), "status", "release"); err != nil {
+			return err
+		}
+		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: "wasmesh"})
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err) && try < 5:
+			continue
+		default:
+			return fmt.Errorf("kubernetes: writing the release of WasmeshService %s: %w", service, err)
+		}
+	}
+}

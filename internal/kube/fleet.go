@@ -236,7 +236,7 @@ func (f *Fleet) writeLease(ctx context.Context, client coordinationclient.LeaseI
 		lease.Spec.LeaseDurationSeconds = &secs
 		lease.Spec.RenewTime = &now
 		lease.Annotations = map[string]string{countsAnnotation: counts}
-		_, err = client.Create(ctx, lease, metav1.CreateOptions{FieldManager: "wasmesh"})
+		_, err = client.Create(ctx, lease, metav1.CreateOptions{FieldManager: FieldManager})
 		return err
 	}
 	if err != nil {
@@ -249,7 +249,7 @@ func (f *Fleet) writeLease(ctx context.Context, client coordinationclient.LeaseI
 	lease.Spec.HolderIdentity = &f.opts.Identity
 	lease.Spec.LeaseDurationSeconds = &secs
 	lease.Spec.RenewTime = &now
-	_, err = client.Update(ctx, lease, metav1.UpdateOptions{FieldManager: "wasmesh"})
+	_, err = client.Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
 	return err
 }
 
@@ -398,7 +398,7 @@ func (r releaseState) write(ctx context.Context, service string, value map[strin
 		if err := unstructured.SetNestedField(cur.Object, runtime.DeepCopyJSONValue(value), "status", "release"); err != nil {
 			return err
 		}
-		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: "wasmesh"})
+		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
 			return nil

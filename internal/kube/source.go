@@ -412,7 +412,7 @@ func (s *Source) setAccepted(ctx context.Context, o *unstructured.Unstructured, 
 	if cp.GetKind() == "WasmeshRoute" {
 		gvr = Routes
 	}
-	if _, err := s.client.Resource(gvr).Namespace(cp.GetNamespace()).UpdateStatus(ctx, cp, metav1.UpdateOptions{FieldManager: "wasmesh"}); err != nil {
+	if _, err := s.client.Resource(gvr).Namespace(cp.GetNamespace()).UpdateStatus(ctx, cp, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 		s.log.Debug("kubernetes: status not written (the next change writes it)", "object", cp.GetName(), "error", err)
 	}
 }

@@ -87,9 +87,13 @@ func (s *Source) Write(ctx context.Context, data []byte) error {
 	return nil
 }
 
-// update sets loaded's spec to next, provided the object's spec is still
-// the one loaded: a change of its status or metadata since (the gateways
-// write status) is no conflict, a change of its spec is.
+// update sets loaded's spec to next, by server-side apply (field manager
+// "wasmesh", forced: an operator's edit through a gateway takes the fields
+// it sets), provided the object's spec is still the one loaded: a change
+// of its status or metadata since (the gateways write status) is no
+// conflict, a change of its spec is. The apply carries the
+// resourceVersion it was checked at, so that a change between the check
+// and the apply is a conflict too (checked again).
 func (s *Source) update(ctx context.Context, loaded *unstructured.Unstructured, next map[string]any) error {
 	client := s.client.Resource(Services).Namespace(loaded.GetNamespace())
 	name := loaded.GetName()
@@ -102,8 +106,12 @@ func (s *Source) update(ctx context.Context, loaded *unstructured.Unstructured, 
 			return fmt.Errorf("%w: WasmeshService %s changed in the cluster since this gateway loaded it (generation %d, loaded %d); try again",
 				control.ErrConflict, name, cur.GetGeneration(), loaded.GetGeneration())
 		}
-		cur.Object["spec"] = next
-		_, err = client.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "wasmesh"})
+		apply := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": cur.GetAPIVersion(), "kind": cur.GetKind(),
+			"metadata": map[string]any{"name": name, "namespace": cur.GetNamespace(), "resourceVersion": cur.GetResourceVersion()},
+			"spec":     next,
+		}}
+		_, err = client.Apply(ctx, name, apply, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 		switch {
 		case err == nil:
 			return nil
@@ -112,7 +120,10 @@ func (s *Source) update(ctx context.Context, loaded *unstructured.Unstructured, 
 		case apierrors.IsConflict(err):
 			return fmt.Errorf("%w: WasmeshService %s keeps changing in the cluster; try again", control.ErrConflict, name)
 		default:
-			return fmt.Errorf("kubernetes: updating WasmeshService %s: %w", name, err)
+			return fmt.Errorf("kubernetes: applying WasmeshService %s: %w", name, err)
 		}
 	}
 }
+
+// FieldManager is the field manager of the gateways' writes.
+const FieldManager = "wasmesh"

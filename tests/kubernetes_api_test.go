@@ -132,6 +132,22 @@ func accepted(t *testing.T, api *apiServer, gvr schema.GroupVersionResource, nam
 	return "", "", ""
 }
 
+// events are the Events regarding the object name: "TYPE REASON ACTION: NOTE" each.
+func events(t *testing.T, api *apiServer, name string) []string {
+	t.Helper()
+	list, err := api.client.Resource(schema.GroupVersionResource{Group: "events.k8s.io", Version: "v1", Resource: "events"}).Namespace("default").
+		List(context.Background(), metav1.ListOptions{FieldSelector: "regarding.name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		str := func(k string) string { v, _, _ := unstructured.NestedString(e.Object, k); return v }
+		out = append(out, fmt.Sprintf("%s %s %s: %s", str("type"), str("reason"), str("action"), str("note")))
+	}
+	return out
+}
+
 // TestKubernetesReplicas: three gateways take their services and routes
 // from a real API server's WasmeshService and WasmeshRoute objects: each
 // serves the declared 90/10 split (±3% over 3,000 requests); a patch of
@@ -232,6 +248,11 @@ func TestKubernetesReplicas(t *testing.T) {
 	if reason != "Invalid" || !strings.Contains(message, "missing.wasm") {
 		t.Errorf("the refused object's condition: %s: %s", reason, message)
 	}
+	poll(t, "a Warning event regarding broken", func() bool {
+		return slices.ContainsFunc(events(t, api, "broken"), func(e string) bool {
+			return strings.HasPrefix(e, "Warning Invalid Load: ") && strings.Contains(e, "missing.wasm")
+		})
+	})
 	for i, r := range replicas {
 		if w := r.weights(t, "hello"); w != "stable=50 canary=50" {
 			t.Errorf("replica %d after the refused object: %q", i, w)
@@ -530,6 +551,12 @@ func TestKubernetesLeastPrivilege(t *testing.T) {
 	r := startKubeReplica(t, limited, "kube-test-admin-token")
 	poll(t, "the limited replica serving", func() bool { return r.weights(t, "lp") == "stable=90 canary=10" })
 	poll(t, "lp accepted", func() bool { s, _, _ := accepted(t, api, wasmeshServices, "lp"); return s == "True" })
+	poll(t, "an Event regarding lp", func() bool {
+		return slices.ContainsFunc(events(t, api, "lp"), func(e string) bool { return strings.HasPrefix(e, "Normal Accepted Load: ") })
+	})
+	poll(t, "the limited replica seeing the releases' leader in its Lease", func() bool {
+		return strings.Contains(r.p.stderr.String(), "kubernetes: the releases' leader")
+	})
 	res := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}}, "promote", "lp", "canary", "--admin="+strings.TrimPrefix(r.admin, "http://"))
 	if res.code != 0 {
 		t.Fatalf("promote with the Role's rights: exit %d, %s", res.code, res.stderr)

@@ -202,6 +202,17 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	if !slices.Equal(steps, []int{1, 2}) {
 		t.Errorf("steps recorded %v, want [1 2]: each once (history %v)", steps, kinds)
 	}
+	// The leaders recorded the release's events on the object.
+	want := []string{"Normal ReleaseStarted Release", "Normal ReleaseStep Release", "Normal ReleaseResumed Release", "Normal ReleasePromoted Release"}
+	poll(t, "the release's Events", func() bool {
+		evs := events(t, api, "rel")
+		for _, w := range want {
+			if !slices.ContainsFunc(evs, func(e string) bool { return strings.HasPrefix(e, w+": ") }) {
+				return false
+			}
+		}
+		return true
+	})
 	for _, f := range followers {
 		poll(t, "the promotion on every replica", func() bool { return f.weights(t, "rel") == "stable=0 canary=100" })
 	}

@@ -90,6 +90,7 @@ func (s *Source) NewFleet(rc *rest.Config, opts FleetOptions) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
+	s.instance = opts.Identity
 	return &Fleet{src: s, opts: opts, leases: cc, saved: map[string]string{}, started: time.Now()}, nil
 }
 
@@ -110,7 +111,50 @@ func (f *Fleet) local(service, digest string) rollout.Count {
 
 // Rollout is what the release controller needs of the fleet.
 func (f *Fleet) Rollout() rollout.Fleet {
-	return rollout.Fleet{State: releaseState{f}, Counts: f.counts, Leader: f.Leader}
+	return rollout.Fleet{State: releaseState{f}, Counts: f.counts, Leader: f.Leader, Event: f.releaseEvent}
+}
+
+// releaseEvent records an event of a release as an Event regarding its
+// WasmeshService: ReleaseStarted, ReleaseStep, ReleasePromoted,
+// ReleaseRolledBack (a warning), ….
+func (f *Fleet) releaseEvent(service string, e rollout.Event) {
+	lister := f.src.listed[Services]
+	if lister == nil {
+		return
+	}
+	obj, err := lister.ByNamespace(f.src.opts.Namespace).Get(service)
+	if err != nil {
+		return
+	}
+	o, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	typ := Normal
+	if e.Kind == rollout.RolledBack || e.Kind == rollout.Aborted || e.Kind == rollout.Paused {
+		typ = Warning
+	}
+	note := fmt.Sprintf("step %d, candidate at weight %d", e.Step, e.Weight)
+	if e.Lane != "" {
+		note += " in lane " + e.Lane
+	}
+	if e.Reason != "" {
+		note += ": " + e.Reason
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f.src.event(ctx, o, typ, "Release"+camel(e.Kind), "Release", note)
+}
+
+// camel is a release event's kind in CamelCase ("rolled_back": "RolledBack").
+func camel(kind string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(kind, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
 }
 
 // Leader names the replica that holds the leader's Lease, as last seen.

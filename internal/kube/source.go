@@ -83,6 +83,10 @@ type Source struct {
 
 	// discovery follows EndpointSlices for upstream versions (Follow).
 	discovery discovery
+	// instance names this replica in the Events it records (its
+	// fleet's identity); eventFailed says an event failed already.
+	instance    string
+	eventFailed atomic.Bool
 }
 
 // New returns a source reading opts.Namespace through the API server rc
@@ -414,5 +418,12 @@ func (s *Source) setAccepted(ctx context.Context, o *unstructured.Unstructured, 
 	}
 	if _, err := s.client.Resource(gvr).Namespace(cp.GetNamespace()).UpdateStatus(ctx, cp, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 		s.log.Debug("kubernetes: status not written (the next change writes it)", "object", cp.GetName(), "error", err)
+		return
+	}
+	// The replica whose write changed the condition says so, once.
+	if ok {
+		s.event(ctx, o, Normal, reason, "Load", message)
+	} else {
+		s.event(ctx, o, Warning, reason, "Load", message)
 	}
 }

@@ -48,6 +48,9 @@ type Fleet struct {
 	// Leader names the replica leading releases now ("" when none does).
 	// Required.
 	Leader func() string
+	// Event, when set, is told each event of a release (after it is
+	// recorded, apart from the release's own work). Default nil.
+	Event func(service string, e Event)
 }
 
 // JoinFleet makes c one of a fleet's replicas: it leads releases only
@@ -58,6 +61,7 @@ func (c *Controller) JoinFleet(f Fleet) {
 		c.counts = f.Counts
 	}
 	c.leader = f.Leader
+	c.notifyEvent = f.Event
 	c.leading.Store(false)
 }
 

@@ -257,10 +257,11 @@ type Controller struct {
 
 	// Where the state is kept, what the figures are summed from, and
 	// whether this replica leads (JoinFleet); one gateway always leads.
-	state   State
-	counts  func(service, digest string) map[string]Count
-	leader  func() string
-	leading atomic.Bool
+	state       State
+	counts      func(service, digest string) map[string]Count
+	leader      func() string
+	notifyEvent func(service string, e Event)
+	leading     atomic.Bool
 }
 
 // StateFile is the releases' state file, in the store's directory.
@@ -764,6 +765,9 @@ func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 	span.AddEvent(kind, trace.WithAttributes(attribute.Int("wasmesh.release.step", e.Step),
 		attribute.Int("wasmesh.release.weight", e.Weight), attribute.String("wasmesh.release.reason", reason)))
 	span.End()
+	if c.notifyEvent != nil {
+		go c.notifyEvent(r.Service, e)
+	}
 	if r.Webhook != "" {
 		go c.notify(r.Webhook, WebhookEvent{Service: r.Service, Baseline: r.Baseline, Candidate: r.Candidate, Phase: r.Phase, Event: e})
 	}

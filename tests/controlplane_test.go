@@ -217,7 +217,7 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // installCRDs creates the CRDs of deploy/kubernetes/crds and waits until
 // they are served.
 func (a *apiServer) installCRDs() error {
-	files, err := filepath.Glob(repoPath("deploy", "kubernetes", "crds", "*.yaml"))
+	files, err := filepath.Glob(repoPath("deploy", "kubernetes", "crds", "wasmesh.dev_*.yaml"))
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no CRDs in deploy/kubernetes/crds: %v", err)
 	}

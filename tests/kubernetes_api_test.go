@@ -132,6 +132,50 @@ func accepted(t *testing.T, api *apiServer, gvr schema.GroupVersionResource, nam
 	return "", "", ""
 }
 
+// manifestObjects are the objects of a file of deploy/kubernetes/cluster,
+// with JSON's types (as the API server gives them).
+func manifestObjects(t *testing.T, file string) []*unstructured.Unstructured {
+	t.Helper()
+	b, err := os.ReadFile(repoPath("deploy", "kubernetes", "cluster", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*unstructured.Unstructured
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err == io.EOF {
+			return out
+		} else if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		j, _ := json.Marshal(doc)
+		o := &unstructured.Unstructured{}
+		if err := o.UnmarshalJSON(j); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		out = append(out, o)
+	}
+}
+
+// kubeService creates a WasmeshService of versions and a WasmeshRoute of
+// every path to it, both named name in the default namespace, deleted when
+// t ends.
+func kubeService(t *testing.T, api *apiServer, name string, versions ...any) {
+	t.Helper()
+	ctx := context.Background()
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	routes := api.client.Resource(wasmeshRoutes).Namespace("default")
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", name, map[string]any{"versions": versions}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { services.Delete(ctx, name, metav1.DeleteOptions{}) })
+	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", name, map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": name}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { routes.Delete(ctx, name, metav1.DeleteOptions{}) })
+}
+
 // events are the Events regarding the object name: "TYPE REASON ACTION: NOTE" each.
 func events(t *testing.T, api *apiServer, name string) []string {
 	t.Helper()
@@ -496,19 +540,7 @@ func TestKubernetes1000Services(t *testing.T) {
 func TestKubernetesLeastPrivilege(t *testing.T) {
 	api := startAPIServer(t)
 	ctx := context.Background()
-	b, err := os.ReadFile(repoPath("deploy", "kubernetes", "cluster", "rbac.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		o := &unstructured.Unstructured{Object: doc}
+	for _, o := range manifestObjects(t, "rbac.yaml") {
 		gvr := map[string]schema.GroupVersionResource{
 			"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
 			"Role":           {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
@@ -535,18 +567,8 @@ func TestKubernetesLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	services := api.client.Resource(wasmeshServices).Namespace("default")
-	routes := api.client.Resource(wasmeshRoutes).Namespace("default")
 	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
-	if _, err := services.Create(ctx, kubeObject("WasmeshService", "lp", map[string]any{"versions": []any{
-		map[string]any{"path": rust, "name": "stable", "weight": int64(90)}, map[string]any{"path": zig, "name": "canary", "weight": int64(10)}}}), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { services.Delete(ctx, "lp", metav1.DeleteOptions{}) })
-	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", "lp", map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": "lp"}), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { routes.Delete(ctx, "lp", metav1.DeleteOptions{}) })
+	kubeService(t, api, "lp", map[string]any{"path": rust, "name": "stable", "weight": int64(90)}, map[string]any{"path": zig, "name": "canary", "weight": int64(10)})
 
 	r := startKubeReplica(t, limited, "kube-test-admin-token")
 	poll(t, "the limited replica serving", func() bool { return r.weights(t, "lp") == "stable=90 canary=10" })
@@ -562,7 +584,7 @@ func TestKubernetesLeastPrivilege(t *testing.T) {
 		t.Fatalf("promote with the Role's rights: exit %d, %s", res.code, res.stderr)
 	}
 	poll(t, "the promote in the cluster", func() bool {
-		o, err := services.Get(ctx, "lp", metav1.GetOptions{})
+		o, err := api.client.Resource(wasmeshServices).Namespace("default").Get(ctx, "lp", metav1.GetOptions{})
 		vs, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
 		return err == nil && len(vs) == 1
 	})

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,17 +50,8 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	api := startAPIServer(t)
 	ctx := context.Background()
 	services := api.client.Resource(wasmeshServices).Namespace("default")
-	routes := api.client.Resource(wasmeshRoutes).Namespace("default")
 	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
-	if _, err := services.Create(ctx, kubeObject("WasmeshService", "rel", map[string]any{"versions": []any{
-		map[string]any{"path": rust, "name": "stable", "weight": int64(100)}, map[string]any{"path": zig, "name": "canary", "weight": int64(0)}}}), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { services.Delete(ctx, "rel", metav1.DeleteOptions{}) })
-	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", "rel", map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": "rel"}), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { routes.Delete(ctx, "rel", metav1.DeleteOptions{}) })
+	kubeService(t, api, "rel", map[string]any{"path": rust, "name": "stable", "weight": int64(100)}, map[string]any{"path": zig, "name": "canary", "weight": int64(0)})
 
 	const leaseDuration = 3 * time.Second
 	names := []string{"rel-a", "rel-b", "rel-c"}
@@ -97,31 +87,21 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	// Requests go to the followers only: the leader judges on what they
 	// publish.
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var next atomic.Int64
 	client := &http.Client{Timeout: 5 * time.Second}
-	for _, f := range followers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(f.url + "/hi")
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-				if err == nil {
-					resp.Body.Close()
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	wait := testutil.Load(2, stop, func() {
+		f := followers[next.Add(1)%int64(len(followers))]
+		resp, err := client.Get(f.url + "/hi")
+		if err != nil || resp.StatusCode != 200 {
+			failed.Add(1)
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		time.Sleep(2 * time.Millisecond)
+	})
+	defer func() { close(stop); wait() }()
 
 	release := func() clusterRelease {
 		o, err := services.Get(ctx, "rel", metav1.GetOptions{})
@@ -158,12 +138,12 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	killed := time.Now()
 	replicas[leader].p.cmd.Process.Kill()
 	replicas[leader].p.cmd.Wait()
-	var next string
+	var successor string
 	testutil.WaitWithin(t, 20*time.Second, "another replica leading", func() bool {
-		next = holder()
-		return next != leader && replicas[next] != nil
+		successor = holder()
+		return successor != leader && replicas[successor] != nil
 	})
-	testutil.WaitWithin(t, 20*time.Second, "the release resumed by "+next, func() bool {
+	testutil.WaitWithin(t, 20*time.Second, "the release resumed by "+successor, func() bool {
 		for _, e := range release().History {
 			if e.Kind == "resumed" {
 				return true
@@ -182,7 +162,7 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 		}
 	}
 	took := resumed.Sub(killed)
-	t.Logf("the leader %s killed; %s resumed the release at step 1 after %s (lease duration %s)", leader, next, took.Round(10*time.Millisecond), leaseDuration)
+	t.Logf("the leader %s killed; %s resumed the release at step 1 after %s (lease duration %s)", leader, successor, took.Round(10*time.Millisecond), leaseDuration)
 	// The Lease expires at most leaseDuration after the last renewal,
 	// and a candidate tries every tenth of it (client-go jitters that by
 	// up to 1.2 more).
@@ -239,4 +219,22 @@ func adminCall(t *testing.T, r *kubeReplica, method, path string) adminResult {
 	var b strings.Builder
 	_, _ = io.Copy(&b, resp.Body)
 	return adminResult{resp.StatusCode, b.String()}
+}
+
+// TestKubernetesExampleObjects: the example objects of the cluster
+// overlay (deploy/kubernetes/cluster/hello.yaml) pass the real API
+// server's validation of the CRDs (schema and CEL rules), in a dry run.
+func TestKubernetesExampleObjects(t *testing.T) {
+	api := startAPIServer(t)
+	n := 0
+	for _, o := range manifestObjects(t, "hello.yaml") {
+		gvr := map[string]schema.GroupVersionResource{"WasmeshService": wasmeshServices, "WasmeshRoute": wasmeshRoutes}[o.GetKind()]
+		if _, err := api.client.Resource(gvr).Namespace("default").Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("hello.yaml holds %d objects, want a service and its route", n)
+	}
 }

@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,8 +18,11 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/kube"
 )
 
 // kubeVersion is the Kubernetes version the manifests are validated
@@ -122,7 +127,7 @@ func TestManifestsValidate(t *testing.T) {
 		files = append(files, filepath.Join("base", r))
 	}
 	kubeValidate(t, files...)
-	for _, dir := range []string{"base", "spiffe"} {
+	for _, dir := range []string{"base", "spiffe", "cluster", "crds"} {
 		t.Run(dir, func(t *testing.T) { kubeValidate(t, kustomize(t, dir)) })
 	}
 }
@@ -165,6 +170,7 @@ type (
 	podSpec struct {
 		TerminationGracePeriodSeconds *int   `yaml:"terminationGracePeriodSeconds"`
 		ServiceAccountName            string `yaml:"serviceAccountName"`
+		AutomountServiceAccountToken  *bool  `yaml:"automountServiceAccountToken"`
 		SecurityContext               struct {
 			RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 		} `yaml:"securityContext"`
@@ -172,8 +178,16 @@ type (
 		Volumes    []volume
 	}
 	container struct {
-		Name  string
-		Args  []string
+		Name string
+		Args []string
+		Env  []struct {
+			Name      string
+			ValueFrom *struct {
+				FieldRef *struct {
+					FieldPath string `yaml:"fieldPath"`
+				} `yaml:"fieldRef"`
+			} `yaml:"valueFrom"`
+		}
 		Ports []struct {
 			Name          string
 			ContainerPort int `yaml:"containerPort"`
@@ -556,4 +570,111 @@ func keys(m map[string]string) []string {
 			}
 		}
 	})
+}
+
+// TestClusterOverlay: the cluster overlay runs the gateway from its own
+// namespace's objects: its config has only the gateway's settings (which
+// the cluster source takes), its args name the pod's namespace and its
+// env the pod's name, it runs as the service account rbac.yaml binds,
+// with its token mounted; hello.yaml's objects make a config the gateway
+// accepts.
+func TestClusterOverlay(t *testing.T) {
+	m := readBase(t)
+	var cm configMap
+	decodeFile(t, "cluster/configmap-patch.yaml", &cm)
+	var dep deployment
+	decodeFile(t, "cluster/deployment-patch.yaml", &dep)
+	configPath := m.c.configFlag(t)
+	settings, ok := cm.Data[path.Base(configPath)]
+	if !ok {
+		t.Fatalf("cluster/configmap-patch.yaml has no %s", path.Base(configPath))
+	}
+	load := func(context.Context, []byte) error { return nil }
+	if _, err := kube.New(&rest.Config{Host: "https://kubernetes.invalid"}, kube.Options{Namespace: "ns", Base: []byte(settings), BasePath: configPath, Load: load}); err != nil {
+		t.Errorf("the cluster source refuses the overlay's config: %v", err)
+	}
+	var c container
+	for _, cc := range dep.Spec.Template.Spec.Containers {
+		if cc.Name == "wasmesh" {
+			c = cc
+		}
+	}
+	if got := c.flag(t, "--kubernetes"); got != "$(POD_NAMESPACE)" {
+		t.Errorf("--kubernetes %s, want $(POD_NAMESPACE)", got)
+	}
+	if got := c.configFlag(t); got != configPath {
+		t.Errorf("--config %s, the base mounts %s", got, configPath)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if env["POD_NAMESPACE"] != "metadata.namespace" || env["POD_NAME"] != "metadata.name" {
+		t.Errorf("env %v, want POD_NAMESPACE from metadata.namespace and POD_NAME from metadata.name", env)
+	}
+	pod := dep.Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
+		t.Error("the service account's token is not mounted: the gateway cannot reach the API server")
+	}
+	data, err := os.ReadFile("cluster/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	bound := false
+	for {
+		var doc struct {
+			Kind     string
+			Metadata struct{ Name string }
+			Subjects []struct{ Kind, Name string }
+		}
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		switch doc.Kind {
+		case "ServiceAccount":
+			if doc.Metadata.Name != pod.ServiceAccountName {
+				t.Errorf("rbac.yaml's ServiceAccount is %s, the pods run as %s", doc.Metadata.Name, pod.ServiceAccountName)
+			}
+		case "RoleBinding":
+			for _, s := range doc.Subjects {
+				bound = bound || (s.Kind == "ServiceAccount" && s.Name == pod.ServiceAccountName)
+			}
+		}
+	}
+	if !bound {
+		t.Errorf("rbac.yaml binds no Role to %s", pod.ServiceAccountName)
+	}
+
+	var services, routes []*unstructured.Unstructured
+	objs, err := os.ReadFile("cluster/hello.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec = yaml.NewDecoder(strings.NewReader(string(objs)))
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		j, _ := json.Marshal(doc) // JSON's types, as objects from the API server hold
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(j); err != nil {
+			t.Fatalf("hello.yaml: %v", err)
+		}
+		switch u.GetKind() {
+		case "WasmeshService":
+			services = append(services, u)
+		case "WasmeshRoute":
+			routes = append(routes, u)
+		default:
+			t.Errorf("hello.yaml: a %s", u.GetKind())
+		}
+	}
+	assembled, _ := kube.Assemble([]byte(settings), services, routes)
+	if _, err := config.Parse("hello.yaml", assembled); err != nil {
+		t.Errorf("hello.yaml's objects with the overlay's settings do not make a config: %v", err)
+	}
 }

@@ -305,18 +305,7 @@ func (f *Fleet) counts(service, digest string) map[string]rollout.Count {
 	f.mu.Lock()
 	lister := f.lister
 	f.mu.Unlock()
-	if lister == nil {
-		return out
-	}
-	objs, err := lister.List(labels.Everything())
-	if err != nil {
-		return out
-	}
-	for _, o := range objs {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
+	for _, u := range listAll(lister) {
 		holder, _, _ := unstructured.NestedString(u.Object, "spec", "holderIdentity")
 		raw := u.GetAnnotations()[countsAnnotation]
 		if holder == "" || holder == f.opts.Identity || raw == "" {
@@ -333,23 +322,29 @@ func (f *Fleet) counts(service, digest string) map[string]rollout.Count {
 	return out
 }
 
+// listAll is every object lister has (none when it is nil).
+func listAll(lister cache.GenericLister) []*unstructured.Unstructured {
+	if lister == nil {
+		return nil
+	}
+	objs, err := lister.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // releasing gives the services with a release running or paused, as their
 // status says, each with its baseline's and candidate's digests.
 func (s *Source) releasing() map[string][]string {
 	out := map[string][]string{}
-	lister := s.listed[Services]
-	if lister == nil {
-		return out
-	}
-	objs, err := lister.List(labels.Everything())
-	if err != nil {
-		return out
-	}
-	for _, o := range objs {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
+	for _, u := range listAll(s.listed[Services]) {
 		rel, _, _ := unstructured.NestedMap(u.Object, "status", "release")
 		if phase := rel["phase"]; phase != rollout.Running && phase != rollout.Paused {
 			continue

@@ -68,7 +68,7 @@ type Options struct {
 	AdminAuth *config.AdminAuth
 	// Write, with External, takes the admin API's edits to where the
 	// config comes from (control.Options.Write). Default nil: refused.
-	Write func(ctx context.Context, data []byte) error
+	Write func(ctx context.Context, prev, data []byte) error
 	// Fleet, with External, makes the gateway one of several replicas
 	// whose releases one leads (LeadReleases), their state kept where
 	// Fleet.State says. Default nil: releases are refused with External.

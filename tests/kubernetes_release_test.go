@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -30,6 +31,7 @@ type clusterRelease struct {
 		Kind    string
 		Step    int
 		Weight  int
+		Lane    string
 		Reason  string
 		Figures *struct {
 			Candidate struct{ Requests int64 }
@@ -236,5 +238,125 @@ func TestKubernetesExampleObjects(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("hello.yaml holds %d objects, want a service and its route", n)
+	}
+}
+
+// TestKubernetesLanes: traffic lanes are WasmeshLane objects; `wasmesh
+// lane update` through one replica edits the object, and every replica
+// sends the lane's requests to its version; a lane the gateways refuse
+// says why in its status and changes nothing; creating a lane through a
+// replica is refused, naming the object to create.
+func TestKubernetesLanes(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
+	stable, canary := fileDigest(t, rust), fileDigest(t, zig)
+	kubeService(t, api, "ln", map[string]any{"path": rust, "name": "stable", "weight": int64(100)}, map[string]any{"path": zig, "name": "canary", "weight": int64(0)})
+	lanes := api.client.Resource(schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshlanes"}).Namespace("default")
+	for name, spec := range map[string]map[string]any{
+		"beta": {"entry": []any{map[string]any{"header": "X-Lane=beta"}}},
+		"bad":  {"versions": map[string]any{"ln": "nope"}, "entry": []any{map[string]any{"header": "X-Lane=bad"}}},
+	} {
+		if _, err := lanes.Create(ctx, kubeObject("WasmeshLane", name, spec), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lanes.Delete(ctx, name, metav1.DeleteOptions{}) })
+	}
+	replicas := []*kubeReplica{startKubeReplica(t, api, "kube-test-admin-token"), startKubeReplica(t, api, "kube-test-admin-token")}
+	lanesGVR := schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshlanes"}
+	poll(t, "beta accepted", func() bool { s, _, _ := accepted(t, api, lanesGVR, "beta"); return s == "True" })
+	poll(t, "bad refused", func() bool { s, _, _ := accepted(t, api, lanesGVR, "bad"); return s == "False" })
+	if _, reason, msg := accepted(t, api, lanesGVR, "bad"); reason != "Invalid" || !strings.Contains(msg, `service "ln" has no version "nope"`) {
+		t.Errorf("the refused lane's condition: %s: %s", reason, msg)
+	}
+	served := func(r *kubeReplica, lane string) string {
+		req, _ := http.NewRequest("GET", r.url+"/hi", nil)
+		if lane != "" {
+			req.Header.Set("X-Lane", lane)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Wasmesh-Version")
+	}
+	for _, r := range replicas {
+		poll(t, "ln served", func() bool { return served(r, "") == stable })
+	}
+
+	cli := func(args ...string) result {
+		return wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}}, append(args, "--admin="+strings.TrimPrefix(replicas[0].admin, "http://"))...)
+	}
+	if res := cli("lane", "update", "beta", "--version", "ln=canary"); res.code != 0 {
+		t.Fatalf("lane update through a replica: exit %d, %s", res.code, res.stderr)
+	}
+	o, err := lanes.Get(ctx, "beta", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := unstructured.NestedString(o.Object, "spec", "versions", "ln"); v != "canary" {
+		t.Errorf("the WasmeshLane after lane update: versions.ln = %q, want canary", v)
+	}
+	for i, r := range replicas {
+		poll(t, fmt.Sprintf("replica %d sending beta's requests to the canary", i), func() bool { return served(r, "beta") == canary })
+		if got := served(r, ""); got != stable {
+			t.Errorf("replica %d: a request outside the lane served by %s", i, got)
+		}
+	}
+	if res := cli("lane", "create", "gamma", "--version", "ln=canary"); res.code == 0 || !strings.Contains(res.stderr, "create a WasmeshLane") {
+		t.Errorf("lane create through a replica: exit %d, %s; want it refused, naming WasmeshLane", res.code, res.stderr)
+	}
+
+	// A release that takes its candidate through the lane first: the
+	// leader sets the lane's version in the WasmeshLane, then the weights.
+	if res := cli("lane", "update", "beta", "--version", "ln="); res.code != 0 {
+		t.Fatalf("lane update through a replica: exit %d, %s", res.code, res.stderr)
+	}
+	for i, r := range replicas {
+		poll(t, fmt.Sprintf("replica %d with ln out of the lane", i), func() bool { return served(r, "beta") == stable })
+	}
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	patch := `{"spec":{"release":{"version":"canary","lane":"beta","steps":[100],"hold":"1s","min_requests":5}}}`
+	if _, err := services.Patch(ctx, "ln", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var rel clusterRelease
+	for deadline := time.Now().Add(60 * time.Second); rel.Phase != "promoted"; {
+		for _, r := range replicas {
+			served(r, "beta")
+			served(r, "")
+		}
+		o, err := services.Get(ctx, "ln", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _, _ := unstructured.NestedMap(o.Object, "status", "release")
+		b, _ := json.Marshal(raw)
+		rel = clusterRelease{}
+		json.Unmarshal(b, &rel)
+		if time.Now().After(deadline) {
+			t.Fatalf("the lane-first release not promoted: %+v", rel)
+		}
+	}
+	if h := rel.History; len(h) != 2 || h[0].Kind != "started" || h[0].Lane != "beta" || h[0].Weight != 0 || h[1].Kind != "promoted" || h[1].Weight != 100 {
+		t.Errorf("the lane-first release's history: %+v; want started in lane beta at weight 0, then promoted", h)
+	}
+	o, err = lanes.Get(ctx, "beta", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, found, _ := unstructured.NestedString(o.Object, "spec", "versions", "ln"); found {
+		t.Errorf("the lane's version of ln after the release: %q, want it put back (none)", v)
+		for _, r := range replicas {
+			for _, l := range strings.Split(r.p.stderr.String(), "\n") {
+				if (strings.Contains(l, "lane") || strings.Contains(l, "release")) && !strings.Contains(l, "msg=request") {
+					t.Log(l)
+				}
+			}
+		}
+	}
+	for i, r := range replicas {
+		poll(t, fmt.Sprintf("replica %d serving the promoted canary", i), func() bool { return served(r, "") == canary })
 	}
 }

@@ -673,7 +673,7 @@ func TestClusterOverlay(t *testing.T) {
 			t.Errorf("hello.yaml: a %s", u.GetKind())
 		}
 	}
-	assembled, _ := kube.Assemble([]byte(settings), services, routes)
+	assembled, _ := kube.Assemble([]byte(settings), kube.Objects{Services: services, Routes: routes})
 	if _, err := config.Parse("hello.yaml", assembled); err != nil {
 		t.Errorf("hello.yaml's objects with the overlay's settings do not make a config: %v", err)
 	}

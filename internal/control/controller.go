@@ -45,11 +45,12 @@ type Options struct {
 	// it, unless Write takes the edits. Default "": the file is the config.
 	External string
 	// Write, with External, takes an edit of the config (deploy, promote,
-	// rollback, weights) to where it comes from: the edited config is
-	// written there, then loaded here; the other replicas take it from
-	// there. An edit it cannot write (the file's settings) is its error.
-	// Default nil: edits are refused.
-	Write func(ctx context.Context, data []byte) error
+	// rollback, weights, lanes) to where it comes from: prev, the config
+	// the edit was made to, edited into data, is written there, then
+	// loaded here; the other replicas take it from there. An edit it
+	// cannot write (the file's settings) is its error. Default nil: edits
+	// are refused.
+	Write func(ctx context.Context, prev, data []byte) error
 }
 
 // Controller loads configs into a data plane and edits the config file.

@@ -261,7 +261,7 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 		if _, err := config.Parse(c.opts.ConfigPath, data); err != nil {
 			return err
 		}
-		if err := c.opts.Write(ctx, data); err != nil {
+		if err := c.opts.Write(ctx, st.Config.Raw, data); err != nil {
 			return err
 		}
 		return c.loadLocked(ctx, data)

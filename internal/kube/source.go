@@ -11,6 +11,7 @@ package kube
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,32 @@ import (
 var (
 	Services = schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshservices"}
 	Routes   = schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshroutes"}
+	Lanes    = schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshlanes"}
 )
+
+// Objects are the namespace's objects a config is assembled from, each
+// kind sorted by name.
+type Objects struct {
+	Services, Routes, Lanes []*unstructured.Unstructured
+}
+
+// all is every object, services first.
+func (o Objects) all() []*unstructured.Unstructured {
+	return slices.Concat(o.Services, o.Routes, o.Lanes)
+}
+
+// each applies f to each kind's list.
+func (o Objects) each(f func([]*unstructured.Unstructured) []*unstructured.Unstructured) Objects {
+	return Objects{Services: f(o.Services), Routes: f(o.Routes), Lanes: f(o.Lanes)}
+}
+
+// kinds are the resources read, each with the config's key its objects
+// go under.
+var kinds = []struct {
+	gvr  schema.GroupVersionResource
+	kind string
+	key  string
+}{{Services, "WasmeshService", "services"}, {Routes, "WasmeshRoute", "routes"}, {Lanes, "WasmeshLane", "lanes"}}
 
 // Options configure a Source.
 type Options struct {
@@ -70,11 +96,10 @@ type Source struct {
 	listed  map[schema.GroupVersionResource]cache.GenericLister // set by Run before its first sync
 
 	mu sync.Mutex
-	// loaded is the config last loaded from the cluster, and the service
-	// objects it was assembled from: what Write compares an edit with,
-	// and the resourceVersions it writes against.
-	loaded         []byte
-	loadedServices map[string]*unstructured.Unstructured
+	// assembled are the objects (by key) of the configs assembled lately,
+	// and of the edits written since: what Write compares an edit of one
+	// of them with.
+	assembled recent
 	// lastGood are the specs of the objects last loaded, by key: what a
 	// refused object's place is taken by; refused are the generations of
 	// the objects refused at the last sync.
@@ -99,9 +124,9 @@ func New(rc *rest.Config, opts Options) (*Source, error) {
 	if err := yaml.Unmarshal(opts.Base, &top); err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.BasePath, err)
 	}
-	for _, k := range []string{"services", "routes"} {
-		if _, ok := top[k]; ok {
-			return nil, fmt.Errorf("%s: %s come from the cluster (WasmeshService and WasmeshRoute objects in namespace %s): remove them from the file", opts.BasePath, k, opts.Namespace)
+	for _, k := range kinds {
+		if _, ok := top[k.key]; ok {
+			return nil, fmt.Errorf("%s: %s come from the cluster (%s objects in namespace %s): remove them from the file", opts.BasePath, k.key, k.kind, opts.Namespace)
 		}
 	}
 	client, err := dynamic.NewForConfig(rc)
@@ -138,7 +163,8 @@ func (s *Source) Run(ctx context.Context) error {
 		UpdateFunc: func(old, cur any) { poke() },
 		DeleteFunc: func(any) { poke() },
 	}
-	for _, gvr := range []schema.GroupVersionResource{Services, Routes} {
+	for _, k := range kinds {
+		gvr := k.gvr
 		inf := f.ForResource(gvr)
 		if _, err := inf.Informer().AddEventHandler(handler); err != nil {
 			return err
@@ -178,7 +204,7 @@ func (s *Source) Run(ctx context.Context) error {
 // place — and the rest loaded without it: one bad object holds no other
 // change back. It says why in its status.
 func (s *Source) sync(ctx context.Context) {
-	services, routes, err := s.objects()
+	objs, err := s.objects()
 	if err != nil {
 		s.log.Error("kubernetes: listing the objects", "error", err)
 		return
@@ -190,25 +216,26 @@ func (s *Source) sync(ctx context.Context) {
 	s.mu.Lock()
 	before := s.refused
 	s.mu.Unlock()
-	for _, o := range append(slices.Clone(services), routes...) {
+	for _, o := range objs.all() {
 		if gen, ok := before[key(o)]; ok && gen == o.GetGeneration() {
 			refused[o] = ""
-			services, routes = s.withoutOrLastGood(o, o, services, routes, stand)
+			objs = s.withoutOrLastGood(o, o, objs, stand)
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		data, lines := Assemble(s.opts.Base, services, routes)
+		data, lines := Assemble(s.opts.Base, objs)
+		s.assembledFrom(data, objs, stand) // before it serves: an edit of it may come at once
 		err := s.opts.Load(ctx, data)
 		if err == nil {
-			s.loadedAs(data, services, routes, stand)
-			for _, o := range append(slices.Clone(services), routes...) {
+			s.loadedAs(objs)
+			for _, o := range objs.all() {
 				if _, standIn := stand[o]; !standIn {
 					s.setAccepted(ctx, o, true, "Accepted", "loaded by the gateway")
 				}
 			}
 			break
 		}
-		blamed := Blame(err, lines, services, routes)
+		blamed := Blame(err, lines, objs)
 		if len(blamed) == 0 || attempt == 8 {
 			s.log.Error("kubernetes: config refused; the last one loaded keeps serving", "namespace", s.opts.Namespace, "error", err)
 			break
@@ -219,7 +246,7 @@ func (s *Source) sync(ctx context.Context) {
 				orig = listed // its last good spec was refused too: out with it
 			}
 			refused[orig] = errorAt.ReplaceAllString(err.Error(), "")
-			services, routes = s.withoutOrLastGood(o, orig, services, routes, stand)
+			objs = s.withoutOrLastGood(o, orig, objs, stand)
 		}
 	}
 	s.mu.Lock()
@@ -240,11 +267,11 @@ func (s *Source) sync(ctx context.Context) {
 // rest, the same on every replica.
 var errorAt = regexp.MustCompile(`(?m)^\S*?:\d+:\d+: `)
 
-// withoutOrLastGood takes o (orig as listed) out of services or routes, or
-// puts in its place a copy with the spec last loaded for it, when there is
-// one and o is not that copy already.
-func (s *Source) withoutOrLastGood(o, orig *unstructured.Unstructured, services, routes []*unstructured.Unstructured,
-	stand map[*unstructured.Unstructured]*unstructured.Unstructured) ([]*unstructured.Unstructured, []*unstructured.Unstructured) {
+// withoutOrLastGood takes o (orig as listed) out of objs, or puts in its
+// place a copy with the spec last loaded for it, when there is one and o
+// is not that copy already.
+func (s *Source) withoutOrLastGood(o, orig *unstructured.Unstructured, objs Objects,
+	stand map[*unstructured.Unstructured]*unstructured.Unstructured) Objects {
 	replace := func(list []*unstructured.Unstructured) []*unstructured.Unstructured {
 		i := slices.Index(list, o)
 		if i < 0 {
@@ -263,28 +290,67 @@ func (s *Source) withoutOrLastGood(o, orig *unstructured.Unstructured, services,
 		}
 		return slices.Delete(slices.Clone(list), i, i+1)
 	}
-	return replace(services), replace(routes)
+	return objs.each(replace)
 }
 
-// loadedAs records a load that succeeded: its config, the service objects
-// Write may update (those loaded as listed, not stand-ins), and each loaded
-// object's spec as its last good one.
-func (s *Source) loadedAs(data []byte, services, routes []*unstructured.Unstructured, stand map[*unstructured.Unstructured]*unstructured.Unstructured) {
+// loadedAs records a load that succeeded: each loaded object's spec as its
+// last good one.
+func (s *Source) loadedAs(objs Objects) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.loaded = data
-	s.loadedServices = map[string]*unstructured.Unstructured{}
-	for _, o := range services {
-		if _, standIn := stand[o]; !standIn {
-			s.loadedServices[o.GetName()] = o
-		}
-	}
 	s.lastGood = map[string]map[string]any{}
-	for _, o := range append(slices.Clone(services), routes...) {
+	for _, o := range objs.all() {
 		if spec, ok := o.Object["spec"].(map[string]any); ok {
 			s.lastGood[key(o)] = spec
 		}
 	}
+}
+
+// assembledFrom records that data was assembled from objs: the objects an
+// edit of data (Write) is compared with, those listed (not stand-ins).
+func (s *Source) assembledFrom(data []byte, objs Objects, stand map[*unstructured.Unstructured]*unstructured.Unstructured) {
+	byKey := map[string]*unstructured.Unstructured{}
+	for _, o := range objs.all() {
+		if _, standIn := stand[o]; !standIn {
+			byKey[key(o)] = o
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.assembled.put(data, byKey)
+}
+
+// recent maps the last few configs (by their bytes' hash) to the objects
+// they were made of.
+type recent struct {
+	keys []string
+	objs map[string]map[string]*unstructured.Unstructured
+}
+
+const recentConfigs = 8
+
+func (r *recent) put(data []byte, objs map[string]*unstructured.Unstructured) {
+	k := configKey(data)
+	if r.objs == nil {
+		r.objs = map[string]map[string]*unstructured.Unstructured{}
+	}
+	if _, ok := r.objs[k]; !ok {
+		r.keys = append(r.keys, k)
+	}
+	r.objs[k] = objs
+	for len(r.keys) > recentConfigs {
+		delete(r.objs, r.keys[0])
+		r.keys = r.keys[1:]
+	}
+}
+
+func (r *recent) get(data []byte) map[string]*unstructured.Unstructured {
+	return r.objs[configKey(data)]
+}
+
+func configKey(data []byte) string {
+	sum := sha256.Sum256(data)
+	return string(sum[:])
 }
 
 // key names an object among both kinds.
@@ -294,14 +360,15 @@ func runtimeCopy(spec map[string]any) map[string]any {
 	return runtime.DeepCopyJSONValue(spec).(map[string]any)
 }
 
-func (s *Source) objects() (services, routes []*unstructured.Unstructured, err error) {
+func (s *Source) objects() (Objects, error) {
+	var out Objects
 	for _, c := range []struct {
 		gvr schema.GroupVersionResource
 		out *[]*unstructured.Unstructured
-	}{{Services, &services}, {Routes, &routes}} {
+	}{{Services, &out.Services}, {Routes, &out.Routes}, {Lanes, &out.Lanes}} {
 		objs, err := s.listed[c.gvr].List(labels.Everything())
 		if err != nil {
-			return nil, nil, err
+			return Objects{}, err
 		}
 		for _, o := range objs {
 			if u, ok := o.(*unstructured.Unstructured); ok && u.GetDeletionTimestamp() == nil {
@@ -310,13 +377,14 @@ func (s *Source) objects() (services, routes []*unstructured.Unstructured, err e
 		}
 		slices.SortFunc(*c.out, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
 	}
-	return services, routes, nil
+	return out, nil
 }
 
-// Assemble is the config of base with services and routes: each object's
-// spec one line (JSON, which is YAML), so that an error's line names its
-// object; lines maps a line of the result to the object on it.
-func Assemble(base []byte, services, routes []*unstructured.Unstructured) (data []byte, lines map[int]*unstructured.Unstructured) {
+// Assemble is the config of base with objs' services, routes and lanes:
+// each object's spec one line (JSON, which is YAML), so that an error's
+// line names its object; lines maps a line of the result to the object on
+// it.
+func Assemble(base []byte, objs Objects) (data []byte, lines map[int]*unstructured.Unstructured) {
 	var b bytes.Buffer
 	b.Write(base)
 	if len(base) > 0 && base[len(base)-1] != '\n' {
@@ -337,13 +405,13 @@ func Assemble(base []byte, services, routes []*unstructured.Unstructured) (data 
 	}
 	b.WriteString("services:\n")
 	line++
-	for _, o := range services {
+	for _, o := range objs.Services {
 		spec, _, _ := unstructured.NestedMap(o.Object, "spec")
 		write("  "+strconv.Quote(o.GetName())+": ", o, spec)
 	}
 	b.WriteString("routes:\n")
 	line++
-	for _, o := range routes {
+	for _, o := range objs.Routes {
 		spec, _, _ := unstructured.NestedMap(o.Object, "spec")
 		if spec != nil {
 			if _, named := spec["name"]; !named {
@@ -352,36 +420,54 @@ func Assemble(base []byte, services, routes []*unstructured.Unstructured) (data 
 		}
 		write("  - ", o, spec)
 	}
+	if len(objs.Lanes) > 0 {
+		b.WriteString("lanes:\n")
+		line++
+		for _, o := range objs.Lanes {
+			spec, _, _ := unstructured.NestedMap(o.Object, "spec")
+			write("  "+strconv.Quote(o.GetName())+": ", o, spec)
+		}
+	}
 	return b.Bytes(), lines
 }
 
 // errorLine is the line a config error names: "FILE:LINE:COL: …".
 var errorLine = regexp.MustCompile(`(?m):(\d+):\d+: `)
 
-// Blame returns the objects err names: by the lines of the assembled
-// config its messages point at, else by the service ("services.NAME") or
-// route ("routes[i]") they name.
-func Blame(err error, lines map[int]*unstructured.Unstructured, services, routes []*unstructured.Unstructured) []*unstructured.Unstructured {
+// Blame returns the objects err names: each of its errors (a line each)
+// by the line of the assembled config it points at, else by the service
+// ("services.NAME"), route ("routes[i]") or lane ("lanes.NAME") it names.
+func Blame(err error, lines map[int]*unstructured.Unstructured, objs Objects) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	add := func(o *unstructured.Unstructured) {
 		if o != nil && !slices.Contains(out, o) {
 			out = append(out, o)
 		}
 	}
-	msg := err.Error()
-	for _, m := range errorLine.FindAllStringSubmatch(msg, -1) {
-		n, _ := strconv.Atoi(m[1])
-		add(lines[n])
-	}
-	for _, o := range services {
-		if strings.Contains(msg, "services."+o.GetName()+":") || strings.Contains(msg, "services."+o.GetName()+".") ||
-			strings.Contains(msg, "service "+o.GetName()+",") || strings.Contains(msg, "service \""+o.GetName()+"\"") {
-			add(o)
+	// Each error of err by the line it points at, else by what it names.
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		if m := errorLine.FindStringSubmatch(msg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			if o := lines[n]; o != nil {
+				add(o)
+				continue
+			}
 		}
-	}
-	for i, o := range routes {
-		if strings.Contains(msg, fmt.Sprintf("routes[%d]", i)) {
-			add(o)
+		for _, o := range objs.Services {
+			if strings.Contains(msg, "services."+o.GetName()+":") || strings.Contains(msg, "services."+o.GetName()+".") ||
+				strings.Contains(msg, "service "+o.GetName()+",") || strings.Contains(msg, "service \""+o.GetName()+"\"") {
+				add(o)
+			}
+		}
+		for i, o := range objs.Routes {
+			if strings.Contains(msg, fmt.Sprintf("routes[%d]", i)) {
+				add(o)
+			}
+		}
+		for _, o := range objs.Lanes {
+			if strings.Contains(msg, "lanes."+o.GetName()+":") || strings.Contains(msg, "lanes."+o.GetName()+".") || strings.Contains(msg, "lane \""+o.GetName()+"\"") {
+				add(o)
+			}
 		}
 	}
 	return out
@@ -413,8 +499,10 @@ func (s *Source) setAccepted(ctx context.Context, o *unstructured.Unstructured, 
 		return
 	}
 	gvr := Services
-	if cp.GetKind() == "WasmeshRoute" {
-		gvr = Routes
+	for _, k := range kinds {
+		if k.kind == cp.GetKind() {
+			gvr = k.gvr
+		}
 	}
 	if _, err := s.client.Resource(gvr).Namespace(cp.GetNamespace()).UpdateStatus(ctx, cp, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 		s.log.Debug("kubernetes: status not written (the next change writes it)", "object", cp.GetName(), "error", err)

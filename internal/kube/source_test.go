@@ -27,7 +27,7 @@ func TestAssemble(t *testing.T) {
 		object("WasmeshService", "users", map[string]any{"versions": []any{map[string]any{"path": "c.wasm", "weight": int64(-1)}}}),
 	}
 	routes := []*unstructured.Unstructured{object("WasmeshRoute", "hello", map[string]any{"match": map[string]any{"path_prefix": "/"}, "service": "hello"})}
-	data, lines := Assemble(base, services[:1], routes)
+	data, lines := Assemble(base, Objects{Services: services[:1], Routes: routes})
 	cfg, err := config.Parse("cluster", data)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, data)
@@ -39,22 +39,42 @@ func TestAssemble(t *testing.T) {
 		t.Fatalf("lines: %v\n%s", lines, data)
 	}
 
-	data, lines = Assemble(base, services, routes)
+	data, lines = Assemble(base, Objects{Services: services, Routes: routes})
 	_, err = config.Parse("cluster", data)
 	if err == nil {
 		t.Fatalf("a negative weight parsed:\n%s", data)
 	}
-	if got := Blame(err, lines, services, routes); len(got) != 1 || got[0] != services[1] {
+	if got := Blame(err, lines, Objects{Services: services, Routes: routes}); len(got) != 1 || got[0] != services[1] {
 		t.Errorf("blamed %v for %v", got, err)
 	}
-	if got := Blame(errors.New("routes[0] leads to service hello, whose version stable is a library"), lines, services, routes); len(got) != 2 {
+	if got := Blame(errors.New("routes[0] leads to service hello, whose version stable is a library"), lines, Objects{Services: services, Routes: routes}); len(got) != 2 {
 		t.Errorf("blamed %d objects for a route to a service, want the route and the service", len(got))
+	}
+
+	// Lanes go under lanes:, and an error at a lane's line or naming it
+	// blames it.
+	lanes := []*unstructured.Unstructured{
+		object("WasmeshLane", "beta", map[string]any{"versions": map[string]any{"hello": "canary"}, "entry": []any{map[string]any{"header": "X-Lane=beta"}}}),
+		object("WasmeshLane", "broken", map[string]any{"versions": map[string]any{"hello": "nope"}}),
+	}
+	objs := Objects{Services: services[:1], Routes: routes, Lanes: lanes[:1]}
+	data, _ = Assemble(base, objs)
+	if cfg, err := config.Parse("cluster", data); err != nil || cfg.Lanes["beta"] == nil || cfg.Lanes["beta"].Versions["hello"] != "canary" {
+		t.Fatalf("a lane assembled: %v\n%s", err, data)
+	}
+	objs.Lanes = lanes
+	data, lines = Assemble(base, objs)
+	_, err = config.Parse("cluster", data)
+	if got := Blame(err, lines, objs); err == nil || len(got) != 1 || got[0] != lanes[1] {
+		t.Errorf("blamed %v for %v", got, err)
 	}
 }
 
 func TestNewRefusesServicesInTheFile(t *testing.T) {
-	_, err := New(nil, Options{Namespace: "default", Base: []byte("services: {}\n"), BasePath: "base.yaml", Load: nil})
-	if err == nil || !strings.Contains(err.Error(), "base.yaml: services come from the cluster") {
-		t.Errorf("a base file with services: %v", err)
+	for _, key := range []string{"services", "routes", "lanes"} {
+		_, err := New(nil, Options{Namespace: "default", Base: []byte(key + ": {}\n"), BasePath: "base.yaml", Load: nil})
+		if err == nil || !strings.Contains(err.Error(), "base.yaml: "+key+" come from the cluster") {
+			t.Errorf("a base file with %s: %v", key, err)
+		}
 	}
 }

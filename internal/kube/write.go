@@ -3,37 +3,45 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/wasmesh/wasmesh/internal/control"
 )
 
-// Write makes the cluster say what data says, data being an edit of the
-// config the source last loaded (a deploy, promote, rollback or weight
-// change through the admin API): each WasmeshService whose spec the edit
-// changed is updated, provided its spec is still the one loaded (its
-// status, which the gateways write, may have changed), so that an edit made
-// meanwhile elsewhere makes this one fail with an error wrapping
-// control.ErrConflict rather than be undone by it. Every
-// replica then loads the change from the cluster. An edit of anything else
-// (routes, the file's settings, a service added or removed) is refused:
-// those are edited where they live.
-func (s *Source) Write(ctx context.Context, data []byte) error {
+// Write makes the cluster say what data says, data being an edit of prev,
+// a config the source assembled or an edit written before (a deploy, promote, rollback, weight
+// change or lane's version through the admin API, a release's step): each
+// WasmeshService and WasmeshLane whose spec the edit changed is updated,
+// provided its spec is still the one prev was made of (its status, which the
+// gateways write, may have changed), so that an edit made meanwhile
+// elsewhere makes this one fail with an error wrapping control.ErrConflict
+// rather than be undone by it. Every replica then loads the change from
+// the cluster. An edit of anything else (routes, the file's settings, a
+// service or lane added or removed) is refused: those are edited where
+// they live.
+func (s *Source) Write(ctx context.Context, prev, data []byte) error {
 	s.mu.Lock()
-	prev, objects := s.loaded, s.loadedServices
+	objects := s.assembled.get(prev)
 	s.mu.Unlock()
-	if prev == nil {
-		return errors.New("kubernetes: no config loaded from the cluster yet")
+	if objects == nil {
+		return fmt.Errorf("%w: the gateway's config changed while the edit was made; try again", control.ErrConflict)
 	}
+	written := maps.Clone(objects)
+	defer func() {
+		s.mu.Lock()
+		s.assembled.put(data, written) // an edit of this edit finds what it was written over
+		s.mu.Unlock()
+	}()
 	var old, cur map[string]any
 	if err := yaml.Unmarshal(prev, &old); err != nil {
 		return err
@@ -49,39 +57,53 @@ func (s *Source) Write(ctx context.Context, data []byte) error {
 	}
 	for _, k := range keys {
 		switch {
-		case k == "services" || reflect.DeepEqual(old[k], cur[k]):
+		case k == "services" || k == "lanes" || reflect.DeepEqual(old[k], cur[k]):
 		case k == "routes":
 			return fmt.Errorf("%w: routes come from WasmeshRoute objects in namespace %s: change those", control.ErrExternal, s.opts.Namespace)
 		default:
 			return fmt.Errorf("%w: %s is in the gateway's file (%s), not in the cluster: change it in every replica's file", control.ErrExternal, k, s.opts.BasePath)
 		}
 	}
-	oldServices, _ := old["services"].(map[string]any)
-	curServices, _ := cur["services"].(map[string]any)
-	for _, name := range slices.Sorted(maps.Keys(oldServices)) {
-		if _, ok := curServices[name]; !ok {
-			return fmt.Errorf("%w: removing service %s: delete its WasmeshService", control.ErrExternal, name)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(curServices)) {
-		spec, ok := oldServices[name]
-		switch {
-		case !ok || objects[name] == nil:
-			return fmt.Errorf("%w: adding service %s: create a WasmeshService", control.ErrExternal, name)
-		case reflect.DeepEqual(spec, curServices[name]):
+	for _, k := range kinds {
+		if k.key == "routes" {
 			continue
 		}
-		// JSON's types (float64, map[string]any), which objects hold.
-		b, err := json.Marshal(curServices[name])
-		if err != nil {
-			return fmt.Errorf("service %s: %w", name, err)
+		was, _ := old[k.key].(map[string]any)
+		now, _ := cur[k.key].(map[string]any)
+		what := strings.TrimSuffix(k.key, "s")
+		for _, name := range slices.Sorted(maps.Keys(was)) {
+			if _, ok := now[name]; !ok {
+				return fmt.Errorf("%w: removing %s %s: delete its %s", control.ErrExternal, what, name, k.kind)
+			}
 		}
-		var next map[string]any
-		if err := json.Unmarshal(b, &next); err != nil {
-			return fmt.Errorf("service %s: %w", name, err)
-		}
-		if err := s.update(ctx, objects[name], next); err != nil {
-			return err
+		for _, name := range slices.Sorted(maps.Keys(now)) {
+			spec, ok := was[name]
+			obj := objects[k.kind+"/"+name]
+			switch {
+			case !ok || obj == nil:
+				return fmt.Errorf("%w: adding %s %s: create a %s", control.ErrExternal, what, name, k.kind)
+			case reflect.DeepEqual(spec, now[name]):
+				continue
+			}
+			// JSON's types (float64, map[string]any), which objects hold.
+			b, err := json.Marshal(now[name])
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", what, name, err)
+			}
+			var next map[string]any
+			if err := json.Unmarshal(b, &next); err != nil {
+				return fmt.Errorf("%s %s: %w", what, name, err)
+			}
+			for f, v := range next {
+				if m, isMap := v.(map[string]any); v == nil || isMap && len(m) == 0 {
+					delete(next, f) // a lane's versions emptied: no field (an apply's empty map is a null to the schema)
+				}
+			}
+			updated, err := s.update(ctx, k.gvr, obj, next)
+			if err != nil {
+				return err
+			}
+			written[k.kind+"/"+name] = updated
 		}
 	}
 	return nil
@@ -94,33 +116,34 @@ func (s *Source) Write(ctx context.Context, data []byte) error {
 // conflict, a change of its spec is. The apply carries the
 // resourceVersion it was checked at, so that a change between the check
 // and the apply is a conflict too (checked again).
-func (s *Source) update(ctx context.Context, loaded *unstructured.Unstructured, next map[string]any) error {
-	client := s.client.Resource(Services).Namespace(loaded.GetNamespace())
+func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, loaded *unstructured.Unstructured, next map[string]any) (*unstructured.Unstructured, error) {
+	client := s.client.Resource(gvr).Namespace(loaded.GetNamespace())
+	kind := loaded.GetKind()
 	name := loaded.GetName()
 	for try := 0; ; try++ {
 		cur, err := client.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("kubernetes: reading WasmeshService %s: %w", name, err)
+			return nil, fmt.Errorf("kubernetes: reading %s %s: %w", kind, name, err)
 		}
 		if !reflect.DeepEqual(cur.Object["spec"], loaded.Object["spec"]) {
-			return fmt.Errorf("%w: WasmeshService %s changed in the cluster since this gateway loaded it (generation %d, loaded %d); try again",
-				control.ErrConflict, name, cur.GetGeneration(), loaded.GetGeneration())
+			return nil, fmt.Errorf("%w: %s %s changed in the cluster since this gateway loaded it (generation %d, loaded %d); try again",
+				control.ErrConflict, kind, name, cur.GetGeneration(), loaded.GetGeneration())
 		}
 		apply := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": cur.GetAPIVersion(), "kind": cur.GetKind(),
 			"metadata": map[string]any{"name": name, "namespace": cur.GetNamespace(), "resourceVersion": cur.GetResourceVersion()},
 			"spec":     next,
 		}}
-		_, err = client.Apply(ctx, name, apply, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		updated, err := client.Apply(ctx, name, apply, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 		switch {
 		case err == nil:
-			return nil
+			return updated, nil
 		case apierrors.IsConflict(err) && try < 4: // changed between the read and the write: read again
 			continue
 		case apierrors.IsConflict(err):
-			return fmt.Errorf("%w: WasmeshService %s keeps changing in the cluster; try again", control.ErrConflict, name)
+			return nil, fmt.Errorf("%w: %s %s keeps changing in the cluster; try again", control.ErrConflict, kind, name)
 		default:
-			return fmt.Errorf("kubernetes: applying WasmeshService %s: %w", name, err)
+			return nil, fmt.Errorf("kubernetes: applying %s %s: %w", kind, name, err)
 		}
 	}
 }

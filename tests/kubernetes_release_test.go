@@ -46,8 +46,9 @@ type clusterRelease struct {
 // leader killed with SIGKILL mid-release, another replica takes the Lease
 // and resumes at the same step within the lease's duration (and a little
 // of its retry period), and no step is applied twice. Replicas that do not
-// lead answer the release's state and refuse to change it, naming the
-// leader.
+// lead answer the release's state from the cluster, and take a pause or a
+// resume to the leader (through the object's status), answering with what
+// the leader did or its reason for refusing.
 func TestKubernetesReleaseLeader(t *testing.T) {
 	api := startAPIServer(t)
 	ctx := context.Background()
@@ -133,8 +134,18 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	if st.code != 200 || json.Unmarshal([]byte(st.body), &seen) != nil || seen.Step != 1 || seen.Phase != "running" {
 		t.Fatalf("a follower's GET /v1/releases/rel: %d %s", st.code, st.body)
 	}
-	if p := adminCall(t, followers[0], "POST", "/v1/releases/rel/pause"); p.code != http.StatusConflict || !strings.Contains(p.body, leader) {
-		t.Fatalf("a follower's pause: %d %s; want 409 naming the leader %s", p.code, p.body, leader)
+	// Operations through followers are done by the leader.
+	if p := adminCall(t, followers[0], "POST", "/v1/releases/rel/pause"); p.code != 200 || !strings.Contains(p.body, `"paused"`) {
+		t.Fatalf("a follower's pause: %d %s; want 200, paused by the leader", p.code, p.body)
+	}
+	if got := release(); got.Phase != "paused" || got.Step != 1 {
+		t.Fatalf("after a follower's pause the release is %s at step %d", got.Phase, got.Step)
+	}
+	if p := adminCall(t, followers[1], "POST", "/v1/releases/rel/resume"); p.code != 200 || !strings.Contains(p.body, `"running"`) {
+		t.Fatalf("a follower's resume: %d %s; want 200, resumed by the leader", p.code, p.body)
+	}
+	if p := adminCall(t, followers[1], "POST", "/v1/releases/rel/resume"); p.code != http.StatusConflict || !strings.Contains(p.body, leader) || !strings.Contains(p.body, "not paused") {
+		t.Fatalf("a follower's resume of a running release: %d %s; want 409 with the leader's (%s) reason", p.code, p.body, leader)
 	}
 
 	killed := time.Now()
@@ -147,7 +158,7 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	})
 	testutil.WaitWithin(t, 20*time.Second, "the release resumed by "+successor, func() bool {
 		for _, e := range release().History {
-			if e.Kind == "resumed" {
+			if e.Kind == "resumed" && strings.Contains(e.Reason, "taken over") {
 				return true
 			}
 		}
@@ -156,7 +167,7 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	r = release()
 	var resumed time.Time
 	for _, e := range r.History {
-		if e.Kind == "resumed" {
+		if e.Kind == "resumed" && strings.Contains(e.Reason, "taken over") {
 			if e.Step != 1 {
 				t.Fatalf("resumed at step %d, not at step 1 where the leader died: %+v", e.Step, r.History)
 			}
@@ -245,7 +256,10 @@ func TestKubernetesExampleObjects(t *testing.T) {
 // lane update` through one replica edits the object, and every replica
 // sends the lane's requests to its version; a lane the gateways refuse
 // says why in its status and changes nothing; creating a lane through a
-// replica is refused, naming the object to create.
+// replica is refused, naming the object to create. A lane-first release
+// started through the replica that does not lead is started by the
+// leader, which edits the WasmeshLane, promotes the candidate and puts
+// the lane back.
 func TestKubernetesLanes(t *testing.T) {
 	api := startAPIServer(t)
 	ctx := context.Background()
@@ -262,7 +276,8 @@ func TestKubernetesLanes(t *testing.T) {
 		}
 		t.Cleanup(func() { lanes.Delete(ctx, name, metav1.DeleteOptions{}) })
 	}
-	replicas := []*kubeReplica{startKubeReplica(t, api, "kube-test-admin-token"), startKubeReplica(t, api, "kube-test-admin-token")}
+	replicas := []*kubeReplica{startKubeReplica(t, api, "kube-test-admin-token", "--replica", "ln-0", "--lease-duration", "3s"),
+		startKubeReplica(t, api, "kube-test-admin-token", "--replica", "ln-1", "--lease-duration", "3s")}
 	lanesGVR := schema.GroupVersionResource{Group: "wasmesh.dev", Version: "v1alpha1", Resource: "wasmeshlanes"}
 	poll(t, "beta accepted", func() bool { s, _, _ := accepted(t, api, lanesGVR, "beta"); return s == "True" })
 	poll(t, "bad refused", func() bool { s, _, _ := accepted(t, api, lanesGVR, "bad"); return s == "False" })
@@ -316,11 +331,26 @@ func TestKubernetesLanes(t *testing.T) {
 	for i, r := range replicas {
 		poll(t, fmt.Sprintf("replica %d with ln out of the lane", i), func() bool { return served(r, "beta") == stable })
 	}
-	services := api.client.Resource(wasmeshServices).Namespace("default")
-	patch := `{"spec":{"release":{"version":"canary","lane":"beta","steps":[100],"hold":"1s","min_requests":5}}}`
-	if _, err := services.Patch(ctx, "ln", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
+	// Started through the replica that does not lead: the leader starts it.
+	var holder string
+	testutil.WaitWithin(t, 30*time.Second, "a replica leading releases", func() bool {
+		l, err := api.client.Resource(leases).Namespace("default").Get(ctx, "wasmesh-releases", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		holder, _, _ = unstructured.NestedString(l.Object, "spec", "holderIdentity")
+		return holder == "ln-0" || holder == "ln-1"
+	})
+	follower := replicas[0]
+	if holder == "ln-0" {
+		follower = replicas[1]
 	}
+	res := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}}, "release", "start", "ln", "canary", "--lane", "beta",
+		"--steps", "100", "--hold", "1s", "--min-requests", "5", "--admin="+strings.TrimPrefix(follower.admin, "http://"))
+	if res.code != 0 {
+		t.Fatalf("release start through the replica that does not lead: exit %d, %s", res.code, res.stderr)
+	}
+	services := api.client.Resource(wasmeshServices).Namespace("default")
 	var rel clusterRelease
 	for deadline := time.Now().Add(60 * time.Second); rel.Phase != "promoted"; {
 		for _, r := range replicas {

@@ -3,6 +3,8 @@ package kube
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,11 +71,12 @@ type Fleet struct {
 	opts   FleetOptions
 	leases coordinationclient.LeasesGetter
 
-	mu      sync.Mutex
-	leader  string
-	lister  cache.GenericLister
-	saved   map[string]string // the status.release last written, by service
-	started time.Time
+	mu       sync.Mutex
+	leader   string
+	lister   cache.GenericLister
+	saved    map[string]string // the status.release last written, by service
+	answered map[string]bool   // the requests answered, by ID
+	started  time.Time
 }
 
 // NewFleet returns the fleet of s's namespace, seen from this replica.
@@ -111,7 +114,8 @@ func (f *Fleet) local(service, digest string) rollout.Count {
 
 // Rollout is what the release controller needs of the fleet.
 func (f *Fleet) Rollout() rollout.Fleet {
-	return rollout.Fleet{State: releaseState{f}, Counts: f.counts, Leader: f.Leader, Event: f.releaseEvent}
+	return rollout.Fleet{State: releaseState{f}, Counts: f.counts, Leader: f.Leader, Event: f.releaseEvent,
+		Ask: f.ask, Requests: f.requests, Answer: f.answer}
 }
 
 // releaseEvent records an event of a release as an Event regarding its
@@ -413,7 +417,7 @@ func (r releaseState) Save(ctx context.Context, releases []*rollout.Release) err
 		}
 		var value map[string]any
 		json.Unmarshal(data, &value)
-		if err := r.write(ctx, rel.Service, value); err != nil {
+		if err := r.f.writeStatus(ctx, rel.Service, "release", value); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -424,17 +428,27 @@ func (r releaseState) Save(ctx context.Context, releases []*rollout.Release) err
 	return errors.Join(errs...)
 }
 
-func (r releaseState) write(ctx context.Context, service string, value map[string]any) error {
-	client := r.f.src.client.Resource(Services).Namespace(r.f.src.opts.Namespace)
+// writeStatus sets the field of a WasmeshService's status to value (read
+// again and written back on a conflict with another write of the status).
+func (f *Fleet) writeStatus(ctx context.Context, service, field string, value any) error {
+	b, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	client := f.src.client.Resource(Services).Namespace(f.src.opts.Namespace)
 	for try := 0; ; try++ {
 		cur, err := client.Get(ctx, service, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) && field == "release" {
 			return nil // the service is gone, and its release with it
 		}
 		if err != nil {
 			return fmt.Errorf("kubernetes: reading WasmeshService %s: %w", service, err)
 		}
-		if err := unstructured.SetNestedField(cur.Object, runtime.DeepCopyJSONValue(value), "status", "release"); err != nil {
+		if err := unstructured.SetNestedField(cur.Object, runtime.DeepCopyJSONValue(v), "status", field); err != nil {
 			return err
 		}
 		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
@@ -444,7 +458,122 @@ func (r releaseState) write(ctx context.Context, service string, value map[strin
 		case apierrors.IsConflict(err) && try < 5:
 			continue
 		default:
-			return fmt.Errorf("kubernetes: writing the release of WasmeshService %s: %w", service, err)
+			return fmt.Errorf("kubernetes: writing the status.%s of WasmeshService %s: %w", field, service, err)
 		}
+	}
+}
+
+// The request field of a WasmeshService's status: an operation on its
+// release asked of the leader by another replica, and the answer.
+const requestField = "release_request"
+
+// request is a rollout.Request as status.release_request holds it, with
+// the leader's answer.
+type request struct {
+	rollout.Request
+	At    time.Time `json:"at"`
+	Done  bool      `json:"done,omitempty"`
+	Error string    `json:"error,omitempty"`
+	// Kind is the error's: not_found, conflict or invalid.
+	Kind string `json:"kind,omitempty"`
+}
+
+// ask writes r into its service's status.release_request, for the leader
+// to do (a replica that does not lead was asked), and waits for the
+// leader's answer: the release as the leader left it, or its error, of
+// the same kind (rollout.ErrNotFound, ErrConflict, ErrInvalid).
+func (f *Fleet) ask(ctx context.Context, r rollout.Request) (*rollout.Release, error) {
+	var id [8]byte
+	rand.Read(id[:])
+	r.ID, r.By = hex.EncodeToString(id[:]), f.opts.Identity
+	if err := f.writeStatus(ctx, r.Service, requestField, request{Request: r, At: time.Now().UTC()}); err != nil {
+		return nil, err
+	}
+	client := f.src.client.Resource(Services).Namespace(f.src.opts.Namespace)
+	wait := 2*f.opts.LeaseDuration + 5*time.Second // a leader's tick, or a new leader's
+	deadline := time.Now().Add(wait)
+	for {
+		o, err := client.Get(ctx, r.Service, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: reading WasmeshService %s: %w", r.Service, err)
+		}
+		var got request
+		if raw, ok, _ := unstructured.NestedMap(o.Object, "status", requestField); ok {
+			b, _ := json.Marshal(raw)
+			json.Unmarshal(b, &got)
+		}
+		switch {
+		case got.ID != r.ID:
+			return nil, fmt.Errorf("%w: another %s of the release of %s was asked meanwhile (by %s); try again", rollout.ErrConflict, got.Action, r.Service, got.By)
+		case got.Done && got.Error != "":
+			kind := map[string]error{"not_found": rollout.ErrNotFound, "invalid": rollout.ErrInvalid}[got.Kind]
+			if kind == nil {
+				kind = rollout.ErrConflict
+			}
+			return nil, fmt.Errorf("%w: the leader (%s): %s", kind, f.Leader(), strings.TrimPrefix(got.Error, kind.Error()+": "))
+		case got.Done:
+			raw, _, _ := unstructured.NestedMap(o.Object, "status", "release")
+			b, _ := json.Marshal(raw)
+			var rel rollout.Release
+			if err := json.Unmarshal(b, &rel); err != nil {
+				return nil, fmt.Errorf("kubernetes: WasmeshService %s's status.release: %w", r.Service, err)
+			}
+			return &rel, nil
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("%w: no replica leading releases answered within %s (leader: %q); the request stands in WasmeshService %s's status", rollout.ErrConflict, wait, f.Leader(), r.Service)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// requests are those the leader has not answered, from the services'
+// status (each once: one answered is not given again while the status
+// catches up).
+func (f *Fleet) requests() []rollout.Request {
+	var out []rollout.Request
+	for _, u := range listAll(f.src.listed[Services]) {
+		raw, ok, _ := unstructured.NestedMap(u.Object, "status", requestField)
+		if !ok {
+			continue
+		}
+		b, _ := json.Marshal(raw)
+		var r request
+		if json.Unmarshal(b, &r) != nil || r.Done || r.ID == "" {
+			continue
+		}
+		f.mu.Lock()
+		seen := f.answered[r.ID]
+		f.mu.Unlock()
+		if !seen {
+			r.Service = u.GetName()
+			out = append(out, r.Request)
+		}
+	}
+	return out
+}
+
+// answer records the leader's answer to r in its service's status.
+func (f *Fleet) answer(ctx context.Context, r rollout.Request, err error) {
+	f.mu.Lock()
+	if f.answered == nil {
+		f.answered = map[string]bool{}
+	}
+	f.answered[r.ID] = true
+	f.mu.Unlock()
+	a := request{Request: r, At: time.Now().UTC(), Done: true}
+	if err != nil {
+		a.Error = err.Error()
+		for kind, e := range map[string]error{"not_found": rollout.ErrNotFound, "conflict": rollout.ErrConflict, "invalid": rollout.ErrInvalid} {
+			if errors.Is(err, e) {
+				a.Kind = kind
+			}
+		}
+	}
+	if err := f.writeStatus(ctx, r.Service, requestField, a); err != nil {
+		f.src.log.Warn("kubernetes: a release request's answer not written", "service", r.Service, "action", r.Action, "error", err)
 	}
 }

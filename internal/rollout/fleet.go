@@ -51,7 +51,40 @@ type Fleet struct {
 	// Event, when set, is told each event of a release (after it is
 	// recorded, apart from the release's own work). Default nil.
 	Event func(service string, e Event)
+	// Ask, when set, takes an operation on a service's release that a
+	// replica not leading was asked for to the leader (a Request), and
+	// returns the release as the leader left it, or the leader's error.
+	// Default nil: such a replica refuses the operation, naming the
+	// leader.
+	Ask func(ctx context.Context, r Request) (*Release, error)
+	// Requests gives the operations asked of the leader and not yet
+	// answered; Answer records the leader's answer to one. Both with
+	// Ask.
+	Requests func() []Request
+	Answer   func(ctx context.Context, r Request, err error)
 }
+
+// Request is an operation on a service's release, asked of the leader by
+// another replica.
+type Request struct {
+	// ID tells one request from another.
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	// Action is start (with Spec), pause, resume, abort or promote.
+	Action string `json:"action"`
+	Spec   *Spec  `json:"spec,omitempty"`
+	// By names the replica that asked.
+	By string `json:"by,omitempty"`
+}
+
+// Actions of a Request.
+const (
+	ActionStart   = "start"
+	ActionPause   = "pause"
+	ActionResume  = "resume"
+	ActionAbort   = "abort"
+	ActionPromote = "promote"
+)
 
 // JoinFleet makes c one of a fleet's replicas: it leads releases only
 // while Lead runs. Call it before LoadState, Lead or Run.
@@ -62,6 +95,7 @@ func (c *Controller) JoinFleet(f Fleet) {
 	}
 	c.leader = f.Leader
 	c.notifyEvent = f.Event
+	c.fleet = f
 	c.leading.Store(false)
 }
 
@@ -91,6 +125,54 @@ func (c *Controller) follower() error {
 		}
 	}
 	return fmt.Errorf("%w: this replica does not lead releases; the leader is %s: ask it, or declare the release in the service's release block", ErrConflict, who)
+}
+
+// atLeader takes r to the leader when this replica does not lead:
+// elsewhere, with the leader's answer, or with the error that names the
+// leader when the fleet cannot ask it.
+func (c *Controller) atLeader(ctx context.Context, r Request) (rel *Release, elsewhere bool, err error) {
+	switch {
+	case c.leading.Load():
+		return nil, false, nil
+	case c.fleet.Ask != nil:
+		rel, err = c.fleet.Ask(ctx, r)
+		return rel, true, err
+	default:
+		return nil, true, c.follower()
+	}
+}
+
+// answerRequests does, as the leader, what the other replicas were asked,
+// and records each answer.
+func (c *Controller) answerRequests(ctx context.Context) {
+	if c.fleet.Requests == nil {
+		return
+	}
+	for _, r := range c.fleet.Requests() {
+		var err error
+		switch r.Action {
+		case ActionStart:
+			if r.Spec == nil {
+				err = fmt.Errorf("%w: start without a spec", ErrInvalid)
+				break
+			}
+			spec := *r.Spec
+			spec.Service = r.Service
+			_, err = c.Start(ctx, spec)
+		case ActionPause:
+			_, err = c.Pause(r.Service)
+		case ActionResume:
+			_, err = c.Resume(r.Service)
+		case ActionAbort:
+			_, err = c.Abort(ctx, r.Service)
+		case ActionPromote:
+			_, err = c.Promote(ctx, r.Service)
+		default:
+			err = fmt.Errorf("%w: unknown action %q", ErrInvalid, r.Action)
+		}
+		c.log.Info("release: request answered", "service", r.Service, "action", r.Action, "by", r.By, "error", err)
+		c.fleet.Answer(ctx, r, err)
+	}
 }
 
 // recorded is the releases' state as recorded, by service: what a replica

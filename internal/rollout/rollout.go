@@ -261,6 +261,7 @@ type Controller struct {
 	counts      func(service, digest string) map[string]Count
 	leader      func() string
 	notifyEvent func(service string, e Event)
+	fleet       Fleet
 	leading     atomic.Bool
 }
 
@@ -398,8 +399,8 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if err := c.follower(); err != nil {
-		return nil, err
+	if rel, elsewhere, err := c.atLeader(ctx, Request{Service: spec.Service, Action: ActionStart, Spec: &spec}); elsewhere {
+		return rel, err
 	}
 	c.move.Lock()
 	defer c.move.Unlock()
@@ -563,6 +564,7 @@ func (c *Controller) Run(ctx context.Context, interval time.Duration) {
 // once; a step held long enough, with enough requests, whose checks pass,
 // moves to the next; passing the step before the last promotes.
 func (c *Controller) tick(ctx context.Context) {
+	c.answerRequests(ctx)
 	c.declared(ctx)
 	c.mu.Lock()
 	var running []string
@@ -813,8 +815,9 @@ func (c *Controller) Resume(service string) (*Release, error) {
 }
 
 func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) {
-	if err := c.follower(); err != nil {
-		return nil, err
+	action := map[string]string{Paused: ActionPause, Running: ActionResume}[to]
+	if rel, elsewhere, err := c.atLeader(context.Background(), Request{Service: service, Action: action}); elsewhere {
+		return rel, err
 	}
 	c.move.Lock()
 	defer c.move.Unlock()
@@ -849,8 +852,9 @@ func (c *Controller) Promote(ctx context.Context, service string) (*Release, err
 }
 
 func (c *Controller) end(ctx context.Context, service, phase, reason string) (*Release, error) {
-	if err := c.follower(); err != nil {
-		return nil, err
+	action := map[string]string{Promoted: ActionPromote, Aborted: ActionAbort}[phase]
+	if rel, elsewhere, err := c.atLeader(ctx, Request{Service: service, Action: action}); elsewhere {
+		return rel, err
 	}
 	c.move.Lock()
 	defer c.move.Unlock()

@@ -194,7 +194,8 @@ func events(t *testing.T, api *apiServer, name string) []string {
 
 // TestKubernetesReplicas: three gateways take their services and routes
 // from a real API server's WasmeshService and WasmeshRoute objects: each
-// serves the declared 90/10 split (±3% over 3,000 requests); a patch of
+// serves the declared 90/10 split (±3% over 3,000 requests), and a sticky
+// key the same version on all three; a patch of
 // the weights reaches all three within 2 s (the slowest of 20 patches); an
 // object the gateways refuse says why in its status, and traffic goes on
 // as before on every replica; an edit through a replica's admin API
@@ -212,7 +213,7 @@ func TestKubernetesReplicas(t *testing.T) {
 		}
 	}
 	services := api.client.Resource(wasmeshServices).Namespace("default")
-	if _, err := services.Create(ctx, kubeObject("WasmeshService", "hello", map[string]any{"versions": split(90, 10)}), metav1.CreateOptions{}); err != nil {
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "hello", map[string]any{"versions": split(90, 10), "sticky": "header:x-user"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { services.Delete(ctx, "hello", metav1.DeleteOptions{}) })
@@ -236,6 +237,31 @@ func TestKubernetesReplicas(t *testing.T) {
 		if got := r.share(t, 3000, canary); got < 0.07 || got > 0.13 {
 			t.Errorf("replica %d: the canary served %.1f%% of 3,000 requests, want 10%% ± 3%%", i, 100*got)
 		}
+	}
+	// A sticky key picks the same version on every replica.
+	client := &http.Client{Timeout: 10 * time.Second}
+	keysOnCanary := 0
+	for k := range 300 {
+		var got []string
+		for _, r := range replicas {
+			req, _ := http.NewRequest("GET", r.url+"/hi", nil)
+			req.Header.Set("X-User", fmt.Sprintf("user-%d", k))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got = append(got, resp.Header.Get("X-Wasmesh-Version"))
+		}
+		if got[0] != got[1] || got[1] != got[2] {
+			t.Fatalf("sticky key user-%d: the replicas chose %v", k, got)
+		}
+		if got[0] == canary {
+			keysOnCanary++
+		}
+	}
+	if keysOnCanary < 12 || keysOnCanary > 48 {
+		t.Errorf("%d of 300 sticky keys on the canary at 10%%", keysOnCanary)
 	}
 
 	// Patches of the weights, each waited for on every replica.

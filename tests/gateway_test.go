@@ -60,13 +60,13 @@ func loopbackConfig(config string) string {
 
 // serveFile starts the gateway on the config file at path, with env added
 // to its environment, waiting until it prints its addresses.
-func serveFile(t *testing.T, path string, env ...string) *gateway {
+func serveFile(t testing.TB, path string, env ...string) *gateway {
 	t.Helper()
 	return serveArgs(t, path, nil, env...)
 }
 
 // serveArgs is serveFile with more arguments to wasmesh serve.
-func serveArgs(t *testing.T, path string, args []string, env ...string) *gateway {
+func serveArgs(t testing.TB, path string, args []string, env ...string) *gateway {
 	t.Helper()
 	pr, pw := io.Pipe()
 	g := &gateway{config: path, dir: filepath.Dir(path)}
@@ -115,7 +115,7 @@ wait:
 }
 
 // get sends one request on a fresh connection and returns status and body.
-func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
+func get(t testing.TB, url string, header ...string) (int, string, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for i := 0; i+1 < len(header); i += 2 {
@@ -134,7 +134,7 @@ func get(t *testing.T, url string, header ...string) (int, string, http.Header) 
 // adminAuth is the Authorization header that t's gateways want: their
 // token, which a gateway writes to $WASMESH_HOME/admin-token when its config
 // sets no authentication.
-func adminAuth(t *testing.T) (string, string) {
+func adminAuth(t testing.TB) (string, string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(home(t), "admin-token"))
 	if err != nil {
@@ -146,7 +146,7 @@ func adminAuth(t *testing.T) (string, string) {
 // poll waits for cond, polling with a deadline.
 var poll = testutil.WaitFor
 
-func metric(t *testing.T, g *gateway, name string) string {
+func metric(t testing.TB, g *gateway, name string) string {
 	t.Helper()
 	_, body, _ := get(t, g.admin+"/metrics")
 	for _, line := range strings.Split(body, "\n") {

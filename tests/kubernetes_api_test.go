@@ -331,10 +331,43 @@ func TestKubernetesReplicas(t *testing.T) {
 			t.Errorf("replica %d after the refused object: the canary served %.1f%%", i, 100*got)
 		}
 	}
+	// A module by a digest no store has: refused the same way.
+	unknown := "sha256:" + strings.Repeat("0", 64)
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "unknown", map[string]any{
+		"versions": []any{map[string]any{"module": unknown}}}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { services.Delete(ctx, "unknown", metav1.DeleteOptions{}) })
+	poll(t, "unknown refused", func() bool {
+		var status string
+		status, reason, message = accepted(t, api, wasmeshServices, "unknown")
+		return status == "False"
+	})
+	if reason != "Invalid" || !strings.Contains(message, "sha256:00000000") {
+		t.Errorf("the unknown digest's condition: %s: %s", reason, message)
+	}
+	if w := replicas[0].weights(t, "hello"); w != "stable=50 canary=50" {
+		t.Errorf("after the unknown digest: %q", w)
+	}
 	// The schema catches what it can before a gateway sees it.
-	if _, err := services.Create(ctx, kubeObject("WasmeshService", "heavy", map[string]any{
-		"versions": []any{map[string]any{"path": rust, "weight": int64(150)}}}), metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "150") {
-		t.Errorf("a weight of 150: %v, want the API server to refuse it", err)
+	for _, c := range []struct {
+		what string
+		obj  *unstructured.Unstructured
+		want string
+	}{
+		{"a weight of 150", kubeObject("WasmeshService", "heavy", map[string]any{"versions": []any{map[string]any{"path": rust, "weight": int64(150)}}}), "150"},
+		{"a negative weight", kubeObject("WasmeshService", "negative", map[string]any{"versions": []any{map[string]any{"path": rust, "weight": int64(-1)}}}), "-1"},
+		{"a version with module and path", kubeObject("WasmeshService", "both", map[string]any{"versions": []any{map[string]any{"path": rust, "module": unknown}}}), "a version has one of module, path or upstream"},
+		{"a match with path and path_prefix", kubeObject("WasmeshRoute", "badmatch", map[string]any{"match": map[string]any{"path": "/a", "path_prefix": "/"}, "service": "hello"}), "a match has path or path_prefix, not both"},
+		{"a path without /", kubeObject("WasmeshRoute", "noslash", map[string]any{"match": map[string]any{"path_prefix": "hello"}, "service": "hello"}), "path_prefix"},
+	} {
+		gvr := wasmeshServices
+		if c.obj.GetKind() == "WasmeshRoute" {
+			gvr = wasmeshRoutes
+		}
+		if _, err := api.client.Resource(gvr).Namespace("default").Create(ctx, c.obj, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want the API server to refuse it (%q)", c.what, err, c.want)
+		}
 	}
 
 	// Edits through a replica go to the cluster, and every replica
@@ -466,7 +499,7 @@ func TestKubernetesAPIOutage(t *testing.T) {
 }
 
 // rss is the resident memory of the process pid, in bytes (VmRSS).
-func rss(t *testing.T, pid int) int64 {
+func rss(t testing.TB, pid int) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -222,7 +222,7 @@ type reloads struct {
 	lastError       string
 }
 
-func readReloads(t *testing.T, g *gateway) reloads {
+func readReloads(t testing.TB, g *gateway) reloads {
 	t.Helper()
 	k, v := adminAuth(t)
 	_, body, _ := get(t, g.admin+"/v1/config", k, v)
@@ -242,7 +242,7 @@ func readReloads(t *testing.T, g *gateway) reloads {
 }
 
 // counter reads a counter from g's metrics; 0 when the series is absent.
-func counter(t *testing.T, g *gateway, series string) int {
+func counter(t testing.TB, g *gateway, series string) int {
 	t.Helper()
 	v := metric(t, g, series)
 	if v == "" {

@@ -131,7 +131,7 @@ func testdata(name string) string { return repoPath("tests", "testdata", name) }
 var homes sync.Map // *testing.T -> string
 
 // home returns t's WASMESH_HOME, creating it on first use.
-func home(t *testing.T) string {
+func home(t testing.TB) string {
 	t.Helper()
 	if h, ok := homes.Load(t); ok {
 		return h.(string)
@@ -165,7 +165,7 @@ type proc struct {
 }
 
 // start starts wasmesh with args, its WASMESH_HOME set to t's home.
-func start(t *testing.T, o opts, args ...string) *proc {
+func start(t testing.TB, o opts, args ...string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
 	p := &proc{args: args, cancel: cancel}

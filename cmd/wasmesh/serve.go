@@ -46,7 +46,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&kf.namespace, "kubernetes", "", "take services and routes from this namespace's WasmeshService and WasmeshRoute objects (the config file keeps the gateway's own settings)")
 	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "with --kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the pod's service account)")
 	fs.StringVar(&kf.replica, "replica", "", "with --kubernetes: this replica's name among the others (default $POD_NAME, else HOST-PID)")
-	fs.DurationVar(&kf.leaseDuration, "lease-duration", 15*time.Second, "with --kubernetes: how long the releases' leader holds its Lease without renewing it (how soon another replica takes over)")
+	fs.DurationVar(&kf.leaseDuration, "lease-duration", 15*time.Second, "with --kubernetes: how soon another replica takes over the releases when their leader dies (at least 1s)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

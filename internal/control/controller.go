@@ -131,6 +131,7 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 	if old != nil && old.Hash == hash {
 		return nil
 	}
+	began := time.Now()
 	st, err := c.provision(ctx, data)
 	if err != nil {
 		return c.failLoad(err)
@@ -142,10 +143,12 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 	c.plane.Swap(st)
 	c.lastErr.Store(nil)
 	m := c.plane.Metrics()
+	took := time.Since(began)
 	m.Reloads.WithLabelValues("success").Inc()
+	m.LoadTime.Set(took.Seconds())
 	m.Generation.Set(float64(st.Gen))
 	c.log.Info("config loaded", "generation", st.Gen, "file", c.opts.ConfigPath,
-		"services", len(st.Config.Services), "routes", len(st.Config.Routes))
+		"services", len(st.Config.Services), "routes", len(st.Config.Routes), "took", took.Round(time.Microsecond))
 	if old != nil {
 		c.checkRestartOnly(old.Config, st.Config)
 		c.releaseUnused(old)

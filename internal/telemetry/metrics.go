@@ -53,6 +53,7 @@ type Metrics struct {
 
 	// The control plane's and the process's.
 	Reloads    *prometheus.CounterVec // result
+	LoadTime   prometheus.Gauge       // seconds the last load that succeeded took
 	Generation prometheus.Gauge
 	Draining   prometheus.Gauge
 	SVIDExpiry prometheus.Gauge
@@ -168,6 +169,10 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_config_reload_total",
 			Help: "Config loads, by result (success or error).",
 		}, []string{"result"}),
+		LoadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wasmesh_config_load_seconds",
+			Help: "How long the last config load that succeeded took, from its bytes to the swap: parse, modules read and compiled (those not compiled already), routing table built.",
+		}),
 		Generation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wasmesh_config_generation",
 			Help: "Generation number of the active config.",
@@ -183,7 +188,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	}
 	m.Reloads.WithLabelValues("success")
 	m.Reloads.WithLabelValues("error")
-	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.Generation, m.Draining, m.Inflight,
+	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.LoadTime, m.Generation, m.Draining, m.Inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.LinkCalls, m.LinkDuration, m.InstTime, m.RunTime, m.SVIDExpiry,
 		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
 		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow, m.UpstreamFailures, m.UpstreamRetryBudget, m.UpstreamDNSFailures,

@@ -1,0 +1,169 @@
+package tests
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// distinctModule is the Zig hello with a custom section naming i: the same
+// code under a digest of its own, compiled as a module of its own.
+func distinctModule(wasm []byte, i int) []byte {
+	name := fmt.Sprintf("wasmesh-fleet-%d", i)
+	payload := binary.AppendUvarint(nil, uint64(len(name)))
+	payload = append(payload, name...)
+	out := append([]byte(nil), wasm...)
+	out = append(out, 0) // a custom section
+	out = binary.AppendUvarint(out, uint64(len(payload)))
+	return append(out, payload...)
+}
+
+// fleetConfig is a config of n services, s0 … s(n-1), each one version (a
+// module of dir) and a route /sI.
+func fleetConfig(n int, module func(i int) string) string {
+	var b strings.Builder
+	b.WriteString("listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndrain_delay: 0s\nservices:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  s%d: { versions: [ { path: %s } ] }\n", i, module(i))
+	}
+	b.WriteString("routes:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - { match: { path_prefix: /s%d/ }, service: s%d }\n", i, i)
+	}
+	return b.String()
+}
+
+// fleet is what one gateway of n versions measured.
+type fleet struct {
+	n                 int
+	ready             time.Duration // process start to serving, warm compile cache
+	rss               int64         // bytes, idle after ready
+	reload            time.Duration // one version changed: file written to the new generation serving
+	load              time.Duration // of which the load itself (wasmesh_config_load_seconds)
+	worstDuringReload time.Duration // the slowest request while it reloaded
+	median, p99       time.Duration // of sequential requests to one version
+}
+
+// measureFleet starts a gateway of n versions twice (the first fills the
+// compile cache), then measures the second: time to ready, RSS, request
+// latency, and a reload that changes one version while requests go on.
+func measureFleet(b *testing.B, n int) fleet {
+	wasm, err := os.ReadFile(hello("zig"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	module := func(i int) string { return filepath.Join(dir, fmt.Sprintf("m%d.wasm", i)) }
+	for i := range n + 1 {
+		if err := os.WriteFile(module(i), distinctModule(wasm, i), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	config := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.WriteFile(config, []byte(fleetConfig(n, module)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	f := fleet{n: n}
+	cold := serveFile(b, config)
+	cold.p.cmd.Process.Kill()
+	cold.p.cmd.Wait()
+	began := time.Now()
+	g := serveFile(b, config)
+	f.ready = time.Since(began)
+	time.Sleep(2 * time.Second)
+	f.rss = rss(b, g.p.cmd.Process.Pid)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	one := func(path string) time.Duration {
+		start := time.Now()
+		resp, err := client.Get(g.url + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	var lat []time.Duration
+	for i := range 3000 {
+		lat = append(lat, one(fmt.Sprintf("/s%d/", i%min(n, 10))))
+	}
+	slices.Sort(lat)
+	f.median, f.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+
+	// One version changed (s0 to module n), while requests go on.
+	gen := readReloads(b, g).generation
+	var worst atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if d := one("/s1/"); int64(d) > worst.Load() {
+				worst.Store(int64(d))
+			}
+		}
+	}()
+	next := strings.Replace(fleetConfig(n, module), "s0: { versions: [ { path: "+module(0), "s0: { versions: [ { path: "+module(n), 1)
+	began = time.Now()
+	if err := os.WriteFile(config, []byte(next), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for readReloads(b, g).generation == gen {
+		if time.Since(began) > time.Minute {
+			b.Fatalf("%d versions: the reload never served", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.reload = time.Since(began)
+	secs, err := strconv.ParseFloat(metric(b, g, "wasmesh_config_load_seconds"), 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.load = time.Duration(secs * float64(time.Second))
+	close(stop)
+	<-done
+	f.worstDuringReload = time.Duration(worst.Load())
+	return f
+}
+
+// BenchmarkFleetScale: what a gateway costs as its versions grow, 10
+// against 1,000 in one run (issue 22's sixth goal): start-up per version
+// with a warm compile cache, RSS per idle version, request latency, and a
+// reload that changes one version, with the slowest request during it.
+// b.N is ignored: each size is measured once per run; run it with
+// -count for more.
+//
+//	go test -run='^$' -bench=FleetScale -benchtime=1x -count=3 ./tests/
+func BenchmarkFleetScale(b *testing.B) {
+	small := measureFleet(b, 10)
+	large := measureFleet(b, 1000)
+	for _, f := range []fleet{small, large} {
+		b.Logf("%4d versions: ready %s (%.2f ms a version), RSS %.1f MiB, latency median %s p99 %s, reload of one %s (the load %s), slowest request meanwhile %s",
+			f.n, f.ready.Round(time.Millisecond), float64(f.ready.Microseconds())/1000/float64(f.n), float64(f.rss)/(1<<20),
+			f.median.Round(time.Microsecond), f.p99.Round(time.Microsecond), f.reload.Round(time.Millisecond), f.load.Round(time.Microsecond),
+			f.worstDuringReload.Round(time.Microsecond))
+	}
+	perVersion := func(f fleet) float64 { return float64(f.ready) / float64(f.n) }
+	b.ReportMetric(perVersion(large)/perVersion(small), "startup-per-version-ratio")
+	b.ReportMetric(float64(large.reload)/float64(small.reload), "reload-ratio")
+	b.ReportMetric(float64(large.load)/float64(small.load), "load-ratio")
+	b.ReportMetric(float64(large.rss-small.rss)/float64(large.n-small.n)/1024, "KiB/idle-version")
+	b.ReportMetric(float64(large.median)/float64(small.median), "median-latency-ratio")
+	b.ReportMetric(float64(large.worstDuringReload)/1e6, "ms-slowest-during-reload")
+}

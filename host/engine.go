@@ -379,6 +379,14 @@ func checkLimits(wasm []byte) error {
 	return nil
 }
 
+// Compiled returns the module compiled under digest, nil when there is
+// none (not compiled yet, or released).
+func (e *Engine) Compiled(digest string) *Module {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.compiled[digest]
+}
+
 // Release forgets the module compiled under digest, freeing its code and
 // idle instances once no run uses them.
 func (e *Engine) Release(ctx context.Context, digest string) {

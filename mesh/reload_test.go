@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,5 +192,53 @@ func TestHealthHandler(t *testing.T) {
 	f.g.plane.Drain()
 	if resp, _ := http.Get(health + "/readyz"); resp.StatusCode != 503 {
 		t.Errorf("/readyz while draining = %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestReloadReadsAChangedPathModule: a load takes the compiled module of a
+// path version whose file has not changed since it was read, without
+// reading it; a file rewritten in place, even to the same size, is read
+// again and serves as its new digest.
+func TestReloadReadsAChangedPathModule(t *testing.T) {
+	wasm, err := os.ReadFile(filepath.Join(examples, "hello", "zig", "hello.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	write := func(name string) string { // a custom section of name's: same size, other digest
+		section := append([]byte{byte(len(name))}, name...)
+		section = append(section, 1)
+		b := append(append(slices.Clone(wasm), 0, byte(len(section))), section...)
+		if err := os.WriteFile(module, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return modules.DigestOf(b)
+	}
+	first := write("aa")
+	config := func(extra string) []byte {
+		return []byte(expand(fmt.Sprintf("services:\n  svc: { versions: [ { path: %s } ]%s }\nroutes:\n  - { match: { path_prefix: / }, service: svc }\n",
+			module, extra)))
+	}
+	f := newFixture(t, strings.TrimPrefix(string(config("")), "store: store\n"))
+	digest := func() string { return f.g.Config().Services["svc"].Versions[0].Digest }
+	if got := digest(); got != first {
+		t.Fatalf("loaded %s, want %s", got, first)
+	}
+	if err := f.g.Reload(context.Background(), config(`, sticky: "header:x-a"`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := digest(); got != first {
+		t.Fatalf("the file unchanged: %s, want %s", got, first)
+	}
+	second := write("bb")
+	if err := f.g.Reload(context.Background(), config("")); err != nil {
+		t.Fatal(err)
+	}
+	if got := digest(); got != second {
+		t.Fatalf("the file rewritten in place: %s, want %s", got, second)
+	}
+	if r := f.get("/"); r.status != 200 || r.version != second {
+		t.Fatalf("served %d by %s, want 200 by %s", r.status, r.version, second)
 	}
 }

@@ -20,6 +20,7 @@ func distinctModule(wasm []byte, i int) []byte {
 	name := fmt.Sprintf("wasmesh-fleet-%d", i)
 	payload := binary.AppendUvarint(nil, uint64(len(name)))
 	payload = append(payload, name...)
+	payload = append(payload, 1) // wazero 1.12 refuses a custom section with no data at the end of a module
 	out := append([]byte(nil), wasm...)
 	out = append(out, 0) // a custom section
 	out = binary.AppendUvarint(out, uint64(len(payload)))

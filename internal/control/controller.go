@@ -63,6 +63,10 @@ type Controller struct {
 	history map[string][][]*config.Version // per service: earlier version lists, for rollback
 	guard   func(service string) error     // refuses release operations (Guard)
 	lastErr atomic.Pointer[LoadError]
+	// paths are the path modules of the last load, by absolute path, with
+	// their files' stamps and digests: a load takes the compiled module of
+	// one whose file has not changed without reading it. mu held.
+	paths map[string]pathStamp
 }
 
 // LoadError is the last load that failed, and when.

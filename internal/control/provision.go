@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wasmesh/wasmesh/config"
@@ -44,9 +46,35 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 		}
 	}
 	var registry *oci.Client // made at the first oci:// version
+	policy, err := store.Policy()
+	if err != nil {
+		return nil, err
+	}
+	paths := map[string]pathStamp{} // the path modules read or known in this load
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
 			return v.Upstream.UpstreamDigest(), nil
+		}
+		// A module compiled already, by its digest or by a file unchanged
+		// since it was read: nothing to read, hash or compile again.
+		var stamp pathStamp
+		if v.Path != "" {
+			stamp = statPath(v.AbsPath())
+		}
+		if digest := c.knownDigest(v, stamp); digest != "" {
+			if mod := engine.Compiled(digest); mod != nil {
+				if policy.RequireSigned {
+					if err := store.CheckPolicy(digest); err != nil {
+						return "", err
+					}
+				}
+				if v.Path != "" {
+					stamp.digest = digest
+					paths[v.AbsPath()] = stamp
+				}
+				st.Modules[digest] = mod
+				return digest, nil
+			}
 		}
 		if v.IsOCI() && registry == nil {
 			if registry, err = newRegistryClient(cfg); err != nil {
@@ -71,11 +99,16 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 			c.log.Warn("warm-up run failed: instances start with the module's initial memory", "module", digest, "error", err)
 		}
 		st.Modules[digest] = mod
+		if v.Path != "" && stamp.known() {
+			stamp.digest = digest
+			paths[v.AbsPath()] = stamp
+		}
 		return digest, nil
 	}
 	if st.Table, err = router.NewTable(cfg, resolve); err != nil {
 		return nil, err
 	}
+	c.paths = paths
 	st.Config = st.Table.Config() // with every version's digest
 	if err := resolveLinks(st); err != nil {
 		return nil, err
@@ -143,4 +176,46 @@ func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, regi
 		return nil, fmt.Errorf("%s: %w", v.Path, err)
 	}
 	return wasm, nil
+}
+
+// pathStamp is what a path module's file was when it was read: while the
+// file is the same (size, modification and change times, inode), so is
+// its digest.
+type pathStamp struct {
+	size, mtime, ctime int64
+	ino                uint64
+	digest             string
+}
+
+func (p pathStamp) known() bool { return p.mtime != 0 }
+
+// statPath is the file at path's stamp, without a digest; the zero stamp
+// when it cannot be read.
+func statPath(path string) pathStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathStamp{}
+	}
+	p := pathStamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		p.ctime = sys.Ctim.Nano()
+		p.ino = sys.Ino
+	}
+	return p
+}
+
+// knownDigest is v's module's digest when it is known without reading
+// it: a full digest, or a path whose file has the stamp it had when the
+// last load read it. "" when it is not.
+func (c *Controller) knownDigest(v *config.Version, stamp pathStamp) string {
+	switch {
+	case v.Path != "":
+		if was, ok := c.paths[v.AbsPath()]; ok && stamp.known() && was.size == stamp.size && was.mtime == stamp.mtime &&
+			was.ctime == stamp.ctime && was.ino == stamp.ino {
+			return was.digest
+		}
+	case strings.HasPrefix(v.Module, modules.Prefix) && len(v.Module) == len(modules.Prefix)+64: // a full digest
+		return v.Module
+	}
+	return ""
 }

@@ -91,7 +91,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./host/
 	$(GO) test -run='^$$' -bench=ServeHTTP -benchmem -benchtime=2s ./mesh/
 	$(GO) test -run='^$$' -bench=ReloadOneOf -benchtime=40x ./mesh/
-	$(GO) test -run='^$$' -bench=FleetScale -benchtime=1x ./tests/
+	$(GO) test -run='^$$' -bench='FleetScale|IdleConnections' -benchtime=1x ./tests/
 	$(GO) test -run='^$$' -bench='ReleaseFigures|LinkCall' -benchmem -benchtime=3s ./internal/dataplane/
 	bash bench/http.sh 4s 32 3
 

@@ -1,9 +1,13 @@
 package tests
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,4 +171,98 @@ func BenchmarkFleetScale(b *testing.B) {
 	b.ReportMetric(float64(large.rss-small.rss)/float64(large.n-small.n)/1024, "KiB/idle-version")
 	b.ReportMetric(float64(large.median)/float64(small.median), "median-latency-ratio")
 	b.ReportMetric(float64(large.worstDuringReload)/1e6, "ms-slowest-during-reload")
+}
+
+// BenchmarkIdleConnections: what 10,000 idle keep-alive connections cost
+// a gateway (issue 22's sixth goal): its RSS with none and with 10,000
+// (each has served one request and waits for the next), and, where wrk is
+// installed, its req/s at 10,000 connections against 100, in one run.
+//
+//	go test -run='^$' -bench=IdleConnections -benchtime=1x ./tests/
+func BenchmarkIdleConnections(b *testing.B) {
+	const conns = 10000
+	g := serve(b, `
+services:
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	addr := strings.TrimPrefix(g.url, "http://")
+	time.Sleep(time.Second)
+	before := rss(b, g.p.cmd.Process.Pid)
+	open := make([]net.Conn, 0, conns)
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatalf("connection %d: %v", len(open), err)
+		}
+		open = append(open, c)
+		if _, err := io.WriteString(c, "GET /hi HTTP/1.1\r\nHost: bench\r\n\r\n"); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			b.Fatalf("connection %d: %v", len(open), err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	time.Sleep(2 * time.Second)
+	after := rss(b, g.p.cmd.Process.Pid)
+	perConn := float64(after-before) / conns / 1024
+	b.Logf("RSS %.1f MiB idle, %.1f MiB with %d idle keep-alive connections: %.1f KiB a connection", float64(before)/(1<<20), float64(after)/(1<<20), conns, perConn)
+	b.ReportMetric(perConn, "KiB/idle-conn")
+	for _, c := range open {
+		c.Close()
+	}
+	open = open[:0]
+
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Log("wrk not installed: no throughput figures")
+		return
+	}
+	// The yardstick, side by side: bench/native, a plain net/http server.
+	native := filepath.Join(b.TempDir(), "native")
+	if out, err := exec.Command("go", "build", "-o", native, repoPath("bench", "native")).CombinedOutput(); err != nil {
+		b.Fatalf("building bench/native: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	nativeAddr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(native, "-listen", nativeAddr)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := waitHTTP("http://"+nativeAddr+"/hi", nil, 10*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	rate := func(url string, c int) float64 {
+		out, err := exec.Command(wrk, "-t2", fmt.Sprintf("-c%d", c), "-d4s", url).CombinedOutput()
+		if err != nil {
+			b.Fatalf("wrk -c%d: %v\n%s", c, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Requests/sec:"); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return f
+			}
+		}
+		b.Fatalf("wrk -c%d: no Requests/sec in\n%s", c, out)
+		return 0
+	}
+	r100, r10k := rate(g.url+"/hi", 100), rate(g.url+"/hi", conns)
+	n100, n10k := rate("http://"+nativeAddr+"/hi", 100), rate("http://"+nativeAddr+"/hi", conns)
+	b.Logf("req/s: wasmesh %.0f at 100 connections, %.0f at %d (%.2f); native net/http %.0f and %.0f (%.2f)", r100, r10k, conns, r10k/r100, n100, n10k, n10k/n100)
+	b.ReportMetric(r10k/r100, "rps-10k/100")
+	b.ReportMetric(n10k/n100, "native-rps-10k/100")
 }

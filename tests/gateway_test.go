@@ -31,7 +31,7 @@ var servingLine = regexp.MustCompile(`wasmesh gateway on (http://\S+), admin API
 // serve writes config (with $EX replaced by the examples directory) to a temp
 // dir and starts the gateway on it, with env added to its environment,
 // waiting until it prints its addresses.
-func serve(t *testing.T, config string, env ...string) *gateway {
+func serve(t testing.TB, config string, env ...string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wasmesh.yaml")

@@ -260,14 +260,14 @@ func (s *Store) SetPolicy(p Policy) error {
 	return writeAtomic(filepath.Join(s.root, "tmp"), filepath.Join(s.root, "policy.json"), append(data, '\n'), 0o644)
 }
 
-// checkPolicy returns nil when the policy does not require signatures or
-// digest has a valid signature by a trusted key.
 // CheckPolicy checks digest against the store's policy (Policy): with
 // require_signed, a signature of it by one of the trusted keys. Get and
 // Put check it; a caller holding a module it read before checks it again
 // here.
 func (s *Store) CheckPolicy(digest string) error { return s.checkPolicy(digest) }
 
+// checkPolicy returns nil when the policy does not require signatures or
+// digest has a valid signature by a trusted key.
 func (s *Store) checkPolicy(digest string) error {
 	p, err := s.Policy()
 	if err != nil || !p.RequireSigned {

@@ -346,8 +346,26 @@ func TestKubernetesReplicas(t *testing.T) {
 	if reason != "Invalid" || !strings.Contains(message, "sha256:00000000") {
 		t.Errorf("the unknown digest's condition: %s: %s", reason, message)
 	}
-	if w := replicas[0].weights(t, "hello"); w != "stable=50 canary=50" {
-		t.Errorf("after the unknown digest: %q", w)
+	// A match the schema lets through and the gateways refuse.
+	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", "badhost", map[string]any{"match": map[string]any{"host": "not a host!", "path_prefix": "/bad"}, "service": "hello"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { routes.Delete(ctx, "badhost", metav1.DeleteOptions{}) })
+	poll(t, "badhost refused", func() bool {
+		var status string
+		status, reason, message = accepted(t, api, wasmeshRoutes, "badhost")
+		return status == "False"
+	})
+	if reason != "Invalid" || !strings.Contains(message, `invalid host pattern "not a host!"`) {
+		t.Errorf("the bad match's condition: %s: %s", reason, message)
+	}
+	for i, r := range replicas {
+		if w := r.weights(t, "hello"); w != "stable=50 canary=50" {
+			t.Errorf("replica %d after the unknown digest and the bad match: %q", i, w)
+		}
+		if got := r.share(t, 200, canary); got < 0.3 || got > 0.7 {
+			t.Errorf("replica %d after the unknown digest and the bad match: the canary served %.1f%%", i, 100*got)
+		}
 	}
 	// The schema catches what it can before a gateway sees it.
 	for _, c := range []struct {

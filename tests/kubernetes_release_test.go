@@ -117,7 +117,8 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 		json.Unmarshal(b, &r)
 		return r
 	}
-	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40}}}`
+	// The latency check out of reach: a p99 on a loaded machine is noise here.
+	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40,"max_p99_ratio":1000}}}`
 	if _, err := services.Patch(ctx, "rel", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,11 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	if took > leaseDuration {
 		t.Errorf("the release resumed %s after the leader died; want within the lease duration, %s", took, leaseDuration)
 	}
-	testutil.WaitWithin(t, 40*time.Second, "the release promoted", func() bool { return release().Phase == "promoted" })
+	for deadline := time.Now().Add(40 * time.Second); release().Phase != "promoted"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the release not promoted 40 s after the takeover: %+v", release())
+		}
+	}
 	r = release()
 	var kinds []string
 	var steps []int
@@ -343,7 +348,7 @@ func TestKubernetesLanes(t *testing.T) {
 		follower = replicas[1]
 	}
 	res := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}}, "release", "start", "ln", "canary", "--lane", "beta",
-		"--steps", "100", "--hold", "1s", "--min-requests", "5", "--admin="+strings.TrimPrefix(follower.admin, "http://"))
+		"--steps", "100", "--hold", "1s", "--min-requests", "5", "--max-p99-ratio", "1000", "--admin="+strings.TrimPrefix(follower.admin, "http://"))
 	if res.code != 0 {
 		t.Fatalf("release start through the replica that does not lead: exit %d, %s", res.code, res.stderr)
 	}

@@ -64,9 +64,11 @@ type Controller struct {
 	guard   func(service string) error     // refuses release operations (Guard)
 	lastErr atomic.Pointer[LoadError]
 	// paths are the path modules of the last load, by absolute path, with
-	// their files' stamps and digests: a load takes the compiled module of
-	// one whose file has not changed without reading it. mu held.
-	paths map[string]pathStamp
+	// their files' stamps and digests, and pathsStore the store they were
+	// put in: a load into the same store takes the compiled module of one
+	// whose file has not changed without reading it. mu held.
+	paths      map[string]pathStamp
+	pathsStore string
 }
 
 // LoadError is the last load that failed, and when.

@@ -51,6 +51,10 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 		return nil, err
 	}
 	paths := map[string]pathStamp{} // the path modules read or known in this load
+	known := c.paths                // those of the last load, in the same store
+	if c.pathsStore != cfg.Store {
+		known = nil
+	}
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
 			return v.Upstream.UpstreamDigest(), nil
@@ -61,7 +65,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 		if v.Path != "" {
 			stamp = statPath(v.AbsPath())
 		}
-		if digest := c.knownDigest(v, stamp); digest != "" {
+		if digest := knownDigest(known, v, stamp); digest != "" && (v.Path != "" || storeHas(store, digest)) {
 			if mod := engine.Compiled(digest); mod != nil {
 				if policy.RequireSigned {
 					if err := store.CheckPolicy(digest); err != nil {
@@ -108,7 +112,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 	if st.Table, err = router.NewTable(cfg, resolve); err != nil {
 		return nil, err
 	}
-	c.paths = paths
+	c.paths, c.pathsStore = paths, cfg.Store
 	st.Config = st.Table.Config() // with every version's digest
 	if err := resolveLinks(st); err != nil {
 		return nil, err
@@ -179,15 +183,20 @@ func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, regi
 }
 
 // pathStamp is what a path module's file was when it was read: while the
-// file is the same (size, modification and change times, inode), so is
-// its digest.
+// file is the same (device, inode, size, modification and change times),
+// so is its digest.
 type pathStamp struct {
 	size, mtime, ctime int64
-	ino                uint64
+	dev, ino           uint64
 	digest             string
 }
 
 func (p pathStamp) known() bool { return p.mtime != 0 }
+
+// same reports whether p and q stamp the same file content.
+func (p pathStamp) same(q pathStamp) bool {
+	return p.known() && p.size == q.size && p.mtime == q.mtime && p.ctime == q.ctime && p.dev == q.dev && p.ino == q.ino
+}
 
 // statPath is the file at path's stamp, without a digest; the zero stamp
 // when it cannot be read.
@@ -199,23 +208,29 @@ func statPath(path string) pathStamp {
 	p := pathStamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		p.ctime = sys.Ctim.Nano()
-		p.ino = sys.Ino
+		p.dev, p.ino = uint64(sys.Dev), sys.Ino
 	}
 	return p
 }
 
 // knownDigest is v's module's digest when it is known without reading
-// it: a full digest, or a path whose file has the stamp it had when the
-// last load read it. "" when it is not.
-func (c *Controller) knownDigest(v *config.Version, stamp pathStamp) string {
+// it: a full digest, or a path whose file has the stamp it had in known
+// (the last load's). "" when it is not.
+func knownDigest(known map[string]pathStamp, v *config.Version, stamp pathStamp) string {
 	switch {
 	case v.Path != "":
-		if was, ok := c.paths[v.AbsPath()]; ok && stamp.known() && was.size == stamp.size && was.mtime == stamp.mtime &&
-			was.ctime == stamp.ctime && was.ino == stamp.ino {
+		if was, ok := known[v.AbsPath()]; ok && stamp.same(was) {
 			return was.digest
 		}
 	case strings.HasPrefix(v.Module, modules.Prefix) && len(v.Module) == len(modules.Prefix)+64: // a full digest
 		return v.Module
 	}
 	return ""
+}
+
+// storeHas reports whether the store holds the module of digest (a full
+// one).
+func storeHas(store *modules.Store, digest string) bool {
+	_, err := store.Resolve(digest)
+	return err == nil
 }

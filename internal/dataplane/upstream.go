@@ -344,7 +344,8 @@ func (u *upstreamPool) start() {
 }
 
 // discovered makes the pool's endpoints those of its Kubernetes Service;
-// none, the endpoints are left as they were, and why logged.
+// with none, the pool has none (its requests are answered 503 with why),
+// and why is logged.
 func (u *upstreamPool) discovered(hosts []string, why string) {
 	if u.ctx.Err() != nil {
 		return

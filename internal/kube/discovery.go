@@ -40,7 +40,10 @@ type discovery struct {
 type follower struct {
 	svc    config.KubernetesService
 	update func(hosts []string, why string)
-	last   string // the hosts or why last told, to tell only changes
+	// mu is held from listing its endpoints to telling them, so that the
+	// informer and Follow never tell it an older list after a newer one.
+	mu   sync.Mutex
+	last string // the hosts or why last told, to tell only changes
 }
 
 // Follow implements dataplane.Discovery: it calls update with the
@@ -113,6 +116,8 @@ func (s *Source) watchSlices() {
 // tell gives f its Service's endpoints, if they changed since it was last
 // told.
 func (s *Source) tell(f *follower) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	d := &s.discovery
 	objs, err := d.lister.List(labels.SelectorFromSet(labels.Set{serviceLabel: f.svc.Service}))
 	var hosts []string
@@ -123,11 +128,8 @@ func (s *Source) tell(f *follower) {
 		hosts, why = endpointsOf(f.svc, objs)
 	}
 	key := strings.Join(hosts, ",") + "|" + why
-	d.mu.Lock()
-	same := f.last == key
-	f.last = key
-	d.mu.Unlock()
-	if !same {
+	if f.last != key {
+		f.last = key
 		f.update(hosts, why)
 	}
 }

@@ -77,8 +77,9 @@ type Fleet struct {
 	mu       sync.Mutex
 	leader   string
 	lister   cache.GenericLister
+	leadMu   sync.Mutex        // held while this replica leads (Run)
 	saved    map[string]string // the status.release last written, by service
-	answered map[string]bool   // the requests answered, by ID
+	answered map[string]string // the ID of the request last answered, by service
 	started  time.Time
 }
 
@@ -97,7 +98,7 @@ func (s *Source) NewFleet(rc *rest.Config, opts FleetOptions) (*Fleet, error) {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	s.instance = opts.Identity
-	return &Fleet{src: s, opts: opts, leases: cc, saved: map[string]string{}, started: time.Now()}, nil
+	return &Fleet{src: s, opts: opts, leases: cc, saved: map[string]string{}, answered: map[string]string{}, started: time.Now()}, nil
 }
 
 // SetLocal sets FleetOptions.Local, for a replica whose data plane is
@@ -206,7 +207,14 @@ func (f *Fleet) Run(ctx context.Context, lead func(ctx context.Context)) error {
 		Lock: lock, Name: LeaderLease, ReleaseOnCancel: true,
 		LeaseDuration: d * 4 / 5, RenewDeadline: d / 2, RetryPeriod: d / 20,
 		Callbacks: leaderelection.LeaderCallbacks{
+			// client-go starts this in a goroutine of its own and does not
+			// wait for it: leadMu keeps two terms from overlapping.
 			OnStartedLeading: func(ctx context.Context) {
+				f.leadMu.Lock()
+				defer f.leadMu.Unlock()
+				if ctx.Err() != nil {
+					return
+				}
 				f.src.log.Info("kubernetes: leading releases", "replica", f.opts.Identity, "lease", LeaderLease)
 				lead(ctx)
 			},
@@ -223,7 +231,10 @@ func (f *Fleet) Run(ctx context.Context, lead func(ctx context.Context)) error {
 		return fmt.Errorf("kubernetes: %w", err)
 	}
 	for ctx.Err() == nil {
-		le.Run(ctx) // returns when the lease is lost: stand again
+		le.Run(ctx) // returns when the lease is lost: stand again, once the term has ended
+		f.leadMu.Lock()
+		//lint:ignore SA2001 the lock is the term: taking it waits for it to end
+		f.leadMu.Unlock()
 	}
 	return nil
 }
@@ -238,15 +249,11 @@ var notName = regexp.MustCompile(`[^a-z0-9.-]+`)
 
 // publish writes, every PublishEvery while a release runs in the
 // namespace, this replica's counts of the versions under release in its
-// Lease, and deletes the Lease when ctx ends.
+// Lease. The Lease outlives the replica: what it served still counts in
+// the step it served it in.
 func (f *Fleet) publish(ctx context.Context) {
 	name := replicaLease(f.opts.Identity)
 	client := f.leases.Leases(f.src.opts.Namespace)
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		client.Delete(dctx, name, metav1.DeleteOptions{})
-	}()
 	tick := time.NewTicker(f.opts.PublishEvery)
 	defer tick.Stop()
 	last := ""
@@ -434,6 +441,12 @@ func (r releaseState) Save(ctx context.Context, releases []*rollout.Release) err
 // writeStatus sets the field of a WasmeshService's status to value (read
 // again and written back on a conflict with another write of the status).
 func (f *Fleet) writeStatus(ctx context.Context, service, field string, value any) error {
+	return f.writeStatusIf(ctx, service, field, value, nil)
+}
+
+// writeStatusIf is writeStatus, provided cond (when not nil) holds of the
+// object as read before the write; nothing is written when it does not.
+func (f *Fleet) writeStatusIf(ctx context.Context, service, field string, value any, cond func(*unstructured.Unstructured) bool) error {
 	b, err := json.Marshal(value)
 	if err != nil {
 		return err
@@ -450,6 +463,9 @@ func (f *Fleet) writeStatus(ctx context.Context, service, field string, value an
 		}
 		if err != nil {
 			return fmt.Errorf("kubernetes: reading WasmeshService %s: %w", service, err)
+		}
+		if cond != nil && !cond(cur) {
+			return nil
 		}
 		if err := unstructured.SetNestedField(cur.Object, runtime.DeepCopyJSONValue(v), "status", field); err != nil {
 			return err
@@ -489,7 +505,9 @@ func (f *Fleet) ask(ctx context.Context, r rollout.Request) (*rollout.Release, e
 	var id [8]byte
 	rand.Read(id[:])
 	r.ID, r.By = hex.EncodeToString(id[:]), f.opts.Identity
-	if err := f.writeStatus(ctx, r.Service, requestField, request{Request: r, At: time.Now().UTC()}); err != nil {
+	if err := f.writeStatus(ctx, r.Service, requestField, request{Request: r, At: time.Now().UTC()}); apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: service %q (no WasmeshService of that name)", rollout.ErrNotFound, r.Service)
+	} else if err != nil {
 		return nil, err
 	}
 	client := f.src.client.Resource(Services).Namespace(f.src.opts.Namespace)
@@ -497,6 +515,9 @@ func (f *Fleet) ask(ctx context.Context, r rollout.Request) (*rollout.Release, e
 	deadline := time.Now().Add(wait)
 	for {
 		o, err := client.Get(ctx, r.Service, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: service %q (no WasmeshService of that name)", rollout.ErrNotFound, r.Service)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes: reading WasmeshService %s: %w", r.Service, err)
 		}
@@ -509,9 +530,9 @@ func (f *Fleet) ask(ctx context.Context, r rollout.Request) (*rollout.Release, e
 		case got.ID != r.ID:
 			return nil, fmt.Errorf("%w: another %s of the release of %s was asked meanwhile (by %s); try again", rollout.ErrConflict, got.Action, r.Service, got.By)
 		case got.Done && got.Error != "":
-			kind := map[string]error{"not_found": rollout.ErrNotFound, "invalid": rollout.ErrInvalid}[got.Kind]
-			if kind == nil {
-				kind = rollout.ErrConflict
+			kind := map[string]error{"not_found": rollout.ErrNotFound, "invalid": rollout.ErrInvalid, "conflict": rollout.ErrConflict}[got.Kind]
+			if kind == nil { // no kind: an error of the leader's own, as a direct call would give it
+				return nil, fmt.Errorf("the leader (%s): %s", f.Leader(), got.Error)
 			}
 			return nil, fmt.Errorf("%w: the leader (%s): %s", kind, f.Leader(), strings.TrimPrefix(got.Error, kind.Error()+": "))
 		case got.Done:
@@ -549,7 +570,7 @@ func (f *Fleet) requests() []rollout.Request {
 			continue
 		}
 		f.mu.Lock()
-		seen := f.answered[r.ID]
+		seen := f.answered[u.GetName()] == r.ID
 		f.mu.Unlock()
 		if !seen {
 			r.Service = u.GetName()
@@ -559,14 +580,9 @@ func (f *Fleet) requests() []rollout.Request {
 	return out
 }
 
-// answer records the leader's answer to r in its service's status.
+// answer records the leader's answer to r in its service's status,
+// unless another request has taken r's place there meanwhile.
 func (f *Fleet) answer(ctx context.Context, r rollout.Request, err error) {
-	f.mu.Lock()
-	if f.answered == nil {
-		f.answered = map[string]bool{}
-	}
-	f.answered[r.ID] = true
-	f.mu.Unlock()
 	a := request{Request: r, At: time.Now().UTC(), Done: true}
 	if err != nil {
 		a.Error = err.Error()
@@ -576,7 +592,15 @@ func (f *Fleet) answer(ctx context.Context, r rollout.Request, err error) {
 			}
 		}
 	}
-	if err := f.writeStatus(ctx, r.Service, requestField, a); err != nil {
-		f.src.log.Warn("kubernetes: a release request's answer not written", "service", r.Service, "action", r.Action, "error", err)
+	still := func(cur *unstructured.Unstructured) bool {
+		id, _, _ := unstructured.NestedString(cur.Object, "status", requestField, "id")
+		return id == r.ID
 	}
+	if err := f.writeStatusIf(ctx, r.Service, requestField, a, still); err != nil {
+		f.src.log.Warn("kubernetes: a release request's answer not written", "service", r.Service, "action", r.Action, "error", err)
+		return
+	}
+	f.mu.Lock()
+	f.answered[r.Service] = r.ID // its status may show it unanswered a while yet
+	f.mu.Unlock()
 }

@@ -101,13 +101,41 @@ func (c *Controller) JoinFleet(f Fleet) {
 
 // Lead drives the releases until ctx ends, as the fleet's leader: their
 // state is read again (each running release goes on at the step it was
-// at, saying that this replica took it over), then judged every interval.
+// at, saying that this replica took it over; a state that cannot be read
+// is tried again every interval, no release judged meanwhile), then judged
+// every interval. When ctx ends this replica stops leading at once: it
+// refuses operations, saves no state, and forgets the releases (the next
+// leader reads them from the state). Calls must not overlap.
 func (c *Controller) Lead(ctx context.Context, interval time.Duration) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	c.leadCtx = ctx
+	c.mu.Unlock()
 	c.leading.Store(true)
-	defer c.leading.Store(false)
+	stop := context.AfterFunc(ctx, func() { c.leading.Store(false) })
+	defer func() {
+		stop()
+		c.leading.Store(false)
+		c.move.Lock()
+		c.mu.Lock()
+		c.releases = map[string]*Release{}
+		c.mu.Unlock()
+		c.move.Unlock()
+	}()
 	c.declaredGen.Store(0) // the declared releases looked at again
-	if err := c.load(ctx, "taken over by this replica, now leading releases"); err != nil {
-		c.log.Error("release: the state could not be read; releases wait for it", "state", c.state.Where(), "error", err)
+	for {
+		err := c.load(ctx, "taken over by this replica, now leading releases")
+		if err == nil {
+			break
+		}
+		c.log.Error("release: the state could not be read; releases wait for it", "state", c.state.Where(), "error", err, "retry", interval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
 	}
 	c.Run(ctx, interval)
 }
@@ -177,18 +205,18 @@ func (c *Controller) answerRequests(ctx context.Context) {
 
 // recorded is the releases' state as recorded, by service: what a replica
 // that does not lead them answers with.
-func (c *Controller) recorded() map[string]*Release {
+func (c *Controller) recorded() (map[string]*Release, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	list, err := c.state.Load(ctx)
 	if err != nil {
-		c.log.Warn("release: the state could not be read", "state", c.state.Where(), "error", err)
+		return nil, fmt.Errorf("the releases' state (%s) could not be read: %w", c.state.Where(), err)
 	}
 	out := map[string]*Release{}
 	for _, r := range list {
 		out[r.Service] = r
 	}
-	return out
+	return out, nil
 }
 
 // Count is what this replica has served of a service's version since it

@@ -263,6 +263,7 @@ type Controller struct {
 	notifyEvent func(service string, e Event)
 	fleet       Fleet
 	leading     atomic.Bool
+	leadCtx     context.Context // Lead's, while it or the last one ran; mu held
 }
 
 // StateFile is the releases' state file, in the store's directory.
@@ -300,10 +301,16 @@ func New(plane *dataplane.Plane, t Traffic, log *slog.Logger, tp trace.TracerPro
 // stopped after setting it, before recording it) goes on at that step; one
 // whose candidate has any other weight than its step's is paused, saying
 // so. An entry that does not make sense is left out, and logged.
-func (c *Controller) LoadState(ctx context.Context) error { return c.load(ctx, "") }
+func (c *Controller) LoadState(ctx context.Context) error {
+	if err := c.load(ctx, ""); err != nil {
+		c.log.Error("release: the state is unreadable; no release resumed", "state", c.state.Where(), "error", err)
+	}
+	return nil
+}
 
-// load is LoadState; a why, when given, is recorded as a "resumed" event
-// of each release that goes on.
+// load is LoadState, which returns the error of a state it cannot read; a
+// why, when given, is recorded as a "resumed" event of each release that
+// goes on running.
 func (c *Controller) load(ctx context.Context, why string) error {
 	st := c.plane.Snapshot()
 	if st == nil {
@@ -311,8 +318,7 @@ func (c *Controller) load(ctx context.Context, why string) error {
 	}
 	saved, err := c.state.Load(ctx)
 	if err != nil {
-		c.log.Error("release: the state is unreadable; no release resumed", "state", c.state.Where(), "error", err)
-		return nil
+		return err
 	}
 	c.move.Lock()
 	defer c.move.Unlock()
@@ -343,7 +349,7 @@ func (c *Controller) load(ctx context.Context, why string) error {
 			r.Phase = Paused
 			c.event(r, "paused", fmt.Sprintf("the candidate's weight in the config is %d, its step's %d: the gateway stopped while changing it", w, r.Steps[r.Step]))
 		}
-		if why != "" {
+		if why != "" && r.Phase == Running {
 			c.event(r, "resumed", why)
 		}
 		c.step.WithLabelValues(r.Service).Set(float64(r.Steps[r.Step]))
@@ -376,7 +382,11 @@ func (c *Controller) Busy(service string) error {
 		defer c.mu.Unlock()
 		r = c.releases[service]
 	} else {
-		r = c.recorded()[service]
+		rec, err := c.recorded()
+		if err != nil {
+			return fmt.Errorf("%w: %v; try again", ErrConflict, err) // a release may be running: refused
+		}
+		r = rec[service]
 	}
 	if r != nil && (r.Phase == Running || r.Phase == Paused) {
 		return fmt.Errorf("%w: service %q has a release %s (candidate %s, step %d of %d); abort it first",
@@ -878,7 +888,11 @@ func (c *Controller) end(ctx context.Context, service, phase, reason string) (*R
 // recorded, on a replica that does not lead releases).
 func (c *Controller) Get(service string) (*Release, error) {
 	if !c.leading.Load() {
-		if r := c.recorded()[service]; r != nil {
+		rec, err := c.recorded()
+		if err != nil {
+			return nil, err
+		}
+		if r := rec[service]; r != nil {
 			return r, nil
 		}
 		return nil, fmt.Errorf("%w: no release of service %q", ErrNotFound, service)
@@ -898,7 +912,10 @@ func (c *Controller) Get(service string) (*Release, error) {
 // List returns every release, by service.
 func (c *Controller) List() []*Release {
 	if !c.leading.Load() {
-		rec := c.recorded()
+		rec, err := c.recorded()
+		if err != nil {
+			c.log.Warn("release: the state could not be read", "error", err)
+		}
 		out := make([]*Release, 0, len(rec))
 		for _, n := range slices.Sorted(maps.Keys(rec)) {
 			out = append(out, rec[n])
@@ -931,6 +948,10 @@ func (r *Release) clone() *Release {
 // saveLocked records the releases' state (atomically, in a file); a
 // failure is logged (what it records has happened: the operation stands).
 func (c *Controller) saveLocked() {
+	if c.leadCtx != nil && c.leadCtx.Err() != nil {
+		c.log.Warn("release: this replica no longer leads releases; state not saved (the leader's stands)")
+		return
+	}
 	list := make([]*Release, 0, len(c.releases))
 	for _, r := range c.releases {
 		list = append(list, r)

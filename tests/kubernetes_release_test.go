@@ -80,6 +80,14 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 		leader = holder()
 		return replicas[leader] != nil
 	})
+	// The leader says so in its metrics, the others not.
+	for n, r := range replicas {
+		want := "0"
+		if n == leader {
+			want = "1"
+		}
+		poll(t, n+"'s wasmesh_release_leader", func() bool { return metric(t, r.gateway, "wasmesh_release_leader") == want })
+	}
 	var followers []*kubeReplica
 	for _, n := range names {
 		if n != leader {

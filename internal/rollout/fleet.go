@@ -97,6 +97,7 @@ func (c *Controller) JoinFleet(f Fleet) {
 	c.notifyEvent = f.Event
 	c.fleet = f
 	c.leading.Store(false)
+	c.leadingGauge.Set(0)
 }
 
 // Lead drives the releases until ctx ends, as the fleet's leader: their
@@ -114,10 +115,12 @@ func (c *Controller) Lead(ctx context.Context, interval time.Duration) {
 	c.leadCtx = ctx
 	c.mu.Unlock()
 	c.leading.Store(true)
-	stop := context.AfterFunc(ctx, func() { c.leading.Store(false) })
+	c.leadingGauge.Set(1)
+	stop := context.AfterFunc(ctx, func() { c.leading.Store(false); c.leadingGauge.Set(0) })
 	defer func() {
 		stop()
 		c.leading.Store(false)
+		c.leadingGauge.Set(0)
 		c.move.Lock()
 		c.mu.Lock()
 		c.releases = map[string]*Release{}

@@ -240,9 +240,10 @@ type Controller struct {
 	traffic Traffic
 	log     *slog.Logger
 
-	step   *prometheus.GaugeVec
-	events *prometheus.CounterVec
-	tracer trace.Tracer
+	step         *prometheus.GaugeVec
+	events       *prometheus.CounterVec
+	leadingGauge prometheus.Gauge
+	tracer       trace.Tracer
 
 	// move is held across a change of a release: its decision, the weights
 	// it sets and the state it records, so that an operator's pause or
@@ -290,7 +291,12 @@ func New(plane *dataplane.Plane, t Traffic, log *slog.Logger, tp trace.TracerPro
 	c.state = fileState{plane}
 	c.counts = c.localCounts
 	c.leading.Store(true)
-	plane.Metrics().Registry.MustRegister(c.step, c.events)
+	c.leadingGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wasmesh_release_leader",
+		Help: "1 while this gateway drives the releases (always, for one gateway; in a fleet, while it holds the releases' Lease), else 0.",
+	})
+	c.leadingGauge.Set(1)
+	plane.Metrics().Registry.MustRegister(c.step, c.events, c.leadingGauge)
 	return c
 }
 

@@ -309,15 +309,21 @@ func TestKubernetesReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { services.Delete(ctx, "broken", metav1.DeleteOptions{}) })
-	var reason, message string
-	poll(t, "broken refused", func() bool {
-		var status string
-		status, reason, message = accepted(t, api, wasmeshServices, "broken")
-		return status == "False"
-	})
-	if reason != "Invalid" || !strings.Contains(message, "missing.wasm") {
-		t.Errorf("the refused object's condition: %s: %s", reason, message)
+	// refused waits for the object's Accepted=False and checks its reason
+	// and that its message has want.
+	refused := func(gvr schema.GroupVersionResource, name, want string) {
+		t.Helper()
+		var reason, message string
+		poll(t, name+" refused", func() bool {
+			var status string
+			status, reason, message = accepted(t, api, gvr, name)
+			return status == "False"
+		})
+		if reason != "Invalid" || !strings.Contains(message, want) {
+			t.Errorf("%s's condition: %s: %s, want Invalid with %q", name, reason, message, want)
+		}
 	}
+	refused(wasmeshServices, "broken", "missing.wasm")
 	poll(t, "a Warning event regarding broken", func() bool {
 		return slices.ContainsFunc(events(t, api, "broken"), func(e string) bool {
 			return strings.HasPrefix(e, "Warning Invalid Load: ") && strings.Contains(e, "missing.wasm")
@@ -338,27 +344,13 @@ func TestKubernetesReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { services.Delete(ctx, "unknown", metav1.DeleteOptions{}) })
-	poll(t, "unknown refused", func() bool {
-		var status string
-		status, reason, message = accepted(t, api, wasmeshServices, "unknown")
-		return status == "False"
-	})
-	if reason != "Invalid" || !strings.Contains(message, "sha256:00000000") {
-		t.Errorf("the unknown digest's condition: %s: %s", reason, message)
-	}
+	refused(wasmeshServices, "unknown", "sha256:00000000")
 	// A match the schema lets through and the gateways refuse.
 	if _, err := routes.Create(ctx, kubeObject("WasmeshRoute", "badhost", map[string]any{"match": map[string]any{"host": "not a host!", "path_prefix": "/bad"}, "service": "hello"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { routes.Delete(ctx, "badhost", metav1.DeleteOptions{}) })
-	poll(t, "badhost refused", func() bool {
-		var status string
-		status, reason, message = accepted(t, api, wasmeshRoutes, "badhost")
-		return status == "False"
-	})
-	if reason != "Invalid" || !strings.Contains(message, `invalid host pattern "not a host!"`) {
-		t.Errorf("the bad match's condition: %s: %s", reason, message)
-	}
+	refused(wasmeshRoutes, "badhost", `invalid host pattern "not a host!"`)
 	for i, r := range replicas {
 		if w := r.weights(t, "hello"); w != "stable=50 canary=50" {
 			t.Errorf("replica %d after the unknown digest and the bad match: %q", i, w)

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -98,11 +99,11 @@ routes:
 		t.Fatalf("starting chromium: %v", listen)
 	}
 
-	release := chromedp.CSS(`.release[data-service="users"] .step`)
+	const release = `.release[data-service="users"] .step`
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(g.admin+"/ui#token="+token),
 		chromedp.WaitVisible(chromedp.CSS(`.service[data-service="users"] tr.version`)),
-		chromedp.WaitVisible(release),
+		chromedp.WaitVisible(chromedp.CSS(release)),
 	); err != nil {
 		t.Fatalf("the dashboard did not show the services and the release: %v (console: %q)", err, consoleErrors)
 	}
@@ -111,13 +112,13 @@ routes:
 	if err != nil || strings.Join(services, " ") != "hello:2 users:2" {
 		t.Errorf("the dashboard shows services %q (%v), want hello and users with their two versions each", services, err)
 	}
-	firstStep, err := chromedp.Run(ctx, chromedp.Text(release))
+	firstStep, err := textOf(ctx, release)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The release advances on the page.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		step, err := chromedp.Run(ctx, chromedp.Text(release))
+		step, err := textOf(ctx, release)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ routes:
 		}
 	}
 	// Its checks, with how the step's figures stand on each.
-	checks, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.release[data-service="users"] .checks`)))
+	checks, err := textOf(ctx, `.release[data-service="users"] .checks`)
 	if err != nil || !strings.Contains(checks, "error rate") || !strings.Contains(checks, "p99") {
 		t.Errorf("the release's checks shown: %q (%v), want the error rate and p99 checks", checks, err)
 	}
@@ -137,10 +138,19 @@ routes:
 	if *updateScreenshot {
 		time.Sleep(10 * time.Second) // more of them
 	}
-	if err := chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`.release[data-service="users"] button[data-action="pause"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`.release[data-service="users"] .phase.paused`)),
-	); err != nil {
+	// The page re-renders the release on each poll, so a node found by a
+	// query can be gone when the click reaches it: the click is tried again
+	// on the node that replaced it.
+	var clicked error
+	for try := 0; try < 5; try++ {
+		if clicked = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.release[data-service="users"] button[data-action="pause"]`))); clicked == nil {
+			break
+		}
+	}
+	if clicked != nil {
+		t.Fatalf("clicking the Pause button: %v", clicked)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`.release[data-service="users"] .phase.paused`))); err != nil {
 		t.Fatalf("pausing from the dashboard: %v", err)
 	}
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -160,4 +170,22 @@ routes:
 			t.Fatal(err)
 		}
 	}
+}
+
+// textOf is the text of the first element matching css, read in one script
+// evaluation: the page re-renders its parts on each poll, and reading a
+// node found by an earlier query fails when the node has been replaced.
+func textOf(ctx context.Context, css string) (string, error) {
+	q, err := json.Marshal(css)
+	if err != nil {
+		return "", err
+	}
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[*string](`(e => e ? e.innerText : null)(document.querySelector(`+string(q)+`))`))
+	if err != nil {
+		return "", err
+	}
+	if text == nil {
+		return "", fmt.Errorf("no element matches %s", css)
+	}
+	return *text, nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -80,7 +79,7 @@ func newExporter(ctx context.Context, opts TracingOptions) (sdktrace.SpanExporte
 	case "", "none":
 		return nil, nil
 	case "otlp-http":
-		return otlptracehttp.New(ctx)
+		return newOTLPHTTP(os.Getenv, os.ReadFile)
 	case "otlp-grpc":
 		return otlptracegrpc.New(ctx)
 	case "stdout", "console":

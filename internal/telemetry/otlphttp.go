@@ -1,0 +1,287 @@
+package telemetry
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// otlpHTTP is a span exporter that sends batches of spans to an OTLP/HTTP
+// receiver as binary protobuf (OTLP 1.x, POST to /v1/traces). It encodes
+// the SDK's spans straight into a reused buffer: otlptracehttp builds
+// each span's protobuf structs and marshals them by reflection, 12–13% of
+// a gateway's CPU when every request is traced.
+//
+// It is configured by the variables otlptracehttp reads, the per-signal
+// OTEL_EXPORTER_OTLP_TRACES_* ones over the general OTEL_EXPORTER_OTLP_*:
+// ENDPOINT (default http://localhost:4318; /v1/traces is appended, while
+// TRACES_ENDPOINT is used as it is), HEADERS (k=v pairs, comma-separated,
+// values URL-encoded), TIMEOUT (milliseconds per try, default 10000),
+// COMPRESSION (gzip or none, the default), CERTIFICATE (a PEM file of
+// the receiver's CAs), CLIENT_CERTIFICATE and CLIENT_KEY (PEM files, for
+// mTLS), INSECURE (true: plain HTTP to an https:// endpoint's host).
+//
+// A batch the receiver refuses with 429, 502, 503 or 504 is sent again
+// after its Retry-After, else after 1 s doubling to 30 s, for up to a
+// minute or until the batch processor's export context ends.
+type otlpHTTP struct {
+	url     string
+	header  http.Header
+	gzip    bool
+	timeout time.Duration
+	client  *http.Client
+
+	mu       sync.Mutex // the SDK exports one batch at a time; this guards it anyway
+	enc      traceEncoder
+	zbuf     bytes.Buffer
+	zw       *gzip.Writer
+	shutdown bool
+}
+
+// maxRetryElapsed bounds how long one batch is tried again.
+const maxRetryElapsed = time.Minute
+
+// newOTLPHTTP builds the exporter from the variables getenv reads (files
+// named by them are read with readFile).
+func newOTLPHTTP(getenv func(string) string, readFile func(string) ([]byte, error)) (*otlpHTTP, error) {
+	env := func(name string) (string, string) {
+		if v := getenv("OTEL_EXPORTER_OTLP_TRACES_" + name); v != "" {
+			return "OTEL_EXPORTER_OTLP_TRACES_" + name, v
+		}
+		return "OTEL_EXPORTER_OTLP_" + name, getenv("OTEL_EXPORTER_OTLP_" + name)
+	}
+	e := &otlpHTTP{header: http.Header{}, timeout: 10 * time.Second}
+
+	target := "http://localhost:4318/v1/traces"
+	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
+		u, err := endpointURL("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v)
+		if err != nil {
+			return nil, err
+		}
+		if u.Path == "" {
+			u.Path = "/"
+		}
+		target = u.String()
+	} else if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		u, err := endpointURL("OTEL_EXPORTER_OTLP_ENDPOINT", v)
+		if err != nil {
+			return nil, err
+		}
+		u.Path = path.Join(u.Path, "/v1/traces")
+		target = u.String()
+	}
+	if name, v := env("INSECURE"); v != "" {
+		insecure, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: want true or false", name, v)
+		}
+		if insecure {
+			target = strings.Replace(target, "https://", "http://", 1)
+		}
+	}
+	e.url = target
+
+	if name, v := env("HEADERS"); v != "" {
+		for _, pair := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(pair, "=")
+			k = strings.TrimSpace(k)
+			if !ok || !httpguts.ValidHeaderFieldName(k) {
+				return nil, fmt.Errorf("%s: %q is not a header: want name=value pairs separated by commas", name, pair)
+			}
+			decoded, err := url.PathUnescape(strings.TrimSpace(val))
+			if err != nil || !httpguts.ValidHeaderFieldValue(decoded) {
+				return nil, fmt.Errorf("%s: the value of %q is not a URL-encoded header value", name, k)
+			}
+			e.header.Set(k, decoded)
+		}
+	}
+	if name, v := env("TIMEOUT"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive number of milliseconds", name, v)
+		}
+		e.timeout = time.Duration(ms) * time.Millisecond
+	}
+	if name, v := env("COMPRESSION"); v != "" {
+		switch strings.ToLower(v) {
+		case "gzip":
+			e.gzip = true
+		case "none":
+		default:
+			return nil, fmt.Errorf("%s=%q: want gzip or none", name, v)
+		}
+	}
+
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if name, v := env("CERTIFICATE"); v != "" {
+		pem, err := readFile(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", name, v)
+		}
+		tlsConf.RootCAs = pool
+	}
+	certName, certFile := env("CLIENT_CERTIFICATE")
+	keyName, keyFile := env("CLIENT_KEY")
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("%s and %s go together: set both or neither", certName, keyName)
+	}
+	if certFile != "" {
+		certPEM, err := readFile(certFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", certName, err)
+		}
+		keyPEM, err := readFile(keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", keyName, err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%s and %s: %w", certName, keyName, err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+	}
+	e.client = &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     tlsConf,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}}
+	return e, nil
+}
+
+// endpointURL parses an endpoint variable's URL: http or https, with a host.
+func endpointURL(name, v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s=%q: want an http:// or https:// URL", name, v)
+	}
+	return u, nil
+}
+
+// ExportSpans sends spans in one request, tried again as the type's
+// comment says.
+func (e *otlpHTTP) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.shutdown {
+		return errors.New("OTLP/HTTP exporter: shut down")
+	}
+	body := e.enc.encode(spans)
+	if e.gzip {
+		e.zbuf.Reset()
+		if e.zw == nil {
+			e.zw = gzip.NewWriter(&e.zbuf)
+		} else {
+			e.zw.Reset(&e.zbuf)
+		}
+		if _, err := e.zw.Write(body); err != nil {
+			return err
+		}
+		if err := e.zw.Close(); err != nil {
+			return err
+		}
+		body = e.zbuf.Bytes()
+	}
+	began := time.Now()
+	wait := time.Second
+	for {
+		retryAfter, err := e.send(ctx, body, len(spans))
+		if retryAfter < 0 {
+			return err
+		}
+		if retryAfter == 0 {
+			retryAfter = wait
+			wait = min(2*wait, 30*time.Second)
+		}
+		if time.Since(began)+retryAfter > maxRetryElapsed {
+			return fmt.Errorf("%w (not tried again: a minute has passed)", err)
+		}
+		t := time.NewTimer(retryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (not tried again: %v)", err, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// send is one try: it returns a negative retryAfter when it is done (err
+// says whether it failed), else how long the receiver asks to be left
+// alone (0 when it does not say).
+func (e *otlpHTTP) send(ctx context.Context, body []byte, spans int) (retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
+	if err != nil {
+		return -1, fmt.Errorf("OTLP/HTTP export to %s: %w", e.url, err)
+	}
+	for k, v := range e.header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("User-Agent", "wasmesh")
+	if e.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return -1, fmt.Errorf("OTLP/HTTP export: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, readErr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if readErr != nil || len(answer) == 0 || strings.Contains(resp.Header.Get("Content-Type"), "json") {
+			return -1, nil
+		}
+		var r coltrace.ExportTraceServiceResponse
+		if proto.Unmarshal(answer, &r) == nil && r.GetPartialSuccess().GetRejectedSpans() > 0 {
+			return -1, fmt.Errorf("OTLP/HTTP export to %s: the receiver rejected %d spans: %s",
+				e.url, r.GetPartialSuccess().GetRejectedSpans(), r.GetPartialSuccess().GetErrorMessage())
+		}
+		return -1, nil
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
+		resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+		err := fmt.Errorf("OTLP/HTTP export to %s: %s", e.url, resp.Status)
+		if s, convErr := strconv.Atoi(resp.Header.Get("Retry-After")); convErr == nil && s > 0 {
+			return time.Duration(s) * time.Second, err
+		}
+		return 0, err
+	}
+	return -1, fmt.Errorf("OTLP/HTTP export to %s: %s: %d spans dropped", e.url, resp.Status, spans)
+}
+
+// Shutdown stops the exporter; a batch being sent is let finish.
+func (e *otlpHTTP) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.shutdown = true
+	e.client.CloseIdleConnections()
+	return nil
+}

@@ -17,9 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"golang.org/x/net/http/httpguts"
 	"google.golang.org/protobuf/proto"
 )
 

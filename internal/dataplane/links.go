@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -51,7 +54,8 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 		p.metrics.LinkCalls.WithLabelValues(from, iface, to, "", "unavailable").Inc()
 		return nil, fmt.Errorf("link %s to service %s: %w", iface, to, err)
 	}
-	version := modules.Short(v.Digest)
+	ls := p.linkSeriesFor(st, from, iface, to, v)
+	version := ls.version
 	// The callee's timeout, cut to what is left of the caller's (its own
 	// limit, and its context's deadline: a link's callee calling on).
 	timeout, clipped := svc.Limits.Timeout, false
@@ -65,19 +69,21 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 	for _, end := range ends {
 		left := time.Until(end)
 		if left <= 0 {
-			p.metrics.LinkCalls.WithLabelValues(from, iface, to, version, "caller_timeout").Inc()
+			ls.count(linkCallerTimeout)
 			return nil, fmt.Errorf("link %s to service %s: %w (the caller's)", iface, to, host.ErrDeadline)
 		}
 		if timeout <= 0 || left < timeout {
 			timeout, clipped = left, true
 		}
 	}
-	ctx, span := p.tracer.Start(ctx, "wasmesh.link", clientSpan, trace.WithAttributes(
-		attribute.String("rpc.system", "wasmesh"), attribute.String("rpc.service", iface), attribute.String("rpc.method", fn),
-		attribute.String("wasmesh.target", to)))
+	ctx, span := p.childSpan(ctx, "wasmesh.link", clientSpan)
 	defer span.End()
-	sctx, served := p.tracer.Start(ctx, "wasmesh.link.serve", serverSpan, trace.WithAttributes(
-		attribute.String("wasmesh.service", to), attribute.String("wasmesh.version", version)))
+	sctx, served := p.childSpan(ctx, "wasmesh.link.serve", serverSpan)
+	if span.IsRecording() { // unsampled, the attributes would be built to be dropped
+		span.SetAttributes(attribute.String("rpc.system", "wasmesh"), attribute.String("rpc.service", iface),
+			attribute.String("rpc.method", fn), attribute.String("wasmesh.target", to))
+		served.SetAttributes(attribute.String("wasmesh.service", to), attribute.String("wasmesh.version", version))
+	}
 	callee := &Request{HTTP: caller.HTTP, ID: caller.ID, Start: time.Now(), Caller: caller, Hop: caller.Hop + 1, service: to,
 		snap: st, Service: svc, Version: v, Limits: svc.Limits, Lane: caller.Lane, bag: caller.bag, ctx: sctx, span: served}
 	callee.Limits.Timeout = timeout // its own links are cut to it in turn
@@ -88,17 +94,17 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 	took := time.Since(callee.Start)
 	// A failure is the callee's, counted against its version, unless the
 	// caller caused it: its client gone, or its own time up.
-	result, callees := "ok", false
+	result, callees := linkOK, false
 	switch {
 	case err == nil:
 	case errors.Is(err, host.ErrDeadline) && clipped:
-		result = "caller_timeout"
+		result = linkCallerTimeout
 	case ctx.Err() != nil || errors.Is(err, host.ErrCanceled):
-		result = "canceled"
+		result = linkCanceled
 	case errors.Is(err, host.ErrDeadline):
-		result, callees = "timeout", true
+		result, callees = linkTimeout, true
 	default:
-		result, callees = "trap", true
+		result, callees = linkTrap, true
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -109,14 +115,66 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 	}
 	served.End()
 	if !p.noFigures && (err == nil || callees) { // the caller's faults are not the version's figures
-		stats := p.Stats(to, v.Digest)
-		stats.Requests.Add(1)
+		ls.stats.Requests.Add(1)
 		if callees {
-			stats.Errors.Add(1)
+			ls.stats.Errors.Add(1)
 		}
-		stats.Latency.Observe(took)
+		ls.stats.Latency.Observe(took)
 	}
-	p.metrics.LinkDuration.WithLabelValues(iface, to, version).Observe(took.Seconds())
-	p.metrics.LinkCalls.WithLabelValues(from, iface, to, version, result).Inc()
+	ls.duration.Observe(took.Seconds())
+	ls.count(result)
 	return out, err
+}
+
+// The results of a link call, as wasmesh_link_calls_total counts them
+// (besides "unavailable", a call that found no version to go to).
+const (
+	linkOK = iota
+	linkCallerTimeout
+	linkCanceled
+	linkTimeout
+	linkTrap
+	linkResults
+)
+
+var linkResultNames = [linkResults]string{"ok", "caller_timeout", "canceled", "timeout", "trap"}
+
+// linkSeriesKey names the calls over one link to one version, in a snapshot.
+type linkSeriesKey struct {
+	from, iface string
+	version     *config.Version
+}
+
+// linkSeries are the metrics and figures of the calls over one link to one
+// version, resolved once per snapshot, as series are for requests; a
+// result's counter when first seen.
+type linkSeries struct {
+	from, iface, to, version string
+	duration                 prometheus.Observer
+	stats                    *VersionStats
+	calls                    [linkResults]atomic.Pointer[prometheus.Counter]
+	p                        *Plane
+}
+
+func (p *Plane) linkSeriesFor(st *Snapshot, from, iface, to string, v *config.Version) *linkSeries {
+	key := linkSeriesKey{from, iface, v}
+	if got, ok := st.links.Load(key); ok {
+		return got.(*linkSeries)
+	}
+	version := modules.Short(v.Digest)
+	ls := &linkSeries{from: from, iface: iface, to: to, version: version, p: p,
+		duration: p.metrics.LinkDuration.WithLabelValues(iface, to, version), stats: p.Stats(to, v.Digest)}
+	got, _ := st.links.LoadOrStore(key, ls)
+	return got.(*linkSeries)
+}
+
+// count counts a call with result in wasmesh_link_calls_total.
+func (ls *linkSeries) count(result int) {
+	c := ls.calls[result].Load()
+	if c == nil {
+		counter := ls.p.metrics.LinkCalls.WithLabelValues(ls.from, ls.iface, ls.to, ls.version, linkResultNames[result])
+		c = &counter
+		ls.calls[result].Store(c)
+	}
+	(*c).Inc()
 }

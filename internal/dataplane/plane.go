@@ -87,6 +87,7 @@ type Snapshot struct {
 	calls  map[string]*config.Route // by service: the route of in-process calls to it
 	series sync.Map                 // seriesKey → *series, made as requests come
 	envs   sync.Map                 // service → its env for components ([][2]string), made at first use
+	links  sync.Map                 // linkSeriesKey → *linkSeries, made as link calls come
 }
 
 // ColourKey names a version of a service in Snapshot.Colours.

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/wasmesh/wasmesh/config"
@@ -227,9 +226,11 @@ func dropHopByHop(h http.Header) {
 func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, out *http.Request, u *upstreamPool, ep *endpoint, again bool) (retry bool) {
 	ep.inflight.Add(1)
 	defer ep.inflight.Add(-1)
-	ctx, span := p.tracer.Start(ctx, "wasmesh.upstream", clientSpan,
-		trace.WithAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme)))
+	ctx, span := p.childSpan(ctx, "wasmesh.upstream", clientSpan)
 	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme))
+	}
 	// The try's own timeout runs until the response's head.
 	tryCtx := ctx
 	var perTry *time.Timer

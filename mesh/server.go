@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -302,15 +303,91 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 // queues and rarely polls the network; connections whose next request has
 // arrived are found by sysmon, every 10 ms, and put in the global queue,
 // where they wait for tens of ms (golang/go#51651). HTTP/2 runs each
-// stream in a goroutine of its own. The connection's last turn is in its
-// context (withTurns).
+// stream in a goroutine of its own, and h on one of warmStacks'. The
+// connection's last turn is in its context (withTurns).
 func takingTurns(h http.Handler) http.Handler {
+	var warm warmStacks
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
 			t.Take(time.Now())
+		} else if r.ProtoMajor == 2 {
+			warm.serve(h, w, r)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// warmStacks runs HTTP/2 requests on goroutines kept between requests.
+// HTTP/2 serves each stream on a goroutine of its own, whose stack starts
+// small and was grown by doubling as the request's path went deeper (a
+// guest's run, the host functions under it): three copies a request, each
+// walking every frame, a third of the handler's CPU over h2. A kept
+// goroutine's stack has grown already. Up to maxWarm wait for work; more
+// run when more requests do, and end after theirs.
+type warmStacks struct {
+	once sync.Once
+	idle chan *warmWorker
+}
+
+// maxWarm is how many goroutines wait for requests at most.
+const maxWarm = 64
+
+type warmWorker struct{ jobs chan warmJob }
+
+type warmJob struct {
+	h    http.Handler
+	w    http.ResponseWriter
+	r    *http.Request
+	done chan any // the handler's panic, or nil
+}
+
+var warmDone = sync.Pool{New: func() any { return make(chan any, 1) }}
+
+// serve runs h for r on a kept goroutine and waits for it; a panic in h is
+// raised again here, where net/http recovers it as its own handler's.
+func (ws *warmStacks) serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	ws.once.Do(func() { ws.idle = make(chan *warmWorker, maxWarm) })
+	var wk *warmWorker
+	select {
+	case wk = <-ws.idle:
+	default:
+		wk = &warmWorker{jobs: make(chan warmJob)}
+		go wk.run(ws)
+	}
+	done := warmDone.Get().(chan any)
+	wk.jobs <- warmJob{h, w, r, done}
+	p := <-done
+	warmDone.Put(done)
+	if p != nil {
+		panic(p)
+	}
+}
+
+func (wk *warmWorker) run(ws *warmStacks) {
+	for j := range wk.jobs {
+		j.done <- j.serve()
+		select {
+		case ws.idle <- wk:
+		default:
+			return // enough wait already
+		}
+	}
+}
+
+// serve runs the job's handler, and returns its panic, with the stack it
+// was raised on (net/http logs it), or http.ErrAbortHandler as it is.
+func (j warmJob) serve() (panicked any) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = v
+			if v != http.ErrAbortHandler {
+				panicked = fmt.Sprintf("%v\n%s", v, debug.Stack())
+			}
+		}
+	}()
+	j.h.ServeHTTP(j.w, j.r)
+	return nil
 }
 
 type turnKey struct{}

@@ -62,7 +62,10 @@ var (
 type fixture struct {
 	plain, mtls string      // host:port
 	clientTLS   *tls.Config // presents clientID's SVID, expects gwID
-	stop        []func()
+	// native servers answering what the hello guest answers, with the
+	// gateway's identity on the TLS one (see BenchmarkNative)
+	nativePlain, nativeMTLS string
+	stop                    []func()
 }
 
 var (
@@ -140,6 +143,12 @@ routes:
 	// The identity comes from Options; the tls block only says what to ask
 	// of clients (and lets the config use tls features).
 	if f.mtls, err = startGateway(ctx, f, filepath.Join(dir, "mtls.yaml"), "tls: { client_auth: require }\n"+config, serverSrc); err != nil {
+		return fail(err)
+	}
+	if f.nativePlain, err = startNative(f, nil); err != nil {
+		return fail(err)
+	}
+	if f.nativeMTLS, err = startNative(f, identity.ServerConfig(serverSrc, nil)); err != nil {
 		return fail(err)
 	}
 	return f, nil
@@ -275,7 +284,6 @@ func BenchmarkRequest(b *testing.B) {
 
 // get sends GET url and checks that the hello guest answered.
 func get(c *http.Client, url string) (*http.Response, error) {
-	const want = "hello from rust: GET /x 0 bytes\n"
 	resp, err := c.Get(url)
 	if err != nil {
 		return nil, err
@@ -285,7 +293,7 @@ func get(c *http.Client, url string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != 200 || string(body) != want {
+	if resp.StatusCode != 200 || string(body) != helloBody {
 		return nil, fmt.Errorf("GET %s: %d %q", url, resp.StatusCode, body)
 	}
 	return resp, nil

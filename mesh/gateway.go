@@ -33,7 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 	// TracerProvider makes the gateway's spans. Default: an SDK provider that
 	// exports nothing but still gives every request a trace id and carries
-	// inbound trace context through guests to their outbound calls.
+	// inbound trace context through guests to their outbound calls. Spans
+	// under a request's follow its sampling decision (a parent-based
+	// sampler's rule): an unsampled request starts no child spans.
 	TracerProvider trace.TracerProvider
 	// HTTPClient sends guests' outbound calls to http(s) targets when their
 	// connections are not coloured. Default: a client with a pooled

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -306,7 +307,6 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 // stream in a goroutine of its own, and h on one of warmStacks'. The
 // connection's last turn is in its context (withTurns).
 func takingTurns(h http.Handler) http.Handler {
-	var warm warmStacks
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
 			t.Take(time.Now())
@@ -318,16 +318,21 @@ func takingTurns(h http.Handler) http.Handler {
 	})
 }
 
+// warm runs the HTTP/2 requests of all of the process's servers.
+var warm warmStacks
+
 // warmStacks runs HTTP/2 requests on goroutines kept between requests.
 // HTTP/2 serves each stream on a goroutine of its own, whose stack starts
 // small and was grown by doubling as the request's path went deeper (a
 // guest's run, the host functions under it): three copies a request, each
 // walking every frame, a third of the handler's CPU over h2. A kept
-// goroutine's stack has grown already. Up to maxWarm wait for work; more
-// run when more requests do, and end after theirs.
+// goroutine's stack has grown already. Up to maxWarm wait for work, the
+// last to finish taken first (the garbage collector halves the stack of
+// one that waits long); more run when more requests do, and end after
+// theirs.
 type warmStacks struct {
-	once sync.Once
-	idle chan *warmWorker
+	mu   sync.Mutex
+	idle []*warmWorker
 }
 
 // maxWarm is how many goroutines wait for requests at most.
@@ -339,19 +344,25 @@ type warmJob struct {
 	h    http.Handler
 	w    http.ResponseWriter
 	r    *http.Request
-	done chan any // the handler's panic, or nil
+	done chan any // the handler's panic, errGoexit, or nil
 }
+
+// errGoexit says a handler called runtime.Goexit.
+var errGoexit = errors.New("the handler called runtime.Goexit")
 
 var warmDone = sync.Pool{New: func() any { return make(chan any, 1) }}
 
-// serve runs h for r on a kept goroutine and waits for it; a panic in h is
-// raised again here, where net/http recovers it as its own handler's.
+// serve runs h for r on a kept goroutine and waits for it. A panic in h is
+// raised again here, where net/http recovers it as its own handler's; a
+// runtime.Goexit is done again here.
 func (ws *warmStacks) serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
-	ws.once.Do(func() { ws.idle = make(chan *warmWorker, maxWarm) })
+	ws.mu.Lock()
 	var wk *warmWorker
-	select {
-	case wk = <-ws.idle:
-	default:
+	if n := len(ws.idle); n > 0 {
+		wk, ws.idle = ws.idle[n-1], ws.idle[:n-1]
+	}
+	ws.mu.Unlock()
+	if wk == nil {
 		wk = &warmWorker{jobs: make(chan warmJob)}
 		go wk.run(ws)
 	}
@@ -359,35 +370,50 @@ func (ws *warmStacks) serve(h http.Handler, w http.ResponseWriter, r *http.Reque
 	wk.jobs <- warmJob{h, w, r, done}
 	p := <-done
 	warmDone.Put(done)
-	if p != nil {
+	switch {
+	case p == errGoexit:
+		runtime.Goexit()
+	case p != nil:
 		panic(p)
 	}
 }
 
 func (wk *warmWorker) run(ws *warmStacks) {
 	for j := range wk.jobs {
-		j.done <- j.serve()
-		select {
-		case ws.idle <- wk:
-		default:
+		j.serve() // a Goexit in it ends this goroutine, after done is sent
+		ws.mu.Lock()
+		keep := len(ws.idle) < maxWarm
+		if keep {
+			ws.idle = append(ws.idle, wk)
+		}
+		ws.mu.Unlock()
+		if !keep {
 			return // enough wait already
 		}
 	}
 }
 
-// serve runs the job's handler, and returns its panic, with the stack it
-// was raised on (net/http logs it), or http.ErrAbortHandler as it is.
-func (j warmJob) serve() (panicked any) {
+// serve runs the job's handler and sends on done nil, or its panic (with
+// the stack it was raised on, which net/http logs; http.ErrAbortHandler as
+// it is), or errGoexit.
+func (j warmJob) serve() {
+	returned := false
 	defer func() {
-		if v := recover(); v != nil {
-			panicked = v
-			if v != http.ErrAbortHandler {
-				panicked = fmt.Sprintf("%v\n%s", v, debug.Stack())
-			}
+		if returned {
+			j.done <- nil
+			return
 		}
+		v := recover()
+		switch {
+		case v == nil: // runtime.Goexit: nothing to recover
+			v = errGoexit
+		case v != http.ErrAbortHandler:
+			v = fmt.Sprintf("%v\n%s", v, debug.Stack())
+		}
+		j.done <- v
 	}()
 	j.h.ServeHTTP(j.w, j.r)
-	return nil
+	returned = true
 }
 
 type turnKey struct{}

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestWarmStacks: an HTTP/2 request's handler runs on a kept goroutine and
@@ -44,7 +46,15 @@ func TestWarmStacks(t *testing.T) {
 	if len(seen) != 200 {
 		t.Errorf("%d distinct requests handled, want 200", len(seen))
 	}
-	if n := len(ws.idle); n == 0 || n > maxWarm {
+	idle := func() int {
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		return len(ws.idle)
+	}
+	// A worker goes back to the idle set just after its answer.
+	for deadline := time.Now().Add(time.Second); idle() == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	}
+	if n := idle(); n == 0 || n > maxWarm {
 		t.Errorf("%d goroutines wait for work, want 1 to %d", n, maxWarm)
 	}
 	for _, tc := range []struct{ path, want string }{{"/abort", http.ErrAbortHandler.Error()}, {"/boom", "boom\ngoroutine "}} {
@@ -69,5 +79,23 @@ func TestWarmStacks(t *testing.T) {
 	ws.serve(h, rec, httptest.NewRequest("GET", "/after", nil))
 	if rec.Body.String() != "/after" {
 		t.Errorf("after the panics: %q", rec.Body.String())
+	}
+	// A handler's runtime.Goexit ends the caller's goroutine as it would
+	// have ended the handler's own, after its deferred calls.
+	exited := make(chan bool)
+	go func() {
+		returned := false
+		defer func() { exited <- returned }()
+		ws.serve(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { runtime.Goexit() }), httptest.NewRecorder(),
+			httptest.NewRequest("GET", "/goexit", nil))
+		returned = true
+	}()
+	select {
+	case returned := <-exited:
+		if returned {
+			t.Error("serve returned after the handler's Goexit")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve still waits 5 s after the handler's Goexit")
 	}
 }

@@ -57,13 +57,14 @@ var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
 var notRecorded = trace.SpanFromContext(context.Background())
 
 // childSpan starts a span named name under ctx's, unless ctx's span is not
-// recorded: under the parent-based sampler the gateway uses, its child
-// would not be either, and a span that is not recorded would only carry
-// the trace on, which ctx does already (the only difference is the
-// parent-id a downstream hop is told, a span no one recorded either way).
-// This spares unsampled requests two allocations and an id per hop.
+// sampled: under a parent-based sampler (the gateway's; Options.
+// TracerProvider says so) its child would not be either, and a span that is
+// not recorded would only carry the trace on, which ctx does already (the
+// only difference is the parent-id a downstream hop is told, a span no one
+// recorded either way). This spares unsampled requests two allocations and
+// an id per hop.
 func (p *Plane) childSpan(ctx context.Context, name string, kind trace.SpanStartOption) (context.Context, trace.Span) {
-	if !trace.SpanFromContext(ctx).IsRecording() {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
 		return ctx, notRecorded
 	}
 	return p.tracer.Start(ctx, name, kind)

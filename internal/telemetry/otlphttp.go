@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -33,14 +35,17 @@ import (
 // OTEL_EXPORTER_OTLP_TRACES_* ones over the general OTEL_EXPORTER_OTLP_*:
 // ENDPOINT (default http://localhost:4318; /v1/traces is appended, while
 // TRACES_ENDPOINT is used as it is), HEADERS (k=v pairs, comma-separated,
-// values URL-encoded), TIMEOUT (milliseconds per try, default 10000),
-// COMPRESSION (gzip or none, the default), CERTIFICATE (a PEM file of
-// the receiver's CAs), CLIENT_CERTIFICATE and CLIENT_KEY (PEM files, for
-// mTLS), INSECURE (true: plain HTTP to an https:// endpoint's host).
+// values URL-encoded; empty entries skipped), TIMEOUT (milliseconds a
+// batch's export may take, tries included, default 10000), COMPRESSION
+// (gzip or none, the default), CERTIFICATE (a PEM file of the receiver's
+// CAs), CLIENT_CERTIFICATE and CLIENT_KEY (PEM files, for mTLS), INSECURE
+// (true: plain HTTP to an https:// endpoint's host).
 //
-// A batch the receiver refuses with 429, 502, 503 or 504 is sent again
-// after its Retry-After, else after 1 s doubling to 30 s, for up to a
-// minute or until the batch processor's export context ends.
+// A batch the receiver refuses with 429, 502, 503 or 504, or that cannot
+// reach it (refused, reset), is sent again after the receiver's
+// Retry-After, else after 1 s doubling, within the batch's TIMEOUT (the
+// OTel specification's: the time one batch's export may take, tries
+// included) and the batch processor's export context.
 type otlpHTTP struct {
 	url     string
 	header  http.Header
@@ -48,15 +53,14 @@ type otlpHTTP struct {
 	timeout time.Duration
 	client  *http.Client
 
-	mu       sync.Mutex // the SDK exports one batch at a time; this guards it anyway
-	enc      traceEncoder
-	zbuf     bytes.Buffer
-	zw       *gzip.Writer
-	shutdown bool
+	stopped atomic.Bool
+	stopCtx context.Context // ended by Shutdown: a batch being sent stops
+	stop    context.CancelFunc
+	mu      sync.Mutex // the SDK exports one batch at a time; this guards it anyway
+	enc     traceEncoder
+	zbuf    bytes.Buffer
+	zw      *gzip.Writer
 }
-
-// maxRetryElapsed bounds how long one batch is tried again.
-const maxRetryElapsed = time.Minute
 
 // newOTLPHTTP builds the exporter from the variables getenv reads (files
 // named by them are read with readFile).
@@ -68,6 +72,7 @@ func newOTLPHTTP(getenv func(string) string, readFile func(string) ([]byte, erro
 		return "OTEL_EXPORTER_OTLP_" + name, getenv("OTEL_EXPORTER_OTLP_" + name)
 	}
 	e := &otlpHTTP{header: http.Header{}, timeout: 10 * time.Second}
+	e.stopCtx, e.stop = context.WithCancel(context.Background())
 
 	target := "http://localhost:4318/v1/traces"
 	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
@@ -100,6 +105,9 @@ func newOTLPHTTP(getenv func(string) string, readFile func(string) ([]byte, erro
 
 	if name, v := env("HEADERS"); v != "" {
 		for _, pair := range strings.Split(v, ",") {
+			if strings.TrimSpace(pair) == "" {
+				continue // "a=b," or "a=b, ,c=d"
+			}
 			k, val, ok := strings.Cut(pair, "=")
 			k = strings.TrimSpace(k)
 			if !ok || !httpguts.ValidHeaderFieldName(k) {
@@ -186,11 +194,14 @@ func (e *otlpHTTP) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if len(spans) == 0 {
 		return nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.shutdown {
+	if e.stopped.Load() {
 		return errors.New("OTLP/HTTP exporter: shut down")
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, fmt.Errorf("the export's timeout of %s passed", e.timeout))
+	defer cancel()
+	defer context.AfterFunc(e.stopCtx, cancel)()
 	body := e.enc.encode(spans)
 	if e.gzip {
 		e.zbuf.Reset()
@@ -207,7 +218,6 @@ func (e *otlpHTTP) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		}
 		body = e.zbuf.Bytes()
 	}
-	began := time.Now()
 	wait := time.Second
 	for {
 		retryAfter, err := e.send(ctx, body, len(spans))
@@ -218,29 +228,57 @@ func (e *otlpHTTP) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 			retryAfter = wait
 			wait = min(2*wait, 30*time.Second)
 		}
-		if time.Since(began)+retryAfter > maxRetryElapsed {
-			return fmt.Errorf("%w (not tried again: a minute has passed)", err)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < retryAfter {
+			return fmt.Errorf("%w: %d spans dropped (not tried again: the export's deadline would pass first)", err, len(spans))
 		}
 		t := time.NewTimer(retryAfter)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (not tried again: %v)", err, context.Cause(ctx))
+			return fmt.Errorf("%w: %d spans dropped (not tried again: %v)", err, len(spans), context.Cause(ctx))
 		case <-t.C:
 		}
 	}
 }
 
+// sentBody is a request body over the encoder's buffer. The transport may
+// still read a body after Do has returned (a receiver that answers before
+// reading it all, a try cut short), and the buffer is the next batch's:
+// close stops any read before the buffer is used again.
+type sentBody struct {
+	mu     sync.Mutex
+	r      bytes.Reader
+	closed bool
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errors.New("OTLP/HTTP export: the batch was sent or given up")
+	}
+	return b.r.Read(p)
+}
+
+func (b *sentBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return nil
+}
+
 // send is one try: it returns a negative retryAfter when it is done (err
 // says whether it failed), else how long the receiver asks to be left
 // alone (0 when it does not say).
-func (e *otlpHTTP) send(ctx context.Context, body []byte, spans int) (retryAfter time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
+func (e *otlpHTTP) send(ctx context.Context, data []byte, spans int) (retryAfter time.Duration, err error) {
+	body := &sentBody{}
+	body.r.Reset(data)
+	defer body.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, body)
 	if err != nil {
 		return -1, fmt.Errorf("OTLP/HTTP export to %s: %w", e.url, err)
 	}
+	req.ContentLength = int64(len(data))
 	for k, v := range e.header {
 		req.Header[k] = v
 	}
@@ -251,7 +289,12 @@ func (e *otlpHTTP) send(ctx context.Context, body []byte, spans int) (retryAfter
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return -1, fmt.Errorf("OTLP/HTTP export: %w", err)
+		err = fmt.Errorf("OTLP/HTTP export: %w", err)
+		if ctx.Err() == nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+			errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return 0, err // refused, reset, cut: the receiver may be back soon
+		}
+		return -1, fmt.Errorf("%w: %d spans dropped", err, spans)
 	}
 	defer resp.Body.Close()
 	answer, readErr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -269,19 +312,30 @@ func (e *otlpHTTP) send(ctx context.Context, body []byte, spans int) (retryAfter
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
 		resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
 		err := fmt.Errorf("OTLP/HTTP export to %s: %s", e.url, resp.Status)
-		if s, convErr := strconv.Atoi(resp.Header.Get("Retry-After")); convErr == nil && s > 0 {
-			return time.Duration(s) * time.Second, err
-		}
-		return 0, err
+		return retryAfterOf(resp.Header.Get("Retry-After")), err
 	}
 	return -1, fmt.Errorf("OTLP/HTTP export to %s: %s: %d spans dropped", e.url, resp.Status, spans)
 }
 
-// Shutdown stops the exporter; a batch being sent is let finish.
+// retryAfterOf is how long a Retry-After field asks to wait, in seconds
+// or until an HTTP date; 0 when it says neither.
+func retryAfterOf(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(s, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// Shutdown stops the exporter: a batch being sent is given up.
 func (e *otlpHTTP) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.shutdown = true
+	e.stopped.Store(true)
+	e.stop()
 	e.client.CloseIdleConnections()
 	return nil
 }

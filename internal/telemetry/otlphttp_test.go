@@ -4,7 +4,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/pem"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -246,7 +245,8 @@ func TestOTLPHTTPConfig(t *testing.T) {
 		t.Errorf("requests to the general endpoint: %d, path %v", len(recv2.requests), recv2.requests)
 	}
 
-	// A receiver that keeps answering 503 is tried until the context ends.
+	// A receiver that keeps answering 503 is tried while the context
+	// leaves time for the next wait (1 s, then 2 s).
 	recv3 := newReceiver(t, false)
 	recv3.statuses = []int{503, 503, 503, 503}
 	e, err = newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv3.srv.URL}), os.ReadFile)
@@ -256,11 +256,23 @@ func TestOTLPHTTPConfig(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	err = e.ExportSpans(ctx, spans)
-	if err == nil || !strings.Contains(err.Error(), "503") || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Errorf("a receiver answering 503 throughout: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "deadline would pass") || ctx.Err() != nil {
+		t.Errorf("a receiver answering 503 throughout: %v (context: %v), want its 503 given up before the deadline", err, ctx.Err())
 	}
 	if n := len(recv3.requests); n != 2 {
 		t.Errorf("%d tries in 1.5 s, want 2 (at once and after 1 s)", n)
+	}
+	// A receiver that is not there is tried again too, within TIMEOUT.
+	gone := newReceiver(t, false)
+	gone.srv.Close()
+	e, err = newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": gone.srv.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "1500"}), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	err = e.ExportSpans(context.Background(), spans)
+	if took := time.Since(began); err == nil || !strings.Contains(err.Error(), "refused") || took < time.Second || took > 1500*time.Millisecond {
+		t.Errorf("a receiver that is gone: %v after %v, want connection refused, tried again after 1 s and given up within the 1.5 s timeout", err, took)
 	}
 	if err := e.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -378,4 +390,62 @@ func BenchmarkOTLPEncode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestOTLPHTTPEarlyAnswer: a receiver that answers before reading the body
+// (a 413, a 400) leaves the transport still sending it when Do returns;
+// the next batch reuses the buffer, which the body must no longer read
+// (run with -race).
+func TestOTLPHTTPEarlyAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	}))
+	defer srv.Close()
+	spans := testSpans(t)
+	for len(spans) < 400 { // a body of megabytes: still being written when the answer comes
+		spans = append(spans, spans...)
+	}
+	e, err := newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := e.ExportSpans(context.Background(), spans[:len(spans)-i]); err == nil || !strings.Contains(err.Error(), "413") {
+			t.Fatalf("export %d: %v, want the receiver's 413", i, err)
+		}
+	}
+}
+
+// TestOTLPHTTPShutdown: Shutdown gives up a batch being sent at once.
+func TestOTLPHTTPShutdown(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // read all, so that the server sees the client go
+		arrived <- struct{}{}
+		<-r.Context().Done() // never answers
+	}))
+	defer srv.Close()
+	e, err := newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.ExportSpans(context.Background(), testSpans(t)) }()
+	<-arrived
+	began := time.Now()
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a batch given up at shutdown reported no error")
+		}
+		if took := time.Since(began); took > 2*time.Second {
+			t.Errorf("the export ended %v after Shutdown", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the export went on 5 s after Shutdown")
+	}
 }

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,7 +52,6 @@ type otlpHTTP struct {
 	timeout time.Duration
 	client  *http.Client
 
-	stopped atomic.Bool
 	stopCtx context.Context // ended by Shutdown: a batch being sent stops
 	stop    context.CancelFunc
 	mu      sync.Mutex // the SDK exports one batch at a time; this guards it anyway
@@ -194,7 +192,7 @@ func (e *otlpHTTP) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if len(spans) == 0 {
 		return nil
 	}
-	if e.stopped.Load() {
+	if e.stopCtx.Err() != nil {
 		return errors.New("OTLP/HTTP exporter: shut down")
 	}
 	e.mu.Lock()
@@ -334,7 +332,6 @@ func retryAfterOf(v string) time.Duration {
 
 // Shutdown stops the exporter: a batch being sent is given up.
 func (e *otlpHTTP) Shutdown(ctx context.Context) error {
-	e.stopped.Store(true)
 	e.stop()
 	e.client.CloseIdleConnections()
 	return nil

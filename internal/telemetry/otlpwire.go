@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"math"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -39,8 +40,11 @@ type spanGroup struct {
 func (e *traceEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 	e.group(spans)
 	b := e.buf[:0]
-	for i := 0; i < len(e.groups); {
-		res := e.groups[i].res
+	for i, first := range e.groups {
+		res := first.res
+		if slices.ContainsFunc(e.groups[:i], func(g spanGroup) bool { return g.res == res }) {
+			continue // its resource's spans went with an earlier group's
+		}
 		var rs int
 		b, rs = beginMessage(b, 1) // ExportTraceServiceRequest.resource_spans
 		var r int
@@ -51,8 +55,10 @@ func (e *traceEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 			}
 		}
 		b = endMessage(b, r)
-		for ; i < len(e.groups) && e.groups[i].res == res; i++ {
-			g := &e.groups[i]
+		for _, g := range e.groups[i:] {
+			if g.res != res {
+				continue
+			}
 			var ss int
 			b, ss = beginMessage(b, 2) // ResourceSpans.scope_spans
 			b = appendScope(b, g.scope)
@@ -71,44 +77,25 @@ func (e *traceEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 	return b
 }
 
-// group sorts spans into e.groups, those of one resource next to each
-// other, in the order each resource and scope is first seen.
+// group sorts spans into e.groups, one per resource and scope, in the
+// order each is first seen (a batch holds one or two: a linear search).
 func (e *traceEncoder) group(spans []sdktrace.ReadOnlySpan) {
-	for i := range e.groups {
-		e.groups[i].spans = e.groups[i].spans[:0]
-	}
 	groups := e.groups[:0]
 	for k, s := range spans {
 		if s == nil {
 			continue
 		}
 		res, scope := s.Resource(), s.InstrumentationScope()
-		found, last := -1, -1
-		for j := range groups {
-			if groups[j].res == res {
-				last = j
-				if groups[j].scope == scope {
-					found = j
-					break
-				}
-			}
-		}
+		found := slices.IndexFunc(groups, func(g spanGroup) bool { return g.res == res && g.scope == scope })
 		if found < 0 {
-			// A new group goes after the last of its resource's, or at the end.
 			found = len(groups)
-			if cap(groups) > len(groups) {
-				groups = groups[:len(groups)+1]
+			if cap(groups) > len(groups) { // reuse the slot's slice of indexes
+				groups = groups[:found+1]
 				groups[found].spans = groups[found].spans[:0]
 			} else {
 				groups = append(groups, spanGroup{})
 			}
 			groups[found].res, groups[found].scope = res, scope
-			if last >= 0 && last+1 < found {
-				g := groups[found]
-				copy(groups[last+2:], groups[last+1:found])
-				groups[last+1] = g
-				found = last + 1
-			}
 		}
 		groups[found].spans = append(groups[found].spans, k)
 	}
@@ -283,35 +270,22 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 
 // appendArray appends the elements of the list v as ArrayValue.values.
 func appendArray(b []byte, v attribute.Value) []byte {
-	var m int
 	switch v.Type() {
 	case attribute.BOOLSLICE:
 		for _, e := range v.AsBoolSlice() {
-			b, m = beginMessage(b, 1)
-			b = protowire.AppendTag(b, 2, protowire.VarintType)
-			b = protowire.AppendVarint(b, protowire.EncodeBool(e))
-			b = endMessage(b, m)
+			b = appendAnyValue(b, 1, attribute.BoolValue(e))
 		}
 	case attribute.INT64SLICE:
 		for _, e := range v.AsInt64Slice() {
-			b, m = beginMessage(b, 1)
-			b = protowire.AppendTag(b, 3, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(e))
-			b = endMessage(b, m)
+			b = appendAnyValue(b, 1, attribute.Int64Value(e))
 		}
 	case attribute.FLOAT64SLICE:
 		for _, e := range v.AsFloat64Slice() {
-			b, m = beginMessage(b, 1)
-			b = protowire.AppendTag(b, 4, protowire.Fixed64Type)
-			b = protowire.AppendFixed64(b, math.Float64bits(e))
-			b = endMessage(b, m)
+			b = appendAnyValue(b, 1, attribute.Float64Value(e))
 		}
 	case attribute.STRINGSLICE:
 		for _, e := range v.AsStringSlice() {
-			b, m = beginMessage(b, 1)
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, e)
-			b = endMessage(b, m)
+			b = appendAnyValue(b, 1, attribute.StringValue(e))
 		}
 	case attribute.SLICE:
 		for _, e := range v.AsSlice() {

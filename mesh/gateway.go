@@ -31,8 +31,8 @@ type Options struct {
 	CacheDir string
 	// Logger receives the access log and events. Default slog.Default().
 	Logger *slog.Logger
-	// TracerProvider makes the gateway's spans. Default: an SDK provider that
-	// exports nothing but still gives every request a trace id and carries
+	// TracerProvider makes the gateway's spans. Default: a provider that
+	// records nothing but still gives every request a trace id and carries
 	// inbound trace context through guests to their outbound calls. Spans
 	// under a request's follow its sampling decision (a parent-based
 	// sampler's rule): an unsampled request starts no child spans.

@@ -81,7 +81,7 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		req.series.runTime.Observe(res.Run.Seconds())
 	}
 	if span != nil {
-		endGuestSpan(span, res, err)
+		endGuestSpan(span, req.spanAttrs[:0], res, err)
 	}
 	if errOut.Len() > 0 {
 		p.log.Debug("guest stderr", "request_id", req.ID, "service", svc.Name, "stderr", truncate(errOut.String(), 2048))
@@ -127,13 +127,15 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 	req.Bytes = n
 }
 
-func endGuestSpan(span trace.Span, res host.Result, err error) {
-	span.SetAttributes(
+// endGuestSpan ends the guest's span with what came of its run; buf is
+// room for its attributes.
+func endGuestSpan(span trace.Span, buf []attribute.KeyValue, res host.Result, err error) {
+	span.SetAttributes(append(buf,
 		attribute.Float64("wasmesh.guest.instantiate_ms", float64(res.Instantiate.Microseconds())/1000),
 		attribute.Float64("wasmesh.guest.run_ms", float64(res.Run.Microseconds())/1000),
 		attribute.Int("wasmesh.guest.memory_pages", int(res.MemoryPages)),
 		attribute.Int("wasmesh.guest.exit_code", int(res.ExitCode)),
-		attribute.Bool("wasmesh.guest.reused", res.Reused))
+		attribute.Bool("wasmesh.guest.reused", res.Reused))...)
 	if err != nil {
 		span.SetAttributes(attribute.String("wasmesh.guest.stop_cause", err.Error()))
 		span.SetStatus(codes.Error, err.Error())

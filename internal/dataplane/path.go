@@ -67,6 +67,10 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
+// serverSpanOpts is serverSpan as Start's variadic options: passed as a
+// slice, it is not allocated again on each request.
+var serverSpanOpts = []trace.SpanStartOption{serverSpan}
+
 // serve is the request path, for a client's request and an in-process call
 // alike: a server span; the route (a call names its service); allow_peers;
 // the version; the body, read within the limits; a concurrency slot; the
@@ -76,9 +80,10 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 	p.metrics.Inflight.Inc()
 	defer p.metrics.Inflight.Dec()
 	r := req.HTTP
-	req.ctx, req.span = p.tracer.Start(ctx, "wasmesh.request", serverSpan)
+	req.ctx, req.span = p.tracer.Start(ctx, "wasmesh.request", serverSpanOpts...)
 	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped
-		req.span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+		a := append(req.spanAttrs[:0], attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+		req.span.SetAttributes(a...)
 	}
 	req.setHeader(w.Header(), RequestIDHeader, req.ID)
 	p.route(req, w)
@@ -397,7 +402,7 @@ func (p *Plane) endSpan(req *Request) {
 		req.span.End()
 		return
 	}
-	attrs := []attribute.KeyValue{attribute.Int("http.response.status_code", req.Status), attribute.String("wasmesh.request_id", req.ID)}
+	attrs := append(req.spanAttrs[:0], attribute.Int("http.response.status_code", req.Status), attribute.String("wasmesh.request_id", req.ID))
 	if req.Route != nil {
 		attrs = append(attrs, attribute.String("http.route", req.Route.Name), attribute.String("wasmesh.service", req.Service.Name))
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/bpf"
@@ -34,9 +33,10 @@ type Options struct {
 	FreshInstances bool
 	// Logger receives the access log and events. Default slog.Default().
 	Logger *slog.Logger
-	// TracerProvider makes the request path's spans. Default: an SDK
-	// provider that exports nothing but still gives every request a trace id
-	// and carries inbound trace context through guests to their calls.
+	// TracerProvider makes the request path's spans. Default: a provider
+	// that records nothing (telemetry.NewUnrecordedProvider) but still gives
+	// every request a trace id and carries inbound trace context through
+	// guests to their calls.
 	// Spans under a request's follow its sampling decision (a parent-based
 	// sampler's rule): an unsampled request starts no child spans.
 	TracerProvider trace.TracerProvider
@@ -131,7 +131,7 @@ func New(ctx context.Context, opts Options) (*Plane, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.TracerProvider == nil {
-		opts.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+		opts.TracerProvider = telemetry.NewUnrecordedProvider()
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = newClient(newTransport())

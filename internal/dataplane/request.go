@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/bpf"
@@ -55,6 +56,10 @@ type Request struct {
 	// deadline); span is the request's server span.
 	ctx  context.Context
 	span trace.Span
+	// spanAttrs holds the attributes handed to the request's spans, one
+	// SetAttributes at a time (a provider copies them): set from here, they
+	// allocate nothing.
+	spanAttrs [7]attribute.KeyValue
 	// body sets the client connection's read deadline while the body is
 	// read; nil for in-process calls, whose body is in memory.
 	body *http.ResponseController

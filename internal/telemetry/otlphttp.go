@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"golang.org/x/net/http/httpguts"
 	"google.golang.org/protobuf/proto"
@@ -26,9 +25,9 @@ import (
 
 // otlpHTTP is a span exporter that sends batches of spans to an OTLP/HTTP
 // receiver as binary protobuf (OTLP 1.x, POST to /v1/traces). It encodes
-// the SDK's spans straight into a reused buffer: otlptracehttp builds
-// each span's protobuf structs and marshals them by reflection, 12–13% of
-// a gateway's CPU when every request is traced.
+// the provider's spans straight into a reused buffer: otlptracehttp
+// builds each span's protobuf structs and marshals them by reflection,
+// 12–13% of a gateway's CPU when every request is traced.
 //
 // It is configured by the variables otlptracehttp reads, the per-signal
 // OTEL_EXPORTER_OTLP_TRACES_* ones over the general OTEL_EXPORTER_OTLP_*:
@@ -54,7 +53,7 @@ type otlpHTTP struct {
 
 	stopCtx context.Context // ended by Shutdown: a batch being sent stops
 	stop    context.CancelFunc
-	mu      sync.Mutex // the SDK exports one batch at a time; this guards it anyway
+	mu      sync.Mutex // the provider exports one batch at a time; this guards it anyway
 	enc     traceEncoder
 	zbuf    bytes.Buffer
 	zw      *gzip.Writer
@@ -186,9 +185,9 @@ func endpointURL(name, v string) (*url.URL, error) {
 	return u, nil
 }
 
-// ExportSpans sends spans in one request, tried again as the type's
-// comment says.
-func (e *otlpHTTP) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+// export sends spans in one request, tried again as the type's comment
+// says.
+func (e *otlpHTTP) export(ctx context.Context, spans []*span) error {
 	if len(spans) == 0 {
 		return nil
 	}
@@ -330,8 +329,8 @@ func retryAfterOf(v string) time.Duration {
 	return 0
 }
 
-// Shutdown stops the exporter: a batch being sent is given up.
-func (e *otlpHTTP) Shutdown(ctx context.Context) error {
+// shutdown stops the exporter: a batch being sent is given up.
+func (e *otlpHTTP) shutdown(context.Context) error {
 	e.stop()
 	e.client.CloseIdleConnections()
 	return nil

@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -28,19 +27,35 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// testSpans makes spans through the SDK that use every part of OTLP's Span
-// the encoder writes: a remote parent with a trace state, every kind of
-// attribute value (zero values, negative numbers, lists, maps, bytes),
+// testSpans makes spans through a Provider that use every part of OTLP's
+// Span the encoder writes: a remote parent with a trace state, every kind
+// of attribute value (zero values, negative numbers, lists, maps, bytes),
 // values long enough that a message's length takes two and three bytes,
 // events, links, both status codes, two instrumentation scopes.
-func testSpans(t *testing.T) []sdktrace.ReadOnlySpan {
+func testSpans(t testing.TB) []*span {
 	t.Helper()
-	rec := tracetest.NewSpanRecorder()
+	rec := &recordingExporter{}
+	tp, err := newProvider(1, testResource(t), rec, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spanScript(t, tp)
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rec.spans
+}
+
+func testResource(t testing.TB) *resource.Resource {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "wasmesh"), attribute.Int("replica", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithResource(res))
+	return res
+}
+
+// spanScript makes testSpans' spans through tp.
+func spanScript(t testing.TB, tp trace.TracerProvider) {
 	mesh := tp.Tracer("github.com/wasmesh/wasmesh/mesh")
 	other := tp.Tracer("other", trace.WithInstrumentationVersion("1.2.3"), trace.WithSchemaURL("https://opentelemetry.io/schemas/1.26.0"),
 		trace.WithInstrumentationAttributes(attribute.String("scope.attr", "x")))
@@ -76,12 +91,38 @@ func testSpans(t *testing.T) []sdktrace.ReadOnlySpan {
 	internal.SetStatus(codes.Ok, "")
 	internal.End()
 	server.End()
-	_, root := mesh.Start(context.Background(), "root, unsampled parent none")
+	_, root := mesh.Start(context.Background(), "root, no parent")
 	root.End()
-	if err := tp.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
+}
+
+// recordingExporter keeps what it is given.
+type recordingExporter struct {
+	mu      sync.Mutex
+	spans   []*span
+	batches []int
+	block   chan struct{} // when set, an export waits for it to close
+}
+
+func (r *recordingExporter) export(_ context.Context, spans []*span) error {
+	if r.block != nil {
+		<-r.block
 	}
-	return rec.Ended()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.spans = append(r.spans, spans...)
+	r.batches = append(r.batches, len(spans))
+	return nil
+}
+
+func (r *recordingExporter) shutdown(context.Context) error { return nil }
+
+// snapshots are spans as the SDK's exporters take them.
+func snapshots(spans []*span) []sdktrace.ReadOnlySpan {
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, s := range spans {
+		out[i] = s.stub().Snapshot()
+	}
+	return out
 }
 
 // receiver is an OTLP/HTTP receiver on loopback that keeps what it is
@@ -154,18 +195,18 @@ func TestOTLPEncodingMatchesOtlptracehttp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ref.ExportSpans(context.Background(), spans); err != nil {
+	if err := ref.ExportSpans(context.Background(), snapshots(spans)); err != nil {
 		t.Fatalf("otlptracehttp: %v", err)
 	}
 	ours, err := newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv.srv.URL}), os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ours.ExportSpans(context.Background(), spans); err != nil {
+	if err := ours.export(context.Background(), spans); err != nil {
 		t.Fatalf("ours: %v", err)
 	}
 	// Twice: the second encoding reuses the first's buffers.
-	if err := ours.ExportSpans(context.Background(), spans); err != nil {
+	if err := ours.export(context.Background(), spans); err != nil {
 		t.Fatalf("ours, again: %v", err)
 	}
 	if len(recv.bodies) != 3 {
@@ -209,14 +250,14 @@ func TestOTLPHTTPConfig(t *testing.T) {
 	}
 	// 503 with Retry-After: 1, then 400: tried twice, then refused.
 	began := time.Now()
-	err = e.ExportSpans(context.Background(), spans)
+	err = e.export(context.Background(), spans)
 	if err == nil || !strings.Contains(err.Error(), "400 Bad Request") || !strings.Contains(err.Error(), "spans dropped") {
 		t.Errorf("a refused batch: %v, want the receiver's 400 and the spans dropped", err)
 	}
 	if took := time.Since(began); took < time.Second {
 		t.Errorf("the second try came %v after the first, before the receiver's Retry-After of 1 s", took)
 	}
-	if err := e.ExportSpans(context.Background(), spans); err != nil {
+	if err := e.export(context.Background(), spans); err != nil {
 		t.Fatal(err)
 	}
 	if len(recv.requests) != 3 {
@@ -238,7 +279,7 @@ func TestOTLPHTTPConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExportSpans(context.Background(), spans); err != nil {
+	if err := e.export(context.Background(), spans); err != nil {
 		t.Fatal(err)
 	}
 	if len(recv2.requests) != 1 || recv2.requests[0].URL.Path != "/base/v1/traces" {
@@ -255,7 +296,7 @@ func TestOTLPHTTPConfig(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	err = e.ExportSpans(ctx, spans)
+	err = e.export(ctx, spans)
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "deadline would pass") || ctx.Err() != nil {
 		t.Errorf("a receiver answering 503 throughout: %v (context: %v), want its 503 given up before the deadline", err, ctx.Err())
 	}
@@ -270,14 +311,14 @@ func TestOTLPHTTPConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	began = time.Now()
-	err = e.ExportSpans(context.Background(), spans)
+	err = e.export(context.Background(), spans)
 	if took := time.Since(began); err == nil || !strings.Contains(err.Error(), "refused") || took < time.Second || took > 1500*time.Millisecond {
 		t.Errorf("a receiver that is gone: %v after %v, want connection refused, tried again after 1 s and given up within the 1.5 s timeout", err, took)
 	}
-	if err := e.Shutdown(context.Background()); err != nil {
+	if err := e.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExportSpans(context.Background(), spans); err == nil {
+	if err := e.export(context.Background(), spans); err == nil {
 		t.Error("an export after Shutdown was accepted")
 	}
 }
@@ -295,14 +336,14 @@ func TestOTLPHTTPTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExportSpans(context.Background(), spans); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if err := e.export(context.Background(), spans); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("an export to a receiver whose CA is unknown: %v, want a certificate error", err)
 	}
 	e, err = newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv.srv.URL, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": caFile}), os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExportSpans(context.Background(), spans); err != nil {
+	if err := e.export(context.Background(), spans); err != nil {
 		t.Fatal(err)
 	}
 	if len(recv.requests) != 1 {
@@ -338,8 +379,11 @@ func TestOTLPHTTPConfigErrors(t *testing.T) {
 // ours and by what otlptracehttp does (transform to the protobuf structs,
 // marshal), side by side.
 func BenchmarkOTLPEncode(b *testing.B) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	rec := &recordingExporter{}
+	tp, err := newProvider(1, testResource(b), rec, env(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
 	tr := tp.Tracer("github.com/wasmesh/wasmesh/mesh")
 	for i := 0; i < 256; i++ {
 		ctx, s := tr.Start(context.Background(), "wasmesh.request", trace.WithSpanKind(trace.SpanKindServer))
@@ -352,7 +396,10 @@ func BenchmarkOTLPEncode(b *testing.B) {
 			attribute.String("http.route", "rust"), attribute.String("wasmesh.service", "rust"), attribute.String("wasmesh.version", "sha256:9084be8d3daf"))
 		s.End()
 	}
-	spans := rec.Ended()
+	if err := tp.Shutdown(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	spans := rec.spans
 	b.Run("ours", func(b *testing.B) {
 		var e traceEncoder
 		b.ReportAllocs()
@@ -369,9 +416,10 @@ func BenchmarkOTLPEncode(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		snap := snapshots(spans)
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := ref.ExportSpans(context.Background(), spans); err != nil {
+			if err := ref.ExportSpans(context.Background(), snap); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -385,7 +433,7 @@ func BenchmarkOTLPEncode(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := e.ExportSpans(context.Background(), spans); err != nil {
+			if err := e.export(context.Background(), spans); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -411,7 +459,7 @@ func TestOTLPHTTPEarlyAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
-		if err := e.ExportSpans(context.Background(), spans[:len(spans)-i]); err == nil || !strings.Contains(err.Error(), "413") {
+		if err := e.export(context.Background(), spans[:len(spans)-i]); err == nil || !strings.Contains(err.Error(), "413") {
 			t.Fatalf("export %d: %v, want the receiver's 413", i, err)
 		}
 	}
@@ -431,10 +479,10 @@ func TestOTLPHTTPShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- e.ExportSpans(context.Background(), testSpans(t)) }()
+	go func() { done <- e.export(context.Background(), testSpans(t)) }()
 	<-arrived
 	began := time.Now()
-	if err := e.Shutdown(context.Background()); err != nil {
+	if err := e.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {

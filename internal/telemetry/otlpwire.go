@@ -7,15 +7,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // This file writes OTLP's ExportTraceServiceRequest
 // (opentelemetry/proto/collector/trace/v1/trace_service.proto) in protobuf's
-// wire format straight from the SDK's spans, into one buffer reused from
+// wire format straight from the provider's spans, into one buffer reused from
 // export to export, the field numbers those .proto files give. A nested
 // message is written in place and its length put before it afterwards:
 // one byte is set aside for it, which holds any length under 128, and the
@@ -27,66 +25,58 @@ type traceEncoder struct {
 	groups []spanGroup
 }
 
-// spanGroup is the spans of one resource and instrumentation scope, by
-// their index in the batch.
+// spanGroup is the spans of one tracer (instrumentation scope), by their
+// index in the batch.
 type spanGroup struct {
-	res   *resource.Resource
-	scope instrumentation.Scope
-	spans []int
+	tracer *tracer
+	spans  []int
 }
 
-// encode returns the ExportTraceServiceRequest of spans. The result is the
-// encoder's buffer: it is valid until the next call.
-func (e *traceEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
-	e.group(spans)
+// encode returns the ExportTraceServiceRequest of spans, all of one
+// provider (and so of one resource). The result is the encoder's buffer:
+// it is valid until the next call.
+func (e *traceEncoder) encode(spans []*span) []byte {
 	b := e.buf[:0]
-	for i, first := range e.groups {
-		res := first.res
-		if slices.ContainsFunc(e.groups[:i], func(g spanGroup) bool { return g.res == res }) {
-			continue // its resource's spans went with an earlier group's
-		}
-		var rs int
-		b, rs = beginMessage(b, 1) // ExportTraceServiceRequest.resource_spans
-		var r int
-		b, r = beginMessage(b, 1) // ResourceSpans.resource
-		if res != nil {
-			for it := res.Iter(); it.Next(); {
-				b = appendKeyValue(b, 1, it.Attribute()) // Resource.attributes
-			}
-		}
-		b = endMessage(b, r)
-		for _, g := range e.groups[i:] {
-			if g.res != res {
-				continue
-			}
-			var ss int
-			b, ss = beginMessage(b, 2) // ResourceSpans.scope_spans
-			b = appendScope(b, g.scope)
-			for _, k := range g.spans {
-				b = appendSpan(b, spans[k])
-			}
-			b = appendString(b, 3, g.scope.SchemaURL) // ScopeSpans.schema_url
-			b = endMessage(b, ss)
-		}
-		if res != nil {
-			b = appendString(b, 3, res.SchemaURL()) // ResourceSpans.schema_url
-		}
-		b = endMessage(b, rs)
+	if len(spans) == 0 {
+		e.buf = b
+		return b
 	}
+	e.group(spans)
+	res := spans[0].tracer.p.res
+	var rs int
+	b, rs = beginMessage(b, 1) // ExportTraceServiceRequest.resource_spans
+	var r int
+	b, r = beginMessage(b, 1) // ResourceSpans.resource
+	if res != nil {
+		for it := res.Iter(); it.Next(); {
+			b = appendKeyValue(b, 1, it.Attribute()) // Resource.attributes
+		}
+	}
+	b = endMessage(b, r)
+	for _, g := range e.groups {
+		var ss int
+		b, ss = beginMessage(b, 2) // ResourceSpans.scope_spans
+		b = appendScope(b, g.tracer.scope)
+		for _, k := range g.spans {
+			b = appendSpan(b, spans[k])
+		}
+		b = appendString(b, 3, g.tracer.scope.SchemaURL) // ScopeSpans.schema_url
+		b = endMessage(b, ss)
+	}
+	if res != nil {
+		b = appendString(b, 3, res.SchemaURL()) // ResourceSpans.schema_url
+	}
+	b = endMessage(b, rs)
 	e.buf = b
 	return b
 }
 
-// group sorts spans into e.groups, one per resource and scope, in the
-// order each is first seen (a batch holds one or two: a linear search).
-func (e *traceEncoder) group(spans []sdktrace.ReadOnlySpan) {
+// group sorts spans into e.groups, one per tracer, in the order each is
+// first seen (a batch holds one or two: a linear search).
+func (e *traceEncoder) group(spans []*span) {
 	groups := e.groups[:0]
 	for k, s := range spans {
-		if s == nil {
-			continue
-		}
-		res, scope := s.Resource(), s.InstrumentationScope()
-		found := slices.IndexFunc(groups, func(g spanGroup) bool { return g.res == res && g.scope == scope })
+		found := slices.IndexFunc(groups, func(g spanGroup) bool { return g.tracer == s.tracer })
 		if found < 0 {
 			found = len(groups)
 			if cap(groups) > len(groups) { // reuse the slot's slice of indexes
@@ -95,7 +85,7 @@ func (e *traceEncoder) group(spans []sdktrace.ReadOnlySpan) {
 			} else {
 				groups = append(groups, spanGroup{})
 			}
-			groups[found].res, groups[found].scope = res, scope
+			groups[found].tracer = s.tracer
 		}
 		groups[found].spans = append(groups[found].spans, k)
 	}
@@ -115,27 +105,27 @@ func appendScope(b []byte, scope instrumentation.Scope) []byte {
 
 // appendSpan appends s as ScopeSpans.spans, with the fields the OTLP
 // exporters of opentelemetry-go set.
-func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+func appendSpan(b []byte, s *span) []byte {
 	var m int
 	b, m = beginMessage(b, 2) // ScopeSpans.spans
-	sc := s.SpanContext()
+	sc := s.sc
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b = appendBytes(b, 1, tid[:])
 	b = appendBytes(b, 2, sid[:])
 	b = appendString(b, 3, sc.TraceState().String())
-	parent := s.Parent()
+	parent := s.parent
 	if psid := parent.SpanID(); psid.IsValid() {
 		b = appendBytes(b, 4, psid[:])
 	}
-	b = appendString(b, 5, s.Name())
-	b = appendUint(b, 6, uint64(spanKind(s.SpanKind())))
-	b = appendFixed64(b, 7, unixNano(s.StartTime().UnixNano()))
-	b = appendFixed64(b, 8, unixNano(s.EndTime().UnixNano()))
-	for _, kv := range s.Attributes() {
+	b = appendString(b, 5, s.name)
+	b = appendUint(b, 6, uint64(spanKind(s.kind)))
+	b = appendFixed64(b, 7, unixNano(s.start.UnixNano()))
+	b = appendFixed64(b, 8, unixNano(s.end.UnixNano()))
+	for _, kv := range s.attrs {
 		b = appendKeyValue(b, 9, kv)
 	}
-	b = appendUint(b, 10, clampCount(s.DroppedAttributes()))
-	for _, ev := range s.Events() {
+	b = appendUint(b, 10, clampCount(s.droppedAttrs))
+	for _, ev := range s.events {
 		var em int
 		b, em = beginMessage(b, 11)
 		b = appendFixed64(b, 1, unixNano(ev.Time.UnixNano()))
@@ -146,8 +136,8 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = appendUint(b, 4, clampCount(ev.DroppedAttributeCount))
 		b = endMessage(b, em)
 	}
-	b = appendUint(b, 12, clampCount(s.DroppedEvents()))
-	for _, l := range s.Links() {
+	b = appendUint(b, 12, clampCount(s.droppedEvents))
+	for _, l := range s.links {
 		var lm int
 		b, lm = beginMessage(b, 13)
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
@@ -162,8 +152,8 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = protowire.AppendFixed32(b, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
 		b = endMessage(b, lm)
 	}
-	b = appendUint(b, 14, clampCount(s.DroppedLinks()))
-	st := s.Status()
+	b = appendUint(b, 14, clampCount(s.droppedLinks))
+	st := s.status
 	var sm int
 	b, sm = beginMessage(b, 15) // always present, as the SDK's exporters send it
 	b = appendString(b, 2, st.Description)

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 )
 
@@ -33,7 +34,7 @@ type TracingOptions struct {
 
 // NewTracerProvider builds the tracer provider TracingOptions describe.
 // Shut it down to flush the exporter.
-func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.TracerProvider, error) {
+func NewTracerProvider(ctx context.Context, opts TracingOptions) (*Provider, error) {
 	exp, err := newExporter(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -49,17 +50,51 @@ func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.Trac
 	if err != nil {
 		res = resource.Default()
 	}
-	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
-		sdktrace.WithResource(res),
-	}
-	if exp != nil {
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
-	}
-	return sdktrace.NewTracerProvider(tpOpts...), nil
+	return newProvider(ratio, res, exp, os.Getenv)
 }
 
-func newExporter(ctx context.Context, opts TracingOptions) (sdktrace.SpanExporter, error) {
+// NewUnrecordedProvider returns a provider that records no span: a span
+// has its own span ID and follows its parent's sampled flag, and a new
+// trace is not sampled. It is what the gateway traces with when it is not
+// given a provider.
+func NewUnrecordedProvider() *Provider {
+	p, _ := newProvider(0, nil, nil, func(string) string { return "" })
+	return p
+}
+
+// sdkExporter hands the provider's spans to one of the SDK's exporters.
+type sdkExporter struct {
+	exp sdktrace.SpanExporter
+	buf []sdktrace.ReadOnlySpan
+}
+
+func (e *sdkExporter) export(ctx context.Context, spans []*span) error {
+	for _, s := range spans {
+		e.buf = append(e.buf, s.stub().Snapshot())
+	}
+	err := e.exp.ExportSpans(ctx, e.buf)
+	clear(e.buf)
+	e.buf = e.buf[:0]
+	return err
+}
+
+func (e *sdkExporter) shutdown(ctx context.Context) error { return e.exp.Shutdown(ctx) }
+
+// stub is the SDK's description of an ended span.
+func (s *span) stub() tracetest.SpanStub {
+	attrs := s.attrs
+	if len(attrs) == 0 {
+		attrs = nil
+	}
+	return tracetest.SpanStub{
+		Name: s.name, SpanContext: s.sc, Parent: s.parent, SpanKind: s.kind, StartTime: s.start, EndTime: s.end,
+		Attributes: attrs, Events: s.events, Links: s.links, Status: s.status,
+		DroppedAttributes: s.droppedAttrs, DroppedEvents: s.droppedEvents, DroppedLinks: s.droppedLinks,
+		Resource: s.tracer.p.res, InstrumentationScope: s.tracer.scope,
+	}
+}
+
+func newExporter(ctx context.Context, opts TracingOptions) (spanExporter, error) {
 	name := opts.Exporter
 	if name == "" {
 		name = os.Getenv("OTEL_TRACES_EXPORTER")
@@ -81,13 +116,21 @@ func newExporter(ctx context.Context, opts TracingOptions) (sdktrace.SpanExporte
 	case "otlp-http":
 		return newOTLPHTTP(os.Getenv, os.ReadFile)
 	case "otlp-grpc":
-		return otlptracegrpc.New(ctx)
+		exp, err := otlptracegrpc.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &sdkExporter{exp: exp}, nil
 	case "stdout", "console":
 		w := opts.Stdout
 		if w == nil {
 			w = os.Stdout
 		}
-		return stdouttrace.New(stdouttrace.WithWriter(w))
+		exp, err := stdouttrace.New(stdouttrace.WithWriter(w))
+		if err != nil {
+			return nil, err
+		}
+		return &sdkExporter{exp: exp}, nil
 	}
 	return nil, fmt.Errorf("trace exporter %q: want none, otlp, otlp-http, otlp-grpc or stdout", name)
 }

@@ -1,0 +1,383 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestProviderMatchesSDK: the same spans made through the SDK's provider
+// and through ours come out the same, but for their new IDs and times:
+// names, kinds, parents (by position), attributes (set again, invalid,
+// given at start), status rules, events, errors, links, scopes, resource,
+// and what a span ignores after its end.
+func TestProviderMatchesSDK(t *testing.T) {
+	script := func(tp trace.TracerProvider) {
+		spanScript(t, tp)
+		tr := tp.Tracer("more")
+		ctx, s := tr.Start(context.Background(), "attributes and status", trace.WithAttributes(attribute.String("a", "1")))
+		s.SetAttributes(attribute.String("a", "2"), attribute.String("", "no key"), attribute.Int("b", 3), attribute.String("a", "3"))
+		s.SetStatus(codes.Error, "first")
+		s.SetStatus(codes.Unset, "ignored")
+		s.SetStatus(codes.Error, "second")
+		s.RecordError(errors.New("it broke"), trace.WithTimestamp(time.Unix(1, 0)))
+		s.RecordError(fmt.Errorf("wrapped: %w", context.Canceled), trace.WithTimestamp(time.Unix(2, 0)))
+		s.RecordError(nil)
+		s.AddLink(trace.Link{}) // nothing in it: not kept
+		s.AddLink(trace.Link{Attributes: []attribute.KeyValue{attribute.Int("n", 1), attribute.Int("n", 2)}})
+		s.SetName("renamed")
+		_, child := tr.Start(ctx, "child", trace.WithSpanKind(trace.SpanKindProducer))
+		child.SetStatus(codes.Ok, "dropped: only errors have a description")
+		child.SetStatus(codes.Error, "too late: Ok is final")
+		child.End()
+		_, root := tr.Start(ctx, "new root", trace.WithNewRoot())
+		root.End()
+		s.End()
+		s.SetAttributes(attribute.String("after", "end"))
+		s.SetName("after end")
+		s.AddEvent("after end")
+		s.End() // a second time: nothing
+		many := make([]attribute.KeyValue, 140)
+		for i := range many {
+			many[i] = attribute.Int(fmt.Sprint("k", i), i)
+		}
+		_, big := tr.Start(context.Background(), "over the limits", trace.WithAttributes(many[:100]...))
+		big.SetAttributes(many...)
+		for i := 0; i < 130; i++ {
+			big.AddEvent("e")
+		}
+		big.End()
+	}
+
+	res := testResource(t)
+	rec := tracetest.NewSpanRecorder()
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(1))))
+	script(sdk)
+	want := tracetest.SpanStubsFromReadOnlySpans(rec.Ended())
+
+	ours := &recordingExporter{}
+	tp, err := newProvider(1, res, ours, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script(tp)
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got tracetest.SpanStubs
+	for _, s := range ours.spans {
+		got = append(got, s.stub())
+	}
+	if len(got) != len(want) || len(got) < 8 {
+		t.Fatalf("%d spans, the SDK's %d", len(got), len(want))
+	}
+	normalise(t, want)
+	normalise(t, got)
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(tracetest.SpanStub{}, "ChildSpanCount", "InstrumentationLibrary"),
+		cmp.AllowUnexported(attribute.Value{}), cmp.Comparer(func(a, b attribute.Set) bool { return a.Equals(&b) }),
+		cmp.Comparer(func(a, b *resource.Resource) bool { return a.Equal(b) }),
+		cmp.Comparer(func(a, b trace.SpanContext) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("our spans differ from the SDK's (-SDK +ours):\n%s", diff)
+	}
+}
+
+// normalise replaces the IDs the provider made with ones numbered in the
+// order the spans ended (IDs from outside stay), and the times it took
+// with zero, after checking that each span ends after it starts.
+func normalise(t *testing.T, spans tracetest.SpanStubs) {
+	number := map[trace.SpanID]byte{}
+	traces := map[trace.TraceID]byte{}
+	for i, s := range spans {
+		number[s.SpanContext.SpanID()] = byte(i + 1)
+	}
+	renumber := func(sc trace.SpanContext) trace.SpanContext {
+		n, ok := number[sc.SpanID()]
+		if !ok {
+			return sc
+		}
+		tid := sc.TraceID()
+		if tid[0] != 1 { // not the test's remote parent's
+			if _, ok := traces[tid]; !ok {
+				traces[tid] = byte(len(traces) + 1)
+			}
+			tid = trace.TraceID{0xee, traces[tid]}
+		}
+		return sc.WithSpanID(trace.SpanID{0xff, n}).WithTraceID(tid)
+	}
+	for i := range spans {
+		s := &spans[i]
+		if s.EndTime.Before(s.StartTime) || s.StartTime.IsZero() {
+			t.Errorf("span %q: start %v, end %v", s.Name, s.StartTime, s.EndTime)
+		}
+		s.SpanContext, s.Parent = renumber(s.SpanContext), renumber(s.Parent)
+		s.StartTime, s.EndTime = time.Time{}, time.Time{}
+		for j := range s.Events {
+			if s.Events[j].Time.After(time.Unix(1e9, 0)) { // taken by the provider, not given
+				s.Events[j].Time = time.Time{}
+			}
+		}
+	}
+}
+
+// TestProviderSampling: a new trace is sampled as the SDK's
+// TraceIDRatioBased decides for the same trace ID, about ratio of them; a
+// child follows its parent's flag; an unsampled span has its own span ID
+// in its parent's trace; a provider without exporter records nothing.
+func TestProviderSampling(t *testing.T) {
+	rec := &recordingExporter{}
+	tp, err := newProvider(0.25, nil, rec, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	ref := sdktrace.TraceIDRatioBased(0.25)
+	tr := tp.Tracer("t")
+	sampled := 0
+	const n = 20000
+	for i := 0; i < n; i++ {
+		_, s := tr.Start(context.Background(), "root")
+		sc := s.SpanContext()
+		want := ref.ShouldSample(sdktrace.SamplingParameters{TraceID: sc.TraceID()}).Decision == sdktrace.RecordAndSample
+		if sc.IsSampled() != want || s.IsRecording() != want {
+			t.Fatalf("trace %s: sampled %v, recording %v; the SDK's ratio sampler says %v", sc.TraceID(), sc.IsSampled(), s.IsRecording(), want)
+		}
+		if !sc.IsValid() {
+			t.Fatalf("span context %v is not valid", sc)
+		}
+		if want {
+			sampled++
+		}
+	}
+	if got := float64(sampled) / n; got < 0.23 || got > 0.27 {
+		t.Errorf("%.3f of new traces sampled at ratio 0.25", got)
+	}
+
+	for _, parentSampled := range []bool{true, false} {
+		flags := trace.TraceFlags(0).WithSampled(parentSampled)
+		parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}, TraceFlags: flags, Remote: true})
+		ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
+		ctx, s := tr.Start(ctx, "child")
+		sc := s.SpanContext()
+		if sc.TraceID() != parent.TraceID() || sc.SpanID() == parent.SpanID() || !sc.SpanID().IsValid() || sc.IsSampled() != parentSampled || s.IsRecording() != parentSampled {
+			t.Errorf("parent sampled %v: child %v (recording %v)", parentSampled, sc, s.IsRecording())
+		}
+		if !trace.SpanContextFromContext(ctx).Equal(sc) {
+			t.Errorf("parent sampled %v: the context carries %v, not the span's", parentSampled, trace.SpanContextFromContext(ctx))
+		}
+	}
+
+	off := NewUnrecordedProvider()
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}, TraceFlags: trace.FlagsSampled, Remote: true})
+	_, s := off.Tracer("t").Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "child")
+	if s.IsRecording() || !s.SpanContext().IsSampled() || s.SpanContext().SpanID() == parent.SpanID() {
+		t.Errorf("without an exporter: recording %v, %v", s.IsRecording(), s.SpanContext())
+	}
+	_, s = off.Tracer("t").Start(context.Background(), "root")
+	if s.IsRecording() || s.SpanContext().IsSampled() || !s.SpanContext().IsValid() {
+		t.Errorf("without an exporter, a new trace: recording %v, %v", s.IsRecording(), s.SpanContext())
+	}
+}
+
+// TestProviderBatching: full batches go at once, the rest at ForceFlush or
+// on the schedule; a full queue drops spans; Shutdown sends what waits and
+// drops what ends after it.
+func TestProviderBatching(t *testing.T) {
+	rec := &recordingExporter{}
+	tp, err := newProvider(1, nil, rec, env(map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10", "OTEL_BSP_MAX_QUEUE_SIZE": "30", "OTEL_BSP_SCHEDULE_DELAY": "3600000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tp.Tracer("t")
+	end := func(n int) {
+		for i := 0; i < n; i++ {
+			_, s := tr.Start(context.Background(), "s")
+			s.End()
+		}
+	}
+	exported := func() (int, []int) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.spans), append([]int(nil), rec.batches...)
+	}
+	end(25)
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := exported(); n < 20 && time.Now().Before(deadline); n, _ = exported() {
+		time.Sleep(time.Millisecond)
+	}
+	if n, batches := exported(); n != 20 || !slicesAll(batches, 10) {
+		t.Fatalf("after 25 spans with batches of 10 (and an hour's delay): %d exported in %v, want 20 in batches of 10", n, batches)
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, batches := exported(); n != 25 || batches[len(batches)-1] != 5 {
+		t.Fatalf("after ForceFlush: %d exported in %v, want 25, the last batch 5", n, batches)
+	}
+
+	rec.block = make(chan struct{}) // the exporter stalls: the queue fills
+	end(10)                         // a full batch: the loop takes it and waits in export
+	for {
+		tp.mu.Lock()
+		empty := len(tp.queue) == 0
+		tp.mu.Unlock()
+		if empty {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	end(35) // 30 fit in the queue, 5 are dropped
+	tp.mu.Lock()
+	queued, dropped := len(tp.queue), tp.dropped
+	tp.mu.Unlock()
+	if queued != 30 || dropped != 5 {
+		t.Errorf("a stalled exporter with a queue of 30 and 35 more spans: %d queued, %d dropped", queued, dropped)
+	}
+	close(rec.block)
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := exported(); n != 25+10+30 {
+		t.Errorf("after Shutdown: %d exported, want %d", n, 25+10+30)
+	}
+	end(3)
+	if n, _ := exported(); n != 65 {
+		t.Errorf("spans ended after Shutdown were exported: %d", n)
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Errorf("ForceFlush after Shutdown: %v", err)
+	}
+}
+
+// TestProviderSchedule: spans short of a batch go on the schedule, without
+// a flush.
+func TestProviderSchedule(t *testing.T) {
+	rec := &recordingExporter{}
+	tp, err := newProvider(1, nil, rec, env(map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "20"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	for round := 1; round <= 3; round++ {
+		_, s := tp.Tracer("t").Start(context.Background(), "s")
+		s.End()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			rec.mu.Lock()
+			n := len(rec.spans)
+			rec.mu.Unlock()
+			if n == round {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d spans exported 5 s after the end of one, with a schedule of 20 ms", round, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func slicesAll(s []int, v int) bool {
+	for _, x := range s {
+		if x != v {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// TestProviderEnvErrors: a malformed batching variable is refused by name.
+func TestProviderEnvErrors(t *testing.T) {
+	for _, name := range []string{"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"} {
+		for _, v := range []string{"x", "0", "-5", "1.5"} {
+			_, err := newProvider(1, nil, &recordingExporter{}, env(map[string]string{name: v}))
+			if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), v) {
+				t.Errorf("%s=%s: %v, want an error naming the variable and its value", name, v, err)
+			}
+		}
+	}
+}
+
+// BenchmarkRequestSpans: what a traced request's two spans (the server's
+// and the guest's, with the gateway's attributes) cost on its path,
+// through our provider and through the SDK's with its batch processor,
+// side by side; both export to nothing.
+func BenchmarkRequestSpans(b *testing.B) {
+	run := func(b *testing.B, tp trace.TracerProvider) {
+		tr := tp.Tracer("github.com/wasmesh/wasmesh/mesh")
+		server := trace.WithSpanKind(trace.SpanKindServer)
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, s := tr.Start(context.Background(), "wasmesh.request", server)
+			s.SetAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.path", "/rust/hi"))
+			_, g := tr.Start(ctx, "wasmesh.guest")
+			g.SetAttributes(attribute.Float64("wasmesh.guest.instantiate_ms", 0), attribute.Float64("wasmesh.guest.run_ms", 0.004),
+				attribute.Int("wasmesh.guest.memory_pages", 17), attribute.Int("wasmesh.guest.exit_code", 0), attribute.Bool("wasmesh.guest.reused", true))
+			g.End()
+			s.SetAttributes(attribute.Int("http.response.status_code", 200), attribute.String("wasmesh.request_id", "ba73da737e186a77"),
+				attribute.String("http.route", "rust"), attribute.String("wasmesh.service", "rust"), attribute.String("wasmesh.version", "sha256:9084be8d3daf"))
+			s.End()
+		}
+	}
+	b.Run("ours", func(b *testing.B) {
+		tp, err := newProvider(1, nil, discardExporter{}, env(nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tp.Shutdown(context.Background())
+		run(b, tp)
+	})
+	b.Run("sdk", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(1))),
+			sdktrace.WithBatcher(sdkDiscard{}))
+		defer tp.Shutdown(context.Background())
+		run(b, tp)
+	})
+}
+
+type discardExporter struct{}
+
+func (discardExporter) export(context.Context, []*span) error { return nil }
+func (discardExporter) shutdown(context.Context) error        { return nil }
+
+type sdkDiscard struct{}
+
+func (sdkDiscard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (sdkDiscard) Shutdown(context.Context) error                             { return nil }
+
+// TestProviderSDKExporter: the SDK's exporters (here stdouttrace) get the
+// provider's spans whole.
+func TestProviderSDKExporter(t *testing.T) {
+	var out strings.Builder
+	tp, err := NewTracerProvider(context.Background(), TracingOptions{Exporter: "stdout", SampleRatio: -1, Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, s := tp.Tracer("github.com/wasmesh/wasmesh/mesh").Start(context.Background(), "wasmesh.request", trace.WithSpanKind(trace.SpanKindServer))
+	_, g := tp.Tracer("github.com/wasmesh/wasmesh/mesh").Start(ctx, "wasmesh.guest")
+	g.SetAttributes(attribute.Int("wasmesh.guest.exit_code", 3))
+	g.SetStatus(codes.Error, "exit 3")
+	g.End()
+	s.End()
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"Name":"wasmesh.request"`, `"Name":"wasmesh.guest"`, `"Key":"wasmesh.guest.exit_code"`,
+		`"Description":"exit 3"`, `"service.name"`, `"SpanID":"` + s.SpanContext().SpanID().String(), `"InstrumentationScope":{"Name":"github.com/wasmesh/wasmesh/mesh"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout exporter's output has no %s:\n%s", want, out.String())
+		}
+	}
+}

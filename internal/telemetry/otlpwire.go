@@ -210,6 +210,22 @@ func clampCount(n int) uint64 { return uint64(min(max(0, n), math.MaxUint32)) }
 
 // appendKeyValue appends kv as a KeyValue message in field num.
 func appendKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) []byte {
+	if kv.Value.Type() == attribute.STRING && len(kv.Key) < 0x80 {
+		// The common case, its lengths known before it is written: a
+		// short key and a string value (KeyValue{key, AnyValue{string_value}}).
+		v := kv.Value.AsString()
+		anyLen := 1 + protowire.SizeVarint(uint64(len(v))) + len(v)
+		kvLen := 1 + 1 + len(kv.Key) + 1 + protowire.SizeVarint(uint64(anyLen)) + anyLen
+		b = protowire.AppendTag(b, num, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(kvLen))
+		b = append(b, 1<<3|byte(protowire.BytesType), byte(len(kv.Key)))
+		b = append(b, kv.Key...)
+		b = append(b, 2<<3|byte(protowire.BytesType))
+		b = protowire.AppendVarint(b, uint64(anyLen))
+		b = append(b, 1<<3|byte(protowire.BytesType))
+		b = protowire.AppendVarint(b, uint64(len(v)))
+		return append(b, v...)
+	}
 	var m int
 	b, m = beginMessage(b, num)
 	b = appendString(b, 1, string(kv.Key))

@@ -81,7 +81,10 @@ run() {
     END {print name, rps, p50, p99}'
 }
 
-targets=(rust zig c typescript go go-reactor typescript-reactor rust+otlp rust+otlp1% rust+net/http frontend native-chain)
+# A pair's two targets run one after the other (rust first, its variants
+# next; frontend, then native-chain), so that the load of the machine,
+# which drifts over a round, moves both alike.
+targets=(rust rust+otlp rust+otlp1% rust+net/http zig c typescript go go-reactor typescript-reactor frontend native-chain)
 url() {
   case $1 in
     rust+otlp) echo http://127.0.0.1:18082/rust/hi ;;
@@ -92,6 +95,12 @@ url() {
   esac
 }
 
+# A second of load on each target first: the first round would otherwise
+# carry the making of instances and pools, and the heap's growth.
+for t in native "${targets[@]}"; do
+  u=$(url "$t"); [ "$t" = native ] && u=http://127.0.0.1:18081/hi
+  wrk -t2 -c"$conns" -d1s "$u" >/dev/null
+done
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(uname -r), wrk -t2 -c$conns -d$dur, GET with keep-alive, $rounds rounds"
 results=$(
   for r in $(seq "$rounds"); do

@@ -228,40 +228,56 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	if m.handler == "" {
 		return nil, fmt.Errorf("%w: component %s is a library (it exports %s): link to it", ErrNotHTTP, m.Digest, strings.Join(slices.Sorted(maps.Keys(m.exports)), ", "))
 	}
-	wc := &wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link}
-	c, err := e.startCall(ctx, m, timeout, memoryLimit, wc, r.Warmup)
-	if err != nil {
+	// What the call needs, in one allocation.
+	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link}}
+	c := &hc.call
+	if err := e.startCall(ctx, m, timeout, memoryLimit, &hc.wc, r.Warmup, c); err != nil {
 		return nil, err
 	}
+	var err error
 	// A response never set, or set with an error, is the guest's answer:
 	// its instance ran cleanly, and is reused.
 	defer func() { c.end(err == nil) }()
-	dl, inst, callCtx, fail := c.dl, c.inst, c.callCtx, c.fail
-	req := &wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
+	inst := c.inst
+	hc.req = wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
-	out := &wasip2.ResponseOutparam{Send: r.Respond}
-	if _, err = inst.Call(callCtx, m.handler, "handle", inst.NewObject(req), inst.NewObject(out)); err != nil {
-		return nil, fail(err)
+	out := &hc.out
+	out.Send = r.Respond
+	if _, err = inst.Call(c.callCtx, m.handler, "handle", inst.NewObject(&hc.req), inst.NewObject(out)); err != nil {
+		err = c.fail(err)
+		return nil, err
 	}
-	if dl.ended() {
+	if c.dl.ended() {
 		// Stopped (at the deadline, or with its caller), even if the
 		// handler then managed to return: a wait cut short returns
 		// normally.
-		err = runError(dl.ctx, nil)
+		err = runError(c.dl.ctx, nil)
 		return nil, err
 	}
 	switch {
 	case !out.Set():
-		return nil, ErrNoResponse
+		err = ErrNoResponse
+		return nil, err
 	case out.Err != nil:
-		return nil, out.Err
+		err = out.Err
+		return nil, err
 	}
 	resp := out.Response
 	var h http.Header
 	if r.Respond == nil { // else given to Respond already
 		h = resp.Header()
 	}
-	return &HTTPResponse{Status: resp.Status, Header: h, Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}, nil
+	hc.resp = HTTPResponse{Status: resp.Status, Header: h, Body: resp.Body(), Finished: resp.Finished(), Trailer: resp.Trailer()}
+	return &hc.resp, nil
+}
+
+// httpCall is what HandleHTTP makes for a request.
+type httpCall struct {
+	wc   wasip2.Context
+	call componentCall
+	req  wasip2.IncomingRequest
+	out  wasip2.ResponseOutparam
+	resp HTTPResponse
 }
 
 // componentCall is one call into an instance of a component: its
@@ -269,7 +285,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 type componentCall struct {
 	ctx     context.Context // the caller's
 	callCtx context.Context // the call's: stopped at the deadline unless the component stops itself
-	dl      *lazyDeadline
+	dl      lazyDeadline
 	inst    *component.Instance
 	pool    *componentPool
 	pc      *pooledComponent
@@ -277,19 +293,20 @@ type componentCall struct {
 
 // startCall gets an instance of m for one call within timeout (0: none),
 // each memory capped at memoryLimit bytes, with wc as its WASI state:
-// from m's pool of reset instances when it has one, else new. End it.
-func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration, memoryLimit int64, wc *wasip2.Context, warmup string) (*componentCall, error) {
+// from m's pool of reset instances when it has one, else new, set in c.
+// End it.
+func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration, memoryLimit int64, wc *wasip2.Context, warmup string, c *componentCall) error {
 	// The deadline: the instance of a Stoppable component is stopped at it
 	// by its own watch (SetDeadline), and a context with it (a timer each)
 	// is made only for what waits: an instantiation, a blocking host call.
-	c := &componentCall{ctx: ctx, callCtx: ctx, dl: &lazyDeadline{parent: ctx}}
+	*c = componentCall{ctx: ctx, callCtx: ctx, dl: lazyDeadline{parent: ctx}}
 	if timeout > 0 {
 		c.dl.at = time.Now().Add(timeout)
 	}
 	if !m.component.Stoppable() {
 		c.callCtx = c.dl.get() // stopped by wazero when its context is done
 	}
-	wc.Wait = c.dl.wait
+	wc.Wait = &c.dl
 	if p := m.pool(memoryLimit, wc.Args, wc.Env, warmup); p != nil {
 		pc, err := p.get(c.dl.get)
 		switch {
@@ -298,7 +315,7 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 		case err != nil:
 			err = c.fail(err)
 			c.dl.cancel()
-			return nil, err
+			return err
 		default:
 			c.inst, c.pool, c.pc = pc.inst, p, pc
 			c.inst.State = wc
@@ -309,12 +326,12 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 		if err != nil {
 			err = c.fail(err)
 			c.dl.cancel()
-			return nil, err
+			return err
 		}
 		c.inst = inst
 	}
 	c.inst.SetDeadline(c.dl.at)
-	return c, nil
+	return nil
 }
 
 // fail is the error of a call that failed with err: the caller's end, the
@@ -360,7 +377,8 @@ func (d *lazyDeadline) get() context.Context {
 	return d.ctx
 }
 
-func (d *lazyDeadline) wait(context.Context) context.Context { return d.get() }
+// WaitContext is the context a blocking host call waits in: the deadline's.
+func (d *lazyDeadline) WaitContext(context.Context) context.Context { return d.get() }
 
 // ended says a context made by get has ended: at the deadline, or with
 // its parent.

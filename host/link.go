@@ -126,8 +126,8 @@ func (e *Engine) CallExport(ctx context.Context, m *Module, c *LinkCall) (any, e
 		return nil, fmt.Errorf("component %s does not export %s (it exports %s)", m.Digest, c.Interface, strings.Join(slices.Sorted(maps.Keys(m.exports)), ", "))
 	}
 	wc := &wasip2.Context{Outbound: c.Outbound, Args: c.Argv, Env: c.Env, Link: c.Link}
-	call, err := e.startCall(ctx, m, c.Timeout, c.MemoryLimit, wc, "")
-	if err != nil {
+	call := &componentCall{}
+	if err := e.startCall(ctx, m, c.Timeout, c.MemoryLimit, wc, "", call); err != nil {
 		return nil, err
 	}
 	out, err := call.inst.Call(call.callCtx, export, c.Func, c.Args...)

@@ -145,14 +145,27 @@ func addFlat(h *component.Host) {
 			if err != nil {
 				return err
 			}
+			n := len(entries) / 16
 			f := &fields{}
+			if n <= len(f.nameRoom) {
+				f.names, f.values = f.nameRoom[:0], f.valueRoom[:0]
+			} else {
+				f.names, f.values = make([]string, 0, n), make([][]byte, 0, n)
+			}
 			// What the fields copy out of the guest, within the budget
 			// lifting has (cabi.DefaultMaxLift): entries may all point at
-			// one large value.
+			// one large value. The values are copied into one buffer.
 			lifted := int64(len(entries))
 			for i := 0; i < len(entries); i += 16 {
+				lifted += int64(le32(entries[i+4:]) + le32(entries[i+12:]))
+			}
+			if lifted > cabi.DefaultMaxLift {
+				return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
+			}
+			var buf []byte
+			for i := 0; i < len(entries); i += 16 {
 				e := entries[i:]
-				name, err := cx.LiftString(le32(e[0:]), le32(e[4:]))
+				name, err := liftName(cx, le32(e[0:]), le32(e[4:]))
 				if err != nil {
 					return err
 				}
@@ -160,10 +173,12 @@ func addFlat(h *component.Host) {
 				if err != nil {
 					return err
 				}
-				if lifted += int64(len(name) + len(value)); lifted > cabi.DefaultMaxLift {
-					return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
+				if buf == nil {
+					buf = make([]byte, 0, lifted-int64(len(entries)))
 				}
-				f.names, f.values = append(f.names, strings.ToLower(name)), append(f.values, append([]byte(nil), value...))
+				start := len(buf)
+				buf = append(buf, value...)
+				f.names, f.values = append(f.names, name), append(f.values, buf[start:len(buf):len(buf)])
 			}
 			// Checked once all are lifted, as the HostFunc gets them: a
 			// list that cannot be lifted traps before any field is judged.
@@ -336,4 +351,20 @@ func flatWrite(_ context.Context, c *component.FlatCall) error {
 		return c.Set(streamError(c.Inst, err))
 	}
 	return c.SetCase(0, nil)
+}
+
+// liftName lifts a field's name, lowercased: a common one (commonNames)
+// without allocating.
+func liftName(cx *cabi.Context, ptr, units uint32) (string, error) {
+	if cx.Encoding == cabi.UTF8 {
+		b, err := cx.ViewBytes(ptr, units)
+		if err != nil {
+			return "", err
+		}
+		if name, ok := commonNames[string(b)]; ok {
+			return name, nil
+		}
+	}
+	name, err := cx.LiftString(ptr, units)
+	return strings.ToLower(name), err
 }

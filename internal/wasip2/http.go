@@ -23,6 +23,10 @@ type (
 		names    []string
 		values   [][]byte
 		readOnly bool
+		// Room for names and values of a short list (a response's
+		// content-type, say): it takes no allocation of its own.
+		nameRoom  [2]string
+		valueRoom [2][]byte
 	}
 	// IncomingRequest is a request a component's handler is given.
 	IncomingRequest struct {
@@ -91,15 +95,19 @@ func (r *OutgoingResponse) Header() http.Header {
 }
 
 // canonicalNames are common response fields' names, lowercase as fields
-// keep them, in their canonical form: made once rather than per response.
-var canonicalNames = func() map[string]string {
-	m := map[string]string{}
+// keep them, in their canonical form: made once rather than per response;
+// commonNames are the lowercase names themselves, which a guest's field
+// named so (in any case) is given rather than a string of its own.
+var canonicalNames, commonNames = func() (map[string]string, map[string]string) {
+	canonical, common := map[string]string{}, map[string]string{}
 	for _, k := range []string{"Content-Type", "Content-Length", "Cache-Control", "Content-Encoding",
 		"Etag", "Last-Modified", "Location", "Set-Cookie", "Vary", "Server", "Date", "Expires",
 		"Access-Control-Allow-Origin", "X-Content-Type-Options", "Content-Language", "Content-Disposition"} {
-		m[strings.ToLower(k)] = k
+		lower := strings.ToLower(k)
+		canonical[lower] = k
+		common[lower], common[k] = lower, lower
 	}
-	return m
+	return canonical, common
 }()
 
 // Body is the response's body as written, when it was not streamed.

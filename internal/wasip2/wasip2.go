@@ -41,7 +41,7 @@ type Context struct {
 	// Wait, when set, gives the context a host call that may block (a
 	// pollable's wait, an outgoing request) waits in, given the call's:
 	// one ending at the request's deadline. Default: the call's own.
-	Wait func(ctx context.Context) context.Context
+	Wait Waiter
 	// Link serves the component's imports of interfaces that are not
 	// WASI's (LinkHost): a typed call of function fn of interface iface
 	// (as component.Interface gives it), with the arguments lifted from
@@ -50,10 +50,15 @@ type Context struct {
 	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
 }
 
+// Waiter gives the context a blocking host call waits in (Context.Wait).
+type Waiter interface {
+	WaitContext(call context.Context) context.Context
+}
+
 // wait is the context a blocking host call of inst waits in.
 func wait(ctx context.Context, inst *component.Instance) context.Context {
 	if w := wctx(inst).Wait; w != nil {
-		return w(ctx)
+		return w.WaitContext(ctx)
 	}
 	return ctx
 }

@@ -43,36 +43,41 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	cr := &componentRun{req: req, w: w}
 	// The names are canonical already: set in the map, not through
-	// Header's methods, which canonicalise each name again.
-	header := r.Header.Clone()
+	// Header's methods, which canonicalise each name again. The values
+	// are the client's slices, shared: fields are only ever replaced.
+	header := make(http.Header, len(r.Header)+4)
+	for k, vs := range r.Header {
+		header[k] = vs
+	}
 	delete(header, PeerIDHeader)
 	if req.PeerID != "" {
-		header[PeerIDHeader] = []string{req.PeerID}
+		header[PeerIDHeader] = cr.value(0, req.PeerID)
 	}
-	header[router.VersionHeader] = []string{req.Version.Digest}
-	header[RequestIDHeader] = []string{req.ID}
+	header[router.VersionHeader] = cr.value(1, req.Version.Digest)
+	header[RequestIDHeader] = cr.value(2, req.ID)
 	ctx, span := req.ctx, trace.Span(nil)
 	if req.span.IsRecording() {
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
 	injectTrace(ctx, req, header)
 	start := time.Now()
-	var sw *streamWriter
-	var in io.Reader = bytes.NewReader(body.Bytes())
+	cr.in.Reset(body.Bytes())
+	var in io.Reader = &cr.in
 	if rest != nil {
 		rest.start()
 		in = io.MultiReader(in, rest)
 	}
-	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &host.HTTPRequest{
+	cr.args[0] = req.Service.Name
+	cr.call = host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: in, Trailer: func() http.Header { return r.Trailer }, Outbound: p.componentOutbound, Link: p.link(req),
-		Args: []string{req.Service.Name}, Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
-		Respond: func(status int, header http.Header) io.Writer {
-			sw = req.stream(w, status, header)
-			return sw
-		},
-	}, req.Limits.Timeout, req.Limits.Memory)
+		Body: in, Trailer: cr.trailer, Outbound: p.componentOutbound, Link: p.link(req),
+		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
+		Respond: cr.respond,
+	}
+	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
+	sw := cr.sw
 	if sw != nil {
 		// What is pending goes with the end of the response, or, when
 		// the response is cut short, before: the client sees what the
@@ -141,18 +146,41 @@ func (st *Snapshot) componentEnv(svc *config.Service) [][2]string {
 	return env
 }
 
-// stream sends a streamed response's status and header (but hop-by-hop
+// componentRun is what runComponent makes for a request, in one
+// allocation (but for its two method values).
+type componentRun struct {
+	req    *Request
+	w      http.ResponseWriter
+	call   host.HTTPRequest
+	in     bytes.Reader
+	args   [1]string
+	values [3]string     // of the header fields the gateway sets
+	sw     *streamWriter // set once the response is sent: stream
+	stream streamWriter
+}
+
+// value is the field value v, in values[i].
+func (cr *componentRun) value(i int, v string) []string {
+	cr.values[i] = v
+	return cr.values[i : i+1 : i+1]
+}
+
+func (cr *componentRun) trailer() http.Header { return cr.req.HTTP.Trailer }
+
+// respond sends a streamed response's status and header (but hop-by-hop
 // fields) and returns where its body goes: to the client, counted.
-func (req *Request) stream(w http.ResponseWriter, status int, header http.Header) *streamWriter {
-	h := w.Header()
+func (cr *componentRun) respond(status int, header http.Header) io.Writer {
+	h := cr.w.Header()
 	for k, vs := range header {
 		if !hopByHop[k] {
 			h[k] = vs
 		}
 	}
-	req.Status = status
-	w.WriteHeader(status)
-	return &streamWriter{w: w, rc: http.NewResponseController(w), n: &req.Bytes}
+	cr.req.Status = status
+	cr.w.WriteHeader(status)
+	cr.stream = streamWriter{w: cr.w, rc: http.NewResponseController(cr.w), n: &cr.req.Bytes}
+	cr.sw = &cr.stream
+	return cr.sw
 }
 
 // flushDelay is how long a streamed body's bytes may wait to be sent with

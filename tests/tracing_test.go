@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,6 +174,14 @@ routes:
 				t.Fatalf("chain %q, want %q", got, tc.wantChain)
 			}
 		})
+	}
+	// The gateway counts what it exported.
+	poll(t, "wasmesh_trace_spans_total{result=exported} of at least 8", func() bool {
+		n, _ := strconv.Atoi(metric(t, a, `wasmesh_trace_spans_total{result="exported"}`))
+		return n >= 8
+	})
+	if v := metric(t, a, `wasmesh_trace_spans_total{result="failed"}`); v != "0" {
+		t.Errorf(`wasmesh_trace_spans_total{result="failed"} %q, want 0`, v)
 	}
 	// The exporter is flushed at shutdown: nothing is lost after the drain.
 	for _, g := range []*gateway{a, b} {

@@ -303,7 +303,7 @@ func (p *Plane) collectors() []prometheus.Collector {
 	compiles := func(result string, stat func(host.Stats) int64) prometheus.Collector {
 		return counter("wasmesh_compile_total", compilesHelp, "result", result, stat)
 	}
-	return []prometheus.Collector{
+	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wasmesh_guest_instances",
 			Help: "Guest instances running now.",
@@ -319,4 +319,8 @@ func (p *Plane) collectors() []prometheus.Collector {
 		newColourCollector(p),
 		newUpstreamCollector(p),
 	}
+	if c, ok := p.opts.TracerProvider.(prometheus.Collector); ok { // telemetry.Provider: its spans' fate
+		cs = append(cs, c)
+	}
+	return cs
 }

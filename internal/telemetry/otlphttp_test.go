@@ -54,6 +54,9 @@ func testResource(t testing.TB) *resource.Resource {
 	return res
 }
 
+// remoteTraceID is the trace of spanScript's remote parent.
+var remoteTraceID = trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+
 // spanScript makes testSpans' spans through tp.
 func spanScript(t testing.TB, tp trace.TracerProvider) {
 	mesh := tp.Tracer("github.com/wasmesh/wasmesh/mesh")
@@ -65,7 +68,7 @@ func spanScript(t testing.TB, tp trace.TracerProvider) {
 		t.Fatal(err)
 	}
 	remote := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},
+		TraceID: remoteTraceID, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},
 		TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true,
 	})
 	ctx := trace.ContextWithRemoteSpanContext(context.Background(), remote)

@@ -10,7 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -47,7 +50,9 @@ import (
 // which new ones are dropped and counted, default 2048),
 // OTEL_BSP_MAX_EXPORT_BATCH_SIZE (default 512; a full batch is exported
 // at once), OTEL_BSP_EXPORT_TIMEOUT (ms one export may take, default
-// 30000). Export errors go to otel.Handle.
+// 30000). Export errors and drops go to otel.Handle; the provider is a
+// Prometheus collector of wasmesh_trace_spans_total by result (exported,
+// failed, dropped).
 type Provider struct {
 	embedded.TracerProvider
 
@@ -62,9 +67,12 @@ type Provider struct {
 	tracersMu sync.Mutex
 	tracers   map[instrumentation.Scope]*tracer
 
+	// Spans by what came of them, for wasmesh_trace_spans_total.
+	exported, failed, droppedTotal atomic.Uint64
+
 	mu      sync.Mutex
 	queue   []*span
-	dropped uint64
+	dropped uint64 // since the last export: reported then
 	stopped bool
 	kick    chan struct{}      // a full batch waits
 	flushes chan chan struct{} // ForceFlush's: answered once the queue is exported
@@ -201,6 +209,7 @@ func (p *Provider) end(s *span) {
 	if p.stopped || len(p.queue) >= p.maxQueue {
 		p.dropped++
 		p.mu.Unlock()
+		p.droppedTotal.Add(1)
 		return
 	}
 	p.queue = append(p.queue, s)
@@ -268,7 +277,10 @@ func (p *Provider) exportQueue(spare []*span, all bool) []*span {
 			k := min(len(batch), p.maxBatch)
 			ctx, cancel := context.WithTimeoutCause(p.stopCtx, p.timeout, fmt.Errorf("OTEL_BSP_EXPORT_TIMEOUT of %s passed", p.timeout))
 			if err := p.exp.export(ctx, batch[:k]); err != nil {
+				p.failed.Add(uint64(k))
 				otel.Handle(err)
+			} else {
+				p.exported.Add(uint64(k))
 			}
 			cancel()
 			clear(batch[:k]) // the spans are garbage now
@@ -282,6 +294,20 @@ func (p *Provider) exportQueue(spare []*span, all bool) []*span {
 			return spare
 		}
 	}
+}
+
+var spansDesc = prometheus.NewDesc("wasmesh_trace_spans_total",
+	"Recorded spans by what came of them: exported (the exporter took them), failed (its export failed: they are lost), dropped (the queue was full, or the provider shut down).",
+	[]string{"result"}, nil)
+
+// Describe and Collect make the provider a Prometheus collector of
+// wasmesh_trace_spans_total.
+func (p *Provider) Describe(ch chan<- *prometheus.Desc) { ch <- spansDesc }
+
+func (p *Provider) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(spansDesc, prometheus.CounterValue, float64(p.exported.Load()), "exported")
+	ch <- prometheus.MustNewConstMetric(spansDesc, prometheus.CounterValue, float64(p.failed.Load()), "failed")
+	ch <- prometheus.MustNewConstMetric(spansDesc, prometheus.CounterValue, float64(p.droppedTotal.Load()), "dropped")
 }
 
 // sampled says whether a new trace with ID tid is recorded.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -109,7 +110,7 @@ func normalise(t *testing.T, spans tracetest.SpanStubs) {
 			return sc
 		}
 		tid := sc.TraceID()
-		if tid[0] != 1 { // not the test's remote parent's
+		if tid != remoteTraceID { // not the test's remote parent's
 			if _, ok := traces[tid]; !ok {
 				traces[tid] = byte(len(traces) + 1)
 			}
@@ -256,6 +257,19 @@ func TestProviderBatching(t *testing.T) {
 	if n, _ := exported(); n != 65 {
 		t.Errorf("spans ended after Shutdown were exported: %d", n)
 	}
+	if e, f, d := tp.exported.Load(), tp.failed.Load(), tp.droppedTotal.Load(); e != 65 || f != 0 || d != 8 {
+		t.Errorf("counted %d exported, %d failed, %d dropped; want 65, 0, 8 (5 on a full queue, 3 after Shutdown)", e, f, d)
+	}
+	want := `
+# HELP wasmesh_trace_spans_total Recorded spans by what came of them: exported (the exporter took them), failed (its export failed: they are lost), dropped (the queue was full, or the provider shut down).
+# TYPE wasmesh_trace_spans_total counter
+wasmesh_trace_spans_total{result="dropped"} 8
+wasmesh_trace_spans_total{result="exported"} 65
+wasmesh_trace_spans_total{result="failed"} 0
+`
+	if err := promtest.CollectAndCompare(tp, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		t.Errorf("ForceFlush after Shutdown: %v", err)
 	}
@@ -379,5 +393,30 @@ func TestProviderSDKExporter(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("stdout exporter's output has no %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// failingExporter refuses every batch.
+type failingExporter struct{}
+
+func (failingExporter) export(context.Context, []*span) error { return errors.New("the receiver is down") }
+func (failingExporter) shutdown(context.Context) error        { return nil }
+
+// TestProviderCountsFailedExports: spans whose export failed are counted
+// as failed, not exported.
+func TestProviderCountsFailedExports(t *testing.T) {
+	tp, err := newProvider(1, nil, failingExporter{}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 7; i++ {
+		_, s := tp.Tracer("t").Start(context.Background(), "s")
+		s.End()
+	}
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e, f := tp.exported.Load(), tp.failed.Load(); e != 0 || f != 7 {
+		t.Errorf("7 spans to an exporter that fails: %d exported, %d failed", e, f)
 	}
 }

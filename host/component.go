@@ -254,13 +254,11 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		err = runError(c.dl.ctx, nil)
 		return nil, err
 	}
-	switch {
+	switch { // the guest's answer, from an instance that ran cleanly: err stays nil
 	case !out.Set():
-		err = ErrNoResponse
-		return nil, err
+		return nil, ErrNoResponse
 	case out.Err != nil:
-		err = out.Err
-		return nil, err
+		return nil, out.Err
 	}
 	resp := out.Response
 	var h http.Header

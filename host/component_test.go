@@ -58,6 +58,24 @@ func TestHandleHTTPErrors(t *testing.T) {
 	}
 }
 
+// TestNoResponseKeepsInstance: a handler that returns without a response
+// (or with an error response) ran cleanly: its instance is reset and used
+// again, not closed.
+func TestNoResponseKeepsInstance(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../internal/component/testdata/misbehave-never.wasm")
+	before := e.Stats()
+	for i := 0; i < 3; i++ {
+		if _, err := e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "GET", PathWithQuery: "/", Scheme: "http", Authority: "x"}, 0, 0); !errors.Is(err, ErrNoResponse) {
+			t.Fatalf("request %d: %v, want ErrNoResponse", i, err)
+		}
+	}
+	after := e.Stats()
+	if created, reused, discarded := after.InstancesCreated-before.InstancesCreated, after.InstancesReused-before.InstancesReused, after.InstancesDiscarded-before.InstancesDiscarded; created != 1 || reused != 2 || discarded != 0 {
+		t.Errorf("three requests answered with no response: %d instances created, %d reused, %d discarded; want 1, 2, 0", created, reused, discarded)
+	}
+}
+
 // TestComponentWaitDeadline: a handler waiting in a host call (stream.wasm
 // blocks on a 300 ms pollable between two writes) is cut off at its
 // request's deadline, in its reused instance and in a new one.

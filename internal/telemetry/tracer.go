@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Provider is the gateway's tracer provider: a trace.TracerProvider that
@@ -69,6 +70,7 @@ type Provider struct {
 
 	// Spans by what came of them, for wasmesh_trace_spans_total.
 	exported, failed, droppedTotal atomic.Uint64
+	shut                           atomic.Bool // Shutdown was called: spans start unrecorded
 
 	mu      sync.Mutex
 	queue   []*span
@@ -143,8 +145,16 @@ func newProvider(ratio float64, res *resource.Resource, exp spanExporter, getenv
 	return p, nil
 }
 
-// Tracer returns the tracer of an instrumentation scope.
+// defaultTracerName is the scope of a tracer asked for with no name, the
+// SDK's.
+const defaultTracerName = "go.opentelemetry.io/otel/sdk/tracer"
+
+// Tracer returns the tracer of an instrumentation scope ("" is the SDK's
+// default name).
 func (p *Provider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	if name == "" {
+		name = defaultTracerName
+	}
 	c := trace.NewTracerConfig(opts...)
 	scope := instrumentation.Scope{Name: name, Version: c.InstrumentationVersion(), SchemaURL: c.SchemaURL(), Attributes: c.InstrumentationAttributes()}
 	p.tracersMu.Lock()
@@ -188,6 +198,7 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 		p.mu.Lock()
 		p.stopped = true
 		p.mu.Unlock()
+		p.shut.Store(true)
 		close(p.stop)
 		stopAfter := context.AfterFunc(ctx, func() { p.cancel(context.Cause(ctx)) })
 		defer stopAfter()
@@ -195,6 +206,13 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 		case <-p.done:
 		case <-ctx.Done():
 			err = context.Cause(ctx)
+			// The export under way was given up with the context: the loop
+			// returns at once, and the exporter is shut down after it, as
+			// it is called one call at a time.
+			select {
+			case <-p.done:
+			case <-time.After(time.Second):
+			}
 		}
 		if p.exp != nil {
 			err = errors.Join(err, p.exp.shutdown(ctx))
@@ -265,6 +283,7 @@ func (p *Provider) exportQueue(spare []*span, all bool) []*span {
 			n -= n % p.maxBatch
 		}
 		p.queue = append(spare[:0], batch[n:]...) // what stays, at the head of the other slice
+		clear(batch[n:])
 		batch = batch[:n]
 		taken := batch
 		dropped := p.dropped
@@ -274,6 +293,11 @@ func (p *Provider) exportQueue(spare []*span, all bool) []*span {
 			otel.Handle(fmt.Errorf("trace export: %d spans dropped: more than OTEL_BSP_MAX_QUEUE_SIZE=%d waited", dropped, p.maxQueue))
 		}
 		for len(batch) > 0 {
+			if p.stopCtx.Err() != nil { // Shutdown's context ended: the rest is dropped
+				p.droppedTotal.Add(uint64(len(batch)))
+				clear(batch)
+				break
+			}
 			k := min(len(batch), p.maxBatch)
 			ctx, cancel := context.WithTimeoutCause(p.stopCtx, p.timeout, fmt.Errorf("OTEL_BSP_EXPORT_TIMEOUT of %s passed", p.timeout))
 			if err := p.exp.export(ctx, batch[:k]); err != nil {
@@ -345,12 +369,12 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		binary.NativeEndian.PutUint64(sid[:], rand.Uint64())
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: parent.TraceState()})
-	if !flags.IsSampled() || t.p.exp == nil {
-		ctx = trace.ContextWithSpanContext(ctx, sc)
-		return ctx, trace.SpanFromContext(ctx)
+	if !flags.IsSampled() || t.p.exp == nil || t.p.shut.Load() {
+		u := &unrecorded{sc: sc, p: t.p}
+		return trace.ContextWithSpan(ctx, u), u
 	}
 	s := &span{tracer: t, sc: sc, parent: parent, name: name, kind: c.SpanKind(), start: c.Timestamp()}
-	if s.kind == trace.SpanKindUnspecified {
+	if s.kind < trace.SpanKindInternal || s.kind > trace.SpanKindConsumer { // unspecified, or not a kind: as the SDK
 		s.kind = trace.SpanKindInternal
 	}
 	if s.start.IsZero() {
@@ -363,6 +387,17 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	return trace.ContextWithSpan(ctx, s), s
 }
+
+// unrecorded is a span that is not recorded (unsampled, or no exporter):
+// it carries its context on, and its provider makes its children.
+type unrecorded struct {
+	noop.Span
+	sc trace.SpanContext
+	p  *Provider
+}
+
+func (u *unrecorded) SpanContext() trace.SpanContext       { return u.sc }
+func (u *unrecorded) TracerProvider() trace.TracerProvider { return u.p }
 
 const (
 	maxAttributes = 128

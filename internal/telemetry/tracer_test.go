@@ -5,18 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // TestProviderMatchesSDK: the same spans made through the SDK's provider
@@ -180,6 +183,13 @@ func TestProviderSampling(t *testing.T) {
 		}
 	}
 
+	// An unrecorded span's provider is the one that made it.
+	_, un := tr.Start(trace.ContextWithRemoteSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{8}, SpanID: trace.SpanID{8}, Remote: true})), "unsampled")
+	if un.TracerProvider() != trace.TracerProvider(tp) {
+		t.Errorf("an unsampled span's TracerProvider is %T, not the provider", un.TracerProvider())
+	}
+
 	off := NewUnrecordedProvider()
 	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}, TraceFlags: trace.FlagsSampled, Remote: true})
 	_, s := off.Tracer("t").Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "child")
@@ -246,6 +256,7 @@ func TestProviderBatching(t *testing.T) {
 	if queued != 30 || dropped != 5 {
 		t.Errorf("a stalled exporter with a queue of 30 and 35 more spans: %d queued, %d dropped", queued, dropped)
 	}
+	_, late := tr.Start(context.Background(), "started before Shutdown, ended after")
 	close(rec.block)
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -253,17 +264,25 @@ func TestProviderBatching(t *testing.T) {
 	if n, _ := exported(); n != 25+10+30 {
 		t.Errorf("after Shutdown: %d exported, want %d", n, 25+10+30)
 	}
-	end(3)
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Errorf("a second Shutdown: %v", err)
+	}
+	late.End()
+	_, after := tr.Start(context.Background(), "started after Shutdown")
+	if after.IsRecording() || !after.SpanContext().IsValid() {
+		t.Errorf("a span started after Shutdown: recording %v, %v", after.IsRecording(), after.SpanContext())
+	}
+	after.End()
 	if n, _ := exported(); n != 65 {
 		t.Errorf("spans ended after Shutdown were exported: %d", n)
 	}
-	if e, f, d := tp.exported.Load(), tp.failed.Load(), tp.droppedTotal.Load(); e != 65 || f != 0 || d != 8 {
-		t.Errorf("counted %d exported, %d failed, %d dropped; want 65, 0, 8 (5 on a full queue, 3 after Shutdown)", e, f, d)
+	if e, f, d := tp.exported.Load(), tp.failed.Load(), tp.droppedTotal.Load(); e != 65 || f != 0 || d != 6 {
+		t.Errorf("counted %d exported, %d failed, %d dropped; want 65, 0, 6 (5 on a full queue, 1 ended after Shutdown)", e, f, d)
 	}
 	want := `
 # HELP wasmesh_trace_spans_total Recorded spans by what came of them: exported (the exporter took them), failed (its export failed: they are lost), dropped (the queue was full, or the provider shut down).
 # TYPE wasmesh_trace_spans_total counter
-wasmesh_trace_spans_total{result="dropped"} 8
+wasmesh_trace_spans_total{result="dropped"} 6
 wasmesh_trace_spans_total{result="exported"} 65
 wasmesh_trace_spans_total{result="failed"} 0
 `
@@ -399,8 +418,10 @@ func TestProviderSDKExporter(t *testing.T) {
 // failingExporter refuses every batch.
 type failingExporter struct{}
 
-func (failingExporter) export(context.Context, []*span) error { return errors.New("the receiver is down") }
-func (failingExporter) shutdown(context.Context) error        { return nil }
+func (failingExporter) export(context.Context, []*span) error {
+	return errors.New("the receiver is down")
+}
+func (failingExporter) shutdown(context.Context) error { return nil }
 
 // TestProviderCountsFailedExports: spans whose export failed are counted
 // as failed, not exported.
@@ -418,5 +439,59 @@ func TestProviderCountsFailedExports(t *testing.T) {
 	}
 	if e, f := tp.exported.Load(), tp.failed.Load(); e != 0 || f != 7 {
 		t.Errorf("7 spans to an exporter that fails: %d exported, %d failed", e, f)
+	}
+}
+
+// orderExporter records whether it was shut down during an export, and
+// exports after its shutdown; an export waits for its context's end.
+type orderExporter struct{ inExport, shutDuring, shut, afterShut atomic.Int32 }
+
+func (e *orderExporter) export(ctx context.Context, spans []*span) error {
+	if e.shut.Load() != 0 {
+		e.afterShut.Add(1)
+	}
+	e.inExport.Add(1)
+	defer e.inExport.Add(-1)
+	<-ctx.Done()
+	time.Sleep(20 * time.Millisecond)
+	return ctx.Err()
+}
+
+func (e *orderExporter) shutdown(context.Context) error {
+	if e.inExport.Load() != 0 {
+		e.shutDuring.Store(1)
+	}
+	e.shut.Store(1)
+	return nil
+}
+
+// TestProviderShutdownOrder: a Shutdown whose context ends while an export
+// waits gives that export up, counts what it did not send as dropped, and
+// shuts the exporter down only after the export returned, never calling
+// it again.
+func TestProviderShutdownOrder(t *testing.T) {
+	exp := &orderExporter{}
+	tp, err := newProvider(1, nil, exp, env(map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tp.Tracer("t")
+	_, s := tr.Start(context.Background(), "a")
+	s.End()
+	testutil.WaitFor(t, "the first export", func() bool { return exp.inExport.Load() == 1 })
+	for i := 0; i < 3; i++ {
+		_, s = tr.Start(context.Background(), "b")
+		s.End()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if err := tp.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown past its context: %v", err)
+	}
+	if exp.shutDuring.Load() != 0 || exp.afterShut.Load() != 0 || exp.shut.Load() != 1 {
+		t.Errorf("exporter shut down during an export: %v; exports after its shutdown: %d", exp.shutDuring.Load() != 0, exp.afterShut.Load())
+	}
+	if f, d := tp.failed.Load(), tp.droppedTotal.Load(); f != 1 || d != 3 {
+		t.Errorf("%d failed, %d dropped; want 1 (the export given up) and 3 (never sent)", f, d)
 	}
 }

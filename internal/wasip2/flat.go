@@ -155,14 +155,15 @@ func addFlat(h *component.Host) {
 			// What the fields copy out of the guest, within the budget
 			// lifting has (cabi.DefaultMaxLift): entries may all point at
 			// one large value. The values are copied into one buffer.
-			lifted := int64(len(entries))
+			var valuesLen int64
 			for i := 0; i < len(entries); i += 16 {
-				lifted += int64(le32(entries[i+4:]) + le32(entries[i+12:]))
+				valuesLen += int64(le32(entries[i+12:]))
 			}
-			if lifted > cabi.DefaultMaxLift {
+			lifted := int64(len(entries))
+			if lifted+valuesLen > cabi.DefaultMaxLift {
 				return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 			}
-			var buf []byte
+			buf := make([]byte, 0, valuesLen)
 			for i := 0; i < len(entries); i += 16 {
 				e := entries[i:]
 				name, err := liftName(cx, le32(e[0:]), le32(e[4:]))
@@ -173,8 +174,8 @@ func addFlat(h *component.Host) {
 				if err != nil {
 					return err
 				}
-				if buf == nil {
-					buf = make([]byte, 0, lifted-int64(len(entries)))
+				if lifted += int64(len(name) + len(value)); lifted > cabi.DefaultMaxLift {
+					return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 				}
 				start := len(buf)
 				buf = append(buf, value...)

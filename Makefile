@@ -94,7 +94,7 @@ bench:
 	$(GO) test -run='^$$' -bench='FleetScale|IdleConnections' -benchtime=1x ./tests/
 	$(GO) test -run='^$$' -bench='ReleaseFigures|LinkCall' -benchmem -benchtime=3s ./internal/dataplane/
 	$(GO) test -run='^$$' -bench=Native -benchtime=3s -count=2 ./bench/mtls/
-	$(GO) test -run='^$$' -bench=OTLPEncode -benchmem -benchtime=2s ./internal/telemetry/
+	$(GO) test -run='^$$' -bench='OTLPEncode|RequestSpans' -benchmem -benchtime=2s ./internal/telemetry/
 	bash bench/http.sh 4s 32 3
 
 # gofmt, go vet, staticcheck (pinned, from the Go module proxy), no new

@@ -26,14 +26,24 @@ func (p *Plane) limiterFor(s *config.Service) *limiter {
 	if s.Limits.MaxConcurrency <= 0 {
 		return nil
 	}
-	if l, ok := p.limiters.Load(s.Name); ok {
-		if l := l.(*limiter); l.max == s.Limits.MaxConcurrency && l.maxQueue == s.Limits.MaxQueue {
+	// Requests arriving together must share one limiter: each found none
+	// and stored its own before, and all of them ran at once.
+	for {
+		old, ok := p.limiters.Load(s.Name)
+		if ok {
+			if l := old.(*limiter); l.max == s.Limits.MaxConcurrency && l.maxQueue == s.Limits.MaxQueue {
+				return l
+			}
+		}
+		l := &limiter{max: s.Limits.MaxConcurrency, maxQueue: s.Limits.MaxQueue, slots: make(chan struct{}, s.Limits.MaxConcurrency)}
+		if !ok {
+			if _, loaded := p.limiters.LoadOrStore(s.Name, l); !loaded {
+				return l
+			}
+		} else if p.limiters.CompareAndSwap(s.Name, old, l) {
 			return l
 		}
 	}
-	l := &limiter{max: s.Limits.MaxConcurrency, maxQueue: s.Limits.MaxQueue, slots: make(chan struct{}, s.Limits.MaxConcurrency)}
-	p.limiters.Store(s.Name, l)
-	return l
 }
 
 // acquire takes a slot, waiting in the queue up to wait. The returned func

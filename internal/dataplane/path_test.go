@@ -2,7 +2,10 @@ package dataplane
 
 import (
 	"net/http"
+	"sync"
 	"testing"
+
+	"github.com/wasmesh/wasmesh/config"
 )
 
 func TestCleanPath(t *testing.T) {
@@ -50,5 +53,39 @@ func TestRequestCarrier(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = c.Get("traceparent"); _ = c.Values("baggage") }); n != 0 {
 		t.Errorf("Get and Values of the propagators' keys allocate %.0f times, want 0", n)
+	}
+}
+
+// TestLimiterShared: requests that find a service's limiter missing at the
+// same moment share the one that is stored, so max_concurrency holds from
+// the first request on; a change of limits replaces it.
+func TestLimiterShared(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		p := &Plane{}
+		svc := &config.Service{Name: "slow", Limits: config.Limits{MaxConcurrency: 1, MaxQueue: 1}}
+		const n = 8
+		got := make([]*limiter, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				got[i] = p.limiterFor(svc)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		stored, _ := p.limiters.Load("slow")
+		for i, l := range got {
+			if l != stored.(*limiter) {
+				t.Fatalf("round %d: request %d got a limiter of its own, not the stored one", round, i)
+			}
+		}
+		changed := &config.Service{Name: "slow", Limits: config.Limits{MaxConcurrency: 2, MaxQueue: 1}}
+		if l := p.limiterFor(changed); l == stored.(*limiter) || l.max != 2 {
+			t.Fatalf("round %d: limits changed to 2, limiter of max %d", round, l.max)
+		}
 	}
 }

@@ -278,25 +278,24 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 func appendArray(b []byte, v attribute.Value) []byte {
 	switch v.Type() {
 	case attribute.BOOLSLICE:
-		for _, e := range v.AsBoolSlice() {
-			b = appendAnyValue(b, 1, attribute.BoolValue(e))
-		}
+		return appendValues(b, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		for _, e := range v.AsInt64Slice() {
-			b = appendAnyValue(b, 1, attribute.Int64Value(e))
-		}
+		return appendValues(b, v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		for _, e := range v.AsFloat64Slice() {
-			b = appendAnyValue(b, 1, attribute.Float64Value(e))
-		}
+		return appendValues(b, v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		for _, e := range v.AsStringSlice() {
-			b = appendAnyValue(b, 1, attribute.StringValue(e))
-		}
+		return appendValues(b, v.AsStringSlice(), attribute.StringValue)
 	case attribute.SLICE:
-		for _, e := range v.AsSlice() {
-			b = appendAnyValue(b, 1, e)
-		}
+		return appendValues(b, v.AsSlice(), func(e attribute.Value) attribute.Value { return e })
+	}
+	return b
+}
+
+// appendValues appends each element of es, made a value by value, as an
+// ArrayValue.values entry.
+func appendValues[T any](b []byte, es []T, value func(T) attribute.Value) []byte {
+	for _, e := range es {
+		b = appendAnyValue(b, 1, value(e))
 	}
 	return b
 }

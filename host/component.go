@@ -181,7 +181,7 @@ type HTTPRequest struct {
 	// where the body goes as the component writes it; HandleHTTP's
 	// HTTPResponse then has no Header and no Body. Default nil: both are
 	// returned.
-	Respond func(status int, header http.Header) io.Writer
+	Respond func(status int, header ResponseHeader) io.Writer
 	// Warmup, when set, is the path of a GET that each new instance of the
 	// pool serves once, before its state is kept: every request then
 	// starts from the state that request left (its interpreter warm, its
@@ -242,7 +242,10 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	hc.req = wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
 		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
 	out := &hc.out
-	out.Send = r.Respond
+	if r.Respond != nil {
+		hc.respond = r.Respond
+		out.Stream = hc
+	}
 	if _, err = inst.Call(c.callCtx, m.handler, "handle", inst.NewObject(&hc.req), inst.NewObject(out)); err != nil {
 		err = c.fail(err)
 		return nil, err
@@ -269,13 +272,28 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	return &hc.resp, nil
 }
 
+// ResponseHeader is the header of a component's streamed response, as
+// HTTPRequest.Respond is given it, read during that call.
+type ResponseHeader struct{ r *wasip2.OutgoingResponse }
+
+// AddTo sets the header's fields in h, their names in canonical form (the
+// values of a name replace those h had), but those whose canonical name
+// skip holds (nil: none).
+func (rh ResponseHeader) AddTo(h http.Header, skip map[string]bool) { rh.r.AddHeader(h, skip) }
+
 // httpCall is what HandleHTTP makes for a request.
 type httpCall struct {
-	wc   wasip2.Context
-	call componentCall
-	req  wasip2.IncomingRequest
-	out  wasip2.ResponseOutparam
-	resp HTTPResponse
+	wc      wasip2.Context
+	call    componentCall
+	req     wasip2.IncomingRequest
+	out     wasip2.ResponseOutparam
+	resp    HTTPResponse
+	respond func(int, ResponseHeader) io.Writer
+}
+
+// Send streams the response through HTTPRequest.Respond.
+func (hc *httpCall) Send(r *wasip2.OutgoingResponse) io.Writer {
+	return hc.respond(r.Status, ResponseHeader{r})
 }
 
 // componentCall is one call into an instance of a component: its

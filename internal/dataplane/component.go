@@ -72,9 +72,12 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	cr.args[0] = req.Service.Name
 	cr.call = host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: in, Trailer: cr.trailer, Outbound: p.componentOutbound, Link: p.link(req),
+		Body: in, Trailer: cr.trailer, Outbound: p.componentOutbound,
 		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
 		Respond: cr.respond,
+	}
+	if len(req.snap.Links[req.Service.Name]) > 0 { // else a typed call traps: no service is linked
+		cr.call.Link = p.link(req)
 	}
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
 	sw := cr.sw
@@ -169,16 +172,11 @@ func (cr *componentRun) trailer() http.Header { return cr.req.HTTP.Trailer }
 
 // respond sends a streamed response's status and header (but hop-by-hop
 // fields) and returns where its body goes: to the client, counted.
-func (cr *componentRun) respond(status int, header http.Header) io.Writer {
-	h := cr.w.Header()
-	for k, vs := range header {
-		if !hopByHop[k] {
-			h[k] = vs
-		}
-	}
+func (cr *componentRun) respond(status int, header host.ResponseHeader) io.Writer {
+	header.AddTo(cr.w.Header(), hopByHop)
 	cr.req.Status = status
 	cr.w.WriteHeader(status)
-	cr.stream = streamWriter{w: cr.w, rc: http.NewResponseController(cr.w), n: &cr.req.Bytes}
+	cr.stream = streamWriter{w: cr.w, rc: *http.NewResponseController(cr.w), n: &cr.req.Bytes}
 	cr.sw = &cr.stream
 	return cr.sw
 }
@@ -196,12 +194,12 @@ const flushDelay = 2 * time.Millisecond
 // with the end of the response, whichever is first.
 type streamWriter struct {
 	w  http.ResponseWriter
-	rc *http.ResponseController
+	rc http.ResponseController
 	n  *int
 
 	mu      sync.Mutex // the timer's flush against the guest's writes
 	pending bool       // written, not yet flushed
-	timer   *time.Timer
+	timer   *flushTimer
 	closed  bool
 	err     error // of a flush on the timer, for the next Write
 }
@@ -220,10 +218,9 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	if err == nil && n > 0 && !s.pending {
 		s.pending = true
 		if s.timer == nil {
-			s.timer = time.AfterFunc(flushDelay, s.flush)
-		} else {
-			s.timer.Reset(flushDelay)
+			s.timer = newFlushTimer(s)
 		}
+		s.timer.t.Reset(flushDelay)
 	}
 	return n, err
 }
@@ -246,12 +243,59 @@ func (s *streamWriter) close(flush bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	if s.timer != nil {
-		s.timer.Stop()
+	if ft := s.timer; ft != nil {
+		s.timer = nil
+		ft.release()
 	}
 	if flush && s.err == nil {
 		_ = s.rc.Flush()
 	}
+}
+
+// flushTimer is a stream's flush timer. Timers are kept for the next
+// streams (a time.AfterFunc and its function were two allocations a
+// response); each carries the stream it flushes for.
+type flushTimer struct {
+	t  *time.Timer
+	mu sync.Mutex
+	s  *streamWriter // nil between streams
+}
+
+var flushTimers sync.Pool
+
+// newFlushTimer is a stopped timer that flushes s.
+func newFlushTimer(s *streamWriter) *flushTimer {
+	ft, _ := flushTimers.Get().(*flushTimer)
+	if ft == nil {
+		ft = &flushTimer{}
+		ft.t = time.AfterFunc(time.Hour, ft.fire)
+		ft.t.Stop()
+	}
+	ft.mu.Lock()
+	ft.s = s
+	ft.mu.Unlock()
+	return ft
+}
+
+func (ft *flushTimer) fire() {
+	ft.mu.Lock()
+	s := ft.s
+	ft.mu.Unlock()
+	if s != nil {
+		s.flush() // a stream closed since does nothing
+	}
+}
+
+// release stops the timer and keeps it for another stream, unless it may
+// be firing: then it is left to finish, for the collector.
+func (ft *flushTimer) release() {
+	if !ft.t.Stop() {
+		return
+	}
+	ft.mu.Lock()
+	ft.s = nil
+	ft.mu.Unlock()
+	flushTimers.Put(ft)
 }
 
 // componentOutbound sends a component's outgoing request by the path of

@@ -146,7 +146,7 @@ func addFlat(h *component.Host) {
 				return err
 			}
 			n := len(entries) / 16
-			f := &fields{}
+			f := wctx(c.Inst).newFields()
 			if n <= len(f.nameRoom) {
 				f.names, f.values = f.nameRoom[:0], f.valueRoom[:0]
 			} else {
@@ -163,7 +163,10 @@ func addFlat(h *component.Host) {
 			if lifted+valuesLen > cabi.DefaultMaxLift {
 				return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 			}
-			buf := make([]byte, 0, valuesLen)
+			buf := f.byteRoom[:0]
+			if valuesLen > int64(len(f.byteRoom)) {
+				buf = make([]byte, 0, valuesLen)
+			}
 			for i := 0; i < len(entries); i += 16 {
 				e := entries[i:]
 				name, err := liftName(cx, le32(e[0:]), le32(e[4:]))
@@ -197,7 +200,7 @@ func addFlat(h *component.Host) {
 				return err
 			}
 			c.Inst.DropObject(rep) // the response owns the headers now
-			return c.SetOwn(newResponse(h))
+			return c.SetOwn(wctx(c.Inst).newResponse(h))
 		})
 	add(sigTypes+"[method]outgoing-response.body", "func("+borrow(response)+") -> result<"+own(outBody)+">",
 		func(_ context.Context, c *component.FlatCall) error {

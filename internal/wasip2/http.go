@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -27,6 +28,7 @@ type (
 		// content-type, say): it takes no allocation of its own.
 		nameRoom  [2]string
 		valueRoom [2][]byte
+		byteRoom  [32]byte // and for their values' bytes
 	}
 	// IncomingRequest is a request a component's handler is given.
 	IncomingRequest struct {
@@ -37,12 +39,18 @@ type (
 		// trailers (future-trailers.get); nil, or nil returned: none.
 		Trailer  func() http.Header
 		consumed bool
+		// body is what consume gives, once: in place, not an allocation
+		// of its own (so are its stream and trailers, and an outgoing
+		// response's body and stream).
+		body incomingBody
 	}
 	incomingBody struct {
-		r       io.Reader
-		trailer func() http.Header
-		stream  bool // its stream was taken
-		child   bool // its stream lives
+		r        io.Reader
+		trailer  func() http.Header
+		stream   bool           // its stream was taken
+		child    bool           // its stream lives
+		in       inputStream    // what takeStream gives
+		trailers futureTrailers // what finish gives
 	}
 	// futureTrailers are a finished body's trailers, which come once what
 	// the handler left unread of the body has been read (get).
@@ -57,7 +65,8 @@ type (
 		Status  int
 		headers *fields
 		body    *outgoingBody
-		sent    io.Writer // where a streamed response's body goes, once sent
+		sent    io.Writer    // where a streamed response's body goes, once sent
+		ownBody outgoingBody // what takeBody gives
 	}
 	outgoingBody struct {
 		buf      bytes.Buffer // what was written before the response was sent
@@ -66,18 +75,24 @@ type (
 		max      int64
 		finished bool
 		taken    bool
-		child    bool    // its stream lives
-		trailers *fields // given to finish
+		child    bool         // its stream lives
+		trailers *fields      // given to finish
+		out      outputStream // what takeStream gives
+	}
+	// Streamer is where a streamed response goes: Send is given the
+	// response as the handler sets it (its Status, its header through
+	// AddHeader) and returns where its body goes, as the handler writes it.
+	Streamer interface {
+		Send(r *OutgoingResponse) io.Writer
 	}
 	// ResponseOutparam receives the handler's response.
 	ResponseOutparam struct {
 		Response *OutgoingResponse
 		Err      error
-		// Send, when set, streams the response: called when the handler sets
-		// it, with its status and header, it returns where the body goes,
-		// as the handler writes it. Default nil: the body is kept (Body).
-		Send func(status int, header http.Header) io.Writer
-		set  bool
+		// Stream, when set, streams the response: its Send is called when
+		// the handler sets it. Default nil: the body is kept (Body).
+		Stream Streamer
+		set    bool
 	}
 )
 
@@ -93,6 +108,52 @@ func (r *OutgoingResponse) Header() http.Header {
 	}
 	return h
 }
+
+// AddHeader sets the response's header fields in h, their names canonical
+// (a name's values replace those h had), but those whose canonical name
+// skip holds (nil: none). Common values (text/plain, …) are not copied.
+func (r *OutgoingResponse) AddHeader(h http.Header, skip map[string]bool) {
+	f := r.headers
+	if len(f.names) > 16 { // past a handful, a map finds repeated names
+		for k, vs := range r.Header() {
+			if !skip[k] {
+				h[k] = vs
+			}
+		}
+		return
+	}
+	values := make([]string, len(f.names)) // one array for all
+	for i, n := range f.names {
+		k, ok := canonicalNames[n]
+		if !ok {
+			k = textproto.CanonicalMIMEHeaderKey(n)
+		}
+		if skip[k] {
+			continue
+		}
+		v, ok := commonValues[string(f.values[i])]
+		if !ok {
+			v = string(f.values[i])
+		}
+		values[i] = v
+		if slices.Contains(f.names[:i], n) {
+			h[k] = append(h[k], v)
+		} else {
+			h[k] = values[i : i+1 : i+1]
+		}
+	}
+}
+
+// commonValues are common response fields' values, made once.
+var commonValues = func() map[string]string {
+	m := map[string]string{}
+	for _, v := range []string{"text/plain", "text/plain; charset=utf-8", "text/html", "text/html; charset=utf-8",
+		"application/json", "application/json; charset=utf-8", "application/octet-stream", "no-cache", "no-store",
+		"nosniff", "*", "gzip"} {
+		m[v] = v
+	}
+	return m
+}()
 
 // canonicalNames are common response fields' names, lowercase as fields
 // keep them, in their canonical form: made once rather than per response;
@@ -133,8 +194,8 @@ func (b *outgoingBody) Write(p []byte) (int, error) {
 
 // send streams r: its status and header now, the body written so far, and
 // the rest as it comes.
-func (r *OutgoingResponse) send(to func(int, http.Header) io.Writer) error {
-	r.sent = to(r.Status, r.Header())
+func (r *OutgoingResponse) send(to Streamer) error {
+	r.sent = to.Send(r)
 	if r.body == nil {
 		return nil // the body, when the handler takes it, writes there
 	}
@@ -176,7 +237,8 @@ func (r *IncomingRequest) consume() (*incomingBody, bool) {
 	if body == nil {
 		body = strings.NewReader("")
 	}
-	return &incomingBody{r: body, trailer: r.Trailer}, true
+	r.body = incomingBody{r: body, trailer: r.Trailer}
+	return &r.body, true
 }
 
 // takeStream is incoming-body.stream: the body's stream, once.
@@ -185,7 +247,8 @@ func (b *incomingBody) takeStream() (*inputStream, bool) {
 		return nil, false
 	}
 	b.stream, b.child = true, true
-	return &inputStream{r: b.r, parent: b}, true
+	b.in = inputStream{r: b.r, parent: b}
+	return &b.in, true
 }
 
 // finish is incoming-body.finish: the trailers to come.
@@ -193,13 +256,9 @@ func (b *incomingBody) finish() (*futureTrailers, error) {
 	if b.child {
 		return nil, errChildren
 	}
-	return &futureTrailers{body: b.r, trailer: b.trailer}, nil
-}
-
-// newResponse is the outgoing-response constructor: it owns h now.
-func newResponse(h *fields) *OutgoingResponse {
-	h.readOnly = false
-	return &OutgoingResponse{Status: 200, headers: h}
+	// finish takes the body's own handle: it is called once a body.
+	b.trailers = futureTrailers{body: b.r, trailer: b.trailer}
+	return &b.trailers, nil
 }
 
 // takeBody is outgoing-response.body: the body, once.
@@ -207,7 +266,8 @@ func (r *OutgoingResponse) takeBody() (*outgoingBody, bool) {
 	if r.body != nil {
 		return nil, false
 	}
-	r.body = &outgoingBody{max: MaxResponseBody, sent: r.sent}
+	r.ownBody = outgoingBody{max: MaxResponseBody, sent: r.sent}
+	r.body = &r.ownBody
 	return r.body, true
 }
 
@@ -217,7 +277,8 @@ func (b *outgoingBody) takeStream() (*outputStream, bool) {
 		return nil, false
 	}
 	b.taken, b.child = true, true
-	return &outputStream{w: b, parent: b}, true
+	b.out = outputStream{w: b, parent: b}
+	return &b.out, true
 }
 
 // finish is outgoing-body.finish, with trailers (nil: none).
@@ -236,8 +297,8 @@ func (o *ResponseOutparam) setResponse(r *OutgoingResponse) error {
 		return err
 	}
 	o.Response = r
-	if o.Send != nil {
-		return r.send(o.Send)
+	if o.Stream != nil {
+		return r.send(o.Stream)
 	}
 	return nil
 }
@@ -553,7 +614,7 @@ func addHTTP(h *component.Host) {
 			return nil, err
 		}
 		inst.DropObject(args[0].(uint32)) // the response owns the headers now
-		return inst.NewObject(newResponse(h)), nil
+		return inst.NewObject(wctx(inst).newResponse(h)), nil
 	})
 	add("[method]outgoing-response.status-code", method(func(r *OutgoingResponse, _ *component.Instance, _ []any) any { return uint16(r.Status) }))
 	add("[method]outgoing-response.set-status-code", method(func(r *OutgoingResponse, _ *component.Instance, args []any) any {

@@ -48,6 +48,35 @@ type Context struct {
 	// the caller, whose result is lowered back. Default nil: each such
 	// call traps.
 	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
+
+	// room holds the first response and the first fields a handler makes
+	// (most make one of each a request): in place, not allocations of
+	// their own.
+	room struct {
+		response           OutgoingResponse
+		fields             fields
+		response1, fields1 bool // taken
+	}
+}
+
+// newResponse is the outgoing-response constructor: it owns h now.
+func (c *Context) newResponse(h *fields) *OutgoingResponse {
+	h.readOnly = false
+	if !c.room.response1 {
+		c.room.response1 = true
+		c.room.response = OutgoingResponse{Status: 200, headers: h}
+		return &c.room.response
+	}
+	return &OutgoingResponse{Status: 200, headers: h}
+}
+
+// newFields is a new, empty fields.
+func (c *Context) newFields() *fields {
+	if !c.room.fields1 {
+		c.room.fields1 = true
+		return &c.room.fields
+	}
+	return &fields{}
 }
 
 // Waiter gives the context a blocking host call waits in (Context.Wait).
@@ -426,9 +455,12 @@ func Host() *component.Host {
 
 // streamError is wasi:io/streams' stream-error for err: closed at the end
 // of the stream, else last-operation-failed with an error resource.
-func streamError(inst *component.Instance, err error) cabi.VariantValue {
+// errClosed is a stream's err(closed), boxed once.
+var errClosed any = cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}}
+
+func streamError(inst *component.Instance, err error) any {
 	if errors.Is(err, io.EOF) {
-		return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}} // err(closed)
+		return errClosed
 	}
 	return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 0, Value: inst.NewObject(&ioError{msg: err.Error()})}}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
+	"net/http"
+	"strconv"
 )
 
 // TestDeny: a WASI function the host does not grant answers with its
@@ -76,5 +78,49 @@ func TestCheckField(t *testing.T) {
 		case tc.want >= 0 && (good || e.Value.(cabi.VariantValue).Case != uint32(tc.want)):
 			t.Errorf("%q: %q = %v, %v; want header-error case %d", tc.name, tc.value, e, good, tc.want)
 		}
+	}
+}
+
+// TestAddHeader: a response's fields set in a header replace what it had
+// under their names, a repeated name keeps all its values in order, the
+// fields skip names are left out, and a long list (which takes the map
+// path) gives the same.
+func TestAddHeader(t *testing.T) {
+	list := func(kv ...string) *fields {
+		f := &fields{}
+		for i := 0; i < len(kv); i += 2 {
+			f.names, f.values = append(f.names, kv[i]), append(f.values, []byte(kv[i+1]))
+		}
+		return f
+	}
+	skip := map[string]bool{"Connection": true}
+	short := list("content-type", "text/plain", "set-cookie", "a=1", "connection", "close", "x-thing", "v", "set-cookie", "b=2")
+	var long []string
+	for i := range 20 {
+		long = append(long, "x-long-"+strconv.Itoa(i), strconv.Itoa(i))
+	}
+	for _, tc := range []struct {
+		name string
+		f    *fields
+		want http.Header
+	}{
+		{"short", short, http.Header{"Content-Type": {"text/plain"}, "Set-Cookie": {"a=1", "b=2"}, "X-Thing": {"v"}, "X-Request-Id": {"r"}}},
+		{"long", list(append(long, "set-cookie", "a=1", "content-type", "text/plain", "set-cookie", "b=2", "connection", "close")...),
+			func() http.Header {
+				h := http.Header{"Content-Type": {"text/plain"}, "Set-Cookie": {"a=1", "b=2"}, "X-Request-Id": {"r"}}
+				for i := range 20 {
+					h["X-Long-"+strconv.Itoa(i)] = []string{strconv.Itoa(i)}
+				}
+				return h
+			}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {"text/html"}, "X-Request-Id": {"r"}}
+			r := &OutgoingResponse{Status: 200, headers: tc.f}
+			r.AddHeader(h, skip)
+			if !reflect.DeepEqual(h, tc.want) {
+				t.Errorf("got %v, want %v", h, tc.want)
+			}
+		})
 	}
 }

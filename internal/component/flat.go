@@ -230,7 +230,7 @@ func (c *FlatCall) Borrow(i int) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("argument %d: %w", i, err)
 	}
-	return c.Inst.objects[rep], nil
+	return c.Inst.objects.get(rep), nil
 }
 
 // Own takes the handle that is core argument i from the guest, and
@@ -240,7 +240,7 @@ func (c *FlatCall) Own(i int) (any, uint32, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("argument %d: %w", i, err)
 	}
-	return c.Inst.objects[rep], rep, nil
+	return c.Inst.objects.get(rep), rep, nil
 }
 
 // String is the string whose pointer and length are core arguments i and

@@ -573,8 +573,7 @@ type Instance struct {
 	l       *Linked
 	mods    []api.Module
 	handles handleTable
-	objects map[uint32]any
-	nextRep uint32
+	objects objectTable
 	// State is the host's, for its functions (a WASI context).
 	State any
 	// globals are the mutable globals of the core instances and initial
@@ -621,7 +620,7 @@ type resolvedOpts struct {
 // Instantiate makes an instance: every core instance in order, each
 // import resolved to the instance or host function that provides it.
 func (l *Linked) Instantiate(ctx context.Context, state any) (*Instance, error) {
-	inst := &Instance{l: l, mods: make([]api.Module, len(l.modules)), objects: map[uint32]any{}, State: state}
+	inst := &Instance{l: l, mods: make([]api.Module, len(l.modules)), State: state}
 	ctx = inst.context(ctx)
 	for i, cm := range l.modules {
 		if cm == nil {
@@ -687,8 +686,8 @@ func (inst *Instance) Snapshot() error {
 	if err := inst.l.notResettable; err != nil {
 		return err
 	}
-	if len(inst.objects) > 0 || len(inst.handles.entries) > 0 {
-		return fmt.Errorf("instantiation left %d handles and %d host objects: %w", len(inst.handles.entries), len(inst.objects), wasmbin.ErrNotReusable)
+	if inst.objects.live > 0 || len(inst.handles.entries) > 0 {
+		return fmt.Errorf("instantiation left %d handles and %d host objects: %w", len(inst.handles.entries), inst.objects.live, wasmbin.ErrNotReusable)
 	}
 	inst.globals, inst.initial = inst.globals[:0], inst.initial[:0]
 	for i, names := range inst.l.globals {
@@ -710,8 +709,7 @@ func (inst *Instance) Snapshot() error {
 // guest kept in its memory is gone, as after any reset.
 func (inst *Instance) Settle() {
 	inst.handles.entries, inst.handles.free = inst.handles.entries[:0], inst.handles.free[:0]
-	clear(inst.objects)
-	inst.nextRep = 0
+	inst.objects.reset()
 	inst.State = nil
 }
 
@@ -726,8 +724,7 @@ func (inst *Instance) Reset() {
 		g.Set(inst.initial[i])
 	}
 	inst.handles.entries, inst.handles.free = inst.handles.entries[:0], inst.handles.free[:0]
-	clear(inst.objects)
-	inst.nextRep = 0
+	inst.objects.reset()
 	inst.State = nil
 }
 
@@ -748,19 +745,17 @@ const maxObjects = 1 << 16
 // Past maxObjects it panics with an error, which traps the guest's call
 // that asked for it.
 func (inst *Instance) NewObject(v any) uint32 {
-	if len(inst.objects) >= maxObjects {
+	if inst.objects.live >= maxObjects {
 		panic(fmt.Errorf("component: more than %d host objects in one instance", maxObjects))
 	}
-	inst.nextRep++
-	inst.objects[inst.nextRep] = v
-	return inst.nextRep
+	return inst.objects.add(v)
 }
 
 // Object returns the host object of rep, nil if none.
-func (inst *Instance) Object(rep uint32) any { return inst.objects[rep] }
+func (inst *Instance) Object(rep uint32) any { return inst.objects.get(rep) }
 
 // DropObject forgets the host object of rep.
-func (inst *Instance) DropObject(rep uint32) { delete(inst.objects, rep) }
+func (inst *Instance) DropObject(rep uint32) { inst.objects.drop(rep) }
 
 // exported resolves a function core target of the instance.
 func (inst *Instance) function(t target) (api.Function, error) {

@@ -3,13 +3,14 @@
 # peers), wasmtime serve, on the same example wasi:http components, with wrk
 # against each in turn; and the CGI module of the same language's hello
 # where there is one, for the ratio a component costs against a module.
-#   bench/components.sh [DURATION] [CONNECTIONS]     (defaults 5s, 16)
+#   bench/components.sh [DURATION] [CONNECTIONS] [ROUNDS]     (defaults 5s, 16, 2)
 # Prints "target req/s p50 p99" (ms), then the ratios: each component's
 # req/s against wasmtime serve's and against its language's module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-5s}
 conns=${2:-16}
+rounds=${3:-2} # of each module and component in turn
 command -v wrk >/dev/null || { echo "bench/components.sh: wrk is not installed (make toolchains)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -71,15 +72,16 @@ printf "%-24s %9s %8s %8s\n" target req/s "p50 ms" "p99 ms"
 # made (the first requests of a component instantiate it per connection:
 # with 16 connections at once, up to 100 ms each); wasmtime serve
 # instantiates every request anyway. A module and the component of the
-# same language run in turn, twice, so that a drift of the machine's speed
-# during the run (±15% here) falls on both; their ratio is of the means.
+# same language run in turn, ROUNDS times, so that a drift of the machine's
+# speed during the run (±15% here) falls on both; their ratio is of the
+# means.
 warm() { wrk -t1 -c"$conns" -d1s "$1" >/dev/null; }
 : > "$work/results"
 for c in "${components[@]}"; do
   warm "http://127.0.0.1:18180/$c/"
   if [[ " ${modules[*]} " == *" $c "* ]]; then
     warm "http://127.0.0.1:18180/$c-module/"
-    for _ in 1 2; do
+    for _ in $(seq "$rounds"); do
       run "$c (module)" "http://127.0.0.1:18180/$c-module/"
       run "$c (wasmesh)" "http://127.0.0.1:18180/$c/"
     done

@@ -13,31 +13,36 @@
 
 typedef wasi_http_types_own_incoming_request_t request_t;
 
-// method_name is the request's method, as its name.
+// method_name copies the request's method, as its name, into out (size
+// bytes, with its NUL). The copies are memcpy's: a snprintf costs about
+// 1.7 us under wazero, more than the rest of the handler's own code.
 static void method_name(request_t request, char *out, size_t size) {
 	static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 	wasi_http_types_method_t m;
 	wasi_http_types_method_incoming_request_method(wasi_http_types_borrow_incoming_request(request), &m);
-	if (m.tag < sizeof names / sizeof names[0]) {
-		snprintf(out, size, "%s", names[m.tag]);
-	} else {
-		snprintf(out, size, "%.*s", (int)m.val.other.len, (const char *)m.val.other.ptr);
-	}
+	const char *name = m.tag < sizeof names / sizeof names[0] ? names[m.tag] : (const char *)m.val.other.ptr;
+	size_t n = m.tag < sizeof names / sizeof names[0] ? strlen(name) : m.val.other.len;
+	n = n < size - 1 ? n : size - 1;
+	memcpy(out, name, n);
+	out[n] = 0;
 	wasi_http_types_method_free(&m);
 }
 
-// path is the request's path, without its query.
+// path copies the request's path, without its query, into out (size
+// bytes, with its NUL).
 static void path(request_t request, char *out, size_t size) {
 	hello_string_t p;
-	snprintf(out, size, "/");
-	if (wasi_http_types_method_incoming_request_path_with_query(wasi_http_types_borrow_incoming_request(request), &p)) {
-		size_t n = 0;
-		while (n < p.len && p.ptr[n] != '?') {
-			n++;
-		}
-		snprintf(out, size, "%.*s", (int)n, (const char *)p.ptr);
-		hello_string_free(&p);
+	size_t n = 0;
+	if (!wasi_http_types_method_incoming_request_path_with_query(wasi_http_types_borrow_incoming_request(request), &p)) {
+		memcpy(out, "/", 2);
+		return;
 	}
+	while (n < p.len && n < size - 1 && p.ptr[n] != '?') {
+		n++;
+	}
+	memcpy(out, p.ptr, n);
+	out[n] = 0;
+	hello_string_free(&p);
 }
 
 // body_length reads the request's body to its end and returns its length.

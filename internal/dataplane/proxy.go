@@ -50,8 +50,14 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		p.fail(req, w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit is %d", errBodyTooLarge, r.ContentLength, req.Limits.MaxBody))
 		return
 	}
-	ctx, cancel := context.WithTimeout(req.ctx, req.Limits.Timeout)
-	defer cancel()
+	var ctx context.Context
+	if u.spec.HTTP2 { // http.Transport waits on Done: a timer ends it
+		c, cancel := context.WithTimeout(req.ctx, req.Limits.Timeout)
+		defer cancel()
+		ctx = c
+	} else {
+		ctx = &deadlineCtx{Context: req.ctx, at: time.Now().Add(req.Limits.Timeout)}
+	}
 	if n := u.inflight.Add(1); u.max > 0 && n > u.max {
 		u.inflight.Add(-1)
 		p.metrics.UpstreamOverflow.WithLabelValues(u.version).Inc()
@@ -104,6 +110,36 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 			return
 		}
 	}
+}
+
+// deadlineCtx is its parent with a deadline but no timer: Deadline and
+// Err say it, Done closes only with the parent. The gateway's HTTP/1.1
+// client cuts a request's connection, dial and TLS handshake at the
+// context's Deadline, and waits for a pooled connection with a timer of
+// its own, so a proxied request needs no timer (a WithTimeout's timer and
+// the registration of its context with its parent's cost about a
+// microsecond a request). Its parent's cancelCtx is found through Value,
+// so that AfterFunc and WithCancel on it start no goroutine.
+type deadlineCtx struct {
+	context.Context
+	at time.Time
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) {
+	if dl, ok := c.Context.Deadline(); ok && dl.Before(c.at) {
+		return dl, true
+	}
+	return c.at, true
+}
+
+func (c *deadlineCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.at) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // idempotent are the methods whose requests may be sent twice (RFC 9110

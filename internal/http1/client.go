@@ -243,30 +243,46 @@ func (c *Client) get(ctx context.Context, fresh bool) (*clientConn, bool, error)
 	ch := make(chan *clientConn, 1)
 	c.waiting = append(c.waiting, ch)
 	c.mu.Unlock()
+	// The wait ends at the context's deadline, whether or not a timer of
+	// the context's ends it.
+	var timeout <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(dl))
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case cc := <-ch:
 		if cc == nil { // room to dial, counted in open for us
 			return c.dialConn(ctx)
 		}
 		return cc, true, nil
+	case <-timeout:
+		return c.stopWaiting(ch, context.DeadlineExceeded)
 	case <-ctx.Done():
-		c.mu.Lock()
-		for i, w := range c.waiting {
-			if w == ch {
-				c.waiting = append(c.waiting[:i], c.waiting[i+1:]...)
-				c.mu.Unlock()
-				return nil, false, fmt.Errorf("http1: waiting for a connection to %s: %w", c.Addr, ctx.Err())
-			}
-		}
-		c.mu.Unlock()
-		// Handed something meanwhile: give it back.
-		if cc := <-ch; cc != nil {
-			c.put(cc)
-		} else {
-			c.release()
-		}
-		return nil, false, fmt.Errorf("http1: waiting for a connection to %s: %w", c.Addr, ctx.Err())
+		return c.stopWaiting(ch, ctx.Err())
 	}
+}
+
+// stopWaiting takes ch out of the requests waiting for a connection,
+// after the wait ended with err.
+func (c *Client) stopWaiting(ch chan *clientConn, err error) (*clientConn, bool, error) {
+	c.mu.Lock()
+	for i, w := range c.waiting {
+		if w == ch {
+			c.waiting = append(c.waiting[:i], c.waiting[i+1:]...)
+			c.mu.Unlock()
+			return nil, false, fmt.Errorf("http1: waiting for a connection to %s: %w", c.Addr, err)
+		}
+	}
+	c.mu.Unlock()
+	// Handed something meanwhile: give it back.
+	if cc := <-ch; cc != nil {
+		c.put(cc)
+	} else {
+		c.release()
+	}
+	return nil, false, fmt.Errorf("http1: waiting for a connection to %s: %w", c.Addr, err)
 }
 
 // peekAfter is how long a connection may have been idle before it is
@@ -301,9 +317,15 @@ func (c *Client) dialConn(ctx context.Context) (*clientConn, bool, error) {
 			cfg.ServerName, _, _ = net.SplitHostPort(c.Addr)
 		}
 		tc := tls.Client(raw, cfg)
-		hctx, cancel := context.WithTimeout(ctx, cmp.Or(d.Timeout, 5*time.Second))
-		err := tc.HandshakeContext(hctx)
-		cancel()
+		// The handshake's deadline is the connection's (a context's
+		// deadline may come without a timer to end it).
+		hdl := time.Now().Add(cmp.Or(d.Timeout, 5*time.Second))
+		if dl, ok := ctx.Deadline(); ok && dl.Before(hdl) {
+			hdl = dl
+		}
+		_ = raw.SetDeadline(hdl)
+		err := tc.HandshakeContext(ctx)
+		_ = raw.SetDeadline(time.Time{})
 		if err != nil {
 			c.HandshakeErrors.Add(1)
 			raw.Close()

@@ -187,6 +187,22 @@ func TestClientLimits(t *testing.T) {
 	if _, err := c.RoundTrip(newRequest(t, ctx, "GET", srv.URL, nil)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a request waiting past its deadline: %v", err)
 	}
+	// A context with a deadline and no timer to end it (as the gateway's
+	// proxy gives): the wait ends at the deadline all the same.
+	dctx := deadlineOnly{context.Background(), time.Now().Add(50 * time.Millisecond)}
+	timerless := make(chan error, 1)
+	go func() {
+		_, err := c.Do(dctx, newRequest(t, context.Background(), "GET", srv.URL, nil))
+		timerless <- err
+	}()
+	select {
+	case err := <-timerless:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a request waiting past a deadline without a timer: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("a request waiting past a deadline without a timer still waits")
+	}
 	close(release)
 	if err := <-held; err != nil {
 		t.Fatal(err)
@@ -198,6 +214,15 @@ func TestClientLimits(t *testing.T) {
 		t.Errorf("%d connections, want 1 (MaxConns)", n)
 	}
 }
+
+// deadlineOnly is a context with a deadline that nothing ends: Done never
+// closes.
+type deadlineOnly struct {
+	context.Context
+	at time.Time
+}
+
+func (d deadlineOnly) Deadline() (time.Time, bool) { return d.at, true }
 
 // TestClientExpectContinue: a request with Expect: 100-continue sends its
 // body once the server says 100, and not at all when the server answers

@@ -453,11 +453,11 @@ func Host() *component.Host {
 	return h
 }
 
-// streamError is wasi:io/streams' stream-error for err: closed at the end
-// of the stream, else last-operation-failed with an error resource.
 // errClosed is a stream's err(closed), boxed once.
 var errClosed any = cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: 1}}
 
+// streamError is wasi:io/streams' stream-error for err: closed at the end
+// of the stream, else last-operation-failed with an error resource.
 func streamError(inst *component.Instance, err error) any {
 	if errors.Is(err, io.EOF) {
 		return errClosed

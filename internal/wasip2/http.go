@@ -99,13 +99,7 @@ type (
 // Header is the response's header, hop-by-hop fields included.
 func (r *OutgoingResponse) Header() http.Header {
 	h := make(http.Header, len(r.headers.names))
-	for i, n := range r.headers.names {
-		k, ok := canonicalNames[n]
-		if !ok {
-			k = textproto.CanonicalMIMEHeaderKey(n)
-		}
-		h[k] = append(h[k], string(r.headers.values[i]))
-	}
+	r.AddHeader(h, nil)
 	return h
 }
 
@@ -114,15 +108,11 @@ func (r *OutgoingResponse) Header() http.Header {
 // skip holds (nil: none). Common values (text/plain, …) are not copied.
 func (r *OutgoingResponse) AddHeader(h http.Header, skip map[string]bool) {
 	f := r.headers
-	if len(f.names) > 16 { // past a handful, a map finds repeated names
-		for k, vs := range r.Header() {
-			if !skip[k] {
-				h[k] = vs
-			}
-		}
-		return
-	}
 	values := make([]string, len(f.names)) // one array for all
+	var seen map[string]bool               // past a handful, repeated names are found in a map
+	if len(f.names) > 16 {
+		seen = make(map[string]bool, len(f.names))
+	}
 	for i, n := range f.names {
 		k, ok := canonicalNames[n]
 		if !ok {
@@ -136,7 +126,13 @@ func (r *OutgoingResponse) AddHeader(h http.Header, skip map[string]bool) {
 			v = string(f.values[i])
 		}
 		values[i] = v
-		if slices.Contains(f.names[:i], n) {
+		var repeated bool
+		if seen != nil {
+			repeated, seen[n] = seen[n], true
+		} else {
+			repeated = slices.Contains(f.names[:i], n)
+		}
+		if repeated {
 			h[k] = append(h[k], v)
 		} else {
 			h[k] = values[i : i+1 : i+1]

@@ -103,10 +103,18 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		}
 		p.metrics.UpstreamRetries.WithLabelValues(u.version).Inc()
 		tried = ep
-		select { // a jittered pause, not a storm
-		case <-time.After(time.Duration(1+rand.IntN(10*(try+1))) * time.Millisecond):
+		// A jittered pause, not a storm, ended by the deadline (ctx may
+		// have no timer to close Done at it).
+		pause := time.Duration(1+rand.IntN(10*(try+1))) * time.Millisecond
+		if dl, _ := ctx.Deadline(); time.Until(dl) < pause {
+			pause = max(time.Until(dl), 0)
+		}
+		select {
+		case <-time.After(pause):
 		case <-ctx.Done():
-			p.fail(req, w, http.StatusGatewayTimeout, fmt.Errorf("upstream: %w", ctx.Err()))
+		}
+		if err := ctx.Err(); err != nil {
+			p.fail(req, w, http.StatusGatewayTimeout, fmt.Errorf("upstream: %w", err))
 			return
 		}
 	}

@@ -303,6 +303,13 @@ func (c *Client) dialConn(ctx context.Context) (*clientConn, bool, error) {
 	if c.DialContext != nil {
 		dial = c.DialContext
 	}
+	if dl, ok := ctx.Deadline(); ok {
+		// A timer at the deadline, for the name lookup that waits on Done
+		// (a context's deadline may come without one).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
 	raw, err := dial(ctx, "tcp", c.Addr)
 	if err != nil {
 		c.DialErrors.Add(1)

@@ -72,12 +72,9 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	cr.args[0] = req.Service.Name
 	cr.call = host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: in, Trailer: cr.trailer, Outbound: p.componentOutbound,
+		Body: in, Trailer: cr.trailer, Outbound: p.componentOutbound, Link: p.link(req),
 		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
 		Respond: cr.respond,
-	}
-	if len(req.snap.Links[req.Service.Name]) > 0 { // else a typed call traps: no service is linked
-		cr.call.Link = p.link(req)
 	}
 	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
 	sw := cr.sw
@@ -271,10 +268,15 @@ func newFlushTimer(s *streamWriter) *flushTimer {
 		ft.t = time.AfterFunc(time.Hour, ft.fire)
 		ft.t.Stop()
 	}
+	ft.bind(s)
+	return ft
+}
+
+// bind makes the timer flush s.
+func (ft *flushTimer) bind(s *streamWriter) {
 	ft.mu.Lock()
 	ft.s = s
 	ft.mu.Unlock()
-	return ft
 }
 
 func (ft *flushTimer) fire() {
@@ -292,9 +294,7 @@ func (ft *flushTimer) release() {
 	if !ft.t.Stop() {
 		return
 	}
-	ft.mu.Lock()
-	ft.s = nil
-	ft.mu.Unlock()
+	ft.bind(nil)
 	flushTimers.Put(ft)
 }
 

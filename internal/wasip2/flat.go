@@ -159,8 +159,8 @@ func addFlat(h *component.Host) {
 			for i := 0; i < len(entries); i += 16 {
 				valuesLen += int64(le32(entries[i+12:]))
 			}
-			lifted := int64(len(entries))
-			if lifted+valuesLen > cabi.DefaultMaxLift {
+			lifted := int64(len(entries)) + valuesLen // and the names, as they are lifted
+			if lifted > cabi.DefaultMaxLift {
 				return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 			}
 			buf := f.byteRoom[:0]
@@ -177,7 +177,7 @@ func addFlat(h *component.Host) {
 				if err != nil {
 					return err
 				}
-				if lifted += int64(len(name) + len(value)); lifted > cabi.DefaultMaxLift {
+				if lifted += int64(len(name)); lifted > cabi.DefaultMaxLift {
 					return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 				}
 				start := len(buf)

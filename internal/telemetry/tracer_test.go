@@ -224,10 +224,7 @@ func TestProviderBatching(t *testing.T) {
 		return len(rec.spans), append([]int(nil), rec.batches...)
 	}
 	end(25)
-	deadline := time.Now().Add(5 * time.Second)
-	for n, _ := exported(); n < 20 && time.Now().Before(deadline); n, _ = exported() {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "two full batches exported", func() bool { n, _ := exported(); return n >= 20 })
 	if n, batches := exported(); n != 20 || !slicesAll(batches, 10) {
 		t.Fatalf("after 25 spans with batches of 10 (and an hour's delay): %d exported in %v, want 20 in batches of 10", n, batches)
 	}
@@ -240,15 +237,11 @@ func TestProviderBatching(t *testing.T) {
 
 	rec.block = make(chan struct{}) // the exporter stalls: the queue fills
 	end(10)                         // a full batch: the loop takes it and waits in export
-	for {
+	testutil.WaitFor(t, "the loop to take the full batch", func() bool {
 		tp.mu.Lock()
-		empty := len(tp.queue) == 0
-		tp.mu.Unlock()
-		if empty {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer tp.mu.Unlock()
+		return len(tp.queue) == 0
+	})
 	end(35) // 30 fit in the queue, 5 are dropped
 	tp.mu.Lock()
 	queued, dropped := len(tp.queue), tp.dropped
@@ -306,19 +299,11 @@ func TestProviderSchedule(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		_, s := tp.Tracer("t").Start(context.Background(), "s")
 		s.End()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testutil.WaitFor(t, fmt.Sprintf("round %d: its span exported on a schedule of 20 ms", round), func() bool {
 			rec.mu.Lock()
-			n := len(rec.spans)
-			rec.mu.Unlock()
-			if n == round {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: %d spans exported 5 s after the end of one, with a schedule of 20 ms", round, n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+			defer rec.mu.Unlock()
+			return len(rec.spans) == round
+		})
 	}
 }
 

@@ -11,24 +11,29 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
 
 // A request's head (its line and header fields) is read here, line by
-// line, before net/http's parser sees it, to refuse what RFC 9112 says a
-// server must or ought to refuse and what net/http lets through: a request
-// with both Content-Length and Transfer-Encoding (§6.1: a request smuggling
+// line, and the request built from it, refusing what RFC 9112 says a server
+// must or ought to refuse and what net/http lets through: a request with
+// both Content-Length and Transfer-Encoding (§6.1: a request smuggling
 // attempt, to be handled as an error, the connection closed), a repeated
 // or malformed Content-Length (§6.3), Transfer-Encoding on HTTP/1.0 (§6.1),
-// and a field line continued on the next (obs-fold, §5.2); and to bound
+// and a field line continued on the next (obs-fold, §5.2); and bounding
 // what a request can make the server hold: the request line (414), the
 // header fields' bytes and their number (431), and the memory that all
-// connections' heads take together. http.ReadRequest then parses the head
-// from these bytes alone, and the body is read from the connection by the
-// readers below (Content-Length, or chunked with its trailers, bounded as
-// the header is).
+// connections' heads take together. Everything else is as net/http's
+// http.ReadRequest and its server have it (the request line, the target's
+// forms, Host, Connection, Transfer-Encoding, Trailer, field names and
+// values), which TestReadRequestAsNetHTTP checks. The body is read from the
+// connection by the readers below (Content-Length, or chunked with its
+// trailers, bounded as the header is).
 
 // Defaults for a Server's zero limits. DefaultMaxHeaderBytes and
 // DefaultMaxHeaders are Envoy's defaults (60 KiB and 100), nginx answers
@@ -58,23 +63,24 @@ func refuseHead(status int, reason, format string, args ...any) *headError {
 const headBuffered = 4 << 10
 
 // readHead reads a request's line and header fields, up to the blank line
-// that ends them, into c.hb.b, and checks them. An error that is not a
-// *headError is the connection's (closed, timed out): nothing to answer.
-func (c *conn) readHead() error {
+// that ends them, into c.hb.b, and builds the request from them. An error
+// that is not a *headError is the connection's (closed, timed out): nothing
+// to answer.
+func (c *conn) readHead() (*http.Request, error) {
 	s := c.s
 	if c.hb == nil {
 		c.hb = headPool.Get().(*headBuf)
 	}
-	c.hb.b = c.hb.b[:0]
+	c.hb.b, c.hb.fields = c.hb.b[:0], c.hb.fields[:0]
 	line, err := c.readLine(cmp.Or(s.MaxRequestLine, DefaultMaxRequestLine), func(n int) *headError {
 		return refuseHead(http.StatusRequestURITooLong, "request_line_too_long", "request line over %d bytes", n)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	http10 := bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte(" HTTP/1.0"))
+	lineEnd := len(line)
 	var contentLengths, transferEncodings int
-	err = c.readFields("header", func(name, value []byte) *headError {
+	err = c.readFields("header", func(f field, name, value []byte) *headError {
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
 			if contentLengths++; contentLengths > 1 {
@@ -86,27 +92,178 @@ func (c *conn) readHead() error {
 		case asciiEqualFold(name, "Transfer-Encoding"):
 			transferEncodings++
 		}
+		c.hb.fields = append(c.hb.fields, f)
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if contentLengths > 0 && transferEncodings > 0 {
+		return nil, refuseHead(http.StatusBadRequest, "content_length_and_transfer_encoding", "both Content-Length and Transfer-Encoding")
+	}
+	return c.buildRequest(lineEnd)
+}
+
+// buildRequest makes the request from the head in c.hb.b: its line (the
+// first lineEnd bytes) and its fields (c.hb.fields). The request's strings
+// are all cut from one copy of the head.
+func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
+	head := string(c.hb.b)
+	line := trimEOL(head[:lineEnd])
+	method, rest, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 {
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed request line %.60q", line)
+	}
+	if !validToken(method) {
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "invalid method %.40q", method)
+	}
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed HTTP version %.40q", proto)
+	}
+	if major != 1 {
+		return nil, refuseHead(http.StatusHTTPVersionNotSupported, "bad_request", "unsupported protocol version %.40q", proto)
+	}
+	// CONNECT's target is an authority (host:port), which goes to URL.Host
+	// as net/http has it; a CONNECT to a path (net/rpc's) is a path.
+	rawURL := target
+	authority := method == http.MethodConnect && !strings.HasPrefix(target, "/")
+	if authority {
+		rawURL = "http://" + target
+	}
+	u, err := url.ParseRequestURI(rawURL)
+	if err != nil {
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed request target %.60q", target)
+	}
+	if authority {
+		u.Scheme = ""
+	}
+
+	// The header as net/http has it: names canonical, values in the order
+	// given, Host out of it (in req.Host).
+	fields := c.hb.fields
+	h := make(http.Header, len(fields))
+	values := make([]string, len(fields))
+	var host string
+	hosts := 0
+	for i, f := range fields {
+		key := textproto.CanonicalMIMEHeaderKey(head[f.name.from:f.name.to])
+		values[i] = head[f.value.from:f.value.to]
+		switch vs, ok := h[key]; {
+		case key == "Host":
+			host = values[i]
+			hosts++
+		case ok:
+			h[key] = append(vs, values[i])
+		default:
+			h[key] = values[i : i+1 : i+1]
+		}
+	}
+	if hosts > 1 {
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "too many Host headers")
+	}
+	req := &http.Request{
+		Method: method, URL: u, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
+		Header: h, Host: cmp.Or(u.Host, host), RequestURI: target,
 	}
 	switch {
-	case contentLengths > 0 && transferEncodings > 0:
-		return refuseHead(http.StatusBadRequest, "content_length_and_transfer_encoding", "both Content-Length and Transfer-Encoding")
-	case transferEncodings > 0 && http10:
-		return refuseHead(http.StatusBadRequest, "bad_transfer_encoding", "Transfer-Encoding in an HTTP/1.0 request")
+	case minor > 0 && req.Host == "":
+		// An absolute URL's host stands for the Host field, as in net/http.
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "missing required Host header")
+	case !httpguts.ValidHostHeader(req.Host):
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed Host header %.60q", req.Host)
+	}
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
+	conn := h["Connection"]
+	req.Close = httpguts.HeaderValuesContainsToken(conn, "close") ||
+		minor == 0 && !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
+	if err := c.setBody(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// setBody sets req's framing (ContentLength, TransferEncoding, Trailer)
+// from its header, and its body to read from the connection.
+func (c *conn) setBody(req *http.Request) error {
+	h := req.Header
+	if te, ok := h["Transfer-Encoding"]; ok {
+		switch {
+		case req.ProtoMinor == 0:
+			return refuseHead(http.StatusBadRequest, "bad_transfer_encoding", "Transfer-Encoding in an HTTP/1.0 request")
+		case len(te) != 1:
+			return refuseHead(http.StatusBadRequest, "bad_transfer_encoding", "too many transfer encodings: %.60q", te)
+		case !strings.EqualFold(te[0], "chunked"):
+			return refuseHead(http.StatusNotImplemented, "bad_transfer_encoding", "unsupported transfer encoding %.60q", te[0])
+		}
+		delete(h, "Transfer-Encoding")
+		req.TransferEncoding, req.ContentLength = []string{"chunked"}, -1
+		if err := declaredTrailers(req); err != nil {
+			return err
+		}
+		req.Body = &chunkedBody{c: c, r: httputil.NewChunkedReader(c.br), req: req}
+		return nil
+	}
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		n, err := strconv.ParseInt(cl[0], 10, 64) // readHead let digits only through
+		if err != nil {
+			return refuseHead(http.StatusBadRequest, "bad_content_length", "invalid Content-Length %q", cl[0])
+		}
+		req.ContentLength = n
+	}
+	if req.ContentLength > 0 {
+		req.Body = &lengthBody{r: c.br, left: req.ContentLength}
+	} else {
+		req.Body = http.NoBody
 	}
 	return nil
 }
 
+// declaredTrailers sets req.Trailer to the fields a chunked request's
+// Trailer field declares (each with no value yet), and takes Trailer out
+// of its header, as net/http does; the framing fields may not be declared.
+func declaredTrailers(req *http.Request) error {
+	vs, ok := req.Header["Trailer"]
+	if !ok {
+		return nil
+	}
+	delete(req.Header, "Trailer")
+	trailer := http.Header{}
+	for _, v := range vs {
+		for key := range strings.SplitSeq(v, ",") {
+			key = textproto.TrimString(key)
+			if key == "" {
+				continue
+			}
+			switch key = http.CanonicalHeaderKey(key); key {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				return refuseHead(http.StatusBadRequest, "bad_request", "bad trailer key %q", key)
+			}
+			trailer[key] = nil
+		}
+	}
+	if len(trailer) > 0 {
+		req.Trailer = trailer
+	}
+	return nil
+}
+
+// field is where a field's name and value (trimmed) are in a head's bytes.
+type field struct{ name, value span }
+
+type span struct{ from, to int }
+
 // readFields reads field lines onto c.hb.b up to the blank line that ends
 // them: at most MaxHeaderBytes of them (the blank line included) and
 // MaxHeaders lines, each a name (a token: no space before the colon), a
-// colon and a value, none continuing the line before (obs-fold). what
-// ("header" or "trailer") names them in errors; each is given each
-// field's name and value (trimmed), and may refuse it.
-func (c *conn) readFields(what string, each func(name, value []byte) *headError) error {
+// colon and a value (no control characters but tabs), none continuing the
+// line before (obs-fold). what ("header" or "trailer") names them in
+// errors; each is given each field, where it is in c.hb.b and its name and
+// value, and may refuse it.
+func (c *conn) readFields(what string, each func(f field, name, value []byte) *headError) error {
 	maxBytes, maxFields := cmp.Or(c.s.MaxHeaderBytes, DefaultMaxHeaderBytes), cmp.Or(c.s.MaxHeaders, DefaultMaxHeaders)
 	total, fields := 0, 0
 	for {
@@ -118,7 +275,7 @@ func (c *conn) readFields(what string, each func(name, value []byte) *headError)
 			return err
 		}
 		total += len(c.hb.b) - start
-		line = bytes.TrimRight(line, "\r\n")
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
 		if len(line) == 0 {
 			return nil
 		}
@@ -128,11 +285,20 @@ func (c *conn) readFields(what string, each func(name, value []byte) *headError)
 		if fields++; fields > maxFields {
 			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too_many_"+what+"s", "more than %d %s fields", maxFields, what)
 		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !validFieldName(name) { // "Transfer-Encoding : chunked" included
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 || !validFieldName(line[:colon]) { // "Transfer-Encoding : chunked" included
 			return refuseHead(http.StatusBadRequest, "bad_request", "malformed %s field %.40q", what, line)
 		}
-		if err := each(name, bytes.TrimSpace(value)); err != nil {
+		name, value := line[:colon], line[colon+1:]
+		from := start + colon + 1
+		for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
+			value, from = value[1:], from+1
+		}
+		value = bytes.TrimRight(value, " \t")
+		if !validFieldValue(value) {
+			return refuseHead(http.StatusBadRequest, "bad_request", "%s field %s: invalid value %.40q", what, name, value)
+		}
+		if err := each(field{span{start, start + colon}, span{from, from + len(value)}}, name, value); err != nil {
 			return err
 		}
 	}
@@ -187,19 +353,16 @@ func (c *conn) grow(n int) error {
 	return nil
 }
 
-// headBuf is a request head's bytes and the reader net/http's parser reads
-// them with: taken from headPool for a request, given back after it, so
-// that an idle connection holds none.
+// headBuf is a request head's bytes and where its fields are in them:
+// taken from headPool for a request, given back after it, so that an idle
+// connection holds none.
 type headBuf struct {
-	b  []byte
-	r  bytes.Reader
-	br *bufio.Reader
+	b      []byte
+	fields []field
 }
 
 var headPool = sync.Pool{New: func() any {
-	h := &headBuf{b: make([]byte, 0, headBuffered)}
-	h.br = bufio.NewReaderSize(&h.r, headBuffered)
-	return h
+	return &headBuf{b: make([]byte, 0, headBuffered), fields: make([]field, 0, 16)}
 }}
 
 // releaseHead gives the head buffer back to the pool, and what it held
@@ -214,29 +377,8 @@ func (c *conn) releaseHead() {
 		c.headHeld = 0
 		c.hb.b = make([]byte, 0, headBuffered)
 	}
-	c.hb.r.Reset(nil)
 	headPool.Put(c.hb)
 	c.hb = nil
-}
-
-// parseHead parses c.hb.b with net/http's parser and sets the request's
-// body to read from the connection.
-func (c *conn) parseHead() (*http.Request, error) {
-	c.hb.r.Reset(c.hb.b)
-	c.hb.br.Reset(&c.hb.r)
-	req, err := http.ReadRequest(c.hb.br)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case len(req.TransferEncoding) > 0: // "chunked": ReadRequest refuses any other
-		req.Body = &chunkedBody{c: c, r: httputil.NewChunkedReader(c.br), req: req}
-	case req.ContentLength > 0:
-		req.Body = &lengthBody{r: c.br, left: req.ContentLength}
-	default:
-		req.Body = http.NoBody
-	}
-	return req, nil
 }
 
 // lengthBody is a body of Content-Length bytes; one cut short is an
@@ -315,15 +457,11 @@ func (b *chunkedBody) Close() error { return nil }
 // readTrailers reads the trailer section after the last chunk.
 func (b *chunkedBody) readTrailers() error {
 	b.c.hb.b = b.c.hb.b[:0]
-	err := b.c.readFields("trailer", func(name, value []byte) *headError {
-		v := string(value)
-		if !httpguts.ValidHeaderFieldValue(v) {
-			return refuseHead(http.StatusBadRequest, "bad_body", "trailer field %s: invalid value", name)
-		}
+	err := b.c.readFields("trailer", func(_ field, name, value []byte) *headError {
 		if b.req.Trailer == nil {
 			b.req.Trailer = http.Header{}
 		}
-		b.req.Trailer.Add(textproto.CanonicalMIMEHeaderKey(string(name)), v)
+		b.req.Trailer.Add(textproto.CanonicalMIMEHeaderKey(string(name)), string(value))
 		return nil
 	})
 	var he *headError
@@ -364,6 +502,36 @@ func validFieldName(name []byte) bool {
 		}
 	}
 	return true
+}
+
+// validToken says whether s is a token, as a method is.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue says whether v may be a field's value: no control
+// characters but horizontal tabs (RFC 9110 §5.5, as net/http has it).
+func validFieldValue(v []byte) bool {
+	for _, b := range v {
+		if b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// trimEOL cuts a line's end: "\n", and "\r" before it.
+func trimEOL(line string) string {
+	line = strings.TrimSuffix(line, "\n")
+	return strings.TrimSuffix(line, "\r")
 }
 
 // asciiEqualFold compares a field name with a canonical one, ignoring

@@ -27,7 +27,10 @@ import (
 // endpoint. Unlike http.Transport, a request is written and its response
 // read on the calling goroutine (no reading and writing goroutines per
 // connection, no hand-offs between them), which halves what proxying a
-// small request costs (docs/PERFORMANCE.md).
+// small request costs (docs/PERFORMANCE.md). A response's head is read and
+// the response built in one pass, as http.ReadResponse builds it
+// (clienthead.go), but for a field name with a space before its colon,
+// which is refused.
 //
 // It does what a proxy needs of http.Transport: request bodies of either
 // framing, with trailers; Expect: 100-continue (the body waits for the
@@ -677,15 +680,16 @@ func (cc *clientConn) readResponse(ctx context.Context, req *http.Request, stopA
 			return nil, fmt.Errorf("http1: more than %d informational responses", max1xx)
 		}
 		cc.lr.left, cc.lr.inHead = cmp.Or(cc.c.MaxHeaderBytes, DefaultMaxHeaderBytes)+cc.br.Size(), true
-		resp, err := http.ReadResponse(cc.br, req)
+		resp, err := cc.readHead(req)
 		cc.lr.inHead = false
 		if err != nil {
 			var ne net.Error
 			switch {
 			case errors.Is(err, ErrResponseHeaderTooLarge):
 				return nil, fmt.Errorf("%w (over %d bytes)", ErrResponseHeaderTooLarge, cmp.Or(cc.c.MaxHeaderBytes, DefaultMaxHeaderBytes))
-			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
-				return nil, err // the connection's: closed, reset, timed out
+			case errors.Is(err, ErrMalformedResponse),
+				errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne): // the connection's: closed, reset, timed out
+				return nil, err
 			}
 			return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 		}

@@ -148,7 +148,7 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 	var host string
 	hosts := 0
 	for i, f := range fields {
-		key := textproto.CanonicalMIMEHeaderKey(head[f.name.from:f.name.to])
+		key, _ := canonicalName(head[f.name.from:f.name.to]) // readFields let tokens only through
 		values[i] = head[f.value.from:f.value.to]
 		switch vs, ok := h[key]; {
 		case key == "Host":
@@ -201,9 +201,11 @@ func (c *conn) setBody(req *http.Request) error {
 		}
 		delete(h, "Transfer-Encoding")
 		req.TransferEncoding, req.ContentLength = []string{"chunked"}, -1
-		if err := declaredTrailers(req); err != nil {
-			return err
+		trailer, err := declaredTrailers(h)
+		if err != nil {
+			return refuseHead(http.StatusBadRequest, "bad_request", "%v", err)
 		}
+		req.Trailer = trailer
 		req.Body = &chunkedBody{c: c, r: httputil.NewChunkedReader(c.br), req: req}
 		return nil
 	}
@@ -222,15 +224,15 @@ func (c *conn) setBody(req *http.Request) error {
 	return nil
 }
 
-// declaredTrailers sets req.Trailer to the fields a chunked request's
-// Trailer field declares (each with no value yet), and takes Trailer out
-// of its header, as net/http does; the framing fields may not be declared.
-func declaredTrailers(req *http.Request) error {
-	vs, ok := req.Header["Trailer"]
+// declaredTrailers takes the Trailer field out of a chunked message's
+// header, as net/http does, and returns the fields it declares (each with
+// no value yet), nil for none; the framing fields may not be declared.
+func declaredTrailers(h http.Header) (http.Header, error) {
+	vs, ok := h["Trailer"]
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	delete(req.Header, "Trailer")
+	delete(h, "Trailer")
 	trailer := http.Header{}
 	for _, v := range vs {
 		for key := range strings.SplitSeq(v, ",") {
@@ -240,15 +242,15 @@ func declaredTrailers(req *http.Request) error {
 			}
 			switch key = http.CanonicalHeaderKey(key); key {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
-				return refuseHead(http.StatusBadRequest, "bad_request", "bad trailer key %q", key)
+				return nil, fmt.Errorf("bad trailer key %q", key)
 			}
 			trailer[key] = nil
 		}
 	}
-	if len(trailer) > 0 {
-		req.Trailer = trailer
+	if len(trailer) == 0 {
+		return nil, nil
 	}
-	return nil
+	return trailer, nil
 }
 
 // field is where a field's name and value (trimmed) are in a head's bytes.
@@ -275,7 +277,7 @@ func (c *conn) readFields(what string, each func(f field, name, value []byte) *h
 			return err
 		}
 		total += len(c.hb.b) - start
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		line = trimEOLBytes(line)
 		if len(line) == 0 {
 			return nil
 		}
@@ -294,7 +296,9 @@ func (c *conn) readFields(what string, each func(f field, name, value []byte) *h
 		for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
 			value, from = value[1:], from+1
 		}
-		value = bytes.TrimRight(value, " \t")
+		for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
+			value = value[:len(value)-1]
+		}
 		if !validFieldValue(value) {
 			return refuseHead(http.StatusBadRequest, "bad_request", "%s field %s: invalid value %.40q", what, name, value)
 		}
@@ -528,10 +532,51 @@ func validFieldValue(v []byte) bool {
 	return true
 }
 
+// canonicalName returns a field name in its canonical form (as
+// textproto.CanonicalMIMEHeaderKey has it: "Content-Type"), and false if
+// it is not a token. A name in that form already is not copied.
+func canonicalName(name string) (string, bool) {
+	upper, canonical := true, true
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if !httpguts.IsTokenRune(rune(b)) {
+			return "", false
+		}
+		if upper && 'a' <= b && b <= 'z' || !upper && 'A' <= b && b <= 'Z' {
+			canonical = false
+		}
+		upper = b == '-'
+	}
+	switch {
+	case name == "":
+		return "", false
+	case canonical:
+		return name, true
+	}
+	return textproto.CanonicalMIMEHeaderKey(name), true
+}
+
+// trimBlanks cuts the spaces and tabs around s.
+func trimBlanks(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
 // trimEOL cuts a line's end: "\n", and "\r" before it.
 func trimEOL(line string) string {
 	line = strings.TrimSuffix(line, "\n")
 	return strings.TrimSuffix(line, "\r")
+}
+
+// trimEOLBytes is trimEOL for bytes.
+func trimEOLBytes(line []byte) []byte {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r"))
 }
 
 // asciiEqualFold compares a field name with a canonical one, ignoring

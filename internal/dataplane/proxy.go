@@ -40,7 +40,13 @@ var errUpstreamBody = errors.New("the upstream's response body failed")
 // connection before answering) is tried again on another endpoint, after
 // a jittered pause, within the retry budget.
 func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
-	u := p.upstreamFor(req.Service.Name, v)
+	var u *upstreamPool
+	if req.series != nil {
+		u = req.series.pool // found once for the snapshot
+	}
+	if u == nil {
+		u = p.upstreamFor(req.Service.Name, v)
+	}
 	if c := uint32(req.colour); c != 0 && u.colour.Load() != c {
 		u.colour.Store(c) // the connections dialled from now on carry it
 	}
@@ -185,6 +191,13 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	if websocket {
 		h["Connection"], h["Upgrade"] = []string{"Upgrade"}, []string{upgrade}
 	}
+	// The values set here are in one array, each its own slice with no
+	// room past it (an append copies).
+	set := new([4]string)
+	value := func(i int, v string) []string {
+		set[i] = v
+		return set[i : i+1 : i+1]
+	}
 	// X-Forwarded-For gets the client appended when the client is a
 	// trusted proxy, and starts anew with it otherwise.
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -193,29 +206,33 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	case err != nil: // no address (a guest's in-process call): nothing to say, and nothing forged passed on
 		delete(h, "X-Forwarded-For")
 	case trusted && len(h["X-Forwarded-For"]) > 0:
-		h["X-Forwarded-For"] = []string{strings.Join(h["X-Forwarded-For"], ", ") + ", " + ip}
+		h["X-Forwarded-For"] = value(0, strings.Join(h["X-Forwarded-For"], ", ")+", "+ip)
 	default:
-		h["X-Forwarded-For"] = []string{ip}
+		h["X-Forwarded-For"] = value(0, ip)
 	}
 	if !trusted { // the other forwarding fields a client could forge
 		delete(h, "Forwarded")
 		delete(h, "X-Real-Ip")
 	}
 	if !trusted || h["X-Forwarded-Host"] == nil {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		h["X-Forwarded-Host"] = value(1, r.Host)
 	}
 	if !trusted || h["X-Forwarded-Proto"] == nil {
 		h["X-Forwarded-Proto"] = forwardedProto[r.TLS != nil]
 	}
+	via := "1.1 wasmesh"
 	switch {
 	case r.ProtoMajor == 2:
-		h["Via"] = append(h["Via"], "2 wasmesh")
+		via = "2 wasmesh"
 	case r.ProtoMinor == 0:
-		h["Via"] = append(h["Via"], "1.0 wasmesh")
-	default:
-		h["Via"] = append(h["Via"], "1.1 wasmesh")
+		via = "1.0 wasmesh"
 	}
-	h[RequestIDHeader] = []string{req.ID}
+	if vs := h["Via"]; len(vs) > 0 {
+		h["Via"] = append(vs, via)
+	} else {
+		h["Via"] = value(2, via)
+	}
+	h[RequestIDHeader] = value(3, req.ID)
 	out := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}
 	if req.Route.StripPrefix {

@@ -31,7 +31,8 @@ type series struct {
 	lane                    string // "" for none
 	instTime, runTime       prometheus.Observer
 	stats                   *VersionStats
-	colour                  bpf.Colour // 0: none
+	colour                  bpf.Colour    // 0: none
+	pool                    *upstreamPool // an upstream version's, else nil
 	// In a lane: its requests counted as served by the lane's version
 	// (laneServed, nil when this is not it) or by the baseline, and the
 	// lane version's health, nil when this is not it.
@@ -61,6 +62,9 @@ func (p *Plane) seriesFor(st *Snapshot, r *config.Route, s *config.Service, v *c
 		runTime:  p.metrics.RunTime.WithLabelValues(s.Name),
 		stats:    p.Stats(s.Name, v.Digest),
 		colour:   st.Colours[ColourKey(s.Name, v.Digest)],
+	}
+	if v.IsUpstream() {
+		sr.pool = p.upstreamFor(s.Name, v)
 	}
 	if lane != nil {
 		sr.laneBaseline = p.metrics.LaneRequests.WithLabelValues(lane.Name, s.Name, laneBaseline)

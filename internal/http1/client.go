@@ -136,6 +136,9 @@ type clientConn struct {
 	// stop ends the watch of the request's context; it reports false when
 	// the context ended first (and cut the connection).
 	stop func() bool
+	// cut fails the connection's reads and writes at once: what the
+	// watch does when the context ends (made once, for every request).
+	cut func()
 }
 
 // headLimitReader is a connection as its reader sees it: reads fail with
@@ -345,6 +348,7 @@ func (c *Client) dialConn(ctx context.Context) (*clientConn, bool, error) {
 		conn = tc
 	}
 	cc := &clientConn{c: c, conn: conn, raw: raw}
+	cc.cut = func() { _ = cc.conn.SetDeadline(aLongTimeAgo) }
 	cc.lr.r = conn
 	cc.br = bufio.NewReaderSize(&cc.lr, 4<<10)
 	cc.bw = bufio.NewWriterSize(conn, 4<<10)
@@ -438,7 +442,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 	} else {
 		_ = cc.conn.SetDeadline(time.Time{})
 	}
-	cc.stop = context.AfterFunc(ctx, func() { _ = cc.conn.SetDeadline(aLongTimeAgo) })
+	cc.stop = context.AfterFunc(ctx, cc.cut)
 	cc.lr.n = cc.br.Buffered()
 	err := cc.writeHead(req)
 	if err != nil {

@@ -26,7 +26,11 @@ type runKey struct{}
 
 // run is what the host functions need of the run they serve: its
 // environment, as "KEY=VALUE" strings, and the reused instance running it.
+// It is the run's context too: its parent's, with the run as the value of
+// runKey (one allocation where context.WithValue would be a second).
 type run struct {
+	context.Context
+
 	vars []string
 	size uint32 // bytes with a NUL after each variable
 	inst *instance
@@ -37,7 +41,7 @@ type run struct {
 	// A reused run has no context of its own (instance.call stops it);
 	// a host call that blocks gets one ending at the run's deadline,
 	// made when first asked for: most runs make no such call.
-	ctx      context.Context // the run's context, with this run in it
+	ctx      context.Context // the run's context (the run itself)
 	timeout  time.Duration
 	deadline time.Time // when the timeout passes: the same for host calls
 	hostCtx  context.Context
@@ -58,12 +62,20 @@ func (r *run) hostContext(ctx context.Context) context.Context {
 }
 
 func withRun(ctx context.Context, vars []string, inst *instance, table *wasip1.Table) context.Context {
-	e := &run{vars: vars, inst: inst, table: table}
+	e := &run{Context: ctx, vars: vars, inst: inst, table: table}
 	for _, v := range vars {
 		e.size += uint32(len(v)) + 1
 	}
-	e.ctx = context.WithValue(ctx, runKey{}, e)
-	return e.ctx
+	e.ctx = e
+	return e
+}
+
+// Value is the run for runKey, else the parent's value.
+func (r *run) Value(key any) any {
+	if key == (runKey{}) {
+		return r
+	}
+	return r.Context.Value(key)
 }
 
 func runOf(ctx context.Context) *run {

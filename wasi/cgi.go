@@ -229,18 +229,19 @@ var ErrMalformedResponse = errors.New("malformed CGI response")
 // with none, with no blank line, with a line that is not a header, or with a
 // bad Status is an error wrapping ErrMalformedResponse that says where.
 func ParseResponse(out []byte) (*Response, error) {
-	resp := &Response{Status: http.StatusOK, Header: http.Header{}}
+	resp := &Response{Status: http.StatusOK}
 	explicitStatus := false
 	// The header block becomes one string, of which names and values are
 	// substrings: one allocation for all of them.
 	end := headerBlockEnd(out)
 	if end < 0 {
 		// Say what is wrong with the first bad line, if one is.
+		resp.Header = http.Header{}
 		rest := string(out[:min(len(out), MaxHeaderBytes)])
 		for lineNo := 1; strings.Contains(rest, "\n"); lineNo++ {
 			var line string
 			line, rest, _ = strings.Cut(rest, "\n")
-			if _, err := resp.addHeader(strings.TrimSuffix(line, "\r")); err != nil {
+			if _, err := resp.addHeader(strings.TrimSuffix(line, "\r"), nil); err != nil {
 				return nil, malformed("line %d: %v", lineNo, err)
 			}
 		}
@@ -250,6 +251,11 @@ func ParseResponse(out []byte) (*Response, error) {
 		return nil, malformed("no blank line after the headers (%d bytes of output)", len(out))
 	}
 	rest := string(out[:end])
+	// The values are in one array too, each its own slice with no room
+	// past it (an append copies).
+	lines := strings.Count(rest, "\n") - 1
+	resp.Header = make(http.Header, lines)
+	values := make([]string, 0, lines)
 	for lineNo := 1; ; lineNo++ {
 		i := strings.IndexByte(rest, '\n')
 		line := strings.TrimSuffix(rest[:i], "\r")
@@ -260,7 +266,7 @@ func ParseResponse(out []byte) (*Response, error) {
 			}
 			break
 		}
-		isStatus, err := resp.addHeader(line)
+		isStatus, err := resp.addHeader(line, &values)
 		if err != nil {
 			return nil, malformed("line %d: %v", lineNo, err)
 		}
@@ -291,8 +297,9 @@ func headerBlockEnd(out []byte) int {
 	return -1
 }
 
-// addHeader adds one header line, reporting whether it was Status.
-func (r *Response) addHeader(line string) (isStatus bool, err error) {
+// addHeader adds one header line, reporting whether it was Status. A
+// name's first value is put in values when given (a slice of its array).
+func (r *Response) addHeader(line string, values *[]string) (isStatus bool, err error) {
 	key, value, ok := strings.Cut(line, ":")
 	if !ok {
 		return false, fmt.Errorf("%q is not a header (want Name: value)", truncate(line))
@@ -306,7 +313,14 @@ func (r *Response) addHeader(line string) (isStatus bool, err error) {
 	}
 	key = textproto.CanonicalMIMEHeaderKey(key)
 	if key != "Status" {
-		r.Header[key] = append(r.Header[key], val)
+		vs, ok := r.Header[key]
+		if !ok && values != nil && len(*values) < cap(*values) {
+			*values = append(*values, val)
+			n := len(*values)
+			r.Header[key] = (*values)[n-1 : n : n]
+			return false, nil
+		}
+		r.Header[key] = append(vs, val)
 		return false, nil
 	}
 	if r.Status, err = parseStatus(val); err != nil {

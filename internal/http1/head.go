@@ -440,7 +440,6 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	n, err := b.r.Read(p)
-	var ne net.Error
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -448,7 +447,7 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 		if b.err == nil {
 			b.err = io.EOF
 		}
-	case err == io.ErrUnexpectedEOF, errors.As(err, &ne): // the connection's failure, not the framing's
+	case err == io.ErrUnexpectedEOF, isNetError(err): // the connection's failure, not the framing's
 		b.done, b.err = true, err
 	default:
 		b.done, b.err = true, fmt.Errorf("%w: %v", ErrMalformedBody, err)
@@ -565,6 +564,19 @@ func trimBlanks(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// isNetError says whether err is a net.Error (a failed read of the
+// connection); isTimeout whether it is one that timed out. (Their
+// net.Error escapes: declared here, it is made only for an error.)
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // trimEOL cuts a line's end: "\n", and "\r" before it.

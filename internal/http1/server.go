@@ -479,12 +479,11 @@ func (c *conn) waitRequest(deadline time.Time) bool {
 		hold := time.Now().Add(idleHold)
 		_ = c.rwc.SetReadDeadline(earliest(hold, deadline))
 		_, err := c.br.Peek(1)
-		var ne net.Error
 		switch {
 		case err == nil:
 			c.acquireBuffers()
 			return true
-		case !hold.Before(deadline) || !errors.As(err, &ne) || !ne.Timeout():
+		case !hold.Before(deadline) || !isTimeout(err):
 			return false
 		}
 		c.br.Reset(nil) // nothing buffered: Peek read nothing
@@ -905,8 +904,7 @@ func (cr *connReader) backgroundRead() {
 	if n == 1 {
 		cr.hasByte = true // the next request, pipelined
 	}
-	var ne net.Error
-	if err != nil && !(cr.aborted && errors.As(err, &ne) && ne.Timeout()) {
+	if err != nil && !(cr.aborted && isTimeout(err)) {
 		cr.c.cancel() // the client went away (or the connection broke)
 	}
 	cr.aborted, cr.inRead = false, false

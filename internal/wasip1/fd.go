@@ -10,7 +10,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-func fdAdvise(_ context.Context, c *call, p []uint64) errno {
+func fdAdvise(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdAdvise)
 	if en != 0 {
 		return en
@@ -24,7 +24,7 @@ func fdAdvise(_ context.Context, c *call, p []uint64) errno {
 	return 0 // advice only
 }
 
-func fdAllocate(_ context.Context, c *call, p []uint64) errno {
+func fdAllocate(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdAllocate)
 	if en != 0 {
 		return en
@@ -46,11 +46,11 @@ func fdAllocate(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(e.file.Truncate(off + n))
 }
 
-func fdClose(_ context.Context, c *call, p []uint64) errno {
+func fdClose(_ context.Context, c call, p []uint64) errno {
 	return c.t.close(uint32(p[0]))
 }
 
-func fdDatasync(_ context.Context, c *call, p []uint64) errno {
+func fdDatasync(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdDatasync)
 	if en != 0 {
 		return en
@@ -58,7 +58,7 @@ func fdDatasync(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(e.file.Datasync())
 }
 
-func fdSync(_ context.Context, c *call, p []uint64) errno {
+func fdSync(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdSync)
 	if en != 0 {
 		return en
@@ -78,7 +78,7 @@ func (e *entry) fdflags() uint16 {
 	return f
 }
 
-func fdFdstatGet(_ context.Context, c *call, p []uint64) errno {
+func fdFdstatGet(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.get(uint32(p[0]))
 	if en != 0 {
 		return en
@@ -95,7 +95,7 @@ func fdFdstatGet(_ context.Context, c *call, p []uint64) errno {
 	return 0
 }
 
-func fdFdstatSetFlags(_ context.Context, c *call, p []uint64) errno {
+func fdFdstatSetFlags(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdFdstatSetFlags)
 	if en != 0 {
 		return en
@@ -126,7 +126,7 @@ func fdFdstatSetFlags(_ context.Context, c *call, p []uint64) errno {
 	return 0
 }
 
-func fdFdstatSetRights(_ context.Context, c *call, p []uint64) errno {
+func fdFdstatSetRights(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.get(uint32(p[0]))
 	if en != 0 {
 		return en
@@ -139,7 +139,7 @@ func fdFdstatSetRights(_ context.Context, c *call, p []uint64) errno {
 	return 0
 }
 
-func fdFilestatGet(_ context.Context, c *call, p []uint64) errno {
+func fdFilestatGet(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdFilestatGet)
 	if en != 0 {
 		return en
@@ -156,7 +156,7 @@ func fdFilestatGet(_ context.Context, c *call, p []uint64) errno {
 }
 
 // filestat writes st as a WASI filestat at off.
-func (c *call) filestat(off uint32, st *sys.Stat_t, ft uint8) errno {
+func (c call) filestat(off uint32, st *sys.Stat_t, ft uint8) errno {
 	b, en := c.read(off, 64)
 	if en != 0 {
 		return en
@@ -192,7 +192,7 @@ func filetype(m fs.FileMode) uint8 {
 	return filetypeUnknown
 }
 
-func fdFilestatSetSize(_ context.Context, c *call, p []uint64) errno {
+func fdFilestatSetSize(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdFilestatSetSize)
 	if en != 0 {
 		return en
@@ -216,7 +216,7 @@ const (
 
 // times are the access and modification times fstflags ask for, with
 // experimentalsys.UTIME_OMIT for one left as it is.
-func (c *call) times(atim, mtim int64, flags uint64) (int64, int64, errno) {
+func (c call) times(atim, mtim int64, flags uint64) (int64, int64, errno) {
 	if flags&^(fstAtim|fstAtimNow|fstMtim|fstMtimNow) != 0 ||
 		flags&(fstAtim|fstAtimNow) == fstAtim|fstAtimNow || flags&(fstMtim|fstMtimNow) == fstMtim|fstMtimNow {
 		return 0, 0, errnoInval
@@ -243,7 +243,7 @@ func (c *call) times(atim, mtim int64, flags uint64) (int64, int64, errno) {
 	return a, m, 0
 }
 
-func fdFilestatSetTimes(_ context.Context, c *call, p []uint64) errno {
+func fdFilestatSetTimes(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdFilestatSetTimes)
 	if en != 0 {
 		return en
@@ -260,7 +260,7 @@ const maxIovecs = 1024
 
 // iovecs calls f with each buffer of the iovec array at iovs (count
 // entries) until f says to stop, and returns the bytes f took in all.
-func (c *call) iovecs(iovs, count uint32, f func(b []byte) (n int, more bool, en errno)) (uint32, errno) {
+func (c call) iovecs(iovs, count uint32, f func(b []byte) (n int, more bool, en errno)) (uint32, errno) {
 	if count > maxIovecs {
 		return 0, errnoInval
 	}
@@ -290,17 +290,17 @@ func (c *call) iovecs(iovs, count uint32, f func(b []byte) (n int, more bool, en
 	return total, 0
 }
 
-func fdRead(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, false, false) }
+func fdRead(_ context.Context, c call, p []uint64) errno { return c.transfer(p, false, false) }
 
-func fdWrite(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, true, false) }
+func fdWrite(_ context.Context, c call, p []uint64) errno { return c.transfer(p, true, false) }
 
-func fdPread(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, false, true) }
+func fdPread(_ context.Context, c call, p []uint64) errno { return c.transfer(p, false, true) }
 
-func fdPwrite(_ context.Context, c *call, p []uint64) errno { return c.transfer(p, true, true) }
+func fdPwrite(_ context.Context, c call, p []uint64) errno { return c.transfer(p, true, true) }
 
 // transfer is fd_read, or fd_write when write is set; with at, fd_pread
 // or fd_pwrite: at an offset, which the file's own does not move.
-func (c *call) transfer(p []uint64, write, at bool) errno {
+func (c call) transfer(p []uint64, write, at bool) errno {
 	need, onDir := uint64(rightFdRead), errnoIsdir
 	if write {
 		need, onDir = rightFdWrite, errnoBadf
@@ -350,7 +350,7 @@ func (c *call) transfer(p []uint64, write, at bool) errno {
 	return c.u32(result, n)
 }
 
-func fdPrestatGet(_ context.Context, c *call, p []uint64) errno {
+func fdPrestatGet(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.get(uint32(p[0]))
 	if en != 0 {
 		return en
@@ -367,7 +367,7 @@ func fdPrestatGet(_ context.Context, c *call, p []uint64) errno {
 	return 0
 }
 
-func fdPrestatDirName(_ context.Context, c *call, p []uint64) errno {
+func fdPrestatDirName(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.get(uint32(p[0]))
 	if en != 0 {
 		return en
@@ -386,11 +386,11 @@ func fdPrestatDirName(_ context.Context, c *call, p []uint64) errno {
 	return 0
 }
 
-func fdRenumber(_ context.Context, c *call, p []uint64) errno {
+func fdRenumber(_ context.Context, c call, p []uint64) errno {
 	return c.t.renumber(uint32(p[0]), uint32(p[1]))
 }
 
-func fdSeek(_ context.Context, c *call, p []uint64) errno {
+func fdSeek(_ context.Context, c call, p []uint64) errno {
 	off, whence := int64(p[1]), uint32(p[2])
 	need := uint64(rightFdSeek)
 	if off == 0 && whence == 1 {
@@ -416,7 +416,7 @@ func fdSeek(_ context.Context, c *call, p []uint64) errno {
 	return c.u64(uint32(p[3]), uint64(pos))
 }
 
-func fdTell(_ context.Context, c *call, p []uint64) errno {
+func fdTell(_ context.Context, c call, p []uint64) errno {
 	if e, en := c.t.get(uint32(p[0])); en == 0 && e.stdio {
 		return errnoSpipe
 	}
@@ -437,7 +437,7 @@ func fdTell(_ context.Context, c *call, p []uint64) errno {
 // direntSize is a dirent's size without its name.
 const direntSize = 24
 
-func fdReaddir(_ context.Context, c *call, p []uint64) errno {
+func fdReaddir(_ context.Context, c call, p []uint64) errno {
 	e, en := c.t.getRights(uint32(p[0]), rightFdReaddir)
 	if en != 0 {
 		return en

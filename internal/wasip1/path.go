@@ -31,7 +31,7 @@ type Lutimenser interface {
 
 // pathArg is the file system and path of a path_ function's directory
 // descriptor and path string, the descriptor having the rights need.
-func (c *call) pathArg(fd uint32, need uint64, off, n uint32) (experimentalsys.FS, string, errno) {
+func (c call) pathArg(fd uint32, need uint64, off, n uint32) (experimentalsys.FS, string, errno) {
 	p, en := c.path(off, n)
 	if en != 0 {
 		return nil, "", en
@@ -39,7 +39,7 @@ func (c *call) pathArg(fd uint32, need uint64, off, n uint32) (experimentalsys.F
 	return c.t.at(fd, need, p)
 }
 
-func pathCreateDirectory(_ context.Context, c *call, p []uint64) errno {
+func pathCreateDirectory(_ context.Context, c call, p []uint64) errno {
 	fsys, name, en := c.pathArg(uint32(p[0]), rightPathCreateDirectory, uint32(p[1]), uint32(p[2]))
 	if en != 0 {
 		return en
@@ -47,7 +47,7 @@ func pathCreateDirectory(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(fsys.Mkdir(strings.TrimSuffix(name, "/"), 0o755))
 }
 
-func pathFilestatGet(_ context.Context, c *call, p []uint64) errno {
+func pathFilestatGet(_ context.Context, c call, p []uint64) errno {
 	fsys, name, en := c.pathArg(uint32(p[0]), rightPathFilestatGet, uint32(p[2]), uint32(p[3]))
 	if en != 0 {
 		return en
@@ -63,7 +63,7 @@ func pathFilestatGet(_ context.Context, c *call, p []uint64) errno {
 	return c.filestat(uint32(p[4]), &st, filetype(st.Mode))
 }
 
-func pathFilestatSetTimes(_ context.Context, c *call, p []uint64) errno {
+func pathFilestatSetTimes(_ context.Context, c call, p []uint64) errno {
 	fsys, name, en := c.pathArg(uint32(p[0]), rightPathFilestatSetTimes, uint32(p[2]), uint32(p[3]))
 	if en != 0 {
 		return en
@@ -115,7 +115,7 @@ func follow(fsys experimentalsys.FS, name string) (string, errno) {
 	return "", errnoLoop
 }
 
-func pathLink(_ context.Context, c *call, p []uint64) errno {
+func pathLink(_ context.Context, c call, p []uint64) errno {
 	oldFS, oldName, en := c.pathArg(uint32(p[0]), rightPathLinkSource, uint32(p[2]), uint32(p[3]))
 	if en != 0 {
 		return en
@@ -135,7 +135,7 @@ func pathLink(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(oldFS.Link(oldName, newName))
 }
 
-func pathOpen(_ context.Context, c *call, p []uint64) errno {
+func pathOpen(_ context.Context, c call, p []uint64) errno {
 	if uint32(p[4]) > math.MaxUint16 || uint32(p[7]) > math.MaxUint16 { // i32s: the high half of a slot is not theirs
 		return errnoInval
 	}
@@ -241,7 +241,7 @@ func openFlags(dirflags uint32, oflags, fdflags uint16, rights uint64) experimen
 	return flag | experimentalsys.O_RDONLY
 }
 
-func pathReadlink(_ context.Context, c *call, p []uint64) errno {
+func pathReadlink(_ context.Context, c call, p []uint64) errno {
 	fsys, name, en := c.pathArg(uint32(p[0]), rightPathReadlink, uint32(p[1]), uint32(p[2]))
 	if en != 0 {
 		return en
@@ -258,7 +258,7 @@ func pathReadlink(_ context.Context, c *call, p []uint64) errno {
 	return c.u32(uint32(p[5]), uint32(copy(out, target)))
 }
 
-func pathRemoveDirectory(_ context.Context, c *call, p []uint64) errno {
+func pathRemoveDirectory(_ context.Context, c call, p []uint64) errno {
 	fsys, name, en := c.pathArg(uint32(p[0]), rightPathRemoveDirectory, uint32(p[1]), uint32(p[2]))
 	if en != 0 {
 		return en
@@ -266,7 +266,7 @@ func pathRemoveDirectory(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(fsys.Rmdir(strings.TrimSuffix(name, "/")))
 }
 
-func pathRename(_ context.Context, c *call, p []uint64) errno {
+func pathRename(_ context.Context, c call, p []uint64) errno {
 	oldFS, oldName, en := c.pathArg(uint32(p[0]), rightPathRenameSource, uint32(p[1]), uint32(p[2]))
 	if en != 0 {
 		return en
@@ -281,7 +281,7 @@ func pathRename(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(oldFS.Rename(oldName, newName))
 }
 
-func pathSymlink(_ context.Context, c *call, p []uint64) errno {
+func pathSymlink(_ context.Context, c call, p []uint64) errno {
 	target, en := c.path(uint32(p[0]), uint32(p[1]))
 	if en != 0 {
 		return en
@@ -296,7 +296,7 @@ func pathSymlink(_ context.Context, c *call, p []uint64) errno {
 	return fromSys(fsys.Symlink(target, name))
 }
 
-func pathUnlinkFile(_ context.Context, c *call, p []uint64) errno {
+func pathUnlinkFile(_ context.Context, c call, p []uint64) errno {
 	fsys, name, en := c.pathArg(uint32(p[0]), rightPathUnlinkFile, uint32(p[1]), uint32(p[2]))
 	if en != 0 {
 		return en

@@ -29,7 +29,7 @@ const maxSubscriptions = 4096
 // the standard streams are always ready, as poll(2) says of regular files;
 // an unknown descriptor is an event with EBADF), and otherwise waits for
 // the earliest clock, within the run's deadline.
-func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
+func pollOneoff(ctx context.Context, c call, p []uint64) errno {
 	in, out, n := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	if n == 0 || n > maxSubscriptions {
 		return errnoInval
@@ -139,7 +139,7 @@ func pollOneoff(ctx context.Context, c *call, p []uint64) errno {
 }
 
 // clockTimeout is how long a clock subscription waits from now.
-func (c *call) clockTimeout(b []byte) (time.Duration, errno) {
+func (c call) clockTimeout(b []byte) (time.Duration, errno) {
 	id, timeout, flags := le.Uint32(b[0:]), le.Uint64(b[8:]), le.Uint16(b[24:])
 	if flags&^subclockAbstime != 0 {
 		return 0, errnoInval
@@ -199,25 +199,25 @@ func (e *entry) pending(typ uint8) uint64 {
 
 // The sockets: none are given to guests (wasmesh preopens none), so every
 // descriptor is either unknown or not a socket.
-func notSocket(c *call, fd uint32) errno {
+func notSocket(c call, fd uint32) errno {
 	if _, en := c.t.get(fd); en != 0 {
 		return en
 	}
 	return errnoNotsock
 }
 
-func sockAccept(_ context.Context, c *call, p []uint64) errno {
+func sockAccept(_ context.Context, c call, p []uint64) errno {
 	return notSocket(c, uint32(p[0]))
 }
 
-func sockRecv(_ context.Context, c *call, p []uint64) errno {
+func sockRecv(_ context.Context, c call, p []uint64) errno {
 	return notSocket(c, uint32(p[0]))
 }
 
-func sockSend(_ context.Context, c *call, p []uint64) errno {
+func sockSend(_ context.Context, c call, p []uint64) errno {
 	return notSocket(c, uint32(p[0]))
 }
 
-func sockShutdown(_ context.Context, c *call, p []uint64) errno {
+func sockShutdown(_ context.Context, c call, p []uint64) errno {
 	return notSocket(c, uint32(p[0]))
 }

@@ -193,7 +193,7 @@ const i32, i64 = api.ValueTypeI32, api.ValueTypeI64
 
 // fn is a function of this package: its parameters in p, its errno
 // returned.
-type fn func(ctx context.Context, c *call, p []uint64) errno
+type fn func(ctx context.Context, c call, p []uint64) errno
 
 // call is what a function is given of its call.
 type call struct {
@@ -218,7 +218,7 @@ func export(b wazero.HostModuleBuilder, h *Host, name string, f fn, params []api
 				stack[0] = uint64(errnoBadf)
 				return
 			}
-			stack[0] = uint64(f(ctx, &c, stack))
+			stack[0] = uint64(f(ctx, c, stack))
 		}), params, []api.ValueType{i32}).
 		WithParameterNames(names...).
 		Export(name)
@@ -272,7 +272,7 @@ var functions = []function{
 }
 
 // read is n bytes of the guest's memory at off (a view), or EFAULT.
-func (c *call) read(off, n uint32) ([]byte, errno) {
+func (c call) read(off, n uint32) ([]byte, errno) {
 	if c.mem == nil { // a guest without memory
 		return nil, errnoFault
 	}
@@ -287,7 +287,7 @@ func (c *call) read(off, n uint32) ([]byte, errno) {
 const maxPath = 4096
 
 // path is the string of n bytes at off.
-func (c *call) path(off, n uint32) (string, errno) {
+func (c call) path(off, n uint32) (string, errno) {
 	if n > maxPath {
 		return "", errnoNametoolong
 	}
@@ -295,14 +295,14 @@ func (c *call) path(off, n uint32) (string, errno) {
 	return string(b), en
 }
 
-func (c *call) u32(off, v uint32) errno {
+func (c call) u32(off, v uint32) errno {
 	if c.mem == nil || !c.mem.WriteUint32Le(off, v) {
 		return errnoFault
 	}
 	return 0
 }
 
-func (c *call) u64(off uint32, v uint64) errno {
+func (c call) u64(off uint32, v uint64) errno {
 	if c.mem == nil || !c.mem.WriteUint64Le(off, v) {
 		return errnoFault
 	}

@@ -59,11 +59,15 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 	eb := envPool.Get().(*wasi.EnvBuffer)
 	defer envPool.Put(eb) // after the run: nothing keeps the environment past it
 	env := eb.RequestEnv(r, meta)
+	g := &req.guest
+	g.args[0] = svc.Name
+	g.stdin.Reset(body.Bytes())
+	g.stderr = headWriter{buf: errOut, max: maxStderr}
 	call := host.Call{
-		Capabilities: wasi.Capabilities{Args: []string{svc.Name}, Env: withServiceEnv(svc.Env, env)},
-		Stdin:        bytes.NewReader(body.Bytes()),
+		Capabilities: wasi.Capabilities{Args: g.args[:], Env: withServiceEnv(svc.Env, env)},
+		Stdin:        &g.stdin,
 		Stdout:       out,
-		Stderr:       &headWriter{buf: errOut, max: maxStderr},
+		Stderr:       &g.stderr,
 		MaxStdout:    MaxResponse,
 		MemoryLimit:  req.Limits.Memory,
 		Timeout:      req.Limits.Timeout,
@@ -74,8 +78,8 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 	if req.span.IsRecording() {
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
-	ctx = context.WithValue(ctx, requestKey{}, req)
-	res, err := p.engine.Run(ctx, mod, call)
+	g.ctx = guestContext{Context: ctx, req: req}
+	res, err := p.engine.Run(&g.ctx, mod, call)
 	req.series.instTime.Observe(res.Instantiate.Seconds())
 	if res.Run > 0 {
 		req.series.runTime.Observe(res.Run.Seconds())

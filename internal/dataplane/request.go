@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -101,6 +102,32 @@ type Request struct {
 	// allocated with the request, not one slice each.
 	hv  [3]string
 	nhv int
+	// guest is what a CGI guest's run takes of the request, allocated with
+	// it (runGuest).
+	guest guestRun
+}
+
+// guestRun is what a CGI guest's run is given besides its buffers: its
+// arguments, stdin, stderr and context.
+type guestRun struct {
+	args   [1]string
+	stdin  bytes.Reader
+	stderr headWriter
+	ctx    guestContext
+}
+
+// guestContext is a guest's context: its request's, with the request as
+// the value of requestKey (requestFrom).
+type guestContext struct {
+	context.Context
+	req *Request
+}
+
+func (c *guestContext) Value(key any) any {
+	if key == (requestKey{}) {
+		return c.req
+	}
+	return c.Context.Value(key)
 }
 
 // Context is the request's context, with its span.

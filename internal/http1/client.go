@@ -522,7 +522,7 @@ func (cc *clientConn) writeHead(req *http.Request) error {
 	if req.Method == http.MethodConnect {
 		uri = req.URL.Host
 	}
-	if !validMethod(req.Method) || strings.ContainsAny(uri, " \r\n") {
+	if !validToken(req.Method) || strings.ContainsAny(uri, " \r\n") {
 		return fmt.Errorf("http1: invalid request line %q %q", req.Method, uri)
 	}
 	host := cmp.Or(req.Host, req.URL.Host)
@@ -589,18 +589,6 @@ func (cc *clientConn) writeHead(req *http.Request) error {
 	}
 	_, err := bw.WriteString("\r\n")
 	return err
-}
-
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		if !httpguts.IsTokenRune(rune(m[i])) {
-			return false
-		}
-	}
-	return true
 }
 
 // writeBody writes the request's body, in its framing, and flushes.

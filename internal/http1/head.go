@@ -31,7 +31,7 @@ import (
 // connections' heads take together. Everything else is as net/http's
 // http.ReadRequest and its server have it (the request line, the target's
 // forms, Host, Connection, Transfer-Encoding, Trailer, field names and
-// values), which TestReadRequestAsNetHTTP checks. The body is read from the
+// values), which FuzzReadRequest checks. The body is read from the
 // connection by the readers below (Content-Length, or chunked with its
 // trailers, bounded as the header is).
 

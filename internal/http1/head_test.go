@@ -80,12 +80,17 @@ var headSeeds = []string{
 	"POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\nTrailer: \n\n0\r\n\r\n",
 }
 
-// TestReadRequestAsNetHTTP builds requests from the heads in headSeeds and
-// compares them with what http.ReadRequest (and net/http's server's
-// checks after it) makes of the same bytes.
-func TestReadRequestAsNetHTTP(t *testing.T) {
+// TestReadAsNetHTTP builds requests from the heads in headSeeds, and
+// responses (to a GET and to a HEAD) from those in responseSeeds
+// (clienthead_test.go), and compares them with what net/http's parsers
+// (and its server's checks after them) make of the same bytes.
+func TestReadAsNetHTTP(t *testing.T) {
 	for _, raw := range headSeeds {
 		compareWithNetHTTP(t, raw)
+	}
+	for _, raw := range responseSeeds {
+		compareResponse(t, raw, false)
+		compareResponse(t, raw, true)
 	}
 }
 

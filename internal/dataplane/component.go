@@ -72,11 +72,12 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	cr.args[0] = req.Service.Name
 	cr.call = host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
-		Body: in, Trailer: cr.trailer, Outbound: p.componentOutbound, Link: p.link(req),
+		Body: in, Trailer: cr.trailer, Outbound: p.outboundFn, Link: p.linkFn,
 		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
 		Respond: cr.respond,
 	}
-	resp, err := p.engine.HandleHTTP(context.WithValue(ctx, requestKey{}, req), mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
+	cr.ctx = guestContext{Context: ctx, req: req}
+	resp, err := p.engine.HandleHTTP(&cr.ctx, mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
 	sw := cr.sw
 	if sw != nil {
 		// What is pending goes with the end of the response, or, when
@@ -157,6 +158,7 @@ type componentRun struct {
 	values [3]string     // of the header fields the gateway sets
 	sw     *streamWriter // set once the response is sent: stream
 	stream streamWriter
+	ctx    guestContext // the component's context, with req in it
 }
 
 // value is the field value v, in values[i].

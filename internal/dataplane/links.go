@@ -18,13 +18,16 @@ import (
 	"github.com/wasmesh/wasmesh/router"
 )
 
-// link is what serves the typed calls of caller's component
-// (host.HTTPRequest.Link): each goes to the service its service's links
-// name for the interface (Snapshot.Links).
-func (p *Plane) link(caller *Request) func(ctx context.Context, iface, fn string, args []any) (any, error) {
-	return func(ctx context.Context, iface, fn string, args []any) (any, error) {
-		return p.callLink(ctx, caller, iface, fn, args)
+// linkCall serves a component's typed calls (host.HTTPRequest.Link,
+// host.LinkCall.Link) for the request its context carries (requestFrom):
+// each goes to the service the request's service links for the interface
+// (Snapshot.Links).
+func (p *Plane) linkCall(ctx context.Context, iface, fn string, args []any) (any, error) {
+	caller := requestFrom(ctx)
+	if caller == nil {
+		return nil, fmt.Errorf("link %s: the call's context has no request", iface)
 	}
+	return p.callLink(ctx, caller, iface, fn, args)
 }
 
 // callLink serves one typed call of function fn of interface iface, made
@@ -89,7 +92,7 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 	callee.Limits.Timeout = timeout // its own links are cut to it in turn
 	out, err := p.engine.CallExport(context.WithValue(sctx, requestKey{}, callee), st.Modules[v.Digest], &host.LinkCall{
 		Interface: iface, Func: fn, Args: args, Timeout: timeout, MemoryLimit: svc.Limits.Memory,
-		Argv: []string{to}, Env: st.componentEnv(svc), Link: p.link(callee), Outbound: p.componentOutbound,
+		Argv: []string{to}, Env: st.componentEnv(svc), Link: p.linkFn, Outbound: p.outboundFn,
 	})
 	took := time.Since(callee.Start)
 	// A failure is the callee's, counted against its version, unless the

@@ -22,6 +22,7 @@ import (
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/telemetry"
 	"github.com/wasmesh/wasmesh/router"
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // Options configure a Plane.
@@ -122,6 +123,11 @@ type Plane struct {
 
 	conns    sync.Map // net.Conn → connColour, the client connections coloured
 	outbound outboundClients
+
+	// A component's outgoing requests and typed calls go to these (made
+	// once: a method value per request would be an allocation).
+	outboundFn func(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
+	linkFn     func(ctx context.Context, iface, fn string, args []any) (any, error)
 }
 
 // New returns a plane with no snapshot: it answers 503 until Swap. Its
@@ -143,6 +149,7 @@ func New(ctx context.Context, opts Options) (*Plane, error) {
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
 	p.resolver = net.DefaultResolver
+	p.outboundFn, p.linkFn = p.componentOutbound, p.linkCall
 	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{p}, FreshInstances: opts.FreshInstances})
 	if err != nil {
 		return nil, err

@@ -34,3 +34,11 @@ func CallService(p *Plane, from, target string, body []byte) (*wasi.OutboundResp
 	caller := benchCaller(p, from)
 	return p.callService(context.Background(), caller, u, &wasi.OutboundRequest{Method: "POST", URL: target, Body: body}, http.Header{})
 }
+
+// Queued is how many requests of service wait for a concurrency slot.
+func Queued(p *Plane, service string) int64 {
+	if l, ok := p.limiters.Load(service); ok {
+		return l.(*limiter).queued.Load()
+	}
+	return 0
+}

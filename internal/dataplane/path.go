@@ -82,7 +82,10 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 	r := req.HTTP
 	req.ctx, req.span = p.tracer.Start(ctx, "wasmesh.request", serverSpanOpts...)
 	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped
-		a := append(req.spanAttrs[:0], attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+		// Copies: the request's strings share the memory of its whole head,
+		// which a queued span would keep.
+		a := append(req.spanAttrs[:0], attribute.String("http.request.method", strings.Clone(r.Method)),
+			attribute.String("url.path", strings.Clone(r.URL.Path)))
 		req.span.SetAttributes(a...)
 	}
 	req.setHeader(w.Header(), RequestIDHeader, req.ID)
@@ -463,7 +466,7 @@ func (c requestCarrier) Keys() []string { return propagation.HeaderCarrier(c).Ke
 // requestID propagates a sane incoming X-Request-Id, or makes one.
 func requestID(r *http.Request) string {
 	if id := r.Header.Get(RequestIDHeader); id != "" && len(id) <= 128 && printable(id) {
-		return id
+		return strings.Clone(id) // kept past the request (spans, logs), not its whole head with it
 	}
 	return strconv.FormatUint(rand.Uint64(), 16)
 }

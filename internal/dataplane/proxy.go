@@ -44,7 +44,9 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	if req.series != nil {
 		u = req.series.pool // found once for the snapshot
 	}
-	if u == nil {
+	if u == nil || u.closed.Load() {
+		// A request still on a snapshot older than the reload that
+		// dropped its version makes the pool again (dropUpstreams).
 		u = p.upstreamFor(req.Service.Name, v)
 	}
 	if c := uint32(req.colour); c != 0 && u.colour.Load() != c {

@@ -30,7 +30,8 @@ import (
 // with its own connection pool. It is kept by the version's digest across
 // reloads, so that a reload keeps the connections.
 type upstreamPool struct {
-	version  string // short digest, for metrics and logs
+	closed   atomic.Bool // by a reload that dropped its version
+	version  string      // short digest, for metrics and logs
 	p        *Plane
 	spec     *config.Upstream
 	tls      *tls.Config  // for https endpoints
@@ -365,6 +366,7 @@ func (u *upstreamPool) discovered(hosts []string, why string) {
 }
 
 func (u *upstreamPool) close() {
+	u.closed.Store(true)
 	if u.stop != nil {
 		u.stop()
 	}

@@ -171,7 +171,7 @@ func setResponseBody(resp *http.Response, r *bufio.Reader) error {
 	if te, ok := h["Transfer-Encoding"]; ok {
 		delete(h, "Transfer-Encoding")
 		if http11 || resp.ProtoMajor == 0 && resp.ProtoMinor == 0 { // net/http reads HTTP/0.0 as 1.1
-			if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+			if len(te) != 1 || !asciiEqualFold(te[0], "chunked") {
 				return malformed("unsupported transfer encoding %.60q", te)
 			}
 			chunked = true

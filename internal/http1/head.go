@@ -196,7 +196,7 @@ func (c *conn) setBody(req *http.Request) error {
 			return refuseHead(http.StatusBadRequest, "bad_transfer_encoding", "Transfer-Encoding in an HTTP/1.0 request")
 		case len(te) != 1:
 			return refuseHead(http.StatusBadRequest, "bad_transfer_encoding", "too many transfer encodings: %.60q", te)
-		case !strings.EqualFold(te[0], "chunked"):
+		case !asciiEqualFold(te[0], "chunked"):
 			return refuseHead(http.StatusNotImplemented, "bad_transfer_encoding", "unsupported transfer encoding %.60q", te[0])
 		}
 		delete(h, "Transfer-Encoding")
@@ -591,13 +591,15 @@ func trimEOLBytes(line []byte) []byte {
 	return bytes.TrimSuffix(line, []byte("\r"))
 }
 
-// asciiEqualFold compares a field name with a canonical one, ignoring
-// ASCII case.
-func asciiEqualFold(b []byte, s string) bool {
+// asciiEqualFold compares a field name or token with a canonical one,
+// ignoring ASCII case only: a token is ASCII, and Unicode's folding would
+// take "chun\u212Aed" (a Kelvin sign) for "chunked", which no other
+// server or proxy does (a request smuggled past them).
+func asciiEqualFold[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
-	for i := range b {
+	for i := 0; i < len(b); i++ {
 		x, y := b[i], s[i]
 		if 'A' <= x && x <= 'Z' {
 			x += 'a' - 'A'

@@ -49,6 +49,7 @@ var headSeeds = []string{
 	"POST /c HTTP/1.1\r\nHost: x\r\nTrailer: X-Sum\r\nContent-Length: 1\r\n\r\na",
 	"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Length\r\n\r\n0\r\n\r\n",
 	"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+	"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chun\u212Aed\r\n\r\n0\r\n\r\n",
 	"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
 	"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
 	"GET / HTTP/1.1\r\n\r\n",
@@ -170,8 +171,12 @@ var stricterThanNetHTTP = map[string]bool{
 	"too_many_headers":                     true,
 }
 
-// serverChecks are what net/http's server refuses in a request that
-// http.ReadRequest read.
+// serverChecks are what the server refuses in a request that
+// http.ReadRequest read: as net/http's server does, but for Host, where
+// it is stricter, as it was before requests were built from the head:
+// an empty Host on HTTP/1.1 is refused (net/http takes it), CONNECT to a
+// path needs a Host too, and a malformed Host field beside an absolute
+// URL is ignored with the field (net/http refuses it).
 func serverChecks(req *http.Request) error {
 	switch {
 	case req.ProtoMajor != 1:

@@ -652,7 +652,7 @@ func (c *conn) writeError(status int, why, body string) {
 // up to half a second, so that closing with unread data does not reset the
 // connection before the answer is read.
 func (c *conn) writeFinal(status int, body string) {
-	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
 	if c.bw.Flush() != nil {
 		return

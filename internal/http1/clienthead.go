@@ -92,9 +92,7 @@ func buildResponse(req *http.Request, line, fields string, r *bufio.Reader) (*ht
 		Status: status, StatusCode: code, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
 		Header: h, Request: req,
 	}
-	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
-		h["Cache-Control"] = []string{"no-cache"}
-	}
+	fixPragma(h)
 	if err := setResponseBody(resp, r); err != nil {
 		return nil, err
 	}
@@ -136,10 +134,8 @@ func parseFields(fields string) (http.Header, error) {
 		for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') { // the line's end is trimmed already
 			value = value[1:]
 		}
-		for i := 0; i < len(value); i++ {
-			if b := value[i]; b < ' ' && b != '\t' || b == 0x7f {
-				return nil, malformed("field %s: invalid value %.40q", name, value)
-			}
+		if !validFieldValue(value) {
+			return nil, malformed("field %s: invalid value %.40q", name, value)
 		}
 		values = append(values, value)
 		if vs, ok := h[key]; ok {

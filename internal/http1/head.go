@@ -174,9 +174,7 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 	case !httpguts.ValidHostHeader(req.Host):
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed Host header %.60q", req.Host)
 	}
-	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
-		h["Cache-Control"] = []string{"no-cache"}
-	}
+	fixPragma(h)
 	conn := h["Connection"]
 	req.Close = httpguts.HeaderValuesContainsToken(conn, "close") ||
 		minor == 0 && !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
@@ -288,7 +286,7 @@ func (c *conn) readFields(what string, each func(f field, name, value []byte) *h
 			return refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too_many_"+what+"s", "more than %d %s fields", maxFields, what)
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon < 0 || !validFieldName(line[:colon]) { // "Transfer-Encoding : chunked" included
+		if colon < 0 || !validToken(line[:colon]) { // "Transfer-Encoding : chunked" included
 			return refuseHead(http.StatusBadRequest, "bad_request", "malformed %s field %.40q", what, line)
 		}
 		name, value := line[:colon], line[colon+1:]
@@ -493,23 +491,10 @@ func validLength(v []byte) bool {
 	return true
 }
 
-// validFieldName says whether name is a field name: a token (RFC 9110
-// §5.1), no space before the colon.
-func validFieldName(name []byte) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for _, b := range name {
-		if !httpguts.IsTokenRune(rune(b)) {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken says whether s is a token, as a method is.
-func validToken(s string) bool {
-	if s == "" {
+// validToken says whether s is a token (RFC 9110 §5.6.2), as a method
+// and a field name are: a name with a space before its colon is not.
+func validToken[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -522,13 +507,21 @@ func validToken(s string) bool {
 
 // validFieldValue says whether v may be a field's value: no control
 // characters but horizontal tabs (RFC 9110 §5.5, as net/http has it).
-func validFieldValue(v []byte) bool {
-	for _, b := range v {
-		if b < ' ' && b != '\t' || b == 0x7f {
+func validFieldValue[T string | []byte](v T) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
 			return false
 		}
 	}
 	return true
+}
+
+// fixPragma gives a header with "Pragma: no-cache" and no Cache-Control
+// "Cache-Control: no-cache", as net/http's parsers do (RFC 7234 §5.4).
+func fixPragma(h http.Header) {
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
 }
 
 // canonicalName returns a field name in its canonical form (as

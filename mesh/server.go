@@ -86,7 +86,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 			tlsCfg = tlsCfg.Clone()
 			tlsCfg.NextProtos = []string{"h2", "http/1.1"}
 			srv.TLSConfig = tlsCfg
-			servers = append(servers, g.serveHTTP1(tls.NewListener(ln, tlsCfg), srv, errc))
+			servers = append(servers, g.serveHTTP1(tls.NewListener(http1.NewListener(ln), tlsCfg), srv, errc))
 		}
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true) // h2c, for gRPC-style clients and benchmarks

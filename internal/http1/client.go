@@ -322,6 +322,7 @@ func (c *Client) dialConn(ctx context.Context) (*clientConn, bool, error) {
 		c.release()
 		return nil, false, err
 	}
+	raw = wrapConn(raw)
 	conn := raw
 	if c.TLS != nil {
 		cfg := c.TLS.Clone()

@@ -184,6 +184,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		rwc = wrapConn(rwc)
 		c := s.newConn(rwc)
 		if c == nil {
 			rwc.Close()

@@ -1,0 +1,6 @@
+//go:build !race && unix
+
+package http1
+
+func raceRelease() {}
+func raceAcquire() {}

@@ -1,11 +1,11 @@
-//go:build !unix
+//go:build !linux
 
 package http1
 
 import "net"
 
-// wrapConn returns c: raw socket calls are for unix (sysconn_unix.go).
+// wrapConn returns c: raw socket calls are for Linux (sysconn_linux.go).
 func wrapConn(c net.Conn) net.Conn { return c }
 
-// NewListener returns ln: raw socket calls are for unix (sysconn_unix.go).
+// NewListener returns ln: raw socket calls are for Linux (sysconn_linux.go).
 func NewListener(ln net.Listener) net.Listener { return ln }

@@ -1,13 +1,20 @@
-//go:build race && unix
+//go:build linux && race
 
 package http1
 
-import "sync/atomic"
+import "syscall"
 
-// ioSync orders a sysConn's writes before the reads that follow them in
-// the race detector's eyes, as the syscall package's ioSync does for
-// net.Conn: raw system calls are not instrumented.
-var ioSync atomic.Int64
+// Under the race detector, the syscall package's Read and Write, which
+// tell it that a write happens before the read of what it wrote, as
+// net.Conn's do: raw system calls are not instrumented.
 
-func raceRelease() { ioSync.Add(1) }
-func raceAcquire() { ioSync.Load() }
+func sysRead(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Read(int(fd), p)) }
+
+func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Write(int(fd), p)) }
+
+func errnoOf(n int, err error) (int, syscall.Errno) {
+	if err != nil {
+		return 0, err.(syscall.Errno)
+	}
+	return n, 0
+}

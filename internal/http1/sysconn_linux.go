@@ -1,5 +1,3 @@
-//go:build unix
-
 package http1
 
 import (
@@ -7,7 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // sysConn is a TCP connection read and written with raw system calls on
@@ -26,8 +23,12 @@ import (
 // gateway's CPU a request (docs/PERFORMANCE.md, "Sockets without the
 // syscall state").
 //
-// The embedded *net.TCPConn serves everything else: deadlines, Close,
-// SyscallConn (the eBPF colours), CloseWrite, ReadFrom (sendfile, splice).
+// Under the race detector the syscall package's Read and Write are used
+// (sysconn_race.go), which tell it that a write happens before the read of
+// what it wrote. The embedded *net.TCPConn serves everything else:
+// deadlines, Close, SyscallConn (the eBPF colours), CloseWrite, and
+// ReadFrom and WriteTo (sendfile, splice), which io.Copy takes instead of
+// Read and Write.
 type sysConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
@@ -47,17 +48,17 @@ func wrapConn(c net.Conn) net.Conn {
 }
 
 func (c *sysConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
 	n := 0
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
+		if len(p) == 0 {
+			return true
+		}
 		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			m, e := sysRead(fd, p)
 			switch e {
 			case 0:
-				n = int(m)
+				n = m
 				return true
 			case syscall.EINTR:
 				continue
@@ -69,28 +70,30 @@ func (c *sysConn) Read(p []byte) (int, error) {
 			}
 		}
 	})
-	raceAcquire()
 	switch {
 	case err != nil:
-		return 0, err // closed, or past the read deadline: net.OpError
+		return 0, err // closed, or past the read deadline: a net.OpError
 	case errno != 0:
 		return 0, c.opError("read", errno)
-	case n == 0:
+	case n == 0 && len(p) > 0:
 		return 0, io.EOF
 	}
 	return n, nil
 }
 
 func (c *sysConn) Write(p []byte) (int, error) {
-	raceRelease()
 	n := 0
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {
 		for n < len(p) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+			m, e := sysWrite(fd, p[n:])
 			switch e {
 			case 0:
-				n += int(m)
+				if m == 0 {
+					errno = syscall.EIO // write(2) of a socket takes a byte or fails
+					return true
+				}
+				n += m
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				return false // wait until writable, then go on from n

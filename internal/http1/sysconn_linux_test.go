@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package http1
 
@@ -82,6 +82,7 @@ func TestSysConn(t *testing.T) {
 		c, peer := tcpPair(t)
 		peer.Write([]byte("last"))
 		peer.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second)) // a failure, not a hang, if EOF never comes
 		b, err := io.ReadAll(c)
 		if err != nil || string(b) != "last" {
 			t.Fatalf("ReadAll: %q, %v", b, err)
@@ -107,6 +108,20 @@ func TestSysConn(t *testing.T) {
 			t.Fatalf("Write past its deadline: %d, %v; want some bytes and a timeout", n, err)
 		}
 	})
+	t.Run("deadline set while blocked", func(t *testing.T) {
+		c, _ := tcpPair(t)
+		time.AfterFunc(30*time.Millisecond, func() { c.SetReadDeadline(time.Now()) })
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read whose deadline came while it waited: %v; want a timeout", err)
+		}
+	})
+	t.Run("closed while blocked", func(t *testing.T) {
+		c, _ := tcpPair(t)
+		time.AfterFunc(30*time.Millisecond, func() { c.Close() })
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read of a connection closed while it waited: %v; want net.ErrClosed", err)
+		}
+	})
 	t.Run("reset", func(t *testing.T) {
 		c, peer := tcpPair(t)
 		peer.(*net.TCPConn).SetLinger(0) // close with RST
@@ -128,10 +143,42 @@ func TestSysConn(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Read after Close: %v; want net.ErrClosed", err)
 		}
+		if _, err := c.Read(nil); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read of nothing after Close: %v; want net.ErrClosed", err)
+		}
 		if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write after Close: %v; want net.ErrClosed", err)
 		}
 	})
+}
+
+// TestSysConnOrdering: what a goroutine did before a write happens before
+// what the reader of those bytes does after, whichever end is a sysConn, as
+// for net.Conn (under -race, a report of a race here is the failure).
+func TestSysConnOrdering(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sysWrite bool
+	}{{"sysConn writes, net.Conn reads", true}, {"net.Conn writes, sysConn reads", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			w, r := net.Conn(c), peer
+			if !tc.sysWrite {
+				w, r = peer, c
+			}
+			var shared int
+			go func() {
+				shared = 42
+				w.Write([]byte{1})
+			}()
+			if _, err := io.ReadFull(r, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if shared != 42 {
+				t.Fatalf("shared = %d after the read", shared)
+			}
+		})
+	}
 }
 
 // TestWrapConn: only TCP connections are wrapped, and the server and the

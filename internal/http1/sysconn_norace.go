@@ -1,6 +1,0 @@
-//go:build !race && unix
-
-package http1
-
-func raceRelease() {}
-func raceAcquire() {}

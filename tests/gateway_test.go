@@ -245,6 +245,13 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}
 }
 
+func TestServeRefusesHugeHeapFloor(t *testing.T) {
+	r := wasmesh(t, opts{}, "serve", "--gc-heap-floor", "2000000")
+	if r.code != 2 || !strings.Contains(r.stderr, "--gc-heap-floor 2000000") || !strings.Contains(r.stderr, "MiB") {
+		t.Fatalf("exit %d, stderr %q: want 2 and the flag's value, in MiB", r.code, r.stderr)
+	}
+}
+
 // versionsInFile reads the weights a config file gives service hello, as
 // "file-or-digest=weight" in file order.
 func versionsInFile(t *testing.T, path string) string {

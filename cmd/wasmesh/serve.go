@@ -21,6 +21,7 @@ import (
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/control"
+	"github.com/wasmesh/wasmesh/internal/heapfloor"
 	"github.com/wasmesh/wasmesh/internal/kube"
 	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/internal/telemetry"
@@ -42,6 +43,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
 	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
 	sampleRatio := fs.Float64("trace-sample-ratio", -1, "fraction of new traces recorded; sampled parents are always followed (default 1 with an exporter)")
+	heapFloor := fs.Uint64("gc-heap-floor", 32, "MiB the Go heap may grow to before the collector runs, at least (0: Go's default; ignored when $GOGC is set)")
 	var kf kubeFlags
 	fs.StringVar(&kf.namespace, "kubernetes", "", "take services and routes from this namespace's WasmeshService and WasmeshRoute objects (the config file keeps the gateway's own settings)")
 	fs.StringVar(&kf.kubeconfig, "kubeconfig", "", "with --kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the pod's service account)")
@@ -53,6 +55,14 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	log, err := newLogger(*logFormat, *logLevel)
 	if err != nil {
 		return usageError("%v", err)
+	}
+	if *heapFloor > 1<<20 {
+		return usageError("--gc-heap-floor %d: more than 1 TiB (the value is in MiB)", *heapFloor)
+	}
+	if os.Getenv("GOGC") == "" {
+		defer heapfloor.Start(*heapFloor << 20)()
+	} else if *heapFloor != 0 {
+		log.Debug("GOGC is set: no heap floor", "GOGC", os.Getenv("GOGC"))
 	}
 	path, err := filepath.Abs(*configFile)
 	if err != nil {

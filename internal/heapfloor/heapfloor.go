@@ -2,16 +2,17 @@
 // floor.
 //
 // With GOGC=100, Go's default, the collector runs each time the heap has
-// grown by as much as was live after the last collection (4 MiB at least).
-// A gateway's live heap is small (2–5 MiB serving hellos) and it allocates
-// a few KiB a request, so under load it collected 45 times a second, and
-// the collections (their mark workers, write barriers and assists) took
-// 13–25% of its CPU (docs/PERFORMANCE.md, "A floor under the heap"). After
-// each collection Start sets GOGC so that the next goal is at least the
-// floor, and back to 100 once the live heap is half the floor or more, so
-// a large live heap (10,000 connections) is collected as Go's default
-// would. GOMEMLIMIT still bounds the heap: the collector runs when it is
-// near the limit whatever GOGC says.
+// grown by as much as was live after the last collection, with the
+// goroutine stacks and globals (4 MiB at least). A gateway's live heap is
+// small (2–3 MB serving hellos) and it allocates about 3 KB a request, so
+// under load it collected 34 times a second, its mark workers taking 5–6%
+// of its CPU and, with the write barriers and assists, a request costing
+// 15% more CPU than with a floor of 32 MiB (docs/PERFORMANCE.md, "A floor
+// under the heap"). After each collection Start sets GOGC so that the next
+// goal is about the floor, and back to 100 once the default's goal is the
+// floor or more, so a large heap (10,000 connections) is collected as Go's
+// default would. GOMEMLIMIT still bounds the heap: the collector runs when
+// it is near the limit whatever GOGC says.
 package heapfloor
 
 import (
@@ -24,36 +25,45 @@ import (
 // DefaultPercent is GOGC's default, the least Start sets.
 const DefaultPercent = 100
 
+// MaxFloor is the largest floor Start takes (1 TiB): what it sets stays
+// within GOGC's range.
+const MaxFloor = 1 << 40
+
 // minHeap is the heap goal of a live heap near zero at GOGC=100 (the
 // runtime's defaultHeapMinimum): the runtime scales it by GOGC/100.
 const minHeap = 4 << 20
 
-const liveMetric = "/gc/heap/live:bytes"
+// The live heap, stacks and globals the last collection found.
+var samples = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes"}
 
 // Start sets GOGC after every collection from now on so that the next
-// heap goal is at least floor bytes (never below DefaultPercent), and
-// returns a function that stops doing so and sets GOGC back to what it
-// was. A floor of 0 does nothing.
+// heap goal is about floor bytes (never below DefaultPercent; a floor
+// above MaxFloor is MaxFloor), and returns a function that stops doing so
+// and sets GOGC back to what it was. A floor of 0 does nothing.
 func Start(floor uint64) (stop func()) {
 	if floor == 0 {
 		return func() {}
 	}
-	t := &tuner{floor: floor, sample: []metrics.Sample{{Name: liveMetric}}}
+	t := &tuner{floor: min(floor, MaxFloor)}
+	for _, name := range samples {
+		t.sample = append(t.sample, metrics.Sample{Name: name})
+	}
 	t.prev = debug.SetGCPercent(DefaultPercent)
 	t.adjust()
 	t.arm()
 	return t.stop
 }
 
-// Percent is the GOGC that makes the heap goal about floor for a live
-// heap of live bytes, DefaultPercent at least. The runtime's goal is the
-// larger of live × (1 + GOGC/100) and 4 MiB × GOGC/100 (so that a heap
-// near zero is not collected at every step), which caps GOGC at
-// floor / 4 MiB × 100.
-func Percent(floor, live uint64) int {
+// Percent is the GOGC that makes the heap goal about floor after a
+// collection that found live bytes of heap live and scan bytes to scan
+// (the live heap, the goroutine stacks and the globals), DefaultPercent at
+// least. The runtime's goal is the larger of live + scan × GOGC/100 and
+// 4 MiB × GOGC/100 (so that a heap near zero is not collected at every
+// step), which caps GOGC at floor / 4 MiB × 100.
+func Percent(floor, live, scan uint64) int {
 	p := floor * 100 / minHeap
-	if live > 0 {
-		p = min(p, (floor-min(live, floor))*100/live)
+	if scan > 0 {
+		p = min(p, (floor-min(live, floor))*100/scan)
 	}
 	return max(int(p), DefaultPercent)
 }
@@ -65,7 +75,6 @@ type tuner struct {
 
 	mu      sync.Mutex
 	stopped bool
-	percent int // what the tuner set last
 }
 
 // arm has adjust run after the next collection: a finalizer runs once
@@ -92,14 +101,14 @@ func (t *tuner) adjust() bool {
 		return false
 	}
 	metrics.Read(t.sample)
-	var live uint64
-	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = t.sample[0].Value.Uint64()
+	var n [3]uint64 // live heap, stacks, globals
+	for i, s := range t.sample {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n[i] = s.Value.Uint64()
+		}
 	}
-	if p := Percent(t.floor, live); p != t.percent {
-		debug.SetGCPercent(p)
-		t.percent = p
-	}
+	// Set each time, whatever else set it since: once a collection.
+	debug.SetGCPercent(Percent(t.floor, n[0], n[0]+n[1]+n[2]))
 	return true
 }
 

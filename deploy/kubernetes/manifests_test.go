@@ -186,6 +186,9 @@ type (
 				FieldRef *struct {
 					FieldPath string `yaml:"fieldPath"`
 				} `yaml:"fieldRef"`
+				ResourceFieldRef *struct {
+					Resource string `yaml:"resource"`
+				} `yaml:"resourceFieldRef"`
 			} `yaml:"valueFrom"`
 		}
 		Ports []struct {
@@ -389,6 +392,18 @@ func TestConfigMatchesDeployment(t *testing.T) {
 		case path.Dir(configPath) != dir:
 			t.Fatalf("--config %s is not directly in the ConfigMap's mount %s, where the kubelet swaps ..data", configPath, dir)
 		}
+	})
+
+	t.Run("GOMEMLIMIT from the memory limit", func(t *testing.T) {
+		for _, e := range m.c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+					t.Fatal("GOMEMLIMIT is not the container's limits.memory")
+				}
+				return
+			}
+		}
+		t.Error("no GOMEMLIMIT: the heap floor would let the heap grow without regard to the container's memory limit")
 	})
 
 	t.Run("probes on the health listener", func(t *testing.T) {

@@ -182,13 +182,11 @@ type (
 		Args []string
 		Env  []struct {
 			Name      string
+			Value     string
 			ValueFrom *struct {
 				FieldRef *struct {
 					FieldPath string `yaml:"fieldPath"`
 				} `yaml:"fieldRef"`
-				ResourceFieldRef *struct {
-					Resource string `yaml:"resource"`
-				} `yaml:"resourceFieldRef"`
 			} `yaml:"valueFrom"`
 		}
 		Ports []struct {
@@ -394,11 +392,13 @@ func TestConfigMatchesDeployment(t *testing.T) {
 		}
 	})
 
-	t.Run("GOMEMLIMIT from the memory limit", func(t *testing.T) {
+	t.Run("GOMEMLIMIT under the memory limit", func(t *testing.T) {
+		limit := mebibytes(t, "limits.memory", m.c.Resources.Limits["memory"], "Mi", "Gi")
 		for _, e := range m.c.Env {
 			if e.Name == "GOMEMLIMIT" {
-				if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
-					t.Fatal("GOMEMLIMIT is not the container's limits.memory")
+				soft := mebibytes(t, "GOMEMLIMIT", e.Value, "MiB", "GiB")
+				if soft <= 0 || soft*5 > limit*4 {
+					t.Fatalf("GOMEMLIMIT %s against a memory limit of %s: want at most 4/5 of it, the rest for what Go does not count", e.Value, m.c.Resources.Limits["memory"])
 				}
 				return
 			}
@@ -692,4 +692,19 @@ func TestClusterOverlay(t *testing.T) {
 	if _, err := config.Parse("hello.yaml", assembled); err != nil {
 		t.Errorf("hello.yaml's objects with the overlay's settings do not make a config: %v", err)
 	}
+}
+
+// mebibytes is a size written with one of the two suffixes (MiB and GiB,
+// in the spelling of what it is), in MiB.
+func mebibytes(t *testing.T, what, v, mi, gi string) int {
+	t.Helper()
+	for suffix, scale := range map[string]int{mi: 1, gi: 1024} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			if i, err := strconv.Atoi(n); err == nil {
+				return i * scale
+			}
+		}
+	}
+	t.Fatalf("%s %q: want a whole number of %s or %s", what, v, mi, gi)
+	return 0
 }

@@ -19,7 +19,7 @@ func TestPercent(t *testing.T) {
 		{32 * mib, 3 * mib, 3 * mib, 800},        // the minimum heap again: 3 + 3 × 9.66 ≈ 32 would be 966
 		{32 * mib, 8 * mib, 8 * mib, 300},        // 8 + 8 × 3 = 32
 		{32 * mib, 4 * mib, 7 * mib, 400},        // stacks and globals scanned too: 4 + 7 × 4 = 32
-		{32 * mib, 4 * mib, 24 * mib, 116},       // 10,000 connections' stacks: 4 + 24 × 1.16 ≈ 32
+		{32 * mib, 4 * mib, 24 * mib, 116},       // stacks far above the heap: 4 + 24 × 1.16 ≈ 32
 		{32 * mib, 16 * mib, 16 * mib, 100},      // the default's goal is the floor already
 		{32 * mib, 8 * mib, 40 * mib, 100},       // and past it
 		{32 * mib, 200 * mib, 210 * mib, 100},    // a large live heap: Go's default

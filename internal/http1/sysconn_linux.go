@@ -19,9 +19,9 @@ import (
 // 20 µs for at least a millisecond, and a P found in a system call is
 // handed to another thread. A read or write of a non-blocking socket
 // returns at once (EAGAIN when it would wait), so it is run like any other
-// short computation. Under wrk against the C hello, 11–15% less of the
-// gateway's CPU a request (docs/PERFORMANCE.md, "Sockets without the
-// syscall state").
+// short computation. Under wrk, 11–13% less of the gateway's CPU a
+// request for the C hello, 15% for a Zig component (docs/PERFORMANCE.md,
+// "Sockets without the syscall state").
 //
 // Under the race detector the syscall package's Read and Write are used
 // (sysconn_race.go), which tell it that a write happens before the read of

@@ -8,9 +8,9 @@
 // under load it collected 34 times a second, its mark workers taking 5–6%
 // of its CPU and, with the write barriers and assists, a request costing
 // 17% more CPU than with a floor of 32 MiB (29.1 against 24.8 µs side by
-// side; docs/PERFORMANCE.md, "A floor under the heap"). After each collection Start sets GOGC so that the next
-// goal is about the floor, and back to 100 once the default's goal is the
-// floor or more, so a large heap (10,000 connections) is collected as Go's
+// side; docs/PERFORMANCE.md, "A floor under the heap"). After each
+// collection Start sets GOGC so that the next goal is about the floor, and
+// back to 100 once the default's goal is the floor or more, so a large heap (10,000 connections) is collected as Go's
 // default would. GOMEMLIMIT still bounds the heap: the collector runs when
 // it is near the limit whatever GOGC says.
 package heapfloor

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -32,6 +33,20 @@ import (
 type sysConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+	// The state of the Read and of the Write under way, and the functions
+	// RawConn calls with the descriptor, made once: a closure per call
+	// would be two allocations per read or write. A mutex per direction
+	// keeps concurrent calls apart, as net.Conn's own locks do.
+	r, w sysIO
+}
+
+// sysIO is one direction's call: its buffer, bytes done, errno.
+type sysIO struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
 }
 
 // wrapConn returns c as a sysConn when it is a *net.TCPConn, c otherwise.
@@ -44,32 +59,19 @@ func wrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &sysConn{TCPConn: tc, rc: rc}
+	sc := &sysConn{TCPConn: tc, rc: rc}
+	sc.r.fn, sc.w.fn = sc.r.read, sc.w.write
+	return sc
 }
 
 func (c *sysConn) Read(p []byte) (int, error) {
-	n := 0
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		if len(p) == 0 {
-			return true
-		}
-		for {
-			m, e := sysRead(fd, p)
-			switch e {
-			case 0:
-				n = m
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			default:
-				errno = e
-				return true
-			}
-		}
-	})
+	r := &c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.p, r.n, r.errno = p, 0, 0
+	err := c.rc.Read(r.fn)
+	n, errno := r.n, r.errno
+	r.p = nil
 	switch {
 	case err != nil:
 		return 0, err // closed, or past the read deadline: a net.OpError
@@ -81,29 +83,36 @@ func (c *sysConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *sysConn) Write(p []byte) (int, error) {
-	n := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, e := sysWrite(fd, p[n:])
-			switch e {
-			case 0:
-				if m == 0 {
-					errno = syscall.EIO // write(2) of a socket takes a byte or fails
-					return true
-				}
-				n += m
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable, then go on from n
-			default:
-				errno = e
-				return true
-			}
-		}
+// read is one try at reading into r.p; false to wait until readable.
+func (r *sysIO) read(fd uintptr) bool {
+	if len(r.p) == 0 {
 		return true
-	})
+	}
+	for {
+		m, e := sysRead(fd, r.p)
+		switch e {
+		case 0:
+			r.n = m
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.errno = e
+			return true
+		}
+	}
+}
+
+func (c *sysConn) Write(p []byte) (int, error) {
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.p, w.n, w.errno = p, 0, 0
+	err := c.rc.Write(w.fn)
+	n, errno := w.n, w.errno
+	w.p = nil
 	switch {
 	case err != nil:
 		return n, err
@@ -111,6 +120,29 @@ func (c *sysConn) Write(p []byte) (int, error) {
 		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+// write writes what is left of w.p; false to wait until writable, then
+// go on from w.n.
+func (w *sysIO) write(fd uintptr) bool {
+	for w.n < len(w.p) {
+		m, e := sysWrite(fd, w.p[w.n:])
+		switch e {
+		case 0:
+			if m == 0 {
+				w.errno = syscall.EIO // write(2) of a socket takes a byte or fails
+				return true
+			}
+			w.n += m
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError is errno as net.Conn reports it: errors.Is finds the errno

@@ -127,24 +127,33 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 	}
 	// CONNECT's target is an authority (host:port), which goes to URL.Host
 	// as net/http has it; a CONNECT to a path (net/rpc's) is a path.
-	rawURL := target
-	authority := method == http.MethodConnect && !strings.HasPrefix(target, "/")
-	if authority {
-		rawURL = "http://" + target
-	}
-	u, err := url.ParseRequestURI(rawURL)
-	if err != nil {
-		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed request target %.60q", target)
-	}
-	if authority {
-		u.Scheme = ""
+	rh := &requestHead{}
+	u := &rh.url
+	if !parseOriginForm(u, target) {
+		rawURL := target
+		authority := method == http.MethodConnect && !strings.HasPrefix(target, "/")
+		if authority {
+			rawURL = "http://" + target
+		}
+		parsed, err := url.ParseRequestURI(rawURL)
+		if err != nil {
+			return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed request target %.60q", target)
+		}
+		if authority {
+			parsed.Scheme = ""
+		}
+		*u = *parsed
 	}
 
 	// The header as net/http has it: names canonical, values in the order
 	// given, Host out of it (in req.Host).
 	fields := c.hb.fields
 	h := make(http.Header, len(fields))
-	values := make([]string, len(fields))
+	values := rh.values[:0]
+	if len(fields) > len(rh.values) {
+		values = make([]string, len(fields))
+	}
+	values = values[:len(fields)]
 	var host string
 	hosts := 0
 	for i, f := range fields {
@@ -163,7 +172,8 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 	if hosts > 1 {
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "too many Host headers")
 	}
-	req := &http.Request{
+	req := &rh.req
+	*req = http.Request{
 		Method: method, URL: u, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
 		Header: h, Host: cmp.Or(u.Host, host), RequestURI: target,
 	}
@@ -183,6 +193,59 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 	}
 	return req, nil
 }
+
+// requestHead is what buildRequest makes for a request, in one
+// allocation: the request, its URL, and the values of up to eight header
+// fields (each field's value slice is cut from them).
+type requestHead struct {
+	req    http.Request
+	url    url.URL
+	values [8]string
+}
+
+// parseOriginForm parses target into u as url.ParseRequestURI would, when
+// it is in origin form ("/path?query") with a path of characters that
+// neither escaping nor unescaping changes and a query of visible ASCII;
+// otherwise it returns false and leaves u alone. Most targets are such,
+// and this saves ParseRequestURI's allocation and its passes over the
+// path to unescape it and escape it again.
+func parseOriginForm(u *url.URL, target string) bool {
+	if len(target) == 0 || target[0] != '/' || strings.HasPrefix(target, "//") {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	if hasQuery && query == "" {
+		return false // ForceQuery, and "/?"'s kin: left to ParseRequestURI
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query}
+	return true
+}
+
+// pathByte are the bytes url.URL's path encoding leaves as they are:
+// RFC 3986's unreserved characters and the reserved ones a path may hold
+// unescaped, '%' not among them (a path with one is unescaped).
+var pathByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // setBody sets req's framing (ContentLength, TransferEncoding, Trailer)
 // from its header, and its body to read from the connection.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -197,6 +198,55 @@ func serverChecks(req *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// targetSeeds are request targets parseOriginForm and url.ParseRequestURI
+// are compared on.
+var targetSeeds = []string{
+	"/", "/a/b", "/a/b?c=d&e", "/a/b?", "/?", "/?x", "//x/y", "///", "/a//b", "/a?b?c", "/a?b#c", "/a#b",
+	"/~user/.././x", "/a;b=c,d/e:f@g$h&i+j", "/%41", "/a%2Fb", "/a%zz", "/a!b", "/a(b)*c'd", "/café", "/a\\b",
+	"/a?q=%zz", "/a?q=caf\xc3\xa9", "/a?q=a b", "/a?q=\x7f", "/a\x00", "/a?\t", "*", "a/b", "", "http://h/p", "/a[b]", "/a{b}|c^d`e",
+	"/a\"b<c>", "/a?b=\"<>{}|", "/a?b=[1]",
+}
+
+// TestParseOriginForm checks that parseOriginForm either leaves a target
+// to url.ParseRequestURI or parses it into the same URL, and that it takes
+// the common targets itself.
+func TestParseOriginForm(t *testing.T) {
+	for _, target := range targetSeeds {
+		compareOriginForm(t, target)
+	}
+	for _, target := range []string{"/", "/a/b", "/a/b?c=d&e", "/a;b=c,d/e:f@g$h&i+j", "/api/v1/users/42?fields=name,email&sort=-id"} {
+		if !parseOriginForm(&url.URL{}, target) {
+			t.Errorf("parseOriginForm(%q) left it to ParseRequestURI", target)
+		}
+	}
+}
+
+// FuzzParseOriginForm compares parseOriginForm with url.ParseRequestURI on
+// arbitrary targets.
+func FuzzParseOriginForm(f *testing.F) {
+	for _, target := range targetSeeds {
+		f.Add(target)
+	}
+	f.Fuzz(compareOriginForm)
+}
+
+func compareOriginForm(t *testing.T, target string) {
+	var u url.URL
+	if !parseOriginForm(&u, target) {
+		if u != (url.URL{}) {
+			t.Errorf("parseOriginForm(%q) returned false but set %+v", target, u)
+		}
+		return
+	}
+	want, err := url.ParseRequestURI(target)
+	switch {
+	case err != nil:
+		t.Errorf("parseOriginForm(%q) = %+v, but url.ParseRequestURI refuses it: %v", target, u, err)
+	case u != *want:
+		t.Errorf("parseOriginForm(%q) = %+v, url.ParseRequestURI: %+v", target, u, *want)
+	}
 }
 
 // BenchmarkReadHead reads a browser-like request head with readHead and,

@@ -168,7 +168,12 @@ type HTTPRequest struct {
 	Scheme        string // "http" or "https"
 	Authority     string // the Host
 	Header        http.Header
-	Body          io.Reader
+	// HeaderFunc, when Header is nil, makes the header the first time the
+	// component asks for it: a handler that never looks at the request's
+	// header costs none. It is called at most once, during HandleHTTP.
+	// Default nil: Header is the header.
+	HeaderFunc func() http.Header
+	Body       io.Reader
 	// Trailer gives the request's trailers, once Body has been read to its
 	// end (nil, or nil returned: none).
 	Trailer func() http.Header
@@ -240,7 +245,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	defer func() { c.end(err == nil) }()
 	inst := c.inst
 	hc.req = wasip2.IncomingRequest{Method: r.Method, PathWithQuery: r.PathWithQuery, Scheme: r.Scheme,
-		Authority: r.Authority, Header: r.Header, Body: r.Body, Trailer: r.Trailer}
+		Authority: r.Authority, Header: r.Header, HeaderFunc: r.HeaderFunc, Body: r.Body, Trailer: r.Trailer}
 	out := &hc.out
 	if r.Respond != nil {
 		hc.respond = r.Respond

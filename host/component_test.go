@@ -418,3 +418,22 @@ func TestSnapshotCache(t *testing.T) {
 		t.Errorf("a garbage entry was not rewritten (%v)", err)
 	}
 }
+
+// TestHeaderFuncOnlyWhenAsked: a handler that does not look at the
+// request's headers (the C hello) costs no header: HeaderFunc is not
+// called. (One that does look gets it: mesh's
+// TestComponentFetchesInProcess, whose JavaScript component answers with
+// the traceparent it was given.)
+func TestHeaderFuncOnlyWhenAsked(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../examples/components/c/hello.wasm")
+	calls := 0
+	resp, err := e.HandleHTTP(context.Background(), m, &HTTPRequest{Method: "GET", PathWithQuery: "/x",
+		Scheme: "http", Authority: "x", HeaderFunc: func() http.Header { calls++; return nil }}, 0, 0)
+	if err != nil || resp.Status != http.StatusOK {
+		t.Fatalf("got %v, %v", resp, err)
+	}
+	if calls != 0 {
+		t.Errorf("HeaderFunc called %d times by a handler that does not ask for the headers", calls)
+	}
+}

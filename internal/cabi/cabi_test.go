@@ -179,6 +179,21 @@ func TestStrings(t *testing.T) {
 	}
 }
 
+// TestLowerStringAllocs: a UTF-8 string goes into the guest's memory
+// without a copy on the Go heap first.
+func TestLowerStringAllocs(t *testing.T) {
+	cx, m := context(UTF8)
+	s := strings.Repeat("x", 100)
+	if n := testing.AllocsPerRun(100, func() {
+		m.next = 8
+		if _, _, err := cx.LowerString(s); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("LowerString allocates %.0f times, want 0", n)
+	}
+}
+
 // TestTraps: what a guest can get wrong is a *Trap, not a panic nor a
 // wrong value.
 func TestTraps(t *testing.T) {

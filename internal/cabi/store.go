@@ -198,7 +198,10 @@ func (cx *Context) storeString(s string) (ptr, units uint32, err error) {
 	switch cx.Encoding {
 	case UTF8:
 		if ptr, err = cx.allocate(1, uint32(len(s))); err == nil {
-			err = cx.write(ptr, []byte(s))
+			var b []byte
+			if b, err = cx.read(ptr, uint32(len(s))); err == nil {
+				copy(b, s) // into the memory's view: []byte(s) through Memory.Write would be a copy on the heap first
+			}
 		}
 		return ptr, uint32(len(s)), err
 	}

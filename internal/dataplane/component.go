@@ -44,24 +44,10 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		scheme = "https"
 	}
 	cr := &componentRun{req: req, w: w}
-	// The names are canonical already: set in the map, not through
-	// Header's methods, which canonicalise each name again. The values
-	// are the client's slices, shared: fields are only ever replaced.
-	header := make(http.Header, len(r.Header)+4)
-	for k, vs := range r.Header {
-		header[k] = vs
-	}
-	delete(header, PeerIDHeader)
-	if req.PeerID != "" {
-		header[PeerIDHeader] = cr.value(0, req.PeerID)
-	}
-	header[router.VersionHeader] = cr.value(1, req.Version.Digest)
-	header[RequestIDHeader] = cr.value(2, req.ID)
 	ctx, span := req.ctx, trace.Span(nil)
 	if req.span.IsRecording() {
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
-	injectTrace(ctx, req, header)
 	start := time.Now()
 	cr.in.Reset(body.Bytes())
 	var in io.Reader = &cr.in
@@ -71,7 +57,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	}
 	cr.args[0] = req.Service.Name
 	cr.call = host.HTTPRequest{
-		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, Header: header,
+		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, HeaderFunc: cr.header,
 		Body: in, Trailer: cr.trailer, Outbound: p.outboundFn, Link: p.linkFn,
 		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
 		Respond: cr.respond,
@@ -162,6 +148,30 @@ type componentRun struct {
 }
 
 // value is the field value v, in values[i].
+// header is the component's request header, made when it first asks for
+// it: the client's fields with the gateway's own (version, request id, peer
+// ID, and a traceparent naming the guest's span, or the request's when the
+// guest's is not recorded).
+func (cr *componentRun) header() http.Header {
+	req := cr.req
+	r := req.HTTP
+	// The names are canonical already: set in the map, not through
+	// Header's methods, which canonicalise each name again. The values
+	// are the client's slices, shared: fields are only ever replaced.
+	header := make(http.Header, len(r.Header)+4)
+	for k, vs := range r.Header {
+		header[k] = vs
+	}
+	delete(header, PeerIDHeader)
+	if req.PeerID != "" {
+		header[PeerIDHeader] = cr.value(0, req.PeerID)
+	}
+	header[router.VersionHeader] = cr.value(1, req.Version.Digest)
+	header[RequestIDHeader] = cr.value(2, req.ID)
+	injectTrace(cr.ctx.Context, req, header)
+	return header
+}
+
 func (cr *componentRun) value(i int, v string) []string {
 	cr.values[i] = v
 	return cr.values[i : i+1 : i+1]

@@ -1,11 +1,17 @@
 package dataplane
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/router"
 )
 
 func TestCleanPath(t *testing.T) {
@@ -87,5 +93,43 @@ func TestLimiterShared(t *testing.T) {
 		if l := p.limiterFor(changed); l == stored.(*limiter) || l.max != 2 {
 			t.Fatalf("round %d: limits changed to 2, limiter of max %d", round, l.max)
 		}
+	}
+}
+
+// TestComponentHeader: a component's request header, made when it asks for
+// it, is the client's fields with the gateway's own: the version, the
+// request id, the peer's SPIFFE ID (a client's own claim to one dropped),
+// and the trace context of the guest's span, replacing the client's.
+func TestComponentHeader(t *testing.T) {
+	const clientTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Header.Set("Accept", "text/plain")
+	r.Header.Set(PeerIDHeader, "spiffe://evil/spoofed")
+	r.Header.Set("Traceparent", clientTrace)
+	r.Header.Set("Tracestate", "vendor=1")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled,
+	})
+	for _, peer := range []string{"", "spiffe://example.org/ns/default/sa/frontend"} {
+		req := &Request{HTTP: r, ID: "req-1", PeerID: peer, Version: &config.Version{Digest: "sha256:abc"}, bag: "k=v"}
+		cr := &componentRun{req: req}
+		cr.ctx = guestContext{Context: trace.ContextWithSpanContext(context.Background(), sc), req: req}
+		h := cr.header()
+		want := http.Header{
+			"Accept":             {"text/plain"},
+			router.VersionHeader: {"sha256:abc"},
+			RequestIDHeader:      {"req-1"},
+			"Traceparent":        {"00-01000000000000000000000000000000-0200000000000000-01"},
+			"Baggage":            {"k=v"},
+		}
+		if peer != "" {
+			want[PeerIDHeader] = []string{peer}
+		}
+		if !reflect.DeepEqual(h, want) {
+			t.Errorf("peer %q: header %v, want %v", peer, h, want)
+		}
+	}
+	if got := r.Header.Get("Traceparent"); got != clientTrace {
+		t.Errorf("the client's header was changed: Traceparent %q", got)
 	}
 }

@@ -34,7 +34,11 @@ type (
 	IncomingRequest struct {
 		Method, PathWithQuery, Scheme, Authority string
 		Header                                   http.Header
-		Body                                     io.Reader
+		// HeaderFunc, when Header is nil, makes the header the first time
+		// the handler asks for it (incoming-request.headers): a handler
+		// that never looks costs no header. Default nil: no fields.
+		HeaderFunc func() http.Header
+		Body       io.Reader
 		// Trailer, called when Body is at its end, gives the request's
 		// trailers (future-trailers.get); nil, or nil returned: none.
 		Trailer  func() http.Header
@@ -554,6 +558,9 @@ func addHTTP(h *component.Host) {
 	}))
 	add("[method]incoming-request.authority", request(func(r *IncomingRequest, _ *component.Instance, _ []any) any { return some(r.Authority) }))
 	add("[method]incoming-request.headers", request(func(r *IncomingRequest, inst *component.Instance, _ []any) any {
+		if r.Header == nil && r.HeaderFunc != nil {
+			r.Header, r.HeaderFunc = r.HeaderFunc(), nil
+		}
 		return inst.NewObject(readOnlyFields(r.Header))
 	}))
 	add("[method]incoming-request.consume", request(func(r *IncomingRequest, inst *component.Instance, _ []any) any {

@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasip2"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
@@ -322,7 +323,7 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 	// is made only for what waits: an instantiation, a blocking host call.
 	*c = componentCall{ctx: ctx, callCtx: ctx, dl: lazyDeadline{parent: ctx}}
 	if timeout > 0 {
-		c.dl.at = time.Now().Add(timeout)
+		c.dl.at = clock.Now().Add(timeout)
 	}
 	if !m.component.Stoppable() {
 		c.callCtx = c.dl.get() // stopped by wazero when its context is done
@@ -406,7 +407,7 @@ func (d *lazyDeadline) WaitContext(context.Context) context.Context { return d.g
 func (d *lazyDeadline) ended() bool { return d.ctx != nil && d.ctx.Err() != nil }
 
 // passed says the deadline has passed.
-func (d *lazyDeadline) passed() bool { return !d.at.IsZero() && !time.Now().Before(d.at) }
+func (d *lazyDeadline) passed() bool { return !d.at.IsZero() && !clock.Now().Before(d.at) }
 
 func (d *lazyDeadline) cancel() {
 	if d.stop != nil {

@@ -3,6 +3,8 @@ package host
 import (
 	"sync"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/clock"
 )
 
 // expire removes from *list, in place, the items whose time (as since says)
@@ -49,7 +51,7 @@ func (s *idleSet[T]) take() (v T, ok bool) {
 
 // put keeps v, reporting false (v not kept) when max are idle already.
 func (s *idleSet[T]) put(v T, max int) bool {
-	now := time.Now()
+	now := clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.items) >= max {

@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/internal/wasip1"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
@@ -296,28 +297,30 @@ type callWatch struct {
 }
 
 // call calls fn in the instance, with ctx from withRun, stopped when ctx
-// is done or the timeout (if any) passes: the stop global is set, and the
+// is done or the timeout (if any) after start passes, and returns when it
+// returned (both times from clock.Now): the stop global is set, and the
 // guest traps at its next yield check. Nothing is registered on ctx for
 // it: the instance's one timer looks at ctx every checkEvery, and at the
 // deadline (a context.AfterFunc on the request's context, registered and
 // removed on every call, cost more than the rest of this function); a
 // blocking host call gets a context of its own (run.hostContext).
-func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Duration) error {
+func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Duration, start time.Time) (end time.Time, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return start, err
 	}
 	r := runOf(ctx)
 	inst.run, r.timeout = r, timeout
 	w, first := callWatch{ctx: ctx}, checkEvery
 	if timeout > 0 {
-		w.deadline = time.Now().Add(timeout)
+		w.deadline = start.Add(timeout)
 		r.deadline, first = w.deadline, min(first, timeout)
 	}
 	inst.watchMu.Lock()
 	inst.watch = w
 	inst.watchMu.Unlock()
 	inst.timer.Reset(first)
-	_, err := fn.Call(ctx)
+	_, err = fn.Call(ctx)
+	end = clock.Now()
 	inst.watchMu.Lock()
 	stopping := inst.watch.stopping
 	inst.watch = callWatch{}
@@ -327,7 +330,7 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	inst.timer.Stop()
 	if stopping {
 		<-inst.stopped // the instance is not reused
-	} else if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+	} else if !w.deadline.IsZero() && !end.Before(w.deadline) {
 		// Past the deadline before a check saw it: stopped at it, even
 		// if the guest then finished (a sleep cut short returns normally).
 		inst.deadlineHit.Store(true)
@@ -337,7 +340,7 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 		r.stopHost()
 	}
 	inst.run = nil
-	return err
+	return end, err
 }
 
 // checkCall is the timer's: it stops the running call if its context is
@@ -350,7 +353,7 @@ func (inst *instance) checkCall() {
 		inst.watchMu.Unlock()
 		return
 	}
-	hit := !w.deadline.IsZero() && !time.Now().Before(w.deadline)
+	hit := !w.deadline.IsZero() && !clock.Now().Before(w.deadline)
 	if !hit && w.ctx.Err() == nil {
 		next := checkEvery
 		if !w.deadline.IsZero() {
@@ -418,9 +421,10 @@ func (inst *instance) reset(pages uint32) bool {
 func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64) (Result, error) {
 	p := m.reusable.pool(e, limit, c.Args)
 
-	start := time.Now()
+	start := clock.Now()
 	inst, err := p.get(ctx)
-	res := Result{Instantiate: time.Since(start)}
+	got := clock.Now()
+	res := Result{Instantiate: got.Sub(start)}
 	if err != nil {
 		return res, runError(ctx, err)
 	}
@@ -432,9 +436,8 @@ func (e *Engine) runReused(ctx context.Context, m *Module, c Call, limit uint64)
 		capWriter(c.Stderr, "stderr", c.MaxStderr, inst.stopFor))
 	ctx = withRun(ctx, c.Env, inst, inst.table)
 
-	start = time.Now()
-	err = inst.call(ctx, inst.start, c.Timeout)
-	res.Run = time.Since(start)
+	end, err := inst.call(ctx, inst.start, c.Timeout, got)
+	res.Run = end.Sub(got)
 	if inst.mem != nil {
 		res.MemoryPages = uint32(inst.mem.size / pageSize)
 	}
@@ -541,7 +544,7 @@ func (inst *instance) syntheticCall(ctx context.Context, fn api.Function, env []
 	inst.table.Reset(nil, nil, nil) // no stdin, output discarded
 	ctx = withRun(ctx, env, inst, inst.table)
 	runOf(ctx).warm = true
-	err := inst.call(ctx, fn, 0)
+	_, err := inst.call(ctx, fn, 0, clock.Now())
 	_, err = finish(ctx, Result{}, err)
 	return err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/router"
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -48,7 +49,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	if req.span.IsRecording() {
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
-	start := time.Now()
+	start := clock.Now()
 	cr.in.Reset(body.Bytes())
 	var in io.Reader = &cr.in
 	if rest != nil {

@@ -64,6 +64,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/clock"
 )
 
 // Defaults for a Server's zero fields.
@@ -400,11 +402,11 @@ func (c *conn) serve(base context.Context) {
 			if first {
 				wait = headerTimeout
 			}
-			if !c.waitRequest(time.Now().Add(wait)) {
+			if !c.waitRequest(clock.Now(), wait) {
 				return
 			}
 		}
-		now := time.Now()
+		now := clock.Now()
 		if !first {
 			turn.Take(now) // requests take turns; see the package doc
 		}
@@ -466,18 +468,19 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
 )
 
-// waitRequest waits until deadline for the next request's first byte, and
-// reports whether it came. The connection has its buffers when it returns
-// true. The write buffer is released while waiting (a response has
-// flushed it); the read buffer too, once the wait passes idleHold.
-func (c *conn) waitRequest(deadline time.Time) bool {
+// waitRequest waits until wait after now for the next request's first
+// byte, and reports whether it came. The connection has its buffers when
+// it returns true. The write buffer is released while waiting (a response
+// has flushed it); the read buffer too, once the wait passes idleHold.
+func (c *conn) waitRequest(now time.Time, wait time.Duration) bool {
+	deadline := now.Add(wait)
 	if c.bw != nil && c.bw.Buffered() == 0 {
 		c.bw.Reset(nil)
 		writers.Put(c.bw)
 		c.bw = nil
 	}
 	if c.br != nil {
-		hold := time.Now().Add(idleHold)
+		hold := now.Add(idleHold)
 		_ = c.rwc.SetReadDeadline(earliest(hold, deadline))
 		_, err := c.br.Peek(1)
 		switch {

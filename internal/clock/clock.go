@@ -1,0 +1,18 @@
+// Package clock reads the time for measuring durations and setting
+// deadlines at half time.Now's cost.
+package clock
+
+import "time"
+
+// base is the time Now counts from.
+var base = time.Now()
+
+// Now is time.Now for measuring durations and setting deadlines, at one
+// read of the monotonic clock where time.Now takes two (the wall clock and
+// the monotonic one, a vDSO call each: 30-60 ns apiece on the VMs
+// measured, where a request read the time a dozen times). Its times
+// compare and subtract by their monotonic readings, as time.Now's do;
+// their wall-clock reading is the process's start's plus the time passed
+// since, which a step of the system's clock does not move: not for
+// showing.
+func Now() time.Time { return base.Add(time.Since(base)) }

@@ -55,7 +55,12 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody { // net/http's for a request without one
 		req.body = http.NewResponseController(w)
 	}
-	ctx := p.prop.Extract(r.Context(), requestCarrier(r.Header))
+	ctx := r.Context()
+	// The propagators (W3C trace context and baggage) read these two
+	// fields and no other: without them there is nothing to extract.
+	if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {
+		ctx = p.prop.Extract(ctx, requestCarrier(r.Header))
+	}
 	if len(r.Header["Baggage"]) > 0 {
 		req.bag = baggage.FromContext(ctx).String()
 	}

@@ -370,8 +370,8 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: parent.TraceState()})
 	if !flags.IsSampled() || t.p.exp == nil || t.p.shut.Load() {
-		u := &unrecorded{sc: sc, p: t.p}
-		return trace.ContextWithSpan(ctx, u), u
+		u := &unrecordedContext{Context: ctx, span: unrecorded{sc: sc, p: t.p}}
+		return u, &u.span
 	}
 	s := &span{tracer: t, sc: sc, parent: parent, name: name, kind: c.SpanKind(), start: c.Timestamp()}
 	if s.kind < trace.SpanKindInternal || s.kind > trace.SpanKindConsumer { // unspecified, or not a kind: as the SDK
@@ -398,6 +398,40 @@ type unrecorded struct {
 
 func (u *unrecorded) SpanContext() trace.SpanContext       { return u.sc }
 func (u *unrecorded) TracerProvider() trace.TracerProvider { return u.p }
+
+// unrecordedContext is a context with an unrecorded span in it, as
+// trace.ContextWithSpan makes, in one allocation instead of two: every
+// request starts such a span when tracing is off.
+type unrecordedContext struct {
+	context.Context
+	span unrecorded
+}
+
+func (c *unrecordedContext) Value(key any) any {
+	if key == spanKey {
+		return &c.span
+	}
+	return c.Context.Value(key)
+}
+
+// spanKey is the key trace.ContextWithSpan keeps a span under (unexported
+// by the trace package): the one trace.SpanFromContext asks for.
+var spanKey = func() any {
+	var p keyProbe
+	trace.SpanFromContext(&p)
+	return p.key
+}()
+
+// keyProbe is a context that records the key it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
+}
 
 const (
 	maxAttributes = 128

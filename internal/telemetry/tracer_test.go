@@ -480,3 +480,37 @@ func TestProviderShutdownOrder(t *testing.T) {
 		t.Errorf("%d failed, %d dropped; want 1 (the export given up) and 3 (never sent)", f, d)
 	}
 }
+
+// TestUnrecordedContext: an unrecorded span's context is one allocation
+// with its span in it, which the trace package finds as it finds one that
+// trace.ContextWithSpan put there; the parent's values pass through, and a
+// span put over it hides it.
+func TestUnrecordedContext(t *testing.T) {
+	if spanKey == nil {
+		t.Fatal("the trace package's span key was not found")
+	}
+	type key struct{}
+	tr := NewUnrecordedProvider().Tracer("t")
+	parent := context.WithValue(context.Background(), key{}, "v")
+	ctx, s := tr.Start(parent, "request")
+	if got := trace.SpanFromContext(ctx); got != s {
+		t.Errorf("SpanFromContext = %v, want the span Start returned", got)
+	}
+	if !trace.SpanContextFromContext(ctx).Equal(s.SpanContext()) || !s.SpanContext().IsValid() {
+		t.Errorf("SpanContextFromContext = %v, span's %v", trace.SpanContextFromContext(ctx), s.SpanContext())
+	}
+	if ctx.Value(key{}) != "v" {
+		t.Error("the parent's value is lost")
+	}
+	child, cs := tr.Start(ctx, "guest")
+	if cs.SpanContext().TraceID() != s.SpanContext().TraceID() || trace.SpanFromContext(child) != cs {
+		t.Errorf("child %v of %v", cs.SpanContext(), s.SpanContext())
+	}
+	other := trace.ContextWithSpan(ctx, trace.SpanFromContext(context.Background()))
+	if trace.SpanFromContext(other) == s {
+		t.Error("a span put over the unrecorded one does not hide it")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = tr.Start(parent, "request") }); n != 1 {
+		t.Errorf("Start of an unrecorded span allocates %.0f times, want 1", n)
+	}
+}

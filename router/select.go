@@ -36,8 +36,10 @@ var ErrUnknownVersion = errors.New("unknown version")
 //
 // Versions of weight 0 are chosen only by a pin or a lane.
 func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, error) {
-	if pin := strings.TrimSpace(r.Header.Get(VersionHeader)); s.PinHeader && pin != "" {
-		return Pinned(s, pin)
+	if pins := r.Header[VersionHeader]; s.PinHeader && len(pins) > 0 {
+		if pin := strings.TrimSpace(pins[0]); pin != "" {
+			return Pinned(s, pin)
+		}
 	}
 	if lane != nil {
 		v := lane.Version(s.Name)

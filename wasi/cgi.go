@@ -83,8 +83,8 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 		e.buf = strconv.AppendInt(e.buf, r.ContentLength, 10)
 		e.end()
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		e.add("CONTENT_TYPE=", ct)
+	if ct := r.Header["Content-Type"]; len(ct) > 0 && ct[0] != "" {
+		e.add("CONTENT_TYPE=", ct[0])
 	}
 	e.add("GATEWAY_INTERFACE=", "CGI/1.1")
 	httpFrom := len(e.ends)

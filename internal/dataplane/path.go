@@ -470,8 +470,8 @@ func (c requestCarrier) Keys() []string { return propagation.HeaderCarrier(c).Ke
 
 // requestID propagates a sane incoming X-Request-Id, or makes one.
 func requestID(r *http.Request) string {
-	if id := r.Header.Get(RequestIDHeader); id != "" && len(id) <= 128 && printable(id) {
-		return strings.Clone(id) // kept past the request (spans, logs), not its whole head with it
+	if ids := r.Header[RequestIDHeader]; len(ids) > 0 && ids[0] != "" && len(ids[0]) <= 128 && printable(ids[0]) {
+		return strings.Clone(ids[0]) // kept past the request (spans, logs), not its whole head with it
 	}
 	return strconv.FormatUint(rand.Uint64(), 16)
 }

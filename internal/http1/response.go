@@ -113,11 +113,11 @@ func (w *response) WriteHeader(status int) {
 	}
 	w.wroteHeader = true
 	w.status = status
-	if cl := w.header.Get("Content-Length"); cl != "" {
+	if cl := fieldValue(w.header, "Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			w.declared = n
 		} else {
-			w.header.Del("Content-Length")
+			delete(w.header, "Content-Length")
 		}
 	}
 }
@@ -241,7 +241,7 @@ func (w *response) finish() bool {
 		}
 	} else {
 		if w.declared >= 0 && w.written != w.declared && w.req.Method != http.MethodHead && bodyAllowed(w.status) {
-			w.header.Del("Content-Length") // a wrong length is not sent; the real one is
+			delete(w.header, "Content-Length") // a wrong length is not sent; the real one is
 			w.declared = -1
 		}
 		w.writeHead(w.status, false)
@@ -310,17 +310,17 @@ func (w *response) writeHead(status int, streaming bool) {
 	final := status >= 200 || status == http.StatusSwitchingProtocols
 	if final {
 		h := w.header
-		if h.Get("Connection") == "close" || w.req.Close || w.c.s.closing.Load() {
+		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() {
 			w.closeAfter = true
 		}
 		// The framing is the server's: a handler's Transfer-Encoding would
 		// contradict the length or chunking written here.
-		h.Del("Transfer-Encoding")
+		delete(h, "Transfer-Encoding")
 		switch {
 		case !bodyAllowed(status):
-			h.Del("Content-Length")
+			delete(h, "Content-Length")
 		case streaming && w.chunked:
-			h.Del("Content-Length")
+			delete(h, "Content-Length")
 			h["Transfer-Encoding"] = []string{"chunked"}
 		case !streaming && w.declared < 0:
 			n := len(w.body)
@@ -344,10 +344,10 @@ func (w *response) writeHead(status int, streaming bool) {
 			b = append(b, "\r\n"...)
 		}
 		if w.closeAfter {
-			h.Del("Connection")
+			delete(h, "Connection")
 			b = append(b, "Connection: close\r\n"...)
 		} else if w.req.ProtoMajor == 1 && w.req.ProtoMinor == 0 {
-			h.Del("Connection")
+			delete(h, "Connection")
 			b = append(b, "Connection: keep-alive\r\n"...)
 		}
 	}
@@ -386,6 +386,15 @@ func appendFieldValue(b []byte, v string) []byte {
 		b = append(b, c)
 	}
 	return b
+}
+
+// fieldValue is h.Get(name) for a name in canonical form, without
+// canonicalising it again.
+func fieldValue(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 func bodyAllowed(status int) bool {

@@ -673,7 +673,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	req = req.WithContext(ctx)
 	req.RemoteAddr, req.TLS = c.remote, c.tls
 	keep = !req.Close
-	if ex := req.Header.Get("Expect"); ex != "" {
+	if ex := fieldValue(req.Header, "Expect"); ex != "" {
 		if !req.ProtoAtLeast(1, 1) || !strings.EqualFold(ex, "100-continue") {
 			c.writeFinal(http.StatusExpectationFailed, "")
 			return false

@@ -229,7 +229,9 @@ func testImage(t testing.TB, pages int) *image {
 	t.Helper()
 	content := make([]byte, pages*osPage)
 	for i := range content {
-		content[i] = byte(i*7 + 1)
+		if i/osPage%3 != 1 { // every third page all zeros, which a reset clears
+			content[i] = byte(i*7 + 1)
+		}
 	}
 	img, err := newImage(content)
 	if err != nil {
@@ -261,4 +263,16 @@ func threadFaults(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	return ru.Minflt + ru.Majflt
+}
+
+// TestImageZeroPages: the image knows which of its pages are all zeros
+// (a reset clears those rather than copying them).
+func TestImageZeroPages(t *testing.T) {
+	const pages = 130 // three words of the bitmap
+	img := testImage(t, pages)
+	for p := range pages {
+		if want := zeroPage(img.view[p*osPage : (p+1)*osPage]); img.zeroAt(p) != want {
+			t.Errorf("page %d: zeroAt %v, want %v", p, img.zeroAt(p), want)
+		}
+	}
 }

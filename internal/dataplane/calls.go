@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/wasi"
 )
@@ -137,7 +137,7 @@ func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, ou
 	if caller.snap.Config.Services[u.Host] == nil {
 		return nil, host.CodeUnavailable
 	}
-	req := &Request{HTTP: callMessage(u, out, header), Start: time.Now(), Caller: caller, Hop: caller.Hop + 1,
+	req := &Request{HTTP: callMessage(u, out, header), Start: clock.Now(), Caller: caller, Hop: caller.Hop + 1,
 		service: u.Host, snap: caller.snap, bag: caller.bag}
 	req.ID = requestID(req.HTTP)
 	w := &callResponse{header: http.Header{}}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 )
@@ -87,7 +88,7 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 			attribute.String("rpc.method", fn), attribute.String("wasmesh.target", to))
 		served.SetAttributes(attribute.String("wasmesh.service", to), attribute.String("wasmesh.version", version))
 	}
-	callee := &Request{HTTP: caller.HTTP, ID: caller.ID, Start: time.Now(), Caller: caller, Hop: caller.Hop + 1, service: to,
+	callee := &Request{HTTP: caller.HTTP, ID: caller.ID, Start: clock.Now(), Caller: caller, Hop: caller.Hop + 1, service: to,
 		snap: st, Service: svc, Version: v, Limits: svc.Limits, Lane: caller.Lane, bag: caller.bag, ctx: sctx, span: served}
 	callee.Limits.Timeout = timeout // its own links are cut to it in turn
 	out, err := p.engine.CallExport(context.WithValue(sctx, requestKey{}, callee), st.Modules[v.Digest], &host.LinkCall{

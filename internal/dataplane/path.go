@@ -23,6 +23,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -48,7 +49,7 @@ func putBuf(b *bytes.Buffer) {
 // ServeHTTP is the HTTP edge: it makes the Request of a client's request,
 // continuing the trace its headers carry, and serves it.
 func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := &Request{HTTP: r, ID: requestID(r), Start: time.Now(), Conn: connFrom(r.Context())}
+	req := &Request{HTTP: r, ID: requestID(r), Start: clock.Now(), Conn: connFrom(r.Context())}
 	if id, ok := identity.PeerID(r.TLS); ok {
 		req.Peer, req.PeerID = id, id.String()
 	}

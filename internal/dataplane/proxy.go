@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/router"
 )
@@ -64,7 +65,7 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		defer cancel()
 		ctx = c
 	} else {
-		ctx = &deadlineCtx{Context: req.ctx, at: time.Now().Add(req.Limits.Timeout)}
+		ctx = &deadlineCtx{Context: req.ctx, at: clock.Now().Add(req.Limits.Timeout)}
 	}
 	if n := u.inflight.Add(1); u.max > 0 && n > u.max {
 		u.inflight.Add(-1)
@@ -152,7 +153,7 @@ func (c *deadlineCtx) Err() error {
 	if err := c.Context.Err(); err != nil {
 		return err
 	}
-	if !time.Now().Before(c.at) {
+	if !clock.Now().Before(c.at) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -304,7 +305,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		perTry = time.AfterFunc(d, cancelTry)
 	}
 	injectTrace(ctx, req, out.Header)
-	sent := time.Now()
+	sent := clock.Now()
 	var resp *http.Response
 	var err error
 	if ep.pool != nil {

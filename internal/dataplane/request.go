@@ -28,7 +28,8 @@ type Request struct {
 	HTTP *http.Request
 	// ID is the request id: a sane incoming X-Request-Id, else a new one.
 	ID string
-	// Start is when the request entered.
+	// Start is when the request entered, from clock.Now: for durations
+	// and deadlines, not a timestamp to show.
 	Start time.Time
 
 	// Where it came from.

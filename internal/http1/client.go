@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/wasmesh/wasmesh/internal/clock"
 )
 
 // Client sends HTTP/1.1 requests to one origin over a pool of kept-alive
@@ -225,7 +227,7 @@ func (c *Client) get(ctx context.Context, fresh bool) (*clientConn, bool, error)
 		return nil, false, errors.New("http1: client closed")
 	}
 	if !fresh {
-		now := time.Now()
+		now := clock.Now()
 		for len(c.idle) > 0 {
 			cc := c.idle[len(c.idle)-1]
 			c.idle = c.idle[:len(c.idle)-1]
@@ -386,7 +388,7 @@ func (c *Client) put(cc *clientConn) {
 		cc.conn.Close()
 		return
 	}
-	cc.idleAt = time.Now()
+	cc.idleAt = clock.Now()
 	c.idle = append(c.idle, cc)
 	if c.sweep == nil {
 		c.sweep = time.AfterFunc(c.idleTimeout(), c.sweepIdle)

@@ -224,7 +224,8 @@ func TestCowMemoryResetAfterReset(t *testing.T) {
 	}
 }
 
-// testImage is an image of pages OS pages, no two bytes in a row alike.
+// testImage is an image of pages OS pages: every third page all zeros,
+// the others with no two bytes in a row alike.
 func testImage(t testing.TB, pages int) *image {
 	t.Helper()
 	content := make([]byte, pages*osPage)

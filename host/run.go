@@ -56,7 +56,8 @@ type Result struct {
 	// 64 KiB pages: its high-water mark, since memory never shrinks.
 	MemoryPages uint32
 	// Instantiate is the time taken to create the instance (or take a reset
-	// one), Run the time in _start.
+	// one), Run the time from then to _start's return (its WASI state set
+	// up first: well under a microsecond).
 	Instantiate, Run time.Duration
 	// Reused says the run was served by an instance reset after an earlier
 	// run rather than one created for it.

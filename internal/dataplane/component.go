@@ -148,7 +148,6 @@ type componentRun struct {
 	ctx    guestContext // the component's context, with req in it
 }
 
-// value is the field value v, in values[i].
 // header is the component's request header, made when it first asks for
 // it: the client's fields with the gateway's own (version, request id, peer
 // ID, and a traceparent naming the guest's span, or the request's when the
@@ -173,6 +172,7 @@ func (cr *componentRun) header() http.Header {
 	return header
 }
 
+// value is the field value v, in values[i].
 func (cr *componentRun) value(i int, v string) []string {
 	cr.values[i] = v
 	return cr.values[i : i+1 : i+1]

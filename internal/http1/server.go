@@ -670,7 +670,9 @@ func (c *conn) writeFinal(status int, body string) {
 // serveRequest runs the handler for req and says whether the connection
 // may serve another request.
 func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) {
-	req = req.WithContext(ctx)
+	// The context set in place (readHead's request is the connection's
+	// own): WithContext's copy, dereferenced at once, is not allocated.
+	*req = *req.WithContext(ctx)
 	req.RemoteAddr, req.TLS = c.remote, c.tls
 	keep = !req.Close
 	if ex := fieldValue(req.Header, "Expect"); ex != "" {

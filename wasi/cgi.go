@@ -229,54 +229,128 @@ var ErrMalformedResponse = errors.New("malformed CGI response")
 // with none, with no blank line, with a line that is not a header, or with a
 // bad Status is an error wrapping ErrMalformedResponse that says where.
 func ParseResponse(out []byte) (*Response, error) {
-	resp := &Response{Status: http.StatusOK}
-	explicitStatus := false
-	// The header block becomes one string, of which names and values are
-	// substrings: one allocation for all of them.
+	resp := &Response{Header: http.Header{}}
+	var err error
+	if resp.Status, resp.Body, err = ParseResponseInto(out, resp.Header, nil); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ParseResponseInto is ParseResponse for a caller with a header map of its
+// own (a response writer's): the fields are set in h, but those whose
+// canonical name skip holds (nil: none), and it returns the status and
+// the body (a slice of out). A name's values replace those h had. When out
+// is malformed, h is left as it was.
+func ParseResponseInto(out []byte, h http.Header, skip map[string]bool) (status int, body []byte, err error) {
 	end := headerBlockEnd(out)
 	if end < 0 {
-		// Say what is wrong with the first bad line, if one is.
-		resp.Header = http.Header{}
-		rest := string(out[:min(len(out), MaxHeaderBytes)])
-		for lineNo := 1; strings.Contains(rest, "\n"); lineNo++ {
-			var line string
-			line, rest, _ = strings.Cut(rest, "\n")
-			if _, err := resp.addHeader(strings.TrimSuffix(line, "\r"), nil); err != nil {
-				return nil, malformed("line %d: %v", lineNo, err)
-			}
-		}
-		if len(out) > MaxHeaderBytes {
-			return nil, malformed("headers exceed %d bytes", MaxHeaderBytes)
-		}
-		return nil, malformed("no blank line after the headers (%d bytes of output)", len(out))
+		return 0, nil, blockError(out)
 	}
+	// Every line is checked first, on a view of out that nothing keeps, so
+	// that h is written only when all are good.
+	status, lines, err := checkHeaderBlock(unsafe.String(unsafe.SliceData(out), end))
+	if err != nil {
+		return 0, nil, err
+	}
+	// The block becomes one string, of which names and values are
+	// substrings; the values are in one array, each its own slice with no
+	// room past it (an append copies).
 	rest := string(out[:end])
-	// The values are in one array too, each its own slice with no room
-	// past it (an append copies).
-	lines := strings.Count(rest, "\n") - 1
-	resp.Header = make(http.Header, lines)
 	values := make([]string, 0, lines)
-	for lineNo := 1; ; lineNo++ {
+	var seen [16]string // the names set so far, to tell a repeated name from one h had
+	var seenMap map[string]bool
+	if lines > len(seen) {
+		seenMap = make(map[string]bool, lines)
+	}
+	n := 0
+	for {
 		i := strings.IndexByte(rest, '\n')
 		line := strings.TrimSuffix(rest[:i], "\r")
 		rest = rest[i+1:]
 		if len(line) == 0 {
+			break
+		}
+		key, value, _ := strings.Cut(line, ":")
+		key = textproto.CanonicalMIMEHeaderKey(key)
+		if key == "Status" || skip[key] {
+			continue
+		}
+		val := strings.TrimSpace(value)
+		var repeated bool
+		if seenMap != nil {
+			repeated, seenMap[key] = seenMap[key], true
+		} else {
+			repeated = slices.Contains(seen[:n], key)
+			seen[n], n = key, n+1
+		}
+		if repeated {
+			h[key] = append(h[key], val)
+			continue
+		}
+		values = append(values, val)
+		h[key] = values[len(values)-1 : len(values) : len(values)]
+	}
+	return status, out[end:], nil
+}
+
+// checkHeaderBlock checks the header lines of block (which ends with the
+// blank line) and returns the status they give and how many there are.
+func checkHeaderBlock(block string) (status, lines int, err error) {
+	status = http.StatusOK
+	explicitStatus, location := false, false
+	for lineNo := 1; ; lineNo++ {
+		i := strings.IndexByte(block, '\n')
+		line := strings.TrimSuffix(block[:i], "\r")
+		block = block[i+1:]
+		if len(line) == 0 {
 			if lineNo == 1 {
-				return nil, malformed("no headers before the blank line on line 1")
+				return 0, 0, malformed("no headers before the blank line on line 1")
 			}
 			break
 		}
-		isStatus, err := resp.addHeader(line, &values)
+		key, val, err := checkHeaderLine(line)
 		if err != nil {
-			return nil, malformed("line %d: %v", lineNo, err)
+			return 0, 0, malformed("line %d: %v", lineNo, err)
 		}
-		explicitStatus = explicitStatus || isStatus
+		lines++
+		switch {
+		case strings.EqualFold(key, "Status"):
+			if status, err = parseStatus(val); err != nil {
+				return 0, 0, malformed("line %d: %v", lineNo, err)
+			}
+			explicitStatus = true
+		case strings.EqualFold(key, "Location"):
+			location = true
+		}
 	}
-	resp.Body = out[end:]
-	if _, ok := resp.Header["Location"]; ok && !explicitStatus {
-		resp.Status = http.StatusFound
+	if location && !explicitStatus {
+		status = http.StatusFound
 	}
-	return resp, nil
+	return status, lines, nil
+}
+
+// blockError says what is wrong with output whose header block has no
+// end: its first bad line, if one is, else its size or the missing blank
+// line.
+func blockError(out []byte) error {
+	rest := string(out[:min(len(out), MaxHeaderBytes)])
+	for lineNo := 1; strings.Contains(rest, "\n"); lineNo++ {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if _, _, err := checkHeaderLine(strings.TrimSuffix(line, "\r")); err != nil {
+			return malformed("line %d: %v", lineNo, err)
+		}
+		if k, v, _ := strings.Cut(line, ":"); strings.EqualFold(k, "Status") {
+			if _, err := parseStatus(strings.TrimSpace(strings.TrimSuffix(v, "\r"))); err != nil {
+				return malformed("line %d: %v", lineNo, err)
+			}
+		}
+	}
+	if len(out) > MaxHeaderBytes {
+		return malformed("headers exceed %d bytes", MaxHeaderBytes)
+	}
+	return malformed("no blank line after the headers (%d bytes of output)", len(out))
 }
 
 // headerBlockEnd is the index just past the blank line ending the headers
@@ -297,36 +371,21 @@ func headerBlockEnd(out []byte) int {
 	return -1
 }
 
-// addHeader adds one header line, reporting whether it was Status. A
-// name's first value is put in values when given (a slice of its array).
-func (r *Response) addHeader(line string, values *[]string) (isStatus bool, err error) {
+// checkHeaderLine checks one header line and returns its name (not
+// canonicalised) and its value, trimmed.
+func checkHeaderLine(line string) (key, val string, err error) {
 	key, value, ok := strings.Cut(line, ":")
 	if !ok {
-		return false, fmt.Errorf("%q is not a header (want Name: value)", truncate(line))
+		return "", "", fmt.Errorf("%q is not a header (want Name: value)", truncate(line))
 	}
 	if !validHeaderName(key) {
-		return false, fmt.Errorf("invalid header name %q", truncate(key))
+		return "", "", fmt.Errorf("invalid header name %q", truncate(key))
 	}
-	val := strings.TrimSpace(value)
+	val = strings.TrimSpace(value)
 	if strings.ContainsAny(val, "\r\x00") {
-		return false, fmt.Errorf("invalid value for header %q", key)
+		return "", "", fmt.Errorf("invalid value for header %q", key)
 	}
-	key = textproto.CanonicalMIMEHeaderKey(key)
-	if key != "Status" {
-		vs, ok := r.Header[key]
-		if !ok && values != nil && len(*values) < cap(*values) {
-			*values = append(*values, val)
-			n := len(*values)
-			r.Header[key] = (*values)[n-1 : n : n]
-			return false, nil
-		}
-		r.Header[key] = append(vs, val)
-		return false, nil
-	}
-	if r.Status, err = parseStatus(val); err != nil {
-		return false, err
-	}
-	return true, nil
+	return key, val, nil
 }
 
 // parseStatus accepts "201" or "201 Created". A 1xx is not a final answer,

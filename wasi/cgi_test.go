@@ -3,7 +3,9 @@ package wasi
 import (
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +115,57 @@ func TestParseResponse(t *testing.T) {
 				t.Errorf("body = %q, want %q", resp.Body, tc.wantBody)
 			}
 		})
+	}
+}
+
+// TestParseResponseInto: the fields go into the caller's header, replacing
+// what it had under a name the guest sets (its repeated names appended),
+// but for skipped names; the status and body are ParseResponse's; the
+// header is left alone when the output is malformed.
+func TestParseResponseInto(t *testing.T) {
+	for _, out := range []string{
+		"Content-Type: text/plain\n\nhello\n",
+		"Content-Type: a/b\nX-A: 1\nx-a: 2\nSet-Cookie: c=1\nSet-Cookie: d=2\nConnection: close\n\nbody",
+		"Location: /there\n\n",
+		"Status: 201 Created\r\nX-Pre: guest\r\n\r\n",
+		"Status: 999\n\n",
+		"X-A: 1\nBad Name: 2\n\n",
+		"no blank line",
+		strings.Repeat("X-Many: v\n", 40) + "X-Last: 1\n\n",
+	} {
+		want, wantErr := ParseResponse([]byte(out))
+		h := http.Header{"X-Pre": {"gateway"}, "Connection": {"keep-alive"}}
+		status, body, err := ParseResponseInto([]byte(out), h, map[string]bool{"Connection": true})
+		if (err != nil) != (wantErr != nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("%q: err %v, ParseResponse's %v", out, err, wantErr)
+		}
+		if err != nil {
+			if !reflect.DeepEqual(h, http.Header{"X-Pre": {"gateway"}, "Connection": {"keep-alive"}}) {
+				t.Errorf("%q: malformed, yet the header became %v", out, h)
+			}
+			continue
+		}
+		wantH := http.Header{"X-Pre": {"gateway"}, "Connection": {"keep-alive"}}
+		for k, vs := range want.Header {
+			if k != "Connection" {
+				wantH[k] = vs
+			}
+		}
+		if status != want.Status || string(body) != string(want.Body) || !reflect.DeepEqual(h, wantH) {
+			t.Errorf("%q: %d %v %q, want %d %v %q", out, status, h, body, want.Status, wantH, want.Body)
+		}
+	}
+	// Into a header that has had the fields before, as a connection's
+	// response header has: the block's copy and the values' array only.
+	out := []byte("Content-Type: text/plain\nX-Trace: a\n\nhello")
+	h := http.Header{}
+	if n := testing.AllocsPerRun(100, func() {
+		clear(h)
+		if _, _, err := ParseResponseInto(out, h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Errorf("ParseResponseInto allocates %.0f times, want at most 2", n)
 	}
 }
 

@@ -97,12 +97,14 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		p.failGuest(req, w, err)
 		return
 	}
-	resp, err := wasi.ParseResponse(out.Bytes())
+	// The guest's fields straight into the response's header (but
+	// hop-by-hop ones), which is left alone when its output is malformed.
+	status, respBody, err := wasi.ParseResponseInto(out.Bytes(), w.Header(), hopByHop)
 	if err != nil {
 		p.fail(req, w, http.StatusBadGateway, err)
 		return
 	}
-	req.answer(w, resp.Status, resp.Header, resp.Body)
+	req.answerBody(w, status, respBody)
 }
 
 // failGuest answers for a guest's run that failed: 504 at the deadline, 499
@@ -124,7 +126,12 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 			h[k] = vs
 		}
 	}
-	req.setHeader(h, "Content-Length", strconv.Itoa(len(body)))
+	req.answerBody(w, status, body)
+}
+
+// answerBody is answer for a response whose header is in w's already.
+func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
+	req.setHeader(w.Header(), "Content-Length", strconv.Itoa(len(body)))
 	req.Status = status
 	w.WriteHeader(status)
 	n, _ := w.Write(body)

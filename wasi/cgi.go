@@ -338,13 +338,12 @@ func blockError(out []byte) error {
 	for lineNo := 1; strings.Contains(rest, "\n"); lineNo++ {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
-		if _, _, err := checkHeaderLine(strings.TrimSuffix(line, "\r")); err != nil {
-			return malformed("line %d: %v", lineNo, err)
+		key, val, err := checkHeaderLine(strings.TrimSuffix(line, "\r"))
+		if err == nil && strings.EqualFold(key, "Status") {
+			_, err = parseStatus(val)
 		}
-		if k, v, _ := strings.Cut(line, ":"); strings.EqualFold(k, "Status") {
-			if _, err := parseStatus(strings.TrimSpace(strings.TrimSuffix(v, "\r"))); err != nil {
-				return malformed("line %d: %v", lineNo, err)
-			}
+		if err != nil {
+			return malformed("line %d: %v", lineNo, err)
 		}
 	}
 	if len(out) > MaxHeaderBytes {

@@ -478,7 +478,10 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 		end = c.Timestamp()
 	}
 	if end.IsZero() {
-		end = time.Now()
+		// The start plus the time passed on the monotonic clock, as the
+		// SDK does: one clock reading, not time.Now's two, and a duration
+		// that a step of the wall clock does not change.
+		end = s.start.Add(time.Since(s.start))
 	}
 	s.mu.Lock()
 	if s.ended {

@@ -15,4 +15,9 @@ var base = time.Now()
 // their wall-clock reading is the process's start's plus the time passed
 // since, which a step of the system's clock does not move: not for
 // showing.
-func Now() time.Time { return base.Add(time.Since(base)) }
+func Now() time.Time { return base.Add(Mono()) }
+
+// Mono is the time passed since the process started, on the monotonic
+// clock: for times kept as a count (buckets, deadlines in an atomic
+// int64), which a step of the wall clock does not move.
+func Mono() time.Duration { return time.Since(base) }

@@ -24,3 +24,13 @@ func TestNow(t *testing.T) {
 		t.Errorf("a deadline a second from monoNow is %v away", d)
 	}
 }
+
+// TestMono: Mono is Now's time since the process started, and grows.
+func TestMono(t *testing.T) {
+	a := Mono()
+	now := Now()
+	b := Mono()
+	if d := now.Sub(base); d < a || d > b || b < a {
+		t.Errorf("Mono %v then %v, Now %v after the start", a, b, d)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
 )
@@ -122,15 +123,12 @@ type laneHealth struct {
 	}
 }
 
-// epoch is what lane health times are measured from: monotonic, so that a
-// change of the wall clock moves no request between buckets.
-var epoch = time.Now()
-
-// record counts one request at now and reports the window's requests and
-// failures.
-func (h *laneHealth) record(now time.Time, window time.Duration, failed bool) (requests, failures int) {
+// record counts one request at now (clock.Mono: monotonic, so that a
+// change of the wall clock moves no request between buckets) and reports
+// the window's requests and failures.
+func (h *laneHealth) record(now time.Duration, window time.Duration, failed bool) (requests, failures int) {
 	width := max(int64(window)/laneBuckets, 1)
-	slot := int64(now.Sub(epoch)) / width
+	slot := int64(now) / width
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.width != width { // the window changed with a reload: start over
@@ -198,7 +196,7 @@ func (p *Plane) watchLane(req *Request) {
 	if ev.Off || req.ClientFault != "" || h.evicted.Load() {
 		return
 	}
-	n, failed := h.record(time.Now(), ev.Window, req.Status >= 500)
+	n, failed := h.record(clock.Mono(), ev.Window, req.Status >= 500)
 	if n < ev.MinRequests || float64(failed) <= ev.ErrorRate*float64(n) {
 		return
 	}

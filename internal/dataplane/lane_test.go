@@ -10,7 +10,7 @@ import (
 // reload changed it), and never counts a bucket from the future.
 func TestLaneHealthWindow(t *testing.T) {
 	var h laneHealth
-	t0 := epoch.Add(time.Hour)
+	t0 := time.Hour
 	type step struct {
 		at       time.Duration // after t0
 		window   time.Duration
@@ -29,7 +29,7 @@ func TestLaneHealthWindow(t *testing.T) {
 		{time.Hour + time.Second, time.Second, true, 1, 1},        // a shorter window: its buckets are other slots
 		{time.Hour + 2*time.Second, 30 * time.Second, true, 1, 1}, // and back: nothing from the short window's slots
 	} {
-		n, f := h.record(t0.Add(s.at), s.window, s.failed)
+		n, f := h.record(t0+s.at, s.window, s.failed)
 		if n != s.requests || f != s.failures {
 			t.Fatalf("step %d (+%s, window %s): %d requests, %d failed; want %d, %d", i, s.at, s.window, n, f, s.requests, s.failures)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/router"
@@ -66,7 +67,7 @@ type endpoint struct {
 	pool, health *http1.Client
 	duration     prometheus.Observer
 	// Passive outlier ejection: failures in a row (5xx answers, failures
-	// to answer), until when the endpoint is ejected (ns since epoch), and
+	// to answer), until when the endpoint is ejected (ns of clock.Mono), and
 	// how many times it has been.
 	failures     atomic.Int32
 	ejectedUntil atomic.Int64
@@ -103,7 +104,7 @@ func (u *upstreamPool) outcome(ep *endpoint, failed bool) {
 	}
 	u.ejectMu.Lock() // one ejection decided at a time: at most half of them out
 	defer u.ejectMu.Unlock()
-	now := int64(time.Since(epoch))
+	now := int64(clock.Mono())
 	if ep.ejectedUntil.Load() > now {
 		return
 	}
@@ -246,7 +247,7 @@ func (u *upstreamPool) pick(tried *endpoint, key string) *endpoint {
 	case 1:
 		return eps[0]
 	}
-	now := int64(time.Since(epoch))
+	now := int64(clock.Mono())
 	var buf [16]*endpoint
 	cands := buf[:0]
 	for _, e := range eps {

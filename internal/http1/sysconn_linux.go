@@ -65,13 +65,7 @@ func wrapConn(c net.Conn) net.Conn {
 }
 
 func (c *sysConn) Read(p []byte) (int, error) {
-	r := &c.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.p, r.n, r.errno = p, 0, 0
-	err := c.rc.Read(r.fn)
-	n, errno := r.n, r.errno
-	r.p = nil
+	n, errno, err := c.r.call(c.rc, p, false)
 	switch {
 	case err != nil:
 		return 0, err // closed, or past the read deadline: a net.OpError
@@ -81,6 +75,22 @@ func (c *sysConn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// call runs the direction's fn for p through rc's Write (write) or Read,
+// which wait on the poller between its tries, and returns its outcome.
+func (s *sysIO) call(rc syscall.RawConn, p []byte, write bool) (n int, errno syscall.Errno, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.p, s.n, s.errno = p, 0, 0
+	if write {
+		err = rc.Write(s.fn)
+	} else {
+		err = rc.Read(s.fn)
+	}
+	n, errno = s.n, s.errno
+	s.p = nil
+	return n, errno, err
 }
 
 // read is one try at reading into r.p; false to wait until readable.
@@ -106,13 +116,7 @@ func (r *sysIO) read(fd uintptr) bool {
 }
 
 func (c *sysConn) Write(p []byte) (int, error) {
-	w := &c.w
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.p, w.n, w.errno = p, 0, 0
-	err := c.rc.Write(w.fn)
-	n, errno := w.n, w.errno
-	w.p = nil
+	n, errno, err := c.w.call(c.rc, p, true)
 	switch {
 	case err != nil:
 		return n, err

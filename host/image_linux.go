@@ -20,10 +20,10 @@ import (
 // which pages those are (present, and no longer the file's), and a reset
 // copies just those back from the image (or clears them, where the image
 // has zeros: a stack, a heap not yet used): a request costs what it
-// dirtied, not the size of the memory. Asking the kernel costs more than the copying
-// (a system call and a walk of the page tables, 2 µs for the Rust hello's
-// 32 pages); it is skipped when the process took no page fault since the
-// last time it was asked, as reset explains.
+// dirtied, not the size of the memory. Asking the kernel costs more than
+// the copying (a system call and a walk of the page tables, 2 µs for the
+// Rust hello's 32 pages); it is skipped when the process took no page
+// fault since the last time it was asked, as reset explains.
 
 const osPage = 4096
 

@@ -354,7 +354,9 @@ func Host() *component.Host {
 		if err != nil {
 			return nil, err
 		}
-		waitUntil(wait(ctx, inst), p.at)
+		if !p.ready(time.Now()) { // the request's deadline context only for a wait
+			waitUntil(wait(ctx, inst), p.at)
+		}
 		return nil, nil
 	})
 	// poll waits for the first of the pollables to be ready and returns
@@ -373,9 +375,14 @@ func Host() *component.Host {
 				first = p.at
 			}
 		}
-		ctx = wait(ctx, inst)
-		waitUntil(ctx, first)
+		// One that is ready already (the streams' and futures' always are)
+		// needs no wait, nor the request's deadline context made for one.
 		now := time.Now()
+		if first.After(now) {
+			ctx = wait(ctx, inst)
+			waitUntil(ctx, first)
+			now = time.Now()
+		}
 		var ready []any
 		for i, p := range ps {
 			if p.ready(now) || ctx.Err() != nil {

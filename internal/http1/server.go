@@ -302,9 +302,14 @@ type conn struct {
 	state    http.ConnState
 	accepted time.Time // a new connection counts as idle 5 s after (as net/http's)
 
+	// watch fires WatchAfter after a request started (startWatch); armed
+	// says it is set, for the running request or one before it, whose
+	// firing sets it again for the later one's turn (watchNow).
 	watch    *time.Timer
-	watching bool // a read-ahead was started for this request
-	running  bool // a request is in the handler
+	armed    bool
+	started  time.Duration // the running request's start, on clock.Mono
+	watching bool          // a read-ahead was started for this request
+	running  bool          // a request is in the handler
 	bodyDone atomic.Bool
 	cancel   context.CancelFunc
 
@@ -803,28 +808,46 @@ func (r *continueReader) Read(p []byte) (int, error) {
 
 func (r *continueReader) Close() error { return r.body.Close() }
 
-// startWatch arms the watch for the client going away, which starts once
-// the request has run for WatchAfter.
+// startWatch starts the watch for the client going away, which looks once
+// the request has run for WatchAfter. The timer is set only when it is not
+// already (a connection's requests follow each other faster than it fires):
+// a firing before this request's turn sets it again (watchNow).
 func (c *conn) startWatch() {
+	now := clock.Mono()
 	c.mu.Lock()
-	c.running, c.watching = true, false
+	c.running, c.watching, c.started = true, false, now
+	arm := !c.armed
+	c.armed = true
 	c.mu.Unlock()
-	after := cmp.Or(c.s.WatchAfter, DefaultWatchAfter)
+	if !arm {
+		return
+	}
 	if c.watch == nil {
-		c.watch = time.AfterFunc(after, c.watchNow)
+		c.watch = time.AfterFunc(c.watchAfter(), c.watchNow)
 	} else {
-		c.watch.Reset(after)
+		c.watch.Reset(c.watchAfter())
 	}
 }
 
-// watchNow starts reading ahead, when the request still runs and has
-// read its body: a read that fails means the client went away, and
-// cancels the connection's context; a byte read is kept for the next
-// (pipelined) request.
+func (c *conn) watchAfter() time.Duration { return cmp.Or(c.s.WatchAfter, DefaultWatchAfter) }
+
+// watchNow starts reading ahead, when the request still runs, has run for
+// WatchAfter and has read its body: a read that fails means the client went
+// away, and cancels the connection's context; a byte read is kept for the
+// next (pipelined) request.
 func (c *conn) watchNow() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running || c.watching || !c.bodyDone.Load() || c.br.Buffered() > 0 {
+	if !c.running {
+		c.armed = false
+		return
+	}
+	if wait := c.started + c.watchAfter() - clock.Mono(); wait > 0 {
+		c.watch.Reset(wait) // a request that started after the timer was set
+		return
+	}
+	c.armed = false // one look a request: the next one sets it again
+	if c.watching || !c.bodyDone.Load() || c.br.Buffered() > 0 {
 		return
 	}
 	c.watching = true
@@ -832,7 +855,6 @@ func (c *conn) watchNow() {
 }
 
 func (c *conn) stopWatch() {
-	c.watch.Stop()
 	c.mu.Lock()
 	c.running = false
 	watching := c.watching

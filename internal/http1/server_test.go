@@ -297,6 +297,48 @@ func TestClientGoesAway(t *testing.T) {
 	}
 }
 
+// TestWatchAfterEachRequest: the watch looks at a request once it has run
+// for WatchAfter from its own start, though the connection's timer was set
+// by a request before it: a client that goes away after a quick request
+// and a slow one cancels the slow one, not before its WatchAfter.
+func TestWatchAfterEachRequest(t *testing.T) {
+	const after = 150 * time.Millisecond
+	type ended struct {
+		err error
+		ran time.Duration
+	}
+	cancelled := make(chan ended, 1)
+	addr := serve(t, &Server{WatchAfter: after, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		start := time.Now()
+		select {
+		case <-r.Context().Done():
+			cancelled <- ended{r.Context().Err(), time.Since(start)}
+		case <-time.After(10 * time.Second):
+			cancelled <- ended{errors.New("not cancelled in 10 s"), time.Since(start)}
+		}
+	})})
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n") // sets the timer
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(after / 2)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(after / 4)
+	c.Close() // before the slow request's WatchAfter, after half the quick one's
+	got := <-cancelled
+	if !errors.Is(got.err, context.Canceled) {
+		t.Fatalf("slow request's context: %v, want canceled", got.err)
+	}
+	if got.ran < after {
+		t.Errorf("slow request cancelled after %v, before its WatchAfter of %v", got.ran, after)
+	}
+}
+
 // TestPipelinedDuringWatch: a request sent while the previous one runs
 // (and the connection is watched) is read whole, not lost to the watch.
 func TestPipelinedDuringWatch(t *testing.T) {

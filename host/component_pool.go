@@ -151,7 +151,16 @@ func (c *components) imageOf(k int, content []byte) (img *image, shared bool, er
 // get returns an idle instance, or a new one made in the context ctx
 // gives (asked for only then).
 func (p *componentPool) get(ctx func() context.Context) (*pooledComponent, error) {
-	if pc, ok := p.idle.take(); ok {
+	for {
+		pc, mark, ok := p.idle.take()
+		if !ok {
+			break
+		}
+		if !pc.reset(mark) {
+			p.c.e.discarded.Add(1)
+			_ = pc.inst.Close(context.Background())
+			continue
+		}
 		p.c.e.reused.Add(1)
 		return pc, nil
 	}
@@ -248,8 +257,11 @@ func pastDeadline(ctx context.Context) bool {
 
 // put takes back an instance after a request: reset and kept if the
 // request ended cleanly, else closed.
+// put keeps pc idle for the next request, or closes it. It is reset when
+// it is taken again (get), with the faultMark the idle set takes now: what
+// its request left stays in it until then, where no guest sees it.
 func (p *componentPool) put(pc *pooledComponent, clean bool) {
-	if !clean || !pc.reset() || p.c.isClosed() {
+	if !clean || pc.grew() || p.c.isClosed() {
 		p.c.e.discarded.Add(1)
 		_ = pc.inst.Close(context.Background())
 		return
@@ -259,15 +271,24 @@ func (p *componentPool) put(pc *pooledComponent, clean bool) {
 	}
 }
 
-// reset returns the instance to the state instantiation left it in, or
-// reports false when a memory grew.
-func (pc *pooledComponent) reset() bool {
+// grew says a memory grew past its size at instantiation.
+func (pc *pooledComponent) grew() bool {
 	for k, m := range pc.mems {
 		if m.size != pc.sizes[k] {
-			return false
+			return true
 		}
 	}
-	faults, counted := pageFaults()
+	return false
+}
+
+// reset returns the instance to the state instantiation left it in, given
+// the faultMark taken when its last request ended, or reports false when a
+// memory grew.
+func (pc *pooledComponent) reset(mark uint64) bool {
+	if pc.grew() {
+		return false
+	}
+	faults, counted := faultsSince(mark)
 	for _, m := range pc.mems {
 		m.resetAt(faults, counted)
 	}

@@ -24,7 +24,8 @@ func expire[T any](list *[]T, cutoff time.Time, since func(T) time.Time) (old []
 }
 
 // idleSet holds the idle instances of a pool for reuse, the most recently
-// put back last. Safe for concurrent use.
+// put back last, each with the faultMark taken as it was put back: an
+// instance is reset when it is taken (faults.go). Safe for concurrent use.
 type idleSet[T any] struct {
 	mu    sync.Mutex
 	items []idleItem[T]
@@ -33,20 +34,33 @@ type idleSet[T any] struct {
 type idleItem[T any] struct {
 	v     T
 	since time.Time // when it was put back
+	mark  uint64    // faultMark then
 }
 
-// take removes and returns the most recently put back, false when none.
-func (s *idleSet[T]) take() (v T, ok bool) {
+// take removes and returns an idle item and its faultMark, false when
+// none is idle: the most recently put back of those that the last fault
+// reading (lastFaultReading) began after, whose reset it serves, else the
+// most recently put back. Items are in the order of their marks.
+func (s *idleSet[T]) take() (v T, mark uint64, ok bool) {
+	last := lastFaultReading()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(s.items)
 	if n == 0 {
-		return v, false
+		return v, 0, false
 	}
-	v = s.items[n-1].v
+	i := n - 1
+	for i >= 0 && s.items[i].mark >= last {
+		i--
+	}
+	if i < 0 {
+		i = n - 1
+	}
+	it := s.items[i]
+	copy(s.items[i:], s.items[i+1:])
 	s.items[n-1] = idleItem[T]{}
 	s.items = s.items[:n-1]
-	return v, true
+	return it.v, it.mark, true
 }
 
 // put keeps v, reporting false (v not kept) when max are idle already.
@@ -57,7 +71,7 @@ func (s *idleSet[T]) put(v T, max int) bool {
 	if len(s.items) >= max {
 		return false
 	}
-	s.items = append(s.items, idleItem[T]{v, now})
+	s.items = append(s.items, idleItem[T]{v, now, faultMark()})
 	return true
 }
 

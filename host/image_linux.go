@@ -299,10 +299,10 @@ const (
 // it is not a guest, and it could read all memory anyway.
 func (m *cowMemory) reset() { m.resetAt(pageFaults()) }
 
-// resetAt is reset given the process's page faults, read before it (one
-// read serves all the memories of an instance: no guest runs between their
-// resets, and a fault a reset takes itself only makes the next one look
-// again).
+// resetAt is reset given the process's page faults, read after the
+// memory's last run ended (faultsSince: one reading serves every memory
+// put back idle before it began, and a fault a reset takes itself only
+// makes the next one look again).
 func (m *cowMemory) resetAt(faults int64, counted bool) {
 	if m.known && counted && faults == m.faults {
 		for _, r := range m.written {

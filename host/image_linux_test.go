@@ -277,3 +277,70 @@ func TestImageZeroPages(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedFaultReading: memories put back idle one after another are
+// reset with one reading of the fault count when it began after each was
+// put back (faultsSince), and each is the image again: one whose last run
+// wrote a page it had not written before (a fault before its mark) looks
+// at the page map again though the reading was taken for another; a
+// reading that began before a memory's mark is never used for it.
+func TestSharedFaultReading(t *testing.T) {
+	if _, ok := pageFaults(); !ok {
+		t.Skip("getrusage refused: every reset reads the page map")
+	}
+	const pages = 8
+	img := testImage(t, 4)
+	mems := make([]*cowMemory, 3)
+	bufs := make([][]byte, len(mems))
+	for i := range mems {
+		m, err := newCowMemory(img, pages*osPage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.unmap()
+		mems[i], bufs[i] = m, m.Reallocate(pages*osPage)
+	}
+	readings := func() uint64 { return faultReadings.begun.Load() }
+	for round, written := range [][]int{ // the page each memory's run writes
+		{1, 1, 1}, // new to each: a fault each
+		{1, 1, 1}, // none new
+		{1, 5, 1}, // new to the second
+		{6, 1, 1}, // new to the first
+		{1, 1, 7}, // new to the last
+		{2, 2, 2}, // new to each
+		{2, 2, 2}, // none new
+		{3, 1, 1}, // new to the first
+		{1, 1, 1}, // none new
+		{1, 1, 0}, // new to the last
+		{4, 4, 4}, // new to each, past the image
+		{4, 4, 4}, // none new
+		{6, 6, 6}, // new to the second and the last
+		{7, 7, 7}, // new to the first and the second
+	} {
+		var marks [3]uint64
+		for i, p := range written {
+			bufs[i][p*osPage+round] = 0xcc // the run's write
+			marks[i] = faultMark()         // put back idle
+		}
+		before := readings()
+		for i := len(mems) - 1; i >= 0; i-- { // taken newest first, as idleSet.take does
+			mems[i].resetAt(faultsSince(marks[i]))
+			checkImage(t, fmt.Sprintf("round %d, memory %d", round, i), bufs[i], img)
+		}
+		if n := readings() - before; n != 1 {
+			t.Errorf("round %d: %d readings for three memories put back before the first, want 1", round, n)
+		}
+	}
+
+	// A reading that began before a memory was put back does not serve it:
+	// its run may have written a new page since.
+	mark := faultMark()
+	faultsSince(mark) // a reading after mark: the last
+	bufs[0][2*osPage] = 0xee
+	before := readings()
+	mems[0].resetAt(faultsSince(faultMark()))
+	if readings() == before {
+		t.Error("a reading that began before the mark served it")
+	}
+	checkImage(t, "written after the last reading", bufs[0], img)
+}

@@ -205,7 +205,16 @@ func (r *reusable) isClosed() bool {
 
 // get returns an idle instance, or a new one.
 func (p *pool) get(ctx context.Context) (*instance, error) {
-	if inst, ok := p.idle.take(); ok {
+	for {
+		inst, mark, ok := p.idle.take()
+		if !ok {
+			break
+		}
+		if !inst.reset(p.pages(), mark) {
+			p.e.discarded.Add(1)
+			_ = inst.mod.Close(context.WithoutCancel(ctx))
+			continue
+		}
 		inst.reusedBefore = true
 		p.e.reused.Add(1)
 		return inst, nil
@@ -389,10 +398,14 @@ func (inst *instance) raiseStop() {
 
 // put takes back an instance after a run: reset and kept if the run ended
 // cleanly, else closed.
+// put keeps inst idle for the next run, or closes it. Its memory and
+// globals are reset when it is taken again (get), with the faultMark the
+// idle set takes now: what its run left stays in it until then, where no
+// guest sees it.
 func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	inst.stopCause = nil
 	inst.table.Reset(nil, nil, nil) // nothing of the run kept: its streams, what it opened
-	if !clean || p.r.isClosed() || !inst.reset(p.pages()) {
+	if !clean || p.r.isClosed() || (inst.mem != nil && inst.mem.size != uint64(p.pages())*pageSize) {
 		p.e.discarded.Add(1)
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
 		return
@@ -402,14 +415,15 @@ func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	}
 }
 
-// reset returns the instance to the state it started its first run in. It
-// reports false when that cannot be done: the memory grew past its start.
-func (inst *instance) reset(pages uint32) bool {
+// reset returns the instance to the state it started its first run in,
+// given the faultMark taken when that run ended. It reports false when that
+// cannot be done: the memory grew past its start.
+func (inst *instance) reset(pages uint32, mark uint64) bool {
 	if inst.mem != nil {
 		if inst.mem.size != uint64(pages)*pageSize {
 			return false
 		}
-		inst.mem.reset()
+		inst.mem.resetAt(faultsSince(mark))
 	}
 	for i, g := range inst.globals {
 		g.Set(inst.initial[i])

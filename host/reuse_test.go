@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,85 @@ func TestReusedInstanceStartsPristine(t *testing.T) {
 	}
 	if s := e.Stats(); s.InstancesCreated != 1 || s.InstancesReused != 4 || s.InstancesDiscarded != 0 {
 		t.Errorf("stats = %+v, want 1 created, 4 reused, 0 discarded", s)
+	}
+}
+
+// TestReusedInstancesConcurrently: runs at once on several instances of a
+// module, which are reset as they are taken again, sharing readings of the
+// fault count (faults.go), each start in the state a new instance has.
+func TestReusedInstancesConcurrently(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/isolation.wasm")
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 60 {
+				var env []string
+				want := isolationReport(0, 0)
+				if (g+i)%3 == 0 {
+					env, want = []string{"TOKEN=hunter2"}, isolationReport(1, 14)
+				}
+				var out bytes.Buffer
+				if _, err := e.Run(context.Background(), m, Call{Stdout: &out, MemoryLimit: 1 << 20, Capabilities: capsEnv(env)}); err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(out.Bytes(), want) {
+					t.Errorf("goroutine %d, run %d: the guest started in\n%q\nwant\n%q", g, i, out.Bytes(), want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s := e.Stats(); s.InstancesReused == 0 {
+		t.Errorf("stats = %+v: no run was served by a reused instance", s)
+	}
+}
+
+// TestResetFindsNewPages: each run writes an OS page no earlier run of its
+// instance wrote (testdata/newpages.wasm, the page chosen by the number of
+// environment variables), one instance in turn and several at once, and
+// every run starts with all those pages as a new instance has them: a reset
+// that took the written pages it knew, with a fault count read before the
+// run's write, would leave the page behind.
+func TestResetFindsNewPages(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "testdata/newpages.wasm")
+	pristine := make([]byte, 15)
+	run := func(vars int) error {
+		env := make([]string, vars)
+		for i := range env {
+			env[i] = fmt.Sprintf("V%d=x", i)
+		}
+		var out bytes.Buffer
+		if _, err := e.Run(context.Background(), m, Call{Stdout: &out, MemoryLimit: 1 << 20, Capabilities: capsEnv(env)}); err != nil {
+			return err
+		}
+		if !bytes.Equal(out.Bytes(), pristine) {
+			return fmt.Errorf("with %d variables the guest found %x at offset 100 of pages 1 to 15, want zeros", vars, out.Bytes())
+		}
+		return nil
+	}
+	for vars := range 15 {
+		if err := run(vars); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 45 {
+				if err := run((g*7 + i) % 15); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s := e.Stats(); s.InstancesReused < 100 {
+		t.Errorf("stats = %+v: want most runs served by reused instances", s)
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 // applying its data segments and element tables. A component whose core
 // modules keep their state only in linear memories and mutable globals
 // (component.Linked.Resettable) is instead served by instances that are
-// reset after each request to the state instantiation left them in:
+// reset between requests to the state instantiation left them in:
 //
 //   - memories: after the first instantiation, each memory's content
 //     becomes an image (image_linux.go) that the instance's memory is
@@ -255,17 +255,18 @@ func pastDeadline(ctx context.Context) bool {
 	return ok && !time.Now().Before(d)
 }
 
-// put takes back an instance after a request: reset and kept if the
-// request ended cleanly, else closed.
-// put keeps pc idle for the next request, or closes it. It is reset when
-// it is taken again (get), with the faultMark the idle set takes now: what
-// its request left stays in it until then, where no guest sees it.
+// put keeps pc idle for the next request, or closes it. Its globals,
+// handles and host objects are reset now (the request's are let go); its
+// memories when it is taken again (get), with the faultMark the idle set
+// takes now: what the request left in them stays until then, where no
+// guest sees it.
 func (p *componentPool) put(pc *pooledComponent, clean bool) {
 	if !clean || pc.grew() || p.c.isClosed() {
 		p.c.e.discarded.Add(1)
 		_ = pc.inst.Close(context.Background())
 		return
 	}
+	pc.inst.Reset()
 	if !p.idle.put(pc, p.c.e.maxIdle) {
 		_ = pc.inst.Close(context.Background())
 	}
@@ -281,18 +282,20 @@ func (pc *pooledComponent) grew() bool {
 	return false
 }
 
-// reset returns the instance to the state instantiation left it in, given
-// the faultMark taken when its last request ended, or reports false when a
-// memory grew.
+// reset returns the memories of an instance put back idle to the state
+// instantiation left them in, given the faultMark taken when its last
+// request ended, or reports false when a memory grew.
 func (pc *pooledComponent) reset(mark uint64) bool {
 	if pc.grew() {
 		return false
+	}
+	if len(pc.mems) == 0 {
+		return true
 	}
 	faults, counted := faultsSince(mark)
 	for _, m := range pc.mems {
 		m.resetAt(faults, counted)
 	}
-	pc.inst.Reset()
 	return true
 }
 

@@ -36,7 +36,11 @@ func faultMark() uint64 { return faultReadings.begun.Load() }
 func lastFaultReading() uint64 { return faultReadings.last.Load() }
 
 // faultsSince returns the process's page faults (pageFaults), read after
-// mark was taken.
+// mark was taken. A reading another goroutine took is used only when its
+// number says it began after the mark: its increment of begun is ordered
+// after the mark's load (both atomic), so its getrusage runs after the
+// run the mark follows ended, and sees every fault that run took (the
+// kernel counts a fault before the faulting thread goes on).
 func faultsSince(mark uint64) (int64, bool) {
 	r := &faultReadings
 	r.mu.Lock()

@@ -335,8 +335,8 @@ func TestSharedFaultReading(t *testing.T) {
 	// A reading that began before a memory was put back does not serve it:
 	// its run may have written a new page since.
 	mark := faultMark()
-	faultsSince(mark) // a reading after mark: the last
-	bufs[0][2*osPage] = 0xee
+	faultsSince(mark)        // a reading after mark: the last
+	bufs[0][5*osPage] = 0xee // a page the first memory never wrote: a fault
 	before := readings()
 	mems[0].resetAt(faultsSince(faultMark()))
 	if readings() == before {

@@ -26,8 +26,9 @@ import (
 // allocates the module instance, builds its tables and applies its data
 // segments. A module whose state can only live in linear memory and mutable
 // globals (wasmbin.Prepare checks this: no table writes, no segment drops, no
-// start function) is instead run in instances that are reset after each run
-// to exactly the state instantiation gave them:
+// start function) is instead run in instances that are reset between runs
+// (when an idle one is taken, pool.get) to exactly the state instantiation
+// gave them:
 //
 //   - memory: mapped copy-on-write from the image of the initial memory, and
 //     the pages a run wrote copied back from it (image_linux.go);
@@ -396,8 +397,6 @@ func (inst *instance) raiseStop() {
 	}
 }
 
-// put takes back an instance after a run: reset and kept if the run ended
-// cleanly, else closed.
 // put keeps inst idle for the next run, or closes it. Its memory and
 // globals are reset when it is taken again (get), with the faultMark the
 // idle set takes now: what its run left stays in it until then, where no

@@ -146,8 +146,12 @@ func write[T string | []byte](w *response, p T) (int, error) {
 		return len(p), nil
 	}
 	if !w.streaming && len(w.body)+len(p) <= maxBuffered {
-		if len(w.body)+len(p) > cap(w.body) && cap(w.body) <= keptBody {
-			w.body = append(bodyPool.Get().([]byte)[:0], w.body...)
+		if need := len(w.body) + len(p); need > cap(w.body) && cap(w.body) <= keptBody {
+			if need <= keptBody { // the connection's own, kept for its next responses
+				w.body = append(make([]byte, 0, keptBody), w.body...)
+			} else {
+				w.body = append(bodyPool.Get().([]byte)[:0], w.body...)
+			}
 		}
 		w.body = append(w.body, p...)
 		return len(p), nil

@@ -135,12 +135,54 @@ type clientConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
-	// stop ends the watch of the request's context; it reports false when
-	// the context ended first (and cut the connection).
-	stop func() bool
+	// The watch of the request's context (watch, unwatch): stop is its
+	// context.AfterFunc's, or cuts (at cutIndex) the server connection's
+	// set the request runs in; cutEarly says the context had ended as it
+	// began.
+	stop     func() bool
+	cuts     *cutSet
+	cutIndex int
+	cutEarly bool
 	// cut fails the connection's reads and writes at once: what the
 	// watch does when the context ends (made once, for every request).
 	cut func()
+}
+
+// watch arranges for the connection to be cut when ctx ends: through the
+// cutSet of the server connection ctx comes from, when ctx ends with it
+// and nothing else (the same Done channel: no cancel of its own between
+// them; deadlines are the connection's, SetDeadline), else with a
+// context.AfterFunc, whose registration with the nearest cancelable
+// context and removal cost about 1 µs a request.
+func (cc *clientConn) watch(ctx context.Context) {
+	if s, _ := ctx.Value(cutSetKey{}).(*cutSet); s != nil && ctx.Done() == s.done {
+		if s.add(cc) {
+			cc.cuts = s
+		} else {
+			cc.cutEarly = true
+			cc.cut()
+		}
+		return
+	}
+	cc.stop = context.AfterFunc(ctx, cc.cut)
+}
+
+// unwatch ends the watch, and reports false when the context ended first
+// (and cut the connection).
+func (cc *clientConn) unwatch() bool {
+	switch {
+	case cc.cuts != nil:
+		ok := cc.cuts.remove(cc)
+		cc.cuts = nil
+		return ok
+	case cc.stop != nil:
+		ok := cc.stop()
+		cc.stop = nil
+		return ok
+	}
+	early := cc.cutEarly
+	cc.cutEarly = false
+	return !early
 }
 
 // headLimitReader is a connection as its reader sees it: reads fail with
@@ -425,10 +467,7 @@ func (c *Client) sweepIdle() {
 
 // close closes the connection and gives up its room.
 func (cc *clientConn) close() {
-	if cc.stop != nil {
-		cc.stop()
-		cc.stop = nil
-	}
+	cc.unwatch()
 	cc.conn.Close()
 	cc.c.release()
 }
@@ -445,7 +484,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 	} else {
 		_ = cc.conn.SetDeadline(time.Time{})
 	}
-	cc.stop = context.AfterFunc(ctx, cc.cut)
+	cc.watch(ctx)
 	cc.lr.n = cc.br.Buffered()
 	err := cc.writeHead(req)
 	if err != nil {
@@ -711,8 +750,7 @@ func (cc *clientConn) wrap(req *http.Request, resp *http.Response, bodySent bool
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection is the endpoint's end of the tunnel now, beyond
 		// the request's deadline.
-		cc.stop()
-		cc.stop = nil
+		cc.unwatch()
 		_ = cc.conn.SetDeadline(time.Time{})
 		resp.Body = &tunnel{cc: cc}
 		return resp
@@ -728,8 +766,7 @@ func (cc *clientConn) wrap(req *http.Request, resp *http.Response, bodySent bool
 // end ends the request on the connection: back to the pool if it may be
 // reused and the context has not cut it, else closed.
 func (cc *clientConn) end(reuse bool) {
-	ok := cc.stop()
-	cc.stop = nil
+	ok := cc.unwatch()
 	// Bytes past the response (a body sent after a HEAD, or past its
 	// length) would be the next request's answer: such a connection is
 	// closed.
@@ -791,4 +828,59 @@ func (t *tunnel) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// cutSetKey is the context key of a server connection's cutSet.
+type cutSetKey struct{}
+
+// A cutSet holds the client connections whose round trips run in a server
+// connection's context (conn.serve makes one per connection, with one
+// context.AfterFunc): when the context ends (the client went away, the
+// server closed the connection), each is cut, as a context.AfterFunc of
+// its own would.
+type cutSet struct {
+	done  <-chan struct{} // the context's
+	mu    sync.Mutex
+	ended bool
+	conns []*clientConn
+}
+
+// end cuts the connections in the set, and those added later at once.
+func (s *cutSet) end() {
+	s.mu.Lock()
+	s.ended = true
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, cc := range conns {
+		cc.cut()
+	}
+}
+
+// add adds cc, false when the context has ended already.
+func (s *cutSet) add(cc *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	cc.cutIndex = len(s.conns)
+	s.conns = append(s.conns, cc)
+	return true
+}
+
+// remove removes cc, false when the context ended while it was in the set
+// (and cut it, or is cutting it).
+func (s *cutSet) remove(cc *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	i, last := cc.cutIndex, len(s.conns)-1
+	s.conns[i] = s.conns[last]
+	s.conns[i].cutIndex = i
+	s.conns[last] = nil
+	s.conns = s.conns[:last]
+	return true
 }

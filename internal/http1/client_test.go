@@ -456,3 +456,105 @@ func rawServer(t *testing.T, handle func(conn net.Conn, br *bufio.Reader)) strin
 	}()
 	return ln.Addr().String()
 }
+
+// TestClientCutWithServerConnection: round trips made in a server
+// connection's request context (a proxy's) are watched through the
+// connection's cutSet, not a context.AfterFunc each: they reuse their
+// upstream connection one after the other, two at once both come back,
+// and when the client goes away a round trip waiting on an upstream that
+// never answers is cut at once (not at its 10 s deadline), as is one
+// started after.
+func TestClientCutWithServerConnection(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	_, c, conns := serveClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	type result struct {
+		err     error
+		watched bool // through the cutSet
+		took    time.Duration
+	}
+	results := make(chan result, 8)
+	do := func(ctx context.Context, path string) result {
+		ctx, cancel := deadlineIn(ctx, 10*time.Second) // the deadline only, no cancel of its own
+		defer cancel()
+		start := time.Now()
+		_, watched := ctx.Value(cutSetKey{}).(*cutSet)
+		watched = watched && ctx.Done() == ctx.Value(cutSetKey{}).(*cutSet).done
+		resp, err := c.RoundTrip(newRequest(t, ctx, http.MethodGet, "http://upstream"+path, nil))
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		return result{err, watched, time.Since(start)}
+	}
+	addr := serve(t, &Server{WatchAfter: time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pair": // two round trips at once in the request's context
+			var wg sync.WaitGroup
+			for _, p := range []string{"/a", "/b"} {
+				wg.Go(func() { results <- do(r.Context(), p) })
+			}
+			wg.Wait()
+		case "/hang":
+			results <- do(r.Context(), "/hang")
+			<-r.Context().Done()
+			results <- do(r.Context(), "/after")
+		default:
+			results <- do(r.Context(), r.URL.Path)
+		}
+	})})
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for _, path := range []string{"/one", "/two", "/pair", "/three"} {
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		n := 1
+		if path == "/pair" {
+			n = 2
+		}
+		for range n {
+			if r := <-results; r.err != nil || !r.watched {
+				t.Fatalf("%s: %v (watched through the cutSet: %v)", path, r.err, r.watched)
+			}
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d upstream connections for four requests, two at once, want 2", n)
+	}
+
+	conn := dial(t, addr)
+	io.WriteString(conn, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	conn.Close()
+	for _, what := range []string{"the round trip under way", "one started after"} {
+		r := <-results
+		if r.err == nil || r.took > 5*time.Second {
+			t.Errorf("%s when the client went away: %v after %v, want an error at once", what, r.err, r.took)
+		}
+	}
+}
+
+// deadlineIn is ctx with a deadline d from now, but no Done of its own,
+// as the data plane's deadlineCtx: only its parent ends it early.
+func deadlineIn(ctx context.Context, d time.Duration) (context.Context, func()) {
+	return &deadlineOnlyCtx{Context: ctx, at: time.Now().Add(d)}, func() {}
+}
+
+type deadlineOnlyCtx struct {
+	context.Context
+	at time.Time
+}
+
+func (c *deadlineOnlyCtx) Deadline() (time.Time, bool) { return c.at, true }

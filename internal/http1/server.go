@@ -369,6 +369,12 @@ func (c *conn) serve(base context.Context) {
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
+	// Upstream round trips made in the connection's context (a proxy's)
+	// are cut when it ends (at the latest as serve returns) through one
+	// watch for the connection.
+	cuts := &cutSet{done: ctx.Done()}
+	ctx = context.WithValue(ctx, cutSetKey{}, cuts)
+	context.AfterFunc(ctx, cuts.end)
 	c.remote = c.rwc.RemoteAddr().String()
 	c.cr = connReader{c: c}
 	c.cr.cond.L = &c.cr.mu

@@ -483,6 +483,7 @@ func TestClientCutWithServerConnection(t *testing.T) {
 		took    time.Duration
 	}
 	results := make(chan result, 8)
+	sets := make(chan *cutSet, 1)
 	do := func(ctx context.Context, path string) result {
 		ctx, cancel := deadlineIn(ctx, 10*time.Second) // the deadline only, no cancel of its own
 		defer cancel()
@@ -505,9 +506,14 @@ func TestClientCutWithServerConnection(t *testing.T) {
 			}
 			wg.Wait()
 		case "/hang":
+			sets <- r.Context().Value(cutSetKey{}).(*cutSet)
 			results <- do(r.Context(), "/hang")
 			<-r.Context().Done()
 			results <- do(r.Context(), "/after")
+		case "/cancel": // a cancel of its own: watched with an AfterFunc
+			ctx, cancel := context.WithCancel(r.Context())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			results <- do(ctx, "/hang")
 		default:
 			results <- do(r.Context(), r.URL.Path)
 		}
@@ -534,9 +540,29 @@ func TestClientCutWithServerConnection(t *testing.T) {
 		t.Errorf("%d upstream connections for four requests, two at once, want 2", n)
 	}
 
+	resp, err := client.Get("http://" + addr + "/cancel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := <-results; r.err == nil || r.watched || r.took > 5*time.Second {
+		t.Errorf("a round trip whose context has a cancel of its own: %v after %v (through the cutSet: %v), want an error at its cancel", r.err, r.took, r.watched)
+	}
+
 	conn := dial(t, addr)
 	io.WriteString(conn, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(50 * time.Millisecond)
+	set := <-sets
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		set.mu.Lock()
+		n := len(set.conns)
+		set.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the round trip under way is not in its server connection's cutSet (%d are)", n)
+		}
+	}
 	conn.Close()
 	for _, what := range []string{"the round trip under way", "one started after"} {
 		r := <-results
@@ -546,8 +572,9 @@ func TestClientCutWithServerConnection(t *testing.T) {
 	}
 }
 
-// deadlineIn is ctx with a deadline d from now, but no Done of its own,
-// as the data plane's deadlineCtx: only its parent ends it early.
+// deadlineIn is ctx with a deadline d from now but no Done of its own
+// (the data plane's deadlineCtx has none either): only its parent's end
+// is signalled.
 func deadlineIn(ctx context.Context, d time.Duration) (context.Context, func()) {
 	return &deadlineOnlyCtx{Context: ctx, at: time.Now().Add(d)}, func() {}
 }

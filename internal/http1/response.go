@@ -19,8 +19,10 @@ import (
 
 // maxBuffered is how much of a response body is kept to be written with
 // its headers in one write; past it the response is streamed. A
-// connection keeps a buffer of up to keptBody between requests; larger
-// ones go back to bodyPool.
+// connection keeps a buffer of keptBody for its small bodies from one
+// request to the next (let go with its read buffer when it waits long,
+// waitRequest); larger ones come from bodyPool and go back at the
+// response's end.
 const (
 	maxBuffered = 64 << 10
 	keptBody    = 4 << 10
@@ -40,6 +42,7 @@ type response struct {
 	chunked     bool
 	closeAfter  bool
 	body        []byte
+	kept        []byte // the connection's body buffer of keptBody, nil while it is idle
 	written     int64
 	declared    int64 // the handler's Content-Length; -1: none
 	keys        []string
@@ -148,7 +151,10 @@ func write[T string | []byte](w *response, p T) (int, error) {
 	if !w.streaming && len(w.body)+len(p) <= maxBuffered {
 		if need := len(w.body) + len(p); need > cap(w.body) && cap(w.body) <= keptBody {
 			if need <= keptBody { // the connection's own, kept for its next responses
-				w.body = append(make([]byte, 0, keptBody), w.body...)
+				if w.kept == nil {
+					w.kept = make([]byte, 0, keptBody)
+				}
+				w.body = append(w.kept[:0], w.body...)
 			} else {
 				w.body = append(bodyPool.Get().([]byte)[:0], w.body...)
 			}
@@ -261,7 +267,7 @@ func (w *response) finish() bool {
 			//lint:ignore SA6002 boxing the slice header costs 24 bytes, against a buffer of at least keptBody
 			bodyPool.Put(w.body[:0])
 		}
-		w.body = nil
+		w.body = w.kept[:0]
 	}
 	return !w.failed
 }

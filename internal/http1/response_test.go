@@ -42,12 +42,17 @@ func TestResponseBodyKept(t *testing.T) {
 	if &w.body[:1][0] != kept {
 		t.Error("the next small response did not use the kept buffer")
 	}
-	respond(strings.Repeat("x", keptBody) + "|" + strings.Repeat("y", 100))
-	if cap(w.body) > keptBody {
-		t.Errorf("after a large response the connection keeps a buffer of %d bytes, want at most %d", cap(w.body), keptBody)
+	for _, body := range []string{
+		strings.Repeat("x", keptBody) + "|" + strings.Repeat("y", 100), // large from its first write
+		strings.Repeat("x", 2000) + "|" + strings.Repeat("y", 6000),    // small, then past keptBody
+	} {
+		respond(body)
+		if cap(w.body) != keptBody || &w.body[:1][0] != kept {
+			t.Errorf("after a response of %d bytes the connection's buffer is not the one it kept (capacity %d)", len(body)-1, cap(w.body))
+		}
 	}
 	respond("small again")
-	if cap(w.body) != keptBody {
-		t.Errorf("after a large response, then a small one, the capacity is %d, want %d", cap(w.body), keptBody)
+	if &w.body[:1][0] != kept {
+		t.Error("a small response after large ones did not use the kept buffer")
 	}
 }

@@ -834,15 +834,28 @@ func (t *tunnel) CloseWrite() error {
 type cutSetKey struct{}
 
 // A cutSet holds the client connections whose round trips run in a server
-// connection's context (conn.serve makes one per connection, with one
-// context.AfterFunc): when the context ends (the client went away, the
-// server closed the connection), each is cut, as a context.AfterFunc of
-// its own would.
+// connection's context (each server connection has one; the first add
+// makes its one context.AfterFunc): when the context ends (the client
+// went away, the server closed the connection), each is cut, as a
+// context.AfterFunc of its own would.
 type cutSet struct {
-	done  <-chan struct{} // the context's
+	ctx   context.Context
+	done  <-chan struct{} // ctx's
 	mu    sync.Mutex
+	stop  func() bool // the AfterFunc's, once made
 	ended bool
 	conns []*clientConn
+}
+
+// close ends the set as its server connection's serve returns, without a
+// goroutine for the AfterFunc when ctx has not ended.
+func (s *cutSet) close() {
+	s.mu.Lock()
+	stop := s.stop
+	s.mu.Unlock()
+	if stop == nil || stop() {
+		s.end()
+	}
 }
 
 // end cuts the connections in the set, and those added later at once.
@@ -863,6 +876,9 @@ func (s *cutSet) add(cc *clientConn) bool {
 	defer s.mu.Unlock()
 	if s.ended {
 		return false
+	}
+	if s.stop == nil {
+		s.stop = context.AfterFunc(s.ctx, s.end) // run in a goroutine of its own: it waits for mu
 	}
 	cc.cutIndex = len(s.conns)
 	s.conns = append(s.conns, cc)

@@ -18,17 +18,14 @@ import (
 )
 
 // maxBuffered is how much of a response body is kept to be written with
-// its headers in one write; past it the response is streamed. A
-// connection keeps a buffer of keptBody for its small bodies from one
-// request to the next (let go with its read buffer when it waits long,
-// waitRequest); larger ones come from bodyPool and go back at the
-// response's end.
-const (
-	maxBuffered = 64 << 10
-	keptBody    = 4 << 10
-)
+// its headers in one write; past it the response is streamed. A body is
+// buffered in a buffer from bodyPool, given back at the response's end: an
+// idle connection holds none.
+const maxBuffered = 64 << 10
 
-var bodyPool = sync.Pool{New: func() any { return make([]byte, 0, maxBuffered) }}
+// bodyPool holds *[]byte: a pointer goes in and out of the pool without
+// the allocation that boxing a slice header would be on every response.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBuffered); return &b }}
 
 // response is the connection's http.ResponseWriter, reused from request
 // to request.
@@ -42,7 +39,7 @@ type response struct {
 	chunked     bool
 	closeAfter  bool
 	body        []byte
-	kept        []byte // the connection's body buffer of keptBody, nil while it is idle
+	bodyBuf     *[]byte // the pooled buffer body is in, nil for none
 	written     int64
 	declared    int64 // the handler's Content-Length; -1: none
 	keys        []string
@@ -149,15 +146,9 @@ func write[T string | []byte](w *response, p T) (int, error) {
 		return len(p), nil
 	}
 	if !w.streaming && len(w.body)+len(p) <= maxBuffered {
-		if need := len(w.body) + len(p); need > cap(w.body) && cap(w.body) <= keptBody {
-			if need <= keptBody { // the connection's own, kept for its next responses
-				if w.kept == nil {
-					w.kept = make([]byte, 0, keptBody)
-				}
-				w.body = append(w.kept[:0], w.body...)
-			} else {
-				w.body = append(bodyPool.Get().([]byte)[:0], w.body...)
-			}
+		if len(w.body)+len(p) > cap(w.body) && w.bodyBuf == nil {
+			w.bodyBuf = bodyPool.Get().(*[]byte)
+			w.body = append((*w.bodyBuf)[:0], w.body...)
 		}
 		w.body = append(w.body, p...)
 		return len(p), nil
@@ -260,14 +251,10 @@ func (w *response) finish() bool {
 		}
 	}
 	w.flush()
-	if cap(w.body) > keptBody {
-		// An idle connection keeps no large buffer: the next large
-		// response takes one from the pool.
-		if cap(w.body) <= 2*maxBuffered {
-			//lint:ignore SA6002 boxing the slice header costs 24 bytes, against a buffer of at least keptBody
-			bodyPool.Put(w.body[:0])
-		}
-		w.body = w.kept[:0]
+	if w.bodyBuf != nil {
+		*w.bodyBuf = w.body[:0]
+		bodyPool.Put(w.bodyBuf)
+		w.bodyBuf, w.body = nil, nil
 	}
 	return !w.failed
 }

@@ -321,6 +321,8 @@ type conn struct {
 
 	// hijacked: the handler took the connection over (Hijack).
 	hijacked bool
+
+	cuts cutSet // the upstream round trips in its context
 }
 
 func (c *conn) setState(st http.ConnState) {
@@ -370,16 +372,11 @@ func (c *conn) serve(base context.Context) {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
 	// Upstream round trips made in the connection's context (a proxy's)
-	// are cut when it ends, at the latest as serve returns (then without a
-	// goroutine for the AfterFunc), through one watch for the connection.
-	cuts := &cutSet{done: ctx.Done()}
-	ctx = context.WithValue(ctx, cutSetKey{}, cuts)
-	stopCuts := context.AfterFunc(ctx, cuts.end)
-	defer func() {
-		if stopCuts() {
-			cuts.end()
-		}
-	}()
+	// are cut when it ends, at the latest as serve returns, through one
+	// watch for the connection, made by the first of them.
+	c.cuts = cutSet{ctx: ctx, done: ctx.Done()}
+	ctx = context.WithValue(ctx, cutSetKey{}, &c.cuts)
+	defer c.cuts.close()
 	c.remote = c.rwc.RemoteAddr().String()
 	c.cr = connReader{c: c}
 	c.cr.cond.L = &c.cr.mu
@@ -509,7 +506,6 @@ func (c *conn) waitRequest(now time.Time, wait time.Duration) bool {
 		c.br.Reset(nil) // nothing buffered: Peek read nothing
 		readers.Put(c.br)
 		c.br = nil
-		c.res.body, c.res.kept = nil, nil
 	}
 	_ = c.rwc.SetReadDeadline(deadline)
 	c.cr.mu.Lock()

@@ -404,7 +404,7 @@ func (inst *instance) raiseStop() {
 func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	inst.stopCause = nil
 	inst.table.Reset(nil, nil, nil) // nothing of the run kept: its streams, what it opened
-	if !clean || p.r.isClosed() || (inst.mem != nil && inst.mem.size != uint64(p.pages())*pageSize) {
+	if !clean || p.r.isClosed() || inst.grew(p.pages()) {
 		p.e.discarded.Add(1)
 		_ = inst.mod.Close(context.WithoutCancel(ctx))
 		return
@@ -414,14 +414,19 @@ func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	}
 }
 
+// grew says the memory is not the size runs start with (pages): it grew.
+func (inst *instance) grew(pages uint32) bool {
+	return inst.mem != nil && inst.mem.size != uint64(pages)*pageSize
+}
+
 // reset returns the instance to the state it started its first run in,
 // given the faultMark taken when that run ended. It reports false when that
 // cannot be done: the memory grew past its start.
 func (inst *instance) reset(pages uint32, mark uint64) bool {
+	if inst.grew(pages) {
+		return false
+	}
 	if inst.mem != nil {
-		if inst.mem.size != uint64(pages)*pageSize {
-			return false
-		}
 		inst.mem.resetAt(faultsSince(mark))
 	}
 	for i, g := range inst.globals {

@@ -106,10 +106,11 @@ type instance struct {
 	// stopping is set by the first of the stops below, which alone sets
 	// the global (two at once would race on it).
 	stopping atomic.Bool
-	// checkCall, on timer, looks at the running call (watch) every
+	// checkCall, on alarm, looks at the running call (watch) every
 	// checkEvery and at its deadline, and stops it when its context is
-	// done or the deadline passed (deadlineHit says which).
-	timer       *time.Timer // checkCall's, reused from call to call
+	// done or the deadline passed (deadlineHit says which). The alarm is
+	// left set when a call ends (clock.Alarm): under watchMu.
+	alarm       clock.Alarm
 	watchMu     sync.Mutex
 	watch       callWatch
 	deadlineHit atomic.Bool
@@ -226,8 +227,6 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 
 func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{stopped: make(chan struct{}, 1)}
-	inst.timer = time.AfterFunc(time.Hour, inst.checkCall)
-	inst.timer.Stop() // armed by each call
 	// Called by a host function, so on the guest's own goroutine.
 	inst.stopFor = func(err error) {
 		if inst.stopCause == nil {
@@ -310,7 +309,7 @@ type callWatch struct {
 // is done or the timeout (if any) after start passes, and returns when it
 // returned (both times from clock.Now): the stop global is set, and the
 // guest traps at its next yield check. Nothing is registered on ctx for
-// it: the instance's one timer looks at ctx every checkEvery, and at the
+// it: the instance's alarm looks at ctx every checkEvery, and at the
 // deadline (a context.AfterFunc on the request's context, registered and
 // removed on every call, cost more than the rest of this function); a
 // blocking host call gets a context of its own (run.hostContext).
@@ -327,8 +326,8 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	}
 	inst.watchMu.Lock()
 	inst.watch = w
+	inst.alarm.Set(first, inst.checkCall)
 	inst.watchMu.Unlock()
-	inst.timer.Reset(first)
 	_, err = fn.Call(ctx)
 	end = clock.Now()
 	inst.watchMu.Lock()
@@ -337,7 +336,6 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	inst.watchMu.Unlock()
 	// A check that runs from here on finds no call; one that decided to
 	// stop this one is setting the global: wait for it.
-	inst.timer.Stop()
 	if stopping {
 		<-inst.stopped // the instance is not reused
 	} else if !w.deadline.IsZero() && !end.Before(w.deadline) {
@@ -353,11 +351,12 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	return end, err
 }
 
-// checkCall is the timer's: it stops the running call if its context is
+// checkCall is the alarm's: it stops the running call if its context is
 // done or its deadline passed, else looks again in checkEvery (or at the
 // deadline, if sooner).
 func (inst *instance) checkCall() {
 	inst.watchMu.Lock()
+	inst.alarm.Fired()
 	w := inst.watch
 	if w.ctx == nil || w.stopping {
 		inst.watchMu.Unlock()
@@ -369,7 +368,7 @@ func (inst *instance) checkCall() {
 		if !w.deadline.IsZero() {
 			next = min(next, time.Until(w.deadline))
 		}
-		inst.timer.Reset(next)
+		inst.alarm.Set(next, inst.checkCall)
 		inst.watchMu.Unlock()
 		return
 	}

@@ -730,6 +730,9 @@ func (inst *Instance) Reset() {
 
 // Close closes the instance's core instances.
 func (inst *Instance) Close(ctx context.Context) error {
+	inst.watch.mu.Lock()
+	inst.watch.alarm.Stop()
+	inst.watch.mu.Unlock()
 	for i := len(inst.mods) - 1; i >= 0; i-- {
 		if m := inst.mods[i]; m != nil {
 			m.Close(ctx)

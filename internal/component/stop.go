@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/clock"
 )
 
 // checkEvery is how often a call of a Stoppable instance looks at its
@@ -12,12 +14,13 @@ import (
 const checkEvery = 10 * time.Millisecond
 
 // watch stops the call under way when its context is done, by setting the
-// instance's stop globals: its one timer, reused from call to call, fires
-// at the context's deadline and every checkEvery before it. Arming it per
-// call allocates nothing (context.AfterFunc would, several times).
+// instance's stop globals: its alarm, reused from call to call and left
+// set when a call ends (clock.Alarm), goes off at the context's deadline
+// and every checkEvery before it. Setting it allocates nothing
+// (context.AfterFunc would, several times).
 type watch struct {
 	mu       sync.Mutex
-	timer    *time.Timer
+	alarm    clock.Alarm
 	ctx      context.Context // of the call watched; nil: none
 	deadline time.Time       // ctx's; zero: none
 }
@@ -37,10 +40,7 @@ func (inst *Instance) arm(ctx context.Context) bool {
 	if d := inst.deadline; !d.IsZero() && (w.deadline.IsZero() || d.Before(w.deadline)) {
 		w.deadline = d
 	}
-	if w.timer == nil {
-		w.timer = time.AfterFunc(time.Hour, inst.check)
-	}
-	w.timer.Reset(w.next())
+	w.alarm.Set(w.next(), inst.check)
 	w.mu.Unlock()
 	return true
 }
@@ -51,11 +51,10 @@ func (inst *Instance) disarm() {
 	w := &inst.watch
 	w.mu.Lock()
 	w.ctx = nil
-	w.timer.Stop()
 	w.mu.Unlock()
 }
 
-// next is how long the timer waits for its next look.
+// next is how long the alarm waits for its next look.
 func (w *watch) next() time.Duration {
 	if w.deadline.IsZero() {
 		return checkEvery
@@ -63,18 +62,19 @@ func (w *watch) next() time.Duration {
 	return min(checkEvery, time.Until(w.deadline))
 }
 
-// check, on the timer, stops the call watched when its context is done or
+// check, on the alarm, stops the call watched when its context is done or
 // its deadline passed, else looks again later.
 func (inst *Instance) check() {
 	w := &inst.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.alarm.Fired()
 	switch {
 	case w.ctx == nil:
 	case w.ctx.Err() != nil || !w.deadline.IsZero() && !time.Now().Before(w.deadline):
 		inst.stop()
 		w.ctx = nil // once
 	default:
-		w.timer.Reset(w.next())
+		w.alarm.Set(w.next(), inst.check)
 	}
 }

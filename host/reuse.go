@@ -227,6 +227,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 
 func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{stopped: make(chan struct{}, 1)}
+	inst.alarm.Init(inst.checkCall)
 	// Called by a host function, so on the guest's own goroutine.
 	inst.stopFor = func(err error) {
 		if inst.stopCause == nil {
@@ -326,7 +327,7 @@ func (inst *instance) call(ctx context.Context, fn api.Function, timeout time.Du
 	}
 	inst.watchMu.Lock()
 	inst.watch = w
-	inst.alarm.Set(first, inst.checkCall)
+	inst.alarm.Set(clock.MonoOf(start), first)
 	inst.watchMu.Unlock()
 	_, err = fn.Call(ctx)
 	end = clock.Now()
@@ -368,7 +369,7 @@ func (inst *instance) checkCall() {
 		if !w.deadline.IsZero() {
 			next = min(next, time.Until(w.deadline))
 		}
-		inst.alarm.Set(next, inst.checkCall)
+		inst.alarm.Set(clock.Mono(), next)
 		inst.watchMu.Unlock()
 		return
 	}

@@ -14,12 +14,16 @@ type owned struct {
 	fires chan struct{}
 }
 
-func newOwned() *owned { return &owned{fires: make(chan struct{}, 100)} }
+func newOwned() *owned {
+	o := &owned{fires: make(chan struct{}, 100)}
+	o.a.Init(o.fire)
+	return o
+}
 
 func (o *owned) set(d time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.a.Set(d, o.fire)
+	o.a.Set(Mono(), d)
 }
 
 func (o *owned) fire() {

@@ -21,3 +21,6 @@ func Now() time.Time { return base.Add(Mono()) }
 // clock: for times kept as a count (buckets, deadlines in an atomic
 // int64), which a step of the wall clock does not move.
 func Mono() time.Duration { return time.Since(base) }
+
+// MonoOf is Mono's reading for t, a time from Now (or time.Now).
+func MonoOf(t time.Time) time.Duration { return t.Sub(base) }

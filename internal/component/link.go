@@ -621,6 +621,7 @@ type resolvedOpts struct {
 // import resolved to the instance or host function that provides it.
 func (l *Linked) Instantiate(ctx context.Context, state any) (*Instance, error) {
 	inst := &Instance{l: l, mods: make([]api.Module, len(l.modules)), State: state}
+	inst.watch.alarm.Init(inst.check)
 	ctx = inst.context(ctx)
 	for i, cm := range l.modules {
 		if cm == nil {

@@ -40,7 +40,7 @@ func (inst *Instance) arm(ctx context.Context) bool {
 	if d := inst.deadline; !d.IsZero() && (w.deadline.IsZero() || d.Before(w.deadline)) {
 		w.deadline = d
 	}
-	w.alarm.Set(w.next(), inst.check)
+	w.alarm.Set(clock.Mono(), w.next())
 	w.mu.Unlock()
 	return true
 }
@@ -75,6 +75,6 @@ func (inst *Instance) check() {
 		inst.stop()
 		w.ctx = nil // once
 	default:
-		w.alarm.Set(w.next(), inst.check)
+		w.alarm.Set(clock.Mono(), w.next())
 	}
 }

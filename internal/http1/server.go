@@ -132,7 +132,8 @@ type Server struct {
 	// a client's fault, no handler's). Default nil.
 	Refused func(status int, reason string)
 	// WatchAfter is how long a request runs before its connection is
-	// watched for the client going away. Default DefaultWatchAfter (10 ms).
+	// watched for the client going away (up to a quarter more: the looks
+	// due are taken together). Default DefaultWatchAfter (10 ms).
 	WatchAfter time.Duration
 	// BaseContext gives the context of the listener's connections. Default
 	// context.Background().
@@ -156,6 +157,7 @@ type Server struct {
 	conns      map[*conn]struct{}
 	closing    atomic.Bool
 	headMemory atomic.Int64 // held by heads past headBuffered (MaxHeadMemory)
+	watches    watchSet
 }
 
 // Serve accepts connections on ln until it fails or the server is shut
@@ -302,14 +304,13 @@ type conn struct {
 	state    http.ConnState
 	accepted time.Time // a new connection counts as idle 5 s after (as net/http's)
 
-	// watch fires WatchAfter after a request started (startWatch); armed
-	// says it is set, for the running request or one before it, whose
-	// firing sets it again for the later one's turn (watchNow).
-	watch    *time.Timer
-	armed    bool
-	started  time.Duration // the running request's start, on clock.Mono
-	watching bool          // a read-ahead was started for this request
-	running  bool          // a request is in the handler
+	// The watch looks at the running request WatchAfter after it started
+	// (startWatch, the server's watchSet); seq numbers the connection's
+	// requests, so that a look due to one is not taken for a later one.
+	seq      uint64
+	watchAt  int  // 1 + its place in the server's watch set; 0: not in it (under the set's mu)
+	watching bool // a read-ahead was started for this request
+	running  bool // a request is in the handler
 	bodyDone atomic.Bool
 	cancel   context.CancelFunc
 
@@ -353,14 +354,12 @@ func (c *conn) serve(base context.Context) {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			c.logger().Error("http1: panic serving a connection", "remote", c.remote, "panic", v)
 		}
-		if c.watch != nil {
-			c.watch.Stop()
-		}
 		// No watch may look at the buffers now (a handler's panic skips
 		// stopWatch).
 		c.mu.Lock()
 		c.running = false
 		c.mu.Unlock()
+		s.watches.remove(c)
 		c.releaseBuffers()
 		c.releaseHead()
 		c.close(closeAs)
@@ -816,46 +815,28 @@ func (r *continueReader) Read(p []byte) (int, error) {
 
 func (r *continueReader) Close() error { return r.body.Close() }
 
-// startWatch starts the watch for the client going away, which looks once
-// the request has run for WatchAfter. The timer is set only when it is not
-// already (a connection's requests follow each other faster than it fires):
-// a firing before this request's turn sets it again (watchNow).
+// startWatch starts the watch for the client going away, which looks at
+// the request once it has run for WatchAfter.
 func (c *conn) startWatch() {
 	now := clock.Mono()
 	c.mu.Lock()
-	c.running, c.watching, c.started = true, false, now
-	arm := !c.armed
-	c.armed = true
+	c.seq++
+	seq := c.seq
+	c.running, c.watching = true, false
 	c.mu.Unlock()
-	if !arm {
-		return
-	}
-	if c.watch == nil {
-		c.watch = time.AfterFunc(c.watchAfter(), c.watchNow)
-	} else {
-		c.watch.Reset(c.watchAfter())
-	}
+	c.s.watches.add(c, seq, now, c.watchAfter())
 }
 
 func (c *conn) watchAfter() time.Duration { return cmp.Or(c.s.WatchAfter, DefaultWatchAfter) }
 
-// watchNow starts reading ahead, when the request still runs, has run for
-// WatchAfter and has read its body: a read that fails means the client went
-// away, and cancels the connection's context; a byte read is kept for the
-// next (pipelined) request.
-func (c *conn) watchNow() {
+// look starts reading ahead, when request seq still runs and has read its
+// body: a read that fails means the client went away, and cancels the
+// connection's context; a byte read is kept for the next (pipelined)
+// request. A request is looked at once.
+func (c *conn) look(seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running {
-		c.armed = false
-		return
-	}
-	if wait := c.started + c.watchAfter() - clock.Mono(); wait > 0 {
-		c.watch.Reset(wait) // a request that started after the timer was set
-		return
-	}
-	c.armed = false // one look a request: the next one sets it again
-	if c.watching || !c.bodyDone.Load() || c.br.Buffered() > 0 {
+	if !c.running || c.seq != seq || c.watching || !c.bodyDone.Load() || c.br.Buffered() > 0 {
 		return
 	}
 	c.watching = true
@@ -867,8 +848,96 @@ func (c *conn) stopWatch() {
 	c.running = false
 	watching := c.watching
 	c.mu.Unlock()
+	c.s.watches.remove(c)
 	if watching {
 		c.cr.abortPendingRead()
+	}
+}
+
+// watchSet is a server's running requests that the client-gone watch has
+// yet to look at, with one alarm for all of them, set for the earliest
+// look due. A timer for each connection instead was added to the
+// runtime's timer heap for nearly every request and went off after it had
+// ended (a goroutine each) once connections were many and each one's
+// requests came further apart than WatchAfter: 2 µs a request with 10,000
+// connections.
+type watchSet struct {
+	mu    sync.Mutex
+	due   []watchDue
+	after time.Duration // the server's WatchAfter
+	alarm clock.Alarm
+}
+
+// watchDue is a request to look at, at a time on clock.Mono.
+type watchDue struct {
+	c   *conn
+	seq uint64
+	at  time.Duration
+}
+
+// add puts request seq of c in the set, to be looked at after from now.
+func (w *watchSet) add(c *conn, seq uint64, now, after time.Duration) {
+	w.mu.Lock()
+	if w.after == 0 {
+		w.alarm.Init(w.fire)
+	}
+	w.take(c) // a request the watch did not see end
+	w.after = after
+	w.due = append(w.due, watchDue{c, seq, now + after})
+	c.watchAt = len(w.due)
+	w.alarm.Set(now, after)
+	w.mu.Unlock()
+}
+
+// remove takes c's request out of the set, if it is there.
+func (w *watchSet) remove(c *conn) {
+	w.mu.Lock()
+	w.take(c)
+	w.mu.Unlock()
+}
+
+// take removes c's entry; w.mu is held.
+func (w *watchSet) take(c *conn) {
+	i := c.watchAt - 1
+	if i < 0 {
+		return
+	}
+	last := len(w.due) - 1
+	w.due[i] = w.due[last]
+	w.due[i].c.watchAt = i + 1
+	w.due[last] = watchDue{}
+	w.due = w.due[:last]
+	c.watchAt = 0
+}
+
+// fire, on the alarm, looks at the requests due and sets the alarm for the
+// next one, a quarter of WatchAfter later at the least: under a steady
+// stream of long requests the looks are taken in batches, not one alarm
+// each.
+func (w *watchSet) fire() {
+	now := clock.Mono()
+	var due []watchDue
+	w.mu.Lock()
+	w.alarm.Fired()
+	var next time.Duration
+	for i := 0; i < len(w.due); {
+		d := w.due[i]
+		if d.at <= now {
+			due = append(due, d)
+			w.take(d.c) // the last entry moves to i
+			continue
+		}
+		if next == 0 || d.at < next {
+			next = d.at
+		}
+		i++
+	}
+	if next != 0 {
+		w.alarm.Set(now, max(next-now, w.after/4))
+	}
+	w.mu.Unlock()
+	for _, d := range due {
+		d.c.look(d.seq)
 	}
 }
 

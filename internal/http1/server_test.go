@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/clock"
 )
 
 // echo answers with what it was asked, for the tests: method, path, body
@@ -295,6 +297,81 @@ func TestClientGoesAway(t *testing.T) {
 	if err := <-cancelled; !errors.Is(err, context.Canceled) {
 		t.Fatalf("request context: %v, want canceled", err)
 	}
+}
+
+// TestClientsGoAway: requests on many connections, started at different
+// times and running past WatchAfter, each have their context cancelled
+// when their client goes away: the server's one alarm looks at each in
+// its turn.
+func TestClientsGoAway(t *testing.T) {
+	const n = 20
+	cancelled := make(chan error, n)
+	addr := serve(t, &Server{WatchAfter: 20 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			cancelled <- r.Context().Err()
+		case <-time.After(10 * time.Second):
+			cancelled <- fmt.Errorf("%s not cancelled in 10 s", r.URL.Path)
+		}
+	})})
+	var conns []net.Conn
+	for i := range n {
+		c := dial(t, addr)
+		fmt.Fprintf(c, "GET /slow/%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		conns = append(conns, c)
+		time.Sleep(3 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, c := range conns {
+		c.Close()
+	}
+	for range n {
+		if err := <-cancelled; !errors.Is(err, context.Canceled) {
+			t.Fatalf("request context: %v, want canceled", err)
+		}
+	}
+}
+
+// TestWatchSet: a request leaves the set when it ends or is looked at,
+// the entry moved into its place keeping its own place, and one added
+// again for a later request replaces its connection's earlier entry.
+func TestWatchSet(t *testing.T) {
+	var w watchSet
+	c := []*conn{{}, {}, {}}
+	check := func(step string, want ...*conn) {
+		t.Helper()
+		if len(w.due) != len(want) {
+			t.Fatalf("%s: %d in the set, want %d", step, len(w.due), len(want))
+		}
+		for _, x := range want {
+			if i := x.watchAt - 1; i < 0 || w.due[i].c != x {
+				t.Fatalf("%s: a connection's place %d does not hold it", step, x.watchAt)
+			}
+		}
+	}
+	now := clock.Mono()
+	w.add(c[0], 1, now, time.Hour)
+	w.add(c[1], 1, now, time.Hour)
+	w.add(c[2], 1, now, time.Hour)
+	check("three added", c...)
+	w.remove(c[0])
+	check("first removed", c[1], c[2])
+	if c[0].watchAt != 0 {
+		t.Fatalf("removed, its place is %d", c[0].watchAt)
+	}
+	w.remove(c[0])
+	check("removed twice", c[1], c[2])
+	w.add(c[1], 2, now, time.Hour)
+	check("added again", c[1], c[2])
+	w.add(c[0], 2, now-time.Hour, time.Millisecond) // due: looked at (not running: nothing to do)
+	w.fire()
+	check("after a look", c[1], c[2])
+	if c[0].watchAt != 0 {
+		t.Fatalf("looked at, its place is %d", c[0].watchAt)
+	}
+	w.mu.Lock()
+	w.alarm.Stop()
+	w.mu.Unlock()
 }
 
 // TestWatchAfterEachRequest: the watch looks at a request once it has run

@@ -14,12 +14,14 @@ import (
 	"testing"
 
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 )
 
 // span is what the test keeps of an exported span.
 type span struct {
 	name, traceID, spanID, parentID, service string
+	attrs                                    map[string]string // values as text
 }
 
 // otlpReceiver is a real OTLP/HTTP trace receiver: it decodes the protobuf
@@ -63,8 +65,22 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 			}
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
+					attrs := map[string]string{}
+					for _, a := range s.Attributes {
+						v := a.GetValue()
+						switch v.Value.(type) {
+						case *commonpb.AnyValue_StringValue:
+							attrs[a.Key] = v.GetStringValue()
+						case *commonpb.AnyValue_IntValue:
+							attrs[a.Key] = strconv.FormatInt(v.GetIntValue(), 10)
+						case *commonpb.AnyValue_BoolValue:
+							attrs[a.Key] = strconv.FormatBool(v.GetBoolValue())
+						case *commonpb.AnyValue_DoubleValue:
+							attrs[a.Key] = strconv.FormatFloat(v.GetDoubleValue(), 'g', -1, 64)
+						}
+					}
 					r.spans = append(r.spans, span{name: s.Name, traceID: hex.EncodeToString(s.TraceId),
-						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId), service: service})
+						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId), service: service, attrs: attrs})
 				}
 			}
 		}
@@ -172,6 +188,28 @@ routes:
 			spans := recv.trace(id)
 			if got := strings.Join(chain(t, spans), " "); got != tc.wantChain {
 				t.Fatalf("chain %q, want %q", got, tc.wantChain)
+			}
+			// What each span says of its request and its guest's run.
+			for _, s := range spans {
+				var want map[string]*regexp.Regexp
+				switch s.name {
+				case "wasmesh.request":
+					want = map[string]*regexp.Regexp{
+						"http.request.method": regexp.MustCompile(`^GET$`), "url.path": regexp.MustCompile(`^/`),
+						"http.response.status_code": regexp.MustCompile(`^200$`), "wasmesh.request_id": regexp.MustCompile(`^[0-9a-f]{16}$`),
+						"wasmesh.service": regexp.MustCompile(`^(local|remote|users|ts)$`), "wasmesh.version": regexp.MustCompile(`^sha256:[0-9a-f]{64}$`),
+					}
+				case "wasmesh.guest":
+					want = map[string]*regexp.Regexp{
+						"wasmesh.guest.exit_code": regexp.MustCompile(`^0$`), "wasmesh.guest.reused": regexp.MustCompile(`^(true|false)$`),
+						"wasmesh.guest.memory_pages": regexp.MustCompile(`^[1-9][0-9]*$`), "wasmesh.guest.run_ms": regexp.MustCompile(`^[0-9.e-]+$`),
+					}
+				}
+				for k, re := range want {
+					if v, ok := s.attrs[k]; !ok || !re.MatchString(v) {
+						t.Errorf("%s span of %s: %s = %q, want %v (attributes %v)", s.name, s.service, k, v, re, s.attrs)
+					}
+				}
 			}
 		})
 	}

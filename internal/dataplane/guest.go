@@ -85,7 +85,7 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		req.series.runTime.Observe(res.Run.Seconds())
 	}
 	if span != nil {
-		endGuestSpan(span, req.spanAttrs[:0], res, err)
+		endGuestSpan(span, req.spanAttrs(), res, err)
 	}
 	if errOut.Len() > 0 {
 		p.log.Debug("guest stderr", "request_id", req.ID, "service", svc.Name, "stderr", truncate(errOut.String(), 2048))

@@ -90,13 +90,14 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped
 		// Copies: the request's strings share the memory of its whole head,
 		// which a queued span would keep.
-		a := append(req.spanAttrs[:0], attribute.String("http.request.method", strings.Clone(r.Method)),
+		a := append(req.spanAttrs(), attribute.String("http.request.method", strings.Clone(r.Method)),
 			attribute.String("url.path", strings.Clone(r.URL.Path)))
 		req.span.SetAttributes(a...)
 	}
 	req.setHeader(w.Header(), RequestIDHeader, req.ID)
 	p.route(req, w)
 	p.endSpan(req)
+	req.endAttrs()
 	p.observe(req)
 	p.accessLog(req)
 }
@@ -411,7 +412,7 @@ func (p *Plane) endSpan(req *Request) {
 		req.span.End()
 		return
 	}
-	attrs := append(req.spanAttrs[:0], attribute.Int("http.response.status_code", req.Status), attribute.String("wasmesh.request_id", req.ID))
+	attrs := append(req.spanAttrs(), attribute.Int("http.response.status_code", req.Status), attribute.String("wasmesh.request_id", req.ID))
 	if req.Route != nil {
 		attrs = append(attrs, attribute.String("http.route", req.Route.Name), attribute.String("wasmesh.service", req.Service.Name))
 	}

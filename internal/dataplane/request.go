@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -58,10 +59,12 @@ type Request struct {
 	// deadline); span is the request's server span.
 	ctx  context.Context
 	span trace.Span
-	// spanAttrs holds the attributes handed to the request's spans, one
-	// SetAttributes at a time (a provider copies them): set from here, they
-	// allocate nothing.
-	spanAttrs [7]attribute.KeyValue
+	// attrs holds the attributes handed to the request's recorded spans,
+	// one SetAttributes at a time (a provider copies them): from a pool
+	// (spanAttrs), so that they allocate nothing, and an unrecorded
+	// request (most, when tracing is off or sampled) carries no room for
+	// them (448 bytes, half the Request).
+	attrs *[7]attribute.KeyValue
 	// body sets the client connection's read deadline while the body is
 	// read; nil for in-process calls, whose body is in memory.
 	body *http.ResponseController
@@ -144,4 +147,25 @@ func (r *Request) setHeader(h http.Header, k, v string) {
 	r.hv[r.nhv] = v
 	h[k] = r.hv[r.nhv : r.nhv+1 : r.nhv+1]
 	r.nhv++
+}
+
+// attrPool holds the requests' span attribute buffers.
+var attrPool = sync.Pool{New: func() any { return new([7]attribute.KeyValue) }}
+
+// spanAttrs is an empty slice with room for the attributes of one of the
+// request's spans, its buffer kept until the request ends (endAttrs).
+func (req *Request) spanAttrs() []attribute.KeyValue {
+	if req.attrs == nil {
+		req.attrs = attrPool.Get().(*[7]attribute.KeyValue)
+	}
+	return req.attrs[:0]
+}
+
+// endAttrs gives the request's span attribute buffer back, cleared.
+func (req *Request) endAttrs() {
+	if req.attrs != nil {
+		*req.attrs = [7]attribute.KeyValue{}
+		attrPool.Put(req.attrs)
+		req.attrs = nil
+	}
 }

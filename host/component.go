@@ -57,7 +57,7 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 	if run == "" {
 		return Result{}, fmt.Errorf("the component exports no wasi:cli/run@0.2: %w (it exports %s)", ErrNotCommand, exportNames(comp))
 	}
-	l, err := component.LinkWith(ctx, e.rt, comp, wasip2.Host(), e.linkOptions())
+	l, err := component.LinkWith(ctx, e.rt, comp, wasip2.Host(), e.linkOptions(""))
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrNotCommand, err)
 	}
@@ -134,7 +134,7 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	if m.handler == "" && len(m.exports) == 0 {
 		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2 nor an interface of its own", ErrNotHTTP, exportNames(comp))
 	}
-	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.LinkHost(), e.linkOptions()); err != nil {
+	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.LinkHost(), e.linkOptions(digest)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
 	switch err := m.component.Resettable(); {
@@ -153,9 +153,10 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 }
 
 // linkOptions are the options of the engine's component links: the
-// snapshot cache, and the runtime where components stop themselves.
-func (e *Engine) linkOptions() component.LinkOptions {
-	opts := component.LinkOptions{Stoppable: e.stopRT}
+// snapshot cache, and the runtime where components stop themselves; digest
+// is the component's (Compile's contract), "" when not known.
+func (e *Engine) linkOptions(digest string) component.LinkOptions {
+	opts := component.LinkOptions{Stoppable: e.stopRT, Digest: digest}
 	if e.snapshots != nil {
 		opts.Cache = e.snapshots
 	}

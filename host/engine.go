@@ -345,14 +345,15 @@ func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Modu
 // Validate compiles wasm and checks its imports without keeping the result;
 // bytes the engine has compiled already are valid.
 func (e *Engine) Validate(ctx context.Context, wasm []byte) error {
+	digest := modules.DigestOf(wasm)
 	e.mu.Lock()
-	_, compiled := e.compiled[modules.DigestOf(wasm)]
+	_, compiled := e.compiled[digest]
 	e.mu.Unlock()
 	if compiled {
 		return nil
 	}
 	if component.IsComponent(wasm) {
-		m, err := e.compileComponent(ctx, "", wasm)
+		m, err := e.compileComponent(ctx, digest, wasm)
 		if err == nil {
 			m.close(ctx)
 		}

@@ -73,6 +73,12 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read module: %w", err)
 	}
+	return s.PutBytes(ctx, wasm)
+}
+
+// PutBytes is Put of a module already in memory, which it does not copy
+// (a 13 MB component read through Put's reader was copied as it grew).
+func (s *Store) PutBytes(ctx context.Context, wasm []byte) (string, error) {
 	if len(wasm) > MaxModuleSize {
 		return "", fmt.Errorf("module is larger than %d bytes", MaxModuleSize)
 	}

@@ -3,6 +3,8 @@ package component_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -179,6 +181,52 @@ func TestLinkCache(t *testing.T) {
 	}
 	if len(cache.m) != 2 || cache.load != 4 || cache.store != 2 {
 		t.Errorf("%d modules stored, %d Load and %d Store calls; want 2, 4, 2", len(cache.m), cache.load, cache.store)
+	}
+}
+
+// TestLinkCacheByDigest: given the component's digest, a link keys its
+// core modules by it: a second link with the digest loads them, and one
+// with another digest (another component's bytes, as far as the cache can
+// tell) or none rewrites and stores them again; every link's instances
+// run.
+func TestLinkCacheByDigest(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	stoppable := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	defer stoppable.Close(ctx)
+	wasm, err := os.ReadFile("testdata/dtor.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(wasm)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	cache := &snapshotMap{m: map[[32]byte]*wasmbin.Snapshot{}}
+	for _, step := range []struct {
+		digest      string
+		load, store int // the cache's counts after the link
+	}{
+		{digest, 2, 2},      // stored by digest
+		{digest, 4, 2},      // loaded
+		{"sha256:00", 6, 4}, // another digest: rewritten, stored
+		{"", 8, 6},          // by bytes: rewritten, stored
+		{"", 10, 6},         // loaded
+	} {
+		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Cache: cache, Stoppable: stoppable, Digest: step.digest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := l.Instantiate(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := inst.Call(ctx, "", "run"); err != nil || out[0] != uint32(42) {
+			t.Fatalf("digest %q: run = %v, %v", step.digest, out, err)
+		}
+		l.Close(ctx)
+		if cache.load != step.load || cache.store != step.store {
+			t.Fatalf("digest %q: %d Load and %d Store calls, want %d and %d", step.digest, cache.load, cache.store, step.load, step.store)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -85,11 +84,10 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 				return "", err
 			}
 		}
-		wasm, err := c.moduleBytes(ctx, store, registry, v)
+		wasm, digest, err := c.moduleBytes(ctx, store, registry, v)
 		if err != nil {
 			return "", err
 		}
-		digest := modules.DigestOf(wasm)
 		mod, err := engine.Compile(ctx, digest, wasm)
 		if err != nil {
 			return "", err
@@ -155,31 +153,34 @@ func (c *Controller) pull(ctx context.Context, store *modules.Store, registry *o
 	return got, err
 }
 
-// moduleBytes returns a version's module: a `path:` file is put into the
-// store first (so it can be pinned and rolled back to by digest); an
-// `oci://` module is pulled into the store unless the store's index shows
-// that its manifest was pulled before.
-func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *config.Version) ([]byte, error) {
-	if v.IsOCI() {
+// moduleBytes returns a version's module and its full digest: a `path:`
+// file is put into the store first (so it can be pinned and rolled back to
+// by digest); an `oci://` module is pulled into the store unless the
+// store's index shows that its manifest was pulled before. Each is hashed
+// once, as it is stored or as it is read back.
+func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *config.Version) (wasm []byte, digest string, err error) {
+	switch {
+	case v.IsOCI():
 		got, err := c.pull(ctx, store, registry, v.Module)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		_, wasm, err := store.Get(got.Module)
-		return wasm, err
+		digest = got.Module
+	case v.Path == "":
+		digest = v.Module
+	default:
+		wasm, err := os.ReadFile(v.AbsPath())
+		if err != nil {
+			return nil, "", err
+		}
+		digest, err := store.PutBytes(ctx, wasm)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", v.Path, err)
+		}
+		return wasm, digest, nil
 	}
-	if v.Path == "" {
-		_, wasm, err := store.Get(v.Module)
-		return wasm, err
-	}
-	wasm, err := os.ReadFile(v.AbsPath())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := store.Put(ctx, bytes.NewReader(wasm)); err != nil {
-		return nil, fmt.Errorf("%s: %w", v.Path, err)
-	}
-	return wasm, nil
+	digest, wasm, err = store.Get(digest)
+	return wasm, digest, err
 }
 
 // pathStamp is what a path module's file was when it was read: while the

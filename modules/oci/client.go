@@ -224,7 +224,7 @@ func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) 
 			return Pulled{}, fmt.Errorf("annotation %s%s: %w", SignatureAnnotation, s.KeyID, err)
 		}
 	}
-	if _, err := store.Put(ctx, bytes.NewReader(wasm)); err != nil {
+	if _, err := store.PutBytes(ctx, wasm); err != nil {
 		return Pulled{}, err
 	}
 	pinned := ref.WithDigest(desc.Digest.String())

@@ -313,7 +313,10 @@ func (m *Module) close(ctx context.Context) {
 
 // Compile compiles wasm, whose digest is digest, or returns the module compiled
 // earlier under that digest. Concurrent calls for one digest compile once.
-// An empty digest is computed from wasm (modules.DigestOf).
+// An empty digest is computed from wasm (modules.DigestOf). The digest must
+// be wasm's (modules.DigestOf): it names the compiled module here, and a
+// component's rewritten core modules in the cache directory, which later
+// processes read too.
 func (e *Engine) Compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
 	if digest == "" {
 		digest = modules.DigestOf(wasm)

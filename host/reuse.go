@@ -170,7 +170,7 @@ func (r *reusable) close(ctx context.Context) {
 	r.mu.Unlock()
 	for _, p := range pools {
 		for _, inst := range p.idle.drain() {
-			_ = inst.mod.Close(ctx)
+			inst.close(ctx)
 		}
 	}
 	_ = r.compiled.Close(ctx)
@@ -191,7 +191,7 @@ func (r *reusable) trim(ctx context.Context, cutoff time.Time) int {
 	for _, p := range pools {
 		expired := p.idle.expire(cutoff)
 		for _, inst := range expired {
-			_ = inst.mod.Close(ctx)
+			inst.close(ctx)
 		}
 		closed += len(expired)
 	}
@@ -214,7 +214,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 		}
 		if !inst.reset(p.pages(), mark) {
 			p.e.discarded.Add(1)
-			_ = inst.mod.Close(context.WithoutCancel(ctx))
+			inst.close(context.WithoutCancel(ctx))
 			continue
 		}
 		inst.reusedBefore = true
@@ -406,12 +406,20 @@ func (p *pool) put(ctx context.Context, inst *instance, clean bool) {
 	inst.table.Reset(nil, nil, nil) // nothing of the run kept: its streams, what it opened
 	if !clean || p.r.isClosed() || inst.grew(p.pages()) {
 		p.e.discarded.Add(1)
-		_ = inst.mod.Close(context.WithoutCancel(ctx))
+		inst.close(context.WithoutCancel(ctx))
 		return
 	}
 	if !p.idle.put(inst, p.e.maxIdle) {
-		_ = inst.mod.Close(context.WithoutCancel(ctx))
+		inst.close(context.WithoutCancel(ctx))
 	}
+}
+
+// close stops the instance's alarm and closes it.
+func (inst *instance) close(ctx context.Context) {
+	inst.watchMu.Lock()
+	inst.alarm.Stop()
+	inst.watchMu.Unlock()
+	_ = inst.mod.Close(ctx)
 }
 
 // grew says the memory is not the size runs start with (pages): it grew.
@@ -504,7 +512,7 @@ func (e *Engine) Warm(ctx context.Context, m *Module) error {
 	if err != nil {
 		return err
 	}
-	defer inst.mod.Close(context.WithoutCancel(ctx))
+	defer inst.close(context.WithoutCancel(ctx))
 	if err := inst.syntheticCall(ctx, inst.start, warmEnv); err != nil {
 		return fmt.Errorf("warm-up run: %w", err)
 	}
@@ -528,7 +536,7 @@ func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
 	if err != nil {
 		return fmt.Errorf("initialise the reactor: %w", err)
 	}
-	defer inst.mod.Close(context.WithoutCancel(ctx))
+	defer inst.close(context.WithoutCancel(ctx))
 	if err := inst.syntheticCall(ctx, inst.mod.ExportedFunction("_initialize"), nil); err != nil {
 		return fmt.Errorf("initialise the reactor: _initialize: %w", err)
 	}

@@ -13,7 +13,8 @@ import (
 )
 
 // snapshotCache keeps the core modules of components as wasmbin.Resettable
-// rewrote them, by the sha256 of their bytes as linked, in the compilation
+// rewrote them, by the sha256 of their bytes as linked or of their
+// component's digest and place (component.LinkOptions.Cache), in the compilation
 // cache's directory (trusted as the compiled code beside it is), so that
 // linking the same component again (a restart, a reload, a validation)
 // does not read megabytes of code again: 150 ms for componentize-js's

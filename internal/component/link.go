@@ -107,8 +107,9 @@ func Link(ctx context.Context, rt wazero.Runtime, c *Component, host *Host) (*Li
 // LinkOptions are Link's optional settings.
 type LinkOptions struct {
 	// Cache keeps the core modules as wasmbin.Resettable rewrote them, by
-	// the sha256 of their bytes as linked, so that a later link of the
-	// same bytes (a restart, a reload, a validation) does not read
+	// a sha256: of their bytes as linked, or of the component's Digest and
+	// the module's place (with linkKeyVersion), so that a later link of
+	// the same bytes (a restart, a reload, a validation) does not read
 	// megabytes of code again. Default nil: every link rewrites every
 	// module.
 	Cache interface {
@@ -318,6 +319,12 @@ func (l *Linked) rename(ci CoreInstanceDef) ([]byte, error) {
 	})
 }
 
+// linkKeyVersion is in a cache key made from a component's digest: it
+// changes whenever what rename makes of a component does (the names it
+// gives imports, which exports it binds them to), since such a key, unlike
+// one of the renamed bytes, would not change with it.
+const linkKeyVersion = "wasmesh-link-v1"
+
 // rewrite returns the module core instance i instantiates (rename),
 // rewritten by wasmbin.Resettable while every module so far could be
 // (else as it is, with l.notResettable saying why).
@@ -332,7 +339,7 @@ func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
 	if cache != nil && l.opts.Digest != "" {
 		// The renamed module is the component's module i with the imports
 		// its instantiation gives it, named after the host's shape.
-		sum = sha256.Sum256(fmt.Appendf(nil, "%s\x00core instance %d\x00%s", l.opts.Digest, i, l.hostName))
+		sum = sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00core instance %d\x00%s", linkKeyVersion, l.opts.Digest, i, l.hostName))
 		if s, ok := cache.Load(sum); ok {
 			return s, nil
 		}

@@ -156,8 +156,8 @@ func (c *Controller) pull(ctx context.Context, store *modules.Store, registry *o
 // moduleBytes returns a version's module and its full digest: a `path:`
 // file is put into the store first (so it can be pinned and rolled back to
 // by digest); an `oci://` module is pulled into the store unless the
-// store's index shows that its manifest was pulled before. Each is hashed
-// once, as it is stored or as it is read back.
+// store's index shows that its manifest was pulled before. The digest is
+// the one the store computed as it stored the bytes or read them back.
 func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, registry *oci.Client, v *config.Version) (wasm []byte, digest string, err error) {
 	switch {
 	case v.IsOCI():

@@ -252,6 +252,15 @@ func TestServeRefusesHugeHeapFloor(t *testing.T) {
 	}
 }
 
+func TestServeRefusesBadLogFlushInterval(t *testing.T) {
+	for _, v := range []string{"-1ms", "2s"} {
+		r := wasmesh(t, opts{}, "serve", "--log-flush-interval", v)
+		if r.code != 2 || !strings.Contains(r.stderr, "--log-flush-interval "+v) {
+			t.Fatalf("--log-flush-interval %s: exit %d, stderr %q: want 2 and the flag's value", v, r.code, r.stderr)
+		}
+	}
+}
+
 // versionsInFile reads the weights a config file gives service hello, as
 // "file-or-digest=weight" in file order.
 func versionsInFile(t *testing.T, path string) string {

@@ -23,6 +23,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/control"
 	"github.com/wasmesh/wasmesh/internal/heapfloor"
 	"github.com/wasmesh/wasmesh/internal/kube"
+	"github.com/wasmesh/wasmesh/internal/logbuf"
 	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/internal/telemetry"
 	"github.com/wasmesh/wasmesh/mesh"
@@ -38,6 +39,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	admin := fs.String("admin", "", "admin API address, overriding the config's admin; \"off\" disables it")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFlush := fs.Duration("log-flush-interval", logbuf.DefaultDelay, "how long a log line may wait to be written to stderr with the lines after it (0: each line at once); a line after a quiet spell is written at once")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "wazero compilation cache directory")
 	fresh := fs.Bool("fresh-instances", false, "create an instance for every request instead of resetting and reusing instances")
 	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
@@ -52,7 +54,12 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger(*logFormat, *logLevel)
+	if *logFlush < 0 || *logFlush > time.Second {
+		return usageError("--log-flush-interval %s: want 0 to 1s", *logFlush)
+	}
+	logOut := logbuf.New(os.Stderr, *logFlush)
+	defer logOut.Flush()
+	log, err := newLogger(logOut, *logFormat, *logLevel)
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -235,7 +242,7 @@ func newColourer(cfg *config.Config, log *slog.Logger) (bpf.Colourer, uint32, er
 	return c, cfg.BPF.MarkMask, nil
 }
 
-func newLogger(format, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -243,9 +250,9 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
 }

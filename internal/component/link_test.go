@@ -152,44 +152,12 @@ func (c *snapshotMap) Load(sum [32]byte) (*wasmbin.Snapshot, bool) {
 
 func (c *snapshotMap) Store(sum [32]byte, s *wasmbin.Snapshot) { c.store++; c.m[sum] = s }
 
-// TestLinkCache: the core modules rewritten are stored, and a second link
-// of the same component loads them instead of rewriting them; both links'
-// instances run.
+// TestLinkCache: the core modules rewritten are stored, and a later link
+// of the same component loads them instead of rewriting them, keyed by
+// their bytes, or by the component's digest when given: one with another
+// digest (another component's bytes, as far as the cache can tell)
+// rewrites and stores them again; every link's instances run.
 func TestLinkCache(t *testing.T) {
-	ctx := context.Background()
-	rt := wazero.NewRuntime(ctx)
-	defer rt.Close(ctx)
-	stoppable := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
-	defer stoppable.Close(ctx)
-	cache := &snapshotMap{m: map[[32]byte]*wasmbin.Snapshot{}}
-	for round := range 2 {
-		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Cache: cache, Stoppable: stoppable})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Resettable(); err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		inst, err := l.Instantiate(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out, err := inst.Call(ctx, "", "run"); err != nil || out[0] != uint32(42) {
-			t.Fatalf("round %d: run = %v, %v", round, out, err)
-		}
-		l.Close(ctx)
-	}
-	if len(cache.m) != 2 || cache.load != 4 || cache.store != 2 {
-		t.Errorf("%d modules stored, %d Load and %d Store calls; want 2, 4, 2", len(cache.m), cache.load, cache.store)
-	}
-}
-
-// TestLinkCacheByDigest: given the component's digest, a link keys its
-// core modules by it: a second link with the digest loads them, and one
-// with another digest (another component's bytes, as far as the cache can
-// tell) or none rewrites and stores them again; every link's instances
-// run.
-func TestLinkCacheByDigest(t *testing.T) {
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
@@ -206,15 +174,18 @@ func TestLinkCacheByDigest(t *testing.T) {
 		digest      string
 		load, store int // the cache's counts after the link
 	}{
-		{digest, 2, 2},      // stored by digest
-		{digest, 4, 2},      // loaded
-		{"sha256:00", 6, 4}, // another digest: rewritten, stored
-		{"", 8, 6},          // by bytes: rewritten, stored
-		{"", 10, 6},         // loaded
+		{"", 2, 2},           // by bytes: stored
+		{"", 4, 2},           // loaded
+		{digest, 6, 4},       // by digest: stored
+		{digest, 8, 4},       // loaded
+		{"sha256:00", 10, 6}, // another digest: rewritten, stored
 	} {
 		l, err := component.LinkWith(ctx, rt, decode(t, "testdata/dtor.wasm"), &component.Host{}, component.LinkOptions{Cache: cache, Stoppable: stoppable, Digest: step.digest})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if err := l.Resettable(); err != nil {
+			t.Fatalf("digest %q: %v", step.digest, err)
 		}
 		inst, err := l.Instantiate(ctx, nil)
 		if err != nil {
@@ -224,8 +195,9 @@ func TestLinkCacheByDigest(t *testing.T) {
 			t.Fatalf("digest %q: run = %v, %v", step.digest, out, err)
 		}
 		l.Close(ctx)
-		if cache.load != step.load || cache.store != step.store {
-			t.Fatalf("digest %q: %d Load and %d Store calls, want %d and %d", step.digest, cache.load, cache.store, step.load, step.store)
+		if cache.load != step.load || cache.store != step.store || len(cache.m) != step.store {
+			t.Fatalf("digest %q: %d Load and %d Store calls, %d modules stored; want %d, %d, %d",
+				step.digest, cache.load, cache.store, len(cache.m), step.load, step.store, step.store)
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // serveClient starts a net/http server of h on loopback, and returns it,
@@ -150,13 +152,10 @@ func TestClientLimits(t *testing.T) {
 		}
 		held <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if active, _ := c.Conns(); active == 1 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatal("the held request never took its connection")
-		}
-	}
+	testutil.WaitFor(t, "the held request to take its connection", func() bool {
+		active, _ := c.Conns()
+		return active == 1
+	})
 	waited := make(chan string, 1)
 	go func() {
 		resp, err := c.RoundTrip(newRequest(t, context.Background(), "GET", srv.URL+"/after", nil))
@@ -168,16 +167,11 @@ func TestClientLimits(t *testing.T) {
 		resp.Body.Close()
 		waited <- string(b)
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	testutil.WaitFor(t, "the second request to wait", func() bool {
 		c.mu.Lock()
-		n := len(c.waiting)
-		c.mu.Unlock()
-		if n == 1 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatal("the second request is not waiting")
-		}
-	}
+		defer c.mu.Unlock()
+		return len(c.waiting) == 1
+	})
 	if _, err := c.RoundTrip(newRequest(t, context.Background(), "GET", srv.URL, nil)); !errors.Is(err, ErrPoolFull) {
 		t.Errorf("a third request: %v, want ErrPoolFull", err)
 	}
@@ -552,17 +546,11 @@ func TestClientCutWithServerConnection(t *testing.T) {
 	conn := dial(t, addr)
 	io.WriteString(conn, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
 	set := <-sets
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	testutil.WaitFor(t, "the round trip under way in its server connection's cutSet", func() bool {
 		set.mu.Lock()
-		n := len(set.conns)
-		set.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the round trip under way is not in its server connection's cutSet (%d are)", n)
-		}
-	}
+		defer set.mu.Unlock()
+		return len(set.conns) == 1
+	})
 	conn.Close()
 	for _, what := range []string{"the round trip under way", "one started after"} {
 		r := <-results

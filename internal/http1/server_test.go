@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/clock"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // echo answers with what it was asked, for the tests: method, path, body
@@ -497,14 +498,10 @@ func TestShutdown(t *testing.T) {
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
 	idleKey := idle.RemoteAddr().String() + idle.LocalAddr().String()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if l := stateOf(idleKey); len(l) > 0 && l[len(l)-1] == http.StateIdle {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first connection never went idle")
-		}
-	}
+	testutil.WaitFor(t, "the first connection to go idle", func() bool {
+		l := stateOf(idleKey)
+		return len(l) > 0 && l[len(l)-1] == http.StateIdle
+	})
 
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()

@@ -330,6 +330,9 @@ func retryAfterOf(v string) time.Duration {
 }
 
 // shutdown stops the exporter: a batch being sent is given up.
+// transient: export encodes the spans, and keeps nothing of them.
+func (e *otlpHTTP) transient() {}
+
 func (e *otlpHTTP) shutdown(context.Context) error {
 	e.stop()
 	e.client.CloseIdleConnections()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -368,6 +369,7 @@ func BenchmarkRequestSpans(b *testing.B) {
 type discardExporter struct{}
 
 func (discardExporter) export(context.Context, []*span) error { return nil }
+func (discardExporter) transient()                            {}
 func (discardExporter) shutdown(context.Context) error        { return nil }
 
 type sdkDiscard struct{}
@@ -513,4 +515,92 @@ func TestUnrecordedContext(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = tr.Start(parent, "request") }); n != 1 {
 		t.Errorf("Start of an unrecorded span allocates %.0f times, want 1", n)
 	}
+}
+
+// copyingExporter is a transient exporter: it keeps a copy of what it
+// exports, and the bodies it was given (by pointer, never read again).
+type copyingExporter struct {
+	spans  []tracetest.SpanStub
+	bodies []*span
+}
+
+func (e *copyingExporter) export(_ context.Context, spans []*span) error {
+	for _, s := range spans {
+		st := s.stub()
+		st.Attributes = slices.Clone(st.Attributes)
+		st.Events = slices.Clone(st.Events)
+		e.spans = append(e.spans, st)
+		e.bodies = append(e.bodies, s)
+	}
+	return nil
+}
+
+func (*copyingExporter) shutdown(context.Context) error { return nil }
+func (*copyingExporter) transient()                     {}
+
+// TestSpanBodyReused: once exported, a span's body goes to a later span,
+// and what a reference to the first does then (set attributes, a name, a
+// status, an event; end again) changes nothing of the later one, which is
+// exported as made; the first no longer records.
+func TestSpanBodyReused(t *testing.T) {
+	exp := &copyingExporter{}
+	tp, err := newProvider(1, nil, exp, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	tr := tp.Tracer("test")
+	ctx := context.Background()
+	reused := 0
+	for i := range 50 {
+		var old [3]trace.Span
+		for k := range old {
+			_, old[k] = tr.Start(ctx, "old")
+			old[k].End()
+		}
+		if err := tp.ForceFlush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := len(exp.bodies)
+		var fresh [3]trace.Span
+		for k := range fresh {
+			_, fresh[k] = tr.Start(ctx, fmt.Sprintf("fresh-%d-%d", i, k), trace.WithAttributes(attribute.Int("k", k)))
+		}
+		for _, s := range old {
+			s.SetAttributes(attribute.String("stale", "yes"))
+			s.SetName("stale")
+			s.SetStatus(codes.Error, "stale")
+			s.AddEvent("stale")
+			s.RecordError(errors.New("stale"))
+			s.AddLink(trace.Link{SpanContext: s.SpanContext()})
+			s.End()
+			if s.IsRecording() {
+				t.Fatal("an exported span is still recording")
+			}
+		}
+		for _, s := range fresh {
+			s.End()
+		}
+		if err := tp.ForceFlush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(exp.bodies) - before; got != len(fresh) {
+			t.Fatalf("round %d: %d spans exported after the stale ones ended again, want the %d fresh ones", i, got, len(fresh))
+		}
+		for k, st := range exp.spans[before:] {
+			want := fmt.Sprintf("fresh-%d-%d", i, k)
+			if st.Name != want || len(st.Attributes) != 1 || st.Attributes[0] != attribute.Int("k", k) ||
+				st.Status.Code != codes.Unset || len(st.Events) != 0 || len(st.Links) != 0 {
+				t.Fatalf("round %d: exported %q, attributes %v, status %v, %d events, %d links; want %q with k=%d only",
+					i, st.Name, st.Attributes, st.Status, len(st.Events), len(st.Links), want, k)
+			}
+			if slices.Contains(exp.bodies[before-len(old):before], exp.bodies[before+k]) {
+				reused++
+			}
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no span body was reused in 50 rounds")
+	}
+	t.Logf("%d of 150 bodies reused", reused)
 }

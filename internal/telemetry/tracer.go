@@ -341,15 +341,11 @@ func (p *Provider) release(spans []*span) {
 }
 
 func (p *Provider) releaseOne(s *span) {
-	if !p.reuse {
-		return
+	if p.reuse {
+		// Nothing else of the body changes until Start takes it: its
+		// span has ended, which is all a reference to it looks at.
+		spanBodies.Put(s)
 	}
-	s.mu.Lock()
-	s.gen++
-	clear(s.attrs) // nothing kept alive by a body waiting in the pool
-	s.attrs, s.events, s.links = nil, nil, nil
-	s.mu.Unlock()
-	spanBodies.Put(s)
 }
 
 var spansDesc = prometheus.NewDesc("wasmesh_trace_spans_total",
@@ -418,6 +414,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		s = new(span)
 	}
 	s.mu.Lock()
+	s.gen++ // a reference to the body's last span finds it gone
 	s.tracer, s.sc, s.parent, s.name, s.kind, s.start, s.end = t, sc, parent, name, kind, start, time.Time{}
 	s.attrs, s.events, s.links = s.inline[:0], nil, nil
 	s.droppedAttrs, s.droppedEvents, s.droppedLinks = 0, 0, 0
@@ -485,8 +482,8 @@ const (
 
 // span is the body of a recorded span. Its fields are written under mu
 // until it ends, and only read afterwards. A body the exporter is done
-// with is reused for a later span (Provider.release): gen counts its
-// reuses, and a spanRef of an earlier one finds it ended.
+// with is reused for a later span (Provider.release): gen counts the spans
+// it has been, and a spanRef of an earlier one finds it ended.
 type span struct {
 	tracer *tracer
 

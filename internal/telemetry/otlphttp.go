@@ -329,10 +329,10 @@ func retryAfterOf(v string) time.Duration {
 	return 0
 }
 
-// shutdown stops the exporter: a batch being sent is given up.
 // transient: export encodes the spans, and keeps nothing of them.
 func (e *otlpHTTP) transient() {}
 
+// shutdown stops the exporter: a batch being sent is given up.
 func (e *otlpHTTP) shutdown(context.Context) error {
 	e.stop()
 	e.client.CloseIdleConnections()

@@ -604,3 +604,62 @@ func TestSpanBodyReused(t *testing.T) {
 	}
 	t.Logf("%d of 150 bodies reused", reused)
 }
+
+// blockingExporter is a transient exporter whose exports wait for release
+// to close.
+type blockingExporter struct{ release chan struct{} }
+
+func (e blockingExporter) export(context.Context, []*span) error { <-e.release; return nil }
+func (blockingExporter) shutdown(context.Context) error          { return nil }
+func (blockingExporter) transient()                              {}
+
+// TestDroppedSpanBodyReused: a span dropped because the queue is full
+// gives its body to a later span at once, and a reference to it changes
+// nothing of that span.
+func TestDroppedSpanBodyReused(t *testing.T) {
+	exp := blockingExporter{release: make(chan struct{})}
+	tp, err := newProvider(1, nil, exp, env(map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	defer close(exp.release)
+	tr := tp.Tracer("test")
+	ctx := context.Background()
+	_, first := tr.Start(ctx, "first")
+	first.End() // taken by the export, which waits
+	testutil.WaitFor(t, "the first span's export", func() bool {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		return len(tp.queue) == 0
+	})
+	_, queued := tr.Start(ctx, "queued")
+	queued.End() // the queue is full now
+	reused := 0
+	for range 50 {
+		_, dropped := tr.Start(ctx, "dropped")
+		dropped.End()
+		_, fresh := tr.Start(ctx, "fresh")
+		dropped.SetAttributes(attribute.String("stale", "yes"))
+		dropped.SetName("stale")
+		dropped.End()
+		if dropped.IsRecording() || !fresh.IsRecording() {
+			t.Fatalf("dropped span recording %v, the next one %v", dropped.IsRecording(), fresh.IsRecording())
+		}
+		f := fresh.(*spanRef).s
+		if f == dropped.(*spanRef).s {
+			reused++
+		}
+		f.mu.Lock()
+		name, attrs := f.name, len(f.attrs)
+		f.mu.Unlock()
+		if name != "fresh" || attrs != 0 {
+			t.Fatalf("the span after a dropped one: name %q, %d attributes; want fresh, none", name, attrs)
+		}
+		fresh.End() // dropped too
+	}
+	if reused == 0 {
+		t.Fatal("no dropped span's body was reused in 50 tries")
+	}
+	t.Logf("%d of 50 bodies reused", reused)
+}

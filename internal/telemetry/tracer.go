@@ -403,7 +403,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: parent.TraceState()})
 	if !flags.IsSampled() || t.p.exp == nil || t.p.shut.Load() {
-		u := &unrecordedContext{Context: ctx, span: unrecorded{sc: sc, p: t.p}}
+		u := &spanContext[unrecorded, *unrecorded]{Context: ctx, span: unrecorded{sc: sc, p: t.p}}
 		return u, &u.span
 	}
 	start := c.Timestamp()
@@ -430,8 +430,8 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	gen := s.gen
 	s.mu.Unlock()
-	rc := &recordedContext{Context: ctx, ref: spanRef{s: s, gen: gen, sc: sc, tracer: t}}
-	return rc, &rc.ref
+	rc := &spanContext[spanRef, *spanRef]{Context: ctx, span: spanRef{s: s, gen: gen, sc: sc, tracer: t}}
+	return rc, &rc.span
 }
 
 // unrecorded is a span that is not recorded (unsampled, or no exporter):
@@ -445,17 +445,21 @@ type unrecorded struct {
 func (u *unrecorded) SpanContext() trace.SpanContext       { return u.sc }
 func (u *unrecorded) TracerProvider() trace.TracerProvider { return u.p }
 
-// unrecordedContext is a context with an unrecorded span in it, as
-// trace.ContextWithSpan makes, in one allocation instead of two: every
-// request starts such a span when tracing is off.
-type unrecordedContext struct {
+// spanContext is a context with a span in it, as trace.ContextWithSpan
+// makes, in one allocation with the span instead of two: every request
+// starts one. S is the span (unrecorded, or a recorded span's spanRef), P
+// its pointer, the trace.Span.
+type spanContext[S any, P interface {
+	*S
+	trace.Span
+}] struct {
 	context.Context
-	span unrecorded
+	span S
 }
 
-func (c *unrecordedContext) Value(key any) any {
+func (c *spanContext[S, P]) Value(key any) any {
 	if key == spanKey {
-		return &c.span
+		return P(&c.span)
 	}
 	return c.Context.Value(key)
 }
@@ -521,21 +525,6 @@ type spanRef struct {
 	gen    uint64
 	sc     trace.SpanContext
 	tracer *tracer
-}
-
-// recordedContext is a context with a recorded span in it, as
-// trace.ContextWithSpan makes, in one allocation with the span's
-// reference.
-type recordedContext struct {
-	context.Context
-	ref spanRef
-}
-
-func (c *recordedContext) Value(key any) any {
-	if key == spanKey {
-		return &c.ref
-	}
-	return c.Context.Value(key)
 }
 
 // lock locks the span's body when the span has not ended (nor its body

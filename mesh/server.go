@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
 	"github.com/wasmesh/wasmesh/internal/http1"
+	"github.com/wasmesh/wasmesh/internal/warm"
 )
 
 // Serve serves the gateway on ln and, when admin is not nil, the admin API
@@ -304,116 +303,38 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 // queues and rarely polls the network; connections whose next request has
 // arrived are found by sysmon, every 10 ms, and put in the global queue,
 // where they wait for tens of ms (golang/go#51651). HTTP/2 runs each
-// stream in a goroutine of its own, and h on one of warmStacks'. The
+// stream in a goroutine of its own, and h on one of h2Workers. The
 // connection's last turn is in its context (withTurns).
 func takingTurns(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
 			t.Take(time.Now())
 		} else if r.ProtoMajor == 2 {
-			warm.serve(h, w, r)
+			serveWarm(h, w, r)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// warm runs the HTTP/2 requests of all of the process's servers.
-var warm warmStacks
-
-// warmStacks runs HTTP/2 requests on goroutines kept between requests.
+// h2Workers run the HTTP/2 requests of all of the process's servers.
 // HTTP/2 serves each stream on a goroutine of its own, whose stack starts
 // small and was grown by doubling as the request's path went deeper (a
 // guest's run, the host functions under it): three copies a request, each
 // walking every frame, a third of the handler's CPU over h2. A kept
-// goroutine's stack has grown already. Up to maxWarm wait for work, the
-// last to finish taken first (the garbage collector halves the stack of
-// one that waits long); more run when more requests do, and end after
-// theirs.
-type warmStacks struct {
-	mu   sync.Mutex
-	idle []*warmWorker
-}
+// goroutine's stack has grown already.
+var h2Workers warm.Pool
 
-// maxWarm is how many goroutines wait for requests at most.
-const maxWarm = 64
-
-type warmWorker struct{ jobs chan warmJob }
-
-type warmJob struct {
-	h    http.Handler
-	w    http.ResponseWriter
-	r    *http.Request
-	done chan any // the handler's panic, errGoexit, or nil
-}
-
-// errGoexit says a handler called runtime.Goexit.
-var errGoexit = errors.New("the handler called runtime.Goexit")
-
-var warmDone = sync.Pool{New: func() any { return make(chan any, 1) }}
-
-// serve runs h for r on a kept goroutine and waits for it. A panic in h is
-// raised again here, where net/http recovers it as its own handler's; a
-// runtime.Goexit is done again here.
-func (ws *warmStacks) serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
-	ws.mu.Lock()
-	var wk *warmWorker
-	if n := len(ws.idle); n > 0 {
-		wk, ws.idle = ws.idle[n-1], ws.idle[:n-1]
-	}
-	ws.mu.Unlock()
-	if wk == nil {
-		wk = &warmWorker{jobs: make(chan warmJob)}
-		go wk.run(ws)
-	}
-	done := warmDone.Get().(chan any)
-	wk.jobs <- warmJob{h, w, r, done}
-	p := <-done
-	warmDone.Put(done)
-	switch {
-	case p == errGoexit:
-		runtime.Goexit()
-	case p != nil:
-		panic(p)
-	}
-}
-
-func (wk *warmWorker) run(ws *warmStacks) {
-	for j := range wk.jobs {
-		j.serve() // a Goexit in it ends this goroutine, after done is sent
-		ws.mu.Lock()
-		keep := len(ws.idle) < maxWarm
-		if keep {
-			ws.idle = append(ws.idle, wk)
+// serveWarm runs h for r on one of h2Workers and waits for it. A panic in
+// h is raised again here, where net/http recovers it as its own handler's:
+// http.ErrAbortHandler as it is, any other with the stack it was raised on.
+func serveWarm(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	if p := h2Workers.Run(func() { h.ServeHTTP(w, r) }); p != nil {
+		if p.Value == http.ErrAbortHandler {
+			panic(http.ErrAbortHandler)
 		}
-		ws.mu.Unlock()
-		if !keep {
-			return // enough wait already
-		}
+		panic(p.String())
 	}
-}
-
-// serve runs the job's handler and sends on done nil, or its panic (with
-// the stack it was raised on, which net/http logs; http.ErrAbortHandler as
-// it is), or errGoexit.
-func (j warmJob) serve() {
-	returned := false
-	defer func() {
-		if returned {
-			j.done <- nil
-			return
-		}
-		v := recover()
-		switch {
-		case v == nil: // runtime.Goexit: nothing to recover
-			v = errGoexit
-		case v != http.ErrAbortHandler:
-			v = fmt.Sprintf("%v\n%s", v, debug.Stack())
-		}
-		j.done <- v
-	}()
-	j.h.ServeHTTP(j.w, j.r)
-	returned = true
 }
 
 type turnKey struct{}

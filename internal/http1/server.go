@@ -32,6 +32,13 @@
 // Yielding before every request gave the same p99 latency for 8% less
 // throughput (docs/PERFORMANCE.md).
 //
+// A connection's first request, and one that comes more than 10 ms after
+// the one before, runs on one of a set of kept goroutines (internal/warm)
+// whose stacks have grown already: the connection's goroutine stays
+// shallow, and its stack, small when new and halved by the collector while
+// the connection waits, need not grow for the request again. Requests that
+// come back to back run on the connection's goroutine.
+//
 // Connections that open with the HTTP/2 preface (h2c with prior
 // knowledge) go to HTTP2, typically a net/http server, so one port serves
 // both. On a TLS listener (tls.NewListener) the handshake is done within
@@ -66,6 +73,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/clock"
+	"github.com/wasmesh/wasmesh/internal/warm"
 )
 
 // Defaults for a Server's zero fields.
@@ -289,7 +297,8 @@ func (s *Server) closeIdle() int {
 	return len(s.conns)
 }
 
-// conn is one client connection, served by one goroutine.
+// conn is one client connection, served by one goroutine, its requests
+// on that goroutine or on one of workers (serveWarm).
 type conn struct {
 	s      *Server
 	rwc    net.Conn
@@ -324,6 +333,15 @@ type conn struct {
 	hijacked bool
 
 	cuts cutSet // the upstream round trips in its context
+
+	// lastStart is when the previous request started. A request handed
+	// to workers is in warmCtx and warmReq while warmCall serves it, and
+	// warmKeep is serveRequest's answer.
+	lastStart time.Time
+	warmCall  func()
+	warmCtx   context.Context
+	warmReq   *http.Request
+	warmKeep  bool
 }
 
 func (c *conn) setState(st http.ConnState) {
@@ -351,7 +369,14 @@ func (c *conn) serve(base context.Context) {
 	s := c.s
 	closeAs := http.StateClosed
 	defer func() {
-		if v := recover(); v != nil && v != http.ErrAbortHandler {
+		v := recover()
+		if p, ok := v.(*warm.Panic); ok { // serveWarm's
+			v = p.String()
+			if p.Value == http.ErrAbortHandler {
+				v = p.Value
+			}
+		}
+		if v != nil && v != http.ErrAbortHandler {
 			c.logger().Error("http1: panic serving a connection", "remote", c.remote, "panic", v)
 		}
 		// No watch may look at the buffers now (a handler's panic skips
@@ -447,7 +472,13 @@ func (c *conn) serve(base context.Context) {
 			c.refuse(err)
 			return
 		}
-		keep := c.serveRequest(ctx, req)
+		var keep bool
+		if first || now.Sub(c.lastStart) > warmAfter {
+			keep = c.serveWarm(ctx, req)
+		} else {
+			keep = c.serveRequest(ctx, req)
+		}
+		c.lastStart = now
 		if c.hijacked {
 			closeAs = http.StateHijacked
 			return
@@ -461,6 +492,40 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 	}
+}
+
+// warmAfter: a connection's first request, and one that comes more than
+// warmAfter after the previous one started, is served on one of workers
+// (serveWarm), not on the connection's goroutine. That goroutine's stack
+// is small when it is new, and the collector halves it while the
+// connection waits through a collection (it then uses less than a quarter
+// of it), so that the request's path (a guest's run, the host functions
+// under it) would grow it again, copying it each time it doubles: with
+// 10,000 connections under wrk, whose next requests come 300-450 ms
+// apart, a third of the gateway's added CPU (docs/PERFORMANCE.md). A
+// worker's stack has grown already, for the price of two goroutine
+// switches, which a connection whose requests come back to back (and
+// whose stack is deep already) does not pay.
+const warmAfter = 10 * time.Millisecond
+
+// workers serve the requests of all of the process's servers that
+// warmAfter sends to them.
+var workers warm.Pool
+
+// serveWarm is serveRequest on one of workers. A panic there (serveRequest
+// recovers the handler's but http.ErrAbortHandler) is raised again here,
+// as a *warm.Panic, for serve's recovery.
+func (c *conn) serveWarm(ctx context.Context, req *http.Request) bool {
+	if c.warmCall == nil {
+		c.warmCall = func() { c.warmKeep = c.serveRequest(c.warmCtx, c.warmReq) }
+	}
+	c.warmCtx, c.warmReq = ctx, req
+	p := workers.Run(c.warmCall)
+	c.warmCtx, c.warmReq = nil, nil
+	if p != nil {
+		panic(p)
+	}
+	return c.warmKeep
 }
 
 // idleHold is how long a connection waiting for its next request keeps

@@ -57,7 +57,6 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
 		ConnContext:       withTurns,
-		ConnState:         g.plane.ForgetConn,
 		Protocols:         new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
@@ -223,7 +222,6 @@ func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- erro
 		IdleTimeout:       srv.IdleTimeout,
 		BaseContext:       srv.BaseContext,
 		ConnContext:       dataplane.WithConn,
-		ConnState:         g.plane.ForgetConn,
 		HTTP2:             h2.hand,
 		Logger:            g.log,
 		Refused:           g.plane.Refused,

@@ -32,12 +32,24 @@ type connKey struct{}
 // WithConn records c as the client connection of the requests served with
 // ctx: the ConnContext of the gateway's servers.
 func WithConn(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+	return context.WithValue(ctx, connKey{}, &clientConn{Conn: c})
 }
 
-func connFrom(ctx context.Context) net.Conn {
-	c, _ := ctx.Value(connKey{}).(net.Conn)
+func connFrom(ctx context.Context) *clientConn {
+	c, _ := ctx.Value(connKey{}).(*clientConn)
 	return c
+}
+
+// clientConn is a client connection and the colour its requests last gave
+// it, kept with the connection (its context) rather than in a map of all
+// of them, which with 10,000 connections cost a cache miss or two a
+// request.
+type clientConn struct {
+	net.Conn
+
+	mu       sync.Mutex // HTTP/2 streams colour their connection at once
+	colour   connColour
+	coloured bool // colour was set, though it may be none again
 }
 
 // connColour is what a client connection was last coloured with.
@@ -67,27 +79,21 @@ func (p *Plane) countConn(req *Request) {
 
 // setConnColour colours conn unless it already has that colour: a
 // keep-alive connection serving one version skips the syscalls.
-func (p *Plane) setConnColour(conn net.Conn, want connColour) error {
-	sc := syscallConn(conn)
+func (p *Plane) setConnColour(conn *clientConn, want connColour) error {
+	sc := syscallConn(conn.Conn)
 	if sc == nil {
 		return nil
 	}
-	if have, ok := p.conns.Load(conn); ok && have.(connColour) == want {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if conn.coloured && conn.colour == want {
 		return nil
 	}
 	if err := p.opts.Colourer.SetColour(sc, want.colour, want.dscp); err != nil {
 		return err
 	}
-	p.conns.Store(conn, want)
+	conn.colour, conn.coloured = want, true
 	return nil
-}
-
-// ForgetConn drops what the plane remembers of a closed connection: the
-// ConnState of the gateway's servers.
-func (p *Plane) ForgetConn(c net.Conn, state http.ConnState) {
-	if state == http.StateClosed || state == http.StateHijacked {
-		p.conns.Delete(c)
-	}
 }
 
 // uncolourConn removes any colour (and DSCP) req's client connection
@@ -96,7 +102,10 @@ func (p *Plane) uncolourConn(req *Request) {
 	if p.opts.Colourer == nil || req.Conn == nil {
 		return
 	}
-	if _, coloured := p.conns.Load(req.Conn); coloured {
+	req.Conn.mu.Lock()
+	coloured := req.Conn.coloured
+	req.Conn.mu.Unlock()
+	if coloured {
 		_ = p.setConnColour(req.Conn, connColour{0, 0})
 	}
 }

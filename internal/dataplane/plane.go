@@ -121,7 +121,6 @@ type Plane struct {
 	}
 	limiters sync.Map // service name → *limiter
 
-	conns    sync.Map // net.Conn → connColour, the client connections coloured
 	outbound outboundClients
 
 	// A component's outgoing requests and typed calls go to these (made

@@ -3,7 +3,6 @@ package dataplane
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -37,7 +36,7 @@ type Request struct {
 
 	// Conn is the client connection, coloured for the version that
 	// answers; nil for an in-process call.
-	Conn net.Conn
+	Conn *clientConn
 	// Peer is the mTLS client's SPIFFE ID, read once from its certificate;
 	// zero without one. PeerID is its text, "" without one.
 	Peer   spiffeid.ID

@@ -2,16 +2,12 @@ package http1
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -1020,14 +1016,7 @@ func TestIdleBuffers(t *testing.T) {
 	}
 	answer := func(step, want string) {
 		t.Helper()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(b) != want {
-			t.Fatalf("%s: %d %q, want %q", step, resp.StatusCode, b, want)
-		}
+		readAnswer(t, br, step, want)
 	}
 	ask("first", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
 	answer("first", "POST /a 3 abc")
@@ -1039,6 +1028,20 @@ func TestIdleBuffers(t *testing.T) {
 	ask("pipelined", "GET /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n")
 	answer("pipelined 1", "GET /d 0 ")
 	answer("pipelined 2", "GET /e 0 ")
+}
+
+// readAnswer reads a response from br and fails t, naming step, unless it
+// is a 200 with the body want.
+func readAnswer(t *testing.T, br *bufio.Reader, step, want string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", step, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("%s: %d %q, want %q", step, resp.StatusCode, b, want)
+	}
 }
 
 // TestHijack: a handler takes the connection over, with what the client
@@ -1096,89 +1099,5 @@ func TestHijack(t *testing.T) {
 	io.WriteString(c, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
 	if err := <-errs; err == nil {
 		t.Error("Hijack after the response began succeeded")
-	}
-}
-
-// goid is the calling goroutine's id, from its stack's first line.
-func goid() int {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b, _, _ = bytes.Cut(bytes.TrimPrefix(b, []byte("goroutine ")), []byte(" "))
-	id, _ := strconv.Atoi(string(b))
-	return id
-}
-
-// TestWarmRequests: a connection's first request, and one that comes more
-// than warmAfter after the one before, runs on one of workers; one right
-// after the one before (pipelined here) runs on the connection's own
-// goroutine. On a worker as on the connection's goroutine, a handler's
-// panic is answered 500 and logged, and http.ErrAbortHandler closes the
-// connection without an answer and is not logged.
-func TestWarmRequests(t *testing.T) {
-	var mu sync.Mutex
-	var ids []int
-	var log testutil.LockedBuffer
-	addr := serve(t, &Server{
-		Logger: slog.New(slog.NewTextHandler(&log, nil)),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			switch r.URL.Path {
-			case "/abort":
-				panic(http.ErrAbortHandler)
-			case "/boom":
-				panic("boom")
-			}
-			mu.Lock()
-			ids = append(ids, goid())
-			mu.Unlock()
-			io.WriteString(w, r.URL.Path)
-		}),
-	})
-	c := dial(t, addr)
-	br := bufio.NewReader(c)
-	read := func(want string) {
-		t.Helper()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", want, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(b) != want {
-			t.Fatalf("%s: answered %d %q", want, resp.StatusCode, b)
-		}
-	}
-	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
-	read("/1")
-	read("/2")
-	time.Sleep(warmAfter + 50*time.Millisecond)
-	io.WriteString(c, "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
-	read("/3")
-	mu.Lock()
-	first, next, later := ids[0], ids[1], ids[2]
-	mu.Unlock()
-	if first == next {
-		t.Errorf("the first request and the one pipelined after it ran on the same goroutine (%d): want a worker, then the connection's", first)
-	}
-	if later == next {
-		t.Errorf("a request %v after the one before ran on the connection's goroutine (%d), want a worker's", warmAfter+50*time.Millisecond, later)
-	}
-
-	// Panics in requests on workers (each the first on its connection).
-	for _, tc := range []struct {
-		path   string
-		status int // 0: no answer
-	}{{"/boom", 500}, {"/abort", 0}} {
-		resps, _, closed := exchange(t, addr, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n", min(tc.status, 1))
-		if tc.status != 0 && resps[0].StatusCode != tc.status {
-			t.Errorf("%s: answered %d, want %d", tc.path, resps[0].StatusCode, tc.status)
-		}
-		if !closed {
-			t.Errorf("%s: the connection was left open", tc.path)
-		}
-	}
-	testutil.WaitFor(t, "the handler's panic logged", func() bool { return strings.Contains(log.String(), "boom") })
-	time.Sleep(50 * time.Millisecond) // the aborted connection's goroutine ends after its answer
-	logged := log.String()
-	if strings.Contains(logged, "abort") {
-		t.Errorf("http.ErrAbortHandler was logged:\n%s", logged)
 	}
 }

@@ -1,32 +1,23 @@
 package warm
 
 import (
-	"bytes"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// goid is the calling goroutine's id, from its stack's first line.
-func goid() int {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b, _, _ = bytes.Cut(bytes.TrimPrefix(b, []byte("goroutine ")), []byte(" "))
-	id, _ := strconv.Atoi(string(b))
-	return id
-}
+	"github.com/wasmesh/wasmesh/internal/testutil"
+)
 
 // TestRun: a call runs on another goroutine and Run returns after it;
 // one after another, calls run on the same kept goroutine; many at once
 // each run once, and at most MaxIdle goroutines are kept.
 func TestRun(t *testing.T) {
 	var p Pool
-	caller := goid()
+	caller := testutil.GoroutineID()
 	var first, second int
-	if r := p.Run(func() { first = goid() }); r != nil {
+	if r := p.Run(func() { first = testutil.GoroutineID() }); r != nil {
 		t.Fatalf("Run returned %v for a call that returned", r)
 	}
 	if first == 0 || first == caller {
@@ -37,7 +28,7 @@ func TestRun(t *testing.T) {
 			t.Fatal("no goroutine waits for calls 5 s after the first")
 		}
 	}
-	p.Run(func() { second = goid() })
+	p.Run(func() { second = testutil.GoroutineID() })
 	if second != first {
 		t.Errorf("the second call ran on goroutine %d, not on the kept %d", second, first)
 	}

@@ -293,20 +293,43 @@ func newTestServer(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// TestH2C serves HTTP/2 over cleartext (prior knowledge), as Serve configures.
+// TestH2C serves HTTP/2 over cleartext (prior knowledge), as Serve
+// configures: a request without a body, with one of a known length, with
+// one streamed without a length, and with one declared empty.
 func TestH2C(t *testing.T) {
 	f := newFixture(t, helloConfig)
 	base := serveFixture(t, f)
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
-	resp, err := (&http.Client{Transport: tr}).Get(base + "/zig/h2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.ProtoMajor != 2 || string(body) != "hello from zig: GET /h2 0 bytes\n" {
-		t.Fatalf("got %s %q, want HTTP/2 and the zig hello", resp.Proto, body)
+	defer tr.CloseIdleConnections()
+	for _, tc := range []struct {
+		name   string
+		method string
+		body   io.Reader
+		length int64 // -1: unknown, sent without a content-length
+		want   string
+	}{
+		{"no body", "GET", nil, 0, "hello from zig: GET /h2 0 bytes\n"},
+		{"known length", "POST", strings.NewReader("hello"), 5, "hello from zig: POST /h2 5 bytes\n"},
+		{"streamed", "POST", io.MultiReader(strings.NewReader("hel"), strings.NewReader("lo")), -1, "hello from zig: POST /h2 5 bytes\n"},
+		{"declared empty", "POST", strings.NewReader(""), 0, "hello from zig: POST /h2 0 bytes\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, base+"/zig/h2", tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = tc.length
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.ProtoMajor != 2 || string(body) != tc.want {
+				t.Fatalf("got %s %q, want HTTP/2 and %q", resp.Proto, body, tc.want)
+			}
+		})
 	}
 }
 

@@ -53,6 +53,12 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, ok := identity.PeerID(r.TLS); ok {
 		req.Peer, req.PeerID = id, id.String()
 	}
+	if r.ProtoMajor == 2 && r.ContentLength == 0 {
+		// HTTP/2 gives every request a body to read, even one whose stream
+		// ended with its head; one with no body, or a body declared empty,
+		// has none to read (deadlines set and lifted, a timer each).
+		r.Body = http.NoBody
+	}
 	if r.Body != nil && r.Body != http.NoBody { // net/http's for a request without one
 		req.body = http.NewResponseController(w)
 	}

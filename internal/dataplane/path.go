@@ -53,10 +53,12 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, ok := identity.PeerID(r.TLS); ok {
 		req.Peer, req.PeerID = id, id.String()
 	}
-	if r.ProtoMajor == 2 && r.ContentLength == 0 {
+	if r.ProtoMajor == 2 && r.ContentLength == 0 && len(r.Header["Content-Length"]) == 0 {
 		// HTTP/2 gives every request a body to read, even one whose stream
-		// ended with its head; one with no body, or a body declared empty,
-		// has none to read (deadlines set and lifted, a timer each).
+		// ended with its head, which is this one: a stream left open
+		// without a Content-Length has a ContentLength of -1. Reading it
+		// would set and lift a deadline, a timer each. A body declared
+		// empty is still read: trailers may follow it.
 		r.Body = http.NoBody
 	}
 	if r.Body != nil && r.Body != http.NoBody { // net/http's for a request without one

@@ -33,7 +33,7 @@
 // throughput (docs/PERFORMANCE.md).
 //
 // A connection's first request, and one that comes more than 10 ms after
-// the one before, runs on one of a set of kept goroutines (internal/warm)
+// the one before started, runs on one of a set of kept goroutines (internal/warm)
 // whose stacks have grown already: the connection's goroutine stays
 // shallow, and its stack, small when new and halved by the collector while
 // the connection waits, need not grow for the request again. Requests that
@@ -159,6 +159,9 @@ type Server struct {
 	// as net/http logs them). Default
 	// slog.Default().
 	Logger *slog.Logger
+
+	// warmAfter replaces the constant warmAfter where set (tests).
+	warmAfter time.Duration
 
 	mu         sync.Mutex
 	listeners  map[net.Listener]struct{}
@@ -473,7 +476,7 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		var keep bool
-		if first || now.Sub(c.lastStart) > warmAfter {
+		if first || now.Sub(c.lastStart) > cmp.Or(s.warmAfter, warmAfter) {
 			keep = c.serveWarm(ctx, req)
 		} else {
 			keep = c.serveRequest(ctx, req)

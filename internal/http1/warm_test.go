@@ -14,8 +14,8 @@ import (
 )
 
 // TestWarmRequests: a connection's first request, and one that comes more
-// than warmAfter after the one before, runs on one of workers; one right
-// after the one before (pipelined here) runs on the connection's own
+// than warmAfter after the one before started, runs on one of workers; one
+// right after the one before (pipelined here) runs on the connection's own
 // goroutine. On a worker as on the connection's goroutine, a handler's
 // panic is answered 500 and logged, and http.ErrAbortHandler closes the
 // connection without an answer and is not logged.
@@ -24,8 +24,12 @@ func TestWarmRequests(t *testing.T) {
 	var mu sync.Mutex
 	var ids []int
 	var log testutil.LockedBuffer
+	// Longer than the constant, so that a slow machine serves the first
+	// request and the next within it.
+	const after = 300 * time.Millisecond
 	addr := serve(t, &Server{
-		Logger: slog.New(slog.NewTextHandler(&log, nil)),
+		warmAfter: after,
+		Logger:    slog.New(slog.NewTextHandler(&log, nil)),
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if v, ok := panics[r.URL.Path]; ok {
 				panic(v)
@@ -45,7 +49,7 @@ func TestWarmRequests(t *testing.T) {
 	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
 	read("/1")
 	read("/2")
-	time.Sleep(warmAfter + 50*time.Millisecond)
+	time.Sleep(after + 50*time.Millisecond)
 	io.WriteString(c, "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
 	read("/3")
 	mu.Lock()
@@ -55,7 +59,7 @@ func TestWarmRequests(t *testing.T) {
 		t.Errorf("the first request and the one pipelined after it ran on the same goroutine (%d): want a worker, then the connection's", first)
 	}
 	if later == next {
-		t.Errorf("a request %v after the one before ran on the connection's goroutine (%d), want a worker's", warmAfter+50*time.Millisecond, later)
+		t.Errorf("a request %v after the one before ran on the connection's goroutine (%d), want a worker's", after+50*time.Millisecond, later)
 	}
 
 	// Panics in requests on workers (each the first on its connection).

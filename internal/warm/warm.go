@@ -9,8 +9,9 @@
 // wazero, the host functions under it) goes tens of KiB deep: run on a new
 // goroutine (HTTP/2 starts one for each stream) or on a connection's
 // goroutine that waited through a collection, it grows that stack again.
-// Pool.Run hands the call to a goroutine that has run such calls before
-// and waits for it, which costs two goroutine switches.
+// Pool.Run hands the call to one of the goroutines kept waiting after
+// earlier calls (a new one when none waits) and waits for it, which costs
+// two goroutine switches.
 package warm
 
 import (

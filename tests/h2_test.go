@@ -1,0 +1,97 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// TestH2RequestBodies: over h2c, through an upstream version, requests
+// whose bodies the gateway must tell apart: a stream that ended with its
+// head (no body to read), and one that declared content-length: 0 but
+// stays open for trailers, which reach the upstream; both on one
+// connection, which the second request finds still open.
+func TestH2RequestBodies(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %q trailer=%q", r.Method, b, r.Trailer.Get("X-Req"))
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  native: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: native }
+`)
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	block := func(fields ...string) []byte {
+		hb.Reset()
+		for i := 0; i < len(fields); i += 2 {
+			enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+		}
+		return bytes.Clone(hb.Bytes())
+	}
+	// answer reads frames until stream's answer has ended, and returns its body.
+	answer := func(stream uint32) string {
+		t.Helper()
+		var body []byte
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("stream %d: reading: %v (body so far %q)", stream, err, body)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			case *http2.GoAwayFrame:
+				t.Fatalf("stream %d: the gateway closed the connection: %v", stream, f.ErrCode)
+			case *http2.RSTStreamFrame:
+				t.Fatalf("stream %d: reset: %v (body so far %q)", f.StreamID, f.ErrCode, body)
+			case *http2.DataFrame:
+				if f.StreamID != stream {
+					continue
+				}
+				body = append(body, f.Data()...)
+				if f.StreamEnded() {
+					return string(body)
+				}
+			}
+		}
+	}
+
+	// A content-length of 0, the stream left open, then trailers.
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+		BlockFragment: block(":method", "POST", ":scheme", "http", ":authority", "a", ":path", "/x", "content-length", "0", "trailer", "X-Req")})
+	time.Sleep(50 * time.Millisecond) // the gateway has the request before its trailers
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: block("x-req", "t1")})
+	if got, want := answer(1), `POST "" trailer="t1"`; got != want {
+		t.Errorf("declared empty, then trailers: the upstream saw %s, want %s", got, want)
+	}
+	// The stream ended with its head.
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, EndStream: true,
+		BlockFragment: block(":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/y")})
+	if got, want := answer(3), `GET "" trailer=""`; got != want {
+		t.Errorf("no body: the upstream saw %s, want %s", got, want)
+	}
+}

@@ -323,11 +323,32 @@ func takingTurns(h http.Handler) http.Handler {
 // goroutine's stack has grown already.
 var h2Workers warm.Pool
 
+// h2Call is a request for one of h2Workers, with the function that serves
+// it made once: calls are kept in h2Calls, so that a request allocates
+// none.
+type h2Call struct {
+	h   http.Handler
+	w   http.ResponseWriter
+	r   *http.Request
+	run func()
+}
+
+var h2Calls = sync.Pool{New: func() any {
+	c := &h2Call{}
+	c.run = func() { c.h.ServeHTTP(c.w, c.r) }
+	return c
+}}
+
 // serveWarm runs h for r on one of h2Workers and waits for it. A panic in
 // h is raised again here, where net/http recovers it as its own handler's:
 // http.ErrAbortHandler as it is, any other with the stack it was raised on.
 func serveWarm(h http.Handler, w http.ResponseWriter, r *http.Request) {
-	if p := h2Workers.Run(func() { h.ServeHTTP(w, r) }); p != nil {
+	c := h2Calls.Get().(*h2Call)
+	c.h, c.w, c.r = h, w, r
+	p := h2Workers.Run(c.run)
+	*c = h2Call{run: c.run}
+	h2Calls.Put(c)
+	if p != nil {
 		if p.Value == http.ErrAbortHandler {
 			panic(http.ErrAbortHandler)
 		}

@@ -32,12 +32,12 @@
 // Yielding before every request gave the same p99 latency for 8% less
 // throughput (docs/PERFORMANCE.md).
 //
-// A connection's first request, and one that comes more than 10 ms after
-// the one before started, runs on one of a set of kept goroutines (internal/warm)
-// whose stacks have grown already: the connection's goroutine stays
-// shallow, and its stack, small when new and halved by the collector while
-// the connection waits, need not grow for the request again. Requests that
-// come back to back run on the connection's goroutine.
+// A request runs on one of a set of kept goroutines (internal/warm) whose
+// stacks have grown already, unless it and the one before each came within
+// 10 ms of the previous one's start: the goroutine of a connection that is
+// not that busy stays shallow, and its stack, small when new and halved by
+// the collector while the connection waits, need not grow for a request
+// again. A busy connection's requests run on its own goroutine.
 //
 // Connections that open with the HTTP/2 preface (h2c with prior
 // knowledge) go to HTTP2, typically a net/http server, so one port serves
@@ -337,10 +337,12 @@ type conn struct {
 
 	cuts cutSet // the upstream round trips in its context
 
-	// lastStart is when the previous request started. A request handed
+	// lastStart is when the previous request started, lastQuick whether
+	// it came within warmAfter of the one before it. A request handed
 	// to workers is in warmCtx and warmReq while warmCall serves it, and
 	// warmKeep is serveRequest's answer.
 	lastStart time.Time
+	lastQuick bool
 	warmCall  func()
 	warmCtx   context.Context
 	warmReq   *http.Request
@@ -476,11 +478,13 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		var keep bool
-		if first || now.Sub(c.lastStart) > cmp.Or(s.warmAfter, warmAfter) {
-			keep = c.serveWarm(ctx, req)
-		} else {
+		quick := !first && now.Sub(c.lastStart) <= cmp.Or(s.warmAfter, warmAfter)
+		if quick && c.lastQuick {
 			keep = c.serveRequest(ctx, req)
+		} else {
+			keep = c.serveWarm(ctx, req)
 		}
+		c.lastQuick = quick
 		c.lastStart = now
 		if c.hijacked {
 			closeAs = http.StateHijacked
@@ -497,18 +501,21 @@ func (c *conn) serve(base context.Context) {
 	}
 }
 
-// warmAfter: a connection's first request, and one that comes more than
-// warmAfter after the previous one started, is served on one of workers
-// (serveWarm), not on the connection's goroutine. That goroutine's stack
-// is small when it is new, and the collector halves it while the
-// connection waits through a collection (it then uses less than a quarter
-// of it), so that the request's path (a guest's run, the host functions
-// under it) would grow it again, copying it each time it doubles: with
-// 10,000 connections under wrk, whose next requests come 300-450 ms
-// apart, a third of the gateway's added CPU (docs/PERFORMANCE.md). A
-// worker's stack has grown already, for the price of two goroutine
-// switches, which a connection whose requests come back to back (and
-// whose stack is deep already) does not pay.
+// warmAfter: a request is served on the connection's goroutine only when
+// it and the one before each came within warmAfter of the previous one's
+// start (the connection is busy); any other (the first two, one after a
+// wait, the first quick one after a wait) on one of workers (serveWarm).
+// The connection's goroutine's stack is small when it is new, and the
+// collector halves it while the connection waits through a collection (it
+// then uses less than a quarter of it), so that the request's path (a
+// guest's run, the host functions under it) would grow it again, copying
+// it each time it doubles: with 10,000 connections under wrk, whose next
+// requests come 300-450 ms apart, a third of the gateway's added CPU
+// (docs/PERFORMANCE.md). A worker's stack has grown already, for the price
+// of two goroutine switches, which a busy connection (whose stack grew on
+// its first request served in place, and stays grown) does not pay. One
+// quick request alone is not enough: at 10,000 connections a third come
+// within warmAfter, on connections whose goroutines never grew.
 const warmAfter = 10 * time.Millisecond
 
 // workers serve the requests of all of the process's servers that

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,53 +15,68 @@ import (
 	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
-// TestWarmRequests: a connection's first request, and one that comes more
-// than warmAfter after the one before started, runs on one of workers; one
-// right after the one before (pipelined here) runs on the connection's own
-// goroutine. On a worker as on the connection's goroutine, a handler's
-// panic is answered 500 and logged, and http.ErrAbortHandler closes the
-// connection without an answer and is not logged.
+// TestWarmRequests: a request runs on the connection's own goroutine only
+// when it and the one before each came within warmAfter of the previous
+// one's start (pipelined here); the first two on a connection, one after a
+// wait and the first quick one after it run on one of workers. On a
+// worker as on the connection's goroutine, a handler's panic is answered
+// 500 and logged, and http.ErrAbortHandler closes the connection without
+// an answer and is not logged.
 func TestWarmRequests(t *testing.T) {
 	panics := map[string]any{"/abort": http.ErrAbortHandler, "/boom": "boom"}
 	var mu sync.Mutex
-	var ids []int
+	ran := map[string]int{} // path → goroutine id
+	connGoroutine := 0      // ConnState runs on the connection's goroutine
 	var log testutil.LockedBuffer
-	// Longer than the constant, so that a slow machine serves the first
-	// request and the next within it.
+	// Longer than the constant, so that a slow machine serves pipelined
+	// requests within it.
 	const after = 300 * time.Millisecond
 	addr := serve(t, &Server{
 		warmAfter: after,
 		Logger:    slog.New(slog.NewTextHandler(&log, nil)),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateActive {
+				mu.Lock()
+				connGoroutine = testutil.GoroutineID()
+				mu.Unlock()
+			}
+		},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if v, ok := panics[r.URL.Path]; ok {
 				panic(v)
 			}
 			mu.Lock()
-			ids = append(ids, testutil.GoroutineID())
+			ran[r.URL.Path] = testutil.GoroutineID()
 			mu.Unlock()
 			io.WriteString(w, r.URL.Path)
 		}),
 	})
 	c := dial(t, addr)
 	br := bufio.NewReader(c)
-	read := func(path string) {
+	ask := func(paths ...string) {
 		t.Helper()
-		readAnswer(t, br, path, path)
+		var b strings.Builder
+		for _, p := range paths {
+			b.WriteString("GET " + p + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		io.WriteString(c, b.String())
+		for _, p := range paths {
+			readAnswer(t, br, p, p)
+		}
 	}
-	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
-	read("/1")
-	read("/2")
+	ask("/1", "/2", "/3", "/4")
 	time.Sleep(after + 50*time.Millisecond)
-	io.WriteString(c, "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
-	read("/3")
+	ask("/5", "/6")
 	mu.Lock()
-	first, next, later := ids[0], ids[1], ids[2]
+	conn, on := connGoroutine, maps.Clone(ran)
 	mu.Unlock()
-	if first == next {
-		t.Errorf("the first request and the one pipelined after it ran on the same goroutine (%d): want a worker, then the connection's", first)
-	}
-	if later == next {
-		t.Errorf("a request %v after the one before ran on the connection's goroutine (%d), want a worker's", after+50*time.Millisecond, later)
+	for _, tc := range []struct {
+		path   string
+		inConn bool
+	}{{"/1", false}, {"/2", false}, {"/3", true}, {"/4", true}, {"/5", false}, {"/6", false}} {
+		if got := on[tc.path] == conn; got != tc.inConn {
+			t.Errorf("%s ran on goroutine %d, the connection's is %d: want on the connection's goroutine %v", tc.path, on[tc.path], conn, tc.inConn)
+		}
 	}
 
 	// Panics in requests on workers (each the first on its connection).

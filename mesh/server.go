@@ -349,10 +349,7 @@ func serveWarm(h http.Handler, w http.ResponseWriter, r *http.Request) {
 	*c = h2Call{run: c.run}
 	h2Calls.Put(c)
 	if p != nil {
-		if p.Value == http.ErrAbortHandler {
-			panic(http.ErrAbortHandler)
-		}
-		panic(p.String())
+		p.Raise()
 	}
 }
 

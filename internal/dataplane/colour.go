@@ -47,9 +47,8 @@ func connFrom(ctx context.Context) *clientConn {
 type clientConn struct {
 	net.Conn
 
-	mu       sync.Mutex // HTTP/2 streams colour their connection at once
-	colour   connColour
-	coloured bool // colour was set, though it may be none again
+	mu     sync.Mutex // HTTP/2 streams colour their connection at once
+	colour connColour // none (zero) until a request colours it
 }
 
 // connColour is what a client connection was last coloured with.
@@ -86,13 +85,13 @@ func (p *Plane) setConnColour(conn *clientConn, want connColour) error {
 	}
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
-	if conn.coloured && conn.colour == want {
+	if conn.colour == want {
 		return nil
 	}
 	if err := p.opts.Colourer.SetColour(sc, want.colour, want.dscp); err != nil {
 		return err
 	}
-	conn.colour, conn.coloured = want, true
+	conn.colour = want
 	return nil
 }
 
@@ -102,12 +101,7 @@ func (p *Plane) uncolourConn(req *Request) {
 	if p.opts.Colourer == nil || req.Conn == nil {
 		return
 	}
-	req.Conn.mu.Lock()
-	coloured := req.Conn.coloured
-	req.Conn.mu.Unlock()
-	if coloured {
-		_ = p.setConnColour(req.Conn, connColour{0, 0})
-	}
+	_ = p.setConnColour(req.Conn, connColour{}) // nothing done for one never coloured
 }
 
 // syscallConn finds the socket under c (through TLS).

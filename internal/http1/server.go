@@ -374,14 +374,7 @@ func (c *conn) serve(base context.Context) {
 	s := c.s
 	closeAs := http.StateClosed
 	defer func() {
-		v := recover()
-		if p, ok := v.(*warm.Panic); ok { // serveWarm's
-			v = p.String()
-			if p.Value == http.ErrAbortHandler {
-				v = p.Value
-			}
-		}
-		if v != nil && v != http.ErrAbortHandler {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			c.logger().Error("http1: panic serving a connection", "remote", c.remote, "panic", v)
 		}
 		// No watch may look at the buffers now (a handler's panic skips
@@ -524,7 +517,7 @@ var workers warm.Pool
 
 // serveWarm is serveRequest on one of workers. A panic there (serveRequest
 // recovers the handler's but http.ErrAbortHandler) is raised again here,
-// as a *warm.Panic, for serve's recovery.
+// for serve's recovery (warm.Panic.Raise).
 func (c *conn) serveWarm(ctx context.Context, req *http.Request) bool {
 	if c.warmCall == nil {
 		c.warmCall = func() { c.warmKeep = c.serveRequest(c.warmCtx, c.warmReq) }
@@ -533,7 +526,7 @@ func (c *conn) serveWarm(ctx context.Context, req *http.Request) bool {
 	p := workers.Run(c.warmCall)
 	c.warmCtx, c.warmReq = nil, nil
 	if p != nil {
-		panic(p)
+		p.Raise()
 	}
 	return c.warmKeep
 }

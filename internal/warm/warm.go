@@ -16,6 +16,7 @@ package warm
 
 import (
 	"fmt"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -41,7 +42,8 @@ type call struct {
 }
 
 // Panic is a panic raised by a call that Run ran: its value and the stack
-// it was raised on.
+// it was raised on (none for http.ErrAbortHandler, the panic with which a
+// handler aborts its response on purpose).
 type Panic struct {
 	Value any
 	Stack []byte
@@ -49,6 +51,17 @@ type Panic struct {
 
 // String is the panic's value and its stack, as a log shows a panic.
 func (p *Panic) String() string { return fmt.Sprintf("%v\n%s", p.Value, p.Stack) }
+
+// Raise panics again, in the caller's goroutine: with http.ErrAbortHandler
+// itself, which HTTP servers recover without logging, and with anything
+// else as its String, so that a log shows the stack it was first raised
+// on.
+func (p *Panic) Raise() {
+	if p.Value == http.ErrAbortHandler {
+		panic(http.ErrAbortHandler)
+	}
+	panic(p.String())
+}
 
 // goexit is what a worker reports for a call that called runtime.Goexit.
 var goexit = &Panic{Value: "runtime.Goexit"}
@@ -111,11 +124,14 @@ func (c call) run() {
 			return
 		}
 		v := recover()
-		if v == nil { // runtime.Goexit: nothing to recover
+		switch {
+		case v == nil: // runtime.Goexit: nothing to recover
 			c.done <- goexit
-			return
+		case v == http.ErrAbortHandler:
+			c.done <- &Panic{Value: v}
+		default:
+			c.done <- &Panic{Value: v, Stack: debug.Stack()}
 		}
-		c.done <- &Panic{Value: v, Stack: debug.Stack()}
 	}()
 	c.f()
 	returned = true

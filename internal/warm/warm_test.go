@@ -1,6 +1,7 @@
 package warm
 
 import (
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -81,6 +82,24 @@ func TestRunPanic(t *testing.T) {
 	ran := false
 	if r := p.Run(func() { ran = true }); r != nil || !ran {
 		t.Errorf("after a panic: Run returned %v, the call ran: %v", r, ran)
+	}
+
+	// Raise: the value and its stack as one string; http.ErrAbortHandler,
+	// taken without a stack, as it is.
+	raised := func(r *Panic) (v any) {
+		defer func() { v = recover() }()
+		r.Raise()
+		return nil
+	}
+	if v := raised(r); v != r.String() {
+		t.Errorf("Raise panicked with %v, want the panic's String", v)
+	}
+	abort := p.Run(func() { panic(http.ErrAbortHandler) })
+	if abort == nil || abort.Stack != nil {
+		t.Fatalf("http.ErrAbortHandler came back as %+v, want it without a stack", abort)
+	}
+	if v := raised(abort); v != http.ErrAbortHandler {
+		t.Errorf("Raise of http.ErrAbortHandler panicked with %v, want it itself", v)
 	}
 }
 

@@ -483,7 +483,19 @@ func requestID(r *http.Request) string {
 	if ids := r.Header[RequestIDHeader]; len(ids) > 0 && ids[0] != "" && len(ids[0]) <= 128 && printable(ids[0]) {
 		return strings.Clone(ids[0]) // kept past the request (spans, logs), not its whole head with it
 	}
-	return strconv.FormatUint(rand.Uint64(), 16)
+	return newRequestID()
+}
+
+// newRequestID returns 16 random lowercase hex digits, leading zeros kept.
+func newRequestID() string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	v := rand.Uint64()
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
 }
 
 func printable(s string) bool {

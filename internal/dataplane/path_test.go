@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -131,5 +132,21 @@ func TestComponentHeader(t *testing.T) {
 	}
 	if got := r.Header.Get("Traceparent"); got != clientTrace {
 		t.Errorf("the client's header was changed: Traceparent %q", got)
+	}
+}
+
+func TestNewRequestID(t *testing.T) {
+	// One id in sixteen starts with a zero digit; 4096 ids miss one with
+	// probability (15/16)^4096, which is nil in practice.
+	leadingZero := false
+	for i := 0; i < 4096; i++ {
+		id := newRequestID()
+		if len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Fatalf("newRequestID() = %q, want 16 lowercase hex digits", id)
+		}
+		leadingZero = leadingZero || id[0] == '0'
+	}
+	if !leadingZero {
+		t.Fatal("no id of 4096 starts with 0: leading zeros are dropped")
 	}
 }

@@ -48,7 +48,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "[flags] MODULE.wasm|DIGEST [ARGS...]", "run a WASI command module", runCmd},
+		{"run", "[flags] FILE.wasm|DIGEST [ARGS...]", "run a WASI command module or wasi:cli component", runCmd},
 		{"serve", "--config FILE", "serve the services of a config file (the gateway)", serveCmd},
 		{"routes", "--config FILE", "print the resolved route table of a config file", routesCmd},
 		{"deploy", "SERVICE FILE.wasm|DIGEST --weight N", "add a version to a running gateway's service", deployCmd},

@@ -18,7 +18,7 @@ import (
 )
 
 func runCmd(ctx context.Context, args []string, _ io.Writer) error {
-	fs := newFlags("run", "[flags] MODULE.wasm|DIGEST [ARGS...]")
+	fs := newFlags("run", "[flags] FILE.wasm|DIGEST [ARGS...]")
 	var envs, dirs listFlag
 	fs.Var(&envs, "env", "set a guest environment variable KEY=VALUE (repeatable)")
 	inherit := fs.Bool("env-inherit", false, "pass the host's environment to the guest (default: none)")
@@ -35,7 +35,7 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 		rest = rest[1:]
 	}
 	if len(rest) == 0 {
-		return usageError("no module given: wasmesh run [flags] MODULE.wasm|DIGEST [ARGS...]")
+		return usageError("nothing to run given: wasmesh run [flags] FILE.wasm|DIGEST [ARGS...]")
 	}
 
 	call := host.Call{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Timeout: *timeout}

@@ -448,6 +448,18 @@ func parse(name, dir string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
+// Empty reports whether data holds no YAML document: nothing but white
+// space and comments, as a file does while it is rewritten in place
+// (truncated, then written). Such a file parses as a config of defaults.
+func Empty(data []byte) bool {
+	for line := range bytes.Lines(data) {
+		if line = bytes.TrimSpace(line); len(line) > 0 && line[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeYAML parses the single YAML document in data into a node tree; nil
 // for an empty document.
 func decodeYAML(name string, data []byte) (root *yaml.Node, err error) {

@@ -410,3 +410,21 @@ func TestParseSize(t *testing.T) {
 		})
 	}
 }
+
+func TestEmpty(t *testing.T) {
+	for _, tt := range []struct {
+		src  string
+		want bool
+	}{
+		{"", true},
+		{"\n \t\n", true},
+		{"# a comment\n  # another\n", true},
+		{"services: {}\n", false},
+		{"# header\nlisten: :8080\n", false},
+		{"---\n", false}, // a document marker: a document, if a null one
+	} {
+		if got := Empty([]byte(tt.src)); got != tt.want {
+			t.Errorf("Empty(%q) = %v, want %v", tt.src, got, tt.want)
+		}
+	}
+}

@@ -154,6 +154,28 @@ func TestRejectedReloadIsVisible(t *testing.T) {
 	}
 }
 
+// TestEmptyReloadRefused: a config with no YAML document, which a file
+// rewritten in place reads as between its truncation and its write, does
+// not replace a serving one.
+func TestEmptyReloadRefused(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	for _, data := range []string{"", "\n  \n", "# written next\n"} {
+		err := f.g.Reload(context.Background(), []byte(data))
+		if err == nil || !strings.Contains(err.Error(), "the new config is empty") {
+			t.Fatalf("Reload(%q) = %v, want the empty config refused", data, err)
+		}
+		if r := f.get("/"); r.status != 200 {
+			t.Fatalf("after Reload(%q): the serving config stopped serving: %d", data, r.status)
+		}
+	}
+	if err := f.g.Reload(context.Background(), []byte(expand(oneVersion("zig")))); err != nil {
+		t.Fatalf("a config after the empty one: %v", err)
+	}
+	if r := f.get("/"); r.status != 200 || !strings.Contains(r.body, "zig") {
+		t.Fatalf("after the reload: %d %q, want zig's answer", r.status, r.body)
+	}
+}
+
 func httptestAdmin(t *testing.T, f *fixture) string {
 	t.Helper()
 	srv := newTestServer(t, f.g.AdminHandler())

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -131,11 +132,19 @@ func (c *Controller) Watch(ctx context.Context) error {
 	})
 }
 
+// errEmptyConfig refuses a config with no YAML document in place of one
+// that had one: most likely a file read while it was being rewritten.
+var errEmptyConfig = errors.New("the new config is empty (no YAML document), the serving one is not: refused, " +
+	"as a file read while it is rewritten in place reads empty; write the new config beside the old and rename it over")
+
 func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 	hash := contentHash(data)
 	old := c.plane.Snapshot()
 	if old != nil && old.Hash == hash {
 		return nil
+	}
+	if old != nil && config.Empty(data) && !config.Empty(old.Config.Raw) {
+		return c.failLoad(errEmptyConfig)
 	}
 	began := time.Now()
 	st, err := c.provision(ctx, data)

@@ -31,7 +31,9 @@ func TestStatusExpiring(t *testing.T) {
 // it enters the last third of its lifetime and when it expires.
 func TestWatchMilestones(t *testing.T) {
 	ca := testca.New(t, "example.org")
-	now := time.Now().Truncate(time.Second).Add(time.Second) // X.509 times are whole seconds
+	// X.509 times are whole seconds; warnAt (now) at least a second away,
+	// so that Watch has begun before it.
+	now := time.Now().Truncate(time.Second).Add(2 * time.Second)
 	svid := ca.SVID(serverID, testca.Validity(now.Add(-2*time.Second), now.Add(1*time.Second)))
 	src, _ := memSource(t, svid, ca.Bundle())
 	ctx, cancel := context.WithCancel(context.Background())

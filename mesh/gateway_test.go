@@ -242,8 +242,8 @@ func TestWeightsThroughGateway(t *testing.T) {
 		counts[strings.SplitN(r.body, ":", 2)[0]]++
 	}
 	rust := float64(counts["hello from rust"]) / n * 100
-	if rust < 87 || rust > 93 {
-		t.Fatalf("stable got %.1f%% of requests, want 90±3 (%v)", rust, counts)
+	if rust < 85 || rust > 95 { // 90 ± 7.5σ
+		t.Fatalf("stable got %.1f%% of requests, want 90±5 (%v)", rust, counts)
 	}
 }
 

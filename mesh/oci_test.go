@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,12 +135,7 @@ func TestOCIVersions(t *testing.T) {
 		refused(t, ociConfig(proxy.Addr, missing), "wasmesh.yaml:6:32:", "services.svc.versions[0].module: pull "+missing+": fetch manifest: not found")
 	})
 	t.Run("unreachable registry", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		closed := ln.Addr().String()
-		ln.Close()
+		closed := testutil.RefusedAddr(t)
 		elsewhere := strings.Replace(zig, proxy.Addr, closed, 1)
 		refused(t, ociConfig(closed, elsewhere), "pull "+elsewhere, "connection refused")
 	})

@@ -57,13 +57,20 @@ func startAPIServer(t *testing.T) *apiServer {
 	return controlPlane.api
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct loopback ports free now, for a child
+// process to listen on: their listeners are all open until all are
+// chosen, so that none is handed out twice.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 func bootAPIServer() (*apiServer, error) {
@@ -112,12 +119,11 @@ func bootAPIServer() (*apiServer, error) {
 		procs = append(procs, cmd)
 		return nil
 	}
-	client, peer, secure := 0, 0, 0
-	for _, p := range []*int{&client, &peer, &secure} {
-		if *p, err = freePort(); err != nil {
-			return nil, err
-		}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
 	}
+	client, peer, secure := ports[0], ports[1], ports[2]
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
 	if err := run("etcd", "--name", "t", "--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", etcdURL,

@@ -186,12 +186,16 @@ routes:
 	}))
 	t.Cleanup(hook.Close)
 	for _, s := range []string{"good", "bad", "slow"} {
-		hold := "1s"
+		// Only slow's release is judged on latency: the p99 of a few
+		// hundred requests is their third slowest, and a few stalls of
+		// the machine on a good candidate's would put it 3x its
+		// baseline's by chance.
+		hold, p99 := "1s", "1000"
 		if s == "slow" {
-			hold = "4s" // p99 is judged at the hold's end, on 100 requests of each at least
+			hold, p99 = "4s", "3" // p99 is judged at the hold's end, on 100 requests of each at least
 		}
 		args := []string{"release", "start", s, "v2", "--steps", "20,50,100", "--hold", hold, "--min-requests", "40",
-			"--max-error-rate", "5%", "--max-error-rate-above", "2%", "--max-p99-ratio", "3", admin}
+			"--max-error-rate", "5%", "--max-error-rate-above", "2%", "--max-p99-ratio", p99, admin}
 		if s == "good" {
 			args = append(args, "--webhook", hook.URL)
 		}
@@ -337,7 +341,7 @@ func TestReleaseSurvivesKill(t *testing.T) {
 	for range 100 {
 		get(t, g2.url+"/x")
 	}
-	if n := candHits.Load() - hits; n < 20 || n > 60 {
+	if n := candHits.Load() - hits; n < 12 || n > 68 { // 40 ± 5.7σ
 		t.Errorf("the candidate got %d of 100 requests at the 40%% step", n)
 	}
 	ok(t, opts{}, "release", "resume", "users", admin)

@@ -97,11 +97,11 @@ func TestAlarmNotPushedBack(t *testing.T) {
 // TestAlarmStop: a stopped alarm does not go off, and can be set again.
 func TestAlarmStop(t *testing.T) {
 	o := newOwned()
-	o.set(20 * time.Millisecond)
+	o.set(time.Second) // stopped well before it would go off
 	o.mu.Lock()
 	o.a.Stop()
 	o.mu.Unlock()
-	if o.wait(200 * time.Millisecond) {
+	if o.wait(1500 * time.Millisecond) {
 		t.Fatal("a stopped alarm went off")
 	}
 	o.set(10 * time.Millisecond)

@@ -461,13 +461,21 @@ func rawServer(t *testing.T, handle func(conn net.Conn, br *bufio.Reader)) strin
 func TestClientCutWithServerConnection(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
+	// /a and /b each wait for the other at the upstream, so that the
+	// pair's round trips overlap and take a connection each.
+	var pair sync.WaitGroup
+	pair.Add(2)
 	_, c, conns := serveClient(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hang" {
+		switch r.URL.Path {
+		case "/hang":
 			select {
 			case <-hold:
 			case <-r.Context().Done():
 			}
 			return
+		case "/a", "/b":
+			pair.Done()
+			pair.Wait()
 		}
 		io.WriteString(w, r.URL.Path)
 	})

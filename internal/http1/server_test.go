@@ -383,19 +383,18 @@ func TestWatchAfterEachRequest(t *testing.T) {
 	const after = 150 * time.Millisecond
 	type ended struct {
 		err error
-		ran time.Duration
+		at  time.Time
 	}
 	cancelled := make(chan ended, 1)
 	addr := serve(t, &Server{WatchAfter: after, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/slow" {
 			return
 		}
-		start := time.Now()
 		select {
 		case <-r.Context().Done():
-			cancelled <- ended{r.Context().Err(), time.Since(start)}
+			cancelled <- ended{r.Context().Err(), time.Now()}
 		case <-time.After(10 * time.Second):
-			cancelled <- ended{errors.New("not cancelled in 10 s"), time.Since(start)}
+			cancelled <- ended{errors.New("not cancelled in 10 s"), time.Now()}
 		}
 	})})
 	c := dial(t, addr)
@@ -405,6 +404,8 @@ func TestWatchAfterEachRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(after / 2)
+	// Timed from before it is sent: the server's watch of it begins after.
+	sent := time.Now()
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	time.Sleep(after / 4)
 	c.Close() // before the slow request's WatchAfter, after half the quick one's
@@ -412,8 +413,8 @@ func TestWatchAfterEachRequest(t *testing.T) {
 	if !errors.Is(got.err, context.Canceled) {
 		t.Fatalf("slow request's context: %v, want canceled", got.err)
 	}
-	if got.ran < after {
-		t.Errorf("slow request cancelled after %v, before its WatchAfter of %v", got.ran, after)
+	if ran := got.at.Sub(sent); ran < after {
+		t.Errorf("slow request cancelled %v after it was sent, before its WatchAfter of %v", ran, after)
 	}
 }
 
@@ -561,7 +562,8 @@ func TestShutdownTimeout(t *testing.T) {
 // TestTimeouts: a connection idle past IdleTimeout, or slow to send its
 // headers past ReadHeaderTimeout, is closed.
 func TestTimeouts(t *testing.T) {
-	addr := serve(t, &Server{IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: 50 * time.Millisecond})
+	// Long enough for the client to send its first request well within them.
+	addr := serve(t, &Server{IdleTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond})
 	for _, first := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost:"} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {

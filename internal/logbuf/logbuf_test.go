@@ -32,7 +32,7 @@ func (w *writes) all() []string {
 // written together once the delay passes, in order; a line after a quiet
 // spell is written at once again; Flush writes what is held.
 func TestWriter(t *testing.T) {
-	const delay = 50 * time.Millisecond
+	const delay = 500 * time.Millisecond // a stall between two writes that should be held together is far shorter
 	var under writes
 	b := New(&under, delay)
 	b.Write([]byte("a\n"))

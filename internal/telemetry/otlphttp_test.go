@@ -25,6 +25,8 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // testSpans makes spans through a Provider that use every part of OTLP's
@@ -307,9 +309,8 @@ func TestOTLPHTTPConfig(t *testing.T) {
 		t.Errorf("%d tries in 1.5 s, want 2 (at once and after 1 s)", n)
 	}
 	// A receiver that is not there is tried again too, within TIMEOUT.
-	gone := newReceiver(t, false)
-	gone.srv.Close()
-	e, err = newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": gone.srv.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "1500"}), os.ReadFile)
+	gone := "http://" + testutil.RefusedAddr(t)
+	e, err = newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": gone, "OTEL_EXPORTER_OTLP_TIMEOUT": "1500"}), os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}

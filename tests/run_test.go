@@ -361,7 +361,7 @@ func TestRunErrors(t *testing.T) {
 		{"initial memory over --memory", []string{"--memory", "16MiB", hostTestdata("bigmem.wasm")}, 2,
 			[]string{"memory limit"}},
 		{"unknown digest", []string{"0123456789abcdef"}, 2, []string{"not found"}},
-		{"no module", nil, 2, []string{"no module"}},
+		{"no module", nil, 2, []string{"nothing to run given: wasmesh run [flags] FILE.wasm"}},
 		{"bad --memory", []string{"--memory", "lots", hostTestdata("exit7.wasm")}, 2, []string{"--memory"}},
 		{"bad --dir", []string{"--dir", filepath.Join(dir, "none") + ":/x", hostTestdata("exit7.wasm")}, 2,
 			[]string{"not a directory"}},

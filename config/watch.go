@@ -15,7 +15,8 @@ import (
 //
 // It watches the file's directory, so that an editor's write-and-rename and
 // a Kubernetes ConfigMap update (an atomic swap of the "..data" symlink) are
-// seen; events for other files are ignored. Events are debounced: onChange is
+// seen, as are those of the file a symbolic link at path names in the same
+// directory; events for other files are ignored. Events are debounced: onChange is
 // called once per burst, after debounce (default 100ms when 0) without
 // further events, and only if the content's sha256 differs from the last
 // content passed to onChange, or from the content Watch read at the start.
@@ -48,7 +49,7 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 		w.Close()
 		return err
 	}
-	fw := &fileWatcher{path: path, last: sha256.Sum256(data), onChange: onChange, onError: onError, settled: settled}
+	fw := &fileWatcher{path: path, last: sha256.Sum256(data), target: linkTarget(path), onChange: onChange, onError: onError, settled: settled}
 	go fw.run(ctx, w, debounce)
 	return nil
 }
@@ -56,6 +57,7 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 type fileWatcher struct {
 	path     string
 	last     [sha256.Size]byte
+	target   string // the base name of the file path links to in its directory, if it does (linkTarget)
 	onChange func([]byte)
 	onError  func(error)
 	settled  func()
@@ -89,10 +91,32 @@ func (fw *fileWatcher) run(ctx context.Context, w *fsnotify.Watcher, debounce ti
 }
 
 // relevant reports whether ev may change the file's content: an event for
-// the file itself, or for a "..data" symlink it may point through.
+// the file itself, for the file it links to in the same directory, or for
+// a "..data" symlink it may point through.
 func (fw *fileWatcher) relevant(ev fsnotify.Event) bool {
 	base := filepath.Base(ev.Name)
-	return base == filepath.Base(fw.path) || base == "..data"
+	return base == filepath.Base(fw.path) || base == "..data" || fw.target != "" && base == fw.target
+}
+
+// linkTarget is the base name of the file that path, a symbolic link (or
+// a chain of them), names in path's own directory; "" when path is no
+// link or names a file elsewhere.
+func linkTarget(path string) string {
+	t, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return ""
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return ""
+	}
+	if t, err = filepath.Abs(t); err != nil {
+		return ""
+	}
+	if dir, err = filepath.Abs(dir); err != nil || filepath.Dir(t) != dir || filepath.Base(t) == filepath.Base(path) {
+		return ""
+	}
+	return filepath.Base(t)
 }
 
 // check reads the file and calls onChange if its content changed.
@@ -100,6 +124,7 @@ func (fw *fileWatcher) check() {
 	if fw.settled != nil {
 		defer fw.settled()
 	}
+	fw.target = linkTarget(fw.path) // the link may point elsewhere now
 	data, err := os.ReadFile(fw.path)
 	if err != nil {
 		fw.report(err)

@@ -166,6 +166,38 @@ func TestWatchConfigMapSwap(t *testing.T) {
 	w.waitSettled(t)
 }
 
+// TestWatchLinkInDirectory: the file a symbolic link at the path names in
+// the same directory is watched too, and so is the link's new target once
+// it is pointed elsewhere in the directory.
+func TestWatchLinkInDirectory(t *testing.T) {
+	dir := t.TempDir()
+	prod, staging := filepath.Join(dir, "prod.yaml"), filepath.Join(dir, "staging.yaml")
+	write(t, prod, "v1")
+	write(t, staging, "s1")
+	path := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.Symlink("prod.yaml", path); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, path)
+
+	write(t, prod, "v2") // the target edited in place
+	w.expectChange(t, "v2")
+
+	tmp := filepath.Join(dir, "wasmesh.yaml.tmp") // the link pointed elsewhere
+	if err := os.Symlink("staging.yaml", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	w.expectChange(t, "s1")
+	write(t, staging, "s2")
+	w.expectChange(t, "s2")
+	write(t, prod, "v3")    // no longer the target: ignored
+	write(t, staging, "s2") // unchanged content: no call
+	w.waitSettled(t)
+}
+
 func TestWatchStops(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
 	write(t, path, "v1")

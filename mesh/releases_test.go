@@ -217,3 +217,36 @@ func queueDepth(t *testing.T, g *Gateway, service string) float64 {
 	}
 	return 0
 }
+
+// TestRollbackKeepsItsModules: a module that only the rollback history
+// holds (promoted away from) stays referenced in the store, so that
+// `artifact rm` refuses it and the rollback can serve it.
+func TestRollbackKeepsItsModules(t *testing.T) {
+	f := newFixture(t, oneVersion("zig"))
+	ctx := context.Background()
+	rust := f.push("rust")
+	if _, err := f.g.Deploy(ctx, "svc", rust, 10, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Promoted away from: only the split before the promote holds rust.
+	if _, err := f.g.Promote(ctx, "svc", digestOfFile(t, examples+"/hello/zig/hello.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	store, err := modules.Open(f.g.Config().Store, modules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Remove(rust, false); err == nil || !strings.Contains(err.Error(), "in use by "+f.path) {
+		t.Fatalf("artifact rm of the module promoted away from: %v, want it refused as in use by the config", err)
+	}
+	if _, err := f.g.Rollback(ctx, "svc"); err != nil {
+		t.Fatalf("rollback to the split with the module: %v", err)
+	}
+	if _, err := f.g.Rollback(ctx, "svc"); err != nil {
+		t.Fatalf("rollback to the first split: %v", err)
+	}
+	// The history spent, nothing refers to rust: it may go.
+	if _, err := store.Remove(rust, false); err != nil {
+		t.Errorf("artifact rm of a module nothing refers to: %v", err)
+	}
+}

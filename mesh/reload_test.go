@@ -154,6 +154,63 @@ func TestRejectedReloadIsVisible(t *testing.T) {
 	}
 }
 
+// TestWatchLoadsAChangeMadeBeforeIt: a change made to the file after the
+// first load read it and before the watch began (as while a gateway
+// compiles its first config) is loaded once the watch begins.
+func TestWatchLoadsAChangeMadeBeforeIt(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	if err := os.WriteFile(f.path, []byte(expand(oneVersion("zig"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := f.g.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the change made before the watch to load", func() bool { return strings.Contains(f.get("/").body, "zig") })
+}
+
+// TestWatchRetriesAFailedLoad: a config whose module is not there yet is
+// refused, and loaded once the module comes, without another change to
+// the file; a config that does not parse is not tried again.
+func TestWatchRetriesAFailedLoad(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := f.g.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	later := filepath.Join(t.TempDir(), "later.wasm")
+	config := strings.Replace(oneVersion("zig"), "$EX/hello/zig/hello.wasm", later, 1)
+	if err := os.WriteFile(f.path, []byte(expand(config)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the config naming a missing module to be refused", func() bool { return f.g.plane.Metrics().ReloadCount("error") >= 1 })
+	if r := f.get("/"); !strings.Contains(r.body, "rust") {
+		t.Fatalf("while the module is missing: %d %q, want the serving config's answer", r.status, r.body)
+	}
+	zig, err := os.ReadFile(examples + "/hello/zig/hello.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(later, zig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the module, once there, to be loaded by a retry", func() bool { return strings.Contains(f.get("/").body, "zig") })
+
+	// A syntax error is the file's own: no retry until it changes.
+	if err := os.WriteFile(f.path, []byte("services: [oops"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errs := f.g.plane.Metrics().ReloadCount("error")
+	waitFor(t, "the bad config to be refused", func() bool { return f.g.plane.Metrics().ReloadCount("error") > errs })
+	errs = f.g.plane.Metrics().ReloadCount("error")
+	time.Sleep(2500 * time.Millisecond) // two retries' worth
+	if n := f.g.plane.Metrics().ReloadCount("error"); n != errs {
+		t.Errorf("a config that does not parse was loaded %v more times without a change", n-errs)
+	}
+}
+
 // TestEmptyReloadRefused: a config with no YAML document, which a file
 // rewritten in place reads as between its truncation and its write, does
 // not replace a serving one.

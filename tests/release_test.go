@@ -589,3 +589,42 @@ lanes:
 		t.Errorf("the rolled-back candidate got %d lane requests after the rollback", n)
 	}
 }
+
+// TestReleaseAbortAfterSplitChanged: a version of the split a release
+// started from is removed by hand while it runs; an abort cannot put that
+// split back (it no longer adds up to 100), so it sets the candidate's
+// weight back alone, the others scaled, instead of leaving the candidate
+// serving and the release stuck.
+func TestReleaseAbortAfterSplitChanged(t *testing.T) {
+	stable, _ := countingUpstream(t, "stable", 0, 0)
+	old, _ := countingUpstream(t, "old", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	versions := func(vs ...string) string {
+		return "services:\n  users:\n    versions:\n" + strings.Join(vs, "\n") + "\nroutes:\n  - { match: { path_prefix: / }, service: users }\n"
+	}
+	v1 := func(w int) string {
+		return fmt.Sprintf(`      - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: %d }`, stable.URL, w)
+	}
+	v2 := fmt.Sprintf(`      - { upstream: { endpoints: [ "%s" ] }, name: v2, weight: 10 }`, old.URL)
+	v3 := func(w int) string {
+		return fmt.Sprintf(`      - { upstream: { endpoints: [ "%s" ] }, name: v3, weight: %d }`, cand.URL, w)
+	}
+	g := serve(t, versions(v1(90), v2, v3(0)))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v3", "--steps", "20,100", "--hold", "1h", "--min-requests", "100000", admin)
+	if w := weightsInFile(t, g.config, "users"); w != "v1=72 v2=8 v3=20" {
+		t.Fatalf("at the release's first step: %s, want v1=72 v2=8 v3=20", w)
+	}
+	gen := metric(t, g, "wasmesh_config_generation")
+	if err := os.WriteFile(g.config, []byte(loopbackConfig(versions(v1(80), v3(20)))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the edit to load", func() bool { return metric(t, g, "wasmesh_config_generation") != gen })
+	ok(t, opts{}, "release", "abort", "users", admin)
+	if w := weightsInFile(t, g.config, "users"); w != "v1=100 v3=0" {
+		t.Errorf("after the abort: %s, want v1=100 v3=0", w)
+	}
+	if rel := releaseOf(t, g, "users"); rel.Phase != rollout.Aborted {
+		t.Errorf("the release is %s after the abort", rel.Phase)
+	}
+}

@@ -117,19 +117,67 @@ func (c *Controller) Load(ctx context.Context, data []byte) error {
 }
 
 // Watch loads the config file whenever it changes, until ctx is done. See
-// config.Watch for what counts as a change.
+// config.Watch for what counts as a change. It loads the file once more as
+// the watch begins: a change made while the config before it loaded
+// (compiling, pulling) is no change to the watcher, which compares with
+// the file as it reads it then. A load that fails after its config parsed
+// (a path module not there yet, a registry that did not answer) is tried
+// again after retryFirst, then after twice as long each time up to
+// retryMax, until one succeeds or the file changes.
 func (c *Controller) Watch(ctx context.Context) error {
 	if err := c.external(); err != nil {
 		return err
 	}
-	return config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) {
-		// Read again under the lock rather than load what the watcher read:
-		// an edit applied between its read and now wrote a newer file, and
-		// loading the older bytes would undo it.
-		_ = c.LoadFile(ctx) // failures are logged and kept for /v1/config
-	}, func(err error) {
+	w := &watchedLoads{c: c, ctx: ctx}
+	err := config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) { w.load() }, func(err error) {
 		c.log.Warn("watching the config file", "file", c.opts.ConfigPath, "error", err)
 	})
+	if err != nil {
+		return err
+	}
+	go w.load()
+	return nil
+}
+
+// The waits before a failed load of the watched file is tried again.
+const (
+	retryFirst = time.Second
+	retryMax   = 30 * time.Second
+)
+
+// watchedLoads are Watch's loads of the file, and its retries.
+type watchedLoads struct {
+	c   *Controller
+	ctx context.Context
+
+	mu    sync.Mutex
+	retry *time.Timer
+	wait  time.Duration // before the next retry; 0 after a load that succeeded
+}
+
+// load loads the file (read again under the controller's lock rather than
+// what the watcher read: an edit applied between its read and now wrote
+// a newer file, and loading the older bytes would undo it), and sets the
+// next retry if it failed after its config parsed. Failures are logged and
+// kept for /v1/config.
+func (w *watchedLoads) load() {
+	if w.ctx.Err() != nil {
+		return
+	}
+	err := w.c.LoadFile(w.ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.retry != nil {
+		w.retry.Stop()
+	}
+	var pe *provisionError
+	if err == nil || !errors.As(err, &pe) || w.ctx.Err() != nil {
+		w.wait = 0
+		return
+	}
+	w.wait = min(max(2*w.wait, retryFirst), retryMax)
+	w.retry = time.AfterFunc(w.wait, w.load)
+	w.c.log.Info("the config file's load to be tried again", "file", w.c.opts.ConfigPath, "in", w.wait)
 }
 
 // errEmptyConfig refuses a config with no YAML document in place of one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,11 +22,16 @@ import (
 const PullTimeout = time.Minute
 
 // provision builds a snapshot from config bytes without publishing it.
-func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Snapshot, error) {
+func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.Snapshot, err error) {
 	cfg, err := config.Parse(c.opts.ConfigPath, data)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			err = &provisionError{err}
+		}
+	}()
 	engine := c.plane.Engine()
 	store, err := modules.Open(cfg.Store, modules.Options{Validate: engine.Validate})
 	if err != nil {
@@ -120,14 +126,42 @@ func (c *Controller) provision(ctx context.Context, data []byte) (*dataplane.Sna
 			return nil, fmt.Errorf("colours: %w", err)
 		}
 	}
+	c.setRefsLocked(store, st)
+	return st, nil
+}
+
+// setRefsLocked records in store, as the config's, the digests of st's
+// modules and of those a rollback may bring back (the history), so that
+// `artifact rm` refuses them. c.mu held.
+func (c *Controller) setRefsLocked(store *modules.Store, st *dataplane.Snapshot) {
 	digests := make([]string, 0, len(st.Modules))
 	for d := range st.Modules {
 		digests = append(digests, d)
 	}
+	for _, splits := range c.history {
+		for _, vs := range splits {
+			for _, v := range vs {
+				if v.Upstream == nil && v.Digest != "" && !slices.Contains(digests, v.Digest) {
+					digests = append(digests, v.Digest)
+				}
+			}
+		}
+	}
 	if err := store.SetRefs(c.opts.ConfigPath, digests); err != nil {
 		c.log.Warn("could not record the config's artifacts in the store", "error", err)
 	}
-	return st, nil
+}
+
+// refreshRefsLocked is setRefsLocked for the snapshot serving, after the
+// history changed. c.mu held.
+func (c *Controller) refreshRefsLocked() {
+	st := c.plane.Snapshot()
+	store, err := modules.Open(st.Config.Store, modules.Options{})
+	if err != nil {
+		c.log.Warn("could not record the config's artifacts in the store", "error", err)
+		return
+	}
+	c.setRefsLocked(store, st)
 }
 
 // newRegistryClient is the client that pulls a config's oci:// versions,
@@ -235,3 +269,11 @@ func storeHas(store *modules.Store, digest string) bool {
 	_, err := store.Resolve(digest)
 	return err == nil
 }
+
+// provisionError is a load's failure after its config parsed: a module
+// missing or refused, a registry that did not answer, the store. A later
+// try of the same bytes may succeed.
+type provisionError struct{ err error }
+
+func (e *provisionError) Error() string { return e.err.Error() }
+func (e *provisionError) Unwrap() error { return e.err }

@@ -167,6 +167,7 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 		return nil, err
 	}
 	c.history[service] = hist[:len(hist)-1]
+	c.refreshRefsLocked()
 	return vs, nil
 }
 
@@ -246,6 +247,7 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 			hist = hist[1:]
 		}
 		c.history[service] = hist
+		c.refreshRefsLocked() // the load before recorded the refs without prev
 	}
 	cur := c.plane.Snapshot().Config.Services[service].Versions
 	c.log.Info("service versions changed", "service", service, "generation", c.plane.Snapshot().Gen, "versions", describe(cur))

@@ -713,7 +713,15 @@ func (c *Controller) finish(ctx context.Context, r *Release, phase string, reaso
 		if len(before) == 0 { // a state file from before Before was kept
 			before = map[string]int{r.Candidate: 0}
 		}
-		_, err = c.traffic.SetWeights(ctx, r.Service, before)
+		if _, err = c.traffic.SetWeights(ctx, r.Service, before); err != nil {
+			// The split no longer adds up (a version it had was removed
+			// since, or one added): the candidate's weight alone is put
+			// back, the others scaled to the rest, rather than leave the
+			// candidate serving with its release stuck.
+			c.log.Warn("release: the split it started from could not be put back; setting the candidate's weight alone",
+				"service", r.Service, "candidate", r.Candidate, "weight", before[r.Candidate], "error", err)
+			_, err = c.traffic.Shift(ctx, r.Service, r.Candidate, before[r.Candidate])
+		}
 	}
 	if err != nil {
 		c.log.Error("release: the weights could not be set", "service", r.Service, "phase", phase, "error", err)

@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,7 +28,9 @@ import (
 // readable and its directory watchable); the work goes on in a goroutine
 // until ctx is done. onChange and onError (which may be nil) are called from
 // that goroutine, one at a time. onError receives fsnotify's errors and
-// failures to read the file after a burst (say, it was removed).
+// failures to read the file after a burst (say, it was removed); the
+// content read after such a failure is passed to onChange even when it is
+// the content from before.
 func Watch(ctx context.Context, path string, debounce time.Duration, onChange func(data []byte), onError func(error)) error {
 	return watch(ctx, path, debounce, onChange, onError, nil)
 }
@@ -50,7 +53,10 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 		return err
 	}
 	fw := &fileWatcher{path: path, last: sha256.Sum256(data), target: linkTarget(path), onChange: onChange, onError: onError, settled: settled}
-	go fw.run(ctx, w, debounce)
+	go func() {
+		defer w.Close()
+		fw.run(ctx, w.Events, w.Errors, debounce)
+	}()
 	return nil
 }
 
@@ -63,8 +69,11 @@ type fileWatcher struct {
 	settled  func()
 }
 
-func (fw *fileWatcher) run(ctx context.Context, w *fsnotify.Watcher, debounce time.Duration) {
-	defer w.Close()
+// run debounces events and errors until ctx is done or they end. An error
+// that events were lost (the kernel's queue overflowed) is followed by a
+// check, as an event for the file would be: one of those lost may have
+// been.
+func (fw *fileWatcher) run(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error, debounce time.Duration) {
 	timer := time.NewTimer(debounce)
 	timer.Stop()
 	for {
@@ -72,18 +81,21 @@ func (fw *fileWatcher) run(ctx context.Context, w *fsnotify.Watcher, debounce ti
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
 			if fw.relevant(ev) {
 				timer.Reset(debounce)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-errs:
 			if !ok {
 				return
 			}
 			fw.report(err)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				timer.Reset(debounce)
+			}
 		case <-timer.C:
 			fw.check()
 		}
@@ -128,6 +140,7 @@ func (fw *fileWatcher) check() {
 	data, err := os.ReadFile(fw.path)
 	if err != nil {
 		fw.report(err)
+		fw.last = [sha256.Size]byte{} // the next content read is reported, even if it is the same
 		return
 	}
 	if sum := sha256.Sum256(data); sum != fw.last {

@@ -2,10 +2,14 @@ package config
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // watcher runs watch on path and records what it reports.
@@ -240,7 +244,9 @@ func TestWatchRemovedFile(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no onError within 5s")
 	}
-	write(t, path, "v1") // back with the same content: no change
+	write(t, path, "v1") // back with the same content: reported, the read having failed
+	w.expectChange(t, "v1")
+	write(t, path, "v1") // then the same content again: no change
 	w.waitSettled(t)
 }
 
@@ -248,5 +254,33 @@ func TestWatchSetupErrors(t *testing.T) {
 	ctx := context.Background()
 	if err := Watch(ctx, filepath.Join(t.TempDir(), "missing.yaml"), 0, func([]byte) {}, nil); err == nil {
 		t.Error("Watch of a missing file succeeded")
+	}
+}
+
+// TestWatchOverflow: when the kernel's queue of events overflowed (some
+// were lost), the file is read again as after an event for it.
+func TestWatchOverflow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	write(t, path, "v1")
+	changes, errs, settled := make(chan string, 1), make(chan error, 1), make(chan struct{}, 1)
+	fw := &fileWatcher{path: path, last: sha256.Sum256([]byte("v1")),
+		onChange: func(b []byte) { changes <- string(b) }, onError: func(err error) { errs <- err },
+		settled: func() { settled <- struct{}{} }}
+	events, errc := make(chan fsnotify.Event), make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go fw.run(ctx, events, errc, 10*time.Millisecond)
+	write(t, path, "v2") // its event lost
+	errc <- fsnotify.ErrEventOverflow
+	select {
+	case got := <-changes:
+		if got != "v2" {
+			t.Fatalf("onChange(%q), want v2", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no onChange after an overflow")
+	}
+	if err := <-errs; !errors.Is(err, fsnotify.ErrEventOverflow) {
+		t.Errorf("onError(%v), want the overflow reported", err)
 	}
 }

@@ -211,6 +211,37 @@ func TestWatchRetriesAFailedLoad(t *testing.T) {
 	}
 }
 
+// TestWatchedFileUnreadable: a config file that cannot be read after a
+// change (removed) is a failed load, reported by /v1/config's error and
+// the metrics while the config before keeps serving; back as it was, the
+// error is cleared.
+func TestWatchedFileUnreadable(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := f.g.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(f.path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removal to be a failed load", func() bool { return f.g.plane.Metrics().ReloadCount("error") >= 1 })
+	if le := f.g.control.LastError(); le == nil || !strings.Contains(le.Err.Error(), "no such file") {
+		t.Fatalf("the last error: %v, want the file's absence", le)
+	}
+	if r := f.get("/"); !strings.Contains(r.body, "rust") {
+		t.Fatalf("while the file is gone: %d %q", r.status, r.body)
+	}
+	if err := os.WriteFile(f.path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the error to clear once the file is back", func() bool { return f.g.control.LastError() == nil })
+}
+
 // TestEmptyReloadRefused: a config with no YAML document, which a file
 // rewritten in place reads as between its truncation and its write, does
 // not replace a serving one.

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -121,15 +122,23 @@ func (c *Controller) Load(ctx context.Context, data []byte) error {
 // the watch begins: a change made while the config before it loaded
 // (compiling, pulling) is no change to the watcher, which compares with
 // the file as it reads it then. A load that fails after its config parsed
-// (a path module not there yet, a registry that did not answer) is tried
-// again after retryFirst, then after twice as long each time up to
-// retryMax, until one succeeds or the file changes.
+// (a path module not there yet, a registry that did not answer), or that
+// could not read the file, is tried again after retryFirst, then after
+// twice as long each time up to retryMax, until one succeeds or the file
+// changes.
 func (c *Controller) Watch(ctx context.Context) error {
 	if err := c.external(); err != nil {
 		return err
 	}
 	w := &watchedLoads{c: c, ctx: ctx}
 	err := config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) { w.load() }, func(err error) {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			// The file could not be read after a change (removed, made
+			// unreadable): a failed load, for /v1/config and the
+			// metrics, while the config before it keeps serving.
+			c.failLoad(err)
+			return
+		}
 		c.log.Warn("watching the config file", "file", c.opts.ConfigPath, "error", err)
 	})
 	if err != nil {
@@ -158,8 +167,8 @@ type watchedLoads struct {
 // load loads the file (read again under the controller's lock rather than
 // what the watcher read: an edit applied between its read and now wrote
 // a newer file, and loading the older bytes would undo it), and sets the
-// next retry if it failed after its config parsed. Failures are logged and
-// kept for /v1/config.
+// next retry if it failed after its config parsed or could not read the
+// file. Failures are logged and kept for /v1/config.
 func (w *watchedLoads) load() {
 	if w.ctx.Err() != nil {
 		return
@@ -171,7 +180,8 @@ func (w *watchedLoads) load() {
 		w.retry.Stop()
 	}
 	var pe *provisionError
-	if err == nil || !errors.As(err, &pe) || w.ctx.Err() != nil {
+	var fe *fs.PathError // the file itself could not be read
+	if err == nil || !errors.As(err, &pe) && !errors.As(err, &fe) || w.ctx.Err() != nil {
 		w.wait = 0
 		return
 	}
@@ -189,6 +199,7 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 	hash := contentHash(data)
 	old := c.plane.Snapshot()
 	if old != nil && old.Hash == hash {
+		c.lastErr.Store(nil) // the config serving is the one asked for
 		return nil
 	}
 	if old != nil && config.Empty(data) && !config.Empty(old.Config.Raw) {

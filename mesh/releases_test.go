@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -248,5 +250,34 @@ func TestRollbackKeepsItsModules(t *testing.T) {
 	// The history spent, nothing refers to rust: it may go.
 	if _, err := store.Remove(rust, false); err != nil {
 		t.Errorf("artifact rm of a module nothing refers to: %v", err)
+	}
+}
+
+// TestDeployUnwritableConfig: a deploy whose config file cannot be
+// rewritten (here the temporary file's name would be too long, as a
+// read-only ConfigMap refuses it as root too) is refused before the new
+// config loads: no request is served by it, and the generation stays.
+func TestDeployUnwritableConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), strings.Repeat("c", 249)+".yaml") // 254 bytes: "."+name+".N" is past 255
+	if err := os.WriteFile(path, []byte(expand(oneVersion("rust"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(context.Background(), Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		CacheDir: filepath.Join(os.TempDir(), "wasmesh-test-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(context.Background()) })
+	if err := g.LoadFile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, g: g, path: path}
+	zig := f.push("zig")
+	gen := g.Generation()
+	if _, err := g.Deploy(context.Background(), "svc", zig, 50, ""); err == nil || !strings.Contains(err.Error(), "file name too long") {
+		t.Fatalf("deploy with a config that cannot be written: %v, want it refused with the reason", err)
+	}
+	if now := g.Generation(); now != gen {
+		t.Errorf("the refused deploy was loaded: generation %d, then %d", gen, now)
 	}
 }

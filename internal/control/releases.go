@@ -271,10 +271,18 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	if err := c.external(); err != nil {
 		return err
 	}
+	// Written (not yet in place) before the load, so that a file that
+	// cannot be written (a read-only ConfigMap) refuses the change before
+	// it serves a request.
+	staged, err := stageConfig(c.opts.ConfigPath, data)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
+	}
 	if err := c.loadLocked(ctx, data); err != nil {
+		staged.Abort()
 		return err
 	}
-	if err := writeFileAtomic(c.opts.ConfigPath, data); err != nil {
+	if err := staged.Commit(); err != nil {
 		// Put the old config back in service so that file and gateway agree.
 		if rerr := c.loadLocked(ctx, st.Config.Raw); rerr != nil {
 			c.log.Error("could not restore the previous config", "error", rerr)
@@ -349,13 +357,13 @@ func describe(vs []*config.Version) []string {
 	return out
 }
 
-// writeFileAtomic replaces path with data, keeping the file's mode.
-func writeFileAtomic(path string, data []byte) error {
+// stageConfig stages the replacement of path by data, keeping the file's mode.
+func stageConfig(path string, data []byte) (*atomicfile.Staged, error) {
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	return atomicfile.WriteFile(path, data, mode, "")
+	return atomicfile.Stage(path, data, mode, "")
 }
 
 // pullForRelease pulls an oci:// reference into the config's store, as a

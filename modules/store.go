@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,9 +89,11 @@ func (s *Store) PutBytes(ctx context.Context, wasm []byte) (string, error) {
 	}
 	h := strings.TrimPrefix(digest, Prefix)
 	dst := s.blobPath(h)
-	if _, err := os.Stat(dst); err == nil {
+	if stored, err := os.ReadFile(dst); err == nil && bytes.Equal(stored, wasm) {
 		return digest, nil // stored, so checked, before: the same bytes
 	}
+	// Not stored, or stored corrupt (Get and Verify refuse it): the same
+	// bytes again replace it.
 	if component.IsComponent(wasm) {
 		if _, err := component.Decode(wasm); err != nil {
 			return "", err

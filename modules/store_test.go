@@ -252,6 +252,16 @@ func TestVerifyFindsCorruption(t *testing.T) {
 	if _, _, err := s.Get(d); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("get of a corrupt blob: %v", err)
 	}
+	// Put again, the same bytes repair it.
+	if again, err := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm"))); err != nil || again != d {
+		t.Fatalf("put again: %s, %v", again, err)
+	}
+	if _, _, err := s.Get(d); err != nil {
+		t.Fatalf("get after the put again: %v", err)
+	}
+	if problems, err := s.Verify(); err != nil || len(problems) != 0 {
+		t.Fatalf("verify after the put again: %+v, %v", problems, err)
+	}
 }
 
 func TestRemoveRefusedWhileReferenced(t *testing.T) {

@@ -94,11 +94,7 @@ func (s *Store) PutBytes(ctx context.Context, wasm []byte) (string, error) {
 	}
 	// Not stored, or stored corrupt (Get and Verify refuse it): the same
 	// bytes again replace it.
-	if component.IsComponent(wasm) {
-		if _, err := component.Decode(wasm); err != nil {
-			return "", err
-		}
-	} else if _, err := wasmbin.Parse(wasm); err != nil {
+	if err := Check(wasm); err != nil {
 		return "", err
 	}
 	if s.opts.Validate != nil {
@@ -110,6 +106,17 @@ func (s *Store) PutBytes(ctx context.Context, wasm []byte) (string, error) {
 		return "", fmt.Errorf("store %s: %w", digest, err)
 	}
 	return digest, nil
+}
+
+// Check decodes wasm as a put does before it compiles it: a core module's
+// sections, or a component's, with an error that says where it is wrong.
+func Check(wasm []byte) error {
+	if component.IsComponent(wasm) {
+		_, err := component.Decode(wasm)
+		return err
+	}
+	_, err := wasmbin.Parse(wasm)
+	return err
 }
 
 // writeAtomic writes data to dst through a temporary file in tmpDir.
@@ -259,7 +266,14 @@ func (s *Store) Inspect(ref string) (*Inspection, error) {
 		if err != nil {
 			return nil, fmt.Errorf("inspect %s: %w", digest, err)
 		}
-		return &Inspection{Entry: e, Component: c.World(), NotReusable: "a component: a new instance serves each request"}, nil
+		in := &Inspection{Entry: e, Component: c.World(), Reusable: true}
+		for i, m := range c.Modules { // as the engine decides (component.LinkWith)
+			if _, err := wasmbin.Resettable(m.Bytes); err != nil {
+				in.Reusable, in.NotReusable = false, fmt.Sprintf("core module %d: %v", i, err)
+				break
+			}
+		}
+		return in, nil
 	}
 	info, err := wasmbin.Parse(wasm)
 	if err != nil {

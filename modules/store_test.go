@@ -299,3 +299,24 @@ func TestInspectAndList(t *testing.T) {
 		t.Fatalf("exports: %+v", in.Module.Exports)
 	}
 }
+
+// TestInspectComponent: a component's inspection says whether its
+// instances are reset and reused, as the engine decides, with its world.
+func TestInspectComponent(t *testing.T) {
+	s := openStore(t)
+	wasm, err := os.ReadFile("../examples/components/zig/hello.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.PutBytes(context.Background(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.Inspect(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Component == nil || !in.Reusable || in.NotReusable != "" {
+		t.Fatalf("inspection of the Zig hello component: component %v, reusable %v (%q); want a reusable component", in.Component != nil, in.Reusable, in.NotReusable)
+	}
+}

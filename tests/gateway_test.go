@@ -245,6 +245,21 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}
 }
 
+// TestRoutesRefusesWhatServeRefuses: routes, the way to check a config
+// file, refuses a path: version that is not WebAssembly as serve does.
+func TestRoutesRefusesWhatServeRefuses(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notwasm.txt"), []byte("hello"), 0o644)
+	path := filepath.Join(dir, "wasmesh.yaml")
+	os.WriteFile(path, []byte("store: store\nservices:\n  svc: { versions: [ { path: notwasm.txt } ] }\n"), 0o644)
+	for _, cmd := range []string{"routes", "serve"} {
+		r := wasmesh(t, opts{}, cmd, "--config", path)
+		if r.code == 0 || !strings.Contains(r.stderr, "wasmesh.yaml:3:") || !strings.Contains(r.stderr, "not a WebAssembly binary") {
+			t.Errorf("%s: exit %d, stderr %q: want the path refused at its line", cmd, r.code, r.stderr)
+		}
+	}
+}
+
 func TestServeRefusesHugeHeapFloor(t *testing.T) {
 	r := wasmesh(t, opts{}, "serve", "--gc-heap-floor", "2000000")
 	if r.code != 2 || !strings.Contains(r.stderr, "--gc-heap-floor 2000000") || !strings.Contains(r.stderr, "MiB") {
@@ -323,6 +338,9 @@ routes:
 	}
 	if r := wasmesh(t, opts{}, "promote", "hello", "sha256:00000000", admin); r.code == 0 || !strings.Contains(r.stderr, "no artifact matches") {
 		t.Fatalf("promote of an unknown digest: exit %d, %q", r.code, r.stderr)
+	}
+	if r := wasmesh(t, opts{}, "promote", "hello", "stable", admin); r.code == 0 || !strings.Contains(r.stderr, `"stable" names no version of service "hello" (its versions: `) {
+		t.Fatalf("promote of an unknown name: exit %d, %q", r.code, r.stderr)
 	}
 	// The admin API wants the token the gateway wrote: a wrong one is
 	// refused, saying where the token is looked for.

@@ -540,6 +540,13 @@ func TestInspect(t *testing.T) {
 			}
 		})
 	}
+	notWasm := filepath.Join(t.TempDir(), "notwasm.txt")
+	os.WriteFile(notWasm, []byte("hello"), 0o644)
+	for _, c := range [][2]string{{"nosuch.wasm", "nosuch.wasm: no such file"}, {notWasm, "not a WebAssembly binary"}} {
+		if r := wasmesh(t, opts{}, "inspect", c[0]); r.code != 2 || !strings.Contains(r.stderr, c[1]) {
+			t.Errorf("inspect %s: exit %d, stderr %q; want 2 and %q, as run", c[0], r.code, r.stderr, c[1])
+		}
+	}
 	r := wasmesh(t, opts{}, "inspect", "-o", "json", repoPath("internal/component/testdata/types.wasm"))
 	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "component"`) || !strings.Contains(r.stdout, `"name": "wasmesh:test/shapes@0.1.0"`) {
 		t.Errorf("inspect -o json: %d %s %s", r.code, r.stdout, r.stderr)

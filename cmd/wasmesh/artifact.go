@@ -23,13 +23,7 @@ func artifactCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		"push": artifactPush, "ls": artifactList, "inspect": artifactInspect, "rm": artifactRemove,
 		"verify": artifactVerify, "sign": artifactSign, "policy": artifactPolicy, "pull": artifactPull,
 	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		return usageError("want a subcommand: push, pull, ls, inspect, rm, verify, sign or policy")
-	}
-	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
-	}
-	return nil
+	return subcommands(ctx, "artifact", "", []string{"push", "pull", "ls", "inspect", "rm", "verify", "sign", "policy"}, subs, args, stdout)
 }
 
 // openStore opens the store, validating pushes by compiling them.

@@ -20,13 +20,7 @@ import (
 // caCmd is `wasmesh ca init|issue`: the development CA.
 func caCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	subs := map[string]func(context.Context, []string, io.Writer) error{"init": caInit, "issue": caIssue}
-	if len(args) == 0 || subs[args[0]] == nil {
-		return usageError("want a subcommand: init or issue")
-	}
-	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
-	}
-	return nil
+	return subcommands(ctx, "ca", "", []string{"init", "issue"}, subs, args, stdout)
 }
 
 // caDirFlag registers --dir, the CA directory.

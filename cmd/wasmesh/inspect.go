@@ -56,14 +56,14 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	b, err := os.ReadFile(files[0])
 	if err != nil {
-		return exitWith(1, err)
+		return exitWith(2, unwrapOpen(files[0], err))
 	}
 	head := inspected{Kind: "module", Digest: modules.DigestOf(b), Size: len(b)}
 	if component.IsComponent(b) {
 		head.Kind = "component"
 		c, err := component.Decode(b)
 		if err != nil {
-			return exitWith(1, fmt.Errorf("%s: %w", files[0], err))
+			return exitWith(2, fmt.Errorf("%s: %w", files[0], err))
 		}
 		w := c.World()
 		componentInstances(&head, c)
@@ -81,7 +81,7 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	m, err := wasmbin.Parse(b)
 	if err != nil {
-		return exitWith(1, fmt.Errorf("%s: %w", files[0], err))
+		return exitWith(2, fmt.Errorf("%s: %w", files[0], err))
 	}
 	if *output == "json" {
 		return writeJSON(stdout, struct {

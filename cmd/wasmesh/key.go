@@ -12,13 +12,15 @@ import (
 
 type ed25519PublicKey = ed25519.PublicKey
 
-func keyCmd(_ context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "gen" {
-		return usageError("want: wasmesh key gen --out NAME")
-	}
+func keyCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	return subcommands(ctx, "key", "", []string{"gen"}, map[string]func(context.Context, []string, io.Writer) error{"gen": keyGen}, args, stdout)
+}
+
+// keyGen is `wasmesh key gen`.
+func keyGen(_ context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("key gen", "--out NAME")
 	out := fs.String("out", "wasmesh", "write NAME.key (private, mode 0600) and NAME.pub")
-	if _, err := parse(fs, args[1:]); err != nil {
+	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	pubPEM, privPEM, err := modules.GenerateKey()

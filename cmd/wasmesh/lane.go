@@ -23,13 +23,7 @@ func laneCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	subs := map[string]func(context.Context, []string, io.Writer) error{
 		"list": laneList, "show": laneShow, "create": laneCreate, "update": laneUpdate, "delete": laneDelete, "admit": laneAdmit,
 	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		return usageError("want a subcommand: list, show, create, update, delete or admit")
-	}
-	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
-		return fmt.Errorf("lane %s: %w", args[0], err)
-	}
-	return nil
+	return subcommands(ctx, "lane", "lane ", []string{"list", "show", "create", "update", "delete", "admit"}, subs, args, stdout)
 }
 
 func laneList(ctx context.Context, args []string, stdout io.Writer) error {

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/wasmesh/wasmesh/modules"
@@ -29,6 +31,30 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 // usageError is a command-line mistake: exit status 2.
+// subcommands runs the subcommand of cmd that args[0] names (one of names,
+// in subs), its error prefixed by prefix and the subcommand's name. With
+// -h, --help or help it lists them on stdout (exit status 0); with none or
+// one it does not know, the list is a usage error (2).
+func subcommands(ctx context.Context, cmd, prefix string, names []string, subs map[string]func(context.Context, []string, io.Writer) error, args []string, stdout io.Writer) error {
+	list := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(names) == 1 {
+		list = names[0]
+	}
+	switch {
+	case len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]):
+		fmt.Fprintf(stdout, "usage: wasmesh %s %s [ARGS]\n\nRun 'wasmesh %s SUBCOMMAND -h' for a subcommand's flags.\n", cmd, strings.Join(names, "|"), cmd)
+		return nil
+	case len(args) == 0:
+		return usageError("want a subcommand: %s", list)
+	case subs[args[0]] == nil:
+		return usageError("unknown subcommand %q: want a subcommand: %s", args[0], list)
+	}
+	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
+		return fmt.Errorf("%s%s: %w", prefix, args[0], err)
+	}
+	return nil
+}
+
 func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
@@ -52,7 +78,7 @@ func commands() []command {
 		{"serve", "--config FILE", "serve the services of a config file (the gateway)", serveCmd},
 		{"routes", "--config FILE", "print the resolved route table of a config file", routesCmd},
 		{"deploy", "SERVICE FILE.wasm|DIGEST --weight N", "add a version to a running gateway's service", deployCmd},
-		{"promote", "SERVICE DIGEST", "send all of a service's traffic to one version", promoteCmd},
+		{"promote", "SERVICE DIGEST|NAME", "send all of a service's traffic to one version", promoteCmd},
 		{"rollback", "SERVICE", "restore a service's previous split", rollbackCmd},
 		{"status", "", "show a running gateway's services, versions and traffic", statusCmd},
 		{"colours", "", "show a running gateway's packet colours and counters", coloursCmd},

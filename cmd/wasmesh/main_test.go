@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,5 +29,50 @@ func TestUsageDocumented(t *testing.T) {
 	}
 	if block != got.String() {
 		t.Errorf("docs/cli.md's usage block differs from the program's; the program prints:\n%s\ndocs/cli.md has:\n%s", got.String(), block)
+	}
+}
+
+// TestSubcommands: a command made of subcommands lists them on stdout for
+// -h (exit status 0, as every command's -h), and refuses none or an
+// unknown one as a usage error (2), naming it.
+func TestSubcommands(t *testing.T) {
+	for _, c := range commands() {
+		if !slices.Contains([]string{"artifact", "lane", "release", "ca", "key"}, c.name) {
+			continue
+		}
+		for _, tc := range []struct {
+			args       []string
+			code       int
+			out, inErr string
+		}{
+			{[]string{"-h"}, 0, "usage: wasmesh " + c.name + " ", ""},
+			{[]string{"help"}, 0, "usage: wasmesh " + c.name + " ", ""},
+			{nil, 2, "", "want a subcommand: "},
+			{[]string{"bogus"}, 2, "", `unknown subcommand "bogus": want a subcommand: `},
+		} {
+			var out bytes.Buffer
+			err := c.run(context.Background(), tc.args, &out)
+			code := 0
+			if err != nil {
+				code = 1
+				var exit *exitError
+				if errors.As(err, &exit) {
+					code = exit.code
+				}
+			}
+			if code != tc.code || !strings.Contains(out.String(), tc.out) || (tc.inErr != "" && !strings.Contains(err.Error(), tc.inErr)) {
+				t.Errorf("wasmesh %s %q: exit %d (%v), stdout %q; want exit %d, stdout with %q, error with %q", c.name, tc.args, code, err, out.String(), tc.code, tc.out, tc.inErr)
+			}
+		}
+	}
+}
+
+// TestDeployWeightRefusedFirst: a weight out of range is a usage error,
+// found before anything is uploaded (no admin API is asked here).
+func TestDeployWeightRefusedFirst(t *testing.T) {
+	err := deployCmd(context.Background(), []string{"svc", "nosuch.wasm", "--weight", "150", "--admin", "127.0.0.1:1"}, io.Discard)
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != 2 || !strings.Contains(err.Error(), "--weight 150") {
+		t.Fatalf("deploy --weight 150: %v, want a usage error (2) naming it", err)
 	}
 }

@@ -25,13 +25,7 @@ func releaseCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		"pause": releaseAction("pause"), "resume": releaseAction("resume"),
 		"abort": releaseAction("abort"), "promote": releaseAction("promote"),
 	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		return usageError("want a subcommand: start, status, pause, resume, abort or promote")
-	}
-	if err := subs[args[0]](ctx, args[1:], stdout); err != nil {
-		return fmt.Errorf("release %s: %w", args[0], err)
-	}
-	return nil
+	return subcommands(ctx, "release", "release ", []string{"start", "status", "pause", "resume", "abort", "promote"}, subs, args, stdout)
 }
 
 func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {

@@ -57,6 +57,10 @@ type adminClient struct {
 	tokenFile string
 }
 
+// readTimeout bounds an admin API read (GET); changes have the client's
+// five minutes.
+const readTimeout = 30 * time.Second
+
 // client returns the client the flags describe: https with --admin-svid,
 // with the token when there is one (a gateway without authentication
 // needs none).
@@ -99,6 +103,14 @@ func (f *adminFlags) client() (*adminClient, error) {
 // do sends a request and decodes a JSON answer into out, turning an error
 // answer into an error.
 func (c *adminClient) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	if method == http.MethodGet {
+		// A read answers at once; one that does not (the address is not
+		// a gateway's admin listener) is given up well before a change's
+		// five minutes (a deploy may pull from a registry).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
@@ -162,6 +174,9 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST|oci://REF --weight N")
 	}
+	if *weight < 0 || *weight > 100 { // refused before anything is uploaded
+		return usageError("--weight %d: want a percentage, 0 to 100", *weight)
+	}
 	c, err := admin.client()
 	if err != nil {
 		return err
@@ -181,14 +196,14 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func promoteCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("promote", "SERVICE DIGEST")
+	fs := newFlags("promote", "SERVICE DIGEST|NAME")
 	admin := adminFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError("want: wasmesh promote SERVICE DIGEST")
+		return usageError("want: wasmesh promote SERVICE DIGEST|NAME")
 	}
 	c, err := admin.client()
 	if err != nil {

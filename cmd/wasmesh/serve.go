@@ -344,6 +344,9 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return "", errors.Unwrap(err)
 		}
+		if err := modules.Check(wasm); err != nil { // as serve's load refuses it
+			return "", err
+		}
 		return modules.DigestOf(wasm), nil
 	})
 	if err != nil {

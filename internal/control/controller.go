@@ -233,12 +233,13 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 func (c *Controller) failLoad(err error) error {
 	c.lastErr.Store(&LoadError{Err: err, At: time.Now()})
 	c.plane.Metrics().Reloads.WithLabelValues("error").Inc()
-	gen := int64(0)
-	if st := c.plane.Snapshot(); st != nil {
-		gen = st.Gen
+	st := c.plane.Snapshot()
+	if st == nil { // the first load: nothing serves
+		c.log.Error("config rejected", "file", c.opts.ConfigPath, "error", err)
+		return err
 	}
 	c.log.Error("config rejected; the previous config keeps serving", "file", c.opts.ConfigPath,
-		"generation", gen, "error", err)
+		"generation", st.Gen, "error", err)
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/atomicfile"
@@ -205,6 +206,13 @@ func (c *Controller) release(ctx context.Context, service string, change func(cu
 		if digest, module, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
 			return nil, err
 		}
+	}
+	if digest == "" && !modules.IsDigest(ref) {
+		names := make([]string, 0, len(svc.Versions))
+		for _, v := range svc.Versions {
+			names = append(names, cmp.Or(v.Name, modules.Short(v.Digest)))
+		}
+		return nil, fmt.Errorf("%w: %q names no version of service %q (its versions: %s) and is no digest", ErrNotFound, ref, service, strings.Join(names, ", "))
 	}
 	if digest == "" {
 		store, err := modules.Open(st.Config.Store, modules.Options{})

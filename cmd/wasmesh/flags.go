@@ -7,7 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -21,14 +24,15 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func newFlags(name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("wasmesh "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: wasmesh %s %s\n", name, args)
-		fs.SetOutput(os.Stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	// The flag package calls Usage on -h and on every bad flag; the flags
+	// are printed for -h only (flagError), the error alone otherwise.
+	fs.Usage = func() {}
+	usageLines.Store(fs, "usage: wasmesh "+name+" "+args)
 	return fs
 }
+
+// usageLines are the FlagSets' usage lines, for -h.
+var usageLines sync.Map // *flag.FlagSet → string
 
 // parse parses flags anywhere among the arguments ("sign DIGEST --key K"),
 // returning the positional ones. "--" ends the flags.
@@ -61,10 +65,70 @@ func parseUntilPositional(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func flagError(fs *flag.FlagSet, err error) error {
-	if errors.Is(err, flag.ErrHelp) { // the flag package has printed the usage
+	if errors.Is(err, flag.ErrHelp) { // asked for: the flags, on stdout
+		line, _ := usageLines.Load(fs)
+		fmt.Fprintln(os.Stdout, line)
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 		return &exitError{code: 0, err: errors.New("")}
 	}
-	return usageError("%v (see 'wasmesh %s -h')", err, strings.TrimPrefix(fs.Name(), "wasmesh "))
+	msg := err.Error()
+	if m := badValue.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[1]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				switch g.Get().(type) {
+				case time.Duration:
+					msg += ": want a duration such as 500ms, 5s or 1m30s"
+				case int, int64, uint, uint64:
+					msg += ": want a whole number"
+				}
+			}
+		}
+	} else if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
+		if near := nearestFlag(fs, m[1]); near != "" {
+			msg += fmt.Sprintf(" (did you mean --%s?)", near)
+		}
+	}
+	return usageError("%s (see 'wasmesh %s -h')", msg, strings.TrimPrefix(fs.Name(), "wasmesh "))
+}
+
+var (
+	badValue      = regexp.MustCompile(`^invalid value ".*" for flag -(\S+): `)
+	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -(\S+)$`)
+)
+
+// nearestFlag is the flag of fs whose name is within two edits of name
+// (the closest), "" if none is.
+func nearestFlag(fs *flag.FlagSet, name string) string {
+	best, bestDist := "", 3
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(name, f.Name); d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // storeFlag registers --store.

@@ -76,3 +76,28 @@ func TestDeployWeightRefusedFirst(t *testing.T) {
 		t.Fatalf("deploy --weight 150: %v, want a usage error (2) naming it", err)
 	}
 }
+
+// TestFlagErrors: a mistyped flag is named with the nearest one, and a
+// value of the wrong kind with what the flag wants; both usage errors.
+func TestFlagErrors(t *testing.T) {
+	run := map[string]func(context.Context, []string, io.Writer) error{}
+	for _, c := range commands() {
+		run[c.name] = c.run
+	}
+	for _, tc := range []struct {
+		cmd  string
+		args []string
+		want string
+	}{
+		{"run", []string{"--evn", "A=B", "x.wasm"}, "flag provided but not defined: -evn (did you mean --env?)"},
+		{"run", []string{"--timeout", "5", "x.wasm"}, `invalid value "5" for flag -timeout: parse error: want a duration such as`},
+		{"deploy", []string{"s", "x", "--weight", "10%"}, `invalid value "10%" for flag -weight: parse error: want a whole number`},
+		{"serve", []string{"--nothing-like-it"}, "flag provided but not defined: -nothing-like-it (see 'wasmesh serve -h')"},
+	} {
+		err := run[tc.cmd](context.Background(), tc.args, io.Discard)
+		var exit *exitError
+		if !errors.As(err, &exit) || exit.code != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("wasmesh %s %q: %v, want a usage error with %q", tc.cmd, tc.args, err, tc.want)
+		}
+	}
+}

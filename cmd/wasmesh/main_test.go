@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // TestUsageDocumented checks that docs/cli.md opens with the usage the
@@ -99,5 +103,20 @@ func TestFlagErrors(t *testing.T) {
 		if !errors.As(err, &exit) || exit.code != 2 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("wasmesh %s %q: %v, want a usage error with %q", tc.cmd, tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestAdminUnreachable: an admin command that finds no gateway, or finds
+// something else at the address, says what to check.
+func TestAdminUnreachable(t *testing.T) {
+	err := statusCmd(context.Background(), []string{"--admin", testutil.RefusedAddr(t)}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "is the gateway running? --admin or $WASMESH_ADMIN names its admin listener") {
+		t.Errorf("status, nothing listening: %v", err)
+	}
+	notAdmin := httptest.NewServer(http.NotFoundHandler()) // a traffic listener with no route for /v1/config
+	defer notAdmin.Close()
+	err = statusCmd(context.Background(), []string{"--admin", notAdmin.URL}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "404 Not Found (is "+notAdmin.URL+" a gateway's admin listener, not its traffic listener?)") {
+		t.Errorf("status, a server that is no admin API: %v", err)
 	}
 }

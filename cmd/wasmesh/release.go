@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -123,6 +125,9 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("gateway admin API: %w (is the gateway running? --admin or $WASMESH_ADMIN names its admin listener, default %s)", err, config.DefaultAdmin)
+		}
 		return fmt.Errorf("gateway admin API: %w", err)
 	}
 	defer resp.Body.Close()
@@ -137,6 +142,9 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 				return fmt.Errorf("admin API: %s (token looked for in $WASMESH_ADMIN_TOKEN and %s; a gateway that makes its own writes it to $WASMESH_HOME/admin-token, else .wasmesh/admin-token beside its config)", e.Error, c.tokenFile)
 			}
 			return fmt.Errorf("%s", e.Error)
+		}
+		if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/v1/config") {
+			return fmt.Errorf("%s %s: %s (is %s a gateway's admin listener, not its traffic listener?)", method, path, resp.Status, c.base)
 		}
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}

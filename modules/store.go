@@ -58,6 +58,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	return &Store{root: dir, opts: opts}, nil
 }
 
+// ErrNoStore is OpenExisting's error when dir holds no store.
+var ErrNoStore = errors.New("no store")
+
+// OpenExisting opens the store at dir as Open does, for a command that only
+// reads or removes: a directory that holds no store is ErrNoStore (saying
+// where), not made (a mistyped --store would list an empty store).
+func OpenExisting(dir string, opts Options) (*Store, error) {
+	if fi, err := os.Stat(filepath.Join(dir, "blobs")); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%w at %s (one is made by the first push, pull or serve; --store or $WASMESH_HOME names another)", ErrNoStore, dir)
+	}
+	return Open(dir, opts)
+}
+
 // Dir returns the store's root directory.
 func (s *Store) Dir() string { return s.root }
 

@@ -353,3 +353,15 @@ func TestVersion(t *testing.T) {
 	}
 	oneLine(t, "stdout", r.stdout)
 }
+
+// TestArtifactNoStore: reading a store that is not there (a mistyped
+// --store) says so, and makes none.
+func TestArtifactNoStore(t *testing.T) {
+	typo := filepath.Join(t.TempDir(), "stroe")
+	for _, args := range [][]string{{"ls"}, {"inspect", "0123456789"}, {"verify"}, {"rm", "0123456789"}} {
+		failing(t, opts{}, []string{"no store at " + typo}, append(append([]string{"artifact"}, args...), "--store", typo)...)
+	}
+	if _, err := os.Stat(typo); !os.IsNotExist(err) {
+		t.Errorf("a store was made at %s (%v)", typo, err)
+	}
+}

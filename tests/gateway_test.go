@@ -257,6 +257,9 @@ func TestRoutesRefusesWhatServeRefuses(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, "wasmesh.yaml:3:") || !strings.Contains(r.stderr, "not a WebAssembly binary") {
 			t.Errorf("%s: exit %d, stderr %q: want the path refused at its line", cmd, r.code, r.stderr)
 		}
+		if _, err := os.Stat(filepath.Join(dir, "store")); cmd == "routes" && !os.IsNotExist(err) {
+			t.Errorf("routes, a check, made the config's store (%v)", err)
+		}
 	}
 }
 

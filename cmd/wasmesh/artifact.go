@@ -181,7 +181,7 @@ func artifactList(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	s, err := modules.Open(*store, modules.Options{})
+	s, err := modules.OpenExisting(*store, modules.Options{})
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 	if len(refs) != 1 {
 		return usageError("want one digest: wasmesh artifact inspect DIGEST")
 	}
-	s, err := modules.Open(*store, modules.Options{})
+	s, err := modules.OpenExisting(*store, modules.Options{})
 	if err != nil {
 		return err
 	}
@@ -301,7 +301,7 @@ func artifactRemove(_ context.Context, args []string, stdout io.Writer) error {
 	if len(refs) == 0 {
 		return usageError("want a digest: wasmesh artifact rm DIGEST...")
 	}
-	s, err := modules.Open(*store, modules.Options{})
+	s, err := modules.OpenExisting(*store, modules.Options{})
 	if err != nil {
 		return err
 	}
@@ -325,7 +325,7 @@ func artifactVerify(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := modules.Open(*store, modules.Options{})
+	s, err := modules.OpenExisting(*store, modules.Options{})
 	if err != nil {
 		return err
 	}

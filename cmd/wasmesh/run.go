@@ -104,7 +104,10 @@ func readArtifact(storeDir, ref string) (digest string, wasm []byte, err error) 
 	case err == nil:
 		return "", wasm, nil
 	case errors.Is(err, fs.ErrNotExist) && modules.IsDigest(ref):
-		s, err := modules.Open(storeDir, modules.Options{})
+		s, err := modules.OpenExisting(storeDir, modules.Options{})
+		if errors.Is(err, modules.ErrNoStore) {
+			return "", nil, fmt.Errorf("%w: %s: %w", modules.ErrNotFound, ref, err)
+		}
 		if err != nil {
 			return "", nil, err
 		}

@@ -318,10 +318,7 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return exitWith(2, err)
 	}
-	store, err := modules.Open(cfg.Store, modules.Options{})
-	if err != nil {
-		return err
-	}
+	var store *modules.Store // opened at the first module: version (a check makes no store)
 	var puller *routesPuller // made at the first oci:// version
 	defer func() {
 		if puller != nil {
@@ -338,6 +335,11 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return puller.pull(ctx, v.Module)
 		}
 		if v.Path == "" {
+			if store == nil {
+				if store, err = modules.OpenExisting(cfg.Store, modules.Options{}); err != nil {
+					return "", err
+				}
+			}
 			return store.Resolve(v.Module)
 		}
 		wasm, err := os.ReadFile(v.AbsPath())

@@ -8,12 +8,36 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/wasmesh/wasmesh/modules"
 )
+
+// optionalFloat is a float flag whose default depends on other flags: its
+// usage states it, and it prints none of its own while unset.
+type optionalFloat struct {
+	v   float64
+	set bool
+}
+
+func (f *optionalFloat) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strconv.FormatFloat(f.v, 'g', -1, 64)
+}
+
+func (f *optionalFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return errors.New("want a number")
+	}
+	f.v, f.set = v, true
+	return nil
+}
 
 // listFlag is a repeatable string flag.
 type listFlag []string

@@ -97,6 +97,7 @@ func TestFlagErrors(t *testing.T) {
 		{"run", []string{"--timeout", "5", "x.wasm"}, `invalid value "5" for flag -timeout: parse error: want a duration such as`},
 		{"deploy", []string{"s", "x", "--weight", "10%"}, `invalid value "10%" for flag -weight: parse error: want a whole number`},
 		{"serve", []string{"--nothing-like-it"}, "flag provided but not defined: -nothing-like-it (see 'wasmesh serve -h')"},
+		{"serve", []string{"--trace-sample-ratio", "all"}, `invalid value "all" for flag -trace-sample-ratio: want a number`},
 	} {
 		err := run[tc.cmd](context.Background(), tc.args, io.Discard)
 		var exit *exitError

@@ -44,7 +44,8 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fresh := fs.Bool("fresh-instances", false, "create an instance for every request instead of resetting and reusing instances")
 	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
 	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
-	sampleRatio := fs.Float64("trace-sample-ratio", -1, "fraction of new traces recorded; sampled parents are always followed (default 1 with an exporter)")
+	sampleRatio := &optionalFloat{v: -1}
+	fs.Var(sampleRatio, "trace-sample-ratio", "`fraction` of new traces recorded; sampled parents are always followed (default 1 with an exporter, else 0)")
 	heapFloor := fs.Uint64("gc-heap-floor", 32, "MiB the Go heap may grow to before the collector runs, at least (0: Go's default; ignored when $GOGC is set)")
 	var kf kubeFlags
 	fs.StringVar(&kf.namespace, "kubernetes", "", "take services and routes from this namespace's WasmeshService and WasmeshRoute objects (the config file keeps the gateway's own settings)")
@@ -85,7 +86,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return exitWith(1, err)
 	}
-	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Exporter: *traceExporter, SampleRatio: *sampleRatio})
+	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Exporter: *traceExporter, SampleRatio: sampleRatio.v})
 	if err != nil {
 		return usageError("%v", err)
 	}

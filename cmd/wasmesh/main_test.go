@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -98,6 +99,7 @@ func TestFlagErrors(t *testing.T) {
 		{"deploy", []string{"s", "x", "--weight", "10%"}, `invalid value "10%" for flag -weight: parse error: want a whole number`},
 		{"serve", []string{"--nothing-like-it"}, "flag provided but not defined: -nothing-like-it (see 'wasmesh serve -h')"},
 		{"serve", []string{"--trace-sample-ratio", "all"}, `invalid value "all" for flag -trace-sample-ratio: want a number`},
+		{"serve", []string{"--log-level", "verbose"}, "--log-level verbose: want debug, info, warn or error"},
 	} {
 		err := run[tc.cmd](context.Background(), tc.args, io.Discard)
 		var exit *exitError
@@ -119,5 +121,17 @@ func TestAdminUnreachable(t *testing.T) {
 	err = statusCmd(context.Background(), []string{"--admin", notAdmin.URL}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "404 Not Found (is "+notAdmin.URL+" a gateway's admin listener, not its traffic listener?)") {
 		t.Errorf("status, a server that is no admin API: %v", err)
+	}
+}
+
+// TestAdminTokenFileUnreadable: a token file named and unreadable is the
+// error, before any request (the default one may be absent: a gateway
+// without authentication).
+func TestAdminTokenFileUnreadable(t *testing.T) {
+	t.Setenv("WASMESH_ADMIN_TOKEN", "")
+	missing := filepath.Join(t.TempDir(), "nope")
+	err := statusCmd(context.Background(), []string{"--admin", testutil.RefusedAddr(t), "--admin-token-file", missing}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--admin-token-file: open "+missing) {
+		t.Errorf("status with an unreadable --admin-token-file: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 // adminFlags are the flags that reach a running gateway's admin API.
 type adminFlags struct {
 	addr, tokenFile, svid, expectID *string
+	defaultTokenFile                string // the token file looked for when none is named
 }
 
 // adminFlag registers --admin, the address of a running gateway's admin
@@ -38,12 +39,13 @@ func adminFlag(fs *flag.FlagSet) *adminFlags {
 	if def == "" {
 		def = config.DefaultAdmin
 	}
-	tokenFile := os.Getenv("WASMESH_ADMIN_TOKEN_FILE")
+	tokenFile, defaultTokenFile := os.Getenv("WASMESH_ADMIN_TOKEN_FILE"), config.DefaultAdminTokenFile(modules.DefaultDir())
 	if tokenFile == "" {
-		tokenFile = config.DefaultAdminTokenFile(modules.DefaultDir())
+		tokenFile = defaultTokenFile
 	}
 	return &adminFlags{
-		addr: fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+config.DefaultAdmin),
+		defaultTokenFile: defaultTokenFile,
+		addr:             fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+config.DefaultAdmin),
 		tokenFile: fs.String("admin-token-file", tokenFile, "file holding the admin API's bearer token (unless $WASMESH_ADMIN_TOKEN holds it): "+
 			"$WASMESH_ADMIN_TOKEN_FILE, else $WASMESH_HOME/admin-token, else .wasmesh/admin-token: where a gateway writes the token it makes (beside its store)"),
 		svid:     fs.String("admin-svid", "", "directory with an SVID (svid.pem, key.pem, bundle.pem, as wasmesh ca issue writes) for mTLS to the admin API"),
@@ -76,9 +78,14 @@ func (f *adminFlags) client() (*adminClient, error) {
 	}
 	c := &adminClient{base: strings.TrimSuffix(addr, "/"), http: &http.Client{Timeout: 5 * time.Minute}, tokenFile: *f.tokenFile}
 	if t := os.Getenv("WASMESH_ADMIN_TOKEN"); t != "" {
-		c.token = strings.TrimSpace(t)
+		c.token, c.tokenFile = strings.TrimSpace(t), ""
 	} else if b, err := os.ReadFile(*f.tokenFile); err == nil {
 		c.token = strings.TrimSpace(string(b))
+	} else if *f.tokenFile != f.defaultTokenFile {
+		// A file named (--admin-token-file, $WASMESH_ADMIN_TOKEN_FILE)
+		// that cannot be read; the default one may well be absent (a
+		// gateway without authentication).
+		return nil, fmt.Errorf("--admin-token-file: %w", err)
 	}
 	if *f.svid != "" {
 		src, err := identity.NewFileSource(identity.FilesIn(*f.svid))
@@ -138,6 +145,9 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusUnauthorized && c.tokenFile == "" {
+				return fmt.Errorf("admin API: %s (the token sent was $WASMESH_ADMIN_TOKEN's; unset, the token file is read: a gateway that makes its own writes it to $WASMESH_HOME/admin-token, else .wasmesh/admin-token beside its config)", e.Error)
+			}
 			if resp.StatusCode == http.StatusUnauthorized {
 				return fmt.Errorf("admin API: %s (token looked for in $WASMESH_ADMIN_TOKEN and %s; a gateway that makes its own writes it to $WASMESH_HOME/admin-token, else .wasmesh/admin-token beside its config)", e.Error, c.tokenFile)
 			}

@@ -48,14 +48,21 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 	if err != nil {
 		return Result{}, err
 	}
-	run := ""
+	run, handler := "", false
 	for _, ex := range comp.Exports {
-		if component.Interface(ex.Name) == "wasi:cli/run@0.2" {
+		switch component.Interface(ex.Name) {
+		case "wasi:cli/run@0.2":
 			run = ex.Name
+		case "wasi:http/incoming-handler@0.2":
+			handler = true
 		}
 	}
 	if run == "" {
-		return Result{}, fmt.Errorf("the component exports no wasi:cli/run@0.2: %w (it exports %s)", ErrNotCommand, exportNames(comp))
+		hint := ""
+		if handler {
+			hint = "; a wasi:http component is served, by wasmesh serve"
+		}
+		return Result{}, fmt.Errorf("the component exports no wasi:cli/run@0.2: %w (it exports %s%s)", ErrNotCommand, exportNames(comp), hint)
 	}
 	l, err := component.LinkWith(ctx, e.rt, comp, wasip2.Host(), e.linkOptions(""))
 	if err != nil {

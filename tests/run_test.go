@@ -364,7 +364,9 @@ func TestRunErrors(t *testing.T) {
 		{"no module", nil, 2, []string{"nothing to run given: wasmesh run [flags] FILE.wasm"}},
 		{"bad --memory", []string{"--memory", "lots", hostTestdata("exit7.wasm")}, 2, []string{"--memory"}},
 		{"bad --dir", []string{"--dir", filepath.Join(dir, "none") + ":/x", hostTestdata("exit7.wasm")}, 2,
-			[]string{"not a directory"}},
+			[]string{"--dir " + filepath.Join(dir, "none") + ":/x: no such file or directory"}},
+		{"--dir of a file", []string{"--dir", hostTestdata("exit7.wasm") + ":/x", hostTestdata("exit7.wasm")}, 2,
+			[]string{"exit7.wasm is not a directory"}},
 		{"bad --env", []string{"--env", "NOEQUALS", hostTestdata("exit7.wasm")}, 2, []string{"KEY=VALUE"}},
 		{"trap unreachable", []string{hostTestdata("trap_unreachable.wasm")}, 1, []string{"unreachable"}},
 		{"trap divide by zero", []string{hostTestdata("trap_divzero.wasm")}, 1, []string{"integer divide by zero"}},
@@ -373,6 +375,8 @@ func TestRunErrors(t *testing.T) {
 		{"rust trap", []string{misbehave, "trap"}, 1, []string{"unreachable"}},
 		{"a component that is not a command", []string{repoPath("internal/component/testdata/types.wasm")}, 2,
 			[]string{"exports no wasi:cli/run@0.2: cannot run as a command (it exports run, wasmesh:test/shapes@0.1.0)"}},
+		{"a wasi:http component", []string{repoPath("examples/components/zig/hello.wasm")}, 2,
+			[]string{"(it exports wasi:http/incoming-handler@0.2.10; a wasi:http component is served, by wasmesh serve)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

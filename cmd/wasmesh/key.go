@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/wasmesh/wasmesh/modules"
@@ -18,10 +20,14 @@ func keyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 // keyGen is `wasmesh key gen`.
 func keyGen(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("key gen", "--out NAME")
-	out := fs.String("out", "wasmesh", "write NAME.key (private, mode 0600) and NAME.pub")
-	if _, err := parse(fs, args); err != nil {
+	flags := newFlags("key gen", "--out NAME")
+	out := flags.String("out", "wasmesh", "write NAME.key (private, mode 0600) and NAME.pub")
+	pos, err := parse(flags, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageError("no arguments wanted but --out NAME, got %q", pos)
 	}
 	pubPEM, privPEM, err := modules.GenerateKey()
 	if err != nil {
@@ -29,6 +35,9 @@ func keyGen(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	// O_EXCL: never overwrite a key someone may depend on.
 	f, err := os.OpenFile(*out+".key", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s.key exists: key gen never overwrites a key (--out names another)", *out)
+	}
 	if err != nil {
 		return err
 	}

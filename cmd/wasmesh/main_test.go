@@ -135,3 +135,26 @@ func TestAdminTokenFileUnreadable(t *testing.T) {
 		t.Errorf("status with an unreadable --admin-token-file: %v", err)
 	}
 }
+
+// TestExtraArguments: a command that takes no arguments refuses them
+// rather than ignore them (key gen would have written wasmesh.key).
+func TestExtraArguments(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		run  func(context.Context, []string, io.Writer) error
+		args []string
+	}{
+		{statusCmd, []string{"extra", "--admin", testutil.RefusedAddr(t)}},
+		{versionCmd, []string{"extra"}},
+		{keyCmd, []string{"gen", "extra", "--out", filepath.Join(dir, "k")}},
+	} {
+		err := tc.run(context.Background(), tc.args, io.Discard)
+		var exit *exitError
+		if !errors.As(err, &exit) || exit.code != 2 || !strings.Contains(err.Error(), `no arguments wanted`) {
+			t.Errorf("%q: %v, want a usage error", tc.args, err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("key gen with an extra argument wrote %v", entries)
+	}
+}

@@ -253,8 +253,12 @@ func readerCmd(name string, args []string) (*adminClient, string, error) {
 	fs := newFlags(name, "[-o json]")
 	admin := adminFlag(fs)
 	output := outputFlag(fs, "table", "json")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return nil, "", err
+	}
+	if len(pos) > 0 {
+		return nil, "", usageError("no arguments wanted, got %q", pos)
 	}
 	c, err := admin.client()
 	return c, *output, err

@@ -54,7 +54,9 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 		if err != nil {
 			return usageError("--dir: %v", err)
 		}
-		if fi, err := os.Stat(m.HostPath); err != nil || !fi.IsDir() {
+		if fi, err := os.Stat(m.HostPath); err != nil {
+			return usageError("--dir %s: %v", d, unwrapPath(err))
+		} else if !fi.IsDir() {
 			return usageError("--dir %s: %s is not a directory", d, m.HostPath)
 		}
 		call.Mounts = append(call.Mounts, m)

@@ -10,7 +10,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-func versionCmd(_ context.Context, _ []string, stdout io.Writer) error {
+func versionCmd(_ context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageError("no arguments wanted, got %q", args)
+	}
 	v, wazero := version, "unknown"
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "" {

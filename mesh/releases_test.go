@@ -115,7 +115,9 @@ func TestReleaseErrors(t *testing.T) {
 		wantErr string
 		notFnd  bool
 	}{
-		{"unknown service", func() error { _, err := f.g.Deploy(ctx, "nope", zig, 10, ""); return err }, `service "nope"`, true},
+		{"unknown service", func() error { _, err := f.g.Deploy(ctx, "nope", zig, 10, ""); return err }, `service "nope" (the config's services: svc)`, true},
+		{"rollback of an unknown service", func() error { _, err := f.g.Rollback(ctx, "nope"); return err }, `service "nope" (the config's services: svc)`, true},
+		{"promote of a name no version has", func() error { _, err := f.g.Promote(ctx, "svc", "stable"); return err }, `"stable" names no version of service "svc"`, true},
 		{"unknown digest", func() error { _, err := f.g.Deploy(ctx, "svc", "sha256:0000000000", 10, ""); return err }, "no artifact matches", true},
 		{"weight out of range", func() error { _, err := f.g.Deploy(ctx, "svc", zig, 140, ""); return err }, "between 0 and 100", false},
 		{"promote a non-version", func() error { _, err := f.g.Promote(ctx, "svc", zig); return err }, "not a version", true},

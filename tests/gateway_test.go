@@ -308,6 +308,10 @@ routes:
 	zig := push(t, hello("zig"))
 	rust := push(t, hello("rust"))
 
+	if r := wasmesh(t, opts{}, "deploy", "helo", hello("zig"), admin); r.code != 1 || r.stdout != "" ||
+		!strings.Contains(r.stderr, `no service "helo" in the gateway (its services: hello); nothing uploaded`) {
+		t.Fatalf("deploy to a mistyped service: exit %d, stdout %q, stderr %q; want it refused before the upload", r.code, r.stdout, r.stderr)
+	}
 	r := ok(t, opts{}, "deploy", "hello", hello("zig"), "--weight", "10", "--name", "canary", admin)
 	if !strings.Contains(r.stdout, short(zig)) || !strings.Contains(r.stdout, "10%") {
 		t.Fatalf("deploy output:\n%s", r.stdout)

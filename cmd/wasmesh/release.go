@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -201,6 +202,19 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ref := pos[1]
 	if wasm, err := os.ReadFile(ref); err == nil {
+		// The service first: a name mistyped is said before anything is
+		// uploaded.
+		var services []adminapi.ServiceStatus
+		if err := c.do(ctx, "GET", "/v1/services", "", nil, &services); err != nil {
+			return err
+		}
+		names := make([]string, len(services))
+		for i, s := range services {
+			names[i] = s.Name
+		}
+		if !slices.Contains(names, pos[0]) {
+			return fmt.Errorf("no service %q in the gateway (its services: %s); nothing uploaded", pos[0], strings.Join(names, ", "))
+		}
 		var up struct{ Digest string }
 		if err := c.do(ctx, "POST", "/v1/artifacts", "application/wasm", bytes.NewReader(wasm), &up); err != nil {
 			return fmt.Errorf("upload %s: %w", ref, err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/wasmesh/wasmesh/config"
@@ -159,6 +161,9 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, _, err := c.serviceLocked(service); err != nil {
+		return nil, err
+	}
 	hist := c.history[service]
 	if len(hist) == 0 {
 		return nil, fmt.Errorf("%w: no earlier split of service %q recorded since this gateway started", ErrNotFound, service)
@@ -180,7 +185,8 @@ func (c *Controller) serviceLocked(service string) (*dataplane.Snapshot, *config
 	}
 	svc, ok := st.Config.Services[service]
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: service %q", ErrNotFound, service)
+		names := slices.Sorted(maps.Keys(st.Config.Services))
+		return nil, nil, fmt.Errorf("%w: service %q (the config's services: %s)", ErrNotFound, service, strings.Join(names, ", "))
 	}
 	return st, svc, nil
 }

@@ -100,6 +100,8 @@ func TestFlagErrors(t *testing.T) {
 		{"serve", []string{"--nothing-like-it"}, "flag provided but not defined: -nothing-like-it (see 'wasmesh serve -h')"},
 		{"serve", []string{"--trace-sample-ratio", "all"}, `invalid value "all" for flag -trace-sample-ratio: want a number`},
 		{"serve", []string{"--log-level", "verbose"}, "--log-level verbose: want debug, info, warn or error"},
+		{"serve", []string{"--listen", "8080x"}, "--listen 8080x: want HOST:PORT or :PORT"},
+		{"serve", []string{"--admin", "localhost"}, "--admin localhost: want HOST:PORT or :PORT"},
 	} {
 		err := run[tc.cmd](context.Background(), tc.args, io.Discard)
 		var exit *exitError

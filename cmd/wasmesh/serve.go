@@ -67,6 +67,14 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if *heapFloor > 1<<20 {
 		return usageError("--gc-heap-floor %d: more than 1 TiB (the value is in MiB)", *heapFloor)
 	}
+	for name, addr := range map[string]string{"--listen": *listen, "--admin": *admin} {
+		if addr == "" || addr == "off" && name == "--admin" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil { // said now, not after the config loads
+			return usageError("%s %s: want HOST:PORT or :PORT (%v)", name, addr, err)
+		}
+	}
 	if os.Getenv("GOGC") == "" {
 		defer heapfloor.Start(*heapFloor << 20)()
 	} else if *heapFloor != 0 {

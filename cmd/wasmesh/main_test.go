@@ -160,3 +160,16 @@ func TestExtraArguments(t *testing.T) {
 		t.Errorf("key gen with an extra argument wrote %v", entries)
 	}
 }
+
+// TestHelpExitsZero: every command's -h is exit status 0 (its flags go to
+// stdout).
+func TestHelpExitsZero(t *testing.T) {
+	for _, c := range commands() {
+		if err := c.run(context.Background(), []string{"-h"}, io.Discard); err != nil {
+			var exit *exitError
+			if !errors.As(err, &exit) || exit.code != 0 {
+				t.Errorf("wasmesh %s -h: %v, want exit status 0", c.name, err)
+			}
+		}
+	}
+}

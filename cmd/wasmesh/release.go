@@ -49,7 +49,7 @@ func adminFlag(fs *flag.FlagSet) *adminFlags {
 		addr:             fs.String("admin", def, "admin API of the running gateway: $WASMESH_ADMIN when set, else "+config.DefaultAdmin),
 		tokenFile: fs.String("admin-token-file", tokenFile, "file holding the admin API's bearer token (unless $WASMESH_ADMIN_TOKEN holds it): "+
 			"$WASMESH_ADMIN_TOKEN_FILE, else $WASMESH_HOME/admin-token, else .wasmesh/admin-token: where a gateway writes the token it makes (beside its store)"),
-		svid:     fs.String("admin-svid", "", "directory with an SVID (svid.pem, key.pem, bundle.pem, as wasmesh ca issue writes) for mTLS to the admin API"),
+		svid:     fs.String("admin-svid", "", "directory with an SVID (svid.pem, svid.key, bundle.pem, as wasmesh ca issue writes) for mTLS to the admin API"),
 		expectID: fs.String("admin-id", "", "with --admin-svid: the SPIFFE ID the gateway must present"),
 	}
 }

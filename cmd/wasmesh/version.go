@@ -11,6 +11,9 @@ import (
 var version = ""
 
 func versionCmd(_ context.Context, args []string, stdout io.Writer) error {
+	if _, err := parse(newFlags("version", ""), args); err != nil { // -h
+		return err
+	}
 	if len(args) > 0 {
 		return usageError("no arguments wanted, got %q", args)
 	}

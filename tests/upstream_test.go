@@ -1055,3 +1055,21 @@ routes:
 		}
 	}
 }
+
+// TestRoutesNamesUpstreamVersions: routes names an upstream version by the
+// digest serve gives it (it took the version for a store module: "invalid
+// digest").
+func TestRoutesNamesUpstreamVersions(t *testing.T) {
+	url := "http://" + testutil.RefusedAddr(t)
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	os.WriteFile(path, []byte(`store: store
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+url+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`), 0o644)
+	r := ok(t, opts{}, "routes", "--config", path)
+	if want := "100% sha256:" + short(upstreamDigest(t, url)); !strings.Contains(r.stdout, want) {
+		t.Errorf("routes:\n%s\nwant %q", r.stdout, want)
+	}
+}

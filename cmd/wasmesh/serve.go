@@ -335,6 +335,9 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}()
 	table, err := router.NewTable(cfg, func(v *config.Version) (string, error) {
+		if v.Upstream != nil { // named by its spec, as serve names it
+			return v.Upstream.UpstreamDigest(), nil
+		}
 		if v.IsOCI() {
 			if puller == nil {
 				if puller, err = newRoutesPuller(ctx, cfg); err != nil {

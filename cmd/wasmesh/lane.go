@@ -23,7 +23,7 @@ func laneCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	subs := map[string]func(context.Context, []string, io.Writer) error{
 		"list": laneList, "show": laneShow, "create": laneCreate, "update": laneUpdate, "delete": laneDelete, "admit": laneAdmit,
 	}
-	return subcommands(ctx, "lane", "lane ", []string{"list", "show", "create", "update", "delete", "admit"}, subs, args, stdout)
+	return subcommands(ctx, "lane", "", []string{"list", "show", "create", "update", "delete", "admit"}, subs, args, stdout)
 }
 
 func laneList(ctx context.Context, args []string, stdout io.Writer) error {

@@ -25,7 +25,7 @@ func releaseCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		"pause": releaseAction("pause"), "resume": releaseAction("resume"),
 		"abort": releaseAction("abort"), "promote": releaseAction("promote"),
 	}
-	return subcommands(ctx, "release", "release ", []string{"start", "status", "pause", "resume", "abort", "promote"}, subs, args, stdout)
+	return subcommands(ctx, "release", "", []string{"start", "status", "pause", "resume", "abort", "promote"}, subs, args, stdout)
 }
 
 func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {

@@ -168,12 +168,15 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 	if len(hist) == 0 {
 		return nil, fmt.Errorf("%w: no earlier split of service %q recorded since this gateway started", ErrNotFound, service)
 	}
+	// Popped before the load, whose refs then name what is left of the
+	// history (the split restored is the config's).
+	c.history[service] = hist[:len(hist)-1]
 	vs, err := c.applyLocked(ctx, service, hist[len(hist)-1], false)
 	if err != nil {
+		c.history[service] = hist
+		c.refreshRefsLocked()
 		return nil, err
 	}
-	c.history[service] = hist[:len(hist)-1]
-	c.refreshRefsLocked()
 	return vs, nil
 }
 
@@ -252,16 +255,22 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 	if err != nil {
 		return nil, err
 	}
-	if err := c.commitLocked(ctx, st, data); err != nil {
-		return nil, err
-	}
+	before := c.history[service]
 	if record {
-		hist := append(c.history[service], prev)
+		// Recorded before the load, so that its refs keep prev's modules
+		// (a version promoted away from stays in the store).
+		hist := append(slices.Clip(before), prev)
 		if len(hist) > maxHistory {
 			hist = hist[1:]
 		}
 		c.history[service] = hist
-		c.refreshRefsLocked() // the load before recorded the refs without prev
+	}
+	if err := c.commitLocked(ctx, st, data); err != nil {
+		if record {
+			c.history[service] = before
+			c.refreshRefsLocked()
+		}
+		return nil, err
 	}
 	cur := c.plane.Snapshot().Config.Services[service].Versions
 	c.log.Info("service versions changed", "service", service, "generation", c.plane.Snapshot().Gen, "versions", describe(cur))

@@ -46,11 +46,7 @@ func digestOfFile(t *testing.T, path string) string {
 // comes from a version that was valid, and the last config wins.
 func TestHotReloadUnderLoad(t *testing.T) {
 	f := newFixture(t, oneVersion("rust"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := f.g.Watch(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.watch(t)
 	notWasm := f.path + ".txt"
 	os.WriteFile(notWasm, []byte("not wasm"), 0o644)
 	valid := map[string]bool{digestOfFile(t, examples+"/hello/rust/hello.wasm"): true}
@@ -162,11 +158,7 @@ func TestWatchLoadsAChangeMadeBeforeIt(t *testing.T) {
 	if err := os.WriteFile(f.path, []byte(expand(oneVersion("zig"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := f.g.Watch(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.watch(t)
 	waitFor(t, "the change made before the watch to load", func() bool { return strings.Contains(f.get("/").body, "zig") })
 }
 
@@ -175,11 +167,7 @@ func TestWatchLoadsAChangeMadeBeforeIt(t *testing.T) {
 // the file; a config that does not parse is not tried again.
 func TestWatchRetriesAFailedLoad(t *testing.T) {
 	f := newFixture(t, oneVersion("rust"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := f.g.Watch(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.watch(t)
 	later := filepath.Join(t.TempDir(), "later.wasm")
 	config := strings.Replace(oneVersion("zig"), "$EX/hello/zig/hello.wasm", later, 1)
 	if err := os.WriteFile(f.path, []byte(expand(config)), 0o644); err != nil {
@@ -217,11 +205,7 @@ func TestWatchRetriesAFailedLoad(t *testing.T) {
 // error is cleared.
 func TestWatchedFileUnreadable(t *testing.T) {
 	f := newFixture(t, oneVersion("rust"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := f.g.Watch(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.watch(t)
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		t.Fatal(err)
@@ -350,5 +334,16 @@ func TestReloadReadsAChangedPathModule(t *testing.T) {
 	}
 	if r := f.get("/"); r.status != 200 || r.version != second {
 		t.Fatalf("served %d by %s, want 200 by %s", r.status, r.version, second)
+	}
+}
+
+// watch starts the fixture's gateway watching its config file until the
+// test ends.
+func (f *fixture) watch(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := f.g.Watch(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -100,10 +100,13 @@ type Gateway struct {
 
 // noReleases refuses releases when the config comes from elsewhere (the
 // cluster): every replica would drive them at once.
-type noReleases string
+type noReleases struct {
+	from  string
+	plane *dataplane.Plane
+}
 
 func (n noReleases) refuse() error {
-	return fmt.Errorf("%w: the config comes from %s, where releases need a fleet with one replica leading them (Options.Fleet): move the weights with the objects", rollout.ErrConflict, string(n))
+	return fmt.Errorf("%w: the config comes from %s, where releases need a fleet with one replica leading them (Options.Fleet): move the weights with the objects", rollout.ErrConflict, n.from)
 }
 
 func (n noReleases) Shift(context.Context, string, string, int) ([]*config.Version, error) {
@@ -115,6 +118,8 @@ func (n noReleases) SetWeights(context.Context, string, map[string]int) ([]*conf
 }
 
 func (n noReleases) SetLaneVersion(context.Context, string, string, string) error { return n.refuse() }
+
+func (n noReleases) Settled() *dataplane.Snapshot { return n.plane.Snapshot() }
 
 // New returns a gateway with no config. Close releases it.
 func New(ctx context.Context, opts Options) (*Gateway, error) {
@@ -135,7 +140,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	})
 	var traffic rollout.Traffic = ctrl
 	if opts.External != "" && opts.Fleet == nil {
-		traffic = noReleases(opts.External)
+		traffic = noReleases{from: opts.External, plane: plane}
 	}
 	releases := rollout.New(plane, traffic, opts.Logger, opts.TracerProvider)
 	if opts.Fleet != nil {

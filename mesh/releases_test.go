@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
@@ -281,5 +283,67 @@ func TestDeployUnwritableConfig(t *testing.T) {
 	}
 	if now := g.Generation(); now != gen {
 		t.Errorf("the refused deploy was loaded: generation %d, then %d", gen, now)
+	}
+}
+
+// TestDeployRefusedByAReleaseStartingMeanwhile: a deploy that waits for
+// the control plane while a release of its service starts is refused by
+// the release's guard, which is asked once the deploy holds the control
+// plane (and so after the release is marked as starting), not before it
+// waits; the release starts from the split it read, and the deploy's
+// version is not added.
+func TestDeployRefusedByAReleaseStartingMeanwhile(t *testing.T) {
+	f := newFixture(t, `
+services:
+  svc: { versions: [ { path: $EX/hello/rust/hello.wasm, weight: 100 }, { path: $EX/hello/zig/hello.wasm, weight: 0, name: cand } ] }
+  other: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: svc }
+`)
+	ctx := context.Background()
+	ts := f.push("typescript")
+	// A deploy to "other" holds the control plane inside its guard until
+	// holdOther is closed.
+	inOther, holdOther := make(chan struct{}), make(chan struct{})
+	askedSvc := make(chan struct{}, 8)
+	f.g.control.Guard(func(service string) error {
+		if service == "other" {
+			close(inOther)
+			<-holdOther
+		} else {
+			askedSvc <- struct{}{}
+		}
+		return f.g.releases.Busy(service)
+	})
+	otherDone := make(chan error, 1)
+	go func() { _, err := f.g.Deploy(ctx, "other", ts, 10, ""); otherDone <- err }()
+	<-inOther
+	deployed := make(chan error, 1)
+	go func() { _, err := f.g.Deploy(ctx, "svc", ts, 10, ""); deployed <- err }()
+	select { // a guard asked before the deploy waits is asked now
+	case <-askedSvc:
+	case <-time.After(200 * time.Millisecond):
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, err := f.g.releases.Start(ctx, rollout.Spec{Service: "svc", Version: "cand", Steps: []int{10, 100}})
+		started <- err
+	}()
+	for deadline := time.Now().Add(2 * time.Second); f.g.releases.Busy("svc") == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	close(holdOther)
+	if err := <-otherDone; err != nil {
+		t.Fatalf("deploy to other: %v", err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("release start: %v", err)
+	}
+	if err := <-deployed; !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("deploy to svc while its release started: %v, want refused (a conflict)", err)
+	}
+	rust, zig := digestOfFile(t, examples+"/hello/rust/hello.wasm"), digestOfFile(t, examples+"/hello/zig/hello.wasm")
+	if got, want := fileVersions(t, f), map[string]int{rust: 90, zig: 10}; !equalMaps(got, want) {
+		t.Fatalf("svc's versions in the file: %v, want %v (the release's first step alone)", got, want)
 	}
 }

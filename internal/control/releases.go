@@ -51,10 +51,7 @@ const maxHistory = 32
 // version, its weight changes. The config file is rewritten and reloaded;
 // it returns the service's new versions.
 func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
-	if err := c.guarded(service); err != nil {
-		return nil, err
-	}
-	return c.deploy(ctx, service, ref, weight, name)
+	return c.deployRecord(ctx, service, ref, weight, name, true)
 }
 
 // Shift sets the weight of the version ref names as Deploy does, for the
@@ -63,6 +60,15 @@ func (c *Controller) Deploy(ctx context.Context, service, ref string, weight int
 // back to).
 func (c *Controller) Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error) {
 	return c.deployRecord(ctx, service, ref, weight, "", false)
+}
+
+// Settled returns the snapshot being served once an edit in progress (a
+// deploy, promote or rollback that its guard let through) has been
+// applied: a release that starts reads its split after that.
+func (c *Controller) Settled() *dataplane.Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.plane.Snapshot()
 }
 
 // SetWeights gives each version of service the weight weights has for its
@@ -88,31 +94,29 @@ func (c *Controller) SetWeights(ctx context.Context, service string, weights map
 
 // Guard makes Deploy, Promote and Rollback of a service fail with the
 // error guard returns for it (a release in progress); nil lets them all.
+// guard is asked with the controller's lock held, in the same hold as the
+// change it allows, so a release that starts meanwhile (its guard then
+// refusing) sees the change applied (Settled) or refuses it; guard must
+// not call the controller.
 func (c *Controller) Guard(guard func(service string) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.guard = guard
 }
 
-func (c *Controller) guarded(service string) error {
-	c.mu.Lock()
-	guard := c.guard
-	c.mu.Unlock()
-	if guard == nil {
+// guardedLocked is the guard's error for an edit of service, c.mu held.
+func (c *Controller) guardedLocked(service string) error {
+	if c.guard == nil {
 		return nil
 	}
-	return guard(service)
-}
-
-func (c *Controller) deploy(ctx context.Context, service, ref string, weight int, name string) ([]*config.Version, error) {
-	return c.deployRecord(ctx, service, ref, weight, name, true)
+	return c.guard(service)
 }
 
 func (c *Controller) deployRecord(ctx context.Context, service, ref string, weight int, name string, record bool) ([]*config.Version, error) {
 	if weight < 0 || weight > 100 {
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
-	return c.release(ctx, service, func(cur []*config.Version, digest, module string) ([]*config.Version, error) {
+	return c.release(ctx, service, record, func(cur []*config.Version, digest, module string) ([]*config.Version, error) {
 		var others []*config.Version
 		target := &config.Version{Module: module, Digest: digest, Name: name}
 		for _, v := range cur {
@@ -130,16 +134,13 @@ func (c *Controller) deployRecord(ctx context.Context, service, ref string, weig
 		}
 		target.Weight = weight
 		return append(others, target), nil
-	}, ref, record)
+	}, ref)
 }
 
 // Promote sends all of a service's traffic to the version ref names,
 // removing the others from the config (rollback brings them back).
 func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*config.Version, error) {
-	if err := c.guarded(service); err != nil {
-		return nil, err
-	}
-	return c.release(ctx, service, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
+	return c.release(ctx, service, true, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
 				module := digest
@@ -150,18 +151,18 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)
-	}, ref, true)
+	}, ref)
 }
 
 // Rollback restores the service's split from before its last deploy or
 // promote made by this gateway process; repeated, it goes further back.
 func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
-	if err := c.guarded(service); err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, _, err := c.serviceLocked(service); err != nil {
+		return nil, err
+	}
+	if err := c.guardedLocked(service); err != nil {
 		return nil, err
 	}
 	hist := c.history[service]
@@ -196,14 +197,20 @@ func (c *Controller) serviceLocked(service string) (*dataplane.Snapshot, *config
 
 // release resolves ref and applies change to a service's versions, with the
 // module's digest and what the config should say of it: the digest, or
-// for an oci:// ref, the reference pinned to its manifest; record keeps
-// the split it replaces for rollback.
-func (c *Controller) release(ctx context.Context, service string, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string, record bool) ([]*config.Version, error) {
+// for an oci:// ref, the reference pinned to its manifest. An operator's
+// edit (record) is one the guard may refuse, and keeps the split it
+// replaces for rollback; a release's own step is neither.
+func (c *Controller) release(ctx context.Context, service string, record bool, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, svc, err := c.serviceLocked(service)
 	if err != nil {
 		return nil, err
+	}
+	if record {
+		if err := c.guardedLocked(service); err != nil {
+			return nil, err
+		}
 	}
 	digest, module := "", ""
 	for _, v := range svc.Versions { // a version's name works as well as its digest (an upstream's is in no store)

@@ -227,11 +227,14 @@ type Event struct {
 // Traffic changes where a service's requests go, through the control
 // plane: Shift sets one version's weight (the others scaled), SetWeights
 // puts a whole split back, SetLaneVersion makes a version the lane's
-// version of the service ("" takes the service out of the lane).
+// version of the service ("" takes the service out of the lane), Settled
+// waits for an operator's edit the guard (Busy) let through.
 type Traffic interface {
 	Shift(ctx context.Context, service, ref string, weight int) ([]*config.Version, error)
 	SetWeights(ctx context.Context, service string, weights map[string]int) ([]*config.Version, error)
 	SetLaneVersion(ctx context.Context, lane, service, ref string) error
+	// Settled is the snapshot served once an edit in progress is applied.
+	Settled() *dataplane.Snapshot
 }
 
 // Controller runs the releases.
@@ -252,6 +255,7 @@ type Controller struct {
 	move     sync.Mutex
 	mu       sync.Mutex // the releases and their fields
 	releases map[string]*Release
+	starting map[string]bool // services whose release Start is starting
 	// declaredGen is the config generation whose declared releases were
 	// started.
 	declaredGen atomic.Int64
@@ -277,7 +281,7 @@ func New(plane *dataplane.Plane, t Traffic, log *slog.Logger, tp trace.TracerPro
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	c := &Controller{plane: plane, traffic: t, log: log, releases: map[string]*Release{},
+	c := &Controller{plane: plane, traffic: t, log: log, releases: map[string]*Release{}, starting: map[string]bool{},
 		tracer: tp.Tracer("github.com/wasmesh/wasmesh/rollout"),
 		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wasmesh_release_weight",
@@ -383,10 +387,11 @@ func candidateWeight(st *dataplane.Snapshot, r *Release) int {
 // paused refuses other release operations.
 func (c *Controller) Busy(service string) error {
 	var r *Release
+	var starting bool
 	if c.leading.Load() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		r = c.releases[service]
+		r, starting = c.releases[service], c.starting[service]
 	} else {
 		rec, err := c.recorded()
 		if err != nil {
@@ -397,6 +402,9 @@ func (c *Controller) Busy(service string) error {
 	if r != nil && (r.Phase == Running || r.Phase == Paused) {
 		return fmt.Errorf("%w: service %q has a release %s (candidate %s, step %d of %d); abort it first",
 			ErrConflict, service, r.Phase, modules.Short(r.Candidate), r.Step+1, len(r.Steps))
+	}
+	if starting {
+		return fmt.Errorf("%w: a release of service %q is starting; try again", ErrConflict, service)
 	}
 	return nil
 }
@@ -423,7 +431,18 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if err := c.Busy(spec.Service); err != nil {
 		return nil, err
 	}
-	st := c.plane.Snapshot()
+	// The guard refuses operators' edits of the service from here on; one
+	// it let through before is applied by the time Settled returns, so the
+	// split read is the one the first step changes.
+	c.mu.Lock()
+	c.starting[spec.Service] = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.starting, spec.Service)
+		c.mu.Unlock()
+	}()
+	st := c.traffic.Settled()
 	if st == nil {
 		return nil, errors.New("no config loaded")
 	}

@@ -5,10 +5,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/modules"
@@ -194,4 +197,82 @@ func TestOCIVersions(t *testing.T) {
 		}
 		serving("rust")
 	})
+}
+
+// TestRollbackNotHeldByASlowPull: a reload or a deploy pulling from a
+// registry that does not answer does not hold up a rollback: the pull is
+// made before either takes the control plane.
+func TestRollbackNotHeldByASlowPull(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := testutil.StartRegistry(t)
+	var stalled atomic.Int64
+	hold := make(chan struct{})
+	proxy := testutil.StartProxy(t, reg.Addr, func(*http.Response) error {
+		stalled.Add(1)
+		<-hold
+		return nil
+	})
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hold)
+		}
+	}
+	t.Cleanup(release) // before the proxy closes, which waits for its requests
+	ts := pushExample(t, reg.Addr, proxy.Addr, "typescript")
+	c := pushExample(t, reg.Addr, proxy.Addr, "c")
+	f := newFixture(t, "registries: { "+proxy.Addr+": { plain_http: true } }\n"+oneVersion("rust"))
+	ctx := context.Background()
+	zig := f.push("zig")
+
+	var slowDone []chan error
+	for i, slow := range []struct {
+		name string
+		do   func() error
+	}{
+		{"reload", func() error { return f.g.Reload(ctx, []byte(expand(ociConfig(proxy.Addr, ts)))) }},
+		{"deploy", func() error { _, err := f.g.Deploy(ctx, "svc", c, 20, ""); return err }},
+	} {
+		if _, err := f.g.Deploy(ctx, "svc", zig, 10+i, ""); err != nil { // a split to go back to
+			t.Fatal(err)
+		}
+		before := stalled.Load()
+		done := make(chan error, 1)
+		slowDone = append(slowDone, done)
+		go func() { done <- slow.do() }()
+		for deadline := time.Now().Add(10 * time.Second); stalled.Load() == before; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the registry got no request in 10s", slow.name)
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("%s: done before the registry answered: %v", slow.name, err)
+			default:
+			}
+			time.Sleep(time.Millisecond)
+		}
+		rolled := make(chan error, 1)
+		go func() { _, err := f.g.Rollback(ctx, "svc"); rolled <- err }()
+		select {
+		case err := <-rolled:
+			if err != nil {
+				t.Fatalf("rollback during a %s's pull: %v", slow.name, err)
+			}
+		case <-time.After(10 * time.Second):
+			release()
+			t.Fatalf("rollback during a %s's pull: still waiting after 10s", slow.name)
+		}
+		if r := f.get("/x"); !strings.Contains(r.body, "hello from rust") {
+			t.Fatalf("after the rollback during a %s's pull: %d %q, want the rust hello", slow.name, r.status, r.body)
+		}
+	}
+	release()
+	for _, done := range slowDone {
+		select {
+		case <-done: // loaded or refused, once the registry answered
+		case <-time.After(30 * time.Second):
+			t.Fatal("a reload or deploy still waiting 30s after the registry answered")
+		}
+	}
 }

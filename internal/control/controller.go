@@ -65,12 +65,26 @@ type Controller struct {
 	history map[string][][]*config.Version // per service: earlier version lists, for rollback
 	guard   func(service string) error     // refuses release operations (Guard)
 	lastErr atomic.Pointer[LoadError]
-	// paths are the path modules of the last load, by absolute path, with
-	// their files' stamps and digests, and pathsStore the store they were
-	// put in: a load into the same store takes the compiled module of one
-	// whose file has not changed without reading it. mu held.
-	paths      map[string]pathStamp
-	pathsStore string
+	// known are the path modules of the last load that succeeded as far
+	// as its modules, with their files' stamps and digests: a load into
+	// the same store takes the compiled module of one whose file has not
+	// changed without reading it. Written with mu held.
+	known atomic.Pointer[knownPaths]
+}
+
+// knownPaths are a load's path modules, by absolute path, and the store
+// they were put in.
+type knownPaths struct {
+	store  string
+	stamps map[string]pathStamp
+}
+
+// in is the stamps of the path modules known in store; nil for none.
+func (k *knownPaths) in(store string) map[string]pathStamp {
+	if k == nil || k.store != store {
+		return nil
+	}
+	return k.stamps
 }
 
 // LoadError is the last load that failed, and when.
@@ -95,10 +109,14 @@ func (c *Controller) LastError() *LoadError { return c.lastErr.Load() }
 
 // LoadFile reads the config file and loads it. The file is read under the
 // lock that edits (deploy, lanes) hold while they write it: what is loaded
-// is never older than an edit already applied.
+// is never older than an edit already applied. What it needs pulled or
+// compiled is, first, without the lock (prefetch).
 func (c *Controller) LoadFile(ctx context.Context) error {
 	if err := c.external(); err != nil {
 		return err
+	}
+	if data, err := os.ReadFile(c.opts.ConfigPath); err == nil {
+		c.prefetch(ctx, data)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -112,6 +130,7 @@ func (c *Controller) LoadFile(ctx context.Context) error {
 // Load applies config bytes (see the package documentation). Bytes equal
 // to the active config's are a no-op.
 func (c *Controller) Load(ctx context.Context, data []byte) error {
+	c.prefetch(ctx, data)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.loadLocked(ctx, data)

@@ -55,11 +55,8 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	if err != nil {
 		return nil, err
 	}
-	paths := map[string]pathStamp{} // the path modules read or known in this load
-	known := c.paths                // those of the last load, in the same store
-	if c.pathsStore != cfg.Store {
-		known = nil
-	}
+	paths := map[string]pathStamp{}       // the path modules read or known in this load
+	known := c.known.Load().in(cfg.Store) // those of the last load, in the same store
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
 			return v.Upstream.UpstreamDigest(), nil
@@ -116,7 +113,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	if st.Table, err = router.NewTable(cfg, resolve); err != nil {
 		return nil, err
 	}
-	c.paths, c.pathsStore = paths, cfg.Store
+	c.known.Store(&knownPaths{store: cfg.Store, stamps: paths})
 	st.Config = st.Table.Config() // with every version's digest
 	if err := resolveLinks(st); err != nil {
 		return nil, err

@@ -158,6 +158,12 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 // promote made by this gateway process; repeated, it goes further back.
 func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
 	c.mu.Lock()
+	hist := c.history[service] // its modules compiled first, if released
+	c.mu.Unlock()
+	if st := c.plane.Snapshot(); st != nil && len(hist) > 0 {
+		c.prefetchSplit(ctx, st.Config.Store, hist[len(hist)-1])
+	}
+	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, _, err := c.serviceLocked(service); err != nil {
 		return nil, err
@@ -165,7 +171,7 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 	if err := c.guardedLocked(service); err != nil {
 		return nil, err
 	}
-	hist := c.history[service]
+	hist = c.history[service]
 	if len(hist) == 0 {
 		return nil, fmt.Errorf("%w: no earlier split of service %q recorded since this gateway started", ErrNotFound, service)
 	}
@@ -201,6 +207,10 @@ func (c *Controller) serviceLocked(service string) (*dataplane.Snapshot, *config
 // edit (record) is one the guard may refuse, and keeps the split it
 // replaces for rollback; a release's own step is neither.
 func (c *Controller) release(ctx context.Context, service string, record bool, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
+	pulled, pinned, err := c.prefetchRef(ctx, service, ref)
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, svc, err := c.serviceLocked(service)
@@ -219,8 +229,11 @@ func (c *Controller) release(ctx context.Context, service string, record bool, c
 		}
 	}
 	if digest == "" && oci.IsReference(ref) {
-		if digest, module, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
-			return nil, err
+		digest, module = pulled, pinned
+		if digest == "" {
+			if digest, module, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if digest == "" && !modules.IsDigest(ref) {

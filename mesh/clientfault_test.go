@@ -2,9 +2,11 @@ package mesh
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -194,4 +196,29 @@ func dialRaw(t *testing.T, addr string) net.Conn {
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	return c
+}
+
+// TestDrainStopNotTheVersions: a request the drain's deadline stops (the
+// gateway's doing) is answered 503, and counted neither as its version's
+// error, which a release or a lane would act on, nor as the client's.
+func TestDrainStopNotTheVersions(t *testing.T) {
+	f := newFixture(t, `
+services:
+  svc: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { timeout: 20s } }
+routes:
+  - { match: { path_prefix: / }, service: svc }
+`)
+	f.g.plane.Drain()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel) // the drain's deadline, as serve's stop cancels a request
+	rec := httptest.NewRecorder()
+	f.g.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/?do=loop", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("a request stopped by the drain: %d %q, want 503", rec.Code, rec.Body)
+	}
+	digest := f.g.Config().Services["svc"].Versions[0].Digest
+	if c := f.g.VersionCount("svc", digest); c.Errors != 0 {
+		t.Errorf("the version's errors after a drain's stop: %d, want 0", c.Errors)
+	}
 }

@@ -586,7 +586,16 @@ routes:
 	if status, _, _ := get(t, g.url+"/hello/x"); status != 200 {
 		t.Errorf("hello after the faults: %d", status)
 	}
-	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=huge", "status=502"}, {"service=cut", "error=\"upstream "}} {
+	// The cut body is the endpoint's failure: counted as a 502, against
+	// the version, though the client got a 200 head.
+	cutVersion, cutEndpoint := short(upstreamDigest(t, cut)), strings.TrimPrefix(cut, "http://")
+	poll(t, "the cut body counted", func() bool {
+		return metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+cutEndpoint+`",reason="reset",version="`+cutVersion+`"}`) == "1"
+	})
+	if n := metric(t, g, `wasmesh_requests_total{lane="",route="3:cut",service="cut",status="5xx",version="`+cutVersion+`"}`); n != "1" {
+		t.Errorf("the cut body: wasmesh_requests_total{status=\"5xx\"} = %q, want 1", n)
+	}
+	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=huge", "status=502"}, {"service=cut", "status=502"}, {"service=cut", "after a 200 head and 10 bytes"}} {
 		// The access log line is written after the response, within a few ms.
 		poll(t, "an access log line with "+want[0]+" and "+want[1], func() bool {
 			for _, line := range strings.Split(g.p.stderr.String(), "\n") {
@@ -1071,5 +1080,63 @@ routes:
 	r := ok(t, opts{}, "routes", "--config", path)
 	if want := "100% sha256:" + short(upstreamDigest(t, url)); !strings.Contains(r.stdout, want) {
 		t.Errorf("routes:\n%s\nwant %q", r.stdout, want)
+	}
+}
+
+// TestUpstreamClientBodyFaults: a client that stops sending its body to an
+// upstream version gets a 408 at the service's timeout (the endpoint's
+// connection is not held past it), one that sends a malformed body a 400,
+// one that goes away a 499: each counted as the client's fault, none
+// against the endpoint, and none told the endpoint's address.
+func TestUpstreamClientBodyFaults(t *testing.T) {
+	native := nativeUpstream(t, "v1")
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ], limits: { timeout: 500ms } }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	ep := strings.TrimPrefix(native.URL, "http://")
+	send := func(request string) (string, time.Duration) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		start := time.Now()
+		io.WriteString(conn, request)
+		b, _ := io.ReadAll(conn)
+		return string(b), time.Since(start)
+	}
+	for _, c := range []struct {
+		name, request, status, reason string
+	}{
+		{"stalled", "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc", "408", "body_timeout"},
+		{"malformed chunks", "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "400", "bad_body"},
+	} {
+		got, took := send(c.request)
+		if !strings.HasPrefix(got, "HTTP/1.1 "+c.status) || took > 5*time.Second {
+			t.Errorf("%s: after %s: %q, want %s", c.name, took, got, c.status)
+		}
+		if strings.Contains(got, ep) {
+			t.Errorf("%s: the client was told the endpoint's address: %q", c.name, got)
+		}
+		if n := metric(t, g, `wasmesh_client_errors_total{reason="`+c.reason+`",service="users"}`); n != "1" {
+			t.Errorf("%s: wasmesh_client_errors_total{reason=%q} = %q, want 1", c.name, c.reason, n)
+		}
+	}
+	v := short(upstreamDigest(t, native.URL))
+	for _, reason := range []string{"reset", "timeout", "invalid_response"} {
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+reason+`",version="`+v+`"}`); n != "" && n != "0" {
+			t.Errorf("the clients' bodies counted against the endpoint as %s: %s", reason, n)
+		}
+	}
+	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:users",service="users",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
+		t.Errorf("the clients' bodies counted as the version's 5xx: %s", n)
+	}
+	if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.HasPrefix(body, "native v1") {
+		t.Errorf("after the clients' faults: %d %q", status, body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -104,7 +105,19 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 			}
 		}
 		if err != nil {
-			req.Err, req.abort = err, true // for the log and the span; the response is cut short
+			// The response is cut short. Unless the client's body failed
+			// (its fault, set above), the guest failed after its head: the
+			// status its failure would have had is the one counted.
+			sent := req.Status
+			req.Err, req.abort = fmt.Errorf("%w (after a %d head and %d bytes of the body were sent)", err, sent, req.Bytes), true
+			if req.ClientFault == "" {
+				if req.Status = statusOf(err); req.Status == statusClientClosed {
+					req.ClientFault = faultClientAbort
+					if p.draining.Load() {
+						req.Status, req.ClientFault, req.stopped = http.StatusServiceUnavailable, "", true
+					}
+				}
+			}
 		}
 	case err != nil:
 		p.failGuest(req, w, err)

@@ -112,7 +112,9 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 func (p *Plane) failGuest(req *Request, w http.ResponseWriter, err error) {
 	status := statusOf(err)
 	if status == statusClientClosed && p.draining.Load() {
-		status = http.StatusServiceUnavailable // stopped by the drain deadline, not by the client
+		// Stopped by the drain deadline: neither the client's fault nor
+		// the version's.
+		status, req.stopped = http.StatusServiceUnavailable, true
 	}
 	p.fail(req, w, status, err)
 }

@@ -196,7 +196,7 @@ func (p *Plane) watchLane(req *Request) {
 	if ev.Off || req.ClientFault != "" || h.evicted.Load() {
 		return
 	}
-	n, failed := h.record(clock.Mono(), ev.Window, req.Status >= 500)
+	n, failed := h.record(clock.Mono(), ev.Window, req.Status >= 500 && !req.stopped)
 	if n < ev.MinRequests || float64(failed) <= ev.ErrorRate*float64(n) {
 		return
 	}

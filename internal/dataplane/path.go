@@ -183,7 +183,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		stats.Requests.Add(1)
 	}
 	defer func() {
-		if req.Status >= 500 && !p.noFigures {
+		if req.Status >= 500 && !req.stopped && !p.noFigures {
 			stats.Errors.Add(1)
 		}
 		if inLane {
@@ -403,10 +403,10 @@ func (p *Plane) fail(req *Request, w http.ResponseWriter, status int, err error)
 	}
 	var pub interface{ Public() string }
 	switch {
+	case errors.As(err, &pub): // says what it may (not an endpoint's address)
+		msg += ": " + pub.Public()
 	case status < 500 || status == http.StatusServiceUnavailable:
 		msg += ": " + err.Error() // the client's own mistake, or overload: safe to say
-	case errors.As(err, &pub):
-		msg += ": " + pub.Public()
 	}
 	body := fmt.Sprintf("wasmesh: %s\nrequest id: %s\n", msg, req.ID)
 	h.Set("Content-Length", strconv.Itoa(len(body)))

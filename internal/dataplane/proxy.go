@@ -82,6 +82,15 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		key = router.KeyOf(u.spec.HashOn, r)
 	}
 	out := p.outRequest(req)
+	if out.Body != nil && req.body != nil {
+		// The client's body is read as it is sent on, within the service's
+		// timeout: a client that stops sending it does not hold the
+		// endpoint's connection (and its share of the pool) past it.
+		if dl, ok := ctx.Deadline(); ok {
+			_ = req.body.SetReadDeadline(dl)
+			defer func() { _ = req.body.SetReadDeadline(time.Time{}) }()
+		}
+	}
 	defer func() {
 		if b, ok := out.Body.(*limitedBody); ok {
 			req.BodyLen = int(b.n.Load())
@@ -356,8 +365,19 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		return false
 	}
 	if err := p.copyResponse(req, w, resp); err != nil {
+		// The head and part of the body are the client's already; the
+		// connection is cut so that it does not take them for the whole.
+		// The endpoint failed: counted as a 502, against the version, and
+		// towards its ejection.
 		span.SetStatus(codes.Error, err.Error())
-		req.Err, req.abort = fmt.Errorf("upstream %s: %w", ep.url.Host, err), true
+		reason := "reset"
+		if errors.Is(err, errBodyTooLarge) || errors.Is(err, http1.ErrMalformedResponse) || strings.Contains(err.Error(), "malformed") {
+			reason = "invalid_response"
+		}
+		p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
+		u.outcome(ep, true)
+		req.Err = fmt.Errorf("upstream %s: %w (after a %d head and %d bytes of the body were sent)", ep.url.Host, err, resp.StatusCode, req.Bytes)
+		req.Status, req.abort = http.StatusBadGateway, true
 	}
 	return false
 }
@@ -372,12 +392,24 @@ type upstreamError struct {
 func (e *upstreamError) Error() string { return "upstream " + e.endpoint + ": " + e.err.Error() }
 func (e *upstreamError) Unwrap() error { return e.err }
 
-// Public is what the client is told.
+// Public is what the client is told: of a failure of its own, what was
+// wrong with its request (not the endpoint it was going to).
 func (e *upstreamError) Public() string {
+	if e.reason == "client" {
+		var body *clientBodyError
+		switch {
+		case errors.As(e.err, &body):
+			return body.Error()
+		case errors.Is(e.err, errBodyTooLarge):
+			return errBodyTooLarge.Error()
+		}
+		return "the client closed the request"
+	}
 	return "upstream " + e.reason + map[string]string{
 		"connect_failure":  " (the endpoint refused the connection or could not be reached)",
 		"reset":            " (the connection closed before an answer)",
 		"invalid_response": " (a malformed or oversized response head)",
+		"pool_full":        " (max_pending requests are waiting for a connection to the version's endpoints)",
 	}[e.reason]
 }
 
@@ -398,8 +430,9 @@ func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (i
 	case req.HTTP.Context().Err() != nil:
 		return statusClientClosed, "client"
 	case errors.As(err, &body): // the client's body failed: cut, malformed, or too slow
-		req.ClientFault = faultBadBody
-		return http.StatusBadRequest, "client"
+		status, fault := bodyFault(body.err)
+		req.ClientFault = fault
+		return status, "client"
 	case errors.Is(err, http1.ErrPoolFull):
 		return http.StatusServiceUnavailable, "pool_full"
 	case ctx.Err() != nil:
@@ -453,7 +486,8 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 			m, werr := w.Write((*buf)[:n])
 			req.Bytes += m
 			if werr != nil {
-				return nil // the client went away: the server saw it
+				req.ClientFault = faultClientAbort // gone before the whole answer
+				return nil
 			}
 			if flush {
 				_ = rc.Flush()

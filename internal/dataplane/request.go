@@ -91,6 +91,9 @@ type Request struct {
 	// whose guest failed or did not finish its body): the edge breaks the
 	// connection rather than end the response cleanly.
 	abort bool
+	// stopped: the gateway's drain stopped the request (a 503 that is not
+	// the version's error).
+	stopped bool
 
 	Status  int
 	Bytes   int   // response body bytes written

@@ -63,6 +63,7 @@ routes:
 		{"body cut short", head + "Content-Length: 100\r\n\r\nabc", true, "499"},
 		{"body too large", head + "Content-Length: 5000\r\n\r\n" + strings.Repeat("b", 5000), false, "413"},
 		{"body too slow", head + "Content-Length: 100\r\n\r\nabc", false, "408"},
+		{"CONNECT", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", false, "501"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := raw(tc.req, tc.closeWrite)
@@ -77,7 +78,7 @@ routes:
 	// The listener counts before the scrape: what it answered is already
 	// counted when the client reads it.
 	after := scrape(t, admin)
-	for reason, want := range map[string]float64{"content_length_and_transfer_encoding": 1, "too_many_headers": 1} {
+	for reason, want := range map[string]float64{"content_length_and_transfer_encoding": 1, "too_many_headers": 1, "connect": 1} {
 		if got := value(after, "wasmesh_client_errors_total", map[string]string{"service": "", "reason": reason}); got != want {
 			t.Errorf("client errors %q before routing: %v, want %v", reason, got, want)
 		}
@@ -221,4 +222,59 @@ routes:
 	if c := f.g.VersionCount("svc", digest); c.Errors != 0 {
 		t.Errorf("the version's errors after a drain's stop: %d, want 0", c.Errors)
 	}
+}
+
+// TestQueuedClientGoneNotARejection: a client that goes away while its
+// request waits for a concurrency slot gets a 499 counted as its fault,
+// not as a rejection (wasmesh_rejections_total counts the 503s of
+// overload).
+func TestQueuedClientGoneNotARejection(t *testing.T) {
+	f := newFixture(t, oneSlot)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?do=sleep&arg=1500", nil))
+	}()
+	waitFor(t, "the first request running", func() bool { return inflight(t, f.g) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	queued := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		f.g.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/?do=sleep&arg=10", nil))
+		queued <- rec.Code
+	}()
+	waitFor(t, "a request waiting in the queue", func() bool { return queueDepth(t, f.g, "slow") == 1 })
+	cancel()
+	if code := <-queued; code != 499 {
+		t.Errorf("a queued request whose client went away: %d, want 499", code)
+	}
+	<-done
+	mfs, err := f.g.plane.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "wasmesh_rejections_total" {
+			for _, m := range mf.GetMetric() {
+				if v := m.GetCounter().GetValue(); v != 0 {
+					t.Errorf("wasmesh_rejections_total = %v after a client went away from the queue, want 0", v)
+				}
+			}
+		}
+	}
+}
+
+// inflight reads wasmesh_inflight_requests from g's registry.
+func inflight(t *testing.T, g *Gateway) float64 {
+	t.Helper()
+	mfs, err := g.plane.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "wasmesh_inflight_requests" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }

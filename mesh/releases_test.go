@@ -141,15 +141,19 @@ func TestReleaseErrors(t *testing.T) {
 	}
 }
 
-func TestOverloadIs503(t *testing.T) {
-	f := newFixture(t, `
+// oneSlot is a config of the misbehaving guest as service slow, one
+// request at a time and one waiting.
+const oneSlot = `
 services:
   slow:
     versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ]
     limits: { max_concurrency: 1, max_queue: 1, timeout: 10s }
 routes:
   - { match: { path_prefix: / }, service: slow }
-`)
+`
+
+func TestOverloadIs503(t *testing.T) {
+	f := newFixture(t, oneSlot)
 	// Each request sleeps 3 s in the guest. The first two go first, and
 	// the other four only once one of them waits in the queue: so that on
 	// a loaded machine none of the four comes after the first has finished.

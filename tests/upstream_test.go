@@ -1140,3 +1140,47 @@ routes:
 		t.Errorf("after the clients' faults: %d %q", status, body)
 	}
 }
+
+// TestUpstreamRequestTrailers: a request's trailers reach the upstream,
+// but for the fields trailers may not carry (RFC 9110, 6.5.1: framing,
+// routing) and those the gateway sets in the header (forwarding fields,
+// which a client could otherwise forge there).
+func TestUpstreamRequestTrailers(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- r.Trailer
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /t HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nTrailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"+
+		"X-T: 1\r\nContent-Length: 999\r\nHost: evil.example\r\nX-Forwarded-For: 1.2.3.4\r\nX-Request-Id: forged\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case tr := <-got:
+		if tr.Get("X-T") != "1" {
+			t.Errorf("the upstream got trailers %v, want X-T: 1 among them", tr)
+		}
+		for _, k := range []string{"Content-Length", "Host", "X-Forwarded-For", "X-Request-Id"} {
+			if v, ok := tr[k]; ok {
+				t.Errorf("the upstream got a %s trailer: %q", k, v)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the upstream got no request (%d)", resp.StatusCode)
+	}
+}

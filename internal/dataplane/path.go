@@ -133,6 +133,13 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		}
 		req.Route, req.Service = st.calls[svc.Name], svc
 	} else {
+		if r.Method == http.MethodConnect {
+			// The gateway is no forward proxy: it opens no tunnels, and
+			// sends no CONNECT on to an upstream version.
+			req.ClientFault = faultConnect
+			p.fail(req, w, http.StatusNotImplemented, errors.New("CONNECT is not served: the gateway opens no tunnels"))
+			return
+		}
 		route, svc, ok := st.Table.Match(r)
 		if !ok {
 			p.fail(req, w, http.StatusNotFound, fmt.Errorf("no route for %s%s", r.Host, r.URL.Path))
@@ -245,9 +252,12 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 func (p *Plane) acquire(req *Request, w http.ResponseWriter) (release func(), ok bool) {
 	release, err := p.limiterFor(req.Service).acquire(req.ctx, req.Limits.Timeout)
 	if err != nil {
-		p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
-		w.Header().Set("Retry-After", "1")
-		p.fail(req, w, statusOf(err), err)
+		status := statusOf(err)
+		if status != statusClientClosed { // a client gone while it waited was not refused
+			p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
+			w.Header().Set("Retry-After", "1")
+		}
+		p.fail(req, w, status, err)
 		return nil, false
 	}
 	return release, true
@@ -352,6 +362,7 @@ const (
 	faultBodyTimeout  = "body_timeout"   // 408: not sent within the service's timeout
 	faultBadBody      = "bad_body"       // 400: malformed framing (chunks, trailers)
 	faultClientAbort  = "client_abort"   // 499: gone before the answer
+	faultConnect      = "connect"        // 501: a CONNECT, which the gateway does not serve
 )
 
 // bodyFault is the status and client fault of a failure to read a

@@ -253,9 +253,25 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 		out.URL = &u
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody}
+		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody, trailer: r.Trailer}
 	}
 	return out
+}
+
+// forbiddenTrailers are the fields a request's trailers do not carry to
+// an endpoint (RFC 9110, 6.5.1): framing, routing, authentication,
+// request modifiers, hop-by-hop fields (net/http's list), and the
+// forwarding fields and ids the gateway sets, which a client could forge
+// in its trailers as it cannot in its header.
+var forbiddenTrailers = map[string]bool{
+	"Authorization": true, "Cache-Control": true, "Connection": true, "Content-Encoding": true,
+	"Content-Length": true, "Content-Range": true, "Content-Type": true, "Expect": true, "Host": true,
+	"Keep-Alive": true, "Max-Forwards": true, "Pragma": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Proxy-Connection": true, "Range": true, "Realm": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Www-Authenticate": true,
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"X-Real-Ip": true, "Via": true, RequestIDHeader: true, "Traceparent": true, "Tracestate": true,
+	"Baggage": true, router.VersionHeader: true,
 }
 
 // trustedProxy reports whether the client at ip is one of the config's
@@ -580,9 +596,10 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 
 // limitedBody is a request body read by the proxy, refused past left bytes.
 type limitedBody struct {
-	r    io.ReadCloser
-	left int64
-	n    atomic.Int64 // bytes read (by the transport's goroutine, for h2)
+	r       io.ReadCloser
+	left    int64
+	n       atomic.Int64 // bytes read (by the transport's goroutine, for h2)
+	trailer http.Header  // the client's, filled as its body ends: the forbidden fields are dropped then
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -593,7 +610,14 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if int64(n) > b.left {
 		return int(b.left), errBodyTooLarge
 	}
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF:
+		for k := range b.trailer {
+			if forbiddenTrailers[k] {
+				delete(b.trailer, k)
+			}
+		}
+	case err != nil:
 		err = &clientBodyError{err}
 	}
 	b.left -= int64(n)

@@ -77,7 +77,7 @@ func buildResponse(req *http.Request, line, fields string, r *bufio.Reader) (*ht
 	status = strings.TrimLeft(status, " ")
 	codeText, _, _ := strings.Cut(status, " ")
 	code, err := strconv.Atoi(codeText)
-	if len(codeText) != 3 || err != nil || code < 0 {
+	if len(codeText) != 3 || err != nil || code < 100 || code > 599 { // RFC 9110, 15: 100 to 599
 		return nil, malformed("status code %.20q", codeText)
 	}
 	major, minor, ok := http.ParseHTTPVersion(proto)
@@ -160,6 +160,15 @@ func setResponseBody(resp *http.Response, r *bufio.Reader) error {
 	case resp.ProtoMajor == 1 && resp.ProtoMinor == 0:
 		resp.Close = resp.Close || !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
 	case resp.Close:
+		// The fields it names go with it (RFC 9110, 7.6.1): a proxy that
+		// drops the hop-by-hop fields would not see them named.
+		for _, c := range conn {
+			for _, name := range strings.Split(c, ",") {
+				if name = textproto.TrimString(name); name != "" && !asciiEqualFold(name, "close") {
+					delete(h, textproto.CanonicalMIMEHeaderKey(name))
+				}
+			}
+		}
 		delete(h, "Connection")
 	}
 

@@ -139,8 +139,20 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 		if err != nil {
 			return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed request target %.60q", target)
 		}
-		if authority {
+		// The forms a target may take (RFC 9112, 3.2): "*" for OPTIONS
+		// alone, an authority for CONNECT, else an http or https URL
+		// with a host (an opaque "a:b" would reach a handler as "/", and
+		// a proxied endpoint as something else).
+		switch {
+		case strings.HasPrefix(target, "/"):
+		case target == "*":
+			if method != http.MethodOptions {
+				return nil, refuseHead(http.StatusBadRequest, "bad_request_target", "the request target \"*\" is for OPTIONS only, not %.20s", method)
+			}
+		case authority:
 			parsed.Scheme = ""
+		case !strings.EqualFold(parsed.Scheme, "http") && !strings.EqualFold(parsed.Scheme, "https") || parsed.Host == "" || parsed.Opaque != "":
+			return nil, refuseHead(http.StatusBadRequest, "bad_request_target", "request target %.60q is neither a path nor an http(s) URL", target)
 		}
 		*u = *parsed
 	}

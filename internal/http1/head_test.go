@@ -170,6 +170,7 @@ var stricterThanNetHTTP = map[string]bool{
 	"request_line_too_long":                true,
 	"header_too_large":                     true,
 	"too_many_headers":                     true,
+	"bad_request_target":                   true, // "*" but for OPTIONS, a URL of another scheme or none
 }
 
 // serverChecks are what the server refuses in a request that

@@ -307,7 +307,8 @@ func (w *response) writeHead(status int, streaming bool) {
 	final := status >= 200 || status == http.StatusSwitchingProtocols
 	if final {
 		h := w.header
-		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() {
+		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() ||
+			w.c.expecting != nil && w.c.expecting.unasked() && status != http.StatusSwitchingProtocols {
 			w.closeAfter = true
 		}
 		// The framing is the server's: a handler's Transfer-Encoding would

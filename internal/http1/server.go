@@ -311,6 +311,9 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	res    response
+	// expecting is the request's body while its client expects "100
+	// Continue" before sending it; nil for none.
+	expecting *continueReader
 
 	mu       sync.Mutex // state and the watch
 	state    http.ConnState
@@ -755,13 +758,19 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	*req = *req.WithContext(ctx)
 	req.RemoteAddr, req.TLS = c.remote, c.tls
 	keep = !req.Close
+	c.expecting = nil
 	if ex := fieldValue(req.Header, "Expect"); ex != "" {
-		if !req.ProtoAtLeast(1, 1) || !strings.EqualFold(ex, "100-continue") {
-			c.writeFinal(http.StatusExpectationFailed, "")
-			return false
-		}
-		if req.Body != http.NoBody {
-			req.Body = &continueReader{c: c, body: req.Body}
+		// HTTP/1.0 knows no expectations: ignored (RFC 9110, 10.1.1).
+		if req.ProtoAtLeast(1, 1) {
+			if !strings.EqualFold(ex, "100-continue") {
+				c.refused(http.StatusExpectationFailed, "bad_expect")
+				c.writeError(http.StatusExpectationFailed, "only 100-continue is expected", "")
+				return false
+			}
+			if req.Body != http.NoBody {
+				c.expecting = &continueReader{c: c, body: req.Body}
+				req.Body = c.expecting
+			}
 		}
 		req.Header.Del("Expect")
 	}
@@ -865,8 +874,13 @@ func (b *bodyReader) Close() error { return nil } // the server drains and close
 type continueReader struct {
 	c    *conn
 	body io.ReadCloser
-	sent bool
+	sent bool // read: "100 Continue" sent, unless a final answer was
 }
+
+// Answered before the client was told to send its body: the client may
+// not send it, and what it sends next cannot be told from the body. The
+// answer closes the connection (RFC 9110, 10.1.1).
+func (r *continueReader) unasked() bool { return !r.sent }
 
 func (r *continueReader) Read(p []byte) (int, error) {
 	if !r.sent {

@@ -276,6 +276,46 @@ func TestExpectContinue(t *testing.T) {
 	}
 }
 
+// TestTargetForms: the request targets RFC 9112 (3.2) allows reach the
+// handler: a path, an http(s) URL, "*" for OPTIONS.
+func TestTargetForms(t *testing.T) {
+	addr := serve(t, &Server{})
+	for raw, want := range map[string]string{
+		"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n":             "GET /a?b 0 ",
+		"GET http://x/p?q HTTP/1.1\r\nHost: x\r\n\r\n":     "GET /p?q 0 ",
+		"GET HTTPS://x:8443/p HTTP/1.1\r\nHost: x\r\n\r\n": "GET /p 0 ",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n":            "OPTIONS * 0 ",
+	} {
+		resps, bodies, _ := exchange(t, addr, raw, 1)
+		if resps[0].StatusCode != 200 || bodies[0] != want {
+			t.Errorf("%q: %d %q, want 200 %q", raw, resps[0].StatusCode, bodies[0], want)
+		}
+	}
+}
+
+// TestExpectAnsweredEarly: a request whose client waits for "100 Continue"
+// and is answered before its body was asked for closes its connection
+// (the client may not send the body, and what it sends next could not be
+// told from it); an HTTP/1.0 request's expectation is ignored.
+func TestExpectAnsweredEarly(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		echo.ServeHTTP(w, r)
+	})})
+	resps, _, closed := exchange(t, addr, "POST /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n", 1)
+	if resps[0].StatusCode != 413 || !resps[0].Close || !closed {
+		t.Errorf("answered before the body was asked for: %d, Connection: close %v, closed %v; want 413, Connection: close, closed",
+			resps[0].StatusCode, resps[0].Close, closed)
+	}
+	resps, bodies, _ := exchange(t, addr, "POST /e HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello", 1)
+	if resps[0].StatusCode != 200 || bodies[0] != "POST /e 5 hello" {
+		t.Errorf("HTTP/1.0 with an expectation: %d %q, want 200 and the body", resps[0].StatusCode, bodies[0])
+	}
+}
+
 // TestClientGoesAway: a request that runs past WatchAfter has its context
 // cancelled when the client closes the connection.
 func TestClientGoesAway(t *testing.T) {
@@ -863,6 +903,11 @@ func TestStrictHead(t *testing.T) {
 		{"unterminated line", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("c", 8<<10), 431, "header_too_large"},
 		{"space before the colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + smuggled,
 			400, "bad_request"},
+		{"opaque target", "GET a:%2fprivate HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
+		{"target of another scheme", "GET mailto:x@y HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
+		{"URL without a host", "GET http:/p HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
+		{"asterisk but for OPTIONS", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
+		{"an expectation but 100-continue", "POST / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 1\r\n\r\na", 417, "bad_expect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mu.Lock()

@@ -22,6 +22,11 @@ import (
 // an unknown service or version.
 var ErrNotFound = control.ErrNotFound
 
+// ErrConflict is wrapped by the errors of Deploy, Promote and Rollback
+// refused for the state the service or the config file is in: a release
+// running, an edit of the file whose load failed.
+var ErrConflict = control.ErrConflict
+
 // Options configure a Gateway. The zero value of each field is its default.
 type Options struct {
 	// ConfigPath is the config file: LoadFile and Watch read it; Deploy,

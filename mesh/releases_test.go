@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -349,5 +350,45 @@ routes:
 	rust, zig := digestOfFile(t, examples+"/hello/rust/hello.wasm"), digestOfFile(t, examples+"/hello/zig/hello.wasm")
 	if got, want := fileVersions(t, f), map[string]int{rust: 90, zig: 10}; !equalMaps(got, want) {
 		t.Fatalf("svc's versions in the file: %v, want %v (the release's first step alone)", got, want)
+	}
+}
+
+// TestDeployRefusesOverARefusedEdit: a deploy while the config file holds
+// an edit whose load failed is refused, the edit kept (it was written
+// over, and lost); once the edit is fixed and loaded, the deploy goes.
+func TestDeployRefusesOverARefusedEdit(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx := context.Background()
+	zig := f.push("zig")
+	good, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append(bytes.Replace(good, []byte("hello.wasm }"), []byte("hello.wasm, weight: 140 }"), 1), "# my edit\n"...)
+	if err := os.WriteFile(f.path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.LoadFile(ctx); err == nil {
+		t.Fatal("a weight of 140 loaded")
+	}
+	_, err = f.g.Deploy(ctx, "svc", zig, 10, "")
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("deploy over a refused edit: %v, want a conflict naming it", err)
+	}
+	if now, _ := os.ReadFile(f.path); !bytes.Equal(now, bad) {
+		t.Fatalf("the refused edit was written over:\n%s", now)
+	}
+	fixed := append(slices.Clone(good), "# my edit\n"...)
+	if err := os.WriteFile(f.path, fixed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.LoadFile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Deploy(ctx, "svc", zig, 10, ""); err != nil {
+		t.Fatalf("deploy once the edit is fixed: %v", err)
+	}
+	if now, _ := os.ReadFile(f.path); !bytes.Contains(now, []byte("# my edit")) {
+		t.Fatalf("the fixed edit was lost:\n%s", now)
 	}
 }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -314,6 +315,9 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	if err := c.external(); err != nil {
 		return err
 	}
+	if err := c.refusedEditLocked(st); err != nil {
+		return err
+	}
 	// Written (not yet in place) before the load, so that a file that
 	// cannot be written (a read-only ConfigMap) refuses the change before
 	// it serves a request.
@@ -333,6 +337,24 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 		return fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
 	}
 	return nil
+}
+
+// refusedEditLocked refuses an edit of the file while it holds an edit
+// whose load failed: the edit is made to the config serving and would
+// write over it, losing it. nil when the file is the config serving, or
+// its last load did not fail (an edit not loaded yet, or a config loaded
+// from elsewhere than the file, is written over as before).
+func (c *Controller) refusedEditLocked(st *dataplane.Snapshot) error {
+	failed := c.lastErr.Load()
+	if failed == nil {
+		return nil
+	}
+	file, err := os.ReadFile(c.opts.ConfigPath)
+	if err != nil || bytes.Equal(file, st.Config.Raw) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s holds an edit that was refused (%v); this change would write over it: fix or revert the edit first (wasmesh status shows it)",
+		ErrConflict, c.opts.ConfigPath, failed.Err)
 }
 
 // forFile copies versions for SetVersions, keeping development `path:`

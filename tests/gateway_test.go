@@ -444,3 +444,51 @@ routes:
 		}
 	}
 }
+
+// TestHealthDuringFirstLoad: the health listener answers while the first
+// config is still loading (a module being read, compiled): /healthz 200,
+// so a liveness probe does not restart a gateway still compiling, and
+// /readyz 503 until it serves. The module is a FIFO, whose read waits
+// for the test to write it.
+func TestHealthDuringFirstLoad(t *testing.T) {
+	dir := t.TempDir()
+	module := filepath.Join(dir, "m.wasm")
+	if err := syscall.Mkfifo(module, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	path := filepath.Join(dir, "wasmesh.yaml")
+	config := loopbackConfig("health: " + health + "\nservices:\n  svc: { versions: [ { path: " + module + " } ] }\nroutes:\n  - { match: { path_prefix: / }, service: svc }\n")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, opts{}, "serve", "--config", path)
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	status := func(path string) int {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + health + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	poll(t, "/healthz answering 200 while the module is read", func() bool { return status("/healthz") == 200 })
+	if got := status("/readyz"); got != 503 {
+		t.Errorf("/readyz before the first config loaded: %d, want 503", got)
+	}
+	wasm, err := os.ReadFile(repoPath("examples", "hello", "zig", "hello.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(module, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(wasm)
+	f.Close()
+	poll(t, "/readyz answering 200 once the config loaded", func() bool { return status("/readyz") == 200 })
+}

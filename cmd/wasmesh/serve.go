@@ -145,6 +145,20 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if id != nil {
 		go id.Watch(ctx, g.ObserveIdentity)
 	}
+	if cfg.Health != "" {
+		// Up before the first config loads (compiling its modules may take
+		// a while): /healthz says the process lives, /readyz says 503 "no
+		// config loaded" until it serves, so that a liveness probe does not
+		// restart a gateway that is still compiling.
+		hl, err := net.Listen("tcp", cfg.Health)
+		if err != nil {
+			return err
+		}
+		health := &http.Server{Handler: g.HealthHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go health.Serve(hl)
+		defer health.Close()
+		log.Info("health endpoints", "addr", hl.Addr().String())
+	}
 	if kf.namespace != "" {
 		// The cluster gives services and routes once its objects are
 		// listed; until then /readyz says no config is loaded. The fleet
@@ -176,16 +190,6 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
-	if cfg.Health != "" {
-		hl, err := net.Listen("tcp", cfg.Health)
-		if err != nil {
-			return err
-		}
-		health := &http.Server{Handler: g.HealthHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go health.Serve(hl)
-		defer health.Close()
-		log.Info("health endpoints", "addr", hl.Addr().String())
-	}
 
 	// ctx is done at the first SIGINT or SIGTERM, which starts the drain; a
 	// second signal exits at once.

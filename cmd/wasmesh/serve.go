@@ -190,7 +190,6 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
-
 	// ctx is done at the first SIGINT or SIGTERM, which starts the drain; a
 	// second signal exits at once.
 	go func() {

@@ -26,7 +26,7 @@ type gateway struct {
 	config, dir string
 }
 
-var servingLine = regexp.MustCompile(`wasmesh gateway on (http://\S+), admin API on (http://\S+)`)
+var servingLine = regexp.MustCompile(`wasmesh gateway on (https?://\S+), admin API on (https?://\S+)`)
 
 // serve writes config (with $EX replaced by the examples directory) to a temp
 // dir and starts the gateway on it, with env added to its environment,

@@ -78,7 +78,10 @@ type mtlsGateway struct {
 func serveMTLS(t *testing.T, config string) *mtlsGateway {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
-	config = "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndrain_delay: 0s\n" + strings.ReplaceAll(config, "$EX", repoPath("examples"))
+	if !strings.Contains(config, "\nadmin:") && !strings.HasPrefix(config, "admin:") {
+		config = "admin: 127.0.0.1:0\n" + config
+	}
+	config = "listen: 127.0.0.1:0\ndrain_delay: 0s\n" + strings.ReplaceAll(config, "$EX", repoPath("examples"))
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -492,5 +495,40 @@ routes:
 	}
 	if code, _, cs, err := getTLS(client, g.url+"/x"); err != nil || code != 200 || cs.PeerCertificates[0].SerialNumber.Cmp(serial) != 0 {
 		t.Errorf("after the rotation: %d %v", code, err)
+	}
+}
+
+// TestAdminCAWithToken: an admin API served over TLS (admin allow_ids) is
+// called from the CLI with a token and the trust bundle (--admin-ca), by a
+// caller without an SVID; one that names the wrong SPIFFE ID is refused, and
+// a plain http call is told that the listener serves TLS.
+func TestAdminCAWithToken(t *testing.T) {
+	p := newPKI(t, "example.org")
+	gw := p.issue(t, "spiffe://example.org/gw", "gw")
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("s3cret-token-of-some-length\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := serveMTLS(t, tlsBlock(gw)+"admin: { listen: 127.0.0.1:0, allow_ids: [ spiffe://example.org/ops ], token_file: "+token+" }\n"+`
+services:
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	if !strings.HasPrefix(g.admin, "https://") {
+		t.Fatalf("the admin API over TLS announced as %s", g.admin)
+	}
+	bundle := identity.FilesIn(gw).BundleFile
+	env := []string{"WASMESH_ADMIN_TOKEN=s3cret-token-of-some-length"}
+	r := ok(t, opts{env: env}, "status", "--admin", g.admin, "--admin-ca", bundle, "--admin-id", "spiffe://example.org/gw")
+	if !strings.Contains(r.stdout, "hello") {
+		t.Errorf("status with --admin-ca and a token:\n%s", r.stdout)
+	}
+	if r := wasmesh(t, opts{env: env}, "status", "--admin", g.admin, "--admin-ca", bundle, "--admin-id", "spiffe://example.org/other"); r.code == 0 || !strings.Contains(r.stderr, "spiffe://example.org/other") {
+		t.Errorf("status expecting another gateway ID: exit %d, stderr %q", r.code, r.stderr)
+	}
+	plain := strings.Replace(g.admin, "https://", "", 1)
+	if r := wasmesh(t, opts{env: env}, "status", "--admin", plain); r.code == 0 || !strings.Contains(r.stderr, "serves TLS") {
+		t.Errorf("status over plain http to the TLS admin listener: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

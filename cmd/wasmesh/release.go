@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
@@ -28,8 +30,8 @@ import (
 
 // adminFlags are the flags that reach a running gateway's admin API.
 type adminFlags struct {
-	addr, tokenFile, svid, expectID *string
-	defaultTokenFile                string // the token file looked for when none is named
+	addr, tokenFile, svid, expectID, ca *string
+	defaultTokenFile                    string // the token file looked for when none is named
 }
 
 // adminFlag registers --admin, the address of a running gateway's admin
@@ -50,7 +52,9 @@ func adminFlag(fs *flag.FlagSet) *adminFlags {
 		tokenFile: fs.String("admin-token-file", tokenFile, "file holding the admin API's bearer token (unless $WASMESH_ADMIN_TOKEN holds it): "+
 			"$WASMESH_ADMIN_TOKEN_FILE, else $WASMESH_HOME/admin-token, else .wasmesh/admin-token: where a gateway writes the token it makes (beside its store)"),
 		svid:     fs.String("admin-svid", "", "directory with an SVID (svid.pem, svid.key, bundle.pem, as wasmesh ca issue writes) for mTLS to the admin API"),
-		expectID: fs.String("admin-id", "", "with --admin-svid: the SPIFFE ID the gateway must present"),
+		expectID: fs.String("admin-id", "", "with --admin-svid or --admin-ca: the SPIFFE ID the gateway must present"),
+		ca: fs.String("admin-ca", os.Getenv("WASMESH_ADMIN_CA"), "PEM file of the trust bundle that verifies an admin API served over TLS (admin allow_ids), "+
+			"for a caller with a token and no SVID: $WASMESH_ADMIN_CA when set"),
 	}
 }
 
@@ -73,7 +77,7 @@ func (f *adminFlags) client() (*adminClient, error) {
 	addr := *f.addr
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
-		if *f.svid != "" {
+		if *f.svid != "" || *f.ca != "" {
 			addr = "https://" + *f.addr
 		}
 	}
@@ -106,8 +110,65 @@ func (f *adminFlags) client() (*adminClient, error) {
 			cfg = identity.ClientConfig(src, expect)
 		}
 		c.http.Transport = &http.Transport{TLSClientConfig: cfg}
+	} else if *f.ca != "" {
+		cfg, err := bundleClientConfig(*f.ca, *f.expectID)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-ca: %w", err)
+		}
+		c.http.Transport = &http.Transport{TLSClientConfig: cfg}
 	}
 	return c, nil
+}
+
+// bundleClientConfig verifies a gateway's SVID against the roots in the
+// PEM file at path, as SPIFFE does: the chain, and a SPIFFE ID in the
+// certificate (expect's, when given) instead of a host name, which an SVID
+// does not hold. The caller presents no certificate.
+func bundleClientConfig(path, expect string) (*tls.Config, error) {
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	var want spiffeid.ID
+	if expect != "" {
+		if want, err = spiffeid.FromString(expect); err != nil {
+			return nil, fmt.Errorf("--admin-id: %w", err)
+		}
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // the host name is not checked: the chain and the SPIFFE ID are, below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			certs := make([]*x509.Certificate, len(raw))
+			for i, b := range raw {
+				if certs[i], err = x509.ParseCertificate(b); err != nil {
+					return err
+				}
+			}
+			if len(certs) == 0 {
+				return errors.New("the gateway presented no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				return fmt.Errorf("the gateway's certificate: %w (not issued by the bundle in %s)", err, path)
+			}
+			id, err := x509svid.IDFromCert(certs[0])
+			if err != nil {
+				return fmt.Errorf("the gateway's certificate: %w", err)
+			}
+			if !want.IsZero() && id != want {
+				return fmt.Errorf("the gateway presented %s, --admin-id wants %s", id, want)
+			}
+			return nil
+		},
+	}, nil
 }
 
 // do sends a request and decodes a JSON answer into out, turning an error
@@ -153,6 +214,9 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 				return fmt.Errorf("admin API: %s (token looked for in $WASMESH_ADMIN_TOKEN and %s; a gateway that makes its own writes it to $WASMESH_HOME/admin-token, else .wasmesh/admin-token beside its config)", e.Error, c.tokenFile)
 			}
 			return fmt.Errorf("%s", e.Error)
+		}
+		if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(data), "HTTP request to an HTTPS server") {
+			return fmt.Errorf("%s %s: %s: the admin listener at %s serves TLS (admin allow_ids): call https:// with --admin-svid, or with --admin-ca and a token", method, path, resp.Status, c.base)
 		}
 		if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/v1/config") {
 			return fmt.Errorf("%s %s: %s (is %s a gateway's admin listener, not its traffic listener?)", method, path, resp.Status, c.base)

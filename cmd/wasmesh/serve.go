@@ -279,6 +279,9 @@ func addrString(ln net.Listener) string {
 // printURLs shows what to try: one curl per route.
 func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *config.Config) {
 	base := "http://" + hostPort(addr)
+	if cfg.TLS != nil { // the gateway's SVID: https, and a client SVID unless tls.client_auth says otherwise
+		base = "https://" + hostPort(addr)
+	}
 	fmt.Fprintf(w, "wasmesh gateway on %s", base)
 	if admin != nil {
 		a := cfg.AdminAuth

@@ -265,8 +265,8 @@ func (c *Controller) failLoad(err error) error {
 // checkRestartOnly warns about settings a load cannot change.
 func (c *Controller) checkRestartOnly(old, cur *config.Config) {
 	if old.Listen != cur.Listen || old.Admin != cur.Admin {
-		c.log.Warn("listen and admin addresses change only on restart",
-			"listen", old.Listen, "admin", old.Admin)
+		c.log.Warn("the config's listen or admin address changed: they change only on restart; the listeners bound at start keep serving",
+			"listen", cur.Listen, "was", old.Listen, "admin", cur.Admin, "admin_was", old.Admin)
 	}
 }
 

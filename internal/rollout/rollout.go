@@ -65,7 +65,8 @@ type Spec struct {
 	// above the baseline's over the same interval. Default 0.01.
 	MaxErrorRateAbove *float64 `json:"max_error_rate_above,omitempty"`
 	// MaxP99Ratio bounds the candidate's p99 latency against the
-	// baseline's over the same interval. Default 2.
+	// baseline's over the same interval; a p99 within 1 ms of the
+	// baseline's passes whatever the ratio. Default 2.
 	MaxP99Ratio float64 `json:"max_p99_ratio,omitempty"`
 	// Webhook, when set, is an http(s) URL every event of the release is
 	// POSTed to as JSON (a WebhookEvent), tried up to 3 times, 5 s each.
@@ -575,11 +576,18 @@ func (r *Release) check(f *Comparison, held bool) string {
 		return fmt.Sprintf("error rate %.2f%% over max_error_rate %.2f%% (%d of %d requests)", 100*cand.ErrorRate, 100**r.MaxErrorRate, cand.Errors, cand.Requests)
 	case enough && b.Requests > 0 && cand.ErrorRate > b.ErrorRate+*r.MaxErrorRateAbove:
 		return fmt.Sprintf("error rate %.2f%% over the baseline's %.2f%% by more than max_error_rate_above %.2f points", 100*cand.ErrorRate, 100*b.ErrorRate, 100**r.MaxErrorRateAbove)
-	case held && enough && cand.Requests >= 100 && b.Requests >= 100 && b.p99 > 0 && float64(cand.p99) > r.MaxP99Ratio*float64(b.p99):
+	case held && enough && cand.Requests >= 100 && b.Requests >= 100 && b.p99 > 0 && float64(cand.p99) > r.MaxP99Ratio*float64(b.p99) &&
+		cand.p99-b.p99 > p99Slack:
 		return fmt.Sprintf("p99 %s over %g× the baseline's %s (max_p99_ratio)", cand.p99, r.MaxP99Ratio, b.p99)
 	}
 	return ""
 }
+
+// p99Slack is how far a candidate's p99 may be above the baseline's
+// whatever their ratio: sub-millisecond p99s of a few hundred requests
+// are a bucket or two of the histogram apart by chance (a 150 µs baseline
+// and a 240 µs candidate would be over 1.5×).
+const p99Slack = time.Millisecond
 
 // Run drives the releases every interval until ctx ends.
 func (c *Controller) Run(ctx context.Context, interval time.Duration) {

@@ -47,7 +47,9 @@ func TestCheck(t *testing.T) {
 		{fig(1000, 0, 2*time.Millisecond), fig(200, 40, 2*time.Millisecond), "error rate 20.00% over max_error_rate 5.00%"},
 		{fig(1000, 0, 2*time.Millisecond), fig(200, 4, 2*time.Millisecond), "over the baseline's 0.00% by more than max_error_rate_above 1.00 points"},
 		{fig(1000, 0, 2*time.Millisecond), fig(200, 0, 10*time.Millisecond), "p99 10ms over 2× the baseline's 2ms"},
-		{fig(1000, 0, 2*time.Millisecond), fig(60, 0, 10*time.Millisecond), ""},                  // too few for a p99
+		{fig(1000, 0, 2*time.Millisecond), fig(60, 0, 10*time.Millisecond), ""},     // too few for a p99
+		{fig(1000, 0, 150*time.Microsecond), fig(200, 0, 900*time.Microsecond), ""}, // 6×, but within 1 ms
+		{fig(1000, 0, 150*time.Microsecond), fig(200, 0, 1500*time.Microsecond), "p99 1.5ms over 2×"},
 		{fig(1000, 0, 2*time.Millisecond), fig(20, 10, 2*time.Millisecond), "error rate 50.00%"}, // failing fast, before min_requests
 	} {
 		if got := r.check(&Comparison{Baseline: c.base, Candidate: c.cand}, true); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {

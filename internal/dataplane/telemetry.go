@@ -122,11 +122,12 @@ func (p *Plane) observe(req *Request) {
 	p.metrics.Duration.WithLabelValues(route, service, version, name, lane).Observe(took.Seconds())
 }
 
-// Refused counts a request the HTTP/1 listener answered itself, before
-// routing (http1.Server.Refused): a client error, with its reason.
-func (p *Plane) Refused(status int, reason string) {
+// Refused counts and logs a request the HTTP/1 listener answered itself,
+// before routing (http1.Server.Refused): a client error, with its reason
+// and the client's address (there is no method or path to say).
+func (p *Plane) Refused(status int, reason, remote string) {
 	p.metrics.ClientErrors.WithLabelValues("", reason).Inc()
-	p.log.Debug("request refused", "status", status, "reason", reason)
+	p.log.Info("request refused", "status", status, "client", remote, "client_error", reason)
 }
 
 // accessLog writes req's line: info, or warn for a 5xx.

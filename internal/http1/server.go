@@ -137,8 +137,9 @@ type Server struct {
 	// itself, before the handler: its status and a reason, such as
 	// "header_too_large", "obs_fold", "bad_content_length",
 	// "content_length_and_transfer_encoding", "bad_request" (for metrics:
-	// a client's fault, no handler's). Default nil.
-	Refused func(status int, reason string)
+	// a client's fault, no handler's), and the client's address. Default
+	// nil.
+	Refused func(status int, reason, remote string)
 	// WatchAfter is how long a request runs before its connection is
 	// watched for the client going away (up to a quarter more: the looks
 	// due are taken together). Default DefaultWatchAfter (10 ms).
@@ -718,7 +719,7 @@ func (c *conn) refuse(err error) {
 // refused tells Server.Refused of a request the server answered itself.
 func (c *conn) refused(status int, reason string) {
 	if c.s.Refused != nil {
-		c.s.Refused(status, reason)
+		c.s.Refused(status, reason, c.remote)
 	}
 }
 

@@ -869,9 +869,12 @@ func TestTrailers(t *testing.T) {
 func TestStrictHead(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []string
-	addr := serve(t, &Server{MaxHeaderBytes: 1 << 10, MaxHeaders: 10, MaxRequestLine: 256, Refused: func(status int, reason string) {
+	addr := serve(t, &Server{MaxHeaderBytes: 1 << 10, MaxHeaders: 10, MaxRequestLine: 256, Refused: func(status int, reason, remote string) {
 		mu.Lock()
 		reasons = append(reasons, fmt.Sprintf("%d %s", status, reason))
+		if !strings.HasPrefix(remote, "127.0.0.1:") {
+			reasons = append(reasons, "remote "+remote)
+		}
 		mu.Unlock()
 	}})
 	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"

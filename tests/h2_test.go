@@ -95,3 +95,43 @@ routes:
 		t.Errorf("no body: the upstream saw %s, want %s", got, want)
 	}
 }
+
+// TestH2MaxHeaders: http.max_headers bounds an HTTP/2 request's header
+// fields as it bounds an HTTP/1 request's (net/http's HTTP/2 server bounds
+// their bytes only): 431, counted as the client's too_many_headers.
+func TestH2MaxHeaders(t *testing.T) {
+	g := serve(t, `
+http: { max_headers: 20 }
+services:
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2c}}
+	get := func(fields int) int {
+		req, _ := http.NewRequest("GET", g.url+"/x", nil)
+		for i := range fields {
+			req.Header.Set(fmt.Sprintf("X-F%d", i), "v")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+		}
+		return resp.StatusCode
+	}
+	if got := get(10); got != 200 {
+		t.Errorf("10 fields over h2c: %d, want 200", got)
+	}
+	if got := get(30); got != 431 {
+		t.Errorf("30 fields over h2c, max_headers 20: %d, want 431", got)
+	}
+	if n := metric(t, g, `wasmesh_client_errors_total{reason="too_many_headers",service=""}`); n != "1" {
+		t.Errorf(`wasmesh_client_errors_total{reason="too_many_headers"} = %q, want 1`, n)
+	}
+}

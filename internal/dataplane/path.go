@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/clock"
+	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -121,6 +123,19 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		return
 	}
 	r := req.HTTP
+	if r.ProtoMajor == 2 && req.Caller == nil {
+		// net/http's HTTP/2 server bounds a head's bytes only: the count
+		// of fields is bounded here as the HTTP/1 listener bounds it.
+		n, limit := 0, cmp.Or(st.Config.HTTP.MaxHeaders, http1.DefaultMaxHeaders)
+		for _, vs := range r.Header {
+			n += len(vs)
+		}
+		if n > limit {
+			req.ClientFault = "too_many_headers"
+			p.fail(req, w, http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("%d header fields, over http.max_headers %d", n, limit))
+			return
+		}
+	}
 	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = clean, ""
 	}

@@ -72,11 +72,21 @@ func (c *conn) readHead() (*http.Request, error) {
 		c.hb = headPool.Get().(*headBuf)
 	}
 	c.hb.b, c.hb.fields = c.hb.b[:0], c.hb.fields[:0]
-	line, err := c.readLine(cmp.Or(s.MaxRequestLine, DefaultMaxRequestLine), func(n int) *headError {
-		return refuseHead(http.StatusRequestURITooLong, "request_line_too_long", "request line over %d bytes", n)
-	})
-	if err != nil {
-		return nil, err
+	var line []byte
+	var err error
+	for empty := 0; ; empty++ {
+		line, err = c.readLine(cmp.Or(s.MaxRequestLine, DefaultMaxRequestLine), func(n int) *headError {
+			return refuseHead(http.StatusRequestURITooLong, "request_line_too_long", "request line over %d bytes", n)
+		})
+		if err != nil {
+			return nil, err
+		}
+		// Empty lines before a request line are skipped, a few of them
+		// (RFC 9112, 2.2: a client may send one after a POST's body).
+		if empty == 4 || len(trimEOL(string(line))) > 0 {
+			break
+		}
+		c.hb.b = c.hb.b[:0]
 	}
 	lineEnd := len(line)
 	var contentLengths, transferEncodings int
@@ -195,6 +205,8 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "missing required Host header")
 	case !httpguts.ValidHostHeader(req.Host):
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed Host header %.60q", req.Host)
+	case !validHostPort(req.Host):
+		return nil, refuseHead(http.StatusBadRequest, "bad_host", "malformed Host header %.60q: a host, then a port of digits", req.Host)
 	}
 	fixPragma(h)
 	conn := h["Connection"]
@@ -204,6 +216,32 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 		return nil, err
 	}
 	return req, nil
+}
+
+// validHostPort reports whether host is uri-host [ ":" port ] as RFC 9112
+// (3.2) has it, past what httpguts lets through: an IP literal in
+// brackets, closed; a port of digits only (empty, as RFC 3986 allows).
+func validHostPort(host string) bool {
+	port := ""
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return false
+		}
+		rest := host[end+1:]
+		if rest != "" && rest[0] != ':' {
+			return false
+		}
+		port = strings.TrimPrefix(rest, ":")
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		port = host[i+1:]
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // requestHead is what buildRequest makes for a request, in one

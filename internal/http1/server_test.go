@@ -285,6 +285,8 @@ func TestTargetForms(t *testing.T) {
 		"GET http://x/p?q HTTP/1.1\r\nHost: x\r\n\r\n":     "GET /p?q 0 ",
 		"GET HTTPS://x:8443/p HTTP/1.1\r\nHost: x\r\n\r\n": "GET /p 0 ",
 		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n":            "OPTIONS * 0 ",
+		"\r\nGET /after-crlf HTTP/1.1\r\nHost: x\r\n\r\n":  "GET /after-crlf 0 ", // an empty line first is skipped
+		"GET /p HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n":      "GET /p 0 ",
 	} {
 		resps, bodies, _ := exchange(t, addr, raw, 1)
 		if resps[0].StatusCode != 200 || bodies[0] != want {
@@ -910,6 +912,8 @@ func TestStrictHead(t *testing.T) {
 		{"target of another scheme", "GET mailto:x@y HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"URL without a host", "GET http:/p HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"asterisk but for OPTIONS", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
+		{"unclosed IP literal in Host", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "bad_host"},
+		{"port of letters in Host", "GET / HTTP/1.1\r\nHost: api.example.com:abc\r\n\r\n", 400, "bad_host"},
 		{"an expectation but 100-continue", "POST / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 1\r\n\r\na", 417, "bad_expect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

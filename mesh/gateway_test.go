@@ -517,3 +517,28 @@ routes:
 		}
 	}
 }
+
+// TestComponentFailingMidStream: a component stopped after its head and
+// part of its body (stream.wasm waits 300 ms between its two lines; the
+// service's timeout is 150 ms) has its response cut, and counts as its
+// version's error, not as the success its head said.
+func TestComponentFailingMidStream(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+services:
+  stream: { versions: [ { path: $TD/stream.wasm } ], limits: { timeout: 150ms } }
+routes:
+  - { match: { path_prefix: / }, service: stream }
+`, "$TD", testdata))
+	resp, err := f.srv.Client().Get(f.srv.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err == nil || !strings.HasPrefix(string(body), "first") {
+		t.Fatalf("%d %q, %v: want a 200 head, the first line, and the body cut", resp.StatusCode, body, err)
+	}
+	digest := f.g.Config().Services["stream"].Versions[0].Digest
+	waitFor(t, "the cut response counted as the version's error", func() bool { return f.g.VersionCount("stream", digest).Errors == 1 })
+}

@@ -163,13 +163,17 @@ func (a API) getLane(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, fmt.Errorf("no lane %q", r.PathValue("name")))
+	writeError(w, http.StatusNotFound, fmt.Errorf("not found: lane %q", r.PathValue("name")))
 }
 
 // postLanes creates a lane: POST /v1/lanes with a LaneSpec.
 func (a API) postLanes(w http.ResponseWriter, r *http.Request) {
 	var spec LaneSpec
 	if !readJSON(w, r, &spec) {
+		return
+	}
+	if spec.Name == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`the lane needs a "name"`))
 		return
 	}
 	a.setLane(w, r, spec, true)

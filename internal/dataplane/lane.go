@@ -227,7 +227,7 @@ func (p *Plane) AdmitLane(lane, service string) error {
 	}
 	l := st.Table.Lane(lane)
 	if l == nil {
-		return fmt.Errorf("no lane %q", lane)
+		return fmt.Errorf("not found: lane %q", lane)
 	}
 	v := l.Version(service)
 	if v == nil {

@@ -32,6 +32,9 @@ type Options struct {
 	// ConfigPath is the config file: LoadFile and Watch read it; Deploy,
 	// Promote and Rollback rewrite it. Required for those.
 	ConfigPath string
+	// LastGood, when set, is a file every config that loads is written
+	// to, for Resume. Default "": none.
+	LastGood string
 	// CacheDir is wazero's compilation cache directory. Default "": none.
 	CacheDir string
 	// Logger receives the access log and events. Default slog.Default().
@@ -141,7 +144,8 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	ctrl := control.New(plane, control.Options{
 		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances, External: opts.External, Write: opts.Write,
-		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
+		LastGood: opts.LastGood,
+		Colours:  opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
 	var traffic rollout.Traffic = ctrl
 	if opts.External != "" && opts.Fleet == nil {
@@ -201,6 +205,15 @@ func (g *Gateway) LoadFile(ctx context.Context) error { return g.control.LoadFil
 // serving and the error is kept for GET /v1/config. Bytes equal to the
 // active config's are a no-op.
 func (g *Gateway) Reload(ctx context.Context, data []byte) error { return g.control.Load(ctx, data) }
+
+// Resume serves the last config that loaded (Options.LastGood) after the
+// config file was refused at start with refused, which it reports as the
+// last failed load until the file loads. Without Options.LastGood, or
+// with no such file or one that does not load either, it returns an error
+// wrapping refused.
+func (g *Gateway) Resume(ctx context.Context, refused error) error {
+	return g.control.Resume(ctx, refused)
+}
 
 // Watch reloads the config whenever its file changes, until ctx is done.
 // See config.Watch for what counts as a change.

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -491,4 +492,49 @@ func TestHealthDuringFirstLoad(t *testing.T) {
 	f.Write(wasm)
 	f.Close()
 	poll(t, "/readyz answering 200 once the config loaded", func() bool { return status("/readyz") == 200 })
+}
+
+// TestResumeLastGood: with --resume FILE, every config that loads is kept
+// in FILE, and a gateway restarted on a config file that is refused (an
+// edit that broke it while the gateway ran) serves the last config that
+// loaded, says why, and loads the file once it is fixed; without it,
+// serve refuses to start as before.
+func TestResumeLastGood(t *testing.T) {
+	dir := t.TempDir()
+	path, last := filepath.Join(dir, "wasmesh.yaml"), filepath.Join(dir, "last-good.yaml")
+	config := func(lang, extra string) []byte {
+		return []byte(loopbackConfig(extra + "services:\n  hello: { versions: [ { path: $EX/hello/" + lang + "/hello.wasm } ] }\nroutes:\n  - { match: { path_prefix: / }, service: hello }\n"))
+	}
+	if err := os.WriteFile(path, config("zig", ""), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := serveArgs(t, path, []string{"--resume", last})
+	if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.Contains(body, "hello from zig") {
+		t.Fatalf("before the restart: %d %q", status, body)
+	}
+	g.p.cmd.Process.Kill()
+	g.p.cmd.Wait()
+	if kept, err := os.ReadFile(last); err != nil || !bytes.Equal(kept, config("zig", "")) {
+		t.Fatalf("--resume kept %q, %v; want the config that loaded", kept, err)
+	}
+	if err := os.WriteFile(path, config("zig", "bogus_setting: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := wasmesh(t, opts{}, "serve", "--config", path); r.code != 1 || !strings.Contains(r.stderr, "bogus_setting") {
+		t.Fatalf("serve on a refused config without --resume: exit %d, %q", r.code, r.stderr)
+	}
+	g = serveArgs(t, path, []string{"--resume", last})
+	if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.Contains(body, "hello from zig") {
+		t.Fatalf("restarted on a refused config with --resume: %d %q", status, body)
+	}
+	if !strings.Contains(g.p.stderr.String(), "serving the last good config") || !strings.Contains(g.p.stderr.String(), "bogus_setting") {
+		t.Errorf("the log does not say the file was refused and the last good config serves:\n%s", g.p.stderr.String())
+	}
+	if err := os.WriteFile(path, config("c", ""), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the fixed file loaded", func() bool {
+		_, body, _ := get(t, g.url+"/x")
+		return strings.Contains(body, "hello from c")
+	})
 }

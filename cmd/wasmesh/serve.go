@@ -43,6 +43,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "wazero compilation cache directory")
 	fresh := fs.Bool("fresh-instances", false, "create an instance for every request instead of resetting and reusing instances")
 	netHTTP := fs.Bool("net-http", false, "serve HTTP/1 (plain or over mTLS) with Go's net/http server instead of wasmesh's leaner one")
+	resume := fs.String("resume", "", "keep every config that loads in `FILE`, and serve it at start when the config file is refused (a replica restarted after a bad edit serves what the others do)")
 	traceExporter := fs.String("trace-exporter", "", "where spans go: none, otlp, otlp-http, otlp-grpc or stdout (default $OTEL_TRACES_EXPORTER, else none)")
 	sampleRatio := &optionalFloat{v: -1}
 	fs.Var(sampleRatio, "trace-sample-ratio", "`fraction` of new traces recorded; sampled parents are always followed (default 1 with an exporter, else 0)")
@@ -91,8 +92,19 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitWith(1, err)
 	}
 	cfg, err := config.Parse(path, data)
+	var refused error // the file's, when the last good config stands in for it at start (--resume)
 	if err != nil {
-		return exitWith(1, err)
+		if *resume == "" || kf.namespace != "" {
+			return exitWith(1, err)
+		}
+		last, rerr := os.ReadFile(*resume)
+		if rerr == nil {
+			cfg, rerr = config.Parse(path, last)
+		}
+		if rerr != nil {
+			return exitWith(1, fmt.Errorf("%w (and the last good config, --resume %s: %v)", err, *resume, rerr))
+		}
+		refused = err
 	}
 	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Exporter: *traceExporter, SampleRatio: sampleRatio.v})
 	if err != nil {
@@ -116,7 +128,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer, MarkMask: markMask, FreshInstances: *fresh, NetHTTP: *netHTTP}
+	opts := mesh.Options{ConfigPath: path, LastGood: *resume, CacheDir: *cacheDir, Logger: log, TracerProvider: tp, Colourer: colourer, MarkMask: markMask, FreshInstances: *fresh, NetHTTP: *netHTTP}
 	var g *mesh.Gateway
 	var kubeSource *kube.Source
 	var fleet *kube.Fleet
@@ -174,8 +186,17 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}()
 	} else {
-		if err := g.Reload(ctx, data); err != nil {
-			return exitWith(1, err)
+		err := refused
+		if err == nil {
+			err = g.Reload(ctx, data)
+		}
+		if err != nil {
+			if *resume == "" {
+				return exitWith(1, err)
+			}
+			if err := g.Resume(ctx, err); err != nil {
+				return exitWith(1, err)
+			}
 		}
 		cfg = g.Config()
 	}

@@ -483,8 +483,8 @@ func TestConfigMatchesDeployment(t *testing.T) {
 		}
 	})
 
-	t.Run("writable store and cache", func(t *testing.T) {
-		for what, dir := range map[string]string{"store": cfg.Store, "--cache-dir": m.c.flag(t, "--cache-dir")} {
+	t.Run("writable store, cache and last good config", func(t *testing.T) {
+		for what, dir := range map[string]string{"store": cfg.Store, "--cache-dir": m.c.flag(t, "--cache-dir"), "--resume": path.Dir(m.c.flag(t, "--resume"))} {
 			mount, vol, _, ro := m.mountOf(dir)
 			if mount == "" || vol.EmptyDir == nil || ro {
 				t.Errorf("%s %s is not on a writable emptyDir (the root file system is read-only)", what, dir)

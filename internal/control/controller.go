@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/atomicfile"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
 )
 
@@ -53,6 +55,10 @@ type Options struct {
 	// cannot write (the file's settings) is its error. Default nil: edits
 	// are refused.
 	Write func(ctx context.Context, prev, data []byte) error
+	// LastGood, when set, is a file the bytes of every config that loads
+	// are written to (atomically), for a gateway that starts to serve
+	// when its config file is refused (Resume). Default "": none.
+	LastGood string
 }
 
 // Controller loads configs into a data plane and edits the config file.
@@ -235,6 +241,7 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 	}
 	c.plane.Swap(st)
 	c.lastErr.Store(nil)
+	c.keepLastGood(data)
 	m := c.plane.Metrics()
 	took := time.Since(began)
 	m.Reloads.WithLabelValues("success").Inc()
@@ -246,6 +253,41 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 		c.checkRestartOnly(old.Config, st.Config)
 		c.releaseUnused(old)
 	}
+	return nil
+}
+
+// keepLastGood writes data, a config that loaded, to Options.LastGood; a
+// failure is logged (the config serves all the same).
+func (c *Controller) keepLastGood(data []byte) {
+	if c.opts.LastGood == "" {
+		return
+	}
+	if err := atomicfile.WriteFile(c.opts.LastGood, data, 0o644, ""); err != nil {
+		c.log.Warn("could not keep the config as the last good one", "file", c.opts.LastGood, "error", err)
+	}
+}
+
+// Resume serves the config in Options.LastGood, the last that loaded,
+// after the config file's own load failed with refused (at start): the
+// gateway serves what it served before rather than nothing, and says why
+// (the log, /v1/config's last_error) until the file loads. Its relative
+// paths resolve against the config file's directory, as the file's do.
+func (c *Controller) Resume(ctx context.Context, refused error) error {
+	if c.opts.LastGood == "" {
+		return refused
+	}
+	data, err := os.ReadFile(c.opts.LastGood)
+	if err != nil {
+		return fmt.Errorf("%w (and no last good config to resume: %v)", refused, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadLocked(ctx, data); err != nil {
+		return fmt.Errorf("%w (and the last good config, %s: %v)", refused, c.opts.LastGood, err)
+	}
+	c.lastErr.Store(&LoadError{Err: refused, At: time.Now()})
+	c.log.Error("the config file was refused at start: serving the last good config until the file loads",
+		"file", c.opts.ConfigPath, "last_good", c.opts.LastGood, "error", refused)
 	return nil
 }
 

@@ -155,7 +155,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if opts.Fleet != nil {
 		releases.JoinFleet(*opts.Fleet)
 	}
-	ctrl.Guard(releases.Busy)
+	ctrl.Guard(releases.Busy, releases.BusyHere)
 	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, releases: releases,
 		api: admin.API{Plane: plane, Control: ctrl, Releases: releases}}, nil
 }

@@ -206,8 +206,15 @@ func TestRollbackNotHeldByASlowPull(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	reg := testutil.StartRegistry(t)
 	var stalled atomic.Int64
+	var failNext atomic.Bool // the next answer a 404, then the stalls again
 	hold := make(chan struct{})
-	proxy := testutil.StartProxy(t, reg.Addr, func(*http.Response) error {
+	proxy := testutil.StartProxy(t, reg.Addr, func(resp *http.Response) error {
+		if failNext.CompareAndSwap(true, false) {
+			resp.Body.Close()
+			resp.StatusCode, resp.Body, resp.ContentLength = http.StatusNotFound, http.NoBody, 0
+			resp.Header.Del("Content-Length")
+			return nil
+		}
 		stalled.Add(1)
 		<-hold
 		return nil
@@ -222,6 +229,7 @@ func TestRollbackNotHeldByASlowPull(t *testing.T) {
 	t.Cleanup(release) // before the proxy closes, which waits for its requests
 	ts := pushExample(t, reg.Addr, proxy.Addr, "typescript")
 	c := pushExample(t, reg.Addr, proxy.Addr, "c")
+	rs := pushExample(t, reg.Addr, proxy.Addr, "rust")
 	f := newFixture(t, "registries: { "+proxy.Addr+": { plain_http: true } }\n"+oneVersion("rust"))
 	ctx := context.Background()
 	zig := f.push("zig")
@@ -266,6 +274,21 @@ func TestRollbackNotHeldByASlowPull(t *testing.T) {
 		if r := f.get("/x"); !strings.Contains(r.body, "hello from rust") {
 			t.Fatalf("after the rollback during a %s's pull: %d %q, want the rust hello", slow.name, r.status, r.body)
 		}
+	}
+	// A pull that failed as the load prefetched it is not tried again with
+	// the control plane held (where the registry, stalling now, would hold
+	// up every rollback): the load fails at once.
+	failNext.Store(true)
+	loaded := make(chan error, 1)
+	go func() { loaded <- f.g.Reload(ctx, []byte(expand(ociConfig(proxy.Addr, rs)))) }()
+	select {
+	case err := <-loaded:
+		if err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("a load whose pull failed: %v, want the registry's not found", err)
+		}
+	case <-time.After(10 * time.Second):
+		release()
+		t.Fatal("a load whose pull failed pulled again, and waited on the registry")
 	}
 	release()
 	for _, done := range slowDone {

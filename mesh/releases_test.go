@@ -311,7 +311,7 @@ routes:
 	// holdOther is closed.
 	inOther, holdOther := make(chan struct{}), make(chan struct{})
 	askedSvc := make(chan struct{}, 8)
-	f.g.control.Guard(func(service string) error {
+	f.g.control.Guard(f.g.releases.Busy, func(service string) error { // the guard asked with the lock held
 		if service == "other" {
 			close(inOther)
 			<-holdOther
@@ -377,6 +377,21 @@ func TestDeployRefusesOverARefusedEdit(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(f.path); !bytes.Equal(now, bad) {
 		t.Fatalf("the refused edit was written over:\n%s", now)
+	}
+	// A release's own step is not refused (it may be the rollback of a
+	// failing candidate): it writes over the edit, and keeps it beside.
+	if _, err := f.g.control.Shift(ctx, "svc", zig, 0); err != nil {
+		t.Fatalf("a release's step over a refused edit: %v", err)
+	}
+	if kept, err := os.ReadFile(f.path + ".refused"); err != nil || !bytes.Equal(kept, bad) {
+		t.Fatalf("the refused edit was not kept beside the file: %q, %v", kept, err)
+	}
+	// Bytes given to Reload that fail are not the file's: no edit refused.
+	if err := f.g.Reload(ctx, bad); err == nil {
+		t.Fatal("a weight of 140 loaded")
+	}
+	if _, err := f.g.Deploy(ctx, "svc", zig, 5, ""); err != nil {
+		t.Fatalf("deploy after a failed Reload of bytes: %v", err)
 	}
 	fixed := append(slices.Clone(good), "# my edit\n"...)
 	if err := os.WriteFile(f.path, fixed, 0o644); err != nil {

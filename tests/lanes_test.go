@@ -476,7 +476,7 @@ func TestLaneCLI(t *testing.T) {
 	if v, _, _ := c.get(t, "/?do=env", "X-Lane", "beta"); v != [3]string{"frontend/stable", "users/stable", "orders/stable"} {
 		t.Fatalf("after the delete: %v", v)
 	}
-	if r := wasmesh(t, opts{}, "lane", "admit", "beta", "orders", admin); r.code == 0 || !strings.Contains(r.stderr, `no lane "beta"`) {
+	if r := wasmesh(t, opts{}, "lane", "admit", "beta", "orders", admin); r.code == 0 || !strings.Contains(r.stderr, `not found: lane "beta"`) {
 		t.Fatalf("admit into a deleted lane: exit %d, %q", r.code, r.stderr)
 	}
 }

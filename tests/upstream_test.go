@@ -1184,3 +1184,52 @@ routes:
 		t.Fatalf("the upstream got no request (%d)", resp.StatusCode)
 	}
 }
+
+// TestUpstreamClientGoneMidResponse: a client that goes away while an
+// upstream's response streams to it (a closed tab on a server-sent event
+// stream) is the client's fault: counted as client_abort, not as the
+// endpoint's failure nor the version's 5xx.
+func TestUpstreamClientGoneMidResponse(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+		io.WriteString(w, "second\n")
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  events: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: events }
+`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	conn.Close()
+	poll(t, "the client's going counted as client_abort", func() bool {
+		return metric(t, g, `wasmesh_client_errors_total{reason="client_abort",service="events"}`) == "1"
+	})
+	v, ep := short(upstreamDigest(t, up.URL)), strings.TrimPrefix(up.URL, "http://")
+	for _, reason := range []string{"reset", "timeout", "invalid_response"} {
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+reason+`",version="`+v+`"}`); n != "" && n != "0" {
+			t.Errorf("the client's going counted against the endpoint as %s: %s", reason, n)
+		}
+	}
+	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:events",service="events",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
+		t.Errorf("the client's going counted as the version's 5xx: %s", n)
+	}
+}

@@ -145,9 +145,11 @@ func bundleClientConfig(path, expect string) (*tls.Config, error) {
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			certs := make([]*x509.Certificate, len(raw))
 			for i, b := range raw {
-				if certs[i], err = x509.ParseCertificate(b); err != nil {
+				c, err := x509.ParseCertificate(b)
+				if err != nil {
 					return err
 				}
+				certs[i] = c
 			}
 			if len(certs) == 0 {
 				return errors.New("the gateway presented no certificate")

@@ -69,13 +69,19 @@ type Controller struct {
 
 	mu      sync.Mutex                     // serialises loads and the release operations
 	history map[string][][]*config.Version // per service: earlier version lists, for rollback
-	guard   func(service string) error     // refuses release operations (Guard)
-	lastErr atomic.Pointer[LoadError]
+	guard   func(service string) error     // refuses release operations (Guard), before their slow steps
+	// guardLocked refuses them again, c.mu held (Guard).
+	guardLocked func(service string) error
+	lastErr     atomic.Pointer[LoadError]
 	// known are the path modules of the last load that succeeded as far
 	// as its modules, with their files' stamps and digests: a load into
 	// the same store takes the compiled module of one whose file has not
 	// changed without reading it. Written with mu held.
 	known atomic.Pointer[knownPaths]
+	// pullErrs are the oci:// modules whose pull failed in the prefetch
+	// of the load in progress (by reference): the load fails on them
+	// without pulling again. mu held.
+	pullErrs map[string]error
 }
 
 // knownPaths are a load's path modules, by absolute path, and the store
@@ -97,6 +103,9 @@ func (k *knownPaths) in(store string) map[string]pathStamp {
 type LoadError struct {
 	Err error
 	At  time.Time
+	// File says the load was of the config file (not of bytes given to
+	// Load): the file then holds what was refused.
+	File bool
 }
 
 // New returns a controller of plane's snapshots.
@@ -121,25 +130,39 @@ func (c *Controller) LoadFile(ctx context.Context) error {
 	if err := c.external(); err != nil {
 		return err
 	}
+	var pre *prefetched
 	if data, err := os.ReadFile(c.opts.ConfigPath); err == nil {
-		c.prefetch(ctx, data)
+		pre = c.prefetch(ctx, data)
 	}
+	defer c.releasePrefetched(pre)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	data, err := os.ReadFile(c.opts.ConfigPath)
 	if err != nil {
-		return c.failLoad(err)
+		return c.failLoad(err, true)
 	}
-	return c.loadLocked(ctx, data)
+	return c.loadPrefetchedLocked(ctx, data, pre, true)
 }
 
 // Load applies config bytes (see the package documentation). Bytes equal
 // to the active config's are a no-op.
 func (c *Controller) Load(ctx context.Context, data []byte) error {
-	c.prefetch(ctx, data)
+	pre := c.prefetch(ctx, data)
+	defer c.releasePrefetched(pre)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.loadLocked(ctx, data)
+	return c.loadPrefetchedLocked(ctx, data, pre, false)
+}
+
+// loadPrefetchedLocked is loadLocked of data, which pre prefetched when
+// it is of the same bytes: a pull that failed there fails the load
+// without asking the registry again with the lock held.
+func (c *Controller) loadPrefetchedLocked(ctx context.Context, data []byte, pre *prefetched, file bool) error {
+	if pre != nil && pre.hash == contentHash(data) {
+		c.pullErrs = pre.pullErrs
+		defer func() { c.pullErrs = nil }()
+	}
+	return c.loadLocked(ctx, data, file)
 }
 
 // Watch loads the config file whenever it changes, until ctx is done. See
@@ -161,7 +184,7 @@ func (c *Controller) Watch(ctx context.Context) error {
 			// The file could not be read after a change (removed, made
 			// unreadable): a failed load, for /v1/config and the
 			// metrics, while the config before it keeps serving.
-			c.failLoad(err)
+			c.failLoad(err, true)
 			return
 		}
 		c.log.Warn("watching the config file", "file", c.opts.ConfigPath, "error", err)
@@ -220,7 +243,9 @@ func (w *watchedLoads) load() {
 var errEmptyConfig = errors.New("the new config is empty (no YAML document), the serving one is not: refused, " +
 	"as a file read while it is rewritten in place reads empty; write the new config beside the old and rename it over")
 
-func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
+// loadLocked loads data, c.mu held; file says the bytes are the config
+// file's (LoadFile's), for LoadError.File.
+func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) error {
 	hash := contentHash(data)
 	old := c.plane.Snapshot()
 	if old != nil && old.Hash == hash {
@@ -228,12 +253,12 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte) error {
 		return nil
 	}
 	if old != nil && config.Empty(data) && !config.Empty(old.Config.Raw) {
-		return c.failLoad(errEmptyConfig)
+		return c.failLoad(errEmptyConfig, file)
 	}
 	began := time.Now()
 	st, err := c.provision(ctx, data)
 	if err != nil {
-		return c.failLoad(err)
+		return c.failLoad(err, file)
 	}
 	st.Hash, st.Gen = hash, 1
 	if old != nil {
@@ -262,7 +287,11 @@ func (c *Controller) keepLastGood(data []byte) {
 	if c.opts.LastGood == "" {
 		return
 	}
-	if err := atomicfile.WriteFile(c.opts.LastGood, data, 0o644, ""); err != nil {
+	mode := os.FileMode(0o600) // the config's own mode: it may hold secrets (env)
+	if fi, err := os.Stat(c.opts.ConfigPath); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	if err := atomicfile.WriteFile(c.opts.LastGood, data, mode, ""); err != nil {
 		c.log.Warn("could not keep the config as the last good one", "file", c.opts.LastGood, "error", err)
 	}
 }
@@ -282,17 +311,18 @@ func (c *Controller) Resume(ctx context.Context, refused error) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.loadLocked(ctx, data); err != nil {
+	if err := c.loadLocked(ctx, data, false); err != nil {
 		return fmt.Errorf("%w (and the last good config, %s: %v)", refused, c.opts.LastGood, err)
 	}
-	c.lastErr.Store(&LoadError{Err: refused, At: time.Now()})
+	c.lastErr.Store(&LoadError{Err: refused, At: time.Now(), File: true})
 	c.log.Error("the config file was refused at start: serving the last good config until the file loads",
 		"file", c.opts.ConfigPath, "last_good", c.opts.LastGood, "error", refused)
 	return nil
 }
 
-func (c *Controller) failLoad(err error) error {
-	c.lastErr.Store(&LoadError{Err: err, At: time.Now()})
+// failLoad records a failed load; file says it was of the config file.
+func (c *Controller) failLoad(err error, file bool) error {
+	c.lastErr.Store(&LoadError{Err: err, At: time.Now(), File: file})
 	c.plane.Metrics().Reloads.WithLabelValues("error").Inc()
 	st := c.plane.Snapshot()
 	if st == nil { // the first load: nothing serves

@@ -28,6 +28,9 @@ func (c *Controller) SetLane(ctx context.Context, lane *config.Lane, create bool
 	case !create && !exists:
 		return fmt.Errorf("%w: lane %q", ErrNotFound, lane.Name)
 	}
+	if err := c.refusedEditLocked(); err != nil {
+		return err
+	}
 	data, err := config.SetLane(st.Config.Raw, lane)
 	if err != nil {
 		return err
@@ -49,6 +52,9 @@ func (c *Controller) DeleteLane(ctx context.Context, name string) error {
 	}
 	if _, ok := st.Config.Lanes[name]; !ok {
 		return fmt.Errorf("%w: lane %q", ErrNotFound, name)
+	}
+	if err := c.refusedEditLocked(); err != nil {
+		return err
 	}
 	data, err := config.DeleteLane(st.Config.Raw, name)
 	if err != nil {

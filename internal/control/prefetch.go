@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"time"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/modules"
@@ -13,31 +14,43 @@ import (
 // (seconds for a JavaScript engine), are done before it takes the
 // controller's lock, into the store and the engine's cache, so that a
 // rollback or a deploy does not wait behind them. The load does the same
-// steps again under the lock, from the caches, and reports their errors:
-// the steps here report none.
+// steps again under the lock, from the caches, and reports their errors;
+// a pull that failed here fails the load without asking the registry again
+// (prefetched.pullErrs). What was compiled here for a load or an edit that
+// did not take it (refused, or replaced first) is released after it.
+
+// prefetched is what a prefetch did: for the config of hash, the pulls
+// that failed (by reference) and the modules it compiled.
+type prefetched struct {
+	hash     string
+	pullErrs map[string]error
+	compiled []string
+}
 
 // prefetch pulls and compiles the modules a load of data needs and has
 // not got. The first load (nothing serves, nothing waits), a config that
-// does not parse and the one serving are left to the load.
-func (c *Controller) prefetch(ctx context.Context, data []byte) {
-	if st := c.plane.Snapshot(); st == nil || st.Hash == contentHash(data) {
-		return
+// does not parse and the one serving are left to the load: nil.
+func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
+	hash := contentHash(data)
+	if st := c.plane.Snapshot(); st == nil || st.Hash == hash {
+		return nil
 	}
 	cfg, err := config.Parse(c.opts.ConfigPath, data)
 	if err != nil {
-		return
+		return nil
 	}
 	engine := c.plane.Engine()
 	store, err := modules.Open(cfg.Store, modules.Options{Validate: engine.Validate})
 	if err != nil {
-		return
+		return nil
 	}
+	pre := &prefetched{hash: hash}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
 		for _, v := range s.Versions {
 			if ctx.Err() != nil {
-				return
+				return pre
 			}
 			if v.IsUpstream() {
 				continue
@@ -51,14 +64,27 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) {
 			}
 			if v.IsOCI() && registry == nil {
 				if registry, err = newRegistryClient(cfg); err != nil {
-					return
+					return pre
 				}
 			}
-			if wasm, digest, err := c.moduleBytes(ctx, store, registry, v); err == nil {
-				engine.Compile(ctx, digest, wasm) //nolint:errcheck // the load reports it
+			wasm, digest, err := c.moduleBytes(ctx, store, registry, v)
+			if err != nil {
+				if v.IsOCI() {
+					if pre.pullErrs == nil {
+						pre.pullErrs = map[string]error{}
+					}
+					pre.pullErrs[v.Module] = err
+				}
+				continue
+			}
+			if engine.Compiled(digest) == nil {
+				if _, err := engine.Compile(ctx, digest, wasm); err == nil {
+					pre.compiled = append(pre.compiled, digest)
+				}
 			}
 		}
 	}
+	return pre
 }
 
 // prefetchRef pulls or compiles the module a deploy or promote of ref
@@ -66,41 +92,44 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) {
 // that names no version of the service is pulled, and its module's
 // digest and pinned reference returned (the edit uses them rather than
 // pulling again); a module in the store is compiled.
-func (c *Controller) prefetchRef(ctx context.Context, service, ref string) (digest, pinned string, err error) {
+func (c *Controller) prefetchRef(ctx context.Context, service, ref string) (digest, pinned string, pre *prefetched, err error) {
 	st := c.plane.Snapshot()
 	if st == nil {
-		return "", "", nil
+		return "", "", nil, nil
 	}
 	svc := st.Config.Services[service]
 	if svc == nil || namesVersion(svc, ref) {
-		return "", "", nil // the edit says what is wrong, or has its module
+		return "", "", nil, nil // the edit says what is wrong, or has its module
 	}
+	pre = &prefetched{}
 	switch {
 	case oci.IsReference(ref):
 		if digest, pinned, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		c.compileStored(ctx, st.Config.Store, digest)
-		return digest, pinned, nil
+		c.compileStored(ctx, st.Config.Store, digest, pre)
+		return digest, pinned, pre, nil
 	case modules.IsDigest(ref):
-		c.compileStored(ctx, st.Config.Store, ref)
+		c.compileStored(ctx, st.Config.Store, ref, pre)
 	}
-	return "", "", nil
+	return "", "", pre, nil
 }
 
 // prefetchSplit compiles the modules of versions (a split a rollback
 // puts back) that the engine has released since they served.
-func (c *Controller) prefetchSplit(ctx context.Context, store string, versions []*config.Version) {
+func (c *Controller) prefetchSplit(ctx context.Context, store string, versions []*config.Version) *prefetched {
+	pre := &prefetched{}
 	for _, v := range versions {
 		if v.Upstream == nil && v.Digest != "" {
-			c.compileStored(ctx, store, v.Digest)
+			c.compileStored(ctx, store, v.Digest, pre)
 		}
 	}
+	return pre
 }
 
 // compileStored compiles the module ref (a digest or prefix) names in the
-// store at dir, unless the engine has it.
-func (c *Controller) compileStored(ctx context.Context, dir, ref string) {
+// store at dir, unless the engine has it, and notes it in pre.
+func (c *Controller) compileStored(ctx context.Context, dir, ref string, pre *prefetched) {
 	engine := c.plane.Engine()
 	if engine.Compiled(ref) != nil {
 		return
@@ -110,8 +139,37 @@ func (c *Controller) compileStored(ctx context.Context, dir, ref string) {
 		return
 	}
 	if digest, wasm, err := store.Get(ref); err == nil && engine.Compiled(digest) == nil {
-		engine.Compile(ctx, digest, wasm) //nolint:errcheck // the edit's load reports it
+		if _, err := engine.Compile(ctx, digest, wasm); err == nil {
+			pre.compiled = append(pre.compiled, digest)
+		}
 	}
+}
+
+// releasePrefetched releases the modules pre compiled that the config
+// serving does not use (its load or edit was refused, or another replaced
+// it), after the time a request of an earlier config may still run them
+// (as releaseUnused waits), with the lock held, so that no load in
+// progress has taken one of them.
+func (c *Controller) releasePrefetched(pre *prefetched) {
+	if pre == nil || len(pre.compiled) == 0 {
+		return
+	}
+	wait := time.Second
+	if st := c.plane.Snapshot(); st != nil {
+		for _, s := range st.Config.Services {
+			wait = max(wait, 3*s.Limits.Timeout+time.Second)
+		}
+	}
+	time.AfterFunc(wait, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		st := c.plane.Snapshot()
+		for _, d := range pre.compiled {
+			if st == nil || st.Modules[d] == nil {
+				c.plane.Engine().Release(context.Background(), d)
+			}
+		}
+	})
 }
 
 // namesVersion reports whether ref is the name or the digest of one of

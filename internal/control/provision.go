@@ -87,6 +87,9 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 				return "", err
 			}
 		}
+		if err := c.pullErrs[v.Module]; v.IsOCI() && err != nil {
+			return "", err // the prefetch's pull failed moments ago: not asked again with c.mu held
+		}
 		wasm, digest, err := c.moduleBytes(ctx, store, registry, v)
 		if err != nil {
 			return "", err

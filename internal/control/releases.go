@@ -94,23 +94,37 @@ func (c *Controller) SetWeights(ctx context.Context, service string, weights map
 }
 
 // Guard makes Deploy, Promote and Rollback of a service fail with the
-// error guard returns for it (a release in progress); nil lets them all.
-// guard is asked with the controller's lock held, in the same hold as the
-// change it allows, so a release that starts meanwhile (its guard then
-// refusing) sees the change applied (Settled) or refuses it; guard must
-// not call the controller.
-func (c *Controller) Guard(guard func(service string) error) {
+// error the guards return for it (a release in progress); nil lets them
+// all. early is asked first, before the edit's slow steps (a pull, a
+// compile) so that a refused edit does not take them; locked is asked with
+// the controller's lock held, in the same hold as the change it allows, so
+// that a release that starts meanwhile (its guard then refusing) sees the
+// change applied (Settled) or refuses it. locked should need no network
+// (it holds up every load and edit); neither may call the controller.
+func (c *Controller) Guard(early, locked func(service string) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.guard = guard
+	c.guard, c.guardLocked = early, locked
 }
 
-// guardedLocked is the guard's error for an edit of service, c.mu held.
-func (c *Controller) guardedLocked(service string) error {
-	if c.guard == nil {
+// guardedEarly is the early guard's error for an edit of service.
+func (c *Controller) guardedEarly(service string) error {
+	c.mu.Lock()
+	guard := c.guard
+	c.mu.Unlock()
+	if guard == nil {
 		return nil
 	}
-	return c.guard(service)
+	return guard(service)
+}
+
+// guardedLocked is the locked guard's error for an edit of service, c.mu
+// held.
+func (c *Controller) guardedLocked(service string) error {
+	if c.guardLocked == nil {
+		return nil
+	}
+	return c.guardLocked(service)
 }
 
 func (c *Controller) deployRecord(ctx context.Context, service, ref string, weight int, name string, record bool) ([]*config.Version, error) {
@@ -158,11 +172,14 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 // Rollback restores the service's split from before its last deploy or
 // promote made by this gateway process; repeated, it goes further back.
 func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Version, error) {
+	if err := c.guardedEarly(service); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	hist := c.history[service] // its modules compiled first, if released
 	c.mu.Unlock()
 	if st := c.plane.Snapshot(); st != nil && len(hist) > 0 {
-		c.prefetchSplit(ctx, st.Config.Store, hist[len(hist)-1])
+		defer c.releasePrefetched(c.prefetchSplit(ctx, st.Config.Store, hist[len(hist)-1]))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -170,6 +187,9 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 		return nil, err
 	}
 	if err := c.guardedLocked(service); err != nil {
+		return nil, err
+	}
+	if err := c.refusedEditLocked(); err != nil {
 		return nil, err
 	}
 	hist = c.history[service]
@@ -208,10 +228,16 @@ func (c *Controller) serviceLocked(service string) (*dataplane.Snapshot, *config
 // edit (record) is one the guard may refuse, and keeps the split it
 // replaces for rollback; a release's own step is neither.
 func (c *Controller) release(ctx context.Context, service string, record bool, change func(cur []*config.Version, digest, module string) ([]*config.Version, error), ref string) ([]*config.Version, error) {
-	pulled, pinned, err := c.prefetchRef(ctx, service, ref)
+	if record {
+		if err := c.guardedEarly(service); err != nil {
+			return nil, err
+		}
+	}
+	pulled, pinned, pre, err := c.prefetchRef(ctx, service, ref)
 	if err != nil {
 		return nil, err
 	}
+	defer c.releasePrefetched(pre)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, svc, err := c.serviceLocked(service)
@@ -220,6 +246,9 @@ func (c *Controller) release(ctx context.Context, service string, record bool, c
 	}
 	if record {
 		if err := c.guardedLocked(service); err != nil {
+			return nil, err
+		}
+		if err := c.refusedEditLocked(); err != nil {
 			return nil, err
 		}
 	}
@@ -310,14 +339,12 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 		if err := c.opts.Write(ctx, st.Config.Raw, data); err != nil {
 			return err
 		}
-		return c.loadLocked(ctx, data)
+		return c.loadLocked(ctx, data, false)
 	}
 	if err := c.external(); err != nil {
 		return err
 	}
-	if err := c.refusedEditLocked(st); err != nil {
-		return err
-	}
+	c.keepRefusedEditLocked(st)
 	// Written (not yet in place) before the load, so that a file that
 	// cannot be written (a read-only ConfigMap) refuses the change before
 	// it serves a request.
@@ -325,13 +352,13 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	if err != nil {
 		return fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
 	}
-	if err := c.loadLocked(ctx, data); err != nil {
+	if err := c.loadLocked(ctx, data, false); err != nil {
 		staged.Abort()
 		return err
 	}
 	if err := staged.Commit(); err != nil {
 		// Put the old config back in service so that file and gateway agree.
-		if rerr := c.loadLocked(ctx, st.Config.Raw); rerr != nil {
+		if rerr := c.loadLocked(ctx, st.Config.Raw, false); rerr != nil {
 			c.log.Error("could not restore the previous config", "error", rerr)
 		}
 		return fmt.Errorf("write %s: %w", c.opts.ConfigPath, err)
@@ -339,22 +366,45 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	return nil
 }
 
-// refusedEditLocked refuses an edit of the file while it holds an edit
-// whose load failed: the edit is made to the config serving and would
-// write over it, losing it. nil when the file is the config serving, or
-// its last load did not fail (an edit not loaded yet, or a config loaded
-// from elsewhere than the file, is written over as before).
-func (c *Controller) refusedEditLocked(st *dataplane.Snapshot) error {
+// refusedEditLocked refuses an operator's edit of the file (deploy,
+// promote, rollback, lanes) while the file holds an edit whose load
+// failed: the edit is made to the config serving and would write over
+// it, losing it. nil when the last load of the file did not fail (an
+// edit not loaded yet is written over, and bytes given to Load are not
+// the file's).
+func (c *Controller) refusedEditLocked() error {
 	failed := c.lastErr.Load()
-	if failed == nil {
+	if failed == nil || !failed.File || c.opts.External != "" {
 		return nil
 	}
+	st := c.plane.Snapshot()
 	file, err := os.ReadFile(c.opts.ConfigPath)
-	if err != nil || bytes.Equal(file, st.Config.Raw) {
+	if err != nil || st == nil || bytes.Equal(file, st.Config.Raw) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s holds an edit that was refused (%v); this change would write over it: fix or revert the edit first (wasmesh status shows it)",
 		ErrConflict, c.opts.ConfigPath, failed.Err)
+}
+
+// keepRefusedEditLocked copies the config file to FILE.refused when it
+// holds a refused edit that a release's own step (which is not refused:
+// a rollback of a failing candidate must go through) is about to write
+// over, and says so.
+func (c *Controller) keepRefusedEditLocked(st *dataplane.Snapshot) {
+	failed := c.lastErr.Load()
+	if failed == nil || !failed.File {
+		return
+	}
+	file, err := os.ReadFile(c.opts.ConfigPath)
+	if err != nil || bytes.Equal(file, st.Config.Raw) {
+		return
+	}
+	kept := c.opts.ConfigPath + ".refused"
+	if err := os.WriteFile(kept, file, 0o600); err != nil {
+		c.log.Error("a release's step writes over the config file's refused edit, which could not be kept", "file", c.opts.ConfigPath, "error", err)
+		return
+	}
+	c.log.Warn("a release's step writes over the config file's refused edit: the edit is kept beside it", "file", c.opts.ConfigPath, "kept", kept)
 }
 
 // forFile copies versions for SetVersions, keeping development `path:`

@@ -368,33 +368,46 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	ep.duration.Observe(time.Since(sent).Seconds())
 	code := strconv.Itoa(resp.StatusCode)
 	ep.count(u, code)
-	u.outcome(ep, resp.StatusCode >= 500)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if again && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) && u.reserveRetry() {
+		u.outcome(ep, true)
 		resp.Body.Close()
 		req.Err = fmt.Errorf("upstream %s answered %d", ep.url.Host, resp.StatusCode)
 		return true
 	}
 	req.Status = resp.StatusCode
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		u.outcome(ep, false)
 		p.tunnel(req, w, resp)
 		return false
 	}
-	if err := p.copyResponse(req, w, resp); err != nil {
-		// The head and part of the body are the client's already; the
-		// connection is cut so that it does not take them for the whole.
-		// The endpoint failed: counted as a 502, against the version, and
-		// towards its ejection.
-		span.SetStatus(codes.Error, err.Error())
-		reason := "reset"
-		if errors.Is(err, errBodyTooLarge) || errors.Is(err, http1.ErrMalformedResponse) || strings.Contains(err.Error(), "malformed") {
-			reason = "invalid_response"
-		}
-		p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
-		u.outcome(ep, true)
-		req.Err = fmt.Errorf("upstream %s: %w (after a %d head and %d bytes of the body were sent)", ep.url.Host, err, resp.StatusCode, req.Bytes)
-		req.Status, req.abort = http.StatusBadGateway, true
+	err = p.copyResponse(req, w, resp)
+	if err == nil {
+		u.outcome(ep, resp.StatusCode >= 500) // one outcome a try, once its body is through
+		return false
 	}
+	// The head and part of the body are the client's already; the
+	// connection is cut so that it does not take them for the whole.
+	span.SetStatus(codes.Error, err.Error())
+	req.Err, req.abort = fmt.Errorf("upstream %s: %w (after a %d head and %d bytes of the body were sent)", ep.url.Host, err, resp.StatusCode, req.Bytes), true
+	reason := "reset"
+	switch {
+	case req.HTTP.Context().Err() != nil:
+		// The client went away (its connection's context cut the round
+		// trip): its fault, not the endpoint's.
+		req.ClientFault = faultClientAbort
+		return false
+	case ctx.Err() != nil:
+		reason, req.Status = "timeout", http.StatusGatewayTimeout // the service's timeout, mid-body
+	case errors.Is(err, errBodyTooLarge) || errors.Is(err, http1.ErrMalformedResponse) || strings.Contains(err.Error(), "malformed"):
+		reason, req.Status = "invalid_response", http.StatusBadGateway
+	default:
+		req.Status = http.StatusBadGateway
+	}
+	// The endpoint failed: counted against the version, and towards its
+	// ejection.
+	p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
+	u.outcome(ep, true)
 	return false
 }
 

@@ -634,7 +634,8 @@ func (c *conn) releaseBuffers() {
 // clears it). A deadline costs a timer update in the network poller.
 func (c *conn) headerBuffered() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
-	return bytes.Contains(b, []byte("\r\n\r\n"))
+	// The empty lines readHead skips before a request line are no head.
+	return bytes.Contains(bytes.TrimLeft(b, "\r\n"), []byte("\r\n\r\n"))
 }
 
 // handshakeFailed answers a plain HTTP request sent to the TLS port with
@@ -875,17 +876,20 @@ func (b *bodyReader) Close() error { return nil } // the server drains and close
 type continueReader struct {
 	c    *conn
 	body io.ReadCloser
-	sent bool // read: "100 Continue" sent, unless a final answer was
+	// sent: read, "100 Continue" sent unless a final answer was. Atomic:
+	// a proxied body is read by the transport's goroutine while the
+	// handler's writes the answer (unasked).
+	sent atomic.Bool
 }
 
 // Answered before the client was told to send its body: the client may
 // not send it, and what it sends next cannot be told from the body. The
 // answer closes the connection (RFC 9110, 10.1.1).
-func (r *continueReader) unasked() bool { return !r.sent }
+func (r *continueReader) unasked() bool { return !r.sent.Load() }
 
 func (r *continueReader) Read(p []byte) (int, error) {
-	if !r.sent {
-		r.sent = true
+	if !r.sent.Load() {
+		r.sent.Store(true)
 		if !r.c.res.wroteHeader {
 			_, _ = r.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			if err := r.c.bw.Flush(); err != nil {

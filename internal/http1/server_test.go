@@ -1155,3 +1155,22 @@ func TestHijack(t *testing.T) {
 		t.Error("Hijack after the response began succeeded")
 	}
 }
+
+// TestHeaderTimeoutAfterEmptyLines: empty lines before a partial head,
+// sent with the request before it, do not pass for a buffered head: the
+// partial head is read under the header timeout.
+func TestHeaderTimeoutAfterEmptyLines(t *testing.T) {
+	addr := serve(t, &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: 100 * time.Millisecond})
+	c := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na\r\n\r\nGET /b HTTP/1.1\r\nX: ")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	start := time.Now()
+	if b, err := io.ReadAll(br); err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("not closed at the header timeout: %v after %s (read %q)", err, time.Since(start), b)
+	}
+}

@@ -384,6 +384,17 @@ func candidateWeight(st *dataplane.Snapshot, r *Release) int {
 	return -1
 }
 
+// BusyHere is Busy from this gateway's own state: on a replica that does
+// not lead the releases, which starts none, nothing (what the others
+// record was asked by Busy, before). It needs no network: the control
+// plane asks it with its lock held.
+func (c *Controller) BusyHere(service string) error {
+	if !c.leading.Load() {
+		return nil
+	}
+	return c.Busy(service)
+}
+
 // Busy is the control plane's guard: a service with a release running or
 // paused refuses other release operations.
 func (c *Controller) Busy(service string) error {

@@ -365,3 +365,13 @@ func TestArtifactNoStore(t *testing.T) {
 		t.Errorf("a store was made at %s (%v)", typo, err)
 	}
 }
+
+// TestArtifactPushToDigestRefused: a push names a tag; a reference with a
+// digest is the caller's mistake, said before anything is stored or sent
+// (exit 2).
+func TestArtifactPushToDigestRefused(t *testing.T) {
+	r := wasmesh(t, opts{}, "artifact", "push", repoPath("examples", "hello", "zig", "hello.wasm"), "oci://127.0.0.1:1/x/y@sha256:"+strings.Repeat("0", 64))
+	if r.code != 2 || !strings.Contains(r.stderr, "name a tag, not a digest") {
+		t.Fatalf("push to a digest reference: exit %d, %q", r.code, r.stderr)
+	}
+}

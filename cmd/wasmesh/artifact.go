@@ -89,6 +89,9 @@ func pushToRegistry(ctx context.Context, s *modules.Store, src, dst string, plai
 	if err != nil {
 		return usageError("%v", err)
 	}
+	if ref.Digest != "" {
+		return usageError("push to %s: name a tag, not a digest: the registry computes the manifest's digest", ref)
+	}
 	digest, err := putOrResolve(ctx, s, src)
 	if err != nil {
 		return err

@@ -527,6 +527,13 @@ routes:
 	if r := wasmesh(t, opts{env: env}, "status", "--admin", g.admin, "--admin-ca", bundle, "--admin-id", "spiffe://example.org/other"); r.code == 0 || !strings.Contains(r.stderr, "spiffe://example.org/other") {
 		t.Errorf("status expecting another gateway ID: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// An operator with an SVID of allow_ids: no token, and no log lines of
+	// the SVID's loading in the command's output.
+	ops := p.issue(t, "spiffe://example.org/ops", "ops")
+	r = ok(t, opts{}, "status", "--admin", g.admin, "--admin-svid", ops)
+	if !strings.Contains(r.stdout, "hello") || strings.Contains(r.stderr, "identity") {
+		t.Errorf("status with --admin-svid: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
 	plain := strings.Replace(g.admin, "https://", "", 1)
 	if r := wasmesh(t, opts{env: env}, "status", "--admin", plain); r.code == 0 || !strings.Contains(r.stderr, "serves TLS") {
 		t.Errorf("status over plain http to the TLS admin listener: exit %d, stderr %q", r.code, r.stderr)

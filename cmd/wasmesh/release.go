@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -93,7 +94,10 @@ func (f *adminFlags) client() (*adminClient, error) {
 		return nil, fmt.Errorf("--admin-token-file: %w", err)
 	}
 	if *f.svid != "" {
-		src, err := identity.NewFileSource(identity.FilesIn(*f.svid))
+		files := identity.FilesIn(*f.svid)
+		// A command's output is its answer: the SVID's loading is not news.
+		files.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		src, err := identity.NewFileSource(files)
 		if err != nil {
 			return nil, fmt.Errorf("--admin-svid: %w", err)
 		}

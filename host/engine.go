@@ -278,6 +278,10 @@ type freshModule struct {
 	compiled wazero.CompiledModule
 	rt       wazero.Runtime
 	stop     string // the stop global's export, "" in rt
+	// start is the export of the module's start function, which the
+	// instrumented module does not run at instantiation: Run calls it
+	// first, once the stop is armed. "" for none (or in rt).
+	start string
 }
 
 // freshCompiled returns the module compiled for fresh instances.
@@ -479,9 +483,9 @@ func (e *Engine) compileFresh(ctx context.Context, wasm []byte) (*freshModule, e
 	// Instrumented, it stops itself; as given (when it cannot be, or does
 	// not compile so: then the error is the original's), wazero stops it.
 	f := &freshModule{}
-	if code, stop, err := wasmbin.Instrument(wasm); err == nil {
+	if code, stop, start, err := wasmbin.Instrument(wasm); err == nil {
 		if c, err := compileModule(ctx, e.stopRT, code); err == nil {
-			f.compiled, f.rt, f.stop = c, e.stopRT, stop
+			f.compiled, f.rt, f.stop, f.start = c, e.stopRT, stop, start
 		}
 	}
 	if f.compiled == nil {

@@ -119,6 +119,10 @@ func TestRunErrors(t *testing.T) {
 		{file: "loop.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline, wantInErr: "200ms timeout"},
 		// 2^62 calls, no loop: the yield check at its start stops it.
 		{file: "recurse.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
+		// The same without a memory, and in a start function: stopped too
+		// (they ran for ever, and froze the process at its next collection).
+		{file: "recurse_nomem.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
+		{file: "recurse_start.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
 		{file: "bigmem.wasm", call: Call{MemoryLimit: 64 << 20}, wantErr: ErrMemoryLimit},
 		{file: "membomb.wasm", call: Call{MemoryLimit: 16 << 20}, wantExit: 3},
 		{file: "bigout.wasm", call: Call{MaxStdout: 1 << 20}, wantErr: ErrOutputLimit, wantInErr: "more than 1048576 bytes to stdout"},

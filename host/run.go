@@ -115,6 +115,12 @@ func (e *Engine) Run(ctx context.Context, m *Module, c Call) (Result, error) {
 		stop := inst.ExportedGlobal(fresh.stop).(api.MutableGlobal)
 		release = wasmbin.ArmStop(ctx, func() { stop.Set(1) })
 	}
+	if err == nil && fresh.start != "" { // the start function, as instantiation would have run it
+		if _, err = inst.ExportedFunction(fresh.start).Call(ctx); err != nil {
+			release()
+			_ = inst.Close(ctx)
+		}
+	}
 	if err == nil && m.initialize {
 		if _, err = inst.ExportedFunction("_initialize").Call(ctx); err != nil {
 			release()

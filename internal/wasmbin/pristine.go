@@ -44,6 +44,9 @@ type Pristine struct {
 	// Stop is the export name of the global that, once set to 1, makes the
 	// guest trap at its next yield check.
 	Stop string
+	// Start is the export name of the module's start function, which no
+	// longer runs at instantiation (Instrument's); "" for none.
+	Start string
 	// Exit is the export name of a global (i64) that holds the code a run
 	// of _start passed to proc_exit from _start's own body, -1 if it did
 	// not; "" when there is no such call to rewrite. Such a call (Zig's
@@ -141,23 +144,32 @@ func resettable(b []byte, unchecked bool) (*Snapshot, error) {
 // source lines) and nothing else changed, and the export name of its stop
 // global: for modules whose instances are not reused but should still
 // stop without wazero's per-iteration check (which makes a loop-heavy
-// guest 4–5× slower). It needs a memory (defined or imported), and refuses
-// a start function (it would run at instantiation, before the host can
-// reach the stop global) and opcodes it does not know.
-func Instrument(b []byte) (module []byte, stop string, err error) {
+// guest 4–5× slower, and which wazero makes at loop heads only: a guest
+// that recurses without a loop would never stop, and the process's next
+// garbage collection would wait for it for ever). A module without a
+// memory is given one of 0 pages (the yield check's memory.grow 0 needs
+// one). A start function, which would run at instantiation before the host
+// can reach the stop global, no longer starts the module: it is exported
+// as start, "" for none, for the host to call first once it can stop it.
+// Opcodes it does not know are refused.
+func Instrument(b []byte) (module []byte, stop, start string, err error) {
 	if len(b) < 8 || string(b[:4]) != "\x00asm" || string(b[4:8]) != "\x01\x00\x00\x00" {
-		return nil, "", errors.New("not a WebAssembly 1.0 binary")
+		return nil, "", "", errors.New("not a WebAssembly 1.0 binary")
 	}
 	p := &preparer{procExit: -1, start: -1}
 	if err := p.read(b); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	out, err := p.build(b)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return out.Module, out.Stop, nil
+	return out.Module, out.Stop, out.Start, nil
 }
+
+// StartExport is the name Instrument exports a module's start function
+// under.
+const StartExport = "wasmesh_start"
 
 type section struct {
 	id         byte
@@ -186,6 +198,7 @@ type preparer struct {
 	unchecked       bool // snapshot without the yield check (ResettableUnchecked)
 	unstoppable     string
 	hasStart        bool
+	startFunc       uint32 // the start function's index, for Instrument
 	sections        []section
 	memories        int // defined and imported
 	importedGlobals int
@@ -269,8 +282,11 @@ func (p *preparer) read(b []byte) error {
 			p.readExports(sec)
 		case 8:
 			p.hasStart = true
-			if !p.snapshot {
+			switch {
+			case p.reuse && !p.snapshot:
 				err = notReusable("a start function runs at instantiation")
+			case !p.reuse: // Instrument: exported instead
+				p.startFunc = sec.u32()
 			}
 		case 9:
 			err = p.readElements(sec)
@@ -294,7 +310,7 @@ func (p *preparer) read(b []byte) error {
 		}
 		r.off = end
 	}
-	if p.memories == 0 && !p.snapshot {
+	if p.memories == 0 && p.reuse && !p.snapshot {
 		return notReusable("no linear memory (the yield check needs memory.grow)")
 	}
 	return nil
@@ -488,6 +504,16 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 	}
 
 	exports := append([][]byte(nil), p.exports...)
+	dropStart := !p.reuse && p.hasStart
+	if dropStart {
+		if p.exportNames[StartExport] {
+			return nil, notReusable("the module already exports %q", StartExport)
+		}
+		e := appendName(nil, StartExport)
+		e = append(e, 0) // a function
+		exports = append(exports, appendU32(e, p.startFunc))
+		out.Start = StartExport
+	}
 	globals := make([][]byte, len(p.globals))
 	for i, g := range p.globals {
 		globals[i] = g.raw
@@ -538,6 +564,9 @@ func (p *preparer) build(b []byte) (*Pristine, error) {
 			continue
 		}
 		flush(order(s.id))
+		if s.id == 8 && dropStart {
+			continue // exported as StartExport
+		}
 		if r, ok := replaced[s.id]; ok {
 			w.Write(r)
 			delete(replaced, s.id)

@@ -122,9 +122,9 @@ func TestInstrument(t *testing.T) {
 	if _, err := Prepare(orig); err == nil {
 		t.Fatal("Prepare took instrument.wasm; the test needs a module it refuses")
 	}
-	mod, stop, err := Instrument(orig)
-	if err != nil {
-		t.Fatal(err)
+	mod, stop, start, err := Instrument(orig)
+	if err != nil || start != "" {
+		t.Fatalf("Instrument: start %q, %v", start, err)
 	}
 	// One imported and one defined global: fuel is 2, stop 3.
 	if stop != GlobalExport(3) {
@@ -167,12 +167,25 @@ func TestInstrument(t *testing.T) {
 	// module instrumented all the same.
 	withDWARF := append(append([]byte(nil), orig...), 0, 12, 11)
 	withDWARF = append(withDWARF, ".debug_line"...)
-	if out, _, err := Instrument(withDWARF); err != nil || !bytes.Equal(out, mod) {
+	if out, _, _, err := Instrument(withDWARF); err != nil || !bytes.Equal(out, mod) {
 		t.Errorf("Instrument of a module with DWARF: %v; equal to the module without: %v", err, bytes.Equal(out, mod))
 	}
-	// Start functions are refused: they run before the stop can be set.
-	if _, _, err := Instrument(mustRead(t, "../../host/testdata/reuse_start.wasm")); err == nil || !strings.Contains(err.Error(), "start function") {
-		t.Errorf("Instrument of a module with a start function: %v", err)
+	// A start function runs before the stop can be set: it is exported
+	// instead, for the host to call once it can stop it; instantiating
+	// the module runs it no more.
+	started, _, startName, err := Instrument(mustRead(t, "../../host/testdata/reuse_start.wasm"))
+	if err != nil || startName != StartExport {
+		t.Fatalf("Instrument of a module with a start function: %q, %v", startName, err)
+	}
+	sm := instantiate("started", started)
+	if v, _ := sm.Memory().ReadUint32Le(0); v != 0 {
+		t.Errorf("the start function ran at instantiation (memory[0] = %d)", v)
+	}
+	if _, err := sm.ExportedFunction(StartExport).Call(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := sm.Memory().ReadUint32Le(0); v != 1 {
+		t.Errorf("the exported start function did not run as the start function did (memory[0] = %d)", v)
 	}
 	if _, err := stopped.ExportedFunction("sum").Call(ctx, 5000); err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("sum(5000) with stop set: %v, want the unreachable trap", err)
@@ -197,7 +210,7 @@ func TestForeignGlobals(t *testing.T) {
 	if _, err := Prepare(b); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Prepare: %v, want %q", err, want)
 	}
-	if _, _, err := Instrument(b); err == nil || !strings.Contains(err.Error(), want) {
+	if _, _, _, err := Instrument(b); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Instrument: %v, want %q", err, want)
 	}
 }
@@ -213,7 +226,7 @@ func FuzzInstrument(f *testing.F) {
 	}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		mod, stop, err := Instrument(b)
+		mod, stop, _, err := Instrument(b)
 		if err != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/tetratelabs/wazero"
@@ -13,6 +14,10 @@ import (
 // ImportModule is the name of the host module guests import wasmesh's
 // functions from. docs/abi.md describes each function.
 const ImportModule = "wasmesh"
+
+// MaxLogMessage is how much of a message the guest's log function keeps
+// (as much as the stderr a run keeps); the rest is counted, not copied.
+const MaxLogMessage = 16 << 10
 
 // Result codes of the wasmesh host functions, as the guest sees them.
 const (
@@ -99,13 +104,17 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 		Export("trace_context")
 	b.NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-			level := int(api.DecodeI32(stack[0]))
+			level := int(api.DecodeI32(stack[0])) // the log: MaxLogMessage bytes of each message kept
 			msg, ok := m.Memory().Read(api.DecodeU32(stack[1]), api.DecodeU32(stack[2]))
 			if !ok || level < 0 || level > 3 {
 				stack[0] = CodeInvalid
 				return
 			}
-			imp.Log(ctx, level, string(msg))
+			if len(msg) > MaxLogMessage { // the rest is not copied out of the guest's memory
+				imp.Log(ctx, level, fmt.Sprintf("%s… (%d bytes more, cut at %d)", msg[:MaxLogMessage], len(msg)-MaxLogMessage, MaxLogMessage))
+			} else {
+				imp.Log(ctx, level, string(msg))
+			}
 			stack[0] = CodeOK
 		}), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("level", "msg", "msg_len").

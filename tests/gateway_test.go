@@ -538,3 +538,43 @@ func TestResumeLastGood(t *testing.T) {
 		return strings.Contains(body, "hello from c")
 	})
 }
+
+// TestGuestFloodsBounded: what a guest chooses cannot grow the gateway's
+// log or metrics without bound: 1,000 calls to distinct hosts its
+// outbound list refuses are logged once and counted under one target;
+// log messages are cut at 16 KiB, and a request's lines past 1 MiB are
+// dropped, saying so once.
+func TestGuestFloodsBounded(t *testing.T) {
+	td := repoPath("tests", "testdata")
+	g := serve(t, `
+services:
+  deny: { versions: [ { path: `+td+`/denyflood.wasm } ], outbound: [ "http://allowed.example" ] }
+  noisy: { versions: [ { path: `+td+`/logflood.wasm } ] }
+routes:
+  - { match: { path_prefix: /deny }, service: deny }
+  - { match: { path_prefix: /noisy }, service: noisy }
+`)
+	if status, body, _ := get(t, g.url+"/deny"); status != 200 || body != "ok\n" {
+		t.Fatalf("denyflood: %d %q", status, body)
+	}
+	if n := metric(t, g, `wasmesh_outbound_calls_total{result="denied",service="deny",target="(not allowed)"}`); n != "1000" {
+		t.Errorf(`wasmesh_outbound_calls_total{target="(not allowed)"} = %q, want 1000`, n)
+	}
+	_, metrics, _ := get(t, g.admin+"/metrics")
+	if strings.Contains(metrics, ".example") {
+		t.Errorf("the metrics name targets the guest chose:\n%s", grepLines(metrics, ".example"))
+	}
+	poll(t, "the refusal logged", func() bool { return strings.Contains(g.p.stderr.String(), "http_call refused") })
+	if n := strings.Count(g.p.stderr.String(), "http_call refused"); n != 1 {
+		t.Errorf("%d log lines of refused calls for one request, want 1", n)
+	}
+	before := len(g.p.stderr.String())
+	if status, body, _ := get(t, g.url+"/noisy"); status != 200 || body != "ok\n" {
+		t.Fatalf("logflood: %d %q", status, body)
+	}
+	poll(t, "the log's drop said", func() bool { return strings.Contains(g.p.stderr.String(), "over 1 MiB") })
+	logged := g.p.stderr.String()[before:]
+	if len(logged) > 1200<<10 || !strings.Contains(logged, "cut at 16384") {
+		t.Errorf("a request's 6.25 MiB of log messages wrote %d bytes to the log (cut at 16 KiB: %v)", len(logged), strings.Contains(logged, "cut at 16384"))
+	}
+}

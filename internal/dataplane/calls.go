@@ -39,9 +39,24 @@ func (imports) TraceContext(ctx context.Context) (string, string, string) {
 	return c["traceparent"], c["tracestate"], bag
 }
 
+// maxGuestLog is how many bytes of a request's guest log lines are
+// written; past it the rest of the request's are dropped, the first drop
+// said.
+const maxGuestLog = 1 << 20
+
 func (imp imports) Log(ctx context.Context, level int, msg string) {
 	attrs := []slog.Attr{slog.Bool("guest", true)}
-	if req := requestFrom(ctx); req != nil {
+	req := requestFrom(ctx)
+	if req != nil {
+		if n := req.guestLog.Add(int64(len(msg))); n > maxGuestLog {
+			if n-int64(len(msg)) <= maxGuestLog {
+				imp.p.log.Warn("the guest's log for this request is over 1 MiB: the rest of its lines are dropped",
+					"service", req.Service.Name, "request_id", req.ID)
+			}
+			return
+		}
+	}
+	if req != nil {
 		attrs = append(attrs, slog.String("service", req.Service.Name), slog.String("version", modules.Short(req.Version.Digest)),
 			slog.String("request_id", req.ID))
 	}
@@ -52,6 +67,10 @@ func (imp imports) Log(ctx context.Context, level int, msg string) {
 }
 
 var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+
+// deniedTarget is the target label of the calls the allow-list refuses,
+// whose targets the guest chose.
+const deniedTarget = "(not allowed)"
 
 // notRecorded is a span that records nothing and carries no context.
 var notRecorded = trace.SpanFromContext(context.Background())
@@ -92,8 +111,14 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	target := u.Scheme + "://" + u.Host
 	entry, allowed := caller.Service.AllowsOutbound(u)
 	if !allowed {
-		p.log.Warn("http_call refused: target not in the service's outbound list", "service", svc, "request_id", caller.ID, "url", out.URL)
-		p.metrics.Outbound.WithLabelValues(svc, target, "denied").Inc()
+		// The guest chooses the URL: its calls refused are logged once a
+		// request (the first says which), and counted under one target,
+		// so that a guest cannot grow the log or the metrics without bound.
+		if caller.denied.Add(1) == 1 {
+			p.log.Warn("http_call refused: target not in the service's outbound list (the request's further refusals are counted, not logged)",
+				"service", svc, "request_id", caller.ID, "url", out.URL)
+		}
+		p.metrics.Outbound.WithLabelValues(svc, deniedTarget, "denied").Inc()
 		return nil, host.CodeDenied
 	}
 	ctx, span := p.childSpan(ctx, "wasmesh.http_call", clientSpan)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -94,6 +95,10 @@ type Request struct {
 	// stopped: the gateway's drain stopped the request (a 503 that is not
 	// the version's error).
 	stopped bool
+	// denied counts the request's outbound calls the allow-list refused.
+	denied atomic.Int32
+	// guestLog counts the bytes of the request's guest log lines.
+	guestLog atomic.Int64
 
 	Status  int
 	Bytes   int   // response body bytes written

@@ -122,7 +122,9 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 	b.NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
 			raw, ok := m.Memory().Read(api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
-			if !ok {
+			if !ok || !writable(m, api.DecodeU32(stack[2]), api.DecodeU32(stack[3])) || !writable(m, api.DecodeU32(stack[4]), 4) {
+				// Checked before the call is sent: a call made (a POST
+				// run) and then answered INVALID would mislead the guest.
 				stack[0] = CodeInvalid
 				return
 			}
@@ -144,6 +146,16 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 		Export("http_call")
 	_, err := b.Instantiate(ctx)
 	return err
+}
+
+// writable reports whether the guest's memory has the n bytes at off (its
+// memory does not shrink: a range there now is there after a call).
+func writable(m api.Module, off, n uint32) bool {
+	if n == 0 {
+		return true
+	}
+	_, ok := m.Memory().Read(off, n)
+	return ok
 }
 
 // writeOut writes data to the guest's buf of cap bytes and its length to

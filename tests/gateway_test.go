@@ -578,3 +578,24 @@ routes:
 		t.Errorf("a request's 6.25 MiB of log messages wrote %d bytes to the log (cut at 16 KiB: %v)", len(logged), strings.Contains(logged, "cut at 16384"))
 	}
 }
+
+// TestCallWithBadOutputNotSent: an http_call whose output pointers are
+// outside the guest's memory is answered INVALID before it is sent: the
+// callee never serves it (no access-log line of its).
+func TestCallWithBadOutputNotSent(t *testing.T) {
+	g := serve(t, `
+services:
+  caller: { versions: [ { path: `+repoPath("tests", "testdata")+`/callbadout.wasm } ], outbound: [ "wasmesh://hello" ] }
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: caller }
+`)
+	status, _, header := get(t, g.url+"/x")
+	if status != 200 || header.Get("X-Rc") != "3" {
+		t.Fatalf("http_call with resp_len_out out of memory: %d, X-Rc %q, want 3 (INVALID)", status, header.Get("X-Rc"))
+	}
+	poll(t, "the caller's access-log line", func() bool { return strings.Contains(g.p.stderr.String(), "service=caller") })
+	if strings.Contains(g.p.stderr.String(), "service=hello") {
+		t.Errorf("the call went out to hello:\n%s", g.p.stderr.String())
+	}
+}

@@ -316,6 +316,9 @@ func checkHeaderBlock(block string) (status, lines int, err error) {
 		lines++
 		switch {
 		case strings.EqualFold(key, "Status"):
+			if explicitStatus {
+				return 0, 0, malformed("line %d: a second Status (RFC 3875 6.3.3 has one)", lineNo)
+			}
 			if status, err = parseStatus(val); err != nil {
 				return 0, 0, malformed("line %d: %v", lineNo, err)
 			}
@@ -381,8 +384,10 @@ func checkHeaderLine(line string) (key, val string, err error) {
 		return "", "", fmt.Errorf("invalid header name %q", truncate(key))
 	}
 	val = strings.TrimSpace(value)
-	if strings.ContainsAny(val, "\r\x00") {
-		return "", "", fmt.Errorf("invalid value for header %q", key)
+	for i := 0; i < len(val); i++ { // RFC 9110 5.5: no control characters but HTAB
+		if c := val[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return "", "", fmt.Errorf("invalid value for header %q: control character %#02x", key, c)
+		}
 	}
 	return key, val, nil
 }

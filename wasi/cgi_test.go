@@ -83,6 +83,10 @@ func TestParseResponse(t *testing.T) {
 		{name: "bad status", out: "Status: abc\n\n", wantErr: `line 1: invalid Status "abc"`},
 		{name: "status out of range", out: "Status: 999\n\n", wantErr: "invalid Status"},
 		{name: "informational status", out: "Status: 101\n\n", wantErr: "from 200 to 599"},
+		{name: "two statuses", out: "Status: 200\nStatus: 500\n\nx", wantErr: "line 2: a second Status"},
+		{name: "control character in a value", out: "X-A: a\x01b\n\n", wantErr: `invalid value for header "X-A": control character 0x01`},
+		{name: "DEL in a value", out: "X-A: a\x7fb\n\n", wantErr: "control character 0x7f"},
+		{name: "tab in a value", out: "X-A: a\tb\n\n", wantStatus: 200, wantHeader: map[string]string{"X-A": "a\tb"}},
 		{name: "huge headers", out: "A: " + strings.Repeat("x", MaxHeaderBytes) + "\n\n", wantErr: "headers exceed"},
 	}
 	for _, tc := range tests {

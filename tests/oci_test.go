@@ -46,8 +46,8 @@ func TestArtifactRegistry(t *testing.T) {
 
 	failing(t, o, []string{"artifact: pull: pull " + repo + ":nope: fetch manifest: not found"}, "artifact", "pull", repo+":nope", "--plain-http", "--store", other)
 	failing(t, o, []string{"pull " + zigRef, "https://" + reg.Addr}, "artifact", "pull", zigRef, "--store", other) // HTTPS by default
-	if r := failing(t, o, []string{"name a tag, not a digest"}, "artifact", "push", hello("rust"), rustRef, "--plain-http"); r.code != 1 {
-		t.Errorf("push to a digest: exit status %d, want 1", r.code)
+	if r := failing(t, o, []string{"name a tag, not a digest"}, "artifact", "push", hello("rust"), rustRef, "--plain-http"); r.code != 2 {
+		t.Errorf("push to a digest: exit status %d, want 2 (the reference is the caller's mistake)", r.code)
 	}
 	if r := failing(t, o, []string{"want one module and one registry reference"}, "artifact", "push", hello("rust"), hello("zig"), repo+":x"); r.code != 2 {
 		t.Errorf("push of two files to a registry: exit status %d, want 2", r.code)

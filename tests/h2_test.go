@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,17 +24,7 @@ func TestH2RequestBodies(t *testing.T) {
 		fmt.Fprintf(w, "%s %q trailer=%q", r.Method, b, r.Trailer.Get("X-Req"))
 	}))
 	t.Cleanup(up.Close)
-	g := serve(t, `
-services:
-  native: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
-routes:
-  - { match: { path_prefix: / }, service: native }
-`)
-	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialGateway(t, serveUpstream(t, "native", up.URL))
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, http2.ClientPreface)
 	fr := http2.NewFramer(c, c)

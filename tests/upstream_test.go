@@ -70,6 +70,30 @@ func upstreamDigestOf(t *testing.T, spec string) string {
 	return cfg.Services["s"].Versions[0].Upstream.UpstreamDigest()
 }
 
+// serveUpstream serves one service, name, whose only version is the
+// upstream at url, on every path.
+func serveUpstream(t *testing.T, name, url string) *gateway {
+	t.Helper()
+	return serve(t, `
+services:
+  `+name+`: { versions: [ { upstream: { endpoints: [ "`+url+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: `+name+` }
+`)
+}
+
+// dialGateway connects to g's listener, for raw requests; closed when the
+// test ends.
+func dialGateway(t *testing.T, g *gateway) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // short is a digest as metrics label it: its first 12 hex digits.
 func short(digest string) string { return strings.TrimPrefix(digest, "sha256:")[:12] }
 
@@ -1035,12 +1059,7 @@ routes:
 // is not ejected for them.
 func TestUpstreamClientAbortNotCounted(t *testing.T) {
 	native := nativeUpstream(t, "v1")
-	g := serve(t, `
-services:
-  users: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ] }
-routes:
-  - { match: { path_prefix: / }, service: users }
-`)
+	g := serveUpstream(t, "users", native.URL)
 	for range 8 {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
 		if err != nil {
@@ -1152,17 +1171,7 @@ func TestUpstreamRequestTrailers(t *testing.T) {
 		got <- r.Trailer
 	}))
 	t.Cleanup(up.Close)
-	g := serve(t, `
-services:
-  users: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
-routes:
-  - { match: { path_prefix: / }, service: users }
-`)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialGateway(t, serveUpstream(t, "users", up.URL))
 	io.WriteString(conn, "POST /t HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nTrailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"+
 		"X-T: 1\r\nContent-Length: 999\r\nHost: evil.example\r\nX-Forwarded-For: 1.2.3.4\r\nX-Request-Id: forged\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -1200,16 +1209,8 @@ func TestUpstreamClientGoneMidResponse(t *testing.T) {
 		io.WriteString(w, "second\n")
 	}))
 	t.Cleanup(up.Close)
-	g := serve(t, `
-services:
-  events: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
-routes:
-  - { match: { path_prefix: / }, service: events }
-`)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := serveUpstream(t, "events", up.URL)
+	conn := dialGateway(t, g)
 	io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)

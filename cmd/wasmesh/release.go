@@ -19,8 +19,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
@@ -125,56 +126,40 @@ func (f *adminFlags) client() (*adminClient, error) {
 }
 
 // bundleClientConfig verifies a gateway's SVID against the roots in the
-// PEM file at path, as SPIFFE does: the chain, and a SPIFFE ID in the
-// certificate (expect's, when given) instead of a host name, which an SVID
-// does not hold. The caller presents no certificate.
+// PEM file at path, as SPIFFE does (go-spiffe's tlsconfig): the chain, and
+// a SPIFFE ID in the certificate (expect's, when given) instead of a host
+// name, which an SVID does not hold. The caller presents no certificate.
 func bundleClientConfig(path, expect string) (*tls.Config, error) {
 	pemData, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemData) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	roots, err := x509bundle.Parse(spiffeid.TrustDomain{}, pemData)
+	if err != nil || roots.Empty() {
+		return nil, fmt.Errorf("%s holds no PEM certificate: %v", path, err)
 	}
-	var want spiffeid.ID
+	authorize := tlsconfig.AuthorizeAny()
 	if expect != "" {
-		if want, err = spiffeid.FromString(expect); err != nil {
+		want, err := spiffeid.FromString(expect)
+		if err != nil {
 			return nil, fmt.Errorf("--admin-id: %w", err)
 		}
-	}
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // the host name is not checked: the chain and the SPIFFE ID are, below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			certs := make([]*x509.Certificate, len(raw))
-			for i, b := range raw {
-				c, err := x509.ParseCertificate(b)
-				if err != nil {
-					return err
-				}
-				certs[i] = c
-			}
-			if len(certs) == 0 {
-				return errors.New("the gateway presented no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range certs[1:] {
-				inter.AddCert(c)
-			}
-			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				return fmt.Errorf("the gateway's certificate: %w (not issued by the bundle in %s)", err, path)
-			}
-			id, err := x509svid.IDFromCert(certs[0])
-			if err != nil {
-				return fmt.Errorf("the gateway's certificate: %w", err)
-			}
-			if !want.IsZero() && id != want {
+		authorize = func(id spiffeid.ID, _ [][]*x509.Certificate) error {
+			if id != want {
 				return fmt.Errorf("the gateway presented %s, --admin-id wants %s", id, want)
 			}
 			return nil
-		},
-	}, nil
+		}
+	}
+	return tlsconfig.TLSClientConfig(anyTrustDomain{roots.X509Authorities()}, authorize), nil
+}
+
+// anyTrustDomain is an x509bundle.Source of the same roots for every trust
+// domain: a bundle file says which authorities to trust, not for whom.
+type anyTrustDomain struct{ roots []*x509.Certificate }
+
+func (a anyTrustDomain) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	return x509bundle.FromX509Authorities(td, a.roots), nil
 }
 
 // do sends a request and decodes a JSON answer into out, turning an error

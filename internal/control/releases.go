@@ -366,24 +366,32 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	return nil
 }
 
-// refusedEditLocked refuses an operator's edit of the file (deploy,
-// promote, rollback, lanes) while the file holds an edit whose load
-// failed: the edit is made to the config serving and would write over
-// it, losing it. nil when the last load of the file did not fail (an
-// edit not loaded yet is written over, and bytes given to Load are not
-// the file's).
-func (c *Controller) refusedEditLocked() error {
+// refusedEdit is the config file's content and the failed load when the
+// file holds an edit whose load failed (it differs from the config st
+// serves); nil when its last load did not fail (an edit not loaded yet,
+// or bytes given to Load, are not refused edits) or it comes from
+// elsewhere.
+func (c *Controller) refusedEdit(st *dataplane.Snapshot) ([]byte, *LoadError) {
 	failed := c.lastErr.Load()
-	if failed == nil || !failed.File || c.opts.External != "" {
-		return nil
+	if failed == nil || !failed.File || c.opts.External != "" || st == nil {
+		return nil, nil
 	}
-	st := c.plane.Snapshot()
 	file, err := os.ReadFile(c.opts.ConfigPath)
-	if err != nil || st == nil || bytes.Equal(file, st.Config.Raw) {
-		return nil
+	if err != nil || bytes.Equal(file, st.Config.Raw) {
+		return nil, nil
 	}
-	return fmt.Errorf("%w: %s holds an edit that was refused (%v); this change would write over it: fix or revert the edit first (wasmesh status shows it)",
-		ErrConflict, c.opts.ConfigPath, failed.Err)
+	return file, failed
+}
+
+// refusedEditLocked refuses an operator's edit of the file (deploy,
+// promote, rollback, lanes) while it holds a refused edit: the edit is
+// made to the config serving and would write over it, losing it.
+func (c *Controller) refusedEditLocked() error {
+	if _, failed := c.refusedEdit(c.plane.Snapshot()); failed != nil {
+		return fmt.Errorf("%w: %s holds an edit that was refused (%v); this change would write over it: fix or revert the edit first (wasmesh status shows it)",
+			ErrConflict, c.opts.ConfigPath, failed.Err)
+	}
+	return nil
 }
 
 // keepRefusedEditLocked copies the config file to FILE.refused when it
@@ -391,12 +399,8 @@ func (c *Controller) refusedEditLocked() error {
 // a rollback of a failing candidate must go through) is about to write
 // over, and says so.
 func (c *Controller) keepRefusedEditLocked(st *dataplane.Snapshot) {
-	failed := c.lastErr.Load()
-	if failed == nil || !failed.File {
-		return
-	}
-	file, err := os.ReadFile(c.opts.ConfigPath)
-	if err != nil || bytes.Equal(file, st.Config.Raw) {
+	file, failed := c.refusedEdit(st)
+	if failed == nil {
 		return
 	}
 	kept := c.opts.ConfigPath + ".refused"

@@ -287,10 +287,7 @@ func (c *Controller) keepLastGood(data []byte) {
 	if c.opts.LastGood == "" {
 		return
 	}
-	mode := os.FileMode(0o600) // the config's own mode: it may hold secrets (env)
-	if fi, err := os.Stat(c.opts.ConfigPath); err == nil {
-		mode = fi.Mode().Perm()
-	}
+	mode := modeOf(c.opts.ConfigPath, 0o600) // the config's own: it may hold secrets (env)
 	if err := atomicfile.WriteFile(c.opts.LastGood, data, mode, ""); err != nil {
 		c.log.Warn("could not keep the config as the last good one", "file", c.opts.LastGood, "error", err)
 	}

@@ -478,11 +478,16 @@ func describe(vs []*config.Version) []string {
 
 // stageConfig stages the replacement of path by data, keeping the file's mode.
 func stageConfig(path string, data []byte) (*atomicfile.Staged, error) {
-	mode := os.FileMode(0o644)
+	return atomicfile.Stage(path, data, modeOf(path, 0o644), "")
+}
+
+// modeOf is the permissions of the file at path, def when it cannot be
+// read.
+func modeOf(path string, def os.FileMode) os.FileMode {
 	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
+		return fi.Mode().Perm()
 	}
-	return atomicfile.Stage(path, data, mode, "")
+	return def
 }
 
 // pullForRelease pulls an oci:// reference into the config's store, as a

@@ -424,9 +424,13 @@ func (e *Engine) compile(ctx context.Context, digest string, wasm []byte) (*Modu
 			}
 		}
 	}
+	p, perr := wasmbin.Prepare(wasm)
+	if errors.Is(perr, wasmbin.ErrCannotInstantiate) {
+		return nil, perr
+	}
 	if !e.fresh {
-		if p, err := wasmbin.Prepare(wasm); err != nil {
-			m.NotReusable = err.Error()
+		if perr != nil {
+			m.NotReusable = perr.Error()
 		} else if r, err := e.prepareReusable(ctx, p); err != nil {
 			m.NotReusable = err.Error()
 		} else if err := e.checkImports(r.compiled); err != nil {

@@ -45,6 +45,7 @@ func TestCompileErrors(t *testing.T) {
 	badwasmesh, _ := os.ReadFile("testdata/badwasmesh.wasm")
 	validatorPanic, _ := os.ReadFile("testdata/validator_panic.wasm")
 	evil, _ := os.ReadFile("../internal/wasmbin/testdata/evil.wasm")
+	oobData, _ := os.ReadFile("testdata/oob_data.wasm")
 	tests := []struct {
 		name    string
 		wasm    []byte
@@ -61,6 +62,9 @@ func TestCompileErrors(t *testing.T) {
 		{"foreign globals", evil, "invalid WebAssembly module: invalid function[0] export[\"_start\"]: invalid global index"},
 		// A load with alignment 48, on which wazero's validator panics.
 		{"validator panic", validatorPanic, "invalid WebAssembly module: the WebAssembly runtime failed on it: runtime error: index out of range"},
+		// Valid, but its instances would all fail: refused at load rather
+		// than failing every request.
+		{"data past the memory", oobData, "section 11 at offset 41: data segment at offset 44: 10 bytes at 65530 do not fit the initial memory of 65536 bytes: every instantiation would fail"},
 		{"unknown wasmesh imports", badwasmesh, "unknown imports: wasmesh.http_call (signature (i32,i32)->(i32), want (i32,i32,i32,i32,i32)->(i32)), wasmesh.teleport"},
 	}
 	for _, tc := range tests {

@@ -68,6 +68,11 @@ const YieldEvery = 1000
 // state outside memory and mutable globals.
 var ErrNotReusable = errors.New("instances cannot be reset")
 
+// ErrCannotInstantiate is wrapped by Prepare's errors for modules that
+// compile but whose every instantiation fails: an active data segment
+// that does not fit the initial memory.
+var ErrCannotInstantiate = errors.New("every instantiation would fail")
+
 // Prepare reads a valid module (one that compiles) and returns its pristine
 // form, or an error wrapping ErrNotReusable that says what stands in the way.
 func Prepare(b []byte) (*Pristine, error) {
@@ -438,8 +443,11 @@ func (p *preparer) readData(r *reader) error {
 			if r.err != nil {
 				return r.err
 			}
-			if size > len(r.b)-r.off || offset+uint64(size) > uint64(len(p.image)) {
-				return fmt.Errorf("data segment at offset %d: %d bytes at %d do not fit the initial memory of %d bytes", start, size, offset, len(p.image))
+			if size > len(r.b)-r.off {
+				return fmt.Errorf("data segment at offset %d runs past the section", start)
+			}
+			if offset+uint64(size) > uint64(len(p.image)) {
+				return fmt.Errorf("data segment at offset %d: %d bytes at %d do not fit the initial memory of %d bytes: %w", start, size, offset, len(p.image), ErrCannotInstantiate)
 			}
 			copy(p.image[offset:], r.b[r.off:r.off+size])
 			r.off += size

@@ -350,6 +350,12 @@ routes:
 	if r := wasmesh(t, opts{}, "promote", "hello", "stable", admin); r.code == 0 || !strings.Contains(r.stderr, `"stable" names no version of service "hello" (its versions: `) {
 		t.Fatalf("promote of an unknown name: exit %d, %q", r.code, r.stderr)
 	}
+	// Promote sends all traffic: a weight in its body would be dropped
+	// without a word, so it is refused.
+	authKey, authValue := adminAuth(t)
+	if code, body := post(t, http.DefaultClient, g.admin+"/v1/services/hello/promote", `{"module":"`+short(zig)+`","weight":50}`, authKey, authValue); code != 400 || !strings.Contains(body, `are for deploy`) {
+		t.Fatalf("promote with a weight: %d %s", code, body)
+	}
 	// The admin API wants the token the gateway wrote: a wrong one is
 	// refused, saying where the token is looked for.
 	if r := wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=not-the-token-0123456789"}}, "rollback", "hello", admin); r.code == 0 ||

@@ -228,9 +228,11 @@ type ReleaseRequest struct {
 	// Module is a digest, or a prefix of at least 8 hex digits, in the store;
 	// for deploy also an oci:// reference, pulled first.
 	Module string `json:"module"`
-	// Weight is the new version's percentage (deploy only).
-	Weight int    `json:"weight"`
-	Name   string `json:"name,omitempty"`
+	// Weight is the new version's percentage (deploy only; promote refuses
+	// one).
+	Weight int `json:"weight,omitempty"`
+	// Name is the new version's name (deploy only; promote refuses one).
+	Name string `json:"name,omitempty"`
 }
 
 func (a API) postDeploy(w http.ResponseWriter, r *http.Request) {
@@ -245,6 +247,12 @@ func (a API) postDeploy(w http.ResponseWriter, r *http.Request) {
 func (a API) postPromote(w http.ResponseWriter, r *http.Request) {
 	var req ReleaseRequest
 	if !readJSON(w, r, &req) {
+		return
+	}
+	// Promote sends all of the service's traffic to a version that has a
+	// name already: a weight or a new name would be silently dropped.
+	if req.Weight != 0 || req.Name != "" {
+		writeError(w, http.StatusBadRequest, errors.New(`promote takes only "module" (a digest or a version's name): it sends all traffic to that version; "weight" and "name" are for deploy`))
 		return
 	}
 	vs, err := a.Control.Promote(r.Context(), r.PathValue("name"), req.Module)

@@ -329,6 +329,9 @@ func (s *Store) SetRefs(owner string, digests []string) error {
 		return err
 	}
 	data := owner + "\n" + strings.Join(digests, "\n") + "\n"
+	if old, err := os.ReadFile(path); err == nil && string(old) == data {
+		return nil // as recorded: a reload that changed no module writes nothing
+	}
 	return writeAtomic(filepath.Join(s.root, "tmp"), path, []byte(data), 0o644)
 }
 

@@ -282,6 +282,43 @@ func TestRemoveRefusedWhileReferenced(t *testing.T) {
 	}
 }
 
+// TestSetRefsUnchangedNotWritten: a reload records its config's digests
+// every time; the same list again leaves the file as it is (a write with
+// its sync was most of a reload of ten versions).
+func TestSetRefsUnchangedNotWritten(t *testing.T) {
+	s := openStore(t)
+	const owner = "/etc/wasmesh/wasmesh.yaml"
+	path := filepath.Join(s.root, "refs", refName(owner))
+	stat := func() os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	a, b := DigestOf([]byte("a")), DigestOf([]byte("b"))
+	if err := s.SetRefs(owner, []string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	first := stat()
+	if err := s.SetRefs(owner, []string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(first, stat()) {
+		t.Error("the same digests again replaced the file")
+	}
+	if err := s.SetRefs(owner, []string{a}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.referrers(b); len(got) != 0 {
+		t.Errorf("after b was dropped, its referrers are %v", got)
+	}
+	if got := s.referrers(a); len(got) != 1 || got[0] != owner {
+		t.Errorf("a's referrers are %v, want [%s]", got, owner)
+	}
+}
+
 func TestInspectAndList(t *testing.T) {
 	s := openStore(t)
 	d, _ := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm")))

@@ -78,10 +78,11 @@ type Controller struct {
 	// the same store takes the compiled module of one whose file has not
 	// changed without reading it. Written with mu held.
 	known atomic.Pointer[knownPaths]
-	// pullErrs are the oci:// modules whose pull failed in the prefetch
-	// of the load in progress (by reference): the load fails on them
-	// without pulling again. mu held.
-	pullErrs map[string]error
+	// pre is what the prefetch of the config being loaded did, while
+	// loadPrefetchedLocked runs: its parsed config (not parsed again) and
+	// the oci:// modules whose pull failed (not asked for again with c.mu
+	// held).
+	pre *prefetched
 }
 
 // knownPaths are a load's path modules, by absolute path, and the store
@@ -159,8 +160,8 @@ func (c *Controller) Load(ctx context.Context, data []byte) error {
 // without asking the registry again with the lock held.
 func (c *Controller) loadPrefetchedLocked(ctx context.Context, data []byte, pre *prefetched, file bool) error {
 	if pre != nil && pre.hash == contentHash(data) {
-		c.pullErrs = pre.pullErrs
-		defer func() { c.pullErrs = nil }()
+		c.pre = pre
+		defer func() { c.pre = nil }()
 	}
 	return c.loadLocked(ctx, data, file)
 }

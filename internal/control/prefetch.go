@@ -19,10 +19,12 @@ import (
 // (prefetched.pullErrs). What was compiled here for a load or an edit that
 // did not take it (refused, or replaced first) is released after it.
 
-// prefetched is what a prefetch did: for the config of hash, the pulls
-// that failed (by reference) and the modules it compiled.
+// prefetched is what a prefetch did: for the config of hash, the config
+// parsed, the pulls that failed (by reference) and the modules it
+// compiled.
 type prefetched struct {
 	hash     string
+	cfg      *config.Config
 	pullErrs map[string]error
 	compiled []string
 }
@@ -44,7 +46,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{hash: hash}
+	pre := &prefetched{hash: hash, cfg: cfg}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
@@ -181,4 +183,22 @@ func namesVersion(svc *config.Service, ref string) bool {
 		}
 	}
 	return false
+}
+
+// config is the config the prefetch parsed, if it was of data's bytes;
+// nil otherwise (and for a nil pre).
+func (pre *prefetched) config(data []byte) *config.Config {
+	if pre == nil || pre.cfg == nil || pre.hash != contentHash(data) {
+		return nil
+	}
+	return pre.cfg
+}
+
+// pullErr is the error of the prefetch's pull of ref, nil if it did not
+// fail (or pre is nil).
+func (pre *prefetched) pullErr(ref string) error {
+	if pre == nil {
+		return nil
+	}
+	return pre.pullErrs[ref]
 }

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -23,9 +24,11 @@ const PullTimeout = time.Minute
 
 // provision builds a snapshot from config bytes without publishing it.
 func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.Snapshot, err error) {
-	cfg, err := config.Parse(c.opts.ConfigPath, data)
-	if err != nil {
-		return nil, err
+	cfg := c.pre.config(data)
+	if cfg == nil {
+		if cfg, err = config.Parse(c.opts.ConfigPath, data); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -87,7 +90,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 				return "", err
 			}
 		}
-		if err := c.pullErrs[v.Module]; v.IsOCI() && err != nil {
+		if err := c.pre.pullErr(v.Module); v.IsOCI() && err != nil {
 			return "", err // the prefetch's pull failed moments ago: not asked again with c.mu held
 		}
 		wasm, digest, err := c.moduleBytes(ctx, store, registry, v)
@@ -134,20 +137,20 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 // modules and of those a rollback may bring back (the history), so that
 // `artifact rm` refuses them. c.mu held.
 func (c *Controller) setRefsLocked(store *modules.Store, st *dataplane.Snapshot) {
-	digests := make([]string, 0, len(st.Modules))
+	set := make(map[string]struct{}, len(st.Modules))
 	for d := range st.Modules {
-		digests = append(digests, d)
+		set[d] = struct{}{}
 	}
 	for _, splits := range c.history {
 		for _, vs := range splits {
 			for _, v := range vs {
-				if v.Upstream == nil && v.Digest != "" && !slices.Contains(digests, v.Digest) {
-					digests = append(digests, v.Digest)
+				if v.Upstream == nil && v.Digest != "" {
+					set[v.Digest] = struct{}{}
 				}
 			}
 		}
 	}
-	if err := store.SetRefs(c.opts.ConfigPath, digests); err != nil {
+	if err := store.SetRefs(c.opts.ConfigPath, slices.Sorted(maps.Keys(set))); err != nil {
 		c.log.Warn("could not record the config's artifacts in the store", "error", err)
 	}
 }

@@ -74,6 +74,9 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 		ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout, ErrDeadline)
 		defer cancel()
 	}
+	if err := memoryFits(l.MinMemory(), c.MemoryLimit); err != nil {
+		return Result{}, err
+	}
 	ctx = withMemoryLimit(ctx, c.MemoryLimit)
 	wc := &wasip2.Context{Args: c.Args, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, Dirs: dirs}
 	for _, kv := range c.Env {
@@ -144,6 +147,7 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.LinkHost(), e.linkOptions(digest)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
+	m.minMemory = m.component.MinMemory()
 	switch err := m.component.Resettable(); {
 	case e.fresh:
 		m.NotReusable = "the engine creates fresh instances"
@@ -329,6 +333,9 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 	// The deadline: the instance of a Stoppable component is stopped at it
 	// by its own watch (SetDeadline), and a context with it (a timer each)
 	// is made only for what waits: an instantiation, a blocking host call.
+	if err := memoryFits(m.minMemory, memoryLimit); err != nil {
+		return err
+	}
 	*c = componentCall{ctx: ctx, callCtx: ctx, dl: lazyDeadline{parent: ctx}}
 	if timeout > 0 {
 		c.dl.at = clock.Now().Add(timeout)
@@ -438,6 +445,19 @@ func (m *Module) pool(memoryLimit int64, args []string, env [][2]string, warmup 
 
 // withMemoryLimit gives the instances made with ctx memories outside the Go
 // heap, each capped at limit bytes (0: 4 GiB), as Run's.
+// memoryFits refuses a component whose memories at start need more than
+// limit (0: the engine's maximum) allows each.
+func memoryFits(need uint64, limit int64) error {
+	l := uint64(maxMemory)
+	if limit > 0 {
+		l = uint64(limit) &^ (pageSize - 1)
+	}
+	if need > l {
+		return fmt.Errorf("component needs %d bytes of memory at start, limit is %d: %w", need, l, ErrMemoryLimit)
+	}
+	return nil
+}
+
 func withMemoryLimit(ctx context.Context, limit int64) context.Context {
 	l := uint64(maxMemory)
 	if limit > 0 {

@@ -238,6 +238,8 @@ type Module struct {
 	NotReusable string
 
 	minPages uint32
+	// minMemory is a component's largest memory at start, in bytes.
+	minMemory uint64
 	// entry is the export each run calls: "_start" for a command, or
 	// ReactorEntry for a reactor, which initialize says to prepare by
 	// calling "_initialize" first. "" when the module has neither.
@@ -269,6 +271,16 @@ type Module struct {
 // IsComponent reports whether m is a component, served by HandleHTTP
 // rather than Run.
 func (m *Module) IsComponent() bool { return m.component != nil }
+
+// MinMemory is the memory the guest has at start, in bytes: a module's
+// initial memory (after its _initialize, for a reactor), a component's
+// largest.
+func (m *Module) MinMemory() uint64 {
+	if m.component != nil {
+		return m.minMemory
+	}
+	return uint64(m.minPages) * pageSize
+}
 
 // freshModule is a module compiled for fresh instances: instrumented
 // (wasmbin.Instrument) in the engine's stopRT when it can be, so that it

@@ -46,13 +46,18 @@ type Context struct {
 	// back; nil: any handle traps.
 	Resources Resources
 	// MaxLift bounds what lifting may copy out of the guest in one call
-	// (one LiftFlatValues, which starts the count again; the Context's
-	// whole life for the other lifts): string and list bytes, plus 16 for
+	// (one LiftFlatValues, which starts the count again; for the other
+	// lifts, since StartCall): string and list bytes, plus 16 for
 	// each element made. Default 0: DefaultMaxLift. (Lists whose elements all point at one region would
 	// otherwise cost the host far more than the guest's memory.)
 	MaxLift int64
 	lifted  int64
 }
+
+// StartCall starts the lift budget again, for a new call whose lifts go
+// through LiftFlat or Load (a host function's): the budget is one call's,
+// not the instance's.
+func (cx *Context) StartCall() { cx.lifted = 0 }
 
 // DefaultMaxLift is Context.MaxLift's default.
 const DefaultMaxLift = 64 << 20

@@ -329,6 +329,7 @@ func (inst *Instance) flat(ctx context.Context, cf *canonFunc, stack []uint64) e
 	// that may call the host (realloc may not leave the instance).
 	c := &inst.flatCall
 	*c = FlatCall{Inst: inst, cf: cf, cx: cx, stack: stack}
+	cx.StartCall()
 	if cf.outParam {
 		// As lowering does, before anything is written or allocated.
 		c.out = uint32(stack[cf.nparams])

@@ -375,6 +375,22 @@ func (l *Linked) rewrite(i int, ci CoreInstanceDef) (*wasmbin.Snapshot, error) {
 // wasmbin.ErrNotReusable).
 func (l *Linked) Resettable() error { return l.notResettable }
 
+// MinMemory is the initial size in bytes of the largest memory its core
+// modules export (the memories the canonical ABI uses; each is limited on
+// its own).
+func (l *Linked) MinMemory() uint64 {
+	var most uint64
+	for _, m := range l.modules {
+		if m == nil {
+			continue
+		}
+		for _, mem := range m.ExportedMemories() {
+			most = max(most, uint64(mem.Min())*wasmbin.PageSize)
+		}
+	}
+	return most
+}
+
 // canonFunc binds a lower or a resource built-in to what it calls.
 func (l *Linked) canonFunc(cn Canon) (*canonFunc, error) {
 	cf := &canonFunc{op: cn.Op, opts: cn.Opts}

@@ -121,6 +121,9 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	}
 	c.known.Store(&knownPaths{store: cfg.Store, stamps: paths})
 	st.Config = st.Table.Config() // with every version's digest
+	if err := memoriesFit(st); err != nil {
+		return nil, err
+	}
 	if err := resolveLinks(st); err != nil {
 		return nil, err
 	}
@@ -280,3 +283,22 @@ type provisionError struct{ err error }
 
 func (e *provisionError) Error() string { return e.err.Error() }
 func (e *provisionError) Unwrap() error { return e.err }
+
+// memoriesFit refuses a version whose module or component needs more
+// memory at start than its service's limits.memory: every request would
+// fail.
+func memoriesFit(st *dataplane.Snapshot) error {
+	for name, s := range st.Config.Services {
+		for i, v := range s.Versions {
+			mod := st.Modules[v.Digest]
+			if mod == nil {
+				continue
+			}
+			if need := mod.MinMemory(); need > uint64(s.Limits.Memory) {
+				return fmt.Errorf("services.%s.versions[%d]: %s needs %d bytes of memory at start, more than the service's limits.memory of %d",
+					name, i, v.Digest[:min(len(v.Digest), 19)], need, s.Limits.Memory)
+			}
+		}
+	}
+	return nil
+}

@@ -182,6 +182,9 @@ func (r *OutgoingResponse) Body() []byte {
 // Write appends to the body: to the buffer until the response is sent,
 // then to where it was sent; at most max bytes in all.
 func (b *outgoingBody) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil // nothing to send, even where no body may be (204, 304)
+	}
 	if b.written+int64(len(p)) > b.max {
 		return 0, fmt.Errorf("response body over %d bytes", b.max)
 	}
@@ -200,6 +203,9 @@ func (r *OutgoingResponse) send(to Streamer) error {
 		return nil // the body, when the handler takes it, writes there
 	}
 	r.body.sent = r.sent
+	if r.body.buf.Len() == 0 {
+		return nil // nothing written yet, and maybe nothing may be (204, 304)
+	}
 	_, err := r.sent.Write(r.body.buf.Bytes())
 	r.body.buf = bytes.Buffer{}
 	return err
@@ -293,6 +299,11 @@ func (b *outgoingBody) finish(trailers *fields) error {
 // setResponse is response-outparam.set with a response: streamed at once
 // when the outparam says where.
 func (o *ResponseOutparam) setResponse(r *OutgoingResponse) error {
+	if r.Status < 200 || r.Status > 599 {
+		// Informational heads are the server's to send, before a final
+		// one; past 599 is no HTTP status.
+		return fmt.Errorf("the response's status code %d is not a final response's (200 to 599)", r.Status)
+	}
 	if err := o.setOnce(); err != nil {
 		return err
 	}

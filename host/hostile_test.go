@@ -1,0 +1,126 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostile is internal/component/testdata/hostile.wasm: a wasi:http handler
+// that misbehaves as its path's first letter says (its probe.wat lists the
+// cases).
+const hostile = "../internal/component/testdata/hostile.wasm"
+
+func hostileRequest(path string) *HTTPRequest {
+	return &HTTPRequest{Method: "GET", PathWithQuery: path, Scheme: "http", Authority: "x"}
+}
+
+// TestHostileComponent: what a hostile handler does fails its own request
+// with an error that says what, and the next request, in the same
+// instance once it is reset, is served as if nothing happened.
+func TestHostileComponent(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	tests := []struct {
+		path       string
+		wantStatus int    // with no error
+		wantInErr  string // "" for none
+	}{
+		{path: "/a", wantStatus: 200},
+		// Statuses a response may have: 204 and 304 with an empty body
+		// taken and finished, as every binding does.
+		{path: "/S204", wantStatus: 204},
+		{path: "/S304", wantStatus: 304},
+		// Statuses it may not: informational ones (the gateway's to send),
+		// and those past 599.
+		{path: "/S100", wantInErr: "status code 100"},
+		{path: "/S101", wantInErr: "status code 101"},
+		{path: "/S199", wantInErr: "status code 199"},
+		{path: "/S999", wantInErr: "status code 999"},
+	}
+	for _, tc := range tests {
+		for _, streamed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/streamed=%v", tc.path, streamed), func(t *testing.T) {
+				req := hostileRequest(tc.path)
+				if streamed {
+					req.Respond = func(status int, _ ResponseHeader) io.Writer { return &strictBody{status: status} }
+				}
+				resp, err := e.HandleHTTP(context.Background(), m, req, 5*time.Second, 0)
+				if tc.wantInErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantInErr) {
+						t.Fatalf("err = %v, want it to mention %q", err, tc.wantInErr)
+					}
+				} else if err != nil {
+					t.Fatalf("err = %v", err)
+				} else if resp.Status != tc.wantStatus {
+					t.Fatalf("status %d, want %d", resp.Status, tc.wantStatus)
+				}
+				if resp, err := e.HandleHTTP(context.Background(), m, hostileRequest("/a"), 5*time.Second, 0); err != nil || resp.Status != 200 {
+					t.Fatalf("the request after it: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// strictBody is a response body as net/http's and the gateway's
+// ResponseWriters take it: a write to one whose status allows none fails,
+// even an empty one.
+type strictBody struct {
+	status int
+	n      int
+}
+
+func (b *strictBody) Write(p []byte) (int, error) {
+	if b.status == 204 || b.status == 304 || b.status < 200 {
+		return 0, errors.New("request method or response status code does not allow body")
+	}
+	b.n += len(p)
+	return len(p), nil
+}
+
+// TestLiftBudgetPerCall: the budget for what one host call lifts (64 MiB)
+// is each call's: a handler that answers with an error-code holding a 1
+// MiB string, 80 times in one reused instance, has each answer lifted.
+func TestLiftBudgetPerCall(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	for i := range 80 {
+		_, err := e.HandleHTTP(context.Background(), m, hostileRequest("/k1"), 5*time.Second, 0)
+		if err == nil || !strings.Contains(err.Error(), "error-code case 38") {
+			t.Fatalf("request %d: err = %v, want the handler's error-code (case 38)", i, err)
+		}
+		if errors.Is(err, ErrDeadline) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestComponentMemoryOverLimit: a component whose memory at start is more
+// than its limit is refused with ErrMemoryLimit, saying how much it
+// needs, served or run (wazero was handed a memory smaller than its
+// minimum, and panicked).
+func TestComponentMemoryOverLimit(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile) // 20 pages at start
+	_, err := e.HandleHTTP(context.Background(), m, hostileRequest("/a"), 5*time.Second, 1<<20)
+	if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), "needs 1310720 bytes of memory at start, limit is 1048576") {
+		t.Errorf("served under a limit of 1 MiB: %v", err)
+	}
+	if resp, err := e.HandleHTTP(context.Background(), m, hostileRequest("/a"), 5*time.Second, 2<<20); err != nil || resp.Status != 200 {
+		t.Errorf("served under a limit of 2 MiB: %v", err)
+	}
+	wasm, err := os.ReadFile("../internal/component/testdata/command-c.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.RunComponent(context.Background(), wasm, Call{MemoryLimit: 64 << 10, Stdout: io.Discard, Stderr: io.Discard})
+	if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), "of memory at start, limit is 65536") {
+		t.Errorf("run under a limit of 64 KiB: %v", err)
+	}
+}

@@ -78,7 +78,7 @@ func (e *Engine) RunComponent(ctx context.Context, wasm []byte, c Call) (Result,
 		return Result{}, err
 	}
 	ctx = withMemoryLimit(ctx, c.MemoryLimit)
-	wc := &wasip2.Context{Args: c.Args, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, Dirs: dirs}
+	wc := &wasip2.Context{Args: c.Args, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, Dirs: dirs, MaxHeld: c.MemoryLimit}
 	for _, kv := range c.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		wc.Env = append(wc.Env, [2]string{k, v})
@@ -247,7 +247,9 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		return nil, fmt.Errorf("%w: component %s is a library (it exports %s): link to it", ErrNotHTTP, m.Digest, strings.Join(slices.Sorted(maps.Keys(m.exports)), ", "))
 	}
 	// What the call needs, in one allocation.
-	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link}}
+	// The host holds for it, beyond its memories, at most as much as its
+	// memories may have.
+	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link, MaxHeld: memoryLimit}}
 	c := &hc.call
 	if err := e.startCall(ctx, m, timeout, memoryLimit, &hc.wc, r.Warmup, c); err != nil {
 		return nil, err
@@ -282,6 +284,10 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 		return nil, out.Err
 	}
 	resp := out.Response
+	if err := resp.Failed(); err != nil {
+		// Its instance ran cleanly: kept (err, the deferred end's, nil).
+		return nil, fmt.Errorf("response body: a write failed, which the handler ignored: %w", err)
+	}
 	var h http.Header
 	if r.Respond == nil { // else given to Respond already
 		h = resp.Header()

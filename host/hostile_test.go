@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,56 @@ func TestComponentMemoryOverLimit(t *testing.T) {
 	_, err = e.RunComponent(context.Background(), wasm, Call{MemoryLimit: 64 << 10, Stdout: io.Discard, Stderr: io.Discard})
 	if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), "of memory at start, limit is 65536") {
 		t.Errorf("run under a limit of 64 KiB: %v", err)
+	}
+}
+
+// TestHostHeldBounded: what the host holds for a handler beyond its
+// memories (bodies written and not sent, fields) is bounded by its memory
+// limit: a handler that buffers 32 MiB in each of nine responses it never
+// sets (N9), or in nine outgoing requests it never sends (O9), has its
+// writes refused past the limit, its answer's too (what it buffered is
+// still held), which it ignores: its answer fails; one that makes eight
+// lists of a million fields (F8) traps. Each allocates on the Go heap
+// about the limit, not the 288 MiB it asked for.
+func TestHostHeldBounded(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	const limit = 64 << 20
+	tests := []struct {
+		path      string
+		wantInErr string
+	}{
+		{path: "/N9", wantInErr: "a write failed, which the handler ignored: 67108864 bytes held already, 3 more: more than the host holds for a request"},
+		{path: "/O9", wantInErr: "a write failed, which the handler ignored: 67108864 bytes held already, 3 more: more than the host holds for a request"},
+		{path: "/F8", wantInErr: "more than the host holds for a request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := e.HandleHTTP(context.Background(), m, hostileRequest(tc.path), 20*time.Second, limit)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.wantInErr) {
+				t.Errorf("err = %v, want it to mention %q", err, tc.wantInErr)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 2*limit {
+				t.Errorf("the Go heap took %d MiB for the request, more than twice the limit of %d MiB", grew>>20, limit>>20)
+			}
+			if resp, err := e.HandleHTTP(context.Background(), m, hostileRequest("/a"), 5*time.Second, limit); err != nil || resp.Status != 200 {
+				t.Fatalf("the request after it: %v", err)
+			}
+		})
+	}
+}
+
+// TestOverlongBodyFails: a handler that writes past the 32 MiB a response
+// body may have, ignoring the write's error, has its answer fail rather
+// than sent as if whole.
+func TestOverlongBodyFails(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	_, err := e.HandleHTTP(context.Background(), m, hostileRequest("/B"), 20*time.Second, 0)
+	if err == nil || !strings.Contains(err.Error(), "response body: a write failed, which the handler ignored: body over 33554432 bytes") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -20,6 +20,20 @@ type handle struct {
 // maxHandles bounds an instance's handle table.
 const maxHandles = 1 << 20
 
+// keptHandles is the most entries an emptied table keeps room for: a
+// request that made a million handles does not leave an idle instance
+// holding their room (16 MiB) for the next.
+const keptHandles = 4096
+
+// reset empties the table, index 0 free again.
+func (t *handleTable) reset() {
+	if cap(t.entries) > keptHandles {
+		t.entries, t.free = nil, nil
+		return
+	}
+	t.entries, t.free = t.entries[:0], t.free[:0]
+}
+
 func (t *handleTable) add(h handle) (uint32, error) {
 	h.live = true
 	if n := len(t.free); n > 0 {

@@ -44,3 +44,30 @@ func TestHandleTable(t *testing.T) {
 		t.Errorf("freed handles are not reused: got %d", again)
 	}
 }
+
+// TestTablesGiveRoomBack: a reset instance does not keep the room of the
+// handles and host objects a request made by the million (an idle
+// instance of a 16 MiB service held 200 MB so), but keeps a small one's.
+func TestTablesGiveRoomBack(t *testing.T) {
+	for _, n := range []int{10, 100_000} {
+		var h handleTable
+		var o objectTable
+		for i := range n {
+			if _, err := h.LowerOwn(uint32(i+1), 1); err != nil {
+				t.Fatal(err)
+			}
+			o.add(i)
+		}
+		h.reset()
+		o.reset()
+		if kept := cap(h.entries) > 0; kept != (n <= keptHandles) {
+			t.Errorf("%d handles: after reset the table keeps room for %d", n, cap(h.entries))
+		}
+		if o.high != nil {
+			t.Errorf("%d objects: after reset the map of the later ones is kept (%d)", n, len(o.high))
+		}
+		if i, err := h.LowerOwn(7, 1); err != nil || i != 1 {
+			t.Errorf("%d handles: after reset the first handle is %d, %v; want 1", n, i, err)
+		}
+	}
+}

@@ -748,7 +748,7 @@ func (inst *Instance) Snapshot() error {
 // call left in them becomes the state Snapshot records. A handle the
 // guest kept in its memory is gone, as after any reset.
 func (inst *Instance) Settle() {
-	inst.handles.entries, inst.handles.free = inst.handles.entries[:0], inst.handles.free[:0]
+	inst.handles.reset()
 	inst.objects.reset()
 	inst.State = nil
 }
@@ -763,7 +763,7 @@ func (inst *Instance) Reset() {
 	for i, g := range inst.globals {
 		g.Set(inst.initial[i])
 	}
-	inst.handles.entries, inst.handles.free = inst.handles.entries[:0], inst.handles.free[:0]
+	inst.handles.reset()
 	inst.objects.reset()
 	inst.State = nil
 }

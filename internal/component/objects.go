@@ -62,6 +62,6 @@ func (t *objectTable) drop(rep uint32) {
 func (t *objectTable) reset() {
 	clear(t.low)
 	t.low = t.low[:0]
-	clear(t.high)
+	t.high = nil // a map cleared keeps its room, as large as it ever was
 	t.next, t.live = 0, 0
 }

@@ -163,6 +163,15 @@ func addFlat(h *component.Host) {
 			if lifted > cabi.DefaultMaxLift {
 				return fmt.Errorf("fields of more than %d bytes", cabi.DefaultMaxLift)
 			}
+			// Held for the component: the values, each field's headers,
+			// and the names (at most what the entries say).
+			var namesLen int64
+			for i := 0; i < len(entries); i += 16 {
+				namesLen += int64(le32(entries[i+4:]))
+			}
+			if err := wctx(c.Inst).hold(valuesLen + namesLen + int64(n)*fieldOverhead); err != nil {
+				return err
+			}
 			buf := f.byteRoom[:0]
 			if valuesLen > int64(len(f.byteRoom)) {
 				buf = make([]byte, 0, valuesLen)

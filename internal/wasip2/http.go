@@ -71,6 +71,7 @@ type (
 		body    *outgoingBody
 		sent    io.Writer    // where a streamed response's body goes, once sent
 		ownBody outgoingBody // what takeBody gives
+		wc      *Context     // whose held bytes its buffered body counts in
 	}
 	outgoingBody struct {
 		buf      bytes.Buffer // what was written before the response was sent
@@ -82,6 +83,10 @@ type (
 		child    bool         // its stream lives
 		trailers *fields      // given to finish
 		out      outputStream // what takeStream gives
+		wc       *Context     // whose held bytes the buffer counts in
+		// failed is the first write refused (over max, or over what the
+		// host may hold): the body is not what the handler meant.
+		failed error
 	}
 	// Streamer is where a streamed response goes: Send is given the
 	// response as the handler sets it (its Status, its header through
@@ -186,13 +191,44 @@ func (b *outgoingBody) Write(p []byte) (int, error) {
 		return 0, nil // nothing to send, even where no body may be (204, 304)
 	}
 	if b.written+int64(len(p)) > b.max {
-		return 0, fmt.Errorf("response body over %d bytes", b.max)
+		return 0, b.fail(fmt.Errorf("body over %d bytes", b.max))
 	}
-	b.written += int64(len(p))
 	if b.sent != nil {
+		b.written += int64(len(p))
 		return b.sent.Write(p)
 	}
+	if err := b.wc.hold(int64(len(p))); err != nil {
+		return 0, b.fail(err)
+	}
+	b.written += int64(len(p))
 	return b.buf.Write(p)
+}
+
+// fail keeps err as the body's failure, if it is the first, and returns
+// it.
+func (b *outgoingBody) fail(err error) error {
+	if b.failed == nil {
+		b.failed = err
+	}
+	return err
+}
+
+// take returns the bytes buffered and forgets them, no longer held.
+func (b *outgoingBody) take() []byte {
+	out := b.buf.Bytes()
+	b.buf = bytes.Buffer{}
+	b.wc.release(int64(len(out)))
+	return out
+}
+
+// Failed is the response body's first write that was refused (over
+// MaxResponseBody, or more than the host may hold), nil if none: the body
+// sent is not the one the handler wrote.
+func (r *OutgoingResponse) Failed() error {
+	if r.body == nil {
+		return nil
+	}
+	return r.body.failed
 }
 
 // send streams r: its status and header now, the body written so far, and
@@ -206,8 +242,7 @@ func (r *OutgoingResponse) send(to Streamer) error {
 	if r.body.buf.Len() == 0 {
 		return nil // nothing written yet, and maybe nothing may be (204, 304)
 	}
-	_, err := r.sent.Write(r.body.buf.Bytes())
-	r.body.buf = bytes.Buffer{}
+	_, err := r.sent.Write(r.body.take())
 	return err
 }
 
@@ -272,7 +307,7 @@ func (r *OutgoingResponse) takeBody() (*outgoingBody, bool) {
 	if r.body != nil {
 		return nil, false
 	}
-	r.ownBody = outgoingBody{max: MaxResponseBody, sent: r.sent}
+	r.ownBody = outgoingBody{max: MaxResponseBody, sent: r.sent, wc: r.wc}
 	r.body = &r.ownBody
 	return r.body, true
 }
@@ -471,6 +506,9 @@ func addHTTP(h *component.Host) {
 			if e, good := checkField(name, value); !good {
 				return e, nil
 			}
+			if err := wctx(inst).holdField(name, value); err != nil {
+				return nil, err
+			}
 			f.names, f.values = append(f.names, name), append(f.values, value)
 		}
 		return ok(inst.NewObject(f)), nil
@@ -513,6 +551,19 @@ func addHTTP(h *component.Host) {
 			name := strings.ToLower(args[1].(string))
 			if e, good := checkField(name, nil); !good {
 				return e, nil
+			}
+			// A field's value as given to set or append.
+			wc := wctx(inst)
+			if len(args) > 2 {
+				values, one := args[2].([]any), args[2]
+				if values == nil {
+					values = []any{one}
+				}
+				for _, v := range values {
+					if err := wc.holdField(name, v.([]byte)); err != nil {
+						return nil, err
+					}
+				}
 			}
 			if v, done := fn(f, name, args); done {
 				return v, nil
@@ -557,6 +608,9 @@ func addHTTP(h *component.Host) {
 	add("[method]fields.clone", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*fields](inst, args[0])
 		if err != nil {
+			return nil, err
+		}
+		if err := wctx(inst).hold(int64(len(f.names)) * fieldOverhead); err != nil {
 			return nil, err
 		}
 		return inst.NewObject(f.clone()), nil

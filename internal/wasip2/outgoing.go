@@ -31,6 +31,7 @@ const (
 	errConnectionRefused = 6
 	errConnectionTimeout = 8
 	errRequestDenied     = 15
+	errRequestBodySize   = 17
 	errRequestURIInvalid = 19
 	errResponseBodySize  = 28
 	errInternal          = 38
@@ -110,7 +111,7 @@ func addOutgoing(h *component.Host) {
 		if r.body != nil {
 			return errUnit
 		}
-		r.body = &outgoingBody{max: MaxResponseBody}
+		r.body = &outgoingBody{max: MaxResponseBody, wc: wctx(inst)}
 		return ok(inst.NewObject(r.body))
 	}))
 	add("[method]outgoing-request.method", method(func(r *outgoingRequest, _ *component.Instance, _ []any) any { return methodValue(r.method) }))
@@ -166,11 +167,19 @@ func addOutgoing(h *component.Host) {
 			out.Header.Add(n, string(r.headers.values[i]))
 		}
 		if r.body != nil {
-			out.Body = bytes.Clone(r.body.buf.Bytes())
+			if r.body.failed != nil {
+				// A write was refused: the body is not the one meant.
+				return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: errRequestBodySize, Value: none}}, nil
+			}
+			out.Body = r.body.take() // writes after handle are not sent
 		}
 		resp, code := send(wait(ctx, inst), out)
 		if code != codeOK {
 			return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
+		}
+		// Its body is held until the instance is reset.
+		if err := wctx(inst).hold(int64(len(resp.Body))); err != nil {
+			return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: errResponseBodySize, Value: none}}, nil
 		}
 		return ok(inst.NewObject(&futureIncomingResponse{resp: resp})), nil
 	}

@@ -48,6 +48,14 @@ type Context struct {
 	// the caller, whose result is lowered back. Default nil: each such
 	// call traps.
 	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
+	// MaxHeld bounds what the host holds for the component beyond its
+	// memories, in bytes: bodies written and not yet sent, the fields it
+	// makes, the bodies of the responses to its outgoing requests. A
+	// call that would hold more fails (a body's write, an outgoing
+	// request's response: the interface's error; fields: a trap). Default
+	// 0: DefaultMaxHeld.
+	MaxHeld int64
+	held    int64
 
 	// room holds the first response and the first fields a handler makes
 	// (most make one of each a request): in place, not allocations of
@@ -59,15 +67,55 @@ type Context struct {
 	}
 }
 
+// DefaultMaxHeld is Context.MaxHeld's default.
+const DefaultMaxHeld = 64 << 20
+
+// ErrHeld is wrapped by the errors of calls that would have the host hold
+// more than Context.MaxHeld.
+var ErrHeld = errors.New("more than the host holds for a request")
+
+// fieldOverhead is what the host holds for a field beyond its name's and
+// value's bytes (their string and slice headers).
+const fieldOverhead = 40
+
+// hold counts n more bytes held for the component, or fails if that would
+// be more than MaxHeld. Nil c (a Context-less call) holds nothing.
+func (c *Context) hold(n int64) error {
+	if c == nil {
+		return nil
+	}
+	limit := c.MaxHeld
+	if limit <= 0 {
+		limit = DefaultMaxHeld
+	}
+	if c.held+n > limit {
+		return fmt.Errorf("%d bytes held already, %d more: %w (%d bytes: bodies not sent, fields, outgoing requests' responses)", c.held, n, ErrHeld, limit)
+	}
+	c.held += n
+	return nil
+}
+
+// holdField is hold of a field of the component's.
+func (c *Context) holdField(name string, value []byte) error {
+	return c.hold(int64(len(name)+len(value)) + fieldOverhead)
+}
+
+// release counts n bytes no longer held.
+func (c *Context) release(n int64) {
+	if c != nil {
+		c.held -= n
+	}
+}
+
 // newResponse is the outgoing-response constructor: it owns h now.
 func (c *Context) newResponse(h *fields) *OutgoingResponse {
 	h.readOnly = false
 	if !c.room.response1 {
 		c.room.response1 = true
-		c.room.response = OutgoingResponse{Status: 200, headers: h}
+		c.room.response = OutgoingResponse{Status: 200, headers: h, wc: c}
 		return &c.room.response
 	}
-	return &OutgoingResponse{Status: 200, headers: h}
+	return &OutgoingResponse{Status: 200, headers: h, wc: c}
 }
 
 // newFields is a new, empty fields.

@@ -316,8 +316,14 @@ type httpCall struct {
 }
 
 // Send streams the response through HTTPRequest.Respond.
-func (hc *httpCall) Send(r *wasip2.OutgoingResponse) io.Writer {
-	return hc.respond(r.Status, ResponseHeader{r})
+// A response set once the request's deadline has passed, or its caller
+// has gone (a wait cut short returns to the guest, which may then
+// answer), is not sent: the request's failure is its answer.
+func (hc *httpCall) Send(r *wasip2.OutgoingResponse) (io.Writer, error) {
+	if c := &hc.call; c.dl.passed() || c.dl.ended() || c.ctx.Err() != nil {
+		return nil, fmt.Errorf("the response was set after the request stopped: %w", runError(c.dl.get(), nil))
+	}
+	return hc.respond(r.Status, ResponseHeader{r}), nil
 }
 
 // componentCall is one call into an instance of a component: its

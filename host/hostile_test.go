@@ -176,3 +176,21 @@ func TestOverlongBodyFails(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestNoResponseAfterTheDeadline: a handler whose wait the deadline cuts
+// short (X blocks on a pollable of an hour) and that then sets a 200 has
+// not its answer sent: the request failed at its deadline.
+func TestNoResponseAfterTheDeadline(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	req := hostileRequest("/X")
+	sent := false
+	req.Respond = func(int, ResponseHeader) io.Writer { sent = true; return io.Discard }
+	_, err := e.HandleHTTP(context.Background(), m, req, 100*time.Millisecond, 0)
+	if !errors.Is(err, ErrDeadline) {
+		t.Errorf("err = %v, want ErrDeadline", err)
+	}
+	if sent {
+		t.Error("the response set after the deadline was sent")
+	}
+}

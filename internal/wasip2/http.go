@@ -92,7 +92,9 @@ type (
 	// response as the handler sets it (its Status, its header through
 	// AddHeader) and returns where its body goes, as the handler writes it.
 	Streamer interface {
-		Send(r *OutgoingResponse) io.Writer
+		// Send fails when the response may no longer be sent (its
+		// request stopped): response-outparam.set traps.
+		Send(r *OutgoingResponse) (io.Writer, error)
 	}
 	// ResponseOutparam receives the handler's response.
 	ResponseOutparam struct {
@@ -234,7 +236,11 @@ func (r *OutgoingResponse) Failed() error {
 // send streams r: its status and header now, the body written so far, and
 // the rest as it comes.
 func (r *OutgoingResponse) send(to Streamer) error {
-	r.sent = to.Send(r)
+	w, err := to.Send(r)
+	if err != nil {
+		return err
+	}
+	r.sent = w
 	if r.body == nil {
 		return nil // the body, when the handler takes it, writes there
 	}
@@ -242,7 +248,7 @@ func (r *OutgoingResponse) send(to Streamer) error {
 	if r.body.buf.Len() == 0 {
 		return nil // nothing written yet, and maybe nothing may be (204, 304)
 	}
-	_, err := r.sent.Write(r.body.take())
+	_, err = r.sent.Write(r.body.take())
 	return err
 }
 

@@ -147,6 +147,12 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.LinkHost(), e.linkOptions(digest)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
 	}
+	if m.handler != "" {
+		if err := checkHandler(m.component, m.handler); err != nil {
+			_ = m.component.Close(ctx)
+			return nil, fmt.Errorf("%w: %w", ErrNotHTTP, err)
+		}
+	}
 	m.minMemory = m.component.MinMemory()
 	switch err := m.component.Resettable(); {
 	case e.fresh:
@@ -161,6 +167,34 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 		m.Reusable = true
 	}
 	return m, nil
+}
+
+// checkHandler refuses a handler export whose handle function is not
+// wasi:http's handle(own<incoming-request>, own<response-outparam>) with
+// no result: called so, it would read its arguments as what they are not.
+func checkHandler(l *component.Linked, export string) error {
+	params, results, err := l.FuncType(export, "handle")
+	if err != nil {
+		return fmt.Errorf("%s: %w", export, err)
+	}
+	want := []string{"incoming-request", "response-outparam"}
+	ok := len(params) == len(want) && len(results) == 0
+	for i := 0; ok && i < len(want); i++ {
+		iface, name, _ := strings.Cut(l.ResourceName(params[i].Resource), "#")
+		ok = params[i].Kind == cabi.Own && component.Interface(iface) == "wasi:http/types@0.2" && name == want[i]
+	}
+	if !ok {
+		got := make([]string, len(params))
+		for i, p := range params {
+			got[i] = p.Kind.String()
+			if p.Kind == cabi.Own || p.Kind == cabi.Borrow {
+				got[i] += "<" + l.ResourceName(p.Resource) + ">"
+			}
+		}
+		return fmt.Errorf("%s#handle takes (%s) and returns %d results, want (own<incoming-request>, own<response-outparam>) and none",
+			export, strings.Join(got, ", "), len(results))
+	}
+	return nil
 }
 
 // linkOptions are the options of the engine's component links: the

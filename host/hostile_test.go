@@ -194,3 +194,27 @@ func TestNoResponseAfterTheDeadline(t *testing.T) {
 		t.Error("the response set after the deadline was sent")
 	}
 }
+
+// TestHandlerSignature: a wasi:http handler whose handle is not
+// handle(own<incoming-request>, own<response-outparam>) is refused at
+// compile, saying what it takes (it was called with its arguments read
+// as what they are not).
+func TestHandlerSignature(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct{ file, want string }{
+		{"badsig-1.wasm", "takes (own<wasi:http/types@0.2.0#incoming-request>) and returns 0 results"},
+		{"badsig-2.wasm", "takes (borrow<wasi:http/types@0.2.0#incoming-request>, own<wasi:http/types@0.2.0#response-outparam>)"},
+		{"badsig-3.wasm", "takes (u32, u32)"},
+		{"badsig-4.wasm", "and returns 1 results"},
+		{"badsig-5.wasm", "takes (own<wasi:http/types@0.2.0#response-outparam>, own<wasi:http/types@0.2.0#incoming-request>)"},
+	} {
+		wasm, err := os.ReadFile("../internal/component/testdata/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Compile(context.Background(), "", wasm)
+		if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want ErrNotHTTP and %q", tc.file, err, tc.want)
+		}
+	}
+}

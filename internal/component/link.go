@@ -1116,6 +1116,17 @@ func (l *Linked) FuncType(export, fn string) (params, results []*cabi.Type, err 
 	return ft.params, ft.results, nil
 }
 
+// ResourceName is the name of the resource type that cabi.Type.Resource
+// r stands for in l's function types: its interface and name
+// ("wasi:http/types@0.2#incoming-request"), or, for a resource the
+// component defines, the name it has there; "" for none.
+func (l *Linked) ResourceName(r int) string {
+	if r < 0 || r >= len(l.ids.names) {
+		return ""
+	}
+	return l.ids.names[r]
+}
+
 // exportedLift finds the canon lift behind function fn of export: directly
 // exported, or through the instance wit-component makes by instantiating a
 // small component with the lifted functions as arguments.

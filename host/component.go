@@ -141,7 +141,13 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 			m.exports[iface] = ex.Name
 		}
 	}
+	if m.handler == "" {
+		m.notHandler = notHandler(comp)
+	}
 	if m.handler == "" && len(m.exports) == 0 {
+		if m.notHandler != "" {
+			return nil, fmt.Errorf("%w: %s", ErrNotHTTP, m.notHandler)
+		}
 		return nil, fmt.Errorf("%w: it exports %s, not wasi:http/incoming-handler@0.2 nor an interface of its own", ErrNotHTTP, exportNames(comp))
 	}
 	if m.component, err = component.LinkWith(ctx, e.rt, comp, wasip2.LinkHost(), e.linkOptions(digest)); err != nil {
@@ -167,6 +173,22 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 		m.Reusable = true
 	}
 	return m, nil
+}
+
+// notHandler says why a component with no wasi:http/incoming-handler@0.2
+// export is not a handler, when its exports say more than that: a
+// wasi:cli command, or a handler of a wasi:http this host does not serve.
+func notHandler(comp *component.Component) string {
+	for _, ex := range comp.Exports {
+		base, version, _ := strings.Cut(ex.Name, "@")
+		switch {
+		case component.Interface(ex.Name) == "wasi:cli/run@0.2":
+			return "it is a wasi:cli command (it exports " + ex.Name + "): run it with wasmesh run"
+		case base == "wasi:http/incoming-handler":
+			return "it exports " + ex.Name + ", and this host serves wasi:http/incoming-handler@0.2.x; version " + version + " is not one"
+		}
+	}
+	return ""
 }
 
 // checkHandler refuses a handler export whose handle function is not

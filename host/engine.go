@@ -240,6 +240,9 @@ type Module struct {
 	minPages uint32
 	// minMemory is a component's largest memory at start, in bytes.
 	minMemory uint64
+	// notHandler says why a component that exports no wasi:http handler
+	// is not one, when its exports tell ("" otherwise).
+	notHandler string
 	// entry is the export each run calls: "_start" for a command, or
 	// ReactorEntry for a reactor, which initialize says to prepare by
 	// calling "_initialize" first. "" when the module has neither.

@@ -218,3 +218,30 @@ func TestHandlerSignature(t *testing.T) {
 		}
 	}
 }
+
+// TestNotHandlerSaysWhy: a component with no wasi:http/incoming-handler
+// of 0.2.x whose exports say why is told so, not called a library for an
+// instance of its own it exports (componentize-py's "exports").
+func TestNotHandlerSaysWhy(t *testing.T) {
+	e := newEngine(t)
+	for _, tc := range []struct{ file, want string }{
+		{"nothandler-command-lib.wasm", "it is a wasi:cli command (it exports wasi:cli/run@0.2.0): run it with wasmesh run"},
+		{"nothandler-handler-rc.wasm", "it exports wasi:http/incoming-handler@0.2.0-rc-2023-12-05, and this host serves wasi:http/incoming-handler@0.2.x; version 0.2.0-rc-2023-12-05 is not one"},
+		{"command-c.wasm", "it is a wasi:cli command (it exports wasi:cli/run@0.2."},
+	} {
+		wasm, err := os.ReadFile("../internal/component/testdata/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := e.Compile(context.Background(), "", wasm)
+		if err != nil {
+			if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: err = %v, want ErrNotHTTP and %q", tc.file, err, tc.want)
+			}
+			continue
+		}
+		if got := m.NotHandler(); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: NotHandler() = %q, want %q", tc.file, got, tc.want)
+		}
+	}
+}

@@ -78,6 +78,11 @@ func (m *Module) LinkExports() map[string]map[string]LinkFunc {
 // no wasi:http/incoming-handler: it serves no request of its own.
 func (m *Module) IsLibrary() bool { return m.component != nil && m.handler == "" }
 
+// NotHandler says why a component that is no wasi:http handler is not,
+// when its exports say more than that: a wasi:cli command, a handler of
+// another wasi:http version. "" otherwise.
+func (m *Module) NotHandler() string { return m.notHandler }
+
 func linkFunc(sig component.FuncSig) LinkFunc {
 	types := make([]string, 0, len(sig.Params)+1)
 	for _, p := range sig.Params {

@@ -166,6 +166,23 @@ func TestReloadRefusesMemoryBelowStart(t *testing.T) {
 	}
 }
 
+// TestRouteToACommandRefused: a route that leads to a wasi:cli command
+// component (one that also exports an instance of its own, as
+// componentize-py's do) is refused, saying it is a command.
+func TestRouteToACommandRefused(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	cmd, err := filepath.Abs("../internal/component/testdata/nothandler-command-lib.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(oneVersion("rust"), "$EX/hello/rust/hello.wasm", cmd, 1)
+	err = f.g.Reload(context.Background(), []byte(expand(bad)))
+	if err == nil || !strings.Contains(err.Error(), "routes[0] leads to service svc, whose version") ||
+		!strings.Contains(err.Error(), "is not a wasi:http handler: it is a wasi:cli command (it exports wasi:cli/run@0.2.0): run it with wasmesh run") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // TestWatchLoadsAChangeMadeBeforeIt: a change made to the file after the
 // first load read it and before the watch began (as while a gateway
 // compiles its first config) is loaded once the watch begins.

@@ -25,6 +25,10 @@ func resolveLinks(st *dataplane.Snapshot) error {
 	for _, r := range cfg.Routes {
 		for _, v := range cfg.Services[r.Service].Versions {
 			if mod := st.Modules[v.Digest]; mod != nil && mod.IsLibrary() {
+				if why := mod.NotHandler(); why != "" {
+					return fmt.Errorf("routes[%d] leads to service %s, whose version %s is not a wasi:http handler: %s",
+						r.Index, r.Service, versionName(v), why)
+				}
 				return fmt.Errorf("routes[%d] leads to service %s, whose version %s is a library (it exports %s, no wasi:http/incoming-handler): only links reach it",
 					r.Index, r.Service, versionName(v), strings.Join(slices.Sorted(maps.Keys(mod.LinkExports())), ", "))
 			}

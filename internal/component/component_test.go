@@ -109,6 +109,7 @@ func worldSummary(w *World) []string {
 
 var (
 	witWorldItem = regexp.MustCompile(`^  (import|export) (.+?)(: (func.*))?;$`)
+	witInline    = regexp.MustCompile(`^  (import|export) ([a-z0-9-]+): interface \{$`)
 	witPackage   = regexp.MustCompile(`^package ([^ ]+?)(@([^ ]+))? \{$`)
 	witInterface = regexp.MustCompile(`^  interface ([^ ]+) \{$`)
 	witFunc      = regexp.MustCompile(`^    ([a-z0-9-]+): (func.*);$`)
@@ -127,6 +128,12 @@ func witSummary(wit string) []string {
 			if m[4] != "" {
 				out = append(out, m[2]+" "+m[2]+": "+m[4])
 			}
+			continue
+		}
+		if m := witInline.FindStringSubmatch(line); m != nil {
+			// An interface of the world's own, by a plain name.
+			out = append(out, m[1]+" "+m[2])
+			iface = m[2]
 			continue
 		}
 		if m := witPackage.FindStringSubmatch(line); m != nil {

@@ -28,10 +28,16 @@ func parseOutbound(s string) (*url.URL, error) {
 // target: the same scheme and host (and port), and a path, if the entry has
 // one, that is a segment-aware prefix of target's
 // ("https://api.example.com/v1" admits "/v1" and "/v1/users", not "/v10").
+// An http:// entry without a port admits the wasmesh:// target of the same
+// host too: a component's request to http://SERVICE/… is the in-process
+// call wasmesh://SERVICE/…, and the entry is written as the component
+// writes its URL.
 func (s *Service) AllowsOutbound(target *url.URL) (Outbound, bool) {
 	host := strings.ToLower(target.Host)
 	for _, o := range s.Outbound {
-		if u := o.URL; u.Scheme == target.Scheme && u.Host == host && pathHasPrefix(target.Path, u.Path) {
+		u := o.URL
+		scheme := u.Scheme == target.Scheme || target.Scheme == "wasmesh" && u.Scheme == "http" && u.Port() == ""
+		if scheme && u.Host == host && pathHasPrefix(target.Path, u.Path) {
 			return o, true
 		}
 	}

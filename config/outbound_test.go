@@ -14,7 +14,7 @@ services:
   users: { versions: [ { path: u.wasm } ] }
   web:
     versions: [ { path: w.wasm } ]
-    outbound: [ "wasmesh://users", "https://API.example.com/v1", "http://127.0.0.1:9000" ]
+    outbound: [ "wasmesh://users", "https://API.example.com/v1", "http://127.0.0.1:9000", "http://orders/api" ]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +35,12 @@ services:
 		{"http://127.0.0.1:9000/anything", true},
 		{"http://127.0.0.1:9001/", false},
 		{"http://localhost:9000/", false},
+		// http://orders/api is how a component reaches service orders
+		// in-process: its wasmesh:// call is admitted as well.
+		{"http://orders/api/x", true},
+		{"wasmesh://orders/api/x", true},
+		{"wasmesh://orders/other", false},
+		{"wasmesh://127.0.0.1:9000/", false},
 	}
 	for _, tc := range tests {
 		u, _ := url.Parse(tc.target)

@@ -200,7 +200,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"a fixed-length list", with(0x07, 0x04, 0x01, 0x67, 0x7d, 0x7f), "fixed-length lists (a gated feature of the component model) are not supported"},
 		{"empty record", with(0x07, 0x03, 0x01, 0x72, 0x00), "type section at offset 11: a record without fields"},
 		{"too many flags", append(with(0x07, 0x24, 0x01, 0x6e, 0x21), bytes.Repeat([]byte{0x01, 'a'}, 0x21)...), "flags need 1 to 32 labels"},
-		{"async canon", with(0x08, 0x02, 0x01, 0x24), "canon section at offset 11: canonical built-in 0x24 is not supported"},
+		{"context.get", with(0x08, 0x02, 0x01, 0x0a), "canon section at offset 11: canon context.get (0x0a) is not supported: it is WASI 0.3's (async, streams, futures, threads), and this host serves WASI 0.2 components"},
+		{"async canon", with(0x08, 0x02, 0x01, 0x24), "canon section at offset 11: canonical built-in 0x24 is not supported: it is WASI 0.3's"},
 		{"canon option twice", with(0x08, 0x07, 0x01, 0x01, 0x00, 0x00, 0x02, 0x00, 0x01), "canon section at offset 16: canonical option 0x01 given twice or conflicting"},
 		{"LEB128 too long", with(0x07, 0x06, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00), "type section at offset 10: integer representation too long or too large"},
 	}

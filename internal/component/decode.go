@@ -3,6 +3,7 @@ package component
 import (
 	"bytes"
 	"fmt"
+	"strings"
 )
 
 // Magic and the versions of the binary format's preamble: a core module has
@@ -663,7 +664,7 @@ func (d *decoder) canon(c *Component, r *reader) error {
 			return err
 		}
 	default:
-		return r.errorf("canonical built-in 0x%02x is not supported (WASI 0.3 async, streams, futures and threads are not yet)", op)
+		return r.errorf("%s is not supported: it is WASI 0.3's (async, streams, futures, threads), and this host serves WASI 0.2 components%s", canonName(op), c.wasi03Import())
 	}
 	if err := c.checkCanon(r, cn); err != nil {
 		return err
@@ -751,4 +752,37 @@ func (d *decoder) opts(r *reader) (CanonOpts, error) {
 		}
 	}
 	return o, nil
+}
+
+// canonNames name the canonical built-ins of WASI 0.3 (Binary.md's canon).
+var canonNames = map[byte]string{
+	0x05: "task.cancel", 0x06: "subtask.cancel", 0x07: "resource.drop async", 0x08: "backpressure.set",
+	0x09: "task.return", 0x0a: "context.get", 0x0b: "context.set", 0x0c: "yield", 0x0d: "subtask.drop",
+	0x0e: "stream.new", 0x0f: "stream.read", 0x10: "stream.write", 0x11: "stream.cancel-read",
+	0x12: "stream.cancel-write", 0x13: "stream.drop-readable", 0x14: "stream.drop-writable",
+	0x15: "future.new", 0x16: "future.read", 0x17: "future.write", 0x18: "future.cancel-read",
+	0x19: "future.cancel-write", 0x1a: "future.drop-readable", 0x1b: "future.drop-writable",
+	0x1c: "error-context.new", 0x1d: "error-context.debug-message", 0x1e: "error-context.drop",
+	0x1f: "waitable-set.new", 0x20: "waitable-set.wait", 0x21: "waitable-set.poll", 0x22: "waitable-set.drop",
+	0x23: "waitable.join", 0x40: "thread.spawn-ref", 0x41: "thread.spawn-indirect", 0x42: "thread.available-parallelism",
+}
+
+// canonName is "canon NAME" for a canonical built-in's opcode, or its
+// opcode when it has no name here.
+func canonName(op byte) string {
+	if name, ok := canonNames[op]; ok {
+		return fmt.Sprintf("canon %s (0x%02x)", name, op)
+	}
+	return fmt.Sprintf("canonical built-in 0x%02x", op)
+}
+
+// wasi03Import is ", as its import of NAME says" for the first of c's
+// imports of a 0.3 interface, "" if none.
+func (c *Component) wasi03Import() string {
+	for _, im := range c.Imports {
+		if _, version, _ := strings.Cut(im.Name, "@"); strings.HasPrefix(version, "0.3") {
+			return " (it imports " + im.Name + ")"
+		}
+	}
+	return ""
 }

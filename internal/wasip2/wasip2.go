@@ -563,10 +563,11 @@ func LinkHost() *component.Host {
 // deny implements a WASI function the host does not grant: a result's
 // error case of the interface's own "access denied" code, none for an
 // option, nothing for no result; any other function of a wasi: interface
-// traps when called. Other interfaces are not the host's: nil.
+// traps when called. Other interfaces, and WASI 0.3's, are not the
+// host's: nil.
 func deny(key string, results []*cabi.Type) component.HostFunc {
-	if !strings.HasPrefix(key, "wasi:") {
-		return nil
+	if !strings.HasPrefix(key, "wasi:") || strings.Contains(key, "@0.3") {
+		return nil // not the host's, or WASI 0.3's: refused at link
 	}
 	fail := func(context.Context, *component.Instance, []any) (any, error) {
 		return nil, fmt.Errorf("%s is not available", key)

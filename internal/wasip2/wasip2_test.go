@@ -49,6 +49,11 @@ func TestDeny(t *testing.T) {
 	if f := deny("example:crypto/hash@1#sha256", nil); f != nil {
 		t.Error("deny of a non-WASI interface is not nil: the import would link to nothing")
 	}
+	// WASI 0.3's interfaces are not 0.2's denied: a 0.3 component's
+	// import of wasi:http/types@0.3.0 linked, and every call failed.
+	if f := deny("wasi:http/types@0.3#[method]request.get-path-with-query", []*cabi.Type{cabi.OptionOf(cabi.TString)}); f != nil {
+		t.Error("deny of a WASI 0.3 function is not nil: the component would link")
+	}
 }
 
 // TestCheckField: a field a component sets is refused for its syntax, or

@@ -198,9 +198,11 @@ type Entry struct {
 	PushedAt time.Time `json:"pushed_at"`
 	// Language is the source language, from the producers section where present.
 	Language string `json:"language,omitempty"`
-	// WASI is the WASI version the module imports ("preview1"), "" for none.
+	// WASI is the WASI version the module imports ("preview1"), or the
+	// highest a component names ("0.2.10"); "" for none.
 	WASI string `json:"wasi,omitempty"`
-	// Imports lists the modules it imports functions from.
+	// Imports lists the modules a module imports functions from, or the
+	// packages of a component's imports ("wasi:http@0.2.10").
 	Imports []string `json:"imports"`
 	Signed  bool     `json:"signed"`
 }
@@ -236,7 +238,12 @@ func (s *Store) entry(h string) (Entry, error) {
 	}
 	e := Entry{Digest: Prefix + h, Size: fi.Size(), PushedAt: fi.ModTime().UTC(), Imports: []string{}}
 	if wasm, err := os.ReadFile(path); err == nil {
-		if info, err := wasmbin.Parse(wasm); err == nil {
+		if component.IsComponent(wasm) {
+			if c, err := component.Decode(wasm); err == nil {
+				w := c.World()
+				e.WASI, e.Imports = w.WASI(), w.Packages()
+			}
+		} else if info, err := wasmbin.Parse(wasm); err == nil {
 			e.Language, e.WASI, e.Imports = info.Language(), info.WASI(), info.ImportModules()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -355,5 +356,13 @@ func TestInspectComponent(t *testing.T) {
 	}
 	if in.Component == nil || !in.Reusable || in.NotReusable != "" {
 		t.Fatalf("inspection of the Zig hello component: component %v, reusable %v (%q); want a reusable component", in.Component != nil, in.Reusable, in.NotReusable)
+	}
+	// Listed with its WASI version and the packages it imports, as a
+	// module is with its own.
+	if !strings.HasPrefix(in.WASI, "0.2.") || !slices.Contains(in.Imports, "wasi:http@0.2.10") || !slices.Contains(in.Imports, "wasi:io@0.2.12") {
+		t.Errorf("the Zig hello component's entry: WASI %q, imports %v", in.WASI, in.Imports)
+	}
+	if got := in.Component.Role(); got != "wasi:http handler (exports wasi:http/incoming-handler@0.2.10)" {
+		t.Errorf("Role() = %q", got)
 	}
 }

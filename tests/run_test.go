@@ -516,6 +516,7 @@ func TestInspect(t *testing.T) {
 			"kind:      module (WASI preview1)", "func   wasi_snapshot_preview1.fd_write", "func   _start"}},
 		{"component", repoPath("internal/component/testdata/types.wasm"), []string{
 			"kind:      component (WASI 0.2 component model)",
+			"serves as: library (exports wasmesh:test/shapes@0.1.0)",
 			"instances: reset after each request",
 			"stopped:   by a check every 1000 loop iterations",
 			"import instance wasmesh:test/shapes@0.1.0",
@@ -526,9 +527,12 @@ func TestInspect(t *testing.T) {
 		// The preview-1 command adapter's module loops and has a start
 		// function, which runs before a stop global can be reached.
 		{"component with a loop it cannot check", repoPath("internal/component/testdata/command-c.wasm"), []string{
+			"serves as: wasi:cli command (exports wasi:cli/run@0.2.",
+			"instances: one for the run (wasmesh run)",
 			"stopped:   by the runtime at every loop iteration (core module 1: its code loops, and its start function runs at instantiation"}},
 		// A module without a memory: the stop global's check alone.
 		{"component with a loop in a module without memory", repoPath("internal/component/testdata/misbehave-loop.wasm"), []string{
+			"serves as: wasi:http handler (exports wasi:http/incoming-handler@0.2.0)",
 			"stopped:   by a check every 1000 loop iterations"}},
 	}
 	for _, tc := range tests {

@@ -258,7 +258,7 @@ func artifactInspect(_ context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "reusable:  no: %s\n", in.NotReusable)
 	}
 	if in.Component != nil {
-		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\n")
+		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\nserves as: %s\nimports:   %s\n", in.Component.Role(), strings.Join(in.Imports, ", "))
 		_, err := in.Component.WriteTo(stdout)
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
@@ -21,6 +22,8 @@ type inspected struct {
 	Instances string `json:"instances,omitempty"`
 	// Stops says how a component's guest is stopped at its deadline.
 	Stops string `json:"stops,omitempty"`
+	// Role says what a component is for (component.World.Role).
+	Role string `json:"serves_as,omitempty"`
 }
 
 // componentInstances sets head.Instances and head.Stops for c: whether its
@@ -66,16 +69,23 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 			return exitWith(2, fmt.Errorf("%s: %w", files[0], err))
 		}
 		w := c.World()
+		head.Role = w.Role()
 		componentInstances(&head, c)
+		if strings.HasPrefix(head.Role, "wasi:cli command") {
+			head.Instances = "one for the run (wasmesh run)"
+		}
 		if *output == "json" {
 			return writeJSON(stdout, struct {
 				inspected
 				*component.World
 			}{head, w})
 		}
-		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\ndigest:    %s\nsize:      %d bytes\n", head.Digest, head.Size)
-		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\ninstances: %s\nstopped:   %s\n",
-			len(c.Modules), len(c.CoreInstances), len(c.Components), head.Instances, head.Stops)
+		fmt.Fprintf(stdout, "kind:      component (WASI 0.2 component model)\nserves as: %s\ndigest:    %s\nsize:      %d bytes\n", w.Role(), head.Digest, head.Size)
+		fmt.Fprintf(stdout, "contains:  %d core modules, %d core instances, %d nested components\ninstances: %s\n",
+			len(c.Modules), len(c.CoreInstances), len(c.Components), head.Instances)
+		if head.Stops != "" {
+			fmt.Fprintf(stdout, "stopped:   %s\n", head.Stops)
+		}
 		_, err = w.WriteTo(stdout)
 		return err
 	}

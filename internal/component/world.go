@@ -3,6 +3,7 @@ package component
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -13,6 +14,89 @@ import (
 type World struct {
 	Imports []Item `json:"imports"`
 	Exports []Item `json:"exports"`
+}
+
+// Role says what the component is for, from its exports: a
+// "wasi:http handler (exports wasi:http/incoming-handler@0.2.10)", a
+// "wasi:cli command (exports wasi:cli/run@0.2.3)", or a "library
+// (exports …)" of interfaces of its own.
+func (w *World) Role() string {
+	var own []string
+	for _, ex := range w.Exports {
+		switch base, _, _ := strings.Cut(ex.Name, "@"); base {
+		case "wasi:http/incoming-handler":
+			return "wasi:http handler (exports " + ex.Name + ")"
+		case "wasi:cli/run":
+			return "wasi:cli command (exports " + ex.Name + ")"
+		}
+		if ex.Sort == (Sort{Kind: SortInstance}) && !strings.HasPrefix(ex.Name, "wasi:") {
+			own = append(own, ex.Name)
+		}
+	}
+	if len(own) == 0 {
+		return "none: it exports no handler, command or interface of its own"
+	}
+	return "library (exports " + strings.Join(own, ", ") + ")"
+}
+
+// WASI is the WASI version of the world's wasi: imports and exports: the
+// highest 0.2.x (or other) version named, "" for none.
+func (w *World) WASI() string {
+	best := ""
+	for _, items := range [][]Item{w.Imports, w.Exports} {
+		for _, it := range items {
+			if !strings.HasPrefix(it.Name, "wasi:") {
+				continue
+			}
+			if _, v, ok := strings.Cut(it.Name, "@"); ok && semverLess(best, v) {
+				best = v
+			}
+		}
+	}
+	return best
+}
+
+// semverLess orders "major.minor.patch[-pre]" versions, "" first.
+func semverLess(a, b string) bool {
+	if a == "" {
+		return b != ""
+	}
+	pa, pb := strings.SplitN(a, ".", 3), strings.SplitN(b, ".", 3)
+	for i := 0; i < 3; i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(strings.SplitN(pa[i], "-", 2)[0])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(strings.SplitN(pb[i], "-", 2)[0])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+// Packages are the packages of the world's imports ("wasi:http@0.2.10"),
+// each once, sorted.
+func (w *World) Packages() []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, it := range w.Imports {
+		pkg, version, _ := strings.Cut(it.Name, "@")
+		if ns, _, ok := strings.Cut(pkg, "/"); ok {
+			pkg = ns
+		}
+		if version != "" {
+			pkg += "@" + version
+		}
+		if !seen[pkg] {
+			seen[pkg] = true
+			out = append(out, pkg)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Item is one import or export of a World.

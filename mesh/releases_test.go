@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/config"
+	adminapi "github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/internal/rollout"
 	"github.com/wasmesh/wasmesh/modules"
 )
@@ -111,6 +112,15 @@ func TestReleaseErrors(t *testing.T) {
 	f := newFixture(t, oneVersion("rust"))
 	ctx := context.Background()
 	zig := f.push("zig")
+	store, err := modules.Open(f.g.Config().Store, modules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commandWasm, _ := os.ReadFile("../internal/component/testdata/nothandler-command-lib.wasm")
+	command, err := store.PutBytes(ctx, commandWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before, _ := os.ReadFile(f.path)
 	tests := []struct {
 		name    string
@@ -118,6 +128,7 @@ func TestReleaseErrors(t *testing.T) {
 		wantErr string
 		notFnd  bool
 	}{
+		{"deploy of a command", func() error { _, err := f.g.Deploy(ctx, "svc", command, 10, ""); return err }, "is not a wasi:http handler: it is a wasi:cli command", false},
 		{"unknown service", func() error { _, err := f.g.Deploy(ctx, "nope", zig, 10, ""); return err }, `service "nope" (the config's services: svc)`, true},
 		{"rollback of an unknown service", func() error { _, err := f.g.Rollback(ctx, "nope"); return err }, `service "nope" (the config's services: svc)`, true},
 		{"promote of a name no version has", func() error { _, err := f.g.Promote(ctx, "svc", "stable"); return err }, `"stable" names no version of service "svc"`, true},
@@ -139,6 +150,13 @@ func TestReleaseErrors(t *testing.T) {
 				t.Fatal("a failed release changed the config file")
 			}
 		})
+	}
+	// Each was its caller's answer: the config serving is the file's,
+	// whose last load did not fail.
+	var cs adminapi.ConfigStatus
+	getJSON(t, httptestAdmin(t, f)+"/v1/config", &cs)
+	if cs.LastError != "" {
+		t.Errorf("after refused operations, /v1/config says the last load failed: %q", cs.LastError)
 	}
 }
 

@@ -78,6 +78,10 @@ type Controller struct {
 	// the same store takes the compiled module of one whose file has not
 	// changed without reading it. Written with mu held.
 	known atomic.Pointer[knownPaths]
+	// editing is set while an operation's edit loads (commitLocked): its
+	// failure is its caller's answer, not the config's last error. mu
+	// held.
+	editing bool
 	// pre is what the prefetch of the config being loaded did, while
 	// loadPrefetchedLocked runs: its parsed config (not parsed again) and
 	// the oci:// modules whose pull failed (not asked for again with c.mu
@@ -320,6 +324,13 @@ func (c *Controller) Resume(ctx context.Context, refused error) error {
 
 // failLoad records a failed load; file says it was of the config file.
 func (c *Controller) failLoad(err error, file bool) error {
+	if c.editing {
+		// An operation's edit (deploy, promote, rollback, lanes) refused:
+		// its caller is told; the config serving is the file's, whose
+		// last load did not fail.
+		c.log.Info("edit refused; the config serving is unchanged", "file", c.opts.ConfigPath, "error", err)
+		return err
+	}
 	c.lastErr.Store(&LoadError{Err: err, At: time.Now(), File: file})
 	c.plane.Metrics().Reloads.WithLabelValues("error").Inc()
 	st := c.plane.Snapshot()

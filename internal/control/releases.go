@@ -330,6 +330,8 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 // commitLocked loads data, an edit of st's config, and writes it to the
 // config file. On failure neither the running config nor the file changes.
 func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, data []byte) error {
+	c.editing = true
+	defer func() { c.editing = false }()
 	if c.opts.External != "" && c.opts.Write != nil {
 		// Checked here first (nothing is written that would be refused),
 		// then written where the config comes from, then loaded.

@@ -43,6 +43,8 @@ func TestHostileComponent(t *testing.T) {
 		{path: "/S101", wantInErr: "status code 101"},
 		{path: "/S199", wantInErr: "status code 199"},
 		{path: "/S999", wantInErr: "status code 999"},
+		// A handle dropped twice: the error names the drop.
+		{path: "/f", wantInErr: "resource.drop of wasi:http/types@0.2.10#fields: canonical ABI: handle"},
 	}
 	for _, tc := range tests {
 		for _, streamed := range []bool{false, true} {

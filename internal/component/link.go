@@ -910,11 +910,17 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 	case CanonResourceNew:
 		h, err := inst.handles.LowerOwn(uint32(stack[0]), cf.resource)
 		stack[0] = uint64(h)
-		return err
+		if err != nil {
+			return fmt.Errorf("resource.new of %s: %w", cf.name, err)
+		}
+		return nil
 	case CanonResourceRep:
 		rep, err := inst.handles.rep(uint32(stack[0]), cf.resource)
 		stack[0] = uint64(rep)
-		return err
+		if err != nil {
+			return fmt.Errorf("resource.rep of %s: %w", cf.name, err)
+		}
+		return nil
 	case CanonResourceDrop:
 		rep, own, err := inst.handles.drop(uint32(stack[0]), cf.resource)
 		switch {
@@ -936,7 +942,10 @@ func (inst *Instance) canon(ctx context.Context, cf *canonFunc, stack []uint64) 
 			}
 			inst.DropObject(rep)
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("resource.drop of %s: %w", cf.name, err)
+		}
+		return nil
 	}
 	inst.callCtx = ctx // for the guest's realloc, called while lowering
 	if cf.plan != nil {

@@ -32,12 +32,21 @@ func SetVersions(data []byte, service string, versions []*Version) ([]byte, erro
 		case svc.Kind != yaml.MappingNode:
 			return fmt.Errorf("service %q is not a mapping", service)
 		}
+		// Written in the style the list had: [ { … }, … ], or - { … }.
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		var itemStyle yaml.Style
+		if old := lookup(svc, "versions"); old != nil && old.Kind == yaml.SequenceNode {
+			seq.Style = old.Style & yaml.FlowStyle
+			if len(old.Content) > 0 {
+				itemStyle = old.Content[0].Style & yaml.FlowStyle
+			}
+		}
 		for i, v := range versions {
 			n, err := versionNode(v)
 			if err != nil {
 				return fmt.Errorf("versions[%d]: %w", i, err)
 			}
+			n.Style |= itemStyle
 			seq.Content = append(seq.Content, n)
 		}
 		setValue(svc, "versions", seq)
@@ -178,7 +187,11 @@ func lookup(m *yaml.Node, key string) *yaml.Node {
 func setValue(m *yaml.Node, key string, v *yaml.Node) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if k := m.Content[i]; k.Value == key {
-			if c := m.Content[i+1].LineComment; c != "" && k.LineComment == "" {
+			switch c := m.Content[i+1].LineComment; {
+			case c == "":
+			case v.Style&yaml.FlowStyle != 0: // on one line still: after it
+				v.LineComment = c
+			case k.LineComment == "": // a block now: after its key
 				k.LineComment = c
 			}
 			m.Content[i+1] = v

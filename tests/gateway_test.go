@@ -262,6 +262,14 @@ func TestRoutesRefusesWhatServeRefuses(t *testing.T) {
 			t.Errorf("routes, a check, made the config's store (%v)", err)
 		}
 	}
+	// A missing module: the path it was looked for at, as serve says.
+	os.WriteFile(path, []byte("store: store\nservices:\n  svc: { versions: [ { path: missing.wasm } ] }\n"), 0o644)
+	for _, cmd := range []string{"routes", "serve"} {
+		r := wasmesh(t, opts{}, cmd, "--config", path)
+		if r.code == 0 || !strings.Contains(r.stderr, "wasmesh.yaml:3:") || !strings.Contains(r.stderr, filepath.Join(dir, "missing.wasm")) {
+			t.Errorf("%s: exit %d, stderr %q: want the missing path named at its line", cmd, r.code, r.stderr)
+		}
+	}
 }
 
 func TestServeRefusesHugeHeapFloor(t *testing.T) {

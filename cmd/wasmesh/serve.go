@@ -383,7 +383,7 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		wasm, err := os.ReadFile(v.AbsPath())
 		if err != nil {
-			return "", errors.Unwrap(err)
+			return "", fmt.Errorf("%s: %w", v.AbsPath(), errors.Unwrap(err))
 		}
 		if err := modules.Check(wasm); err != nil { // as serve's load refuses it
 			return "", err

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"golang.org/x/net/websocket"
@@ -181,8 +182,9 @@ routes:
 
 // TestUpstreamForwardedUntrusted: a client that is not a trusted proxy
 // cannot make the upstream believe it is someone else: X-Forwarded-For,
-// -Host and -Proto are the gateway's own, its Forwarded and X-Real-Ip are
-// dropped; and an Upgrade other than to WebSocket is not passed on.
+// -Host and -Proto are the gateway's own, its Forwarded, X-Real-Ip and the
+// X-Forwarded- fields frameworks read (-Port, -Prefix, -Ssl) are dropped;
+// and an Upgrade other than to WebSocket is not passed on.
 func TestUpstreamForwardedUntrusted(t *testing.T) {
 	native := nativeUpstream(t, "v1")
 	g := serve(t, `
@@ -193,7 +195,8 @@ routes:
   - { match: { path_prefix: / }, service: users }
 `)
 	status, body, _ := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https",
-		"Forwarded", "for=203.0.113.7", "X-Real-Ip", "203.0.113.7", "Connection", "Upgrade", "Upgrade", "h2c")
+		"Forwarded", "for=203.0.113.7", "X-Real-Ip", "203.0.113.7", "Connection", "Upgrade", "Upgrade", "h2c",
+		"X-Forwarded-Port", "443", "X-Forwarded-Prefix", "/admin", "X-Forwarded-Ssl", "on")
 	var got struct{ Header http.Header }
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "native v1 ")), &got); status != 200 || err != nil {
 		t.Fatalf("%d %q: %v", status, body, err)
@@ -207,7 +210,7 @@ routes:
 			t.Errorf("the upstream got %s %q, want %q", c.name, vs, c.want)
 		}
 	}
-	for _, name := range []string{"Forwarded", "X-Real-Ip", "Upgrade"} { // forged, and an h2c upgrade (smuggling)
+	for _, name := range []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "Upgrade"} { // forged, and an h2c upgrade (smuggling)
 		if vs := got.Header.Values(name); len(vs) != 0 {
 			t.Errorf("the upstream got %s %q, want none", name, vs)
 		}
@@ -1231,6 +1234,86 @@ func TestUpstreamClientGoneMidResponse(t *testing.T) {
 		}
 	}
 	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:events",service="events",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
+		t.Errorf("the client's going counted as the version's 5xx: %s", n)
+	}
+}
+
+// TestUpstreamSlowReaderIsTheClients: a client that takes a proxied
+// answer more slowly than the service's timeout allows is the client's
+// fault (slow_reader): the endpoint, which sent it as fast as it was
+// taken, is not failed, ejected or counted in the version's 5xx.
+func TestUpstreamSlowReaderIsTheClients(t *testing.T) {
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 1024 { // 64 MiB, as fast as the gateway takes it
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  big: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ], limits: { timeout: 1s } }
+routes:
+  - { match: { path_prefix: / }, service: big }
+`)
+	conn := dialGateway(t, g)
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4 << 10)
+	}
+	io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	// 16 KiB every 50 ms: 320 KiB a second, 64 MiB in minutes.
+	buf := make([]byte, 16<<10)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := conn.Read(buf); err != nil {
+			break // cut at the service's timeout
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	poll(t, "the slow reader counted as the client's", func() bool {
+		return metric(t, g, `wasmesh_client_errors_total{reason="slow_reader",service="big"}`) == "1"
+	})
+	v, ep := short(upstreamDigest(t, up.URL)), strings.TrimPrefix(up.URL, "http://")
+	for _, reason := range []string{"reset", "timeout", "invalid_response"} {
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+reason+`",version="`+v+`"}`); n != "" && n != "0" {
+			t.Errorf("the slow reader counted against the endpoint as %s: %s", reason, n)
+		}
+	}
+	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:big",service="big",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
+		t.Errorf("the slow reader counted as the version's 5xx: %s", n)
+	}
+}
+
+// TestUpstreamClientGoneBetweenTries: a client that leaves while the
+// gateway waits to try again (an endpoint that answers 503, retried) is
+// the client's, not a 504 of the version's.
+func TestUpstreamClientGoneBetweenTries(t *testing.T) {
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	spec := `{ endpoints: [ "` + busy.URL + `" ], retries: { on: [ "503" ], attempts: 10 } }`
+	g := serve(t, `
+services:
+  busy: { versions: [ { upstream: `+spec+` } ] }
+routes:
+  - { match: { path_prefix: / }, service: busy }
+`)
+	// 10 tries take about 275 ms of pauses (1–10 ms times the try's
+	// number), the tries themselves well under one: a client that leaves
+	// after 80 ms leaves in a pause (all but once in thousands).
+	c := &http.Client{Timeout: 80 * time.Millisecond}
+	if resp, err := c.Get(g.url + "/x"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %d before the client left", resp.StatusCode)
+	}
+	poll(t, "the client's going counted as client_abort", func() bool {
+		return metric(t, g, `wasmesh_client_errors_total{reason="client_abort",service="busy"}`) == "1"
+	})
+	v := short(upstreamDigestOf(t, spec))
+	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:busy",service="busy",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
 		t.Errorf("the client's going counted as the version's 5xx: %s", n)
 	}
 }

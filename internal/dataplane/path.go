@@ -377,6 +377,7 @@ const (
 	faultBodyTimeout  = "body_timeout"   // 408: not sent within the service's timeout
 	faultBadBody      = "bad_body"       // 400: malformed framing (chunks, trailers)
 	faultClientAbort  = "client_abort"   // 499: gone before the answer
+	faultSlowReader   = "slow_reader"    // the timeout came as it took a proxied answer too slowly
 	faultConnect      = "connect"        // 501: a CONNECT, which the gateway does not serve
 )
 

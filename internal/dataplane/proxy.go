@@ -132,6 +132,11 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		case <-ctx.Done():
 		}
 		if err := ctx.Err(); err != nil {
+			if req.ctx.Err() != nil {
+				// The client left during the pause: its own doing.
+				p.fail(req, w, statusClientClosed, fmt.Errorf("the client went away between tries: %w", err))
+				return
+			}
 			p.fail(req, w, http.StatusGatewayTimeout, fmt.Errorf("upstream: %w", err))
 			return
 		}
@@ -175,6 +180,12 @@ var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TR
 // forwardedProto is X-Forwarded-Proto's value by whether the client came
 // over TLS (shared: the client writes header values, never changes them).
 var forwardedProto = map[bool][]string{false: {"http"}, true: {"https"}}
+
+// untrustedForwarding are the forwarding fields, beyond those the gateway
+// sets, that frameworks read (Spring's X-Forwarded-Port and -Prefix,
+// Rack's X-Forwarded-Ssl): dropped from a client that is no trusted
+// proxy, which could forge them.
+var untrustedForwarding = []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Server"}
 
 // hopByHopFields are the header fields that concern one connection, not the
 // request (RFC 9110 §7.6.1), with those of the old RFC 2616 that proxies
@@ -223,8 +234,9 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 		h["X-Forwarded-For"] = value(0, ip)
 	}
 	if !trusted { // the other forwarding fields a client could forge
-		delete(h, "Forwarded")
-		delete(h, "X-Real-Ip")
+		for _, k := range untrustedForwarding {
+			delete(h, k)
+		}
 	}
 	if !trusted || h["X-Forwarded-Host"] == nil {
 		h["X-Forwarded-Host"] = value(1, r.Host)
@@ -270,6 +282,7 @@ var forbiddenTrailers = map[string]bool{
 	"Proxy-Authorization": true, "Proxy-Connection": true, "Range": true, "Realm": true, "Te": true,
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Www-Authenticate": true,
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"X-Forwarded-Port": true, "X-Forwarded-Prefix": true, "X-Forwarded-Ssl": true, "X-Forwarded-Server": true,
 	"X-Real-Ip": true, "Via": true, RequestIDHeader: true, "Traceparent": true, "Tracestate": true,
 	"Baggage": true, router.VersionHeader: true,
 }
@@ -381,7 +394,9 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		p.tunnel(req, w, resp)
 		return false
 	}
-	err = p.copyResponse(req, w, resp)
+	began := clock.Now()
+	dl, _ := ctx.Deadline()
+	writing, err := p.copyResponse(req, w, resp, dl)
 	if err == nil {
 		u.outcome(ep, resp.StatusCode >= 500) // one outcome a try, once its body is through
 		return false
@@ -396,6 +411,12 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		// The client went away (its connection's context cut the round
 		// trip): its fault, not the endpoint's.
 		req.ClientFault = faultClientAbort
+		return false
+	case ctx.Err() != nil && 2*writing > clock.Now().Sub(began):
+		// The service's timeout came while the gateway waited mostly on
+		// the client to take the body, not on the endpoint to send it:
+		// a client that reads slowly, whose fault it is.
+		req.ClientFault = faultSlowReader
 		return false
 	case ctx.Err() != nil:
 		reason, req.Status = "timeout", http.StatusGatewayTimeout // the service's timeout, mid-body
@@ -489,7 +510,9 @@ func (ep *endpoint) count(u *upstreamPool, code string) {
 // copyResponse writes resp to w: its end-to-end header fields, its body
 // streamed (flushed as it comes when its length is unknown, as for server
 // events), its trailers.
-func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Response) error {
+//
+// It returns how long it waited on the client: writing the body, flushing.
+func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Response, deadline time.Time) (writing time.Duration, err error) {
 	defer resp.Body.Close()
 	h := w.Header()
 	dropHopByHop(resp.Header)
@@ -507,35 +530,48 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
+	// The client takes the answer within the request's deadline too: a
+	// write it does not take by then fails (the client's fault).
+	if !deadline.IsZero() && rc.SetWriteDeadline(deadline) == nil {
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	}
 	buf := upstreamBuffers.Get().(*[]byte)
 	defer upstreamBuffers.Put(buf)
 	for {
 		n, rerr := resp.Body.Read(*buf)
 		if n > 0 {
+			start := clock.Now()
 			m, werr := w.Write((*buf)[:n])
 			req.Bytes += m
 			if werr != nil {
-				req.ClientFault = faultClientAbort // gone before the whole answer
-				return nil
+				var ne net.Error
+				if errors.As(werr, &ne) && ne.Timeout() {
+					req.ClientFault = faultSlowReader // did not take it within the deadline
+				} else {
+					req.ClientFault = faultClientAbort // gone before the whole answer
+				}
+				req.abort = true
+				return writing, nil
 			}
 			if flush {
 				_ = rc.Flush()
 			}
+			writing += clock.Now().Sub(start)
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
 			if errors.Is(rerr, errBodyTooLarge) {
-				return rerr
+				return writing, rerr
 			}
-			return fmt.Errorf("%w: %w", errUpstreamBody, rerr)
+			return writing, fmt.Errorf("%w: %w", errUpstreamBody, rerr)
 		}
 	}
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs
 	}
-	return nil
+	return writing, nil
 }
 
 // tunnel joins the client and the endpoint after the endpoint switched

@@ -133,7 +133,7 @@ func write[T string | []byte](w *response, p T) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.failed {
-		return 0, errWriteFailed
+		return 0, w.writeFailure()
 	}
 	if !bodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
@@ -159,11 +159,25 @@ func write[T string | []byte](w *response, p T) (int, error) {
 	return w.writeBody([]byte(p))
 }
 
-var errWriteFailed = &writeError{}
+// writeError is a write of the response that failed, with the
+// connection's error (a timeout at the write deadline, a reset).
+type writeError struct{ err error }
 
-type writeError struct{}
+func (e *writeError) Error() string {
+	if e.err == nil {
+		return "http1: the connection failed while writing the response"
+	}
+	return "http1: the connection failed while writing the response: " + e.err.Error()
+}
 
-func (*writeError) Error() string { return "http1: the connection failed while writing the response" }
+func (e *writeError) Unwrap() error { return e.err }
+
+// writeFailure is the error of a write after the connection failed: the
+// buffered writer's, which keeps the first.
+func (w *response) writeFailure() error {
+	_, err := w.c.bw.Write(nil)
+	return &writeError{err}
+}
 
 // Flush sends what is buffered, as http.Flusher: the response is streamed
 // from then on.
@@ -182,6 +196,12 @@ func (w *response) Flush() {
 // with a timeout. The server sets its own deadlines again before it reads
 // the next request.
 func (w *response) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the connection's write deadline, for writing the
+// response (http.ResponseController): a write the client does not take by
+// then fails with a timeout. The handler lifts it (the zero time) if the
+// connection is to serve another request.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 
 // startStream writes the headers and the buffered body: with the
 // declared length, or chunked.
@@ -212,7 +232,7 @@ func (w *response) writeBody(p []byte) (int, error) {
 	}
 	if err != nil {
 		w.failed = true
-		return n, errWriteFailed
+		return n, &writeError{err}
 	}
 	return len(p), nil
 }

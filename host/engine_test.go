@@ -127,6 +127,9 @@ func TestRunErrors(t *testing.T) {
 		// (they ran for ever, and froze the process at its next collection).
 		{file: "recurse_nomem.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
 		{file: "recurse_start.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
+		// The guest's exit code, even the one wazero closes a module with
+		// when its context is canceled (it passed for a client gone: 499).
+		{file: "exit_canceled.wasm", wantExit: 0xffffffff},
 		{file: "bigmem.wasm", call: Call{MemoryLimit: 64 << 20}, wantErr: ErrMemoryLimit},
 		{file: "membomb.wasm", call: Call{MemoryLimit: 16 << 20}, wantExit: 3},
 		{file: "bigout.wasm", call: Call{MaxStdout: 1 << 20}, wantErr: ErrOutputLimit, wantInErr: "more than 1048576 bytes to stdout"},
@@ -332,5 +335,25 @@ func TestRecursionStopsFresh(t *testing.T) {
 	m := compileFile(t, e, "testdata/recurse.wasm")
 	if _, err := e.Run(context.Background(), m, Call{Timeout: 200 * time.Millisecond}); !errors.Is(err, ErrDeadline) {
 		t.Fatalf("err = %v, want ErrDeadline", err)
+	}
+}
+
+// TestStoppedInRandomGet: 300 random_get calls of 64 MiB (fewer than a
+// yield check's loop iterations) are stopped at the run's deadline, in
+// the calls: the guest ran for 30 s past it, in a reused instance and a
+// fresh one.
+func TestStoppedInRandomGet(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		e, err := New(context.Background(), Options{CacheDir: t.TempDir(), FreshInstances: fresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(context.Background())
+		m := compileFile(t, e, "testdata/randloop.wasm")
+		start := time.Now()
+		_, err = e.Run(context.Background(), m, Call{Timeout: 300 * time.Millisecond})
+		if took := time.Since(start); !errors.Is(err, ErrDeadline) || took > 5*time.Second {
+			t.Errorf("fresh instances %v: %v after %v, want ErrDeadline at about 300ms", fresh, err, took)
+		}
 	}
 }

@@ -246,7 +246,8 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	inst.table = wasip1.NewTable(nil, nil, nil, 0)
 	mc := baseConfig.
 		WithArgs(p.args...).
-		WithNanosleep(func(ns int64) { sleep(inst.sleepContext(), time.Duration(ns)) })
+		WithNanosleep(func(ns int64) { sleep(inst.sleepContext(), time.Duration(ns)) }).
+		WithRandSource(randSource{inst.sleepContext})
 	mod, err := p.e.reuseRT.InstantiateModule(ctx, p.r.compiled, mc)
 	if err != nil {
 		if inst.mem != nil {
@@ -598,8 +599,13 @@ func finish(ctx context.Context, res Result, err error) (Result, error) {
 	case err == nil:
 		return res, nil
 	}
+	// With the context not done, an exit is the guest's own, whatever its
+	// code: 0xffffffff and 0xefffffff are the codes wazero closes a module
+	// with when its context ends (their ExitErrors say they are
+	// context.Canceled and DeadlineExceeded), and a guest that exits with
+	// them must not pass for a client gone or a deadline.
 	var exit *sys.ExitError // escapes (errors.As): not made for a clean return
-	if errors.As(err, &exit) && exit.ExitCode() != sys.ExitCodeContextCanceled && exit.ExitCode() != sys.ExitCodeDeadlineExceeded {
+	if errors.As(err, &exit) {
 		res.ExitCode = exit.ExitCode()
 		return res, nil
 	}

@@ -151,8 +151,7 @@ var baseConfig = wazero.NewModuleConfig().
 	WithName("").
 	WithStartFunctions(). // called by Run, so instantiation and run are told apart
 	WithSysWalltime().
-	WithSysNanotime().
-	WithRandSource(rand.Reader)
+	WithSysNanotime()
 
 // moduleConfig gives the guest its arguments; its descriptors are the run's
 // table (wasip1). Sleeps end when ctx does, so that a deadline stops a
@@ -160,7 +159,33 @@ var baseConfig = wazero.NewModuleConfig().
 func (e *Engine) moduleConfig(ctx context.Context, c Call) wazero.ModuleConfig {
 	return baseConfig.
 		WithArgs(c.Args...).
-		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) })
+		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) }).
+		WithRandSource(randSource{func() context.Context { return ctx }})
+}
+
+// randSource is what random_get reads: crypto/rand, in pieces of at most
+// 64 KiB, failing (EIO to the guest) once the run's context is done. A
+// guest asking for gigabytes in a few calls (fewer than a yield check's
+// loop iterations) is stopped at its deadline, and the runtime can stop
+// the world between pieces (one 64 MiB read delayed a collection by 350
+// ms, and every other request with it).
+type randSource struct{ ctx func() context.Context }
+
+const randPiece = 64 << 10
+
+func (r randSource) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if err := r.ctx().Err(); err != nil {
+			return n, err
+		}
+		m, err := rand.Read(p[n:min(len(p), n+randPiece)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // stdinOf is what a run's stdin reads: an *os.File (a terminal or pipe,

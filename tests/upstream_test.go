@@ -1317,3 +1317,30 @@ routes:
 		t.Errorf("the client's going counted as the version's 5xx: %s", n)
 	}
 }
+
+// TestUpstreamGarbageEjected: an endpoint that answers garbage fails its
+// tries as invalid_response and is ejected as one that fails otherwise:
+// it kept its share of the traffic, each a 502.
+func TestUpstreamGarbageEjected(t *testing.T) {
+	garbage := rawUpstream(t, func(c net.Conn) {
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 2xx WHAT\r\n\r\n")
+	})
+	good1, good2 := nativeUpstream(t, "good"), nativeUpstream(t, "good")
+	spec := `{ endpoints: [ "` + garbage + `", "` + good1.URL + `", "` + good2.URL + `" ], lb: round_robin }`
+	g := serve(t, `
+services:
+  users: { versions: [ { upstream: `+spec+` } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	for range 30 {
+		get(t, g.url+"/x")
+	}
+	v, ep := short(upstreamDigestOf(t, spec)), strings.TrimPrefix(garbage, "http://")
+	if n := metric(t, g, `wasmesh_upstream_ejections_total{endpoint="`+ep+`",version="`+v+`"}`); n == "" || n == "0" {
+		t.Errorf("the endpoint answering garbage was not ejected (its invalid responses: %s)",
+			metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="invalid_response",version="`+v+`"}`))
+	}
+}

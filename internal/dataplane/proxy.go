@@ -365,7 +365,8 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		ep.count(u, "")
 		p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
 		span.SetStatus(codes.Error, err.Error())
-		if reason == "connect_failure" || reason == "reset" || reason == "timeout" {
+		switch reason {
+		case "connect_failure", "reset", "timeout", "invalid_response":
 			u.outcome(ep, true) // the endpoint's failure, not the client's
 		}
 		if again && u.spec.Retries.RetriesOn(reason) && u.reserveRetry() {

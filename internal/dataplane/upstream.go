@@ -120,7 +120,9 @@ func (u *upstreamPool) outcome(ep *endpoint, failed bool) {
 	}
 	d := min(ejectBase<<min(ep.ejections.Add(1)-1, 10), ejectMax)
 	ep.ejectedUntil.Store(now + int64(d))
-	ep.failures.Store(0)
+	// Back on probation: its first failure once chosen again ejects it
+	// again (for twice as long), its first success clears it.
+	ep.failures.Store(ejectAfter - 1)
 	u.p.metrics.UpstreamEjections.WithLabelValues(u.version, ep.url.Host).Inc()
 	u.p.log.Warn("upstream endpoint ejected", "version", u.version, "endpoint", ep.url.String(), "for", d, "failures", ejectAfter)
 }

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,7 +231,10 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 				if s, ok := d.str(item, fi); ok {
 					e, err := parseEndpoint(s)
 					if d.check(err != nil, item, fi, "%v", err) {
-						u.Endpoints = append(u.Endpoints, e)
+						dup := slices.IndexFunc(u.Endpoints, func(o *url.URL) bool { return *o == *e })
+						if d.check(dup >= 0, item, fi, "%s is endpoints[%d] again", e, dup) {
+							u.Endpoints = append(u.Endpoints, e)
+						}
 					}
 				}
 			}
@@ -407,10 +412,12 @@ func (d *decoder) pool(n *yaml.Node, path string) Pool {
 // health decodes an upstream's health check.
 func (d *decoder) health(n *yaml.Node, path string) *HealthCheck {
 	h := &HealthCheck{Interval: 5 * time.Second, Timeout: 2 * time.Second, Status: 200, Healthy: 2, Unhealthy: 3}
+	hasPath := false
 	d.fields(n, path, healthFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
 		switch key {
 		case "path":
+			hasPath = true
 			if p, ok := d.str(v, f); ok && d.check(!strings.HasPrefix(p, "/"), v, f, `must start with "/", got %q`, p) {
 				h.Path = p
 			}
@@ -432,7 +439,7 @@ func (d *decoder) health(n *yaml.Node, path string) *HealthCheck {
 			}
 		}
 	})
-	if h.Path == "" {
+	if !hasPath {
 		d.errorf(n, path, `missing field "path"`)
 	}
 	h.Timeout = min(h.Timeout, h.Interval)
@@ -441,6 +448,9 @@ func (d *decoder) health(n *yaml.Node, path string) *HealthCheck {
 
 // parseEndpoint checks an upstream endpoint: an http(s) origin.
 func parseEndpoint(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port", s)
+	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
@@ -452,5 +462,14 @@ func parseEndpoint(s string) (*url.URL, error) {
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
 		return nil, fmt.Errorf("endpoint %q: want an origin (scheme://host:port), without path, query or user", s)
 	}
-	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+	host := u.Host
+	if p := u.Port(); p != "" {
+		// Written as the port it is (09102 is 9102: the same endpoint).
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("endpoint %q: port %s is not one from 1 to 65535", s, p)
+		}
+		host = net.JoinHostPort(u.Hostname(), strconv.Itoa(n))
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(host)}, nil
 }

@@ -48,7 +48,11 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { kubernetes: { service: users, namespace: x } } }`, `kubernetes: unknown field "namespace"`},
 		{`{ upstream: { kubernetes: { service: users }, expect_id: "spiffe://example.org/b" } }`, `expect_id: needs kubernetes' scheme: https`},
 		{`{ upstream: { dns: "http://10.0.0.1:80" } }`, `dns: names an address, 10.0.0.1: list it in endpoints`},
-		{`{ upstream: { dns: "users:80" } }`, `dns: endpoint "users:80": want http:// or https://`},
+		{`{ upstream: { dns: "users:80" } }`, `dns: endpoint "users:80": want http://host:port or https://host:port`},
+		{`{ upstream: { endpoints: [ "127.0.0.1:9101" ] } }`, `endpoints[0]: endpoint "127.0.0.1:9101": want http://host:port or https://host:port`},
+		{`{ upstream: { endpoints: [ "http://127.0.0.1:99999" ] } }`, `endpoints[0]: endpoint "http://127.0.0.1:99999": port 99999 is not one from 1 to 65535`},
+		{`{ upstream: { endpoints: [ "http://127.0.0.1:0" ] } }`, `port 0 is not one from 1 to 65535`},
+		{`{ upstream: { endpoints: [ "http://a:9102", "http://A:09102" ] } }`, `endpoints[1]: http://a:9102 is endpoints[0] again`},
 		{`{ upstream: { dns: "http://users", dns_interval: 1ms } }`, `dns_interval: must be at least 100ms, got 1ms`},
 		{`{ upstream: { endpoints: [ "http://x" ], retries: { on: [ "502", "oops" ] } } }`, `retries.on[1]: must be "connect_failure", "reset", "timeout" or a 5xx status code, got "oops"`},
 		{`{ upstream: { endpoints: [ "http://x" ], retries: { on: [ "404" ] } } }`, `retries.on[0]: must be`},
@@ -65,6 +69,10 @@ func TestUpstreamVersions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.src, err, tt.want)
 		}
+	}
+	// A path that is wrong is not also missing.
+	if _, err := Parse("wasmesh.yaml", []byte("services:\n  s:\n    versions:\n      - { upstream: { endpoints: [ \"http://x\" ], health: { path: healthz } } }\n")); err == nil || strings.Contains(err.Error(), "missing field") {
+		t.Errorf("health path without a slash: %v, want only that it must start with /", err)
 	}
 	// The settings, and their defaults.
 	full := mustParse(t, `services:

@@ -1344,3 +1344,35 @@ routes:
 			metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="invalid_response",version="`+v+`"}`))
 	}
 }
+
+// TestUpstreamPostRetriedAfterConnectFailure: a request that may not be
+// sent twice (a POST with a body) is still tried again after a connect
+// failure, which sent none of it: each reaches the endpoint that is up,
+// whole, and none fails.
+func TestUpstreamPostRetriedAfterConnectFailure(t *testing.T) {
+	closed := "http://" + testutil.RefusedAddr(t)
+	var got atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if string(b) == "the order" {
+			got.Add(1)
+		}
+		fmt.Fprintf(w, "%s %q", r.Method, b)
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  orders: { versions: [ { upstream: { endpoints: [ "`+closed+`", "`+up.URL+`" ], lb: round_robin } } ] }
+routes:
+  - { match: { path_prefix: / }, service: orders }
+`)
+	for i := range 4 { // fewer than the five failures that eject the closed one
+		code, body := post(t, http.DefaultClient, g.url+"/orders", "the order")
+		if code != 200 || body != `POST "the order"` {
+			t.Fatalf("POST %d: %d %q", i, code, body)
+		}
+	}
+	if n := got.Load(); n != 4 {
+		t.Errorf("the endpoint got %d whole bodies, want 4", n)
+	}
+}

@@ -98,6 +98,8 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		p.count(req.colour, req.Bytes, req.BodyLen)
 	}()
 	policy := &u.spec.Retries
+	// A request that may be sent twice is tried again as the policy says;
+	// any other only after a connect failure, which sent none of it.
 	retryable := idempotent[r.Method] && out.Body == nil
 	var tried *endpoint
 	for try := 0; ; try++ {
@@ -111,8 +113,8 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 			p.fail(req, w, http.StatusServiceUnavailable, fmt.Errorf("upstream %s: %s", u.version, why))
 			return
 		}
-		again := retryable && try < policy.Attempts
-		retry := p.proxyOnce(ctx, req, w, out, u, ep, again)
+		again := try < policy.Attempts
+		retry := p.proxyOnce(ctx, req, w, out, u, ep, again, retryable)
 		if try > 0 {
 			u.retrying.Add(-1) // this retry's share of the budget, reserved by proxyOnce
 		}
@@ -324,8 +326,9 @@ func dropHopByHop(h http.Header) {
 
 // proxyOnce is one try of out on ep. It reports true when the try failed
 // as the retry policy says is tried again, nothing was written, and again
-// allows another try: req.Err says why.
-func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, out *http.Request, u *upstreamPool, ep *endpoint, again bool) (retry bool) {
+// allows another try (for a request that is not idempotent, only after a
+// connect failure that read none of its body): req.Err says why.
+func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWriter, out *http.Request, u *upstreamPool, ep *endpoint, again, idempotent bool) (retry bool) {
 	ep.inflight.Add(1)
 	defer ep.inflight.Add(-1)
 	ctx, span := p.childSpan(ctx, "wasmesh.upstream", clientSpan)
@@ -369,7 +372,8 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		case "connect_failure", "reset", "timeout", "invalid_response":
 			u.outcome(ep, true) // the endpoint's failure, not the client's
 		}
-		if again && u.spec.Retries.RetriesOn(reason) && u.reserveRetry() {
+		unsent := reason == "connect_failure" && ep.pool != nil && bodyUnread(out)
+		if again && (idempotent || unsent) && u.spec.Retries.RetriesOn(reason) && u.reserveRetry() {
 			req.Err = fmt.Errorf("upstream %s: %w", ep.url.Host, err)
 			return true // nothing written: the next try answers
 		}
@@ -383,7 +387,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	code := strconv.Itoa(resp.StatusCode)
 	ep.count(u, code)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-	if again && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) && u.reserveRetry() {
+	if again && idempotent && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) && u.reserveRetry() {
 		u.outcome(ep, true)
 		resp.Body.Close()
 		req.Err = fmt.Errorf("upstream %s answered %d", ep.url.Host, resp.StatusCode)
@@ -645,6 +649,13 @@ func (e *clientBodyError) Error() string {
 func (e *clientBodyError) Unwrap() error { return e.err }
 
 // limitedBody is a request body read by the proxy, refused past left bytes.
+// bodyUnread reports whether none of out's body has been read: a try
+// that failed to connect sent nothing, and the next may send it all.
+func bodyUnread(out *http.Request) bool {
+	b, ok := out.Body.(*limitedBody)
+	return out.Body == nil || ok && b.n.Load() == 0
+}
+
 type limitedBody struct {
 	r       io.ReadCloser
 	left    int64

@@ -924,7 +924,8 @@ routes:
 
 // TestUpstreamDNS: an upstream named by dns is served from the name's
 // addresses; one whose name does not resolve starts anyway, answers 503
-// with the reason and counts it, without dropping the rest of the config.
+// with the reason and counts it, without dropping the rest of the config;
+// a reload that brings a name that does not exist is refused.
 func TestUpstreamDNS(t *testing.T) {
 	native := nativeUpstream(t, "v1")
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(native.URL, "http://"))
@@ -948,6 +949,33 @@ routes:
 	lost := short(upstreamDigestOf(t, `{ dns: "http://nowhere.invalid:80" }`))
 	if n := metric(t, g, `wasmesh_upstream_dns_failures_total{version="`+lost+`"}`); n == "" || n == "0" {
 		t.Errorf("wasmesh_upstream_dns_failures_total = %q", n)
+	}
+
+	// A reload that brings a name that does not exist (a typo) is
+	// refused, naming it: users is served as before.
+	typo := strings.Replace(`
+services:
+  users: { versions: [ { upstream: { dns: "http://localhost:`+port+`", dns_interval: 200ms } } ] }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`, "localhost", "localhots.invalid", 1)
+	if err := os.WriteFile(g.config, []byte(loopbackConfig(typo)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, v := adminAuth(t)
+	req, _ := http.NewRequest("POST", g.admin+"/v1/config/reload", nil)
+	req.Header.Set(k, v)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "upstream.dns: lookup localhots.invalid") {
+		t.Errorf("reload with a name that does not exist: %d %s", resp.StatusCode, b)
+	}
+	if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.HasPrefix(body, "native v1") {
+		t.Errorf("after the refused reload: %d %q", status, body)
 	}
 }
 

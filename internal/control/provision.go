@@ -2,8 +2,10 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -60,9 +62,34 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	}
 	paths := map[string]pathStamp{}       // the path modules read or known in this load
 	known := c.known.Load().in(cfg.Store) // those of the last load, in the same store
+	var served map[string]bool            // the upstream versions serving, by digest
+	if old := c.plane.Snapshot(); old != nil {
+		served = map[string]bool{}
+		for _, s := range old.Config.Services {
+			for _, ov := range s.Versions {
+				if ov.Upstream != nil {
+					served[ov.Digest] = true
+				}
+			}
+		}
+	}
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
-			return v.Upstream.UpstreamDigest(), nil
+			d := v.Upstream.UpstreamDigest()
+			// A reload that brings a name that does not exist (a typo)
+			// would serve nothing but 503s for it: refused, the config
+			// before it serving on. At start, or when the resolver does
+			// not answer, it is loaded, and resolved again until it does.
+			if dns := v.Upstream.DNS; dns != nil && served != nil && !served[d] {
+				if err := c.plane.CheckResolves(ctx, dns.Hostname()); err != nil {
+					var de *net.DNSError
+					if errors.As(err, &de) && de.IsNotFound {
+						return "", fmt.Errorf("upstream.dns: %w", err)
+					}
+					c.log.Warn("upstream name not resolved at load; it is resolved again every dns_interval", "dns", dns.String(), "error", err)
+				}
+			}
+			return d, nil
 		}
 		// A module compiled already, by its digest or by a file unchanged
 		// since it was read: nothing to read, hash or compile again.

@@ -414,6 +414,18 @@ func (u *upstreamPool) resolveEvery(interval time.Duration) {
 	}
 }
 
+// CheckResolves resolves host as upstreams' dns names are (within 2 s):
+// nil when it has addresses.
+func (p *Plane) CheckResolves(ctx context.Context, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs, err := p.resolver.LookupNetIP(ctx, "ip", host)
+	if err == nil && len(addrs) == 0 {
+		err = &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+	}
+	return err
+}
+
 // resolve makes the pool's endpoints its name's addresses: an address
 // still there keeps its endpoint (connections, health, ejection), a new
 // one gets one, a gone one's closes. When the name does not resolve the

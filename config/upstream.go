@@ -161,8 +161,9 @@ var (
 func (v *Version) IsUpstream() bool { return v.Upstream != nil }
 
 // UpstreamDigest is an upstream version's address, as a module version's
-// is the sha256 of its module: the sha256 of its endpoints and balancing,
-// so that the same upstream is the same version in every config.
+// is the sha256 of its module: the sha256 of its settings (endpoints or
+// name, balancing, retries, pool, health, TLS), so that the same upstream
+// is the same version in every config, and a changed one a new version.
 func (u *Upstream) UpstreamDigest() string {
 	var b strings.Builder
 	b.WriteString("wasmesh-upstream\nlb " + u.LB + "\n")

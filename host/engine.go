@@ -553,11 +553,22 @@ func (e *Engine) checkImports(m wazero.CompiledModule) error {
 		mod, name, _ := mem.Import()
 		bad = append(bad, fmt.Sprintf("%s.%s (memory)", mod, name))
 	}
-	if len(bad) == 0 {
-		return nil
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("unknown imports: %s", strings.Join(bad, ", "))
 	}
-	sort.Strings(bad)
-	return fmt.Errorf("unknown imports: %s", strings.Join(bad, ", "))
+	// The exports the host calls take and return nothing: one called with
+	// the wrong signature would fail every run.
+	exports := m.ExportedFunctions()
+	for _, name := range []string{ReactorEntry, "_start", "_initialize"} {
+		if f, ok := exports[name]; ok && (len(f.ParamTypes()) > 0 || len(f.ResultTypes()) > 0) {
+			bad = append(bad, fmt.Sprintf("%s (signature %s, want ()->())", name, signature(f)))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("exports the host calls with another signature: %s", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func signature(f api.FunctionDefinition) string {

@@ -46,6 +46,7 @@ func TestCompileErrors(t *testing.T) {
 	validatorPanic, _ := os.ReadFile("testdata/validator_panic.wasm")
 	evil, _ := os.ReadFile("../internal/wasmbin/testdata/evil.wasm")
 	oobData, _ := os.ReadFile("testdata/oob_data.wasm")
+	badEntry, _ := os.ReadFile("testdata/rbadsig.wasm")
 	tests := []struct {
 		name    string
 		wasm    []byte
@@ -65,6 +66,7 @@ func TestCompileErrors(t *testing.T) {
 		// Valid, but its instances would all fail: refused at load rather
 		// than failing every request.
 		{"data past the memory", oobData, "section 11 at offset 41: data segment at offset 44: 10 bytes at 65530 do not fit the initial memory of 65536 bytes: every instantiation would fail"},
+		{"entry with another signature", badEntry, "exports the host calls with another signature: wasmesh_handle (signature (i32)->(i32), want ()->())"},
 		{"unknown wasmesh imports", badwasmesh, "unknown imports: wasmesh.http_call (signature (i32,i32)->(i32), want (i32,i32,i32,i32,i32)->(i32)), wasmesh.teleport"},
 	}
 	for _, tc := range tests {

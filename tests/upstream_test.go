@@ -72,12 +72,17 @@ func upstreamDigestOf(t *testing.T, spec string) string {
 }
 
 // serveUpstream serves one service, name, whose only version is the
-// upstream at url, on every path.
-func serveUpstream(t *testing.T, name, url string) *gateway {
+// upstream at url, on every path; fields are more of the service's
+// ("limits: { timeout: 1s }").
+func serveUpstream(t *testing.T, name, url string, fields ...string) *gateway {
 	t.Helper()
+	more := ""
+	for _, f := range fields {
+		more += ", " + f
+	}
 	return serve(t, `
 services:
-  `+name+`: { versions: [ { upstream: { endpoints: [ "`+url+`" ] } } ] }
+  `+name+`: { versions: [ { upstream: { endpoints: [ "`+url+`" ] } } ]`+more+` }
 routes:
   - { match: { path_prefix: / }, service: `+name+` }
 `)
@@ -518,6 +523,22 @@ routes:
 
 // rawUpstream is a TCP server on loopback that does what serve does with
 // each connection.
+// cutUpstream is an endpoint that reads a request's head, answers with
+// answer, and closes the connection (cutting the body it declared).
+func cutUpstream(t *testing.T, answer string) string {
+	return rawUpstream(t, func(c net.Conn) {
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		io.WriteString(c, answer)
+	})
+}
+
 func rawUpstream(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -562,17 +583,7 @@ func TestUpstreamFaultyEndpoints(t *testing.T) {
 		bufio.NewReader(c).ReadString('\n')
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 200<<10))
 	})
-	cut := rawUpstream(t, func(c net.Conn) {
-		defer c.Close()
-		r := bufio.NewReader(c)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil || line == "\r\n" {
-				break
-			}
-		}
-		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b"))
-	})
+	cut := cutUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b")
 	g := serve(t, `
 services:
   hole: { versions: [ { upstream: { endpoints: [ "`+blackHole+`" ] } } ], limits: { timeout: 300ms } }
@@ -602,19 +613,16 @@ routes:
 			t.Errorf("%s: wasmesh_upstream_failures_total{reason=\"invalid_response\"} = %q, want 1", ep, n)
 		}
 	}
-	resp, err := http.Get(g.url + "/cut/x")
-	if err == nil {
-		b, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if rerr == nil {
-			t.Errorf("an upstream that died mid-body: the client got %d and a whole body %q", resp.StatusCode, b)
-		}
+	// None of its answer had left the gateway (ten bytes, buffered): the
+	// client gets a whole 502 rather than a 200 cut short.
+	if status, body, _ := get(t, g.url+"/cut/x"); status != 502 || !strings.Contains(body, "upstream reset") {
+		t.Errorf("an upstream that died mid-body, its answer still buffered: %d %q, want a whole 502", status, body)
 	}
 	if status, _, _ := get(t, g.url+"/hello/x"); status != 200 {
 		t.Errorf("hello after the faults: %d", status)
 	}
 	// The cut body is the endpoint's failure: counted as a 502, against
-	// the version, though the client got a 200 head.
+	// the version.
 	cutVersion, cutEndpoint := short(upstreamDigest(t, cut)), strings.TrimPrefix(cut, "http://")
 	poll(t, "the cut body counted", func() bool {
 		return metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+cutEndpoint+`",reason="reset",version="`+cutVersion+`"}`) == "1"
@@ -622,7 +630,7 @@ routes:
 	if n := metric(t, g, `wasmesh_requests_total{lane="",route="3:cut",service="cut",status="5xx",version="`+cutVersion+`"}`); n != "1" {
 		t.Errorf("the cut body: wasmesh_requests_total{status=\"5xx\"} = %q, want 1", n)
 	}
-	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=huge", "status=502"}, {"service=cut", "status=502"}, {"service=cut", "after a 200 head and 10 bytes"}} {
+	for _, want := range [][2]string{{"service=hole", "status=504"}, {"service=garbage", "status=502"}, {"service=huge", "status=502"}, {"service=cut", "status=502"}, {"service=cut", "response body failed"}} {
 		// The access log line is written after the response, within a few ms.
 		poll(t, "an access log line with "+want[0]+" and "+want[1], func() bool {
 			for _, line := range strings.Split(g.p.stderr.String(), "\n") {
@@ -760,12 +768,7 @@ func TestUpstreamWebSocket(t *testing.T) {
 		}
 	}))
 	t.Cleanup(echo.Close)
-	g := serve(t, `
-services:
-  chat: { versions: [ { upstream: { endpoints: [ "`+echo.URL+`" ] } } ], limits: { timeout: 1s } }
-routes:
-  - { match: { path_prefix: / }, service: chat }
-`)
+	g := serveUpstream(t, "chat", echo.URL, "limits: { timeout: 1s }")
 	cfg, err := websocket.NewConfig(strings.Replace(g.url, "http", "ws", 1)+"/socket", "http://example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -1252,17 +1255,25 @@ func TestUpstreamClientGoneMidResponse(t *testing.T) {
 		t.Fatalf("first line %q, %v", line, err)
 	}
 	conn.Close()
-	poll(t, "the client's going counted as client_abort", func() bool {
-		return metric(t, g, `wasmesh_client_errors_total{reason="client_abort",service="events"}`) == "1"
+	clientsNotTheEndpoints(t, g, "events", "client_abort", up.URL)
+}
+
+// clientsNotTheEndpoints checks that one request of service, to the
+// upstream version of endpoint url alone, is counted as its client's
+// fault (reason), not as the endpoint's failure nor the version's 5xx.
+func clientsNotTheEndpoints(t *testing.T, g *gateway, service, reason, url string) {
+	t.Helper()
+	poll(t, "the request counted as the client's "+reason, func() bool {
+		return metric(t, g, `wasmesh_client_errors_total{reason="`+reason+`",service="`+service+`"}`) == "1"
 	})
-	v, ep := short(upstreamDigest(t, up.URL)), strings.TrimPrefix(up.URL, "http://")
-	for _, reason := range []string{"reset", "timeout", "invalid_response"} {
-		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+reason+`",version="`+v+`"}`); n != "" && n != "0" {
-			t.Errorf("the client's going counted against the endpoint as %s: %s", reason, n)
+	v, ep := short(upstreamDigest(t, url)), strings.TrimPrefix(url, "http://")
+	for _, failure := range []string{"reset", "timeout", "invalid_response"} {
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+failure+`",version="`+v+`"}`); n != "" && n != "0" {
+			t.Errorf("the client's %s counted against the endpoint as %s: %s", reason, failure, n)
 		}
 	}
-	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:events",service="events",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
-		t.Errorf("the client's going counted as the version's 5xx: %s", n)
+	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:`+service+`",service="`+service+`",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
+		t.Errorf("the client's %s counted as the version's 5xx: %s", reason, n)
 	}
 }
 
@@ -1280,12 +1291,7 @@ func TestUpstreamSlowReaderIsTheClients(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	g := serve(t, `
-services:
-  big: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ], limits: { timeout: 1s } }
-routes:
-  - { match: { path_prefix: / }, service: big }
-`)
+	g := serveUpstream(t, "big", up.URL, "limits: { timeout: 1s }")
 	conn := dialGateway(t, g)
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetReadBuffer(4 << 10)
@@ -1300,18 +1306,7 @@ routes:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	poll(t, "the slow reader counted as the client's", func() bool {
-		return metric(t, g, `wasmesh_client_errors_total{reason="slow_reader",service="big"}`) == "1"
-	})
-	v, ep := short(upstreamDigest(t, up.URL)), strings.TrimPrefix(up.URL, "http://")
-	for _, reason := range []string{"reset", "timeout", "invalid_response"} {
-		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="`+reason+`",version="`+v+`"}`); n != "" && n != "0" {
-			t.Errorf("the slow reader counted against the endpoint as %s: %s", reason, n)
-		}
-	}
-	if n := metric(t, g, `wasmesh_requests_total{lane="",route="0:big",service="big",status="5xx",version="`+v+`"}`); n != "" && n != "0" {
-		t.Errorf("the slow reader counted as the version's 5xx: %s", n)
-	}
+	clientsNotTheEndpoints(t, g, "big", "slow_reader", up.URL)
 }
 
 // TestUpstreamClientGoneBetweenTries: a client that leaves while the
@@ -1402,5 +1397,24 @@ routes:
 	}
 	if n := got.Load(); n != 4 {
 		t.Errorf("the endpoint got %d whole bodies, want 4", n)
+	}
+}
+
+// TestUpstreamCutAfterTheAnswerLeft: an endpoint that dies once part of
+// its answer has left the gateway (200 KiB, past what it buffers) has
+// the client's connection cut, not the answer passed off as whole; one
+// that dies while its answer is still buffered gives a whole 502
+// (TestUpstreamFaultyEndpoints).
+func TestUpstreamCutAfterTheAnswerLeft(t *testing.T) {
+	cut := cutUpstream(t, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 1<<20)+strings.Repeat("x", 200<<10))
+	g := serveUpstream(t, "cut", cut)
+	resp, err := http.Get(g.url + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err == nil {
+		t.Errorf("the client got %d and %d bytes, err %v: want the 200 cut short", resp.StatusCode, len(b), err)
 	}
 }

@@ -434,6 +434,14 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	// ejection.
 	p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
 	u.outcome(ep, true)
+	// When none of the answer has left the gateway yet (a short one,
+	// still buffered), the client gets a whole 502 (504) rather than a
+	// cut answer it might take for the endpoint's.
+	if un, ok := w.(interface{ Unsend() bool }); ok && un.Unsend() {
+		status := req.Status
+		req.Status, req.Bytes, req.abort = 0, 0, false
+		p.fail(req, w, status, &upstreamError{endpoint: ep.url.Host, reason: reason, err: err})
+	}
 	return false
 }
 

@@ -64,6 +64,8 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { endpoints: [ "http://x" ], pool: { max_connections: -2 } } }`, `pool.max_connections: must be 0 or more, got -2`},
 		{`{ upstream: { endpoints: [ "http://x" ], connect_timeout: 0s } }`, `connect_timeout: must be greater than 0`},
 		{`{ upstream: { endpoints: [ "http://x" ], retry: {} } }`, `unknown field "retry"`},
+		{`{ upstream: { endpoints: [ "https://x" ], ca: no-such-ca.pem } }`, `upstream.ca: open `},
+		{`{ upstream: { endpoints: [ "https://x" ], ca: upstream_test.go } }`, `upstream.ca: ` + "upstream_test.go holds no PEM certificate"},
 	} {
 		_, err := Parse("wasmesh.yaml", []byte("services:\n  s:\n    versions:\n      - "+tt.src+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"golang.org/x/net/websocket"
 	"io"
@@ -1416,5 +1417,33 @@ func TestUpstreamCutAfterTheAnswerLeft(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || err == nil {
 		t.Errorf("the client got %d and %d bytes, err %v: want the 200 cut short", resp.StatusCode, len(b), err)
+	}
+}
+
+// TestUpstreamPrivateCA: an https endpoint whose certificate a private CA
+// signed is reached with the upstream's ca bundle, and not without it
+// (a 502 that says the TLS handshake may have failed).
+func TestUpstreamPrivateCA(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "private "+r.URL.Path)
+	}))
+	t.Cleanup(up.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := serve(t, `
+services:
+  trusted: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ], ca: "`+ca+`" } } ] }
+  unknown: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: /unknown }, service: unknown }
+  - { match: { path_prefix: / }, service: trusted }
+`)
+	if status, body, _ := get(t, g.url+"/x"); status != 200 || body != "private /x" {
+		t.Errorf("with the ca bundle: %d %q", status, body)
+	}
+	if status, body, _ := get(t, g.url+"/unknown/x"); status != 502 || !strings.Contains(body, "TLS handshake") {
+		t.Errorf("without it: %d %q", status, body)
 	}
 }

@@ -469,7 +469,7 @@ func (e *upstreamError) Public() string {
 		return "the client closed the request"
 	}
 	return "upstream " + e.reason + map[string]string{
-		"connect_failure":  " (the endpoint refused the connection or could not be reached)",
+		"connect_failure":  " (the endpoint refused the connection, could not be reached, or failed the TLS handshake)",
 		"reset":            " (the connection closed before an answer)",
 		"invalid_response": " (a malformed or oversized response head)",
 		"pool_full":        " (max_pending requests are waiting for a connection to the version's endpoints)",

@@ -156,7 +156,7 @@ func (p *Plane) upstreamFor(service string, v *config.Version) *upstreamPool {
 	if id, err := spiffeid.FromString(v.Upstream.ExpectID); err == nil && p.opts.Identity != nil {
 		u.tls = identity.ClientConfig(p.opts.Identity, id) // the config checked expect_id and that tls is set
 	} else {
-		u.tls = &tls.Config{}
+		u.tls = &tls.Config{RootCAs: v.Upstream.CA} // nil: the system's roots
 	}
 	if v.Upstream.DNS != nil {
 		u.tls.ServerName = v.Upstream.DNS.Hostname()

@@ -593,6 +593,26 @@ routes:
 	}
 }
 
+// TestFanOutBounded: a guest that calls itself ten times a hop, eight hops
+// deep, makes at most MaxTreeCalls (1,000) in-process calls for the
+// client's request, not millions: the access log has about as many lines,
+// and the client its answer.
+func TestFanOutBounded(t *testing.T) {
+	g := serve(t, `
+services:
+  bomb: { versions: [ { path: `+repoPath("tests", "testdata", "fanout.wasm")+` } ], outbound: [ "wasmesh://bomb" ], limits: { timeout: 20s } }
+routes:
+  - { match: { path_prefix: / }, service: bomb }
+`)
+	if status, body, _ := get(t, g.url+"/"); status != 200 || body != "ok\n" {
+		t.Fatalf("fan-out: %d %q", status, body)
+	}
+	poll(t, "the refusal logged", func() bool { return strings.Contains(g.p.stderr.String(), "too many in-process calls") })
+	if n := strings.Count(g.p.stderr.String(), "msg=request "); n > 1100 {
+		t.Errorf("one client request made %d access-log lines, want at most about 1,000", n)
+	}
+}
+
 // TestCallWithBadOutputNotSent: an http_call whose output pointers are
 // outside the guest's memory is answered INVALID before it is sent: the
 // callee never serves it (no access-log line of its).

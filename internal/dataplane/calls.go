@@ -21,6 +21,22 @@ import (
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
+// MaxTreeCalls bounds the in-process calls (wasmesh:// and links) made on
+// behalf of one client's request, at every depth together: a guest that
+// calls itself ten times a hop, eight hops deep, would make a hundred
+// million (its access log lines flooding the log).
+const MaxTreeCalls = 1000
+
+// treeCall counts one more in-process call under caller's client request,
+// and reports false past MaxTreeCalls.
+func treeCall(caller *Request) bool {
+	root := caller
+	for root.Caller != nil {
+		root = root.Caller
+	}
+	return root.calls.Add(1) <= MaxTreeCalls
+}
+
 // MaxHops bounds chains of wasmesh:// calls (a service calling itself, or
 // two calling each other, would otherwise recurse until their deadlines).
 const MaxHops = 8
@@ -157,6 +173,13 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, out *wasi.OutboundRequest, header http.Header) (*wasi.OutboundResponse, int) {
 	if caller.Hop+1 > MaxHops {
 		p.log.Warn("http_call refused: too many wasmesh:// hops", "max", MaxHops, "request_id", caller.ID)
+		return nil, host.CodeUnavailable
+	}
+	if !treeCall(caller) {
+		if caller.denied.Add(1) == 1 {
+			p.log.Warn("http_call refused: the client's request has made too many in-process calls (the request's further refusals are counted, not logged)",
+				"max", MaxTreeCalls, "request_id", caller.ID)
+		}
 		return nil, host.CodeUnavailable
 	}
 	if caller.snap.Config.Services[u.Host] == nil {

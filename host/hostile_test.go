@@ -255,3 +255,17 @@ func TestNotHandlerSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestComponentNestingLimit: a component's core modules are checked as a
+// module version is (wasmbin.CheckLimits): one nesting 1,001 loops is
+// refused before wazero compiles it.
+func TestComponentNestingLimit(t *testing.T) {
+	e := newEngine(t)
+	wasm, err := os.ReadFile("../internal/component/testdata/deep-loops.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Compile(context.Background(), "", wasm); err == nil || !strings.Contains(err.Error(), "core instance 0: section 10 at offset") || !strings.Contains(err.Error(), "nests loops more than 1000 deep") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -213,7 +213,14 @@ func LinkWith(ctx context.Context, rt wazero.Runtime, c *Component, host *Host, 
 		if b == nil {
 			continue
 		}
-		cm, err := l.rt.CompileModule(ctx, b)
+		// Checked as a module version is (host's checkLimits): sizes the
+		// runtime would allocate as declared, nesting it would take
+		// minutes to compile.
+		if err := wasmbin.CheckLimits(b); err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("core instance %d: %w", i, err)
+		}
+		cm, err := compileModule(ctx, l.rt, b)
 		if err != nil {
 			l.Close(ctx)
 			return nil, fmt.Errorf("core instance %d: %w", i, err)
@@ -1203,4 +1210,15 @@ func (l *Linked) liftOf(c *Component, f uint32) (int, error) {
 		return l.liftOf(c, c.Exports[defs[f].N].Idx)
 	}
 	return 0, fmt.Errorf("func %d is not lifted from a core function", f)
+}
+
+// compileModule is rt.CompileModule, with a panic of wazero's validator
+// (it has panicked on malformed modules) turned into an error.
+func compileModule(ctx context.Context, rt wazero.Runtime, b []byte) (m wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("the WebAssembly runtime failed on it: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, b)
 }

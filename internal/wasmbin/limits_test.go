@@ -54,3 +54,67 @@ func TestCheckLimits(t *testing.T) {
 		t.Fatalf("only %d modules found", len(files))
 	}
 }
+
+// nested is a module of one function that nests n structures opened by
+// op (block 0x02, loop 0x03, if 0x04, whose condition it pushes).
+func nested(op byte, n int) []byte {
+	var code []byte
+	code = append(code, 0) // no locals
+	for range n {
+		if op == 0x04 {
+			code = append(code, 0x41, 0x00) // i32.const 0
+		}
+		code = append(code, op, 0x40)
+	}
+	for range n {
+		code = append(code, 0x0b)
+	}
+	code = append(code, 0x0b)
+	uleb := func(v int) []byte {
+		var b []byte
+		for {
+			c := byte(v & 0x7f)
+			if v >>= 7; v != 0 {
+				b = append(b, c|0x80)
+				continue
+			}
+			return append(b, c)
+		}
+	}
+	body := append(uleb(len(code)), code...)
+	sec := append([]byte{1}, body...) // one body
+	out := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a")
+	out = append(out, uleb(len(sec))...)
+	return append(out, sec...)
+}
+
+// TestNestingLimits: a function that nests structures deeper than a
+// compile can take in reasonable time is refused before wazero compiles
+// it (20,000 nested loops took wazero more than 4 minutes); nesting as
+// deep as real compilers make compiles.
+func TestNestingLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wasm    []byte
+		wantErr string
+	}{
+		{"loops", nested(0x03, MaxLoopNesting+1), "function body 0 nests loops more than 1000 deep"},
+		{"blocks", nested(0x02, 20_000), "the squares of their deepest nesting add up to more than 250000000 by function body 0 (20000 deep)"},
+		{"ifs", nested(0x04, 20_000), "(20000 deep)"},
+		{"loops, as deep as allowed", nested(0x03, MaxLoopNesting), ""},
+		{"blocks, as deep as Go makes them", nested(0x02, 600), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckLimits(tc.wasm)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

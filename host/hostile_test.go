@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // hostile is internal/component/testdata/hostile.wasm: a wasi:http handler
@@ -267,5 +270,23 @@ func TestComponentNestingLimit(t *testing.T) {
 	}
 	if _, err := e.Compile(context.Background(), "", wasm); err == nil || !strings.Contains(err.Error(), "core instance 0: section 10 at offset") || !strings.Contains(err.Error(), "nests loops more than 1000 deep") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestHeldGivenBack: a response's body counts in what the host holds for
+// the handler until the handler drops it: one that fetches a hundred 1
+// MiB responses one after another, dropping each, stays within a 64 MiB
+// limit (from the 64th on, each failed as too large).
+func TestHeldGivenBack(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	body := bytes.Repeat([]byte("x"), 1<<20)
+	req := hostileRequest("/G")
+	req.Outbound = func(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+		return &wasi.OutboundResponse{Status: 200, Body: body}, CodeOK
+	}
+	resp, err := e.HandleHTTP(context.Background(), m, req, 20*time.Second, 64<<20)
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("status %v, %v: want 200 (none of the hundred failed)", resp, err)
 	}
 }

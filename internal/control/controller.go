@@ -189,7 +189,9 @@ func (c *Controller) Watch(ctx context.Context) error {
 			// The file could not be read after a change (removed, made
 			// unreadable): a failed load, for /v1/config and the
 			// metrics, while the config before it keeps serving.
+			c.mu.Lock()
 			c.failLoad(err, true)
+			c.mu.Unlock()
 			return
 		}
 		c.log.Warn("watching the config file", "file", c.opts.ConfigPath, "error", err)

@@ -2,10 +2,8 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -76,17 +74,14 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
 			d := v.Upstream.UpstreamDigest()
-			// A reload that brings a name that does not exist (a typo)
-			// would serve nothing but 503s for it: refused, the config
-			// before it serving on. At start, or when the resolver does
-			// not answer, it is loaded, and resolved again until it does.
+			// A reload that brings a name that does not resolve (a typo,
+			// or a headless Service with no ready pod yet, which DNS
+			// answers alike) serves 503s for it until it resolves: said
+			// at once, as a warning, not only at its first request.
 			if dns := v.Upstream.DNS; dns != nil && served != nil && !served[d] {
 				if err := c.plane.CheckResolves(ctx, dns.Hostname()); err != nil {
-					var de *net.DNSError
-					if errors.As(err, &de) && de.IsNotFound {
-						return "", fmt.Errorf("upstream.dns: %w", err)
-					}
-					c.log.Warn("upstream name not resolved at load; it is resolved again every dns_interval", "dns", dns.String(), "error", err)
+					c.log.Warn("upstream name does not resolve: its version answers 503 until it does (resolved again every dns_interval)",
+						"dns", dns.String(), "version", modules.Short(d), "error", err)
 				}
 			}
 			return d, nil

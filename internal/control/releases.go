@@ -330,8 +330,6 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 // commitLocked loads data, an edit of st's config, and writes it to the
 // config file. On failure neither the running config nor the file changes.
 func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, data []byte) error {
-	c.editing = true
-	defer func() { c.editing = false }()
 	if c.opts.External != "" && c.opts.Write != nil {
 		// Checked here first (nothing is written that would be refused),
 		// then written where the config comes from, then loaded.
@@ -347,6 +345,12 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 		return err
 	}
 	c.keepRefusedEditLocked(st)
+	// The file is written only if the edit loads: its failure is the
+	// caller's answer, not the config's last error. (Written to an
+	// external source first, above, the edit is what the source holds:
+	// its failure is the config's.)
+	c.editing = true
+	defer func() { c.editing = false }()
 	// Written (not yet in place) before the load, so that a file that
 	// cannot be written (a read-only ConfigMap) refuses the change before
 	// it serves a request.

@@ -134,7 +134,7 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		case <-ctx.Done():
 		}
 		if err := ctx.Err(); err != nil {
-			if req.ctx.Err() != nil {
+			if errors.Is(req.ctx.Err(), context.Canceled) {
 				// The client left during the pause: its own doing.
 				p.fail(req, w, statusClientClosed, fmt.Errorf("the client went away between tries: %w", err))
 				return
@@ -438,6 +438,11 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	// still buffered), the client gets a whole 502 (504) rather than a
 	// cut answer it might take for the endpoint's.
 	if un, ok := w.(interface{ Unsend() bool }); ok && un.Unsend() {
+		h := w.Header() // the gateway's own fields stay (request id, version)
+		for k := range resp.Header {
+			delete(h, k)
+		}
+		delete(h, "Content-Length")
 		status := req.Status
 		req.Status, req.Bytes, req.abort = 0, 0, false
 		p.fail(req, w, status, &upstreamError{endpoint: ep.url.Host, reason: reason, err: err})

@@ -65,14 +65,14 @@ func (w *response) Header() http.Header { return w.header }
 
 // Unsend takes back a response of which nothing has left the server (its
 // head and body still buffered: under 64 KiB, never flushed), as if the
-// handler had written nothing: it may answer anew (a proxy whose endpoint
-// failed before its answer was out answers 502 instead of a cut one).
-// False, and nothing changed, once any of it was sent.
+// handler had not yet written its status or body: it may answer anew (a
+// proxy whose endpoint failed before its answer was out answers 502
+// instead of a cut one). The header stays as the handler set it, for the
+// handler to change. False, and nothing changed, once any of it was sent.
 func (w *response) Unsend() bool {
 	if w.streaming || w.failed {
 		return false
 	}
-	clear(w.header)
 	w.status, w.wroteHeader, w.chunked = 0, false, false
 	w.body = w.body[:0]
 	w.written, w.declared = 0, -1

@@ -59,14 +59,19 @@ type (
 		headers                         *fields
 		body                            *outgoingBody
 	}
-	requestOptions         struct{}
+	requestOptions struct{}
+	// The response's body is held for the component (Context.hold) until
+	// the guest drops the future it came in, or the response it got from
+	// it: held says how much, 0 once given back or passed on.
 	futureIncomingResponse struct {
 		resp  *wasi.OutboundResponse
 		taken bool
+		held  int64
 	}
 	incomingResponse struct {
 		resp     *wasi.OutboundResponse
 		consumed bool
+		held     int64
 	}
 )
 
@@ -93,6 +98,20 @@ func schemeName(v cabi.VariantValue) string {
 func addOutgoing(h *component.Host) {
 	const types = "wasi:http/types@0.2"
 	add := func(fn string, f component.HostFunc) { h.Funcs[types+"#"+fn] = f }
+	// A response dropped gives back what its body held (a component that
+	// fetches one response after another holds one at a time).
+	h.Drops[types+"#future-incoming-response"] = func(inst *component.Instance, rep uint32) {
+		if f, ok := inst.Object(rep).(*futureIncomingResponse); ok {
+			wctx(inst).release(f.held)
+			f.held = 0
+		}
+	}
+	h.Drops[types+"#incoming-response"] = func(inst *component.Instance, rep uint32) {
+		if r, ok := inst.Object(rep).(*incomingResponse); ok {
+			wctx(inst).release(r.held)
+			r.held = 0
+		}
+	}
 	add("[constructor]outgoing-request", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
 		hs, err := object[*fields](inst, args[0])
 		if err != nil {
@@ -177,11 +196,13 @@ func addOutgoing(h *component.Host) {
 		if code != codeOK {
 			return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
 		}
-		// Its body is held until the instance is reset.
-		if err := wctx(inst).hold(int64(len(resp.Body))); err != nil {
+		// Its body is held until the guest drops the response (or the
+		// instance is reset).
+		held := int64(len(resp.Body))
+		if err := wctx(inst).hold(held); err != nil {
 			return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: errResponseBodySize, Value: none}}, nil
 		}
-		return ok(inst.NewObject(&futureIncomingResponse{resp: resp})), nil
+		return ok(inst.NewObject(&futureIncomingResponse{resp: resp, held: held})), nil
 	}
 	add("[method]future-incoming-response.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&pollable{}), nil
@@ -195,7 +216,9 @@ func addOutgoing(h *component.Host) {
 			return some(errUnit), nil
 		}
 		f.taken = true
-		return some(ok(ok(inst.NewObject(&incomingResponse{resp: f.resp})))), nil
+		r := &incomingResponse{resp: f.resp, held: f.held}
+		f.held = 0
+		return some(ok(ok(inst.NewObject(r)))), nil
 	})
 	resp := method[*incomingResponse]
 	add("[method]incoming-response.status", resp(func(r *incomingResponse, _ *component.Instance, _ []any) any { return uint16(r.resp.Status) }))

@@ -21,13 +21,14 @@ import (
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
-// MaxTreeCalls bounds the in-process calls (wasmesh:// and links) made on
-// behalf of one client's request, at every depth together: a guest that
-// calls itself ten times a hop, eight hops deep, would make a hundred
-// million (its access log lines flooding the log).
+// MaxTreeCalls bounds the wasmesh:// calls made on behalf of one client's
+// request, at every depth together: a guest that calls itself ten times a
+// hop, eight hops deep, would make a hundred million, each a request of
+// its own with its access-log line. (Links, typed calls that are no
+// requests, are bounded by their depth and the caller's timeout.)
 const MaxTreeCalls = 1000
 
-// treeCall counts one more in-process call under caller's client request,
+// treeCall counts one more wasmesh:// call under caller's client request,
 // and reports false past MaxTreeCalls.
 func treeCall(caller *Request) bool {
 	root := caller

@@ -52,10 +52,6 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 		p.metrics.LinkCalls.WithLabelValues(from, iface, to, "", "unavailable").Inc()
 		return nil, fmt.Errorf("link %s to service %s: more than %d calls deep", iface, to, MaxHops)
 	}
-	if !treeCall(caller) {
-		p.metrics.LinkCalls.WithLabelValues(from, iface, to, "", "unavailable").Inc()
-		return nil, fmt.Errorf("link %s to service %s: more than %d in-process calls for the client's request", iface, to, MaxTreeCalls)
-	}
 	svc := st.Config.Services[to]
 	v, err := router.Select(svc, caller.HTTP, caller.Lane)
 	if err != nil {

@@ -51,9 +51,8 @@ type Request struct {
 	// Hop counts the in-process calls that led here: 0 for a client's
 	// request.
 	Hop int
-	// calls counts the in-process calls (wasmesh:// and links) made on
-	// behalf of a client's request, in the request at the root of the
-	// calls' tree (see treeCall).
+	// calls counts the wasmesh:// calls made on behalf of a client's
+	// request, in the request at the root of the calls' tree (treeCall).
 	calls atomic.Int32
 	// bag is the W3C baggage header the request's calls carry, "" for
 	// none: a client's (with the lane member the host decided, enterLane),

@@ -243,7 +243,7 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 				if s, ok := d.str(item, fi); ok {
 					e, err := parseEndpoint(s)
 					if d.check(err != nil, item, fi, "%v", err) {
-						dup := slices.IndexFunc(u.Endpoints, func(o *url.URL) bool { return *o == *e })
+						dup := slices.IndexFunc(u.Endpoints, func(o *url.URL) bool { return origin(o) == origin(e) })
 						if d.check(dup >= 0, item, fi, "%s is endpoints[%d] again", e, dup) {
 							u.Endpoints = append(u.Endpoints, e)
 						}
@@ -469,6 +469,16 @@ func (d *decoder) health(n *yaml.Node, path string) *HealthCheck {
 	}
 	h.Timeout = min(h.Timeout, h.Interval)
 	return h
+}
+
+// origin is an endpoint as it is dialled: its scheme, host and port, the
+// scheme's default port when it names none (http://a is http://a:80).
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port)
 }
 
 // parseEndpoint checks an upstream endpoint: an http(s) origin.

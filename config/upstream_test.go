@@ -53,6 +53,7 @@ func TestUpstreamVersions(t *testing.T) {
 		{`{ upstream: { endpoints: [ "http://127.0.0.1:99999" ] } }`, `endpoints[0]: endpoint "http://127.0.0.1:99999": port 99999 is not one from 1 to 65535`},
 		{`{ upstream: { endpoints: [ "http://127.0.0.1:0" ] } }`, `port 0 is not one from 1 to 65535`},
 		{`{ upstream: { endpoints: [ "http://a:9102", "http://A:09102" ] } }`, `endpoints[1]: http://a:9102 is endpoints[0] again`},
+		{`{ upstream: { endpoints: [ "http://a", "http://a:80" ] } }`, `endpoints[1]: http://a:80 is endpoints[0] again`},
 		{`{ upstream: { dns: "http://users", dns_interval: 1ms } }`, `dns_interval: must be at least 100ms, got 1ms`},
 		{`{ upstream: { endpoints: [ "http://x" ], retries: { on: [ "502", "oops" ] } } }`, `retries.on[1]: must be "connect_failure", "reset", "timeout" or a 5xx status code, got "oops"`},
 		{`{ upstream: { endpoints: [ "http://x" ], retries: { on: [ "404" ] } } }`, `retries.on[0]: must be`},

@@ -247,7 +247,7 @@ func (p *pool) instantiate(ctx context.Context) (*instance, error) {
 	mc := baseConfig.
 		WithArgs(p.args...).
 		WithNanosleep(func(ns int64) { sleep(inst.sleepContext(), time.Duration(ns)) }).
-		WithRandSource(randSource{inst.sleepContext})
+		WithRandSource(randSource{inst.runStopped})
 	mod, err := p.e.reuseRT.InstantiateModule(ctx, p.r.compiled, mc)
 	if err != nil {
 		if inst.mem != nil {
@@ -389,6 +389,22 @@ func (inst *instance) sleepContext() context.Context {
 		return r.hostContext(r.ctx)
 	}
 	return context.Background() // no run: nothing to cut it short
+}
+
+// runStopped is the error of the instance's run once it is over: its
+// caller gone, or its deadline passed (no timer made to say so, as
+// sleepContext's would); nil while it goes on, or with no run.
+func (inst *instance) runStopped() error {
+	r := inst.run
+	switch {
+	case r == nil:
+		return nil
+	case r.ctx.Err() != nil:
+		return r.ctx.Err()
+	case r.timeout > 0 && !clock.Now().Before(r.deadline):
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // raiseStop sets the stop global, once per run.

@@ -160,23 +160,23 @@ func (e *Engine) moduleConfig(ctx context.Context, c Call) wazero.ModuleConfig {
 	return baseConfig.
 		WithArgs(c.Args...).
 		WithNanosleep(func(ns int64) { sleep(ctx, time.Duration(ns)) }).
-		WithRandSource(randSource{func() context.Context { return ctx }})
+		WithRandSource(randSource{ctx.Err})
 }
 
 // randSource is what random_get reads: crypto/rand, in pieces of at most
-// 64 KiB, failing (EIO to the guest) once the run's context is done. A
-// guest asking for gigabytes in a few calls (fewer than a yield check's
-// loop iterations) is stopped at its deadline, and the runtime can stop
-// the world between pieces (one 64 MiB read delayed a collection by 350
-// ms, and every other request with it).
-type randSource struct{ ctx func() context.Context }
+// 64 KiB, failing (EIO to the guest) once stopped says the run is over (its
+// deadline passed, its caller gone). A guest asking for gigabytes in a few
+// calls (fewer than a yield check's loop iterations) is stopped at its
+// deadline, and the runtime can stop the world between pieces (one 64 MiB
+// read delayed a collection by 350 ms, and every other request with it).
+type randSource struct{ stopped func() error }
 
 const randPiece = 64 << 10
 
 func (r randSource) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		if err := r.ctx().Err(); err != nil {
+		if err := r.stopped(); err != nil {
 			return n, err
 		}
 		m, err := rand.Read(p[n:min(len(p), n+randPiece)])

@@ -60,16 +60,22 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	}
 	paths := map[string]pathStamp{}       // the path modules read or known in this load
 	known := c.known.Load().in(cfg.Store) // those of the last load, in the same store
-	var served map[string]bool            // the upstream versions serving, by digest
-	if old := c.plane.Snapshot(); old != nil {
-		served = map[string]bool{}
-		for _, s := range old.Config.Services {
-			for _, ov := range s.Versions {
-				if ov.Upstream != nil {
-					served[ov.Digest] = true
+	// served says whether the upstream version of digest d serves now:
+	// the set made at a reload's first dns version (most configs have none).
+	old := c.plane.Snapshot()
+	var servedSet map[string]bool
+	served := func(d string) bool {
+		if servedSet == nil {
+			servedSet = map[string]bool{}
+			for _, s := range old.Config.Services {
+				for _, ov := range s.Versions {
+					if ov.Upstream != nil {
+						servedSet[ov.Digest] = true
+					}
 				}
 			}
 		}
+		return servedSet[d]
 	}
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
@@ -78,7 +84,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 			// or a headless Service with no ready pod yet, which DNS
 			// answers alike) serves 503s for it until it resolves: said
 			// at once, as a warning, not only at its first request.
-			if dns := v.Upstream.DNS; dns != nil && served != nil && !served[d] {
+			if dns := v.Upstream.DNS; dns != nil && old != nil && !served(d) {
 				if err := c.plane.CheckResolves(ctx, dns.Hostname()); err != nil {
 					c.log.Warn("upstream name does not resolve: its version answers 503 until it does (resolved again every dns_interval)",
 						"dns", dns.String(), "version", modules.Short(d), "error", err)

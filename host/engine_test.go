@@ -345,17 +345,12 @@ func TestRecursionStopsFresh(t *testing.T) {
 // the calls: the guest ran for 30 s past it, in a reused instance and a
 // fresh one.
 func TestStoppedInRandomGet(t *testing.T) {
-	for _, fresh := range []bool{false, true} {
-		e, err := New(context.Background(), Options{CacheDir: t.TempDir(), FreshInstances: fresh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Close(context.Background())
-		m := compileFile(t, e, "testdata/randloop.wasm")
+	for _, mode := range engineModes(t) {
+		m := compileFile(t, mode.e, "testdata/randloop.wasm")
 		start := time.Now()
-		_, err = e.Run(context.Background(), m, Call{Timeout: 300 * time.Millisecond})
+		_, err := mode.e.Run(context.Background(), m, Call{Timeout: 300 * time.Millisecond})
 		if took := time.Since(start); !errors.Is(err, ErrDeadline) || took > 5*time.Second {
-			t.Errorf("fresh instances %v: %v after %v, want ErrDeadline at about 300ms", fresh, err, took)
+			t.Errorf("%s instances: %v after %v, want ErrDeadline at about 300ms", mode.name, err, took)
 		}
 	}
 }

@@ -20,6 +20,16 @@ import (
 // cases).
 const hostile = "../internal/component/testdata/hostile.wasm"
 
+// componentFile is internal/component/testdata/name.
+func componentFile(t *testing.T, name string) []byte {
+	t.Helper()
+	wasm, err := os.ReadFile("../internal/component/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
 func hostileRequest(path string) *HTTPRequest {
 	return &HTTPRequest{Method: "GET", PathWithQuery: path, Scheme: "http", Authority: "x"}
 }
@@ -121,11 +131,7 @@ func TestComponentMemoryOverLimit(t *testing.T) {
 	if resp, err := e.HandleHTTP(context.Background(), m, hostileRequest("/a"), 5*time.Second, 2<<20); err != nil || resp.Status != 200 {
 		t.Errorf("served under a limit of 2 MiB: %v", err)
 	}
-	wasm, err := os.ReadFile("../internal/component/testdata/command-c.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.RunComponent(context.Background(), wasm, Call{MemoryLimit: 64 << 10, Stdout: io.Discard, Stderr: io.Discard})
+	_, err = e.RunComponent(context.Background(), componentFile(t, "command-c.wasm"), Call{MemoryLimit: 64 << 10, Stdout: io.Discard, Stderr: io.Discard})
 	if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), "of memory at start, limit is 65536") {
 		t.Errorf("run under a limit of 64 KiB: %v", err)
 	}
@@ -221,11 +227,7 @@ func TestHandlerSignature(t *testing.T) {
 		{"badsig-4.wasm", "and returns 1 results"},
 		{"badsig-5.wasm", "takes (own<wasi:http/types@0.2.0#response-outparam>, own<wasi:http/types@0.2.0#incoming-request>)"},
 	} {
-		wasm, err := os.ReadFile("../internal/component/testdata/" + tc.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = e.Compile(context.Background(), "", wasm)
+		_, err := e.Compile(context.Background(), "", componentFile(t, tc.file))
 		if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want ErrNotHTTP and %q", tc.file, err, tc.want)
 		}
@@ -242,11 +244,7 @@ func TestNotHandlerSaysWhy(t *testing.T) {
 		{"nothandler-handler-rc.wasm", "it exports wasi:http/incoming-handler@0.2.0-rc-2023-12-05, and this host serves wasi:http/incoming-handler@0.2.x; version 0.2.0-rc-2023-12-05 is not one"},
 		{"command-c.wasm", "it is a wasi:cli command (it exports wasi:cli/run@0.2."},
 	} {
-		wasm, err := os.ReadFile("../internal/component/testdata/" + tc.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := e.Compile(context.Background(), "", wasm)
+		m, err := e.Compile(context.Background(), "", componentFile(t, tc.file))
 		if err != nil {
 			if !errors.Is(err, ErrNotHTTP) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: err = %v, want ErrNotHTTP and %q", tc.file, err, tc.want)
@@ -264,11 +262,7 @@ func TestNotHandlerSaysWhy(t *testing.T) {
 // refused before wazero compiles it.
 func TestComponentNestingLimit(t *testing.T) {
 	e := newEngine(t)
-	wasm, err := os.ReadFile("../internal/component/testdata/deep-loops.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Compile(context.Background(), "", wasm); err == nil || !strings.Contains(err.Error(), "core instance 0: section 10 at offset") || !strings.Contains(err.Error(), "nests loops more than 1000 deep") {
+	if _, err := e.Compile(context.Background(), "", componentFile(t, "deep-loops.wasm")); err == nil || !strings.Contains(err.Error(), "core instance 0: section 10 at offset") || !strings.Contains(err.Error(), "nests loops more than 1000 deep") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -155,8 +155,9 @@ func addFlat(h *component.Host) {
 			// What the fields copy out of the guest, within the budget
 			// lifting has (cabi.DefaultMaxLift): entries may all point at
 			// one large value. The values are copied into one buffer.
-			var valuesLen int64
+			var valuesLen, namesLen int64
 			for i := 0; i < len(entries); i += 16 {
+				namesLen += int64(le32(entries[i+4:]))
 				valuesLen += int64(le32(entries[i+12:]))
 			}
 			lifted := int64(len(entries)) + valuesLen // and the names, as they are lifted
@@ -165,10 +166,6 @@ func addFlat(h *component.Host) {
 			}
 			// Held for the component: the values, each field's headers,
 			// and the names (at most what the entries say).
-			var namesLen int64
-			for i := 0; i < len(entries); i += 16 {
-				namesLen += int64(le32(entries[i+4:]))
-			}
 			if err := wctx(c.Inst).hold(valuesLen + namesLen + int64(n)*fieldOverhead); err != nil {
 				return err
 			}

@@ -438,6 +438,11 @@ func parse(name, dir string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeTree(name, dir, data, root)
+}
+
+// decodeTree decodes and validates root, data's YAML tree.
+func decodeTree(name, dir string, data []byte, root *yaml.Node) (*Config, error) {
 	d := &decoder{file: name, dir: dir}
 	cfg := d.config(root)
 	if err := JoinErrors(d.errs); err != nil {

@@ -109,24 +109,46 @@ func (d *decoder) pairs(n *yaml.Node, path string, fn func(key string, k, v *yam
 		d.errorf(at, path, "must be a mapping, got %s", describe(n))
 		return
 	}
-	seen := map[string]int{}
+	var seen map[string]int // the first line of each key, for mappings of more than smallMapping keys
+	if len(n.Content) > 2*smallMapping {
+		seen = make(map[string]int, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := deref(n.Content[i])
-		switch {
-		case k == nil || k.Kind != yaml.ScalarNode || isNull(k):
-			d.errorf(n.Content[i], path, "keys must be strings, got %s", describe(k))
-			continue
-		case k.Tag == "!!merge":
-			d.errorf(n.Content[i], path, "merge keys (<<) are not supported")
+		if !validKey(k) {
+			if k != nil && k.Kind == yaml.ScalarNode && !isNull(k) {
+				d.errorf(n.Content[i], path, "merge keys (<<) are not supported")
+			} else {
+				d.errorf(n.Content[i], path, "keys must be strings, got %s", describe(k))
+			}
 			continue
 		}
-		if line, dup := seen[k.Value]; dup {
+		line, dup := seen[k.Value]
+		for j := 0; seen == nil && j < i; j += 2 {
+			if first := deref(n.Content[j]); validKey(first) && first.Value == k.Value {
+				line, dup = n.Content[j].Line, true
+				break
+			}
+		}
+		if dup {
 			d.errorf(n.Content[i], path, "duplicate key %q (first at line %d)", k.Value, line)
 			continue
 		}
-		seen[k.Value] = n.Content[i].Line
+		if seen != nil {
+			seen[k.Value] = n.Content[i].Line
+		}
 		fn(k.Value, n.Content[i], n.Content[i+1])
 	}
+}
+
+// smallMapping is the most keys a mapping has whose duplicates pairs
+// finds by looking at the keys before each, without a map.
+const smallMapping = 16
+
+// validKey reports whether k, a mapping's key dereferenced, is a string
+// and not a merge key.
+func validKey(k *yaml.Node) bool {
+	return k != nil && k.Kind == yaml.ScalarNode && !isNull(k) && k.Tag != "!!merge"
 }
 
 // list returns the items of sequence n (at path); null counts as empty. ok

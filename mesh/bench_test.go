@@ -201,10 +201,10 @@ func fileDigest(tb testing.TB, path string) string {
 	return modules.DigestOf(wasm)
 }
 
-// BenchmarkReloadOneOf is a load of a config that changes one version's
-// weight of n services (each one version of its own module, all compiled
-// already) or its sticky key: what a reload costs as the fleet grows, the work that does not
-// depend on the change.
+// BenchmarkReloadOneOf is a load of a config of n services (each one
+// version of its own module, all compiled already, and a route) that
+// changes one service's sticky key: what a reload costs as the fleet
+// grows, the work that does not depend on the change.
 func BenchmarkReloadOneOf(b *testing.B) {
 	wasm, err := os.ReadFile(filepath.Join(examples, "hello", "zig", "hello.wasm"))
 	if err != nil {
@@ -226,6 +226,10 @@ func BenchmarkReloadOneOf(b *testing.B) {
 					b.Fatal(err)
 				}
 				fmt.Fprintf(&cfg, "  s%d: { versions: [ { path: %s, weight: 100 } ] }\n", i, m)
+			}
+			cfg.WriteString("routes:\n")
+			for i := range n {
+				fmt.Fprintf(&cfg, "  - { match: { path_prefix: /s%d/ }, service: s%d }\n", i, i)
 			}
 			path := filepath.Join(dir, "wasmesh.yaml")
 			if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {

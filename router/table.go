@@ -25,6 +25,30 @@ type Table struct {
 	svcs   []*config.Service // svcs[i] serves routes[i]
 	lanes  map[string]*Lane
 	sorted []*Lane // lanes by name
+	byPath pathIndex
+}
+
+// pathIndex finds the routes whose path match a request's path can
+// satisfy without trying every route: positions in routes, ascending.
+type pathIndex struct {
+	exact  map[string][]int // by Match.Path
+	prefix map[string][]int // by Match.PathPrefix, but "/"
+	any    []int            // neither: any path
+}
+
+func newPathIndex(routes []*config.Route) pathIndex {
+	x := pathIndex{exact: map[string][]int{}, prefix: map[string][]int{}}
+	for i, r := range routes {
+		switch m := &r.Match; {
+		case m.Path != "":
+			x.exact[m.Path] = append(x.exact[m.Path], i)
+		case m.PathPrefix == "" || m.PathPrefix == "/":
+			x.any = append(x.any, i)
+		default:
+			x.prefix[m.PathPrefix] = append(x.prefix[m.PathPrefix], i)
+		}
+	}
+	return x
 }
 
 // NewTable resolves every version of cfg (collecting all errors) and builds
@@ -63,6 +87,7 @@ func NewTable(cfg *config.Config, resolve Resolve) (*Table, error) {
 		}
 		t.svcs = append(t.svcs, s)
 	}
+	t.byPath = newPathIndex(t.routes)
 	var err error
 	if t.lanes, t.sorted, err = newLanes(resolved); err != nil {
 		return nil, err
@@ -99,14 +124,39 @@ func (t *Table) Routes() []*config.Route { return slices.Clone(t.routes) }
 // satisfies, and the service it sends to. The host is r.Host (r.URL.Host if
 // empty) without port or trailing dot, compared case-insensitively; the path
 // is r.URL.Path as is ("" counts as "/"), so callers should clean it first.
+//
+// Only the routes whose path match p can satisfy are tried: those of path
+// p, those of a path prefix p has (p itself, or p up to one of its '/'),
+// and those of any path; the first of them in precedence order whose
+// match r satisfies wins, as if every route were tried in turn.
 func (t *Table) Match(r *http.Request) (*config.Route, *config.Service, bool) {
-	host := requestHost(r)
-	for i, rt := range t.routes {
-		if matches(&rt.Match, host, r) {
-			return rt, t.svcs[i], true
+	host, p := requestHost(r), requestPath(r)
+	best := len(t.routes)
+	try := func(positions []int) {
+		for _, i := range positions {
+			if i >= best {
+				return
+			}
+			if matches(&t.routes[i].Match, host, r) {
+				best = i
+				return
+			}
 		}
 	}
-	return nil, nil, false
+	try(t.byPath.any)
+	try(t.byPath.exact[p])
+	if len(t.byPath.prefix) > 0 {
+		try(t.byPath.prefix[p])
+		for i := range len(p) {
+			if p[i] == '/' && i > 0 {
+				try(t.byPath.prefix[p[:i]])
+			}
+		}
+	}
+	if best == len(t.routes) {
+		return nil, nil, false
+	}
+	return t.routes[best], t.svcs[best], true
 }
 
 // Format writes the table as aligned text, one route per line in precedence

@@ -87,6 +87,8 @@ type Controller struct {
 	// the oci:// modules whose pull failed (not asked for again with c.mu
 	// held).
 	pre *prefetched
+	// parser parses configs, reusing the pieces of the last it parsed.
+	parser config.Parser
 }
 
 // knownPaths are a load's path modules, by absolute path, and the store

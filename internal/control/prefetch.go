@@ -27,6 +27,10 @@ type prefetched struct {
 	cfg      *config.Config
 	pullErrs map[string]error
 	compiled []string
+	// stamps are the path modules' files as the prefetch found them, by
+	// absolute path: the load takes them rather than asking the file
+	// system again.
+	stamps map[string]pathStamp
 }
 
 // prefetch pulls and compiles the modules a load of data needs and has
@@ -37,7 +41,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if st := c.plane.Snapshot(); st == nil || st.Hash == hash {
 		return nil
 	}
-	cfg, err := config.Parse(c.opts.ConfigPath, data)
+	cfg, err := c.parser.Parse(c.opts.ConfigPath, data)
 	if err != nil {
 		return nil
 	}
@@ -46,7 +50,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{hash: hash, cfg: cfg}
+	pre := &prefetched{hash: hash, cfg: cfg, stamps: map[string]pathStamp{}}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
@@ -60,6 +64,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 			var stamp pathStamp
 			if v.Path != "" {
 				stamp = statPath(v.AbsPath())
+				pre.stamps[v.AbsPath()] = stamp
 			}
 			if digest := knownDigest(known, v, stamp); digest != "" && engine.Compiled(digest) != nil {
 				continue
@@ -192,6 +197,17 @@ func (pre *prefetched) config(data []byte) *config.Config {
 		return nil
 	}
 	return pre.cfg
+}
+
+// stamp is the file at path as the prefetch of cfg found it, or as it is
+// now if cfg is not what pre prefetched.
+func (pre *prefetched) stamp(cfg *config.Config, path string) pathStamp {
+	if pre != nil && pre.cfg == cfg {
+		if s, ok := pre.stamps[path]; ok {
+			return s
+		}
+	}
+	return statPath(path)
 }
 
 // pullErr is the error of the prefetch's pull of ref, nil if it did not

@@ -26,7 +26,7 @@ const PullTimeout = time.Minute
 func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.Snapshot, err error) {
 	cfg := c.pre.config(data)
 	if cfg == nil {
-		if cfg, err = config.Parse(c.opts.ConfigPath, data); err != nil {
+		if cfg, err = c.parser.Parse(c.opts.ConfigPath, data); err != nil {
 			return nil, err
 		}
 	}
@@ -96,7 +96,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		// since it was read: nothing to read, hash or compile again.
 		var stamp pathStamp
 		if v.Path != "" {
-			stamp = statPath(v.AbsPath())
+			stamp = c.pre.stamp(cfg, v.AbsPath())
 		}
 		if digest := knownDigest(known, v, stamp); digest != "" && (v.Path != "" || storeHas(store, digest)) {
 			if mod := engine.Compiled(digest); mod != nil {

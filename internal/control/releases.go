@@ -333,7 +333,7 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	if c.opts.External != "" && c.opts.Write != nil {
 		// Checked here first (nothing is written that would be refused),
 		// then written where the config comes from, then loaded.
-		if _, err := config.Parse(c.opts.ConfigPath, data); err != nil {
+		if _, err := c.parser.Parse(c.opts.ConfigPath, data); err != nil {
 			return err
 		}
 		if err := c.opts.Write(ctx, st.Config.Raw, data); err != nil {

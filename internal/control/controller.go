@@ -165,7 +165,7 @@ func (c *Controller) Load(ctx context.Context, data []byte) error {
 // it is of the same bytes: a pull that failed there fails the load
 // without asking the registry again with the lock held.
 func (c *Controller) loadPrefetchedLocked(ctx context.Context, data []byte, pre *prefetched, file bool) error {
-	if pre != nil && pre.hash == contentHash(data) {
+	if pre.of(data) {
 		c.pre = pre
 		defer func() { c.pre = nil }()
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -19,11 +20,10 @@ import (
 // (prefetched.pullErrs). What was compiled here for a load or an edit that
 // did not take it (refused, or replaced first) is released after it.
 
-// prefetched is what a prefetch did: for the config of hash, the config
-// parsed, the pulls that failed (by reference) and the modules it
+// prefetched is what a prefetch did: the config parsed (its Raw the
+// bytes prefetched), the pulls that failed (by reference) and the modules it
 // compiled.
 type prefetched struct {
-	hash     string
 	cfg      *config.Config
 	pullErrs map[string]error
 	compiled []string
@@ -50,7 +50,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{hash: hash, cfg: cfg, stamps: map[string]pathStamp{}}
+	pre := &prefetched{cfg: cfg, stamps: map[string]pathStamp{}}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
@@ -193,10 +193,15 @@ func namesVersion(svc *config.Service, ref string) bool {
 // config is the config the prefetch parsed, if it was of data's bytes;
 // nil otherwise (and for a nil pre).
 func (pre *prefetched) config(data []byte) *config.Config {
-	if pre == nil || pre.cfg == nil || pre.hash != contentHash(data) {
+	if pre == nil || pre.cfg == nil || !pre.of(data) {
 		return nil
 	}
 	return pre.cfg
+}
+
+// of reports whether pre is the prefetch of the config data.
+func (pre *prefetched) of(data []byte) bool {
+	return pre != nil && pre.cfg != nil && bytes.Equal(pre.cfg.Raw, data)
 }
 
 // stamp is the file at path as the prefetch of cfg found it, or as it is

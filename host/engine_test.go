@@ -79,6 +79,21 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
+// TestSetupMemoryLimit: a reactor's _initialize runs within the set-up
+// memory limit of its compile; one that would take 1 GiB fails at 64 MiB,
+// saying so (its memory.grow fails at the limit, and it traps).
+func TestSetupMemoryLimit(t *testing.T) {
+	e := newEngine(t)
+	wasm, err := os.ReadFile("testdata/initbomb.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Compile(WithSetupMemoryLimit(context.Background(), 64<<20), "", wasm)
+	if err == nil || !strings.Contains(err.Error(), "initialise the reactor within its memory limit of 67108864 bytes: _initialize:") {
+		t.Fatalf("err = %v, want the reactor's set-up stopped at the limit", err)
+	}
+}
+
 func TestCompileOnceConcurrently(t *testing.T) {
 	e := newEngine(t)
 	wasm, _ := os.ReadFile("testdata/exit7.wasm")

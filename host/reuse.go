@@ -555,6 +555,9 @@ func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
 	}
 	defer inst.close(context.WithoutCancel(ctx))
 	if err := inst.syntheticCall(ctx, inst.mod.ExportedFunction("_initialize"), nil); err != nil {
+		if c := setupCeiling(ctx); c < maxMemory {
+			return fmt.Errorf("initialise the reactor within its memory limit of %d bytes: _initialize: %w", c, err)
+		}
 		return fmt.Errorf("initialise the reactor: _initialize: %w", err)
 	}
 	content, globals := capture(inst)
@@ -575,10 +578,32 @@ func (e *Engine) snapshot(ctx context.Context, r *reusable) error {
 	return nil
 }
 
-// syntheticInstance makes an instance of r outside any pool, with no memory
-// limit, for Warm and snapshot.
+// setupLimitKey is WithSetupMemoryLimit's context key.
+type setupLimitKey struct{}
+
+// WithSetupMemoryLimit bounds each memory of the runs that Compile and
+// Warm with ctx make before any request (a reactor's _initialize, the
+// warm-up run) at limit bytes, rounded down to whole pages; 0 (the
+// default) leaves them at 4 GiB. A reactor whose initialisation needs
+// more fails to compile, saying so, instead of taking the memory from the
+// gateway. Give it the memory limit of the service that will run the
+// module.
+func WithSetupMemoryLimit(ctx context.Context, limit int64) context.Context {
+	return context.WithValue(ctx, setupLimitKey{}, limit)
+}
+
+// setupCeiling is the memory ceiling of ctx's synthetic runs.
+func setupCeiling(ctx context.Context) uint64 {
+	if l, _ := ctx.Value(setupLimitKey{}).(int64); l > 0 && l < maxMemory {
+		return uint64(l) &^ (pageSize - 1)
+	}
+	return maxMemory
+}
+
+// syntheticInstance makes an instance of r outside any pool, its memory
+// bounded by ctx's setup limit, for Warm and snapshot.
 func (e *Engine) syntheticInstance(ctx context.Context, r *reusable) (*instance, error) {
-	return (&pool{r: r, e: e, ceiling: maxMemory}).instantiate(ctx)
+	return (&pool{r: r, e: e, ceiling: setupCeiling(ctx)}).instantiate(ctx)
 }
 
 // syntheticCall calls fn with env as its environment, no stdin, output

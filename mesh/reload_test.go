@@ -166,6 +166,27 @@ func TestReloadRefusesMemoryBelowStart(t *testing.T) {
 	}
 }
 
+// TestReactorSetUpWithinTheServiceLimit: a reactor's initialisation runs
+// within its service's limits.memory when a load compiles it: one whose
+// _initialize would take 1 GiB is refused at 64 MiB, saying so, rather
+// than taking the gigabyte from the gateway first.
+func TestReactorSetUpWithinTheServiceLimit(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	bomb, err := filepath.Abs("../host/testdata/initbomb.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(oneVersion("rust"), "$EX/hello/rust/hello.wasm } ] }", bomb+" } ], limits: { memory: 64MiB } }", 1)
+	err = f.g.Reload(context.Background(), []byte(expand(bad)))
+	if err == nil || !strings.Contains(err.Error(), "services.svc.versions[0]") ||
+		!strings.Contains(err.Error(), "initialise the reactor within its memory limit of 67108864 bytes: _initialize:") {
+		t.Fatalf("err = %v, want the version named and the limit its set-up ran out of", err)
+	}
+	if r := f.get("/"); r.status != 200 {
+		t.Fatalf("old config stopped serving: %d", r.status)
+	}
+}
+
 // TestRouteToACommandRefused: a route that leads to a wasi:cli command
 // component (one that also exports an instance of its own, as
 // componentize-py's do) is refused, saying it is a command.

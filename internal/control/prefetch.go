@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/modules"
 	"github.com/wasmesh/wasmesh/modules/oci"
 )
@@ -85,7 +86,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 				continue
 			}
 			if engine.Compiled(digest) == nil {
-				if _, err := engine.Compile(ctx, digest, wasm); err == nil {
+				if _, err := engine.Compile(setupLimit(ctx, s), digest, wasm); err == nil {
 					pre.compiled = append(pre.compiled, digest)
 				}
 			}
@@ -114,10 +115,10 @@ func (c *Controller) prefetchRef(ctx context.Context, service, ref string) (dige
 		if digest, pinned, err = c.pullForRelease(ctx, st.Config, ref); err != nil {
 			return "", "", nil, err
 		}
-		c.compileStored(ctx, st.Config.Store, digest, pre)
+		c.compileStored(setupLimit(ctx, svc), st.Config.Store, digest, pre)
 		return digest, pinned, pre, nil
 	case modules.IsDigest(ref):
-		c.compileStored(ctx, st.Config.Store, ref, pre)
+		c.compileStored(setupLimit(ctx, svc), st.Config.Store, ref, pre)
 	}
 	return "", "", pre, nil
 }
@@ -132,6 +133,15 @@ func (c *Controller) prefetchSplit(ctx context.Context, store string, versions [
 		}
 	}
 	return pre
+}
+
+// setupLimit bounds the memory of the runs a compile or warm-up of a
+// module of s makes (a reactor's initialisation) at s's memory limit.
+func setupLimit(ctx context.Context, s *config.Service) context.Context {
+	if s == nil {
+		return ctx
+	}
+	return host.WithSetupMemoryLimit(ctx, s.Limits.Memory)
 }
 
 // compileStored compiles the module ref (a digest or prefix) names in the

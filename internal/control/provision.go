@@ -41,7 +41,11 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		return nil, err
 	}
 	st := &dataplane.Snapshot{LoadedAt: time.Now(), Modules: map[string]*host.Module{}, Peers: map[string]*identity.AllowList{}}
+	serviceOf := map[*config.Version]*config.Service{} // for the memory a module's set-up may take
 	for name, s := range cfg.Services {
+		for _, v := range s.Versions {
+			serviceOf[v] = s
+		}
 		if len(s.AllowPeers) > 0 {
 			if st.Peers[name], err = identity.ParseAllowPeers(s.AllowPeers); err != nil {
 				return nil, fmt.Errorf("services.%s: %w", name, err)
@@ -125,7 +129,8 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		if err != nil {
 			return "", err
 		}
-		mod, err := engine.Compile(ctx, digest, wasm)
+		setup := setupLimit(ctx, serviceOf[v])
+		mod, err := engine.Compile(setup, digest, wasm)
 		if err != nil {
 			return "", err
 		}
@@ -134,7 +139,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		}
 		// Before the version takes traffic: one synthetic run sizes the
 		// memory its reused instances start with.
-		if err := engine.Warm(ctx, mod); err != nil {
+		if err := engine.Warm(setup, mod); err != nil {
 			c.log.Warn("warm-up run failed: instances start with the module's initial memory", "module", digest, "error", err)
 		}
 		st.Modules[digest] = mod

@@ -179,7 +179,7 @@ func (c *Controller) Rollback(ctx context.Context, service string) ([]*config.Ve
 	hist := c.history[service] // its modules compiled first, if released
 	c.mu.Unlock()
 	if st := c.plane.Snapshot(); st != nil && len(hist) > 0 {
-		defer c.releasePrefetched(c.prefetchSplit(ctx, st.Config.Store, hist[len(hist)-1]))
+		defer c.releasePrefetched(c.prefetchSplit(setupLimit(ctx, st.Config.Services[service]), st.Config.Store, hist[len(hist)-1]))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -204,6 +204,11 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 			for _, s := range servers {
 				s.Close()
 			}
+			// The handlers whose connections that closed (a tunnel's, a
+			// guest's that would not stop) return and log their requests.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			shutdown(ctx, servers)
 		}
 		err = nil
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -753,11 +754,9 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestUpstreamWebSocket: a WebSocket through the gateway to a native
-// upstream: the Upgrade reaches the upstream, the 101 comes back with the
-// gateway's X-Wasmesh-Version, messages echo both ways for as long as the
-// socket lives (past the service's timeout), and the tunnel is counted.
-func TestUpstreamWebSocket(t *testing.T) {
+// echoWebSocket is a WebSocket server that answers each message with
+// "echo: " and the message; closed when the test ends.
+func echoWebSocket(t *testing.T) *httptest.Server {
 	echo := httptest.NewServer(websocket.Handler(func(ws *websocket.Conn) {
 		for {
 			var msg string
@@ -770,7 +769,12 @@ func TestUpstreamWebSocket(t *testing.T) {
 		}
 	}))
 	t.Cleanup(echo.Close)
-	g := serveUpstream(t, "chat", echo.URL, "limits: { timeout: 1s }")
+	return echo
+}
+
+// dialWebSocket opens a WebSocket to /socket through g; closed when the
+// test ends.
+func dialWebSocket(t *testing.T, g *gateway) *websocket.Conn {
 	cfg, err := websocket.NewConfig(strings.Replace(g.url, "http", "ws", 1)+"/socket", "http://example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -779,7 +783,18 @@ func TestUpstreamWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dialling through the gateway: %v", err)
 	}
-	defer ws.Close()
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// TestUpstreamWebSocket: a WebSocket through the gateway to a native
+// upstream: the Upgrade reaches the upstream, the 101 comes back with the
+// gateway's X-Wasmesh-Version, messages echo both ways for as long as the
+// socket lives (past the service's timeout), and the tunnel is counted.
+func TestUpstreamWebSocket(t *testing.T) {
+	echo := echoWebSocket(t)
+	g := serveUpstream(t, "chat", echo.URL, "limits: { timeout: 1s }")
+	ws := dialWebSocket(t, g)
 	for i := range 3 {
 		if i == 2 {
 			time.Sleep(1200 * time.Millisecond) // past the service's timeout
@@ -813,6 +828,47 @@ func TestUpstreamWebSocket(t *testing.T) {
 	conn.Close()
 	if n := metric(t, g, `wasmesh_upstream_requests_total{code="101",endpoint="`+strings.TrimPrefix(echo.URL, "http://")+`",version="`+short(v)+`"}`); n != "2" {
 		t.Errorf("wasmesh_upstream_requests_total for the 101s: %q, want 2", n)
+	}
+}
+
+// TestUpstreamWebSocketAtTheDrainsEnd: a WebSocket still open when the
+// gateway's drain times out is closed by the gateway, which then logs its
+// request (101, the bytes sent) before it exits.
+func TestUpstreamWebSocketAtTheDrainsEnd(t *testing.T) {
+	echo := echoWebSocket(t)
+	g := serve(t, `
+drain_delay: 0s
+drain_timeout: 1s
+services:
+  chat: { versions: [ { upstream: { endpoints: [ "`+echo.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: chat }
+`)
+	ws := dialWebSocket(t, g)
+	var got string
+	if err := websocket.Message.Send(ws, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if err := websocket.Message.Receive(ws, &got); err != nil || got != "echo: hi" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	g.p.cmd.Process.Signal(syscall.SIGTERM)
+	ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if err := websocket.Message.Receive(ws, &got); err == nil {
+		t.Fatalf("the socket still open after the drain: read %q", got)
+	}
+	r := g.p.wait(t)
+	if r.code != 0 {
+		t.Fatalf("exit status %d after the drain, want 0\n%s", r.code, r.stderr)
+	}
+	var line string
+	for l := range strings.Lines(r.stderr) {
+		if strings.Contains(l, "msg=request") && strings.Contains(l, "path=/socket") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "status=101") || !strings.Contains(line, "bytes=") || strings.Contains(line, "bytes=0 ") {
+		t.Fatalf("the tunnel's access log line: %q\n%s", line, r.stderr)
 	}
 }
 

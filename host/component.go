@@ -166,7 +166,7 @@ func (e *Engine) compileComponent(ctx context.Context, digest string, wasm []byt
 	case err != nil:
 		m.NotReusable = err.Error()
 	default:
-		if m.components, err = newComponents(e, m.component, m.handler); err != nil {
+		if m.components, err = newComponents(e, digest, m.component, m.handler); err != nil {
 			_ = m.component.Close(ctx)
 			return nil, err
 		}

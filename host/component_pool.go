@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -50,6 +51,7 @@ type components struct {
 	linked  *component.Linked
 	e       *Engine
 	handler string // the wasi:http/incoming-handler export, for warm-ups
+	digest  string // the component's, for the log
 
 	mu sync.Mutex
 	// pools are told apart by memory ceiling, and by the arguments and
@@ -74,6 +76,9 @@ type componentPool struct {
 	// warmup is the path of the GET each new instance serves before its
 	// state is kept (HTTPRequest.Warmup), "" for none.
 	warmup string
+	// checked says a warmed instance was seen to answer another GET;
+	// unwarmed that one did not, and the pool's instances are not warmed.
+	checked, unwarmed atomic.Bool
 
 	idle idleSet[*pooledComponent]
 }
@@ -86,12 +91,12 @@ type pooledComponent struct {
 	sizes []uint64
 }
 
-func newComponents(e *Engine, l *component.Linked, handler string) (*components, error) {
+func newComponents(e *Engine, digest string, l *component.Linked, handler string) (*components, error) {
 	empty, err := newImage(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &components{linked: l, e: e, empty: empty, handler: handler}, nil
+	return &components{linked: l, e: e, digest: digest, empty: empty, handler: handler}, nil
 }
 
 // pool returns the pool of ceiling, args and env, or nil when instances
@@ -187,10 +192,28 @@ func (p *componentPool) instantiate(ctx context.Context) (*pooledComponent, erro
 		return nil, errors.Join(err, memErr)
 	}
 	pc.inst = inst
-	if p.warmup != "" {
+	if p.warmup != "" && !p.unwarmed.Load() {
 		if err := p.warm(ctx, inst); err != nil {
 			_ = inst.Close(context.Background())
 			return nil, err
+		}
+		if !p.checked.Load() {
+			// Once: can a warmed instance answer another request? Some
+			// cannot (componentize-js's engine answers one request an
+			// instance): their pool serves unwarmed instances instead.
+			err := p.warm(ctx, inst)
+			_ = inst.Close(context.Background())
+			switch {
+			case err == nil:
+				p.checked.Store(true)
+			case !errors.Is(err, wasmbin.ErrNotReusable):
+				return nil, err // cut short by the request it serves
+			default:
+				p.unwarmed.Store(true)
+				p.c.e.log.Warn("warmup: a warmed instance of the component cannot answer another request; its instances start unwarmed",
+					"module", p.c.digest, "warmup", p.warmup, "error", err)
+			}
+			return p.instantiate(ctx)
 		}
 	}
 	if err := inst.Snapshot(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sort"
@@ -45,6 +46,9 @@ type Options struct {
 	// costs only its compiled code and memory image. Default 0:
 	// DefaultIdleTimeout; negative: kept until the module is released.
 	IdleTimeout time.Duration
+	// Logger gets what the engine decides on its own: a component's
+	// warm-up set aside. Default nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // DefaultIdleTimeout is Options.IdleTimeout's default.
@@ -57,6 +61,7 @@ type Engine struct {
 	reuseRT  wazero.Runtime // reused instances, with its own WASI (reuse.go)
 	fresh    bool
 	maxIdle  int
+	log      *slog.Logger
 	stop     chan struct{} // closed by Close: ends the idle trimmer
 	stopOnce sync.Once
 	trimmed  sync.WaitGroup
@@ -123,7 +128,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		opts.Imports = noImports{}
 	}
 	e := &Engine{fresh: opts.FreshInstances, maxIdle: opts.MaxIdle, compiled: map[string]*Module{},
-		snapshots: newSnapshotCache(opts.CacheDir)}
+		snapshots: newSnapshotCache(opts.CacheDir), log: cmp.Or(opts.Logger, slog.Default())}
 	if e.maxIdle <= 0 {
 		e.maxIdle = DefaultMaxIdle
 	}

@@ -409,6 +409,26 @@ routes:
 	}
 }
 
+// TestServeComponentWarmupNotAnswered: componentize-js's engine answers
+// one request an instance, so an instance warmed by a GET answers no
+// other (it returns without setting a response): with warmup set, its
+// instances start unwarmed, and every request is answered.
+func TestServeComponentWarmupNotAnswered(t *testing.T) {
+	f := newFixture(t, `
+services:
+  js:
+    versions: [ { path: $EX/components/javascript/hello.wasm } ]
+    warmup: /
+routes:
+  - { match: { path_prefix: /js }, service: js, strip_prefix: true }
+`)
+	for i := range 4 {
+		if r := f.do("POST", "/js/hi", strings.NewReader("hello")); r.status != 200 || r.body != "hello from javascript: POST /hi 5 bytes" {
+			t.Fatalf("request %d: %d %q", i, r.status, r.body)
+		}
+	}
+}
+
 // TestServeComponentStreams: what a component writes reaches the client
 // while the component goes on (stream.wasm writes "first", waits 300 ms,
 // writes "second"), and a component that writes its whole body and returns

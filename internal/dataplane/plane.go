@@ -149,7 +149,7 @@ func New(ctx context.Context, opts Options) (*Plane, error) {
 	}
 	p.resolver = net.DefaultResolver
 	p.outboundFn, p.linkFn = p.componentOutbound, p.linkCall
-	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{p}, FreshInstances: opts.FreshInstances})
+	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{p}, FreshInstances: opts.FreshInstances, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -285,6 +285,10 @@ func (p *Parser) piece(pc piece, s section, next map[string]parsedPiece) (nodes 
 		return nil, false
 	case !s.split && (top.Content[0].Value != s.key || top.Content[0].Kind != yaml.ScalarNode):
 		return nil, false
+	case deeper(top, maxPieceDepth):
+		// yaml.v3 refuses nesting past 10,000 levels, and a piece alone
+		// is a level less deep than in its file.
+		return nil, false
 	}
 	nodes = top.Content
 	for _, n := range nodes {
@@ -294,6 +298,23 @@ func (p *Parser) piece(pc piece, s section, next map[string]parsedPiece) (nodes 
 		next[string(pc.text)] = parsedPiece{line: pc.line, nodes: nodes}
 	}
 	return nodes, true
+}
+
+// maxPieceDepth is the deepest a piece parsed alone may nest; a config
+// needs a handful of levels.
+const maxPieceDepth = 1000
+
+// deeper reports whether the tree at n nests more than limit levels.
+func deeper(n *yaml.Node, limit int) bool {
+	if limit < 0 {
+		return true
+	}
+	for _, k := range n.Content {
+		if deeper(k, limit-1) {
+			return true
+		}
+	}
+	return false
 }
 
 // move moves the tree at n delta lines; its aliases' anchors are in it.

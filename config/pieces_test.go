@@ -162,6 +162,7 @@ func variants(data string) []string {
 		r("services:\n", "services:\n  a: { versions: [ { path: a.wasm } ]\u2028 }\n"),
 		r("services:\n", "services:\n  a: { versions: [ { path: a.wasm } ]\u0085 }\n"),
 		data + "---\nmore: 1\n",
+		r("routes:\n", "routes:\n  "+strings.Repeat("- ", 10000)+"x\n"), // at yaml.v3's depth limit in the file, not alone
 		data + "\nextra: [\n1 ]\n",
 		data[:len(data)/2],
 		"",

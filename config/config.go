@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"net/url"
 	"os"
@@ -94,6 +95,17 @@ type Config struct {
 	Dir string
 	// Raw is a copy of the bytes parsed.
 	Raw []byte
+
+	names []string // the services' names, sorted, as decoded (ServiceNames)
+}
+
+// ServiceNames returns the names of c's services, sorted. The slice is
+// shared: do not change it.
+func (c *Config) ServiceNames() []string {
+	if len(c.names) != len(c.Services) { // a Config not made by Parse
+		return slices.Sorted(maps.Keys(c.Services))
+	}
+	return c.names
 }
 
 // TLS is where the gateway's SPIFFE identity comes from: the Workload API

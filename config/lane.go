@@ -209,7 +209,7 @@ func (d *decoder) checkLanes(c *Config) {
 	if len(c.LanePeers) > 0 && c.TLS == nil {
 		d.errorAt(d.lanePeers.line, d.lanePeers.col, "lane_peers", "needs a tls block: without mTLS no peer has an identity")
 	}
-	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
+	for _, name := range c.ServiceNames() {
 		if r := c.Services[name].Release; r != nil && r.Lane != "" && c.Lanes[r.Lane] == nil {
 			d.errorAt(r.lane.line, r.lane.col, "services."+name+".release.lane", "unknown lane %q%s", r.Lane, suggest(r.Lane, c.LaneNames()))
 		}
@@ -220,7 +220,7 @@ func (d *decoder) checkLanes(c *Config) {
 			at, f := l.versions[svcName], fmt.Sprintf("lanes.%s.versions.%s", name, svcName)
 			s := c.Services[svcName]
 			if s == nil {
-				d.errorAt(at.line, at.col, f, "unknown service %q%s", svcName, suggest(svcName, serviceNames(c)))
+				d.errorAt(at.line, at.col, f, "unknown service %q%s", svcName, suggest(svcName, c.ServiceNames()))
 				continue
 			}
 			if _, err := s.LaneVersion(l.Versions[svcName]); err != nil {

@@ -94,6 +94,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			}
 		}
 	})
+	c.names = slices.Sorted(maps.Keys(c.Services))
 	c.Store = d.store(store)
 	if a := &c.AdminAuth; a.TokenFile == "" && len(a.AllowIDs) == 0 && !a.Insecure {
 		a.Generated, a.TokenFile = true, DefaultAdminTokenFile(c.Store)
@@ -729,7 +730,7 @@ func (d *decoder) crossCheck(c *Config) {
 	for _, s := range c.Services {
 		for i, o := range s.Outbound {
 			if u := o.URL; u.Scheme == "wasmesh" && c.Services[u.Host] == nil {
-				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, serviceNames(c)))
+				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, c.ServiceNames()))
 			}
 			if o.ExpectID != "" && c.TLS == nil {
 				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d].expect_id", s.Name, i), "needs a tls block: the gateway presents its own SVID to that peer")
@@ -737,7 +738,7 @@ func (d *decoder) crossCheck(c *Config) {
 		}
 		for _, iface := range slices.Sorted(maps.Keys(s.Links)) {
 			if to := s.Links[iface]; c.Services[to] == nil {
-				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.links[%q]", s.Name, iface), "unknown service %q%s", to, suggest(to, serviceNames(c)))
+				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.links[%q]", s.Name, iface), "unknown service %q%s", to, suggest(to, c.ServiceNames()))
 			}
 		}
 		if len(s.AllowPeers) > 0 && c.TLS == nil {
@@ -746,7 +747,7 @@ func (d *decoder) crossCheck(c *Config) {
 	}
 	for _, r := range c.Routes {
 		if r.Service != "" && c.Services[r.Service] == nil {
-			d.errorAt(r.service.line, r.service.col, fmt.Sprintf("routes[%d].service", r.Index), "unknown service %q%s", r.Service, suggest(r.Service, serviceNames(c)))
+			d.errorAt(r.service.line, r.service.col, fmt.Sprintf("routes[%d].service", r.Index), "unknown service %q%s", r.Service, suggest(r.Service, c.ServiceNames()))
 		}
 		if prev := names[r.Name]; prev != nil {
 			d.errorAt(r.name.line, r.name.col, fmt.Sprintf("routes[%d].name", r.Index), "duplicate route name %q (also routes[%d])", r.Name, prev.Index)
@@ -760,13 +761,4 @@ func (d *decoder) crossCheck(c *Config) {
 			matches[key] = r
 		}
 	}
-}
-
-func serviceNames(c *Config) []string {
-	var names []string
-	for n := range c.Services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }

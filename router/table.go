@@ -60,7 +60,7 @@ func newPathIndex(routes []*config.Route) pathIndex {
 func NewTable(cfg *config.Config, resolve Resolve) (*Table, error) {
 	digests := map[*config.Version]string{}
 	var errs []*config.Error
-	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
+	for _, name := range cfg.ServiceNames() {
 		seen := map[string]string{}
 		for _, v := range cfg.Services[name].Versions {
 			d, err := resolveVersion(v, resolve)

@@ -35,7 +35,7 @@ func resolveLinks(st *dataplane.Snapshot) error {
 		}
 	}
 	st.Links = map[string]map[string]string{}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
+	for _, name := range cfg.ServiceNames() {
 		s := cfg.Services[name]
 		for _, v := range s.Versions {
 			mod := st.Modules[v.Digest]

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/dataplane"
 )
 
 // TestClientFaults: requests that fail by their client's doing — a head
@@ -277,4 +279,74 @@ func inflight(t *testing.T, g *Gateway) float64 {
 		}
 	}
 	return 0
+}
+
+// TestModuleAnswerClientFaults: a module's answer its client does not
+// take within the service's timeout is cut there (a slow_reader, not a
+// request held for as long as the client stalls), and one whose client
+// leaves midway is a client_abort; neither is the version's error.
+func TestModuleAnswerClientFaults(t *testing.T) {
+	f := newFixture(t, `
+drain_delay: 0s
+services:
+  big: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { timeout: 1s } }
+  patient: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { timeout: 10s } }
+routes:
+  - { match: { path_prefix: /patient }, service: patient }
+  - { match: { path_prefix: / }, service: big }
+`)
+	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
+	admin := newTestServer(t, f.g.AdminHandler())
+	clientErrors := func(reason string) float64 {
+		return value(scrape(t, admin), "wasmesh_client_errors_total", map[string]string{"service": "big", "reason": reason})
+	}
+	const get = "GET /?do=big&arg=20000000 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+	stalled := dialRaw(t, addr) // reads 4 KiB, then nothing
+	stalled.(*net.TCPConn).SetReadBuffer(4 << 10)
+	io.WriteString(stalled, get)
+	if _, err := io.ReadFull(stalled, make([]byte, 4<<10)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stalled client counted as a slow_reader", func() bool { return clientErrors("slow_reader") == 1 })
+	stalled.Close()
+
+	gone := dialRaw(t, addr) // reads 1,000 bytes and leaves
+	io.WriteString(gone, get)
+	if _, err := io.ReadFull(gone, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	waitFor(t, "the client gone midway counted as a client_abort", func() bool { return clientErrors("client_abort") == 1 })
+
+	if got := value(scrape(t, admin), "wasmesh_requests_total", map[string]string{"service": "big", "status": "5xx"}); got != 0 {
+		t.Errorf("big's 5xx: %v, want 0", got)
+	}
+	digest := f.g.Config().Services["big"].Versions[0].Digest
+	if c := f.g.VersionCount("big", digest); c.Errors != 0 {
+		t.Errorf("the version's errors: %d, want 0", c.Errors)
+	}
+
+	// A client that takes its answer slowly, within the timeout: the
+	// version's latency ends when the answer was ready.
+	before := f.g.VersionCount("patient", digest).Latency
+	slow := dialRaw(t, addr)
+	io.WriteString(slow, strings.Replace(get, "GET /", "GET /patient", 1))
+	time.Sleep(2 * time.Second) // a 20 MB answer takes the guest 50 ms (600 under the race detector)
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, resp.Body); err != nil || n != 20000000 {
+		t.Fatalf("the slow client's answer: %d bytes, %v", n, err)
+	}
+	slow.Close()
+	var after dataplane.LatencySnapshot
+	waitFor(t, "the slow client's request counted", func() bool {
+		after = f.g.VersionCount("patient", digest).Latency
+		return dataplane.Count(before, after) == 1
+	})
+	if q := dataplane.Quantile(before, after, 1); q >= 1500*time.Millisecond {
+		t.Errorf("the version's latency for an answer its client took 2 s to read: %s", q)
+	}
 }

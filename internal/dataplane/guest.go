@@ -3,17 +3,21 @@ package dataplane
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/clock"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -132,12 +136,41 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 }
 
 // answerBody is answer for a response whose header is in w's already.
+// The version's part ends once the answer is ready: the client takes it
+// within the service's timeout (one that does not is a slow_reader), and
+// one gone as it does is logged with the status it was sent, a
+// client_abort; either way the answer is cut.
 func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 	req.setHeader(w.Header(), "Content-Length", strconv.Itoa(len(body)))
 	req.Status = status
+	req.ready = clock.Now()
 	w.WriteHeader(status)
-	n, _ := w.Write(body)
+	if len(body) > unblockedWrite && req.Limits.Timeout > 0 {
+		rc := http.NewResponseController(w)
+		if rc.SetWriteDeadline(req.ready.Add(req.Limits.Timeout)) == nil {
+			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+		}
+	}
+	n, err := w.Write(body)
 	req.Bytes = n
+	if err != nil {
+		req.ClientFault, req.abort = writeFault(err), true
+	}
+}
+
+// unblockedWrite is the most an answer may hold that the kernel's socket
+// buffers take whether or not the client reads: a longer one is written
+// under a deadline.
+const unblockedWrite = 32 << 10
+
+// writeFault is the client's fault that a failed write of its answer was:
+// not taking it within the deadline, or going away.
+func writeFault(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return faultSlowReader
+	}
+	return faultClientAbort
 }
 
 // endGuestSpan ends the guest's span with what came of its run; buf is

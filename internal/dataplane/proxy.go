@@ -562,13 +562,7 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 			m, werr := w.Write((*buf)[:n])
 			req.Bytes += m
 			if werr != nil {
-				var ne net.Error
-				if errors.As(werr, &ne) && ne.Timeout() {
-					req.ClientFault = faultSlowReader // did not take it within the deadline
-				} else {
-					req.ClientFault = faultClientAbort // gone before the whole answer
-				}
-				req.abort = true
+				req.ClientFault, req.abort = writeFault(werr), true
 				return writing, nil
 			}
 			if flush {

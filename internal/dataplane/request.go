@@ -98,6 +98,10 @@ type Request struct {
 	// stopped: the gateway's drain stopped the request (a 503 that is not
 	// the version's error).
 	stopped bool
+	// ready is when a buffered answer was ready to write: the version's
+	// latency ends there, and the client's time to take it is its own.
+	// Zero for an answer streamed.
+	ready time.Time
 	// denied counts the request's outbound calls the allow-list refused.
 	denied atomic.Int32
 	// guestLog counts the bytes of the request's guest log lines.

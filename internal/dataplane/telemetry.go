@@ -91,7 +91,11 @@ func (p *Plane) observe(req *Request) {
 	class := req.Status / 100
 	took := time.Since(req.Start)
 	if s := req.series; s != nil && req.ClientFault == "" && !p.noFigures {
-		s.stats.Latency.Observe(took)
+		if !req.ready.IsZero() { // the client's time to take the answer is not the version's
+			s.stats.Latency.Observe(req.ready.Sub(req.Start))
+		} else {
+			s.stats.Latency.Observe(took)
+		}
 	}
 	if s := req.series; s != nil && class >= 1 && class <= 5 {
 		c := s.classes[class].Load()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/modules"
 )
 
 // TestClientFaults: requests that fail by their client's doing — a head
@@ -223,6 +224,14 @@ routes:
 	digest := f.g.Config().Services["svc"].Versions[0].Digest
 	if c := f.g.VersionCount("svc", digest); c.Errors != 0 {
 		t.Errorf("the version's errors after a drain's stop: %d, want 0", c.Errors)
+	}
+	// Nor in the version's 5xx, which alerts watch: counted without one.
+	m := scrape(t, newTestServer(t, f.g.AdminHandler()))
+	if got := value(m, "wasmesh_requests_total", map[string]string{"service": "svc", "status": "5xx", "version": modules.Short(digest)}); got != 0 {
+		t.Errorf("the version's 5xx after a drain's stop: %v, want 0", got)
+	}
+	if got := value(m, "wasmesh_requests_total", map[string]string{"service": "svc", "status": "5xx", "version": ""}); got != 1 {
+		t.Errorf("the service's 5xx of no version after a drain's stop: %v, want 1", got)
 	}
 }
 

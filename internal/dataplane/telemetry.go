@@ -97,7 +97,7 @@ func (p *Plane) observe(req *Request) {
 			s.stats.Latency.Observe(took)
 		}
 	}
-	if s := req.series; s != nil && class >= 1 && class <= 5 {
+	if s := req.series; s != nil && class >= 1 && class <= 5 && !req.stopped {
 		c := s.classes[class].Load()
 		if c == nil {
 			c = &classSeries{
@@ -114,7 +114,7 @@ func (p *Plane) observe(req *Request) {
 	if req.Route != nil {
 		route, service = req.Route.Name, req.Service.Name
 	}
-	if req.Version != nil {
+	if req.Version != nil && !req.stopped { // the drain's 503 is not the version's answer
 		version = modules.Short(req.Version.Digest)
 	}
 	lane := ""

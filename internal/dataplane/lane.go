@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,11 +63,17 @@ func (p *Plane) enterLane(req *Request, st *Snapshot) {
 		if req.Lane = st.Table.Enter(req.HTTP); req.Lane != nil {
 			m, err := baggage.NewMemberRaw(config.LaneBaggageKey, req.Lane.Name)
 			if err == nil {
-				bag, err = bag.SetMember(m)
+				var with baggage.Baggage
+				var header string
+				if with, header, err = withLane(bag, m); err == nil {
+					req.ctx = baggage.ContextWithBaggage(req.ctx, with)
+					req.bag = header
+					req.HTTP.Header["Baggage"] = []string{header}
+					return
+				}
 			}
-			if err != nil { // a lane name is a valid baggage value: never
-				p.log.Warn("lane not carried", "lane", req.Lane.Name, "error", err)
-			}
+			// A lane name is a valid baggage value: never.
+			p.log.Warn("lane not carried", "lane", req.Lane.Name, "error", err)
 		}
 	}
 	if carried != "" && req.Lane == nil {
@@ -81,6 +88,36 @@ func (p *Plane) enterLane(req *Request, st *Snapshot) {
 	} else {
 		delete(req.HTTP.Header, "Baggage")
 	}
+}
+
+// W3C Baggage's limits on a header, which a peer holds a longer one to.
+const (
+	maxBaggageMembers = 64
+	maxBaggageBytes   = 8192
+)
+
+// withLane is bag with lane, a member, within W3C Baggage's limits, and
+// its header: the lane's member first, so that a peer keeping what fits
+// of a header keeps it, then bag's others by key, but those that would
+// not fit (a client's baggage at the limits would otherwise make the
+// header one that peers refuse whole, or cut the lane from).
+func withLane(bag baggage.Baggage, lane baggage.Member) (baggage.Baggage, string, error) {
+	others := bag.Members()
+	slices.SortFunc(others, func(a, b baggage.Member) int { return strings.Compare(a.Key(), b.Key()) })
+	kept := []baggage.Member{lane}
+	var h strings.Builder
+	h.WriteString(lane.String())
+	for _, m := range others {
+		s := m.String()
+		if m.Key() == lane.Key() || len(kept) == maxBaggageMembers || h.Len()+1+len(s) > maxBaggageBytes {
+			continue
+		}
+		kept = append(kept, m)
+		h.WriteByte(',')
+		h.WriteString(s)
+	}
+	b, err := baggage.New(kept...)
+	return b, h.String(), err
 }
 
 // ignoreLane counts and logs a lane a request's baggage carried that is

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -199,12 +200,17 @@ func TestCGIEnvironment(t *testing.T) {
 	r := f.do("POST", "/bad/path?do=env", strings.NewReader("hi"), "Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "Content-Type", "text/plain")
 	for _, want := range []string{
 		"REQUEST_METHOD=POST", "PATH_INFO=/path", "SCRIPT_NAME=/bad", "QUERY_STRING=do=env", "CONTENT_LENGTH=2",
-		"CONTENT_TYPE=text/plain", "HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		"X_MATCHED_ROUTE=6:bad", "X_WASMESH_VERSION=" + r.version, "X_REQUEST_ID=" + r.header.Get("X-Request-Id"), "body=hi",
+		"CONTENT_TYPE=text/plain", "X_MATCHED_ROUTE=6:bad", "X_WASMESH_VERSION=" + r.version,
+		"X_REQUEST_ID=" + r.header.Get("X-Request-Id"), "body=hi",
 	} {
 		if !strings.Contains(r.body, want+"\n") {
 			t.Errorf("guest environment lacks %q:\n%s", want, r.body)
 		}
+	}
+	// The client's trace, continued by the gateway's span.
+	if !regexp.MustCompile(`\nHTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01\n`).MatchString(r.body) ||
+		strings.Contains(r.body, "b7ad6b7169203331") {
+		t.Errorf("guest environment's HTTP_TRACEPARENT is not the trace continued:\n%s", r.body)
 	}
 }
 

@@ -69,6 +69,46 @@ func TestTraceThroughHTTPCall(t *testing.T) {
 	}
 }
 
+// TestModuleSeesItsOwnTraceContext: a module's HTTP_TRACEPARENT names the
+// span it runs in (the wasmesh.guest span, in the client's trace), not the
+// client's field as sent; a field the gateway refused is not passed on,
+// and neither is the tracestate of a trace it did not continue.
+func TestModuleSeesItsOwnTraceContext(t *testing.T) {
+	f, exp := recordingFixture(t, `
+services:
+  env: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: env }
+`)
+	envVar := func(body, name string) string {
+		for line := range strings.Lines(body) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := f.get("/?do=env", "Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01", "Tracestate", "vendor=1")
+	var guest tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		if s.Name == "wasmesh.guest" {
+			guest = s
+		}
+	}
+	want := "00-" + traceID + "-" + guest.SpanContext.SpanID().String() + "-01"
+	if got := envVar(r.body, "HTTP_TRACEPARENT"); got != want || envVar(r.body, "HTTP_TRACESTATE") != "vendor=1" {
+		t.Errorf("HTTP_TRACEPARENT %q, HTTP_TRACESTATE %q; want %q (the guest's span), vendor=1", got, envVar(r.body, "HTTP_TRACESTATE"), want)
+	}
+
+	// A field the gateway refused: the trace it started instead.
+	r = f.get("/?do=env", "Traceparent", "ff-"+traceID+"-00f067aa0ba902b7-01", "Tracestate", "vendor=1")
+	got := envVar(r.body, "HTTP_TRACEPARENT")
+	if len(got) != 55 || strings.Contains(got, traceID) || envVar(r.body, "HTTP_TRACESTATE") != "" {
+		t.Errorf("after a refused traceparent: HTTP_TRACEPARENT %q, HTTP_TRACESTATE %q; want a new trace's, none", got, envVar(r.body, "HTTP_TRACESTATE"))
+	}
+}
+
 // spanChain follows parent → child links from the span whose parent is root,
 // returning the names in order; every span must be on the chain.
 func spanChain(t *testing.T, spans tracetest.SpanStubs, root string) []string {

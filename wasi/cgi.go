@@ -2,6 +2,7 @@ package wasi
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,19 @@ type Meta struct {
 	PeerID string
 	// Lane is the request's traffic lane (X_WASMESH_LANE), "" for none.
 	Lane string
+	// Trace is the trace context the guest runs in: HTTP_TRACEPARENT and
+	// HTTP_TRACESTATE say it, in place of the request's fields of those
+	// names (the client's, or what the gateway refused of them). Zero (no
+	// trace id): the request's fields, as they are.
+	Trace TraceContext
+}
+
+// TraceContext is a W3C trace context.
+type TraceContext struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   byte
+	State   string // the tracestate field, "" for none
 }
 
 // RequestEnv returns the CGI environment ("KEY=VALUE") for r, in the spirit of
@@ -63,7 +77,8 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 	// one per variable. A request's environment is built on every request.
 	host, port := splitHostPort(r.Host)
 	size := 256 + len(m.PathInfo) + len(m.ScriptName) + 2*len(r.URL.RawQuery) + len(r.URL.Path) + 2*len(r.Host) +
-		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(m.Lane) + len(r.RemoteAddr)
+		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(m.Lane) + len(r.RemoteAddr) +
+		128 + len(m.Trace.State)
 	for name, values := range r.Header {
 		size += len("HTTP_=") + len(name)
 		for _, v := range values {
@@ -89,9 +104,10 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 	e.add("GATEWAY_INTERFACE=", "CGI/1.1")
 	httpFrom := len(e.ends)
 	e.add("HTTP_HOST=", r.Host)
+	traced := m.Trace.TraceID != [16]byte{}
 	for name, values := range r.Header {
 		e.start()
-		if !e.headerVar(name) {
+		if !e.headerVar(name) || traced && traceVar[string(e.buf[e.begin:len(e.buf)-1])] {
 			e.drop()
 			continue
 		}
@@ -102,6 +118,20 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 			e.buf = append(e.buf, v...)
 		}
 		e.end()
+	}
+	if traced {
+		t := &m.Trace
+		e.start()
+		e.buf = append(e.buf, "HTTP_TRACEPARENT=00-"...)
+		e.buf = hex.AppendEncode(e.buf, t.TraceID[:])
+		e.buf = append(e.buf, '-')
+		e.buf = hex.AppendEncode(e.buf, t.SpanID[:])
+		e.buf = append(e.buf, '-')
+		e.buf = hex.AppendEncode(e.buf, []byte{t.Flags})
+		e.end()
+		if t.State != "" {
+			e.add("HTTP_TRACESTATE=", t.State)
+		}
 	}
 	httpTo := len(e.ends)
 	e.add("PATH_INFO=", m.PathInfo)
@@ -188,6 +218,9 @@ func (e *envBuilder) strings(env []string) []string {
 // r.Host, Content-Type and Content-Length have their own variables, and a
 // "Proxy:" header would become HTTP_PROXY, which HTTP libraries take for
 // their proxy setting (httpoxy).
+// traceVar are the variables Meta.Trace says, when it is set.
+var traceVar = map[string]bool{"HTTP_TRACEPARENT": true, "HTTP_TRACESTATE": true}
+
 var skipHeaderVar = map[string]bool{"HTTP_HOST": true, "HTTP_CONTENT_TYPE": true, "HTTP_CONTENT_LENGTH": true, "HTTP_PROXY": true}
 
 func splitHostPort(hostport string) (host, port string) {

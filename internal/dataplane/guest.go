@@ -60,6 +60,17 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 	if req.Lane != nil {
 		meta.Lane = req.Lane.Name
 	}
+	// The guest's span only when the request's is recorded: unsampled, it
+	// would only be the parent of the (as unsampled) http_call spans.
+	ctx, span := req.ctx, trace.Span(nil)
+	if req.span.IsRecording() {
+		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
+	}
+	// The guest's HTTP_TRACEPARENT names the span it runs in, as a
+	// component's traceparent field does, not what the client sent.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		meta.Trace = wasi.TraceContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags()), State: sc.TraceState().String()}
+	}
 	eb := envPool.Get().(*wasi.EnvBuffer)
 	defer envPool.Put(eb) // after the run: nothing keeps the environment past it
 	env := eb.RequestEnv(r, meta)
@@ -75,12 +86,6 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		MaxStdout:    MaxResponse,
 		MemoryLimit:  req.Limits.Memory,
 		Timeout:      req.Limits.Timeout,
-	}
-	// The guest's span only when the request's is recorded: unsampled, it
-	// would only be the parent of the (as unsampled) http_call spans.
-	ctx, span := req.ctx, trace.Span(nil)
-	if req.span.IsRecording() {
-		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
 	g.ctx = guestContext{Context: ctx, req: req}
 	res, err := p.engine.Run(&g.ctx, mod, call)

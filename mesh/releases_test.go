@@ -108,6 +108,32 @@ func TestDeployPromoteRollback(t *testing.T) {
 	}
 }
 
+// TestDeployThatChangesNothing: a deploy repeated (a retried CI job)
+// changes nothing, so it is no step for a rollback to undo: the rollback
+// after it restores the split from before the first.
+func TestDeployThatChangesNothing(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx := context.Background()
+	rust := digestOfFile(t, examples+"/hello/rust/hello.wasm")
+	zig := f.push("zig")
+	for range 2 {
+		if _, err := f.g.Deploy(ctx, "svc", zig, 30, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen := f.g.Generation()
+	vs, err := f.g.Rollback(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := weights(vs), map[string]int{rust: 100}; !equalMaps(got, want) {
+		t.Fatalf("the rollback after a deploy repeated: %v, want %v", got, want)
+	}
+	if f.g.Generation() != gen+1 {
+		t.Fatalf("generation %d after the rollback, want %d", f.g.Generation(), gen+1)
+	}
+}
+
 func TestReleaseErrors(t *testing.T) {
 	f := newFixture(t, oneVersion("rust"))
 	ctx := context.Background()

@@ -628,3 +628,29 @@ func TestReleaseAbortAfterSplitChanged(t *testing.T) {
 		t.Errorf("the release is %s after the abort", rel.Phase)
 	}
 }
+
+// TestReleasePausedWithoutItsCandidate: an edit that takes the candidate
+// out of the config pauses its release, and wasmesh_release_weight says
+// what the candidate has then (0), not the weight of the step it was at.
+func TestReleasePausedWithoutItsCandidate(t *testing.T) {
+	stable, _ := countingUpstream(t, "stable", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	v1 := fmt.Sprintf(`      - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: %%d }`, stable.URL)
+	v2 := fmt.Sprintf(`      - { upstream: { endpoints: [ "%s" ] }, name: v2, weight: 0 }`, cand.URL)
+	config := func(vs ...string) string {
+		return "services:\n  users:\n    versions:\n" + strings.Join(vs, "\n") + "\nroutes:\n  - { match: { path_prefix: / }, service: users }\n"
+	}
+	g := serve(t, config(fmt.Sprintf(v1, 100), v2))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "20,100", "--hold", "1h", "--min-requests", "100000", admin)
+	if w := metric(t, g, `wasmesh_release_weight{service="users"}`); w != "20" {
+		t.Fatalf("wasmesh_release_weight at the first step: %q, want 20", w)
+	}
+	if err := os.WriteFile(g.config, []byte(loopbackConfig(config(fmt.Sprintf(v1, 100)))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the release to pause", func() bool { return releaseOf(t, g, "users").Phase == rollout.Paused })
+	if w := metric(t, g, `wasmesh_release_weight{service="users"}`); w != "0" {
+		t.Errorf("wasmesh_release_weight of a release paused without its candidate: %q, want 0", w)
+	}
+}

@@ -301,6 +301,10 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 		return nil, fmt.Errorf("%w: service %q is not in the active config", ErrNotFound, service)
 	}
 	prev := st.Config.Services[service].Versions
+	if sameSplit(prev, versions) {
+		// Nothing to change: not a step a rollback would undo.
+		return prev, nil
+	}
 	data, err := config.SetVersions(st.Config.Raw, service, forFile(versions))
 	if err != nil {
 		return nil, err
@@ -429,6 +433,15 @@ func forFile(vs []*config.Version) []*config.Version {
 		out[i] = &c
 	}
 	return out
+}
+
+// sameSplit reports whether a and b are the same versions with the same
+// weights, names and settings, in the same order.
+func sameSplit(a, b []*config.Version) bool {
+	return slices.EqualFunc(a, b, func(x, y *config.Version) bool {
+		return x.Digest == y.Digest && x.Weight == y.Weight && x.Name == y.Name && x.DSCP == y.DSCP &&
+			x.Module == y.Module && x.Path == y.Path && (x.Upstream == nil) == (y.Upstream == nil)
+	})
 }
 
 // scaleWeights sets the weights of vs to sum to total, in proportion to

@@ -286,7 +286,7 @@ func New(plane *dataplane.Plane, t Traffic, log *slog.Logger, tp trace.TracerPro
 		tracer: tp.Tracer("github.com/wasmesh/wasmesh/rollout"),
 		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wasmesh_release_weight",
-			Help: "The weight of a running release's candidate, by service.",
+			Help: "The weight of a running or paused release's candidate, by service (0 when the config no longer has it).",
 		}, []string{"service"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_release_events_total",
@@ -680,6 +680,7 @@ func (c *Controller) judge(ctx context.Context, service string) {
 	if st := c.plane.Snapshot(); candidateWeight(st, r) < 0 || !hasVersion(st, r.Service, r.Baseline) {
 		r.Phase = Paused
 		c.event(r, "paused", "the candidate or the baseline is no longer a version of the service (the config changed)")
+		c.step.WithLabelValues(r.Service).Set(float64(max(candidateWeight(st, r), 0))) // what the candidate has, not its step's
 		c.saveLocked()
 		c.mu.Unlock()
 		return

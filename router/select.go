@@ -84,7 +84,11 @@ func Pinned(s *config.Service, pin string) (*config.Version, error) {
 			return v, nil
 		}
 	}
-	hex := strings.ToLower(strings.TrimPrefix(pin, "sha256:"))
+	hex := pin
+	if len(hex) >= len("sha256:") && strings.EqualFold(hex[:len("sha256:")], "sha256:") {
+		hex = hex[len("sha256:"):]
+	}
+	hex = strings.ToLower(hex)
 	if len(hex) < 8 || len(hex) > 64 || !isHex(hex) {
 		return nil, fmt.Errorf("%w %q for service %q: want a version name, or sha256: and at least 8 hex digits", ErrUnknownVersion, pin, s.Name)
 	}

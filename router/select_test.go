@@ -196,6 +196,7 @@ func TestSelectPin(t *testing.T) {
 		{canary.Digest[:len("sha256:")+8], canary, ""},
 		{strings.TrimPrefix(canary.Digest, "sha256:")[:12], canary, ""},
 		{strings.ToUpper(strings.TrimPrefix(canary.Digest, "sha256:")[:12]), canary, ""},
+		{strings.ToUpper(canary.Digest[:len("sha256:")+12]), canary, ""},
 		{"sha256:4f9c0a1b", stable, ""},
 		{"canary", canary, ""},
 		{" stable ", stable, ""},

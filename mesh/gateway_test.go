@@ -44,11 +44,13 @@ func newFixtureWith(t *testing.T, config string, opts Options) *fixture {
 	if err := os.WriteFile(path, []byte(expand(config)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
 	}
-	opts.ConfigPath, opts.Logger = path, log
+	opts.ConfigPath = path
 	opts.CacheDir = filepath.Join(os.TempDir(), "wasmesh-test-cache")
 	g, err := New(context.Background(), opts)
 	if err != nil {

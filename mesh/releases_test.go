@@ -18,6 +18,7 @@ import (
 	"github.com/wasmesh/wasmesh/config"
 	adminapi "github.com/wasmesh/wasmesh/internal/admin"
 	"github.com/wasmesh/wasmesh/internal/rollout"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
@@ -131,6 +132,35 @@ func TestDeployThatChangesNothing(t *testing.T) {
 	}
 	if f.g.Generation() != gen+1 {
 		t.Fatalf("generation %d after the rollback, want %d", f.g.Generation(), gen+1)
+	}
+}
+
+// TestSplitChangesLogged: every change of a service's split is logged,
+// saying whether an edit of the file or the API made it: an audit of the
+// splits the log alone gives.
+func TestSplitChangesLogged(t *testing.T) {
+	var logs testutil.LockedBuffer
+	f := newFixtureWith(t, oneVersion("rust"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	zig := f.push("zig")
+	if _, err := f.g.Deploy(ctx, "svc", zig, 30, ""); err != nil {
+		t.Fatal(err)
+	}
+	edit := strings.Replace(expand(oneVersion("rust")), "svc:", "other: { versions: [ { path: $EX/hello/c/hello.wasm } ] }\n  svc:", 1)
+	if err := f.g.Reload(ctx, []byte(strings.ReplaceAll(edit, "$EX", examples))); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`msg="service versions changed" service=svc generation=2 versions="[` + modules.Short(digestOfFile(t, examples+"/hello/rust/hello.wasm")) + `=70% ` + modules.Short(zig) + `=30%]" by=api`,
+		`msg="service versions changed" service=svc generation=3`,
+		`msg="service added" service=other generation=3`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	if strings.Count(logs.String(), "service versions changed") != 2 {
+		t.Errorf("want two split changes logged:\n%s", logs.String())
 	}
 }
 

@@ -82,6 +82,10 @@ type Controller struct {
 	// failure is its caller's answer, not the config's last error. mu
 	// held.
 	editing bool
+	// operating is set while an operation's edit (a deploy, a release's
+	// step) loads, through the file or an external source: the changes
+	// its load logs are the API's. mu held.
+	operating bool
 	// pre is what the prefetch of the config being loaded did, while
 	// loadPrefetchedLocked runs: its parsed config (not parsed again) and
 	// the oci:// modules whose pull failed (not asked for again with c.mu
@@ -284,10 +288,35 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 	c.log.Info("config loaded", "generation", st.Gen, "file", c.opts.ConfigPath,
 		"services", len(st.Config.Services), "routes", len(st.Config.Routes), "took", took.Round(time.Microsecond))
 	if old != nil {
+		c.logSplits(old.Config, st.Config, st.Gen)
 		c.checkRestartOnly(old.Config, st.Config)
 		c.releaseUnused(old)
 	}
 	return nil
+}
+
+// logSplits logs each service whose versions the load of generation gen
+// changed (or added, or removed), and by what: an edit of the file, or a
+// release operation through the API. c.mu held.
+func (c *Controller) logSplits(old, cur *config.Config, gen int64) {
+	by := "file"
+	if c.operating {
+		by = "api"
+	}
+	for _, name := range cur.ServiceNames() {
+		was, now := old.Services[name], cur.Services[name]
+		switch {
+		case was == nil:
+			c.log.Info("service added", "service", name, "generation", gen, "versions", describe(now.Versions), "by", by)
+		case !sameSplit(was.Versions, now.Versions):
+			c.log.Info("service versions changed", "service", name, "generation", gen, "versions", describe(now.Versions), "by", by)
+		}
+	}
+	for _, name := range old.ServiceNames() {
+		if cur.Services[name] == nil {
+			c.log.Info("service removed", "service", name, "generation", gen, "by", by)
+		}
+	}
 }
 
 // keepLastGood writes data, a config that loaded, to Options.LastGood; a

@@ -326,14 +326,14 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 		}
 		return nil, err
 	}
-	cur := c.plane.Snapshot().Config.Services[service].Versions
-	c.log.Info("service versions changed", "service", service, "generation", c.plane.Snapshot().Gen, "versions", describe(cur))
-	return cur, nil
+	return c.plane.Snapshot().Config.Services[service].Versions, nil // the load logged the change
 }
 
 // commitLocked loads data, an edit of st's config, and writes it to the
 // config file. On failure neither the running config nor the file changes.
 func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, data []byte) error {
+	c.operating = true
+	defer func() { c.operating = false }()
 	if c.opts.External != "" && c.opts.Write != nil {
 		// Checked here first (nothing is written that would be refused),
 		// then written where the config comes from, then loaded.

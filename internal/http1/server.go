@@ -709,6 +709,11 @@ func (c *conn) refuse(err error) {
 	case errors.As(err, &he):
 		c.refused(he.status, he.reason)
 		c.writeError(he.status, he.why, "")
+	case errors.As(err, &ne) && ne.Timeout() && (c.hb != nil && len(c.hb.b) > 0 || c.br != nil && c.br.Buffered() > 0):
+		// A head begun and not finished within the header timeout: the
+		// client's fault, counted (nginx logs a 408); closed without an
+		// answer, as net/http does.
+		c.refused(http.StatusRequestTimeout, "header_timeout")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne) && ne.Timeout():
 		return
 	default:

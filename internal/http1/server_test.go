@@ -605,8 +605,14 @@ func TestShutdownTimeout(t *testing.T) {
 // headers past ReadHeaderTimeout, is closed.
 func TestTimeouts(t *testing.T) {
 	// Long enough for the client to send its first request well within them.
-	addr := serve(t, &Server{IdleTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond})
-	for _, first := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost:"} {
+	var mu sync.Mutex
+	var reasons []string
+	addr := serve(t, &Server{IdleTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond, Refused: func(status int, reason, _ string) {
+		mu.Lock()
+		defer mu.Unlock()
+		reasons = append(reasons, fmt.Sprint(status, " ", reason))
+	}})
+	for _, first := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost:", "GET / HT", ""} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -621,6 +627,13 @@ func TestTimeouts(t *testing.T) {
 			t.Errorf("%q: got %q", first, b)
 		}
 		c.Close()
+	}
+	// A head begun and not finished is the client's fault, told to
+	// Refused; a connection idle (or never used) is not.
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := fmt.Sprint(reasons), "[408 header_timeout 408 header_timeout]"; got != want {
+		t.Errorf("Refused told %v, want %v", got, want)
 	}
 }
 

@@ -285,3 +285,37 @@ routes:
 		}
 	}
 }
+
+// TestLinkSpans: a typed call is a wasmesh.link client span of the
+// caller's guest span and a wasmesh.link.serve span under it, in the
+// client's trace, the callee's version in the same form as a request's
+// (the full digest).
+func TestLinkSpans(t *testing.T) {
+	recv := newOTLPReceiver(t)
+	zig := repoPath("examples", "links", "zig", "hasher.wasm")
+	g := serve(t, linksWith("{ path: "+zig+" }"), recv.env()...)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest("POST", g.url+"/", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var spans []span
+	poll(t, "the link's spans exported", func() bool { spans = recv.trace(traceID); return len(spans) >= 4 })
+	byName := map[string]span{}
+	for _, s := range spans {
+		byName[s.name] = s
+	}
+	link, serve, guest := byName["wasmesh.link"], byName["wasmesh.link.serve"], byName["wasmesh.guest"]
+	switch {
+	case link.parentID != guest.spanID || serve.parentID != link.spanID:
+		t.Errorf("link %s <- %s, serve %s <- %s, guest %s: want guest <- link <- serve", link.spanID, link.parentID, serve.spanID, serve.parentID, guest.spanID)
+	case serve.attrs["wasmesh.version"] != modules.DigestOf(mustRead(t, zig)) || serve.attrs["wasmesh.service"] != "crypto":
+		t.Errorf("wasmesh.link.serve's service %q, version %q; want crypto, %s", serve.attrs["wasmesh.service"], serve.attrs["wasmesh.version"], modules.DigestOf(mustRead(t, zig)))
+	}
+}

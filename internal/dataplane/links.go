@@ -86,7 +86,7 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 	if span.IsRecording() { // unsampled, the attributes would be built to be dropped
 		span.SetAttributes(attribute.String("rpc.system", "wasmesh"), attribute.String("rpc.service", iface),
 			attribute.String("rpc.method", fn), attribute.String("wasmesh.target", to))
-		served.SetAttributes(attribute.String("wasmesh.service", to), attribute.String("wasmesh.version", version))
+		served.SetAttributes(attribute.String("wasmesh.service", to), attribute.String("wasmesh.version", v.Digest))
 	}
 	callee := &Request{HTTP: caller.HTTP, ID: caller.ID, Start: clock.Now(), Caller: caller, Hop: caller.Hop + 1, service: to,
 		snap: st, Service: svc, Version: v, Limits: svc.Limits, Lane: caller.Lane, bag: caller.bag, ctx: sctx, span: served}

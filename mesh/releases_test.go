@@ -135,6 +135,31 @@ func TestDeployThatChangesNothing(t *testing.T) {
 	}
 }
 
+// TestDeployKeepsAVersionsSource: a deploy that changes the weight of a
+// version the service has keeps it where it is in the list, and keeps its
+// source: a path version stays a path, so a rebuild of the file still
+// applies.
+func TestDeployKeepsAVersionsSource(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx := context.Background()
+	rust := digestOfFile(t, examples+"/hello/rust/hello.wasm")
+	zig := f.push("zig")
+	if _, err := f.g.Deploy(ctx, "svc", zig, 10, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Deploy(ctx, "svc", rust, 50, ""); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := cfg.Services["svc"].Versions
+	if len(vs) != 2 || vs[0].Path != examples+"/hello/rust/hello.wasm" || vs[0].Weight != 50 || vs[1].Module != zig || vs[1].Weight != 50 {
+		t.Fatalf("after raising rust to 50, the file's versions: %+v, %+v; want rust's path first", *vs[0], *vs[1])
+	}
+}
+
 // TestSplitChangesLogged: every change of a service's split is logged,
 // saying whether an edit of the file or the API made it: an audit of the
 // splits the log alone gives.

@@ -132,23 +132,25 @@ func (c *Controller) deployRecord(ctx context.Context, service, ref string, weig
 		return nil, fmt.Errorf("weight must be between 0 and 100, got %d", weight)
 	}
 	return c.release(ctx, service, record, func(cur []*config.Version, digest, module string) ([]*config.Version, error) {
-		var others []*config.Version
+		// A version the service has keeps its place and its source (a
+		// path stays a path, an oci:// reference where replicas pull
+		// it); a new one comes last.
+		at := slices.IndexFunc(cur, func(v *config.Version) bool { return v.Digest == digest })
 		target := &config.Version{Module: module, Digest: digest, Name: name}
-		for _, v := range cur {
-			if v.Digest == digest {
-				target.Name, target.DSCP, target.Upstream = cmp.Or(name, v.Name), v.DSCP, v.Upstream
-				if v.IsOCI() && !target.IsOCI() {
-					target.Module = v.Module // keep where the replicas pull it from
-				}
-				continue
-			}
-			others = append(others, v)
+		others := slices.Clone(cur)
+		if at >= 0 {
+			cp := *cur[at]
+			cp.Name = cmp.Or(name, cp.Name)
+			target, others = &cp, slices.Delete(others, at, at+1)
 		}
 		if err := scaleWeights(others, 100-weight); err != nil {
 			return nil, err
 		}
 		target.Weight = weight
-		return append(others, target), nil
+		if at < 0 {
+			return append(others, target), nil
+		}
+		return slices.Insert(others, at, target), nil
 	}, ref)
 }
 

@@ -84,7 +84,7 @@ func (f *fixture) do(method, path string, body io.Reader, header ...string) resp
 		f.t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Add(header[i], header[i+1]) // a name given twice is sent twice
 	}
 	client := *f.srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

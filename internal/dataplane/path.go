@@ -67,6 +67,12 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.body = http.NewResponseController(w)
 	}
 	ctx := r.Context()
+	if len(r.Header["Traceparent"]) > 1 {
+		// Which one? W3C Trace Context has no answer: the trace starts
+		// here, as for a traceparent that does not parse.
+		delete(r.Header, "Traceparent")
+		delete(r.Header, "Tracestate")
+	}
 	// The propagators (W3C trace context and baggage) read these two
 	// fields and no other: without them there is nothing to extract.
 	if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {

@@ -154,6 +154,13 @@ func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 		rc := http.NewResponseController(w)
 		if rc.SetWriteDeadline(req.ready.Add(req.Limits.Timeout)) == nil {
 			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+			// What the connection still buffers goes under the deadline
+			// too, not after it.
+			defer func() {
+				if err := rc.Flush(); err != nil && req.ClientFault == "" {
+					req.ClientFault, req.abort = writeFault(err), true
+				}
+			}()
 		}
 	}
 	n, err := w.Write(body)

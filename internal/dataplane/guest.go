@@ -67,8 +67,10 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		ctx, span = p.tracer.Start(ctx, "wasmesh.guest")
 	}
 	// The guest's HTTP_TRACEPARENT names the span it runs in, as a
-	// component's traceparent field does, not what the client sent.
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	// component's traceparent field does, not what the client sent; when
+	// the client sent none and nothing is recorded, there is none (one
+	// more variable is work for every guest's start-up).
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && (len(r.Header["Traceparent"]) > 0 || span != nil) {
 		meta.Trace = wasi.TraceContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags()), State: sc.TraceState().String()}
 	}
 	eb := envPool.Get().(*wasi.EnvBuffer)
@@ -148,11 +150,12 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 	req.setHeader(w.Header(), "Content-Length", strconv.Itoa(len(body)))
 	req.Status = status
-	req.ready = clock.Now()
+	ready := clock.Now()
+	req.answered, req.readyAfter = true, ready.Sub(req.Start)
 	w.WriteHeader(status)
 	if len(body) > unblockedWrite && req.Limits.Timeout > 0 {
 		rc := http.NewResponseController(w)
-		if rc.SetWriteDeadline(req.ready.Add(req.Limits.Timeout)) == nil {
+		if rc.SetWriteDeadline(ready.Add(req.Limits.Timeout)) == nil {
 			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 			// What the connection still buffers goes under the deadline
 			// too, not after it.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/baggage"
 )
@@ -91,5 +92,13 @@ func TestWithLaneWithinLimits(t *testing.T) {
 				t.Errorf("the baggage's lane: %q", got.Member("wasmesh-lane").Value())
 			}
 		})
+	}
+}
+
+// TestRequestSize: a Request is allocated for every request; past 512
+// bytes it takes the next size class, 576 (its fields are ordered to fit).
+func TestRequestSize(t *testing.T) {
+	if n := unsafe.Sizeof(Request{}); n > 512 {
+		t.Errorf("a Request is %d bytes, over 512", n)
 	}
 }

@@ -54,6 +54,8 @@ type Request struct {
 	// calls counts the wasmesh:// calls made on behalf of a client's
 	// request, in the request at the root of the calls' tree (treeCall).
 	calls atomic.Int32
+	// denied counts the request's outbound calls the allow-list refused.
+	denied atomic.Int32
 	// bag is the W3C baggage header the request's calls carry, "" for
 	// none: a client's (with the lane member the host decided, enterLane),
 	// or a call's caller's. Guests cannot change it.
@@ -98,12 +100,12 @@ type Request struct {
 	// stopped: the gateway's drain stopped the request (a 503 that is not
 	// the version's error).
 	stopped bool
-	// ready is when a buffered answer was ready to write: the version's
-	// latency ends there, and the client's time to take it is its own.
-	// Zero for an answer streamed.
-	ready time.Time
-	// denied counts the request's outbound calls the allow-list refused.
-	denied atomic.Int32
+	// answered: a buffered answer was ready to write, readyAfter after
+	// Start: the version's latency ends there, and the client's time to
+	// take it is its own. False for an answer streamed.
+	answered   bool
+	nhv        uint8 // of hv used (below, here in the padding: the request is 512 bytes, a size class)
+	readyAfter time.Duration
 	// guestLog counts the bytes of the request's guest log lines.
 	guestLog atomic.Int64
 
@@ -118,8 +120,7 @@ type Request struct {
 
 	// hv holds the values of the headers the path sets (setHeader):
 	// allocated with the request, not one slice each.
-	hv  [3]string
-	nhv int
+	hv [3]string
 	// guest is what a CGI guest's run takes of the request, allocated with
 	// it (runGuest).
 	guest guestRun
@@ -154,7 +155,7 @@ func (r *Request) Context() context.Context { return r.ctx }
 
 // setHeader sets response header k, canonical, to v.
 func (r *Request) setHeader(h http.Header, k, v string) {
-	if r.nhv == len(r.hv) {
+	if int(r.nhv) == len(r.hv) {
 		h.Set(k, v)
 		return
 	}

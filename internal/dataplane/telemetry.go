@@ -91,8 +91,8 @@ func (p *Plane) observe(req *Request) {
 	class := req.Status / 100
 	took := time.Since(req.Start)
 	if s := req.series; s != nil && req.ClientFault == "" && !p.noFigures {
-		if !req.ready.IsZero() { // the client's time to take the answer is not the version's
-			s.stats.Latency.Observe(req.ready.Sub(req.Start))
+		if req.answered { // the client's time to take the answer is not the version's
+			s.stats.Latency.Observe(req.readyAfter)
 		} else {
 			s.stats.Latency.Observe(took)
 		}

@@ -238,7 +238,7 @@ func (p *Parser) tree(name string, data []byte) (*yaml.Node, error) {
 			if i == 0 {
 				value.Line, value.Column = nodes[0].Line, nodes[0].Column
 				if s.seq { // the sequence is where its first item's '-' is
-					value.Column = pieceIndent(pc) + 1
+					value.Line, value.Column = pc.line, pieceIndent(pc)+1
 				}
 			}
 			value.Content = append(value.Content, nodes...)

@@ -137,6 +137,8 @@ func variants(data string) []string {
 		r("services:\n", "services: # all of them\n"),
 		r("routes:\n", "routes:\n- { match: { path: /x }, service: s1 }\n"),
 		r("routes:\n", "routes:\n- service: s1\n  match: { path: /x }\n"),
+		r("routes:\n", "routes:\n  -\n    service: s1\n"),
+		r("services:\n", "services:\n  up:\n    versions:\n      - upstream:\n          endpoints: [\"http://x:1\"]\n        # c\n"),
 		r("services:\n", "services:\n  a: { versions: [ { path: a.wasm } ],\n  sticky: \"header:x\" }\n"),
 		r("services:\n", "services:\n  a: &v { versions: [ { path: a.wasm } ] }\n  b: *v\n"),
 		r("services:\n", "x: &v { versions: [ { path: a.wasm } ] }\nservices:\n  b: *v\n"),

@@ -77,7 +77,7 @@ type Upstream struct {
 	// Pool sizes each endpoint's connection pool.
 	Pool Pool
 
-	node *yaml.Node // as decoded, written back by config edits
+	node *yaml.Node // as decoded, its comments left out, written back by config edits
 }
 
 // KubernetesService names a Kubernetes Service whose endpoints an upstream
@@ -232,7 +232,7 @@ func DefaultRetries() Retries {
 // upstream decodes a version's upstream block.
 func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 	u := &Upstream{LB: "least_request", ConnectTimeout: DefaultConnectTimeout, DNSInterval: DefaultDNSInterval,
-		Retries: DefaultRetries(), Pool: DefaultPool, node: deref(n)}
+		Retries: DefaultRetries(), Pool: DefaultPool, node: uncommented(deref(n))}
 	d.fields(n, path, upstreamFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
 		switch key {
@@ -507,4 +507,23 @@ func parseEndpoint(s string) (*url.URL, error) {
 		host = net.JoinHostPort(u.Hostname(), strconv.Itoa(n))
 	}
 	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(host)}, nil
+}
+
+// uncommented is a copy of the tree at n without its comments: which node
+// of a file's tree holds a comment depends on how much of the file was
+// parsed with it (config.Parser parses pieces), and an edit writes this
+// node back.
+func uncommented(n *yaml.Node) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	c.HeadComment, c.LineComment, c.FootComment = "", "", ""
+	if len(n.Content) > 0 {
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, k := range n.Content {
+			c.Content[i] = uncommented(k)
+		}
+	}
+	return &c
 }

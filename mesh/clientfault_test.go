@@ -312,6 +312,7 @@ routes:
 	const get = "GET /?do=big&arg=20000000 HTTP/1.1\r\nHost: x\r\n\r\n"
 
 	stalled := dialRaw(t, addr) // reads 4 KiB, then nothing
+	stalled.SetDeadline(time.Now().Add(time.Minute))
 	stalled.(*net.TCPConn).SetReadBuffer(4 << 10)
 	io.WriteString(stalled, get)
 	if _, err := io.ReadFull(stalled, make([]byte, 4<<10)); err != nil {
@@ -320,7 +321,8 @@ routes:
 	waitFor(t, "the stalled client counted as a slow_reader", func() bool { return clientErrors("slow_reader") == 1 })
 	stalled.Close()
 
-	gone := dialRaw(t, addr) // reads 1,000 bytes and leaves
+	gone := dialRaw(t, addr)                      // reads 1,000 bytes and leaves
+	gone.SetDeadline(time.Now().Add(time.Minute)) // 20 MB from the guest take seconds under the race detector, on a busy machine
 	io.WriteString(gone, get)
 	if _, err := io.ReadFull(gone, make([]byte, 1000)); err != nil {
 		t.Fatal(err)
@@ -340,6 +342,7 @@ routes:
 	// version's latency ends when the answer was ready.
 	before := f.g.VersionCount("patient", digest).Latency
 	slow := dialRaw(t, addr)
+	slow.SetDeadline(time.Now().Add(time.Minute))
 	io.WriteString(slow, strings.Replace(get, "GET /", "GET /patient", 1))
 	time.Sleep(2 * time.Second) // a 20 MB answer takes the guest 50 ms (600 under the race detector)
 	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)

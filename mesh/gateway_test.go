@@ -163,6 +163,8 @@ func TestRequestHandling(t *testing.T) {
 		{name: "location gives 302", path: "/bad/?do=redirect&arg=/elsewhere", wantStatus: 302,
 			wantHeader: map[string]string{"Location": "/elsewhere"}},
 		{name: "trap is 502", path: "/bad/?do=trap", wantStatus: 502, wantBody: "request id:"},
+		{name: "304 with a body is a 304 without it", path: "/bad/?do=status&arg=304", wantStatus: 304},
+		{name: "204 with a body is a 204 without it", path: "/bad/?do=status&arg=204", wantStatus: 204},
 		{name: "garbage is 502", path: "/bad/?do=garbage", wantStatus: 502},
 		{name: "endless loop is 504", path: "/bad/?do=loop", wantStatus: 504},
 		{name: "memory bomb is 502", path: "/bad/?do=oom", wantStatus: 502},

@@ -28,10 +28,6 @@ type prefetched struct {
 	cfg      *config.Config
 	pullErrs map[string]error
 	compiled []string
-	// stamps are the path modules' files as the prefetch found them, by
-	// absolute path: the load takes them rather than asking the file
-	// system again.
-	stamps map[string]pathStamp
 }
 
 // prefetch pulls and compiles the modules a load of data needs and has
@@ -51,7 +47,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{cfg: cfg, stamps: map[string]pathStamp{}}
+	pre := &prefetched{cfg: cfg}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
@@ -65,7 +61,6 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 			var stamp pathStamp
 			if v.Path != "" {
 				stamp = statPath(v.AbsPath())
-				pre.stamps[v.AbsPath()] = stamp
 			}
 			if digest := knownDigest(known, v, stamp); digest != "" && engine.Compiled(digest) != nil {
 				continue
@@ -212,17 +207,6 @@ func (pre *prefetched) config(data []byte) *config.Config {
 // of reports whether pre is the prefetch of the config data.
 func (pre *prefetched) of(data []byte) bool {
 	return pre != nil && pre.cfg != nil && bytes.Equal(pre.cfg.Raw, data)
-}
-
-// stamp is the file at path as the prefetch of cfg found it, or as it is
-// now if cfg is not what pre prefetched.
-func (pre *prefetched) stamp(cfg *config.Config, path string) pathStamp {
-	if pre != nil && pre.cfg == cfg {
-		if s, ok := pre.stamps[path]; ok {
-			return s
-		}
-	}
-	return statPath(path)
 }
 
 // pullErr is the error of the prefetch's pull of ref, nil if it did not

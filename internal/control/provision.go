@@ -100,7 +100,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		// since it was read: nothing to read, hash or compile again.
 		var stamp pathStamp
 		if v.Path != "" {
-			stamp = c.pre.stamp(cfg, v.AbsPath())
+			stamp = statPath(v.AbsPath()) // again: the file may have changed since the prefetch (during its pulls and compiles)
 		}
 		if digest := knownDigest(known, v, stamp); digest != "" && (v.Path != "" || storeHas(store, digest)) {
 			if mod := engine.Compiled(digest); mod != nil {

@@ -304,7 +304,9 @@ func (c *Controller) applyLocked(ctx context.Context, service string, versions [
 	}
 	prev := st.Config.Services[service].Versions
 	if sameSplit(prev, versions) {
-		// Nothing to change: not a step a rollback would undo.
+		// Nothing to change: not a step a rollback would undo (the refs
+		// follow a rollback's history, popped all the same).
+		c.refreshRefsLocked()
 		return prev, nil
 	}
 	data, err := config.SetVersions(st.Config.Raw, service, forFile(versions))

@@ -153,6 +153,9 @@ func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 	ready := clock.Now()
 	req.answered, req.readyAfter = true, ready.Sub(req.Start)
 	w.WriteHeader(status)
+	if status/100 == 1 || status == http.StatusNoContent || status == http.StatusNotModified {
+		return // no body, whatever the guest wrote (a write would fail)
+	}
 	if len(body) > unblockedWrite && req.Limits.Timeout > 0 {
 		rc := http.NewResponseController(w)
 		if rc.SetWriteDeadline(ready.Add(req.Limits.Timeout)) == nil {

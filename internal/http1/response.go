@@ -207,6 +207,17 @@ func (w *response) Flush() {
 	w.flush()
 }
 
+// FlushError is Flush, returning the connection's error when the write
+// fails (a timeout at the write deadline, a reset), as
+// http.ResponseController's Flush asks.
+func (w *response) FlushError() error {
+	w.Flush()
+	if w.failed {
+		return w.writeFailure()
+	}
+	return nil
+}
+
 // SetReadDeadline sets the connection's read deadline, for reading the
 // request's body (http.ResponseController): a body not read by then fails
 // with a timeout. The server sets its own deadlines again before it reads

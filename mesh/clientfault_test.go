@@ -222,8 +222,8 @@ routes:
 		t.Fatalf("a request stopped by the drain: %d %q, want 503", rec.Code, rec.Body)
 	}
 	digest := f.g.Config().Services["svc"].Versions[0].Digest
-	if c := f.g.VersionCount("svc", digest); c.Errors != 0 {
-		t.Errorf("the version's errors after a drain's stop: %d, want 0", c.Errors)
+	if c := f.g.VersionCount("svc", digest); c.Errors != 0 || dataplane.Count(dataplane.LatencySnapshot{}, c.Latency) != 0 {
+		t.Errorf("the version's errors after a drain's stop: %d, its latencies counted %d; want 0, 0", c.Errors, dataplane.Count(dataplane.LatencySnapshot{}, c.Latency))
 	}
 	// Nor in the version's 5xx, which alerts watch: counted without one.
 	m := scrape(t, newTestServer(t, f.g.AdminHandler()))

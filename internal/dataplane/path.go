@@ -211,6 +211,9 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		stats.Requests.Add(1)
 	}
 	defer func() {
+		if req.stopped && !p.noFigures {
+			stats.Requests.Add(-1) // the drain's, not the version's
+		}
 		if req.Status >= 500 && !req.stopped && !p.noFigures {
 			stats.Errors.Add(1)
 		}

@@ -41,11 +41,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		return nil, err
 	}
 	st := &dataplane.Snapshot{LoadedAt: time.Now(), Modules: map[string]*host.Module{}, Peers: map[string]*identity.AllowList{}}
-	serviceOf := map[*config.Version]*config.Service{} // for the memory a module's set-up may take
 	for name, s := range cfg.Services {
-		for _, v := range s.Versions {
-			serviceOf[v] = s
-		}
 		if len(s.AllowPeers) > 0 {
 			if st.Peers[name], err = identity.ParseAllowPeers(s.AllowPeers); err != nil {
 				return nil, fmt.Errorf("services.%s: %w", name, err)
@@ -81,6 +77,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		}
 		return servedSet[d]
 	}
+	var serviceOf map[*config.Version]*config.Service // each version's, for setupLimit
 	resolve := func(v *config.Version) (string, error) {
 		if v.IsUpstream() { // no module: addressed by its endpoints
 			d := v.Upstream.UpstreamDigest()
@@ -129,7 +126,15 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		if err != nil {
 			return "", err
 		}
-		setup := setupLimit(ctx, serviceOf[v])
+		if serviceOf == nil { // made at the load's first compile: most reloads compile nothing
+			serviceOf = map[*config.Version]*config.Service{}
+			for _, s := range cfg.Services {
+				for _, sv := range s.Versions {
+					serviceOf[sv] = s
+				}
+			}
+		}
+		setup := setupLimit(ctx, serviceOf[v]) // the memory a module's set-up may take
 		mod, err := engine.Compile(setup, digest, wasm)
 		if err != nil {
 			return "", err

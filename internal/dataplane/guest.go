@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/internal/clock"
+	"github.com/wasmesh/wasmesh/internal/http1"
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
@@ -153,7 +154,7 @@ func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 	ready := clock.Now()
 	req.answered, req.readyAfter = true, ready.Sub(req.Start)
 	w.WriteHeader(status)
-	if status/100 == 1 || status == http.StatusNoContent || status == http.StatusNotModified {
+	if !http1.BodyAllowed(status) {
 		return // no body, whatever the guest wrote (a write would fail)
 	}
 	if len(body) > unblockedWrite && req.Limits.Timeout > 0 {

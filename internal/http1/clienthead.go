@@ -182,7 +182,7 @@ func setResponseBody(resp *http.Response, r *bufio.Reader) error {
 			chunked = true
 		}
 	}
-	noBody := code/100 == 1 || code == http.StatusNoContent || code == http.StatusNotModified
+	noBody := !BodyAllowed(code)
 	length := int64(-1)
 	if cl := h["Content-Length"]; len(cl) > 0 {
 		for _, v := range cl[1:] {

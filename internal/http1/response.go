@@ -151,7 +151,7 @@ func write[T string | []byte](w *response, p T) (int, error) {
 	if w.failed {
 		return 0, w.writeFailure()
 	}
-	if !bodyAllowed(w.status) {
+	if !BodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
 	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
@@ -234,8 +234,8 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWrite
 // declared length, or chunked.
 func (w *response) startStream() {
 	w.streaming = true
-	w.chunked = w.declared < 0 && bodyAllowed(w.status) && w.req.Method != http.MethodHead && w.req.ProtoAtLeast(1, 1)
-	if w.declared < 0 && !w.chunked && bodyAllowed(w.status) && w.req.Method != http.MethodHead {
+	w.chunked = w.declared < 0 && BodyAllowed(w.status) && w.req.Method != http.MethodHead && w.req.ProtoAtLeast(1, 1)
+	if w.declared < 0 && !w.chunked && BodyAllowed(w.status) && w.req.Method != http.MethodHead {
 		w.closeAfter = true // HTTP/1.0 without a length: the end of the body is the end of the connection
 	}
 	w.writeHead(w.status, true)
@@ -288,7 +288,7 @@ func (w *response) finish() bool {
 			w.closeAfter = true // short of what it declared: the client cannot find the next response
 		}
 	} else {
-		if w.declared >= 0 && w.written != w.declared && w.req.Method != http.MethodHead && bodyAllowed(w.status) {
+		if w.declared >= 0 && w.written != w.declared && w.req.Method != http.MethodHead && BodyAllowed(w.status) {
 			delete(w.header, "Content-Length") // a wrong length is not sent; the real one is
 			w.declared = -1
 		}
@@ -362,7 +362,7 @@ func (w *response) writeHead(status int, streaming bool) {
 		// contradict the length or chunking written here.
 		delete(h, "Transfer-Encoding")
 		switch {
-		case !bodyAllowed(status):
+		case !BodyAllowed(status):
 			delete(h, "Content-Length")
 		case streaming && w.chunked:
 			delete(h, "Content-Length")
@@ -378,7 +378,7 @@ func (w *response) writeHead(status int, streaming bool) {
 				b = append(b, "\r\n"...)
 			}
 		}
-		if _, ok := h["Content-Type"]; !ok && bodyAllowed(status) && len(w.body) > 0 {
+		if _, ok := h["Content-Type"]; !ok && BodyAllowed(status) && len(w.body) > 0 {
 			b = append(b, "Content-Type: "...)
 			b = append(b, http.DetectContentType(w.body)...)
 			b = append(b, "\r\n"...)
@@ -442,7 +442,9 @@ func fieldValue(h http.Header, name string) string {
 	return ""
 }
 
-func bodyAllowed(status int) bool {
+// BodyAllowed reports whether a response of status may have a body: not
+// a 1xx, 204 or 304 (RFC 9110, 6.4.1).
+func BodyAllowed(status int) bool {
 	return !(status >= 100 && status <= 199 || status == http.StatusNoContent || status == http.StatusNotModified)
 }
 

@@ -450,12 +450,13 @@ func parse(name, dir string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeTree(name, dir, data, root)
+	return decodeTree(name, dir, data, root, nil)
 }
 
-// decodeTree decodes and validates root, data's YAML tree.
-func decodeTree(name, dir string, data []byte, root *yaml.Node) (*Config, error) {
-	d := &decoder{file: name, dir: dir}
+// decodeTree decodes and validates root, data's YAML tree, taking from
+// memo (when not nil) what an earlier decode made of the same nodes.
+func decodeTree(name, dir string, data []byte, root *yaml.Node, memo *memo) (*Config, error) {
+	d := &decoder{file: name, dir: dir, memo: memo}
 	cfg := d.config(root)
 	if err := JoinErrors(d.errs); err != nil {
 		return nil, err

@@ -22,6 +22,12 @@ type decoder struct {
 	// expectIDs are where upstreams' expect_id are, for crossCheck (they
 	// need tls).
 	expectIDs []fieldPos
+	// memo, when set, holds what the last decode made of the services and
+	// routes whose nodes this one decodes again (see Parser).
+	memo *memo
+	// reads counts the files the decode has read (an upstream's ca): what
+	// is decoded from a file is not kept in memo.
+	reads int
 }
 
 // fieldPos is a field's place in the file.

@@ -25,6 +25,9 @@ import (
 type Parser struct {
 	mu   sync.Mutex
 	last map[string]parsedPiece // by text
+	// memo holds the services and routes decoded from the last tree, which
+	// the next tree shares every unchanged piece's nodes with.
+	memo memo
 	// whole and parsed count the configs parsed whole and the pieces
 	// parsed alone, for tests.
 	whole, parsed int
@@ -32,11 +35,15 @@ type Parser struct {
 
 // Parse is the package's Parse, reusing what p parsed last.
 func (p *Parser) Parse(name string, data []byte) (*Config, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	root, err := p.tree(name, data)
 	if err != nil {
 		return nil, err
 	}
-	return decodeTree(name, filepath.Dir(name), data, root)
+	dir := filepath.Dir(name)
+	p.memo.start(name, dir)
+	return decodeTree(name, dir, data, root, &p.memo)
 }
 
 // parsedPiece is a piece's nodes, parsed when it began at line.
@@ -185,11 +192,10 @@ func plainKey(line []byte) (key string, value []byte, ok bool) {
 	return string(line[:i]), bytes.TrimLeft(line[i+1:], " "), true
 }
 
-// tree is data's YAML tree, from the pieces p parsed last where it can.
+// tree is data's YAML tree, from the pieces p parsed last where it can:
+// a piece that did not change or move keeps its nodes. p.mu is held.
 func (p *Parser) tree(name string, data []byte) (*yaml.Node, error) {
 	secs, ok := splitPieces(data)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if !ok {
 		p.whole++
 		return decodeYAML(name, data)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/wasmesh/wasmesh/internal/testca"
 )
 
 // sameTree reports where a and b, YAML trees, differ in anything the
@@ -102,6 +105,75 @@ func TestParserParsesWhatChanged(t *testing.T) {
 	checkParser(t, &p, fleet(100, func(i int) string { return fmt.Sprintf(", pin_header: x-%d", i) }))
 	if p.whole != 2 {
 		t.Fatalf("every service changed: %d whole parses, want 2", p.whole)
+	}
+}
+
+// TestParserKeepsDecodedServices: a reparse that changes one service
+// decodes that one; the others, and the routes, are the values the last
+// parse made.
+func TestParserKeepsDecodedServices(t *testing.T) {
+	var p Parser
+	first, err := p.Parse("wasmesh.yaml", []byte(fleet(50, noEdit)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sticky := func(i int) string {
+		if i == 7 {
+			return `, sticky: "header:x-user"`
+		}
+		return ""
+	}
+	checkParser(t, &p, fleet(50, sticky))
+	next, err := p.Parse("wasmesh.yaml", []byte(fleet(50, sticky)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range next.Services {
+		if kept := first.Services[name] == s; kept == (name == "s7") {
+			t.Errorf("service %s: kept %v, want the changed one alone decoded again", name, kept)
+		}
+	}
+	for i, r := range next.Routes {
+		if r != first.Routes[i] {
+			t.Errorf("routes[%d] decoded again; its node did not change", i)
+		}
+	}
+	// Under another name (so another directory for relative paths) nothing
+	// is kept.
+	other, err := p.Parse(filepath.Join("elsewhere", "wasmesh.yaml"), []byte(fleet(50, sticky)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Services["s1"] == next.Services["s1"] || other.Services["s1"].Versions[0].AbsPath() != filepath.Join("elsewhere", "m1.wasm") {
+		t.Errorf("a config parsed under another name kept services decoded for the first")
+	}
+}
+
+// TestParserReadsFilesAgain: an upstream's ca is read by every parse,
+// whether or not its piece changed.
+func TestParserReadsFilesAgain(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testca.New(t, "example.org").Cert.Raw})
+	if err := os.WriteFile(ca, cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := fleet(10, func(i int) string {
+		if i == 3 {
+			return ", sticky: \"header:x\" }\n  up: { versions: [ { upstream: { endpoints: [ \"https://x:1\" ], ca: ca.pem } } ]"
+		}
+		return ""
+	})
+	var p Parser
+	name := filepath.Join(dir, "wasmesh.yaml")
+	if _, err := p.Parse(name, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(ca); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Parse(name, []byte(data)); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("the ca file removed, the same config parsed again: %v", err)
 	}
 }
 

@@ -74,7 +74,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			})
 		case "services":
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
-				c.Services[name] = d.service(name, k, v)
+				c.Services[name] = d.memo.service(d, name, k, v)
 			})
 		case "lanes":
 			d.pairs(v, key, func(name string, k, v *yaml.Node) {
@@ -88,7 +88,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		case "routes":
 			items, _ := d.list(v, key)
 			for i, n := range items {
-				if r := d.route(i, n); r != nil {
+				if r := d.memo.route(d, i, n); r != nil {
 					c.Routes = append(c.Routes, r)
 				}
 			}

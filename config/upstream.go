@@ -271,6 +271,7 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 		case "ca":
 			if file, ok := d.str(v, f); ok {
 				path := d.relPath(file)
+				d.reads++
 				pem, err := os.ReadFile(path)
 				if d.check(err != nil, v, f, "%v", err) {
 					pool := x509.NewCertPool()

@@ -2,14 +2,17 @@ package mesh
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/wasmesh/wasmesh/bpf"
@@ -187,4 +190,65 @@ func counters(t *testing.T, c bpf.Colourer) map[bpf.Colour]bpf.Counter {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestColourFileSavedWhenChanged: a load that changes no version's colour
+// leaves the colour file as it is; a file replaced beside the gateway is
+// read again, and one removed is written again.
+func TestColourFileSavedWhenChanged(t *testing.T) {
+	config := `
+services:
+  a: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+  b: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /a }, service: a }
+`
+	f := newFixtureWith(t, config, Options{Colourer: newColourer(t, bpf.ModeOff)})
+	file := filepath.Join(f.g.Config().Store, control.ColourFile)
+	ino := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	colours := func() map[string]bpf.Colour { return f.g.plane.Snapshot().Colours }
+	first, was := colours(), ino()
+	if len(first) != 2 {
+		t.Fatalf("colours %v: want one for each of two versions", first)
+	}
+	reload := func(edit string) {
+		t.Helper()
+		if err := f.g.Reload(context.Background(), []byte(expand(config+edit))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload("  - { match: { path_prefix: /b }, service: b }\n")
+	if now := ino(); now != was || !maps.Equal(colours(), first) {
+		t.Fatalf("a reload that changed no version: the file rewritten (inode %d, was %d), colours %v (were %v)", now, was, colours(), first)
+	}
+	// Swapped beside the gateway: the load takes the file's.
+	swapped := map[string]bpf.Colour{}
+	for k, c := range first {
+		swapped[k] = 3 - c
+	}
+	data, _ := json.Marshal(swapped)
+	if err := os.WriteFile(file+".new", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".new", file); err != nil {
+		t.Fatal(err)
+	}
+	reload("  - { match: { path_prefix: /c }, service: b }\n")
+	if !maps.Equal(colours(), swapped) {
+		t.Fatalf("the file replaced with %v: the load gave %v", swapped, colours())
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	reload("")
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the file removed, a load did not save it again: %v", err)
+	}
 }

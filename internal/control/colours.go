@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,18 +25,12 @@ import (
 const ColourFile = "colours.json"
 
 // assignColours gives every version of cfg a colour, keeping those already
-// assigned, and saves the table. Versions beyond MaxColour get none (0),
-// with a warning.
+// assigned, and saves the table when it changed. Versions beyond MaxColour
+// get none (0), with a warning. c.mu held.
 func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, error) {
 	path := filepath.Join(cfg.Store, ColourFile)
-	old := map[string]bpf.Colour{}
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(data, &old); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
+	old, saved, err := c.colours.read(path)
+	if err != nil {
 		return nil, err
 	}
 	var keys []string
@@ -46,7 +41,7 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 	}
 	sort.Strings(keys)
 	maxColour := c.opts.MaxColour
-	table, used := map[string]bpf.Colour{}, map[bpf.Colour]bool{}
+	table, used := make(map[string]bpf.Colour, len(keys)), map[bpf.Colour]bool{}
 	for _, k := range keys {
 		if col, ok := old[k]; ok && col != 0 && col <= maxColour {
 			table[k], used[col] = col, true
@@ -66,9 +61,41 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 		}
 		table[k], used[next] = next, true
 	}
-	out, _ := json.MarshalIndent(table, "", "  ")
-	if err := atomicfile.WriteFile(path, append(out, '\n'), 0o644, ""); err != nil {
-		return nil, err
+	if !saved || !maps.Equal(table, old) {
+		out, _ := json.MarshalIndent(table, "", "  ")
+		if err := atomicfile.WriteFile(path, append(out, '\n'), 0o644, ""); err != nil {
+			return nil, err
+		}
 	}
+	c.colours = savedColours{path: path, stamp: statPath(path), table: table}
 	return table, nil
+}
+
+// savedColours is a colour table as a load saved it, and its file's stamp
+// then: while the file has the same stamp, it holds that table.
+type savedColours struct {
+	path  string
+	stamp pathStamp
+	table map[string]bpf.Colour
+}
+
+// read is the table in the file at path: sc's when the file is as sc
+// saved it, else read; an empty table, not saved, when there is no file.
+func (sc *savedColours) read(path string) (table map[string]bpf.Colour, saved bool, err error) {
+	if sc.table != nil && sc.path == path && statPath(path).same(sc.stamp) {
+		return sc.table, true, nil
+	}
+	*sc = savedColours{}
+	table = map[string]bpf.Colour{}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &table); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return table, true, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, false, err
+	}
+	return table, false, nil
 }

@@ -93,6 +93,8 @@ type Controller struct {
 	pre *prefetched
 	// parser parses configs, reusing the pieces of the last it parsed.
 	parser config.Parser
+	// colours is the colour table the last load saved. mu held.
+	colours savedColours
 }
 
 // knownPaths are a load's path modules, by absolute path, and the store

@@ -273,7 +273,10 @@ func (c *Client) get(ctx context.Context, fresh bool) (*clientConn, bool, error)
 		for len(c.idle) > 0 {
 			cc := c.idle[len(c.idle)-1]
 			c.idle = c.idle[:len(c.idle)-1]
-			if now.Sub(cc.idleAt) < c.idleTimeout() && (now.Sub(cc.idleAt) < peekAfter || cc.alive()) {
+			// Checked every time: bytes the endpoint sent after the last
+			// response (a body after a HEAD's, a late one after a 204)
+			// would be read as this request's answer.
+			if now.Sub(cc.idleAt) < c.idleTimeout() && cc.alive() {
 				c.mu.Unlock()
 				return cc, true, nil
 			}
@@ -334,11 +337,6 @@ func (c *Client) stopWaiting(ch chan *clientConn, err error) (*clientConn, bool,
 	}
 	return nil, false, fmt.Errorf("http1: waiting for a connection to %s: %w", c.Addr, err)
 }
-
-// peekAfter is how long a connection may have been idle before it is
-// checked for having been closed by the endpoint (a read that does not
-// block) before it is used: a request with a body cannot be sent again.
-const peekAfter = 100 * time.Millisecond
 
 func (c *Client) idleTimeout() time.Duration { return cmp.Or(c.IdleTimeout, 90*time.Second) }
 

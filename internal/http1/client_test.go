@@ -123,11 +123,63 @@ func TestClientStaleConnection(t *testing.T) {
 		}
 		srv.CloseClientConnections()
 		if i == 1 {
-			time.Sleep(2 * peekAfter) // found by the check before use
+			time.Sleep(50 * time.Millisecond) // found by the check before use
 		}
 	}
 	if n := conns.Load(); n != 3 {
 		t.Errorf("%d connections, want 3 (each closed after its request)", n)
+	}
+}
+
+// TestClientStrayBytes: bytes an endpoint sends on a kept connection after
+// the response it answered (a body after a 204's head, a second response)
+// close that connection: the next request never reads them as its answer.
+func TestClientStrayBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for first := true; ; first = false {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if !first {
+						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+						continue
+					}
+					io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\n")
+					if req.URL.Path == "/late" {
+						time.Sleep(20 * time.Millisecond)
+					}
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED")
+				}
+			}()
+		}
+	}()
+	c := &Client{Addr: ln.Addr().String()}
+	t.Cleanup(c.Close)
+	for i, path := range []string{"/late", "/late", "/soon"} {
+		resp, got := roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr+path, nil))
+		if resp.StatusCode != 204 || got != "" {
+			t.Fatalf("request %d: %d %q, want the 204 its connection answered first", i, resp.StatusCode, got)
+		}
+		time.Sleep(40 * time.Millisecond) // the stray response arrives meanwhile
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections for 3 requests, want each on a new one", n)
 	}
 }
 

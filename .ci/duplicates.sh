@@ -28,9 +28,13 @@ if grep -q '^incomplete:' <<<"$out"; then
   echo "duplicates: $(grep '^incomplete:' <<<"$out")" >&2
   exit 1
 fi
+# The list without its comments, read once (a grep -q reading sed's
+# output through a pipe would stop it early: SIGPIPE, which pipefail
+# counts as a failure once the file is longer than sed's buffer).
+pairs=$(sed 's/[[:space:]]*#.*//' "$allowed")
 new=$(grep '^D[0-9]' <<<"$out" | grep -v ' shape' | while read -r _ a _ b _; do
   pair="${a%%:*} ~ ${b%%:*}" swapped="${b%%:*} ~ ${a%%:*}"
-  sed 's/[[:space:]]*#.*//' "$allowed" | grep -qxF -e "$pair" -e "$swapped" || echo "$pair   ($a ~ $b)"
+  grep -qxF -e "$pair" -e "$swapped" <<<"$pairs" || echo "$pair   ($a ~ $b)"
 done)
 if [ -n "$new" ]; then
   echo "duplicates: pairs of places not in $allowed:" >&2

@@ -597,8 +597,15 @@ func (p *Plane) tunnel(req *Request, w http.ResponseWriter, resp *http.Response)
 		return
 	}
 	defer up.Close()
-	if !strings.EqualFold(resp.Header.Get("Upgrade"), req.HTTP.Header.Get("Upgrade")) {
-		p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream switched to protocol %q, the client asked for %q", resp.Header.Get("Upgrade"), req.HTTP.Header.Get("Upgrade")))
+	// Only to the protocol the request asked for (RFC 9110 §7.8): the
+	// outbound request carries an Upgrade only for a WebSocket, and a 101
+	// to anything else would let the client's bytes past the gateway.
+	switch asked, got := req.HTTP.Header.Get("Upgrade"), resp.Header.Get("Upgrade"); {
+	case asked == "":
+		p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream switched protocols (Upgrade %q) though the request asked for no upgrade", got))
+		return
+	case !strings.EqualFold(got, asked):
+		p.fail(req, w, http.StatusBadGateway, fmt.Errorf("upstream switched to protocol %q, the client asked for %q", got, asked))
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()

@@ -135,41 +135,26 @@ func TestClientStaleConnection(t *testing.T) {
 // the response it answered (a body after a 204's head, a second response)
 // close that connection: the next request never reads them as its answer.
 func TestClientStrayBytes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var conns atomic.Int64
-	go func() {
-		for {
-			conn, err := ln.Accept()
+	addr := testutil.RawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		for first := true; ; first = false {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for first := true; ; first = false {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if !first {
-						io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
-						continue
-					}
-					io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\n")
-					if req.URL.Path == "/late" {
-						time.Sleep(20 * time.Millisecond)
-					}
-					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED")
-				}
-			}()
+			if !first {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+				continue
+			}
+			io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\n")
+			if req.URL.Path == "/late" {
+				time.Sleep(20 * time.Millisecond)
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED")
 		}
-	}()
-	c := &Client{Addr: ln.Addr().String()}
+	})
+	c := &Client{Addr: addr}
 	t.Cleanup(c.Close)
 	for i, path := range []string{"/late", "/late", "/soon"} {
 		resp, got := roundTrip(t, c, newRequest(t, context.Background(), "GET", "http://"+c.Addr+path, nil))
@@ -318,7 +303,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // malformed one, a connection that never answers (the context's deadline
 // ends the request) fail the request, each with its error.
 func TestClientBadResponses(t *testing.T) {
-	addr := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+	addr := testutil.RawServer(t, func(conn net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -405,7 +390,7 @@ func TestClientUpgrade(t *testing.T) {
 // (a body after a HEAD) never become the next request's answer: that
 // connection is not reused.
 func TestClientPoisonedConnection(t *testing.T) {
-	addr := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+	addr := testutil.RawServer(t, func(conn net.Conn, br *bufio.Reader) {
 		for {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -431,7 +416,7 @@ func TestClientPoisonedConnection(t *testing.T) {
 // done); a GET is.
 func TestClientNotReplayed(t *testing.T) {
 	var posts, gets atomic.Int64
-	addr := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+	addr := testutil.RawServer(t, func(conn net.Conn, br *bufio.Reader) {
 		for first := true; ; first = false {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -477,30 +462,6 @@ func TestClientKeepAliveAfterDeadline(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 3 requests 300 ms apart, want 1", n)
 	}
-}
-
-// rawServer serves each connection accepted on loopback with handle, on
-// the connection and its reader; it returns the address.
-func rawServer(t *testing.T, handle func(conn net.Conn, br *bufio.Reader)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				handle(conn, bufio.NewReader(conn))
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // TestClientCutWithServerConnection: round trips made in a server

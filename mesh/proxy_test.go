@@ -1,0 +1,72 @@
+package mesh
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
+)
+
+// TestUpstreamUnaskedSwitch: an upstream answering 101 to a request that
+// asked for no upgrade it may take (none, or h2c, which the gateway does
+// not pass on) gets the client a 502, and the client's bytes after it
+// never reach the upstream raw: no tunnel past the gateway's routing.
+func TestUpstreamUnaskedSwitch(t *testing.T) {
+	raw := make(chan string, 16) // what the upstream read after its 101s
+	addr := testutil.RawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		upgrade := ""
+		if strings.HasSuffix(req.URL.Path, "/h2c") {
+			upgrade = "Upgrade: h2c\r\n"
+		}
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"+upgrade+"\r\n")
+		b := make([]byte, 512)
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, _ := br.Read(b); n > 0 {
+			raw <- string(b[:n])
+		}
+	})
+	f := newFixture(t, `
+drain_delay: 0s
+services:
+  native: { versions: [ { upstream: { endpoints: [ "http://`+addr+`" ] } } ] }
+routes:
+  - { match: { path_prefix: /p }, service: native }
+`)
+	base := strings.TrimPrefix(serveFixture(t, f), "http://")
+	for _, tc := range []struct{ path, head string }{
+		{"/p/none", ""},
+		{"/p/h2c", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"},
+	} {
+		conn, err := net.Dial("tcp", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET "+tc.path+" HTTP/1.1\r\nHost: a\r\n"+tc.head+"\r\n")
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%s: %d %q, want 502", tc.path, resp.StatusCode, body)
+		}
+		io.WriteString(conn, "GET /internal-admin HTTP/1.1\r\nHost: internal\r\n\r\n")
+	}
+	select {
+	case got := <-raw:
+		t.Fatalf("the upstream read %q from the client after its 101", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

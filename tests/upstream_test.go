@@ -1085,9 +1085,13 @@ routes:
 // to an upstream that speaks it (h2c here) with http2: true.
 func TestUpstreamProtocol(t *testing.T) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" { // before its body is asked for
+			http.Error(w, "too large for "+r.Header.Get("Expect"), http.StatusRequestEntityTooLarge)
+			return
+		}
 		w.Header().Set("Trailer", "X-Sum")
 		b, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(w, "%s %q trailer=%q", r.Proto, b, r.Trailer.Get("X-Req"))
+		fmt.Fprintf(w, "%s %q trailer=%q expect=%q", r.Proto, b, r.Trailer.Get("X-Req"), r.Header.Get("Expect"))
 		w.Header().Set("X-Sum", strconv.Itoa(len(b)))
 	})
 	h1 := httptest.NewServer(handler)
@@ -1124,8 +1128,25 @@ routes:
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(b) != `HTTP/1.1 "hello" trailer=""` || resp.Trailer.Get("X-Sum") != "5" {
+	if resp.StatusCode != 200 || string(b) != `HTTP/1.1 "hello" trailer="" expect="100-continue"` || resp.Trailer.Get("X-Sum") != "5" {
 		t.Errorf("after 100-continue: %d %q, trailer X-Sum %q", resp.StatusCode, b, resp.Trailer.Get("X-Sum"))
+	}
+	// An upstream that refuses the body before it is sent: the client
+	// gets its answer, no 100, and need not send the body.
+	refused, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refused.Close()
+	refused.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(refused, "PUT /refuse HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(refused), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !strings.Contains(string(b), "too large for 100-continue") {
+		t.Errorf("refused by the upstream before the body: %d %q, want its 413 (and no 100 first)", resp.StatusCode, b)
 	}
 
 	// Trailers both ways, over h1 and h2.
@@ -1139,7 +1160,7 @@ routes:
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		proto := map[string]string{"/x": "HTTP/1.1", "/h2/x": "HTTP/2.0"}[path]
-		if want := proto + ` "streamed" trailer="t1"`; resp.StatusCode != 200 || string(b) != want || resp.Trailer.Get("X-Sum") != "8" {
+		if want := proto + ` "streamed" trailer="t1" expect=""`; resp.StatusCode != 200 || string(b) != want || resp.Trailer.Get("X-Sum") != "8" {
 			t.Errorf("%s: %d %q (want %q), trailer X-Sum %q", path, resp.StatusCode, b, want, resp.Trailer.Get("X-Sum"))
 		}
 	}

@@ -779,7 +779,15 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 				req.Body = c.expecting
 			}
 		}
-		req.Header.Del("Expect")
+		// The handler sees the expectation while the 100 is still to be
+		// sent (when it first reads the body): a proxy passes it on, so
+		// that an upstream that refuses the body does so before it is
+		// sent.
+		if c.expecting == nil {
+			req.Header.Del("Expect")
+		} else {
+			req.Header["Expect"] = []string{"100-continue"}
+		}
 	}
 	body := req.Body
 	c.bodyDone.Store(body == http.NoBody)

@@ -200,9 +200,12 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 		Header: h, Host: cmp.Or(u.Host, host), RequestURI: target,
 	}
 	switch {
-	case minor > 0 && req.Host == "":
-		// An absolute URL's host stands for the Host field, as in net/http.
+	case minor > 0 && hosts == 0 && method != "CONNECT":
+		// Required even with an absolute URL, whose host is the one used
+		// (RFC 9112, 3.2), as in net/http (which lets a CONNECT without).
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "missing required Host header")
+	case req.Host == "" && minor > 0:
+		return nil, refuseHead(http.StatusBadRequest, "bad_request", "empty Host header")
 	case !httpguts.ValidHostHeader(req.Host):
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed Host header %.60q", req.Host)
 	case !validHostPort(req.Host):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"reflect"
 	"strings"
@@ -123,7 +124,7 @@ func compareWithNetHTTP(t *testing.T, raw string) {
 	}
 	theirs, theirsErr := http.ReadRequest(bufio.NewReader(strings.NewReader(theirsRaw)))
 	if theirsErr == nil {
-		theirsErr = serverChecks(theirs)
+		theirsErr = serverChecks(theirs, hostField(theirsRaw))
 	}
 	var he *headError
 	switch {
@@ -190,12 +191,14 @@ var stricterThanNetHTTP = map[string]bool{
 // an empty Host on HTTP/1.1 is refused (net/http takes it), CONNECT to a
 // path needs a Host too, and a malformed Host field beside an absolute
 // URL is ignored with the field (net/http refuses it).
-func serverChecks(req *http.Request) error {
+func serverChecks(req *http.Request, hasHost bool) error {
 	switch {
 	case req.ProtoMajor != 1:
 		return errors.New("unsupported protocol version")
+	case req.ProtoAtLeast(1, 1) && !hasHost && req.Method != "CONNECT":
+		return errors.New("missing required Host header") // though the URL has a host
 	case req.ProtoAtLeast(1, 1) && req.Host == "":
-		return errors.New("missing required Host header")
+		return errors.New("empty Host header")
 	case !httpguts.ValidHostHeader(req.Host):
 		return errors.New("malformed Host header")
 	}
@@ -210,6 +213,17 @@ func serverChecks(req *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// hostField reports whether raw's head has a Host field, which
+// http.ReadRequest takes out of the header it returns.
+func hostField(raw string) bool {
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(raw)))
+	if _, err := tp.ReadLine(); err != nil {
+		return false
+	}
+	h, _ := tp.ReadMIMEHeader()
+	return len(h["Host"]) > 0
 }
 
 // targetSeeds are request targets parseOriginForm and url.ParseRequestURI

@@ -924,6 +924,7 @@ func TestStrictHead(t *testing.T) {
 		{"opaque target", "GET a:%2fprivate HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"target of another scheme", "GET mailto:x@y HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"URL without a host", "GET http:/p HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
+		{"URL but no Host field", "GET http://other.example/p HTTP/1.1\r\n\r\n", 400, "bad_request"},
 		{"asterisk but for OPTIONS", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"unclosed IP literal in Host", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "bad_host"},
 		{"port of letters in Host", "GET / HTTP/1.1\r\nHost: api.example.com:abc\r\n\r\n", 400, "bad_host"},

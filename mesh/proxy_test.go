@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +70,38 @@ routes:
 	case got := <-raw:
 		t.Fatalf("the upstream read %q from the client after its 101", got)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestOptionsAsterisk: OPTIONS * asks about the gateway, not a service's
+// resource: answered 200 by the gateway, never sent on as "/*".
+func TestOptionsAsterisk(t *testing.T) {
+	var reached atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	t.Cleanup(upstream.Close)
+	f := newFixture(t, `
+drain_delay: 0s
+services:
+  native: { versions: [ { upstream: { endpoints: [ "`+upstream.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: native }
+`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(serveFixture(t, f), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []int64{0, 1} {
+		io.WriteString(conn, []string{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "GET /after HTTP/1.1\r\nHost: a\r\n\r\n"}[i])
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 || reached.Load() != want {
+			t.Fatalf("request %d: %d, the upstream reached %d times; want 200 and %d", i, resp.StatusCode, reached.Load(), want)
+		}
 	}
 }

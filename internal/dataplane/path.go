@@ -142,6 +142,14 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 			return
 		}
 	}
+	if r.URL.Path == "*" && r.Method == http.MethodOptions && req.Caller == nil {
+		// About the server as a whole (RFC 9110, 9.3.7), no service's
+		// resource: answered here, as net/http does, not sent on as "/*".
+		req.Status = http.StatusOK
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = clean, ""
 	}

@@ -476,7 +476,7 @@ func (e *upstreamError) Public() string {
 	return "upstream " + e.reason + map[string]string{
 		"connect_failure":  " (the endpoint refused the connection, could not be reached, or failed the TLS handshake)",
 		"reset":            " (the connection closed before an answer)",
-		"invalid_response": " (a malformed or oversized response head)",
+		"invalid_response": " (a malformed or oversized response)",
 		"pool_full":        " (max_pending requests are waiting for a connection to the version's endpoints)",
 	}[e.reason]
 }

@@ -315,6 +315,10 @@ func TestClientBadResponses(t *testing.T) {
 			io.WriteString(conn, "SMTP ready\r\n\r\n")
 		case "/silent":
 			io.Copy(io.Discard, conn)
+		case "/bare-lf-chunk":
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nHELLO\n0\n\n")
+		case "/cut-chunk": // a network failure, not a malformed body
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHE")
 		}
 	})
 	c := &Client{Addr: addr}
@@ -326,13 +330,18 @@ func TestClientBadResponses(t *testing.T) {
 		{"/huge", func(err error) bool { return errors.Is(err, ErrResponseHeaderTooLarge) }},
 		{"/garbage", func(err error) bool { return err != nil && strings.Contains(err.Error(), "malformed") }},
 		{"/silent", func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+		{"/bare-lf-chunk", func(err error) bool { return errors.Is(err, ErrMalformedResponse) }},
+		{"/cut-chunk", func(err error) bool {
+			return errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrMalformedResponse)
+		}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		resp, err := c.RoundTrip(newRequest(t, ctx, "GET", "http://"+c.Addr+tc.path, nil))
-		cancel()
 		if resp != nil {
+			_, err = io.ReadAll(resp.Body) // the body's error
 			resp.Body.Close()
 		}
+		cancel()
 		if !tc.want(err) {
 			t.Errorf("%s: %v", tc.path, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
@@ -249,13 +250,23 @@ func (b *chunkedResponseBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	n, err := b.chunks.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		if err = b.readTrailers(); err == nil {
 			err = io.EOF
 		}
+	case err != nil && !readFailure(err):
+		err = malformed("chunked body: %v", err) // the chunks' framing
 	}
 	b.err = err
 	return n, err
+}
+
+// readFailure reports whether err, of a read of a response's body, is the
+// connection's (cut, reset, timed out), not the body's bytes'.
+func readFailure(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }
 
 func (b *chunkedResponseBody) Close() error { return nil }

@@ -144,6 +144,21 @@ func adminAuth(t testing.TB) (string, string) {
 	return "Authorization", "Bearer " + strings.TrimSpace(string(b))
 }
 
+// adminPost POSTs body (JSON) to path of g's admin API with t's token, and
+// returns the status and the answer.
+func adminPost(t testing.TB, g *gateway, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", g.admin+path, strings.NewReader(body))
+	req.Header.Set(adminAuth(t))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // poll waits for cond, polling with a deadline.
 var poll = testutil.WaitFor
 

@@ -464,6 +464,36 @@ func TestLaneCLI(t *testing.T) {
 	if v, _, _ := c.get(t, "/?do=env", "X-Lane", "beta"); v[2] != "orders/v2" {
 		t.Fatalf("a refused update changed the lane: %v", v)
 	}
+	// A 0 is refused, as the file refuses it, not taken for the default
+	// that leaving the value out gives.
+	for _, tc := range []struct{ flag, want string }{
+		{"--evict=0.5,5s,0", "min requests"},
+		{"--evict=0,5s,20", "error rate"},
+		{"--share=0:header:X-User", "above 0"},
+	} {
+		if r := wasmesh(t, opts{}, "lane", "create", "zero", "--version", "orders=v2", tc.flag, admin); r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("lane create %s: exit %d, %q; want 2 and %q", tc.flag, r.code, r.stderr, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"error_rate":0}}`, 400, "evict.error_rate: 0 is out of range"},
+		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":0}}`, 400, "evict.min_requests: 0 is out of range"},
+		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"window":"0s"}}`, 400, `evict.window: \"0s\" is out of range`},
+		{`{"name":"zero","entry":[{"share":0,"key":"header:X-User"}]}`, 422, "entry[0].share: must be above 0"},
+		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":null}}`, 201, ""}, // null is left out: the default
+	} {
+		status, b := adminPost(t, c.g, "/v1/lanes", tc.body)
+		if status != tc.status || !strings.Contains(b, tc.want) {
+			t.Errorf("POST /v1/lanes %s: %d %s; want %d and %q", tc.body, status, b, tc.status, tc.want)
+		}
+		if status == 201 {
+			ok(t, opts{}, "lane", "delete", "zero", admin)
+		}
+	}
 	// A lane with no version here (an edge that only enters it) is listed.
 	ok(t, opts{}, "lane", "create", "edge", "--header", "X-Lane=edge", admin)
 	if r := ok(t, opts{}, "lane", "list", admin); !regexp.MustCompile(`\nedge +permissive +- +- +- +header X-Lane=edge\n`).MatchString(r.stdout) {

@@ -159,10 +159,20 @@ routes:
 		{[]string{"release", "start", "good", "v2", "--steps", "10,50"}, "the last step must be 100"},
 		{[]string{"release", "start", "good", "v2", "--max-error-rate", "lots"}, "neither a fraction"},
 		{[]string{"release", "start", "good", "v2", "--webhook", "ftp://hooks"}, `webhook must be an http(s) URL, got "ftp://hooks"`},
+		// A 0 is refused, not taken for the default that leaving it out gives.
+		{[]string{"release", "start", "good", "v2", "--min-requests", "0"}, "--min-requests 0: must be at least 1"},
+		{[]string{"release", "start", "good", "v2", "--hold", "0s"}, "--hold 0s: must be at least 100ms"},
+		{[]string{"release", "start", "good", "v2", "--max-p99-ratio", "0"}, "--max-p99-ratio 0: must be at least 1"},
 	} {
 		r := wasmesh(t, opts{}, append(c.args, admin)...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("wasmesh %s: exit %d, stderr %q; want it refused with %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+	for _, field := range []string{`"min_requests":0`, `"hold":"0s"`, `"max_p99_ratio":0`} {
+		status, b := adminPost(t, g, "/v1/releases", `{"service":"good","version":"v2",`+field+`}`)
+		if name, _, _ := strings.Cut(field, ":"); status != 400 || !strings.Contains(b, strings.Trim(name, `"`)+": ") {
+			t.Errorf("POST /v1/releases with %s: %d %s; want 400 naming the field", field, status, b)
 		}
 	}
 

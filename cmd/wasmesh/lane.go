@@ -160,6 +160,9 @@ func (f *laneFlags) apply(spec *adminapi.LaneSpec) error {
 			if _, err := fmt.Sscanf(strings.TrimSuffix(pct, "%"), "%g", &share); err != nil || !ok {
 				return usageError("--share %q: want PERCENT:header:NAME or PERCENT:cookie:NAME", *f.share)
 			}
+			if share == 0 {
+				return usageError("--share %q: the percentage must be above 0", *f.share)
+			}
 			spec.Entry = append(spec.Entry, adminapi.LaneEntrySpec{Share: share, Key: key})
 		}
 	}
@@ -181,6 +184,14 @@ func (f *laneFlags) apply(spec *adminapi.LaneSpec) error {
 		}
 		if _, err := fmt.Sscanf(parts[2], "%d", &e.MinRequests); err != nil {
 			return usageError("--evict: min requests %q: %v", parts[2], err)
+		}
+		// Zero is each one's default when left out of the spec, which the
+		// server cannot tell from a 0 given here.
+		switch {
+		case e.ErrorRate == 0:
+			return usageError("--evict: error rate %q: must be above 0", parts[0])
+		case e.MinRequests == 0:
+			return usageError("--evict: min requests %q: must be at least 1", parts[2])
 		}
 		spec.Evict = e
 	}

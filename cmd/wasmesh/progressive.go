@@ -59,6 +59,16 @@ func releaseStart(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return usageError("want: wasmesh release start SERVICE VERSION")
 	}
+	// Zero is each one's default when left out of the spec, which the
+	// server cannot tell from a 0 given here.
+	switch {
+	case *hold == 0:
+		return usageError("--hold 0s: must be at least 100ms")
+	case *minRequests == 0:
+		return usageError("--min-requests 0: must be at least 1")
+	case *maxP99 == 0:
+		return usageError("--max-p99-ratio 0: must be at least 1")
+	}
 	spec := rollout.Spec{Service: pos[0], Version: pos[1], Lane: *lane, Hold: rollout.Duration(*hold), MinRequests: *minRequests, MaxP99Ratio: *maxP99, Webhook: *webhook,
 		Prometheus: *prometheus, Checks: checks}
 	for _, s := range strings.Split(*steps, ",") {

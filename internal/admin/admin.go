@@ -5,12 +5,15 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -277,14 +280,66 @@ func (a API) writeRelease(w http.ResponseWriter, service string, vs []*config.Ve
 	}
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+// readJSON decodes the request's body, at most 1 MiB, into v, refusing
+// fields v has not. The fields named in defaulted (dotted paths into the
+// object) are ones whose zero stands for their default when left out, as
+// in the config file: one set to zero (0, "0s", "") is refused, as the
+// file refuses it, not taken for the default.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, defaulted ...string) bool {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+	}
+	if err == nil && len(defaulted) > 0 {
+		var raw any
+		_ = json.Unmarshal(data, &raw)
+		for _, f := range defaulted {
+			if val, ok := field(raw, f); ok && isZero(val) {
+				err = fmt.Errorf("%s: %s is out of range (leave the field out for its default)", f, bytes.TrimSpace(mustJSON(val)))
+				break
+			}
+		}
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return false
 	}
 	return true
+}
+
+// field is the value at path (keys joined by dots) in v, a decoded JSON
+// object.
+func field(v any, path string) (any, bool) {
+	for key := range strings.SplitSeq(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[key]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// isZero reports whether v, a decoded JSON value, is a number 0, an empty
+// string or a duration of 0.
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case float64:
+		return v == 0
+	case string:
+		d, err := time.ParseDuration(v)
+		return v == "" || err == nil && d == 0
+	}
+	return false
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

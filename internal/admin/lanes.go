@@ -121,6 +121,8 @@ func (s LaneSpec) lane() (*config.Lane, error) {
 		case e.Cookie != "" && e.Header == "" && e.Share == 0:
 			le.Kind = "cookie"
 			le.Name, le.Value, _ = strings.Cut(e.Cookie, "=")
+		case e.Share == 0 && e.Key != "" && e.Header == "" && e.Cookie == "":
+			return nil, fmt.Errorf("entry[%d].share: must be above 0 (a percentage of the requests), got 0", i)
 		case e.Share != 0 && e.Header == "" && e.Cookie == "":
 			kind, name, _ := strings.Cut(e.Key, ":")
 			le = config.LaneEntry{Kind: "share", Share: e.Share, Key: config.Sticky{Kind: kind, Name: name}}
@@ -169,7 +171,7 @@ func (a API) getLane(w http.ResponseWriter, r *http.Request) {
 // postLanes creates a lane: POST /v1/lanes with a LaneSpec.
 func (a API) postLanes(w http.ResponseWriter, r *http.Request) {
 	var spec LaneSpec
-	if !readJSON(w, r, &spec) {
+	if !readJSON(w, r, &spec, laneDefaulted...) {
 		return
 	}
 	if spec.Name == "" {
@@ -179,10 +181,13 @@ func (a API) postLanes(w http.ResponseWriter, r *http.Request) {
 	a.setLane(w, r, spec, true)
 }
 
+// laneDefaulted are a LaneSpec's fields whose zero stands for the default.
+var laneDefaulted = []string{"evict.error_rate", "evict.window", "evict.min_requests"}
+
 // putLane replaces a lane: PUT /v1/lanes/{name} with a LaneSpec.
 func (a API) putLane(w http.ResponseWriter, r *http.Request) {
 	var spec LaneSpec
-	if !readJSON(w, r, &spec) {
+	if !readJSON(w, r, &spec, laneDefaulted...) {
 		return
 	}
 	if spec.Name == "" {

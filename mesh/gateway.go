@@ -137,7 +137,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	plane, err := dataplane.New(ctx, dataplane.Options{
 		CacheDir: opts.CacheDir, FreshInstances: opts.FreshInstances, Logger: opts.Logger,
 		TracerProvider: opts.TracerProvider, HTTPClient: opts.HTTPClient,
-		Colourer: opts.Colourer, Identity: opts.Identity, Discovery: opts.Discovery,
+		Colourer: opts.Colourer, Identity: opts.Identity, Discovery: opts.Discovery, NetHTTP: opts.NetHTTP,
 	})
 	if err != nil {
 		return nil, err

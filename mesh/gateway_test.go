@@ -379,10 +379,11 @@ func TestClientGoneStopsGuest(t *testing.T) {
 }
 
 // TestServeNetHTTP: with Options.NetHTTP, Serve answers plain HTTP/1.1 and
-// h2c with net/http's server alone, and a request is served as with http1.
+// h2c with net/http's server alone, and a request is served as with http1,
+// within the same http limits.
 func TestServeNetHTTP(t *testing.T) {
 	for _, netHTTP := range []bool{false, true} {
-		f := newFixtureWith(t, helloConfig, Options{NetHTTP: netHTTP})
+		f := newFixtureWith(t, "http: { max_headers: 5, max_request_line: 256B }\n"+helloConfig, Options{NetHTTP: netHTTP})
 		base := serveFixture(t, f)
 		for _, h2 := range []bool{false, true} {
 			tr := &http.Transport{Protocols: new(http.Protocols)}
@@ -397,6 +398,23 @@ func TestServeNetHTTP(t *testing.T) {
 			resp.Body.Close()
 			if want := "hello from c: POST /x 3 bytes\n"; resp.StatusCode != 200 || string(body) != want || (resp.ProtoMajor == 2) != h2 {
 				t.Errorf("net/http %v, h2c %v: %s %d %q, want %q", netHTTP, h2, resp.Proto, resp.StatusCode, body, want)
+			}
+			// Six fields (User-Agent, Accept-Encoding and these; Host too
+			// on HTTP/1) are past max_headers; a line of 300 bytes past
+			// max_request_line.
+			req, _ := http.NewRequest("GET", base+"/c/x", nil)
+			req.Header.Set("X-A", "1")
+			req.Header.Set("X-B", "2")
+			req.Header.Set("X-C", "3")
+			req.Header.Set("X-D", "4")
+			if resp, err := (&http.Client{Transport: tr}).Do(req); err != nil || resp.StatusCode != 431 {
+				t.Errorf("net/http %v, h2c %v: six header fields: %v, %v; want 431", netHTTP, h2, resp, err)
+			}
+			if h2 {
+				continue // max_request_line is HTTP/1's
+			}
+			if resp, err := (&http.Client{Transport: tr}).Get(base + "/c/" + strings.Repeat("x", 300)); err != nil || resp.StatusCode != 414 {
+				t.Errorf("net/http %v: a request line of 300 bytes: %v, %v; want 414", netHTTP, resp, err)
 			}
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/clock"
@@ -129,18 +130,8 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		return
 	}
 	r := req.HTTP
-	if r.ProtoMajor == 2 && req.Caller == nil {
-		// net/http's HTTP/2 server bounds a head's bytes only: the count
-		// of fields is bounded here as the HTTP/1 listener bounds it.
-		n, limit := 0, cmp.Or(st.Config.HTTP.MaxHeaders, http1.DefaultMaxHeaders)
-		for _, vs := range r.Header {
-			n += len(vs)
-		}
-		if n > limit {
-			req.ClientFault = "too_many_headers"
-			p.fail(req, w, http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("%d header fields, over http.max_headers %d", n, limit))
-			return
-		}
+	if (r.ProtoMajor == 2 || p.opts.NetHTTP) && req.Caller == nil && !p.checkHead(req, w, &st.Config.HTTP) {
+		return
 	}
 	if r.URL.Path == "*" && r.Method == http.MethodOptions && req.Caller == nil {
 		// About the server as a whole (RFC 9110, 9.3.7), no service's
@@ -545,6 +536,33 @@ func newRequestID() string {
 func printable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// checkHead answers a request whose head is past the config's http limits
+// that net/http's servers do not check (they bound a head's bytes only):
+// more fields than max_headers, for HTTP/2 and net/http's HTTP/1 alike,
+// and a request line over max_request_line, for HTTP/1. It reports
+// whether the request may go on.
+func (p *Plane) checkHead(req *Request, w http.ResponseWriter, limits *config.HTTP) bool {
+	r := req.HTTP
+	n, most := 0, cmp.Or(limits.MaxHeaders, http1.DefaultMaxHeaders)
+	for _, vs := range r.Header {
+		n += len(vs)
+	}
+	if n > most {
+		req.ClientFault = "too_many_headers"
+		p.fail(req, w, http.StatusRequestHeaderFieldsTooLarge, fmt.Errorf("%d header fields, over http.max_headers %d", n, most))
+		return false
+	}
+	if r.ProtoMajor == 1 {
+		line, most := int64(len(r.Method)+len(r.RequestURI)+len(r.Proto)+2), cmp.Or(limits.MaxRequestLine, http1.DefaultMaxRequestLine)
+		if line > most {
+			req.ClientFault = "request_line_too_long"
+			p.fail(req, w, http.StatusRequestURITooLong, fmt.Errorf("a request line of %d bytes, over http.max_request_line %d", line, most))
 			return false
 		}
 	}

@@ -51,6 +51,12 @@ type Options struct {
 	// Identity is the gateway's SPIFFE identity, for calls to outbound
 	// entries with expect_id. Default nil.
 	Identity identity.X509Source
+	// NetHTTP says HTTP/1 requests come from net/http's server (serve
+	// --net-http), which bounds a head's bytes only: the request path then
+	// checks http.max_headers and http.max_request_line for them, as it
+	// checks the first for HTTP/2's. Default false: wasmesh's own HTTP/1
+	// server checks both.
+	NetHTTP bool
 	// Discovery follows the endpoints of the Kubernetes Services that
 	// upstream versions name. Default nil: such versions have no
 	// endpoints, and say why.

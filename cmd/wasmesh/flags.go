@@ -16,8 +16,9 @@ import (
 	"github.com/wasmesh/wasmesh/modules"
 )
 
-// optionalFloat is a float flag whose default depends on other flags: its
-// usage states it, and it prints none of its own while unset.
+// optionalFloat is a fraction flag (0 to 1) whose default depends on
+// other flags: its usage states it, and it prints none of its own while
+// unset.
 type optionalFloat struct {
 	v   float64
 	set bool
@@ -32,8 +33,11 @@ func (f *optionalFloat) String() string {
 
 func (f *optionalFloat) Set(s string) error {
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	switch {
+	case err != nil:
 		return errors.New("want a number")
+	case !(v >= 0 && v <= 1):
+		return errors.New("want a fraction from 0 to 1")
 	}
 	f.v, f.set = v, true
 	return nil

@@ -65,6 +65,12 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 		if call.MemoryLimit, err = config.ParseSize(*memory); err != nil {
 			return usageError("--memory: %v", err)
 		}
+		if m := call.MemoryLimit; m < 64<<10 || m > 4<<30 { // a page, and wasm32's 4 GiB, as the config's limits.memory
+			return usageError("--memory %s: must be between 64KiB and 4GiB", *memory)
+		}
+	}
+	if *timeout < 0 {
+		return usageError("--timeout %s: must not be negative (leave it out for no limit)", *timeout)
 	}
 
 	eng, err := host.New(ctx, host.Options{CacheDir: *cacheDir})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -399,5 +400,35 @@ func (f *fixture) watch(t *testing.T) {
 	t.Cleanup(cancel)
 	if err := f.g.Watch(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReloadOfStartOnlySettings: a reload that changes a setting read at
+// start only says so, naming it; one that puts it back as the gateway
+// started with, or changes it no further, says nothing more.
+func TestReloadOfStartOnlySettings(t *testing.T) {
+	var logs testutil.LockedBuffer
+	base := "listen: 127.0.0.1:18080\n" + helloConfig
+	f := newFixtureWith(t, base, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const warning = "the config changed settings read at start only"
+	for _, step := range []struct {
+		config, fields string // "": no warning
+	}{
+		{strings.Replace(base, "18080", "18081", 1), "listen"},
+		{strings.Replace(base, "18080", "18081", 1) + "http: { max_headers: 50 }\n", "http"},
+		{base + "http: { max_headers: 50 }\n", ""},
+		{base, ""},
+	} {
+		before := strings.Count(logs.String(), warning)
+		if err := f.g.Reload(context.Background(), []byte(expand(step.config))); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(logs.String(), "\n")
+		switch after := strings.Count(logs.String(), warning); {
+		case step.fields == "" && after != before:
+			t.Errorf("%q: warned, though nothing changed from the start or the last load:\n%s", step.config, lines[len(lines)-2])
+		case step.fields != "" && (after != before+1 || !strings.Contains(lines[len(lines)-2], "fields="+step.fields)):
+			t.Errorf("%q: want a warning naming %s, got:\n%s", step.config, step.fields, logs.String())
+		}
 	}
 }

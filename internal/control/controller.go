@@ -19,6 +19,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +95,9 @@ type Controller struct {
 	pre *prefetched
 	// parser parses configs, reusing the pieces of the last it parsed.
 	parser config.Parser
+	// started is the first config loaded, whose settings read at start
+	// only (restartOnly) stay in force. mu held.
+	started *config.Config
 	// colours is the colour table the last load saved. mu held.
 	colours savedColours
 }
@@ -289,6 +294,9 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 	m.Generation.Set(float64(st.Gen))
 	c.log.Info("config loaded", "generation", st.Gen, "file", c.opts.ConfigPath,
 		"services", len(st.Config.Services), "routes", len(st.Config.Routes), "took", took.Round(time.Microsecond))
+	if c.started == nil {
+		c.started = st.Config
+	}
 	if old != nil {
 		c.logSplits(old.Config, st.Config, st.Gen)
 		c.checkRestartOnly(old.Config, st.Config)
@@ -380,10 +388,29 @@ func (c *Controller) failLoad(err error, file bool) error {
 
 // checkRestartOnly warns about settings a load cannot change.
 func (c *Controller) checkRestartOnly(old, cur *config.Config) {
-	if old.Listen != cur.Listen || old.Admin != cur.Admin {
-		c.log.Warn("the config's listen or admin address changed: they change only on restart; the listeners bound at start keep serving",
-			"listen", cur.Listen, "was", old.Listen, "admin", cur.Admin, "admin_was", old.Admin)
+	var changed []string
+	for _, f := range restartOnly {
+		if v := f.of(cur); !reflect.DeepEqual(v, f.of(c.started)) && !reflect.DeepEqual(v, f.of(old)) {
+			changed = append(changed, f.name)
+		}
 	}
+	if len(changed) > 0 {
+		c.log.Warn("the config changed settings read at start only: they take effect at the next restart, and those the gateway started with stay in force",
+			"fields", strings.Join(changed, ","))
+	}
+}
+
+// restartOnly are the config's fields read at start only.
+var restartOnly = []struct {
+	name string
+	of   func(*config.Config) any
+}{
+	{"listen", func(c *config.Config) any { return c.Listen }},
+	{"admin", func(c *config.Config) any { return [2]any{c.Admin, c.AdminAuth} }},
+	{"health", func(c *config.Config) any { return c.Health }},
+	{"tls", func(c *config.Config) any { return c.TLS }},
+	{"bpf", func(c *config.Config) any { return c.BPF }},
+	{"http", func(c *config.Config) any { return c.HTTP }},
 }
 
 // releaseUnused frees the compiled code of old's modules that the served

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -69,14 +70,51 @@ func JoinErrors(errs []*Error) error {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError turns a yaml.v3 parse error into an *Error naming file and line.
-func syntaxError(file string, err error) *Error {
+// syntaxError turns a yaml.v3 parse error of data into an *Error naming
+// file and line.
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: m[2]}
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+		if parserProblems[msg] {
+			return &Error{File: file, Line: 1, Msg: msg} // its line, 0 counted from 0, is not said
+		}
+		return &Error{File: file, Msg: msg}
 	}
-	return &Error{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	line, _ := strconv.Atoi(m[1])
+	if parserProblems[m[2]] {
+		// yaml.v3 says a parser's problem's line counted from 0 (a
+		// scanner's from 1); past the last line, it is the end of the
+		// file, the last line's.
+		line = min(line+1, lineCount(data))
+	}
+	return &Error{File: file, Line: line, Msg: m[2]}
+}
+
+// lineCount is how many lines data has, at least 1.
+func lineCount(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return max(n, 1)
+}
+
+// parserProblems are the problems yaml.v3's parser (not its scanner)
+// finds, whose line it says counted from 0.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
 }
 
 // suggest returns ` (did you mean "x"?)` for the known name closest to s, or "".

@@ -132,7 +132,8 @@ type Colourer interface {
 	Mode() string
 
 	// Reason says why the mode was chosen, for the log, e.g.
-	// "ebpf: cgroup_skb ingress+egress attached to /sys/fs/cgroup/gw by bpf_link" or
+	// "ebpf: cgroup_skb ingress+egress attached to /sys/fs/cgroup/gw by bpf_link"
+	// (with RootCgroupWarning after it when that is the root cgroup) or
 	// "fallback: eBPF refused: load colour_egress: operation not permitted".
 	Reason() string
 
@@ -141,6 +142,11 @@ type Colourer interface {
 	// on their sockets. Calling Close twice is harmless.
 	Close() error
 }
+
+// RootCgroupWarning ends the Reason of eBPF colouring attached to the root
+// cgroup (mode require, no cgroup named, the process in the root cgroup):
+// every socket of the host is coloured, not the gateway's alone.
+const RootCgroupWarning = "the root cgroup: every socket of the host is coloured, not the gateway's alone"
 
 // ErrClosed is returned by SetColour and Counters after Close.
 var ErrClosed = errors.New("bpf: colourer closed")

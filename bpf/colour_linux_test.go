@@ -45,6 +45,9 @@ func TestColourOnTheWire(t *testing.T) {
 			if want := map[bool]string{true: ModeEBPF, false: ModeFallback}[ebpfMode]; col.Mode() != want {
 				t.Fatalf("Mode() = %q, want %q", col.Mode(), want)
 			}
+			if warned := strings.Contains(col.Reason(), RootCgroupWarning); ebpfMode && warned != inRootCgroup() {
+				t.Fatalf("in the root cgroup %v, the reason %q", inRootCgroup(), col.Reason())
+			}
 			if strings.Contains(col.Reason(), "marks off") {
 				netlab.SkipRefusal(t, "the fallback may not set SO_MARK here: "+col.Reason())
 			}

@@ -33,9 +33,10 @@ type ebpfColourer struct {
 }
 
 func newEBPF(opts Options) (Colourer, error) {
-	cgroup := opts.CgroupPath
+	cgroup, root := opts.CgroupPath, false
 	if cgroup == "" {
-		if opts.Mode != ModeRequire && inRootCgroup() {
+		root = inRootCgroup()
+		if opts.Mode != ModeRequire && root {
 			return nil, errors.New("the process is in the root cgroup, where the programs would colour every socket of the host; " +
 				"run it in a cgroup of its own (a systemd unit, a container) or name one (bpf.cgroup in wasmesh.yaml)")
 		}
@@ -57,6 +58,9 @@ func newEBPF(opts Options) (Colourer, error) {
 	}
 	value, mask := opts.Mark(1)
 	e.reason = fmt.Sprintf("ebpf: cgroup_skb ingress+egress attached to %s by bpf_link; colour 1 marks %#08x/%#08x", cgroup, value, mask)
+	if root {
+		e.reason += "; " + RootCgroupWarning
+	}
 	return e, nil
 }
 

@@ -105,6 +105,9 @@ func TestFlagErrors(t *testing.T) {
 		{"serve", []string{"--trace-sample-ratio", "-0.5"}, `invalid value "-0.5" for flag -trace-sample-ratio: want a fraction from 0 to 1`},
 		{"serve", []string{"--trace-sample-ratio", "2"}, `invalid value "2" for flag -trace-sample-ratio: want a fraction from 0 to 1`},
 		{"serve", []string{"--log-level", "verbose"}, "--log-level verbose: want debug, info, warn or error"},
+		{"serve", []string{"--kubernetes", "ns", "--resume", "last.yaml"}, "--resume: not with --kubernetes"},
+		{"serve", []string{"--replica", "r1"}, "--kubeconfig, --replica and --lease-duration: only with --kubernetes"},
+		{"serve", []string{"--kubernetes", "ns", "--lease-duration", "100ms"}, "--lease-duration 100ms: at least 1s"},
 		{"serve", []string{"--listen", "8080x"}, "--listen 8080x: want HOST:PORT or :PORT"},
 		{"serve", []string{"--admin", "localhost"}, "--admin localhost: want HOST:PORT or :PORT"},
 	} {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,6 +68,16 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *heapFloor > 1<<20 {
 		return usageError("--gc-heap-floor %d: more than 1 TiB (the value is in MiB)", *heapFloor)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case kf.namespace != "" && *resume != "":
+		return usageError("--resume: not with --kubernetes (the cluster's objects are the config that replicas share)")
+	case kf.namespace == "" && (set["kubeconfig"] || set["replica"] || set["lease-duration"]):
+		return usageError("--kubeconfig, --replica and --lease-duration: only with --kubernetes")
+	case kf.leaseDuration < time.Second:
+		return usageError("--lease-duration %s: at least 1s", kf.leaseDuration)
 	}
 	for name, addr := range map[string]string{"--listen": *listen, "--admin": *admin} {
 		if addr == "" || addr == "off" && name == "--admin" {
@@ -234,6 +245,9 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	printURLs(stdout, ln.Addr(), adminLn, cfg)
+	if adminLn != nil && cfg.AdminAuth.Insecure {
+		log.Warn("the admin API takes every call, unauthenticated (admin.insecure): deploys, rollbacks, releases by anyone who reaches it", "admin", addrString(adminLn))
+	}
 	log.Info("serving", "listen", ln.Addr().String(), "admin", addrString(adminLn), "generation", g.Generation())
 	return g.Serve(ctx, ln, adminLn)
 }
@@ -271,7 +285,11 @@ func newColourer(cfg *config.Config, log *slog.Logger) (bpf.Colourer, uint32, er
 	if err != nil {
 		return nil, 0, exitWith(1, fmt.Errorf("bpf: %s: %w", cfg.BPF.Mode, err))
 	}
-	log.Info("packet colouring", "mode", c.Mode(), "reason", c.Reason())
+	level := slog.LevelInfo
+	if strings.Contains(c.Reason(), bpf.RootCgroupWarning) {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "packet colouring", "mode", c.Mode(), "reason", c.Reason())
 	return c, cfg.BPF.MarkMask, nil
 }
 

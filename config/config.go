@@ -256,6 +256,26 @@ type Service struct {
 	Line int
 
 	col int
+	// pos is where some of its fields' entries are in the file
+	// ("outbound[0]", "links.IFACE", "allow_peers"), for the errors
+	// found once the whole config is decoded.
+	pos map[string]pos
+}
+
+// at records where the field named is in the file.
+func (s *Service) at(field string, n *yaml.Node) {
+	if s.pos == nil {
+		s.pos = map[string]pos{}
+	}
+	s.pos[field] = posOf(deref(n))
+}
+
+// where is where the field named is in the file, or the service's name.
+func (s *Service) where(field string) pos {
+	if p, ok := s.pos[field]; ok {
+		return p
+	}
+	return pos{s.Line, s.col}
 }
 
 // Sticky selects the request attribute that keeps a client on one version,

@@ -18,11 +18,12 @@ func (d *decoder) links(n *yaml.Node, path string) map[string]string {
 	m := d.stringMap(n, path, identity)
 	bases := map[string]string{}
 	for _, iface := range slices.Sorted(maps.Keys(m)) {
-		d.check(!linkInterface.MatchString(iface), n, path, "%q is not a WIT interface (namespace:package/interface, optionally @version)", iface)
-		d.check(!ValidName(m[iface]), n, join(path, iface), "%q is not a service name", m[iface])
+		at := d.key(n, iface)
+		d.check(!linkInterface.MatchString(iface), at, path, "%q is not a WIT interface (namespace:package/interface, optionally @version)", iface)
+		d.check(!ValidName(m[iface]), at, join(path, iface), "%q is not a service name", m[iface])
 		base, _, _ := strings.Cut(iface, "@")
 		if other, dup := bases[base]; dup {
-			d.errorf(n, path, "%q and %q both name %s: give one link per interface", other, iface, base)
+			d.errorf(at, path, "%q and %q both name %s: give one link per interface", other, iface, base)
 		}
 		bases[base] = iface
 	}

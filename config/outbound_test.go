@@ -55,7 +55,7 @@ services:
 
 func TestOutboundErrors(t *testing.T) {
 	tests := []struct{ entry, want string }{
-		{`"wasmesh://nope"`, `w.yaml:5:3: services.web.outbound[0]: unknown service "nope"`},
+		{`"wasmesh://nope"`, `w.yaml:7:17: services.web.outbound[0]: unknown service "nope"`}, // at the entry
 		{`"ftp://x"`, "want wasmesh://SERVICE or http(s)://"},
 		{`"https://"`, "want a host"},
 		{`"https://h/?q=1"`, "no user, query or fragment"},

@@ -231,21 +231,27 @@ func (d *decoder) service(name string, k, v *yaml.Node) *Service {
 			s.Limits = d.limits(v, f)
 		case "env":
 			s.Env = d.stringMap(v, f, identity)
-			for k := range s.Env {
-				d.check(k == "" || strings.ContainsAny(k, "=\x00"), v, f, "invalid variable name %q", k)
-				d.check(strings.HasPrefix(k, "HTTP_") || cgiNames[k], v, f, "%q is set by the gateway for each request (CGI); choose another name", k)
+			for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+				at := d.key(v, k)
+				d.check(k == "" || strings.ContainsAny(k, "=\x00"), at, f, "invalid variable name %q", k)
+				d.check(strings.HasPrefix(k, "HTTP_") || cgiNames[k], at, f, "%q is set by the gateway for each request (CGI); choose another name", k)
 			}
 		case "outbound":
 			items, _ := d.list(v, f)
 			for i, item := range items {
 				if o, ok := d.outbound(item, fmt.Sprintf("%s[%d]", f, i)); ok {
+					s.at(fmt.Sprintf("outbound[%d]", len(s.Outbound)), item)
 					s.Outbound = append(s.Outbound, o)
 				}
 			}
 		case "allow_peers":
 			s.AllowPeers = d.peerPatterns(v, f)
+			s.at("allow_peers", v)
 		case "links":
 			s.Links = d.links(v, f)
+			for iface := range s.Links {
+				s.at("links."+iface, d.key(v, iface))
+			}
 		case "release":
 			s.Release = d.release(v, f)
 			releaseNode = v
@@ -729,20 +735,23 @@ func (d *decoder) crossCheck(c *Config) {
 	matches := map[string]*Route{}
 	for _, s := range c.Services {
 		for i, o := range s.Outbound {
+			at := s.where(fmt.Sprintf("outbound[%d]", i))
 			if u := o.URL; u.Scheme == "wasmesh" && c.Services[u.Host] == nil {
-				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, c.ServiceNames()))
+				d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.outbound[%d]", s.Name, i), "unknown service %q%s", u.Host, suggest(u.Host, c.ServiceNames()))
 			}
 			if o.ExpectID != "" && c.TLS == nil {
-				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.outbound[%d].expect_id", s.Name, i), "needs a tls block: the gateway presents its own SVID to that peer")
+				d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.outbound[%d].expect_id", s.Name, i), "needs a tls block: the gateway presents its own SVID to that peer")
 			}
 		}
 		for _, iface := range slices.Sorted(maps.Keys(s.Links)) {
 			if to := s.Links[iface]; c.Services[to] == nil {
-				d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.links[%q]", s.Name, iface), "unknown service %q%s", to, suggest(to, c.ServiceNames()))
+				at := s.where("links." + iface)
+				d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.links[%q]", s.Name, iface), "unknown service %q%s", to, suggest(to, c.ServiceNames()))
 			}
 		}
 		if len(s.AllowPeers) > 0 && c.TLS == nil {
-			d.errorAt(s.Line, s.col, fmt.Sprintf("services.%s.allow_peers", s.Name), "needs a tls block: without mTLS no peer has an identity")
+			at := s.where("allow_peers")
+			d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.allow_peers", s.Name), "needs a tls block: without mTLS no peer has an identity")
 		}
 	}
 	for _, r := range c.Routes {

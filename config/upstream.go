@@ -233,11 +233,13 @@ func DefaultRetries() Retries {
 func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 	u := &Upstream{LB: "least_request", ConnectTimeout: DefaultConnectTimeout, DNSInterval: DefaultDNSInterval,
 		Retries: DefaultRetries(), Pool: DefaultPool, node: uncommented(deref(n))}
+	listed := false // endpoints written, whether or not they parse
 	d.fields(n, path, upstreamFields, func(key string, _, v *yaml.Node) {
 		f := join(path, key)
 		switch key {
 		case "endpoints":
 			items, _ := d.list(v, f)
+			listed = len(items) > 0
 			for i, item := range items {
 				fi := fmt.Sprintf("%s[%d]", f, i)
 				if s, ok := d.str(item, fi); ok {
@@ -320,7 +322,7 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 	switch {
 	case sources > 1:
 		d.errorf(n, path, "has more than one of endpoints, dns and kubernetes: one of them")
-	case sources == 0:
+	case sources == 0 && !listed: // else each endpoint's problem is said
 		d.errorf(n, path, "needs at least one endpoint (endpoints: [http://host:port, …]), a name to resolve (dns: http://name:port) or a Kubernetes Service (kubernetes: { service: NAME })")
 	}
 	if u.DNS != nil {
@@ -333,7 +335,17 @@ func (d *decoder) upstream(n *yaml.Node, path string) *Upstream {
 		d.check(u.ExpectID != "" && e.Scheme != "https", d.key(n, "expect_id"), join(path, "expect_id"), "needs https:// endpoints, endpoints[%d] is %s", i, e)
 	}
 	d.check(u.CA != nil && u.ExpectID != "", d.key(n, "ca"), join(path, "ca"), "and expect_id: one of them (with expect_id the trust bundle is the gateway's, from tls)")
+	d.check(u.CA != nil && !u.https(), d.key(n, "ca"), join(path, "ca"), "is for https: the endpoints are all http://")
 	return u
+}
+
+// https reports whether u's connections may be TLS: an https:// endpoint,
+// dns name or Kubernetes Service scheme.
+func (u *Upstream) https() bool {
+	if u.DNS != nil && u.DNS.Scheme == "https" || u.Kubernetes != nil && u.Kubernetes.Scheme == "https" {
+		return true
+	}
+	return slices.ContainsFunc(u.Endpoints, func(e *url.URL) bool { return e.Scheme == "https" })
 }
 
 // kubernetesService decodes an upstream's kubernetes block.

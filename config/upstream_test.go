@@ -1,10 +1,15 @@
 package config
 
 import (
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/internal/testca"
 )
 
 func TestUpstreamVersions(t *testing.T) {
@@ -110,5 +115,30 @@ func TestUpstreamVersions(t *testing.T) {
 	}
 	if got := mustParse(t, string(out)).Services["users"].Versions[0].Upstream; got == nil || got.UpstreamDigest() != u.UpstreamDigest() {
 		t.Errorf("SetVersions lost the upstream:\n%s", out)
+	}
+}
+
+// TestUpstreamErrorsSayWhatIsWrong: a ca with no https endpoint to trust
+// it for is refused; endpoints that are all malformed are each said to
+// be, not taken for none listed.
+func TestUpstreamErrorsSayWhatIsWrong(t *testing.T) {
+	dir := t.TempDir()
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testca.New(t, "example.org").Cert.Raw})
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(upstream string) error {
+		_, err := Parse(filepath.Join(dir, "wasmesh.yaml"), []byte("services:\n  s:\n    versions:\n      - { upstream: "+upstream+" }\n"))
+		return err
+	}
+	if err := parse(`{ endpoints: [ "http://a:1" ], ca: ca.pem }`); err == nil || !strings.Contains(err.Error(), "upstream.ca: is for https: the endpoints are all http://") {
+		t.Errorf("a ca for http endpoints: %v", err)
+	}
+	if err := parse(`{ endpoints: [ "http://a:1", "https://b:2" ], ca: ca.pem }`); err != nil {
+		t.Errorf("a ca with an https endpoint: %v", err)
+	}
+	err := parse(`{ endpoints: [ "a:1", "ftp://b" ] }`)
+	if err == nil || strings.Contains(err.Error(), "needs at least one endpoint") || !strings.Contains(err.Error(), "endpoints[1]") {
+		t.Errorf("endpoints all malformed: %v, want each said to be, and not that none is listed", err)
 	}
 }

@@ -117,7 +117,11 @@ func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 
 func newLaneFlags(name string) *laneFlags {
-	f := &laneFlags{fs: newFlags(name, "LANE --version SERVICE=VERSION... [flags]")}
+	args := "LANE --version SERVICE=VERSION... [flags]"
+	if name == "lane update" {
+		args = "LANE [flags]" // a lane's versions stay unless given
+	}
+	f := &laneFlags{fs: newFlags(name, args)}
 	f.fs.Var(&f.versions, "version", "SERVICE=VERSION: the lane's version of a service, by name or digest prefix (repeat; with update, SERVICE= removes the service)")
 	f.fs.Var(&f.entries, "header", "NAME=VALUE: requests with this header enter the lane (repeat)")
 	f.fs.Var(&f.cookies, "cookie", "NAME=VALUE: requests with this cookie enter the lane (repeat)")

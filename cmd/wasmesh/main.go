@@ -77,7 +77,7 @@ func commands() []command {
 		{"run", "[flags] FILE.wasm|DIGEST [ARGS...]", "run a WASI command module or wasi:cli component", runCmd},
 		{"serve", "--config FILE", "serve the services of a config file (the gateway)", serveCmd},
 		{"routes", "--config FILE", "print the resolved route table of a config file", routesCmd},
-		{"deploy", "SERVICE FILE.wasm|DIGEST --weight N", "add a version to a running gateway's service", deployCmd},
+		{"deploy", "SERVICE FILE.wasm|DIGEST|oci://REF [--weight N]", "add a version to a running gateway's service", deployCmd},
 		{"promote", "SERVICE DIGEST|NAME", "send all of a service's traffic to one version", promoteCmd},
 		{"rollback", "SERVICE", "restore a service's previous split", rollbackCmd},
 		{"status", "", "show a running gateway's services, versions and traffic", statusCmd},
@@ -97,7 +97,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: wasmesh COMMAND [ARGS]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %-46s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %-9s %-48s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'wasmesh COMMAND -h' for a command's flags.")
 }

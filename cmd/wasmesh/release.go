@@ -319,7 +319,7 @@ func rollbackCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // readerCmd parses the flags of a command that reads the admin API and
 // prints a table or JSON (-o), and returns its client and output format.
 func readerCmd(name string, args []string) (*adminClient, string, error) {
-	fs := newFlags(name, "[-o json]")
+	fs := newFlags(name, "[-o table|json]")
 	admin := adminFlag(fs)
 	output := outputFlag(fs, "table", "json")
 	pos, err := parse(fs, args)

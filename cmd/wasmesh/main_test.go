@@ -108,6 +108,8 @@ func TestFlagErrors(t *testing.T) {
 		{"serve", []string{"--kubernetes", "ns", "--resume", "last.yaml"}, "--resume: not with --kubernetes"},
 		{"serve", []string{"--replica", "r1"}, "--kubeconfig, --replica and --lease-duration: only with --kubernetes"},
 		{"serve", []string{"--kubernetes", "ns", "--lease-duration", "100ms"}, "--lease-duration 100ms: at least 1s"},
+		{"deploy", []string{"s", "main_test.go", "--admin", "127.0.0.1:1"}, "main_test.go: not a WebAssembly binary (no \\0asm magic); nothing uploaded"},
+		{"deploy", []string{"s", "oci://nohost", "--admin", "127.0.0.1:1"}, `invalid OCI reference "oci://nohost"`},
 		{"serve", []string{"--listen", "8080x"}, "--listen 8080x: want HOST:PORT or :PORT"},
 		{"serve", []string{"--admin", "localhost"}, "--admin localhost: want HOST:PORT or :PORT"},
 	} {

@@ -237,7 +237,7 @@ func (c *adminClient) release(ctx context.Context, service, op string, req any, 
 // deployCmd uploads a file (or names a stored digest or an oci:// artifact,
 // which the gateway pulls) and gives it a weight.
 func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST|oci://REF --weight N")
+	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST|oci://REF [--weight N]")
 	admin := adminFlag(fs)
 	weight := fs.Int("weight", 10, "percentage of the service's traffic for the new version; the others scale down")
 	name := fs.String("name", "", "label for the version (can pin it)")
@@ -257,6 +257,9 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ref := pos[1]
 	if wasm, err := os.ReadFile(ref); err == nil {
+		if err := modules.Check(wasm); err != nil { // as run and artifact push refuse it: a usage error
+			return exitWith(2, fmt.Errorf("%s: %w; nothing uploaded", ref, err))
+		}
 		// The service first: a name mistyped is said before anything is
 		// uploaded.
 		var services []adminapi.ServiceStatus
@@ -278,6 +281,10 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "pushed %s\n", ref)
 	} else if !modules.IsDigest(ref) && !oci.IsReference(ref) {
 		return exitWith(2, unwrapOpen(ref, err))
+	} else if oci.IsReference(ref) {
+		if _, err := oci.ParseReference(ref); err != nil {
+			return exitWith(2, err)
+		}
 	}
 	return c.release(ctx, pos[0], "deploy", adminapi.ReleaseRequest{Module: ref, Weight: *weight, Name: *name}, stdout)
 }

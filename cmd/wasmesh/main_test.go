@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
@@ -180,6 +182,33 @@ func TestHelpExitsZero(t *testing.T) {
 			if !errors.As(err, &exit) || exit.code != 0 {
 				t.Errorf("wasmesh %s -h: %v, want exit status 0", c.name, err)
 			}
+		}
+	}
+}
+
+// TestPrintURLs: serve's "try:" lines reach their routes: the host, the
+// method and the headers each route matches on are in its curl.
+func TestPrintURLs(t *testing.T) {
+	cfg, err := config.Parse("wasmesh.yaml", []byte(`
+services:
+  s: { versions: [ { path: s.wasm } ] }
+routes:
+  - { match: { host: "*.example.com", path_prefix: /w }, service: s }
+  - { match: { path: /h, headers: { x-user: ann, x-lane: v2 } }, service: s }
+  - { match: { path: /p, method: POST }, service: s }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	printURLs(&out, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, nil, cfg)
+	for _, want := range []string{
+		"curl -H 'Host: www.example.com' http://127.0.0.1:8080/w ",
+		"curl -H 'x-lane: v2' -H 'x-user: ann' http://127.0.0.1:8080/h ",
+		"curl -X POST http://127.0.0.1:8080/p ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
 		}
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -343,10 +345,18 @@ func printURLs(w io.Writer, addr net.Addr, admin net.Listener, cfg *config.Confi
 		if p == "" {
 			p = "/"
 		}
-		line := "  curl " + base + p
-		if h := r.Match.Host; h != "" && !strings.HasPrefix(h, "*") {
-			line = "  curl -H 'Host: " + h + "' " + base + p
+		line := "  curl"
+		if m := r.Match.Method; m != "" && m != "GET" {
+			line += " -X " + m
 		}
+		if h := r.Match.Host; h != "" {
+			// A wildcard's "*" stands for any label: "www" is one.
+			line += " -H 'Host: " + strings.Replace(h, "*", "www", 1) + "'"
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.Match.Headers)) {
+			line += " -H '" + k + ": " + r.Match.Headers[k] + "'"
+		}
+		line += " " + base + p
 		lines = append(lines, fmt.Sprintf("%-60s # %s", line, r.Service))
 	}
 	sort.Strings(lines)

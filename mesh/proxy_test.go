@@ -79,19 +79,7 @@ func TestOptionsAsterisk(t *testing.T) {
 	var reached atomic.Int64
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
 	t.Cleanup(upstream.Close)
-	f := newFixture(t, `
-drain_delay: 0s
-services:
-  native: { versions: [ { upstream: { endpoints: [ "`+upstream.URL+`" ] } } ] }
-routes:
-  - { match: { path_prefix: / }, service: native }
-`)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(serveFixture(t, f), "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialProxy(t, upstream.URL)
 	br := bufio.NewReader(conn)
 	for i, want := range []int64{0, 1} {
 		io.WriteString(conn, []string{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "GET /after HTTP/1.1\r\nHost: a\r\n\r\n"}[i])
@@ -104,4 +92,43 @@ routes:
 			t.Fatalf("request %d: %d, the upstream reached %d times; want 200 and %d", i, resp.StatusCode, reached.Load(), want)
 		}
 	}
+}
+
+// TestUpstreamHostOfHTTP10: an HTTP/1.0 request without a Host field
+// reaches the upstream with the endpoint's own, not an empty one.
+func TestUpstreamHostOfHTTP10(t *testing.T) {
+	hosts := make(chan string, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hosts <- r.Host }))
+	t.Cleanup(upstream.Close)
+	conn := dialProxy(t, upstream.URL)
+	io.WriteString(conn, "GET /x HTTP/1.0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := <-hosts, strings.TrimPrefix(upstream.URL, "http://"); resp.StatusCode != 200 || got != want {
+		t.Errorf("%d, the upstream saw Host %q; want 200 and %q", resp.StatusCode, got, want)
+	}
+}
+
+// dialProxy serves a gateway whose one route, for every path, is to an
+// upstream version of endpoint, and returns a connection to it, with a
+// deadline of 5 s.
+func dialProxy(t *testing.T, endpoint string) net.Conn {
+	t.Helper()
+	f := newFixture(t, `
+drain_delay: 0s
+services:
+  native: { versions: [ { upstream: { endpoints: [ "`+endpoint+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: native }
+`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(serveFixture(t, f), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
 }

@@ -565,7 +565,9 @@ func (cc *clientConn) writeHead(req *http.Request) error {
 	if !validToken(req.Method) || strings.ContainsAny(uri, " \r\n") {
 		return fmt.Errorf("http1: invalid request line %q %q", req.Method, uri)
 	}
-	host := cmp.Or(req.Host, req.URL.Host)
+	// An HTTP/1.0 client may send no Host: the endpoint's own is the one
+	// an HTTP/1.1 request must carry then, as net/http's Transport does.
+	host := cmp.Or(req.Host, req.URL.Host, cc.c.Addr)
 	if !httpguts.ValidHostHeader(host) {
 		return fmt.Errorf("http1: invalid Host %q", host)
 	}

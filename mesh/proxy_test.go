@@ -132,3 +132,29 @@ routes:
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	return conn
 }
+
+// TestUpstreamStripPrefixKeepsEscapes: strip_prefix takes the prefix off
+// the path as the client sent it: an escaped "/" (%2F) stays escaped.
+func TestUpstreamStripPrefixKeepsEscapes(t *testing.T) {
+	paths := make(chan string, 2)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { paths <- r.URL.EscapedPath() }))
+	t.Cleanup(upstream.Close)
+	f := newFixture(t, `
+drain_delay: 0s
+services:
+  native: { versions: [ { upstream: { endpoints: [ "`+upstream.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: /strip }, service: native, strip_prefix: true }
+`)
+	base := serveFixture(t, f)
+	for sent, want := range map[string]string{"/strip/a%2Fb": "/a%2Fb", "/strip/a/b": "/a/b"} {
+		resp, err := http.Get(base + sent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := <-paths; resp.StatusCode != 200 || got != want {
+			t.Errorf("%s: %d, the upstream saw %q; want %q", sent, resp.StatusCode, got, want)
+		}
+	}
+}

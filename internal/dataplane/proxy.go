@@ -264,6 +264,9 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	if req.Route.StripPrefix {
 		u := *r.URL
 		u.Path, u.RawPath = req.Route.Rewrite(r.URL.Path), ""
+		if r.URL.RawPath != "" { // as sent: a %2F stays a byte of a segment
+			u.RawPath = req.Route.Rewrite(r.URL.RawPath)
+		}
 		out.URL = &u
 	}
 	if r.Body != nil && r.Body != http.NoBody {

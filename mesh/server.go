@@ -209,6 +209,7 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			shutdown(ctx, servers)
+			_ = g.plane.Idle(ctx) // HTTP/2's handlers, which net/http's Close does not wait for
 		}
 		err = nil
 	}

@@ -872,6 +872,57 @@ routes:
 	}
 }
 
+// TestUpstreamH2AtTheDrainsEnd: an HTTP/2 request still waiting on its
+// upstream when the drain times out is cut by the gateway, answered 503
+// (neither the client's fault nor the version's), and logged before the
+// gateway exits.
+func TestUpstreamH2AtTheDrainsEnd(t *testing.T) {
+	held := make(chan struct{}, 1)
+	addr := testutil.RawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err == nil {
+			held <- struct{}{}
+			io.Copy(io.Discard, br) // never answers
+		}
+	})
+	g := serve(t, `
+drain_delay: 0s
+drain_timeout: 500ms
+services:
+  hole: { versions: [ { upstream: { endpoints: [ "http://`+addr+`" ] } } ], limits: { timeout: 60s } }
+routes:
+  - { match: { path_prefix: / }, service: hole }
+`)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	go func() {
+		if resp, err := (&http.Client{Transport: tr}).Get(g.url + "/held"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	g.p.cmd.Process.Signal(syscall.SIGTERM)
+	r := g.p.wait(t)
+	if r.code != 0 {
+		t.Fatalf("exit status %d after the drain, want 0\n%s", r.code, r.stderr)
+	}
+	var line string
+	for l := range strings.Lines(r.stderr) {
+		if strings.Contains(l, "msg=request") && strings.Contains(l, "path=/held") {
+			line = l
+		}
+	}
+	// Stopped by the drain: a 503, neither the client's fault nor the
+	// version's.
+	if !strings.Contains(line, "status=503") || strings.Contains(line, "client_error") {
+		t.Fatalf("the access log line of the HTTP/2 request cut at the drain's end: %q\n%s", line, r.stderr)
+	}
+}
+
 // TestUpstreamRetryPolicy: retries as an upstream's policy says: a 503
 // of one endpoint is tried again on the other when the policy names 503
 // (no client sees one), a try that outlives per_try_timeout (a black

@@ -101,7 +101,11 @@ var serverSpanOpts = []trace.SpanStartOption{serverSpan}
 // access log.
 func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) {
 	p.metrics.Inflight.Inc()
-	defer p.metrics.Inflight.Dec()
+	p.active.Add(1)
+	defer func() {
+		p.active.Add(-1)
+		p.metrics.Inflight.Dec()
+	}()
 	r := req.HTTP
 	req.ctx, req.span = p.tracer.Start(ctx, "wasmesh.request", serverSpanOpts...)
 	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped

@@ -114,6 +114,8 @@ type Plane struct {
 
 	snap     atomic.Pointer[Snapshot]
 	draining atomic.Bool
+	// active counts the requests in the request path (Idle).
+	active atomic.Int64
 	// noFigures leaves the versions' figures (VersionStats) uncounted:
 	// only the benchmark that measures what they cost sets it.
 	noFigures bool
@@ -205,6 +207,21 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 func (p *Plane) Drain() {
 	p.draining.Store(true)
 	p.metrics.Draining.Set(1)
+}
+
+// Idle waits until no request is in the request path (their access log
+// lines written), or ctx ends. A drain calls it after closing the
+// connections, whose handlers return as they find them closed: net/http's
+// Close does not wait for them.
+func (p *Plane) Idle(ctx context.Context) error {
+	for p.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Draining reports whether Drain was called.

@@ -415,6 +415,9 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	req.Err, req.abort = fmt.Errorf("upstream %s: %w (after a %d head and %d bytes of the body were sent)", ep.url.Host, err, resp.StatusCode, req.Bytes), true
 	reason := "reset"
 	switch {
+	case req.HTTP.Context().Err() != nil && p.draining.Load():
+		req.stopped = true // by the drain's deadline: neither the client's fault nor the version's
+		return false
 	case req.HTTP.Context().Err() != nil:
 		// The client went away (its connection's context cut the round
 		// trip): its fault, not the endpoint's.
@@ -489,7 +492,8 @@ func (e *upstreamError) Public() string {
 // large, or it went away), "pool_full" (max_pending requests wait for a
 // connection), "timeout", "connect_failure" (refused, unreachable, TLS
 // handshake failed), "invalid_response" (a malformed or oversized
-// response head), "reset" (the connection closed before an answer).
+// response head), "reset" (the connection closed before an answer),
+// "stopped" (the drain's deadline stopped it).
 func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (int, string) {
 	var ne net.Error
 	var op *net.OpError
@@ -498,6 +502,11 @@ func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (i
 	case errors.Is(err, errBodyTooLarge):
 		req.ClientFault = faultBodyTooLarge
 		return http.StatusRequestEntityTooLarge, "client"
+	case req.HTTP.Context().Err() != nil && p.draining.Load():
+		// Stopped by the drain's deadline: neither the client's fault nor
+		// the version's.
+		req.stopped = true
+		return http.StatusServiceUnavailable, "stopped"
 	case req.HTTP.Context().Err() != nil:
 		return statusClientClosed, "client"
 	case errors.As(err, &body): // the client's body failed: cut, malformed, or too slow

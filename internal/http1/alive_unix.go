@@ -12,6 +12,9 @@ import (
 // does not block finds neither its end (the endpoint closed it) nor bytes
 // it should not have sent.
 func (cc *clientConn) alive() bool {
+	if q, ok := cc.raw.(interface{ Quiet() bool }); ok { // a sysConn: no allocation, no syscall state
+		return q.Quiet()
+	}
 	c := cc.raw
 	if tc, ok := cc.conn.(*tls.Conn); ok {
 		c = tc.NetConn()

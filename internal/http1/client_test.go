@@ -603,3 +603,23 @@ type deadlineOnlyCtx struct {
 }
 
 func (c *deadlineOnlyCtx) Deadline() (time.Time, bool) { return c.at, true }
+
+// BenchmarkClientRoundTrip: a GET and its small answer on a kept
+// connection to a net/http server on loopback, the server's work
+// included.
+func BenchmarkClientRoundTrip(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	c := &Client{Addr: strings.TrimPrefix(srv.URL, "http://")}
+	defer c.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // sysConn is a TCP connection read and written with raw system calls on
@@ -38,6 +39,9 @@ type sysConn struct {
 	// would be two allocations per read or write. A mutex per direction
 	// keeps concurrent calls apart, as net.Conn's own locks do.
 	r, w sysIO
+	// peekFn is peek, made once; quiet is what it found (Quiet).
+	peekFn func(fd uintptr) bool
+	quiet  bool
 }
 
 // sysIO is one direction's call: its buffer, bytes done, errno.
@@ -60,8 +64,32 @@ func wrapConn(c net.Conn) net.Conn {
 		return c
 	}
 	sc := &sysConn{TCPConn: tc, rc: rc}
-	sc.r.fn, sc.w.fn = sc.r.read, sc.w.write
+	sc.r.fn, sc.w.fn, sc.peekFn = sc.r.read, sc.w.write, sc.peek
 	return sc
+}
+
+// Quiet reports whether the connection, not being read, is still open and
+// has nothing to read: a read that does not block (recv with MSG_PEEK and
+// MSG_DONTWAIT, leaving what it finds) would wait. An idle client
+// connection is checked so before it is used again.
+func (c *sysConn) Quiet() bool {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	c.quiet = false
+	return c.rc.Read(c.peekFn) == nil && c.quiet
+}
+
+// peek is Quiet's one try; it never waits.
+func (c *sysConn) peek(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e != syscall.EINTR {
+			c.quiet = e == syscall.EAGAIN
+			return true
+		}
+	}
 }
 
 func (c *sysConn) Read(p []byte) (int, error) {

@@ -134,6 +134,23 @@ func (s *Store) AddSignature(digest string, pub ed25519.PublicKey, sig []byte) e
 	return writeAtomic(filepath.Join(s.root, "tmp"), filepath.Join(dir, KeyID(pub)+".sig"), data, 0o644)
 }
 
+// RemoveSignature removes the signature of digest by the key keyID, and the
+// key kept with it, if they are stored.
+func (s *Store) RemoveSignature(digest, keyID string) error {
+	h, err := fullHex(digest)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.root, "signatures", h)
+	for _, ext := range []string{".sig", ".pub"} {
+		if err := os.Remove(filepath.Join(dir, keyID+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	_ = os.Remove(dir) // when it is empty
+	return nil
+}
+
 // Signature is one stored signature of a module.
 type Signature struct {
 	KeyID string
@@ -146,7 +163,8 @@ type Signature struct {
 
 // Signatures returns the stored signatures of digest (a full
 // "sha256:<64 hex>"), ordered by key id. They are returned as stored: check
-// them with VerifySignature or let the policy do it.
+// them with VerifySignature or let the policy do it. A file that holds no
+// signature (not base64, not 64 bytes) is left out.
 func (s *Store) Signatures(digest string) ([]Signature, error) {
 	h, err := fullHex(digest)
 	if err != nil {
@@ -179,8 +197,8 @@ func (s *Store) Signatures(digest string) ([]Signature, error) {
 			return nil, err
 		}
 		sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-		if err != nil {
-			return nil, fmt.Errorf("signature %s: %w", filepath.Join(dir, e.Name()), err)
+		if err != nil || len(sig) != ed25519.SignatureSize {
+			continue // no signature at all: nothing it could verify, and no reason to refuse the others
 		}
 		pub := trusted[id]
 		if pemData, err := os.ReadFile(filepath.Join(dir, id+".pub")); err == nil {
@@ -272,6 +290,9 @@ func (s *Store) checkPolicy(digest string) error {
 	p, err := s.Policy()
 	if err != nil || !p.RequireSigned {
 		return err
+	}
+	if len(p.TrustedKeys) == 0 { // a policy.json written by hand: nothing can be signed by a key it trusts
+		return fmt.Errorf("%w: %s: the store's policy requires signatures and trusts no key (policy.json's trusted_keys is empty): nothing is accepted", ErrUnsigned, Short(digest))
 	}
 	var errs []error
 	for _, k := range p.TrustedKeys {

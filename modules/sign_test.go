@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -112,6 +113,17 @@ func TestRequireSigned(t *testing.T) {
 	if len(problems) != 1 || problems[0].Digest != unsignedDigest {
 		t.Fatalf("verify: %+v, want the unsigned module reported", problems)
 	}
+	// A policy written by hand that requires signatures and trusts no key
+	// (a key removed in a rotation) accepts nothing, not everything.
+	if err := os.WriteFile(filepath.Join(s.root, "policy.json"), []byte(`{"require_signed": true, "trusted_keys": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(d); err == nil || !strings.Contains(err.Error(), "trusts no key") {
+		t.Fatalf("get under a policy that trusts no key: %v", err)
+	}
+	if _, err := s.Put(context.Background(), bytes.NewReader(readFile(t, "b.wasm"))); err == nil {
+		t.Fatal("a push under a policy that trusts no key was accepted")
+	}
 }
 
 // copyFile copies from's signature by pub over to's.
@@ -153,5 +165,14 @@ func TestSignaturesListed(t *testing.T) {
 	}
 	if _, err := s.Signatures("sha256:1234abcd"); err == nil {
 		t.Error("Signatures of an abbreviated digest: no error")
+	}
+	// A file that holds no signature is left out, not an error that hides
+	// the good one.
+	junk := filepath.Join(s.root, "signatures", strings.TrimPrefix(d, Prefix), "0123456789abcdef.sig")
+	if err := os.WriteFile(junk, []byte("not base64!!\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sigs, err := s.Signatures(d); err != nil || len(sigs) != 1 || sigs[0].KeyID != KeyID(pub) {
+		t.Errorf("with a malformed signature file beside it: %v, %v; want the good one alone", sigs, err)
 	}
 }

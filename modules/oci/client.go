@@ -218,13 +218,31 @@ func (c *Client) pull(ctx context.Context, store *modules.Store, ref Reference) 
 	if got := osOf(wasm); got != layerOS && got != "wasip2" {
 		return Pulled{}, fmt.Errorf("config: os %q, but the layer is for %q", layerOS, got)
 	}
-	// Signatures first: Put applies the policy, which may need them.
+	// Signatures first: Put applies the policy, which may need them. Those
+	// not stored before are taken out again if the module is refused.
+	had := map[string]bool{}
+	if old, err := store.Signatures(module); err == nil {
+		for _, s := range old {
+			had[s.KeyID] = true
+		}
+	}
+	var added []string
+	undo := func() {
+		for _, id := range added {
+			_ = store.RemoveSignature(module, id)
+		}
+	}
 	for _, s := range sigs {
 		if err := store.AddSignature(module, s.PublicKey, s.Sig); err != nil {
+			undo()
 			return Pulled{}, fmt.Errorf("annotation %s%s: %w", SignatureAnnotation, s.KeyID, err)
+		}
+		if !had[s.KeyID] {
+			added = append(added, s.KeyID)
 		}
 	}
 	if _, err := store.PutBytes(ctx, wasm); err != nil {
+		undo()
 		return Pulled{}, err
 	}
 	pinned := ref.WithDigest(desc.Digest.String())

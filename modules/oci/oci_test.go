@@ -382,6 +382,25 @@ func TestSignaturesTravel(t *testing.T) {
 	if list := entries(t, dst, 1); list[0].Digest != signed || !list[0].Signed {
 		t.Errorf("store holds %+v, want only the signed module", list)
 	}
+	// A module signed by a key the store does not trust is refused, and
+	// leaves nothing behind, its signature neither.
+	otherPub, otherPriv, _ := modules.GenerateKey()
+	opriv, _ := modules.ParsePrivateKey(otherPriv)
+	opub, _ := modules.ParsePublicKey(otherPub)
+	osig, _ := modules.Sign(opriv, unsigned)
+	if err := src.AddSignature(unsigned, opub, osig); err != nil {
+		t.Fatal(err)
+	}
+	untrustedRef, err := c.Push(ctx, src, unsigned, mustParse(t, "oci://"+reg.Addr+"/hello:untrusted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pull(ctx, dst, untrustedRef); !errors.Is(err, modules.ErrUnsigned) {
+		t.Fatalf("pull of a module signed by an untrusted key: %v", err)
+	}
+	if sigs, _ := dst.Signatures(unsigned); len(sigs) != 0 {
+		t.Errorf("the refused pull left %d signatures in the store", len(sigs))
+	}
 
 	// A signature changed in the manifest is refused before anything is stored.
 	other := openStore(t)

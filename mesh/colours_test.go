@@ -251,4 +251,16 @@ routes:
 	if _, err := os.Stat(file); err != nil {
 		t.Fatalf("the file removed, a load did not save it again: %v", err)
 	}
+	// A table that cannot be read or written (here a directory in its
+	// place) costs the colours' stability, not the load.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reload("  - { match: { path_prefix: /d }, service: b }\n")
+	if len(colours()) != 2 {
+		t.Fatalf("colours %v after a load that could not save them: want one for each version", colours())
+	}
 }

@@ -26,12 +26,15 @@ const ColourFile = "colours.json"
 
 // assignColours gives every version of cfg a colour, keeping those already
 // assigned, and saves the table when it changed. Versions beyond MaxColour
-// get none (0), with a warning. c.mu held.
+// get none (0), with a warning. A table that cannot be read or saved is a
+// warning too: the colours serve from memory, and stay the same across
+// restarts only while the file can be. c.mu held.
 func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, error) {
 	path := filepath.Join(cfg.Store, ColourFile)
 	old, saved, err := c.colours.read(path)
 	if err != nil {
-		return nil, err
+		c.log.Warn("the colour table could not be read: colours are given anew", "file", path, "error", err)
+		old, saved = map[string]bpf.Colour{}, false
 	}
 	var keys []string
 	for _, s := range cfg.Services {
@@ -63,8 +66,13 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 	}
 	if !saved || !maps.Equal(table, old) {
 		out, _ := json.MarshalIndent(table, "", "  ")
-		if err := atomicfile.WriteFile(path, append(out, '\n'), 0o644, ""); err != nil {
-			return nil, err
+		if err := atomicfile.WriteFile(path, append(out, '\n'), 0o644, filepath.Join(cfg.Store, "tmp")); err != nil {
+			// The table serves from memory: a store that cannot be
+			// written (read-only, full) costs the colours' stability
+			// across restarts, not the load.
+			c.log.Warn("the colour table could not be saved: this process keeps it, a restart may colour versions otherwise", "file", path, "error", err)
+			c.colours = savedColours{}
+			return table, nil
 		}
 	}
 	c.colours = savedColours{path: path, stamp: statPath(path), table: table}

@@ -35,7 +35,8 @@ var ErrInvalidDigest = errors.New("invalid digest")
 // parseRef turns "sha256:<hex>" or "<hex>" (at least MinPrefix digits) into
 // lowercase hex.
 func parseRef(ref string) (string, error) {
-	h := strings.ToLower(strings.TrimPrefix(ref, Prefix))
+	h := strings.ToLower(ref)
+	h = strings.TrimPrefix(h, Prefix) // "SHA256:" too: digest arguments are case-insensitive
 	if len(h) < MinPrefix || len(h) > 64 {
 		return "", fmt.Errorf("%w %q: want sha256:<hex> with %d to 64 hex digits", ErrInvalidDigest, ref, MinPrefix)
 	}
@@ -48,7 +49,7 @@ func parseRef(ref string) (string, error) {
 // IsDigest reports whether s looks like a (possibly abbreviated) digest rather
 // than a file path.
 func IsDigest(s string) bool {
-	if strings.HasPrefix(s, Prefix) {
+	if len(s) >= len(Prefix) && strings.EqualFold(s[:len(Prefix)], Prefix) {
 		return true
 	}
 	_, err := parseRef(s)

@@ -209,6 +209,7 @@ func TestResolvePrefix(t *testing.T) {
 		{ref: h, want: d},
 		{ref: "sha256:" + h[:12], want: d},
 		{ref: strings.ToUpper(h[:12]), want: d},
+		{ref: "SHA256:" + strings.ToUpper(h), want: d}, // the scheme too
 		{ref: h[:9], wantErr: "ambiguous digest " + h[:9] + ": matches "},
 		{ref: h[:7], wantErr: "want sha256:<hex> with 8 to 64 hex digits"},
 		{ref: "sha256:zzzzzzzzzz", wantErr: "not hexadecimal"},

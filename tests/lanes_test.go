@@ -484,6 +484,7 @@ func TestLaneCLI(t *testing.T) {
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":0}}`, 400, "evict.min_requests: 0 is out of range"},
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"window":"0s"}}`, 400, `evict.window: \"0s\" is out of range`},
 		{`{"name":"zero","entry":[{"share":0,"key":"header:X-User"}]}`, 422, "entry[0].share: must be above 0"},
+		{`{"name":"zero","versions":{"orders":"v2"}} {"name":"other"}`, 400, "more than one JSON value"},
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":null}}`, 201, ""}, // null is left out: the default
 	} {
 		status, b := adminPost(t, c.g, "/v1/lanes", tc.body)

@@ -291,6 +291,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, defaulted ...string
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		err = dec.Decode(v)
+		if err == nil && dec.More() {
+			err = errors.New("more than one JSON value in the body")
+		}
 	}
 	if err == nil && len(defaulted) > 0 {
 		var raw any

@@ -40,7 +40,8 @@ const minToken = 16
 
 // NewAuth returns the authentication cfg asks for. A Generated token is
 // made now (32 random bytes, in hex) and written to cfg.TokenFile with mode
-// 0600; a token file must exist and hold at least 16 bytes.
+// 0600, unless that file holds one such already (generatedToken); a token
+// file must exist and hold at least 16 bytes.
 func NewAuth(cfg config.AdminAuth, log *slog.Logger) (*Auth, error) {
 	a := &Auth{cfg: cfg, log: log}
 	if len(cfg.AllowIDs) > 0 {
@@ -50,7 +51,7 @@ func NewAuth(cfg config.AdminAuth, log *slog.Logger) (*Auth, error) {
 		}
 		a.allow = allow
 	}
-	if cfg.Generated {
+	if cfg.Generated && !generatedToken(cfg.TokenFile) {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
@@ -69,6 +70,21 @@ func NewAuth(cfg config.AdminAuth, log *slog.Logger) (*Auth, error) {
 		}
 	}
 	return a, nil
+}
+
+// generatedToken reports whether the file at path holds a token made at
+// start already, private (mode 0600): a gateway restarted, or another
+// sharing the store, keeps it rather than make one that shuts out the
+// callers of the first. Removing the file makes the next start make a
+// new one.
+func generatedToken(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	t := strings.TrimSpace(string(b))
+	return err == nil && len(t) == 64 && strings.Trim(t, "0123456789abcdef") == ""
 }
 
 // TokenFile is the file the token is read from, "" for none.

@@ -134,6 +134,19 @@ func TestAuthSetup(t *testing.T) {
 	} else if got := call(a, "GET", "/v1/config", "Bearer "+token, nil); got != 200 {
 		t.Errorf("the made token: %d", got)
 	}
+	// A second gateway on the same store (or this one restarted) keeps the
+	// token: the first's callers are not shut out. One that is not private
+	// is made anew.
+	second, _ := newAuth(t, config.AdminAuth{Generated: true, TokenFile: made})
+	if again, _ := os.ReadFile(made); string(again) != string(b) || call(a, "GET", "/v1/config", "Bearer "+strings.TrimSpace(string(b)), nil) != 200 ||
+		call(second, "GET", "/v1/config", "Bearer "+strings.TrimSpace(string(b)), nil) != 200 {
+		t.Errorf("a second start made another token: %q, was %q", again, b)
+	}
+	os.Chmod(made, 0o644)
+	newAuth(t, config.AdminAuth{Generated: true, TokenFile: made})
+	if again, _ := os.ReadFile(made); string(again) == string(b) {
+		t.Error("a token file others could read was kept")
+	}
 	short := filepath.Join(dir, "short")
 	os.WriteFile(short, []byte("abc"), 0o600)
 	for name, cfg := range map[string]config.AdminAuth{

@@ -295,6 +295,19 @@ func TestArtifactSignatures(t *testing.T) {
 		}
 	}
 	failing(t, opts{}, nil, "key", "gen", "--out", k) // never overwrites a key
+	// Nor a public key whose private one is elsewhere.
+	moved := filepath.Join(t.TempDir(), "k.key")
+	if err := os.Rename(k+".key", moved); err != nil {
+		t.Fatal(err)
+	}
+	pubBefore, _ := os.ReadFile(k + ".pub")
+	failing(t, opts{}, nil, "key", "gen", "--out", k)
+	if after, _ := os.ReadFile(k + ".pub"); string(after) != string(pubBefore) {
+		t.Fatal("key gen overwrote a public key whose private key was moved away")
+	}
+	if err := os.Rename(moved, k+".key"); err != nil {
+		t.Fatal(err)
+	}
 
 	digest := push(t, hello("rust"))
 	prefix := hexOf(digest)[:10]

@@ -33,7 +33,11 @@ func keyGen(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// O_EXCL: never overwrite a key someone may depend on.
+	// Never overwrite a key someone may depend on: the public one either
+	// (its private key moved off the host, it is what stores trust).
+	if _, err := os.Lstat(*out + ".pub"); err == nil {
+		return fmt.Errorf("%s.pub exists: key gen never overwrites a key (--out names another)", *out)
+	}
 	f, err := os.OpenFile(*out+".key", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s.key exists: key gen never overwrites a key (--out names another)", *out)
@@ -48,7 +52,15 @@ func keyGen(_ context.Context, args []string, stdout io.Writer) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out+".pub", pubPEM, 0o644); err != nil {
+	pf, err := os.OpenFile(*out+".pub", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		_, err = pf.Write(pubPEM)
+		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		os.Remove(*out + ".key") // made just now: no half pair left behind
 		return err
 	}
 	pub, _ := modules.ParsePublicKey(pubPEM)

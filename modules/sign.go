@@ -217,6 +217,15 @@ func (s *Store) VerifySignature(ref string, pub ed25519.PublicKey) (string, erro
 	if err != nil {
 		return "", err
 	}
+	// The blob first: a signature of a digest says nothing of bytes that
+	// no longer hash to it.
+	wasm, err := os.ReadFile(s.blobPath(strings.TrimPrefix(digest, Prefix)))
+	if err != nil {
+		return digest, err
+	}
+	if got := DigestOf(wasm); got != digest {
+		return digest, fmt.Errorf("%s is corrupt: its bytes hash to %s", digest, got)
+	}
 	return digest, s.verifySignature(digest, pub)
 }
 

@@ -3,6 +3,7 @@ package modules
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,6 +18,20 @@ func newKey(t *testing.T) (pubPEM []byte, privPEM []byte) {
 		t.Fatal(err)
 	}
 	return pub, priv
+}
+
+// signNew signs digest in s with a new key, and returns the key and the
+// signature.
+func signNew(t *testing.T, s *Store, digest string) (ed25519.PublicKey, []byte) {
+	t.Helper()
+	pubPEM, privPEM := newKey(t)
+	priv, _ := ParsePrivateKey(privPEM)
+	pub, _ := ParsePublicKey(pubPEM)
+	sig, _ := Sign(priv, digest)
+	if err := s.AddSignature(digest, pub, sig); err != nil {
+		t.Fatal(err)
+	}
+	return pub, sig
 }
 
 func TestSignatures(t *testing.T) {
@@ -149,13 +164,7 @@ func TestSignaturesListed(t *testing.T) {
 	if sigs, err := s.Signatures(d); err != nil || len(sigs) != 0 {
 		t.Fatalf("Signatures of an unsigned module = %v, %v; want none", sigs, err)
 	}
-	pubPEM, privPEM := newKey(t)
-	priv, _ := ParsePrivateKey(privPEM)
-	pub, _ := ParsePublicKey(pubPEM)
-	sig, _ := Sign(priv, d)
-	if err := s.AddSignature(d, pub, sig); err != nil {
-		t.Fatal(err)
-	}
+	pub, sig := signNew(t, s, d)
 	sigs, err := s.Signatures(d)
 	if err != nil || len(sigs) != 1 {
 		t.Fatalf("Signatures = %v, %v; want one", sigs, err)

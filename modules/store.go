@@ -214,6 +214,9 @@ func (s *Store) List() ([]Entry, error) {
 		if err != nil || d.IsDir() || len(d.Name()) != 64 {
 			return err
 		}
+		if _, err := fullHex(Prefix + d.Name()); err != nil || path != s.blobPath(d.Name()) {
+			return nil // not an artifact: a name that is no digest, or a file out of its place
+		}
 		e, err := s.entry(d.Name())
 		if err != nil {
 			return err
@@ -247,7 +250,7 @@ func (s *Store) entry(h string) (Entry, error) {
 			e.Language, e.WASI, e.Imports = info.Language(), info.WASI(), info.ImportModules()
 		}
 	}
-	sigs, _ := os.ReadDir(filepath.Join(s.root, "signatures", h))
+	sigs, _ := s.Signatures(Prefix + h) // those that hold a signature at all
 	e.Signed = len(sigs) > 0
 	return e, nil
 }

@@ -254,6 +254,20 @@ func TestVerifyFindsCorruption(t *testing.T) {
 	if _, _, err := s.Get(d); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("get of a corrupt blob: %v", err)
 	}
+	pub, _ := signNew(t, s, d)
+	if _, err := s.VerifySignature(d, pub); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("a signature of a corrupt blob verified: %v", err)
+	}
+	// Files in blobs/ that are no artifact (a copy out of its place, a
+	// name that is no digest) are not listed, and stop neither ls nor
+	// verify.
+	h := strings.TrimPrefix(d, Prefix)
+	os.MkdirAll(filepath.Join(s.root, "blobs", "sha256", "00"), 0o755)
+	os.WriteFile(filepath.Join(s.root, "blobs", "sha256", "00", h), data, 0o444)
+	os.WriteFile(filepath.Join(s.root, "blobs", "sha256", "00", strings.Repeat("z", 64)), data, 0o444)
+	if list, err := s.List(); err != nil || len(list) != 2 {
+		t.Fatalf("list with stray files: %d entries, %v; want the 2 artifacts", len(list), err)
+	}
 	// Put again, the same bytes repair it.
 	if again, err := s.Put(context.Background(), bytes.NewReader(readFile(t, "a.wasm"))); err != nil || again != d {
 		t.Fatalf("put again: %s, %v", again, err)

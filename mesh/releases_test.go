@@ -505,4 +505,16 @@ func TestDeployRefusesOverARefusedEdit(t *testing.T) {
 	if now, _ := os.ReadFile(f.path); !bytes.Contains(now, []byte("# my edit")) {
 		t.Fatalf("the fixed edit was lost:\n%s", now)
 	}
+	// An edit not loaded yet is written over by a deploy, and kept beside.
+	served, _ := os.ReadFile(f.path)
+	pending := append(slices.Clone(served), "# not loaded yet\n"...)
+	if err := os.WriteFile(f.path, pending, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Deploy(ctx, "svc", zig, 20, ""); err != nil {
+		t.Fatalf("deploy over an edit not loaded yet: %v", err)
+	}
+	if kept, err := os.ReadFile(f.path + ".unloaded"); err != nil || !bytes.Equal(kept, pending) {
+		t.Fatalf("the edit not loaded yet was not kept beside the file: %q, %v", kept, err)
+	}
 }

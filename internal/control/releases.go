@@ -352,7 +352,7 @@ func (c *Controller) commitLocked(ctx context.Context, st *dataplane.Snapshot, d
 	if err := c.external(); err != nil {
 		return err
 	}
-	c.keepRefusedEditLocked(st)
+	c.keepEditLocked(st)
 	// The file is written only if the edit loads: its failure is the
 	// caller's answer, not the config's last error. (Written to an
 	// external source first, above, the edit is what the source holds:
@@ -408,21 +408,27 @@ func (c *Controller) refusedEditLocked() error {
 	return nil
 }
 
-// keepRefusedEditLocked copies the config file to FILE.refused when it
-// holds a refused edit that a release's own step (which is not refused:
-// a rollback of a failing candidate must go through) is about to write
-// over, and says so.
-func (c *Controller) keepRefusedEditLocked(st *dataplane.Snapshot) {
+// keepEditLocked copies the config file to FILE.refused when it holds a
+// refused edit that a release's own step (which is not refused: a
+// rollback of a failing candidate must go through) is about to write
+// over, and to FILE.unloaded when it holds an edit not loaded yet (the
+// watch's load of it waits on a pull or a compile, or has not begun) that
+// an operation is about to write over; and says so.
+func (c *Controller) keepEditLocked(st *dataplane.Snapshot) {
+	kept, what := c.opts.ConfigPath+".refused", "refused edit"
 	file, failed := c.refusedEdit(st)
 	if failed == nil {
-		return
+		var err error
+		if file, err = os.ReadFile(c.opts.ConfigPath); err != nil || st == nil || bytes.Equal(file, st.Config.Raw) {
+			return
+		}
+		kept, what = c.opts.ConfigPath+".unloaded", "edit not loaded yet"
 	}
-	kept := c.opts.ConfigPath + ".refused"
 	if err := os.WriteFile(kept, file, 0o600); err != nil {
-		c.log.Error("a release's step writes over the config file's refused edit, which could not be kept", "file", c.opts.ConfigPath, "error", err)
+		c.log.Error("an operation writes over the config file's "+what+", which could not be kept", "file", c.opts.ConfigPath, "error", err)
 		return
 	}
-	c.log.Warn("a release's step writes over the config file's refused edit: the edit is kept beside it", "file", c.opts.ConfigPath, "kept", kept)
+	c.log.Warn("an operation writes over the config file's "+what+": the edit is kept beside it, to be applied again", "file", c.opts.ConfigPath, "kept", kept)
 }
 
 // forFile copies versions for SetVersions, keeping development `path:`

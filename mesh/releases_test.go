@@ -518,3 +518,32 @@ func TestDeployRefusesOverARefusedEdit(t *testing.T) {
 		t.Fatalf("the edit not loaded yet was not kept beside the file: %q, %v", kept, err)
 	}
 }
+
+// TestPromoteByNameOrDigest: a version is promoted by its name, its digest
+// or a prefix of it, looked for in the service first; a ref that two of
+// its versions could be (one's name, the other's digest prefix) is
+// refused as ambiguous, not taken for the first found.
+func TestPromoteByNameOrDigest(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	ctx := context.Background()
+	zig := f.push("zig")
+	short := strings.TrimPrefix(zig, "sha256:")[:8]
+	if _, err := f.g.Deploy(ctx, "svc", f.push("c"), 0, short); err != nil { // named like zig's digest begins
+		t.Fatal(err)
+	}
+	if _, err := f.g.Deploy(ctx, "svc", zig, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.Promote(ctx, "svc", short); err == nil || !strings.Contains(err.Error(), "ambiguous") {
+		t.Fatalf("promote %s, a name of one version and the digest prefix of another: %v", short, err)
+	}
+	vs, err := f.g.Promote(ctx, "svc", strings.ToUpper(strings.TrimPrefix(zig, "sha256:")[:12]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		if (v.Weight == 100) != (v.Digest == zig) {
+			t.Fatalf("promoted by a longer prefix: %s has weight %d", v.Digest, v.Weight)
+		}
+	}
+}

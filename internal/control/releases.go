@@ -255,10 +255,29 @@ func (c *Controller) release(ctx context.Context, service string, record bool, c
 		}
 	}
 	digest, module := "", ""
-	for _, v := range svc.Versions { // a version's name works as well as its digest (an upstream's is in no store)
-		if (v.Name != "" && v.Name == ref) || v.Digest == ref {
-			digest = v.Digest
+	// A version's name works as well as its digest or a prefix of it (an
+	// upstream's is in no store); the service's own versions first, and
+	// one that two of them could be is said to be.
+	var matched []*config.Version
+	prefix, isPrefix := "", modules.IsDigest(ref)
+	if isPrefix {
+		prefix = modules.Prefix + strings.TrimPrefix(strings.ToLower(ref), modules.Prefix)
+	}
+	for _, v := range svc.Versions {
+		if v.Name != "" && v.Name == ref || v.Digest == ref || isPrefix && strings.HasPrefix(v.Digest, prefix) {
+			matched = append(matched, v)
 		}
+	}
+	switch len(matched) {
+	case 0:
+	case 1:
+		digest = matched[0].Digest
+	default:
+		var which []string
+		for _, v := range matched {
+			which = append(which, cmp.Or(v.Name, "-")+"="+modules.Short(v.Digest))
+		}
+		return nil, fmt.Errorf("%q is ambiguous in service %q: it names or begins the digest of %s; give more of the digest", ref, service, strings.Join(which, " and "))
 	}
 	if digest == "" && oci.IsReference(ref) {
 		digest, module = pulled, pinned

@@ -475,6 +475,10 @@ func TestLaneCLI(t *testing.T) {
 			t.Errorf("lane create %s: exit %d, %q; want 2 and %q", tc.flag, r.code, r.stderr, tc.want)
 		}
 	}
+	// An upload that is no WebAssembly is refused at its first bytes.
+	if status, b := adminPost(t, c.g, "/v1/artifacts", "GIF89a"+strings.Repeat("x", 1<<20)); status != 422 || !strings.Contains(b, "not a WebAssembly binary") {
+		t.Errorf("POST /v1/artifacts of a GIF: %d %s", status, b)
+	}
 	for _, tc := range []struct {
 		body   string
 		status int

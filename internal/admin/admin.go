@@ -218,12 +218,39 @@ func (a API) postArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	digest, err := store.Put(r.Context(), http.MaxBytesReader(w, r.Body, modules.MaxModuleSize))
+	wasm, err := readUpload(r, http.MaxBytesReader(w, r.Body, modules.MaxModuleSize))
+	digest := ""
+	if err == nil {
+		digest, err = store.PutBytes(r.Context(), wasm)
+	}
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"digest": digest})
+}
+
+// readUpload reads an uploaded module from body: first its magic, so that
+// what is no WebAssembly is refused before the rest is read, then the rest
+// into a buffer of the size the request declares, when it does (a buffer
+// grown as it is read would take about twice the module's size, 256 MiB
+// at most).
+func readUpload(r *http.Request, body io.Reader) ([]byte, error) {
+	size := 0
+	if n := r.ContentLength; n > 0 && n <= modules.MaxModuleSize {
+		size = int(n)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, max(size, 8)))
+	if _, err := io.CopyN(buf, body, 4); err != nil || !bytes.Equal(buf.Bytes(), []byte("\x00asm")) {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return nil, errors.New("not a WebAssembly binary (no \\0asm magic)")
+	}
+	if _, err := buf.ReadFrom(body); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // ReleaseRequest is the body of the deploy and promote operations.

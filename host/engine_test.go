@@ -144,6 +144,11 @@ func TestRunErrors(t *testing.T) {
 		// (they ran for ever, and froze the process at its next collection).
 		{file: "recurse_nomem.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
 		{file: "recurse_start.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
+		// 2^60 calls with no loop and no recursion (each of 60 functions
+		// calls the next twice): stopped by the checks at the entry of
+		// functions that call twice (it ran for ever, and froze the process
+		// at its next collection).
+		{file: "fanout.wasm", call: Call{Timeout: 200 * time.Millisecond}, wantErr: ErrDeadline},
 		// The guest's exit code, even the one wazero closes a module with
 		// when its context is canceled (it passed for a client gone: 499).
 		{file: "exit_canceled.wasm", wantExit: 0xffffffff},

@@ -7,7 +7,7 @@ import "math"
 // call to watch the context), which doubles or triples the cost of a
 // loop-heavy request. A prepared module checks for itself instead, at the
 // head of every loop and at the entry of every function that makes tail
-// calls, in a handful of instructions:
+// calls or two calls or more, in a handful of instructions:
 //
 //	global.get $fuel
 //	i32.eqz
@@ -35,7 +35,9 @@ import "math"
 // is at loops only, and a function that calls itself twice, 62 deep, makes
 // 2^62 calls. Before each call a cycle of calls can go through (recursion,
 // a call through a table or out of the module: recursionChecks) goes the
-// same check, which leaves the call's operands where they are.
+// same check, which leaves the call's operands where they are; and so
+// does the entry of a function that calls twice or more, without which 60
+// functions each calling the next twice make 2^60 calls with no cycle.
 
 func yieldCheck(fuel, stop uint32) []byte {
 	b := append([]byte{0x23}, appendU32(nil, fuel)...)
@@ -64,7 +66,7 @@ func (p *preparer) instrument(b []byte, fuel, stop uint32, exitBody int, exit ui
 	for i, fb := range p.bodies {
 		body := make([]byte, 0, fb.end-fb.start+len(check)*(len(fb.loops)+1)+len(halt)*len(fb.sites))
 		body = append(body, b[fb.start:fb.code]...)
-		if fb.tailCalls { // a loop of tail calls
+		if fb.tailCalls || fb.fanOut { // a loop of tail calls; a tree of calls
 			body = append(body, check...)
 		}
 		var exits [][2]int

@@ -34,8 +34,8 @@ func TestYieldCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	// yield.wat has one global of its own: fuel is global 1, stop global 2.
-	if got := bytes.Count(p.Module, yieldCheck(1, 2)); got != 4 {
-		t.Errorf("%d yield checks, want one per loop (4)", got)
+	if got := bytes.Count(p.Module, yieldCheck(1, 2)); got != 5 {
+		t.Errorf("%d yield checks, want one per loop (4) and one at run's entry (it makes two calls)", got)
 	}
 	if p.Stop != GlobalExport(2) {
 		t.Errorf("Stop = %q, want %q", p.Stop, GlobalExport(2))

@@ -26,7 +26,7 @@ type snapshotCache struct {
 
 // snapshotDir is the cache's directory under the compilation cache's; its
 // name changes when what Resettable writes does.
-const snapshotDir = "wasmesh-snapshots-v3"
+const snapshotDir = "wasmesh-snapshots-v4"
 
 // newSnapshotCache returns the cache in cacheDir, nil for none.
 func newSnapshotCache(cacheDir string) *snapshotCache {

@@ -37,7 +37,7 @@ func (s *Service) AllowsOutbound(target *url.URL) (Outbound, bool) {
 	for _, o := range s.Outbound {
 		u := o.URL
 		scheme := u.Scheme == target.Scheme || target.Scheme == "wasmesh" && u.Scheme == "http" && u.Port() == ""
-		if scheme && u.Host == host && pathHasPrefix(target.Path, u.Path) {
+		if scheme && u.Host == host && pathHasPrefix(target, u.EscapedPath()) {
 			return o, true
 		}
 	}
@@ -64,10 +64,21 @@ func checkPeerPattern(p string) error {
 	return checkSpiffeID(p)
 }
 
-func pathHasPrefix(path, prefix string) bool {
+// pathHasPrefix reports whether target's path is prefix (an entry's path),
+// or under it by whole segments. The path is taken as it is sent (escaped:
+// "/v1%2Fx" is not under "/v1", whatever a server makes of it), and one
+// with a "." or ".." segment, escaped or not, is under no prefix: a server
+// resolves "/v1/../admin" to "/admin".
+func pathHasPrefix(target *url.URL, prefix string) bool {
 	prefix = strings.TrimSuffix(prefix, "/")
 	if prefix == "" {
 		return true
 	}
+	for seg := range strings.SplitSeq(target.Path, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	path := target.EscapedPath()
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }

@@ -38,6 +38,15 @@ services:
 		// http://orders/api is how a component reaches service orders
 		// in-process: its wasmesh:// call is admitted as well.
 		{"http://orders/api/x", true},
+		// A path is under a prefix as it is sent, and never through "."
+		// or "..", escaped or not.
+		{"https://api.example.com/v1/../admin", false},
+		{"https://api.example.com/v1/%2e%2e/admin", false},
+		{"https://api.example.com/v1%2F..%2Fadmin", false},
+		{"https://api.example.com/v1%2Fx", false},
+		{"https://api.example.com/v1/./x", false},
+		{"https://api.example.com/v1/a%2Fb", true},
+		{"http://127.0.0.1:9000/a/../b", true}, // no prefix: the origin's whole
 		{"wasmesh://orders/api/x", true},
 		{"wasmesh://orders/other", false},
 		{"wasmesh://127.0.0.1:9000/", false},

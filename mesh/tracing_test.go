@@ -424,3 +424,24 @@ routes:
 		t.Fatalf("a component without the outbound entry reached users: %d %q", r.status, r.body)
 	}
 }
+
+// TestOutboundHostCase: a call's host is matched in any case, as the
+// allow-list matches it, and names the service of that name in lower
+// case: an entry for wasmesh://users never reaches a service "Users".
+func TestOutboundHostCase(t *testing.T) {
+	f := newFixture(t, `
+services:
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "wasmesh://Users" }
+    outbound: [ "wasmesh://users" ]
+  users: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+  Users: { versions: [ { path: $EX/hello/c/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: frontend }
+`)
+	r := f.get("/x")
+	if r.status != 200 || !strings.Contains(r.body, "hello from zig") || strings.Contains(r.body, "hello from c") {
+		t.Fatalf("got %d %q, want users' (zig) answer", r.status, r.body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -125,6 +126,9 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 		p.log.Warn("http_call: bad URL", "service", svc, "request_id", caller.ID, "url", out.URL)
 		return nil, host.CodeInvalid
 	}
+	// A host is named in any case (DNS, and the allow-list, ignore it):
+	// lowercased, one host is one service, one series and one pool.
+	u.Host = strings.ToLower(u.Host)
 	target := u.Scheme + "://" + u.Host
 	entry, allowed := caller.Service.AllowsOutbound(u)
 	if !allowed {

@@ -330,7 +330,7 @@ func (ft *flushTimer) release() {
 // config, is an in-process call, as wasmesh://SERVICE/… is.
 func (p *Plane) componentOutbound(ctx context.Context, out *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
 	if req := requestFrom(ctx); req != nil {
-		if u, err := url.Parse(out.URL); err == nil && u.Scheme == "http" && u.Port() == "" && req.snap.Config.Services[u.Hostname()] != nil {
+		if u, err := url.Parse(out.URL); err == nil && u.Scheme == "http" && u.Port() == "" && req.snap.Config.Services[strings.ToLower(u.Hostname())] != nil {
 			u.Scheme = "wasmesh"
 			out.URL = u.String()
 		}

@@ -1,6 +1,8 @@
 package host
 
 import (
+	"bytes"
+	"errors"
 	"sync"
 	"testing"
 )
@@ -45,4 +47,24 @@ func TestFaultsSinceConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestCappedOutputBuffer: a buffer that collects a guest's output grows
+// no larger than the output it may hold (bytes.Buffer alone doubles past
+// it: a 33 MiB answer in a buffer of 64).
+func TestCappedOutputBuffer(t *testing.T) {
+	var b bytes.Buffer
+	w := capWriter(&b, "stdout", 1000, func(error) {})
+	chunk := make([]byte, 100)
+	for range 10 {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Len() != 1000 || b.Cap() > 1000 {
+		t.Fatalf("len %d, cap %d: want 1000 bytes in a buffer of at most 1000", b.Len(), b.Cap())
+	}
+	if _, err := w.Write(chunk[:1]); !errors.Is(err, ErrOutputLimit) || b.Cap() > 1000 {
+		t.Fatalf("a write past the cap: %v, cap %d", err, b.Cap())
+	}
 }

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -275,6 +276,16 @@ type cappedWriter struct {
 func (c *cappedWriter) Write(p []byte) (int, error) {
 	if int64(len(p)) <= c.left {
 		c.left -= int64(len(p))
+		if b, ok := c.w.(*bytes.Buffer); ok && b.Available() < len(p) {
+			// Grown as bytes.Buffer would (twice its size), but never past
+			// the cap, which it would pass by as much again: a 33 MiB
+			// answer in a buffer of 64.
+			if grown := min(max(2*b.Cap(), b.Len()+len(p)), b.Len()+int(c.left)+len(p)); grown > b.Cap() {
+				nb := make([]byte, b.Len(), grown)
+				copy(nb, b.Bytes())
+				*b = *bytes.NewBuffer(nb)
+			}
+		}
 		return c.w.Write(p)
 	}
 	err := &outputError{stream: c.stream, limit: c.max}

@@ -419,6 +419,11 @@ routes:
 	if chain := spanChain(t, exp.GetSpans(), "00f067aa0ba902b7"); strings.Join(chain, " ") != strings.Join(want, " ") {
 		t.Fatalf("span chain %v, want %v", chain, want)
 	}
+	// A POST's body, which componentize-js writes after it hands the
+	// request to the host, goes with it.
+	if r := f.do("POST", "/frontend/x", strings.NewReader("hello")); r.status != 200 || !strings.HasSuffix(r.body, "-> 200 hello from zig: POST /x 5 bytes\n") {
+		t.Fatalf("POST: got %d %q", r.status, r.body)
+	}
 	// Without users in its outbound list, the fetch is refused.
 	if r := f.get("/closed/x"); r.status == 200 && strings.Contains(r.body, "hello from zig") {
 		t.Fatalf("a component without the outbound entry reached users: %d %q", r.status, r.body)

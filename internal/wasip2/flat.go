@@ -232,7 +232,7 @@ func addFlat(h *component.Host) {
 		})
 	add(sigTypes+"[static]outgoing-body.finish",
 		"func("+own(outBody)+", option<"+own(fieldsR)+">) -> result<_, "+errorCodeSig+">",
-		func(_ context.Context, c *component.FlatCall) error {
+		func(ctx context.Context, c *component.FlatCall) error {
 			b, _, err := flatOwned[*outgoingBody](c, 0)
 			if err != nil {
 				return err
@@ -250,7 +250,7 @@ func addFlat(h *component.Host) {
 			default:
 				return fmt.Errorf("option case %d", c.U32(1))
 			}
-			if err := b.finish(trailers); err != nil {
+			if err := b.finish(ctx, trailers); err != nil {
 				return err
 			}
 			return c.SetCase(0, nil)

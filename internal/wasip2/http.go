@@ -87,6 +87,10 @@ type (
 		// failed is the first write refused (over max, or over what the
 		// host may hold): the body is not what the handler meant.
 		failed error
+		// onFinish, when set, is called by finish: the request the body
+		// belongs to was handed to outgoing-handler.handle before its
+		// body was finished, and is sent now.
+		onFinish func(context.Context)
 	}
 	// Streamer is where a streamed response goes: Send is given the
 	// response as the handler sets it (its Status, its header through
@@ -328,12 +332,17 @@ func (b *outgoingBody) takeStream() (*outputStream, bool) {
 	return &b.out, true
 }
 
-// finish is outgoing-body.finish, with trailers (nil: none).
-func (b *outgoingBody) finish(trailers *fields) error {
+// finish is outgoing-body.finish, with trailers (nil: none), in the
+// context of the guest's call.
+func (b *outgoingBody) finish(ctx context.Context, trailers *fields) error {
 	if b.child {
 		return errChildren
 	}
 	b.trailers, b.finished = trailers, true
+	if f := b.onFinish; f != nil {
+		b.onFinish = nil
+		f(ctx)
+	}
 	return nil
 }
 
@@ -714,7 +723,7 @@ func addHTTP(h *component.Host) {
 		}
 		return errUnit
 	}))
-	add("[static]outgoing-body.finish", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
+	add("[static]outgoing-body.finish", func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		b, err := object[*outgoingBody](inst, args[0])
 		if err != nil {
 			return nil, err
@@ -726,7 +735,7 @@ func addHTTP(h *component.Host) {
 			}
 			inst.DropObject(t.Value.(uint32)) // the body owns the trailers now
 		}
-		if err := b.finish(trailers); err != nil {
+		if err := b.finish(ctx, trailers); err != nil {
 			return nil, fmt.Errorf("wasi:http: outgoing-body.finish: %w", err)
 		}
 		return ok(nil), nil

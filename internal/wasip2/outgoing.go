@@ -3,6 +3,7 @@ package wasip2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
@@ -67,6 +68,12 @@ type (
 		resp  *wasi.OutboundResponse
 		taken bool
 		held  int64
+		// pending, while set, sends the request: handed to handle before
+		// its body was finished, it is sent when the body is, or when its
+		// response is first asked for. failed is the error-code variant of
+		// a send that failed.
+		pending func(context.Context)
+		failed  any
 	}
 	incomingResponse struct {
 		resp     *wasi.OutboundResponse
@@ -185,37 +192,45 @@ func addOutgoing(h *component.Host) {
 		for i, n := range r.headers.names {
 			out.Header.Add(n, string(r.headers.values[i]))
 		}
-		if r.body != nil {
-			if r.body.failed != nil {
-				// A write was refused: the body is not the one meant.
-				return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: errRequestBodySize, Value: none}}, nil
+		f := &futureIncomingResponse{}
+		if b := r.body; b != nil && !b.finished {
+			// Written and finished after handle, as componentize-js does:
+			// the request goes when the body is finished, or, if its
+			// response is asked for first, with the body as it is then
+			// (and a write after it fails).
+			f.pending = func(ctx context.Context) {
+				f.pending, b.onFinish = nil, nil
+				if !b.finished {
+					b.sent = errWriter{errors.New("wasi:http: the request was sent, its response asked for, before its body was finished")}
+				}
+				f.send(ctx, inst, send, out, b)
 			}
-			out.Body = r.body.take() // writes after handle are not sent
+			b.onFinish = f.pending
+			return ok(inst.NewObject(f)), nil
 		}
-		resp, code := send(wait(ctx, inst), out)
-		if code != codeOK {
-			return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
+		if f.send(ctx, inst, send, out, r.body); f.failed != nil {
+			return cabi.VariantValue{Case: 1, Value: f.failed}, nil
 		}
-		// Its body is held until the guest drops the response (or the
-		// instance is reset).
-		held := int64(len(resp.Body))
-		if err := wctx(inst).hold(held); err != nil {
-			return cabi.VariantValue{Case: 1, Value: cabi.VariantValue{Case: errResponseBodySize, Value: none}}, nil
-		}
-		return ok(inst.NewObject(&futureIncomingResponse{resp: resp, held: held})), nil
+		return ok(inst.NewObject(f)), nil
 	}
 	add("[method]future-incoming-response.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&pollable{}), nil
 	})
-	add("[method]future-incoming-response.get", func(_ context.Context, inst *component.Instance, args []any) (any, error) {
+	add("[method]future-incoming-response.get", func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*futureIncomingResponse](inst, args[0])
 		if err != nil {
 			return nil, err
+		}
+		if f.pending != nil {
+			f.pending(ctx)
 		}
 		if f.taken {
 			return some(errUnit), nil
 		}
 		f.taken = true
+		if f.failed != nil {
+			return some(ok(cabi.VariantValue{Case: 1, Value: f.failed})), nil
+		}
 		r := &incomingResponse{resp: f.resp, held: f.held}
 		f.held = 0
 		return some(ok(ok(inst.NewObject(r)))), nil
@@ -233,6 +248,37 @@ func addOutgoing(h *component.Host) {
 		return ok(inst.NewObject(&incomingBody{r: bytes.NewReader(r.resp.Body)}))
 	}))
 }
+
+// send sends out, with body's bytes (body nil: none), and keeps the
+// response, or the error-code variant of its failure.
+func (f *futureIncomingResponse) send(ctx context.Context, inst *component.Instance, send func(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int), out *wasi.OutboundRequest, body *outgoingBody) {
+	if body != nil {
+		if body.failed != nil {
+			// A write was refused: the body is not the one meant.
+			f.failed = cabi.VariantValue{Case: errRequestBodySize, Value: none}
+			return
+		}
+		out.Body = body.take()
+	}
+	resp, code := send(wait(ctx, inst), out)
+	if code != codeOK {
+		f.failed = errorCode(code)
+		return
+	}
+	// Its body is held until the guest drops the response (or the
+	// instance is reset).
+	held := int64(len(resp.Body))
+	if err := wctx(inst).hold(held); err != nil {
+		f.failed = cabi.VariantValue{Case: errResponseBodySize, Value: none}
+		return
+	}
+	f.resp, f.held = resp, held
+}
+
+// errWriter fails every write with its error.
+type errWriter struct{ err error }
+
+func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
 
 // methodOrScheme is the scheme variant of s.
 func methodOrScheme(s string) cabi.VariantValue {

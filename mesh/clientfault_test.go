@@ -117,8 +117,12 @@ services:
   echo:
     versions: [ { path: $TD/echobody.wasm } ]
     limits: { max_body: 200KiB, timeout: 2s }
+  js:
+    versions: [ { path: $EX/components/javascript/hello.wasm } ]
+    limits: { max_body: 200KiB, timeout: 5s }
 routes:
   - { match: { path_prefix: /echo }, service: echo }
+  - { match: { path_prefix: /js }, service: js }
 `, "$TD", testdata))
 	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
 	admin := newTestServer(t, f.g.AdminHandler())
@@ -164,11 +168,15 @@ routes:
 	}
 
 	// Faults past the first 64 KiB, on raw connections.
+	var rawTo func(path, body string, closeWrite bool)
 	raw := func(body string, closeWrite bool) {
+		rawTo("/echo", body, closeWrite)
+	}
+	rawTo = func(path, body string, closeWrite bool) {
 		t.Helper()
 		c := dialRaw(t, addr)
 		defer c.Close()
-		io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+		io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
 		io.WriteString(c, body)
 		if closeWrite {
 			c.(*net.TCPConn).CloseWrite()
@@ -187,6 +195,16 @@ routes:
 	}
 	if got := value(after, "wasmesh_requests_total", map[string]string{"service": "echo", "status": "5xx"}); got != 0 {
 		t.Errorf("echo's 5xx: %v, want 0 (client faults counted as the version's)", got)
+	}
+	// A component that answers a body that failed with a 500 of its own
+	// (componentize-js's, when the read throws): the client's fault still.
+	rawTo("/js", chunk(70<<10)+chunk(70<<10)+chunk(70<<10)+"0\r\n\r\n", false)
+	after = scrape(t, admin)
+	if got := value(after, "wasmesh_requests_total", map[string]string{"service": "js", "status": "5xx"}); got != 0 {
+		t.Errorf("js's 5xx after a body over max_body: %v, want 0", got)
+	}
+	if got := value(after, "wasmesh_client_errors_total", map[string]string{"service": "js", "reason": "body_too_large"}); got != 1 {
+		t.Errorf("js's body_too_large client errors: %v, want 1", got)
 	}
 }
 

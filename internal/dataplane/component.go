@@ -92,7 +92,10 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 			p.fail(req, w, status, rest.err)
 			return
 		}
-		err = rest.err
+		// The component answered already (its head is the client's, and
+		// the answer is cut): the status counted and logged is the
+		// client's fault's, not the component's answer to it.
+		req.Status, err = status, rest.err
 	}
 	switch {
 	case req.Status != 0: // streamed: the status is the client's already

@@ -217,8 +217,8 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		if req.stopped && !p.noFigures {
 			stats.Requests.Add(-1) // the drain's, not the version's
 		}
-		if req.Status >= 500 && !req.stopped && !p.noFigures {
-			stats.Errors.Add(1)
+		if req.Status >= 500 && !req.stopped && req.ClientFault == "" && !p.noFigures {
+			stats.Errors.Add(1) // a client's fault is never the version's error
 		}
 		if inLane {
 			p.watchLane(req)

@@ -317,6 +317,8 @@ func TestClientBadResponses(t *testing.T) {
 			io.Copy(io.Discard, conn)
 		case "/bare-lf-chunk":
 			io.WriteString(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nHELLO\n0\n\n")
+		case "/http10-chunked": // HTTP/1.0 has no transfer codings: faulty framing
+			io.WriteString(conn, "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHELLO\r\n0\r\n\r\n")
 		case "/cut-chunk": // a network failure, not a malformed body
 			io.WriteString(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHE")
 		}
@@ -331,6 +333,7 @@ func TestClientBadResponses(t *testing.T) {
 		{"/garbage", func(err error) bool { return err != nil && strings.Contains(err.Error(), "malformed") }},
 		{"/silent", func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 		{"/bare-lf-chunk", func(err error) bool { return errors.Is(err, ErrMalformedResponse) }},
+		{"/http10-chunked", func(err error) bool { return errors.Is(err, ErrMalformedResponse) }},
 		{"/cut-chunk", func(err error) bool {
 			return errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrMalformedResponse)
 		}},

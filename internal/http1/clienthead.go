@@ -181,6 +181,11 @@ func setResponseBody(resp *http.Response, r *bufio.Reader) error {
 				return malformed("unsupported transfer encoding %.60q", te)
 			}
 			chunked = true
+		} else if resp.ProtoMajor == 1 && BodyAllowed(code) && (resp.Request == nil || resp.Request.Method != http.MethodHead) {
+			// HTTP/1.0 has no transfer codings: its framing is faulty
+			// (RFC 9112, 6.1), and read to the connection's end it would
+			// pass the chunks' sizes on as the body's bytes.
+			return malformed("Transfer-Encoding in an HTTP/1.0 response")
 		}
 	}
 	noBody := !BodyAllowed(code)

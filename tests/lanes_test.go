@@ -470,6 +470,7 @@ func TestLaneCLI(t *testing.T) {
 		{"--evict=0.5,5s,0", "min requests"},
 		{"--evict=0,5s,20", "error rate"},
 		{"--share=0:header:X-User", "above 0"},
+		{"--header=nohdr", `--header "nohdr": want NAME=VALUE`},
 	} {
 		if r := wasmesh(t, opts{}, "lane", "create", "zero", "--version", "orders=v2", tc.flag, admin); r.code != 2 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("lane create %s: exit %d, %q; want 2 and %q", tc.flag, r.code, r.stderr, tc.want)
@@ -488,6 +489,7 @@ func TestLaneCLI(t *testing.T) {
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":0}}`, 400, "evict.min_requests: 0 is out of range"},
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"window":"0s"}}`, 400, `evict.window: \"0s\" is out of range`},
 		{`{"name":"zero","entry":[{"share":0,"key":"header:X-User"}]}`, 422, "entry[0].share: must be above 0"},
+		{`{"name":"zero","entry":[{"header":"nohdr"}]}`, 422, `entry[0].header: want NAME=VALUE, got \"nohdr\"`},
 		{`{"name":"zero","versions":{"orders":"v2"}} {"name":"other"}`, 400, "more than one JSON value"},
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":null}}`, 201, ""}, // null is left out: the default
 	} {

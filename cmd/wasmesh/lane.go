@@ -153,9 +153,15 @@ func (f *laneFlags) apply(spec *adminapi.LaneSpec) error {
 	if len(f.entries)+len(f.cookies) > 0 || *f.share != "" {
 		spec.Entry = nil
 		for _, h := range f.entries {
+			if !strings.Contains(h, "=") {
+				return usageError("--header %q: want NAME=VALUE", h)
+			}
 			spec.Entry = append(spec.Entry, adminapi.LaneEntrySpec{Header: h})
 		}
 		for _, c := range f.cookies {
+			if !strings.Contains(c, "=") {
+				return usageError("--cookie %q: want NAME=VALUE", c)
+			}
 			spec.Entry = append(spec.Entry, adminapi.LaneEntrySpec{Cookie: c})
 		}
 		if *f.share != "" {

@@ -116,11 +116,17 @@ func (s LaneSpec) lane() (*config.Lane, error) {
 		var le config.LaneEntry
 		switch {
 		case e.Header != "" && e.Cookie == "" && e.Share == 0:
+			var cut bool
 			le.Kind = "header"
-			le.Name, le.Value, _ = strings.Cut(e.Header, "=")
+			if le.Name, le.Value, cut = strings.Cut(e.Header, "="); !cut {
+				return nil, fmt.Errorf("entry[%d].header: want NAME=VALUE, got %q", i, e.Header)
+			}
 		case e.Cookie != "" && e.Header == "" && e.Share == 0:
+			var cut bool
 			le.Kind = "cookie"
-			le.Name, le.Value, _ = strings.Cut(e.Cookie, "=")
+			if le.Name, le.Value, cut = strings.Cut(e.Cookie, "="); !cut {
+				return nil, fmt.Errorf("entry[%d].cookie: want NAME=VALUE, got %q", i, e.Cookie)
+			}
 		case e.Share == 0 && e.Key != "" && e.Header == "" && e.Cookie == "":
 			return nil, fmt.Errorf("entry[%d].share: must be above 0 (a percentage of the requests), got 0", i)
 		case e.Share != 0 && e.Header == "" && e.Cookie == "":

@@ -79,6 +79,15 @@ func DeleteLane(data []byte, name string) ([]byte, error) {
 		for i := 0; i+1 < len(lanes.Content); i += 2 {
 			if lanes.Content[i].Value == name {
 				lanes.Content = append(lanes.Content[:i], lanes.Content[i+2:]...)
+				if len(lanes.Content) == 0 { // the last: no "lanes: {}" left behind
+					top := deref(root)
+					for j := 0; j+1 < len(top.Content); j += 2 {
+						if top.Content[j].Value == "lanes" {
+							top.Content = append(top.Content[:j], top.Content[j+2:]...)
+							break
+						}
+					}
+				}
 				return nil
 			}
 		}

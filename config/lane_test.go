@@ -153,8 +153,8 @@ func TestSetLane(t *testing.T) {
 	if out, err = DeleteLane(out, "v2"); err != nil {
 		t.Fatal(err)
 	}
-	if cfg := mustParse(t, string(out)); len(cfg.Lanes) != 0 {
-		t.Errorf("after DeleteLane: %v", cfg.LaneNames())
+	if cfg := mustParse(t, string(out)); len(cfg.Lanes) != 0 || strings.Contains(string(out), "lanes:") {
+		t.Errorf("after DeleteLane of the last lane: %v\n%s", cfg.LaneNames(), out)
 	}
 	if _, err := DeleteLane(out, "v2"); err == nil || !strings.Contains(err.Error(), `no lane "v2"`) {
 		t.Errorf("deleting a lane twice: %v", err)

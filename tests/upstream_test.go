@@ -857,16 +857,7 @@ routes:
 	if err := websocket.Message.Receive(ws, &got); err == nil {
 		t.Fatalf("the socket still open after the drain: read %q", got)
 	}
-	r := g.p.wait(t)
-	if r.code != 0 {
-		t.Fatalf("exit status %d after the drain, want 0\n%s", r.code, r.stderr)
-	}
-	var line string
-	for l := range strings.Lines(r.stderr) {
-		if strings.Contains(l, "msg=request") && strings.Contains(l, "path=/socket") {
-			line = l
-		}
-	}
+	r, line := drainedLine(t, g, "/socket")
 	if !strings.Contains(line, "status=101") || !strings.Contains(line, "bytes=") || strings.Contains(line, "bytes=0 ") {
 		t.Fatalf("the tunnel's access log line: %q\n%s", line, r.stderr)
 	}
@@ -906,21 +897,29 @@ routes:
 		t.Fatal("the request never reached the upstream")
 	}
 	g.p.cmd.Process.Signal(syscall.SIGTERM)
+	r, line := drainedLine(t, g, "/held")
+	// Stopped by the drain: a 503, neither the client's fault nor the
+	// version's.
+	if !strings.Contains(line, "status=503") || strings.Contains(line, "client_error") {
+		t.Fatalf("the access log line of the HTTP/2 request cut at the drain's end: %q\n%s", line, r.stderr)
+	}
+}
+
+// drainedLine waits for g to exit after its drain, which must succeed,
+// and returns what it ran to and the last access log line of path.
+func drainedLine(t *testing.T, g *gateway, path string) (result, string) {
+	t.Helper()
 	r := g.p.wait(t)
 	if r.code != 0 {
 		t.Fatalf("exit status %d after the drain, want 0\n%s", r.code, r.stderr)
 	}
 	var line string
 	for l := range strings.Lines(r.stderr) {
-		if strings.Contains(l, "msg=request") && strings.Contains(l, "path=/held") {
+		if strings.Contains(l, "msg=request") && strings.Contains(l, "path="+path+" ") {
 			line = l
 		}
 	}
-	// Stopped by the drain: a 503, neither the client's fault nor the
-	// version's.
-	if !strings.Contains(line, "status=503") || strings.Contains(line, "client_error") {
-		t.Fatalf("the access log line of the HTTP/2 request cut at the drain's end: %q\n%s", line, r.stderr)
-	}
+	return r, line
 }
 
 // TestUpstreamRetryPolicy: retries as an upstream's policy says: a 503

@@ -64,7 +64,9 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 		}
 		table[k], used[next] = next, true
 	}
+	stamp := c.colours.stamp // the file's as read from the cache (a miss leaves it zero)
 	if !saved || !maps.Equal(table, old) {
+		stamp = pathStamp{} // written now
 		out, _ := json.MarshalIndent(table, "", "  ")
 		if err := atomicfile.WriteFile(path, append(out, '\n'), 0o644, filepath.Join(cfg.Store, "tmp")); err != nil {
 			// The table serves from memory: a store that cannot be
@@ -75,7 +77,10 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 			return table, nil
 		}
 	}
-	c.colours = savedColours{path: path, stamp: statPath(path), table: table}
+	if !stamp.known() {
+		stamp = statPath(path)
+	}
+	c.colours = savedColours{path: path, stamp: stamp, table: table}
 	return table, nil
 }
 

@@ -100,12 +100,8 @@ var serverSpanOpts = []trace.SpanStartOption{serverSpan}
 // guest's run; the answer on w; then the span's end, the metrics and the
 // access log.
 func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) {
-	p.metrics.Inflight.Inc()
-	p.active.Add(1)
-	defer func() {
-		p.active.Add(-1)
-		p.metrics.Inflight.Dec()
-	}()
+	p.metrics.Inflight.Add(1)
+	defer p.metrics.Inflight.Add(-1)
 	r := req.HTTP
 	req.ctx, req.span = p.tracer.Start(ctx, "wasmesh.request", serverSpanOpts...)
 	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped

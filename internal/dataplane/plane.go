@@ -114,8 +114,6 @@ type Plane struct {
 
 	snap     atomic.Pointer[Snapshot]
 	draining atomic.Bool
-	// active counts the requests in the request path (Idle).
-	active atomic.Int64
 	// noFigures leaves the versions' figures (VersionStats) uncounted:
 	// only the benchmark that measures what they cost sets it.
 	noFigures bool
@@ -214,7 +212,7 @@ func (p *Plane) Drain() {
 // connections, whose handlers return as they find them closed: net/http's
 // Close does not wait for them.
 func (p *Plane) Idle(ctx context.Context) error {
-	for p.active.Load() > 0 {
+	for p.metrics.Inflight.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -5,6 +5,8 @@
 package telemetry
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
@@ -15,9 +17,11 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// The request path's.
-	Requests   *prometheus.CounterVec   // route, service, version, status class, lane
-	Duration   *prometheus.HistogramVec // route, service, version, status class, lane
-	Inflight   prometheus.Gauge
+	Requests *prometheus.CounterVec   // route, service, version, status class, lane
+	Duration *prometheus.HistogramVec // route, service, version, status class, lane
+	// Inflight counts the requests in the request path, exported as the
+	// gauge wasmesh_inflight_requests (read when scraped).
+	Inflight   *atomic.Int64
 	Rejections *prometheus.CounterVec // service
 	// ClientErrors counts requests failed by their client: malformed,
 	// over a limit, too slow, gone. Never a version's error.
@@ -181,14 +185,15 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_draining",
 			Help: "1 while the gateway drains for shutdown.",
 		}),
-		Inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "wasmesh_inflight_requests",
-			Help: "Requests being served now.",
-		}),
+		Inflight: new(atomic.Int64),
 	}
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wasmesh_inflight_requests",
+		Help: "Requests being served now.",
+	}, func() float64 { return float64(m.Inflight.Load()) })
 	m.Reloads.WithLabelValues("success")
 	m.Reloads.WithLabelValues("error")
-	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.LoadTime, m.Generation, m.Draining, m.Inflight,
+	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.LoadTime, m.Generation, m.Draining, inflight,
 		m.Rejections, m.ClientErrors, m.Outbound, m.LinkCalls, m.LinkDuration, m.InstTime, m.RunTime, m.SVIDExpiry,
 		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
 		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow, m.UpstreamFailures, m.UpstreamRetryBudget, m.UpstreamDNSFailures,

@@ -58,20 +58,30 @@ func newPathIndex(routes []*config.Route) pathIndex {
 // With a nil resolve, the Digest fields already set are used. cfg itself is
 // not changed.
 func NewTable(cfg *config.Config, resolve Resolve) (*Table, error) {
-	digests := map[*config.Version]string{}
+	n := 0
+	for _, s := range cfg.Services {
+		n += len(s.Versions)
+	}
+	digests := make(map[*config.Version]string, n)
 	var errs []*config.Error
 	for _, name := range cfg.ServiceNames() {
-		seen := map[string]string{}
-		for _, v := range cfg.Services[name].Versions {
+		vs := cfg.Services[name].Versions
+		for i, v := range vs {
 			d, err := resolveVersion(v, resolve)
-			if err == nil && seen[d] != "" {
-				err = fmt.Errorf("resolves to the same module as %s (%s)", seen[d], short(d))
+			if err == nil {
+				// A service has a handful of versions: compared in turn.
+				for _, w := range vs[:i] {
+					if digests[w] == d {
+						err = fmt.Errorf("resolves to the same module as %s (%s)", w.Field(), short(d))
+						break
+					}
+				}
 			}
 			if err != nil {
 				errs = append(errs, v.ErrorAt(err))
 				continue
 			}
-			seen[d], digests[v] = v.Field(), d
+			digests[v] = d
 		}
 	}
 	if err := config.JoinErrors(errs); err != nil {

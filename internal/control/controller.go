@@ -100,6 +100,15 @@ type Controller struct {
 	started *config.Config
 	// colours is the colour table the last load saved. mu held.
 	colours savedColours
+	// refs is the set of digests setRefsLocked last recorded, and in
+	// which store: a load that keeps it records nothing. mu held.
+	refs recordedRefs
+}
+
+// recordedRefs is a set of digests recorded in the store at dir.
+type recordedRefs struct {
+	dir string
+	set map[string]struct{}
 }
 
 // knownPaths are a load's path modules, by absolute path, and the store

@@ -22,12 +22,13 @@ import (
 // did not take it (refused, or replaced first) is released after it.
 
 // prefetched is what a prefetch did: the config parsed (its Raw the
-// bytes prefetched), the pulls that failed (by reference) and the modules it
-// compiled.
+// bytes prefetched), the pulls that failed (by reference), the modules it
+// compiled and the stamps of the path modules' files it read.
 type prefetched struct {
 	cfg      *config.Config
 	pullErrs map[string]error
 	compiled []string
+	stamps   map[string]pathStamp // by absolute path
 }
 
 // prefetch pulls and compiles the modules a load of data needs and has
@@ -47,7 +48,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{cfg: cfg}
+	pre := &prefetched{cfg: cfg, stamps: map[string]pathStamp{}}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
@@ -61,6 +62,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 			var stamp pathStamp
 			if v.Path != "" {
 				stamp = statPath(v.AbsPath())
+				pre.stamps[v.AbsPath()] = stamp
 			}
 			if digest := knownDigest(known, v, stamp); digest != "" && engine.Compiled(digest) != nil {
 				continue
@@ -207,6 +209,17 @@ func (pre *prefetched) config(data []byte) *config.Config {
 // of reports whether pre is the prefetch of the config data.
 func (pre *prefetched) of(data []byte) bool {
 	return pre != nil && pre.cfg != nil && bytes.Equal(pre.cfg.Raw, data)
+}
+
+// stamp is the stamp of the file at the absolute path the prefetch
+// took, or one taken now when it took none (or pre is nil).
+func (pre *prefetched) stamp(path string) pathStamp {
+	if pre != nil {
+		if s, ok := pre.stamps[path]; ok {
+			return s
+		}
+	}
+	return statPath(path)
 }
 
 // pullErr is the error of the prefetch's pull of ref, nil if it did not

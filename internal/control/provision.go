@@ -24,8 +24,10 @@ const PullTimeout = time.Minute
 
 // provision builds a snapshot from config bytes without publishing it.
 func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.Snapshot, err error) {
-	cfg := c.pre.config(data)
+	pre := c.pre
+	cfg := pre.config(data)
 	if cfg == nil {
+		pre = nil // the prefetch of other bytes
 		if cfg, err = c.parser.Parse(c.opts.ConfigPath, data); err != nil {
 			return nil, err
 		}
@@ -40,7 +42,13 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	if err != nil {
 		return nil, err
 	}
-	st := &dataplane.Snapshot{LoadedAt: time.Now(), Modules: map[string]*host.Module{}, Peers: map[string]*identity.AllowList{}}
+	versions := 0
+	for _, s := range cfg.Services {
+		versions += len(s.Versions)
+	}
+	// The maps by module are sized for a module a version, what most
+	// configs have, rather than grown by doubling on the way.
+	st := &dataplane.Snapshot{LoadedAt: time.Now(), Modules: make(map[string]*host.Module, versions), Peers: map[string]*identity.AllowList{}}
 	for name, s := range cfg.Services {
 		if len(s.AllowPeers) > 0 {
 			if st.Peers[name], err = identity.ParseAllowPeers(s.AllowPeers); err != nil {
@@ -58,8 +66,8 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	if err != nil {
 		return nil, err
 	}
-	paths := map[string]pathStamp{}       // the path modules read or known in this load
-	known := c.known.Load().in(cfg.Store) // those of the last load, in the same store
+	paths := make(map[string]pathStamp, versions) // the path modules read or known in this load
+	known := c.known.Load().in(cfg.Store)         // those of the last load, in the same store
 	// served says whether the upstream version of digest d serves now:
 	// the set made at a reload's first dns version (most configs have none).
 	old := c.plane.Snapshot()
@@ -95,9 +103,13 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		}
 		// A module compiled already, by its digest or by a file unchanged
 		// since it was read: nothing to read, hash or compile again.
+		// The prefetch's stamp of a path module, taken before it read the
+		// file (so never newer than what it read): the load serves the
+		// module files as they were when it started, a file written since
+		// is taken by the next load, as one written after the load is.
 		var stamp pathStamp
 		if v.Path != "" {
-			stamp = statPath(v.AbsPath()) // again: the file may have changed since the prefetch (during its pulls and compiles)
+			stamp = pre.stamp(v.AbsPath())
 		}
 		if digest := knownDigest(known, v, stamp); digest != "" && (v.Path != "" || storeHas(store, digest)) {
 			if mod := engine.Compiled(digest); mod != nil {
@@ -119,7 +131,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 				return "", err
 			}
 		}
-		if err := c.pre.pullErr(v.Module); v.IsOCI() && err != nil {
+		if err := pre.pullErr(v.Module); v.IsOCI() && err != nil {
 			return "", err // the prefetch's pull failed moments ago: not asked again with c.mu held
 		}
 		wasm, digest, err := c.moduleBytes(ctx, store, registry, v)
@@ -191,9 +203,15 @@ func (c *Controller) setRefsLocked(store *modules.Store, st *dataplane.Snapshot)
 			}
 		}
 	}
-	if err := store.SetRefs(c.opts.ConfigPath, slices.Sorted(maps.Keys(set))); err != nil {
-		c.log.Warn("could not record the config's artifacts in the store", "error", err)
+	if c.refs.dir == store.Dir() && maps.Equal(c.refs.set, set) {
+		return // recorded by an earlier load: most reloads change no module
 	}
+	if err := store.SetRefs(c.opts.ConfigPath, slices.Sorted(maps.Keys(set))); err != nil {
+		c.refs = recordedRefs{}
+		c.log.Warn("could not record the config's artifacts in the store", "error", err)
+		return
+	}
+	c.refs = recordedRefs{dir: store.Dir(), set: set}
 }
 
 // refreshRefsLocked is setRefsLocked for the snapshot serving, after the

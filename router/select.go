@@ -36,10 +36,8 @@ var ErrUnknownVersion = errors.New("unknown version")
 //
 // Versions of weight 0 are chosen only by a pin or a lane.
 func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, error) {
-	if pins := r.Header[VersionHeader]; s.PinHeader && len(pins) > 0 {
-		if pin := strings.TrimSpace(pins[0]); pin != "" {
-			return Pinned(s, pin)
-		}
+	if pin := PinOf(s, r); pin != "" {
+		return Pinned(s, pin)
 	}
 	if lane != nil {
 		v := lane.Version(s.Name)
@@ -72,6 +70,15 @@ func Select(s *config.Service, r *http.Request, lane *Lane) (*config.Version, er
 		}
 	}
 	panic("unreachable")
+}
+
+// PinOf is the version r pins for s (its first X-Wasmesh-Version header's
+// value, trimmed) when s honours pins; "" when it pins none.
+func PinOf(s *config.Service, r *http.Request) string {
+	if pins := r.Header[VersionHeader]; s.PinHeader && len(pins) > 0 {
+		return strings.TrimSpace(pins[0])
+	}
+	return ""
 }
 
 // Pinned returns the version of s named by pin (a pin header's value, a

@@ -148,7 +148,23 @@ func adminAuth(t testing.TB) (string, string) {
 // returns the status and the answer.
 func adminPost(t testing.TB, g *gateway, path, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", g.admin+path, strings.NewReader(body))
+	return adminDo(t, g, "POST", path, body)
+}
+
+// adminGet GETs path of g's admin API with t's token and returns the
+// answer, which must be a 200.
+func adminGet(t testing.TB, g *gateway, path string) string {
+	t.Helper()
+	status, b := adminDo(t, g, "GET", path, "")
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, status, b)
+	}
+	return b
+}
+
+func adminDo(t testing.TB, g *gateway, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, g.admin+path, strings.NewReader(body))
 	req.Header.Set(adminAuth(t))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

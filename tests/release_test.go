@@ -506,6 +506,91 @@ func TestReleaseDeclared(t *testing.T) {
 	}
 }
 
+// TestReleaseDeclaredOnce: a release the config declares, aborted by an
+// operator, does not start again when another release of the service
+// ends (the config loads again then, with the split put back).
+func TestReleaseDeclaredOnce(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	v2, _ := countingUpstream(t, "v2", 0, 0)
+	v3, _ := countingUpstream(t, "v3", 0, 0)
+	g := serve(t, `
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "`+v2.URL+`" ] }, name: v2, weight: 0 }
+      - { upstream: { endpoints: [ "`+v3.URL+`" ] }, name: v3, weight: 0 }
+    release: { version: v2, steps: [ 20, 100 ], hold: 1h }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	waitRelease(t, g, "users", rollout.Running, 30*time.Second)
+	ok(t, opts{}, "release", "abort", "users", admin)
+	ok(t, opts{}, "release", "start", "users", "v3", "--hold", "1h", admin)
+	ok(t, opts{}, "release", "abort", "users", admin)
+	time.Sleep(1500 * time.Millisecond) // a tick or more after the abort's load
+	rel := releaseOf(t, g, "users")
+	if rel.Phase != rollout.Aborted || rel.Version != "v3" {
+		t.Errorf("after two aborts the release of users is %s (candidate %s), want v3's aborted", rel.Phase, rel.Candidate)
+	}
+	if w := weightsInFile(t, g.config, "users"); w != "v1=100 v2=0 v3=0" {
+		t.Errorf("after two aborts: %s, want v1=100 v2=0 v3=0 (the declared release not started again)", w)
+	}
+}
+
+// TestReleaseNotJudgedByPins: requests a client pins to a release's
+// candidate are not its figures: a flood of pinned requests that fail
+// does not roll it back, and the version's counts leave them out; a
+// candidate with traffic above its first step is refused.
+func TestReleaseNotJudgedByPins(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, candHits := countingUpstream(t, "cand", 100, 0)
+	g := serve(t, usersRelease(base.URL, cand.URL, ""))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	// Steps of 1%: the flood below is nearly all that reaches the candidate.
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "1,100", "--hold", "1h", "--min-requests", "20", "--max-error-rate", "5%", admin)
+	for range 60 {
+		req, _ := http.NewRequest("GET", g.url+"/x", nil)
+		req.Header.Set("X-Wasmesh-Version", "v2")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 500 {
+			t.Fatalf("a pinned request: %d, want the candidate's 500", resp.StatusCode)
+		}
+	}
+	if n := candHits.Load(); n < 60 {
+		t.Fatalf("the candidate got %d requests, want the 60 pinned", n)
+	}
+	time.Sleep(1500 * time.Millisecond) // a tick or more
+	if rel := releaseOf(t, g, "users"); rel.Phase != rollout.Running {
+		t.Errorf("after 60 failed pinned requests the release is %s: %+v", rel.Phase, rel.History)
+	}
+	var svcs []struct {
+		Name     string
+		Versions []struct {
+			Name     string
+			Requests int64
+		}
+	}
+	if err := json.Unmarshal([]byte(adminGet(t, g, "/v1/services")), &svcs); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range svcs[0].Versions {
+		if v.Name == "v2" && v.Requests > 5 { // what the 1% split sent it, if anything
+			t.Errorf("v2 counts %d requests, the pinned ones among them", v.Requests)
+		}
+	}
+	ok(t, opts{}, "release", "abort", "users", admin)
+	// v1 has all the traffic: a release of it would give it away at once.
+	if r := wasmesh(t, opts{}, "release", "start", "users", "v1", admin); r.code == 0 || !strings.Contains(r.stderr, "has weight 100 already") {
+		t.Errorf("a release of the version serving everything: exit %d, %q", r.code, r.stderr)
+	}
+}
+
 // TestReleaseLaneFirst: a release whose first step is a lane. At that
 // step only the lane's requests reach the candidate (at weight 0); then
 // the weights follow, and at the end the lane is as it was. A candidate

@@ -118,7 +118,9 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 		err = fmt.Errorf("link %s to service %s (version %s): %w", iface, to, version, err)
 	}
 	served.End()
-	if !p.noFigures && (err == nil || callees) { // the caller's faults are not the version's figures
+	// The caller's faults are not the version's figures, nor is a call
+	// to a version the client pinned.
+	if !p.noFigures && (err == nil || callees) && router.PinOf(svc, caller.HTTP) == "" {
 		ls.stats.Requests.Add(1)
 		if callees {
 			ls.stats.Errors.Add(1)

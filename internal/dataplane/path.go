@@ -205,15 +205,23 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	p.colourConn(req)
 	defer p.countConn(req)
 	req.setHeader(w.Header(), router.VersionHeader, v.Digest)
+	// A version a client pinned is none of the version's figures: a
+	// client would judge its release (a flood of pinned requests that
+	// succeed, or fail).
+	req.unjudged = p.noFigures || router.PinOf(svc, r) != ""
 	stats := req.series.stats
-	if !p.noFigures {
+	if !req.unjudged {
 		stats.Requests.Add(1)
 	}
 	defer func() {
-		if req.stopped && !p.noFigures {
-			stats.Requests.Add(-1) // the drain's, not the version's
+		if req.unjudged {
+			return
 		}
-		if req.Status >= 500 && !req.stopped && req.ClientFault == "" && !p.noFigures {
+		if req.stopped || req.shed {
+			stats.Requests.Add(-1) // the drain's or the service's limit's, not the version's
+			return
+		}
+		if req.Status >= 500 && req.ClientFault == "" {
 			stats.Errors.Add(1) // a client's fault is never the version's error
 		}
 		if inLane {
@@ -276,6 +284,9 @@ func (p *Plane) acquire(req *Request, w http.ResponseWriter) (release func(), ok
 	release, err := p.limiterFor(req.Service).acquire(req.ctx, req.Limits.Timeout)
 	if err != nil {
 		status := statusOf(err)
+		// The service's slots are all its versions': one refused is no
+		// version's error (nor latency).
+		req.shed = true
 		if status != statusClientClosed { // a client gone while it waited was not refused
 			p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
 			w.Header().Set("Retry-After", "1")

@@ -100,6 +100,10 @@ type Request struct {
 	// stopped: the gateway's drain stopped the request (a 503 that is not
 	// the version's error).
 	stopped bool
+	// unjudged: the request is none of its version's figures
+	// (VersionStats), which releases judge: a client chose the version
+	// (a pin), or the service had no slot free for it (shed).
+	unjudged, shed bool
 	// answered: a buffered answer was ready to write, readyAfter after
 	// Start: the version's latency ends there, and the client's time to
 	// take it is its own. False for an answer streamed.

@@ -90,7 +90,7 @@ func (p *Plane) observe(req *Request) {
 	}
 	class := req.Status / 100
 	took := time.Since(req.Start)
-	if s := req.series; s != nil && req.ClientFault == "" && !req.stopped && !p.noFigures {
+	if s := req.series; s != nil && req.ClientFault == "" && !req.stopped && !req.shed && !req.unjudged {
 		if req.answered { // the client's time to take the answer is not the version's
 			s.stats.Latency.Observe(req.readyAfter)
 		} else {

@@ -162,6 +162,10 @@ func (s Spec) withDefaults() (Spec, error) {
 
 func ptr[T any](v T) *T { return &v }
 
+// maxEarlier is how many earlier candidates a service's release keeps
+// (Release.Earlier).
+const maxEarlier = 32
+
 // Phases of a release.
 const (
 	Running    = "running"
@@ -183,6 +187,10 @@ type Release struct {
 	// LaneBefore is the lane's version of the service when the release
 	// started ("" for none), put back when it ends.
 	LaneBefore string `json:"lane_before,omitempty"`
+	// Earlier are the candidates of the service's earlier releases,
+	// the last most recent (up to maxEarlier): a config's release block
+	// starts a release of its candidate once, whatever ran since.
+	Earlier []string `json:"earlier_candidates,omitempty"`
 	// Step is the index in Steps of the step it is at.
 	Step  int    `json:"step"`
 	Phase string `json:"phase"`
@@ -466,6 +474,10 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q is not a version of service %q (by name or digest prefix; deploy it at weight 0 first): %v", ErrNotFound, spec.Version, spec.Service, err)
 	}
+	if cand.Weight > 0 && cand.Weight >= spec.Steps[0] {
+		return nil, fmt.Errorf("%w: %s has weight %d already, at or above the first step's %d: the release would move its traffic at once to versions nothing judges (set its weight to 0 first, or start with a step above %d)",
+			ErrInvalid, spec.Version, cand.Weight, spec.Steps[0], cand.Weight)
+	}
 	var base *config.Version
 	before := map[string]int{}
 	for _, v := range svc.Versions {
@@ -504,6 +516,10 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old := c.releases[spec.Service]; old != nil {
+		r.Earlier = append(slices.Clone(old.Earlier), old.Candidate)
+		r.Earlier = r.Earlier[max(0, len(r.Earlier)-maxEarlier):]
+	}
 	c.releases[spec.Service] = r
 	c.markStep(r)
 	c.event(r, "started", "")
@@ -635,8 +651,8 @@ func (c *Controller) tick(ctx context.Context) {
 
 // declared starts the releases the config declares (a service's release
 // block), each once per candidate: a service whose release of that
-// candidate ran already, or that has another release running, is left
-// alone.
+// candidate ran already (its last, or one of the maxEarlier before), or
+// that has another release running, is left alone.
 func (c *Controller) declared(ctx context.Context) {
 	st := c.plane.Snapshot()
 	if st == nil || st.Gen == c.declaredGen.Load() {
@@ -656,7 +672,7 @@ func (c *Controller) declared(ctx context.Context) {
 		c.mu.Lock()
 		r := c.releases[name]
 		c.mu.Unlock()
-		if r != nil && (r.Candidate == cand.Digest || r.Phase == Running || r.Phase == Paused) {
+		if r != nil && (r.Candidate == cand.Digest || slices.Contains(r.Earlier, cand.Digest) || r.Phase == Running || r.Phase == Paused) {
 			continue
 		}
 		spec := Spec{Service: name, Version: cand.Digest, Lane: d.Lane, Steps: d.Steps, Hold: Duration(d.Hold), MinRequests: d.MinRequests,

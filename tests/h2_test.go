@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,14 +19,19 @@ import (
 // whose bodies the gateway must tell apart: a stream that ended with its
 // head (no body to read), and one that declared content-length: 0 but
 // stays open for trailers, which reach the upstream; both on one
-// connection, which the second request finds still open.
+// connection, which the second request finds still open. Then requests
+// whose method or path HTTP/1.1 could not carry: 400, the client's fault,
+// never reaching the upstream nor counted against its version.
 func TestH2RequestBodies(t *testing.T) {
+	var hits atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %q trailer=%q", r.Method, b, r.Trailer.Get("X-Req"))
 	}))
 	t.Cleanup(up.Close)
-	c := dialGateway(t, serveUpstream(t, "native", up.URL))
+	g := serveUpstream(t, "native", up.URL)
+	c := dialGateway(t, g)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, http2.ClientPreface)
 	fr := http2.NewFramer(c, c)
@@ -81,6 +88,24 @@ func TestH2RequestBodies(t *testing.T) {
 		BlockFragment: block(":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/y")})
 	if got, want := answer(3), `GET "" trailer=""`; got != want {
 		t.Errorf("no body: the upstream saw %s, want %s", got, want)
+	}
+
+	for i, c := range []struct{ method, path string }{{"GET", "/users?a=b c"}, {"FO(O", "/x"}} {
+		stream := uint32(5 + 2*i)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, EndHeaders: true, EndStream: true,
+			BlockFragment: block(":method", c.method, ":scheme", "http", ":authority", "a", ":path", c.path)})
+		if got := answer(stream); !strings.HasPrefix(got, "wasmesh: Bad Request: invalid method") {
+			t.Errorf("%s %q over h2: answered %q, want a 400 naming it", c.method, c.path, got)
+		}
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("the upstream got %d requests, want the 2 valid ones", n)
+	}
+	if n := metric(t, g, `wasmesh_client_errors_total{reason="bad_request",service=""}`); n != "2" {
+		t.Errorf(`wasmesh_client_errors_total{reason="bad_request"} = %q, want 2`, n)
+	}
+	if _, body, _ := get(t, g.admin+"/metrics"); strings.Contains(body, `status="4xx"`) || strings.Contains(body, `status="5xx"`) {
+		t.Errorf("a request refused at the edge is in wasmesh_requests_total:\n%s", grepLines(body, "wasmesh_requests_total"))
 	}
 }
 

@@ -203,7 +203,7 @@ routes:
 `)
 	status, body, _ := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https",
 		"Forwarded", "for=203.0.113.7", "X-Real-Ip", "203.0.113.7", "Connection", "Upgrade", "Upgrade", "h2c",
-		"X-Forwarded-Port", "443", "X-Forwarded-Prefix", "/admin", "X-Forwarded-Ssl", "on")
+		"X-Forwarded-Port", "443", "X-Forwarded-Prefix", "/admin", "X-Forwarded-Ssl", "on", "X-Spiffe-Peer-Id", "spiffe://example.org/admin")
 	var got struct{ Header http.Header }
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "native v1 ")), &got); status != 200 || err != nil {
 		t.Fatalf("%d %q: %v", status, body, err)
@@ -217,7 +217,7 @@ routes:
 			t.Errorf("the upstream got %s %q, want %q", c.name, vs, c.want)
 		}
 	}
-	for _, name := range []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "Upgrade"} { // forged, and an h2c upgrade (smuggling)
+	for _, name := range []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Spiffe-Peer-Id", "Upgrade"} { // forged, and an h2c upgrade (smuggling)
 		if vs := got.Header.Values(name); len(vs) != 0 {
 			t.Errorf("the upstream got %s %q, want none", name, vs)
 		}

@@ -23,8 +23,9 @@ import (
 	"github.com/wasmesh/wasmesh/wasi"
 )
 
-// PeerIDHeader carries, to a component, the SPIFFE ID of the mTLS client
-// that sent the request; the gateway removes any the client sent itself.
+// PeerIDHeader carries, to a component or an upstream version, the
+// SPIFFE ID of the mTLS client that sent the request; the gateway removes
+// any the client sent itself.
 const PeerIDHeader = "X-Spiffe-Peer-Id"
 
 // runComponent serves the request with a wasi:http/proxy component: its

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
@@ -119,6 +120,20 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 	p.accessLog(req)
 }
 
+// validRequestLine reports whether r's method is a token and its target
+// has no space or control character: what an HTTP/1.1 request line takes.
+func validRequestLine(r *http.Request) bool {
+	if r.Method == "" || !httpguts.ValidHeaderFieldName(r.Method) { // a field name is a token
+		return false
+	}
+	for i := 0; i < len(r.RequestURI); i++ {
+		if c := r.RequestURI[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // route takes req from its route to its answer.
 func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	if req.snap == nil {
@@ -158,6 +173,14 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 			// sends no CONNECT on to an upstream version.
 			req.ClientFault = faultConnect
 			p.fail(req, w, http.StatusNotImplemented, errors.New("CONNECT is not served: the gateway opens no tunnels"))
+			return
+		}
+		if r.ProtoMajor == 2 && !validRequestLine(r) {
+			// HTTP/2 carries a method and a path as fields, which net/http
+			// takes with any bytes but a few: what the HTTP/1.1 edge
+			// refuses is refused here too, as the client's fault.
+			req.ClientFault = faultBadRequest
+			p.fail(req, w, http.StatusBadRequest, fmt.Errorf("invalid method %.40q or request target %.60q", r.Method, r.RequestURI))
 			return
 		}
 		route, svc, ok := st.Table.Match(r)
@@ -398,6 +421,7 @@ const (
 	faultClientAbort  = "client_abort"   // 499: gone before the answer
 	faultSlowReader   = "slow_reader"    // the timeout came as it took a proxied answer too slowly
 	faultConnect      = "connect"        // 501: a CONNECT, which the gateway does not serve
+	faultBadRequest   = "bad_request"    // 400: a method or request target HTTP/1.1 would refuse (sent over h2)
 )
 
 // bodyFault is the status and client fault of a failure to read a

@@ -218,7 +218,7 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	}
 	// The values set here are in one array, each its own slice with no
 	// room past it (an append copies).
-	set := new([4]string)
+	set := new([5]string)
 	value := func(i int, v string) []string {
 		set[i] = v
 		return set[i : i+1 : i+1]
@@ -259,6 +259,12 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 		h["Via"] = value(2, via)
 	}
 	h[RequestIDHeader] = value(3, req.ID)
+	// The client's SPIFFE ID as the handshake verified it, as a
+	// component gets it; none a client sent passes.
+	delete(h, PeerIDHeader)
+	if req.PeerID != "" {
+		h[PeerIDHeader] = value(4, req.PeerID)
+	}
 	out := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}
 	if req.Route.StripPrefix {
@@ -289,7 +295,7 @@ var forbiddenTrailers = map[string]bool{
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
 	"X-Forwarded-Port": true, "X-Forwarded-Prefix": true, "X-Forwarded-Ssl": true, "X-Forwarded-Server": true,
 	"X-Real-Ip": true, "Via": true, RequestIDHeader: true, "Traceparent": true, "Tracestate": true,
-	"Baggage": true, router.VersionHeader: true,
+	"Baggage": true, router.VersionHeader: true, PeerIDHeader: true,
 }
 
 // trustedProxy reports whether the client at ip is one of the config's
@@ -476,6 +482,8 @@ func (e *upstreamError) Public() string {
 			return body.Error()
 		case errors.Is(e.err, errBodyTooLarge):
 			return errBodyTooLarge.Error()
+		case errors.Is(e.err, http1.ErrInvalidRequest):
+			return e.err.Error() // the client's own method, target or Host
 		}
 		return "the client closed the request"
 	}
@@ -513,6 +521,9 @@ func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (i
 		status, fault := bodyFault(body.err)
 		req.ClientFault = fault
 		return status, "client"
+	case errors.Is(err, http1.ErrInvalidRequest): // not written: nothing the endpoint did
+		req.ClientFault = faultBadRequest
+		return http.StatusBadRequest, "client"
 	case errors.Is(err, http1.ErrPoolFull):
 		return http.StatusServiceUnavailable, "pool_full"
 	case ctx.Err() != nil:

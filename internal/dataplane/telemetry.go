@@ -88,6 +88,12 @@ func (p *Plane) observe(req *Request) {
 		}
 		p.metrics.ClientErrors.WithLabelValues(service, req.ClientFault).Inc()
 	}
+	if req.Route == nil && req.ClientFault != "" {
+		// Refused before routing (a CONNECT, a request line HTTP/1.1
+		// would refuse): client_errors_total alone, as the listener's
+		// refusals, so that no client moves the gateway's 5xx rate.
+		return
+	}
 	class := req.Status / 100
 	took := time.Since(req.Start)
 	if s := req.series; s != nil && req.ClientFault == "" && !req.stopped && !req.shed && !req.unjudged {
@@ -134,10 +140,11 @@ func (p *Plane) Refused(status int, reason, remote string) {
 	p.log.Info("request refused", "status", status, "client", remote, "client_error", reason)
 }
 
-// accessLog writes req's line: info, or warn for a 5xx.
+// accessLog writes req's line: info, or warn for a 5xx that is not the
+// client's fault.
 func (p *Plane) accessLog(req *Request) {
 	level := slog.LevelInfo
-	if req.Status >= 500 {
+	if req.Status >= 500 && req.ClientFault == "" {
 		level = slog.LevelWarn
 	}
 	if !p.log.Enabled(req.ctx, level) {

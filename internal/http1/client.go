@@ -93,6 +93,12 @@ var ErrPoolFull = errors.New("http1: too many requests waiting for a connection"
 // HTTP/1.1.
 var ErrMalformedResponse = errors.New("http1: malformed response")
 
+// ErrInvalidRequest is what a round trip returns for a request it cannot
+// write: a method that is no token, a target with a space or a control
+// character, an invalid Host. The request's fault, not the endpoint's
+// (an HTTP/2 client can send such a request; HTTP/1.1 cannot).
+var ErrInvalidRequest = errors.New("http1: invalid request")
+
 // ErrResponseHeaderTooLarge is the error of a response whose head is over
 // MaxHeaderBytes.
 var ErrResponseHeaderTooLarge = errors.New("http1: response header too large")
@@ -563,13 +569,13 @@ func (cc *clientConn) writeHead(req *http.Request) error {
 		uri = req.URL.Host
 	}
 	if !validToken(req.Method) || strings.ContainsAny(uri, " \r\n") {
-		return fmt.Errorf("http1: invalid request line %q %q", req.Method, uri)
+		return fmt.Errorf("%w line %.40q %.60q", ErrInvalidRequest, req.Method, uri)
 	}
 	// An HTTP/1.0 client may send no Host: the endpoint's own is the one
 	// an HTTP/1.1 request must carry then, as net/http's Transport does.
 	host := cmp.Or(req.Host, req.URL.Host, cc.c.Addr)
 	if !httpguts.ValidHostHeader(host) {
-		return fmt.Errorf("http1: invalid Host %q", host)
+		return fmt.Errorf("%w Host %.60q", ErrInvalidRequest, host)
 	}
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')

@@ -253,7 +253,7 @@ func (g *Gateway) HealthHandler() http.Handler { return g.api.HealthHandler() }
 // and a warning once less than a third of its lifetime remains without a
 // rotation. identity.Source.Watch calls it at each change.
 func (g *Gateway) ObserveIdentity(st identity.Status) {
-	g.plane.Metrics().SVIDExpiry.Set(float64(st.NotAfter.Unix()))
+	g.plane.Metrics().ObserveSVIDExpiry(st.NotAfter)
 	if st.Expiring(time.Now()) {
 		g.log.Warn("SVID expiring and not rotated", "svid", st.String())
 		return

@@ -141,13 +141,23 @@ func TestRejectedReloadIsVisible(t *testing.T) {
 	resp, _ := http.Get(admin + "/metrics")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`wasmesh_config_reload_total{result="error"} 1`, `wasmesh_config_generation 1`} {
+	for _, want := range []string{`wasmesh_config_reload_total{result="error"} 1`, `wasmesh_config_generation 1`, "wasmesh_config_last_load_success 0"} {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("/metrics lacks %q", want)
 		}
 	}
 	if r := f.get("/"); r.status != 200 {
 		t.Fatalf("old config stopped serving: %d", r.status)
+	}
+	// Until a load succeeds.
+	if err := f.g.Reload(context.Background(), []byte(expand(oneVersion("zig")))); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = http.Get(admin + "/metrics")
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "wasmesh_config_last_load_success 1") {
+		t.Errorf("after a load that succeeded, /metrics lacks wasmesh_config_last_load_success 1")
 	}
 }
 

@@ -3,10 +3,12 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -187,6 +189,43 @@ func metric(t testing.TB, g *gateway, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestOutboundCallCanceled: a guest's http_call cut because its client
+// went away is counted as canceled, not as the target's timeout.
+func TestOutboundCallCanceled(t *testing.T) {
+	called := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	g := serve(t, `
+services:
+  frontend:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "`+slow.URL+`" }
+    outbound: [ "`+slow.URL+`" ]
+routes:
+  - { match: { path_prefix: / }, service: frontend }
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/x", nil)
+	go func() { <-called; cancel() }() // the client leaves once the call is out
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the request was answered %d before its client left", resp.StatusCode)
+	}
+	target := slow.URL
+	poll(t, "the call counted as canceled", func() bool {
+		return metric(t, g, `wasmesh_outbound_calls_total{result="canceled",service="frontend",target="`+target+`"}`) == "1"
+	})
+	if n := metric(t, g, `wasmesh_outbound_calls_total{result="timeout",service="frontend",target="`+target+`"}`); n != "" {
+		t.Errorf("a call cut by its client's leaving counted as %s timeouts", n)
+	}
 }
 
 // TestGracefulShutdown: with requests in flight, SIGTERM turns /readyz to 503

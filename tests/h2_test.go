@@ -147,4 +147,9 @@ routes:
 	if n := metric(t, g, `wasmesh_client_errors_total{reason="too_many_headers",service=""}`); n != "1" {
 		t.Errorf(`wasmesh_client_errors_total{reason="too_many_headers"} = %q, want 1`, n)
 	}
+	// A gateway without tls has no SVID: no expiry exported (a 0 would
+	// fire every expiry alert).
+	if v := metric(t, g, "wasmesh_svid_expiry_timestamp_seconds"); v != "" {
+		t.Errorf("without tls, wasmesh_svid_expiry_timestamp_seconds = %s, want none", v)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -285,6 +286,9 @@ routes:
 	}
 	// The call to B went out over mTLS: B logs the request with A as the peer.
 	gb.logged(t, "service=env", "status=200", "peer_id="+idA)
+	if v, err := strconv.ParseFloat(metric(t, &gateway{admin: ga.admin}, "wasmesh_svid_expiry_timestamp_seconds"), 64); err != nil || v < float64(time.Now().Unix()) {
+		t.Errorf("wasmesh_svid_expiry_timestamp_seconds = %v (%v), want the SVID's expiry", v, err)
+	}
 
 	// alice may call A, not B: B only allows A.
 	if code, body, _, err := getTLS(svidClient(t, alice, idB, true), gb.url+"/?do=env"); err != nil || code != 403 {

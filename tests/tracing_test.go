@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -228,4 +229,26 @@ routes:
 			t.Fatalf("gateway exit %d: %s", r.code, r.stderr)
 		}
 	}
+}
+
+// TestTraceExportFailureLogged: a trace export that fails is said in the
+// gateway's log, in its format, with its level (not by the standard
+// library's logger, which JSON log pipelines cannot parse).
+func TestTraceExportFailureLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there
+	g := serve(t, `
+services:
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+closed, "OTEL_BSP_SCHEDULE_DELAY=50")
+	if status, _, _ := get(t, g.url+"/x"); status != 200 {
+		t.Fatalf("GET: %d", status)
+	}
+	poll(t, "the failed export logged", func() bool { return strings.Contains(g.p.stderr.String(), "level=WARN msg=opentelemetry") })
 }

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/identity"
@@ -108,6 +110,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var refused error // the file's, when the last good config stands in for it at start (--resume)
 	if err != nil {
 		if *resume == "" || kf.namespace != "" {
+			log.Error("config rejected", "file", path, "error", err) // as a later stage's refusal is: in the log's format
 			return exitWith(1, err)
 		}
 		last, rerr := os.ReadFile(*resume)
@@ -119,6 +122,10 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		refused = err
 	}
+	// OpenTelemetry's own errors (a failed export, spans dropped, a
+	// baggage over its limit) go to the gateway's log, in its format,
+	// rather than to the standard library's logger.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("opentelemetry", "error", err) }))
 	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Exporter: *traceExporter, SampleRatio: sampleRatio.v})
 	if err != nil {
 		return usageError("%v", err)

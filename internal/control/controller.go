@@ -299,6 +299,7 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 	m := c.plane.Metrics()
 	took := time.Since(began)
 	m.Reloads.WithLabelValues("success").Inc()
+	m.LastLoadOK.Set(1)
 	m.LoadTime.Set(took.Seconds())
 	m.Generation.Set(float64(st.Gen))
 	c.log.Info("config loaded", "generation", st.Gen, "file", c.opts.ConfigPath,
@@ -385,6 +386,7 @@ func (c *Controller) failLoad(err error, file bool) error {
 	}
 	c.lastErr.Store(&LoadError{Err: err, At: time.Now(), File: file})
 	c.plane.Metrics().Reloads.WithLabelValues("error").Inc()
+	c.plane.Metrics().LastLoadOK.Set(0)
 	st := c.plane.Snapshot()
 	if st == nil { // the first load: nothing serves
 		c.log.Error("config rejected", "file", c.opts.ConfigPath, "error", err)

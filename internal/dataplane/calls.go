@@ -159,6 +159,11 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 		resp, code = p.callExternal(ctx, caller, u, out, header, entry)
 	}
 	result := codeName(code)
+	if code == host.CodeTimeout && errors.Is(ctx.Err(), context.Canceled) {
+		// Not the call's time up: the request it was made for ended (its
+		// client went away), which is no fault of the target's.
+		result = "canceled"
+	}
 	if code == host.CodeOK {
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
 		if resp.Status >= 500 {
@@ -257,7 +262,11 @@ func (p *Plane) callExternal(ctx context.Context, caller *Request, u *url.URL, o
 	r.Header = header
 	resp, err := client.Do(r)
 	if err != nil {
-		p.log.Warn("http_call failed", "url", u.String(), "error", err, "request_id", caller.ID)
+		level := slog.LevelWarn
+		if errors.Is(ctx.Err(), context.Canceled) {
+			level = slog.LevelDebug // the request's client went away: its call was cut, nothing failed
+		}
+		p.log.Log(ctx, level, "http_call failed", "url", u.String(), "error", err, "request_id", caller.ID)
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return nil, host.CodeTimeout
 		}

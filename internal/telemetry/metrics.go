@@ -5,7 +5,9 @@
 package telemetry
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -56,11 +58,17 @@ type Metrics struct {
 	UpstreamDNSFailures *prometheus.CounterVec // version
 
 	// The control plane's and the process's.
-	Reloads    *prometheus.CounterVec // result
-	LoadTime   prometheus.Gauge       // seconds the last load that succeeded took
+	Reloads *prometheus.CounterVec // result
+	// LastLoadOK is 1 while the config file's last load succeeded, 0
+	// while it failed (the config before it serving).
+	LastLoadOK prometheus.Gauge
+	LoadTime   prometheus.Gauge // seconds the last load that succeeded took
 	Generation prometheus.Gauge
 	Draining   prometheus.Gauge
+	// SVIDExpiry is registered by the first SVID observed: a gateway
+	// without tls has none (a 0 would fire every expiry alert).
 	SVIDExpiry prometheus.Gauge
+	svidOnce   sync.Once
 }
 
 // LatencyBuckets are the buckets of every latency histogram, in seconds.
@@ -104,7 +112,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 		}, []string{"interface", "target", "version"}),
 		SVIDExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wasmesh_svid_expiry_timestamp_seconds",
-			Help: "When the gateway's current SVID expires (Unix time); alert well before it.",
+			Help: "When the gateway's current SVID expires (Unix time); alert well before it. Only with tls.",
 		}),
 		InstTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wasmesh_guest_instantiate_seconds",
@@ -173,6 +181,10 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 			Name: "wasmesh_config_reload_total",
 			Help: "Config loads, by result (success or error).",
 		}, []string{"result"}),
+		LastLoadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wasmesh_config_last_load_success",
+			Help: "1 when the last load of the config succeeded, 0 when it failed and the config before it serves (until a load succeeds): alert on it, not on the rate of failures, which passes while the broken file stays.",
+		}),
 		LoadTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wasmesh_config_load_seconds",
 			Help: "How long the last config load that succeeded took, from its bytes to the swap: parse, modules read and compiled (those not compiled already), routing table built.",
@@ -193,8 +205,8 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 	}, func() float64 { return float64(m.Inflight.Load()) })
 	m.Reloads.WithLabelValues("success")
 	m.Reloads.WithLabelValues("error")
-	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.LoadTime, m.Generation, m.Draining, inflight,
-		m.Rejections, m.ClientErrors, m.Outbound, m.LinkCalls, m.LinkDuration, m.InstTime, m.RunTime, m.SVIDExpiry,
+	m.Registry.MustRegister(m.Requests, m.Duration, m.Reloads, m.LastLoadOK, m.LoadTime, m.Generation, m.Draining, inflight,
+		m.Rejections, m.ClientErrors, m.Outbound, m.LinkCalls, m.LinkDuration, m.InstTime, m.RunTime,
 		m.LaneRequests, m.LaneUntrusted, m.LaneEvictions, m.LaneEvicted, m.UpstreamRetries, m.UpstreamEjections, m.UpstreamHealthy,
 		m.UpstreamRequests, m.UpstreamDuration, m.UpstreamOverflow, m.UpstreamFailures, m.UpstreamRetryBudget, m.UpstreamDNSFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -207,4 +219,10 @@ func (m *Metrics) ReloadCount(result string) float64 {
 	var out dto.Metric
 	_ = m.Reloads.WithLabelValues(result).Write(&out)
 	return out.GetCounter().GetValue()
+}
+
+// ObserveSVIDExpiry sets SVIDExpiry to t, registering it the first time.
+func (m *Metrics) ObserveSVIDExpiry(t time.Time) {
+	m.svidOnce.Do(func() { m.Registry.MustRegister(m.SVIDExpiry) })
+	m.SVIDExpiry.Set(float64(t.Unix()))
 }

@@ -228,6 +228,29 @@ routes:
 	}
 }
 
+// TestHangupReloads: SIGHUP (systemd's ExecReload) loads the config
+// file again; the gateway goes on serving, a request in flight included,
+// where the signal's default action would end it.
+func TestHangupReloads(t *testing.T) {
+	g := serve(t, `
+services:
+  slow: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: slow }
+`)
+	done := make(chan int, 1)
+	go func() { code, _, _ := get(t, g.url+"/?do=sleep&arg=1000"); done <- code }()
+	poll(t, "the request in flight", func() bool { return metric(t, g, "wasmesh_inflight_requests") == "1" })
+	g.p.cmd.Process.Signal(syscall.SIGHUP)
+	poll(t, "the SIGHUP logged", func() bool { return strings.Contains(g.p.stderr.String(), "SIGHUP: loading the config file again") })
+	if code := <-done; code != 200 {
+		t.Errorf("the request in flight at the SIGHUP: %d, want 200", code)
+	}
+	if code, _, _ := get(t, g.url+"/?do=status&arg=204"); code != 204 || exited(g.p.cmd.Process.Pid) {
+		t.Errorf("after the SIGHUP: %d, exited %v", code, exited(g.p.cmd.Process.Pid))
+	}
+}
+
 // TestGracefulShutdown: with requests in flight, SIGTERM turns /readyz to 503
 // at once, the listener stops accepting after drain_delay, every request
 // accepted before the signal completes with 200, and the exit status is 0.

@@ -38,6 +38,11 @@ import (
 )
 
 func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	// A SIGHUP from here on waits for reloadOnHangup, once the gateway
+	// serves: its default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := newFlags("serve", "--config FILE")
 	configFile := fs.String("config", "wasmesh.yaml", "config file (watched and reloaded on change)")
 	listen := fs.String("listen", "", "gateway address, overriding the config's listen")
@@ -248,6 +253,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			log.Warn("config hot reload is off", "error", err)
 		}
 	}
+	go reloadOnHangup(watchCtx, hup, g, log)
 	if adminLn != nil {
 		if err := g.PrepareAdmin(); err != nil { // the token file written before it is announced
 			return err
@@ -464,4 +470,21 @@ func (p *routesPuller) pull(ctx context.Context, module string) (string, error) 
 	defer cancel()
 	got, err := p.client.Pull(ctx, p.store, ref) // answered by the index when pulled before
 	return got.Module, err
+}
+
+// reloadOnHangup loads the config file again at each SIGHUP on hup (kill
+// -HUP, systemd's ExecReload), as POST /v1/config/reload does, until ctx
+// is done: a file refused is logged, and the config before it serves on.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, g *mesh.Gateway, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: loading the config file again")
+			if err := g.LoadFile(ctx); errors.Is(err, control.ErrExternal) {
+				log.Warn("SIGHUP: nothing to load", "error", err)
+			}
+		}
+	}
 }

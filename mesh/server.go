@@ -22,7 +22,8 @@ import (
 // Serve serves the gateway on ln and, when admin is not nil, the admin API
 // on admin, until ctx is done. Then it drains, as a load balancer expects:
 //
-//  1. /readyz answers 503 at once, while requests are still served;
+//  1. /readyz answers 503 at once, while requests are still served, each
+//     response closing its connection (HTTP/2: a GOAWAY);
 //  2. after the config's drain_delay, the listener closes: new connections
 //     are refused;
 //  3. requests in flight get up to drain_timeout to finish;
@@ -187,6 +188,13 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 		delay, timeout = cfg.DrainDelay, cfg.DrainTimeout
 	}
 	g.plane.Drain()
+	// Responses say Connection: close from now on (HTTP/2: a GOAWAY once a
+	// connection's streams are done), so that clients on kept-alive
+	// connections move to new ones during the delay rather than lose a
+	// request sent as the listener's close takes their connection.
+	for _, s := range servers {
+		s.SetKeepAlivesEnabled(false)
+	}
 	g.log.Info("draining: /readyz now answers 503", "drain_delay", delay, "drain_timeout", timeout)
 	time.Sleep(delay)
 
@@ -245,6 +253,7 @@ func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- erro
 type server interface {
 	Shutdown(context.Context) error
 	Close() error
+	SetKeepAlivesEnabled(bool)
 }
 
 // shutdown shuts the servers down together and returns the first error.

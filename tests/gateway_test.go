@@ -279,13 +279,31 @@ routes:
 		t.Fatalf("/readyz = %d before the signal", code)
 	}
 
+	// A client on a kept-alive connection, its first request before the
+	// signal.
+	kept := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	resp, err := kept.Get(g.url + "/?do=status&arg=200")
+	if err != nil || resp.Close {
+		t.Fatalf("before the signal: %v, Connection: close %v", err, err == nil && resp.Close)
+	}
+	resp.Body.Close()
+
 	signalled := time.Now()
 	g.p.cmd.Process.Signal(syscall.SIGTERM)
 	poll(t, "/readyz to turn 503", func() bool { code, _, _ := get(t, g.admin+"/readyz"); return code == 503 })
 	if time.Since(signalled) < time.Second {
-		// Still inside drain_delay: new connections are served.
+		// Still inside drain_delay: new connections are served, and a
+		// kept-alive one is told to close after its request.
 		if code, body, _ := get(t, g.url+"/?do=status&arg=200"); code != 200 {
 			t.Fatalf("request during drain_delay: %d %s", code, body)
+		}
+		resp, err := kept.Get(g.url + "/?do=status&arg=200")
+		if err != nil {
+			t.Fatalf("on the kept-alive connection during drain_delay: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !resp.Close {
+			t.Errorf("on the kept-alive connection during drain_delay: %d, Connection: close %v, want 200 and close", resp.StatusCode, resp.Close)
 		}
 	}
 	addr := strings.TrimPrefix(g.url, "http://")

@@ -354,7 +354,7 @@ func (w *response) writeHead(status int, streaming bool) {
 	final := status >= 200 || status == http.StatusSwitchingProtocols
 	if final {
 		h := w.header
-		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() ||
+		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() || w.c.s.noKeep.Load() ||
 			w.c.expecting != nil && w.c.expecting.unasked() && status != http.StatusSwitchingProtocols {
 			w.closeAfter = true
 		}

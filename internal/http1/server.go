@@ -168,6 +168,7 @@ type Server struct {
 	listeners  map[net.Listener]struct{}
 	conns      map[*conn]struct{}
 	closing    atomic.Bool
+	noKeep     atomic.Bool  // SetKeepAlivesEnabled(false)
 	headMemory atomic.Int64 // held by heads past headBuffered (MaxHeadMemory)
 	watches    watchSet
 }
@@ -244,6 +245,14 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	}
 	return c
 }
+
+// SetKeepAlivesEnabled(false) makes every response from then on say
+// Connection: close and close its connection after it, as net/http's
+// does: a drain's clients move to new connections (elsewhere, once load
+// balancers have taken the gateway out) before its listener closes,
+// rather than have a request cut as their idle connection closes.
+// Connections idle now are left alone. Enabled by default.
+func (s *Server) SetKeepAlivesEnabled(v bool) { s.noKeep.Store(!v) }
 
 // Shutdown stops accepting connections, closes idle ones (and new ones
 // that sent nothing for 5 s), lets each

@@ -24,6 +24,11 @@ import (
 // Changes made between the caller's own read and the call to Watch are
 // therefore not reported.
 //
+// The directory is looked at again every second: one replaced (moved
+// away and another put in its place, a symbolic link to it pointed at
+// another directory, removed and made again) is watched anew and the file
+// read from it, where the watch of the old one would see nothing more.
+//
 // Watch returns once watching has started (or failed to: the file must be
 // readable and its directory watchable); the work goes on in a goroutine
 // until ctx is done. onChange and onError (which may be nil) are called from
@@ -48,11 +53,17 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 	if err != nil {
 		return err
 	}
-	if err := w.Add(filepath.Dir(path)); err != nil {
+	dir := filepath.Dir(path)
+	info, err := os.Stat(dir)
+	if err == nil {
+		err = w.Add(dir)
+	}
+	if err != nil {
 		w.Close()
 		return err
 	}
 	fw := &fileWatcher{path: path, last: sha256.Sum256(data), target: linkTarget(path), onChange: onChange, onError: onError, settled: settled}
+	fw.dir = &watchedDir{w: w, path: dir, info: info}
 	go func() {
 		defer w.Close()
 		fw.run(ctx, w.Events, w.Errors, debounce)
@@ -60,8 +71,45 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 	return nil
 }
 
+// dirPoll is how often the watched directory is looked at again
+// (watchedDir.replaced).
+const dirPoll = time.Second
+
+// watchedDir is the directory a watch has, as it was when it was added.
+type watchedDir struct {
+	w      *fsnotify.Watcher
+	path   string
+	info   os.FileInfo // nil while the directory is missing
+	failed bool        // the last try to watch it failed (reported once)
+}
+
+// replaced reports whether the directory at path is another than the one
+// watched (or back after it was missing), and then watches it instead; a
+// failure to is reported through report, once.
+func (d *watchedDir) replaced(report func(error)) bool {
+	cur, err := os.Stat(d.path)
+	if err != nil {
+		d.info = nil // missing: it will be watched when it is back
+		return false
+	}
+	if d.info != nil && os.SameFile(d.info, cur) {
+		return false
+	}
+	_ = d.w.Remove(d.path) // the old one's watch, unless it went with it
+	if err := d.w.Add(d.path); err != nil {
+		if !d.failed {
+			report(err)
+		}
+		d.failed, d.info = true, nil
+		return false
+	}
+	d.failed, d.info = false, cur
+	return true
+}
+
 type fileWatcher struct {
 	path     string
+	dir      *watchedDir // nil in tests that feed events themselves
 	last     [sha256.Size]byte
 	target   string // the base name of the file path links to in its directory, if it does (linkTarget)
 	onChange func([]byte)
@@ -76,11 +124,21 @@ type fileWatcher struct {
 func (fw *fileWatcher) run(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error, debounce time.Duration) {
 	timer := time.NewTimer(debounce)
 	timer.Stop()
+	var poll <-chan time.Time
+	if fw.dir != nil {
+		t := time.NewTicker(dirPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
+		case <-poll:
+			if fw.dir.replaced(fw.report) {
+				timer.Reset(debounce) // the file in the new directory is read
+			}
 		case ev, ok := <-events:
 			if !ok {
 				return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -248,6 +249,57 @@ func TestWatchRemovedFile(t *testing.T) {
 	w.expectChange(t, "v1")
 	write(t, path, "v1") // then the same content again: no change
 	w.waitSettled(t)
+}
+
+// TestWatchDirectoryReplaced: the config's directory replaced by another
+// (moved away and a new one made; a symbolic link to it pointed at
+// another, as deploy tools do) is watched anew: the file in the new one
+// is read, and its later writes seen.
+func TestWatchDirectoryReplaced(t *testing.T) {
+	t.Run("moved", func(t *testing.T) {
+		root := t.TempDir()
+		dir := filepath.Join(root, "etc")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "wasmesh.yaml")
+		write(t, path, "v1")
+		w := startWatch(t, path)
+		if err := os.Rename(dir, filepath.Join(root, "etc.old")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, path, "v2")
+		w.expectChange(t, "v2")
+		write(t, path, "v3")
+		w.expectChange(t, "v3")
+	})
+	t.Run("link", func(t *testing.T) {
+		root := t.TempDir()
+		for i, d := range []string{"d1", "d2"} {
+			if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(root, d, "wasmesh.yaml"), fmt.Sprintf("v%d", i+1))
+		}
+		cur := filepath.Join(root, "current")
+		if err := os.Symlink("d1", cur); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(cur, "wasmesh.yaml")
+		w := startWatch(t, path)
+		if err := os.Symlink("d2", cur+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cur+".tmp", cur); err != nil {
+			t.Fatal(err)
+		}
+		w.expectChange(t, "v2")
+		write(t, path, "v3")
+		w.expectChange(t, "v3")
+	})
 }
 
 func TestWatchSetupErrors(t *testing.T) {

@@ -476,6 +476,12 @@ func parse(name, dir string, data []byte) (*Config, error) {
 // decodeTree decodes and validates root, data's YAML tree, taking from
 // memo (when not nil) what an earlier decode made of the same nodes.
 func decodeTree(name, dir string, data []byte, root *yaml.Node, memo *memo) (*Config, error) {
+	// An alias needs an anchor: most configs have neither.
+	if bytes.IndexByte(data, '&') >= 0 && bytes.IndexByte(data, '*') >= 0 {
+		if err := checkAliases(name, root); err != nil {
+			return nil, err
+		}
+	}
 	d := &decoder{file: name, dir: dir, memo: memo}
 	cfg := d.config(root)
 	if err := JoinErrors(d.errs); err != nil {
@@ -484,6 +490,54 @@ func decodeTree(name, dir string, data []byte, root *yaml.Node, memo *memo) (*Co
 	cfg.Dir = dir
 	cfg.Raw = bytes.Clone(data)
 	return cfg, nil
+}
+
+// maxAliasGrowth bounds what aliases may add to a config: the nodes they
+// expand to beyond those written, when that is also more than
+// aliasGrowthRatio times those written. A few kilobytes of aliases of
+// aliases (a "billion laughs") would otherwise decode to gigabytes.
+const (
+	maxAliasGrowth   = 100_000
+	aliasGrowthRatio = 4
+)
+
+// checkAliases refuses a tree whose aliases expand it past maxAliasGrowth,
+// naming the alias that expands most.
+func checkAliases(name string, root *yaml.Node) error {
+	const capped = 1 << 40
+	sizes := map[*yaml.Node]int{} // the nodes each node stands for, aliases expanded
+	var biggest *yaml.Node        // the alias that stands for most
+	most := 0
+	var size func(n *yaml.Node, depth int) int
+	size = func(n *yaml.Node, depth int) int {
+		if n == nil || depth > 10_000 {
+			return 1
+		}
+		if s, ok := sizes[n]; ok {
+			return s
+		}
+		total := 1
+		if n.Kind == yaml.AliasNode {
+			if total = size(n.Alias, depth+1); total > most {
+				biggest, most = n, total
+			}
+		}
+		for _, c := range n.Content {
+			total = min(total+size(c, depth+1), capped)
+		}
+		sizes[n] = total
+		return total
+	}
+	expanded, written := size(root, 0), len(sizes)
+	if expanded > written+maxAliasGrowth && expanded > aliasGrowthRatio*written {
+		e := &Error{File: name, Msg: fmt.Sprintf("aliases expand the config to %d YAML nodes from the %d written (more than %d× and %d more): refused, as an alias bomb would be; write the repeated parts out, or alias smaller ones",
+			expanded, written, aliasGrowthRatio, maxAliasGrowth)}
+		if biggest != nil {
+			e.Line, e.Column = biggest.Line, biggest.Column
+		}
+		return e
+	}
+	return nil
 }
 
 // Empty reports whether data holds no YAML document: nothing but white

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,6 +243,40 @@ listen: nowhere
 	var e *Error
 	if !errors.As(err, &e) || e.File != "w.yaml" || e.Line != 2 || e.Column != 14 || e.Field != "routes[0].service" {
 		t.Errorf("errors.As = %+v", e)
+	}
+}
+
+// TestParseAliasBomb: aliases that expand a small file to millions of
+// nodes are refused at once, naming the alias; a config that aliases a
+// shared block, as configs do, is not.
+func TestParseAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("services:\n  s0: &svc\n    versions: [ { path: a.wasm } ]\n    env: {")
+	for i := range 1000 {
+		fmt.Fprintf(&b, " K%d: v,", i)
+	}
+	b.WriteString(" }\n")
+	for i := 1; i < 1000; i++ {
+		fmt.Fprintf(&b, "  s%d: *svc\n", i)
+	}
+	b.WriteString("routes: [ { match: { path_prefix: / }, service: s0 } ]\n")
+	start := time.Now()
+	_, err := Parse("w.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "aliases expand the config to") || !strings.HasPrefix(err.Error(), "w.yaml:5:") {
+		t.Fatalf("an alias bomb (2 M nodes from 2,000 written): %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refusing it took %s", d)
+	}
+
+	b.Reset()
+	b.WriteString("services:\n  s0: { versions: [ { path: a.wasm } ], limits: &limits { timeout: 2s, max_body: 1MiB } }\n")
+	for i := 1; i < 1000; i++ {
+		fmt.Fprintf(&b, "  s%d: { versions: [ { path: a.wasm } ], limits: *limits }\n", i)
+	}
+	b.WriteString("routes: [ { match: { path_prefix: / }, service: s0 } ]\n")
+	if _, err := Parse("w.yaml", []byte(b.String())); err != nil {
+		t.Errorf("a shared limits block: %v", err)
 	}
 }
 

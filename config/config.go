@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 
@@ -492,6 +493,25 @@ func decodeTree(name, dir string, data []byte, root *yaml.Node, memo *memo) (*Co
 	return cfg, nil
 }
 
+// invalidUTF8 is the error for data, which is not valid UTF-8, at its
+// first byte that is not.
+func invalidUTF8(name string, data []byte) error {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return &Error{File: name, Line: line, Column: col, Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): a config is UTF-8 text", data[i])}
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += n
+	}
+	return &Error{File: name, Msg: "invalid UTF-8"}
+}
+
 // maxAliasGrowth bounds what aliases may add to a config: the nodes they
 // expand to beyond those written, when that is also more than
 // aliasGrowthRatio times those written. A few kilobytes of aliases of
@@ -561,6 +581,10 @@ func decodeYAML(name string, data []byte) (root *yaml.Node, err error) {
 			err = &Error{File: name, Msg: fmt.Sprintf("invalid YAML: %v", r)}
 		}
 	}()
+	utf16 := bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) // which yaml.v3 reads too
+	if !utf16 && !utf8.Valid(data) {                                                                // yaml.v3 says so without a position
+		return nil, invalidUTF8(name, data)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {

@@ -30,6 +30,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`wasmesh.yaml:2:1: duplicate key "listen" (first at line 1)`}},
 		{"duplicate service", svc + "  hello:\n    versions: [{path: x.wasm}]\n",
 			[]string{`wasmesh.yaml:5:3: services: duplicate key "hello" (first at line 2)`}},
+		{"invalid UTF-8", "listen: \":80\"\n# caf\xe9\nadmin: off\n",
+			[]string{`wasmesh.yaml:2:6: invalid UTF-8 (byte 0xe9)`}},
 		{"syntax error", "services:\n  hello: [\n",
 			[]string{`wasmesh.yaml:2: did not find expected node content`}},
 		{"unclosed flow mapping", "listen: \":80\"\nadmin: off\nstore: s\nhealth: {x: /y?z}\n",

@@ -285,6 +285,9 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 		return c.failLoad(errEmptyConfig, file)
 	}
 	began := time.Now()
+	if c.pre.of(data) && !c.pre.began.IsZero() {
+		began = c.pre.began // its pulls and compiles, done before the lock, are the load's
+	}
 	st, err := c.provision(ctx, data)
 	if err != nil {
 		return c.failLoad(err, file)

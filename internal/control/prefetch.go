@@ -29,12 +29,14 @@ type prefetched struct {
 	pullErrs map[string]error
 	compiled []string
 	stamps   map[string]pathStamp // by absolute path
+	began    time.Time            // when the prefetch of a load began: the load's time counts from there
 }
 
 // prefetch pulls and compiles the modules a load of data needs and has
 // not got. The first load (nothing serves, nothing waits), a config that
 // does not parse and the one serving are left to the load: nil.
 func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
+	began := time.Now()
 	hash := contentHash(data)
 	if st := c.plane.Snapshot(); st == nil || st.Hash == hash {
 		return nil
@@ -48,7 +50,7 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{cfg: cfg, stamps: map[string]pathStamp{}}
+	pre := &prefetched{cfg: cfg, stamps: map[string]pathStamp{}, began: began}
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {

@@ -670,7 +670,7 @@ lanes:
 	steady(t, g.url+"/orders/x", "", "X-Lane", "testers")
 	rel = waitRelease(t, g, "orders", rollout.RolledBack, 60*time.Second)
 	if last := rel.History[len(rel.History)-1]; last.Step != 0 || last.Lane != "testers" || !strings.Contains(last.Reason, "error rate") {
-		t.Errorf("rolled back with %+v, want at the lane's step, on the error rate", last)
+		t.Errorf("rolled back with %+v, want at the lane's step, on the error rate (the release's, or the lane's eviction)", last)
 	}
 	if w, l := weightsInFile(t, g.config, "orders"), laneOf("orders"); w != "v1=100 v2=0" || l != "" {
 		t.Errorf("rolled back: weights %s, the lane's version of orders %q; want v1=100 v2=0 and none", w, l)
@@ -682,6 +682,66 @@ lanes:
 	}
 	if n := badHits.Load() - before; n != 0 {
 		t.Errorf("the rolled-back candidate got %d lane requests after the rollback", n)
+	}
+}
+
+// TestReleaseLaneEviction: a candidate its lane evicts at the lane's step
+// (the lane's error rate is lower than the release's) gets no request
+// more; the release rolls it back, saying why, rather than wait for ever.
+func TestReleaseLaneEviction(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	bad, _ := countingUpstream(t, "bad", 40, 0)
+	g := serve(t, `
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "`+bad.URL+`" ], retries: { attempts: 0 } }, name: v2, weight: 0 }
+routes:
+  - { match: { path_prefix: / }, service: users }
+lanes:
+  testers: { entry: [ { header: X-Lane=testers } ] }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--lane", "testers", "--hold", "1s", "--min-requests", "1000", "--max-error-rate", "90%", "--max-error-rate-above", "90%", admin)
+	steady(t, g.url+"/x", "", "X-Lane", "testers")
+	rel := waitRelease(t, g, "users", rollout.RolledBack, 60*time.Second)
+	if last := rel.History[len(rel.History)-1]; last.Step != 0 || !strings.Contains(last.Reason, "evicted the candidate") {
+		t.Errorf("rolled back with %+v, want at the lane's step, saying the lane evicted it", last)
+	}
+}
+
+// TestReleaseWeightEditedByHand: the candidate's weight changed in the
+// file while its release runs pauses the release (its step would be judged
+// at another share), and a resume sets the step's weight back.
+func TestReleaseWeightEditedByHand(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	g := serve(t, usersRelease(base.URL, cand.URL, ""))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "10,100", "--hold", "1h", admin)
+	b, err := os.ReadFile(g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(strings.Replace(string(b), "weight: 90", "weight: 70", 1), "weight: 10", "weight: 30", 1)
+	if edited == string(b) {
+		t.Fatalf("no weights 90 and 10 in the file:\n%s", b)
+	}
+	if err := os.WriteFile(g.config, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel := waitRelease(t, g, "users", rollout.Paused, 30*time.Second)
+	if last := rel.History[len(rel.History)-1]; !strings.Contains(last.Reason, "weight in the config is 30, its step's 10") {
+		t.Errorf("paused with %+v, want the weights named", last)
+	}
+	ok(t, opts{}, "release", "resume", "users", admin)
+	if w := weightsInFile(t, g.config, "users"); w != "v1=90 v2=10" {
+		t.Errorf("after the resume: %s, want the step's v1=90 v2=10", w)
+	}
+	time.Sleep(2500 * time.Millisecond) // two ticks or more: not paused again
+	if rel := releaseOf(t, g, "users"); rel.Phase != rollout.Running {
+		t.Errorf("after the resume the release is %s: %+v", rel.Phase, rel.History)
 	}
 }
 

@@ -205,6 +205,10 @@ type Release struct {
 	// The versions' counts when the step began (baseline, candidate), by
 	// replica.
 	from [2]map[string]Count
+	// offStep counts the judgements in a row that found the candidate's
+	// weight in the config other than its step's: two (a second apart,
+	// past a fleet's replicas catching up) pause the release.
+	offStep int
 }
 
 // Figures are what one version served in a step.
@@ -372,7 +376,7 @@ func (c *Controller) load(ctx context.Context, why string) error {
 			c.event(r, "resumed", why)
 		}
 		c.step.WithLabelValues(r.Service).Set(float64(r.Steps[r.Step]))
-		c.log.Info("release resumed", "service", r.Service, "step", r.Step, "weight", r.Steps[r.Step], "phase", r.Phase)
+		c.log.Info("release restored from its state", "service", r.Service, "step", r.Step, "weight", r.Steps[r.Step], "phase", r.Phase)
 	}
 	if why != "" {
 		c.saveLocked()
@@ -693,7 +697,8 @@ func (c *Controller) judge(ctx context.Context, service string) {
 		return
 	}
 	// A reload that took out either version leaves nothing to judge.
-	if st := c.plane.Snapshot(); candidateWeight(st, r) < 0 || !hasVersion(st, r.Service, r.Baseline) {
+	st := c.plane.Snapshot()
+	if candidateWeight(st, r) < 0 || !hasVersion(st, r.Service, r.Baseline) {
 		r.Phase = Paused
 		c.event(r, "paused", "the candidate or the baseline is no longer a version of the service (the config changed)")
 		c.step.WithLabelValues(r.Service).Set(float64(max(candidateWeight(st, r), 0))) // what the candidate has, not its step's
@@ -701,10 +706,30 @@ func (c *Controller) judge(ctx context.Context, service string) {
 		c.mu.Unlock()
 		return
 	}
+	// A weight changed outside the release (an edit of the file) would
+	// have the step judged at another share than its own.
+	if w := candidateWeight(st, r); w != r.Steps[r.Step] {
+		if r.offStep++; r.offStep >= 2 {
+			r.offStep = 0
+			r.Phase = Paused
+			c.event(r, "paused", fmt.Sprintf("the candidate's weight in the config is %d, its step's %d: changed outside the release (resume sets it back to %d)", w, r.Steps[r.Step], r.Steps[r.Step]))
+			c.step.WithLabelValues(r.Service).Set(float64(w))
+			c.saveLocked()
+			c.mu.Unlock()
+			return
+		}
+	} else {
+		r.offStep = 0
+	}
 	f := c.figures(r)
 	r.Figures = f
 	held := time.Since(r.StepStarted) >= time.Duration(r.Hold)
 	failed := r.check(f, held)
+	if failed == "" && evictedFromLane(st, r) {
+		// No request reaches it any more (weight 0, out of the lane): it
+		// would wait at this step for ever.
+		failed = fmt.Sprintf("lane %s's health check evicted the candidate (its error rate over the lane's evict.error_rate)", r.Lane)
+	}
 	enough := f.Candidate.Requests >= r.MinRequests
 	last := r.Step+1 == len(r.Steps)-1 || r.Steps[r.Step] == 100
 	c.mu.Unlock()
@@ -728,6 +753,20 @@ func (c *Controller) judge(ctx context.Context, service string) {
 	default:
 		c.advance(ctx, r, f)
 	}
+}
+
+// evictedFromLane reports whether r is at its lane's step with its
+// candidate, the lane's version of the service, evicted from the lane.
+func evictedFromLane(st *dataplane.Snapshot, r *Release) bool {
+	if r.Lane == "" || r.Steps[r.Step] != 0 || st.Table == nil {
+		return false
+	}
+	l := st.Table.Lane(r.Lane)
+	if l == nil {
+		return false
+	}
+	v := l.Version(r.Service)
+	return v != nil && v.Digest == r.Candidate && l.Evicted(r.Service)
 }
 
 func hasVersion(st *dataplane.Snapshot, service, digest string) bool {
@@ -908,6 +947,17 @@ func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) 
 	}
 	if r.Phase != from {
 		return nil, fmt.Errorf("%w: the release of service %q is %s, not %s", ErrConflict, service, r.Phase, from)
+	}
+	if w, want := candidateWeight(c.plane.Snapshot(), r), r.Steps[r.Step]; to == Running && w >= 0 && w != want {
+		// Paused with another weight than its step's (changed by hand, or
+		// a restart caught between the two): the step goes on at its own.
+		c.mu.Unlock()
+		_, err := c.traffic.Shift(context.Background(), service, r.Candidate, want)
+		c.mu.Lock()
+		if err != nil {
+			return nil, fmt.Errorf("resuming the release of service %q: setting its candidate's weight to its step's %d: %w", service, want, err)
+		}
+		c.step.WithLabelValues(r.Service).Set(float64(want))
 	}
 	r.Phase = to
 	if to == Running {

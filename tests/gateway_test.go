@@ -491,6 +491,12 @@ routes:
 	if h.Get("X-Wasmesh-Version") != zig || !strings.Contains(body, "zig") {
 		t.Fatalf("restarted gateway: canary pin answered %q from %s", body, h.Get("X-Wasmesh-Version"))
 	}
+	// A development path: version promoted stays a path (its file read
+	// again at each reload), as deploy and rollback keep it.
+	ok(t, opts{}, "promote", "hello", short(rust), "--admin="+strings.TrimPrefix(g2.admin, "http://"))
+	if got := versionsInFile(t, g2.config); got != "hello.wasm=100" {
+		t.Errorf("after promoting the path version the file says %q, want hello.wasm=100", got)
+	}
 }
 
 // TestServeComponents: wasi:http/proxy components built by componentize-js

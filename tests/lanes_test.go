@@ -490,6 +490,7 @@ func TestLaneCLI(t *testing.T) {
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"window":"0s"}}`, 400, `evict.window: \"0s\" is out of range`},
 		{`{"name":"zero","entry":[{"share":0,"key":"header:X-User"}]}`, 422, "entry[0].share: must be above 0"},
 		{`{"name":"zero","entry":[{"header":"nohdr"}]}`, 422, `entry[0].header: want NAME=VALUE, got \"nohdr\"`},
+		{`{"name":"zero","entry":[{"share":5}]}`, 422, `entry[0].key: required with share`},
 		{`{"name":"zero","versions":{"orders":"v2"}} {"name":"other"}`, 400, "more than one JSON value"},
 		{`{"name":"zero","versions":{"orders":"v2"},"evict":{"min_requests":null}}`, 201, ""}, // null is left out: the default
 	} {
@@ -515,6 +516,12 @@ func TestLaneCLI(t *testing.T) {
 	}
 	if r := wasmesh(t, opts{}, "lane", "admit", "beta", "orders", admin); r.code == 0 || !strings.Contains(r.stderr, `not found: lane "beta"`) {
 		t.Fatalf("admit into a deleted lane: exit %d, %q", r.code, r.stderr)
+	}
+	if status, b := adminPost(t, c.g, "/v1/lanes/edge/admit", `{}`); status != 400 || !strings.Contains(b, `required: the service whose lane version`) {
+		t.Errorf("admit with no service: %d %s, want 400 saying it is required", status, b)
+	}
+	if status, b := adminPost(t, c.g, "/v1/services/orders/deploy", `{"weight":5}`); status != 400 || !strings.Contains(b, `required: a digest or prefix`) {
+		t.Errorf("deploy with no module: %d %s, want 400 saying it is required", status, b)
 	}
 }
 

@@ -169,7 +169,7 @@ routes:
 			t.Errorf("wasmesh %s: exit %d, stderr %q; want it refused with %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
 	}
-	for _, field := range []string{`"min_requests":0`, `"hold":"0s"`, `"max_p99_ratio":0`} {
+	for _, field := range []string{`"min_requests":0`, `"hold":"0s"`, `"max_p99_ratio":0`, `"steps":[]`} {
 		status, b := adminPost(t, g, "/v1/releases", `{"service":"good","version":"v2",`+field+`}`)
 		if name, _, _ := strings.Cut(field, ":"); status != 400 || !strings.Contains(b, strings.Trim(name, `"`)+": ") {
 			t.Errorf("POST /v1/releases with %s: %d %s; want 400 naming the field", field, status, b)

@@ -270,6 +270,10 @@ func (a API) postDeploy(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
+	if req.Module == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`"module" required: a digest or prefix in the store, an oci:// reference, or a version's name`))
+		return
+	}
 	vs, err := a.Control.Deploy(r.Context(), r.PathValue("name"), req.Module, req.Weight, req.Name)
 	a.writeRelease(w, r.PathValue("name"), vs, err)
 }
@@ -283,6 +287,10 @@ func (a API) postPromote(w http.ResponseWriter, r *http.Request) {
 	// name already: a weight or a new name would be silently dropped.
 	if req.Weight != 0 || req.Name != "" {
 		writeError(w, http.StatusBadRequest, errors.New(`promote takes only "module" (a digest or a version's name): it sends all traffic to that version; "weight" and "name" are for deploy`))
+		return
+	}
+	if req.Module == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`"module" required: a digest or a version's name`))
 		return
 	}
 	vs, err := a.Control.Promote(r.Context(), r.PathValue("name"), req.Module)
@@ -355,9 +363,11 @@ func field(v any, path string) (any, bool) {
 }
 
 // isZero reports whether v, a decoded JSON value, is a number 0, an empty
-// string or a duration of 0.
+// string or list, or a duration of 0.
 func isZero(v any) bool {
 	switch v := v.(type) {
+	case []any:
+		return len(v) == 0
 	case float64:
 		return v == 0
 	case string:

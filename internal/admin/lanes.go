@@ -129,6 +129,8 @@ func (s LaneSpec) lane() (*config.Lane, error) {
 			}
 		case e.Share == 0 && e.Key != "" && e.Header == "" && e.Cookie == "":
 			return nil, fmt.Errorf("entry[%d].share: must be above 0 (a percentage of the requests), got 0", i)
+		case e.Share != 0 && e.Key == "" && e.Header == "" && e.Cookie == "":
+			return nil, fmt.Errorf(`entry[%d].key: required with share: "header:<name>" or "cookie:<name>", what keeps a user in the lane or out of it`, i)
 		case e.Share != 0 && e.Header == "" && e.Cookie == "":
 			kind, name, _ := strings.Cut(e.Key, ":")
 			le = config.LaneEntry{Kind: "share", Share: e.Share, Key: config.Sticky{Kind: kind, Name: name}}
@@ -245,6 +247,10 @@ type AdmitRequest struct {
 func (a API) postAdmit(w http.ResponseWriter, r *http.Request) {
 	var req AdmitRequest
 	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Service == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`"service" required: the service whose lane version to admit again`))
 		return
 	}
 	if err := a.Plane.AdmitLane(r.PathValue("name"), req.Service); err != nil {

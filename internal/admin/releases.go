@@ -15,7 +15,7 @@ func (a API) releases(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /v1/releases", func(w http.ResponseWriter, r *http.Request) {
 		var spec rollout.Spec
-		if !readJSON(w, r, &spec, "hold", "min_requests", "max_p99_ratio") {
+		if !readJSON(w, r, &spec, "steps", "hold", "min_requests", "max_p99_ratio") {
 			return
 		}
 		rel, err := a.Releases.Start(r.Context(), spec)

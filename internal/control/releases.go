@@ -160,11 +160,16 @@ func (c *Controller) Promote(ctx context.Context, service, ref string) ([]*confi
 	return c.release(ctx, service, true, func(cur []*config.Version, digest, _ string) ([]*config.Version, error) {
 		for _, v := range cur {
 			if v.Digest == digest {
+				// The version as it is written (a development path: version
+				// stays one), a digest prefix made whole.
 				module := digest
-				if v.IsOCI() {
+				switch {
+				case v.Path != "":
+					module = ""
+				case v.IsOCI():
 					module = v.Module
 				}
-				return []*config.Version{{Module: module, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100, Upstream: v.Upstream}}, nil
+				return []*config.Version{{Module: module, Path: v.Path, Digest: digest, Name: v.Name, DSCP: v.DSCP, Weight: 100, Upstream: v.Upstream}}, nil
 			}
 		}
 		return nil, fmt.Errorf("%w: %s is not a version of service %q (deploy it first)", ErrNotFound, modules.Short(digest), service)

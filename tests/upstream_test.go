@@ -1274,7 +1274,9 @@ func TestUpstreamClientBodyFaults(t *testing.T) {
 	g := serve(t, `
 services:
   users: { versions: [ { upstream: { endpoints: [ "`+native.URL+`" ] } } ], limits: { timeout: 500ms } }
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ], limits: { timeout: 500ms } }
 routes:
+  - { match: { path_prefix: /hello }, service: hello }
   - { match: { path_prefix: / }, service: users }
 `)
 	ep := strings.TrimPrefix(native.URL, "http://")
@@ -1301,12 +1303,18 @@ routes:
 		if !strings.HasPrefix(got, "HTTP/1.1 "+c.status) || took > 5*time.Second {
 			t.Errorf("%s: after %s: %q, want %s", c.name, took, got, c.status)
 		}
-		if strings.Contains(got, ep) {
-			t.Errorf("%s: the client was told the endpoint's address: %q", c.name, got)
+		if strings.Contains(got, ep) || strings.Contains(got, "127.0.0.1") {
+			t.Errorf("%s: the client was told the endpoint's or the gateway's address: %q", c.name, got)
 		}
 		if n := metric(t, g, `wasmesh_client_errors_total{reason="`+c.reason+`",service="users"}`); n != "1" {
 			t.Errorf("%s: wasmesh_client_errors_total{reason=%q} = %q, want 1", c.name, c.reason, n)
 		}
+	}
+	// A module's body, read whole before its run: told what went wrong,
+	// not the sockets' addresses.
+	if got, _ := send("POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc"); !strings.HasPrefix(got, "HTTP/1.1 408") ||
+		!strings.Contains(got, "request body not received within the service's timeout") || strings.Contains(got, "127.0.0.1") {
+		t.Errorf("a module's stalled body: %q, want a 408 saying why, without addresses", got)
 	}
 	v := short(upstreamDigest(t, native.URL))
 	for _, reason := range []string{"reset", "timeout", "invalid_response"} {

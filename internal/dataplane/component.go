@@ -90,7 +90,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		}
 		req.ClientFault = fault
 		if req.Status == 0 {
-			p.fail(req, w, status, rest.err)
+			p.fail(req, w, status, &bodyError{rest.err})
 			return
 		}
 		// The component answered already (its head is the client's, and

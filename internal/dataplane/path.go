@@ -281,7 +281,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 			status, fault = statusClientClosed, faultClientAbort // the server saw it go (h2: the stream reset)
 		}
 		req.ClientFault = fault
-		p.fail(req, w, status, err)
+		p.fail(req, w, status, &bodyError{err})
 		return
 	}
 	if rest == nil {
@@ -423,6 +423,31 @@ const (
 	faultConnect      = "connect"        // 501: a CONNECT, which the gateway does not serve
 	faultBadRequest   = "bad_request"    // 400: a method or request target HTTP/1.1 would refuse (sent over h2)
 )
+
+// bodyError is a failure to read a client's request body: logged whole,
+// told to the client without the sockets' addresses a net error names.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// Public is what the client is told.
+func (e *bodyError) Public() string { return bodyMessage(e.err) }
+
+// bodyMessage says what went wrong reading a request body, for its client.
+func bodyMessage(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		_, detail, _ := strings.Cut(err.Error(), errBodyTooLarge.Error())
+		return errBodyTooLarge.Error() + detail
+	case errors.As(err, &ne) && ne.Timeout():
+		return "request body not received within the service's timeout"
+	case errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "request body cut off"
+	}
+	return err.Error() // the framing's error (chunks, trailers), of the request's own bytes
+}
 
 // bodyFault is the status and client fault of a failure to read a
 // request's body: whatever it is, the client's (the body is in memory, or

@@ -479,7 +479,7 @@ func (e *upstreamError) Public() string {
 		var body *clientBodyError
 		switch {
 		case errors.As(e.err, &body):
-			return body.Error()
+			return body.Public()
 		case errors.Is(e.err, errBodyTooLarge):
 			return errBodyTooLarge.Error()
 		case errors.Is(e.err, http1.ErrInvalidRequest):
@@ -684,6 +684,9 @@ func (e *clientBodyError) Error() string {
 	return "reading the client's request body: " + e.err.Error()
 }
 func (e *clientBodyError) Unwrap() error { return e.err }
+
+// Public is what the client is told.
+func (e *clientBodyError) Public() string { return bodyMessage(e.err) }
 
 // limitedBody is a request body read by the proxy, refused past left bytes.
 // bodyUnread reports whether none of out's body has been read: a try

@@ -206,8 +206,11 @@ func (d *decoder) evict(n *yaml.Node, path string) Evict {
 // checkLanes validates the lanes' references to services and versions,
 // and lane_peers.
 func (d *decoder) checkLanes(c *Config) {
-	if len(c.LanePeers) > 0 && c.TLS == nil {
+	switch {
+	case len(c.LanePeers) > 0 && c.TLS == nil:
 		d.errorAt(d.lanePeers.line, d.lanePeers.col, "lane_peers", "needs a tls block: without mTLS no peer has an identity")
+	case len(c.LanePeers) > 0 && c.TLS.ClientAuth == "none":
+		d.errorAt(d.lanePeers.line, d.lanePeers.col, "lane_peers", `needs client certificates: tls.client_auth is "none", so no peer has an identity ("request" or "require")`)
 	}
 	for _, name := range c.ServiceNames() {
 		if r := c.Services[name].Release; r != nil && r.Lane != "" && c.Lanes[r.Lane] == nil {

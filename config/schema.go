@@ -749,9 +749,12 @@ func (d *decoder) crossCheck(c *Config) {
 				d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.links[%q]", s.Name, iface), "unknown service %q%s", to, suggest(to, c.ServiceNames()))
 			}
 		}
-		if len(s.AllowPeers) > 0 && c.TLS == nil {
-			at := s.where("allow_peers")
+		switch at := s.where("allow_peers"); {
+		case len(s.AllowPeers) > 0 && c.TLS == nil:
 			d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.allow_peers", s.Name), "needs a tls block: without mTLS no peer has an identity")
+		case len(s.AllowPeers) > 0 && c.TLS.ClientAuth == "none":
+			// Every request would be refused (403): no client shows one.
+			d.errorAt(at.line, at.col, fmt.Sprintf("services.%s.allow_peers", s.Name), `needs client certificates: tls.client_auth is "none", so no peer has an identity ("request" or "require")`)
 		}
 	}
 	for _, r := range c.Routes {

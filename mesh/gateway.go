@@ -37,6 +37,10 @@ type Options struct {
 	LastGood string
 	// CacheDir is wazero's compilation cache directory. Default "": none.
 	CacheDir string
+	// RecordNothing makes loads leave no record in the store: not which
+	// modules the config uses (which a gateway serving the same file keeps
+	// there), as `wasmesh check` needs. Default false.
+	RecordNothing bool
 	// Logger receives the access log and events. Default slog.Default().
 	Logger *slog.Logger
 	// TracerProvider makes the gateway's spans. Default: a provider that
@@ -144,8 +148,8 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	ctrl := control.New(plane, control.Options{
 		ConfigPath: opts.ConfigPath, Logger: opts.Logger, FreshInstances: opts.FreshInstances, External: opts.External, Write: opts.Write,
-		LastGood: opts.LastGood,
-		Colours:  opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
+		LastGood: opts.LastGood, RecordNothing: opts.RecordNothing,
+		Colours: opts.Colourer != nil, MaxColour: bpf.Options{MarkMask: opts.MarkMask}.MaxColour(),
 	})
 	var traffic rollout.Traffic = ctrl
 	if opts.External != "" && opts.Fleet == nil {

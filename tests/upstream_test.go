@@ -1582,3 +1582,37 @@ routes:
 		t.Errorf("without it: %d %q", status, body)
 	}
 }
+
+// TestCheckCommand: check loads a config as serve would, serving nothing:
+// a module that decodes but does not validate, which routes (no compile)
+// passes, is refused with serve's error, naming the version; a config
+// that loads exits 0 and says so.
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	// _start returns a value its type has not: decodes, fails validation.
+	invalid := []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0,
+		7, 10, 1, 6, '_', 's', 't', 'a', 'r', 't', 0, 0, 10, 6, 1, 4, 0, 0x41, 1, 0x0b}
+	if err := os.WriteFile(filepath.Join(dir, "bad.wasm"), invalid, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func(module string) string {
+		path := filepath.Join(dir, "wasmesh.yaml")
+		os.WriteFile(path, []byte("store: store\nservices:\n  hello: { versions: [ { path: "+module+" } ] }\nroutes:\n  - { match: { path_prefix: / }, service: hello }\n"), 0o644)
+		return path
+	}
+	cache := "--cache-dir=" + filepath.Join(dir, "cache")
+	path := write("bad.wasm")
+	ok(t, opts{}, "routes", "--config", path) // decoded only
+	if r := wasmesh(t, opts{}, "check", "--config", path, cache); r.code != 2 || !strings.Contains(r.stderr, "services.hello.versions[0]") {
+		t.Errorf("check of a module that does not validate: exit %d, %q; want 2 naming the version", r.code, r.stderr)
+	}
+	path = write(repoPath("examples", "hello", "zig", "hello.wasm"))
+	if r := ok(t, opts{}, "check", "--config", path, cache); !strings.Contains(r.stdout, "ok: 1 services, 1 versions, 1 routes") {
+		t.Errorf("check of a good config: %q", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store", "refs")); err == nil {
+		if entries, _ := os.ReadDir(filepath.Join(dir, "store", "refs")); len(entries) > 0 {
+			t.Errorf("check recorded the config's modules in the store (%d refs files): a gateway serving the file keeps its own there", len(entries))
+		}
+	}
+}

@@ -76,6 +76,7 @@ func commands() []command {
 	return []command{
 		{"run", "[flags] FILE.wasm|DIGEST [ARGS...]", "run a WASI command module or wasi:cli component", runCmd},
 		{"serve", "--config FILE", "serve the services of a config file (the gateway)", serveCmd},
+		{"check", "--config FILE", "load a config file as serve would, serving nothing: exit 0 when it would load", checkCmd},
 		{"routes", "--config FILE", "print the resolved route table of a config file", routesCmd},
 		{"deploy", "SERVICE FILE.wasm|DIGEST|oci://REF [--weight N]", "add a version to a running gateway's service", deployCmd},
 		{"promote", "SERVICE DIGEST|NAME", "send all of a service's traffic to one version", promoteCmd},

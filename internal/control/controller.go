@@ -61,6 +61,9 @@ type Options struct {
 	// are written to (atomically), for a gateway that starts to serve
 	// when its config file is refused (Resume). Default "": none.
 	LastGood string
+	// RecordNothing leaves the store's record of the config's modules
+	// (refs) as it is. Default false.
+	RecordNothing bool
 }
 
 // Controller loads configs into a data plane and edits the config file.

@@ -190,6 +190,9 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 // modules and of those a rollback may bring back (the history), so that
 // `artifact rm` refuses them. c.mu held.
 func (c *Controller) setRefsLocked(store *modules.Store, st *dataplane.Snapshot) {
+	if c.opts.RecordNothing {
+		return
+	}
 	set := make(map[string]struct{}, len(st.Modules))
 	for d := range st.Modules {
 		set[d] = struct{}{}

@@ -108,8 +108,8 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 	if req.span.IsRecording() { // unsampled, attributes would be built to be dropped
 		// Copies: the request's strings share the memory of its whole head,
 		// which a queued span would keep.
-		a := append(req.spanAttrs(), attribute.String("http.request.method", strings.Clone(r.Method)),
-			attribute.String("url.path", strings.Clone(r.URL.Path)))
+		a := appendMethod(req.spanAttrs(), r.Method)
+		a = append(a, attribute.String("url.path", strings.Clone(r.URL.Path)))
 		req.span.SetAttributes(a...)
 	}
 	req.setHeader(w.Header(), RequestIDHeader, req.ID)
@@ -132,6 +132,28 @@ func validRequestLine(r *http.Request) bool {
 		}
 	}
 	return true
+}
+
+// appendMethod appends a request span's method attributes to a, as
+// OpenTelemetry's HTTP conventions have them: a method they do not know is
+// "_OTHER", itself in http.request.method_original (so that a client's
+// made-up methods do not become values of the attribute queries group by).
+func appendMethod(a []attribute.KeyValue, m string) []attribute.KeyValue {
+	if known, ok := knownMethods[m]; ok { // the constant: the request's string shares its head's memory
+		return append(a, attribute.String("http.request.method", known))
+	}
+	return append(a, attribute.String("http.request.method", "_OTHER"),
+		attribute.String("http.request.method_original", strings.Clone(m)))
+}
+
+// knownMethods are the methods of OpenTelemetry's HTTP conventions.
+var knownMethods = map[string]string{}
+
+func init() {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace} {
+		knownMethods[m] = m
+	}
 }
 
 // route takes req from its route to its answer.

@@ -150,3 +150,22 @@ func TestNewRequestID(t *testing.T) {
 		t.Fatal("no id of 4096 starts with 0: leading zeros are dropped")
 	}
 }
+
+// TestAppendMethod: a request span's method is one of the HTTP
+// conventions' or "_OTHER", the method sent kept beside it.
+func TestAppendMethod(t *testing.T) {
+	for _, tc := range []struct{ method, want string }{
+		{"GET", "http.request.method=GET"},
+		{"PATCH", "http.request.method=PATCH"},
+		{"get", "http.request.method=_OTHER http.request.method_original=get"},
+		{"M39408396", "http.request.method=_OTHER http.request.method_original=M39408396"},
+	} {
+		var got []string
+		for _, kv := range appendMethod(nil, tc.method) {
+			got = append(got, string(kv.Key)+"="+kv.Value.AsString())
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("appendMethod(%q) = %v, want %s", tc.method, got, tc.want)
+		}
+	}
+}

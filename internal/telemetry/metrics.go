@@ -163,7 +163,7 @@ func NewMetrics(extra ...prometheus.Collector) *Metrics {
 		}, []string{"version"}),
 		UpstreamFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_upstream_failures_total",
-			Help: "Tries on an endpoint of an upstream version that got no answer, by version, endpoint and reason (connect_failure, reset, timeout, invalid_response, pool_full, client).",
+			Help: "Tries on an endpoint of an upstream version that got no answer, by version, endpoint and reason (connect_failure, reset, timeout, invalid_response, pool_full, client, stopped).",
 		}, []string{"version", "endpoint", "reason"}),
 		UpstreamRetryBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_upstream_retry_budget_exhausted_total",

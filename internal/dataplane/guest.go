@@ -106,7 +106,7 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		err = fmt.Errorf("guest exited with code %d and no response", res.ExitCode)
 	}
 	if err != nil {
-		p.failGuest(req, w, err)
+		p.failGuest(req, w, trapDetail(err, res.MemoryPages, svc.Limits.Memory, errOut.Bytes()))
 		return
 	}
 	// The guest's fields straight into the response's header (but
@@ -117,6 +117,37 @@ func (p *Plane) runGuest(req *Request, w http.ResponseWriter, mod *host.Module, 
 		return
 	}
 	req.answerBody(w, status, respBody)
+}
+
+// trapDetail is err, a trap, with what tells its likely cause: the
+// guest's memory near its limit (an allocation that failed aborts as an
+// unreachable, as an explicit panic does), and the last line the guest
+// wrote to stderr (a panic's message). Other errors are left as they are.
+func trapDetail(err error, pages uint32, limit int64, stderr []byte) error {
+	var trap *host.TrapError
+	if !errors.As(err, &trap) {
+		return err
+	}
+	var detail []string
+	if limit > 0 && int64(pages)*65536 >= limit*9/10 {
+		detail = append(detail, fmt.Sprintf("its memory at %d of the %d pages of its limit: out of memory?", pages, limit/65536))
+	}
+	if line := lastLine(stderr); line != "" {
+		detail = append(detail, "stderr: "+truncate(line, 200))
+	}
+	if len(detail) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(detail, "; "))
+}
+
+// lastLine is the last line of b that is not blank, trimmed.
+func lastLine(b []byte) string {
+	b = bytes.TrimRight(b, " \t\r\n")
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return string(bytes.TrimSpace(b))
 }
 
 // failGuest answers for a guest's run that failed: 504 at the deadline, 499

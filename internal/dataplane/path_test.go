@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/router"
 )
 
@@ -166,6 +167,31 @@ func TestAppendMethod(t *testing.T) {
 		}
 		if strings.Join(got, " ") != tc.want {
 			t.Errorf("appendMethod(%q) = %v, want %s", tc.method, got, tc.want)
+		}
+	}
+}
+
+// TestTrapDetail: a trap is told with its likely cause (memory near the
+// limit, the guest's last stderr line); other errors are left alone.
+func TestTrapDetail(t *testing.T) {
+	trap := &host.TrapError{Cause: "unreachable"}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		pages  uint32
+		limit  int64
+		stderr string
+		want   string
+	}{
+		{"oom", trap, 242, 16 << 20, "memory allocation of 1048576 bytes failed\n\n",
+			"guest trapped: unreachable (its memory at 242 of the 256 pages of its limit: out of memory?; stderr: memory allocation of 1048576 bytes failed)"},
+		{"panic", trap, 17, 16 << 20, "thread 'main' panicked at src/main.rs:3:5:\nboom\n", "guest trapped: unreachable (stderr: boom)"},
+		{"bare", trap, 17, 16 << 20, "", "guest trapped: unreachable"},
+		{"no limit", trap, 17, 0, "", "guest trapped: unreachable"},
+		{"not a trap", host.ErrDeadline, 256, 16 << 20, "x", "deadline exceeded"},
+	} {
+		if got := trapDetail(tc.err, tc.pages, tc.limit, []byte(tc.stderr)).Error(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

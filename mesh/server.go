@@ -59,6 +59,12 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return guests },
 		ConnContext:       withTurns,
 		Protocols:         new(http.Protocols),
+		// HTTP/2 has no header timeout: a connection that goes silent
+		// (a HEADERS frame whose CONTINUATION never comes, a peer gone)
+		// is asked for a PING after 15 s and closed 10 s later without
+		// its answer, not held until IdleTimeout. A PING's answer in the
+		// middle of a header block is a protocol error: closed too.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
 	}
 	srv.Protocols.SetHTTP1(true)
 	// net/http (h2, --net-http) bounds the head as a whole, at what

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -108,6 +109,12 @@ type Gateway struct {
 	// adminAllowIDs says it takes mTLS callers.
 	adminAuth     *admin.Auth
 	adminAllowIDs bool
+	// expiry says the SVID observed last expired, if no other came first
+	// (ObserveIdentity).
+	expiry struct {
+		sync.Mutex
+		timer *time.Timer
+	}
 }
 
 // noReleases refuses releases when the config comes from elsewhere (the
@@ -258,6 +265,15 @@ func (g *Gateway) HealthHandler() http.Handler { return g.api.HealthHandler() }
 // rotation. identity.Source.Watch calls it at each change.
 func (g *Gateway) ObserveIdentity(st identity.Status) {
 	g.plane.Metrics().ObserveSVIDExpiry(st.NotAfter)
+	g.expiry.Lock()
+	if g.expiry.timer != nil {
+		g.expiry.timer.Stop()
+	}
+	// At its expiry, unless another came first: peers refuse it from then.
+	g.expiry.timer = time.AfterFunc(time.Until(st.NotAfter), func() {
+		g.log.Error("SVID expired and not rotated: mTLS peers refuse the gateway's handshakes until a new one comes", "svid", st.String())
+	})
+	g.expiry.Unlock()
 	if st.Expiring(time.Now()) {
 		g.log.Warn("SVID expiring and not rotated", "svid", st.String())
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/wasmesh/wasmesh/identity"
 	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
@@ -600,5 +604,23 @@ routes:
 			t.Fatalf("no 200 head in %d attempts: %d %q", attempt, resp.StatusCode, body)
 		}
 		waitFor(t, "the failed attempt counted", func() bool { return f.g.VersionCount("stream", digest).Errors == int64(attempt) })
+	}
+}
+
+// TestSVIDExpiryLogged: an SVID that expires with no other observed
+// before is logged as an error at its expiry; one rotated first is not.
+func TestSVIDExpiryLogged(t *testing.T) {
+	var logs testutil.LockedBuffer
+	f := newFixtureWith(t, helloConfig, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	id := spiffeid.RequireFromString("spiffe://example.org/gw")
+	now := time.Now()
+	f.g.ObserveIdentity(identity.Status{ID: id, Serial: big.NewInt(1), NotBefore: now, NotAfter: now.Add(time.Hour)})
+	f.g.ObserveIdentity(identity.Status{ID: id, Serial: big.NewInt(2), NotBefore: now, NotAfter: now.Add(100 * time.Millisecond)})
+	waitFor(t, "the expiry logged", func() bool { return strings.Contains(logs.String(), "SVID expired and not rotated") })
+	if n := strings.Count(logs.String(), "SVID expired"); n != 1 {
+		t.Errorf("%d expiry lines, want 1 (the rotated SVID's none):\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the expiry is not an error:\n%s", logs.String())
 	}
 }

@@ -184,7 +184,14 @@ func (g *Gateway) VersionCount(service, digest string) rollout.Count {
 }
 
 // Close releases the gateway's engine and compiled modules.
-func (g *Gateway) Close(ctx context.Context) error { return g.plane.Close(ctx) }
+func (g *Gateway) Close(ctx context.Context) error {
+	g.expiry.Lock()
+	if g.expiry.timer != nil {
+		g.expiry.timer.Stop()
+	}
+	g.expiry.Unlock()
+	return g.plane.Close(ctx)
+}
 
 // ServeHTTP routes r to a service version and runs its guest. Serve puts
 // it behind the gateway's listeners; an embedder may mount it anywhere.

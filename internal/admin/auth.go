@@ -147,6 +147,12 @@ func (a *Auth) caller(r *http.Request) (who string, status int, why string) {
 	if hasID {
 		return "", http.StatusForbidden, fmt.Sprintf("peer %s is not in admin.allow_ids", id)
 	}
+	switch {
+	case a.cfg.TokenFile == "" && a.allow != nil:
+		return "", http.StatusUnauthorized, "no credentials: present a client certificate whose SPIFFE ID admin.allow_ids names (no token is configured)"
+	case a.allow != nil:
+		return "", http.StatusUnauthorized, "no credentials: send Authorization: Bearer <token>, or present a client certificate whose SPIFFE ID admin.allow_ids names"
+	}
 	return "", http.StatusUnauthorized, "no credentials: send Authorization: Bearer <token>"
 }
 

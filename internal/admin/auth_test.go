@@ -185,4 +185,10 @@ func TestAuthPeers(t *testing.T) {
 	if got := call(a, "GET", "/v1/config", "Bearer "+token, other.Certificates[0]); got != 200 {
 		t.Errorf("peer not allowed, with the token: %d, want 200", got)
 	}
+	// With allow_ids alone, a caller with neither is told what it lacks:
+	// a certificate, no token being accepted.
+	a, log = newAuth(t, config.AdminAuth{AllowIDs: []string{"spiffe://example.org/ops/*"}})
+	if got := call(a, "GET", "/v1/config", "", nil); got != 401 || !strings.Contains(log.String(), "no token is configured") {
+		t.Errorf("no credentials, allow_ids alone: %d, log:\n%s", got, log)
+	}
 }

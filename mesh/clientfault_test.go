@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -379,4 +380,70 @@ routes:
 	if q := dataplane.Quantile(before, after, 1); q >= 1500*time.Millisecond {
 		t.Errorf("the version's latency for an answer its client took 2 s to read: %s", q)
 	}
+}
+
+// TestComponentSlowReaderFreesSlot: a client that never reads a
+// component's streamed response is cut at the service's timeout (a
+// slow_reader, its fault) instead of holding the guest, blocked in its
+// write, and the service's one concurrency slot for as long as it keeps
+// its connection open.
+func TestComponentSlowReaderFreesSlot(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, strings.ReplaceAll(`
+drain_delay: 0s
+services:
+  echo:
+    versions: [ { path: $TD/echobody.wasm } ]
+    limits: { max_body: 16MiB, timeout: 1s, max_concurrency: 1, max_queue: 0 }
+routes:
+  - { match: { path_prefix: /echo }, service: echo }
+`, "$TD", testdata))
+	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.(*net.TCPConn).SetReadBuffer(4096) // and never read
+	const size = 8 << 20
+	go func() {
+		io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+		conn.Write(make([]byte, size)) // blocks once the echo stops reading: fine
+	}()
+	// The slot is the stalled request's for its timeout (1 s) and a little
+	// more; then the service answers again, while the client still holds
+	// its connection.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Post("http://"+addr+"/echo", "text/plain", strings.NewReader("hi"))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(b), "hi") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service is still refused 15 s after a client stopped reading its response (status %v, %v)", func() int {
+				if resp != nil {
+					return resp.StatusCode
+				}
+				return 0
+			}(), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The client's fault: it took neither the response nor (the echo
+	// stalled by it) the rest of its body in time.
+	admin := newTestServer(t, f.g.AdminHandler())
+	fault := regexp.MustCompile(`\nwasmesh_client_errors_total\{reason="(slow_reader|body_timeout)",service="echo"\} 1\n`)
+	waitFor(t, "the stalled request counted as its client's fault", func() bool {
+		resp, err := http.Get(admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fault.Match(b)
+	})
 }

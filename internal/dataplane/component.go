@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -74,6 +75,15 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		// component sent (its status at least) before the connection
 		// closes.
 		sw.close(err != nil || !resp.Finished)
+		if sw.end() {
+			// The client did not take the response within the service's
+			// timeout: its fault, whatever the guest made of the failed
+			// write (the answer is cut).
+			req.ClientFault = faultSlowReader
+			if err == nil && resp.Finished {
+				err = errors.New("the client did not take the response within the service's timeout")
+			}
+		}
 	}
 	req.series.runTime.Observe(time.Since(start).Seconds())
 	if span != nil {
@@ -199,11 +209,20 @@ func (cr *componentRun) trailer() http.Header { return cr.req.HTTP.Trailer }
 
 // respond sends a streamed response's status and header (but hop-by-hop
 // fields) and returns where its body goes: to the client, counted.
+//
+// The client has the service's timeout from then to take the response: a
+// write it holds past that fails (its fault, a slow_reader), rather than
+// hold the guest, blocked in the write, and its concurrency slot for as
+// long as the client keeps its connection open.
 func (cr *componentRun) respond(status int, header host.ResponseHeader) io.Writer {
 	header.AddTo(cr.w.Header(), hopByHop)
 	cr.req.Status = status
 	cr.w.WriteHeader(status)
 	cr.stream = streamWriter{w: cr.w, rc: *http.NewResponseController(cr.w), n: &cr.req.Bytes}
+	if t := cr.req.Limits.Timeout; t > 0 {
+		cr.stream.timeout = t
+		cr.stream.deadline = cr.stream.rc.SetWriteDeadline(time.Now().Add(t)) == nil
+	}
 	cr.sw = &cr.stream
 	return cr.sw
 }
@@ -224,11 +243,15 @@ type streamWriter struct {
 	rc http.ResponseController
 	n  *int
 
-	mu      sync.Mutex // the timer's flush against the guest's writes
-	pending bool       // written, not yet flushed
-	timer   *flushTimer
-	closed  bool
-	err     error // of a flush on the timer, for the next Write
+	mu       sync.Mutex // the timer's flush against the guest's writes
+	pending  bool       // written, not yet flushed
+	timer    *flushTimer
+	closed   bool
+	err      error         // of a flush on the timer, for the next Write
+	deadline bool          // a write deadline is set on the connection (lifted by end)
+	timeout  time.Duration // the service's: the client's time to take what is written
+	flushed  bool          // some of the response went out before its end
+	slow     bool          // a write failed at the deadline: the client did not take the response
 }
 
 func (s *streamWriter) Write(p []byte) (int, error) {
@@ -242,6 +265,7 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	}
 	n, err := s.w.Write(p)
 	*s.n += n
+	s.noteTimeout(err)
 	if err == nil && n > 0 && !s.pending {
 		s.pending = true
 		if s.timer == nil {
@@ -259,9 +283,38 @@ func (s *streamWriter) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pending && !s.closed {
-		s.pending = false
+		s.pending, s.flushed = false, true
 		s.err = s.rc.Flush()
+		s.noteTimeout(s.err)
 	}
+}
+
+// noteTimeout notes a write that failed at the deadline, s.mu held.
+func (s *streamWriter) noteTimeout(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.slow = true
+	}
+}
+
+// end lifts the write deadline once the handler is done with the stream,
+// and reports whether the client failed to take the response in time.
+// What the response still holds is sent under the deadline first when
+// some went out before (the client's buffers may be full); a response
+// held whole is left to the server, which sends it with its length in one
+// write, into buffers nothing has filled.
+func (s *streamWriter) end() (slow bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deadline {
+		if s.flushed && s.err == nil {
+			s.renew()
+			s.noteTimeout(s.rc.Flush())
+		}
+		_ = s.rc.SetWriteDeadline(time.Time{})
+		s.deadline = false
+	}
+	return s.slow
 }
 
 // close stops the timer, leaving what is pending to the end of the
@@ -275,7 +328,19 @@ func (s *streamWriter) close(flush bool) {
 		ft.release()
 	}
 	if flush && s.err == nil {
-		_ = s.rc.Flush()
+		s.flushed = true
+		s.renew()
+		s.noteTimeout(s.rc.Flush())
+	}
+}
+
+// renew gives the client the service's timeout from now to take what the
+// response still holds, s.mu held: the deadline set at the head may have
+// passed while the guest ran (stopped at its own, which is not the
+// client's doing).
+func (s *streamWriter) renew() {
+	if s.deadline {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
 }
 

@@ -104,6 +104,22 @@ routes:
 	}
 }
 
+// echoFixture serves echobody.wasm (a component that echoes the request
+// body as it reads it) as service echo at /echo with limits, next to the
+// services and routes given (YAML lines, indented).
+func echoFixture(t *testing.T, limits, services, routes string) *fixture {
+	t.Helper()
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	return newFixture(t, `
+drain_delay: 0s
+services:
+  echo:
+    versions: [ { path: `+testdata+`/echobody.wasm } ]
+    limits: `+limits+services+`
+routes:
+  - { match: { path_prefix: /echo }, service: echo }`+routes+"\n")
+}
+
 // TestServeComponentRequestStreams: a component reads a request body past
 // the gateway's first 64 KiB as the client sends it (echobody.wasm echoes
 // what it reads: the client reads its first 70 KiB back before it sends
@@ -111,20 +127,11 @@ routes:
 // cut short, too slow — is the client's fault, counted as such, not the
 // version's, whatever the component answered.
 func TestServeComponentRequestStreams(t *testing.T) {
-	testdata, _ := filepath.Abs("../internal/component/testdata")
-	f := newFixture(t, strings.ReplaceAll(`
-drain_delay: 0s
-services:
-  echo:
-    versions: [ { path: $TD/echobody.wasm } ]
-    limits: { max_body: 200KiB, timeout: 2s }
+	f := echoFixture(t, "{ max_body: 200KiB, timeout: 2s }", `
   js:
     versions: [ { path: $EX/components/javascript/hello.wasm } ]
-    limits: { max_body: 200KiB, timeout: 5s }
-routes:
-  - { match: { path_prefix: /echo }, service: echo }
-  - { match: { path_prefix: /js }, service: js }
-`, "$TD", testdata))
+    limits: { max_body: 200KiB, timeout: 5s }`, `
+  - { match: { path_prefix: /js }, service: js }`)
 	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
 	admin := newTestServer(t, f.g.AdminHandler())
 
@@ -388,16 +395,7 @@ routes:
 // write, and the service's one concurrency slot for as long as it keeps
 // its connection open.
 func TestComponentSlowReaderFreesSlot(t *testing.T) {
-	testdata, _ := filepath.Abs("../internal/component/testdata")
-	f := newFixture(t, strings.ReplaceAll(`
-drain_delay: 0s
-services:
-  echo:
-    versions: [ { path: $TD/echobody.wasm } ]
-    limits: { max_body: 16MiB, timeout: 1s, max_concurrency: 1, max_queue: 0 }
-routes:
-  - { match: { path_prefix: /echo }, service: echo }
-`, "$TD", testdata))
+	f := echoFixture(t, "{ max_body: 16MiB, timeout: 1s, max_concurrency: 1, max_queue: 0 }", "", "")
 	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

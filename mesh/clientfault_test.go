@@ -408,9 +408,19 @@ func TestComponentSlowReaderFreesSlot(t *testing.T) {
 		io.WriteString(conn, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
 		conn.Write(make([]byte, size)) // blocks once the echo stops reading: fine
 	}()
-	// The slot is the stalled request's for its timeout (1 s) and a little
-	// more; then the service answers again, while the client still holds
-	// its connection.
+	// The slot is the stalled request's (once it runs) for its timeout
+	// (1 s) and a little more; then the service answers again, while the
+	// client still holds its connection.
+	admin := newTestServer(t, f.g.AdminHandler())
+	waitFor(t, "the stalled request in flight", func() bool {
+		resp, err := http.Get(admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "\nwasmesh_inflight_requests 1\n")
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Post("http://"+addr+"/echo", "text/plain", strings.NewReader("hi"))
@@ -433,15 +443,21 @@ func TestComponentSlowReaderFreesSlot(t *testing.T) {
 	}
 	// The client's fault: it took neither the response nor (the echo
 	// stalled by it) the rest of its body in time.
-	admin := newTestServer(t, f.g.AdminHandler())
 	fault := regexp.MustCompile(`\nwasmesh_client_errors_total\{reason="(slow_reader|body_timeout)",service="echo"\} 1\n`)
-	waitFor(t, "the stalled request counted as its client's fault", func() bool {
-		resp, err := http.Get(admin + "/metrics")
-		if err != nil {
-			return false
+	var metrics []byte
+	for deadline := time.Now().Add(15 * time.Second); !fault.Match(metrics); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			var lines []string
+			for _, l := range strings.Split(string(metrics), "\n") {
+				if strings.Contains(l, `service="echo"`) {
+					lines = append(lines, l)
+				}
+			}
+			t.Fatalf("the stalled request is not counted as its client's fault 15 s on:\n%s", strings.Join(lines, "\n"))
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return fault.Match(b)
-	})
+		if resp, err := http.Get(admin + "/metrics"); err == nil {
+			metrics, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+	}
 }

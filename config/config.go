@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
@@ -524,7 +525,7 @@ const (
 // checkAliases refuses a tree whose aliases expand it past maxAliasGrowth,
 // naming the alias that expands most.
 func checkAliases(name string, root *yaml.Node) error {
-	const capped = 1 << 40
+	const capped = math.MaxInt32  // and so no overflow where int has 32 bits
 	sizes := map[*yaml.Node]int{} // the nodes each node stands for, aliases expanded
 	var biggest *yaml.Node        // the alias that stands for most
 	most := 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -92,7 +93,9 @@ func (d *watchedDir) replaced(report func(error)) bool {
 		d.info = nil // missing: it will be watched when it is back
 		return false
 	}
-	if d.info != nil && os.SameFile(d.info, cur) {
+	// The same inode is not enough: one removed and made again may get
+	// its number back, its watch gone with it (the kernel's IN_IGNORED).
+	if d.info != nil && os.SameFile(d.info, cur) && slices.Contains(d.w.WatchList(), d.path) {
 		return false
 	}
 	_ = d.w.Remove(d.path) // the old one's watch, unless it went with it

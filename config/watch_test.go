@@ -256,7 +256,10 @@ func TestWatchRemovedFile(t *testing.T) {
 // another, as deploy tools do) is watched anew: the file in the new one
 // is read, and its later writes seen.
 func TestWatchDirectoryReplaced(t *testing.T) {
-	t.Run("moved", func(t *testing.T) {
+	// replaced watches etc/wasmesh.yaml ("v1"), replaces the directory
+	// with gone (which takes the old one away, waiting for what it
+	// reports), makes a new one and checks that its file's writes are seen.
+	replaced := func(t *testing.T, gone func(root, dir string, w *watcher)) {
 		root := t.TempDir()
 		dir := filepath.Join(root, "etc")
 		if err := os.Mkdir(dir, 0o755); err != nil {
@@ -265,9 +268,7 @@ func TestWatchDirectoryReplaced(t *testing.T) {
 		path := filepath.Join(dir, "wasmesh.yaml")
 		write(t, path, "v1")
 		w := startWatch(t, path)
-		if err := os.Rename(dir, filepath.Join(root, "etc.old")); err != nil {
-			t.Fatal(err)
-		}
+		gone(root, dir, w)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -275,6 +276,26 @@ func TestWatchDirectoryReplaced(t *testing.T) {
 		w.expectChange(t, "v2")
 		write(t, path, "v3")
 		w.expectChange(t, "v3")
+	}
+	t.Run("moved", func(t *testing.T) {
+		replaced(t, func(root, dir string, _ *watcher) {
+			if err := os.Rename(dir, filepath.Join(root, "etc.old")); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+	t.Run("removed and made again", func(t *testing.T) {
+		// ext4 gives the new directory the old one's inode number.
+		replaced(t, func(_, dir string, w *watcher) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			select { // the file's removal, reported as a read that failed
+			case <-w.errs:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no onError within 5s of the directory's removal")
+			}
+		})
 	})
 	t.Run("link", func(t *testing.T) {
 		root := t.TempDir()

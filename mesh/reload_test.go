@@ -149,8 +149,9 @@ func TestRejectedReloadIsVisible(t *testing.T) {
 	if r := f.get("/"); r.status != 200 {
 		t.Fatalf("old config stopped serving: %d", r.status)
 	}
-	// Until a load succeeds.
-	if err := f.g.Reload(context.Background(), []byte(expand(oneVersion("zig")))); err != nil {
+	// Until a load succeeds: one of the config serving (the broken edit
+	// reverted) too.
+	if err := f.g.Reload(context.Background(), []byte(expand(oneVersion("rust")))); err != nil {
 		t.Fatal(err)
 	}
 	resp, _ = http.Get(admin + "/metrics")

@@ -662,6 +662,9 @@ func TestResumeLastGood(t *testing.T) {
 	poll(t, "the log to say the file was refused and the last good config serves", func() bool {
 		return strings.Contains(g.p.stderr.String(), "serving the last good config") && strings.Contains(g.p.stderr.String(), "bogus_setting")
 	})
+	if v := metric(t, g, "wasmesh_config_last_load_success"); v != "0" {
+		t.Errorf("serving the last good config, the file refused: wasmesh_config_last_load_success = %q, want 0", v)
+	}
 	if err := os.WriteFile(path, config("c", ""), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -688,6 +688,8 @@ lanes:
 // TestReleaseLaneEviction: a candidate its lane evicts at the lane's step
 // (the lane's error rate is lower than the release's) gets no request
 // more; the release rolls it back, saying why, rather than wait for ever.
+// The candidate has some weight when the release starts: a lane's step
+// takes it back, which is allowed.
 func TestReleaseLaneEviction(t *testing.T) {
 	base, _ := countingUpstream(t, "base", 0, 0)
 	bad, _ := countingUpstream(t, "bad", 40, 0)
@@ -695,8 +697,8 @@ func TestReleaseLaneEviction(t *testing.T) {
 services:
   users:
     versions:
-      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 100 }
-      - { upstream: { endpoints: [ "`+bad.URL+`" ], retries: { attempts: 0 } }, name: v2, weight: 0 }
+      - { upstream: { endpoints: [ "`+base.URL+`" ] }, name: v1, weight: 98 }
+      - { upstream: { endpoints: [ "`+bad.URL+`" ], retries: { attempts: 0 } }, name: v2, weight: 2 }
 routes:
   - { match: { path_prefix: / }, service: users }
 lanes:
@@ -708,6 +710,9 @@ lanes:
 	rel := waitRelease(t, g, "users", rollout.RolledBack, 60*time.Second)
 	if last := rel.History[len(rel.History)-1]; last.Step != 0 || !strings.Contains(last.Reason, "evicted the candidate") {
 		t.Errorf("rolled back with %+v, want at the lane's step, saying the lane evicted it", last)
+	}
+	if w := weightsInFile(t, g.config, "users"); w != "v1=98 v2=2" {
+		t.Errorf("rolled back: %s, want the split it started from, v1=98 v2=2", w)
 	}
 }
 

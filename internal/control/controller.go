@@ -103,15 +103,6 @@ type Controller struct {
 	started *config.Config
 	// colours is the colour table the last load saved. mu held.
 	colours savedColours
-	// refs is the set of digests setRefsLocked last recorded, and in
-	// which store: a load that keeps it records nothing. mu held.
-	refs recordedRefs
-}
-
-// recordedRefs is a set of digests recorded in the store at dir.
-type recordedRefs struct {
-	dir string
-	set map[string]struct{}
 }
 
 // knownPaths are a load's path modules, by absolute path, and the store
@@ -282,6 +273,7 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 	old := c.plane.Snapshot()
 	if old != nil && old.Hash == hash {
 		c.lastErr.Store(nil) // the config serving is the one asked for
+		c.plane.Metrics().LastLoadOK.Set(1)
 		return nil
 	}
 	if old != nil && config.Empty(data) && !config.Empty(old.Config.Raw) {
@@ -376,6 +368,7 @@ func (c *Controller) Resume(ctx context.Context, refused error) error {
 		return fmt.Errorf("%w (and the last good config, %s: %v)", refused, c.opts.LastGood, err)
 	}
 	c.lastErr.Store(&LoadError{Err: refused, At: time.Now(), File: true})
+	c.plane.Metrics().LastLoadOK.Set(0) // the file's load failed; the last good one serves
 	c.log.Error("the config file was refused at start: serving the last good config until the file loads",
 		"file", c.opts.ConfigPath, "last_good", c.opts.LastGood, "error", refused)
 	return nil

@@ -28,8 +28,22 @@ type prefetched struct {
 	cfg      *config.Config
 	pullErrs map[string]error
 	compiled []string
-	stamps   map[string]pathStamp // by absolute path
-	began    time.Time            // when the prefetch of a load began: the load's time counts from there
+	stamps   map[string]seqStamp // by absolute path
+	slow     int                 // the slow steps (reads, pulls, compiles) the prefetch made
+	began    time.Time           // when the prefetch of a load began: the load's time counts from there
+	done     time.Time           // when it ended
+}
+
+// staleAfter is how long after the prefetch ended its stamps stand for
+// the files: a load that took the lock later (behind another) stats them
+// again. About what a load of a large config takes between its stat of a
+// file and its swap, where a file changed is not seen either.
+const staleAfter = 5 * time.Millisecond
+
+// seqStamp is a stamp the prefetch took, after slow of its slow steps.
+type seqStamp struct {
+	pathStamp
+	slow int
 }
 
 // prefetch pulls and compiles the modules a load of data needs and has
@@ -50,7 +64,8 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 	if err != nil {
 		return nil
 	}
-	pre := &prefetched{cfg: cfg, stamps: map[string]pathStamp{}, began: began}
+	pre := &prefetched{cfg: cfg, stamps: map[string]seqStamp{}, began: began}
+	defer func() { pre.done = time.Now() }()
 	known := c.known.Load().in(cfg.Store)
 	var registry *oci.Client
 	for _, s := range cfg.Services {
@@ -64,11 +79,12 @@ func (c *Controller) prefetch(ctx context.Context, data []byte) *prefetched {
 			var stamp pathStamp
 			if v.Path != "" {
 				stamp = statPath(v.AbsPath())
-				pre.stamps[v.AbsPath()] = stamp
+				pre.stamps[v.AbsPath()] = seqStamp{stamp, pre.slow}
 			}
 			if digest := knownDigest(known, v, stamp); digest != "" && engine.Compiled(digest) != nil {
 				continue
 			}
+			pre.slow++ // a read at least follows; the stamps taken before may be stale by its end
 			if v.IsOCI() && registry == nil {
 				if registry, err = newRegistryClient(cfg); err != nil {
 					return pre
@@ -213,12 +229,15 @@ func (pre *prefetched) of(data []byte) bool {
 	return pre != nil && pre.cfg != nil && bytes.Equal(pre.cfg.Raw, data)
 }
 
-// stamp is the stamp of the file at the absolute path the prefetch
-// took, or one taken now when it took none (or pre is nil).
+// stamp is the stamp of the file at the absolute path the prefetch took,
+// when no slow step followed it and the prefetch ended less than
+// staleAfter ago; one taken now otherwise: a file rebuilt while the
+// prefetch read, pulled or compiled others, or while the load waited for
+// the lock, is seen by this load.
 func (pre *prefetched) stamp(path string) pathStamp {
-	if pre != nil {
-		if s, ok := pre.stamps[path]; ok {
-			return s
+	if pre != nil && time.Since(pre.done) < staleAfter {
+		if s, ok := pre.stamps[path]; ok && s.slow == pre.slow {
+			return s.pathStamp
 		}
 	}
 	return statPath(path)

@@ -103,10 +103,8 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		}
 		// A module compiled already, by its digest or by a file unchanged
 		// since it was read: nothing to read, hash or compile again.
-		// The prefetch's stamp of a path module, taken before it read the
-		// file (so never newer than what it read): the load serves the
-		// module files as they were when it started, a file written since
-		// is taken by the next load, as one written after the load is.
+		// The prefetch's stamp of a path module when nothing slow came
+		// after it, else taken now (pre.stamp).
 		var stamp pathStamp
 		if v.Path != "" {
 			stamp = pre.stamp(v.AbsPath())
@@ -206,15 +204,12 @@ func (c *Controller) setRefsLocked(store *modules.Store, st *dataplane.Snapshot)
 			}
 		}
 	}
-	if c.refs.dir == store.Dir() && maps.Equal(c.refs.set, set) {
-		return // recorded by an earlier load: most reloads change no module
-	}
+	// SetRefs compares with the file, which may have changed since the
+	// last load (removed by hand, written by another process): it writes
+	// only what differs.
 	if err := store.SetRefs(c.opts.ConfigPath, slices.Sorted(maps.Keys(set))); err != nil {
-		c.refs = recordedRefs{}
 		c.log.Warn("could not record the config's artifacts in the store", "error", err)
-		return
 	}
-	c.refs = recordedRefs{dir: store.Dir(), set: set}
 }
 
 // refreshRefsLocked is setRefsLocked for the snapshot serving, after the

@@ -478,9 +478,15 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q is not a version of service %q (by name or digest prefix; deploy it at weight 0 first): %v", ErrNotFound, spec.Version, spec.Service, err)
 	}
-	if cand.Weight > 0 && cand.Weight >= spec.Steps[0] {
+	// The first step that sets a weight: a lane's step (0) moves the
+	// candidate's weight back to the versions judged against it.
+	first := spec.Steps[0]
+	if spec.Lane != "" {
+		first = spec.Steps[1]
+	}
+	if cand.Weight > 0 && cand.Weight >= first {
 		return nil, fmt.Errorf("%w: %s has weight %d already, at or above the first step's %d: the release would move its traffic at once to versions nothing judges (set its weight to 0 first, or start with a step above %d)",
-			ErrInvalid, spec.Version, cand.Weight, spec.Steps[0], cand.Weight)
+			ErrInvalid, spec.Version, cand.Weight, first, cand.Weight)
 	}
 	var base *config.Version
 	before := map[string]int{}

@@ -193,7 +193,15 @@ type HTTP struct {
 	// MaxHeadMemory bounds what all connections together hold for request
 	// heads beyond 4 KiB each. Default 64 MiB.
 	MaxHeadMemory int64
+	// MaxBodyMemory bounds what requests' bodies read into memory (a
+	// module's whole, a component's first 64 KiB) hold, all requests
+	// together: past it a request is answered 503. Default
+	// DefaultMaxBodyMemory.
+	MaxBodyMemory int64
 }
+
+// DefaultMaxBodyMemory is http.max_body_memory's default.
+const DefaultMaxBodyMemory = 256 << 20
 
 // BPF configures packet colouring; see Config.BPF.
 type BPF struct {

@@ -170,11 +170,11 @@ func TestBPFAndDSCPConfig(t *testing.T) {
 // TestHTTPConfig: the listener's limits on request heads, read with their
 // units, and refused out of range with the field's place.
 func TestHTTPConfig(t *testing.T) {
-	cfg, err := Parse("w.yaml", []byte("http: { max_request_line: 4KiB, max_header_bytes: 32KiB, max_headers: 50, max_head_memory: 16MiB }\n"))
+	cfg, err := Parse("w.yaml", []byte("http: { max_request_line: 4KiB, max_header_bytes: 32KiB, max_headers: 50, max_head_memory: 16MiB, max_body_memory: 1GiB }\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (HTTP{MaxRequestLine: 4 << 10, MaxHeaderBytes: 32 << 10, MaxHeaders: 50, MaxHeadMemory: 16 << 20}); cfg.HTTP != want {
+	if want := (HTTP{MaxRequestLine: 4 << 10, MaxHeaderBytes: 32 << 10, MaxHeaders: 50, MaxHeadMemory: 16 << 20, MaxBodyMemory: 1 << 30}); cfg.HTTP != want {
 		t.Fatalf("http %+v, want %+v", cfg.HTTP, want)
 	}
 	if cfg, _ := Parse("w.yaml", []byte("listen: :1\n")); cfg.HTTP != (HTTP{}) {
@@ -184,6 +184,7 @@ func TestHTTPConfig(t *testing.T) {
 		"http: { max_headers: 0 }\n":         "w.yaml:1:22: http.max_headers: must be from 1 to 10000, got 0",
 		"http: { max_header_bytes: 10 }\n":   "http.max_header_bytes: must be from 256 to 16777216 bytes, got 10",
 		"http: { max_head_memory: 1KiB }\n":  "http.max_head_memory: must be from 65536",
+		"http: { max_body_memory: 1KiB }\n":  "http.max_body_memory: must be from 65536",
 		"http: { max_request_line: lots }\n": "http.max_request_line:",
 		"http: { max_header_count: 10 }\n":   `unknown field "max_header_count"`,
 	} {

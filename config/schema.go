@@ -23,7 +23,7 @@ import (
 var (
 	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes", "lanes", "lane_peers", "trusted_proxies"}
 	adminFields    = []string{"listen", "token_file", "allow_ids", "insecure"}
-	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory"}
+	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory", "max_body_memory"}
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
@@ -336,7 +336,7 @@ func (d *decoder) http(n *yaml.Node, path string) HTTP {
 			return
 		}
 		lo, hi := int64(256), int64(16<<20)
-		if key == "max_head_memory" {
+		if key == "max_head_memory" || key == "max_body_memory" {
 			lo, hi = 64<<10, 64<<30
 		}
 		if !d.check(size < lo || size > hi, v, f, "must be from %d to %d bytes, got %d", lo, hi, size) {
@@ -349,6 +349,8 @@ func (d *decoder) http(n *yaml.Node, path string) HTTP {
 			h.MaxHeaderBytes = size
 		case "max_head_memory":
 			h.MaxHeadMemory = size
+		case "max_body_memory":
+			h.MaxBodyMemory = size
 		}
 	})
 	return h

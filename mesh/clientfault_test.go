@@ -461,3 +461,36 @@ func TestComponentSlowReaderFreesSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyMemoryBounded: the bodies read into memory, all requests
+// together, are bounded by http.max_body_memory: past it a request is
+// answered 503 (no one's fault), and once the bodies holding it go, the
+// same request is served.
+func TestBodyMemoryBounded(t *testing.T) {
+	f := newFixture(t, `
+http: { max_body_memory: 128KiB }
+services:
+  echo: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { max_body: 1MiB, timeout: 10s } }
+routes:
+  - { match: { path_prefix: / }, service: echo }
+`)
+	addr := strings.TrimPrefix(serveFixture(t, f), "http://")
+	// An upload that stops 90 KiB into its 200: three chunks of 32 KiB held.
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(held, "POST /?do=echo HTTP/1.1\r\nHost: a\r\nContent-Length: 204800\r\n\r\n"+strings.Repeat("x", 90<<10))
+	post := func() int {
+		resp, err := http.Post("http://"+addr+"/?do=echo", "text/plain", strings.NewReader(strings.Repeat("y", 64<<10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "a 64 KiB body refused while 96 KiB of another are held", func() bool { return post() == http.StatusServiceUnavailable })
+	held.Close()
+	waitFor(t, "the same body served once the held one is gone", func() bool { return post() == http.StatusOK })
+}

@@ -420,7 +420,7 @@ var restartOnly = []struct {
 	{"health", func(c *config.Config) any { return c.Health }},
 	{"tls", func(c *config.Config) any { return c.TLS }},
 	{"bpf", func(c *config.Config) any { return c.BPF }},
-	{"http", func(c *config.Config) any { return c.HTTP }},
+	{"http", func(c *config.Config) any { h := c.HTTP; h.MaxBodyMemory = 0; return h }}, // max_body_memory is a load's
 }
 
 // releaseUnused frees the compiled code of old's modules that the served

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -293,9 +294,20 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	}
 	body := getBuf()
 	defer putBuf(body)
-	rest, err := readBody(body, req, upTo)
+	held := &heldBody{budget: &p.bodyMemory, max: cmp.Or(req.snap.Config.HTTP.MaxBodyMemory, config.DefaultMaxBodyMemory)}
+	defer held.release()
+	rest, err := readBody(body, req, upTo, held)
 	if rest != nil {
 		defer rest.end()
+	}
+	if errors.Is(err, errBodyMemory) {
+		// Not the client's doing, nor the version's: the gateway's
+		// bodies in memory, all requests' together, at their bound.
+		req.shed = true
+		p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
+		w.Header().Set("Retry-After", "1")
+		p.fail(req, w, http.StatusServiceUnavailable, err)
+		return
 	}
 	if err != nil {
 		status, fault := bodyFault(err)
@@ -353,7 +365,7 @@ const streamAfter = 64 << 10
 // connection, lifted once read (net/http would take it for a client
 // gone); for a body with a rest, set again when the handler starts
 // (restBody.start) and lifted when it is done (restBody.end).
-func readBody(buf *bytes.Buffer, req *Request, upTo int64) (*restBody, error) {
+func readBody(buf *bytes.Buffer, req *Request, upTo int64, held *heldBody) (*restBody, error) {
 	r, max, timeout := req.HTTP, req.Limits.MaxBody, req.Limits.Timeout
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -370,7 +382,7 @@ func readBody(buf *bytes.Buffer, req *Request, upTo int64) (*restBody, error) {
 	if upTo > 0 && upTo < max {
 		read = upTo + 1
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, read))
+	n, err := held.readFrom(buf, r.Body, read)
 	req.BodyLen = buf.Len()
 	switch {
 	case err != nil:
@@ -384,6 +396,48 @@ func readBody(buf *bytes.Buffer, req *Request, upTo int64) (*restBody, error) {
 	}
 	lift()
 	return nil, nil
+}
+
+// errBodyMemory is a request body refused because the bodies the gateway
+// holds in memory, all requests' together, are at http.max_body_memory.
+var errBodyMemory = errors.New("the gateway holds as much of requests' bodies in memory as http.max_body_memory lets it: try again shortly")
+
+// bodyChunk is how much of a request body is read at a time, and taken
+// from the gateway's budget before it is.
+const bodyChunk = 32 << 10
+
+// heldBody is what a request's body takes of the gateway's budget for
+// bodies in memory (Plane.bodyMemory), given back by release.
+type heldBody struct {
+	budget *atomic.Int64
+	max    int64
+	n      int64 // taken
+}
+
+// readFrom reads up to limit bytes of r into buf, bodyChunk at a time,
+// each taken from the budget first; errBodyMemory when it is spent.
+func (h *heldBody) readFrom(buf *bytes.Buffer, r io.Reader, limit int64) (int64, error) {
+	var total int64
+	for total < limit {
+		chunk := min(bodyChunk, limit-total)
+		if h.budget.Add(chunk) > h.max {
+			h.budget.Add(-chunk)
+			return total, errBodyMemory
+		}
+		h.n += chunk
+		m, err := buf.ReadFrom(io.LimitReader(r, chunk))
+		total += m
+		if err != nil || m < chunk { // the body's end, or its failure
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// release gives back what the body took of the budget.
+func (h *heldBody) release() {
+	h.budget.Add(-h.n)
+	h.n = 0
 }
 
 // restBody is the rest of a component's request body, read as the

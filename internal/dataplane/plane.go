@@ -114,6 +114,9 @@ type Plane struct {
 
 	snap     atomic.Pointer[Snapshot]
 	draining atomic.Bool
+	// bodyMemory is what requests' bodies read into memory hold, all
+	// together (heldBody), bounded by http.max_body_memory.
+	bodyMemory atomic.Int64
 	// noFigures leaves the versions' figures (VersionStats) uncounted:
 	// only the benchmark that measures what they cost sets it.
 	noFigures bool

@@ -186,6 +186,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		base = s.BaseContext(ln)
 	}
 	var backoff time.Duration
+	var said time.Time // when an accept error was last logged
 	for {
 		rwc, err := ln.Accept()
 		if err != nil {
@@ -194,6 +195,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var te interface{ Temporary() bool } // EMFILE, ENFILE, ECONNABORTED…, as net/http retries
 			if errors.As(err, &te) && te.Temporary() {
+				// Said, at most every 10 s: out of descriptors, the
+				// gateway takes no connection until some close.
+				if now := time.Now(); now.Sub(said) >= 10*time.Second {
+					said = now
+					s.logger().Error("accepting connections: trying again", "error", err, "retry_in", max(2*backoff, 5*time.Millisecond))
+				}
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff)
 				continue
@@ -672,9 +679,11 @@ func looksLikeHTTP(hdr [5]byte) bool {
 	return false
 }
 
-func (c *conn) logger() *slog.Logger {
-	if c.s.Logger != nil {
-		return c.s.Logger
+func (c *conn) logger() *slog.Logger { return c.s.logger() }
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
 	}
 	return slog.Default()
 }

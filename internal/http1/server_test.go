@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1186,5 +1188,49 @@ func TestHeaderTimeoutAfterEmptyLines(t *testing.T) {
 	start := time.Now()
 	if b, err := io.ReadAll(br); err != nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("not closed at the header timeout: %v after %s (read %q)", err, time.Since(start), b)
+	}
+}
+
+// failingListener fails its first Accepts with a temporary error, as a
+// listener out of file descriptors does.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+type emfile struct{}
+
+func (emfile) Error() string   { return "accept4: too many open files" }
+func (emfile) Temporary() bool { return true }
+func (emfile) Timeout() bool   { return false }
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, emfile{}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeAcceptErrorLogged: accept errors the server waits out (out of
+// descriptors) are logged, once, and connections are taken again after.
+func TestServeAcceptErrorLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: ln}
+	fl.fails.Store(3)
+	var log testutil.LockedBuffer
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		Logger: slog.New(slog.NewTextHandler(&log, nil))}
+	go s.Serve(fl)
+	t.Cleanup(func() { s.Close() })
+	resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := strings.Count(log.String(), "accepting connections: trying again"); n != 1 || !strings.Contains(log.String(), "too many open files") {
+		t.Errorf("%d log lines of the accept errors, want 1 naming the error:\n%s", n, log.String())
 	}
 }

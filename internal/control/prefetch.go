@@ -229,16 +229,28 @@ func (pre *prefetched) of(data []byte) bool {
 	return pre != nil && pre.cfg != nil && bytes.Equal(pre.cfg.Raw, data)
 }
 
-// stamp is the stamp of the file at the absolute path the prefetch took,
-// when no slow step followed it and the prefetch ended less than
-// staleAfter ago; one taken now otherwise: a file rebuilt while the
-// prefetch read, pulled or compiled others, or while the load waited for
-// the lock, is seen by this load.
-func (pre *prefetched) stamp(path string) pathStamp {
-	if pre != nil && time.Since(pre.done) < staleAfter {
-		if s, ok := pre.stamps[path]; ok && s.slow == pre.slow {
-			return s.pathStamp
+// freshStamps are the stamps of pre the load that took the lock now may
+// take for the files: those no slow step followed, when the prefetch
+// ended less than staleAfter ago; nil otherwise (or for a nil pre). A
+// file rebuilt while the prefetch read, pulled or compiled others, or
+// while the load waited for the lock, is seen by the load.
+func (pre *prefetched) freshStamps() map[string]pathStamp {
+	if pre == nil || time.Since(pre.done) >= staleAfter {
+		return nil
+	}
+	fresh := make(map[string]pathStamp, len(pre.stamps))
+	for path, s := range pre.stamps {
+		if s.slow == pre.slow {
+			fresh[path] = s.pathStamp
 		}
+	}
+	return fresh
+}
+
+// stampOf is the stamp of the file at path in fresh, or one taken now.
+func stampOf(fresh map[string]pathStamp, path string) pathStamp {
+	if s, ok := fresh[path]; ok {
+		return s
 	}
 	return statPath(path)
 }

@@ -32,6 +32,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 			return nil, err
 		}
 	}
+	fresh := pre.freshStamps()
 	defer func() {
 		if err != nil {
 			err = &provisionError{err}
@@ -103,11 +104,11 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		}
 		// A module compiled already, by its digest or by a file unchanged
 		// since it was read: nothing to read, hash or compile again.
-		// The prefetch's stamp of a path module when nothing slow came
-		// after it, else taken now (pre.stamp).
+		// The prefetch's stamp of a path module when it is fresh, else
+		// taken now (freshStamps).
 		var stamp pathStamp
 		if v.Path != "" {
-			stamp = pre.stamp(v.AbsPath())
+			stamp = stampOf(fresh, v.AbsPath())
 		}
 		if digest := knownDigest(known, v, stamp); digest != "" && (v.Path != "" || storeHas(store, digest)) {
 			if mod := engine.Compiled(digest); mod != nil {

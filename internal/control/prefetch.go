@@ -229,28 +229,25 @@ func (pre *prefetched) of(data []byte) bool {
 	return pre != nil && pre.cfg != nil && bytes.Equal(pre.cfg.Raw, data)
 }
 
-// freshStamps are the stamps of pre the load that took the lock now may
-// take for the files: those no slow step followed, when the prefetch
+// fresh is pre when the load that took the lock now may take its stamps
+// for the files (those no slow step followed, stampOf): when the prefetch
 // ended less than staleAfter ago; nil otherwise (or for a nil pre). A
 // file rebuilt while the prefetch read, pulled or compiled others, or
 // while the load waited for the lock, is seen by the load.
-func (pre *prefetched) freshStamps() map[string]pathStamp {
+func (pre *prefetched) fresh() *prefetched {
 	if pre == nil || time.Since(pre.done) >= staleAfter {
 		return nil
 	}
-	fresh := make(map[string]pathStamp, len(pre.stamps))
-	for path, s := range pre.stamps {
-		if s.slow == pre.slow {
-			fresh[path] = s.pathStamp
-		}
-	}
-	return fresh
+	return pre
 }
 
-// stampOf is the stamp of the file at path in fresh, or one taken now.
-func stampOf(fresh map[string]pathStamp, path string) pathStamp {
-	if s, ok := fresh[path]; ok {
-		return s
+// stampOf is the stamp of the file at path that fresh (a prefetch's, or
+// nil) took with no slow step after it, or one taken now.
+func stampOf(fresh *prefetched, path string) pathStamp {
+	if fresh != nil {
+		if s, ok := fresh.stamps[path]; ok && s.slow == fresh.slow {
+			return s.pathStamp
+		}
 	}
 	return statPath(path)
 }

@@ -32,7 +32,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 			return nil, err
 		}
 	}
-	fresh := pre.freshStamps()
+	fresh := pre.fresh() // judged once, as the load takes the lock
 	defer func() {
 		if err != nil {
 			err = &provisionError{err}
@@ -105,7 +105,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		// A module compiled already, by its digest or by a file unchanged
 		// since it was read: nothing to read, hash or compile again.
 		// The prefetch's stamp of a path module when it is fresh, else
-		// taken now (freshStamps).
+		// taken now (stampOf).
 		var stamp pathStamp
 		if v.Path != "" {
 			stamp = stampOf(fresh, v.AbsPath())

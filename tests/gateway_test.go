@@ -191,6 +191,20 @@ func metric(t testing.TB, g *gateway, name string) string {
 	return ""
 }
 
+// frontendTo is a config of the Rust frontend as service name, routed
+// at /, whose http_call goes to url, allowed.
+func frontendTo(name, url string) string {
+	return `
+services:
+  ` + name + `:
+    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
+    env: { USERS_URL: "` + url + `" }
+    outbound: [ "` + url + `" ]
+routes:
+  - { match: { path_prefix: / }, service: ` + name + ` }
+`
+}
+
 // TestOutboundCallCanceled: a guest's http_call cut because its client
 // went away is counted as canceled, not as the target's timeout.
 func TestOutboundCallCanceled(t *testing.T) {
@@ -203,15 +217,7 @@ func TestOutboundCallCanceled(t *testing.T) {
 		}
 	}))
 	t.Cleanup(slow.Close)
-	g := serve(t, `
-services:
-  frontend:
-    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
-    env: { USERS_URL: "`+slow.URL+`" }
-    outbound: [ "`+slow.URL+`" ]
-routes:
-  - { match: { path_prefix: / }, service: frontend }
-`)
+	g := serve(t, frontendTo("frontend", slow.URL))
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/x", nil)
 	go func() { <-called; cancel() }() // the client leaves once the call is out

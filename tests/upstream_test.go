@@ -1108,15 +1108,7 @@ func TestHTTPCallPooled(t *testing.T) {
 	}
 	target.Start()
 	t.Cleanup(target.Close)
-	g := serve(t, `
-services:
-  front:
-    versions: [ { path: $EX/frontend/rust/frontend.wasm } ]
-    env: { USERS_URL: "`+target.URL+`" }
-    outbound: [ "`+target.URL+`" ]
-routes:
-  - { match: { path_prefix: / }, service: front }
-`)
+	g := serve(t, frontendTo("front", target.URL))
 	for i := range 20 {
 		if status, body, _ := get(t, g.url+"/x"); status != 200 || !strings.Contains(body, "target: GET /x") {
 			t.Fatalf("call %d: %d %q", i, status, body)

@@ -260,18 +260,20 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		stats.Requests.Add(1)
 	}
 	defer func() {
-		if req.unjudged {
-			return
-		}
-		if req.stopped || req.shed {
-			stats.Requests.Add(-1) // the drain's or the service's limit's, not the version's
-			return
-		}
-		if req.Status >= 500 && req.ClientFault == "" {
-			stats.Errors.Add(1) // a client's fault is never the version's error
-		}
-		if inLane {
-			p.watchLane(req)
+		// Neither the figures nor the lane's health take a request that
+		// is not the version's doing: the drain's, the service's limit's,
+		// or one whose version a client chose.
+		switch {
+		case req.unjudged:
+		case req.stopped || req.shed:
+			stats.Requests.Add(-1)
+		default:
+			if req.Status >= 500 && req.ClientFault == "" {
+				stats.Errors.Add(1) // a client's fault is never the version's error
+			}
+			if inLane {
+				p.watchLane(req)
+			}
 		}
 	}()
 
@@ -303,10 +305,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 	if errors.Is(err, errBodyMemory) {
 		// Not the client's doing, nor the version's: the gateway's
 		// bodies in memory, all requests' together, at their bound.
-		req.shed = true
-		p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
-		w.Header().Set("Retry-After", "1")
-		p.fail(req, w, http.StatusServiceUnavailable, err)
+		p.shed(req, w, http.StatusServiceUnavailable, err)
 		return
 	}
 	if err != nil {
@@ -340,18 +339,24 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 func (p *Plane) acquire(req *Request, w http.ResponseWriter) (release func(), ok bool) {
 	release, err := p.limiterFor(req.Service).acquire(req.ctx, req.Limits.Timeout)
 	if err != nil {
-		status := statusOf(err)
 		// The service's slots are all its versions': one refused is no
 		// version's error (nor latency).
-		req.shed = true
-		if status != statusClientClosed { // a client gone while it waited was not refused
-			p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
-			w.Header().Set("Retry-After", "1")
-		}
-		p.fail(req, w, status, err)
+		p.shed(req, w, statusOf(err), err)
 		return nil, false
 	}
 	return release, true
+}
+
+// shed answers req refused for the gateway's or the service's load, not
+// the version's doing (none of its figures): with status (503, Retry-After
+// and counted as a rejection; or a client's gone while it waited).
+func (p *Plane) shed(req *Request, w http.ResponseWriter, status int, err error) {
+	req.shed = true
+	if status != statusClientClosed { // a client gone while it waited was not refused
+		p.metrics.Rejections.WithLabelValues(req.Service.Name).Inc()
+		w.Header().Set("Retry-After", "1")
+	}
+	p.fail(req, w, status, err)
 }
 
 // streamAfter is how much of a component's request body is read before

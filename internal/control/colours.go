@@ -25,11 +25,13 @@ import (
 const ColourFile = "colours.json"
 
 // assignColours gives every version of cfg a colour, keeping those already
-// assigned, and saves the table when it changed. Versions beyond MaxColour
-// get none (0), with a warning. A table that cannot be read or saved is a
-// warning too: the colours serve from memory, and stay the same across
-// restarts only while the file can be. c.mu held.
-func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, error) {
+// assigned, and returns the table with save, which saves it (nil when the
+// file holds it already): a synced write, which a load makes once the new
+// config serves. Versions beyond MaxColour get none (0), with a warning. A
+// table that cannot be read or saved is a warning too: the colours serve
+// from memory, and stay the same across restarts only while the file can
+// be. c.mu held, by save too.
+func (c *Controller) assignColours(cfg *config.Config) (table map[string]bpf.Colour, save func()) {
 	path := filepath.Join(cfg.Store, ColourFile)
 	old, saved, err := c.colours.read(path)
 	if err != nil {
@@ -44,7 +46,8 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 	}
 	sort.Strings(keys)
 	maxColour := c.opts.MaxColour
-	table, used := make(map[string]bpf.Colour, len(keys)), map[bpf.Colour]bool{}
+	table = make(map[string]bpf.Colour, len(keys))
+	used := map[bpf.Colour]bool{}
 	for _, k := range keys {
 		if col, ok := old[k]; ok && col != 0 && col <= maxColour {
 			table[k], used[col] = col, true
@@ -64,24 +67,26 @@ func (c *Controller) assignColours(cfg *config.Config) (map[string]bpf.Colour, e
 		}
 		table[k], used[next] = next, true
 	}
-	stamp := c.colours.stamp // the file's as read from the cache (a miss leaves it zero)
-	if !saved || !maps.Equal(table, old) {
-		stamp = pathStamp{} // written now
+	if saved && maps.Equal(table, old) {
+		stamp := c.colours.stamp // the file's as read from the cache (a miss leaves it zero)
+		if !stamp.known() {
+			stamp = statPath(path)
+		}
+		c.colours = savedColours{path: path, stamp: stamp, table: table}
+		return table, nil
+	}
+	c.colours = savedColours{} // the file no longer holds the table in use
+	return table, func() {
 		out, _ := json.MarshalIndent(table, "", "  ")
 		if err := atomicfile.WriteFile(path, append(out, '\n'), 0o644, filepath.Join(cfg.Store, "tmp")); err != nil {
 			// The table serves from memory: a store that cannot be
 			// written (read-only, full) costs the colours' stability
 			// across restarts, not the load.
 			c.log.Warn("the colour table could not be saved: this process keeps it, a restart may colour versions otherwise", "file", path, "error", err)
-			c.colours = savedColours{}
-			return table, nil
+			return
 		}
+		c.colours = savedColours{path: path, stamp: statPath(path), table: table}
 	}
-	if !stamp.known() {
-		stamp = statPath(path)
-	}
-	c.colours = savedColours{path: path, stamp: stamp, table: table}
-	return table, nil
 }
 
 // savedColours is a colour table as a load saved it, and its file's stamp

@@ -283,7 +283,7 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 	if c.pre.of(data) && !c.pre.began.IsZero() {
 		began = c.pre.began // its pulls and compiles, done before the lock, are the load's
 	}
-	st, err := c.provision(ctx, data)
+	st, record, err := c.provision(ctx, data)
 	if err != nil {
 		return c.failLoad(err, file)
 	}
@@ -292,16 +292,17 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 		st.Gen = old.Gen + 1
 	}
 	c.plane.Swap(st)
-	c.lastErr.Store(nil)
-	c.keepLastGood(data)
-	m := c.plane.Metrics()
 	took := time.Since(began)
+	c.lastErr.Store(nil)
+	m := c.plane.Metrics()
 	m.Reloads.WithLabelValues("success").Inc()
 	m.LastLoadOK.Set(1)
 	m.LoadTime.Set(took.Seconds())
 	m.Generation.Set(float64(st.Gen))
 	c.log.Info("config loaded", "generation", st.Gen, "file", c.opts.ConfigPath,
 		"services", len(st.Config.Services), "routes", len(st.Config.Routes), "took", took.Round(time.Microsecond))
+	record()
+	c.keepLastGood(data)
 	if c.started == nil {
 		c.started = st.Config
 	}

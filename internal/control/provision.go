@@ -22,14 +22,18 @@ import (
 // PullTimeout bounds the pull of one oci:// version during a load.
 const PullTimeout = time.Minute
 
-// provision builds a snapshot from config bytes without publishing it.
-func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.Snapshot, err error) {
+// provision builds a snapshot from config bytes without publishing it,
+// and record, which records it once it serves: the colour table and the
+// store's record of the config's modules, synced file writes in proportion
+// to the config, which the new config does not wait for. c.mu held, by
+// record too.
+func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.Snapshot, record func(), err error) {
 	pre := c.pre
 	cfg := pre.config(data)
 	if cfg == nil {
 		pre = nil // the prefetch of other bytes
 		if cfg, err = c.parser.Parse(c.opts.ConfigPath, data); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	fresh := pre.fresh() // judged once, as the load takes the lock
@@ -41,7 +45,7 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	engine := c.plane.Engine()
 	store, err := modules.Open(cfg.Store, modules.Options{Validate: engine.Validate})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	versions := 0
 	for _, s := range cfg.Services {
@@ -53,19 +57,19 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	for name, s := range cfg.Services {
 		if len(s.AllowPeers) > 0 {
 			if st.Peers[name], err = identity.ParseAllowPeers(s.AllowPeers); err != nil {
-				return nil, fmt.Errorf("services.%s: %w", name, err)
+				return nil, nil, fmt.Errorf("services.%s: %w", name, err)
 			}
 		}
 	}
 	if len(cfg.LanePeers) > 0 {
 		if st.LanePeers, err = identity.ParseAllowPeers(cfg.LanePeers); err != nil {
-			return nil, fmt.Errorf("lane_peers: %w", err)
+			return nil, nil, fmt.Errorf("lane_peers: %w", err)
 		}
 	}
 	var registry *oci.Client // made at the first oci:// version
 	policy, err := store.Policy()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	paths := make(map[string]pathStamp, versions) // the path modules read or known in this load
 	known := c.known.Load().in(cfg.Store)         // those of the last load, in the same store
@@ -166,23 +170,26 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		return digest, nil
 	}
 	if st.Table, err = router.NewTable(cfg, resolve); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.known.Store(&knownPaths{store: cfg.Store, stamps: paths})
 	st.Config = st.Table.Config() // with every version's digest
 	if err := memoriesFit(st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := resolveLinks(st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var saveColours func()
 	if c.opts.Colours {
-		if st.Colours, err = c.assignColours(st.Config); err != nil {
-			return nil, fmt.Errorf("colours: %w", err)
-		}
+		st.Colours, saveColours = c.assignColours(st.Config)
 	}
-	c.setRefsLocked(store, st)
-	return st, nil
+	return st, func() {
+		if saveColours != nil {
+			saveColours()
+		}
+		c.setRefsLocked(store, st)
+	}, nil
 }
 
 // setRefsLocked records in store, as the config's, the digests of st's

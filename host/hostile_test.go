@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,29 @@ func (b *strictBody) Write(p []byte) (int, error) {
 // TestLiftBudgetPerCall: the budget for what one host call lifts (64 MiB)
 // is each call's: a handler that answers with an error-code holding a 1
 // MiB string, 80 times in one reused instance, has each answer lifted.
+// TestComponentFields: fields.append adds a value to those of its name;
+// the headers an outgoing-response gives after it is made are immutable
+// (WASI 0.2, as wasmtime's): an append to them fails, and changes nothing.
+func TestComponentFields(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	for _, tc := range []struct {
+		path string
+		want []string // x-a's values
+	}{
+		{"/A", []string{"va", "va"}},
+		{"/M", nil},
+	} {
+		resp, err := e.HandleHTTP(context.Background(), m, hostileRequest(tc.path), 5*time.Second, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if got := resp.Header.Values("X-A"); resp.Status != 200 || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %d, x-a %q, want 200 and %q", tc.path, resp.Status, got, tc.want)
+		}
+	}
+}
+
 func TestLiftBudgetPerCall(t *testing.T) {
 	e := newEngine(t)
 	m := compileFile(t, e, hostile)

@@ -439,6 +439,19 @@ routes:
 	if r.status != 200 || r.body != "hello from javascript: POST /hi 5 bytes" || r.version == "" || r.header.Get("Content-Type") != "text/plain" {
 		t.Fatalf("got %d %q (version %q, content type %q)", r.status, r.body, r.version, r.header.Get("Content-Type"))
 	}
+	// A query with a byte no string can carry (not UTF-8) reaches the
+	// component percent-encoded: answered, not the version's 502.
+	c := dialRaw(t, strings.TrimPrefix(f.srv.URL, "http://"))
+	defer c.Close()
+	io.WriteString(c, "GET /js/hi?q=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "hello from javascript: GET /hi 0 bytes" {
+		t.Fatalf("a query not UTF-8: %d %q", resp.StatusCode, body)
+	}
 }
 
 // TestServeComponentWarmupNotAnswered: componentize-js's engine answers

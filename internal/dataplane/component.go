@@ -41,7 +41,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		path = req.Route.Rewrite(path)
 	}
 	if r.URL.RawQuery != "" {
-		path += "?" + r.URL.RawQuery
+		path += "?" + escapeQuery(r.URL.RawQuery)
 	}
 	scheme := "http"
 	if r.TLS != nil {
@@ -140,6 +140,31 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	}
 }
 
+// escapeQuery is a request's query as a component gets it: its bytes
+// outside printable ASCII percent-encoded, as the path's are
+// (EscapedPath). What the component gets is a URI's query, and a string
+// the canonical ABI can carry: a client's raw 0xff is not UTF-8.
+func escapeQuery(q string) string {
+	i := 0
+	for i < len(q) && q[i] > ' ' && q[i] < 0x7f {
+		i++
+	}
+	if i == len(q) {
+		return q
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, i, len(q)+8)
+	copy(b, q)
+	for ; i < len(q); i++ {
+		if c := q[i]; c > ' ' && c < 0x7f {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
+}
+
 var errUnfinished = errors.New("the handler returned without finishing the response body")
 
 // componentEnv is a service's env, sorted by name, for wasi:cli/environment
@@ -205,7 +230,19 @@ func (cr *componentRun) value(i int, v string) []string {
 	return cr.values[i : i+1 : i+1]
 }
 
-func (cr *componentRun) trailer() http.Header { return cr.req.HTTP.Trailer }
+// trailer is the request's trailers as the component gets them, once it
+// read the body: those a client could forge there as it cannot in its
+// header (the gateway's ids, trace context, peer ID) and framing fields
+// dropped, as for an upstream version.
+func (cr *componentRun) trailer() http.Header {
+	t := cr.req.HTTP.Trailer
+	for k := range t {
+		if forbiddenTrailers[k] {
+			delete(t, k)
+		}
+	}
+	return t
+}
 
 // respond sends a streamed response's status and header (but hop-by-hop
 // fields) and returns where its body goes: to the client, counted.

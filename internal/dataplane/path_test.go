@@ -136,6 +136,41 @@ func TestComponentHeader(t *testing.T) {
 	}
 }
 
+// TestComponentTrailer: the request trailers a component gets have none
+// of the fields the gateway sets or a client could forge there.
+func TestComponentTrailer(t *testing.T) {
+	r := httptest.NewRequest("POST", "/x", nil)
+	r.Trailer = http.Header{
+		"X-Checksum":         {"abc"},
+		PeerIDHeader:         {"spiffe://evil/spoofed"},
+		"Traceparent":        {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+		RequestIDHeader:      {"forged"},
+		router.VersionHeader: {"sha256:forged"},
+		"Content-Length":     {"5"},
+	}
+	cr := &componentRun{req: &Request{HTTP: r}}
+	if got, want := cr.trailer(), (http.Header{"X-Checksum": {"abc"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("trailer %v, want %v", got, want)
+	}
+}
+
+// TestEscapeQuery: a component's query is a URI's: printable ASCII as
+// sent, every other byte (a raw 0xff, which no string can carry, UTF-8,
+// controls) percent-encoded.
+func TestEscapeQuery(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a=1&b=%FF", "a=1&b=%FF"},
+		{"q=\xff", "q=%FF"},
+		{"q=caf\u00e9", "q=caf%C3%A9"},
+		{"\x7f\x01", "%7F%01"},
+		{"a b", "a%20b"},
+	} {
+		if got := escapeQuery(tc.in); got != tc.want {
+			t.Errorf("escapeQuery(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestNewRequestID(t *testing.T) {
 	// One id in sixteen starts with a zero digit; 4096 ids miss one with
 	// probability (15/16)^4096, which is nil in practice.

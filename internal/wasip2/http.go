@@ -467,6 +467,14 @@ func readOnlyFields(h http.Header) *fields {
 	return f
 }
 
+// view is f as the immutable child handle that outgoing-request.headers
+// and outgoing-response.headers give (WASI 0.2: set, append and delete
+// fail with header-error.immutable, as wasmtime's do): the fields a
+// request or response was made with, which nothing changes after.
+func (f *fields) view() *fields {
+	return &fields{names: f.names, values: f.values, readOnly: true}
+}
+
 func (f *fields) clone() *fields {
 	return &fields{names: append([]string(nil), f.names...), values: append([][]byte(nil), f.values...)}
 }
@@ -570,9 +578,9 @@ func addHTTP(h *component.Host) {
 			// A field's value as given to set or append.
 			wc := wctx(inst)
 			if len(args) > 2 {
-				values, one := args[2].([]any), args[2]
-				if values == nil {
-					values = []any{one}
+				values, list := args[2].([]any) // set's list, or append's one value
+				if !list {
+					values = []any{args[2]}
 				}
 				for _, v := range values {
 					if err := wc.holdField(name, v.([]byte)); err != nil {
@@ -709,7 +717,7 @@ func addHTTP(h *component.Host) {
 		return ok(nil)
 	}))
 	add("[method]outgoing-response.headers", method(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
-		return inst.NewObject(r.headers) // a child handle onto the response's own headers
+		return inst.NewObject(r.headers.view())
 	}))
 	add("[method]outgoing-response.body", method(func(r *OutgoingResponse, inst *component.Instance, _ []any) any {
 		if b, got := r.takeBody(); got {

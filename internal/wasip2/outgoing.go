@@ -166,7 +166,7 @@ func addOutgoing(h *component.Host) {
 		return ok(nil)
 	}))
 	add("[method]outgoing-request.headers", method(func(r *outgoingRequest, inst *component.Instance, _ []any) any {
-		return inst.NewObject(r.headers)
+		return inst.NewObject(r.headers.view())
 	}))
 	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&requestOptions{}), nil

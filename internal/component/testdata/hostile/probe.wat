@@ -282,7 +282,19 @@
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br_if $reqs (i32.lt_u (local.get $n) (local.get $d))))
       (call $answer (local.get $out) (i32.const 200)) (return)))
-    ;; M: after set, mutate the response's headers child
+    ;; A: answer with fields made by two appends of "x-a: va"
+    (if (i32.eq (local.get $c) (i32.const 65)) (then
+      (local.set $h (call $fields))
+      (call $append (local.get $h) (i32.const 600) (i32.const 3) (i32.const 610) (i32.const 2) (i32.const 64))
+      (call $append (local.get $h) (i32.const 600) (i32.const 3) (i32.const 610) (i32.const 2) (i32.const 64))
+      (local.set $r (call $response (local.get $h)))
+      (call $body (local.get $r) (i32.const 64))
+      (global.set $b (i32.load (i32.const 68)))
+      (call $write (global.get $b) (i32.const 64))
+      (global.set $s (i32.load (i32.const 68)))
+      (call $setok (local.get $out) (local.get $r))
+      (call $finish-ok) (return)))
+    ;; M: after set, mutate the response's headers child (immutable)
     (if (i32.eq (local.get $c) (i32.const 77)) (then
       (local.set $r (call $mk (i32.const 200)))
       (local.set $h (call $resp-headers (local.get $r)))

@@ -416,7 +416,7 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 		pc, err := p.get(c.dl.get)
 		switch {
 		case errors.Is(err, wasmbin.ErrNotReusable):
-			m.components.disable(err)
+			p.disable(err)
 		case err != nil:
 			err = c.fail(err)
 			c.dl.cancel()

@@ -64,8 +64,6 @@ type components struct {
 	// "initialized" flag, in memory, is set already).
 	empty  *image
 	closed bool
-	// disabled is why instances are no longer reused, nil while they are.
-	disabled error
 }
 
 type componentPool struct {
@@ -79,6 +77,9 @@ type componentPool struct {
 	// checked says a warmed instance was seen to answer another GET;
 	// unwarmed that one did not, and the pool's instances are not warmed.
 	checked, unwarmed atomic.Bool
+	// disabled is why the pool's instances are no longer reused (its
+	// warm-up failed), nil while they are; c.mu guards it.
+	disabled error
 
 	idle idleSet[*pooledComponent]
 }
@@ -104,11 +105,14 @@ func newComponents(e *Engine, digest string, l *component.Linked, handler string
 func (c *components) pool(ceiling uint64, args []string, env [][2]string, warmup string) *componentPool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.disabled != nil || c.closed {
+	if c.closed {
 		return nil
 	}
 	for _, p := range c.pools {
 		if p.ceiling == ceiling && slices.Equal(p.args, args) && slices.Equal(p.env, env) && p.warmup == warmup {
+			if p.disabled != nil {
+				return nil
+			}
 			return p
 		}
 	}
@@ -117,12 +121,19 @@ func (c *components) pool(ceiling uint64, args []string, env [][2]string, warmup
 	return p
 }
 
-// disable stops reusing instances, for why.
-func (c *components) disable(why error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.disabled == nil {
-		c.disabled = why
+// disable stops reusing p's instances, for why, and says so once. The
+// component's other pools (another service's warm-up, arguments,
+// environment or memory) go on reusing theirs.
+func (p *componentPool) disable(why error) {
+	p.c.mu.Lock()
+	first := p.disabled == nil
+	if first {
+		p.disabled = why
+	}
+	p.c.mu.Unlock()
+	if first {
+		p.c.e.log.Warn("component instances are not reused for this warm-up, arguments and environment: every request makes one",
+			"module", p.c.digest, "warmup", p.warmup, "why", why)
 	}
 }
 

@@ -127,6 +127,33 @@ func TestComponentFields(t *testing.T) {
 	}
 }
 
+// TestWarmupFailureStaysInItsPool: a warm-up that sets no response turns
+// off reused instances for its own pool (its service's warm-up), not for
+// another service's pool of the same component.
+func TestWarmupFailureStaysInItsPool(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, hostile)
+	serve := func(warmup string) {
+		t.Helper()
+		req := hostileRequest("/a")
+		req.Warmup = warmup
+		if resp, err := e.HandleHTTP(context.Background(), m, req, 5*time.Second, 0); err != nil || resp.Status != 200 {
+			t.Fatalf("warm-up %s: %v", warmup, err)
+		}
+	}
+	serve("/j") // j: the outparam dropped, never set
+	for range 3 {
+		serve("/a")
+	}
+	before := e.Stats()
+	serve("/a")
+	serve("/j")
+	after := e.Stats()
+	if reused := after.InstancesReused - before.InstancesReused; reused != 1 {
+		t.Errorf("instances reused: %d, want 1 (warm-up /a's pool's, not /j's)", reused)
+	}
+}
+
 func TestLiftBudgetPerCall(t *testing.T) {
 	e := newEngine(t)
 	m := compileFile(t, e, hostile)

@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -258,6 +259,63 @@ routes:
 	}
 	if got := value(m, "wasmesh_requests_total", map[string]string{"service": "svc", "status": "5xx", "version": ""}); got != 1 {
 		t.Errorf("the service's 5xx of no version after a drain's stop: %v, want 1", got)
+	}
+}
+
+// TestDrainStopsBodyReads: the drain's deadline stops a request waiting
+// for its client's body as it stops a guest: at once, a 503 when nothing
+// was answered yet, and neither the client's fault nor the version's
+// error, whether the body is read before the handler runs (its first 64
+// KiB) or by the component as it runs.
+func TestDrainStopsBodyReads(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, `
+drain_delay: 0s
+drain_timeout: 300ms
+services:
+  echo:
+    versions: [ { path: `+testdata+`/echobody.wasm } ]
+    limits: { timeout: 60s }
+routes:
+  - { match: { path_prefix: /echo }, service: echo }
+`)
+	url, stop := serveStoppable(t, f)
+	addr := strings.TrimPrefix(url, "http://")
+
+	// Before the handler: 10 bytes of 100, then nothing.
+	before := dialRaw(t, addr)
+	defer before.Close()
+	io.WriteString(before, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+	// In the handler: 70 KiB of a chunked body, echoed, then nothing.
+	during := dialRaw(t, addr)
+	defer during.Close()
+	fmt.Fprintf(during, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", 70<<10, strings.Repeat("e", 70<<10))
+	echoed := bufio.NewReader(during)
+	if head, err := echoed.ReadString('\n'); err != nil || !strings.HasPrefix(head, "HTTP/1.1 200") {
+		t.Fatalf("the echo's head: %q %v", head, err)
+	}
+	waitFor(t, "both requests in the request path", func() bool { return inflight(t, f.g) == 2 })
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	resp, err := http.ReadResponse(bufio.NewReader(before), nil)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a body read stopped by the drain before the handler: %v %v, want 503", resp, err)
+	}
+	// The echo's answer is cut: its connection closes.
+	if _, err := io.Copy(io.Discard, echoed); err != nil {
+		t.Fatalf("the echo's connection: %v, want it closed", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, newTestServer(t, f.g.AdminHandler()))
+	if got := value(m, "wasmesh_client_errors_total", nil); got != 0 {
+		t.Errorf("client errors after the drain's stop: %v, want 0", got)
+	}
+	digest := f.g.Config().Services["echo"].Versions[0].Digest
+	if c := f.g.VersionCount("echo", digest); c.Errors != 0 {
+		t.Errorf("the version's errors after the drain's stop: %d, want 0", c.Errors)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -38,6 +39,13 @@ func newColourer(t *testing.T, mode string) bpf.Colourer {
 // serveFixture serves f's gateway on a loopback listener through Serve, so
 // that connections are seen (and coloured) as in production.
 func serveFixture(t *testing.T, f *fixture) string {
+	url, _ := serveStoppable(t, f)
+	return url
+}
+
+// serveStoppable is serveFixture with stop, which drains the gateway (as
+// serve's signal does) and returns what Serve returned.
+func serveStoppable(t *testing.T, f *fixture) (url string, stop func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,11 +54,14 @@ func serveFixture(t *testing.T, f *fixture) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.g.Serve(ctx, ln, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	var once sync.Once
+	var served error
+	stop = func() error {
+		once.Do(func() { cancel(); served = <-done })
+		return served
+	}
+	t.Cleanup(func() { stop() })
+	return "http://" + ln.Addr().String(), stop
 }
 
 func TestColours(t *testing.T) {

@@ -94,10 +94,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	}
 	if rest != nil && rest.err != nil {
 		// The client's failure, whatever the component made of it.
-		status, fault := bodyFault(rest.err)
-		if r.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
-			status, fault = statusClientClosed, faultClientAbort
-		}
+		status, fault := p.bodyFailure(req, rest.err)
 		req.ClientFault = fault
 		if req.Status == 0 {
 			p.fail(req, w, status, &bodyError{rest.err})

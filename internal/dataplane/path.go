@@ -309,10 +309,7 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 		return
 	}
 	if err != nil {
-		status, fault := bodyFault(err)
-		if r.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
-			status, fault = statusClientClosed, faultClientAbort // the server saw it go (h2: the stream reset)
-		}
+		status, fault := p.bodyFailure(req, err)
 		req.ClientFault = fault
 		p.fail(req, w, status, &bodyError{err})
 		return
@@ -380,8 +377,16 @@ func readBody(buf *bytes.Buffer, req *Request, upTo int64, held *heldBody) (*res
 	}
 	lift := func() {}
 	if req.body != nil {
+		// The request's context ending (its client gone, or the drain's
+		// deadline stopping what still runs) ends a read that waits on
+		// the client at once.
 		_ = req.body.SetReadDeadline(time.Now().Add(timeout))
-		lift = func() { _ = req.body.SetReadDeadline(time.Time{}) }
+		stop := context.AfterFunc(r.Context(), func() { _ = req.body.SetReadDeadline(time.Now()) })
+		lift = func() {
+			if stop() {
+				_ = req.body.SetReadDeadline(time.Time{})
+			}
+		}
 	}
 	read := max + 1
 	if upTo > 0 && upTo < max {
@@ -484,7 +489,7 @@ func (b *restBody) Read(p []byte) (int, error) {
 // start gives the rest the service's timeout from now, when the handler
 // starts: the wait for a concurrency slot is not the client's.
 func (b *restBody) start() {
-	if b.req.body != nil {
+	if b.req.body != nil && b.req.HTTP.Context().Err() == nil { // else the read ends at once (readBody)
 		_ = b.req.body.SetReadDeadline(time.Now().Add(b.req.Limits.Timeout))
 	}
 }
@@ -533,6 +538,22 @@ func bodyMessage(err error) string {
 // bodyFault is the status and client fault of a failure to read a
 // request's body: whatever it is, the client's (the body is in memory, or
 // on the client's connection).
+// bodyFailure is the status and client fault of a request whose body
+// failed with err (bodyFault), once its context ended: a client gone (the
+// server saw it go; h2: the stream reset), or, while the gateway drains,
+// the drain's deadline, which stops body reads as it stops guests: a 503
+// that is neither the client's fault nor the version's (req.stopped).
+func (p *Plane) bodyFailure(req *Request, err error) (int, string) {
+	status, fault := bodyFault(err)
+	if req.HTTP.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
+		status, fault = statusClientClosed, faultClientAbort
+		if p.draining.Load() {
+			status, fault, req.stopped = http.StatusServiceUnavailable, "", true
+		}
+	}
+	return status, fault
+}
+
 func bodyFault(err error) (int, string) {
 	var ne net.Error
 	switch {

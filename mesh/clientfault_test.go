@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/internal/testutil"
 	"github.com/wasmesh/wasmesh/modules"
 )
 
@@ -111,14 +113,17 @@ routes:
 func echoFixture(t *testing.T, limits, services, routes string) *fixture {
 	t.Helper()
 	testdata, _ := filepath.Abs("../internal/component/testdata")
-	return newFixture(t, `
+	logs := &testutil.LockedBuffer{}
+	f := newFixtureWith(t, `
 drain_delay: 0s
 services:
   echo:
     versions: [ { path: `+testdata+`/echobody.wasm } ]
     limits: `+limits+services+`
 routes:
-  - { match: { path_prefix: /echo }, service: echo }`+routes+"\n")
+  - { match: { path_prefix: /echo }, service: echo }`+routes+"\n", Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	f.logs = logs
+	return f
 }
 
 // TestServeComponentRequestStreams: a component reads a request body past
@@ -214,6 +219,16 @@ func TestServeComponentRequestStreams(t *testing.T) {
 	}
 	if got := value(after, "wasmesh_client_errors_total", map[string]string{"service": "js", "reason": "body_too_large"}); got != 1 {
 		t.Errorf("js's body_too_large client errors: %v, want 1", got)
+	}
+	// The log names the head the client got: the component's 500, the
+	// echo's 200s, not the status counted.
+	for _, want := range []string{"after a 500 head", "after a 200 head"} {
+		if !strings.Contains(f.logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, f.logs)
+		}
+	}
+	if strings.Contains(f.logs.String(), "after a 413 head") {
+		t.Errorf("the log names the status counted as the head sent:\n%s", f.logs)
 	}
 }
 

@@ -33,6 +33,7 @@ type fixture struct {
 	g    *Gateway
 	srv  *httptest.Server
 	path string
+	logs *testutil.LockedBuffer // the gateway's log, when a test keeps it
 }
 
 func newFixture(t *testing.T, config string) *fixture {

@@ -92,21 +92,24 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		}
 		span.End()
 	}
-	if rest != nil && rest.err != nil {
-		// The client's failure, whatever the component made of it.
+	sent := req.Status // the head the client has (streamed), 0 for none
+	bodyFailed := rest != nil && rest.err != nil
+	if bodyFailed {
+		// The client's failure (or the drain's), whatever the component
+		// made of it.
 		status, fault := p.bodyFailure(req, rest.err)
 		req.ClientFault = fault
-		if req.Status == 0 {
+		if sent == 0 {
 			p.fail(req, w, status, &bodyError{rest.err})
 			return
 		}
 		// The component answered already (its head is the client's, and
-		// the answer is cut): the status counted and logged is the
-		// client's fault's, not the component's answer to it.
+		// the answer is cut): the status counted and logged is the body
+		// failure's, not the component's answer to it.
 		req.Status, err = status, rest.err
 	}
 	switch {
-	case req.Status != 0: // streamed: the status is the client's already
+	case sent != 0:
 		if err == nil && !resp.Finished {
 			err = errUnfinished
 		}
@@ -117,11 +120,10 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		}
 		if err != nil {
 			// The response is cut short. Unless the client's body failed
-			// (its fault, set above), the guest failed after its head: the
-			// status its failure would have had is the one counted.
-			sent := req.Status
+			// (set above), the guest failed after its head: the status
+			// its failure would have had is the one counted.
 			req.Err, req.abort = fmt.Errorf("%w (after a %d head and %d bytes of the body were sent)", err, sent, req.Bytes), true
-			if req.ClientFault == "" {
+			if !bodyFailed && req.ClientFault == "" {
 				if req.Status = statusOf(err); req.Status == statusClientClosed {
 					req.ClientFault = faultClientAbort
 					if p.draining.Load() {

@@ -57,6 +57,10 @@ func TestHostileComponent(t *testing.T) {
 		{path: "/S101", wantInErr: "status code 101"},
 		{path: "/S199", wantInErr: "status code 199"},
 		{path: "/S999", wantInErr: "status code 999"},
+		// A body never taken: empty, and the response whole.
+		{path: "/E", wantStatus: 201},
+		// Header fields over 64 KiB, as a module's are refused.
+		{path: "/H", wantInErr: "header fields take 70007 bytes, more than 65536"},
 		// A handle dropped twice: the error names the drop.
 		{path: "/f", wantInErr: "resource.drop of wasi:http/types@0.2.10#fields: canonical ABI: handle"},
 	}
@@ -74,8 +78,8 @@ func TestHostileComponent(t *testing.T) {
 					}
 				} else if err != nil {
 					t.Fatalf("err = %v", err)
-				} else if resp.Status != tc.wantStatus {
-					t.Fatalf("status %d, want %d", resp.Status, tc.wantStatus)
+				} else if resp.Status != tc.wantStatus || !resp.Finished {
+					t.Fatalf("status %d (finished %v), want %d, finished", resp.Status, resp.Finished, tc.wantStatus)
 				}
 				if resp, err := e.HandleHTTP(context.Background(), m, hostileRequest("/a"), 5*time.Second, 0); err != nil || resp.Status != 200 {
 					t.Fatalf("the request after it: %v", err)
@@ -101,9 +105,6 @@ func (b *strictBody) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestLiftBudgetPerCall: the budget for what one host call lifts (64 MiB)
-// is each call's: a handler that answers with an error-code holding a 1
-// MiB string, 80 times in one reused instance, has each answer lifted.
 // TestComponentFields: fields.append adds a value to those of its name;
 // the headers an outgoing-response gives after it is made are immutable
 // (WASI 0.2, as wasmtime's): an append to them fails, and changes nothing.
@@ -154,6 +155,9 @@ func TestWarmupFailureStaysInItsPool(t *testing.T) {
 	}
 }
 
+// TestLiftBudgetPerCall: the budget for what one host call lifts (64 MiB)
+// is each call's: a handler that answers with an error-code holding a 1
+// MiB string, 80 times in one reused instance, has each answer lifted.
 func TestLiftBudgetPerCall(t *testing.T) {
 	e := newEngine(t)
 	m := compileFile(t, e, hostile)

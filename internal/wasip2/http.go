@@ -256,8 +256,11 @@ func (r *OutgoingResponse) send(to Streamer) error {
 	return err
 }
 
-// Finished reports whether the handler finished the body (outgoing-body.finish).
-func (r *OutgoingResponse) Finished() bool { return r.body != nil && r.body.finished }
+// Finished reports whether the response is whole: its body finished
+// (outgoing-body.finish), or never taken, which makes it empty (as in
+// wasmtime: response-outparam.set takes the response, so its body cannot
+// be taken after).
+func (r *OutgoingResponse) Finished() bool { return r.body == nil || r.body.finished }
 
 // Trailer are the trailers the handler finished the body with, nil for
 // none.
@@ -353,6 +356,9 @@ func (o *ResponseOutparam) setResponse(r *OutgoingResponse) error {
 		// Informational heads are the server's to send, before a final
 		// one; past 599 is no HTTP status.
 		return fmt.Errorf("the response's status code %d is not a final response's (200 to 599)", r.Status)
+	}
+	if n := r.headers.size(); n > MaxHeaderBytes {
+		return fmt.Errorf("the response's header fields take %d bytes, more than %d", n, MaxHeaderBytes)
 	}
 	if err := o.setOnce(); err != nil {
 		return err
@@ -465,6 +471,19 @@ func readOnlyFields(h http.Header) *fields {
 		}
 	}
 	return f
+}
+
+// MaxHeaderBytes is the most a response's header fields may take, each a
+// name, a value, ": " and CRLF: a module's (wasi.MaxHeaderBytes).
+const MaxHeaderBytes = 64 << 10
+
+// size is what f's fields take in a message head.
+func (f *fields) size() int {
+	n := 0
+	for i, name := range f.names {
+		n += len(name) + len(f.values[i]) + 4
+	}
+	return n
 }
 
 // view is f as the immutable child handle that outgoing-request.headers

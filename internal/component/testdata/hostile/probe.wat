@@ -294,6 +294,23 @@
       (global.set $s (i32.load (i32.const 68)))
       (call $setok (local.get $out) (local.get $r))
       (call $finish-ok) (return)))
+    ;; E: a 201 whose body is never taken (an empty body, as in wasmtime)
+    (if (i32.eq (local.get $c) (i32.const 69)) (then
+      (local.set $r (call $response (call $fields)))
+      (drop (call $set-status (local.get $r) (i32.const 201)))
+      (call $setok (local.get $out) (local.get $r)) (return)))
+    ;; H: a response with a 70000-byte header value (over 64 KiB of fields)
+    (if (i32.eq (local.get $c) (i32.const 72)) (then
+      (memory.fill (i32.const 0x20000) (i32.const 118) (i32.const 70000))
+      (local.set $h (call $fields))
+      (call $append (local.get $h) (i32.const 600) (i32.const 3) (i32.const 0x20000) (i32.const 70000) (i32.const 64))
+      (local.set $r (call $response (local.get $h)))
+      (call $body (local.get $r) (i32.const 64))
+      (global.set $b (i32.load (i32.const 68)))
+      (call $write (global.get $b) (i32.const 64))
+      (global.set $s (i32.load (i32.const 68)))
+      (call $setok (local.get $out) (local.get $r))
+      (call $finish-ok) (return)))
     ;; M: after set, mutate the response's headers child (immutable)
     (if (i32.eq (local.get $c) (i32.const 77)) (then
       (local.set $r (call $mk (i32.const 200)))

@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/wasmesh/wasmesh/internal/testutil"
 )
 
 // kubeObject is a wasmesh.dev/v1alpha1 object of kind in the default
@@ -451,6 +453,105 @@ func TestKubernetesReplicas(t *testing.T) {
 	}
 	if !conflicted {
 		t.Errorf("five rounds of two deploys at once, and never a conflict")
+	}
+}
+
+// TestKubernetesRefusedRecovers: an object refused for what it lacked is
+// taken once that comes, with no edit of it: a route to a service made
+// after it, a service whose module file appears later (tried again on a
+// backoff, as a watched file is), an object deleted and made again under
+// its name; and a refused edit of one service (its last good spec serving
+// in its place) holds back no edit of another through the admin API.
+func TestKubernetesRefusedRecovers(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	create := func(gvr schema.GroupVersionResource, kind, name string, spec map[string]any) {
+		t.Helper()
+		res := api.client.Resource(gvr).Namespace("default")
+		if _, err := res.Create(ctx, kubeObject(kind, name, spec), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Delete(ctx, name, metav1.DeleteOptions{}) })
+	}
+	route := func(name string) {
+		t.Helper()
+		create(wasmeshRoutes, "WasmeshRoute", name, map[string]any{"match": map[string]any{"path_prefix": "/" + name + "/"}, "service": name})
+	}
+	condition := func(gvr schema.GroupVersionResource, name, want string) {
+		t.Helper()
+		poll(t, name+" Accepted="+want, func() bool { s, _, _ := accepted(t, api, gvr, name); return s == want })
+	}
+	r := startKubeReplica(t, api, "kube-test-admin-token")
+	if err := waitHTTP(r.admin+"/readyz", nil, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	served := func(name string) func() bool {
+		return func() bool { code, _, _ := get(t, r.url+"/"+name+"/"); return code == 200 }
+	}
+
+	// A route before its service.
+	route("late")
+	condition(wasmeshRoutes, "late", "False")
+	create(wasmeshServices, "WasmeshService", "late", map[string]any{"versions": []any{map[string]any{"path": rust, "name": "stable", "weight": int64(100)}}})
+	poll(t, "/late/ served once its service came", served("late"))
+	condition(wasmeshRoutes, "late", "True")
+
+	// A module file that comes after its service.
+	later := filepath.Join(t.TempDir(), "later.wasm")
+	create(wasmeshServices, "WasmeshService", "later", map[string]any{"versions": []any{map[string]any{"path": later}}})
+	route("later")
+	condition(wasmeshServices, "later", "False")
+	wasm, err := os.ReadFile(rust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(later, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitWithin(t, 45*time.Second, "/later/ served once its module came", served("later"))
+	condition(wasmeshServices, "later", "True")
+
+	// Refused, then deleted and made again, good, under the same name.
+	create(wasmeshServices, "WasmeshService", "again", map[string]any{"versions": []any{map[string]any{"path": later + ".missing"}}})
+	condition(wasmeshServices, "again", "False")
+	if err := services.Delete(ctx, "again", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := services.Create(ctx, kubeObject("WasmeshService", "again", map[string]any{"versions": []any{map[string]any{"path": rust}}}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	route("again")
+	poll(t, "/again/ served once made again", served("again"))
+	condition(wasmeshServices, "again", "True")
+
+	// A refused edit of late: its last good spec serves in its place, and
+	// an edit of another service through the admin API goes through.
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"versions": []any{
+		map[string]any{"path": rust, "name": "stable", "weight": int64(90)},
+		map[string]any{"path": zig, "name": "canary", "weight": int64(20)},
+	}}})
+	if _, err := services.Patch(ctx, "late", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	condition(wasmeshServices, "late", "False")
+	if _, _, msg := accepted(t, api, wasmeshServices, "late"); strings.Contains(msg, "again") || strings.Contains(msg, "later") {
+		t.Errorf("late's status names other objects' errors: %s", msg)
+	}
+	admin := func(args ...string) result {
+		return wasmesh(t, opts{env: []string{"WASMESH_ADMIN_TOKEN=kube-test-admin-token"}},
+			append(args, "--admin="+strings.TrimPrefix(r.admin, "http://"))...)
+	}
+	if res := admin("deploy", "again", zig, "--weight", "50", "--name", "canary"); res.code != 0 {
+		t.Fatalf("a deploy of again while late is refused: exit %d, %s", res.code, res.stderr)
+	}
+	poll(t, "again's canary served", func() bool { return strings.Contains(r.weights(t, "again"), "canary=50") })
+	if res := admin("deploy", "late", zig, "--weight", "10", "--name", "canary"); res.code == 0 || !strings.Contains(res.stderr, "refused") {
+		t.Errorf("a deploy of late, refused in the cluster: exit %d, %s; want it refused, saying why", res.code, res.stderr)
+	}
+	if got := r.weights(t, "late"); got != "stable=100" {
+		t.Errorf("late serves %q, want its last good spec (stable=100)", got)
 	}
 }
 

@@ -105,6 +105,16 @@ type Source struct {
 	// the objects refused at the last sync.
 	lastGood map[string]map[string]any
 	refused  map[string]int64
+	// world is what the objects were at the last sync (worldOf): an
+	// object refused then is taken as refused again, unchanged, only
+	// while no other object changed (what it lacked may have come).
+	world string
+	// retry is when a sync with objects refused tries them all again,
+	// for what is outside the cluster (a module file that was not there
+	// yet): retryWait after the sync, doubled each time up to retryMax.
+	retry     *time.Timer
+	retryWait time.Duration
+	retryAll  atomic.Bool
 
 	// discovery follows EndpointSlices for upstream versions (Follow).
 	discovery discovery
@@ -152,12 +162,14 @@ func (s *Source) Synced() bool { return s.synced.Load() }
 // config is assembled and loaded, and the objects' status written.
 func (s *Source) Run(ctx context.Context) error {
 	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.client, s.opts.Resync, s.opts.Namespace, nil)
-	poke := func() {
-		select {
-		case s.changed <- struct{}{}:
-		default:
+	poke := s.poke
+	defer func() {
+		s.mu.Lock()
+		if s.retry != nil {
+			s.retry.Stop()
 		}
-	}
+		s.mu.Unlock()
+	}()
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { poke() },
 		UpdateFunc: func(old, cur any) { poke() },
@@ -198,6 +210,31 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 }
 
+// poke asks Run for a sync.
+func (s *Source) poke() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// The waits before a sync that refused objects tries them again.
+const (
+	retryFirst = time.Second
+	retryMax   = 30 * time.Second
+)
+
+// worldOf identifies objs as a sync sees them: each object's kind, name,
+// uid and generation (a spec's change; not its status, which the
+// gateways write).
+func worldOf(objs Objects) string {
+	h := sha256.New()
+	for _, o := range objs.all() {
+		fmt.Fprintf(h, "%s/%s/%s/%d\n", o.GetKind(), o.GetName(), o.GetUID(), o.GetGeneration())
+	}
+	return string(h.Sum(nil))
+}
+
 // sync loads the namespace's objects as they are now, and writes their
 // status. An object that the config is refused for is taken out of it —
 // or, when an earlier spec of it was loaded, that spec put back in its
@@ -211,13 +248,22 @@ func (s *Source) sync(ctx context.Context) {
 	}
 	refused := map[*unstructured.Unstructured]string{} // by the object as listed: why
 	stand := map[*unstructured.Unstructured]*unstructured.Unstructured{}
-	// An object refused before, and not changed since, is left out (or
-	// its last good spec put in) at once: it would be refused again.
+	// An object refused before is left out (or its last good spec put
+	// in) at once, as it would be refused again, while no object changed
+	// since (nor was added or removed: what it lacked, another object,
+	// may have come) and no retry is due (what it lacked outside the
+	// cluster, a module's file, may have come).
+	world := worldOf(objs)
+	retryAll := s.retryAll.Swap(false)
 	s.mu.Lock()
 	before := s.refused
+	if world != s.world || retryAll {
+		before = nil
+	}
+	s.world = world
 	s.mu.Unlock()
 	for _, o := range objs.all() {
-		if gen, ok := before[key(o)]; ok && gen == o.GetGeneration() {
+		if gen, ok := before[refusedKey(o)]; ok && gen == o.GetGeneration() {
 			refused[o] = ""
 			objs = s.withoutOrLastGood(o, o, objs, stand)
 		}
@@ -245,14 +291,26 @@ func (s *Source) sync(ctx context.Context) {
 			if listed, ok := stand[o]; ok {
 				orig = listed // its last good spec was refused too: out with it
 			}
-			refused[orig] = errorAt.ReplaceAllString(err.Error(), "")
+			refused[orig] = errorAt.ReplaceAllString(blamedFor(o, err, lines, objs), "")
 			objs = s.withoutOrLastGood(o, orig, objs, stand)
 		}
 	}
 	s.mu.Lock()
 	s.refused = map[string]int64{}
 	for o := range refused {
-		s.refused[key(o)] = o.GetGeneration()
+		s.refused[refusedKey(o)] = o.GetGeneration()
+	}
+	if s.retry != nil {
+		s.retry.Stop()
+	}
+	if len(refused) == 0 {
+		s.retryWait = 0
+	} else {
+		s.retryWait = min(max(2*s.retryWait, retryFirst), retryMax)
+		s.retry = time.AfterFunc(s.retryWait, func() {
+			s.retryAll.Store(true)
+			s.poke()
+		})
 	}
 	s.mu.Unlock()
 	for o, why := range refused {
@@ -356,6 +414,10 @@ func configKey(data []byte) string {
 // key names an object among both kinds.
 func key(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
 
+// refusedKey names an object refused: a new object of the same name
+// (deleted and made again) is another.
+func refusedKey(o *unstructured.Unstructured) string { return key(o) + "/" + string(o.GetUID()) }
+
 func runtimeCopy(spec map[string]any) map[string]any {
 	return runtime.DeepCopyJSONValue(spec).(map[string]any)
 }
@@ -444,33 +506,57 @@ func Blame(err error, lines map[int]*unstructured.Unstructured, objs Objects) []
 			out = append(out, o)
 		}
 	}
-	// Each error of err by the line it points at, else by what it names.
 	for _, msg := range strings.Split(err.Error(), "\n") {
-		if m := errorLine.FindStringSubmatch(msg); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			if o := lines[n]; o != nil {
-				add(o)
-				continue
-			}
-		}
-		for _, o := range objs.Services {
-			if strings.Contains(msg, "services."+o.GetName()+":") || strings.Contains(msg, "services."+o.GetName()+".") ||
-				strings.Contains(msg, "service "+o.GetName()+",") || strings.Contains(msg, "service \""+o.GetName()+"\"") {
-				add(o)
-			}
-		}
-		for i, o := range objs.Routes {
-			if strings.Contains(msg, fmt.Sprintf("routes[%d]", i)) {
-				add(o)
-			}
-		}
-		for _, o := range objs.Lanes {
-			if strings.Contains(msg, "lanes."+o.GetName()+":") || strings.Contains(msg, "lanes."+o.GetName()+".") || strings.Contains(msg, "lane \""+o.GetName()+"\"") {
-				add(o)
-			}
-		}
+		blameLine(msg, lines, objs, add)
 	}
 	return out
+}
+
+// blameLine calls add with each object one error of a config's (a line
+// of its message) names: by the line of the assembled config it points
+// at, else by the service ("services.NAME"), route ("routes[i]") or lane
+// ("lanes.NAME") it names.
+func blameLine(msg string, lines map[int]*unstructured.Unstructured, objs Objects, add func(*unstructured.Unstructured)) {
+	if m := errorLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		if o := lines[n]; o != nil {
+			add(o)
+			return
+		}
+	}
+	for _, o := range objs.Services {
+		if strings.Contains(msg, "services."+o.GetName()+":") || strings.Contains(msg, "services."+o.GetName()+".") ||
+			strings.Contains(msg, "service "+o.GetName()+",") || strings.Contains(msg, "service \""+o.GetName()+"\"") {
+			add(o)
+		}
+	}
+	for i, o := range objs.Routes {
+		if strings.Contains(msg, fmt.Sprintf("routes[%d]", i)) {
+			add(o)
+		}
+	}
+	for _, o := range objs.Lanes {
+		if strings.Contains(msg, "lanes."+o.GetName()+":") || strings.Contains(msg, "lanes."+o.GetName()+".") || strings.Contains(msg, "lane \""+o.GetName()+"\"") {
+			add(o)
+		}
+	}
+}
+
+// blamedFor is what of err is o's: the lines of its message that name o
+// (Blame), each error of another object's left out of o's status.
+func blamedFor(o *unstructured.Unstructured, err error, lines map[int]*unstructured.Unstructured, objs Objects) string {
+	var mine []string
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		named := false
+		blameLine(msg, lines, objs, func(b *unstructured.Unstructured) { named = named || b == o })
+		if named {
+			mine = append(mine, msg)
+		}
+	}
+	if len(mine) == 0 {
+		return err.Error()
+	}
+	return strings.Join(mine, "\n")
 }
 
 // setAccepted writes o's Accepted condition when it changed (a write of

@@ -80,10 +80,16 @@ func (s *Source) Write(ctx context.Context, prev, data []byte) error {
 			spec, ok := was[name]
 			obj := objects[k.kind+"/"+name]
 			switch {
-			case !ok || obj == nil:
+			case !ok:
 				return fmt.Errorf("%w: adding %s %s: create a %s", control.ErrExternal, what, name, k.kind)
 			case reflect.DeepEqual(spec, now[name]):
 				continue
+			case obj == nil:
+				// Refused in the cluster: its last good spec serves in
+				// its place, which an edit here would overwrite the
+				// cluster's with.
+				return fmt.Errorf("%w: %s %s: the cluster's %s is refused (its status says why) and its last good spec serves; fix it there first",
+					control.ErrConflict, what, name, k.kind)
 			}
 			// JSON's types (float64, map[string]any), which objects hold.
 			b, err := json.Marshal(now[name])

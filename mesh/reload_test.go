@@ -178,6 +178,28 @@ func TestReloadRefusesMemoryBelowStart(t *testing.T) {
 	}
 }
 
+// TestReloadRefusesAHugeModuleFile: a path: naming a file larger than a
+// module may be (a 3 GiB file, sparse here) is refused before it is read,
+// naming the file, and the config before it serves on.
+func TestReloadRefusesAHugeModuleFile(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	huge := filepath.Join(t.TempDir(), "huge.wasm")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 3<<30); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(oneVersion("rust"), "$EX/hello/rust/hello.wasm", huge, 1)
+	err := f.g.Reload(context.Background(), []byte(expand(bad)))
+	if err == nil || !strings.Contains(err.Error(), "read "+huge+": more than the 268435456 bytes a module may have") {
+		t.Fatalf("err = %v, want the file named and the limit", err)
+	}
+	if r := f.get("/"); r.status != 200 {
+		t.Fatalf("old config stopped serving: %d", r.status)
+	}
+}
+
 // TestReactorSetUpWithinTheServiceLimit: a reactor's initialisation runs
 // within its service's limits.memory when a load compiles it: one whose
 // _initialize would take 1 GiB is refused at 64 MiB, saying so, rather

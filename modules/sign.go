@@ -219,7 +219,7 @@ func (s *Store) VerifySignature(ref string, pub ed25519.PublicKey) (string, erro
 	}
 	// The blob first: a signature of a digest says nothing of bytes that
 	// no longer hash to it.
-	wasm, err := os.ReadFile(s.blobPath(strings.TrimPrefix(digest, Prefix)))
+	wasm, err := ReadFile(s.blobPath(strings.TrimPrefix(digest, Prefix)))
 	if err != nil {
 		return digest, err
 	}

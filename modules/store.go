@@ -78,6 +78,34 @@ func (s *Store) blobPath(hexDigest string) string {
 	return filepath.Join(s.root, "blobs", "sha256", hexDigest[:2], hexDigest)
 }
 
+// ReadFile reads the module file at path: at most MaxModuleSize bytes,
+// refused past them without reading them (a `path:` that names a
+// multi-gigabyte file, or a blob replaced by a link to /dev/zero, would
+// take the gateway's memory).
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	tooLarge := &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("more than the %d bytes a module may have", MaxModuleSize)}
+	if size > MaxModuleSize {
+		return nil, tooLarge
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, max(size, 0)+1))
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxModuleSize+1)); err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	if buf.Len() > MaxModuleSize {
+		return nil, tooLarge
+	}
+	return buf.Bytes(), nil
+}
+
 // Put reads a module from r, validates it, and stores it under its digest,
 // which it returns. Storing bytes already present is a no-op (they were
 // validated when first stored). Nothing is left in the store when
@@ -102,7 +130,7 @@ func (s *Store) PutBytes(ctx context.Context, wasm []byte) (string, error) {
 	}
 	h := strings.TrimPrefix(digest, Prefix)
 	dst := s.blobPath(h)
-	if stored, err := os.ReadFile(dst); err == nil && bytes.Equal(stored, wasm) {
+	if stored, err := ReadFile(dst); err == nil && bytes.Equal(stored, wasm) {
 		return digest, nil // stored, so checked, before: the same bytes
 	}
 	// Not stored, or stored corrupt (Get and Verify refuse it): the same
@@ -178,7 +206,7 @@ func (s *Store) Get(ref string) (digest string, wasm []byte, err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	wasm, err = os.ReadFile(s.blobPath(strings.TrimPrefix(digest, Prefix)))
+	wasm, err = ReadFile(s.blobPath(strings.TrimPrefix(digest, Prefix)))
 	if err != nil {
 		return "", nil, fmt.Errorf("read %s: %w", digest, err)
 	}
@@ -240,7 +268,7 @@ func (s *Store) entry(h string) (Entry, error) {
 		return Entry{}, err
 	}
 	e := Entry{Digest: Prefix + h, Size: fi.Size(), PushedAt: fi.ModTime().UTC(), Imports: []string{}}
-	if wasm, err := os.ReadFile(path); err == nil {
+	if wasm, err := ReadFile(path); err == nil {
 		if component.IsComponent(wasm) {
 			if c, err := component.Decode(wasm); err == nil {
 				w := c.World()
@@ -280,7 +308,7 @@ func (s *Store) Inspect(ref string) (*Inspection, error) {
 	if err != nil {
 		return nil, err
 	}
-	wasm, err := os.ReadFile(s.blobPath(h))
+	wasm, err := ReadFile(s.blobPath(h))
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +413,7 @@ func (s *Store) Verify() ([]Problem, error) {
 	}
 	var problems []Problem
 	for _, e := range entries {
-		wasm, err := os.ReadFile(s.blobPath(strings.TrimPrefix(e.Digest, Prefix)))
+		wasm, err := ReadFile(s.blobPath(strings.TrimPrefix(e.Digest, Prefix)))
 		if err == nil {
 			if got := DigestOf(wasm); got != e.Digest {
 				err = fmt.Errorf("corrupt: bytes hash to %s", got)

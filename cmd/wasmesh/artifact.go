@@ -406,7 +406,7 @@ func artifactSign(_ context.Context, args []string, stdout io.Writer) error {
 
 // digestOf returns the digest of a file, or resolves a digest in the store.
 func digestOf(s *modules.Store, ref string) (string, error) {
-	wasm, err := os.ReadFile(ref)
+	wasm, err := modules.ReadFile(ref)
 	if err == nil {
 		return modules.DigestOf(wasm), nil
 	}

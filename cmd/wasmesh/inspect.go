@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/wasmesh/wasmesh/internal/component"
@@ -57,7 +56,7 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 	if len(files) != 1 {
 		return usageError("want one file: wasmesh inspect FILE.wasm")
 	}
-	b, err := os.ReadFile(files[0])
+	b, err := modules.ReadFile(files[0])
 	if err != nil {
 		return exitWith(2, unwrapOpen(files[0], err))
 	}

@@ -256,7 +256,7 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	ref := pos[1]
-	if wasm, err := os.ReadFile(ref); err == nil {
+	if wasm, err := modules.ReadFile(ref); err == nil {
 		if err := modules.Check(wasm); err != nil { // as run and artifact push refuse it: a usage error
 			return exitWith(2, fmt.Errorf("%s: %w; nothing uploaded", ref, err))
 		}

@@ -107,7 +107,7 @@ func runCmd(ctx context.Context, args []string, _ io.Writer) error {
 // readArtifact reads a module or component named by a file path or, when
 // no such file exists, by a digest (or prefix) in the store.
 func readArtifact(storeDir, ref string) (digest string, wasm []byte, err error) {
-	wasm, err = os.ReadFile(ref)
+	wasm, err = modules.ReadFile(ref)
 	switch {
 	case err == nil:
 		return "", wasm, nil

@@ -422,7 +422,7 @@ func routesCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			return store.Resolve(v.Module)
 		}
-		wasm, err := os.ReadFile(v.AbsPath())
+		wasm, err := modules.ReadFile(v.AbsPath())
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", v.AbsPath(), errors.Unwrap(err))
 		}

@@ -271,7 +271,7 @@ func (c *Controller) moduleBytes(ctx context.Context, store *modules.Store, regi
 	case v.Path == "":
 		digest = v.Module
 	default:
-		wasm, err := os.ReadFile(v.AbsPath())
+		wasm, err := modules.ReadFile(v.AbsPath())
 		if err != nil {
 			return nil, "", err
 		}

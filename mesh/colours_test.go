@@ -239,7 +239,8 @@ routes:
 	if now := ino(); now != was || !maps.Equal(colours(), first) {
 		t.Fatalf("a reload that changed no version: the file rewritten (inode %d, was %d), colours %v (were %v)", now, was, colours(), first)
 	}
-	// Swapped beside the gateway: the load takes the file's.
+	// Swapped beside the gateway (or corrupt, or removed): the versions
+	// serving keep their colours, and the file says them again.
 	swapped := map[string]bpf.Colour{}
 	for k, c := range first {
 		swapped[k] = 3 - c
@@ -252,16 +253,38 @@ routes:
 		t.Fatal(err)
 	}
 	reload("  - { match: { path_prefix: /c }, service: b }\n")
-	if !maps.Equal(colours(), swapped) {
-		t.Fatalf("the file replaced with %v: the load gave %v", swapped, colours())
+	saved := func() map[string]bpf.Colour {
+		t.Helper()
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("the file: %v", err)
+		}
+		var table map[string]bpf.Colour
+		if err := json.Unmarshal(data, &table); err != nil {
+			t.Fatal(err)
+		}
+		return table
+	}
+	if !maps.Equal(colours(), first) || !maps.Equal(saved(), first) {
+		t.Fatalf("the file replaced with %v: the load gave %v and saved %v, want %v", swapped, colours(), saved(), first)
 	}
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
 	}
-	reload("")
-	if _, err := os.Stat(file); err != nil {
-		t.Fatalf("the file removed, a load did not save it again: %v", err)
+	// A version added (its key sorts before the others'), the file gone.
+	added := strings.Replace(config, "  a: {", "  0: { versions: [ { path: $EX/hello/c/hello.wasm } ] }\n  a: {", 1)
+	if err := f.g.Reload(context.Background(), []byte(expand(added))); err != nil {
+		t.Fatal(err)
 	}
+	for k, c := range first {
+		if colours()[k] != c {
+			t.Fatalf("the file removed and a version added: %s's colour %d, was %d (colours %v)", k, colours()[k], c, colours())
+		}
+	}
+	if !maps.Equal(saved(), colours()) {
+		t.Fatalf("the file removed, a load saved %v, want %v", saved(), colours())
+	}
+	reload("")
 	// A table that cannot be read or written (here a directory in its
 	// place) costs the colours' stability, not the load.
 	if err := os.Remove(file); err != nil {

@@ -48,10 +48,22 @@ func (c *Controller) assignColours(cfg *config.Config) (table map[string]bpf.Col
 	maxColour := c.opts.MaxColour
 	table = make(map[string]bpf.Colour, len(keys))
 	used := map[bpf.Colour]bool{}
-	for _, k := range keys {
-		if col, ok := old[k]; ok && col != 0 && col <= maxColour {
+	keep := func(k string, col bpf.Colour) {
+		if _, done := table[k]; !done && col != 0 && col <= maxColour && !used[col] {
 			table[k], used[col] = col, true
 		}
+	}
+	// The colours serving first: a file removed, corrupt, not saved or
+	// another store's recolours no version that stays (its connections'
+	// packets, its counters); then the file's (across restarts), a
+	// colour given twice there kept by the first key only.
+	if st := c.plane.Snapshot(); st != nil {
+		for _, k := range keys {
+			keep(k, st.Colours[k])
+		}
+	}
+	for _, k := range keys {
+		keep(k, old[k])
 	}
 	next := bpf.Colour(1)
 	for _, k := range keys {

@@ -133,6 +133,7 @@ type outboundClients struct {
 
 type clientKey struct {
 	colour   bpf.Colour
+	dscp     int // a reload may change a version's, or give its colour to another version
 	expectID string
 }
 
@@ -145,7 +146,10 @@ func (p *Plane) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client
 	if c == 0 && expectID == "" {
 		return p.opts.HTTPClient, nil
 	}
-	key := clientKey{c, expectID}
+	key := clientKey{c, dscp, expectID}
+	if c == 0 {
+		key.dscp = 0 // uncoloured: not set
+	}
 	p.outbound.mu.Lock()
 	defer p.outbound.mu.Unlock()
 	if cl, ok := p.outbound.clients[key]; ok {

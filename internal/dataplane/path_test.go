@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmesh/wasmesh/bpf"
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/router"
@@ -168,6 +169,32 @@ func TestEscapeQuery(t *testing.T) {
 		if got := escapeQuery(tc.in); got != tc.want {
 			t.Errorf("escapeQuery(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestClientForDSCP: a version's http_calls go out with its DSCP of the
+// moment: a reload that changes it (or gives its colour to a version of
+// another DSCP) gets another client, whose connections carry the new one.
+func TestClientForDSCP(t *testing.T) {
+	col, err := bpf.New(bpf.Options{Mode: bpf.ModeOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	p := &Plane{opts: Options{Colourer: col}}
+	client := func(c bpf.Colour, dscp int) *http.Client {
+		cl, err := p.clientFor(c, dscp, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	first := client(1, 20)
+	if again := client(1, 20); again != first {
+		t.Error("two clients for one colour and DSCP")
+	}
+	if client(1, 40) == first {
+		t.Error("one client for DSCP 20 and 40 of colour 1: the second's connections carry the first's DSCP")
 	}
 }
 

@@ -18,11 +18,16 @@ out=${WASMESH_K8S_CACHE:-$HOME/.cache/wasmesh/k8s}/$K8S-etcd$ETCD
 if [ "${1:-}" = --print-dir ]; then echo "$out"; exit 0; fi
 mkdir -p "$out"
 export GOFLAGS=-mod=mod GOWORK=off
+# The build's objects (gigabytes, of Kubernetes' packages, which nothing
+# else builds) go in a cache of their own, removed after: the binaries
+# are what is kept.
+tmp=$(mktemp -d); trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+export GOCACHE="$tmp/gocache"
 staging=0.${K8S#v1.}      # v1.36.3 → 0.36.3, the staging modules' release
 minor=$(echo "$K8S" | cut -d. -f2)
 
 if [ ! -x "$out/etcd" ]; then
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  work="$tmp/etcd"; mkdir -p "$work"
   cp "$here/etcd/main.go" "$work/"
   (cd "$work" && go mod init wasmesh.test/etcd >/dev/null 2>&1 &&
     go get "go.etcd.io/etcd/server/v3@$ETCD" >&2 && go mod tidy >&2 &&
@@ -30,7 +35,7 @@ if [ ! -x "$out/etcd" ]; then
 fi
 
 if [ ! -x "$out/kube-apiserver" ]; then
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  work="$tmp/kube-apiserver"; mkdir -p "$work"
   cp "$here/kube-apiserver/main.go" "$work/"
   dir=$(go mod download -json "k8s.io/kubernetes@$K8S" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,16 +27,43 @@ var leases = schema.GroupVersionResource{Group: "coordination.k8s.io", Version: 
 type clusterRelease struct {
 	Step    int
 	Phase   string
-	History []struct {
-		At      time.Time
-		Kind    string
-		Step    int
-		Weight  int
-		Lane    string
-		Reason  string
-		Figures *struct {
-			Candidate struct{ Requests int64 }
-		}
+	History []releaseEvent
+}
+
+// clusterReleaseOf is the release of service as its status records it.
+func clusterReleaseOf(t *testing.T, api *apiServer, service string) clusterRelease {
+	t.Helper()
+	o, err := api.client.Resource(wasmeshServices).Namespace("default").Get(context.Background(), service, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _, _ := unstructured.NestedMap(o.Object, "status", "release")
+	b, _ := json.Marshal(raw)
+	var r clusterRelease
+	json.Unmarshal(b, &r)
+	return r
+}
+
+// releasesLeader is the holder of the releases' Lease, "" for none.
+func releasesLeader(api *apiServer) string {
+	l, err := api.client.Resource(leases).Namespace("default").Get(context.Background(), "wasmesh-releases", metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	h, _, _ := unstructured.NestedString(l.Object, "spec", "holderIdentity")
+	return h
+}
+
+// releaseEvent is an entry of a release's history.
+type releaseEvent struct {
+	At      time.Time
+	Kind    string
+	Step    int
+	Weight  int
+	Lane    string
+	Reason  string
+	Figures *struct {
+		Candidate struct{ Requests int64 }
 	}
 }
 
@@ -65,14 +93,7 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	for n, r := range replicas {
 		poll(t, n+" serving rel", func() bool { return r.weights(t, "rel") == "stable=100 canary=0" })
 	}
-	holder := func() string {
-		l, err := api.client.Resource(leases).Namespace("default").Get(ctx, "wasmesh-releases", metav1.GetOptions{})
-		if err != nil {
-			return ""
-		}
-		h, _, _ := unstructured.NestedString(l.Object, "spec", "holderIdentity")
-		return h
-	}
+	holder := func() string { return releasesLeader(api) }
 	var leader string
 	// A replica of an earlier test, killed, may hold the Lease until it
 	// expires (15 s by default).
@@ -114,17 +135,7 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	})
 	defer func() { close(stop); wait() }()
 
-	release := func() clusterRelease {
-		o, err := services.Get(ctx, "rel", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _, _ := unstructured.NestedMap(o.Object, "status", "release")
-		b, _ := json.Marshal(raw)
-		var r clusterRelease
-		json.Unmarshal(b, &r)
-		return r
-	}
+	release := func() clusterRelease { return clusterReleaseOf(t, api, "rel") }
 	// The latency check out of reach: a p99 on a loaded machine is noise here.
 	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40,"max_p99_ratio":1000}}}`
 	if _, err := services.Patch(ctx, "rel", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
@@ -221,6 +232,88 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	}
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d requests to the followers failed during the release", n)
+	}
+}
+
+// TestKubernetesStalledLeaderFenced: a leader stalled past its lease (a
+// long pause, a frozen VM: SIGSTOP here) while another replica takes the
+// lead and resumes its release makes no write when it wakes, before it
+// sees the lease lost: the release goes on under the new leader alone,
+// each step once, never paused by weights it did not set.
+func TestKubernetesStalledLeaderFenced(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	services := api.client.Resource(wasmeshServices).Namespace("default")
+	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
+	kubeService(t, api, "fen", map[string]any{"path": rust, "name": "stable", "weight": int64(100)}, map[string]any{"path": zig, "name": "canary", "weight": int64(0)})
+	replicas := map[string]*kubeReplica{}
+	for _, n := range []string{"fen-a", "fen-b"} {
+		replicas[n] = startKubeReplica(t, api, "kube-test-admin-token", "--replica", n, "--lease-duration", "3s")
+	}
+	holder := func() string { return releasesLeader(api) }
+	var leader, follower string
+	testutil.WaitWithin(t, 40*time.Second, "one of the replicas leading releases", func() bool {
+		leader = holder()
+		return replicas[leader] != nil
+	})
+	for n := range replicas {
+		if n != leader {
+			follower = n
+		}
+	}
+	poll(t, "the follower serving fen", func() bool { return replicas[follower].weights(t, "fen") == "stable=100 canary=0" })
+	stop := make(chan struct{})
+	client := &http.Client{Timeout: 5 * time.Second}
+	wait := testutil.Load(2, stop, func() {
+		if resp, err := client.Get(replicas[follower].url + "/hi"); err == nil {
+			resp.Body.Close()
+		}
+		time.Sleep(2 * time.Millisecond)
+	})
+	defer func() { close(stop); wait() }()
+	release := func() clusterRelease { return clusterReleaseOf(t, api, "fen") }
+	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40,"max_p99_ratio":1000}}}`
+	if _, err := services.Patch(ctx, "fen", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitWithin(t, 30*time.Second, "the release at its second step", func() bool { r := release(); return r.Phase == "running" && r.Step == 1 })
+
+	stalled := replicas[leader].p.cmd.Process
+	if err := stalled.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	woken := false
+	defer func() {
+		if !woken {
+			stalled.Signal(syscall.SIGCONT)
+		}
+	}()
+	testutil.WaitWithin(t, 20*time.Second, "the follower leading", func() bool { return holder() == follower })
+	testutil.WaitWithin(t, 20*time.Second, "the release resumed by the follower", func() bool {
+		return slices.ContainsFunc(release().History, func(e releaseEvent) bool {
+			return e.Kind == "resumed" && strings.Contains(e.Reason, "taken over")
+		})
+	})
+	stalled.Signal(syscall.SIGCONT)
+	woken = true
+	for deadline := time.Now().Add(40 * time.Second); release().Phase != "promoted"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the release not promoted 40 s after the stalled leader woke: %+v", release())
+		}
+	}
+	var kinds []string
+	var steps []int
+	for _, e := range release().History {
+		kinds = append(kinds, e.Kind)
+		if e.Kind == "step" {
+			steps = append(steps, e.Step)
+		}
+	}
+	if slices.Contains(kinds, "paused") || !slices.Equal(steps, []int{1, 2}) {
+		t.Errorf("history %v, steps %v: want no pause, each step once ([1 2])", kinds, steps)
+	}
+	if w := replicas[follower].weights(t, "fen"); w != "stable=0 canary=100" {
+		t.Errorf("after the promotion the follower serves %q", w)
 	}
 }
 

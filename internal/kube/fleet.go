@@ -203,6 +203,7 @@ func (f *Fleet) Run(ctx context.Context, lead func(ctx context.Context)) error {
 		Labels:     map[string]string{"app.kubernetes.io/managed-by": "wasmesh"},
 	}
 	d := f.opts.LeaseDuration
+	var le *leaderelection.LeaderElector
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, Name: LeaderLease, ReleaseOnCancel: true,
 		LeaseDuration: d * 4 / 5, RenewDeadline: d / 2, RetryPeriod: d / 20,
@@ -216,7 +217,15 @@ func (f *Fleet) Run(ctx context.Context, lead func(ctx context.Context)) error {
 					return
 				}
 				f.src.log.Info("kubernetes: leading releases", "replica", f.opts.Identity, "lease", LeaderLease)
-				lead(ctx)
+				lead(context.WithValue(ctx, fenceKey{}, func() error {
+					// The lease renewed within its duration: a replica
+					// stalled past it (a long pause, a frozen VM) may
+					// have lost it to another before its context ends.
+					if ctx.Err() != nil || !le.IsLeader() || le.Check(0) != nil {
+						return errLeaseLost
+					}
+					return nil
+				}))
 			},
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(id string) {
@@ -235,6 +244,22 @@ func (f *Fleet) Run(ctx context.Context, lead func(ctx context.Context)) error {
 		f.leadMu.Lock()
 		//lint:ignore SA2001 the lock is the term: taking it waits for it to end
 		f.leadMu.Unlock()
+	}
+	return nil
+}
+
+// fenceKey carries, in the context a leader's writes are made in, the
+// check that it still holds the lease (fence).
+type fenceKey struct{}
+
+var errLeaseLost = errors.New("kubernetes: this replica's lease on the releases' lead may have passed to another (not renewed within its duration): the write is left to the leader")
+
+// fence is nil unless ctx is a leader's whose lease may have passed to
+// another replica: its writes (weights, status) are then not made, so
+// that two replicas never drive one release.
+func fence(ctx context.Context) error {
+	if check, ok := ctx.Value(fenceKey{}).(func() error); ok {
+		return check()
 	}
 	return nil
 }
@@ -468,6 +493,9 @@ func (f *Fleet) writeStatusIf(ctx context.Context, service, field string, value 
 			return nil
 		}
 		if err := unstructured.SetNestedField(cur.Object, runtime.DeepCopyJSONValue(v), "status", field); err != nil {
+			return err
+		}
+		if err := fence(ctx); err != nil {
 			return err
 		}
 		_, err = client.UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})

@@ -135,6 +135,9 @@ func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, lo
 			return nil, fmt.Errorf("%w: %s %s changed in the cluster since this gateway loaded it (generation %d, loaded %d); try again",
 				control.ErrConflict, kind, name, cur.GetGeneration(), loaded.GetGeneration())
 		}
+		if err := fence(ctx); err != nil {
+			return nil, err
+		}
 		apply := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": cur.GetAPIVersion(), "kind": cur.GetKind(),
 			"metadata": map[string]any{"name": name, "namespace": cur.GetNamespace(), "resourceVersion": cur.GetResourceVersion()},

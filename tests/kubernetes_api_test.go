@@ -415,13 +415,13 @@ func TestKubernetesReplicas(t *testing.T) {
 	if got := converged(); got != "canary=100" {
 		t.Errorf("after promote through a replica, the object says %s", got)
 	}
-	// The edit is a server-side apply by the gateways' field manager.
+	// The edit is an update by the gateways' field manager.
 	if o, err := services.Get(ctx, "hello", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
 	} else if !slices.ContainsFunc(o.GetManagedFields(), func(m metav1.ManagedFieldsEntry) bool {
-		return m.Manager == "wasmesh" && m.Operation == metav1.ManagedFieldsOperationApply
+		return m.Manager == "wasmesh" && m.Operation == metav1.ManagedFieldsOperationUpdate
 	}) {
-		t.Errorf("no server-side apply by field manager wasmesh in %+v", o.GetManagedFields())
+		t.Errorf("no update by field manager wasmesh in %+v", o.GetManagedFields())
 	}
 	conflicted := false
 	for round := 0; round < 5 && !conflicted; round++ {

@@ -422,6 +422,38 @@ func TestKubernetesLanes(t *testing.T) {
 			t.Errorf("replica %d: a request outside the lane served by %s", i, got)
 		}
 	}
+	// A lane replaced through the admin API is what the edit says: a field
+	// it leaves out is removed, though another manager (kubectl) set it.
+	if _, err := lanes.Patch(ctx, "beta", types.MergePatchType, []byte(`{"spec":{"mode":"strict"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	laneMode := func() string {
+		req, _ := http.NewRequest("GET", replicas[0].admin+"/v1/lanes/beta", nil)
+		req.Header.Set("Authorization", "Bearer kube-test-admin-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var lane struct{ Mode string }
+		json.NewDecoder(resp.Body).Decode(&lane)
+		return lane.Mode
+	}
+	poll(t, "beta strict on the replica", func() bool { return laneMode() == "strict" })
+	put, _ := http.NewRequest("PUT", replicas[0].admin+"/v1/lanes/beta",
+		strings.NewReader(`{"name":"beta","versions":{"ln":"canary"},"entry":[{"header":"X-Lane=beta"}]}`))
+	put.Header.Set("Authorization", "Bearer kube-test-admin-token")
+	if resp, err := http.DefaultClient.Do(put); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != 200 {
+		t.Fatalf("PUT /v1/lanes/beta: %s", resp.Status)
+	}
+	if o, err := lanes.Get(ctx, "beta", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if mode, found, _ := unstructured.NestedString(o.Object, "spec", "mode"); found && mode != "permissive" {
+		t.Errorf("the WasmeshLane after a PUT without mode: mode %q, want none", mode)
+	}
+	poll(t, "beta permissive on the replica", func() bool { return laneMode() != "strict" })
 	if res := cli("lane", "create", "gamma", "--version", "ln=canary"); res.code == 0 || !strings.Contains(res.stderr, "create a WasmeshLane") {
 		t.Errorf("lane create through a replica: exit %d, %s; want it refused, naming WasmeshLane", res.code, res.stderr)
 	}

@@ -115,13 +115,14 @@ func (s *Source) Write(ctx context.Context, prev, data []byte) error {
 	return nil
 }
 
-// update sets loaded's spec to next, by server-side apply (field manager
-// "wasmesh", forced: an operator's edit through a gateway takes the fields
-// it sets), provided the object's spec is still the one loaded: a change
-// of its status or metadata since (the gateways write status) is no
-// conflict, a change of its spec is. The apply carries the
-// resourceVersion it was checked at, so that a change between the check
-// and the apply is a conflict too (checked again).
+// update sets loaded's spec to next, exactly (an update of the object
+// with its spec replaced, field manager "wasmesh": a field the edit
+// leaves out is removed, whoever set it, where a server-side apply would
+// keep those another manager owns), provided the object's spec is still
+// the one loaded: a change of its status or metadata since (the gateways
+// write status) is no conflict, a change of its spec is. The update
+// carries the resourceVersion it was checked at, so that a change between
+// the check and the update is a conflict too (checked again).
 func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, loaded *unstructured.Unstructured, next map[string]any) (*unstructured.Unstructured, error) {
 	client := s.client.Resource(gvr).Namespace(loaded.GetNamespace())
 	kind := loaded.GetKind()
@@ -138,12 +139,8 @@ func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, lo
 		if err := fence(ctx); err != nil {
 			return nil, err
 		}
-		apply := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": cur.GetAPIVersion(), "kind": cur.GetKind(),
-			"metadata": map[string]any{"name": name, "namespace": cur.GetNamespace(), "resourceVersion": cur.GetResourceVersion()},
-			"spec":     next,
-		}}
-		updated, err := client.Apply(ctx, name, apply, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		cur.Object["spec"] = next
+		updated, err := client.Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
 			return updated, nil
@@ -152,7 +149,7 @@ func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, lo
 		case apierrors.IsConflict(err):
 			return nil, fmt.Errorf("%w: %s %s keeps changing in the cluster; try again", control.ErrConflict, kind, name)
 		default:
-			return nil, fmt.Errorf("kubernetes: applying %s %s: %w", kind, name, err)
+			return nil, fmt.Errorf("kubernetes: updating %s %s: %w", kind, name, err)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -769,5 +770,42 @@ func TestKubernetesLeastPrivilege(t *testing.T) {
 	_, err = dc.Resource(schema.GroupVersionResource{Version: "v1", Resource: "secrets"}).Namespace("default").List(ctx, metav1.ListOptions{})
 	if !apierrors.IsForbidden(err) {
 		t.Errorf("the gateway's token listing Secrets: %v, want forbidden", err)
+	}
+
+	// A Role without WasmeshLanes (from before lanes): a replica serves the
+	// services and routes, saying why it has no lanes, rather than never
+	// being ready.
+	roles := api.client.Resource(schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}).Namespace("default")
+	role, err := roles.Get(ctx, "wasmesh-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	kept := slices.Clone(rules)
+	for i, rule := range rules {
+		rule := runtime.DeepCopyJSONValue(rule).(map[string]any)
+		var resources []any
+		for _, res := range rule["resources"].([]any) {
+			if res != "wasmeshlanes" {
+				resources = append(resources, res)
+			}
+		}
+		rule["resources"] = resources
+		rules[i] = rule
+	}
+	role.Object["rules"] = rules
+	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if role, err := roles.Get(ctx, "wasmesh-gateway", metav1.GetOptions{}); err == nil {
+			role.Object["rules"] = kept
+			roles.Update(ctx, role, metav1.UpdateOptions{})
+		}
+	})
+	noLanes := startKubeReplica(t, limited, "kube-test-admin-token")
+	poll(t, "a replica without lanes serving", func() bool { return noLanes.weights(t, "lp") == "canary=100" })
+	if !strings.Contains(noLanes.p.stderr.String(), "WasmeshLanes cannot be read: serving without lanes") {
+		t.Errorf("a replica without lanes did not say why:\n%s", noLanes.p.stderr.String())
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -177,6 +178,17 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	for _, k := range kinds {
 		gvr := k.gvr
+		if gvr == Lanes {
+			// Lanes are optional: a cluster without their CRD (installed
+			// before lanes came), or a Role without them, serves services
+			// and routes, saying so, rather than never being ready.
+			_, err := s.client.Resource(gvr).Namespace(s.opts.Namespace).List(ctx, metav1.ListOptions{Limit: 1})
+			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+				s.log.Warn("kubernetes: WasmeshLanes cannot be read: serving without lanes (install the CRD and grant the Role list and watch on wasmeshlanes, then restart)",
+					"namespace", s.opts.Namespace, "error", err)
+				continue
+			}
+		}
 		inf := f.ForResource(gvr)
 		if _, err := inf.Informer().AddEventHandler(handler); err != nil {
 			return err
@@ -428,7 +440,11 @@ func (s *Source) objects() (Objects, error) {
 		gvr schema.GroupVersionResource
 		out *[]*unstructured.Unstructured
 	}{{Services, &out.Services}, {Routes, &out.Routes}, {Lanes, &out.Lanes}} {
-		objs, err := s.listed[c.gvr].List(labels.Everything())
+		lister := s.listed[c.gvr]
+		if lister == nil {
+			continue // not read (lanes, when the cluster has none)
+		}
+		objs, err := lister.List(labels.Everything())
 		if err != nil {
 			return Objects{}, err
 		}

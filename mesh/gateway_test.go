@@ -455,6 +455,30 @@ routes:
 	}
 }
 
+// TestAnswerWithoutContentType: an answer made without a Content-Type
+// (hostile.wasm's "ok\n") goes without one, over the gateway's HTTP/1
+// server and net/http's: no type guessed from its bytes.
+func TestAnswerWithoutContentType(t *testing.T) {
+	testdata, _ := filepath.Abs("../internal/component/testdata")
+	f := newFixture(t, `
+services:
+  h: { versions: [ { path: `+testdata+`/hostile.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: h }
+`)
+	for _, base := range []string{serveFixture(t, f), f.srv.URL} {
+		resp, err := http.Get(base + "/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ct, ok := resp.Header["Content-Type"]; resp.StatusCode != 200 || string(body) != "ok\n" || ok {
+			t.Errorf("%s: %d %q, Content-Type %q; want 200 \"ok\\n\" and none", base, resp.StatusCode, body, ct)
+		}
+	}
+}
+
 // TestServeComponentWarmupNotAnswered: componentize-js's engine answers
 // one request an instance, so an instance warmed by a GET answers no
 // other (it returns without setting a response): with warmup set, its

@@ -252,6 +252,7 @@ func (cr *componentRun) trailer() http.Header {
 // long as the client keeps its connection open.
 func (cr *componentRun) respond(status int, header host.ResponseHeader) io.Writer {
 	header.AddTo(cr.w.Header(), hopByHop)
+	noSniff(cr.w.Header())
 	cr.req.Status = status
 	cr.w.WriteHeader(status)
 	cr.stream = streamWriter{w: cr.w, rc: *http.NewResponseController(cr.w), n: &cr.req.Bytes}

@@ -162,6 +162,16 @@ func (p *Plane) failGuest(req *Request, w http.ResponseWriter, err error) {
 	p.fail(req, w, status, err)
 }
 
+// noSniff keeps the servers from guessing a Content-Type for an answer
+// that has none (a guest's, an upstream's): net/http's convention, which
+// http1 follows, is a nil value. A guess would make an echo of a
+// client's "<html><script>" text/html; the answer goes as it was made.
+func noSniff(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+}
+
 // answer writes a guest's response: its header but for hop-by-hop fields,
 // the length, the status and the body.
 func (req *Request) answer(w http.ResponseWriter, status int, header http.Header, body []byte) {
@@ -180,6 +190,7 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 // one gone as it does is logged with the status it was sent, a
 // client_abort; either way the answer is cut.
 func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
+	noSniff(w.Header())
 	req.setHeader(w.Header(), "Content-Length", strconv.Itoa(len(body)))
 	req.Status = status
 	ready := clock.Now()

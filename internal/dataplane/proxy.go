@@ -564,6 +564,7 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
+	noSniff(h)
 	flush := resp.ContentLength < 0
 	if len(resp.Trailer) > 0 { // trailers need the chunked framing
 		delete(h, "Content-Length")

@@ -323,6 +323,10 @@ type conn struct {
 	s      *Server
 	rwc    net.Conn
 	remote string
+	// linger says the connection is closed after an answer with part of
+	// its request's body unread: half-closed first, for the client to
+	// read the answer (lingerClose).
+	linger bool
 	tls    *tls.ConnectionState // nil on a plain connection
 	cr     connReader
 	br     *bufio.Reader
@@ -504,6 +508,9 @@ func (c *conn) serve(base context.Context) {
 			return
 		}
 		c.releaseHead()
+		if c.linger {
+			c.lingerClose()
+		}
 		if !keep || s.closing.Load() {
 			return
 		}
@@ -769,9 +776,22 @@ func (c *conn) writeFinal(status int, body string) {
 	if c.bw.Flush() != nil {
 		return
 	}
+	c.lingerClose()
+}
+
+// lingerTime is how long a connection closed with part of a request
+// unread waits for its client to read the answer (net/http's is 500 ms).
+const lingerTime = 500 * time.Millisecond
+
+// lingerClose half-closes the connection, the answer written, and reads
+// and drops what the client still sends for up to lingerTime: a close
+// with unread data resets the connection, and a reset can take the
+// answer from the client's buffer before it reads it. On the
+// connection's own goroutine, which ends after.
+func (c *conn) lingerClose() {
 	if tc, ok := c.rwc.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
-		_ = c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		_, _ = io.CopyN(io.Discard, c.rwc, maxDrain)
+		_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.Copy(io.Discard, c.rwc)
 	}
 }
 
@@ -842,6 +862,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 		return false
 	}
 	if !keep || w.closeAfter {
+		c.linger = body != http.NoBody && !c.bodyDone.Load()
 		return false
 	}
 	// What is left of the body is read (up to a bound) so the next request
@@ -851,6 +872,7 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 			_ = c.rwc.SetReadDeadline(time.Now().Add(cmp.Or(c.s.ReadHeaderTimeout, DefaultReadHeaderTimeout)))
 		}
 		if n, err := rb.drain(maxDrain + 1); n > maxDrain || err != io.EOF {
+			c.linger = true
 			return false // more than we read past, or the body failed (cut, malformed, timed out)
 		}
 	}

@@ -781,6 +781,35 @@ func TestUnreadBodyStalls(t *testing.T) {
 	}
 }
 
+// TestUnreadBodyLingers: a connection closed after an answer with much
+// of its request's body unread (past what the server reads past) is
+// half-closed and what the client sent read and dropped before the close:
+// the client reads the answer and a clean end, not a reset.
+func TestUnreadBodyLingers(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	})})
+	c := dial(t, addr)
+	const size = 4 << 20
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, size/2)) // half the body, then nothing: the answer is read before the close
+		sent <- err
+	}()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the connection reset: %v (read %q)", err, b)
+	}
+	if !strings.Contains(string(b), "\r\n\r\nok") {
+		t.Fatalf("got %q, want the answer", b)
+	}
+	if err := <-sent; err != nil {
+		t.Errorf("the body's write: %v", err)
+	}
+}
+
 // flakyListener fails its first Accept with a temporary error (EMFILE).
 type flakyListener struct {
 	net.Listener

@@ -22,7 +22,9 @@ func ownCgroup() (string, error) {
 	return cgroupDir(string(cg), string(mi))
 }
 
-// inRootCgroup reports whether the process is in the root cgroup v2.
+// inRootCgroup reports whether the process is in the host's root cgroup
+// v2. In a cgroup namespace (a container's, by default on cgroup v2) the
+// process's cgroup reads "/" too: that root is a cgroup of its own.
 func inRootCgroup() bool {
 	cg, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
@@ -30,10 +32,22 @@ func inRootCgroup() bool {
 	}
 	for line := range strings.Lines(string(cg)) {
 		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
-			return p == "/"
+			if p != "/" {
+				return false
+			}
+			dir, err := ownCgroup()
+			return err != nil || hostRoot(dir)
 		}
 	}
 	return false
+}
+
+// hostRoot reports whether the cgroup v2 directory dir is the host's root
+// cgroup: the one without cgroup.events (every other cgroup has it, the
+// root of a cgroup namespace included).
+func hostRoot(dir string) bool {
+	_, err := os.Stat(path.Join(dir, "cgroup.events"))
+	return err != nil
 }
 
 // cgroupDir finds the cgroup v2 named by procCgroup (/proc/PID/cgroup) under

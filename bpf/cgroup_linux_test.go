@@ -1,6 +1,11 @@
 package bpf
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestCgroupDir(t *testing.T) {
 	const (
@@ -38,5 +43,29 @@ func TestCgroupDir(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestHostRoot: the host's root cgroup is told from the root of a cgroup
+// namespace (which a container's process reads as "/" too) by its lack of
+// cgroup.events; a cgroup below the root has one.
+func TestHostRoot(t *testing.T) {
+	dir := t.TempDir()
+	if !hostRoot(dir) {
+		t.Errorf("a directory without cgroup.events taken for a cgroup below the root")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.events"), []byte("populated 1\nfrozen 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if hostRoot(dir) {
+		t.Errorf("a directory with cgroup.events (a namespace's root) taken for the host's root")
+	}
+	// This process's own cgroup, when it has one below the root.
+	own, err := ownCgroup()
+	if err != nil {
+		t.Skipf("no cgroup v2 here: %v", err)
+	}
+	if cg, _ := os.ReadFile("/proc/self/cgroup"); !strings.Contains(string(cg), "0::/\n") && hostRoot(own) {
+		t.Errorf("the process's cgroup %s taken for the host's root", own)
 	}
 }

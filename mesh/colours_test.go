@@ -25,7 +25,14 @@ import (
 // the kernel refuses it, and never under WASMESH_REQUIRE_BPF=1.
 func newColourer(t *testing.T, mode string) bpf.Colourer {
 	t.Helper()
-	c, err := bpf.New(bpf.Options{Mode: mode})
+	return newColourerWith(t, bpf.Options{Mode: mode})
+}
+
+// newColourerWith is newColourer with its options.
+func newColourerWith(t *testing.T, opts bpf.Options) bpf.Colourer {
+	t.Helper()
+	mode := opts.Mode
+	c, err := bpf.New(opts)
 	if err != nil {
 		if os.Getenv("WASMESH_REQUIRE_BPF") == "1" || !(errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "not permitted") || strings.Contains(err.Error(), "not supported")) {
 			t.Fatalf("bpf.New(%s): %v", mode, err)
@@ -191,6 +198,51 @@ routes:
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestUncolouredVersionUncolours: a version that got no colour (none
+// left under the mark mask) takes the colour an earlier request gave its
+// keep-alive connection off it: its answers are not counted as the other
+// version's in the kernel.
+func TestUncolouredVersionUncolours(t *testing.T) {
+	const mask = 0x01000000 // one colour
+	colourer := newColourerWith(t, bpf.Options{Mode: bpf.ModeRequire, MarkMask: mask})
+	f := newFixtureWith(t, `
+drain_delay: 0s
+services:
+  a: { versions: [ { path: $EX/hello/rust/hello.wasm, dscp: 10 } ] }
+  b: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: /a }, service: a }
+  - { match: { path_prefix: /b }, service: b }
+`, Options{Colourer: colourer, MarkMask: mask})
+	base := serveFixture(t, f)
+	snap := f.g.plane.Snapshot()
+	a := snap.Colours[dataplane.ColourKey("a", f.g.Config().Services["a"].Versions[0].Digest)]
+	if b := snap.Colours[dataplane.ColourKey("b", f.g.Config().Services["b"].Versions[0].Digest)]; a != 1 || b != 0 {
+		t.Fatalf("colours a %d, b %d: want 1 and none", a, b)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	get := func(path string) {
+		t.Helper()
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	get("/a/")
+	before := counters(t, colourer)[a].EgressBytes
+	for range 5 {
+		get("/b/" + strings.Repeat("b", 100))
+	}
+	if grew := counters(t, colourer)[a].EgressBytes - before; grew > 100 {
+		t.Errorf("five answers of b on a connection that last served a: a's egress grew by %d bytes", grew)
 	}
 }
 

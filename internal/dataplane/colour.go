@@ -58,9 +58,10 @@ type connColour struct {
 }
 
 // colourConn colours req's client connection with its version's colour
-// (none: nothing done).
+// and DSCP: a version without a colour (none left) takes the colour an
+// earlier request gave the connection off it, not that version's.
 func (p *Plane) colourConn(req *Request) {
-	if p.opts.Colourer == nil || req.colour == 0 || req.Conn == nil {
+	if p.opts.Colourer == nil || req.Conn == nil {
 		return
 	}
 	if err := p.setConnColour(req.Conn, connColour{req.colour, req.Version.DSCP}); err != nil {

@@ -144,10 +144,20 @@ func (s *Store) PutBytes(ctx context.Context, wasm []byte) (string, error) {
 		}
 	}
 	if err := writeAtomic(filepath.Join(s.root, "tmp"), dst, wasm, 0o444); err != nil {
-		return "", fmt.Errorf("store %s: %w", digest, err)
+		return "", fmt.Errorf("store %s: %w", digest, writeError{err})
 	}
 	return digest, nil
 }
+
+// ErrWrite is wrapped by the error of a put the store could not write
+// (full, read-only): the store's failure, not the module's.
+var ErrWrite = errors.New("the store could not be written")
+
+// writeError is a write's error, which is ErrWrite too.
+type writeError struct{ err error }
+
+func (e writeError) Error() string   { return e.err.Error() }
+func (e writeError) Unwrap() []error { return []error{e.err, ErrWrite} }
 
 // Check decodes wasm as a put does before it compiles it: a core module's
 // sections, or a component's, with an error that says where it is wrong.

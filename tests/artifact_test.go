@@ -131,6 +131,27 @@ func TestArtifactPushRefused(t *testing.T) {
 	}
 }
 
+// TestArtifactPushStoreFails: a store that cannot be written (here a
+// file where the blob's directory goes; a full or read-only store alike)
+// fails the push with status 1, the store's failure, not 2, which says
+// the module is wrong.
+func TestArtifactPushStoreFails(t *testing.T) {
+	t.Parallel()
+	store := t.TempDir()
+	file := hello("rust")
+	h := strings.TrimPrefix(fileDigest(t, file), "sha256:")
+	if err := os.MkdirAll(filepath.Join(store, "blobs", "sha256"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store, "blobs", "sha256", h[:2]), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := failing(t, opts{}, []string{"not a directory"}, "artifact", "push", "--store", store, file)
+	if r.code != 1 {
+		t.Errorf("exit status %d, want 1", r.code)
+	}
+}
+
 // TestArtifactConcurrentPush pushes the hellos from two processes at once.
 func TestArtifactConcurrentPush(t *testing.T) {
 	t.Parallel()

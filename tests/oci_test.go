@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -53,6 +54,22 @@ func TestArtifactRegistry(t *testing.T) {
 		t.Errorf("push of two files to a registry: exit status %d, want 2", r.code)
 	}
 	failing(t, o, []string{"invalid OCI reference"}, "artifact", "pull", "oci://"+reg.Addr+"/Bad:x")
+	// A registry that accepts and never answers: given up at --timeout.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	failing(t, o, []string{"within --timeout 1s"}, "artifact", "pull", "oci://"+silent.Addr().String()+"/wasmesh/hello:v1", "--plain-http", "--timeout", "1s", "--store", other)
 
 	t.Run("require_signed", func(t *testing.T) {
 		k := filepath.Join(t.TempDir(), "k")

@@ -73,7 +73,10 @@ func artifactPush(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		digest, err := s.Put(ctx, f)
 		f.Close()
-		if err != nil {
+		switch {
+		case errors.Is(err, modules.ErrWrite):
+			return fmt.Errorf("%s: %w", name, err) // the store's failure: exit 1
+		case err != nil:
 			return exitWith(2, fmt.Errorf("%s: %w", name, err))
 		}
 		fmt.Fprintln(stdout, digest)
@@ -144,12 +147,16 @@ func artifactPull(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("artifact pull", "oci://REGISTRY/REPOSITORY@sha256:DIGEST|:TAG")
 	store := storeFlag(fs)
 	plainHTTP := fs.Bool("plain-http", false, "reach the registry over plain HTTP instead of HTTPS")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up on a registry that has not answered the whole pull by then")
 	refs, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(refs) != 1 {
 		return usageError("want one reference: wasmesh artifact pull oci://REGISTRY/REPOSITORY@sha256:DIGEST")
+	}
+	if *timeout <= 0 {
+		return usageError("--timeout %s: want a positive duration", *timeout)
 	}
 	ref, err := oci.ParseReference(refs[0])
 	if err != nil {
@@ -167,8 +174,13 @@ func artifactPull(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	got, err := c.Pull(ctx, s, ref)
+	pullCtx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	got, err := c.Pull(pullCtx, s, ref)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("%w (the registry did not answer the whole pull within --timeout %s)", err, *timeout)
+		}
 		return err
 	}
 	fmt.Fprintln(stdout, got.Module)

@@ -576,10 +576,19 @@ func TestKubernetesAPIOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { routes.Delete(ctx, "outage", metav1.DeleteOptions{}) })
-	replicas := []*kubeReplica{startKubeReplica(t, api, "kube-test-admin-token"), startKubeReplica(t, api, "kube-test-admin-token")}
+	replicas := []*kubeReplica{startKubeReplica(t, api, "kube-test-admin-token"), startKubeReplica(t, api, "kube-test-admin-token", "--log-format", "json")}
 	for _, r := range replicas {
 		poll(t, "replica serving", func() bool { return r.weights(t, "outage") == "stable=100 canary=0" })
 	}
+	// The JSON log stays JSON through the outage: client-go's lines too.
+	defer func() {
+		for _, line := range strings.Split(strings.TrimSpace(replicas[1].p.stderr.String()), "\n") {
+			if !json.Valid([]byte(line)) {
+				t.Errorf("a line of the JSON log is not JSON: %q", line)
+				break
+			}
+		}
+	}()
 
 	down := make(chan error, 1)
 	go func() { down <- api.restart(30 * time.Second) }()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/wasmesh/wasmesh/internal/kube"
 )
@@ -26,6 +27,10 @@ type kubeFlags struct {
 // data, keeps the gateway's own settings; load takes each config
 // assembled.
 func newKubeSource(kf kubeFlags, path string, data []byte, load func(context.Context, []byte) error, log *slog.Logger) (*kube.Source, *kube.Fleet, error) {
+	// client-go's own lines (its watches' and the leader election's
+	// failures) go to the gateway's log, in its format: JSON lines stay
+	// JSON.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kf.kubeconfig
 	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()

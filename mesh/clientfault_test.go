@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,16 +278,12 @@ routes:
 	}
 }
 
-// TestDrainStopsBodyReads: the drain's deadline stops a request waiting
-// for its client's body as it stops a guest: at once, a 503 when nothing
-// was answered yet, and neither the client's fault nor the version's
-// error, whether the body is read before the handler runs (its first 64
-// KiB) or by the component as it runs.
-func TestDrainStopsBodyReads(t *testing.T) {
+// slowEcho serves echobody.wasm at /echo with a timeout of 60 s, and
+// settings (YAML lines) beside it.
+func slowEcho(t *testing.T, settings string) *fixture {
+	t.Helper()
 	testdata, _ := filepath.Abs("../internal/component/testdata")
-	f := newFixture(t, `
-drain_delay: 0s
-drain_timeout: 300ms
+	return newFixture(t, "drain_delay: 0s\n"+settings+`
 services:
   echo:
     versions: [ { path: `+testdata+`/echobody.wasm } ]
@@ -294,6 +291,15 @@ services:
 routes:
   - { match: { path_prefix: /echo }, service: echo }
 `)
+}
+
+// TestDrainStopsBodyReads: the drain's deadline stops a request waiting
+// for its client's body as it stops a guest: at once, a 503 when nothing
+// was answered yet, and neither the client's fault nor the version's
+// error, whether the body is read before the handler runs (its first 64
+// KiB) or by the component as it runs.
+func TestDrainStopsBodyReads(t *testing.T) {
+	f := slowEcho(t, "drain_timeout: 300ms\n")
 	url, stop := serveStoppable(t, f)
 	addr := strings.TrimPrefix(url, "http://")
 
@@ -331,6 +337,54 @@ routes:
 	digest := f.g.Config().Services["echo"].Versions[0].Digest
 	if c := f.g.VersionCount("echo", digest); c.Errors != 0 {
 		t.Errorf("the version's errors after the drain's stop: %d, want 0", c.Errors)
+	}
+}
+
+// TestH2ResetDuringBody: h2c clients that reset their streams (RST_STREAM)
+// while the gateway reads their bodies, for 3 s: the read's end, which a
+// stream's context may bring after its handler returned, never touches a
+// finished stream (that crashed the process), and the gateway serves on.
+func TestH2ResetDuringBody(t *testing.T) {
+	f := slowEcho(t, "")
+	url := serveFixture(t, f)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: tr}
+	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				pr, pw := io.Pipe()
+				ctx, cancel := context.WithCancel(context.Background())
+				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/echo", pr)
+				go func() {
+					pw.Write(make([]byte, 1000+(i%3)*40000))
+					if i%2 == 0 {
+						time.Sleep(time.Duration(i%5) * 100 * time.Microsecond)
+					}
+					cancel() // the stream reset
+					pw.Close()
+				}()
+				if resp, err := client.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	resp, err := http.Post(url+"/echo", "text/plain", strings.NewReader("still here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "still here" {
+		t.Fatalf("after the resets: %d %q", resp.StatusCode, body)
 	}
 }
 

@@ -380,11 +380,19 @@ func readBody(buf *bytes.Buffer, req *Request, upTo int64, held *heldBody) (*res
 		// The request's context ending (its client gone, or the drain's
 		// deadline stopping what still runs) ends a read that waits on
 		// the client at once.
+		// lift waits for a call that started: the ResponseWriter is not
+		// to be touched once the handler returns (HTTP/2's is gone).
 		_ = req.body.SetReadDeadline(time.Now().Add(timeout))
-		stop := context.AfterFunc(r.Context(), func() { _ = req.body.SetReadDeadline(time.Now()) })
+		ended := make(chan struct{})
+		stop := context.AfterFunc(r.Context(), func() {
+			defer close(ended)
+			_ = req.body.SetReadDeadline(time.Now())
+		})
 		lift = func() {
 			if stop() {
 				_ = req.body.SetReadDeadline(time.Time{})
+			} else {
+				<-ended
 			}
 		}
 	}
@@ -491,6 +499,9 @@ func (b *restBody) Read(p []byte) (int, error) {
 func (b *restBody) start() {
 	if b.req.body != nil && b.req.HTTP.Context().Err() == nil { // else the read ends at once (readBody)
 		_ = b.req.body.SetReadDeadline(time.Now().Add(b.req.Limits.Timeout))
+		if b.req.HTTP.Context().Err() != nil { // ended meanwhile: its deadline may have been overwritten
+			_ = b.req.body.SetReadDeadline(time.Now())
+		}
 	}
 }
 
@@ -535,9 +546,6 @@ func bodyMessage(err error) string {
 	return err.Error() // the framing's error (chunks, trailers), of the request's own bytes
 }
 
-// bodyFault is the status and client fault of a failure to read a
-// request's body: whatever it is, the client's (the body is in memory, or
-// on the client's connection).
 // bodyFailure is the status and client fault of a request whose body
 // failed with err (bodyFault), once its context ended: a client gone (the
 // server saw it go; h2: the stream reset), or, while the gateway drains,
@@ -554,6 +562,9 @@ func (p *Plane) bodyFailure(req *Request, err error) (int, string) {
 	return status, fault
 }
 
+// bodyFault is the status and client fault of a failure to read a
+// request's body: whatever it is, the client's (the body is in memory, or
+// on the client's connection).
 func bodyFault(err error) (int, string) {
 	var ne net.Error
 	switch {

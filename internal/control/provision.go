@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -342,6 +343,15 @@ func storeHas(store *modules.Store, digest string) bool {
 // missing or refused, a registry that did not answer, the store. A later
 // try of the same bytes may succeed.
 type provisionError struct{ err error }
+
+// Retryable reports whether a load refused with err may succeed with the
+// same bytes later: the config parsed, and a module could not be read,
+// pulled or compiled, a registry did not answer (what a watched file's
+// failed load is tried again for). A config that is wrong is not.
+func Retryable(err error) bool {
+	var pe *provisionError
+	return errors.As(err, &pe)
+}
 
 func (e *provisionError) Error() string { return e.err.Error() }
 func (e *provisionError) Unwrap() error { return e.err }

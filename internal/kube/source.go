@@ -35,6 +35,8 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/wasmesh/wasmesh/internal/control"
 )
 
 // The resources the gateway reads.
@@ -105,7 +107,7 @@ type Source struct {
 	// refused object's place is taken by; refused are the generations of
 	// the objects refused at the last sync.
 	lastGood map[string]map[string]any
-	refused  map[string]int64
+	refused  map[string]refusal
 	// world is what the objects were at the last sync (worldOf): an
 	// object refused then is taken as refused again, unchanged, only
 	// while no other object changed (what it lacked may have come).
@@ -222,6 +224,15 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 }
 
+// refusal is an object refused at a sync: its generation, and whether the
+// refusal was for what may come later (control.Retryable: a module file
+// not there yet), for which the refused objects are tried again on a
+// timer; those refused for their spec alone are not.
+type refusal struct {
+	gen   int64
+	retry bool
+}
+
 // poke asks Run for a sync.
 func (s *Source) poke() {
 	select {
@@ -259,6 +270,7 @@ func (s *Source) sync(ctx context.Context) {
 		return
 	}
 	refused := map[*unstructured.Unstructured]string{} // by the object as listed: why
+	retry := map[*unstructured.Unstructured]bool{}     // those refused for what may come later
 	stand := map[*unstructured.Unstructured]*unstructured.Unstructured{}
 	// An object refused before is left out (or its last good spec put
 	// in) at once, as it would be refused again, while no object changed
@@ -270,13 +282,15 @@ func (s *Source) sync(ctx context.Context) {
 	s.mu.Lock()
 	before := s.refused
 	if world != s.world || retryAll {
+		// All of them: one refused for another that a retry takes (a
+		// route to a service whose module came) is taken with it.
 		before = nil
 	}
 	s.world = world
 	s.mu.Unlock()
 	for _, o := range objs.all() {
-		if gen, ok := before[refusedKey(o)]; ok && gen == o.GetGeneration() {
-			refused[o] = ""
+		if r, ok := before[refusedKey(o)]; ok && r.gen == o.GetGeneration() {
+			refused[o], retry[o] = "", r.retry
 			objs = s.withoutOrLastGood(o, o, objs, stand)
 		}
 	}
@@ -304,20 +318,27 @@ func (s *Source) sync(ctx context.Context) {
 				orig = listed // its last good spec was refused too: out with it
 			}
 			refused[orig] = errorAt.ReplaceAllString(blamedFor(o, err, lines, objs), "")
+			retry[orig] = control.Retryable(err)
 			objs = s.withoutOrLastGood(o, orig, objs, stand)
 		}
 	}
 	s.mu.Lock()
-	s.refused = map[string]int64{}
+	s.refused = map[string]refusal{}
+	retrying := false
 	for o := range refused {
-		s.refused[refusedKey(o)] = o.GetGeneration()
+		s.refused[refusedKey(o)] = refusal{o.GetGeneration(), retry[o]}
+		retrying = retrying || retry[o]
 	}
-	if s.retry != nil {
-		s.retry.Stop()
-	}
-	if len(refused) == 0 {
-		s.retryWait = 0
-	} else {
+	switch {
+	case !retrying:
+		if s.retry != nil {
+			s.retry.Stop()
+		}
+		s.retry, s.retryWait = nil, 0
+	case retryAll || s.retry == nil:
+		// The retry that ran, or the first: the next, later. A sync
+		// between (a status written, another object changed) leaves the
+		// one set where it is.
 		s.retryWait = min(max(2*s.retryWait, retryFirst), retryMax)
 		s.retry = time.AfterFunc(s.retryWait, func() {
 			s.retryAll.Store(true)

@@ -1,11 +1,20 @@
 package kube
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/wasmesh/wasmesh/config"
 )
@@ -76,5 +85,47 @@ func TestNewRefusesServicesInTheFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "base.yaml: "+key+" come from the cluster") {
 			t.Errorf("a base file with %s: %v", key, err)
 		}
+	}
+}
+
+// TestPermanentRefusalNotRetried: a WasmeshService refused for a reason no
+// retry can mend (the config's own validation) is not loaded again while
+// nothing changes in the cluster: each retry would be a failed load (an
+// ERROR line, a reload error counted) every 30 s on every replica. The
+// retries are for what may come later (control.Retryable), which
+// TestKubernetesRefusedRecovers covers.
+func TestPermanentRefusalNotRetried(t *testing.T) {
+	bad := object("WasmeshService", "bad", map[string]any{"versions": []any{map[string]any{"path": "x.wasm", "weight": int64(-1)}}})
+	bad.SetUID("u1")
+	bad.SetGeneration(1)
+	good := object("WasmeshService", "good", map[string]any{"versions": []any{map[string]any{"path": "y.wasm"}}})
+	good.SetUID("u2")
+	good.SetGeneration(1)
+	scheme := runtime.NewScheme()
+	client := dynfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{
+		Services: "WasmeshServiceList", Routes: "WasmeshRouteList", Lanes: "WasmeshLaneList",
+	}, bad, good)
+	var failed, loads atomic.Int32
+	s := &Source{
+		opts: Options{Namespace: "default", Resync: time.Hour, Load: func(_ context.Context, data []byte) error {
+			loads.Add(1)
+			if strings.Contains(string(data), "x.wasm") {
+				failed.Add(1)
+				return errors.New("services.bad: versions[0].weight: -1 is not within 0 to 100")
+			}
+			return nil
+		}},
+		client: client, log: slog.New(slog.NewTextHandler(io.Discard, nil)), changed: make(chan struct{}, 1),
+		listed: map[schema.GroupVersionResource]cache.GenericLister{},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	time.Sleep(4500 * time.Millisecond) // retries at 1 s and 3 s, were they made
+	cancel()
+	<-done
+	t.Logf("in 4.5 s, nothing changed in the cluster: %d loads, %d of them refused", loads.Load(), failed.Load())
+	if failed.Load() > 1 {
+		t.Errorf("a refusal no retry can mend was loaded (and refused, logged at ERROR, counted as a failed reload) %d times", failed.Load())
 	}
 }

@@ -957,8 +957,9 @@ func (c *Controller) setPhase(service, from, to, kind string) (*Release, error) 
 	if w, want := candidateWeight(c.plane.Snapshot(), r), r.Steps[r.Step]; to == Running && w >= 0 && w != want {
 		// Paused with another weight than its step's (changed by hand, or
 		// a restart caught between the two): the step goes on at its own.
+		ctx := c.writeCtx()
 		c.mu.Unlock()
-		_, err := c.traffic.Shift(context.Background(), service, r.Candidate, want)
+		_, err := c.traffic.Shift(ctx, service, r.Candidate, want)
 		c.mu.Lock()
 		if err != nil {
 			return nil, fmt.Errorf("resuming the release of service %q: setting its candidate's weight to its step's %d: %w", service, want, err)
@@ -1070,6 +1071,17 @@ func (r *Release) clone() *Release {
 	return &cp
 }
 
+// writeCtx is the context of a write the releases make outside a judge's
+// (their state, a resume's weight): the lead's values, such as a fleet's
+// fence that refuses a write once this replica's lease may be another's,
+// without its end. c.mu held.
+func (c *Controller) writeCtx() context.Context {
+	if c.leadCtx != nil {
+		return context.WithoutCancel(c.leadCtx)
+	}
+	return context.Background()
+}
+
 // saveLocked records the releases' state (atomically, in a file); a
 // failure is logged (what it records has happened: the operation stands).
 func (c *Controller) saveLocked() {
@@ -1082,7 +1094,7 @@ func (c *Controller) saveLocked() {
 		list = append(list, r)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Service < list[j].Service })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.writeCtx(), 10*time.Second)
 	defer cancel()
 	if err := c.state.Save(ctx, list); err != nil {
 		c.log.Error("release: state not saved", "state", c.state.Where(), "error", err)

@@ -96,14 +96,30 @@ func ReadFile(path string) ([]byte, error) {
 	if size > MaxModuleSize {
 		return nil, tooLarge
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(size, 0)+1))
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxModuleSize+1)); err != nil {
+	var wasm []byte
+	if size >= 0 {
+		// Its size, read once into as much (a file that grew since its
+		// stat is read no further than the limit: one byte more says so).
+		wasm = make([]byte, size)
+		n, err := io.ReadFull(f, wasm)
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		wasm = wasm[:n]
+		if n == len(wasm) {
+			rest, err := io.ReadAll(io.LimitReader(f, MaxModuleSize+1-int64(n)))
+			if err != nil {
+				return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+			}
+			wasm = append(wasm, rest...)
+		}
+	} else if wasm, err = io.ReadAll(io.LimitReader(f, MaxModuleSize+1)); err != nil {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 	}
-	if buf.Len() > MaxModuleSize {
+	if len(wasm) > MaxModuleSize {
 		return nil, tooLarge
 	}
-	return buf.Bytes(), nil
+	return wasm, nil
 }
 
 // Put reads a module from r, validates it, and stores it under its digest,

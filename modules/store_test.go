@@ -381,3 +381,28 @@ func TestInspectComponent(t *testing.T) {
 		t.Errorf("Role() = %q", got)
 	}
 }
+
+// TestReadFile: a module file is read into as much memory as it has (a
+// module kept by the engine keeps the array), and one larger than a module
+// may be is refused by its size, unread (a sparse file of 3 GiB here).
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(small, make([]byte, 1<<20+7), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadFile(small)
+	if err != nil || len(b) != 1<<20+7 || cap(b) != len(b) {
+		t.Fatalf("ReadFile: %d bytes (cap %d), %v; want %d in as many", len(b), cap(b), err, 1<<20+7)
+	}
+	huge := filepath.Join(dir, "huge.wasm")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 3<<30); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(huge); err == nil || !strings.Contains(err.Error(), "more than the 268435456 bytes a module may have") {
+		t.Fatalf("ReadFile of 3 GiB: %v", err)
+	}
+}

@@ -61,6 +61,8 @@ func TestHostileComponent(t *testing.T) {
 		{path: "/E", wantStatus: 201},
 		// Header fields over 64 KiB, as a module's are refused.
 		{path: "/H", wantInErr: "header fields take 70007 bytes, more than 65536"},
+		// Trailers alike.
+		{path: "/R", wantInErr: "trailer fields take 70007 bytes, more than 65536"},
 		// A handle dropped twice: the error names the drop.
 		{path: "/f", wantInErr: "resource.drop of wasi:http/types@0.2.10#fields: canonical ABI: handle"},
 	}

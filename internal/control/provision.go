@@ -186,10 +186,10 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 		st.Colours, saveColours = c.assignColours(st.Config)
 	}
 	return st, func() {
+		c.setRefsLocked(store, st) // first: until it is written, artifact rm may take a module that serves
 		if saveColours != nil {
 			saveColours()
 		}
-		c.setRefsLocked(store, st)
 	}, nil
 }
 

@@ -341,6 +341,9 @@ func (b *outgoingBody) finish(ctx context.Context, trailers *fields) error {
 	if b.child {
 		return errChildren
 	}
+	if n := trailers.size(); n > MaxHeaderBytes {
+		return fmt.Errorf("the trailer fields take %d bytes, more than %d", n, MaxHeaderBytes)
+	}
 	b.trailers, b.finished = trailers, true
 	if f := b.onFinish; f != nil {
 		b.onFinish = nil
@@ -477,8 +480,11 @@ func readOnlyFields(h http.Header) *fields {
 // name, a value, ": " and CRLF: a module's (wasi.MaxHeaderBytes).
 const MaxHeaderBytes = 64 << 10
 
-// size is what f's fields take in a message head.
+// size is what f's fields take in a message head (nil: none).
 func (f *fields) size() int {
+	if f == nil {
+		return 0
+	}
 	n := 0
 	for i, name := range f.names {
 		n += len(name) + len(f.values[i]) + 4

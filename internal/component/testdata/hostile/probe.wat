@@ -311,6 +311,15 @@
       (global.set $s (i32.load (i32.const 68)))
       (call $setok (local.get $out) (local.get $r))
       (call $finish-ok) (return)))
+    ;; R: a body finished with a 70000-byte trailer value (over 64 KiB of fields)
+    (if (i32.eq (local.get $c) (i32.const 82)) (then
+      (memory.fill (i32.const 0x20000) (i32.const 118) (i32.const 70000))
+      (local.set $h (call $fields))
+      (call $append (local.get $h) (i32.const 600) (i32.const 3) (i32.const 0x20000) (i32.const 70000) (i32.const 64))
+      (call $setok (local.get $out) (call $mk (i32.const 200)))
+      (call $put (global.get $s) (i32.const 512) (i32.const 3) (i32.const 64))
+      (call $drop-ostream (global.get $s))
+      (call $finish (global.get $b) (i32.const 1) (local.get $h) (i32.const 64)) (return)))
     ;; M: after set, mutate the response's headers child (immutable)
     (if (i32.eq (local.get $c) (i32.const 77)) (then
       (local.set $r (call $mk (i32.const 200)))

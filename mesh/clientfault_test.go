@@ -597,7 +597,7 @@ func TestBodyMemoryBounded(t *testing.T) {
 	f := newFixture(t, `
 http: { max_body_memory: 128KiB }
 services:
-  echo: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { max_body: 1MiB, timeout: 10s } }
+  echo: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ], limits: { max_body: 1MiB, timeout: 60s } }
 routes:
   - { match: { path_prefix: / }, service: echo }
 `)

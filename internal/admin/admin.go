@@ -308,11 +308,21 @@ func (a API) writeRelease(w http.ResponseWriter, service string, vs []*config.Ve
 		writeError(w, http.StatusNotFound, err)
 	case errors.Is(err, rollout.ErrConflict), errors.Is(err, control.ErrExternal), errors.Is(err, control.ErrConflict):
 		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, control.ErrUnavailable):
+		writeUnavailable(w, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)
 	default:
 		writeJSON(w, http.StatusOK, ServiceStatus{Name: service, Versions: a.versionStatuses(&config.Service{Name: service, Versions: vs})})
 	}
+}
+
+// writeUnavailable answers 503 for an edit the config's source could not
+// take now (control.ErrUnavailable: the API server unreachable), to be
+// tried again.
+func writeUnavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, err)
 }
 
 // readJSON decodes the request's body, at most 1 MiB, into v, refusing

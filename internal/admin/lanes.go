@@ -270,6 +270,8 @@ func laneStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, control.ErrExists), errors.Is(err, control.ErrExternal), errors.Is(err, control.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, control.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusUnprocessableEntity
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/wasmesh/wasmesh/internal/control"
 	"github.com/wasmesh/wasmesh/internal/rollout"
 )
 
@@ -46,6 +47,8 @@ func writeReleaseState(w http.ResponseWriter, status int, rel *rollout.Release, 
 		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, rollout.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err)
+	case errors.Is(err, control.ErrUnavailable):
+		writeUnavailable(w, err)
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, err)
 	default:

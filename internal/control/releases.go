@@ -29,6 +29,12 @@ var ErrExists = errors.New("already exists")
 // made meanwhile where the config comes from (Options.Write).
 var ErrConflict = errors.New("conflict")
 
+// ErrUnavailable is wrapped by the error of an edit that the config's
+// source (Options.Write) could not take now: it did not answer, or
+// answered that it could not (a network error, a timeout, a 5xx). The
+// same edit may succeed later.
+var ErrUnavailable = errors.New("the config's source did not answer")
+
 // ErrExternal is wrapped by the errors of edits and reloads of the file
 // when the config comes from elsewhere (Options.External).
 var ErrExternal = errors.New("the config is not the file's")

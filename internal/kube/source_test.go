@@ -5,11 +5,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -17,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/wasmesh/wasmesh/config"
+	"github.com/wasmesh/wasmesh/internal/control"
 )
 
 func object(kind, name string, spec map[string]any) *unstructured.Unstructured {
@@ -127,5 +131,30 @@ func TestPermanentRefusalNotRetried(t *testing.T) {
 	t.Logf("in 4.5 s, nothing changed in the cluster: %d loads, %d of them refused", loads.Load(), failed.Load())
 	if failed.Load() > 1 {
 		t.Errorf("a refusal no retry can mend was loaded (and refused, logged at ERROR, counted as a failed reload) %d times", failed.Load())
+	}
+}
+
+// TestUnavailable: an edit's failure to reach the API server, or the API
+// server's failure to answer now, is control.ErrUnavailable (503, to try
+// again); one it refused is not.
+func TestUnavailable(t *testing.T) {
+	gr := schema.GroupResource{Group: "wasmesh.dev", Resource: "wasmeshservices"}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{apierrors.NewServiceUnavailable("etcd down"), true},
+		{apierrors.NewTimeoutError("slow", 1), true},
+		{apierrors.NewTooManyRequests("busy", 1), true},
+		{apierrors.NewInternalError(errors.New("boom")), true},
+		{apierrors.NewConflict(gr, "hello", errors.New("changed")), false},
+		{apierrors.NewForbidden(gr, "hello", errors.New("no")), false},
+		{apierrors.NewNotFound(gr, "hello"), false},
+	} {
+		err := unavailable(tc.err)
+		if got := errors.Is(err, control.ErrUnavailable); got != tc.want || err.Error() != tc.err.Error() {
+			t.Errorf("unavailable(%v): %v, Is ErrUnavailable %v; want %v, the same message", tc.err, err, got, tc.want)
+		}
 	}
 }

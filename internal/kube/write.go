@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -130,7 +131,7 @@ func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, lo
 	for try := 0; ; try++ {
 		cur, err := client.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes: reading %s %s: %w", kind, name, err)
+			return nil, fmt.Errorf("kubernetes: reading %s %s: %w", kind, name, unavailable(err))
 		}
 		if !reflect.DeepEqual(cur.Object["spec"], loaded.Object["spec"]) {
 			return nil, fmt.Errorf("%w: %s %s changed in the cluster since this gateway loaded it (generation %d, loaded %d); try again",
@@ -149,10 +150,30 @@ func (s *Source) update(ctx context.Context, gvr schema.GroupVersionResource, lo
 		case apierrors.IsConflict(err):
 			return nil, fmt.Errorf("%w: %s %s keeps changing in the cluster; try again", control.ErrConflict, kind, name)
 		default:
-			return nil, fmt.Errorf("kubernetes: updating %s %s: %w", kind, name, err)
+			return nil, fmt.Errorf("kubernetes: updating %s %s: %w", kind, name, unavailable(err))
 		}
 	}
 }
+
+// unavailable is err, wrapping control.ErrUnavailable too when it says the
+// API server could not be reached or could not answer now (no API status:
+// a network error; a timeout, 429 or 5xx): an edit to try again, not a
+// wrong one.
+func unavailable(err error) error {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) {
+		return unavailableError{err}
+	}
+	return err
+}
+
+// unavailableError is an API server's failure to answer, which is
+// control.ErrUnavailable too; it says what err says.
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{e.err, control.ErrUnavailable} }
 
 // FieldManager is the field manager of the gateways' writes.
 const FieldManager = "wasmesh"

@@ -255,3 +255,26 @@ func FuzzDecode(f *testing.F) {
 		c.World().WriteTo(&out)
 	})
 }
+
+// TestRole: what a component serves as, by its exports: a wasi:http
+// handler this host serves, one of a version it does not (a pre-release),
+// a wasi:cli command.
+func TestRole(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"hostile.wasm", "wasi:http handler (exports wasi:http/incoming-handler@0.2"},
+		{"nothandler-handler-rc.wasm", "a wasi:http handler of a version this host does not serve (exports wasi:http/incoming-handler@0.2.0-rc-2023-12-05; it serves 0.2.x)"},
+		{"command-rust.wasm", "wasi:cli command (exports wasi:cli/run@0.2"},
+	} {
+		wasm, err := os.ReadFile("testdata/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Decode(wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.World().Role(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.file, got, tc.want)
+		}
+	}
+}

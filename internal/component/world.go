@@ -25,6 +25,9 @@ func (w *World) Role() string {
 	for _, ex := range w.Exports {
 		switch base, _, _ := strings.Cut(ex.Name, "@"); base {
 		case "wasi:http/incoming-handler":
+			if Interface(ex.Name) != "wasi:http/incoming-handler@0.2" {
+				return "a wasi:http handler of a version this host does not serve (exports " + ex.Name + "; it serves 0.2.x)"
+			}
 			return "wasi:http handler (exports " + ex.Name + ")"
 		case "wasi:cli/run":
 			return "wasi:cli command (exports " + ex.Name + ")"

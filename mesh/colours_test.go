@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -243,6 +244,45 @@ routes:
 	}
 	if grew := counters(t, colourer)[a].EgressBytes - before; grew > 100 {
 		t.Errorf("five answers of b on a connection that last served a: a's egress grew by %d bytes", grew)
+	}
+}
+
+// TestReusedColourCountsAfresh: a colour freed by a version and given to
+// another starts the new one's figures at nothing, not at what the colour
+// counted for the old one (the kernel's counters are the colour's).
+func TestReusedColourCountsAfresh(t *testing.T) {
+	config := `
+services:
+  a: { versions: [ { path: $EX/hello/%s/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: a }
+`
+	f := newFixtureWith(t, fmt.Sprintf(config, "rust"), Options{Colourer: newColourer(t, bpf.ModeOff)})
+	base := serveFixture(t, f)
+	for range 5 {
+		resp, err := http.Get(base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	table := func() []dataplane.ColourStatus {
+		t.Helper()
+		_, _, out, err := f.g.plane.Colours()
+		if err != nil || len(out) != 1 {
+			t.Fatalf("Colours() = %+v, %v", out, err)
+		}
+		return out
+	}
+	if first := table()[0]; first.EgressBytes == 0 {
+		t.Fatalf("the first version's counters: %+v, want its answers counted", first)
+	}
+	if err := f.g.Reload(context.Background(), []byte(expand(fmt.Sprintf(config, "c")))); err != nil {
+		t.Fatal(err)
+	}
+	if now := table()[0]; now.Colour != 1 || now.EgressBytes != 0 || now.IngressBytes != 0 {
+		t.Errorf("the version given the freed colour: %+v, want colour 1 and nothing counted", now)
 	}
 }
 

@@ -198,8 +198,49 @@ type ColourStatus struct {
 	bpf.Counter
 }
 
+// rebaseColours notes, for each colour s gives a version that old did not
+// give it to (freed by another version and given again), the colour's
+// counters now: the kernel's counters are the colour's since the process
+// started, and the version's figures start from them (Colours).
+func (p *Plane) rebaseColours(old, s *Snapshot) {
+	if p.opts.Colourer == nil || len(s.Colours) == 0 {
+		return
+	}
+	var was map[bpf.Colour]string
+	if old != nil {
+		was = make(map[bpf.Colour]string, len(old.Colours))
+		for k, c := range old.Colours {
+			was[c] = k
+		}
+	}
+	var changed []bpf.Colour
+	for k, c := range s.Colours {
+		if c != 0 && was[c] != k {
+			changed = append(changed, c)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	counters, err := p.opts.Colourer.Counters()
+	if err != nil {
+		return
+	}
+	for _, c := range changed {
+		p.colourBase.Store(c, counters[c])
+	}
+}
+
+// since is what n counted past base.
+func since(n, base bpf.Counter) bpf.Counter {
+	sub := func(a, b uint64) uint64 { return a - min(a, b) }
+	return bpf.Counter{EgressPackets: sub(n.EgressPackets, base.EgressPackets), EgressBytes: sub(n.EgressBytes, base.EgressBytes),
+		IngressPackets: sub(n.IngressPackets, base.IngressPackets), IngressBytes: sub(n.IngressBytes, base.IngressBytes)}
+}
+
 // Colours describes the colours of the snapshot being served, with live
-// counters: mode and reason are the Colourer's ("off" without one).
+// counters (a version's since it was given its colour): mode and reason
+// are the Colourer's ("off" without one).
 func (p *Plane) Colours() (mode, reason string, out []ColourStatus, err error) {
 	if p.opts.Colourer == nil {
 		return "off", "no colourer", nil, nil
@@ -212,7 +253,11 @@ func (p *Plane) Colours() (mode, reason string, out []ColourStatus, err error) {
 		for _, s := range st.Config.Services {
 			for _, v := range s.Versions {
 				if c := st.Colours[ColourKey(s.Name, v.Digest)]; c != 0 {
-					out = append(out, ColourStatus{Colour: c, Service: s.Name, Version: v.Digest, DSCP: v.DSCP, Counter: counters[c]})
+					n := counters[c]
+					if base, ok := p.colourBase.Load(c); ok {
+						n = since(n, base.(bpf.Counter))
+					}
+					out = append(out, ColourStatus{Colour: c, Service: s.Name, Version: v.Digest, DSCP: v.DSCP, Counter: n})
 				}
 			}
 		}

@@ -131,6 +131,10 @@ type Plane struct {
 	limiters sync.Map // service name → *limiter
 
 	outbound outboundClients
+	// colourBase is, by colour, its counters when it was last given to a
+	// version that did not have it (a colour freed and given again): what
+	// that version's figures start from.
+	colourBase sync.Map // bpf.Colour → bpf.Counter
 
 	// A component's outgoing requests and typed calls go to these (made
 	// once: a method value per request would be an allocation).
@@ -198,6 +202,7 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 	}
 	p.shareEvictions(s)
 	p.startUpstreams(s)
+	p.rebaseColours(p.snap.Load(), s)
 	old = p.snap.Swap(s)
 	p.dropUpstreams(s)
 	return old

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -433,6 +434,37 @@ func (f *fixture) watch(t *testing.T) {
 	t.Cleanup(cancel)
 	if err := f.g.Watch(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWatchedFixNotHeldBack: a config whose oci:// module's registry
+// never answers (a pull waits up to PullTimeout, a minute), fixed by a
+// newer write of the file, is not waited for: the newer config serves
+// within seconds, and the load stopped counts as no failed reload.
+func TestWatchedFixNotHeldBack(t *testing.T) {
+	hang := make(chan struct{})
+	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer registry.Close()
+	defer close(hang)
+	addr := strings.TrimPrefix(registry.URL, "http://")
+	f := newFixture(t, "registries: { "+addr+": { plain_http: true } }\n"+oneVersion("rust"))
+	f.watch(t)
+	hanging := strings.Replace(oneVersion("rust"), "path: $EX/hello/rust/hello.wasm", "module: oci://"+addr+"/wasmesh/hello@sha256:"+strings.Repeat("7", 64), 1)
+	if err := os.WriteFile(f.path, []byte(expand("registries: { "+addr+": { plain_http: true } }\n"+hanging)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the load waits on the registry
+	if err := os.WriteFile(f.path, []byte(expand("registries: { "+addr+": { plain_http: true } }\n"+oneVersion("zig"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fix to serve", func() bool { return strings.Contains(f.get("/").body, "zig") })
+	if n := f.g.plane.Metrics().ReloadCount("error"); n != 0 {
+		t.Errorf("%v failed reloads counted; the load stopped by the fix is none", n)
 	}
 }
 

@@ -151,11 +151,21 @@ func (c *Controller) LoadFile(ctx context.Context) error {
 	if err := c.external(); err != nil {
 		return err
 	}
+	return c.loadFile(ctx)
+}
+
+// loadFile is LoadFile, but for a ctx that ends before the lock is taken
+// (a watched load stopped by a newer one): nothing is loaded, ctx's error
+// returned.
+func (c *Controller) loadFile(ctx context.Context) error {
 	var pre *prefetched
 	if data, err := os.ReadFile(c.opts.ConfigPath); err == nil {
 		pre = c.prefetch(ctx, data)
 	}
 	defer c.releasePrefetched(pre)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	data, err := os.ReadFile(c.opts.ConfigPath)
@@ -200,7 +210,7 @@ func (c *Controller) Watch(ctx context.Context) error {
 		return err
 	}
 	w := &watchedLoads{c: c, ctx: ctx}
-	err := config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) { w.load() }, func(err error) {
+	err := config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) { w.change() }, func(err error) {
 		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 			// The file could not be read after a change (removed, made
 			// unreadable): a failed load, for /v1/config and the
@@ -215,7 +225,7 @@ func (c *Controller) Watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go w.load()
+	w.change()
 	return nil
 }
 
@@ -233,20 +243,44 @@ type watchedLoads struct {
 	mu    sync.Mutex
 	retry *time.Timer
 	wait  time.Duration // before the next retry; 0 after a load that succeeded
+	// latest is the newest load's number; stop ends the one in progress
+	// (its pulls and compiles), which a newer change makes moot.
+	latest int
+	stop   context.CancelFunc
+}
+
+// change starts a load of the file, in a goroutine of its own, stopping
+// one in progress: a load that waits on a registry that does not answer
+// (PullTimeout, a minute a pull) does not hold back the file written to
+// fix it.
+func (w *watchedLoads) change() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stop != nil {
+		w.stop()
+	}
+	ctx, stop := context.WithCancel(w.ctx)
+	w.latest++
+	w.stop = stop
+	go w.load(ctx, w.latest)
 }
 
 // load loads the file (read again under the controller's lock rather than
 // what the watcher read: an edit applied between its read and now wrote
 // a newer file, and loading the older bytes would undo it), and sets the
 // next retry if it failed after its config parsed or could not read the
-// file. Failures are logged and kept for /v1/config.
-func (w *watchedLoads) load() {
-	if w.ctx.Err() != nil {
+// file. Failures are logged and kept for /v1/config. A load stopped by a
+// newer one (n is no longer the latest) leaves the rest to it.
+func (w *watchedLoads) load(ctx context.Context, n int) {
+	if ctx.Err() != nil {
 		return
 	}
-	err := w.c.LoadFile(w.ctx)
+	err := w.c.loadFile(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if n != w.latest {
+		return
+	}
 	if w.retry != nil {
 		w.retry.Stop()
 	}
@@ -257,7 +291,7 @@ func (w *watchedLoads) load() {
 		return
 	}
 	w.wait = min(max(2*w.wait, retryFirst), retryMax)
-	w.retry = time.AfterFunc(w.wait, w.load)
+	w.retry = time.AfterFunc(w.wait, w.change)
 	w.c.log.Info("the config file's load to be tried again", "file", w.c.opts.ConfigPath, "in", w.wait)
 }
 
@@ -284,6 +318,12 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 		began = c.pre.began // its pulls and compiles, done before the lock, are the load's
 	}
 	st, record, err := c.provision(ctx, data)
+	if err != nil && ctx.Err() != nil {
+		// Stopped (a newer change of the watched file, a caller gone):
+		// not a failed load of the config, which a later one decides.
+		c.log.Info("config load stopped before it finished", "file", c.opts.ConfigPath, "error", err)
+		return ctx.Err()
+	}
 	if err != nil {
 		return c.failLoad(err, file)
 	}

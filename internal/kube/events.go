@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,7 @@ func (s *Source) event(ctx context.Context, o *unstructured.Unstructured, typ, r
 	}
 	ev := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "events.k8s.io/v1", "kind": "Event",
-		"metadata":            map[string]any{"name": fmt.Sprintf("%s.%x", o.GetName(), now.UnixNano()), "namespace": o.GetNamespace()},
+		"metadata":            map[string]any{"name": eventName(o.GetName(), now), "namespace": o.GetNamespace()},
 		"eventTime":           now.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		"reportingController": "wasmesh.dev/gateway",
 		"reportingInstance":   instance[:min(len(instance), 128)],
@@ -54,4 +55,13 @@ func (s *Source) event(ctx context.Context, o *unstructured.Unstructured, typ, r
 		}
 		s.log.Log(ctx, level, "kubernetes: event not recorded", "object", o.GetName(), "reason", reason, "error", err)
 	}
+}
+
+// eventName names an event regarding an object named name at now: the
+// name, a dot and the time in hex, as client-go's recorder does, the name
+// cut so that the whole is a name the API server takes (253 characters:
+// an object's name may have as many).
+func eventName(name string, now time.Time) string {
+	suffix := fmt.Sprintf(".%x", now.UnixNano())
+	return strings.TrimRight(name[:min(len(name), 253-len(suffix))], ".-") + suffix
 }

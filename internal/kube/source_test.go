@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -155,6 +156,18 @@ func TestUnavailable(t *testing.T) {
 		err := unavailable(tc.err)
 		if got := errors.Is(err, control.ErrUnavailable); got != tc.want || err.Error() != tc.err.Error() {
 			t.Errorf("unavailable(%v): %v, Is ErrUnavailable %v; want %v, the same message", tc.err, err, got, tc.want)
+		}
+	}
+}
+
+// TestEventName: an event's name is its object's, a dot and the time,
+// within the 253 characters a name may have, whatever its object's.
+func TestEventName(t *testing.T) {
+	now := time.Unix(1_700_000_000, 123)
+	for _, name := range []string{"hello", strings.Repeat("a", 240) + ".b", strings.Repeat("x", 253)} {
+		got := eventName(name, now)
+		if len(got) > 253 || !strings.HasSuffix(got, fmt.Sprintf(".%x", now.UnixNano())) || !strings.HasPrefix(got, name[:5]) {
+			t.Errorf("eventName(%d characters) = %q (%d)", len(name), got, len(got))
 		}
 	}
 }

@@ -132,7 +132,7 @@ func (p *componentPool) disable(why error) {
 	}
 	p.c.mu.Unlock()
 	if first {
-		p.c.e.log.Warn("component instances are not reused for this warm-up, arguments and environment: every request makes one",
+		p.c.e.log.Warn("component instances are not reused for this service's settings (warm-up, arguments, environment, memory): every request makes one",
 			"module", p.c.digest, "warmup", p.warmup, "why", why)
 	}
 }

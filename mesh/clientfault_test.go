@@ -617,7 +617,15 @@ routes:
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor(t, "a 64 KiB body refused while 96 KiB of another are held", func() bool { return post() == http.StatusServiceUnavailable })
+	// Its three chunks held first: a post that took the budget before
+	// the third would have the upload refused instead.
+	admin := newTestServer(t, f.g.AdminHandler())
+	waitFor(t, "the upload's 96 KiB held", func() bool {
+		return value(scrape(t, admin), "wasmesh_request_body_memory_bytes", nil) == 96<<10
+	})
+	if got := post(); got != http.StatusServiceUnavailable {
+		t.Fatalf("a 64 KiB body while 96 KiB of another are held: %d, want 503", got)
+	}
 	held.Close()
 	waitFor(t, "the same body served once the held one is gone", func() bool { return post() == http.StatusOK })
 }

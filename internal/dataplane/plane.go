@@ -343,6 +343,10 @@ func (p *Plane) collectors() []prometheus.Collector {
 			Name: "wasmesh_guest_instances",
 			Help: "Guest instances running now.",
 		}, engineStat(func(s host.Stats) int64 { return s.Active })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wasmesh_request_body_memory_bytes",
+			Help: "Bytes of requests' bodies held in memory now, all requests' together (bounded by http.max_body_memory).",
+		}, func() float64 { return float64(p.bodyMemory.Load()) }),
 		compiles("hit", func(s host.Stats) int64 { return s.CompileHits }),
 		compiles("miss", func(s host.Stats) int64 { return s.CompileMisses }),
 		instances("created", func(s host.Stats) int64 { return s.InstancesCreated }),

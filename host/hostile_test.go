@@ -63,6 +63,9 @@ func TestHostileComponent(t *testing.T) {
 		{path: "/H", wantInErr: "header fields take 70007 bytes, more than 65536"},
 		// Trailers alike.
 		{path: "/R", wantInErr: "trailer fields take 70007 bytes, more than 65536"},
+		// The outparam set twice: the second set's handle was consumed by
+		// the first, which the error says.
+		{path: "/i", wantInErr: "as response-outparam.set does its outparam"},
 		// A handle dropped twice: the error names the drop.
 		{path: "/f", wantInErr: "resource.drop of wasi:http/types@0.2.10#fields: canonical ABI: handle"},
 	}

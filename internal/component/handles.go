@@ -54,7 +54,8 @@ func (t *handleTable) add(h handle) (uint32, error) {
 
 func (t *handleTable) get(i uint32, resource int) (*handle, error) {
 	if i == 0 || int(i) >= len(t.entries) || !t.entries[i].live {
-		return nil, fmt.Errorf("canonical ABI: handle %d is not in the table", i)
+		return nil, fmt.Errorf("canonical ABI: handle %d is not in the table (never made, dropped, or owned and given away: "+
+			"a call that takes an own handle consumes it, as response-outparam.set does its outparam)", i)
 	}
 	h := &t.entries[i]
 	if h.resource != resource {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -314,6 +315,40 @@ func TestKubernetesStalledLeaderFenced(t *testing.T) {
 	}
 	if w := replicas[follower].weights(t, "fen"); w != "stable=0 canary=100" {
 		t.Errorf("after the promotion the follower serves %q", w)
+	}
+}
+
+// TestKubernetesGoneReplicaLeases: the Leases of replicas gone (each
+// replica that ever ran makes one) are deleted: one not renewed for an
+// hour with nothing under release in it; one with counts in it is kept
+// (a step may still be judged on them) until a day has passed.
+func TestKubernetesGoneReplicaLeases(t *testing.T) {
+	api := startAPIServer(t)
+	ctx := context.Background()
+	client := api.client.Resource(leases).Namespace("default")
+	hourAgo := time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	for name, counts := range map[string]string{"wasmesh-replica-gone": "{}", "wasmesh-replica-busy": `{"hello":{"sha256:00":{"Requests":3}}}`} {
+		lease := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+			"metadata": map[string]any{"name": name, "namespace": "default",
+				"labels": map[string]any{"wasmesh.dev/replica": "true"}, "annotations": map[string]any{"wasmesh.dev/counts": counts}},
+			"spec": map[string]any{"holderIdentity": name, "renewTime": hourAgo, "leaseDurationSeconds": int64(3)},
+		}}
+		if _, err := client.Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Delete(ctx, name, metav1.DeleteOptions{}) })
+	}
+	r := startKubeReplica(t, api, "kube-test-admin-token", "--replica", "collector")
+	if err := waitHTTP(r.admin+"/readyz", nil, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the gone replica's Lease deleted", func() bool {
+		_, err := client.Get(ctx, "wasmesh-replica-gone", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+	if _, err := client.Get(ctx, "wasmesh-replica-busy", metav1.GetOptions{}); err != nil {
+		t.Errorf("the Lease with counts in it, an hour old: %v, want it kept", err)
 	}
 }
 

@@ -295,6 +295,7 @@ func (f *Fleet) publish(ctx context.Context) {
 				counts[service][d] = f.local(service, d)
 			}
 		}
+		f.collectLeases(ctx, client, name)
 		data, _ := json.Marshal(counts)
 		if string(data) == last {
 			continue
@@ -304,6 +305,44 @@ func (f *Fleet) publish(ctx context.Context) {
 			continue
 		}
 		last = string(data)
+	}
+}
+
+// staleReplica is how long another replica's Lease may go unrenewed with
+// nothing under release in it before it is deleted; staleAny, with
+// counts: a step that its counts may still be judged in is over by then.
+const (
+	staleReplica = 10 * time.Minute
+	staleAny     = 24 * time.Hour
+)
+
+// collectLeases deletes the Leases of replicas gone (one is made by each
+// replica that ever ran: a Deployment's rollouts would pile them up): those
+// not renewed for staleReplica with no counts in them, or for staleAny.
+// A Lease renewed meanwhile is not deleted (the delete's precondition).
+func (f *Fleet) collectLeases(ctx context.Context, client coordinationclient.LeaseInterface, own string) {
+	f.mu.Lock()
+	lister := f.lister
+	f.mu.Unlock()
+	now := time.Now()
+	for _, u := range listAll(lister) {
+		if u.GetName() == own {
+			continue
+		}
+		renewed, _, _ := unstructured.NestedString(u.Object, "spec", "renewTime")
+		at, err := time.Parse(time.RFC3339Nano, renewed)
+		if err != nil {
+			continue
+		}
+		idle := u.GetAnnotations()[countsAnnotation] == "{}"
+		if age := now.Sub(at); age < staleAny && (!idle || age < staleReplica) {
+			continue
+		}
+		rv := u.GetResourceVersion()
+		err = client.Delete(ctx, u.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			f.src.log.Debug("kubernetes: a gone replica's Lease not deleted", "lease", u.GetName(), "error", err)
+		}
 	}
 }
 

@@ -492,12 +492,19 @@ func TestKubernetesRefusedRecovers(t *testing.T) {
 		return func() bool { code, _, _ := get(t, r.url+"/"+name+"/"); return code == 200 }
 	}
 
-	// A route before its service.
+	// A route before its service: its status names it, not its index
+	// in the replica's assembled config.
 	route("late")
 	condition(wasmeshRoutes, "late", "False")
+	if _, _, msg := accepted(t, api, wasmeshRoutes, "late"); !strings.Contains(msg, `route "late"`) || strings.Contains(msg, "routes[") {
+		t.Errorf("the route's status: %s", msg)
+	}
 	create(wasmeshServices, "WasmeshService", "late", map[string]any{"versions": []any{map[string]any{"path": rust, "name": "stable", "weight": int64(100)}}})
 	poll(t, "/late/ served once its service came", served("late"))
 	condition(wasmeshRoutes, "late", "True")
+	if !strings.Contains(r.p.stderr.String(), `msg="service added" service=late`) || !strings.Contains(r.p.stderr.String(), `by="Kubernetes namespace default"`) {
+		t.Errorf("the service's coming not logged as the cluster's:\n%s", r.p.stderr.String())
+	}
 
 	// A module file that comes after its service.
 	later := filepath.Join(t.TempDir(), "later.wasm")

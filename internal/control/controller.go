@@ -359,8 +359,11 @@ func (c *Controller) loadLocked(ctx context.Context, data []byte, file bool) err
 // release operation through the API. c.mu held.
 func (c *Controller) logSplits(old, cur *config.Config, gen int64) {
 	by := "file"
-	if c.operating {
+	switch {
+	case c.operating:
 		by = "api"
+	case c.opts.External != "":
+		by = c.opts.External // the cluster's objects, as every replica loads them
 	}
 	for _, name := range cur.ServiceNames() {
 		was, now := old.Services[name], cur.Services[name]

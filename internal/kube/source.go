@@ -317,7 +317,7 @@ func (s *Source) sync(ctx context.Context) {
 			if listed, ok := stand[o]; ok {
 				orig = listed // its last good spec was refused too: out with it
 			}
-			refused[orig] = errorAt.ReplaceAllString(blamedFor(o, err, lines, objs), "")
+			refused[orig] = routeNames(objs, errorAt.ReplaceAllString(blamedFor(o, err, lines, objs), ""))
 			retry[orig] = control.Retryable(err)
 			objs = s.withoutOrLastGood(o, orig, objs, stand)
 		}
@@ -351,6 +351,22 @@ func (s *Source) sync(ctx context.Context) {
 			s.setAccepted(ctx, o, false, "Invalid", why)
 		}
 	}
+}
+
+// routeIndex is a route's index in the assembled config as errors name
+// it, which differs from replica to replica as objects are refused.
+var routeIndex = regexp.MustCompile(`routes\[(\d+)\]`)
+
+// routeNames names the routes msg names by index (routes[i]) by their
+// objects' names (route "NAME"), as every replica says them.
+func routeNames(objs Objects, msg string) string {
+	return routeIndex.ReplaceAllStringFunc(msg, func(m string) string {
+		i, err := strconv.Atoi(routeIndex.FindStringSubmatch(m)[1])
+		if err != nil || i >= len(objs.Routes) {
+			return m
+		}
+		return fmt.Sprintf("route %q", objs.Routes[i].GetName())
+	})
 }
 
 // errorAt is the place a config error names in the assembled config

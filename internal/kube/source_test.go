@@ -171,3 +171,14 @@ func TestEventName(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteNames: a refused object's status names routes by their
+// objects' names, not by their index in the assembled config (which
+// differs from replica to replica).
+func TestRouteNames(t *testing.T) {
+	objs := Objects{Routes: []*unstructured.Unstructured{object("WasmeshRoute", "a", nil), object("WasmeshRoute", "b", nil)}}
+	got := routeNames(objs, `routes[1].match.host: invalid host pattern; routes[0] leads to service x; routes[7] is past them`)
+	if want := `route "b".match.host: invalid host pattern; route "a" leads to service x; routes[7] is past them`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -45,6 +45,22 @@ func clusterReleaseOf(t *testing.T, api *apiServer, service string) clusterRelea
 	return r
 }
 
+// startCanaryRelease declares a release of service's version canary in
+// steps of 10, 30, 60, 100 held 2 s each, judged on 40 requests (the
+// latency check out of reach: a p99 on a loaded machine is noise here),
+// and waits for it at its second step.
+func startCanaryRelease(t *testing.T, api *apiServer, service string) {
+	t.Helper()
+	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40,"max_p99_ratio":1000}}}`
+	if _, err := api.client.Resource(wasmeshServices).Namespace("default").Patch(context.Background(), service, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitWithin(t, 30*time.Second, "the release at its second step", func() bool {
+		r := clusterReleaseOf(t, api, service)
+		return r.Phase == "running" && r.Step == 1
+	})
+}
+
 // releasesLeader is the holder of the releases' Lease, "" for none.
 func releasesLeader(api *apiServer) string {
 	l, err := api.client.Resource(leases).Namespace("default").Get(context.Background(), "wasmesh-releases", metav1.GetOptions{})
@@ -80,8 +96,6 @@ type releaseEvent struct {
 // the leader did or its reason for refusing.
 func TestKubernetesReleaseLeader(t *testing.T) {
 	api := startAPIServer(t)
-	ctx := context.Background()
-	services := api.client.Resource(wasmeshServices).Namespace("default")
 	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
 	kubeService(t, api, "rel", map[string]any{"path": rust, "name": "stable", "weight": int64(100)}, map[string]any{"path": zig, "name": "canary", "weight": int64(0)})
 
@@ -137,12 +151,7 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 	defer func() { close(stop); wait() }()
 
 	release := func() clusterRelease { return clusterReleaseOf(t, api, "rel") }
-	// The latency check out of reach: a p99 on a loaded machine is noise here.
-	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40,"max_p99_ratio":1000}}}`
-	if _, err := services.Patch(ctx, "rel", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitWithin(t, 30*time.Second, "the release at its second step (30)", func() bool { r := release(); return r.Phase == "running" && r.Step == 1 })
+	startCanaryRelease(t, api, "rel")
 	r := release()
 	first := r.History[len(r.History)-1]
 	if first.Kind != "step" || first.Figures == nil || first.Figures.Candidate.Requests < 40 {
@@ -243,8 +252,6 @@ func TestKubernetesReleaseLeader(t *testing.T) {
 // each step once, never paused by weights it did not set.
 func TestKubernetesStalledLeaderFenced(t *testing.T) {
 	api := startAPIServer(t)
-	ctx := context.Background()
-	services := api.client.Resource(wasmeshServices).Namespace("default")
 	rust, zig := repoPath("examples", "hello", "rust", "hello.wasm"), repoPath("examples", "hello", "zig", "hello.wasm")
 	kubeService(t, api, "fen", map[string]any{"path": rust, "name": "stable", "weight": int64(100)}, map[string]any{"path": zig, "name": "canary", "weight": int64(0)})
 	replicas := map[string]*kubeReplica{}
@@ -273,11 +280,7 @@ func TestKubernetesStalledLeaderFenced(t *testing.T) {
 	})
 	defer func() { close(stop); wait() }()
 	release := func() clusterRelease { return clusterReleaseOf(t, api, "fen") }
-	patch := `{"spec":{"release":{"version":"canary","steps":[10,30,60,100],"hold":"2s","min_requests":40,"max_p99_ratio":1000}}}`
-	if _, err := services.Patch(ctx, "fen", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitWithin(t, 30*time.Second, "the release at its second step", func() bool { r := release(); return r.Phase == "running" && r.Step == 1 })
+	startCanaryRelease(t, api, "fen")
 
 	stalled := replicas[leader].p.cmd.Process
 	if err := stalled.Signal(syscall.SIGSTOP); err != nil {

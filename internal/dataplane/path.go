@@ -379,9 +379,9 @@ func readBody(buf *bytes.Buffer, req *Request, upTo int64, held *heldBody) (*res
 	if req.body != nil {
 		// The request's context ending (its client gone, or the drain's
 		// deadline stopping what still runs) ends a read that waits on
-		// the client at once.
-		// lift waits for a call that started: the ResponseWriter is not
-		// to be touched once the handler returns (HTTP/2's is gone).
+		// the client at once. lift waits for that call when it started:
+		// the ResponseWriter is not to be touched once the handler
+		// returns (HTTP/2's is gone).
 		_ = req.body.SetReadDeadline(time.Now().Add(timeout))
 		ended := make(chan struct{})
 		stop := context.AfterFunc(r.Context(), func() {

@@ -183,6 +183,15 @@ func (o Options) checkColour(c Colour, dscp int) error {
 	return nil
 }
 
+// RawConn is the syscall.RawConn a net.Dialer's Control (or ControlContext)
+// gets, as the syscall.Conn SetColour takes: a socket coloured there is
+// coloured before it connects, so its whole connection, from the SYN,
+// carries the colour and DSCP.
+type RawConn struct{ syscall.RawConn }
+
+// SyscallConn returns r's RawConn.
+func (r RawConn) SyscallConn() (syscall.RawConn, error) { return r.RawConn, nil }
+
 // control runs fn on the file descriptor behind conn.
 func control(conn syscall.Conn, fn func(fd uintptr) error) error {
 	raw, err := conn.SyscallConn()

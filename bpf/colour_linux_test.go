@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,20 +77,7 @@ func testColourOnTheWire(t *testing.T, col Colourer, opts Options, ipv6, ebpfMod
 	})
 	capt := netlab.StartCapture(t, p.CliNS, p.CliIf, port)
 
-	var cli net.Conn
-	err = netlab.InNS(p.CliNS, func() (err error) {
-		cli, err = net.Dial("tcp", ln.Addr().String())
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	srv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	cli, srv := connectAcross(t, p, ln, &net.Dialer{})
 	deadline := time.Now().Add(30 * time.Second)
 	srv.SetDeadline(deadline)
 	cli.SetDeadline(deadline)
@@ -201,6 +189,25 @@ func checkKernelCount(t *testing.T, what string, packets, bytes uint64, payload 
 	}
 }
 
+// connectAcross dials ln, in p's server namespace, with d from p's client
+// namespace, and returns both ends, closed when the test ends.
+func connectAcross(t *testing.T, p *netlab.Pair, ln net.Listener, d *net.Dialer) (cli, srv net.Conn) {
+	t.Helper()
+	err := netlab.InNS(p.CliNS, func() (err error) {
+		cli, err = d.Dial("tcp", ln.Addr().String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	if srv, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return cli, srv
+}
+
 func checkDSCP(t *testing.T, what string, pkts []netlab.Packet, want uint8) {
 	t.Helper()
 	bad := 0
@@ -273,5 +280,79 @@ func (x *exchange) download(c Colour, n int) {
 	}
 	if err := <-errc; err != nil {
 		x.t.Fatal(err)
+	}
+}
+
+// TestColourBeforeConnect colours a socket from a net.Dialer's Control,
+// through RawConn, before it connects: its SYN and every packet after it
+// carry the colour's mark (nftables on the client's egress hook) and DSCP
+// (the server's capture), and in eBPF mode the colour's counters count the
+// handshake too.
+func TestColourBeforeConnect(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode string
+		ipv6 bool
+	}{
+		{"ebpf/ipv4", ModeRequire, false},
+		{"ebpf/ipv6", ModeRequire, true},
+		{"fallback/ipv4", ModeOff, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			netlab.RequireRoot(t)
+			netlab.Cgroup2Mount(t)
+			opts := Options{Mode: tc.mode}
+			col, err := New(opts)
+			requireBPF(t, err)
+			defer col.Close()
+			if strings.Contains(col.Reason(), "marks off") {
+				netlab.SkipRefusal(t, "the fallback may not set SO_MARK here: "+col.Reason())
+			}
+			p := netlab.NewPair(t, tc.ipv6)
+			var ln net.Listener
+			err = netlab.InNS(p.SrvNS, func() (err error) {
+				ln, err = net.Listen("tcp", netip.AddrPortFrom(p.SrvAddr, 0).String())
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+
+			const cliPort, dscp, colour = 47321, 10, Colour(5)
+			mark, mask := opts.Mark(colour)
+			netlab.NFTCounters(t, p.CliNS, p.CliIf, cliPort, mask, map[string]netlab.Mark{"c5": {Value: mark}})
+			capt := netlab.StartCapture(t, p.SrvNS, p.SrvIf, cliPort)
+			d := net.Dialer{
+				LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.CliAddr, cliPort)),
+				Control: func(_, _ string, rc syscall.RawConn) error {
+					return col.SetColour(RawConn{rc}, colour, dscp)
+				},
+			}
+			cli, srv := connectAcross(t, p, ln, &d)
+			const up = 4096
+			if _, err := cli.Write(make([]byte, up)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(srv, make([]byte, up)); err != nil {
+				t.Fatal(err)
+			}
+
+			pkts := capt.Take(t, up, 100*time.Millisecond)
+			if !pkts[0].SYN {
+				t.Fatalf("the first packet captured is not the SYN: %+v", pkts[0])
+			}
+			checkDSCP(t, "from the SYN on", pkts, dscp)
+			nft := netlab.ReadNFT(t, p.CliNS)
+			t.Logf("%d packets captured; nft %+v", len(pkts), nft)
+			if nft["unmarked"].Packets != 0 || nft["c5"].Packets < uint64(len(pkts)) {
+				t.Errorf("nftables: %d packets with colour %d's mark, %d without any, for the %d packets captured", nft["c5"].Packets, colour, nft["unmarked"].Packets, len(pkts))
+			}
+			if tc.mode == ModeRequire {
+				if c := counters(t, col)[colour]; c.EgressPackets < uint64(len(pkts)) {
+					t.Errorf("counters of colour %d: %d egress packets, want the %d captured, the SYN among them", colour, c.EgressPackets, len(pkts))
+				}
+			}
+		})
 	}
 }

@@ -169,16 +169,7 @@ func (p *Plane) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client
 		tr.fallback.TLSClientConfig = tr.tls
 	}
 	if c != 0 {
-		dialer := &net.Dialer{Timeout: config.DefaultConnectTimeout, KeepAlive: 30 * time.Second}
-		tr.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, network, addr)
-			if err == nil {
-				if sc := syscallConn(conn); sc != nil {
-					_ = p.opts.Colourer.SetColour(sc, c, dscp)
-				}
-			}
-			return conn, err
-		}
+		tr.dial = p.colouringDialer(config.DefaultConnectTimeout, func() (bpf.Colour, int) { return c, dscp }).DialContext
 		tr.fallback.DialContext = tr.dial
 	}
 	cl := newClient(tr)
@@ -187,6 +178,24 @@ func (p *Plane) clientFor(c bpf.Colour, dscp int, expectID string) (*http.Client
 	}
 	p.outbound.clients[key] = cl
 	return cl, nil
+}
+
+// colouringDialer is a dialer (timeout, TCP keep-alives every 30 s) whose
+// sockets take the colour and DSCP that colour returns at each dial (colour
+// 0: none) before they connect, so that the handshake carries them too. A
+// socket the Colourer refuses connects uncoloured: colouring marks
+// traffic, it does not decide whether it flows.
+func (p *Plane) colouringDialer(timeout time.Duration, colour func() (bpf.Colour, int)) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if col := p.opts.Colourer; col != nil {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			if c, dscp := colour(); c != 0 {
+				_ = col.SetColour(bpf.RawConn{RawConn: rc}, c, dscp)
+			}
+			return nil
+		}
+	}
+	return d
 }
 
 // ColourStatus is one colour with its live counters.

@@ -187,20 +187,11 @@ func (p *Plane) upstreamFor(service string, v *config.Version) *upstreamPool {
 // newEndpoint makes the endpoint at e, with its connection pool.
 func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	spec, p := u.spec, u.p
-	dialer := &net.Dialer{Timeout: spec.ConnectTimeout, KeepAlive: 30 * time.Second}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if c := bpf.Colour(u.colour.Load()); err == nil && c != 0 && p.opts.Colourer != nil {
-			if sc := syscallConn(conn); sc != nil {
-				_ = p.opts.Colourer.SetColour(sc, c, u.dscp)
-			}
-		}
-		return conn, err
-	}
+	dialer := p.colouringDialer(spec.ConnectTimeout, func() (bpf.Colour, int) { return bpf.Colour(u.colour.Load()), u.dscp })
 	ep := &endpoint{url: e, duration: p.metrics.UpstreamDuration.WithLabelValues(u.version, e.Host)}
 	if spec.HTTP2 {
 		t := &http.Transport{
-			DialContext:         dial,
+			DialContext:         dialer.DialContext,
 			MaxIdleConnsPerHost: spec.Pool.MaxIdle,
 			MaxConnsPerHost:     spec.Pool.MaxConnections,
 			IdleConnTimeout:     spec.Pool.IdleTimeout,
@@ -213,11 +204,12 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 		ep.transport = t
 		return ep
 	}
-	ep.pool = &http1.Client{Addr: hostPort(e), Dialer: dialer, DialContext: dial, MaxIdle: spec.Pool.MaxIdle, IdleTimeout: spec.Pool.IdleTimeout,
+	ep.pool = &http1.Client{Addr: hostPort(e), Dialer: dialer, MaxIdle: spec.Pool.MaxIdle, IdleTimeout: spec.Pool.IdleTimeout,
 		MaxConns: spec.Pool.MaxConnections, MaxPending: spec.Pool.MaxPending}
 	// Health checks have a connection of their own: a busy endpoint at its
-	// pool's limits is not failed for it.
-	ep.health = &http1.Client{Addr: ep.pool.Addr, Dialer: dialer, MaxIdle: 1}
+	// pool's limits is not failed for it. They are the gateway's own
+	// traffic, not the version's: uncoloured.
+	ep.health = &http1.Client{Addr: ep.pool.Addr, Dialer: &net.Dialer{Timeout: spec.ConnectTimeout, KeepAlive: 30 * time.Second}, MaxIdle: 1}
 	if e.Scheme == "https" {
 		ep.pool.TLS, ep.health.TLS = u.tls, u.tls
 	}

@@ -22,13 +22,15 @@ const snapLen = 2048
 type Packet struct {
 	DstPort uint16 // the receiver's port: which connection
 	DSCP    uint8
+	SYN     bool   // a connection's first packet
 	Payload int    // TCP payload length, from the IP header
 	Data    []byte // the start of the payload, as much as was captured
 }
 
 // Capture records, with an AF_PACKET socket, the TCP packets from one port
 // that arrive on an interface: what the peer really received. SYN-ACKs are
-// left out, since they go before any colour can be set.
+// left out, since they go before any colour can be set on the socket
+// answering; a connecting socket's SYN is kept.
 type Capture struct {
 	fd   int
 	port uint16
@@ -97,7 +99,7 @@ func (c *Capture) loop() {
 }
 
 // parseFrame reads an Ethernet frame carrying IPv4 or IPv6 and TCP from
-// port, other than a SYN.
+// port, other than a SYN-ACK.
 func parseFrame(b []byte, port uint16) (Packet, bool) {
 	if len(b) < 14 {
 		return Packet{}, false
@@ -121,9 +123,11 @@ func parseFrame(b []byte, port uint16) (Packet, bool) {
 		return Packet{}, false
 	}
 	tcp := ip[hdrLen:]
-	if binary.BigEndian.Uint16(tcp) != port || tcp[13]&0x02 != 0 {
+	const syn, ack = 0x02, 0x10
+	if binary.BigEndian.Uint16(tcp) != port || tcp[13]&(syn|ack) == syn|ack {
 		return Packet{}, false
 	}
+	p.SYN = tcp[13]&syn != 0
 	tcpLen := int(tcp[12]>>4) * 4
 	p.DstPort = binary.BigEndian.Uint16(tcp[2:])
 	p.Payload = ipLen - hdrLen - tcpLen

@@ -202,9 +202,8 @@ func (c *Controller) loadPrefetchedLocked(ctx context.Context, data []byte, pre 
 // (compiling, pulling) is no change to the watcher, which compares with
 // the file as it reads it then. A load that fails after its config parsed
 // (a path module not there yet, a registry that did not answer), or that
-// could not read the file, is tried again after retryFirst, then after
-// twice as long each time up to retryMax, until one succeeds or the file
-// changes.
+// could not read the file, is tried again after the waits of NextRetry,
+// until one succeeds or the file changes.
 func (c *Controller) Watch(ctx context.Context) error {
 	if err := c.external(); err != nil {
 		return err
@@ -229,11 +228,13 @@ func (c *Controller) Watch(ctx context.Context) error {
 	return nil
 }
 
-// The waits before a failed load of the watched file is tried again.
-const (
-	retryFirst = time.Second
-	retryMax   = 30 * time.Second
-)
+// NextRetry is the wait before the next try of a load that failed for
+// what may come later (Retryable), given the wait before the last try (0
+// for none): 1 s, then twice as long each time, up to 30 s.
+func NextRetry(last time.Duration) time.Duration {
+	const first, most = time.Second, 30 * time.Second
+	return min(max(2*last, first), most)
+}
 
 // watchedLoads are Watch's loads of the file, and its retries.
 type watchedLoads struct {
@@ -290,7 +291,7 @@ func (w *watchedLoads) load(ctx context.Context, n int) {
 		w.wait = 0
 		return
 	}
-	w.wait = min(max(2*w.wait, retryFirst), retryMax)
+	w.wait = NextRetry(w.wait)
 	w.retry = time.AfterFunc(w.wait, w.change)
 	w.c.log.Info("the config file's load to be tried again", "file", w.c.opts.ConfigPath, "in", w.wait)
 }

@@ -114,7 +114,7 @@ type Source struct {
 	world string
 	// retry is when a sync with objects refused tries them all again,
 	// for what is outside the cluster (a module file that was not there
-	// yet): retryWait after the sync, doubled each time up to retryMax.
+	// yet): retryWait after the sync (control.NextRetry).
 	retry     *time.Timer
 	retryWait time.Duration
 	retryAll  atomic.Bool
@@ -241,12 +241,6 @@ func (s *Source) poke() {
 	}
 }
 
-// The waits before a sync that refused objects tries them again.
-const (
-	retryFirst = time.Second
-	retryMax   = 30 * time.Second
-)
-
 // worldOf identifies objs as a sync sees them: each object's kind, name,
 // uid and generation (a spec's change; not its status, which the
 // gateways write).
@@ -339,7 +333,7 @@ func (s *Source) sync(ctx context.Context) {
 		// The retry that ran, or the first: the next, later. A sync
 		// between (a status written, another object changed) leaves the
 		// one set where it is.
-		s.retryWait = min(max(2*s.retryWait, retryFirst), retryMax)
+		s.retryWait = control.NextRetry(s.retryWait)
 		s.retry = time.AfterFunc(s.retryWait, func() {
 			s.retryAll.Store(true)
 			s.poke()

@@ -38,11 +38,21 @@ import (
 // content read after such a failure is passed to onChange even when it is
 // the content from before.
 func Watch(ctx context.Context, path string, debounce time.Duration, onChange func(data []byte), onError func(error)) error {
-	return watch(ctx, path, debounce, onChange, onError, nil)
+	return watch(ctx, path, debounce, onChange, onError, false, nil)
 }
 
-// watch is Watch with a hook called after each settled burst, for tests.
-func watch(ctx context.Context, path string, debounce time.Duration, onChange func([]byte), onError func(error), settled func()) error {
+// WatchBursts is Watch, but calls onBurst with the file's content after
+// every burst of events, whether the content changed or not: for a caller
+// that compares it with what it holds itself, which may be other than
+// what the watch last saw (a file read by the caller between two bursts,
+// then put back as it was, is back to the caller and not to the watch).
+func WatchBursts(ctx context.Context, path string, debounce time.Duration, onBurst func(data []byte), onError func(error)) error {
+	return watch(ctx, path, debounce, onBurst, onError, true, nil)
+}
+
+// watch is Watch (every: WatchBursts) with a hook called after each
+// settled burst, for tests.
+func watch(ctx context.Context, path string, debounce time.Duration, onChange func([]byte), onError func(error), every bool, settled func()) error {
 	if debounce <= 0 {
 		debounce = 100 * time.Millisecond
 	}
@@ -63,7 +73,7 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 		w.Close()
 		return err
 	}
-	fw := &fileWatcher{path: path, last: sha256.Sum256(data), target: linkTarget(path), onChange: onChange, onError: onError, settled: settled}
+	fw := &fileWatcher{path: path, last: sha256.Sum256(data), target: linkTarget(path), onChange: onChange, onError: onError, every: every, settled: settled}
 	fw.dir = &watchedDir{w: w, path: dir, info: info}
 	go func() {
 		defer w.Close()
@@ -117,6 +127,7 @@ type fileWatcher struct {
 	target   string // the base name of the file path links to in its directory, if it does (linkTarget)
 	onChange func([]byte)
 	onError  func(error)
+	every    bool // onChange after every burst, the content changed or not
 	settled  func()
 }
 
@@ -192,7 +203,8 @@ func linkTarget(path string) string {
 	return filepath.Base(t)
 }
 
-// check reads the file and calls onChange if its content changed.
+// check reads the file and calls onChange if its content changed (or,
+// with every, in any case).
 func (fw *fileWatcher) check() {
 	if fw.settled != nil {
 		defer fw.settled()
@@ -204,7 +216,7 @@ func (fw *fileWatcher) check() {
 		fw.last = [sha256.Size]byte{} // the next content read is reported, even if it is the same
 		return
 	}
-	if sum := sha256.Sum256(data); sum != fw.last {
+	if sum := sha256.Sum256(data); sum != fw.last || fw.every {
 		fw.last = sum
 		fw.onChange(data)
 	}

@@ -20,7 +20,10 @@ type watcher struct {
 	errs    chan error
 }
 
-func startWatch(t *testing.T, path string) *watcher {
+func startWatch(t *testing.T, path string) *watcher { return startWatchEvery(t, path, false) }
+
+// startWatchEvery is startWatch, of WatchBursts with every.
+func startWatchEvery(t *testing.T, path string, every bool) *watcher {
 	t.Helper()
 	w := &watcher{changes: make(chan string, 10), settled: make(chan struct{}, 100), errs: make(chan error, 10)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -28,7 +31,7 @@ func startWatch(t *testing.T, path string) *watcher {
 	err := watch(ctx, path, 50*time.Millisecond,
 		func(b []byte) { w.changes <- string(b) },
 		func(err error) { w.errs <- err },
-		func() { w.settled <- struct{}{} })
+		every, func() { w.settled <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +110,21 @@ func TestWatchWrite(t *testing.T) {
 	write(t, filepath.Join(filepath.Dir(path), "other.yaml"), "x") // other files are ignored
 	write(t, path, "v2")
 	w.waitSettled(t)
+}
+
+// TestWatchBursts: WatchBursts reports a burst whose content is
+// unchanged too, and nothing for other files.
+func TestWatchBursts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
+	write(t, path, "v1")
+	w := startWatchEvery(t, path, true)
+
+	write(t, path, "v1")
+	w.expectChange(t, "v1")
+	write(t, path, "v2")
+	w.expectChange(t, "v2")
+	write(t, filepath.Join(filepath.Dir(path), "other.yaml"), "x")
+	w.expectQuiet(t)
 }
 
 func TestWatchRenameOver(t *testing.T) {

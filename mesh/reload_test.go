@@ -315,6 +315,29 @@ func TestWatchedFileUnreadable(t *testing.T) {
 	waitFor(t, "the error to clear once the file is back", func() bool { return f.g.control.LastError() == nil })
 }
 
+// TestWatchedRevertClearsError: a reload through the API that refused
+// the file (read before the watch saw it), and the file put back as it
+// was before the watch looked: the error clears, as a file back as it was
+// does, though the watch never saw the bad content.
+func TestWatchedRevertClearsError(t *testing.T) {
+	f := newFixture(t, oneVersion("rust"))
+	f.watch(t)
+	good, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.path, append(append([]byte(nil), good...), "bar: 1\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.control.LoadFile(context.Background()); err == nil || !strings.Contains(err.Error(), "bar") {
+		t.Fatalf("LoadFile of the bad file: %v", err)
+	}
+	if err := os.WriteFile(f.path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the error to clear once the file is back as it was", func() bool { return f.g.control.LastError() == nil })
+}
+
 // TestEmptyReloadRefused: a config with no YAML document, which a file
 // rewritten in place reads as between its truncation and its write, does
 // not replace a serving one.

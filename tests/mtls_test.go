@@ -543,3 +543,30 @@ routes:
 		t.Errorf("status over plain http to the TLS admin listener: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestMTLSExampleScript runs examples/mtls/run.sh, the mTLS walkthrough
+// of examples/mtls/README.md, which checks each of its steps itself (two
+// gateways, SVIDs issued, allow_peers, the refusals and their log lines):
+// the example works as its README says.
+func TestMTLSExampleScript(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", repoPath("examples", "mtls", "run.sh"))
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(),
+		fmt.Sprintf("A_PORT=%d", ports[0]), fmt.Sprintf("B_PORT=%d", ports[1]),
+		fmt.Sprintf("A_ADMIN=%d", ports[2]), fmt.Sprintf("B_ADMIN=%d", ports[3]))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "all checks passed") {
+		t.Fatalf("examples/mtls/run.sh: %v\n%s", err, out)
+	}
+}

@@ -124,7 +124,7 @@ fi
 pass "eve (SVID of another CA) cannot connect: $out"
 sleep 0.2
 contains "A's log says why eve's handshake failed" "$(grep 'TLS handshake error' a.log)" \
-  'no X.509 bundle for trust domain "evil.example"'
+  'no X.509 bundle for trust domain \"evil.example\"'
 if out=$(curl -sS -k "$A/" 2>&1); then fail "a client without an SVID got through: $out"; fi
 pass "a client without an SVID cannot connect: $out"
 out=$(./client -certs certs/alice -expect spiffe://example.org/gateway/b "$B/?do=env" 2>&1)

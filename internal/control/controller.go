@@ -209,7 +209,11 @@ func (c *Controller) Watch(ctx context.Context) error {
 		return err
 	}
 	w := &watchedLoads{c: c, ctx: ctx}
-	err := config.Watch(ctx, c.opts.ConfigPath, 0, func([]byte) { w.change() }, func(err error) {
+	// Every burst of events loads the file, changed or not since the
+	// watch last read it: a reload through the API may have read (and
+	// refused) what the watch never saw, and a file put back as it was
+	// then clears that error (the load of the bytes serving is a no-op).
+	err := config.WatchBursts(ctx, c.opts.ConfigPath, 0, func([]byte) { w.change() }, func(err error) {
 		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 			// The file could not be read after a change (removed, made
 			// unreadable): a failed load, for /v1/config and the

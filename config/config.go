@@ -198,7 +198,17 @@ type HTTP struct {
 	// together: past it a request is answered 503. Default
 	// DefaultMaxBodyMemory.
 	MaxBodyMemory int64
+	// SendTimeout bounds how long an answer's write waits for a client
+	// that takes no bytes (pipelined requests whose answers it never
+	// reads, an HTTP/2 stream whose window it keeps shut) when nothing
+	// else bounds it (the service's timeout does for large answers): its
+	// connection (HTTP/1) or stream (HTTP/2) is then closed. Default
+	// DefaultSendTimeout.
+	SendTimeout time.Duration
 }
+
+// DefaultSendTimeout is http.send_timeout's default, nginx's.
+const DefaultSendTimeout = 60 * time.Second
 
 // DefaultMaxBodyMemory is http.max_body_memory's default.
 const DefaultMaxBodyMemory = 256 << 20

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOutboundConfig(t *testing.T) {
@@ -170,11 +171,11 @@ func TestBPFAndDSCPConfig(t *testing.T) {
 // TestHTTPConfig: the listener's limits on request heads, read with their
 // units, and refused out of range with the field's place.
 func TestHTTPConfig(t *testing.T) {
-	cfg, err := Parse("w.yaml", []byte("http: { max_request_line: 4KiB, max_header_bytes: 32KiB, max_headers: 50, max_head_memory: 16MiB, max_body_memory: 1GiB }\n"))
+	cfg, err := Parse("w.yaml", []byte("http: { max_request_line: 4KiB, max_header_bytes: 32KiB, max_headers: 50, max_head_memory: 16MiB, max_body_memory: 1GiB, send_timeout: 5s }\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (HTTP{MaxRequestLine: 4 << 10, MaxHeaderBytes: 32 << 10, MaxHeaders: 50, MaxHeadMemory: 16 << 20, MaxBodyMemory: 1 << 30}); cfg.HTTP != want {
+	if want := (HTTP{MaxRequestLine: 4 << 10, MaxHeaderBytes: 32 << 10, MaxHeaders: 50, MaxHeadMemory: 16 << 20, MaxBodyMemory: 1 << 30, SendTimeout: 5 * time.Second}); cfg.HTTP != want {
 		t.Fatalf("http %+v, want %+v", cfg.HTTP, want)
 	}
 	if cfg, _ := Parse("w.yaml", []byte("listen: :1\n")); cfg.HTTP != (HTTP{}) {
@@ -186,6 +187,8 @@ func TestHTTPConfig(t *testing.T) {
 		"http: { max_head_memory: 1KiB }\n":  "http.max_head_memory: must be from 65536",
 		"http: { max_body_memory: 1KiB }\n":  "http.max_body_memory: must be from 65536",
 		"http: { max_request_line: lots }\n": "http.max_request_line:",
+		"http: { send_timeout: 10ms }\n":     "http.send_timeout: must be from 100ms to 1h, got 10ms",
+		"http: { send_timeout: 2 }\n":        `http.send_timeout: must be a duration like "2s"`,
 		"http: { max_header_count: 10 }\n":   `unknown field "max_header_count"`,
 	} {
 		if _, err := Parse("w.yaml", []byte(config)); err == nil || !strings.Contains(err.Error(), want) {

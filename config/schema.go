@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	yaml "go.yaml.in/yaml/v3"
 
@@ -23,7 +24,7 @@ import (
 var (
 	configFields   = []string{"listen", "admin", "health", "store", "drain_delay", "drain_timeout", "tls", "bpf", "http", "registries", "services", "routes", "lanes", "lane_peers", "trusted_proxies"}
 	adminFields    = []string{"listen", "token_file", "allow_ids", "insecure"}
-	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory", "max_body_memory"}
+	httpFields     = []string{"max_request_line", "max_header_bytes", "max_headers", "max_head_memory", "max_body_memory", "send_timeout"}
 	registryFields = []string{"plain_http"}
 	bpfFields      = []string{"mode", "mark_mask", "cgroup"}
 	tlsFields      = []string{"spiffe_socket", "svid", "key", "bundle", "client_auth"}
@@ -318,7 +319,8 @@ func (d *decoder) outbound(n *yaml.Node, path string) (Outbound, bool) {
 }
 
 // http decodes the listener's limits on request heads: each a positive
-// size (count for max_headers), within what a head can sensibly be.
+// size (count for max_headers), within what a head can sensibly be; and
+// the send timeout.
 func (d *decoder) http(n *yaml.Node, path string) HTTP {
 	var h HTTP
 	d.fields(n, path, httpFields, func(key string, _, v *yaml.Node) {
@@ -328,6 +330,12 @@ func (d *decoder) http(n *yaml.Node, path string) HTTP {
 			n, ok := d.integer(v, f)
 			if d.check(ok && (n < 1 || n > 10000), v, f, "must be from 1 to 10000, got %d", n) && ok {
 				h.MaxHeaders = n
+			}
+			return
+		case "send_timeout":
+			t, ok := d.duration(v, f)
+			if d.check(ok && (t < 100*time.Millisecond || t > time.Hour), v, f, "must be from 100ms to 1h, got %s", t) && ok {
+				h.SendTimeout = t
 			}
 			return
 		}

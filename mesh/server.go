@@ -52,8 +52,12 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		}
 		go g.releases.Run(releaseCtx, time.Second)
 	}
+	send := config.DefaultSendTimeout
+	if c := g.Config(); c != nil && c.HTTP.SendTimeout > 0 {
+		send = c.HTTP.SendTimeout
+	}
 	srv := &http.Server{
-		Handler:           takingTurns(g.plane), // HTTP/1 reaches it only with --net-http
+		Handler:           takingTurns(g.plane, send), // HTTP/1 reaches it only with --net-http
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return guests },
@@ -64,7 +68,9 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		// is asked for a PING after 15 s and closed 10 s later without
 		// its answer, not held until IdleTimeout. A PING's answer in the
 		// middle of a header block is a protocol error: closed too.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+		// A connection that takes no bytes for send is closed
+		// (http.send_timeout, as HTTP/1's).
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second, WriteByteTimeout: send},
 	}
 	srv.Protocols.SetHTTP1(true)
 	// net/http (h2, --net-http) bounds the head as a whole, at what
@@ -249,6 +255,7 @@ func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- erro
 	if c := g.Config(); c != nil {
 		lim := c.HTTP
 		fast.MaxRequestLine, fast.MaxHeaderBytes, fast.MaxHeaders, fast.MaxHeadMemory = int(lim.MaxRequestLine), int(lim.MaxHeaderBytes), lim.MaxHeaders, int(lim.MaxHeadMemory)
+		fast.SendTimeout = lim.SendTimeout
 	}
 	go func() { errc <- fast.Serve(ln) }()
 	go func() { errc <- srv.Serve(h2) }()
@@ -324,12 +331,20 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 // where they wait for tens of ms (golang/go#51651). HTTP/2 runs each
 // stream in a goroutine of its own, and h on one of h2Workers. The
 // connection's last turn is in its context (withTurns).
-func takingTurns(h http.Handler) http.Handler {
+//
+// What an HTTP/2 stream still buffers when h returns is written after it
+// (net/http's), under the stream's flow control: a client that keeps its
+// window shut would hold the stream and its goroutine for good. It is
+// written under a deadline send from then (http.send_timeout).
+func takingTurns(h http.Handler, send time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
 			t.Take(time.Now())
 		} else if r.ProtoMajor == 2 {
 			serveWarm(h, w, r)
+			if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+				_ = d.SetWriteDeadline(time.Now().Add(send))
+			}
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -153,3 +153,54 @@ routes:
 		t.Errorf("without tls, wasmesh_svid_expiry_timestamp_seconds = %s, want none", v)
 	}
 }
+
+// TestH2ShutWindowCut: a client that keeps its HTTP/2 streams' window
+// shut (an initial window of 0), so that no answer's body can be sent,
+// has each stream reset once http.send_timeout passed after its handler
+// returned, instead of holding the stream and its goroutine for good.
+func TestH2ShutWindowCut(t *testing.T) {
+	g := serve(t, `
+http: { send_timeout: 300ms }
+services:
+  hello: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	c := dialGateway(t, g)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	began := time.Now()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: hb.Bytes()})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("stream 1 was not reset: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				fr.WritePing(true, f.Data)
+			}
+		case *http2.DataFrame:
+			if len(f.Data()) > 0 {
+				t.Fatalf("%d bytes of body sent with the window shut", len(f.Data()))
+			}
+		case *http2.RSTStreamFrame:
+			if took := time.Since(began); f.StreamID != 1 || took < 300*time.Millisecond {
+				t.Fatalf("stream %d reset after %s, want stream 1 after send_timeout", f.StreamID, took)
+			}
+			return
+		}
+	}
+}

@@ -199,7 +199,7 @@ func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 	if !http1.BodyAllowed(status) {
 		return // no body, whatever the guest wrote (a write would fail)
 	}
-	if len(body) > unblockedWrite && req.Limits.Timeout > 0 {
+	if (len(body) > unblockedWrite || req.HTTP.ProtoMajor == 2 && len(body) > h2Buffered) && req.Limits.Timeout > 0 {
 		rc := http.NewResponseController(w)
 		if rc.SetWriteDeadline(ready.Add(req.Limits.Timeout)) == nil {
 			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
@@ -221,8 +221,14 @@ func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 
 // unblockedWrite is the most an answer may hold that the kernel's socket
 // buffers take whether or not the client reads: a longer one is written
-// under a deadline.
-const unblockedWrite = 32 << 10
+// under a deadline. Over HTTP/2 a stream's flow control may take nothing:
+// past what net/http buffers for the stream (h2Buffered), a write may wait
+// on the client, and is made under the deadline too. (A client that takes
+// none of a shorter answer is cut by http.send_timeout.)
+const (
+	unblockedWrite = 32 << 10
+	h2Buffered     = 4 << 10
+)
 
 // writeFault is the client's fault that a failed write of its answer was:
 // not taking it within the deadline, or going away.

@@ -80,6 +80,7 @@ import (
 const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultSendTimeout       = 60 * time.Second
 	DefaultWatchAfter        = 10 * time.Millisecond
 )
 
@@ -116,6 +117,14 @@ type Server struct {
 	// IdleTimeout bounds the wait for a keep-alive connection's next
 	// request. Default DefaultIdleTimeout (120 s).
 	IdleTimeout time.Duration
+	// SendTimeout bounds how long a write of an answer waits for the
+	// client to take bytes (nginx's send_timeout) when no write deadline
+	// of the handler's bounds it: a client that stops reading (pipelined
+	// requests whose answers it never reads) has its connection closed
+	// instead of holding it, its goroutine and its socket buffers for
+	// good. Default DefaultSendTimeout (60 s). On Linux only (the raw
+	// socket writes, which see a write about to wait at no cost).
+	SendTimeout time.Duration
 	// MaxRequestLine bounds a request's line, its line end included: past
 	// it, 414. Default DefaultMaxRequestLine (8 KiB).
 	MaxRequestLine int
@@ -209,6 +218,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		rwc = wrapConn(rwc)
+		guardWrites(rwc, cmp.Or(s.SendTimeout, DefaultSendTimeout))
 		c := s.newConn(rwc)
 		if c == nil {
 			rwc.Close()

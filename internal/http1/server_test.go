@@ -1263,3 +1263,37 @@ func TestServeAcceptErrorLogged(t *testing.T) {
 		t.Errorf("%d log lines of the accept errors, want 1 naming the error:\n%s", n, log.String())
 	}
 }
+
+// TestSendTimeout: a client that sends pipelined requests and never reads
+// their answers has its connection closed once a write has waited
+// SendTimeout for it to take bytes, though each answer is small; until
+// then its answers are written as they come.
+func TestSendTimeout(t *testing.T) {
+	var served atomic.Int64
+	answer := strings.Repeat("x", 4096)
+	addr := serve(t, &Server{SendTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		io.WriteString(w, answer)
+	})})
+	c := dial(t, addr)
+	go func() {
+		_, _ = io.WriteString(c, strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5000))
+	}()
+	// The answers fill the socket buffers, and the server's write waits.
+	for last := int64(-1); ; time.Sleep(200 * time.Millisecond) {
+		n := served.Load()
+		if n == last {
+			break
+		}
+		last = n
+	}
+	time.Sleep(time.Second) // past SendTimeout
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection is still open after %d of 5000 answers: %v", served.Load(), err)
+	}
+	if n := served.Load(); n >= 5000 {
+		t.Fatalf("all %d requests were answered: the server's writes never waited", n)
+	}
+}

@@ -1,11 +1,14 @@
 package http1
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -42,15 +45,25 @@ type sysConn struct {
 	// peekFn is peek, made once; quiet is what it found (Quiet).
 	peekFn func(fd uintptr) bool
 	quiet  bool
+	// stall, when not 0, bounds a write the peer does not take: a write
+	// that would wait, with no write deadline set by the caller
+	// (bounded), waits at most stall for the socket to take bytes
+	// (guardWrites). A write the kernel takes at once costs nothing more.
+	stall   time.Duration
+	bounded atomic.Bool
 }
 
-// sysIO is one direction's call: its buffer, bytes done, errno.
+// sysIO is one direction's call: its buffer, bytes done, errno; with
+// once, a write makes one try and notes whether it would have waited
+// (blocked) instead of waiting.
 type sysIO struct {
-	mu    sync.Mutex
-	p     []byte
-	n     int
-	errno syscall.Errno
-	fn    func(fd uintptr) bool
+	mu      sync.Mutex
+	p       []byte
+	n       int
+	errno   syscall.Errno
+	once    bool
+	blocked bool
+	fn      func(fd uintptr) bool
 }
 
 // wrapConn returns c as a sysConn when it is a *net.TCPConn, c otherwise.
@@ -110,6 +123,10 @@ func (c *sysConn) Read(p []byte) (int, error) {
 func (s *sysIO) call(rc syscall.RawConn, p []byte, write bool) (n int, errno syscall.Errno, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.callLocked(rc, p, write)
+}
+
+func (s *sysIO) callLocked(rc syscall.RawConn, p []byte, write bool) (n int, errno syscall.Errno, err error) {
 	s.p, s.n, s.errno = p, 0, 0
 	if write {
 		err = rc.Write(s.fn)
@@ -144,7 +161,14 @@ func (r *sysIO) read(fd uintptr) bool {
 }
 
 func (c *sysConn) Write(p []byte) (int, error) {
-	n, errno, err := c.w.call(c.rc, p, true)
+	var n int
+	var errno syscall.Errno
+	var err error
+	if c.stall > 0 && !c.bounded.Load() {
+		n, errno, err = c.writeStalled(p)
+	} else {
+		n, errno, err = c.w.call(c.rc, p, true)
+	}
 	switch {
 	case err != nil:
 		return n, err
@@ -154,8 +178,53 @@ func (c *sysConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeStalled is Write's call with the stall bound: one try, and, if
+// the socket would not take it all, the rest under a write deadline stall
+// from now, lifted after (unless the caller set one meanwhile).
+func (c *sysConn) writeStalled(p []byte) (n int, errno syscall.Errno, err error) {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	c.w.once, c.w.blocked = true, false
+	n, errno, err = c.w.callLocked(c.rc, p, true)
+	c.w.once = false
+	if err != nil || errno != 0 || !c.w.blocked {
+		return n, errno, err
+	}
+	_ = c.TCPConn.SetWriteDeadline(time.Now().Add(c.stall))
+	m, errno, err := c.w.callLocked(c.rc, p[n:], true)
+	if !c.bounded.Load() {
+		_ = c.TCPConn.SetWriteDeadline(time.Time{})
+	}
+	return n + m, errno, err
+}
+
+// SetWriteDeadline sets the write deadline; a set one, not the stall
+// bound, bounds the writes until it is lifted (the zero time).
+func (c *sysConn) SetWriteDeadline(t time.Time) error {
+	c.bounded.Store(!t.IsZero())
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines, as SetWriteDeadline for writes.
+func (c *sysConn) SetDeadline(t time.Time) error {
+	c.bounded.Store(!t.IsZero())
+	return c.TCPConn.SetDeadline(t)
+}
+
+// guardWrites bounds c's writes that the peer does not take by stall
+// (sysConn.stall), for a sysConn, or a TLS connection over one; other
+// connections are left as they are.
+func guardWrites(c net.Conn, stall time.Duration) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*sysConn); ok {
+		sc.stall = stall
+	}
+}
+
 // write writes what is left of w.p; false to wait until writable, then
-// go on from w.n.
+// go on from w.n (with once, true, noting it in blocked).
 func (w *sysIO) write(fd uintptr) bool {
 	for w.n < len(w.p) {
 		m, e := sysWrite(fd, w.p[w.n:])
@@ -168,6 +237,10 @@ func (w *sysIO) write(fd uintptr) bool {
 			w.n += m
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			if w.once {
+				w.blocked = true
+				return true
+			}
 			return false
 		default:
 			w.errno = e

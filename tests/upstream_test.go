@@ -1608,3 +1608,106 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamSlowUploadInTime: the endpoint's time (the service's
+// timeout, and per_try_timeout) starts once the client's body is all
+// sent: a client that uploads slowly but within the timeout gets the
+// answer, and neither the endpoint nor the version is failed for the
+// time the client took; one that does not finish in time is the client's
+// 408.
+func TestUpstreamSlowUploadInTime(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		time.Sleep(300 * time.Millisecond) // the endpoint's own time
+		fmt.Fprintf(w, "got %d bytes", len(b))
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  up: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ], limits: { timeout: 1s } }
+  pertry: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ], retries: { per_try_timeout: 500ms } } } ], limits: { timeout: 5s } }
+routes:
+  - { match: { path_prefix: /pertry }, service: pertry }
+  - { match: { path_prefix: / }, service: up }
+`)
+	// upload sends 10 bytes over about took, and returns the answer.
+	upload := func(path string, took time.Duration) string {
+		t.Helper()
+		conn := dialGateway(t, g)
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(conn, "POST "+path+" HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
+		for range 10 {
+			time.Sleep(took / 10)
+			conn.Write([]byte("x"))
+		}
+		b, _ := io.ReadAll(conn)
+		return string(b)
+	}
+	for _, c := range []struct {
+		path string
+		took time.Duration
+	}{{"/up", 900 * time.Millisecond}, {"/pertry", 1500 * time.Millisecond}} {
+		if got := upload(c.path, c.took); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(got, "got 10 bytes") {
+			t.Errorf("%s: a 10-byte body sent over %s, in time: %q, want the endpoint's answer", c.path, c.took, got)
+		}
+	}
+	for _, c := range []struct{ service, url string }{
+		{"up", `{ endpoints: [ "` + up.URL + `" ] }`},
+		{"pertry", `{ endpoints: [ "` + up.URL + `" ], retries: { per_try_timeout: 500ms } }`},
+	} {
+		v, ep := short(upstreamDigestOf(t, c.url)), strings.TrimPrefix(up.URL, "http://")
+		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="timeout",version="`+v+`"}`); n != "" && n != "0" {
+			t.Errorf("%s: the client's slow upload counted as the endpoint's timeouts: %s", c.service, n)
+		}
+	}
+	// Not sent within the timeout: the client's.
+	if got := upload("/up", 2*time.Second); !strings.HasPrefix(got, "HTTP/1.1 408") {
+		t.Errorf("a body not sent within the timeout: %q, want 408", got)
+	}
+	clientsNotTheEndpoints(t, g, "up", "body_timeout", up.URL)
+}
+
+// TestUpstreamRetryBudgetGivenBack: a retry reserved by a try that
+// failed as the service's timeout came (no time left for it) is given
+// back: after many such requests, a GET to an endpoint that closes without
+// answering is still tried as often as the policy says.
+func TestUpstreamRetryBudgetGivenBack(t *testing.T) {
+	var resets atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/reset":
+			resets.Add(1)
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+		case "/hole":
+			time.Sleep(time.Second)
+		}
+	}))
+	t.Cleanup(up.Close)
+	spec := `{ endpoints: [ "` + up.URL + `" ], retries: { attempts: 2, on: [ timeout, reset ] } }`
+	g := serve(t, `
+services:
+  leak: { versions: [ { upstream: `+spec+` } ], limits: { timeout: 300ms } }
+routes:
+  - { match: { path_prefix: / }, service: leak }
+`)
+	tries := func() int64 {
+		t.Helper()
+		before := resets.Load()
+		if status, _, _ := get(t, g.url+"/reset"); status != 502 {
+			t.Fatalf("GET /reset: %d, want 502", status)
+		}
+		return resets.Load() - before
+	}
+	if n := tries(); n != 3 {
+		t.Fatalf("before: GET /reset tried %d times, want 3", n)
+	}
+	for range 15 { // past minRetries, were each to keep its share
+		if status, _, _ := get(t, g.url+"/hole"); status != 504 {
+			t.Fatalf("GET /hole: %d, want 504", status)
+		}
+	}
+	if n := tries(); n != 3 {
+		t.Errorf("after 15 requests failed at the timeout: GET /reset tried %d times, want 3 (the retry budget kept their shares)", n)
+	}
+}

@@ -24,3 +24,6 @@ func Mono() time.Duration { return time.Since(base) }
 
 // MonoOf is Mono's reading for t, a time from Now (or time.Now).
 func MonoOf(t time.Time) time.Duration { return t.Sub(base) }
+
+// At is the time of mono, a reading of Mono: Now's at that reading.
+func At(mono time.Duration) time.Time { return base.Add(mono) }

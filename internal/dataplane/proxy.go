@@ -60,12 +60,15 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		return
 	}
 	var ctx context.Context
+	var moving *deadlineCtx
 	if u.spec.HTTP2 { // http.Transport waits on Done: a timer ends it
 		c, cancel := context.WithTimeout(req.ctx, req.Limits.Timeout)
 		defer cancel()
 		ctx = c
 	} else {
-		ctx = &deadlineCtx{Context: req.ctx, at: clock.Now().Add(req.Limits.Timeout)}
+		moving = &deadlineCtx{Context: req.ctx}
+		moving.at.Store(int64(clock.Mono() + req.Limits.Timeout))
+		ctx = moving
 	}
 	if n := u.inflight.Add(1); u.max > 0 && n > u.max {
 		u.inflight.Add(-1)
@@ -85,10 +88,18 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	if out.Body != nil && req.body != nil {
 		// The client's body is read as it is sent on, within the service's
 		// timeout: a client that stops sending it does not hold the
-		// endpoint's connection (and its share of the pool) past it.
+		// endpoint's connection (and its share of the pool) past it, and
+		// one that does not send it in time is the client's fault.
 		if dl, ok := ctx.Deadline(); ok {
 			_ = req.body.SetReadDeadline(dl)
 			defer func() { _ = req.body.SetReadDeadline(time.Time{}) }()
+		}
+		// The endpoint's time starts once the client's body is all sent
+		// (as Envoy's route timeout does): a slow upload that ends in
+		// time is not the endpoint's to answer within what it left.
+		if b, ok := out.Body.(*limitedBody); ok && moving != nil {
+			timeout := req.Limits.Timeout
+			b.whenEnded(func() { moving.at.Store(int64(clock.Mono() + timeout)) })
 		}
 	}
 	defer func() {
@@ -102,6 +113,14 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 	// any other only after a connect failure, which sent none of it.
 	retryable := idempotent[r.Method] && out.Body == nil
 	var tried *endpoint
+	// reserved is the retry budget's share that proxyOnce reserved for
+	// the next try, given back after it, or when there is none.
+	reserved := false
+	defer func() {
+		if reserved {
+			u.retrying.Add(-1)
+		}
+	}()
 	for try := 0; ; try++ {
 		ep := u.pick(tried, key)
 		if ep == nil {
@@ -115,10 +134,10 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		}
 		again := try < policy.Attempts
 		retry := p.proxyOnce(ctx, req, w, out, u, ep, again, retryable)
-		if try > 0 {
-			u.retrying.Add(-1) // this retry's share of the budget, reserved by proxyOnce
+		if reserved {
+			u.retrying.Add(-1)
 		}
-		if !retry {
+		if reserved = retry; !retry {
 			return
 		}
 		p.metrics.UpstreamRetries.WithLabelValues(u.version).Inc()
@@ -153,23 +172,26 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 // the registration of its context with its parent's cost about a
 // microsecond a request). Its parent's cancelCtx is found through Value,
 // so that AfterFunc and WithCancel on it start no goroutine.
+// The deadline may move later (once the client's body is all sent), as a
+// reading of clock.Mono.
 type deadlineCtx struct {
 	context.Context
-	at time.Time
+	at atomic.Int64
 }
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) {
-	if dl, ok := c.Context.Deadline(); ok && dl.Before(c.at) {
+	at := clock.At(time.Duration(c.at.Load()))
+	if dl, ok := c.Context.Deadline(); ok && dl.Before(at) {
 		return dl, true
 	}
-	return c.at, true
+	return at, true
 }
 
 func (c *deadlineCtx) Err() error {
 	if err := c.Context.Err(); err != nil {
 		return err
 	}
-	if !clock.Now().Before(c.at) {
+	if clock.Mono() >= time.Duration(c.at.Load()) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -276,7 +298,7 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 		out.URL = &u
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody, trailer: r.Trailer}
+		out.Body = &limitedBody{r: r.Body, left: req.Limits.MaxBody, want: r.ContentLength, trailer: r.Trailer}
 	}
 	return out
 }
@@ -345,14 +367,22 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme))
 	}
-	// The try's own timeout runs until the response's head.
+	// The try's own timeout runs until the response's head, from when the
+	// client's body is all sent (at once when there is none, or it was
+	// sent already).
 	tryCtx := ctx
-	var perTry *time.Timer
+	var perTry *tryTimer
 	if d := u.spec.Retries.PerTryTimeout; d > 0 {
 		var cancelTry context.CancelFunc
 		tryCtx, cancelTry = context.WithCancel(ctx)
 		defer cancelTry()
-		perTry = time.AfterFunc(d, cancelTry)
+		perTry = &tryTimer{}
+		arm := func() { perTry.arm(d, cancelTry) }
+		if b, ok := out.Body.(*limitedBody); ok {
+			b.whenEnded(arm)
+		} else {
+			arm()
+		}
 	}
 	injectTrace(ctx, req, out.Header)
 	sent := clock.Now()
@@ -367,7 +397,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		try.URL = &target
 		resp, err = ep.transport.RoundTrip(try)
 	}
-	if perTry != nil && !perTry.Stop() && err == nil {
+	if perTry != nil && perTry.stop() && err == nil {
 		// The head came as the try's time ran out: the body is cut.
 		resp.Body.Close()
 		resp, err = nil, fmt.Errorf("%w: per_try_timeout %s", context.DeadlineExceeded, u.spec.Retries.PerTryTimeout)
@@ -701,7 +731,12 @@ type limitedBody struct {
 	r       io.ReadCloser
 	left    int64
 	n       atomic.Int64 // bytes read (by the transport's goroutine, for h2)
+	want    int64        // the length the client declared, -1 for none
 	trailer http.Header  // the client's, filled as its body ends: the forbidden fields are dropped then
+
+	mu    sync.Mutex
+	ended bool     // all of it read: its declared length, or its end
+	ends  []func() // called once it has ended (whenEnded)
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -723,8 +758,64 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		err = &clientBodyError{err}
 	}
 	b.left -= int64(n)
-	b.n.Add(int64(n))
+	if read := b.n.Add(int64(n)); err == io.EOF || err == nil && b.want >= 0 && read >= b.want {
+		b.end()
+	}
 	return n, err
+}
+
+// end records that the body has been read whole and calls what waits on
+// it, once.
+func (b *limitedBody) end() {
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		return
+	}
+	b.ended = true
+	ends := b.ends
+	b.ends = nil
+	b.mu.Unlock()
+	for _, f := range ends {
+		f()
+	}
+}
+
+// whenEnded calls f once the body has been read whole: now, if it has.
+func (b *limitedBody) whenEnded(f func()) {
+	b.mu.Lock()
+	if !b.ended {
+		b.ends = append(b.ends, f)
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	f()
+}
+
+// tryTimer is a try's per_try_timeout, armed when the try's time starts
+// (perhaps on the transport's goroutine, as the body ends).
+type tryTimer struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+// arm starts the timer: f after d, unless stop came first.
+func (tt *tryTimer) arm(d time.Duration, f func()) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if !tt.stopped {
+		tt.t = time.AfterFunc(d, f)
+	}
+}
+
+// stop stops the timer and reports whether it had fired.
+func (tt *tryTimer) stop() (fired bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.stopped = true
+	return tt.t != nil && !tt.t.Stop()
 }
 
 func (b *limitedBody) Close() error { return b.r.Close() }

@@ -221,7 +221,9 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // Do is RoundTrip within ctx instead of the request's context, which saves
-// a proxy a copy of the request per try.
+// a proxy a copy of the request per try. The connection's reads and writes
+// end at ctx's deadline, read again once the request's body is sent: a
+// deadline that moved later by then bounds the wait for the answer.
 func (c *Client) Do(ctx context.Context, req *http.Request) (*http.Response, error) {
 	for fresh := false; ; fresh = true {
 		cc, reused, err := c.get(ctx, fresh)
@@ -522,6 +524,12 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 			return nil, cc.failed(ctx, fmt.Errorf("writing the request body: %w", err), false)
 		}
 		bodySent = true
+		// A context whose deadline moved while the body was sent (a
+		// proxy's, which gives the endpoint its time from there) bounds
+		// the wait for the answer by the new one.
+		if dl, ok := ctx.Deadline(); ok {
+			_ = cc.conn.SetDeadline(dl)
+		}
 	}
 	resp := early
 	if resp == nil {

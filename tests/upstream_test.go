@@ -190,8 +190,10 @@ routes:
 // TestUpstreamForwardedUntrusted: a client that is not a trusted proxy
 // cannot make the upstream believe it is someone else: X-Forwarded-For,
 // -Host and -Proto are the gateway's own, its Forwarded, X-Real-Ip and the
-// X-Forwarded- fields frameworks read (-Port, -Prefix, -Ssl) are dropped;
-// and an Upgrade other than to WebSocket is not passed on.
+// X-Forwarded- fields frameworks read (-Port, -Prefix, -Ssl) are dropped,
+// as are the gateway's fields spelled with underscores (X_Forwarded_For,
+// X_Spiffe_Peer_Id: one to a CGI or WSGI server); an Upgrade other than to
+// WebSocket is not passed on. The answer has the gateway's Via.
 func TestUpstreamForwardedUntrusted(t *testing.T) {
 	native := nativeUpstream(t, "v1")
 	g := serve(t, `
@@ -201,9 +203,10 @@ services:
 routes:
   - { match: { path_prefix: / }, service: users }
 `)
-	status, body, _ := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https",
+	status, body, header := get(t, g.url+"/who", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Host", "bank.example", "X-Forwarded-Proto", "https",
 		"Forwarded", "for=203.0.113.7", "X-Real-Ip", "203.0.113.7", "Connection", "Upgrade", "Upgrade", "h2c",
-		"X-Forwarded-Port", "443", "X-Forwarded-Prefix", "/admin", "X-Forwarded-Ssl", "on", "X-Spiffe-Peer-Id", "spiffe://example.org/admin")
+		"X-Forwarded-Port", "443", "X-Forwarded-Prefix", "/admin", "X-Forwarded-Ssl", "on", "X-Spiffe-Peer-Id", "spiffe://example.org/admin",
+		"X_Forwarded_For", "6.6.6.6", "X_Spiffe_Peer_Id", "spiffe://example.org/admin", "X_Custom", "kept")
 	var got struct{ Header http.Header }
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "native v1 ")), &got); status != 200 || err != nil {
 		t.Fatalf("%d %q: %v", status, body, err)
@@ -221,6 +224,17 @@ routes:
 		if vs := got.Header.Values(name); len(vs) != 0 {
 			t.Errorf("the upstream got %s %q, want none", name, vs)
 		}
+	}
+	for name, vs := range got.Header {
+		if strings.Contains(name, "_") && name != "X_custom" {
+			t.Errorf("the upstream got %s %q, the underscore spelling of a gateway's field", name, vs)
+		}
+	}
+	if vs := got.Header["X_custom"]; len(vs) != 1 || vs[0] != "kept" {
+		t.Errorf("the upstream got X_Custom %q, want the client's, kept", vs)
+	}
+	if vs := header.Values("Via"); len(vs) != 1 || vs[0] != "1.1 wasmesh" {
+		t.Errorf("the answer's Via %q, want the gateway's", vs)
 	}
 }
 
@@ -1054,8 +1068,8 @@ routes:
 		}
 	}
 	status, body, _ := get(t, g.url+"/lost/x")
-	if status != 503 || !strings.Contains(body, "nowhere.invalid") {
-		t.Errorf("an unresolved name: %d %q", status, body)
+	if status != 503 || !strings.Contains(body, "nowhere.invalid") || strings.Contains(body, ":53") {
+		t.Errorf("an unresolved name: %d %q, want a 503 naming it, and not the resolver's address", status, body)
 	}
 	lost := short(upstreamDigestOf(t, `{ dns: "http://nowhere.invalid:80" }`))
 	if n := metric(t, g, `wasmesh_upstream_dns_failures_total{version="`+lost+`"}`); n == "" || n == "0" {
@@ -1709,5 +1723,57 @@ routes:
 	}
 	if n := tries(); n != 3 {
 		t.Errorf("after 15 requests failed at the timeout: GET /reset tried %d times, want 3 (the retry budget kept their shares)", n)
+	}
+}
+
+// TestUpstreamSharedSeries: two services with the same upstream block
+// share its version's metric series (one pool each); a reload that
+// removes one leaves the other's series counting, and its connections
+// counter does not go down.
+func TestUpstreamSharedSeries(t *testing.T) {
+	up := nativeUpstream(t, "v1")
+	spec := `{ endpoints: [ "` + up.URL + `" ], health: { path: /, interval: 100ms } }`
+	both := `
+services:
+  a: { versions: [ { upstream: ` + spec + ` } ] }
+  b: { versions: [ { upstream: ` + spec + ` } ] }
+routes:
+  - { match: { path_prefix: /b }, service: b }
+  - { match: { path_prefix: / }, service: a }
+`
+	g := serve(t, both)
+	v, ep := short(upstreamDigestOf(t, spec)), strings.TrimPrefix(up.URL, "http://")
+	requests := `wasmesh_upstream_requests_total{code="200",endpoint="` + ep + `",version="` + v + `"}`
+	connects := `wasmesh_upstream_connects_total{endpoint="` + ep + `",result="ok",version="` + v + `"}`
+	for _, path := range []string{"/a", "/b"} {
+		if status, _, _ := get(t, g.url+path); status != 200 {
+			t.Fatalf("GET %s: %d", path, status)
+		}
+	}
+	if n := metric(t, g, connects); n != "2" {
+		t.Fatalf("%s = %q, want 2 (a pool each)", connects, n)
+	}
+	onlyA := strings.Replace(both, "  b: { versions: [ { upstream: "+spec+" } ] }\n", "", 1)
+	onlyA = strings.Replace(onlyA, "  - { match: { path_prefix: /b }, service: b }\n", "", 1)
+	if err := os.WriteFile(g.config, []byte(loopbackConfig(onlyA)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := adminPost(t, g, "/v1/config/reload", ""); status != 200 {
+		t.Fatalf("reload without b: %d %s", status, body)
+	}
+	before, _ := strconv.Atoi(metric(t, g, requests))
+	for range 5 {
+		if status, _, _ := get(t, g.url+"/a"); status != 200 {
+			t.Fatalf("GET /a after b left: %d", status)
+		}
+	}
+	if after, _ := strconv.Atoi(metric(t, g, requests)); after != before+5 {
+		t.Errorf("%s went from %d to %d over 5 requests of a, after b left", requests, before, after)
+	}
+	if n := metric(t, g, connects); n != "2" {
+		t.Errorf("%s = %q after b left, want still 2", connects, n)
+	}
+	if n := metric(t, g, `wasmesh_upstream_healthy{endpoint="`+ep+`",version="`+v+`"}`); n == "" {
+		t.Errorf("wasmesh_upstream_healthy of a's endpoint is gone after b left")
 	}
 }

@@ -124,6 +124,9 @@ type Plane struct {
 	stats      sync.Map // service+"\x00"+digest → *VersionStats
 	laneHealth sync.Map // laneHealthKey → *laneHealth
 	upstreams  sync.Map // ColourKey(service, digest) → *upstreamPool, of upstream versions
+	// upstreamSeries counts the pools that share each upstream endpoint's
+	// metrics.
+	upstreamSeries upstreamSeries
 	// resolver resolves upstreams' dns names: net.DefaultResolver but in tests.
 	resolver interface {
 		LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)

@@ -201,6 +201,13 @@ func (c *deadlineCtx) Err() error {
 // §9.2.2).
 var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
 
+// responseVia is the Via the gateway adds to an endpoint's answer, by
+// whether it came over HTTP/2, then whether it was HTTP/1.0.
+var responseVia = map[bool]map[bool][]string{
+	false: {false: {"1.1 wasmesh"}, true: {"1.0 wasmesh"}},
+	true:  {false: {"2 wasmesh"}, true: {"2 wasmesh"}},
+}
+
 // forwardedProto is X-Forwarded-Proto's value by whether the client came
 // over TLS (shared: the client writes header values, never changes them).
 var forwardedProto = map[bool][]string{false: {"http"}, true: {"https"}}
@@ -210,6 +217,15 @@ var forwardedProto = map[bool][]string{false: {"http"}, true: {"https"}}
 // Rack's X-Forwarded-Ssl): dropped from a client that is no trusted
 // proxy, which could forge them.
 var untrustedForwarding = []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Server"}
+
+// gatewayFields are the fields whose values an endpoint takes from the
+// gateway: those it sets, and the forwarding fields a trusted proxy may
+// pass on.
+var gatewayFields = map[string]bool{
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"X-Forwarded-Port": true, "X-Forwarded-Prefix": true, "X-Forwarded-Ssl": true, "X-Forwarded-Server": true,
+	"X-Real-Ip": true, "Via": true, RequestIDHeader: true, router.VersionHeader: true, PeerIDHeader: true,
+}
 
 // hopByHopFields are the header fields that concern one connection, not the
 // request (RFC 9110 §7.6.1), with those of the old RFC 2616 that proxies
@@ -262,8 +278,18 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 			delete(h, k)
 		}
 	}
-	if !trusted || h["X-Forwarded-Host"] == nil {
-		h["X-Forwarded-Host"] = value(1, r.Host)
+	// A field spelled with underscores for the dashes of one the gateway
+	// sets or vouches for (X_Forwarded_For, X_Spiffe_Peer_Id) is dropped,
+	// whoever sent it: CGI and WSGI servers behind the gateway read both
+	// spellings as one (HTTP_X_FORWARDED_FOR), so it would pass for the
+	// gateway's. nginx drops every such field by default.
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && gatewayFields[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+			delete(h, k)
+		}
+	}
+	if host := r.Host; host != "" && (!trusted || h["X-Forwarded-Host"] == nil) {
+		h["X-Forwarded-Host"] = value(1, host)
 	}
 	if !trusted || h["X-Forwarded-Proto"] == nil {
 		h["X-Forwarded-Proto"] = forwardedProto[r.TLS != nil]
@@ -593,6 +619,14 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 	delete(resp.Header, RequestIDHeader)
 	for k, vs := range resp.Header {
 		h[k] = vs
+	}
+	// The gateway forwarded the answer (RFC 9110, 7.6.3), as it received
+	// it: its own Via, after the endpoint's.
+	via := responseVia[resp.ProtoMajor == 2][resp.ProtoMinor == 0]
+	if vs := h["Via"]; len(vs) > 0 {
+		h["Via"] = append(vs[:len(vs):len(vs)], via[0])
+	} else {
+		h["Via"] = via // shared: never written to
 	}
 	noSniff(h)
 	flush := resp.ContentLength < 0

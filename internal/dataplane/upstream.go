@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -188,6 +189,7 @@ func (p *Plane) upstreamFor(service string, v *config.Version) *upstreamPool {
 func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	spec, p := u.spec, u.p
 	dialer := p.colouringDialer(spec.ConnectTimeout, func() (bpf.Colour, int) { return bpf.Colour(u.colour.Load()), u.dscp })
+	p.upstreamSeries.acquire(u.version, e.Host)
 	ep := &endpoint{url: e, duration: p.metrics.UpstreamDuration.WithLabelValues(u.version, e.Host)}
 	if spec.HTTP2 {
 		t := &http.Transport{
@@ -368,19 +370,25 @@ func (u *upstreamPool) close() {
 	u.closeEndpoints(u.eps())
 }
 
-// closeEndpoints ends eps' health checks, metrics and idle connections
-// (requests in flight on them finish).
+// closeEndpoints ends eps' health checks, idle connections (requests in
+// flight on them finish) and, unless the pool of another service with the
+// same upstream version has them too, metrics.
 func (u *upstreamPool) closeEndpoints(eps []*endpoint) {
 	m := u.p.metrics
 	for _, ep := range eps {
 		if ep.stop != nil {
 			ep.stop()
 		}
+		var dials dialCounts
 		if ep.pool != nil {
 			ep.pool.Close()
 			ep.health.Close()
+			dials = dialsOf(ep.pool)
 		} else {
 			ep.transport.(*http.Transport).CloseIdleConnections()
+		}
+		if !u.p.upstreamSeries.release(u.version, ep.url.Host, dials) {
+			continue
 		}
 		series := prometheus.Labels{"version": u.version, "endpoint": ep.url.Host}
 		m.UpstreamHealthy.Delete(series)
@@ -389,6 +397,78 @@ func (u *upstreamPool) closeEndpoints(eps []*endpoint) {
 		m.UpstreamRequests.DeletePartialMatch(series)
 		m.UpstreamFailures.DeletePartialMatch(series)
 	}
+}
+
+// endpointSeries is the labels of an upstream endpoint's metrics.
+type endpointSeries struct{ version, endpoint string }
+
+// dialCounts are an endpoint pool's connections opened, by result.
+type dialCounts struct{ ok, connectErr, tlsErr int64 }
+
+func dialsOf(c *http1.Client) dialCounts {
+	dialErrs, tlsErrs := c.DialErrors.Load(), c.HandshakeErrors.Load()
+	return dialCounts{c.Dials.Load() - dialErrs - tlsErrs, dialErrs, tlsErrs}
+}
+
+func (d *dialCounts) add(o dialCounts) {
+	d.ok, d.connectErr, d.tlsErr = d.ok+o.ok, d.connectErr+o.connectErr, d.tlsErr+o.tlsErr
+}
+
+// upstreamSeries counts the endpoints (of pools, one a service) that
+// share each upstream endpoint's metrics: services with the same upstream
+// block have the same version, and their pools the same series, which go
+// when the last of them does. What the closed ones dialled stays in the
+// connections counter of those left (retired), so that it never goes
+// down.
+type upstreamSeries struct {
+	mu   sync.Mutex
+	refs map[endpointSeries]*seriesRef
+}
+
+type seriesRef struct {
+	n       int
+	retired dialCounts
+}
+
+func (s *upstreamSeries) acquire(version, endpoint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := endpointSeries{version, endpoint}
+	r := s.refs[k]
+	if r == nil {
+		if s.refs == nil {
+			s.refs = map[endpointSeries]*seriesRef{}
+		}
+		r = &seriesRef{}
+		s.refs[k] = r
+	}
+	r.n++
+}
+
+// release gives up a hold of the series, whose pool dialled dials, and
+// reports whether it was the last.
+func (s *upstreamSeries) release(version, endpoint string, dials dialCounts) (last bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := endpointSeries{version, endpoint}
+	r := s.refs[k]
+	if r == nil || r.n <= 1 {
+		delete(s.refs, k)
+		return true
+	}
+	r.n--
+	r.retired.add(dials)
+	return false
+}
+
+// retired is what the closed pools of the series dialled.
+func (s *upstreamSeries) retired(k endpointSeries) dialCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.refs[k]; r != nil {
+		return r.retired
+	}
+	return dialCounts{}
 }
 
 // resolveEvery resolves the pool's name each interval until the pool
@@ -431,15 +511,21 @@ func (u *upstreamPool) resolve() {
 		if u.ctx.Err() != nil {
 			return
 		}
-		why := fmt.Sprintf("resolving %s: %v", name.Hostname(), err)
-		if err == nil {
-			why = fmt.Sprintf("%s has no addresses", name.Hostname())
+		// Why, as the clients of a version with no endpoints are told:
+		// not the resolver's address, which a DNSError names.
+		why := fmt.Sprintf("%s has no addresses", name.Hostname())
+		var de *net.DNSError
+		switch {
+		case errors.As(err, &de):
+			why = fmt.Sprintf("resolving %s: %s", name.Hostname(), de.Err)
+		case err != nil:
+			why = fmt.Sprintf("resolving %s: %v", name.Hostname(), err)
 		}
 		if len(u.eps()) == 0 {
 			u.noEndpoints.Store(&why)
 		}
 		u.p.metrics.UpstreamDNSFailures.WithLabelValues(u.version).Inc()
-		u.p.log.Warn("upstream name not resolved; endpoints kept as they were", "version", u.version, "dns", name.String(), "reason", why, "endpoints", len(u.eps()))
+		u.p.log.Warn("upstream name not resolved; endpoints kept as they were", "version", u.version, "dns", name.String(), "reason", why, "error", err, "endpoints", len(u.eps()))
 		return
 	}
 	port := name.Port()
@@ -583,31 +669,30 @@ func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.conns
 
 func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 	// One series per version and endpoint, summed over the services whose
-	// pools share them.
-	type key struct{ version, endpoint string }
-	type counts struct{ active, idle, ok, connectErr, tlsErr int64 }
-	sums := map[key]*counts{}
-	var order []key
+	// pools share them, and the pools of theirs closed since.
+	type counts struct {
+		active, idle int64
+		dialCounts
+	}
+	sums := map[endpointSeries]*counts{}
+	var order []endpointSeries
 	c.p.upstreams.Range(func(_, v any) bool {
 		u := v.(*upstreamPool)
 		for _, ep := range u.eps() {
 			if ep.pool == nil {
 				continue
 			}
-			k := key{u.version, ep.url.Host}
+			k := endpointSeries{u.version, ep.url.Host}
 			n := sums[k]
 			if n == nil {
-				n = &counts{}
+				n = &counts{dialCounts: c.p.upstreamSeries.retired(k)}
 				sums[k] = n
 				order = append(order, k)
 			}
 			active, idle := ep.pool.Conns()
-			dialErrs, tlsErrs := ep.pool.DialErrors.Load(), ep.pool.HandshakeErrors.Load()
 			n.active += int64(active)
 			n.idle += int64(idle)
-			n.ok += ep.pool.Dials.Load() - dialErrs - tlsErrs
-			n.connectErr += dialErrs
-			n.tlsErr += tlsErrs
+			n.add(dialsOf(ep.pool))
 		}
 		return true
 	})

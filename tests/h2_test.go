@@ -204,3 +204,22 @@ routes:
 		}
 	}
 }
+
+// TestNULInPathRefused: a path with a NUL once decoded is the client's
+// 400, before routing (the data plane's check, which h2 requests pass
+// too): no guest sees it.
+func TestNULInPathRefused(t *testing.T) {
+	g := serve(t, `
+services:
+  hello: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	status, body, _ := get(t, g.url+"/admin%00/x")
+	if status != 400 || !strings.Contains(body, "NUL") {
+		t.Errorf("GET /admin%%00/x: %d %q, want 400 naming the NUL", status, body)
+	}
+	if n := metric(t, g, `wasmesh_client_errors_total{reason="bad_request",service=""}`); n != "1" {
+		t.Errorf(`wasmesh_client_errors_total{reason="bad_request"} = %q, want 1`, n)
+	}
+}

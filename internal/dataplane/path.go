@@ -198,6 +198,14 @@ func (p *Plane) route(req *Request, w http.ResponseWriter) {
 			p.fail(req, w, http.StatusNotImplemented, errors.New("CONNECT is not served: the gateway opens no tunnels"))
 			return
 		}
+		if strings.IndexByte(r.URL.Path, 0) >= 0 {
+			// A %00 in the path: the routes match the decoded path, which
+			// a guest's PATH_INFO (a C string to many) would end at. As
+			// Envoy does, refused.
+			req.ClientFault = faultBadRequest
+			p.fail(req, w, http.StatusBadRequest, errors.New("the request's path has a NUL byte (%00)"))
+			return
+		}
 		if r.ProtoMajor == 2 && !validRequestLine(r) {
 			// HTTP/2 carries a method and a path as fields, which net/http
 			// takes with any bytes but a few: what the HTTP/1.1 edge

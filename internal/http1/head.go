@@ -210,6 +210,10 @@ func (c *conn) buildRequest(lineEnd int) (*http.Request, error) {
 		return nil, refuseHead(http.StatusBadRequest, "bad_request", "malformed Host header %.60q", req.Host)
 	case !validHostPort(req.Host):
 		return nil, refuseHead(http.StatusBadRequest, "bad_host", "malformed Host header %.60q: a host, then a port of digits", req.Host)
+	case u.Host != "" && hosts > 0 && (!httpguts.ValidHostHeader(host) || !validHostPort(host)):
+		// The field is checked even when the target's host is the one
+		// used (RFC 9112, 3.2: a Host of invalid value is a 400).
+		return nil, refuseHead(http.StatusBadRequest, "bad_host", "malformed Host header %.60q beside the target's host %.60q", host, u.Host)
 	}
 	fixPragma(h)
 	conn := h["Connection"]

@@ -190,7 +190,7 @@ var stricterThanNetHTTP = map[string]bool{
 // it is stricter, as it was before requests were built from the head:
 // an empty Host on HTTP/1.1 is refused (net/http takes it), CONNECT to a
 // path needs a Host too, and a malformed Host field beside an absolute
-// URL is ignored with the field (net/http refuses it).
+// URL is refused (as net/http does) as bad_host, one of ours.
 func serverChecks(req *http.Request, hasHost bool) error {
 	switch {
 	case req.ProtoMajor != 1:

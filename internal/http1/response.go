@@ -355,7 +355,11 @@ func (w *response) writeHead(status int, streaming bool) {
 	if final {
 		h := w.header
 		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() || w.c.s.noKeep.Load() ||
-			w.c.expecting != nil && w.c.expecting.unasked() && status != http.StatusSwitchingProtocols {
+			w.c.expecting != nil && w.c.expecting.unasked() && status != http.StatusSwitchingProtocols ||
+			w.c.bodyLeft(w.req) && status != http.StatusSwitchingProtocols {
+			// (A body failed, or too much of it left to read past: the
+			// connection closes after the answer, which says so, as
+			// RFC 9112, 9.6 asks.)
 			w.closeAfter = true
 		}
 		// The framing is the server's: a handler's Transfer-Encoding would

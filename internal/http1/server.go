@@ -358,7 +358,13 @@ type conn struct {
 	watching bool // a read-ahead was started for this request
 	running  bool // a request is in the handler
 	bodyDone atomic.Bool
-	cancel   context.CancelFunc
+	// bodyRead is how much of the request's body the handler has read,
+	// bodyFailed whether a read of it failed (cut, malformed, too slow):
+	// what says, as the answer's head is written, that the connection
+	// will not be kept (bodyLeft).
+	bodyRead   atomic.Int64
+	bodyFailed atomic.Bool
+	cancel     context.CancelFunc
 
 	// hb holds a request's line and header fields (then its trailers) as
 	// read, while a request is read and served (head.go); headHeld is its
@@ -839,6 +845,8 @@ func (c *conn) serveRequest(ctx context.Context, req *http.Request) (keep bool) 
 	}
 	body := req.Body
 	c.bodyDone.Store(body == http.NoBody)
+	c.bodyRead.Store(0)
+	c.bodyFailed.Store(false)
 	var rb *bodyReader
 	if body != http.NoBody {
 		rb = &bodyReader{c: c, body: body}
@@ -912,10 +920,25 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.body.Read(p)
-	if err == io.EOF {
+	b.c.bodyRead.Add(int64(n))
+	switch {
+	case err == io.EOF:
 		b.c.bodyDone.Store(true)
+	case err != nil:
+		b.c.bodyFailed.Store(true)
 	}
 	return n, err
+}
+
+// bodyLeft reports whether what is left of the request's body, were the
+// handler to return now, would close the connection (serveRequest): its
+// read failed, or more of its declared length is unread than the server
+// reads past. A chunked body's rest is not known until it is read.
+func (c *conn) bodyLeft(req *http.Request) bool {
+	if c.bodyDone.Load() {
+		return false
+	}
+	return c.bodyFailed.Load() || req.ContentLength > 0 && req.ContentLength-c.bodyRead.Load() > maxDrain
 }
 
 // shut ends the handler's reads.

@@ -956,6 +956,7 @@ func TestStrictHead(t *testing.T) {
 		{"target of another scheme", "GET mailto:x@y HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"URL without a host", "GET http:/p HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"URL but no Host field", "GET http://other.example/p HTTP/1.1\r\n\r\n", 400, "bad_request"},
+		{"URL beside a malformed Host field", "GET http://other.example/p HTTP/1.1\r\nHost: a b c\r\n\r\n", 400, "bad_host"},
 		{"asterisk but for OPTIONS", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request_target"},
 		{"unclosed IP literal in Host", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "bad_host"},
 		{"port of letters in Host", "GET / HTTP/1.1\r\nHost: api.example.com:abc\r\n\r\n", 400, "bad_host"},
@@ -1295,5 +1296,41 @@ func TestSendTimeout(t *testing.T) {
 	}
 	if n := served.Load(); n >= 5000 {
 		t.Fatalf("all %d requests were answered: the server's writes never waited", n)
+	}
+}
+
+// TestCloseAnnounced: an answer after which the server closes the
+// connection because of the request's body says Connection: close (RFC
+// 9112, 9.6): a body whose read failed (malformed chunks), and one with
+// more of its declared length left unread than the server reads past; a
+// small one left unread does not close it.
+func TestCloseAnnounced(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/read" {
+			if _, err := io.ReadAll(r.Body); err != nil {
+				http.Error(w, "bad body", http.StatusBadRequest)
+				return
+			}
+		}
+		http.NotFound(w, r)
+	})})
+	for _, tc := range []struct {
+		name, raw string
+		close     bool
+	}{
+		{"malformed chunks", "POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", true},
+		{"large body unread", "POST /skip HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\nabc", true},
+		{"small body unread", "POST /skip HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", false},
+	} {
+		c := dial(t, addr)
+		io.WriteString(c, tc.raw)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.Close != tc.close {
+			t.Errorf("%s: %d, Connection: close %v, want %v", tc.name, resp.StatusCode, resp.Close, tc.close)
+		}
 	}
 }

@@ -1609,8 +1609,9 @@ func TestCheckCommand(t *testing.T) {
 	cache := "--cache-dir=" + filepath.Join(dir, "cache")
 	path := write("bad.wasm")
 	ok(t, opts{}, "routes", "--config", path) // decoded only
-	if r := wasmesh(t, opts{}, "check", "--config", path, cache); r.code != 2 || !strings.Contains(r.stderr, "services.hello.versions[0]") {
-		t.Errorf("check of a module that does not validate: exit %d, %q; want 2 naming the version", r.code, r.stderr)
+	if r := wasmesh(t, opts{}, "check", "--config", path, cache); r.code != 2 || !strings.Contains(r.stderr, "services.hello.versions[0]") ||
+		strings.Count(r.stderr, "services.hello.versions[0]") != 1 {
+		t.Errorf("check of a module that does not validate: exit %d, %q; want 2 naming the version, once", r.code, r.stderr)
 	}
 	path = write(repoPath("examples", "hello", "zig", "hello.wasm"))
 	if r := ok(t, opts{}, "check", "--config", path, cache); !strings.Contains(r.stdout, "ok: 1 services, 1 versions, 1 routes") {

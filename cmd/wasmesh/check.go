@@ -29,8 +29,8 @@ func checkCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitWith(2, err)
 	}
 	// The load logs what serve's would (warnings about the config among
-	// them); its refusal is the command's error.
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// them); its refusal is the command's error, said once, not logged too.
+	log := slog.New(belowError{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})})
 	g, err := mesh.New(ctx, mesh.Options{ConfigPath: path, CacheDir: *cacheDir, Logger: log, RecordNothing: true})
 	if err != nil {
 		return err
@@ -47,3 +47,16 @@ func checkCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s: ok: %d services, %d versions, %d routes; every module compiled\n", *configFile, len(cfg.Services), versions, len(cfg.Routes))
 	return nil
 }
+
+// belowError is a handler that drops records of level Error and above.
+type belowError struct{ slog.Handler }
+
+func (h belowError) Enabled(ctx context.Context, l slog.Level) bool {
+	return l < slog.LevelError && h.Handler.Enabled(ctx, l)
+}
+
+func (h belowError) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return belowError{h.Handler.WithAttrs(attrs)}
+}
+
+func (h belowError) WithGroup(name string) slog.Handler { return belowError{h.Handler.WithGroup(name)} }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -332,6 +333,9 @@ func writeUnavailable(w http.ResponseWriter, err error) {
 // file refuses it, not taken for the default.
 func readJSON(w http.ResponseWriter, r *http.Request, v any, defaulted ...string) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err == nil && len(bytes.TrimSpace(data)) == 0 {
+		err = fmt.Errorf("the body is empty: want a JSON object (%s)", bodyFields(v))
+	}
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
@@ -397,7 +401,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a message's <token> stays as written: not HTML
 	enc.Encode(v)
+}
+
+// bodyFields names the JSON fields of the struct v points to, for a
+// request whose body is missing.
+func bodyFields(v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return "see the API's documentation"
+	}
+	var names []string
+	for f := range t.Fields() {
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return "fields " + strings.Join(names, ", ")
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

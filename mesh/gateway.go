@@ -167,6 +167,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		releases.JoinFleet(*opts.Fleet)
 	}
 	ctrl.Guard(releases.Busy, releases.BusyHere)
+	ctrl.GuardLanes(releases.LaneBusyHere)
 	return &Gateway{opts: opts, log: opts.Logger, plane: plane, control: ctrl, releases: releases,
 		api: admin.API{Plane: plane, Control: ctrl, Releases: releases}}, nil
 }

@@ -711,8 +711,8 @@ lanes:
 	if last := rel.History[len(rel.History)-1]; last.Step != 0 || !strings.Contains(last.Reason, "evicted the candidate") {
 		t.Errorf("rolled back with %+v, want at the lane's step, saying the lane evicted it", last)
 	}
-	if w := weightsInFile(t, g.config, "users"); w != "v1=98 v2=2" {
-		t.Errorf("rolled back: %s, want the split it started from, v1=98 v2=2", w)
+	if w := weightsInFile(t, g.config, "users"); w != "v1=100 v2=0" {
+		t.Errorf("rolled back: %s, want the split it started from with the candidate's 2 at the baseline, v1=100 v2=0", w)
 	}
 }
 
@@ -813,4 +813,80 @@ func TestReleasePausedWithoutItsCandidate(t *testing.T) {
 	if w := metric(t, g, `wasmesh_release_weight{service="users"}`); w != "0" {
 		t.Errorf("wasmesh_release_weight of a release paused without its candidate: %q, want 0", w)
 	}
+}
+
+// TestReleaseRollbackTakesTheCandidateOut: a candidate that started its
+// release with some traffic (below the first step) and fails a check
+// serves nothing after the rollback: its weight goes to the baseline.
+func TestReleaseRollbackTakesTheCandidateOut(t *testing.T) {
+	stable, _ := countingUpstream(t, "stable", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 100, 0)
+	g := serve(t, fmt.Sprintf(`
+services:
+  users:
+    versions:
+      - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: 97 }
+      - { upstream: { endpoints: [ "%s" ] }, name: v2, weight: 3 }
+routes:
+  - { match: { path_prefix: / }, service: users }
+`, stable.URL, cand.URL))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "10,100", "--hold", "1s", "--min-requests", "20", admin)
+	steady(t, g.url+"/x", "")
+	rel := waitRelease(t, g, "users", rollout.RolledBack, 30*time.Second)
+	if w := weightsInFile(t, g.config, "users"); w != "v1=100 v2=0" {
+		t.Errorf("after the rollback of a candidate that started at 3: %s, want v1=100 v2=0", w)
+	}
+	if last := rel.History[len(rel.History)-1]; last.Kind != rollout.RolledBack || last.Weight != 0 {
+		t.Errorf("the rollback's event: %+v, want weight 0", last)
+	}
+}
+
+// TestReleaseAbortAfterServiceRemoved: a release whose service was
+// removed from the config (it pauses) can be aborted: nothing to put back.
+func TestReleaseAbortAfterServiceRemoved(t *testing.T) {
+	stable, _ := countingUpstream(t, "stable", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	other, _ := countingUpstream(t, "other", 0, 0)
+	users := fmt.Sprintf(`
+  users:
+    versions:
+      - { upstream: { endpoints: [ "%s" ] }, name: v1, weight: 100 }
+      - { upstream: { endpoints: [ "%s" ] }, name: v2, weight: 0 }`, stable.URL, cand.URL)
+	config := func(services string) string {
+		return "services:" + services + fmt.Sprintf(`
+  other: { versions: [ { upstream: { endpoints: [ "%s" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: other }
+`, other.URL)
+	}
+	g := serve(t, config(users))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--steps", "20,100", "--hold", "1h", "--min-requests", "100000", admin)
+	if err := os.WriteFile(g.config, []byte(loopbackConfig(config(""))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the release to pause", func() bool { return releaseOf(t, g, "users").Phase == rollout.Paused })
+	ok(t, opts{}, "release", "abort", "users", admin)
+	if rel := releaseOf(t, g, "users"); rel.Phase != rollout.Aborted {
+		t.Errorf("the release is %s after the abort", rel.Phase)
+	}
+}
+
+// TestReleaseLaneGuarded: a lane that a release moves its candidate in
+// may not be changed or deleted under it (409, naming the release), as the
+// service's deploys are refused; once the release is over it may.
+func TestReleaseLaneGuarded(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	g := serve(t, usersRelease(base.URL, cand.URL, "")+"lanes:\n  testers: { entry: [ { header: X-Lane=testers } ] }\n")
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--lane", "testers", "--steps", "50,100", "--hold", "1h", "--min-requests", "100000", admin)
+	for _, args := range [][]string{{"lane", "update", "testers", "--version", "users=", admin}, {"lane", "delete", "testers", admin}} {
+		if r := wasmesh(t, opts{}, args...); r.code == 0 || !strings.Contains(r.stderr, `lane "testers" carries the release of service "users"`) {
+			t.Errorf("%v during the release: exit %d, %q; want it refused, naming the release", args[:2], r.code, r.stderr)
+		}
+	}
+	ok(t, opts{}, "release", "abort", "users", admin)
+	ok(t, opts{}, "lane", "delete", "testers", admin)
 }

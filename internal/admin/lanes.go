@@ -10,6 +10,7 @@ import (
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/internal/control"
 	"github.com/wasmesh/wasmesh/internal/dataplane"
+	"github.com/wasmesh/wasmesh/internal/rollout"
 )
 
 // LaneSpec is a lane as the admin API reads and writes it: the fields of
@@ -268,7 +269,8 @@ func laneStatus(err error) int {
 	switch {
 	case errors.Is(err, control.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, control.ErrExists), errors.Is(err, control.ErrExternal), errors.Is(err, control.ErrConflict):
+	case errors.Is(err, control.ErrExists), errors.Is(err, control.ErrExternal), errors.Is(err, control.ErrConflict),
+		errors.Is(err, rollout.ErrConflict): // a release moving its candidate in the lane
 		return http.StatusConflict
 	case errors.Is(err, control.ErrUnavailable):
 		return http.StatusServiceUnavailable

@@ -77,7 +77,9 @@ type Controller struct {
 	guard   func(service string) error     // refuses release operations (Guard), before their slow steps
 	// guardLocked refuses them again, c.mu held (Guard).
 	guardLocked func(service string) error
-	lastErr     atomic.Pointer[LoadError]
+	// laneGuardLocked refuses edits of a lane, c.mu held (GuardLanes).
+	laneGuardLocked func(lane string) error
+	lastErr         atomic.Pointer[LoadError]
 	// known are the path modules of the last load that succeeded as far
 	// as its modules, with their files' stamps and digests: a load into
 	// the same store takes the compiled module of one whose file has not

@@ -28,6 +28,9 @@ func (c *Controller) SetLane(ctx context.Context, lane *config.Lane, create bool
 	case !create && !exists:
 		return fmt.Errorf("%w: lane %q", ErrNotFound, lane.Name)
 	}
+	if err := c.laneGuardedLocked(lane.Name); err != nil {
+		return err
+	}
 	if err := c.refusedEditLocked(); err != nil {
 		return err
 	}
@@ -42,6 +45,15 @@ func (c *Controller) SetLane(ctx context.Context, lane *config.Lane, create bool
 	return nil
 }
 
+// laneGuardedLocked is the lane guard's error for an edit of lane, c.mu
+// held.
+func (c *Controller) laneGuardedLocked(lane string) error {
+	if c.laneGuardLocked == nil {
+		return nil
+	}
+	return c.laneGuardLocked(lane)
+}
+
 // DeleteLane removes a lane from the config file and reloads.
 func (c *Controller) DeleteLane(ctx context.Context, name string) error {
 	c.mu.Lock()
@@ -52,6 +64,9 @@ func (c *Controller) DeleteLane(ctx context.Context, name string) error {
 	}
 	if _, ok := st.Config.Lanes[name]; !ok {
 		return fmt.Errorf("%w: lane %q", ErrNotFound, name)
+	}
+	if err := c.laneGuardedLocked(name); err != nil {
+		return err
 	}
 	if err := c.refusedEditLocked(); err != nil {
 		return err

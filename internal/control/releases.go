@@ -113,6 +113,16 @@ func (c *Controller) Guard(early, locked func(service string) error) {
 	c.guard, c.guardLocked = early, locked
 }
 
+// GuardLanes makes SetLane and DeleteLane of a lane fail with the error
+// locked returns for it (a release moving its candidate in the lane),
+// asked with the controller's lock held; nil lets them all. It should need
+// no network and may not call the controller.
+func (c *Controller) GuardLanes(locked func(lane string) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.laneGuardLocked = locked
+}
+
 // guardedEarly is the early guard's error for an edit of service.
 func (c *Controller) guardedEarly(service string) error {
 	c.mu.Lock()

@@ -407,6 +407,24 @@ func (c *Controller) BusyHere(service string) error {
 	return c.Busy(service)
 }
 
+// LaneBusyHere is the control plane's guard of lane edits, on the replica
+// that leads releases (elsewhere nil): a lane that a release running or
+// paused moves its candidate in may not be changed or deleted under it.
+func (c *Controller) LaneBusyHere(lane string) error {
+	if !c.leading.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.releases {
+		if r.Lane == lane && (r.Phase == Running || r.Phase == Paused) {
+			return fmt.Errorf("%w: lane %q carries the release of service %q (%s, candidate %s, step %d of %d); abort or promote it first",
+				ErrConflict, lane, r.Service, r.Phase, modules.Short(r.Candidate), r.Step+1, len(r.Steps))
+		}
+	}
+	return nil
+}
+
 // Busy is the control plane's guard: a service with a release running or
 // paused refuses other release operations.
 func (c *Controller) Busy(service string) error {
@@ -803,16 +821,18 @@ func (c *Controller) advance(ctx context.Context, r *Release, f *Comparison) {
 }
 
 // finish ends r, c.move held: promoted, the candidate at 100 (the others
-// at 0); rolled back or aborted, the split it started from put back.
+// at 0); aborted, the split it started from put back; rolled back, that
+// split with the candidate at 0 (restored). A release whose service is
+// gone from the config ends without a weight to set.
 func (c *Controller) finish(ctx context.Context, r *Release, phase string, reason string, f *Comparison) error {
 	var err error
-	if phase == Promoted {
+	switch st := c.traffic.Settled(); {
+	case phase != Promoted && st != nil && st.Config.Services[r.Service] == nil:
+		c.log.Warn("release: its service is gone from the config: no split to put back", "service", r.Service, "phase", phase)
+	case phase == Promoted:
 		_, err = c.traffic.Shift(ctx, r.Service, r.Candidate, 100)
-	} else {
-		before := r.Before
-		if len(before) == 0 { // a state file from before Before was kept
-			before = map[string]int{r.Candidate: 0}
-		}
+	default:
+		before := r.restored(phase)
 		if _, err = c.traffic.SetWeights(ctx, r.Service, before); err != nil {
 			// The split no longer adds up (a version it had was removed
 			// since, or one added): the candidate's weight alone is put
@@ -842,6 +862,26 @@ func (c *Controller) finish(ctx context.Context, r *Release, phase string, reaso
 	return nil
 }
 
+// restored is the split a release that ends in phase (rolled back or
+// aborted) puts back: the one it started from, but for a rollback, which
+// takes the candidate a check failed out of service: its weight then goes
+// to the baseline (its weight alone to 0, when the split started with no
+// baseline weight to take it).
+func (r *Release) restored(phase string) map[string]int {
+	if len(r.Before) == 0 { // a state file from before Before was kept
+		return map[string]int{r.Candidate: 0}
+	}
+	if phase != RolledBack || r.Before[r.Candidate] == 0 {
+		return r.Before
+	}
+	split := maps.Clone(r.Before)
+	if _, ok := split[r.Baseline]; ok {
+		split[r.Baseline] += split[r.Candidate]
+	}
+	split[r.Candidate] = 0
+	return split
+}
+
 // putLaneBack makes the lane's version of r's service what it was when r
 // started; a failure (the lane deleted since) is logged.
 func (c *Controller) putLaneBack(ctx context.Context, r *Release) {
@@ -858,7 +898,7 @@ func (c *Controller) event(r *Release, kind, reason string, f ...*Comparison) {
 		e.Lane = r.Lane
 	}
 	if kind == RolledBack || kind == Aborted {
-		e.Weight = r.Before[r.Candidate]
+		e.Weight = r.restored(kind)[r.Candidate]
 	}
 	if len(f) > 0 {
 		e.Figure = f[0]

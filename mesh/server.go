@@ -332,23 +332,33 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 // stream in a goroutine of its own, and h on one of h2Workers. The
 // connection's last turn is in its context (withTurns).
 //
-// What an HTTP/2 stream still buffers when h returns is written after it
-// (net/http's), under the stream's flow control: a client that keeps its
-// window shut would hold the stream and its goroutine for good. It is
-// written under a deadline send from then (http.send_timeout).
+// What an HTTP/2 stream still buffers when h returns would be written
+// after it (net/http's), under the stream's flow control: a client that
+// keeps its window shut would hold the stream and its goroutine for good.
+// It is flushed before, under a deadline send from then
+// (http.send_timeout), lifted after: what is left (END_STREAM, trailers)
+// needs no window. A stream already over is left alone (a deadline set on
+// it would outlive it, and reset it once closed).
 func takingTurns(h http.Handler, send time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
 			t.Take(time.Now())
 		} else if r.ProtoMajor == 2 {
 			serveWarm(h, w, r)
-			if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
-				_ = d.SetWriteDeadline(time.Now().Add(send))
+			if d, ok := w.(h2Writer); ok && r.Context().Err() == nil && d.SetWriteDeadline(time.Now().Add(send)) == nil {
+				_ = d.FlushError()
+				_ = d.SetWriteDeadline(time.Time{})
 			}
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// h2Writer is what takingTurns needs of an HTTP/2 response writer.
+type h2Writer interface {
+	SetWriteDeadline(time.Time) error
+	FlushError() error
 }
 
 // h2Workers run the HTTP/2 requests of all of the process's servers.

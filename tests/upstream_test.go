@@ -1631,16 +1631,18 @@ func TestCheckCommand(t *testing.T) {
 // time the client took; one that does not finish in time is the client's
 // 408.
 func TestUpstreamSlowUploadInTime(t *testing.T) {
+	// The endpoint's own time: within the timeout (2 s) and per_try_timeout
+	// (1 s) by half of each, but not with the upload's time added.
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		time.Sleep(300 * time.Millisecond) // the endpoint's own time
+		time.Sleep(map[bool]time.Duration{true: 200 * time.Millisecond, false: time.Second}[strings.HasPrefix(r.URL.Path, "/pertry")])
 		fmt.Fprintf(w, "got %d bytes", len(b))
 	}))
 	t.Cleanup(up.Close)
 	g := serve(t, `
 services:
-  up: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ], limits: { timeout: 1s } }
-  pertry: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ], retries: { per_try_timeout: 500ms } } } ], limits: { timeout: 5s } }
+  up: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ], limits: { timeout: 2s } }
+  pertry: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ], retries: { per_try_timeout: 1s } } } ], limits: { timeout: 10s } }
 routes:
   - { match: { path_prefix: /pertry }, service: pertry }
   - { match: { path_prefix: / }, service: up }
@@ -1661,14 +1663,14 @@ routes:
 	for _, c := range []struct {
 		path string
 		took time.Duration
-	}{{"/up", 900 * time.Millisecond}, {"/pertry", 1500 * time.Millisecond}} {
+	}{{"/up", time.Second}, {"/pertry", 2 * time.Second}} {
 		if got := upload(c.path, c.took); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(got, "got 10 bytes") {
 			t.Errorf("%s: a 10-byte body sent over %s, in time: %q, want the endpoint's answer", c.path, c.took, got)
 		}
 	}
 	for _, c := range []struct{ service, url string }{
 		{"up", `{ endpoints: [ "` + up.URL + `" ] }`},
-		{"pertry", `{ endpoints: [ "` + up.URL + `" ], retries: { per_try_timeout: 500ms } }`},
+		{"pertry", `{ endpoints: [ "` + up.URL + `" ], retries: { per_try_timeout: 1s } }`},
 	} {
 		v, ep := short(upstreamDigestOf(t, c.url)), strings.TrimPrefix(up.URL, "http://")
 		if n := metric(t, g, `wasmesh_upstream_failures_total{endpoint="`+ep+`",reason="timeout",version="`+v+`"}`); n != "" && n != "0" {
@@ -1676,7 +1678,7 @@ routes:
 		}
 	}
 	// Not sent within the timeout: the client's.
-	if got := upload("/up", 2*time.Second); !strings.HasPrefix(got, "HTTP/1.1 408") {
+	if got := upload("/up", 3*time.Second); !strings.HasPrefix(got, "HTTP/1.1 408") {
 		t.Errorf("a body not sent within the timeout: %q, want 408", got)
 	}
 	clientsNotTheEndpoints(t, g, "up", "body_timeout", up.URL)

@@ -99,7 +99,7 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 		// time is not the endpoint's to answer within what it left.
 		if b, ok := out.Body.(*limitedBody); ok && moving != nil {
 			timeout := req.Limits.Timeout
-			b.whenEnded(func() { moving.at.Store(int64(clock.Mono() + timeout)) })
+			b.whenEnded(func() { moving.extend(timeout) })
 		}
 	}
 	defer func() {
@@ -177,6 +177,17 @@ func (p *Plane) proxy(req *Request, w http.ResponseWriter, v *config.Version) {
 type deadlineCtx struct {
 	context.Context
 	at atomic.Int64
+}
+
+// extend moves the deadline to d from now, unless it has passed: a
+// context's Err, once set, stays.
+func (c *deadlineCtx) extend(d time.Duration) {
+	for {
+		at, now := c.at.Load(), clock.Mono()
+		if now >= time.Duration(at) || c.at.CompareAndSwap(at, int64(now+d)) {
+			return
+		}
+	}
 }
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) {

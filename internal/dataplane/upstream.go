@@ -61,6 +61,7 @@ type upstreamPool struct {
 type endpoint struct {
 	url       *url.URL
 	inflight  atomic.Int64
+	closed    atomic.Bool // closeEndpoints: once (a pool's close may race a change of its endpoints)
 	transport http.RoundTripper
 	// pool is the endpoint's HTTP/1.1 client, transport unless the
 	// upstream speaks h2 (then an http.Transport); health is its health
@@ -376,6 +377,9 @@ func (u *upstreamPool) close() {
 func (u *upstreamPool) closeEndpoints(eps []*endpoint) {
 	m := u.p.metrics
 	for _, ep := range eps {
+		if ep.closed.Swap(true) {
+			continue
+		}
 		if ep.stop != nil {
 			ep.stop()
 		}
@@ -574,6 +578,10 @@ func (u *upstreamPool) setEndpoints(scheme string, hosts []string, source, name 
 		gone = append(gone, ep)
 	}
 	u.closeEndpoints(gone)
+	if u.closed.Load() { // closed meanwhile, perhaps before it saw these
+		u.closeEndpoints(added)
+		return
+	}
 	u.p.log.Info("upstream endpoints changed", "version", u.version, source, name, "endpoints", len(eps), "added", len(added), "removed", len(gone))
 }
 

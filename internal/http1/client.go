@@ -529,6 +529,11 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request) (*http.R
 		// the wait for the answer by the new one.
 		if dl, ok := ctx.Deadline(); ok {
 			_ = cc.conn.SetDeadline(dl)
+			// A cut (the context's end) made since the body's last write
+			// was undone by that: done again.
+			if err := ctx.Err(); err != nil {
+				return nil, cc.failed(ctx, err, false)
+			}
 		}
 	}
 	resp := early

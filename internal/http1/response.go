@@ -45,6 +45,7 @@ type response struct {
 	keys        []string
 	scratch     []byte
 	failed      bool
+	finishing   bool // the handler has returned (finish)
 }
 
 func (w *response) reset(req *http.Request) {
@@ -55,7 +56,7 @@ func (w *response) reset(req *http.Request) {
 		clear(w.header) // reused: a handler must not keep its response's Header past its return
 	}
 	w.status = 0
-	w.wroteHeader, w.streaming, w.chunked, w.closeAfter, w.failed = false, false, false, false, false
+	w.wroteHeader, w.streaming, w.chunked, w.closeAfter, w.failed, w.finishing = false, false, false, false, false, false
 	w.body = w.body[:0]
 	w.written = 0
 	w.declared = -1
@@ -273,6 +274,7 @@ func (w *response) flush() {
 // finish ends the response after the handler returned, and says whether
 // the connection is still good.
 func (w *response) finish() bool {
+	w.finishing = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -356,10 +358,12 @@ func (w *response) writeHead(status int, streaming bool) {
 		h := w.header
 		if fieldValue(h, "Connection") == "close" || w.req.Close || w.c.s.closing.Load() || w.c.s.noKeep.Load() ||
 			w.c.expecting != nil && w.c.expecting.unasked() && status != http.StatusSwitchingProtocols ||
-			w.c.bodyLeft(w.req) && status != http.StatusSwitchingProtocols {
-			// (A body failed, or too much of it left to read past: the
-			// connection closes after the answer, which says so, as
-			// RFC 9112, 9.6 asks.)
+			w.c.bodyLeft(w.req, w.finishing) && status != http.StatusSwitchingProtocols {
+			// (A body failed, or, the handler done, too much of it left to
+			// read past: the connection closes after the answer, which
+			// says so, as RFC 9112, 9.6 asks. A head a handler sends before
+			// it reads the body, as a full-duplex one does, says nothing
+			// of what it will leave.)
 			w.closeAfter = true
 		}
 		// The framing is the server's: a handler's Transfer-Encoding would

@@ -930,15 +930,15 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bodyLeft reports whether what is left of the request's body, were the
-// handler to return now, would close the connection (serveRequest): its
-// read failed, or more of its declared length is unread than the server
-// reads past. A chunked body's rest is not known until it is read.
-func (c *conn) bodyLeft(req *http.Request) bool {
+// bodyLeft reports whether what is left of the request's body will close
+// the connection (serveRequest): its read failed, or, once the handler
+// has returned (done), more of its declared length is unread than the
+// server reads past. A chunked body's rest is not known until it is read.
+func (c *conn) bodyLeft(req *http.Request, done bool) bool {
 	if c.bodyDone.Load() {
 		return false
 	}
-	return c.bodyFailed.Load() || req.ContentLength > 0 && req.ContentLength-c.bodyRead.Load() > maxDrain
+	return c.bodyFailed.Load() || done && req.ContentLength > 0 && req.ContentLength-c.bodyRead.Load() > maxDrain
 }
 
 // shut ends the handler's reads.

@@ -1334,3 +1334,32 @@ func TestCloseAnnounced(t *testing.T) {
 		}
 	}
 }
+
+// TestFullDuplexKeepsTheConnection: a handler that sends its head, then
+// reads a large body whole (a streaming echo), keeps the connection: the
+// head said nothing of a body it would leave, and it left none.
+func TestFullDuplexKeepsTheConnection(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d", n)
+	})})
+	c := dial(t, addr)
+	go func() {
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+		c.Write(make([]byte, 1<<20))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	}()
+	br := bufio.NewReader(c)
+	for i, want := range []string{"1048576", "0"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.Close || string(b) != want {
+			t.Fatalf("answer %d: %q, Connection: close %v; want %q on a kept connection", i, b, resp.Close, want)
+		}
+	}
+}

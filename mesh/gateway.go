@@ -140,6 +140,8 @@ func (n noReleases) SetLaneVersion(context.Context, string, string, string) erro
 
 func (n noReleases) Settled() *dataplane.Snapshot { return n.plane.Snapshot() }
 
+func (n noReleases) Editable() error { return nil } // Shift refuses
+
 // New returns a gateway with no config. Close releases it.
 func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {

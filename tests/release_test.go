@@ -890,3 +890,34 @@ func TestReleaseLaneGuarded(t *testing.T) {
 	ok(t, opts{}, "release", "abort", "users", admin)
 	ok(t, opts{}, "lane", "delete", "testers", admin)
 }
+
+// TestReleaseStartRefusedOverARefusedEdit: a release is not started over
+// an edit of the config file that was refused (as a deploy is not): it
+// would write over the edit. The file is left as the operator wrote it.
+// Nor is one of the version that has all the traffic already.
+func TestReleaseStartRefusedOverARefusedEdit(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	g := serve(t, usersRelease(base.URL, cand.URL, ""))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	if r := wasmesh(t, opts{}, "release", "start", "users", "v1", admin); r.code == 0 || !strings.Contains(r.stderr, "nothing to release to it") {
+		t.Errorf("release start of the version with all the traffic: exit %d, %q; want it refused, saying why", r.code, r.stderr)
+	}
+	good, err := os.ReadFile(g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(good, []byte("weight: 100"), []byte("weight: 190"), 1)
+	if err := os.WriteFile(g.config, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the edit to be refused", func() bool {
+		return metric(t, g, `wasmesh_config_reload_total{result="error"}`) == "1"
+	})
+	if r := wasmesh(t, opts{}, "release", "start", "users", "v2", admin); r.code == 0 || !strings.Contains(r.stderr, "holds an edit that was refused") {
+		t.Errorf("release start over a refused edit: exit %d, %q; want it refused, saying why", r.code, r.stderr)
+	}
+	if now, _ := os.ReadFile(g.config); !bytes.Equal(now, bad) {
+		t.Errorf("the refused edit was written over:\n%s", now)
+	}
+}

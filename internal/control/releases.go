@@ -440,6 +440,15 @@ func (c *Controller) refusedEdit(st *dataplane.Snapshot) ([]byte, *LoadError) {
 // refusedEditLocked refuses an operator's edit of the file (deploy,
 // promote, rollback, lanes) while it holds a refused edit: the edit is
 // made to the config serving and would write over it, losing it.
+// Editable is nil, or, when the config file holds an edit that was
+// refused, the error an operator's change (a deploy, a lane, a release's
+// start) is refused with: it would write over the edit.
+func (c *Controller) Editable() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refusedEditLocked()
+}
+
 func (c *Controller) refusedEditLocked() error {
 	if _, failed := c.refusedEdit(c.plane.Snapshot()); failed != nil {
 		return fmt.Errorf("%w: %s holds an edit that was refused (%v); this change would write over it: fix or revert the edit first (wasmesh status shows it)",

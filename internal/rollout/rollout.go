@@ -248,6 +248,10 @@ type Traffic interface {
 	SetLaneVersion(ctx context.Context, lane, service, ref string) error
 	// Settled is the snapshot served once an edit in progress is applied.
 	Settled() *dataplane.Snapshot
+	// Editable is nil, or why an operator's change of the config would
+	// write over what it should not (an edit of the file that was
+	// refused): a release is not started over it.
+	Editable() error
 }
 
 // Controller runs the releases.
@@ -502,6 +506,10 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 	if spec.Lane != "" {
 		first = spec.Steps[1]
 	}
+	if cand.Weight >= 100 {
+		return nil, fmt.Errorf("%w: %s serves all of service %q's traffic already: there is nothing to release to it (deploy the new version at weight 0, and release that)",
+			ErrInvalid, spec.Version, spec.Service)
+	}
 	if cand.Weight > 0 && cand.Weight >= first {
 		return nil, fmt.Errorf("%w: %s has weight %d already, at or above the first step's %d: the release would move its traffic at once to versions nothing judges (set its weight to 0 first, or start with a step above %d)",
 			ErrInvalid, spec.Version, cand.Weight, first, cand.Weight)
@@ -530,6 +538,9 @@ func (c *Controller) Start(ctx context.Context, spec Spec) (*Release, error) {
 		if _, _, err := promQuery(ctx, spec.Prometheus, check.query(r)); err != nil {
 			return nil, fmt.Errorf("%w: check %s: %v", ErrInvalid, check.Name, err)
 		}
+	}
+	if err := c.traffic.Editable(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConflict, err)
 	}
 	if spec.Lane != "" {
 		if err := c.traffic.SetLaneVersion(ctx, spec.Lane, spec.Service, cmp.Or(cand.Name, cand.Digest)); err != nil {

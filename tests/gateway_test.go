@@ -760,3 +760,25 @@ routes:
 		t.Errorf("the call went out to hello:\n%s", g.p.stderr.String())
 	}
 }
+
+// TestDeployByName: wasmesh deploy takes the name of one of the
+// service's versions, as the admin API does; a missing file still says so.
+func TestDeployByName(t *testing.T) {
+	g := serve(t, `
+services:
+  hello:
+    versions:
+      - { path: $EX/hello/rust/hello.wasm, weight: 100 }
+      - { path: $EX/hello/zig/hello.wasm, weight: 0, name: canary }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "deploy", "hello", "canary", "--weight", "30", admin)
+	if got := versionsInFile(t, g.config); got != "hello.wasm=70 hello.wasm=30" {
+		t.Errorf("after deploy of canary at 30: %q", got)
+	}
+	if r := wasmesh(t, opts{}, "deploy", "hello", "nothere.wasm", admin); r.code != 2 || !strings.Contains(r.stderr, "nothere.wasm") {
+		t.Errorf("deploy of a missing file: exit %d, %q", r.code, r.stderr)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -237,7 +238,7 @@ func (c *adminClient) release(ctx context.Context, service, op string, req any, 
 // deployCmd uploads a file (or names a stored digest or an oci:// artifact,
 // which the gateway pulls) and gives it a weight.
 func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST|oci://REF [--weight N]")
+	fs := newFlags("deploy", "SERVICE FILE.wasm|DIGEST|NAME|oci://REF [--weight N]")
 	admin := adminFlag(fs)
 	weight := fs.Int("weight", 10, "percentage of the service's traffic for the new version; the others scale down")
 	name := fs.String("name", "", "label for the version (can pin it)")
@@ -246,7 +247,7 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST|oci://REF --weight N")
+		return usageError("want: wasmesh deploy SERVICE FILE.wasm|DIGEST|NAME|oci://REF --weight N")
 	}
 	if *weight < 0 || *weight > 100 { // refused before anything is uploaded
 		return usageError("--weight %d: want a percentage, 0 to 100", *weight)
@@ -279,7 +280,7 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		ref = up.Digest
 		fmt.Fprintf(stdout, "pushed %s\n", ref)
-	} else if !modules.IsDigest(ref) && !oci.IsReference(ref) {
+	} else if !modules.IsDigest(ref) && !oci.IsReference(ref) && !versionName(ref, err) {
 		return exitWith(2, unwrapOpen(ref, err))
 	} else if oci.IsReference(ref) {
 		if _, err := oci.ParseReference(ref); err != nil {
@@ -287,6 +288,13 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	return c.release(ctx, pos[0], "deploy", adminapi.ReleaseRequest{Module: ref, Weight: *weight, Name: *name}, stdout)
+}
+
+// versionName reports whether ref, which no file has (err), may be the
+// name of a version the service has (the admin API takes one as its
+// digest): no path, no .wasm.
+func versionName(ref string, err error) bool {
+	return errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(ref, `/\`) && !strings.HasSuffix(ref, ".wasm")
 }
 
 func promoteCmd(ctx context.Context, args []string, stdout io.Writer) error {

@@ -921,3 +921,17 @@ func TestReleaseStartRefusedOverARefusedEdit(t *testing.T) {
 		t.Errorf("the refused edit was written over:\n%s", now)
 	}
 }
+
+// TestDeployDuringReleaseUploadsNothing: a deploy of a file to a service
+// whose release runs is refused before the file is uploaded.
+func TestDeployDuringReleaseUploadsNothing(t *testing.T) {
+	base, _ := countingUpstream(t, "base", 0, 0)
+	cand, _ := countingUpstream(t, "cand", 0, 0)
+	g := serve(t, usersRelease(base.URL, cand.URL, ""))
+	admin := "--admin=" + strings.TrimPrefix(g.admin, "http://")
+	ok(t, opts{}, "release", "start", "users", "v2", "--hold", "1h", admin)
+	r := wasmesh(t, opts{}, "deploy", "users", hello("zig"), admin)
+	if r.code == 0 || strings.Contains(r.stdout, "pushed") || !strings.Contains(r.stderr, `service "users" has a release running`) {
+		t.Errorf("deploy during a release: exit %d, stdout %q, stderr %q; want it refused before the upload", r.code, r.stdout, r.stderr)
+	}
+}

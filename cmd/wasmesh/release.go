@@ -274,6 +274,16 @@ func deployCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if !slices.Contains(names, pos[0]) {
 			return fmt.Errorf("no service %q in the gateway (its services: %s); nothing uploaded", pos[0], strings.Join(names, ", "))
 		}
+		// A release of the service refuses the deploy: said before the
+		// upload too.
+		var releases []struct{ Service, Phase, Candidate string }
+		if err := c.do(ctx, "GET", "/v1/releases", "", nil, &releases); err == nil {
+			for _, r := range releases {
+				if r.Service == pos[0] && (r.Phase == "running" || r.Phase == "paused") {
+					return fmt.Errorf("service %q has a release %s (candidate %.19s); abort it first; nothing uploaded", pos[0], r.Phase, r.Candidate)
+				}
+			}
+		}
 		var up struct{ Digest string }
 		if err := c.do(ctx, "POST", "/v1/artifacts", "application/wasm", bytes.NewReader(wasm), &up); err != nil {
 			return fmt.Errorf("upload %s: %w", ref, err)

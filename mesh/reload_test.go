@@ -165,12 +165,13 @@ func TestRejectedReloadIsVisible(t *testing.T) {
 
 // TestReloadRefusesMemoryBelowStart: a limits.memory below what a
 // version's module has at start (every request would fail) is refused at
-// load, naming the version, and the config before it serves on.
+// load, naming the version and its place in the file, and the config
+// before it serves on.
 func TestReloadRefusesMemoryBelowStart(t *testing.T) {
 	f := newFixture(t, oneVersion("rust"))
 	bad := strings.Replace(oneVersion("rust"), "hello.wasm } ] }", "hello.wasm } ], limits: { memory: 64KiB } }", 1)
 	err := f.g.Reload(context.Background(), []byte(expand(bad)))
-	if err == nil || !strings.Contains(err.Error(), "services.svc.versions[0]: sha256:") ||
+	if err == nil || !strings.Contains(err.Error(), "services.svc.versions[0].path: sha256:") || !strings.Contains(err.Error(), ".yaml:") ||
 		!strings.Contains(err.Error(), "bytes of memory at start, more than the service's limits.memory of 65536") {
 		t.Fatalf("err = %v, want the version named and what it needs", err)
 	}

@@ -360,15 +360,15 @@ func (e *provisionError) Unwrap() error { return e.err }
 // memory at start than its service's limits.memory: every request would
 // fail.
 func memoriesFit(st *dataplane.Snapshot) error {
-	for name, s := range st.Config.Services {
-		for i, v := range s.Versions {
+	for _, s := range st.Config.Services {
+		for _, v := range s.Versions {
 			mod := st.Modules[v.Digest]
 			if mod == nil {
 				continue
 			}
 			if need := mod.MinMemory(); need > uint64(s.Limits.Memory) {
-				return fmt.Errorf("services.%s.versions[%d]: %s needs %d bytes of memory at start, more than the service's limits.memory of %d",
-					name, i, v.Digest[:min(len(v.Digest), 19)], need, s.Limits.Memory)
+				return v.ErrorAt(fmt.Errorf("%s needs %d bytes of memory at start, more than the service's limits.memory of %d",
+					v.Digest[:min(len(v.Digest), 19)], need, s.Limits.Memory))
 			}
 		}
 	}

@@ -247,7 +247,8 @@ func dialRaw(t *testing.T, addr string) net.Conn {
 
 // TestDrainStopNotTheVersions: a request the drain's deadline stops (the
 // gateway's doing) is answered 503, and counted neither as its version's
-// error, which a release or a lane would act on, nor as the client's.
+// error, which a release or a lane would act on, nor as the client's; a
+// client that goes away while the gateway drains is the client's 499.
 func TestDrainStopNotTheVersions(t *testing.T) {
 	f := newFixture(t, `
 services:
@@ -256,10 +257,17 @@ routes:
   - { match: { path_prefix: / }, service: svc }
 `)
 	f.g.plane.Drain()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	time.AfterFunc(300*time.Millisecond, cancel) // the drain's deadline, as serve's stop cancels a request
+	gone, leave := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, leave) // the client goes away
 	rec := httptest.NewRecorder()
+	f.g.ServeHTTP(rec, httptest.NewRequestWithContext(gone, "GET", "/?do=loop", nil))
+	if rec.Code != 499 {
+		t.Fatalf("a client gone while the gateway drains: %d %q, want 499", rec.Code, rec.Body)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	time.AfterFunc(300*time.Millisecond, func() { cancel(dataplane.ErrDrainDeadline) }) // as serve's stop cancels a request
+	rec = httptest.NewRecorder()
 	f.g.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/?do=loop", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("a request stopped by the drain: %d %q, want 503", rec.Code, rec.Body)

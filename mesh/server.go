@@ -39,8 +39,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 			return err
 		}
 	}
-	guests, stopGuests := context.WithCancel(context.Background())
-	defer stopGuests()
+	guests, stopGuests := context.WithCancelCause(context.Background())
+	defer stopGuests(nil)
 	// Progressive releases: those of an earlier run go on, and are judged
 	// every second while the gateway serves (in a fleet, by its leader
 	// alone: LeadReleases).
@@ -194,7 +194,7 @@ func (g *Gateway) serverTLS() (*tls.Config, error) {
 	return identity.ServerConfig(g.opts.Identity, nil, identity.WithClientAuth(auth)), nil
 }
 
-func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
+func (g *Gateway) drain(servers []server, stopGuests context.CancelCauseFunc) error {
 	delay, timeout := config.DefaultDrainDelay, config.DefaultDrainTimeout
 	if cfg := g.Config(); cfg != nil {
 		delay, timeout = cfg.DrainDelay, cfg.DrainTimeout
@@ -216,7 +216,7 @@ func (g *Gateway) drain(servers []server, stopGuests context.CancelFunc) error {
 	err := shutdown(ctx, servers)
 	if errors.Is(err, context.DeadlineExceeded) {
 		g.log.Warn("drain timeout: stopping the guests still running", "drain_timeout", timeout)
-		stopGuests()
+		stopGuests(dataplane.ErrDrainDeadline) // what the data plane tells from a client gone
 		// Give handlers a moment to answer after their guests stop.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -126,7 +126,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 			if !bodyFailed && req.ClientFault == "" {
 				if req.Status = statusOf(err); req.Status == statusClientClosed {
 					req.ClientFault = faultClientAbort
-					if p.draining.Load() {
+					if drainStopped(req.HTTP.Context()) {
 						req.Status, req.ClientFault, req.stopped = http.StatusServiceUnavailable, "", true
 					}
 				}

@@ -154,7 +154,7 @@ func lastLine(b []byte) string {
 // for a client gone (503 when the drain's deadline stopped it), 502 else.
 func (p *Plane) failGuest(req *Request, w http.ResponseWriter, err error) {
 	status := statusOf(err)
-	if status == statusClientClosed && p.draining.Load() {
+	if status == statusClientClosed && drainStopped(req.HTTP.Context()) {
 		// Stopped by the drain deadline: neither the client's fault nor
 		// the version's.
 		status, req.stopped = http.StatusServiceUnavailable, true

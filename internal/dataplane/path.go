@@ -563,7 +563,7 @@ func (p *Plane) bodyFailure(req *Request, err error) (int, string) {
 	status, fault := bodyFault(err)
 	if req.HTTP.Context().Err() != nil && status != http.StatusRequestEntityTooLarge {
 		status, fault = statusClientClosed, faultClientAbort
-		if p.draining.Load() {
+		if drainStopped(req.HTTP.Context()) {
 			status, fault, req.stopped = http.StatusServiceUnavailable, "", true
 		}
 	}

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"net"
@@ -211,8 +212,8 @@ func (p *Plane) Swap(s *Snapshot) (old *Snapshot) {
 	return old
 }
 
-// Drain marks the plane as draining: /readyz fails, and a guest stopped by
-// the drain deadline answers 503 rather than 499.
+// Drain marks the plane as draining: /readyz fails (a request stopped by
+// the drain deadline is told by its context's cause, ErrDrainDeadline).
 func (p *Plane) Drain() {
 	p.draining.Store(true)
 	p.metrics.Draining.Set(1)
@@ -231,6 +232,17 @@ func (p *Plane) Idle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ErrDrainDeadline is the cause the gateway cancels its requests' base
+// context with when the drain's deadline passes: a request whose context
+// ended with it was stopped by the drain (503, neither the client's fault
+// nor the version's), one whose context ended otherwise lost its client.
+var ErrDrainDeadline = errors.New("stopped at the drain's deadline")
+
+// drainStopped reports whether ctx ended at the drain's deadline.
+func drainStopped(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), ErrDrainDeadline)
 }
 
 // Draining reports whether Drain was called.

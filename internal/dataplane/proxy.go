@@ -488,7 +488,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	req.Err, req.abort = fmt.Errorf("upstream %s: %w (after a %d head and %d bytes of the body were sent)", ep.url.Host, err, resp.StatusCode, req.Bytes), true
 	reason := "reset"
 	switch {
-	case req.HTTP.Context().Err() != nil && p.draining.Load():
+	case drainStopped(req.HTTP.Context()):
 		req.stopped = true // by the drain's deadline: neither the client's fault nor the version's
 		return false
 	case req.HTTP.Context().Err() != nil:
@@ -577,7 +577,7 @@ func (p *Plane) upstreamFailure(req *Request, err error, ctx context.Context) (i
 	case errors.Is(err, errBodyTooLarge):
 		req.ClientFault = faultBodyTooLarge
 		return http.StatusRequestEntityTooLarge, "client"
-	case req.HTTP.Context().Err() != nil && p.draining.Load():
+	case drainStopped(req.HTTP.Context()):
 		// Stopped by the drain's deadline: neither the client's fault nor
 		// the version's.
 		req.stopped = true

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -23,6 +24,7 @@ import (
 type span struct {
 	name, traceID, spanID, parentID, service string
 	attrs                                    map[string]string // values as text
+	status                                   string            // STATUS_CODE_UNSET, _OK or _ERROR
 }
 
 // otlpReceiver is a real OTLP/HTTP trace receiver: it decodes the protobuf
@@ -81,7 +83,8 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 						}
 					}
 					r.spans = append(r.spans, span{name: s.Name, traceID: hex.EncodeToString(s.TraceId),
-						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId), service: service, attrs: attrs})
+						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId), service: service, attrs: attrs,
+						status: s.GetStatus().GetCode().String()})
 				}
 			}
 		}
@@ -251,4 +254,55 @@ routes:
 		t.Fatalf("GET: %d", status)
 	}
 	poll(t, "the failed export logged", func() bool { return strings.Contains(g.p.stderr.String(), "level=WARN msg=opentelemetry") })
+}
+
+// TestTraceStatus: a 5xx answer, a guest's own included, makes the
+// server span an error (OpenTelemetry's HTTP conventions), with
+// error.type; a 4xx does not, but makes the upstream's client span one;
+// OTEL_SERVICE_NAME names the service, OTEL_TRACES_SAMPLER is followed.
+func TestTraceStatus(t *testing.T) {
+	recv := newOTLPReceiver(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  mis: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ] }
+  up: { versions: [ { upstream: { endpoints: [ "`+up.URL+`" ] } } ] }
+routes:
+  - { match: { path_prefix: /up }, service: up }
+  - { match: { path_prefix: / }, service: mis }
+`, append(recv.env(), "OTEL_SERVICE_NAME=edge-gateway", "OTEL_TRACES_SAMPLER=parentbased_always_off")...)
+	const sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, path := range []string{"/?do=status&arg=500", "/up/x", "/"} {
+		get(t, g.url+path, "Traceparent", sampled)
+	}
+	get(t, g.url+"/unsampled") // a new trace: OTEL_TRACES_SAMPLER says none
+	var spans []span
+	poll(t, "the spans", func() bool { spans = recv.trace("4bf92f3577b34da6a3ce929d0e0e4736"); return len(spans) >= 6 })
+	time.Sleep(300 * time.Millisecond) // a later batch would hold the unsampled trace's
+	got := map[string]string{}
+	for _, s := range spans {
+		if s.service != "edge-gateway" {
+			t.Errorf("span %s of service %q, want edge-gateway", s.name, s.service)
+		}
+		if s.name == "wasmesh.request" || s.name == "wasmesh.upstream" {
+			got[s.name+" "+s.attrs["http.response.status_code"]] = s.status + " " + s.attrs["error.type"]
+		}
+	}
+	for k, want := range map[string]string{
+		"wasmesh.request 500":  "STATUS_CODE_ERROR 500",
+		"wasmesh.request 404":  "STATUS_CODE_UNSET ",
+		"wasmesh.upstream 404": "STATUS_CODE_ERROR 404",
+		"wasmesh.request 200":  "STATUS_CODE_UNSET ",
+	} {
+		if got[k] != want {
+			t.Errorf("%s: status and error.type %q, want %q (all: %v)", k, got[k], want, got)
+		}
+	}
+	recv.mu.Lock()
+	n := len(recv.spans)
+	recv.mu.Unlock()
+	if n != len(spans) {
+		t.Errorf("%d spans exported, %d of the sampled trace: OTEL_TRACES_SAMPLER=parentbased_always_off not followed", n, len(spans))
+	}
 }

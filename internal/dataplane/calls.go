@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -137,7 +138,7 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 		// so that a guest cannot grow the log or the metrics without bound.
 		if caller.denied.Add(1) == 1 {
 			p.log.Warn("http_call refused: target not in the service's outbound list (the request's further refusals are counted, not logged)",
-				"service", svc, "request_id", caller.ID, "url", out.URL)
+				"service", svc, "request_id", caller.ID, "url", redactedURL(u))
 		}
 		p.metrics.Outbound.WithLabelValues(svc, deniedTarget, "denied").Inc()
 		return nil, host.CodeDenied
@@ -145,7 +146,7 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	ctx, span := p.childSpan(ctx, "wasmesh.http_call", clientSpan)
 	defer span.End()
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String("http.request.method", out.Method), attribute.String("url.full", out.URL),
+		span.SetAttributes(attribute.String("http.request.method", out.Method), attribute.String("url.full", redactedURL(u)),
 			attribute.String("wasmesh.target", target))
 	}
 	header := out.Header.Clone()
@@ -166,7 +167,8 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	}
 	if code == host.CodeOK {
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
-		if resp.Status >= 500 {
+		if resp.Status >= 400 { // a client span's error (OpenTelemetry's HTTP conventions)
+			span.SetAttributes(attribute.String("error.type", strconv.Itoa(resp.Status)))
 			span.SetStatus(codes.Error, http.StatusText(resp.Status))
 		}
 	} else {
@@ -247,12 +249,23 @@ func (r *callResponse) Write(b []byte) (int, error) {
 	return r.body.Write(b)
 }
 
+// redactedURL is u as spans and logs may say it: a user and password in
+// it replaced by REDACTED (OpenTelemetry's url.full).
+func redactedURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	r := *u
+	r.User = url.UserPassword("REDACTED", "REDACTED")
+	return r.String()
+}
+
 // callExternal sends a call to an http(s) URL, on a connection coloured for
 // the calling version and checked against entry's expected SPIFFE ID.
 func (p *Plane) callExternal(ctx context.Context, caller *Request, u *url.URL, out *wasi.OutboundRequest, header http.Header, entry config.Outbound) (*wasi.OutboundResponse, int) {
 	client, err := p.clientFor(caller.colour, caller.Version.DSCP, entry.ExpectID)
 	if err != nil {
-		p.log.Warn("http_call: no client for the target", "url", u.String(), "error", err, "request_id", caller.ID)
+		p.log.Warn("http_call: no client for the target", "url", redactedURL(u), "error", err, "request_id", caller.ID)
 		return nil, host.CodeUnavailable
 	}
 	r, err := http.NewRequestWithContext(ctx, out.Method, u.String(), bytes.NewReader(out.Body))
@@ -266,7 +279,7 @@ func (p *Plane) callExternal(ctx context.Context, caller *Request, u *url.URL, o
 		if errors.Is(ctx.Err(), context.Canceled) {
 			level = slog.LevelDebug // the request's client went away: its call was cut, nothing failed
 		}
-		p.log.Log(ctx, level, "http_call failed", "url", u.String(), "error", err, "request_id", caller.ID)
+		p.log.Log(ctx, level, "http_call failed", "url", redactedURL(u), "error", err, "request_id", caller.ID)
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return nil, host.CodeTimeout
 		}

@@ -646,9 +646,15 @@ func (p *Plane) endSpan(req *Request) {
 	if req.Lane != nil {
 		attrs = append(attrs, attribute.String("wasmesh.lane", req.Lane.Name))
 	}
+	if req.Status >= 500 { // an error of the server's (OpenTelemetry's HTTP conventions), whoever answered it
+		attrs = append(attrs, attribute.String("error.type", strconv.Itoa(req.Status)))
+	}
 	req.span.SetAttributes(attrs...)
-	if req.Status >= 500 && req.Err != nil {
+	switch {
+	case req.Status >= 500 && req.Err != nil:
 		req.span.SetStatus(codes.Error, req.Err.Error())
+	case req.Status >= 500:
+		req.span.SetStatus(codes.Error, "")
 	}
 	req.span.End()
 }
@@ -681,11 +687,22 @@ func (c requestCarrier) key(k string) string {
 	return http.CanonicalHeaderKey(k)
 }
 
+// Get is the field's value (several joined with ",", as W3C Trace
+// Context combines tracestate fields). A tracestate is copied: a span
+// keeps what it parses of it past the request, and must not keep the
+// request's whole head with it (a traceparent is parsed into ids).
 func (c requestCarrier) Get(k string) string {
-	if vs := c[c.key(k)]; len(vs) > 0 {
+	key := c.key(k)
+	switch vs := c[key]; {
+	case len(vs) == 0:
+		return ""
+	case len(vs) > 1:
+		return strings.Join(vs, ",")
+	case key == "Tracestate":
+		return strings.Clone(vs[0])
+	default:
 		return vs[0]
 	}
-	return ""
 }
 
 func (c requestCarrier) Values(k string) []string { return c[c.key(k)] }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -255,5 +257,36 @@ func TestTrapDetail(t *testing.T) {
 		if got := trapDetail(tc.err, tc.pages, tc.limit, []byte(tc.stderr)).Error(); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRedactedURL: a call's URL in spans and logs has no password.
+func TestRedactedURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://svc:s3cr3t@host:8080/x?a=1": "http://REDACTED:REDACTED@host:8080/x?a=1",
+		"https://host/p":                    "https://host/p",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := redactedURL(u); got != want {
+			t.Errorf("redactedURL(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestCarrierJoinsFields: tracestate sent as two fields is one list (W3C
+// Trace Context, 3.3.1), and what Get returns shares no memory with the
+// request's header.
+func TestCarrierJoinsFields(t *testing.T) {
+	h := http.Header{"Tracestate": {"a=1", "b=2"}}
+	c := requestCarrier(h)
+	if got := c.Get("tracestate"); got != "a=1,b=2" {
+		t.Errorf("tracestate %q, want a=1,b=2", got)
+	}
+	h["Tracestate"] = []string{"vendor=abc"}
+	if got := c.Get("tracestate"); got != "vendor=abc" || unsafe.StringData(got) == unsafe.StringData(h["Tracestate"][0]) {
+		t.Errorf("tracestate %q: not a copy of the header's", got)
 	}
 }

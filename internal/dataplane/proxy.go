@@ -443,6 +443,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		status, reason := p.upstreamFailure(req, err, ctx)
 		ep.count(u, "")
 		p.metrics.UpstreamFailures.WithLabelValues(u.version, ep.url.Host, reason).Inc()
+		span.SetAttributes(attribute.String("error.type", reason))
 		span.SetStatus(codes.Error, err.Error())
 		switch reason {
 		case "connect_failure", "reset", "timeout", "invalid_response":
@@ -463,6 +464,10 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	code := strconv.Itoa(resp.StatusCode)
 	ep.count(u, code)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode >= 400 { // a client span's error (OpenTelemetry's HTTP conventions)
+		span.SetAttributes(attribute.String("error.type", code))
+		span.SetStatus(codes.Error, "")
+	}
 	if again && idempotent && resp.StatusCode >= 500 && u.spec.Retries.RetriesOn(code) && u.reserveRetry() {
 		u.outcome(ep, true)
 		resp.Body.Close()
@@ -470,6 +475,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 		return true
 	}
 	req.Status = resp.StatusCode
+	req.Err = nil // an earlier try's failure, which this one's answer leaves behind
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		u.outcome(ep, false)
 		p.tunnel(req, w, resp)

@@ -663,3 +663,34 @@ func TestDroppedSpanBodyReused(t *testing.T) {
 	}
 	t.Logf("%d of 50 bodies reused", reused)
 }
+
+// TestSamplerFromEnv: OTEL_TRACES_SAMPLER and its argument give the ratio
+// of new traces, in their parent-based forms; what is not one is refused,
+// naming the variable.
+func TestSamplerFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		sampler, arg string
+		ratio        float64
+		ok           bool
+		err          string
+	}{
+		{"", "", 0, false, ""},
+		{"parentbased_traceidratio", "0.01", 0.01, true, ""},
+		{"traceidratio", "", 1, true, ""},
+		{"always_off", "", 0, true, ""},
+		{"parentbased_always_on", "", 1, true, ""},
+		{"traceidratio", "2", 0, false, "OTEL_TRACES_SAMPLER_ARG"},
+		{"jaeger_remote", "", 0, false, `OTEL_TRACES_SAMPLER="jaeger_remote"`},
+	} {
+		env := map[string]string{"OTEL_TRACES_SAMPLER": tc.sampler, "OTEL_TRACES_SAMPLER_ARG": tc.arg}
+		r, ok, err := samplerRatio(func(k string) string { return env[k] })
+		if r != tc.ratio || ok != tc.ok || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s %s: %v %v %v, want %v %v %q", tc.sampler, tc.arg, r, ok, err, tc.ratio, tc.ok, tc.err)
+		}
+	}
+	if envServiceName(func(k string) string {
+		return map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "team=a, service.name=edge"}[k]
+	}) != true {
+		t.Error("service.name in OTEL_RESOURCE_ATTRIBUTES not seen")
+	}
+}

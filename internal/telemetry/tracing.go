@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -26,7 +27,8 @@ type TracingOptions struct {
 	Exporter string
 	// SampleRatio is the fraction of new traces (requests arriving without a
 	// sampled parent) that are recorded; a sampled parent is always followed.
-	// Default -1: 1 with an exporter, 0 without.
+	// Default -1: as $OTEL_TRACES_SAMPLER and $OTEL_TRACES_SAMPLER_ARG say
+	// (samplerRatio), else 1 with an exporter, 0 without.
 	SampleRatio float64
 	// Stdout receives the "stdout" exporter's spans. Default os.Stdout.
 	Stdout io.Writer
@@ -45,12 +47,64 @@ func NewTracerProvider(ctx context.Context, opts TracingOptions) (*Provider, err
 		if exp != nil {
 			ratio = 1
 		}
+		if r, ok, err := samplerRatio(os.Getenv); err != nil {
+			return nil, err
+		} else if ok {
+			ratio = r
+		}
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("wasmesh")))
-	if err != nil {
-		res = resource.Default()
+	// The service's name is the environment's when it gives one
+	// (OTEL_SERVICE_NAME, or service.name in OTEL_RESOURCE_ATTRIBUTES, which
+	// resource.Default reads), else "wasmesh".
+	res := resource.Default()
+	if !envServiceName(os.Getenv) {
+		if merged, err := resource.Merge(res, resource.NewSchemaless(semconv.ServiceName("wasmesh"))); err == nil {
+			res = merged
+		}
 	}
 	return newProvider(ratio, res, exp, os.Getenv)
+}
+
+// envServiceName reports whether the environment names the service.
+func envServiceName(getenv func(string) string) bool {
+	if strings.TrimSpace(getenv("OTEL_SERVICE_NAME")) != "" {
+		return true
+	}
+	for kv := range strings.SplitSeq(getenv("OTEL_RESOURCE_ATTRIBUTES"), ",") {
+		if k, _, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(k) == "service.name" {
+			return true
+		}
+	}
+	return false
+}
+
+// samplerRatio is the ratio of new traces OTEL_TRACES_SAMPLER (and
+// OTEL_TRACES_SAMPLER_ARG) ask to record, and whether they ask: the
+// gateway's sampler follows a sampled parent whatever the ratio, so
+// "traceidratio" and "always_on"/"always_off" are taken as their
+// parent-based forms. An unknown sampler, or a ratio that is no number
+// from 0 to 1, is an error naming the variable.
+func samplerRatio(getenv func(string) string) (float64, bool, error) {
+	name := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))
+	switch name {
+	case "":
+		return 0, false, nil
+	case "always_on", "parentbased_always_on":
+		return 1, true, nil
+	case "always_off", "parentbased_always_off":
+		return 0, true, nil
+	case "traceidratio", "parentbased_traceidratio":
+		arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
+		if arg == "" {
+			return 1, true, nil // the specification's default
+		}
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, false, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG=%q: want a ratio from 0 to 1", arg)
+		}
+		return r, true, nil
+	}
+	return 0, false, fmt.Errorf("OTEL_TRACES_SAMPLER=%q: want always_on, always_off, traceidratio or their parentbased_ forms", name)
 }
 
 // NewUnrecordedProvider returns a provider that records no span: a span

@@ -479,13 +479,20 @@ func TestWatchedFixNotHeldBack(t *testing.T) {
 	f := newFixture(t, "registries: { "+addr+": { plain_http: true } }\n"+oneVersion("rust"))
 	f.watch(t)
 	hanging := strings.Replace(oneVersion("rust"), "path: $EX/hello/rust/hello.wasm", "module: oci://"+addr+"/wasmesh/hello@sha256:"+strings.Repeat("7", 64), 1)
-	if err := os.WriteFile(f.path, []byte(expand("registries: { "+addr+": { plain_http: true } }\n"+hanging)), 0o644); err != nil {
-		t.Fatal(err)
+	// Each config is renamed into place, as an editor saves: one written
+	// in place may be read half done (empty) by the watch's load, a failed
+	// load of its own.
+	replace := func(config string) {
+		if err := os.WriteFile(f.path+".new", []byte(expand("registries: { "+addr+": { plain_http: true } }\n"+config)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f.path+".new", f.path); err != nil {
+			t.Fatal(err)
+		}
 	}
+	replace(hanging)
 	time.Sleep(500 * time.Millisecond) // the load waits on the registry
-	if err := os.WriteFile(f.path, []byte(expand("registries: { "+addr+": { plain_http: true } }\n"+oneVersion("zig"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	replace(oneVersion("zig"))
 	waitFor(t, "the fix to serve", func() bool { return strings.Contains(f.get("/").body, "zig") })
 	if n := f.g.plane.Metrics().ReloadCount("error"); n != 0 {
 		t.Errorf("%v failed reloads counted; the load stopped by the fix is none", n)

@@ -586,7 +586,7 @@ func TestReleaseNotJudgedByPins(t *testing.T) {
 	}
 	ok(t, opts{}, "release", "abort", "users", admin)
 	// v1 has all the traffic: a release of it would give it away at once.
-	if r := wasmesh(t, opts{}, "release", "start", "users", "v1", admin); r.code == 0 || !strings.Contains(r.stderr, "has weight 100 already") {
+	if r := wasmesh(t, opts{}, "release", "start", "users", "v1", admin); r.code == 0 || !strings.Contains(r.stderr, "serves all of service \"users\"'s traffic already") {
 		t.Errorf("a release of the version serving everything: exit %d, %q", r.code, r.stderr)
 	}
 }

@@ -302,8 +302,8 @@ func (e *otlpHTTP) send(ctx context.Context, data []byte, spans int) (retryAfter
 		}
 		var r coltrace.ExportTraceServiceResponse
 		if proto.Unmarshal(answer, &r) == nil && r.GetPartialSuccess().GetRejectedSpans() > 0 {
-			return -1, fmt.Errorf("OTLP/HTTP export to %s: the receiver rejected %d spans: %s",
-				e.url, r.GetPartialSuccess().GetRejectedSpans(), r.GetPartialSuccess().GetErrorMessage())
+			return -1, &partialError{rejected: r.GetPartialSuccess().GetRejectedSpans(), err: fmt.Errorf("OTLP/HTTP export to %s: the receiver rejected %d spans: %s",
+				e.url, r.GetPartialSuccess().GetRejectedSpans(), r.GetPartialSuccess().GetErrorMessage())}
 		}
 		return -1, nil
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusBadGateway,
@@ -313,6 +313,15 @@ func (e *otlpHTTP) send(ctx context.Context, data []byte, spans int) (retryAfter
 	}
 	return -1, fmt.Errorf("OTLP/HTTP export to %s: %s: %d spans dropped", e.url, resp.Status, spans)
 }
+
+// partialError is an export the receiver took but for rejected of its
+// spans (OTLP's partial success): those alone failed.
+type partialError struct {
+	rejected int64
+	err      error
+}
+
+func (e *partialError) Error() string { return e.err.Error() }
 
 // retryAfterOf is how long a Retry-After field asks to wait, in seconds
 // or until an HTTP date; 0 when it says neither.

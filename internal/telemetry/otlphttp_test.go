@@ -501,3 +501,23 @@ func TestOTLPHTTPShutdown(t *testing.T) {
 		t.Fatal("the export went on 5 s after Shutdown")
 	}
 }
+
+// TestProviderCountsPartialSuccess: a batch the receiver took but for
+// some of its spans (OTLP's partial success, from a real OTLP/HTTP answer)
+// counts those alone as failed.
+func TestProviderCountsPartialSuccess(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{PartialSuccess: &coltrace.ExportTracePartialSuccess{RejectedSpans: 2, ErrorMessage: "too old"}})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	}))
+	defer srv.Close()
+	e, err := newOTLPHTTP(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, f := sevenSpans(t, e); e != 5 || f != 2 {
+		t.Errorf("7 spans, 2 of them rejected: %d exported, %d failed; want 5, 2", e, f)
+	}
+}

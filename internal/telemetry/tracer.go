@@ -311,7 +311,13 @@ func (p *Provider) exportQueue(spare []*span, all bool) []*span {
 			}
 			k := min(len(batch), p.maxBatch)
 			ctx, cancel := context.WithTimeoutCause(p.stopCtx, p.timeout, fmt.Errorf("OTEL_BSP_EXPORT_TIMEOUT of %s passed", p.timeout))
-			if err := p.exp.export(ctx, batch[:k]); err != nil {
+			var partial *partialError
+			if err := p.exp.export(ctx, batch[:k]); errors.As(err, &partial) {
+				rejected := min(uint64(partial.rejected), uint64(k))
+				p.failed.Add(rejected)
+				p.exported.Add(uint64(k) - rejected)
+				otel.Handle(err)
+			} else if err != nil {
 				p.failed.Add(uint64(k))
 				otel.Handle(err)
 			} else {

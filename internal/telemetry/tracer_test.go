@@ -413,7 +413,16 @@ func (failingExporter) shutdown(context.Context) error { return nil }
 // TestProviderCountsFailedExports: spans whose export failed are counted
 // as failed, not exported.
 func TestProviderCountsFailedExports(t *testing.T) {
-	tp, err := newProvider(1, nil, failingExporter{}, env(nil))
+	if e, f := sevenSpans(t, failingExporter{}); e != 0 || f != 7 {
+		t.Errorf("7 spans to an exporter that fails: %d exported, %d failed", e, f)
+	}
+}
+
+// sevenSpans ends seven spans of a provider exporting to exp, shuts it
+// down, and returns how many it counted exported and failed.
+func sevenSpans(t *testing.T, exp spanExporter) (exported, failed uint64) {
+	t.Helper()
+	tp, err := newProvider(1, nil, exp, env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,9 +433,7 @@ func TestProviderCountsFailedExports(t *testing.T) {
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if e, f := tp.exported.Load(), tp.failed.Load(); e != 0 || f != 7 {
-		t.Errorf("7 spans to an exporter that fails: %d exported, %d failed", e, f)
-	}
+	return tp.exported.Load(), tp.failed.Load()
 }
 
 // orderExporter records whether it was shut down during an export, and

@@ -288,6 +288,18 @@ routes:
 		if s.name == "wasmesh.request" || s.name == "wasmesh.upstream" {
 			got[s.name+" "+s.attrs["http.response.status_code"]] = s.status + " " + s.attrs["error.type"]
 		}
+		switch s.name { // the HTTP conventions' required attributes
+		case "wasmesh.request":
+			if s.attrs["url.scheme"] != "http" {
+				t.Errorf("server span's url.scheme %q", s.attrs["url.scheme"])
+			}
+		case "wasmesh.upstream":
+			host := strings.TrimPrefix(up.URL, "http://")
+			_, port, _ := strings.Cut(host, ":")
+			if s.attrs["http.request.method"] != "GET" || s.attrs["url.full"] != up.URL+"/up/x" || s.attrs["server.port"] != port || s.attrs["server.address"] != "127.0.0.1" {
+				t.Errorf("upstream span's attributes %v", s.attrs)
+			}
+		}
 	}
 	for k, want := range map[string]string{
 		"wasmesh.request 500":  "STATUS_CODE_ERROR 500",

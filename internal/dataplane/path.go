@@ -92,6 +92,9 @@ func (p *Plane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
+// schemeOf is a request's url.scheme by whether it came over TLS.
+var schemeOf = map[bool]string{false: "http", true: "https"}
+
 // serverSpanOpts is serverSpan as Start's variadic options: passed as a
 // slice, it is not allocated again on each request.
 var serverSpanOpts = []trace.SpanStartOption{serverSpan}
@@ -110,7 +113,7 @@ func (p *Plane) serve(ctx context.Context, req *Request, w http.ResponseWriter) 
 		// Copies: the request's strings share the memory of its whole head,
 		// which a queued span would keep.
 		a := appendMethod(req.spanAttrs(), r.Method)
-		a = append(a, attribute.String("url.path", strings.Clone(r.URL.Path)))
+		a = append(a, attribute.String("url.path", strings.Clone(r.URL.Path)), attribute.String("url.scheme", schemeOf[r.TLS != nil]))
 		req.span.SetAttributes(a...)
 	}
 	req.setHeader(w.Header(), RequestIDHeader, req.ID)

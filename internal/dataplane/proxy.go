@@ -401,8 +401,9 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	defer ep.inflight.Add(-1)
 	ctx, span := p.childSpan(ctx, "wasmesh.upstream", clientSpan)
 	defer span.End()
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("server.address", ep.url.Host), attribute.String("url.scheme", ep.url.Scheme))
+	if span.IsRecording() { // OpenTelemetry's HTTP client span attributes
+		span.SetAttributes(append(appendMethod(nil, out.Method), attribute.String("server.address", ep.url.Hostname()), attribute.Int("server.port", ep.port()),
+			attribute.String("url.scheme", ep.url.Scheme), attribute.String("url.full", ep.url.Scheme+"://"+ep.url.Host+out.URL.RequestURI()))...)
 	}
 	// The try's own timeout runs until the response's head, from when the
 	// client's body is all sent (at once when there is none, or it was

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,6 +219,13 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	}
 	ep.transport = ep.pool
 	return ep
+}
+
+// port is the endpoint's port number, its scheme's if its URL names none.
+func (ep *endpoint) port() int {
+	_, port, _ := net.SplitHostPort(hostPort(ep.url))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // hostPort is an endpoint's host:port, its scheme's port if it names none.

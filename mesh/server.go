@@ -255,7 +255,7 @@ func (g *Gateway) serveHTTP1(ln net.Listener, srv *http.Server, errc chan<- erro
 	if c := g.Config(); c != nil {
 		lim := c.HTTP
 		fast.MaxRequestLine, fast.MaxHeaderBytes, fast.MaxHeaders, fast.MaxHeadMemory = int(lim.MaxRequestLine), int(lim.MaxHeaderBytes), lim.MaxHeaders, int(lim.MaxHeadMemory)
-		fast.SendTimeout = lim.SendTimeout
+		fast.SendTimeout = cmp.Or(lim.SendTimeout, config.DefaultSendTimeout) // as HTTP/2's
 	}
 	go func() { errc <- fast.Serve(ln) }()
 	go func() { errc <- srv.Serve(h2) }()

@@ -212,11 +212,29 @@ func (c *deadlineCtx) Err() error {
 // §9.2.2).
 var idempotent = map[string]bool{"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true}
 
-// responseVia is the Via the gateway adds to an endpoint's answer, by
-// whether it came over HTTP/2, then whether it was HTTP/1.0.
-var responseVia = map[bool]map[bool][]string{
-	false: {false: {"1.1 wasmesh"}, true: {"1.0 wasmesh"}},
-	true:  {false: {"2 wasmesh"}, true: {"2 wasmesh"}},
+// The Via values the gateway adds, as one-value slices shared by every
+// header that has no Via of its own (never written to).
+var (
+	via10 = []string{"1.0 wasmesh"}
+	via11 = []string{"1.1 wasmesh"}
+	via2  = []string{"2 wasmesh"}
+)
+
+// addVia adds the gateway's Via to h, a message it forwards as it
+// received it (HTTP/major.minor), after any Via h has.
+func addVia(h http.Header, major, minor int) {
+	via := via11
+	switch {
+	case major == 2:
+		via = via2
+	case minor == 0:
+		via = via10
+	}
+	if vs := h["Via"]; len(vs) > 0 {
+		h["Via"] = append(vs[:len(vs):len(vs)], via[0])
+	} else {
+		h["Via"] = via
+	}
 }
 
 // forwardedProto is X-Forwarded-Proto's value by whether the client came
@@ -267,7 +285,7 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	}
 	// The values set here are in one array, each its own slice with no
 	// room past it (an append copies).
-	set := new([5]string)
+	set := new([4]string)
 	value := func(i int, v string) []string {
 		set[i] = v
 		return set[i : i+1 : i+1]
@@ -305,24 +323,13 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	if !trusted || h["X-Forwarded-Proto"] == nil {
 		h["X-Forwarded-Proto"] = forwardedProto[r.TLS != nil]
 	}
-	via := "1.1 wasmesh"
-	switch {
-	case r.ProtoMajor == 2:
-		via = "2 wasmesh"
-	case r.ProtoMinor == 0:
-		via = "1.0 wasmesh"
-	}
-	if vs := h["Via"]; len(vs) > 0 {
-		h["Via"] = append(vs, via)
-	} else {
-		h["Via"] = value(2, via)
-	}
-	h[RequestIDHeader] = value(3, req.ID)
+	addVia(h, r.ProtoMajor, r.ProtoMinor)
+	h[RequestIDHeader] = value(2, req.ID)
 	// The client's SPIFFE ID as the handshake verified it, as a
 	// component gets it; none a client sent passes.
 	delete(h, PeerIDHeader)
 	if req.PeerID != "" {
-		h[PeerIDHeader] = value(4, req.PeerID)
+		h[PeerIDHeader] = value(3, req.PeerID)
 	}
 	out := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}
@@ -402,7 +409,7 @@ func (p *Plane) proxyOnce(ctx context.Context, req *Request, w http.ResponseWrit
 	ctx, span := p.childSpan(ctx, "wasmesh.upstream", clientSpan)
 	defer span.End()
 	if span.IsRecording() { // OpenTelemetry's HTTP client span attributes
-		span.SetAttributes(append(appendMethod(nil, out.Method), attribute.String("server.address", ep.url.Hostname()), attribute.Int("server.port", ep.port()),
+		span.SetAttributes(append(appendMethod(nil, out.Method), attribute.String("server.address", ep.url.Hostname()), attribute.Int("server.port", ep.port),
 			attribute.String("url.scheme", ep.url.Scheme), attribute.String("url.full", ep.url.Scheme+"://"+ep.url.Host+out.URL.RequestURI()))...)
 	}
 	// The try's own timeout runs until the response's head, from when the
@@ -638,14 +645,7 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
-	// The gateway forwarded the answer (RFC 9110, 7.6.3), as it received
-	// it: its own Via, after the endpoint's.
-	via := responseVia[resp.ProtoMajor == 2][resp.ProtoMinor == 0]
-	if vs := h["Via"]; len(vs) > 0 {
-		h["Via"] = append(vs[:len(vs):len(vs)], via[0])
-	} else {
-		h["Via"] = via // shared: never written to
-	}
+	addVia(h, resp.ProtoMajor, resp.ProtoMinor) // the gateway forwarded the answer (RFC 9110, 7.6.3)
 	noSniff(h)
 	flush := resp.ContentLength < 0
 	if len(resp.Trailer) > 0 { // trailers need the chunked framing

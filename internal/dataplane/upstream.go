@@ -61,6 +61,7 @@ type upstreamPool struct {
 // endpoint is one upstream endpoint and its connections.
 type endpoint struct {
 	url       *url.URL
+	port      int // url's, or its scheme's (spans' server.port)
 	inflight  atomic.Int64
 	closed    atomic.Bool // closeEndpoints: once (a pool's close may race a change of its endpoints)
 	transport http.RoundTripper
@@ -193,6 +194,8 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	dialer := p.colouringDialer(spec.ConnectTimeout, func() (bpf.Colour, int) { return bpf.Colour(u.colour.Load()), u.dscp })
 	p.upstreamSeries.acquire(u.version, e.Host)
 	ep := &endpoint{url: e, duration: p.metrics.UpstreamDuration.WithLabelValues(u.version, e.Host)}
+	_, port, _ := net.SplitHostPort(hostPort(e))
+	ep.port, _ = strconv.Atoi(port)
 	if spec.HTTP2 {
 		t := &http.Transport{
 			DialContext:         dialer.DialContext,
@@ -219,13 +222,6 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	}
 	ep.transport = ep.pool
 	return ep
-}
-
-// port is the endpoint's port number, its scheme's if its URL names none.
-func (ep *endpoint) port() int {
-	_, port, _ := net.SplitHostPort(hostPort(ep.url))
-	n, _ := strconv.Atoi(port)
-	return n
 }
 
 // hostPort is an endpoint's host:port, its scheme's port if it names none.

@@ -60,9 +60,13 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		Handler:           takingTurns(g.plane, send), // HTTP/1 reaches it only with --net-http
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return guests },
-		ConnContext:       withTurns,
-		Protocols:         new(http.Protocols),
+		// Gives every HTTP/2 stream its write deadline's timer from its
+		// start, far away, for takingTurns; HTTP/1 (--net-http) gets no
+		// deadline that would ever pass.
+		WriteTimeout: dataplane.NoWriteDeadline,
+		BaseContext:  func(net.Listener) context.Context { return guests },
+		ConnContext:  withTurns,
+		Protocols:    new(http.Protocols),
 		// HTTP/2 has no header timeout: a connection that goes silent
 		// (a HEADERS frame whose CONTINUATION never comes, a peer gone)
 		// is asked for a PING after 15 s and closed 10 s later without
@@ -332,22 +336,25 @@ func (h *handoff) Addr() net.Addr { return h.addr }
 // stream in a goroutine of its own, and h on one of h2Workers. The
 // connection's last turn is in its context (withTurns).
 //
-// What an HTTP/2 stream still buffers when h returns would be written
-// after it (net/http's), under the stream's flow control: a client that
-// keeps its window shut would hold the stream and its goroutine for good.
-// It is flushed before, under a deadline send from then
-// (http.send_timeout), lifted after: what is left (END_STREAM, trailers)
-// needs no window. A stream already over is left alone (a deadline set on
-// it would outlive it, and reset it once closed).
+// What an HTTP/2 stream still buffers when h returns is written after it
+// (net/http's), under the stream's flow control: a client that keeps its
+// window shut would hold the stream and its goroutine for good. The
+// stream's write deadline is set to send from then (http.send_timeout):
+// the stream is reset if its last frames are not taken by then, and the
+// deadline goes with the stream once it closes. That is safe because
+// every h2 stream has its deadline's timer from its start
+// (http.Server.WriteTimeout, dataplane.NoWriteDeadline) and it is never
+// cleared, only moved: a deadline set after the stream closed (net/http
+// applies it in the connection's goroutine, perhaps after the frame that
+// ends the stream) finds the timer stopped and does nothing.
 func takingTurns(h http.Handler, send time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, ok := r.Context().Value(turnKey{}).(*http1.Turn); ok && r.ProtoMajor == 1 {
 			t.Take(time.Now())
 		} else if r.ProtoMajor == 2 {
 			serveWarm(h, w, r)
-			if d, ok := w.(h2Writer); ok && r.Context().Err() == nil && d.SetWriteDeadline(time.Now().Add(send)) == nil {
-				_ = d.FlushError()
-				_ = d.SetWriteDeadline(time.Time{})
+			if d, ok := w.(h2Writer); ok {
+				_ = d.SetWriteDeadline(time.Now().Add(send))
 			}
 			return
 		}
@@ -358,7 +365,6 @@ func takingTurns(h http.Handler, send time.Duration) http.Handler {
 // h2Writer is what takingTurns needs of an HTTP/2 response writer.
 type h2Writer interface {
 	SetWriteDeadline(time.Time) error
-	FlushError() error
 }
 
 // h2Workers run the HTTP/2 requests of all of the process's servers.

@@ -223,3 +223,83 @@ routes:
 		t.Errorf(`wasmesh_client_errors_total{reason="bad_request"} = %q, want 1`, n)
 	}
 }
+
+// TestH2NoResetAfterTheEnd: streams answered in full are never reset
+// afterwards by the send timeout set as their handlers return (a deadline
+// net/http may apply after the frame that ended the stream). Hundreds of
+// streams in flight at once, then a wait past http.send_timeout: no
+// RST_STREAM comes.
+func TestH2NoResetAfterTheEnd(t *testing.T) {
+	g := serve(t, `
+http: { send_timeout: 100ms }
+services:
+  hello: { versions: [ { path: $EX/hello/rust/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: hello }
+`)
+	c := dialGateway(t, g)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	const rounds, streams = 8, 64
+	id := uint32(1)
+	var ended time.Time
+	for range rounds {
+		open := map[uint32]bool{}
+		for range streams {
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: hb.Bytes()})
+			open[id] = true
+			id += 2
+		}
+		for len(open) > 0 {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("%d streams unanswered: %v", len(open), err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			case *http2.RSTStreamFrame:
+				t.Fatalf("stream %d reset (%v) before its answer ended", f.StreamID, f.ErrCode)
+			case *http2.DataFrame:
+				if f.StreamEnded() {
+					delete(open, f.StreamID)
+				}
+				if n := len(f.Data()); n > 0 {
+					fr.WriteWindowUpdate(0, uint32(n))
+				}
+			case *http2.HeadersFrame:
+				if f.StreamEnded() {
+					delete(open, f.StreamID)
+				}
+			}
+		}
+		ended = time.Now()
+	}
+	// Past the send timeout: a PING's answer marks how far the server's
+	// frames have been read.
+	time.Sleep(time.Until(ended.Add(300 * time.Millisecond)))
+	fr.WritePing(false, [8]byte{1})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream %d reset (%v) after its answer ended", f.StreamID, f.ErrCode)
+		case *http2.PingFrame:
+			if f.IsAck() {
+				return
+			}
+		}
+	}
+}

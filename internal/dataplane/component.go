@@ -255,7 +255,7 @@ func (cr *componentRun) respond(status int, header host.ResponseHeader) io.Write
 	noSniff(cr.w.Header())
 	cr.req.Status = status
 	cr.w.WriteHeader(status)
-	cr.stream = streamWriter{w: cr.w, rc: *http.NewResponseController(cr.w), n: &cr.req.Bytes}
+	cr.stream = streamWriter{w: cr.w, rc: *http.NewResponseController(cr.w), n: &cr.req.Bytes, h2: cr.req.HTTP.ProtoMajor == 2}
 	if t := cr.req.Limits.Timeout; t > 0 {
 		cr.stream.timeout = t
 		cr.stream.deadline = cr.stream.rc.SetWriteDeadline(time.Now().Add(t)) == nil
@@ -289,6 +289,7 @@ type streamWriter struct {
 	timeout  time.Duration // the service's: the client's time to take what is written
 	flushed  bool          // some of the response went out before its end
 	slow     bool          // a write failed at the deadline: the client did not take the response
+	h2       bool          // the answer goes over HTTP/2 (liftWriteDeadline)
 }
 
 func (s *streamWriter) Write(p []byte) (int, error) {
@@ -348,7 +349,7 @@ func (s *streamWriter) end() (slow bool) {
 			s.renew()
 			s.noteTimeout(s.rc.Flush())
 		}
-		_ = s.rc.SetWriteDeadline(time.Time{})
+		liftWriteDeadline(&s.rc, s.h2)
 		s.deadline = false
 	}
 	return s.slow

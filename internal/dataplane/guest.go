@@ -202,7 +202,7 @@ func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
 	if (len(body) > unblockedWrite || req.HTTP.ProtoMajor == 2 && len(body) > h2Buffered) && req.Limits.Timeout > 0 {
 		rc := http.NewResponseController(w)
 		if rc.SetWriteDeadline(ready.Add(req.Limits.Timeout)) == nil {
-			defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+			defer liftWriteDeadline(rc, req.HTTP.ProtoMajor == 2)
 			// What the connection still buffers goes under the deadline
 			// too, not after it.
 			defer func() {
@@ -229,6 +229,24 @@ const (
 	unblockedWrite = 32 << 10
 	h2Buffered     = 4 << 10
 )
+
+// NoWriteDeadline is how far away an HTTP/2 stream's write deadline is
+// when none applies: the gateway's http.Server gives it as WriteTimeout,
+// so that every stream has its deadline's timer from its start, and a
+// deadline lifted is moved there (liftWriteDeadline), never cleared. A
+// deadline set once the stream has closed then does nothing, where a
+// cleared one would arm a timer that resets the closed stream later.
+const NoWriteDeadline = 100 * 365 * 24 * time.Hour
+
+// liftWriteDeadline lifts the write deadline set through rc on an answer
+// over HTTP/2 (h2) or HTTP/1.
+func liftWriteDeadline(rc *http.ResponseController, h2 bool) {
+	var t time.Time
+	if h2 {
+		t = time.Now().Add(NoWriteDeadline)
+	}
+	_ = rc.SetWriteDeadline(t)
+}
 
 // writeFault is the client's fault that a failed write of its answer was:
 // not taking it within the deadline, or going away.

@@ -657,7 +657,7 @@ func (p *Plane) copyResponse(req *Request, w http.ResponseWriter, resp *http.Res
 	// The client takes the answer within the request's deadline too: a
 	// write it does not take by then fails (the client's fault).
 	if !deadline.IsZero() && rc.SetWriteDeadline(deadline) == nil {
-		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+		defer liftWriteDeadline(rc, req.HTTP.ProtoMajor == 2)
 	}
 	buf := upstreamBuffers.Get().(*[]byte)
 	defer upstreamBuffers.Put(buf)

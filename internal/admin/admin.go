@@ -344,6 +344,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, defaulted ...string
 			err = errors.New("more than one JSON value in the body")
 		}
 	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		err = fmt.Errorf("%s: %s is not %s", te.Field, te.Value, jsonKind(te.Type))
+	}
 	if err == nil && len(defaulted) > 0 {
 		var raw any
 		_ = json.Unmarshal(data, &raw)
@@ -359,6 +363,29 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, defaulted ...string
 		return false
 	}
 	return true
+}
+
+// jsonKind says what a JSON value for a field of type t must be.
+func jsonKind(t reflect.Type) string {
+	if t == reflect.TypeFor[rollout.Duration]() {
+		return `a duration such as "30s"`
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
 }
 
 // field is the value at path (keys joined by dots) in v, a decoded JSON

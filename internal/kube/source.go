@@ -303,7 +303,10 @@ func (s *Source) sync(ctx context.Context) {
 		}
 		blamed := Blame(err, lines, objs)
 		if len(blamed) == 0 || attempt == 8 {
-			s.log.Error("kubernetes: config refused; the last one loaded keeps serving", "namespace", s.opts.Namespace, "error", err)
+			// Said as the objects' statuses say it: no place in the
+			// assembled config, which no one reads, and routes by name.
+			s.log.Error("kubernetes: config refused; the last one loaded keeps serving", "namespace", s.opts.Namespace,
+				"error", routeNames(objs, errorAt.ReplaceAllString(err.Error(), "")))
 			break
 		}
 		for _, o := range blamed {

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -181,4 +183,54 @@ func TestRouteNames(t *testing.T) {
 	if want := `route "b".match.host: invalid host pattern; route "a" leads to service x; routes[7] is past them`; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+}
+
+// TestUnblamedRefusalLogged: a refusal no object is blamed for is logged
+// without the place in the assembled config (which no one can open).
+func TestUnblamedRefusalLogged(t *testing.T) {
+	svc := object("WasmeshService", "hello", map[string]any{"versions": []any{map[string]any{"path": "y.wasm"}}})
+	client := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		Services: "WasmeshServiceList", Routes: "WasmeshRouteList", Lanes: "WasmeshLaneList",
+	}, svc)
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	s := &Source{
+		opts: Options{Namespace: "default", Resync: time.Hour, Load: func(context.Context, []byte) error {
+			return errors.New("/etc/wasmesh/assembled.yaml:3:7: http.max_body: must be at least 1 KiB")
+		}},
+		client: client, log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)), changed: make(chan struct{}, 1),
+		listed: map[schema.GroupVersionResource]cache.GenericLister{},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		out := logged.String()
+		mu.Unlock()
+		if strings.Contains(out, "config refused") {
+			if strings.Contains(out, "assembled.yaml") || !strings.Contains(out, "http.max_body: must be at least 1 KiB") {
+				t.Errorf("logged %s; want the error without its place in the assembled config", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged: %s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

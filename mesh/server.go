@@ -72,9 +72,15 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		// is asked for a PING after 15 s and closed 10 s later without
 		// its answer, not held until IdleTimeout. A PING's answer in the
 		// middle of a header block is a protocol error: closed too.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+	}
+	if g.opts.NetHTTP {
 		// A connection that takes no bytes for send is closed
-		// (http.send_timeout, as HTTP/1's).
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second, WriteByteTimeout: send},
+		// (http.send_timeout, as HTTP/1's). Connections that http1
+		// accepted and handed over have that bound already, at no cost
+		// while the kernel takes the writes (http1.Server.SendTimeout),
+		// where this one sets and lifts a deadline around every write.
+		srv.HTTP2.WriteByteTimeout = send
 	}
 	srv.Protocols.SetHTTP1(true)
 	// net/http (h2, --net-http) bounds the head as a whole, at what

@@ -2,8 +2,10 @@ package tests
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -302,4 +304,43 @@ routes:
 			}
 		}
 	}
+}
+
+// TestH2ConnectionTakingNoBytesClosed: an HTTP/2 client that opens its
+// windows wide, asks for more than the sockets' buffers hold and reads
+// nothing has its connection closed once http.send_timeout passed with no
+// byte taken, instead of holding it and its streams for good.
+func TestH2ConnectionTakingNoBytesClosed(t *testing.T) {
+	g := serve(t, `
+http: { send_timeout: 300ms }
+services:
+  big: { versions: [ { path: $EX/misbehave/rust/misbehave.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: big }
+`)
+	c := dialGateway(t, g)
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	const wide = 1<<31 - 1
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: wide})
+	fr.WriteWindowUpdate(0, wide-65535)
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/?do=big&arg=2097152"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	const streams = 32 // 64 MiB of answers
+	for i := range streams {
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndHeaders: true, EndStream: true, BlockFragment: hb.Bytes()})
+	}
+	time.Sleep(2 * time.Second) // the buffers fill; past send_timeout
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection is still open after %d bytes: %v", n, err)
+	}
+	if n >= streams<<21 {
+		t.Fatalf("all %d bytes were sent: the gateway's writes never waited", n)
+	}
+	t.Logf("closed after %d bytes (%v)", n, err)
 }

@@ -494,14 +494,21 @@ func (c *Controller) releaseUnused(old *dataplane.Snapshot) {
 	}
 	// A request may wait for a slot, read its body and run, each up to the
 	// service's timeout.
-	time.AfterFunc(3*longest+time.Second, func() {
-		for _, d := range unused {
-			if st := c.plane.Snapshot(); st != nil && st.Modules[d] != nil {
-				continue // back in use
-			}
+	time.AfterFunc(3*longest+time.Second, func() { c.releaseIfUnused(unused) })
+}
+
+// releaseIfUnused frees the compiled code of the modules of digests that
+// the served snapshot does not use. It takes c.mu: a load in progress
+// may have taken one of them up again, and would serve it freed.
+func (c *Controller) releaseIfUnused(digests []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.plane.Snapshot()
+	for _, d := range digests {
+		if st == nil || st.Modules[d] == nil {
 			c.plane.Engine().Release(context.Background(), d)
 		}
-	})
+	}
 }
 
 func contentHash(data []byte) string {

@@ -192,16 +192,7 @@ func (c *Controller) releasePrefetched(pre *prefetched) {
 			wait = max(wait, 3*s.Limits.Timeout+time.Second)
 		}
 	}
-	time.AfterFunc(wait, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		st := c.plane.Snapshot()
-		for _, d := range pre.compiled {
-			if st == nil || st.Modules[d] == nil {
-				c.plane.Engine().Release(context.Background(), d)
-			}
-		}
-	})
+	time.AfterFunc(wait, func() { c.releaseIfUnused(pre.compiled) })
 }
 
 // namesVersion reports whether ref is the name or the digest of one of

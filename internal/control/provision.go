@@ -173,6 +173,9 @@ func (c *Controller) provision(ctx context.Context, data []byte) (_ *dataplane.S
 	if st.Table, err = router.NewTable(cfg, resolve); err != nil {
 		return nil, nil, err
 	}
+	if testHookResolved != nil {
+		testHookResolved()
+	}
 	c.known.Store(&knownPaths{store: cfg.Store, stamps: paths})
 	st.Config = st.Table.Config() // with every version's digest
 	if err := memoriesFit(st); err != nil {
@@ -374,3 +377,8 @@ func memoriesFit(st *dataplane.Snapshot) error {
 	}
 	return nil
 }
+
+// testHookResolved, when set by a test, is called by a load once its
+// versions are resolved (their modules compiled or taken), before it is
+// swapped in.
+var testHookResolved func()

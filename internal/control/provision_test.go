@@ -97,3 +97,48 @@ func TestRefsRecordedAgain(t *testing.T) {
 		t.Errorf("the next load did not record the config's modules again: %v", err)
 	}
 }
+
+// TestUnusedReleaseWaitsForALoad: the release of a module that an earlier
+// load stopped using, due while a later load that takes it up again runs,
+// waits for that load, and then keeps it: it was freed under the load,
+// which served it freed (every request a 502).
+func TestUnusedReleaseWaitsForALoad(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, plane, cfg := newController(t, dir, "exit7.wasm")
+	if err := c.Load(ctx, []byte(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	digest := plane.Snapshot().Config.Services["a"].Versions[0].Digest
+	replaceModule(t, "loop.wasm", filepath.Join(dir, "a.wasm"))
+	if err := c.Load(ctx, []byte(cfg+"# another module\n")); err != nil {
+		t.Fatal(err)
+	}
+	if plane.Engine().Compiled(digest) == nil {
+		t.Fatal("the module no longer used was freed at once")
+	}
+	released := make(chan struct{})
+	testHookResolved = func() {
+		go func() {
+			c.releaseIfUnused([]string{digest}) // the earlier load's, due now
+			close(released)
+		}()
+		select {
+		case <-released:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	defer func() { testHookResolved = nil }()
+	replaceModule(t, "exit7.wasm", filepath.Join(dir, "a.wasm"))
+	if err := c.Load(ctx, []byte(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	testHookResolved = nil
+	<-released
+	if d := plane.Snapshot().Config.Services["a"].Versions[0].Digest; d != digest {
+		t.Fatalf("serving %s, want %s", d, digest)
+	}
+	if plane.Engine().Compiled(digest) == nil {
+		t.Error("the module the load took up again was freed under it: the load serves freed code")
+	}
+}

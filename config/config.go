@@ -579,14 +579,28 @@ func checkAliases(name string, root *yaml.Node) error {
 	return nil
 }
 
-// Empty reports whether data holds no YAML document: nothing but white
-// space and comments, as a file does while it is rewritten in place
-// (truncated, then written). Such a file parses as a config of defaults.
+// Empty reports whether data holds no YAML document, or a null one:
+// nothing but white space, comments, document markers (---, ...) and a
+// null (~, null), as a file does while it is rewritten in place
+// (truncated, then written; a generated file's "---" written first).
+// Such a file parses as a config of defaults.
 func Empty(data []byte) bool {
 	for line := range bytes.Lines(data) {
-		if line = bytes.TrimSpace(line); len(line) > 0 && line[0] != '#' {
-			return false
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
 		}
+		if i := bytes.Index(line, []byte(" #")); i >= 0 {
+			line = bytes.TrimSpace(line[:i])
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok && (len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t') {
+			line = bytes.TrimSpace(rest)
+		}
+		switch string(line) {
+		case "", "...", "~", "null", "Null", "NULL":
+			continue
+		}
+		return false
 	}
 	return true
 }

@@ -470,7 +470,17 @@ func TestEmpty(t *testing.T) {
 		{"# a comment\n  # another\n", true},
 		{"services: {}\n", false},
 		{"# header\nlisten: :8080\n", false},
-		{"---\n", false}, // a document marker: a document, if a null one
+		// A null document, which parses as a config of defaults too.
+		{"---\n", true},
+		{"--- # generated\n# by a tool\n", true},
+		{"---\n...\n", true},
+		{"~\n", true},
+		{"--- null\n", true},
+		{"---\nservices: {}\n", false},
+		{"--- {services: {}}\n", false},
+		{"---x\n", false},
+		{"nullable: true\n", false},
+		{"{}\n", false}, // a mapping, if empty: written as it is
 	} {
 		if got := Empty([]byte(tt.src)); got != tt.want {
 			t.Errorf("Empty(%q) = %v, want %v", tt.src, got, tt.want)

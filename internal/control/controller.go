@@ -304,7 +304,7 @@ func (w *watchedLoads) load(ctx context.Context, n int) {
 
 // errEmptyConfig refuses a config with no YAML document in place of one
 // that had one: most likely a file read while it was being rewritten.
-var errEmptyConfig = errors.New("the new config is empty (no YAML document), the serving one is not: refused, " +
+var errEmptyConfig = errors.New("the new config is empty (no YAML document, or a null one such as a lone ---), the serving one is not: refused, " +
 	"as a file read while it is rewritten in place reads empty; write the new config beside the old and rename it over")
 
 // loadLocked loads data, c.mu held; file says the bytes are the config

@@ -73,7 +73,7 @@ func watch(ctx context.Context, path string, debounce time.Duration, onChange fu
 		w.Close()
 		return err
 	}
-	fw := &fileWatcher{path: path, last: sha256.Sum256(data), target: linkTarget(path), onChange: onChange, onError: onError, every: every, settled: settled}
+	fw := &fileWatcher{path: path, last: sha256.Sum256(data), targets: linkTargets(path), onChange: onChange, onError: onError, every: every, settled: settled}
 	fw.dir = &watchedDir{w: w, path: dir, info: info}
 	go func() {
 		defer w.Close()
@@ -124,7 +124,7 @@ type fileWatcher struct {
 	path     string
 	dir      *watchedDir // nil in tests that feed events themselves
 	last     [sha256.Size]byte
-	target   string // the base name of the file path links to in its directory, if it does (linkTarget)
+	targets  []string // the links path goes through and the file it names, in its directory (linkTargets)
 	onChange func([]byte)
 	onError  func(error)
 	every    bool // onChange after every burst, the content changed or not
@@ -175,32 +175,51 @@ func (fw *fileWatcher) run(ctx context.Context, events <-chan fsnotify.Event, er
 }
 
 // relevant reports whether ev may change the file's content: an event for
-// the file itself, for the file it links to in the same directory, or for
-// a "..data" symlink it may point through.
+// the file itself, for the links it goes through and the file it names at
+// last in the same directory, or for a "..data" symlink it may point
+// through.
 func (fw *fileWatcher) relevant(ev fsnotify.Event) bool {
 	base := filepath.Base(ev.Name)
-	return base == filepath.Base(fw.path) || base == "..data" || fw.target != "" && base == fw.target
+	return base == filepath.Base(fw.path) || base == "..data" || slices.Contains(fw.targets, base)
 }
 
-// linkTarget is the base name of the file that path, a symbolic link (or
-// a chain of them), names in path's own directory; "" when path is no
-// link or names a file elsewhere.
-func linkTarget(path string) string {
-	t, err := filepath.EvalSymlinks(path)
+// linkTargets are the base names, in path's own directory, of the links
+// that path, a symbolic link, goes through and of the file it names at
+// last: a change of any of them (a link in the middle of a chain pointed
+// elsewhere) may change what path reads. None when path is no link.
+func linkTargets(path string) []string {
+	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
-		return ""
+		return nil
 	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
-	if err != nil {
-		return ""
+	realDir, _ := filepath.EvalSymlinks(dir)
+	inDir := func(p string) bool {
+		d, err := filepath.Abs(filepath.Dir(p))
+		if err != nil {
+			return false
+		}
+		if d == dir {
+			return true
+		}
+		rd, err := filepath.EvalSymlinks(d)
+		return err == nil && rd == realDir
 	}
-	if t, err = filepath.Abs(t); err != nil {
-		return ""
+	var names []string
+	cur := path
+	for range 40 { // the kernel's own bound on a chain
+		t, err := os.Readlink(cur)
+		if err != nil {
+			break // not a link: the file named at last (or nothing)
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(cur), t)
+		}
+		cur = t
+		if b := filepath.Base(t); inDir(t) && b != filepath.Base(path) && !slices.Contains(names, b) {
+			names = append(names, b)
+		}
 	}
-	if dir, err = filepath.Abs(dir); err != nil || filepath.Dir(t) != dir || filepath.Base(t) == filepath.Base(path) {
-		return ""
-	}
-	return filepath.Base(t)
+	return names
 }
 
 // check reads the file and calls onChange if its content changed (or,
@@ -209,7 +228,7 @@ func (fw *fileWatcher) check() {
 	if fw.settled != nil {
 		defer fw.settled()
 	}
-	fw.target = linkTarget(fw.path) // the link may point elsewhere now
+	fw.targets = linkTargets(fw.path) // the links may point elsewhere now
 	data, err := os.ReadFile(fw.path)
 	if err != nil {
 		fw.report(err)

@@ -221,6 +221,39 @@ func TestWatchLinkInDirectory(t *testing.T) {
 	w.waitSettled(t)
 }
 
+// TestWatchLinkChain: a link in the middle of a chain in the directory
+// (wasmesh.yaml -> current.yaml -> v1.yaml) pointed elsewhere is a change,
+// and the file it names now is watched.
+func TestWatchLinkChain(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "v1.yaml"), "v1")
+	write(t, filepath.Join(dir, "v2.yaml"), "v2")
+	link := func(target, at string) {
+		t.Helper()
+		tmp := filepath.Join(dir, at+".tmp")
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link("v1.yaml", "current.yaml")
+	path := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.Symlink("current.yaml", path); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, path)
+
+	link("v2.yaml", "current.yaml") // the middle link pointed elsewhere
+	w.expectChange(t, "v2")
+	write(t, filepath.Join(dir, "v2.yaml"), "v2 edited")
+	w.expectChange(t, "v2 edited")
+	write(t, filepath.Join(dir, "v1.yaml"), "v1 edited") // no longer in the chain: ignored
+	write(t, filepath.Join(dir, "v2.yaml"), "v2 edited") // unchanged content: no call
+	w.waitSettled(t)
+}
+
 func TestWatchStops(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wasmesh.yaml")
 	write(t, path, "v1")

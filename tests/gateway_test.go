@@ -782,3 +782,29 @@ routes:
 		t.Errorf("deploy of a missing file: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+// TestSignalDuringFirstLoad: a SIGTERM while the first config still loads
+// (here a path module that is a FIFO nothing writes, so its read never
+// ends) stops the process within a second or two, instead of once the
+// load ends (a large component's compile takes seconds; this one never).
+func TestSignalDuringFirstLoad(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "slow.wasm")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nadmin: off\nservices:\n  s: { versions: [ { path: slow.wasm } ] }\nroutes:\n  - { match: { path_prefix: / }, service: s }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, opts{}, "serve", "--config", cfg)
+	time.Sleep(time.Second) // the load waits on the FIFO
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	signalled := time.Now()
+	r := p.wait(t)
+	if took := time.Since(signalled); took > 3*time.Second || r.code == 0 || !strings.Contains(r.stderr, "first config") {
+		t.Errorf("exit %d %s after the SIGTERM; want a failure within 3 s naming the first config's load\nstderr: %s", r.code, took, r.stderr)
+	}
+}

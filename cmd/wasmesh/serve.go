@@ -213,7 +213,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		err := refused
 		if err == nil {
-			err = g.Reload(ctx, data)
+			err = firstLoad(ctx, g, data, log)
 		}
 		if err != nil {
 			if *resume == "" {
@@ -487,4 +487,26 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, g *mesh.Gateway, 
 			}
 		}
 	}
+}
+
+// firstLoad is g's load of data before the gateway serves, given up on at
+// a SIGINT or SIGTERM (ctx done): what stops at the signal (a pull) makes
+// it return; a compile does not stop once begun (a large component's
+// takes seconds), and after a second the process exits without waiting
+// for it, as nothing serves yet.
+func firstLoad(ctx context.Context, g *mesh.Gateway, data []byte, log *slog.Logger) error {
+	loaded := make(chan error, 1)
+	go func() { loaded <- g.Reload(ctx, data) }()
+	select {
+	case err := <-loaded:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case <-loaded:
+	case <-time.After(time.Second):
+		log.Warn("signal before the first config loaded: exiting without waiting for its compiles")
+		os.Exit(1)
+	}
+	return errors.New("stopped by a signal before the first config loaded")
 }

@@ -77,7 +77,7 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 	// one per variable. A request's environment is built on every request.
 	host, port := splitHostPort(r.Host)
 	size := 256 + len(m.PathInfo) + len(m.ScriptName) + 2*len(r.URL.RawQuery) + len(r.URL.Path) + 2*len(r.Host) +
-		len(m.Route) + len(m.Version) + len(m.RequestID) + len(m.PeerID) + len(m.Lane) + len(r.RemoteAddr) +
+		len(m.Route) + len(m.Version) + len(m.RequestID) + 2*len(m.PeerID) + len(m.Lane) + len(r.RemoteAddr) +
 		128 + len(m.Trace.State)
 	for name, values := range r.Header {
 		size += len("HTTP_=") + len(name)
@@ -132,6 +132,9 @@ func (b *EnvBuffer) RequestEnv(r *http.Request, m Meta) []string {
 		if t.State != "" {
 			e.add("HTTP_TRACESTATE=", t.State)
 		}
+	}
+	if m.PeerID != "" { // the handshake's, as a component's X-Spiffe-Peer-Id field; none a client sends
+		e.add("HTTP_X_SPIFFE_PEER_ID=", m.PeerID)
 	}
 	httpTo := len(e.ends)
 	e.add("PATH_INFO=", m.PathInfo)
@@ -221,7 +224,11 @@ func (e *envBuilder) strings(env []string) []string {
 // traceVar are the variables Meta.Trace says, when it is set.
 var traceVar = map[string]bool{"HTTP_TRACEPARENT": true, "HTTP_TRACESTATE": true}
 
-var skipHeaderVar = map[string]bool{"HTTP_HOST": true, "HTTP_CONTENT_TYPE": true, "HTTP_CONTENT_LENGTH": true, "HTTP_PROXY": true}
+// skipHeaderVar are the variables a client's header field does not set:
+// those set otherwise, HTTP_PROXY (httpoxy: read by CGI programs as their
+// proxy) and the peer's SPIFFE ID, which only the handshake says.
+var skipHeaderVar = map[string]bool{"HTTP_HOST": true, "HTTP_CONTENT_TYPE": true, "HTTP_CONTENT_LENGTH": true, "HTTP_PROXY": true,
+	"HTTP_X_SPIFFE_PEER_ID": true}
 
 func splitHostPort(hostport string) (host, port string) {
 	if !strings.Contains(hostport, ":") { // the usual Host: no port, and no error to make

@@ -19,6 +19,7 @@ func TestRequestEnv(t *testing.T) {
 	r.Header.Add("X-Multi", "b")
 	r.Header["X_Shadow"] = []string{"evil"}
 	r.Header.Set("Proxy", "http://evil.example:3128")
+	r.Header.Set("X-Spiffe-Peer-Id", "spiffe://example.org/forged")
 	env := RequestEnv(r, Meta{PathInfo: "/x", ScriptName: "/hello", Route: "r1", Version: "sha256:abc", RequestID: "rid", PeerID: "spiffe://example.org/a"})
 
 	want := []string{
@@ -27,6 +28,7 @@ func TestRequestEnv(t *testing.T) {
 		"HTTP_TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 		"HTTP_X_MULTI=a, b", "HTTP_HOST=api.example.com:8080", "X_MATCHED_ROUTE=r1",
 		"X_WASMESH_VERSION=sha256:abc", "X_REQUEST_ID=rid", "X_SPIFFE_PEER_ID=spiffe://example.org/a",
+		"HTTP_X_SPIFFE_PEER_ID=spiffe://example.org/a", // the handshake's, not the client's field
 	}
 	for _, w := range want {
 		if !slices.Contains(env, w) {
@@ -34,6 +36,9 @@ func TestRequestEnv(t *testing.T) {
 		}
 	}
 	for _, e := range env {
+		if strings.Contains(e, "forged") {
+			t.Errorf("the client's X-Spiffe-Peer-Id reached the guest: %q", e)
+		}
 		for _, banned := range []string{"HTTP_X_SHADOW", "HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"} {
 			if strings.HasPrefix(e, banned+"=") {
 				t.Errorf("%s reached the guest: %q", banned, e)
@@ -47,8 +52,9 @@ func TestRequestEnv(t *testing.T) {
 
 func TestRequestEnvNoPeer(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Spiffe-Peer-Id", "spiffe://example.org/forged")
 	for _, e := range RequestEnv(r, Meta{PathInfo: "/"}) {
-		if strings.HasPrefix(e, "X_SPIFFE_PEER_ID=") {
+		if strings.HasPrefix(e, "X_SPIFFE_PEER_ID=") || strings.HasPrefix(e, "HTTP_X_SPIFFE_PEER_ID=") {
 			t.Fatalf("X_SPIFFE_PEER_ID set without a peer: %q", e)
 		}
 	}

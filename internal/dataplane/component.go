@@ -211,7 +211,9 @@ func (cr *componentRun) header() http.Header {
 	// are the client's slices, shared: fields are only ever replaced.
 	header := make(http.Header, len(r.Header)+4)
 	for k, vs := range r.Header {
-		header[k] = vs
+		if !underscored(k, gatewayFields) { // X_Spiffe_Peer_Id would pass for the gateway's in a WSGI shim
+			header[k] = vs
+		}
 	}
 	delete(header, PeerIDHeader)
 	if req.PeerID != "" {
@@ -235,11 +237,7 @@ func (cr *componentRun) value(i int, v string) []string {
 // dropped, as for an upstream version.
 func (cr *componentRun) trailer() http.Header {
 	t := cr.req.HTTP.Trailer
-	for k := range t {
-		if forbiddenTrailers[k] {
-			delete(t, k)
-		}
-	}
+	dropForbiddenTrailers(t)
 	return t
 }
 

@@ -110,6 +110,9 @@ func TestComponentHeader(t *testing.T) {
 	r := httptest.NewRequest("GET", "/x", nil)
 	r.Header.Set("Accept", "text/plain")
 	r.Header.Set(PeerIDHeader, "spiffe://evil/spoofed")
+	r.Header["X_spiffe_peer_id"] = []string{"spiffe://evil/underscored"} // one to a WSGI shim
+	r.Header["X_request_id"] = []string{"forged"}
+	r.Header["X_custom"] = []string{"kept"}
 	r.Header.Set("Traceparent", clientTrace)
 	r.Header.Set("Tracestate", "vendor=1")
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
@@ -122,6 +125,7 @@ func TestComponentHeader(t *testing.T) {
 		h := cr.header()
 		want := http.Header{
 			"Accept":             {"text/plain"},
+			"X_custom":           {"kept"},
 			router.VersionHeader: {"sha256:abc"},
 			RequestIDHeader:      {"req-1"},
 			"Traceparent":        {"00-01000000000000000000000000000000-0200000000000000-01"},
@@ -150,6 +154,8 @@ func TestComponentTrailer(t *testing.T) {
 		RequestIDHeader:      {"forged"},
 		router.VersionHeader: {"sha256:forged"},
 		"Content-Length":     {"5"},
+		"X_spiffe_peer_id":   {"spiffe://evil/underscored"},
+		"X_forwarded_for":    {"6.6.6.6"},
 	}
 	cr := &componentRun{req: &Request{HTTP: r}}
 	if got, want := cr.trailer(), (http.Header{"X-Checksum": {"abc"}}); !reflect.DeepEqual(got, want) {

@@ -313,7 +313,7 @@ func (p *Plane) outRequest(req *Request) *http.Request {
 	// spellings as one (HTTP_X_FORWARDED_FOR), so it would pass for the
 	// gateway's. nginx drops every such field by default.
 	for k := range h {
-		if strings.IndexByte(k, '_') >= 0 && gatewayFields[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+		if underscored(k, gatewayFields) {
 			delete(h, k)
 		}
 	}
@@ -362,6 +362,25 @@ var forbiddenTrailers = map[string]bool{
 	"X-Forwarded-Port": true, "X-Forwarded-Prefix": true, "X-Forwarded-Ssl": true, "X-Forwarded-Server": true,
 	"X-Real-Ip": true, "Via": true, RequestIDHeader: true, "Traceparent": true, "Tracestate": true,
 	"Baggage": true, router.VersionHeader: true, PeerIDHeader: true,
+}
+
+// dropForbiddenTrailers deletes from t the fields of forbiddenTrailers, in
+// either spelling (underscored).
+func dropForbiddenTrailers(t http.Header) {
+	for k := range t {
+		if forbiddenTrailers[k] || underscored(k, forbiddenTrailers) {
+			delete(t, k)
+		}
+	}
+}
+
+// underscored reports whether name spells with underscores for its
+// dashes a field of fields (X_Forwarded_For, X_Spiffe_Peer_Id): CGI and
+// WSGI servers read both spellings as one variable (HTTP_X_FORWARDED_FOR),
+// so it would pass for the field the gateway sets. nginx drops every such
+// field by default.
+func underscored(name string, fields map[string]bool) bool {
+	return strings.IndexByte(name, '_') >= 0 && fields[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))]
 }
 
 // trustedProxy reports whether the client at ip is one of the config's
@@ -801,11 +820,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	switch {
 	case err == io.EOF:
-		for k := range b.trailer {
-			if forbiddenTrailers[k] {
-				delete(b.trailer, k)
-			}
-		}
+		dropForbiddenTrailers(b.trailer)
 	case err != nil:
 		err = &clientBodyError{err}
 	}

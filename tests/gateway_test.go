@@ -808,3 +808,51 @@ func TestSignalDuringFirstLoad(t *testing.T) {
 		t.Errorf("exit %d %s after the SIGTERM; want a failure within 3 s naming the first config's load\nstderr: %s", r.code, took, r.stderr)
 	}
 }
+
+// TestCallAnswerCapped: an in-process call's answer is capped as a URL's
+// is (32 MiB): one of 40 MiB from an upstream version is TOO_SMALL with
+// the length 0xffffffff, not buffered whole by the gateway for the
+// caller to ask again with a larger buffer.
+func TestCallAnswerCapped(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 40<<20))
+	}))
+	t.Cleanup(up.Close)
+	g := serveCallBig(t, up.URL)
+	if code, body, _ := get(t, g.url+"/"); code != 200 || body != "code=1 len=4294967295\n" {
+		t.Errorf("GET /: %d %q, want 200 \"code=1 len=4294967295\" (TOO_SMALL, no buffer would do)", code, body)
+	}
+}
+
+// TestCallAnswerCut: an in-process call whose callee fails after its head
+// (here an upstream version that closes its connection mid-body) is
+// UNAVAILABLE to the caller, as a URL's broken answer is, not a complete
+// answer of the bytes that came.
+func TestCallAnswerCut(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(up.Close)
+	g := serveCallBig(t, up.URL)
+	if code, body, _ := get(t, g.url+"/"); code != 200 || !strings.HasPrefix(body, "code=4 ") {
+		t.Errorf("GET /: %d %q, want 200 \"code=4 ...\" (UNAVAILABLE: the callee's answer was cut)", code, body)
+	}
+}
+
+// serveCallBig serves callbig.wasm, which calls wasmesh://big/, at /, and
+// as big an upstream version of the endpoint url.
+func serveCallBig(t *testing.T, url string) *gateway {
+	return serve(t, `
+services:
+  caller: { versions: [ { path: `+repoPath("tests", "testdata", "callbig.wasm")+` } ], outbound: [ "wasmesh://big" ] }
+  big: { versions: [ { upstream: { endpoints: [ "`+url+`" ] } } ] }
+routes:
+  - { match: { path_prefix: / }, service: caller }
+`)
+}

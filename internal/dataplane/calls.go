@@ -207,6 +207,17 @@ func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, ou
 	if ctx.Err() != nil {
 		return nil, host.CodeTimeout
 	}
+	if w.over {
+		return nil, host.CodeTooSmall // as for a URL's answer past MaxResponse
+	}
+	if w.status != 0 && req.Status != w.status {
+		// The callee failed after its head (a trap, its deadline): the
+		// answer is cut, as a URL's whose connection broke mid-body, not
+		// a complete one.
+		p.log.Warn("http_call failed", "url", u.String(), "error", "the answer was cut after its head", "status", w.status,
+			"body_bytes", w.body.Len(), "request_id", caller.ID)
+		return nil, host.CodeUnavailable
+	}
 	if w.status == 0 { // serve always answers; never hand a guest status 0
 		w.status = http.StatusBadGateway
 	}
@@ -236,6 +247,7 @@ type callResponse struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
+	over   bool // the callee wrote more than MaxResponse
 }
 
 func (r *callResponse) Header() http.Header { return r.header }
@@ -244,10 +256,21 @@ func (r *callResponse) WriteHeader(status int) {
 		r.status = status
 	}
 }
+
+// Write keeps at most MaxResponse bytes, as a call's answer from a URL is
+// read: past it the call's answer is too large for the caller, and the
+// callee (a module's output is capped already; an upstream's or a
+// component's stream is not) is told so, as by a client gone.
 func (r *callResponse) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
+	if r.body.Len()+len(b) > MaxResponse {
+		r.over = true
+		return 0, errCallAnswerTooLarge
+	}
 	return r.body.Write(b)
 }
+
+var errCallAnswerTooLarge = errors.New("the answer is over the 32 MiB (MaxResponse) an http_call takes")
 
 // redactedURL is u as spans and logs may say it: a user and password in
 // it replaced by REDACTED (OpenTelemetry's url.full).

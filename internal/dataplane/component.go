@@ -211,10 +211,13 @@ func (cr *componentRun) header() http.Header {
 	// are the client's slices, shared: fields are only ever replaced.
 	header := make(http.Header, len(r.Header)+4)
 	for k, vs := range r.Header {
-		if !underscored(k, gatewayFields) { // X_Spiffe_Peer_Id would pass for the gateway's in a WSGI shim
+		// X_Spiffe_Peer_Id would pass for the gateway's in a WSGI shim;
+		// the connection's fields are not the request's.
+		if !underscored(k, gatewayFields) && !connectionFields[k] {
 			header[k] = vs
 		}
 	}
+	dropConnectionNamed(header, r.Header["Connection"])
 	delete(header, PeerIDHeader)
 	if req.PeerID != "" {
 		header[PeerIDHeader] = cr.value(0, req.PeerID)
@@ -223,6 +226,16 @@ func (cr *componentRun) header() http.Header {
 	header[RequestIDHeader] = cr.value(2, req.ID)
 	injectTrace(cr.ctx.Context, req, header)
 	return header
+}
+
+// connectionFields are the client's fields a component's request does not
+// have: those about its connection to the gateway (RFC 9110, 7.6.1), which
+// a component may not set either (wasip2's forbidden, wasmtime's
+// DEFAULT_FORBIDDEN_HEADERS): a component that forwards the request's
+// fields (fields.from-list of its entries) would be refused.
+var connectionFields = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Transfer-Encoding": true, "Upgrade": true, "Http2-Settings": true,
 }
 
 // value is the field value v, in values[i].

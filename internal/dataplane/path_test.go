@@ -113,6 +113,11 @@ func TestComponentHeader(t *testing.T) {
 	r.Header["X_spiffe_peer_id"] = []string{"spiffe://evil/underscored"} // one to a WSGI shim
 	r.Header["X_request_id"] = []string{"forged"}
 	r.Header["X_custom"] = []string{"kept"}
+	r.Header.Set("Connection", "keep-alive, X-Hop") // the connection's, not the request's
+	r.Header.Set("Keep-Alive", "timeout=5")
+	r.Header.Set("X-Hop", "1")
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Proxy-Authorization", "Basic eDp5")
 	r.Header.Set("Traceparent", clientTrace)
 	r.Header.Set("Tracestate", "vendor=1")
 	sc := trace.NewSpanContext(trace.SpanContextConfig{

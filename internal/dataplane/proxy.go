@@ -406,15 +406,21 @@ func (p *Plane) trustedProxy(ip string) bool {
 // dropHopByHop deletes the hop-by-hop fields of h, and those its
 // Connection field names.
 func dropHopByHop(h http.Header) {
-	for _, c := range h["Connection"] {
-		for _, name := range strings.Split(c, ",") {
+	dropConnectionNamed(h, h["Connection"])
+	for _, k := range hopByHopFields {
+		delete(h, k)
+	}
+}
+
+// dropConnectionNamed deletes from h the fields that the Connection field
+// values conn name.
+func dropConnectionNamed(h http.Header, conn []string) {
+	for _, c := range conn {
+		for name := range strings.SplitSeq(c, ",") {
 			if name = textproto.TrimString(name); name != "" {
 				delete(h, http.CanonicalHeaderKey(name))
 			}
 		}
-	}
-	for _, k := range hopByHopFields {
-		delete(h, k)
 	}
 }
 

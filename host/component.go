@@ -270,6 +270,10 @@ type HTTPRequest struct {
 	// Link serves the component's typed calls of the interfaces it
 	// imports that are not WASI's (host/link.go). Default nil: each traps.
 	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
+	// Stdout and Stderr get what the component writes to wasi:cli's
+	// stdout and stderr (a print, a panic's message). Default nil:
+	// discarded.
+	Stdout, Stderr io.Writer
 }
 
 // HTTPResponse is a component's answer.
@@ -305,7 +309,8 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	// What the call needs, in one allocation.
 	// The host holds for it, beyond its memories, at most as much as its
 	// memories may have.
-	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link, MaxHeld: memoryLimit}}
+	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link, MaxHeld: memoryLimit,
+		Stdout: r.Stdout, Stderr: r.Stderr}}
 	c := &hc.call
 	if err := e.startCall(ctx, m, timeout, memoryLimit, &hc.wc, r.Warmup, c); err != nil {
 		return nil, err

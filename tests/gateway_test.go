@@ -856,3 +856,40 @@ routes:
   - { match: { path_prefix: / }, service: caller }
 `)
 }
+
+// TestComponentOutputLogged: what a component writes to stderr reaches
+// the log: a trap's line names the message it wrote before (a panic's),
+// as a module's does; at debug level its stdout and stderr are logged
+// with the request's id.
+func TestComponentOutputLogged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wasmesh.yaml")
+	if err := os.WriteFile(path, []byte(loopbackConfig(`
+services:
+  m: { versions: [ { path: $EX/components/c/misbehave.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: m }
+`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := serveArgs(t, path, []string{"--log-level", "debug"})
+	if code, _, _ := get(t, g.url+"/panic"); code != 502 {
+		t.Errorf("GET /panic: %d, want 502", code)
+	}
+	if code, body, _ := get(t, g.url+"/print"); code != 200 || body != "printed\n" {
+		t.Errorf("GET /print: %d %q, want 200 \"printed\"", code, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log := g.p.stderr.String()
+		trapped := regexp.MustCompile(`msg=request .*path=/panic status=502 .*error="guest trapped: unreachable \(stderr: misbehave: panicking on purpose\)"`).MatchString(log)
+		printed := regexp.MustCompile(`level=DEBUG msg="guest stdout" request_id=\S+ service=m stdout="misbehave: a line on stdout`).MatchString(log)
+		if trapped && printed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log lacks the trap's stderr line (%v) or the debug stdout line (%v):\n%s", trapped, printed, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

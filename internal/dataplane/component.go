@@ -64,10 +64,23 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, HeaderFunc: cr.header,
 		Body: in, Trailer: cr.trailer, Outbound: p.outboundFn, Link: p.linkFn,
 		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
-		Respond: cr.respond,
+		Respond: cr.respond, Stdout: &cr.stdout, Stderr: &cr.stderr,
 	}
+	defer cr.stdout.release()
+	defer cr.stderr.release()
 	cr.ctx = guestContext{Context: ctx, req: req}
 	resp, err := p.engine.HandleHTTP(&cr.ctx, mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
+	for _, o := range []struct {
+		name string
+		out  *lazyHead
+	}{{"stdout", &cr.stdout}, {"stderr", &cr.stderr}} {
+		if b := o.out.bytes(); len(b) > 0 {
+			p.log.Debug("guest "+o.name, "request_id", req.ID, "service", req.Service.Name, o.name, truncate(string(b), 2048))
+		}
+	}
+	if err != nil {
+		err = trapDetail(err, 0, 0, cr.stderr.bytes()) // a panic's message, its last line
+	}
 	sw := cr.sw
 	if sw != nil {
 		// What is pending goes with the end of the response, or, when
@@ -196,7 +209,9 @@ type componentRun struct {
 	values [3]string     // of the header fields the gateway sets
 	sw     *streamWriter // set once the response is sent: stream
 	stream streamWriter
-	ctx    guestContext // the component's context, with req in it
+	// What the component writes to stdout and stderr, for the log.
+	stdout, stderr lazyHead
+	ctx            guestContext // the component's context, with req in it
 }
 
 // header is the component's request header, made when it first asks for

@@ -313,6 +313,36 @@ func truncate(s string, n int) string {
 }
 
 // headWriter keeps the first max bytes written to it and drops the rest.
+// lazyHead keeps the first maxStderr bytes written to it, in a pooled
+// buffer taken at the first write (most guests write nothing).
+type lazyHead struct{ buf *bytes.Buffer }
+
+func (h *lazyHead) Write(p []byte) (int, error) {
+	if h.buf == nil {
+		h.buf = getBuf()
+	}
+	if room := maxStderr - h.buf.Len(); room > 0 {
+		h.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// bytes is what was kept (nil for nothing written).
+func (h *lazyHead) bytes() []byte {
+	if h.buf == nil {
+		return nil
+	}
+	return h.buf.Bytes()
+}
+
+// release puts the buffer back.
+func (h *lazyHead) release() {
+	if h.buf != nil {
+		putBuf(h.buf)
+		h.buf = nil
+	}
+}
+
 type headWriter struct {
 	buf *bytes.Buffer
 	max int

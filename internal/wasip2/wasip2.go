@@ -177,6 +177,28 @@ type (
 
 func (p *pollable) ready(now time.Time) bool { return !now.Before(p.at) }
 
+// cliOutput is an instance's stdout (or stderr) as the call in progress
+// has it (Context.Stdout, Stderr; nil: discarded): a stream got once is
+// kept by a reused instance (the preview-1 adapter keeps its handle, an
+// instance kept from its warm-up call has one), and each call's output
+// goes where that call's Context says.
+type cliOutput struct {
+	inst   *component.Instance
+	stderr bool
+}
+
+func (o cliOutput) Write(p []byte) (int, error) {
+	c := wctx(o.inst)
+	w := c.Stdout
+	if o.stderr {
+		w = c.Stderr
+	}
+	if w == nil {
+		return len(p), nil
+	}
+	return w.Write(p)
+}
+
 // pollables returns the objects of a list of pollable handles' reps.
 func pollables(inst *component.Instance, reps []any) ([]*pollable, error) {
 	ps := make([]*pollable, len(reps))
@@ -294,17 +316,13 @@ func Host() *component.Host {
 		}
 		return inst.NewObject(&inputStream{r: r}), nil
 	})
-	output := func(w func(*Context) io.Writer) component.HostFunc {
+	output := func(stderr bool) component.HostFunc {
 		return func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
-			out := w(wctx(inst))
-			if out == nil {
-				out = io.Discard
-			}
-			return inst.NewObject(&outputStream{w: out}), nil
+			return inst.NewObject(&outputStream{w: cliOutput{inst, stderr}}), nil
 		}
 	}
-	add("wasi:cli/stdout@0.2", "get-stdout", output(func(c *Context) io.Writer { return c.Stdout }))
-	add("wasi:cli/stderr@0.2", "get-stderr", output(func(c *Context) io.Writer { return c.Stderr }))
+	add("wasi:cli/stdout@0.2", "get-stdout", output(false))
+	add("wasi:cli/stderr@0.2", "get-stderr", output(true))
 	for _, t := range []string{"stdin", "stdout", "stderr"} {
 		add("wasi:cli/terminal-"+t+"@0.2", "get-terminal-"+t, func(context.Context, *component.Instance, []any) (any, error) {
 			return cabi.VariantValue{Case: 0}, nil // not a terminal

@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
@@ -218,17 +220,58 @@ func parseFiles(opts FileOptions, certPEM, keyPEM, bundlePEM []byte) (*snapshot,
 		return nil, fmt.Errorf("%s, %s: %w", opts.CertFile, opts.KeyFile, err)
 	}
 	td := svid.ID.TrustDomain()
-	bundle, err := x509bundle.Parse(td, bundlePEM)
+	bundles, err := parseBundles(td, bundlePEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.BundleFile, err)
 	}
-	if bundle.Empty() {
-		return nil, fmt.Errorf("%s: no CA certificates", opts.BundleFile)
+	bundle, _ := bundles.Get(td)
+	if bundle == nil || bundle.Empty() {
+		return nil, fmt.Errorf("%s: no CA certificates for the SVID's trust domain %s", opts.BundleFile, td)
 	}
 	if err := checkChain(svid, bundle, time.Now()); err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.CertFile, err)
 	}
-	return &snapshot{svid: svid, bundles: x509bundle.NewSet(bundle)}, nil
+	return &snapshot{svid: svid, bundles: bundles}, nil
+}
+
+// parseBundles sorts the CA certificates of a bundle file by trust
+// domain: one whose URI SAN names a trust domain (spiffe://partner.org,
+// as `wasmesh ca init` makes them) is an authority for that one only, a
+// federated domain's root; one that names none, for own, the SVID's. So a
+// partner's CA appended to the file lets its peers in (as allow_peers
+// says) but mints none of the gateway's own identities.
+func parseBundles(own spiffeid.TrustDomain, data []byte) (*x509bundle.Set, error) {
+	ders, err := parseCertsPEM(data)
+	if errors.Is(err, errNoCertificates) {
+		return nil, errors.New("no CA certificates")
+	}
+	if err != nil {
+		return nil, err
+	}
+	set := x509bundle.NewSet()
+	for i, der := range ders {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i+1, err)
+		}
+		td := own
+		for _, u := range cert.URIs {
+			if u.Scheme != "spiffe" {
+				continue
+			}
+			if td, err = spiffeid.TrustDomainFromURI(u); err != nil {
+				return nil, fmt.Errorf("certificate %d (%s): URI SAN %q: %w", i+1, cert.Subject, u, err)
+			}
+			break
+		}
+		b, ok := set.Get(td)
+		if !ok {
+			b = x509bundle.New(td)
+			set.Add(b)
+		}
+		b.AddX509Authority(cert)
+	}
+	return set, nil
 }
 
 // checkChain verifies the SVID against bundle, failing if it has expired but

@@ -329,3 +329,46 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("bundle round trip: %v", err)
 	}
 }
+
+// TestFileBundleTrustDomains: a partner's CA appended to the bundle file
+// (its URI SAN naming its trust domain) is that trust domain's root: its
+// peers verify, and an SVID it minted for the gateway's own trust domain
+// does not.
+func TestFileBundleTrustDomains(t *testing.T) {
+	own, partner := testca.New(t, "example.org"), testca.New(t, "partner.org")
+	dir := t.TempDir()
+	if err := WriteFiles(dir, own.SVID(serverID), own.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	partnerPEM, err := partner.Bundle().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, BundleFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(partnerPEM)
+	f.Close()
+	opts := FilesIn(dir)
+	opts.Logger = quiet
+	src, err := NewFileSource(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for _, tc := range []struct {
+		name string
+		svid *x509svid.SVID
+		ok   bool
+	}{
+		{"own CA, own domain", own.SVID("spiffe://example.org/client"), true},
+		{"partner CA, partner domain", partner.SVID("spiffe://partner.org/client"), true},
+		{"partner CA, own domain", partner.SVID("spiffe://example.org/admin"), false},
+	} {
+		_, _, err := x509svid.Verify(tc.svid.Certificates, src)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: verify error %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

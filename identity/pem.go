@@ -53,6 +53,9 @@ func Fingerprint(cert *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// errNoCertificates is parseCertsPEM's error for data with no certificate.
+var errNoCertificates = errors.New("no PEM certificates found")
+
 // parseCertsPEM returns the DER of every CERTIFICATE block, refusing other
 // blocks so that a key pasted into the wrong file is noticed.
 func parseCertsPEM(data []byte) ([][]byte, error) {
@@ -69,7 +72,7 @@ func parseCertsPEM(data []byte) ([][]byte, error) {
 		ders = append(ders, block.Bytes)
 	}
 	if len(ders) == 0 {
-		return nil, errors.New("no PEM certificates found")
+		return nil, errNoCertificates
 	}
 	return ders, nil
 }

@@ -67,15 +67,21 @@ func checkPeerPattern(p string) error {
 // pathHasPrefix reports whether target's path is prefix (an entry's path),
 // or under it by whole segments. The path is taken as it is sent (escaped:
 // "/v1%2Fx" is not under "/v1", whatever a server makes of it), and one
-// with a "." or ".." segment, escaped or not, is under no prefix: a server
-// resolves "/v1/../admin" to "/admin".
+// a server may resolve out of it is under no prefix: a "." or ".."
+// segment, escaped or not ("/v1/../admin" is "/admin"), one with path
+// parameters ("/v1/..;/admin" is "/admin" to Tomcat, Jetty and Spring),
+// and a backslash, raw or escaped (a separator to IIS and some Node
+// servers).
 func pathHasPrefix(target *url.URL, prefix string) bool {
 	prefix = strings.TrimSuffix(prefix, "/")
 	if prefix == "" {
 		return true
 	}
+	if strings.ContainsRune(target.Path, '\\') {
+		return false
+	}
 	for seg := range strings.SplitSeq(target.Path, "/") {
-		if seg == "." || seg == ".." {
+		if dots, _, _ := strings.Cut(seg, ";"); dots == "." || dots == ".." {
 			return false
 		}
 	}

@@ -46,6 +46,14 @@ services:
 		{"https://api.example.com/v1%2F..%2Fadmin", false},
 		{"https://api.example.com/v1%2Fx", false},
 		{"https://api.example.com/v1/./x", false},
+		// Nor through what servers resolve as "..": path parameters
+		// (Tomcat's "..;"), backslashes (IIS's separator).
+		{"https://api.example.com/v1/..;/admin", false},
+		{"https://api.example.com/v1/%2e%2e;x=1/admin", false},
+		{"https://api.example.com/v1/..%5c..%5cadmin", false},
+		{"https://api.example.com/v1/a\\b", false},
+		{"https://api.example.com/v1/a;b=1", true},
+		{"https://api.example.com/v1/..x", true},
 		{"https://api.example.com/v1/a%2Fb", true},
 		{"http://127.0.0.1:9000/a/../b", true}, // no prefix: the origin's whole
 		{"wasmesh://orders/api/x", true},

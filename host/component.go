@@ -274,6 +274,11 @@ type HTTPRequest struct {
 	// stdout and stderr (a print, a panic's message). Default nil:
 	// discarded.
 	Stdout, Stderr io.Writer
+
+	// Instantiate is set by HandleHTTP once it has the call's instance:
+	// the time taken to create it, or to take a reset one (0 when none
+	// could be had).
+	Instantiate time.Duration
 }
 
 // HTTPResponse is a component's answer.
@@ -312,9 +317,11 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link, MaxHeld: memoryLimit,
 		Stdout: r.Stdout, Stderr: r.Stderr}}
 	c := &hc.call
+	r.Instantiate = 0
 	if err := e.startCall(ctx, m, timeout, memoryLimit, &hc.wc, r.Warmup, c); err != nil {
 		return nil, err
 	}
+	r.Instantiate = c.took
 	var err error
 	// A response never set, or set with an error, is the guest's answer:
 	// its instance ran cleanly, and is reused.
@@ -396,6 +403,8 @@ type componentCall struct {
 	inst    *component.Instance
 	pool    *componentPool
 	pc      *pooledComponent
+	e       *Engine       // whose Stats.Active counts the call while it has its instance
+	took    time.Duration // to create the instance or take a reset one
 }
 
 // startCall gets an instance of m for one call within timeout (0: none),
@@ -409,9 +418,10 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 	if err := memoryFits(m.minMemory, memoryLimit); err != nil {
 		return err
 	}
+	start := clock.Now()
 	*c = componentCall{ctx: ctx, callCtx: ctx, dl: lazyDeadline{parent: ctx}}
 	if timeout > 0 {
-		c.dl.at = clock.Now().Add(timeout)
+		c.dl.at = start.Add(timeout)
 	}
 	if !m.component.Stoppable() {
 		c.callCtx = c.dl.get() // stopped by wazero when its context is done
@@ -441,6 +451,8 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 		c.inst = inst
 	}
 	c.inst.SetDeadline(c.dl.at)
+	c.e, c.took = e, clock.Now().Sub(start)
+	e.active.Add(1)
 	return nil
 }
 
@@ -460,6 +472,7 @@ func (c *componentCall) fail(err error) error {
 // guest's run ended cleanly (no trap, no host error) in time, else it is
 // closed, as a new one is.
 func (c *componentCall) end(clean bool) {
+	c.e.active.Add(-1)
 	if c.pc != nil {
 		c.pool.put(c.pc, clean && c.callCtx.Err() == nil && !c.dl.passed())
 	} else {

@@ -451,3 +451,29 @@ func TestHeaderFuncOnlyWhenAsked(t *testing.T) {
 		t.Errorf("HeaderFunc called %d times by a handler that does not ask for the headers", calls)
 	}
 }
+
+// TestHandleHTTPCounted: a component's call counts in Stats().Active while
+// it has its instance (as a module's run does), says how long taking the
+// instance took, and gets what the component writes to stdout.
+func TestHandleHTTPCounted(t *testing.T) {
+	e := newEngine(t)
+	m := compileFile(t, e, "../examples/components/c/misbehave.wasm")
+	for range 2 { // a new instance, then a reset one
+		var active int64 = -1
+		var out bytes.Buffer
+		r := &HTTPRequest{Method: "GET", PathWithQuery: "/print", Scheme: "http", Authority: "x",
+			Stdout: writerFunc(func(p []byte) (int, error) { active = e.Stats().Active; return out.Write(p) })}
+		resp, err := e.HandleHTTP(context.Background(), m, r, 10*time.Second, 0)
+		if err != nil || resp.Status != http.StatusOK {
+			t.Fatalf("GET /print: %v, %+v", err, resp)
+		}
+		if active != 1 || out.String() != "misbehave: a line on stdout\n" || r.Instantiate <= 0 || e.Stats().Active != 0 {
+			t.Errorf("active %d during the call (want 1), %d after (want 0); stdout %q; instantiate %s (want > 0)",
+				active, e.Stats().Active, out.String(), r.Instantiate)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

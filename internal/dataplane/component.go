@@ -70,6 +70,9 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	defer cr.stderr.release()
 	cr.ctx = guestContext{Context: ctx, req: req}
 	resp, err := p.engine.HandleHTTP(&cr.ctx, mod, &cr.call, req.Limits.Timeout, req.Limits.Memory)
+	if cr.call.Instantiate > 0 {
+		req.series.instTime.Observe(cr.call.Instantiate.Seconds())
+	}
 	for _, o := range []struct {
 		name string
 		out  *lazyHead

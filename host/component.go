@@ -405,6 +405,7 @@ type componentCall struct {
 	pc      *pooledComponent
 	e       *Engine       // whose Stats.Active counts the call while it has its instance
 	took    time.Duration // to create the instance or take a reset one
+	wc      *wasip2.Context
 }
 
 // startCall gets an instance of m for one call within timeout (0: none),
@@ -451,7 +452,7 @@ func (e *Engine) startCall(ctx context.Context, m *Module, timeout time.Duration
 		c.inst = inst
 	}
 	c.inst.SetDeadline(c.dl.at)
-	c.e, c.took = e, clock.Now().Sub(start)
+	c.e, c.took, c.wc = e, clock.Now().Sub(start), wc
 	e.active.Add(1)
 	return nil
 }
@@ -472,6 +473,7 @@ func (c *componentCall) fail(err error) error {
 // guest's run ended cleanly (no trap, no host error) in time, else it is
 // closed, as a new one is.
 func (c *componentCall) end(clean bool) {
+	c.wc.End() // its outgoing requests still in flight: stopped, waited for
 	c.e.active.Add(-1)
 	if c.pc != nil {
 		c.pool.put(c.pc, clean && c.callCtx.Err() == nil && !c.dl.passed())

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -891,5 +892,67 @@ routes:
 			t.Fatalf("the log lacks the trap's stderr line (%v) or the debug stdout line (%v):\n%s", trapped, printed, log)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestComponentFanOut: a component's outgoing requests overlap: four
+// handed to the outgoing handler before any response is waited for are in
+// flight together (the upstream holds each until all four have come, or
+// for 5 s), as Promise.all of fetches expects, not sent one after another.
+func TestComponentFanOut(t *testing.T) {
+	var inflight, most atomic.Int64
+	all := make(chan struct{})
+	var once sync.Once
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if n == 4 {
+			once.Do(func() { close(all) })
+		}
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(up.Close)
+	g := serve(t, `
+services:
+  m: { versions: [ { path: $EX/components/c/misbehave.wasm } ], outbound: [ "`+up.URL+`" ], limits: { timeout: 30s } }
+routes:
+  - { match: { path_prefix: / }, service: m }
+`)
+	code, body, _ := get(t, g.url+"/fan?"+up.URL+"/x")
+	if code != 200 || body != "fan: 200 200 200 200\n" || most.Load() != 4 {
+		t.Errorf("GET /fan: %d %q, at most %d requests in flight together; want 200 \"fan: 200 200 200 200\", 4", code, body, most.Load())
+	}
+}
+
+// TestComponentRequestOptions: a component's first-byte-timeout bounds its
+// outgoing request: one to an upstream that does not answer for 10 s fails
+// with connection-timeout (error-code case 8) at it, within the service's
+// timeout of 30 s; one that answers at once is not cut.
+func TestComponentRequestOptions(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}))
+	t.Cleanup(func() { close(release); up.Close() })
+	g := serve(t, `
+services:
+  m: { versions: [ { path: $EX/components/c/misbehave.wasm } ], outbound: [ "`+up.URL+`" ], limits: { timeout: 30s } }
+routes:
+  - { match: { path_prefix: / }, service: m }
+`)
+	for path, want := range map[string]string{"/slow": "slow: error 8\n", "/fast": "slow: 200\n"} {
+		if code, body, _ := get(t, g.url+"/slow?"+up.URL+path); code != 200 || body != want {
+			t.Errorf("GET %s: %d %q, want 200 %q", path, code, body, want)
+		}
 	}
 }

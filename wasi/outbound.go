@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // OutboundRequest is what a guest asks the host to send with the http_call
@@ -23,6 +24,10 @@ type OutboundRequest struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	// Timeout, when set, bounds the call (a component's request-options
+	// timeouts), within the deadline of the request that makes it.
+	// Default 0: that deadline alone.
+	Timeout time.Duration
 }
 
 // OutboundResponse is the answer to an http_call: what

@@ -143,6 +143,11 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 		p.metrics.Outbound.WithLabelValues(svc, deniedTarget, "denied").Inc()
 		return nil, host.CodeDenied
 	}
+	if out.Timeout > 0 { // a component's request-options
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, out.Timeout)
+		defer cancel()
+	}
 	ctx, span := p.childSpan(ctx, "wasmesh.http_call", clientSpan)
 	defer span.End()
 	if span.IsRecording() {

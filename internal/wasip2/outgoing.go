@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
@@ -60,7 +62,8 @@ type (
 		headers                         *fields
 		body                            *outgoingBody
 	}
-	requestOptions struct{}
+	// requestOptions are an outgoing request's timeouts (0: none set).
+	requestOptions struct{ connect, firstByte time.Duration }
 	// The response's body is held for the component (Context.hold) until
 	// the guest drops the future it came in, or the response it got from
 	// it: held says how much, 0 once given back or passed on.
@@ -68,12 +71,19 @@ type (
 		resp  *wasi.OutboundResponse
 		taken bool
 		held  int64
-		// pending, while set, sends the request: handed to handle before
-		// its body was finished, it is sent when the body is, or when its
-		// response is first asked for. failed is the error-code variant of
-		// a send that failed.
+		// pending, while set, starts the request's send: handed to handle
+		// before its body was finished, it is sent when the body is, or
+		// when its response is first asked for (get, subscribe). failed
+		// is the error-code variant of a send that failed.
 		pending func(context.Context)
 		failed  any
+		// The send runs on a goroutine of its own (sends.start), so that
+		// a component's requests overlap: done is closed once code and
+		// sent (its response) are set; settled once get has taken them in.
+		done    chan struct{}
+		code    int
+		sent    *wasi.OutboundResponse
+		settled bool
 	}
 	incomingResponse struct {
 		resp     *wasi.OutboundResponse
@@ -171,14 +181,34 @@ func addOutgoing(h *component.Host) {
 	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&requestOptions{}), nil
 	})
-	for _, t := range []string{"connect-timeout", "first-byte-timeout", "between-bytes-timeout"} {
-		add("[method]request-options."+t, func(context.Context, *component.Instance, []any) (any, error) {
-			return none, nil // the service's own timeout applies
-		})
-		add("[method]request-options.set-"+t, func(context.Context, *component.Instance, []any) (any, error) {
-			return ok(nil), nil
-		})
+	// connect-timeout and first-byte-timeout bound the request's whole
+	// exchange together (the host reads the response whole);
+	// between-bytes-timeout is not supported: setting it fails, as the
+	// interface has it, rather than being ignored.
+	for name, field := range map[string]func(*requestOptions) *time.Duration{
+		"connect-timeout":    func(o *requestOptions) *time.Duration { return &o.connect },
+		"first-byte-timeout": func(o *requestOptions) *time.Duration { return &o.firstByte },
+	} {
+		add("[method]request-options."+name, method(func(o *requestOptions, _ *component.Instance, _ []any) any {
+			if d := *field(o); d > 0 {
+				return some(uint64(d))
+			}
+			return none
+		}))
+		add("[method]request-options.set-"+name, method(func(o *requestOptions, _ *component.Instance, args []any) any {
+			*field(o) = 0
+			if v := args[1].(cabi.VariantValue); v.Case == 1 {
+				*field(o) = duration(v.Value.(uint64))
+			}
+			return ok(nil)
+		}))
 	}
+	add("[method]request-options.between-bytes-timeout", func(context.Context, *component.Instance, []any) (any, error) {
+		return none, nil
+	})
+	add("[method]request-options.set-between-bytes-timeout", func(context.Context, *component.Instance, []any) (any, error) {
+		return errUnit, nil
+	})
 	h.Funcs["wasi:http/outgoing-handler@0.2#handle"] = func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		r, err := object[*outgoingRequest](inst, args[0])
 		if err != nil {
@@ -191,6 +221,12 @@ func addOutgoing(h *component.Host) {
 		out := &wasi.OutboundRequest{Method: r.method, URL: r.scheme + "://" + r.authority + r.path, Header: http.Header{}}
 		for i, n := range r.headers.names {
 			out.Header.Add(n, string(r.headers.values[i]))
+		}
+		if o := args[1].(cabi.VariantValue); o.Case == 1 { // some(own<request-options>)
+			if opts, err := object[*requestOptions](inst, o.Value); err == nil {
+				out.Timeout = opts.connect + opts.firstByte
+				inst.DropObject(o.Value.(uint32))
+			}
 		}
 		f := &futureIncomingResponse{}
 		if b := r.body; b != nil && !b.finished {
@@ -213,8 +249,15 @@ func addOutgoing(h *component.Host) {
 		}
 		return ok(inst.NewObject(f)), nil
 	}
-	add("[method]future-incoming-response.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
-		return inst.NewObject(&pollable{}), nil
+	add("[method]future-incoming-response.subscribe", func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
+		f, err := object[*futureIncomingResponse](inst, args[0])
+		if err != nil {
+			return nil, err
+		}
+		if f.pending != nil {
+			f.pending(ctx)
+		}
+		return inst.NewObject(&pollable{done: f.done}), nil
 	})
 	add("[method]future-incoming-response.get", func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		f, err := object[*futureIncomingResponse](inst, args[0])
@@ -223,6 +266,9 @@ func addOutgoing(h *component.Host) {
 		}
 		if f.pending != nil {
 			f.pending(ctx)
+		}
+		if !f.settle(inst) {
+			return none, nil // not yet: the guest subscribes and waits
 		}
 		if f.taken {
 			return some(errUnit), nil
@@ -249,8 +295,9 @@ func addOutgoing(h *component.Host) {
 	}))
 }
 
-// send sends out, with body's bytes (body nil: none), and keeps the
-// response, or the error-code variant of its failure.
+// send starts sending out, with body's bytes (body nil: none), on a
+// goroutine of its own (sends.start); settle takes in its outcome. A body
+// whose write was refused fails it at once.
 func (f *futureIncomingResponse) send(ctx context.Context, inst *component.Instance, send func(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int), out *wasi.OutboundRequest, body *outgoingBody) {
 	if body != nil {
 		if body.failed != nil {
@@ -260,19 +307,106 @@ func (f *futureIncomingResponse) send(ctx context.Context, inst *component.Insta
 		}
 		out.Body = body.take()
 	}
-	resp, code := send(wait(ctx, inst), out)
-	if code != codeOK {
-		f.failed = errorCode(code)
-		return
+	f.done = make(chan struct{})
+	wctx(inst).sends.start(wait(ctx, inst), func(ctx context.Context) {
+		f.sent, f.code = send(ctx, out)
+		close(f.done)
+	})
+}
+
+// settle takes in the outcome of f's send, on the guest's goroutine, once
+// it has come: the response, its body then held for the guest until it
+// drops the response (or the instance is reset), or the error-code
+// variant of its failure. False while the send runs.
+func (f *futureIncomingResponse) settle(inst *component.Instance) bool {
+	if f.settled || f.done == nil {
+		return true // failed before a send, or taken in already
 	}
-	// Its body is held until the guest drops the response (or the
-	// instance is reset).
-	held := int64(len(resp.Body))
+	select {
+	case <-f.done:
+	default:
+		return false
+	}
+	f.settled = true
+	if f.code != codeOK {
+		f.failed = errorCode(f.code)
+		return true
+	}
+	held := int64(len(f.sent.Body))
 	if err := wctx(inst).hold(held); err != nil {
 		f.failed = cabi.VariantValue{Case: errResponseBodySize, Value: none}
-		return
+		return true
 	}
-	f.resp, f.held = resp, held
+	f.resp, f.held, f.sent = f.sent, held, nil
+	return true
+}
+
+// MaxSends is how many outgoing requests of one call are sent at once;
+// more wait for one of them to end.
+const MaxSends = 16
+
+// sends are a call's outgoing requests in flight, each on a goroutine of
+// its own, so that a component's requests overlap (Promise.all of
+// fetches, a fan-out) as its interface lets them. The call's end (End)
+// stops and waits for those still running: none outlives its request.
+type sends struct {
+	mu    sync.Mutex
+	ctx   context.Context // the sends', stopped by End; made at the first
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	slots chan struct{} // MaxSends
+	wake  chan struct{} // a send ended: one signal, for waitAny
+}
+
+// start runs fn (a send) on a goroutine of its own, with a context that
+// ends with wait's (the request's deadline) or at End.
+func (s *sends) start(wait context.Context, fn func(context.Context)) {
+	s.mu.Lock()
+	if s.ctx == nil {
+		s.ctx, s.stop = context.WithCancel(context.Background())
+		s.slots, s.wake = make(chan struct{}, MaxSends), make(chan struct{}, 1)
+	}
+	ctx := s.ctx
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		call, stop := context.WithCancel(wait)
+		defer stop()
+		defer context.AfterFunc(ctx, stop)()
+		select {
+		case s.slots <- struct{}{}:
+			fn(call)
+			<-s.slots
+		case <-call.Done():
+			fn(call) // failed at once: its context is done
+		}
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// woken is a channel that receives when a send has ended since the last
+// receive (nil, never, before the first send).
+func (s *sends) woken() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wake
+}
+
+// End stops the sends still running and waits for them to return: the
+// call they were made for is over.
+func (c *Context) End() {
+	s := &c.sends
+	s.mu.Lock()
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		s.wg.Wait()
+	}
 }
 
 // errWriter fails every write with its error.

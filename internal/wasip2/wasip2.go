@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,9 @@ type Context struct {
 	// 0: DefaultMaxHeld.
 	MaxHeld int64
 	held    int64
+
+	// sends are the call's outgoing requests in flight (outgoing.go).
+	sends sends
 
 	// room holds the first response and the first fields a handler makes
 	// (most make one of each a request): in place, not allocations of
@@ -170,12 +174,58 @@ type (
 		parent *outgoingBody
 	}
 	ioError struct{ msg string }
-	// pollable is ready from at on; the zero at, always (the streams and
-	// futures of this host have their data before the guest asks).
-	pollable struct{ at time.Time }
+	// pollable is ready from at on (the zero at, always: the streams of
+	// this host have their data before the guest asks), and, with done,
+	// once done is closed (an outgoing request's response has come).
+	pollable struct {
+		at   time.Time
+		done <-chan struct{}
+	}
 )
 
-func (p *pollable) ready(now time.Time) bool { return !now.Before(p.at) }
+func (p *pollable) ready(now time.Time) bool {
+	if now.Before(p.at) {
+		return false
+	}
+	if p.done != nil {
+		select {
+		case <-p.done:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// waitAny waits until one of ps is ready, or ctx is done: until the
+// earliest time one is ready from, or until an outgoing request of c's
+// ends (c.sends.wake), whichever comes first, again while none is ready.
+func waitAny(ctx context.Context, c *Context, ps []*pollable) {
+	for {
+		now := time.Now()
+		var first time.Time
+		for _, p := range ps {
+			if p.ready(now) {
+				return
+			}
+			if p.done == nil && (first.IsZero() || p.at.Before(first)) {
+				first = p.at
+			}
+		}
+		var timer <-chan time.Time
+		if !first.IsZero() {
+			t := time.NewTimer(first.Sub(now))
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer:
+		case <-c.sends.woken():
+		}
+	}
+}
 
 // cliOutput is an instance's stdout (or stderr) as the call in progress
 // has it (Context.Stdout, Stderr; nil: discarded): a stream got once is
@@ -216,21 +266,6 @@ func pollables(inst *component.Instance, reps []any) ([]*pollable, error) {
 // ever" would overflow it).
 func duration(ns uint64) time.Duration {
 	return time.Duration(min(ns, uint64(100*365*24*time.Hour)))
-}
-
-// waitUntil waits for t or for ctx to be done (the call is then being
-// stopped: what the guest does next does not matter).
-func waitUntil(ctx context.Context, t time.Time) {
-	d := time.Until(t)
-	if d <= 0 {
-		return
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-	}
 }
 
 // maxRead is the most one read of an input stream returns; checkWrite
@@ -421,7 +456,7 @@ func Host() *component.Host {
 			return nil, err
 		}
 		if !p.ready(time.Now()) { // the request's deadline context only for a wait
-			waitUntil(wait(ctx, inst), p.at)
+			waitAny(wait(ctx, inst), wctx(inst), []*pollable{p})
 		}
 		return nil, nil
 	})
@@ -435,18 +470,12 @@ func Host() *component.Host {
 		if len(ps) == 0 {
 			return nil, errors.New("wasi:io/poll: poll of an empty list")
 		}
-		first := ps[0].at
-		for _, p := range ps[1:] {
-			if p.at.Before(first) {
-				first = p.at
-			}
-		}
-		// One that is ready already (the streams' and futures' always are)
-		// needs no wait, nor the request's deadline context made for one.
+		// One that is ready already (the streams' always are) needs no
+		// wait, nor the request's deadline context made for one.
 		now := time.Now()
-		if first.After(now) {
+		if !slices.ContainsFunc(ps, func(p *pollable) bool { return p.ready(now) }) {
 			ctx = wait(ctx, inst)
-			waitUntil(ctx, first)
+			waitAny(ctx, wctx(inst), ps)
 			now = time.Now()
 		}
 		var ready []any

@@ -537,7 +537,10 @@ func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (m wazer
 			m, err = nil, fmt.Errorf("the WebAssembly runtime failed on it: %v", r)
 		}
 	}()
-	return rt.CompileModule(ctx, wasm)
+	if m, err = rt.CompileModule(ctx, wasm); err != nil {
+		err = withBodyOffset(err, wasm) // which function wazero refused, and where
+	}
+	return m, err
 }
 
 // checkImports refuses a module that imports anything the engine does not

@@ -57,7 +57,7 @@ func TestCompileErrors(t *testing.T) {
 		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "invalid WebAssembly module"},
 		{"unknown imports", badimport, "unknown imports: env.launch_missiles, wasi_snapshot_preview1.no_such_call"},
 		// 20 bytes declaring 10^8 element segments: wazero would allocate 7 GB.
-		{"declared sizes", []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x000\t\x05\xe2\x9e\x9e0\x9e"), "invalid WebAssembly module: section 9 at offset 13: element segments at offset 15: 101158754 entries declared, 1 bytes left"},
+		{"declared sizes", []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x000\t\x05\xe2\x9e\x9e0\x9e"), "invalid WebAssembly module: section 9 (element) at offset 13: element segments at offset 15: 101158754 entries declared, 1 bytes left"},
 		// Sets globals it does not have: valid once the yield check's globals
 		// are added, and then never stopped. Refused as the invalid module it is.
 		{"foreign globals", evil, "invalid WebAssembly module: invalid function[0] export[\"_start\"]: invalid global index"},
@@ -65,7 +65,7 @@ func TestCompileErrors(t *testing.T) {
 		{"validator panic", validatorPanic, "invalid WebAssembly module: the WebAssembly runtime failed on it: runtime error: index out of range"},
 		// Valid, but its instances would all fail: refused at load rather
 		// than failing every request.
-		{"data past the memory", oobData, "section 11 at offset 41: data segment at offset 44: 10 bytes at 65530 do not fit the initial memory of 65536 bytes: every instantiation would fail"},
+		{"data past the memory", oobData, "section 11 (data) at offset 41: data segment at offset 44: 10 bytes at 65530 do not fit the initial memory of 65536 bytes: every instantiation would fail"},
 		{"entry with another signature", badEntry, "exports the host calls with another signature: wasmesh_handle (signature (i32)->(i32), want ()->())"},
 		{"unknown wasmesh imports", badwasmesh, "unknown imports: wasmesh.http_call (signature (i32,i32)->(i32), want (i32,i32,i32,i32,i32)->(i32)), wasmesh.teleport"},
 	}

@@ -322,7 +322,7 @@ func TestNotHandlerSaysWhy(t *testing.T) {
 // refused before wazero compiles it.
 func TestComponentNestingLimit(t *testing.T) {
 	e := newEngine(t)
-	if _, err := e.Compile(context.Background(), "", componentFile(t, "deep-loops.wasm")); err == nil || !strings.Contains(err.Error(), "core instance 0: section 10 at offset") || !strings.Contains(err.Error(), "nests loops more than 1000 deep") {
+	if _, err := e.Compile(context.Background(), "", componentFile(t, "deep-loops.wasm")); err == nil || !strings.Contains(err.Error(), "core instance 0: section 10 (code) at offset") || !strings.Contains(err.Error(), "nests loops more than 1000 deep") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -523,7 +523,7 @@ func TestInspect(t *testing.T) {
 			"  [method]canvas.draw: func(self: borrow<canvas>, s: shape, c: colour, st: style) -> result<u64, string>",
 			"export func run\n  run: func(args: list<string>) -> result<_, u32>"}},
 		{"component whose instances cannot be reset", repoPath("internal/component/testdata/tableset.wasm"), []string{
-			"instances: a new one for every request (core module 0: section 10 at offset 33: table.set at offset 42: instances cannot be reset)"}},
+			"instances: a new one for every request (core module 0: section 10 (code) at offset 33: table.set at offset 42: instances cannot be reset)"}},
 		// The preview-1 command adapter's module loops and has a start
 		// function, which runs before a stop global can be reached.
 		{"component with a loop it cannot check", repoPath("internal/component/testdata/command-c.wasm"), []string{
@@ -550,7 +550,12 @@ func TestInspect(t *testing.T) {
 	}
 	notWasm := filepath.Join(t.TempDir(), "notwasm.txt")
 	os.WriteFile(notWasm, []byte("hello"), 0o644)
-	for _, c := range [][2]string{{"nosuch.wasm", "nosuch.wasm: no such file"}, {notWasm, "not a WebAssembly binary"}} {
+	// A module that decodes, with a function that does not validate (an
+	// i32 left on the stack of a function of type () -> ()).
+	invalid := filepath.Join(t.TempDir(), "invalid.wasm")
+	os.WriteFile(invalid, []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\x06\x01\x04\x00\x41\x00\x0b"), 0o644)
+	for _, c := range [][2]string{{"nosuch.wasm", "nosuch.wasm: no such file"}, {notWasm, "not a WebAssembly binary"},
+		{invalid, "invalid function[0] (code section, body at offset 21)"}} {
 		if r := wasmesh(t, opts{}, "inspect", c[0]); r.code != 2 || !strings.Contains(r.stderr, c[1]) {
 			t.Errorf("inspect %s: exit %d, stderr %q; want 2 and %q, as run", c[0], r.code, r.stderr, c[1])
 		}

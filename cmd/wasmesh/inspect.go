@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/internal/component"
 	"github.com/wasmesh/wasmesh/internal/wasmbin"
 	"github.com/wasmesh/wasmesh/modules"
@@ -46,7 +47,7 @@ func componentInstances(head *inspected, c *component.Component) {
 // inspectCmd says what a .wasm file is: a core module (its imports,
 // exports, memories) or a component (its world: the interfaces it imports
 // and exports, with their functions).
-func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
+func inspectCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("inspect", "FILE.wasm [-o json]")
 	output := outputFlag(fs, "text", "json")
 	files, err := parse(fs, args)
@@ -61,6 +62,11 @@ func inspectCmd(_ context.Context, args []string, stdout io.Writer) error {
 		return exitWith(2, unwrapOpen(files[0], err))
 	}
 	head := inspected{Kind: "module", Digest: modules.DigestOf(b), Size: len(b)}
+	// Invalid as a gateway's compile would find it (a function that does
+	// not validate), not only as decoding the sections does.
+	if err := host.Validate(ctx, b); err != nil {
+		return exitWith(2, fmt.Errorf("%s: %w", files[0], err))
+	}
 	if component.IsComponent(b) {
 		head.Kind = "component"
 		c, err := component.Decode(b)

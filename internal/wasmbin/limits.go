@@ -38,12 +38,12 @@ func CheckLimits(b []byte) error {
 		id := r.byte()
 		size := r.u32()
 		if r.err != nil || r.off+int(size) > len(b) {
-			return fmt.Errorf("section at offset %d: truncated", start)
+			return fmt.Errorf("section %d (%s) at offset %d: truncated", id, SectionName(id), start)
 		}
 		end := r.off + int(size)
 		sec := &reader{b: b[:end], off: r.off}
 		if err := checkSection(id, sec); err != nil {
-			return fmt.Errorf("section %d at offset %d: %w", id, start, err)
+			return fmt.Errorf("section %d (%s) at offset %d: %w", id, SectionName(id), start, err)
 		}
 		r.off = end
 	}

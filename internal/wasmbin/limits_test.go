@@ -13,15 +13,15 @@ func TestCheckLimits(t *testing.T) {
 		name, wasm, wantErr string
 	}{
 		// Found by FuzzPrepare: wazero allocated 7 GB for it.
-		{"element count", magic + "\x05\x03\x01\x000\t\x05\xe2\x9e\x9e0\x9e", "section 9 at offset 13: element segments at offset 15: 101158754 entries declared, 1 bytes left"},
-		{"type count", magic + "\x01\x05\xff\xff\xff\xff\x0f", "section 1 at offset 8: types at offset 10: 4294967295 entries declared, 0 bytes left"},
+		{"element count", magic + "\x05\x03\x01\x000\t\x05\xe2\x9e\x9e0\x9e", "section 9 (element) at offset 13: element segments at offset 15: 101158754 entries declared, 1 bytes left"},
+		{"type count", magic + "\x01\x05\xff\xff\xff\xff\x0f", "section 1 (type) at offset 8: types at offset 10: 4294967295 entries declared, 0 bytes left"},
 		{"params count", magic + "\x01\x07\x01\x60\xff\xff\xff\xff\x0f", "value types at offset 12: 4294967295 entries declared"},
-		{"import count", magic + "\x02\x03\xff\xff\x03", "section 2 at offset 8: vector at offset 10: 65535 entries declared, 0 bytes left"},
+		{"import count", magic + "\x02\x03\xff\xff\x03", "section 2 (import) at offset 8: vector at offset 10: 65535 entries declared, 0 bytes left"},
 		// One function declaring 2^32-1 locals in a 9-byte body.
 		{"locals", magic + "\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\x0b\x01\x09\x01\xff\xff\xff\xff\x0f\x7f\x0b\x00",
-			"section 10 at offset 18: function body 0 declares 4294967295 locals, more than 50000"},
-		{"data size", magic + "\x05\x03\x01\x00\x01\x0b\x07\x01\x00\x41\x00\x0b\xff\x7f", "section 11 at offset 13: data segment at offset 20: 16383 bytes declared, 0 left"},
-		{"name map", magic + "\x00\x0b\x04name\x01\x04\xff\xff\xff\x0f", "section 0 at offset 8: names at offset 17: 33554431 entries declared, 0 bytes left"},
+			"section 10 (code) at offset 18: function body 0 declares 4294967295 locals, more than 50000"},
+		{"data size", magic + "\x05\x03\x01\x00\x01\x0b\x07\x01\x00\x41\x00\x0b\xff\x7f", "section 11 (data) at offset 13: data segment at offset 20: 16383 bytes declared, 0 left"},
+		{"name map", magic + "\x00\x0b\x04name\x01\x04\xff\xff\xff\x0f", "section 0 (custom) at offset 8: names at offset 17: 33554431 entries declared, 0 bytes left"},
 		{"not wasm", "hello", "not a WebAssembly binary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -311,7 +311,7 @@ func (p *preparer) read(b []byte) error {
 			err = sec.err
 		}
 		if err != nil {
-			return fmt.Errorf("section %d at offset %d: %w", id, start, err)
+			return fmt.Errorf("section %d (%s) at offset %d: %w", id, SectionName(id), start, err)
 		}
 		r.off = end
 	}

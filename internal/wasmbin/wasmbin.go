@@ -66,7 +66,7 @@ func Parse(b []byte) (*Info, error) {
 		size := r.u32()
 		start := r.off
 		if r.err != nil || start+int(size) > len(b) {
-			return nil, fmt.Errorf("section at offset %d: truncated", start)
+			return nil, fmt.Errorf("section %d (%s) at offset %d: truncated", id, SectionName(id), start)
 		}
 		sec := &reader{b: b[:start+int(size)], off: start}
 		switch id {
@@ -86,7 +86,7 @@ func Parse(b []byte) (*Info, error) {
 			}
 		}
 		if sec.err != nil {
-			return nil, fmt.Errorf("section %d at offset %d: %w", id, start, sec.err)
+			return nil, fmt.Errorf("section %d (%s) at offset %d: %w", id, SectionName(id), start, sec.err)
 		}
 		r.off = start + int(size)
 	}

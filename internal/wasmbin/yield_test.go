@@ -206,7 +206,7 @@ func mustRead(t testing.TB, path string) []byte {
 // and could then keep itself from ever stopping: refused by both.
 func TestForeignGlobals(t *testing.T) {
 	b := mustRead(t, "testdata/evil.wasm")
-	const want = "section 10 at offset 43: global 2 at offset 52: the module has 1 globals"
+	const want = "section 10 (code) at offset 43: global 2 at offset 52: the module has 1 globals"
 	if _, err := Prepare(b); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Prepare: %v, want %q", err, want)
 	}

@@ -60,7 +60,7 @@ func TestCompileErrors(t *testing.T) {
 		{"declared sizes", []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x000\t\x05\xe2\x9e\x9e0\x9e"), "invalid WebAssembly module: section 9 (element) at offset 13: element segments at offset 15: 101158754 entries declared, 1 bytes left"},
 		// Sets globals it does not have: valid once the yield check's globals
 		// are added, and then never stopped. Refused as the invalid module it is.
-		{"foreign globals", evil, "invalid WebAssembly module: invalid function[0] export[\"_start\"]: invalid global index"},
+		{"foreign globals", evil, "invalid WebAssembly module: invalid function[0] export[\"_start\"] (code section, body at offset 46): invalid global index"},
 		// A load with alignment 48, on which wazero's validator panics.
 		{"validator panic", validatorPanic, "invalid WebAssembly module: the WebAssembly runtime failed on it: runtime error: index out of range"},
 		// Valid, but its instances would all fail: refused at load rather

@@ -51,8 +51,9 @@ func Validate(ctx context.Context, wasm []byte) error {
 }
 
 // invalidFunction is how wazero names the function it found invalid: its
-// index among the module's own (the code section's).
-var invalidFunction = regexp.MustCompile(`^invalid function\[(\d+)\]`)
+// index among the module's own (the code section's), and the names it is
+// exported as.
+var invalidFunction = regexp.MustCompile(`^invalid function\[(\d+)\]( export\[(?:"(?:[^"\\]|\\.)*",?)+\])?`)
 
 // withBodyOffset is err, wazero's refusal of the module b, with the
 // offset in b of the body of the function it names, if it names one.

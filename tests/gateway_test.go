@@ -956,3 +956,24 @@ routes:
 		}
 	}
 }
+
+// TestCallWithBadHeaderInvalid: an http_call whose header field has a
+// bare CR in its value is INVALID (the guest's malformed argument), not
+// sent: the callee never serves it.
+func TestCallWithBadHeaderInvalid(t *testing.T) {
+	g := serve(t, `
+services:
+  caller: { versions: [ { path: `+repoPath("tests", "testdata")+`/callbadheader.wasm } ], outbound: [ "wasmesh://hello" ] }
+  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: caller }
+`)
+	status, _, header := get(t, g.url+"/x")
+	if status != 200 || header.Get("X-Rc") != "3" {
+		t.Fatalf("http_call with a CR in a header value: %d, X-Rc %q, want 3 (INVALID)", status, header.Get("X-Rc"))
+	}
+	poll(t, "the caller's access-log line", func() bool { return strings.Contains(g.p.stderr.String(), "service=caller") })
+	if strings.Contains(g.p.stderr.String(), "service=hello") {
+		t.Errorf("the call went out to hello:\n%s", g.p.stderr.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/wasmesh/wasmesh/config"
 	"github.com/wasmesh/wasmesh/host"
@@ -118,6 +120,9 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 		return nil, host.CodeDenied
 	}
 	svc := caller.Service.Name
+	if malformed == nil {
+		malformed = checkOutboundHeader(out.Header)
+	}
 	if malformed != nil {
 		p.log.Warn("http_call: bad request", "service", svc, "request_id", caller.ID, "error", malformed)
 		return nil, host.CodeInvalid
@@ -181,6 +186,23 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	}
 	p.metrics.Outbound.WithLabelValues(svc, target, result).Inc()
 	return resp, code
+}
+
+// checkOutboundHeader refuses a guest's header field that no request may
+// carry (a name that is no token, a value with CR, LF or NUL): the
+// guest's malformed argument, not a target that could not be reached.
+func checkOutboundHeader(h http.Header) error {
+	for k, vs := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("header field name %q is not a token", k)
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("header field %s: its value has a control character (CR, LF, NUL)", k)
+			}
+		}
+	}
+	return nil
 }
 
 // callService serves a wasmesh://SERVICE/path call in-process: a Request

@@ -676,7 +676,11 @@ routes:
 services:
   users: { versions: [ { upstream: { endpoints: [ "`+gb.url+`" ], expect_id: "`+idB+`" } } ] }
   wrong: { versions: [ { upstream: { endpoints: [ "`+gb.url+`" ], expect_id: "`+idAlice+`" } } ] }
+  wrong2: { versions: [ { upstream: { endpoints: [ "`+gb.url+`" ], expect_id: "`+idAlice+`", http2: true } } ] }
+  users2: { versions: [ { upstream: { endpoints: [ "`+gb.url+`" ], expect_id: "`+idB+`", http2: true } } ] }
 routes:
+  - { match: { path_prefix: /wrong2 }, service: wrong2, strip_prefix: true }
+  - { match: { path_prefix: /users2 }, service: users2, strip_prefix: true }
   - { match: { path_prefix: /wrong }, service: wrong, strip_prefix: true }
   - { match: { path_prefix: / }, service: users }
 `)
@@ -685,8 +689,15 @@ routes:
 	if status != 200 || !strings.Contains(body, "\nX_SPIFFE_PEER_ID="+idA+"\n") {
 		t.Fatalf("through A's mTLS upstream: %d\n%s\nA:\n%s", status, body, ga.stderr)
 	}
-	if status, body := getWith(t, client, ga.url+"/wrong/?do=env"); status != 502 {
-		t.Errorf("an upstream presenting another ID than expect_id: %d %q", status, body)
+	if status, body := getWith(t, client, ga.url+"/users2/?do=env"); status != 200 || !strings.Contains(body, "\nX_SPIFFE_PEER_ID="+idA+"\n") {
+		t.Errorf("through A's mTLS upstream over h2: %d\n%s", status, body)
+	}
+	// Over HTTP/1.1 and h2 alike, the handshake's failure is a
+	// connect_failure, not a reset.
+	for _, path := range []string{"/wrong/?do=env", "/wrong2/?do=env"} {
+		if status, body := getWith(t, client, ga.url+path); status != 502 || !strings.Contains(body, "upstream connect_failure") {
+			t.Errorf("%s, an upstream presenting another ID than expect_id: %d %q, want 502 connect_failure", path, status, body)
+		}
 	}
 }
 

@@ -199,6 +199,7 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	if spec.HTTP2 {
 		t := &http.Transport{
 			DialContext:         dialer.DialContext,
+			DialTLSContext:      u.dialTLS(dialer),
 			MaxIdleConnsPerHost: spec.Pool.MaxIdle,
 			MaxConnsPerHost:     spec.Pool.MaxConnections,
 			IdleConnTimeout:     spec.Pool.IdleTimeout,
@@ -222,6 +223,38 @@ func (u *upstreamPool) newEndpoint(e *url.URL) *endpoint {
 	}
 	ep.transport = ep.pool
 	return ep
+}
+
+// dialTLS is an http2 endpoint's TLS dial: the handshake's failure (a
+// server that is not expect_id, a certificate the CA did not sign) is said
+// as one, a connect_failure, as http1's is, where net/http's Transport
+// returns the verifier's error as it is (counted as a reset).
+func (u *upstreamPool) dialTLS(dialer interface {
+	DialContext(context.Context, string, string) (net.Conn, error)
+}) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg := u.tls.Clone()
+		cfg.NextProtos = []string{"h2"}
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		hctx := ctx
+		if t := u.spec.ConnectTimeout; t > 0 {
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(ctx, t)
+			defer cancel()
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		return tc, nil
+	}
 }
 
 // hostPort is an endpoint's host:port, its scheme's port if it names none.

@@ -267,6 +267,9 @@ type HTTPRequest struct {
 	// (wasi:http/outgoing-handler) and returns the response, or a failure as
 	// a Code*. Default nil: each is denied.
 	Outbound func(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
+	// Admit says at once whether an outgoing request may go, before it is
+	// sent (wasip2.Context.Admit). Default nil: Outbound decides.
+	Admit func(ctx context.Context, req *wasi.OutboundRequest) int
 	// Link serves the component's typed calls of the interfaces it
 	// imports that are not WASI's (host/link.go). Default nil: each traps.
 	Link func(ctx context.Context, iface, fn string, args []any) (any, error)
@@ -314,7 +317,7 @@ func (e *Engine) HandleHTTP(ctx context.Context, m *Module, r *HTTPRequest, time
 	// What the call needs, in one allocation.
 	// The host holds for it, beyond its memories, at most as much as its
 	// memories may have.
-	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Args: r.Args, Env: r.Env, Link: r.Link, MaxHeld: memoryLimit,
+	hc := &httpCall{wc: wasip2.Context{Outbound: r.Outbound, Admit: r.Admit, Args: r.Args, Env: r.Env, Link: r.Link, MaxHeld: memoryLimit,
 		Stdout: r.Stdout, Stderr: r.Stderr}}
 	c := &hc.call
 	r.Instantiate = 0

@@ -115,6 +115,9 @@ type LinkCall struct {
 	// Outbound sends the callee's outgoing HTTP requests. Default nil:
 	// each is denied.
 	Outbound func(ctx context.Context, req *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
+	// Admit says at once whether an outgoing request may go
+	// (wasip2.Context.Admit). Default nil: Outbound decides.
+	Admit func(ctx context.Context, req *wasi.OutboundRequest) int
 }
 
 // CallExport calls a function of an interface component m exports, in an
@@ -130,7 +133,7 @@ func (e *Engine) CallExport(ctx context.Context, m *Module, c *LinkCall) (any, e
 	if !ok {
 		return nil, fmt.Errorf("component %s does not export %s (it exports %s)", m.Digest, c.Interface, strings.Join(slices.Sorted(maps.Keys(m.exports)), ", "))
 	}
-	wc := &wasip2.Context{Outbound: c.Outbound, Args: c.Argv, Env: c.Env, Link: c.Link}
+	wc := &wasip2.Context{Outbound: c.Outbound, Admit: c.Admit, Args: c.Argv, Env: c.Env, Link: c.Link}
 	call := &componentCall{}
 	if err := e.startCall(ctx, m, c.Timeout, c.MemoryLimit, wc, "", call); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -220,9 +221,12 @@ func parseFiles(opts FileOptions, certPEM, keyPEM, bundlePEM []byte) (*snapshot,
 		return nil, fmt.Errorf("%s, %s: %w", opts.CertFile, opts.KeyFile, err)
 	}
 	td := svid.ID.TrustDomain()
-	bundles, err := parseBundles(td, bundlePEM)
+	bundles, skipped, err := parseBundles(td, bundlePEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.BundleFile, err)
+	}
+	for _, why := range skipped {
+		cmp.Or(opts.Logger, slog.Default()).Warn("trust bundle: a CA certificate left out", "file", opts.BundleFile, "why", why)
 	}
 	bundle, _ := bundles.Get(td)
 	if bundle == nil || bundle.Empty() {
@@ -239,20 +243,23 @@ func parseFiles(opts FileOptions, certPEM, keyPEM, bundlePEM []byte) (*snapshot,
 // as `wasmesh ca init` makes them) is an authority for that one only, a
 // federated domain's root; one that names none, for own, the SVID's. So a
 // partner's CA appended to the file lets its peers in (as allow_peers
-// says) but mints none of the gateway's own identities.
-func parseBundles(own spiffeid.TrustDomain, data []byte) (*x509bundle.Set, error) {
+// says) but mints none of the gateway's own identities. One whose
+// spiffe:// URI SAN is no trust domain is left out, trusted for none,
+// and said in skipped.
+func parseBundles(own spiffeid.TrustDomain, data []byte) (set *x509bundle.Set, skipped []string, err error) {
 	ders, err := parseCertsPEM(data)
 	if errors.Is(err, errNoCertificates) {
-		return nil, errors.New("no CA certificates")
+		return nil, nil, errors.New("no CA certificates")
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	set := x509bundle.NewSet()
+	set = x509bundle.NewSet()
+certs:
 	for i, der := range ders {
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", i+1, err)
+			return nil, nil, fmt.Errorf("certificate %d: %w", i+1, err)
 		}
 		td := own
 		for _, u := range cert.URIs {
@@ -260,7 +267,8 @@ func parseBundles(own spiffeid.TrustDomain, data []byte) (*x509bundle.Set, error
 				continue
 			}
 			if td, err = spiffeid.TrustDomainFromURI(u); err != nil {
-				return nil, fmt.Errorf("certificate %d (%s): URI SAN %q: %w", i+1, cert.Subject, u, err)
+				skipped = append(skipped, fmt.Sprintf("certificate %d (%s): URI SAN %q: %v", i+1, cert.Subject, u, err))
+				continue certs
 			}
 			break
 		}
@@ -271,7 +279,7 @@ func parseBundles(own spiffeid.TrustDomain, data []byte) (*x509bundle.Set, error
 		}
 		b.AddX509Authority(cert)
 	}
-	return set, nil
+	return set, skipped, nil
 }
 
 // checkChain verifies the SVID against bundle, failing if it has expired but

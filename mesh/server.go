@@ -74,12 +74,13 @@ func (g *Gateway) Serve(ctx context.Context, ln, admin net.Listener) error {
 		// middle of a header block is a protocol error: closed too.
 		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
 	}
-	if g.opts.NetHTTP {
+	if g.opts.NetHTTP || !http1.GuardsWrites {
 		// A connection that takes no bytes for send is closed
 		// (http.send_timeout, as HTTP/1's). Connections that http1
-		// accepted and handed over have that bound already, at no cost
-		// while the kernel takes the writes (http1.Server.SendTimeout),
-		// where this one sets and lifts a deadline around every write.
+		// accepted and handed over have that bound already where it can
+		// (Linux), at no cost while the kernel takes the writes
+		// (http1.Server.SendTimeout), where this one sets and lifts a
+		// deadline around every write.
 		srv.HTTP2.WriteByteTimeout = send
 	}
 	srv.Protocols.SetHTTP1(true)

@@ -799,7 +799,10 @@ func TestSignalDuringFirstLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, opts{}, "serve", "--config", cfg)
-	time.Sleep(time.Second) // the load waits on the FIFO
+	// Its first log line (the packet colouring's, before the load) says
+	// it handles signals; the load then waits on the FIFO.
+	poll(t, "the gateway's first log line", func() bool { return strings.Contains(p.stderr.String(), "msg=") })
+	time.Sleep(200 * time.Millisecond)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -24,10 +24,11 @@ type OutboundRequest struct {
 	URL    string
 	Header http.Header
 	Body   []byte
-	// Timeout, when set, bounds the call (a component's request-options
-	// timeouts), within the deadline of the request that makes it.
-	// Default 0: that deadline alone.
-	Timeout time.Duration
+	// HeadTimeout, when set, bounds the time to the response's head (a
+	// component's first-byte-timeout; an in-process call's whole run),
+	// within the deadline of the request that makes it. Default 0: that
+	// deadline alone.
+	HeadTimeout time.Duration
 }
 
 // OutboundResponse is the answer to an http_call: what

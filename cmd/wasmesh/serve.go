@@ -216,7 +216,7 @@ func serveCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			err = firstLoad(ctx, g, data, log)
 		}
 		if err != nil {
-			if *resume == "" {
+			if *resume == "" || errors.Is(err, errSignalled) {
 				return exitWith(1, err)
 			}
 			if err := g.Resume(ctx, err); err != nil {
@@ -508,5 +508,9 @@ func firstLoad(ctx context.Context, g *mesh.Gateway, data []byte, log *slog.Logg
 		log.Warn("signal before the first config loaded: exiting without waiting for its compiles")
 		os.Exit(1)
 	}
-	return errors.New("stopped by a signal before the first config loaded")
+	return errSignalled
 }
+
+// errSignalled is firstLoad's error for a load given up on at a signal:
+// the process stops, nothing resumed.
+var errSignalled = errors.New("stopped by a signal before the first config loaded")

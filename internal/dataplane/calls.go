@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -110,14 +111,16 @@ func (p *Plane) childSpan(ctx context.Context, name string, kind trace.SpanStart
 	return p.tracer.Start(ctx, name, kind)
 }
 
-// HTTPCall sends a guest's outbound request — to another service of this
-// gateway in-process, or over the network — if the service's outbound list
-// allows it, in a client span whose context is injected into the request
-// whatever trace headers the guest set.
-func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malformed error) (*wasi.OutboundResponse, int) {
-	p, caller := imp.p, requestFrom(ctx)
+// admitCall says whether the outbound request out (malformed: its
+// parse's error, if it failed) may go, as HTTPCall's first step and a
+// component's handle (componentAdmit) see it: a request to serve it for,
+// a well-formed request and URL, the service's outbound list. A refusal
+// is logged (the list's, once a request) and counted. On CodeOK it
+// returns the caller, the URL (its host lowercased) and the list's entry.
+func (p *Plane) admitCall(ctx context.Context, out *wasi.OutboundRequest, malformed error) (*Request, *url.URL, config.Outbound, int) {
+	caller := requestFrom(ctx)
 	if caller == nil {
-		return nil, host.CodeDenied
+		return nil, nil, config.Outbound{}, host.CodeDenied
 	}
 	svc := caller.Service.Name
 	if malformed == nil {
@@ -125,17 +128,16 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	}
 	if malformed != nil {
 		p.log.Warn("http_call: bad request", "service", svc, "request_id", caller.ID, "error", malformed)
-		return nil, host.CodeInvalid
+		return nil, nil, config.Outbound{}, host.CodeInvalid
 	}
 	u, err := url.Parse(out.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "wasmesh" && u.Scheme != "http" && u.Scheme != "https") {
 		p.log.Warn("http_call: bad URL", "service", svc, "request_id", caller.ID, "url", out.URL)
-		return nil, host.CodeInvalid
+		return nil, nil, config.Outbound{}, host.CodeInvalid
 	}
 	// A host is named in any case (DNS, and the allow-list, ignore it):
 	// lowercased, one host is one service, one series and one pool.
 	u.Host = strings.ToLower(u.Host)
-	target := u.Scheme + "://" + u.Host
 	entry, allowed := caller.Service.AllowsOutbound(u)
 	if !allowed {
 		// The guest chooses the URL: its calls refused are logged once a
@@ -146,13 +148,22 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 				"service", svc, "request_id", caller.ID, "url", redactedURL(u))
 		}
 		p.metrics.Outbound.WithLabelValues(svc, deniedTarget, "denied").Inc()
-		return nil, host.CodeDenied
+		return nil, nil, config.Outbound{}, host.CodeDenied
 	}
-	if out.Timeout > 0 { // a component's request-options
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, out.Timeout)
-		defer cancel()
+	return caller, u, entry, host.CodeOK
+}
+
+// HTTPCall sends a guest's outbound request — to another service of this
+// gateway in-process, or over the network — if the service's outbound list
+// allows it, in a client span whose context is injected into the request
+// whatever trace headers the guest set.
+func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malformed error) (*wasi.OutboundResponse, int) {
+	p := imp.p
+	caller, u, entry, code := p.admitCall(ctx, out, malformed)
+	if code != host.CodeOK {
+		return nil, code
 	}
+	svc, target := caller.Service.Name, u.Scheme+"://"+u.Host
 	ctx, span := p.childSpan(ctx, "wasmesh.http_call", clientSpan)
 	defer span.End()
 	if span.IsRecording() {
@@ -163,8 +174,12 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	injectTrace(ctx, caller, header)
 
 	var resp *wasi.OutboundResponse
-	var code int
 	if u.Scheme == "wasmesh" {
+		if out.HeadTimeout > 0 { // an in-process callee's answer is whole when it comes: its run is bounded
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, out.HeadTimeout)
+			defer cancel()
+		}
 		resp, code = p.callService(ctx, caller, u, out, header)
 	} else {
 		resp, code = p.callExternal(ctx, caller, u, out, header, entry)
@@ -187,6 +202,10 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	p.metrics.Outbound.WithLabelValues(svc, target, result).Inc()
 	return resp, code
 }
+
+// errHeadTimeout cuts an http_call whose response's head did not come
+// within its OutboundRequest.HeadTimeout.
+var errHeadTimeout = errors.New("no response head within the call's first-byte timeout")
 
 // checkOutboundHeader refuses a guest's header field that no request may
 // carry (a name that is no token, a value with CR, LF or NUL): the
@@ -323,10 +342,22 @@ func (p *Plane) callExternal(ctx context.Context, caller *Request, u *url.URL, o
 		return nil, host.CodeInvalid
 	}
 	r.Header = header
+	var headTimer *time.Timer
+	if t := out.HeadTimeout; t > 0 { // a component's first-byte-timeout: the head by then, the body after
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		r = r.WithContext(ctx)
+		headTimer = time.AfterFunc(t, func() { cancel(errHeadTimeout) })
+	}
 	resp, err := client.Do(r)
+	if headTimer != nil && !headTimer.Stop() && err == nil {
+		resp.Body.Close()
+		resp, err = nil, errHeadTimeout // the head came as the timeout did: too late
+	}
 	if err != nil {
 		level := slog.LevelWarn
-		if errors.Is(ctx.Err(), context.Canceled) {
+		if errors.Is(ctx.Err(), context.Canceled) && context.Cause(ctx) != errHeadTimeout {
 			level = slog.LevelDebug // the request's client went away: its call was cut, nothing failed
 		}
 		p.log.Log(ctx, level, "http_call failed", "url", redactedURL(u), "error", err, "request_id", caller.ID)

@@ -62,7 +62,7 @@ func (p *Plane) runComponent(req *Request, w http.ResponseWriter, mod *host.Modu
 	cr.args[0] = req.Service.Name
 	cr.call = host.HTTPRequest{
 		Method: r.Method, PathWithQuery: path, Scheme: scheme, Authority: r.Host, HeaderFunc: cr.header,
-		Body: in, Trailer: cr.trailer, Outbound: p.outboundFn, Link: p.linkFn,
+		Body: in, Trailer: cr.trailer, Outbound: p.outboundFn, Admit: p.admitFn, Link: p.linkFn,
 		Args: cr.args[:], Env: req.snap.componentEnv(req.Service), Warmup: req.Service.Warmup,
 		Respond: cr.respond, Stdout: &cr.stdout, Stderr: &cr.stderr,
 	}
@@ -465,11 +465,27 @@ func (ft *flushTimer) release() {
 // request to http://SERVICE/…, SERVICE the name of a service of the
 // config, is an in-process call, as wasmesh://SERVICE/… is.
 func (p *Plane) componentOutbound(ctx context.Context, out *wasi.OutboundRequest) (*wasi.OutboundResponse, int) {
+	inProcess(ctx, out)
+	return imports{p}.HTTPCall(ctx, out, nil)
+}
+
+// componentAdmit says at once, as a component's outgoing-handler.handle
+// returns, whether its request may go (HTTP-request-denied, an invalid
+// URL), before it is sent on its own (componentOutbound).
+func (p *Plane) componentAdmit(ctx context.Context, out *wasi.OutboundRequest) int {
+	inProcess(ctx, out)
+	_, _, _, code := p.admitCall(ctx, out, nil)
+	return code
+}
+
+// inProcess makes a component's request to http://SERVICE/… (no port),
+// where SERVICE is a service of the config, the in-process call
+// wasmesh://SERVICE/….
+func inProcess(ctx context.Context, out *wasi.OutboundRequest) {
 	if req := requestFrom(ctx); req != nil {
 		if u, err := url.Parse(out.URL); err == nil && u.Scheme == "http" && u.Port() == "" && req.snap.Config.Services[strings.ToLower(u.Hostname())] != nil {
 			u.Scheme = "wasmesh"
 			out.URL = u.String()
 		}
 	}
-	return imports{p}.HTTPCall(ctx, out, nil)
 }

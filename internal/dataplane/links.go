@@ -93,7 +93,7 @@ func (p *Plane) callLink(ctx context.Context, caller *Request, iface, fn string,
 	callee.Limits.Timeout = timeout // its own links are cut to it in turn
 	out, err := p.engine.CallExport(context.WithValue(sctx, requestKey{}, callee), st.Modules[v.Digest], &host.LinkCall{
 		Interface: iface, Func: fn, Args: args, Timeout: timeout, MemoryLimit: svc.Limits.Memory,
-		Argv: []string{to}, Env: st.componentEnv(svc), Link: p.linkFn, Outbound: p.outboundFn,
+		Argv: []string{to}, Env: st.componentEnv(svc), Link: p.linkFn, Outbound: p.outboundFn, Admit: p.admitFn,
 	})
 	took := time.Since(callee.Start)
 	// A failure is the callee's, counted against its version, unless the

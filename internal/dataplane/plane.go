@@ -143,6 +143,7 @@ type Plane struct {
 	// A component's outgoing requests and typed calls go to these (made
 	// once: a method value per request would be an allocation).
 	outboundFn func(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int)
+	admitFn    func(context.Context, *wasi.OutboundRequest) int
 	linkFn     func(ctx context.Context, iface, fn string, args []any) (any, error)
 }
 
@@ -165,7 +166,7 @@ func New(ctx context.Context, opts Options) (*Plane, error) {
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
 	p.resolver = net.DefaultResolver
-	p.outboundFn, p.linkFn = p.componentOutbound, p.linkCall
+	p.outboundFn, p.admitFn, p.linkFn = p.componentOutbound, p.componentAdmit, p.linkCall
 	eng, err := host.New(ctx, host.Options{CacheDir: opts.CacheDir, Imports: imports{p}, FreshInstances: opts.FreshInstances, Logger: opts.Logger})
 	if err != nil {
 		return nil, err

@@ -417,7 +417,10 @@ func dropHopByHop(h http.Header) {
 func dropConnectionNamed(h http.Header, conn []string) {
 	for _, c := range conn {
 		for name := range strings.SplitSeq(c, ",") {
-			if name = textproto.TrimString(name); name != "" {
+			// keep-alive and close, what clients send, name no field h
+			// keeps (Keep-Alive is hop-by-hop already): no canonical
+			// name to make.
+			if name = textproto.TrimString(name); name != "" && !strings.EqualFold(name, "keep-alive") && !strings.EqualFold(name, "close") {
 				delete(h, http.CanonicalHeaderKey(name))
 			}
 		}

@@ -211,6 +211,10 @@ func (c *sysConn) SetDeadline(t time.Time) error {
 	return c.TCPConn.SetDeadline(t)
 }
 
+// GuardsWrites says whether the connections a Server accepts have their
+// writes bounded by Server.SendTimeout (guardWrites): on Linux.
+const GuardsWrites = true
+
 // guardWrites bounds c's writes that the peer does not take by stall
 // (sysConn.stall), for a sysConn, or a TLS connection over one; other
 // connections are left as they are.

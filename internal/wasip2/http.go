@@ -221,9 +221,16 @@ func (b *outgoingBody) fail(err error) error {
 
 // take returns the bytes buffered and forgets them, no longer held.
 func (b *outgoingBody) take() []byte {
+	out := b.takeHeld()
+	b.wc.release(int64(len(out)))
+	return out
+}
+
+// takeHeld returns the bytes buffered and forgets them, still counted as
+// held (an outgoing request's body, until its send ends).
+func (b *outgoingBody) takeHeld() []byte {
 	out := b.buf.Bytes()
 	b.buf = bytes.Buffer{}
-	b.wc.release(int64(len(out)))
 	return out
 }
 

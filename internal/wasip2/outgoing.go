@@ -63,7 +63,7 @@ type (
 		body                            *outgoingBody
 	}
 	// requestOptions are an outgoing request's timeouts (0: none set).
-	requestOptions struct{ connect, firstByte time.Duration }
+	requestOptions struct{ connect, firstByte, betweenBytes time.Duration }
 	// The response's body is held for the component (Context.hold) until
 	// the guest drops the future it came in, or the response it got from
 	// it: held says how much, 0 once given back or passed on.
@@ -78,12 +78,19 @@ type (
 		pending func(context.Context)
 		failed  any
 		// The send runs on a goroutine of its own (sends.start), so that
-		// a component's requests overlap: done is closed once code and
-		// sent (its response) are set; settled once get has taken them in.
-		done    chan struct{}
-		code    int
-		sent    *wasi.OutboundResponse
-		settled bool
+		// a component's requests overlap: done is closed once code, sent
+		// (its response) and held (its body, counted as the send ended)
+		// are set; settled once get has taken them in. Until done, mu
+		// guards completed, dropped and cancel against the future's drop,
+		// which stops the send.
+		done      chan struct{}
+		code      int
+		sent      *wasi.OutboundResponse
+		settled   bool
+		mu        sync.Mutex
+		completed bool
+		dropped   bool
+		cancel    context.CancelFunc
 	}
 	incomingResponse struct {
 		resp     *wasi.OutboundResponse
@@ -119,8 +126,7 @@ func addOutgoing(h *component.Host) {
 	// fetches one response after another holds one at a time).
 	h.Drops[types+"#future-incoming-response"] = func(inst *component.Instance, rep uint32) {
 		if f, ok := inst.Object(rep).(*futureIncomingResponse); ok {
-			wctx(inst).release(f.held)
-			f.held = 0
+			f.drop(wctx(inst))
 		}
 	}
 	h.Drops[types+"#incoming-response"] = func(inst *component.Instance, rep uint32) {
@@ -181,13 +187,14 @@ func addOutgoing(h *component.Host) {
 	add("[constructor]request-options", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&requestOptions{}), nil
 	})
-	// connect-timeout and first-byte-timeout bound the request's whole
-	// exchange together (the host reads the response whole);
-	// between-bytes-timeout is not supported: setting it fails, as the
-	// interface has it, rather than being ignored.
+	// first-byte-timeout bounds the time to the response's head
+	// (OutboundRequest.HeadTimeout); connect-timeout and
+	// between-bytes-timeout are kept and read back, the gateway's own
+	// connect timeout and the request's deadline applying.
 	for name, field := range map[string]func(*requestOptions) *time.Duration{
-		"connect-timeout":    func(o *requestOptions) *time.Duration { return &o.connect },
-		"first-byte-timeout": func(o *requestOptions) *time.Duration { return &o.firstByte },
+		"connect-timeout":       func(o *requestOptions) *time.Duration { return &o.connect },
+		"first-byte-timeout":    func(o *requestOptions) *time.Duration { return &o.firstByte },
+		"between-bytes-timeout": func(o *requestOptions) *time.Duration { return &o.betweenBytes },
 	} {
 		add("[method]request-options."+name, method(func(o *requestOptions, _ *component.Instance, _ []any) any {
 			if d := *field(o); d > 0 {
@@ -203,12 +210,6 @@ func addOutgoing(h *component.Host) {
 			return ok(nil)
 		}))
 	}
-	add("[method]request-options.between-bytes-timeout", func(context.Context, *component.Instance, []any) (any, error) {
-		return none, nil
-	})
-	add("[method]request-options.set-between-bytes-timeout", func(context.Context, *component.Instance, []any) (any, error) {
-		return errUnit, nil
-	})
 	h.Funcs["wasi:http/outgoing-handler@0.2#handle"] = func(ctx context.Context, inst *component.Instance, args []any) (any, error) {
 		r, err := object[*outgoingRequest](inst, args[0])
 		if err != nil {
@@ -224,8 +225,13 @@ func addOutgoing(h *component.Host) {
 		}
 		if o := args[1].(cabi.VariantValue); o.Case == 1 { // some(own<request-options>)
 			if opts, err := object[*requestOptions](inst, o.Value); err == nil {
-				out.Timeout = opts.connect + opts.firstByte
+				out.HeadTimeout = opts.firstByte
 				inst.DropObject(o.Value.(uint32))
+			}
+		}
+		if admit := wctx(inst).Admit; admit != nil {
+			if code := admit(ctx, out); code != codeOK { // refused at once (not allowed, malformed), as wasmtime's hosts do
+				return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
 			}
 		}
 		f := &futureIncomingResponse{}
@@ -267,7 +273,7 @@ func addOutgoing(h *component.Host) {
 		if f.pending != nil {
 			f.pending(ctx)
 		}
-		if !f.settle(inst) {
+		if !f.settle() {
 			return none, nil // not yet: the guest subscribes and waits
 		}
 		if f.taken {
@@ -296,8 +302,14 @@ func addOutgoing(h *component.Host) {
 }
 
 // send starts sending out, with body's bytes (body nil: none), on a
-// goroutine of its own (sends.start); settle takes in its outcome. A body
-// whose write was refused fails it at once.
+// goroutine of its own (sends.start), once one of the call's MaxSends
+// slots is free (waiting for one, at most until the request's deadline);
+// settle takes in its outcome. A body whose write was refused fails it at
+// once. The request's body stays counted as held until the send ends,
+// and the response's body is counted as it ends (one over what the call
+// may hold fails it: HTTP-response-body-size), until the guest drops the
+// response or the future: sent responses the guest does not take are
+// bounded too.
 func (f *futureIncomingResponse) send(ctx context.Context, inst *component.Instance, send func(context.Context, *wasi.OutboundRequest) (*wasi.OutboundResponse, int), out *wasi.OutboundRequest, body *outgoingBody) {
 	if body != nil {
 		if body.failed != nil {
@@ -305,20 +317,64 @@ func (f *futureIncomingResponse) send(ctx context.Context, inst *component.Insta
 			f.failed = cabi.VariantValue{Case: errRequestBodySize, Value: none}
 			return
 		}
-		out.Body = body.take()
+		out.Body = body.takeHeld()
 	}
+	wc := wctx(inst)
+	bodyHeld := int64(len(out.Body))
 	f.done = make(chan struct{})
-	wctx(inst).sends.start(wait(ctx, inst), func(ctx context.Context) {
-		f.sent, f.code = send(ctx, out)
+	ok := wc.sends.start(wait(ctx, inst), func(ctx context.Context, cancel context.CancelFunc) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.cancel = cancel
+		return !f.dropped
+	}, func(ctx context.Context) {
+		resp, code := send(ctx, out)
+		wc.release(bodyHeld)
+		var held int64
+		if code == codeOK {
+			if err := wc.hold(int64(len(resp.Body))); err != nil {
+				resp, code = nil, codeTooSmall // HTTP-response-body-size
+			} else {
+				held = int64(len(resp.Body))
+			}
+		}
+		f.mu.Lock()
+		f.completed, f.sent, f.code = true, resp, code
+		if f.dropped {
+			wc.release(held)
+		} else {
+			f.held = held
+		}
+		f.mu.Unlock()
 		close(f.done)
 	})
+	if !ok { // the request's deadline passed waiting for a slot
+		wc.release(bodyHeld)
+		f.completed, f.code = true, codeTimeout
+		close(f.done)
+	}
+}
+
+// drop is the future's drop: its send is stopped if it still runs, and
+// what its response holds is given back.
+func (f *futureIncomingResponse) drop(wc *Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.completed && f.done != nil {
+		f.dropped = true
+		if f.cancel != nil {
+			f.cancel()
+		}
+		return
+	}
+	wc.release(f.held)
+	f.held = 0
 }
 
 // settle takes in the outcome of f's send, on the guest's goroutine, once
-// it has come: the response, its body then held for the guest until it
-// drops the response (or the instance is reset), or the error-code
+// it has come: the response (its body held already), or the error-code
 // variant of its failure. False while the send runs.
-func (f *futureIncomingResponse) settle(inst *component.Instance) bool {
+func (f *futureIncomingResponse) settle() bool {
 	if f.settled || f.done == nil {
 		return true // failed before a send, or taken in already
 	}
@@ -332,17 +388,12 @@ func (f *futureIncomingResponse) settle(inst *component.Instance) bool {
 		f.failed = errorCode(f.code)
 		return true
 	}
-	held := int64(len(f.sent.Body))
-	if err := wctx(inst).hold(held); err != nil {
-		f.failed = cabi.VariantValue{Case: errResponseBodySize, Value: none}
-		return true
-	}
-	f.resp, f.held, f.sent = f.sent, held, nil
+	f.resp, f.sent = f.sent, nil
 	return true
 }
 
-// MaxSends is how many outgoing requests of one call are sent at once;
-// more wait for one of them to end.
+// MaxSends is how many outgoing requests of one call are in flight at
+// once; handle waits for one of them to end to send another.
 const MaxSends = 16
 
 // sends are a call's outgoing requests in flight, each on a goroutine of
@@ -358,34 +409,50 @@ type sends struct {
 	wake  chan struct{} // a send ended: one signal, for waitAny
 }
 
-// start runs fn (a send) on a goroutine of its own, with a context that
-// ends with wait's (the request's deadline) or at End.
-func (s *sends) start(wait context.Context, fn func(context.Context)) {
+// start takes a slot, waiting for one until wait (the request's deadline)
+// is done (then false, nothing run), and runs fn, a send, on a goroutine
+// of its own, with a context that ends with wait's, at End, or when its
+// cancel, given to arm, is called; arm false (the future was dropped)
+// runs nothing.
+func (s *sends) start(wait context.Context, arm func(context.Context, context.CancelFunc) bool, fn func(context.Context)) bool {
 	s.mu.Lock()
 	if s.ctx == nil {
 		s.ctx, s.stop = context.WithCancel(context.Background())
 		s.slots, s.wake = make(chan struct{}, MaxSends), make(chan struct{}, 1)
 	}
-	ctx := s.ctx
-	s.wg.Add(1)
+	ctx, slots := s.ctx, s.slots
 	s.mu.Unlock()
+	if wait.Err() != nil {
+		return false
+	}
+	select {
+	case slots <- struct{}{}:
+	case <-wait.Done():
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	call, cancel := context.WithCancel(wait)
+	stopWithEnd := context.AfterFunc(ctx, cancel)
+	if !arm(call, cancel) {
+		stopWithEnd()
+		cancel()
+		<-slots
+		return false
+	}
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		call, stop := context.WithCancel(wait)
-		defer stop()
-		defer context.AfterFunc(ctx, stop)()
-		select {
-		case s.slots <- struct{}{}:
-			fn(call)
-			<-s.slots
-		case <-call.Done():
-			fn(call) // failed at once: its context is done
-		}
+		defer stopWithEnd()
+		defer cancel()
+		fn(call)
+		<-slots
 		select {
 		case s.wake <- struct{}{}:
 		default:
 		}
 	}()
+	return true
 }
 
 // woken is a channel that receives when a send has ended since the last

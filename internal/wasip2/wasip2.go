@@ -18,10 +18,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cabi"
 	"github.com/wasmesh/wasmesh/internal/component"
+	"github.com/wasmesh/wasmesh/wasi"
 )
 
 // Context is one component instance's view of the outside world.
@@ -36,6 +38,11 @@ type Context struct {
 	// Outbound sends outgoing HTTP requests (wasi:http/outgoing-handler).
 	// Default nil: every one is denied (HTTP-request-denied).
 	Outbound Outbound
+	// Admit, when set, says at once whether an outgoing request may go
+	// (a host.Code*; handle's error when it is not CodeOK), before it is
+	// sent on its own through Outbound. Default nil: every request Outbound
+	// has is sent, its refusal its response's error.
+	Admit func(ctx context.Context, req *wasi.OutboundRequest) int
 	// Dirs are the preopened directories (wasi:filesystem/preopens).
 	// Default none: the component sees no files.
 	Dirs []Dir
@@ -56,7 +63,7 @@ type Context struct {
 	// request's response: the interface's error; fields: a trap). Default
 	// 0: DefaultMaxHeld.
 	MaxHeld int64
-	held    int64
+	held    atomic.Int64 // counted by the guest's calls and by its outgoing requests' sends
 
 	// sends are the call's outgoing requests in flight (outgoing.go).
 	sends sends
@@ -92,11 +99,15 @@ func (c *Context) hold(n int64) error {
 	if limit <= 0 {
 		limit = DefaultMaxHeld
 	}
-	if c.held+n > limit {
-		return fmt.Errorf("%d bytes held already, %d more: %w (%d bytes: bodies not sent, fields, outgoing requests' responses)", c.held, n, ErrHeld, limit)
+	for {
+		held := c.held.Load()
+		if held+n > limit {
+			return fmt.Errorf("%d bytes held already, %d more: %w (%d bytes: bodies not sent, fields, outgoing requests' responses)", held, n, ErrHeld, limit)
+		}
+		if c.held.CompareAndSwap(held, held+n) {
+			return nil
+		}
 	}
-	c.held += n
-	return nil
 }
 
 // holdField is hold of a field of the component's.
@@ -107,7 +118,7 @@ func (c *Context) holdField(name string, value []byte) error {
 // release counts n bytes no longer held.
 func (c *Context) release(n int64) {
 	if c != nil {
-		c.held -= n
+		c.held.Add(-n)
 	}
 }
 
@@ -212,17 +223,22 @@ func waitAny(ctx context.Context, c *Context, ps []*pollable) {
 				first = p.at
 			}
 		}
+		var t *time.Timer
 		var timer <-chan time.Time
 		if !first.IsZero() {
-			t := time.NewTimer(first.Sub(now))
-			defer t.Stop()
+			t = time.NewTimer(first.Sub(now))
 			timer = t.C
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-timer:
 		case <-c.sends.woken():
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }

@@ -22,6 +22,9 @@
   (import "cm32p2|wasi:http/types@0.2" "response-outparam_drop" (func $drop-out (param i32)))
   (import "cm32p2|wasi:http/types@0.2" "outgoing-body_drop" (func $drop-obody (param i32)))
   (import "cm32p2|wasi:http/types@0.2" "future-incoming-response_drop" (func $drop-future (param i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]future-incoming-response.subscribe" (func $future-sub (param i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]future-incoming-response.get" (func $future-get (param i32 i32)))
+  (import "cm32p2|wasi:http/types@0.2" "incoming-response_drop" (func $drop-iresp (param i32)))
   (import "cm32p2|wasi:io/streams@0.2" "[method]input-stream.blocking-read" (func $get (param i32 i64 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "[method]input-stream.subscribe" (func $in-sub (param i32) (result i32)))
   (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.blocking-write-and-flush" (func $put (param i32 i32 i32 i32)))
@@ -228,18 +231,70 @@
         (then (call $answer (local.get $out) (i32.add (i32.const 200) (i32.load8_u (i32.const 72)))))
         (else (call $answer (local.get $out) (i32.const 299))))
       (return)))
-    ;; G: 100 outgoing requests one after another, each response's future
-    ;; dropped before the next: answer 200 + how many failed
+    ;; G: 100 outgoing requests one after another, each response waited
+    ;; for, taken (future-incoming-response.get: its option at 64, the
+    ;; outer result at 72, the inner at 80, its handle at 88) and dropped
+    ;; with its future before the next: answer 200 + how many failed
     (if (i32.eq (local.get $c) (i32.const 71)) (then
       (loop $l
         (local.set $h (call $oreq (call $fields)))
         (call $handle (local.get $h) (i32.const 0) (i32.const 0) (i32.const 64))
         (if (i32.load8_u (i32.const 64))
           (then (local.set $n (i32.add (local.get $n) (i32.const 1))))
-          (else (call $drop-future (i32.load (i32.const 72)))))
+          (else
+            (local.set $d (i32.load (i32.const 72)))
+            (local.set $h (call $future-sub (local.get $d)))
+            (call $block (local.get $h))
+            (call $drop-pollable (local.get $h))
+            (call $future-get (local.get $d) (i32.const 64))
+            (if (i32.load8_u (i32.const 80))
+              (then (local.set $n (i32.add (local.get $n) (i32.const 1))))
+              (else (call $drop-iresp (i32.load (i32.const 88)))))
+            (call $drop-future (local.get $d))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
       (call $answer (local.get $out) (i32.add (i32.const 200) (local.get $n))) (return)))
+    ;; K: 100 outgoing requests one after another, each response waited
+    ;; for and its future dropped, never taken; then one more, taken:
+    ;; answer 200, or 201 if that one failed
+    (if (i32.eq (local.get $c) (i32.const 75)) (then
+      (loop $l
+        (local.set $h (call $oreq (call $fields)))
+        (call $handle (local.get $h) (i32.const 0) (i32.const 0) (i32.const 64))
+        (local.set $d (i32.load (i32.const 72)))
+        (local.set $h (call $future-sub (local.get $d)))
+        (call $block (local.get $h))
+        (call $drop-pollable (local.get $h))
+        (call $drop-future (local.get $d))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+      (local.set $h (call $oreq (call $fields)))
+      (call $handle (local.get $h) (i32.const 0) (i32.const 0) (i32.const 64))
+      (local.set $d (i32.load (i32.const 72)))
+      (local.set $h (call $future-sub (local.get $d)))
+      (call $block (local.get $h))
+      (call $future-get (local.get $d) (i32.const 64))
+      (call $answer (local.get $out) (i32.add (i32.const 200) (i32.load8_u (i32.const 80)))) (return)))
+    ;; D: 100 outgoing requests, each response waited for, its future
+    ;; kept (never taken, never dropped); then one more, taken: answer
+    ;; 200, or 201 if that one failed
+    (if (i32.eq (local.get $c) (i32.const 68)) (then
+      (loop $l
+        (local.set $h (call $oreq (call $fields)))
+        (call $handle (local.get $h) (i32.const 0) (i32.const 0) (i32.const 64))
+        (local.set $d (i32.load (i32.const 72)))
+        (local.set $h (call $future-sub (local.get $d)))
+        (call $block (local.get $h))
+        (call $drop-pollable (local.get $h))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+      (local.set $h (call $oreq (call $fields)))
+      (call $handle (local.get $h) (i32.const 0) (i32.const 0) (i32.const 64))
+      (local.set $d (i32.load (i32.const 72)))
+      (local.set $h (call $future-sub (local.get $d)))
+      (call $block (local.get $h))
+      (call $future-get (local.get $d) (i32.const 64))
+      (call $answer (local.get $out) (i32.add (i32.const 200) (i32.load8_u (i32.const 80)))) (return)))
     ;; S: status from three digits
     (if (i32.eq (local.get $c) (i32.const 83)) (then
       (local.set $n (i32.add (i32.mul (local.get $d) (i32.const 100))

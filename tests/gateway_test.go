@@ -980,3 +980,23 @@ routes:
 		t.Errorf("the call went out to hello:\n%s", g.p.stderr.String())
 	}
 }
+
+// TestComponentHeadLength: a component's answer to a HEAD keeps the
+// Content-Length it declares (the length of its GET's body), which its
+// empty body does not say.
+func TestComponentHeadLength(t *testing.T) {
+	g := serve(t, `
+services:
+  m: { versions: [ { path: $EX/components/c/misbehave.wasm } ] }
+routes:
+  - { match: { path_prefix: / }, service: m }
+`)
+	resp, err := http.Head(g.url + "/head")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Length") != "1000" {
+		t.Errorf("HEAD /head: %d, Content-Length %q, want 200 and 1000", resp.StatusCode, resp.Header.Get("Content-Length"))
+	}
+}

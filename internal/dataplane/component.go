@@ -281,6 +281,13 @@ func (cr *componentRun) trailer() http.Header {
 // long as the client keeps its connection open.
 func (cr *componentRun) respond(status int, header host.ResponseHeader) io.Writer {
 	header.AddTo(cr.w.Header(), hopByHop)
+	if cr.req.HTTP.Method == http.MethodHead { // the length its GET's body would have, which no body says
+		declared := http.Header{}
+		header.AddTo(declared, nil)
+		if l := headLength(cr.req.HTTP, declared); l != "" {
+			cr.w.Header()["Content-Length"] = []string{l}
+		}
+	}
 	noSniff(cr.w.Header())
 	cr.req.Status = status
 	cr.w.WriteHeader(status)

@@ -181,7 +181,25 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 			h[k] = vs
 		}
 	}
-	req.answerBody(w, status, body)
+	length := ""
+	if len(body) == 0 {
+		length = headLength(req.HTTP, header)
+	}
+	req.answerSized(w, status, body, length)
+}
+
+// headLength is the Content-Length a guest's answer to a HEAD request
+// declares (one valid length), which its empty body does not say; "" for
+// none, or another method.
+func headLength(r *http.Request, header http.Header) string {
+	cl := header["Content-Length"]
+	if r.Method != http.MethodHead || len(cl) != 1 {
+		return ""
+	}
+	if n, err := strconv.ParseUint(cl[0], 10, 63); err != nil || strconv.FormatUint(n, 10) != cl[0] {
+		return ""
+	}
+	return cl[0]
 }
 
 // answerBody is answer for a response whose header is in w's already.
@@ -190,8 +208,18 @@ func (req *Request) answer(w http.ResponseWriter, status int, header http.Header
 // one gone as it does is logged with the status it was sent, a
 // client_abort; either way the answer is cut.
 func (req *Request) answerBody(w http.ResponseWriter, status int, body []byte) {
+	req.answerSized(w, status, body, "")
+}
+
+// answerSized is answerBody with the Content-Length a HEAD's answer
+// declares, when not "" (the length a GET's body would have).
+func (req *Request) answerSized(w http.ResponseWriter, status int, body []byte, headLength string) {
 	noSniff(w.Header())
-	req.setHeader(w.Header(), "Content-Length", strconv.Itoa(len(body)))
+	if headLength != "" {
+		req.setHeader(w.Header(), "Content-Length", headLength)
+	} else {
+		req.setHeader(w.Header(), "Content-Length", strconv.Itoa(len(body)))
+	}
 	req.Status = status
 	ready := clock.Now()
 	req.answered, req.readyAfter = true, ready.Sub(req.Start)

@@ -301,3 +301,29 @@ func TestCarrierJoinsFields(t *testing.T) {
 		t.Errorf("tracestate %q: not a copy of the header's", got)
 	}
 }
+
+// TestHeadLength: a guest's answer to a HEAD request keeps the
+// Content-Length it declares (its body is empty, as a HEAD's is); a GET's
+// is its body's, and a HEAD's malformed one is not taken.
+func TestHeadLength(t *testing.T) {
+	for _, tc := range []struct {
+		method, declared, body, want string
+	}{
+		{"HEAD", "1000", "", "1000"},
+		{"HEAD", "", "", "0"},
+		{"HEAD", "-1", "", "0"},
+		{"HEAD", "01", "", "0"},
+		{"GET", "1000", "abc", "3"},
+	} {
+		w := httptest.NewRecorder()
+		req := &Request{HTTP: httptest.NewRequest(tc.method, "/x", nil)}
+		header := http.Header{}
+		if tc.declared != "" {
+			header.Set("Content-Length", tc.declared)
+		}
+		req.answer(w, 200, header, []byte(tc.body))
+		if got := w.Header().Get("Content-Length"); got != tc.want {
+			t.Errorf("%s declaring %q: Content-Length %q, want %q", tc.method, tc.declared, got, tc.want)
+		}
+	}
+}

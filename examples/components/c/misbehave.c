@@ -9,6 +9,8 @@
 //   /fan?URL    four GETs of URL (http://authority/path) handed to the
 //               outgoing handler before any response is waited for, then
 //               200 "fan: S S S S", their statuses (0: failed)
+//   /head       200 declaring content-length: 1000, no body (a HEAD's
+//               answer)
 //   /slow?URL   one GET of URL with a first-byte-timeout of 300 ms, then
 //               200 "slow: S" (its status) or "slow: error N" (its
 //               error-code's case)
@@ -19,15 +21,17 @@
 
 #include "misbehave.h"
 
-// answer sets the response: status, text/plain, body.
-static void answer(exports_wasi_http_incoming_handler_own_response_outparam_t response_out, int status, const char *text) {
-	static char name[] = "content-type";
+// answer sets the response: status, text/plain, body; with length, a
+// content-length field of that value.
+static void answer_declared(exports_wasi_http_incoming_handler_own_response_outparam_t response_out, int status, const char *text,
+			    const char *length) {
+	static char name[] = "content-type", cl[] = "content-length";
 	static uint8_t value[] = "text/plain";
-	wasi_http_types_tuple2_field_name_field_value_t entry = {
-		.f0 = {.ptr = (uint8_t *)name, .len = sizeof name - 1},
-		.f1 = {.ptr = value, .len = sizeof value - 1},
+	wasi_http_types_tuple2_field_name_field_value_t entry[2] = {
+		{.f0 = {.ptr = (uint8_t *)name, .len = sizeof name - 1}, .f1 = {.ptr = value, .len = sizeof value - 1}},
+		{.f0 = {.ptr = (uint8_t *)cl, .len = sizeof cl - 1}, .f1 = {.ptr = (uint8_t *)length, .len = length ? strlen(length) : 0}},
 	};
-	wasi_http_types_list_tuple2_field_name_field_value_t entries = {.ptr = &entry, .len = 1};
+	wasi_http_types_list_tuple2_field_name_field_value_t entries = {.ptr = entry, .len = length ? 2 : 1};
 	wasi_http_types_own_fields_t headers;
 	wasi_http_types_header_error_t herr;
 	if (!wasi_http_types_static_fields_from_list(&entries, &headers, &herr)) {
@@ -51,6 +55,10 @@ static void answer(exports_wasi_http_incoming_handler_own_response_outparam_t re
 	}
 	wasi_http_types_error_code_t ferr;
 	wasi_http_types_static_outgoing_body_finish(body, NULL, &ferr);
+}
+
+static void answer(exports_wasi_http_incoming_handler_own_response_outparam_t response_out, int status, const char *text) {
+	answer_declared(response_out, status, text, NULL);
 }
 
 // get hands a GET of url (http://authority/path) to the outgoing handler,
@@ -177,6 +185,10 @@ void exports_wasi_http_incoming_handler_handle(wasi_http_types_own_incoming_requ
 	}
 	if (strcmp(p, "/fan") == 0) {
 		fan(query, response_out);
+		return;
+	}
+	if (strcmp(p, "/head") == 0) {
+		answer_declared(response_out, 200, "", "1000");
 		return;
 	}
 	if (strcmp(p, "/slow") == 0) {

@@ -70,7 +70,12 @@ func (l *limiter) acquire(ctx context.Context, wait time.Duration) (func(), erro
 	case <-t.C:
 		return nil, fmt.Errorf("%w: no slot free within %s", errOverloaded, wait)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The request's deadline (an in-process call's, its caller's)
+			// passed while it waited: no slot came, as at wait.
+			return nil, fmt.Errorf("%w: no slot free before the request's deadline", errOverloaded)
+		}
+		return nil, ctx.Err() // its client gone
 	}
 }
 

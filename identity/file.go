@@ -76,7 +76,10 @@ func NewFileSource(opts FileOptions) (*Source, error) {
 	s := newSource(opts.Logger, opts.OnError)
 	fs := &fileSource{opts: opts, src: s}
 	s.svids, s.bundles = &fs.store, &fs.store
-	if _, err := fs.load(); err != nil {
+	if nb, err := fs.load(); err != nil {
+		if !nb.IsZero() { // no identity to start with until then (a clock behind, a certificate issued for later)
+			return nil, fmt.Errorf("%s: the SVID is not valid until %s: no identity to start with", opts.CertFile, nb.UTC().Format(time.RFC3339))
+		}
 		return nil, err
 	}
 	w, err := fsnotify.NewWatcher()

@@ -236,6 +236,10 @@ func TestNewFileSourceErrors(t *testing.T) {
 	if err := WriteFiles(expired, ca.SVID(serverID, testca.Validity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))), ca.Bundle()); err != nil {
 		t.Fatal(err)
 	}
+	later := t.TempDir()
+	if err := WriteFiles(later, ca.SVID(serverID, testca.Validity(time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))), ca.Bundle()); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		opts FileOptions
@@ -244,6 +248,8 @@ func TestNewFileSourceErrors(t *testing.T) {
 		{"no files", FileOptions{}, "needs a certificate, a key and a bundle file"},
 		{"missing bundle", missing, "nope.pem: no such file or directory"},
 		{"expired", FilesIn(expired), "the SVID expired at"},
+		// Not "will load it then": a start has nothing to serve until then.
+		{"not valid yet", FilesIn(later), "no identity to start with"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Logger = quiet

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -40,6 +41,20 @@ func inRootCgroup() bool {
 		}
 	}
 	return false
+}
+
+// underCgroup reports whether the cgroup directory dir is cgroup or one of
+// its descendants, the cgroups whose sockets programs attached to cgroup
+// see (both paths resolved through symbolic links where they can be).
+func underCgroup(dir, cgroup string) bool {
+	resolve := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return path.Clean(p)
+	}
+	dir, cgroup = resolve(dir), resolve(cgroup)
+	return dir == cgroup || strings.HasPrefix(dir, strings.TrimSuffix(cgroup, "/")+"/")
 }
 
 // hostRoot reports whether the cgroup v2 directory dir is the host's root

@@ -69,3 +69,23 @@ func TestHostRoot(t *testing.T) {
 		t.Errorf("the process's cgroup %s taken for the host's root", own)
 	}
 }
+
+// TestUnderCgroup: a cgroup is under itself and its ancestors, by whole
+// path components, not under a sibling or a child.
+func TestUnderCgroup(t *testing.T) {
+	for _, tc := range []struct {
+		dir, cgroup string
+		want        bool
+	}{
+		{"/sys/fs/cgroup/a/b", "/sys/fs/cgroup/a", true},
+		{"/sys/fs/cgroup/a", "/sys/fs/cgroup/a/", true},
+		{"/sys/fs/cgroup/a", "/sys/fs/cgroup", true},
+		{"/sys/fs/cgroup/ab", "/sys/fs/cgroup/a", false},
+		{"/sys/fs/cgroup/a", "/sys/fs/cgroup/a/b", false},
+		{"/sys/fs/cgroup/gateway", "/sys/fs/cgroup/empty", false},
+	} {
+		if got := underCgroup(tc.dir, tc.cgroup); got != tc.want {
+			t.Errorf("underCgroup(%q, %q) = %v, want %v", tc.dir, tc.cgroup, got, tc.want)
+		}
+	}
+}

@@ -148,6 +148,11 @@ type Colourer interface {
 // every socket of the host is coloured, not the gateway's alone.
 const RootCgroupWarning = "the root cgroup: every socket of the host is coloured, not the gateway's alone"
 
+// OutsideCgroupWarning is in the Reason of eBPF colouring attached to a
+// cgroup (Options.CgroupPath) that the process itself is not in, nor under:
+// the programs see no socket of the gateway's.
+const OutsideCgroupWarning = "the gateway's own cgroup is not under it: its sockets are neither coloured nor counted"
+
 // ErrClosed is returned by SetColour and Counters after Close.
 var ErrClosed = errors.New("bpf: colourer closed")
 

@@ -61,6 +61,11 @@ func newEBPF(opts Options) (Colourer, error) {
 	if root {
 		e.reason += "; " + RootCgroupWarning
 	}
+	if opts.CgroupPath != "" {
+		if own, err := ownCgroup(); err == nil && !underCgroup(own, opts.CgroupPath) {
+			e.reason += fmt.Sprintf("; %s (%s)", OutsideCgroupWarning, own)
+		}
+	}
 	return e, nil
 }
 

@@ -301,7 +301,7 @@ func newColourer(cfg *config.Config, log *slog.Logger) (bpf.Colourer, uint32, er
 		return nil, 0, exitWith(1, fmt.Errorf("bpf: %s: %w", cfg.BPF.Mode, err))
 	}
 	level := slog.LevelInfo
-	if strings.Contains(c.Reason(), bpf.RootCgroupWarning) {
+	if strings.Contains(c.Reason(), bpf.RootCgroupWarning) || strings.Contains(c.Reason(), bpf.OutsideCgroupWarning) {
 		level = slog.LevelWarn
 	}
 	log.Log(context.Background(), level, "packet colouring", "mode", c.Mode(), "reason", c.Reason())

@@ -30,6 +30,16 @@ const (
 	CodeInternal    = 6 // anything else
 )
 
+// Codes an Imports' HTTPCall may return for CodeUnavailable or CodeTimeout
+// with its cause, for a component's error-code (DNS-error, loop-detected,
+// connection-read-timeout); a module's http_call gets CodeUnavailable or
+// CodeTimeout for them.
+const (
+	CodeUnavailableDNS  = 16 // the target's name did not resolve
+	CodeUnavailableLoop = 17 // more wasmesh:// hops than a chain may have
+	CodeTimeoutHead     = 18 // CodeTimeout: no response head within OutboundRequest.HeadTimeout
+)
+
 // Imports implements the wasmesh host functions. The engine calls them with
 // the context given to Run, so an implementation finds the request it serves
 // there.
@@ -134,6 +144,12 @@ func instantiateImports(ctx context.Context, rt wazero.Runtime, imp Imports) err
 			if code == CodeTooSmall && resp == nil {
 				// Larger than the host accepts: no buffer would do.
 				m.Memory().WriteUint32Le(api.DecodeU32(stack[4]), 0xffffffff)
+			}
+			switch code { // the module ABI's codes
+			case CodeUnavailableDNS, CodeUnavailableLoop:
+				code = CodeUnavailable
+			case CodeTimeoutHead:
+				code = CodeTimeout
 			}
 			if code != CodeOK {
 				stack[0] = uint64(code)

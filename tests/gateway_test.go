@@ -932,18 +932,26 @@ routes:
 	}
 }
 
-// TestComponentRequestOptions: a component's first-byte-timeout bounds its
-// outgoing request: one to an upstream that does not answer for 10 s fails
-// with connection-timeout (error-code case 8) at it, within the service's
-// timeout of 30 s; one that answers at once is not cut.
+// TestComponentRequestOptions: a component's first-byte-timeout (300 ms)
+// bounds the time to its outgoing request's response head: one to an
+// upstream that does not answer for 10 s fails with
+// connection-read-timeout (error-code case 9) at it, within the service's
+// timeout of 30 s; one that answers at once is not cut, nor one whose head
+// comes at once and its body after 600 ms.
 func TestComponentRequestOptions(t *testing.T) {
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
+		switch r.URL.Path {
+		case "/slow":
 			select {
 			case <-release:
 			case <-time.After(10 * time.Second):
 			}
+		case "/slowbody":
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			time.Sleep(600 * time.Millisecond)
+			io.WriteString(w, "body")
 		}
 	}))
 	t.Cleanup(func() { close(release); up.Close() })
@@ -953,7 +961,7 @@ services:
 routes:
   - { match: { path_prefix: / }, service: m }
 `)
-	for path, want := range map[string]string{"/slow": "slow: error 8\n", "/fast": "slow: 200\n"} {
+	for path, want := range map[string]string{"/slow": "slow: error 9\n", "/fast": "slow: 200\n", "/slowbody": "slow: 200\n"} {
 		if code, body, _ := get(t, g.url+"/slow?"+up.URL+path); code != 200 || body != want {
 			t.Errorf("GET %s: %d %q, want 200 %q", path, code, body, want)
 		}

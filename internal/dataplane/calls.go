@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -177,10 +178,12 @@ func (imp imports) HTTPCall(ctx context.Context, out *wasi.OutboundRequest, malf
 	if u.Scheme == "wasmesh" {
 		if out.HeadTimeout > 0 { // an in-process callee's answer is whole when it comes: its run is bounded
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, out.HeadTimeout)
+			ctx, cancel = context.WithTimeoutCause(ctx, out.HeadTimeout, errHeadTimeout)
 			defer cancel()
 		}
-		resp, code = p.callService(ctx, caller, u, out, header)
+		if resp, code = p.callService(ctx, caller, u, out, header); code == host.CodeTimeout && context.Cause(ctx) == errHeadTimeout {
+			code = host.CodeTimeoutHead
+		}
 	} else {
 		resp, code = p.callExternal(ctx, caller, u, out, header, entry)
 	}
@@ -231,7 +234,7 @@ func checkOutboundHeader(h http.Header) error {
 func (p *Plane) callService(ctx context.Context, caller *Request, u *url.URL, out *wasi.OutboundRequest, header http.Header) (*wasi.OutboundResponse, int) {
 	if caller.Hop+1 > MaxHops {
 		p.log.Warn("http_call refused: too many wasmesh:// hops", "max", MaxHops, "request_id", caller.ID)
-		return nil, host.CodeUnavailable
+		return nil, host.CodeUnavailableLoop
 	}
 	if !treeCall(caller) {
 		if caller.denied.Add(1) == 1 {
@@ -361,8 +364,14 @@ func (p *Plane) callExternal(ctx context.Context, caller *Request, u *url.URL, o
 			level = slog.LevelDebug // the request's client went away: its call was cut, nothing failed
 		}
 		p.log.Log(ctx, level, "http_call failed", "url", redactedURL(u), "error", err, "request_id", caller.ID)
+		if errors.Is(err, errHeadTimeout) || context.Cause(ctx) == errHeadTimeout {
+			return nil, host.CodeTimeoutHead
+		}
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return nil, host.CodeTimeout
+		}
+		if dns := (*net.DNSError)(nil); errors.As(err, &dns) && !dns.IsTimeout {
+			return nil, host.CodeUnavailableDNS
 		}
 		return nil, host.CodeUnavailable
 	}
@@ -390,9 +399,9 @@ func codeName(code int) string {
 		return "denied"
 	case host.CodeInvalid:
 		return "invalid"
-	case host.CodeUnavailable:
+	case host.CodeUnavailable, host.CodeUnavailableDNS, host.CodeUnavailableLoop:
 		return "unavailable"
-	case host.CodeTimeout:
+	case host.CodeTimeout, host.CodeTimeoutHead:
 		return "timeout"
 	}
 	return "internal"

@@ -55,6 +55,10 @@ type (
 		child    bool           // its stream lives
 		in       inputStream    // what takeStream gives
 		trailers futureTrailers // what finish gives
+		// held is what an outgoing request's response body holds for the
+		// component (Context.hold), given back when the body is dropped or
+		// finished.
+		held int64
 	}
 	// futureTrailers are a finished body's trailers, which come once what
 	// the handler left unread of the body has been read (get).
@@ -704,8 +708,16 @@ func addHTTP(h *component.Host) {
 		if err != nil {
 			return nil, fmt.Errorf("wasi:http: incoming-body.finish: %w", err)
 		}
+		wctx(inst).release(b.held)
+		b.held = 0
 		return inst.NewObject(f), nil
 	})
+	h.Drops[types+"#incoming-body"] = func(inst *component.Instance, rep uint32) {
+		if b, ok := inst.Object(rep).(*incomingBody); ok {
+			wctx(inst).release(b.held)
+			b.held = 0
+		}
+	}
 	add("[method]future-trailers.subscribe", func(_ context.Context, inst *component.Instance, _ []any) (any, error) {
 		return inst.NewObject(&pollable{}), nil
 	})

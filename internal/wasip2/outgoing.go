@@ -27,16 +27,22 @@ const (
 	codeInvalid     = 3
 	codeUnavailable = 4
 	codeTimeout     = 5
+	codeDNS         = 16 // host.CodeUnavailableDNS
+	codeLoop        = 17 // host.CodeUnavailableLoop
+	codeHeadTimeout = 18 // host.CodeTimeoutHead
 )
 
 // Cases of wasi:http/types' error-code.
 const (
+	errDNS               = 1
 	errConnectionRefused = 6
 	errConnectionTimeout = 8
+	errReadTimeout       = 9 // connection-read-timeout
 	errRequestDenied     = 15
 	errRequestBodySize   = 17
 	errRequestURIInvalid = 19
 	errResponseBodySize  = 28
+	errLoopDetected      = 36
 	errInternal          = 38
 )
 
@@ -48,6 +54,12 @@ func errorCode(code int) cabi.VariantValue {
 		return cabi.VariantValue{Case: errRequestURIInvalid}
 	case codeUnavailable:
 		return cabi.VariantValue{Case: errConnectionRefused}
+	case codeDNS: // DNS-error, its record's rcode and info-code unknown
+		return cabi.VariantValue{Case: errDNS, Value: []any{none, none}}
+	case codeLoop:
+		return cabi.VariantValue{Case: errLoopDetected}
+	case codeHeadTimeout: // first-byte-timeout, as wasmtime says it
+		return cabi.VariantValue{Case: errReadTimeout}
 	case codeTimeout:
 		return cabi.VariantValue{Case: errConnectionTimeout}
 	case codeTooSmall:
@@ -76,6 +88,7 @@ type (
 		// when its response is first asked for (get, subscribe). failed
 		// is the error-code variant of a send that failed.
 		pending func(context.Context)
+		body    *outgoingBody // the body pending waits for
 		failed  any
 		// The send runs on a goroutine of its own (sends.start), so that
 		// a component's requests overlap: done is closed once code, sent
@@ -217,6 +230,7 @@ func addOutgoing(h *component.Host) {
 		}
 		send := wctx(inst).Outbound
 		if send == nil {
+			r.refused()
 			return cabi.VariantValue{Case: 1, Value: errorCode(codeDenied)}, nil
 		}
 		out := &wasi.OutboundRequest{Method: r.method, URL: r.scheme + "://" + r.authority + r.path, Header: http.Header{}}
@@ -231,6 +245,7 @@ func addOutgoing(h *component.Host) {
 		}
 		if admit := wctx(inst).Admit; admit != nil {
 			if code := admit(ctx, out); code != codeOK { // refused at once (not allowed, malformed), as wasmtime's hosts do
+				r.refused()
 				return cabi.VariantValue{Case: 1, Value: errorCode(code)}, nil
 			}
 		}
@@ -241,13 +256,13 @@ func addOutgoing(h *component.Host) {
 			// response is asked for first, with the body as it is then
 			// (and a write after it fails).
 			f.pending = func(ctx context.Context) {
-				f.pending, b.onFinish = nil, nil
+				f.pending, b.onFinish, f.body = nil, nil, nil
 				if !b.finished {
 					b.sent = errWriter{errors.New("wasi:http: the request was sent, its response asked for, before its body was finished")}
 				}
 				f.send(ctx, inst, send, out, b)
 			}
-			b.onFinish = f.pending
+			b.onFinish, f.body = f.pending, b
 			return ok(inst.NewObject(f)), nil
 		}
 		if f.send(ctx, inst, send, out, r.body); f.failed != nil {
@@ -297,7 +312,10 @@ func addOutgoing(h *component.Host) {
 			return errUnit
 		}
 		r.consumed = true
-		return ok(inst.NewObject(&incomingBody{r: bytes.NewReader(r.resp.Body)}))
+		// The body's bytes stay held while the body lives, not the response.
+		b := &incomingBody{r: bytes.NewReader(r.resp.Body), held: r.held}
+		r.held = 0
+		return ok(inst.NewObject(b))
 	}))
 }
 
@@ -358,6 +376,14 @@ func (f *futureIncomingResponse) send(ctx context.Context, inst *component.Insta
 // drop is the future's drop: its send is stopped if it still runs, and
 // what its response holds is given back.
 func (f *futureIncomingResponse) drop(wc *Context) {
+	if b := f.body; f.pending != nil && b != nil {
+		// Not sent yet (its body not finished): never sent, its body's
+		// bytes given back, its later writes failed.
+		f.pending, b.onFinish, f.body = nil, nil, nil
+		b.take()
+		b.sent = errWriter{errors.New("wasi:http: the request's future was dropped: it is not sent")}
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.completed && f.done != nil {
@@ -473,6 +499,15 @@ func (c *Context) End() {
 	if stop != nil {
 		stop()
 		s.wg.Wait()
+	}
+}
+
+// refused gives back what r's body holds, r refused at handle (never
+// sent): its later writes fail.
+func (r *outgoingRequest) refused() {
+	if b := r.body; b != nil {
+		b.take()
+		b.sent = errWriter{errors.New("wasi:http: the request was refused: it is not sent")}
 	}
 }
 

@@ -782,6 +782,12 @@ routes:
 	if r := wasmesh(t, opts{}, "deploy", "hello", "nothere.wasm", admin); r.code != 2 || !strings.Contains(r.stderr, "nothere.wasm") {
 		t.Errorf("deploy of a missing file: exit %d, %q", r.code, r.stderr)
 	}
+	// A digest's prefix names a version with 8 hex digits at least, as
+	// everywhere: 7 are refused, though they would be one version's.
+	zig := fileDigest(t, repoPath("examples", "hello", "zig", "hello.wasm"))
+	if status, b := adminPost(t, g, "/v1/services/hello/deploy", `{"module":"`+zig[:len("sha256:")+7]+`","weight":10}`); status/100 != 4 || !strings.Contains(b, "8 to 64 hex digits") {
+		t.Errorf("deploy of a 7-digit prefix: %d %s, want it refused naming the rule", status, b)
+	}
 }
 
 // TestSignalDuringFirstLoad: a SIGTERM while the first config still loads

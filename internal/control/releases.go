@@ -283,6 +283,9 @@ func (c *Controller) release(ctx context.Context, service string, record bool, c
 	prefix, isPrefix := "", modules.IsDigest(ref)
 	if isPrefix {
 		prefix = modules.Prefix + strings.TrimPrefix(strings.ToLower(ref), modules.Prefix)
+		// As the store's: at least MinPrefix hex digits (fewer are refused
+		// there, naming the rule).
+		isPrefix = len(prefix)-len(modules.Prefix) >= modules.MinPrefix
 	}
 	for _, v := range svc.Versions {
 		if v.Name != "" && v.Name == ref || v.Digest == ref || isPrefix && strings.HasPrefix(v.Digest, prefix) {

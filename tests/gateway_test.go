@@ -745,16 +745,24 @@ routes:
 // outside the guest's memory is answered INVALID before it is sent: the
 // callee never serves it (no access-log line of its).
 func TestCallWithBadOutputNotSent(t *testing.T) {
+	invalidCallNotSent(t, "callbadout.wasm", "http_call with resp_len_out out of memory")
+}
+
+// invalidCallNotSent serves the test guest wasm (tests/testdata), whose
+// http_call to wasmesh://hello is malformed (what), and checks that it
+// answers INVALID (X-Rc: 3) and that hello never serves the call.
+func invalidCallNotSent(t *testing.T, wasm, what string) {
+	t.Helper()
 	g := serve(t, `
 services:
-  caller: { versions: [ { path: `+repoPath("tests", "testdata")+`/callbadout.wasm } ], outbound: [ "wasmesh://hello" ] }
+  caller: { versions: [ { path: `+repoPath("tests", "testdata", wasm)+` } ], outbound: [ "wasmesh://hello" ] }
   hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
 routes:
   - { match: { path_prefix: / }, service: caller }
 `)
 	status, _, header := get(t, g.url+"/x")
 	if status != 200 || header.Get("X-Rc") != "3" {
-		t.Fatalf("http_call with resp_len_out out of memory: %d, X-Rc %q, want 3 (INVALID)", status, header.Get("X-Rc"))
+		t.Fatalf("%s: %d, X-Rc %q, want 3 (INVALID)", what, status, header.Get("X-Rc"))
 	}
 	poll(t, "the caller's access-log line", func() bool { return strings.Contains(g.p.stderr.String(), "service=caller") })
 	if strings.Contains(g.p.stderr.String(), "service=hello") {
@@ -978,21 +986,7 @@ routes:
 // bare CR in its value is INVALID (the guest's malformed argument), not
 // sent: the callee never serves it.
 func TestCallWithBadHeaderInvalid(t *testing.T) {
-	g := serve(t, `
-services:
-  caller: { versions: [ { path: `+repoPath("tests", "testdata")+`/callbadheader.wasm } ], outbound: [ "wasmesh://hello" ] }
-  hello: { versions: [ { path: $EX/hello/zig/hello.wasm } ] }
-routes:
-  - { match: { path_prefix: / }, service: caller }
-`)
-	status, _, header := get(t, g.url+"/x")
-	if status != 200 || header.Get("X-Rc") != "3" {
-		t.Fatalf("http_call with a CR in a header value: %d, X-Rc %q, want 3 (INVALID)", status, header.Get("X-Rc"))
-	}
-	poll(t, "the caller's access-log line", func() bool { return strings.Contains(g.p.stderr.String(), "service=caller") })
-	if strings.Contains(g.p.stderr.String(), "service=hello") {
-		t.Errorf("the call went out to hello:\n%s", g.p.stderr.String())
-	}
+	invalidCallNotSent(t, "callbadheader.wasm", "http_call with a CR in a header value")
 }
 
 // TestComponentHeadLength: a component's answer to a HEAD keeps the

@@ -168,18 +168,10 @@ services:
 routes:
   - { match: { path_prefix: / }, service: hello }
 `)
-	c := dialGateway(t, g)
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
+	_, fr := h2Client(t, g, 10*time.Second, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	hb := getBlock("/")
 	began := time.Now()
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: hb.Bytes()})
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: hb})
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -239,23 +231,15 @@ services:
 routes:
   - { match: { path_prefix: / }, service: hello }
 `)
-	c := dialGateway(t, g)
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
+	_, fr := h2Client(t, g, 20*time.Second)
+	hb := getBlock("/")
 	const rounds, streams = 8, 64
 	id := uint32(1)
 	var ended time.Time
 	for range rounds {
 		open := map[uint32]bool{}
 		for range streams {
-			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: hb.Bytes()})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: hb})
 			open[id] = true
 			id += 2
 		}
@@ -318,20 +302,13 @@ services:
 routes:
   - { match: { path_prefix: / }, service: big }
 `)
-	c := dialGateway(t, g)
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
 	const wide = 1<<31 - 1
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: wide})
+	c, fr := h2Client(t, g, 30*time.Second, http2.Setting{ID: http2.SettingInitialWindowSize, Val: wide})
 	fr.WriteWindowUpdate(0, wide-65535)
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/?do=big&arg=2097152"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
+	hb := getBlock("/?do=big&arg=2097152")
 	const streams = 32 // 64 MiB of answers
 	for i := range streams {
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndHeaders: true, EndStream: true, BlockFragment: hb.Bytes()})
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndHeaders: true, EndStream: true, BlockFragment: hb})
 	}
 	time.Sleep(2 * time.Second) // the buffers fill; past send_timeout
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -343,4 +320,26 @@ routes:
 		t.Fatalf("all %d bytes were sent: the gateway's writes never waited", n)
 	}
 	t.Logf("closed after %d bytes (%v)", n, err)
+}
+
+// h2Client is a raw HTTP/2 connection to g's listener (prior knowledge,
+// h2c) with its deadline in d and its SETTINGS sent, and its framer.
+func h2Client(t *testing.T, g *gateway, d time.Duration, settings ...http2.Setting) (net.Conn, *http2.Framer) {
+	t.Helper()
+	c := dialGateway(t, g)
+	c.SetDeadline(time.Now().Add(d))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings(settings...)
+	return c, fr
+}
+
+// getBlock is the header block of a GET of path, for a HEADERS frame.
+func getBlock(path string) []byte {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", path}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	return hb.Bytes()
 }
